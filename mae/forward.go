@@ -1,0 +1,269 @@
+package mae
+
+import (
+	"fmt"
+	"sync"
+
+	"github.com/maeembed/maeembed/mae/kernels"
+)
+
+// workspace holds the activation buffers of one forward pass, reused from
+// batch to batch so the hot path allocates nothing after warm-up.
+type workspace struct {
+	mu   sync.Mutex
+	bufs [numBufs][]float32
+	ids  []int
+}
+
+const (
+	bufX = iota
+	bufH
+	bufQKV
+	bufAttn
+	bufMLP
+	bufPE
+	bufDX
+	bufPred
+	numBufs
+)
+
+func (w *workspace) get(i, n int) []float32 {
+	if cap(w.bufs[i]) < n {
+		w.bufs[i] = make([]float32, n)
+	}
+	return w.bufs[i][:n]
+}
+
+// Pool selects how token features become one embedding.
+type Pool string
+
+const (
+	PoolCLS    Pool = "cls"    // the normed cls token
+	PoolMean   Pool = "mean"   // mean of the normed patch tokens, cls excluded
+	PoolTokens Pool = "tokens" // all normed tokens, cls first
+	PoolGlobal Pool = "global" // fine-tuned: fc_norm(mean of un-normed patch tokens)
+)
+
+// ParsePool checks a pool name.
+func ParsePool(s string) (Pool, error) {
+	switch p := Pool(s); p {
+	case PoolCLS, PoolMean, PoolTokens, PoolGlobal:
+		return p, nil
+	}
+	return "", fmt.Errorf("unknown pool %q (want cls, mean, tokens or global)", s)
+}
+
+// EmbedDim is the length of one image's embedding for a pool.
+func (m *Model) EmbedDim(p Pool) int {
+	if p == PoolTokens {
+		return (1 + m.Config.NumPatches()) * m.Config.Dim
+	}
+	return m.Config.Dim
+}
+
+// CheckPool tells whether the weights support a pool.
+func (m *Model) CheckPool(p Pool) error {
+	switch {
+	case p == PoolGlobal && m.Encoder.FCNorm == nil:
+		return fmt.Errorf("pool global needs a fine-tuned checkpoint with fc_norm")
+	case p != PoolGlobal && m.Encoder.Norm == nil:
+		return fmt.Errorf("pool %s needs the encoder norm, which this fine-tuned checkpoint lacks; use --pool global", p)
+	}
+	return nil
+}
+
+// Embed runs the encoder on whole images (no masking, no shuffling) and
+// writes one embedding per image into out (n·EmbedDim(pool) values).
+// patches is [n, L, p·p·3] as Patchify makes it.
+func (m *Model) Embed(out, patches []float32, n int, pool Pool) error {
+	if err := m.CheckPool(pool); err != nil {
+		return err
+	}
+	c := m.Config
+	l, d := c.NumPatches(), c.Dim
+	if len(patches) != n*l*c.PatchDim() || len(out) != n*m.EmbedDim(pool) {
+		return fmt.Errorf("embed: %d images need %d patch values and %d outputs, got %d and %d",
+			n, n*l*c.PatchDim(), n*m.EmbedDim(pool), len(patches), len(out))
+	}
+	ws := &m.ws
+	ws.mu.Lock()
+	defer ws.mu.Unlock()
+	t := 1 + l
+	x := ws.get(bufX, n*t*d)
+	m.embedPatches(x, patches, n, nil)
+	m.runBlocks(m.Encoder.Blocks, x, n, t, d, c.MLPDim)
+	e := m.Encoder
+	if pool == PoolGlobal {
+		for b := 0; b < n; b++ {
+			o := out[b*d : (b+1)*d]
+			meanRows(o, x[(b*t+1)*d:(b+1)*t*d], l, d)
+		}
+		kernels.LayerNorm(out, out, n, d, paramData(e.FCNorm.W), paramData(e.FCNorm.B), e.FCNorm.Eps)
+		return nil
+	}
+	kernels.LayerNorm(x, x, n*t, d, paramData(e.Norm.W), paramData(e.Norm.B), e.Norm.Eps)
+	for b := 0; b < n; b++ {
+		tok := x[b*t*d : (b+1)*t*d]
+		switch pool {
+		case PoolCLS:
+			copy(out[b*d:(b+1)*d], tok[:d])
+		case PoolMean:
+			meanRows(out[b*d:(b+1)*d], tok[d:], l, d)
+		case PoolTokens:
+			copy(out[b*t*d:(b+1)*t*d], tok)
+		}
+	}
+	return nil
+}
+
+// meanRows averages rows [rows, d] into dst [d], summing in float64 so the
+// order of summation does not matter at float32 precision.
+func meanRows(dst, rows []float32, n, d int) {
+	for j := 0; j < d; j++ {
+		var s float64
+		for i := 0; i < n; i++ {
+			s += float64(rows[i*d+j])
+		}
+		dst[j] = float32(s / float64(n))
+	}
+}
+
+// embedPatches writes into x the encoder input: for each image the cls token
+// (+ its pos row) then the patch embeddings (+ pos) of the kept patches in
+// ids order (all patches in raster order when keep is nil).
+func (m *Model) embedPatches(x, patches []float32, n int, mk *Masking) {
+	c, e := m.Config, m.Encoder
+	l, d := c.NumPatches(), c.Dim
+	pe := m.ws.get(bufPE, n*l*d)
+	kernels.Linear(pe, patches, n*l, e.PatchEmbed.packed, paramData(e.PatchEmbed.B), kernels.ActNone, nil)
+	pos := paramData(e.PosEmbed)
+	cls := paramData(e.ClsToken)
+	keep := l
+	if mk != nil {
+		keep = mk.Keep
+	}
+	t := 1 + keep
+	for b := 0; b < n; b++ {
+		row := x[b*t*d:]
+		for j := 0; j < d; j++ {
+			row[j] = cls[j] + pos[j]
+		}
+		for k := 0; k < keep; k++ {
+			id := k
+			if mk != nil {
+				id = mk.IDsShuffle[b*l+k]
+			}
+			dst := row[(1+k)*d : (2+k)*d]
+			src := pe[(b*l+id)*d : (b*l+id+1)*d]
+			pr := pos[(1+id)*d : (2+id)*d]
+			for j := range dst {
+				dst[j] = src[j] + pr[j]
+			}
+		}
+	}
+}
+
+// runBlocks applies transformer blocks in place to x [n·t, d].
+func (m *Model) runBlocks(blocks []*Block, x []float32, n, t, d, mlp int) {
+	rows := n * t
+	ws := &m.ws
+	h := ws.get(bufH, rows*d)
+	qkv := ws.get(bufQKV, rows*3*d)
+	att := ws.get(bufAttn, rows*d)
+	hid := ws.get(bufMLP, rows*mlp)
+	for _, blk := range blocks {
+		kernels.LayerNorm(h, x, rows, d, paramData(blk.Norm1.W), paramData(blk.Norm1.B), blk.Norm1.Eps)
+		kernels.Linear(qkv, h, rows, blk.QKV.packed, paramData(blk.QKV.B), kernels.ActNone, nil)
+		kernels.Attention(att, qkv, n, t, blk.Heads, d/blk.Heads)
+		kernels.Linear(x, att, rows, blk.Proj.packed, paramData(blk.Proj.B), kernels.ActNone, x)
+		kernels.LayerNorm(h, x, rows, d, paramData(blk.Norm2.W), paramData(blk.Norm2.B), blk.Norm2.Eps)
+		kernels.Linear(hid, h, rows, blk.FC1.packed, paramData(blk.FC1.B), kernels.ActGELU, nil)
+		kernels.Linear(x, hid, rows, blk.FC2.packed, paramData(blk.FC2.B), kernels.ActNone, x)
+	}
+}
+
+// Reconstruction is the result of a masked forward pass.
+type Reconstruction struct {
+	N, L, Keep int
+	Latent     []float32 // [N, 1+Keep, D], normed encoder output
+	Pred       []float32 // [N, L, p·p·3], raw decoder output
+	Masking    *Masking
+	Loss       []float32 // [N], per-image MSE over removed patches
+}
+
+// Reconstruct masks patches per noise [n, L] (values in [0,1)), encodes the
+// kept ones, decodes all and computes the per-image loss. normPix selects
+// norm_pix_loss. The result's slices are freshly allocated.
+func (m *Model) Reconstruct(patches, noise []float32, n int, ratio float64, normPix bool) (*Reconstruction, error) {
+	if m.Decoder == nil {
+		return nil, fmt.Errorf("the checkpoint has no decoder: reconstruction needs a model with decoder weights (e.g. mae_visualize_vit_base.pth)")
+	}
+	if m.Encoder.Norm == nil {
+		return nil, fmt.Errorf("reconstruction needs the encoder norm, which this checkpoint lacks")
+	}
+	c := m.Config
+	l, d, pd := c.NumPatches(), c.Dim, c.PatchDim()
+	if ratio < 0 || ratio >= 1 {
+		return nil, fmt.Errorf("mask ratio %v outside [0, 1)", ratio)
+	}
+	if len(patches) != n*l*pd {
+		return nil, fmt.Errorf("reconstruct: %d images need %d patch values, got %d", n, n*l*pd, len(patches))
+	}
+	if len(noise) != n*l {
+		return nil, fmt.Errorf("mask noise has %d values, want %d×%d", len(noise), n, l)
+	}
+	keep := c.NumKeep(ratio)
+	if keep < 1 {
+		return nil, fmt.Errorf("mask ratio %v leaves no visible patch of %d", ratio, l)
+	}
+	mk := NewMasking(noise, n, l, keep)
+	ws := &m.ws
+	ws.mu.Lock()
+	defer ws.mu.Unlock()
+	t := 1 + keep
+	x := ws.get(bufX, n*t*d)
+	m.embedPatches(x, patches, n, mk)
+	m.runBlocks(m.Encoder.Blocks, x, n, t, d, c.MLPDim)
+	e := m.Encoder
+	kernels.LayerNorm(x, x, n*t, d, paramData(e.Norm.W), paramData(e.Norm.B), e.Norm.Eps)
+	r := &Reconstruction{N: n, L: l, Keep: keep, Masking: mk,
+		Latent: append([]float32(nil), x...), Pred: make([]float32, n*l*pd), Loss: make([]float32, n)}
+
+	dec := m.Decoder
+	dd := c.DecDim
+	emb := ws.get(bufDX, n*t*dd)
+	kernels.Linear(emb, x, n*t, dec.Embed.packed, paramData(dec.Embed.B), kernels.ActNone, nil)
+	full := ws.get(bufX, n*(1+l)*dd) // x is no longer needed
+	pos := paramData(dec.PosEmbed)
+	mt := paramData(dec.MaskToken)
+	for b := 0; b < n; b++ {
+		dst := full[b*(1+l)*dd:]
+		src := emb[b*t*dd:]
+		for j := 0; j < dd; j++ {
+			dst[j] = src[j] + pos[j]
+		}
+		for i := 0; i < l; i++ {
+			o := dst[(1+i)*dd : (2+i)*dd]
+			pr := pos[(1+i)*dd : (2+i)*dd]
+			if rank := mk.IDsRestore[b*l+i]; rank < keep {
+				s := src[(1+rank)*dd : (2+rank)*dd]
+				for j := range o {
+					o[j] = s[j] + pr[j]
+				}
+			} else {
+				for j := range o {
+					o[j] = mt[j] + pr[j]
+				}
+			}
+		}
+	}
+	m.runBlocks(dec.Blocks, full, n, 1+l, dd, c.DecMLPDim)
+	kernels.LayerNorm(full, full, n*(1+l), dd, paramData(dec.Norm.W), paramData(dec.Norm.B), dec.Norm.Eps)
+	pred := ws.get(bufPred, n*(1+l)*pd)
+	kernels.Linear(pred, full, n*(1+l), dec.Pred.packed, paramData(dec.Pred.B), kernels.ActNone, nil)
+	for b := 0; b < n; b++ {
+		copy(r.Pred[b*l*pd:(b+1)*l*pd], pred[(b*(1+l)+1)*pd:(b+1)*(1+l)*pd])
+	}
+	Loss(r.Loss, r.Pred, patches, mk.Mask, n, l, pd, normPix)
+	return r, nil
+}

@@ -1,0 +1,48 @@
+package mae
+
+import "math"
+
+// Loss writes into dst [n] the per-image reconstruction loss of the
+// reference's forward_loss: per-patch mean squared error between pred and the
+// target patches, averaged over removed patches (mask = 1). With normPix the
+// target patch is normalised by its mean and unbiased variance
+// ((var+1e-6)^0.5). Sums run in float64.
+func Loss(dst, pred, target, mask []float32, n, l, pd int, normPix bool) {
+	for b := 0; b < n; b++ {
+		var num, den float64
+		for i := 0; i < l; i++ {
+			k := b*l + i
+			if mask[k] == 0 {
+				continue
+			}
+			pp := pred[k*pd : (k+1)*pd]
+			tt := target[k*pd : (k+1)*pd]
+			mean, inv := 0.0, 1.0
+			if normPix {
+				var s float64
+				for _, v := range tt {
+					s += float64(v)
+				}
+				mean = s / float64(pd)
+				var v2 float64
+				for _, v := range tt {
+					dv := float64(v) - mean
+					v2 += dv * dv
+				}
+				inv = 1 / math.Sqrt(v2/float64(pd-1)+1e-6)
+			}
+			var se float64
+			for j, v := range tt {
+				e := float64(pp[j]) - (float64(v)-mean)*inv
+				se += e * e
+			}
+			num += se / float64(pd) * float64(mask[k])
+			den += float64(mask[k])
+		}
+		if den > 0 {
+			dst[b] = float32(num / den)
+		} else {
+			dst[b] = 0
+		}
+	}
+}

@@ -1,0 +1,60 @@
+package mae
+
+import (
+	"math/rand/v2"
+	"slices"
+)
+
+// Masking is the per-sample random masking of the reference
+// (random_masking): ids_shuffle = argsort(noise), the first keep are
+// kept, ids_restore = argsort(ids_shuffle), mask is 1 for removed patches in
+// the original patch order.
+type Masking struct {
+	N, L, Keep int
+	IDsShuffle []int     // [N, L]
+	IDsRestore []int     // [N, L]
+	Mask       []float32 // [N, L]
+}
+
+// NewMasking computes the masking from caller-supplied noise [n, l] in [0,1).
+func NewMasking(noise []float32, n, l, keep int) *Masking {
+	m := &Masking{N: n, L: l, Keep: keep,
+		IDsShuffle: make([]int, n*l), IDsRestore: make([]int, n*l), Mask: make([]float32, n*l)}
+	for b := 0; b < n; b++ {
+		row := noise[b*l : (b+1)*l]
+		sh := m.IDsShuffle[b*l : (b+1)*l]
+		for i := range sh {
+			sh[i] = i
+		}
+		// Stable, so ties (which torch leaves unspecified) resolve by index.
+		slices.SortStableFunc(sh, func(i, j int) int {
+			switch {
+			case row[i] < row[j]:
+				return -1
+			case row[i] > row[j]:
+				return 1
+			}
+			return 0
+		})
+		re := m.IDsRestore[b*l : (b+1)*l]
+		mk := m.Mask[b*l : (b+1)*l]
+		for rank, id := range sh {
+			re[id] = rank
+			if rank >= keep {
+				mk[id] = 1
+			}
+		}
+	}
+	return m
+}
+
+// RandomNoise draws noise [n, l] uniform in [0,1) from a seeded generator,
+// so a seed gives the same masks on every machine.
+func RandomNoise(n, l int, seed uint64) []float32 {
+	r := rand.New(rand.NewPCG(seed, 0x6d6165656d626564))
+	out := make([]float32, n*l)
+	for i := range out {
+		out[i] = r.Float32()
+	}
+	return out
+}

@@ -1,0 +1,309 @@
+package mae
+
+import (
+	"fmt"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/maeembed/maeembed/mae/kernels"
+	"github.com/maeembed/maeembed/mae/weights"
+	"github.com/nlpodyssey/spago/mat"
+	"github.com/nlpodyssey/spago/nn"
+)
+
+// Linear is y = x·Wᵀ + b with W in PyTorch's [out, in] layout, packed once
+// for the GEMM kernel.
+type Linear struct {
+	nn.Module
+	W, B   *nn.Param
+	In     int
+	Out    int
+	packed *kernels.Packed
+}
+
+// LayerNorm normalises rows with a learned scale and shift.
+type LayerNorm struct {
+	nn.Module
+	W, B *nn.Param
+	Eps  float32
+}
+
+// Block is the pre-norm transformer block of timm's VisionTransformer:
+// x + Attn(LN1(x)), then x + MLP(LN2(x)).
+type Block struct {
+	nn.Module
+	Norm1 *LayerNorm
+	QKV   *Linear // fused q, k, v: [3D, D], output rows [3][heads][headDim]
+	Proj  *Linear
+	Norm2 *LayerNorm
+	FC1   *Linear
+	FC2   *Linear
+	Heads int
+}
+
+// Encoder is the MAE ViT encoder.
+type Encoder struct {
+	nn.Module
+	PatchEmbed *Linear   // conv p×p stride p as a matmul; W columns in (p, q, c) order
+	ClsToken   *nn.Param // [D]
+	PosEmbed   *nn.Param // [1+L, D]
+	Blocks     []*Block
+	Norm       *LayerNorm // nil in fine-tuned checkpoints
+	FCNorm     *LayerNorm // fine-tuned checkpoints only (global pool)
+	Head       *Linear    // fine-tuned checkpoints only
+}
+
+// Decoder is the MAE decoder that predicts the pixels of masked patches.
+type Decoder struct {
+	nn.Module
+	Embed     *Linear
+	MaskToken *nn.Param // [Dd]
+	PosEmbed  *nn.Param // [1+L, Dd]
+	Blocks    []*Block
+	Norm      *LayerNorm
+	Pred      *Linear
+}
+
+// Model is a MAE: an encoder and, when the weights have one, a decoder.
+type Model struct {
+	nn.Module
+	Config  Config
+	Encoder *Encoder
+	Decoder *Decoder // nil when the checkpoint has no decoder
+
+	ws workspace
+}
+
+// param wraps data without copying it: spago's NewParam clones, and a ViT-B
+// checkpoint must not be held twice.
+func param(data []float32, shape ...int) *nn.Param {
+	p := &nn.Param{Matrix: mat.NewDense[float32](mat.WithShape(shape...), mat.WithBacking(data))}
+	p.SetRequiresGrad(false)
+	return p
+}
+
+func paramData(p *nn.Param) []float32 { return mat.Data[float32](p.Matrix) }
+
+// tensorSet hands out checkpoint tensors by name, checking shapes, and
+// remembers what was taken so leftovers can be reported.
+type tensorSet struct {
+	src   string
+	t     map[string]*weights.Tensor
+	taken map[string]bool
+	errs  []string
+}
+
+func (s *tensorSet) has(name string) bool { _, ok := s.t[name]; return ok }
+
+// take returns the tensor's data if its element count and trailing shape
+// match; leading 1-sized dimensions (cls_token [1,1,D]) are ignored.
+func (s *tensorSet) take(name string, shape ...int) []float32 {
+	t, ok := s.t[name]
+	if !ok {
+		s.errs = append(s.errs, fmt.Sprintf("missing tensor %s %v", name, shape))
+		return nil
+	}
+	s.taken[name] = true
+	got := slices.Clone(t.Shape)
+	for len(got) > len(shape) && got[0] == 1 {
+		got = got[1:]
+	}
+	if !slices.Equal(got, shape) {
+		s.errs = append(s.errs, fmt.Sprintf("tensor %s has shape %v, want %v", name, t.Shape, shape))
+		return nil
+	}
+	if n := numel(shape); len(t.Data) != n {
+		s.errs = append(s.errs, fmt.Sprintf("tensor %s holds %d values, shape %v needs %d", name, len(t.Data), t.Shape, n))
+		return nil
+	}
+	return t.Data
+}
+
+func numel(shape []int) int {
+	n := 1
+	for _, d := range shape {
+		n *= d
+	}
+	return n
+}
+
+func (s *tensorSet) linear(prefix string, in, out int) *Linear {
+	w := s.take(prefix+".weight", out, in)
+	b := s.take(prefix+".bias", out)
+	if w == nil || b == nil {
+		return nil
+	}
+	return &Linear{W: param(w, out, in), B: param(b, out), In: in, Out: out}
+}
+
+func (s *tensorSet) norm(prefix string, d int, eps float64) *LayerNorm {
+	w := s.take(prefix+".weight", d)
+	b := s.take(prefix+".bias", d)
+	if w == nil || b == nil {
+		return nil
+	}
+	return &LayerNorm{W: param(w, d), B: param(b, d), Eps: float32(eps)}
+}
+
+func (s *tensorSet) block(prefix string, d, mlp, heads int, eps float64) *Block {
+	return &Block{
+		Norm1: s.norm(prefix+".norm1", d, eps),
+		QKV:   s.linear(prefix+".attn.qkv", d, 3*d),
+		Proj:  s.linear(prefix+".attn.proj", d, d),
+		Norm2: s.norm(prefix+".norm2", d, eps),
+		FC1:   s.linear(prefix+".mlp.fc1", d, mlp),
+		FC2:   s.linear(prefix+".mlp.fc2", mlp, d),
+		Heads: heads,
+	}
+}
+
+// FromTensors builds a model from tensors in the reference naming. It is
+// strict: a missing, unexpected or mis-shaped tensor is an error naming it.
+// A checkpoint without any decoder tensor gives a model without decoder.
+// The model keeps the tensors' data without copying it (except the small
+// patch-embedding weight, reordered to the patchify layout).
+func FromTensors(cfg Config, tensors map[string]*weights.Tensor, src string) (*Model, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("%s: config: %w", src, err)
+	}
+	s := &tensorSet{src: src, t: tensors, taken: map[string]bool{}}
+	d, p, l := cfg.Dim, cfg.PatchSize, cfg.NumPatches()
+	enc := &Encoder{}
+	if w := s.take("patch_embed.proj.weight", d, 3, p, p); w != nil {
+		b := s.take("patch_embed.proj.bias", d)
+		// Conv weights are (c, p, q); patches are (p, q, c): reorder once.
+		re := make([]float32, len(w))
+		for o := 0; o < d; o++ {
+			for c := 0; c < 3; c++ {
+				for i := 0; i < p*p; i++ {
+					re[o*p*p*3+i*3+c] = w[o*3*p*p+c*p*p+i]
+				}
+			}
+		}
+		if b != nil {
+			enc.PatchEmbed = &Linear{W: param(re, d, p*p*3), B: param(b, d), In: p * p * 3, Out: d}
+		}
+	}
+	if v := s.take("cls_token", d); v != nil {
+		enc.ClsToken = param(v, d)
+	}
+	if v := s.take("pos_embed", 1+l, d); v != nil {
+		enc.PosEmbed = param(v, 1+l, d)
+	}
+	for i := 0; i < cfg.Depth; i++ {
+		enc.Blocks = append(enc.Blocks, s.block("blocks."+strconv.Itoa(i), d, cfg.MLPDim, cfg.Heads, cfg.Eps))
+	}
+	if s.has("fc_norm.weight") {
+		enc.FCNorm = s.norm("fc_norm", d, cfg.Eps)
+		if s.has("head.weight") {
+			nc := 0
+			if t := tensors["head.bias"]; t != nil && len(t.Shape) == 1 {
+				nc = t.Shape[0]
+			}
+			enc.Head = s.linear("head", d, nc)
+		}
+	}
+	if s.has("norm.weight") || enc.FCNorm == nil {
+		enc.Norm = s.norm("norm", d, cfg.Eps)
+	}
+	var dec *Decoder
+	if hasDecoder(tensors) {
+		if cfg.DecDim <= 0 || cfg.DecDepth <= 0 {
+			s.errs = append(s.errs, "checkpoint has decoder tensors but the config has no decoder")
+		} else {
+			dd := cfg.DecDim
+			dec = &Decoder{
+				Embed: s.linear("decoder_embed", d, dd),
+				Norm:  nil,
+			}
+			if v := s.take("mask_token", dd); v != nil {
+				dec.MaskToken = param(v, dd)
+			}
+			if v := s.take("decoder_pos_embed", 1+l, dd); v != nil {
+				dec.PosEmbed = param(v, 1+l, dd)
+			}
+			for i := 0; i < cfg.DecDepth; i++ {
+				dec.Blocks = append(dec.Blocks, s.block("decoder_blocks."+strconv.Itoa(i), dd, cfg.DecMLPDim, cfg.DecHeads, cfg.Eps))
+			}
+			dec.Norm = s.norm("decoder_norm", dd, cfg.Eps)
+			dec.Pred = s.linear("decoder_pred", dd, cfg.PatchDim())
+		}
+	}
+	var extra []string
+	for name := range tensors {
+		if !s.taken[name] {
+			extra = append(extra, name)
+		}
+	}
+	sort.Strings(extra)
+	for _, name := range extra {
+		s.errs = append(s.errs, "unexpected tensor "+name)
+	}
+	if len(s.errs) > 0 {
+		if len(s.errs) > 6 {
+			s.errs = append(s.errs[:6], fmt.Sprintf("and %d more", len(s.errs)-6))
+		}
+		return nil, fmt.Errorf("%s: does not match %s: %s", src, cfg.describe(), strings.Join(s.errs, "; "))
+	}
+	m := &Model{Config: cfg, Encoder: enc, Decoder: dec}
+	m.pack()
+	return m, nil
+}
+
+func hasDecoder(t map[string]*weights.Tensor) bool {
+	for name := range t {
+		if strings.HasPrefix(name, "decoder_") || name == "mask_token" {
+			return true
+		}
+	}
+	return false
+}
+
+func (c Config) describe() string {
+	s := fmt.Sprintf("MAE ViT (image %d, patch %d, dim %d, depth %d, heads %d", c.ImageSize, c.PatchSize, c.Dim, c.Depth, c.Heads)
+	if c.DecDim > 0 {
+		s += fmt.Sprintf("; decoder dim %d, depth %d, heads %d", c.DecDim, c.DecDepth, c.DecHeads)
+	}
+	return s + ")"
+}
+
+// linears lists every Linear of the model.
+func (m *Model) linears() []*Linear {
+	e := m.Encoder
+	out := []*Linear{e.PatchEmbed}
+	addBlocks := func(bs []*Block) {
+		for _, b := range bs {
+			out = append(out, b.QKV, b.Proj, b.FC1, b.FC2)
+		}
+	}
+	addBlocks(e.Blocks)
+	if e.Head != nil {
+		out = append(out, e.Head)
+	}
+	if d := m.Decoder; d != nil {
+		out = append(out, d.Embed, d.Pred)
+		addBlocks(d.Blocks)
+	}
+	return out
+}
+
+// pack prepares every weight for the GEMM kernel, once.
+func (m *Model) pack() {
+	for _, l := range m.linears() {
+		l.packed = kernels.PackLinear(paramData(l.W), l.Out, l.In)
+	}
+}
+
+// HasDecoder tells whether the model can reconstruct.
+func (m *Model) HasDecoder() bool { return m.Decoder != nil }
+
+// NumParams counts the parameters.
+func (m *Model) NumParams() int {
+	n := 0
+	for _, t := range m.Tensors() {
+		n += len(t.Data)
+	}
+	return n
+}
