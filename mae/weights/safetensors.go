@@ -1,0 +1,208 @@
+package weights
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"sort"
+	"strconv"
+)
+
+// safetensors layout: u64 little-endian header length N, N bytes of JSON
+// {name: {dtype, shape, data_offsets: [begin, end]}, "__metadata__": {...}},
+// then the raw little-endian data; offsets are relative to the data section.
+
+const maxSafetensorsHeader = 100 << 20 // the reference implementation's limit
+
+type stEntry struct {
+	DType   string   `json:"dtype"`
+	Shape   []int    `json:"shape"`
+	Offsets [2]int64 `json:"data_offsets"`
+}
+
+var stDTypes = map[string]dtype{"F32": dtFloat32, "F16": dtFloat16, "BF16": dtBFloat16, "F64": dtFloat64}
+
+// readSafetensors reads every tensor straight into its own float32 slice
+// (one read per float32 tensor, chunked conversion for the others).
+func readSafetensors(path string) (map[string]*Tensor, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("load checkpoint: %w", err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("load %s: %w", path, err)
+	}
+	hdr, dataStart, err := readSafetensorsHeader(f, st.Size())
+	if err != nil {
+		return nil, fmt.Errorf("load %s: %w", path, err)
+	}
+	dataLen := st.Size() - dataStart
+	type item struct {
+		name string
+		e    stEntry
+		dt   dtype
+	}
+	items := make([]item, 0, len(hdr))
+	for name, e := range hdr {
+		dt, ok := stDTypes[e.DType]
+		if !ok {
+			return nil, fmt.Errorf("load %s: tensor %s: unsupported dtype %q (want F32, F16, BF16 or F64)", path, name, e.DType)
+		}
+		for _, d := range e.Shape {
+			if d < 0 {
+				return nil, fmt.Errorf("load %s: tensor %s: negative dimension in shape %v", path, name, e.Shape)
+			}
+		}
+		b, end := e.Offsets[0], e.Offsets[1]
+		if b < 0 || end < b || end > dataLen {
+			return nil, fmt.Errorf("load %s: tensor %s: data_offsets [%d, %d] outside the data section of %d bytes", path, name, b, end, dataLen)
+		}
+		if want := int64(numel(e.Shape)) * int64(dt.size()); end-b != want {
+			return nil, fmt.Errorf("load %s: tensor %s: data_offsets [%d, %d] hold %d bytes, shape %v of %s needs %d", path, name, b, end, end-b, e.Shape, e.DType, want)
+		}
+		items = append(items, item{name, e, dt})
+	}
+	// File order: sequential reads.
+	sort.Slice(items, func(i, j int) bool { return items[i].e.Offsets[0] < items[j].e.Offsets[0] })
+	out := make(map[string]*Tensor, len(items))
+	var chunk []byte
+	for _, it := range items {
+		n := numel(it.e.Shape)
+		data := make([]float32, n)
+		off := dataStart + it.e.Offsets[0]
+		if it.dt == dtFloat32 {
+			if _, err := f.ReadAt(float32Bytes(data), off); err != nil {
+				return nil, fmt.Errorf("load %s: tensor %s: %w", path, it.name, truncated(err))
+			}
+			leToHostFloat32(data)
+		} else {
+			if chunk == nil {
+				chunk = make([]byte, 1<<16)
+			}
+			es := it.dt.size()
+			per := len(chunk) / es
+			for i := 0; i < n; i += per {
+				m := min(per, n-i)
+				if _, err := f.ReadAt(chunk[:m*es], off+int64(i*es)); err != nil {
+					return nil, fmt.Errorf("load %s: tensor %s: %w", path, it.name, truncated(err))
+				}
+				convertInto(data[i:i+m], chunk[:m*es], it.dt)
+			}
+		}
+		out[it.name] = &Tensor{Shape: append([]int{}, it.e.Shape...), Data: data}
+	}
+	return out, nil
+}
+
+func readSafetensorsHeader(f *os.File, size int64) (map[string]stEntry, int64, error) {
+	var lenBuf [8]byte
+	if _, err := io.ReadFull(f, lenBuf[:]); err != nil {
+		return nil, 0, fmt.Errorf("safetensors header length: %w", truncated(err))
+	}
+	n := binary.LittleEndian.Uint64(lenBuf[:])
+	if n > maxSafetensorsHeader || int64(n) > size-8 {
+		return nil, 0, fmt.Errorf("safetensors header length %d does not fit a file of %d bytes", n, size)
+	}
+	buf := make([]byte, n)
+	if _, err := io.ReadFull(f, buf); err != nil {
+		return nil, 0, fmt.Errorf("safetensors header: %w", truncated(err))
+	}
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(buf, &raw); err != nil {
+		return nil, 0, fmt.Errorf("safetensors header: %w", err)
+	}
+	out := make(map[string]stEntry, len(raw))
+	for name, msg := range raw {
+		if name == "__metadata__" {
+			continue
+		}
+		var e stEntry
+		dec := json.NewDecoder(bytes.NewReader(msg))
+		if err := dec.Decode(&e); err != nil {
+			return nil, 0, fmt.Errorf("safetensors header: tensor %s: %w", name, err)
+		}
+		if e.DType == "" {
+			return nil, 0, fmt.Errorf("safetensors header: tensor %s: no dtype", name)
+		}
+		out[name] = e
+	}
+	return out, 8 + int64(n), nil
+}
+
+// writeSafetensors writes float32 tensors in the given name order.
+func writeSafetensors(w io.Writer, names []string, tensors map[string]*Tensor, metadata map[string]string) error {
+	var h bytes.Buffer
+	h.WriteByte('{')
+	if len(metadata) > 0 {
+		m, err := json.Marshal(metadata)
+		if err != nil {
+			return err
+		}
+		h.WriteString(`"__metadata__":`)
+		h.Write(m)
+	}
+	var off int64
+	for i, name := range names {
+		t := tensors[name]
+		if t == nil {
+			return fmt.Errorf("tensor %s: missing", name)
+		}
+		if len(t.Data) != numel(t.Shape) {
+			return fmt.Errorf("tensor %s: %d values for shape %v", name, len(t.Data), t.Shape)
+		}
+		if i > 0 || len(metadata) > 0 {
+			h.WriteByte(',')
+		}
+		k, _ := json.Marshal(name)
+		h.Write(k)
+		h.WriteString(`:{"dtype":"F32","shape":[`)
+		for j, d := range t.Shape {
+			if j > 0 {
+				h.WriteByte(',')
+			}
+			h.WriteString(strconv.Itoa(d))
+		}
+		end := off + int64(4*len(t.Data))
+		fmt.Fprintf(&h, `],"data_offsets":[%d,%d]}`, off, end)
+		off = end
+	}
+	h.WriteByte('}')
+	// Pad with spaces so that the data section starts 8-byte aligned, as the
+	// reference writer does.
+	for (8+h.Len())%8 != 0 {
+		h.WriteByte(' ')
+	}
+	bw := bufio.NewWriterSize(w, 1<<20)
+	var lenBuf [8]byte
+	binary.LittleEndian.PutUint64(lenBuf[:], uint64(h.Len()))
+	bw.Write(lenBuf[:])
+	bw.Write(h.Bytes())
+	var tmp []byte
+	for _, name := range names {
+		d := tensors[name].Data
+		if hostLittleEndian {
+			if _, err := bw.Write(float32Bytes(d)); err != nil {
+				return err
+			}
+			continue
+		}
+		tmp = tmp[:0]
+		for _, v := range d {
+			tmp = binary.LittleEndian.AppendUint32(tmp, math.Float32bits(v))
+		}
+		if _, err := bw.Write(tmp); err != nil {
+			return err
+		}
+	}
+	if err := bw.Flush(); err != nil {
+		return err
+	}
+	return nil
+}

@@ -1,0 +1,660 @@
+package weights
+
+import (
+	"archive/zip"
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"math/big"
+	"os"
+	"sort"
+	"strings"
+
+	"github.com/nlpodyssey/gopickle/pickle"
+	"github.com/nlpodyssey/gopickle/types"
+)
+
+// The PyTorch formats are read with gopickle's unpickler but with our own
+// storage handling rather than gopickle/pytorch: that package (v0.2.0) reads
+// storages element by element through an unchecked io.Reader.Read (a short
+// read silently corrupts data), requires exactly six arguments to
+// _rebuild_tensor_v2, panics on legacy views, and fails on checkpoints that
+// also pickle plain Python objects (argparse.Namespace in training
+// checkpoints). Here storages are unpickled as descriptors and then read once,
+// straight into their final []float32.
+
+// legacyMagic is torch.serialization.MAGIC_NUMBER.
+const legacyMagic = "1950a86a20f9469cfc6c"
+
+type dtype int
+
+const (
+	dtFloat32 dtype = iota
+	dtFloat16
+	dtBFloat16
+	dtFloat64
+	dtOther // integer, bool, complex...: not loadable as weights
+)
+
+func (d dtype) size() int {
+	switch d {
+	case dtFloat32:
+		return 4
+	case dtFloat16, dtBFloat16:
+		return 2
+	case dtFloat64:
+		return 8
+	}
+	return 0
+}
+
+func (d dtype) String() string {
+	return [...]string{"float32", "float16", "bfloat16", "float64", "other"}[d]
+}
+
+// storageClass stands for torch.FloatStorage and friends in the pickle.
+type storageClass struct {
+	name  string
+	dtype dtype
+	size  int // element size in bytes
+}
+
+var storageClasses = map[string]storageClass{
+	"FloatStorage":    {"FloatStorage", dtFloat32, 4},
+	"HalfStorage":     {"HalfStorage", dtFloat16, 2},
+	"BFloat16Storage": {"BFloat16Storage", dtBFloat16, 2},
+	"DoubleStorage":   {"DoubleStorage", dtFloat64, 8},
+	"LongStorage":     {"LongStorage", dtOther, 8},
+	"IntStorage":      {"IntStorage", dtOther, 4},
+	"ShortStorage":    {"ShortStorage", dtOther, 2},
+	"CharStorage":     {"CharStorage", dtOther, 1},
+	"ByteStorage":     {"ByteStorage", dtOther, 1},
+	"BoolStorage":     {"BoolStorage", dtOther, 1},
+	"UntypedStorage":  {"UntypedStorage", dtOther, 1},
+}
+
+// storage is one pickled storage; its data is read after unpickling.
+type storage struct {
+	key   string
+	class storageClass
+	numel int
+	// base/offset make a legacy storage view a window of a root storage.
+	base   *storage
+	offset int
+
+	f32   []float32 // float32 data (read in place)
+	raw   []byte    // data of other dtypes, converted per tensor
+	users int       // tensors referencing it (a shared float32 storage is copied)
+}
+
+func (s *storage) root() (*storage, int) {
+	if s.base != nil {
+		return s.base, s.offset
+	}
+	return s, 0
+}
+
+// pickledTensor is the result of torch._utils._rebuild_tensor_v2.
+type pickledTensor struct {
+	st     *storage
+	offset int
+	shape  []int
+	stride []int
+}
+
+type rebuildTensor struct{}
+
+func (rebuildTensor) Call(args ...interface{}) (interface{}, error) {
+	// (storage, storage_offset, size, stride, requires_grad, backward_hooks[, metadata])
+	if len(args) < 4 {
+		return nil, fmt.Errorf("_rebuild_tensor_v2: %d arguments", len(args))
+	}
+	st, ok := args[0].(*storage)
+	if !ok {
+		return nil, fmt.Errorf("_rebuild_tensor_v2: storage argument is %T", args[0])
+	}
+	off, ok := args[1].(int)
+	if !ok {
+		return nil, fmt.Errorf("_rebuild_tensor_v2: offset argument is %T", args[1])
+	}
+	shape, err := intTuple(args[2])
+	if err != nil {
+		return nil, fmt.Errorf("_rebuild_tensor_v2 size: %w", err)
+	}
+	stride, err := intTuple(args[3])
+	if err != nil {
+		return nil, fmt.Errorf("_rebuild_tensor_v2 stride: %w", err)
+	}
+	if len(shape) != len(stride) {
+		return nil, fmt.Errorf("_rebuild_tensor_v2: size %v and stride %v differ in rank", shape, stride)
+	}
+	return &pickledTensor{st: st, offset: off, shape: shape, stride: stride}, nil
+}
+
+// rebuildParameter is torch._utils._rebuild_parameter(data, requires_grad, hooks[, state]).
+type rebuildParameter struct{}
+
+func (rebuildParameter) Call(args ...interface{}) (interface{}, error) {
+	if len(args) < 1 {
+		return nil, errors.New("_rebuild_parameter: no arguments")
+	}
+	return args[0], nil
+}
+
+// rebuildFromType is torch._tensor._rebuild_from_type_v2(func, type, args, state).
+type rebuildFromType struct{}
+
+func (rebuildFromType) Call(args ...interface{}) (interface{}, error) {
+	if len(args) < 3 {
+		return nil, fmt.Errorf("_rebuild_from_type_v2: %d arguments", len(args))
+	}
+	fn, ok := args[0].(types.Callable)
+	if !ok {
+		return nil, fmt.Errorf("_rebuild_from_type_v2: function is %T", args[0])
+	}
+	t, ok := args[2].(*types.Tuple)
+	if !ok {
+		return nil, fmt.Errorf("_rebuild_from_type_v2: arguments are %T", args[2])
+	}
+	return fn.Call(*t...)
+}
+
+// opaqueClass stands for any other Python class or function (argparse.Namespace,
+// numpy scalars, optimizer state...): checkpoints carry such objects next to
+// the weights and they must not stop the weights from loading.
+type opaqueClass struct{ module, name string }
+
+type opaqueObject struct{ class *opaqueClass }
+
+func (c *opaqueClass) Call(...interface{}) (interface{}, error)  { return &opaqueObject{c}, nil }
+func (c *opaqueClass) PyNew(...interface{}) (interface{}, error) { return &opaqueObject{c}, nil }
+func (o *opaqueObject) PySetState(interface{}) error             { return nil }
+func (o *opaqueObject) String() string                           { return o.class.module + "." + o.class.name }
+
+func findClass(module, name string) (interface{}, error) {
+	switch module + "." + name {
+	case "torch._utils._rebuild_tensor_v2":
+		return rebuildTensor{}, nil
+	case "torch._utils._rebuild_parameter", "torch._utils._rebuild_parameter_with_state":
+		return rebuildParameter{}, nil
+	case "torch._tensor._rebuild_from_type_v2":
+		return rebuildFromType{}, nil
+	}
+	if module == "torch" {
+		if c, ok := storageClasses[name]; ok {
+			return c, nil
+		}
+	}
+	return &opaqueClass{module, name}, nil
+}
+
+func intTuple(v interface{}) ([]int, error) {
+	t, ok := v.(*types.Tuple)
+	if !ok {
+		return nil, fmt.Errorf("tuple expected, got %T", v)
+	}
+	out := make([]int, t.Len())
+	for i := range out {
+		n, ok := t.Get(i).(int)
+		if !ok || n < 0 {
+			return nil, fmt.Errorf("non-negative int expected, got %v", t.Get(i))
+		}
+		out[i] = n
+	}
+	return out, nil
+}
+
+// unpickle runs the unpickler, turning a panic on malformed input (gopickle
+// allocates whatever length a corrupt opcode claims) into an error.
+func unpickle(r io.Reader, persistent func(interface{}) (interface{}, error)) (res interface{}, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("corrupt pickle: %v", p)
+		}
+	}()
+	u := pickle.NewUnpickler(r)
+	u.FindClass = findClass
+	u.PersistentLoad = persistent
+	return u.Load()
+}
+
+// readTorch reads a torch.save file and returns the float32 tensors of its state dict.
+func readTorch(path string) (map[string]*Tensor, string, error) {
+	kind, err := sniff(path)
+	if err != nil {
+		return nil, "", err
+	}
+	var obj interface{}
+	switch kind {
+	case FormatPthZip:
+		obj, err = readTorchZip(path)
+	case FormatPthLegacy:
+		obj, err = readTorchLegacy(path)
+	default:
+		return nil, "", fmt.Errorf("load %s: not a PyTorch file", path)
+	}
+	if err != nil {
+		return nil, "", fmt.Errorf("load %s: %w", path, err)
+	}
+	tensors, err := stateDict(obj)
+	if err != nil {
+		return nil, "", fmt.Errorf("load %s: %w", path, err)
+	}
+	out, err := materialize(tensors)
+	if err != nil {
+		return nil, "", fmt.Errorf("load %s: %w", path, err)
+	}
+	return out, kind, nil
+}
+
+// persistentStorage decodes a ('storage', class, key, location, numel[, view]) id.
+func persistentStorage(pid interface{}, stores map[string]*storage) (*storage, interface{}, error) {
+	t, ok := pid.(*types.Tuple)
+	if !ok || t.Len() < 5 {
+		return nil, nil, fmt.Errorf("unexpected persistent id %v", pid)
+	}
+	if name, _ := t.Get(0).(string); name != "storage" {
+		return nil, nil, fmt.Errorf("unexpected persistent id kind %v", t.Get(0))
+	}
+	class, ok := t.Get(1).(storageClass)
+	if !ok {
+		return nil, nil, fmt.Errorf("unknown storage type %v", t.Get(1))
+	}
+	key, ok := t.Get(2).(string)
+	if !ok {
+		return nil, nil, fmt.Errorf("storage key is %T", t.Get(2))
+	}
+	n, ok := t.Get(4).(int)
+	if !ok || n < 0 {
+		return nil, nil, fmt.Errorf("storage %s: bad element count %v", key, t.Get(4))
+	}
+	st := stores[key]
+	if st == nil {
+		st = &storage{key: key, class: class, numel: n}
+		stores[key] = st
+	} else if st.class != class {
+		return nil, nil, fmt.Errorf("storage %s used as both %s and %s", key, st.class.name, class.name)
+	}
+	var view interface{}
+	if t.Len() > 5 {
+		view = t.Get(5)
+	}
+	return st, view, nil
+}
+
+func readTorchZip(path string) (interface{}, error) {
+	zr, err := zip.OpenReader(path)
+	if err != nil {
+		return nil, fmt.Errorf("corrupt or truncated zip: %w", err)
+	}
+	defer zr.Close()
+	// Records live under "<archive name>/": find it from data.pkl.
+	var prefix string
+	records := make(map[string]*zip.File, len(zr.File))
+	for _, f := range zr.File {
+		records[f.Name] = f
+		if strings.HasSuffix(f.Name, "data.pkl") && strings.Count(f.Name, "/") <= 1 {
+			prefix = strings.TrimSuffix(f.Name, "data.pkl")
+		}
+	}
+	pkl := records[prefix+"data.pkl"]
+	if pkl == nil {
+		return nil, errors.New("zip has no data.pkl: not a torch.save file")
+	}
+	if records[prefix+"constants.pkl"] != nil {
+		return nil, errors.New("TorchScript archives are not supported: save the state dict with torch.save")
+	}
+	if bo := records[prefix+"byteorder"]; bo != nil {
+		b, err := readZipRecord(bo, 16)
+		if err != nil {
+			return nil, fmt.Errorf("byteorder: %w", err)
+		}
+		if string(b) != "little" {
+			return nil, fmt.Errorf("byte order %q is not supported", b)
+		}
+	}
+	rc, err := pkl.Open()
+	if err != nil {
+		return nil, fmt.Errorf("data.pkl: %w", err)
+	}
+	stores := map[string]*storage{}
+	obj, err := unpickle(bufio.NewReader(rc), func(pid interface{}) (interface{}, error) {
+		st, _, err := persistentStorage(pid, stores)
+		return st, err
+	})
+	rc.Close()
+	if err != nil {
+		return nil, fmt.Errorf("data.pkl: %w", err)
+	}
+	for _, key := range sortedKeys(stores) {
+		st := stores[key]
+		rec := records[prefix+"data/"+key]
+		if rec == nil {
+			return nil, fmt.Errorf("storage %s: record %sdata/%s missing", key, prefix, key)
+		}
+		want := uint64(st.numel) * uint64(st.class.size)
+		if rec.UncompressedSize64 != want {
+			return nil, fmt.Errorf("storage %s: record holds %d bytes, %d %s elements need %d", key, rec.UncompressedSize64, st.numel, st.class.name, want)
+		}
+		rc, err := rec.Open()
+		if err != nil {
+			return nil, fmt.Errorf("storage %s: %w", key, err)
+		}
+		err = st.read(rc)
+		if err == nil {
+			// Reading to EOF makes archive/zip check the record's CRC-32.
+			var extra [1]byte
+			var n int
+			n, err = io.ReadFull(rc, extra[:])
+			if err == io.EOF && n == 0 {
+				err = nil
+			} else if err == nil {
+				err = errors.New("record longer than its storage")
+			}
+		}
+		rc.Close()
+		if err != nil {
+			return nil, fmt.Errorf("storage %s: %w", key, err)
+		}
+	}
+	return obj, nil
+}
+
+func readZipRecord(f *zip.File, max int) ([]byte, error) {
+	rc, err := f.Open()
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	return io.ReadAll(io.LimitReader(rc, int64(max)))
+}
+
+func readTorchLegacy(path string) (interface{}, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	// One buffered reader for everything: the unpickler must not read past a
+	// pickle's STOP into the storage data that follows.
+	r := bufio.NewReaderSize(f, 1<<20)
+	noPersist := func(interface{}) (interface{}, error) { return nil, errors.New("unexpected persistent id") }
+	magic, err := unpickle(r, noPersist)
+	if err != nil {
+		return nil, fmt.Errorf("magic number: %w", err)
+	}
+	if m, ok := magic.(*big.Int); !ok || m.Text(16) != legacyMagic {
+		return nil, fmt.Errorf("not a torch.save file: magic number %v", magic)
+	}
+	if v, err := unpickle(r, noPersist); err != nil || v != 1001 {
+		return nil, fmt.Errorf("unsupported legacy protocol version %v (%v)", v, err)
+	}
+	sysInfo, err := unpickle(r, noPersist)
+	if err != nil {
+		return nil, fmt.Errorf("sys info: %w", err)
+	}
+	if d, ok := sysInfo.(*types.Dict); ok {
+		if le, ok := d.Get("little_endian"); ok && le == false {
+			return nil, errors.New("big-endian checkpoints are not supported")
+		}
+	}
+	stores := map[string]*storage{}
+	obj, err := unpickle(r, func(pid interface{}) (interface{}, error) {
+		st, view, err := persistentStorage(pid, stores)
+		if err != nil || view == nil {
+			return st, err
+		}
+		// (view_key, offset, view_size): a window of the root storage.
+		vt, ok := view.(*types.Tuple)
+		if !ok || vt.Len() != 3 {
+			return nil, fmt.Errorf("storage %s: bad view metadata %v", st.key, view)
+		}
+		vkey, _ := vt.Get(0).(string)
+		off, ok1 := vt.Get(1).(int)
+		size, ok2 := vt.Get(2).(int)
+		if !ok1 || !ok2 || off < 0 || size < 0 || off+size > st.numel {
+			return nil, fmt.Errorf("storage %s: bad view metadata %v", st.key, view)
+		}
+		v := stores["view:"+vkey]
+		if v == nil {
+			v = &storage{key: vkey, class: st.class, numel: size, base: st, offset: off}
+			stores["view:"+vkey] = v
+		}
+		return v, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("main pickle: %w", err)
+	}
+	keysObj, err := unpickle(r, noPersist)
+	if err != nil {
+		return nil, fmt.Errorf("storage key list: %w", err)
+	}
+	keys, ok := keysObj.(*types.List)
+	if !ok {
+		return nil, fmt.Errorf("storage key list is %T", keysObj)
+	}
+	for _, k := range *keys {
+		key, _ := k.(string)
+		st := stores[key]
+		if st == nil {
+			return nil, fmt.Errorf("storage %v listed but never referenced", k)
+		}
+		var hdr [8]byte
+		if _, err := io.ReadFull(r, hdr[:]); err != nil {
+			return nil, fmt.Errorf("storage %s header: %w", key, truncated(err))
+		}
+		if n := binary.LittleEndian.Uint64(hdr[:]); n != uint64(st.numel) {
+			return nil, fmt.Errorf("storage %s: file says %d elements, pickle says %d", key, n, st.numel)
+		}
+		if err := st.read(r); err != nil {
+			return nil, fmt.Errorf("storage %s: %w", key, err)
+		}
+	}
+	for key, st := range stores {
+		if st.base == nil && st.f32 == nil && st.raw == nil && st.numel > 0 {
+			return nil, fmt.Errorf("storage %s: no data in file", key)
+		}
+	}
+	return obj, nil
+}
+
+func truncated(err error) error {
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return fmt.Errorf("file truncated: %w", io.ErrUnexpectedEOF)
+	}
+	return err
+}
+
+// read fills the storage from r: float32 straight into its final slice,
+// anything else as raw bytes converted when tensors are built.
+func (s *storage) read(r io.Reader) error {
+	if s.class.dtype == dtFloat32 {
+		s.f32 = make([]float32, s.numel)
+		if _, err := io.ReadFull(r, float32Bytes(s.f32)); err != nil {
+			return truncated(err)
+		}
+		leToHostFloat32(s.f32)
+		return nil
+	}
+	s.raw = make([]byte, s.numel*s.class.size)
+	if _, err := io.ReadFull(r, s.raw); err != nil {
+		return truncated(err)
+	}
+	return nil
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+type namedTensor struct {
+	name string
+	t    *pickledTensor
+}
+
+// stateDict finds the state dict: the top-level dict itself, or its "model" or
+// "state_dict" entry. Non-tensor entries of the state dict are an error.
+func stateDict(obj interface{}) ([]namedTensor, error) {
+	entries, ok := dictEntries(obj)
+	if !ok {
+		return nil, fmt.Errorf("top-level object is %s, not a dict", typeName(obj))
+	}
+	for _, key := range []string{"model", "state_dict"} {
+		for _, e := range entries {
+			if e.Key == key {
+				if inner, ok := dictEntries(e.Value); ok {
+					return tensorEntries(inner, key+".")
+				}
+			}
+		}
+	}
+	return tensorEntries(entries, "")
+}
+
+func tensorEntries(entries []types.DictEntry, where string) ([]namedTensor, error) {
+	out := make([]namedTensor, 0, len(entries))
+	var others []string
+	for _, e := range entries {
+		name, ok := e.Key.(string)
+		if !ok {
+			return nil, fmt.Errorf("state dict key %v is not a string", e.Key)
+		}
+		t, ok := e.Value.(*pickledTensor)
+		if !ok {
+			others = append(others, fmt.Sprintf("%s%s (%s)", where, name, typeName(e.Value)))
+			continue
+		}
+		out = append(out, namedTensor{name, t})
+	}
+	if len(out) == 0 {
+		if len(others) > 0 {
+			return nil, fmt.Errorf("no tensors found; entries: %s", strings.Join(others, ", "))
+		}
+		return nil, errors.New("no tensors found (empty state dict)")
+	}
+	if len(others) > 0 {
+		return nil, fmt.Errorf("state dict entry %s is not a tensor", others[0])
+	}
+	return out, nil
+}
+
+func dictEntries(obj interface{}) ([]types.DictEntry, bool) {
+	switch d := obj.(type) {
+	case *types.Dict:
+		return *d, true
+	case *types.OrderedDict:
+		out := make([]types.DictEntry, 0, d.Len())
+		for e := d.List.Front(); e != nil; e = e.Next() {
+			oe := e.Value.(*types.OrderedDictEntry)
+			out = append(out, types.DictEntry{Key: oe.Key, Value: oe.Value})
+		}
+		return out, true
+	}
+	return nil, false
+}
+
+func typeName(v interface{}) string {
+	switch v := v.(type) {
+	case *opaqueObject:
+		return v.String()
+	case *types.Dict, *types.OrderedDict:
+		return "dict"
+	case nil:
+		return "None"
+	}
+	return fmt.Sprintf("%T", v)
+}
+
+// materialize turns pickled tensors into float32 Tensors. A contiguous float32
+// tensor that is the only user of its storage keeps the storage's memory (no
+// copy); everything else is gathered into a new slice.
+func materialize(list []namedTensor) (map[string]*Tensor, error) {
+	for _, nt := range list {
+		r, _ := nt.t.st.root()
+		r.users++
+	}
+	out := make(map[string]*Tensor, len(list))
+	for _, nt := range list {
+		t, err := nt.t.toFloat32()
+		if err != nil {
+			return nil, fmt.Errorf("tensor %s: %w", nt.name, err)
+		}
+		if _, dup := out[nt.name]; dup {
+			return nil, fmt.Errorf("tensor %s: duplicate name", nt.name)
+		}
+		out[nt.name] = t
+	}
+	return out, nil
+}
+
+func (p *pickledTensor) toFloat32() (*Tensor, error) {
+	root, base := p.st.root()
+	if root.class.dtype == dtOther {
+		return nil, fmt.Errorf("unsupported dtype (%s); only float32, float16, bfloat16 and float64 weights can be loaded", root.class.name)
+	}
+	n := numel(p.shape)
+	// Bounds: the largest element index must lie inside the storage (view).
+	last := p.offset
+	for i, d := range p.shape {
+		if d == 0 {
+			last = -1
+			break
+		}
+		last += (d - 1) * p.stride[i]
+	}
+	if p.offset < 0 || last >= p.st.numel {
+		return nil, fmt.Errorf("shape %v stride %v offset %d exceeds its storage of %d elements", p.shape, p.stride, p.offset, p.st.numel)
+	}
+	shape := append([]int(nil), p.shape...)
+	if n == 0 {
+		return &Tensor{Shape: shape, Data: []float32{}}, nil
+	}
+	start := base + p.offset
+	if root.class.dtype == dtFloat32 && isContiguous(p.shape, p.stride) {
+		if root.users == 1 && start == 0 && n == len(root.f32) {
+			data := root.f32
+			root.f32 = nil // handed over
+			return &Tensor{Shape: shape, Data: data}, nil
+		}
+		return &Tensor{Shape: shape, Data: append([]float32(nil), root.f32[start:start+n]...)}, nil
+	}
+	data := make([]float32, n)
+	at := func(i int) float32 { return root.f32[i] }
+	if root.class.dtype != dtFloat32 {
+		at = rawElement(root.raw, root.class.dtype)
+	}
+	idx := make([]int, len(shape))
+	for k := 0; k < n; k++ {
+		off := start
+		for i, j := range idx {
+			off += j * p.stride[i]
+		}
+		data[k] = at(off)
+		for i := len(idx) - 1; i >= 0; i-- {
+			idx[i]++
+			if idx[i] < shape[i] {
+				break
+			}
+			idx[i] = 0
+		}
+	}
+	return &Tensor{Shape: shape, Data: data}, nil
+}
+
+func isContiguous(shape, stride []int) bool {
+	want := 1
+	for i := len(shape) - 1; i >= 0; i-- {
+		if shape[i] != 1 && stride[i] != want {
+			return false
+		}
+		want *= shape[i]
+	}
+	return true
+}

@@ -1,0 +1,199 @@
+// Package weights reads and writes Masked Autoencoder checkpoints: the
+// official PyTorch .pth files (zip and legacy pickle formats), safetensors
+// files and Hugging Face ViTMAE directories. Whatever the source, tensors are
+// returned under the names of the reference implementation (models_mae.py and
+// timm's Block), as float32.
+package weights
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// Tensor is a dense, row-major float32 tensor. After Load the caller owns Data:
+// no two tensors returned by Load share memory.
+type Tensor struct {
+	Shape []int
+	Data  []float32
+}
+
+// Numel is the number of elements the shape describes.
+func (t *Tensor) Numel() int { return numel(t.Shape) }
+
+func numel(shape []int) int {
+	n := 1
+	for _, d := range shape {
+		n *= d
+	}
+	return n
+}
+
+// Checkpoint is a loaded set of weights.
+type Checkpoint struct {
+	// Tensors are always named as in models_mae.py / timm, whatever the source.
+	Tensors map[string]*Tensor
+	// HF is non-nil when the source was a Hugging Face directory with a config.json.
+	HF *HFConfig
+	// Format is one of the Format* constants.
+	Format string
+	Path   string
+}
+
+// Source formats reported in Checkpoint.Format.
+const (
+	FormatPthZip        = "pth-zip"
+	FormatPthLegacy     = "pth-legacy"
+	FormatHFSafetensors = "hf-safetensors"
+	FormatHFBin         = "hf-bin"
+	FormatSafetensors   = "safetensors"
+)
+
+// File names inside a Hugging Face model directory.
+const (
+	HFConfigFile      = "config.json"
+	HFSafetensorsFile = "model.safetensors"
+	HFBinFile         = "pytorch_model.bin"
+)
+
+// Load reads a checkpoint: a .pth or .bin (PyTorch zip or legacy pickle; the
+// state dict at top level or under "model" / "state_dict"), a .safetensors
+// file, or a Hugging Face directory (config.json + model.safetensors or
+// pytorch_model.bin). Hugging Face names are mapped to the official ones, with
+// query/key/value fused into qkv in [q;k;v] row order. float16, bfloat16 and
+// float64 tensors are converted to float32.
+func Load(path string) (*Checkpoint, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("load checkpoint: %w", err)
+	}
+	var ck *Checkpoint
+	if st.IsDir() {
+		ck, err = loadHFDir(path)
+	} else {
+		ck, err = loadFile(path)
+	}
+	if err != nil {
+		return nil, err
+	}
+	ck.Path = path
+	return ck, nil
+}
+
+func loadHFDir(dir string) (*Checkpoint, error) {
+	ck := &Checkpoint{}
+	cfgPath := filepath.Join(dir, HFConfigFile)
+	if _, err := os.Stat(cfgPath); err == nil {
+		cfg, err := ReadHFConfig(cfgPath)
+		if err != nil {
+			return nil, err
+		}
+		ck.HF = cfg
+	}
+	var raw map[string]*Tensor
+	var err error
+	stPath := filepath.Join(dir, HFSafetensorsFile)
+	binPath := filepath.Join(dir, HFBinFile)
+	switch {
+	case fileExists(stPath):
+		ck.Format = FormatHFSafetensors
+		raw, err = readSafetensors(stPath)
+	case fileExists(binPath):
+		ck.Format = FormatHFBin
+		raw, _, err = readTorch(binPath)
+	default:
+		if fileExists(filepath.Join(dir, HFSafetensorsFile+".index.json")) || fileExists(filepath.Join(dir, HFBinFile+".index.json")) {
+			return nil, fmt.Errorf("load %s: sharded Hugging Face checkpoints are not supported", dir)
+		}
+		return nil, fmt.Errorf("load %s: directory has neither %s nor %s", dir, HFSafetensorsFile, HFBinFile)
+	}
+	if err != nil {
+		return nil, err
+	}
+	ck.Tensors, err = normalizeNames(raw)
+	if err != nil {
+		return nil, fmt.Errorf("load %s: %w", dir, err)
+	}
+	return ck, nil
+}
+
+func loadFile(path string) (*Checkpoint, error) {
+	kind, err := sniff(path)
+	if err != nil {
+		return nil, err
+	}
+	ck := &Checkpoint{}
+	var raw map[string]*Tensor
+	switch kind {
+	case FormatPthZip, FormatPthLegacy:
+		raw, ck.Format, err = readTorch(path)
+	case FormatSafetensors:
+		ck.Format = FormatSafetensors
+		raw, err = readSafetensors(path)
+	}
+	if err != nil {
+		return nil, err
+	}
+	ck.Tensors, err = normalizeNames(raw)
+	if err != nil {
+		return nil, fmt.Errorf("load %s: %w", path, err)
+	}
+	return ck, nil
+}
+
+// sniff tells the container format from the first bytes, not the file name:
+// .bin, .pt, .pth and .ckpt are all used for the same PyTorch formats.
+func sniff(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", fmt.Errorf("load checkpoint: %w", err)
+	}
+	defer f.Close()
+	var head [9]byte
+	n, err := io.ReadFull(f, head[:])
+	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
+		return "", fmt.Errorf("load %s: %w", path, err)
+	}
+	b := head[:n]
+	switch {
+	case len(b) >= 4 && string(b[:4]) == "PK\x03\x04":
+		return FormatPthZip, nil
+	case len(b) >= 2 && b[0] == 0x80 && b[1] >= 2 && b[1] <= 5: // pickle PROTO opcode
+		return FormatPthLegacy, nil
+	case len(b) == 9 && b[8] == '{': // safetensors: u64 header length, then JSON
+		return FormatSafetensors, nil
+	}
+	return "", fmt.Errorf("load %s: not a PyTorch checkpoint (zip or pickle) nor a safetensors file (first bytes %q)", path, b)
+}
+
+func fileExists(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && !st.IsDir()
+}
+
+// normalizeNames strips a DataParallel "module." prefix and maps Hugging Face
+// names to the official ones. Unknown names pass through unchanged so that the
+// model's strict check can name them.
+func normalizeNames(in map[string]*Tensor) (map[string]*Tensor, error) {
+	allModule := len(in) > 0
+	for k := range in {
+		if !strings.HasPrefix(k, "module.") {
+			allModule = false
+			break
+		}
+	}
+	if allModule {
+		out := make(map[string]*Tensor, len(in))
+		for k, v := range in {
+			out[strings.TrimPrefix(k, "module.")] = v
+		}
+		in = out
+	}
+	if isHFNaming(in) {
+		return fromHF(in)
+	}
+	return in, nil
+}
