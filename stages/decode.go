@@ -1,0 +1,210 @@
+// Package stages is the one preprocessing definition every maeembed command
+// shares: encoded image bytes → decoded RGB → resized S×S → normalised CHW
+// float32 tensor (DESIGN §4).
+package stages
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"image"
+	"image/color"
+	"image/gif"
+	_ "image/jpeg" // registers JPEG (baseline, progressive, CMYK/YCCK)
+	_ "image/png"  // registers PNG (8/16-bit, palette, alpha)
+
+	_ "golang.org/x/image/bmp"
+	_ "golang.org/x/image/tiff"
+	_ "golang.org/x/image/webp"
+)
+
+// DefaultMaxPixels is PIL's Image.MAX_IMAGE_PIXELS: larger images are
+// treated as decompression bombs.
+const DefaultMaxPixels int64 = 178956970
+
+// ResizeMode selects how an image is brought to S×S (DESIGN §4).
+type ResizeMode string
+
+const (
+	CenterCrop ResizeMode = "center-crop" // shorter side to round(S/0.875), centre crop S×S
+	Squash     ResizeMode = "squash"      // straight to S×S
+	NoResize   ResizeMode = "none"        // must already be S×S
+)
+
+// ParseResizeMode validates a --resize flag value.
+func ParseResizeMode(s string) (ResizeMode, error) {
+	switch m := ResizeMode(s); m {
+	case CenterCrop, Squash, NoResize:
+		return m, nil
+	}
+	return "", fmt.Errorf("resize mode %q: want center-crop, squash or none", s)
+}
+
+// Preprocess is the preprocessing configuration. The zero MaxPixels means
+// DefaultMaxPixels.
+type Preprocess struct {
+	Size      int        `yaml:"size"`
+	Mode      ResizeMode `yaml:"resize"`
+	MaxPixels int64      `yaml:"max_pixels"`
+}
+
+// String describes the preprocessing for output metadata
+// (maeembed.preprocess).
+func (p Preprocess) String() string {
+	return fmt.Sprintf("resize=%s size=%d interpolation=bicubic-pil normalize=imagenet", p.Mode, p.Size)
+}
+
+func (p Preprocess) maxPixels() int64 {
+	if p.MaxPixels > 0 {
+		return p.MaxPixels
+	}
+	return DefaultMaxPixels
+}
+
+// ErrTooLarge is wrapped by Decode when the header announces more pixels
+// than allowed.
+var ErrTooLarge = errors.New("image too large")
+
+// Decode decodes an encoded image into opaque 8-bit RGB (*image.NRGBA with
+// alpha 255): EXIF orientation applied (JPEG), alpha composited on white,
+// grayscale/palette/CMYK/16-bit converted. The header is read first and
+// images above MaxPixels are refused before any pixel is decoded. w and h
+// are the size of the returned image (after EXIF orientation).
+func (p Preprocess) Decode(data []byte) (img image.Image, w, h int, err error) {
+	if len(data) == 0 {
+		return nil, 0, 0, errors.New("empty input")
+	}
+	cfg, format, err := image.DecodeConfig(bytes.NewReader(data))
+	if err != nil {
+		return nil, 0, 0, fmt.Errorf("read header: %w", err)
+	}
+	if cfg.Width <= 0 || cfg.Height <= 0 {
+		return nil, 0, 0, fmt.Errorf("%s header: invalid size %dx%d", format, cfg.Width, cfg.Height)
+	}
+	if px := int64(cfg.Width) * int64(cfg.Height); px > p.maxPixels() {
+		return nil, 0, 0, fmt.Errorf("%s %dx%d = %d pixels > limit %d: %w", format, cfg.Width, cfg.Height, px, p.maxPixels(), ErrTooLarge)
+	}
+	var src image.Image
+	if format == "gif" {
+		// First frame only, placed on the logical screen like PIL does.
+		src, err = gif.Decode(bytes.NewReader(data))
+	} else {
+		src, _, err = image.Decode(bytes.NewReader(data))
+	}
+	if err != nil {
+		return nil, 0, 0, fmt.Errorf("decode %s: %w", format, err)
+	}
+	rgb := toRGB(src, cfg.Width, cfg.Height)
+	if format == "jpeg" {
+		if o := jpegOrientation(data); o > 1 {
+			rgb = orient(rgb, o)
+		}
+	}
+	b := rgb.Bounds()
+	return rgb, b.Dx(), b.Dy(), nil
+}
+
+// toRGB converts any decoded image to an opaque NRGBA with origin (0,0),
+// compositing alpha on white. Common decoder outputs take fast paths.
+func toRGB(src image.Image, cw, ch int) *image.NRGBA {
+	sb := src.Bounds()
+	w, h := sb.Dx(), sb.Dy()
+	off := image.Point{}
+	if _, ok := src.(*image.Paletted); ok && (sb.Min.X != 0 || sb.Min.Y != 0 || w != cw || h != ch) {
+		// A GIF frame smaller than its logical screen: the rest is background,
+		// which we render as white like any transparency.
+		w, h = cw, ch
+		off = sb.Min
+	}
+	dst := image.NewNRGBA(image.Rect(0, 0, w, h))
+	if off != (image.Point{}) || w != sb.Dx() || h != sb.Dy() {
+		for i := range dst.Pix {
+			dst.Pix[i] = 255
+		}
+	}
+	switch s := src.(type) {
+	case *image.YCbCr:
+		for y := 0; y < h; y++ {
+			row := dst.Pix[y*dst.Stride:]
+			for x := 0; x < w; x++ {
+				yi := s.YOffset(sb.Min.X+x, sb.Min.Y+y)
+				ci := s.COffset(sb.Min.X+x, sb.Min.Y+y)
+				r, g, b := color.YCbCrToRGB(s.Y[yi], s.Cb[ci], s.Cr[ci])
+				row[4*x], row[4*x+1], row[4*x+2], row[4*x+3] = r, g, b, 255
+			}
+		}
+	case *image.Gray:
+		for y := 0; y < h; y++ {
+			row := dst.Pix[y*dst.Stride:]
+			srow := s.Pix[y*s.Stride:]
+			for x := 0; x < w; x++ {
+				v := srow[x]
+				row[4*x], row[4*x+1], row[4*x+2], row[4*x+3] = v, v, v, 255
+			}
+		}
+	case *image.NRGBA:
+		for y := 0; y < h; y++ {
+			row := dst.Pix[y*dst.Stride:]
+			srow := s.Pix[y*s.Stride:]
+			for x := 0; x < w; x++ {
+				a := srow[4*x+3]
+				row[4*x] = overWhite(srow[4*x], a)
+				row[4*x+1] = overWhite(srow[4*x+1], a)
+				row[4*x+2] = overWhite(srow[4*x+2], a)
+				row[4*x+3] = 255
+			}
+		}
+	case *image.RGBA:
+		for y := 0; y < h; y++ {
+			row := dst.Pix[y*dst.Stride:]
+			srow := s.Pix[y*s.Stride:]
+			for x := 0; x < w; x++ {
+				bg := 255 - srow[4*x+3] // premultiplied: c + (1-a)·white
+				row[4*x] = srow[4*x] + bg
+				row[4*x+1] = srow[4*x+1] + bg
+				row[4*x+2] = srow[4*x+2] + bg
+				row[4*x+3] = 255
+			}
+		}
+	case *image.Paletted:
+		var lut [256][3]uint8
+		for i, c := range s.Palette {
+			n := color.NRGBAModel.Convert(c).(color.NRGBA)
+			lut[i] = [3]uint8{overWhite(n.R, n.A), overWhite(n.G, n.A), overWhite(n.B, n.A)}
+		}
+		for i := len(s.Palette); i < 256; i++ {
+			lut[i] = [3]uint8{0, 0, 0} // out-of-palette index: black, as image/color would
+		}
+		for y := 0; y < sb.Dy(); y++ {
+			row := dst.Pix[(y+off.Y)*dst.Stride+4*off.X:]
+			srow := s.Pix[y*s.Stride:]
+			for x := 0; x < sb.Dx(); x++ {
+				c := lut[srow[x]]
+				row[4*x], row[4*x+1], row[4*x+2], row[4*x+3] = c[0], c[1], c[2], 255
+			}
+		}
+	default:
+		// 16-bit, CMYK, Gray16, NYCbCrA…: through color.Color. RGBA() is
+		// premultiplied 16-bit; keep the high byte after compositing.
+		for y := 0; y < h; y++ {
+			row := dst.Pix[y*dst.Stride:]
+			for x := 0; x < w; x++ {
+				r, g, b, a := src.At(sb.Min.X+x, sb.Min.Y+y).RGBA()
+				bg := 0xffff - a
+				row[4*x] = uint8((r + bg) >> 8)
+				row[4*x+1] = uint8((g + bg) >> 8)
+				row[4*x+2] = uint8((b + bg) >> 8)
+				row[4*x+3] = 255
+			}
+		}
+	}
+	return dst
+}
+
+// overWhite composites a straight-alpha channel value on white, rounded.
+func overWhite(c, a uint8) uint8 {
+	if a == 255 {
+		return c
+	}
+	return uint8((uint32(c)*uint32(a) + 255*uint32(255-a) + 127) / 255)
+}

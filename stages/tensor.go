@@ -1,0 +1,89 @@
+package stages
+
+import (
+	"fmt"
+	"image"
+)
+
+// ImageNet normalisation constants (torchvision / MAE).
+var (
+	Mean = [3]float32{0.485, 0.456, 0.406}
+	Std  = [3]float32{0.229, 0.224, 0.225}
+)
+
+// normLUT[c][v] = (float32(v)/255 - Mean[c]) / Std[c], each step rounded to
+// float32 exactly as torchvision's ToTensor (div 255) + Normalize
+// (sub_ mean, div_ std) compute it.
+var normLUT = func() (t [3][256]float32) {
+	for c := 0; c < 3; c++ {
+		for v := 0; v < 256; v++ {
+			x := float32(v) / 255
+			x = x - Mean[c]
+			t[c][v] = x / Std[c]
+		}
+	}
+	return t
+}()
+
+// Normalize writes img as a CHW float32 tensor into dst (len 3·H·W),
+// RGB/255 normalised with the ImageNet mean and std. It panics if dst has
+// the wrong length (a programming error).
+func Normalize(dst []float32, img image.Image) {
+	b := img.Bounds()
+	w, h := b.Dx(), b.Dy()
+	plane := w * h
+	if len(dst) != 3*plane {
+		panic(fmt.Sprintf("stages.Normalize: dst has %d floats, want 3·%d·%d = %d", len(dst), w, h, 3*plane))
+	}
+	r, g, bl := dst[:plane], dst[plane:2*plane], dst[2*plane:]
+	if n, ok := img.(*image.NRGBA); ok {
+		for y := 0; y < h; y++ {
+			row := n.Pix[y*n.Stride : y*n.Stride+4*w]
+			o := y * w
+			for x := 0; x < w; x++ {
+				// Opaque by construction (Decode/Resize output); alpha is ignored.
+				r[o+x] = normLUT[0][row[4*x]]
+				g[o+x] = normLUT[1][row[4*x+1]]
+				bl[o+x] = normLUT[2][row[4*x+2]]
+			}
+		}
+		return
+	}
+	for y := 0; y < h; y++ {
+		for x := 0; x < w; x++ {
+			cr, cg, cb, _ := img.At(b.Min.X+x, b.Min.Y+y).RGBA()
+			i := y*w + x
+			r[i] = normLUT[0][cr>>8]
+			g[i] = normLUT[1][cg>>8]
+			bl[i] = normLUT[2][cb>>8]
+		}
+	}
+}
+
+// Error is a preprocessing failure tagged with the stage that failed
+// ("decode" or "resize"), which becomes the `stage` column of error rows.
+type Error struct {
+	Stage string
+	Err   error
+}
+
+func (e *Error) Error() string { return e.Stage + ": " + e.Err.Error() }
+func (e *Error) Unwrap() error { return e.Err }
+
+// Tensor runs Decode, Resize and Normalize, writing the Size×Size CHW tensor
+// into dst (len 3·Size·Size). w and h are the decoded image's size.
+func (p Preprocess) Tensor(dst []float32, data []byte) (w, h int, err error) {
+	if want := 3 * p.Size * p.Size; len(dst) != want {
+		return 0, 0, &Error{Stage: "resize", Err: fmt.Errorf("destination has %d floats, want %d", len(dst), want)}
+	}
+	img, w, h, err := p.Decode(data)
+	if err != nil {
+		return 0, 0, &Error{Stage: "decode", Err: err}
+	}
+	out, err := p.Resize(img)
+	if err != nil {
+		return w, h, &Error{Stage: "resize", Err: err}
+	}
+	Normalize(dst, out)
+	return w, h, nil
+}
