@@ -87,6 +87,30 @@ type storage struct {
 	f32   []float32 // float32 data (read in place)
 	raw   []byte    // data of other dtypes, converted per tensor
 	users int       // tensors referencing it (a shared float32 storage is copied)
+	label string    // first tensor using it, for error messages
+}
+
+func (s *storage) String() string {
+	if r, _ := s.root(); r.label != "" {
+		return fmt.Sprintf("tensor %s (storage %s)", r.label, r.key)
+	}
+	return "storage " + s.key
+}
+
+// labelledStateDict extracts the state dict and names each storage after its
+// first tensor, before any data is read: errors then name tensors, and a file
+// that is not a state dict fails before its data is read.
+func labelledStateDict(obj interface{}) ([]namedTensor, error) {
+	tensors, err := stateDict(obj)
+	if err != nil {
+		return nil, err
+	}
+	for _, nt := range tensors {
+		if r, _ := nt.t.st.root(); r.label == "" {
+			r.label = nt.name
+		}
+	}
+	return tensors, nil
 }
 
 func (s *storage) root() (*storage, int) {
@@ -226,19 +250,15 @@ func readTorch(path string) (map[string]*Tensor, string, error) {
 	if err != nil {
 		return nil, "", err
 	}
-	var obj interface{}
+	var tensors []namedTensor
 	switch kind {
 	case FormatPthZip:
-		obj, err = readTorchZip(path)
+		tensors, err = readTorchZip(path)
 	case FormatPthLegacy:
-		obj, err = readTorchLegacy(path)
+		tensors, err = readTorchLegacy(path)
 	default:
 		return nil, "", fmt.Errorf("load %s: not a PyTorch file", path)
 	}
-	if err != nil {
-		return nil, "", fmt.Errorf("load %s: %w", path, err)
-	}
-	tensors, err := stateDict(obj)
 	if err != nil {
 		return nil, "", fmt.Errorf("load %s: %w", path, err)
 	}
@@ -284,7 +304,7 @@ func persistentStorage(pid interface{}, stores map[string]*storage) (*storage, i
 	return st, view, nil
 }
 
-func readTorchZip(path string) (interface{}, error) {
+func readTorchZip(path string) ([]namedTensor, error) {
 	zr, err := zip.OpenReader(path)
 	if err != nil {
 		return nil, fmt.Errorf("corrupt or truncated zip: %w", err)
@@ -328,19 +348,23 @@ func readTorchZip(path string) (interface{}, error) {
 	if err != nil {
 		return nil, fmt.Errorf("data.pkl: %w", err)
 	}
+	tensors, err := labelledStateDict(obj)
+	if err != nil {
+		return nil, err
+	}
 	for _, key := range sortedKeys(stores) {
 		st := stores[key]
 		rec := records[prefix+"data/"+key]
 		if rec == nil {
-			return nil, fmt.Errorf("storage %s: record %sdata/%s missing", key, prefix, key)
+			return nil, fmt.Errorf("%s: record %sdata/%s missing", st, prefix, key)
 		}
 		want := uint64(st.numel) * uint64(st.class.size)
 		if rec.UncompressedSize64 != want {
-			return nil, fmt.Errorf("storage %s: record holds %d bytes, %d %s elements need %d", key, rec.UncompressedSize64, st.numel, st.class.name, want)
+			return nil, fmt.Errorf("%s: record holds %d bytes, %d %s elements need %d", st, rec.UncompressedSize64, st.numel, st.class.name, want)
 		}
 		rc, err := rec.Open()
 		if err != nil {
-			return nil, fmt.Errorf("storage %s: %w", key, err)
+			return nil, fmt.Errorf("%s: %w", st, err)
 		}
 		err = st.read(rc)
 		if err == nil {
@@ -356,10 +380,10 @@ func readTorchZip(path string) (interface{}, error) {
 		}
 		rc.Close()
 		if err != nil {
-			return nil, fmt.Errorf("storage %s: %w", key, err)
+			return nil, fmt.Errorf("%s: %w", st, err)
 		}
 	}
-	return obj, nil
+	return tensors, nil
 }
 
 func readZipRecord(f *zip.File, max int) ([]byte, error) {
@@ -371,7 +395,7 @@ func readZipRecord(f *zip.File, max int) ([]byte, error) {
 	return io.ReadAll(io.LimitReader(rc, int64(max)))
 }
 
-func readTorchLegacy(path string) (interface{}, error) {
+func readTorchLegacy(path string) ([]namedTensor, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
@@ -427,6 +451,10 @@ func readTorchLegacy(path string) (interface{}, error) {
 	if err != nil {
 		return nil, fmt.Errorf("main pickle: %w", err)
 	}
+	tensors, err := labelledStateDict(obj)
+	if err != nil {
+		return nil, err
+	}
 	keysObj, err := unpickle(r, noPersist)
 	if err != nil {
 		return nil, fmt.Errorf("storage key list: %w", err)
@@ -443,21 +471,21 @@ func readTorchLegacy(path string) (interface{}, error) {
 		}
 		var hdr [8]byte
 		if _, err := io.ReadFull(r, hdr[:]); err != nil {
-			return nil, fmt.Errorf("storage %s header: %w", key, truncated(err))
+			return nil, fmt.Errorf("%s header: %w", st, truncated(err))
 		}
 		if n := binary.LittleEndian.Uint64(hdr[:]); n != uint64(st.numel) {
-			return nil, fmt.Errorf("storage %s: file says %d elements, pickle says %d", key, n, st.numel)
+			return nil, fmt.Errorf("%s: file says %d elements, pickle says %d", st, n, st.numel)
 		}
 		if err := st.read(r); err != nil {
-			return nil, fmt.Errorf("storage %s: %w", key, err)
+			return nil, fmt.Errorf("%s: %w", st, err)
 		}
 	}
-	for key, st := range stores {
+	for _, st := range stores {
 		if st.base == nil && st.f32 == nil && st.raw == nil && st.numel > 0 {
-			return nil, fmt.Errorf("storage %s: no data in file", key)
+			return nil, fmt.Errorf("%s: no data in file", st)
 		}
 	}
-	return obj, nil
+	return tensors, nil
 }
 
 func truncated(err error) error {
@@ -566,6 +594,10 @@ func typeName(v interface{}) string {
 		return v.String()
 	case *types.Dict, *types.OrderedDict:
 		return "dict"
+	case *types.List:
+		return "list"
+	case *types.Tuple:
+		return "tuple"
 	case nil:
 		return "None"
 	}
