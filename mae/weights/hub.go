@@ -1,0 +1,283 @@
+package weights
+
+import (
+	"context"
+	"crypto/md5"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// DefaultBaseURL is where the MAE authors publish their checkpoints.
+const DefaultBaseURL = "https://dl.fbaipublicfiles.com/mae"
+
+// CacheEnv overrides the default cache directory.
+const CacheEnv = "MAEEMBED_CACHE"
+
+// presetFiles maps each accepted preset name to its file under the base URL:
+// the model names of models_mae.py (pretrained encoders) and the file stems.
+var presetFiles = func() map[string]string {
+	m := map[string]string{
+		"mae_vit_base_patch16":  "pretrain/mae_pretrain_vit_base.pth",
+		"mae_vit_large_patch16": "pretrain/mae_pretrain_vit_large.pth",
+		"mae_vit_huge_patch14":  "pretrain/mae_pretrain_vit_huge.pth",
+	}
+	for _, f := range []string{
+		"pretrain/mae_pretrain_vit_base.pth", "pretrain/mae_pretrain_vit_large.pth", "pretrain/mae_pretrain_vit_huge.pth",
+		"visualize/mae_visualize_vit_base.pth", "visualize/mae_visualize_vit_large.pth", "visualize/mae_visualize_vit_large_ganloss.pth",
+		"finetune/mae_finetuned_vit_base.pth", "finetune/mae_finetuned_vit_large.pth", "finetune/mae_finetuned_vit_huge.pth",
+	} {
+		m[strings.TrimSuffix(filepath.Base(f), ".pth")] = f
+	}
+	return m
+}()
+
+// PublishedMD5 holds the md5 prefixes the MAE README gives per file; the
+// visualize checkpoints have none.
+var PublishedMD5 = map[string]string{
+	"pretrain/mae_pretrain_vit_base.pth":   "8cad7c",
+	"pretrain/mae_pretrain_vit_large.pth":  "b8b06e",
+	"pretrain/mae_pretrain_vit_huge.pth":   "9bdbb0",
+	"finetune/mae_finetuned_vit_base.pth":  "1b25e9",
+	"finetune/mae_finetuned_vit_large.pth": "51f550",
+	"finetune/mae_finetuned_vit_huge.pth":  "2541f2",
+}
+
+// Presets lists the accepted preset names, sorted.
+func Presets() []string { return sortedKeys(presetFiles) }
+
+// PresetFile returns the file (relative to the base URL) of a preset name;
+// a trailing ".pth" is accepted.
+func PresetFile(name string) (string, bool) {
+	f, ok := presetFiles[strings.TrimSuffix(name, ".pth")]
+	return f, ok
+}
+
+// DefaultCacheDir is $MAEEMBED_CACHE, else <user cache dir>/maeembed.
+func DefaultCacheDir() (string, error) {
+	if d := os.Getenv(CacheEnv); d != "" {
+		return d, nil
+	}
+	d, err := os.UserCacheDir()
+	if err != nil {
+		return "", fmt.Errorf("cache directory: %w (set %s)", err, CacheEnv)
+	}
+	return filepath.Join(d, "maeembed"), nil
+}
+
+// Hub resolves preset names to cached checkpoint files, downloading them on
+// first use. The zero value uses the defaults.
+type Hub struct {
+	CacheDir string       // default DefaultCacheDir()
+	BaseURL  string       // default DefaultBaseURL
+	Client   *http.Client // default http.DefaultClient
+	Progress io.Writer    // download progress; default os.Stderr
+	Logger   *slog.Logger // default slog.Default()
+	// MD5 overrides PublishedMD5 (same keys) when non-nil.
+	MD5 map[string]string
+	// ProgressEvery throttles progress lines; default 500ms.
+	ProgressEvery time.Duration
+}
+
+// Resolve returns a local path for nameOrPath: an existing file or directory
+// as is, a preset name as its cached file (downloaded if absent).
+func (h *Hub) Resolve(ctx context.Context, nameOrPath string) (string, error) {
+	if _, err := os.Stat(nameOrPath); err == nil {
+		return nameOrPath, nil
+	}
+	rel, ok := PresetFile(nameOrPath)
+	if !ok {
+		return "", fmt.Errorf("model %q: no such file or directory, and not a preset (presets: %s)", nameOrPath, strings.Join(Presets(), ", "))
+	}
+	cache := h.CacheDir
+	if cache == "" {
+		var err error
+		if cache, err = DefaultCacheDir(); err != nil {
+			return "", err
+		}
+	}
+	dst := filepath.Join(cache, filepath.FromSlash(rel))
+	if _, err := os.Stat(dst); err == nil {
+		return dst, nil
+	}
+	if err := h.download(ctx, rel, dst); err != nil {
+		return "", err
+	}
+	return dst, nil
+}
+
+func (h *Hub) download(ctx context.Context, rel, dst string) error {
+	base := h.BaseURL
+	if base == "" {
+		base = DefaultBaseURL
+	}
+	url := strings.TrimSuffix(base, "/") + "/" + rel
+	log := h.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	table := h.MD5
+	if table == nil {
+		table = PublishedMD5
+	}
+	wantMD5 := strings.ToLower(table[rel])
+	if wantMD5 == "" {
+		log.Info("no published checksum for this checkpoint: only its sha256 will be recorded", "url", url)
+	}
+
+	dir := filepath.Dir(dst)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("download %s: %w", url, err)
+	}
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(dst)+".part-*")
+	if err != nil {
+		return fmt.Errorf("download %s: %w", url, err)
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return fmt.Errorf("download %s: %w", url, err)
+	}
+	client := h.Client
+	if client == nil {
+		client = http.DefaultClient
+	}
+	log.Info("downloading checkpoint", "url", url, "to", dst)
+	resp, err := client.Do(req)
+	if err != nil {
+		return fmt.Errorf("download %s: %w", url, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("download %s: %s", url, resp.Status)
+	}
+	md5h, shah := md5.New(), sha256.New()
+	prog := &progress{
+		w: h.Progress, name: filepath.Base(dst), total: resp.ContentLength,
+		every: h.ProgressEvery, start: time.Now(),
+	}
+	if prog.w == nil {
+		prog.w = os.Stderr
+	}
+	// On a terminal one line is rewritten in place; in a log file (a batch
+	// job's stderr) each update is its own line, and rarer.
+	prog.eol = "\r"
+	if f, isFile := prog.w.(*os.File); isFile {
+		if st, err := f.Stat(); err == nil && st.Mode()&os.ModeCharDevice == 0 {
+			prog.eol = "\n"
+			if prog.every == 0 {
+				prog.every = 10 * time.Second
+			}
+		}
+	}
+	if prog.every == 0 {
+		prog.every = 500 * time.Millisecond
+	}
+	n, err := io.Copy(io.MultiWriter(tmp, md5h, shah, prog), resp.Body)
+	prog.finish(err == nil)
+	if err != nil {
+		return fmt.Errorf("download %s: interrupted after %d bytes: %w", url, n, err)
+	}
+	if resp.ContentLength >= 0 && n != resp.ContentLength {
+		return fmt.Errorf("download %s: got %d of %d bytes", url, n, resp.ContentLength)
+	}
+	gotMD5 := hex.EncodeToString(md5h.Sum(nil))
+	if wantMD5 != "" && !strings.HasPrefix(gotMD5, wantMD5) {
+		return fmt.Errorf("download %s: checksum mismatch: md5 %s, published prefix %s (file discarded)", url, gotMD5, wantMD5)
+	}
+	if err := tmp.Sync(); err != nil {
+		return fmt.Errorf("download %s: %w", url, err)
+	}
+	if err := tmp.Chmod(0o644); err != nil {
+		return fmt.Errorf("download %s: %w", url, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("download %s: %w", url, err)
+	}
+	// The checksum goes first, so a visible checkpoint always has one.
+	sum := hex.EncodeToString(shah.Sum(nil))
+	line := sum + "  " + filepath.Base(dst) + "\n"
+	if err := writeFileAtomic(dst+".sha256", func(f *os.File) error { _, err := io.WriteString(f, line); return err }); err != nil {
+		return fmt.Errorf("download %s: %w", url, err)
+	}
+	if err := os.Rename(tmp.Name(), dst); err != nil {
+		return fmt.Errorf("download %s: %w", url, err)
+	}
+	ok = true
+	if err := syncDir(dir); err != nil {
+		return fmt.Errorf("download %s: %w", url, err)
+	}
+	log.Info("checkpoint downloaded", "path", dst, "bytes", n, "md5", gotMD5, "sha256", sum)
+	return nil
+}
+
+// progress prints "name: done/total MB (pct%)" at most once per interval.
+type progress struct {
+	w     io.Writer
+	name  string
+	total int64
+	done  int64
+	every time.Duration
+	start time.Time
+	last  time.Time
+	eol   string // "\r" rewrites the line, "\n" starts a new one
+}
+
+func (p *progress) Write(b []byte) (int, error) {
+	p.done += int64(len(b))
+	if now := time.Now(); now.Sub(p.last) >= p.every {
+		p.last = now
+		p.print()
+	}
+	return len(b), nil
+}
+
+func (p *progress) print() {
+	prefix := ""
+	if p.eol == "\r" {
+		prefix = "\r"
+	}
+	const mb = 1 << 20
+	secs := time.Since(p.start).Seconds()
+	rate := 0.0
+	if secs > 0 {
+		rate = float64(p.done) / mb / secs
+	}
+	if p.total > 0 {
+		fmt.Fprintf(p.w, "%s%s: %.1f/%.1f MB (%.1f%%, %.1f MB/s)", prefix, p.name,
+			float64(p.done)/mb, float64(p.total)/mb, 100*float64(p.done)/float64(p.total), rate)
+	} else {
+		fmt.Fprintf(p.w, "%s%s: %.1f MB (%.1f MB/s)", prefix, p.name, float64(p.done)/mb, rate)
+	}
+	if p.eol == "\n" {
+		fmt.Fprintln(p.w)
+	}
+}
+
+func (p *progress) finish(complete bool) {
+	status := "done"
+	if !complete {
+		status = "failed"
+	}
+	if p.eol == "\r" {
+		p.print()
+		fmt.Fprintln(p.w, " "+status)
+		return
+	}
+	p.print()
+	fmt.Fprintln(p.w, p.name+": "+status)
+}

@@ -1,0 +1,284 @@
+package weights
+
+import (
+	"bytes"
+	"context"
+	"crypto/md5"
+	"crypto/sha256"
+	"encoding/hex"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// fakeServer serves body at every path and counts requests.
+type fakeServer struct {
+	*httptest.Server
+	body     []byte
+	requests atomic.Int32
+	paths    chan string
+}
+
+func newFakeServer(t *testing.T, body []byte, handler func(w http.ResponseWriter, r *http.Request)) *fakeServer {
+	t.Helper()
+	fs := &fakeServer{body: body, paths: make(chan string, 16)}
+	if handler == nil {
+		handler = func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+			// Several writes so that progress has something to report.
+			for i := 0; i < len(body); i += 4096 {
+				w.Write(body[i:min(i+4096, len(body))])
+			}
+		}
+	}
+	fs.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fs.requests.Add(1)
+		select {
+		case fs.paths <- r.URL.Path:
+		default:
+		}
+		handler(w, r)
+	}))
+	t.Cleanup(fs.Close)
+	return fs
+}
+
+func fakeCheckpoint() []byte {
+	b := make([]byte, 100_000)
+	for i := range b {
+		b[i] = byte(i * 7)
+	}
+	return b
+}
+
+func md5Prefix(b []byte) string {
+	s := md5.Sum(b)
+	return hex.EncodeToString(s[:])[:6]
+}
+
+func listAll(t *testing.T, dir string) []string {
+	t.Helper()
+	var out []string
+	filepath.Walk(dir, func(p string, info os.FileInfo, err error) error {
+		if err == nil && !info.IsDir() {
+			rel, _ := filepath.Rel(dir, p)
+			out = append(out, rel)
+		}
+		return nil
+	})
+	return out
+}
+
+func TestHubDownload(t *testing.T) {
+	body := fakeCheckpoint()
+	srv := newFakeServer(t, body, nil)
+	cache := t.TempDir()
+	var prog, logs bytes.Buffer
+	h := &Hub{
+		CacheDir: cache, BaseURL: srv.URL + "/mae", Progress: &prog,
+		Logger:        slog.New(slog.NewTextHandler(&logs, nil)),
+		MD5:           map[string]string{"pretrain/mae_pretrain_vit_base.pth": md5Prefix(body)},
+		ProgressEvery: time.Nanosecond,
+	}
+	path, err := h.Resolve(context.Background(), "mae_vit_base_patch16")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := filepath.Join(cache, "pretrain", "mae_pretrain_vit_base.pth"); path != want {
+		t.Errorf("path %s, want %s", path, want)
+	}
+	if p := <-srv.paths; p != "/mae/pretrain/mae_pretrain_vit_base.pth" {
+		t.Errorf("requested %s", p)
+	}
+	got, _ := os.ReadFile(path)
+	if !bytes.Equal(got, body) {
+		t.Errorf("downloaded %d bytes differ from the served %d", len(got), len(body))
+	}
+	sum := sha256.Sum256(body)
+	side, _ := os.ReadFile(path + ".sha256")
+	if want := hex.EncodeToString(sum[:]) + "  mae_pretrain_vit_base.pth\n"; string(side) != want {
+		t.Errorf(".sha256 = %q, want %q", side, want)
+	}
+	if files := listAll(t, cache); len(files) != 2 {
+		t.Errorf("cache holds %v, want the checkpoint and its .sha256", files)
+	}
+	if !strings.Contains(prog.String(), "(100.0%") || !strings.Contains(prog.String(), "done") || strings.Count(prog.String(), "\r") < 3 {
+		t.Errorf("progress output %q", prog.String())
+	}
+
+	// Cached: no second request, for every spelling of the name.
+	for _, name := range []string{"mae_vit_base_patch16", "mae_pretrain_vit_base", "mae_pretrain_vit_base.pth"} {
+		p2, err := h.Resolve(context.Background(), name)
+		if err != nil || p2 != path {
+			t.Errorf("Resolve(%s) = %s, %v; want %s", name, p2, err, path)
+		}
+	}
+	if n := srv.requests.Load(); n != 1 {
+		t.Errorf("%d requests, want 1", n)
+	}
+}
+
+func TestHubChecksumMismatch(t *testing.T) {
+	body := fakeCheckpoint()
+	srv := newFakeServer(t, body, nil)
+	cache := t.TempDir()
+	h := &Hub{CacheDir: cache, BaseURL: srv.URL, Progress: &bytes.Buffer{},
+		Logger: slog.New(slog.NewTextHandler(&bytes.Buffer{}, nil)),
+		MD5:    map[string]string{"finetune/mae_finetuned_vit_large.pth": "000000"}}
+	_, err := h.Resolve(context.Background(), "mae_finetuned_vit_large")
+	if err == nil {
+		t.Fatal("a mismatching download was accepted")
+	}
+	for _, want := range []string{srv.URL + "/finetune/mae_finetuned_vit_large.pth", "000000", md5Prefix(body)} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not mention %q", err, want)
+		}
+	}
+	if files := listAll(t, cache); len(files) != 0 {
+		t.Errorf("cache holds %v after a failed download", files)
+	}
+}
+
+// The published table is what a Hub without overrides verifies against.
+func TestHubPublishedChecksums(t *testing.T) {
+	srv := newFakeServer(t, fakeCheckpoint(), nil)
+	h := &Hub{CacheDir: t.TempDir(), BaseURL: srv.URL, Progress: &bytes.Buffer{},
+		Logger: slog.New(slog.NewTextHandler(&bytes.Buffer{}, nil))}
+	_, err := h.Resolve(context.Background(), "mae_vit_huge_patch14")
+	if err == nil || !strings.Contains(err.Error(), "9bdbb0") {
+		t.Errorf("error %v, want a mismatch against the published 9bdbb0", err)
+	}
+}
+
+func TestHubNoPublishedChecksum(t *testing.T) {
+	body := fakeCheckpoint()
+	srv := newFakeServer(t, body, nil)
+	var logs bytes.Buffer
+	h := &Hub{CacheDir: t.TempDir(), BaseURL: srv.URL, Progress: &bytes.Buffer{},
+		Logger: slog.New(slog.NewTextHandler(&logs, nil))}
+	path, err := h.Resolve(context.Background(), "mae_visualize_vit_large_ganloss")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasSuffix(path, filepath.Join("visualize", "mae_visualize_vit_large_ganloss.pth")) {
+		t.Errorf("path %s", path)
+	}
+	if !strings.Contains(logs.String(), "no published checksum") {
+		t.Errorf("log does not say the file is unverified:\n%s", logs.String())
+	}
+	if _, err := os.Stat(path + ".sha256"); err != nil {
+		t.Error(err)
+	}
+}
+
+func TestHubInterrupted(t *testing.T) {
+	body := fakeCheckpoint()
+	srv := newFakeServer(t, body, func(w http.ResponseWriter, r *http.Request) {
+		// Announce the whole file, send a third, then drop the connection.
+		w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+		w.Write(body[:len(body)/3])
+		w.(http.Flusher).Flush()
+		conn, _, err := w.(http.Hijacker).Hijack()
+		if err == nil {
+			conn.Close()
+		}
+	})
+	cache := t.TempDir()
+	var prog bytes.Buffer
+	h := &Hub{CacheDir: cache, BaseURL: srv.URL, Progress: &prog,
+		Logger: slog.New(slog.NewTextHandler(&bytes.Buffer{}, nil)),
+		MD5:    map[string]string{"pretrain/mae_pretrain_vit_base.pth": md5Prefix(body)}}
+	_, err := h.Resolve(context.Background(), "mae_vit_base_patch16")
+	if err == nil || !strings.Contains(err.Error(), "interrupted") || !strings.Contains(err.Error(), srv.URL) {
+		t.Errorf("error %v, want an interrupted download naming the URL", err)
+	}
+	if files := listAll(t, cache); len(files) != 0 {
+		t.Errorf("cache holds %v after an interrupted download", files)
+	}
+	if !strings.Contains(prog.String(), "failed") {
+		t.Errorf("progress %q does not report the failure", prog.String())
+	}
+}
+
+func TestHubHTTPErrorAndCancel(t *testing.T) {
+	srv := newFakeServer(t, nil, func(w http.ResponseWriter, r *http.Request) {
+		if strings.Contains(r.URL.Path, "large") {
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("Content-Length", "1000000")
+		w.Write(make([]byte, 1000))
+		w.(http.Flusher).Flush()
+		<-r.Context().Done()
+	})
+	cache := t.TempDir()
+	h := &Hub{CacheDir: cache, BaseURL: srv.URL, Progress: &bytes.Buffer{},
+		Logger: slog.New(slog.NewTextHandler(&bytes.Buffer{}, nil))}
+	_, err := h.Resolve(context.Background(), "mae_vit_large_patch16")
+	if err == nil || !strings.Contains(err.Error(), "404") {
+		t.Errorf("error %v, want 404", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	_, err = h.Resolve(ctx, "mae_vit_base_patch16")
+	if err == nil || !strings.Contains(err.Error(), "context deadline exceeded") {
+		t.Errorf("error %v, want the context's", err)
+	}
+	if files := listAll(t, cache); len(files) != 0 {
+		t.Errorf("cache holds %v after failed downloads", files)
+	}
+}
+
+func TestHubLocalPathsAndUnknownNames(t *testing.T) {
+	h := &Hub{CacheDir: t.TempDir(), BaseURL: "http://127.0.0.1:1"} // never contacted
+	for _, p := range []string{"testdata/pretrain_zip.pth", "testdata/hf_bin"} {
+		got, err := h.Resolve(context.Background(), p)
+		if err != nil || got != p {
+			t.Errorf("Resolve(%s) = %s, %v", p, got, err)
+		}
+	}
+	_, err := h.Resolve(context.Background(), "mae_vit_tiny_patch16")
+	if err == nil || !strings.Contains(err.Error(), "mae_vit_tiny_patch16") || !strings.Contains(err.Error(), "mae_vit_base_patch16") {
+		t.Errorf("error %v, want one naming the input and the presets", err)
+	}
+}
+
+func TestDefaultCacheDir(t *testing.T) {
+	t.Setenv(CacheEnv, "/some/where")
+	if d, err := DefaultCacheDir(); err != nil || d != "/some/where" {
+		t.Errorf("DefaultCacheDir() = %s, %v", d, err)
+	}
+	t.Setenv(CacheEnv, "")
+	t.Setenv("XDG_CACHE_HOME", "/xdg")
+	if d, err := DefaultCacheDir(); err != nil || d != "/xdg/maeembed" {
+		t.Errorf("DefaultCacheDir() = %s, %v", d, err)
+	}
+}
+
+func TestPresets(t *testing.T) {
+	want := map[string]string{
+		"mae_vit_base_patch16":            "pretrain/mae_pretrain_vit_base.pth",
+		"mae_vit_large_patch16":           "pretrain/mae_pretrain_vit_large.pth",
+		"mae_vit_huge_patch14":            "pretrain/mae_pretrain_vit_huge.pth",
+		"mae_visualize_vit_base":          "visualize/mae_visualize_vit_base.pth",
+		"mae_visualize_vit_large":         "visualize/mae_visualize_vit_large.pth",
+		"mae_visualize_vit_large_ganloss": "visualize/mae_visualize_vit_large_ganloss.pth",
+		"mae_finetuned_vit_huge":          "finetune/mae_finetuned_vit_huge.pth",
+		"mae_pretrain_vit_large":          "pretrain/mae_pretrain_vit_large.pth",
+	}
+	for name, f := range want {
+		if got, ok := PresetFile(name); !ok || got != f {
+			t.Errorf("PresetFile(%s) = %s, %v; want %s", name, got, ok, f)
+		}
+	}
+	if n := len(Presets()); n != 12 {
+		t.Errorf("%d presets, want 12", n)
+	}
+}
