@@ -1,0 +1,365 @@
+package kernels
+
+import (
+	"fmt"
+	"sync"
+	"sync/atomic"
+)
+
+// Blocking parameters. A task is a block of C (mb micro-panels of rows ×
+// nb panels of nr columns); inside it the K dimension is walked in chunks
+// of kc so that one A micro-panel (mr×kc) stays in L1 while the B block
+// (kc × nb·nr, packed) is streamed from L2.
+const (
+	kcMax = 512
+	maxMR = 16
+)
+
+var (
+	blockKC = 256
+	blockMB = 8 // row micro-panels per task
+	blockNB = 8 // column panels per task
+)
+
+// Packed is a Linear weight W [N×K] (y = x·Wᵀ + b) packed once into
+// column panels of nr: panel q holds W[q·nr+c][p] at data[q·K·nr + p·nr + c],
+// zero-padded past N.
+type Packed struct {
+	N, K int
+	data []float32
+}
+
+func numPanels(n int) int { return (n + nr - 1) / nr }
+
+// PackLinear packs w (row-major [n×k], PyTorch nn.Linear layout). The
+// result does not alias w.
+func PackLinear(w []float32, n, k int) *Packed {
+	if n <= 0 || k < 0 || len(w) < n*k {
+		panic(fmt.Sprintf("kernels.PackLinear: w has %d elements, want %d×%d", len(w), n, k))
+	}
+	p := &Packed{N: n, K: k, data: make([]float32, numPanels(n)*k*nr)}
+	packB(p.data, w, k, true, k, n, 0, numPanels(n))
+	return p
+}
+
+// packB packs panels [q0,q1) of op(B) (k×n; op(B)[p][j] = b[p*ldb+j], or
+// b[j*ldb+p] when trans) into dst, panel q at dst[q*k*nr:].
+func packB(dst, b []float32, ldb int, trans bool, k, n, q0, q1 int) {
+	for q := q0; q < q1; q++ {
+		j0 := q * nr
+		cols := min(nr, n-j0)
+		d := dst[q*k*nr : (q+1)*k*nr]
+		if !trans {
+			for p := 0; p < k; p++ {
+				row := d[p*nr : p*nr+nr]
+				copy(row, b[p*ldb+j0:p*ldb+j0+cols])
+				clear(row[cols:])
+			}
+			continue
+		}
+		if cols < nr {
+			clear(d)
+		}
+		for c := 0; c < cols; c++ {
+			src := b[(j0+c)*ldb : (j0+c)*ldb+k]
+			for p, v := range src {
+				d[p*nr+c] = v
+			}
+		}
+	}
+}
+
+type packJob struct {
+	dst, b []float32
+	ldb    int
+	trans  bool
+	k, n   int
+	next   atomic.Int64
+	total  int
+}
+
+func (j *packJob) run() {
+	for {
+		q := int(j.next.Add(4)) - 4
+		if q >= j.total {
+			return
+		}
+		packB(j.dst, j.b, j.ldb, j.trans, j.k, j.n, q, min(q+4, j.total))
+	}
+}
+
+// gemmJob is one C = alpha·op(A)·B + beta·C (+ epilogue) over packed B.
+type gemmJob struct {
+	im          *impl
+	m, n, k     int
+	alpha, beta float32
+	a           []float32
+	lda         int
+	transA      bool
+	bp          []float32 // packed panels of B, K×nr each
+	c           []float32
+	ldc         int
+	bias        []float32
+	act         Activation
+	res         []float32 // residual, ldc layout
+	kc, mb, nb  int
+	nIc, total  int
+	next        atomic.Int64
+}
+
+type scratch struct {
+	apack [maxMR * kcMax]float32
+	tile  [maxMR * nr]float32
+	bias  [nr]float32
+}
+
+var (
+	scratchPool = sync.Pool{New: func() any { return new(scratch) }}
+	gemmPool    = sync.Pool{New: func() any { return new(gemmJob) }}
+	packPool    = sync.Pool{New: func() any { return new(packJob) }}
+	bufPool     = sync.Pool{New: func() any { return new([]float32) }}
+)
+
+func (j *gemmJob) run() {
+	s := scratchPool.Get().(*scratch)
+	for {
+		t := int(j.next.Add(1)) - 1
+		if t >= j.total {
+			break
+		}
+		j.task(s, t)
+	}
+	scratchPool.Put(s)
+}
+
+func (j *gemmJob) task(s *scratch, t int) {
+	im := j.im
+	mr := im.mr
+	i0 := (t % j.nIc) * j.mb * mr
+	i1 := min(j.m, i0+j.mb*mr)
+	q0 := (t / j.nIc) * j.nb
+	q1 := min(numPanels(j.n), q0+j.nb)
+	k := j.k
+	for pc := 0; pc < k; pc += j.kc {
+		kb := min(j.kc, k-pc)
+		first, last := pc == 0, pc+kb == k
+		beta := float32(1)
+		if first {
+			beta = j.beta
+		}
+		for i := i0; i < i1; i += mr {
+			rows := min(mr, j.m-i)
+			var ap *float32
+			var rs, ps int
+			switch {
+			case rows < mr:
+				// Edge rows: pack them zero-padded so the kernel never reads
+				// past op(A).
+				buf := s.apack[:mr*kb]
+				clear(buf)
+				for r := 0; r < rows; r++ {
+					for p := 0; p < kb; p++ {
+						if j.transA {
+							buf[p*mr+r] = j.a[(pc+p)*j.lda+i+r]
+						} else {
+							buf[p*mr+r] = j.a[(i+r)*j.lda+pc+p]
+						}
+					}
+				}
+				ap, rs, ps = &buf[0], 1, mr
+			case j.transA:
+				ap, rs, ps = &j.a[pc*j.lda+i], 1, j.lda
+			default:
+				ap, rs, ps = &j.a[i*j.lda+pc], j.lda, 1
+			}
+			for q := q0; q < q1; q++ {
+				col := q * nr
+				cols := min(nr, j.n-col)
+				bptr := &j.bp[q*k*nr+pc*nr]
+				var bias *float32
+				if last && j.bias != nil {
+					if cols == nr {
+						bias = &j.bias[col]
+					} else {
+						copy(s.bias[:], j.bias[col:col+cols])
+						clear(s.bias[cols:])
+						bias = &s.bias[0]
+					}
+				}
+				if rows == mr && cols == nr {
+					im.kernel(kb, ap, rs, ps, bptr, &j.c[i*j.ldc+col], j.ldc, j.alpha, beta, bias)
+				} else {
+					tile := s.tile[:mr*nr]
+					if beta != 0 {
+						clear(tile)
+						for r := 0; r < rows; r++ {
+							copy(tile[r*nr:r*nr+cols], j.c[(i+r)*j.ldc+col:])
+						}
+					}
+					im.kernel(kb, ap, rs, ps, bptr, &tile[0], nr, j.alpha, beta, bias)
+					for r := 0; r < rows; r++ {
+						copy(j.c[(i+r)*j.ldc+col:(i+r)*j.ldc+col+cols], tile[r*nr:])
+					}
+				}
+				if last {
+					j.epilogue(i, rows, col, cols)
+				}
+			}
+		}
+	}
+}
+
+// epilogue applies the activation and residual to a finished tile while it
+// is still in L1.
+func (j *gemmJob) epilogue(i, rows, col, cols int) {
+	if j.act == ActNone && j.res == nil {
+		return
+	}
+	for r := i; r < i+rows; r++ {
+		row := j.c[r*j.ldc+col : r*j.ldc+col+cols]
+		if j.act == ActGELU {
+			j.im.gelu(row)
+		}
+		if j.res != nil {
+			j.im.add(row, j.res[r*j.ldc+col:r*j.ldc+col+cols])
+		}
+	}
+}
+
+// schedule picks the task grid for nw workers.
+func (j *gemmJob) schedule(nw int) {
+	mr := j.im.mr
+	j.kc = min(blockKC, kcMax)
+	if j.k > j.kc && j.k < 2*j.kc {
+		j.kc = (j.k + 1) / 2 // two even chunks beat one full and one sliver
+	}
+	j.mb, j.nb = blockMB, blockNB
+	panels := numPanels(j.n)
+	rowPanels := (j.m + mr - 1) / mr
+	// Enough tasks for every worker to stay busy until the end.
+	for j.mb > 1 && ceilDiv(rowPanels, j.mb)*ceilDiv(panels, j.nb) < 4*nw {
+		j.mb /= 2
+	}
+	for j.nb > 1 && ceilDiv(rowPanels, j.mb)*ceilDiv(panels, j.nb) < 4*nw {
+		j.nb /= 2
+	}
+	j.nIc = ceilDiv(rowPanels, j.mb)
+	j.total = j.nIc * ceilDiv(panels, j.nb)
+	j.next.Store(0)
+}
+
+func ceilDiv(a, b int) int { return (a + b - 1) / b }
+
+// runGemm runs C = alpha·op(A)·B + beta·C + bias, act, + res with B packed.
+func runGemm(m, n, k int, alpha float32, a []float32, lda int, transA bool, bp []float32,
+	beta float32, c []float32, ldc int, bias []float32, act Activation, res []float32) {
+	im := current.Load()
+	if k == 0 {
+		// Nothing to multiply: C = beta·C + bias, then the epilogue.
+		for i := 0; i < m; i++ {
+			row := c[i*ldc : i*ldc+n]
+			for jj := range row {
+				v := float32(0)
+				if beta != 0 {
+					v = beta * row[jj]
+				}
+				if bias != nil {
+					v += bias[jj]
+				}
+				row[jj] = v
+			}
+			if act == ActGELU {
+				im.gelu(row)
+			}
+			if res != nil {
+				im.add(row, res[i*ldc:i*ldc+n])
+			}
+		}
+		return
+	}
+	j := gemmPool.Get().(*gemmJob)
+	*j = gemmJob{im: im, m: m, n: n, k: k, alpha: alpha, beta: beta, a: a, lda: lda, transA: transA,
+		bp: bp, c: c, ldc: ldc, bias: bias, act: act, res: res}
+	nw := workers(2 * float64(m) * float64(n) * float64(k))
+	j.schedule(nw)
+	parallel(min(nw, j.total), j)
+	*j = gemmJob{} // drop references for the GC
+	gemmPool.Put(j)
+}
+
+// Gemm computes C = alpha·op(A)·op(B) + beta·C, op(X) = Xᵀ when trans.
+// op(A) is m×k, op(B) is k×n, all row-major with leading dimensions
+// lda, ldb, ldc. beta == 0 means C is only written (NaN in C does not
+// propagate), as in BLAS. This is the one GEMM entry point of the project.
+func Gemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	if m == 0 || n == 0 {
+		return
+	}
+	checkMat("A", a, m, k, lda, transA)
+	checkMat("B", b, k, n, ldb, transB)
+	checkMat("C", c, m, n, ldc, false)
+	if alpha == 0 {
+		runGemm(m, n, 0, 0, nil, 0, false, nil, beta, c, ldc, nil, ActNone, nil)
+		return
+	}
+	need := numPanels(n) * k * nr
+	bufp := bufPool.Get().(*[]float32)
+	if cap(*bufp) < need {
+		*bufp = make([]float32, need)
+	}
+	bp := (*bufp)[:need]
+	pj := packPool.Get().(*packJob)
+	*pj = packJob{dst: bp, b: b, ldb: ldb, trans: transB, k: k, n: n, total: numPanels(n)}
+	parallel(min(workers(float64(k)*float64(n)*8), ceilDiv(numPanels(n), 4)), pj)
+	*pj = packJob{}
+	packPool.Put(pj)
+	runGemm(m, n, k, alpha, a, lda, transA, bp, beta, c, ldc, nil, ActNone, nil)
+	bufPool.Put(bufp)
+}
+
+// checkMat panics if x cannot hold a rows×cols operand (stored transposed
+// when trans) with leading dimension ld.
+func checkMat(name string, x []float32, rows, cols, ld int, trans bool) {
+	if trans {
+		rows, cols = cols, rows
+	}
+	if rows == 0 || cols == 0 {
+		return
+	}
+	if ld < cols || len(x) < (rows-1)*ld+cols {
+		panic(fmt.Sprintf("kernels.Gemm: %s is %d×%d with ld %d but has %d elements", name, rows, cols, ld, len(x)))
+	}
+}
+
+// Linear computes y[m×N] = x[m×K]·Wᵀ + bias, then act, then y += residual
+// (residual is m×N and may be y itself, but must not partly overlap it;
+// y must not overlap x). bias and residual may be nil.
+func Linear(y, x []float32, m int, w *Packed, bias []float32, act Activation, residual []float32) {
+	if m == 0 {
+		return
+	}
+	if len(x) < m*w.K || len(y) < m*w.N || (bias != nil && len(bias) < w.N) || (residual != nil && len(residual) < m*w.N) {
+		panic(fmt.Sprintf("kernels.Linear: m=%d N=%d K=%d: len(y)=%d len(x)=%d len(bias)=%d len(residual)=%d",
+			m, w.N, w.K, len(y), len(x), len(bias), len(residual)))
+	}
+	beta := float32(0)
+	if residual != nil && &residual[0] == &y[0] {
+		if act == ActNone {
+			// y = x·Wᵀ + b + y: the residual is just beta = 1.
+			beta, residual = 1, nil
+		} else {
+			// The kernel overwrites y before the epilogue reads the
+			// residual, so keep a copy (pooled: no allocation per call).
+			bufp := bufPool.Get().(*[]float32)
+			if cap(*bufp) < m*w.N {
+				*bufp = make([]float32, m*w.N)
+			}
+			res := (*bufp)[:m*w.N]
+			copy(res, residual)
+			runGemm(m, w.N, w.K, 1, x, w.K, false, w.data, 0, y, w.N, bias, act, res)
+			bufPool.Put(bufp)
+			return
+		}
+	}
+	runGemm(m, w.N, w.K, 1, x, w.K, false, w.data, beta, y, w.N, bias, act, residual)
+}

@@ -1,0 +1,100 @@
+// Package kernels holds the CPU compute kernels of maeembed: one packed,
+// cache-blocked SGEMM (Gemm, Linear) plus the fused ops of a ViT block
+// (LayerNorm, Attention, Softmax, GELU). Everything is row-major float32,
+// uses every core (GOMAXPROCS) through a persistent worker pool, and
+// allocates nothing per call after warm-up.
+//
+// Three code paths share one driver: AVX-512 and AVX2+FMA assembly
+// micro-kernels, chosen at init from CPU features, and a pure-Go twin that
+// the tests compare them against. MAEEMBED_KERNEL=avx512|avx2|generic
+// forces a path (read at init); SetPath does the same at run time.
+package kernels
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"sync/atomic"
+)
+
+// Activation selects the element-wise function fused into Linear's epilogue.
+type Activation int
+
+const (
+	ActNone Activation = iota
+	ActGELU
+)
+
+// nr is the column width of every micro-kernel (two AVX-512 vectors, four
+// AVX2 vectors). It is the same on all paths so that a Packed weight is
+// valid whatever path runs.
+const nr = 32
+
+// impl is one code path: a micro-kernel and its vector helpers.
+type impl struct {
+	name string
+	mr   int // rows of the micro-kernel tile
+	// kernel computes, for r < mr and j < nr,
+	//   C[r*ldc+j] = alpha·Σ_p A(r,p)·B[p*nr+j] + beta·C[r*ldc+j] + bias[j]
+	// where A(r,p) = a[r*rs+p*ps] and B is one packed panel (k×nr). beta == 0
+	// means C is not read (BLAS semantics); bias may be nil.
+	kernel func(k int, a *float32, rs, ps int, b *float32, c *float32, ldc int, alpha, beta float32, bias *float32)
+	gelu   func(x []float32)                    // in place, exact-erf GELU
+	add    func(dst, src []float32)             // dst[i] += src[i]
+	expSub func(x []float32, m float32) float32 // x[i] = exp(x[i]-m), returns Σ
+	maxf   func(x []float32) float32
+	scale  func(x []float32, s float32)
+	sum    func(x []float32) float32
+	sqdev  func(x []float32, mean float32) float32 // Σ (x[i]-mean)²
+	// ln: y = (x-mean)·rstd·gamma + beta
+	ln func(y, x []float32, mean, rstd float32, gamma, beta []float32)
+}
+
+var (
+	paths   = map[string]*impl{"generic": &genericImpl}
+	current atomic.Pointer[impl]
+)
+
+func init() {
+	registerArch() // adds the assembly paths the CPU supports
+	best := &genericImpl
+	for _, name := range []string{"avx512", "avx2"} {
+		if p, ok := paths[name]; ok {
+			best = p
+			break
+		}
+	}
+	current.Store(best)
+	if env := strings.TrimSpace(os.Getenv("MAEEMBED_KERNEL")); env != "" {
+		if err := SetPath(env); err != nil {
+			// A forced path that this CPU cannot run must not silently fall
+			// back: tests and benchmarks rely on it meaning what it says.
+			panic(fmt.Sprintf("MAEEMBED_KERNEL: %v", err))
+		}
+	}
+}
+
+// Paths lists the code paths this CPU can run, fastest first.
+func Paths() []string {
+	var out []string
+	for _, name := range []string{"avx512", "avx2", "generic"} {
+		if _, ok := paths[name]; ok {
+			out = append(out, name)
+		}
+	}
+	return out
+}
+
+// SetPath forces a code path ("avx512", "avx2" or "generic"). It is meant
+// for tests and benchmarks; it must not race with running kernels.
+func SetPath(name string) error {
+	p, ok := paths[name]
+	if !ok {
+		return fmt.Errorf("kernel path %q not available on this CPU (have %v)", name, Paths())
+	}
+	current.Store(p)
+	return nil
+}
+
+// Path names the code path in use.
+func Path() string { return current.Load().name }

@@ -1,0 +1,396 @@
+package kernels
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"testing"
+)
+
+// forEachPath runs f once per code path this CPU supports.
+func forEachPath(t *testing.T, f func(t *testing.T)) {
+	t.Helper()
+	saved := Path()
+	defer SetPath(saved)
+	for _, p := range Paths() {
+		if err := SetPath(p); err != nil {
+			t.Fatal(err)
+		}
+		t.Run(p, f)
+	}
+}
+
+func randSlice(r *rand.Rand, n int) []float32 {
+	x := make([]float32, n)
+	for i := range x {
+		x[i] = float32(r.NormFloat64())
+	}
+	return x
+}
+
+// refGemm is the naive float64 definition of Gemm.
+func refGemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) []float64 {
+	out := make([]float64, len(c))
+	for i := range c {
+		out[i] = float64(c[i])
+	}
+	for i := 0; i < m; i++ {
+		for j := 0; j < n; j++ {
+			var s float64
+			for p := 0; p < k; p++ {
+				var av, bv float32
+				if transA {
+					av = a[p*lda+i]
+				} else {
+					av = a[i*lda+p]
+				}
+				if transB {
+					bv = b[j*ldb+p]
+				} else {
+					bv = b[p*ldb+j]
+				}
+				s += float64(av) * float64(bv)
+			}
+			v := float64(alpha) * s
+			if beta != 0 {
+				v += float64(beta) * float64(c[i*ldc+j])
+			}
+			out[i*ldc+j] = v
+		}
+	}
+	return out
+}
+
+// within checks got against want with a tolerance scaled by the size of
+// the sum (k terms of unit-variance products).
+func within(t *testing.T, what string, got []float32, want []float64, tol float64) {
+	t.Helper()
+	bad := 0
+	for i := range want {
+		g, w := float64(got[i]), want[i]
+		if math.IsNaN(w) != math.IsNaN(g) || math.Abs(g-w) > tol*(1+math.Abs(w)) {
+			if bad < 5 {
+				t.Errorf("%s: [%d] = %v, want %v", what, i, g, w)
+			}
+			bad++
+		}
+	}
+	if bad > 0 {
+		t.Errorf("%s: %d of %d elements off", what, bad, len(want))
+	}
+}
+
+func TestGemmShapes(t *testing.T) {
+	type shape struct{ m, n, k int }
+	shapes := []shape{{1, 1, 1}, {1, 1, 7}, {3, 5, 2}, {13, 33, 17}, {12, 32, 256}, {25, 65, 300},
+		{37, 70, 513}, {100, 31, 1030}, {5, 200, 3001}, {130, 97, 64}, {1, 300, 40}, {300, 1, 40}}
+	forEachPath(t, func(t *testing.T) {
+		r := rand.New(rand.NewPCG(1, 2))
+		for _, s := range shapes {
+			for _, tr := range [][2]bool{{false, false}, {true, false}, {false, true}, {true, true}} {
+				for _, ab := range [][2]float32{{1, 0}, {0.5, 2}, {-1.5, 1}} {
+					// Leading dimensions larger than the operands.
+					ra, ca := s.m, s.k
+					if tr[0] {
+						ra, ca = s.k, s.m
+					}
+					rb, cb := s.k, s.n
+					if tr[1] {
+						rb, cb = s.n, s.k
+					}
+					lda, ldb, ldc := ca+3, cb+1, s.n+5
+					a := randSlice(r, (ra-1)*lda+ca)
+					b := randSlice(r, (rb-1)*ldb+cb)
+					c := randSlice(r, (s.m-1)*ldc+s.n)
+					want := refGemm(tr[0], tr[1], s.m, s.n, s.k, ab[0], a, lda, b, ldb, ab[1], c, ldc)
+					Gemm(tr[0], tr[1], s.m, s.n, s.k, ab[0], a, lda, b, ldb, ab[1], c, ldc)
+					tol := 1e-6 * math.Sqrt(float64(s.k)) * 4
+					within(t, fmt.Sprintf("%v tA=%v tB=%v α=%v β=%v", s, tr[0], tr[1], ab[0], ab[1]), c, want, tol)
+				}
+			}
+		}
+	})
+}
+
+func TestGemmNaNInf(t *testing.T) {
+	forEachPath(t, func(t *testing.T) {
+		const m, n, k = 20, 40, 50
+		r := rand.New(rand.NewPCG(3, 4))
+		a, b := randSlice(r, m*k), randSlice(r, k*n)
+		a[3*k+7] = float32(math.NaN())  // row 3 of C becomes NaN
+		b[5*n+9] = float32(math.Inf(1)) // column 9 becomes ±Inf (or NaN in row 3)
+		c := make([]float32, m*n)
+		for i := range c {
+			c[i] = float32(math.NaN()) // beta = 0 must not read C
+		}
+		Gemm(false, false, m, n, k, 1, a, k, b, n, 0, c, n)
+		for i := 0; i < m; i++ {
+			for j := 0; j < n; j++ {
+				v := float64(c[i*n+j])
+				switch {
+				case i == 3:
+					if !math.IsNaN(v) {
+						t.Fatalf("C[%d,%d] = %v, want NaN", i, j, v)
+					}
+				case j == 9:
+					if !math.IsInf(v, 0) {
+						t.Fatalf("C[%d,%d] = %v, want ±Inf", i, j, v)
+					}
+				default:
+					if math.IsNaN(v) || math.IsInf(v, 0) {
+						t.Fatalf("C[%d,%d] = %v, want finite", i, j, v)
+					}
+				}
+			}
+		}
+		// beta != 0 does read C: a NaN there propagates.
+		c2 := make([]float32, m*n)
+		c2[7] = float32(math.NaN())
+		Gemm(false, false, m, n, k, 1, a, k, b, n, 1, c2, n)
+		if !math.IsNaN(float64(c2[7])) {
+			t.Fatalf("beta=1: NaN in C was dropped")
+		}
+	})
+}
+
+func TestLinearEpilogues(t *testing.T) {
+	forEachPath(t, func(t *testing.T) {
+		r := rand.New(rand.NewPCG(5, 6))
+		for _, s := range []struct{ m, n, k int }{{1, 1, 1}, {7, 45, 33}, {50, 768, 300}, {197, 100, 768}} {
+			w := randSlice(r, s.n*s.k)
+			x := randSlice(r, s.m*s.k)
+			bias := randSlice(r, s.n)
+			res := randSlice(r, s.m*s.n)
+			p := PackLinear(w, s.n, s.k)
+			base := refGemm(false, true, s.m, s.n, s.k, 1, x, s.k, w, s.k, 0, make([]float32, s.m*s.n), s.n)
+			for _, act := range []Activation{ActNone, ActGELU} {
+				for _, withBias := range []bool{false, true} {
+					for _, resMode := range []string{"none", "separate", "alias"} {
+						want := make([]float64, len(base))
+						for i := range want {
+							v := base[i]
+							if withBias {
+								v += float64(bias[i%s.n])
+							}
+							if act == ActGELU {
+								v = geluExact(v)
+							}
+							if resMode != "none" {
+								v += float64(res[i])
+							}
+							want[i] = v
+						}
+						y := make([]float32, s.m*s.n)
+						var rs []float32
+						switch resMode {
+						case "separate":
+							rs = res
+						case "alias":
+							copy(y, res)
+							rs = y
+						}
+						var bs []float32
+						if withBias {
+							bs = bias
+						}
+						Linear(y, x, s.m, p, bs, act, rs)
+						within(t, fmt.Sprintf("%v act=%d bias=%v res=%s", s, act, withBias, resMode), y, want, 4e-6*math.Sqrt(float64(s.k)))
+					}
+				}
+			}
+		}
+	})
+}
+
+func TestGELUAccuracy(t *testing.T) {
+	forEachPath(t, func(t *testing.T) {
+		var xs []float32
+		for v := -12.0; v <= 12; v += 0.00037 {
+			xs = append(xs, float32(v))
+		}
+		xs = append(xs, 0, float32(math.Copysign(0, -1)), 1e-30, -1e-30, 30, -30, 1e6, -1e6, float32(math.Inf(1)))
+		y := append([]float32(nil), xs...)
+		GELU(y)
+		worst := 0.0
+		for i, x := range xs {
+			want := geluExact(float64(x))
+			got := float64(y[i])
+			var err float64
+			if got == want {
+				err = 0
+			} else if math.Abs(want) < 1e-30 {
+				err = math.Abs(got-want) / 1e-30
+			} else {
+				err = math.Abs(got-want) / math.Abs(want)
+			}
+			if err > worst {
+				worst = err
+			}
+			if !(err <= 1e-6) {
+				t.Fatalf("GELU(%v) = %v, want %v (rel err %.3g)", x, got, want, err)
+			}
+		}
+		t.Logf("worst relative error %.3g", worst)
+		nan := []float32{float32(math.NaN()), float32(math.Inf(-1))}
+		GELU(nan)
+		if !math.IsNaN(float64(nan[0])) {
+			t.Errorf("GELU(NaN) = %v", nan[0])
+		}
+	})
+}
+
+func refSoftmax(x []float32) []float64 {
+	m := math.Inf(-1)
+	for _, v := range x {
+		m = math.Max(m, float64(v))
+	}
+	out := make([]float64, len(x))
+	var s float64
+	for i, v := range x {
+		out[i] = math.Exp(float64(v) - m)
+		s += out[i]
+	}
+	for i := range out {
+		out[i] /= s
+	}
+	return out
+}
+
+func TestSoftmax(t *testing.T) {
+	forEachPath(t, func(t *testing.T) {
+		r := rand.New(rand.NewPCG(7, 8))
+		for _, n := range []int{1, 2, 15, 16, 17, 197, 1000} {
+			x := randSlice(r, n)
+			for i := range x {
+				x[i] = x[i]*10 + 80 // large values: would overflow without the max
+			}
+			want := refSoftmax(x)
+			Softmax(x)
+			within(t, fmt.Sprint("n=", n), x, want, 1e-6)
+		}
+		x := []float32{1, float32(math.Inf(-1)), 2}
+		want := refSoftmax(x)
+		Softmax(x)
+		within(t, "-Inf entry", x, want, 1e-6)
+		x = []float32{1, float32(math.NaN()), 2}
+		Softmax(x)
+		for _, v := range x {
+			if !math.IsNaN(float64(v)) {
+				t.Errorf("softmax with NaN input gave %v", x)
+			}
+		}
+	})
+}
+
+func TestLayerNorm(t *testing.T) {
+	forEachPath(t, func(t *testing.T) {
+		r := rand.New(rand.NewPCG(9, 10))
+		for _, s := range []struct{ rows, d int }{{1, 1}, {3, 7}, {197, 768}, {5, 1000}} {
+			x := randSlice(r, s.rows*s.d)
+			for i := range x {
+				x[i] = x[i]*3 + 5 // offset mean: a naive E[x²]−E[x]² would lose digits
+			}
+			gamma, beta := randSlice(r, s.d), randSlice(r, s.d)
+			want := make([]float64, len(x))
+			for i := 0; i < s.rows; i++ {
+				row := x[i*s.d : i*s.d+s.d]
+				var mean, v float64
+				for _, e := range row {
+					mean += float64(e)
+				}
+				mean /= float64(s.d)
+				for _, e := range row {
+					v += (float64(e) - mean) * (float64(e) - mean)
+				}
+				v /= float64(s.d)
+				for j, e := range row {
+					want[i*s.d+j] = (float64(e)-mean)/math.Sqrt(v+1e-6)*float64(gamma[j]) + float64(beta[j])
+				}
+			}
+			y := make([]float32, len(x))
+			LayerNorm(y, x, s.rows, s.d, gamma, beta, 1e-6)
+			within(t, fmt.Sprint(s), y, want, 2e-5)
+			LayerNorm(x, x, s.rows, s.d, gamma, beta, 1e-6) // in place
+			within(t, fmt.Sprint(s, " in place"), x, want, 2e-5)
+		}
+	})
+}
+
+// refAttention is the naive float64 multi-head attention over timm's layout.
+func refAttention(qkv []float32, batch, tokens, heads, hd int) []float64 {
+	D := heads * hd
+	out := make([]float64, batch*tokens*D)
+	scale := 1 / math.Sqrt(float64(hd))
+	at := func(b, t, s, h, d int) float64 { return float64(qkv[(b*tokens+t)*3*D+s*D+h*hd+d]) }
+	for b := 0; b < batch; b++ {
+		for h := 0; h < heads; h++ {
+			for i := 0; i < tokens; i++ {
+				sc := make([]float64, tokens)
+				m := math.Inf(-1)
+				for j := range sc {
+					var s float64
+					for d := 0; d < hd; d++ {
+						s += at(b, i, 0, h, d) * at(b, j, 1, h, d)
+					}
+					sc[j] = s * scale
+					m = math.Max(m, sc[j])
+				}
+				var z float64
+				for j := range sc {
+					sc[j] = math.Exp(sc[j] - m)
+					z += sc[j]
+				}
+				for d := 0; d < hd; d++ {
+					var o float64
+					for j := range sc {
+						o += sc[j] / z * at(b, j, 2, h, d)
+					}
+					out[(b*tokens+i)*D+h*hd+d] = o
+				}
+			}
+		}
+	}
+	return out
+}
+
+func TestAttention(t *testing.T) {
+	forEachPath(t, func(t *testing.T) {
+		r := rand.New(rand.NewPCG(11, 12))
+		for _, s := range []struct{ b, t, h, hd int }{{1, 1, 1, 1}, {2, 5, 3, 4}, {2, 50, 12, 64}, {1, 197, 2, 64}, {3, 33, 4, 40}} {
+			qkv := randSlice(r, s.b*s.t*3*s.h*s.hd)
+			want := refAttention(qkv, s.b, s.t, s.h, s.hd)
+			out := make([]float32, len(want))
+			Attention(out, qkv, s.b, s.t, s.h, s.hd)
+			within(t, fmt.Sprint(s), out, want, 2e-5)
+		}
+	})
+}
+
+func TestNoAllocs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("sync.Pool is randomised under the race detector")
+	}
+	forEachPath(t, func(t *testing.T) {
+		r := rand.New(rand.NewPCG(13, 14))
+		const m, n, k = 197, 256, 192
+		x, w, bias := randSlice(r, m*k), randSlice(r, n*k), randSlice(r, n)
+		y := make([]float32, m*n)
+		p := PackLinear(w, n, k)
+		qkv := randSlice(r, 2*50*3*64*4)
+		out := make([]float32, 2*50*64*4)
+		gamma, beta := randSlice(r, n), randSlice(r, n)
+		cases := map[string]func(){
+			"Gemm":      func() { Gemm(false, true, m, n, k, 1, x, k, w, k, 0, y, n) },
+			"Linear":    func() { Linear(y, x, m, p, bias, ActGELU, y) },
+			"Attention": func() { Attention(out, qkv, 2, 50, 4, 64) },
+			"LayerNorm": func() { LayerNorm(y, y, m, n, gamma, beta, 1e-6) },
+			"GELU":      func() { GELU(y) },
+		}
+		for name, f := range cases {
+			f()
+			if a := testing.AllocsPerRun(20, f); a != 0 {
+				t.Errorf("%s: %v allocations per call", name, a)
+			}
+		}
+	})
+}

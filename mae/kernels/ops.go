@@ -1,0 +1,135 @@
+package kernels
+
+import (
+	"fmt"
+	"math"
+	"sync"
+	"sync/atomic"
+)
+
+// counter hands out chunks [i, i+chunk) of [0, n) to the goroutines of a job.
+type counter struct {
+	n, chunk int
+	next     atomic.Int64
+}
+
+func (c *counter) reset(n, chunk int) {
+	c.n, c.chunk = n, max(1, chunk)
+	c.next.Store(0)
+}
+
+func (c *counter) take() (int, int, bool) {
+	i := int(c.next.Add(int64(c.chunk))) - c.chunk
+	if i >= c.n {
+		return 0, 0, false
+	}
+	return i, min(i+c.chunk, c.n), true
+}
+
+type geluJob struct {
+	counter
+	im *impl
+	x  []float32
+}
+
+func (j *geluJob) run() {
+	for {
+		i0, i1, ok := j.take()
+		if !ok {
+			return
+		}
+		j.im.gelu(j.x[i0:i1])
+	}
+}
+
+type lnJob struct {
+	counter
+	im          *impl
+	y, x        []float32
+	d           int
+	gamma, beta []float32
+	eps         float32
+}
+
+func (j *lnJob) run() {
+	d := j.d
+	for {
+		r0, r1, ok := j.take()
+		if !ok {
+			return
+		}
+		for r := r0; r < r1; r++ {
+			xr := j.x[r*d : r*d+d]
+			mean := j.im.sum(xr) / float32(d)
+			v := j.im.sqdev(xr, mean) / float32(d)
+			rstd := float32(1 / math.Sqrt(float64(v)+float64(j.eps)))
+			j.im.ln(j.y[r*d:r*d+d], xr, mean, rstd, j.gamma, j.beta)
+		}
+	}
+}
+
+var (
+	geluPool = sync.Pool{New: func() any { return new(geluJob) }}
+	lnPool   = sync.Pool{New: func() any { return new(lnJob) }}
+)
+
+// GELU applies the exact (erf) GELU x·Φ(x) in place.
+func GELU(x []float32) {
+	im := current.Load()
+	const chunk = 4096
+	nw := workers(float64(len(x)) * 20)
+	if nw <= 1 {
+		im.gelu(x)
+		return
+	}
+	j := geluPool.Get().(*geluJob)
+	j.im, j.x = im, x
+	j.reset(len(x), max(chunk, len(x)/(8*nw)/16*16))
+	parallel(nw, j)
+	j.x = nil
+	geluPool.Put(j)
+}
+
+// Softmax replaces row by its softmax, subtracting the max first so that
+// large inputs do not overflow.
+func Softmax(row []float32) {
+	if len(row) == 0 {
+		return
+	}
+	softmaxWith(current.Load(), row)
+}
+
+func softmaxWith(im *impl, row []float32) {
+	m := im.maxf(row)
+	if math.IsInf(float64(m), 0) || m != m {
+		// As in torch: a NaN anywhere, a +Inf (Inf−Inf) or an all −Inf row
+		// gives NaN everywhere.
+		nan := float32(math.NaN())
+		for i := range row {
+			row[i] = nan
+		}
+		return
+	}
+	s := im.expSub(row, m)
+	im.scale(row, 1/s)
+}
+
+// LayerNorm normalises each of the rows (length d) of x into y:
+// y = (x−mean)/sqrt(var+eps)·gamma + beta with the biased variance, as
+// torch.nn.LayerNorm. y may alias x.
+func LayerNorm(y, x []float32, rows, d int, gamma, beta []float32, eps float32) {
+	if len(x) < rows*d || len(y) < rows*d || len(gamma) < d || len(beta) < d {
+		panic(fmt.Sprintf("kernels.LayerNorm: rows=%d d=%d: len(y)=%d len(x)=%d len(gamma)=%d len(beta)=%d",
+			rows, d, len(y), len(x), len(gamma), len(beta)))
+	}
+	if rows == 0 || d == 0 {
+		return
+	}
+	j := lnPool.Get().(*lnJob)
+	j.im, j.y, j.x, j.d, j.gamma, j.beta, j.eps = current.Load(), y, x, d, gamma, beta, eps
+	nw := workers(float64(rows) * float64(d) * 6)
+	j.reset(rows, max(1, rows/(8*nw)))
+	parallel(nw, j)
+	j.y, j.x, j.gamma, j.beta = nil, nil, nil, nil
+	lnPool.Put(j)
+}
