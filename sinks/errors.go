@@ -1,0 +1,78 @@
+package sinks
+
+import (
+	"fmt"
+	"path/filepath"
+
+	"github.com/apache/arrow/go/v17/arrow"
+	"github.com/apache/arrow/go/v17/arrow/array"
+)
+
+const errorsDir = "errors"
+
+type errorWriter struct {
+	schema  *arrow.Schema
+	parts   *parts
+	offsets [3][]int32
+	done    bool
+}
+
+// NewErrors writes failed items to DIR/errors/part-NNNNN.parquet with string
+// columns id, stage, error and the same file metadata as the embeddings.
+// Nothing is created unless a row is written. It also implements Flusher.
+func NewErrors(dir string, meta Meta, opts ParquetOptions) (ErrorWriter, error) {
+	k, v := meta.keyValues()
+	schema := schemaWithMeta([]arrow.Field{
+		field("id", arrow.BinaryTypes.String),
+		field("stage", arrow.BinaryTypes.String),
+		field("error", arrow.BinaryTypes.String),
+	}, k, v)
+	o := opts.withDefaults()
+	p, err := newParts(filepath.Join(dir, errorsDir), "parquet", o, func(path string) (recordFile, error) {
+		return createParquet(path, schema, o.RowGroupBytes)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &errorWriter{schema: schema, parts: p}, nil
+}
+
+func (w *errorWriter) Write(rows []ErrorRow) error {
+	if w.done {
+		return fmt.Errorf("sinks: write after close")
+	}
+	if len(rows) == 0 {
+		return nil
+	}
+	n := len(rows)
+	var raw int64
+	for i := range rows {
+		raw += int64(len(rows[i].ID) + len(rows[i].Stage) + len(rows[i].Error))
+	}
+	cols := []arrow.Array{
+		stringColumn(&w.offsets[0], n, func(i int) string { return rows[i].ID }),
+		stringColumn(&w.offsets[1], n, func(i int) string { return rows[i].Stage }),
+		stringColumn(&w.offsets[2], n, func(i int) string { return rows[i].Error }),
+	}
+	rec := array.NewRecord(w.schema, cols, int64(n))
+	for _, c := range cols {
+		c.Release()
+	}
+	defer rec.Release()
+	return w.parts.write(rec, raw)
+}
+
+func (w *errorWriter) Flush() error { return w.parts.flush() }
+
+func (w *errorWriter) Close() error {
+	if w.done {
+		return nil
+	}
+	w.done = true
+	return w.parts.flush()
+}
+
+func (w *errorWriter) Abort() error {
+	w.done = true
+	return w.parts.abort()
+}

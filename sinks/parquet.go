@@ -1,0 +1,340 @@
+package sinks
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+
+	"github.com/apache/arrow/go/v17/arrow"
+	"github.com/apache/arrow/go/v17/arrow/array"
+	"github.com/apache/arrow/go/v17/parquet"
+	"github.com/apache/arrow/go/v17/parquet/compress"
+	"github.com/apache/arrow/go/v17/parquet/pqarrow"
+)
+
+// ParquetOptions tunes rolling part files (Parquet and Arrow IPC).
+// Zero values take the defaults.
+type ParquetOptions struct {
+	// A part file is published and a new one started once it holds at
+	// least MaxFileRows rows or MaxFileBytes bytes of uncompressed values
+	// (checked after each Write, so a file overshoots by at most one batch).
+	MaxFileRows  int   // default 100_000
+	MaxFileBytes int64 // default 512 MiB
+	// RowGroupBytes bounds the uncompressed values per Parquet row group;
+	// a row group is buffered in memory until complete. Default 64 MiB.
+	RowGroupBytes int64
+	// OnPublish, if set, is called after each part file is durable with
+	// its path and row count. Rows are published in Write order, so a
+	// caller acks its oldest rows unacked.
+	OnPublish func(path string, rows int)
+}
+
+func (o ParquetOptions) withDefaults() ParquetOptions {
+	if o.MaxFileRows <= 0 {
+		o.MaxFileRows = 100_000
+	}
+	if o.MaxFileBytes <= 0 {
+		o.MaxFileBytes = 512 << 20
+	}
+	if o.RowGroupBytes <= 0 {
+		o.RowGroupBytes = 64 << 20
+	}
+	return o
+}
+
+// Flusher is implemented by the rolling writers: Flush publishes the
+// current part file now (e.g. on a timer in stream mode, so acks do not wait
+// for a full file). It is a no-op when nothing is pending.
+type Flusher interface {
+	Flush() error
+}
+
+// recordFile is one output file being filled with Arrow records.
+type recordFile interface {
+	writeRecord(rec arrow.Record, rawBytes int64) error
+	// commit completes the format, syncs and publishes the file.
+	commit() error
+	abort() error
+}
+
+// pqFile writes one Parquet file through pqarrow into a hidden temp file.
+type pqFile struct {
+	af            *atomicFile
+	bw            *bufio.Writer
+	fw            *pqarrow.FileWriter
+	rgBytes       int64
+	rowGroupBytes int64
+}
+
+// noCloseWriter hides Close from the parquet writer, which would otherwise
+// close our file before it is synced.
+type noCloseWriter struct{ io.Writer }
+
+func createParquet(path string, schema *arrow.Schema, rowGroupBytes int64) (*pqFile, error) {
+	af, err := createAtomic(path)
+	if err != nil {
+		return nil, err
+	}
+	bw := bufio.NewWriterSize(af, 1<<20)
+	props := parquet.NewWriterProperties(
+		parquet.WithCompression(compress.Codecs.Zstd),
+		// ids are unique and floats do not repeat: dictionaries only cost.
+		parquet.WithDictionaryDefault(false),
+		// Row groups are cut by bytes in writeRecord, not by this count.
+		parquet.WithMaxRowGroupLength(1<<40),
+	)
+	// Storing the Arrow schema lets Arrow readers restore fixed_size_list
+	// (Parquet itself only has LIST).
+	fw, err := pqarrow.NewFileWriter(schema, noCloseWriter{bw}, props, pqarrow.NewArrowWriterProperties(pqarrow.WithStoreSchema()))
+	if err != nil {
+		af.Abort()
+		return nil, fmt.Errorf("parquet writer for %s: %w", path, err)
+	}
+	return &pqFile{af: af, bw: bw, fw: fw, rowGroupBytes: rowGroupBytes}, nil
+}
+
+func (p *pqFile) writeRecord(rec arrow.Record, rawBytes int64) error {
+	if p.rgBytes > 0 && p.rgBytes+rawBytes > p.rowGroupBytes {
+		p.fw.NewBufferedRowGroup()
+		p.rgBytes = 0
+	}
+	if err := p.fw.WriteBuffered(rec); err != nil {
+		return fmt.Errorf("write %s: %w", p.af.final, err)
+	}
+	p.rgBytes += rawBytes
+	return nil
+}
+
+// finish writes the footer and flushes without publishing.
+func (p *pqFile) finish() error {
+	if err := p.fw.Close(); err != nil {
+		return fmt.Errorf("close parquet %s: %w", p.af.final, err)
+	}
+	if err := p.bw.Flush(); err != nil {
+		return fmt.Errorf("write %s: %w", p.af.final, err)
+	}
+	return nil
+}
+
+func (p *pqFile) commit() error {
+	if err := p.finish(); err != nil {
+		p.af.Abort()
+		return err
+	}
+	return p.af.Publish()
+}
+
+func (p *pqFile) abort() error { return p.af.Abort() }
+
+// parts rolls part-NNNNN.EXT files in a directory.
+type parts struct {
+	dir, ext string
+	next     int
+	open     func(path string) (recordFile, error)
+	opts     ParquetOptions
+
+	cur      recordFile
+	curPath  string
+	curRows  int
+	curBytes int64
+}
+
+var partRe = regexp.MustCompile(`^part-(\d+)\.([a-z]+)$`)
+
+func newParts(dir, ext string, opts ParquetOptions, open func(string) (recordFile, error)) (*parts, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("create output dir: %w", err)
+	}
+	// Continue numbering after existing parts so a resumed run never
+	// replaces published files.
+	next, err := nextPartNumber(dir)
+	if err != nil {
+		return nil, err
+	}
+	return &parts{dir: dir, ext: ext, next: next, open: open, opts: opts.withDefaults()}, nil
+}
+
+func nextPartNumber(dir string) (int, error) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return 0, fmt.Errorf("list %s: %w", dir, err)
+	}
+	next := 0
+	for _, e := range ents {
+		if m := partRe.FindStringSubmatch(e.Name()); m != nil {
+			if k, err := strconv.Atoi(m[1]); err == nil && k >= next {
+				next = k + 1
+			}
+		}
+	}
+	return next, nil
+}
+
+func (p *parts) write(rec arrow.Record, rawBytes int64) error {
+	if p.cur == nil {
+		p.curPath = filepath.Join(p.dir, fmt.Sprintf("part-%05d.%s", p.next, p.ext))
+		f, err := p.open(p.curPath)
+		if err != nil {
+			return err
+		}
+		p.cur, p.curRows, p.curBytes = f, 0, 0
+	}
+	if err := p.cur.writeRecord(rec, rawBytes); err != nil {
+		return err
+	}
+	p.curRows += int(rec.NumRows())
+	p.curBytes += rawBytes
+	if p.curRows >= p.opts.MaxFileRows || p.curBytes >= p.opts.MaxFileBytes {
+		return p.flush()
+	}
+	return nil
+}
+
+func (p *parts) flush() error {
+	if p.cur == nil {
+		return nil
+	}
+	f := p.cur
+	p.cur = nil
+	p.next++
+	if err := f.commit(); err != nil {
+		return err
+	}
+	if p.opts.OnPublish != nil {
+		p.opts.OnPublish(p.curPath, p.curRows)
+	}
+	return nil
+}
+
+func (p *parts) abort() error {
+	if p.cur == nil {
+		return nil
+	}
+	f := p.cur
+	p.cur = nil
+	return f.abort()
+}
+
+// embBuilder turns Rows into Arrow records over reused buffers.
+type embBuilder struct {
+	schema  *arrow.Schema
+	meta    Meta
+	withEmb bool
+	offsets []int32
+	widths  []int32
+	heights []int32
+	vals    []float32
+}
+
+func embeddingFields(meta Meta) []arrow.Field {
+	dims := []int{meta.Dim}
+	if meta.Tokens > 0 {
+		dims = []int{meta.Tokens, meta.Dim}
+	}
+	return []arrow.Field{
+		field("id", arrow.BinaryTypes.String),
+		field("embedding", fslType(dims...)),
+		field("width", arrow.PrimitiveTypes.Int32),
+		field("height", arrow.PrimitiveTypes.Int32),
+	}
+}
+
+func newEmbBuilder(meta Meta, withEmb bool) *embBuilder {
+	fields := embeddingFields(meta)
+	if !withEmb { // metadata.parquet beside embeddings.npy
+		fields = []arrow.Field{fields[0], fields[2], fields[3]}
+	}
+	k, v := meta.keyValues()
+	return &embBuilder{schema: schemaWithMeta(fields, k, v), meta: meta, withEmb: withEmb}
+}
+
+// build returns the record and its uncompressed size in bytes.
+func (b *embBuilder) build(rows []Row) (arrow.Record, int64) {
+	n := len(rows)
+	b.widths, b.heights = b.widths[:0], b.heights[:0]
+	raw := int64(8 * n)
+	for i := range rows {
+		b.widths = append(b.widths, rows[i].Width)
+		b.heights = append(b.heights, rows[i].Height)
+		raw += int64(len(rows[i].ID))
+	}
+	cols := []arrow.Array{stringColumn(&b.offsets, n, func(i int) string { return rows[i].ID })}
+	if b.withEmb {
+		b.vals = b.vals[:0]
+		for i := range rows {
+			b.vals = append(b.vals, rows[i].Embedding...)
+		}
+		raw += int64(4 * len(b.vals))
+		if b.meta.Tokens > 0 {
+			cols = append(cols, fslColumn(b.vals, b.meta.Tokens, b.meta.Dim))
+		} else {
+			cols = append(cols, fslColumn(b.vals, b.meta.Dim))
+		}
+	}
+	cols = append(cols, int32Column(b.widths), int32Column(b.heights))
+	rec := array.NewRecord(b.schema, cols, int64(n))
+	for _, c := range cols {
+		c.Release()
+	}
+	return rec, raw
+}
+
+// rollingWriter is the EmbeddingWriter over rolling part files.
+type rollingWriter struct {
+	b     *embBuilder
+	parts *parts
+	done  bool
+}
+
+// NewParquet writes DIR/part-NNNNN.parquet (zstd, columns id, embedding,
+// width, height; file metadata maeembed.model/pool/preprocess/version/dim
+// and, for tokens, maeembed.tokens). Numbering continues after existing
+// parts in dir. The writer also implements Flusher.
+func NewParquet(dir string, meta Meta, opts ParquetOptions) (EmbeddingWriter, error) {
+	if err := meta.validate(); err != nil {
+		return nil, err
+	}
+	o := opts.withDefaults()
+	b := newEmbBuilder(meta, true)
+	p, err := newParts(dir, "parquet", o, func(path string) (recordFile, error) {
+		return createParquet(path, b.schema, o.RowGroupBytes)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &rollingWriter{b: b, parts: p}, nil
+}
+
+func (w *rollingWriter) Write(rows []Row) error {
+	if w.done {
+		return fmt.Errorf("sinks: write after close")
+	}
+	if len(rows) == 0 {
+		return nil
+	}
+	if err := checkRows(rows, w.b.meta.rowLen()); err != nil {
+		return err
+	}
+	rec, raw := w.b.build(rows)
+	defer rec.Release()
+	return w.parts.write(rec, raw)
+}
+
+func (w *rollingWriter) Flush() error { return w.parts.flush() }
+
+func (w *rollingWriter) Close() error {
+	if w.done {
+		return nil
+	}
+	w.done = true
+	return w.parts.flush()
+}
+
+func (w *rollingWriter) Abort() error {
+	w.done = true
+	return w.parts.abort()
+}

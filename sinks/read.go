@@ -1,0 +1,141 @@
+package sinks
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/apache/arrow/go/v17/arrow"
+	"github.com/apache/arrow/go/v17/arrow/array"
+	"github.com/apache/arrow/go/v17/arrow/ipc"
+	"github.com/apache/arrow/go/v17/arrow/memory"
+	"github.com/apache/arrow/go/v17/parquet/file"
+	"github.com/apache/arrow/go/v17/parquet/pqarrow"
+)
+
+// ReadParquet reads a whole Parquet file as an Arrow table together with its
+// key-value file metadata. The caller releases the table.
+func ReadParquet(path string) (arrow.Table, map[string]string, error) {
+	pf, err := file.OpenParquetFile(path, false)
+	if err != nil {
+		return nil, nil, fmt.Errorf("open parquet %s: %w", path, err)
+	}
+	defer pf.Close()
+	kv := map[string]string{}
+	for _, e := range pf.MetaData().KeyValueMetadata() {
+		if e.Value != nil {
+			kv[e.Key] = *e.Value
+		}
+	}
+	fr, err := pqarrow.NewFileReader(pf, pqarrow.ArrowReadProperties{BatchSize: 4096}, memory.DefaultAllocator)
+	if err != nil {
+		return nil, nil, fmt.Errorf("read parquet %s: %w", path, err)
+	}
+	tbl, err := fr.ReadTable(context.Background())
+	if err != nil {
+		return nil, nil, fmt.Errorf("read parquet %s: %w", path, err)
+	}
+	return tbl, kv, nil
+}
+
+// readIDColumn appends the values of the "id" column of a Parquet file.
+func readParquetIDs(path string, into map[string]bool) error {
+	pf, err := file.OpenParquetFile(path, false)
+	if err != nil {
+		return fmt.Errorf("open parquet %s: %w", path, err)
+	}
+	defer pf.Close()
+	col := pf.MetaData().Schema.ColumnIndexByName("id")
+	if col < 0 {
+		return fmt.Errorf("%s: no id column", path)
+	}
+	fr, err := pqarrow.NewFileReader(pf, pqarrow.ArrowReadProperties{BatchSize: 16384}, memory.DefaultAllocator)
+	if err != nil {
+		return fmt.Errorf("read parquet %s: %w", path, err)
+	}
+	rr, err := fr.GetRecordReader(context.Background(), []int{col}, nil)
+	if err != nil {
+		return fmt.Errorf("read ids of %s: %w", path, err)
+	}
+	defer rr.Release()
+	for rr.Next() {
+		addIDs(rr.Record().Column(0), into)
+	}
+	if err := rr.Err(); err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("read ids of %s: %w", path, err)
+	}
+	return nil
+}
+
+func readArrowIDs(path string, into map[string]bool) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	r, err := ipc.NewFileReader(f)
+	if err != nil {
+		return fmt.Errorf("open arrow %s: %w", path, err)
+	}
+	defer r.Close()
+	idx := r.Schema().FieldIndices("id")
+	if len(idx) == 0 {
+		return fmt.Errorf("%s: no id column", path)
+	}
+	for i := 0; i < r.NumRecords(); i++ {
+		rec, err := r.Record(i)
+		if err != nil {
+			return fmt.Errorf("read arrow %s: %w", path, err)
+		}
+		addIDs(rec.Column(idx[0]), into)
+	}
+	return nil
+}
+
+func addIDs(col arrow.Array, into map[string]bool) {
+	if s, ok := col.(*array.String); ok {
+		for i := 0; i < s.Len(); i++ {
+			into[s.Value(i)] = true
+		}
+	}
+}
+
+// ReadDoneIDs returns the ids already finished in an output directory, so a
+// rerun into the same directory can skip them (resume). It reads the id
+// column of every published part-NNNNN.parquet / part-NNNNN.arrow in dir, of
+// dir/metadata.parquet (npy outputs) and of dir/errors/part-NNNNN.parquet:
+// an item that failed counts as done, so a rerun does not retry it (delete
+// the errors folder to retry). Temporary files of a killed run are ignored;
+// a missing dir gives an empty set.
+func ReadDoneIDs(dir string) (map[string]bool, error) {
+	done := map[string]bool{}
+	for _, d := range []string{dir, filepath.Join(dir, errorsDir)} {
+		ents, err := os.ReadDir(d)
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("resume: list %s: %w", d, err)
+		}
+		for _, e := range ents {
+			name := e.Name()
+			path := filepath.Join(d, name)
+			m := partRe.FindStringSubmatch(name)
+			switch {
+			case m != nil && m[2] == "parquet", d == dir && name == metadataName:
+				err = readParquetIDs(path, done)
+			case m != nil && m[2] == "arrow":
+				err = readArrowIDs(path, done)
+			default:
+				continue
+			}
+			if err != nil {
+				return nil, fmt.Errorf("resume: %w", err)
+			}
+		}
+	}
+	return done, nil
+}
