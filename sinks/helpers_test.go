@@ -19,30 +19,38 @@ type duckResult struct {
 }
 
 // duckdb runs sql in DuckDB (npm @duckdb/node-api) as an independent reader.
-// It skips only when the npm packages are not installed; CI runs `npm ci`
-// in sinks/testdata/duckdb.
 func duckdb(t *testing.T, sql string) duckResult {
 	t.Helper()
-	dir, err := filepath.Abs("testdata/duckdb")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(filepath.Join(dir, "node_modules", "@duckdb", "node-api")); err != nil {
-		t.Skip("DuckDB reader not installed: run `npm ci` in sinks/testdata/duckdb")
-	}
-	cmd := exec.Command("node", "query.mjs", sql)
-	cmd.Dir = dir
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("duckdb %q: %v\n%s", sql, err, stderr.String())
-	}
+	out := nodeScript(t, "query.mjs", sql)
 	var r duckResult
 	if err := json.Unmarshal(out, &r); err != nil {
 		t.Fatalf("duckdb output: %v\n%s", err, out)
 	}
 	return r
+}
+
+// nodeScript runs one of the reader scripts in testdata/duckdb. It skips
+// only when the npm packages are not installed; CI runs `npm ci` there.
+func nodeScript(t *testing.T, script string, args ...string) []byte {
+	t.Helper()
+	dir, err := filepath.Abs("testdata/duckdb")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, pkg := range []string{"@duckdb/node-api", "apache-arrow"} {
+		if _, err := os.Stat(filepath.Join(dir, "node_modules", pkg)); err != nil {
+			t.Skipf("independent readers not installed (%s missing): run `npm ci` in sinks/testdata/duckdb", pkg)
+		}
+	}
+	cmd := exec.Command("node", append([]string{script}, args...)...)
+	cmd.Dir = dir
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("node %s %q: %v\n%s", script, args, err, stderr.String())
+	}
+	return out
 }
 
 // sqlPath quotes a path for a DuckDB string literal.
