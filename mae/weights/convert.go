@@ -58,21 +58,6 @@ func float16To32(h uint16) float32 {
 
 func bfloat16To32(b uint16) float32 { return math.Float32frombits(uint32(b) << 16) }
 
-// rawElement returns an accessor for element i of little-endian raw data.
-func rawElement(raw []byte, dt dtype) func(int) float32 {
-	switch dt {
-	case dtFloat16:
-		return func(i int) float32 { return float16To32(binary.LittleEndian.Uint16(raw[2*i:])) }
-	case dtBFloat16:
-		return func(i int) float32 { return bfloat16To32(binary.LittleEndian.Uint16(raw[2*i:])) }
-	case dtFloat64:
-		return func(i int) float32 { return float32(math.Float64frombits(binary.LittleEndian.Uint64(raw[8*i:]))) }
-	case dtFloat32:
-		return func(i int) float32 { return math.Float32frombits(binary.LittleEndian.Uint32(raw[4*i:])) }
-	}
-	panic("rawElement: unsupported dtype")
-}
-
 // convertInto decodes len(dst) little-endian elements of dtype dt from raw.
 func convertInto(dst []float32, raw []byte, dt dtype) {
 	switch dt {

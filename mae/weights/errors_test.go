@@ -176,7 +176,7 @@ func TestLoadErrors(t *testing.T) {
 		wantLoadError(t, d, "model.safetensors", "pytorch_model.bin")
 	})
 	t.Run("hf missing key projection", func(t *testing.T) {
-		tensors, err := readSafetensors("testdata/hf_safetensors/model.safetensors")
+		tensors, err := readSafetensorsAs("testdata/hf_safetensors/model.safetensors", false)
 		if err != nil {
 			t.Fatal(err)
 		}

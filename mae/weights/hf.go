@@ -87,7 +87,7 @@ func ReadHFConfig(path string) (*HFConfig, error) {
 // isHFNaming tells Hugging Face names (ViTMAEForPreTraining with "vit.",
 // bare ViTMAEModel without) from the official ones, which never use these
 // prefixes.
-func isHFNaming(m map[string]*Tensor) bool {
+func isHFNames(m map[string][]int) bool {
 	for k := range m {
 		for _, p := range []string{"vit.", "embeddings.", "encoder.layer.", "layernorm.", "decoder.decoder_", "decoder.mask_token"} {
 			if strings.HasPrefix(k, p) {
@@ -122,63 +122,98 @@ var hfTopNames = [][2]string{
 
 var qkvParts = []string{"query", "key", "value"}
 
-// fromHF maps Hugging Face names to official ones and fuses query/key/value
-// into qkv ([q;k;v] rows). Names it does not know pass through unchanged.
-func fromHF(in map[string]*Tensor) (map[string]*Tensor, error) {
-	out := make(map[string]*Tensor, len(in))
-	type qkv struct{ parts [3]*Tensor }
-	fused := map[string]*qkv{} // official qkv name → parts
-	put := func(name, from string, t *Tensor) error {
-		if _, dup := out[name]; dup {
-			return fmt.Errorf("tensor %s: %s maps to a name already present", from, name)
+// hfSlot says where the data of one Hugging Face tensor goes: a whole
+// official tensor (off -1, Data still to be set) or rows of a fused qkv
+// tensor (Data allocated, the part starts at element off).
+type hfSlot struct {
+	t   *Tensor
+	off int
+}
+
+// planHF maps Hugging Face names (given with their shapes) to official ones:
+// query/key/value become one qkv tensor ([q;k;v] rows), allocated here so
+// that readers can fill the parts in place. Names it does not know pass
+// through unchanged.
+func planHF(shapes map[string][]int) (map[string]hfSlot, map[string]*Tensor, error) {
+	slots := make(map[string]hfSlot, len(shapes))
+	out := make(map[string]*Tensor, len(shapes))
+	from := make(map[string]string, len(shapes)) // official → source, for errors
+	put := func(name, src string, t *Tensor) error {
+		if prev, dup := from[name]; dup {
+			return fmt.Errorf("tensors %s and %s both map to %s", prev, src, name)
 		}
+		from[name] = src
 		out[name] = t
 		return nil
 	}
-	for name, t := range in {
-		n := strings.TrimPrefix(name, "vit.")
-		official, part, ok := hfToOfficial(n)
+	fused := map[string]*[3]string{} // official qkv name → source names
+	for _, name := range sortedKeys(shapes) {
+		official, part, ok := hfToOfficial(strings.TrimPrefix(name, "vit."))
 		if !ok {
-			if err := put(name, name, t); err != nil {
-				return nil, err
-			}
-			continue
+			official, part = name, -1
 		}
 		if part < 0 {
+			t := &Tensor{Shape: append([]int{}, shapes[name]...)}
 			if err := put(official, name, t); err != nil {
-				return nil, err
+				return nil, nil, err
 			}
+			slots[name] = hfSlot{t: t, off: -1}
 			continue
 		}
 		g := fused[official]
 		if g == nil {
-			g = &qkv{}
+			g = &[3]string{}
 			fused[official] = g
 		}
-		g.parts[part] = t
+		g[part] = name
 	}
 	for _, name := range sortedKeys(fused) {
 		g := fused[name]
-		for i, p := range g.parts {
-			if p == nil {
-				return nil, fmt.Errorf("tensor %s: Hugging Face attention %s missing (query, key and value are needed)", name, qkvParts[i])
+		for i, src := range g {
+			if src == "" {
+				return nil, nil, fmt.Errorf("tensor %s: Hugging Face attention %s missing (query, key and value are needed)", name, qkvParts[i])
 			}
 		}
-		q := g.parts[0]
+		q := shapes[g[0]]
 		rows := 0
-		for i, p := range g.parts {
-			if len(p.Shape) == 0 || len(p.Shape) != len(q.Shape) || !equalInts(p.Shape[1:], q.Shape[1:]) {
-				return nil, fmt.Errorf("tensor %s: attention %s shape %v does not match query %v", name, qkvParts[i], p.Shape, q.Shape)
+		for i, src := range g {
+			p := shapes[src]
+			if len(p) == 0 || len(p) != len(q) || !equalInts(p[1:], q[1:]) {
+				return nil, nil, fmt.Errorf("tensor %s: attention %s shape %v does not match query %v", name, qkvParts[i], p, q)
 			}
-			rows += p.Shape[0]
+			rows += p[0]
 		}
-		data := make([]float32, 0, len(q.Data)+len(g.parts[1].Data)+len(g.parts[2].Data))
-		for _, p := range g.parts {
-			data = append(data, p.Data...)
+		shape := append([]int{rows}, q[1:]...)
+		t := &Tensor{Shape: shape, Data: make([]float32, numel(shape))}
+		if err := put(name, g[0], t); err != nil {
+			return nil, nil, err
 		}
-		shape := append([]int{rows}, q.Shape[1:]...)
-		if err := put(name, name, &Tensor{Shape: shape, Data: data}); err != nil {
-			return nil, err
+		off := 0
+		for _, src := range g {
+			slots[src] = hfSlot{t: t, off: off}
+			off += numel(shapes[src])
+		}
+	}
+	return slots, out, nil
+}
+
+// fromHF maps loaded Hugging Face tensors to official names; only the
+// query/key/value parts are copied (into their fused qkv).
+func fromHF(in map[string]*Tensor) (map[string]*Tensor, error) {
+	shapes := make(map[string][]int, len(in))
+	for k, v := range in {
+		shapes[k] = v.Shape
+	}
+	slots, out, err := planHF(shapes)
+	if err != nil {
+		return nil, err
+	}
+	for name, s := range slots {
+		src := in[name]
+		if s.off < 0 {
+			s.t.Data = src.Data
+		} else {
+			copy(s.t.Data[s.off:s.off+len(src.Data)], src.Data)
 		}
 	}
 	return out, nil

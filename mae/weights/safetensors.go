@@ -27,9 +27,13 @@ type stEntry struct {
 
 var stDTypes = map[string]dtype{"F32": dtFloat32, "F16": dtFloat16, "BF16": dtBFloat16, "F64": dtFloat64}
 
-// readSafetensors reads every tensor straight into its own float32 slice
-// (one read per float32 tensor, chunked conversion for the others).
-func readSafetensors(path string) (map[string]*Tensor, error) {
+// readSafetensors reads every tensor straight into its final float32 slice
+// (one read per float32 tensor, chunked conversion for the others), mapping
+// Hugging Face names to official ones.
+func readSafetensors(path string) (map[string]*Tensor, error) { return readSafetensorsAs(path, true) }
+
+// readSafetensorsAs is readSafetensors with the name mapping optional.
+func readSafetensorsAs(path string, mapHF bool) (map[string]*Tensor, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("load checkpoint: %w", err)
@@ -69,36 +73,68 @@ func readSafetensors(path string) (map[string]*Tensor, error) {
 		}
 		items = append(items, item{name, e, dt})
 	}
+	// Hugging Face names are mapped here rather than after loading, so that
+	// query/key/value are read straight into their fused qkv tensor.
+	var slots map[string]hfSlot
+	var out map[string]*Tensor
+	shapes := make(map[string][]int, len(items))
+	for _, it := range items {
+		shapes[it.name] = it.e.Shape
+	}
+	if mapHF && isHFNames(shapes) {
+		if slots, out, err = planHF(shapes); err != nil {
+			return nil, fmt.Errorf("load %s: %w", path, err)
+		}
+	} else {
+		out = make(map[string]*Tensor, len(items))
+	}
 	// File order: sequential reads.
 	sort.Slice(items, func(i, j int) bool { return items[i].e.Offsets[0] < items[j].e.Offsets[0] })
-	out := make(map[string]*Tensor, len(items))
 	var chunk []byte
 	for _, it := range items {
 		n := numel(it.e.Shape)
-		data := make([]float32, n)
+		var data []float32
+		if s, ok := slots[it.name]; ok && s.off >= 0 {
+			data = s.t.Data[s.off : s.off+n]
+		} else {
+			data = make([]float32, n)
+			if ok {
+				s.t.Data = data
+			} else {
+				out[it.name] = &Tensor{Shape: append([]int{}, it.e.Shape...), Data: data}
+			}
+		}
 		off := dataStart + it.e.Offsets[0]
 		if it.dt == dtFloat32 {
 			if _, err := f.ReadAt(float32Bytes(data), off); err != nil {
 				return nil, fmt.Errorf("load %s: tensor %s: %w", path, it.name, truncated(err))
 			}
 			leToHostFloat32(data)
-		} else {
-			if chunk == nil {
-				chunk = make([]byte, 1<<16)
-			}
-			es := it.dt.size()
-			per := len(chunk) / es
-			for i := 0; i < n; i += per {
-				m := min(per, n-i)
-				if _, err := f.ReadAt(chunk[:m*es], off+int64(i*es)); err != nil {
-					return nil, fmt.Errorf("load %s: tensor %s: %w", path, it.name, truncated(err))
-				}
-				convertInto(data[i:i+m], chunk[:m*es], it.dt)
-			}
+			continue
 		}
-		out[it.name] = &Tensor{Shape: append([]int{}, it.e.Shape...), Data: data}
+		if chunk == nil {
+			chunk = make([]byte, 1<<16)
+		}
+		if err := readConverted(f, off, data, it.dt, chunk); err != nil {
+			return nil, fmt.Errorf("load %s: tensor %s: %w", path, it.name, truncated(err))
+		}
 	}
 	return out, nil
+}
+
+// readConverted reads len(dst) elements of dtype dt at off, converting them
+// through chunk.
+func readConverted(r io.ReaderAt, off int64, dst []float32, dt dtype, chunk []byte) error {
+	es := dt.size()
+	per := len(chunk) / es
+	for i := 0; i < len(dst); i += per {
+		m := min(per, len(dst)-i)
+		if _, err := r.ReadAt(chunk[:m*es], off+int64(i*es)); err != nil {
+			return err
+		}
+		convertInto(dst[i:i+m], chunk[:m*es], dt)
+	}
+	return nil
 }
 
 func readSafetensorsHeader(f *os.File, size int64) (map[string]stEntry, int64, error) {

@@ -101,11 +101,11 @@ func TestSaveHFMatchesReferenceLayout(t *testing.T) {
 	if err := SaveHF(out, ck.Tensors, cfg); err != nil {
 		t.Fatal(err)
 	}
-	got, err := readSafetensors(filepath.Join(out, HFSafetensorsFile))
+	got, err := readSafetensorsAs(filepath.Join(out, HFSafetensorsFile), false)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want, err := readSafetensors("testdata/hf_safetensors/model.safetensors")
+	want, err := readSafetensorsAs("testdata/hf_safetensors/model.safetensors", false)
 	if err != nil {
 		t.Fatal(err)
 	}

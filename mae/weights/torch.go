@@ -84,10 +84,11 @@ type storage struct {
 	base   *storage
 	offset int
 
-	f32   []float32 // float32 data (read in place)
-	raw   []byte    // data of other dtypes, converted per tensor
-	users int       // tensors referencing it (a shared float32 storage is copied)
-	label string    // first tensor using it, for error messages
+	f32    []float32 // the data, converted to float32 when read
+	loaded bool
+	users  int       // tensors referencing it (a shared float32 storage is copied)
+	label  string    // first tensor using it, for error messages
+	dst    []float32 // preallocated destination of the data, if any
 }
 
 func (s *storage) String() string {
@@ -97,27 +98,62 @@ func (s *storage) String() string {
 	return "storage " + s.key
 }
 
-// labelledStateDict extracts the state dict and names each storage after its
-// first tensor, before any data is read: errors then name tensors, and a file
-// that is not a state dict fails before its data is read.
-func labelledStateDict(obj interface{}) ([]namedTensor, error) {
-	tensors, err := stateDict(obj)
-	if err != nil {
-		return nil, err
-	}
-	for _, nt := range tensors {
-		if r, _ := nt.t.st.root(); r.label == "" {
-			r.label = nt.name
-		}
-	}
-	return tensors, nil
-}
-
 func (s *storage) root() (*storage, int) {
 	if s.base != nil {
 		return s.base, s.offset
 	}
 	return s, 0
+}
+
+// torchPlan is the state dict of an unpickled file whose storage data has
+// not been read yet.
+type torchPlan struct {
+	tensors []namedTensor
+	// For Hugging Face names: where each tensor goes (see planHF).
+	slots map[string]hfSlot
+	out   map[string]*Tensor
+}
+
+// prepare extracts the state dict before any data is read: a file that is not
+// a state dict fails early, each storage is named after its first tensor for
+// error messages, and Hugging Face query/key/value storages are pointed at
+// their rows of the fused qkv tensor so that they are read in place.
+func prepare(obj interface{}) (*torchPlan, error) {
+	tensors, err := stateDict(obj)
+	if err != nil {
+		return nil, err
+	}
+	shapes := make(map[string][]int, len(tensors))
+	for _, nt := range tensors {
+		r, _ := nt.t.st.root()
+		if r.label == "" {
+			r.label = nt.name
+		}
+		r.users++
+		if _, dup := shapes[nt.name]; dup {
+			return nil, fmt.Errorf("tensor %s: duplicate name", nt.name)
+		}
+		shapes[nt.name] = nt.t.shape
+	}
+	plan := &torchPlan{tensors: tensors}
+	if !isHFNames(shapes) {
+		return plan, nil
+	}
+	if plan.slots, plan.out, err = planHF(shapes); err != nil {
+		return nil, err
+	}
+	for i := range tensors {
+		nt := &tensors[i]
+		s := plan.slots[nt.name]
+		r, base := nt.t.st.root()
+		n := numel(nt.t.shape)
+		if s.off >= 0 && r.class.dtype != dtOther && r.users == 1 && base == 0 && nt.t.offset == 0 &&
+			n == r.numel && isContiguous(nt.t.shape, nt.t.stride) {
+			r.dst = s.t.Data[s.off : s.off+n]
+			nt.inPlace = true
+		}
+	}
+	return plan, nil
 }
 
 // pickledTensor is the result of torch._utils._rebuild_tensor_v2.
@@ -250,19 +286,19 @@ func readTorch(path string) (map[string]*Tensor, string, error) {
 	if err != nil {
 		return nil, "", err
 	}
-	var tensors []namedTensor
+	var plan *torchPlan
 	switch kind {
 	case FormatPthZip:
-		tensors, err = readTorchZip(path)
+		plan, err = readTorchZip(path)
 	case FormatPthLegacy:
-		tensors, err = readTorchLegacy(path)
+		plan, err = readTorchLegacy(path)
 	default:
 		return nil, "", fmt.Errorf("load %s: not a PyTorch file", path)
 	}
 	if err != nil {
 		return nil, "", fmt.Errorf("load %s: %w", path, err)
 	}
-	out, err := materialize(tensors)
+	out, err := materialize(plan)
 	if err != nil {
 		return nil, "", fmt.Errorf("load %s: %w", path, err)
 	}
@@ -304,7 +340,7 @@ func persistentStorage(pid interface{}, stores map[string]*storage) (*storage, i
 	return st, view, nil
 }
 
-func readTorchZip(path string) ([]namedTensor, error) {
+func readTorchZip(path string) (*torchPlan, error) {
 	zr, err := zip.OpenReader(path)
 	if err != nil {
 		return nil, fmt.Errorf("corrupt or truncated zip: %w", err)
@@ -348,10 +384,11 @@ func readTorchZip(path string) ([]namedTensor, error) {
 	if err != nil {
 		return nil, fmt.Errorf("data.pkl: %w", err)
 	}
-	tensors, err := labelledStateDict(obj)
+	plan, err := prepare(obj)
 	if err != nil {
 		return nil, err
 	}
+	chunk := make([]byte, 1<<16) // conversion buffer for non-float32 storages
 	for _, key := range sortedKeys(stores) {
 		st := stores[key]
 		rec := records[prefix+"data/"+key]
@@ -366,7 +403,7 @@ func readTorchZip(path string) ([]namedTensor, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", st, err)
 		}
-		err = st.read(rc)
+		err = st.read(rc, chunk)
 		if err == nil {
 			// Reading to EOF makes archive/zip check the record's CRC-32.
 			var extra [1]byte
@@ -383,7 +420,7 @@ func readTorchZip(path string) ([]namedTensor, error) {
 			return nil, fmt.Errorf("%s: %w", st, err)
 		}
 	}
-	return tensors, nil
+	return plan, nil
 }
 
 func readZipRecord(f *zip.File, max int) ([]byte, error) {
@@ -395,7 +432,7 @@ func readZipRecord(f *zip.File, max int) ([]byte, error) {
 	return io.ReadAll(io.LimitReader(rc, int64(max)))
 }
 
-func readTorchLegacy(path string) ([]namedTensor, error) {
+func readTorchLegacy(path string) (*torchPlan, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
@@ -451,7 +488,7 @@ func readTorchLegacy(path string) ([]namedTensor, error) {
 	if err != nil {
 		return nil, fmt.Errorf("main pickle: %w", err)
 	}
-	tensors, err := labelledStateDict(obj)
+	plan, err := prepare(obj)
 	if err != nil {
 		return nil, err
 	}
@@ -463,6 +500,7 @@ func readTorchLegacy(path string) ([]namedTensor, error) {
 	if !ok {
 		return nil, fmt.Errorf("storage key list is %T", keysObj)
 	}
+	chunk := make([]byte, 1<<16) // conversion buffer for non-float32 storages
 	for _, k := range *keys {
 		key, _ := k.(string)
 		st := stores[key]
@@ -476,16 +514,16 @@ func readTorchLegacy(path string) ([]namedTensor, error) {
 		if n := binary.LittleEndian.Uint64(hdr[:]); n != uint64(st.numel) {
 			return nil, fmt.Errorf("%s: file says %d elements, pickle says %d", st, n, st.numel)
 		}
-		if err := st.read(r); err != nil {
+		if err := st.read(r, chunk); err != nil {
 			return nil, fmt.Errorf("%s: %w", st, err)
 		}
 	}
 	for _, st := range stores {
-		if st.base == nil && st.f32 == nil && st.raw == nil && st.numel > 0 {
+		if st.base == nil && !st.loaded {
 			return nil, fmt.Errorf("%s: no data in file", st)
 		}
 	}
-	return tensors, nil
+	return plan, nil
 }
 
 func truncated(err error) error {
@@ -495,22 +533,45 @@ func truncated(err error) error {
 	return err
 }
 
-// read fills the storage from r: float32 straight into its final slice,
-// anything else as raw bytes converted when tensors are built.
-func (s *storage) read(r io.Reader) error {
-	if s.class.dtype == dtFloat32 {
-		s.f32 = make([]float32, s.numel)
+// read fills the storage from r straight into its final float32 slice:
+// float32 data in place, other float dtypes converted chunk by chunk (no
+// second full-size buffer). Integer storages are skipped: no weight uses them
+// and materialize reports them by tensor name.
+func (s *storage) read(r io.Reader, chunk []byte) error {
+	s.loaded = true
+	switch s.class.dtype {
+	case dtFloat32:
+		s.f32 = s.alloc()
 		if _, err := io.ReadFull(r, float32Bytes(s.f32)); err != nil {
 			return truncated(err)
 		}
 		leToHostFloat32(s.f32)
 		return nil
+	case dtOther:
+		n := int64(s.numel) * int64(s.class.size)
+		if m, err := io.CopyN(io.Discard, r, n); err != nil || m != n {
+			return truncated(err)
+		}
+		return nil
 	}
-	s.raw = make([]byte, s.numel*s.class.size)
-	if _, err := io.ReadFull(r, s.raw); err != nil {
-		return truncated(err)
+	s.f32 = s.alloc()
+	es := s.class.dtype.size()
+	per := len(chunk) / es
+	for i := 0; i < s.numel; i += per {
+		m := min(per, s.numel-i)
+		if _, err := io.ReadFull(r, chunk[:m*es]); err != nil {
+			return truncated(err)
+		}
+		convertInto(s.f32[i:i+m], chunk[:m*es], s.class.dtype)
 	}
 	return nil
+}
+
+func (s *storage) alloc() []float32 {
+	if s.dst != nil {
+		return s.dst
+	}
+	return make([]float32, s.numel)
 }
 
 func sortedKeys[V any](m map[string]V) []string {
@@ -523,8 +584,9 @@ func sortedKeys[V any](m map[string]V) []string {
 }
 
 type namedTensor struct {
-	name string
-	t    *pickledTensor
+	name    string
+	t       *pickledTensor
+	inPlace bool // read straight into its fused qkv tensor
 }
 
 // stateDict finds the state dict: the top-level dict itself, or its "model" or
@@ -559,7 +621,7 @@ func tensorEntries(entries []types.DictEntry, where string) ([]namedTensor, erro
 			others = append(others, fmt.Sprintf("%s%s (%s)", where, name, typeName(e.Value)))
 			continue
 		}
-		out = append(out, namedTensor{name, t})
+		out = append(out, namedTensor{name: name, t: t})
 	}
 	if len(out) == 0 {
 		if len(others) > 0 {
@@ -607,21 +669,29 @@ func typeName(v interface{}) string {
 // materialize turns pickled tensors into float32 Tensors. A contiguous float32
 // tensor that is the only user of its storage keeps the storage's memory (no
 // copy); everything else is gathered into a new slice.
-func materialize(list []namedTensor) (map[string]*Tensor, error) {
-	for _, nt := range list {
-		r, _ := nt.t.st.root()
-		r.users++
+func materialize(plan *torchPlan) (map[string]*Tensor, error) {
+	out := plan.out
+	if out == nil {
+		out = make(map[string]*Tensor, len(plan.tensors))
 	}
-	out := make(map[string]*Tensor, len(list))
-	for _, nt := range list {
+	for _, nt := range plan.tensors {
+		if nt.inPlace {
+			continue
+		}
 		t, err := nt.t.toFloat32()
 		if err != nil {
 			return nil, fmt.Errorf("tensor %s: %w", nt.name, err)
 		}
-		if _, dup := out[nt.name]; dup {
-			return nil, fmt.Errorf("tensor %s: duplicate name", nt.name)
+		if plan.slots == nil {
+			out[nt.name] = t
+			continue
 		}
-		out[nt.name] = t
+		s := plan.slots[nt.name]
+		if s.off < 0 {
+			s.t.Data = t.Data
+		} else {
+			copy(s.t.Data[s.off:s.off+len(t.Data)], t.Data)
+		}
 	}
 	return out, nil
 }
@@ -649,7 +719,7 @@ func (p *pickledTensor) toFloat32() (*Tensor, error) {
 		return &Tensor{Shape: shape, Data: []float32{}}, nil
 	}
 	start := base + p.offset
-	if root.class.dtype == dtFloat32 && isContiguous(p.shape, p.stride) {
+	if isContiguous(p.shape, p.stride) {
 		if root.users == 1 && start == 0 && n == len(root.f32) {
 			data := root.f32
 			root.f32 = nil // handed over
@@ -658,17 +728,13 @@ func (p *pickledTensor) toFloat32() (*Tensor, error) {
 		return &Tensor{Shape: shape, Data: append([]float32(nil), root.f32[start:start+n]...)}, nil
 	}
 	data := make([]float32, n)
-	at := func(i int) float32 { return root.f32[i] }
-	if root.class.dtype != dtFloat32 {
-		at = rawElement(root.raw, root.class.dtype)
-	}
 	idx := make([]int, len(shape))
 	for k := 0; k < n; k++ {
 		off := start
 		for i, j := range idx {
 			off += j * p.stride[i]
 		}
-		data[k] = at(off)
+		data[k] = root.f32[off]
 		for i := len(idx) - 1; i >= 0; i-- {
 			idx[i]++
 			if idx[i] < shape[i] {

@@ -192,7 +192,11 @@ func normalizeNames(in map[string]*Tensor) (map[string]*Tensor, error) {
 		}
 		in = out
 	}
-	if isHFNaming(in) {
+	shapes := make(map[string][]int, len(in))
+	for k, v := range in {
+		shapes[k] = v.Shape
+	}
+	if isHFNames(shapes) {
 		return fromHF(in)
 	}
 	return in, nil

@@ -10,8 +10,12 @@ expected.json records, per fixture and per tensor under its official
 (models_mae.py) name, the shape, the sum, a position-weighted sum
 sum(v[i] * (i % 7 + 1)) over the row-major values, and the first values, all
 computed from the float32 values the loader must return.
-The generator is deterministic (fixed seed), so rerunning it rewrites the same
-bytes except for torch's zip timestamps.
+The generator is deterministic (fixed seed): rerunning it rewrites the same
+values; only the legacy-format files change bytes (their storage keys are
+memory addresses).
+
+With --vitb PATH it instead writes a random ViT-B/16-shaped pretrain
+checkpoint (86M parameters, 343 MB; not committed) for load measurements.
 """
 import argparse
 import collections
@@ -130,14 +134,17 @@ def hf_name(name, bare=False):
     raise KeyError(name)
 
 
-def to_hf(sd, bare=False):
+def to_hf(sd, bare=False, share_decoder_qkv=False):
+    """share_decoder_qkv keeps the decoder's query/key/value as views of one
+    storage (as a split done without clone() would save them)."""
     out = collections.OrderedDict()
     for k, v in sd.items():
         if ".attn.qkv." in k:
             prefix, suffix = k.split(".attn.qkv.")
             base = hf_name(prefix + ".norm1.weight", bare).rsplit(".layernorm_before.", 1)[0]
+            share = share_decoder_qkv and k.startswith("decoder")
             for part, chunk in zip(("query", "key", "value"), v.chunk(3, dim=0)):
-                out[f"{base}.attention.attention.{part}.{suffix}"] = chunk.clone()
+                out[f"{base}.attention.attention.{part}.{suffix}"] = chunk if share else chunk.clone()
         else:
             out[hf_name(k, bare)] = v.clone()
     return out
@@ -274,7 +281,7 @@ def main():
     os.makedirs(d)
     with open(os.path.join(d, "config.json"), "w") as f:
         json.dump(hf_config(), f, indent=2)
-    torch.save(to_hf(full), os.path.join(d, "pytorch_model.bin"))
+    torch.save(to_hf(full, share_decoder_qkv=True), os.path.join(d, "pytorch_model.bin"))
     expected["hf_bin"] = {"format": "hf-bin", "tensors": stats(full)}
 
     # 7. Bare ViTMAEModel names (no "vit.", no decoder) in a lone safetensors
