@@ -86,6 +86,10 @@ type Hub struct {
 	ProgressEvery time.Duration
 }
 
+// NewHub returns a Hub caching in cacheDir ("" = DefaultCacheDir()) with
+// the other defaults.
+func NewHub(cacheDir string) *Hub { return &Hub{CacheDir: cacheDir} }
+
 // Resolve returns a local path for nameOrPath: an existing file or directory
 // as is, a preset name as its cached file (downloaded if absent).
 func (h *Hub) Resolve(ctx context.Context, nameOrPath string) (string, error) {

@@ -237,7 +237,8 @@ func TestHubHTTPErrorAndCancel(t *testing.T) {
 }
 
 func TestHubLocalPathsAndUnknownNames(t *testing.T) {
-	h := &Hub{CacheDir: t.TempDir(), BaseURL: "http://127.0.0.1:1"} // never contacted
+	h := NewHub(t.TempDir())
+	h.BaseURL = "http://127.0.0.1:1" // never contacted
 	for _, p := range []string{"testdata/pretrain_zip.pth", "testdata/hf_bin"} {
 		got, err := h.Resolve(context.Background(), p)
 		if err != nil || got != p {
