@@ -1,0 +1,148 @@
+// Package sources produces the items of a batch run: image bytes with a
+// stable id and the position they came from, each carrying an ack (the
+// Redpanda Connect input pattern, DESIGN §1). Files, directories, globs, list
+// files, tar/WebDataset shards and Parquet datasets all go through one
+// Reader, in one deterministic order, so --shard and resume are one piece of
+// code.
+package sources
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+)
+
+// Position says where an item came from. Only the fields of its kind are set.
+type Position struct {
+	Index int64 // ordinal in the full, unsharded input sequence
+
+	Path   string // the file, tar or Parquet file as found on disk
+	Member string // tar member name
+	Row    int64  // Parquet row within Path (-1 when not Parquet)
+
+	// Kafka (filled by stream sources).
+	Topic     string
+	Partition int32
+	Offset    int64
+}
+
+// String is the human/metadata form: "topic/partition/offset" for Kafka,
+// "path", "path:member" (tar) or "path#row" (Parquet).
+func (p Position) String() string {
+	switch {
+	case p.Topic != "":
+		return p.Topic + "/" + strconv.Itoa(int(p.Partition)) + "/" + strconv.FormatInt(p.Offset, 10)
+	case p.Member != "":
+		return p.Path + ":" + p.Member
+	case p.Row >= 0:
+		return p.Path + "#" + strconv.FormatInt(p.Row, 10)
+	}
+	return p.Path
+}
+
+// Item is one input. Ack must be called exactly once, when the item's output
+// (or its error row) is durable (err == nil) or definitively not written
+// (err != nil: it will be retried on resume). Extra calls are ignored.
+type Item struct {
+	ID   string
+	Data []byte
+	Pos  Position
+	// Err is set (a *ReadError) when the item is part of the sequence but
+	// its bytes could not be read: it becomes an error row, stage "read".
+	Err error
+	Ack func(error)
+}
+
+// Source is what a run reads items from. Next returns io.EOF after the last
+// item.
+type Source interface {
+	Next(ctx context.Context) (Item, error)
+	Close() error
+}
+
+// Shard selects every Count-th item starting at Index (--shard i/n). The
+// zero value selects everything.
+type Shard struct{ Index, Count int }
+
+// ParseShard parses "i/n" with 0 ≤ i < n.
+func ParseShard(s string) (Shard, error) {
+	a, b, ok := strings.Cut(s, "/")
+	i, err1 := strconv.Atoi(a)
+	n, err2 := strconv.Atoi(b)
+	if !ok || err1 != nil || err2 != nil || n < 1 || i < 0 || i >= n {
+		return Shard{}, fmt.Errorf("shard %q: want i/n with 0 <= i < n", s)
+	}
+	return Shard{Index: i, Count: n}, nil
+}
+
+func (s Shard) String() string {
+	if s.Count <= 1 {
+		return "0/1"
+	}
+	return fmt.Sprintf("%d/%d", s.Index, s.Count)
+}
+
+func (s Shard) has(index int64) bool {
+	return s.Count <= 1 || index%int64(s.Count) == int64(s.Index)
+}
+
+// Options configure a Reader.
+type Options struct {
+	Shard Shard
+	// Done reports ids already finished by an earlier run (resume); they are
+	// skipped after sharding, so shards are stable across reruns.
+	Done func(id string) bool
+	// OnAck, if set, is called once per item when its Ack is called.
+	OnAck func(it Item, err error)
+	// NoData leaves Item.Data nil (for --dry-run listings): files are not
+	// read. Tar and Parquet contents are still scanned for their members.
+	NoData bool
+	// ImageColumn names the Parquet column holding images: binary, or a
+	// struct with a binary "bytes" field (Hugging Face datasets). Default
+	// "image".
+	ImageColumn string
+	// IDColumn, if set, names a Parquet string column used as the id
+	// instead of "<file id>/<row>".
+	IDColumn string
+	// ParquetBatch is the number of Parquet rows decoded at a time
+	// (bounds memory); default 32.
+	ParquetBatch int
+}
+
+// Stats counts what a Reader did so far.
+type Stats struct {
+	Seen    int64 // items in the full sequence up to now
+	Emitted int64
+	Skipped int64 // in the shard but already done
+	Acked   int64
+	Failed  int64 // acked with an error
+}
+
+type ackCounter struct {
+	mu     sync.Mutex
+	acked  int64
+	failed int64
+}
+
+// withAck attaches a once-only ack to it that counts and forwards to onAck.
+func (c *ackCounter) withAck(it Item, onAck func(Item, error)) Item {
+	var once sync.Once
+	meta := it
+	meta.Data = nil // the ack outlives the bytes' usefulness; don't pin them
+	it.Ack = func(err error) {
+		once.Do(func() {
+			c.mu.Lock()
+			c.acked++
+			if err != nil {
+				c.failed++
+			}
+			c.mu.Unlock()
+			if onAck != nil {
+				onAck(meta, err)
+			}
+		})
+	}
+	return it
+}

@@ -1,0 +1,379 @@
+package sources
+
+import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/apache/arrow/go/v17/arrow"
+	"github.com/apache/arrow/go/v17/arrow/array"
+	"github.com/apache/arrow/go/v17/arrow/memory"
+	"github.com/apache/arrow/go/v17/parquet"
+	"github.com/apache/arrow/go/v17/parquet/pqarrow"
+)
+
+func write(t *testing.T, path string, data string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(data), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// readAll drains r and returns "id=data" strings (or "id!err").
+func readAll(t *testing.T, r *Reader) []string {
+	t.Helper()
+	var out []string
+	for {
+		it, err := r.Next(context.Background())
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if it.Err != nil {
+			out = append(out, it.ID+"!"+it.Err.Error())
+		} else {
+			out = append(out, it.ID+"="+string(it.Data))
+		}
+		it.Ack(nil)
+	}
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func chdir(t *testing.T, dir string) {
+	t.Helper()
+	old, _ := os.Getwd()
+	if err := os.Chdir(dir); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Chdir(old) })
+}
+
+// tree builds:
+//
+//	root/b.jpg root/a/2.png root/a/10.png root/a/sub/x.jpg
+//	root/loop -> root (symlink loop)   root/a/sub/up -> .. (loop)
+//	root/link.jpg -> b.jpg (file symlink)   root/broken -> nowhere
+func tree(t *testing.T) string {
+	dir := t.TempDir()
+	root := filepath.Join(dir, "root")
+	write(t, filepath.Join(root, "b.jpg"), "B")
+	write(t, filepath.Join(root, "a", "2.png"), "A2")
+	write(t, filepath.Join(root, "a", "10.png"), "A10")
+	write(t, filepath.Join(root, "a", "sub", "x.jpg"), "X")
+	for _, l := range [][2]string{{root, filepath.Join(root, "loop")}, {"..", filepath.Join(root, "a", "sub", "up")},
+		{"b.jpg", filepath.Join(root, "link.jpg")}, {"nowhere", filepath.Join(root, "broken")}} {
+		if err := os.Symlink(l[0], l[1]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+func TestFilesDirectoryOrderAndSymlinks(t *testing.T) {
+	dir := tree(t)
+	r, err := Open([]string{filepath.Join(dir, "root")}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := readAll(t, r)
+	// Lexicographic by path: "a/10.png" < "a/2.png"; loops are entered once.
+	want := []string{"a/10.png=A10", "a/2.png=A2", "a/sub/x.jpg=X", "b.jpg=B", "link.jpg=B"}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("got %q\nwant %q", got, want)
+	}
+	if n, exact := r.Files(); n != 5 || !exact {
+		t.Fatalf("Files() = %d %v", n, exact)
+	}
+}
+
+func TestFilesSingleFileGlobListStdin(t *testing.T) {
+	dir := tree(t)
+	chdir(t, dir)
+	tests := []struct {
+		name   string
+		inputs []string
+		stdin  string
+		want   []string
+	}{
+		{"single file id is base name", []string{"root/a/sub/x.jpg"}, "", []string{"x.jpg=X"}},
+		{"glob ids relative to glob root", []string{"root/a/*.png"}, "", []string{"10.png=A10", "2.png=A2"}},
+		// sub/up -> .. reaches root/a, not yet listed: walked once, then the loop stops.
+		{"glob matching a directory walks it", []string{"root/a/s*"}, "", []string{"sub/up/10.png=A10", "sub/up/2.png=A2", "sub/x.jpg=X"}},
+		{"stdin list keeps listed paths", []string{"-"}, "root/b.jpg\n\n# comment\nroot/a/2.png\n", []string{"root/a/2.png=A2", "root/b.jpg=B"}},
+		{"duplicates collapse", []string{"root/b.jpg", "root/./b.jpg"}, "", []string{"b.jpg=B"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r, err := OpenWith(tc.inputs, strings.NewReader(tc.stdin), Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := readAll(t, r); !reflect.DeepEqual(got, tc.want) {
+				t.Fatalf("got %q, want %q", got, tc.want)
+			}
+		})
+	}
+	write(t, "list.txt", "root/a/sub/x.jpg\nroot/missing.jpg\nroot/a\n")
+	r, err := Open([]string{"list.txt"}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := readAll(t, r)
+	want := []string{"root/a/10.png=A10", "root/a/2.png=A2", "root/a/sub/x.jpg=X", "root/missing.jpg!read root/missing.jpg: open root/missing.jpg: no such file or directory"}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("list file: got %q\nwant %q", got, want)
+	}
+}
+
+func TestFilesErrors(t *testing.T) {
+	dir := tree(t)
+	chdir(t, dir)
+	write(t, "other/b.jpg", "B2")
+	for _, tc := range []struct {
+		inputs []string
+		want   string
+	}{
+		{[]string{"nothing-here"}, "no such file"},
+		{[]string{"root/*.gif"}, "matches nothing"},
+		{[]string{"root/b.jpg", "other/b.jpg"}, `same id "b.jpg"`},
+	} {
+		if _, err := Open(tc.inputs, Options{}); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v: err = %v, want %q", tc.inputs, err, tc.want)
+		}
+	}
+	if _, err := ParseShard("2/2"); err == nil {
+		t.Error("ParseShard(2/2) accepted")
+	}
+	if s, err := ParseShard("1/3"); err != nil || s != (Shard{1, 3}) {
+		t.Errorf("ParseShard(1/3) = %v, %v", s, err)
+	}
+}
+
+// TestShardsPartitionAndResume: shards are disjoint, cover everything, keep
+// the global order, and are unchanged by skipping done ids.
+func TestShardsPartitionAndResume(t *testing.T) {
+	dir := t.TempDir()
+	var all []string
+	for i := 0; i < 23; i++ {
+		name := filepath.Join(dir, string(rune('a'+i))+".jpg")
+		write(t, name, "x")
+		all = append(all, filepath.Base(name))
+	}
+	seen := map[string]int{}
+	for i := 0; i < 3; i++ {
+		r, err := Open([]string{dir}, Options{Shard: Shard{i, 3}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ids []string
+		for _, s := range readAll(t, r) {
+			id := strings.TrimSuffix(s, "=x")
+			ids = append(ids, id)
+			seen[id]++
+		}
+		for k, id := range ids {
+			if id != all[i+3*k] {
+				t.Fatalf("shard %d item %d = %s, want %s", i, k, id, all[i+3*k])
+			}
+		}
+	}
+	if len(seen) != 23 {
+		t.Fatalf("shards cover %d of 23", len(seen))
+	}
+	done := map[string]bool{all[1]: true, all[4]: true, all[5]: true}
+	var acked atomic.Int64
+	r, err := Open([]string{dir}, Options{Shard: Shard{1, 3}, Done: func(id string) bool { return done[id] },
+		OnAck: func(it Item, err error) { acked.Add(1) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := readAll(t, r)
+	// Shard 1/3 holds indices 1,4,7,…,22 (8 items); 1 and 4 are done, 5 is not ours.
+	if len(got) != 6 || !strings.HasPrefix(got[0], all[7]) {
+		t.Fatalf("resumed shard 1/3 = %q", got)
+	}
+	st := r.Stats()
+	if st.Skipped != 2 || st.Emitted != 6 || st.Acked != 6 || acked.Load() != 6 || st.Seen != 23 {
+		t.Fatalf("stats %+v, OnAck %d", st, acked.Load())
+	}
+}
+
+func TestAckOnce(t *testing.T) {
+	dir := tree(t)
+	var calls atomic.Int64
+	r, err := Open([]string{filepath.Join(dir, "root", "b.jpg")}, Options{OnAck: func(it Item, err error) {
+		calls.Add(1)
+		if it.ID != "b.jpg" || it.Data != nil || err == nil {
+			t.Errorf("OnAck(%+v, %v)", it, err)
+		}
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	it, err := r.Next(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	it.Ack(errors.New("sink failed"))
+	it.Ack(nil)
+	if calls.Load() != 1 || r.Stats().Failed != 1 {
+		t.Fatalf("ack calls %d, stats %+v", calls.Load(), r.Stats())
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := r.Next(ctx); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Next on cancelled ctx: %v", err)
+	}
+}
+
+func writeTar(t *testing.T, path string, gz bool, members [][2]string) {
+	t.Helper()
+	var buf bytes.Buffer
+	var w io.Writer = &buf
+	var zw *gzip.Writer
+	if gz {
+		zw = gzip.NewWriter(&buf)
+		w = zw
+	}
+	tw := tar.NewWriter(w)
+	for _, m := range members {
+		if err := tw.WriteHeader(&tar.Header{Name: m[0], Mode: 0o644, Size: int64(len(m[1])), Typeflag: tar.TypeReg}); err != nil {
+			t.Fatal(err)
+		}
+		tw.Write([]byte(m[1]))
+	}
+	tw.Close()
+	if zw != nil {
+		zw.Close()
+	}
+	write(t, path, buf.String())
+}
+
+func TestTarWebDataset(t *testing.T) {
+	dir := t.TempDir()
+	// WebDataset: samples grouped by key, images among metadata members.
+	writeTar(t, filepath.Join(dir, "shard-000.tar"), false, [][2]string{
+		{"000001.jpg", "J1"}, {"000001.json", "{}"}, {"000001.txt", "cap"},
+		{"./000002.PNG", "P2"}, {"000002.cls", "3"}, {"sub/000003.webp", "W3"},
+	})
+	writeTar(t, filepath.Join(dir, "shard-001.tar.gz"), true, [][2]string{{"000004.jpg", "J4"}})
+	write(t, filepath.Join(dir, "shard-002.tar"), "this is not a tar archive, not at all, no header here......"+strings.Repeat("x", 600))
+	r, err := Open([]string{dir}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := readAll(t, r)
+	want := []string{"shard-000.tar/000001.jpg=J1", "shard-000.tar/000002.PNG=P2", "shard-000.tar/sub/000003.webp=W3",
+		"shard-001.tar.gz/000004.jpg=J4"}
+	if len(got) != 5 || !reflect.DeepEqual(got[:4], want) || !strings.HasPrefix(got[4], "shard-002.tar!read") {
+		t.Fatalf("got %q\nwant %q + shard-002.tar error", got, want)
+	}
+	// Sharding counts members across archives.
+	r, _ = Open([]string{dir}, Options{Shard: Shard{1, 2}})
+	if got := readAll(t, r); !reflect.DeepEqual(got, []string{"shard-000.tar/000002.PNG=P2", "shard-001.tar.gz/000004.jpg=J4"}) {
+		t.Fatalf("shard 1/2: %q", got)
+	}
+	// Dry-run listing reads no bytes but yields the same ids.
+	r, _ = Open([]string{filepath.Join(dir, "shard-000.tar")}, Options{NoData: true})
+	if got := readAll(t, r); !reflect.DeepEqual(got, []string{"shard-000.tar/000001.jpg=", "shard-000.tar/000002.PNG=", "shard-000.tar/sub/000003.webp="}) {
+		t.Fatalf("NoData: %q", got)
+	}
+}
+
+// writeHFParquet writes the Hugging Face `datasets` Image layout:
+// image: struct<bytes: binary, path: string>, plus a label column.
+func writeHFParquet(t *testing.T, path string, rows []struct {
+	bytes []byte
+	path  string
+	null  bool
+}) {
+	t.Helper()
+	imgType := arrow.StructOf(arrow.Field{Name: "bytes", Type: arrow.BinaryTypes.Binary, Nullable: true},
+		arrow.Field{Name: "path", Type: arrow.BinaryTypes.String, Nullable: true})
+	schema := arrow.NewSchema([]arrow.Field{{Name: "image", Type: imgType, Nullable: true},
+		{Name: "label", Type: arrow.PrimitiveTypes.Int64}}, nil)
+	b := array.NewRecordBuilder(memory.DefaultAllocator, schema)
+	defer b.Release()
+	sb := b.Field(0).(*array.StructBuilder)
+	for i, r := range rows {
+		if r.null {
+			sb.AppendNull()
+		} else {
+			sb.Append(true)
+			if r.bytes == nil {
+				sb.FieldBuilder(0).AppendNull()
+			} else {
+				sb.FieldBuilder(0).(*array.BinaryBuilder).Append(r.bytes)
+			}
+			sb.FieldBuilder(1).(*array.StringBuilder).Append(r.path)
+		}
+		b.Field(1).(*array.Int64Builder).Append(int64(i))
+	}
+	rec := b.NewRecord()
+	defer rec.Release()
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Small row groups so reading crosses row-group and batch boundaries.
+	w, err := pqarrow.NewFileWriter(schema, f, parquet.NewWriterProperties(parquet.WithMaxRowGroupLength(3)), pqarrow.DefaultWriterProps())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Write(rec); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestParquetHuggingFaceLayout(t *testing.T) {
+	dir := t.TempDir()
+	write(t, filepath.Join(dir, "side.jpg"), "SIDE")
+	type row = struct {
+		bytes []byte
+		path  string
+		null  bool
+	}
+	rows := []row{{bytes: []byte("R0"), path: "a.jpg"}, {bytes: []byte("R1"), path: "b.jpg"}, {null: true},
+		{bytes: nil, path: "side.jpg"}, {bytes: []byte("R4")}, {bytes: []byte("R5")}, {bytes: []byte("R6")}}
+	writeHFParquet(t, filepath.Join(dir, "train-00000-of-00001.parquet"), rows)
+	r, err := Open([]string{dir}, Options{ParquetBatch: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := readAll(t, r)
+	p := "train-00000-of-00001.parquet/"
+	want := []string{"side.jpg=SIDE", p + "0=R0", p + "1=R1", p + "2!read " + filepath.Join(dir, "train-00000-of-00001.parquet") + "#2: row 2: image is null",
+		p + "3=SIDE", p + "4=R4", p + "5=R5", p + "6=R6"}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("got %q\nwant %q", got, want)
+	}
+	r, _ = Open([]string{dir}, Options{Shard: Shard{0, 3}, ImageColumn: "image"})
+	// Global indices: side.jpg 0, rows 0..6 → 1..7; shard 0/3 takes 0, 3, 6.
+	if got := readAll(t, r); !reflect.DeepEqual(got, []string{"side.jpg=SIDE", p + "2!read " + filepath.Join(dir, p[:len(p)-1]) + "#2: row 2: image is null", p + "5=R5"}) {
+		t.Fatalf("shard 0/3: %q", got)
+	}
+	r, _ = Open([]string{dir}, Options{ImageColumn: "pixels"})
+	if got := readAll(t, r); len(got) != 2 || !strings.Contains(got[1], `no column "pixels"`) {
+		t.Fatalf("missing column: %q", got)
+	}
+}

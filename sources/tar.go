@@ -1,0 +1,85 @@
+package sources
+
+import (
+	"archive/tar"
+	"bufio"
+	"compress/gzip"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"strings"
+)
+
+// maxMemberBytes bounds the bytes read for one archive member or row: a
+// larger "image" is refused (as an error item) rather than exhausting memory.
+const maxMemberBytes = 512 << 20
+
+// imageExt lists the member extensions treated as images in tar shards;
+// other WebDataset members (.json, .txt, .cls…) are metadata and skipped.
+var imageExt = map[string]bool{
+	".jpg": true, ".jpeg": true, ".jfif": true, ".png": true, ".webp": true,
+	".gif": true, ".bmp": true, ".tif": true, ".tiff": true,
+}
+
+type tarContainer struct {
+	f  *os.File
+	gz *gzip.Reader
+	tr *tar.Reader
+}
+
+func openTar(p string) (container, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return nil, err
+	}
+	c := &tarContainer{f: f}
+	var r io.Reader = bufio.NewReaderSize(f, 1<<20)
+	if l := strings.ToLower(p); strings.HasSuffix(l, ".gz") || strings.HasSuffix(l, ".tgz") {
+		if c.gz, err = gzip.NewReader(r); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("gzip: %w", err)
+		}
+		r = c.gz
+	}
+	c.tr = tar.NewReader(r)
+	return c, nil
+}
+
+func (c *tarContainer) next(want func(member string, row int64, key string) bool, readData bool) (string, int64, []byte, error) {
+	for {
+		h, err := c.tr.Next()
+		if err == io.EOF {
+			return "", -1, nil, io.EOF
+		}
+		if err != nil {
+			return "", -1, nil, fmt.Errorf("tar: %w", err)
+		}
+		if h.Typeflag != tar.TypeReg || !imageExt[strings.ToLower(path.Ext(h.Name))] {
+			continue
+		}
+		name := strings.TrimPrefix(path.Clean(h.Name), "./")
+		if !want(name, -1, "") {
+			continue // the tar reader skips the unread body
+		}
+		if !readData {
+			return name, -1, nil, nil
+		}
+		if h.Size > maxMemberBytes {
+			// Skippable: report it for this member and keep going.
+			return name, -1, nil, &memberError{fmt.Errorf("member is %d bytes, limit %d", h.Size, maxMemberBytes)}
+		}
+		data := make([]byte, h.Size)
+		if _, err := io.ReadFull(c.tr, data); err != nil {
+			return name, -1, nil, fmt.Errorf("tar member %s: %w", name, err)
+		}
+		return name, -1, data, nil
+	}
+}
+
+func (c *tarContainer) close() error {
+	if c.gz != nil {
+		c.gz.Close()
+	}
+	return c.f.Close()
+}
