@@ -8,6 +8,7 @@ import (
 	"math/rand"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -120,6 +121,43 @@ func TestLoadErrors(t *testing.T) {
 		b[off+5] ^= 0x40
 		os.WriteFile(p("crc.pth"), b, 0o644)
 		wantLoadError(t, p("crc.pth"), "storage 3", "checksum")
+	})
+	t.Run("optimizer state is not read", func(t *testing.T) {
+		// Corrupt the optimizer's storages (the last ones saved): loading the
+		// model must not touch them.
+		b, _ := os.ReadFile("testdata/finetuned.pth")
+		zr, err := zip.NewReader(bytes.NewReader(b), int64(len(b)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		last := -1
+		var offs []int64
+		for _, f := range zr.File {
+			if _, key, ok := strings.Cut(f.Name, "/data/"); ok {
+				k, _ := strconv.Atoi(key)
+				if k > last {
+					last = k
+				}
+			}
+		}
+		for _, f := range zr.File {
+			if strings.HasSuffix(f.Name, "/data/"+strconv.Itoa(last)) || strings.HasSuffix(f.Name, "/data/"+strconv.Itoa(last-1)) {
+				off, _ := f.DataOffset()
+				offs = append(offs, off)
+			}
+		}
+		if len(offs) != 2 {
+			t.Fatalf("optimizer records at %v", offs)
+		}
+		for _, off := range offs {
+			b[off+3] ^= 0x55
+		}
+		os.WriteFile(p("opt.pth"), b, 0o644)
+		ck, err := Load(p("opt.pth"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkTensors(t, "finetuned with corrupt optimizer", ck.Tensors, readExpected(t)["finetuned.pth"].Tensors)
 	})
 	t.Run("integer tensor", func(t *testing.T) {
 		copyFile(t, "testdata/int_tensor.pth", p("int.pth"), -1)

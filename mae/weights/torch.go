@@ -391,6 +391,9 @@ func readTorchZip(path string) (*torchPlan, error) {
 	chunk := make([]byte, 1<<16) // conversion buffer for non-float32 storages
 	for _, key := range sortedKeys(stores) {
 		st := stores[key]
+		if st.users == 0 {
+			continue // not part of the state dict (optimizer state...)
+		}
 		rec := records[prefix+"data/"+key]
 		if rec == nil {
 			return nil, fmt.Errorf("%s: record %sdata/%s missing", st, prefix, key)
@@ -535,11 +538,16 @@ func truncated(err error) error {
 
 // read fills the storage from r straight into its final float32 slice:
 // float32 data in place, other float dtypes converted chunk by chunk (no
-// second full-size buffer). Integer storages are skipped: no weight uses them
-// and materialize reports them by tensor name.
+// second full-size buffer). Storages outside the state dict (optimizer
+// moments of a training checkpoint) are skipped, and so are integer ones: no
+// weight uses them and materialize reports them by tensor name.
 func (s *storage) read(r io.Reader, chunk []byte) error {
 	s.loaded = true
-	switch s.class.dtype {
+	dt := s.class.dtype
+	if s.users == 0 {
+		dt = dtOther
+	}
+	switch dt {
 	case dtFloat32:
 		s.f32 = s.alloc()
 		if _, err := io.ReadFull(r, float32Bytes(s.f32)); err != nil {

@@ -260,10 +260,13 @@ def main():
     expected["half_module.pth"] = {"format": "pth-zip",
                                    "tensors": stats(collections.OrderedDict((k, v.half()) for k, v in full.items()))}
 
-    # 4. Fine-tuned layout (fc_norm + head, no norm, no decoder) next to
-    #    training state that is not tensors (argparse.Namespace, ints).
+    # 4. Fine-tuned layout (fc_norm + head, no norm, no decoder) in a
+    #    training checkpoint: Python objects (argparse.Namespace, ints) and
+    #    optimizer state (tensors outside the state dict, saved last).
     ns = argparse.Namespace(model="vit_tiny", lr=1e-3, global_pool=True)
-    torch.save({"model": ft, "epoch": 7, "args": ns}, os.path.join(out, "finetuned.pth"))
+    opt = {"state": {0: {"step": 3, "exp_avg": torch.randn(64, 16), "exp_avg_sq": torch.rand(64, 16)}},
+           "param_groups": [{"lr": 1e-3, "params": [0]}]}
+    torch.save({"model": ft, "epoch": 7, "args": ns, "optimizer": opt}, os.path.join(out, "finetuned.pth"))
     expected["finetuned.pth"] = {"format": "pth-zip", "tensors": stats(ft)}
 
     # 5. Hugging Face directory with model.safetensors.
