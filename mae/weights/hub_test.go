@@ -283,3 +283,27 @@ func TestPresets(t *testing.T) {
 		t.Errorf("%d presets, want 12", n)
 	}
 }
+
+// Progress to a file (a batch job's redirected stderr) is line by line, not
+// rewritten with carriage returns.
+func TestHubProgressToFile(t *testing.T) {
+	body := fakeCheckpoint()
+	srv := newFakeServer(t, body, nil)
+	f, err := os.Create(filepath.Join(t.TempDir(), "stderr.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	h := &Hub{CacheDir: t.TempDir(), BaseURL: srv.URL, Progress: f, ProgressEvery: time.Nanosecond,
+		Logger: slog.New(slog.NewTextHandler(&bytes.Buffer{}, nil)),
+		MD5:    map[string]string{"visualize/mae_visualize_vit_base.pth": md5Prefix(body)}}
+	if _, err := h.Resolve(context.Background(), "mae_visualize_vit_base"); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(f.Name())
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	if strings.Contains(string(b), "\r") || len(lines) < 3 ||
+		!strings.Contains(lines[len(lines)-2], "(100.0%") || lines[len(lines)-1] != "mae_visualize_vit_base.pth: done" {
+		t.Errorf("progress log:\n%s", b)
+	}
+}
