@@ -81,7 +81,7 @@ func NewArrow(dir string, meta Meta, opts ParquetOptions) (EmbeddingWriter, erro
 	if err := meta.validate(); err != nil {
 		return nil, err
 	}
-	b := newEmbBuilder(meta, true)
+	b := newEmbBuilder(meta)
 	p, err := newParts(dir, "arrow", opts, func(path string) (recordFile, error) {
 		return createArrow(path, b.schema)
 	})

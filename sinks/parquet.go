@@ -223,7 +223,6 @@ func (p *parts) abort() error {
 type embBuilder struct {
 	schema  *arrow.Schema
 	meta    Meta
-	withEmb bool
 	offsets []int32
 	widths  []int32
 	heights []int32
@@ -243,13 +242,9 @@ func embeddingFields(meta Meta) []arrow.Field {
 	}
 }
 
-func newEmbBuilder(meta Meta, withEmb bool) *embBuilder {
-	fields := embeddingFields(meta)
-	if !withEmb { // metadata.parquet beside embeddings.npy
-		fields = []arrow.Field{fields[0], fields[2], fields[3]}
-	}
+func newEmbBuilder(meta Meta) *embBuilder {
 	k, v := meta.keyValues()
-	return &embBuilder{schema: schemaWithMeta(fields, k, v), meta: meta, withEmb: withEmb}
+	return &embBuilder{schema: schemaWithMeta(embeddingFields(meta), k, v), meta: meta}
 }
 
 // build returns the record and its uncompressed size in bytes.
@@ -262,20 +257,16 @@ func (b *embBuilder) build(rows []Row) (arrow.Record, int64) {
 		b.heights = append(b.heights, rows[i].Height)
 		raw += int64(len(rows[i].ID))
 	}
-	cols := []arrow.Array{stringColumn(&b.offsets, n, func(i int) string { return rows[i].ID })}
-	if b.withEmb {
-		b.vals = b.vals[:0]
-		for i := range rows {
-			b.vals = append(b.vals, rows[i].Embedding...)
-		}
-		raw += int64(4 * len(b.vals))
-		if b.meta.Tokens > 0 {
-			cols = append(cols, fslColumn(b.vals, b.meta.Tokens, b.meta.Dim))
-		} else {
-			cols = append(cols, fslColumn(b.vals, b.meta.Dim))
-		}
+	b.vals = b.vals[:0]
+	for i := range rows {
+		b.vals = append(b.vals, rows[i].Embedding...)
 	}
-	cols = append(cols, int32Column(b.widths), int32Column(b.heights))
+	raw += int64(4 * len(b.vals))
+	emb := fslColumn(b.vals, b.meta.Dim)
+	if b.meta.Tokens > 0 {
+		emb = fslColumn(b.vals, b.meta.Tokens, b.meta.Dim)
+	}
+	cols := []arrow.Array{stringColumn(&b.offsets, n, func(i int) string { return rows[i].ID }), emb, int32Column(b.widths), int32Column(b.heights)}
 	rec := array.NewRecord(b.schema, cols, int64(n))
 	for _, c := range cols {
 		c.Release()
@@ -299,7 +290,7 @@ func NewParquet(dir string, meta Meta, opts ParquetOptions) (EmbeddingWriter, er
 		return nil, err
 	}
 	o := opts.withDefaults()
-	b := newEmbBuilder(meta, true)
+	b := newEmbBuilder(meta)
 	p, err := newParts(dir, "parquet", o, func(path string) (recordFile, error) {
 		return createParquet(path, b.schema, o.RowGroupBytes)
 	})

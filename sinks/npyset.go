@@ -1,0 +1,179 @@
+package sinks
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+
+	"github.com/apache/arrow/go/v17/arrow"
+	"github.com/apache/arrow/go/v17/arrow/array"
+)
+
+const metadataName = "metadata.parquet"
+
+// npySet is a group of .npy files with one row per image plus
+// metadata.parquet (id, width, height) in the same order. Everything is
+// published by close: the .npy files first, metadata.parquet last, so a
+// published metadata.parquet always names a prefix of every .npy file.
+type npySet struct {
+	names   []string
+	files   []*npyFile
+	md      *pqFile
+	schema  *arrow.Schema
+	offsets []int32
+	widths  []int32
+	heights []int32
+	done    bool
+}
+
+func metadataSchema(keys, vals []string) *arrow.Schema {
+	return schemaWithMeta([]arrow.Field{
+		field("id", arrow.BinaryTypes.String),
+		field("width", arrow.PrimitiveTypes.Int32),
+		field("height", arrow.PrimitiveTypes.Int32),
+	}, keys, vals)
+}
+
+// openNpySet creates the temporaries and, if dir holds a published set of
+// the same kind (same metadata apart from maeembed.version), copies its
+// rows first: that is how a rerun resumes.
+func openNpySet(dir string, names []string, inner [][]int, keys, vals []string) (*npySet, error) {
+	s := &npySet{names: names, schema: metadataSchema(keys, vals)}
+	for i, n := range names {
+		f, err := createNpy(filepath.Join(dir, n), inner[i])
+		if err != nil {
+			s.abort()
+			return nil, err
+		}
+		s.files = append(s.files, f)
+	}
+	md, err := createParquet(filepath.Join(dir, metadataName), s.schema, 64<<20)
+	if err != nil {
+		s.abort()
+		return nil, err
+	}
+	s.md = md
+	if err := s.carryOver(dir, inner, keys, vals); err != nil {
+		s.abort()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *npySet) carryOver(dir string, inner [][]int, keys, vals []string) error {
+	mdPath := filepath.Join(dir, metadataName)
+	if _, err := os.Stat(mdPath); errors.Is(err, os.ErrNotExist) {
+		return nil // nothing published, or a crash before metadata: start over
+	}
+	tbl, kv, err := ReadParquet(mdPath)
+	if err != nil {
+		return fmt.Errorf("resume: %w", err)
+	}
+	defer tbl.Release()
+	for i, k := range keys {
+		if k != "maeembed.version" && kv[k] != vals[i] { // a newer build may finish an older run
+			return fmt.Errorf("%s was written with %s=%q, this run has %q: use another output directory", mdPath, k, kv[k], vals[i])
+		}
+	}
+	for k, v := range kv {
+		if !slices.Contains(keys, k) && k != "ARROW:schema" {
+			return fmt.Errorf("%s was written with %s=%q, this run has none: use another output directory", mdPath, k, v)
+		}
+	}
+	m := int(tbl.NumRows())
+	for i, name := range s.names {
+		p := filepath.Join(dir, name)
+		f, h, err := openNpyFloat32(p)
+		if err != nil {
+			return fmt.Errorf("resume (%s exists): %w", mdPath, err)
+		}
+		if len(h.shape) != 1+len(inner[i]) || !slices.Equal(h.shape[1:], inner[i]) || h.shape[0] < m {
+			f.Close()
+			return fmt.Errorf("resume: %s has shape %v, want [>=%d %v]; remove the output or choose another", p, h.shape, m, inner[i])
+		}
+		err = s.files[i].appendRaw(f, m)
+		f.Close()
+		if err != nil {
+			return fmt.Errorf("resume: %w", err)
+		}
+	}
+	tr := array.NewTableReader(tbl, 1<<16)
+	defer tr.Release()
+	for tr.Next() {
+		old := tr.Record()
+		rec := array.NewRecord(s.schema, old.Columns(), old.NumRows())
+		err := s.md.writeRecord(rec, 16*old.NumRows())
+		rec.Release()
+		if err != nil {
+			return fmt.Errorf("resume: %w", err)
+		}
+	}
+	return tr.Err()
+}
+
+// writeMeta appends n metadata rows.
+func (s *npySet) writeMeta(n int, id func(int) string, size func(int) (int32, int32)) error {
+	s.widths, s.heights = s.widths[:0], s.heights[:0]
+	raw := int64(8 * n)
+	for i := 0; i < n; i++ {
+		w, h := size(i)
+		s.widths = append(s.widths, w)
+		s.heights = append(s.heights, h)
+		raw += int64(len(id(i)))
+	}
+	cols := []arrow.Array{stringColumn(&s.offsets, n, id), int32Column(s.widths), int32Column(s.heights)}
+	rec := array.NewRecord(s.schema, cols, int64(n))
+	for _, c := range cols {
+		c.Release()
+	}
+	defer rec.Release()
+	return s.md.writeRecord(rec, raw)
+}
+
+func (s *npySet) close() error {
+	if s.done {
+		return nil
+	}
+	s.done = true
+	for _, f := range s.files {
+		if err := f.finish(); err != nil {
+			s.abortFiles()
+			return err
+		}
+	}
+	if err := s.md.finish(); err != nil {
+		s.abortFiles()
+		return err
+	}
+	for i, f := range s.files {
+		if err := f.publish(); err != nil {
+			for _, g := range s.files[i+1:] {
+				g.abort()
+			}
+			s.md.abort()
+			return err
+		}
+	}
+	return s.md.af.Publish()
+}
+
+func (s *npySet) abortFiles() error {
+	var errs []error
+	for _, f := range s.files {
+		errs = append(errs, f.abort())
+	}
+	if s.md != nil {
+		errs = append(errs, s.md.abort())
+	}
+	return errors.Join(errs...)
+}
+
+func (s *npySet) abort() error {
+	if s.done {
+		return nil
+	}
+	s.done = true
+	return s.abortFiles()
+}

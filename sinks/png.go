@@ -1,0 +1,156 @@
+package sinks
+
+import (
+	"bufio"
+	"fmt"
+	"image"
+	"image/png"
+	"math"
+	"path/filepath"
+	"strings"
+)
+
+// ImageNet statistics of DESIGN §4, to turn normalised values into pixels.
+var (
+	imagenetMean = [3]float32{0.485, 0.456, 0.406}
+	imagenetStd  = [3]float32{0.229, 0.224, 0.225}
+)
+
+// PanelGap is the white gap in pixels between the four PNG panels.
+const PanelGap = 4
+
+func gridSide(l int) int {
+	g := int(math.Round(math.Sqrt(float64(l))))
+	if g*g != l {
+		return -1
+	}
+	return g
+}
+
+type reconPNG struct {
+	dir  string
+	meta ReconMeta
+	g, s int
+	img  *image.NRGBA
+	enc  png.Encoder
+	done bool
+}
+
+// NewReconPNG writes one 4-panel PNG per image, like the MAE demo:
+// original | masked | reconstruction | reconstruction + visible, separated
+// by PanelGap white pixels. Panels are computed as the demo does in
+// normalised space (masked = x·(1−mask), so removed patches show the
+// ImageNet mean colour, a grey; paste = x·(1−mask) + pred·mask), then
+// de-normalised, scaled by 255, clipped to [0,255] and truncated.
+// Rows need Image. The file is DIR/<id>.png, the id's "/" mirrored as
+// directories ("a/b.jpg" → DIR/a/b.jpg.png); ".." and empty components are
+// replaced so nothing lands outside DIR. Each file is published atomically.
+func NewReconPNG(dir string, meta ReconMeta) (ReconWriter, error) {
+	if err := meta.validate(); err != nil {
+		return nil, err
+	}
+	g := gridSide(meta.Patches)
+	if g < 0 {
+		return nil, fmt.Errorf("sinks: png needs a square patch grid, L=%d", meta.Patches)
+	}
+	s := g * meta.Patch
+	w := &reconPNG{dir: dir, meta: meta, g: g, s: s, img: image.NewNRGBA(image.Rect(0, 0, 4*s+3*PanelGap, s))}
+	w.enc.BufferPool = &pngPool{}
+	return w, nil
+}
+
+type pngPool struct{ b *png.EncoderBuffer }
+
+func (p *pngPool) Get() *png.EncoderBuffer  { return p.b }
+func (p *pngPool) Put(b *png.EncoderBuffer) { p.b = b }
+
+// PNGPath is where NewReconPNG puts the image of id.
+func PNGPath(dir, id string) string {
+	parts := strings.Split(strings.ReplaceAll(id, "\\", "/"), "/")
+	out := parts[:0]
+	for _, p := range parts {
+		switch p {
+		case "", ".":
+			continue
+		case "..":
+			p = "_"
+		}
+		out = append(out, p)
+	}
+	if len(out) == 0 {
+		out = append(out, "_")
+	}
+	return filepath.Join(dir, filepath.Join(out...)+".png")
+}
+
+func toByte(v float32, c int) uint8 {
+	// Explicit conversions round each step like PyTorch's float32 ops
+	// (and forbid FMA fusion), so pixels match the demo exactly.
+	x := float32(float32(v*imagenetStd[c])+imagenetMean[c]) * 255
+	if !(x > 0) { // also NaN
+		return 0
+	}
+	if x >= 255 {
+		return 255
+	}
+	return uint8(x) // truncation, as the demo's .int()
+}
+
+func (w *reconPNG) render(r *ReconRow) {
+	s, p, g := w.s, w.meta.Patch, w.g
+	pd := w.meta.patchDim()
+	pix, stride := w.img.Pix, w.img.Stride
+	for i := range pix {
+		pix[i] = 255 // white gaps, opaque
+	}
+	for y := 0; y < s; y++ {
+		for x := 0; x < s; x++ {
+			k := (y/p)*g + x/p
+			m := r.Mask[k] // 1 = removed
+			off := k*pd + ((y%p)*p+x%p)*3
+			for c := 0; c < 3; c++ {
+				orig := r.Image[(c*s+y)*s+x]
+				pred := r.Pred[off+c]
+				vis := orig * (1 - m)
+				vals := [4]float32{orig, vis, pred, vis + pred*m}
+				for panel, v := range vals {
+					pix[y*stride+(panel*(s+PanelGap)+x)*4+c] = toByte(v, c)
+				}
+			}
+		}
+	}
+}
+
+func (w *reconPNG) Write(rows []ReconRow) error {
+	if w.done {
+		return fmt.Errorf("sinks: write after close")
+	}
+	if err := checkRecon(rows, w.meta, true); err != nil {
+		return err
+	}
+	for i := range rows {
+		w.render(&rows[i])
+		path := PNGPath(w.dir, rows[i].ID)
+		f, err := createAtomic(path)
+		if err != nil {
+			return err
+		}
+		bw := bufio.NewWriterSize(f, 64<<10)
+		err = w.enc.Encode(bw, w.img)
+		if err == nil {
+			err = bw.Flush()
+		}
+		if err != nil {
+			f.Abort()
+			return fmt.Errorf("encode %s: %w", path, err)
+		}
+		if err := f.Publish(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Close has nothing pending: each PNG is published by Write.
+func (w *reconPNG) Close() error { w.done = true; return nil }
+func (w *reconPNG) Abort() error { w.done = true; return nil }

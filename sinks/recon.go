@@ -1,0 +1,214 @@
+package sinks
+
+import (
+	"fmt"
+	"strconv"
+
+	"github.com/apache/arrow/go/v17/arrow"
+	"github.com/apache/arrow/go/v17/arrow/array"
+)
+
+// ReconMeta describes a reconstruct run.
+type ReconMeta struct {
+	Model, Preprocess, Version string
+	MaskRatio                  float64
+	Seed                       int64
+	// Patches is L, Patch is p; a prediction row holds L·p·p·3 values.
+	Patches, Patch int
+	// NormPixLoss records whether the model was trained on per-patch
+	// normalised targets (its predictions are then not pixels).
+	NormPixLoss bool
+}
+
+func (m ReconMeta) patchDim() int { return m.Patch * m.Patch * 3 }
+
+func (m ReconMeta) validate() error {
+	if m.Patches <= 0 || m.Patch <= 0 {
+		return fmt.Errorf("sinks: reconstruct needs patches and patch size > 0, got L=%d p=%d", m.Patches, m.Patch)
+	}
+	return nil
+}
+
+func (m ReconMeta) keyValues() ([]string, []string) {
+	return []string{"maeembed.model", "maeembed.preprocess", "maeembed.version", "maeembed.mask_ratio", "maeembed.seed", "maeembed.patches", "maeembed.patch_size", "maeembed.norm_pix_loss"},
+		[]string{m.Model, m.Preprocess, m.Version, strconv.FormatFloat(m.MaskRatio, 'g', -1, 64), strconv.FormatInt(m.Seed, 10),
+			strconv.Itoa(m.Patches), strconv.Itoa(m.Patch), strconv.FormatBool(m.NormPixLoss)}
+}
+
+// ReconRow is one reconstructed image.
+type ReconRow struct {
+	ID            string
+	Width, Height int32
+	// Pred is the raw decoder output, L·p·p·3 values, patch layout
+	// (h, w, p, q, c) with channels fastest, in normalised pixel space.
+	Pred []float32
+	// Mask holds L values, 1 for removed patches, in original patch order.
+	Mask []float32
+	Loss float32
+	// Image is the normalised model input, CHW float32 [3,S,S] with
+	// S = p·sqrt(L). Only the PNG writer needs it.
+	Image []float32
+}
+
+// ReconWriter is the shape shared by every reconstruct format.
+type ReconWriter interface {
+	Write(rows []ReconRow) error
+	Close() error
+	Abort() error
+}
+
+func checkRecon(rows []ReconRow, m ReconMeta, needImage bool) error {
+	for i := range rows {
+		r := &rows[i]
+		if len(r.Pred) != m.Patches*m.patchDim() || len(r.Mask) != m.Patches {
+			return fmt.Errorf("sinks: reconstruct row %q has pred %d and mask %d values, want %d and %d", r.ID, len(r.Pred), len(r.Mask), m.Patches*m.patchDim(), m.Patches)
+		}
+		if needImage {
+			g := gridSide(m.Patches)
+			if s := g * m.Patch; len(r.Image) != 3*s*s {
+				return fmt.Errorf("sinks: reconstruct row %q has an image of %d values, want 3·%d·%d", r.ID, len(r.Image), s, s)
+			}
+		}
+	}
+	return nil
+}
+
+type reconNpy struct {
+	meta ReconMeta
+	set  *npySet
+	loss [1]float32
+}
+
+// NewReconNpy writes DIR/pred.npy float32 [N,L,p·p·3] (raw decoder output),
+// DIR/mask.npy [N,L] (1 = removed), DIR/loss.npy [N] and DIR/metadata.parquet
+// (id, width, height; maeembed.* metadata incl. mask_ratio, seed, patches,
+// patch_size). Published by Close; resumes like NewNpy.
+func NewReconNpy(dir string, meta ReconMeta) (ReconWriter, error) {
+	if err := meta.validate(); err != nil {
+		return nil, err
+	}
+	k, v := meta.keyValues()
+	set, err := openNpySet(dir, []string{"pred.npy", "mask.npy", "loss.npy"},
+		[][]int{{meta.Patches, meta.patchDim()}, {meta.Patches}, {}}, k, v)
+	if err != nil {
+		return nil, err
+	}
+	return &reconNpy{meta: meta, set: set}, nil
+}
+
+func (w *reconNpy) Write(rows []ReconRow) error {
+	if w.set.done {
+		return fmt.Errorf("sinks: write after close")
+	}
+	if err := checkRecon(rows, w.meta, false); err != nil {
+		return err
+	}
+	if len(rows) == 0 {
+		return nil
+	}
+	for i := range rows {
+		w.loss[0] = rows[i].Loss
+		for j, v := range [][]float32{rows[i].Pred, rows[i].Mask, w.loss[:]} {
+			if err := w.set.files[j].appendRow(v); err != nil {
+				return err
+			}
+		}
+	}
+	return w.set.writeMeta(len(rows), func(i int) string { return rows[i].ID },
+		func(i int) (int32, int32) { return rows[i].Width, rows[i].Height })
+}
+
+func (w *reconNpy) Close() error { return w.set.close() }
+func (w *reconNpy) Abort() error { return w.set.abort() }
+
+type reconParquet struct {
+	meta    ReconMeta
+	schema  *arrow.Schema
+	parts   *parts
+	offsets []int32
+	widths  []int32
+	heights []int32
+	pred    []float32
+	mask    []float32
+	loss    []float32
+	done    bool
+}
+
+// NewReconParquet writes rolling DIR/part-NNNNN.parquet with columns id,
+// width, height, pred fixed_size_list<fixed_size_list<float32>[p·p·3]>[L],
+// mask fixed_size_list<float32>[L], loss float32, and the metadata of
+// NewReconNpy. The writer also implements Flusher.
+func NewReconParquet(dir string, meta ReconMeta, opts ParquetOptions) (ReconWriter, error) {
+	if err := meta.validate(); err != nil {
+		return nil, err
+	}
+	k, v := meta.keyValues()
+	schema := schemaWithMeta([]arrow.Field{
+		field("id", arrow.BinaryTypes.String),
+		field("width", arrow.PrimitiveTypes.Int32),
+		field("height", arrow.PrimitiveTypes.Int32),
+		field("pred", fslType(meta.Patches, meta.patchDim())),
+		field("mask", fslType(meta.Patches)),
+		field("loss", arrow.PrimitiveTypes.Float32),
+	}, k, v)
+	o := opts.withDefaults()
+	p, err := newParts(dir, "parquet", o, func(path string) (recordFile, error) {
+		return createParquet(path, schema, o.RowGroupBytes)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &reconParquet{meta: meta, schema: schema, parts: p}, nil
+}
+
+func (w *reconParquet) Write(rows []ReconRow) error {
+	if w.done {
+		return fmt.Errorf("sinks: write after close")
+	}
+	if err := checkRecon(rows, w.meta, false); err != nil {
+		return err
+	}
+	if len(rows) == 0 {
+		return nil
+	}
+	n := len(rows)
+	w.widths, w.heights, w.pred, w.mask, w.loss = w.widths[:0], w.heights[:0], w.pred[:0], w.mask[:0], w.loss[:0]
+	var raw int64
+	for i := range rows {
+		r := &rows[i]
+		w.widths = append(w.widths, r.Width)
+		w.heights = append(w.heights, r.Height)
+		w.pred = append(w.pred, r.Pred...)
+		w.mask = append(w.mask, r.Mask...)
+		w.loss = append(w.loss, r.Loss)
+		raw += int64(len(r.ID) + 12 + 4*(len(r.Pred)+len(r.Mask)))
+	}
+	cols := []arrow.Array{
+		stringColumn(&w.offsets, n, func(i int) string { return rows[i].ID }),
+		int32Column(w.widths), int32Column(w.heights),
+		fslColumn(w.pred, w.meta.Patches, w.meta.patchDim()),
+		fslColumn(w.mask, w.meta.Patches),
+		float32Column(w.loss),
+	}
+	rec := array.NewRecord(w.schema, cols, int64(n))
+	for _, c := range cols {
+		c.Release()
+	}
+	defer rec.Release()
+	return w.parts.write(rec, raw)
+}
+
+func (w *reconParquet) Flush() error { return w.parts.flush() }
+
+func (w *reconParquet) Close() error {
+	if w.done {
+		return nil
+	}
+	w.done = true
+	return w.parts.flush()
+}
+
+func (w *reconParquet) Abort() error {
+	w.done = true
+	return w.parts.abort()
+}
