@@ -50,10 +50,6 @@ func (d dtype) size() int {
 	return 0
 }
 
-func (d dtype) String() string {
-	return [...]string{"float32", "float16", "bfloat16", "float64", "other"}[d]
-}
-
 // storageClass stands for torch.FloatStorage and friends in the pickle.
 type storageClass struct {
 	name  string
