@@ -224,6 +224,31 @@ func TestLoadErrors(t *testing.T) {
 		writeTestSafetensors(t, filepath.Join(d, "model.safetensors"), tensors)
 		wantLoadError(t, d, "blocks.1.attn.qkv.bias", "key")
 	})
+	t.Run("hf sharded index", func(t *testing.T) {
+		for name, edit := range map[string]func(m map[string]string){
+			"missing":   func(m map[string]string) { m["vit.extra.weight"] = "model-00001-of-00002.safetensors" },
+			"traversal": func(m map[string]string) { m["vit.layernorm.bias"] = "../model-00002-of-00002.safetensors" },
+			"wrong":     func(m map[string]string) { m["vit.layernorm.bias"] = "model-00001-of-00002.safetensors" },
+		} {
+			d := p("sharded_" + name)
+			os.Mkdir(d, 0o755)
+			for _, f := range []string{"config.json", "model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors"} {
+				copyFile(t, filepath.Join("testdata/hf_sharded", f), filepath.Join(d, f), -1)
+			}
+			b, _ := os.ReadFile("testdata/hf_sharded/model.safetensors.index.json")
+			var idx struct {
+				WeightMap map[string]string `json:"weight_map"`
+			}
+			if err := json.Unmarshal(b, &idx); err != nil {
+				t.Fatal(err)
+			}
+			edit(idx.WeightMap)
+			b, _ = json.Marshal(idx)
+			os.WriteFile(filepath.Join(d, "model.safetensors.index.json"), b, 0o644)
+			want := map[string]string{"missing": "vit.extra.weight", "traversal": "not a file name", "wrong": "vit.layernorm.bias"}[name]
+			wantLoadError(t, d, want)
+		}
+	})
 	t.Run("hf bad config", func(t *testing.T) {
 		d := p("hf_badcfg")
 		os.Mkdir(d, 0o755)

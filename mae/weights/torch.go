@@ -114,7 +114,7 @@ type torchPlan struct {
 // a state dict fails early, each storage is named after its first tensor for
 // error messages, and Hugging Face query/key/value storages are pointed at
 // their rows of the fused qkv tensor so that they are read in place.
-func prepare(obj interface{}) (*torchPlan, error) {
+func prepare(obj interface{}, mapHF bool) (*torchPlan, error) {
 	tensors, err := stateDict(obj)
 	if err != nil {
 		return nil, err
@@ -132,7 +132,7 @@ func prepare(obj interface{}) (*torchPlan, error) {
 		shapes[nt.name] = nt.t.shape
 	}
 	plan := &torchPlan{tensors: tensors}
-	if !isHFNames(shapes) {
+	if !mapHF || !isHFNames(shapes) {
 		return plan, nil
 	}
 	if plan.slots, plan.out, err = planHF(shapes); err != nil {
@@ -277,7 +277,10 @@ func unpickle(r io.Reader, persistent func(interface{}) (interface{}, error)) (r
 }
 
 // readTorch reads a torch.save file and returns the float32 tensors of its state dict.
-func readTorch(path string) (map[string]*Tensor, string, error) {
+func readTorch(path string) (map[string]*Tensor, string, error) { return readTorchAs(path, true) }
+
+// readTorchAs is readTorch with the Hugging Face name mapping optional.
+func readTorchAs(path string, mapHF bool) (map[string]*Tensor, string, error) {
 	kind, err := sniff(path)
 	if err != nil {
 		return nil, "", err
@@ -285,9 +288,9 @@ func readTorch(path string) (map[string]*Tensor, string, error) {
 	var plan *torchPlan
 	switch kind {
 	case FormatPthZip:
-		plan, err = readTorchZip(path)
+		plan, err = readTorchZip(path, mapHF)
 	case FormatPthLegacy:
-		plan, err = readTorchLegacy(path)
+		plan, err = readTorchLegacy(path, mapHF)
 	default:
 		return nil, "", fmt.Errorf("load %s: not a PyTorch file", path)
 	}
@@ -336,7 +339,7 @@ func persistentStorage(pid interface{}, stores map[string]*storage) (*storage, i
 	return st, view, nil
 }
 
-func readTorchZip(path string) (*torchPlan, error) {
+func readTorchZip(path string, mapHF bool) (*torchPlan, error) {
 	zr, err := zip.OpenReader(path)
 	if err != nil {
 		return nil, fmt.Errorf("corrupt or truncated zip: %w", err)
@@ -380,7 +383,7 @@ func readTorchZip(path string) (*torchPlan, error) {
 	if err != nil {
 		return nil, fmt.Errorf("data.pkl: %w", err)
 	}
-	plan, err := prepare(obj)
+	plan, err := prepare(obj, mapHF)
 	if err != nil {
 		return nil, err
 	}
@@ -431,7 +434,7 @@ func readZipRecord(f *zip.File, max int) ([]byte, error) {
 	return io.ReadAll(io.LimitReader(rc, int64(max)))
 }
 
-func readTorchLegacy(path string) (*torchPlan, error) {
+func readTorchLegacy(path string, mapHF bool) (*torchPlan, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
@@ -487,7 +490,7 @@ func readTorchLegacy(path string) (*torchPlan, error) {
 	if err != nil {
 		return nil, fmt.Errorf("main pickle: %w", err)
 	}
-	plan, err := prepare(obj)
+	plan, err := prepare(obj, mapHF)
 	if err != nil {
 		return nil, err
 	}

@@ -6,6 +6,7 @@
 package weights
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -104,11 +105,19 @@ func loadHFDir(dir string) (*Checkpoint, error) {
 	case fileExists(binPath):
 		ck.Format = FormatHFBin
 		raw, _, err = readTorch(binPath)
+	case fileExists(stPath + ".index.json"):
+		ck.Format = FormatHFSafetensors
+		raw, err = readShards(stPath+".index.json", func(p string) (map[string]*Tensor, error) {
+			return readSafetensorsAs(p, false)
+		})
+	case fileExists(binPath + ".index.json"):
+		ck.Format = FormatHFBin
+		raw, err = readShards(binPath+".index.json", func(p string) (map[string]*Tensor, error) {
+			m, _, err := readTorchAs(p, false)
+			return m, err
+		})
 	default:
-		if fileExists(filepath.Join(dir, HFSafetensorsFile+".index.json")) || fileExists(filepath.Join(dir, HFBinFile+".index.json")) {
-			return nil, fmt.Errorf("load %s: sharded Hugging Face checkpoints are not supported", dir)
-		}
-		return nil, fmt.Errorf("load %s: directory has neither %s nor %s", dir, HFSafetensorsFile, HFBinFile)
+		return nil, fmt.Errorf("load %s: directory has neither %s nor %s (nor a sharded index)", dir, HFSafetensorsFile, HFBinFile)
 	}
 	if err != nil {
 		return nil, err
@@ -200,4 +209,49 @@ func normalizeNames(in map[string]*Tensor) (map[string]*Tensor, error) {
 		return fromHF(in)
 	}
 	return in, nil
+}
+
+// readShards reads a sharded Hugging Face checkpoint: an index
+// {"weight_map": {tensor: shard file}} beside the shards. Names are mapped
+// after all shards are read, as query/key/value may sit in different shards.
+func readShards(index string, read func(string) (map[string]*Tensor, error)) (map[string]*Tensor, error) {
+	b, err := os.ReadFile(index)
+	if err != nil {
+		return nil, fmt.Errorf("load checkpoint: %w", err)
+	}
+	var idx struct {
+		WeightMap map[string]string `json:"weight_map"`
+	}
+	if err := json.Unmarshal(b, &idx); err != nil {
+		return nil, fmt.Errorf("load %s: %w", index, err)
+	}
+	if len(idx.WeightMap) == 0 {
+		return nil, fmt.Errorf("load %s: empty weight_map", index)
+	}
+	shards := map[string]bool{}
+	for name, f := range idx.WeightMap {
+		if f == "" || filepath.Base(f) != f {
+			return nil, fmt.Errorf("load %s: tensor %s: shard %q is not a file name in the same directory", index, name, f)
+		}
+		shards[f] = true
+	}
+	out := make(map[string]*Tensor, len(idx.WeightMap))
+	for _, f := range sortedKeys(shards) {
+		m, err := read(filepath.Join(filepath.Dir(index), f))
+		if err != nil {
+			return nil, err
+		}
+		for name, t := range m {
+			if want := idx.WeightMap[name]; want != f {
+				return nil, fmt.Errorf("load %s: tensor %s is in shard %s, the index says %q", index, name, f, want)
+			}
+			out[name] = t
+		}
+	}
+	for _, name := range sortedKeys(idx.WeightMap) {
+		if out[name] == nil {
+			return nil, fmt.Errorf("load %s: tensor %s missing from shard %s", index, name, idx.WeightMap[name])
+		}
+	}
+	return out, nil
 }

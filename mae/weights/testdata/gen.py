@@ -278,6 +278,25 @@ def main():
     write_safetensors(os.path.join(d, "model.safetensors"), to_hf(full), {"format": "pt"})
     expected["hf_safetensors"] = {"format": "hf-safetensors", "tensors": stats(full)}
 
+    # 5b. Sharded Hugging Face safetensors (index + 2 shards), split so that
+    #     one layer's query/key/value straddle the shards.
+    d = os.path.join(out, "hf_sharded")
+    shutil.rmtree(d, ignore_errors=True)
+    os.makedirs(d)
+    with open(os.path.join(d, "config.json"), "w") as f:
+        json.dump(hf_config(), f, indent=2)
+    hf = to_hf(full)
+    names = list(hf)
+    cut = names.index("vit.encoder.layer.1.attention.attention.key.weight")
+    weight_map = {}
+    for i, part in enumerate((names[:cut], names[cut:])):
+        shard = f"model-0000{i + 1}-of-00002.safetensors"
+        write_safetensors(os.path.join(d, shard), collections.OrderedDict((k, hf[k]) for k in part), {"format": "pt"})
+        weight_map.update({k: shard for k in part})
+    with open(os.path.join(d, "model.safetensors.index.json"), "w") as f:
+        json.dump({"metadata": {"total_size": 4 * sum(v.numel() for v in hf.values())}, "weight_map": weight_map}, f, indent=2)
+    expected["hf_sharded"] = {"format": "hf-safetensors", "tensors": stats(full)}
+
     # 6. Hugging Face directory with pytorch_model.bin (zip pickle, top level).
     d = os.path.join(out, "hf_bin")
     shutil.rmtree(d, ignore_errors=True)
