@@ -231,6 +231,20 @@ func TestGELUAccuracy(t *testing.T) {
 			}
 		}
 		t.Logf("worst relative error %.3g", worst)
+		if testing.Verbose() {
+			for _, lim := range []float64{1, 3, 6, 9, 12} {
+				w := 0.0
+				for i, x := range xs {
+					if math.Abs(float64(x)) <= lim && lim-math.Abs(float64(x)) < 3 {
+						want := geluExact(float64(x))
+						if want != 0 {
+							w = math.Max(w, math.Abs(float64(y[i])-want)/math.Abs(want))
+						}
+					}
+				}
+				t.Logf("|x| in (%v-3, %v]: worst relative error %.3g", lim, lim, w)
+			}
+		}
 		nan := []float32{float32(math.NaN()), float32(math.Inf(-1))}
 		GELU(nan)
 		if !math.IsNaN(float64(nan[0])) {
