@@ -185,3 +185,27 @@ func TestReadHFConfig(t *testing.T) {
 		}
 	}
 }
+
+func TestFloat16To32(t *testing.T) {
+	for _, c := range []struct {
+		h    uint16
+		want float64
+	}{
+		{0x3c00, 1}, {0xc000, -2}, {0x7bff, 65504}, {0x0400, 1.0 / 16384},
+		{0x0001, math.Ldexp(1, -24)}, {0x03ff, math.Ldexp(1023, -24)}, {0x8001, -math.Ldexp(1, -24)},
+		{0x7c00, math.Inf(1)}, {0xfc00, math.Inf(-1)}, {0x3555, 0.333251953125},
+	} {
+		if got := float16To32(c.h); float64(got) != c.want {
+			t.Errorf("float16To32(%#04x) = %g, want %g", c.h, got, c.want)
+		}
+	}
+	if got := float16To32(0x8000); got != 0 || !math.Signbit(float64(got)) {
+		t.Errorf("float16To32(0x8000) = %g, want -0", got)
+	}
+	if got := float16To32(0x7e00); !math.IsNaN(float64(got)) {
+		t.Errorf("float16To32(0x7e00) = %g, want NaN", got)
+	}
+	if got := bfloat16To32(0x3f80); got != 1 {
+		t.Errorf("bfloat16To32(0x3f80) = %g", got)
+	}
+}
