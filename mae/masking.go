@@ -58,3 +58,13 @@ func RandomNoise(n, l int, seed uint64) []float32 {
 	}
 	return out
 }
+
+// NoiseRow fills dst (one image's L values) with the noise of input number
+// index under seed: each image's mask depends only on the seed and its
+// position in the input, not on batching, sharding or resume.
+func NoiseRow(dst []float32, seed uint64, index int64) {
+	r := rand.New(rand.NewPCG(seed, uint64(index)))
+	for i := range dst {
+		dst[i] = r.Float32()
+	}
+}

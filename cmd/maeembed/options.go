@@ -1,0 +1,124 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+var errHelp = errors.New("help shown")
+
+// Options is the one configuration of a run, filled from a YAML config file
+// (--config-file) and then from flags, which override it.
+type Options struct {
+	Model       string  `yaml:"model"`
+	Config      string  `yaml:"config"`
+	Output      string  `yaml:"output"`
+	Format      string  `yaml:"format"`
+	BatchSize   int     `yaml:"batch_size"`
+	Workers     int     `yaml:"workers"`
+	Resize      string  `yaml:"resize"`
+	MaxPixels   int64   `yaml:"max_pixels"`
+	CacheDir    string  `yaml:"cache_dir"`
+	Pool        string  `yaml:"pool"`
+	Shard       string  `yaml:"shard"`
+	Resume      bool    `yaml:"resume"`
+	FailOnError bool    `yaml:"fail_on_error"`
+	DryRun      bool    `yaml:"dry_run"`
+	MaskRatio   float64 `yaml:"mask_ratio"`
+	Seed        uint64  `yaml:"seed"`
+	MaskNoise   string  `yaml:"mask_noise"`
+	NormPixLoss bool    `yaml:"norm_pix_loss"`
+	Inputs      []string `yaml:"inputs"`
+}
+
+func defaultOptions() Options {
+	return Options{
+		Model: "mae_vit_base_patch16", Format: "parquet", BatchSize: 8, Resize: "center-crop",
+		Pool: "mean", Resume: true, MaskRatio: 0.75,
+	}
+}
+
+// parseOptions reads --config-file first, then every flag; flags may come
+// before or after the positional arguments.
+func parseOptions(cmd string, args []string, define func(fs *flag.FlagSet, o *Options)) (*Options, error) {
+	o := defaultOptions()
+	if cmd == "reconstruct" {
+		o.Format = "npy"
+	}
+	if path := findConfigFile(args); path != "" {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("%w: config file: %v", errUsage, err)
+		}
+		dec := yaml.NewDecoder(strings.NewReader(string(b)))
+		dec.KnownFields(true)
+		if err := dec.Decode(&o); err != nil {
+			return nil, fmt.Errorf("%w: config file %s: %v", errUsage, path, err)
+		}
+	}
+	fs := flag.NewFlagSet("maeembed "+cmd, flag.ContinueOnError)
+	var configFile string
+	fs.StringVar(&configFile, "config-file", "", "YAML file with these options (flags override it)")
+	define(fs, &o)
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, errHelp
+			}
+			return nil, fmt.Errorf("%w: %v", errUsage, err)
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			break
+		}
+		pos = append(pos, args[0])
+		args = args[1:]
+	}
+	if len(pos) > 0 {
+		o.Inputs = pos
+	}
+	return &o, nil
+}
+
+func findConfigFile(args []string) string {
+	for i, a := range args {
+		for _, p := range []string{"--config-file=", "-config-file="} {
+			if v, ok := strings.CutPrefix(a, p); ok {
+				return v
+			}
+		}
+		if (a == "--config-file" || a == "-config-file") && i+1 < len(args) {
+			return args[i+1]
+		}
+	}
+	return ""
+}
+
+// modelFlags are the flags every model-running command shares.
+func modelFlags(fs *flag.FlagSet, o *Options) {
+	for _, n := range []string{"model", "m"} {
+		fs.StringVar(&o.Model, n, o.Model, "preset name, checkpoint file or Hugging Face directory")
+	}
+	fs.StringVar(&o.Config, "config", o.Config, "HF-style config.json for a bare weights file")
+	fs.StringVar(&o.CacheDir, "cache-dir", o.CacheDir, "where presets are downloaded (default $MAEEMBED_CACHE or the user cache dir)")
+}
+
+func runFlags(fs *flag.FlagSet, o *Options) {
+	modelFlags(fs, o)
+	for _, n := range []string{"output", "o"} {
+		fs.StringVar(&o.Output, n, o.Output, "output directory")
+	}
+	fs.StringVar(&o.Format, "format", o.Format, "output format")
+	fs.IntVar(&o.BatchSize, "batch-size", o.BatchSize, "images per forward pass")
+	fs.IntVar(&o.Workers, "workers", o.Workers, "decode/resize workers (0 = number of cores)")
+	fs.StringVar(&o.Resize, "resize", o.Resize, "center-crop | squash | none")
+	fs.Int64Var(&o.MaxPixels, "max-pixels", o.MaxPixels, "refuse images with more pixels than this (0 = 178956970, as PIL)")
+	fs.BoolVar(&o.FailOnError, "fail-on-error", o.FailOnError, "exit non-zero when any input failed")
+	fs.BoolVar(&o.DryRun, "dry-run", o.DryRun, "list what would be processed and stop")
+}

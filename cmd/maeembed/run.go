@@ -1,0 +1,279 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/maeembed/maeembed/mae"
+	"github.com/maeembed/maeembed/pipeline"
+	"github.com/maeembed/maeembed/sinks"
+	"github.com/maeembed/maeembed/sources"
+	"github.com/maeembed/maeembed/stages"
+)
+
+// prepared is one decoded, resized and normalised input.
+type prepared struct {
+	it   sources.Item
+	chw  []float32 // [3,S,S], from the runner's pool
+	w, h int
+}
+
+// output is one batch after the model, waiting to be written.
+type output struct {
+	items []prepared
+	vals  []float32 // model output, from a pool
+	extra any       // per-command result (e.g. *mae.Reconstruction)
+}
+
+// imageRun is what embed and reconstruct share: read → preprocess (N
+// workers, ordered) → batch → model → write, errors to OUT/errors.
+type imageRun struct {
+	o    *Options
+	m    *mae.Model
+	pre  stages.Preprocess
+	errw sinks.ErrorWriter
+
+	errMu    sync.Mutex
+	firstErr string
+	failed   int64
+	written int64
+	fatal   error
+
+	chwPool sync.Pool
+}
+
+// newImageRun validates the common options and opens the inputs.
+func (e *env) newImageRun(o *Options, cmd string) (*imageRun, *sources.Reader, error) {
+	if len(o.Inputs) == 0 {
+		return nil, nil, fmt.Errorf("%w: %s needs at least one INPUT (file, directory, glob, list file or '-')", errUsage, cmd)
+	}
+	if o.Output == "" && !o.DryRun {
+		return nil, nil, fmt.Errorf("%w: %s needs --output DIR", errUsage, cmd)
+	}
+	if o.BatchSize < 1 {
+		return nil, nil, fmt.Errorf("%w: --batch-size must be at least 1, got %d", errUsage, o.BatchSize)
+	}
+	mode, err := stages.ParseResizeMode(o.Resize)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: --resize: %v", errUsage, err)
+	}
+	var shard sources.Shard
+	if o.Shard != "" {
+		if shard, err = sources.ParseShard(o.Shard); err != nil {
+			return nil, nil, fmt.Errorf("%w: --shard: %v", errUsage, err)
+		}
+	}
+	opts := sources.Options{Shard: shard, NoData: o.DryRun}
+	if o.Resume && o.Output != "" && !o.DryRun {
+		done, err := sinks.ReadDoneIDs(o.Output)
+		if err != nil {
+			return nil, nil, err
+		}
+		if len(done) > 0 {
+			slog.Info("resuming: skipping inputs already in the output", "done", len(done), "output", o.Output)
+			opts.Done = func(id string) bool { return done[id] }
+		}
+	}
+	src, err := sources.OpenWith(o.Inputs, e.stdin, opts)
+	if err != nil {
+		return nil, nil, err
+	}
+	r := &imageRun{o: o, pre: stages.Preprocess{Mode: mode, MaxPixels: o.MaxPixels}}
+	return r, src, nil
+}
+
+// dryRun lists the ids a run would process.
+func (e *env) dryRun(src *sources.Reader) error {
+	n := 0
+	for {
+		it, err := src.Next(e.ctx)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(e.stdout, it.ID)
+		n++
+	}
+	slog.Info("dry run", "inputs", n)
+	return nil
+}
+
+// start opens the output directory and the error writer.
+func (r *imageRun) start() error {
+	if err := os.MkdirAll(r.o.Output, 0o755); err != nil {
+		return fmt.Errorf("output: %w", err)
+	}
+	if err := sinks.CleanTemps(r.o.Output); err != nil {
+		return fmt.Errorf("output: %w", err)
+	}
+	errw, err := sinks.NewErrors(r.o.Output, sinks.Meta{Model: r.o.Model, Pool: r.o.Pool, Preprocess: r.pre.String(), Version: version, Dim: 1}, sinks.ParquetOptions{})
+	if err != nil {
+		return err
+	}
+	r.errw = errw
+	return nil
+}
+
+func (r *imageRun) recordError(it sources.Item, stage string, err error) {
+	r.errMu.Lock()
+	defer r.errMu.Unlock()
+	r.failed++
+	if r.firstErr == "" {
+		r.firstErr = it.ID + ": " + err.Error()
+	}
+	slog.Warn("input failed", "id", it.ID, "stage", stage, "err", err)
+	row := sinks.ErrorRow{ID: it.ID, Stage: stage, Error: err.Error()}
+	if werr := r.errw.Write([]sinks.ErrorRow{row}); werr != nil && r.fatal == nil {
+		r.fatal = werr
+	}
+}
+
+// onError routes a per-item failure of any stage to the error Parquet.
+func (r *imageRun) onError(f pipeline.Failure) {
+	switch v := f.Item.(type) {
+	case sources.Item:
+		stage := f.Stage
+		var se *stages.Error
+		var re *sources.ReadError
+		switch {
+		case errors.As(f.Err, &se):
+			stage = se.Stage
+		case errors.As(f.Err, &re):
+			stage = "read"
+		}
+		r.recordError(v, stage, f.Err)
+	case []prepared:
+		for _, p := range v {
+			r.recordError(p.it, f.Stage, f.Err)
+		}
+	case output:
+		for _, p := range v.items {
+			r.recordError(p.it, f.Stage, f.Err)
+		}
+	default:
+		r.errMu.Lock()
+		r.failed++
+		r.errMu.Unlock()
+		slog.Warn("failure", "stage", f.Stage, "err", f.Err)
+	}
+}
+
+// run drives the pipeline. model turns a batch into an output; write makes
+// it durable. It returns the number of images written.
+func (r *imageRun) run(ctx context.Context, src *sources.Reader,
+	model func([]prepared) (output, error), write func(output) error) error {
+	size := r.pre.Size
+	r.chwPool.New = func() any { return make([]float32, 3*size*size) }
+	workers := r.o.Workers
+	if workers <= 0 {
+		workers = max(1, defaultWorkers())
+	}
+	p := pipeline.New(ctx, pipeline.Options{OnError: r.onError})
+	interrupted, stopSignals := p.OnSignals(os.Interrupt, syscall.SIGTERM)
+	defer stopSignals()
+	start := time.Now()
+
+	items := pipeline.Source(p, "read", 2*r.o.BatchSize, func(ctx context.Context) (sources.Item, error) {
+		return src.Next(ctx)
+	})
+	tensors := pipeline.Map(p, "preprocess", items, pipeline.Config{Workers: workers, Buffer: 2 * r.o.BatchSize, Ordered: true},
+		func(ctx context.Context, it sources.Item) (prepared, error) {
+			if it.Err != nil {
+				return prepared{}, it.Err
+			}
+			chw := r.chwPool.Get().([]float32)
+			w, h, err := r.pre.Tensor(chw, it.Data)
+			if err != nil {
+				r.chwPool.Put(chw)
+				return prepared{}, err
+			}
+			it.Data = nil
+			return prepared{it: it, chw: chw, w: w, h: h}, nil
+		})
+	batches := pipeline.Batch(p, "batch", tensors, r.o.BatchSize, 0, 1)
+	outputs := pipeline.Map(p, "model", batches, pipeline.Config{Workers: 1, Buffer: 1, Ordered: true},
+		func(ctx context.Context, b []prepared) (output, error) {
+			out, err := model(b)
+			for _, x := range b {
+				r.chwPool.Put(x.chw)
+			}
+			return out, err
+		})
+	pipeline.Sink(p, "write", outputs, 1, func(ctx context.Context, out output) error {
+		if err := write(out); err != nil {
+			return pipeline.Fatal(fmt.Errorf("write: %w", err))
+		}
+		r.errMu.Lock()
+		r.written += int64(len(out.items))
+		r.errMu.Unlock()
+		return nil
+	})
+
+	stopProgress := r.progress(p, start)
+	err := p.Wait()
+	stopProgress()
+	r.errMu.Lock()
+	if err == nil {
+		err = r.fatal
+	}
+	r.errMu.Unlock()
+	if cerr := r.errw.Close(); err == nil && cerr != nil {
+		err = cerr
+	}
+	r.summary(p, start)
+	if err != nil {
+		return err
+	}
+	if interrupted() {
+		return errors.New("interrupted: finished the images in flight and kept everything written; rerun to resume")
+	}
+	if r.written == 0 && r.failed > 0 {
+		// Nothing came out: that is a failed run, not a run with bad inputs.
+		return fmt.Errorf("all %d input(s) failed (errors in %s/errors); first: %s", r.failed, r.o.Output, r.firstErr)
+	}
+	if r.o.FailOnError && r.failed > 0 {
+		return fmt.Errorf("%d input(s) failed (see %s/errors)", r.failed, r.o.Output)
+	}
+	return nil
+}
+
+// progress logs a line every 10 s while the run goes on.
+func (r *imageRun) progress(p *pipeline.Pipeline, start time.Time) func() {
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(10 * time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-t.C:
+				r.errMu.Lock()
+				w, f := r.written, r.failed
+				r.errMu.Unlock()
+				el := time.Since(start).Seconds()
+				slog.Info("progress", "written", w, "failed", f, "images_per_s", fmt.Sprintf("%.2f", float64(w)/el))
+			case <-done:
+				return
+			}
+		}
+	}()
+	return func() { close(done) }
+}
+
+func (r *imageRun) summary(p *pipeline.Pipeline, start time.Time) {
+	el := time.Since(start)
+	attrs := []any{"written", r.written, "failed", r.failed, "seconds", fmt.Sprintf("%.2f", el.Seconds()),
+		"images_per_s", fmt.Sprintf("%.2f", float64(r.written)/el.Seconds())}
+	for _, s := range p.Stats() {
+		attrs = append(attrs, s.Name+"_busy_s", fmt.Sprintf("%.2f", s.Busy.Seconds()))
+	}
+	slog.Info("done", attrs...)
+}

@@ -1,0 +1,52 @@
+package mae
+
+import (
+	"fmt"
+	"testing"
+)
+
+// BenchmarkEmbed measures whole-image embedding throughput of the presets
+// with random weights (the numbers do not depend on the weights' values).
+// go test ./mae -run '^$' -bench Embed -benchtime 10x
+func BenchmarkEmbed(b *testing.B) {
+	for _, bs := range []int{1, 8} {
+		b.Run(fmt.Sprintf("vit_base_patch16/batch%d", bs), func(b *testing.B) {
+			m, err := New(Presets["mae_vit_base_patch16"], false, 1)
+			if err != nil {
+				b.Fatal(err)
+			}
+			c := m.Config
+			patches := randPatches(bs, c, 1)
+			out := make([]float32, bs*c.Dim)
+			if err := m.Embed(out, patches, bs, PoolMean); err != nil { // warm-up
+				b.Fatal(err)
+			}
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if err := m.Embed(out, patches, bs, PoolMean); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(bs*b.N)/b.Elapsed().Seconds(), "images/s")
+		})
+	}
+}
+
+// BenchmarkReconstruct measures the masked encoder + decoder at ratio 0.75.
+func BenchmarkReconstruct(b *testing.B) {
+	m, err := New(Presets["mae_vit_base_patch16"], true, 1)
+	if err != nil {
+		b.Fatal(err)
+	}
+	c := m.Config
+	const bs = 8
+	patches := randPatches(bs, c, 1)
+	noise := RandomNoise(bs, c.NumPatches(), 1)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := m.Reconstruct(patches, noise, bs, 0.75, false); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(bs*b.N)/b.Elapsed().Seconds(), "images/s")
+}
