@@ -15,24 +15,24 @@ var errHelp = errors.New("help shown")
 // Options is the one configuration of a run, filled from a YAML config file
 // (--config-file) and then from flags, which override it.
 type Options struct {
-	Model       string  `yaml:"model"`
-	Config      string  `yaml:"config"`
-	Output      string  `yaml:"output"`
-	Format      string  `yaml:"format"`
-	BatchSize   int     `yaml:"batch_size"`
-	Workers     int     `yaml:"workers"`
-	Resize      string  `yaml:"resize"`
-	MaxPixels   int64   `yaml:"max_pixels"`
-	CacheDir    string  `yaml:"cache_dir"`
-	Pool        string  `yaml:"pool"`
-	Shard       string  `yaml:"shard"`
-	Resume      bool    `yaml:"resume"`
-	FailOnError bool    `yaml:"fail_on_error"`
-	DryRun      bool    `yaml:"dry_run"`
-	MaskRatio   float64 `yaml:"mask_ratio"`
-	Seed        uint64  `yaml:"seed"`
-	MaskNoise   string  `yaml:"mask_noise"`
-	NormPixLoss bool    `yaml:"norm_pix_loss"`
+	Model       string   `yaml:"model"`
+	Config      string   `yaml:"config"`
+	Output      string   `yaml:"output"`
+	Format      string   `yaml:"format"`
+	BatchSize   int      `yaml:"batch_size"`
+	Workers     int      `yaml:"workers"`
+	Resize      string   `yaml:"resize"`
+	MaxPixels   int64    `yaml:"max_pixels"`
+	CacheDir    string   `yaml:"cache_dir"`
+	Pool        string   `yaml:"pool"`
+	Shard       string   `yaml:"shard"`
+	Resume      bool     `yaml:"resume"`
+	FailOnError bool     `yaml:"fail_on_error"`
+	DryRun      bool     `yaml:"dry_run"`
+	MaskRatio   float64  `yaml:"mask_ratio"`
+	Seed        uint64   `yaml:"seed"`
+	MaskNoise   string   `yaml:"mask_noise"`
+	NormPixLoss bool     `yaml:"norm_pix_loss"`
 	Inputs      []string `yaml:"inputs"`
 }
 

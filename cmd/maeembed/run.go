@@ -43,8 +43,8 @@ type imageRun struct {
 	errMu    sync.Mutex
 	firstErr string
 	failed   int64
-	written int64
-	fatal   error
+	written  int64
+	fatal    error
 
 	chwPool sync.Pool
 }
