@@ -28,7 +28,7 @@ func NewErrors(dir string, meta Meta, opts ParquetOptions) (ErrorWriter, error) 
 		field("error", arrow.BinaryTypes.String),
 	}, k, v)
 	o := opts.withDefaults()
-	p, err := newParts(filepath.Join(dir, errorsDir), "parquet", o, func(path string) (recordFile, error) {
+	p, err := newParts(filepath.Join(dir, errorsDir), "parquet", schema, o, func(path string) (recordFile, error) {
 		return createParquet(path, schema, o.RowGroupBytes)
 	})
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 
 	"github.com/apache/arrow/go/v17/arrow"
 	"github.com/apache/arrow/go/v17/arrow/array"
@@ -72,15 +73,8 @@ func (s *npySet) carryOver(dir string, inner [][]int, keys, vals []string) error
 		return fmt.Errorf("resume: %w", err)
 	}
 	defer tbl.Release()
-	for i, k := range keys {
-		if k != "maeembed.version" && kv[k] != vals[i] { // a newer build may finish an older run
-			return fmt.Errorf("%s was written with %s=%q, this run has %q: use another output directory", mdPath, k, kv[k], vals[i])
-		}
-	}
-	for k, v := range kv {
-		if !slices.Contains(keys, k) && k != "ARROW:schema" {
-			return fmt.Errorf("%s was written with %s=%q, this run has none: use another output directory", mdPath, k, v)
-		}
+	if err := compatible(mdPath, kv, keys, vals); err != nil {
+		return err
 	}
 	m := int(tbl.NumRows())
 	for i, name := range s.names {
@@ -176,4 +170,21 @@ func (s *npySet) abort() error {
 	}
 	s.done = true
 	return s.abortFiles()
+}
+
+// compatible refuses to mix outputs of different runs in one directory:
+// every maeembed.* key must match, except maeembed.version (a newer build
+// may finish an older run).
+func compatible(path string, kv map[string]string, keys, vals []string) error {
+	for i, k := range keys {
+		if k != "maeembed.version" && kv[k] != vals[i] {
+			return fmt.Errorf("%s was written with %s=%q, this run has %q: use another output directory", path, k, kv[k], vals[i])
+		}
+	}
+	for k, v := range kv {
+		if strings.HasPrefix(k, "maeembed.") && !slices.Contains(keys, k) {
+			return fmt.Errorf("%s was written with %s=%q, this run has none: use another output directory", path, k, v)
+		}
+	}
+	return nil
 }

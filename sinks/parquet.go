@@ -145,33 +145,48 @@ type parts struct {
 
 var partRe = regexp.MustCompile(`^part-(\d+)\.([a-z]+)$`)
 
-func newParts(dir, ext string, opts ParquetOptions, open func(string) (recordFile, error)) (*parts, error) {
+func newParts(dir, ext string, schema *arrow.Schema, opts ParquetOptions, open func(string) (recordFile, error)) (*parts, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("create output dir: %w", err)
 	}
 	// Continue numbering after existing parts so a resumed run never
-	// replaces published files.
-	next, err := nextPartNumber(dir)
+	// replaces published files, and only resume the same kind of run.
+	next, last, err := nextPartNumber(dir, ext)
 	if err != nil {
 		return nil, err
+	}
+	if last != "" {
+		kv, err := fileMetadata(last)
+		if err != nil {
+			return nil, fmt.Errorf("resume: %w", err)
+		}
+		md := schema.Metadata()
+		if err := compatible(last, kv, md.Keys(), md.Values()); err != nil {
+			return nil, err
+		}
 	}
 	return &parts{dir: dir, ext: ext, next: next, open: open, opts: opts.withDefaults()}, nil
 }
 
-func nextPartNumber(dir string) (int, error) {
+// nextPartNumber returns the number after the highest part-NNNNN.* in dir
+// and the path of the highest part with extension ext ("" if none).
+func nextPartNumber(dir, ext string) (int, string, error) {
 	ents, err := os.ReadDir(dir)
 	if err != nil {
-		return 0, fmt.Errorf("list %s: %w", dir, err)
+		return 0, "", fmt.Errorf("list %s: %w", dir, err)
 	}
-	next := 0
+	next, last := 0, ""
 	for _, e := range ents {
 		if m := partRe.FindStringSubmatch(e.Name()); m != nil {
 			if k, err := strconv.Atoi(m[1]); err == nil && k >= next {
 				next = k + 1
+				if m[2] == ext {
+					last = filepath.Join(dir, e.Name())
+				}
 			}
 		}
 	}
-	return next, nil
+	return next, last, nil
 }
 
 func (p *parts) write(rec arrow.Record, rawBytes int64) error {
@@ -291,7 +306,7 @@ func NewParquet(dir string, meta Meta, opts ParquetOptions) (EmbeddingWriter, er
 	}
 	o := opts.withDefaults()
 	b := newEmbBuilder(meta)
-	p, err := newParts(dir, "parquet", o, func(path string) (recordFile, error) {
+	p, err := newParts(dir, "parquet", b.schema, o, func(path string) (recordFile, error) {
 		return createParquet(path, b.schema, o.RowGroupBytes)
 	})
 	if err != nil {

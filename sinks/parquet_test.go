@@ -241,11 +241,19 @@ func TestParquetRejectsWrongWidth(t *testing.T) {
 
 func TestParquetRowGroupsAndNumbering(t *testing.T) {
 	dir := t.TempDir()
+	meta := Meta{Model: "m", Pool: "cls", Dim: 256}
 	// An existing part from an earlier run must survive and be followed.
-	if err := os.WriteFile(filepath.Join(dir, "part-00007.parquet"), nil, 0o644); err != nil {
+	w0, err := NewParquet(dir, meta, ParquetOptions{})
+	if err != nil {
 		t.Fatal(err)
 	}
-	meta := Meta{Model: "m", Pool: "cls", Dim: 256}
+	w0.Write([]Row{{ID: "earlier", Embedding: make([]float32, 256)}})
+	if err := w0.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(filepath.Join(dir, "part-00000.parquet"), filepath.Join(dir, "part-00007.parquet")); err != nil {
+		t.Fatal(err)
+	}
 	w, err := NewParquet(dir, meta, ParquetOptions{RowGroupBytes: 10 << 10})
 	if err != nil {
 		t.Fatal(err)
@@ -319,5 +327,61 @@ func TestErrorsAndDoneIDs(t *testing.T) {
 	}
 	if d, err := ReadDoneIDs(filepath.Join(dir, "missing")); err != nil || len(d) != 0 {
 		t.Fatalf("missing dir: %v %v", d, err)
+	}
+}
+
+// Resuming into a directory written by another model or pool is refused;
+// another version is fine.
+func TestResumeRefusesOtherRun(t *testing.T) {
+	meta := Meta{Model: "m", Pool: "mean", Preprocess: "p", Version: "1", Dim: 2}
+	for _, tc := range []struct {
+		name string
+		open func(dir string, m Meta) error
+	}{
+		{"parquet", func(dir string, m Meta) error {
+			w, err := NewParquet(dir, m, ParquetOptions{})
+			if err == nil {
+				w.Write([]Row{{ID: "a", Embedding: []float32{1, 2}}})
+				err = w.Close()
+			}
+			return err
+		}},
+		{"arrow", func(dir string, m Meta) error {
+			w, err := NewArrow(dir, m, ParquetOptions{})
+			if err == nil {
+				w.Write([]Row{{ID: "a", Embedding: []float32{1, 2}}})
+				err = w.Close()
+			}
+			return err
+		}},
+		{"errors", func(dir string, m Meta) error {
+			w, err := NewErrors(dir, m, ParquetOptions{})
+			if err == nil {
+				w.Write([]ErrorRow{{ID: "a"}})
+				err = w.Close()
+			}
+			return err
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			if err := tc.open(dir, meta); err != nil {
+				t.Fatal(err)
+			}
+			newer := meta
+			newer.Version = "2"
+			if err := tc.open(dir, newer); err != nil {
+				t.Fatalf("resume with a newer version: %v", err)
+			}
+			for key, m := range map[string]Meta{
+				"maeembed.pool":   {Model: "m", Pool: "cls", Preprocess: "p", Dim: 2},
+				"maeembed.model":  {Model: "x", Pool: "mean", Preprocess: "p", Dim: 2},
+				"maeembed.tokens": {Model: "m", Pool: "mean", Preprocess: "p", Dim: 2, Tokens: 1},
+			} {
+				if err := tc.open(dir, m); err == nil || !strings.Contains(err.Error(), key) {
+					t.Errorf("resume with other %s: %v", key, err)
+				}
+			}
+		})
 	}
 }

@@ -139,3 +139,36 @@ func ReadDoneIDs(dir string) (map[string]bool, error) {
 	}
 	return done, nil
 }
+
+// fileMetadata reads the key-value metadata of a Parquet or Arrow IPC file.
+func fileMetadata(path string) (map[string]string, error) {
+	kv := map[string]string{}
+	if filepath.Ext(path) == ".arrow" {
+		f, err := os.Open(path)
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		r, err := ipc.NewFileReader(f)
+		if err != nil {
+			return nil, fmt.Errorf("open arrow %s: %w", path, err)
+		}
+		defer r.Close()
+		md := r.Schema().Metadata()
+		for i, k := range md.Keys() {
+			kv[k] = md.Values()[i]
+		}
+		return kv, nil
+	}
+	pf, err := file.OpenParquetFile(path, false)
+	if err != nil {
+		return nil, fmt.Errorf("open parquet %s: %w", path, err)
+	}
+	defer pf.Close()
+	for _, e := range pf.MetaData().KeyValueMetadata() {
+		if e.Value != nil {
+			kv[e.Key] = *e.Value
+		}
+	}
+	return kv, nil
+}

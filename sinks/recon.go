@@ -152,7 +152,7 @@ func NewReconParquet(dir string, meta ReconMeta, opts ParquetOptions) (ReconWrit
 		field("loss", arrow.PrimitiveTypes.Float32),
 	}, k, v)
 	o := opts.withDefaults()
-	p, err := newParts(dir, "parquet", o, func(path string) (recordFile, error) {
+	p, err := newParts(dir, "parquet", schema, o, func(path string) (recordFile, error) {
 		return createParquet(path, schema, o.RowGroupBytes)
 	})
 	if err != nil {
