@@ -37,6 +37,9 @@ func (e *env) resolveModel(o *Options, needDecoder bool) (string, error) {
 		}
 	}
 	hub := weights.NewHub(o.CacheDir)
+	if u := os.Getenv("MAEEMBED_HUB_URL"); u != "" {
+		hub.BaseURL = u // a mirror of the official download site
+	}
 	return hub.Resolve(e.ctx, name)
 }
 
