@@ -33,6 +33,12 @@ func createAtomic(final string) (*atomicFile, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create temp for %s: %w", final, err)
 	}
+	// CreateTemp makes 0600; outputs are meant to be shared like any file.
+	if err := f.Chmod(0o644); err != nil {
+		f.Close()
+		os.Remove(f.Name())
+		return nil, fmt.Errorf("chmod temp for %s: %w", final, err)
+	}
 	return &atomicFile{File: f, final: final}, nil
 }
 

@@ -2,6 +2,7 @@ package sinks
 
 import (
 	"math/rand/v2"
+	"os"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -40,6 +41,11 @@ func TestAbortLeavesNoPartialFile(t *testing.T) {
 			}
 			if h := hiddenFiles(t, dir); len(h) != 0 {
 				t.Fatalf("temporaries left after Abort: %v", h)
+			}
+			for _, f := range tc.kept {
+				if st, err := os.Stat(filepath.Join(dir, f)); err != nil || st.Mode().Perm() != 0o644 {
+					t.Errorf("%s: mode %v, %v; want 0644", f, st.Mode(), err)
+				}
 			}
 			if v := visibleFiles(t, dir); !slices.Equal(v, tc.kept) {
 				t.Fatalf("visible after Abort: %v, want %v", v, tc.kept)

@@ -385,3 +385,37 @@ func TestResumeRefusesOtherRun(t *testing.T) {
 		})
 	}
 }
+
+// Flush publishes the pending part at once (stream mode acks on it);
+// MaxFileBytes rolls like MaxFileRows.
+func TestFlushAndByteRolling(t *testing.T) {
+	dir := t.TempDir()
+	var pubs []int
+	w, err := NewParquet(dir, Meta{Model: "m", Pool: "mean", Dim: 16}, ParquetOptions{MaxFileBytes: 3 * 16 * 4, OnPublish: func(_ string, n int) { pubs = append(pubs, n) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(5, 5))
+	w.Write(testRows(rng, 0, 1, 16))
+	if err := w.(Flusher).Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.(Flusher).Flush(); err != nil { // nothing pending
+		t.Fatal(err)
+	}
+	w.Write(testRows(rng, 1, 2, 16))
+	w.Write(testRows(rng, 3, 2, 16)) // 4 rows of 64 B + ids >= 192 B: rolls
+	w.Write(testRows(rng, 5, 1, 16))
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(pubs, []int{1, 4, 1}) {
+		t.Fatalf("published row counts %v, want [1 4 1]", pubs)
+	}
+	if err := w.Write(testRows(rng, 6, 1, 16)); err == nil {
+		t.Fatal("write after close succeeded")
+	}
+	if got := visibleFiles(t, dir); len(got) != 3 {
+		t.Fatalf("files %v", got)
+	}
+}
