@@ -1,6 +1,9 @@
 package sinks
 
 import (
+	"strings"
+	"unicode/utf8"
+
 	"github.com/apache/arrow/go/v17/arrow"
 	"github.com/apache/arrow/go/v17/arrow/array"
 	"github.com/apache/arrow/go/v17/arrow/memory"
@@ -45,7 +48,7 @@ func stringColumn(offsets *[]int32, n int, get func(i int) string) arrow.Array {
 	off := (*offsets)[:0]
 	off = append(off, 0)
 	for i := 0; i < n; i++ {
-		data = append(data, get(i)...)
+		data = append(data, SanitizeID(get(i))...)
 		off = append(off, int32(len(data)))
 	}
 	*offsets = off
@@ -83,4 +86,15 @@ func fslColumn(vals []float32, dims ...int) arrow.Array {
 	}
 	defer d.Release()
 	return array.MakeFromData(d)
+}
+
+// SanitizeID is how every string is stored: invalid UTF-8 (possible in
+// Linux file names) becomes U+FFFD, because readers such as DuckDB refuse a
+// whole file over one invalid string. ReadDoneIDs returns stored ids, so a
+// resuming caller looks up SanitizeID(id).
+func SanitizeID(s string) string {
+	if utf8.ValidString(s) {
+		return s
+	}
+	return strings.ToValidUTF8(s, "\uFFFD")
 }

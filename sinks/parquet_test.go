@@ -419,3 +419,31 @@ func TestFlushAndByteRolling(t *testing.T) {
 		t.Fatalf("files %v", got)
 	}
 }
+
+// An invalid UTF-8 id must not make the file unreadable for DuckDB.
+func TestInvalidUTF8ID(t *testing.T) {
+	dir := t.TempDir()
+	w, err := NewParquet(dir, Meta{Dim: 1}, ParquetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := "bad\xff\xfe.jpg"
+	if err := w.Write([]Row{{ID: "ok", Embedding: []float32{1}}, {ID: bad, Embedding: []float32{2}}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	done, err := ReadDoneIDs(dir)
+	if err != nil || !done[SanitizeID(bad)] || SanitizeID(bad) != "bad\uFFFD.jpg" {
+		t.Fatalf("done %v, %v", done, err)
+	}
+	r := duckdb(t, "SELECT id FROM read_parquet("+sqlPath(filepath.Join(dir, "part-00000.parquet"))+")")
+	var id string
+	if len(r.Rows) == 2 {
+		json.Unmarshal(r.Rows[1]["id"], &id)
+	}
+	if id != "bad\uFFFD.jpg" {
+		t.Fatalf("duckdb ids %v", r.Rows)
+	}
+}

@@ -109,7 +109,7 @@ func addIDs(col arrow.Array, into map[string]bool) {
 // dir/metadata.parquet (npy outputs) and of dir/errors/part-NNNNN.parquet:
 // an item that failed counts as done, so a rerun does not retry it (delete
 // the errors folder to retry). Temporary files of a killed run are ignored;
-// a missing dir gives an empty set.
+// a missing dir gives an empty set. Ids are as stored: look up SanitizeID(id).
 func ReadDoneIDs(dir string) (map[string]bool, error) {
 	done := map[string]bool{}
 	for _, d := range []string{dir, filepath.Join(dir, errorsDir)} {

@@ -8,7 +8,7 @@
 // place and sync the directory. Abort (or a crash) leaves only temporaries,
 // which CleanTemps removes. A row is durable once the file holding it is
 // published: for rolling part files that is when OnPublish reports it, for
-// npy outputs when Close returns nil.
+// npy outputs when Close returns nil. A writer is used by one goroutine.
 package sinks
 
 import (
