@@ -126,13 +126,14 @@ func someNames(t map[string]*weights.Tensor) string {
 }
 
 // Tensors returns the model's weights in the reference naming, sharing the
-// model's memory (the patch embedding is reordered back to the conv layout).
+// model's memory (Linear weights are unpacked on first use, the patch
+// embedding is reordered back to the conv layout).
 func (m *Model) Tensors() map[string]*weights.Tensor {
 	c := m.Config
 	out := map[string]*weights.Tensor{}
 	put := func(name string, data []float32, shape ...int) { out[name] = &weights.Tensor{Shape: shape, Data: data} }
 	lin := func(name string, l *Linear) {
-		put(name+".weight", paramData(l.W), l.Out, l.In)
+		put(name+".weight", paramData(l.Weight()), l.Out, l.In)
 		put(name+".bias", paramData(l.B), l.Out)
 	}
 	norm := func(name string, n *LayerNorm) {
@@ -153,7 +154,7 @@ func (m *Model) Tensors() map[string]*weights.Tensor {
 	}
 	e := m.Encoder
 	d, p, l := c.Dim, c.PatchSize, c.NumPatches()
-	w := paramData(e.PatchEmbed.W)
+	w := paramData(e.PatchEmbed.Weight())
 	conv := make([]float32, len(w))
 	for o := 0; o < d; o++ {
 		for ch := 0; ch < 3; ch++ {

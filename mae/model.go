@@ -2,6 +2,7 @@ package mae
 
 import (
 	"fmt"
+	"runtime"
 	"slices"
 	"sort"
 	"strconv"
@@ -13,14 +14,27 @@ import (
 	"github.com/nlpodyssey/spago/nn"
 )
 
-// Linear is y = x·Wᵀ + b with W in PyTorch's [out, in] layout, packed once
-// for the GEMM kernel.
+// Linear is y = x·Wᵀ + b with W in PyTorch's [out, in] layout. The weight
+// is held once, packed for the GEMM kernel; W is materialised from it only
+// when asked for (export, training): a ViT-B must not sit in memory twice.
 type Linear struct {
 	nn.Module
-	W, B   *nn.Param
+	W      *nn.Param // nil until Weight is called
+	B      *nn.Param
 	In     int
 	Out    int
 	packed *kernels.Packed
+}
+
+// Weight returns W as a spago parameter, unpacking it on first use. After
+// changing it (an optimiser step), call Model.Repack.
+func (l *Linear) Weight() *nn.Param {
+	if l.W == nil {
+		w := make([]float32, l.Out*l.In)
+		kernels.UnpackLinear(l.packed, w)
+		l.W = param(w, l.Out, l.In)
+	}
+	return l.W
 }
 
 // LayerNorm normalises rows with a learned scale and shift.
@@ -93,6 +107,8 @@ type tensorSet struct {
 	t     map[string]*weights.Tensor
 	taken map[string]bool
 	errs  []string
+
+	sinceGC int // bytes packed since the last collection
 }
 
 func (s *tensorSet) has(name string) bool { _, ok := s.t[name]; return ok }
@@ -135,7 +151,25 @@ func (s *tensorSet) linear(prefix string, in, out int) *Linear {
 	if w == nil || b == nil {
 		return nil
 	}
-	return &Linear{W: param(w, out, in), B: param(b, out), In: in, Out: out}
+	return s.packed(prefix+".weight", w, b, in, out)
+}
+
+// packed builds a Linear holding only the packed weight and drops the
+// checkpoint's copy, so that at most one tensor is held twice while loading.
+func (s *tensorSet) packed(name string, w, b []float32, in, out int) *Linear {
+	if len(s.errs) > 0 {
+		return &Linear{B: param(b, out), In: in, Out: out} // will fail anyway; skip the work
+	}
+	l := &Linear{B: param(b, out), In: in, Out: out, packed: kernels.PackLinear(w, out, in)}
+	delete(s.t, name)
+	// Collect now and then so the dropped checkpoint tensors are reused for
+	// the next packed ones: with the default GOGC the heap would otherwise
+	// grow to twice the weights before the first collection.
+	if s.sinceGC += len(w) * 4; s.sinceGC > 64<<20 {
+		runtime.GC()
+		s.sinceGC = 0
+	}
+	return l
 }
 
 func (s *tensorSet) norm(prefix string, d int, eps float64) *LayerNorm {
@@ -162,8 +196,9 @@ func (s *tensorSet) block(prefix string, d, mlp, heads int, eps float64) *Block 
 // FromTensors builds a model from tensors in the reference naming. It is
 // strict: a missing, unexpected or mis-shaped tensor is an error naming it.
 // A checkpoint without any decoder tensor gives a model without decoder.
-// The model keeps the tensors' data without copying it (except the small
-// patch-embedding weight, reordered to the patchify layout).
+// It takes ownership of the tensors: small ones are kept without copying,
+// Linear weights are packed and their entries removed from the map, so the
+// weights are never held twice.
 func FromTensors(cfg Config, tensors map[string]*weights.Tensor, src string) (*Model, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("%s: config: %w", src, err)
@@ -183,7 +218,7 @@ func FromTensors(cfg Config, tensors map[string]*weights.Tensor, src string) (*M
 			}
 		}
 		if b != nil {
-			enc.PatchEmbed = &Linear{W: param(re, d, p*p*3), B: param(b, d), In: p * p * 3, Out: d}
+			enc.PatchEmbed = s.packed("patch_embed.proj.weight", re, b, p*p*3, d)
 		}
 	}
 	if v := s.take("cls_token", d); v != nil {
@@ -247,9 +282,7 @@ func FromTensors(cfg Config, tensors map[string]*weights.Tensor, src string) (*M
 		}
 		return nil, fmt.Errorf("%s: does not match %s: %s", src, cfg.describe(), strings.Join(s.errs, "; "))
 	}
-	m := &Model{Config: cfg, Encoder: enc, Decoder: dec}
-	m.pack()
-	return m, nil
+	return &Model{Config: cfg, Encoder: enc, Decoder: dec}, nil
 }
 
 func hasDecoder(t map[string]*weights.Tensor) bool {
@@ -289,21 +322,42 @@ func (m *Model) linears() []*Linear {
 	return out
 }
 
-// pack prepares every weight for the GEMM kernel, once.
-func (m *Model) pack() {
+// Repack packs again every weight that was materialised with Weight (and
+// possibly changed since, e.g. by an optimiser), so inference sees it.
+func (m *Model) Repack() {
 	for _, l := range m.linears() {
-		l.packed = kernels.PackLinear(paramData(l.W), l.Out, l.In)
+		if l.W != nil {
+			l.packed = kernels.PackLinear(paramData(l.W), l.Out, l.In)
+		}
 	}
 }
 
 // HasDecoder tells whether the model can reconstruct.
 func (m *Model) HasDecoder() bool { return m.Decoder != nil }
 
-// NumParams counts the parameters.
+// NumParams counts the parameters (without unpacking any weight).
 func (m *Model) NumParams() int {
-	n := 0
-	for _, t := range m.Tensors() {
-		n += len(t.Data)
+	c := m.Config
+	l := c.NumPatches()
+	n := (2 + l) * c.Dim // cls token, pos embed
+	for _, lin := range m.linears() {
+		n += lin.In*lin.Out + lin.Out
+	}
+	norms := []*LayerNorm{m.Encoder.Norm, m.Encoder.FCNorm}
+	for _, b := range m.Encoder.Blocks {
+		norms = append(norms, b.Norm1, b.Norm2)
+	}
+	if d := m.Decoder; d != nil {
+		n += (2 + l) * c.DecDim // mask token, decoder pos embed
+		norms = append(norms, d.Norm)
+		for _, b := range d.Blocks {
+			norms = append(norms, b.Norm1, b.Norm2)
+		}
+	}
+	for _, ln := range norms {
+		if ln != nil {
+			n += 2 * len(paramData(ln.W))
+		}
 	}
 	return n
 }

@@ -269,7 +269,7 @@ func (f *tokensFn) Backward(gyT mat.Tensor) error {
 func run(f ag.AutoGradFunction) mat.Tensor { return ag.NewOperator(f).Run() }
 
 func (l *Linear) graph(x mat.Tensor, m int) mat.Tensor {
-	return run(&linearFn{x: x, w: l.W, b: l.B, m: m, k: l.In, n: l.Out})
+	return run(&linearFn{x: x, w: l.Weight(), b: l.B, m: m, k: l.In, n: l.Out})
 }
 
 func (n *LayerNorm) graph(x mat.Tensor, rows int) mat.Tensor {

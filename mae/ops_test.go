@@ -26,6 +26,7 @@ func perturb(m *Model, seed uint64) {
 			t.Data[i] += float32(0.2 * r.NormFloat64())
 		}
 	}
+	m.Repack()
 }
 
 func randPatches(n int, c Config, seed uint64) []float32 {
@@ -45,7 +46,6 @@ func TestEncodeGraphMatchesEmbed(t *testing.T) {
 		t.Fatal(err)
 	}
 	perturb(m, 2)
-	m.pack()
 	n := 3
 	patches := randPatches(n, c, 3)
 	want := make([]float32, n*m.EmbedDim(PoolTokens))
@@ -94,9 +94,9 @@ func TestEncodeGraphGradients(t *testing.T) {
 	}
 	blk := m.Encoder.Blocks[0]
 	params := map[string]mat.Tensor{
-		"qkv.W": blk.QKV.W, "qkv.B": blk.QKV.B, "proj.W": blk.Proj.W, "fc1.W": blk.FC1.W, "fc2.B": blk.FC2.B,
+		"qkv.W": blk.QKV.Weight(), "qkv.B": blk.QKV.B, "proj.W": blk.Proj.Weight(), "fc1.W": blk.FC1.Weight(), "fc2.B": blk.FC2.B,
 		"norm1.W": blk.Norm1.W, "norm2.B": blk.Norm2.B, "norm.W": m.Encoder.Norm.W, "cls": m.Encoder.ClsToken,
-		"pos": m.Encoder.PosEmbed, "patch.W": m.Encoder.PatchEmbed.W, "input": x,
+		"pos": m.Encoder.PosEmbed, "patch.W": m.Encoder.PatchEmbed.Weight(), "input": x,
 	}
 	for _, p := range params {
 		p.(interface{ SetRequiresGrad(bool) }).SetRequiresGrad(true)

@@ -34,9 +34,11 @@ func (e *env) inspect(args []string) error {
 		return err
 	}
 	names := make([]string, 0, len(ck.Tensors))
+	shapes := map[string][]int{}
 	total := 0
 	for n, t := range ck.Tensors {
 		names = append(names, n)
+		shapes[n] = t.Shape
 		total += len(t.Data)
 	}
 	sort.Strings(names)
@@ -56,7 +58,7 @@ func (e *env) inspect(args []string) error {
 	}
 	tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
 	for _, n := range names {
-		fmt.Fprintf(tw, "  %s\t%v\n", n, ck.Tensors[n].Shape)
+		fmt.Fprintf(tw, "  %s\t%v\n", n, shapes[n])
 	}
 	tw.Flush()
 	return cfgErr

@@ -1,0 +1,24 @@
+package kernels
+
+import "fmt"
+
+// UnpackLinear writes the weight held by p back into w in the row-major
+// [N×K] PyTorch layout. Models keep only the packed form (one copy of the
+// weights) and unpack on demand, for export or training.
+func UnpackLinear(p *Packed, w []float32) {
+	n, k := p.N, p.K
+	if len(w) < n*k {
+		panic(fmt.Sprintf("kernels.UnpackLinear: w has %d elements, want %d×%d", len(w), n, k))
+	}
+	for q := 0; q < numPanels(n); q++ {
+		j0 := q * nr
+		cols := min(nr, n-j0)
+		d := p.data[q*k*nr : (q+1)*k*nr]
+		for c := 0; c < cols; c++ {
+			dst := w[(j0+c)*k : (j0+c)*k+k]
+			for i := range dst {
+				dst[i] = d[i*nr+c]
+			}
+		}
+	}
+}
