@@ -59,17 +59,17 @@ func (a *arrowFile) writeRecord(rec arrow.Record, _ int64) error {
 	return nil
 }
 
-func (a *arrowFile) commit() error {
-	err := a.fw.Close()
-	if err == nil {
-		err = a.pw.Flush()
-	}
-	if err != nil {
-		a.af.Abort()
+func (a *arrowFile) finish() error {
+	if err := a.fw.Close(); err != nil {
 		return fmt.Errorf("close arrow %s: %w", a.af.final, err)
 	}
-	return a.af.Publish()
+	if err := a.pw.Flush(); err != nil {
+		return fmt.Errorf("write %s: %w", a.af.final, err)
+	}
+	return nil
 }
+
+func (a *arrowFile) atomic() *atomicFile { return a.af }
 
 func (a *arrowFile) abort() error { return a.af.Abort() }
 

@@ -60,6 +60,43 @@ func (a *atomicFile) Publish() error {
 	return syncDir(filepath.Dir(a.final))
 }
 
+// PublishNew is Publish for part files: it never replaces an existing file.
+// If the name is taken (another process writing into the same directory,
+// e.g. shards of one job) it asks next for another name and retries. A hard
+// link gives the no-clobber guarantee; where links are not supported it falls
+// back to a rename after checking the name is free.
+func (a *atomicFile) PublishNew(next func() string) (string, error) {
+	if err := a.Sync(); err != nil {
+		a.Abort()
+		return "", fmt.Errorf("sync %s: %w", a.final, err)
+	}
+	if err := a.Close(); err != nil {
+		a.Abort()
+		return "", fmt.Errorf("close %s: %w", a.final, err)
+	}
+	for tries := 0; ; tries++ {
+		err := os.Link(a.Name(), a.final)
+		if err == nil {
+			os.Remove(a.Name())
+			break
+		}
+		if errors.Is(err, os.ErrExist) && tries < 1000 {
+			a.final = next()
+			continue
+		}
+		if _, serr := os.Lstat(a.final); !errors.Is(serr, os.ErrNotExist) || tries >= 1000 {
+			os.Remove(a.Name())
+			return "", fmt.Errorf("publish %s: %w", a.final, err)
+		}
+		if err := os.Rename(a.Name(), a.final); err != nil {
+			os.Remove(a.Name())
+			return "", fmt.Errorf("publish %s: %w", a.final, err)
+		}
+		break
+	}
+	return a.final, syncDir(filepath.Dir(a.final))
+}
+
 // Abort closes and removes the temporary file; the final name is untouched.
 func (a *atomicFile) Abort() error {
 	a.Close() // may already be closed

@@ -56,8 +56,9 @@ type Flusher interface {
 // recordFile is one output file being filled with Arrow records.
 type recordFile interface {
 	writeRecord(rec arrow.Record, rawBytes int64) error
-	// commit completes the format, syncs and publishes the file.
-	commit() error
+	// finish completes the format and flushes; the file is not yet visible.
+	finish() error
+	atomic() *atomicFile
 	abort() error
 }
 
@@ -120,13 +121,7 @@ func (p *pqFile) finish() error {
 	return nil
 }
 
-func (p *pqFile) commit() error {
-	if err := p.finish(); err != nil {
-		p.af.Abort()
-		return err
-	}
-	return p.af.Publish()
-}
+func (p *pqFile) atomic() *atomicFile { return p.af }
 
 func (p *pqFile) abort() error { return p.af.Abort() }
 
@@ -138,7 +133,6 @@ type parts struct {
 	opts     ParquetOptions
 
 	cur      recordFile
-	curPath  string
 	curRows  int
 	curBytes int64
 }
@@ -191,8 +185,7 @@ func nextPartNumber(dir, ext string) (int, string, error) {
 
 func (p *parts) write(rec arrow.Record, rawBytes int64) error {
 	if p.cur == nil {
-		p.curPath = filepath.Join(p.dir, fmt.Sprintf("part-%05d.%s", p.next, p.ext))
-		f, err := p.open(p.curPath)
+		f, err := p.open(p.partPath(p.next))
 		if err != nil {
 			return err
 		}
@@ -216,13 +209,25 @@ func (p *parts) flush() error {
 	f := p.cur
 	p.cur = nil
 	p.next++
-	if err := f.commit(); err != nil {
+	if err := f.finish(); err != nil {
+		f.abort()
+		return err
+	}
+	path, err := f.atomic().PublishNew(func() string {
+		p.next++
+		return p.partPath(p.next - 1)
+	})
+	if err != nil {
 		return err
 	}
 	if p.opts.OnPublish != nil {
-		p.opts.OnPublish(p.curPath, p.curRows)
+		p.opts.OnPublish(path, p.curRows)
 	}
 	return nil
+}
+
+func (p *parts) partPath(n int) string {
+	return filepath.Join(p.dir, fmt.Sprintf("part-%05d.%s", n, p.ext))
 }
 
 func (p *parts) abort() error {

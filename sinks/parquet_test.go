@@ -447,3 +447,37 @@ func TestInvalidUTF8ID(t *testing.T) {
 		t.Fatalf("duckdb ids %v", r.Rows)
 	}
 }
+
+// Two writers in one directory (shards of one job) never replace each
+// other's parts.
+func TestConcurrentWritersNoClobber(t *testing.T) {
+	dir := t.TempDir()
+	meta := Meta{Model: "m", Pool: "mean", Dim: 2}
+	var ws [2]EmbeddingWriter
+	for i := range ws {
+		w, err := NewParquet(dir, meta, ParquetOptions{MaxFileRows: 2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ws[i] = w
+	}
+	for k := 0; k < 10; k++ {
+		for i, w := range ws {
+			if err := w.Write([]Row{{ID: fmt.Sprintf("shard%d/%d", i, k), Embedding: []float32{1, 2}}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for _, w := range ws {
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	done, err := ReadDoneIDs(dir)
+	if err != nil || len(done) != 20 {
+		t.Fatalf("%d ids survive, want 20 (%v)", len(done), err)
+	}
+	if f := visibleFiles(t, dir); len(f) != 10 {
+		t.Fatalf("files %v, want 10 parts", f)
+	}
+}
