@@ -2,6 +2,7 @@ package sinks
 
 import (
 	"encoding/json"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -231,5 +232,32 @@ np.save(d + "/int.npy", np.arange(3))
 		if err == nil || !strings.Contains(err.Error(), p) || !strings.Contains(err.Error(), msg) {
 			t.Errorf("%s: error %v, want one naming the file and %q", name, err, msg)
 		}
+	}
+}
+
+func TestWriteNpyFloat32(t *testing.T) {
+	dir := t.TempDir()
+	for _, shape := range [][]int{{2, 3}, {4}, {}} {
+		n := 1
+		for _, d := range shape {
+			n *= d
+		}
+		data := make([]float32, n)
+		for i := range data {
+			data[i] = float32(i) * 0.37
+		}
+		p := filepath.Join(dir, fmt.Sprintf("a%d.npy", len(shape)))
+		if err := WriteNpyFloat32(p, shape, data); err != nil {
+			t.Fatal(err)
+		}
+		if s, v, err := ReadNpyFloat32(p); err != nil || !slices.Equal(s, shape) || !slices.Equal(v, data) {
+			t.Errorf("Go reader %v: %v %v %v", shape, s, v, err)
+		}
+		if dt, s, v := numpyLoad(t, p); dt != "<f4" || !slices.Equal(s, shape) || !slices.Equal(v, data) {
+			t.Errorf("numpy %v: %s %v %v", shape, dt, s, v)
+		}
+	}
+	if err := WriteNpyFloat32(filepath.Join(dir, "bad.npy"), []int{2, 2}, []float32{1}); err == nil {
+		t.Error("shape mismatch accepted")
 	}
 }
