@@ -117,6 +117,16 @@ func kernelPrologue(name string) {
 func kernel512() {
 	const mr = 12
 	kernelPrologue("kernelAVX512")
+	// Prefetch the C tile: it is read (beta != 0) or written after the k
+	// loop, and with many K chunks it has usually left L1 by then.
+	p("\tMOVQ c+40(FP), DX")
+	p("\tMOVQ ldc+48(FP), R13")
+	p("\tSHLQ $2, R13")
+	for r := 0; r < mr; r++ {
+		p("\tPREFETCHT0 (DX)")
+		p("\tPREFETCHT0 64(DX)")
+		p("\tADDQ R13, DX")
+	}
 	for i := 0; i < 2*mr; i++ {
 		p("\tVPXORD Z%d, Z%d, Z%d", i, i, i)
 	}

@@ -88,6 +88,60 @@ func (j *packJob) run() {
 	}
 }
 
+// packA packs row panels [i0,i1) of op(A) (m×k) into dst: panel i holds
+// op(A)[i·mr+r][p] at dst[i·mr·k + p·mr + r], zero-padded past m, so the
+// kc-chunk at p0 is the contiguous kc×mr block at dst[i·mr·k + p0·mr:].
+func packA(dst, a []float32, lda int, trans bool, m, k, mr, i0, i1 int) {
+	for i := i0; i < i1; i++ {
+		row0 := i * mr
+		rows := min(mr, m-row0)
+		d := dst[i*mr*k : (i+1)*mr*k]
+		if rows < mr {
+			clear(d)
+		}
+		if trans {
+			for p := 0; p < k; p++ {
+				copy(d[p*mr:p*mr+rows], a[p*lda+row0:p*lda+row0+rows])
+			}
+			continue
+		}
+		for r := 0; r < rows; r++ {
+			src := a[(row0+r)*lda : (row0+r)*lda+k]
+			dd := d[r:]
+			for p, v := range src {
+				dd[p*mr] = v
+			}
+		}
+	}
+}
+
+type packAJob struct {
+	counter
+	dst, a   []float32
+	lda      int
+	trans    bool
+	m, k, mr int
+}
+
+func (j *packAJob) run() {
+	for {
+		i0, i1, ok := j.take()
+		if !ok {
+			return
+		}
+		packA(j.dst, j.a, j.lda, j.trans, j.m, j.k, j.mr, i0, i1)
+	}
+}
+
+// needPackA tells whether op(A) should be packed before the multiply.
+// Unpacked rows are read in place (no copy), which is fastest unless the
+// row stride is a multiple of 2 KiB — then the mr rows of a micro-panel
+// fall into the same few L1 sets and evict each other — or A is
+// transposed, when a micro-panel spans a cache line per k step.
+func needPackA(transA bool, lda, m, k int) bool {
+	return transA || lda%512 == 0
+}
+
 // gemmJob is one C = alpha·op(A)·B + beta·C (+ epilogue) over packed B.
 type gemmJob struct {
 	im          *impl
@@ -97,6 +151,7 @@ type gemmJob struct {
 	lda         int
 	transA      bool
 	bp          []float32 // packed panels of B, K×nr each
+	ap          []float32 // packed row panels of op(A), or nil to read A in place
 	c           []float32
 	ldc         int
 	bias        []float32
@@ -117,6 +172,7 @@ var (
 	scratchPool = sync.Pool{New: func() any { return new(scratch) }}
 	gemmPool    = sync.Pool{New: func() any { return new(gemmJob) }}
 	packPool    = sync.Pool{New: func() any { return new(packJob) }}
+	packAPool   = sync.Pool{New: func() any { return new(packAJob) }}
 	bufPool     = sync.Pool{New: func() any { return new([]float32) }}
 )
 
@@ -152,7 +208,7 @@ func (j *gemmJob) task(s *scratch, t int) {
 			var ap *float32
 			var rs, ps int
 			switch {
-			case rows < mr:
+			case rows < mr && j.ap == nil:
 				// Edge rows: pack them zero-padded so the kernel never reads
 				// past op(A).
 				buf := s.apack[:mr*kb]
@@ -167,6 +223,8 @@ func (j *gemmJob) task(s *scratch, t int) {
 					}
 				}
 				ap, rs, ps = &buf[0], 1, mr
+			case j.ap != nil:
+				ap, rs, ps = &j.ap[(i/mr)*mr*k+pc*mr], 1, mr
 			case j.transA:
 				ap, rs, ps = &j.a[pc*j.lda+i], 1, j.lda
 			default:
@@ -281,10 +339,28 @@ func runGemm(m, n, k int, alpha float32, a []float32, lda int, transA bool, bp [
 	*j = gemmJob{im: im, m: m, n: n, k: k, alpha: alpha, beta: beta, a: a, lda: lda, transA: transA,
 		bp: bp, c: c, ldc: ldc, bias: bias, act: act, res: res}
 	nw := workers(2 * float64(m) * float64(n) * float64(k))
+	var bufp *[]float32
+	if needPackA(transA, lda, m, k) {
+		panels := ceilDiv(m, im.mr)
+		bufp = bufPool.Get().(*[]float32)
+		if cap(*bufp) < panels*im.mr*k {
+			*bufp = make([]float32, panels*im.mr*k)
+		}
+		j.ap = (*bufp)[:panels*im.mr*k]
+		pj := packAPool.Get().(*packAJob)
+		*pj = packAJob{dst: j.ap, a: a, lda: lda, trans: transA, m: m, k: k, mr: im.mr}
+		pj.reset(panels, 4)
+		parallel(min(nw, ceilDiv(panels, 4)), pj)
+		*pj = packAJob{}
+		packAPool.Put(pj)
+	}
 	j.schedule(nw)
 	parallel(min(nw, j.total), j)
 	*j = gemmJob{} // drop references for the GC
 	gemmPool.Put(j)
+	if bufp != nil {
+		bufPool.Put(bufp)
+	}
 }
 
 // Gemm computes C = alpha·op(A)·op(B) + beta·C, op(X) = Xᵀ when trans.

@@ -408,3 +408,19 @@ func TestNoAllocs(t *testing.T) {
 		}
 	})
 }
+
+// TestPaths logs the paths this CPU runs (the bench script prints it) and
+// checks that forcing each one takes effect.
+func TestPaths(t *testing.T) {
+	saved := Path()
+	defer SetPath(saved)
+	t.Logf("paths: %v (default %s)", Paths(), saved)
+	for _, p := range Paths() {
+		if err := SetPath(p); err != nil || Path() != p {
+			t.Fatalf("SetPath(%q) = %v, Path() = %q", p, err, Path())
+		}
+	}
+	if err := SetPath("sse9"); err == nil {
+		t.Fatal("SetPath accepted an unknown path")
+	}
+}
