@@ -78,7 +78,7 @@ func (e *env) newImageRun(o *Options, cmd string) (*imageRun, *sources.Reader, e
 		}
 		if len(done) > 0 {
 			slog.Info("resuming: skipping inputs already in the output", "done", len(done), "output", o.Output)
-			opts.Done = func(id string) bool { return done[id] }
+			opts.Done = func(id string) bool { return done[sinks.SanitizeID(id)] }
 		}
 	}
 	src, err := sources.OpenWith(o.Inputs, e.stdin, opts)
