@@ -1,6 +1,10 @@
 package kernels
 
-import "golang.org/x/sys/cpu"
+import (
+	"unsafe"
+
+	"golang.org/x/sys/cpu"
+)
 
 //go:generate go run asmgen.go
 
@@ -34,12 +38,29 @@ func lnAVX512(y, x []float32, mean, rstd float32, gamma, beta []float32)
 func addAVX512(dst, src []float32)
 
 //go:noescape
+func packA12AVX512(dst, src *float32, lda, k int)
+
+//go:noescape
 func scaleAVX512(x []float32, s float32)
 
 var avx512Impl = impl{
 	name:   "avx512",
 	mr:     12,
 	kernel: kernelAVX512,
+	packRows: func(dst, src *float32, lda, k int) {
+		k16 := k &^ 15
+		packA12AVX512(dst, src, lda, k16)
+		if k16 < k {
+			// The last k%16 columns, in Go.
+			d := unsafe.Slice(dst, 12*k)
+			a := unsafe.Slice(src, 11*lda+k)
+			for p := k16; p < k; p++ {
+				for r := 0; r < 12; r++ {
+					d[p*12+r] = a[r*lda+p]
+				}
+			}
+		}
+	},
 	gelu:   geluAVX512,
 	add:    func(dst, src []float32) { addAVX512(dst, src[:len(dst)]) },
 	expSub: expSubAVX512,

@@ -27,6 +27,7 @@ func main() {
 	kernel512()
 	kernel256()
 	helpers512()
+	packA512()
 	if err := os.WriteFile("kernels_amd64.s", out.Bytes(), 0o644); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
@@ -505,6 +506,64 @@ func helpers512() {
 	VMULPS Z7, Z0, Z0
 	VMOVUPS Z0, @K (DI)
 `)
+	p("\tVZEROUPPER")
+	p("\tRET")
+	p("")
+}
+
+// packA512 packs one 12-row panel of a row-major A (row stride lda) into
+// k×12 interleaved order, 16 columns at a time: two shuffle stages
+// transpose each group of four rows into 4×4 blocks, whose 128-bit lanes
+// are then stored straight to their places. k must be a multiple of 16.
+func packA512() {
+	p("// func packA12AVX512(dst, src *float32, lda, k int)")
+	p("TEXT ·packA12AVX512(SB), NOSPLIT, $0-32")
+	p("\tMOVQ dst+0(FP), DI")
+	p("\tMOVQ src+8(FP), SI")
+	p("\tMOVQ lda+16(FP), R8")
+	p("\tSHLQ $2, R8")
+	p("\tMOVQ k+24(FP), CX")
+	p("\tSHRQ $4, CX")
+	p("\tJZ packa_done")
+	p("\tLEAQ (SI)(R8*2), R10")
+	p("\tADDQ R8, R10")
+	p("\tLEAQ (R10)(R8*2), R11")
+	p("\tADDQ R8, R11")
+	p("\tLEAQ (R11)(R8*2), R12")
+	p("\tADDQ R8, R12")
+	p("packa_loop:")
+	for r := 0; r < 12; r++ {
+		p("\tVMOVUPS %s, Z%d", aRow[r], r)
+	}
+	for g := 0; g < 3; g++ {
+		r := 4 * g
+		t := 12 + 4*g
+		p("\tVUNPCKLPS Z%d, Z%d, Z%d", r+1, r, t)
+		p("\tVUNPCKHPS Z%d, Z%d, Z%d", r+1, r, t+1)
+		p("\tVUNPCKLPS Z%d, Z%d, Z%d", r+3, r+2, t+2)
+		p("\tVUNPCKHPS Z%d, Z%d, Z%d", r+3, r+2, t+3)
+		// u(g,c) in Z(4g+c): column 4j+c of rows 4g..4g+3 in lane j.
+		p("\tVSHUFPS $0x44, Z%d, Z%d, Z%d", t+2, t, r)
+		p("\tVSHUFPS $0xEE, Z%d, Z%d, Z%d", t+2, t, r+1)
+		p("\tVSHUFPS $0x44, Z%d, Z%d, Z%d", t+3, t+1, r+2)
+		p("\tVSHUFPS $0xEE, Z%d, Z%d, Z%d", t+3, t+1, r+3)
+	}
+	for j := 0; j < 4; j++ {
+		for c := 0; c < 4; c++ {
+			col := 4*j + c
+			for g := 0; g < 3; g++ {
+				p("\tVEXTRACTF32X4 $%d, Z%d, %d(DI)", j, 4*g+c, col*48+g*16)
+			}
+		}
+	}
+	p("\tADDQ $64, SI")
+	p("\tADDQ $64, R10")
+	p("\tADDQ $64, R11")
+	p("\tADDQ $64, R12")
+	p("\tADDQ $768, DI")
+	p("\tDECQ CX")
+	p("\tJNZ packa_loop")
+	p("packa_done:")
 	p("\tVZEROUPPER")
 	p("\tRET")
 	p("")

@@ -91,11 +91,17 @@ func (j *packJob) run() {
 // packA packs row panels [i0,i1) of op(A) (m×k) into dst: panel i holds
 // op(A)[i·mr+r][p] at dst[i·mr·k + p·mr + r], zero-padded past m, so the
 // kc-chunk at p0 is the contiguous kc×mr block at dst[i·mr·k + p0·mr:].
-func packA(dst, a []float32, lda int, trans bool, m, k, mr, i0, i1 int) {
+func packA(im *impl, dst, a []float32, lda int, trans bool, m, k, i0, i1 int) {
+	mr := im.mr
 	for i := i0; i < i1; i++ {
 		row0 := i * mr
 		rows := min(mr, m-row0)
 		d := dst[i*mr*k : (i+1)*mr*k]
+		if !trans && rows == mr && im.packRows != nil && k > 0 {
+			_ = a[(row0+mr-1)*lda+k-1] // bounds, checked once for the assembly
+			im.packRows(&d[0], &a[row0*lda], lda, k)
+			continue
+		}
 		if rows < mr {
 			clear(d)
 		}
@@ -117,10 +123,11 @@ func packA(dst, a []float32, lda int, trans bool, m, k, mr, i0, i1 int) {
 
 type packAJob struct {
 	counter
-	dst, a   []float32
-	lda      int
-	trans    bool
-	m, k, mr int
+	im     *impl
+	dst, a []float32
+	lda    int
+	trans  bool
+	m, k   int
 }
 
 func (j *packAJob) run() {
@@ -129,7 +136,7 @@ func (j *packAJob) run() {
 		if !ok {
 			return
 		}
-		packA(j.dst, j.a, j.lda, j.trans, j.m, j.k, j.mr, i0, i1)
+		packA(j.im, j.dst, j.a, j.lda, j.trans, j.m, j.k, i0, i1)
 	}
 }
 
@@ -348,7 +355,7 @@ func runGemm(m, n, k int, alpha float32, a []float32, lda int, transA bool, bp [
 		}
 		j.ap = (*bufp)[:panels*im.mr*k]
 		pj := packAPool.Get().(*packAJob)
-		*pj = packAJob{dst: j.ap, a: a, lda: lda, trans: transA, m: m, k: k, mr: im.mr}
+		*pj = packAJob{im: im, dst: j.ap, a: a, lda: lda, trans: transA, m: m, k: k}
 		pj.reset(panels, 4)
 		parallel(min(nw, ceilDiv(panels, 4)), pj)
 		*pj = packAJob{}

@@ -123,3 +123,18 @@ func lnGeneric(y, x []float32, mean, rstd float32, gamma, beta []float32) {
 		y[i] = (v-mean)*rstd*gamma[i] + beta[i]
 	}
 }
+
+// packA12Generic is packRows for 12 rows in Go (the AVX-512 fallback for
+// strides too large for gather offsets).
+func packA12Generic(dst, src *float32, lda, k int) {
+	const mr = 12
+	d := unsafe.Slice(dst, mr*k)
+	a := unsafe.Slice(src, (mr-1)*lda+k)
+	for r := 0; r < mr; r++ {
+		row := a[r*lda : r*lda+k]
+		dd := d[r:]
+		for p, v := range row {
+			dd[p*mr] = v
+		}
+	}
+}

@@ -39,13 +39,16 @@ type impl struct {
 	// where A(r,p) = a[r*rs+p*ps] and B is one packed panel (k×nr). beta == 0
 	// means C is not read (BLAS semantics); bias may be nil.
 	kernel func(k int, a *float32, rs, ps int, b *float32, c *float32, ldc int, alpha, beta float32, bias *float32)
-	gelu   func(x []float32)                    // in place, exact-erf GELU
-	add    func(dst, src []float32)             // dst[i] += src[i]
-	expSub func(x []float32, m float32) float32 // x[i] = exp(x[i]-m), returns Σ
-	maxf   func(x []float32) float32
-	scale  func(x []float32, s float32)
-	sum    func(x []float32) float32
-	sqdev  func(x []float32, mean float32) float32 // Σ (x[i]-mean)²
+	// packRows, if set, packs mr full rows of A (stride lda) into the
+	// k×mr interleaved panel layout.
+	packRows func(dst, src *float32, lda, k int)
+	gelu     func(x []float32)                    // in place, exact-erf GELU
+	add      func(dst, src []float32)             // dst[i] += src[i]
+	expSub   func(x []float32, m float32) float32 // x[i] = exp(x[i]-m), returns Σ
+	maxf     func(x []float32) float32
+	scale    func(x []float32, s float32)
+	sum      func(x []float32) float32
+	sqdev    func(x []float32, mean float32) float32 // Σ (x[i]-mean)²
 	// ln: y = (x-mean)·rstd·gamma + beta
 	ln func(y, x []float32, mean, rstd float32, gamma, beta []float32)
 }

@@ -424,3 +424,22 @@ func TestPaths(t *testing.T) {
 		t.Fatal("SetPath accepted an unknown path")
 	}
 }
+
+// TestGemmPackedA covers the A-packing path (taken when lda is a multiple
+// of 512 floats), including column counts that are not multiples of 16.
+func TestGemmPackedA(t *testing.T) {
+	forEachPath(t, func(t *testing.T) {
+		r := rand.New(rand.NewPCG(15, 16))
+		for _, s := range []struct{ m, n, k, lda int }{{37, 45, 16, 512}, {25, 33, 300, 512}, {13, 64, 1024, 1024}, {50, 70, 1000, 1024}, {1, 5, 7, 512}} {
+			if !needPackA(false, s.lda, s.m, s.k) {
+				t.Fatalf("lda %d does not take the packing path", s.lda)
+			}
+			a := randSlice(r, (s.m-1)*s.lda+s.k)
+			b := randSlice(r, s.k*s.n)
+			c := randSlice(r, s.m*s.n)
+			want := refGemm(false, false, s.m, s.n, s.k, 1, a, s.lda, b, s.n, 0.5, c, s.n)
+			Gemm(false, false, s.m, s.n, s.k, 1, a, s.lda, b, s.n, 0.5, c, s.n)
+			within(t, fmt.Sprint(s), c, want, 4e-6*math.Sqrt(float64(s.k)))
+		}
+	})
+}
