@@ -1,0 +1,227 @@
+// Package kafka is the stream sink of maeembed: embeddings to an output
+// topic (DESIGN §5: key = id, value = little-endian float32 [D], headers
+// maeembed-model/-dim/-pool/-source) and failed inputs to a dead-letter
+// topic (original bytes, maeembed-error and maeembed-stage headers).
+// Produce is synchronous with acks from all in-sync replicas: when it
+// returns nil the messages are durable and their inputs may be acked.
+package kafka
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	kgo "github.com/segmentio/kafka-go"
+
+	srckafka "github.com/maeembed/maeembed/sources/kafka"
+)
+
+// Header names of DESIGN §5.
+const (
+	HeaderModel  = "maeembed-model"
+	HeaderDim    = "maeembed-dim"
+	HeaderPool   = "maeembed-pool"
+	HeaderSource = "maeembed-source"
+	HeaderError  = "maeembed-error"
+	HeaderStage  = "maeembed-stage"
+)
+
+// Config configures a Producer.
+type Config struct {
+	Brokers  []string
+	Security srckafka.Security
+	// BatchTimeout is how long kafka-go waits to fill a batch; its default
+	// of 1 s would add a second to every produce, so ours is 5 ms.
+	BatchTimeout time.Duration
+	// BatchBytes caps a produce request; default 16 MiB (a DLQ message
+	// carries a whole image).
+	BatchBytes int64
+	// WriteTimeout bounds one produce attempt; default 10 s.
+	WriteTimeout time.Duration
+}
+
+// Producer writes to output and dead-letter topics. Safe for concurrent
+// use.
+type Producer struct {
+	w        *kgo.Writer
+	produced atomic.Int64
+	retries  atomic.Int64
+}
+
+// NewProducer makes a producer; it connects lazily.
+func NewProducer(cfg Config) (*Producer, error) {
+	if len(cfg.Brokers) == 0 {
+		return nil, errors.New("kafka producer: no brokers")
+	}
+	tr, err := cfg.Security.Transport()
+	if err != nil {
+		return nil, err
+	}
+	if cfg.BatchTimeout <= 0 {
+		cfg.BatchTimeout = 5 * time.Millisecond
+	}
+	if cfg.BatchBytes <= 0 {
+		cfg.BatchBytes = 16 << 20
+	}
+	if cfg.WriteTimeout <= 0 {
+		cfg.WriteTimeout = 10 * time.Second
+	}
+	w := &kgo.Writer{
+		Addr:         kgo.TCP(cfg.Brokers...),
+		Transport:    tr,
+		Balancer:     &kgo.Murmur2Balancer{}, // same key → same partition as Java clients and librdkafka's murmur2
+		RequiredAcks: kgo.RequireAll,         // kafka-go's default is RequireNone: not durable
+		BatchTimeout: cfg.BatchTimeout,
+		BatchBytes:   cfg.BatchBytes,
+		BatchSize:    1000,
+		WriteTimeout: cfg.WriteTimeout,
+		ReadTimeout:  cfg.WriteTimeout,
+		MaxAttempts:  3,
+		ErrorLogger:  kgo.LoggerFunc(func(f string, a ...any) { slog.Debug("kafka-go writer: " + fmt.Sprintf(f, a...)) }),
+	}
+	return &Producer{w: w}, nil
+}
+
+// Produce writes msgs and returns once all are acknowledged by the
+// brokers. Transient failures (broker down, leader moving) are retried
+// with backoff until ctx ends, logging each; a permanent one (e.g. message
+// too large, topic missing and not auto-created) is returned.
+func (p *Producer) Produce(ctx context.Context, msgs ...kgo.Message) error {
+	if len(msgs) == 0 {
+		return nil
+	}
+	backoff := 200 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		err := p.w.WriteMessages(ctx, msgs...)
+		if err == nil {
+			p.produced.Add(int64(len(msgs)))
+			if attempt > 1 {
+				slog.Info("kafka: produce succeeded after retries", "attempts", attempt)
+			}
+			return nil
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("kafka produce: %w (after %d attempts: %v)", ctx.Err(), attempt, err)
+		}
+		if permanent(err) {
+			return fmt.Errorf("kafka produce to %s: %w", topics(msgs), err)
+		}
+		p.retries.Add(1)
+		slog.Warn("kafka: produce failed; retrying", "topics", topics(msgs), "messages", len(msgs), "attempt", attempt, "backoff", backoff, "err", err)
+		select {
+		case <-time.After(backoff):
+		case <-ctx.Done():
+			return fmt.Errorf("kafka produce: %w (after %d attempts: %v)", ctx.Err(), attempt, err)
+		}
+		backoff = min(2*backoff, 10*time.Second)
+	}
+}
+
+// permanent reports errors a retry cannot fix.
+func permanent(err error) bool {
+	var we kgo.WriteErrors
+	if errors.As(err, &we) {
+		for _, e := range we {
+			if e != nil && permanent(e) {
+				return true
+			}
+		}
+		return false
+	}
+	return errors.Is(err, kgo.MessageSizeTooLarge) || errors.Is(err, kgo.TopicAuthorizationFailed) ||
+		errors.Is(err, kgo.SASLAuthenticationFailed) || errors.Is(err, kgo.InvalidTopic) || errors.Is(err, kgo.RecordListTooLarge)
+}
+
+func topics(msgs []kgo.Message) string {
+	seen := map[string]bool{}
+	var out []string
+	for _, m := range msgs {
+		if !seen[m.Topic] {
+			seen[m.Topic] = true
+			out = append(out, m.Topic)
+		}
+	}
+	return strings.Join(out, ",")
+}
+
+// Produced is the number of messages acknowledged so far.
+func (p *Producer) Produced() int64 { return p.produced.Load() }
+
+// Retries is the number of failed produce attempts that were retried.
+func (p *Producer) Retries() int64 { return p.retries.Load() }
+
+// Close flushes and closes the connections.
+func (p *Producer) Close() error { return p.w.Close() }
+
+// EmbeddingMeta is what every output message says about its vector.
+type EmbeddingMeta struct {
+	Topic string
+	Model string
+	Pool  string
+	Dim   int
+}
+
+// Embedding builds the output message of one input. The value is vec as
+// little-endian float32; buf, if large enough, is reused for it (the
+// message then aliases buf until Produce returns).
+func (e EmbeddingMeta) Embedding(id, source string, vec []float32, buf []byte) kgo.Message {
+	return kgo.Message{
+		Topic: e.Topic,
+		Key:   []byte(id),
+		Value: EncodeFloat32(buf, vec),
+		Headers: []kgo.Header{
+			{Key: HeaderModel, Value: []byte(e.Model)},
+			{Key: HeaderDim, Value: []byte(strconv.Itoa(e.Dim))},
+			{Key: HeaderPool, Value: []byte(e.Pool)},
+			{Key: HeaderSource, Value: []byte(source)},
+		},
+	}
+}
+
+// DeadLetter builds the dead-letter message of a failed input: its original
+// bytes under its id, with the stage and error.
+func DeadLetter(topic, id, source string, data []byte, stage string, err error) kgo.Message {
+	return kgo.Message{
+		Topic: topic,
+		Key:   []byte(id),
+		Value: data,
+		Headers: []kgo.Header{
+			{Key: HeaderError, Value: []byte(err.Error())},
+			{Key: HeaderStage, Value: []byte(stage)},
+			{Key: HeaderSource, Value: []byte(source)},
+		},
+	}
+}
+
+// EncodeFloat32 writes vec as little-endian float32 into buf (grown if
+// needed) and returns the bytes.
+func EncodeFloat32(buf []byte, vec []float32) []byte {
+	n := 4 * len(vec)
+	if cap(buf) < n {
+		buf = make([]byte, n)
+	}
+	buf = buf[:n]
+	for i, v := range vec {
+		binary.LittleEndian.PutUint32(buf[4*i:], math.Float32bits(v))
+	}
+	return buf
+}
+
+// DecodeFloat32 is the inverse of EncodeFloat32.
+func DecodeFloat32(b []byte) ([]float32, error) {
+	if len(b)%4 != 0 {
+		return nil, fmt.Errorf("embedding value of %d bytes is not a whole number of float32", len(b))
+	}
+	out := make([]float32, len(b)/4)
+	for i := range out {
+		out[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
+	}
+	return out, nil
+}

@@ -1,0 +1,491 @@
+// Package kafka is the stream source of maeembed: a kafka-go consumer group
+// whose messages become sources.Items (value = encoded image, id = key or
+// topic/partition/offset). Offsets are committed at least once: per
+// partition, only up to the lowest offset whose Item has not been acked
+// yet, i.e. only past messages whose outputs are durable.
+package kafka
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	kgo "github.com/segmentio/kafka-go"
+
+	"github.com/maeembed/maeembed/sources"
+)
+
+// Config configures the consumer. Zero values take the defaults.
+type Config struct {
+	Brokers     []string
+	Topics      []string
+	Group       string
+	StartOffset string // "earliest" (default) or "latest": where a group without a committed offset starts
+	Security    Security
+
+	MinBytes int           // fetch.min.bytes; default 1
+	MaxBytes int           // max bytes per fetch per partition; default 16 MiB (must exceed the largest image)
+	MaxWait  time.Duration // longest wait for MinBytes; default 250 ms
+	// MaxInFlight bounds the messages fetched but not yet acked (durable):
+	// Next blocks beyond it, which bounds memory under a burst. Default 256.
+	MaxInFlight int
+	// QueueCapacity is kafka-go's internal prefetch queue, in messages;
+	// default 64.
+	QueueCapacity int
+
+	CommitInterval    time.Duration // how often durable offsets are committed; default 1 s
+	SessionTimeout    time.Duration // default 30 s: a killed worker's partitions wait this long
+	HeartbeatInterval time.Duration // default SessionTimeout/10
+	RebalanceTimeout  time.Duration // default 30 s
+	CloseTimeout      time.Duration // bound on the final commit at Close; default 10 s
+}
+
+func (c Config) withDefaults() (Config, error) {
+	if len(c.Brokers) == 0 {
+		return c, errors.New("kafka: no brokers")
+	}
+	if len(c.Topics) == 0 {
+		return c, errors.New("kafka: no topics")
+	}
+	if c.Group == "" {
+		return c, errors.New("kafka: no consumer group")
+	}
+	switch strings.ToLower(c.StartOffset) {
+	case "", "earliest", "first":
+		c.StartOffset = "earliest"
+	case "latest", "last":
+		c.StartOffset = "latest"
+	default:
+		return c, fmt.Errorf("kafka: start offset %q: want earliest or latest", c.StartOffset)
+	}
+	def := func(v *time.Duration, d time.Duration) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	if c.MinBytes <= 0 {
+		c.MinBytes = 1
+	}
+	if c.MaxBytes <= 0 {
+		c.MaxBytes = 16 << 20
+	}
+	if c.MaxInFlight <= 0 {
+		c.MaxInFlight = 256
+	}
+	if c.QueueCapacity <= 0 {
+		c.QueueCapacity = 64
+	}
+	def(&c.MaxWait, 250*time.Millisecond)
+	def(&c.CommitInterval, time.Second)
+	def(&c.SessionTimeout, 30*time.Second)
+	def(&c.HeartbeatInterval, c.SessionTimeout/10)
+	def(&c.RebalanceTimeout, 30*time.Second)
+	def(&c.CloseTimeout, 10*time.Second)
+	return c, nil
+}
+
+type partKey struct {
+	topic     string
+	partition int
+}
+
+// partState tracks one partition's fetched-but-not-durable offsets.
+type partState struct {
+	// outstanding counts in-flight deliveries per offset (a message can be
+	// delivered twice after a rebalance). An offset acked with an error
+	// stays here, so commits never pass it in this process.
+	outstanding map[int64]int
+	maxSeen     int64 // highest offset fetched; -1 before any
+	committed   int64 // next offset to read, as last committed by us; -1 unknown
+	highWater   int64 // partition end seen on the last fetch
+}
+
+// commitPoint is the offset to commit: every fetched offset below it is
+// durable.
+func (p *partState) commitPoint() int64 {
+	if len(p.outstanding) == 0 {
+		return p.maxSeen + 1
+	}
+	lo := int64(-1)
+	for off := range p.outstanding {
+		if lo < 0 || off < lo {
+			lo = off
+		}
+	}
+	return lo
+}
+
+// Source consumes a group and yields Items. Next is called from one
+// goroutine; acks come from any.
+type Source struct {
+	cfg    Config
+	r      *kgo.Reader
+	dialer *kgo.Dialer
+	sem    chan struct{}
+
+	mu    sync.Mutex
+	parts map[partKey]*partState
+
+	stop     context.CancelFunc
+	bg       sync.WaitGroup
+	commitMu sync.Mutex // one commit at a time
+	ready    atomic.Bool
+	closed   atomic.Bool
+
+	// Counters and histograms for the metrics endpoint.
+	fetched, acked, failed atomic.Int64
+	commits, commitErrors  atomic.Int64
+	fetchErrors            atomic.Int64
+	E2E, Process           *Histogram
+}
+
+// Open starts the consumer. It does not wait for the brokers: a worker may
+// start before them; it connects when they appear (see Ready).
+func Open(cfg Config) (*Source, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	d, err := cfg.Security.Dialer()
+	if err != nil {
+		return nil, err
+	}
+	start := kgo.FirstOffset
+	if cfg.StartOffset == "latest" {
+		start = kgo.LastOffset
+	}
+	r := kgo.NewReader(kgo.ReaderConfig{
+		Brokers:               cfg.Brokers,
+		GroupID:               cfg.Group,
+		GroupTopics:           cfg.Topics,
+		Dialer:                d,
+		QueueCapacity:         cfg.QueueCapacity,
+		MinBytes:              cfg.MinBytes,
+		MaxBytes:              cfg.MaxBytes,
+		MaxWait:               cfg.MaxWait,
+		ReadBatchTimeout:      cfg.MaxWait + 10*time.Second,
+		HeartbeatInterval:     cfg.HeartbeatInterval,
+		SessionTimeout:        cfg.SessionTimeout,
+		RebalanceTimeout:      cfg.RebalanceTimeout,
+		JoinGroupBackoff:      time.Second,
+		WatchPartitionChanges: true,
+		StartOffset:           start,
+		ReadBackoffMin:        100 * time.Millisecond,
+		ReadBackoffMax:        5 * time.Second,
+		CommitInterval:        0, // synchronous: we commit ourselves, only durable offsets
+		// kafka-go logs every retry; keep that for debug level and log
+		// state changes ourselves (see health).
+		ErrorLogger: kgo.LoggerFunc(func(f string, a ...any) { slog.Debug("kafka-go: " + fmt.Sprintf(f, a...)) }),
+	})
+	ctx, stop := context.WithCancel(context.Background())
+	s := &Source{
+		cfg: cfg, r: r, dialer: d, sem: make(chan struct{}, cfg.MaxInFlight),
+		parts: map[partKey]*partState{}, stop: stop,
+		E2E: NewHistogram(LatencyBuckets), Process: NewHistogram(LatencyBuckets),
+	}
+	s.bg.Add(2)
+	go func() { defer s.bg.Done(); s.commitLoop(ctx) }()
+	go func() { defer s.bg.Done(); s.health(ctx) }()
+	slog.Info("kafka: consuming", "brokers", strings.Join(cfg.Brokers, ","), "topics", strings.Join(cfg.Topics, ","),
+		"group", cfg.Group, "start", cfg.StartOffset, "max_in_flight", cfg.MaxInFlight)
+	return s, nil
+}
+
+// Next returns the next message as an Item. It blocks while MaxInFlight
+// items are unacked. Fetch errors are retried with backoff (kafka-go heals
+// itself); only ctx ends it.
+func (s *Source) Next(ctx context.Context) (sources.Item, error) {
+	select {
+	case s.sem <- struct{}{}:
+	case <-ctx.Done():
+		return sources.Item{}, ctx.Err()
+	}
+	backoff := 100 * time.Millisecond
+	for {
+		m, err := s.r.FetchMessage(ctx)
+		if err == nil {
+			s.ready.Store(true)
+			return s.item(m), nil
+		}
+		if ctx.Err() != nil {
+			<-s.sem
+			return sources.Item{}, ctx.Err()
+		}
+		if errors.Is(err, io.EOF) && s.closed.Load() {
+			<-s.sem
+			return sources.Item{}, io.EOF
+		}
+		s.fetchErrors.Add(1)
+		slog.Warn("kafka: fetch failed; retrying", "err", err, "backoff", backoff)
+		select {
+		case <-time.After(backoff):
+		case <-ctx.Done():
+			<-s.sem
+			return sources.Item{}, ctx.Err()
+		}
+		backoff = min(2*backoff, 10*time.Second)
+	}
+}
+
+func (s *Source) item(m kgo.Message) sources.Item {
+	s.fetched.Add(1)
+	k := partKey{m.Topic, m.Partition}
+	s.mu.Lock()
+	p := s.parts[k]
+	if p == nil {
+		p = &partState{outstanding: map[int64]int{}, maxSeen: -1, committed: -1}
+		s.parts[k] = p
+	}
+	p.outstanding[m.Offset]++
+	p.maxSeen = max(p.maxSeen, m.Offset)
+	p.highWater = max(p.highWater, m.HighWaterMark)
+	s.mu.Unlock()
+
+	pos := sources.Position{Index: m.Offset, Row: -1, Topic: m.Topic, Partition: int32(m.Partition), Offset: m.Offset}
+	id := string(m.Key)
+	if id == "" {
+		id = pos.String()
+	}
+	fetchedAt := time.Now()
+	produced := m.Time
+	var once sync.Once
+	ack := func(err error) {
+		once.Do(func() {
+			s.ackOne(k, m.Offset, err, produced, fetchedAt)
+		})
+	}
+	return sources.Item{ID: id, Data: m.Value, Pos: pos, Ack: ack}
+}
+
+func (s *Source) ackOne(k partKey, off int64, err error, produced, fetchedAt time.Time) {
+	s.mu.Lock()
+	p := s.parts[k]
+	if err == nil {
+		if p.outstanding[off]--; p.outstanding[off] <= 0 {
+			delete(p.outstanding, off)
+		}
+	}
+	s.mu.Unlock()
+	<-s.sem
+	if err != nil {
+		s.failed.Add(1)
+		slog.Error("kafka: output not durable; offset will not be committed past it", "topic", k.topic, "partition", k.partition, "offset", off, "err", err)
+		return
+	}
+	s.acked.Add(1)
+	now := time.Now()
+	s.Process.Observe(now.Sub(fetchedAt).Seconds())
+	if !produced.IsZero() {
+		s.E2E.Observe(max(0, now.Sub(produced).Seconds()))
+	}
+}
+
+// Commit commits, per partition, the offset below which every fetched
+// message is durable, where it moved since the last commit.
+func (s *Source) Commit(ctx context.Context) error {
+	s.commitMu.Lock()
+	defer s.commitMu.Unlock()
+	var msgs []kgo.Message
+	var points []int64
+	s.mu.Lock()
+	for k, p := range s.parts {
+		if c := p.commitPoint(); c > p.committed && c > 0 {
+			// kafka-go commits Offset+1 of the message it is given.
+			msgs = append(msgs, kgo.Message{Topic: k.topic, Partition: k.partition, Offset: c - 1})
+			points = append(points, c)
+		}
+	}
+	s.mu.Unlock()
+	if len(msgs) == 0 {
+		return nil
+	}
+	if err := s.r.CommitMessages(ctx, msgs...); err != nil {
+		s.commitErrors.Add(1)
+		return fmt.Errorf("kafka commit: %w", err)
+	}
+	s.commits.Add(1)
+	s.mu.Lock()
+	for i, m := range msgs {
+		p := s.parts[partKey{m.Topic, m.Partition}]
+		p.committed = max(p.committed, points[i])
+	}
+	s.mu.Unlock()
+	return nil
+}
+
+func (s *Source) commitLoop(ctx context.Context) {
+	t := time.NewTicker(s.cfg.CommitInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			if err := s.Commit(cctx); err != nil && ctx.Err() == nil {
+				slog.Warn("kafka: commit failed; will retry", "err", err)
+			}
+			cancel()
+		}
+	}
+}
+
+// health probes the brokers and logs connectivity changes: kafka-go
+// retries silently, so this is where "broker down" becomes visible.
+// Probes back off from 500 ms to 30 s while the brokers are unreachable.
+func (s *Source) health(ctx context.Context) {
+	backoff := 500 * time.Millisecond
+	var down time.Time // start of the current outage
+	first := true
+	for attempt := 1; ; attempt++ {
+		err := s.probe(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		wait := 5 * time.Second
+		switch {
+		case err != nil:
+			if down.IsZero() {
+				down = time.Now()
+			}
+			s.ready.Store(false)
+			slog.Warn("kafka: brokers unreachable; retrying", "brokers", strings.Join(s.cfg.Brokers, ","),
+				"attempt", attempt, "down_for", time.Since(down).Round(time.Second), "next_in", backoff, "err", err)
+			wait = backoff
+			backoff = min(2*backoff, 30*time.Second)
+		case !down.IsZero():
+			slog.Info("kafka: brokers reachable again", "brokers", strings.Join(s.cfg.Brokers, ","), "down_for", time.Since(down).Round(time.Millisecond))
+			fallthrough
+		default:
+			if first {
+				slog.Info("kafka: brokers reachable", "brokers", strings.Join(s.cfg.Brokers, ","))
+			}
+			s.ready.Store(true)
+			down, backoff, attempt = time.Time{}, 500*time.Millisecond, 0
+		}
+		first = false
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+	}
+}
+
+// probe asks any broker for the partitions of the input topics.
+func (s *Source) probe(ctx context.Context) error {
+	var errs []error
+	for _, b := range s.cfg.Brokers {
+		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		conn, err := s.dialer.DialContext(pctx, "tcp", b)
+		if err == nil {
+			conn.SetDeadline(time.Now().Add(5 * time.Second))
+			var ps []kgo.Partition
+			ps, err = conn.ReadPartitions(s.cfg.Topics...)
+			conn.Close()
+			if err == nil && len(ps) == 0 {
+				err = fmt.Errorf("topics %s have no partitions", strings.Join(s.cfg.Topics, ","))
+			}
+		}
+		cancel()
+		if err == nil {
+			return nil
+		}
+		errs = append(errs, fmt.Errorf("%s: %w", b, err))
+	}
+	return errors.Join(errs...)
+}
+
+// Ready reports whether the brokers answered the last probe (or a message
+// arrived since): the Kubernetes readiness signal.
+func (s *Source) Ready() bool { return s.ready.Load() }
+
+// Close stops fetching, commits what is durable (bounded by CloseTimeout)
+// and leaves the group. Items acked after Close are not committed.
+func (s *Source) Close() error {
+	if s.closed.Swap(true) {
+		return nil
+	}
+	s.stop()
+	s.bg.Wait()
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.CloseTimeout)
+	err := s.Commit(ctx)
+	cancel()
+	if cerr := s.r.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("kafka close: %w", cerr)
+	}
+	st := s.Stats()
+	slog.Info("kafka: left group", "group", s.cfg.Group, "fetched", st.Fetched, "acked", st.Acked, "failed", st.Failed, "commit_err", err)
+	return err
+}
+
+// PartitionStats is the state of one assigned partition.
+type PartitionStats struct {
+	Topic       string
+	Partition   int
+	Committed   int64 // next offset, as last committed by this worker (-1: none yet)
+	Fetched     int64 // highest offset fetched
+	HighWater   int64 // partition end at the last fetch
+	Outstanding int   // offsets in flight (not durable)
+}
+
+// Lag is the messages behind the partition end at the last fetch.
+func (p PartitionStats) Lag() int64 { return max(0, p.HighWater-p.Fetched-1) }
+
+// Stats is a snapshot of the consumer.
+type Stats struct {
+	Fetched, Acked, Failed, Commits, CommitErrors, FetchErrors int64
+	InFlight                                                   int
+	Partitions                                                 []PartitionStats
+}
+
+// Stats returns a snapshot, partitions sorted by topic and number.
+func (s *Source) Stats() Stats {
+	st := Stats{Fetched: s.fetched.Load(), Acked: s.acked.Load(), Failed: s.failed.Load(),
+		Commits: s.commits.Load(), CommitErrors: s.commitErrors.Load(), FetchErrors: s.fetchErrors.Load(), InFlight: len(s.sem)}
+	s.mu.Lock()
+	for k, p := range s.parts {
+		st.Partitions = append(st.Partitions, PartitionStats{Topic: k.topic, Partition: k.partition, Committed: p.committed,
+			Fetched: p.maxSeen, HighWater: p.highWater, Outstanding: len(p.outstanding)})
+	}
+	s.mu.Unlock()
+	sort.Slice(st.Partitions, func(i, j int) bool {
+		a, b := st.Partitions[i], st.Partitions[j]
+		return a.Topic < b.Topic || a.Topic == b.Topic && a.Partition < b.Partition
+	})
+	return st
+}
+
+// WriteMetrics writes the consumer's metrics in the Prometheus text format.
+func (s *Source) WriteMetrics(w io.Writer) {
+	st := s.Stats()
+	WriteMetric(w, "maeembed_kafka_fetched_total", "counter", "Messages fetched from Kafka.", float64(st.Fetched))
+	WriteMetric(w, "maeembed_kafka_acked_total", "counter", "Messages whose output is durable.", float64(st.Acked))
+	WriteMetric(w, "maeembed_kafka_ack_failures_total", "counter", "Messages whose output could not be made durable.", float64(st.Failed))
+	WriteMetric(w, "maeembed_kafka_commits_total", "counter", "Successful offset commits.", float64(st.Commits))
+	WriteMetric(w, "maeembed_kafka_commit_errors_total", "counter", "Failed offset commits.", float64(st.CommitErrors))
+	WriteMetric(w, "maeembed_kafka_fetch_errors_total", "counter", "Failed fetches (retried).", float64(st.FetchErrors))
+	WriteMetric(w, "maeembed_kafka_in_flight", "gauge", "Messages fetched and not yet durable.", float64(st.InFlight))
+	ready := 0.0
+	if s.Ready() {
+		ready = 1
+	}
+	WriteMetric(w, "maeembed_kafka_up", "gauge", "1 when the brokers answered the last probe.", ready)
+	fmt.Fprintf(w, "# HELP maeembed_kafka_consumer_lag Messages behind the partition end at the last fetch.\n# TYPE maeembed_kafka_consumer_lag gauge\n")
+	for _, p := range st.Partitions {
+		fmt.Fprintf(w, "maeembed_kafka_consumer_lag{topic=%q,partition=\"%d\"} %d\n", p.Topic, p.Partition, p.Lag())
+	}
+	fmt.Fprintf(w, "# HELP maeembed_kafka_committed_offset Next offset committed by this worker.\n# TYPE maeembed_kafka_committed_offset gauge\n")
+	for _, p := range st.Partitions {
+		fmt.Fprintf(w, "maeembed_kafka_committed_offset{topic=%q,partition=\"%d\"} %d\n", p.Topic, p.Partition, p.Committed)
+	}
+	s.E2E.Write(w, "maeembed_kafka_end_to_end_seconds", "Record timestamp to durable output.", "")
+	s.Process.Write(w, "maeembed_kafka_process_seconds", "Fetch to durable output.", "")
+}

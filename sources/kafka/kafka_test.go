@@ -1,0 +1,299 @@
+package kafka
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+	franz "github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sasl"
+	"github.com/twmb/franz-go/pkg/sasl/plain"
+
+	"github.com/maeembed/maeembed/sources"
+)
+
+func cluster(t *testing.T, opts ...kfake.Opt) (*kfake.Cluster, string) {
+	t.Helper()
+	c, err := kfake.NewCluster(append([]kfake.Opt{kfake.Ports(0), kfake.SeedTopics(3, "in")}, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return c, c.ListenAddrs()[0]
+}
+
+// produce writes n records to "in" with franz-go (an independent client);
+// record i has key k<i> unless i%5 == 4 (no key).
+func produce(t *testing.T, addr string, n int, opts ...franz.Opt) {
+	t.Helper()
+	cl, err := franz.NewClient(append([]franz.Opt{franz.SeedBrokers(addr), franz.DefaultProduceTopic("in"), franz.RecordPartitioner(franz.ManualPartitioner())}, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	for i := 0; i < n; i++ {
+		r := &franz.Record{Value: []byte(fmt.Sprint("v", i)), Partition: int32(i % 3)}
+		if i%5 != 4 {
+			r.Key = []byte(fmt.Sprint("k", i))
+		}
+		if err := cl.ProduceSync(context.Background(), r).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func open(t *testing.T, addr string, sec Security) *Source {
+	t.Helper()
+	s, err := Open(Config{Brokers: []string{addr}, Topics: []string{"in"}, Group: "g", Security: sec,
+		SessionTimeout: 6 * time.Second, CommitInterval: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func next(t *testing.T, s *Source, n int) []sources.Item {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var out []sources.Item
+	for len(out) < n {
+		it, err := s.Next(ctx)
+		if err != nil {
+			t.Fatalf("after %d items: %v", len(out), err)
+		}
+		out = append(out, it)
+	}
+	return out
+}
+
+// Offsets are committed only up to the first unacked message of each
+// partition: a new consumer in the group gets exactly the messages at and
+// after it again (at-least-once), nothing acked before it.
+func TestCommitsOnlyDurablePrefix(t *testing.T) {
+	_, addr := cluster(t)
+	produce(t, addr, 30)
+	s := open(t, addr, Security{})
+	items := next(t, s, 30)
+	var held sources.Item
+	for i := len(items) - 1; i >= 0; i-- { // ack newest first: order must not matter
+		it := items[i]
+		if it.Pos.Partition == 1 && it.Pos.Offset == 4 {
+			held = it
+			continue
+		}
+		it.Ack(nil)
+	}
+	if held.ID == "" {
+		t.Fatal("no item at 1/4")
+	}
+	for _, it := range items {
+		want := fmt.Sprintf("in/%d/%d", it.Pos.Partition, it.Pos.Offset)
+		if it.Pos.String() != want {
+			t.Errorf("pos %s, want %s", it.Pos.String(), want)
+		}
+		if !strings.HasPrefix(it.ID, "k") && it.ID != want {
+			t.Errorf("id %q of a keyless record, want %s", it.ID, want)
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	st := s.Stats()
+	if st.Acked != 29 || st.Fetched != 30 || st.InFlight != 1 {
+		t.Errorf("stats %+v", st)
+	}
+	for _, p := range st.Partitions {
+		want := int64(10)
+		if p.Partition == 1 {
+			want = 4
+		}
+		if p.Committed != want {
+			t.Errorf("partition %d committed %d, want %d", p.Partition, p.Committed, want)
+		}
+	}
+
+	s2 := open(t, addr, Security{})
+	defer s2.Close()
+	again := next(t, s2, 6) // 1/4 .. 1/9
+	for i, it := range again {
+		if it.Pos.Partition != 1 || it.Pos.Offset != int64(4+i) {
+			t.Errorf("redelivered %s, want in/1/%d", it.Pos.String(), 4+i)
+		}
+		it.Ack(nil)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
+	defer cancel()
+	if it, err := s2.Next(ctx); err == nil {
+		t.Errorf("extra message %s after the held one was redelivered", it.Pos.String())
+	}
+	if err := s2.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// An ack with an error (output not durable) keeps the commit below it.
+func TestFailedAckBlocksCommit(t *testing.T) {
+	p := &partState{outstanding: map[int64]int{}, maxSeen: -1, committed: -1}
+	for off := int64(0); off < 5; off++ {
+		p.outstanding[off]++
+		p.maxSeen = off
+	}
+	if p.commitPoint() != 0 {
+		t.Fatal(p.commitPoint())
+	}
+	delete(p.outstanding, 0)
+	delete(p.outstanding, 1)
+	delete(p.outstanding, 3)
+	if p.commitPoint() != 2 {
+		t.Errorf("commit point %d, want 2", p.commitPoint())
+	}
+	// Redelivery of 1 after a rebalance: outstanding again.
+	p.outstanding[1]++
+	if p.commitPoint() != 1 {
+		t.Errorf("commit point %d, want 1", p.commitPoint())
+	}
+	delete(p.outstanding, 1)
+	delete(p.outstanding, 2)
+	delete(p.outstanding, 4)
+	if p.commitPoint() != 5 {
+		t.Errorf("commit point %d, want 5", p.commitPoint())
+	}
+}
+
+// MaxInFlight bounds unacked messages: Next blocks until an ack.
+func TestMaxInFlight(t *testing.T) {
+	_, addr := cluster(t)
+	produce(t, addr, 10)
+	s, err := Open(Config{Brokers: []string{addr}, Topics: []string{"in"}, Group: "g", MaxInFlight: 4, SessionTimeout: 6 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	items := next(t, s, 4)
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	if _, err := s.Next(ctx); err == nil {
+		t.Fatal("Next returned a 5th item with 4 unacked")
+	}
+	items[0].Ack(nil)
+	items[0].Ack(nil) // extra acks are ignored
+	next(t, s, 1)
+	if st := s.Stats(); st.InFlight != 4 {
+		t.Errorf("in flight %d, want 4", st.InFlight)
+	}
+}
+
+// A consumer started before its broker connects when it appears, and Ready
+// follows the broker.
+func TestBrokerLaterAndSASL(t *testing.T) {
+	ln, addr := freePort(t)
+	ln()
+	sec := Security{SASLMechanism: "plain", SASLUsername: "u", SASLPassword: "p"}
+	s := open(t, addr, sec)
+	time.Sleep(700 * time.Millisecond)
+	if s.Ready() {
+		t.Fatal("ready without a broker")
+	}
+	c, err := kfake.NewCluster(kfake.Ports(portOf(addr)), kfake.SeedTopics(3, "in"), kfake.EnableSASL(), kfake.Superuser("PLAIN", "u", "p"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	defer s.Close()
+	produce(t, addr, 6, franz.SASL(plainAuth("u", "p")))
+	items := next(t, s, 6)
+	for _, it := range items {
+		if !bytes.HasPrefix(it.Data, []byte("v")) {
+			t.Errorf("data %q", it.Data)
+		}
+		it.Ack(nil)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !s.Ready() && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if !s.Ready() {
+		t.Error("not ready with the broker up")
+	}
+	var buf bytes.Buffer
+	s.WriteMetrics(&buf)
+	for _, want := range []string{"maeembed_kafka_acked_total 6", "maeembed_kafka_up 1", `maeembed_kafka_consumer_lag{topic="in",partition="0"} 0`, "maeembed_kafka_end_to_end_seconds_count 6"} {
+		if !strings.Contains(buf.String(), want) {
+			t.Errorf("metrics lack %q:\n%s", want, buf.String())
+		}
+	}
+}
+
+// Wrong SASL credentials never deliver and the probe reports why.
+func TestSASLRejected(t *testing.T) {
+	_, addr := cluster(t, kfake.EnableSASL(), kfake.Superuser("PLAIN", "u", "p"))
+	s := open(t, addr, Security{SASLMechanism: "plain", SASLUsername: "u", SASLPassword: "wrong"})
+	defer s.Close()
+	if err := s.probe(context.Background()); err == nil {
+		t.Fatal("probe succeeded with a wrong password")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	if _, err := s.Next(ctx); err == nil {
+		t.Fatal("message delivered with a wrong password")
+	}
+}
+
+func TestConfigErrors(t *testing.T) {
+	for _, c := range []Config{
+		{Topics: []string{"t"}, Group: "g"},
+		{Brokers: []string{"b"}, Group: "g"},
+		{Brokers: []string{"b"}, Topics: []string{"t"}},
+		{Brokers: []string{"b"}, Topics: []string{"t"}, Group: "g", StartOffset: "middle"},
+		{Brokers: []string{"b"}, Topics: []string{"t"}, Group: "g", Security: Security{SASLMechanism: "gssapi"}},
+		{Brokers: []string{"b"}, Topics: []string{"t"}, Group: "g", Security: Security{CAFile: "/nonexistent"}},
+	} {
+		if s, err := Open(c); err == nil {
+			s.Close()
+			t.Errorf("%+v accepted", c)
+		}
+	}
+}
+
+// Histogram quantiles interpolate inside buckets like Prometheus.
+func TestHistogram(t *testing.T) {
+	h := NewHistogram([]float64{1, 2, 4})
+	for _, v := range []float64{0.5, 1.5, 1.5, 3} {
+		h.Observe(v)
+	}
+	if q := h.Quantile(0.5); q != 1.5 {
+		t.Errorf("p50 %g, want 1.5", q)
+	}
+	var b bytes.Buffer
+	h.Write(&b, "x", "help", `a="b"`)
+	for _, want := range []string{`x_bucket{a="b",le="2"} 3`, `x_bucket{a="b",le="+Inf"} 4`, `x_sum{a="b"} 6.5`, `x_count{a="b"} 4`} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("missing %q in\n%s", want, b.String())
+		}
+	}
+}
+
+// freePort reserves a loopback port; call the returned func to free it.
+func freePort(t *testing.T) (func(), string) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return func() { ln.Close() }, ln.Addr().String()
+}
+
+func portOf(addr string) int {
+	_, p, _ := net.SplitHostPort(addr)
+	n, _ := strconv.Atoi(p)
+	return n
+}
+
+func plainAuth(u, p string) sasl.Mechanism { return plain.Auth{User: u, Pass: p}.AsMechanism() }

@@ -1,0 +1,125 @@
+package kafka
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	kgo "github.com/segmentio/kafka-go"
+	"github.com/segmentio/kafka-go/sasl"
+	"github.com/segmentio/kafka-go/sasl/plain"
+	"github.com/segmentio/kafka-go/sasl/scram"
+)
+
+// Security is how clients authenticate to the brokers. It is shared by the
+// consumer (this package) and the producers (sinks/kafka), so one set of
+// flags configures both.
+type Security struct {
+	TLS                bool   `yaml:"tls"`            // connect with TLS
+	CAFile             string `yaml:"tls_ca"`         // PEM roots; default the system pool
+	CertFile           string `yaml:"tls_cert"`       // client certificate (mTLS)
+	KeyFile            string `yaml:"tls_key"`        // its key
+	InsecureSkipVerify bool   `yaml:"tls_insecure"`   // do not verify the broker certificate (tests only)
+	SASLMechanism      string `yaml:"sasl_mechanism"` // "", plain, scram-sha-256, scram-sha-512
+	SASLUsername       string `yaml:"sasl_username"`  //
+	SASLPassword       string `yaml:"sasl_password"`  // prefer the MAEEMBED_SASL_PASSWORD environment variable
+	ClientID           string `yaml:"client_id"`      // default "maeembed"
+	DialTimeout        string `yaml:"dial_timeout"`   // e.g. "10s"
+}
+
+// TLSConfig builds the tls.Config, or nil when TLS is off.
+func (s Security) TLSConfig() (*tls.Config, error) {
+	if !s.TLS && s.CAFile == "" && s.CertFile == "" {
+		return nil, nil
+	}
+	c := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: s.InsecureSkipVerify}
+	if s.CAFile != "" {
+		pem, err := os.ReadFile(s.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("kafka tls ca: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("kafka tls ca %s: no PEM certificate found", s.CAFile)
+		}
+		c.RootCAs = pool
+	}
+	if s.CertFile != "" || s.KeyFile != "" {
+		cert, err := tls.LoadX509KeyPair(s.CertFile, s.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("kafka tls client certificate: %w", err)
+		}
+		c.Certificates = []tls.Certificate{cert}
+	}
+	return c, nil
+}
+
+// Mechanism builds the SASL mechanism, or nil when SASL is off.
+func (s Security) Mechanism() (sasl.Mechanism, error) {
+	switch strings.ToLower(s.SASLMechanism) {
+	case "":
+		return nil, nil
+	case "plain":
+		return plain.Mechanism{Username: s.SASLUsername, Password: s.SASLPassword}, nil
+	case "scram-sha-256":
+		return scram.Mechanism(scram.SHA256, s.SASLUsername, s.SASLPassword)
+	case "scram-sha-512":
+		return scram.Mechanism(scram.SHA512, s.SASLUsername, s.SASLPassword)
+	}
+	return nil, fmt.Errorf("kafka sasl mechanism %q: want plain, scram-sha-256 or scram-sha-512", s.SASLMechanism)
+}
+
+func (s Security) dialTimeout() (time.Duration, error) {
+	if s.DialTimeout == "" {
+		return 10 * time.Second, nil
+	}
+	d, err := time.ParseDuration(s.DialTimeout)
+	if err != nil {
+		return 0, fmt.Errorf("kafka dial timeout: %w", err)
+	}
+	return d, nil
+}
+
+func (s Security) clientID() string {
+	if s.ClientID == "" {
+		return "maeembed"
+	}
+	return s.ClientID
+}
+
+// Dialer is the kafka-go Dialer of the consumer.
+func (s Security) Dialer() (*kgo.Dialer, error) {
+	t, err := s.TLSConfig()
+	if err != nil {
+		return nil, err
+	}
+	m, err := s.Mechanism()
+	if err != nil {
+		return nil, err
+	}
+	to, err := s.dialTimeout()
+	if err != nil {
+		return nil, err
+	}
+	return &kgo.Dialer{ClientID: s.clientID(), Timeout: to, DualStack: true, TLS: t, SASLMechanism: m}, nil
+}
+
+// Transport is the kafka-go Transport of the producers.
+func (s Security) Transport() (*kgo.Transport, error) {
+	t, err := s.TLSConfig()
+	if err != nil {
+		return nil, err
+	}
+	m, err := s.Mechanism()
+	if err != nil {
+		return nil, err
+	}
+	to, err := s.dialTimeout()
+	if err != nil {
+		return nil, err
+	}
+	return &kgo.Transport{ClientID: s.clientID(), DialTimeout: to, TLS: t, SASL: m}, nil
+}
