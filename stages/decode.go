@@ -124,6 +124,10 @@ func toRGB(src image.Image, cw, ch int) *image.NRGBA {
 	}
 	switch s := src.(type) {
 	case *image.YCbCr:
+		if sb.Min == (image.Point{}) {
+			ycbcrToNRGBA(s, dst)
+			break
+		}
 		for y := 0; y < h; y++ {
 			row := dst.Pix[y*dst.Stride:]
 			for x := 0; x < w; x++ {

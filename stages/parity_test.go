@@ -181,11 +181,13 @@ func TestParityTorchvision(t *testing.T) {
 			if strings.HasSuffix(it.Source, ".png") && maxAbs != 0 {
 				t.Errorf("PNG source must match torchvision exactly, max|Δ| = %v", maxAbs)
 			}
-			if meanAbs > 0.01 {
-				t.Errorf("mean|Δ| = %.5f > 0.01", meanAbs)
+			// Measured on JPEG sources: mean ≤ 0.0009, max 0.035 (2 levels of
+			// one channel, IDCT rounding). The target is mean ≤ 0.01.
+			if meanAbs > 0.002 {
+				t.Errorf("mean|Δ| = %.5f > 0.002", meanAbs)
 			}
-			if maxAbs > 0.25 {
-				t.Errorf("max|Δ| = %.4f > 0.25", maxAbs)
+			if maxAbs > 0.05 {
+				t.Errorf("max|Δ| = %.4f > 0.05", maxAbs)
 			}
 		})
 	}

@@ -87,3 +87,16 @@ open(p("bomb-100000x100000.png"), "wb").write(bomb)
 
 open(p("not-an-image.jpg"), "wb").write(b"this is plain text, not a picture\n")
 open(p("empty.jpg"), "wb").write(b"")
+
+# Chroma subsampling variants of a smooth colourful 37x23 picture (odd sizes
+# exercise the edges), with PIL's (libjpeg-turbo's) decoding beside each, to
+# check our colour conversion and fancy upsampling.
+grad = Image.new("RGB", (37, 23))
+for y in range(23):
+    for x in range(37):
+        grad.putpixel((x, y), ((x * 7 + y * 3) % 256, (y * 11) % 256, (255 - x * 5 - y * 2) % 256))
+for name, sampling in (("444", 0), ("422", 1), ("420", 2)):
+    grad.save(p(f"sub-{name}.jpg"), quality=90, subsampling=sampling)
+subprocess.run(["convert", p("sub-444.jpg"), "-sampling-factor", "1x2", "-quality", "90", p("sub-440.jpg")], check=True)
+for name in ("444", "422", "420", "440"):
+    Image.open(p(f"sub-{name}.jpg")).convert("RGB").save(p(f"sub-{name}.pil.png"))
