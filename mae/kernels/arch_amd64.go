@@ -1,6 +1,7 @@
 package kernels
 
 import (
+	"math"
 	"unsafe"
 
 	"golang.org/x/sys/cpu"
@@ -73,20 +74,97 @@ var avx512Impl = impl{
 	},
 }
 
-// avx2Impl uses the AVX2+FMA micro-kernel; its element-wise helpers are
-// the pure-Go ones.
+//go:noescape
+func geluAVX2(x []float32)
+
+//go:noescape
+func expSubAVX2(x []float32, m float32) float32
+
+//go:noescape
+func maxAVX2(x []float32) float32
+
+//go:noescape
+func sumAVX2(x []float32) float32
+
+//go:noescape
+func sqdevAVX2(x []float32, mean float32) float32
+
+//go:noescape
+func lnAVX2(y, x []float32, mean, rstd float32, gamma, beta []float32)
+
+//go:noescape
+func addAVX2(dst, src []float32)
+
+//go:noescape
+func scaleAVX2(x []float32, s float32)
+
+// The AVX2 helpers process whole vectors of 8; these wrappers finish the
+// tail (a padded vector for GELU, plain Go for the rest).
 var avx2Impl = impl{
 	name:   "avx2",
 	mr:     6,
 	kernel: kernelAVX2,
-	gelu:   geluGeneric,
-	add:    addGeneric,
-	expSub: expSubGeneric,
-	maxf:   maxGeneric,
-	scale:  scaleGeneric,
-	sum:    sumGeneric,
-	sqdev:  sqdevGeneric,
-	ln:     lnGeneric,
+	gelu: func(x []float32) {
+		n := len(x) &^ 7
+		geluAVX2(x[:n])
+		if n < len(x) {
+			var buf [8]float32
+			copy(buf[:], x[n:])
+			geluAVX2(buf[:])
+			copy(x[n:], buf[:])
+		}
+	},
+	add: func(dst, src []float32) {
+		src = src[:len(dst)]
+		n := len(dst) &^ 7
+		addAVX2(dst[:n], src[:n])
+		addGeneric(dst[n:], src[n:])
+	},
+	expSub: func(x []float32, m float32) float32 {
+		n := len(x) &^ 7
+		s := expSubAVX2(x[:n], m)
+		if n < len(x) {
+			var buf [8]float32
+			for i := range buf {
+				buf[i] = m + float32(math.Inf(-1)) // exp(−Inf) = 0 in the padding
+			}
+			copy(buf[:], x[n:])
+			s += expSubAVX2(buf[:], m)
+			copy(x[n:], buf[:])
+		}
+		return s
+	},
+	maxf: func(x []float32) float32 {
+		n := len(x) &^ 7
+		return max(maxAVX2(x[:n]), maxGeneric(x[n:]))
+	},
+	scale: func(x []float32, s float32) {
+		n := len(x) &^ 7
+		scaleAVX2(x[:n], s)
+		scaleGeneric(x[n:], s)
+	},
+	sum: func(x []float32) float32 {
+		n := len(x) &^ 7
+		s := sumAVX2(x[:n])
+		for _, v := range x[n:] {
+			s += v
+		}
+		return s
+	},
+	sqdev: func(x []float32, mean float32) float32 {
+		n := len(x) &^ 7
+		s := sqdevAVX2(x[:n], mean)
+		for _, v := range x[n:] {
+			s += (v - mean) * (v - mean)
+		}
+		return s
+	},
+	ln: func(y, x []float32, mean, rstd float32, gamma, beta []float32) {
+		y, gamma, beta = y[:len(x)], gamma[:len(x)], beta[:len(x)]
+		n := len(x) &^ 7
+		lnAVX2(y[:n], x[:n], mean, rstd, gamma[:n], beta[:n])
+		lnGeneric(y[n:], x[n:], mean, rstd, gamma[n:], beta[n:])
+	},
 }
 
 func registerArch() {

@@ -24,10 +24,12 @@ func main() {
 	p(`#include "textflag.h"`)
 	p("")
 	constants()
+	constants8()
 	kernel512()
 	kernel256()
 	helpers512()
 	packA512()
+	helpers256()
 	if err := os.WriteFile("kernels_amd64.s", out.Bytes(), 0o644); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
@@ -567,4 +569,246 @@ func packA512() {
 	p("\tVZEROUPPER")
 	p("\tRET")
 	p("")
+}
+
+// constants8 lays the same constants out as 8-wide vectors for AVX2, which
+// has no embedded broadcast: they are used as memory operands.
+func constants8() {
+	for i, c := range consts {
+		for l := 0; l < 8; l++ {
+			if strings.HasPrefix(c.val, "0x") {
+				p("DATA kconst8<>+%d(SB)/4, $%s", 32*i+4*l, c.val)
+			} else {
+				p("DATA kconst8<>+%d(SB)/4, $(%s)", 32*i+4*l, c.val)
+			}
+		}
+	}
+	for l := 0; l < 8; l++ {
+		p("DATA kconst8<>+%d(SB)/4, $127", 32*len(consts)+4*l)
+	}
+	p("GLOBL kconst8<>(SB), RODATA|NOPTR, $%d", 32*(len(consts)+1))
+	p("")
+}
+
+func k8(name string) string {
+	if name == "bias127" {
+		return fmt.Sprintf("kconst8<>+%d(SB)", 32*len(consts))
+	}
+	return fmt.Sprintf("kconst8<>+%d(SB)", 8*constOff[name])
+}
+
+// loop8 emits a loop over CX/8 full vectors (the Go wrappers do tails);
+// ptrs advance 32 bytes per step.
+func loop8(label string, ptrs []string, body string) {
+	p("\tSHRQ $3, CX")
+	p("\tJZ %s_done", label)
+	p("%s_loop:", label)
+	out.WriteString(body)
+	for _, r := range ptrs {
+		p("\tADDQ $32, %s", r)
+	}
+	p("\tDECQ CX")
+	p("\tJNZ %s_loop", label)
+	p("%s_done:", label)
+}
+
+// exp2n256 emits Ydst *= 2^Yn (Yn integral float, −150 ≤ n ≤ 128) in two
+// steps so that each factor is a normal float; clobbers Y11, Y12.
+func exp2n256(n, dst string) string {
+	return strings.NewReplacer("NN", n, "DST", dst, "B127", k8("bias127")).Replace(`	VCVTPS2DQ NN, Y11
+	VPSRAD $1, Y11, Y12
+	VPSUBD Y12, Y11, Y11
+	VPADDD B127, Y11, Y11
+	VPADDD B127, Y12, Y12
+	VPSLLD $23, Y11, Y11
+	VPSLLD $23, Y12, Y12
+	VMULPS Y12, DST, DST
+	VMULPS Y11, DST, DST
+`)
+}
+
+// expPoly256 emits Y8 = exp(r) for |r| ≤ ln2/2 in Yr; clobbers Y9, Y10.
+func expPoly256(r string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "\tVMOVUPS %s, Y8\n", k8("ep5"))
+	for _, c := range []string{"ep4", "ep3", "ep2", "ep1", "ep0"} {
+		fmt.Fprintf(&b, "\tVFMADD213PS %s, %s, Y8\n", k8(c), r)
+	}
+	fmt.Fprintf(&b, "\tVMULPS %s, %s, Y9\n", r, r)
+	fmt.Fprintf(&b, "\tVADDPS Y14, %s, Y10\n", r)
+	b.WriteString("\tVFMADD213PS Y10, Y9, Y8\n")
+	return b.String()
+}
+
+func helpers256() {
+	// Same algorithm as geluAVX512; Y13 = 0, Y14 = 1, Y15 = |x| clamp.
+	p("// func geluAVX2(x []float32)")
+	p("TEXT ·geluAVX2(SB), NOSPLIT, $0-24")
+	p("\tMOVQ x_base+0(FP), DI")
+	p("\tMOVQ x_len+8(FP), CX")
+	p("\tVXORPS Y13, Y13, Y13")
+	p("\tVMOVUPS %s, Y14", k8("one"))
+	p("\tVMOVUPS %s, Y15", k8("xclamp"))
+	var b strings.Builder
+	b.WriteString(`	VMOVUPS (DI), Y0
+	VANDPS ` + k8("absmask") + `, Y0, Y1
+	VMINPS Y1, Y15, Y1
+	VMULPS ` + k8("rsqrt2") + `, Y1, Y2
+	VMULPS ` + k8("half") + `, Y2, Y2
+	VADDPS Y14, Y2, Y2
+	VDIVPS Y2, Y14, Y2
+	VMOVUPS ` + k8("q9") + `, Y3
+`)
+	for i := 8; i >= 0; i-- {
+		fmt.Fprintf(&b, "\tVFMADD213PS %s, Y2, Y3\n", k8(fmt.Sprintf("q%d", i)))
+	}
+	b.WriteString(`	VMULPS Y1, Y1, Y4
+	VMOVAPS Y4, Y5
+	VFMSUB231PS Y1, Y1, Y5
+	VMULPS ` + k8("half") + `, Y4, Y4
+	VMULPS ` + k8("half") + `, Y5, Y5
+	VSUBPS Y5, Y3, Y3
+	VSUBPS Y4, Y3, Y6
+	VMULPS ` + k8("log2e") + `, Y6, Y6
+	VROUNDPS $0, Y6, Y6
+	VSUBPS Y4, Y13, Y7
+	VFMADD231PS ` + k8("nln2hi") + `, Y6, Y7
+	VADDPS Y3, Y7, Y7
+	VFMADD231PS ` + k8("nln2lo") + `, Y6, Y7
+` + expPoly256("Y7") + exp2n256("Y6", "Y8") + `	VMULPS Y2, Y8, Y8
+	VMULPS ` + k8("half") + `, Y8, Y8
+	VMULPS Y8, Y0, Y9
+	VSUBPS Y8, Y14, Y10
+	VMULPS Y0, Y10, Y10
+	VCMPPS $1, Y13, Y0, Y11
+	VBLENDVPS Y11, Y9, Y10, Y1
+	VMOVUPS Y1, (DI)
+`)
+	loop8("gelu2", []string{"DI"}, b.String())
+	p("\tVZEROUPPER")
+	p("\tRET")
+	p("")
+
+	p("// func expSubAVX2(x []float32, m float32) float32")
+	p("TEXT ·expSubAVX2(SB), NOSPLIT, $0-36")
+	p("\tMOVQ x_base+0(FP), DI")
+	p("\tMOVQ x_len+8(FP), CX")
+	p("\tVBROADCASTSS m+24(FP), Y7")
+	p("\tVMOVUPS %s, Y14", k8("one"))
+	p("\tVMOVUPS %s, Y15", k8("xmin"))
+	p("\tVMOVUPS %s, Y13", k8("xmax"))
+	p("\tVXORPS Y6, Y6, Y6")
+	loop8("exps2", []string{"DI"}, `	VMOVUPS (DI), Y0
+	VSUBPS Y7, Y0, Y0
+	VMAXPS Y0, Y15, Y0
+	VMINPS Y0, Y13, Y0
+	VMULPS `+k8("log2e")+`, Y0, Y5
+	VROUNDPS $0, Y5, Y5
+	VFMADD231PS `+k8("nln2hi")+`, Y5, Y0
+	VFMADD231PS `+k8("nln2lo")+`, Y5, Y0
+`+expPoly256("Y0")+exp2n256("Y5", "Y8")+`	VMOVUPS Y8, (DI)
+	VADDPS Y8, Y6, Y6
+`)
+	reduce256("ADD")
+	p("\tMOVSS X6, ret+32(FP)")
+	p("\tVZEROUPPER")
+	p("\tRET")
+	p("")
+
+	p("// func maxAVX2(x []float32) float32")
+	p("TEXT ·maxAVX2(SB), NOSPLIT, $0-28")
+	p("\tMOVQ x_base+0(FP), DI")
+	p("\tMOVQ x_len+8(FP), CX")
+	p("\tVMOVUPS %s, Y6", k8("neginf"))
+	loop8("max2", []string{"DI"}, `	VMAXPS (DI), Y6, Y6
+`)
+	reduce256("MAX")
+	p("\tMOVSS X6, ret+24(FP)")
+	p("\tVZEROUPPER")
+	p("\tRET")
+	p("")
+
+	p("// func sumAVX2(x []float32) float32")
+	p("TEXT ·sumAVX2(SB), NOSPLIT, $0-28")
+	p("\tMOVQ x_base+0(FP), DI")
+	p("\tMOVQ x_len+8(FP), CX")
+	p("\tVXORPS Y6, Y6, Y6")
+	loop8("sum2", []string{"DI"}, `	VADDPS (DI), Y6, Y6
+`)
+	reduce256("ADD")
+	p("\tMOVSS X6, ret+24(FP)")
+	p("\tVZEROUPPER")
+	p("\tRET")
+	p("")
+
+	p("// func sqdevAVX2(x []float32, mean float32) float32")
+	p("TEXT ·sqdevAVX2(SB), NOSPLIT, $0-36")
+	p("\tMOVQ x_base+0(FP), DI")
+	p("\tMOVQ x_len+8(FP), CX")
+	p("\tVBROADCASTSS mean+24(FP), Y7")
+	p("\tVXORPS Y6, Y6, Y6")
+	loop8("sqdev2", []string{"DI"}, `	VMOVUPS (DI), Y0
+	VSUBPS Y7, Y0, Y0
+	VFMADD231PS Y0, Y0, Y6
+`)
+	reduce256("ADD")
+	p("\tMOVSS X6, ret+32(FP)")
+	p("\tVZEROUPPER")
+	p("\tRET")
+	p("")
+
+	p("// func lnAVX2(y, x []float32, mean, rstd float32, gamma, beta []float32)")
+	p("TEXT ·lnAVX2(SB), NOSPLIT, $0-104")
+	p("\tMOVQ y_base+0(FP), DI")
+	p("\tMOVQ x_base+24(FP), SI")
+	p("\tMOVQ x_len+32(FP), CX")
+	p("\tVBROADCASTSS mean+48(FP), Y7")
+	p("\tVBROADCASTSS rstd+52(FP), Y8")
+	p("\tMOVQ gamma_base+56(FP), R8")
+	p("\tMOVQ beta_base+80(FP), R9")
+	loop8("ln2", []string{"DI", "SI", "R8", "R9"}, `	VMOVUPS (SI), Y0
+	VSUBPS Y7, Y0, Y0
+	VMULPS Y8, Y0, Y0
+	VMULPS (R8), Y0, Y0
+	VADDPS (R9), Y0, Y0
+	VMOVUPS Y0, (DI)
+`)
+	p("\tVZEROUPPER")
+	p("\tRET")
+	p("")
+
+	p("// func addAVX2(dst, src []float32)")
+	p("TEXT ·addAVX2(SB), NOSPLIT, $0-48")
+	p("\tMOVQ dst_base+0(FP), DI")
+	p("\tMOVQ dst_len+8(FP), CX")
+	p("\tMOVQ src_base+24(FP), SI")
+	loop8("add2", []string{"DI", "SI"}, `	VMOVUPS (DI), Y0
+	VADDPS (SI), Y0, Y0
+	VMOVUPS Y0, (DI)
+`)
+	p("\tVZEROUPPER")
+	p("\tRET")
+	p("")
+
+	p("// func scaleAVX2(x []float32, s float32)")
+	p("TEXT ·scaleAVX2(SB), NOSPLIT, $0-28")
+	p("\tMOVQ x_base+0(FP), DI")
+	p("\tMOVQ x_len+8(FP), CX")
+	p("\tVBROADCASTSS s+24(FP), Y7")
+	loop8("scale2", []string{"DI"}, `	VMULPS (DI), Y7, Y0
+	VMOVUPS Y0, (DI)
+`)
+	p("\tVZEROUPPER")
+	p("\tRET")
+	p("")
+}
+
+// reduce256 emits a horizontal reduction of Y6 into X6 with op.
+func reduce256(op string) {
+	p("\tVEXTRACTF128 $1, Y6, X0")
+	p("\tV%sPS X0, X6, X6", op)
+	p("\tVMOVHLPS X6, X6, X0")
+	p("\tV%sPS X0, X6, X6", op)
+	p("\tVMOVSHDUP X6, X0")
+	p("\tV%sSS X0, X6, X6", op)
 }

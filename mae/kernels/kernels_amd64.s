@@ -33,6 +33,232 @@ DATA kconst<>+100(SB)/4, $(-0.82215223)
 DATA kconst<>+104(SB)/4, $(0.17087277)
 GLOBL kconst<>(SB), RODATA|NOPTR, $108
 
+DATA kconst8<>+0(SB)/4, $0x7fffffff
+DATA kconst8<>+4(SB)/4, $0x7fffffff
+DATA kconst8<>+8(SB)/4, $0x7fffffff
+DATA kconst8<>+12(SB)/4, $0x7fffffff
+DATA kconst8<>+16(SB)/4, $0x7fffffff
+DATA kconst8<>+20(SB)/4, $0x7fffffff
+DATA kconst8<>+24(SB)/4, $0x7fffffff
+DATA kconst8<>+28(SB)/4, $0x7fffffff
+DATA kconst8<>+32(SB)/4, $0xff800000
+DATA kconst8<>+36(SB)/4, $0xff800000
+DATA kconst8<>+40(SB)/4, $0xff800000
+DATA kconst8<>+44(SB)/4, $0xff800000
+DATA kconst8<>+48(SB)/4, $0xff800000
+DATA kconst8<>+52(SB)/4, $0xff800000
+DATA kconst8<>+56(SB)/4, $0xff800000
+DATA kconst8<>+60(SB)/4, $0xff800000
+DATA kconst8<>+64(SB)/4, $(1.0)
+DATA kconst8<>+68(SB)/4, $(1.0)
+DATA kconst8<>+72(SB)/4, $(1.0)
+DATA kconst8<>+76(SB)/4, $(1.0)
+DATA kconst8<>+80(SB)/4, $(1.0)
+DATA kconst8<>+84(SB)/4, $(1.0)
+DATA kconst8<>+88(SB)/4, $(1.0)
+DATA kconst8<>+92(SB)/4, $(1.0)
+DATA kconst8<>+96(SB)/4, $(0.5)
+DATA kconst8<>+100(SB)/4, $(0.5)
+DATA kconst8<>+104(SB)/4, $(0.5)
+DATA kconst8<>+108(SB)/4, $(0.5)
+DATA kconst8<>+112(SB)/4, $(0.5)
+DATA kconst8<>+116(SB)/4, $(0.5)
+DATA kconst8<>+120(SB)/4, $(0.5)
+DATA kconst8<>+124(SB)/4, $(0.5)
+DATA kconst8<>+128(SB)/4, $(0.70710678118654752440)
+DATA kconst8<>+132(SB)/4, $(0.70710678118654752440)
+DATA kconst8<>+136(SB)/4, $(0.70710678118654752440)
+DATA kconst8<>+140(SB)/4, $(0.70710678118654752440)
+DATA kconst8<>+144(SB)/4, $(0.70710678118654752440)
+DATA kconst8<>+148(SB)/4, $(0.70710678118654752440)
+DATA kconst8<>+152(SB)/4, $(0.70710678118654752440)
+DATA kconst8<>+156(SB)/4, $(0.70710678118654752440)
+DATA kconst8<>+160(SB)/4, $(14.142135)
+DATA kconst8<>+164(SB)/4, $(14.142135)
+DATA kconst8<>+168(SB)/4, $(14.142135)
+DATA kconst8<>+172(SB)/4, $(14.142135)
+DATA kconst8<>+176(SB)/4, $(14.142135)
+DATA kconst8<>+180(SB)/4, $(14.142135)
+DATA kconst8<>+184(SB)/4, $(14.142135)
+DATA kconst8<>+188(SB)/4, $(14.142135)
+DATA kconst8<>+192(SB)/4, $(1.44269504088896341)
+DATA kconst8<>+196(SB)/4, $(1.44269504088896341)
+DATA kconst8<>+200(SB)/4, $(1.44269504088896341)
+DATA kconst8<>+204(SB)/4, $(1.44269504088896341)
+DATA kconst8<>+208(SB)/4, $(1.44269504088896341)
+DATA kconst8<>+212(SB)/4, $(1.44269504088896341)
+DATA kconst8<>+216(SB)/4, $(1.44269504088896341)
+DATA kconst8<>+220(SB)/4, $(1.44269504088896341)
+DATA kconst8<>+224(SB)/4, $(-0.693359375)
+DATA kconst8<>+228(SB)/4, $(-0.693359375)
+DATA kconst8<>+232(SB)/4, $(-0.693359375)
+DATA kconst8<>+236(SB)/4, $(-0.693359375)
+DATA kconst8<>+240(SB)/4, $(-0.693359375)
+DATA kconst8<>+244(SB)/4, $(-0.693359375)
+DATA kconst8<>+248(SB)/4, $(-0.693359375)
+DATA kconst8<>+252(SB)/4, $(-0.693359375)
+DATA kconst8<>+256(SB)/4, $(2.12194440e-4)
+DATA kconst8<>+260(SB)/4, $(2.12194440e-4)
+DATA kconst8<>+264(SB)/4, $(2.12194440e-4)
+DATA kconst8<>+268(SB)/4, $(2.12194440e-4)
+DATA kconst8<>+272(SB)/4, $(2.12194440e-4)
+DATA kconst8<>+276(SB)/4, $(2.12194440e-4)
+DATA kconst8<>+280(SB)/4, $(2.12194440e-4)
+DATA kconst8<>+284(SB)/4, $(2.12194440e-4)
+DATA kconst8<>+288(SB)/4, $(-104.0)
+DATA kconst8<>+292(SB)/4, $(-104.0)
+DATA kconst8<>+296(SB)/4, $(-104.0)
+DATA kconst8<>+300(SB)/4, $(-104.0)
+DATA kconst8<>+304(SB)/4, $(-104.0)
+DATA kconst8<>+308(SB)/4, $(-104.0)
+DATA kconst8<>+312(SB)/4, $(-104.0)
+DATA kconst8<>+316(SB)/4, $(-104.0)
+DATA kconst8<>+320(SB)/4, $(88.7)
+DATA kconst8<>+324(SB)/4, $(88.7)
+DATA kconst8<>+328(SB)/4, $(88.7)
+DATA kconst8<>+332(SB)/4, $(88.7)
+DATA kconst8<>+336(SB)/4, $(88.7)
+DATA kconst8<>+340(SB)/4, $(88.7)
+DATA kconst8<>+344(SB)/4, $(88.7)
+DATA kconst8<>+348(SB)/4, $(88.7)
+DATA kconst8<>+352(SB)/4, $(5.0000001201e-1)
+DATA kconst8<>+356(SB)/4, $(5.0000001201e-1)
+DATA kconst8<>+360(SB)/4, $(5.0000001201e-1)
+DATA kconst8<>+364(SB)/4, $(5.0000001201e-1)
+DATA kconst8<>+368(SB)/4, $(5.0000001201e-1)
+DATA kconst8<>+372(SB)/4, $(5.0000001201e-1)
+DATA kconst8<>+376(SB)/4, $(5.0000001201e-1)
+DATA kconst8<>+380(SB)/4, $(5.0000001201e-1)
+DATA kconst8<>+384(SB)/4, $(1.6666665459e-1)
+DATA kconst8<>+388(SB)/4, $(1.6666665459e-1)
+DATA kconst8<>+392(SB)/4, $(1.6666665459e-1)
+DATA kconst8<>+396(SB)/4, $(1.6666665459e-1)
+DATA kconst8<>+400(SB)/4, $(1.6666665459e-1)
+DATA kconst8<>+404(SB)/4, $(1.6666665459e-1)
+DATA kconst8<>+408(SB)/4, $(1.6666665459e-1)
+DATA kconst8<>+412(SB)/4, $(1.6666665459e-1)
+DATA kconst8<>+416(SB)/4, $(4.1665795894e-2)
+DATA kconst8<>+420(SB)/4, $(4.1665795894e-2)
+DATA kconst8<>+424(SB)/4, $(4.1665795894e-2)
+DATA kconst8<>+428(SB)/4, $(4.1665795894e-2)
+DATA kconst8<>+432(SB)/4, $(4.1665795894e-2)
+DATA kconst8<>+436(SB)/4, $(4.1665795894e-2)
+DATA kconst8<>+440(SB)/4, $(4.1665795894e-2)
+DATA kconst8<>+444(SB)/4, $(4.1665795894e-2)
+DATA kconst8<>+448(SB)/4, $(8.3334519073e-3)
+DATA kconst8<>+452(SB)/4, $(8.3334519073e-3)
+DATA kconst8<>+456(SB)/4, $(8.3334519073e-3)
+DATA kconst8<>+460(SB)/4, $(8.3334519073e-3)
+DATA kconst8<>+464(SB)/4, $(8.3334519073e-3)
+DATA kconst8<>+468(SB)/4, $(8.3334519073e-3)
+DATA kconst8<>+472(SB)/4, $(8.3334519073e-3)
+DATA kconst8<>+476(SB)/4, $(8.3334519073e-3)
+DATA kconst8<>+480(SB)/4, $(1.3981999507e-3)
+DATA kconst8<>+484(SB)/4, $(1.3981999507e-3)
+DATA kconst8<>+488(SB)/4, $(1.3981999507e-3)
+DATA kconst8<>+492(SB)/4, $(1.3981999507e-3)
+DATA kconst8<>+496(SB)/4, $(1.3981999507e-3)
+DATA kconst8<>+500(SB)/4, $(1.3981999507e-3)
+DATA kconst8<>+504(SB)/4, $(1.3981999507e-3)
+DATA kconst8<>+508(SB)/4, $(1.3981999507e-3)
+DATA kconst8<>+512(SB)/4, $(1.9875691500e-4)
+DATA kconst8<>+516(SB)/4, $(1.9875691500e-4)
+DATA kconst8<>+520(SB)/4, $(1.9875691500e-4)
+DATA kconst8<>+524(SB)/4, $(1.9875691500e-4)
+DATA kconst8<>+528(SB)/4, $(1.9875691500e-4)
+DATA kconst8<>+532(SB)/4, $(1.9875691500e-4)
+DATA kconst8<>+536(SB)/4, $(1.9875691500e-4)
+DATA kconst8<>+540(SB)/4, $(1.9875691500e-4)
+DATA kconst8<>+544(SB)/4, $(-1.26551223)
+DATA kconst8<>+548(SB)/4, $(-1.26551223)
+DATA kconst8<>+552(SB)/4, $(-1.26551223)
+DATA kconst8<>+556(SB)/4, $(-1.26551223)
+DATA kconst8<>+560(SB)/4, $(-1.26551223)
+DATA kconst8<>+564(SB)/4, $(-1.26551223)
+DATA kconst8<>+568(SB)/4, $(-1.26551223)
+DATA kconst8<>+572(SB)/4, $(-1.26551223)
+DATA kconst8<>+576(SB)/4, $(1.00002368)
+DATA kconst8<>+580(SB)/4, $(1.00002368)
+DATA kconst8<>+584(SB)/4, $(1.00002368)
+DATA kconst8<>+588(SB)/4, $(1.00002368)
+DATA kconst8<>+592(SB)/4, $(1.00002368)
+DATA kconst8<>+596(SB)/4, $(1.00002368)
+DATA kconst8<>+600(SB)/4, $(1.00002368)
+DATA kconst8<>+604(SB)/4, $(1.00002368)
+DATA kconst8<>+608(SB)/4, $(0.37409196)
+DATA kconst8<>+612(SB)/4, $(0.37409196)
+DATA kconst8<>+616(SB)/4, $(0.37409196)
+DATA kconst8<>+620(SB)/4, $(0.37409196)
+DATA kconst8<>+624(SB)/4, $(0.37409196)
+DATA kconst8<>+628(SB)/4, $(0.37409196)
+DATA kconst8<>+632(SB)/4, $(0.37409196)
+DATA kconst8<>+636(SB)/4, $(0.37409196)
+DATA kconst8<>+640(SB)/4, $(0.09678418)
+DATA kconst8<>+644(SB)/4, $(0.09678418)
+DATA kconst8<>+648(SB)/4, $(0.09678418)
+DATA kconst8<>+652(SB)/4, $(0.09678418)
+DATA kconst8<>+656(SB)/4, $(0.09678418)
+DATA kconst8<>+660(SB)/4, $(0.09678418)
+DATA kconst8<>+664(SB)/4, $(0.09678418)
+DATA kconst8<>+668(SB)/4, $(0.09678418)
+DATA kconst8<>+672(SB)/4, $(-0.18628806)
+DATA kconst8<>+676(SB)/4, $(-0.18628806)
+DATA kconst8<>+680(SB)/4, $(-0.18628806)
+DATA kconst8<>+684(SB)/4, $(-0.18628806)
+DATA kconst8<>+688(SB)/4, $(-0.18628806)
+DATA kconst8<>+692(SB)/4, $(-0.18628806)
+DATA kconst8<>+696(SB)/4, $(-0.18628806)
+DATA kconst8<>+700(SB)/4, $(-0.18628806)
+DATA kconst8<>+704(SB)/4, $(0.27886807)
+DATA kconst8<>+708(SB)/4, $(0.27886807)
+DATA kconst8<>+712(SB)/4, $(0.27886807)
+DATA kconst8<>+716(SB)/4, $(0.27886807)
+DATA kconst8<>+720(SB)/4, $(0.27886807)
+DATA kconst8<>+724(SB)/4, $(0.27886807)
+DATA kconst8<>+728(SB)/4, $(0.27886807)
+DATA kconst8<>+732(SB)/4, $(0.27886807)
+DATA kconst8<>+736(SB)/4, $(-1.13520398)
+DATA kconst8<>+740(SB)/4, $(-1.13520398)
+DATA kconst8<>+744(SB)/4, $(-1.13520398)
+DATA kconst8<>+748(SB)/4, $(-1.13520398)
+DATA kconst8<>+752(SB)/4, $(-1.13520398)
+DATA kconst8<>+756(SB)/4, $(-1.13520398)
+DATA kconst8<>+760(SB)/4, $(-1.13520398)
+DATA kconst8<>+764(SB)/4, $(-1.13520398)
+DATA kconst8<>+768(SB)/4, $(1.48851587)
+DATA kconst8<>+772(SB)/4, $(1.48851587)
+DATA kconst8<>+776(SB)/4, $(1.48851587)
+DATA kconst8<>+780(SB)/4, $(1.48851587)
+DATA kconst8<>+784(SB)/4, $(1.48851587)
+DATA kconst8<>+788(SB)/4, $(1.48851587)
+DATA kconst8<>+792(SB)/4, $(1.48851587)
+DATA kconst8<>+796(SB)/4, $(1.48851587)
+DATA kconst8<>+800(SB)/4, $(-0.82215223)
+DATA kconst8<>+804(SB)/4, $(-0.82215223)
+DATA kconst8<>+808(SB)/4, $(-0.82215223)
+DATA kconst8<>+812(SB)/4, $(-0.82215223)
+DATA kconst8<>+816(SB)/4, $(-0.82215223)
+DATA kconst8<>+820(SB)/4, $(-0.82215223)
+DATA kconst8<>+824(SB)/4, $(-0.82215223)
+DATA kconst8<>+828(SB)/4, $(-0.82215223)
+DATA kconst8<>+832(SB)/4, $(0.17087277)
+DATA kconst8<>+836(SB)/4, $(0.17087277)
+DATA kconst8<>+840(SB)/4, $(0.17087277)
+DATA kconst8<>+844(SB)/4, $(0.17087277)
+DATA kconst8<>+848(SB)/4, $(0.17087277)
+DATA kconst8<>+852(SB)/4, $(0.17087277)
+DATA kconst8<>+856(SB)/4, $(0.17087277)
+DATA kconst8<>+860(SB)/4, $(0.17087277)
+DATA kconst8<>+864(SB)/4, $127
+DATA kconst8<>+868(SB)/4, $127
+DATA kconst8<>+872(SB)/4, $127
+DATA kconst8<>+876(SB)/4, $127
+DATA kconst8<>+880(SB)/4, $127
+DATA kconst8<>+884(SB)/4, $127
+DATA kconst8<>+888(SB)/4, $127
+DATA kconst8<>+892(SB)/4, $127
+GLOBL kconst8<>(SB), RODATA|NOPTR, $896
+
 // func kernelAVX512(k int, a *float32, rs, ps int, b *float32, c *float32, ldc int, alpha, beta float32, bias *float32)
 TEXT ·kernelAVX512(SB), NOSPLIT, $0-72
 	MOVQ k+0(FP), CX
@@ -980,6 +1206,269 @@ packa_loop:
 	DECQ CX
 	JNZ packa_loop
 packa_done:
+	VZEROUPPER
+	RET
+
+// func geluAVX2(x []float32)
+TEXT ·geluAVX2(SB), NOSPLIT, $0-24
+	MOVQ x_base+0(FP), DI
+	MOVQ x_len+8(FP), CX
+	VXORPS Y13, Y13, Y13
+	VMOVUPS kconst8<>+64(SB), Y14
+	VMOVUPS kconst8<>+160(SB), Y15
+	SHRQ $3, CX
+	JZ gelu2_done
+gelu2_loop:
+	VMOVUPS (DI), Y0
+	VANDPS kconst8<>+0(SB), Y0, Y1
+	VMINPS Y1, Y15, Y1
+	VMULPS kconst8<>+128(SB), Y1, Y2
+	VMULPS kconst8<>+96(SB), Y2, Y2
+	VADDPS Y14, Y2, Y2
+	VDIVPS Y2, Y14, Y2
+	VMOVUPS kconst8<>+832(SB), Y3
+	VFMADD213PS kconst8<>+800(SB), Y2, Y3
+	VFMADD213PS kconst8<>+768(SB), Y2, Y3
+	VFMADD213PS kconst8<>+736(SB), Y2, Y3
+	VFMADD213PS kconst8<>+704(SB), Y2, Y3
+	VFMADD213PS kconst8<>+672(SB), Y2, Y3
+	VFMADD213PS kconst8<>+640(SB), Y2, Y3
+	VFMADD213PS kconst8<>+608(SB), Y2, Y3
+	VFMADD213PS kconst8<>+576(SB), Y2, Y3
+	VFMADD213PS kconst8<>+544(SB), Y2, Y3
+	VMULPS Y1, Y1, Y4
+	VMOVAPS Y4, Y5
+	VFMSUB231PS Y1, Y1, Y5
+	VMULPS kconst8<>+96(SB), Y4, Y4
+	VMULPS kconst8<>+96(SB), Y5, Y5
+	VSUBPS Y5, Y3, Y3
+	VSUBPS Y4, Y3, Y6
+	VMULPS kconst8<>+192(SB), Y6, Y6
+	VROUNDPS $0, Y6, Y6
+	VSUBPS Y4, Y13, Y7
+	VFMADD231PS kconst8<>+224(SB), Y6, Y7
+	VADDPS Y3, Y7, Y7
+	VFMADD231PS kconst8<>+256(SB), Y6, Y7
+	VMOVUPS kconst8<>+512(SB), Y8
+	VFMADD213PS kconst8<>+480(SB), Y7, Y8
+	VFMADD213PS kconst8<>+448(SB), Y7, Y8
+	VFMADD213PS kconst8<>+416(SB), Y7, Y8
+	VFMADD213PS kconst8<>+384(SB), Y7, Y8
+	VFMADD213PS kconst8<>+352(SB), Y7, Y8
+	VMULPS Y7, Y7, Y9
+	VADDPS Y14, Y7, Y10
+	VFMADD213PS Y10, Y9, Y8
+	VCVTPS2DQ Y6, Y11
+	VPSRAD $1, Y11, Y12
+	VPSUBD Y12, Y11, Y11
+	VPADDD kconst8<>+864(SB), Y11, Y11
+	VPADDD kconst8<>+864(SB), Y12, Y12
+	VPSLLD $23, Y11, Y11
+	VPSLLD $23, Y12, Y12
+	VMULPS Y12, Y8, Y8
+	VMULPS Y11, Y8, Y8
+	VMULPS Y2, Y8, Y8
+	VMULPS kconst8<>+96(SB), Y8, Y8
+	VMULPS Y8, Y0, Y9
+	VSUBPS Y8, Y14, Y10
+	VMULPS Y0, Y10, Y10
+	VCMPPS $1, Y13, Y0, Y11
+	VBLENDVPS Y11, Y9, Y10, Y1
+	VMOVUPS Y1, (DI)
+	ADDQ $32, DI
+	DECQ CX
+	JNZ gelu2_loop
+gelu2_done:
+	VZEROUPPER
+	RET
+
+// func expSubAVX2(x []float32, m float32) float32
+TEXT ·expSubAVX2(SB), NOSPLIT, $0-36
+	MOVQ x_base+0(FP), DI
+	MOVQ x_len+8(FP), CX
+	VBROADCASTSS m+24(FP), Y7
+	VMOVUPS kconst8<>+64(SB), Y14
+	VMOVUPS kconst8<>+288(SB), Y15
+	VMOVUPS kconst8<>+320(SB), Y13
+	VXORPS Y6, Y6, Y6
+	SHRQ $3, CX
+	JZ exps2_done
+exps2_loop:
+	VMOVUPS (DI), Y0
+	VSUBPS Y7, Y0, Y0
+	VMAXPS Y0, Y15, Y0
+	VMINPS Y0, Y13, Y0
+	VMULPS kconst8<>+192(SB), Y0, Y5
+	VROUNDPS $0, Y5, Y5
+	VFMADD231PS kconst8<>+224(SB), Y5, Y0
+	VFMADD231PS kconst8<>+256(SB), Y5, Y0
+	VMOVUPS kconst8<>+512(SB), Y8
+	VFMADD213PS kconst8<>+480(SB), Y0, Y8
+	VFMADD213PS kconst8<>+448(SB), Y0, Y8
+	VFMADD213PS kconst8<>+416(SB), Y0, Y8
+	VFMADD213PS kconst8<>+384(SB), Y0, Y8
+	VFMADD213PS kconst8<>+352(SB), Y0, Y8
+	VMULPS Y0, Y0, Y9
+	VADDPS Y14, Y0, Y10
+	VFMADD213PS Y10, Y9, Y8
+	VCVTPS2DQ Y5, Y11
+	VPSRAD $1, Y11, Y12
+	VPSUBD Y12, Y11, Y11
+	VPADDD kconst8<>+864(SB), Y11, Y11
+	VPADDD kconst8<>+864(SB), Y12, Y12
+	VPSLLD $23, Y11, Y11
+	VPSLLD $23, Y12, Y12
+	VMULPS Y12, Y8, Y8
+	VMULPS Y11, Y8, Y8
+	VMOVUPS Y8, (DI)
+	VADDPS Y8, Y6, Y6
+	ADDQ $32, DI
+	DECQ CX
+	JNZ exps2_loop
+exps2_done:
+	VEXTRACTF128 $1, Y6, X0
+	VADDPS X0, X6, X6
+	VMOVHLPS X6, X6, X0
+	VADDPS X0, X6, X6
+	VMOVSHDUP X6, X0
+	VADDSS X0, X6, X6
+	MOVSS X6, ret+32(FP)
+	VZEROUPPER
+	RET
+
+// func maxAVX2(x []float32) float32
+TEXT ·maxAVX2(SB), NOSPLIT, $0-28
+	MOVQ x_base+0(FP), DI
+	MOVQ x_len+8(FP), CX
+	VMOVUPS kconst8<>+32(SB), Y6
+	SHRQ $3, CX
+	JZ max2_done
+max2_loop:
+	VMAXPS (DI), Y6, Y6
+	ADDQ $32, DI
+	DECQ CX
+	JNZ max2_loop
+max2_done:
+	VEXTRACTF128 $1, Y6, X0
+	VMAXPS X0, X6, X6
+	VMOVHLPS X6, X6, X0
+	VMAXPS X0, X6, X6
+	VMOVSHDUP X6, X0
+	VMAXSS X0, X6, X6
+	MOVSS X6, ret+24(FP)
+	VZEROUPPER
+	RET
+
+// func sumAVX2(x []float32) float32
+TEXT ·sumAVX2(SB), NOSPLIT, $0-28
+	MOVQ x_base+0(FP), DI
+	MOVQ x_len+8(FP), CX
+	VXORPS Y6, Y6, Y6
+	SHRQ $3, CX
+	JZ sum2_done
+sum2_loop:
+	VADDPS (DI), Y6, Y6
+	ADDQ $32, DI
+	DECQ CX
+	JNZ sum2_loop
+sum2_done:
+	VEXTRACTF128 $1, Y6, X0
+	VADDPS X0, X6, X6
+	VMOVHLPS X6, X6, X0
+	VADDPS X0, X6, X6
+	VMOVSHDUP X6, X0
+	VADDSS X0, X6, X6
+	MOVSS X6, ret+24(FP)
+	VZEROUPPER
+	RET
+
+// func sqdevAVX2(x []float32, mean float32) float32
+TEXT ·sqdevAVX2(SB), NOSPLIT, $0-36
+	MOVQ x_base+0(FP), DI
+	MOVQ x_len+8(FP), CX
+	VBROADCASTSS mean+24(FP), Y7
+	VXORPS Y6, Y6, Y6
+	SHRQ $3, CX
+	JZ sqdev2_done
+sqdev2_loop:
+	VMOVUPS (DI), Y0
+	VSUBPS Y7, Y0, Y0
+	VFMADD231PS Y0, Y0, Y6
+	ADDQ $32, DI
+	DECQ CX
+	JNZ sqdev2_loop
+sqdev2_done:
+	VEXTRACTF128 $1, Y6, X0
+	VADDPS X0, X6, X6
+	VMOVHLPS X6, X6, X0
+	VADDPS X0, X6, X6
+	VMOVSHDUP X6, X0
+	VADDSS X0, X6, X6
+	MOVSS X6, ret+32(FP)
+	VZEROUPPER
+	RET
+
+// func lnAVX2(y, x []float32, mean, rstd float32, gamma, beta []float32)
+TEXT ·lnAVX2(SB), NOSPLIT, $0-104
+	MOVQ y_base+0(FP), DI
+	MOVQ x_base+24(FP), SI
+	MOVQ x_len+32(FP), CX
+	VBROADCASTSS mean+48(FP), Y7
+	VBROADCASTSS rstd+52(FP), Y8
+	MOVQ gamma_base+56(FP), R8
+	MOVQ beta_base+80(FP), R9
+	SHRQ $3, CX
+	JZ ln2_done
+ln2_loop:
+	VMOVUPS (SI), Y0
+	VSUBPS Y7, Y0, Y0
+	VMULPS Y8, Y0, Y0
+	VMULPS (R8), Y0, Y0
+	VADDPS (R9), Y0, Y0
+	VMOVUPS Y0, (DI)
+	ADDQ $32, DI
+	ADDQ $32, SI
+	ADDQ $32, R8
+	ADDQ $32, R9
+	DECQ CX
+	JNZ ln2_loop
+ln2_done:
+	VZEROUPPER
+	RET
+
+// func addAVX2(dst, src []float32)
+TEXT ·addAVX2(SB), NOSPLIT, $0-48
+	MOVQ dst_base+0(FP), DI
+	MOVQ dst_len+8(FP), CX
+	MOVQ src_base+24(FP), SI
+	SHRQ $3, CX
+	JZ add2_done
+add2_loop:
+	VMOVUPS (DI), Y0
+	VADDPS (SI), Y0, Y0
+	VMOVUPS Y0, (DI)
+	ADDQ $32, DI
+	ADDQ $32, SI
+	DECQ CX
+	JNZ add2_loop
+add2_done:
+	VZEROUPPER
+	RET
+
+// func scaleAVX2(x []float32, s float32)
+TEXT ·scaleAVX2(SB), NOSPLIT, $0-28
+	MOVQ x_base+0(FP), DI
+	MOVQ x_len+8(FP), CX
+	VBROADCASTSS s+24(FP), Y7
+	SHRQ $3, CX
+	JZ scale2_done
+scale2_loop:
+	VMULPS (DI), Y7, Y0
+	VMOVUPS Y0, (DI)
+	ADDQ $32, DI
+	DECQ CX
+	JNZ scale2_loop
+scale2_done:
 	VZEROUPPER
 	RET
 
