@@ -165,7 +165,7 @@ func Source[T any](p *Pipeline, name string, buf int, next func(ctx context.Cont
 			start := time.Now()
 			v, err := next(p.drainCtx)
 			m.busy.Add(int64(time.Since(start)))
-			if err == io.EOF {
+			if errors.Is(err, io.EOF) {
 				return
 			}
 			if err != nil {
