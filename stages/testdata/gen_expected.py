@@ -32,6 +32,8 @@ SKL = "/usr/lib/python3/dist-packages/sklearn/datasets/images"
 PHOTOS = [
     f"{SK}/astronaut.png", f"{SK}/chelsea.png", f"{SK}/coffee.png",
     f"{SK}/motorcycle_left.png", f"{SK}/camera.png",
+    # smaller than 256 on the short side: upscaling paths
+    f"{SK}/microaneurysms.png", f"{SK}/page.png", f"{SK}/green_palette.png", f"{SK}/chessboard_RGB.png",
     f"{SK}/rocket.jpg", f"{SK}/hubble_deep_field.jpg", f"{SK}/retina.jpg",
     f"{SKL}/china.jpg", f"{SKL}/flower.jpg",
 ]
