@@ -11,11 +11,12 @@ import (
 // opaque *image.NRGBA.
 //
 // The resampler is our own port of PIL's (Pillow 9.4 Resample.c) bicubic
-// path rather than disintegration/imaging: imaging's CatmullRom is a=-0.5
-// cubic with support scaling too, but it keeps float intermediates and
-// rounds once, whereas PIL quantises coefficients to 22-bit fixed point
-// and rounds to uint8 after each separable pass. Matching that bit for bit
-// is what makes our tensors equal torchvision's on PNG input.
+// path rather than disintegration/imaging: imaging's CatmullRom is the same
+// a=-0.5 kernel with support scaling, but keeps float intermediates and
+// rounds once where PIL quantises coefficients to 22-bit fixed point and
+// rounds to uint8 after each separable pass (±1 level on rare pixels), and
+// it fans out goroutines per call. The port matches torchvision bit for bit
+// on lossless input and computes only the cropped window.
 func (p Preprocess) Resize(img image.Image) (image.Image, error) {
 	if p.Size <= 0 {
 		return nil, fmt.Errorf("resize: size %d must be positive", p.Size)
