@@ -40,6 +40,26 @@ func BenchmarkGemm(b *testing.B) {
 	}
 }
 
+// BenchmarkLinearSmall covers batch-1 (197 rows) and the masked encoder
+// at batch 1 (50 rows) on the fastest path.
+func BenchmarkLinearSmall(b *testing.B) {
+	for _, m := range []int{197, 50} {
+		for _, s := range modelShapes {
+			b.Run(fmt.Sprintf("%s_%dx%dx%d", s.name, m, s.k, s.n), func(b *testing.B) {
+				r := rand.New(rand.NewPCG(1, 1))
+				x, w, bias := randSlice(r, m*s.k), randSlice(r, s.n*s.k), randSlice(r, s.n)
+				y := make([]float32, m*s.n)
+				pw := PackLinear(w, s.n, s.k)
+				b.ResetTimer()
+				for i := 0; i < b.N; i++ {
+					Linear(y, x, m, pw, bias, ActNone, nil)
+				}
+				b.ReportMetric(2*float64(m)*float64(s.n)*float64(s.k)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+			})
+		}
+	}
+}
+
 // BenchmarkLinear is the model's hot call: packed weights, fused epilogue.
 func BenchmarkLinear(b *testing.B) {
 	for _, p := range Paths() {

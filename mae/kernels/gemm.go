@@ -301,12 +301,18 @@ func (j *gemmJob) schedule(nw int) {
 	j.mb, j.nb = blockMB, blockNB
 	panels := numPanels(j.n)
 	rowPanels := (j.m + mr - 1) / mr
-	// Enough tasks for every worker to stay busy until the end.
-	for j.mb > 1 && ceilDiv(rowPanels, j.mb)*ceilDiv(panels, j.nb) < 4*nw {
-		j.mb /= 2
+	if rowPanels <= 2*blockMB {
+		// Few rows (batch 1): one row block, so each B block is read from
+		// memory once and A's kc-slice stays in L2 beside it.
+		j.mb = rowPanels
 	}
+	// Enough tasks for every worker to stay busy until the end: split
+	// columns first (B blocks stay whole per task), then rows.
 	for j.nb > 1 && ceilDiv(rowPanels, j.mb)*ceilDiv(panels, j.nb) < 4*nw {
-		j.nb /= 2
+		j.nb--
+	}
+	for j.mb > 1 && ceilDiv(rowPanels, j.mb)*ceilDiv(panels, j.nb) < 4*nw {
+		j.mb = (j.mb + 1) / 2
 	}
 	j.nIc = ceilDiv(rowPanels, j.mb)
 	j.total = j.nIc * ceilDiv(panels, j.nb)
