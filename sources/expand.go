@@ -50,10 +50,26 @@ func isListFile(path string) bool {
 // entries. Ids are the path relative to the input root: for a directory or
 // glob, relative to it; for a file given directly, its base name; for paths
 // read from a list (or stdin), the path as listed.
-func expand(inputs []string, stdin io.Reader) ([]entry, error) {
+//
+// exts, if not empty, restricts what directories and globs contribute to
+// files with those extensions (plus tar and Parquet containers); files named
+// directly or listed are always taken.
+func expand(inputs []string, stdin io.Reader, exts []string) ([]entry, error) {
 	var out []entry
 	visited := map[string]bool{} // real paths of walked directories (symlink loops)
 	add := func(e entry) { out = append(out, e) }
+	found := add // for directory and glob results
+	if len(exts) > 0 {
+		keep := map[string]bool{}
+		for _, x := range exts {
+			keep["."+strings.TrimPrefix(strings.ToLower(x), ".")] = true
+		}
+		found = func(e entry) {
+			if e.kind != kindFile || keep[strings.ToLower(filepath.Ext(e.path))] {
+				out = append(out, e)
+			}
+		}
+	}
 	for _, in := range inputs {
 		if in == "-" {
 			if stdin == nil {
@@ -67,7 +83,7 @@ func expand(inputs []string, stdin io.Reader) ([]entry, error) {
 		fi, err := os.Stat(in)
 		switch {
 		case err == nil && fi.IsDir():
-			walk(filepath.Clean(in), filepath.Clean(in), "", visited, add)
+			walk(filepath.Clean(in), filepath.Clean(in), "", visited, found)
 		case err == nil && isListFile(in):
 			f, err := os.Open(in)
 			if err != nil {
@@ -98,9 +114,9 @@ func expand(inputs []string, stdin io.Reader) ([]entry, error) {
 				}
 				rel, _ := filepath.Rel(root, m)
 				if fi.IsDir() {
-					walk(m, root, "", visited, add)
+					walk(m, root, "", visited, found)
 				} else if fi.Mode().IsRegular() {
-					add(entry{path: m, id: filepath.ToSlash(rel), kind: kindOf(m)})
+					found(entry{path: m, id: filepath.ToSlash(rel), kind: kindOf(m)})
 				}
 			}
 		default:

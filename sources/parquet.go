@@ -186,3 +186,13 @@ func (c *parquetContainer) close() error {
 	c.rr.Release()
 	return c.rdr.Close()
 }
+
+// parquetRows reads the row count from the footer.
+func parquetRows(p string) (int64, error) {
+	rdr, err := file.OpenParquetFile(p, false)
+	if err != nil {
+		return 0, err
+	}
+	defer rdr.Close()
+	return rdr.NumRows(), nil
+}

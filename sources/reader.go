@@ -60,7 +60,7 @@ func OpenWith(inputs []string, stdin io.Reader, opts Options) (*Reader, error) {
 	if opts.ParquetBatch <= 0 {
 		opts.ParquetBatch = 32
 	}
-	entries, err := expand(inputs, stdin)
+	entries, err := expand(inputs, stdin, opts.Extensions)
 	if err != nil {
 		return nil, err
 	}
@@ -78,6 +78,42 @@ func (r *Reader) Files() (n int, exact bool) {
 		}
 	}
 	return len(r.entries), exact
+}
+
+// Total counts the items of this shard (before resume skips) for a progress
+// bar: files count one, Parquet files their row count from the footer,
+// uncompressed tars their image members (headers only, data is seeked
+// over). exact is false when a compressed or unreadable container could not
+// be counted cheaply.
+func (r *Reader) Total() (n int64, exact bool) {
+	exact = true
+	for _, e := range r.entries {
+		switch e.kind {
+		case kindFile:
+			n++
+		case kindParquet:
+			rows, err := parquetRows(e.path)
+			if err != nil {
+				exact = false
+				continue
+			}
+			n += rows
+		case kindTar:
+			m, err := tarMembers(e.path)
+			if err != nil {
+				exact = false
+				continue
+			}
+			n += m
+		}
+	}
+	if s := r.opts.Shard; s.Count > 1 {
+		n = (n - int64(s.Index) + int64(s.Count) - 1) / int64(s.Count)
+		if n < 0 {
+			n = 0
+		}
+	}
+	return n, exact
 }
 
 // Stats returns counters so far.

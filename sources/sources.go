@@ -99,6 +99,11 @@ type Options struct {
 	// NoData leaves Item.Data nil (for --dry-run listings): files are not
 	// read. Tar and Parquet contents are still scanned for their members.
 	NoData bool
+	// Extensions, if set (e.g. jpg, png), keeps only files with these
+	// extensions from directories and globs, so sidecar files (.txt, .json)
+	// of a dataset folder are not read as broken images. Tar and Parquet
+	// files, and files named directly or in a list, are always taken.
+	Extensions []string
 	// ImageColumn names the Parquet column holding images: binary, or a
 	// struct with a binary "bytes" field (Hugging Face datasets). Default
 	// "image".

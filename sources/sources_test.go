@@ -101,6 +101,14 @@ func TestFilesDirectoryOrderAndSymlinks(t *testing.T) {
 	if n, exact := r.Files(); n != 5 || !exact {
 		t.Fatalf("Files() = %d %v", n, exact)
 	}
+	r, err = Open([]string{filepath.Join(dir, "root"), filepath.Join(dir, "root", "a", "2.png")}, Options{Extensions: []string{"JPG", ".jpeg"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 2.png is named directly, so kept (in path order); the directory yields only .jpg.
+	if got, want := readAll(t, r), []string{"2.png=A2", "a/sub/x.jpg=X", "b.jpg=B", "link.jpg=B"}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("Extensions: got %q, want %q", got, want)
+	}
 }
 
 func TestFilesSingleFileGlobListStdin(t *testing.T) {
@@ -194,6 +202,9 @@ func TestShardsPartitionAndResume(t *testing.T) {
 			}
 		}
 	}
+	if n, exact := mustOpen(t, dir, Shard{1, 3}).Total(); n != 8 || !exact {
+		t.Fatalf("Total() of shard 1/3 = %d %v, want 8", n, exact)
+	}
 	if len(seen) != 23 {
 		t.Fatalf("shards cover %d of 23", len(seen))
 	}
@@ -284,6 +295,9 @@ func TestTarWebDataset(t *testing.T) {
 		"shard-001.tar.gz/000004.jpg=J4"}
 	if len(got) != 5 || !reflect.DeepEqual(got[:4], want) || !strings.HasPrefix(got[4], "shard-002.tar!read") {
 		t.Fatalf("got %q\nwant %q + shard-002.tar error", got, want)
+	}
+	if n, exact := mustOpen(t, dir, Shard{}).Total(); n != 3 || exact {
+		t.Fatalf("Total() = %d %v, want 3 inexact (gz and corrupt tars uncounted)", n, exact)
 	}
 	// Sharding counts members across archives.
 	r, _ = Open([]string{dir}, Options{Shard: Shard{1, 2}})
@@ -376,4 +390,13 @@ func TestParquetHuggingFaceLayout(t *testing.T) {
 	if got := readAll(t, r); len(got) != 2 || !strings.Contains(got[1], `no column "pixels"`) {
 		t.Fatalf("missing column: %q", got)
 	}
+}
+
+func mustOpen(t *testing.T, dir string, s Shard) *Reader {
+	t.Helper()
+	r, err := Open([]string{dir}, Options{Shard: s})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
 }

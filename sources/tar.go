@@ -83,3 +83,30 @@ func (c *tarContainer) close() error {
 	}
 	return c.f.Close()
 }
+
+// tarMembers counts the image members of an uncompressed tar; the tar
+// reader seeks over member data because *os.File is an io.Seeker.
+func tarMembers(p string) (int64, error) {
+	if l := strings.ToLower(p); strings.HasSuffix(l, ".gz") || strings.HasSuffix(l, ".tgz") {
+		return 0, fmt.Errorf("compressed: not counted")
+	}
+	f, err := os.Open(p)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	tr := tar.NewReader(f)
+	var n int64
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			return n, nil
+		}
+		if err != nil {
+			return n, err
+		}
+		if h.Typeflag == tar.TypeReg && imageExt[strings.ToLower(path.Ext(h.Name))] {
+			n++
+		}
+	}
+}
