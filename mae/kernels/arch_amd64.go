@@ -45,9 +45,10 @@ func packA12AVX512(dst, src *float32, lda, k int)
 func scaleAVX512(x []float32, s float32)
 
 var avx512Impl = impl{
-	name:   "avx512",
-	mr:     12,
-	kernel: kernelAVX512,
+	name:     "avx512",
+	mr:       12,
+	kernel:   kernelAVX512,
+	geluTile: geluTileAVX512,
 	packRows: func(dst, src *float32, lda, k int) {
 		k16 := k &^ 15
 		packA12AVX512(dst, src, lda, k16)
@@ -78,6 +79,12 @@ var avx512Impl = impl{
 func geluAVX2(x []float32)
 
 //go:noescape
+func geluTileAVX2(c *float32, ldc, rows int)
+
+//go:noescape
+func geluTileAVX512(c *float32, ldc, rows int)
+
+//go:noescape
 func expSubAVX2(x []float32, m float32) float32
 
 //go:noescape
@@ -101,9 +108,10 @@ func scaleAVX2(x []float32, s float32)
 // The AVX2 helpers process whole vectors of 8; these wrappers finish the
 // tail (a padded vector for GELU, plain Go for the rest).
 var avx2Impl = impl{
-	name:   "avx2",
-	mr:     6,
-	kernel: kernelAVX2,
+	name:     "avx2",
+	mr:       6,
+	kernel:   kernelAVX2,
+	geluTile: geluTileAVX2,
 	gelu: func(x []float32) {
 		n := len(x) &^ 7
 		geluAVX2(x[:n])

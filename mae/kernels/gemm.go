@@ -280,9 +280,14 @@ func (j *gemmJob) epilogue(i, rows, col, cols int) {
 	if j.act == ActNone && j.res == nil {
 		return
 	}
+	gelu := j.act == ActGELU
+	if gelu && cols == nr && j.im.geluTile != nil {
+		j.im.geluTile(&j.c[i*j.ldc+col], j.ldc, rows)
+		gelu = false
+	}
 	for r := i; r < i+rows; r++ {
 		row := j.c[r*j.ldc+col : r*j.ldc+col+cols]
-		if j.act == ActGELU {
+		if gelu {
 			j.im.gelu(row)
 		}
 		if j.res != nil {

@@ -42,6 +42,9 @@ type impl struct {
 	// packRows, if set, packs mr full rows of A (stride lda) into the
 	// k×mr interleaved panel layout.
 	packRows func(dst, src *float32, lda, k int)
+	// geluTile, if set, applies GELU to rows×nr floats at c (row stride
+	// ldc): the epilogue of one full micro-tile.
+	geluTile func(c *float32, ldc, rows int)
 	gelu     func(x []float32)                    // in place, exact-erf GELU
 	add      func(dst, src []float32)             // dst[i] += src[i]
 	expSub   func(x []float32, m float32) float32 // x[i] = exp(x[i]-m), returns Σ
