@@ -443,3 +443,34 @@ func TestGemmPackedA(t *testing.T) {
 		}
 	})
 }
+
+// TestConcurrentCalls runs GEMMs and attention from several goroutines at
+// once: the shared worker pool must neither deadlock nor mix up jobs.
+func TestConcurrentCalls(t *testing.T) {
+	const m, n, k = 70, 90, 300
+	r := rand.New(rand.NewPCG(19, 20))
+	a, b := randSlice(r, m*k), randSlice(r, k*n)
+	want := refGemm(false, false, m, n, k, 1, a, k, b, n, 0, make([]float32, m*n), n)
+	qkv := randSlice(r, 2*20*3*2*16)
+	wantAtt := refAttention(qkv, 2, 20, 2, 16)
+	done := make(chan []float32)
+	for g := 0; g < 6; g++ {
+		go func() {
+			c := make([]float32, m*n)
+			for i := 0; i < 20; i++ {
+				Gemm(false, false, m, n, k, 1, a, k, b, n, 0, c, n)
+				out := make([]float32, len(wantAtt))
+				Attention(out, qkv, 2, 20, 2, 16)
+				for j := range out {
+					if math.Abs(float64(out[j])-wantAtt[j]) > 1e-4 {
+						c[0] = float32(math.NaN()) // reported below
+					}
+				}
+			}
+			done <- c
+		}()
+	}
+	for g := 0; g < 6; g++ {
+		within(t, fmt.Sprint("goroutine ", g), <-done, want, 1e-4)
+	}
+}
