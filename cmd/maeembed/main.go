@@ -21,6 +21,7 @@ const usage = `maeembed: Masked Autoencoder (MAE) embeddings and reconstructions
 usage:
   maeembed embed       [flags] INPUT...   files, dirs (recursive), globs, list files ('-' = stdin)
   maeembed reconstruct [flags] INPUT...
+  maeembed stream      [flags]            Kafka in, Parquet and/or Kafka out
   maeembed inspect     MODEL
   maeembed convert     MODEL --output DIR
   maeembed version
@@ -51,6 +52,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		err = env.embed(rest)
 	case "reconstruct":
 		err = env.reconstruct(rest)
+	case "stream":
+		err = env.stream(rest)
 	case "inspect":
 		err = env.inspect(rest)
 	case "convert":

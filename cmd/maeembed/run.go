@@ -47,6 +47,13 @@ type imageRun struct {
 	fatal    error
 
 	chwPool sync.Pool
+
+	// Stream mode (stream.go) sets these; file mode leaves them zero.
+	batchLatency time.Duration                                  // emit a partial batch after this wait (0 = full batches only)
+	keepData     bool                                           // keep the input bytes to the end (dead-letter copies)
+	onFail       func(it sources.Item, stage string, err error) // replaces the error Parquet row
+	onStart      func(p *pipeline.Pipeline)                     // called once the pipeline exists
+	streaming    bool                                           // a signal is a normal stop; no "all failed" verdict
 }
 
 // newImageRun validates the common options and opens the inputs.
@@ -131,6 +138,12 @@ func (r *imageRun) recordError(it sources.Item, stage string, err error) {
 		r.firstErr = it.ID + ": " + err.Error()
 	}
 	slog.Warn("input failed", "id", it.ID, "stage", stage, "err", err)
+	if r.onFail != nil {
+		r.errMu.Unlock()
+		r.onFail(it, stage, err) // may block (a dead-letter produce): not under the lock
+		r.errMu.Lock()
+		return
+	}
 	row := sinks.ErrorRow{ID: it.ID, Stage: stage, Error: err.Error()}
 	if werr := r.errw.Write([]sinks.ErrorRow{row}); werr != nil && r.fatal == nil {
 		r.fatal = werr
@@ -169,7 +182,7 @@ func (r *imageRun) onError(f pipeline.Failure) {
 
 // run drives the pipeline. model turns a batch into an output; write makes
 // it durable. It returns the number of images written.
-func (r *imageRun) run(ctx context.Context, src *sources.Reader,
+func (r *imageRun) run(ctx context.Context, src sources.Source,
 	model func([]prepared) (output, error), write func(output) error) error {
 	size := r.pre.Size
 	r.chwPool.New = func() any { return make([]float32, 3*size*size) }
@@ -180,6 +193,9 @@ func (r *imageRun) run(ctx context.Context, src *sources.Reader,
 	p := pipeline.New(ctx, pipeline.Options{OnError: r.onError})
 	interrupted, stopSignals := p.OnSignals(os.Interrupt, syscall.SIGTERM)
 	defer stopSignals()
+	if r.onStart != nil {
+		r.onStart(p)
+	}
 	start := time.Now()
 
 	items := pipeline.Source(p, "read", 2*r.o.BatchSize, func(ctx context.Context) (sources.Item, error) {
@@ -196,10 +212,12 @@ func (r *imageRun) run(ctx context.Context, src *sources.Reader,
 				r.chwPool.Put(chw)
 				return prepared{}, err
 			}
-			it.Data = nil
+			if !r.keepData {
+				it.Data = nil
+			}
 			return prepared{it: it, chw: chw, w: w, h: h}, nil
 		})
-	batches := pipeline.Batch(p, "batch", tensors, r.o.BatchSize, 0, 1)
+	batches := pipeline.Batch(p, "batch", tensors, r.o.BatchSize, r.batchLatency, 1)
 	outputs := pipeline.Map(p, "model", batches, pipeline.Config{Workers: 1, Buffer: 1, Ordered: true},
 		func(ctx context.Context, b []prepared) (output, error) {
 			out, err := model(b)
@@ -226,11 +244,13 @@ func (r *imageRun) run(ctx context.Context, src *sources.Reader,
 		err = r.fatal
 	}
 	r.errMu.Unlock()
-	if cerr := r.errw.Close(); err == nil && cerr != nil {
-		err = cerr
+	if r.errw != nil {
+		if cerr := r.errw.Close(); err == nil && cerr != nil {
+			err = cerr
+		}
 	}
 	r.summary(p, start)
-	if err != nil {
+	if err != nil || r.streaming {
 		return err
 	}
 	if interrupted() {

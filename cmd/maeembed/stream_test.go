@@ -1,0 +1,723 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/apache/arrow/go/v17/arrow/array"
+	"github.com/twmb/franz-go/pkg/kfake"
+	franz "github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/maeembed/maeembed/sinks"
+	sinkkafka "github.com/maeembed/maeembed/sinks/kafka"
+)
+
+var tiny = filepath.Join(fixtures, "tiny32")
+
+// broker starts a kfake cluster on loopback with the stream topics.
+func broker(t *testing.T, port int, partitions int32) string {
+	t.Helper()
+	c, err := kfake.NewCluster(kfake.Ports(port), kfake.SeedTopics(partitions, "images", "embeddings"), kfake.SeedTopics(1, "images-dlq"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return c.ListenAddrs()[0]
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func portOf(addr string) int {
+	_, p, _ := net.SplitHostPort(addr)
+	n, _ := strconv.Atoi(p)
+	return n
+}
+
+// fixtureImages returns the tiny32 PNGs by file name.
+func fixtureImages(t *testing.T) map[string][]byte {
+	t.Helper()
+	files, _ := filepath.Glob(filepath.Join(tiny, "images", "*.png"))
+	out := map[string][]byte{}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[filepath.Base(f)] = b
+	}
+	if len(out) == 0 {
+		t.Fatal("no fixture images")
+	}
+	return out
+}
+
+// fileModeVectors runs `maeembed embed --format npy` on the fixture images:
+// the vectors stream mode must reproduce.
+func fileModeVectors(t *testing.T) map[string][]float32 {
+	t.Helper()
+	out := t.TempDir()
+	mustRun(t, "embed", "-m", filepath.Join(tiny, "hf"), "--resize", "none", "--format", "npy", "-o", out, filepath.Join(tiny, "images"))
+	shape, data := npy(t, filepath.Join(out, "embeddings.npy"))
+	tbl, _, err := sinks.ReadParquet(filepath.Join(out, "metadata.parquet"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tbl.Release()
+	ids := tbl.Column(0).Data().Chunk(0).(*array.String)
+	vecs := map[string][]float32{}
+	for i := 0; i < shape[0]; i++ {
+		vecs[ids.Value(i)] = data[i*shape[1] : (i+1)*shape[1]]
+	}
+	return vecs
+}
+
+// producer returns a franz-go client producing to images.
+func producer(t *testing.T, addr string) *franz.Client {
+	t.Helper()
+	cl, err := franz.NewClient(franz.SeedBrokers(addr), franz.DefaultProduceTopic("images"), franz.ProducerLinger(time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	return cl
+}
+
+func produceImages(t *testing.T, cl *franz.Client, keys []string, imgs map[string][]byte, pick func(i int) string) {
+	t.Helper()
+	for i, k := range keys {
+		if err := cl.ProduceSync(context.Background(), &franz.Record{Key: []byte(k), Value: imgs[pick(i)]}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// committed fetches the group's committed offsets of topic.
+func committed(t *testing.T, addr, group, topic string, partitions int32) map[int32]int64 {
+	t.Helper()
+	cl, err := franz.NewClient(franz.SeedBrokers(addr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	req := kmsg.NewPtrOffsetFetchRequest()
+	req.Group = group
+	rt := kmsg.NewOffsetFetchRequestTopic()
+	rt.Topic = topic
+	for p := int32(0); p < partitions; p++ {
+		rt.Partitions = append(rt.Partitions, p)
+	}
+	req.Topics = append(req.Topics, rt)
+	resp, err := req.RequestWith(context.Background(), cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[int32]int64{}
+	for _, tp := range resp.Topics {
+		for _, p := range tp.Partitions {
+			out[p.Partition] = p.Offset
+		}
+	}
+	return out
+}
+
+// parquetRows reads every visible part file under dir (recursively) and
+// returns the ids (with repeats) and vectors; a corrupt file fails the test.
+func parquetRows(t *testing.T, dir string) ([]string, map[string][]float32) {
+	t.Helper()
+	var ids []string
+	vecs := map[string][]float32{}
+	filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !strings.HasSuffix(path, ".parquet") || strings.HasPrefix(d.Name(), ".") || strings.Contains(path, "/errors/") {
+			return nil
+		}
+		tbl, _, err := sinks.ReadParquet(path)
+		if err != nil {
+			t.Errorf("corrupt output %s: %v", path, err)
+			return nil
+		}
+		defer tbl.Release()
+		for c := 0; c < len(tbl.Column(0).Data().Chunks()); c++ {
+			idc := tbl.Column(0).Data().Chunk(c).(*array.String)
+			emb := tbl.Column(1).Data().Chunk(c).(*array.FixedSizeList)
+			vals := emb.ListValues().(*array.Float32).Float32Values()
+			d := int(emb.DataType().(interface{ Len() int32 }).Len())
+			for i := 0; i < idc.Len(); i++ {
+				ids = append(ids, idc.Value(i))
+				vecs[idc.Value(i)] = vals[(emb.Offset()+i)*d : (emb.Offset()+i+1)*d]
+			}
+		}
+		return nil
+	})
+	return ids, vecs
+}
+
+// consumeAll reads n records of topic with franz-go.
+func consumeAll(t *testing.T, addr, topic string, n int, timeout time.Duration) []*franz.Record {
+	t.Helper()
+	cl, err := franz.NewClient(franz.SeedBrokers(addr), franz.ConsumeTopics(topic), franz.ConsumeResetOffset(franz.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	var out []*franz.Record
+	for len(out) < n && ctx.Err() == nil {
+		out = append(out, cl.PollFetches(ctx).Records()...)
+	}
+	if len(out) < n {
+		t.Fatalf("%d of %d records on %s within %v", len(out), n, topic, timeout)
+	}
+	return out
+}
+
+func recHeader(r *franz.Record, k string) string {
+	for _, h := range r.Headers {
+		if h.Key == k {
+			return string(h.Value)
+		}
+	}
+	return ""
+}
+
+// syncBuffer is a goroutine-safe log sink.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// streamInProcess runs `maeembed stream` in this process until stop is
+// called (the SIGTERM path: the context ends), returning its exit code.
+func streamInProcess(t *testing.T, args ...string) (stop func() int, logs *syncBuffer) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	logs = &syncBuffer{}
+	done := make(chan int, 1)
+	go func() { done <- run(ctx, append([]string{"stream"}, args...), strings.NewReader(""), io.Discard, logs) }()
+	var once sync.Once
+	code := -1
+	stop = func() int {
+		once.Do(func() {
+			cancel()
+			select {
+			case code = <-done:
+			case <-time.After(30 * time.Second):
+				t.Fatalf("stream did not stop within 30 s\n%s", logs.String())
+			}
+		})
+		return code
+	}
+	t.Cleanup(func() { stop() })
+	return stop, logs
+}
+
+func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func checkVector(t *testing.T, id string, got, want []float32) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Fatalf("%s: %d values, want %d", id, len(got), len(want))
+	}
+	for i := range got {
+		if d := got[i] - want[i]; d > 1e-5 || d < -1e-5 {
+			t.Fatalf("%s[%d] = %g, file mode %g", id, i, got[i], want[i])
+		}
+	}
+}
+
+// kcat returns the kcat binary, skipping the test only outside CI.
+func kcat(t *testing.T) string {
+	t.Helper()
+	p, err := exec.LookPath("kcat")
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("kcat is required in CI (apt-get install kcat)")
+		}
+		t.Skip("kcat not installed")
+	}
+	return p
+}
+
+// kcatRecord is one message as kcat prints it with kcatFormat.
+type kcatRecord struct {
+	key     string
+	headers map[string]string
+	value   []byte
+}
+
+// kcatFormat frames each message so binary values survive: the key, the
+// headers, the value length, then the value bytes.
+const kcatFormat = "KEY %k\nHDR %h\nLEN %S\n%s\n"
+
+func parseKcat(t *testing.T, out []byte) []kcatRecord {
+	t.Helper()
+	var recs []kcatRecord
+	r := bufio.NewReader(bytes.NewReader(out))
+	line := func(prefix string) (string, bool) {
+		s, err := r.ReadString('\n')
+		if err == io.EOF && s == "" {
+			return "", false
+		}
+		if !strings.HasPrefix(s, prefix) {
+			t.Fatalf("kcat output: %q does not start with %q", s, prefix)
+		}
+		return strings.TrimSuffix(strings.TrimPrefix(s, prefix), "\n"), true
+	}
+	for {
+		key, ok := line("KEY ")
+		if !ok {
+			return recs
+		}
+		hdr, _ := line("HDR ")
+		ls, _ := line("LEN ")
+		n, err := strconv.Atoi(ls)
+		if err != nil {
+			t.Fatal(err)
+		}
+		val := make([]byte, n+1)
+		if _, err := io.ReadFull(r, val); err != nil {
+			t.Fatal(err)
+		}
+		h := map[string]string{}
+		for _, kv := range strings.Split(hdr, ",") {
+			k, v, _ := strings.Cut(kv, "=")
+			h[k] = v
+		}
+		recs = append(recs, kcatRecord{key: key, headers: h, value: val[:n]})
+	}
+}
+
+// kcat (librdkafka) produces real image files and a poison message into the
+// input topic; kcat reads the output and dead-letter topics: the values are
+// the vectors file mode gives, the poison is in the DLQ with its original
+// bytes, the stream went on after it, and a clean stop commits everything.
+func TestStreamKcatInterop(t *testing.T) {
+	kc := kcat(t)
+	addr := broker(t, 0, 3)
+	want := fileModeVectors(t)
+	poison := []byte("this is not an image")
+	poisonFile := filepath.Join(t.TempDir(), "poison.bin")
+	os.WriteFile(poisonFile, poison, 0o644)
+	// All into partition 0, poison first: the images behind it must flow.
+	files := []string{poisonFile}
+	g, _ := filepath.Glob(filepath.Join(tiny, "images", "*.png"))
+	files = append(files, g...)
+	for _, f := range files {
+		key := filepath.Base(f)
+		if out, err := exec.Command(kc, "-P", "-b", addr, "-t", "images", "-p", "0", "-k", key, f).CombinedOutput(); err != nil {
+			t.Fatalf("kcat produce %s: %v\n%s", f, err, out)
+		}
+	}
+	out := t.TempDir()
+	stop, logs := streamInProcess(t, "-m", filepath.Join(tiny, "hf"), "--resize", "none", "--brokers", addr, "--topic", "images",
+		"--group", "interop", "-o", out, "--output-topic", "embeddings", "--dlq-topic", "images-dlq", "--batch-size", "2", "--flush-interval", "200ms")
+	consumeAll(t, addr, "embeddings", len(g), 30*time.Second)
+	consumeAll(t, addr, "images-dlq", 1, 10*time.Second)
+	if code := stop(); code != 0 {
+		t.Fatalf("exit %d\n%s", code, logs.String())
+	}
+
+	kout, err := exec.Command(kc, "-C", "-b", addr, "-t", "embeddings", "-o", "beginning", "-e", "-q", "-f", kcatFormat).Output()
+	if err != nil {
+		t.Fatalf("kcat consume: %v", err)
+	}
+	recs := parseKcat(t, kout)
+	if len(recs) != len(want) {
+		t.Fatalf("kcat read %d output messages, want %d", len(recs), len(want))
+	}
+	for _, r := range recs {
+		vec, err := sinkkafka.DecodeFloat32(r.value)
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkVector(t, r.key, vec, want[r.key])
+		if r.headers["maeembed-dim"] != "48" || r.headers["maeembed-pool"] != "mean" || r.headers["maeembed-model"] != filepath.Join(tiny, "hf") ||
+			!strings.HasPrefix(r.headers["maeembed-source"], "images/0/") {
+			t.Errorf("%s: headers %v", r.key, r.headers)
+		}
+	}
+	dout, err := exec.Command(kc, "-C", "-b", addr, "-t", "images-dlq", "-o", "beginning", "-e", "-q", "-f", kcatFormat).Output()
+	if err != nil {
+		t.Fatalf("kcat consume dlq: %v", err)
+	}
+	dl := parseKcat(t, dout)
+	if len(dl) != 1 || dl[0].key != "poison.bin" || !bytes.Equal(dl[0].value, poison) || dl[0].headers["maeembed-stage"] != "decode" ||
+		dl[0].headers["maeembed-error"] == "" || dl[0].headers["maeembed-source"] != "images/0/0" {
+		t.Errorf("dead letters %+v", dl)
+	}
+
+	// The Parquet output holds the same vectors; the poison is not there.
+	ids, vecs := parquetRows(t, out)
+	if len(ids) != len(want) {
+		t.Errorf("parquet ids %v", ids)
+	}
+	for id, v := range vecs {
+		checkVector(t, id, v, want[id])
+	}
+	if c := committed(t, addr, "interop", "images", 3); c[0] != int64(len(files)) {
+		t.Errorf("committed %v, want partition 0 at %d", c, len(files))
+	}
+}
+
+var (
+	binOnce sync.Once
+	binPath string
+	binErr  error
+)
+
+// binary builds the real maeembed command once per test run.
+func binary(t *testing.T) string {
+	t.Helper()
+	binOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "maeembed-bin")
+		if err != nil {
+			binErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "maeembed")
+		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
+		if err != nil {
+			binErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if binErr != nil {
+		t.Fatal(binErr)
+	}
+	return binPath
+}
+
+// worker is a maeembed stream subprocess.
+type worker struct {
+	cmd  *exec.Cmd
+	logs *syncBuffer
+	done chan struct{}
+	err  error
+}
+
+func startWorker(t *testing.T, args ...string) *worker {
+	t.Helper()
+	w := &worker{logs: &syncBuffer{}, done: make(chan struct{})}
+	w.cmd = exec.Command(binary(t), append([]string{"stream"}, args...)...)
+	w.cmd.Stdout, w.cmd.Stderr = w.logs, w.logs
+	if err := w.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { w.err = w.cmd.Wait(); close(w.done) }()
+	t.Cleanup(func() {
+		w.cmd.Process.Kill()
+		<-w.done
+		if t.Failed() {
+			t.Logf("worker %v logs:\n%s", args, w.logs.String())
+		}
+	})
+	return w
+}
+
+// stop sends SIGTERM and returns the exit code and how long the exit took.
+func (w *worker) stop(t *testing.T, bound time.Duration) (int, time.Duration) {
+	t.Helper()
+	start := time.Now()
+	w.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-w.done:
+	case <-time.After(bound):
+		t.Fatalf("worker still running %v after SIGTERM\n%s", bound, w.logs.String())
+	}
+	return w.cmd.ProcessState.ExitCode(), time.Since(start)
+}
+
+func manyKeys(prefix string, n int) []string {
+	keys := make([]string, n)
+	for i := range keys {
+		keys[i] = fmt.Sprintf("%s-%05d", prefix, i)
+	}
+	return keys
+}
+
+func pickImage(imgs map[string][]byte) func(int) string {
+	names := make([]string, 0, len(imgs))
+	for n := range imgs {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return func(i int) string { return names[i%len(names)] }
+}
+
+// SIGTERM mid-stream: the worker stops fetching, drains, publishes, commits
+// and leaves within the bound; what it committed is exactly what it wrote.
+func TestStreamSIGTERM(t *testing.T) {
+	addr := broker(t, 0, 3)
+	imgs := fixtureImages(t)
+	keys := manyKeys("img", 3000)
+	cl := producer(t, addr)
+	produceImages(t, cl, keys, imgs, pickImage(imgs))
+	out := t.TempDir()
+	w := startWorker(t, "-m", filepath.Join(tiny, "hf"), "--resize", "none", "--brokers", addr, "--topic", "images", "--group", "term",
+		"-o", out, "--flush-interval", "100ms", "--max-in-flight", "64", "--batch-size", "8", "--shutdown-timeout", "10s")
+	waitFor(t, "a first published part", 30*time.Second, func() bool {
+		m, _ := filepath.Glob(filepath.Join(out, "part-*.parquet"))
+		return len(m) > 0
+	})
+	code, took := w.stop(t, 20*time.Second)
+	if code != 0 {
+		t.Fatalf("exit %d after SIGTERM\n%s", code, w.logs.String())
+	}
+	t.Logf("stopped in %v", took)
+	ids, _ := parquetRows(t, out)
+	seen := map[string]int{}
+	for _, id := range ids {
+		seen[id]++
+	}
+	if len(seen) != len(ids) {
+		t.Errorf("%d rows for %d ids: duplicates in one clean run", len(ids), len(seen))
+	}
+	c := committed(t, addr, "term", "images", 3)
+	var total int64
+	for _, off := range c {
+		total += max(0, off)
+	}
+	if total != int64(len(ids)) {
+		t.Errorf("committed %d messages (%v), wrote %d rows", total, c, len(ids))
+	}
+	if len(ids) == len(keys) {
+		t.Log("note: the whole topic was processed before SIGTERM arrived")
+	}
+	if !strings.Contains(w.logs.String(), "left group") {
+		t.Errorf("no 'left group' in logs")
+	}
+}
+
+// Two workers share a group; one is killed with SIGKILL mid-stream. The
+// survivor takes its partitions over after the session timeout: every id
+// is in the output at least once and no visible file is corrupt.
+func TestStreamKillWorker(t *testing.T) {
+	addr := broker(t, 0, 4)
+	imgs := fixtureImages(t)
+	keys := manyKeys("k", 1500)
+	outA, outB := filepath.Join(t.TempDir(), "a"), filepath.Join(t.TempDir(), "b")
+	common := []string{"-m", filepath.Join(tiny, "hf"), "--resize", "none", "--brokers", addr, "--topic", "images", "--group", "kill",
+		"--flush-interval", "200ms", "--max-file-rows", "200", "--max-in-flight", "64", "--session-timeout", "6s", "--commit-interval", "200ms"}
+	a := startWorker(t, append(common, "-o", outA)...)
+	b := startWorker(t, append(common, "-o", outB)...)
+	// Produce at a steady rate so the kill lands mid-stream.
+	cl := producer(t, addr)
+	pick := pickImage(imgs)
+	prodDone := make(chan struct{})
+	go func() {
+		defer close(prodDone)
+		for i, k := range keys {
+			cl.Produce(context.Background(), &franz.Record{Key: []byte(k), Value: imgs[pick(i)]}, nil)
+			if i%50 == 49 {
+				time.Sleep(100 * time.Millisecond)
+			}
+		}
+		cl.Flush(context.Background())
+	}()
+	waitFor(t, "both workers publishing", 30*time.Second, func() bool {
+		ma, _ := filepath.Glob(filepath.Join(outA, "part-*.parquet"))
+		mb, _ := filepath.Glob(filepath.Join(outB, "part-*.parquet"))
+		return len(ma) > 0 && len(mb) > 0
+	})
+	a.cmd.Process.Signal(syscall.SIGKILL)
+	<-a.done
+	<-prodDone
+	waitFor(t, "every id in the output", 45*time.Second, func() bool {
+		ids, _ := parquetRowsQuiet(outA, outB)
+		return len(ids) >= len(keys)
+	})
+	if code, _ := b.stop(t, 20*time.Second); code != 0 {
+		t.Errorf("survivor exit %d", code)
+	}
+	var all []string
+	for _, d := range []string{outA, outB} {
+		ids, _ := parquetRows(t, d)
+		all = append(all, ids...)
+	}
+	seen := map[string]int{}
+	for _, id := range all {
+		seen[id]++
+	}
+	for _, k := range keys {
+		if seen[k] == 0 {
+			t.Errorf("id %s missing from the output", k)
+		}
+	}
+	t.Logf("kill test: %d inputs, %d rows, %d duplicates", len(keys), len(all), len(all)-len(seen))
+	if tmp, _ := filepath.Glob(filepath.Join(outA, "part-*")); len(tmp) == 0 {
+		t.Error("killed worker published nothing before the kill")
+	}
+}
+
+// parquetRowsQuiet counts distinct ids without failing on a file being
+// published concurrently.
+func parquetRowsQuiet(dirs ...string) (map[string]bool, error) {
+	ids := map[string]bool{}
+	for _, d := range dirs {
+		files, _ := filepath.Glob(filepath.Join(d, "part-*.parquet"))
+		for _, f := range files {
+			tbl, _, err := sinks.ReadParquet(f)
+			if err != nil {
+				return ids, err
+			}
+			for c := 0; c < len(tbl.Column(0).Data().Chunks()); c++ {
+				col := tbl.Column(0).Data().Chunk(c).(*array.String)
+				for i := 0; i < col.Len(); i++ {
+					ids[col.Value(i)] = true
+				}
+			}
+			tbl.Release()
+		}
+	}
+	return ids, nil
+}
+
+// A worker started before the broker logs that it is retrying, is not
+// ready, then connects and catches up once the broker appears.
+func TestStreamBrokerStartsLater(t *testing.T) {
+	addr := freeAddr(t)
+	metrics := freeAddr(t)
+	out := t.TempDir()
+	w := startWorker(t, "-m", filepath.Join(tiny, "hf"), "--resize", "none", "--brokers", addr, "--topic", "images", "--group", "late",
+		"-o", out, "--flush-interval", "200ms", "--metrics-addr", metrics)
+	waitFor(t, "a retry log line", 20*time.Second, func() bool { return strings.Contains(w.logs.String(), "brokers unreachable") })
+	if code := httpStatus(metrics, "/readyz"); code != http.StatusServiceUnavailable {
+		t.Errorf("/readyz %d without a broker, want 503", code)
+	}
+	if code := httpStatus(metrics, "/healthz"); code != http.StatusOK {
+		t.Errorf("/healthz %d, want 200", code)
+	}
+	time.Sleep(time.Second)
+	broker(t, portOf(addr), 3)
+	imgs := fixtureImages(t)
+	keys := manyKeys("late", 30)
+	produceImages(t, producer(t, addr), keys, imgs, pickImage(imgs))
+	waitFor(t, "all images written", 40*time.Second, func() bool {
+		ids, _ := parquetRowsQuiet(out)
+		return len(ids) == len(keys)
+	})
+	waitFor(t, "ready", 15*time.Second, func() bool { return httpStatus(metrics, "/readyz") == http.StatusOK })
+	resp, err := http.Get("http://" + metrics + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{"maeembed_images_written_total 30", `maeembed_kafka_consumer_lag{topic="images",partition="0"}`,
+		`maeembed_stage_busy_seconds_total{stage="model"}`, "maeembed_kafka_end_to_end_seconds_bucket", "maeembed_kafka_up 1"} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("metrics lack %q", want)
+		}
+	}
+	if code, _ := w.stop(t, 20*time.Second); code != 0 {
+		t.Errorf("exit %d", code)
+	}
+	if !strings.Contains(w.logs.String(), "brokers reachable") {
+		t.Error("no log line when the broker came up")
+	}
+}
+
+func httpStatus(addr, path string) int {
+	resp, err := http.Get("http://" + addr + path)
+	if err != nil {
+		return 0
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// Bad stream flags are usage errors with one clear line.
+func TestStreamUsageErrors(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--topic", "t", "-o", "x"}, "--brokers"},
+		{[]string{"--brokers", "b", "-o", "x"}, "--topic"},
+		{[]string{"--brokers", "b", "--topic", "t"}, "--output"},
+		{[]string{"--brokers", "b", "--topic", "t", "-o", "x", "extra"}, "no INPUT"},
+		{[]string{"--brokers", "b", "--topic", "t", "-o", "x", "--max-in-flight", "2"}, "max-in-flight"},
+		{[]string{"--brokers", "b", "--topic", "t", "-o", "x", "--start-offset", "middle", "-m", filepath.Join(tiny, "hf")}, "start offset"},
+	} {
+		code, _, stderr := maeembed(t, append([]string{"stream"}, c.args...)...)
+		if code != 2 || !strings.Contains(stderr, c.want) {
+			t.Errorf("%v: exit %d, stderr %q, want 2 and %q", c.args, code, stderr, c.want)
+		}
+	}
+}
+
+// Two workers may not share an output directory.
+func TestStreamOutputLocked(t *testing.T) {
+	dir := t.TempDir()
+	f, err := lockDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := lockDir(dir); err == nil || !strings.Contains(err.Error(), "another running worker") {
+		t.Errorf("second lock: %v", err)
+	}
+}
+
+// streamConfigCheck runs a configs/stream*.yaml end to end against a
+// loopback broker (called by TestConfigs).
+func streamConfigCheck(t *testing.T, file string) {
+	addr := broker(t, 0, 3)
+	imgs := fixtureImages(t)
+	keys := manyKeys("cfg", 6)
+	produceImages(t, producer(t, addr), keys, imgs, pickImage(imgs))
+	out := t.TempDir()
+	stop, logs := streamInProcess(t, "--config-file", file, "-m", filepath.Join(tiny, "hf"), "--resize", "none", "--brokers", addr,
+		"-o", out, "--metrics-addr", "")
+	consumeAll(t, addr, "embeddings", len(keys), 30*time.Second)
+	if code := stop(); code != 0 {
+		t.Fatalf("exit %d\n%s", code, logs.String())
+	}
+	if ids, _ := parquetRows(t, out); len(ids) != len(keys) {
+		t.Errorf("%d rows, want %d", len(ids), len(keys))
+	}
+}
