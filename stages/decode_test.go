@@ -1,8 +1,11 @@
 package stages
 
 import (
+	"bytes"
 	"errors"
 	"image"
+	"image/color"
+	"image/gif"
 	"os"
 	"path/filepath"
 	"strings"
@@ -192,5 +195,31 @@ func TestCenterCropRounding(t *testing.T) {
 		if got := rgbAt(out, 0, 0); int(got[0])+256*int(got[1]) != tc.wantLeft {
 			t.Errorf("width %d: left column %d, want %d", tc.w, int(got[0])+256*int(got[1]), tc.wantLeft)
 		}
+	}
+}
+
+// TestGIFFrameSmallerThanScreen: the first frame is placed on the logical
+// screen; the uncovered area is background, rendered white.
+func TestGIFFrameSmallerThanScreen(t *testing.T) {
+	pal := color.Palette{color.NRGBA{0, 0, 255, 255}, color.NRGBA{0, 0, 0, 0}}
+	frame := image.NewPaletted(image.Rect(10, 5, 20, 15), pal) // all index 0: blue
+	var buf bytes.Buffer
+	err := gif.EncodeAll(&buf, &gif.GIF{Image: []*image.Paletted{frame}, Delay: []int{0},
+		Config: image.Config{ColorModel: pal, Width: 40, Height: 30}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, w, h, err := Preprocess{}.Decode(buf.Bytes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w != 40 || h != 30 {
+		t.Fatalf("size %dx%d, want the 40x30 screen", w, h)
+	}
+	if got := rgbAt(img, 12, 7); got != blue {
+		t.Errorf("inside frame: %v", got)
+	}
+	if got := rgbAt(img, 2, 2); got != white {
+		t.Errorf("outside frame: %v", got)
 	}
 }

@@ -100,3 +100,6 @@ for name, sampling in (("444", 0), ("422", 1), ("420", 2)):
 subprocess.run(["convert", p("sub-444.jpg"), "-sampling-factor", "1x2", "-quality", "90", p("sub-440.jpg")], check=True)
 for name in ("444", "422", "420", "440"):
     Image.open(p(f"sub-{name}.jpg")).convert("RGB").save(p(f"sub-{name}.pil.png"))
+# PIL's decoding of the CMYK and progressive JPEGs, for the same comparison.
+for name in ("cmyk", "progressive"):
+    Image.open(p(f"{name}.jpg")).convert("RGB").save(p(f"{name}.pil.png"))
