@@ -66,6 +66,8 @@ type Pipeline struct {
 	drain    context.CancelFunc
 	opts     Options
 	wg       sync.WaitGroup
+	waitOnce sync.Once
+	err      error // result of Wait
 
 	mu     sync.Mutex
 	stages []*stageMetrics
@@ -91,11 +93,13 @@ func (p *Pipeline) Context() context.Context { return p.ctx }
 // first fatal error or the cancellation cause; nil after a clean finish or a
 // drain.
 func (p *Pipeline) Wait() error {
-	p.wg.Wait()
-	err := context.Cause(p.ctx)
-	p.drain()
-	p.cancel(nil)
-	return err
+	p.waitOnce.Do(func() {
+		p.wg.Wait()
+		p.err = context.Cause(p.ctx)
+		p.drain()
+		p.cancel(nil) // release the contexts
+	})
+	return p.err
 }
 
 func (p *Pipeline) fail(stage string, item any, err error) {

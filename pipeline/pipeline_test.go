@@ -58,6 +58,9 @@ func TestMapUnorderedProcessesEverything(t *testing.T) {
 	if err := p.Wait(); err != nil {
 		t.Fatal(err)
 	}
+	if err := p.Wait(); err != nil { // idempotent
+		t.Fatal(err)
+	}
 	sum := 0
 	for _, v := range *got {
 		sum += v
