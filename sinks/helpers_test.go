@@ -39,7 +39,7 @@ func nodeScript(t *testing.T, script string, args ...string) []byte {
 	}
 	for _, pkg := range []string{"@duckdb/node-api", "apache-arrow"} {
 		if _, err := os.Stat(filepath.Join(dir, "node_modules", pkg)); err != nil {
-			t.Skipf("independent readers not installed (%s missing): run `npm ci` in sinks/testdata/duckdb", pkg)
+			skipOrFail(t, "independent readers not installed (%s missing): run `npm ci` in sinks/testdata/duckdb", pkg)
 		}
 	}
 	cmd := exec.Command("node", append([]string{script}, args...)...)
@@ -61,7 +61,7 @@ func numpyPython(t *testing.T) string {
 	t.Helper()
 	const py = "/usr/bin/python3"
 	if err := exec.Command(py, "-c", "import numpy").Run(); err != nil {
-		t.Skipf("numpy reader not available (%s -c 'import numpy': %v)", py, err)
+		skipOrFail(t, "numpy reader not available (%s -c 'import numpy': %v)", py, err)
 	}
 	return py
 }
@@ -110,3 +110,14 @@ func hiddenFiles(t *testing.T, dir string) []string {
 }
 
 func writeFile(p string) error { return os.WriteFile(p, []byte("x"), 0o644) }
+
+// skipOrFail skips a test whose external tool is missing, unless
+// MAEEMBED_REQUIRE_TOOLS=1 (set by .ci/run), where a missing tool is a
+// failure: CI must not pass by skipping.
+func skipOrFail(t *testing.T, format string, args ...any) {
+	t.Helper()
+	if os.Getenv("MAEEMBED_REQUIRE_TOOLS") == "1" {
+		t.Fatalf(format, args...)
+	}
+	t.Skipf(format, args...)
+}

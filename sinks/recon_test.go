@@ -187,7 +187,7 @@ func TestPNGPath(t *testing.T) {
 func TestReconPNGMatchesDemo(t *testing.T) {
 	py := numpyPython(t)
 	if err := exec.Command(py, "-c", "import torch, PIL").Run(); err != nil {
-		t.Skipf("torch/PIL not available in %s: %v", py, err)
+		skipOrFail(t, "torch/PIL not available in %s: %v", py, err)
 	}
 	dir := t.TempDir()
 	m := testReconMeta

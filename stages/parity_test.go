@@ -44,14 +44,14 @@ func loadExpected(t *testing.T) expectedFile {
 }
 
 // photo reads a Debian-packaged test photo, skipping when the package is
-// absent unless MAEEMBED_REQUIRE_PHOTOS=1 (CI sets it so that a missing
+// absent unless MAEEMBED_REQUIRE_TOOLS=1 (CI sets it so that a missing
 // package fails loudly instead of silently skipping).
 func photo(t *testing.T, path string) []byte {
 	t.Helper()
 	b, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		msg := "photo " + path + " missing: apt-get install -y python3-skimage python3-sklearn"
-		if os.Getenv("MAEEMBED_REQUIRE_PHOTOS") == "1" {
+		if os.Getenv("MAEEMBED_REQUIRE_TOOLS") == "1" {
 			t.Fatal(msg)
 		}
 		t.Skip(msg)
