@@ -39,6 +39,9 @@ func lnAVX512(y, x []float32, mean, rstd float32, gamma, beta []float32)
 func addAVX512(dst, src []float32)
 
 //go:noescape
+func packT16AVX512(dst, src *float32, lda, k int)
+
+//go:noescape
 func packA12AVX512(dst, src *float32, lda, k int)
 
 //go:noescape
@@ -49,6 +52,7 @@ var avx512Impl = impl{
 	mr:       12,
 	kernel:   kernelAVX512,
 	geluTile: geluTileAVX512,
+	packT16:  packT16AVX512,
 	packRows: func(dst, src *float32, lda, k int) {
 		k16 := k &^ 15
 		packA12AVX512(dst, src, lda, k16)

@@ -543,28 +543,48 @@ func helpers512() {
 // transpose each group of four rows into 4×4 blocks, whose 128-bit lanes
 // are then stored straight to their places. k must be a multiple of 16.
 func packA512() {
-	p("// func packA12AVX512(dst, src *float32, lda, k int)")
-	p("TEXT ·packA12AVX512(SB), NOSPLIT, $0-32")
+	packT512("packA12AVX512", 12, 48)
+	packT512("packT16AVX512", 16, 128)
+}
+
+// packT512 emits func name(dst, src *float32, lda, k int): rows rows of A
+// (row stride lda) transposed so that column p lands at dst + p·dstStride
+// bytes, rows 0..rows-1 contiguous there. k must be a multiple of 16.
+func packT512(name string, rows, dstStride int) {
+	lbl := strings.ToLower(name)
+	p("// func %s(dst, src *float32, lda, k int)", name)
+	p("TEXT ·%s(SB), NOSPLIT, $0-32", name)
 	p("\tMOVQ dst+0(FP), DI")
 	p("\tMOVQ src+8(FP), SI")
 	p("\tMOVQ lda+16(FP), R8")
 	p("\tSHLQ $2, R8")
 	p("\tMOVQ k+24(FP), CX")
 	p("\tSHRQ $4, CX")
-	p("\tJZ packa_done")
+	p("\tJZ %s_done", lbl)
 	p("\tLEAQ (SI)(R8*2), R10")
 	p("\tADDQ R8, R10")
 	p("\tLEAQ (R10)(R8*2), R11")
 	p("\tADDQ R8, R11")
 	p("\tLEAQ (R11)(R8*2), R12")
 	p("\tADDQ R8, R12")
-	p("packa_loop:")
-	for r := 0; r < 12; r++ {
-		p("\tVMOVUPS %s, Z%d", aRow[r], r)
+	rowAddr := append([]string(nil), aRow...)
+	bases := []string{"SI", "R10", "R11", "R12"}
+	if rows > 12 {
+		// Rows 12..15: R13 = row 12, R14 = row 15.
+		p("\tLEAQ (R12)(R8*2), R13")
+		p("\tADDQ R8, R13")
+		p("\tLEAQ (R13)(R8*2), R14")
+		p("\tADDQ R8, R14")
+		rowAddr = append(rowAddr, "(R13)", "(R13)(R8*1)", "(R13)(R8*2)", "(R14)")
+		bases = append(bases, "R13", "R14")
 	}
-	for g := 0; g < 3; g++ {
+	p("%s_loop:", lbl)
+	for r := 0; r < rows; r++ {
+		p("\tVMOVUPS %s, Z%d", rowAddr[r], r)
+	}
+	for g := 0; g < rows/4; g++ {
 		r := 4 * g
-		t := 12 + 4*g
+		t := 16 + 4*g
 		p("\tVUNPCKLPS Z%d, Z%d, Z%d", r+1, r, t)
 		p("\tVUNPCKHPS Z%d, Z%d, Z%d", r+1, r, t+1)
 		p("\tVUNPCKLPS Z%d, Z%d, Z%d", r+3, r+2, t+2)
@@ -578,19 +598,18 @@ func packA512() {
 	for j := 0; j < 4; j++ {
 		for c := 0; c < 4; c++ {
 			col := 4*j + c
-			for g := 0; g < 3; g++ {
-				p("\tVEXTRACTF32X4 $%d, Z%d, %d(DI)", j, 4*g+c, col*48+g*16)
+			for g := 0; g < rows/4; g++ {
+				p("\tVEXTRACTF32X4 $%d, Z%d, %d(DI)", j, 4*g+c, col*dstStride+g*16)
 			}
 		}
 	}
-	p("\tADDQ $64, SI")
-	p("\tADDQ $64, R10")
-	p("\tADDQ $64, R11")
-	p("\tADDQ $64, R12")
-	p("\tADDQ $768, DI")
+	for _, b := range bases {
+		p("\tADDQ $64, %s", b)
+	}
+	p("\tADDQ $%d, DI", 16*dstStride)
 	p("\tDECQ CX")
-	p("\tJNZ packa_loop")
-	p("packa_done:")
+	p("\tJNZ %s_loop", lbl)
+	p("%s_done:", lbl)
 	p("\tVZEROUPPER")
 	p("\tRET")
 	p("")

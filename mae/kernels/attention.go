@@ -58,8 +58,8 @@ func (j *attnJob) item(s *attnScratch, b, h int) {
 	s.kp = grow(s.kp, numPanels(T)*hd*nr)
 	s.vp = grow(s.vp, numPanels(hd)*T*nr)
 	s.s = grow(s.s, T*T)
-	packB(s.kp, k, ld, true, hd, T, 0, numPanels(T))   // op(B) = Kᵀ (hd×T)
-	packB(s.vp, v, ld, false, T, hd, 0, numPanels(hd)) // op(B) = V (T×hd)
+	packB(j.im, s.kp, k, ld, true, hd, T, 0, numPanels(T))   // op(B) = Kᵀ (hd×T)
+	packB(j.im, s.vp, v, ld, false, T, hd, 0, numPanels(hd)) // op(B) = V (T×hd)
 	scale := float32(1 / math.Sqrt(float64(hd)))
 	serialGemm(j.im, s.g, T, T, hd, scale, q, ld, s.kp, s.s, T)
 	for r := 0; r < T; r++ {

@@ -38,17 +38,31 @@ func PackLinear(w []float32, n, k int) *Packed {
 		panic(fmt.Sprintf("kernels.PackLinear: w has %d elements, want %d×%d", len(w), n, k))
 	}
 	p := &Packed{N: n, K: k, data: make([]float32, numPanels(n)*k*nr)}
-	packB(p.data, w, k, true, k, n, 0, numPanels(n))
+	packB(current.Load(), p.data, w, k, true, k, n, 0, numPanels(n))
 	return p
 }
 
 // packB packs panels [q0,q1) of op(B) (k×n; op(B)[p][j] = b[p*ldb+j], or
 // b[j*ldb+p] when trans) into dst, panel q at dst[q*k*nr:].
-func packB(dst, b []float32, ldb int, trans bool, k, n, q0, q1 int) {
+func packB(im *impl, dst, b []float32, ldb int, trans bool, k, n, q0, q1 int) {
 	for q := q0; q < q1; q++ {
 		j0 := q * nr
 		cols := min(nr, n-j0)
 		d := dst[q*k*nr : (q+1)*k*nr]
+		if trans && cols == nr && im.packT16 != nil && k >= 16 {
+			// Full panel of a transposed B: 16×16 register transposes.
+			k16 := k &^ 15
+			_ = b[(j0+nr-1)*ldb+k-1] // bounds, checked once for the assembly
+			im.packT16(&d[0], &b[j0*ldb], ldb, k16)
+			im.packT16(&d[16], &b[(j0+16)*ldb], ldb, k16)
+			for c := 0; c < nr; c++ {
+				src := b[(j0+c)*ldb : (j0+c)*ldb+k]
+				for p := k16; p < k; p++ {
+					d[p*nr+c] = src[p]
+				}
+			}
+			continue
+		}
 		if !trans {
 			for p := 0; p < k; p++ {
 				row := d[p*nr : p*nr+nr]
@@ -70,6 +84,7 @@ func packB(dst, b []float32, ldb int, trans bool, k, n, q0, q1 int) {
 }
 
 type packJob struct {
+	im     *impl
 	dst, b []float32
 	ldb    int
 	trans  bool
@@ -84,7 +99,7 @@ func (j *packJob) run() {
 		if q >= j.total {
 			return
 		}
-		packB(j.dst, j.b, j.ldb, j.trans, j.k, j.n, q, min(q+4, j.total))
+		packB(j.im, j.dst, j.b, j.ldb, j.trans, j.k, j.n, q, min(q+4, j.total))
 	}
 }
 
@@ -403,7 +418,7 @@ func Gemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int,
 	}
 	bp := (*bufp)[:need]
 	pj := packPool.Get().(*packJob)
-	*pj = packJob{dst: bp, b: b, ldb: ldb, trans: transB, k: k, n: n, total: numPanels(n)}
+	*pj = packJob{im: current.Load(), dst: bp, b: b, ldb: ldb, trans: transB, k: k, n: n, total: numPanels(n)}
 	parallel(min(workers(float64(k)*float64(n)*8), ceilDiv(numPanels(n), 4)), pj)
 	*pj = packJob{}
 	packPool.Put(pj)

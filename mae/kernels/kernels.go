@@ -42,6 +42,9 @@ type impl struct {
 	// packRows, if set, packs mr full rows of A (stride lda) into the
 	// k×mr interleaved panel layout.
 	packRows func(dst, src *float32, lda, k int)
+	// packT16, if set, transposes 16 rows of B (stride ldb, k a multiple
+	// of 16) into lanes 0..15 of k rows of nr floats at dst.
+	packT16 func(dst, src *float32, lda, k int)
 	// geluTile, if set, applies GELU to rows×nr floats at c (row stride
 	// ldc): the epilogue of one full micro-tile.
 	geluTile func(c *float32, ldc, rows int)

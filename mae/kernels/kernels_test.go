@@ -4,6 +4,9 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"os"
+	"os/exec"
+	"strings"
 	"testing"
 )
 
@@ -472,5 +475,30 @@ func TestConcurrentCalls(t *testing.T) {
 	}
 	for g := 0; g < 6; g++ {
 		within(t, fmt.Sprint("goroutine ", g), <-done, want, 1e-4)
+	}
+}
+
+// TestEnvForcesPath runs this test binary again with MAEEMBED_KERNEL set
+// and checks that init picked that path.
+func TestEnvForcesPath(t *testing.T) {
+	if os.Getenv("MAEEMBED_KERNEL_CHILD") != "" {
+		fmt.Printf("path=%s\n", Path())
+		return
+	}
+	for _, p := range Paths() {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestEnvForcesPath$")
+		cmd.Env = append(os.Environ(), "MAEEMBED_KERNEL="+p, "MAEEMBED_KERNEL_CHILD=1")
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("MAEEMBED_KERNEL=%s: %v\n%s", p, err, out)
+		}
+		if !strings.Contains(string(out), "path="+p+"\n") {
+			t.Errorf("MAEEMBED_KERNEL=%s: child reported %q", p, out)
+		}
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestEnvForcesPath$")
+	cmd.Env = append(os.Environ(), "MAEEMBED_KERNEL=sse9", "MAEEMBED_KERNEL_CHILD=1")
+	if out, err := cmd.CombinedOutput(); err == nil {
+		t.Errorf("MAEEMBED_KERNEL=sse9 was accepted:\n%s", out)
 	}
 }
