@@ -5,7 +5,7 @@
 # same invocation. Rounds alternate Go and numpy and the best of each is
 # kept, so a neighbour's load hits both sides alike.
 #
-# Usage: bench/gemm_vs_numpy.sh [ROUNDS]      (default 3)
+# Usage: bench/gemm_vs_numpy.sh [ROUNDS]      (default 4)
 # Env:   THREADS="2 1"  thread counts (GOMAXPROCS / OPENBLAS_NUM_THREADS)
 #        PY=/usr/bin/python3 (Debian's python with numpy)
 #
@@ -15,7 +15,7 @@
 # fastest path over the better of the two numpy runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-ROUNDS=${1:-3}
+ROUNDS=${1:-4}
 THREADS=${THREADS:-"2 1"}
 PY=${PY:-/usr/bin/python3}
 tmp=$(mktemp -d)
@@ -44,7 +44,7 @@ for th in $THREADS; do
   for ((r = 1; r <= ROUNDS; r++)); do
     echo "threads=$th round $r/$ROUNDS" >&2
     GOMAXPROCS=$th "$tmp/kernels.test" -test.run '^$' \
-      -test.bench '^Benchmark(Gemm|Linear)$/^path=(avx512|avx2)$/' -test.benchtime 5x |
+      -test.bench '^Benchmark(Gemm|Linear)$/^path=(avx512|avx2)$/' -test.benchtime 4x -test.count 2 |
       awk -v th="$th" '/GFLOP\/s/ { split($1, p, "/"); sub(/-[0-9]+$/, "", p[3]); sub(/^[a-z0-9]+_/, "", p[3]);
         sub(/^Benchmark/, "", p[1]); print th, p[1] "-" substr(p[2], 6), p[3], $(NF-1) }' >>"$tmp/go"
     OPENBLAS_NUM_THREADS=$th "$PY" "$tmp/np.py" 5 | awk -v th="$th" '{ print th, "np-default", $1, $2 }' >>"$tmp/go"

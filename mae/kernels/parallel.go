@@ -27,8 +27,11 @@ var (
 func poolWorker() {
 	for it := range poolCh {
 		it.r.run()
-		it.wg.Done()
+		// Free before Done: a caller that returns from Wait and starts the
+		// next job (e.g. GEMM after packing) must see this helper as free,
+		// or it would run that job alone.
 		poolBusy.Add(-1)
+		it.wg.Done()
 	}
 }
 
