@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"runtime"
@@ -14,8 +15,10 @@ func defaultWorkers() int { return runtime.GOMAXPROCS(0) }
 
 // embed writes one embedding per input image.
 func (e *env) embed(args []string) error {
+	var maxFileRows int // advanced, flag only: tests make parts roll early
 	o, err := parseOptions("embed", args, func(fs *flag.FlagSet, o *Options) {
 		runFlags(fs, o)
+		fs.IntVar(&maxFileRows, "max-file-rows", 0, "advanced: rows per Parquet/Arrow part file (0 = 100000)")
 		fs.StringVar(&o.Pool, "pool", o.Pool, "cls | mean | tokens | global")
 		fs.StringVar(&o.Shard, "shard", o.Shard, "process shard i of n (i/n), for several machines")
 		fs.BoolVar(&o.Resume, "resume", o.Resume, "skip inputs already in the output")
@@ -59,9 +62,9 @@ func (e *env) embed(args []string) error {
 	var w sinks.EmbeddingWriter
 	switch o.Format {
 	case "parquet":
-		w, err = sinks.NewParquet(o.Output, meta, sinks.ParquetOptions{})
+		w, err = sinks.NewParquet(o.Output, meta, sinks.ParquetOptions{MaxFileRows: maxFileRows})
 	case "arrow":
-		w, err = sinks.NewArrow(o.Output, meta, sinks.ParquetOptions{})
+		w, err = sinks.NewArrow(o.Output, meta, sinks.ParquetOptions{MaxFileRows: maxFileRows})
 	case "npy":
 		w, err = sinks.NewNpy(o.Output, meta)
 	}
@@ -97,9 +100,10 @@ func (e *env) embed(args []string) error {
 			vals.Put(out.vals[:cap(out.vals)])
 			return err
 		})
-	if err != nil || r.written == 0 {
+	if (err != nil && !errors.Is(err, errInterrupted)) || r.written == 0 {
 		w.Abort() // no output file for a run that produced nothing
 		return err
 	}
-	return w.Close()
+	// A drained run (signal) publishes what it finished, then still fails.
+	return errors.Join(w.Close(), err)
 }

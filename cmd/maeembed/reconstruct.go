@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 
@@ -128,9 +129,10 @@ func (e *env) reconstruct(args []string) error {
 			}
 			return w.Write(rows)
 		})
-	if err != nil || r.written == 0 {
+	if (err != nil && !errors.Is(err, errInterrupted)) || r.written == 0 {
 		w.Abort() // no output file for a run that produced nothing
 		return err
 	}
-	return w.Close()
+	// A drained run (signal) publishes what it finished, then still fails.
+	return errors.Join(w.Close(), err)
 }

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -48,6 +49,13 @@ type imageRun struct {
 
 	chwPool sync.Pool
 
+	// Progress (progress.go): file mode sets stderr and total; a nil
+	// stderr (stream mode) leaves only the periodic log lines.
+	stderr  io.Writer
+	cmd     string
+	total   int64 // inputs of this shard before resume, -1 if unknown
+	skipped atomic.Int64
+
 	// Stream mode (stream.go) sets these; file mode leaves them zero.
 	batchLatency time.Duration                                  // emit a partial batch after this wait (0 = full batches only)
 	keepData     bool                                           // keep the input bytes to the end (dead-letter copies)
@@ -78,6 +86,7 @@ func (e *env) newImageRun(o *Options, cmd string) (*imageRun, *sources.Reader, e
 		}
 	}
 	opts := sources.Options{Shard: shard, NoData: o.DryRun}
+	r := &imageRun{o: o, pre: stages.Preprocess{Mode: mode, MaxPixels: o.MaxPixels}, stderr: e.stderr, cmd: cmd}
 	if o.Resume && o.Output != "" && !o.DryRun {
 		done, err := sinks.ReadDoneIDs(o.Output)
 		if err != nil {
@@ -85,14 +94,25 @@ func (e *env) newImageRun(o *Options, cmd string) (*imageRun, *sources.Reader, e
 		}
 		if len(done) > 0 {
 			slog.Info("resuming: skipping inputs already in the output", "done", len(done), "output", o.Output)
-			opts.Done = func(id string) bool { return done[sinks.SanitizeID(id)] }
+			opts.Done = func(id string) bool {
+				if done[sinks.SanitizeID(id)] {
+					r.skipped.Add(1)
+					return true
+				}
+				return false
+			}
 		}
 	}
 	src, err := sources.OpenWith(o.Inputs, e.stdin, opts)
 	if err != nil {
 		return nil, nil, err
 	}
-	r := &imageRun{o: o, pre: stages.Preprocess{Mode: mode, MaxPixels: o.MaxPixels}}
+	r.total = -1
+	if !o.DryRun {
+		if n, exact := src.Total(); exact {
+			r.total = n
+		}
+	}
 	return r, src, nil
 }
 
@@ -190,9 +210,13 @@ func (r *imageRun) run(ctx context.Context, src sources.Source,
 	if workers <= 0 {
 		workers = max(1, defaultWorkers())
 	}
-	p := pipeline.New(ctx, pipeline.Options{OnError: r.onError})
+	// Cancelling ctx (main's signal context) drains: the images in flight
+	// are finished and published; a second signal aborts (OnSignals).
+	p := pipeline.New(context.WithoutCancel(ctx), pipeline.Options{OnError: r.onError})
 	interrupted, stopSignals := p.OnSignals(os.Interrupt, syscall.SIGTERM)
 	defer stopSignals()
+	stopDrain := context.AfterFunc(ctx, p.Drain)
+	defer stopDrain()
 	if r.onStart != nil {
 		r.onStart(p)
 	}
@@ -236,9 +260,9 @@ func (r *imageRun) run(ctx context.Context, src sources.Source,
 		return nil
 	})
 
-	stopProgress := r.progress(p, start)
+	prog := startProgress(r.stderr, isTerminal(r.stderr), r.total, start, r.counts)
 	err := p.Wait()
-	stopProgress()
+	prog.stop()
 	r.errMu.Lock()
 	if err == nil {
 		err = r.fatal
@@ -253,8 +277,8 @@ func (r *imageRun) run(ctx context.Context, src sources.Source,
 	if err != nil || r.streaming {
 		return err
 	}
-	if interrupted() {
-		return errors.New("interrupted: finished the images in flight and kept everything written; rerun to resume")
+	if interrupted() || ctx.Err() != nil {
+		return errInterrupted
 	}
 	if r.written == 0 && r.failed > 0 {
 		// Nothing came out: that is a failed run, not a run with bad inputs.
@@ -266,34 +290,29 @@ func (r *imageRun) run(ctx context.Context, src sources.Source,
 	return nil
 }
 
-// progress logs a line every 10 s while the run goes on.
-func (r *imageRun) progress(p *pipeline.Pipeline, start time.Time) func() {
-	done := make(chan struct{})
-	go func() {
-		t := time.NewTicker(10 * time.Second)
-		defer t.Stop()
-		for {
-			select {
-			case <-t.C:
-				r.errMu.Lock()
-				w, f := r.written, r.failed
-				r.errMu.Unlock()
-				el := time.Since(start).Seconds()
-				slog.Info("progress", "written", w, "failed", f, "images_per_s", fmt.Sprintf("%.2f", float64(w)/el))
-			case <-done:
-				return
-			}
-		}
-	}()
-	return func() { close(done) }
+// errInterrupted ends a drained run: what was written is published, so
+// the command keeps its output and still exits non-zero.
+var errInterrupted = errors.New("interrupted: finished the images in flight and kept everything written; rerun to resume")
+
+func (r *imageRun) counts() progressCounts {
+	r.errMu.Lock()
+	defer r.errMu.Unlock()
+	return progressCounts{written: r.written, failed: r.failed, skipped: r.skipped.Load()}
 }
 
+// summary logs one machine-readable line and, in file mode, prints the
+// table for people (progress.go).
 func (r *imageRun) summary(p *pipeline.Pipeline, start time.Time) {
 	el := time.Since(start)
-	attrs := []any{"written", r.written, "failed", r.failed, "seconds", fmt.Sprintf("%.2f", el.Seconds()),
-		"images_per_s", fmt.Sprintf("%.2f", float64(r.written)/el.Seconds())}
-	for _, s := range p.Stats() {
+	c := r.counts()
+	attrs := []any{"written", c.written, "failed", c.failed, "skipped", c.skipped, "seconds", fmt.Sprintf("%.2f", el.Seconds()),
+		"images_per_s", fmt.Sprintf("%.2f", float64(c.written)/el.Seconds())}
+	stats := p.Stats()
+	for _, s := range stats {
 		attrs = append(attrs, s.Name+"_busy_s", fmt.Sprintf("%.2f", s.Busy.Seconds()))
 	}
 	slog.Info("done", attrs...)
+	if r.stderr != nil {
+		writeSummary(r.stderr, r.cmd, c, el, stats)
+	}
 }

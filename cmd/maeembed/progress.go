@@ -1,0 +1,177 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"sync"
+	"text/tabwriter"
+	"time"
+
+	"github.com/maeembed/maeembed/pipeline"
+	"github.com/schollz/progressbar/v3"
+	"golang.org/x/term"
+)
+
+// Progress display: a bar when stderr is a terminal, a log line every
+// logEvery otherwise (CI logs, Kubernetes), so a long run is never silent.
+const (
+	barEvery = 250 * time.Millisecond
+	logEvery = 10 * time.Second
+)
+
+// progressCounts is a snapshot of a run's advance.
+type progressCounts struct {
+	written, failed, skipped int64
+}
+
+// done is what the bar counts: every input of this shard that is finished,
+// including those a previous run finished (resume).
+func (c progressCounts) done() int64 { return c.written + c.failed + c.skipped }
+
+// progress reports a run's advance until stop is called.
+type progress struct {
+	start  time.Time
+	total  int64 // items of this shard, -1 if unknown
+	counts func() progressCounts
+	bar    *progressbar.ProgressBar
+	w      io.Writer
+	log    *slog.Logger // restored when the bar stops
+	quit   chan struct{}
+	wg     sync.WaitGroup
+}
+
+// isTerminal reports whether w is a terminal (the bar is then useful).
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+// startProgress starts the reporter. With bar set it draws on w and routes
+// slog through the bar so warnings print above it instead of tearing it.
+func startProgress(w io.Writer, bar bool, total int64, start time.Time, counts func() progressCounts) *progress {
+	p := &progress{start: start, total: total, counts: counts, w: w, quit: make(chan struct{})}
+	every := logEvery
+	if bar && w != nil {
+		every = barEvery
+		p.bar = progressbar.NewOptions64(total,
+			progressbar.OptionSetWriter(w),
+			progressbar.OptionSetDescription("images"),
+			progressbar.OptionShowCount(),
+			progressbar.OptionSetPredictTime(true),
+			progressbar.OptionSetElapsedTime(true),
+			progressbar.OptionThrottle(barEvery),
+			progressbar.OptionFullWidth(),
+			progressbar.OptionShowDescriptionAtLineEnd(),
+		)
+		p.log = slog.Default()
+		slog.SetDefault(slog.New(slog.NewTextHandler(barWriter{p.bar}, &slog.HandlerOptions{Level: slog.LevelInfo})))
+		p.update()
+	}
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-t.C:
+				if p.bar != nil {
+					p.update()
+				} else {
+					p.logLine()
+				}
+			case <-p.quit:
+				return
+			}
+		}
+	}()
+	return p
+}
+
+// rate is images per second of this run (resumed ones excluded).
+func (p *progress) rate(c progressCounts) float64 {
+	el := time.Since(p.start).Seconds()
+	if el <= 0 {
+		return 0
+	}
+	return float64(c.written+c.failed) / el
+}
+
+// description is what the bar shows after the count: errors and speed.
+func (p *progress) description(c progressCounts) string {
+	return fmt.Sprintf("%d errors, %.1f images/s", c.failed, p.rate(c))
+}
+
+func (p *progress) update() {
+	c := p.counts()
+	p.bar.Describe(p.description(c))
+	p.bar.Set64(c.done())
+}
+
+func (p *progress) logLine() {
+	c := p.counts()
+	attrs := []any{"done", c.done()}
+	if p.total >= 0 {
+		attrs = append(attrs, "total", p.total)
+		if p.total > 0 {
+			attrs = append(attrs, "percent", fmt.Sprintf("%.1f", 100*float64(c.done())/float64(p.total)))
+		}
+	}
+	r := p.rate(c)
+	attrs = append(attrs, "written", c.written, "failed", c.failed, "skipped", c.skipped, "images_per_s", fmt.Sprintf("%.2f", r))
+	if left := p.total - c.done(); p.total >= 0 && r > 0 && left > 0 {
+		attrs = append(attrs, "eta", (time.Duration(float64(left)/r) * time.Second).Round(time.Second).String())
+	}
+	slog.Info("progress", attrs...)
+}
+
+// stop ends the display; the bar's last state stays on screen.
+func (p *progress) stop() {
+	close(p.quit)
+	p.wg.Wait()
+	if p.bar != nil {
+		p.update()
+		p.bar.Exit()
+		fmt.Fprintln(p.w)
+		slog.SetDefault(p.log)
+	}
+}
+
+// barWriter prints log lines above the bar (the bar redraws below them).
+type barWriter struct{ bar *progressbar.ProgressBar }
+
+func (w barWriter) Write(b []byte) (int, error) {
+	if _, err := progressbar.Bprintf(w.bar, "%s", b); err != nil {
+		return 0, err
+	}
+	return len(b), nil
+}
+
+// writeSummary prints the end-of-run report for people: counts, speed and
+// where the time went, one line per pipeline stage. Busy time is summed over
+// a stage's workers; util is busy / (wall × workers), so the stage near
+// 100% is the bottleneck.
+func writeSummary(w io.Writer, cmd string, c progressCounts, wall time.Duration, stats []pipeline.StageStats) {
+	rate := 0.0
+	if s := wall.Seconds(); s > 0 {
+		rate = float64(c.written) / s
+	}
+	fmt.Fprintf(w, "\n%s: %d images written, %d errors, %d skipped (already done)\n", cmd, c.written, c.failed, c.skipped)
+	fmt.Fprintf(w, "%s: %.2f s, %.2f images/s\n", cmd, wall.Seconds(), rate)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "stage\tworkers\titems\terrors\tbusy s\tms/item\tutil")
+	for _, s := range stats {
+		per := 0.0
+		if s.Items > 0 {
+			per = 1000 * s.Busy.Seconds() / float64(s.Items)
+		}
+		util := 0.0
+		if wall > 0 && s.Workers > 0 {
+			util = 100 * s.Busy.Seconds() / (wall.Seconds() * float64(s.Workers))
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%.2f\t%.2f\t%.0f%%\n", s.Name, s.Workers, s.Items, s.Errors, s.Busy.Seconds(), per, util)
+	}
+	tw.Flush()
+}
