@@ -16,9 +16,9 @@ const (
 )
 
 var (
-	blockKC = 256
-	blockMB = 8 // row micro-panels per task
-	blockNB = 8 // column panels per task
+	blockKC   = 256
+	blockRows = 96 // rows of C per task (rounded to micro-panels)
+	blockNB   = 8  // column panels per task
 )
 
 // Packed is a Linear weight W [N×K] (y = x·Wᵀ + b) packed once into
@@ -103,59 +103,40 @@ func (j *packJob) run() {
 	}
 }
 
-// packA packs row panels [i0,i1) of op(A) (m×k) into dst: panel i holds
-// op(A)[i·mr+r][p] at dst[i·mr·k + p·mr + r], zero-padded past m, so the
-// kc-chunk at p0 is the contiguous kc×mr block at dst[i·mr·k + p0·mr:].
-func packA(im *impl, dst, a []float32, lda int, trans bool, m, k, i0, i1 int) {
+// packPanel packs one micro-panel of op(A) — rows row0..row0+mr-1 (zero
+// past m), columns pc..pc+kb-1 — into dst as kb×mr (element (r,p) at
+// dst[p·mr+r]), the layout the kernels read with rs = 1, ps = mr.
+func packPanel(im *impl, dst, a []float32, lda int, trans bool, m, row0, pc, kb int) {
 	mr := im.mr
-	for i := i0; i < i1; i++ {
-		row0 := i * mr
-		rows := min(mr, m-row0)
-		d := dst[i*mr*k : (i+1)*mr*k]
-		if !trans && rows == mr && im.packRows != nil && k > 0 {
-			_ = a[(row0+mr-1)*lda+k-1] // bounds, checked once for the assembly
-			im.packRows(&d[0], &a[row0*lda], lda, k)
-			continue
+	rows := min(mr, m-row0)
+	d := dst[:mr*kb]
+	if trans {
+		for p := 0; p < kb; p++ {
+			o := (pc+p)*lda + row0
+			copy(d[p*mr:p*mr+rows], a[o:o+rows])
+			clear(d[p*mr+rows : p*mr+mr])
 		}
-		if rows < mr {
-			clear(d)
-		}
-		if trans {
-			for p := 0; p < k; p++ {
-				copy(d[p*mr:p*mr+rows], a[p*lda+row0:p*lda+row0+rows])
-			}
-			continue
-		}
-		for r := 0; r < rows; r++ {
-			src := a[(row0+r)*lda : (row0+r)*lda+k]
-			dd := d[r:]
-			for p, v := range src {
-				dd[p*mr] = v
-			}
+		return
+	}
+	if rows == mr && im.packRows != nil {
+		_ = a[(row0+mr-1)*lda+pc+kb-1] // bounds, checked once for the assembly
+		im.packRows(&d[0], &a[row0*lda+pc], lda, kb)
+		return
+	}
+	if rows < mr {
+		clear(d)
+	}
+	for r := 0; r < rows; r++ {
+		src := a[(row0+r)*lda+pc : (row0+r)*lda+pc+kb]
+		dd := d[r:]
+		for p, v := range src {
+			dd[p*mr] = v
 		}
 	}
 }
 
-type packAJob struct {
-	counter
-	im     *impl
-	dst, a []float32
-	lda    int
-	trans  bool
-	m, k   int
-}
-
-func (j *packAJob) run() {
-	for {
-		i0, i1, ok := j.take()
-		if !ok {
-			return
-		}
-		packA(j.im, j.dst, j.a, j.lda, j.trans, j.m, j.k, i0, i1)
-	}
-}
-
-// needPackA tells whether op(A) should be packed before the multiply.
+// needPackA tells whether a task should pack its block of op(A) (per K
+// chunk, into per-worker scratch that stays in L2) before multiplying.
 // Unpacked rows are read in place (no copy), which is fastest unless the
 // row stride is a multiple of 2 KiB — then the mr rows of a micro-panel
 // fall into the same few L1 sets and evict each other — or A is
@@ -173,7 +154,7 @@ type gemmJob struct {
 	lda         int
 	transA      bool
 	bp          []float32 // packed panels of B, K×nr each
-	ap          []float32 // packed row panels of op(A), or nil to read A in place
+	packA       bool      // pack op(A) per task and K chunk (see needPackA)
 	c           []float32
 	ldc         int
 	bias        []float32
@@ -188,13 +169,13 @@ type scratch struct {
 	apack [maxMR * kcMax]float32
 	tile  [maxMR * nr]float32
 	bias  [nr]float32
+	ablk  []float32 // a task's packed A block (mb panels × kc), grown once
 }
 
 var (
 	scratchPool = sync.Pool{New: func() any { return new(scratch) }}
 	gemmPool    = sync.Pool{New: func() any { return new(gemmJob) }}
 	packPool    = sync.Pool{New: func() any { return new(packJob) }}
-	packAPool   = sync.Pool{New: func() any { return new(packAJob) }}
 	bufPool     = sync.Pool{New: func() any { return new([]float32) }}
 )
 
@@ -225,28 +206,24 @@ func (j *gemmJob) task(s *scratch, t int) {
 		if first {
 			beta = j.beta
 		}
+		if j.packA {
+			s.ablk = grow(s.ablk, ceilDiv(i1-i0, mr)*mr*kb)
+			for i := i0; i < i1; i += mr {
+				packPanel(im, s.ablk[(i-i0)*kb:], j.a, j.lda, j.transA, j.m, i, pc, kb)
+			}
+		}
 		for i := i0; i < i1; i += mr {
 			rows := min(mr, j.m-i)
 			var ap *float32
 			var rs, ps int
 			switch {
-			case rows < mr && j.ap == nil:
+			case j.packA:
+				ap, rs, ps = &s.ablk[(i-i0)*kb], 1, mr
+			case rows < mr:
 				// Edge rows: pack them zero-padded so the kernel never reads
 				// past op(A).
-				buf := s.apack[:mr*kb]
-				clear(buf)
-				for r := 0; r < rows; r++ {
-					for p := 0; p < kb; p++ {
-						if j.transA {
-							buf[p*mr+r] = j.a[(pc+p)*j.lda+i+r]
-						} else {
-							buf[p*mr+r] = j.a[(i+r)*j.lda+pc+p]
-						}
-					}
-				}
-				ap, rs, ps = &buf[0], 1, mr
-			case j.ap != nil:
-				ap, rs, ps = &j.ap[(i/mr)*mr*k+pc*mr], 1, mr
+				packPanel(im, s.apack[:], j.a, j.lda, j.transA, j.m, i, pc, kb)
+				ap, rs, ps = &s.apack[0], 1, mr
 			case j.transA:
 				ap, rs, ps = &j.a[pc*j.lda+i], 1, j.lda
 			default:
@@ -318,10 +295,10 @@ func (j *gemmJob) schedule(nw int) {
 	if j.k > j.kc && j.k < 2*j.kc {
 		j.kc = (j.k + 1) / 2 // two even chunks beat one full and one sliver
 	}
-	j.mb, j.nb = blockMB, blockNB
+	j.mb, j.nb = max(1, blockRows/mr), blockNB
 	panels := numPanels(j.n)
 	rowPanels := (j.m + mr - 1) / mr
-	if rowPanels <= 2*blockMB {
+	if rowPanels <= 2*j.mb {
 		// Few rows (batch 1): one row block, so each B block is read from
 		// memory once and A's kc-slice stays in L2 beside it.
 		j.mb = rowPanels
@@ -372,28 +349,11 @@ func runGemm(m, n, k int, alpha float32, a []float32, lda int, transA bool, bp [
 	*j = gemmJob{im: im, m: m, n: n, k: k, alpha: alpha, beta: beta, a: a, lda: lda, transA: transA,
 		bp: bp, c: c, ldc: ldc, bias: bias, act: act, res: res}
 	nw := workers(2 * float64(m) * float64(n) * float64(k))
-	var bufp *[]float32
-	if needPackA(transA, lda, m, k) {
-		panels := ceilDiv(m, im.mr)
-		bufp = bufPool.Get().(*[]float32)
-		if cap(*bufp) < panels*im.mr*k {
-			*bufp = make([]float32, panels*im.mr*k)
-		}
-		j.ap = (*bufp)[:panels*im.mr*k]
-		pj := packAPool.Get().(*packAJob)
-		*pj = packAJob{im: im, dst: j.ap, a: a, lda: lda, trans: transA, m: m, k: k}
-		pj.reset(panels, 4)
-		parallel(min(nw, ceilDiv(panels, 4)), pj)
-		*pj = packAJob{}
-		packAPool.Put(pj)
-	}
+	j.packA = needPackA(transA, lda, m, k)
 	j.schedule(nw)
 	parallel(min(nw, j.total), j)
 	*j = gemmJob{} // drop references for the GC
 	gemmPool.Put(j)
-	if bufp != nil {
-		bufPool.Put(bufp)
-	}
 }
 
 // Gemm computes C = alpha·op(A)·op(B) + beta·C, op(X) = Xᵀ when trans.
