@@ -502,3 +502,31 @@ func TestEnvForcesPath(t *testing.T) {
 		t.Errorf("MAEEMBED_KERNEL=sse9 was accepted:\n%s", out)
 	}
 }
+
+// TestGemmDegenerate covers k = 0 (C = beta·C, and beta = 0 clears even
+// NaN), alpha = 0, and empty m or n.
+func TestGemmDegenerate(t *testing.T) {
+	forEachPath(t, func(t *testing.T) {
+		c := []float32{1, 2, float32(math.NaN()), 4}
+		Gemm(false, false, 2, 2, 0, 1, nil, 1, nil, 2, 0.5, c, 2)
+		if c[0] != 0.5 || c[1] != 1 || !math.IsNaN(float64(c[2])) || c[3] != 2 {
+			t.Errorf("k=0 beta=0.5: C = %v", c)
+		}
+		Gemm(false, false, 2, 2, 0, 1, nil, 1, nil, 2, 0, c, 2)
+		for _, v := range c {
+			if v != 0 {
+				t.Errorf("k=0 beta=0: C = %v, want zeros", c)
+			}
+		}
+		a, b := []float32{1, 2, 3, 4}, []float32{float32(math.Inf(1)), 1, 1, 1}
+		c = []float32{1, 1, 1, 1}
+		Gemm(false, false, 2, 2, 2, 0, a, 2, b, 2, 2, c, 2)
+		for _, v := range c {
+			if v != 2 {
+				t.Errorf("alpha=0: C = %v, want all 2 (A·B not evaluated, as BLAS)", c)
+			}
+		}
+		Gemm(false, false, 0, 2, 2, 1, nil, 2, b, 2, 0, nil, 2)
+		Gemm(false, false, 2, 0, 2, 1, a, 2, nil, 1, 0, nil, 1)
+	})
+}
