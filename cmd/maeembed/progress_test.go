@@ -19,11 +19,10 @@ func TestProgressBar(t *testing.T) {
 	var written atomic.Int64
 	counts := func() progressCounts { return progressCounts{written: written.Load(), failed: 2, skipped: 5} }
 	prev := slog.Default()
-	p := startProgress(&buf, true, 40, time.Now().Add(-time.Second), counts)
 	written.Store(13)
+	p := startProgress(&buf, true, 40, time.Now().Add(-time.Second), counts) // draws 20/40 at once
 	slog.Warn("input failed", "id", "x.jpg")
-	time.Sleep(2 * barEvery)
-	p.update() // the last redraw of a run
+	time.Sleep(2 * barEvery) // a redraw prints the log line above the bar
 	written.Store(33)
 	p.stop()
 	if slog.Default() != prev {
