@@ -338,3 +338,35 @@ func writeNpy(t *testing.T, path string, shape []int, data []float32) {
 		t.Fatal(err)
 	}
 }
+
+// --norm-pix-loss defaults to the model config's norm_pix_loss; the flag
+// overrides it either way.
+func TestNormPixLossFollowsConfig(t *testing.T) {
+	tiny := filepath.Join(fixtures, "tiny32")
+	hf := filepath.Join(t.TempDir(), "hf")
+	os.MkdirAll(hf, 0o755)
+	cfg, err := os.ReadFile(filepath.Join(tiny, "hf", "config.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg = bytes.Replace(cfg, []byte(`"norm_pix_loss": false`), []byte(`"norm_pix_loss": true`), 1)
+	if !bytes.Contains(cfg, []byte(`"norm_pix_loss": true`)) {
+		t.Fatalf("fixture config has no norm_pix_loss key: %s", cfg)
+	}
+	os.WriteFile(filepath.Join(hf, "config.json"), cfg, 0o644)
+	st, _ := os.ReadFile(filepath.Join(tiny, "hf", "model.safetensors"))
+	os.WriteFile(filepath.Join(hf, "model.safetensors"), st, 0o644)
+	for _, tc := range []struct {
+		flag []string
+		want string
+	}{{nil, "loss_normpix.npy"}, {[]string{"--norm-pix-loss=false"}, "loss.npy"}} {
+		out := t.TempDir()
+		args := append([]string{"reconstruct", "-m", hf, "--mask-noise", filepath.Join(tiny, "noise.npy"), "--resize", "none", "-o", out, filepath.Join(tiny, "images")}, tc.flag...)
+		mustRun(t, args...)
+		_, got := npy(t, filepath.Join(out, "loss.npy"))
+		_, want := npy(t, filepath.Join(tiny, tc.want))
+		if d := maxAbs(t, got, want); d > 1e-4 {
+			t.Errorf("flags %v: loss differs from %s by %g", tc.flag, tc.want, d)
+		}
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 
 	"gopkg.in/yaml.v3"
@@ -32,7 +33,7 @@ type Options struct {
 	MaskRatio   float64  `yaml:"mask_ratio"`
 	Seed        uint64   `yaml:"seed"`
 	MaskNoise   string   `yaml:"mask_noise"`
-	NormPixLoss bool     `yaml:"norm_pix_loss"`
+	NormPixLoss autoBool `yaml:"norm_pix_loss"`
 	Inputs      []string `yaml:"inputs"`
 }
 
@@ -122,3 +123,43 @@ func runFlags(fs *flag.FlagSet, o *Options) {
 	fs.BoolVar(&o.FailOnError, "fail-on-error", o.FailOnError, "exit non-zero when any input failed")
 	fs.BoolVar(&o.DryRun, "dry-run", o.DryRun, "list what would be processed and stop")
 }
+
+// autoBool is a boolean option whose default comes from elsewhere (the
+// model's config) unless a flag or the YAML file sets it.
+type autoBool struct {
+	Set, Value bool
+}
+
+func (b *autoBool) String() string {
+	if b == nil || !b.Set {
+		return "auto"
+	}
+	return strconv.FormatBool(b.Value)
+}
+
+// flagValue adapts autoBool to flag.Value (a method named Set would clash
+// with the field).
+type autoBoolFlag struct{ b *autoBool }
+
+func (f autoBoolFlag) String() string     { return f.b.String() }
+func (f autoBoolFlag) Set(s string) error { return f.b.parse(s) }
+func (f autoBoolFlag) IsBoolFlag() bool   { return true }
+
+func (b *autoBool) parse(s string) error {
+	v, err := strconv.ParseBool(s)
+	if err != nil {
+		return err
+	}
+	b.Set, b.Value = true, v
+	return nil
+}
+
+// Or returns the value if set, else def.
+func (b autoBool) Or(def bool) bool {
+	if b.Set {
+		return b.Value
+	}
+	return def
+}
+
+func (b *autoBool) UnmarshalYAML(n *yaml.Node) error { return b.parse(n.Value) }

@@ -17,7 +17,7 @@ func (e *env) reconstruct(args []string) error {
 		fs.Float64Var(&o.MaskRatio, "mask-ratio", o.MaskRatio, "fraction of patches removed")
 		fs.Uint64Var(&o.Seed, "seed", o.Seed, "seed of the random masks (each image's mask depends on the seed and its input position)")
 		fs.StringVar(&o.MaskNoise, "mask-noise", o.MaskNoise, "float32 .npy [N, L]: the masking noise, one row per input in input order")
-		fs.BoolVar(&o.NormPixLoss, "norm-pix-loss", o.NormPixLoss, "compute the loss against per-patch normalised targets")
+		fs.Var(autoBoolFlag{&o.NormPixLoss}, "norm-pix-loss", "compute the loss against per-patch normalised targets (default: the model config's norm_pix_loss)")
 		fs.StringVar(&o.Shard, "shard", o.Shard, "process shard i of n (i/n)")
 	})
 	if err != nil {
@@ -61,13 +61,14 @@ func (e *env) reconstruct(args []string) error {
 			return fmt.Errorf("--mask-noise %s: %d rows for %d inputs: want one row per input in input order", o.MaskNoise, noiseRows, n)
 		}
 	}
+	normPix := o.NormPixLoss.Or(c.NormPixLoss)
 	r.m = m
 	r.pre.Size = c.ImageSize
 	if err := r.start(); err != nil {
 		return err
 	}
 	meta := sinks.ReconMeta{Model: o.Model, Preprocess: r.pre.String(), Version: version, MaskRatio: o.MaskRatio,
-		Seed: int64(o.Seed), Patches: l, Patch: c.PatchSize, NormPixLoss: o.NormPixLoss}
+		Seed: int64(o.Seed), Patches: l, Patch: c.PatchSize, NormPixLoss: normPix}
 	var w sinks.ReconWriter
 	switch o.Format {
 	case "npy":
@@ -102,7 +103,7 @@ func (e *env) reconstruct(args []string) error {
 					mae.NoiseRow(nb[i*l:(i+1)*l], o.Seed, idx)
 				}
 			}
-			rec, err := m.Reconstruct(pp, nb, n, o.MaskRatio, o.NormPixLoss)
+			rec, err := m.Reconstruct(pp, nb, n, o.MaskRatio, normPix)
 			if err != nil {
 				return output{}, err
 			}
