@@ -57,20 +57,25 @@ func (j *attnJob) item(s *attnScratch, b, h int) {
 	v := j.qkv[base+2*D+h*hd:]
 	s.kp = grow(s.kp, numPanels(T)*hd*nr)
 	s.vp = grow(s.vp, numPanels(hd)*T*nr)
-	s.s = grow(s.s, T*T)
+	// The score matrix is padded to whole micro-tiles so the kernel writes
+	// edge tiles in place; only its first T columns are ever read.
+	ldS := numPanels(T) * nr
+	s.s = grow(s.s, ceilDiv(T, j.im.mr)*j.im.mr*ldS)
 	packB(j.im, s.kp, k, ld, true, hd, T, 0, numPanels(T))   // op(B) = Kᵀ (hd×T)
 	packB(j.im, s.vp, v, ld, false, T, hd, 0, numPanels(hd)) // op(B) = V (T×hd)
 	scale := float32(1 / math.Sqrt(float64(hd)))
-	serialGemm(j.im, s.g, T, T, hd, scale, q, ld, s.kp, s.s, T)
+	serialGemm(j.im, s.g, T, T, hd, scale, q, ld, s.kp, s.s, ldS, true)
 	for r := 0; r < T; r++ {
-		softmaxWith(j.im, s.s[r*T:r*T+T])
+		softmaxWith(j.im, s.s[r*ldS:r*ldS+T])
 	}
-	serialGemm(j.im, s.g, T, hd, T, 1, s.s, T, s.vp, j.out[b*T*D+h*hd:], D)
+	serialGemm(j.im, s.g, T, hd, T, 1, s.s, ldS, s.vp, j.out[b*T*D+h*hd:], D, false)
 }
 
 // serialGemm is runGemm (beta 0, no epilogue) on the calling goroutine.
-func serialGemm(im *impl, s *scratch, m, n, k int, alpha float32, a []float32, lda int, bp, c []float32, ldc int) {
-	g := gemmJob{im: im, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, bp: bp, c: c, ldc: ldc}
+// padC says c has room for whole micro-tiles past m and n.
+func serialGemm(im *impl, s *scratch, m, n, k int, alpha float32, a []float32, lda int, bp, c []float32, ldc int, padC bool) {
+	g := gemmJob{im: im, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, bp: bp, c: c, ldc: ldc, padC: padC,
+		packA: needPackA(false, lda, m, k)}
 	g.schedule(1)
 	for t := 0; t < g.total; t++ {
 		g.task(s, t)

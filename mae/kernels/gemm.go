@@ -155,6 +155,7 @@ type gemmJob struct {
 	transA      bool
 	bp          []float32 // packed panels of B, K×nr each
 	packA       bool      // pack op(A) per task and K chunk (see needPackA)
+	padC        bool      // C has room for whole tiles past m and n (scratch)
 	c           []float32
 	ldc         int
 	bias        []float32
@@ -243,7 +244,7 @@ func (j *gemmJob) task(s *scratch, t int) {
 						bias = &s.bias[0]
 					}
 				}
-				if rows == mr && cols == nr {
+				if (rows == mr || j.padC) && (cols == nr || j.padC) {
 					im.kernel(kb, ap, rs, ps, bptr, &j.c[i*j.ldc+col], j.ldc, j.alpha, beta, bias)
 				} else {
 					tile := s.tile[:mr*nr]
