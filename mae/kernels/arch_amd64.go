@@ -24,6 +24,9 @@ func geluAVX512(x []float32)
 func expSubAVX512(x []float32, m float32) float32
 
 //go:noescape
+func softmaxAVX512(x []float32) (m, s float32)
+
+//go:noescape
 func maxAVX512(x []float32) float32
 
 //go:noescape
@@ -67,13 +70,14 @@ var avx512Impl = impl{
 			}
 		}
 	},
-	gelu:   geluAVX512,
-	add:    func(dst, src []float32) { addAVX512(dst, src[:len(dst)]) },
-	expSub: expSubAVX512,
-	maxf:   maxAVX512,
-	scale:  scaleAVX512,
-	sum:    sumAVX512,
-	sqdev:  sqdevAVX512,
+	gelu:    geluAVX512,
+	add:     func(dst, src []float32) { addAVX512(dst, src[:len(dst)]) },
+	expSub:  expSubAVX512,
+	maxf:    maxAVX512,
+	softmax: softmaxAVX512,
+	scale:   scaleAVX512,
+	sum:     sumAVX512,
+	sqdev:   sqdevAVX512,
 	ln: func(y, x []float32, mean, rstd float32, gamma, beta []float32) {
 		lnAVX512(y[:len(x)], x, mean, rstd, gamma[:len(x)], beta[:len(x)])
 	},

@@ -445,6 +445,43 @@ func helpers512() {
 	p("\tRET")
 	p("")
 
+	// Softmax of one row in a single call: max, exp(x−max) with the sum,
+	// then scale by 1/sum. Returns max and sum so the caller can handle
+	// rows whose max is ±Inf or NaN.
+	p("// func softmaxAVX512(x []float32) (m, s float32)")
+	p("TEXT ·softmaxAVX512(SB), NOSPLIT, $0-32")
+	p("\tMOVQ x_base+0(FP), DI")
+	p("\tMOVQ x_len+8(FP), CX")
+	p("\tVBROADCASTSS %s, Z6", k("neginf"))
+	vecLoop("smax", []string{"DI"}, `	@LD (DI), @K Z0
+	VMAXPS Z0, Z6, @K Z6
+`)
+	reduce("MAX")
+	p("\tMOVSS X6, m+24(FP)")
+	p("\tVBROADCASTSS X6, Z7")
+	p("\tMOVQ x_base+0(FP), DI")
+	p("\tMOVQ x_len+8(FP), CX")
+	loadExpConsts()
+	p("\tVPXORD Z6, Z6, Z6")
+	vecLoop("sexp", []string{"DI"}, `	@LD (DI), @K Z0
+	VSUBPS Z7, Z0, Z0
+`+expOf()+`	VMOVUPS Z22, @K (DI)
+	VADDPS Z22, Z6, @K Z6
+`)
+	reduce("ADD")
+	p("\tMOVSS X6, s+28(FP)")
+	p("\tVDIVSS X6, X8, X6") // X8 = 1.0 (low lane of the loaded constant)
+	p("\tVBROADCASTSS X6, Z7")
+	p("\tMOVQ x_base+0(FP), DI")
+	p("\tMOVQ x_len+8(FP), CX")
+	vecLoop("sscale", []string{"DI"}, `	@LD (DI), @K Z0
+	VMULPS Z7, Z0, Z0
+	VMOVUPS Z0, @K (DI)
+`)
+	p("\tVZEROUPPER")
+	p("\tRET")
+	p("")
+
 	p("// func maxAVX512(x []float32) float32")
 	p("TEXT ·maxAVX512(SB), NOSPLIT, $0-28")
 	p("\tMOVQ x_base+0(FP), DI")

@@ -52,9 +52,12 @@ type impl struct {
 	add      func(dst, src []float32)             // dst[i] += src[i]
 	expSub   func(x []float32, m float32) float32 // x[i] = exp(x[i]-m), returns Σ
 	maxf     func(x []float32) float32
-	scale    func(x []float32, s float32)
-	sum      func(x []float32) float32
-	sqdev    func(x []float32, mean float32) float32 // Σ (x[i]-mean)²
+	// softmax, if set, does a whole row (max, exp, sum, scale) and returns
+	// the max and the sum for the caller's special cases.
+	softmax func(x []float32) (m, s float32)
+	scale   func(x []float32, s float32)
+	sum     func(x []float32) float32
+	sqdev   func(x []float32, mean float32) float32 // Σ (x[i]-mean)²
 	// ln: y = (x-mean)·rstd·gamma + beta
 	ln func(y, x []float32, mean, rstd float32, gamma, beta []float32)
 }

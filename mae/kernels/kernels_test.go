@@ -289,11 +289,15 @@ func TestSoftmax(t *testing.T) {
 		want := refSoftmax(x)
 		Softmax(x)
 		within(t, "-Inf entry", x, want, 1e-6)
-		x = []float32{1, float32(math.NaN()), 2}
-		Softmax(x)
-		for _, v := range x {
-			if !math.IsNaN(float64(v)) {
-				t.Errorf("softmax with NaN input gave %v", x)
+		inf := float32(math.Inf(1))
+		for _, x := range [][]float32{{1, float32(math.NaN()), 2}, {1, inf, 2}, {-inf, -inf, -inf}} {
+			in := fmt.Sprint(x)
+			Softmax(x)
+			for _, v := range x {
+				if !math.IsNaN(float64(v)) {
+					t.Errorf("softmax(%s) = %v, want all NaN (as torch)", in, x)
+					break
+				}
 			}
 		}
 	})

@@ -99,19 +99,35 @@ func Softmax(row []float32) {
 	softmaxWith(current.Load(), row)
 }
 
+// softmaxWith follows torch on special values: a NaN anywhere, a +Inf
+// (Inf−Inf) or an all −Inf row gives NaN everywhere; −Inf entries of an
+// otherwise finite row give 0.
 func softmaxWith(im *impl, row []float32) {
-	m := im.maxf(row)
-	if math.IsInf(float64(m), 0) || m != m {
-		// As in torch: a NaN anywhere, a +Inf (Inf−Inf) or an all −Inf row
-		// gives NaN everywhere.
-		nan := float32(math.NaN())
-		for i := range row {
-			row[i] = nan
+	if im.softmax != nil {
+		m, s := im.softmax(row)
+		if math.IsInf(float64(m), 0) || m != m || s != s {
+			fillNaN(row)
 		}
 		return
 	}
+	m := im.maxf(row)
+	if math.IsInf(float64(m), 0) || m != m {
+		fillNaN(row)
+		return
+	}
 	s := im.expSub(row, m)
+	if s != s {
+		fillNaN(row)
+		return
+	}
 	im.scale(row, 1/s)
+}
+
+func fillNaN(row []float32) {
+	nan := float32(math.NaN())
+	for i := range row {
+		row[i] = nan
+	}
 }
 
 // LayerNorm normalises each of the rows (length d) of x into y:
