@@ -360,7 +360,8 @@ func runGemm(m, n, k int, alpha float32, a []float32, lda int, transA bool, bp [
 // Gemm computes C = alpha·op(A)·op(B) + beta·C, op(X) = Xᵀ when trans.
 // op(A) is m×k, op(B) is k×n, all row-major with leading dimensions
 // lda, ldb, ldc. beta == 0 means C is only written (NaN in C does not
-// propagate), as in BLAS. This is the one GEMM entry point of the project.
+// propagate), as in BLAS; C must not overlap A or B. This is the one GEMM
+// entry point of the project.
 func Gemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
 	if m == 0 || n == 0 {
 		return
