@@ -64,7 +64,8 @@ for line in open(sys.argv[1]):
 ths = sorted({k[0] for k in best}, reverse=True)
 shapes = ["1576x768x2304", "1576x768x768", "1576x768x3072", "1576x3072x768"]
 cols = ["Gemm-avx512", "Linear-avx512", "Gemm-avx2", "Linear-avx2", "np-default", "np-unset"]
-print("GFLOP/s (best of rounds), m×k×n")
+print("GFLOP/s (best of rounds), m×k×n. Gemm: C = A·Bᵀ with B packed per call, as numpy's a @ w.T;")
+print("Linear: prepacked weights + bias (+ exact GELU on the 3072-wide fc1), the model's call.")
 print(f"{'thr':>3} {'shape':>14} " + " ".join(f"{c:>13}" for c in cols) + f" {'ratio':>6}")
 for th in ths:
     for s in shapes:
