@@ -513,7 +513,17 @@ func (e *env) stream(args []string) error {
 		switch {
 		case so.DLQTopic != "":
 			msg := sinkkafka.DeadLetter(so.DLQTopic, it.ID, it.Pos.String(), it.Data, stage, ferr)
-			if err := prod.Produce(runCtx, msg); err != nil {
+			err := prod.Produce(runCtx, msg)
+			if err != nil && runCtx.Err() == nil {
+				// A permanent refusal (e.g. the image exceeds the broker's
+				// message.max.bytes): dead-letter the headers alone rather
+				// than block the partition's commits for ever.
+				slog.Error("dead letter refused; sending it without the original bytes", "id", it.ID, "err", err)
+				msg.Value = nil
+				msg.Headers = append(msg.Headers, kgo.Header{Key: sinkkafka.HeaderError + "-dlq", Value: []byte(err.Error())})
+				err = prod.Produce(runCtx, msg)
+			}
+			if err != nil {
 				it.Ack(err)
 				return
 			}

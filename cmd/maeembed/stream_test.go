@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -404,6 +405,14 @@ func TestStreamKcatInterop(t *testing.T) {
 	}
 }
 
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binPath != "" {
+		os.RemoveAll(filepath.Dir(binPath))
+	}
+	os.Exit(code)
+}
+
 var (
 	binOnce sync.Once
 	binPath string
@@ -616,14 +625,16 @@ func parquetRowsQuiet(dirs ...string) (map[string]bool, error) {
 	return ids, nil
 }
 
-// A worker started before the broker logs that it is retrying, is not
-// ready, then connects and catches up once the broker appears.
-func TestStreamBrokerStartsLater(t *testing.T) {
+// A worker started before the broker logs that it is retrying and is not
+// ready, then connects and catches up once the broker appears; when the
+// broker goes away and comes back (same data directory), it logs the
+// outage, reconnects and processes what was produced meanwhile.
+func TestStreamBrokerLaterAndOutage(t *testing.T) {
 	addr := freeAddr(t)
 	metrics := freeAddr(t)
-	out := t.TempDir()
+	out, data := t.TempDir(), t.TempDir()
 	w := startWorker(t, "-m", filepath.Join(tiny, "hf"), "--resize", "none", "--brokers", addr, "--topic", "images", "--group", "late",
-		"-o", out, "--flush-interval", "200ms", "--metrics-addr", metrics)
+		"-o", out, "--flush-interval", "200ms", "--metrics-addr", metrics, "--session-timeout", "6s")
 	waitFor(t, "a retry log line", 20*time.Second, func() bool { return strings.Contains(w.logs.String(), "brokers unreachable") })
 	if code := httpStatus(metrics, "/readyz"); code != http.StatusServiceUnavailable {
 		t.Errorf("/readyz %d without a broker, want 503", code)
@@ -632,7 +643,14 @@ func TestStreamBrokerStartsLater(t *testing.T) {
 		t.Errorf("/healthz %d, want 200", code)
 	}
 	time.Sleep(time.Second)
-	broker(t, portOf(addr), 3)
+	start := func() *kfake.Cluster {
+		c, err := kfake.NewCluster(kfake.Ports(portOf(addr)), kfake.DataDir(data), kfake.SeedTopics(3, "images"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	c := start()
 	imgs := fixtureImages(t)
 	keys := manyKeys("late", 30)
 	produceImages(t, producer(t, addr), keys, imgs, pickImage(imgs))
@@ -653,11 +671,28 @@ func TestStreamBrokerStartsLater(t *testing.T) {
 			t.Errorf("metrics lack %q", want)
 		}
 	}
+
+	// Outage: the broker goes away, then comes back with its data.
+	time.Sleep(1500 * time.Millisecond) // let a commit land
+	before := strings.Count(w.logs.String(), "brokers unreachable")
+	c.Close()
+	waitFor(t, "the outage logged", 20*time.Second, func() bool { return strings.Count(w.logs.String(), "brokers unreachable") > before })
+	waitFor(t, "not ready during the outage", 10*time.Second, func() bool { return httpStatus(metrics, "/readyz") == http.StatusServiceUnavailable })
+	c = start()
+	defer c.Close()
+	more := manyKeys("after", 30)
+	produceImages(t, producer(t, addr), more, imgs, pickImage(imgs))
+	waitFor(t, "the images produced after the outage", 45*time.Second, func() bool {
+		ids, _ := parquetRowsQuiet(out)
+		return len(ids) == len(keys)+len(more)
+	})
 	if code, _ := w.stop(t, 20*time.Second); code != 0 {
 		t.Errorf("exit %d", code)
 	}
-	if !strings.Contains(w.logs.String(), "brokers reachable") {
-		t.Error("no log line when the broker came up")
+	for _, want := range []string{"brokers reachable", "brokers reachable again"} {
+		if !strings.Contains(w.logs.String(), want) {
+			t.Errorf("no %q log line", want)
+		}
 	}
 }
 
@@ -720,4 +755,176 @@ func streamConfigCheck(t *testing.T, file string) {
 	if ids, _ := parquetRows(t, out); len(ids) != len(keys) {
 		t.Errorf("%d rows, want %d", len(ids), len(keys))
 	}
+}
+
+// TestStreamMeasure measures what docs/streaming.md reports; it runs only
+// with MAEEMBED_STREAM_BENCH=MODEL and MAEEMBED_STREAM_IMAGES=DIR (JPEGs),
+// e.g. a ViT-B checkpoint and 64 photos:
+//
+//	MAEEMBED_STREAM_BENCH=/path/mae_pretrain_vit_base.pth MAEEMBED_STREAM_IMAGES=imgs \
+//	  go test ./cmd/maeembed -run TestStreamMeasure -v -timeout 30m
+func TestStreamMeasure(t *testing.T) {
+	model, dir := os.Getenv("MAEEMBED_STREAM_BENCH"), os.Getenv("MAEEMBED_STREAM_IMAGES")
+	if model == "" || dir == "" {
+		t.Skip("set MAEEMBED_STREAM_BENCH=MODEL and MAEEMBED_STREAM_IMAGES=DIR to measure")
+	}
+	files, _ := filepath.Glob(filepath.Join(dir, "*.jpg"))
+	if len(files) == 0 {
+		t.Fatal("no .jpg in", dir)
+	}
+	imgs := map[string][]byte{}
+	for _, f := range files {
+		b, _ := os.ReadFile(f)
+		imgs[filepath.Base(f)] = b
+	}
+	pick := pickImage(imgs)
+	bs := "8"
+	if v := os.Getenv("MAEEMBED_STREAM_BATCH"); v != "" {
+		bs = v
+	}
+	parts := os.Getenv("MAEEMBED_STREAM_PARTS") // throughput,latency,memory (default all)
+	want := func(p string) bool { return parts == "" || strings.Contains(parts, p) }
+	var every []time.Duration // input periods of the latency runs
+	for _, s := range strings.Split(cmp.Or(os.Getenv("MAEEMBED_STREAM_EVERY"), "100ms"), ",") {
+		d, err := time.ParseDuration(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		every = append(every, d)
+	}
+	if want("throughput") {
+		measureThroughput(t, model, dir, bs, imgs, pick, len(files))
+	}
+	if want("latency") {
+		for _, e := range every {
+			for _, bl := range []string{"50ms", "10ms"} {
+				measureLatency(t, model, bs, bl, e, imgs, pick)
+			}
+		}
+	}
+	if want("memory") {
+		measureMemory(t, model, bs, imgs, pick)
+	}
+}
+
+func measureThroughput(t *testing.T, model, dir, bs string, imgs map[string][]byte, pick func(int) string, n int) {
+	// 1. File mode throughput (from its own summary line, model load excluded).
+	fout := t.TempDir()
+	fcmd := exec.Command(binary(t), "embed", "-m", model, "--batch-size", bs, "-o", fout, dir)
+	flog, err := fcmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("file mode: %v\n%s", err, flog)
+	}
+	fileRate := 0.0
+	for _, l := range strings.Split(string(flog), "\n") {
+		if i := strings.Index(l, "images_per_s="); i >= 0 && strings.Contains(l, "msg=done") {
+			fileRate, _ = strconv.ParseFloat(strings.Fields(l[i+len("images_per_s="):])[0], 64)
+		}
+	}
+
+	// 2. Stream throughput on the same images, preloaded in the topic.
+	addr := broker(t, 0, 3)
+	produceImages(t, producer(t, addr), manyKeys("thr", n), imgs, pick)
+	metrics := freeAddr(t)
+	w := startWorker(t, "-m", model, "--batch-size", bs, "--brokers", addr, "--topic", "images", "--group", "thr",
+		"-o", t.TempDir(), "--output-topic", "embeddings", "--metrics-addr", metrics, "--flush-interval", "1s")
+	var tFirst, tAll time.Time
+	for tAll.IsZero() {
+		m := scrape(t, metrics)
+		if tFirst.IsZero() && m["maeembed_kafka_fetched_total"] >= 1 {
+			tFirst = time.Now()
+		}
+		if m["maeembed_images_written_total"] >= float64(n) {
+			tAll = time.Now()
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	m := scrape(t, metrics)
+	streamRate := float64(n) / tAll.Sub(tFirst).Seconds()
+	w.stop(t, time.Minute)
+	t.Logf("throughput: file %.2f images/s, stream %.2f images/s (%.0f%%), %d images, batch %s, %.0f forward passes",
+		fileRate, streamRate, 100*streamRate/fileRate, n, bs, m["maeembed_model_batch_seconds_count"])
+}
+
+// measureLatency produces one image every period and reports produce →
+// output-topic latency percentiles.
+func measureLatency(t *testing.T, model, bs, batchLatency string, period time.Duration, imgs map[string][]byte, pick func(int) string) {
+	group := fmt.Sprintf("lat-%v-%s", period, batchLatency)
+	addr := broker(t, 0, 3)
+	w := startWorker(t, "-m", model, "--batch-size", bs, "--brokers", addr, "--topic", "images", "--group", group,
+		"--output-topic", "embeddings", "--batch-latency", batchLatency, "--metrics-addr", "")
+	cl := producer(t, addr)
+	// Warm up: the first message also waits for the group join.
+	produceImages(t, cl, []string{"warm"}, imgs, pick)
+	consumeAll(t, addr, "embeddings", 1, time.Minute)
+	const count = 100
+	sent := map[string]time.Time{}
+	for i := 0; i < count; i++ {
+		k := fmt.Sprintf("lat-%03d", i)
+		sent[k] = time.Now()
+		cl.Produce(context.Background(), &franz.Record{Key: []byte(k), Value: imgs[pick(i)], Timestamp: sent[k]}, nil)
+		time.Sleep(period)
+	}
+	recs := consumeAll(t, addr, "embeddings", count+1, 2*time.Minute)
+	var lat []float64
+	for _, r := range recs {
+		if s, ok := sent[string(r.Key)]; ok {
+			lat = append(lat, r.Timestamp.Sub(s).Seconds())
+		}
+	}
+	sort.Float64s(lat)
+	t.Logf("latency, one image every %v, batch-latency %s, batch %s: p50 %.0f ms, p99 %.0f ms, max %.0f ms (%d images)",
+		period, batchLatency, bs, 1000*lat[len(lat)/2], 1000*lat[len(lat)*99/100], 1000*lat[len(lat)-1], len(lat))
+	w.stop(t, time.Minute)
+}
+
+// measureMemory reports the worker's peak RSS with a small and a 10x
+// larger backlog: bounded by max-in-flight, not by the backlog.
+func measureMemory(t *testing.T, model, bs string, imgs map[string][]byte, pick func(int) string) {
+	for _, backlog := range []int{100, 1000} {
+		addr := broker(t, 0, 3)
+		produceImages(t, producer(t, addr), manyKeys("mem", backlog), imgs, pick)
+		metrics := freeAddr(t)
+		w := startWorker(t, "-m", model, "--batch-size", bs, "--brokers", addr, "--topic", "images", "--group", "mem",
+			"-o", t.TempDir(), "--output-topic", "embeddings", "--metrics-addr", metrics, "--max-in-flight", "256")
+		target := float64(min(backlog, 300))
+		for scrape(t, metrics)["maeembed_images_written_total"] < target {
+			time.Sleep(200 * time.Millisecond)
+		}
+		hwm := vmHWM(w.cmd.Process.Pid)
+		lag := scrape(t, metrics)
+		w.stop(t, time.Minute)
+		t.Logf("memory: backlog %d images, peak RSS %d MiB after %.0f written (max-in-flight 256, in flight %.0f)", backlog, hwm>>20, target, lag["maeembed_kafka_in_flight"])
+	}
+}
+
+// scrape reads the unlabelled samples of /metrics.
+func scrape(t *testing.T, addr string) map[string]float64 {
+	out := map[string]float64{}
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		return out
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) == 2 && !strings.HasPrefix(f[0], "#") {
+			v, _ := strconv.ParseFloat(f[1], 64)
+			out[f[0]] = v
+		}
+	}
+	return out
+}
+
+// vmHWM is the peak resident set of a process, in bytes.
+func vmHWM(pid int) int64 {
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "VmHWM:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
 }

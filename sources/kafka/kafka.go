@@ -449,7 +449,8 @@ type Stats struct {
 // Stats returns a snapshot, partitions sorted by topic and number.
 func (s *Source) Stats() Stats {
 	st := Stats{Fetched: s.fetched.Load(), Acked: s.acked.Load(), Failed: s.failed.Load(),
-		Commits: s.commits.Load(), CommitErrors: s.commitErrors.Load(), FetchErrors: s.fetchErrors.Load(), InFlight: len(s.sem)}
+		Commits: s.commits.Load(), CommitErrors: s.commitErrors.Load(), FetchErrors: s.fetchErrors.Load()}
+	st.InFlight = int(st.Fetched - st.Acked - st.Failed)
 	s.mu.Lock()
 	for k, p := range s.parts {
 		st.Partitions = append(st.Partitions, PartitionStats{Topic: k.topic, Partition: k.partition, Committed: p.committed,
