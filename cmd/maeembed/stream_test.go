@@ -890,13 +890,13 @@ func measureLatency(t *testing.T, model, bs, batchLatency string, period time.Du
 // measureMemory reports the worker's peak RSS with a small and a 10x
 // larger backlog: bounded by max-in-flight, not by the backlog.
 func measureMemory(t *testing.T, model, bs string, imgs map[string][]byte, pick func(int) string) {
-	for _, backlog := range []int{100, 1000} {
+	for _, backlog := range []int{150, 1500} {
 		addr := broker(t, 0, 3)
 		produceImages(t, producer(t, addr), manyKeys("mem", backlog), imgs, pick)
 		metrics := freeAddr(t)
 		w := startWorker(t, "-m", model, "--batch-size", bs, "--brokers", addr, "--topic", "images", "--group", "mem",
 			"-o", t.TempDir(), "--output-topic", "embeddings", "--metrics-addr", metrics, "--max-in-flight", "256")
-		target := float64(min(backlog, 300))
+		target := 150.0 // same work done in both runs
 		for scrape(t, metrics)["maeembed_images_written_total"] < target {
 			time.Sleep(200 * time.Millisecond)
 		}
