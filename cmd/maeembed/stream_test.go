@@ -937,3 +937,85 @@ func vmHWM(pid int) int64 {
 	}
 	return 0
 }
+
+// createTopic makes a topic with configs through the admin API.
+func createTopic(t *testing.T, addr, topic string, partitions int32, configs map[string]string) {
+	t.Helper()
+	cl, err := franz.NewClient(franz.SeedBrokers(addr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	req := kmsg.NewPtrCreateTopicsRequest()
+	rt := kmsg.NewCreateTopicsRequestTopic()
+	rt.Topic, rt.NumPartitions, rt.ReplicationFactor = topic, partitions, 1
+	for k, v := range configs {
+		c := kmsg.NewCreateTopicsRequestTopicConfig()
+		c.Name, c.Value = k, kmsg.StringPtr(v)
+		rt.Configs = append(rt.Configs, c)
+	}
+	req.Topics = append(req.Topics, rt)
+	resp, err := req.RequestWith(context.Background(), cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ec := resp.Topics[0].ErrorCode; ec != 0 {
+		t.Fatalf("create topic %s: error code %d", topic, ec)
+	}
+}
+
+// A poison message larger than the dead-letter topic accepts is
+// dead-lettered without its bytes (and says why), so its partition keeps
+// committing; without a DLQ, failures land in OUT/errors as Parquet rows.
+func TestStreamDeadLetterFallbacks(t *testing.T) {
+	addr := broker(t, 0, 1)
+	createTopic(t, addr, "small-dlq", 1, map[string]string{"max.message.bytes": "1000"})
+	imgs := fixtureImages(t)
+	cl := producer(t, addr)
+	big := bytes.Repeat([]byte("not an image "), 1000)
+	if err := cl.ProduceSync(context.Background(), &franz.Record{Key: []byte("big-poison"), Value: big}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	keys := manyKeys("ok", 3)
+	produceImages(t, cl, keys, imgs, pickImage(imgs))
+
+	out := t.TempDir()
+	stop, logs := streamInProcess(t, "-m", filepath.Join(tiny, "hf"), "--resize", "none", "--brokers", addr, "--topic", "images",
+		"--group", "fallback", "-o", out, "--dlq-topic", "small-dlq", "--flush-interval", "100ms")
+	dl := consumeAll(t, addr, "small-dlq", 1, 30*time.Second)[0]
+	if string(dl.Key) != "big-poison" || len(dl.Value) != 0 || recHeader(dl, "maeembed-error-dlq") == "" || recHeader(dl, "maeembed-stage") != "decode" {
+		t.Errorf("dead letter %q (%d bytes) %v", dl.Key, len(dl.Value), dl.Headers)
+	}
+	waitFor(t, "the images after the poison", 20*time.Second, func() bool { ids, _ := parquetRowsQuiet(out); return len(ids) == len(keys) })
+	if code := stop(); code != 0 {
+		t.Fatalf("exit %d\n%s", code, logs.String())
+	}
+	if c := committed(t, addr, "fallback", "images", 1); c[0] != int64(1+len(keys)) {
+		t.Errorf("committed %v, want %d", c, 1+len(keys))
+	}
+
+	// No DLQ: the failure becomes an error row, and is committed too.
+	out2 := t.TempDir()
+	stop, logs = streamInProcess(t, "-m", filepath.Join(tiny, "hf"), "--resize", "none", "--brokers", addr, "--topic", "images",
+		"--group", "errfiles", "-o", out2, "--flush-interval", "100ms")
+	waitFor(t, "the images", 20*time.Second, func() bool { ids, _ := parquetRowsQuiet(out2); return len(ids) == len(keys) })
+	if code := stop(); code != 0 {
+		t.Fatalf("exit %d\n%s", code, logs.String())
+	}
+	errFiles, _ := filepath.Glob(filepath.Join(out2, "errors", "part-*.parquet"))
+	if len(errFiles) != 1 {
+		t.Fatalf("error parts %v", errFiles)
+	}
+	tbl, _, err := sinks.ReadParquet(errFiles[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tbl.Release()
+	if tbl.NumRows() != 1 || tbl.Column(0).Data().Chunk(0).(*array.String).Value(0) != "big-poison" ||
+		tbl.Column(1).Data().Chunk(0).(*array.String).Value(0) != "decode" {
+		t.Errorf("error rows: %d, first %v", tbl.NumRows(), tbl.Column(0).Data().Chunk(0))
+	}
+	if c := committed(t, addr, "errfiles", "images", 1); c[0] != int64(1+len(keys)) {
+		t.Errorf("committed %v, want %d", c, 1+len(keys))
+	}
+}

@@ -135,7 +135,8 @@ func permanent(err error) bool {
 		}
 		return false
 	}
-	return errors.Is(err, kgo.MessageSizeTooLarge) || errors.Is(err, kgo.TopicAuthorizationFailed) ||
+	var tooLarge kgo.MessageTooLargeError // refused client-side (BatchBytes)
+	return errors.As(err, &tooLarge) || errors.Is(err, kgo.MessageSizeTooLarge) || errors.Is(err, kgo.TopicAuthorizationFailed) ||
 		errors.Is(err, kgo.SASLAuthenticationFailed) || errors.Is(err, kgo.InvalidTopic) || errors.Is(err, kgo.RecordListTooLarge)
 }
 
