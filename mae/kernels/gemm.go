@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"unsafe"
 )
 
 // Blocking parameters. A task is a block of C (mb micro-panels of rows ×
@@ -369,6 +370,9 @@ func Gemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int,
 	checkMat("A", a, m, k, lda, transA)
 	checkMat("B", b, k, n, ldb, transB)
 	checkMat("C", c, m, n, ldc, false)
+	if cn := (m-1)*ldc + n; overlaps(c, cn, a, len(a)) || overlaps(c, cn, b, len(b)) {
+		panic("kernels.Gemm: C overlaps A or B")
+	}
 	if alpha == 0 {
 		runGemm(m, n, 0, 0, nil, 0, false, nil, beta, c, ldc, nil, ActNone, nil)
 		return
@@ -386,6 +390,15 @@ func Gemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int,
 	packPool.Put(pj)
 	runGemm(m, n, k, alpha, a, lda, transA, bp, beta, c, ldc, nil, ActNone, nil)
 	bufPool.Put(bufp)
+}
+
+// overlaps tells whether the first n elements of a and of b share memory.
+func overlaps(a []float32, na int, b []float32, nb int) bool {
+	if na == 0 || nb == 0 {
+		return false
+	}
+	pa, pb := uintptr(unsafe.Pointer(&a[0])), uintptr(unsafe.Pointer(&b[0]))
+	return pa < pb+uintptr(nb)*4 && pb < pa+uintptr(na)*4
 }
 
 // checkMat panics if x cannot hold a rows×cols operand (stored transposed
@@ -412,6 +425,12 @@ func Linear(y, x []float32, m int, w *Packed, bias []float32, act Activation, re
 	if len(x) < m*w.K || len(y) < m*w.N || (bias != nil && len(bias) < w.N) || (residual != nil && len(residual) < m*w.N) {
 		panic(fmt.Sprintf("kernels.Linear: m=%d N=%d K=%d: len(y)=%d len(x)=%d len(bias)=%d len(residual)=%d",
 			m, w.N, w.K, len(y), len(x), len(bias), len(residual)))
+	}
+	if overlaps(y, m*w.N, x, m*w.K) {
+		panic("kernels.Linear: y overlaps x")
+	}
+	if residual != nil && &residual[0] != &y[0] && overlaps(y, m*w.N, residual, m*w.N) {
+		panic("kernels.Linear: residual partly overlaps y")
 	}
 	beta := float32(0)
 	if residual != nil && &residual[0] == &y[0] {

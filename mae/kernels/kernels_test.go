@@ -534,3 +534,22 @@ func TestGemmDegenerate(t *testing.T) {
 		Gemm(false, false, 2, 0, 2, 1, a, 2, nil, 1, 0, nil, 1)
 	})
 }
+
+func TestOverlapPanics(t *testing.T) {
+	buf := make([]float32, 100)
+	p := PackLinear(make([]float32, 4*4), 4, 4)
+	for name, f := range map[string]func(){
+		"Gemm C on A":           func() { Gemm(false, false, 2, 2, 2, 1, buf[0:4], 2, buf[50:54], 2, 0, buf[2:6], 2) },
+		"Linear y on x":         func() { Linear(buf[4:12], buf[0:8], 2, p, nil, ActNone, nil) },
+		"Linear residual shift": func() { Linear(buf[40:48], buf[0:8], 2, p, nil, ActNone, buf[41:49]) },
+	} {
+		func() {
+			defer func() {
+				if recover() == nil {
+					t.Errorf("%s: no panic", name)
+				}
+			}()
+			f()
+		}()
+	}
+}
