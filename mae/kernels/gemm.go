@@ -370,7 +370,7 @@ func Gemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int,
 	checkMat("A", a, m, k, lda, transA)
 	checkMat("B", b, k, n, ldb, transB)
 	checkMat("C", c, m, n, ldc, false)
-	if cn := (m-1)*ldc + n; overlaps(c, cn, a, len(a)) || overlaps(c, cn, b, len(b)) {
+	if ce := extent(m, n, ldc, false); overlaps(c, ce, a, extent(m, k, lda, transA)) || overlaps(c, ce, b, extent(k, n, ldb, transB)) {
 		panic("kernels.Gemm: C overlaps A or B")
 	}
 	if alpha == 0 {
@@ -399,6 +399,18 @@ func overlaps(a []float32, na int, b []float32, nb int) bool {
 	}
 	pa, pb := uintptr(unsafe.Pointer(&a[0])), uintptr(unsafe.Pointer(&b[0]))
 	return pa < pb+uintptr(nb)*4 && pb < pa+uintptr(na)*4
+}
+
+// extent is how many elements a rows×cols operand (stored transposed when
+// trans) spans with leading dimension ld.
+func extent(rows, cols, ld int, trans bool) int {
+	if trans {
+		rows, cols = cols, rows
+	}
+	if rows == 0 || cols == 0 {
+		return 0
+	}
+	return (rows-1)*ld + cols
 }
 
 // checkMat panics if x cannot hold a rows×cols operand (stored transposed

@@ -553,3 +553,19 @@ func TestOverlapPanics(t *testing.T) {
 		}()
 	}
 }
+
+// TestNoFalseOverlap: open-ended sub-slices of one arena (a common way to
+// lay out buffers) are fine as long as the used regions are disjoint.
+func TestNoFalseOverlap(t *testing.T) {
+	arena := make([]float32, 64)
+	for i := range arena[:8] {
+		arena[i] = 1
+	}
+	a, b, c := arena[0:], arena[4:], arena[8:] // a's slice runs past its 2×2 region
+	Gemm(false, false, 2, 2, 2, 1, a, 2, b, 2, 0, c, 2)
+	for i, v := range c[:4] {
+		if v != 2 {
+			t.Fatalf("C[%d] = %v, want 2", i, v)
+		}
+	}
+}
