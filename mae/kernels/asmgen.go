@@ -151,10 +151,14 @@ func kernel512() {
 	p("\tDECQ CX")
 	p("\tJNZ loop")
 	// Epilogue: alpha, beta·C (only if beta != 0), bias, store.
+	// alpha == 1 (every Linear) skips the scaling.
+	p("\tCMPL alpha+56(FP), $0x3f800000")
+	p("\tJEQ alphaone")
 	p("\tVBROADCASTSS alpha+56(FP), Z30")
 	for i := 0; i < 2*mr; i++ {
 		p("\tVMULPS Z30, Z%d, Z%d", i, i)
 	}
+	p("alphaone:")
 	p("\tMOVQ c+40(FP), DX")
 	p("\tMOVQ ldc+48(FP), R13")
 	p("\tSHLQ $2, R13")
@@ -226,10 +230,13 @@ func kernel256() {
 	p("\tADDQ $128, DI")
 	p("\tDECQ CX")
 	p("\tJNZ loop2")
+	p("\tCMPL alpha+56(FP), $0x3f800000")
+	p("\tJEQ alphaone2")
 	p("\tVBROADCASTSS alpha+56(FP), Y14")
 	for i := 0; i < 2*mr; i++ {
 		p("\tVMULPS Y14, Y%d, Y%d", i, i)
 	}
+	p("alphaone2:")
 	p("\tMOVQ DX, AX")
 	p("\tMOVL beta+60(FP), CX")
 	p("\tANDL $0x7fffffff, CX")

@@ -384,6 +384,8 @@ loop:
 	ADDQ $128, DI
 	DECQ CX
 	JNZ loop
+	CMPL alpha+56(FP), $0x3f800000
+	JEQ alphaone
 	VBROADCASTSS alpha+56(FP), Z30
 	VMULPS Z30, Z0, Z0
 	VMULPS Z30, Z1, Z1
@@ -409,6 +411,7 @@ loop:
 	VMULPS Z30, Z21, Z21
 	VMULPS Z30, Z22, Z22
 	VMULPS Z30, Z23, Z23
+alphaone:
 	MOVQ c+40(FP), DX
 	MOVQ ldc+48(FP), R13
 	SHLQ $2, R13
@@ -585,6 +588,8 @@ loop2:
 	ADDQ $128, DI
 	DECQ CX
 	JNZ loop2
+	CMPL alpha+56(FP), $0x3f800000
+	JEQ alphaone2
 	VBROADCASTSS alpha+56(FP), Y14
 	VMULPS Y14, Y0, Y0
 	VMULPS Y14, Y1, Y1
@@ -598,6 +603,7 @@ loop2:
 	VMULPS Y14, Y9, Y9
 	VMULPS Y14, Y10, Y10
 	VMULPS Y14, Y11, Y11
+alphaone2:
 	MOVQ DX, AX
 	MOVL beta+60(FP), CX
 	ANDL $0x7fffffff, CX
