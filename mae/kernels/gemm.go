@@ -301,17 +301,32 @@ func (j *gemmJob) schedule(nw int) {
 	j.mb, j.nb = max(1, blockRows/mr), blockNB
 	panels := numPanels(j.n)
 	rowPanels := (j.m + mr - 1) / mr
-	if rowPanels <= 2*j.mb {
-		// Few rows (batch 1): one row block, so each B block is read from
-		// memory once and A's kc-slice stays in L2 beside it.
+	if rowPanels <= 3*j.mb {
+		// Few rows (batch 1: 197): one row block, so each B block is read
+		// from memory once and A's kc-slice stays in L2 beside it.
 		j.mb = rowPanels
+	} else {
+		// Even row blocks, not a full ones plus a sliver.
+		j.mb = ceilDiv(rowPanels, ceilDiv(rowPanels, j.mb))
 	}
-	// Enough tasks for every worker to stay busy until the end: split
-	// columns first (B blocks stay whole per task), then rows.
-	for j.nb > 1 && ceilDiv(rowPanels, j.mb)*ceilDiv(panels, j.nb) < 4*nw {
-		j.nb--
+	// Split columns first (B blocks stay whole per task): take the task
+	// width that gives the busiest worker the least work, with at least
+	// two tasks per worker when possible, preferring wider tasks on ties.
+	// (9 equal tasks on 2 workers would leave one idle for a ninth.)
+	nIc := ceilDiv(rowPanels, j.mb)
+	best, bestCost := 0, 0
+	for nb := min(j.nb, panels); nb >= 1; nb-- {
+		tasks := nIc * ceilDiv(panels, nb)
+		if tasks < 2*nw && nb > 1 {
+			continue
+		}
+		if cost := ceilDiv(tasks, nw) * nb; best == 0 || cost < bestCost {
+			best, bestCost = nb, cost
+		}
 	}
-	for j.mb > 1 && ceilDiv(rowPanels, j.mb)*ceilDiv(panels, j.nb) < 4*nw {
+	j.nb = best
+	// Still too few tasks (tiny n): split rows too.
+	for j.mb > 1 && ceilDiv(rowPanels, j.mb)*ceilDiv(panels, j.nb) < 2*nw {
 		j.mb = (j.mb + 1) / 2
 	}
 	j.nIc = ceilDiv(rowPanels, j.mb)
