@@ -33,7 +33,7 @@ func (c progressCounts) done() int64 { return c.written + c.failed + c.skipped }
 // progress reports a run's advance until stop is called.
 type progress struct {
 	start  time.Time
-	total  int64 // items of this shard, -1 if unknown
+	total  int64 // items of this shard, <= 0 if unknown (stream mode)
 	counts func() progressCounts
 	bar    *progressbar.ProgressBar
 	w      io.Writer
@@ -51,6 +51,9 @@ func isTerminal(w io.Writer) bool {
 // startProgress starts the reporter. With bar set it draws on w and routes
 // slog through the bar so warnings print above it instead of tearing it.
 func startProgress(w io.Writer, bar bool, total int64, start time.Time, counts func() progressCounts) *progress {
+	if total <= 0 {
+		total = -1 // the bar shows a spinner, the log lines no total
+	}
 	p := &progress{start: start, total: total, counts: counts, w: w, quit: make(chan struct{})}
 	every := logEvery
 	if bar && w != nil {
@@ -113,15 +116,12 @@ func (p *progress) update() {
 func (p *progress) logLine() {
 	c := p.counts()
 	attrs := []any{"done", c.done()}
-	if p.total >= 0 {
-		attrs = append(attrs, "total", p.total)
-		if p.total > 0 {
-			attrs = append(attrs, "percent", fmt.Sprintf("%.1f", 100*float64(c.done())/float64(p.total)))
-		}
+	if p.total > 0 {
+		attrs = append(attrs, "total", p.total, "percent", fmt.Sprintf("%.1f", 100*float64(c.done())/float64(p.total)))
 	}
 	r := p.rate(c)
 	attrs = append(attrs, "written", c.written, "failed", c.failed, "skipped", c.skipped, "images_per_s", fmt.Sprintf("%.2f", r))
-	if left := p.total - c.done(); p.total >= 0 && r > 0 && left > 0 {
+	if left := p.total - c.done(); p.total > 0 && r > 0 && left > 0 {
 		attrs = append(attrs, "eta", (time.Duration(float64(left)/r) * time.Second).Round(time.Second).String())
 	}
 	slog.Info("progress", attrs...)

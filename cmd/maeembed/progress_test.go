@@ -47,6 +47,25 @@ func TestProgressNoTerminal(t *testing.T) {
 	if isTerminal(&buf) {
 		t.Error("a buffer is not a terminal")
 	}
+	// The periodic line (every 10 s) says how far the run is.
+	var logs bytes.Buffer
+	prev := slog.Default()
+	defer slog.SetDefault(prev)
+	slog.SetDefault(slog.New(slog.NewTextHandler(&logs, nil)))
+	p = startProgress(nil, false, 10, time.Now().Add(-time.Second), func() progressCounts { return progressCounts{written: 3, failed: 1, skipped: 4} })
+	p.logLine()
+	p.stop()
+	if !regexp.MustCompile(`msg=progress done=8 total=10 percent=80\.0 written=3 failed=1 skipped=4 images_per_s=[0-9.]+ eta=\d`).MatchString(logs.String()) {
+		t.Errorf("progress line: %s", logs.String())
+	}
+	// Stream mode: no total.
+	logs.Reset()
+	p = startProgress(nil, false, 0, time.Now(), func() progressCounts { return progressCounts{written: 3} })
+	p.logLine()
+	p.stop()
+	if strings.Contains(logs.String(), "total=") || !strings.Contains(logs.String(), "done=3") {
+		t.Errorf("progress line without a total: %s", logs.String())
+	}
 }
 
 // The summary names every stage with its busy time and utilisation.
