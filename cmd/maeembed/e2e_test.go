@@ -391,6 +391,13 @@ func TestE2EKillAndResume(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "out")
 	args := []string{"embed", "-m", filepath.Join(fixtures, "tiny32", "hf"), "--resize", "none",
 		"--batch-size", "2", "--max-file-rows", "8", "-o", out, in}
+	// Calibrate: kill moments are fractions of a full run's duration, so
+	// they land mid-run on a fast idle machine and on a loaded CI one.
+	t0 := time.Now()
+	if b, err := exec.Command(bin, append(slices.Clone(args[:len(args)-3]), "-o", filepath.Join(t.TempDir(), "cal"), in)...).CombinedOutput(); err != nil {
+		t.Fatalf("calibration run: %v\n%s", err, b)
+	}
+	full := time.Since(t0)
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 3))
 	partial := 0
 	for kill := 0; kill < 6; kill++ {
@@ -400,7 +407,7 @@ func TestE2EKillAndResume(t *testing.T) {
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(time.Duration(20+rng.IntN(200)) * time.Millisecond)
+		time.Sleep(time.Duration((0.05 + 0.55*rng.Float64()) * float64(full)))
 		cmd.Process.Signal(syscall.SIGKILL)
 		err := cmd.Wait()
 		ids := visibleIDs(t, out)
