@@ -716,16 +716,17 @@ func httpStatus(addr, path string) int {
 
 // Bad stream flags are usage errors with one clear line.
 func TestStreamUsageErrors(t *testing.T) {
+	x := filepath.Join(t.TempDir(), "out") // never in the source tree
 	for _, c := range []struct {
 		args []string
 		want string
 	}{
-		{[]string{"--topic", "t", "-o", "x"}, "--brokers"},
-		{[]string{"--brokers", "b", "-o", "x"}, "--topic"},
+		{[]string{"--topic", "t", "-o", x}, "--brokers"},
+		{[]string{"--brokers", "b", "-o", x}, "--topic"},
 		{[]string{"--brokers", "b", "--topic", "t"}, "--output"},
-		{[]string{"--brokers", "b", "--topic", "t", "-o", "x", "extra"}, "no INPUT"},
-		{[]string{"--brokers", "b", "--topic", "t", "-o", "x", "--max-in-flight", "2"}, "max-in-flight"},
-		{[]string{"--brokers", "b", "--topic", "t", "-o", "x", "--start-offset", "middle", "-m", filepath.Join(tiny, "hf")}, "start offset"},
+		{[]string{"--brokers", "b", "--topic", "t", "-o", x, "extra"}, "no INPUT"},
+		{[]string{"--brokers", "b", "--topic", "t", "-o", x, "--max-in-flight", "2"}, "max-in-flight"},
+		{[]string{"--brokers", "b", "--topic", "t", "-o", x, "--start-offset", "middle", "-m", filepath.Join(tiny, "hf")}, "start offset"},
 	} {
 		code, _, stderr := maeembed(t, append([]string{"stream"}, c.args...)...)
 		if code != 2 || !strings.Contains(stderr, c.want) {
