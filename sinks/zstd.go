@@ -27,7 +27,11 @@ func (z *reusedZstd) EncodeLevel(dst, src []byte, level int) []byte {
 			l = zstd.SpeedDefault
 		}
 		var err error
-		if enc, err = zstd.NewWriter(nil, zstd.WithZeroFrames(true), zstd.WithEncoderLevel(l)); err != nil {
+		// Pages are about 1 MiB, so a 1 MiB window loses nothing, and one
+		// encoder state (not one per core with a 16 MiB history each) keeps
+		// memory flat however many rows a run writes.
+		if enc, err = zstd.NewWriter(nil, zstd.WithZeroFrames(true), zstd.WithEncoderLevel(l),
+			zstd.WithWindowSize(1<<20), zstd.WithEncoderConcurrency(1)); err != nil {
 			z.mu.Unlock()
 			return z.Codec.EncodeLevel(dst, src, level)
 		}

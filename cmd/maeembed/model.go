@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"runtime"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -57,7 +59,24 @@ func (e *env) openModel(o *Options, needDecoder bool) (*mae.Model, error) {
 	if needDecoder && !m.HasDecoder() {
 		return nil, fmt.Errorf("model %s has no decoder weights: reconstruct needs a checkpoint with a decoder (e.g. mae_visualize_vit_base)", path)
 	}
+	setMemoryLimit()
 	slog.Info("model loaded", "path", path, "params", m.NumParams(), "decoder", m.HasDecoder(),
 		"image", m.Config.ImageSize, "patch", m.Config.PatchSize, "dim", m.Config.Dim, "took", time.Since(start).Round(time.Millisecond))
 	return m, nil
+}
+
+// setMemoryLimit gives the garbage collector a soft limit of what is live
+// after loading (mostly the weights) plus room for a run's buffers, unless
+// GOMEMLIMIT is set. Without it the heap may grow to twice the weights
+// before a collection (GOGC=100): a ViT-B run would peak near 1 GB instead
+// of ~0.7 GB. A soft limit never fails an allocation; past it the collector
+// just runs more often.
+func setMemoryLimit() {
+	if os.Getenv("GOMEMLIMIT") != "" {
+		return
+	}
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	debug.SetMemoryLimit(int64(ms.HeapAlloc) + 384<<20)
 }
