@@ -5,7 +5,6 @@ import (
 	"flag"
 	"fmt"
 	"runtime"
-	"sync"
 
 	"github.com/maeembed/maeembed/mae"
 	"github.com/maeembed/maeembed/sinks"
@@ -43,21 +42,12 @@ func (e *env) embed(args []string) error {
 	if o.DryRun {
 		return e.dryRun(src)
 	}
-	m, err := e.openModel(o, false)
+	em, meta, err := e.openEmbedder(o, pool, r)
 	if err != nil {
 		return err
 	}
-	if err := m.CheckPool(pool); err != nil {
-		return fmt.Errorf("%w: %v", errUsage, err)
-	}
-	r.m = m
-	r.pre.Size = m.Config.ImageSize
 	if err := r.start(); err != nil {
 		return err
-	}
-	meta := sinks.Meta{Model: o.Model, Pool: string(pool), Preprocess: r.pre.String(), Version: version, Dim: m.Config.Dim}
-	if pool == mae.PoolTokens {
-		meta.Tokens = 1 + m.Config.NumPatches()
 	}
 	var w sinks.EmbeddingWriter
 	switch o.Format {
@@ -72,32 +62,15 @@ func (e *env) embed(args []string) error {
 		r.errw.Abort()
 		return err
 	}
-	c := m.Config
-	dim := m.EmbedDim(pool)
-	patches := make([]float32, o.BatchSize*c.NumPatches()*c.PatchDim())
-	vals := sync.Pool{New: func() any { return make([]float32, o.BatchSize*dim) }}
 	rows := make([]sinks.Row, 0, o.BatchSize)
-	err = r.run(e.ctx, src,
-		func(b []prepared) (output, error) {
-			n := len(b)
-			pp := patches[:n*c.NumPatches()*c.PatchDim()]
-			for i, x := range b {
-				mae.Patchify(pp[i*c.NumPatches()*c.PatchDim():], x.chw, 1, c.ImageSize, c.PatchSize)
-			}
-			out := vals.Get().([]float32)[:n*dim]
-			if err := m.Embed(out, pp, n, pool); err != nil {
-				vals.Put(out[:cap(out)])
-				return output{}, err
-			}
-			return output{items: b, vals: out}, nil
-		},
+	err = r.run(e.ctx, src, em.run,
 		func(out output) error {
 			rows = rows[:0]
 			for i, x := range out.items {
-				rows = append(rows, sinks.Row{ID: x.it.ID, Width: int32(x.w), Height: int32(x.h), Embedding: out.vals[i*dim : (i+1)*dim]})
+				rows = append(rows, sinks.Row{ID: x.it.ID, Width: int32(x.w), Height: int32(x.h), Embedding: em.vector(out, i)})
 			}
 			err := w.Write(rows)
-			vals.Put(out.vals[:cap(out.vals)])
+			em.release(out)
 			return err
 		})
 	if (err != nil && !errors.Is(err, errInterrupted)) || r.written == 0 {

@@ -110,16 +110,21 @@ func modelFlags(fs *flag.FlagSet, o *Options) {
 	fs.StringVar(&o.CacheDir, "cache-dir", o.CacheDir, "where presets are downloaded (default $MAEEMBED_CACHE or the user cache dir)")
 }
 
+// preprocessFlags are the flags of the read → preprocess → batch stages.
+func preprocessFlags(fs *flag.FlagSet, o *Options) {
+	fs.IntVar(&o.BatchSize, "batch-size", o.BatchSize, "images per forward pass")
+	fs.IntVar(&o.Workers, "workers", o.Workers, "decode/resize workers (0 = number of cores)")
+	fs.StringVar(&o.Resize, "resize", o.Resize, "center-crop | squash | none")
+	fs.Int64Var(&o.MaxPixels, "max-pixels", o.MaxPixels, "refuse images with more pixels than this (0 = 178956970, as PIL)")
+}
+
 func runFlags(fs *flag.FlagSet, o *Options) {
 	modelFlags(fs, o)
 	for _, n := range []string{"output", "o"} {
 		fs.StringVar(&o.Output, n, o.Output, "output directory")
 	}
 	fs.StringVar(&o.Format, "format", o.Format, "output format")
-	fs.IntVar(&o.BatchSize, "batch-size", o.BatchSize, "images per forward pass")
-	fs.IntVar(&o.Workers, "workers", o.Workers, "decode/resize workers (0 = number of cores)")
-	fs.StringVar(&o.Resize, "resize", o.Resize, "center-crop | squash | none")
-	fs.Int64Var(&o.MaxPixels, "max-pixels", o.MaxPixels, "refuse images with more pixels than this (0 = 178956970, as PIL)")
+	preprocessFlags(fs, o)
 	fs.BoolVar(&o.FailOnError, "fail-on-error", o.FailOnError, "exit non-zero when any input failed")
 	fs.BoolVar(&o.DryRun, "dry-run", o.DryRun, "list what would be processed and stop")
 }

@@ -114,10 +114,7 @@ func parseStreamOptions(args []string) (*streamConfig, error) {
 	for _, n := range []string{"output", "o"} {
 		fs.StringVar(&o.Output, n, o.Output, "directory of rolling Parquet part files (one worker per directory)")
 	}
-	fs.IntVar(&o.BatchSize, "batch-size", o.BatchSize, "images per forward pass")
-	fs.IntVar(&o.Workers, "workers", o.Workers, "decode/resize workers (0 = number of cores)")
-	fs.StringVar(&o.Resize, "resize", o.Resize, "center-crop | squash | none")
-	fs.Int64Var(&o.MaxPixels, "max-pixels", o.MaxPixels, "refuse images with more pixels than this (0 = 178956970, as PIL)")
+	preprocessFlags(fs, o)
 	fs.StringVar(&o.Pool, "pool", o.Pool, "cls | mean | tokens | global")
 
 	fs.Var(&listFlag{v: &s.Brokers}, "brokers", "bootstrap brokers host:port[,host:port] (repeatable)")
@@ -394,21 +391,11 @@ func (e *env) stream(args []string) error {
 		defer stop()
 	}
 
-	m, err := e.openModel(o, false)
+	em, meta, err := e.openEmbedder(o, pool, r)
 	if err != nil {
 		return err
 	}
-	if err := m.CheckPool(pool); err != nil {
-		return fmt.Errorf("%w: %v", errUsage, err)
-	}
-	r.m = m
-	r.pre.Size = m.Config.ImageSize
 	met.modelLoaded.Store(true)
-	dim := m.EmbedDim(pool)
-	meta := sinks.Meta{Model: o.Model, Pool: string(pool), Preprocess: r.pre.String(), Version: version, Dim: m.Config.Dim}
-	if pool == mae.PoolTokens {
-		meta.Tokens = 1 + m.Config.NumPatches()
-	}
 
 	// Outputs. Each item's ack waits for all of them.
 	var emb, errq *ackQueue
@@ -449,7 +436,7 @@ func (e *env) stream(args []string) error {
 		}
 		prodPtr.Store(prod)
 	}
-	outMeta := sinkkafka.EmbeddingMeta{Topic: so.OutputTopic, Model: o.Model, Pool: string(pool), Dim: dim}
+	outMeta := sinkkafka.EmbeddingMeta{Topic: so.OutputTopic, Model: o.Model, Pool: string(pool), Dim: em.dim}
 
 	src, err := srckafka.Open(srckafka.Config{
 		Brokers: so.Brokers, Topics: so.Topics, Group: so.Group, StartOffset: so.StartOffset, Security: so.Security,
@@ -539,9 +526,6 @@ func (e *env) stream(args []string) error {
 		}
 	}
 
-	c2 := m.Config
-	patches := make([]float32, o.BatchSize*c2.NumPatches()*c2.PatchDim())
-	vals := sync.Pool{New: func() any { return make([]float32, o.BatchSize*dim) }}
 	rows := make([]sinks.Row, 0, o.BatchSize)
 	acks := make([]func(error), 0, o.BatchSize)
 	msgs := make([]kgo.Message, 0, o.BatchSize)
@@ -555,26 +539,19 @@ func (e *env) stream(args []string) error {
 	err = r.run(runCtx, src,
 		func(b []prepared) (output, error) {
 			start := time.Now()
-			n := len(b)
-			pp := patches[:n*c2.NumPatches()*c2.PatchDim()]
-			for i, x := range b {
-				mae.Patchify(pp[i*c2.NumPatches()*c2.PatchDim():], x.chw, 1, c2.ImageSize, c2.PatchSize)
+			out, err := em.run(b)
+			if err == nil {
+				met.model.Observe(time.Since(start).Seconds())
 			}
-			out := vals.Get().([]float32)[:n*dim]
-			if err := m.Embed(out, pp, n, pool); err != nil {
-				vals.Put(out[:cap(out)])
-				return output{}, err
-			}
-			met.model.Observe(time.Since(start).Seconds())
-			return output{items: b, vals: out}, nil
+			return out, err
 		},
 		func(out output) error {
 			start := time.Now()
-			defer vals.Put(out.vals[:cap(out.vals)])
+			defer em.release(out)
 			rows, acks, msgs = rows[:0], acks[:0], msgs[:0]
 			var produceAcks []func(error)
 			for i, x := range out.items {
-				v := out.vals[i*dim : (i+1)*dim]
+				v := em.vector(out, i)
 				ack := joinAck(outputs, x.it.Ack)
 				if embW != nil {
 					rows = append(rows, sinks.Row{ID: x.it.ID, Width: int32(x.w), Height: int32(x.h), Embedding: v})
