@@ -370,3 +370,36 @@ func TestNormPixLossFollowsConfig(t *testing.T) {
 		}
 	}
 }
+
+// A listed file that cannot be read becomes one error row with stage
+// "read"; the others are embedded.
+func TestReadErrorRow(t *testing.T) {
+	tiny := filepath.Join(fixtures, "tiny32")
+	imgs, _ := filepath.Abs(filepath.Join(tiny, "images"))
+	list := filepath.Join(t.TempDir(), "inputs.txt")
+	missing := filepath.Join(t.TempDir(), "gone.png")
+	os.WriteFile(list, []byte(filepath.Join(imgs, "img_000.png")+"\n"+missing+"\n"+filepath.Join(imgs, "img_001.png")+"\n"), 0o644)
+	out := t.TempDir()
+	mustRun(t, "embed", "-m", filepath.Join(tiny, "hf"), "--resize", "none", "--format", "npy", "-o", out, list)
+	shape, _ := npy(t, filepath.Join(out, "embeddings.npy"))
+	if shape[0] != 2 {
+		t.Errorf("%d rows, want 2", shape[0])
+	}
+	parts, _ := filepath.Glob(filepath.Join(out, "errors", "part-*.parquet"))
+	if len(parts) != 1 {
+		t.Fatalf("error parts %v", parts)
+	}
+	tbl, _, err := sinks.ReadParquet(parts[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tbl.Release()
+	if tbl.NumRows() != 1 {
+		t.Fatalf("%d error rows, want 1", tbl.NumRows())
+	}
+	for i, want := range map[int]string{0: missing, 1: "read"} {
+		if got := tbl.Column(i).Data().Chunk(0).(*array.String).Value(0); got != want {
+			t.Errorf("error column %d = %q, want %q", i, got, want)
+		}
+	}
+}
