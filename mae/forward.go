@@ -85,23 +85,19 @@ func (m *Model) Embed(out, patches []float32, n int, pool Pool) error {
 		return fmt.Errorf("embed: %d images need %d patch values and %d outputs, got %d and %d",
 			n, n*l*c.PatchDim(), n*m.EmbedDim(pool), len(patches), len(out))
 	}
-	ws := &m.ws
-	ws.mu.Lock()
-	defer ws.mu.Unlock()
-	t := 1 + l
-	x := ws.get(bufX, n*t*d)
-	m.embedPatches(x, patches, n, nil)
-	m.runBlocks(m.Encoder.Blocks, x, n, t, d, c.MLPDim)
+	m.ws.mu.Lock()
+	defer m.ws.mu.Unlock()
+	x, t := m.encode(patches, n, nil)
 	e := m.Encoder
 	if pool == PoolGlobal {
 		for b := 0; b < n; b++ {
 			o := out[b*d : (b+1)*d]
 			meanRows(o, x[(b*t+1)*d:(b+1)*t*d], l, d)
 		}
-		kernels.LayerNorm(out, out, n, d, paramData(e.FCNorm.W), paramData(e.FCNorm.B), e.FCNorm.Eps)
+		e.FCNorm.apply(out, out, n)
 		return nil
 	}
-	kernels.LayerNorm(x, x, n*t, d, paramData(e.Norm.W), paramData(e.Norm.B), e.Norm.Eps)
+	e.Norm.apply(x, x, n*t)
 	for b := 0; b < n; b++ {
 		tok := x[b*t*d : (b+1)*t*d]
 		switch pool {
@@ -114,6 +110,22 @@ func (m *Model) Embed(out, patches []float32, n int, pool Pool) error {
 		}
 	}
 	return nil
+}
+
+// encode runs the encoder blocks (not the final norm) on the patches of n
+// images, all of them in raster order or the kept ones of mk, and returns
+// the token buffer [n·t, D] (from the workspace; ws.mu must be held) and t,
+// the tokens per image (cls included).
+func (m *Model) encode(patches []float32, n int, mk *Masking) ([]float32, int) {
+	c := m.Config
+	t := 1 + c.NumPatches()
+	if mk != nil {
+		t = 1 + mk.Keep
+	}
+	x := m.ws.get(bufX, n*t*c.Dim)
+	m.embedPatches(x, patches, n, mk)
+	m.runBlocks(m.Encoder.Blocks, x, n, t, c.Dim, c.MLPDim)
+	return x, t
 }
 
 // meanRows averages rows [rows, d] into dst [d], summing in float64 so the
@@ -135,7 +147,7 @@ func (m *Model) embedPatches(x, patches []float32, n int, mk *Masking) {
 	c, e := m.Config, m.Encoder
 	l, d := c.NumPatches(), c.Dim
 	pe := m.ws.get(bufPE, n*l*d)
-	kernels.Linear(pe, patches, n*l, e.PatchEmbed.packed, paramData(e.PatchEmbed.B), kernels.ActNone, nil)
+	e.PatchEmbed.apply(pe, patches, n*l, kernels.ActNone, nil)
 	pos := paramData(e.PosEmbed)
 	cls := paramData(e.ClsToken)
 	keep := l
@@ -172,13 +184,13 @@ func (m *Model) runBlocks(blocks []*Block, x []float32, n, t, d, mlp int) {
 	att := ws.get(bufAttn, rows*d)
 	hid := ws.get(bufMLP, rows*mlp)
 	for _, blk := range blocks {
-		kernels.LayerNorm(h, x, rows, d, paramData(blk.Norm1.W), paramData(blk.Norm1.B), blk.Norm1.Eps)
-		kernels.Linear(qkv, h, rows, blk.QKV.packed, paramData(blk.QKV.B), kernels.ActNone, nil)
+		blk.Norm1.apply(h, x, rows)
+		blk.QKV.apply(qkv, h, rows, kernels.ActNone, nil)
 		kernels.Attention(att, qkv, n, t, blk.Heads, d/blk.Heads)
-		kernels.Linear(x, att, rows, blk.Proj.packed, paramData(blk.Proj.B), kernels.ActNone, x)
-		kernels.LayerNorm(h, x, rows, d, paramData(blk.Norm2.W), paramData(blk.Norm2.B), blk.Norm2.Eps)
-		kernels.Linear(hid, h, rows, blk.FC1.packed, paramData(blk.FC1.B), kernels.ActGELU, nil)
-		kernels.Linear(x, hid, rows, blk.FC2.packed, paramData(blk.FC2.B), kernels.ActNone, x)
+		blk.Proj.apply(x, att, rows, kernels.ActNone, x)
+		blk.Norm2.apply(h, x, rows)
+		blk.FC1.apply(hid, h, rows, kernels.ActGELU, nil)
+		blk.FC2.apply(x, hid, rows, kernels.ActNone, x)
 	}
 }
 
@@ -202,7 +214,7 @@ func (m *Model) Reconstruct(patches, noise []float32, n int, ratio float64, norm
 		return nil, fmt.Errorf("reconstruction needs the encoder norm, which this checkpoint lacks")
 	}
 	c := m.Config
-	l, d, pd := c.NumPatches(), c.Dim, c.PatchDim()
+	l, pd := c.NumPatches(), c.PatchDim()
 	if ratio < 0 || ratio >= 1 {
 		return nil, fmt.Errorf("mask ratio %v outside [0, 1)", ratio)
 	}
@@ -220,19 +232,16 @@ func (m *Model) Reconstruct(patches, noise []float32, n int, ratio float64, norm
 	ws := &m.ws
 	ws.mu.Lock()
 	defer ws.mu.Unlock()
-	t := 1 + keep
-	x := ws.get(bufX, n*t*d)
-	m.embedPatches(x, patches, n, mk)
-	m.runBlocks(m.Encoder.Blocks, x, n, t, d, c.MLPDim)
+	x, t := m.encode(patches, n, mk)
 	e := m.Encoder
-	kernels.LayerNorm(x, x, n*t, d, paramData(e.Norm.W), paramData(e.Norm.B), e.Norm.Eps)
+	e.Norm.apply(x, x, n*t)
 	r := &Reconstruction{N: n, L: l, Keep: keep, Masking: mk,
 		Latent: append([]float32(nil), x...), Pred: make([]float32, n*l*pd), Loss: make([]float32, n)}
 
 	dec := m.Decoder
 	dd := c.DecDim
 	emb := ws.get(bufDX, n*t*dd)
-	kernels.Linear(emb, x, n*t, dec.Embed.packed, paramData(dec.Embed.B), kernels.ActNone, nil)
+	dec.Embed.apply(emb, x, n*t, kernels.ActNone, nil)
 	full := ws.get(bufX, n*(1+l)*dd) // x is no longer needed
 	pos := paramData(dec.PosEmbed)
 	mt := paramData(dec.MaskToken)
@@ -258,9 +267,9 @@ func (m *Model) Reconstruct(patches, noise []float32, n int, ratio float64, norm
 		}
 	}
 	m.runBlocks(dec.Blocks, full, n, 1+l, dd, c.DecMLPDim)
-	kernels.LayerNorm(full, full, n*(1+l), dd, paramData(dec.Norm.W), paramData(dec.Norm.B), dec.Norm.Eps)
+	dec.Norm.apply(full, full, n*(1+l))
 	pred := ws.get(bufPred, n*(1+l)*pd)
-	kernels.Linear(pred, full, n*(1+l), dec.Pred.packed, paramData(dec.Pred.B), kernels.ActNone, nil)
+	dec.Pred.apply(pred, full, n*(1+l), kernels.ActNone, nil)
 	for b := 0; b < n; b++ {
 		copy(r.Pred[b*l*pd:(b+1)*l*pd], pred[(b*(1+l)+1)*pd:(b+1)*(1+l)*pd])
 	}
