@@ -90,17 +90,27 @@ func (s Security) clientID() string {
 	return s.ClientID
 }
 
-// Dialer is the kafka-go Dialer of the consumer.
-func (s Security) Dialer() (*kgo.Dialer, error) {
+// clientParts builds what the consumer's Dialer and the producers'
+// Transport share, so both validate the same flags the same way.
+func (s Security) clientParts() (*tls.Config, sasl.Mechanism, time.Duration, error) {
 	t, err := s.TLSConfig()
 	if err != nil {
-		return nil, err
+		return nil, nil, 0, err
 	}
 	m, err := s.Mechanism()
 	if err != nil {
-		return nil, err
+		return nil, nil, 0, err
 	}
 	to, err := s.dialTimeout()
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	return t, m, to, nil
+}
+
+// Dialer is the kafka-go Dialer of the consumer.
+func (s Security) Dialer() (*kgo.Dialer, error) {
+	t, m, to, err := s.clientParts()
 	if err != nil {
 		return nil, err
 	}
@@ -109,15 +119,7 @@ func (s Security) Dialer() (*kgo.Dialer, error) {
 
 // Transport is the kafka-go Transport of the producers.
 func (s Security) Transport() (*kgo.Transport, error) {
-	t, err := s.TLSConfig()
-	if err != nil {
-		return nil, err
-	}
-	m, err := s.Mechanism()
-	if err != nil {
-		return nil, err
-	}
-	to, err := s.dialTimeout()
+	t, m, to, err := s.clientParts()
 	if err != nil {
 		return nil, err
 	}
