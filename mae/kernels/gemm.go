@@ -13,12 +13,8 @@ import (
 // B block (kc × nb·nr, packed, ≤ 512 KiB) is streamed from L2. The values
 // were tuned on the Zen 4 development machine (1 MiB L2, 32 KiB L1D).
 const (
-	kcMax = 512
-	maxMR = 16
-)
-
-var (
-	blockKC   = 512
+	kcMax     = 512
+	maxMR     = 16
 	blockRows = 96 // rows of C per task (rounded to micro-panels)
 	blockNB   = 8  // column panels per task
 )
@@ -294,7 +290,7 @@ func (j *gemmJob) epilogue(i, rows, col, cols int) {
 // schedule picks the task grid for nw workers.
 func (j *gemmJob) schedule(nw int) {
 	mr := j.im.mr
-	j.kc = min(blockKC, kcMax)
+	j.kc = kcMax
 	if j.k > j.kc && j.k < 2*j.kc {
 		j.kc = (j.k + 1) / 2 // two even chunks beat one full and one sliver
 	}
