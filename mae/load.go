@@ -19,27 +19,32 @@ func Load(path, configPath string) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	var cfg Config
+	cfg, err := ConfigFor(ck, configPath)
+	if err != nil {
+		return nil, err
+	}
+	return FromTensors(cfg, ck.Tensors, path)
+}
+
+// ConfigFor picks the config of a loaded checkpoint: configPath (an HF-style
+// config.json) when given, else the checkpoint's own config.json, else what
+// the tensor shapes say.
+func ConfigFor(ck *weights.Checkpoint, configPath string) (Config, error) {
 	switch {
 	case configPath != "":
 		h, err := weights.ReadHFConfig(configPath)
 		if err != nil {
-			return nil, err
+			return Config{}, err
 		}
-		cfg = FromHF(h)
+		return FromHF(h), nil
 	case ck.HF != nil:
-		cfg = FromHF(ck.HF)
-	default:
-		cfg, err = InferConfig(ck.Tensors)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", path, err)
-		}
+		return FromHF(ck.HF), nil
 	}
-	m, err := FromTensors(cfg, ck.Tensors, path)
+	cfg, err := InferConfig(ck.Tensors)
 	if err != nil {
-		return nil, err
+		return Config{}, fmt.Errorf("%s: %w", ck.Path, err)
 	}
-	return m, nil
+	return cfg, nil
 }
 
 // InferConfig reads the architecture off the tensor shapes of a checkpoint in
@@ -156,13 +161,7 @@ func (m *Model) Tensors() map[string]*weights.Tensor {
 	d, p, l := c.Dim, c.PatchSize, c.NumPatches()
 	w := paramData(e.PatchEmbed.Weight())
 	conv := make([]float32, len(w))
-	for o := 0; o < d; o++ {
-		for ch := 0; ch < 3; ch++ {
-			for i := 0; i < p*p; i++ {
-				conv[o*3*p*p+ch*p*p+i] = w[o*p*p*3+i*3+ch]
-			}
-		}
-	}
+	convLayout(conv, w, d, p, false)
 	put("patch_embed.proj.weight", conv, d, 3, p, p)
 	put("patch_embed.proj.bias", paramData(e.PatchEmbed.B), d)
 	put("cls_token", paramData(e.ClsToken), 1, 1, d)

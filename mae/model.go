@@ -113,7 +113,6 @@ func paramData(p *nn.Param) []float32 { return mat.Data[float32](p.Matrix) }
 // tensorSet hands out checkpoint tensors by name, checking shapes, and
 // remembers what was taken so leftovers can be reported.
 type tensorSet struct {
-	src   string
 	t     map[string]*weights.Tensor
 	taken map[string]bool
 	errs  []string
@@ -213,21 +212,14 @@ func FromTensors(cfg Config, tensors map[string]*weights.Tensor, src string) (*M
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("%s: config: %w", src, err)
 	}
-	s := &tensorSet{src: src, t: tensors, taken: map[string]bool{}}
+	s := &tensorSet{t: tensors, taken: map[string]bool{}}
 	d, p, l := cfg.Dim, cfg.PatchSize, cfg.NumPatches()
 	enc := &Encoder{}
 	if w := s.take("patch_embed.proj.weight", d, 3, p, p); w != nil {
 		b := s.take("patch_embed.proj.bias", d)
-		// Conv weights are (c, p, q); patches are (p, q, c): reorder once.
-		re := make([]float32, len(w))
-		for o := 0; o < d; o++ {
-			for c := 0; c < 3; c++ {
-				for i := 0; i < p*p; i++ {
-					re[o*p*p*3+i*3+c] = w[o*3*p*p+c*p*p+i]
-				}
-			}
-		}
 		if b != nil {
+			re := make([]float32, len(w))
+			convLayout(re, w, d, p, true)
 			enc.PatchEmbed = s.packed("patch_embed.proj.weight", re, b, p*p*3, d)
 		}
 	}
@@ -293,6 +285,25 @@ func FromTensors(cfg Config, tensors map[string]*weights.Tensor, src string) (*M
 		return nil, fmt.Errorf("%s: does not match %s: %s", src, cfg.describe(), strings.Join(s.errs, "; "))
 	}
 	return &Model{Config: cfg, Encoder: enc, Decoder: dec}, nil
+}
+
+// convLayout moves the patch-embedding weight [d, ...] between the conv
+// layout (c, p, q) of checkpoints and the patchify layout (p, q, c) the
+// matmul uses: toPatch reads conv and writes patch order, else the reverse.
+func convLayout(dst, src []float32, d, p int, toPatch bool) {
+	pp := p * p
+	for o := 0; o < d; o++ {
+		for c := 0; c < 3; c++ {
+			for i := 0; i < pp; i++ {
+				conv, patch := o*3*pp+c*pp+i, o*pp*3+i*3+c
+				if toPatch {
+					dst[patch] = src[conv]
+				} else {
+					dst[conv] = src[patch]
+				}
+			}
+		}
+	}
 }
 
 func hasDecoder(t map[string]*weights.Tensor) bool {

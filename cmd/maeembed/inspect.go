@@ -44,7 +44,7 @@ func (e *env) inspect(args []string) error {
 	sort.Strings(names)
 	fmt.Fprintf(e.stdout, "checkpoint  %s\nformat      %s\ntensors     %d\nparameters  %d (%.1fM)\nload time   %s\n",
 		path, ck.Format, len(names), total, float64(total)/1e6, time.Since(start).Round(time.Millisecond))
-	cfg, cfgErr := e.configFor(o, ck)
+	cfg, cfgErr := mae.ConfigFor(ck, o.Config)
 	if cfgErr == nil {
 		if _, err := mae.FromTensors(cfg, ck.Tensors, path); err != nil {
 			cfgErr = err
@@ -62,22 +62,6 @@ func (e *env) inspect(args []string) error {
 	}
 	tw.Flush()
 	return cfgErr
-}
-
-// configFor picks the config of a checkpoint: --config, its own config.json,
-// or what the tensor shapes say.
-func (e *env) configFor(o *Options, ck *weights.Checkpoint) (mae.Config, error) {
-	switch {
-	case o.Config != "":
-		h, err := weights.ReadHFConfig(o.Config)
-		if err != nil {
-			return mae.Config{}, err
-		}
-		return mae.FromHF(h), nil
-	case ck.HF != nil:
-		return mae.FromHF(ck.HF), nil
-	}
-	return mae.InferConfig(ck.Tensors)
 }
 
 // convert writes a checkpoint in the Hugging Face layout, which is also
