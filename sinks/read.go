@@ -24,12 +24,7 @@ func ReadParquet(path string) (arrow.Table, map[string]string, error) {
 		return nil, nil, fmt.Errorf("open parquet %s: %w", path, err)
 	}
 	defer pf.Close()
-	kv := map[string]string{}
-	for _, e := range pf.MetaData().KeyValueMetadata() {
-		if e.Value != nil {
-			kv[e.Key] = *e.Value
-		}
-	}
+	kv := parquetKV(pf)
 	fr, err := pqarrow.NewFileReader(pf, pqarrow.ArrowReadProperties{BatchSize: 4096}, memory.DefaultAllocator)
 	if err != nil {
 		return nil, nil, fmt.Errorf("read parquet %s: %w", path, err)
@@ -41,7 +36,7 @@ func ReadParquet(path string) (arrow.Table, map[string]string, error) {
 	return tbl, kv, nil
 }
 
-// readIDColumn appends the values of the "id" column of a Parquet file.
+// readParquetIDs adds the values of the "id" column of a Parquet file.
 func readParquetIDs(path string, into map[string]bool) error {
 	pf, err := file.OpenParquetFile(path, false)
 	if err != nil {
@@ -142,7 +137,6 @@ func ReadDoneIDs(dir string) (map[string]bool, error) {
 
 // fileMetadata reads the key-value metadata of a Parquet or Arrow IPC file.
 func fileMetadata(path string) (map[string]string, error) {
-	kv := map[string]string{}
 	if filepath.Ext(path) == ".arrow" {
 		f, err := os.Open(path)
 		if err != nil {
@@ -155,6 +149,7 @@ func fileMetadata(path string) (map[string]string, error) {
 		}
 		defer r.Close()
 		md := r.Schema().Metadata()
+		kv := map[string]string{}
 		for i, k := range md.Keys() {
 			kv[k] = md.Values()[i]
 		}
@@ -165,10 +160,16 @@ func fileMetadata(path string) (map[string]string, error) {
 		return nil, fmt.Errorf("open parquet %s: %w", path, err)
 	}
 	defer pf.Close()
+	return parquetKV(pf), nil
+}
+
+// parquetKV is the key-value file metadata of an open Parquet file.
+func parquetKV(pf *file.Reader) map[string]string {
+	kv := map[string]string{}
 	for _, e := range pf.MetaData().KeyValueMetadata() {
 		if e.Value != nil {
 			kv[e.Key] = *e.Value
 		}
 	}
-	return kv, nil
+	return kv
 }
