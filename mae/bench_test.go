@@ -41,7 +41,11 @@ func BenchmarkReconstruct(b *testing.B) {
 	c := m.Config
 	const bs = 8
 	patches := randPatches(bs, c, 1)
-	noise := RandomNoise(bs, c.NumPatches(), 1)
+	l := c.NumPatches()
+	noise := make([]float32, bs*l)
+	for i := 0; i < bs; i++ {
+		NoiseRow(noise[i*l:(i+1)*l], 1, int64(i))
+	}
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		if _, err := m.Reconstruct(patches, noise, bs, 0.75, false); err != nil {

@@ -48,17 +48,6 @@ func NewMasking(noise []float32, n, l, keep int) *Masking {
 	return m
 }
 
-// RandomNoise draws noise [n, l] uniform in [0,1) from a seeded generator,
-// so a seed gives the same masks on every machine.
-func RandomNoise(n, l int, seed uint64) []float32 {
-	r := rand.New(rand.NewPCG(seed, 0x6d6165656d626564))
-	out := make([]float32, n*l)
-	for i := range out {
-		out[i] = r.Float32()
-	}
-	return out
-}
-
 // NoiseRow fills dst (one image's L values) with the noise of input number
 // index under seed: each image's mask depends only on the seed and its
 // position in the input, not on batching, sharding or resume.
