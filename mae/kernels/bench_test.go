@@ -18,15 +18,27 @@ var modelShapes = []struct {
 	{"fc2", 1576, 3072, 768},
 }
 
+// onPath switches to path p for the rest of benchmark b.
+func onPath(b *testing.B, p string) {
+	saved := Path()
+	b.Cleanup(func() { SetPath(saved) })
+	if err := SetPath(p); err != nil {
+		b.Fatal(err)
+	}
+}
+
+// reportGFLOPs reports flops per iteration as GFLOP/s over b's run.
+func reportGFLOPs(b *testing.B, flops float64) {
+	b.ReportMetric(flops*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+}
+
 // BenchmarkGemm runs Gemm (C = A·Bᵀ, the Linear layout) at the model's
 // shapes on every path; the path=generic runs are slow by design.
 func BenchmarkGemm(b *testing.B) {
 	for _, p := range Paths() {
 		for _, s := range modelShapes {
 			b.Run(fmt.Sprintf("path=%s/%s_%dx%dx%d", p, s.name, s.m, s.k, s.n), func(b *testing.B) {
-				saved := Path()
-				defer SetPath(saved)
-				SetPath(p)
+				onPath(b, p)
 				r := rand.New(rand.NewPCG(1, 1))
 				a, w := randSlice(r, s.m*s.k), randSlice(r, s.n*s.k)
 				c := make([]float32, s.m*s.n)
@@ -34,10 +46,28 @@ func BenchmarkGemm(b *testing.B) {
 				for i := 0; i < b.N; i++ {
 					Gemm(false, true, s.m, s.n, s.k, 1, a, s.k, w, s.k, 0, c, s.n)
 				}
-				b.ReportMetric(2*float64(s.m)*float64(s.n)*float64(s.k)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+				reportGFLOPs(b, 2*float64(s.m)*float64(s.n)*float64(s.k))
 			})
 		}
 	}
+}
+
+// benchLinear times the model's call at m×k×n: packed weights, bias, and
+// exact GELU on fc1.
+func benchLinear(b *testing.B, m, k, n int, name string) {
+	act := ActNone
+	if name == "fc1" {
+		act = ActGELU
+	}
+	r := rand.New(rand.NewPCG(1, 1))
+	x, w, bias := randSlice(r, m*k), randSlice(r, n*k), randSlice(r, n)
+	y := make([]float32, m*n)
+	pw := PackLinear(w, n, k)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		Linear(y, x, m, pw, bias, act, nil)
+	}
+	reportGFLOPs(b, 2*float64(m)*float64(n)*float64(k))
 }
 
 // BenchmarkLinearSmall covers batch-1 (197 rows) and the masked encoder
@@ -46,41 +76,19 @@ func BenchmarkLinearSmall(b *testing.B) {
 	for _, m := range []int{197, 50} {
 		for _, s := range modelShapes {
 			b.Run(fmt.Sprintf("%s_%dx%dx%d", s.name, m, s.k, s.n), func(b *testing.B) {
-				r := rand.New(rand.NewPCG(1, 1))
-				x, w, bias := randSlice(r, m*s.k), randSlice(r, s.n*s.k), randSlice(r, s.n)
-				y := make([]float32, m*s.n)
-				pw := PackLinear(w, s.n, s.k)
-				b.ResetTimer()
-				for i := 0; i < b.N; i++ {
-					Linear(y, x, m, pw, bias, ActNone, nil)
-				}
-				b.ReportMetric(2*float64(m)*float64(s.n)*float64(s.k)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+				benchLinear(b, m, s.k, s.n, s.name)
 			})
 		}
 	}
 }
 
-// BenchmarkLinear is the model's hot call: packed weights, fused epilogue.
+// BenchmarkLinear is the model's hot call at batch 8 on every path.
 func BenchmarkLinear(b *testing.B) {
 	for _, p := range Paths() {
 		for _, s := range modelShapes {
-			act := ActNone
-			if s.name == "fc1" {
-				act = ActGELU
-			}
 			b.Run(fmt.Sprintf("path=%s/%s_%dx%dx%d", p, s.name, s.m, s.k, s.n), func(b *testing.B) {
-				saved := Path()
-				defer SetPath(saved)
-				SetPath(p)
-				r := rand.New(rand.NewPCG(1, 1))
-				x, w, bias := randSlice(r, s.m*s.k), randSlice(r, s.n*s.k), randSlice(r, s.n)
-				y := make([]float32, s.m*s.n)
-				pw := PackLinear(w, s.n, s.k)
-				b.ResetTimer()
-				for i := 0; i < b.N; i++ {
-					Linear(y, x, s.m, pw, bias, act, nil)
-				}
-				b.ReportMetric(2*float64(s.m)*float64(s.n)*float64(s.k)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+				onPath(b, p)
+				benchLinear(b, s.m, s.k, s.n, s.name)
 			})
 		}
 	}
@@ -91,9 +99,7 @@ func BenchmarkAttention(b *testing.B) {
 		for _, tokens := range []int{197, 50} {
 			const batch, heads, hd = 8, 12, 64
 			b.Run(fmt.Sprintf("path=%s/tokens=%d", p, tokens), func(b *testing.B) {
-				saved := Path()
-				defer SetPath(saved)
-				SetPath(p)
+				onPath(b, p)
 				r := rand.New(rand.NewPCG(1, 1))
 				qkv := randSlice(r, batch*tokens*3*heads*hd)
 				out := make([]float32, batch*tokens*heads*hd)
@@ -101,8 +107,7 @@ func BenchmarkAttention(b *testing.B) {
 				for i := 0; i < b.N; i++ {
 					Attention(out, qkv, batch, tokens, heads, hd)
 				}
-				flops := 4 * float64(batch*heads) * float64(tokens*tokens) * hd
-				b.ReportMetric(flops*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+				reportGFLOPs(b, 4*float64(batch*heads)*float64(tokens*tokens)*hd)
 			})
 		}
 	}
@@ -111,9 +116,7 @@ func BenchmarkAttention(b *testing.B) {
 func BenchmarkLayerNorm(b *testing.B) {
 	for _, p := range Paths() {
 		b.Run("path="+p, func(b *testing.B) {
-			saved := Path()
-			defer SetPath(saved)
-			SetPath(p)
+			onPath(b, p)
 			r := rand.New(rand.NewPCG(1, 1))
 			x := randSlice(r, 1576*768)
 			g, be := randSlice(r, 768), randSlice(r, 768)
@@ -128,9 +131,7 @@ func BenchmarkLayerNorm(b *testing.B) {
 func BenchmarkGELU(b *testing.B) {
 	for _, p := range Paths() {
 		b.Run("path="+p, func(b *testing.B) {
-			saved := Path()
-			defer SetPath(saved)
-			SetPath(p)
+			onPath(b, p)
 			r := rand.New(rand.NewPCG(1, 1))
 			src := randSlice(r, 1576*3072)
 			x := make([]float32, len(src))

@@ -19,7 +19,7 @@ func BenchmarkMicroKernel(b *testing.B) {
 			for i := 0; i < b.N; i++ {
 				im.kernel(k, &a[0], 1, im.mr, &bp[0], &c[0], nr, 1, 0, nil)
 			}
-			b.ReportMetric(2*float64(im.mr*nr*k)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+			reportGFLOPs(b, 2*float64(im.mr*nr*k))
 		})
 	}
 }
