@@ -154,6 +154,15 @@ func numel(shape []int) int {
 	return n
 }
 
+// param takes a tensor as a parameter (nil, with the error recorded, when
+// it is missing or mis-shaped).
+func (s *tensorSet) param(name string, shape ...int) *nn.Param {
+	if v := s.take(name, shape...); v != nil {
+		return param(v, shape...)
+	}
+	return nil
+}
+
 func (s *tensorSet) linear(prefix string, in, out int) *Linear {
 	w := s.take(prefix+".weight", out, in)
 	b := s.take(prefix+".bias", out)
@@ -223,12 +232,8 @@ func FromTensors(cfg Config, tensors map[string]*weights.Tensor, src string) (*M
 			enc.PatchEmbed = s.packed("patch_embed.proj.weight", re, b, p*p*3, d)
 		}
 	}
-	if v := s.take("cls_token", d); v != nil {
-		enc.ClsToken = param(v, d)
-	}
-	if v := s.take("pos_embed", 1+l, d); v != nil {
-		enc.PosEmbed = param(v, 1+l, d)
-	}
+	enc.ClsToken = s.param("cls_token", d)
+	enc.PosEmbed = s.param("pos_embed", 1+l, d)
 	for i := 0; i < cfg.Depth; i++ {
 		enc.Blocks = append(enc.Blocks, s.block("blocks."+strconv.Itoa(i), d, cfg.MLPDim, cfg.Heads, cfg.Eps))
 	}
@@ -251,16 +256,9 @@ func FromTensors(cfg Config, tensors map[string]*weights.Tensor, src string) (*M
 			s.errs = append(s.errs, "checkpoint has decoder tensors but the config has no decoder")
 		} else {
 			dd := cfg.DecDim
-			dec = &Decoder{
-				Embed: s.linear("decoder_embed", d, dd),
-				Norm:  nil,
-			}
-			if v := s.take("mask_token", dd); v != nil {
-				dec.MaskToken = param(v, dd)
-			}
-			if v := s.take("decoder_pos_embed", 1+l, dd); v != nil {
-				dec.PosEmbed = param(v, 1+l, dd)
-			}
+			dec = &Decoder{Embed: s.linear("decoder_embed", d, dd)}
+			dec.MaskToken = s.param("mask_token", dd)
+			dec.PosEmbed = s.param("decoder_pos_embed", 1+l, dd)
 			for i := 0; i < cfg.DecDepth; i++ {
 				dec.Blocks = append(dec.Blocks, s.block("decoder_blocks."+strconv.Itoa(i), dd, cfg.DecMLPDim, cfg.DecHeads, cfg.Eps))
 			}
