@@ -253,15 +253,23 @@ func (s *Source) item(m kgo.Message) sources.Item {
 	if id == "" {
 		id = pos.String()
 	}
-	fetchedAt := time.Now()
-	produced := m.Time
-	var once sync.Once
-	ack := func(err error) {
-		once.Do(func() {
-			s.ackOne(k, m.Offset, err, produced, fetchedAt)
-		})
-	}
-	return sources.Item{ID: id, Data: m.Value, Pos: pos, Ack: ack}
+	a := &itemAck{s: s, k: k, off: m.Offset, produced: m.Time, fetchedAt: time.Now()}
+	return sources.Item{ID: id, Data: m.Value, Pos: pos, Ack: a.ack}
+}
+
+// itemAck is the once-only Ack of one message. It holds only what ackOne
+// needs: a closure over the whole kgo.Message moved the message to the heap
+// for every item.
+type itemAck struct {
+	once                sync.Once
+	s                   *Source
+	k                   partKey
+	off                 int64
+	produced, fetchedAt time.Time
+}
+
+func (a *itemAck) ack(err error) {
+	a.once.Do(func() { a.s.ackOne(a.k, a.off, err, a.produced, a.fetchedAt) })
 }
 
 func (s *Source) ackOne(k partKey, off int64, err error, produced, fetchedAt time.Time) {
