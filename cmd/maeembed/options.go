@@ -51,16 +51,8 @@ func parseOptions(cmd string, args []string, define func(fs *flag.FlagSet, o *Op
 	if cmd == "reconstruct" {
 		o.Format = "npy"
 	}
-	if path := findConfigFile(args); path != "" {
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return nil, fmt.Errorf("%w: config file: %v", errUsage, err)
-		}
-		dec := yaml.NewDecoder(strings.NewReader(string(b)))
-		dec.KnownFields(true)
-		if err := dec.Decode(&o); err != nil {
-			return nil, fmt.Errorf("%w: config file %s: %v", errUsage, path, err)
-		}
+	if err := loadConfigFile(args, &o); err != nil {
+		return nil, err
 	}
 	fs := flag.NewFlagSet("maeembed "+cmd, flag.ContinueOnError)
 	var configFile string
@@ -85,6 +77,26 @@ func parseOptions(cmd string, args []string, define func(fs *flag.FlagSet, o *Op
 		o.Inputs = pos
 	}
 	return &o, nil
+}
+
+// loadConfigFile decodes the --config-file named in args, if any, into dst
+// (strictly: an unknown key is a usage error).
+func loadConfigFile(args []string, dst any) error {
+	path := findConfigFile(args)
+	if path == "" {
+		return nil
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("%w: config file: %v", errUsage, err)
+	}
+	defer f.Close()
+	dec := yaml.NewDecoder(f)
+	dec.KnownFields(true)
+	if err := dec.Decode(dst); err != nil {
+		return fmt.Errorf("%w: config file %s: %v", errUsage, path, err)
+	}
+	return nil
 }
 
 func findConfigFile(args []string) string {

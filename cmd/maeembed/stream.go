@@ -17,7 +17,6 @@ import (
 	"time"
 
 	kgo "github.com/segmentio/kafka-go"
-	"gopkg.in/yaml.v3"
 
 	"github.com/maeembed/maeembed/mae"
 	"github.com/maeembed/maeembed/pipeline"
@@ -94,17 +93,8 @@ func (l *listFlag) Set(s string) error {
 
 func parseStreamOptions(args []string) (*streamConfig, error) {
 	c := &streamConfig{Options: defaultOptions(), StreamOptions: defaultStreamOptions()}
-	c.Options.Format = "parquet"
-	if path := findConfigFile(args); path != "" {
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return nil, fmt.Errorf("%w: config file: %v", errUsage, err)
-		}
-		dec := yaml.NewDecoder(strings.NewReader(string(b)))
-		dec.KnownFields(true)
-		if err := dec.Decode(c); err != nil {
-			return nil, fmt.Errorf("%w: config file %s: %v", errUsage, path, err)
-		}
+	if err := loadConfigFile(args, c); err != nil {
+		return nil, err
 	}
 	o, s := &c.Options, &c.StreamOptions
 	fs := flag.NewFlagSet("maeembed stream", flag.ContinueOnError)
