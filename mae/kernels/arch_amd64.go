@@ -21,13 +21,7 @@ func kernelAVX2(k int, a *float32, rs, ps int, b *float32, c *float32, ldc int, 
 func geluAVX512(x []float32)
 
 //go:noescape
-func expSubAVX512(x []float32, m float32) float32
-
-//go:noescape
 func softmaxAVX512(x []float32) (m, s float32)
-
-//go:noescape
-func maxAVX512(x []float32) float32
 
 //go:noescape
 func sumAVX512(x []float32) float32
@@ -46,9 +40,6 @@ func packT16AVX512(dst, src *float32, lda, k int)
 
 //go:noescape
 func packA12AVX512(dst, src *float32, lda, k int)
-
-//go:noescape
-func scaleAVX512(x []float32, s float32)
 
 var avx512Impl = impl{
 	name:     "avx512",
@@ -72,10 +63,7 @@ var avx512Impl = impl{
 	},
 	gelu:    geluAVX512,
 	add:     func(dst, src []float32) { addAVX512(dst, src[:len(dst)]) },
-	expSub:  expSubAVX512,
-	maxf:    maxAVX512,
 	softmax: softmaxAVX512,
-	scale:   scaleAVX512,
 	sum:     sumAVX512,
 	sqdev:   sqdevAVX512,
 	ln: func(y, x []float32, mean, rstd float32, gamma, beta []float32) {

@@ -434,24 +434,6 @@ func helpers512() {
 	p("\tRET")
 	p("")
 
-	p("// func expSubAVX512(x []float32, m float32) float32")
-	p("TEXT ·expSubAVX512(SB), NOSPLIT, $0-36")
-	p("\tMOVQ x_base+0(FP), DI")
-	p("\tMOVQ x_len+8(FP), CX")
-	p("\tVBROADCASTSS m+24(FP), Z7")
-	loadExpConsts()
-	p("\tVPXORD Z6, Z6, Z6")
-	vecLoop("exps", []string{"DI"}, `	@LD (DI), @K Z0
-	VSUBPS Z7, Z0, Z0
-`+expOf()+`	VMOVUPS Z22, @K (DI)
-	VADDPS Z22, Z6, @K Z6
-`)
-	reduce("ADD")
-	p("\tMOVSS X6, ret+32(FP)")
-	p("\tVZEROUPPER")
-	p("\tRET")
-	p("")
-
 	// Softmax of one row in a single call: max, exp(x−max) with the sum,
 	// then scale by 1/sum. Returns max and sum so the caller can handle
 	// rows whose max is ±Inf or NaN.
@@ -485,20 +467,6 @@ func helpers512() {
 	VMULPS Z7, Z0, Z0
 	VMOVUPS Z0, @K (DI)
 `)
-	p("\tVZEROUPPER")
-	p("\tRET")
-	p("")
-
-	p("// func maxAVX512(x []float32) float32")
-	p("TEXT ·maxAVX512(SB), NOSPLIT, $0-28")
-	p("\tMOVQ x_base+0(FP), DI")
-	p("\tMOVQ x_len+8(FP), CX")
-	p("\tVBROADCASTSS %s, Z6", k("neginf"))
-	vecLoop("max", []string{"DI"}, `	@LD (DI), @K Z0
-	VMAXPS Z0, Z6, @K Z6
-`)
-	reduce("MAX")
-	p("\tMOVSS X6, ret+24(FP)")
 	p("\tVZEROUPPER")
 	p("\tRET")
 	p("")
@@ -562,19 +530,6 @@ func helpers512() {
 	vecLoop("add", []string{"DI", "SI"}, `	@LD (DI), @K Z0
 	@LD (SI), @K Z1
 	VADDPS Z1, Z0, Z0
-	VMOVUPS Z0, @K (DI)
-`)
-	p("\tVZEROUPPER")
-	p("\tRET")
-	p("")
-
-	p("// func scaleAVX512(x []float32, s float32)")
-	p("TEXT ·scaleAVX512(SB), NOSPLIT, $0-28")
-	p("\tMOVQ x_base+0(FP), DI")
-	p("\tMOVQ x_len+8(FP), CX")
-	p("\tVBROADCASTSS s+24(FP), Z7")
-	vecLoop("scale", []string{"DI"}, `	@LD (DI), @K Z0
-	VMULPS Z7, Z0, Z0
 	VMOVUPS Z0, @K (DI)
 `)
 	p("\tVZEROUPPER")

@@ -48,13 +48,14 @@ type impl struct {
 	// geluTile, if set, applies GELU to rows×nr floats at c (row stride
 	// ldc): the epilogue of one full micro-tile.
 	geluTile func(c *float32, ldc, rows int)
-	gelu     func(x []float32)                    // in place, exact-erf GELU
-	add      func(dst, src []float32)             // dst[i] += src[i]
-	expSub   func(x []float32, m float32) float32 // x[i] = exp(x[i]-m), returns Σ
-	maxf     func(x []float32) float32
+	gelu     func(x []float32)        // in place, exact-erf GELU
+	add      func(dst, src []float32) // dst[i] += src[i]
 	// softmax, if set, does a whole row (max, exp, sum, scale) and returns
-	// the max and the sum for the caller's special cases.
+	// the max and the sum for the caller's special cases; otherwise maxf,
+	// expSub and scale do it in three passes.
 	softmax func(x []float32) (m, s float32)
+	maxf    func(x []float32) float32
+	expSub  func(x []float32, m float32) float32 // x[i] = exp(x[i]-m), returns Σ
 	scale   func(x []float32, s float32)
 	sum     func(x []float32) float32
 	sqdev   func(x []float32, mean float32) float32 // Σ (x[i]-mean)²
