@@ -122,7 +122,7 @@ func (c *parquetContainer) imageAt(i int) ([]byte, error) {
 		return nil, fmt.Errorf("image is null")
 	}
 	if b, ok := bytesAt(col, i); ok {
-		return b, nil
+		return copyImage(b)
 	}
 	st, ok := col.(*array.Struct)
 	if !ok {
@@ -131,7 +131,7 @@ func (c *parquetContainer) imageAt(i int) ([]byte, error) {
 	typ := st.DataType().(*arrow.StructType)
 	if k, ok := typ.FieldIdx("bytes"); ok && !st.Field(k).IsNull(i) {
 		if b, ok := bytesAt(st.Field(k), i); ok {
-			return b, nil
+			return copyImage(b)
 		}
 	}
 	if k, ok := typ.FieldIdx("path"); ok {
@@ -149,22 +149,26 @@ func (c *parquetContainer) imageAt(i int) ([]byte, error) {
 	return nil, fmt.Errorf("image struct has neither bytes nor path")
 }
 
+// copyImage copies a value out of the record, whose buffers are reused, and
+// refuses one over the member limit like a tar member.
+func copyImage(v []byte) ([]byte, error) {
+	if len(v) > maxMemberBytes {
+		return nil, fmt.Errorf("image is %d bytes, limit %d", len(v), maxMemberBytes)
+	}
+	return append([]byte(nil), v...), nil
+}
+
+// bytesAt is the binary value of row i, aliasing the record's buffers.
 func bytesAt(a arrow.Array, i int) ([]byte, bool) {
-	var v []byte
 	switch b := a.(type) {
 	case *array.Binary:
-		v = b.Value(i)
+		return b.Value(i), true
 	case *array.LargeBinary:
-		v = b.Value(i)
+		return b.Value(i), true
 	case *array.BinaryView:
-		v = b.Value(i)
-	default:
-		return nil, false
+		return b.Value(i), true
 	}
-	if len(v) > maxMemberBytes {
-		return nil, false
-	}
-	return append([]byte(nil), v...), true // the record's buffers are reused
+	return nil, false
 }
 
 func stringAt(a arrow.Array, i int) (string, bool) {

@@ -400,3 +400,28 @@ func mustOpen(t *testing.T, dir string, s Shard) *Reader {
 	}
 	return r
 }
+
+// A member or row over the size limit is one error item that says so; the
+// items after it are still read.
+func TestOversizedMembers(t *testing.T) {
+	defer func(n int) { maxMemberBytes = n }(maxMemberBytes)
+	maxMemberBytes = 2
+	dir := t.TempDir()
+	writeTar(t, filepath.Join(dir, "a.tar"), false, [][2]string{{"1.jpg", "OK"}, {"2.jpg", "BIG"}, {"3.jpg", "OK"}})
+	writeHFParquet(t, filepath.Join(dir, "b.parquet"), []struct {
+		bytes []byte
+		path  string
+		null  bool
+	}{{bytes: []byte("OK")}, {bytes: []byte("BIG")}, {bytes: []byte("OK")}})
+	r, err := Open([]string{dir}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := readAll(t, r)
+	pq := filepath.Join(dir, "b.parquet")
+	want := []string{"a.tar/1.jpg=OK", "a.tar/2.jpg!read " + filepath.Join(dir, "a.tar") + ":2.jpg: member is 3 bytes, limit 2", "a.tar/3.jpg=OK",
+		"b.parquet/0=OK", "b.parquet/1!read " + pq + "#1: row 1: image is 3 bytes, limit 2", "b.parquet/2=OK"}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("got %q\nwant %q", got, want)
+	}
+}

@@ -13,7 +13,8 @@ import (
 
 // maxMemberBytes bounds the bytes read for one archive member or row: a
 // larger "image" is refused (as an error item) rather than exhausting memory.
-const maxMemberBytes = 512 << 20
+// A variable so tests can lower it.
+var maxMemberBytes = 512 << 20
 
 // imageExt lists the member extensions treated as images in tar shards;
 // other WebDataset members (.json, .txt, .cls…) are metadata and skipped.
@@ -65,7 +66,7 @@ func (c *tarContainer) next(want func(member string, row int64, key string) bool
 		if !readData {
 			return name, -1, nil, nil
 		}
-		if h.Size > maxMemberBytes {
+		if h.Size > int64(maxMemberBytes) {
 			// Skippable: report it for this member and keep going.
 			return name, -1, nil, &memberError{fmt.Errorf("member is %d bytes, limit %d", h.Size, maxMemberBytes)}
 		}
