@@ -54,11 +54,7 @@ var avx512Impl = impl{
 			// The last k%16 columns, in Go.
 			d := unsafe.Slice(dst, 12*k)
 			a := unsafe.Slice(src, 11*lda+k)
-			for p := k16; p < k; p++ {
-				for r := 0; r < 12; r++ {
-					d[p*12+r] = a[r*lda+p]
-				}
-			}
+			packA12Generic(&d[12*k16], &a[k16], lda, k-k16)
 		}
 	},
 	gelu:    geluAVX512,

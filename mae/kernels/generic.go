@@ -124,8 +124,8 @@ func lnGeneric(y, x []float32, mean, rstd float32, gamma, beta []float32) {
 	}
 }
 
-// packA12Generic is packRows for 12 rows in Go (the AVX-512 fallback for
-// strides too large for gather offsets).
+// packA12Generic packs 12 rows of A (stride lda) into k×12 interleaved
+// order in Go: the columns past the AVX-512 packer's multiple of 16.
 func packA12Generic(dst, src *float32, lda, k int) {
 	const mr = 12
 	d := unsafe.Slice(dst, mr*k)
