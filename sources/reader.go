@@ -193,11 +193,10 @@ func (r *Reader) Next(ctx context.Context) (Item, error) {
 			}
 			if err != nil {
 				// An unreadable container is one error item under its own id.
-				idx := r.index
-				if !r.wanted(e.id) {
-					continue
+				if it, ok := r.containerError(e, err); ok {
+					return it, nil
 				}
-				return r.emit(Item{ID: e.id, Pos: Position{Index: idx, Path: e.path, Row: -1}, Err: &ReadError{Path: e.path, Err: err}}), nil
+				continue
 			}
 			r.cur, r.curE = c, e
 		}
@@ -241,16 +240,24 @@ func (r *Reader) nextMember() (it Item, ok bool, err error) {
 		r.cur = nil
 		if member == "" && row < 0 {
 			// Not attributable to a member: one error item for the container.
-			idx = r.index
-			if !r.wanted(e.id) {
-				return Item{}, false, nil
-			}
-			return r.emit(Item{ID: e.id, Pos: Position{Index: idx, Path: e.path, Row: -1}, Err: &ReadError{Path: e.path, Err: err}}), true, nil
+			it, ok := r.containerError(e, err)
+			return it, ok, nil
 		}
 		pos := Position{Index: idx, Path: e.path, Member: member, Row: row}
 		return r.emit(Item{ID: id, Pos: pos, Err: &ReadError{Path: pos.String(), Err: err}}), true, nil
 	}
 	return r.emit(Item{ID: id, Pos: Position{Index: idx, Path: e.path, Member: member, Row: row}, Data: data}), true, nil
+}
+
+// containerError is the error item of a tar or Parquet file that could not
+// be opened or read, under the file's own id; ok is false when this shard
+// (or resume) does not take it.
+func (r *Reader) containerError(e entry, err error) (Item, bool) {
+	idx := r.index
+	if !r.wanted(e.id) {
+		return Item{}, false
+	}
+	return r.emit(Item{ID: e.id, Pos: Position{Index: idx, Path: e.path, Row: -1}, Err: &ReadError{Path: e.path, Err: err}}), true
 }
 
 func memberID(e entry, member string, row int64, key string) string {
