@@ -97,7 +97,9 @@ func (p Preprocess) Decode(data []byte) (img image.Image, w, h int, err error) {
 	rgb := toRGB(src, cfg.Width, cfg.Height)
 	if format == "jpeg" {
 		if o := jpegOrientation(data); o > 1 {
-			rgb = orient(rgb, o)
+			oriented := orient(rgb, o)
+			decodedPool.put(rgb)
+			rgb = oriented
 		}
 	}
 	b := rgb.Bounds()
@@ -116,7 +118,7 @@ func toRGB(src image.Image, cw, ch int) *image.NRGBA {
 		w, h = cw, ch
 		off = sb.Min
 	}
-	dst := image.NewNRGBA(image.Rect(0, 0, w, h))
+	dst := decodedPool.get(w, h)
 	if off != (image.Point{}) || w != sb.Dx() || h != sb.Dy() {
 		for i := range dst.Pix {
 			dst.Pix[i] = 255

@@ -92,7 +92,7 @@ func orient(src *image.NRGBA, o int) *image.NRGBA {
 	if o >= 5 {
 		ow, oh = h, w
 	}
-	dst := image.NewNRGBA(image.Rect(0, 0, ow, oh))
+	dst := decodedPool.get(ow, oh)
 	for y := 0; y < oh; y++ {
 		for x := 0; x < ow; x++ {
 			var sx, sy int

@@ -156,7 +156,6 @@ func clip8(v int32) uint8 {
 // only on its own coefficients.
 func resampleWindow(src *image.NRGBA, outW, outH int, win image.Rectangle) *image.NRGBA {
 	inW, inH := src.Rect.Dx(), src.Rect.Dy()
-	dst := image.NewNRGBA(image.Rect(0, 0, win.Dx(), win.Dy()))
 	needH, needV := outW != inW, outH != inH
 
 	// Vertical coefficients decide which source rows the window needs.
@@ -178,7 +177,11 @@ func resampleWindow(src *image.NRGBA, outW, outH int, win image.Rectangle) *imag
 
 	// Horizontal pass into tmp: rows rowFirst..rowLast, columns of the window.
 	tw := win.Dx()
-	tmp := image.NewNRGBA(image.Rect(0, 0, tw, rowLast-rowFirst))
+	pool := &tmpPool
+	if !needV {
+		pool = &outPool // tmp is the result
+	}
+	tmp := pool.get(tw, rowLast-rowFirst)
 	if needH {
 		ch := precompute(inW, outW)
 		const half = int32(1) << (precisionBits - 1)
@@ -207,6 +210,8 @@ func resampleWindow(src *image.NRGBA, outW, outH int, win image.Rectangle) *imag
 	if !needV {
 		return tmp
 	}
+	defer tmpPool.put(tmp)
+	dst := outPool.get(win.Dx(), win.Dy())
 	const half = int32(1) << (precisionBits - 1)
 	for yy := 0; yy < win.Dy(); yy++ {
 		oy := yy + win.Min.Y

@@ -85,5 +85,19 @@ func (p Preprocess) Tensor(dst []float32, data []byte) (w, h int, err error) {
 		return w, h, &Error{Stage: "resize", Err: err}
 	}
 	Normalize(dst, out)
+	release(img, out)
 	return w, h, nil
+}
+
+// release returns Tensor's dead intermediates to their pools. out came from
+// outPool, or it is img itself (resize none): each buffer goes back once.
+func release(img, out image.Image) {
+	d, _ := img.(*image.NRGBA)
+	o, _ := out.(*image.NRGBA)
+	if d != nil && d != o {
+		decodedPool.put(d)
+	}
+	if o != nil {
+		outPool.put(o)
+	}
 }

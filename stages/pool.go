@@ -1,0 +1,41 @@
+package stages
+
+import (
+	"image"
+	"sync"
+)
+
+// pixPool recycles the intermediate RGBA buffers of Tensor (decoded image,
+// horizontal-pass rows, resized S×S), which are dead once the tensor is
+// written. A pool per role: their sizes differ, so one shared pool would hand
+// a small buffer to the large request and drop it.
+type pixPool struct{ p sync.Pool }
+
+var (
+	decodedPool pixPool // toRGB / orient output, source-sized
+	tmpPool     pixPool // resampleWindow's horizontal pass
+	outPool     pixPool // resampleWindow's S×S output
+)
+
+// maxPooledBytes keeps a rare huge image from pinning its buffer in the pool
+// (16 Mpx; a 4K photo is 8.3 Mpx).
+const maxPooledBytes = 64 << 20
+
+// get returns a w×h NRGBA with origin (0,0) whose pixels are NOT cleared:
+// every caller writes all of them.
+func (pp *pixPool) get(w, h int) *image.NRGBA {
+	n := 4 * w * h
+	if b, _ := pp.p.Get().(*[]byte); b != nil && cap(*b) >= n {
+		return &image.NRGBA{Pix: (*b)[:n], Stride: 4 * w, Rect: image.Rect(0, 0, w, h)}
+	}
+	return image.NewNRGBA(image.Rect(0, 0, w, h))
+}
+
+// put gives img's pixels back; img must not be used afterwards.
+func (pp *pixPool) put(img *image.NRGBA) {
+	if cap(img.Pix) > maxPooledBytes {
+		return
+	}
+	b := img.Pix[:0]
+	pp.p.Put(&b)
+}
