@@ -121,6 +121,7 @@ func BenchmarkLayerNorm(b *testing.B) {
 			x := randSlice(r, 1576*768)
 			g, be := randSlice(r, 768), randSlice(r, 768)
 			b.SetBytes(int64(len(x) * 4))
+			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
 				LayerNorm(x, x, 1576, 768, g, be, 1e-6)
 			}
@@ -136,6 +137,7 @@ func BenchmarkGELU(b *testing.B) {
 			src := randSlice(r, 1576*3072)
 			x := make([]float32, len(src))
 			b.SetBytes(int64(len(x) * 4))
+			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
 				// Fresh input each time: GELU applied repeatedly drives
 				// values into denormals, which would measure the FPU's slow
