@@ -155,3 +155,23 @@ func TestFloat32RoundTrip(t *testing.T) {
 		t.Error("odd length accepted")
 	}
 }
+
+// An error no retry can fix (a message over BatchBytes) returns at once
+// instead of retrying until ctx ends.
+func TestProducePermanentErrorNotRetried(t *testing.T) {
+	addr := cluster(t, "dlq")
+	p, err := NewProducer(Config{Brokers: []string{addr}, BatchBytes: 1 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	err = p.Produce(ctx, DeadLetter("dlq", "x", "s", make([]byte, 4<<10), "decode", context.Canceled))
+	if err == nil || ctx.Err() != nil {
+		t.Fatalf("err %v, ctx %v: want a prompt permanent error", err, ctx.Err())
+	}
+	if p.Retries() != 0 {
+		t.Errorf("%d retries of a permanent error", p.Retries())
+	}
+}
