@@ -139,7 +139,7 @@ func packPanel(im *impl, dst, a []float32, lda int, trans bool, m, row0, pc, kb 
 // row stride is a multiple of 2 KiB — then the mr rows of a micro-panel
 // fall into the same few L1 sets and evict each other — or A is
 // transposed, when a micro-panel spans a cache line per k step.
-func needPackA(transA bool, lda, m, k int) bool {
+func needPackA(transA bool, lda int) bool {
 	return transA || lda%512 == 0
 }
 
@@ -363,7 +363,7 @@ func runGemm(m, n, k int, alpha float32, a []float32, lda int, transA bool, bp [
 	*j = gemmJob{im: im, m: m, n: n, k: k, alpha: alpha, beta: beta, a: a, lda: lda, transA: transA,
 		bp: bp, c: c, ldc: ldc, bias: bias, act: act, res: res}
 	nw := workers(2 * float64(m) * float64(n) * float64(k))
-	j.packA = needPackA(transA, lda, m, k)
+	j.packA = needPackA(transA, lda)
 	j.schedule(nw)
 	parallel(min(nw, j.total), j)
 	*j = gemmJob{} // drop references for the GC
