@@ -249,14 +249,18 @@ type embBuilder struct {
 	vals    []float32
 }
 
-func embeddingFields(meta Meta) []arrow.Field {
-	dims := []int{meta.Dim}
-	if meta.Tokens > 0 {
-		dims = []int{meta.Tokens, meta.Dim}
+// embeddingDims is the shape of one row's embedding: [Dim] or [Tokens, Dim].
+func (m Meta) embeddingDims() []int {
+	if m.Tokens > 0 {
+		return []int{m.Tokens, m.Dim}
 	}
+	return []int{m.Dim}
+}
+
+func embeddingFields(meta Meta) []arrow.Field {
 	return []arrow.Field{
 		field("id", arrow.BinaryTypes.String),
-		field("embedding", fslType(dims...)),
+		field("embedding", fslType(meta.embeddingDims()...)),
 		field("width", arrow.PrimitiveTypes.Int32),
 		field("height", arrow.PrimitiveTypes.Int32),
 	}
@@ -282,10 +286,7 @@ func (b *embBuilder) build(rows []Row) (arrow.Record, int64) {
 		b.vals = append(b.vals, rows[i].Embedding...)
 	}
 	raw += int64(4 * len(b.vals))
-	emb := fslColumn(b.vals, b.meta.Dim)
-	if b.meta.Tokens > 0 {
-		emb = fslColumn(b.vals, b.meta.Tokens, b.meta.Dim)
-	}
+	emb := fslColumn(b.vals, b.meta.embeddingDims()...)
 	cols := []arrow.Array{stringColumn(&b.offsets, n, func(i int) string { return rows[i].ID }), emb, int32Column(b.widths), int32Column(b.heights)}
 	rec := array.NewRecord(b.schema, cols, int64(n))
 	for _, c := range cols {
