@@ -88,5 +88,5 @@ func NewArrow(dir string, meta Meta, opts ParquetOptions) (EmbeddingWriter, erro
 	if err != nil {
 		return nil, err
 	}
-	return &rollingWriter{b: b, parts: p}, nil
+	return &rollingWriter{rolling: rolling{schema: b.schema, parts: p}, b: b}, nil
 }

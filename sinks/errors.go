@@ -1,20 +1,16 @@
 package sinks
 
 import (
-	"fmt"
 	"path/filepath"
 
 	"github.com/apache/arrow/go/v17/arrow"
-	"github.com/apache/arrow/go/v17/arrow/array"
 )
 
 const errorsDir = "errors"
 
 type errorWriter struct {
-	schema  *arrow.Schema
-	parts   *parts
+	rolling
 	offsets [3][]int32
-	done    bool
 }
 
 // NewErrors writes failed items to DIR/errors/part-NNNNN.parquet with string
@@ -34,12 +30,12 @@ func NewErrors(dir string, meta Meta, opts ParquetOptions) (ErrorWriter, error) 
 	if err != nil {
 		return nil, err
 	}
-	return &errorWriter{schema: schema, parts: p}, nil
+	return &errorWriter{rolling: rolling{schema: schema, parts: p}}, nil
 }
 
 func (w *errorWriter) Write(rows []ErrorRow) error {
 	if w.done {
-		return fmt.Errorf("sinks: write after close")
+		return errWriteAfterClose
 	}
 	if len(rows) == 0 {
 		return nil
@@ -54,25 +50,5 @@ func (w *errorWriter) Write(rows []ErrorRow) error {
 		stringColumn(&w.offsets[1], n, func(i int) string { return rows[i].Stage }),
 		stringColumn(&w.offsets[2], n, func(i int) string { return rows[i].Error }),
 	}
-	rec := array.NewRecord(w.schema, cols, int64(n))
-	for _, c := range cols {
-		c.Release()
-	}
-	defer rec.Release()
-	return w.parts.write(rec, raw)
-}
-
-func (w *errorWriter) Flush() error { return w.parts.flush() }
-
-func (w *errorWriter) Close() error {
-	if w.done {
-		return nil
-	}
-	w.done = true
-	return w.parts.flush()
-}
-
-func (w *errorWriter) Abort() error {
-	w.done = true
-	return w.parts.abort()
+	return w.writeColumns(cols, n, raw)
 }

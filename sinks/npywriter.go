@@ -1,7 +1,5 @@
 package sinks
 
-import "fmt"
-
 const embeddingsName = "embeddings.npy"
 
 type npyWriter struct {
@@ -36,7 +34,7 @@ func NewNpy(dir string, meta Meta) (EmbeddingWriter, error) {
 
 func (w *npyWriter) Write(rows []Row) error {
 	if w.set.done {
-		return fmt.Errorf("sinks: write after close")
+		return errWriteAfterClose
 	}
 	if len(rows) == 0 {
 		return nil

@@ -2,6 +2,7 @@ package sinks
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -271,8 +272,8 @@ func newEmbBuilder(meta Meta) *embBuilder {
 	return &embBuilder{schema: schemaWithMeta(embeddingFields(meta), k, v), meta: meta}
 }
 
-// build returns the record and its uncompressed size in bytes.
-func (b *embBuilder) build(rows []Row) (arrow.Record, int64) {
+// build returns the columns and their uncompressed size in bytes.
+func (b *embBuilder) build(rows []Row) ([]arrow.Array, int64) {
 	n := len(rows)
 	b.widths, b.heights = b.widths[:0], b.heights[:0]
 	raw := int64(8 * n)
@@ -287,19 +288,56 @@ func (b *embBuilder) build(rows []Row) (arrow.Record, int64) {
 	}
 	raw += int64(4 * len(b.vals))
 	emb := fslColumn(b.vals, b.meta.embeddingDims()...)
-	cols := []arrow.Array{stringColumn(&b.offsets, n, func(i int) string { return rows[i].ID }), emb, int32Column(b.widths), int32Column(b.heights)}
-	rec := array.NewRecord(b.schema, cols, int64(n))
+	return []arrow.Array{stringColumn(&b.offsets, n, func(i int) string { return rows[i].ID }), emb, int32Column(b.widths), int32Column(b.heights)}, raw
+}
+
+// rolling is what the rolling part-file writers (embeddings, errors,
+// reconstructions) share: one schema, records appended to parts, Flush,
+// Close, Abort, and no Write after Close or Abort.
+type rolling struct {
+	schema *arrow.Schema
+	parts  *parts
+	done   bool
+}
+
+var errWriteAfterClose = errors.New("sinks: write after close")
+
+// The stream command flushes every rolling writer on a timer.
+var (
+	_ Flusher = (*rollingWriter)(nil)
+	_ Flusher = (*errorWriter)(nil)
+	_ Flusher = (*reconParquet)(nil)
+)
+
+// writeColumns appends one record of n rows made of cols (released here).
+func (r *rolling) writeColumns(cols []arrow.Array, n int, raw int64) error {
+	rec := array.NewRecord(r.schema, cols, int64(n))
 	for _, c := range cols {
 		c.Release()
 	}
-	return rec, raw
+	defer rec.Release()
+	return r.parts.write(rec, raw)
+}
+
+func (r *rolling) Flush() error { return r.parts.flush() }
+
+func (r *rolling) Close() error {
+	if r.done {
+		return nil
+	}
+	r.done = true
+	return r.parts.flush()
+}
+
+func (r *rolling) Abort() error {
+	r.done = true
+	return r.parts.abort()
 }
 
 // rollingWriter is the EmbeddingWriter over rolling part files.
 type rollingWriter struct {
-	b     *embBuilder
-	parts *parts
-	done  bool
+	rolling
+	b *embBuilder
 }
 
 // NewParquet writes DIR/part-NNNNN.parquet (zstd, columns id, embedding,
@@ -318,12 +356,12 @@ func NewParquet(dir string, meta Meta, opts ParquetOptions) (EmbeddingWriter, er
 	if err != nil {
 		return nil, err
 	}
-	return &rollingWriter{b: b, parts: p}, nil
+	return &rollingWriter{rolling: rolling{schema: b.schema, parts: p}, b: b}, nil
 }
 
 func (w *rollingWriter) Write(rows []Row) error {
 	if w.done {
-		return fmt.Errorf("sinks: write after close")
+		return errWriteAfterClose
 	}
 	if len(rows) == 0 {
 		return nil
@@ -331,22 +369,6 @@ func (w *rollingWriter) Write(rows []Row) error {
 	if err := checkRows(rows, w.b.meta.rowLen()); err != nil {
 		return err
 	}
-	rec, raw := w.b.build(rows)
-	defer rec.Release()
-	return w.parts.write(rec, raw)
-}
-
-func (w *rollingWriter) Flush() error { return w.parts.flush() }
-
-func (w *rollingWriter) Close() error {
-	if w.done {
-		return nil
-	}
-	w.done = true
-	return w.parts.flush()
-}
-
-func (w *rollingWriter) Abort() error {
-	w.done = true
-	return w.parts.abort()
+	cols, raw := w.b.build(rows)
+	return w.writeColumns(cols, len(rows), raw)
 }

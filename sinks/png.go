@@ -123,7 +123,7 @@ func (w *reconPNG) render(r *ReconRow) {
 
 func (w *reconPNG) Write(rows []ReconRow) error {
 	if w.done {
-		return fmt.Errorf("sinks: write after close")
+		return errWriteAfterClose
 	}
 	if err := checkRecon(rows, w.meta, true); err != nil {
 		return err

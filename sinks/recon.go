@@ -5,7 +5,6 @@ import (
 	"strconv"
 
 	"github.com/apache/arrow/go/v17/arrow"
-	"github.com/apache/arrow/go/v17/arrow/array"
 )
 
 // ReconMeta describes a reconstruct run.
@@ -98,7 +97,7 @@ func NewReconNpy(dir string, meta ReconMeta) (ReconWriter, error) {
 
 func (w *reconNpy) Write(rows []ReconRow) error {
 	if w.set.done {
-		return fmt.Errorf("sinks: write after close")
+		return errWriteAfterClose
 	}
 	if err := checkRecon(rows, w.meta, false); err != nil {
 		return err
@@ -122,16 +121,14 @@ func (w *reconNpy) Close() error { return w.set.close() }
 func (w *reconNpy) Abort() error { return w.set.abort() }
 
 type reconParquet struct {
+	rolling
 	meta    ReconMeta
-	schema  *arrow.Schema
-	parts   *parts
 	offsets []int32
 	widths  []int32
 	heights []int32
 	pred    []float32
 	mask    []float32
 	loss    []float32
-	done    bool
 }
 
 // NewReconParquet writes rolling DIR/part-NNNNN.parquet with columns id,
@@ -158,12 +155,12 @@ func NewReconParquet(dir string, meta ReconMeta, opts ParquetOptions) (ReconWrit
 	if err != nil {
 		return nil, err
 	}
-	return &reconParquet{meta: meta, schema: schema, parts: p}, nil
+	return &reconParquet{rolling: rolling{schema: schema, parts: p}, meta: meta}, nil
 }
 
 func (w *reconParquet) Write(rows []ReconRow) error {
 	if w.done {
-		return fmt.Errorf("sinks: write after close")
+		return errWriteAfterClose
 	}
 	if err := checkRecon(rows, w.meta, false); err != nil {
 		return err
@@ -190,25 +187,5 @@ func (w *reconParquet) Write(rows []ReconRow) error {
 		fslColumn(w.mask, w.meta.Patches),
 		float32Column(w.loss),
 	}
-	rec := array.NewRecord(w.schema, cols, int64(n))
-	for _, c := range cols {
-		c.Release()
-	}
-	defer rec.Release()
-	return w.parts.write(rec, raw)
-}
-
-func (w *reconParquet) Flush() error { return w.parts.flush() }
-
-func (w *reconParquet) Close() error {
-	if w.done {
-		return nil
-	}
-	w.done = true
-	return w.parts.flush()
-}
-
-func (w *reconParquet) Abort() error {
-	w.done = true
-	return w.parts.abort()
+	return w.writeColumns(cols, n, raw)
 }
