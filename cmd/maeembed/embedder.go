@@ -29,7 +29,6 @@ func (e *env) openEmbedder(o *Options, pool mae.Pool, r *imageRun) (*embedder, s
 	if err := m.CheckPool(pool); err != nil {
 		return nil, sinks.Meta{}, fmt.Errorf("%w: %v", errUsage, err)
 	}
-	r.m = m
 	r.pre.Size = m.Config.ImageSize
 	c := m.Config
 	meta := sinks.Meta{Model: o.Model, Pool: string(pool), Preprocess: r.pre.String(), Version: version, Dim: c.Dim}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"sync"
 
 	"github.com/maeembed/maeembed/mae"
 	"github.com/maeembed/maeembed/sinks"
@@ -62,7 +63,6 @@ func (e *env) reconstruct(args []string) error {
 		}
 	}
 	normPix := o.NormPixLoss.Or(c.NormPixLoss)
-	r.m = m
 	r.pre.Size = c.ImageSize
 	if err := r.start(); err != nil {
 		return err
@@ -86,6 +86,9 @@ func (e *env) reconstruct(args []string) error {
 	patches := make([]float32, o.BatchSize*l*pd)
 	noiseBuf := make([]float32, o.BatchSize*l)
 	var rows []sinks.ReconRow
+	img := 3 * c.ImageSize * c.ImageSize
+	var imgPool sync.Pool
+	imgPool.New = func() any { return make([]float32, o.BatchSize*img) }
 	err = r.run(e.ctx, src,
 		func(b []prepared) (output, error) {
 			n := len(b)
@@ -107,19 +110,21 @@ func (e *env) reconstruct(args []string) error {
 			if err != nil {
 				return output{}, err
 			}
-			var imgs []float32
+			out := output{items: b, rec: rec}
 			if o.Format == "png" {
-				imgs = make([]float32, n*3*c.ImageSize*c.ImageSize)
+				// The PNG panels need the model input, whose chw buffers go
+				// back to their pool when this returns: copy them into a
+				// batch buffer that the write stage gives back.
+				out.vals = imgPool.Get().([]float32)[:n*img]
 				for i, x := range b {
-					copy(imgs[i*len(x.chw):], x.chw)
+					copy(out.vals[i*img:], x.chw)
 				}
 			}
-			return output{items: b, vals: imgs, extra: rec}, nil
+			return out, nil
 		},
 		func(out output) error {
-			rec := out.extra.(*mae.Reconstruction)
+			rec := out.rec
 			rows = rows[:0]
-			img := 3 * c.ImageSize * c.ImageSize
 			for i, x := range out.items {
 				row := sinks.ReconRow{ID: x.it.ID, Width: int32(x.w), Height: int32(x.h),
 					Pred: rec.Pred[i*l*pd : (i+1)*l*pd], Mask: rec.Masking.Mask[i*l : (i+1)*l], Loss: rec.Loss[i]}
@@ -128,7 +133,11 @@ func (e *env) reconstruct(args []string) error {
 				}
 				rows = append(rows, row)
 			}
-			return w.Write(rows)
+			err := w.Write(rows)
+			if out.vals != nil {
+				imgPool.Put(out.vals[:cap(out.vals)])
+			}
+			return err
 		})
 	if (err != nil && !errors.Is(err, errInterrupted)) || r.written == 0 {
 		w.Abort() // no output file for a run that produced nothing

@@ -29,15 +29,14 @@ type prepared struct {
 // output is one batch after the model, waiting to be written.
 type output struct {
 	items []prepared
-	vals  []float32 // model output, from a pool
-	extra any       // per-command result (e.g. *mae.Reconstruction)
+	vals  []float32           // embed: the vectors; reconstruct png: the inputs (from a pool)
+	rec   *mae.Reconstruction // reconstruct only
 }
 
 // imageRun is what embed and reconstruct share: read → preprocess (N
 // workers, ordered) → batch → model → write, errors to OUT/errors.
 type imageRun struct {
 	o    *Options
-	m    *mae.Model
 	pre  stages.Preprocess
 	errw sinks.ErrorWriter
 
