@@ -519,6 +519,11 @@ func (e *env) stream(args []string) error {
 	rows := make([]sinks.Row, 0, o.BatchSize)
 	acks := make([]func(error), 0, o.BatchSize)
 	msgs := make([]kgo.Message, 0, o.BatchSize)
+	produceAcks := make([]func(error), 0, o.BatchSize)
+	// Message values of one batch: Produce is synchronous and the write
+	// stage has one worker, so a batch's values are free once it returns.
+	valBytes := 4 * em.dim
+	vals := make([]byte, o.BatchSize*valBytes)
 	outputs := 0
 	if embW != nil {
 		outputs++
@@ -538,8 +543,7 @@ func (e *env) stream(args []string) error {
 		func(out output) error {
 			start := time.Now()
 			defer em.release(out)
-			rows, acks, msgs = rows[:0], acks[:0], msgs[:0]
-			var produceAcks []func(error)
+			rows, acks, msgs, produceAcks = rows[:0], acks[:0], msgs[:0], produceAcks[:0]
 			for i, x := range out.items {
 				v := em.vector(out, i)
 				ack := joinAck(outputs, x.it.Ack)
@@ -548,9 +552,8 @@ func (e *env) stream(args []string) error {
 					acks = append(acks, ack)
 				}
 				if so.OutputTopic != "" {
-					// The value is a fresh slice: kafka-go holds it until the
-					// produce returns, and vals is recycled after.
-					msgs = append(msgs, outMeta.Embedding(x.it.ID, x.it.Pos.String(), v, nil))
+					buf := vals[i*valBytes : (i+1)*valBytes : (i+1)*valBytes]
+					msgs = append(msgs, outMeta.Embedding(x.it.ID, x.it.Pos.String(), v, buf))
 					produceAcks = append(produceAcks, ack)
 				}
 			}
