@@ -74,9 +74,9 @@ func (e *env) newImageRun(o *Options, cmd string) (*imageRun, *sources.Reader, e
 	if o.BatchSize < 1 {
 		return nil, nil, fmt.Errorf("%w: --batch-size must be at least 1, got %d", errUsage, o.BatchSize)
 	}
-	mode, err := stages.ParseResizeMode(o.Resize)
+	pre, err := o.preprocess()
 	if err != nil {
-		return nil, nil, fmt.Errorf("%w: --resize: %v", errUsage, err)
+		return nil, nil, err
 	}
 	var shard sources.Shard
 	if o.Shard != "" {
@@ -85,7 +85,7 @@ func (e *env) newImageRun(o *Options, cmd string) (*imageRun, *sources.Reader, e
 		}
 	}
 	opts := sources.Options{Shard: shard, NoData: o.DryRun}
-	r := &imageRun{o: o, pre: stages.Preprocess{Mode: mode, MaxPixels: o.MaxPixels}, stderr: e.stderr, cmd: cmd}
+	r := &imageRun{o: o, pre: pre, stderr: e.stderr, cmd: cmd}
 	if o.Resume && o.Output != "" && !o.DryRun {
 		done, err := sinks.ReadDoneIDs(o.Output)
 		if err != nil {
@@ -113,6 +113,15 @@ func (e *env) newImageRun(o *Options, cmd string) (*imageRun, *sources.Reader, e
 		}
 	}
 	return r, src, nil
+}
+
+// preprocess is the preprocessing stage of o's flags; the model sets Size.
+func (o *Options) preprocess() (stages.Preprocess, error) {
+	mode, err := stages.ParseResizeMode(o.Resize)
+	if err != nil {
+		return stages.Preprocess{}, fmt.Errorf("%w: --resize: %v", errUsage, err)
+	}
+	return stages.Preprocess{Mode: mode, MaxPixels: o.MaxPixels}, nil
 }
 
 // dryRun lists the ids a run would process.

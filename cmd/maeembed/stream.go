@@ -24,7 +24,6 @@ import (
 	sinkkafka "github.com/maeembed/maeembed/sinks/kafka"
 	"github.com/maeembed/maeembed/sources"
 	srckafka "github.com/maeembed/maeembed/sources/kafka"
-	"github.com/maeembed/maeembed/stages"
 )
 
 // StreamOptions are the stream-only settings; with Options they are the
@@ -364,11 +363,11 @@ func (e *env) stream(args []string) error {
 	if err != nil {
 		return fmt.Errorf("%w: --pool: %v", errUsage, err)
 	}
-	r := &imageRun{o: o, batchLatency: so.BatchLatency, keepData: so.DLQTopic != "", streaming: true}
-	if r.pre.Mode, err = stages.ParseResizeMode(o.Resize); err != nil {
-		return fmt.Errorf("%w: --resize: %v", errUsage, err)
+	pre, err := o.preprocess()
+	if err != nil {
+		return err
 	}
-	r.pre.MaxPixels = o.MaxPixels
+	r := &imageRun{o: o, pre: pre, batchLatency: so.BatchLatency, keepData: so.DLQTopic != "", streaming: true}
 
 	met := &streamMetrics{model: srckafka.NewHistogram(srckafka.LatencyBuckets), write: srckafka.NewHistogram(srckafka.LatencyBuckets)}
 	var srcPtr atomic.Pointer[srckafka.Source]
