@@ -106,7 +106,7 @@ func TestTensorPooledBuffersMatchFresh(t *testing.T) {
 // than the decoder's own image, not also the RGB copy and the resize
 // buffers (together ~2.7× the decoder's image here before pooling).
 func TestTensorRecyclesBuffers(t *testing.T) {
-	if testing.Short() {
+	if testing.Short() || raceEnabled {
 		t.Skip("allocation measurement")
 	}
 	debug.SetGCPercent(-1)
@@ -140,5 +140,49 @@ func TestTensorRecyclesBuffers(t *testing.T) {
 	t.Logf("%d bytes per Tensor call, decoder image %d", perCall, decoded)
 	if perCall > decoded*3/2 {
 		t.Errorf("Tensor allocates %d bytes per call, want ≤ %d: intermediates not recycled", perCall, decoded*3/2)
+	}
+}
+
+// TestTensorConcurrentPooling: preprocess workers share the pools; images of
+// different sizes run at once and each tensor still equals its sequential
+// result (run with -race).
+func TestTensorConcurrentPooling(t *testing.T) {
+	files := []string{"sub-420.jpg", "exif-orientation-6.jpg", "palette-transparent.png", "rgb16.png", "quadrants.webp"}
+	p := Preprocess{Size: 16, Mode: CenterCrop}
+	want := make([][]float32, len(files))
+	inputs := make([][]byte, len(files))
+	for i, f := range files {
+		data, err := os.ReadFile(filepath.Join("testdata/odd", f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		inputs[i] = data
+		want[i] = make([]float32, 3*16*16)
+		if _, _, err := p.Tensor(want[i], data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	errs := make(chan string, 4)
+	for g := 0; g < 4; g++ {
+		go func() {
+			got := make([]float32, 3*16*16)
+			for it := 0; it < 50; it++ {
+				i := (g + it) % len(files)
+				if _, _, err := p.Tensor(got, inputs[i]); err != nil {
+					errs <- err.Error()
+					return
+				}
+				if !slices.Equal(got, want[i]) {
+					errs <- files[i] + ": tensor differs under concurrent pooling"
+					return
+				}
+			}
+			errs <- ""
+		}()
+	}
+	for g := 0; g < 4; g++ {
+		if e := <-errs; e != "" {
+			t.Error(e)
+		}
 	}
 }
