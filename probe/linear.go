@@ -14,7 +14,7 @@ import (
 // LinearOptions configure the linear probe. Zero fields take the defaults.
 type LinearOptions struct {
 	Epochs    int     // passes over the training rows; default 100
-	LR        float64 // peak Adam learning rate; default 1e-3
+	LR        float64 // peak Adam learning rate; default 1e-2
 	BatchSize int     // rows per step; default 256
 	Seed      uint64  // head initialisation and epoch shuffles
 }
@@ -24,7 +24,7 @@ func (o LinearOptions) withDefaults() LinearOptions {
 		o.Epochs = 100
 	}
 	if o.LR == 0 {
-		o.LR = 1e-3
+		o.LR = 1e-2
 	}
 	if o.BatchSize == 0 {
 		o.BatchSize = 256

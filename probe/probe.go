@@ -175,12 +175,12 @@ func (r *Report) WriteText(w io.Writer) error {
 	if r.Unlabelled > 0 {
 		fmt.Fprintf(w, "%d embeddings without a label were left out\n", r.Unlabelled)
 	}
-	tw := tabwriter.NewWriter(w, 0, 0, 3, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(tw, "features\tdim\tkNN top-1 (k %d, T %g)\tlinear top-1 (%d epochs)\t\n", r.K, r.Temperature, r.Epochs)
+	tw := tabwriter.NewWriter(w, 0, 0, 3, ' ', 0)
+	fmt.Fprintf(tw, "features\tdim\tkNN top-1 (k %d, T %g)\tlinear top-1 (%d epochs)\n", r.K, r.Temperature, r.Epochs)
 	for _, x := range r.Results {
-		fmt.Fprintf(tw, "%s\t%d\t%.1f%%\t%.1f%%\t\n", x.Name, x.Dim, 100*x.KNNTop1, 100*x.LinearTop1)
+		fmt.Fprintf(tw, "%s\t%d\t%.1f%%\t%.1f%%\n", x.Name, x.Dim, 100*x.KNNTop1, 100*x.LinearTop1)
 	}
-	fmt.Fprintf(tw, "majority class\t\t%.1f%%\t%.1f%%\t\n", 100*r.MajorityTop1, 100*r.MajorityTop1)
+	fmt.Fprintf(tw, "majority class\t\t%.1f%%\t%.1f%%\n", 100*r.MajorityTop1, 100*r.MajorityTop1)
 	return tw.Flush()
 }
 
