@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -233,6 +234,7 @@ func (e *Embeddings) appendVectors(c arrow.Array, path string) error {
 		d := int(end - b)
 		if e.D == 0 {
 			e.D = d
+			e.X = slices.Grow(e.X, (l.Len()-i)*d) // most files hold one chunk
 		}
 		if d != e.D || d == 0 {
 			return fmt.Errorf("%s: row %d (id %q) has %d values, earlier rows %d", path, row, e.IDs[row], d, e.D)
