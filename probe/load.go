@@ -2,6 +2,7 @@ package probe
 
 import (
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -130,7 +131,8 @@ func column(tbl arrow.Table, name, path string) ([]arrow.Array, error) {
 // are accepted too, all of one length); npy is float32 [N, D] beside a
 // metadata.parquet naming the rows (only its rows are read: a crash between
 // the two renames leaves embeddings.npy longer). Token embeddings
-// (--pool tokens) are refused: a probe needs one vector per image.
+// (--pool tokens) are refused: a probe needs one vector per image; so are
+// NaN and infinite values, naming the id.
 func Load(path string) (*Embeddings, error) {
 	npy, files, err := dataFiles(path)
 	if err != nil {
@@ -163,6 +165,11 @@ func Load(path string) (*Embeddings, error) {
 	}
 	if e.N == 0 {
 		return nil, fmt.Errorf("embeddings %s: no rows", path)
+	}
+	for i, v := range e.X {
+		if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+			return nil, fmt.Errorf("embeddings %s: the embedding of %q holds %g", path, e.IDs[i/e.D], v)
+		}
 	}
 	return e, nil
 }

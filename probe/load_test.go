@@ -3,6 +3,7 @@ package probe
 import (
 	"bytes"
 	"fmt"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -108,7 +109,8 @@ func TestLoadOutputs(t *testing.T) {
 	}
 }
 
-func TestLoadRefusesTokens(t *testing.T) {
+// Token embeddings and non-finite values are refused with the reason.
+func TestLoadRefuses(t *testing.T) {
 	meta := testMeta
 	meta.Pool, meta.Tokens = "tokens", 2
 	for _, format := range []string{"parquet", "npy"} {
@@ -130,6 +132,16 @@ func TestLoadRefusesTokens(t *testing.T) {
 		if _, err := Load(dir); err == nil || !strings.Contains(err.Error(), "--pool") {
 			t.Errorf("%s tokens: error %v, want one pointing at --pool", format, err)
 		}
+	}
+	nan := filepath.Join(t.TempDir(), "nan")
+	w, err := sinks.NewParquet(nan, testMeta, sinks.ParquetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Write([]sinks.Row{{ID: "a/1.png", Embedding: []float32{1, 2, 3}}, {ID: "a/2.png", Embedding: []float32{1, float32(math.NaN()), 3}}})
+	w.Close()
+	if _, err := Load(nan); err == nil || !strings.Contains(err.Error(), `"a/2.png"`) {
+		t.Errorf("NaN embedding: error %v, want one naming a/2.png", err)
 	}
 	if _, err := Load(t.TempDir()); err == nil || !strings.Contains(err.Error(), "part-*.parquet") {
 		t.Errorf("empty dir: error %v", err)
