@@ -8,6 +8,9 @@ import (
 	"testing"
 
 	"github.com/maeembed/maeembed/mae/weights"
+	"github.com/nlpodyssey/spago/ag"
+	"github.com/nlpodyssey/spago/mat"
+	"github.com/nlpodyssey/spago/nn"
 )
 
 // A case small enough to compute by hand. Train rows (class): the query
@@ -291,4 +294,133 @@ func TestLinearStandardisation(t *testing.T) {
 	if want := float32(math.Sqrt(5 + 1e-6)); h.Std[0] != want || h.Std[1] != float32(math.Sqrt(1e-6)) {
 		t.Errorf("std %v, want [%g %g]", h.Std, want, math.Sqrt(1e-6))
 	}
+}
+
+// The blocked GEMM path (several chunks of test rows) against a float64
+// brute force of DINO's rule: the same votes, hence the same predictions,
+// wherever neither the k-th neighbour nor the best class is within
+// rounding of the runner-up.
+func TestKNNMatchesBruteForce(t *testing.T) {
+	const nTrain, nTest, d, c = 5000, 1000, 16, 7 // 5000·1000 > simBudget: two chunks
+	train, test := randMatrix(1, nTrain*d), randMatrix(2, nTest*d)
+	y := make([]int, nTrain)
+	for i := range y {
+		y[i] = (i * 7919) % c
+	}
+	k := DefaultKNN
+	pred := make([]int, nTest)
+	votes := make([]float64, nTest*c)
+	if err := k.classify(train, y, c, test, d, pred, votes); err != nil {
+		t.Fatal(err)
+	}
+	norm := func(x []float32) []float64 {
+		var s float64
+		for _, v := range x {
+			s += float64(v) * float64(v)
+		}
+		out := make([]float64, len(x))
+		for i, v := range x {
+			out[i] = float64(v) / math.Sqrt(s)
+		}
+		return out
+	}
+	tn := make([][]float64, nTrain)
+	for j := range tn {
+		tn[j] = norm(train[j*d : (j+1)*d])
+	}
+	checked := 0
+	for i := 0; i < nTest; i++ {
+		q := norm(test[i*d : (i+1)*d])
+		sims := make([]float64, nTrain)
+		order := make([]int, nTrain)
+		for j := range sims {
+			for l := range q {
+				sims[j] += q[l] * tn[j][l]
+			}
+			order[j] = j
+		}
+		slices.SortStableFunc(order, func(a, b int) int {
+			switch {
+			case sims[a] > sims[b]:
+				return -1
+			case sims[a] < sims[b]:
+				return 1
+			}
+			return 0
+		})
+		if sims[order[k.K-1]]-sims[order[k.K]] < 1e-5 {
+			continue // the k-th neighbour is within float32 rounding of the next
+		}
+		want := make([]float64, c)
+		for _, j := range order[:k.K] {
+			want[y[j]] += math.Exp(sims[j] / k.T)
+		}
+		best, second := 0, -1
+		for cl := 1; cl < c; cl++ {
+			if want[cl] > want[best] {
+				best, second = cl, best
+			} else if second < 0 || want[cl] > want[second] {
+				second = cl
+			}
+		}
+		for cl, w := range want {
+			if math.Abs(votes[i*c+cl]-w) > 1e-4*max(w, 1) {
+				t.Fatalf("test row %d class %d: votes %g, brute force %g", i, cl, votes[i*c+cl], w)
+			}
+		}
+		if want[best]-want[second] > 1e-3*want[best] {
+			checked++
+			if pred[i] != best {
+				t.Fatalf("test row %d: predicted %d, brute force %d", i, pred[i], best)
+			}
+		}
+	}
+	t.Logf("%d of %d rows compared", checked, nTest)
+	if checked < nTest*9/10 {
+		t.Errorf("only %d of %d rows had clear neighbours and a clear winner", checked, nTest)
+	}
+}
+
+// The fused loss's analytic gradients against central differences of its
+// forward pass (float64 loss of float32 logits: steps of 1e-2 keep the
+// truncation error well under the tolerance).
+func TestSoftmaxCEGradient(t *testing.T) {
+	const m, c, d = 5, 3, 4
+	x := randMatrix(4, m*d)
+	wv, bv := randMatrix(5, c*d), randMatrix(6, c)
+	y := []int{0, 2, 1, 1, 0}
+	loss := func() float64 {
+		f := &softmaxCEFn{s: newSoftmaxCE(m, c, d), x: denseOf(x, m, d), w: denseOf(wv, c, d), b: denseOf(bv, c), y: y}
+		v, _ := f.Forward()
+		return float64(mat.Data[float32](v)[0])
+	}
+	w := nn.NewParam(denseOf(wv, c, d))
+	b := nn.NewParam(denseOf(bv, c))
+	l := newSoftmaxCE(m, c, d).graph(denseOf(x, m, d), w, b, y)
+	if err := ag.Backward(l); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []struct {
+		name string
+		v    []float32
+		g    []float32
+	}{{"weight", wv, mat.Data[float32](w.Grad())}, {"bias", bv, mat.Data[float32](b.Grad())}} {
+		for i := range p.v {
+			const h = 1e-2
+			old := p.v[i]
+			p.v[i] = old + h
+			lp := loss()
+			p.v[i] = old - h
+			lm := loss()
+			p.v[i] = old
+			num := (lp - lm) / (2 * h)
+			if math.Abs(num-float64(p.g[i])) > 2e-3 {
+				t.Errorf("d loss / d %s[%d]: analytic %g, numeric %g", p.name, i, p.g[i], num)
+			}
+		}
+	}
+}
+
+func denseOf(v []float32, shape ...int) *mat.Dense[float32] {
+	return mat.NewDense[float32](mat.WithShape(shape...), mat.WithBacking(v))
 }
