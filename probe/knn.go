@@ -19,8 +19,8 @@ import (
 // Ties: among equally similar training rows the earlier one is the nearer
 // neighbour, and among classes with equal votes the lower index wins.
 type KNN struct {
-	K int
-	T float64
+	K int     `yaml:"k"`
+	T float64 `yaml:"temperature"`
 }
 
 // DefaultKNN is DINO's setting.

@@ -13,10 +13,10 @@ import (
 
 // LinearOptions configure the linear probe. Zero fields take the defaults.
 type LinearOptions struct {
-	Epochs    int     // passes over the training rows; default 100
-	LR        float64 // peak Adam learning rate; default 1e-2
-	BatchSize int     // rows per step; default 256
-	Seed      uint64  // head initialisation and epoch shuffles
+	Epochs    int     `yaml:"epochs"`     // passes over the training rows; default 100
+	LR        float64 `yaml:"lr"`         // peak Adam learning rate; default 1e-2
+	BatchSize int     `yaml:"batch_size"` // rows per step; default 256
+	Seed      uint64  `yaml:"-"`          // head initialisation and epoch shuffles
 }
 
 func (o LinearOptions) withDefaults() LinearOptions {

@@ -18,11 +18,12 @@ import (
 )
 
 // Options of Evaluate. Zero fields take the defaults.
+// The YAML keys are the command's flag names in snake case.
 type Options struct {
-	KNN          KNN           // default DefaultKNN (k 20, T 0.07)
-	Linear       LinearOptions // Linear.Seed is set from Seed
-	TestFraction float64       // default 0.2
-	Seed         uint64        // split, head initialisation and shuffles
+	KNN          KNN           `yaml:",inline"`       // default DefaultKNN (k 20, T 0.07)
+	Linear       LinearOptions `yaml:",inline"`       // Linear.Seed is set from Seed
+	TestFraction float64       `yaml:"test_fraction"` // default 0.2
+	Seed         uint64        `yaml:"seed"`          // split, head initialisation and shuffles
 }
 
 // Features are vectors for the rows of a Dataset, in its row order, to be

@@ -11,6 +11,7 @@ import (
 	"github.com/nlpodyssey/spago/ag"
 	"github.com/nlpodyssey/spago/mat"
 	"github.com/nlpodyssey/spago/nn"
+	"gopkg.in/yaml.v3"
 )
 
 // A case small enough to compute by hand. Train rows (class): the query
@@ -423,4 +424,18 @@ func TestSoftmaxCEGradient(t *testing.T) {
 
 func denseOf(v []float32, shape ...int) *mat.Dense[float32] {
 	return mat.NewDense[float32](mat.WithShape(shape...), mat.WithBacking(v))
+}
+
+// Options decode from YAML under the command's flag names in snake case,
+// flat, as the other commands' config files.
+func TestOptionsYAML(t *testing.T) {
+	var o Options
+	src := "k: 5\ntemperature: 0.1\nepochs: 3\nlr: 0.5\nbatch_size: 9\ntest_fraction: 0.3\nseed: 4\n"
+	if err := yaml.Unmarshal([]byte(src), &o); err != nil {
+		t.Fatal(err)
+	}
+	want := Options{KNN: KNN{K: 5, T: 0.1}, Linear: LinearOptions{Epochs: 3, LR: 0.5, BatchSize: 9}, TestFraction: 0.3, Seed: 4}
+	if o != want {
+		t.Errorf("decoded %+v, want %+v", o, want)
+	}
 }
