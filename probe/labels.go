@@ -2,10 +2,10 @@ package probe
 
 import (
 	"fmt"
-
-	"github.com/apache/arrow/go/v17/arrow"
 	"path"
 	"sort"
+
+	"github.com/apache/arrow/go/v17/arrow"
 )
 
 // FolderLabel is the class of an id under the ImageFolder convention

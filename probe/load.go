@@ -46,7 +46,7 @@ const (
 func dataFiles(path string) (npy string, tables []string, err error) {
 	st, err := os.Stat(path)
 	if err != nil {
-		return "", nil, fmt.Errorf("embeddings: %w", err)
+		return "", nil, err
 	}
 	if !st.IsDir() {
 		switch strings.ToLower(filepath.Ext(path)) {
@@ -55,7 +55,7 @@ func dataFiles(path string) (npy string, tables []string, err error) {
 		case ".parquet", ".arrow":
 			return "", []string{path}, nil
 		}
-		return "", nil, fmt.Errorf("embeddings %s: want a maeembed output directory, a .parquet, .arrow or .npy file", path)
+		return "", nil, fmt.Errorf("%s: want a maeembed output directory or a .parquet, .arrow or .npy file", path)
 	}
 	if _, err := os.Stat(filepath.Join(path, npyEmbeddings)); err == nil {
 		return filepath.Join(path, npyEmbeddings), []string{filepath.Join(path, npyMetadata)}, nil
@@ -70,7 +70,7 @@ func dataFiles(path string) (npy string, tables []string, err error) {
 			return "", m, nil
 		}
 	}
-	return "", nil, fmt.Errorf("embeddings %s: no part-*.parquet, part-*.arrow or embeddings.npy in the directory", path)
+	return "", nil, fmt.Errorf("%s: no part-*.parquet, part-*.arrow or embeddings.npy in the directory", path)
 }
 
 // readTable reads a whole Parquet or Arrow IPC file as a table with its
@@ -136,7 +136,7 @@ func column(tbl arrow.Table, name, path string) ([]arrow.Array, error) {
 func Load(path string) (*Embeddings, error) {
 	npy, files, err := dataFiles(path)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("embeddings: %w", err)
 	}
 	e := &Embeddings{Files: files}
 	for i, f := range files {
