@@ -132,6 +132,17 @@ func TestProbeRealPhotos(t *testing.T) {
 	if got := float64(ok) / float64(len(test)); got != rep.Results[0].LinearTop1 {
 		t.Errorf("saved head: %.4f on the test rows, report says %.4f", got, rep.Results[0].LinearTop1)
 	}
+	// A config file sets the same options, flags override it.
+	cfg := filepath.Join(t.TempDir(), "probe.yaml")
+	os.WriteFile(cfg, []byte("k: 5\ntemperature: 0.1\nepochs: 3\ntest_fraction: 0.5\nseed: 1\nformat: json\n"), 0o644)
+	js = mustRun(t, "probe", "--config-file", cfg, "--epochs", "4", out)
+	var rc probe.Report
+	if err := json.Unmarshal([]byte(js), &rc); err != nil {
+		t.Fatalf("report %q: %v", js, err)
+	}
+	if rc.K != 5 || rc.Temperature != 0.1 || rc.Epochs != 4 || rc.Test != 80 || rc.Seed != 1 {
+		t.Errorf("config file: k %d, T %g, epochs %d, test %d, seed %d; want 5, 0.1, 4 (flag), 80, 1", rc.K, rc.Temperature, rc.Epochs, rc.Test, rc.Seed)
+	}
 	// The text report names every feature set and the baseline.
 	txt := mustRun(t, "probe", "--test-fraction", "0.5", "--seed", "1", "--epochs", "5", out)
 	for _, s := range []string{"embeddings", "majority class", "160 images in 8 classes"} {
