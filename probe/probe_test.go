@@ -67,6 +67,25 @@ func TestKNNHandComputed(t *testing.T) {
 	}
 }
 
+// descending is the indices of v by decreasing value, the earlier first
+// among equal values.
+func descending[T float32 | float64](v []T) []int {
+	order := make([]int, len(v))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortStableFunc(order, func(a, b int) int {
+		switch {
+		case v[a] > v[b]:
+			return -1
+		case v[a] < v[b]:
+			return 1
+		}
+		return 0
+	})
+	return order
+}
+
 // topK against sorting: the same set, descending, earlier index first on ties.
 func TestTopK(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
@@ -76,19 +95,7 @@ func TestTopK(t *testing.T) {
 		for i := range row {
 			row[i] = float32(r.IntN(8)) // many ties
 		}
-		order := make([]int, n)
-		for i := range order {
-			order[i] = i
-		}
-		slices.SortStableFunc(order, func(a, b int) int {
-			switch {
-			case row[a] > row[b]:
-				return -1
-			case row[a] < row[b]:
-				return 1
-			}
-			return 0
-		})
+		order := descending(row)
 		idx, val := make([]int, k), make([]float32, k)
 		got := topK(idx, val, row)
 		want := order[:min(k, n)]
@@ -333,22 +340,12 @@ func TestKNNMatchesBruteForce(t *testing.T) {
 	for i := 0; i < nTest; i++ {
 		q := norm(test[i*d : (i+1)*d])
 		sims := make([]float64, nTrain)
-		order := make([]int, nTrain)
 		for j := range sims {
 			for l := range q {
 				sims[j] += q[l] * tn[j][l]
 			}
-			order[j] = j
 		}
-		slices.SortStableFunc(order, func(a, b int) int {
-			switch {
-			case sims[a] > sims[b]:
-				return -1
-			case sims[a] < sims[b]:
-				return 1
-			}
-			return 0
-		})
+		order := descending(sims)
 		if sims[order[k.K-1]]-sims[order[k.K]] < 1e-5 {
 			continue // the k-th neighbour is within float32 rounding of the next
 		}
