@@ -169,3 +169,25 @@ func TestProbeUsage(t *testing.T) {
 		t.Errorf("empty dir: exit %d, %s", code, stderr)
 	}
 }
+
+// Labels from a column of a separate Parquet file (written by DuckDB),
+// joined on id: here two classes that cut across the folders, and ids the
+// labels file does not name are left out.
+func TestProbeLabelColumn(t *testing.T) {
+	root := cropTask(t, 5)
+	out := filepath.Join(t.TempDir(), "emb")
+	mustRun(t, "embed", "-m", filepath.Join(fixtures, "tiny32", "hf"), "--format", "npy", "-o", out, root)
+	labels := filepath.Join(t.TempDir(), "labels.parquet")
+	// Every crop of the first six photos, labelled by whether the photo name
+	// sorts before "d"; the last two photos are not in the file.
+	duckQuery(t, fmt.Sprintf(`COPY (SELECT id, CASE WHEN id < 'd' THEN 'early' ELSE 'late' END AS half
+		FROM read_parquet('%s') WHERE id < 'retina') TO '%s' (FORMAT parquet)`, filepath.Join(out, "metadata.parquet"), labels))
+	js := mustRun(t, "probe", "--label-column", "half", "--label-file", labels, "--format", "json", "--epochs", "5", out)
+	var rep probe.Report
+	if err := json.Unmarshal([]byte(js), &rep); err != nil {
+		t.Fatalf("report %q: %v", js, err)
+	}
+	if rep.Images != 30 || rep.Unlabelled != 10 || strings.Join(rep.Classes, ",") != "early,late" {
+		t.Errorf("labelled %d, unlabelled %d, classes %v; want 30, 10, [early late]", rep.Images, rep.Unlabelled, rep.Classes)
+	}
+}
