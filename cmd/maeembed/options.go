@@ -55,9 +55,23 @@ func parseOptions(cmd string, args []string, define func(fs *flag.FlagSet, o *Op
 		return nil, err
 	}
 	fs := flag.NewFlagSet("maeembed "+cmd, flag.ContinueOnError)
+	define(fs, &o)
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		return nil, err
+	}
+	if len(pos) > 0 {
+		o.Inputs = pos
+	}
+	return &o, nil
+}
+
+// parseFlags parses args with fs plus --config-file (read beforehand by
+// loadConfigFile) and returns the positional arguments; flags may come
+// before or after them.
+func parseFlags(fs *flag.FlagSet, args []string) ([]string, error) {
 	var configFile string
 	fs.StringVar(&configFile, "config-file", "", "YAML file with these options (flags override it)")
-	define(fs, &o)
 	var pos []string
 	for {
 		if err := fs.Parse(args); err != nil {
@@ -68,15 +82,11 @@ func parseOptions(cmd string, args []string, define func(fs *flag.FlagSet, o *Op
 		}
 		args = fs.Args()
 		if len(args) == 0 {
-			break
+			return pos, nil
 		}
 		pos = append(pos, args[0])
 		args = args[1:]
 	}
-	if len(pos) > 0 {
-		o.Inputs = pos
-	}
-	return &o, nil
 }
 
 // loadConfigFile decodes the --config-file named in args, if any, into dst

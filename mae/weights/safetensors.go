@@ -242,3 +242,56 @@ func writeSafetensors(w io.Writer, names []string, tensors map[string]*Tensor, m
 	}
 	return nil
 }
+
+// SaveSafetensors writes float32 tensors (in sorted name order) and string
+// metadata (the header's "__metadata__") to a single safetensors file,
+// published atomically: a "."-temporary beside path, fsynced and renamed.
+func SaveSafetensors(path string, tensors map[string]*Tensor, metadata map[string]string) error {
+	if len(tensors) == 0 {
+		return fmt.Errorf("save %s: no tensors", path)
+	}
+	names := sortedKeys(tensors)
+	err := writeFileAtomic(path, func(f *os.File) error { return writeSafetensors(f, names, tensors, metadata) })
+	if err != nil {
+		return fmt.Errorf("save %s: %w", path, err)
+	}
+	return nil
+}
+
+// SafetensorsMetadata returns the string metadata ("__metadata__") of a
+// safetensors file; a file without it gives an empty map.
+func SafetensorsMetadata(path string) (map[string]string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if _, _, err := readSafetensorsHeader(f, st.Size()); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return nil, err
+	}
+	var lenBuf [8]byte
+	if _, err := io.ReadFull(f, lenBuf[:]); err != nil {
+		return nil, err
+	}
+	buf := make([]byte, binary.LittleEndian.Uint64(lenBuf[:]))
+	if _, err := io.ReadFull(f, buf); err != nil {
+		return nil, fmt.Errorf("%s: header: %w", path, truncated(err))
+	}
+	var h struct {
+		Meta map[string]string `json:"__metadata__"`
+	}
+	if err := json.Unmarshal(buf, &h); err != nil {
+		return nil, fmt.Errorf("%s: __metadata__: %w", path, err)
+	}
+	if h.Meta == nil {
+		h.Meta = map[string]string{}
+	}
+	return h.Meta, nil
+}

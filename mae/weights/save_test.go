@@ -162,3 +162,34 @@ func TestSaveHFErrors(t *testing.T) {
 	}
 	noTempLeft(t, dir)
 }
+
+// A single safetensors file with metadata reads back bit-exactly through
+// Load, and its metadata through SafetensorsMetadata.
+func TestSaveSafetensorsFile(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "head.safetensors")
+	want := map[string]*Tensor{
+		"weight": {Shape: []int{2, 3}, Data: []float32{1, -2, 3.5, 0, 1e-30, -7}},
+		"bias":   {Shape: []int{2}, Data: []float32{0.25, -0.5}},
+	}
+	meta := map[string]string{"format": "pt", "classes": `["a","b"]`}
+	if err := SaveSafetensors(path, want, meta); err != nil {
+		t.Fatal(err)
+	}
+	noTempLeft(t, dir)
+	ck, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	assertSameTensors(t, "read back", ck.Tensors, want)
+	got, err := SafetensorsMetadata(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(meta) || got["classes"] != meta["classes"] || got["format"] != "pt" {
+		t.Errorf("metadata %v, want %v", got, meta)
+	}
+	if err := SaveSafetensors(filepath.Join(dir, "none.safetensors"), nil, nil); err == nil {
+		t.Error("saving no tensors: no error")
+	}
+}
