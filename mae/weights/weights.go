@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -31,6 +32,28 @@ func numel(shape []int) int {
 		n *= d
 	}
 	return n
+}
+
+// maxElements bounds the element count of one tensor read from a file: its
+// size in bytes (8 per element at most) must fit an int64. Untrusted shapes
+// are checked against it before any multiplication is trusted.
+const maxElements = math.MaxInt64 / 8
+
+// checkedNumel is numel for a shape read from an untrusted file: negative
+// dimensions and products beyond maxElements are errors, not wrapped
+// integers that would pass a size check and then panic in make.
+func checkedNumel(shape []int) (int, error) {
+	n := 1
+	for _, d := range shape {
+		if d < 0 {
+			return 0, fmt.Errorf("negative dimension in shape %v", shape)
+		}
+		if d != 0 && n > maxElements/d {
+			return 0, fmt.Errorf("shape %v has more than %d elements", shape, maxElements)
+		}
+		n *= d
+	}
+	return n, nil
 }
 
 // Checkpoint is a loaded set of weights.
