@@ -221,6 +221,18 @@ func FromTensors(cfg Config, tensors map[string]*weights.Tensor, src string) (*M
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("%s: config: %w", src, err)
 	}
+	// The config's block counts come from an untrusted config.json: check
+	// them against the tensors before building (and allocating) any block,
+	// so num_hidden_layers 1e9 is one error, not a billion.
+	// Only the blocks present are counted (distinct indices), so one tensor
+	// named blocks.999999999.* does not make a billion blocks either; a gap
+	// in the indices is then named tensor by tensor below.
+	if _, n := blockIndices(tensors, "blocks."); cfg.Depth > n {
+		return nil, fmt.Errorf("%s: config has %d encoder blocks (num_hidden_layers), the checkpoint %d", src, cfg.Depth, n)
+	}
+	if _, n := blockIndices(tensors, "decoder_blocks."); hasDecoder(tensors) && cfg.DecDepth > n {
+		return nil, fmt.Errorf("%s: config has %d decoder blocks (decoder_num_hidden_layers), the checkpoint %d", src, cfg.DecDepth, n)
+	}
 	s := &tensorSet{t: tensors, taken: map[string]bool{}}
 	d, p, l := cfg.Dim, cfg.PatchSize, cfg.NumPatches()
 	enc := &Encoder{}
