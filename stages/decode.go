@@ -66,7 +66,8 @@ func (p Preprocess) maxPixels() int64 {
 var ErrTooLarge = errors.New("image too large")
 
 // Decode decodes an encoded image into opaque 8-bit RGB (*image.NRGBA with
-// alpha 255): EXIF orientation applied (JPEG), alpha composited on white,
+// alpha 255): EXIF orientation applied (JPEG, PNG, WebP, TIFF: see
+// orientation), alpha composited on white,
 // grayscale/palette/CMYK/16-bit converted. The header is read first and
 // images above MaxPixels are refused before any pixel is decoded. w and h
 // are the size of the returned image (after EXIF orientation).
@@ -74,6 +75,8 @@ func (p Preprocess) Decode(data []byte) (img image.Image, w, h int, err error) {
 	if len(data) == 0 {
 		return nil, 0, 0, errors.New("empty input")
 	}
+	// Before the header check, so that the pixel limit sees the real size.
+	data = gifGrowScreen(data)
 	cfg, format, err := image.DecodeConfig(bytes.NewReader(data))
 	if err != nil {
 		return nil, 0, 0, fmt.Errorf("read header: %w", err)
@@ -84,26 +87,44 @@ func (p Preprocess) Decode(data []byte) (img image.Image, w, h int, err error) {
 	if px := int64(cfg.Width) * int64(cfg.Height); px > p.maxPixels() {
 		return nil, 0, 0, fmt.Errorf("%s %dx%d = %d pixels > limit %d: %w", format, cfg.Width, cfg.Height, px, p.maxPixels(), ErrTooLarge)
 	}
+	rgb, err := decodeRGB(data, format, cfg)
+	if err != nil {
+		return nil, 0, 0, fmt.Errorf("decode %s: %w", format, err)
+	}
+	if o := orientation(format, data); o > 1 {
+		oriented := orient(rgb, o)
+		decodedPool.put(rgb)
+		rgb = oriented
+	}
+	b := rgb.Bounds()
+	return rgb, b.Dx(), b.Dy(), nil
+}
+
+// decodeRGB decodes pixels whose header (format, cfg) was read already.
+func decodeRGB(data []byte, format string, cfg image.Config) (*image.NRGBA, error) {
+	if format == "webp" {
+		return decodeWebP(data)
+	}
 	var src image.Image
+	var err error
 	if format == "gif" {
 		// First frame only, placed on the logical screen like PIL does.
 		src, err = gif.Decode(bytes.NewReader(data))
 	} else {
 		src, _, err = image.Decode(bytes.NewReader(data))
 	}
-	if err != nil {
-		return nil, 0, 0, fmt.Errorf("decode %s: %w", format, err)
-	}
-	rgb := toRGB(src, cfg.Width, cfg.Height)
-	if format == "jpeg" {
-		if o := jpegOrientation(data); o > 1 {
-			oriented := orient(rgb, o)
-			decodedPool.put(rgb)
-			rgb = oriented
+	if err != nil && format == "png" {
+		if fixed := pngRepair(data); fixed != nil {
+			var err2 error
+			if src, _, err2 = image.Decode(bytes.NewReader(fixed)); err2 == nil {
+				err = nil
+			}
 		}
 	}
-	b := rgb.Bounds()
-	return rgb, b.Dx(), b.Dy(), nil
+	if err != nil {
+		return nil, err
+	}
+	return toRGB(src, cfg.Width, cfg.Height), nil
 }
 
 // toRGB converts any decoded image to an opaque NRGBA with origin (0,0),
@@ -113,17 +134,12 @@ func toRGB(src image.Image, cw, ch int) *image.NRGBA {
 	w, h := sb.Dx(), sb.Dy()
 	off := image.Point{}
 	if _, ok := src.(*image.Paletted); ok && (sb.Min.X != 0 || sb.Min.Y != 0 || w != cw || h != ch) {
-		// A GIF frame smaller than its logical screen: the rest is background,
-		// which we render as white like any transparency.
+		// A GIF frame smaller than its logical screen: the rest is filled
+		// below, as PIL does.
 		w, h = cw, ch
 		off = sb.Min
 	}
 	dst := decodedPool.get(w, h)
-	if off != (image.Point{}) || w != sb.Dx() || h != sb.Dy() {
-		for i := range dst.Pix {
-			dst.Pix[i] = 255
-		}
-	}
 	switch s := src.(type) {
 	case *image.YCbCr:
 		if sb.Min == (image.Point{}) {
@@ -180,6 +196,20 @@ func toRGB(src image.Image, cw, ch int) *image.NRGBA {
 		}
 		for i := len(s.Palette); i < 256; i++ {
 			lut[i] = [3]uint8{0, 0, 0} // out-of-palette index: black, as image/color would
+		}
+		if off != (image.Point{}) || w != sb.Dx() || h != sb.Dy() {
+			// Outside the frame PIL's first frame holds the transparent
+			// index (white once composited) if the frame has one, else 0.
+			fill := lut[0]
+			for i, c := range s.Palette {
+				if _, _, _, a := c.RGBA(); a == 0 {
+					fill = lut[i]
+					break
+				}
+			}
+			for i := 0; i < len(dst.Pix); i += 4 {
+				dst.Pix[i], dst.Pix[i+1], dst.Pix[i+2], dst.Pix[i+3] = fill[0], fill[1], fill[2], 255
+			}
 		}
 		for y := 0; y < sb.Dy(); y++ {
 			row := dst.Pix[(y+off.Y)*dst.Stride+4*off.X:]

@@ -1,12 +1,161 @@
 package stages
 
 import (
+	"bytes"
+	"compress/zlib"
 	"encoding/binary"
+	"encoding/hex"
 	"image"
+	"io"
+	"regexp"
+	"strings"
 )
 
+// orientation returns the EXIF Orientation (1..8) an encoded image carries,
+// or 0, from wherever its container keeps it, as PIL's getexif (9.4) finds
+// it for ImageOps.exif_transpose:
+//   - JPEG: the first APP1 "Exif" segment;
+//   - PNG: the eXIf chunk, else a "Raw profile type exif" text chunk
+//     (ImageMagick), else tiff:Orientation in the XMP iTXt chunk;
+//   - WebP: the EXIF chunk;
+//   - TIFF: tag 274 of the first IFD (PIL's TIFF loader applies it itself).
+//
+// GIF and BMP carry no orientation.
+func orientation(format string, data []byte) int {
+	switch format {
+	case "jpeg":
+		return jpegOrientation(data)
+	case "png":
+		return pngOrientation(data)
+	case "webp":
+		return webpOrientation(data)
+	case "tiff":
+		return tiffOrientation(data)
+	}
+	return 0
+}
+
+// exifOrientation reads an EXIF block as PNG and WebP store it: a TIFF
+// structure, optionally behind the JPEG-style "Exif\0\0" header.
+func exifOrientation(b []byte) int {
+	return tiffOrientation(bytes.TrimPrefix(b, []byte("Exif\x00\x00")))
+}
+
+// maxTextChunk bounds the decompressed size of a compressed PNG text chunk
+// read for its EXIF profile (a zTXt bomb must not cost memory).
+const maxTextChunk = 1 << 20
+
+var xmpOrientation = regexp.MustCompile(`tiff:Orientation(="|>)([0-9])`)
+
+// pngOrientation walks the PNG chunks (all of them: PIL also reads an eXIf
+// placed after the image data) without checking CRCs.
+func pngOrientation(data []byte) int {
+	const sig = "\x89PNG\r\n\x1a\n"
+	if len(data) < len(sig) || string(data[:len(sig)]) != sig {
+		return 0
+	}
+	var exif, raw, xmp []byte
+	for i := len(sig); i+8 <= len(data); {
+		n := int64(binary.BigEndian.Uint32(data[i:]))
+		typ := string(data[i+4 : i+8])
+		if n > int64(len(data)-i-8) {
+			break
+		}
+		body := data[i+8 : i+8+int(n)]
+		switch typ {
+		case "eXIf":
+			if exif == nil {
+				exif = body
+			}
+		case "tEXt", "zTXt", "iTXt":
+			key, text := pngText(typ, body)
+			switch {
+			case key == "Raw profile type exif" && raw == nil:
+				raw = text
+			case key == "XML:com.adobe.xmp" && xmp == nil:
+				xmp = text
+			}
+		case "IEND":
+			i = len(data)
+			continue
+		}
+		i += 12 + int(n)
+	}
+	o := 0
+	if exif != nil {
+		o = exifOrientation(exif)
+	} else if raw != nil {
+		// "\nexif\n    LEN\nHEX…": PIL joins the lines after the third.
+		if lines := strings.Split(string(raw), "\n"); len(lines) > 3 {
+			if b, err := hex.DecodeString(strings.Join(lines[3:], "")); err == nil {
+				o = exifOrientation(b)
+			}
+		}
+	}
+	if o == 0 {
+		if m := xmpOrientation.FindSubmatch(xmp); m != nil {
+			o = int(m[2][0] - '0')
+		}
+	}
+	if o < 1 || o > 8 {
+		return 0
+	}
+	return o
+}
+
+// pngText returns the keyword and (decompressed) text of a tEXt, zTXt or
+// iTXt chunk, or empty results when it is malformed.
+func pngText(typ string, body []byte) (string, []byte) {
+	key, rest, ok := bytes.Cut(body, []byte{0})
+	if !ok {
+		return "", nil
+	}
+	compressed := false
+	switch typ {
+	case "zTXt":
+		if len(rest) < 1 {
+			return "", nil
+		}
+		rest, compressed = rest[1:], true
+	case "iTXt":
+		// compression flag, method, language tag\0, translated keyword\0
+		if len(rest) < 2 {
+			return "", nil
+		}
+		compressed = rest[0] == 1
+		rest = rest[2:]
+		for k := 0; k < 2; k++ {
+			if _, rest, ok = bytes.Cut(rest, []byte{0}); !ok {
+				return "", nil
+			}
+		}
+	}
+	if compressed {
+		zr, err := zlib.NewReader(bytes.NewReader(rest))
+		if err != nil {
+			return "", nil
+		}
+		defer zr.Close()
+		if rest, err = io.ReadAll(io.LimitReader(zr, maxTextChunk)); err != nil {
+			return "", nil
+		}
+	}
+	return string(key), rest
+}
+
+// webpOrientation reads the EXIF chunk of an extended (VP8X) WebP.
+func webpOrientation(data []byte) int {
+	for _, c := range riffChunks(data) {
+		if c.id == "EXIF" {
+			return exifOrientation(c.body)
+		}
+	}
+	return 0
+}
+
 // jpegOrientation returns the EXIF Orientation tag (1..8) of a JPEG, or 0
-// when absent or unreadable. Only the markers before the scan are read.
+// when absent or unreadable. Only the markers before the scan are read, and
+// only the first Exif segment counts, as in PIL.
 func jpegOrientation(data []byte) int {
 	if len(data) < 4 || data[0] != 0xFF || data[1] != 0xD8 {
 		return 0
@@ -34,16 +183,15 @@ func jpegOrientation(data []byte) int {
 		}
 		seg := data[i+4 : i+2+n]
 		if marker == 0xE1 && len(seg) > 6 && string(seg[:6]) == "Exif\x00\x00" {
-			if o := tiffOrientation(seg[6:]); o != 0 {
-				return o
-			}
+			return tiffOrientation(seg[6:])
 		}
 		i += 2 + n
 	}
 	return 0
 }
 
-// tiffOrientation reads tag 0x0112 from IFD0 of a TIFF-structured EXIF block.
+// tiffOrientation reads tag 0x0112 from IFD0 of a TIFF-structured EXIF block
+// (or of a TIFF file itself).
 func tiffOrientation(t []byte) int {
 	if len(t) < 8 {
 		return 0
@@ -73,10 +221,14 @@ func tiffOrientation(t []byte) int {
 		if bo.Uint16(t[e:]) != 0x0112 {
 			continue
 		}
-		if typ := bo.Uint16(t[e+2:]); typ != 3 { // SHORT
-			return 0
+		var o int
+		switch bo.Uint16(t[e+2:]) {
+		case 3: // SHORT, as the standard says
+			o = int(bo.Uint16(t[e+8:]))
+		case 4: // LONG: some writers; PIL takes the value all the same
+			o = int(bo.Uint32(t[e+8:]))
 		}
-		if o := int(bo.Uint16(t[e+8:])); o >= 1 && o <= 8 {
+		if o >= 1 && o <= 8 {
 			return o
 		}
 		return 0

@@ -103,3 +103,124 @@ for name in ("444", "422", "420", "440"):
 # PIL's decoding of the CMYK and progressive JPEGs, for the same comparison.
 for name in ("cmyk", "progressive"):
     Image.open(p(f"{name}.jpg")).convert("RGB").save(p(f"{name}.pil.png"))
+
+# --- EXIF orientation in every container PIL's exif_transpose reads it from.
+from PIL import ImageOps, PngImagePlugin  # noqa: E402
+
+side6, side8, side3 = q.transpose(Image.Transpose.ROTATE_90), q.transpose(Image.Transpose.ROTATE_270), q.transpose(Image.Transpose.ROTATE_180)
+ex6 = Image.Exif()
+ex6[0x0112] = 6
+side6.save(p("exif-orientation-6.png"), exif=ex6.tobytes())  # eXIf chunk
+side6.save(p("exif-orientation-6.webp"), lossless=True, exif=ex6.tobytes())  # EXIF chunk
+side6.save(p("exif-orientation-6.tiff"), tiffinfo={0x0112: 6})  # tag 274
+ex8 = Image.Exif()
+ex8[0x0112] = 8
+raw = ex8.tobytes()
+info = PngImagePlugin.PngInfo()  # ImageMagick's way: hex in a zTXt chunk
+info.add_text("Raw profile type exif", "\nexif\n%8d\n%s\n" % (len(raw), raw.hex()), zip=True)
+side8.save(p("exif-orientation-8-rawprofile.png"), pnginfo=info)
+info = PngImagePlugin.PngInfo()
+info.add_itxt("XML:com.adobe.xmp", '<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+              '<rdf:Description xmlns:tiff="http://ns.adobe.com/tiff/1.0/" tiff:Orientation="3"/></rdf:RDF></x:xmpmeta>')
+side3.save(p("exif-orientation-3-xmp.png"), pnginfo=info)
+for name in ("exif-orientation-6.png", "exif-orientation-6.webp", "exif-orientation-8-rawprofile.png", "exif-orientation-3-xmp.png"):
+    assert ImageOps.exif_transpose(Image.open(p(name))).convert("RGB").tobytes() == q.tobytes(), name
+# TIFF: PIL 9.4's loader applies tag 274 itself (exif_transpose then turns it
+# a second time, a Pillow bug): the upright picture is the right result.
+assert Image.open(p("exif-orientation-6.tiff")).convert("RGB").tobytes() == q.tobytes()
+
+# --- Files PIL decodes that Go's standard decoders refuse or decode
+# differently, with PIL's pixels beside each (.pil.png; RGBA where the file
+# has alpha).
+def pil_png(name):
+    im = Image.open(p(name))
+    im.convert("RGBA" if "A" in im.mode or "transparency" in im.info else "RGB").save(p(name + ".pil.png"))
+
+
+# Lossy WebP: libwebp converts with BT.601 studio-range coefficients and
+# "fancy" chroma upsampling; image.YCbCr's JFIF conversion is off by up to 18.
+grad.save(p("lossy.webp"), quality=80)
+ga = grad.convert("RGBA")
+ga.putalpha(Image.linear_gradient("L").resize(grad.size))
+ga.save(p("lossy-alpha.webp"), quality=80)
+# Animated WebP: PIL gives the first frame on the canvas.
+g2 = grad.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+grad.save(p("animated.webp"), save_all=True, append_images=[g2], lossless=True)
+ga.save(p("animated-alpha.webp"), save_all=True, append_images=[ga.transpose(Image.Transpose.FLIP_TOP_BOTTOM)], quality=80)
+
+
+def riff_chunk(fourcc, b):
+    return fourcc + struct.pack("<I", len(b)) + b + (b"\0" if len(b) & 1 else b"")
+
+
+def webp_chunks(b):
+    out, i = [], 12
+    while i + 8 <= len(b):
+        n = struct.unpack("<I", b[i + 4:i + 8])[0]
+        out.append((b[i:i + 4], b[i + 8:i + 8 + n]))
+        i += 8 + n + (n & 1)
+    return out
+
+
+def u24(v):
+    return struct.pack("<I", v)[:3]
+
+
+# A first frame smaller than the canvas, at an offset: the rest of the canvas
+# is transparent (white once composited) when the canvas has alpha, black when not.
+for name, src, alpha in (("animated-offset.webp", "quadrants.webp", False), ("animated-offset-alpha.webp", "lossy-alpha.webp", True)):
+    frame = b"".join(riff_chunk(c, d) for c, d in webp_chunks(open(p(src), "rb").read()) if c in (b"ALPH", b"VP8 ", b"VP8L"))
+    fw, fh = Image.open(p(src)).size
+    cw, ch = fw + 10, fh + 6
+    vp8x = bytes([(0x10 if alpha else 0) | 0x02, 0, 0, 0]) + u24(cw - 1) + u24(ch - 1)
+    anmf = u24(4 // 2) + u24(2 // 2) + u24(fw - 1) + u24(fh - 1) + u24(100) + bytes([0]) + frame
+    body = b"WEBP" + riff_chunk(b"VP8X", vp8x) + riff_chunk(b"ANIM", b"\0\0\0\0\0\0") + riff_chunk(b"ANMF", anmf)
+    open(p(name), "wb").write(b"RIFF" + struct.pack("<I", len(body)) + body)
+# A GIF whose first frame is larger than its logical screen, at an offset:
+# PIL grows the image to hold the frame; the rest is palette entry 0.
+gif = io.BytesIO()
+grad.save(gif, "GIF")
+gif = bytearray(gif.getvalue())
+struct.pack_into("<HH", gif, 6, 20, 10)  # logical screen 20x10
+d = gif.index(b",", 13 + 3 * (2 << (gif[10] & 7)))  # image descriptor after the global table
+struct.pack_into("<HH", gif, d + 1, 3, 2)  # frame at (3,2): the image becomes 40x25
+open(p("frame-larger-than-screen.gif"), "wb").write(bytes(gif))
+# PNG damage PIL tolerates: PIL checks the CRC of chunks before the image data
+# only, and stops reading after it.
+png = open(p("quadrants.png"), "rb").read()
+
+
+def png_chunks(b):
+    out, i = [], 8
+    while i + 8 <= len(b):
+        n = struct.unpack(">I", b[i:i + 4])[0]
+        out.append([b[i + 4:i + 8], b[i + 8:i + 8 + n], b[i + 8 + n:i + 12 + n]])
+        i += 12 + n
+    return out
+
+
+def png_build(cs):
+    return png[:8] + b"".join(struct.pack(">I", len(d)) + t + d + c for t, d, c in cs)
+
+
+cs = png_chunks(png)
+bad = [[t, d, b"\0\0\0\0" if t == b"IDAT" else c] for t, d, c in cs]
+open(p("png-bad-idat-crc.png"), "wb").write(png_build(bad))
+bad = cs[:-1] + [[b"tEXt", b"k\0v", b"\0\0\0\0"]] + cs[-1:]
+open(p("png-bad-crc-after-idat.png"), "wb").write(png_build(bad))
+open(p("png-no-iend.png"), "wb").write(png_build(cs[:-1]))
+# ...and what it refuses: a bad CRC before the image data, and missing data.
+bad = cs[:1] + [[b"tEXt", b"k\0v", b"\0\0\0\0"]] + cs[1:]
+open(p("png-bad-crc-before-idat.png"), "wb").write(png_build(bad))
+open(p("png-truncated-idat.png"), "wb").write(png[:len(png) // 2])
+for name in ("lossy.webp", "lossy-alpha.webp", "animated.webp", "animated-alpha.webp", "animated-offset.webp",
+             "animated-offset-alpha.webp", "frame-larger-than-screen.gif"):
+    pil_png(name)
+for name in ("png-bad-idat-crc.png", "png-bad-crc-after-idat.png", "png-no-iend.png"):
+    assert Image.open(p(name)).convert("RGB").tobytes() == q.tobytes(), name
+for name in ("png-bad-crc-before-idat.png", "png-truncated-idat.png"):
+    try:
+        Image.open(p(name)).load()
+        raise AssertionError(name + ": PIL accepts it")
+    except (OSError, SyntaxError):
+        pass

@@ -1,0 +1,109 @@
+package stages
+
+import (
+	"bytes"
+	"encoding/binary"
+	"hash/crc32"
+)
+
+// Where PIL is more lenient than Go's standard decoders, the file is
+// rewritten into the form the standard decoder accepts, so the pixels
+// still come from a well-kept decoder. Each rewrite is what PIL (9.4)
+// effectively reads; what PIL refuses stays refused.
+
+// gifGrowScreen returns the GIF with its logical screen enlarged to hold
+// the first frame, as PIL does (GifImagePlugin grows the image to the
+// frame's extent); image/gif refuses a frame outside the screen. It
+// returns data itself when nothing needs to change or the file is not one
+// it can walk (the standard decoder then reports the error).
+func gifGrowScreen(data []byte) []byte {
+	if len(data) < 13 || !bytes.HasPrefix(data, []byte("GIF8")) {
+		return data
+	}
+	sw, sh := int(binary.LittleEndian.Uint16(data[6:])), int(binary.LittleEndian.Uint16(data[8:]))
+	i := 13
+	if data[10]&0x80 != 0 {
+		i += 3 << (data[10]&7 + 1)
+	}
+	for i < len(data) {
+		switch data[i] {
+		case '!': // extension: label, then data sub-blocks
+			i += 2
+			for i < len(data) && data[i] != 0 {
+				i += 1 + int(data[i])
+			}
+			i++
+		case ',':
+			if i+9 >= len(data) {
+				return data
+			}
+			d := data[i+1:]
+			x1 := int(binary.LittleEndian.Uint16(d[0:])) + int(binary.LittleEndian.Uint16(d[4:]))
+			y1 := int(binary.LittleEndian.Uint16(d[2:])) + int(binary.LittleEndian.Uint16(d[6:]))
+			if x1 <= sw && y1 <= sh {
+				return data
+			}
+			// Both fit in 17 bits, not always in the 16 of the header:
+			// such a frame stays refused.
+			w, h := max(sw, x1), max(sh, y1)
+			if w > 0xffff || h > 0xffff {
+				return data
+			}
+			out := bytes.Clone(data)
+			binary.LittleEndian.PutUint16(out[6:], uint16(w))
+			binary.LittleEndian.PutUint16(out[8:], uint16(h))
+			return out
+		default:
+			return data
+		}
+	}
+	return data
+}
+
+// pngRepair returns the PNG as PIL reads it, or nil when it reads it as
+// the standard decoder does: PIL checks the CRC of the chunks before the
+// image data only (not of IDAT, nor of anything after), and stops reading
+// after the image data (a missing IEND or a broken chunk after it does not
+// matter). The rewrite keeps every chunk up to the last IDAT, with the IDAT
+// CRCs recomputed, and ends with IEND.
+func pngRepair(data []byte) []byte {
+	const sig = "\x89PNG\r\n\x1a\n"
+	if !bytes.HasPrefix(data, []byte(sig)) {
+		return nil
+	}
+	var fixCRC []int // offsets of IDAT chunks with a wrong CRC
+	end := -1        // end of the last IDAT chunk of the first run
+	i := len(sig)
+	for i+8 <= len(data) {
+		n := int64(binary.BigEndian.Uint32(data[i:]))
+		typ := string(data[i+4 : i+8])
+		if typ != "IDAT" && end >= 0 {
+			break // the image data ended: PIL reads no further
+		}
+		if n+12 > int64(len(data)-i) {
+			return nil // truncated: refused by both
+		}
+		if typ == "IDAT" {
+			if crc32.Checksum(data[i+4:i+8+int(n)], crc32.IEEETable) != binary.BigEndian.Uint32(data[i+8+int(n):]) {
+				fixCRC = append(fixCRC, i)
+			}
+			end = i + 12 + int(n)
+		}
+		i += 12 + int(n)
+	}
+	if end < 0 {
+		return nil
+	}
+	rest := data[end:]
+	iend := []byte{0, 0, 0, 0, 'I', 'E', 'N', 'D', 0xae, 0x42, 0x60, 0x82}
+	if len(fixCRC) == 0 && bytes.HasPrefix(rest, iend) {
+		return nil // already what the standard decoder reads
+	}
+	out := make([]byte, 0, end+len(iend))
+	out = append(out, data[:end]...)
+	for _, o := range fixCRC {
+		n := int(binary.BigEndian.Uint32(out[o:]))
+		binary.BigEndian.PutUint32(out[o+8+n:], crc32.ChecksumIEEE(out[o+4:o+8+n]))
+	}
+	return append(out, iend...)
+}
