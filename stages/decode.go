@@ -46,6 +46,9 @@ type Preprocess struct {
 	Size      int        `yaml:"size"`
 	Mode      ResizeMode `yaml:"resize"`
 	MaxPixels int64      `yaml:"max_pixels"`
+	// Budget, when set, bounds the decoding memory of all the workers
+	// sharing it (TensorContext); nil is unbounded.
+	Budget *Budget `yaml:"-"`
 }
 
 // String describes the preprocessing for output metadata
@@ -70,29 +73,51 @@ var ErrTooLarge = errors.New("image too large")
 // orientation), alpha composited on white,
 // grayscale/palette/CMYK/16-bit converted. The header is read first and
 // images above MaxPixels are refused before any pixel is decoded. w and h
-// are the size of the returned image (after EXIF orientation).
+// are the size of the returned image (after EXIF orientation). Decode does
+// not wait for the Budget: TensorContext does.
 func (p Preprocess) Decode(data []byte) (img image.Image, w, h int, err error) {
+	hd, err := p.header(data)
+	if err != nil {
+		return nil, 0, 0, err
+	}
+	return hd.decode()
+}
+
+// header is what is known of an image before its pixels are decoded.
+type header struct {
+	data   []byte // as the standard decoder will read it (gifGrowScreen)
+	format string
+	cfg    image.Config
+	orient int // EXIF orientation, 0 or 1 when none applies
+}
+
+// header reads and checks the header: size, pixel limit, orientation.
+func (p Preprocess) header(data []byte) (header, error) {
 	if len(data) == 0 {
-		return nil, 0, 0, errors.New("empty input")
+		return header{}, errors.New("empty input")
 	}
 	// Before the header check, so that the pixel limit sees the real size.
 	data = gifGrowScreen(data)
 	cfg, format, err := image.DecodeConfig(bytes.NewReader(data))
 	if err != nil {
-		return nil, 0, 0, fmt.Errorf("read header: %w", err)
+		return header{}, fmt.Errorf("read header: %w", err)
 	}
 	if cfg.Width <= 0 || cfg.Height <= 0 {
-		return nil, 0, 0, fmt.Errorf("%s header: invalid size %dx%d", format, cfg.Width, cfg.Height)
+		return header{}, fmt.Errorf("%s header: invalid size %dx%d", format, cfg.Width, cfg.Height)
 	}
 	if px := int64(cfg.Width) * int64(cfg.Height); px > p.maxPixels() {
-		return nil, 0, 0, fmt.Errorf("%s %dx%d = %d pixels > limit %d: %w", format, cfg.Width, cfg.Height, px, p.maxPixels(), ErrTooLarge)
+		return header{}, fmt.Errorf("%s %dx%d = %d pixels > limit %d: %w", format, cfg.Width, cfg.Height, px, p.maxPixels(), ErrTooLarge)
 	}
-	rgb, err := decodeRGB(data, format, cfg)
+	return header{data: data, format: format, cfg: cfg, orient: orientation(format, data)}, nil
+}
+
+func (hd header) decode() (img image.Image, w, h int, err error) {
+	rgb, err := decodeRGB(hd.data, hd.format, hd.cfg)
 	if err != nil {
-		return nil, 0, 0, fmt.Errorf("decode %s: %w", format, err)
+		return nil, 0, 0, fmt.Errorf("decode %s: %w", hd.format, err)
 	}
-	if o := orientation(format, data); o > 1 {
-		oriented := orient(rgb, o)
+	if hd.orient > 1 {
+		oriented := orient(rgb, hd.orient)
 		decodedPool.put(rgb)
 		rgb = oriented
 	}

@@ -210,9 +210,12 @@ bad = cs[:-1] + [[b"tEXt", b"k\0v", b"\0\0\0\0"]] + cs[-1:]
 open(p("png-bad-crc-after-idat.png"), "wb").write(png_build(bad))
 open(p("png-no-iend.png"), "wb").write(png_build(cs[:-1]))
 # ...and what it refuses: a bad CRC before the image data, and missing data.
+# Files every decoder must refuse go to testdata/refused (odd/ is read by the
+# end-to-end tests as images that decode).
+R = os.path.join(os.path.dirname(D), "refused")
 bad = cs[:1] + [[b"tEXt", b"k\0v", b"\0\0\0\0"]] + cs[1:]
-open(p("png-bad-crc-before-idat.png"), "wb").write(png_build(bad))
-open(p("png-truncated-idat.png"), "wb").write(png[:len(png) // 2])
+open(os.path.join(R, "png-bad-crc-before-idat.png"), "wb").write(png_build(bad))
+open(os.path.join(R, "png-truncated-idat.png"), "wb").write(png[:len(png) // 2])
 for name in ("lossy.webp", "lossy-alpha.webp", "animated.webp", "animated-alpha.webp", "animated-offset.webp",
              "animated-offset-alpha.webp", "frame-larger-than-screen.gif"):
     pil_png(name)
@@ -220,7 +223,7 @@ for name in ("png-bad-idat-crc.png", "png-bad-crc-after-idat.png", "png-no-iend.
     assert Image.open(p(name)).convert("RGB").tobytes() == q.tobytes(), name
 for name in ("png-bad-crc-before-idat.png", "png-truncated-idat.png"):
     try:
-        Image.open(p(name)).load()
+        Image.open(os.path.join(R, name)).load()
         raise AssertionError(name + ": PIL accepts it")
     except (OSError, SyntaxError):
         pass
