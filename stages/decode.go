@@ -149,7 +149,23 @@ func decodeRGB(data []byte, format string, cfg image.Config) (*image.NRGBA, erro
 	if err != nil {
 		return nil, err
 	}
-	return toRGB(src, cfg.Width, cfg.Height), nil
+	rgb := toRGB(src, cfg.Width, cfg.Height)
+	if format == "tiff" && ccittBlackIsZero(data) {
+		for i := 0; i < len(rgb.Pix); i += 4 {
+			rgb.Pix[i], rgb.Pix[i+1], rgb.Pix[i+2] = 255-rgb.Pix[i], 255-rgb.Pix[i+1], 255-rgb.Pix[i+2]
+		}
+	}
+	return rgb, nil
+}
+
+// ccittBlackIsZero tells a fax-compressed (CCITT) TIFF with
+// PhotometricInterpretation BlackIsZero. libtiff (PIL) decodes a CCITT
+// "white" run as 0 bits whatever the photometric tag, so there it is
+// black; golang.org/x/image/tiff always makes it white: inverted.
+func ccittBlackIsZero(data []byte) bool {
+	c, _ := tiffTag(data, 259)
+	p, ok := tiffTag(data, 262)
+	return c >= 2 && c <= 4 && ok && p == 1
 }
 
 // toRGB converts any decoded image to an opaque NRGBA with origin (0,0),

@@ -193,8 +193,18 @@ func jpegOrientation(data []byte) int {
 // tiffOrientation reads tag 0x0112 from IFD0 of a TIFF-structured EXIF block
 // (or of a TIFF file itself).
 func tiffOrientation(t []byte) int {
+	if o, ok := tiffTag(t, 0x0112); ok && o >= 1 && o <= 8 {
+		return int(o)
+	}
+	return 0
+}
+
+// tiffTag reads a single SHORT or LONG value of tag from IFD0 of a TIFF
+// structure (orientation is a SHORT by the standard, but some writers use a
+// LONG and PIL takes the value all the same).
+func tiffTag(t []byte, tag uint16) (uint32, bool) {
 	if len(t) < 8 {
-		return 0
+		return 0, false
 	}
 	var bo binary.ByteOrder
 	switch string(t[:2]) {
@@ -203,37 +213,33 @@ func tiffOrientation(t []byte) int {
 	case "MM":
 		bo = binary.BigEndian
 	default:
-		return 0
+		return 0, false
 	}
 	if bo.Uint16(t[2:]) != 42 {
-		return 0
+		return 0, false
 	}
 	ifd := int(bo.Uint32(t[4:]))
 	if ifd < 8 || ifd+2 > len(t) {
-		return 0
+		return 0, false
 	}
 	n := int(bo.Uint16(t[ifd:]))
 	for k := 0; k < n; k++ {
 		e := ifd + 2 + 12*k
 		if e+12 > len(t) {
-			return 0
+			return 0, false
 		}
-		if bo.Uint16(t[e:]) != 0x0112 {
+		if bo.Uint16(t[e:]) != tag {
 			continue
 		}
-		var o int
 		switch bo.Uint16(t[e+2:]) {
-		case 3: // SHORT, as the standard says
-			o = int(bo.Uint16(t[e+8:]))
-		case 4: // LONG: some writers; PIL takes the value all the same
-			o = int(bo.Uint32(t[e+8:]))
+		case 3: // SHORT
+			return uint32(bo.Uint16(t[e+8:])), true
+		case 4: // LONG
+			return bo.Uint32(t[e+8:]), true
 		}
-		if o >= 1 && o <= 8 {
-			return o
-		}
-		return 0
+		return 0, false
 	}
-	return 0
+	return 0, false
 }
 
 // orient applies an EXIF orientation (2..8) so the image is upright, as

@@ -216,6 +216,17 @@ R = os.path.join(os.path.dirname(D), "refused")
 bad = cs[:1] + [[b"tEXt", b"k\0v", b"\0\0\0\0"]] + cs[1:]
 open(os.path.join(R, "png-bad-crc-before-idat.png"), "wb").write(png_build(bad))
 open(os.path.join(R, "png-truncated-idat.png"), "wb").write(png[:len(png) // 2])
+# Fax (CCITT) TIFFs: libtiff reads a "white" run as 0 bits whatever the
+# photometric tag; PIL writes BlackIsZero, ImageMagick WhiteIsZero.
+bilevel = grad.convert("1")
+for comp in ("group3", "group4"):
+    bilevel.save(p(f"fax-{comp}.tiff"), compression=comp)
+bilevel.save(p("fax-miniswhite-src.png"))
+subprocess.run(["convert", p("fax-miniswhite-src.png"), "-compress", "Group4", p("fax-group4-miniswhite.tiff")], check=True)
+os.remove(p("fax-miniswhite-src.png"))
+assert Image.open(p("fax-group4-miniswhite.tiff")).tag_v2.get(262) == 0
+for name in ("fax-group3.tiff", "fax-group4.tiff", "fax-group4-miniswhite.tiff"):
+    pil_png(name)
 for name in ("lossy.webp", "lossy-alpha.webp", "animated.webp", "animated-alpha.webp", "animated-offset.webp",
              "animated-offset-alpha.webp", "frame-larger-than-screen.gif"):
     pil_png(name)
