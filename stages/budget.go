@@ -151,8 +151,8 @@ func (p Preprocess) decodeCost(format string, cfg image.Config, oriented bool) i
 	switch format {
 	case "jpeg":
 		native += 6 // progressive: int16 coefficients for 3 components
-	case "png", "tiff":
-		native *= 2 // the decompressed rows (interlace passes, TIFF strips)
+	case "png", "tiff", "bmp":
+		native *= 2 // the decompressed rows (interlace passes, TIFF strips, RLE indices)
 	case "webp":
 		native = 8 // lossless: the ARGB transform buffer beside the NRGBA; animated: frame and canvas
 	}

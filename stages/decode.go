@@ -99,6 +99,9 @@ func (p Preprocess) header(data []byte) (header, error) {
 	// Before the header check, so that the pixel limit sees the real size.
 	data = gifGrowScreen(data)
 	cfg, format, err := image.DecodeConfig(bytes.NewReader(data))
+	if b, ok := bmpFallback(data); err != nil && ok {
+		cfg, format, err = b.config(), "bmp", nil
+	}
 	if err != nil {
 		return header{}, fmt.Errorf("read header: %w", err)
 	}
@@ -132,7 +135,9 @@ func decodeRGB(data []byte, format string, cfg image.Config) (*image.NRGBA, erro
 	}
 	var src image.Image
 	var err error
-	if format == "gif" {
+	if b, ok := bmpFallback(data); ok && format == "bmp" {
+		src, err = b.decode()
+	} else if format == "gif" {
 		// First frame only, placed on the logical screen like PIL does.
 		src, err = gif.Decode(bytes.NewReader(data))
 	} else {

@@ -47,7 +47,8 @@ func pilRGB(t *testing.T, path string) *image.NRGBA {
 
 // TestDecodeMatchesPIL: files Go's standard decoders refuse or decode
 // differently (animated WebP, lossy WebP colours, a GIF frame larger than
-// its screen, EXIF orientation outside JPEG, fax TIFFs) come out as PIL decodes them,
+// its screen, EXIF orientation outside JPEG, fax TIFFs, 16-bit and
+// run-length BMPs) come out as PIL decodes them,
 // pixel for pixel. References: testdata/gen_odd.py and gen_cases.py.
 func TestDecodeMatchesPIL(t *testing.T) {
 	tests := []struct {
@@ -66,6 +67,11 @@ func TestDecodeMatchesPIL(t *testing.T) {
 		{file: "odd/animated-offset.webp", ref: "odd/animated-offset.webp.pil.png"},
 		{file: "odd/animated-offset-alpha.webp", ref: "odd/animated-offset-alpha.webp.pil.png"},
 		{file: "odd/frame-larger-than-screen.gif", ref: "odd/frame-larger-than-screen.gif.pil.png"},
+		{file: "odd/bmp-565.bmp", ref: "odd/bmp-565.bmp.pil.png"},
+		{file: "odd/bmp-555.bmp", ref: "odd/bmp-555.bmp.pil.png"},
+		{file: "odd/bmp-555-rgb.bmp", ref: "odd/bmp-555-rgb.bmp.pil.png"},
+		{file: "odd/bmp-rle8.bmp", ref: "odd/bmp-rle8.bmp.pil.png"},
+		{file: "odd/bmp-rle4.bmp", ref: "odd/bmp-rle4.bmp.pil.png"},
 		{file: "odd/fax-group3.tiff", ref: "odd/fax-group3.tiff.pil.png"},
 		{file: "odd/fax-group4.tiff", ref: "odd/fax-group4.tiff.pil.png"},
 		{file: "odd/fax-group4-miniswhite.tiff", ref: "odd/fax-group4-miniswhite.tiff.pil.png"},

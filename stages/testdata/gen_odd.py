@@ -227,6 +227,55 @@ os.remove(p("fax-miniswhite-src.png"))
 assert Image.open(p("fax-group4-miniswhite.tiff")).tag_v2.get(262) == 0
 for name in ("fax-group3.tiff", "fax-group4.tiff", "fax-group4-miniswhite.tiff"):
     pil_png(name)
+# BMP variants x/image/bmp refuses: 16-bit (5-6-5 bit fields, 5-5-5) and
+# run-length encoded palettes (RLE8, RLE4), as ImageMagick writes them.
+grad.save(p("bmp-src.png"))
+subprocess.run(["convert", p("bmp-src.png"), "-define", "bmp:subtype=RGB565", p("bmp-565.bmp")], check=True)
+subprocess.run(["convert", p("bmp-src.png"), "-define", "bmp:subtype=RGB555", p("bmp-555.bmp")], check=True)
+subprocess.run(["convert", p("bmp-src.png"), "-colors", "200", "-compress", "RLE", "BMP3:" + p("bmp-rle8.bmp")], check=True)
+os.remove(p("bmp-src.png"))
+b555 = bytearray(open(p("bmp-555.bmp"), "rb").read())
+struct.pack_into("<I", b555, 30, 0)  # plain 16-bit (BI_RGB) is 5-5-5
+open(p("bmp-555-rgb.bmp"), "wb").write(bytes(b555))
+
+
+def rle4_bmp(im):
+    """A 4-bit RLE BMP (nothing here writes one): encoded runs of
+    alternating pixel pairs, an even absolute run at the start of each row,
+    end-of-line and end-of-bitmap codes."""
+    w, h = im.size
+    px = im.load()
+    pal = im.getpalette()[:48]
+    body = bytearray()
+    for y in range(h - 1, -1, -1):  # bottom-up
+        row = [px[x, y] for x in range(w)]
+        body += bytes([0, 4, row[0] << 4 | row[1], row[2] << 4 | row[3]])  # absolute: 4 pixels
+        x = 4
+        while x < w:
+            a, b = row[x], row[x + 1] if x + 1 < w else 0
+            n = 1
+            while x + n < w and n < 255 and row[x + n] == (a if n % 2 == 0 else b):
+                n += 1
+            body += bytes([n, a << 4 | b])
+            x += n
+        body += b"\0\0"
+    body += b"\0\1"
+    info = struct.pack("<IiiHHIIiiII", 40, w, h, 1, 4, 2, len(body), 2835, 2835, 16, 16)
+    palette = b"".join(bytes([pal[3 * i + 2], pal[3 * i + 1], pal[3 * i], 0]) for i in range(16))
+    off = 14 + len(info) + len(palette)
+    return b"BM" + struct.pack("<IHHI", off + len(body), 0, 0, off) + info + palette + bytes(body)
+
+
+open(p("bmp-rle4.bmp"), "wb").write(rle4_bmp(grad.quantize(16)))
+rle8 = open(p("bmp-rle8.bmp"), "rb").read()
+open(os.path.join(os.path.dirname(D), "refused", "bmp-rle8-truncated.bmp"), "wb").write(rle8[:len(rle8) * 2 // 3])
+try:  # PIL: "not enough image data"
+    Image.open(os.path.join(os.path.dirname(D), "refused", "bmp-rle8-truncated.bmp")).load()
+    raise AssertionError("PIL accepts a truncated RLE8 BMP")
+except ValueError:
+    pass
+for name in ("bmp-565.bmp", "bmp-555.bmp", "bmp-555-rgb.bmp", "bmp-rle8.bmp", "bmp-rle4.bmp"):
+    pil_png(name)
 for name in ("lossy.webp", "lossy-alpha.webp", "animated.webp", "animated-alpha.webp", "animated-offset.webp",
              "animated-offset-alpha.webp", "frame-larger-than-screen.gif"):
     pil_png(name)
