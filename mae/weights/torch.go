@@ -3,6 +3,7 @@ package weights
 import (
 	"archive/zip"
 	"bufio"
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -392,12 +393,19 @@ func readTorchZip(path string, mapHF bool) (*torchPlan, error) {
 	if err != nil {
 		return nil, fmt.Errorf("data.pkl: %w", err)
 	}
+	b, err := readPickle(rc)
+	rc.Close()
+	if err == nil {
+		err = checkPickle(bufio.NewReader(bytes.NewReader(b)), int64(len(b)))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("data.pkl: %w", err)
+	}
 	stores := map[string]*storage{}
-	obj, err := unpickle(bufio.NewReader(rc), func(pid interface{}) (interface{}, error) {
+	obj, err := unpickle(bytes.NewReader(b), func(pid interface{}) (interface{}, error) {
 		st, _, err := persistentStorage(pid, stores)
 		return st, err
 	})
-	rc.Close()
 	if err != nil {
 		return nil, fmt.Errorf("data.pkl: %w", err)
 	}
@@ -503,18 +511,28 @@ func readTorchLegacy(path string, mapHF bool) (*torchPlan, error) {
 	// pickle's STOP into the storage data that follows.
 	cr := &countingReader{r: f}
 	r := bufio.NewReaderSize(cr, 1<<20)
+	// Each pickle is walked first (checkPickle), from its position in the
+	// file, so that no length it claims is allocated before it is checked.
+	next := func(persistent func(interface{}) (interface{}, error)) (interface{}, error) {
+		pos := cr.n - int64(r.Buffered())
+		left := fi.Size() - pos
+		if err := checkPickle(bufio.NewReader(io.NewSectionReader(f, pos, left)), left); err != nil {
+			return nil, err
+		}
+		return unpickle(r, persistent)
+	}
 	noPersist := func(interface{}) (interface{}, error) { return nil, errors.New("unexpected persistent id") }
-	magic, err := unpickle(r, noPersist)
+	magic, err := next(noPersist)
 	if err != nil {
 		return nil, fmt.Errorf("magic number: %w", err)
 	}
 	if m, ok := magic.(*big.Int); !ok || m.Text(16) != legacyMagic {
 		return nil, fmt.Errorf("not a torch.save file: magic number %v", magic)
 	}
-	if v, err := unpickle(r, noPersist); err != nil || v != 1001 {
+	if v, err := next(noPersist); err != nil || v != 1001 {
 		return nil, fmt.Errorf("unsupported legacy protocol version %v (%v)", v, err)
 	}
-	sysInfo, err := unpickle(r, noPersist)
+	sysInfo, err := next(noPersist)
 	if err != nil {
 		return nil, fmt.Errorf("sys info: %w", err)
 	}
@@ -524,7 +542,7 @@ func readTorchLegacy(path string, mapHF bool) (*torchPlan, error) {
 		}
 	}
 	stores := map[string]*storage{}
-	obj, err := unpickle(r, func(pid interface{}) (interface{}, error) {
+	obj, err := next(func(pid interface{}) (interface{}, error) {
 		st, view, err := persistentStorage(pid, stores)
 		if err != nil || view == nil {
 			return st, err
@@ -563,7 +581,7 @@ func readTorchLegacy(path string, mapHF bool) (*torchPlan, error) {
 	if err != nil {
 		return nil, err
 	}
-	keysObj, err := unpickle(r, noPersist)
+	keysObj, err := next(noPersist)
 	if err != nil {
 		return nil, fmt.Errorf("storage key list: %w", err)
 	}

@@ -267,3 +267,27 @@ func TestLoadPickleCallsNothing(t *testing.T) {
 		t.Fatalf("posix.system ran: %s exists (%v)", marker, err)
 	}
 }
+
+// TestLoadPickleLengthsChecked: gopickle allocates whatever length an
+// opcode claims before reading it; a claim of 2^42 bytes used to end the
+// process with "fatal error: runtime: out of memory", which no recover
+// catches. Every length is now checked against the bytes left first.
+func TestLoadPickleLengthsChecked(t *testing.T) {
+	dir := t.TempDir()
+	for name, op := range map[string][]byte{
+		"BINBYTES8":   append([]byte{0x8e}, binary.LittleEndian.AppendUint64(nil, 1<<42)...),
+		"BINUNICODE8": append([]byte{0x8d}, binary.LittleEndian.AppendUint64(nil, 1<<42)...),
+		"BINUNICODE":  append([]byte{'X'}, binary.LittleEndian.AppendUint32(nil, 1<<31)...),
+		"FRAME":       append([]byte{0x95}, binary.LittleEndian.AppendUint64(nil, 1<<42)...),
+	} {
+		p := newPickler()
+		p.WriteByte('}')
+		p.Write(op)
+		p.WriteString("abc")
+		path := filepath.Join(dir, name+".pth")
+		torchZip(t, path, p.Bytes(), nil, nil)
+		wantLoadError(t, path, "data.pkl", "corrupt pickle", "claims")
+		legacyFile(t, path, p.Bytes(), nil, nil)
+		wantLoadError(t, path, "main pickle", "corrupt pickle", "claims")
+	}
+}
