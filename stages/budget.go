@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"image"
 	"image/color"
 	"sync/atomic"
 
@@ -131,8 +130,9 @@ func mib(n int64) int64 { return (n + 1<<20 - 1) >> 20 }
 // decodeCost estimates the bytes decoding an image holds at its peak, from
 // its header: the decoder's own image and working buffers, our opaque RGB
 // copy, the upright copy when an EXIF orientation applies, and the resize
-// pass. It errs on the large side (JPEG is counted as progressive 4:4:4).
-func (p Preprocess) decodeCost(format string, cfg image.Config, oriented bool) int64 {
+// pass. It errs on the large side (JPEG as 4:4:4).
+func (p Preprocess) decodeCost(hd header) int64 {
+	format, cfg, oriented := hd.format, hd.cfg, hd.orient > 1
 	px := int64(cfg.Width) * int64(cfg.Height)
 	native := int64(8) // 16-bit and anything unknown
 	switch cfg.ColorModel {
@@ -150,7 +150,9 @@ func (p Preprocess) decodeCost(format string, cfg image.Config, oriented bool) i
 	}
 	switch format {
 	case "jpeg":
-		native += 6 // progressive: int16 coefficients for 3 components
+		if jpegProgressive(hd.data) {
+			native += 12 // every coefficient kept: an int32 per sample, 3 components
+		}
 	case "png", "tiff", "bmp":
 		native *= 2 // the decompressed rows (interlace passes, TIFF strips, RLE indices)
 	case "webp":
@@ -161,5 +163,9 @@ func (p Preprocess) decodeCost(format string, cfg image.Config, oriented bool) i
 		perPx += 4
 	}
 	resize := 4 * int64(p.Size+1) * int64(max(cfg.Width, cfg.Height))
-	return px*perPx + resize
+	cost := px*perPx + resize
+	if format == "tiff" {
+		cost += int64(len(hd.data)) // x/image/tiff reads compressed strips whole
+	}
+	return cost
 }

@@ -97,7 +97,7 @@ func TestBudgetBoundsConcurrentDecodes(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		most = max(most, free.decodeCost(hd.format, hd.cfg, hd.orient > 1))
+		most = max(most, free.decodeCost(hd))
 	}
 	// Decoding gets three quarters: room for two of the largest.
 	b := NewBudget(most * 8 / 3)
@@ -180,4 +180,28 @@ func TestBudgetInput(t *testing.T) {
 		t.Fatal(err)
 	}
 	r()
+}
+
+// TestDecodeCostFollowsTheDecoder: progressive JPEGs keep every coefficient
+// until the last scan (Go's decoder holds an int32 per sample), so they
+// cost more than baseline ones of the same size; an EXIF rotation adds the
+// upright copy.
+func TestDecodeCostFollowsTheDecoder(t *testing.T) {
+	var p Preprocess
+	cost := func(f string) int64 {
+		data, err := os.ReadFile(filepath.Join("testdata/odd", f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		hd, err := p.header(data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p.decodeCost(hd)
+	}
+	base, prog, rot := cost("quadrants.jpg"), cost("progressive.jpg"), cost("exif-orientation-6.jpg")
+	px := int64(48 * 32)
+	if prog-base != 12*px || rot-base != 4*px {
+		t.Errorf("baseline %d, progressive %d (+%d/px), rotated %d (+%d/px); want +12 and +4 per pixel", base, prog, (prog-base)/px, rot, (rot-base)/px)
+	}
 }

@@ -157,13 +157,44 @@ func webpOrientation(data []byte) int {
 // when absent or unreadable. Only the markers before the scan are read, and
 // only the first Exif segment counts, as in PIL.
 func jpegOrientation(data []byte) int {
+	o := 0
+	jpegSegments(data, func(marker byte, seg []byte) bool {
+		if marker == 0xE1 && len(seg) > 6 && string(seg[:6]) == "Exif\x00\x00" {
+			o = tiffOrientation(seg[6:])
+			return false
+		}
+		return true
+	})
+	return o
+}
+
+// jpegProgressive tells a progressive JPEG (SOF2/SOF6/SOF10/SOF14), whose
+// decoder keeps every DCT coefficient until the last scan.
+func jpegProgressive(data []byte) bool {
+	prog := false
+	jpegSegments(data, func(marker byte, _ []byte) bool {
+		switch marker {
+		case 0xC2, 0xC6, 0xCA, 0xCE:
+			prog = true
+			return false
+		case 0xC0, 0xC1, 0xC3, 0xC5, 0xC7, 0xC9, 0xCB, 0xCD, 0xCF:
+			return false
+		}
+		return true
+	})
+	return prog
+}
+
+// jpegSegments calls fn with each marker segment of a JPEG before its first
+// scan, until fn returns false.
+func jpegSegments(data []byte, fn func(marker byte, seg []byte) bool) {
 	if len(data) < 4 || data[0] != 0xFF || data[1] != 0xD8 {
-		return 0
+		return
 	}
 	i := 2
 	for i+4 <= len(data) {
 		if data[i] != 0xFF {
-			return 0
+			return
 		}
 		marker := data[i+1]
 		if marker == 0xFF { // fill byte
@@ -171,7 +202,7 @@ func jpegOrientation(data []byte) int {
 			continue
 		}
 		if marker == 0xDA || marker == 0xD9 { // start of scan / end of image
-			return 0
+			return
 		}
 		if marker >= 0xD0 && marker <= 0xD7 || marker == 0x01 { // no length
 			i += 2
@@ -179,15 +210,13 @@ func jpegOrientation(data []byte) int {
 		}
 		n := int(binary.BigEndian.Uint16(data[i+2:]))
 		if n < 2 || i+2+n > len(data) {
-			return 0
+			return
 		}
-		seg := data[i+4 : i+2+n]
-		if marker == 0xE1 && len(seg) > 6 && string(seg[:6]) == "Exif\x00\x00" {
-			return tiffOrientation(seg[6:])
+		if !fn(marker, data[i+4:i+2+n]) {
+			return
 		}
 		i += 2 + n
 	}
-	return 0
 }
 
 // tiffOrientation reads tag 0x0112 from IFD0 of a TIFF-structured EXIF block

@@ -90,7 +90,7 @@ func (p Preprocess) TensorContext(ctx context.Context, dst []float32, data []byt
 	if err != nil {
 		return 0, 0, &Error{Stage: "decode", Err: err}
 	}
-	giveBack, err := p.Budget.acquireDecode(ctx, p.decodeCost(hd.format, hd.cfg, hd.orient > 1))
+	giveBack, err := p.Budget.acquireDecode(ctx, p.decodeCost(hd))
 	if err != nil {
 		return 0, 0, &Error{Stage: "decode", Err: fmt.Errorf("%s %dx%d: %w", hd.format, hd.cfg.Width, hd.cfg.Height, err)}
 	}
