@@ -29,8 +29,9 @@ var ErrOverBudget = errors.New("image needs more memory than the budget")
 // A quarter of the budget is for encoded input, the rest for decoding, so
 // that queued inputs can never take all of it while the workers that would
 // free them wait for decoding memory. An input larger than its quarter
-// waits until it is alone; an image whose decoding needs more than the
-// decoding share is refused with ErrOverBudget.
+// waits until it is alone, one larger than the whole budget is refused with
+// ErrOverBudget, and so is an image whose decoding needs more than the
+// decoding share.
 //
 // The budget counts what maeembed holds, not what the Go runtime keeps:
 // with the default GOGC the heap may grow past the live bytes before a
@@ -82,10 +83,15 @@ func (b *Budget) InUse() int64 {
 // AcquireInput waits until n more bytes of encoded input may be held (an
 // input larger than the input share waits to be the only one) and returns
 // the function that gives them back, to be called once when the bytes are
-// dropped. It fails only when ctx ends.
+// dropped. It fails when ctx ends, and with ErrOverBudget for an input
+// larger than the whole budget (that item's error: drop its bytes).
 func (b *Budget) AcquireInput(ctx context.Context, n int64) (release func(), err error) {
 	if b == nil || n <= 0 {
 		return func() {}, nil
+	}
+	if n > b.size {
+		return nil, fmt.Errorf("input of %d MiB is larger than the whole memory budget of %d MiB (raise it to read this item): %w",
+			mib(n), mib(b.size), ErrOverBudget)
 	}
 	w := min(n, b.inputCap)
 	if err := b.input.Acquire(ctx, w); err != nil {

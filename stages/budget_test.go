@@ -137,7 +137,8 @@ func TestBudgetBoundsConcurrentDecodes(t *testing.T) {
 }
 
 // TestBudgetInput: an input larger than the input share waits until it is
-// alone instead of failing, and a wait ends with its context.
+// alone instead of failing, one larger than the whole budget fails, and a
+// wait ends with its context.
 func TestBudgetInput(t *testing.T) {
 	b := NewBudget(4 << 20) // 1 MiB for inputs
 	ctx := context.Background()
@@ -173,6 +174,9 @@ func TestBudgetInput(t *testing.T) {
 	big() // releasing twice gives back once
 	if b.InUse() != 0 {
 		t.Errorf("in use %d after release", b.InUse())
+	}
+	if _, err := b.AcquireInput(ctx, 5<<20); !errors.Is(err, ErrOverBudget) {
+		t.Errorf("an input beyond the whole budget: err = %v, want ErrOverBudget", err)
 	}
 	var none *Budget // unlimited
 	r, err := none.AcquireInput(ctx, 1<<40)
