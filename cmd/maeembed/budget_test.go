@@ -12,7 +12,8 @@ import (
 // WebP and a 35-byte GIF claiming 13000×13000, 1.35 and 0.7 GB to decode)
 // become error rows under the memory budget, decided from their headers,
 // while the good image beside them is embedded; the summary reports the
-// peak held. A malformed --memory-budget is a usage error.
+// peak held. An input larger than the whole budget is an error row; a
+// malformed --memory-budget is a usage error.
 func TestE2EMemoryBudget(t *testing.T) {
 	root := filepath.Join(t.TempDir(), "in")
 	for _, f := range []string{"bomb-vp8l-13000.webp", "bomb-gif-screen-13000.gif"} {
@@ -43,6 +44,12 @@ func TestE2EMemoryBudget(t *testing.T) {
 		if !strings.Contains(msg, "memory budget") || !strings.Contains(msg, "13000x13000") {
 			t.Errorf("error row %d: %q, want the budget refusal naming the size", i, msg)
 		}
+	}
+	// An input larger than the whole budget is its own error row too.
+	out = t.TempDir()
+	code, _, stderr = maeembed(t, "embed", "-m", filepath.Join(fixtures, "tiny32", "hf"), "--memory-budget", "100", "-o", out, filepath.Join(root, "good.png"))
+	if code == 0 || !strings.Contains(stderr, "larger than the whole memory budget") {
+		t.Errorf("a 100-byte budget: exit %d (want non-zero: every input failed)\n%s", code, stderr)
 	}
 	code, _, stderr = maeembed(t, "embed", "-m", filepath.Join(fixtures, "tiny32", "hf"), "--memory-budget", "lots", "-o", t.TempDir(), root)
 	if code != 2 || !strings.Contains(stderr, "--memory-budget") {

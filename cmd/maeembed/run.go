@@ -254,6 +254,9 @@ func (r *imageRun) run(ctx context.Context, src sources.Source,
 			return readItem{}, err
 		}
 		release, err := r.pre.Budget.AcquireInput(ctx, int64(len(it.Data)))
+		if errors.Is(err, stages.ErrOverBudget) { // that item's error row, not the run's end
+			it.Data, it.Err, release, err = nil, &stages.Error{Stage: "read", Err: err}, func() {}, nil
+		}
 		return readItem{it, release}, err
 	})
 	tensors := pipeline.Map(p, "preprocess", items, pipeline.Config{Workers: workers, Buffer: 2 * r.o.BatchSize, Ordered: true},
