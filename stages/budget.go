@@ -159,8 +159,12 @@ func (p Preprocess) decodeCost(hd header) int64 {
 		if jpegProgressive(hd.data) {
 			native += 12 // every coefficient kept: an int32 per sample, 3 components
 		}
-	case "png", "tiff", "bmp":
-		native *= 2 // the decompressed rows (interlace passes, TIFF strips, RLE indices)
+	case "png", "tiff":
+		native *= 2 // the decompressed rows (interlace passes, TIFF strips)
+	case "bmp":
+		if native == 1 {
+			native = 2 // run-length BMPs expand their indices before the image
+		}
 	case "webp":
 		native = 8 // lossless: the ARGB transform buffer beside the NRGBA; animated: frame and canvas
 	}
