@@ -34,7 +34,7 @@ func readSafetensors(path string) (map[string]*Tensor, error) { return readSafet
 
 // readSafetensorsAs is readSafetensors with the name mapping optional.
 func readSafetensorsAs(path string, mapHF bool) (map[string]*Tensor, error) {
-	f, err := os.Open(path)
+	f, err := openRegular(path)
 	if err != nil {
 		return nil, fmt.Errorf("load checkpoint: %w", err)
 	}

@@ -498,7 +498,7 @@ func readZipRecord(f *zip.File, max int) ([]byte, error) {
 }
 
 func readTorchLegacy(path string, mapHF bool) (*torchPlan, error) {
-	f, err := os.Open(path)
+	f, err := openRegular(path)
 	if err != nil {
 		return nil, err
 	}

@@ -7,7 +7,10 @@ import (
 	"hash/crc32"
 	"os"
 	"path/filepath"
+	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // pickler writes protocol-2 pickle opcodes by hand, so tests can build the
@@ -289,5 +292,60 @@ func TestLoadPickleLengthsChecked(t *testing.T) {
 		wantLoadError(t, path, "data.pkl", "corrupt pickle", "claims")
 		legacyFile(t, path, p.Bytes(), nil, nil)
 		wantLoadError(t, path, "main pickle", "corrupt pickle", "claims")
+	}
+}
+
+// TestLoadRefusesNonRegularFiles: a checkpoint, config.json or shard index
+// that is a FIFO would block the open forever, and a device like /dev/zero
+// never ends; an oversized config.json is not a config. All are refused
+// with an error naming the path.
+func TestLoadRefusesNonRegularFiles(t *testing.T) {
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "model.pth")
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Skip("no FIFOs here:", err)
+	}
+	hf := filepath.Join(dir, "hf")
+	os.Mkdir(hf, 0o755)
+	copyFile(t, "testdata/hf_safetensors/model.safetensors", filepath.Join(hf, "model.safetensors"), -1)
+	if err := syscall.Mkfifo(filepath.Join(hf, "config.json"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	big := filepath.Join(dir, "hf_big")
+	os.Mkdir(big, 0o755)
+	copyFile(t, "testdata/hf_safetensors/model.safetensors", filepath.Join(big, "model.safetensors"), -1)
+	os.WriteFile(filepath.Join(big, "config.json"), append([]byte(`{"x":"`), bytes.Repeat([]byte{'a'}, 2<<20)...), 0o644)
+	cases := []struct {
+		path string
+		want []string
+	}{
+		{fifo, []string{"not a regular file"}},
+		{hf, []string{"config.json", "not a regular file"}},
+		{big, []string{"config.json", "larger than"}},
+		{"/dev/zero", []string{"not a regular file"}},
+	}
+	errs := make(chan error, len(cases))
+	go func() {
+		for _, c := range cases {
+			_, err := Load(c.path)
+			errs <- err
+		}
+	}()
+	for _, c := range cases {
+		var err error
+		select {
+		case err = <-errs:
+		case <-time.After(time.Minute): // a guard against a hang, not a timing
+			t.Fatalf("Load(%s) blocked", c.path)
+		}
+		if err == nil {
+			t.Errorf("Load(%s) succeeded", c.path)
+			continue
+		}
+		for _, w := range append([]string{c.path}, c.want...) {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("Load(%s): %q does not mention %q", c.path, err, w)
+			}
+		}
 	}
 }
