@@ -144,11 +144,8 @@ func decodeRGB(data []byte, format string, cfg image.Config) (*image.NRGBA, erro
 		src, _, err = image.Decode(bytes.NewReader(data))
 	}
 	if err != nil && format == "png" {
-		if fixed := pngRepair(data); fixed != nil {
-			var err2 error
-			if src, _, err2 = image.Decode(bytes.NewReader(fixed)); err2 == nil {
-				err = nil
-			}
+		if fixed, err2 := decodePNGLenient(data); err2 == nil {
+			src, err = fixed, nil
 		}
 	}
 	if err != nil {

@@ -2,8 +2,14 @@ package stages
 
 import (
 	"bytes"
+	"compress/zlib"
 	"encoding/binary"
+	"errors"
 	"hash/crc32"
+	"image"
+	"image/png"
+	"io"
+	"strings"
 )
 
 // Where PIL is more lenient than Go's standard decoders, the file is
@@ -106,4 +112,87 @@ func pngRepair(data []byte) []byte {
 		binary.BigEndian.PutUint32(out[o+8+n:], crc32.ChecksumIEEE(out[o+4:o+8+n]))
 	}
 	return append(out, iend...)
+}
+
+// decodePNGLenient decodes a PNG the standard decoder refused, as PIL reads
+// it: the container repaired (pngRepair), then, if the image data holds
+// more than the image needs (PIL stops reading once the image is complete),
+// that data cut to its size (pngTrim).
+func decodePNGLenient(data []byte) (image.Image, error) {
+	if fixed := pngRepair(data); fixed != nil {
+		data = fixed
+	}
+	m, err := png.Decode(bytes.NewReader(data))
+	if err != nil && strings.Contains(err.Error(), "too much pixel data") {
+		if trimmed, terr := pngTrim(data); terr == nil {
+			return png.Decode(bytes.NewReader(trimmed))
+		}
+	}
+	return m, err
+}
+
+// pngTrim rewrites a PNG whose zlib stream decompresses to more bytes than
+// the image needs (or that has data after the stream's end): the first
+// bytes it needs are recompressed into one IDAT. A stream with too few
+// bytes stays an error, as in PIL.
+func pngTrim(data []byte) ([]byte, error) {
+	var ihdr, idat []byte
+	var head []byte // the chunks before the first IDAT
+	i := 8
+	for i+12 <= len(data) {
+		n := int(binary.BigEndian.Uint32(data[i:]))
+		if n < 0 || n > len(data)-i-12 {
+			return nil, errors.New("png: truncated chunk")
+		}
+		typ, body := string(data[i+4:i+8]), data[i+8:i+8+n]
+		switch typ {
+		case "IHDR":
+			ihdr = body
+		case "IDAT":
+			if head == nil {
+				head = data[:i]
+			}
+			idat = append(idat, body...)
+		}
+		i += 12 + n
+	}
+	if len(ihdr) != 13 || head == nil {
+		return nil, errors.New("png: no IHDR or IDAT")
+	}
+	w, h := int(binary.BigEndian.Uint32(ihdr)), int(binary.BigEndian.Uint32(ihdr[4:]))
+	channels := map[byte]int{0: 1, 2: 3, 3: 1, 4: 2, 6: 4}[ihdr[9]]
+	bits := channels * int(ihdr[8])
+	if channels == 0 || bits == 0 {
+		return nil, errors.New("png: unknown color type")
+	}
+	size := func(pw, ph int) int {
+		if pw <= 0 || ph <= 0 {
+			return 0
+		}
+		return ph * (1 + (pw*bits+7)/8)
+	}
+	need := size(w, h)
+	if ihdr[12] == 1 { // Adam7: seven passes
+		need = 0
+		for _, p := range [7][4]int{{0, 0, 8, 8}, {4, 0, 8, 8}, {0, 4, 4, 8}, {2, 0, 4, 4}, {0, 2, 2, 4}, {1, 0, 2, 2}, {0, 1, 1, 2}} {
+			need += size((w-p[0]+p[2]-1)/p[2], (h-p[1]+p[3]-1)/p[3])
+		}
+	}
+	zr, err := zlib.NewReader(bytes.NewReader(idat))
+	if err != nil {
+		return nil, err
+	}
+	raw := make([]byte, need)
+	if _, err := io.ReadFull(zr, raw); err != nil {
+		return nil, err
+	}
+	var z bytes.Buffer
+	zw, _ := zlib.NewWriterLevel(&z, zlib.BestSpeed)
+	zw.Write(raw)
+	zw.Close()
+	out := append(bytes.Clone(head), binary.BigEndian.AppendUint32(nil, uint32(z.Len()))...)
+	out = append(out, "IDAT"...)
+	out = append(out, z.Bytes()...)
+	out = binary.BigEndian.AppendUint32(out, crc32.ChecksumIEEE(append([]byte("IDAT"), z.Bytes()...)))
+	return append(out, 0, 0, 0, 0, 'I', 'E', 'N', 'D', 0xae, 0x42, 0x60, 0x82), nil
 }

@@ -209,6 +209,15 @@ open(p("png-bad-idat-crc.png"), "wb").write(png_build(bad))
 bad = cs[:-1] + [[b"tEXt", b"k\0v", b"\0\0\0\0"]] + cs[-1:]
 open(p("png-bad-crc-after-idat.png"), "wb").write(png_build(bad))
 open(p("png-no-iend.png"), "wb").write(png_build(cs[:-1]))
+# More image data than the image needs, or bytes after the zlib stream: PIL
+# stops reading once the image is complete.
+raw = b"".join(b"\0" + q.tobytes()[y * W * 3:(y + 1) * W * 3] for y in range(H))
+z = zlib.compress(raw + b"\0" * 500)
+open(p("png-extra-data.png"), "wb").write(png_build([c for c in cs if c[0] != b"IDAT"][:-1] + [[b"IDAT", z, struct.pack(">I", zlib.crc32(b"IDAT" + z) & 0xFFFFFFFF)]] + cs[-1:]))
+z = zlib.compress(raw) + b"trailing garbage"
+open(p("png-data-after-zlib.png"), "wb").write(png_build([c for c in cs if c[0] != b"IDAT"][:-1] + [[b"IDAT", z, struct.pack(">I", zlib.crc32(b"IDAT" + z) & 0xFFFFFFFF)]] + cs[-1:]))
+for name in ("png-extra-data.png", "png-data-after-zlib.png"):
+    assert Image.open(p(name)).convert("RGB").tobytes() == q.tobytes(), name
 # ...and what it refuses: a bad CRC before the image data, and missing data.
 # Files every decoder must refuse go to testdata/refused (odd/ is read by the
 # end-to-end tests as images that decode).
@@ -216,6 +225,9 @@ R = os.path.join(os.path.dirname(D), "refused")
 bad = cs[:1] + [[b"tEXt", b"k\0v", b"\0\0\0\0"]] + cs[1:]
 open(os.path.join(R, "png-bad-crc-before-idat.png"), "wb").write(png_build(bad))
 open(os.path.join(R, "png-truncated-idat.png"), "wb").write(png[:len(png) // 2])
+z = bytearray(zlib.compress(raw))
+z[-1] ^= 0xFF  # the zlib checksum
+open(os.path.join(R, "png-bad-adler.png"), "wb").write(png_build([c for c in cs if c[0] != b"IDAT"][:-1] + [[b"IDAT", bytes(z), struct.pack(">I", zlib.crc32(b"IDAT" + z) & 0xFFFFFFFF)]] + cs[-1:]))
 # Fax (CCITT) TIFFs: libtiff reads a "white" run as 0 bits whatever the
 # photometric tag; PIL writes BlackIsZero, ImageMagick WhiteIsZero.
 bilevel = grad.convert("1")
@@ -281,7 +293,7 @@ for name in ("lossy.webp", "lossy-alpha.webp", "animated.webp", "animated-alpha.
     pil_png(name)
 for name in ("png-bad-idat-crc.png", "png-bad-crc-after-idat.png", "png-no-iend.png"):
     assert Image.open(p(name)).convert("RGB").tobytes() == q.tobytes(), name
-for name in ("png-bad-crc-before-idat.png", "png-truncated-idat.png"):
+for name in ("png-bad-crc-before-idat.png", "png-truncated-idat.png", "png-bad-adler.png"):
     try:
         Image.open(os.path.join(R, name)).load()
         raise AssertionError(name + ": PIL accepts it")
