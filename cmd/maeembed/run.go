@@ -270,6 +270,11 @@ func (r *imageRun) run(ctx context.Context, src sources.Source,
 			w, h, err := r.pre.TensorContext(ctx, chw, it.Data)
 			if err != nil {
 				r.chwPool.Put(chw)
+				if ctx.Err() != nil {
+					// Aborted while waiting for the memory budget: not this
+					// item's fault, so no error row (a rerun resumes it).
+					return prepared{}, pipeline.Fatal(err)
+				}
 				return prepared{}, err
 			}
 			if !r.keepData {
