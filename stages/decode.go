@@ -85,7 +85,7 @@ func (p Preprocess) Decode(data []byte) (img image.Image, w, h int, err error) {
 
 // header is what is known of an image before its pixels are decoded.
 type header struct {
-	data   []byte // as the standard decoder will read it (gifGrowScreen)
+	data   []byte // as the standard decoder will read it (gifRepair)
 	format string
 	cfg    image.Config
 	orient int // EXIF orientation, 0 or 1 when none applies
@@ -97,7 +97,7 @@ func (p Preprocess) header(data []byte) (header, error) {
 		return header{}, errors.New("empty input")
 	}
 	// Before the header check, so that the pixel limit sees the real size.
-	data = gifGrowScreen(data)
+	data = gifRepair(data)
 	cfg, format, err := image.DecodeConfig(bytes.NewReader(data))
 	if b, ok := bmpFallback(data); err != nil && ok {
 		cfg, format, err = b.config(), "bmp", nil

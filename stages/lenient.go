@@ -17,12 +17,15 @@ import (
 // still come from a well-kept decoder. Each rewrite is what PIL (9.4)
 // effectively reads; what PIL refuses stays refused.
 
-// gifGrowScreen returns the GIF with its logical screen enlarged to hold
-// the first frame, as PIL does (GifImagePlugin grows the image to the
-// frame's extent); image/gif refuses a frame outside the screen. It
-// returns data itself when nothing needs to change or the file is not one
-// it can walk (the standard decoder then reports the error).
-func gifGrowScreen(data []byte) []byte {
+// gifRepair returns the GIF as PIL reads its first frame, in the form
+// image/gif accepts: the logical screen enlarged to hold the first frame
+// (GifImagePlugin grows the image to the frame's extent; image/gif refuses
+// a frame outside the screen), and stray bytes between the blocks before
+// it dropped (PIL skips a byte it does not know; image/gif stops with
+// "unknown block type"). It returns data itself when nothing needs to
+// change or the file is not one it can walk (the standard decoder then
+// reports the error).
+func gifRepair(data []byte) []byte {
 	if len(data) < 13 || !bytes.HasPrefix(data, []byte("GIF8")) {
 		return data
 	}
@@ -31,6 +34,7 @@ func gifGrowScreen(data []byte) []byte {
 	if data[10]&0x80 != 0 {
 		i += 3 << (data[10]&7 + 1)
 	}
+	var stray []int // offsets of bytes PIL skips
 	for i < len(data) {
 		switch data[i] {
 		case '!': // extension: label, then data sub-blocks
@@ -46,21 +50,27 @@ func gifGrowScreen(data []byte) []byte {
 			d := data[i+1:]
 			x1 := int(binary.LittleEndian.Uint16(d[0:])) + int(binary.LittleEndian.Uint16(d[4:]))
 			y1 := int(binary.LittleEndian.Uint16(d[2:])) + int(binary.LittleEndian.Uint16(d[6:]))
-			if x1 <= sw && y1 <= sh {
-				return data
-			}
 			// Both fit in 17 bits, not always in the 16 of the header:
 			// such a frame stays refused.
 			w, h := max(sw, x1), max(sh, y1)
-			if w > 0xffff || h > 0xffff {
+			if w > 0xffff || h > 0xffff || (w == sw && h == sh && stray == nil) {
 				return data
 			}
-			out := bytes.Clone(data)
+			out := make([]byte, 0, len(data)-len(stray))
+			from := 0
+			for _, o := range stray {
+				out = append(out, data[from:o]...)
+				from = o + 1
+			}
+			out = append(out, data[from:]...)
 			binary.LittleEndian.PutUint16(out[6:], uint16(w))
 			binary.LittleEndian.PutUint16(out[8:], uint16(h))
 			return out
-		default:
+		case ';':
 			return data
+		default:
+			stray = append(stray, i)
+			i++
 		}
 	}
 	return data

@@ -67,6 +67,7 @@ func TestDecodeMatchesPIL(t *testing.T) {
 		{file: "odd/animated-offset.webp", ref: "odd/animated-offset.webp.pil.png"},
 		{file: "odd/animated-offset-alpha.webp", ref: "odd/animated-offset-alpha.webp.pil.png"},
 		{file: "odd/frame-larger-than-screen.gif", ref: "odd/frame-larger-than-screen.gif.pil.png"},
+		{file: "odd/gif-stray-byte.gif", ref: "odd/gif-stray-byte.gif.pil.png"},
 		{file: "odd/bmp-565.bmp", ref: "odd/bmp-565.bmp.pil.png"},
 		{file: "odd/bmp-555.bmp", ref: "odd/bmp-555.bmp.pil.png"},
 		{file: "odd/bmp-555-rgb.bmp", ref: "odd/bmp-555-rgb.bmp.pil.png"},

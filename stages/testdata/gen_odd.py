@@ -185,6 +185,9 @@ struct.pack_into("<HH", gif, 6, 20, 10)  # logical screen 20x10
 d = gif.index(b",", 13 + 3 * (2 << (gif[10] & 7)))  # image descriptor after the global table
 struct.pack_into("<HH", gif, d + 1, 3, 2)  # frame at (3,2): the image becomes 40x25
 open(p("frame-larger-than-screen.gif"), "wb").write(bytes(gif))
+# A stray byte before the image descriptor: PIL skips bytes it does not know.
+gif = open(p("frame-larger-than-screen.gif"), "rb").read()
+open(p("gif-stray-byte.gif"), "wb").write(gif[:d] + b"\x07" + gif[d:])
 # PNG damage PIL tolerates: PIL checks the CRC of chunks before the image data
 # only, and stops reading after it.
 png = open(p("quadrants.png"), "rb").read()
@@ -289,7 +292,7 @@ except ValueError:
 for name in ("bmp-565.bmp", "bmp-555.bmp", "bmp-555-rgb.bmp", "bmp-rle8.bmp", "bmp-rle4.bmp"):
     pil_png(name)
 for name in ("lossy.webp", "lossy-alpha.webp", "animated.webp", "animated-alpha.webp", "animated-offset.webp",
-             "animated-offset-alpha.webp", "frame-larger-than-screen.gif"):
+             "animated-offset-alpha.webp", "frame-larger-than-screen.gif", "gif-stray-byte.gif"):
     pil_png(name)
 for name in ("png-bad-idat-crc.png", "png-bad-crc-after-idat.png", "png-no-iend.png"):
     assert Image.open(p(name)).convert("RGB").tobytes() == q.tobytes(), name
