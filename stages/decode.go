@@ -102,6 +102,13 @@ func (p Preprocess) header(data []byte) (header, error) {
 	if b, ok := bmpFallback(data); err != nil && ok {
 		cfg, format, err = b.config(), "bmp", nil
 	}
+	if rgba, ok := tiffCMYKAsRGBA(data); err != nil && ok {
+		// x/image/tiff never reports CMYK itself: the model marks the rewrite.
+		if c, _, err2 := image.DecodeConfig(bytes.NewReader(rgba)); err2 == nil {
+			data, cfg, format, err = rgba, c, "tiff", nil
+			cfg.ColorModel = color.CMYKModel
+		}
+	}
 	if err != nil {
 		return header{}, fmt.Errorf("read header: %w", err)
 	}
@@ -137,6 +144,18 @@ func decodeRGB(data []byte, format string, cfg image.Config) (*image.NRGBA, erro
 	var err error
 	if b, ok := bmpFallback(data); ok && format == "bmp" {
 		src, err = b.decode()
+	} else if format == "tiff" && cfg.ColorModel == color.CMYKModel {
+		// tiffCMYKAsRGBA's rewrite: C, M, Y, K arrive as R, G, B, A.
+		if src, _, err = image.Decode(bytes.NewReader(data)); err == nil {
+			m, ok := src.(*image.NRGBA)
+			if !ok || m.Rect.Min != (image.Point{}) {
+				return nil, fmt.Errorf("tiff: CMYK decoded as %T", src)
+			}
+			rgb := decodedPool.get(cfg.Width, cfg.Height)
+			copy(rgb.Pix, m.Pix)
+			cmykToRGB(rgb)
+			return rgb, nil
+		}
 	} else if format == "gif" {
 		// First frame only, placed on the logical screen like PIL does.
 		src, err = gif.Decode(bytes.NewReader(data))

@@ -206,3 +206,92 @@ func pngTrim(data []byte) ([]byte, error) {
 	out = binary.BigEndian.AppendUint32(out, crc32.ChecksumIEEE(append([]byte("IDAT"), z.Bytes()...)))
 	return append(out, 0, 0, 0, 0, 'I', 'E', 'N', 'D', 0xae, 0x42, 0x60, 0x82), nil
 }
+
+// tiffCMYKAsRGBA rewrites a CMYK TIFF (PhotometricInterpretation 5, four
+// 8-bit samples), which golang.org/x/image/tiff refuses, as one it reads:
+// a copy of the first IFD, appended to the file, says RGB with an extra
+// unassociated-alpha sample, so the decoder (with every compression and
+// predictor it knows) returns C, M, Y, K as R, G, B, A of an NRGBA, and
+// cmykToRGB converts them as PIL does. ok is false for any other file.
+func tiffCMYKAsRGBA(data []byte) (out []byte, ok bool) {
+	if len(data) < 8 {
+		return nil, false
+	}
+	var bo interface {
+		binary.ByteOrder
+		binary.AppendByteOrder
+	}
+	switch string(data[:2]) {
+	case "II":
+		bo = binary.LittleEndian
+	case "MM":
+		bo = binary.BigEndian
+	default:
+		return nil, false
+	}
+	if p, _ := tiffTag(data, 262); p != 5 {
+		return nil, false
+	}
+	if s, _ := tiffTag(data, 277); s != 4 {
+		return nil, false
+	}
+	if ink, ok := tiffTag(data, 332); ok && ink != 1 { // InkSet: 1 = CMYK
+		return nil, false
+	}
+	ifd := int(bo.Uint32(data[4:]))
+	if ifd < 8 || ifd+2 > len(data) {
+		return nil, false
+	}
+	n := int(bo.Uint16(data[ifd:]))
+	if ifd+2+12*n > len(data) {
+		return nil, false
+	}
+	entries := make([][]byte, 0, n+1)
+	extra := make([]byte, 12) // ExtraSamples = 2 (unassociated alpha)
+	bo.PutUint16(extra, 338)
+	bo.PutUint16(extra[2:], 3)
+	bo.PutUint32(extra[4:], 1)
+	bo.PutUint16(extra[8:], 2)
+	for k := 0; k < n; k++ {
+		e := bytes.Clone(data[ifd+2+12*k : ifd+14+12*k])
+		tag := bo.Uint16(e)
+		if extra != nil && tag >= 338 {
+			entries = append(entries, extra)
+			extra = nil
+			if tag == 338 {
+				continue // replaced
+			}
+		}
+		if tag == 262 {
+			bo.PutUint16(e[8:], 2) // RGB
+			bo.PutUint16(e[10:], 0)
+		}
+		entries = append(entries, e)
+	}
+	if extra != nil {
+		entries = append(entries, extra)
+	}
+	out = append(bytes.Clone(data), make([]byte, len(data)&1)...) // IFDs start on a word boundary
+	at := len(out)
+	out = bo.AppendUint16(out, uint16(len(entries)))
+	for _, e := range entries {
+		out = append(out, e...)
+	}
+	out = bo.AppendUint32(out, 0) // no next IFD
+	bo.PutUint32(out[4:], uint32(at))
+	return out, true
+}
+
+// cmykToRGB converts 8-bit C, M, Y, K (held in R, G, B, A of m) to opaque
+// RGB in place, as PIL's cmyk2rgb does: each of C, M, Y scaled by 1-K and
+// subtracted from 1-K.
+func cmykToRGB(m *image.NRGBA) {
+	muldiv255 := func(a, b int) int { t := a*b + 128; return ((t >> 8) + t) >> 8 }
+	for i := 0; i < len(m.Pix); i += 4 {
+		nk := 255 - int(m.Pix[i+3])
+		for c := 0; c < 3; c++ {
+			m.Pix[i+c] = uint8(max(0, min(255, nk-muldiv255(int(m.Pix[i+c]), nk))))
+		}
+		m.Pix[i+3] = 255
+	}
+}

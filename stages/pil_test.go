@@ -47,7 +47,7 @@ func pilRGB(t *testing.T, path string) *image.NRGBA {
 
 // TestDecodeMatchesPIL: files Go's standard decoders refuse or decode
 // differently (animated WebP, lossy WebP colours, a GIF frame larger than
-// its screen, EXIF orientation outside JPEG, fax TIFFs, 16-bit and
+// its screen, EXIF orientation outside JPEG, fax and CMYK TIFFs, 16-bit and
 // run-length BMPs) come out as PIL decodes them,
 // pixel for pixel. References: testdata/gen_odd.py and gen_cases.py.
 func TestDecodeMatchesPIL(t *testing.T) {
@@ -73,6 +73,9 @@ func TestDecodeMatchesPIL(t *testing.T) {
 		{file: "odd/bmp-555-rgb.bmp", ref: "odd/bmp-555-rgb.bmp.pil.png"},
 		{file: "odd/bmp-rle8.bmp", ref: "odd/bmp-rle8.bmp.pil.png"},
 		{file: "odd/bmp-rle4.bmp", ref: "odd/bmp-rle4.bmp.pil.png"},
+		{file: "odd/cmyk.tiff", ref: "odd/cmyk.tiff.pil.png"},
+		{file: "odd/cmyk-lzw.tiff", ref: "odd/cmyk-lzw.tiff.pil.png"},
+		{file: "odd/cmyk-deflate.tiff", ref: "odd/cmyk-deflate.tiff.pil.png"},
 		{file: "odd/fax-group3.tiff", ref: "odd/fax-group3.tiff.pil.png"},
 		{file: "odd/fax-group4.tiff", ref: "odd/fax-group4.tiff.pil.png"},
 		{file: "odd/fax-group4-miniswhite.tiff", ref: "odd/fax-group4-miniswhite.tiff.pil.png"},

@@ -240,7 +240,13 @@ bilevel.save(p("fax-miniswhite-src.png"))
 subprocess.run(["convert", p("fax-miniswhite-src.png"), "-compress", "Group4", p("fax-group4-miniswhite.tiff")], check=True)
 os.remove(p("fax-miniswhite-src.png"))
 assert Image.open(p("fax-group4-miniswhite.tiff")).tag_v2.get(262) == 0
-for name in ("fax-group3.tiff", "fax-group4.tiff", "fax-group4-miniswhite.tiff"):
+# CMYK TIFFs (x/image/tiff refuses photometric 5), plain, LZW with a
+# predictor, and deflate; PIL converts with its cmyk2rgb.
+cmyk = grad.convert("CMYK")
+cmyk.save(p("cmyk.tiff"))
+cmyk.save(p("cmyk-lzw.tiff"), compression="tiff_lzw", tiffinfo={317: 2})
+cmyk.save(p("cmyk-deflate.tiff"), compression="tiff_adobe_deflate")
+for name in ("fax-group3.tiff", "fax-group4.tiff", "fax-group4-miniswhite.tiff", "cmyk.tiff", "cmyk-lzw.tiff", "cmyk-deflate.tiff"):
     pil_png(name)
 # BMP variants x/image/bmp refuses: 16-bit (5-6-5 bit fields, 5-5-5) and
 # run-length encoded palettes (RLE8, RLE4), as ImageMagick writes them.
