@@ -200,7 +200,7 @@ type Reconstruction struct {
 	Latent     []float32 // [N, 1+Keep, D], normed encoder output
 	Pred       []float32 // [N, L, p·p·3], raw decoder output
 	Masking    *Masking
-	Loss       []float32 // [N], per-image MSE over removed patches
+	Loss       []float32 // [N], per-image MSE over removed patches; NaN when none was removed (ratio 0)
 }
 
 // Reconstruct masks patches per noise [n, L] (values in [0,1)), encodes the

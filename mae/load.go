@@ -106,17 +106,25 @@ func InferConfig(t map[string]*weights.Tensor) (Config, error) {
 }
 
 func countBlocks(t map[string]*weights.Tensor, prefix string) int {
-	n := 0
+	n, _ := blockIndices(t, prefix)
+	return n
+}
+
+// blockIndices returns one more than the largest block index under prefix
+// and how many distinct indices there are (equal when none is missing).
+func blockIndices(t map[string]*weights.Tensor, prefix string) (n, distinct int) {
+	seen := map[int]bool{}
 	for name := range t {
 		if rest, ok := strings.CutPrefix(name, prefix); ok {
 			if i := strings.IndexByte(rest, '.'); i > 0 {
-				if k, err := strconv.Atoi(rest[:i]); err == nil && k+1 > n {
-					n = k + 1
+				if k, err := strconv.Atoi(rest[:i]); err == nil && k >= 0 {
+					seen[k] = true
+					n = max(n, k+1)
 				}
 			}
 		}
 	}
-	return n
+	return n, len(seen)
 }
 
 func someNames(t map[string]*weights.Tensor) string {

@@ -6,7 +6,10 @@ import "math"
 // reference's forward_loss: per-patch mean squared error between pred and the
 // target patches, averaged over removed patches (mask = 1). With normPix the
 // target patch is normalised by its mean and unbiased variance
-// ((var+1e-6)^0.5). Sums run in float64.
+// ((var+1e-6)^0.5). Sums run in float64. An image with no removed patch
+// (mask ratio 0) gets NaN, as the reference's (loss·mask).sum()/mask.sum() =
+// 0/0 does: nothing was reconstructed, so there is no loss, and 0 would read
+// as a perfect reconstruction.
 func Loss(dst, pred, target, mask []float32, n, l, pd int, normPix bool) {
 	for b := 0; b < n; b++ {
 		var num, den float64
@@ -42,7 +45,7 @@ func Loss(dst, pred, target, mask []float32, n, l, pd int, normPix bool) {
 		if den > 0 {
 			dst[b] = float32(num / den)
 		} else {
-			dst[b] = 0
+			dst[b] = float32(math.NaN())
 		}
 	}
 }

@@ -222,6 +222,20 @@ func FromTensors(cfg Config, tensors map[string]*weights.Tensor, src string) (*M
 		return nil, fmt.Errorf("%s: config: %w", src, err)
 	}
 	s := &tensorSet{t: tensors, taken: map[string]bool{}}
+	// The config's block counts come from an untrusted config.json: build
+	// no more blocks than the checkpoint has (distinct indices, so one
+	// tensor named blocks.999999999.* does not count for a billion), so
+	// num_hidden_layers 1e9 is one error, not a billion blocks with a
+	// "missing tensor" message each.
+	depth, decDepth := cfg.Depth, cfg.DecDepth
+	if _, n := blockIndices(tensors, "blocks."); depth > n {
+		s.errs = append(s.errs, fmt.Sprintf("config has %d encoder blocks (num_hidden_layers), the checkpoint %d", depth, n))
+		depth = n
+	}
+	if _, n := blockIndices(tensors, "decoder_blocks."); decDepth > n && hasDecoder(tensors) {
+		s.errs = append(s.errs, fmt.Sprintf("config has %d decoder blocks (decoder_num_hidden_layers), the checkpoint %d", decDepth, n))
+		decDepth = n
+	}
 	d, p, l := cfg.Dim, cfg.PatchSize, cfg.NumPatches()
 	enc := &Encoder{}
 	if w := s.take("patch_embed.proj.weight", d, 3, p, p); w != nil {
@@ -234,7 +248,7 @@ func FromTensors(cfg Config, tensors map[string]*weights.Tensor, src string) (*M
 	}
 	enc.ClsToken = s.param("cls_token", d)
 	enc.PosEmbed = s.param("pos_embed", 1+l, d)
-	for i := 0; i < cfg.Depth; i++ {
+	for i := 0; i < depth; i++ {
 		enc.Blocks = append(enc.Blocks, s.block("blocks."+strconv.Itoa(i), d, cfg.MLPDim, cfg.Heads, cfg.Eps))
 	}
 	if s.has("fc_norm.weight") {
@@ -259,7 +273,7 @@ func FromTensors(cfg Config, tensors map[string]*weights.Tensor, src string) (*M
 			dec = &Decoder{Embed: s.linear("decoder_embed", d, dd)}
 			dec.MaskToken = s.param("mask_token", dd)
 			dec.PosEmbed = s.param("decoder_pos_embed", 1+l, dd)
-			for i := 0; i < cfg.DecDepth; i++ {
+			for i := 0; i < decDepth; i++ {
 				dec.Blocks = append(dec.Blocks, s.block("decoder_blocks."+strconv.Itoa(i), dd, cfg.DecMLPDim, cfg.DecHeads, cfg.Eps))
 			}
 			dec.Norm = s.norm("decoder_norm", dd, cfg.Eps)

@@ -127,3 +127,46 @@ func TestEncodeGraphGradients(t *testing.T) {
 		}
 	}
 }
+
+// TestReconstructMaskRatioZero: with nothing removed the reference's loss is
+// (loss·mask).sum()/mask.sum() = 0/0 = NaN; maeembed writes NaN too, never 0
+// (which would read as a perfect reconstruction). The predictions are
+// still produced.
+func TestReconstructMaskRatioZero(t *testing.T) {
+	c := smallConfig()
+	m, err := New(c, true, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	perturb(m, 3)
+	n, l := 2, c.NumPatches()
+	patches := randPatches(n, c, 4)
+	noise := make([]float32, n*l)
+	for i := range noise {
+		noise[i] = float32(i%l) / float32(l)
+	}
+	for _, normPix := range []bool{false, true} {
+		r, err := m.Reconstruct(patches, noise, n, 0, normPix)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Keep != l {
+			t.Fatalf("keep %d, want all %d", r.Keep, l)
+		}
+		for b, v := range r.Loss {
+			if !math.IsNaN(float64(v)) {
+				t.Errorf("normPix %v image %d: loss %v at mask ratio 0, want NaN", normPix, b, v)
+			}
+		}
+		// The same model at 0.75 gives finite losses: NaN is the ratio's doing.
+		r, err = m.Reconstruct(patches, noise, n, 0.75, normPix)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for b, v := range r.Loss {
+			if math.IsNaN(float64(v)) || v <= 0 {
+				t.Errorf("normPix %v image %d: loss %v at mask ratio 0.75", normPix, b, v)
+			}
+		}
+	}
+}

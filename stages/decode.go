@@ -46,6 +46,9 @@ type Preprocess struct {
 	Size      int        `yaml:"size"`
 	Mode      ResizeMode `yaml:"resize"`
 	MaxPixels int64      `yaml:"max_pixels"`
+	// Budget, when set, bounds the decoding memory of all the workers
+	// sharing it (TensorContext); nil is unbounded.
+	Budget *Budget `yaml:"-"`
 }
 
 // String describes the preprocessing for output metadata
@@ -66,44 +69,124 @@ func (p Preprocess) maxPixels() int64 {
 var ErrTooLarge = errors.New("image too large")
 
 // Decode decodes an encoded image into opaque 8-bit RGB (*image.NRGBA with
-// alpha 255): EXIF orientation applied (JPEG), alpha composited on white,
+// alpha 255): EXIF orientation applied (JPEG, PNG, WebP, TIFF: see
+// orientation), alpha composited on white,
 // grayscale/palette/CMYK/16-bit converted. The header is read first and
 // images above MaxPixels are refused before any pixel is decoded. w and h
-// are the size of the returned image (after EXIF orientation).
+// are the size of the returned image (after EXIF orientation). Decode does
+// not wait for the Budget: TensorContext does.
 func (p Preprocess) Decode(data []byte) (img image.Image, w, h int, err error) {
-	if len(data) == 0 {
-		return nil, 0, 0, errors.New("empty input")
-	}
-	cfg, format, err := image.DecodeConfig(bytes.NewReader(data))
+	hd, err := p.header(data)
 	if err != nil {
-		return nil, 0, 0, fmt.Errorf("read header: %w", err)
+		return nil, 0, 0, err
+	}
+	return hd.decode()
+}
+
+// header is what is known of an image before its pixels are decoded.
+type header struct {
+	data   []byte // as the standard decoder will read it (gifRepair)
+	format string
+	cfg    image.Config
+	orient int // EXIF orientation, 0 or 1 when none applies
+}
+
+// header reads and checks the header: size, pixel limit, orientation.
+func (p Preprocess) header(data []byte) (header, error) {
+	if len(data) == 0 {
+		return header{}, errors.New("empty input")
+	}
+	// Before the header check, so that the pixel limit sees the real size.
+	data = gifRepair(data)
+	cfg, format, err := image.DecodeConfig(bytes.NewReader(data))
+	if b, ok := bmpFallback(data); err != nil && ok {
+		cfg, format, err = b.config(), "bmp", nil
+	}
+	if rgba, ok := tiffCMYKAsRGBA(data); err != nil && ok {
+		// x/image/tiff never reports CMYK itself: the model marks the rewrite.
+		if c, _, err2 := image.DecodeConfig(bytes.NewReader(rgba)); err2 == nil {
+			data, cfg, format, err = rgba, c, "tiff", nil
+			cfg.ColorModel = color.CMYKModel
+		}
+	}
+	if err != nil {
+		return header{}, fmt.Errorf("read header: %w", err)
 	}
 	if cfg.Width <= 0 || cfg.Height <= 0 {
-		return nil, 0, 0, fmt.Errorf("%s header: invalid size %dx%d", format, cfg.Width, cfg.Height)
+		return header{}, fmt.Errorf("%s header: invalid size %dx%d", format, cfg.Width, cfg.Height)
 	}
 	if px := int64(cfg.Width) * int64(cfg.Height); px > p.maxPixels() {
-		return nil, 0, 0, fmt.Errorf("%s %dx%d = %d pixels > limit %d: %w", format, cfg.Width, cfg.Height, px, p.maxPixels(), ErrTooLarge)
+		return header{}, fmt.Errorf("%s %dx%d = %d pixels > limit %d: %w", format, cfg.Width, cfg.Height, px, p.maxPixels(), ErrTooLarge)
+	}
+	return header{data: data, format: format, cfg: cfg, orient: orientation(format, data)}, nil
+}
+
+func (hd header) decode() (img image.Image, w, h int, err error) {
+	rgb, err := decodeRGB(hd.data, hd.format, hd.cfg)
+	if err != nil {
+		return nil, 0, 0, fmt.Errorf("decode %s: %w", hd.format, err)
+	}
+	if hd.orient > 1 {
+		oriented := orient(rgb, hd.orient)
+		decodedPool.put(rgb)
+		rgb = oriented
+	}
+	b := rgb.Bounds()
+	return rgb, b.Dx(), b.Dy(), nil
+}
+
+// decodeRGB decodes pixels whose header (format, cfg) was read already.
+func decodeRGB(data []byte, format string, cfg image.Config) (*image.NRGBA, error) {
+	if format == "webp" {
+		return decodeWebP(data)
 	}
 	var src image.Image
-	if format == "gif" {
+	var err error
+	if b, ok := bmpFallback(data); ok && format == "bmp" {
+		src, err = b.decode()
+	} else if format == "tiff" && cfg.ColorModel == color.CMYKModel {
+		// tiffCMYKAsRGBA's rewrite: C, M, Y, K arrive as R, G, B, A.
+		if src, _, err = image.Decode(bytes.NewReader(data)); err == nil {
+			m, ok := src.(*image.NRGBA)
+			if !ok || m.Rect.Min != (image.Point{}) {
+				return nil, fmt.Errorf("tiff: CMYK decoded as %T", src)
+			}
+			rgb := decodedPool.get(cfg.Width, cfg.Height)
+			copy(rgb.Pix, m.Pix)
+			cmykToRGB(rgb)
+			return rgb, nil
+		}
+	} else if format == "gif" {
 		// First frame only, placed on the logical screen like PIL does.
 		src, err = gif.Decode(bytes.NewReader(data))
 	} else {
 		src, _, err = image.Decode(bytes.NewReader(data))
 	}
-	if err != nil {
-		return nil, 0, 0, fmt.Errorf("decode %s: %w", format, err)
-	}
-	rgb := toRGB(src, cfg.Width, cfg.Height)
-	if format == "jpeg" {
-		if o := jpegOrientation(data); o > 1 {
-			oriented := orient(rgb, o)
-			decodedPool.put(rgb)
-			rgb = oriented
+	if err != nil && format == "png" {
+		if fixed, err2 := decodePNGLenient(data); err2 == nil {
+			src, err = fixed, nil
 		}
 	}
-	b := rgb.Bounds()
-	return rgb, b.Dx(), b.Dy(), nil
+	if err != nil {
+		return nil, err
+	}
+	rgb := toRGB(src, cfg.Width, cfg.Height)
+	if format == "tiff" && ccittBlackIsZero(data) {
+		for i := 0; i < len(rgb.Pix); i += 4 {
+			rgb.Pix[i], rgb.Pix[i+1], rgb.Pix[i+2] = 255-rgb.Pix[i], 255-rgb.Pix[i+1], 255-rgb.Pix[i+2]
+		}
+	}
+	return rgb, nil
+}
+
+// ccittBlackIsZero tells a fax-compressed (CCITT) TIFF with
+// PhotometricInterpretation BlackIsZero. libtiff (PIL) decodes a CCITT
+// "white" run as 0 bits whatever the photometric tag, so there it is
+// black; golang.org/x/image/tiff always makes it white: inverted.
+func ccittBlackIsZero(data []byte) bool {
+	c, _ := tiffTag(data, 259)
+	p, ok := tiffTag(data, 262)
+	return c >= 2 && c <= 4 && ok && p == 1
 }
 
 // toRGB converts any decoded image to an opaque NRGBA with origin (0,0),
@@ -113,17 +196,12 @@ func toRGB(src image.Image, cw, ch int) *image.NRGBA {
 	w, h := sb.Dx(), sb.Dy()
 	off := image.Point{}
 	if _, ok := src.(*image.Paletted); ok && (sb.Min.X != 0 || sb.Min.Y != 0 || w != cw || h != ch) {
-		// A GIF frame smaller than its logical screen: the rest is background,
-		// which we render as white like any transparency.
+		// A GIF frame smaller than its logical screen: the rest is filled
+		// below, as PIL does.
 		w, h = cw, ch
 		off = sb.Min
 	}
 	dst := decodedPool.get(w, h)
-	if off != (image.Point{}) || w != sb.Dx() || h != sb.Dy() {
-		for i := range dst.Pix {
-			dst.Pix[i] = 255
-		}
-	}
 	switch s := src.(type) {
 	case *image.YCbCr:
 		if sb.Min == (image.Point{}) {
@@ -180,6 +258,20 @@ func toRGB(src image.Image, cw, ch int) *image.NRGBA {
 		}
 		for i := len(s.Palette); i < 256; i++ {
 			lut[i] = [3]uint8{0, 0, 0} // out-of-palette index: black, as image/color would
+		}
+		if off != (image.Point{}) || w != sb.Dx() || h != sb.Dy() {
+			// Outside the frame PIL's first frame holds the transparent
+			// index (white once composited) if the frame has one, else 0.
+			fill := lut[0]
+			for i, c := range s.Palette {
+				if _, _, _, a := c.RGBA(); a == 0 {
+					fill = lut[i]
+					break
+				}
+			}
+			for i := 0; i < len(dst.Pix); i += 4 {
+				dst.Pix[i], dst.Pix[i+1], dst.Pix[i+2], dst.Pix[i+3] = fill[0], fill[1], fill[2], 255
+			}
 		}
 		for y := 0; y < sb.Dy(); y++ {
 			row := dst.Pix[(y+off.Y)*dst.Stride+4*off.X:]

@@ -60,6 +60,20 @@ func TestDecodeOddFiles(t *testing.T) {
 		{file: "exif-orientation-6.jpg", quads: quads, tol: 6},
 		{file: "exif-orientation-3.jpg", quads: quads, tol: 6},
 		{file: "exif-orientation-8.jpg", quads: quads, tol: 6},
+		{file: "exif-orientation-6.png", quads: quads},            // eXIf chunk
+		{file: "exif-orientation-8-rawprofile.png", quads: quads}, // ImageMagick's zTXt hex profile
+		{file: "exif-orientation-3-xmp.png", quads: quads},        // XMP tiff:Orientation
+		{file: "exif-orientation-6.webp", quads: quads},           // EXIF chunk
+		{file: "exif-orientation-6.tiff", quads: quads},           // tag 274
+		{file: "png-bad-idat-crc.png", quads: quads},              // PIL does not check IDAT CRCs
+		{file: "png-bad-crc-after-idat.png", quads: quads},        // nor read past the image data
+		{file: "png-no-iend.png", quads: quads},                   // so a missing IEND is no error
+		{file: "png-extra-data.png", quads: quads},                // PIL stops once the image is complete
+		{file: "png-data-after-zlib.png", quads: quads},           // and ignores what follows the stream
+		{file: "../refused/png-bad-adler.png", wantErr: "checksum"},
+		{file: "../refused/png-bad-crc-before-idat.png", wantErr: "checksum"},        // PIL refuses it too
+		{file: "../refused/png-truncated-idat.png", wantErr: "decode png"},           // PIL refuses it too
+		{file: "../refused/bmp-rle8-truncated.bmp", wantErr: "run-length data ends"}, // PIL refuses it too
 		{file: "palette-transparent.png", quads: [4][3]uint8{white, green, blue, yellow}},
 		{file: "rgba-half.png", quads: [4][3]uint8{{255, 127, 127}, {127, 255, 127}, {127, 127, 255}, {255, 255, 127}}, tol: 1},
 		{file: "animated.gif", quads: [4][3]uint8{red, red, red, red}},

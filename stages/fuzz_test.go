@@ -9,10 +9,15 @@ import (
 
 // FuzzDecode: arbitrary bytes must never panic or hang Decode/Resize, and a
 // successful decode must be an opaque NRGBA of the reported size.
-// Seeds: every fixture in testdata/odd plus the corpus in testdata/fuzz.
+// Seeds: every fixture in testdata/odd, refused and cases plus the corpus in
+// testdata/fuzz.
 // Run longer locally with: go test ./stages -run '^$' -fuzz FuzzDecode -fuzztime 5m
 func FuzzDecode(f *testing.F) {
 	files, _ := filepath.Glob("testdata/odd/*")
+	for _, dir := range []string{"refused", "cases"} {
+		more, _ := filepath.Glob("testdata/" + dir + "/*")
+		files = append(files, more...)
+	}
 	for _, name := range files {
 		if b, err := os.ReadFile(name); err == nil {
 			f.Add(b)

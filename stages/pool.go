@@ -3,13 +3,19 @@ package stages
 import (
 	"image"
 	"sync"
+	"sync/atomic"
 )
 
 // pixPool recycles the intermediate RGBA buffers of Tensor (decoded image,
 // horizontal-pass rows, resized S×S), which are dead once the tensor is
 // written. A pool per role: their sizes differ, so one shared pool would hand
 // a small buffer to the large request and drop it.
-type pixPool struct{ p sync.Pool }
+type pixPool struct {
+	p sync.Pool
+	// misses counts get calls the pool could not serve (a new buffer was
+	// allocated): tests check that warm pools serve every intermediate.
+	misses atomic.Int64
+}
 
 var (
 	decodedPool pixPool // toRGB / orient output, source-sized
@@ -28,6 +34,7 @@ func (pp *pixPool) get(w, h int) *image.NRGBA {
 	if b, _ := pp.p.Get().(*[]byte); b != nil && cap(*b) >= n {
 		return &image.NRGBA{Pix: (*b)[:n], Stride: 4 * w, Rect: image.Rect(0, 0, w, h)}
 	}
+	pp.misses.Add(1)
 	return image.NewNRGBA(image.Rect(0, 0, w, h))
 }
 

@@ -1,6 +1,7 @@
 package stages
 
 import (
+	"context"
 	"fmt"
 	"image"
 )
@@ -72,11 +73,29 @@ func (e *Error) Unwrap() error { return e.Err }
 
 // Tensor runs Decode, Resize and Normalize, writing the Size×Size CHW tensor
 // into dst (len 3·Size·Size). w and h are the decoded image's size.
+// With a Budget it is TensorContext without cancellation.
 func (p Preprocess) Tensor(dst []float32, data []byte) (w, h int, err error) {
+	return p.TensorContext(context.Background(), dst, data)
+}
+
+// TensorContext is Tensor under the Budget: once the header is read, it
+// waits for the memory the decoding will hold (or until ctx ends) and
+// gives it back when the tensor is written. An image that needs more than
+// the whole decoding budget fails with ErrOverBudget, stage "decode".
+func (p Preprocess) TensorContext(ctx context.Context, dst []float32, data []byte) (w, h int, err error) {
 	if want := 3 * p.Size * p.Size; len(dst) != want {
 		return 0, 0, &Error{Stage: "resize", Err: fmt.Errorf("destination has %d floats, want %d", len(dst), want)}
 	}
-	img, w, h, err := p.Decode(data)
+	hd, err := p.header(data)
+	if err != nil {
+		return 0, 0, &Error{Stage: "decode", Err: err}
+	}
+	giveBack, err := p.Budget.acquireDecode(ctx, p.decodeCost(hd))
+	if err != nil {
+		return 0, 0, &Error{Stage: "decode", Err: fmt.Errorf("%s %dx%d: %w", hd.format, hd.cfg.Width, hd.cfg.Height, err)}
+	}
+	defer giveBack()
+	img, w, h, err := hd.decode()
 	if err != nil {
 		return 0, 0, &Error{Stage: "decode", Err: err}
 	}

@@ -24,6 +24,7 @@ type Options struct {
 	Workers     int      `yaml:"workers"`
 	Resize      string   `yaml:"resize"`
 	MaxPixels   int64    `yaml:"max_pixels"`
+	MemBudget   string   `yaml:"memory_budget"`
 	CacheDir    string   `yaml:"cache_dir"`
 	Pool        string   `yaml:"pool"`
 	Shard       string   `yaml:"shard"`
@@ -138,6 +139,19 @@ func preprocessFlags(fs *flag.FlagSet, o *Options) {
 	fs.IntVar(&o.Workers, "workers", o.Workers, "decode/resize workers (0 = number of cores)")
 	fs.StringVar(&o.Resize, "resize", o.Resize, "center-crop | squash | none")
 	fs.Int64Var(&o.MaxPixels, "max-pixels", o.MaxPixels, "refuse images with more pixels than this (0 = 178956970, as PIL)")
+	fs.StringVar(&o.MemBudget, "memory-budget", o.MemBudget, "bound on the bytes of images read and being decoded, all workers together, e.g. 512MiB (default 1GiB)")
+}
+
+// parseBytes reads a size such as 1073741824, 512MiB, 2GiB or 100MB.
+func parseBytes(s string) (int64, error) {
+	num := strings.TrimRight(s, "KMGTiBb")
+	mult := map[string]int64{"": 1, "B": 1, "K": 1 << 10, "KiB": 1 << 10, "KB": 1e3, "M": 1 << 20, "MiB": 1 << 20, "MB": 1e6,
+		"G": 1 << 30, "GiB": 1 << 30, "GB": 1e9, "T": 1 << 40, "TiB": 1 << 40, "TB": 1e12}[s[len(num):]]
+	n, err := strconv.ParseInt(strings.TrimSpace(num), 10, 64)
+	if err != nil || mult == 0 || n < 0 || n > (1<<62)/mult {
+		return 0, fmt.Errorf("size %q: want bytes, optionally with KiB, MiB, GiB (or KB, MB, GB)", s)
+	}
+	return n * mult, nil
 }
 
 func runFlags(fs *flag.FlagSet, o *Options) {

@@ -121,7 +121,13 @@ func (o *Options) preprocess() (stages.Preprocess, error) {
 	if err != nil {
 		return stages.Preprocess{}, fmt.Errorf("%w: --resize: %v", errUsage, err)
 	}
-	return stages.Preprocess{Mode: mode, MaxPixels: o.MaxPixels}, nil
+	budget := stages.DefaultMemoryBudget
+	if o.MemBudget != "" {
+		if budget, err = parseBytes(o.MemBudget); err != nil || budget <= 0 {
+			return stages.Preprocess{}, fmt.Errorf("%w: --memory-budget: %v", errUsage, err)
+		}
+	}
+	return stages.Preprocess{Mode: mode, MaxPixels: o.MaxPixels, Budget: stages.NewBudget(budget)}, nil
 }
 
 // dryRun lists the ids a run would process.
@@ -178,9 +184,21 @@ func (r *imageRun) recordError(it sources.Item, stage string, err error) {
 	}
 }
 
+// readItem is an item as read: its encoded bytes count against the memory
+// budget from the read until the tensor is made (release), and the read
+// waits for room.
+type readItem struct {
+	sources.Item
+	release func()
+}
+
 // onError routes a per-item failure of any stage to the error Parquet.
 func (r *imageRun) onError(f pipeline.Failure) {
-	switch v := f.Item.(type) {
+	item := f.Item
+	if ri, ok := item.(readItem); ok {
+		item = ri.Item
+	}
+	switch v := item.(type) {
 	case sources.Item:
 		stage := f.Stage
 		var se *stages.Error
@@ -230,18 +248,33 @@ func (r *imageRun) run(ctx context.Context, src sources.Source,
 	}
 	start := time.Now()
 
-	items := pipeline.Source(p, "read", 2*r.o.BatchSize, func(ctx context.Context) (sources.Item, error) {
-		return src.Next(ctx)
+	items := pipeline.Source(p, "read", 2*r.o.BatchSize, func(ctx context.Context) (readItem, error) {
+		it, err := src.Next(ctx)
+		if err != nil {
+			return readItem{}, err
+		}
+		release, err := r.pre.Budget.AcquireInput(ctx, int64(len(it.Data)))
+		if errors.Is(err, stages.ErrOverBudget) { // that item's error row, not the run's end
+			it.Data, it.Err, release, err = nil, &stages.Error{Stage: "read", Err: err}, func() {}, nil
+		}
+		return readItem{it, release}, err
 	})
 	tensors := pipeline.Map(p, "preprocess", items, pipeline.Config{Workers: workers, Buffer: 2 * r.o.BatchSize, Ordered: true},
-		func(ctx context.Context, it sources.Item) (prepared, error) {
+		func(ctx context.Context, rd readItem) (prepared, error) {
+			defer rd.release()
+			it := rd.Item
 			if it.Err != nil {
 				return prepared{}, it.Err
 			}
 			chw := r.chwPool.Get().([]float32)
-			w, h, err := r.pre.Tensor(chw, it.Data)
+			w, h, err := r.pre.TensorContext(ctx, chw, it.Data)
 			if err != nil {
 				r.chwPool.Put(chw)
+				if ctx.Err() != nil {
+					// Aborted while waiting for the memory budget: not this
+					// item's fault, so no error row (a rerun resumes it).
+					return prepared{}, pipeline.Fatal(err)
+				}
 				return prepared{}, err
 			}
 			if !r.keepData {
@@ -319,8 +352,11 @@ func (r *imageRun) summary(p *pipeline.Pipeline, start time.Time) {
 	for _, s := range stats {
 		attrs = append(attrs, s.Name+"_busy_s", fmt.Sprintf("%.2f", s.Busy.Seconds()))
 	}
+	attrs = append(attrs, "memory_peak_bytes", r.pre.Budget.Peak(), "memory_budget_bytes", r.pre.Budget.Size())
 	slog.Info("done", attrs...)
 	if r.stderr != nil {
 		writeSummary(r.stderr, r.cmd, c, el, stats)
+		fmt.Fprintf(r.stderr, "%s: memory in flight (read + decoding): peak %d MiB of a %d MiB budget (--memory-budget)\n",
+			r.cmd, r.pre.Budget.Peak()>>20, r.pre.Budget.Size()>>20)
 	}
 }

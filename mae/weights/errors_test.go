@@ -42,7 +42,7 @@ func wantLoadError(t *testing.T, path string, parts ...string) {
 }
 
 // stFile builds a safetensors file from a header and a data section.
-func stFile(t *testing.T, path string, header map[string]any, data []byte) {
+func stFile(t testing.TB, path string, header map[string]any, data []byte) {
 	t.Helper()
 	h, err := json.Marshal(header)
 	if err != nil {

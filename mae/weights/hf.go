@@ -50,7 +50,7 @@ func ReadHFConfig(path string) (*HFConfig, error) {
 	if st, err := os.Stat(path); err == nil && st.IsDir() {
 		path = filepath.Join(path, HFConfigFile)
 	}
-	b, err := os.ReadFile(path)
+	b, err := readSmall(path, 1<<20)
 	if err != nil {
 		return nil, fmt.Errorf("read config: %w", err)
 	}

@@ -21,6 +21,10 @@ const DefaultBaseURL = "https://dl.fbaipublicfiles.com/mae"
 // CacheEnv overrides the default cache directory.
 const CacheEnv = "MAEEMBED_CACHE"
 
+// HubURLEnv names a mirror of DefaultBaseURL (same file layout); a Hub
+// without BaseURL uses it when set.
+const HubURLEnv = "MAEEMBED_HUB_URL"
+
 // presetFiles maps each accepted preset name to its file under the base URL:
 // the model names of models_mae.py (pretrained encoders) and the file stems.
 var presetFiles = func() map[string]string {
@@ -76,7 +80,7 @@ func DefaultCacheDir() (string, error) {
 // first use. The zero value uses the defaults.
 type Hub struct {
 	CacheDir string       // default DefaultCacheDir()
-	BaseURL  string       // default DefaultBaseURL
+	BaseURL  string       // default $MAEEMBED_HUB_URL, else DefaultBaseURL
 	Client   *http.Client // default http.DefaultClient
 	Progress io.Writer    // download progress; default os.Stderr
 	Logger   *slog.Logger // default slog.Default()
@@ -112,26 +116,69 @@ func (h *Hub) Resolve(ctx context.Context, nameOrPath string) (string, error) {
 		return dst, nil
 	}
 	if err := h.download(ctx, rel, dst); err != nil {
-		return "", err
+		if ctx.Err() != nil {
+			return "", err // the user stopped it: no advice needed
+		}
+		return "", &DownloadError{URL: h.url(rel), Path: dst, MD5: h.md5(rel), Err: err}
 	}
 	return dst, nil
 }
 
-func (h *Hub) download(ctx context.Context, rel, dst string) error {
+// DownloadError is a failed preset download (no network, a firewall, a
+// mirror without the file...). Its message names the ways around it: a
+// local checkpoint, the URL and checksum to fetch it elsewhere and the
+// cache path to put it at, or a mirror.
+type DownloadError struct {
+	URL  string // where the checkpoint was fetched from
+	Path string // where the cache expects it
+	MD5  string // published md5 prefix, "" when the publisher gives none
+	Err  error
+}
+
+func (e *DownloadError) Error() string {
+	sum := "md5 starting with " + e.MD5
+	if e.MD5 == "" {
+		sum = "no published checksum"
+	}
+	return fmt.Sprintf("%v\n"+
+		"without network access to it, any of these works:\n"+
+		"  - pass a local checkpoint instead: --model FILE (a .pth, .safetensors or Hugging Face directory)\n"+
+		"  - fetch %s on another machine (%s), then copy it to %s\n"+
+		"  - set %s to a mirror of %s with the same layout",
+		e.Err, e.URL, sum, e.Path, HubURLEnv, DefaultBaseURL)
+}
+
+func (e *DownloadError) Unwrap() error { return e.Err }
+
+// url is where rel is downloaded from: BaseURL, else $MAEEMBED_HUB_URL,
+// else DefaultBaseURL.
+func (h *Hub) url(rel string) string {
 	base := h.BaseURL
+	if base == "" {
+		base = os.Getenv(HubURLEnv)
+	}
 	if base == "" {
 		base = DefaultBaseURL
 	}
-	url := strings.TrimSuffix(base, "/") + "/" + rel
-	log := h.Logger
-	if log == nil {
-		log = slog.Default()
-	}
+	return strings.TrimSuffix(base, "/") + "/" + rel
+}
+
+// md5 is the published md5 prefix of rel (MD5 overriding PublishedMD5).
+func (h *Hub) md5(rel string) string {
 	table := h.MD5
 	if table == nil {
 		table = PublishedMD5
 	}
-	wantMD5 := strings.ToLower(table[rel])
+	return strings.ToLower(table[rel])
+}
+
+func (h *Hub) download(ctx context.Context, rel, dst string) error {
+	url := h.url(rel)
+	log := h.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	wantMD5 := h.md5(rel)
 	if wantMD5 == "" {
 		log.Info("no published checksum for this checkpoint: only its sha256 will be recorded", "url", url)
 	}

@@ -6,6 +6,7 @@ import (
 	"crypto/md5"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -305,5 +306,38 @@ func TestHubProgressToFile(t *testing.T) {
 	if strings.Contains(string(b), "\r") || len(lines) < 3 ||
 		!strings.Contains(lines[len(lines)-2], "(100.0%") || lines[len(lines)-1] != "mae_visualize_vit_base.pth: done" {
 		t.Errorf("progress log:\n%s", b)
+	}
+}
+
+// TestHubOfflineNamesTheRemedies: on a machine without network the error
+// says what to do instead: a local checkpoint (--model FILE), the URL and
+// checksum to fetch it elsewhere and the cache path to copy it to, or a
+// mirror in MAEEMBED_HUB_URL, which a Hub without BaseURL uses.
+func TestHubOfflineNamesTheRemedies(t *testing.T) {
+	cache := t.TempDir()
+	t.Setenv(HubURLEnv, "http://127.0.0.1:1/mirror") // nothing listens on port 1
+	h := &Hub{CacheDir: cache, Progress: &bytes.Buffer{}, Logger: slog.New(slog.NewTextHandler(&bytes.Buffer{}, nil))}
+	_, err := h.Resolve(context.Background(), "mae_vit_base_patch16")
+	var de *DownloadError
+	if !errors.As(err, &de) {
+		t.Fatalf("err = %v, want a DownloadError", err)
+	}
+	t.Log(err)
+	for _, want := range []string{
+		"--model FILE",
+		"http://127.0.0.1:1/mirror/pretrain/mae_pretrain_vit_base.pth",
+		"md5 starting with 8cad7c",
+		filepath.Join(cache, "pretrain", "mae_pretrain_vit_base.pth"),
+		"MAEEMBED_HUB_URL", DefaultBaseURL,
+		"connection refused",
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error does not mention %q", want)
+		}
+	}
+	// A checkpoint without a published checksum says so.
+	_, err = h.Resolve(context.Background(), "mae_visualize_vit_base")
+	if err == nil || !strings.Contains(err.Error(), "no published checksum") {
+		t.Errorf("err = %v", err)
 	}
 }

@@ -34,7 +34,7 @@ func readSafetensors(path string) (map[string]*Tensor, error) { return readSafet
 
 // readSafetensorsAs is readSafetensors with the name mapping optional.
 func readSafetensorsAs(path string, mapHF bool) (map[string]*Tensor, error) {
-	f, err := os.Open(path)
+	f, err := openRegular(path)
 	if err != nil {
 		return nil, fmt.Errorf("load checkpoint: %w", err)
 	}
@@ -59,16 +59,16 @@ func readSafetensorsAs(path string, mapHF bool) (map[string]*Tensor, error) {
 		if !ok {
 			return nil, fmt.Errorf("load %s: tensor %s: unsupported dtype %q (want F32, F16, BF16 or F64)", path, name, e.DType)
 		}
-		for _, d := range e.Shape {
-			if d < 0 {
-				return nil, fmt.Errorf("load %s: tensor %s: negative dimension in shape %v", path, name, e.Shape)
-			}
+		n, err := checkedNumel(e.Shape)
+		if err != nil {
+			return nil, fmt.Errorf("load %s: tensor %s: %w", path, name, err)
 		}
 		b, end := e.Offsets[0], e.Offsets[1]
 		if b < 0 || end < b || end > dataLen {
 			return nil, fmt.Errorf("load %s: tensor %s: data_offsets [%d, %d] outside the data section of %d bytes", path, name, b, end, dataLen)
 		}
-		if want := int64(numel(e.Shape)) * int64(dt.size()); end-b != want {
+		// Safe from overflow: n ≤ maxElements and dt.size() ≤ 8.
+		if want := int64(n) * int64(dt.size()); end-b != want {
 			return nil, fmt.Errorf("load %s: tensor %s: data_offsets [%d, %d] hold %d bytes, shape %v of %s needs %d", path, name, b, end, end-b, e.Shape, e.DType, want)
 		}
 		items = append(items, item{name, e, dt})

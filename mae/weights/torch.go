@@ -3,6 +3,7 @@ package weights
 import (
 	"archive/zip"
 	"bufio"
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -114,7 +115,9 @@ type torchPlan struct {
 // a state dict fails early, each storage is named after its first tensor for
 // error messages, and Hugging Face query/key/value storages are pointed at
 // their rows of the fused qkv tensor so that they are read in place.
-func prepare(obj interface{}, mapHF bool) (*torchPlan, error) {
+// fits is called once per storage the state dict uses, before anything is
+// allocated: it checks the element count the pickle claims against the file.
+func prepare(obj interface{}, mapHF bool, fits func(*storage) error) (*torchPlan, error) {
 	tensors, err := stateDict(obj)
 	if err != nil {
 		return nil, err
@@ -126,6 +129,11 @@ func prepare(obj interface{}, mapHF bool) (*torchPlan, error) {
 			r.label = nt.name
 		}
 		r.users++
+		if r.users == 1 {
+			if err := fits(r); err != nil {
+				return nil, err
+			}
+		}
 		if _, dup := shapes[nt.name]; dup {
 			return nil, fmt.Errorf("tensor %s: duplicate name", nt.name)
 		}
@@ -185,6 +193,17 @@ func (rebuildTensor) Call(args ...interface{}) (interface{}, error) {
 	}
 	if len(shape) != len(stride) {
 		return nil, fmt.Errorf("_rebuild_tensor_v2: size %v and stride %v differ in rank", shape, stride)
+	}
+	// The shape comes from an untrusted pickle and sizes allocations before
+	// any data is read: a weight never has more elements than its storage
+	// (expanded, stride-0 tensors are refused), and the storage itself is
+	// checked against the file before anything is allocated.
+	n, err := checkedNumel(shape)
+	if err != nil {
+		return nil, fmt.Errorf("_rebuild_tensor_v2: %w", err)
+	}
+	if n > st.numel {
+		return nil, fmt.Errorf("_rebuild_tensor_v2: shape %v has %d elements, its storage %s only %d", shape, n, st.key, st.numel)
 	}
 	return &pickledTensor{st: st, offset: off, shape: shape, stride: stride}, nil
 }
@@ -322,7 +341,7 @@ func persistentStorage(pid interface{}, stores map[string]*storage) (*storage, i
 		return nil, nil, fmt.Errorf("storage key is %T", t.Get(2))
 	}
 	n, ok := t.Get(4).(int)
-	if !ok || n < 0 {
+	if !ok || n < 0 || n > maxElements {
 		return nil, nil, fmt.Errorf("storage %s: bad element count %v", key, t.Get(4))
 	}
 	st := stores[key]
@@ -374,16 +393,33 @@ func readTorchZip(path string, mapHF bool) (*torchPlan, error) {
 	if err != nil {
 		return nil, fmt.Errorf("data.pkl: %w", err)
 	}
-	stores := map[string]*storage{}
-	obj, err := unpickle(bufio.NewReader(rc), func(pid interface{}) (interface{}, error) {
-		st, _, err := persistentStorage(pid, stores)
-		return st, err
-	})
+	b, err := readPickle(rc)
 	rc.Close()
+	if err == nil {
+		err = checkPickle(bufio.NewReader(bytes.NewReader(b)), int64(len(b)))
+	}
 	if err != nil {
 		return nil, fmt.Errorf("data.pkl: %w", err)
 	}
-	plan, err := prepare(obj, mapHF)
+	stores := map[string]*storage{}
+	obj, err := unpickle(bytes.NewReader(b), func(pid interface{}) (interface{}, error) {
+		st, _, err := persistentStorage(pid, stores)
+		return st, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("data.pkl: %w", err)
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	plan, err := prepare(obj, mapHF, func(st *storage) error {
+		rec := records[prefix+"data/"+st.key]
+		if rec == nil {
+			return fmt.Errorf("%s: record %sdata/%s missing", st, prefix, st.key)
+		}
+		return recordFits(st, rec, fi.Size())
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -397,9 +433,8 @@ func readTorchZip(path string, mapHF bool) (*torchPlan, error) {
 		if rec == nil {
 			return nil, fmt.Errorf("%s: record %sdata/%s missing", st, prefix, key)
 		}
-		want := uint64(st.numel) * uint64(st.class.size)
-		if rec.UncompressedSize64 != want {
-			return nil, fmt.Errorf("%s: record holds %d bytes, %d %s elements need %d", st, rec.UncompressedSize64, st.numel, st.class.name, want)
+		if err := recordFits(st, rec, fi.Size()); err != nil {
+			return nil, err
 		}
 		rc, err := rec.Open()
 		if err != nil {
@@ -425,6 +460,34 @@ func readTorchZip(path string, mapHF bool) (*torchPlan, error) {
 	return plan, nil
 }
 
+// maxDeflateRatio is the largest expansion DEFLATE can achieve (258-byte
+// matches coded in 2 bits, ~1032:1): a record claiming more is lying.
+const maxDeflateRatio = 1032
+
+// recordFits checks a zip record against the storage the pickle describes
+// and against the file, before the storage is allocated: the sizes in a zip
+// directory are as untrusted as the pickle.
+func recordFits(st *storage, rec *zip.File, fileSize int64) error {
+	want := uint64(st.numel) * uint64(st.class.size) // numel ≤ maxElements: no overflow
+	if rec.UncompressedSize64 != want {
+		return fmt.Errorf("%s: record holds %d bytes, %d %s elements need %d", st, rec.UncompressedSize64, st.numel, st.class.name, want)
+	}
+	if rec.CompressedSize64 > uint64(fileSize) {
+		return fmt.Errorf("%s: record claims %d compressed bytes in a file of %d", st, rec.CompressedSize64, fileSize)
+	}
+	switch rec.Method {
+	case zip.Store:
+		if rec.CompressedSize64 != rec.UncompressedSize64 {
+			return fmt.Errorf("%s: stored record of %d bytes claims %d uncompressed", st, rec.CompressedSize64, rec.UncompressedSize64)
+		}
+	case zip.Deflate:
+		if rec.UncompressedSize64/maxDeflateRatio > rec.CompressedSize64 {
+			return fmt.Errorf("%s: %d deflated bytes cannot hold %d", st, rec.CompressedSize64, rec.UncompressedSize64)
+		}
+	}
+	return nil
+}
+
 func readZipRecord(f *zip.File, max int) ([]byte, error) {
 	rc, err := f.Open()
 	if err != nil {
@@ -435,26 +498,41 @@ func readZipRecord(f *zip.File, max int) ([]byte, error) {
 }
 
 func readTorchLegacy(path string, mapHF bool) (*torchPlan, error) {
-	f, err := os.Open(path)
+	f, err := openRegular(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
 	// One buffered reader for everything: the unpickler must not read past a
 	// pickle's STOP into the storage data that follows.
-	r := bufio.NewReaderSize(f, 1<<20)
+	cr := &countingReader{r: f}
+	r := bufio.NewReaderSize(cr, 1<<20)
+	// Each pickle is walked first (checkPickle), from its position in the
+	// file, so that no length it claims is allocated before it is checked.
+	next := func(persistent func(interface{}) (interface{}, error)) (interface{}, error) {
+		pos := cr.n - int64(r.Buffered())
+		left := fi.Size() - pos
+		if err := checkPickle(bufio.NewReader(io.NewSectionReader(f, pos, left)), left); err != nil {
+			return nil, err
+		}
+		return unpickle(r, persistent)
+	}
 	noPersist := func(interface{}) (interface{}, error) { return nil, errors.New("unexpected persistent id") }
-	magic, err := unpickle(r, noPersist)
+	magic, err := next(noPersist)
 	if err != nil {
 		return nil, fmt.Errorf("magic number: %w", err)
 	}
 	if m, ok := magic.(*big.Int); !ok || m.Text(16) != legacyMagic {
 		return nil, fmt.Errorf("not a torch.save file: magic number %v", magic)
 	}
-	if v, err := unpickle(r, noPersist); err != nil || v != 1001 {
+	if v, err := next(noPersist); err != nil || v != 1001 {
 		return nil, fmt.Errorf("unsupported legacy protocol version %v (%v)", v, err)
 	}
-	sysInfo, err := unpickle(r, noPersist)
+	sysInfo, err := next(noPersist)
 	if err != nil {
 		return nil, fmt.Errorf("sys info: %w", err)
 	}
@@ -464,7 +542,7 @@ func readTorchLegacy(path string, mapHF bool) (*torchPlan, error) {
 		}
 	}
 	stores := map[string]*storage{}
-	obj, err := unpickle(r, func(pid interface{}) (interface{}, error) {
+	obj, err := next(func(pid interface{}) (interface{}, error) {
 		st, view, err := persistentStorage(pid, stores)
 		if err != nil || view == nil {
 			return st, err
@@ -477,7 +555,7 @@ func readTorchLegacy(path string, mapHF bool) (*torchPlan, error) {
 		vkey, _ := vt.Get(0).(string)
 		off, ok1 := vt.Get(1).(int)
 		size, ok2 := vt.Get(2).(int)
-		if !ok1 || !ok2 || off < 0 || size < 0 || off+size > st.numel {
+		if !ok1 || !ok2 || off < 0 || size < 0 || off > st.numel || size > st.numel-off {
 			return nil, fmt.Errorf("storage %s: bad view metadata %v", st.key, view)
 		}
 		v := stores["view:"+vkey]
@@ -490,11 +568,20 @@ func readTorchLegacy(path string, mapHF bool) (*torchPlan, error) {
 	if err != nil {
 		return nil, fmt.Errorf("main pickle: %w", err)
 	}
-	plan, err := prepare(obj, mapHF)
+	// Every storage follows the pickles as an 8-byte count and its data: what
+	// the storages claim together must fit in what is left of the file.
+	left := fi.Size() - (cr.n - int64(r.Buffered()))
+	plan, err := prepare(obj, mapHF, func(st *storage) error {
+		left -= 8 + int64(st.numel)*int64(st.class.size)
+		if left < 0 {
+			return fmt.Errorf("%s: %d %s elements do not fit in the %d bytes of %s", st, st.numel, st.class.name, fi.Size(), path)
+		}
+		return nil
+	})
 	if err != nil {
 		return nil, err
 	}
-	keysObj, err := unpickle(r, noPersist)
+	keysObj, err := next(noPersist)
 	if err != nil {
 		return nil, fmt.Errorf("storage key list: %w", err)
 	}
@@ -526,6 +613,18 @@ func readTorchLegacy(path string, mapHF bool) (*torchPlan, error) {
 		}
 	}
 	return plan, nil
+}
+
+// countingReader counts the bytes read through it.
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
 }
 
 func truncated(err error) error {
@@ -709,16 +808,20 @@ func (p *pickledTensor) toFloat32() (*Tensor, error) {
 		return nil, fmt.Errorf("unsupported dtype (%s); only float32, float16, bfloat16 and float64 weights can be loaded", root.class.name)
 	}
 	n := numel(p.shape)
-	// Bounds: the largest element index must lie inside the storage (view).
-	last := p.offset
+	// Bounds: the largest element index must lie inside the storage (view),
+	// computed so that no product of untrusted numbers can wrap around.
+	last, inside := p.offset, p.offset >= 0 && p.offset < p.st.numel
 	for i, d := range p.shape {
 		if d == 0 {
-			last = -1
+			last, inside = -1, p.offset >= 0
 			break
 		}
-		last += (d - 1) * p.stride[i]
+		if d > 1 && inside {
+			inside = p.stride[i] <= (p.st.numel-1-last)/(d-1)
+			last += (d - 1) * p.stride[i]
+		}
 	}
-	if p.offset < 0 || last >= p.st.numel {
+	if !inside {
 		return nil, fmt.Errorf("shape %v stride %v offset %d exceeds its storage of %d elements", p.shape, p.stride, p.offset, p.st.numel)
 	}
 	shape := append([]int(nil), p.shape...)

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -31,6 +32,28 @@ func numel(shape []int) int {
 		n *= d
 	}
 	return n
+}
+
+// maxElements bounds the element count of one tensor read from a file: its
+// size in bytes (8 per element at most) must fit an int64. Untrusted shapes
+// are checked against it before any multiplication is trusted.
+const maxElements = math.MaxInt64 / 8
+
+// checkedNumel is numel for a shape read from an untrusted file: negative
+// dimensions and products beyond maxElements are errors, not wrapped
+// integers that would pass a size check and then panic in make.
+func checkedNumel(shape []int) (int, error) {
+	n := 1
+	for _, d := range shape {
+		if d < 0 {
+			return 0, fmt.Errorf("negative dimension in shape %v", shape)
+		}
+		if d != 0 && n > maxElements/d {
+			return 0, fmt.Errorf("shape %v has more than %d elements", shape, maxElements)
+		}
+		n *= d
+	}
+	return n, nil
 }
 
 // Checkpoint is a loaded set of weights.
@@ -156,7 +179,7 @@ func loadFile(path string) (*Checkpoint, error) {
 // sniff tells the container format from the first bytes, not the file name:
 // .bin, .pt, .pth and .ckpt are all used for the same PyTorch formats.
 func sniff(path string) (string, error) {
-	f, err := os.Open(path)
+	f, err := openRegular(path)
 	if err != nil {
 		return "", fmt.Errorf("load checkpoint: %w", err)
 	}
@@ -180,7 +203,39 @@ func sniff(path string) (string, error) {
 
 func fileExists(p string) bool {
 	st, err := os.Stat(p)
-	return err == nil && !st.IsDir()
+	return err == nil && st.Mode().IsRegular()
+}
+
+// openRegular opens a checkpoint file, refusing anything but a regular file:
+// opening a FIFO blocks until a writer comes, and a device such as
+// /dev/zero never ends.
+func openRegular(path string) (*os.File, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s is not a regular file (%s)", path, st.Mode().Type())
+	}
+	return os.Open(path)
+}
+
+// readSmall reads a small metadata file (config.json, a shard index),
+// refusing one that is not a regular file or is larger than limit bytes.
+func readSmall(path string, limit int64) ([]byte, error) {
+	f, err := openRegular(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(b)) > limit {
+		return nil, fmt.Errorf("%s is larger than %d bytes: not a model's metadata", path, limit)
+	}
+	return b, nil
 }
 
 // normalizeNames strips a DataParallel "module." prefix and maps Hugging Face
@@ -215,7 +270,7 @@ func normalizeNames(in map[string]*Tensor) (map[string]*Tensor, error) {
 // {"weight_map": {tensor: shard file}} beside the shards. Names are mapped
 // after all shards are read, as query/key/value may sit in different shards.
 func readShards(index string, read func(string) (map[string]*Tensor, error)) (map[string]*Tensor, error) {
-	b, err := os.ReadFile(index)
+	b, err := readSmall(index, 64<<20)
 	if err != nil {
 		return nil, fmt.Errorf("load checkpoint: %w", err)
 	}

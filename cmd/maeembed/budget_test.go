@@ -1,0 +1,58 @@
+package main
+
+import (
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/maeembed/maeembed/sinks"
+)
+
+// TestE2EMemoryBudget: decompression bombs under the pixel limit (a 38-byte
+// WebP and a 35-byte GIF claiming 13000×13000, 1.35 and 0.7 GB to decode)
+// become error rows under the memory budget, decided from their headers,
+// while the good image beside them is embedded; the summary reports the
+// peak held. An input larger than the whole budget is an error row; a
+// malformed --memory-budget is a usage error.
+func TestE2EMemoryBudget(t *testing.T) {
+	root := filepath.Join(t.TempDir(), "in")
+	for _, f := range []string{"bomb-vp8l-13000.webp", "bomb-gif-screen-13000.gif"} {
+		copyFile(t, filepath.Join("../../stages/testdata/refused", f), filepath.Join(root, f))
+	}
+	copyFile(t, filepath.Join(fixtures, "tiny32", "images", "img_000.png"), filepath.Join(root, "good.png"))
+	out := t.TempDir()
+	code, _, stderr := maeembed(t, "embed", "-m", filepath.Join(fixtures, "tiny32", "hf"), "--workers", "4", "--memory-budget", "256MiB", "-o", out, root)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s", code, stderr)
+	}
+	if w, f, _ := summaryCounts(t, stderr); w != 1 || f != 2 {
+		t.Errorf("summary %d written, %d errors; want 1 and 2\n%s", w, f, stderr)
+	}
+	if !strings.Contains(stderr, "of a 256 MiB budget") {
+		t.Errorf("summary does not report the budget:\n%s", stderr)
+	}
+	tbl, _, err := sinks.ReadParquet(filepath.Join(out, "errors", "part-00000.parquet"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tbl.Release()
+	if n := tbl.NumRows(); n != 2 {
+		t.Fatalf("%d error rows, want 2", n)
+	}
+	for i := 0; i < 2; i++ {
+		msg := tbl.Column(2).Data().Chunk(0).ValueStr(i)
+		if !strings.Contains(msg, "memory budget") || !strings.Contains(msg, "13000x13000") {
+			t.Errorf("error row %d: %q, want the budget refusal naming the size", i, msg)
+		}
+	}
+	// An input larger than the whole budget is its own error row too.
+	out = t.TempDir()
+	code, _, stderr = maeembed(t, "embed", "-m", filepath.Join(fixtures, "tiny32", "hf"), "--memory-budget", "100", "-o", out, filepath.Join(root, "good.png"))
+	if code == 0 || !strings.Contains(stderr, "larger than the whole memory budget") {
+		t.Errorf("a 100-byte budget: exit %d (want non-zero: every input failed)\n%s", code, stderr)
+	}
+	code, _, stderr = maeembed(t, "embed", "-m", filepath.Join(fixtures, "tiny32", "hf"), "--memory-budget", "lots", "-o", t.TempDir(), root)
+	if code != 2 || !strings.Contains(stderr, "--memory-budget") {
+		t.Errorf("--memory-budget lots: exit %d, %s", code, stderr)
+	}
+}

@@ -1,0 +1,60 @@
+package mae
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/maeembed/maeembed/mae/weights"
+)
+
+// TestLoadConfigAgainstTensors: a config.json is as untrusted as the weights
+// beside it. Block counts beyond what the checkpoint holds are one error
+// before anything is built (num_hidden_layers 1e9 used to build a billion
+// blocks, one "missing tensor" message each, until memory ran out).
+func TestLoadConfigAgainstTensors(t *testing.T) {
+	src := "weights/testdata/hf_safetensors"
+	model, err := os.ReadFile(filepath.Join(src, "model.safetensors"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := os.ReadFile(filepath.Join(src, "config.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(src, ""); err != nil {
+		t.Fatalf("the unmodified fixture must load: %v", err)
+	}
+	for _, c := range []struct{ key, want string }{
+		{`"num_hidden_layers": 2`, "num_hidden_layers"},
+		{`"decoder_num_hidden_layers": 2`, "decoder_num_hidden_layers"},
+	} {
+		dir := t.TempDir()
+		os.WriteFile(filepath.Join(dir, "model.safetensors"), model, 0o644)
+		bad := strings.Replace(string(cfg), c.key, strings.TrimSuffix(c.key, "2")+"1000000000", 1)
+		if bad == string(cfg) {
+			t.Fatalf("fixture has no %s", c.key)
+		}
+		os.WriteFile(filepath.Join(dir, "config.json"), []byte(bad), 0o644)
+		_, err := Load(dir, "")
+		if err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), "1000000000") {
+			t.Fatalf("%s 1e9: err = %v, want one error naming it", c.want, err)
+		}
+	}
+	// A single tensor far out of range makes no billion blocks either, with
+	// the config inferred from the tensors.
+	ck, err := weights.Load(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ck.Tensors["blocks.999999999.norm1.weight"] = &weights.Tensor{Shape: []int{16}, Data: make([]float32, 16)}
+	c, err := InferConfig(ck.Tensors)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Heads = 2
+	if _, err := FromTensors(c, ck.Tensors, "sparse"); err == nil || !strings.Contains(err.Error(), "1000000000 encoder blocks") {
+		t.Fatalf("err = %v", err)
+	}
+}
