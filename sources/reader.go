@@ -171,10 +171,11 @@ func (r *Reader) Next(ctx context.Context) (Item, error) {
 		switch e.kind {
 		case kindFile:
 			idx := r.index
-			if !r.wanted(e.id) {
+			id := EscapeID(e.id)
+			if !r.wanted(id) {
 				continue
 			}
-			it := Item{ID: e.id, Pos: Position{Index: idx, Path: e.path, Row: -1}}
+			it := Item{ID: id, Pos: Position{Index: idx, Path: e.path, Row: -1}}
 			if !r.opts.NoData {
 				data, err := os.ReadFile(e.path)
 				if err != nil {
@@ -254,20 +255,24 @@ func (r *Reader) nextMember() (it Item, ok bool, err error) {
 // (or resume) does not take it.
 func (r *Reader) containerError(e entry, err error) (Item, bool) {
 	idx := r.index
-	if !r.wanted(e.id) {
+	id := EscapeID(e.id)
+	if !r.wanted(id) {
 		return Item{}, false
 	}
-	return r.emit(Item{ID: e.id, Pos: Position{Index: idx, Path: e.path, Row: -1}, Err: &ReadError{Path: e.path, Err: err}}), true
+	return r.emit(Item{ID: id, Pos: Position{Index: idx, Path: e.path, Row: -1}, Err: &ReadError{Path: e.path, Err: err}}), true
 }
 
+// memberID is the id of a tar member or Parquet row: the row's key when
+// the dataset has an id column, else "<container id>/<member or row>";
+// escaped (EscapeID) as a whole.
 func memberID(e entry, member string, row int64, key string) string {
-	if key != "" {
-		return key
+	switch {
+	case key != "":
+		return EscapeID(key)
+	case member != "":
+		return EscapeID(e.id + "/" + member)
 	}
-	if member != "" {
-		return e.id + "/" + member
-	}
-	return e.id + "/" + fmt.Sprint(row)
+	return EscapeID(e.id + "/" + fmt.Sprint(row))
 }
 
 func (r *Reader) emit(it Item) Item {

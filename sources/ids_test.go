@@ -1,0 +1,107 @@
+package sources
+
+import (
+	"context"
+	"io"
+	"os"
+	"path/filepath"
+	"testing"
+	"unicode/utf8"
+)
+
+func TestEscapeIDRoundTrip(t *testing.T) {
+	for _, tc := range []struct{ name, id string }{
+		{"café.jpg", "café.jpg"},                // valid UTF-8: unchanged
+		{`dir\name.jpg`, `dir\name.jpg`},        // a lone backslash is not an escape
+		{"caf\xe9.jpg", `caf\xE9.jpg`},          // Latin-1
+		{"caf\xe8.jpg", `caf\xE8.jpg`},          // differs from the one above
+		{`caf\xE9.jpg`, `caf\x5CxE9.jpg`},       // a valid name that looks escaped
+		{"a\\b\xff\x00", `a\x5Cb\xFF` + "\x00"}, // NUL is valid UTF-8
+		{"\xc3", `\xC3`},                        // truncated sequence
+		{"\xed\xa0\x80", `\xED\xA0\x80`},        // a surrogate is not UTF-8
+		{"", ""},
+	} {
+		got := EscapeID(tc.name)
+		if got != tc.id || !utf8.ValidString(got) || UnescapeID(got) != tc.name {
+			t.Errorf("EscapeID(%q) = %q (unescaped %q), want %q", tc.name, got, UnescapeID(got), tc.id)
+		}
+	}
+}
+
+func FuzzEscapeID(f *testing.F) {
+	for _, s := range []string{"caf\xe9.jpg", `\x41`, "ok.jpg", `\\x5C`, "\xff\\"} {
+		f.Add(s, "b")
+	}
+	f.Fuzz(func(t *testing.T, a, b string) {
+		ea, eb := EscapeID(a), EscapeID(b)
+		if !utf8.ValidString(ea) || UnescapeID(ea) != a {
+			t.Fatalf("EscapeID(%q) = %q, back %q", a, ea, UnescapeID(ea))
+		}
+		if (a == b) != (ea == eb) {
+			t.Fatalf("EscapeID(%q) = %q, EscapeID(%q) = %q", a, ea, b, eb)
+		}
+		if utf8.ValidString(a) && !escapedByte.MatchString(a) && ea != a {
+			t.Fatalf("valid %q changed to %q", a, ea)
+		}
+	})
+}
+
+// Two images whose names differ only in a byte that is not UTF-8 (an
+// archive unpacked from a Latin-1 system) are two items with two ids, also
+// inside a tar, and resuming after the first still reads the second.
+func TestNonUTF8NamesAreDistinctItems(t *testing.T) {
+	dir := t.TempDir()
+	names := []string{"caf\xe8.jpg", "caf\xe9.jpg"}
+	for i, n := range names {
+		write(t, filepath.Join(dir, n), string(rune('A'+i)))
+	}
+	var members [][2]string
+	for _, n := range names {
+		b, err := os.ReadFile(filepath.Join(dir, n))
+		if err != nil {
+			t.Fatal(err)
+		}
+		members = append(members, [2]string{n, string(b)})
+	}
+	writeTar(t, filepath.Join(dir, "shard.tar"), false, members)
+
+	want := []string{`caf\xE8.jpg`, `caf\xE9.jpg`, `shard.tar/caf\xE8.jpg`, `shard.tar/caf\xE9.jpg`}
+	read := func(done map[string]bool) []Item {
+		r, err := Open([]string{dir}, Options{Done: func(id string) bool { return done[id] }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Close()
+		var items []Item
+		for {
+			it, err := r.Next(context.Background())
+			if err == io.EOF {
+				return items
+			}
+			if err != nil || it.Err != nil {
+				t.Fatal(err, it.Err)
+			}
+			items = append(items, it)
+		}
+	}
+	items := read(nil)
+	if len(items) != len(want) {
+		t.Fatalf("%d items, want %d", len(items), len(want))
+	}
+	for i, it := range items {
+		if it.ID != want[i] {
+			t.Errorf("item %d id %q, want %q", i, it.ID, want[i])
+		}
+		if raw := UnescapeID(it.ID); i < 2 && raw != names[i] {
+			t.Errorf("UnescapeID(%q) = %q, want the file name %q", it.ID, raw, names[i])
+		}
+	}
+	if string(items[0].Data) == string(items[1].Data) || string(items[0].Data) != string(items[2].Data) {
+		t.Error("the two files' bytes are not told apart")
+	}
+	// Resume after a run that finished only the first file and first member.
+	rest := read(map[string]bool{want[0]: true, want[2]: true})
+	if len(rest) != 2 || rest[0].ID != want[1] || rest[1].ID != want[3] {
+		t.Fatalf("resumed: %v", rest)
+	}
+}
