@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 )
 
@@ -20,6 +21,7 @@ type Reader struct {
 	index   int64 // global ordinal of the next item
 	emitted int64
 	skipped int64
+	ignored int64
 	acks    ackCounter
 }
 
@@ -54,17 +56,17 @@ func OpenWith(inputs []string, stdin io.Reader, opts Options) (*Reader, error) {
 	if opts.Shard.Count > 1 && (opts.Shard.Index < 0 || opts.Shard.Index >= opts.Shard.Count) {
 		return nil, fmt.Errorf("shard %d/%d out of range", opts.Shard.Index, opts.Shard.Count)
 	}
-	if opts.ImageColumn == "" {
-		opts.ImageColumn = "image"
-	}
 	if opts.ParquetBatch <= 0 {
 		opts.ParquetBatch = 32
 	}
-	entries, err := expand(inputs, stdin, opts.Extensions)
+	entries, ignored, err := expand(inputs, stdin, opts.Extensions)
 	if err != nil {
 		return nil, err
 	}
-	return &Reader{opts: opts, entries: entries}, nil
+	if ignored > 0 {
+		slog.Info("ignored files that are not images (captions, metadata); --extensions changes the list", "files", ignored)
+	}
+	return &Reader{opts: opts, entries: entries, ignored: int64(ignored)}, nil
 }
 
 // Files is the number of entries found (images, tars and Parquet files) and
@@ -92,7 +94,7 @@ func (r *Reader) Total() (n int64, exact bool) {
 		case kindFile:
 			n++
 		case kindParquet:
-			rows, err := parquetRows(e.path)
+			rows, err := parquetRows(e, r.opts)
 			if err != nil {
 				exact = false
 				continue
@@ -120,7 +122,7 @@ func (r *Reader) Total() (n int64, exact bool) {
 func (r *Reader) Stats() Stats {
 	r.acks.mu.Lock()
 	defer r.acks.mu.Unlock()
-	return Stats{Seen: r.index, Emitted: r.emitted, Skipped: r.skipped, Acked: r.acks.acked, Failed: r.acks.failed}
+	return Stats{Seen: r.index, Emitted: r.emitted, Skipped: r.skipped, Ignored: r.ignored, Acked: r.acks.acked, Failed: r.acks.failed}
 }
 
 // ReadError is set as Item.Err when a listed item exists in the sequence
@@ -176,8 +178,11 @@ func (r *Reader) Next(ctx context.Context) (Item, error) {
 				continue
 			}
 			it := Item{ID: id, Pos: Position{Index: idx, Path: e.path, Row: -1}}
-			if !r.opts.NoData {
-				data, err := os.ReadFile(e.path)
+			switch {
+			case e.err != nil:
+				it.Err = &ReadError{Path: e.path, Err: e.err}
+			case !r.opts.NoData:
+				data, err := readRegular(os.OpenFile, e.path)
 				if err != nil {
 					it.Err = &ReadError{Path: e.path, Err: err}
 				}
@@ -191,6 +196,13 @@ func (r *Reader) Next(ctx context.Context) (Item, error) {
 				c, err = openTar(e.path)
 			} else {
 				c, err = openParquet(e.path, r.opts)
+			}
+			if errors.Is(err, errNoImageColumn) && !e.named {
+				// Found beside the images, without images: the dataset's
+				// metadata (img2dataset writes one per shard).
+				slog.Info("ignored a Parquet file without an image column", "path", e.path, "err", err)
+				r.ignored++
+				continue
 			}
 			if err != nil {
 				// An unreadable container is one error item under its own id.
