@@ -2,9 +2,12 @@ package sources
 
 import (
 	"context"
+	"encoding/hex"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"unicode/utf8"
 )
@@ -103,5 +106,35 @@ func TestNonUTF8NamesAreDistinctItems(t *testing.T) {
 	rest := read(map[string]bool{want[0]: true, want[2]: true})
 	if len(rest) != 2 || rest[0].ID != want[1] || rest[1].ID != want[3] {
 		t.Fatalf("resumed: %v", rest)
+	}
+}
+
+// The README's Python line gives the original bytes back.
+func TestUnescapeInPython(t *testing.T) {
+	const py = "/usr/bin/python3"
+	if _, err := os.Stat(py); err != nil {
+		t.Skip("no", py)
+	}
+	names := []string{"caf\xe9.jpg", `caf\xE9.jpg`, "ok/ä.jpg", "\xff\\\x00"}
+	var ids []string
+	for _, n := range names {
+		ids = append(ids, EscapeID(n))
+	}
+	script := `import re, sys
+for id in sys.stdin.read().split("\n"):
+    raw = re.sub(rb"\\x([0-9A-Fa-f]{2})", lambda m: bytes.fromhex(m[1].decode()), id.encode())
+    sys.stdout.write(raw.hex() + "\n")
+`
+	cmd := exec.Command(py, "-c", script)
+	cmd.Stdin = strings.NewReader(strings.Join(ids, "\n"))
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := strings.Fields(string(out))
+	for i, n := range names {
+		if i >= len(got) || got[i] != hex.EncodeToString([]byte(n)) {
+			t.Errorf("%q: python gives %v", ids[i], got)
+		}
 	}
 }
