@@ -84,7 +84,8 @@ func (e *env) newImageRun(o *Options, cmd string) (*imageRun, *sources.Reader, e
 			return nil, nil, fmt.Errorf("%w: --shard: %v", errUsage, err)
 		}
 	}
-	opts := sources.Options{Shard: shard, NoData: o.DryRun}
+	opts := o.Source
+	opts.Shard, opts.NoData = shard, o.DryRun
 	r := &imageRun{o: o, pre: pre, stderr: e.stderr, cmd: cmd}
 	if o.Resume && o.Output != "" && !o.DryRun {
 		done, err := sinks.ReadDoneIDs(o.Output)
