@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"sync/atomic"
 )
 
 // Reader reads the items of a batch run in deterministic order: entries
@@ -21,7 +22,7 @@ type Reader struct {
 	index   int64 // global ordinal of the next item
 	emitted int64
 	skipped int64
-	ignored int64
+	ignored atomic.Int64
 	acks    ackCounter
 }
 
@@ -66,7 +67,9 @@ func OpenWith(inputs []string, stdin io.Reader, opts Options) (*Reader, error) {
 	if ignored > 0 {
 		slog.Info("ignored files that are not images (captions, metadata); --extensions changes the list", "files", ignored)
 	}
-	return &Reader{opts: opts, entries: entries, ignored: int64(ignored)}, nil
+	r := &Reader{opts: opts, entries: entries}
+	r.ignored.Store(int64(ignored))
+	return r, nil
 }
 
 // Files is the number of entries found (images, tars and Parquet files) and
@@ -122,8 +125,11 @@ func (r *Reader) Total() (n int64, exact bool) {
 func (r *Reader) Stats() Stats {
 	r.acks.mu.Lock()
 	defer r.acks.mu.Unlock()
-	return Stats{Seen: r.index, Emitted: r.emitted, Skipped: r.skipped, Ignored: r.ignored, Acked: r.acks.acked, Failed: r.acks.failed}
+	return Stats{Seen: r.index, Emitted: r.emitted, Skipped: r.skipped, Ignored: r.ignored.Load(), Acked: r.acks.acked, Failed: r.acks.failed}
 }
+
+// Ignored is Stats().Ignored, safe to call while another goroutine reads.
+func (r *Reader) Ignored() int64 { return r.ignored.Load() }
 
 // ReadError is set as Item.Err when a listed item exists in the sequence
 // but its bytes could not be read; it should become an error row
@@ -201,7 +207,7 @@ func (r *Reader) Next(ctx context.Context) (Item, error) {
 				// Found beside the images, without images: the dataset's
 				// metadata (img2dataset writes one per shard).
 				slog.Info("ignored a Parquet file without an image column", "path", e.path, "err", err)
-				r.ignored++
+				r.ignored.Add(1)
 				continue
 			}
 			if err != nil {
