@@ -10,6 +10,11 @@ import (
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/apache/arrow/go/v17/arrow"
+	"github.com/apache/arrow/go/v17/arrow/array"
+	"github.com/apache/arrow/go/v17/arrow/memory"
+	"github.com/apache/arrow/go/v17/parquet/pqarrow"
 )
 
 func TestEscapeIDRoundTrip(t *testing.T) {
@@ -136,5 +141,56 @@ for id in sys.stdin.read().split("\n"):
 		if i >= len(got) || got[i] != hex.EncodeToString([]byte(n)) {
 			t.Errorf("%q: python gives %v", ids[i], got)
 		}
+	}
+}
+
+// Two rows with one id (an id column with a repeated value, a tar holding a
+// member twice) would be one output id, and a resumed run would skip the
+// second as done: the second is an error row that says so, in every shard.
+func TestDuplicateIDsAreErrorRows(t *testing.T) {
+	dir := t.TempDir()
+	writeTar(t, filepath.Join(dir, "a.tar"), false, [][2]string{{"1.jpg", "A"}, {"2.jpg", "B"}, {"1.jpg", "C"}})
+	schema := arrow.NewSchema([]arrow.Field{{Name: "key", Type: arrow.BinaryTypes.String}, {Name: "jpg", Type: arrow.BinaryTypes.Binary}}, nil)
+	b := array.NewRecordBuilder(memory.DefaultAllocator, schema)
+	defer b.Release()
+	for i, k := range []string{"k1", "k2", "k1", "k3"} {
+		b.Field(0).(*array.StringBuilder).Append(k)
+		b.Field(1).(*array.BinaryBuilder).Append([]byte{byte('0' + i)})
+	}
+	rec := b.NewRecord()
+	defer rec.Release()
+	f, err := os.Create(filepath.Join(dir, "b.parquet"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := pqarrow.NewFileWriter(schema, f, nil, pqarrow.DefaultWriterProps())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Write(rec); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	r, err := Open([]string{dir}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := readAll(t, r)
+	want := []string{"a.tar/1.jpg=A", "a.tar/2.jpg=B", `a.tar/1.jpg!read ` + filepath.Join(dir, "a.tar") + `:1.jpg: duplicate id "a.tar/1.jpg"`,
+		"k1=0", "k2=1", `k1!read ` + filepath.Join(dir, "b.parquet") + `#2: duplicate id "k1"`, "k3=3"}
+	if len(got) != len(want) {
+		t.Fatalf("got %q", got)
+	}
+	for i := range want {
+		if !strings.HasPrefix(got[i], want[i]) {
+			t.Errorf("item %d: %q, want %q…", i, got[i], want[i])
+		}
+	}
+	// Shard 1/2 (global indices 1, 3, 5) sees the same duplicate.
+	r, _ = Open([]string{dir}, Options{Shard: Shard{1, 2}})
+	if got := readAll(t, r); len(got) != 3 || !strings.Contains(got[2], `duplicate id "k1"`) {
+		t.Errorf("shard 1/2: %q", got)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"io"
 	"log/slog"
 	"os"
@@ -24,6 +25,12 @@ type Reader struct {
 	skipped int64
 	ignored atomic.Int64
 	acks    ackCounter
+
+	// Ids of container members and rows seen so far (64-bit hashes: 8
+	// bytes and a map slot per member, not the id), to catch two with one
+	// id: an id column with a repeated value, a tar with a member twice.
+	seed    maphash.Seed
+	seenIDs map[uint64]struct{}
 }
 
 // container iterates the members of a tar or the rows of a Parquet file.
@@ -67,7 +74,7 @@ func OpenWith(inputs []string, stdin io.Reader, opts Options) (*Reader, error) {
 	if ignored > 0 {
 		slog.Info("ignored files that are not images (captions, metadata); --extensions changes the list", "files", ignored)
 	}
-	r := &Reader{opts: opts, entries: entries}
+	r := &Reader{opts: opts, entries: entries, seed: maphash.MakeSeed(), seenIDs: map[uint64]struct{}{}}
 	r.ignored.Store(int64(ignored))
 	return r, nil
 }
@@ -227,9 +234,13 @@ func (r *Reader) nextMember() (it Item, ok bool, err error) {
 	e := r.curE
 	var idx int64
 	var id string
+	var dup bool
 	want := func(member string, row int64, key string) bool {
 		idx = r.index
 		id = memberID(e, member, row, key)
+		h := maphash.String(r.seed, id)
+		_, dup = r.seenIDs[h]
+		r.seenIDs[h] = struct{}{}
 		return r.wanted(id)
 	}
 	member, row, data, err := r.cur.next(want, !r.opts.NoData)
@@ -265,7 +276,13 @@ func (r *Reader) nextMember() (it Item, ok bool, err error) {
 		pos := Position{Index: idx, Path: e.path, Member: member, Row: row}
 		return r.emit(Item{ID: id, Pos: pos, Err: &ReadError{Path: pos.String(), Err: err}}), true, nil
 	}
-	return r.emit(Item{ID: id, Pos: Position{Index: idx, Path: e.path, Member: member, Row: row}, Data: data}), true, nil
+	pos := Position{Index: idx, Path: e.path, Member: member, Row: row}
+	if dup {
+		// Both would be stored under one id, and a resumed run would take
+		// the second for done: the first keeps the id, this one is an error.
+		return r.emit(Item{ID: id, Pos: pos, Err: &ReadError{Path: pos.String(), Err: fmt.Errorf("duplicate id %q: an earlier member or row has it", id)}}), true, nil
+	}
+	return r.emit(Item{ID: id, Pos: pos, Data: data}), true, nil
 }
 
 // containerError is the error item of a tar or Parquet file that could not
