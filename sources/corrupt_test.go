@@ -37,9 +37,14 @@ func corruptParquet(t testing.TB) []byte {
 	}
 	rec := b.NewRecord()
 	defer rec.Release()
+	return parquetBytes(t, rec, parquet.WithMaxRowGroupLength(5), parquet.WithCompression(compress.Codecs.Snappy), parquet.WithDictionaryDefault(false))
+}
+
+// parquetBytes is rec written as a Parquet file with pqarrow.
+func parquetBytes(t testing.TB, rec arrow.Record, props ...parquet.WriterProperty) []byte {
+	t.Helper()
 	var buf bytes.Buffer
-	w, err := pqarrow.NewFileWriter(schema, &buf, parquet.NewWriterProperties(parquet.WithMaxRowGroupLength(5),
-		parquet.WithCompression(compress.Codecs.Snappy), parquet.WithDictionaryDefault(false)), pqarrow.DefaultWriterProps())
+	w, err := pqarrow.NewFileWriter(rec.Schema(), &buf, parquet.NewWriterProperties(props...), pqarrow.DefaultWriterProps())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,9 +1,7 @@
 package sources
 
 import (
-	"context"
 	"encoding/hex"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,7 +12,6 @@ import (
 	"github.com/apache/arrow/go/v17/arrow"
 	"github.com/apache/arrow/go/v17/arrow/array"
 	"github.com/apache/arrow/go/v17/arrow/memory"
-	"github.com/apache/arrow/go/v17/parquet/pqarrow"
 )
 
 func TestEscapeIDRoundTrip(t *testing.T) {
@@ -75,22 +72,7 @@ func TestNonUTF8NamesAreDistinctItems(t *testing.T) {
 
 	want := []string{`caf\xE8.jpg`, `caf\xE9.jpg`, `shard.tar/caf\xE8.jpg`, `shard.tar/caf\xE9.jpg`}
 	read := func(done map[string]bool) []Item {
-		r, err := Open([]string{dir}, Options{Done: func(id string) bool { return done[id] }})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer r.Close()
-		var items []Item
-		for {
-			it, err := r.Next(context.Background())
-			if err == io.EOF {
-				return items
-			}
-			if err != nil || it.Err != nil {
-				t.Fatal(err, it.Err)
-			}
-			items = append(items, it)
-		}
+		return readInput(t, dir, Options{Done: func(id string) bool { return done[id] }})
 	}
 	items := read(nil)
 	if len(items) != len(want) {
@@ -159,18 +141,7 @@ func TestDuplicateIDsAreErrorRows(t *testing.T) {
 	}
 	rec := b.NewRecord()
 	defer rec.Release()
-	f, err := os.Create(filepath.Join(dir, "b.parquet"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	w, err := pqarrow.NewFileWriter(schema, f, nil, pqarrow.DefaultWriterProps())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Write(rec); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Close(); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "b.parquet"), parquetBytes(t, rec), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	r, err := Open([]string{dir}, Options{})
