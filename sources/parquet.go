@@ -39,7 +39,7 @@ var errNoImageColumn = errors.New("no image column")
 
 // parquetContainer streams the rows of a Parquet file, ParquetBatch rows at
 // a time, reading only the image (and id) columns. It reads the column
-// chunks itself (file.ColumnChunkReader), in this goroutine: pqarrow
+// chunks itself (file.RecordReader per leaf), in this goroutine: pqarrow
 // decodes struct children in goroutines of its own, where a panic on a
 // corrupt page (bad snappy input, a nil page header) cannot be recovered
 // and ends the process. A batch that fails costs the rows of its row group
@@ -94,9 +94,9 @@ func recovered(err *error) {
 
 // openParquetFile opens p and reads its footer. The file is closed on any
 // failure (file.OpenParquetFile keeps it open when the footer is corrupt).
-// A footer whose row counts are impossible is refused: the rows of a row
-// group that cannot be read become one error row each, so a count must be
-// one the file could hold (an image row takes at least a bit).
+// A footer whose row counts are absurd is refused, since the rows of a row
+// group that cannot be read become one error row each: more than 8 rows
+// per byte of file, which no dataset of images has.
 func openParquetFile(p string) (rdr *file.Reader, err error) {
 	f, fi, err := openRegular(os.OpenFile, p)
 	if err != nil {
