@@ -12,9 +12,9 @@ import (
 // readRegular reads a whole regular file of at most maxMemberBytes through
 // open (os.OpenFile, or an os.Root's, which keeps the path inside a
 // directory). Anything else is refused with an error naming what it is: a
-// FIFO would block forever, /dev/zero never ends, /proc files lie about
-// their size. The file is opened non-blocking so that a FIFO is seen, not
-// waited on.
+// FIFO would block forever, /dev/zero never ends, /proc and /sys files lie
+// about their size (and tell secrets). The file is opened non-blocking so
+// that a FIFO is seen, not waited on.
 func readRegular(open func(name string, flag int, perm fs.FileMode) (*os.File, error), name string) ([]byte, error) {
 	f, fi, err := openRegular(open, name)
 	if err != nil {
@@ -46,8 +46,12 @@ func openRegular(open func(name string, flag int, perm fs.FileMode) (*os.File, e
 		return nil, nil, err
 	}
 	fi, err := f.Stat()
-	if err == nil && !fi.Mode().IsRegular() {
+	switch {
+	case err != nil:
+	case !fi.Mode().IsRegular():
 		err = fmt.Errorf("%s: not a regular file (%s)", name, fi.Mode().Type())
+	case pseudoFS(f):
+		err = fmt.Errorf("%s: a kernel file (/proc, /sys), not an image", name)
 	}
 	if err != nil {
 		f.Close()

@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -188,4 +189,24 @@ func TestParquetImagePathsStayInside(t *testing.T) {
 	// A wider root lets ../other in, and nothing else that was refused.
 	want[len(want)-1] = "=OTHER"
 	check(Options{ImageRoot: base}, want)
+}
+
+// Files of the kernel's pseudo file systems are not images, even named.
+func TestKernelFilesAreRefused(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("linux only")
+	}
+	inputs := []string{"/proc/self/environ"}
+	if _, err := os.Stat("/sys/kernel/mm/transparent_hugepage/enabled"); err == nil {
+		inputs = append(inputs, "/sys/kernel/mm/transparent_hugepage/enabled")
+	}
+	r, err := Open(inputs, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, got := range readAll(t, r) {
+		if !strings.Contains(got, "a kernel file (/proc, /sys), not an image") {
+			t.Errorf("%q", got)
+		}
+	}
 }
