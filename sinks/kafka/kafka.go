@@ -170,13 +170,14 @@ type EmbeddingMeta struct {
 	Dim   int
 }
 
-// Embedding builds the output message of one input. The value is vec as
-// little-endian float32; buf, if large enough, is reused for it (the
-// message then aliases buf until Produce returns).
+// Embedding builds the output message of one input, keyed by the id's
+// bytes (sources.UnescapeID: a binary input key comes out as it went in).
+// The value is vec as little-endian float32; buf, if large enough, is
+// reused for it (the message then aliases buf until Produce returns).
 func (e EmbeddingMeta) Embedding(id, source string, vec []float32, buf []byte) kgo.Message {
 	return kgo.Message{
 		Topic: e.Topic,
-		Key:   []byte(id),
+		Key:   []byte(sources.UnescapeID(id)),
 		Value: EncodeFloat32(buf, vec),
 		Headers: []kgo.Header{
 			{Key: HeaderModel, Value: []byte(e.Model)},
