@@ -20,7 +20,7 @@ import (
 	"github.com/apache/arrow/go/v17/parquet"
 )
 
-func write(t *testing.T, path string, data string) {
+func write(t testing.TB, path string, data string) {
 	t.Helper()
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		t.Fatal(err)
@@ -312,7 +312,7 @@ func TestTarWebDataset(t *testing.T) {
 
 // writeHFParquet writes the Hugging Face `datasets` Image layout:
 // image: struct<bytes: binary, path: string>, plus a label column.
-func writeHFParquet(t *testing.T, path string, rows []struct {
+func writeHFParquet(t testing.TB, path string, rows []struct {
 	bytes []byte
 	path  string
 	null  bool
