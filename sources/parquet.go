@@ -53,7 +53,8 @@ type parquetContainer struct {
 	imgPath *leaf // the struct's "path", if any
 	id      *leaf // the id column, if any
 	idCol   string
-	batch   int
+	batch   int // most rows read at a time (Options.ParquetBatch)
+	rows    int // rows the next batch reads (see batchBytes)
 
 	rg      int   // next row group to open
 	rgEnd   int64 // file row after the open row group
@@ -108,7 +109,11 @@ func openParquetFile(p string) (rdr *file.Reader, err error) {
 		}
 	}()
 	defer recovered(&err)
-	rdr, err = file.NewParquetReader(f, file.WithReadProps(parquet.NewReaderProperties(pageAllocator{memory.DefaultAllocator})))
+	// Stream the column chunks: unbuffered, the reader loads a whole chunk
+	// (all its rows' images, or whatever size a corrupt footer claims).
+	props := parquet.NewReaderProperties(pageAllocator{memory.DefaultAllocator})
+	props.BufferedStreamEnabled, props.BufferSize = true, 1<<20
+	rdr, err = file.NewParquetReader(f, file.WithReadProps(props))
 	if err != nil {
 		return nil, err
 	}
@@ -133,7 +138,10 @@ func openParquetFile(p string) (rdr *file.Reader, err error) {
 // The panic is recovered into an error for the rows of that page.
 type pageAllocator struct{ memory.Allocator }
 
-func pageLimit() int { return maxMemberBytes + 64<<20 }
+// pageLimit: a row holds at most maxMemberBytes (a larger one is an error
+// row), and a batch of smaller rows about batchBytes; the reader's buffers
+// double as they grow.
+func pageLimit() int { return 2*maxMemberBytes + 2*batchBytes }
 
 func (a pageAllocator) Allocate(n int) []byte {
 	if n > pageLimit() {
@@ -384,10 +392,17 @@ func (c *parquetContainer) openGroup() (err error) {
 }
 
 // readBatch reads the next rows of the open row group from every leaf.
+// The rows of a batch are held twice (the reader's buffers, then each
+// item's copy): batchBytes bounds them. Batches start at one row and
+// double up to ParquetBatch while they stay under it, and halve when
+// they pass it, so 32 rows of 200 MB are never read at once.
+var batchBytes = 64 << 20
+
 func (c *parquetContainer) readBatch() (err error) {
 	defer recovered(&err)
 	c.n, c.i = 0, 0
-	n := int(min(int64(c.batch), c.rgEnd-c.nextRow))
+	c.rows = max(1, min(c.rows, c.batch))
+	n := int(min(int64(c.rows), c.rgEnd-c.nextRow))
 	for _, l := range c.leaves() {
 		if err := l.read(n); err != nil {
 			return fmt.Errorf("parquet row group %d, column %s: %w", c.rg-1, c.rdr.MetaData().Schema.Column(l.col).Path(), err)
@@ -395,6 +410,16 @@ func (c *parquetContainer) readBatch() (err error) {
 	}
 	c.n, c.row = n, c.nextRow
 	c.nextRow += int64(n)
+	size := 0
+	for _, b := range c.img.bytes {
+		size += len(b)
+	}
+	switch {
+	case size > batchBytes:
+		c.rows /= 2
+	case 2*size <= batchBytes && n == c.rows:
+		c.rows *= 2
+	}
 	return nil
 }
 
