@@ -112,7 +112,7 @@ func openParquetFile(p string) (rdr *file.Reader, err error) {
 	// Stream the column chunks: unbuffered, the reader loads a whole chunk
 	// (all its rows' images, or whatever size a corrupt footer claims).
 	props := parquet.NewReaderProperties(pageAllocator{memory.DefaultAllocator})
-	props.BufferedStreamEnabled, props.BufferSize = true, 1<<20
+	props.BufferedStreamEnabled, props.BufferSize = true, 64<<10
 	rdr, err = file.NewParquetReader(f, file.WithReadProps(props))
 	if err != nil {
 		return nil, err
