@@ -11,9 +11,11 @@ import (
 // Fuzz targets for the container readers: arbitrary bytes must never panic
 // or hang a Reader, and every item must be bytes or an error. Seeds: the
 // fixtures in testdata plus the corpus in testdata/fuzz. Run longer with
+// (minimizing each new input through the Parquet reader stalls the fuzzer
+// for minutes; -fuzzminimizetime 0 keeps it at hundreds of inputs a second)
 //
-//	go test ./sources -run '^$' -fuzz FuzzParquetReader -fuzztime 5m
-//	go test ./sources -run '^$' -fuzz FuzzTarReader -fuzztime 5m
+//	go test ./sources -run '^$' -fuzz FuzzParquetReader -fuzztime 5m -fuzzminimizetime 0
+//	go test ./sources -run '^$' -fuzz FuzzTarReader -fuzztime 5m -fuzzminimizetime 0
 
 // readInput reads the file p through a Reader, checking that every item is
 // bytes or an error.
