@@ -88,10 +88,12 @@ func fslColumn(vals []float32, dims ...int) arrow.Array {
 	return array.MakeFromData(d)
 }
 
-// SanitizeID is how every string is stored: invalid UTF-8 (possible in
-// Linux file names) becomes U+FFFD, because readers such as DuckDB refuse a
-// whole file over one invalid string. ReadDoneIDs returns stored ids, so a
-// resuming caller looks up SanitizeID(id).
+// SanitizeID is how every string is stored: invalid UTF-8 becomes U+FFFD,
+// because readers such as DuckDB refuse a whole file over one invalid
+// string. Ids from package sources are already valid UTF-8
+// (sources.EscapeID, reversible and collision-free), so this is identity on
+// them and only guards other strings (error messages). ReadDoneIDs returns
+// stored ids, so a resuming caller looks up SanitizeID(id).
 func SanitizeID(s string) string {
 	if utf8.ValidString(s) {
 		return s

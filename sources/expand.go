@@ -24,7 +24,19 @@ type entry struct {
 	path string
 	id   string
 	kind kind
+	// named: given on the command line or in a list, not found by a walk
+	// or a glob; such a file is always read, such a container always opened.
+	named bool
+	// err, if set, is why a walk could not list or stat this path (an
+	// unreadable directory, a broken symlink): it becomes an error item.
+	err error
+	dir bool // err concerns a directory: kept whatever the extensions
 }
+
+// ImageExtensions are the extensions directories and globs take by default
+// (Options.Extensions changes them): what the decoders read. A dataset
+// folder's captions, metadata JSON and stats files are not inputs.
+var ImageExtensions = []string{"jpg", "jpeg", "jfif", "png", "webp", "gif", "bmp", "tif", "tiff"}
 
 func kindOf(path string) kind {
 	l := strings.ToLower(path)
@@ -51,32 +63,39 @@ func isListFile(path string) bool {
 // glob, relative to it; for a file given directly, its base name; for paths
 // read from a list (or stdin), the path as listed.
 //
-// exts, if not empty, restricts what directories and globs contribute to
-// files with those extensions (plus tar and Parquet containers); files named
-// directly or listed are always taken.
-func expand(inputs []string, stdin io.Reader, exts []string) ([]entry, error) {
+// Directories and globs contribute files whose extension is in exts
+// (ImageExtensions when empty), plus tar and Parquet containers; a glob also
+// takes the extension its own pattern names (*.heic). Files named directly
+// or listed are always taken. ignored counts the files left out.
+func expand(inputs []string, stdin io.Reader, exts []string) (entries []entry, ignored int, err error) {
 	var out []entry
 	visited := map[string]bool{} // real paths of walked directories (symlink loops)
-	add := func(e entry) { out = append(out, e) }
-	found := add // for directory and glob results
-	if len(exts) > 0 {
-		keep := map[string]bool{}
-		for _, x := range exts {
-			keep["."+strings.TrimPrefix(strings.ToLower(x), ".")] = true
-		}
-		found = func(e entry) {
-			if e.kind != kindFile || keep[strings.ToLower(filepath.Ext(e.path))] {
+	add := func(e entry) { e.named = true; out = append(out, e) }
+	if len(exts) == 0 {
+		exts = ImageExtensions
+	}
+	keep := map[string]bool{}
+	for _, x := range exts {
+		keep["."+strings.TrimPrefix(strings.ToLower(x), ".")] = true
+	}
+	filter := func(extra string) func(entry) {
+		return func(e entry) {
+			x := strings.ToLower(filepath.Ext(e.path))
+			if e.dir || e.kind != kindFile || keep[x] || extra != "" && x == extra {
 				out = append(out, e)
+			} else {
+				ignored++
 			}
 		}
 	}
+	found := filter("") // for directory results
 	for _, in := range inputs {
 		if in == "-" {
 			if stdin == nil {
-				return nil, fmt.Errorf("input -: no standard input")
+				return nil, 0, fmt.Errorf("input -: no standard input")
 			}
-			if err := expandList("stdin", stdin, visited, add); err != nil {
-				return nil, err
+			if err := expandList("stdin", stdin, visited, add, found); err != nil {
+				return nil, 0, err
 			}
 			continue
 		}
@@ -87,12 +106,12 @@ func expand(inputs []string, stdin io.Reader, exts []string) ([]entry, error) {
 		case err == nil && isListFile(in):
 			f, err := os.Open(in)
 			if err != nil {
-				return nil, fmt.Errorf("list %s: %w", in, err)
+				return nil, 0, fmt.Errorf("list %s: %w", in, err)
 			}
-			err = expandList(in, f, visited, add)
+			err = expandList(in, f, visited, add, found)
 			f.Close()
 			if err != nil {
-				return nil, err
+				return nil, 0, err
 			}
 		case err == nil:
 			p := filepath.Clean(in)
@@ -100,27 +119,27 @@ func expand(inputs []string, stdin io.Reader, exts []string) ([]entry, error) {
 		case os.IsNotExist(err) && hasMeta(in):
 			matches, gerr := filepath.Glob(in)
 			if gerr != nil {
-				return nil, fmt.Errorf("glob %q: %w", in, gerr)
+				return nil, 0, fmt.Errorf("glob %q: %w", in, gerr)
 			}
 			if len(matches) == 0 {
-				return nil, fmt.Errorf("glob %q matches nothing", in)
+				return nil, 0, fmt.Errorf("glob %q matches nothing", in)
 			}
 			root := globRoot(in)
+			globbed := filter(patternExt(in))
 			for _, m := range matches {
-				fi, err := os.Stat(m)
-				if err != nil {
-					slog.Warn("skipping glob match", "path", m, "err", err)
-					continue
-				}
 				rel, _ := filepath.Rel(root, m)
-				if fi.IsDir() {
+				fi, err := os.Stat(m)
+				switch {
+				case err != nil: // a broken symlink
+					globbed(entry{path: m, id: filepath.ToSlash(rel), kind: kindOf(m), err: err})
+				case fi.IsDir():
 					walk(m, root, "", visited, found)
-				} else if fi.Mode().IsRegular() {
-					found(entry{path: m, id: filepath.ToSlash(rel), kind: kindOf(m)})
+				default:
+					globbed(regularEntry(m, filepath.ToSlash(rel), fi))
 				}
 			}
 		default:
-			return nil, fmt.Errorf("input %s: %w", in, err)
+			return nil, 0, fmt.Errorf("input %s: %w", in, err)
 		}
 	}
 	// Lexicographic order of paths; the first occurrence of a path wins.
@@ -132,18 +151,39 @@ func expand(inputs []string, stdin io.Reader, exts []string) ([]entry, error) {
 			continue
 		}
 		if other, ok := byID[e.id]; ok {
-			return nil, fmt.Errorf("inputs %s and %s have the same id %q: pass their common parent directory instead", other, e.path, e.id)
+			return nil, 0, fmt.Errorf("inputs %s and %s have the same id %q: pass their common parent directory instead", other, e.path, EscapeID(e.id))
 		}
 		byID[e.id] = e.path
 		dedup = append(dedup, e)
 	}
-	return dedup, nil
+	return dedup, ignored, nil
+}
+
+// regularEntry is the entry of a path a walk or glob found; what is not a
+// regular file (a FIFO, a device, a socket) is an error entry rather than
+// something to open, which could block or never end.
+func regularEntry(p, id string, fi os.FileInfo) entry {
+	e := entry{path: p, id: id, kind: kindOf(p)}
+	if !fi.Mode().IsRegular() {
+		e.err = fmt.Errorf("not a regular file (%s)", fi.Mode().Type())
+	}
+	return e
+}
+
+// patternExt is the extension a glob pattern names literally ("*.HEIC" →
+// ".heic"), or "" when its last element has none or a wildcard in it.
+func patternExt(pattern string) string {
+	x := filepath.Ext(pattern)
+	if hasMeta(x) || strings.ContainsRune(x, filepath.Separator) {
+		return ""
+	}
+	return strings.ToLower(x)
 }
 
 // expandList reads one path per line (blank lines and #comments skipped).
 // Listed files keep the listed path as id; listed directories are walked
 // with ids under the listed path.
-func expandList(name string, r io.Reader, visited map[string]bool, add func(entry)) error {
+func expandList(name string, r io.Reader, visited map[string]bool, add, found func(entry)) error {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64*1024), 1<<20)
 	for n := 1; sc.Scan(); n++ {
@@ -154,7 +194,7 @@ func expandList(name string, r io.Reader, visited map[string]bool, add func(entr
 		p := filepath.Clean(line)
 		fi, err := os.Stat(p)
 		if err == nil && fi.IsDir() {
-			walk(p, p, filepath.ToSlash(p), visited, add)
+			walk(p, p, filepath.ToSlash(p), visited, found)
 			continue
 		}
 		// Missing or unreadable listed files become per-item read errors.
@@ -176,11 +216,29 @@ func globRoot(pattern string) string {
 }
 
 // walk lists regular files under dir recursively, following symlinks but
-// never entering a directory twice (which also breaks symlink loops).
+// never entering a directory twice (which also breaks symlink loops: what a
+// second path leads to is listed under the first, so nothing is lost). A
+// directory that cannot be listed and a broken symlink are error entries,
+// so what a walk could not see is counted as failed, never silently absent.
 func walk(dir, root, idPrefix string, visited map[string]bool, add func(entry)) {
+	idOf := func(p string) string {
+		rel, _ := filepath.Rel(root, p)
+		if rel == "." {
+			rel = filepath.Base(p)
+		}
+		id := filepath.ToSlash(rel)
+		if idPrefix != "" {
+			id = idPrefix + "/" + id
+		}
+		return id
+	}
+	failed := func(p string, err error) {
+		// kindFile whatever the name: there is nothing to open.
+		add(entry{path: p, id: idOf(p), kind: kindFile, err: err, dir: true})
+	}
 	real, err := filepath.EvalSymlinks(dir)
 	if err != nil {
-		slog.Warn("skipping directory", "path", dir, "err", err)
+		failed(dir, fmt.Errorf("directory: %w", err))
 		return
 	}
 	if abs, err := filepath.Abs(real); err == nil {
@@ -193,16 +251,17 @@ func walk(dir, root, idPrefix string, visited map[string]bool, add func(entry)) 
 	visited[real] = true
 	ents, err := os.ReadDir(dir)
 	if err != nil {
-		slog.Warn("skipping unreadable directory", "path", dir, "err", err)
-		return
+		// ReadDir returns what it read before the error: those still count.
+		failed(dir, fmt.Errorf("directory: %w", err))
 	}
 	for _, e := range ents {
 		p := filepath.Join(dir, e.Name())
 		mode := e.Type()
+		var fi os.FileInfo
 		if mode&os.ModeSymlink != 0 {
-			fi, err := os.Stat(p)
+			fi, err = os.Stat(p)
 			if err != nil {
-				slog.Warn("skipping broken symlink", "path", p, "err", err)
+				add(entry{path: p, id: idOf(p), kind: kindOf(p), err: fmt.Errorf("broken symlink: %w", err)})
 				continue
 			}
 			mode = fi.Mode().Type()
@@ -211,12 +270,15 @@ func walk(dir, root, idPrefix string, visited map[string]bool, add func(entry)) 
 		case mode.IsDir():
 			walk(p, root, idPrefix, visited, add)
 		case mode.IsRegular():
-			rel, _ := filepath.Rel(root, p)
-			id := filepath.ToSlash(rel)
-			if idPrefix != "" {
-				id = idPrefix + "/" + id
+			add(entry{path: p, id: idOf(p), kind: kindOf(p)})
+		default: // FIFO, device, socket
+			if fi == nil {
+				if fi, err = e.Info(); err != nil {
+					add(entry{path: p, id: idOf(p), kind: kindOf(p), err: err})
+					continue
+				}
 			}
-			add(entry{path: p, id: id, kind: kindOf(p)})
+			add(regularEntry(p, idOf(p), fi))
 		}
 	}
 }

@@ -1,92 +1,347 @@
 package sources
 
 import (
-	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
 
 	"github.com/apache/arrow/go/v17/arrow"
 	"github.com/apache/arrow/go/v17/arrow/array"
 	"github.com/apache/arrow/go/v17/arrow/memory"
+	"github.com/apache/arrow/go/v17/parquet"
 	"github.com/apache/arrow/go/v17/parquet/file"
 	"github.com/apache/arrow/go/v17/parquet/pqarrow"
 )
 
+// ImageColumns are the names under which Parquet datasets keep their images,
+// tried in this order when Options.ImageColumn is empty: Hugging Face
+// `datasets` ("image", a struct{bytes, path}), image downloaders such as
+// img2dataset ("jpg", "png", "webp" by output format) and others' raw-bytes
+// columns. Only a column of a usable type counts (binary, or a struct with
+// a binary "bytes" field).
+var ImageColumns = []string{"image", "img", "jpg", "jpeg", "png", "webp", "image_bytes", "img_bytes"}
+
+// IDColumns are the id column names tried when Options.IDColumn is empty:
+// WebDataset keys ("__key__"), image downloaders ("key"), then "id" and
+// "image_id". Only a string or integer column counts; its values must be
+// unique across the run (they are the ids).
+var IDColumns = []string{"__key__", "key", "id", "image_id"}
+
+// errNoImageColumn: the file has none of the image columns. Found by a walk,
+// such a file is a dataset's metadata, not an input.
+var errNoImageColumn = errors.New("no image column")
+
 // parquetContainer streams the rows of a Parquet file, ParquetBatch rows at
-// a time, reading only the image (and id) columns.
+// a time, reading only the image (and id) columns. It reads the column
+// chunks itself (file.RecordReader per leaf), in this goroutine: pqarrow
+// decodes struct children in goroutines of its own, where a panic on a
+// corrupt page (bad snappy input, a nil page header) cannot be recovered
+// and ends the process. A batch that fails costs the rows of its row group
+// from there on, each an error row, never the file and never silently.
 type parquetContainer struct {
-	path    string
-	rdr     *file.Reader
-	rr      pqarrow.RecordReader
-	rec     arrow.Record
-	i       int   // next row within rec
-	row     int64 // file row of rec's row 0
-	imgCol  string
+	path string
+	rdr  *file.Reader
+
+	img     leaf  // the binary column, or the struct's "bytes"
+	inStruc bool  // img is a struct field: the struct itself may be null
+	imgPath *leaf // the struct's "path", if any
+	id      *leaf // the id column, if any
 	idCol   string
-	nextRow int64
+	batch   int // most rows read at a time (Options.ParquetBatch)
+	rows    int // rows the next batch reads (see batchBytes)
+
+	rg      int   // next row group to open
+	rgEnd   int64 // file row after the open row group
+	broken  error // why the open row group stopped early
+	n, i    int   // rows in the current batch, next one
+	row     int64 // file row of the batch's row 0
+	nextRow int64 // file row after the last one read or failed
+
+	rootDir string    // where image paths may point (absolute)
+	root    *os.Root  // opened on first use
+	pool    sync.Pool // the record readers' scratch buffers
 }
 
-func openParquet(p string, opts Options) (container, error) {
-	rdr, err := file.OpenParquetFile(p, false)
+// leaf is one column chunk being read, and its current batch. It is read
+// through a file.RecordReader, which stops at the end of what a corrupt
+// page holds (the column chunk reader's ReadBatch can spin for ever on
+// definition levels that run out).
+type leaf struct {
+	col      int   // leaf index in the file schema
+	maxDef   int16 // definition level of a present value
+	ownDef   int16 // definition level at which the leaf's parent is present
+	unsigned bool  // an integer column of an unsigned logical type
+	rr       file.RecordReader
+	chunks   []arrow.Array // the current batch's binary values (released on the next)
+	bytes    [][]byte      // row → value, aliasing chunks; nil when null
+	ints     []int64       // row → value (integer columns)
+	present  []bool        // row → the value is not null
+	parentOK []bool        // row → the parent (struct) is present
+}
+
+// recovered turns a panic inside the Parquet reader (corrupt pages can
+// panic it: bad snappy input, a nil page header) into an error.
+func recovered(err *error) {
+	if p := recover(); p != nil {
+		*err = fmt.Errorf("parquet reader failed: %v", p)
+	}
+}
+
+// openParquetFile opens p and reads its footer. The file is closed on any
+// failure (file.OpenParquetFile keeps it open when the footer is corrupt).
+// A footer whose row counts are absurd is refused, since the rows of a row
+// group that cannot be read become one error row each: more than 8 rows
+// per byte of file, which no dataset of images has.
+func openParquetFile(p string) (rdr *file.Reader, err error) {
+	f, fi, err := openRegular(os.OpenFile, p)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			f.Close()
+		}
+	}()
+	defer recovered(&err)
+	// Stream the column chunks: unbuffered, the reader loads a whole chunk
+	// (all its rows' images, or whatever size a corrupt footer claims).
+	props := parquet.NewReaderProperties(pageAllocator{memory.DefaultAllocator})
+	props.BufferedStreamEnabled, props.BufferSize = true, 64<<10
+	rdr, err = file.NewParquetReader(f, file.WithReadProps(props))
+	if err != nil {
+		return nil, err
+	}
+	md := rdr.MetaData()
+	most := 8*fi.Size() + 1024
+	sum := int64(0)
+	for g := 0; g < rdr.NumRowGroups(); g++ {
+		n := md.RowGroup(g).NumRows()
+		if n < 0 || n > most {
+			return nil, fmt.Errorf("footer says row group %d has %d rows: impossible in %d bytes", g, n, fi.Size())
+		}
+		sum += n
+	}
+	if sum != rdr.NumRows() || sum > most {
+		return nil, fmt.Errorf("footer says %d rows, its row groups %d: corrupt", rdr.NumRows(), sum)
+	}
+	return rdr, nil
+}
+
+// pageAllocator refuses a buffer larger than any page of images within the
+// member size limit could need: a corrupt page header can claim gigabytes.
+// The panic is recovered into an error for the rows of that page.
+type pageAllocator struct{ memory.Allocator }
+
+// pageLimit: a row holds at most maxMemberBytes (a larger one is an error
+// row), and a batch of smaller rows about batchBytes; the reader's buffers
+// double as they grow.
+func pageLimit() int { return 2*maxMemberBytes + 2*batchBytes }
+
+func (a pageAllocator) Allocate(n int) []byte {
+	if n > pageLimit() {
+		panic(fmt.Sprintf("a page buffer of %d bytes, limit %d", n, pageLimit()))
+	}
+	return a.Allocator.Allocate(n)
+}
+
+func (a pageAllocator) Reallocate(n int, b []byte) []byte {
+	if n > pageLimit() {
+		panic(fmt.Sprintf("a page buffer of %d bytes, limit %d", n, pageLimit()))
+	}
+	return a.Allocator.Reallocate(n, b)
+}
+
+func openParquet(p string, opts Options) (c container, err error) {
+	var rdr *file.Reader
+	defer func() {
+		if err != nil && rdr != nil {
+			rdr.Close()
+		}
+	}()
+	defer recovered(&err) // runs first: a panic closes rdr too
+	rdr, err = openParquetFile(p)
 	if err != nil {
 		return nil, fmt.Errorf("parquet: %w", err)
 	}
-	fr, err := pqarrow.NewFileReader(rdr, pqarrow.ArrowReadProperties{BatchSize: int64(opts.ParquetBatch)}, memory.DefaultAllocator)
+	md := rdr.MetaData()
+	as, err := pqarrow.FromParquet(md.Schema, nil, md.KeyValueMetadata())
 	if err != nil {
-		rdr.Close()
 		return nil, fmt.Errorf("parquet: %w", err)
 	}
-	sch := rdr.MetaData().Schema
-	var leaves []int
-	found := map[string]bool{}
-	for i := 0; i < sch.NumColumns(); i++ {
-		root := sch.ColumnRoot(i).Name()
-		if root == opts.ImageColumn || opts.IDColumn != "" && root == opts.IDColumn {
-			leaves = append(leaves, i)
-			found[root] = true
+	img, err := pickColumn(as, opts.ImageColumn, ImageColumns, isImageType, "image", "--image-column")
+	if err != nil {
+		return nil, err
+	}
+	id := ""
+	if opts.IDColumn != "-" {
+		if id, err = pickColumn(as, opts.IDColumn, IDColumns, isIDType, "id", "--id-column"); err != nil && opts.IDColumn != "" {
+			return nil, err
 		}
 	}
-	if !found[opts.ImageColumn] {
-		rdr.Close()
-		return nil, fmt.Errorf("parquet: no column %q (set the image column)", opts.ImageColumn)
+	pc := &parquetContainer{path: p, rdr: rdr, idCol: id, batch: opts.ParquetBatch}
+	pc.pool.New = func() any { return memory.NewResizableBuffer(pageAllocator{memory.DefaultAllocator}) }
+	field := func(name string) arrow.Field { f, _ := as.FieldsByName(name); return f[0] }
+	find := func(path string, t arrow.DataType) (*leaf, error) {
+		i := md.Schema.ColumnIndexByName(path)
+		if i < 0 {
+			return nil, fmt.Errorf("parquet: no leaf column %q", path)
+		}
+		d := md.Schema.Column(i)
+		if d.MaxRepetitionLevel() > 0 {
+			return nil, fmt.Errorf("parquet: column %q is repeated", path)
+		}
+		l := &leaf{col: i, maxDef: d.MaxDefinitionLevel(), ownDef: d.MaxDefinitionLevel()}
+		if d.SchemaNode().RepetitionType() == parquet.Repetitions.Optional {
+			l.ownDef--
+		}
+		switch t.ID() {
+		case arrow.UINT8, arrow.UINT16, arrow.UINT32, arrow.UINT64:
+			l.unsigned = true
+		}
+		return l, nil
 	}
-	if opts.IDColumn != "" && !found[opts.IDColumn] {
-		rdr.Close()
-		return nil, fmt.Errorf("parquet: no id column %q", opts.IDColumn)
+	if st, ok := field(img).Type.(*arrow.StructType); ok {
+		bf, _ := st.FieldByName("bytes")
+		l, err := find(img+".bytes", bf.Type)
+		if err != nil {
+			return nil, err
+		}
+		pc.img, pc.inStruc = *l, true
+		if pf, ok := st.FieldByName("path"); ok && pf.Type.ID() == arrow.STRING {
+			if pc.imgPath, err = find(img+".path", pf.Type); err != nil {
+				return nil, err
+			}
+		}
+	} else {
+		l, err := find(img, field(img).Type)
+		if err != nil {
+			return nil, err
+		}
+		pc.img = *l
 	}
-	rr, err := fr.GetRecordReader(context.Background(), leaves, nil)
-	if err != nil {
-		rdr.Close()
-		return nil, fmt.Errorf("parquet: %w", err)
+	if id != "" {
+		if pc.id, err = find(id, field(id).Type); err != nil {
+			return nil, err
+		}
 	}
-	return &parquetContainer{path: p, rdr: rdr, rr: rr, imgCol: opts.ImageColumn, idCol: opts.IDColumn}, nil
+	rootDir := opts.ImageRoot
+	if rootDir == "" {
+		rootDir = filepath.Dir(p)
+	}
+	if pc.rootDir, err = filepath.Abs(rootDir); err != nil {
+		return nil, fmt.Errorf("image root: %w", err)
+	}
+	return pc, nil
+}
+
+// pickColumn is the column named by want, or else the first of known the
+// schema has with a type ok accepts; "" (and an error) when there is none.
+func pickColumn(s *arrow.Schema, want string, known []string, ok func(arrow.DataType) bool, what, flag string) (string, error) {
+	var names []string
+	for _, f := range s.Fields() {
+		names = append(names, f.Name)
+	}
+	if want != "" {
+		fs, found := s.FieldsByName(want)
+		if !found {
+			return "", fmt.Errorf("parquet: no column %q (columns: %s; set %s)", want, strings.Join(names, ", "), flag)
+		}
+		if !ok(fs[0].Type) {
+			return "", fmt.Errorf("parquet: %s column %q is %s, which cannot hold the %s", what, want, fs[0].Type, what)
+		}
+		return want, nil
+	}
+	for _, k := range known {
+		if fs, found := s.FieldsByName(k); found && ok(fs[0].Type) {
+			return k, nil
+		}
+	}
+	return "", fmt.Errorf("parquet: %w: none of %s among the columns %s (set %s)",
+		errNoImageColumn, strings.Join(known, ", "), strings.Join(names, ", "), flag)
+}
+
+func isBinary(t arrow.DataType) bool {
+	switch t.ID() {
+	case arrow.BINARY, arrow.LARGE_BINARY, arrow.BINARY_VIEW:
+		return true
+	}
+	return false
+}
+
+// isImageType: binary, or a struct with a binary "bytes" field.
+func isImageType(t arrow.DataType) bool {
+	if isBinary(t) {
+		return true
+	}
+	st, ok := t.(*arrow.StructType)
+	if !ok {
+		return false
+	}
+	f, ok := st.FieldByName("bytes")
+	return ok && isBinary(f.Type)
+}
+
+func isIDType(t arrow.DataType) bool {
+	switch t.ID() {
+	case arrow.STRING, arrow.LARGE_STRING, arrow.STRING_VIEW,
+		arrow.INT8, arrow.INT16, arrow.INT32, arrow.INT64, arrow.UINT8, arrow.UINT16, arrow.UINT32, arrow.UINT64:
+		return true
+	}
+	return false
+}
+
+func (c *parquetContainer) leaves() []*leaf {
+	ls := []*leaf{&c.img}
+	if c.imgPath != nil {
+		ls = append(ls, c.imgPath)
+	}
+	if c.id != nil {
+		ls = append(ls, c.id)
+	}
+	return ls
 }
 
 func (c *parquetContainer) next(want func(member string, row int64, key string) bool, readData bool) (string, int64, []byte, error) {
 	for {
-		if c.rec == nil || c.i >= int(c.rec.NumRows()) {
-			if !c.rr.Next() {
-				if err := c.rr.Err(); err != nil && !errors.Is(err, io.EOF) {
-					return "", -1, nil, fmt.Errorf("parquet: %w", err)
-				}
-				return "", -1, nil, errEOF
+		switch {
+		case c.i < c.n:
+			// A row of the current batch.
+		case c.broken != nil && c.nextRow < c.rgEnd:
+			// The rest of a row group that could not be read: one error row
+			// each, under the row id (their keys are unreadable).
+			row := c.nextRow
+			c.nextRow++
+			if want("", row, "") {
+				return "", row, nil, &memberError{fmt.Errorf("row %d: %w", row, c.broken)}
 			}
-			c.rec = c.rr.Record()
-			c.i = 0
-			c.row = c.nextRow
-			c.nextRow += c.rec.NumRows()
+			continue
+		case c.nextRow < c.rgEnd:
+			if err := c.readBatch(); err != nil {
+				c.broken = err
+			}
+			continue
+		case c.rg < c.rdr.NumRowGroups():
+			if err := c.openGroup(); err != nil {
+				c.broken = err
+			}
+			continue
+		default:
+			return "", -1, nil, errEOF
 		}
 		i := c.i
 		c.i++
 		row := c.row + int64(i)
 		key := ""
-		if c.idCol != "" {
-			s, ok := stringAt(column(c.rec, c.idCol), i)
-			if !ok {
-				return "", row, nil, &memberError{fmt.Errorf("row %d: null or non-string id column %q", row, c.idCol)}
+		if c.id != nil {
+			s, err := c.keyAt(i)
+			if err != nil {
+				return "", row, nil, &memberError{fmt.Errorf("row %d: %w", row, err)}
 			}
 			key = s
 		}
@@ -104,44 +359,189 @@ func (c *parquetContainer) next(want func(member string, row int64, key string) 
 	}
 }
 
-func column(rec arrow.Record, name string) arrow.Array {
-	for i, f := range rec.Schema().Fields() {
-		if f.Name == name {
-			return rec.Column(i)
+// openGroup starts reading row group c.rg.
+func (c *parquetContainer) openGroup() (err error) {
+	g := c.rg
+	c.rg++
+	c.broken, c.n, c.i = nil, 0, 0
+	c.rgEnd = c.nextRow
+	defer func() {
+		if err != nil {
+			err = fmt.Errorf("parquet row group %d: %w", g, err)
 		}
+	}()
+	defer recovered(&err)
+	c.rgEnd = c.nextRow + c.rdr.MetaData().RowGroup(g).NumRows()
+	rg := c.rdr.RowGroup(g)
+	for _, l := range c.leaves() {
+		pr, err := rg.GetColumnPageReader(l.col)
+		if err != nil {
+			return err
+		}
+		if l.rr == nil {
+			d := c.rdr.MetaData().Schema.Column(l.col)
+			var t arrow.DataType = arrow.PrimitiveTypes.Int64
+			if d.PhysicalType() == parquet.Types.ByteArray {
+				t = arrow.BinaryTypes.Binary
+			}
+			l.rr = file.NewRecordReader(d, file.LevelInfo{DefLevel: l.maxDef}, t, pageAllocator{memory.DefaultAllocator}, &c.pool)
+		}
+		l.rr.SetPageReader(pr)
 	}
 	return nil
+}
+
+// readBatch reads the next rows of the open row group from every leaf.
+// The rows of a batch are held twice (the reader's buffers, then each
+// item's copy): batchBytes bounds them. Batches start at one row and
+// double up to ParquetBatch while they stay under it, and halve when
+// they pass it, so 32 rows of 200 MB are never read at once.
+var batchBytes = 64 << 20
+
+func (c *parquetContainer) readBatch() (err error) {
+	defer recovered(&err)
+	c.n, c.i = 0, 0
+	c.rows = max(1, min(c.rows, c.batch))
+	n := int(min(int64(c.rows), c.rgEnd-c.nextRow))
+	for _, l := range c.leaves() {
+		if err := l.read(n); err != nil {
+			return fmt.Errorf("parquet row group %d, column %s: %w", c.rg-1, c.rdr.MetaData().Schema.Column(l.col).Path(), err)
+		}
+	}
+	c.n, c.row = n, c.nextRow
+	c.nextRow += int64(n)
+	size := 0
+	for _, b := range c.img.bytes {
+		size += len(b)
+	}
+	switch {
+	case size > batchBytes:
+		c.rows /= 2
+	case 2*size <= batchBytes && n == c.rows:
+		c.rows *= 2
+	}
+	return nil
+}
+
+// read reads the next n rows of l; byte values alias l.chunks until the
+// next read.
+func (l *leaf) read(n int) error {
+	for _, a := range l.chunks {
+		a.Release()
+	}
+	l.chunks = nil
+	l.rr.Reset()
+	if err := l.rr.Reserve(int64(n)); err != nil {
+		return err
+	}
+	got := 0
+	for got < n && l.rr.HasMore() {
+		k, err := l.rr.ReadRecords(int64(n - got))
+		if err != nil {
+			return err
+		}
+		if k == 0 {
+			break
+		}
+		got += int(k)
+	}
+	if got != n {
+		return fmt.Errorf("the column chunk ended after %d of %d rows", got, n)
+	}
+	l.present = slices.Grow(l.present[:0], n)[:n]
+	l.parentOK = slices.Grow(l.parentOK[:0], n)[:n]
+	if l.maxDef == 0 {
+		for i := range n {
+			l.present[i], l.parentOK[i] = true, true
+		}
+	} else {
+		defs := l.rr.DefLevels()[:l.rr.LevelsPos()]
+		if len(defs) != n {
+			return fmt.Errorf("%d definition levels for %d rows", len(defs), n)
+		}
+		for i, d := range defs {
+			l.present[i], l.parentOK[i] = d == l.maxDef, d >= l.ownDef
+		}
+	}
+	if br, ok := l.rr.(file.BinaryRecordReader); ok {
+		l.chunks = br.GetBuilderChunks()
+		l.bytes = slices.Grow(l.bytes[:0], n)[:0]
+		for _, a := range l.chunks {
+			b, ok := a.(*array.Binary)
+			if !ok {
+				return fmt.Errorf("read as %s, want binary", a.DataType())
+			}
+			for i := 0; i < b.Len(); i++ {
+				l.bytes = append(l.bytes, b.Value(i))
+			}
+		}
+		if len(l.bytes) != n {
+			return fmt.Errorf("%d values for %d rows", len(l.bytes), n)
+		}
+		return nil
+	}
+	if l.rr.ValuesWritten() != n {
+		return fmt.Errorf("%d values for %d rows", l.rr.ValuesWritten(), n)
+	}
+	raw := l.rr.Values()
+	l.ints = slices.Grow(l.ints[:0], n)[:n]
+	switch l.rr.Type() {
+	case parquet.Types.Int64:
+		if len(raw) < 8*n {
+			return fmt.Errorf("%d bytes of values for %d rows", len(raw), n)
+		}
+		for i := range n {
+			l.ints[i] = int64(binary.LittleEndian.Uint64(raw[8*i:]))
+		}
+	case parquet.Types.Int32:
+		if len(raw) < 4*n {
+			return fmt.Errorf("%d bytes of values for %d rows", len(raw), n)
+		}
+		for i := range n {
+			v := binary.LittleEndian.Uint32(raw[4*i:])
+			if l.unsigned {
+				l.ints[i] = int64(v)
+			} else {
+				l.ints[i] = int64(int32(v))
+			}
+		}
+	default:
+		return fmt.Errorf("unsupported physical type %s", l.rr.Type())
+	}
+	return nil
+}
+
+// keyAt is the id value of row i.
+func (c *parquetContainer) keyAt(i int) (string, error) {
+	l := c.id
+	switch {
+	case !l.present[i]:
+		return "", fmt.Errorf("id column %q is null", c.idCol)
+	case l.rr.Type() == parquet.Types.ByteArray:
+		return string(l.bytes[i]), nil
+	case l.unsigned:
+		return strconv.FormatUint(uint64(l.ints[i]), 10), nil
+	}
+	return strconv.FormatInt(l.ints[i], 10), nil
 }
 
 // imageAt copies the image bytes of row i: a binary column, or the Hugging
 // Face struct {bytes, path} where a null bytes with a path means the image is
 // a file next to the dataset.
 func (c *parquetContainer) imageAt(i int) ([]byte, error) {
-	col := column(c.rec, c.imgCol)
-	if col.IsNull(i) {
+	l := &c.img
+	if !c.inStruc && !l.present[i] || c.inStruc && !l.parentOK[i] {
 		return nil, fmt.Errorf("image is null")
 	}
-	if b, ok := bytesAt(col, i); ok {
-		return copyImage(b)
+	if l.present[i] {
+		return copyImage(l.bytes[i])
 	}
-	st, ok := col.(*array.Struct)
-	if !ok {
-		return nil, fmt.Errorf("column %q is %s, want binary or struct{bytes, path}", c.imgCol, col.DataType())
-	}
-	typ := st.DataType().(*arrow.StructType)
-	if k, ok := typ.FieldIdx("bytes"); ok && !st.Field(k).IsNull(i) {
-		if b, ok := bytesAt(st.Field(k), i); ok {
-			return copyImage(b)
-		}
-	}
-	if k, ok := typ.FieldIdx("path"); ok {
-		if p, ok := stringAt(st.Field(k), i); ok && p != "" {
-			if !filepath.IsAbs(p) {
-				p = filepath.Join(filepath.Dir(c.path), p)
-			}
-			b, err := os.ReadFile(p)
+	if c.imgPath != nil {
+		if c.imgPath.present[i] && len(c.imgPath.bytes[i]) > 0 {
+			p := string(c.imgPath.bytes[i])
+			b, err := c.readPath(p)
 			if err != nil {
-				return nil, fmt.Errorf("image bytes null, path: %w", err)
+				return nil, fmt.Errorf("image bytes null, path %q: %w", p, err)
 			}
 			return b, nil
 		}
@@ -149,54 +549,73 @@ func (c *parquetContainer) imageAt(i int) ([]byte, error) {
 	return nil, fmt.Errorf("image struct has neither bytes nor path")
 }
 
-// copyImage copies a value out of the record, whose buffers are reused, and
+// readPath reads the file an image struct's path names. The path comes from
+// the file, which may be untrusted: it must resolve inside c.rootDir (the
+// Parquet file's directory unless Options.ImageRoot says otherwise), through
+// no symlink leading out of it (os.Root), and name a regular file within the
+// size limit — never /etc/shadow, ../../etc/passwd, /proc or /dev/zero.
+func (c *parquetContainer) readPath(p string) ([]byte, error) {
+	target := filepath.FromSlash(p)
+	if !filepath.IsAbs(target) {
+		dir, err := filepath.Abs(filepath.Dir(c.path))
+		if err != nil {
+			return nil, err
+		}
+		target = filepath.Join(dir, target)
+	}
+	rel, err := filepath.Rel(c.rootDir, target)
+	if err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+		return nil, fmt.Errorf("outside the dataset directory %s (--image-root allows another)", c.rootDir)
+	}
+	if c.root == nil {
+		if c.root, err = os.OpenRoot(c.rootDir); err != nil {
+			return nil, err
+		}
+	}
+	return readRegular(c.root.OpenFile, rel)
+}
+
+// copyImage copies a value out of the page buffers, which are reused, and
 // refuses one over the member limit like a tar member.
 func copyImage(v []byte) ([]byte, error) {
 	if len(v) > maxMemberBytes {
 		return nil, fmt.Errorf("image is %d bytes, limit %d", len(v), maxMemberBytes)
 	}
-	return append([]byte(nil), v...), nil
+	// Never nil, even empty: an empty image is data (the decoder says what
+	// is wrong with it), nil is no data.
+	return append(make([]byte, 0, len(v)), v...), nil
 }
 
 // bytesAt is the binary value of row i, aliasing the record's buffers.
-func bytesAt(a arrow.Array, i int) ([]byte, bool) {
-	switch b := a.(type) {
-	case *array.Binary:
-		return b.Value(i), true
-	case *array.LargeBinary:
-		return b.Value(i), true
-	case *array.BinaryView:
-		return b.Value(i), true
-	}
-	return nil, false
-}
-
-func stringAt(a arrow.Array, i int) (string, bool) {
-	if a == nil || a.IsNull(i) {
-		return "", false
-	}
-	switch s := a.(type) {
-	case *array.String:
-		return s.Value(i), true
-	case *array.LargeString:
-		return s.Value(i), true
-	case *array.StringView:
-		return s.Value(i), true
-	}
-	return "", false
-}
-
 func (c *parquetContainer) close() error {
-	c.rr.Release()
+	for _, l := range c.leaves() {
+		func() {
+			defer func() { recover() }() // a reader left in a bad state
+			for _, a := range l.chunks {
+				a.Release()
+			}
+			if l.rr != nil {
+				l.rr.Release()
+			}
+		}()
+	}
+	if c.root != nil {
+		c.root.Close()
+	}
 	return c.rdr.Close()
 }
 
-// parquetRows reads the row count from the footer.
-func parquetRows(p string) (int64, error) {
-	rdr, err := file.OpenParquetFile(p, false)
+// parquetRows reads the row count from the footer: 0 for a file a walk
+// found that has no image column (Reader.Next skips it).
+func parquetRows(e entry, opts Options) (n int64, err error) {
+	defer recovered(&err)
+	c, err := openParquet(e.path, opts)
+	if errors.Is(err, errNoImageColumn) && !e.named {
+		return 0, nil
+	}
 	if err != nil {
 		return 0, err
 	}
-	defer rdr.Close()
-	return rdr.NumRows(), nil
+	defer c.close()
+	return c.(*parquetContainer).rdr.NumRows(), nil
 }

@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"io"
+	"log/slog"
 	"os"
+	"sync/atomic"
 )
 
 // Reader reads the items of a batch run in deterministic order: entries
@@ -20,7 +23,14 @@ type Reader struct {
 	index   int64 // global ordinal of the next item
 	emitted int64
 	skipped int64
+	ignored atomic.Int64
 	acks    ackCounter
+
+	// Ids of container members and rows seen so far (64-bit hashes: 8
+	// bytes and a map slot per member, not the id), to catch two with one
+	// id: an id column with a repeated value, a tar with a member twice.
+	seed    maphash.Seed
+	seenIDs map[uint64]struct{}
 }
 
 // container iterates the members of a tar or the rows of a Parquet file.
@@ -54,17 +64,19 @@ func OpenWith(inputs []string, stdin io.Reader, opts Options) (*Reader, error) {
 	if opts.Shard.Count > 1 && (opts.Shard.Index < 0 || opts.Shard.Index >= opts.Shard.Count) {
 		return nil, fmt.Errorf("shard %d/%d out of range", opts.Shard.Index, opts.Shard.Count)
 	}
-	if opts.ImageColumn == "" {
-		opts.ImageColumn = "image"
-	}
 	if opts.ParquetBatch <= 0 {
 		opts.ParquetBatch = 32
 	}
-	entries, err := expand(inputs, stdin, opts.Extensions)
+	entries, ignored, err := expand(inputs, stdin, opts.Extensions)
 	if err != nil {
 		return nil, err
 	}
-	return &Reader{opts: opts, entries: entries}, nil
+	if ignored > 0 {
+		slog.Info("ignored files that are not images (captions, metadata); --extensions changes the list", "files", ignored)
+	}
+	r := &Reader{opts: opts, entries: entries, seed: maphash.MakeSeed(), seenIDs: map[uint64]struct{}{}}
+	r.ignored.Store(int64(ignored))
+	return r, nil
 }
 
 // Files is the number of entries found (images, tars and Parquet files) and
@@ -92,7 +104,7 @@ func (r *Reader) Total() (n int64, exact bool) {
 		case kindFile:
 			n++
 		case kindParquet:
-			rows, err := parquetRows(e.path)
+			rows, err := parquetRows(e, r.opts)
 			if err != nil {
 				exact = false
 				continue
@@ -120,8 +132,11 @@ func (r *Reader) Total() (n int64, exact bool) {
 func (r *Reader) Stats() Stats {
 	r.acks.mu.Lock()
 	defer r.acks.mu.Unlock()
-	return Stats{Seen: r.index, Emitted: r.emitted, Skipped: r.skipped, Acked: r.acks.acked, Failed: r.acks.failed}
+	return Stats{Seen: r.index, Emitted: r.emitted, Skipped: r.skipped, Ignored: r.ignored.Load(), Acked: r.acks.acked, Failed: r.acks.failed}
 }
+
+// Ignored is Stats().Ignored, safe to call while another goroutine reads.
+func (r *Reader) Ignored() int64 { return r.ignored.Load() }
 
 // ReadError is set as Item.Err when a listed item exists in the sequence
 // but its bytes could not be read; it should become an error row
@@ -171,12 +186,16 @@ func (r *Reader) Next(ctx context.Context) (Item, error) {
 		switch e.kind {
 		case kindFile:
 			idx := r.index
-			if !r.wanted(e.id) {
+			id := EscapeID(e.id)
+			if !r.wanted(id) {
 				continue
 			}
-			it := Item{ID: e.id, Pos: Position{Index: idx, Path: e.path, Row: -1}}
-			if !r.opts.NoData {
-				data, err := os.ReadFile(e.path)
+			it := Item{ID: id, Pos: Position{Index: idx, Path: e.path, Row: -1}}
+			switch {
+			case e.err != nil:
+				it.Err = &ReadError{Path: e.path, Err: e.err}
+			case !r.opts.NoData:
+				data, err := readRegular(os.OpenFile, e.path)
 				if err != nil {
 					it.Err = &ReadError{Path: e.path, Err: err}
 				}
@@ -190,6 +209,13 @@ func (r *Reader) Next(ctx context.Context) (Item, error) {
 				c, err = openTar(e.path)
 			} else {
 				c, err = openParquet(e.path, r.opts)
+			}
+			if errors.Is(err, errNoImageColumn) && !e.named {
+				// Found beside the images, without images: the dataset's
+				// metadata (img2dataset writes one per shard).
+				slog.Info("ignored a Parquet file without an image column", "path", e.path, "err", err)
+				r.ignored.Add(1)
+				continue
 			}
 			if err != nil {
 				// An unreadable container is one error item under its own id.
@@ -208,9 +234,13 @@ func (r *Reader) nextMember() (it Item, ok bool, err error) {
 	e := r.curE
 	var idx int64
 	var id string
+	var dup bool
 	want := func(member string, row int64, key string) bool {
 		idx = r.index
 		id = memberID(e, member, row, key)
+		h := maphash.String(r.seed, id)
+		_, dup = r.seenIDs[h]
+		r.seenIDs[h] = struct{}{}
 		return r.wanted(id)
 	}
 	member, row, data, err := r.cur.next(want, !r.opts.NoData)
@@ -246,7 +276,13 @@ func (r *Reader) nextMember() (it Item, ok bool, err error) {
 		pos := Position{Index: idx, Path: e.path, Member: member, Row: row}
 		return r.emit(Item{ID: id, Pos: pos, Err: &ReadError{Path: pos.String(), Err: err}}), true, nil
 	}
-	return r.emit(Item{ID: id, Pos: Position{Index: idx, Path: e.path, Member: member, Row: row}, Data: data}), true, nil
+	pos := Position{Index: idx, Path: e.path, Member: member, Row: row}
+	if dup {
+		// Both would be stored under one id, and a resumed run would take
+		// the second for done: the first keeps the id, this one is an error.
+		return r.emit(Item{ID: id, Pos: pos, Err: &ReadError{Path: pos.String(), Err: fmt.Errorf("duplicate id %q: an earlier member or row has it", id)}}), true, nil
+	}
+	return r.emit(Item{ID: id, Pos: pos, Data: data}), true, nil
 }
 
 // containerError is the error item of a tar or Parquet file that could not
@@ -254,20 +290,24 @@ func (r *Reader) nextMember() (it Item, ok bool, err error) {
 // (or resume) does not take it.
 func (r *Reader) containerError(e entry, err error) (Item, bool) {
 	idx := r.index
-	if !r.wanted(e.id) {
+	id := EscapeID(e.id)
+	if !r.wanted(id) {
 		return Item{}, false
 	}
-	return r.emit(Item{ID: e.id, Pos: Position{Index: idx, Path: e.path, Row: -1}, Err: &ReadError{Path: e.path, Err: err}}), true
+	return r.emit(Item{ID: id, Pos: Position{Index: idx, Path: e.path, Row: -1}, Err: &ReadError{Path: e.path, Err: err}}), true
 }
 
+// memberID is the id of a tar member or Parquet row: the row's key when
+// the dataset has an id column, else "<container id>/<member or row>";
+// escaped (EscapeID) as a whole.
 func memberID(e entry, member string, row int64, key string) string {
-	if key != "" {
-		return key
+	switch {
+	case key != "":
+		return EscapeID(key)
+	case member != "":
+		return EscapeID(e.id + "/" + member)
 	}
-	if member != "" {
-		return e.id + "/" + member
-	}
-	return e.id + "/" + fmt.Sprint(row)
+	return EscapeID(e.id + "/" + fmt.Sprint(row))
 }
 
 func (r *Reader) emit(it Item) Item {

@@ -88,32 +88,42 @@ func (s Shard) has(index int64) bool {
 	return s.Count <= 1 || index%int64(s.Count) == int64(s.Index)
 }
 
-// Options configure a Reader.
+// Options configure a Reader. The fields with a yaml key are user options
+// (flags of the same name: --extensions, --image-column, --id-column,
+// --image-root); the others are set by the program.
 type Options struct {
-	Shard Shard
+	Shard Shard `yaml:"-"`
 	// Done reports ids already finished by an earlier run (resume); they are
 	// skipped after sharding, so shards are stable across reruns.
-	Done func(id string) bool
+	Done func(id string) bool `yaml:"-"`
 	// OnAck, if set, is called once per item when its Ack is called.
-	OnAck func(it Item, err error)
+	OnAck func(it Item, err error) `yaml:"-"`
 	// NoData leaves Item.Data nil (for --dry-run listings): files are not
 	// read. Tar and Parquet contents are still scanned for their members.
-	NoData bool
-	// Extensions, if set (e.g. jpg, png), keeps only files with these
-	// extensions from directories and globs, so sidecar files (.txt, .json)
-	// of a dataset folder are not read as broken images. Tar and Parquet
-	// files, and files named directly or in a list, are always taken.
-	Extensions []string
+	NoData bool `yaml:"-"`
+	// Extensions (e.g. jpg, png; default ImageExtensions) are the files
+	// directories and globs take, so the sidecar files of a dataset folder
+	// (.txt captions, .json metadata, stats) are not read as broken images;
+	// a glob also takes the extension its pattern names (photos/*.heic).
+	// Tar and Parquet files, and files named directly or in a list, are
+	// always taken.
+	Extensions []string `yaml:"extensions"`
 	// ImageColumn names the Parquet column holding images: binary, or a
-	// struct with a binary "bytes" field (Hugging Face datasets). Default
-	// "image".
-	ImageColumn string
-	// IDColumn, if set, names a Parquet string column used as the id
-	// instead of "<file id>/<row>".
-	IDColumn string
+	// struct with a binary "bytes" field (Hugging Face datasets). Default:
+	// the first of ImageColumns the file has.
+	ImageColumn string `yaml:"image_column"`
+	// IDColumn names a Parquet string column used as the id instead of
+	// "<file id>/<row>". Default: the first of IDColumns the file has.
+	// "-" means none: ids are always "<file id>/<row>".
+	IDColumn string `yaml:"id_column"`
+	// ImageRoot is the directory inside which the path of a Hugging Face
+	// image struct with null bytes may point. Default: the directory of
+	// the Parquet file itself. Paths outside it are refused, and so is
+	// anything but a regular file of at most the member size limit.
+	ImageRoot string `yaml:"image_root"`
 	// ParquetBatch is the number of Parquet rows decoded at a time
 	// (bounds memory); default 32.
-	ParquetBatch int
+	ParquetBatch int `yaml:"-"`
 }
 
 // Stats counts what a Reader did so far.
@@ -121,6 +131,10 @@ type Stats struct {
 	Seen    int64 // items in the full sequence up to now
 	Emitted int64
 	Skipped int64 // in the shard but already done
+	// Ignored counts files in directories and globs left out for their
+	// extension (Options.Extensions) and Parquet files found there without
+	// an image column (a dataset's metadata): not inputs, not errors.
+	Ignored int64
 	Acked   int64
 	Failed  int64 // acked with an error
 }

@@ -18,10 +18,9 @@ import (
 	"github.com/apache/arrow/go/v17/arrow/array"
 	"github.com/apache/arrow/go/v17/arrow/memory"
 	"github.com/apache/arrow/go/v17/parquet"
-	"github.com/apache/arrow/go/v17/parquet/pqarrow"
 )
 
-func write(t *testing.T, path string, data string) {
+func write(t testing.TB, path string, data string) {
 	t.Helper()
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		t.Fatal(err)
@@ -313,7 +312,7 @@ func TestTarWebDataset(t *testing.T) {
 
 // writeHFParquet writes the Hugging Face `datasets` Image layout:
 // image: struct<bytes: binary, path: string>, plus a label column.
-func writeHFParquet(t *testing.T, path string, rows []struct {
+func writeHFParquet(t testing.TB, path string, rows []struct {
 	bytes []byte
 	path  string
 	null  bool
@@ -342,21 +341,8 @@ func writeHFParquet(t *testing.T, path string, rows []struct {
 	}
 	rec := b.NewRecord()
 	defer rec.Release()
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
 	// Small row groups so reading crosses row-group and batch boundaries.
-	w, err := pqarrow.NewFileWriter(schema, f, parquet.NewWriterProperties(parquet.WithMaxRowGroupLength(3)), pqarrow.DefaultWriterProps())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Write(rec); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
+	write(t, path, string(parquetBytes(t, rec, parquet.WithMaxRowGroupLength(3))))
 }
 
 func TestParquetHuggingFaceLayout(t *testing.T) {

@@ -3,11 +3,13 @@ package sources
 import (
 	"archive/tar"
 	"bufio"
+	"bytes"
 	"compress/gzip"
 	"fmt"
 	"io"
 	"os"
 	"path"
+	"strconv"
 	"strings"
 )
 
@@ -23,6 +25,32 @@ var imageExt = map[string]bool{
 	".gif": true, ".bmp": true, ".tif": true, ".tiff": true,
 }
 
+// isTarImage: a member that is an input (an image, or a link or special
+// file named like one, which becomes an error row); directories and
+// metadata members are not.
+func isTarImage(h *tar.Header) bool {
+	return h.Typeflag != tar.TypeDir && imageExt[strings.ToLower(path.Ext(h.Name))]
+}
+
+func isTarRegular(h *tar.Header) bool {
+	// (archive/tar already turns the old '\x00' flag into TypeReg.)
+	return h.Typeflag == tar.TypeReg || h.Typeflag == tar.TypeGNUSparse
+}
+
+func tarType(h *tar.Header) string {
+	switch h.Typeflag {
+	case tar.TypeSymlink:
+		return "a symlink to " + strconv.Quote(h.Linkname)
+	case tar.TypeLink:
+		return "a hard link to " + strconv.Quote(h.Linkname)
+	case tar.TypeChar, tar.TypeBlock:
+		return "a device"
+	case tar.TypeFifo:
+		return "a FIFO"
+	}
+	return fmt.Sprintf("of type %q", h.Typeflag)
+}
+
 type tarContainer struct {
 	f  *os.File
 	gz *gzip.Reader
@@ -30,7 +58,7 @@ type tarContainer struct {
 }
 
 func openTar(p string) (container, error) {
-	f, err := os.Open(p)
+	f, _, err := openRegular(os.OpenFile, p)
 	if err != nil {
 		return nil, err
 	}
@@ -56,12 +84,18 @@ func (c *tarContainer) next(want func(member string, row int64, key string) bool
 		if err != nil {
 			return "", -1, nil, fmt.Errorf("tar: %w", err)
 		}
-		if h.Typeflag != tar.TypeReg || !imageExt[strings.ToLower(path.Ext(h.Name))] {
+		if !isTarImage(h) {
 			continue
 		}
 		name := strings.TrimPrefix(path.Clean(h.Name), "./")
 		if !want(name, -1, "") {
 			continue // the tar reader skips the unread body
+		}
+		if !isTarRegular(h) {
+			// A link or special file named like an image: one error row,
+			// never a silent gap (links are not followed: their target may
+			// be anywhere in the archive, or outside it).
+			return name, -1, nil, &memberError{fmt.Errorf("member is %s, not a regular file (links are not followed)", tarType(h))}
 		}
 		if !readData {
 			return name, -1, nil, nil
@@ -70,11 +104,17 @@ func (c *tarContainer) next(want func(member string, row int64, key string) bool
 			// Skippable: report it for this member and keep going.
 			return name, -1, nil, &memberError{fmt.Errorf("member is %d bytes, limit %d", h.Size, maxMemberBytes)}
 		}
-		data := make([]byte, h.Size)
-		if _, err := io.ReadFull(c.tr, data); err != nil {
+		// Grow with what actually arrives: a header may claim a size the
+		// archive does not hold.
+		var b bytes.Buffer
+		b.Grow(int(min(h.Size, 1<<20)) + bytes.MinRead)
+		if n, err := b.ReadFrom(io.LimitReader(c.tr, h.Size)); err != nil || n < h.Size {
+			if err == nil {
+				err = io.ErrUnexpectedEOF
+			}
 			return name, -1, nil, fmt.Errorf("tar member %s: %w", name, err)
 		}
-		return name, -1, data, nil
+		return name, -1, b.Bytes(), nil
 	}
 }
 
@@ -91,7 +131,7 @@ func tarMembers(p string) (int64, error) {
 	if l := strings.ToLower(p); strings.HasSuffix(l, ".gz") || strings.HasSuffix(l, ".tgz") {
 		return 0, fmt.Errorf("compressed: not counted")
 	}
-	f, err := os.Open(p)
+	f, _, err := openRegular(os.OpenFile, p)
 	if err != nil {
 		return 0, err
 	}
@@ -106,7 +146,7 @@ func tarMembers(p string) (int64, error) {
 		if err != nil {
 			return n, err
 		}
-		if h.Typeflag == tar.TypeReg && imageExt[strings.ToLower(path.Ext(h.Name))] {
+		if isTarImage(h) {
 			n++
 		}
 	}

@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/maeembed/maeembed/sources"
 )
 
 var errHelp = errors.New("help shown")
@@ -36,6 +38,9 @@ type Options struct {
 	MaskNoise   string   `yaml:"mask_noise"`
 	NormPixLoss autoBool `yaml:"norm_pix_loss"`
 	Inputs      []string `yaml:"inputs"`
+	// Source holds the input options (extensions, image_column, id_column,
+	// image_root): the sources package's own config, same YAML keys.
+	Source sources.Options `yaml:",inline"`
 }
 
 func defaultOptions() Options {
@@ -154,8 +159,17 @@ func parseBytes(s string) (int64, error) {
 	return n * mult, nil
 }
 
+// inputFlags are the flags that say what an INPUT holds.
+func inputFlags(fs *flag.FlagSet, o *Options) {
+	fs.Var(&listFlag{v: &o.Source.Extensions}, "extensions", "extensions directories and globs take, comma-separated or repeated (default: "+strings.Join(sources.ImageExtensions, ",")+")")
+	fs.StringVar(&o.Source.ImageColumn, "image-column", o.Source.ImageColumn, "Parquet column with the images (default: the first of "+strings.Join(sources.ImageColumns, ", ")+")")
+	fs.StringVar(&o.Source.IDColumn, "id-column", o.Source.IDColumn, "Parquet column with the ids, - for none (default: the first of "+strings.Join(sources.IDColumns, ", ")+")")
+	fs.StringVar(&o.Source.ImageRoot, "image-root", o.Source.ImageRoot, "directory a Parquet image path may point into (default: the Parquet file's own)")
+}
+
 func runFlags(fs *flag.FlagSet, o *Options) {
 	modelFlags(fs, o)
+	inputFlags(fs, o)
 	for _, n := range []string{"output", "o"} {
 		fs.StringVar(&o.Output, n, o.Output, "output directory")
 	}

@@ -24,6 +24,7 @@ const (
 // progressCounts is a snapshot of a run's advance.
 type progressCounts struct {
 	written, failed, skipped int64
+	ignored                  int64 // files in directories that are not inputs (sources.Stats.Ignored)
 }
 
 // done is what the bar counts: every input of this shard that is finished,
@@ -159,6 +160,9 @@ func writeSummary(w io.Writer, cmd string, c progressCounts, wall time.Duration,
 		rate = float64(c.written) / s
 	}
 	fmt.Fprintf(w, "\n%s: %d images written, %d errors, %d skipped (already done)\n", cmd, c.written, c.failed, c.skipped)
+	if c.ignored > 0 {
+		fmt.Fprintf(w, "%s: %d ignored (files in directories that are not images, and Parquet files there without an image column; --extensions changes the list)\n", cmd, c.ignored)
+	}
 	fmt.Fprintf(w, "%s: %.2f s, %.2f images/s\n", cmd, wall.Seconds(), rate)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "stage\tworkers\titems\terrors\tbusy s\tms/item\tutil")

@@ -54,6 +54,7 @@ type imageRun struct {
 	cmd     string
 	total   int64 // inputs of this shard before resume, -1 if unknown
 	skipped atomic.Int64
+	ignored func() int64 // sources.Reader.Ignored
 
 	// Stream mode (stream.go) sets these; file mode leaves them zero.
 	batchLatency time.Duration                                  // emit a partial batch after this wait (0 = full batches only)
@@ -84,7 +85,8 @@ func (e *env) newImageRun(o *Options, cmd string) (*imageRun, *sources.Reader, e
 			return nil, nil, fmt.Errorf("%w: --shard: %v", errUsage, err)
 		}
 	}
-	opts := sources.Options{Shard: shard, NoData: o.DryRun}
+	opts := o.Source
+	opts.Shard, opts.NoData = shard, o.DryRun
 	r := &imageRun{o: o, pre: pre, stderr: e.stderr, cmd: cmd}
 	if o.Resume && o.Output != "" && !o.DryRun {
 		done, err := sinks.ReadDoneIDs(o.Output)
@@ -106,6 +108,7 @@ func (e *env) newImageRun(o *Options, cmd string) (*imageRun, *sources.Reader, e
 	if err != nil {
 		return nil, nil, err
 	}
+	r.ignored = src.Ignored
 	r.total = -1
 	if !o.DryRun {
 		if n, exact := src.Total(); exact {
@@ -338,7 +341,11 @@ var errInterrupted = errors.New("interrupted: finished the images in flight and 
 func (r *imageRun) counts() progressCounts {
 	r.errMu.Lock()
 	defer r.errMu.Unlock()
-	return progressCounts{written: r.written, failed: r.failed, skipped: r.skipped.Load()}
+	c := progressCounts{written: r.written, failed: r.failed, skipped: r.skipped.Load()}
+	if r.ignored != nil {
+		c.ignored = r.ignored()
+	}
+	return c
 }
 
 // summary logs one machine-readable line and, in file mode, prints the
@@ -346,7 +353,7 @@ func (r *imageRun) counts() progressCounts {
 func (r *imageRun) summary(p *pipeline.Pipeline, start time.Time) {
 	el := time.Since(start)
 	c := r.counts()
-	attrs := []any{"written", c.written, "failed", c.failed, "skipped", c.skipped, "seconds", fmt.Sprintf("%.2f", el.Seconds()),
+	attrs := []any{"written", c.written, "failed", c.failed, "skipped", c.skipped, "ignored", c.ignored, "seconds", fmt.Sprintf("%.2f", el.Seconds()),
 		"images_per_s", fmt.Sprintf("%.2f", float64(c.written)/el.Seconds())}
 	stats := p.Stats()
 	for _, s := range stats {

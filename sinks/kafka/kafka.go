@@ -20,6 +20,7 @@ import (
 
 	kgo "github.com/segmentio/kafka-go"
 
+	"github.com/maeembed/maeembed/sources"
 	srckafka "github.com/maeembed/maeembed/sources/kafka"
 )
 
@@ -169,13 +170,14 @@ type EmbeddingMeta struct {
 	Dim   int
 }
 
-// Embedding builds the output message of one input. The value is vec as
-// little-endian float32; buf, if large enough, is reused for it (the
-// message then aliases buf until Produce returns).
+// Embedding builds the output message of one input, keyed by the id's
+// bytes (sources.UnescapeID: a binary input key comes out as it went in).
+// The value is vec as little-endian float32; buf, if large enough, is
+// reused for it (the message then aliases buf until Produce returns).
 func (e EmbeddingMeta) Embedding(id, source string, vec []float32, buf []byte) kgo.Message {
 	return kgo.Message{
 		Topic: e.Topic,
-		Key:   []byte(id),
+		Key:   []byte(sources.UnescapeID(id)),
 		Value: EncodeFloat32(buf, vec),
 		Headers: []kgo.Header{
 			{Key: HeaderModel, Value: []byte(e.Model)},
@@ -187,11 +189,17 @@ func (e EmbeddingMeta) Embedding(id, source string, vec []float32, buf []byte) k
 }
 
 // DeadLetter builds the dead-letter message of a failed input: its original
-// bytes under its id, with the stage and error.
+// bytes under its original key (the id unescaped, sources.UnescapeID), with
+// the stage and error. A zero-byte value stays a zero-byte value, not a
+// null one (the consumer gives nil for both; an input of no bytes is far
+// likelier than a tombstone in a topic of images).
 func DeadLetter(topic, id, source string, data []byte, stage string, err error) kgo.Message {
+	if data == nil {
+		data = []byte{}
+	}
 	return kgo.Message{
 		Topic: topic,
-		Key:   []byte(id),
+		Key:   []byte(sources.UnescapeID(id)),
 		Value: data,
 		Headers: []kgo.Header{
 			{Key: HeaderError, Value: []byte(err.Error())},

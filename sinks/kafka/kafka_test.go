@@ -2,11 +2,14 @@ package kafka
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
 	franz "github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/maeembed/maeembed/sources"
 )
 
 func cluster(t *testing.T, topics ...string) string {
@@ -173,5 +176,32 @@ func TestProducePermanentErrorNotRetried(t *testing.T) {
 	}
 	if p.Retries() != 0 {
 		t.Errorf("%d retries of a permanent error", p.Retries())
+	}
+}
+
+// A dead letter keeps the input as it was sent: a zero-byte value stays
+// zero bytes (not null), and a binary key comes back as its bytes, not as
+// the escaped id; the output message has the input's key too.
+func TestDeadLetterKeepsInputAsSent(t *testing.T) {
+	addr := cluster(t, "dlq", "out")
+	p, err := NewProducer(Config{Brokers: []string{addr}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := "caf\xe9"
+	if err := p.Produce(context.Background(), DeadLetter("dlq", sources.EscapeID(key), "in/0/3", nil, "decode", errors.New("empty"))); err != nil {
+		t.Fatal(err)
+	}
+	meta := EmbeddingMeta{Topic: "out", Model: "m", Pool: "mean", Dim: 1}
+	if err := p.Produce(context.Background(), meta.Embedding(sources.EscapeID(key), "in/0/4", []float32{1}, nil)); err != nil {
+		t.Fatal(err)
+	}
+	p.Close()
+	d := consume(t, addr, "dlq", 1)[0]
+	if d.Value == nil || len(d.Value) != 0 || string(d.Key) != key {
+		t.Fatalf("dead letter key %q, value %v (nil: %v)", d.Key, d.Value, d.Value == nil)
+	}
+	if o := consume(t, addr, "out", 1)[0]; string(o.Key) != key {
+		t.Fatalf("output key %q, want the input's %q", o.Key, key)
 	}
 }

@@ -249,7 +249,9 @@ func (s *Source) item(m kgo.Message) sources.Item {
 	s.mu.Unlock()
 
 	pos := sources.Position{Index: m.Offset, Row: -1, Topic: m.Topic, Partition: int32(m.Partition), Offset: m.Offset}
-	id := string(m.Key)
+	// Keys are bytes: a binary key gets an escaped id (sources.EscapeID),
+	// never a lossy one, so two keys never share an id.
+	id := sources.EscapeID(string(m.Key))
 	if id == "" {
 		id = pos.String()
 	}

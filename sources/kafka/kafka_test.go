@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/twmb/franz-go/pkg/kfake"
 	franz "github.com/twmb/franz-go/pkg/kgo"
@@ -297,3 +298,30 @@ func portOf(addr string) int {
 }
 
 func plainAuth(u, p string) sasl.Mechanism { return plain.Auth{User: u, Pass: p}.AsMechanism() }
+
+// Binary keys that differ only in bytes that are not UTF-8 get different,
+// valid UTF-8 ids that give the key back.
+func TestBinaryKeysGetReversibleIDs(t *testing.T) {
+	_, addr := cluster(t)
+	cl, err := franz.NewClient(franz.SeedBrokers(addr), franz.DefaultProduceTopic("in"), franz.RecordPartitioner(franz.ManualPartitioner()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := [][]byte{[]byte("caf\xe9"), []byte("caf\xe8"), {0xff, 0x00, '\\'}}
+	for _, k := range keys {
+		if err := cl.ProduceSync(context.Background(), &franz.Record{Key: k, Value: []byte("v")}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cl.Close()
+	s := open(t, addr, Security{})
+	defer s.Close()
+	seen := map[string]bool{}
+	for i, it := range next(t, s, len(keys)) {
+		if !utf8.ValidString(it.ID) || seen[it.ID] || sources.UnescapeID(it.ID) != string(keys[i]) {
+			t.Fatalf("key %q: id %q (seen before: %v)", keys[i], it.ID, seen[it.ID])
+		}
+		seen[it.ID] = true
+		it.Ack(nil)
+	}
+}

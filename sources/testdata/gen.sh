@@ -14,3 +14,7 @@ cp $odd/truncated.jpg $tmp/000002.jpg
 tar --sort=name --owner=0 --group=0 --numeric-owner --mtime=2024-01-01 -cf sources/testdata/wds-gnutar.tar -C $tmp .
 rm -r $tmp
 node sinks/testdata/duckdb/query.mjs "COPY (SELECT {'bytes': content, 'path': parse_filename(filename)} AS image, row_number() OVER (ORDER BY filename) - 1 AS label FROM read_blob('$odd/quadrants.*') UNION ALL SELECT NULL::STRUCT(bytes BLOB, path VARCHAR), 99 ORDER BY label) TO 'sources/testdata/hf-duckdb.parquet' (FORMAT parquet, ROW_GROUP_SIZE 2)"
+# img2dataset-files/ and img2dataset-parquet/ are kept as found, not
+# regenerated: the two layouts img2dataset writes (output_format "files": per
+# image a .jpg, a caption .txt and a .json, plus a metadata Parquet and a
+# stats file per shard; "parquet": columns key, caption, jpg, status).

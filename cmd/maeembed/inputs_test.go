@@ -1,0 +1,89 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"reflect"
+	"sort"
+	"strings"
+	"testing"
+)
+
+// Input cases from real datasets, end to end through embed with the tiny
+// model; DuckDB reads the ids back.
+var tinyModel = []string{"-m", filepath.Join(fixtures, "tiny32", "hf"), "--resize", "center-crop"}
+
+func embedIDs(t *testing.T, out string) []string {
+	t.Helper()
+	var ids []string
+	for _, r := range duckQuery(t, "SELECT id FROM read_parquet("+sqlString(out+"/part-*.parquet")+") ORDER BY id") {
+		ids = append(ids, jsonField[string](t, r, "id"))
+	}
+	return ids
+}
+
+// A folder as image downloaders write it: captions, metadata JSON, a stats
+// file and a metadata Parquet beside the images. A healthy dataset passes
+// --fail-on-error; what was left out is counted.
+func TestEmbedDatasetFolderWithSidecars(t *testing.T) {
+	out := t.TempDir()
+	code, _, stderr := maeembed(t, append([]string{"embed", "--fail-on-error", "-o", out, "../../sources/testdata/img2dataset-files"}, tinyModel...)...)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s", code, stderr)
+	}
+	if w, f, _ := summaryCounts(t, stderr); w != 3 || f != 0 {
+		t.Fatalf("written %d, failed %d\n%s", w, f, stderr)
+	}
+	if !strings.Contains(stderr, "8 ignored") {
+		t.Errorf("summary does not count the 8 ignored files:\n%s", stderr)
+	}
+	if got, want := embedIDs(t, out), []string{"00000/000000000.jpg", "00000/000000001.jpg", "00000/000000002.jpg"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("ids %q, want %q", got, want)
+	}
+}
+
+// An image-downloader Parquet shard (jpg, key) is read without options, and
+// with the columns named by flags or by the YAML file.
+func TestEmbedParquetColumns(t *testing.T) {
+	shard := "../../sources/testdata/img2dataset-parquet/00000.parquet"
+	cfg := filepath.Join(t.TempDir(), "c.yaml")
+	if err := os.WriteFile(cfg, []byte("image_column: jpg\nid_column: key\nextensions: [jpg]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, extra := range [][]string{nil, {"--image-column", "jpg", "--id-column", "key"}, {"--config-file", cfg}} {
+		out := t.TempDir()
+		args := append(append([]string{"embed", "--fail-on-error", "-o", out, shard}, extra...), tinyModel...)
+		if code, _, stderr := maeembed(t, args...); code != 0 {
+			t.Fatalf("%v: exit %d\n%s", extra, code, stderr)
+		}
+		if got, want := embedIDs(t, out), []string{"000000000", "000000001", "000000002"}; !reflect.DeepEqual(got, want) {
+			t.Errorf("%v: ids %q, want %q", extra, got, want)
+		}
+	}
+	out := t.TempDir()
+	code, _, stderr := maeembed(t, append([]string{"embed", "-o", out, shard, "--image-column", "caption"}, tinyModel...)...)
+	if code == 0 || !strings.Contains(stderr, `image column "caption" is utf8`) {
+		t.Errorf("--image-column caption: exit %d\n%s", code, stderr)
+	}
+}
+
+// Two images whose names differ only in a byte that is not UTF-8 are two
+// rows with two ids; a resumed run after the first embeds the second.
+func TestEmbedNonUTF8NamesAndResume(t *testing.T) {
+	in, out := t.TempDir(), t.TempDir()
+	src, _ := filepath.Glob("../../sources/testdata/img2dataset-files/00000/*.jpg")
+	sort.Strings(src)
+	copyFile(t, src[0], filepath.Join(in, "caf\xe9.jpg"))
+	mustRun(t, append([]string{"embed", "-o", out, in}, tinyModel...)...)
+	copyFile(t, src[1], filepath.Join(in, "caf\xe8.jpg"))
+	code, _, stderr := maeembed(t, append([]string{"embed", "-o", out, in}, tinyModel...)...)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s", code, stderr)
+	}
+	if w, _, s := summaryCounts(t, stderr); w != 1 || s != 1 {
+		t.Errorf("resumed run: written %d, skipped %d, want 1 and 1\n%s", w, s, stderr)
+	}
+	if got, want := embedIDs(t, out), []string{`caf\xE8.jpg`, `caf\xE9.jpg`}; !reflect.DeepEqual(got, want) {
+		t.Errorf("ids %q, want %q", got, want)
+	}
+}

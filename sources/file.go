@@ -1,0 +1,61 @@
+package sources
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"syscall"
+)
+
+// readRegular reads a whole regular file of at most maxMemberBytes through
+// open (os.OpenFile, or an os.Root's, which keeps the path inside a
+// directory). Anything else is refused with an error naming what it is: a
+// FIFO would block forever, /dev/zero never ends, /proc and /sys files lie
+// about their size (and tell secrets). The file is opened non-blocking so
+// that a FIFO is seen, not waited on.
+func readRegular(open func(name string, flag int, perm fs.FileMode) (*os.File, error), name string) ([]byte, error) {
+	f, fi, err := openRegular(open, name)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	if fi.Size() > int64(maxMemberBytes) {
+		return nil, fmt.Errorf("%s: %d bytes, limit %d", name, fi.Size(), maxMemberBytes)
+	}
+	// The size is a hint (the file may grow): read at most one byte more
+	// than the limit to tell.
+	var b bytes.Buffer
+	b.Grow(int(fi.Size()) + bytes.MinRead)
+	if _, err := b.ReadFrom(io.LimitReader(f, int64(maxMemberBytes)+1)); err != nil {
+		return nil, err
+	}
+	data := b.Bytes()
+	if len(data) > maxMemberBytes {
+		return nil, fmt.Errorf("%s: more than %d bytes", name, maxMemberBytes)
+	}
+	return data, nil
+}
+
+// openRegular opens name for reading if it is a regular file (see
+// readRegular), without blocking on a FIFO.
+func openRegular(open func(name string, flag int, perm fs.FileMode) (*os.File, error), name string) (*os.File, os.FileInfo, error) {
+	f, err := open(name, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, nil, err
+	}
+	fi, err := f.Stat()
+	switch {
+	case err != nil:
+	case !fi.Mode().IsRegular():
+		err = fmt.Errorf("%s: not a regular file (%s)", name, fi.Mode().Type())
+	case pseudoFS(f):
+		err = fmt.Errorf("%s: a kernel file (/proc, /sys), not an image", name)
+	}
+	if err != nil {
+		f.Close()
+		return nil, nil, err
+	}
+	return f, fi, nil
+}

@@ -1,0 +1,167 @@
+package sources
+
+import (
+	"encoding/hex"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"unicode/utf8"
+
+	"github.com/apache/arrow/go/v17/arrow"
+	"github.com/apache/arrow/go/v17/arrow/array"
+	"github.com/apache/arrow/go/v17/arrow/memory"
+)
+
+func TestEscapeIDRoundTrip(t *testing.T) {
+	for _, tc := range []struct{ name, id string }{
+		{"café.jpg", "café.jpg"},                // valid UTF-8: unchanged
+		{`dir\name.jpg`, `dir\name.jpg`},        // a lone backslash is not an escape
+		{"caf\xe9.jpg", `caf\xE9.jpg`},          // Latin-1
+		{"caf\xe8.jpg", `caf\xE8.jpg`},          // differs from the one above
+		{`caf\xE9.jpg`, `caf\x5CxE9.jpg`},       // a valid name that looks escaped
+		{"a\\b\xff\x00", `a\x5Cb\xFF` + "\x00"}, // NUL is valid UTF-8
+		{"\xc3", `\xC3`},                        // truncated sequence
+		{"\xed\xa0\x80", `\xED\xA0\x80`},        // a surrogate is not UTF-8
+		{"", ""},
+	} {
+		got := EscapeID(tc.name)
+		if got != tc.id || !utf8.ValidString(got) || UnescapeID(got) != tc.name {
+			t.Errorf("EscapeID(%q) = %q (unescaped %q), want %q", tc.name, got, UnescapeID(got), tc.id)
+		}
+	}
+}
+
+func FuzzEscapeID(f *testing.F) {
+	for _, s := range []string{"caf\xe9.jpg", `\x41`, "ok.jpg", `\\x5C`, "\xff\\"} {
+		f.Add(s, "b")
+	}
+	f.Fuzz(func(t *testing.T, a, b string) {
+		ea, eb := EscapeID(a), EscapeID(b)
+		if !utf8.ValidString(ea) || UnescapeID(ea) != a {
+			t.Fatalf("EscapeID(%q) = %q, back %q", a, ea, UnescapeID(ea))
+		}
+		if (a == b) != (ea == eb) {
+			t.Fatalf("EscapeID(%q) = %q, EscapeID(%q) = %q", a, ea, b, eb)
+		}
+		if utf8.ValidString(a) && !escapedByte.MatchString(a) && ea != a {
+			t.Fatalf("valid %q changed to %q", a, ea)
+		}
+	})
+}
+
+// Two images whose names differ only in a byte that is not UTF-8 (an
+// archive unpacked from a Latin-1 system) are two items with two ids, also
+// inside a tar, and resuming after the first still reads the second.
+func TestNonUTF8NamesAreDistinctItems(t *testing.T) {
+	dir := t.TempDir()
+	names := []string{"caf\xe8.jpg", "caf\xe9.jpg"}
+	for i, n := range names {
+		write(t, filepath.Join(dir, n), string(rune('A'+i)))
+	}
+	var members [][2]string
+	for _, n := range names {
+		b, err := os.ReadFile(filepath.Join(dir, n))
+		if err != nil {
+			t.Fatal(err)
+		}
+		members = append(members, [2]string{n, string(b)})
+	}
+	writeTar(t, filepath.Join(dir, "shard.tar"), false, members)
+
+	want := []string{`caf\xE8.jpg`, `caf\xE9.jpg`, `shard.tar/caf\xE8.jpg`, `shard.tar/caf\xE9.jpg`}
+	read := func(done map[string]bool) []Item {
+		return readInput(t, dir, Options{Done: func(id string) bool { return done[id] }})
+	}
+	items := read(nil)
+	if len(items) != len(want) {
+		t.Fatalf("%d items, want %d", len(items), len(want))
+	}
+	for i, it := range items {
+		if it.ID != want[i] {
+			t.Errorf("item %d id %q, want %q", i, it.ID, want[i])
+		}
+		if raw := UnescapeID(it.ID); i < 2 && raw != names[i] {
+			t.Errorf("UnescapeID(%q) = %q, want the file name %q", it.ID, raw, names[i])
+		}
+	}
+	if string(items[0].Data) == string(items[1].Data) || string(items[0].Data) != string(items[2].Data) {
+		t.Error("the two files' bytes are not told apart")
+	}
+	// Resume after a run that finished only the first file and first member.
+	rest := read(map[string]bool{want[0]: true, want[2]: true})
+	if len(rest) != 2 || rest[0].ID != want[1] || rest[1].ID != want[3] {
+		t.Fatalf("resumed: %v", rest)
+	}
+}
+
+// The README's Python line gives the original bytes back.
+func TestUnescapeInPython(t *testing.T) {
+	const py = "/usr/bin/python3"
+	if _, err := os.Stat(py); err != nil {
+		t.Skip("no", py)
+	}
+	names := []string{"caf\xe9.jpg", `caf\xE9.jpg`, "ok/ä.jpg", "\xff\\\x00"}
+	var ids []string
+	for _, n := range names {
+		ids = append(ids, EscapeID(n))
+	}
+	script := `import re, sys
+for id in sys.stdin.read().split("\n"):
+    raw = re.sub(rb"\\x([0-9A-Fa-f]{2})", lambda m: bytes.fromhex(m[1].decode()), id.encode())
+    sys.stdout.write(raw.hex() + "\n")
+`
+	cmd := exec.Command(py, "-c", script)
+	cmd.Stdin = strings.NewReader(strings.Join(ids, "\n"))
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := strings.Fields(string(out))
+	for i, n := range names {
+		if i >= len(got) || got[i] != hex.EncodeToString([]byte(n)) {
+			t.Errorf("%q: python gives %v", ids[i], got)
+		}
+	}
+}
+
+// Two rows with one id (an id column with a repeated value, a tar holding a
+// member twice) would be one output id, and a resumed run would skip the
+// second as done: the second is an error row that says so, in every shard.
+func TestDuplicateIDsAreErrorRows(t *testing.T) {
+	dir := t.TempDir()
+	writeTar(t, filepath.Join(dir, "a.tar"), false, [][2]string{{"1.jpg", "A"}, {"2.jpg", "B"}, {"1.jpg", "C"}})
+	schema := arrow.NewSchema([]arrow.Field{{Name: "key", Type: arrow.BinaryTypes.String}, {Name: "jpg", Type: arrow.BinaryTypes.Binary}}, nil)
+	b := array.NewRecordBuilder(memory.DefaultAllocator, schema)
+	defer b.Release()
+	for i, k := range []string{"k1", "k2", "k1", "k3"} {
+		b.Field(0).(*array.StringBuilder).Append(k)
+		b.Field(1).(*array.BinaryBuilder).Append([]byte{byte('0' + i)})
+	}
+	rec := b.NewRecord()
+	defer rec.Release()
+	if err := os.WriteFile(filepath.Join(dir, "b.parquet"), parquetBytes(t, rec), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r, err := Open([]string{dir}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := readAll(t, r)
+	want := []string{"a.tar/1.jpg=A", "a.tar/2.jpg=B", `a.tar/1.jpg!read ` + filepath.Join(dir, "a.tar") + `:1.jpg: duplicate id "a.tar/1.jpg"`,
+		"k1=0", "k2=1", `k1!read ` + filepath.Join(dir, "b.parquet") + `#2: duplicate id "k1"`, "k3=3"}
+	if len(got) != len(want) {
+		t.Fatalf("got %q", got)
+	}
+	for i := range want {
+		if !strings.HasPrefix(got[i], want[i]) {
+			t.Errorf("item %d: %q, want %q…", i, got[i], want[i])
+		}
+	}
+	// Shard 1/2 (global indices 1, 3, 5) sees the same duplicate.
+	r, _ = Open([]string{dir}, Options{Shard: Shard{1, 2}})
+	if got := readAll(t, r); len(got) != 3 || !strings.Contains(got[2], `duplicate id "k1"`) {
+		t.Errorf("shard 1/2: %q", got)
+	}
+}

@@ -1,0 +1,7 @@
+//go:build !linux
+
+package sources
+
+import "os"
+
+func pseudoFS(*os.File) bool { return false }

@@ -1,0 +1,105 @@
+package sources
+
+import (
+	"archive/tar"
+	"bytes"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+// What a walk cannot read is an error item under its path, never a silent
+// gap: an unreadable directory, a broken symlink named like an image, a
+// FIFO. A broken symlink named like a caption is not an input at all.
+func TestWalkFailuresAreErrorItems(t *testing.T) {
+	if os.Geteuid() == 0 {
+		// root reads a mode-000 directory: run this test as nobody.
+		asNobody(t, "TestWalkFailuresAreErrorItems")
+		return
+	}
+	dir := t.TempDir()
+	root := filepath.Join(dir, "root")
+	write(t, filepath.Join(root, "a.jpg"), "A")
+	write(t, filepath.Join(root, "locked", "x.jpg"), "X")
+	write(t, filepath.Join(root, "z.jpg"), "Z")
+	for _, l := range [][2]string{{"nowhere.jpg", "broken.jpg"}, {"nowhere.txt", "broken.txt"}} {
+		if err := os.Symlink(l[0], filepath.Join(root, l[1])); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := mkfifo(filepath.Join(root, "pipe.jpg")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(filepath.Join(root, "locked"), 0); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Chmod(filepath.Join(root, "locked"), 0o755) })
+	r, err := Open([]string{root}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, exact := r.Total(); n != 5 || !exact {
+		t.Errorf("Total() = %d %v, want 5", n, exact)
+	}
+	got := readAll(t, r)
+	loc := func(n string) string { return "!read " + filepath.Join(root, n) + ": " }
+	want := []string{"a.jpg=A", "broken.jpg" + loc("broken.jpg") + "broken symlink: ",
+		"locked" + loc("locked") + "directory: open " + filepath.Join(root, "locked") + ": permission denied",
+		"pipe.jpg" + loc("pipe.jpg") + "not a regular file (p---------)", "z.jpg=Z"}
+	if len(got) != len(want) {
+		t.Fatalf("got %q\nwant %q", got, want)
+	}
+	for i := range got {
+		if !strings.HasPrefix(got[i], want[i]) {
+			t.Errorf("item %d: %q, want %q…", i, got[i], want[i])
+		}
+	}
+	if st := r.Stats(); st.Emitted != 5 || st.Ignored != 1 {
+		t.Errorf("stats %+v, want 5 emitted, 1 ignored (broken.txt)", st)
+	}
+}
+
+// Links and special files in an archive, named like images, are error rows
+// (links are not followed); the regular members around them are read.
+func TestTarLinksAreErrorRows(t *testing.T) {
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, h := range []tar.Header{
+		{Name: "1.jpg", Typeflag: tar.TypeReg, Size: 1, Mode: 0o644},
+		{Name: "2.jpg", Typeflag: tar.TypeSymlink, Linkname: "/etc/passwd"},
+		{Name: "3.jpg", Typeflag: tar.TypeLink, Linkname: "1.jpg"},
+		{Name: "4.jpg", Typeflag: tar.TypeFifo},
+		{Name: "dir.jpg/", Typeflag: tar.TypeDir, Mode: 0o755},
+		{Name: "5.txt", Typeflag: tar.TypeSymlink, Linkname: "x"},
+		{Name: "6.jpg", Typeflag: tar.TypeReg, Size: 1, Mode: 0o644},
+	} {
+		if err := tw.WriteHeader(&h); err != nil {
+			t.Fatal(err)
+		}
+		if h.Size == 1 {
+			tw.Write([]byte(h.Name[:1]))
+		}
+	}
+	tw.Close()
+	p := filepath.Join(t.TempDir(), "links.tar")
+	write(t, p, buf.String())
+	r, err := Open([]string{p}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := r.Total(); n != 5 {
+		t.Errorf("Total() = %d, want 5", n)
+	}
+	pre := "links.tar/"
+	loc := "!read " + p + ":"
+	want := []string{pre + "1.jpg=1",
+		pre + "2.jpg" + loc + `2.jpg: member is a symlink to "/etc/passwd", not a regular file (links are not followed)`,
+		pre + "3.jpg" + loc + `3.jpg: member is a hard link to "1.jpg", not a regular file (links are not followed)`,
+		pre + "4.jpg" + loc + `4.jpg: member is a FIFO, not a regular file (links are not followed)`,
+		pre + "6.jpg=6"}
+	if got := readAll(t, r); !reflect.DeepEqual(got, want) {
+		t.Fatalf("got %q\nwant %q", got, want)
+	}
+}
