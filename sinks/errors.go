@@ -33,12 +33,17 @@ func NewErrors(dir string, meta Meta, opts ParquetOptions) (ErrorWriter, error) 
 	return &errorWriter{rolling: rolling{schema: schema, parts: p}}, nil
 }
 
+func errorRowAck(r *ErrorRow) func(error) { return r.Ack }
+
 func (w *errorWriter) Write(rows []ErrorRow) error {
 	if w.done {
-		return errWriteAfterClose
+		return failRows(rows, errorRowAck, errWriteAfterClose)
 	}
 	if len(rows) == 0 {
 		return nil
+	}
+	for i := range rows {
+		w.parts.held.hold(rows[i].Ack)
 	}
 	n := len(rows)
 	var raw int64

@@ -34,13 +34,16 @@ func NewNpy(dir string, meta Meta) (EmbeddingWriter, error) {
 
 func (w *npyWriter) Write(rows []Row) error {
 	if w.set.done {
-		return errWriteAfterClose
+		return failRows(rows, rowAck, errWriteAfterClose)
 	}
 	if len(rows) == 0 {
 		return nil
 	}
 	if err := checkRows(rows, w.meta.rowLen()); err != nil {
-		return err
+		return failRows(rows, rowAck, err)
+	}
+	for i := range rows {
+		w.set.held.hold(rows[i].Ack)
 	}
 	for i := range rows {
 		if err := w.set.files[0].appendRow(rows[i].Embedding); err != nil {

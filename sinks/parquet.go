@@ -29,8 +29,7 @@ type ParquetOptions struct {
 	// a row group is buffered in memory until complete. Default 64 MiB.
 	RowGroupBytes int64
 	// OnPublish, if set, is called after each part file is durable with
-	// its path and row count. Rows are published in Write order, so a
-	// caller acks its oldest rows unacked.
+	// its path and row count (after the acks of its rows).
 	OnPublish func(path string, rows int)
 }
 
@@ -136,6 +135,7 @@ type parts struct {
 	cur      recordFile
 	curRows  int
 	curBytes int64
+	held     pending // acks of the rows in cur
 }
 
 var partRe = regexp.MustCompile(`^part-(\d+)\.([a-z]+)$`)
@@ -212,6 +212,7 @@ func (p *parts) flush() error {
 	p.next++
 	if err := f.finish(); err != nil {
 		f.abort()
+		p.held.settle(err)
 		return err
 	}
 	path, err := f.atomic().PublishNew(func() string {
@@ -219,8 +220,10 @@ func (p *parts) flush() error {
 		return p.partPath(p.next - 1)
 	})
 	if err != nil {
+		p.held.settle(err)
 		return err
 	}
+	p.held.settle(nil)
 	if p.opts.OnPublish != nil {
 		p.opts.OnPublish(path, p.curRows)
 	}
@@ -232,6 +235,7 @@ func (p *parts) partPath(n int) string {
 }
 
 func (p *parts) abort() error {
+	p.held.settle(ErrAborted)
 	if p.cur == nil {
 		return nil
 	}
@@ -359,15 +363,20 @@ func NewParquet(dir string, meta Meta, opts ParquetOptions) (EmbeddingWriter, er
 	return &rollingWriter{rolling: rolling{schema: b.schema, parts: p}, b: b}, nil
 }
 
+func rowAck(r *Row) func(error) { return r.Ack }
+
 func (w *rollingWriter) Write(rows []Row) error {
 	if w.done {
-		return errWriteAfterClose
+		return failRows(rows, rowAck, errWriteAfterClose)
 	}
 	if len(rows) == 0 {
 		return nil
 	}
 	if err := checkRows(rows, w.b.meta.rowLen()); err != nil {
-		return err
+		return failRows(rows, rowAck, err)
+	}
+	for i := range rows {
+		w.parts.held.hold(rows[i].Ack)
 	}
 	cols, raw := w.b.build(rows)
 	return w.writeColumns(cols, len(rows), raw)

@@ -123,32 +123,40 @@ func (w *reconPNG) render(r *ReconRow) {
 
 func (w *reconPNG) Write(rows []ReconRow) error {
 	if w.done {
-		return errWriteAfterClose
+		return failRows(rows, reconAck, errWriteAfterClose)
 	}
 	if err := checkRecon(rows, w.meta, true); err != nil {
-		return err
+		return failRows(rows, reconAck, err)
 	}
 	for i := range rows {
-		w.render(&rows[i])
-		path := PNGPath(w.dir, rows[i].ID)
-		f, err := createAtomic(path)
-		if err != nil {
-			return err
-		}
-		bw := bufio.NewWriterSize(f, 64<<10)
-		err = w.enc.Encode(bw, w.img)
-		if err == nil {
-			err = bw.Flush()
+		err := w.writeOne(&rows[i])
+		if a := rows[i].Ack; a != nil {
+			a(err) // each file is durable on its own
 		}
 		if err != nil {
-			f.Abort()
-			return fmt.Errorf("encode %s: %w", path, err)
-		}
-		if err := f.Publish(); err != nil {
-			return err
+			return failRows(rows[i+1:], reconAck, err)
 		}
 	}
 	return nil
+}
+
+func (w *reconPNG) writeOne(r *ReconRow) error {
+	w.render(r)
+	path := PNGPath(w.dir, r.ID)
+	f, err := createAtomic(path)
+	if err != nil {
+		return err
+	}
+	bw := bufio.NewWriterSize(f, 64<<10)
+	err = w.enc.Encode(bw, w.img)
+	if err == nil {
+		err = bw.Flush()
+	}
+	if err != nil {
+		f.Abort()
+		return fmt.Errorf("encode %s: %w", path, err)
+	}
+	return f.Publish()
 }
 
 // Close has nothing pending: each PNG is published by Write.

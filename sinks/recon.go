@@ -47,6 +47,8 @@ type ReconRow struct {
 	// Image is the normalised model input, CHW float32 [3,S,S] with
 	// S = p·sqrt(L). Only the PNG writer needs it.
 	Image []float32
+	// Ack, if set, is called once: nil when the row is durable, else why not.
+	Ack func(error)
 }
 
 // ReconWriter is the shape shared by every reconstruct format.
@@ -95,15 +97,20 @@ func NewReconNpy(dir string, meta ReconMeta) (ReconWriter, error) {
 	return &reconNpy{meta: meta, set: set}, nil
 }
 
+func reconAck(r *ReconRow) func(error) { return r.Ack }
+
 func (w *reconNpy) Write(rows []ReconRow) error {
 	if w.set.done {
-		return errWriteAfterClose
+		return failRows(rows, reconAck, errWriteAfterClose)
 	}
 	if err := checkRecon(rows, w.meta, false); err != nil {
-		return err
+		return failRows(rows, reconAck, err)
 	}
 	if len(rows) == 0 {
 		return nil
+	}
+	for i := range rows {
+		w.set.held.hold(rows[i].Ack)
 	}
 	for i := range rows {
 		w.loss[0] = rows[i].Loss
@@ -160,13 +167,16 @@ func NewReconParquet(dir string, meta ReconMeta, opts ParquetOptions) (ReconWrit
 
 func (w *reconParquet) Write(rows []ReconRow) error {
 	if w.done {
-		return errWriteAfterClose
+		return failRows(rows, reconAck, errWriteAfterClose)
 	}
 	if err := checkRecon(rows, w.meta, false); err != nil {
-		return err
+		return failRows(rows, reconAck, err)
 	}
 	if len(rows) == 0 {
 		return nil
+	}
+	for i := range rows {
+		w.parts.held.hold(rows[i].Ack)
 	}
 	n := len(rows)
 	w.widths, w.heights, w.pred, w.mask, w.loss = w.widths[:0], w.heights[:0], w.pred[:0], w.mask[:0], w.loss[:0]

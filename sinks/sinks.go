@@ -6,9 +6,14 @@
 // Every visible file is complete: writers fill a hidden temporary file in
 // the destination directory (".NAME.*.maeembed-tmp"), sync it, rename it into
 // place and sync the directory. Abort (or a crash) leaves only temporaries,
-// which CleanTemps removes. A row is durable once the file holding it is
-// published: for rolling part files that is when OnPublish reports it, for
-// npy outputs when Close returns nil. A writer is used by one goroutine.
+// which CleanTemps removes. A writer is used by one goroutine.
+//
+// Delivery is data: every row may carry an Ack, which its writer calls
+// exactly once, with nil when the row is durable (the file holding it is
+// published: a rolling part when it rolls, is flushed or closed; npy sets on
+// Close; a PNG when its own file is) or with an error when it will not be
+// (a failed publish, Abort, a refused Write). Acks of one writer are called
+// in write order. A caller resumes or commits offsets from acks alone.
 package sinks
 
 import (
@@ -65,11 +70,22 @@ type Row struct {
 	// Embedding holds Dim values, or Tokens·Dim (cls first, then patches in
 	// raster order) when Meta.Tokens > 0. The writer copies it.
 	Embedding []float32
+	// Source is where the input came from (Position.String()); the Kafka
+	// writer sends it as a header, file writers ignore it.
+	Source string
+	// Ack, if set, is called once: nil when the row is durable, else why not.
+	Ack func(error)
 }
 
 // ErrorRow is one item that failed at some stage.
 type ErrorRow struct {
 	ID, Stage, Error string
+	// Source and Data are the input's position and original bytes, for a
+	// dead-letter topic; file writers ignore them.
+	Source string
+	Data   []byte
+	// Ack, if set, is called once: nil when the row is durable, else why not.
+	Ack func(error)
 }
 
 // EmbeddingWriter is the shape shared by every embedding format.
@@ -79,8 +95,9 @@ type EmbeddingWriter interface {
 	// Close publishes everything written so far. After an error from Write
 	// call Abort instead.
 	Close() error
-	// Abort removes the temporaries of unpublished files. Files published
-	// before (rolled part files) stay.
+	// Abort removes the temporaries of unpublished files and fails the acks
+	// of their rows with ErrAborted. Files published before (rolled part
+	// files) stay, and their rows stay acked.
 	Abort() error
 }
 
