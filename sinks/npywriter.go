@@ -54,5 +54,6 @@ func (w *npyWriter) Write(rows []Row) error {
 		func(i int) (int32, int32) { return rows[i].Width, rows[i].Height })
 }
 
+func (w *npyWriter) Flush() error { return nil } // only Close publishes the set
 func (w *npyWriter) Close() error { return w.set.close() }
 func (w *npyWriter) Abort() error { return w.set.abort() }

@@ -2,6 +2,7 @@ package sinks
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"image"
 	"image/png"
@@ -128,16 +129,22 @@ func (w *reconPNG) Write(rows []ReconRow) error {
 	if err := checkRecon(rows, w.meta, true); err != nil {
 		return failRows(rows, reconAck, err)
 	}
+	var unacked []error
 	for i := range rows {
 		err := w.writeOne(&rows[i])
-		if a := rows[i].Ack; a != nil {
-			a(err) // each file is durable on its own
-		}
 		if err != nil {
-			return failRows(rows[i+1:], reconAck, err)
+			// One file the file system refuses (name, permissions) is that
+			// row's failure, not the run's: its ack says so.
+			err = &ItemError{ID: rows[i].ID, Err: err}
+		}
+		switch a := rows[i].Ack; {
+		case a != nil:
+			a(err) // each file is durable on its own
+		case err != nil:
+			unacked = append(unacked, err) // nobody else would hear of it
 		}
 	}
-	return nil
+	return errors.Join(unacked...)
 }
 
 func (w *reconPNG) writeOne(r *ReconRow) error {
@@ -159,6 +166,7 @@ func (w *reconPNG) writeOne(r *ReconRow) error {
 	return f.Publish()
 }
 
-// Close has nothing pending: each PNG is published by Write.
+// Flush and Close have nothing pending: each PNG is published by Write.
+func (w *reconPNG) Flush() error { return nil }
 func (w *reconPNG) Close() error { w.done = true; return nil }
 func (w *reconPNG) Abort() error { w.done = true; return nil }

@@ -51,12 +51,9 @@ type ReconRow struct {
 	Ack func(error)
 }
 
-// ReconWriter is the shape shared by every reconstruct format.
-type ReconWriter interface {
-	Write(rows []ReconRow) error
-	Close() error
-	Abort() error
-}
+// ReconWriter writes reconstructions (NewReconNpy, NewReconParquet,
+// NewReconPNG).
+type ReconWriter = Writer[ReconRow]
 
 func checkRecon(rows []ReconRow, m ReconMeta, needImage bool) error {
 	for i := range rows {
@@ -124,6 +121,7 @@ func (w *reconNpy) Write(rows []ReconRow) error {
 		func(i int) (int32, int32) { return rows[i].Width, rows[i].Height })
 }
 
+func (w *reconNpy) Flush() error { return nil } // only Close publishes the set
 func (w *reconNpy) Close() error { return w.set.close() }
 func (w *reconNpy) Abort() error { return w.set.abort() }
 

@@ -88,10 +88,16 @@ type ErrorRow struct {
 	Ack func(error)
 }
 
-// EmbeddingWriter is the shape shared by every embedding format.
-type EmbeddingWriter interface {
-	// Write appends rows in order. Rows are copied; the caller may reuse them.
-	Write(rows []Row) error
+// Writer is the shape of every output: embeddings, error rows,
+// reconstructions, to files or to Kafka.
+type Writer[R any] interface {
+	// Write appends rows in order. Rows are copied; the caller may reuse
+	// them once Write returns.
+	Write(rows []R) error
+	// Flush publishes what is pending now (a rolling part file), so acks
+	// need not wait for a full part; a no-op where every Write publishes or
+	// only Close can (npy sets).
+	Flush() error
 	// Close publishes everything written so far. After an error from Write
 	// call Abort instead.
 	Close() error
@@ -101,12 +107,23 @@ type EmbeddingWriter interface {
 	Abort() error
 }
 
-// ErrorWriter writes OUT/errors/part-NNNNN.parquet with columns id, stage, error.
-type ErrorWriter interface {
-	Write(rows []ErrorRow) error
-	Close() error
-	Abort() error
+// EmbeddingWriter writes embeddings (NewParquet, NewArrow, NewNpy).
+type EmbeddingWriter = Writer[Row]
+
+// ErrorWriter writes OUT/errors/part-NNNNN.parquet with columns id, stage,
+// error (NewErrors).
+type ErrorWriter = Writer[ErrorRow]
+
+// ItemError is what a writer acks a row with when it could not write that
+// row alone and goes on with the others (e.g. a PNG whose file the file
+// system refuses): the caller may record the row as failed instead.
+type ItemError struct {
+	ID  string
+	Err error
 }
+
+func (e *ItemError) Error() string { return "write " + e.ID + ": " + e.Err.Error() }
+func (e *ItemError) Unwrap() error { return e.Err }
 
 func checkRows(rows []Row, want int) error {
 	for i := range rows {

@@ -13,7 +13,7 @@ import (
 // EmbeddingWriter writes embedding rows to an output topic, one message per
 // row (EmbeddingMeta.Embedding), and acks each row once Produce returns:
 // with nil when the brokers have it, else with the produce error. It has
-// the Write/Close/Abort shape of the file writers.
+// the shape of the file writers (sinks.Writer).
 type EmbeddingWriter struct {
 	p      *Producer
 	meta   EmbeddingMeta
@@ -50,6 +50,9 @@ func (w *EmbeddingWriter) Write(rows []sinks.Row) error {
 	}
 	return err
 }
+
+// Flush has nothing pending: every Write waited for the brokers.
+func (w *EmbeddingWriter) Flush() error { return nil }
 
 // Close has nothing pending: every Write waited for the brokers.
 func (w *EmbeddingWriter) Close() error { w.cancel(); return nil }
@@ -108,8 +111,16 @@ func (w *DeadLetterWriter) one(r *sinks.ErrorRow) error {
 	return err
 }
 
+// Flush has nothing pending.
+func (w *DeadLetterWriter) Flush() error { return nil }
+
 // Close has nothing pending.
 func (w *DeadLetterWriter) Close() error { w.cancel(); return nil }
 
 // Abort ends a Write in progress; it may be called from another goroutine.
 func (w *DeadLetterWriter) Abort() error { w.cancel(); return nil }
+
+var (
+	_ sinks.Writer[sinks.Row]      = (*EmbeddingWriter)(nil)
+	_ sinks.Writer[sinks.ErrorRow] = (*DeadLetterWriter)(nil)
+)
