@@ -1,13 +1,14 @@
 package main
 
 import (
-	"errors"
 	"flag"
 	"fmt"
 	"runtime"
 
+	"github.com/maeembed/maeembed/engine"
 	"github.com/maeembed/maeembed/mae"
 	"github.com/maeembed/maeembed/sinks"
+	"github.com/maeembed/maeembed/stages"
 )
 
 func defaultWorkers() int { return runtime.GOMAXPROCS(0) }
@@ -34,19 +35,22 @@ func (e *env) embed(args []string) error {
 	default:
 		return fmt.Errorf("%w: --format %q: embed writes parquet, arrow or npy", errUsage, o.Format)
 	}
-	r, src, err := e.newImageRun(o, "embed")
+	r, err := e.openInputs(o, "embed")
 	if err != nil {
 		return err
 	}
-	defer src.Close()
+	defer r.src.Close()
 	if o.DryRun {
-		return e.dryRun(src)
+		return e.dryRun(r.src)
 	}
-	em, meta, err := e.openEmbedder(o, pool, r)
+	em, meta, err := e.openEmbedder(o, pool, &r.pre)
 	if err != nil {
 		return err
 	}
-	if err := r.start(); err != nil {
+	errMeta := meta // error parts keep the metadata earlier runs wrote (resume compares it)
+	errMeta.Dim, errMeta.Tokens = 1, 0
+	errw, err := r.openOutput(errMeta)
+	if err != nil {
 		return err
 	}
 	var w sinks.EmbeddingWriter
@@ -59,24 +63,28 @@ func (e *env) embed(args []string) error {
 		w, err = sinks.NewNpy(o.Output, meta)
 	}
 	if err != nil {
-		r.errw.Abort()
+		errw.Abort()
 		return err
 	}
-	rows := make([]sinks.Row, 0, o.BatchSize)
-	err = r.run(e.ctx, src, em.run,
-		func(out output) error {
-			rows = rows[:0]
-			for i, x := range out.items {
-				rows = append(rows, sinks.Row{ID: x.it.ID, Width: int32(x.w), Height: int32(x.h), Embedding: em.vector(out, i)})
-			}
-			err := w.Write(rows)
-			em.release(out)
-			return err
-		})
-	if (err != nil && !errors.Is(err, errInterrupted)) || r.written == 0 {
-		w.Abort() // no output file for a run that produced nothing
-		return err
+	return runFiles(e, r, errw, engine.NewEmbedModel(em, o.BatchSize), engine.NewEmbeddingOutput(w))
+}
+
+// openEmbedder loads the model of o as the embedding stage for pool, sets
+// the preprocessing size and returns the output metadata of the run.
+func (e *env) openEmbedder(o *Options, pool mae.Pool, pre *stages.Preprocess) (*mae.Embedder, sinks.Meta, error) {
+	m, err := e.openModel(o, false)
+	if err != nil {
+		return nil, sinks.Meta{}, err
 	}
-	// A drained run (signal) publishes what it finished, then still fails.
-	return errors.Join(w.Close(), err)
+	em, err := mae.NewEmbedder(m, pool, o.BatchSize)
+	if err != nil {
+		return nil, sinks.Meta{}, fmt.Errorf("%w: %v", errUsage, err)
+	}
+	c := m.Config
+	pre.Size = c.ImageSize
+	meta := sinks.Meta{Model: o.Model, Pool: string(pool), Preprocess: pre.String(), Version: version, Dim: c.Dim}
+	if pool == mae.PoolTokens {
+		meta.Tokens = 1 + c.NumPatches()
+	}
+	return em, meta, nil
 }

@@ -11,18 +11,14 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
 
-	kgo "github.com/segmentio/kafka-go"
-
+	"github.com/maeembed/maeembed/engine"
 	"github.com/maeembed/maeembed/mae"
-	"github.com/maeembed/maeembed/pipeline"
 	"github.com/maeembed/maeembed/sinks"
 	sinkkafka "github.com/maeembed/maeembed/sinks/kafka"
-	"github.com/maeembed/maeembed/sources"
 	srckafka "github.com/maeembed/maeembed/sources/kafka"
 )
 
@@ -164,89 +160,6 @@ func parseStreamOptions(args []string) (*streamConfig, error) {
 	return c, nil
 }
 
-// ackQueue holds the acks of rows written to a rolling writer until the part
-// file holding them is published: rows publish in write order, so OnPublish
-// acks the oldest n.
-type ackQueue struct {
-	mu      sync.Mutex
-	pending []func(error)
-	flusher sinks.Flusher
-	// limit triggers an early publish: acks wait for publication and the
-	// source stops fetching at max-in-flight, so waiting for the timer
-	// with that many rows pending would stall the stream.
-	limit int
-}
-
-// published is the writer's OnPublish; it runs inside write/flush, under mu.
-func (q *ackQueue) published(_ string, rows int) {
-	for _, ack := range q.pending[:rows] {
-		ack(nil)
-	}
-	q.pending = append(q.pending[:0], q.pending[rows:]...)
-}
-
-// write appends acks then writes (the write may publish them at once).
-func (q *ackQueue) write(acks []func(error), write func() error) error {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	q.pending = append(q.pending, acks...)
-	if err := write(); err != nil {
-		return err
-	}
-	if len(q.pending) >= q.limit {
-		return q.flusher.Flush()
-	}
-	return nil
-}
-
-func (q *ackQueue) flush() error {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	return q.flusher.Flush()
-}
-
-// finish closes the writer (publishing the last part) or, if that fails,
-// aborts it and fails the pending acks so their offsets stay uncommitted.
-func (q *ackQueue) finish(close, abort func() error) error {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	err := close()
-	if err != nil {
-		abort()
-	}
-	for _, ack := range q.pending {
-		ack(fmt.Errorf("not published: %v", err))
-	}
-	q.pending = nil
-	return err
-}
-
-// joinAck calls ack once all n outputs of an item are durable, with the
-// first error if any failed.
-func joinAck(n int, ack func(error)) func(error) {
-	if n == 1 {
-		return ack
-	}
-	var left atomic.Int32
-	left.Store(int32(n))
-	var mu sync.Mutex
-	var first error
-	return func(err error) {
-		if err != nil {
-			mu.Lock()
-			if first == nil {
-				first = err
-			}
-			mu.Unlock()
-		}
-		if left.Add(-1) == 0 {
-			mu.Lock()
-			defer mu.Unlock()
-			ack(first)
-		}
-	}
-}
-
 // lockDir takes an exclusive lock on dir for this process, so two workers
 // never number part files in the same directory.
 func lockDir(dir string) (*os.File, error) {
@@ -266,8 +179,8 @@ func lockDir(dir string) (*os.File, error) {
 
 // streamMetrics are the worker's own counters, beside the consumer's.
 type streamMetrics struct {
-	p                       atomic.Pointer[pipeline.Pipeline]
-	written, failed         atomic.Int64
+	eng                     atomic.Pointer[engine.Engine[engine.Embeddings]]
+	failed                  atomic.Int64
 	deadLetters, published  atomic.Int64
 	model, write            *srckafka.Histogram
 	fatal                   atomic.Bool
@@ -296,7 +209,11 @@ func (m *streamMetrics) serve(addr string, src func() *srckafka.Source, prod fun
 	})
 	mux.HandleFunc("/metrics", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
-		srckafka.WriteMetric(w, "maeembed_images_written_total", "counter", "Embeddings written (Parquet rows or output messages).", float64(m.written.Load()))
+		var written float64
+		if e := m.eng.Load(); e != nil {
+			written = float64(e.Counts().Written)
+		}
+		srckafka.WriteMetric(w, "maeembed_images_written_total", "counter", "Embeddings written and durable (Parquet rows published, output messages acknowledged).", written)
 		srckafka.WriteMetric(w, "maeembed_images_failed_total", "counter", "Inputs that failed at some stage.", float64(m.failed.Load()))
 		srckafka.WriteMetric(w, "maeembed_dead_letters_total", "counter", "Inputs sent to the dead-letter topic.", float64(m.deadLetters.Load()))
 		srckafka.WriteMetric(w, "maeembed_parquet_parts_published_total", "counter", "Parquet part files published.", float64(m.published.Load()))
@@ -304,8 +221,8 @@ func (m *streamMetrics) serve(addr string, src func() *srckafka.Source, prod fun
 			srckafka.WriteMetric(w, "maeembed_kafka_produced_total", "counter", "Messages acknowledged by the brokers.", float64(p.Produced()))
 			srckafka.WriteMetric(w, "maeembed_kafka_produce_retries_total", "counter", "Produce attempts retried.", float64(p.Retries()))
 		}
-		if p := m.p.Load(); p != nil {
-			stats := p.Stats()
+		if e := m.eng.Load(); e != nil {
+			stats := e.Stats()
 			for _, k := range []struct{ name, typ, help string }{
 				{"maeembed_stage_items_total", "counter", "Items through each pipeline stage."},
 				{"maeembed_stage_errors_total", "counter", "Per-item failures per stage."},
@@ -367,8 +284,6 @@ func (e *env) stream(args []string) error {
 	if err != nil {
 		return err
 	}
-	r := &imageRun{o: o, pre: pre, batchLatency: so.BatchLatency, keepData: so.DLQTopic != "", streaming: true}
-
 	met := &streamMetrics{model: srckafka.NewHistogram(srckafka.LatencyBuckets), write: srckafka.NewHistogram(srckafka.LatencyBuckets)}
 	var srcPtr atomic.Pointer[srckafka.Source]
 	var prodPtr atomic.Pointer[sinkkafka.Producer]
@@ -379,16 +294,18 @@ func (e *env) stream(args []string) error {
 		}
 		defer stop()
 	}
-
-	em, meta, err := e.openEmbedder(o, pool, r)
+	em, meta, err := e.openEmbedder(o, pool, &pre)
 	if err != nil {
 		return err
 	}
 	met.modelLoaded.Store(true)
 
-	// Outputs. Each item's ack waits for all of them.
-	var emb, errq *ackQueue
-	var embW sinks.EmbeddingWriter
+	// One owner of the signals: the first drains, the second or the
+	// shutdown timeout aborts; the abort also ends produce retries.
+	stop := engine.OnSignals(e.ctx, so.ShutdownTimeout, os.Interrupt, syscall.SIGTERM)
+	defer stop.Release()
+
+	var outs []sinks.Writer[sinks.Row]
 	var errW sinks.ErrorWriter
 	if o.Output != "" {
 		lock, err := lockDir(o.Output)
@@ -399,33 +316,44 @@ func (e *env) stream(args []string) error {
 		if err := sinks.CleanTemps(o.Output); err != nil {
 			return fmt.Errorf("output: %w", err)
 		}
-		limit := max(1, so.MaxInFlight/2)
-		emb, errq = &ackQueue{limit: limit}, &ackQueue{limit: limit}
-		popts := func(q *ackQueue) sinks.ParquetOptions {
-			return sinks.ParquetOptions{MaxFileRows: so.MaxFileRows, MaxFileBytes: so.MaxFileBytes, OnPublish: func(path string, rows int) {
+		// Acks wait for a part to be published and the source stops at
+		// max-in-flight, so a part never waits for more rows than that.
+		popts := sinks.ParquetOptions{MaxFileRows: min(so.MaxFileRows, max(1, so.MaxInFlight/2)), MaxFileBytes: so.MaxFileBytes,
+			OnPublish: func(path string, rows int) {
 				met.published.Add(1)
 				slog.Debug("published", "path", path, "rows", rows)
-				q.published(path, rows)
 			}}
-		}
-		if embW, err = sinks.NewParquet(o.Output, meta, popts(emb)); err != nil {
-			return err
-		}
-		if errW, err = sinks.NewErrors(o.Output, meta, popts(errq)); err != nil {
-			embW.Abort()
-			return err
-		}
-		emb.flusher, errq.flusher = embW.(sinks.Flusher), errW.(sinks.Flusher)
-	}
-	var prod *sinkkafka.Producer
-	if so.OutputTopic != "" || so.DLQTopic != "" {
-		prod, err = sinkkafka.NewProducer(sinkkafka.Config{Brokers: so.Brokers, Security: so.Security, BatchTimeout: so.ProduceLinger})
+		w, err := sinks.NewParquet(o.Output, meta, popts)
 		if err != nil {
 			return err
 		}
-		prodPtr.Store(prod)
+		outs = append(outs, w)
+		if errW, err = sinks.NewErrors(o.Output, meta, popts); err != nil {
+			w.Abort()
+			return err
+		}
 	}
-	outMeta := sinkkafka.EmbeddingMeta{Topic: so.OutputTopic, Model: o.Model, Pool: string(pool), Dim: em.dim}
+	if so.OutputTopic != "" || so.DLQTopic != "" {
+		prod, err := sinkkafka.NewProducer(sinkkafka.Config{Brokers: so.Brokers, Security: so.Security, BatchTimeout: so.ProduceLinger})
+		if err != nil {
+			return err
+		}
+		defer func() {
+			if err := prod.Close(); err != nil {
+				slog.Warn("kafka producer close", "err", err)
+			}
+		}()
+		prodPtr.Store(prod)
+		if so.OutputTopic != "" {
+			outs = append(outs, sinkkafka.NewEmbeddingWriter(stop.Abort, prod, sinkkafka.EmbeddingMeta{Topic: so.OutputTopic, Model: o.Model, Pool: string(pool), Dim: em.Dim()}))
+		}
+		if so.DLQTopic != "" {
+			if errW != nil {
+				errW.Abort() // the dead-letter topic takes the failures
+			}
+			errW = sinkkafka.NewDeadLetterWriter(stop.Abort, prod, so.DLQTopic, func(n int) { met.deadLetters.Add(int64(n)) })
+		}
+	}
 
 	src, err := srckafka.Open(srckafka.Config{
 		Brokers: so.Brokers, Topics: so.Topics, Group: so.Group, StartOffset: so.StartOffset, Security: so.Security,
@@ -437,165 +365,25 @@ func (e *env) stream(args []string) error {
 	}
 	srcPtr.Store(src)
 
-	// runCtx outlives e.ctx: a signal (e.ctx done) drains the pipeline
-	// instead of aborting it; the shutdown timeout aborts what is left.
-	runCtx, cancelRun := context.WithCancel(context.Background())
-	defer cancelRun()
-	flushDone := make(chan struct{})
-	var flushWG sync.WaitGroup
-	r.onStart = func(p *pipeline.Pipeline) {
-		met.p.Store(p)
-		flushWG.Add(1)
-		go func() {
-			defer flushWG.Done()
-			var tick <-chan time.Time
-			if emb != nil {
-				t := time.NewTicker(so.FlushInterval)
-				defer t.Stop()
-				tick = t.C
+	eng := engine.New(engine.Config{Preprocess: pre, BatchSize: o.BatchSize, Workers: workers(o), BatchLatency: so.BatchLatency,
+		KeepData: so.DLQTopic != "", Errors: errW, FlushInterval: so.FlushInterval, Drain: stop.Drain, PublishOnAbort: true,
+		OnFailure: func(im *engine.Image) { met.failed.Add(1); logFailure(im) },
+		Observe: func(stage string, s float64) {
+			if stage == "model" {
+				met.model.Observe(s)
+			} else {
+				met.write.Observe(s)
 			}
-			for {
-				select {
-				case <-tick:
-					if err := emb.flush(); err != nil {
-						slog.Error("publish parquet part", "err", err)
-						met.fatal.Store(true)
-						p.Abort(fmt.Errorf("publish: %w", err))
-					}
-					if err := errq.flush(); err != nil {
-						slog.Error("publish error part", "err", err)
-					}
-				case <-e.ctx.Done():
-					slog.Info("stopping: no new messages; finishing the ones in flight", "timeout", so.ShutdownTimeout)
-					p.Drain()
-					t := time.NewTimer(so.ShutdownTimeout)
-					select {
-					case <-t.C:
-						slog.Error("shutdown timeout: aborting", "timeout", so.ShutdownTimeout)
-						p.Abort(errShutdownTimeout)
-					case <-flushDone:
-						t.Stop()
-					}
-					return
-				case <-flushDone:
-					return
-				}
-			}
-		}()
-	}
-
-	r.onFail = func(it sources.Item, stage string, ferr error) {
-		met.failed.Add(1)
-		switch {
-		case so.DLQTopic != "":
-			msg := sinkkafka.DeadLetter(so.DLQTopic, it.ID, it.Pos.String(), it.Data, stage, ferr)
-			err := prod.Produce(runCtx, msg)
-			if err != nil && runCtx.Err() == nil {
-				// A permanent refusal (e.g. the image exceeds the broker's
-				// message.max.bytes): dead-letter the headers alone rather
-				// than block the partition's commits for ever.
-				slog.Error("dead letter refused; sending it without the original bytes", "id", it.ID, "err", err)
-				msg.Value = nil
-				msg.Headers = append(msg.Headers, kgo.Header{Key: sinkkafka.HeaderError + "-dlq", Value: []byte(err.Error())})
-				err = prod.Produce(runCtx, msg)
-			}
-			if err != nil {
-				it.Ack(err)
-				return
-			}
-			met.deadLetters.Add(1)
-			it.Ack(nil)
-		case errW != nil:
-			row := []sinks.ErrorRow{{ID: it.ID, Stage: stage, Error: ferr.Error()}}
-			if err := errq.write([]func(error){it.Ack}, func() error { return errW.Write(row) }); err != nil {
-				slog.Error("write error row", "err", err)
-			}
-		default:
-			it.Ack(nil) // no dead-letter topic and no error files: dropped, logged and counted
-		}
-	}
-
-	rows := make([]sinks.Row, 0, o.BatchSize)
-	acks := make([]func(error), 0, o.BatchSize)
-	msgs := make([]kgo.Message, 0, o.BatchSize)
-	produceAcks := make([]func(error), 0, o.BatchSize)
-	// Message values of one batch: Produce is synchronous and the write
-	// stage has one worker, so a batch's values are free once it returns.
-	valBytes := 4 * em.dim
-	vals := make([]byte, o.BatchSize*valBytes)
-	outputs := 0
-	if embW != nil {
-		outputs++
-	}
-	if so.OutputTopic != "" {
-		outputs++
-	}
-	err = r.run(runCtx, src,
-		func(b []prepared) (output, error) {
-			start := time.Now()
-			out, err := em.run(b)
-			if err == nil {
-				met.model.Observe(time.Since(start).Seconds())
-			}
-			return out, err
-		},
-		func(out output) error {
-			start := time.Now()
-			defer em.release(out)
-			rows, acks, msgs, produceAcks = rows[:0], acks[:0], msgs[:0], produceAcks[:0]
-			for i, x := range out.items {
-				v := em.vector(out, i)
-				ack := joinAck(outputs, x.it.Ack)
-				if embW != nil {
-					rows = append(rows, sinks.Row{ID: x.it.ID, Width: int32(x.w), Height: int32(x.h), Embedding: v})
-					acks = append(acks, ack)
-				}
-				if so.OutputTopic != "" {
-					buf := vals[i*valBytes : (i+1)*valBytes : (i+1)*valBytes]
-					msgs = append(msgs, outMeta.Embedding(x.it.ID, x.it.Pos.String(), v, buf))
-					produceAcks = append(produceAcks, ack)
-				}
-			}
-			if embW != nil {
-				if err := emb.write(acks, func() error { return embW.Write(rows) }); err != nil {
-					return err
-				}
-			}
-			if len(msgs) > 0 {
-				if err := prod.Produce(runCtx, msgs...); err != nil {
-					for _, a := range produceAcks {
-						a(err)
-					}
-					return err
-				}
-				for _, a := range produceAcks {
-					a(nil)
-				}
-			}
-			met.written.Add(int64(len(out.items)))
-			met.write.Observe(time.Since(start).Seconds())
-			return nil
-		})
-	close(flushDone)
-	flushWG.Wait()
+		}}, engine.NewEmbedModel(em, o.BatchSize), engine.NewEmbeddingOutput(outs...))
+	met.eng.Store(eng)
+	start := time.Now()
+	err = eng.Run(stop.Abort, src)
 	if err != nil {
 		met.fatal.Store(true)
 	}
-	// Publish what is written (complete rows, even after an abort), then
-	// commit what is durable and leave the group.
-	if embW != nil {
-		if ferr := emb.finish(embW.Close, embW.Abort); ferr != nil && err == nil {
-			err = ferr
-		}
-		if ferr := errq.finish(errW.Close, errW.Abort); ferr != nil && err == nil {
-			err = ferr
-		}
-	}
-	if prod != nil {
-		if perr := prod.Close(); perr != nil {
-			slog.Warn("kafka producer close", "err", perr)
-		}
-	}
+	c2 := eng.Counts()
+	summary(nil, "stream", progressCounts{written: c2.Written, failed: c2.Failed}, eng.Stats(), start)
+	// Commit what is durable and leave the group.
 	if cerr := src.Close(); cerr != nil && err == nil {
 		err = cerr
 	}
