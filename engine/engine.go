@@ -100,6 +100,7 @@ type Counts struct {
 	Written int64 // outputs published
 	Failed  int64 // error rows published (or dropped, when there is no error output)
 	Lost    int64 // acked with an error: not durable (retried on resume or redelivered)
+	Skipped int64 // already done by an earlier run (resume); set by the caller
 }
 
 // Engine is one run of Model into Output.

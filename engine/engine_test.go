@@ -193,6 +193,17 @@ func TestAbortAcksIffPublished(t *testing.T) {
 					nilAcked++
 				}
 			}
+			// The counters are what is published (a disk-full run's summary
+			// must not count rows that never became durable).
+			published := 0
+			for _, id := range good {
+				if pub[id] {
+					published++
+				}
+			}
+			if c := e.Counts(); c.Written != int64(published) {
+				t.Errorf("counted %d written, %d published", c.Written, published)
+			}
 			if publish && nilAcked != len(good)+len(bad) {
 				t.Errorf("PublishOnAbort: %d acked, want all %d", nilAcked, len(good)+len(bad))
 			}

@@ -155,7 +155,7 @@ func jsonField[T any](t *testing.T, row map[string]json.RawMessage, k string) T 
 }
 
 // summaryCounts reads the counts line of the human summary.
-var summaryRe = regexp.MustCompile(`(?m)^(\w+): (\d+) images written, (\d+) errors, (\d+) skipped`)
+var summaryRe = regexp.MustCompile(`(?m)^(\w+): (\d+) images? written, (\d+) errors?, (\d+) skipped`)
 
 func summaryCounts(t *testing.T, stderr string) (written, failed, skipped int) {
 	t.Helper()

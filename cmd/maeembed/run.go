@@ -137,13 +137,14 @@ func runFiles[R any](e *env, r *fileRun, errw sinks.ErrorWriter, model engine.Mo
 	eng := engine.New(engine.Config{Preprocess: r.pre, BatchSize: r.o.BatchSize, Workers: workers(r.o),
 		Errors: errw, Drain: stop.Drain, OnFailure: logFailure}, model, out)
 	start := time.Now()
-	counts := func() progressCounts {
+	counts := func() engine.Counts {
 		c := eng.Counts()
-		return progressCounts{written: c.Written, failed: c.Failed, skipped: r.skipped.Load()}
+		c.Skipped = r.skipped.Load()
+		return c
 	}
-	prog := startProgress(e.stderr, isTerminal(e.stderr), r.total, start, counts)
+	prog := engine.StartProgress(e.stderr, engine.IsTerminal(e.stderr), r.total, start, counts)
 	err := eng.Run(stop.Abort, r.src)
-	prog.stop()
+	prog.Stop()
 	c := counts()
 	summary(e.stderr, r.cmd, c, eng.Stats(), start)
 	switch {
@@ -151,11 +152,11 @@ func runFiles[R any](e *env, r *fileRun, errw sinks.ErrorWriter, model engine.Mo
 		return err
 	case stop.Drained():
 		return errInterrupted
-	case c.written == 0 && c.failed > 0:
+	case c.Written == 0 && c.Failed > 0:
 		// Nothing came out: that is a failed run, not a run with bad inputs.
-		return fmt.Errorf("all %d input(s) failed (errors in %s/errors); first: %s", c.failed, r.o.Output, eng.FirstError())
-	case r.o.FailOnError && c.failed > 0:
-		return fmt.Errorf("%d input(s) failed (see %s/errors)", c.failed, r.o.Output)
+		return fmt.Errorf("all %d input(s) failed (errors in %s/errors); first: %s", c.Failed, r.o.Output, eng.FirstError())
+	case r.o.FailOnError && c.Failed > 0:
+		return fmt.Errorf("%d input(s) failed (see %s/errors)", c.Failed, r.o.Output)
 	}
 	return nil
 }
@@ -166,15 +167,15 @@ var errInterrupted = errors.New("interrupted: finished the images in flight and 
 
 // summary logs one machine-readable line and, with stderr set (file mode),
 // prints the table for people (progress.go).
-func summary(stderr io.Writer, cmd string, c progressCounts, stats []pipeline.StageStats, start time.Time) {
+func summary(stderr io.Writer, cmd string, c engine.Counts, stats []pipeline.StageStats, start time.Time) {
 	el := time.Since(start)
-	attrs := []any{"written", c.written, "failed", c.failed, "skipped", c.skipped, "seconds", fmt.Sprintf("%.2f", el.Seconds()),
-		"images_per_s", fmt.Sprintf("%.2f", float64(c.written)/el.Seconds())}
+	attrs := []any{"written", c.Written, "failed", c.Failed, "skipped", c.Skipped, "not_published", c.Lost, "seconds", fmt.Sprintf("%.2f", el.Seconds()),
+		"images_per_s", fmt.Sprintf("%.2f", float64(c.Written)/el.Seconds())}
 	for _, s := range stats {
 		attrs = append(attrs, s.Name+"_busy_s", fmt.Sprintf("%.2f", s.Busy.Seconds()))
 	}
 	slog.Info("done", attrs...)
 	if stderr != nil {
-		writeSummary(stderr, cmd, c, el, stats)
+		engine.WriteSummary(stderr, cmd, c, el, stats)
 	}
 }

@@ -381,8 +381,7 @@ func (e *env) stream(args []string) error {
 	if err != nil {
 		met.fatal.Store(true)
 	}
-	c2 := eng.Counts()
-	summary(nil, "stream", progressCounts{written: c2.Written, failed: c2.Failed}, eng.Stats(), start)
+	summary(nil, "stream", eng.Counts(), eng.Stats(), start)
 	// Commit what is durable and leave the group.
 	if cerr := src.Close(); cerr != nil && err == nil {
 		err = cerr

@@ -1,4 +1,4 @@
-package main
+package engine
 
 import (
 	"fmt"
@@ -21,20 +21,15 @@ const (
 	logEvery = 10 * time.Second
 )
 
-// progressCounts is a snapshot of a run's advance.
-type progressCounts struct {
-	written, failed, skipped int64
-}
-
 // done is what the bar counts: every input of this shard that is finished,
 // including those a previous run finished (resume).
-func (c progressCounts) done() int64 { return c.written + c.failed + c.skipped }
+func (c Counts) done() int64 { return c.Written + c.Failed + c.Skipped }
 
-// progress reports a run's advance until stop is called.
-type progress struct {
+// Progress reports a run's advance until Stop is called.
+type Progress struct {
 	start  time.Time
 	total  int64 // items of this shard, <= 0 if unknown (stream mode)
-	counts func() progressCounts
+	counts func() Counts
 	bar    *progressbar.ProgressBar
 	w      io.Writer
 	log    *slog.Logger // restored when the bar stops
@@ -42,19 +37,20 @@ type progress struct {
 	wg     sync.WaitGroup
 }
 
-// isTerminal reports whether w is a terminal (the bar is then useful).
-func isTerminal(w io.Writer) bool {
+// IsTerminal reports whether w is a terminal (the bar is then useful).
+func IsTerminal(w io.Writer) bool {
 	f, ok := w.(*os.File)
 	return ok && term.IsTerminal(int(f.Fd()))
 }
 
-// startProgress starts the reporter. With bar set it draws on w and routes
+// StartProgress starts the reporter: a bar on w when bar is set (w a
+// terminal), else a log line every 10 s; total <= 0 means unknown. With bar set it draws on w and routes
 // slog through the bar so warnings print above it instead of tearing it.
-func startProgress(w io.Writer, bar bool, total int64, start time.Time, counts func() progressCounts) *progress {
+func StartProgress(w io.Writer, bar bool, total int64, start time.Time, counts func() Counts) *Progress {
 	if total <= 0 {
 		total = -1 // the bar shows a spinner, the log lines no total
 	}
-	p := &progress{start: start, total: total, counts: counts, w: w, quit: make(chan struct{})}
+	p := &Progress{start: start, total: total, counts: counts, w: w, quit: make(chan struct{})}
 	every := logEvery
 	if bar && w != nil {
 		every = barEvery
@@ -94,41 +90,41 @@ func startProgress(w io.Writer, bar bool, total int64, start time.Time, counts f
 }
 
 // rate is images per second of this run (resumed ones excluded).
-func (p *progress) rate(c progressCounts) float64 {
+func (p *Progress) rate(c Counts) float64 {
 	el := time.Since(p.start).Seconds()
 	if el <= 0 {
 		return 0
 	}
-	return float64(c.written+c.failed) / el
+	return float64(c.Written+c.Failed) / el
 }
 
 // description is what the bar shows after the count: errors and speed.
-func (p *progress) description(c progressCounts) string {
-	return fmt.Sprintf("%d errors, %.1f images/s", c.failed, p.rate(c))
+func (p *Progress) description(c Counts) string {
+	return fmt.Sprintf("%s, %.1f images/s", plural(c.Failed, "error"), p.rate(c))
 }
 
-func (p *progress) update() {
+func (p *Progress) update() {
 	c := p.counts()
 	p.bar.Describe(p.description(c))
 	p.bar.Set64(c.done())
 }
 
-func (p *progress) logLine() {
+func (p *Progress) logLine() {
 	c := p.counts()
 	attrs := []any{"done", c.done()}
 	if p.total > 0 {
 		attrs = append(attrs, "total", p.total, "percent", fmt.Sprintf("%.1f", 100*float64(c.done())/float64(p.total)))
 	}
 	r := p.rate(c)
-	attrs = append(attrs, "written", c.written, "failed", c.failed, "skipped", c.skipped, "images_per_s", fmt.Sprintf("%.2f", r))
+	attrs = append(attrs, "written", c.Written, "failed", c.Failed, "skipped", c.Skipped, "images_per_s", fmt.Sprintf("%.2f", r))
 	if left := p.total - c.done(); p.total > 0 && r > 0 && left > 0 {
 		attrs = append(attrs, "eta", (time.Duration(float64(left)/r) * time.Second).Round(time.Second).String())
 	}
 	slog.Info("progress", attrs...)
 }
 
-// stop ends the display; the bar's last state stays on screen.
-func (p *progress) stop() {
+// Stop ends the display; the bar's last state stays on screen.
+func (p *Progress) Stop() {
 	close(p.quit)
 	p.wg.Wait()
 	if p.bar != nil {
@@ -149,16 +145,32 @@ func (w barWriter) Write(b []byte) (int, error) {
 	return len(b), nil
 }
 
-// writeSummary prints the end-of-run report for people: counts, speed and
+// plural is "1 error", "2 errors".
+func plural(n int64, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
+}
+
+// WriteSummary prints the end-of-run report for people: counts, speed and
 // where the time went, one line per pipeline stage. Busy time is summed over
 // a stage's workers; util is busy / (wall × workers), so the stage near
-// 100% is the bottleneck.
-func writeSummary(w io.Writer, cmd string, c progressCounts, wall time.Duration, stats []pipeline.StageStats) {
+// 100% is the bottleneck. A run that found everything already done says so
+// instead of printing a table of zeros.
+func WriteSummary(w io.Writer, cmd string, c Counts, wall time.Duration, stats []pipeline.StageStats) {
 	rate := 0.0
 	if s := wall.Seconds(); s > 0 {
-		rate = float64(c.written) / s
+		rate = float64(c.Written) / s
 	}
-	fmt.Fprintf(w, "\n%s: %d images written, %d errors, %d skipped (already done)\n", cmd, c.written, c.failed, c.skipped)
+	fmt.Fprintf(w, "\n%s: %s written, %s, %d skipped (already done)\n", cmd, plural(c.Written, "image"), plural(c.Failed, "error"), c.Skipped)
+	if c.Lost > 0 {
+		fmt.Fprintf(w, "%s: %s not published (rerun to resume)\n", cmd, plural(c.Lost, "image"))
+	}
+	if c.Written+c.Failed+c.Lost == 0 && c.Skipped > 0 {
+		fmt.Fprintf(w, "%s: nothing to do: every input was already done\n", cmd)
+		return
+	}
 	fmt.Fprintf(w, "%s: %.2f s, %.2f images/s\n", cmd, wall.Seconds(), rate)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "stage\tworkers\titems\terrors\tbusy s\tms/item\tutil")
