@@ -265,6 +265,12 @@ func (e *Engine[R]) preprocess(ctx context.Context, it sources.Item) (*Image, er
 // write is the one ordered write stage: error rows for the failed images
 // of a batch, the output for the others.
 func (e *Engine[R]) write(imgs, ok []*Image, result R, ran bool) error {
+	e.rows = e.rows[:0]
+	for _, im := range imgs { // failed before the output: in input order
+		if im.Err != nil {
+			e.addErrorRow(im)
+		}
+	}
 	if ran && len(ok) > 0 {
 		for _, im := range ok {
 			im.Item.Ack = e.trackWritten(im)
@@ -273,12 +279,6 @@ func (e *Engine[R]) write(imgs, ok []*Image, result R, ran bool) error {
 		if err := e.out.Write(ok, result); err != nil {
 			e.writeFailed = true
 			return pipeline.Fatal(fmt.Errorf("write: %w", err))
-		}
-	}
-	e.rows = e.rows[:0]
-	for _, im := range imgs {
-		if im.Err != nil {
-			e.addErrorRow(im)
 		}
 	}
 	for _, im := range e.rejected { // outputs that refused one row: its error row instead

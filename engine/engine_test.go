@@ -213,3 +213,70 @@ func TestAbortAcksIffPublished(t *testing.T) {
 		})
 	}
 }
+
+// A PNG the file system refuses becomes that input's error row (stage
+// write) and the run goes on.
+func TestWriteFailureOfOneItemIsItsErrorRow(t *testing.T) {
+	in, good, _ := inputs(t, 5)
+	good = good[:5]
+	out := t.TempDir()
+	m, err := mae.Load(filepath.Join(tiny, "model.pth"), filepath.Join(tiny, "hf", "config.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, err := mae.NewReconstructor(m, 0.75, false, mae.SeededNoise(1), 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := m.Config
+	pre := stages.Preprocess{Mode: stages.NoResize, Size: c.ImageSize}
+	w, err := sinks.NewReconPNG(out, sinks.ReconMeta{Model: "tiny", Patches: c.NumPatches(), Patch: c.PatchSize})
+	if err != nil {
+		t.Fatal(err)
+	}
+	errw, err := sinks.NewErrors(out, sinks.Meta{Model: "tiny", Dim: 1}, sinks.ParquetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	blocked := good[3]
+	if err := os.MkdirAll(sinks.PNGPath(out, blocked), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	acked := &acks{calls: map[string][]error{}}
+	src, err := sources.OpenWith(func() []string {
+		var p []string
+		for _, id := range good {
+			p = append(p, filepath.Join(in, id))
+		}
+		return p
+	}(), nil, sources.Options{OnAck: acked.on})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	e := New(Config{Preprocess: pre, BatchSize: 2, Errors: errw}, NewReconstructModel(rec, 2, c.ImageSize, true), NewReconstructionOutput(w))
+	if err := e.Run(context.Background(), src); err != nil {
+		t.Fatal(err)
+	}
+	if cnt := e.Counts(); cnt.Written != 4 || cnt.Failed != 1 {
+		t.Errorf("counts %+v, want 4 written and 1 failed", cnt)
+	}
+	tbl, _, err := sinks.ReadParquet(filepath.Join(out, "errors", "part-00000.parquet"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tbl.Release()
+	if tbl.NumRows() != 1 {
+		t.Fatalf("%d error rows, want 1", tbl.NumRows())
+	}
+	id := tbl.Column(0).Data().Chunk(0).ValueStr(0)
+	stage := tbl.Column(1).Data().Chunk(0).ValueStr(0)
+	if id != blocked || stage != "write" {
+		t.Errorf("error row %s/%s, want %s/write", id, stage, blocked)
+	}
+	for _, id := range good {
+		if c := acked.get(id); len(c) != 1 || c[0] != nil {
+			t.Errorf("%s: acks %v", id, c)
+		}
+	}
+}

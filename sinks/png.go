@@ -2,13 +2,19 @@ package sinks
 
 import (
 	"bufio"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"image"
 	"image/png"
+	"io"
 	"math"
 	"path/filepath"
 	"strings"
+	"unicode/utf8"
 )
 
 // ImageNet statistics of DESIGN §4, to turn normalised values into pixels.
@@ -43,9 +49,12 @@ type reconPNG struct {
 // normalised space (masked = x·(1−mask), so removed patches show the
 // ImageNet mean colour, a grey; paste = x·(1−mask) + pred·mask), then
 // de-normalised, scaled by 255, clipped to [0,255] and truncated.
-// Rows need Image. The file is DIR/<id>.png, the id's "/" mirrored as
-// directories ("a/b.jpg" → DIR/a/b.jpg.png); ".." and empty components are
-// replaced so nothing lands outside DIR. Each file is published atomically.
+// Rows need Image. The file is PNGPath(DIR, id): DIR/<id>.png, the id's "/"
+// mirrored as directories ("a/b.jpg" → DIR/a/b.jpg.png); ".." and empty
+// components are replaced so nothing lands outside DIR, and over-long
+// names are shortened. The id is in the PNG's iTXt chunk "maeembed.id".
+// Each file is published atomically; one that cannot be written acks its
+// row with an *ItemError and the writer goes on.
 func NewReconPNG(dir string, meta ReconMeta) (ReconWriter, error) {
 	if err := meta.validate(); err != nil {
 		return nil, err
@@ -65,7 +74,16 @@ type pngPool struct{ b *png.EncoderBuffer }
 func (p *pngPool) Get() *png.EncoderBuffer  { return p.b }
 func (p *pngPool) Put(b *png.EncoderBuffer) { p.b = b }
 
-// PNGPath is where NewReconPNG puts the image of id.
+// maxNameBytes bounds each component of a PNG path, leaving room under
+// the usual 255-byte NAME_MAX for ".png" and the temporary name's
+// decoration (".NAME.123456789.maeembed-tmp").
+const maxNameBytes = 200
+
+// PNGPath is where NewReconPNG puts the image of id. A path component
+// longer than 200 bytes is cut at a character boundary and ends in "~"
+// and 16 hex digits of its SHA-256, so any id gives a file name the file
+// system takes and distinct ids stay distinct; the PNG's "maeembed.id"
+// text chunk keeps the id itself.
 func PNGPath(dir, id string) string {
 	parts := strings.Split(strings.ReplaceAll(id, "\\", "/"), "/")
 	out := parts[:0]
@@ -76,12 +94,70 @@ func PNGPath(dir, id string) string {
 		case "..":
 			p = "_"
 		}
-		out = append(out, p)
+		out = append(out, shortName(p))
 	}
 	if len(out) == 0 {
 		out = append(out, "_")
 	}
 	return filepath.Join(dir, filepath.Join(out...)+".png")
+}
+
+// shortName returns name, or if it is too long for a file name, a prefix
+// of it with a digest of the whole.
+func shortName(name string) string {
+	if len(name) <= maxNameBytes {
+		return name
+	}
+	sum := sha256.Sum256([]byte(name))
+	keep := maxNameBytes - 17
+	for keep > 0 && !utf8.RuneStart(name[keep]) {
+		keep--
+	}
+	return name[:keep] + "~" + hex.EncodeToString(sum[:8])
+}
+
+// ihdrEnd is the length of the PNG signature and IHDR chunk, which the
+// standard encoder writes first; metadata chunks go right after it.
+const ihdrEnd = 8 + 12 + 13
+
+// textChunk is an iTXt chunk (UTF-8, uncompressed) holding key = value.
+func textChunk(key, value string) []byte {
+	data := make([]byte, 0, len(key)+5+len(value))
+	data = append(data, key...)
+	data = append(data, 0, 0, 0, 0, 0) // end of keyword, no compression, empty language and translated keyword
+	data = append(data, value...)
+	c := make([]byte, 0, 12+len(data))
+	c = binary.BigEndian.AppendUint32(c, uint32(len(data)))
+	c = append(c, "iTXt"...)
+	c = append(c, data...)
+	return binary.BigEndian.AppendUint32(c, crc32.ChecksumIEEE(c[4:]))
+}
+
+// withChunk inserts chunk after the IHDR of the PNG written through it.
+type withChunk struct {
+	w     io.Writer
+	n     int
+	chunk []byte
+}
+
+func (c *withChunk) Write(b []byte) (int, error) {
+	total := len(b)
+	if c.chunk != nil && c.n+len(b) >= ihdrEnd {
+		k := ihdrEnd - c.n
+		if _, err := c.w.Write(b[:k]); err != nil {
+			return 0, err
+		}
+		if _, err := c.w.Write(c.chunk); err != nil {
+			return 0, err
+		}
+		c.chunk, c.n, b = nil, ihdrEnd, b[k:]
+	}
+	n, err := c.w.Write(b)
+	c.n += n
+	if err != nil {
+		return total - len(b) + n, err
+	}
+	return total, nil
 }
 
 func toByte(v float32, c int) uint8 {
@@ -155,7 +231,7 @@ func (w *reconPNG) writeOne(r *ReconRow) error {
 		return err
 	}
 	bw := bufio.NewWriterSize(f, 64<<10)
-	err = w.enc.Encode(bw, w.img)
+	err = w.enc.Encode(&withChunk{w: bw, chunk: textChunk("maeembed.id", r.ID)}, w.img)
 	if err == nil {
 		err = bw.Flush()
 	}
