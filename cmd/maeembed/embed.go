@@ -39,7 +39,7 @@ func (e *env) embed(args []string) error {
 	if err != nil {
 		return err
 	}
-	defer r.src.Close()
+	defer r.close()
 	if o.DryRun {
 		return e.dryRun(r.src)
 	}

@@ -36,7 +36,7 @@ func (e *env) reconstruct(args []string) error {
 	if err != nil {
 		return err
 	}
-	defer r.src.Close()
+	defer r.close()
 	if o.DryRun {
 		return e.dryRun(r.src)
 	}

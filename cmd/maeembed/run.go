@@ -26,6 +26,15 @@ type fileRun struct {
 	src     *sources.Reader
 	total   int64 // inputs of this shard before resume, -1 if unknown
 	skipped atomic.Int64
+	unlock  func() error
+}
+
+// close releases the inputs and the output lock.
+func (r *fileRun) close() {
+	r.src.Close()
+	if r.unlock != nil {
+		r.unlock()
+	}
 }
 
 // openInputs validates the common options and opens the inputs.
@@ -106,11 +115,22 @@ func (e *env) dryRun(src *sources.Reader) error {
 	return nil
 }
 
-// openOutput prepares the output directory and its error writer.
+// openOutput prepares the output directory and its error writer. Runs of
+// different shards may share a directory; two runs of the same shard (or
+// any two npy runs, which share their files) may not.
 func (r *fileRun) openOutput(meta sinks.Meta) (sinks.ErrorWriter, error) {
-	if err := os.MkdirAll(r.o.Output, 0o755); err != nil {
-		return nil, fmt.Errorf("output: %w", err)
+	lock, why := "shard-0-of-1", "two runs of the same inputs and shard would write the same ids twice"
+	if sh, err := sources.ParseShard(r.o.Shard); err == nil {
+		lock = fmt.Sprintf("shard-%d-of-%d", sh.Index, sh.Count)
 	}
+	if r.o.Format == "npy" {
+		lock, why = "npy", "npy outputs are single files: give each run (and each shard) its own directory"
+	}
+	unlock, err := sinks.LockOutput(r.o.Output, lock, why)
+	if err != nil {
+		return nil, err
+	}
+	r.unlock = unlock
 	if err := sinks.CleanTemps(r.o.Output); err != nil {
 		return nil, fmt.Errorf("output: %w", err)
 	}

@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -97,7 +96,7 @@ func parseStreamOptions(args []string) (*streamConfig, error) {
 	fs.StringVar(&configFile, "config-file", "", "YAML file with these options (flags override it)")
 	modelFlags(fs, o)
 	for _, n := range []string{"output", "o"} {
-		fs.StringVar(&o.Output, n, o.Output, "directory of rolling Parquet part files (one worker per directory)")
+		fs.StringVar(&o.Output, n, o.Output, "directory of rolling Parquet part files (workers may share it)")
 	}
 	preprocessFlags(fs, o)
 	fs.StringVar(&o.Pool, "pool", o.Pool, "cls | mean | tokens | global")
@@ -158,23 +157,6 @@ func parseStreamOptions(args []string) (*streamConfig, error) {
 		return nil, fmt.Errorf("%w: --shutdown-timeout must be positive", errUsage)
 	}
 	return c, nil
-}
-
-// lockDir takes an exclusive lock on dir for this process, so two workers
-// never number part files in the same directory.
-func lockDir(dir string) (*os.File, error) {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("output: %w", err)
-	}
-	f, err := os.OpenFile(filepath.Join(dir, ".maeembed-stream.lock"), os.O_CREATE|os.O_RDWR, 0o644)
-	if err != nil {
-		return nil, fmt.Errorf("output lock: %w", err)
-	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("output %s is used by another running worker (%v): give each worker its own --output directory", dir, err)
-	}
-	return f, nil
 }
 
 // streamMetrics are the worker's own counters, beside the consumer's.
@@ -308,11 +290,9 @@ func (e *env) stream(args []string) error {
 	var outs []sinks.Writer[sinks.Row]
 	var errW sinks.ErrorWriter
 	if o.Output != "" {
-		lock, err := lockDir(o.Output)
-		if err != nil {
-			return err
-		}
-		defer lock.Close()
+		// Workers of one group may share the directory: part numbers
+		// never collide (no-clobber publish) and CleanTemps leaves the
+		// temporaries of live workers alone.
 		if err := sinks.CleanTemps(o.Output); err != nil {
 			return fmt.Errorf("output: %w", err)
 		}
