@@ -30,6 +30,9 @@ type parquetContainer struct {
 }
 
 func openParquet(p string, opts Options) (container, error) {
+	if err := checkRegular(p); err != nil {
+		return nil, err
+	}
 	rdr, err := file.OpenParquetFile(p, false)
 	if err != nil {
 		return nil, fmt.Errorf("parquet: %w", err)
@@ -193,6 +196,9 @@ func (c *parquetContainer) close() error {
 
 // parquetRows reads the row count from the footer.
 func parquetRows(p string) (int64, error) {
+	if err := checkRegular(p); err != nil {
+		return 0, err
+	}
 	rdr, err := file.OpenParquetFile(p, false)
 	if err != nil {
 		return 0, err

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"syscall"
 )
 
 // Reader reads the items of a batch run in deterministic order: entries
@@ -176,7 +177,7 @@ func (r *Reader) Next(ctx context.Context) (Item, error) {
 			}
 			it := Item{ID: e.id, Pos: Position{Index: idx, Path: e.path, Row: -1}}
 			if !r.opts.NoData {
-				data, err := os.ReadFile(e.path)
+				data, err := readRegular(e.path)
 				if err != nil {
 					it.Err = &ReadError{Path: e.path, Err: err}
 				}
@@ -283,4 +284,40 @@ func (r *Reader) Close() error {
 		return err
 	}
 	return nil
+}
+
+// errNotRegular refuses a FIFO, device or socket named as an input: reading
+// one may block for ever (a FIFO without writer) or never end (/dev/zero),
+// and no drain or signal could end the run.
+var errNotRegular = errors.New("not a regular file (a FIFO, device or socket): refused as an input")
+
+// checkRegular fails unless p is a regular file (symlinks followed).
+func checkRegular(p string) error {
+	fi, err := os.Stat(p)
+	if err != nil {
+		return err
+	}
+	if !fi.Mode().IsRegular() {
+		return fmt.Errorf("%s: %w", p, errNotRegular)
+	}
+	return nil
+}
+
+// readRegular reads the regular file p. It opens without blocking and
+// checks the opened file itself, so a FIFO swapped in after a check is
+// refused too.
+func readRegular(p string) ([]byte, error) {
+	f, err := os.OpenFile(p, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s: %w", p, errNotRegular)
+	}
+	return io.ReadAll(f)
 }

@@ -30,6 +30,9 @@ type tarContainer struct {
 }
 
 func openTar(p string) (container, error) {
+	if err := checkRegular(p); err != nil {
+		return nil, err
+	}
 	f, err := os.Open(p)
 	if err != nil {
 		return nil, err
@@ -90,6 +93,9 @@ func (c *tarContainer) close() error {
 func tarMembers(p string) (int64, error) {
 	if l := strings.ToLower(p); strings.HasSuffix(l, ".gz") || strings.HasSuffix(l, ".tgz") {
 		return 0, fmt.Errorf("compressed: not counted")
+	}
+	if err := checkRegular(p); err != nil {
+		return 0, err
 	}
 	f, err := os.Open(p)
 	if err != nil {

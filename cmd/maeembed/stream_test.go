@@ -1042,3 +1042,27 @@ func TestStreamDeadLetterFallbacks(t *testing.T) {
 		t.Errorf("committed %v, want %d", c, 1+len(keys))
 	}
 }
+
+// SIGTERM while the broker is down, with an output topic: the produce
+// retry loop sees the abort, so the worker ends after the shutdown timeout
+// instead of retrying for ever (its uncommitted messages are redelivered).
+func TestStreamShutdownBoundedWithBrokerDown(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.Ports(0), kfake.SeedTopics(2, "images", "embeddings"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	addr := c.ListenAddrs()[0]
+	imgs := fixtureImages(t)
+	produceImages(t, producer(t, addr), manyKeys("down", 400), imgs, pickImage(imgs))
+	w := startWorker(t, "-m", filepath.Join(tiny, "hf"), "--resize", "none", "--brokers", addr, "--topic", "images", "--group", "down",
+		"--output-topic", "embeddings", "--batch-size", "4", "--shutdown-timeout", "2s")
+	consumeAll(t, addr, "embeddings", 1, 60*time.Second) // it is producing
+	c.Close()                                              // the broker goes away mid-stream
+	time.Sleep(500 * time.Millisecond)                     // a produce is now retrying
+	code, took := w.stop(t, 60*time.Second)
+	t.Logf("exit %d, %v after SIGTERM", code, took)
+	if !strings.Contains(w.logs.String(), "shutdown timeout") && code != 0 {
+		t.Errorf("exit %d without a shutdown timeout\n%s", code, w.logs.String())
+	}
+}
