@@ -1058,8 +1058,8 @@ func TestStreamShutdownBoundedWithBrokerDown(t *testing.T) {
 	w := startWorker(t, "-m", filepath.Join(tiny, "hf"), "--resize", "none", "--brokers", addr, "--topic", "images", "--group", "down",
 		"--output-topic", "embeddings", "--batch-size", "4", "--shutdown-timeout", "2s")
 	consumeAll(t, addr, "embeddings", 1, 60*time.Second) // it is producing
-	c.Close()                                              // the broker goes away mid-stream
-	time.Sleep(500 * time.Millisecond)                     // a produce is now retrying
+	c.Close()                                            // the broker goes away mid-stream
+	time.Sleep(500 * time.Millisecond)                   // a produce is now retrying
 	code, took := w.stop(t, 60*time.Second)
 	t.Logf("exit %d, %v after SIGTERM", code, took)
 	if !strings.Contains(w.logs.String(), "shutdown timeout") && code != 0 {
