@@ -15,12 +15,8 @@ import (
 	"path/filepath"
 	"strings"
 	"unicode/utf8"
-)
 
-// ImageNet statistics of DESIGN §4, to turn normalised values into pixels.
-var (
-	imagenetMean = [3]float32{0.485, 0.456, 0.406}
-	imagenetStd  = [3]float32{0.229, 0.224, 0.225}
+	"github.com/maeembed/maeembed/stages/imagenet"
 )
 
 // PanelGap is the white gap in pixels between the four PNG panels.
@@ -160,19 +156,6 @@ func (c *withChunk) Write(b []byte) (int, error) {
 	return total, nil
 }
 
-func toByte(v float32, c int) uint8 {
-	// Explicit conversions round each step like PyTorch's float32 ops
-	// (and forbid FMA fusion), so pixels match the demo exactly.
-	x := float32(float32(v*imagenetStd[c])+imagenetMean[c]) * 255
-	if !(x > 0) { // also NaN
-		return 0
-	}
-	if x >= 255 {
-		return 255
-	}
-	return uint8(x) // truncation, as the demo's .int()
-}
-
 func (w *reconPNG) render(r *ReconRow) {
 	s, p, g := w.s, w.meta.Patch, w.g
 	pd := w.meta.patchDim()
@@ -191,7 +174,7 @@ func (w *reconPNG) render(r *ReconRow) {
 				vis := orig * (1 - m)
 				vals := [4]float32{orig, vis, pred, vis + pred*m}
 				for panel, v := range vals {
-					pix[y*stride+(panel*(s+PanelGap)+x)*4+c] = toByte(v, c)
+					pix[y*stride+(panel*(s+PanelGap)+x)*4+c] = imagenet.ToByte(v, c)
 				}
 			}
 		}
