@@ -174,27 +174,42 @@ func removeIfDead(path string) error {
 	return nil
 }
 
-// LockOutput takes the lock called name in dir (a hidden lock file) for as
-// long as the process lives or until release: two runs that would write
-// the same ids into one directory (the same shard of the same inputs; any
-// two npy runs, which share their files) take the same lock, so the second
-// one is refused instead of both succeeding with duplicates.
+// LockOutput takes the lock called name in dir (a hidden lock file,
+// removed again by release) until release or the end of the process: two
+// runs that would write the same ids into one directory (the same shard of
+// the same inputs; any two npy runs, which share their files) take the
+// same lock, so the second one is refused, with why, instead of both
+// succeeding with duplicates. A lock file a killed run left behind is
+// simply taken over.
 func LockOutput(dir, name, why string) (release func() error, err error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("output: %w", err)
 	}
-	f, err := os.OpenFile(filepath.Join(dir, ".maeembed-"+name+".lock"), os.O_CREATE|os.O_RDWR, 0o644)
-	if err != nil {
-		return nil, fmt.Errorf("output lock: %w", err)
-	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		f.Close()
-		if errors.Is(err, syscall.EWOULDBLOCK) {
-			return nil, fmt.Errorf("output %s is being written by another running process (%s): %s", dir, name, why)
+	path := filepath.Join(dir, ".maeembed-"+name+".lock")
+	for {
+		f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
+		if err != nil {
+			return nil, fmt.Errorf("output lock: %w", err)
 		}
-		return nil, fmt.Errorf("output lock %s: %w", name, err)
+		if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+			f.Close()
+			if errors.Is(err, syscall.EWOULDBLOCK) {
+				return nil, fmt.Errorf("output %s is being written by another running process (%s): %s", dir, name, why)
+			}
+			return nil, fmt.Errorf("output lock %s: %w", name, err)
+		}
+		// The holder before us may have removed the file between our open
+		// and our lock: then we hold a lock on a file nobody else sees.
+		held, err1 := f.Stat()
+		now, err2 := os.Stat(path)
+		if err1 == nil && err2 == nil && os.SameFile(held, now) {
+			return func() error {
+				os.Remove(path) // before unlocking, so no one locks a file on its way out
+				return f.Close()
+			}, nil
+		}
+		f.Close()
 	}
-	return f.Close, nil
 }
 
 func isTempName(n string) bool {
