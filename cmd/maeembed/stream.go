@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/maeembed/maeembed/engine"
+	"github.com/maeembed/maeembed/kafkaconn"
 	"github.com/maeembed/maeembed/mae"
 	"github.com/maeembed/maeembed/sinks"
 	sinkkafka "github.com/maeembed/maeembed/sinks/kafka"
@@ -24,26 +25,26 @@ import (
 // StreamOptions are the stream-only settings; with Options they are the
 // one configuration of `maeembed stream`, from YAML (same keys) and flags.
 type StreamOptions struct {
-	Brokers         []string          `yaml:"brokers"`
-	Topics          []string          `yaml:"topics"`
-	Group           string            `yaml:"group"`
-	StartOffset     string            `yaml:"start_offset"`
-	OutputTopic     string            `yaml:"output_topic"`
-	DLQTopic        string            `yaml:"dlq_topic"`
-	MetricsAddr     string            `yaml:"metrics_addr"`
-	BatchLatency    time.Duration     `yaml:"batch_latency"`
-	MaxInFlight     int               `yaml:"max_in_flight"`
-	FetchMinBytes   int               `yaml:"fetch_min_bytes"`
-	FetchMaxBytes   int               `yaml:"fetch_max_bytes"`
-	FetchMaxWait    time.Duration     `yaml:"fetch_max_wait"`
-	CommitInterval  time.Duration     `yaml:"commit_interval"`
-	SessionTimeout  time.Duration     `yaml:"session_timeout"`
-	FlushInterval   time.Duration     `yaml:"flush_interval"`
-	MaxFileRows     int               `yaml:"max_file_rows"`
-	MaxFileBytes    int64             `yaml:"max_file_bytes"`
-	ProduceLinger   time.Duration     `yaml:"produce_linger"`
-	ShutdownTimeout time.Duration     `yaml:"shutdown_timeout"`
-	Security        srckafka.Security `yaml:",inline"`
+	Brokers         []string           `yaml:"brokers"`
+	Topics          []string           `yaml:"topics"`
+	Group           string             `yaml:"group"`
+	StartOffset     string             `yaml:"start_offset"`
+	OutputTopic     string             `yaml:"output_topic"`
+	DLQTopic        string             `yaml:"dlq_topic"`
+	MetricsAddr     string             `yaml:"metrics_addr"`
+	BatchLatency    time.Duration      `yaml:"batch_latency"`
+	MaxInFlight     int                `yaml:"max_in_flight"`
+	FetchMinBytes   int                `yaml:"fetch_min_bytes"`
+	FetchMaxBytes   int                `yaml:"fetch_max_bytes"`
+	FetchMaxWait    time.Duration      `yaml:"fetch_max_wait"`
+	CommitInterval  time.Duration      `yaml:"commit_interval"`
+	SessionTimeout  time.Duration      `yaml:"session_timeout"`
+	FlushInterval   time.Duration      `yaml:"flush_interval"`
+	MaxFileRows     int                `yaml:"max_file_rows"`
+	MaxFileBytes    int64              `yaml:"max_file_bytes"`
+	ProduceLinger   time.Duration      `yaml:"produce_linger"`
+	ShutdownTimeout time.Duration      `yaml:"shutdown_timeout"`
+	Security        kafkaconn.Security `yaml:",inline"`
 }
 
 func defaultStreamOptions() StreamOptions {

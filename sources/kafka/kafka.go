@@ -12,6 +12,7 @@ import (
 	"io"
 	"log/slog"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -19,6 +20,7 @@ import (
 
 	kgo "github.com/segmentio/kafka-go"
 
+	"github.com/maeembed/maeembed/kafkaconn"
 	"github.com/maeembed/maeembed/sources"
 )
 
@@ -28,7 +30,7 @@ type Config struct {
 	Topics      []string
 	Group       string
 	StartOffset string // "earliest" (default) or "latest": where a group without a committed offset starts
-	Security    Security
+	Security    kafkaconn.Security
 
 	MinBytes int           // fetch.min.bytes; default 1
 	MaxBytes int           // max bytes per fetch per partition; default 16 MiB (must exceed the largest image)
@@ -248,13 +250,29 @@ func (s *Source) item(m kgo.Message) sources.Item {
 	p.highWater = max(p.highWater, m.HighWaterMark)
 	s.mu.Unlock()
 
-	pos := sources.Position{Index: m.Offset, Row: -1, Topic: m.Topic, Partition: int32(m.Partition), Offset: m.Offset}
+	pos := sources.Position{Index: m.Offset, Row: -1, Path: m.Topic + "/" + strconv.Itoa(m.Partition) + "/" + strconv.FormatInt(m.Offset, 10)}
 	id := string(m.Key)
 	if id == "" {
 		id = pos.String()
 	}
 	a := &itemAck{s: s, k: k, off: m.Offset, produced: m.Time, fetchedAt: time.Now()}
 	return sources.Item{ID: id, Data: m.Value, Pos: pos, Ack: a.ack}
+}
+
+// Where parses the position of an item of this source into its topic,
+// partition and offset (topic names cannot hold "/"); ok is false for a
+// position of another source.
+func Where(p sources.Position) (topic string, partition int, offset int64, ok bool) {
+	f := strings.Split(p.Path, "/")
+	if len(f) != 3 {
+		return "", 0, 0, false
+	}
+	pi, err1 := strconv.Atoi(f[1])
+	oi, err2 := strconv.ParseInt(f[2], 10, 64)
+	if err1 != nil || err2 != nil {
+		return "", 0, 0, false
+	}
+	return f[0], pi, oi, true
 }
 
 // itemAck is the once-only Ack of one message. It holds only what ackOne

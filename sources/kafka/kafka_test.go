@@ -15,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/sasl"
 	"github.com/twmb/franz-go/pkg/sasl/plain"
 
+	"github.com/maeembed/maeembed/kafkaconn"
 	"github.com/maeembed/maeembed/sources"
 )
 
@@ -48,7 +49,7 @@ func produce(t *testing.T, addr string, n int, opts ...franz.Opt) {
 	}
 }
 
-func open(t *testing.T, addr string, sec Security) *Source {
+func open(t *testing.T, addr string, sec kafkaconn.Security) *Source {
 	t.Helper()
 	s, err := Open(Config{Brokers: []string{addr}, Topics: []string{"in"}, Group: "g", Security: sec,
 		SessionTimeout: 6 * time.Second, CommitInterval: 50 * time.Millisecond})
@@ -79,12 +80,12 @@ func next(t *testing.T, s *Source, n int) []sources.Item {
 func TestCommitsOnlyDurablePrefix(t *testing.T) {
 	_, addr := cluster(t)
 	produce(t, addr, 30)
-	s := open(t, addr, Security{})
+	s := open(t, addr, kafkaconn.Security{})
 	items := next(t, s, 30)
 	var held sources.Item
 	for i := len(items) - 1; i >= 0; i-- { // ack newest first: order must not matter
 		it := items[i]
-		if it.Pos.Partition == 1 && it.Pos.Offset == 4 {
+		if _, part, off, _ := Where(it.Pos); part == 1 && off == 4 {
 			held = it
 			continue
 		}
@@ -94,7 +95,11 @@ func TestCommitsOnlyDurablePrefix(t *testing.T) {
 		t.Fatal("no item at 1/4")
 	}
 	for _, it := range items {
-		want := fmt.Sprintf("in/%d/%d", it.Pos.Partition, it.Pos.Offset)
+		_, part, off, ok := Where(it.Pos)
+		if !ok {
+			t.Fatalf("position %q does not parse", it.Pos.Path)
+		}
+		want := fmt.Sprintf("in/%d/%d", part, off)
 		if it.Pos.String() != want {
 			t.Errorf("pos %s, want %s", it.Pos.String(), want)
 		}
@@ -119,11 +124,11 @@ func TestCommitsOnlyDurablePrefix(t *testing.T) {
 		}
 	}
 
-	s2 := open(t, addr, Security{})
+	s2 := open(t, addr, kafkaconn.Security{})
 	defer s2.Close()
 	again := next(t, s2, 6) // 1/4 .. 1/9
 	for i, it := range again {
-		if it.Pos.Partition != 1 || it.Pos.Offset != int64(4+i) {
+		if _, part, off, _ := Where(it.Pos); part != 1 || off != int64(4+i) {
 			t.Errorf("redelivered %s, want in/1/%d", it.Pos.String(), 4+i)
 		}
 		it.Ack(nil)
@@ -195,7 +200,7 @@ func TestMaxInFlight(t *testing.T) {
 func TestBrokerLaterAndSASL(t *testing.T) {
 	ln, addr := freePort(t)
 	ln()
-	sec := Security{SASLMechanism: "plain", SASLUsername: "u", SASLPassword: "p"}
+	sec := kafkaconn.Security{SASLMechanism: "plain", SASLUsername: "u", SASLPassword: "p"}
 	s := open(t, addr, sec)
 	time.Sleep(700 * time.Millisecond)
 	if s.Ready() {
@@ -234,7 +239,7 @@ func TestBrokerLaterAndSASL(t *testing.T) {
 // Wrong SASL credentials never deliver and the probe reports why.
 func TestSASLRejected(t *testing.T) {
 	_, addr := cluster(t, kfake.EnableSASL(), kfake.Superuser("PLAIN", "u", "p"))
-	s := open(t, addr, Security{SASLMechanism: "plain", SASLUsername: "u", SASLPassword: "wrong"})
+	s := open(t, addr, kafkaconn.Security{SASLMechanism: "plain", SASLUsername: "u", SASLPassword: "wrong"})
 	defer s.Close()
 	if err := s.probe(context.Background()); err == nil {
 		t.Fatal("probe succeeded with a wrong password")
@@ -252,8 +257,8 @@ func TestConfigErrors(t *testing.T) {
 		{Brokers: []string{"b"}, Group: "g"},
 		{Brokers: []string{"b"}, Topics: []string{"t"}},
 		{Brokers: []string{"b"}, Topics: []string{"t"}, Group: "g", StartOffset: "middle"},
-		{Brokers: []string{"b"}, Topics: []string{"t"}, Group: "g", Security: Security{SASLMechanism: "gssapi"}},
-		{Brokers: []string{"b"}, Topics: []string{"t"}, Group: "g", Security: Security{CAFile: "/nonexistent"}},
+		{Brokers: []string{"b"}, Topics: []string{"t"}, Group: "g", Security: kafkaconn.Security{SASLMechanism: "gssapi"}},
+		{Brokers: []string{"b"}, Topics: []string{"t"}, Group: "g", Security: kafkaconn.Security{CAFile: "/nonexistent"}},
 	} {
 		if s, err := Open(c); err == nil {
 			s.Close()
