@@ -1,22 +1,23 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
-	"net"
-	"net/http"
 	"os"
 	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/maeembed/maeembed/engine"
 	"github.com/maeembed/maeembed/kafkaconn"
 	"github.com/maeembed/maeembed/mae"
+	"github.com/maeembed/maeembed/metrics"
+	"github.com/maeembed/maeembed/pipeline"
 	"github.com/maeembed/maeembed/sinks"
 	sinkkafka "github.com/maeembed/maeembed/sinks/kafka"
 	srckafka "github.com/maeembed/maeembed/sources/kafka"
@@ -160,93 +161,62 @@ func parseStreamOptions(args []string) (*streamConfig, error) {
 	return c, nil
 }
 
-// streamMetrics are the worker's own counters, beside the consumer's.
+// streamMetrics are the worker's own metrics, beside the consumer's
+// (sources/kafka) and the stages' (metrics.Stages).
 type streamMetrics struct {
-	eng                     atomic.Pointer[engine.Engine[engine.Embeddings]]
-	failed                  atomic.Int64
-	deadLetters, published  atomic.Int64
-	model, write            *srckafka.Histogram
-	fatal                   atomic.Bool
-	modelLoaded, outputOpen atomic.Bool
+	reg                            *prometheus.Registry
+	eng                            atomic.Pointer[engine.Engine[engine.Embeddings]]
+	src                            atomic.Pointer[srckafka.Source]
+	failed, deadLetters, published prometheus.Counter
+	model, write                   prometheus.Histogram
+	fatal, modelLoaded             atomic.Bool
 }
 
-func (m *streamMetrics) serve(addr string, src func() *srckafka.Source, prod func() *sinkkafka.Producer) (func(), error) {
-	mux := http.NewServeMux()
-	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
-		if m.fatal.Load() {
-			http.Error(w, "fatal error", http.StatusInternalServerError)
-			return
-		}
-		fmt.Fprintln(w, "ok")
-	})
-	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
-		s := src()
-		switch {
-		case !m.modelLoaded.Load():
-			http.Error(w, "model loading", http.StatusServiceUnavailable)
-		case s == nil || !s.Ready():
-			http.Error(w, "kafka brokers not reachable", http.StatusServiceUnavailable)
-		default:
-			fmt.Fprintln(w, "ready")
-		}
-	})
-	mux.HandleFunc("/metrics", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
-		var written float64
-		if e := m.eng.Load(); e != nil {
-			written = float64(e.Counts().Written)
-		}
-		srckafka.WriteMetric(w, "maeembed_images_written_total", "counter", "Embeddings written and durable (Parquet rows published, output messages acknowledged).", written)
-		srckafka.WriteMetric(w, "maeembed_images_failed_total", "counter", "Inputs that failed at some stage.", float64(m.failed.Load()))
-		srckafka.WriteMetric(w, "maeembed_dead_letters_total", "counter", "Inputs sent to the dead-letter topic.", float64(m.deadLetters.Load()))
-		srckafka.WriteMetric(w, "maeembed_parquet_parts_published_total", "counter", "Parquet part files published.", float64(m.published.Load()))
-		if p := prod(); p != nil {
-			srckafka.WriteMetric(w, "maeembed_kafka_produced_total", "counter", "Messages acknowledged by the brokers.", float64(p.Produced()))
-			srckafka.WriteMetric(w, "maeembed_kafka_produce_retries_total", "counter", "Produce attempts retried.", float64(p.Retries()))
-		}
-		if e := m.eng.Load(); e != nil {
-			stats := e.Stats()
-			for _, k := range []struct{ name, typ, help string }{
-				{"maeembed_stage_items_total", "counter", "Items through each pipeline stage."},
-				{"maeembed_stage_errors_total", "counter", "Per-item failures per stage."},
-				{"maeembed_stage_busy_seconds_total", "counter", "Time spent in each stage, summed over its workers (busy/items = mean latency)."},
-				{"maeembed_stage_queue", "gauge", "Items waiting in each stage's input queue."},
-			} {
-				fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s %s\n", k.name, k.help, k.name, k.typ)
-				for _, s := range stats {
-					var v float64
-					switch k.name {
-					case "maeembed_stage_items_total":
-						v = float64(s.Items)
-					case "maeembed_stage_errors_total":
-						v = float64(s.Errors)
-					case "maeembed_stage_busy_seconds_total":
-						v = s.Busy.Seconds()
-					default:
-						v = float64(s.Queue)
-					}
-					fmt.Fprintf(w, "%s{stage=%q} %g\n", k.name, s.Name, v)
-				}
-			}
-		}
-		m.model.Write(w, "maeembed_model_batch_seconds", "Forward pass per batch.", "")
-		m.write.Write(w, "maeembed_write_batch_seconds", "Writing one batch until its outputs are durable or queued for the next part.", "")
-		if s := src(); s != nil {
-			s.WriteMetrics(w)
-		}
-	})
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("metrics: %w", err)
+func newStreamMetrics() *streamMetrics {
+	m := &streamMetrics{reg: prometheus.NewRegistry()}
+	counter := func(name, help string) prometheus.Counter {
+		return prometheus.NewCounter(prometheus.CounterOpts{Name: name, Help: help})
 	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	go srv.Serve(ln)
-	slog.Info("metrics and health endpoints", "addr", ln.Addr().String(), "paths", "/metrics /healthz /readyz")
-	return func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-	}, nil
+	hist := func(name, help string) prometheus.Histogram {
+		return prometheus.NewHistogram(prometheus.HistogramOpts{Name: name, Help: help, Buckets: metrics.LatencyBuckets})
+	}
+	m.failed = counter("maeembed_images_failed_total", "Inputs that failed at some stage.")
+	m.deadLetters = counter("maeembed_dead_letters_total", "Inputs sent to the dead-letter topic.")
+	m.published = counter("maeembed_parquet_parts_published_total", "Parquet part files published.")
+	m.model = hist("maeembed_model_batch_seconds", "Forward pass per batch.")
+	m.write = hist("maeembed_write_batch_seconds", "Writing one batch until its outputs are durable or queued for the next part.")
+	written := prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "maeembed_images_written_total",
+		Help: "Embeddings written and durable (Parquet rows published, output messages acknowledged)."}, func() float64 {
+		if e := m.eng.Load(); e != nil {
+			return float64(e.Counts().Written)
+		}
+		return 0
+	})
+	stages := metrics.Stages(func() []pipeline.StageStats {
+		if e := m.eng.Load(); e != nil {
+			return e.Stats()
+		}
+		return nil
+	})
+	m.reg.MustRegister(m.failed, m.deadLetters, m.published, m.model, m.write, written, stages)
+	return m
+}
+
+func (m *streamMetrics) healthy() error {
+	if m.fatal.Load() {
+		return errors.New("fatal error")
+	}
+	return nil
+}
+
+func (m *streamMetrics) ready() error {
+	switch s := m.src.Load(); {
+	case !m.modelLoaded.Load():
+		return errors.New("model loading")
+	case s == nil || !s.Ready():
+		return errors.New("kafka brokers not reachable")
+	}
+	return nil
 }
 
 var errShutdownTimeout = errors.New("shutdown timeout: aborted the items still in flight (their offsets are not committed; they will be redelivered)")
@@ -267,15 +237,13 @@ func (e *env) stream(args []string) error {
 	if err != nil {
 		return err
 	}
-	met := &streamMetrics{model: srckafka.NewHistogram(srckafka.LatencyBuckets), write: srckafka.NewHistogram(srckafka.LatencyBuckets)}
-	var srcPtr atomic.Pointer[srckafka.Source]
-	var prodPtr atomic.Pointer[sinkkafka.Producer]
+	met := newStreamMetrics()
 	if so.MetricsAddr != "" {
-		stop, err := met.serve(so.MetricsAddr, srcPtr.Load, prodPtr.Load)
+		srv, err := metrics.Serve(so.MetricsAddr, met.reg, met.healthy, met.ready)
 		if err != nil {
 			return err
 		}
-		defer stop()
+		defer srv.Stop()
 	}
 	em, meta, err := e.openEmbedder(o, pool, &pre)
 	if err != nil {
@@ -301,7 +269,7 @@ func (e *env) stream(args []string) error {
 		// max-in-flight, so a part never waits for more rows than that.
 		popts := sinks.ParquetOptions{MaxFileRows: min(so.MaxFileRows, max(1, so.MaxInFlight/2)), MaxFileBytes: so.MaxFileBytes,
 			OnPublish: func(path string, rows int) {
-				met.published.Add(1)
+				met.published.Inc()
 				slog.Debug("published", "path", path, "rows", rows)
 			}}
 		w, err := sinks.NewParquet(o.Output, meta, popts)
@@ -324,7 +292,9 @@ func (e *env) stream(args []string) error {
 				slog.Warn("kafka producer close", "err", err)
 			}
 		}()
-		prodPtr.Store(prod)
+		met.reg.MustRegister(
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "maeembed_kafka_produced_total", Help: "Messages acknowledged by the brokers."}, func() float64 { return float64(prod.Produced()) }),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "maeembed_kafka_produce_retries_total", Help: "Produce attempts retried."}, func() float64 { return float64(prod.Retries()) }))
 		if so.OutputTopic != "" {
 			outs = append(outs, sinkkafka.NewEmbeddingWriter(stop.Abort, prod, sinkkafka.EmbeddingMeta{Topic: so.OutputTopic, Model: o.Model, Pool: string(pool), Dim: em.Dim()}))
 		}
@@ -332,7 +302,7 @@ func (e *env) stream(args []string) error {
 			if errW != nil {
 				errW.Abort() // the dead-letter topic takes the failures
 			}
-			errW = sinkkafka.NewDeadLetterWriter(stop.Abort, prod, so.DLQTopic, func(n int) { met.deadLetters.Add(int64(n)) })
+			errW = sinkkafka.NewDeadLetterWriter(stop.Abort, prod, so.DLQTopic, func(n int) { met.deadLetters.Add(float64(n)) })
 		}
 	}
 
@@ -344,11 +314,12 @@ func (e *env) stream(args []string) error {
 	if err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
-	srcPtr.Store(src)
+	met.src.Store(src)
+	met.reg.MustRegister(src.Collector())
 
 	eng := engine.New(engine.Config{Preprocess: pre, BatchSize: o.BatchSize, Workers: workers(o), BatchLatency: so.BatchLatency,
 		KeepData: so.DLQTopic != "", Errors: errW, FlushInterval: so.FlushInterval, Drain: stop.Drain, PublishOnAbort: true,
-		OnFailure: func(im *engine.Image) { met.failed.Add(1); logFailure(im) },
+		OnFailure: func(im *engine.Image) { met.failed.Inc(); logFailure(im) },
 		Observe: func(stage string, s float64) {
 			if stage == "model" {
 				met.model.Observe(s)

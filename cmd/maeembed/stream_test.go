@@ -690,7 +690,7 @@ func TestStreamBrokerLaterAndOutage(t *testing.T) {
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	for _, want := range []string{"maeembed_images_written_total 30", `maeembed_kafka_consumer_lag{topic="images",partition="0"}`,
+	for _, want := range []string{"maeembed_images_written_total 30", `maeembed_kafka_consumer_lag{partition="0",topic="images"}`,
 		`maeembed_stage_busy_seconds_total{stage="model"}`, "maeembed_kafka_end_to_end_seconds_bucket", "maeembed_kafka_up 1"} {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("metrics lack %q", want)

@@ -5,11 +5,14 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/http/httptest"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/twmb/franz-go/pkg/kfake"
 	franz "github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/sasl"
@@ -227,11 +230,15 @@ func TestBrokerLaterAndSASL(t *testing.T) {
 	if !s.Ready() {
 		t.Error("not ready with the broker up")
 	}
-	var buf bytes.Buffer
-	s.WriteMetrics(&buf)
-	for _, want := range []string{"maeembed_kafka_acked_total 6", "maeembed_kafka_up 1", `maeembed_kafka_consumer_lag{topic="in",partition="0"} 0`, "maeembed_kafka_end_to_end_seconds_count 6"} {
-		if !strings.Contains(buf.String(), want) {
-			t.Errorf("metrics lack %q:\n%s", want, buf.String())
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(s.Collector())
+	rec := httptest.NewRecorder()
+	promhttp.HandlerFor(reg, promhttp.HandlerOpts{}).ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	body := rec.Body.String()
+	// (The text format orders labels by name: partition before topic.)
+	for _, want := range []string{"maeembed_kafka_acked_total 6", "maeembed_kafka_up 1", `maeembed_kafka_consumer_lag{partition="0",topic="in"} 0`, "maeembed_kafka_end_to_end_seconds_count 6"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("metrics lack %q:\n%s", want, body)
 		}
 	}
 }
@@ -276,14 +283,25 @@ func TestHistogram(t *testing.T) {
 	if q := h.Quantile(0.5); q != 1.5 {
 		t.Errorf("p50 %g, want 1.5", q)
 	}
-	var b bytes.Buffer
-	h.Write(&b, "x", "help", `a="b"`)
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(histCollector{h, prometheus.NewDesc("x", "help", nil, prometheus.Labels{"a": "b"})})
+	rec := httptest.NewRecorder()
+	promhttp.HandlerFor(reg, promhttp.HandlerOpts{}).ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	b := rec.Body
 	for _, want := range []string{`x_bucket{a="b",le="2"} 3`, `x_bucket{a="b",le="+Inf"} 4`, `x_sum{a="b"} 6.5`, `x_count{a="b"} 4`} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("missing %q in\n%s", want, b.String())
 		}
 	}
 }
+
+type histCollector struct {
+	h *Histogram
+	d *prometheus.Desc
+}
+
+func (c histCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.d }
+func (c histCollector) Collect(ch chan<- prometheus.Metric) { ch <- c.h.metric(c.d) }
 
 // freePort reserves a loopback port; call the returned func to free it.
 func freePort(t *testing.T) (func(), string) {
