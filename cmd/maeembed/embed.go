@@ -1,9 +1,10 @@
 package main
 
 import (
-	"flag"
 	"fmt"
 	"runtime"
+
+	"github.com/spf13/pflag"
 
 	"github.com/maeembed/maeembed/engine"
 	"github.com/maeembed/maeembed/mae"
@@ -13,19 +14,30 @@ import (
 
 func defaultWorkers() int { return runtime.GOMAXPROCS(0) }
 
-// embed writes one embedding per input image.
-func (e *env) embed(args []string) error {
-	var maxFileRows int // advanced, flag only: tests make parts roll early
-	o, err := parseOptions("embed", args, func(fs *flag.FlagSet, o *Options) {
+var embedCommand = commandSpec{
+	use:   "embed [flags] INPUT...",
+	short: "Write one embedding per input image",
+	long: `embed runs the MAE encoder on every input image and writes one embedding
+per image (Parquet or Arrow parts, or npy + metadata.parquet), failed inputs
+to OUT/errors. INPUT is a file, a directory (recursive), a glob, a list file
+(.txt/.lst/.list, one path per line; '-' = stdin), a tar/WebDataset shard or
+a Parquet dataset. A rerun into the same output resumes.`,
+	example: `  maeembed embed -o out/ photos/
+  maeembed embed --pool cls --format npy -o out/ 'shards/*.tar'
+  maeembed embed --shard 0/4 -o /data/emb/ images.parquet   # one of 4 machines`,
+	positional: "inputs",
+	flags: func(fs *pflag.FlagSet, o *Options) {
 		runFlags(fs, o)
-		fs.IntVar(&maxFileRows, "max-file-rows", 0, "advanced: rows per Parquet/Arrow part file (0 = 100000)")
 		fs.StringVar(&o.Pool, "pool", o.Pool, "cls | mean | tokens | global")
-		fs.StringVar(&o.Shard, "shard", o.Shard, "process shard i of n (i/n), for several machines")
 		fs.BoolVar(&o.Resume, "resume", o.Resume, "skip inputs already in the output")
-	})
-	if err != nil {
-		return err
-	}
+		fs.IntVar(&o.MaxFileRows, "max-file-rows", o.MaxFileRows, "advanced: rows per Parquet/Arrow part file (0 = 100000)")
+	},
+	extraKeys: []string{"inputs"},
+	run:       (*env).embed,
+}
+
+// embed writes one embedding per input image.
+func (e *env) embed(o *Options) error {
 	pool, err := mae.ParsePool(o.Pool)
 	if err != nil {
 		return fmt.Errorf("%w: --pool: %v", errUsage, err)
@@ -56,9 +68,9 @@ func (e *env) embed(args []string) error {
 	var w sinks.EmbeddingWriter
 	switch o.Format {
 	case "parquet":
-		w, err = sinks.NewParquet(o.Output, meta, sinks.ParquetOptions{MaxFileRows: maxFileRows})
+		w, err = sinks.NewParquet(o.Output, meta, sinks.ParquetOptions{MaxFileRows: o.MaxFileRows})
 	case "arrow":
-		w, err = sinks.NewArrow(o.Output, meta, sinks.ParquetOptions{MaxFileRows: maxFileRows})
+		w, err = sinks.NewArrow(o.Output, meta, sinks.ParquetOptions{MaxFileRows: o.MaxFileRows})
 	case "npy":
 		w, err = sinks.NewNpy(o.Output, meta)
 	}

@@ -9,23 +9,13 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "0.1.0-dev"
-
-const usage = `maeembed: Masked Autoencoder (MAE) embeddings and reconstructions
-
-usage:
-  maeembed embed       [flags] INPUT...   files, dirs (recursive), globs, list files ('-' = stdin)
-  maeembed reconstruct [flags] INPUT...
-  maeembed stream      [flags]            Kafka in, Parquet and/or Kafka out
-  maeembed inspect     MODEL
-  maeembed convert     MODEL --output DIR
-  maeembed version
-
-Run 'maeembed COMMAND -h' for the flags of a command.
-`
 
 func main() {
 	// Signals are the engine's (engine.OnSignals, one owner per run):
@@ -36,42 +26,29 @@ func main() {
 // errUsage marks errors that came from bad command-line input.
 var errUsage = errors.New("usage")
 
-// run is main without the process: tests call it directly.
+// run is main without the process: tests call it directly. Exit codes: 0
+// done, 1 failed, 2 bad usage.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	slog.SetDefault(slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo})))
-	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
-		return 2
-	}
-	env := &env{ctx: ctx, stdin: stdin, stdout: stdout, stderr: stderr}
-	var err error
-	switch cmd, rest := args[0], args[1:]; cmd {
-	case "embed":
-		err = env.embed(rest)
-	case "reconstruct":
-		err = env.reconstruct(rest)
-	case "stream":
-		err = env.stream(rest)
-	case "inspect":
-		err = env.inspect(rest)
-	case "convert":
-		err = env.convert(rest)
-	case "version", "--version":
-		fmt.Fprintln(stdout, "maeembed", version)
-	case "help", "-h", "--help":
-		fmt.Fprint(stdout, usage)
-	default:
-		fmt.Fprintf(stderr, "maeembed: unknown command %q\n\n%s", cmd, usage)
-		return 2
-	}
+	e := &env{ctx: ctx, stdin: stdin, stdout: stdout, stderr: stderr}
+	root := e.rootCommand(args)
+	root.SetArgs(args)
+	root.SetIn(stdin)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	cmd, err := root.ExecuteC()
 	if err == nil {
 		return 0
 	}
-	if errors.Is(err, errHelp) {
-		return 0
+	name := "maeembed"
+	if cmd != nil && cmd != root {
+		name += " " + cmd.Name()
 	}
-	fmt.Fprintf(stderr, "maeembed %s: %v\n", args[0], err)
-	if errors.Is(err, errUsage) {
+	fmt.Fprintf(stderr, "%s: %v\n", name, err)
+	if errors.Is(err, errUsage) || strings.HasPrefix(err.Error(), "unknown command") {
+		if cmd == root {
+			fmt.Fprintf(stderr, "\n%s", root.UsageString())
+		}
 		return 2
 	}
 	return 1
@@ -82,3 +59,36 @@ type env struct {
 	stdin          io.Reader
 	stdout, stderr io.Writer
 }
+
+// rootCommand is the command tree; args (the whole command line) let the
+// invoked command read its --config-file before its flags are defined.
+func (e *env) rootCommand(args []string) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "maeembed",
+		Short: "Masked Autoencoder (MAE) embeddings and reconstructions of images",
+		Long: `maeembed turns images into embeddings and reconstructions with a Masked
+Autoencoder (He et al. 2021). It reads image files, directories, globs, list
+files, tar/WebDataset shards, Parquet datasets or a Kafka topic, runs the
+ViT encoder (and decoder) on the CPU, and writes Parquet, Arrow, npy, PNG or
+Kafka messages.`,
+		Version:       version,
+		SilenceErrors: true,
+		SilenceUsage:  true,
+		Args:          cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			return fmt.Errorf("%w: a command is needed", errUsage)
+		},
+	}
+	root.SetFlagErrorFunc(flagError)
+	root.SetVersionTemplate("maeembed {{.Version}}\n")
+	for _, s := range []commandSpec{embedCommand, reconstructCommand, streamCommand, inspectCommand, convertCommand} {
+		root.AddCommand(e.command(s, args))
+	}
+	root.AddCommand(&cobra.Command{
+		Use: "version", Short: "Print the version", Args: cobra.NoArgs,
+		Run: func(c *cobra.Command, _ []string) { fmt.Fprintln(c.OutOrStdout(), "maeembed", version) },
+	})
+	return root
+}
+
+func flagError(_ *cobra.Command, err error) error { return fmt.Errorf("%w: %v", errUsage, err) }

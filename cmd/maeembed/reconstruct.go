@@ -1,28 +1,41 @@
 package main
 
 import (
-	"flag"
 	"fmt"
+
+	"github.com/spf13/pflag"
 
 	"github.com/maeembed/maeembed/engine"
 	"github.com/maeembed/maeembed/mae"
 	"github.com/maeembed/maeembed/sinks"
 )
 
-// reconstruct masks each image, runs encoder and decoder and writes the
-// predictions, masks and losses (or the demo's 4-panel PNGs).
-func (e *env) reconstruct(args []string) error {
-	o, err := parseOptions("reconstruct", args, func(fs *flag.FlagSet, o *Options) {
+var reconstructCommand = commandSpec{
+	use:   "reconstruct [flags] INPUT...",
+	short: "Mask each image and reconstruct it with the MAE decoder",
+	long: `reconstruct removes a random fraction of each image's patches, runs the
+encoder and decoder, and writes the predictions, masks and per-image losses
+(npy or Parquet) or the MAE demo's 4-panel PNGs (original | masked |
+reconstruction | reconstruction + visible). Masks depend on --seed and each
+input's position, or come from --mask-noise.`,
+	example: `  maeembed reconstruct --format png -o panels/ photos/
+  maeembed reconstruct --mask-ratio 0.5 --seed 7 -o recon/ photos/`,
+	positional: "inputs",
+	defaults:   func(o *Options) { o.Format = "npy" },
+	flags: func(fs *pflag.FlagSet, o *Options) {
 		runFlags(fs, o)
 		fs.Float64Var(&o.MaskRatio, "mask-ratio", o.MaskRatio, "fraction of patches removed")
 		fs.Uint64Var(&o.Seed, "seed", o.Seed, "seed of the random masks (each image's mask depends on the seed and its input position)")
 		fs.StringVar(&o.MaskNoise, "mask-noise", o.MaskNoise, "float32 .npy [N, L]: the masking noise, one row per input in input order")
-		fs.Var(autoBoolFlag{&o.NormPixLoss}, "norm-pix-loss", "compute the loss against per-patch normalised targets (default: the model config's norm_pix_loss)")
-		fs.StringVar(&o.Shard, "shard", o.Shard, "process shard i of n (i/n)")
-	})
-	if err != nil {
-		return err
-	}
+		fs.VarPF(autoBoolFlag{&o.NormPixLoss}, "norm-pix-loss", "", "compute the loss against per-patch normalised targets (default: the model config's norm_pix_loss)").NoOptDefVal = "true"
+	},
+	extraKeys: []string{"inputs"},
+	run:       (*env).reconstruct,
+}
+
+// reconstruct masks each image, runs encoder and decoder and writes the
+// predictions, masks and losses (or the demo's 4-panel PNGs).
+func (e *env) reconstruct(o *Options) error {
 	o.Resume = false // masks depend on input positions; a rerun rewrites the set
 	switch o.Format {
 	case "npy", "parquet", "png":

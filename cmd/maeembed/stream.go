@@ -1,20 +1,19 @@
 package main
 
 import (
+	"cmp"
 	"errors"
-	"flag"
 	"fmt"
 	"log/slog"
 	"os"
-	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/spf13/pflag"
 
 	"github.com/maeembed/maeembed/engine"
-	"github.com/maeembed/maeembed/kafkaconn"
 	"github.com/maeembed/maeembed/mae"
 	"github.com/maeembed/maeembed/metrics"
 	"github.com/maeembed/maeembed/pipeline"
@@ -23,142 +22,77 @@ import (
 	srckafka "github.com/maeembed/maeembed/sources/kafka"
 )
 
-// StreamOptions are the stream-only settings; with Options they are the
-// one configuration of `maeembed stream`, from YAML (same keys) and flags.
-type StreamOptions struct {
-	Brokers         []string           `yaml:"brokers"`
-	Topics          []string           `yaml:"topics"`
-	Group           string             `yaml:"group"`
-	StartOffset     string             `yaml:"start_offset"`
-	OutputTopic     string             `yaml:"output_topic"`
-	DLQTopic        string             `yaml:"dlq_topic"`
-	MetricsAddr     string             `yaml:"metrics_addr"`
-	BatchLatency    time.Duration      `yaml:"batch_latency"`
-	MaxInFlight     int                `yaml:"max_in_flight"`
-	FetchMinBytes   int                `yaml:"fetch_min_bytes"`
-	FetchMaxBytes   int                `yaml:"fetch_max_bytes"`
-	FetchMaxWait    time.Duration      `yaml:"fetch_max_wait"`
-	CommitInterval  time.Duration      `yaml:"commit_interval"`
-	SessionTimeout  time.Duration      `yaml:"session_timeout"`
-	FlushInterval   time.Duration      `yaml:"flush_interval"`
-	MaxFileRows     int                `yaml:"max_file_rows"`
-	MaxFileBytes    int64              `yaml:"max_file_bytes"`
-	ProduceLinger   time.Duration      `yaml:"produce_linger"`
-	ShutdownTimeout time.Duration      `yaml:"shutdown_timeout"`
-	Security        kafkaconn.Security `yaml:",inline"`
+var streamCommand = commandSpec{
+	use:   "stream [flags]",
+	short: "Embed images from a Kafka topic, at least once",
+	long: `stream consumes images from Kafka topics in a consumer group and writes
+their embeddings to rolling Parquet parts (--output) and/or an output topic,
+bad inputs to a dead-letter topic. Offsets are committed only once every
+output of the messages before them is durable. Workers of one group share
+the partitions (and may share the output directory).`,
+	example: `  maeembed stream --brokers kafka:9092 --topic images -o /data/emb/
+  maeembed stream --config-file configs/stream.yaml --output-topic embeddings --metrics-addr :9090`,
+	flags: func(fs *pflag.FlagSet, o *Options) {
+		modelFlags(fs, o)
+		fs.StringVarP(&o.Output, "output", "o", o.Output, "directory of rolling Parquet part files (workers may share it)")
+		preprocessFlags(fs, o)
+		fs.StringVar(&o.Pool, "pool", o.Pool, "cls | mean | tokens | global")
+		s := &o.Stream
+		fs.Var(&listFlag{v: &s.Brokers}, "brokers", "bootstrap brokers host:port[,host:port] (repeatable)")
+		fs.Var(&listFlag{v: &s.Topics}, "topic", "input topic (repeatable, or comma-separated)")
+		fs.StringVar(&s.Group, "group", s.Group, "consumer group: workers with the same group share the partitions")
+		fs.StringVar(&s.StartOffset, "start-offset", s.StartOffset, "earliest | latest: where a group without committed offsets starts")
+		fs.StringVar(&s.OutputTopic, "output-topic", s.OutputTopic, "topic for the embeddings (key = id, value = little-endian float32 [D])")
+		fs.StringVar(&s.DLQTopic, "dlq-topic", s.DLQTopic, "dead-letter topic for inputs that fail (original bytes, maeembed-error/-stage headers)")
+		fs.StringVar(&s.MetricsAddr, "metrics-addr", s.MetricsAddr, "serve /metrics, /healthz and /readyz here (e.g. :9090; empty = off)")
+		fs.DurationVar(&s.BatchLatency, "batch-latency", s.BatchLatency, "run a partial batch after waiting this long for it to fill")
+		fs.IntVar(&s.MaxInFlight, "max-in-flight", s.MaxInFlight, "messages fetched but not yet durable (bounds memory)")
+		fs.IntVar(&s.FetchMinBytes, "fetch-min-bytes", s.FetchMinBytes, "fetch.min.bytes (0 = 1)")
+		fs.IntVar(&s.FetchMaxBytes, "fetch-max-bytes", s.FetchMaxBytes, "max bytes per partition fetch; must exceed the largest image (0 = 16 MiB)")
+		fs.DurationVar(&s.FetchMaxWait, "fetch-max-wait", s.FetchMaxWait, "longest broker wait for fetch-min-bytes (0 = 250ms)")
+		fs.DurationVar(&s.CommitInterval, "commit-interval", s.CommitInterval, "how often durable offsets are committed")
+		fs.DurationVar(&s.SessionTimeout, "session-timeout", s.SessionTimeout, "group session timeout: how long a dead worker's partitions wait")
+		fs.DurationVar(&s.FlushInterval, "flush-interval", s.FlushInterval, "publish the current Parquet part at least this often")
+		fs.IntVar(&o.MaxFileRows, "max-file-rows", o.MaxFileRows, "publish a Parquet part at this many rows (0 = 100000)")
+		fs.Int64Var(&s.MaxFileBytes, "max-file-bytes", s.MaxFileBytes, "publish a Parquet part at this many bytes of values (0 = 512 MiB)")
+		fs.DurationVar(&s.ProduceLinger, "produce-linger", s.ProduceLinger, "kafka-go writer batch timeout")
+		fs.DurationVar(&s.ShutdownTimeout, "shutdown-timeout", s.ShutdownTimeout, "on SIGTERM, drain for at most this long, then abort (uncommitted messages are redelivered)")
+		sec := &s.Security
+		fs.BoolVar(&sec.TLS, "tls", sec.TLS, "connect to the brokers with TLS")
+		fs.StringVar(&sec.CAFile, "tls-ca", sec.CAFile, "PEM file of the CA certificates")
+		fs.StringVar(&sec.CertFile, "tls-cert", sec.CertFile, "client certificate (PEM)")
+		fs.StringVar(&sec.KeyFile, "tls-key", sec.KeyFile, "client key (PEM)")
+		fs.BoolVar(&sec.InsecureSkipVerify, "tls-insecure", sec.InsecureSkipVerify, "do not verify the broker certificate")
+		fs.StringVar(&sec.SASLMechanism, "sasl-mechanism", sec.SASLMechanism, "plain | scram-sha-256 | scram-sha-512")
+		fs.StringVar(&sec.SASLUsername, "sasl-username", sec.SASLUsername, "SASL user")
+		fs.StringVar(&sec.SASLPassword, "sasl-password", sec.SASLPassword, "SASL password (better: $MAEEMBED_SASL_PASSWORD)")
+		fs.StringVar(&sec.ClientID, "client-id", sec.ClientID, "Kafka client id (default maeembed)")
+	},
+	extraKeys: []string{"topics", "dial_timeout"},
+	run:       (*env).stream,
 }
 
-func defaultStreamOptions() StreamOptions {
-	return StreamOptions{
-		Group: "maeembed", StartOffset: "earliest", BatchLatency: 50 * time.Millisecond, MaxInFlight: 512,
-		CommitInterval: time.Second, SessionTimeout: 30 * time.Second, FlushInterval: 10 * time.Second,
-		MaxFileRows: 100_000, ProduceLinger: 5 * time.Millisecond, ShutdownTimeout: 20 * time.Second,
-	}
-}
-
-// streamConfig is the YAML document of a stream config file.
-type streamConfig struct {
-	Options       `yaml:",inline"`
-	StreamOptions `yaml:",inline"`
-}
-
-// listFlag is a repeatable, comma-splitting string flag (--topic a --topic b,c).
-type listFlag struct {
-	v   *[]string
-	set bool
-}
-
-func (l *listFlag) String() string {
-	if l.v == nil {
-		return ""
-	}
-	return strings.Join(*l.v, ",")
-}
-
-func (l *listFlag) Set(s string) error {
-	if !l.set { // the first flag replaces the config file's list
-		*l.v, l.set = nil, true
-	}
-	for _, p := range strings.Split(s, ",") {
-		if p = strings.TrimSpace(p); p != "" {
-			*l.v = append(*l.v, p)
-		}
-	}
-	return nil
-}
-
-func parseStreamOptions(args []string) (*streamConfig, error) {
-	c := &streamConfig{Options: defaultOptions(), StreamOptions: defaultStreamOptions()}
-	if err := loadConfigFile(args, c); err != nil {
-		return nil, err
-	}
-	o, s := &c.Options, &c.StreamOptions
-	fs := flag.NewFlagSet("maeembed stream", flag.ContinueOnError)
-	var configFile string
-	fs.StringVar(&configFile, "config-file", "", "YAML file with these options (flags override it)")
-	modelFlags(fs, o)
-	for _, n := range []string{"output", "o"} {
-		fs.StringVar(&o.Output, n, o.Output, "directory of rolling Parquet part files (workers may share it)")
-	}
-	preprocessFlags(fs, o)
-	fs.StringVar(&o.Pool, "pool", o.Pool, "cls | mean | tokens | global")
-
-	fs.Var(&listFlag{v: &s.Brokers}, "brokers", "bootstrap brokers host:port[,host:port] (repeatable)")
-	fs.Var(&listFlag{v: &s.Topics}, "topic", "input topic (repeatable, or comma-separated)")
-	fs.StringVar(&s.Group, "group", s.Group, "consumer group: workers with the same group share the partitions")
-	fs.StringVar(&s.StartOffset, "start-offset", s.StartOffset, "earliest | latest: where a group without committed offsets starts")
-	fs.StringVar(&s.OutputTopic, "output-topic", s.OutputTopic, "topic for the embeddings (key = id, value = little-endian float32 [D])")
-	fs.StringVar(&s.DLQTopic, "dlq-topic", s.DLQTopic, "dead-letter topic for inputs that fail (original bytes, maeembed-error/-stage headers)")
-	fs.StringVar(&s.MetricsAddr, "metrics-addr", s.MetricsAddr, "serve /metrics, /healthz and /readyz here (e.g. :9090; empty = off)")
-	fs.DurationVar(&s.BatchLatency, "batch-latency", s.BatchLatency, "run a partial batch after waiting this long for it to fill")
-	fs.IntVar(&s.MaxInFlight, "max-in-flight", s.MaxInFlight, "messages fetched but not yet durable (bounds memory)")
-	fs.IntVar(&s.FetchMinBytes, "fetch-min-bytes", s.FetchMinBytes, "fetch.min.bytes (0 = 1)")
-	fs.IntVar(&s.FetchMaxBytes, "fetch-max-bytes", s.FetchMaxBytes, "max bytes per partition fetch; must exceed the largest image (0 = 16 MiB)")
-	fs.DurationVar(&s.FetchMaxWait, "fetch-max-wait", s.FetchMaxWait, "longest broker wait for fetch-min-bytes (0 = 250ms)")
-	fs.DurationVar(&s.CommitInterval, "commit-interval", s.CommitInterval, "how often durable offsets are committed")
-	fs.DurationVar(&s.SessionTimeout, "session-timeout", s.SessionTimeout, "group session timeout: how long a dead worker's partitions wait")
-	fs.DurationVar(&s.FlushInterval, "flush-interval", s.FlushInterval, "publish the current Parquet part at least this often")
-	fs.IntVar(&s.MaxFileRows, "max-file-rows", s.MaxFileRows, "publish a Parquet part at this many rows")
-	fs.Int64Var(&s.MaxFileBytes, "max-file-bytes", s.MaxFileBytes, "publish a Parquet part at this many bytes of values (0 = 512 MiB)")
-	fs.DurationVar(&s.ProduceLinger, "produce-linger", s.ProduceLinger, "kafka-go writer batch timeout")
-	fs.DurationVar(&s.ShutdownTimeout, "shutdown-timeout", s.ShutdownTimeout, "on SIGTERM, drain for at most this long, then abort (uncommitted messages are redelivered)")
-	sec := &s.Security
-	fs.BoolVar(&sec.TLS, "tls", sec.TLS, "connect to the brokers with TLS")
-	fs.StringVar(&sec.CAFile, "tls-ca", sec.CAFile, "PEM file of the CA certificates")
-	fs.StringVar(&sec.CertFile, "tls-cert", sec.CertFile, "client certificate (PEM)")
-	fs.StringVar(&sec.KeyFile, "tls-key", sec.KeyFile, "client key (PEM)")
-	fs.BoolVar(&sec.InsecureSkipVerify, "tls-insecure", sec.InsecureSkipVerify, "do not verify the broker certificate")
-	fs.StringVar(&sec.SASLMechanism, "sasl-mechanism", sec.SASLMechanism, "plain | scram-sha-256 | scram-sha-512")
-	fs.StringVar(&sec.SASLUsername, "sasl-username", sec.SASLUsername, "SASL user")
-	fs.StringVar(&sec.SASLPassword, "sasl-password", sec.SASLPassword, "SASL password (better: $MAEEMBED_SASL_PASSWORD)")
-	fs.StringVar(&sec.ClientID, "client-id", sec.ClientID, "Kafka client id (default maeembed)")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil, errHelp
-		}
-		return nil, fmt.Errorf("%w: %v", errUsage, err)
-	}
-	if fs.NArg() > 0 {
-		return nil, fmt.Errorf("%w: stream takes no INPUT arguments (got %q): it reads --topic", errUsage, fs.Arg(0))
-	}
-	if pw := os.Getenv("MAEEMBED_SASL_PASSWORD"); pw != "" && sec.SASLPassword == "" {
-		sec.SASLPassword = pw
+// checkStream validates the stream options.
+func checkStream(o *Options) error {
+	s := &o.Stream
+	if pw := os.Getenv("MAEEMBED_SASL_PASSWORD"); pw != "" && s.Security.SASLPassword == "" {
+		s.Security.SASLPassword = pw
 	}
 	switch {
 	case len(s.Brokers) == 0:
-		return nil, fmt.Errorf("%w: stream needs --brokers", errUsage)
+		return fmt.Errorf("%w: stream needs --brokers", errUsage)
 	case len(s.Topics) == 0:
-		return nil, fmt.Errorf("%w: stream needs at least one --topic", errUsage)
+		return fmt.Errorf("%w: stream needs at least one --topic", errUsage)
 	case o.Output == "" && s.OutputTopic == "":
-		return nil, fmt.Errorf("%w: stream needs --output DIR and/or --output-topic T", errUsage)
+		return fmt.Errorf("%w: stream needs --output DIR and/or --output-topic T", errUsage)
 	case o.BatchSize < 1:
-		return nil, fmt.Errorf("%w: --batch-size must be at least 1, got %d", errUsage, o.BatchSize)
+		return fmt.Errorf("%w: --batch-size must be at least 1, got %d", errUsage, o.BatchSize)
 	case s.MaxInFlight < o.BatchSize:
-		return nil, fmt.Errorf("%w: --max-in-flight %d is below --batch-size %d", errUsage, s.MaxInFlight, o.BatchSize)
+		return fmt.Errorf("%w: --max-in-flight %d is below --batch-size %d", errUsage, s.MaxInFlight, o.BatchSize)
 	case s.ShutdownTimeout <= 0:
-		return nil, fmt.Errorf("%w: --shutdown-timeout must be positive", errUsage)
+		return fmt.Errorf("%w: --shutdown-timeout must be positive", errUsage)
 	}
-	return c, nil
+	return nil
 }
 
 // streamMetrics are the worker's own metrics, beside the consumer's
@@ -223,12 +157,11 @@ var errShutdownTimeout = errors.New("shutdown timeout: aborted the items still i
 
 // stream consumes images from Kafka and writes embeddings to rolling
 // Parquet and/or an output topic, at least once.
-func (e *env) stream(args []string) error {
-	c, err := parseStreamOptions(args)
-	if err != nil {
+func (e *env) stream(o *Options) error {
+	if err := checkStream(o); err != nil {
 		return err
 	}
-	o, so := &c.Options, &c.StreamOptions
+	so := &o.Stream
 	pool, err := mae.ParsePool(o.Pool)
 	if err != nil {
 		return fmt.Errorf("%w: --pool: %v", errUsage, err)
@@ -267,7 +200,7 @@ func (e *env) stream(args []string) error {
 		}
 		// Acks wait for a part to be published and the source stops at
 		// max-in-flight, so a part never waits for more rows than that.
-		popts := sinks.ParquetOptions{MaxFileRows: min(so.MaxFileRows, max(1, so.MaxInFlight/2)), MaxFileBytes: so.MaxFileBytes,
+		popts := sinks.ParquetOptions{MaxFileRows: min(cmp.Or(o.MaxFileRows, 100_000), max(1, so.MaxInFlight/2)), MaxFileBytes: so.MaxFileBytes,
 			OnPublish: func(path string, rows int) {
 				met.published.Inc()
 				slog.Debug("published", "path", path, "rows", rows)
