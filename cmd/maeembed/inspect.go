@@ -37,7 +37,7 @@ var convertCommand = commandSpec{
 // inspect prints a checkpoint's tensors, the config maeembed infers for it
 // and its parameter count.
 func (e *env) inspect(o *Options) error {
-	path, err := e.resolveModel(o, false)
+	path, err := mae.Resolve(e.ctx, e.modelSource(o, false))
 	if err != nil {
 		return err
 	}

@@ -6,7 +6,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -20,13 +19,12 @@ import (
 // fileRun is what embed and reconstruct share around the engine: inputs
 // opened (sharded, resumed), the output directory and its error rows.
 type fileRun struct {
-	o       *Options
-	cmd     string
-	pre     stages.Preprocess
-	src     *sources.Reader
-	total   int64 // inputs of this shard before resume, -1 if unknown
-	skipped atomic.Int64
-	unlock  func() error
+	o      *Options
+	cmd    string
+	pre    stages.Preprocess
+	shard  sources.Shard
+	src    *engine.Inputs
+	unlock func() error
 }
 
 // close releases the inputs and the output lock.
@@ -52,38 +50,18 @@ func (e *env) openInputs(o *Options, cmd string) (*fileRun, error) {
 	if err != nil {
 		return nil, err
 	}
-	var shard sources.Shard
+	r := &fileRun{o: o, cmd: cmd, pre: pre}
 	if o.Shard != "" {
-		if shard, err = sources.ParseShard(o.Shard); err != nil {
+		if r.shard, err = sources.ParseShard(o.Shard); err != nil {
 			return nil, fmt.Errorf("%w: --shard: %v", errUsage, err)
 		}
 	}
-	opts := sources.Options{Shard: shard, NoData: o.DryRun}
-	r := &fileRun{o: o, cmd: cmd, pre: pre}
-	if o.Resume && o.Output != "" && !o.DryRun {
-		done, err := sinks.ReadDoneIDs(o.Output)
-		if err != nil {
-			return nil, err
-		}
-		if len(done) > 0 {
-			slog.Info("resuming: skipping inputs already in the output", "done", len(done), "output", o.Output)
-			opts.Done = func(id string) bool {
-				if done[sinks.SanitizeID(id)] {
-					r.skipped.Add(1)
-					return true
-				}
-				return false
-			}
-		}
+	in := engine.InputOptions{Shard: r.shard, DryRun: o.DryRun}
+	if o.Resume && !o.DryRun {
+		in.ResumeFrom = o.Output
 	}
-	if r.src, err = sources.OpenWith(o.Inputs, e.stdin, opts); err != nil {
+	if r.src, err = engine.OpenInputs(o.Inputs, e.stdin, in); err != nil {
 		return nil, err
-	}
-	r.total = -1
-	if !o.DryRun {
-		if n, exact := r.src.Total(); exact {
-			r.total = n
-		}
 	}
 	return r, nil
 }
@@ -98,7 +76,7 @@ func (o *Options) preprocess() (stages.Preprocess, error) {
 }
 
 // dryRun lists the ids a run would process.
-func (e *env) dryRun(src *sources.Reader) error {
+func (e *env) dryRun(src *engine.Inputs) error {
 	n := 0
 	for {
 		it, err := src.Next(e.ctx)
@@ -115,25 +93,14 @@ func (e *env) dryRun(src *sources.Reader) error {
 	return nil
 }
 
-// openOutput prepares the output directory and its error writer. Runs of
-// different shards may share a directory; two runs of the same shard (or
-// any two npy runs, which share their files) may not.
+// openOutput prepares the output directory (engine.OpenOutputDir) and its
+// error writer.
 func (r *fileRun) openOutput(meta sinks.Meta) (sinks.ErrorWriter, error) {
-	lock, why := "shard-0-of-1", "two runs of the same inputs and shard would write the same ids twice"
-	if sh, err := sources.ParseShard(r.o.Shard); err == nil {
-		lock = fmt.Sprintf("shard-%d-of-%d", sh.Index, sh.Count)
-	}
-	if r.o.Format == "npy" {
-		lock, why = "npy", "npy outputs are single files: give each run (and each shard) its own directory"
-	}
-	unlock, err := sinks.LockOutput(r.o.Output, lock, why)
+	unlock, err := engine.OpenOutputDir(r.o.Output, r.shard, r.o.Format == "npy")
 	if err != nil {
 		return nil, err
 	}
 	r.unlock = unlock
-	if err := sinks.CleanTemps(r.o.Output); err != nil {
-		return nil, fmt.Errorf("output: %w", err)
-	}
 	return sinks.NewErrors(r.o.Output, meta, sinks.ParquetOptions{})
 }
 
@@ -159,11 +126,11 @@ func runFiles[R any](e *env, r *fileRun, errw sinks.ErrorWriter, model engine.Mo
 	start := time.Now()
 	counts := func() engine.Counts {
 		c := eng.Counts()
-		c.Skipped = r.skipped.Load()
+		c.Skipped = r.src.Skipped()
 		return c
 	}
-	prog := engine.StartProgress(e.stderr, engine.IsTerminal(e.stderr), r.total, start, counts)
-	err := eng.Run(stop.Abort, r.src)
+	prog := engine.StartProgress(e.stderr, engine.IsTerminal(e.stderr), r.src.Total, start, counts)
+	err := eng.Run(stop.Abort, r.src.Reader)
 	prog.Stop()
 	c := counts()
 	summary(e.stderr, r.cmd, c, eng.Stats(), start)
