@@ -319,5 +319,20 @@ func readRegular(p string) ([]byte, error) {
 	if !fi.Mode().IsRegular() {
 		return nil, fmt.Errorf("%s: %w", p, errNotRegular)
 	}
-	return io.ReadAll(f)
+	// Sized from the file, as os.ReadFile does: io.ReadAll would grow its
+	// buffer from 512 bytes, copying a large image a dozen times.
+	data := make([]byte, 0, fi.Size()+1)
+	for {
+		n, err := f.Read(data[len(data):cap(data)])
+		data = data[:len(data)+n]
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				err = nil
+			}
+			return data, err
+		}
+		if len(data) == cap(data) { // the file grew meanwhile
+			data = append(data, 0)[:len(data)]
+		}
+	}
 }
