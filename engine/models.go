@@ -108,13 +108,16 @@ type ReconstructModel struct {
 	images     [][]float32
 	index      []int64
 	imgPool    sync.Pool
+	predPool   sync.Pool
+	maskPool   sync.Pool
 }
 
 // Reconstruction is the reconstruct stage's result for a batch.
 type Reconstruction struct {
 	*mae.Reconstruction
-	// Images holds each image's model input (CHW) when KeepImages is set.
-	Images []float32
+	// With KeepImages: each image's model input (CHW), its prediction as
+	// an image (CHW) and its mask per pixel ([S,S]), for the PNG panels.
+	Images, PredImages, PixelMasks []float32
 }
 
 // NewReconstructModel wraps rec for batches of up to batch images of
@@ -123,6 +126,8 @@ func NewReconstructModel(rec *mae.Reconstructor, batch, imageSize int, keepImage
 	m := &ReconstructModel{rec: rec, keepImages: keepImages, images: make([][]float32, 0, batch), index: make([]int64, 0, batch)}
 	n := 3 * imageSize * imageSize
 	m.imgPool.New = func() any { return make([]float32, batch*n) }
+	m.predPool.New = func() any { return make([]float32, batch*n) }
+	m.maskPool.New = func() any { return make([]float32, batch*n/3) }
 	return m
 }
 
@@ -143,6 +148,7 @@ func (m *ReconstructModel) Run(imgs []*Image) (Reconstruction, error) {
 		for _, im := range imgs {
 			out.Images = append(out.Images, im.CHW...)
 		}
+		out.PredImages, out.PixelMasks = rec.Images(m.predPool.Get().([]float32), m.maskPool.Get().([]float32))
 	}
 	return out, nil
 }
@@ -151,6 +157,8 @@ func (m *ReconstructModel) Run(imgs []*Image) (Reconstruction, error) {
 func (m *ReconstructModel) Release(r Reconstruction) {
 	if r.Images != nil {
 		m.imgPool.Put(r.Images[:cap(r.Images)])
+		m.predPool.Put(r.PredImages[:cap(r.PredImages)])
+		m.maskPool.Put(r.PixelMasks[:cap(r.PixelMasks)])
 	}
 }
 
@@ -179,6 +187,8 @@ func (o *ReconstructionOutput) Write(imgs []*Image, r Reconstruction) error {
 			Pred: r.Pred[i*l*pd : (i+1)*l*pd], Mask: r.Masking.Mask[i*l : (i+1)*l], Loss: r.Loss[i], Ack: im.Item.Ack}
 		if r.Images != nil {
 			row.Image = r.Images[i*img : (i+1)*img]
+			row.PredImage = r.PredImages[i*img : (i+1)*img]
+			row.PixelMask = r.PixelMasks[i*img/3 : (i+1)*img/3]
 		}
 		o.rows = append(o.rows, row)
 	}

@@ -45,7 +45,7 @@ type reconPNG struct {
 // normalised space (masked = x·(1−mask), so removed patches show the
 // ImageNet mean colour, a grey; paste = x·(1−mask) + pred·mask), then
 // de-normalised, scaled by 255, clipped to [0,255] and truncated.
-// Rows need Image. The file is PNGPath(DIR, id): DIR/<id>.png, the id's "/"
+// Rows need Image, PredImage and PixelMask. The file is PNGPath(DIR, id): DIR/<id>.png, the id's "/"
 // mirrored as directories ("a/b.jpg" → DIR/a/b.jpg.png); ".." and empty
 // components are replaced so nothing lands outside DIR, and over-long
 // names are shortened. The id is in the PNG's iTXt chunk "maeembed.id".
@@ -157,20 +157,17 @@ func (c *withChunk) Write(b []byte) (int, error) {
 }
 
 func (w *reconPNG) render(r *ReconRow) {
-	s, p, g := w.s, w.meta.Patch, w.g
-	pd := w.meta.patchDim()
+	s := w.s
 	pix, stride := w.img.Pix, w.img.Stride
 	for i := range pix {
 		pix[i] = 255 // white gaps, opaque
 	}
 	for y := 0; y < s; y++ {
 		for x := 0; x < s; x++ {
-			k := (y/p)*g + x/p
-			m := r.Mask[k] // 1 = removed
-			off := k*pd + ((y%p)*p+x%p)*3
+			m := r.PixelMask[y*s+x] // 1 = removed
 			for c := 0; c < 3; c++ {
 				orig := r.Image[(c*s+y)*s+x]
-				pred := r.Pred[off+c]
+				pred := r.PredImage[(c*s+y)*s+x]
 				vis := orig * (1 - m)
 				vals := [4]float32{orig, vis, pred, vis + pred*m}
 				for panel, v := range vals {

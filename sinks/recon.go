@@ -45,8 +45,10 @@ type ReconRow struct {
 	Mask []float32
 	Loss float32
 	// Image is the normalised model input, CHW float32 [3,S,S] with
-	// S = p·sqrt(L). Only the PNG writer needs it.
-	Image []float32
+	// S = p·sqrt(L); PredImage is Pred laid out the same way and PixelMask
+	// the mask per pixel [S,S] (mae.Reconstruction.Images). Only the PNG
+	// writer needs these three.
+	Image, PredImage, PixelMask []float32
 	// Ack, if set, is called once: nil when the row is durable, else why not.
 	Ack func(error)
 }
@@ -63,8 +65,9 @@ func checkRecon(rows []ReconRow, m ReconMeta, needImage bool) error {
 		}
 		if needImage {
 			g := gridSide(m.Patches)
-			if s := g * m.Patch; len(r.Image) != 3*s*s {
-				return fmt.Errorf("sinks: reconstruct row %q has an image of %d values, want 3·%d·%d", r.ID, len(r.Image), s, s)
+			if s := g * m.Patch; len(r.Image) != 3*s*s || len(r.PredImage) != 3*s*s || len(r.PixelMask) != s*s {
+				return fmt.Errorf("sinks: reconstruct row %q has images of %d and %d values and a mask of %d, want 3·%d·%d and %d·%d",
+					r.ID, len(r.Image), len(r.PredImage), len(r.PixelMask), s, s, s, s)
 			}
 		}
 	}
