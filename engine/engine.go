@@ -66,12 +66,22 @@ type Output[R any] interface {
 	Abort() error
 }
 
+// Preprocessor turns encoded image bytes into the model input, a CHW
+// float32 tensor [3,S,S] written into dst (len 3·S·S), and returns the
+// original width and height. stages.Preprocess is the evaluation transform
+// of every command; a training run plugs in its augmentation. Errors are
+// per item (a *stages.Error names the stage). Safe for concurrent use.
+type Preprocessor interface {
+	Tensor(dst []float32, data []byte) (w, h int, err error)
+}
+
 // Config sizes and wires a run.
 type Config struct {
-	Preprocess   stages.Preprocess // Size must be set (the model's image size)
-	BatchSize    int               // images per model call (>= 1)
-	Workers      int               // preprocess workers; <= 0: 1
-	BatchLatency time.Duration     // emit a partial batch after this wait; 0 = full batches only
+	Preprocess   Preprocessor
+	ImageSize    int           // S of the model input [3,S,S]
+	BatchSize    int           // images per model call (>= 1)
+	Workers      int           // preprocess workers; <= 0: 1
+	BatchLatency time.Duration // emit a partial batch after this wait; 0 = full batches only
 	// KeepData keeps each input's bytes until its error row is written
 	// (a dead-letter topic sends them on).
 	KeepData bool
@@ -130,7 +140,7 @@ func New[R any](cfg Config, model Model[R], out Output[R]) *Engine[R] {
 		cfg.Workers = 1
 	}
 	e := &Engine[R]{cfg: cfg, model: model, out: out}
-	size := cfg.Preprocess.Size
+	size := cfg.ImageSize
 	e.chw.New = func() any { return make([]float32, 3*size*size) }
 	return e
 }

@@ -109,7 +109,7 @@ func TestRunAcksEveryInputOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := New(Config{Preprocess: pre, BatchSize: 4, Workers: 2, Errors: errw}, model, NewEmbeddingOutput(w))
+	e := New(Config{Preprocess: pre, ImageSize: pre.Size, BatchSize: 4, Workers: 2, Errors: errw}, model, NewEmbeddingOutput(w))
 	if err := e.Run(context.Background(), src); err != nil {
 		t.Fatal(err)
 	}
@@ -162,7 +162,7 @@ func TestAbortAcksIffPublished(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			e := New(Config{Preprocess: pre, BatchSize: 3, Workers: 2, Errors: errw, PublishOnAbort: publish}, model, NewEmbeddingOutput(w))
+			e := New(Config{Preprocess: pre, ImageSize: pre.Size, BatchSize: 3, Workers: 2, Errors: errw, PublishOnAbort: publish}, model, NewEmbeddingOutput(w))
 			ctx, abort := context.WithCancelCause(context.Background())
 			res := make(chan error, 1)
 			go func() { res <- e.Run(ctx, endless{src}) }()
@@ -254,7 +254,7 @@ func TestWriteFailureOfOneItemIsItsErrorRow(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer src.Close()
-	e := New(Config{Preprocess: pre, BatchSize: 2, Errors: errw}, NewReconstructModel(rec, 2, c.ImageSize, true), NewReconstructionOutput(w))
+	e := New(Config{Preprocess: pre, ImageSize: pre.Size, BatchSize: 2, Errors: errw}, NewReconstructModel(rec, 2, c.ImageSize, true), NewReconstructionOutput(w))
 	if err := e.Run(context.Background(), src); err != nil {
 		t.Fatal(err)
 	}

@@ -34,7 +34,7 @@ func Example() {
 
 	src, _ := sources.Open([]string{filepath.Join(fixture, "images")}, sources.Options{})
 	defer src.Close()
-	e := engine.New(engine.Config{Preprocess: pre, BatchSize: 8, Workers: 2, Errors: errs},
+	e := engine.New(engine.Config{Preprocess: pre, ImageSize: pre.Size, BatchSize: 8, Workers: 2, Errors: errs},
 		engine.NewEmbedModel(emb, 8), engine.NewEmbeddingOutput(parquet))
 	if err := e.Run(context.Background(), src); err != nil {
 		panic(err)

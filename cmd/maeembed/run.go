@@ -121,7 +121,7 @@ func workers(o *Options) int {
 func runFiles[R any](e *env, r *fileRun, errw sinks.ErrorWriter, model engine.Model[R], out engine.Output[R]) error {
 	stop := engine.OnSignals(e.ctx, 0, os.Interrupt, syscall.SIGTERM)
 	defer stop.Release()
-	eng := engine.New(engine.Config{Preprocess: r.pre, BatchSize: r.o.BatchSize, Workers: workers(r.o),
+	eng := engine.New(engine.Config{Preprocess: r.pre, ImageSize: r.pre.Size, BatchSize: r.o.BatchSize, Workers: workers(r.o),
 		Errors: errw, Drain: stop.Drain, OnFailure: logFailure}, model, out)
 	start := time.Now()
 	counts := func() engine.Counts {

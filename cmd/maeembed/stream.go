@@ -250,7 +250,7 @@ func (e *env) stream(o *Options) error {
 	met.src.Store(src)
 	met.reg.MustRegister(src.Collector())
 
-	eng := engine.New(engine.Config{Preprocess: pre, BatchSize: o.BatchSize, Workers: workers(o), BatchLatency: so.BatchLatency,
+	eng := engine.New(engine.Config{Preprocess: pre, ImageSize: pre.Size, BatchSize: o.BatchSize, Workers: workers(o), BatchLatency: so.BatchLatency,
 		KeepData: so.DLQTopic != "", Errors: errW, FlushInterval: so.FlushInterval, Drain: stop.Drain, PublishOnAbort: true,
 		OnFailure: func(im *engine.Image) { met.failed.Inc(); logFailure(im) },
 		Observe: func(stage string, s float64) {
