@@ -89,19 +89,18 @@ func done(t *testing.T, dir string) map[string]bool {
 	return d
 }
 
-// A run acks every input exactly once, after its row (or error row) is
-// published, and counts from the acks.
-func TestRunAcksEveryInputOnce(t *testing.T) {
-	in, good, bad := inputs(t, 23)
-	out := t.TempDir()
-	model, meta, pre := tinyEmbedder(t, 4)
+// embedRun wires an embedding run of the folder in over Parquet parts of
+// partRows rows into out, recording every input's acks.
+func embedRun(t *testing.T, in, out string, batch, partRows int, publishOnAbort bool) (*Engine[Embeddings], *sources.Reader, *acks) {
+	t.Helper()
+	model, meta, pre := tinyEmbedder(t, batch)
 	rec := &acks{calls: map[string][]error{}}
 	src, err := sources.OpenWith([]string{in}, nil, sources.Options{OnAck: rec.on})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer src.Close()
-	w, err := sinks.NewParquet(out, meta, sinks.ParquetOptions{MaxFileRows: 5})
+	t.Cleanup(func() { src.Close() })
+	w, err := sinks.NewParquet(out, meta, sinks.ParquetOptions{MaxFileRows: partRows})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -109,7 +108,16 @@ func TestRunAcksEveryInputOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := New(Config{Preprocess: pre, ImageSize: pre.Size, BatchSize: 4, Workers: 2, Errors: errw}, model, NewEmbeddingOutput(w))
+	cfg := Config{Preprocess: pre, ImageSize: pre.Size, BatchSize: batch, Workers: 2, Errors: errw, PublishOnAbort: publishOnAbort}
+	return New(cfg, model, NewEmbeddingOutput(w)), src, rec
+}
+
+// A run acks every input exactly once, after its row (or error row) is
+// published, and counts from the acks.
+func TestRunAcksEveryInputOnce(t *testing.T) {
+	in, good, bad := inputs(t, 23)
+	out := t.TempDir()
+	e, src, rec := embedRun(t, in, out, 4, 5, false)
 	if err := e.Run(context.Background(), src); err != nil {
 		t.Fatal(err)
 	}
@@ -147,22 +155,7 @@ func TestAbortAcksIffPublished(t *testing.T) {
 	for _, publish := range []bool{false, true} {
 		t.Run(fmt.Sprintf("PublishOnAbort=%v", publish), func(t *testing.T) {
 			out := t.TempDir()
-			model, meta, pre := tinyEmbedder(t, 3)
-			rec := &acks{calls: map[string][]error{}}
-			src, err := sources.OpenWith([]string{in}, nil, sources.Options{OnAck: rec.on})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer src.Close()
-			w, err := sinks.NewParquet(out, meta, sinks.ParquetOptions{MaxFileRows: 7})
-			if err != nil {
-				t.Fatal(err)
-			}
-			errw, err := sinks.NewErrors(out, meta, sinks.ParquetOptions{MaxFileRows: 100})
-			if err != nil {
-				t.Fatal(err)
-			}
-			e := New(Config{Preprocess: pre, ImageSize: pre.Size, BatchSize: 3, Workers: 2, Errors: errw, PublishOnAbort: publish}, model, NewEmbeddingOutput(w))
+			e, src, rec := embedRun(t, in, out, 3, 7, publish)
 			ctx, abort := context.WithCancelCause(context.Background())
 			res := make(chan error, 1)
 			go func() { res <- e.Run(ctx, endless{src}) }()
