@@ -273,3 +273,32 @@ func TestWriteFailureOfOneItemIsItsErrorRow(t *testing.T) {
 		}
 	}
 }
+
+// With a flush interval, a stream that goes quiet still publishes: the
+// timer publishes the pending part (under the write stage's lock) and
+// its inputs are acked, with no part ever full.
+func TestFlushIntervalPublishesAQuietStream(t *testing.T) {
+	in, good, bad := inputs(t, 12)
+	out := t.TempDir()
+	e, src, rec := embedRun(t, in, out, 4, 1000, false)
+	e.cfg.FlushInterval = 20 * time.Millisecond
+	e.cfg.BatchLatency = 20 * time.Millisecond // the last partial batch must not wait for more
+	ctx, abort := context.WithCancelCause(context.Background())
+	res := make(chan error, 1)
+	go func() { res <- e.Run(ctx, endless{src}) }()
+	deadline := time.Now().Add(time.Minute)
+	for e.Counts().Written+e.Counts().Failed < int64(len(good)+len(bad)) {
+		if time.Now().After(deadline) {
+			t.Fatalf("counts %+v: the quiet stream's part was never published", e.Counts())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	abort(errors.New("done"))
+	<-res
+	pub := done(t, out)
+	for _, id := range append(append([]string{}, good...), bad...) {
+		if c := rec.get(id); len(c) != 1 || c[0] != nil || !pub[id] {
+			t.Errorf("%s: acks %v, published %v", id, c, pub[id])
+		}
+	}
+}
