@@ -338,7 +338,7 @@ func (e *Engine[R]) trackWritten(im *Image) func(error) {
 		case errors.As(err, &ie):
 			im.Err, im.Stage = ie.Err, "write"
 			im.Item.Ack = ack
-			e.rejected = append(e.rejected, im) // called inside out.Write, under e.mu
+			e.rejected = append(e.rejected, im) // acks are called under e.mu (Write, Flush, finish)
 			return
 		default:
 			e.lost.Add(1)
@@ -427,6 +427,15 @@ func (e *Engine[R]) finish(runErr error) error {
 		return nil
 	}
 	err := end(e.out, publish && e.handed > 0)
+	// Rows an output refused alone while publishing (not inside a Write)
+	// have no write stage left to become error rows: they are not durable.
+	for _, im := range e.rejected {
+		e.lost.Add(1)
+		if im.Item.Ack != nil {
+			im.Item.Ack(im.Err)
+		}
+	}
+	e.rejected = nil
 	if e.cfg.Errors != nil {
 		// Error rows are complete too: published unless a write failed.
 		err = errors.Join(err, end(e.cfg.Errors, !e.writeFailed))
