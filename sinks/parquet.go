@@ -46,13 +46,6 @@ func (o ParquetOptions) withDefaults() ParquetOptions {
 	return o
 }
 
-// Flusher is implemented by the rolling writers: Flush publishes the
-// current part file now (e.g. on a timer in stream mode, so acks do not wait
-// for a full file). It is a no-op when nothing is pending.
-type Flusher interface {
-	Flush() error
-}
-
 // recordFile is one output file being filled with Arrow records.
 type recordFile interface {
 	writeRecord(rec arrow.Record, rawBytes int64) error
@@ -306,11 +299,14 @@ type rolling struct {
 
 var errWriteAfterClose = errors.New("sinks: write after close")
 
-// The stream command flushes every rolling writer on a timer.
+// Every writer has the one Writer shape.
 var (
-	_ Flusher = (*rollingWriter)(nil)
-	_ Flusher = (*errorWriter)(nil)
-	_ Flusher = (*reconParquet)(nil)
+	_ EmbeddingWriter = (*PartWriter)(nil)
+	_ EmbeddingWriter = (*NpyWriter)(nil)
+	_ ErrorWriter     = (*ErrorParts)(nil)
+	_ ReconWriter     = (*ReconNpy)(nil)
+	_ ReconWriter     = (*ReconParts)(nil)
+	_ ReconWriter     = (*ReconPNG)(nil)
 )
 
 // writeColumns appends one record of n rows made of cols (released here).
@@ -323,6 +319,9 @@ func (r *rolling) writeColumns(cols []arrow.Array, n int, raw int64) error {
 	return r.parts.write(rec, raw)
 }
 
+// Flush publishes the current part file now (e.g. on a timer in stream
+// mode, so acks need not wait for a full part); a no-op when nothing is
+// pending.
 func (r *rolling) Flush() error { return r.parts.flush() }
 
 func (r *rolling) Close() error {
@@ -338,8 +337,8 @@ func (r *rolling) Abort() error {
 	return r.parts.abort()
 }
 
-// rollingWriter is the EmbeddingWriter over rolling part files.
-type rollingWriter struct {
+// PartWriter writes embeddings to rolling part files (Parquet or Arrow).
+type PartWriter struct {
 	rolling
 	b *embBuilder
 }
@@ -347,8 +346,8 @@ type rollingWriter struct {
 // NewParquet writes DIR/part-NNNNN.parquet (zstd, columns id, embedding,
 // width, height; file metadata maeembed.model/pool/preprocess/version/dim
 // and, for tokens, maeembed.tokens). Numbering continues after existing
-// parts in dir. The writer also implements Flusher.
-func NewParquet(dir string, meta Meta, opts ParquetOptions) (EmbeddingWriter, error) {
+// parts in dir.
+func NewParquet(dir string, meta Meta, opts ParquetOptions) (*PartWriter, error) {
 	if err := meta.validate(); err != nil {
 		return nil, err
 	}
@@ -360,12 +359,12 @@ func NewParquet(dir string, meta Meta, opts ParquetOptions) (EmbeddingWriter, er
 	if err != nil {
 		return nil, err
 	}
-	return &rollingWriter{rolling: rolling{schema: b.schema, parts: p}, b: b}, nil
+	return &PartWriter{rolling: rolling{schema: b.schema, parts: p}, b: b}, nil
 }
 
 func rowAck(r *Row) func(error) { return r.Ack }
 
-func (w *rollingWriter) Write(rows []Row) error {
+func (w *PartWriter) Write(rows []Row) error {
 	if w.done {
 		return failRows(rows, rowAck, errWriteAfterClose)
 	}

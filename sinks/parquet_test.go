@@ -397,10 +397,10 @@ func TestFlushAndByteRolling(t *testing.T) {
 	}
 	rng := rand.New(rand.NewPCG(5, 5))
 	w.Write(testRows(rng, 0, 1, 16))
-	if err := w.(Flusher).Flush(); err != nil {
+	if err := w.Flush(); err != nil {
 		t.Fatal(err)
 	}
-	if err := w.(Flusher).Flush(); err != nil { // nothing pending
+	if err := w.Flush(); err != nil { // nothing pending
 		t.Fatal(err)
 	}
 	w.Write(testRows(rng, 1, 2, 16))

@@ -30,7 +30,8 @@ func gridSide(l int) int {
 	return g
 }
 
-type reconPNG struct {
+// ReconPNG writes one 4-panel PNG per reconstructed image.
+type ReconPNG struct {
 	dir  string
 	meta ReconMeta
 	g, s int
@@ -51,7 +52,7 @@ type reconPNG struct {
 // names are shortened. The id is in the PNG's iTXt chunk "maeembed.id".
 // Each file is published atomically; one that cannot be written acks its
 // row with an *ItemError and the writer goes on.
-func NewReconPNG(dir string, meta ReconMeta) (ReconWriter, error) {
+func NewReconPNG(dir string, meta ReconMeta) (*ReconPNG, error) {
 	if err := meta.validate(); err != nil {
 		return nil, err
 	}
@@ -60,7 +61,7 @@ func NewReconPNG(dir string, meta ReconMeta) (ReconWriter, error) {
 		return nil, fmt.Errorf("sinks: png needs a square patch grid, L=%d", meta.Patches)
 	}
 	s := g * meta.Patch
-	w := &reconPNG{dir: dir, meta: meta, g: g, s: s, img: image.NewNRGBA(image.Rect(0, 0, 4*s+3*PanelGap, s))}
+	w := &ReconPNG{dir: dir, meta: meta, g: g, s: s, img: image.NewNRGBA(image.Rect(0, 0, 4*s+3*PanelGap, s))}
 	w.enc.BufferPool = &pngPool{}
 	return w, nil
 }
@@ -156,7 +157,7 @@ func (c *withChunk) Write(b []byte) (int, error) {
 	return total, nil
 }
 
-func (w *reconPNG) render(r *ReconRow) {
+func (w *ReconPNG) render(r *ReconRow) {
 	s := w.s
 	pix, stride := w.img.Pix, w.img.Stride
 	for i := range pix {
@@ -178,7 +179,7 @@ func (w *reconPNG) render(r *ReconRow) {
 	}
 }
 
-func (w *reconPNG) Write(rows []ReconRow) error {
+func (w *ReconPNG) Write(rows []ReconRow) error {
 	if w.done {
 		return failRows(rows, reconAck, errWriteAfterClose)
 	}
@@ -203,7 +204,7 @@ func (w *reconPNG) Write(rows []ReconRow) error {
 	return errors.Join(unacked...)
 }
 
-func (w *reconPNG) writeOne(r *ReconRow) error {
+func (w *ReconPNG) writeOne(r *ReconRow) error {
 	w.render(r)
 	path := PNGPath(w.dir, r.ID)
 	f, err := createAtomic(path)
@@ -223,6 +224,6 @@ func (w *reconPNG) writeOne(r *ReconRow) error {
 }
 
 // Flush and Close have nothing pending: each PNG is published by Write.
-func (w *reconPNG) Flush() error { return nil }
-func (w *reconPNG) Close() error { w.done = true; return nil }
-func (w *reconPNG) Abort() error { w.done = true; return nil }
+func (w *ReconPNG) Flush() error { return nil }
+func (w *ReconPNG) Close() error { w.done = true; return nil }
+func (w *ReconPNG) Abort() error { w.done = true; return nil }

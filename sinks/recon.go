@@ -74,7 +74,8 @@ func checkRecon(rows []ReconRow, m ReconMeta, needImage bool) error {
 	return nil
 }
 
-type reconNpy struct {
+// ReconNpy writes pred.npy, mask.npy, loss.npy and metadata.parquet, published by Close.
+type ReconNpy struct {
 	meta ReconMeta
 	set  *npySet
 	loss [1]float32
@@ -84,7 +85,7 @@ type reconNpy struct {
 // DIR/mask.npy [N,L] (1 = removed), DIR/loss.npy [N] and DIR/metadata.parquet
 // (id, width, height; maeembed.* metadata incl. mask_ratio, seed, patches,
 // patch_size). Published by Close; resumes like NewNpy.
-func NewReconNpy(dir string, meta ReconMeta) (ReconWriter, error) {
+func NewReconNpy(dir string, meta ReconMeta) (*ReconNpy, error) {
 	if err := meta.validate(); err != nil {
 		return nil, err
 	}
@@ -94,12 +95,12 @@ func NewReconNpy(dir string, meta ReconMeta) (ReconWriter, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &reconNpy{meta: meta, set: set}, nil
+	return &ReconNpy{meta: meta, set: set}, nil
 }
 
 func reconAck(r *ReconRow) func(error) { return r.Ack }
 
-func (w *reconNpy) Write(rows []ReconRow) error {
+func (w *ReconNpy) Write(rows []ReconRow) error {
 	if w.set.done {
 		return failRows(rows, reconAck, errWriteAfterClose)
 	}
@@ -124,11 +125,12 @@ func (w *reconNpy) Write(rows []ReconRow) error {
 		func(i int) (int32, int32) { return rows[i].Width, rows[i].Height })
 }
 
-func (w *reconNpy) Flush() error { return nil } // only Close publishes the set
-func (w *reconNpy) Close() error { return w.set.close() }
-func (w *reconNpy) Abort() error { return w.set.abort() }
+func (w *ReconNpy) Flush() error { return nil } // only Close publishes the set
+func (w *ReconNpy) Close() error { return w.set.close() }
+func (w *ReconNpy) Abort() error { return w.set.abort() }
 
-type reconParquet struct {
+// ReconParts writes reconstructions to rolling Parquet part files.
+type ReconParts struct {
 	rolling
 	meta    ReconMeta
 	offsets []int32
@@ -142,8 +144,8 @@ type reconParquet struct {
 // NewReconParquet writes rolling DIR/part-NNNNN.parquet with columns id,
 // width, height, pred fixed_size_list<fixed_size_list<float32>[p·p·3]>[L],
 // mask fixed_size_list<float32>[L], loss float32, and the metadata of
-// NewReconNpy. The writer also implements Flusher.
-func NewReconParquet(dir string, meta ReconMeta, opts ParquetOptions) (ReconWriter, error) {
+// NewReconNpy.
+func NewReconParquet(dir string, meta ReconMeta, opts ParquetOptions) (*ReconParts, error) {
 	if err := meta.validate(); err != nil {
 		return nil, err
 	}
@@ -163,10 +165,10 @@ func NewReconParquet(dir string, meta ReconMeta, opts ParquetOptions) (ReconWrit
 	if err != nil {
 		return nil, err
 	}
-	return &reconParquet{rolling: rolling{schema: schema, parts: p}, meta: meta}, nil
+	return &ReconParts{rolling: rolling{schema: schema, parts: p}, meta: meta}, nil
 }
 
-func (w *reconParquet) Write(rows []ReconRow) error {
+func (w *ReconParts) Write(rows []ReconRow) error {
 	if w.done {
 		return failRows(rows, reconAck, errWriteAfterClose)
 	}
