@@ -2,6 +2,7 @@ package mae
 
 import (
 	"fmt"
+	"math"
 	"sync"
 
 	"github.com/maeembed/maeembed/mae/kernels"
@@ -201,6 +202,28 @@ type Reconstruction struct {
 	Pred       []float32 // [N, L, p·p·3], raw decoder output
 	Masking    *Masking
 	Loss       []float32 // [N], per-image MSE over removed patches; NaN when none was removed (ratio 0)
+}
+
+// Images lays the predictions out as CHW images [N,3,S,S] (the reference's
+// unpatchify(pred)) and the mask as one value per pixel [N,S,S] (1 =
+// removed), into pred and mask (grown if too short), so that nobody else
+// redoes the patch arithmetic. S is the model's image size.
+func (r *Reconstruction) Images(pred, mask []float32) ([]float32, []float32) {
+	pd := len(r.Pred) / (r.N * r.L)
+	p := int(math.Round(math.Sqrt(float64(pd / 3))))
+	s := p * int(math.Round(math.Sqrt(float64(r.L))))
+	pred = grow(pred, r.N*3*s*s)
+	mask = grow(mask, r.N*s*s)
+	Unpatchify(pred, r.Pred, r.N, s, p)
+	MaskPixels(mask, r.Masking.Mask, r.N, s, p)
+	return pred, mask
+}
+
+func grow(b []float32, n int) []float32 {
+	if cap(b) < n {
+		return make([]float32, n)
+	}
+	return b[:n]
 }
 
 // Reconstruct masks patches per noise [n, L] (values in [0,1)), encodes the

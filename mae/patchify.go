@@ -35,3 +35,19 @@ func patchLayout(dst, src []float32, n, size, p int, toPatches bool) {
 		}
 	}
 }
+
+// MaskPixels spreads a per-patch mask [n, L] (1 = removed) over the pixels
+// of n images of size×size: dst [n, size, size], raster order, the one
+// channel of the reference's unpatchify(mask repeated over p·p·3).
+func MaskPixels(dst, mask []float32, n, size, p int) {
+	g := size / p
+	for b := 0; b < n; b++ {
+		for y := 0; y < size; y++ {
+			row := mask[b*g*g+(y/p)*g : b*g*g+(y/p)*g+g]
+			out := dst[(b*size+y)*size : (b*size+y+1)*size]
+			for x := range out {
+				out[x] = row[x/p]
+			}
+		}
+	}
+}

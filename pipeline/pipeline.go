@@ -45,6 +45,9 @@ func Fatal(err error) error {
 	return fatalError{err}
 }
 
+// IsFatal reports whether err (or one it wraps) was marked with Fatal.
+func IsFatal(err error) bool { return isFatal(err) }
+
 func isFatal(err error) bool {
 	var f fatalError
 	return errors.As(err, &f)

@@ -77,7 +77,7 @@ func (a *arrowFile) abort() error { return a.af.Abort() }
 // record batch per Write) with the schema and metadata of NewParquet, where
 // embedding stays a fixed_size_list. Rolling, OnPublish and Flush behave as
 // for NewParquet; RowGroupBytes does not apply.
-func NewArrow(dir string, meta Meta, opts ParquetOptions) (EmbeddingWriter, error) {
+func NewArrow(dir string, meta Meta, opts ParquetOptions) (*PartWriter, error) {
 	if err := meta.validate(); err != nil {
 		return nil, err
 	}
@@ -88,5 +88,5 @@ func NewArrow(dir string, meta Meta, opts ParquetOptions) (EmbeddingWriter, erro
 	if err != nil {
 		return nil, err
 	}
-	return &rollingWriter{rolling: rolling{schema: b.schema, parts: p}, b: b}, nil
+	return &PartWriter{rolling: rolling{schema: b.schema, parts: p}, b: b}, nil
 }

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 )
 
 // tempSuffix ends every temporary name; with the leading "." it lets
@@ -15,7 +16,10 @@ const tempSuffix = ".maeembed-tmp"
 
 // atomicFile is a file that becomes visible under its final name only when
 // Publish has written, synced and renamed it. Until then it lives under a
-// hidden temporary name in the same directory (so the rename is atomic).
+// hidden temporary name in the same directory (so the rename is atomic),
+// with an exclusive flock held on it for as long as it is open: that is how
+// CleanTemps tells a live writer's temporary (another shard or stream
+// worker in the same directory) from a killed one's.
 type atomicFile struct {
 	*os.File
 	final string
@@ -33,6 +37,11 @@ func createAtomic(final string) (*atomicFile, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create temp for %s: %w", final, err)
 	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		os.Remove(f.Name())
+		return nil, fmt.Errorf("lock temp for %s: %w", final, err)
+	}
 	// CreateTemp makes 0600; outputs are meant to be shared like any file.
 	if err := f.Chmod(0o644); err != nil {
 		f.Close()
@@ -44,18 +53,19 @@ func createAtomic(final string) (*atomicFile, error) {
 
 // Publish syncs the data, renames the file to its final name and syncs the
 // directory so the rename itself survives a crash.
+// The file stays open (and locked) until it is renamed, so no CleanTemps
+// of another process can take it for a dead writer's.
 func (a *atomicFile) Publish() error {
 	if err := a.Sync(); err != nil {
 		a.Abort()
 		return fmt.Errorf("sync %s: %w", a.final, err)
 	}
-	if err := a.Close(); err != nil {
-		a.Abort()
-		return fmt.Errorf("close %s: %w", a.final, err)
-	}
 	if err := os.Rename(a.Name(), a.final); err != nil {
-		os.Remove(a.Name())
+		a.Abort()
 		return fmt.Errorf("publish %s: %w", a.final, err)
+	}
+	if err := a.Close(); err != nil {
+		return fmt.Errorf("close %s: %w", a.final, err)
 	}
 	return syncDir(filepath.Dir(a.final))
 }
@@ -70,10 +80,6 @@ func (a *atomicFile) PublishNew(next func() string) (string, error) {
 		a.Abort()
 		return "", fmt.Errorf("sync %s: %w", a.final, err)
 	}
-	if err := a.Close(); err != nil {
-		a.Abort()
-		return "", fmt.Errorf("close %s: %w", a.final, err)
-	}
 	for tries := 0; ; tries++ {
 		err := os.Link(a.Name(), a.final)
 		if err == nil {
@@ -85,22 +91,26 @@ func (a *atomicFile) PublishNew(next func() string) (string, error) {
 			continue
 		}
 		if _, serr := os.Lstat(a.final); !errors.Is(serr, os.ErrNotExist) || tries >= 1000 {
-			os.Remove(a.Name())
+			a.Abort()
 			return "", fmt.Errorf("publish %s: %w", a.final, err)
 		}
 		if err := os.Rename(a.Name(), a.final); err != nil {
-			os.Remove(a.Name())
+			a.Abort()
 			return "", fmt.Errorf("publish %s: %w", a.final, err)
 		}
 		break
 	}
+	if err := a.Close(); err != nil {
+		return "", fmt.Errorf("close %s: %w", a.final, err)
+	}
 	return a.final, syncDir(filepath.Dir(a.final))
 }
 
-// Abort closes and removes the temporary file; the final name is untouched.
+// Abort removes and closes the temporary file; the final name is untouched.
 func (a *atomicFile) Abort() error {
+	err := os.Remove(a.Name())
 	a.Close() // may already be closed
-	if err := os.Remove(a.Name()); err != nil && !errors.Is(err, os.ErrNotExist) {
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("remove temp %s: %w", a.Name(), err)
 	}
 	return nil
@@ -119,9 +129,9 @@ func syncDir(dir string) error {
 }
 
 // CleanTemps removes temporary files that a killed run left in dir and in
-// dir/errors (names starting with "." and ending in ".maeembed-tmp"). Call it
-// before resuming into an existing output directory; never while another
-// writer is active in the same directory.
+// dir/errors (names starting with "." and ending in ".maeembed-tmp"). A
+// temporary whose writer is alive (it holds the file's flock: another shard
+// or stream worker writing into the same directory) is left alone.
 func CleanTemps(dir string) error {
 	for _, d := range []string{dir, filepath.Join(dir, errorsDir)} {
 		ents, err := os.ReadDir(d)
@@ -133,13 +143,73 @@ func CleanTemps(dir string) error {
 		}
 		for _, e := range ents {
 			if n := e.Name(); isTempName(n) {
-				if err := os.Remove(filepath.Join(d, n)); err != nil {
+				if err := removeIfDead(filepath.Join(d, n)); err != nil {
 					return fmt.Errorf("clean temps: %w", err)
 				}
 			}
 		}
 	}
 	return nil
+}
+
+// removeIfDead removes a temporary unless its writer still holds its lock.
+func removeIfDead(path string) error {
+	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil // published or removed meanwhile
+	}
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil // a live writer's
+		}
+		return fmt.Errorf("lock %s: %w", path, err)
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	return nil
+}
+
+// LockOutput takes the lock called name in dir (a hidden lock file,
+// removed again by release) until release or the end of the process: two
+// runs that would write the same ids into one directory (the same shard of
+// the same inputs; any two npy runs, which share their files) take the
+// same lock, so the second one is refused, with why, instead of both
+// succeeding with duplicates. A lock file a killed run left behind is
+// simply taken over.
+func LockOutput(dir, name, why string) (release func() error, err error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("output: %w", err)
+	}
+	path := filepath.Join(dir, ".maeembed-"+name+".lock")
+	for {
+		f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
+		if err != nil {
+			return nil, fmt.Errorf("output lock: %w", err)
+		}
+		if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+			f.Close()
+			if errors.Is(err, syscall.EWOULDBLOCK) {
+				return nil, fmt.Errorf("output %s is being written by another running process (%s): %s", dir, name, why)
+			}
+			return nil, fmt.Errorf("output lock %s: %w", name, err)
+		}
+		// The holder before us may have removed the file between our open
+		// and our lock: then we hold a lock on a file nobody else sees.
+		held, err1 := f.Stat()
+		now, err2 := os.Stat(path)
+		if err1 == nil && err2 == nil && os.SameFile(held, now) {
+			return func() error {
+				os.Remove(path) // before unlocking, so no one locks a file on its way out
+				return f.Close()
+			}, nil
+		}
+		f.Close()
+	}
 }
 
 func isTempName(n string) bool {

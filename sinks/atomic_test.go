@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -84,4 +85,63 @@ func TestCleanTemps(t *testing.T) {
 	if h := hiddenFiles(t, dir); !slices.Equal(h, []string{keep}) {
 		t.Fatalf("after CleanTemps hidden files %v, want only %s", h, keep)
 	}
+}
+
+// Two shards writing into one directory: the second's CleanTemps leaves the
+// first's part in progress alone, and the first still publishes it.
+func TestCleanTempsLeavesLiveWriters(t *testing.T) {
+	dir := t.TempDir()
+	meta := Meta{Model: "m", Pool: "mean", Dim: 4}
+	w, err := NewParquet(dir, meta, ParquetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Write([]Row{{ID: "first/a.jpg", Embedding: make([]float32, 4)}}); err != nil {
+		t.Fatal(err)
+	}
+	live := hiddenFiles(t, dir)
+	if len(live) != 1 {
+		t.Fatalf("temporaries %v, want the part in progress", live)
+	}
+	dead := filepath.Join(dir, ".part-00007.parquet.123"+tempSuffix)
+	if err := writeFile(dead); err != nil { // a killed writer's: nobody holds it
+		t.Fatal(err)
+	}
+	if err := CleanTemps(dir); err != nil {
+		t.Fatal(err)
+	}
+	if h := hiddenFiles(t, dir); !slices.Equal(h, live) {
+		t.Fatalf("after CleanTemps %v, want the live %v only", h, live)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if done := doneIDs(t, dir); !done["first/a.jpg"] {
+		t.Errorf("the live writer's row was lost: %v", done)
+	}
+}
+
+// The same lock name twice is refused with the reason; another name, or
+// the same after release, is not.
+func TestLockOutput(t *testing.T) {
+	dir := t.TempDir()
+	release, err := LockOutput(dir, "shard-0-of-2", "two runs of one shard would write the same ids")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LockOutput(dir, "shard-0-of-2", "two runs of one shard would write the same ids"); err == nil ||
+		!strings.Contains(err.Error(), "another running process") || !strings.Contains(err.Error(), "same ids") {
+		t.Errorf("second lock: %v", err)
+	}
+	other, err := LockOutput(dir, "shard-1-of-2", "")
+	if err != nil {
+		t.Fatalf("another shard: %v", err)
+	}
+	other()
+	release()
+	again, err := LockOutput(dir, "shard-0-of-2", "")
+	if err != nil {
+		t.Fatalf("after release: %v", err)
+	}
+	again()
 }

@@ -32,7 +32,9 @@ func BenchmarkParquet768(b *testing.B) {
 	benchWriter(b, func(d string, m Meta) (EmbeddingWriter, error) { return NewParquet(d, m, ParquetOptions{}) }, benchMeta)
 }
 
-func BenchmarkNpy768(b *testing.B) { benchWriter(b, NewNpy, benchMeta) }
+func BenchmarkNpy768(b *testing.B) {
+	benchWriter(b, func(d string, m Meta) (EmbeddingWriter, error) { return NewNpy(d, m) }, benchMeta)
+}
 
 func BenchmarkArrow768(b *testing.B) {
 	benchWriter(b, func(d string, m Meta) (EmbeddingWriter, error) { return NewArrow(d, m, ParquetOptions{}) }, benchMeta)

@@ -8,15 +8,16 @@ import (
 
 const errorsDir = "errors"
 
-type errorWriter struct {
+// ErrorParts writes error rows to rolling errors/part-NNNNN.parquet files.
+type ErrorParts struct {
 	rolling
 	offsets [3][]int32
 }
 
 // NewErrors writes failed items to DIR/errors/part-NNNNN.parquet with string
 // columns id, stage, error and the same file metadata as the embeddings.
-// Nothing is created unless a row is written. It also implements Flusher.
-func NewErrors(dir string, meta Meta, opts ParquetOptions) (ErrorWriter, error) {
+// Nothing is created unless a row is written.
+func NewErrors(dir string, meta Meta, opts ParquetOptions) (*ErrorParts, error) {
 	k, v := meta.keyValues()
 	schema := schemaWithMeta([]arrow.Field{
 		field("id", arrow.BinaryTypes.String),
@@ -30,15 +31,20 @@ func NewErrors(dir string, meta Meta, opts ParquetOptions) (ErrorWriter, error) 
 	if err != nil {
 		return nil, err
 	}
-	return &errorWriter{rolling: rolling{schema: schema, parts: p}}, nil
+	return &ErrorParts{rolling: rolling{schema: schema, parts: p}}, nil
 }
 
-func (w *errorWriter) Write(rows []ErrorRow) error {
+func errorRowAck(r *ErrorRow) func(error) { return r.Ack }
+
+func (w *ErrorParts) Write(rows []ErrorRow) error {
 	if w.done {
-		return errWriteAfterClose
+		return failRows(rows, errorRowAck, errWriteAfterClose)
 	}
 	if len(rows) == 0 {
 		return nil
+	}
+	for i := range rows {
+		w.parts.held.hold(rows[i].Ack)
 	}
 	n := len(rows)
 	var raw int64

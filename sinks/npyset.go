@@ -27,6 +27,7 @@ type npySet struct {
 	widths  []int32
 	heights []int32
 	done    bool
+	held    pending // acks of the rows written: all durable at close
 }
 
 func metadataSchema(keys, vals []string) *arrow.Schema {
@@ -131,6 +132,12 @@ func (s *npySet) close() error {
 		return nil
 	}
 	s.done = true
+	err := s.publish()
+	s.held.settle(err)
+	return err
+}
+
+func (s *npySet) publish() error {
 	for _, f := range s.files {
 		if err := f.finish(); err != nil {
 			s.abortFiles()
@@ -169,6 +176,7 @@ func (s *npySet) abort() error {
 		return nil
 	}
 	s.done = true
+	s.held.settle(ErrAborted)
 	return s.abortFiles()
 }
 

@@ -2,7 +2,8 @@ package sinks
 
 const embeddingsName = "embeddings.npy"
 
-type npyWriter struct {
+// NpyWriter writes embeddings.npy and metadata.parquet, published by Close.
+type NpyWriter struct {
 	meta Meta
 	set  *npySet
 }
@@ -16,7 +17,7 @@ type npyWriter struct {
 // shape) and new rows are appended; ReadDoneIDs gives the ids to skip.
 // Should a crash fall between the two renames, embeddings.npy holds more
 // rows than metadata.parquet; only the rows metadata.parquet names are kept.
-func NewNpy(dir string, meta Meta) (EmbeddingWriter, error) {
+func NewNpy(dir string, meta Meta) (*NpyWriter, error) {
 	if err := meta.validate(); err != nil {
 		return nil, err
 	}
@@ -29,18 +30,21 @@ func NewNpy(dir string, meta Meta) (EmbeddingWriter, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &npyWriter{meta: meta, set: set}, nil
+	return &NpyWriter{meta: meta, set: set}, nil
 }
 
-func (w *npyWriter) Write(rows []Row) error {
+func (w *NpyWriter) Write(rows []Row) error {
 	if w.set.done {
-		return errWriteAfterClose
+		return failRows(rows, rowAck, errWriteAfterClose)
 	}
 	if len(rows) == 0 {
 		return nil
 	}
 	if err := checkRows(rows, w.meta.rowLen()); err != nil {
-		return err
+		return failRows(rows, rowAck, err)
+	}
+	for i := range rows {
+		w.set.held.hold(rows[i].Ack)
 	}
 	for i := range rows {
 		if err := w.set.files[0].appendRow(rows[i].Embedding); err != nil {
@@ -51,5 +55,6 @@ func (w *npyWriter) Write(rows []Row) error {
 		func(i int) (int32, int32) { return rows[i].Width, rows[i].Height })
 }
 
-func (w *npyWriter) Close() error { return w.set.close() }
-func (w *npyWriter) Abort() error { return w.set.abort() }
+func (w *NpyWriter) Flush() error { return nil } // only Close publishes the set
+func (w *NpyWriter) Close() error { return w.set.close() }
+func (w *NpyWriter) Abort() error { return w.set.abort() }

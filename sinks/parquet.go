@@ -29,8 +29,7 @@ type ParquetOptions struct {
 	// a row group is buffered in memory until complete. Default 64 MiB.
 	RowGroupBytes int64
 	// OnPublish, if set, is called after each part file is durable with
-	// its path and row count. Rows are published in Write order, so a
-	// caller acks its oldest rows unacked.
+	// its path and row count (after the acks of its rows).
 	OnPublish func(path string, rows int)
 }
 
@@ -45,13 +44,6 @@ func (o ParquetOptions) withDefaults() ParquetOptions {
 		o.RowGroupBytes = 64 << 20
 	}
 	return o
-}
-
-// Flusher is implemented by the rolling writers: Flush publishes the
-// current part file now (e.g. on a timer in stream mode, so acks do not wait
-// for a full file). It is a no-op when nothing is pending.
-type Flusher interface {
-	Flush() error
 }
 
 // recordFile is one output file being filled with Arrow records.
@@ -136,6 +128,7 @@ type parts struct {
 	cur      recordFile
 	curRows  int
 	curBytes int64
+	held     pending // acks of the rows in cur
 }
 
 var partRe = regexp.MustCompile(`^part-(\d+)\.([a-z]+)$`)
@@ -212,6 +205,7 @@ func (p *parts) flush() error {
 	p.next++
 	if err := f.finish(); err != nil {
 		f.abort()
+		p.held.settle(err)
 		return err
 	}
 	path, err := f.atomic().PublishNew(func() string {
@@ -219,8 +213,10 @@ func (p *parts) flush() error {
 		return p.partPath(p.next - 1)
 	})
 	if err != nil {
+		p.held.settle(err)
 		return err
 	}
+	p.held.settle(nil)
 	if p.opts.OnPublish != nil {
 		p.opts.OnPublish(path, p.curRows)
 	}
@@ -232,6 +228,7 @@ func (p *parts) partPath(n int) string {
 }
 
 func (p *parts) abort() error {
+	p.held.settle(ErrAborted)
 	if p.cur == nil {
 		return nil
 	}
@@ -302,11 +299,14 @@ type rolling struct {
 
 var errWriteAfterClose = errors.New("sinks: write after close")
 
-// The stream command flushes every rolling writer on a timer.
+// Every writer has the one Writer shape.
 var (
-	_ Flusher = (*rollingWriter)(nil)
-	_ Flusher = (*errorWriter)(nil)
-	_ Flusher = (*reconParquet)(nil)
+	_ EmbeddingWriter = (*PartWriter)(nil)
+	_ EmbeddingWriter = (*NpyWriter)(nil)
+	_ ErrorWriter     = (*ErrorParts)(nil)
+	_ ReconWriter     = (*ReconNpy)(nil)
+	_ ReconWriter     = (*ReconParts)(nil)
+	_ ReconWriter     = (*ReconPNG)(nil)
 )
 
 // writeColumns appends one record of n rows made of cols (released here).
@@ -319,6 +319,9 @@ func (r *rolling) writeColumns(cols []arrow.Array, n int, raw int64) error {
 	return r.parts.write(rec, raw)
 }
 
+// Flush publishes the current part file now (e.g. on a timer in stream
+// mode, so acks need not wait for a full part); a no-op when nothing is
+// pending.
 func (r *rolling) Flush() error { return r.parts.flush() }
 
 func (r *rolling) Close() error {
@@ -334,8 +337,8 @@ func (r *rolling) Abort() error {
 	return r.parts.abort()
 }
 
-// rollingWriter is the EmbeddingWriter over rolling part files.
-type rollingWriter struct {
+// PartWriter writes embeddings to rolling part files (Parquet or Arrow).
+type PartWriter struct {
 	rolling
 	b *embBuilder
 }
@@ -343,8 +346,8 @@ type rollingWriter struct {
 // NewParquet writes DIR/part-NNNNN.parquet (zstd, columns id, embedding,
 // width, height; file metadata maeembed.model/pool/preprocess/version/dim
 // and, for tokens, maeembed.tokens). Numbering continues after existing
-// parts in dir. The writer also implements Flusher.
-func NewParquet(dir string, meta Meta, opts ParquetOptions) (EmbeddingWriter, error) {
+// parts in dir.
+func NewParquet(dir string, meta Meta, opts ParquetOptions) (*PartWriter, error) {
 	if err := meta.validate(); err != nil {
 		return nil, err
 	}
@@ -356,18 +359,23 @@ func NewParquet(dir string, meta Meta, opts ParquetOptions) (EmbeddingWriter, er
 	if err != nil {
 		return nil, err
 	}
-	return &rollingWriter{rolling: rolling{schema: b.schema, parts: p}, b: b}, nil
+	return &PartWriter{rolling: rolling{schema: b.schema, parts: p}, b: b}, nil
 }
 
-func (w *rollingWriter) Write(rows []Row) error {
+func rowAck(r *Row) func(error) { return r.Ack }
+
+func (w *PartWriter) Write(rows []Row) error {
 	if w.done {
-		return errWriteAfterClose
+		return failRows(rows, rowAck, errWriteAfterClose)
 	}
 	if len(rows) == 0 {
 		return nil
 	}
 	if err := checkRows(rows, w.b.meta.rowLen()); err != nil {
-		return err
+		return failRows(rows, rowAck, err)
+	}
+	for i := range rows {
+		w.parts.held.hold(rows[i].Ack)
 	}
 	cols, raw := w.b.build(rows)
 	return w.writeColumns(cols, len(rows), raw)

@@ -293,7 +293,7 @@ func TestErrorsAndDoneIDs(t *testing.T) {
 		t.Fatalf("empty error writer left %v", f)
 	}
 	ew, _ = NewErrors(dir, meta, ParquetOptions{})
-	errs := []ErrorRow{{"bad/one.jpg", "decode", "image: unknown format"}, {"two.png", "resize", "too large: 100000x100000"}}
+	errs := []ErrorRow{{ID: "bad/one.jpg", Stage: "decode", Error: "image: unknown format"}, {ID: "two.png", Stage: "resize", Error: "too large: 100000x100000"}}
 	if err := ew.Write(errs); err != nil {
 		t.Fatal(err)
 	}
@@ -313,7 +313,7 @@ func TestErrorsAndDoneIDs(t *testing.T) {
 		json.Unmarshal(r.Rows[i]["id"], &got.ID)
 		json.Unmarshal(r.Rows[i]["stage"], &got.Stage)
 		json.Unmarshal(r.Rows[i]["error"], &got.Error)
-		if got != e {
+		if got.ID != e.ID || got.Stage != e.Stage || got.Error != e.Error {
 			t.Errorf("error row %d: %+v, want %+v", i, got, e)
 		}
 	}
@@ -397,10 +397,10 @@ func TestFlushAndByteRolling(t *testing.T) {
 	}
 	rng := rand.New(rand.NewPCG(5, 5))
 	w.Write(testRows(rng, 0, 1, 16))
-	if err := w.(Flusher).Flush(); err != nil {
+	if err := w.Flush(); err != nil {
 		t.Fatal(err)
 	}
-	if err := w.(Flusher).Flush(); err != nil { // nothing pending
+	if err := w.Flush(); err != nil { // nothing pending
 		t.Fatal(err)
 	}
 	w.Write(testRows(rng, 1, 2, 16))

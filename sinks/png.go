@@ -2,18 +2,21 @@ package sinks
 
 import (
 	"bufio"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
 	"fmt"
+	"hash/crc32"
 	"image"
 	"image/png"
+	"io"
 	"math"
 	"path/filepath"
 	"strings"
-)
+	"unicode/utf8"
 
-// ImageNet statistics of DESIGN §4, to turn normalised values into pixels.
-var (
-	imagenetMean = [3]float32{0.485, 0.456, 0.406}
-	imagenetStd  = [3]float32{0.229, 0.224, 0.225}
+	"github.com/maeembed/maeembed/stages/imagenet"
 )
 
 // PanelGap is the white gap in pixels between the four PNG panels.
@@ -27,7 +30,8 @@ func gridSide(l int) int {
 	return g
 }
 
-type reconPNG struct {
+// ReconPNG writes one 4-panel PNG per reconstructed image.
+type ReconPNG struct {
 	dir  string
 	meta ReconMeta
 	g, s int
@@ -42,10 +46,13 @@ type reconPNG struct {
 // normalised space (masked = x·(1−mask), so removed patches show the
 // ImageNet mean colour, a grey; paste = x·(1−mask) + pred·mask), then
 // de-normalised, scaled by 255, clipped to [0,255] and truncated.
-// Rows need Image. The file is DIR/<id>.png, the id's "/" mirrored as
-// directories ("a/b.jpg" → DIR/a/b.jpg.png); ".." and empty components are
-// replaced so nothing lands outside DIR. Each file is published atomically.
-func NewReconPNG(dir string, meta ReconMeta) (ReconWriter, error) {
+// Rows need Image, PredImage and PixelMask. The file is PNGPath(DIR, id): DIR/<id>.png, the id's "/"
+// mirrored as directories ("a/b.jpg" → DIR/a/b.jpg.png); ".." and empty
+// components are replaced so nothing lands outside DIR, and over-long
+// names are shortened. The id is in the PNG's iTXt chunk "maeembed.id".
+// Each file is published atomically; one that cannot be written acks its
+// row with an *ItemError and the writer goes on.
+func NewReconPNG(dir string, meta ReconMeta) (*ReconPNG, error) {
 	if err := meta.validate(); err != nil {
 		return nil, err
 	}
@@ -54,7 +61,7 @@ func NewReconPNG(dir string, meta ReconMeta) (ReconWriter, error) {
 		return nil, fmt.Errorf("sinks: png needs a square patch grid, L=%d", meta.Patches)
 	}
 	s := g * meta.Patch
-	w := &reconPNG{dir: dir, meta: meta, g: g, s: s, img: image.NewNRGBA(image.Rect(0, 0, 4*s+3*PanelGap, s))}
+	w := &ReconPNG{dir: dir, meta: meta, g: g, s: s, img: image.NewNRGBA(image.Rect(0, 0, 4*s+3*PanelGap, s))}
 	w.enc.BufferPool = &pngPool{}
 	return w, nil
 }
@@ -64,7 +71,16 @@ type pngPool struct{ b *png.EncoderBuffer }
 func (p *pngPool) Get() *png.EncoderBuffer  { return p.b }
 func (p *pngPool) Put(b *png.EncoderBuffer) { p.b = b }
 
-// PNGPath is where NewReconPNG puts the image of id.
+// maxNameBytes bounds each component of a PNG path, leaving room under
+// the usual 255-byte NAME_MAX for ".png" and the temporary name's
+// decoration (".NAME.123456789.maeembed-tmp").
+const maxNameBytes = 200
+
+// PNGPath is where NewReconPNG puts the image of id. A path component
+// longer than 200 bytes is cut at a character boundary and ends in "~"
+// and 16 hex digits of its SHA-256, so any id gives a file name the file
+// system takes and distinct ids stay distinct; the PNG's "maeembed.id"
+// text chunk keeps the id itself.
 func PNGPath(dir, id string) string {
 	parts := strings.Split(strings.ReplaceAll(id, "\\", "/"), "/")
 	out := parts[:0]
@@ -75,7 +91,7 @@ func PNGPath(dir, id string) string {
 		case "..":
 			p = "_"
 		}
-		out = append(out, p)
+		out = append(out, shortName(p))
 	}
 	if len(out) == 0 {
 		out = append(out, "_")
@@ -83,74 +99,131 @@ func PNGPath(dir, id string) string {
 	return filepath.Join(dir, filepath.Join(out...)+".png")
 }
 
-func toByte(v float32, c int) uint8 {
-	// Explicit conversions round each step like PyTorch's float32 ops
-	// (and forbid FMA fusion), so pixels match the demo exactly.
-	x := float32(float32(v*imagenetStd[c])+imagenetMean[c]) * 255
-	if !(x > 0) { // also NaN
-		return 0
+// shortName returns name, or if it is too long for a file name, a prefix
+// of it with a digest of the whole.
+func shortName(name string) string {
+	if len(name) <= maxNameBytes {
+		return name
 	}
-	if x >= 255 {
-		return 255
+	sum := sha256.Sum256([]byte(name))
+	keep := maxNameBytes - 17
+	for keep > 0 && !utf8.RuneStart(name[keep]) {
+		keep--
 	}
-	return uint8(x) // truncation, as the demo's .int()
+	return name[:keep] + "~" + hex.EncodeToString(sum[:8])
 }
 
-func (w *reconPNG) render(r *ReconRow) {
-	s, p, g := w.s, w.meta.Patch, w.g
-	pd := w.meta.patchDim()
+// ihdrEnd is the length of the PNG signature and IHDR chunk, which the
+// standard encoder writes first; metadata chunks go right after it.
+const ihdrEnd = 8 + 12 + 13
+
+// textChunk is an iTXt chunk (UTF-8, uncompressed) holding key = value.
+func textChunk(key, value string) []byte {
+	data := make([]byte, 0, len(key)+5+len(value))
+	data = append(data, key...)
+	data = append(data, 0, 0, 0, 0, 0) // end of keyword, no compression, empty language and translated keyword
+	data = append(data, value...)
+	c := make([]byte, 0, 12+len(data))
+	c = binary.BigEndian.AppendUint32(c, uint32(len(data)))
+	c = append(c, "iTXt"...)
+	c = append(c, data...)
+	return binary.BigEndian.AppendUint32(c, crc32.ChecksumIEEE(c[4:]))
+}
+
+// withChunk inserts chunk after the IHDR of the PNG written through it.
+type withChunk struct {
+	w     io.Writer
+	n     int
+	chunk []byte
+}
+
+func (c *withChunk) Write(b []byte) (int, error) {
+	total := len(b)
+	if c.chunk != nil && c.n+len(b) >= ihdrEnd {
+		k := ihdrEnd - c.n
+		if _, err := c.w.Write(b[:k]); err != nil {
+			return 0, err
+		}
+		if _, err := c.w.Write(c.chunk); err != nil {
+			return 0, err
+		}
+		c.chunk, c.n, b = nil, ihdrEnd, b[k:]
+	}
+	n, err := c.w.Write(b)
+	c.n += n
+	if err != nil {
+		return total - len(b) + n, err
+	}
+	return total, nil
+}
+
+func (w *ReconPNG) render(r *ReconRow) {
+	s := w.s
 	pix, stride := w.img.Pix, w.img.Stride
 	for i := range pix {
 		pix[i] = 255 // white gaps, opaque
 	}
 	for y := 0; y < s; y++ {
 		for x := 0; x < s; x++ {
-			k := (y/p)*g + x/p
-			m := r.Mask[k] // 1 = removed
-			off := k*pd + ((y%p)*p+x%p)*3
+			m := r.PixelMask[y*s+x] // 1 = removed
 			for c := 0; c < 3; c++ {
 				orig := r.Image[(c*s+y)*s+x]
-				pred := r.Pred[off+c]
+				pred := r.PredImage[(c*s+y)*s+x]
 				vis := orig * (1 - m)
 				vals := [4]float32{orig, vis, pred, vis + pred*m}
 				for panel, v := range vals {
-					pix[y*stride+(panel*(s+PanelGap)+x)*4+c] = toByte(v, c)
+					pix[y*stride+(panel*(s+PanelGap)+x)*4+c] = imagenet.ToByte(v, c)
 				}
 			}
 		}
 	}
 }
 
-func (w *reconPNG) Write(rows []ReconRow) error {
+func (w *ReconPNG) Write(rows []ReconRow) error {
 	if w.done {
-		return errWriteAfterClose
+		return failRows(rows, reconAck, errWriteAfterClose)
 	}
 	if err := checkRecon(rows, w.meta, true); err != nil {
-		return err
+		return failRows(rows, reconAck, err)
 	}
+	var unacked []error
 	for i := range rows {
-		w.render(&rows[i])
-		path := PNGPath(w.dir, rows[i].ID)
-		f, err := createAtomic(path)
+		err := w.writeOne(&rows[i])
 		if err != nil {
-			return err
+			// One file the file system refuses (name, permissions) is that
+			// row's failure, not the run's: its ack says so.
+			err = &ItemError{ID: rows[i].ID, Err: err}
 		}
-		bw := bufio.NewWriterSize(f, 64<<10)
-		err = w.enc.Encode(bw, w.img)
-		if err == nil {
-			err = bw.Flush()
-		}
-		if err != nil {
-			f.Abort()
-			return fmt.Errorf("encode %s: %w", path, err)
-		}
-		if err := f.Publish(); err != nil {
-			return err
+		switch a := rows[i].Ack; {
+		case a != nil:
+			a(err) // each file is durable on its own
+		case err != nil:
+			unacked = append(unacked, err) // nobody else would hear of it
 		}
 	}
-	return nil
+	return errors.Join(unacked...)
 }
 
-// Close has nothing pending: each PNG is published by Write.
-func (w *reconPNG) Close() error { w.done = true; return nil }
-func (w *reconPNG) Abort() error { w.done = true; return nil }
+func (w *ReconPNG) writeOne(r *ReconRow) error {
+	w.render(r)
+	path := PNGPath(w.dir, r.ID)
+	f, err := createAtomic(path)
+	if err != nil {
+		return err
+	}
+	bw := bufio.NewWriterSize(f, 64<<10)
+	err = w.enc.Encode(&withChunk{w: bw, chunk: textChunk("maeembed.id", r.ID)}, w.img)
+	if err == nil {
+		err = bw.Flush()
+	}
+	if err != nil {
+		f.Abort()
+		return fmt.Errorf("encode %s: %w", path, err)
+	}
+	return f.Publish()
+}
+
+// Flush and Close have nothing pending: each PNG is published by Write.
+func (w *ReconPNG) Flush() error { return nil }
+func (w *ReconPNG) Close() error { w.done = true; return nil }
+func (w *ReconPNG) Abort() error { w.done = true; return nil }

@@ -45,16 +45,17 @@ type ReconRow struct {
 	Mask []float32
 	Loss float32
 	// Image is the normalised model input, CHW float32 [3,S,S] with
-	// S = p·sqrt(L). Only the PNG writer needs it.
-	Image []float32
+	// S = p·sqrt(L); PredImage is Pred laid out the same way and PixelMask
+	// the mask per pixel [S,S] (mae.Reconstruction.Images). Only the PNG
+	// writer needs these three.
+	Image, PredImage, PixelMask []float32
+	// Ack, if set, is called once: nil when the row is durable, else why not.
+	Ack func(error)
 }
 
-// ReconWriter is the shape shared by every reconstruct format.
-type ReconWriter interface {
-	Write(rows []ReconRow) error
-	Close() error
-	Abort() error
-}
+// ReconWriter writes reconstructions (NewReconNpy, NewReconParquet,
+// NewReconPNG).
+type ReconWriter = Writer[ReconRow]
 
 func checkRecon(rows []ReconRow, m ReconMeta, needImage bool) error {
 	for i := range rows {
@@ -64,15 +65,17 @@ func checkRecon(rows []ReconRow, m ReconMeta, needImage bool) error {
 		}
 		if needImage {
 			g := gridSide(m.Patches)
-			if s := g * m.Patch; len(r.Image) != 3*s*s {
-				return fmt.Errorf("sinks: reconstruct row %q has an image of %d values, want 3·%d·%d", r.ID, len(r.Image), s, s)
+			if s := g * m.Patch; len(r.Image) != 3*s*s || len(r.PredImage) != 3*s*s || len(r.PixelMask) != s*s {
+				return fmt.Errorf("sinks: reconstruct row %q has images of %d and %d values and a mask of %d, want 3·%d·%d and %d·%d",
+					r.ID, len(r.Image), len(r.PredImage), len(r.PixelMask), s, s, s, s)
 			}
 		}
 	}
 	return nil
 }
 
-type reconNpy struct {
+// ReconNpy writes pred.npy, mask.npy, loss.npy and metadata.parquet, published by Close.
+type ReconNpy struct {
 	meta ReconMeta
 	set  *npySet
 	loss [1]float32
@@ -82,7 +85,7 @@ type reconNpy struct {
 // DIR/mask.npy [N,L] (1 = removed), DIR/loss.npy [N] and DIR/metadata.parquet
 // (id, width, height; maeembed.* metadata incl. mask_ratio, seed, patches,
 // patch_size). Published by Close; resumes like NewNpy.
-func NewReconNpy(dir string, meta ReconMeta) (ReconWriter, error) {
+func NewReconNpy(dir string, meta ReconMeta) (*ReconNpy, error) {
 	if err := meta.validate(); err != nil {
 		return nil, err
 	}
@@ -92,18 +95,23 @@ func NewReconNpy(dir string, meta ReconMeta) (ReconWriter, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &reconNpy{meta: meta, set: set}, nil
+	return &ReconNpy{meta: meta, set: set}, nil
 }
 
-func (w *reconNpy) Write(rows []ReconRow) error {
+func reconAck(r *ReconRow) func(error) { return r.Ack }
+
+func (w *ReconNpy) Write(rows []ReconRow) error {
 	if w.set.done {
-		return errWriteAfterClose
+		return failRows(rows, reconAck, errWriteAfterClose)
 	}
 	if err := checkRecon(rows, w.meta, false); err != nil {
-		return err
+		return failRows(rows, reconAck, err)
 	}
 	if len(rows) == 0 {
 		return nil
+	}
+	for i := range rows {
+		w.set.held.hold(rows[i].Ack)
 	}
 	for i := range rows {
 		w.loss[0] = rows[i].Loss
@@ -117,10 +125,12 @@ func (w *reconNpy) Write(rows []ReconRow) error {
 		func(i int) (int32, int32) { return rows[i].Width, rows[i].Height })
 }
 
-func (w *reconNpy) Close() error { return w.set.close() }
-func (w *reconNpy) Abort() error { return w.set.abort() }
+func (w *ReconNpy) Flush() error { return nil } // only Close publishes the set
+func (w *ReconNpy) Close() error { return w.set.close() }
+func (w *ReconNpy) Abort() error { return w.set.abort() }
 
-type reconParquet struct {
+// ReconParts writes reconstructions to rolling Parquet part files.
+type ReconParts struct {
 	rolling
 	meta    ReconMeta
 	offsets []int32
@@ -134,8 +144,8 @@ type reconParquet struct {
 // NewReconParquet writes rolling DIR/part-NNNNN.parquet with columns id,
 // width, height, pred fixed_size_list<fixed_size_list<float32>[p·p·3]>[L],
 // mask fixed_size_list<float32>[L], loss float32, and the metadata of
-// NewReconNpy. The writer also implements Flusher.
-func NewReconParquet(dir string, meta ReconMeta, opts ParquetOptions) (ReconWriter, error) {
+// NewReconNpy.
+func NewReconParquet(dir string, meta ReconMeta, opts ParquetOptions) (*ReconParts, error) {
 	if err := meta.validate(); err != nil {
 		return nil, err
 	}
@@ -155,18 +165,21 @@ func NewReconParquet(dir string, meta ReconMeta, opts ParquetOptions) (ReconWrit
 	if err != nil {
 		return nil, err
 	}
-	return &reconParquet{rolling: rolling{schema: schema, parts: p}, meta: meta}, nil
+	return &ReconParts{rolling: rolling{schema: schema, parts: p}, meta: meta}, nil
 }
 
-func (w *reconParquet) Write(rows []ReconRow) error {
+func (w *ReconParts) Write(rows []ReconRow) error {
 	if w.done {
-		return errWriteAfterClose
+		return failRows(rows, reconAck, errWriteAfterClose)
 	}
 	if err := checkRecon(rows, w.meta, false); err != nil {
-		return err
+		return failRows(rows, reconAck, err)
 	}
 	if len(rows) == 0 {
 		return nil
+	}
+	for i := range rows {
+		w.parts.held.hold(rows[i].Ack)
 	}
 	n := len(rows)
 	w.widths, w.heights, w.pred, w.mask, w.loss = w.widths[:0], w.heights[:0], w.pred[:0], w.mask[:0], w.loss[:0]

@@ -3,6 +3,7 @@ package sinks
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/maeembed/maeembed/mae"
 	"math/rand/v2"
 	"os/exec"
 	"path/filepath"
@@ -34,6 +35,10 @@ func reconRows(rng *rand.Rand, meta ReconMeta, start, n int) []ReconRow {
 		for j := range r.Image {
 			r.Image[j] = rng.Float32()*4.4 - 2.1
 		}
+		// The PNG panels take the predictions and mask as images, laid out
+		// by mae (unpatchify), as the reconstruct command hands them over.
+		rec := &mae.Reconstruction{N: 1, L: meta.Patches, Pred: r.Pred, Masking: &mae.Masking{Mask: r.Mask}}
+		r.PredImage, r.PixelMask = rec.Images(nil, nil)
 		rows[i] = r
 	}
 	return rows

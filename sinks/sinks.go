@@ -6,9 +6,14 @@
 // Every visible file is complete: writers fill a hidden temporary file in
 // the destination directory (".NAME.*.maeembed-tmp"), sync it, rename it into
 // place and sync the directory. Abort (or a crash) leaves only temporaries,
-// which CleanTemps removes. A row is durable once the file holding it is
-// published: for rolling part files that is when OnPublish reports it, for
-// npy outputs when Close returns nil. A writer is used by one goroutine.
+// which CleanTemps removes. A writer is used by one goroutine.
+//
+// Delivery is data: every row may carry an Ack, which its writer calls
+// exactly once, with nil when the row is durable (the file holding it is
+// published: a rolling part when it rolls, is flushed or closed; npy sets on
+// Close; a PNG when its own file is) or with an error when it will not be
+// (a failed publish, Abort, a refused Write). Acks of one writer are called
+// in write order. A caller resumes or commits offsets from acks alone.
 package sinks
 
 import (
@@ -65,31 +70,60 @@ type Row struct {
 	// Embedding holds Dim values, or Tokens·Dim (cls first, then patches in
 	// raster order) when Meta.Tokens > 0. The writer copies it.
 	Embedding []float32
+	// Source is where the input came from (Position.String()); the Kafka
+	// writer sends it as a header, file writers ignore it.
+	Source string
+	// Ack, if set, is called once: nil when the row is durable, else why not.
+	Ack func(error)
 }
 
 // ErrorRow is one item that failed at some stage.
 type ErrorRow struct {
 	ID, Stage, Error string
+	// Source and Data are the input's position and original bytes, for a
+	// dead-letter topic; file writers ignore them.
+	Source string
+	Data   []byte
+	// Ack, if set, is called once: nil when the row is durable, else why not.
+	Ack func(error)
 }
 
-// EmbeddingWriter is the shape shared by every embedding format.
-type EmbeddingWriter interface {
-	// Write appends rows in order. Rows are copied; the caller may reuse them.
-	Write(rows []Row) error
+// Writer is the shape of every output: embeddings, error rows,
+// reconstructions, to files or to Kafka.
+type Writer[R any] interface {
+	// Write appends rows in order. Rows are copied; the caller may reuse
+	// them once Write returns.
+	Write(rows []R) error
+	// Flush publishes what is pending now (a rolling part file), so acks
+	// need not wait for a full part; a no-op where every Write publishes or
+	// only Close can (npy sets).
+	Flush() error
 	// Close publishes everything written so far. After an error from Write
 	// call Abort instead.
 	Close() error
-	// Abort removes the temporaries of unpublished files. Files published
-	// before (rolled part files) stay.
+	// Abort removes the temporaries of unpublished files and fails the acks
+	// of their rows with ErrAborted. Files published before (rolled part
+	// files) stay, and their rows stay acked.
 	Abort() error
 }
 
-// ErrorWriter writes OUT/errors/part-NNNNN.parquet with columns id, stage, error.
-type ErrorWriter interface {
-	Write(rows []ErrorRow) error
-	Close() error
-	Abort() error
+// EmbeddingWriter writes embeddings (NewParquet, NewArrow, NewNpy).
+type EmbeddingWriter = Writer[Row]
+
+// ErrorWriter writes OUT/errors/part-NNNNN.parquet with columns id, stage,
+// error (NewErrors).
+type ErrorWriter = Writer[ErrorRow]
+
+// ItemError is what a writer acks a row with when it could not write that
+// row alone and goes on with the others (e.g. a PNG whose file the file
+// system refuses): the caller may record the row as failed instead.
+type ItemError struct {
+	ID  string
+	Err error
 }
+
+func (e *ItemError) Error() string { return "write " + e.ID + ": " + e.Err.Error() }
+func (e *ItemError) Unwrap() error { return e.Err }
 
 func checkRows(rows []Row, want int) error {
 	for i := range rows {

@@ -2,6 +2,7 @@ package sources
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -38,6 +39,11 @@ func readRegular(open func(name string, flag int, perm fs.FileMode) (*os.File, e
 	return data, nil
 }
 
+// errNotRegular refuses a FIFO, device or socket named as an input: reading
+// one may block for ever (a FIFO without writer) or never end (/dev/zero),
+// and no drain or signal could end the run.
+var errNotRegular = errors.New("not a regular file")
+
 // openRegular opens name for reading if it is a regular file (see
 // readRegular), without blocking on a FIFO.
 func openRegular(open func(name string, flag int, perm fs.FileMode) (*os.File, error), name string) (*os.File, os.FileInfo, error) {
@@ -49,7 +55,7 @@ func openRegular(open func(name string, flag int, perm fs.FileMode) (*os.File, e
 	switch {
 	case err != nil:
 	case !fi.Mode().IsRegular():
-		err = fmt.Errorf("%s: not a regular file (%s)", name, fi.Mode().Type())
+		err = fmt.Errorf("%s: %w (%s)", name, errNotRegular, fi.Mode().Type())
 	case pseudoFS(f):
 		err = fmt.Errorf("%s: a kernel file (/proc, /sys), not an image", name)
 	}

@@ -16,24 +16,19 @@ import (
 
 // Position says where an item came from. Only the fields of its kind are set.
 type Position struct {
-	Index int64 // ordinal in the full, unsharded input sequence
+	Index int64 // ordinal in the full, unsharded input sequence (a stream: the offset)
 
-	Path   string // the file, tar or Parquet file as found on disk
+	// Path is the file, tar or Parquet file as found on disk; for a
+	// stream, the message's place in it (Kafka: "topic/partition/offset").
+	Path   string
 	Member string // tar member name
 	Row    int64  // Parquet row within Path (-1 when not Parquet)
-
-	// Kafka (filled by stream sources).
-	Topic     string
-	Partition int32
-	Offset    int64
 }
 
-// String is the human/metadata form: "topic/partition/offset" for Kafka,
-// "path", "path:member" (tar) or "path#row" (Parquet).
+// String is the human/metadata form: "path" (a file, or a stream's
+// "topic/partition/offset"), "path:member" (tar) or "path#row" (Parquet).
 func (p Position) String() string {
 	switch {
-	case p.Topic != "":
-		return p.Topic + "/" + strconv.Itoa(int(p.Partition)) + "/" + strconv.FormatInt(p.Offset, 10)
 	case p.Member != "":
 		return p.Path + ":" + p.Member
 	case p.Row >= 0:

@@ -4,12 +4,15 @@ import (
 	"context"
 	"fmt"
 	"image"
+
+	"github.com/maeembed/maeembed/stages/imagenet"
 )
 
-// ImageNet normalisation constants (torchvision / MAE).
+// ImageNet normalisation constants (torchvision / MAE); package imagenet
+// holds them with their inverse.
 var (
-	Mean = [3]float32{0.485, 0.456, 0.406}
-	Std  = [3]float32{0.229, 0.224, 0.225}
+	Mean = imagenet.Mean
+	Std  = imagenet.Std
 )
 
 // normLUT[c][v] = (float32(v)/255 - Mean[c]) / Std[c], each step rounded to

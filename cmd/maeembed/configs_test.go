@@ -1,7 +1,8 @@
 package main
 
 import (
-	"flag"
+	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -36,12 +37,23 @@ func TestConfigs(t *testing.T) {
 	}
 }
 
+// parseFor parses args (without the command name) as command s would and
+// returns the options it would run with.
+func parseFor(s commandSpec, name string, args ...string) (*Options, error) {
+	var got *Options
+	s.run = func(_ *env, o *Options) error { got = o; return nil }
+	c := (&env{}).command(s, append([]string{name}, args...))
+	c.SetArgs(args)
+	c.SetOut(io.Discard)
+	return got, c.Execute()
+}
+
 // Flags override the YAML file; unknown keys in it are an error.
 func TestConfigFileOverrides(t *testing.T) {
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "c.yaml")
 	os.WriteFile(cfg, []byte("pool: cls\nbatch_size: 3\nformat: npy\n"), 0o644)
-	o, err := parseOptions("embed", []string{"--config-file", cfg, "--pool", "tokens", "in"}, func(fs *flag.FlagSet, o *Options) { runFlags(fs, o); fs.StringVar(&o.Pool, "pool", o.Pool, "") })
+	o, err := parseFor(embedCommand, "embed", "--config-file", cfg, "--pool", "tokens", "in")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,7 +61,32 @@ func TestConfigFileOverrides(t *testing.T) {
 		t.Errorf("got %+v", o)
 	}
 	os.WriteFile(cfg, []byte("pooll: cls\n"), 0o644)
-	if _, err := parseOptions("embed", []string{"--config-file", cfg}, runFlags); err == nil {
+	if _, err := parseFor(embedCommand, "embed", "--config-file", cfg); err == nil {
 		t.Error("unknown key accepted")
+	}
+}
+
+// Each command accepts only its own options: a reconstruct key in an embed
+// file (or an embed key in a stream file) is refused, naming the key.
+func TestConfigFileKeysPerCommand(t *testing.T) {
+	cfg := filepath.Join(t.TempDir(), "c.yaml")
+	for _, c := range []struct {
+		spec       commandSpec
+		name, yaml string
+	}{
+		{embedCommand, "embed", "mask_noise: n.npy\n"},
+		{reconstructCommand, "reconstruct", "pool: cls\n"},
+		{streamCommand, "stream", "fail_on_error: true\n"},
+	} {
+		os.WriteFile(cfg, []byte(c.yaml), 0o644)
+		key, _, _ := strings.Cut(c.yaml, ":")
+		_, err := parseFor(c.spec, c.name, "--config-file", cfg)
+		if err == nil || !strings.Contains(err.Error(), key) || !errors.Is(err, errUsage) {
+			t.Errorf("%s with %q: %v", c.name, c.yaml, err)
+		}
+	}
+	os.WriteFile(cfg, []byte("topics: [a]\nbrokers: [b]\n"), 0o644)
+	if o, err := parseFor(streamCommand, "stream", "--config-file", cfg); err != nil || o.Stream.Topics[0] != "a" {
+		t.Errorf("stream keys: %v %+v", err, o)
 	}
 }

@@ -155,7 +155,7 @@ func jsonField[T any](t *testing.T, row map[string]json.RawMessage, k string) T 
 }
 
 // summaryCounts reads the counts line of the human summary.
-var summaryRe = regexp.MustCompile(`(?m)^(\w+): (\d+) images written, (\d+) errors, (\d+) skipped`)
+var summaryRe = regexp.MustCompile(`(?m)^(\w+): (\d+) images? written, (\d+) errors?, (\d+) skipped`)
 
 func summaryCounts(t *testing.T, stderr string) (written, failed, skipped int) {
 	t.Helper()
@@ -501,5 +501,52 @@ func TestE2ESIGINTDrains(t *testing.T) {
 	checkNoDuplicates(t, ids, "after resume")
 	if len(ids) != len(want) {
 		t.Errorf("%d ids after resume, want %d", len(ids), len(want))
+	}
+}
+
+// Two shards started one after the other into one directory (which the
+// README allows): the second's start-up leaves the first's part in
+// progress alone and both complete, every id once. A second run of the
+// same shard meanwhile is refused instead of writing the same ids again.
+func TestE2EConcurrentShardsShareOutput(t *testing.T) {
+	bin := buildCLI(t)
+	in := filepath.Join(t.TempDir(), "in")
+	want := writePNGs(t, in, 400)
+	out := filepath.Join(t.TempDir(), "out")
+	args := func(shard string) []string {
+		return []string{"embed", "-m", filepath.Join(fixtures, "tiny32", "hf"), "--resize", "none", "--batch-size", "1", "--shard", shard, "-o", out, in}
+	}
+	first := exec.Command(bin, args("0/2")...)
+	var firstErr bytes.Buffer
+	first.Stderr = &firstErr
+	if err := first.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(time.Minute)
+	for {
+		tmp, _ := filepath.Glob(filepath.Join(out, ".part-*"+".maeembed-tmp"))
+		if len(tmp) > 0 {
+			break // the first shard has a part in progress
+		}
+		if time.Now().After(deadline) {
+			first.Process.Kill()
+			t.Fatalf("no part in progress within a minute\n%s", firstErr.String())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	again, err := exec.Command(bin, args("0/2")...).CombinedOutput()
+	if err == nil || !strings.Contains(string(again), "another running process") {
+		t.Errorf("a second run of shard 0/2 was not refused: %v\n%s", err, again)
+	}
+	if b, err := exec.Command(bin, args("1/2")...).CombinedOutput(); err != nil {
+		t.Fatalf("shard 1/2: %v\n%s", err, b)
+	}
+	if err := first.Wait(); err != nil {
+		t.Fatalf("shard 0/2 (started first): %v\n%s", err, firstErr.String())
+	}
+	ids := visibleIDs(t, out)
+	checkNoDuplicates(t, ids, "two shards")
+	if len(ids) != len(want) {
+		t.Errorf("%d ids in the shared output, want %d", len(ids), len(want))
 	}
 }

@@ -1,30 +1,43 @@
 package main
 
 import (
-	"errors"
-	"flag"
 	"fmt"
 	"runtime"
 
+	"github.com/spf13/pflag"
+
+	"github.com/maeembed/maeembed/engine"
 	"github.com/maeembed/maeembed/mae"
 	"github.com/maeembed/maeembed/sinks"
+	"github.com/maeembed/maeembed/stages"
 )
 
 func defaultWorkers() int { return runtime.GOMAXPROCS(0) }
 
-// embed writes one embedding per input image.
-func (e *env) embed(args []string) error {
-	var maxFileRows int // advanced, flag only: tests make parts roll early
-	o, err := parseOptions("embed", args, func(fs *flag.FlagSet, o *Options) {
+var embedCommand = commandSpec{
+	use:   "embed [flags] INPUT...",
+	short: "Write one embedding per input image",
+	long: `embed runs the MAE encoder on every input image and writes one embedding
+per image (Parquet or Arrow parts, or npy + metadata.parquet), failed inputs
+to OUT/errors. INPUT is a file, a directory (recursive), a glob, a list file
+(.txt/.lst/.list, one path per line; '-' = stdin), a tar/WebDataset shard or
+a Parquet dataset. A rerun into the same output resumes.`,
+	example: `  maeembed embed -o out/ photos/
+  maeembed embed --pool cls --format npy -o out/ 'shards/*.tar'
+  maeembed embed --shard 0/4 -o /data/emb/ images.parquet   # one of 4 machines`,
+	positional: "inputs",
+	flags: func(fs *pflag.FlagSet, o *Options) {
 		runFlags(fs, o)
-		fs.IntVar(&maxFileRows, "max-file-rows", 0, "advanced: rows per Parquet/Arrow part file (0 = 100000)")
 		fs.StringVar(&o.Pool, "pool", o.Pool, "cls | mean | tokens | global")
-		fs.StringVar(&o.Shard, "shard", o.Shard, "process shard i of n (i/n), for several machines")
 		fs.BoolVar(&o.Resume, "resume", o.Resume, "skip inputs already in the output")
-	})
-	if err != nil {
-		return err
-	}
+		fs.IntVar(&o.MaxFileRows, "max-file-rows", o.MaxFileRows, "advanced: rows per Parquet/Arrow part file (0 = 100000)")
+	},
+	extraKeys: []string{"inputs"},
+	run:       (*env).embed,
+}
+
+// embed writes one embedding per input image.
+func (e *env) embed(o *Options) error {
 	pool, err := mae.ParsePool(o.Pool)
 	if err != nil {
 		return fmt.Errorf("%w: --pool: %v", errUsage, err)
@@ -34,49 +47,56 @@ func (e *env) embed(args []string) error {
 	default:
 		return fmt.Errorf("%w: --format %q: embed writes parquet, arrow or npy", errUsage, o.Format)
 	}
-	r, src, err := e.newImageRun(o, "embed")
+	r, err := e.openInputs(o, "embed")
 	if err != nil {
 		return err
 	}
-	defer src.Close()
+	defer r.close()
 	if o.DryRun {
-		return e.dryRun(src)
+		return e.dryRun(r.src)
 	}
-	em, meta, err := e.openEmbedder(o, pool, r)
+	em, meta, err := e.openEmbedder(o, pool, &r.pre)
 	if err != nil {
 		return err
 	}
-	if err := r.start(); err != nil {
+	errMeta := meta // error parts keep the metadata earlier runs wrote (resume compares it)
+	errMeta.Dim, errMeta.Tokens = 1, 0
+	errw, err := r.openOutput(errMeta)
+	if err != nil {
 		return err
 	}
 	var w sinks.EmbeddingWriter
 	switch o.Format {
 	case "parquet":
-		w, err = sinks.NewParquet(o.Output, meta, sinks.ParquetOptions{MaxFileRows: maxFileRows})
+		w, err = sinks.NewParquet(o.Output, meta, sinks.ParquetOptions{MaxFileRows: o.MaxFileRows})
 	case "arrow":
-		w, err = sinks.NewArrow(o.Output, meta, sinks.ParquetOptions{MaxFileRows: maxFileRows})
+		w, err = sinks.NewArrow(o.Output, meta, sinks.ParquetOptions{MaxFileRows: o.MaxFileRows})
 	case "npy":
 		w, err = sinks.NewNpy(o.Output, meta)
 	}
 	if err != nil {
-		r.errw.Abort()
+		errw.Abort()
 		return err
 	}
-	rows := make([]sinks.Row, 0, o.BatchSize)
-	err = r.run(e.ctx, src, em.run,
-		func(out output) error {
-			rows = rows[:0]
-			for i, x := range out.items {
-				rows = append(rows, sinks.Row{ID: x.it.ID, Width: int32(x.w), Height: int32(x.h), Embedding: em.vector(out, i)})
-			}
-			err := w.Write(rows)
-			em.release(out)
-			return err
-		})
-	if (err != nil && !errors.Is(err, errInterrupted)) || r.written == 0 {
-		w.Abort() // no output file for a run that produced nothing
-		return err
+	return runFiles(e, r, errw, engine.NewEmbedModel(em, o.BatchSize), engine.NewEmbeddingOutput(w))
+}
+
+// openEmbedder loads the model of o as the embedding stage for pool, sets
+// the preprocessing size and returns the output metadata of the run.
+func (e *env) openEmbedder(o *Options, pool mae.Pool, pre *stages.Preprocess) (*mae.Embedder, sinks.Meta, error) {
+	m, err := e.openModel(o, false)
+	if err != nil {
+		return nil, sinks.Meta{}, err
 	}
-	// A drained run (signal) publishes what it finished, then still fails.
-	return errors.Join(w.Close(), err)
+	em, err := mae.NewEmbedder(m, pool, o.BatchSize)
+	if err != nil {
+		return nil, sinks.Meta{}, fmt.Errorf("%w: %v", errUsage, err)
+	}
+	c := m.Config
+	pre.Size = c.ImageSize
+	meta := sinks.Meta{Model: o.Model, Pool: string(pool), Preprocess: pre.String(), Version: version, Dim: c.Dim}
+	if pool == mae.PoolTokens {
+		meta.Tokens = 1 + c.NumPatches()
+	}
+	return em, meta, nil
 }

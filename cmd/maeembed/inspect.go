@@ -2,29 +2,42 @@ package main
 
 import (
 	"encoding/json"
-	"flag"
 	"fmt"
 	"sort"
 	"text/tabwriter"
 	"time"
 
+	"github.com/spf13/pflag"
+
 	"github.com/maeembed/maeembed/mae"
 	"github.com/maeembed/maeembed/mae/weights"
 )
 
+var inspectCommand = commandSpec{
+	use:        "inspect [flags] MODEL",
+	short:      "Print a checkpoint's tensors, inferred config and parameter count",
+	example:    "  maeembed inspect mae_pretrain_vit_base.pth\n  maeembed inspect facebook-vit-mae-base/",
+	positional: "model",
+	flags:      modelFlags,
+	run:        (*env).inspect,
+}
+
+var convertCommand = commandSpec{
+	use:        "convert [flags] MODEL --output DIR",
+	short:      "Write a checkpoint in the Hugging Face layout (maeembed's own format)",
+	example:    "  maeembed convert mae_visualize_vit_base.pth -o vit-mae-base-hf/",
+	positional: "model",
+	flags: func(fs *pflag.FlagSet, o *Options) {
+		modelFlags(fs, o)
+		fs.StringVarP(&o.Output, "output", "o", o.Output, "output directory")
+	},
+	run: (*env).convert,
+}
+
 // inspect prints a checkpoint's tensors, the config maeembed infers for it
 // and its parameter count.
-func (e *env) inspect(args []string) error {
-	o, err := parseOptions("inspect", args, modelFlags)
-	if err != nil {
-		return err
-	}
-	if len(o.Inputs) == 1 {
-		o.Model = o.Inputs[0]
-	} else if len(o.Inputs) > 1 {
-		return fmt.Errorf("%w: inspect takes one MODEL", errUsage)
-	}
-	path, err := e.resolveModel(o, false)
+func (e *env) inspect(o *Options) error {
+	path, err := mae.Resolve(e.ctx, e.modelSource(o, false))
 	if err != nil {
 		return err
 	}
@@ -66,21 +79,7 @@ func (e *env) inspect(args []string) error {
 
 // convert writes a checkpoint in the Hugging Face layout, which is also
 // maeembed's own saved format.
-func (e *env) convert(args []string) error {
-	o, err := parseOptions("convert", args, func(fs *flag.FlagSet, o *Options) {
-		modelFlags(fs, o)
-		for _, n := range []string{"output", "o"} {
-			fs.StringVar(&o.Output, n, o.Output, "output directory")
-		}
-	})
-	if err != nil {
-		return err
-	}
-	if len(o.Inputs) == 1 {
-		o.Model = o.Inputs[0]
-	} else if len(o.Inputs) > 1 {
-		return fmt.Errorf("%w: convert takes one MODEL", errUsage)
-	}
+func (e *env) convert(o *Options) error {
 	if o.Output == "" {
 		return fmt.Errorf("%w: convert needs --output DIR", errUsage)
 	}

@@ -9,74 +9,46 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"os/signal"
-	"syscall"
+	"strings"
+
+	"github.com/spf13/cobra"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "0.1.0-dev"
 
-const usage = `maeembed: Masked Autoencoder (MAE) embeddings and reconstructions
-
-usage:
-  maeembed embed       [flags] INPUT...   files, dirs (recursive), globs, list files ('-' = stdin)
-  maeembed reconstruct [flags] INPUT...
-  maeembed stream      [flags]            Kafka in, Parquet and/or Kafka out
-  maeembed probe       [flags] EMBEDDINGS kNN and linear-probe accuracy, labels from folders or a column
-  maeembed inspect     MODEL
-  maeembed convert     MODEL --output DIR
-  maeembed version
-
-Run 'maeembed COMMAND -h' for the flags of a command.
-`
-
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	os.Exit(run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+	// Signals are the engine's (engine.OnSignals, one owner per run):
+	// before a run starts, SIGINT/SIGTERM end the process as usual.
+	os.Exit(run(context.Background(), os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }
 
 // errUsage marks errors that came from bad command-line input.
 var errUsage = errors.New("usage")
 
-// run is main without the process: tests call it directly.
+// run is main without the process: tests call it directly. Exit codes: 0
+// done, 1 failed, 2 bad usage.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	slog.SetDefault(slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo})))
-	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
-		return 2
-	}
-	env := &env{ctx: ctx, stdin: stdin, stdout: stdout, stderr: stderr}
-	var err error
-	switch cmd, rest := args[0], args[1:]; cmd {
-	case "embed":
-		err = env.embed(rest)
-	case "reconstruct":
-		err = env.reconstruct(rest)
-	case "stream":
-		err = env.stream(rest)
-	case "probe":
-		err = env.probeCmd(rest)
-	case "inspect":
-		err = env.inspect(rest)
-	case "convert":
-		err = env.convert(rest)
-	case "version", "--version":
-		fmt.Fprintln(stdout, "maeembed", version)
-	case "help", "-h", "--help":
-		fmt.Fprint(stdout, usage)
-	default:
-		fmt.Fprintf(stderr, "maeembed: unknown command %q\n\n%s", cmd, usage)
-		return 2
-	}
+	e := &env{ctx: ctx, stdin: stdin, stdout: stdout, stderr: stderr}
+	root := e.rootCommand(args)
+	root.SetArgs(args)
+	root.SetIn(stdin)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	cmd, err := root.ExecuteC()
 	if err == nil {
 		return 0
 	}
-	if errors.Is(err, errHelp) {
-		return 0
+	name := "maeembed"
+	if cmd != nil && cmd != root {
+		name += " " + cmd.Name()
 	}
-	fmt.Fprintf(stderr, "maeembed %s: %v\n", args[0], err)
-	if errors.Is(err, errUsage) {
+	fmt.Fprintf(stderr, "%s: %v\n", name, err)
+	if errors.Is(err, errUsage) || strings.HasPrefix(err.Error(), "unknown command") {
+		if cmd == root {
+			fmt.Fprintf(stderr, "\n%s", root.UsageString())
+		}
 		return 2
 	}
 	return 1
@@ -87,3 +59,40 @@ type env struct {
 	stdin          io.Reader
 	stdout, stderr io.Writer
 }
+
+// rootCommand is the command tree; args (the whole command line) let the
+// invoked command read its --config-file before its flags are defined.
+func (e *env) rootCommand(args []string) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "maeembed",
+		Short: "Masked Autoencoder (MAE) embeddings and reconstructions of images",
+		Long: `maeembed turns images into embeddings and reconstructions with a Masked
+Autoencoder (He et al. 2021). It reads image files, directories, globs, list
+files, tar/WebDataset shards, Parquet datasets or a Kafka topic, runs the
+ViT encoder (and decoder) on the CPU, and writes Parquet, Arrow, npy, PNG or
+Kafka messages.`,
+		Version:       version,
+		SilenceErrors: true,
+		SilenceUsage:  true,
+		Args:          cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			return fmt.Errorf("%w: a command is needed", errUsage)
+		},
+	}
+	root.SetFlagErrorFunc(flagError)
+	root.SetVersionTemplate("maeembed {{.Version}}\n")
+	for _, s := range []commandSpec{embedCommand, reconstructCommand, streamCommand} {
+		root.AddCommand(e.command(s, args))
+	}
+	root.AddCommand(e.probeCommand(args))
+	for _, s := range []commandSpec{inspectCommand, convertCommand} {
+		root.AddCommand(e.command(s, args))
+	}
+	root.AddCommand(&cobra.Command{
+		Use: "version", Short: "Print the version", Args: cobra.NoArgs,
+		Run: func(c *cobra.Command, _ []string) { fmt.Fprintln(c.OutOrStdout(), "maeembed", version) },
+	})
+	return root
+}
+
+func flagError(_ *cobra.Command, err error) error { return fmt.Errorf("%w: %v", errUsage, err) }

@@ -1,68 +1,24 @@
 package main
 
 import (
-	"fmt"
-	"log/slog"
 	"os"
 	"runtime"
 	"runtime/debug"
-	"strings"
-	"time"
 
 	"github.com/maeembed/maeembed/mae"
-	"github.com/maeembed/maeembed/mae/weights"
 )
 
-// decoderCheckpoint maps an architecture preset to the official checkpoint
-// that carries a decoder, for reconstruct.
-var decoderCheckpoint = map[string]string{
-	"mae_vit_base_patch16":  "mae_visualize_vit_base",
-	"mae_vit_large_patch16": "mae_visualize_vit_large",
-}
-
-// resolveModel turns --model into a local path: an existing file or
-// directory as it is, else a preset downloaded into the cache.
-func (e *env) resolveModel(o *Options, needDecoder bool) (string, error) {
-	name := o.Model
-	if _, err := os.Stat(name); err == nil {
-		return name, nil
-	}
-	if strings.ContainsAny(name, `/\`) || strings.HasSuffix(name, ".pth") || strings.HasSuffix(name, ".safetensors") {
-		return "", fmt.Errorf("model %s: no such file or directory", name)
-	}
-	if needDecoder {
-		if alt, ok := decoderCheckpoint[name]; ok {
-			slog.Info("reconstruct needs a decoder: using the official visualize checkpoint", "preset", name, "checkpoint", alt)
-			name = alt
-		} else if name == "mae_vit_huge_patch14" {
-			return "", fmt.Errorf("model %s: no official checkpoint with a decoder exists for ViT-H; pass --model with your own weights", name)
-		}
-	}
-	hub := weights.NewHub(o.CacheDir)
-	if u := os.Getenv("MAEEMBED_HUB_URL"); u != "" {
-		hub.BaseURL = u // a mirror of the official download site
-	}
-	return hub.Resolve(e.ctx, name)
-}
-
-// openModel resolves and loads the model of a run.
+// openModel loads the model of a run and sizes the garbage collector for it.
 func (e *env) openModel(o *Options, needDecoder bool) (*mae.Model, error) {
-	path, err := e.resolveModel(o, needDecoder)
-	if err != nil {
-		return nil, err
+	m, err := mae.Open(e.ctx, e.modelSource(o, needDecoder))
+	if err == nil {
+		setMemoryLimit()
 	}
-	start := time.Now()
-	m, err := mae.Load(path, o.Config)
-	if err != nil {
-		return nil, err
-	}
-	if needDecoder && !m.HasDecoder() {
-		return nil, fmt.Errorf("model %s has no decoder weights: reconstruct needs a checkpoint with a decoder (e.g. mae_visualize_vit_base)", path)
-	}
-	setMemoryLimit()
-	slog.Info("model loaded", "path", path, "params", m.NumParams(), "decoder", m.HasDecoder(),
-		"image", m.Config.ImageSize, "patch", m.Config.PatchSize, "dim", m.Config.Dim, "took", time.Since(start).Round(time.Millisecond))
-	return m, nil
+	return m, err
+}
+
+func (e *env) modelSource(o *Options, needDecoder bool) mae.Source {
+	return mae.Source{Name: o.Model, Config: o.Config, CacheDir: o.CacheDir, NeedDecoder: needDecoder}
 }
 
 // setMemoryLimit gives the garbage collector a soft limit of what is live

@@ -1,22 +1,25 @@
 package main
 
 import (
-	"errors"
-	"flag"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
+	"time"
 
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"gopkg.in/yaml.v3"
 
+	"github.com/maeembed/maeembed/kafkaconn"
 	"github.com/maeembed/maeembed/sources"
 )
 
-var errHelp = errors.New("help shown")
-
-// Options is the one configuration of a run, filled from a YAML config file
-// (--config-file) and then from flags, which override it.
+// Options is the configuration of a run, filled from a YAML config file
+// (--config-file, keys = the command's flag names in snake case) and then
+// from flags, which override it. Each command accepts only the keys of its
+// own flags.
 type Options struct {
 	Model       string   `yaml:"model"`
 	Config      string   `yaml:"config"`
@@ -37,109 +40,169 @@ type Options struct {
 	Seed        uint64   `yaml:"seed"`
 	MaskNoise   string   `yaml:"mask_noise"`
 	NormPixLoss autoBool `yaml:"norm_pix_loss"`
+	MaxFileRows int      `yaml:"max_file_rows"`
 	Inputs      []string `yaml:"inputs"`
 	// Source holds the input options (extensions, image_column, id_column,
 	// image_root): the sources package's own config, same YAML keys.
 	Source sources.Options `yaml:",inline"`
+
+	Stream StreamOptions `yaml:",inline"`
+}
+
+// StreamOptions are the settings of stream alone.
+type StreamOptions struct {
+	Brokers         []string           `yaml:"brokers"`
+	Topics          []string           `yaml:"topics"`
+	Group           string             `yaml:"group"`
+	StartOffset     string             `yaml:"start_offset"`
+	OutputTopic     string             `yaml:"output_topic"`
+	DLQTopic        string             `yaml:"dlq_topic"`
+	MetricsAddr     string             `yaml:"metrics_addr"`
+	BatchLatency    time.Duration      `yaml:"batch_latency"`
+	MaxInFlight     int                `yaml:"max_in_flight"`
+	FetchMinBytes   int                `yaml:"fetch_min_bytes"`
+	FetchMaxBytes   int                `yaml:"fetch_max_bytes"`
+	FetchMaxWait    time.Duration      `yaml:"fetch_max_wait"`
+	CommitInterval  time.Duration      `yaml:"commit_interval"`
+	SessionTimeout  time.Duration      `yaml:"session_timeout"`
+	FlushInterval   time.Duration      `yaml:"flush_interval"`
+	MaxFileBytes    int64              `yaml:"max_file_bytes"`
+	ProduceLinger   time.Duration      `yaml:"produce_linger"`
+	ShutdownTimeout time.Duration      `yaml:"shutdown_timeout"`
+	Security        kafkaconn.Security `yaml:",inline"`
 }
 
 func defaultOptions() Options {
 	return Options{
 		Model: "mae_vit_base_patch16", Format: "parquet", BatchSize: 8, Resize: "center-crop",
 		Pool: "mean", Resume: true, MaskRatio: 0.75,
+		Stream: StreamOptions{Group: "maeembed", StartOffset: "earliest", BatchLatency: 50 * time.Millisecond, MaxInFlight: 512,
+			CommitInterval: time.Second, SessionTimeout: 30 * time.Second, FlushInterval: 10 * time.Second,
+			ProduceLinger: 5 * time.Millisecond, ShutdownTimeout: 20 * time.Second},
 	}
 }
 
-// parseOptions reads --config-file first, then every flag; flags may come
-// before or after the positional arguments.
-func parseOptions(cmd string, args []string, define func(fs *flag.FlagSet, o *Options)) (*Options, error) {
+// commandSpec is one command: its help, its flags and what it runs.
+type commandSpec struct {
+	use, short, long, example string
+	// positional: "inputs" (INPUT...), "model" (one MODEL) or "" (none).
+	positional string
+	defaults   func(o *Options)
+	flags      func(fs *pflag.FlagSet, o *Options)
+	extraKeys  []string // YAML keys that have no flag (e.g. inputs)
+	run        func(e *env, o *Options) error
+}
+
+// command builds the cobra command of s. For the command being invoked,
+// the --config-file named in args is read first, so flags override it.
+func (e *env) command(s commandSpec, args []string) *cobra.Command {
 	o := defaultOptions()
-	if cmd == "reconstruct" {
-		o.Format = "npy"
+	if s.defaults != nil {
+		s.defaults(&o)
 	}
-	if err := loadConfigFile(args, &o); err != nil {
-		return nil, err
+	name, _, _ := strings.Cut(s.use, " ")
+	var cfgErr error
+	var keys []string
+	path := ""
+	if len(args) > 0 && args[0] == name {
+		path = findConfigFile(args)
+		keys, cfgErr = loadConfigFile(path, &o)
 	}
-	fs := flag.NewFlagSet("maeembed "+cmd, flag.ContinueOnError)
-	define(fs, &o)
-	pos, err := parseFlags(fs, args)
-	if err != nil {
-		return nil, err
-	}
-	if len(pos) > 0 {
-		o.Inputs = pos
-	}
-	return &o, nil
-}
-
-// parseFlags parses args with fs plus --config-file (read beforehand by
-// loadConfigFile) and returns the positional arguments; flags may come
-// before or after them.
-func parseFlags(fs *flag.FlagSet, args []string) ([]string, error) {
-	var configFile string
-	fs.StringVar(&configFile, "config-file", "", "YAML file with these options (flags override it)")
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return nil, errHelp
-			}
-			return nil, fmt.Errorf("%w: %v", errUsage, err)
+	c := &cobra.Command{Use: s.use, Short: s.short, Long: s.long, Example: s.example, SilenceErrors: true, SilenceUsage: true}
+	c.SetFlagErrorFunc(flagError)
+	fs := c.Flags()
+	fs.SortFlags = false
+	fs.String("config-file", "", "YAML file with these options (keys in snake case; flags override it)")
+	s.flags(fs, &o)
+	c.Args = func(_ *cobra.Command, pos []string) error {
+		switch {
+		case s.positional == "" && len(pos) > 0:
+			return fmt.Errorf("%w: %s takes no INPUT arguments (got %q): it reads --topic", errUsage, name, pos[0])
+		case s.positional == "model" && len(pos) > 1:
+			return fmt.Errorf("%w: %s takes one MODEL", errUsage, name)
 		}
-		args = fs.Args()
-		if len(args) == 0 {
-			return pos, nil
-		}
-		pos = append(pos, args[0])
-		args = args[1:]
-	}
-}
-
-// loadConfigFile decodes the --config-file named in args, if any, into dst
-// (strictly: an unknown key is a usage error).
-func loadConfigFile(args []string, dst any) error {
-	path := findConfigFile(args)
-	if path == "" {
 		return nil
 	}
-	f, err := os.Open(path)
-	if err != nil {
-		return fmt.Errorf("%w: config file: %v", errUsage, err)
+	c.RunE = func(_ *cobra.Command, pos []string) error {
+		if cfgErr != nil {
+			return cfgErr
+		}
+		if err := checkConfigKeys(fs, keys, s.extraKeys, path, name); err != nil {
+			return err
+		}
+		switch {
+		case s.positional == "inputs" && len(pos) > 0:
+			o.Inputs = pos
+		case s.positional == "model" && len(pos) == 1:
+			o.Model = pos[0]
+		}
+		return s.run(e, &o)
 	}
-	defer f.Close()
-	dec := yaml.NewDecoder(f)
-	dec.KnownFields(true)
-	if err := dec.Decode(dst); err != nil {
-		return fmt.Errorf("%w: config file %s: %v", errUsage, path, err)
+	return c
+}
+
+// checkConfigKeys refuses a config file key that is not one of the
+// command's own options: a flag of fs (in snake case) or one of extra.
+func checkConfigKeys(fs *pflag.FlagSet, keys, extra []string, path, name string) error {
+	for _, k := range keys {
+		if !slices.Contains(extra, k) && fs.Lookup(strings.ReplaceAll(k, "_", "-")) == nil {
+			return fmt.Errorf("%w: config file %s: %q is not an option of %s", errUsage, path, k, name)
+		}
 	}
 	return nil
 }
 
+// loadConfigFile decodes the YAML file at path (if any) into dst strictly
+// and returns its top-level keys.
+func loadConfigFile(path string, dst any) ([]string, error) {
+	if path == "" {
+		return nil, nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("%w: config file: %v", errUsage, err)
+	}
+	var doc map[string]yaml.Node
+	if err := yaml.Unmarshal(b, &doc); err != nil {
+		return nil, fmt.Errorf("%w: config file %s: %v", errUsage, path, err)
+	}
+	keys := make([]string, 0, len(doc))
+	for k := range doc {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	if len(keys) == 0 {
+		return nil, nil
+	}
+	dec := yaml.NewDecoder(strings.NewReader(string(b)))
+	dec.KnownFields(true)
+	if err := dec.Decode(dst); err != nil {
+		return nil, fmt.Errorf("%w: config file %s: %v", errUsage, path, err)
+	}
+	return keys, nil
+}
+
 func findConfigFile(args []string) string {
 	for i, a := range args {
-		for _, p := range []string{"--config-file=", "-config-file="} {
-			if v, ok := strings.CutPrefix(a, p); ok {
-				return v
-			}
+		if v, ok := strings.CutPrefix(a, "--config-file="); ok {
+			return v
 		}
-		if (a == "--config-file" || a == "-config-file") && i+1 < len(args) {
+		if a == "--config-file" && i+1 < len(args) {
 			return args[i+1]
 		}
 	}
 	return ""
 }
 
-// modelFlags are the flags every model-running command shares.
-func modelFlags(fs *flag.FlagSet, o *Options) {
-	for _, n := range []string{"model", "m"} {
-		fs.StringVar(&o.Model, n, o.Model, "preset name, checkpoint file or Hugging Face directory")
-	}
+// modelFlags are the flags every model-loading command shares.
+func modelFlags(fs *pflag.FlagSet, o *Options) {
+	fs.StringVarP(&o.Model, "model", "m", o.Model, "preset name, checkpoint file (.pth, .safetensors, .bin) or Hugging Face directory")
 	fs.StringVar(&o.Config, "config", o.Config, "HF-style config.json for a bare weights file")
 	fs.StringVar(&o.CacheDir, "cache-dir", o.CacheDir, "where presets are downloaded (default $MAEEMBED_CACHE or the user cache dir)")
 }
 
 // preprocessFlags are the flags of the read → preprocess → batch stages.
-func preprocessFlags(fs *flag.FlagSet, o *Options) {
+func preprocessFlags(fs *pflag.FlagSet, o *Options) {
 	fs.IntVar(&o.BatchSize, "batch-size", o.BatchSize, "images per forward pass")
 	fs.IntVar(&o.Workers, "workers", o.Workers, "decode/resize workers (0 = number of cores)")
 	fs.StringVar(&o.Resize, "resize", o.Resize, "center-crop | squash | none")
@@ -160,23 +223,44 @@ func parseBytes(s string) (int64, error) {
 }
 
 // inputFlags are the flags that say what an INPUT holds.
-func inputFlags(fs *flag.FlagSet, o *Options) {
+func inputFlags(fs *pflag.FlagSet, o *Options) {
 	fs.Var(&listFlag{v: &o.Source.Extensions}, "extensions", "extensions directories and globs take, comma-separated or repeated (default: "+strings.Join(sources.ImageExtensions, ",")+")")
 	fs.StringVar(&o.Source.ImageColumn, "image-column", o.Source.ImageColumn, "Parquet column with the images (default: the first of "+strings.Join(sources.ImageColumns, ", ")+")")
 	fs.StringVar(&o.Source.IDColumn, "id-column", o.Source.IDColumn, "Parquet column with the ids, - for none (default: the first of "+strings.Join(sources.IDColumns, ", ")+")")
 	fs.StringVar(&o.Source.ImageRoot, "image-root", o.Source.ImageRoot, "directory a Parquet image path may point into (default: the Parquet file's own)")
 }
 
-func runFlags(fs *flag.FlagSet, o *Options) {
+// runFlags are the flags of the file commands (embed, reconstruct).
+func runFlags(fs *pflag.FlagSet, o *Options) {
 	modelFlags(fs, o)
 	inputFlags(fs, o)
-	for _, n := range []string{"output", "o"} {
-		fs.StringVar(&o.Output, n, o.Output, "output directory")
-	}
+	fs.StringVarP(&o.Output, "output", "o", o.Output, "output directory")
 	fs.StringVar(&o.Format, "format", o.Format, "output format")
 	preprocessFlags(fs, o)
+	fs.StringVar(&o.Shard, "shard", o.Shard, "process shard i of n (i/n), one per machine")
 	fs.BoolVar(&o.FailOnError, "fail-on-error", o.FailOnError, "exit non-zero when any input failed")
 	fs.BoolVar(&o.DryRun, "dry-run", o.DryRun, "list what would be processed and stop")
+}
+
+// listFlag is a repeatable, comma-splitting string flag (--topic a --topic b,c).
+type listFlag struct {
+	v   *[]string
+	set bool
+}
+
+func (l *listFlag) String() string { return strings.Join(*l.v, ",") }
+func (l *listFlag) Type() string   { return "list" }
+
+func (l *listFlag) Set(s string) error {
+	if !l.set { // the first flag replaces the config file's list
+		*l.v, l.set = nil, true
+	}
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			*l.v = append(*l.v, p)
+		}
+	}
+	return nil
 }
 
 // autoBool is a boolean option whose default comes from elsewhere (the
@@ -192,13 +276,13 @@ func (b *autoBool) String() string {
 	return strconv.FormatBool(b.Value)
 }
 
-// flagValue adapts autoBool to flag.Value (a method named Set would clash
-// with the field).
+// autoBoolFlag adapts autoBool to pflag.Value (a method named Set would
+// clash with the field).
 type autoBoolFlag struct{ b *autoBool }
 
 func (f autoBoolFlag) String() string     { return f.b.String() }
 func (f autoBoolFlag) Set(s string) error { return f.b.parse(s) }
-func (f autoBoolFlag) IsBoolFlag() bool   { return true }
+func (f autoBoolFlag) Type() string       { return "bool" }
 
 func (b *autoBool) parse(s string) error {
 	v, err := strconv.ParseBool(s)

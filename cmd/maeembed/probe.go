@@ -1,10 +1,11 @@
 package main
 
 import (
-	"flag"
 	"fmt"
 	"log/slog"
 	"strconv"
+
+	"github.com/spf13/cobra"
 
 	"github.com/maeembed/maeembed/probe"
 )
@@ -22,18 +23,38 @@ type probeConfig struct {
 	PixelSize     int    `yaml:"pixel_size"`
 }
 
-// probeCmd measures embeddings with the kNN and linear probes (package
-// probe) and prints the report; flags only.
-func (e *env) probeCmd(args []string) error {
+// probeCommand is the probe command. Its options are not a run's
+// (Options): it reads embeddings, so it has its own config, and for the
+// invoked command the --config-file named in args is read first, so flags
+// override it.
+func (e *env) probeCommand(args []string) *cobra.Command {
 	c := probeConfig{
 		Options: probe.Options{KNN: probe.DefaultKNN, TestFraction: 0.2, Linear: probe.LinearOptions{Epochs: 100, LR: 1e-2, BatchSize: 256}},
 		Format:  "text", PixelSize: probe.DefaultPixelSize,
 	}
-	if err := loadConfigFile(args, &c); err != nil {
-		return err
+	var keys []string
+	var cfgErr error
+	path := ""
+	if len(args) > 0 && args[0] == "probe" {
+		path = findConfigFile(args)
+		keys, cfgErr = loadConfigFile(path, &c)
 	}
+	cmd := &cobra.Command{
+		Use:   "probe [flags] EMBEDDINGS",
+		Short: "kNN and linear-probe accuracy of embeddings, labels from folders or a column",
+		Long: `probe measures embeddings (a maeembed output directory or file) the way
+the MAE paper does: a weighted kNN vote and a linear classifier trained on
+a split of them. Labels come from each id's parent folder (ImageFolder) or
+from a Parquet column joined on id.`,
+		Example: `  maeembed probe out/
+  maeembed probe --label-column label --label-file labels.parquet --format json out/`,
+		SilenceErrors: true, SilenceUsage: true,
+	}
+	cmd.SetFlagErrorFunc(flagError)
+	fs := cmd.Flags()
+	fs.SortFlags = false
+	fs.String("config-file", "", "YAML file with these options (keys in snake case; flags override it)")
 	o := &c.Options
-	fs := flag.NewFlagSet("maeembed probe", flag.ContinueOnError)
 	fs.StringVar(&c.Labels, "labels", c.Labels, "where labels come from: folder (the id's parent directory, ImageFolder) or column (default: column when --label-column is set, else folder)")
 	fs.StringVar(&c.LabelColumn, "label-column", c.LabelColumn, "Parquet column holding the label, joined on id")
 	fs.StringVar(&c.LabelFile, "label-file", c.LabelFile, "Parquet file or directory with id and --label-column (default: the embeddings' own files)")
@@ -44,16 +65,26 @@ func (e *env) probeCmd(args []string) error {
 	fs.IntVar(&o.Linear.Epochs, "epochs", o.Linear.Epochs, "epochs of the linear probe")
 	fs.Float64Var(&o.Linear.LR, "lr", o.Linear.LR, "peak learning rate of the linear probe (Adam, cosine decay)")
 	fs.IntVar(&o.Linear.BatchSize, "batch-size", o.Linear.BatchSize, "rows per step of the linear probe")
-	for _, n := range []string{"output", "o"} {
-		fs.StringVar(&c.Output, n, c.Output, "write the trained linear head here (safetensors)")
-	}
+	fs.StringVarP(&c.Output, "output", "o", c.Output, "write the trained linear head here (safetensors)")
 	fs.StringVar(&c.Format, "format", c.Format, "report format: text | json")
 	fs.StringVar(&c.Pixels, "pixels", c.Pixels, "also probe raw pixels of the same images, read from this directory (the embed input root)")
 	fs.IntVar(&c.PixelSize, "pixel-size", c.PixelSize, "side of the raw-pixel baseline (pixels resized to S×S)")
-	inputs, err := parseFlags(fs, args)
-	if err != nil {
-		return err
+	cmd.RunE = func(_ *cobra.Command, inputs []string) error {
+		if cfgErr != nil {
+			return cfgErr
+		}
+		if err := checkConfigKeys(fs, keys, nil, path, "probe"); err != nil {
+			return err
+		}
+		return e.probe(&c, inputs)
 	}
+	return cmd
+}
+
+// probe measures embeddings with the kNN and linear probes (package probe)
+// and prints the report.
+func (e *env) probe(c *probeConfig, inputs []string) error {
+	o := &c.Options
 	if len(inputs) != 1 {
 		return fmt.Errorf("%w: probe takes one EMBEDDINGS path (a maeembed output directory or file)", errUsage)
 	}

@@ -1,29 +1,41 @@
 package main
 
 import (
-	"errors"
-	"flag"
 	"fmt"
-	"sync"
 
+	"github.com/spf13/pflag"
+
+	"github.com/maeembed/maeembed/engine"
 	"github.com/maeembed/maeembed/mae"
 	"github.com/maeembed/maeembed/sinks"
 )
 
-// reconstruct masks each image, runs encoder and decoder and writes the
-// predictions, masks and losses (or the demo's 4-panel PNGs).
-func (e *env) reconstruct(args []string) error {
-	o, err := parseOptions("reconstruct", args, func(fs *flag.FlagSet, o *Options) {
+var reconstructCommand = commandSpec{
+	use:   "reconstruct [flags] INPUT...",
+	short: "Mask each image and reconstruct it with the MAE decoder",
+	long: `reconstruct removes a random fraction of each image's patches, runs the
+encoder and decoder, and writes the predictions, masks and per-image losses
+(npy or Parquet) or the MAE demo's 4-panel PNGs (original | masked |
+reconstruction | reconstruction + visible). Masks depend on --seed and each
+input's position, or come from --mask-noise.`,
+	example: `  maeembed reconstruct --format png -o panels/ photos/
+  maeembed reconstruct --mask-ratio 0.5 --seed 7 -o recon/ photos/`,
+	positional: "inputs",
+	defaults:   func(o *Options) { o.Format = "npy" },
+	flags: func(fs *pflag.FlagSet, o *Options) {
 		runFlags(fs, o)
 		fs.Float64Var(&o.MaskRatio, "mask-ratio", o.MaskRatio, "fraction of patches removed")
 		fs.Uint64Var(&o.Seed, "seed", o.Seed, "seed of the random masks (each image's mask depends on the seed and its input position)")
 		fs.StringVar(&o.MaskNoise, "mask-noise", o.MaskNoise, "float32 .npy [N, L]: the masking noise, one row per input in input order")
-		fs.Var(autoBoolFlag{&o.NormPixLoss}, "norm-pix-loss", "compute the loss against per-patch normalised targets (default: the model config's norm_pix_loss)")
-		fs.StringVar(&o.Shard, "shard", o.Shard, "process shard i of n (i/n)")
-	})
-	if err != nil {
-		return err
-	}
+		fs.VarPF(autoBoolFlag{&o.NormPixLoss}, "norm-pix-loss", "", "compute the loss against per-patch normalised targets (default: the model config's norm_pix_loss)").NoOptDefVal = "true"
+	},
+	extraKeys: []string{"inputs"},
+	run:       (*env).reconstruct,
+}
+
+// reconstruct masks each image, runs encoder and decoder and writes the
+// predictions, masks and losses (or the demo's 4-panel PNGs).
+func (e *env) reconstruct(o *Options) error {
 	o.Resume = false // masks depend on input positions; a rerun rewrites the set
 	switch o.Format {
 	case "npy", "parquet", "png":
@@ -33,13 +45,13 @@ func (e *env) reconstruct(args []string) error {
 	if o.MaskRatio < 0 || o.MaskRatio >= 1 {
 		return fmt.Errorf("%w: --mask-ratio %v outside [0, 1)", errUsage, o.MaskRatio)
 	}
-	r, src, err := e.newImageRun(o, "reconstruct")
+	r, err := e.openInputs(o, "reconstruct")
 	if err != nil {
 		return err
 	}
-	defer src.Close()
+	defer r.close()
 	if o.DryRun {
-		return e.dryRun(src)
+		return e.dryRun(r.src)
 	}
 	m, err := e.openModel(o, true)
 	if err != nil {
@@ -47,8 +59,7 @@ func (e *env) reconstruct(args []string) error {
 	}
 	c := m.Config
 	l := c.NumPatches()
-	var noise []float32
-	noiseRows := 0
+	var noise mae.Noise = mae.SeededNoise(o.Seed)
 	if o.MaskNoise != "" {
 		shape, data, err := sinks.ReadNpyFloat32(o.MaskNoise)
 		if err != nil {
@@ -57,14 +68,19 @@ func (e *env) reconstruct(args []string) error {
 		if len(shape) != 2 || shape[1] != l {
 			return fmt.Errorf("--mask-noise %s: shape %v, want [N, %d] (L = %d patches for image %d, patch %d)", o.MaskNoise, shape, l, l, c.ImageSize, c.PatchSize)
 		}
-		noise, noiseRows = data, shape[0]
-		if n, exact := src.Files(); exact && o.Shard == "" && n != noiseRows {
-			return fmt.Errorf("--mask-noise %s: %d rows for %d inputs: want one row per input in input order", o.MaskNoise, noiseRows, n)
+		if n, exact := r.src.Files(); exact && o.Shard == "" && n != shape[0] {
+			return fmt.Errorf("--mask-noise %s: %d rows for %d inputs: want one row per input in input order", o.MaskNoise, shape[0], n)
 		}
+		noise = mae.NoiseRows{Name: "--mask-noise " + o.MaskNoise, L: l, Data: data}
 	}
 	normPix := o.NormPixLoss.Or(c.NormPixLoss)
+	rec, err := mae.NewReconstructor(m, o.MaskRatio, normPix, noise, o.BatchSize)
+	if err != nil {
+		return err
+	}
 	r.pre.Size = c.ImageSize
-	if err := r.start(); err != nil {
+	errw, err := r.openOutput(sinks.Meta{Model: o.Model, Pool: o.Pool, Preprocess: r.pre.String(), Version: version, Dim: 1})
+	if err != nil {
 		return err
 	}
 	meta := sinks.ReconMeta{Model: o.Model, Preprocess: r.pre.String(), Version: version, MaskRatio: o.MaskRatio,
@@ -79,70 +95,9 @@ func (e *env) reconstruct(args []string) error {
 		w, err = sinks.NewReconPNG(o.Output, meta)
 	}
 	if err != nil {
-		r.errw.Abort()
+		errw.Abort()
 		return err
 	}
-	pd := c.PatchDim()
-	patches := make([]float32, o.BatchSize*l*pd)
-	noiseBuf := make([]float32, o.BatchSize*l)
-	var rows []sinks.ReconRow
-	img := 3 * c.ImageSize * c.ImageSize
-	var imgPool sync.Pool
-	imgPool.New = func() any { return make([]float32, o.BatchSize*img) }
-	err = r.run(e.ctx, src,
-		func(b []prepared) (output, error) {
-			n := len(b)
-			pp := patches[:n*l*pd]
-			nb := noiseBuf[:n*l]
-			for i, x := range b {
-				mae.Patchify(pp[i*l*pd:], x.chw, 1, c.ImageSize, c.PatchSize)
-				idx := x.it.Pos.Index
-				if noise != nil {
-					if idx >= int64(noiseRows) {
-						return output{}, fmt.Errorf("--mask-noise %s has %d rows, input %s is number %d", o.MaskNoise, noiseRows, x.it.ID, idx)
-					}
-					copy(nb[i*l:(i+1)*l], noise[idx*int64(l):(idx+1)*int64(l)])
-				} else {
-					mae.NoiseRow(nb[i*l:(i+1)*l], o.Seed, idx)
-				}
-			}
-			rec, err := m.Reconstruct(pp, nb, n, o.MaskRatio, normPix)
-			if err != nil {
-				return output{}, err
-			}
-			out := output{items: b, rec: rec}
-			if o.Format == "png" {
-				// The PNG panels need the model input, whose chw buffers go
-				// back to their pool when this returns: copy them into a
-				// batch buffer that the write stage gives back.
-				out.vals = imgPool.Get().([]float32)[:n*img]
-				for i, x := range b {
-					copy(out.vals[i*img:], x.chw)
-				}
-			}
-			return out, nil
-		},
-		func(out output) error {
-			rec := out.rec
-			rows = rows[:0]
-			for i, x := range out.items {
-				row := sinks.ReconRow{ID: x.it.ID, Width: int32(x.w), Height: int32(x.h),
-					Pred: rec.Pred[i*l*pd : (i+1)*l*pd], Mask: rec.Masking.Mask[i*l : (i+1)*l], Loss: rec.Loss[i]}
-				if out.vals != nil {
-					row.Image = out.vals[i*img : (i+1)*img]
-				}
-				rows = append(rows, row)
-			}
-			err := w.Write(rows)
-			if out.vals != nil {
-				imgPool.Put(out.vals[:cap(out.vals)])
-			}
-			return err
-		})
-	if (err != nil && !errors.Is(err, errInterrupted)) || r.written == 0 {
-		w.Abort() // no output file for a run that produced nothing
-		return err
-	}
-	// A drained run (signal) publishes what it finished, then still fails.
-	return errors.Join(w.Close(), err)
+	model := engine.NewReconstructModel(rec, o.BatchSize, c.ImageSize, o.Format == "png")
+	return runFiles(e, r, errw, model, engine.NewReconstructionOutput(w))
 }

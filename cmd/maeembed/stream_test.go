@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -544,11 +545,26 @@ func TestStreamSIGTERM(t *testing.T) {
 // Two workers share a group; one is killed with SIGKILL mid-stream. The
 // survivor takes its partitions over after the session timeout: every id
 // is in the output at least once and no visible file is corrupt.
+//
+// With shared set, both workers write into one directory (as every worker
+// of a Kafka Connect sink does on shared storage): the survivor's start-up
+// and its part numbering must leave the other's files alone.
 func TestStreamKillWorker(t *testing.T) {
+	for _, shared := range []bool{false, true} {
+		t.Run(map[bool]string{false: "own directories", true: "one shared directory"}[shared], func(t *testing.T) {
+			killWorker(t, shared)
+		})
+	}
+}
+
+func killWorker(t *testing.T, shared bool) {
 	addr := broker(t, 0, 4)
 	imgs := fixtureImages(t)
 	keys := manyKeys("k", 1500)
 	outA, outB := filepath.Join(t.TempDir(), "a"), filepath.Join(t.TempDir(), "b")
+	if shared {
+		outB = outA
+	}
 	common := []string{"-m", filepath.Join(tiny, "hf"), "--resize", "none", "--brokers", addr, "--topic", "images", "--group", "kill",
 		// Parts publish every second while commits run every 100 ms: a
 		// worker that committed before publishing would lose rows here.
@@ -588,7 +604,7 @@ func TestStreamKillWorker(t *testing.T) {
 		t.Errorf("survivor exit %d", code)
 	}
 	var all []string
-	for _, d := range []string{outA, outB} {
+	for _, d := range slices.Compact([]string{outA, outB}) {
 		ids, _ := parquetRows(t, d)
 		all = append(all, ids...)
 	}
@@ -674,7 +690,7 @@ func TestStreamBrokerLaterAndOutage(t *testing.T) {
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	for _, want := range []string{"maeembed_images_written_total 30", `maeembed_kafka_consumer_lag{topic="images",partition="0"}`,
+	for _, want := range []string{"maeembed_images_written_total 30", `maeembed_kafka_consumer_lag{partition="0",topic="images"}`,
 		`maeembed_stage_busy_seconds_total{stage="model"}`, "maeembed_kafka_end_to_end_seconds_bucket", "maeembed_kafka_up 1"} {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("metrics lack %q", want)
@@ -735,16 +751,22 @@ func TestStreamUsageErrors(t *testing.T) {
 	}
 }
 
-// Two workers may not share an output directory.
-func TestStreamOutputLocked(t *testing.T) {
+// Two runs of the same shard into one directory would write the same ids
+// twice: the second is refused and says why; another shard is not.
+func TestOutputLockedPerShard(t *testing.T) {
 	dir := t.TempDir()
-	f, err := lockDir(dir)
+	release, err := sinks.LockOutput(dir, "shard-0-of-1", "test")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
-	if _, err := lockDir(dir); err == nil || !strings.Contains(err.Error(), "another running worker") {
-		t.Errorf("second lock: %v", err)
+	defer release()
+	imgs := filepath.Join(tiny, "images")
+	code, _, stderr := maeembed(t, "embed", "-m", filepath.Join(tiny, "hf"), "--resize", "none", "-o", dir, imgs)
+	if code != 1 || !strings.Contains(stderr, "another running process") || !strings.Contains(stderr, "same ids") {
+		t.Errorf("second run of one shard: exit %d, %s", code, stderr)
+	}
+	if code, _, stderr := maeembed(t, "embed", "-m", filepath.Join(tiny, "hf"), "--resize", "none", "--shard", "1/2", "-o", dir, imgs); code != 0 {
+		t.Errorf("another shard: exit %d, %s", code, stderr)
 	}
 }
 
@@ -1018,5 +1040,29 @@ func TestStreamDeadLetterFallbacks(t *testing.T) {
 	}
 	if c := committed(t, addr, "errfiles", "images", 1); c[0] != int64(1+len(keys)) {
 		t.Errorf("committed %v, want %d", c, 1+len(keys))
+	}
+}
+
+// SIGTERM while the broker is down, with an output topic: the produce
+// retry loop sees the abort, so the worker ends after the shutdown timeout
+// instead of retrying for ever (its uncommitted messages are redelivered).
+func TestStreamShutdownBoundedWithBrokerDown(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.Ports(0), kfake.SeedTopics(2, "images", "embeddings"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	addr := c.ListenAddrs()[0]
+	imgs := fixtureImages(t)
+	produceImages(t, producer(t, addr), manyKeys("down", 400), imgs, pickImage(imgs))
+	w := startWorker(t, "-m", filepath.Join(tiny, "hf"), "--resize", "none", "--brokers", addr, "--topic", "images", "--group", "down",
+		"--output-topic", "embeddings", "--batch-size", "4", "--shutdown-timeout", "2s")
+	consumeAll(t, addr, "embeddings", 1, 60*time.Second) // it is producing
+	c.Close()                                            // the broker goes away mid-stream
+	time.Sleep(500 * time.Millisecond)                   // a produce is now retrying
+	code, took := w.stop(t, 60*time.Second)
+	t.Logf("exit %d, %v after SIGTERM", code, took)
+	if !strings.Contains(w.logs.String(), "shutdown timeout") && code != 0 {
+		t.Errorf("exit %d without a shutdown timeout\n%s", code, w.logs.String())
 	}
 }

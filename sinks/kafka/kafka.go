@@ -20,8 +20,8 @@ import (
 
 	kgo "github.com/segmentio/kafka-go"
 
+	"github.com/maeembed/maeembed/kafkaconn"
 	"github.com/maeembed/maeembed/sources"
-	srckafka "github.com/maeembed/maeembed/sources/kafka"
 )
 
 // Header names of DESIGN §5.
@@ -37,7 +37,7 @@ const (
 // Config configures a Producer.
 type Config struct {
 	Brokers  []string
-	Security srckafka.Security
+	Security kafkaconn.Security
 	// BatchTimeout is how long kafka-go waits to fill a batch; its default
 	// of 1 s would add a second to every produce, so ours is 5 ms.
 	BatchTimeout time.Duration

@@ -12,13 +12,16 @@ import (
 	"io"
 	"log/slog"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	kgo "github.com/segmentio/kafka-go"
 
+	"github.com/maeembed/maeembed/kafkaconn"
 	"github.com/maeembed/maeembed/sources"
 )
 
@@ -28,7 +31,7 @@ type Config struct {
 	Topics      []string
 	Group       string
 	StartOffset string // "earliest" (default) or "latest": where a group without a committed offset starts
-	Security    Security
+	Security    kafkaconn.Security
 
 	MinBytes int           // fetch.min.bytes; default 1
 	MaxBytes int           // max bytes per fetch per partition; default 16 MiB (must exceed the largest image)
@@ -248,7 +251,7 @@ func (s *Source) item(m kgo.Message) sources.Item {
 	p.highWater = max(p.highWater, m.HighWaterMark)
 	s.mu.Unlock()
 
-	pos := sources.Position{Index: m.Offset, Row: -1, Topic: m.Topic, Partition: int32(m.Partition), Offset: m.Offset}
+	pos := sources.Position{Index: m.Offset, Row: -1, Path: m.Topic + "/" + strconv.Itoa(m.Partition) + "/" + strconv.FormatInt(m.Offset, 10)}
 	// Keys are bytes: a binary key gets an escaped id (sources.EscapeID),
 	// never a lossy one, so two keys never share an id.
 	id := sources.EscapeID(string(m.Key))
@@ -257,6 +260,22 @@ func (s *Source) item(m kgo.Message) sources.Item {
 	}
 	a := &itemAck{s: s, k: k, off: m.Offset, produced: m.Time, fetchedAt: time.Now()}
 	return sources.Item{ID: id, Data: m.Value, Pos: pos, Ack: a.ack}
+}
+
+// Where parses the position of an item of this source into its topic,
+// partition and offset (topic names cannot hold "/"); ok is false for a
+// position of another source.
+func Where(p sources.Position) (topic string, partition int, offset int64, ok bool) {
+	f := strings.Split(p.Path, "/")
+	if len(f) != 3 {
+		return "", 0, 0, false
+	}
+	pi, err1 := strconv.Atoi(f[1])
+	oi, err2 := strconv.ParseInt(f[2], 10, 64)
+	if err1 != nil || err2 != nil {
+		return "", 0, 0, false
+	}
+	return f[0], pi, oi, true
 }
 
 // itemAck is the once-only Ack of one message. It holds only what ackOne
@@ -474,29 +493,61 @@ func (s *Source) Stats() Stats {
 	return st
 }
 
-// WriteMetrics writes the consumer's metrics in the Prometheus text format.
-func (s *Source) WriteMetrics(w io.Writer) {
-	st := s.Stats()
-	WriteMetric(w, "maeembed_kafka_fetched_total", "counter", "Messages fetched from Kafka.", float64(st.Fetched))
-	WriteMetric(w, "maeembed_kafka_acked_total", "counter", "Messages whose output is durable.", float64(st.Acked))
-	WriteMetric(w, "maeembed_kafka_ack_failures_total", "counter", "Messages whose output could not be made durable.", float64(st.Failed))
-	WriteMetric(w, "maeembed_kafka_commits_total", "counter", "Successful offset commits.", float64(st.Commits))
-	WriteMetric(w, "maeembed_kafka_commit_errors_total", "counter", "Failed offset commits.", float64(st.CommitErrors))
-	WriteMetric(w, "maeembed_kafka_fetch_errors_total", "counter", "Failed fetches (retried).", float64(st.FetchErrors))
-	WriteMetric(w, "maeembed_kafka_in_flight", "gauge", "Messages fetched and not yet durable.", float64(st.InFlight))
-	ready := 0.0
-	if s.Ready() {
-		ready = 1
+// Collector exports the consumer's counters, per-partition lag and
+// committed offsets, and its latency histograms as Prometheus metrics
+// (maeembed_kafka_*).
+func (s *Source) Collector() prometheus.Collector { return sourceCollector{s} }
+
+type sourceCollector struct{ s *Source }
+
+var (
+	kafkaCounters = []struct{ name, help string }{
+		{"maeembed_kafka_fetched_total", "Messages fetched from Kafka."},
+		{"maeembed_kafka_acked_total", "Messages whose output is durable."},
+		{"maeembed_kafka_ack_failures_total", "Messages whose output could not be made durable."},
+		{"maeembed_kafka_commits_total", "Successful offset commits."},
+		{"maeembed_kafka_commit_errors_total", "Failed offset commits."},
+		{"maeembed_kafka_fetch_errors_total", "Failed fetches (retried)."},
 	}
-	WriteMetric(w, "maeembed_kafka_up", "gauge", "1 when the brokers answered the last probe.", ready)
-	fmt.Fprintf(w, "# HELP maeembed_kafka_consumer_lag Messages behind the partition end at the last fetch.\n# TYPE maeembed_kafka_consumer_lag gauge\n")
+	kafkaCounterDescs = func() (d []*prometheus.Desc) {
+		for _, c := range kafkaCounters {
+			d = append(d, prometheus.NewDesc(c.name, c.help, nil, nil))
+		}
+		return d
+	}()
+	descInFlight  = prometheus.NewDesc("maeembed_kafka_in_flight", "Messages fetched and not yet durable.", nil, nil)
+	descUp        = prometheus.NewDesc("maeembed_kafka_up", "1 when the brokers answered the last probe.", nil, nil)
+	descLag       = prometheus.NewDesc("maeembed_kafka_consumer_lag", "Messages behind the partition end at the last fetch.", []string{"topic", "partition"}, nil)
+	descCommitted = prometheus.NewDesc("maeembed_kafka_committed_offset", "Next offset committed by this worker.", []string{"topic", "partition"}, nil)
+	descE2E       = prometheus.NewDesc("maeembed_kafka_end_to_end_seconds", "Record timestamp to durable output.", nil, nil)
+	descProcess   = prometheus.NewDesc("maeembed_kafka_process_seconds", "Fetch to durable output.", nil, nil)
+)
+
+func (c sourceCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range kafkaCounterDescs {
+		ch <- d
+	}
+	for _, d := range []*prometheus.Desc{descInFlight, descUp, descLag, descCommitted, descE2E, descProcess} {
+		ch <- d
+	}
+}
+
+func (c sourceCollector) Collect(ch chan<- prometheus.Metric) {
+	st := c.s.Stats()
+	for i, v := range []int64{st.Fetched, st.Acked, st.Failed, st.Commits, st.CommitErrors, st.FetchErrors} {
+		ch <- prometheus.MustNewConstMetric(kafkaCounterDescs[i], prometheus.CounterValue, float64(v))
+	}
+	ch <- prometheus.MustNewConstMetric(descInFlight, prometheus.GaugeValue, float64(st.InFlight))
+	up := 0.0
+	if c.s.Ready() {
+		up = 1
+	}
+	ch <- prometheus.MustNewConstMetric(descUp, prometheus.GaugeValue, up)
 	for _, p := range st.Partitions {
-		fmt.Fprintf(w, "maeembed_kafka_consumer_lag{topic=%q,partition=\"%d\"} %d\n", p.Topic, p.Partition, p.Lag())
+		part := strconv.Itoa(p.Partition)
+		ch <- prometheus.MustNewConstMetric(descLag, prometheus.GaugeValue, float64(p.Lag()), p.Topic, part)
+		ch <- prometheus.MustNewConstMetric(descCommitted, prometheus.GaugeValue, float64(p.Committed), p.Topic, part)
 	}
-	fmt.Fprintf(w, "# HELP maeembed_kafka_committed_offset Next offset committed by this worker.\n# TYPE maeembed_kafka_committed_offset gauge\n")
-	for _, p := range st.Partitions {
-		fmt.Fprintf(w, "maeembed_kafka_committed_offset{topic=%q,partition=\"%d\"} %d\n", p.Topic, p.Partition, p.Committed)
-	}
-	s.E2E.Write(w, "maeembed_kafka_end_to_end_seconds", "Record timestamp to durable output.", "")
-	s.Process.Write(w, "maeembed_kafka_process_seconds", "Fetch to durable output.", "")
+	ch <- c.s.E2E.metric(descE2E)
+	ch <- c.s.Process.metric(descProcess)
 }

@@ -5,17 +5,21 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/http/httptest"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 	"unicode/utf8"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/twmb/franz-go/pkg/kfake"
 	franz "github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/sasl"
 	"github.com/twmb/franz-go/pkg/sasl/plain"
 
+	"github.com/maeembed/maeembed/kafkaconn"
 	"github.com/maeembed/maeembed/sources"
 )
 
@@ -49,7 +53,7 @@ func produce(t *testing.T, addr string, n int, opts ...franz.Opt) {
 	}
 }
 
-func open(t *testing.T, addr string, sec Security) *Source {
+func open(t *testing.T, addr string, sec kafkaconn.Security) *Source {
 	t.Helper()
 	s, err := Open(Config{Brokers: []string{addr}, Topics: []string{"in"}, Group: "g", Security: sec,
 		SessionTimeout: 6 * time.Second, CommitInterval: 50 * time.Millisecond})
@@ -80,12 +84,12 @@ func next(t *testing.T, s *Source, n int) []sources.Item {
 func TestCommitsOnlyDurablePrefix(t *testing.T) {
 	_, addr := cluster(t)
 	produce(t, addr, 30)
-	s := open(t, addr, Security{})
+	s := open(t, addr, kafkaconn.Security{})
 	items := next(t, s, 30)
 	var held sources.Item
 	for i := len(items) - 1; i >= 0; i-- { // ack newest first: order must not matter
 		it := items[i]
-		if it.Pos.Partition == 1 && it.Pos.Offset == 4 {
+		if _, part, off, _ := Where(it.Pos); part == 1 && off == 4 {
 			held = it
 			continue
 		}
@@ -95,7 +99,11 @@ func TestCommitsOnlyDurablePrefix(t *testing.T) {
 		t.Fatal("no item at 1/4")
 	}
 	for _, it := range items {
-		want := fmt.Sprintf("in/%d/%d", it.Pos.Partition, it.Pos.Offset)
+		_, part, off, ok := Where(it.Pos)
+		if !ok {
+			t.Fatalf("position %q does not parse", it.Pos.Path)
+		}
+		want := fmt.Sprintf("in/%d/%d", part, off)
 		if it.Pos.String() != want {
 			t.Errorf("pos %s, want %s", it.Pos.String(), want)
 		}
@@ -120,11 +128,11 @@ func TestCommitsOnlyDurablePrefix(t *testing.T) {
 		}
 	}
 
-	s2 := open(t, addr, Security{})
+	s2 := open(t, addr, kafkaconn.Security{})
 	defer s2.Close()
 	again := next(t, s2, 6) // 1/4 .. 1/9
 	for i, it := range again {
-		if it.Pos.Partition != 1 || it.Pos.Offset != int64(4+i) {
+		if _, part, off, _ := Where(it.Pos); part != 1 || off != int64(4+i) {
 			t.Errorf("redelivered %s, want in/1/%d", it.Pos.String(), 4+i)
 		}
 		it.Ack(nil)
@@ -196,7 +204,7 @@ func TestMaxInFlight(t *testing.T) {
 func TestBrokerLaterAndSASL(t *testing.T) {
 	ln, addr := freePort(t)
 	ln()
-	sec := Security{SASLMechanism: "plain", SASLUsername: "u", SASLPassword: "p"}
+	sec := kafkaconn.Security{SASLMechanism: "plain", SASLUsername: "u", SASLPassword: "p"}
 	s := open(t, addr, sec)
 	time.Sleep(700 * time.Millisecond)
 	if s.Ready() {
@@ -223,11 +231,15 @@ func TestBrokerLaterAndSASL(t *testing.T) {
 	if !s.Ready() {
 		t.Error("not ready with the broker up")
 	}
-	var buf bytes.Buffer
-	s.WriteMetrics(&buf)
-	for _, want := range []string{"maeembed_kafka_acked_total 6", "maeembed_kafka_up 1", `maeembed_kafka_consumer_lag{topic="in",partition="0"} 0`, "maeembed_kafka_end_to_end_seconds_count 6"} {
-		if !strings.Contains(buf.String(), want) {
-			t.Errorf("metrics lack %q:\n%s", want, buf.String())
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(s.Collector())
+	rec := httptest.NewRecorder()
+	promhttp.HandlerFor(reg, promhttp.HandlerOpts{}).ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	body := rec.Body.String()
+	// (The text format orders labels by name: partition before topic.)
+	for _, want := range []string{"maeembed_kafka_acked_total 6", "maeembed_kafka_up 1", `maeembed_kafka_consumer_lag{partition="0",topic="in"} 0`, "maeembed_kafka_end_to_end_seconds_count 6"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("metrics lack %q:\n%s", want, body)
 		}
 	}
 }
@@ -235,7 +247,7 @@ func TestBrokerLaterAndSASL(t *testing.T) {
 // Wrong SASL credentials never deliver and the probe reports why.
 func TestSASLRejected(t *testing.T) {
 	_, addr := cluster(t, kfake.EnableSASL(), kfake.Superuser("PLAIN", "u", "p"))
-	s := open(t, addr, Security{SASLMechanism: "plain", SASLUsername: "u", SASLPassword: "wrong"})
+	s := open(t, addr, kafkaconn.Security{SASLMechanism: "plain", SASLUsername: "u", SASLPassword: "wrong"})
 	defer s.Close()
 	if err := s.probe(context.Background()); err == nil {
 		t.Fatal("probe succeeded with a wrong password")
@@ -253,8 +265,8 @@ func TestConfigErrors(t *testing.T) {
 		{Brokers: []string{"b"}, Group: "g"},
 		{Brokers: []string{"b"}, Topics: []string{"t"}},
 		{Brokers: []string{"b"}, Topics: []string{"t"}, Group: "g", StartOffset: "middle"},
-		{Brokers: []string{"b"}, Topics: []string{"t"}, Group: "g", Security: Security{SASLMechanism: "gssapi"}},
-		{Brokers: []string{"b"}, Topics: []string{"t"}, Group: "g", Security: Security{CAFile: "/nonexistent"}},
+		{Brokers: []string{"b"}, Topics: []string{"t"}, Group: "g", Security: kafkaconn.Security{SASLMechanism: "gssapi"}},
+		{Brokers: []string{"b"}, Topics: []string{"t"}, Group: "g", Security: kafkaconn.Security{CAFile: "/nonexistent"}},
 	} {
 		if s, err := Open(c); err == nil {
 			s.Close()
@@ -272,14 +284,25 @@ func TestHistogram(t *testing.T) {
 	if q := h.Quantile(0.5); q != 1.5 {
 		t.Errorf("p50 %g, want 1.5", q)
 	}
-	var b bytes.Buffer
-	h.Write(&b, "x", "help", `a="b"`)
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(histCollector{h, prometheus.NewDesc("x", "help", nil, prometheus.Labels{"a": "b"})})
+	rec := httptest.NewRecorder()
+	promhttp.HandlerFor(reg, promhttp.HandlerOpts{}).ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	b := rec.Body
 	for _, want := range []string{`x_bucket{a="b",le="2"} 3`, `x_bucket{a="b",le="+Inf"} 4`, `x_sum{a="b"} 6.5`, `x_count{a="b"} 4`} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("missing %q in\n%s", want, b.String())
 		}
 	}
 }
+
+type histCollector struct {
+	h *Histogram
+	d *prometheus.Desc
+}
+
+func (c histCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.d }
+func (c histCollector) Collect(ch chan<- prometheus.Metric) { ch <- c.h.metric(c.d) }
 
 // freePort reserves a loopback port; call the returned func to free it.
 func freePort(t *testing.T) (func(), string) {
@@ -314,7 +337,7 @@ func TestBinaryKeysGetReversibleIDs(t *testing.T) {
 		}
 	}
 	cl.Close()
-	s := open(t, addr, Security{})
+	s := open(t, addr, kafkaconn.Security{})
 	defer s.Close()
 	seen := map[string]bool{}
 	for i, it := range next(t, s, len(keys)) {

@@ -1,17 +1,18 @@
 package kafka
 
 import (
-	"fmt"
-	"io"
 	"math"
 	"sort"
-	"strconv"
 	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/maeembed/maeembed/metrics"
 )
 
-// Histogram is a Prometheus histogram with fixed buckets, written in the
-// text exposition format (no client library: the few metrics of a stream
-// worker do not justify one).
+// Histogram is a histogram with fixed buckets that also estimates
+// quantiles (the benchmarks report p50/p99 without a Prometheus server);
+// Source.Collector exports it.
 type Histogram struct {
 	mu     sync.Mutex
 	bounds []float64 // upper bounds, ascending; +Inf is implicit
@@ -21,7 +22,7 @@ type Histogram struct {
 }
 
 // LatencyBuckets are seconds from 1 ms to ~2 min.
-var LatencyBuckets = []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120}
+var LatencyBuckets = metrics.LatencyBuckets
 
 // NewHistogram makes a histogram with the given ascending upper bounds.
 func NewHistogram(bounds []float64) *Histogram {
@@ -72,33 +73,15 @@ func (h *Histogram) Quantile(q float64) float64 {
 	return h.bounds[len(h.bounds)-1]
 }
 
-// Write emits the histogram; labels is "" or `k="v",...`.
-func (h *Histogram) Write(w io.Writer, name, help, labels string) {
+// metric is the histogram as a Prometheus sample of d.
+func (h *Histogram) metric(d *prometheus.Desc) prometheus.Metric {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s histogram\n", name, help, name)
-	sep := ""
-	if labels != "" {
-		sep = ","
-	}
+	buckets := make(map[float64]uint64, len(h.bounds))
 	var cum uint64
 	for i, b := range h.bounds {
 		cum += h.counts[i]
-		fmt.Fprintf(w, "%s_bucket{%s%sle=%q} %d\n", name, labels, sep, strconv.FormatFloat(b, 'g', -1, 64), cum)
+		buckets[b] = cum
 	}
-	cum += h.counts[len(h.bounds)]
-	fmt.Fprintf(w, "%s_bucket{%s%sle=\"+Inf\"} %d\n", name, labels, sep, cum)
-	fmt.Fprintf(w, "%s_sum%s %g\n%s_count%s %d\n", name, braces(labels), h.sum, name, braces(labels), h.n)
-}
-
-func braces(labels string) string {
-	if labels == "" {
-		return ""
-	}
-	return "{" + labels + "}"
-}
-
-// WriteMetric emits one counter or gauge sample with its HELP/TYPE header.
-func WriteMetric(w io.Writer, name, typ, help string, v float64) {
-	fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s %s\n%s %g\n", name, help, name, typ, name, v)
+	return prometheus.MustNewConstHistogram(d, h.n, h.sum, buckets)
 }

@@ -17,6 +17,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kfake"
 	franz "github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/maeembed/maeembed/kafkaconn"
 )
 
 // selfSigned makes a certificate for 127.0.0.1 and writes its PEM to a file.
@@ -53,13 +55,13 @@ func TestTLS(t *testing.T) {
 	_, addr := cluster(t, kfake.TLS(&tls.Config{Certificates: []tls.Certificate{cert}}))
 	produce(t, addr, 3, franz.DialTLSConfig(&tls.Config{RootCAs: pool}))
 
-	s := open(t, addr, Security{TLS: true, CAFile: caFile})
+	s := open(t, addr, kafkaconn.Security{TLS: true, CAFile: caFile})
 	defer s.Close()
 	for _, it := range next(t, s, 3) {
 		it.Ack(nil)
 	}
 
-	untrusted := open(t, addr, Security{TLS: true})
+	untrusted := open(t, addr, kafkaconn.Security{TLS: true})
 	defer untrusted.Close()
 	if err := untrusted.probe(t.Context()); err == nil {
 		t.Error("broker with an unknown CA accepted")

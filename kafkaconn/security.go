@@ -1,4 +1,7 @@
-package kafka
+// Package kafkaconn holds how maeembed's Kafka clients reach the brokers:
+// TLS, SASL and client settings shared by the consumer (sources/kafka) and
+// the producers (sinks/kafka), so one set of flags configures both.
+package kafkaconn
 
 import (
 	"crypto/tls"
@@ -15,7 +18,7 @@ import (
 )
 
 // Security is how clients authenticate to the brokers. It is shared by the
-// consumer (this package) and the producers (sinks/kafka), so one set of
+// consumer (sources/kafka) and the producers (sinks/kafka), so one set of
 // flags configures both.
 type Security struct {
 	TLS                bool   `yaml:"tls"`            // connect with TLS

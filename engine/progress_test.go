@@ -1,4 +1,4 @@
-package main
+package engine
 
 import (
 	"bytes"
@@ -17,14 +17,14 @@ import (
 func TestProgressBar(t *testing.T) {
 	var buf bytes.Buffer
 	var written atomic.Int64
-	counts := func() progressCounts { return progressCounts{written: written.Load(), failed: 2, skipped: 5} }
+	counts := func() Counts { return Counts{Written: written.Load(), Failed: 2, Skipped: 5} }
 	prev := slog.Default()
 	written.Store(13)
-	p := startProgress(&buf, true, 40, time.Now().Add(-time.Second), counts) // draws 20/40 at once
+	p := StartProgress(&buf, true, 40, time.Now().Add(-time.Second), counts) // draws 20/40 at once
 	slog.Warn("input failed", "id", "x.jpg")
 	time.Sleep(2 * barEvery) // a redraw prints the log line above the bar
 	written.Store(33)
-	p.stop()
+	p.Stop()
 	if slog.Default() != prev {
 		t.Error("the logger was not restored after the bar")
 	}
@@ -39,12 +39,12 @@ func TestProgressBar(t *testing.T) {
 // Without a terminal the reporter writes no bar at all.
 func TestProgressNoTerminal(t *testing.T) {
 	var buf bytes.Buffer
-	p := startProgress(&buf, false, 10, time.Now(), func() progressCounts { return progressCounts{written: 3} })
-	p.stop()
+	p := StartProgress(&buf, false, 10, time.Now(), func() Counts { return Counts{Written: 3} })
+	p.Stop()
 	if buf.Len() != 0 {
 		t.Errorf("wrote %q without a terminal", buf.String())
 	}
-	if isTerminal(&buf) {
+	if IsTerminal(&buf) {
 		t.Error("a buffer is not a terminal")
 	}
 	// The periodic line (every 10 s) says how far the run is.
@@ -52,17 +52,17 @@ func TestProgressNoTerminal(t *testing.T) {
 	prev := slog.Default()
 	defer slog.SetDefault(prev)
 	slog.SetDefault(slog.New(slog.NewTextHandler(&logs, nil)))
-	p = startProgress(nil, false, 10, time.Now().Add(-time.Second), func() progressCounts { return progressCounts{written: 3, failed: 1, skipped: 4} })
+	p = StartProgress(nil, false, 10, time.Now().Add(-time.Second), func() Counts { return Counts{Written: 3, Failed: 1, Skipped: 4} })
 	p.logLine()
-	p.stop()
+	p.Stop()
 	if !regexp.MustCompile(`msg=progress done=8 total=10 percent=80\.0 written=3 failed=1 skipped=4 images_per_s=[0-9.]+ eta=\d`).MatchString(logs.String()) {
 		t.Errorf("progress line: %s", logs.String())
 	}
 	// Stream mode: no total.
 	logs.Reset()
-	p = startProgress(nil, false, 0, time.Now(), func() progressCounts { return progressCounts{written: 3} })
+	p = StartProgress(nil, false, 0, time.Now(), func() Counts { return Counts{Written: 3} })
 	p.logLine()
-	p.stop()
+	p.Stop()
 	if strings.Contains(logs.String(), "total=") || !strings.Contains(logs.String(), "done=3") {
 		t.Errorf("progress line without a total: %s", logs.String())
 	}
@@ -76,7 +76,7 @@ func TestSummaryTable(t *testing.T) {
 		{Name: "preprocess", Workers: 2, Items: 98, Errors: 2, Busy: 4 * time.Second},
 		{Name: "model", Workers: 1, Items: 13, Busy: 9 * time.Second},
 	}
-	writeSummary(&buf, "embed", progressCounts{written: 98, failed: 2, skipped: 7}, 10*time.Second, stats)
+	WriteSummary(&buf, "embed", Counts{Written: 98, Failed: 2, Skipped: 7}, 10*time.Second, stats)
 	out := buf.String()
 	for _, re := range []string{
 		`embed: 98 images written, 2 errors, 7 skipped`,
@@ -87,5 +87,26 @@ func TestSummaryTable(t *testing.T) {
 		if !regexp.MustCompile(re).MatchString(out) {
 			t.Errorf("summary does not match %s:\n%s", re, out)
 		}
+	}
+}
+
+// One of a kind is singular; a run that found everything done says so
+// instead of a table of zeros; rows that were not published are named.
+func TestSummaryWording(t *testing.T) {
+	var buf bytes.Buffer
+	WriteSummary(&buf, "embed", Counts{Written: 1, Failed: 1}, time.Second, nil)
+	if !strings.Contains(buf.String(), "embed: 1 image written, 1 error, 0 skipped") {
+		t.Errorf("singular summary:\n%s", buf.String())
+	}
+	buf.Reset()
+	stats := []pipeline.StageStats{{Name: "read", Workers: 1}, {Name: "model", Workers: 1}}
+	WriteSummary(&buf, "embed", Counts{Skipped: 12}, time.Second, stats)
+	if out := buf.String(); !strings.Contains(out, "nothing to do: every input was already done") || strings.Contains(out, "stage") {
+		t.Errorf("all-done summary:\n%s", out)
+	}
+	buf.Reset()
+	WriteSummary(&buf, "embed", Counts{Written: 624, Lost: 96}, time.Second, stats)
+	if out := buf.String(); !strings.Contains(out, "embed: 624 images written") || !strings.Contains(out, "96 images not published") {
+		t.Errorf("summary with unpublished rows:\n%s", out)
 	}
 }

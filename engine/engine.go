@@ -1,0 +1,487 @@
+// Package engine runs images through maeembed: read → preprocess (N
+// workers, ordered) → batch → model → one ordered write stage, with
+// at-least-once delivery by acknowledgement. embed, reconstruct and stream
+// are wirings of it; a training step plugs in as another Model.
+//
+// Delivery is data. A failure at any stage does not leave the stream: the
+// item is marked (Image.Err, Image.Stage) and travels on in input order to
+// the write stage, which writes it as an error row. Every row handed to a
+// writer carries the ack of its input (sources.Item.Ack, wrapped to count),
+// and writers call it when the row is durable (package sinks). So the
+// progress counters, the Kafka commits and resume all come from one
+// mechanism: what the outputs published.
+//
+// Shutdown has two levels (Shutdown): Drain stops reading and finishes
+// what is in flight; Abort (the context given to Run) stops at once and
+// fails every pending ack.
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/maeembed/maeembed/pipeline"
+	"github.com/maeembed/maeembed/sinks"
+	"github.com/maeembed/maeembed/sources"
+	"github.com/maeembed/maeembed/stages"
+)
+
+// Image is one input on its way through the engine.
+type Image struct {
+	Item sources.Item
+	// CHW is the normalised model input, float32 [3,S,S] (stages.Tensor);
+	// it belongs to the engine and is reused once the model stage returns.
+	CHW           []float32
+	Width, Height int // original size
+	// Err, if set, is why the item failed, at Stage ("read", "decode",
+	// "resize", "model", ...). A failed image keeps its place in the
+	// stream and becomes an error row.
+	Err   error
+	Stage string
+}
+
+// Model is the model stage. Run gets the images of one batch that have not
+// failed, in input order, and returns its result for them (embeddings, a
+// reconstruction, a training step's loss). An error fails every image of
+// the batch (wrap it with pipeline.Fatal to stop the run). Release takes a
+// result back once it is written (pooled buffers).
+type Model[R any] interface {
+	Run(imgs []*Image) (R, error)
+	Release(R)
+}
+
+// Output writes the model's results. Write gets the images that reached the
+// model and their result; it must hand each image's Item.Ack to the writer
+// of its row(s) (sinks.JoinAck when there are several). An error from
+// Write stops the run. Flush publishes what is pending (stream mode, on a
+// timer); Close publishes everything; Abort drops what is not published.
+type Output[R any] interface {
+	Write(imgs []*Image, result R) error
+	Flush() error
+	Close() error
+	Abort() error
+}
+
+// Preprocessor turns encoded image bytes into the model input, a CHW
+// float32 tensor [3,S,S] written into dst (len 3·S·S), and returns the
+// original width and height. stages.Preprocess is the evaluation transform
+// of every command; a training run plugs in its augmentation. Errors are
+// per item (a *stages.Error names the stage), except when ctx ended while
+// it waited (for the memory budget): then the run is aborting. Safe for
+// concurrent use.
+type Preprocessor interface {
+	TensorContext(ctx context.Context, dst []float32, data []byte) (w, h int, err error)
+}
+
+// Config sizes and wires a run.
+type Config struct {
+	Preprocess   Preprocessor
+	ImageSize    int           // S of the model input [3,S,S]
+	BatchSize    int           // images per model call (>= 1)
+	Workers      int           // preprocess workers; <= 0: 1
+	BatchLatency time.Duration // emit a partial batch after this wait; 0 = full batches only
+	// Budget, if set, bounds the encoded bytes held between the read and the
+	// tensor (stages.Budget.AcquireInput; the Preprocessor bounds decoding
+	// with the same budget). An input larger than the whole budget becomes
+	// that item's error row, stage "read". nil: unbounded.
+	Budget *stages.Budget
+	// KeepData keeps each input's bytes until its error row is written
+	// (a dead-letter topic sends them on).
+	KeepData bool
+	// Errors receives the error rows; nil drops them (acked, counted,
+	// logged).
+	Errors sinks.Writer[sinks.ErrorRow]
+	// FlushInterval, if > 0, publishes pending output at least this often.
+	FlushInterval time.Duration
+	// Drain, when done, stops reading: what is in flight finishes and is
+	// published. nil: never.
+	Drain context.Context
+	// OnFailure, if set, sees every failed item (logging).
+	OnFailure func(img *Image)
+	// Observe, if set, gets the seconds each model batch and each write
+	// took (stage "model" or "write"), for latency histograms.
+	Observe func(stage string, seconds float64)
+	// PublishOnAbort closes (publishes) the outputs after an abort instead
+	// of aborting them: the rows they hold are complete, and publishing
+	// them spares a redelivery (stream). A failed write still aborts.
+	PublishOnAbort bool
+}
+
+// Counts is a run's advance, from acks: an item counts once its output
+// (or error row) is durable.
+type Counts struct {
+	Written int64 // outputs published
+	Failed  int64 // error rows published (or dropped, when there is no error output)
+	Lost    int64 // acked with an error: not durable (retried on resume or redelivered)
+	Skipped int64 // already done by an earlier run (resume); set by the caller
+}
+
+// Engine is one run of Model into Output.
+type Engine[R any] struct {
+	cfg   Config
+	model Model[R]
+	out   Output[R]
+	p     atomic.Pointer[pipeline.Pipeline]
+
+	written, failed, lost atomic.Int64
+	handed                int64 // rows given to the output (write stage only)
+	writeFailed           bool
+
+	mu       sync.Mutex // serialises writes and flushes (the flush timer)
+	rejected []*Image   // rows an output could not write alone (sinks.ItemError)
+	chw      sync.Pool
+	rows     []sinks.ErrorRow
+	firstErr atomic.Pointer[string]
+}
+
+// New prepares a run; nothing starts before Run.
+func New[R any](cfg Config, model Model[R], out Output[R]) *Engine[R] {
+	if cfg.BatchSize < 1 {
+		cfg.BatchSize = 1
+	}
+	if cfg.Workers < 1 {
+		cfg.Workers = 1
+	}
+	e := &Engine[R]{cfg: cfg, model: model, out: out}
+	size := cfg.ImageSize
+	e.chw.New = func() any { return make([]float32, 3*size*size) }
+	return e
+}
+
+// Counts is a snapshot of the run's advance; safe at any time.
+func (e *Engine[R]) Counts() Counts {
+	return Counts{Written: e.written.Load(), Failed: e.failed.Load(), Lost: e.lost.Load()}
+}
+
+// Stats are the per-stage counters of the run (nil before Run).
+func (e *Engine[R]) Stats() []pipeline.StageStats {
+	if p := e.p.Load(); p != nil {
+		return p.Stats()
+	}
+	return nil
+}
+
+// FirstError is "id: error" of the first failed item, or "".
+func (e *Engine[R]) FirstError() string {
+	if s := e.firstErr.Load(); s != nil {
+		return *s
+	}
+	return ""
+}
+
+// Run reads src to the end (or until Drain), then closes the outputs:
+// everything finished is published. Cancelling ctx aborts: outputs are
+// aborted and unpublished rows acked with an error. It returns the first
+// fatal error (a write that failed, a source that broke) or ctx's cause.
+func (e *Engine[R]) Run(ctx context.Context, src sources.Source) error {
+	p := pipeline.New(ctx, pipeline.Options{OnError: e.stray})
+	e.p.Store(p)
+	if e.cfg.Drain != nil {
+		stop := context.AfterFunc(e.cfg.Drain, p.Drain)
+		defer stop()
+	}
+	stopFlush := e.flushEvery(p)
+
+	bs := e.cfg.BatchSize
+	abort := ctx
+	items := pipeline.Source(p, "read", 2*bs, func(ctx context.Context) (readItem, error) {
+		it, err := src.Next(ctx)
+		if err != nil {
+			return readItem{}, err
+		}
+		// The wait ends with the run's abort, not with a drain: a drain
+		// finishes this item too, and the items in flight free the room.
+		release, err := e.cfg.Budget.AcquireInput(abort, int64(len(it.Data)))
+		switch {
+		case errors.Is(err, stages.ErrOverBudget): // that item's error row, not the run's end
+			it.Data, it.Err, release, err = nil, &stages.Error{Stage: "read", Err: err}, func() {}, nil
+		case err != nil && it.Ack != nil:
+			it.Ack(err) // aborted: not durable
+		}
+		return readItem{it, release}, err
+	})
+	images := pipeline.Map(p, "preprocess", items, pipeline.Config{Workers: e.cfg.Workers, Buffer: 2 * bs, Ordered: true}, e.preprocess)
+	batches := pipeline.Batch(p, "batch", images, bs, e.cfg.BatchLatency, 1)
+	type done struct {
+		imgs   []*Image
+		ok     []*Image
+		result R
+		ran    bool
+	}
+	var okBuf sync.Pool
+	okBuf.New = func() any { return make([]*Image, 0, bs) }
+	results := pipeline.Map(p, "model", batches, pipeline.Config{Workers: 1, Buffer: 1, Ordered: true},
+		func(ctx context.Context, b []*Image) (done, error) {
+			ok := okBuf.Get().([]*Image)[:0]
+			for _, im := range b {
+				if im.Err == nil {
+					ok = append(ok, im)
+				}
+			}
+			d := done{imgs: b, ok: ok}
+			if len(ok) > 0 {
+				start := time.Now()
+				r, err := e.model.Run(ok)
+				e.observe("model", start)
+				if pipeline.IsFatal(err) {
+					return d, err
+				}
+				if err != nil {
+					for _, im := range ok {
+						im.Err, im.Stage = err, "model"
+					}
+					d.ok = ok[:0]
+				} else {
+					d.result, d.ran = r, true
+				}
+			}
+			for _, im := range b {
+				if im.CHW != nil {
+					e.chw.Put(im.CHW)
+					im.CHW = nil
+				}
+			}
+			return d, nil
+		})
+	pipeline.Sink(p, "write", results, 1, func(ctx context.Context, d done) error {
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		start := time.Now()
+		err := e.write(d.imgs, d.ok, d.result, d.ran)
+		e.observe("write", start)
+		if d.ran {
+			e.model.Release(d.result)
+		}
+		okBuf.Put(d.ok[:0])
+		return err
+	})
+
+	err := p.Wait()
+	stopFlush()
+	return e.finish(err)
+}
+
+func (e *Engine[R]) observe(stage string, start time.Time) {
+	if e.cfg.Observe != nil {
+		e.cfg.Observe(stage, time.Since(start).Seconds())
+	}
+}
+
+// readItem is an item as read: its encoded bytes count against the memory
+// budget from the read until its tensor is made (release).
+type readItem struct {
+	sources.Item
+	release func()
+}
+
+func (e *Engine[R]) preprocess(ctx context.Context, rd readItem) (*Image, error) {
+	defer rd.release()
+	it := rd.Item
+	im := &Image{Item: it}
+	if it.Err != nil {
+		im.Err, im.Stage = it.Err, "read"
+		return im, nil
+	}
+	chw := e.chw.Get().([]float32)
+	w, h, err := e.cfg.Preprocess.TensorContext(ctx, chw, it.Data)
+	if err != nil {
+		e.chw.Put(chw)
+		if ctx.Err() != nil {
+			// Aborted while waiting for the memory budget: not this item's
+			// fault, so no error row (a rerun resumes it).
+			if it.Ack != nil {
+				it.Ack(err)
+			}
+			return nil, pipeline.Fatal(err)
+		}
+		im.Err, im.Stage = err, "preprocess"
+		var se *stages.Error
+		if errors.As(err, &se) {
+			im.Stage = se.Stage
+		}
+		return im, nil
+	}
+	if !e.cfg.KeepData {
+		im.Item.Data = nil
+	}
+	im.CHW, im.Width, im.Height = chw, w, h
+	return im, nil
+}
+
+// write is the one ordered write stage: error rows for the failed images
+// of a batch, the output for the others.
+func (e *Engine[R]) write(imgs, ok []*Image, result R, ran bool) error {
+	e.rows = e.rows[:0]
+	for _, im := range imgs { // failed before the output: in input order
+		if im.Err != nil {
+			e.addErrorRow(im)
+		}
+	}
+	if ran && len(ok) > 0 {
+		for _, im := range ok {
+			im.Item.Ack = e.trackWritten(im)
+		}
+		e.handed += int64(len(ok))
+		if err := e.out.Write(ok, result); err != nil {
+			e.writeFailed = true
+			return pipeline.Fatal(fmt.Errorf("write: %w", err))
+		}
+	}
+	for _, im := range e.rejected { // outputs that refused one row: its error row instead
+		e.addErrorRow(im)
+	}
+	e.rejected = e.rejected[:0]
+	if len(e.rows) == 0 {
+		return nil
+	}
+	if e.cfg.Errors == nil {
+		for i := range e.rows {
+			e.rows[i].Ack(nil)
+		}
+		return nil
+	}
+	if err := e.cfg.Errors.Write(e.rows); err != nil {
+		e.writeFailed = true
+		return pipeline.Fatal(fmt.Errorf("write error rows: %w", err))
+	}
+	return nil
+}
+
+func (e *Engine[R]) addErrorRow(im *Image) {
+	if e.firstErr.Load() == nil {
+		s := im.Item.ID + ": " + im.Err.Error()
+		e.firstErr.CompareAndSwap(nil, &s)
+	}
+	if e.cfg.OnFailure != nil {
+		e.cfg.OnFailure(im)
+	}
+	it := im.Item
+	row := sinks.ErrorRow{ID: it.ID, Stage: im.Stage, Error: im.Err.Error(), Source: it.Pos.String(), Data: it.Data,
+		Ack: e.trackFailed(it.Ack)}
+	e.rows = append(e.rows, row)
+}
+
+// trackWritten wraps an output row's ack: it counts, and a row that the
+// output refused alone (sinks.ItemError) goes back to the write stage to
+// become an error row carrying the original ack.
+func (e *Engine[R]) trackWritten(im *Image) func(error) {
+	ack := im.Item.Ack
+	return func(err error) {
+		var ie *sinks.ItemError
+		switch {
+		case err == nil:
+			e.written.Add(1)
+		case errors.As(err, &ie):
+			im.Err, im.Stage = ie.Err, "write"
+			im.Item.Ack = ack
+			e.rejected = append(e.rejected, im) // acks are called under e.mu (Write, Flush, finish)
+			return
+		default:
+			e.lost.Add(1)
+		}
+		if ack != nil {
+			ack(err)
+		}
+	}
+}
+
+func (e *Engine[R]) trackFailed(ack func(error)) func(error) {
+	return func(err error) {
+		if err == nil {
+			e.failed.Add(1)
+		} else {
+			e.lost.Add(1)
+		}
+		if ack != nil {
+			ack(err)
+		}
+	}
+}
+
+// stray counts failures the pipeline routes outside the items (a source's
+// Skip error): they have no item to carry them.
+func (e *Engine[R]) stray(f pipeline.Failure) {
+	e.failed.Add(1)
+	if e.cfg.OnFailure != nil {
+		e.cfg.OnFailure(&Image{Err: f.Err, Stage: f.Stage})
+	}
+}
+
+// flushEvery publishes pending output on a timer until the returned stop.
+func (e *Engine[R]) flushEvery(p *pipeline.Pipeline) (stop func()) {
+	if e.cfg.FlushInterval <= 0 {
+		return func() {}
+	}
+	quit := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(e.cfg.FlushInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-t.C:
+				e.mu.Lock()
+				err := e.out.Flush()
+				if err == nil && e.cfg.Errors != nil {
+					err = e.cfg.Errors.Flush()
+				}
+				e.mu.Unlock()
+				if err != nil {
+					p.Abort(fmt.Errorf("publish: %w", err))
+				}
+			case <-quit:
+				return
+			}
+		}
+	}()
+	return func() { close(quit); wg.Wait() }
+}
+
+// finish closes the outputs after the pipeline stopped: a clean end or a
+// drain publishes; an abort drops what is unpublished (or publishes it,
+// with PublishOnAbort); a failed write aborts. An output that was given no
+// row is aborted, so a run that produced nothing leaves no empty file.
+// Either way every ack has been called when finish returns.
+func (e *Engine[R]) finish(runErr error) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	publish := !e.writeFailed && (runErr == nil || e.cfg.PublishOnAbort)
+	end := func(w interface {
+		Close() error
+		Abort() error
+	}, used bool) error {
+		if !publish || !used {
+			w.Abort()
+			return nil
+		}
+		if err := w.Close(); err != nil {
+			w.Abort()
+			return err
+		}
+		return nil
+	}
+	err := end(e.out, publish && e.handed > 0)
+	// Rows an output refused alone while publishing (not inside a Write)
+	// have no write stage left to become error rows: they are not durable.
+	for _, im := range e.rejected {
+		e.lost.Add(1)
+		if im.Item.Ack != nil {
+			im.Item.Ack(im.Err)
+		}
+	}
+	e.rejected = nil
+	if e.cfg.Errors != nil {
+		// Error rows are complete too: published unless a write failed.
+		err = errors.Join(err, end(e.cfg.Errors, !e.writeFailed))
+	}
+	if runErr != nil {
+		return runErr
+	}
+	return err
+}

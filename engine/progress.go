@@ -1,0 +1,228 @@
+package engine
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"sync"
+	"text/tabwriter"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+	"golang.org/x/term"
+
+	"github.com/maeembed/maeembed/pipeline"
+	"github.com/maeembed/maeembed/stages"
+)
+
+// Progress display: a bar when stderr is a terminal, a log line every
+// logEvery otherwise (CI logs, Kubernetes), so a long run is never silent.
+const (
+	barEvery = 250 * time.Millisecond
+	logEvery = 10 * time.Second
+)
+
+// done is what the bar counts: every input of this shard that is finished,
+// including those a previous run finished (resume).
+func (c Counts) done() int64 { return c.Written + c.Failed + c.Skipped }
+
+// Progress reports a run's advance until Stop is called.
+type Progress struct {
+	start  time.Time
+	total  int64 // items of this shard, <= 0 if unknown (stream mode)
+	counts func() Counts
+	bar    *progressbar.ProgressBar
+	w      io.Writer
+	log    *slog.Logger // restored when the bar stops
+	quit   chan struct{}
+	wg     sync.WaitGroup
+}
+
+// IsTerminal reports whether w is a terminal (the bar is then useful).
+func IsTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+// StartProgress starts the reporter: a bar on w when bar is set (w a
+// terminal), else a log line every 10 s; total <= 0 means unknown. With bar set it draws on w and routes
+// slog through the bar so warnings print above it instead of tearing it.
+func StartProgress(w io.Writer, bar bool, total int64, start time.Time, counts func() Counts) *Progress {
+	if total <= 0 {
+		total = -1 // the bar shows a spinner, the log lines no total
+	}
+	p := &Progress{start: start, total: total, counts: counts, w: w, quit: make(chan struct{})}
+	every := logEvery
+	if bar && w != nil {
+		every = barEvery
+		p.bar = progressbar.NewOptions64(total,
+			progressbar.OptionSetWriter(w),
+			progressbar.OptionSetDescription("images"),
+			progressbar.OptionShowCount(),
+			progressbar.OptionSetPredictTime(true),
+			progressbar.OptionSetElapsedTime(true),
+			progressbar.OptionThrottle(barEvery),
+			progressbar.OptionFullWidth(),
+			progressbar.OptionShowDescriptionAtLineEnd(),
+		)
+		p.log = slog.Default()
+		slog.SetDefault(slog.New(slog.NewTextHandler(barWriter{p.bar}, &slog.HandlerOptions{Level: slog.LevelInfo})))
+		p.update()
+	}
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-t.C:
+				if p.bar != nil {
+					p.update()
+				} else {
+					p.logLine()
+				}
+			case <-p.quit:
+				return
+			}
+		}
+	}()
+	return p
+}
+
+// rate is images per second of this run (resumed ones excluded).
+func (p *Progress) rate(c Counts) float64 {
+	el := time.Since(p.start).Seconds()
+	if el <= 0 {
+		return 0
+	}
+	return float64(c.Written+c.Failed) / el
+}
+
+// description is what the bar shows after the count: errors and speed.
+func (p *Progress) description(c Counts) string {
+	return fmt.Sprintf("%s, %.1f images/s", plural(c.Failed, "error"), p.rate(c))
+}
+
+func (p *Progress) update() {
+	c := p.counts()
+	p.bar.Describe(p.description(c))
+	p.bar.Set64(c.done())
+}
+
+func (p *Progress) logLine() {
+	c := p.counts()
+	attrs := []any{"done", c.done()}
+	if p.total > 0 {
+		attrs = append(attrs, "total", p.total, "percent", fmt.Sprintf("%.1f", 100*float64(c.done())/float64(p.total)))
+	}
+	r := p.rate(c)
+	attrs = append(attrs, "written", c.Written, "failed", c.Failed, "skipped", c.Skipped, "images_per_s", fmt.Sprintf("%.2f", r))
+	if left := p.total - c.done(); p.total > 0 && r > 0 && left > 0 {
+		attrs = append(attrs, "eta", (time.Duration(float64(left)/r) * time.Second).Round(time.Second).String())
+	}
+	slog.Info("progress", attrs...)
+}
+
+// Stop ends the display; the bar's last state stays on screen.
+func (p *Progress) Stop() {
+	close(p.quit)
+	p.wg.Wait()
+	if p.bar != nil {
+		p.update()
+		p.bar.Exit()
+		fmt.Fprintln(p.w)
+		slog.SetDefault(p.log)
+	}
+}
+
+// barWriter prints log lines above the bar (the bar redraws below them).
+type barWriter struct{ bar *progressbar.ProgressBar }
+
+func (w barWriter) Write(b []byte) (int, error) {
+	if _, err := progressbar.Bprintf(w.bar, "%s", b); err != nil {
+		return 0, err
+	}
+	return len(b), nil
+}
+
+// plural is "1 error", "2 errors".
+func plural(n int64, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
+}
+
+// WriteSummary prints the end-of-run report for people: counts, speed and
+// where the time went, one line per pipeline stage. Busy time is summed over
+// a stage's workers; util is busy / (wall × workers), so the stage near
+// 100% is the bottleneck. A run that found everything already done says so
+// instead of printing a table of zeros.
+func WriteSummary(w io.Writer, cmd string, c Counts, wall time.Duration, stats []pipeline.StageStats) {
+	writeSummary(w, cmd, c, 0, wall, stats)
+}
+
+// writeSummary is WriteSummary with the count of ignored files (> 0: a
+// line says what they are).
+func writeSummary(w io.Writer, cmd string, c Counts, ignored int64, wall time.Duration, stats []pipeline.StageStats) {
+	rate := 0.0
+	if s := wall.Seconds(); s > 0 {
+		rate = float64(c.Written) / s
+	}
+	fmt.Fprintf(w, "\n%s: %s written, %s, %d skipped (already done)\n", cmd, plural(c.Written, "image"), plural(c.Failed, "error"), c.Skipped)
+	if c.Lost > 0 {
+		fmt.Fprintf(w, "%s: %s not published (rerun to resume)\n", cmd, plural(c.Lost, "image"))
+	}
+	if ignored > 0 {
+		fmt.Fprintf(w, "%s: %d ignored (files in directories that are not images, and Parquet files there without an image column; --extensions changes the list)\n", cmd, ignored)
+	}
+	if c.Written+c.Failed+c.Lost == 0 && c.Skipped > 0 {
+		fmt.Fprintf(w, "%s: nothing to do: every input was already done\n", cmd)
+		return
+	}
+	fmt.Fprintf(w, "%s: %.2f s, %.2f images/s\n", cmd, wall.Seconds(), rate)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "stage\tworkers\titems\terrors\tbusy s\tms/item\tutil")
+	for _, s := range stats {
+		per := 0.0
+		if s.Items > 0 {
+			per = 1000 * s.Busy.Seconds() / float64(s.Items)
+		}
+		util := 0.0
+		if wall > 0 && s.Workers > 0 {
+			util = 100 * s.Busy.Seconds() / (wall.Seconds() * float64(s.Workers))
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%.2f\t%.2f\t%.0f%%\n", s.Name, s.Workers, s.Items, s.Errors, s.Busy.Seconds(), per, util)
+	}
+	tw.Flush()
+}
+
+// RunInfo is what a run's summary reports beside its Counts.
+type RunInfo struct {
+	Ignored int64          // files in input directories that are not inputs (Inputs.Ignored)
+	Budget  *stages.Budget // the run's memory budget; nil: none
+}
+
+// Summary ends a run's report: one machine-readable "done" log line (the
+// counts, the busy seconds of each stage, the memory budget's peak and
+// size in bytes) and, with w set (file mode), WriteSummary's table for
+// people, the ignored files and the peak memory held in flight.
+func Summary(w io.Writer, cmd string, c Counts, info RunInfo, stats []pipeline.StageStats, wall time.Duration) {
+	attrs := []any{"written", c.Written, "failed", c.Failed, "skipped", c.Skipped, "ignored", info.Ignored, "not_published", c.Lost,
+		"seconds", fmt.Sprintf("%.2f", wall.Seconds()), "images_per_s", fmt.Sprintf("%.2f", float64(c.Written)/wall.Seconds())}
+	for _, s := range stats {
+		attrs = append(attrs, s.Name+"_busy_s", fmt.Sprintf("%.2f", s.Busy.Seconds()))
+	}
+	attrs = append(attrs, "memory_peak_bytes", info.Budget.Peak(), "memory_budget_bytes", info.Budget.Size())
+	slog.Info("done", attrs...)
+	if w == nil {
+		return
+	}
+	writeSummary(w, cmd, c, info.Ignored, wall, stats)
+	if b := info.Budget; b != nil {
+		fmt.Fprintf(w, "%s: memory in flight (read + decoding): peak %d MiB of a %d MiB budget (--memory-budget)\n",
+			cmd, b.Peak()>>20, b.Size()>>20)
+	}
+}

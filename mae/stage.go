@@ -1,0 +1,142 @@
+package mae
+
+import (
+	"fmt"
+)
+
+// Embedder is the embedding model stage: normalised CHW images in, one
+// embedding per image out. Patchify stays inside: callers hand images as
+// the preprocessing writes them (float32 [3,S,S], S = Config.ImageSize).
+// It reuses one patch buffer, so one goroutine uses it at a time.
+type Embedder struct {
+	m       *Model
+	pool    Pool
+	dim     int
+	patches []float32
+}
+
+// NewEmbedder checks that m can pool with pool and sizes the buffers for
+// batches of up to maxBatch images.
+func NewEmbedder(m *Model, pool Pool, maxBatch int) (*Embedder, error) {
+	if err := m.CheckPool(pool); err != nil {
+		return nil, err
+	}
+	c := m.Config
+	return &Embedder{m: m, pool: pool, dim: m.EmbedDim(pool), patches: make([]float32, maxBatch*c.NumPatches()*c.PatchDim())}, nil
+}
+
+// Dim is the number of values per image: D, or (1+L)·D for PoolTokens.
+func (e *Embedder) Dim() int { return e.dim }
+
+// Embed writes the embeddings of images into dst, len(images)·Dim() values
+// in image order.
+func (e *Embedder) Embed(dst []float32, images [][]float32) error {
+	n := len(images)
+	pp, err := e.patchify(images)
+	if err != nil {
+		return err
+	}
+	if len(dst) < n*e.dim {
+		return fmt.Errorf("mae: embed output has %d values, want %d", len(dst), n*e.dim)
+	}
+	return e.m.Embed(dst[:n*e.dim], pp, n, e.pool)
+}
+
+func (e *Embedder) patchify(images [][]float32) ([]float32, error) {
+	return patchifyBatch(e.m.Config, e.patches, images)
+}
+
+// patchifyBatch lays images out in patch order into buf (grown if needed).
+func patchifyBatch(c Config, buf []float32, images [][]float32) ([]float32, error) {
+	per := c.NumPatches() * c.PatchDim()
+	want := 3 * c.ImageSize * c.ImageSize
+	if cap(buf) < len(images)*per {
+		return nil, fmt.Errorf("mae: batch of %d images exceeds the %d the stage was made for", len(images), cap(buf)/per)
+	}
+	pp := buf[:len(images)*per]
+	for i, img := range images {
+		if len(img) != want {
+			return nil, fmt.Errorf("mae: image %d has %d values, want 3·%d·%d", i, len(img), c.ImageSize, c.ImageSize)
+		}
+		Patchify(pp[i*per:], img, 1, c.ImageSize, c.PatchSize)
+	}
+	return pp, nil
+}
+
+// Noise gives the masking noise of one input: L values in [0, 1) whose
+// argsort decides which patches are removed (DESIGN §2 random_masking).
+type Noise interface {
+	// Fill writes the noise of the input at position index (its ordinal in
+	// the input sequence) into dst.
+	Fill(dst []float32, index int64) error
+}
+
+// SeededNoise draws each input's noise from the seed and its position
+// (NoiseRow), so a mask does not depend on batching or sharding.
+type SeededNoise uint64
+
+// Fill implements Noise.
+func (s SeededNoise) Fill(dst []float32, index int64) error {
+	NoiseRow(dst, uint64(s), index)
+	return nil
+}
+
+// NoiseRows is noise given as rows, one per input in input order (the
+// reference's own draws, e.g. from a float32 .npy [N, L]).
+type NoiseRows struct {
+	Name string    // for errors: where the rows came from
+	L    int       // values per row
+	Data []float32 // N·L values
+}
+
+// Fill implements Noise.
+func (r NoiseRows) Fill(dst []float32, index int64) error {
+	n := int64(len(r.Data) / r.L)
+	if index < 0 || index >= n {
+		return fmt.Errorf("mask noise %s has %d rows, input is number %d", r.Name, n, index)
+	}
+	copy(dst, r.Data[index*int64(r.L):(index+1)*int64(r.L)])
+	return nil
+}
+
+// Reconstructor is the reconstruction model stage: normalised CHW images
+// in, masked by Noise at Ratio, encoder and decoder run, predictions, masks
+// and losses out. One goroutine uses it at a time.
+type Reconstructor struct {
+	m       *Model
+	ratio   float64
+	normPix bool
+	noise   Noise
+	patches []float32
+	nbuf    []float32
+}
+
+// NewReconstructor needs a model with a decoder; ratio is in [0, 1).
+func NewReconstructor(m *Model, ratio float64, normPix bool, noise Noise, maxBatch int) (*Reconstructor, error) {
+	if m.Decoder == nil {
+		return nil, fmt.Errorf("the checkpoint has no decoder: reconstruction needs a model with decoder weights (e.g. mae_visualize_vit_base.pth)")
+	}
+	if ratio < 0 || ratio >= 1 {
+		return nil, fmt.Errorf("mask ratio %v outside [0, 1)", ratio)
+	}
+	c := m.Config
+	return &Reconstructor{m: m, ratio: ratio, normPix: normPix, noise: noise,
+		patches: make([]float32, maxBatch*c.NumPatches()*c.PatchDim()), nbuf: make([]float32, maxBatch*c.NumPatches())}, nil
+}
+
+// Reconstruct runs images; index[i] is image i's position in the input
+// sequence, which picks its noise.
+func (r *Reconstructor) Reconstruct(images [][]float32, index []int64) (*Reconstruction, error) {
+	pp, err := patchifyBatch(r.m.Config, r.patches, images)
+	if err != nil {
+		return nil, err
+	}
+	l := r.m.Config.NumPatches()
+	nb := r.nbuf[:len(images)*l]
+	for i := range images {
+		if err := r.noise.Fill(nb[i*l:(i+1)*l], index[i]); err != nil {
+			return nil, err
+		}
+	}
+	return r.m.Reconstruct(pp, nb, len(images), r.ratio, r.normPix)
+}

@@ -1,0 +1,142 @@
+package sinks
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"unicode/utf8"
+
+	"image/png"
+)
+
+// pngText returns the iTXt/tEXt key-value chunks of a PNG file.
+func pngText(t *testing.T, path string) map[string]string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]string{}
+	for p := 8; p+12 <= len(b); {
+		n := int(binary.BigEndian.Uint32(b[p:]))
+		typ, data := string(b[p+4:p+8]), b[p+8:p+8+n]
+		switch typ {
+		case "iTXt":
+			k, rest, _ := bytes.Cut(data, []byte{0})
+			rest = rest[2:]                         // compression flag, method
+			_, rest, _ = bytes.Cut(rest, []byte{0}) // language
+			_, rest, _ = bytes.Cut(rest, []byte{0}) // translated keyword
+			out[string(k)] = string(rest)
+		case "tEXt":
+			k, v, _ := bytes.Cut(data, []byte{0})
+			out[string(k)] = string(v)
+		}
+		p += 12 + n
+	}
+	return out
+}
+
+// Any id gives a file: a 255-byte name (the longest a file system takes,
+// which the temporary name would exceed) is shortened, two long ids that
+// differ only at the end stay apart, and the file carries the id.
+func TestReconPNGLongNames(t *testing.T) {
+	dir := t.TempDir()
+	w, err := NewReconPNG(dir, testReconMeta)
+	if err != nil {
+		t.Fatal(err)
+	}
+	long := strings.Repeat("é", 125) + "a.jpg" // 255 bytes
+	ids := []string{long, strings.Repeat("é", 125) + "b.jpg", "sub/" + long, "short.jpg"}
+	rows := reconRows(rand.New(rand.NewPCG(3, 4)), testReconMeta, 0, len(ids))
+	var failed []error
+	for i := range rows {
+		rows[i].ID = ids[i]
+		rows[i].Ack = func(err error) {
+			if err != nil {
+				failed = append(failed, err)
+			}
+		}
+	}
+	if err := w.Write(rows); err != nil {
+		t.Fatal(err)
+	}
+	if len(failed) > 0 {
+		t.Fatalf("rows failed: %v", failed)
+	}
+	seen := map[string]bool{}
+	for _, id := range ids {
+		p := PNGPath(dir, id)
+		for _, c := range strings.Split(strings.TrimPrefix(p, dir+"/"), "/") {
+			if len(c) > 255-25 || !utf8.ValidString(c) {
+				t.Errorf("component %q (%d bytes) of %s", c, len(c), id)
+			}
+		}
+		if seen[p] {
+			t.Errorf("two ids share %s", p)
+		}
+		seen[p] = true
+		f, err := os.Open(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := png.Decode(f); err != nil {
+			t.Errorf("%s: %v", p, err)
+		}
+		f.Close()
+		if got := pngText(t, p)["maeembed.id"]; got != id {
+			t.Errorf("%s: maeembed.id %q, want %q", p, got, id)
+		}
+	}
+	if got := PNGPath("out", "short.jpg"); got != "out/short.jpg.png" {
+		t.Errorf("a short name changed: %s", got)
+	}
+	// PIL, the reference's image library, reads the id too.
+	py := numpyPython(t)
+	if err := exec.Command(py, "-c", "import PIL").Run(); err != nil {
+		skipOrFail(t, "PIL not available in %s: %v", py, err)
+	}
+	out, err := exec.Command(py, "-c", "import sys; from PIL import Image; print(Image.open(sys.argv[1]).text['maeembed.id'], end='')", PNGPath(dir, long)).CombinedOutput()
+	if err != nil || string(out) != long {
+		t.Errorf("PIL read maeembed.id %q (%v), want the id", out, err)
+	}
+}
+
+// A file the file system refuses fails that row alone, with an ItemError.
+func TestReconPNGOneFileFails(t *testing.T) {
+	dir := t.TempDir()
+	w, err := NewReconPNG(dir, testReconMeta)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(PNGPath(dir, "taken.jpg"), 0o755); err != nil { // a directory where the file goes
+		t.Fatal(err)
+	}
+	rows := reconRows(rand.New(rand.NewPCG(5, 6)), testReconMeta, 0, 3)
+	acks := make([]error, 3)
+	called := 0
+	for i, id := range []string{"a.jpg", "taken.jpg", "c.jpg"} {
+		rows[i].ID = id
+		rows[i].Ack = func(err error) { acks[i] = err; called++ }
+	}
+	if err := w.Write(rows); err != nil {
+		t.Fatalf("one bad file ended the write: %v", err)
+	}
+	var ie *ItemError
+	if called != 3 || acks[0] != nil || acks[2] != nil || !errors.As(acks[1], &ie) || ie.ID != "taken.jpg" {
+		t.Fatalf("acks %v", acks)
+	}
+	for _, id := range []string{"a.jpg", "c.jpg"} {
+		if _, err := os.Stat(PNGPath(dir, id)); err != nil {
+			t.Error(err)
+		}
+	}
+	if hidden := hiddenFiles(t, filepath.Dir(PNGPath(dir, "taken.jpg"))); len(hidden) != 0 {
+		t.Errorf("temporaries left: %v", hidden)
+	}
+}
