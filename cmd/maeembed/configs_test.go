@@ -90,3 +90,34 @@ func TestConfigFileKeysPerCommand(t *testing.T) {
 		t.Errorf("stream keys: %v %+v", err, o)
 	}
 }
+
+// The input options (sources.Options, inlined) and the memory budget follow
+// the same rule: keys of the commands that have their flags, refused by
+// the others; probe has its own options.
+func TestConfigFileInputAndBudgetKeys(t *testing.T) {
+	cfg := filepath.Join(t.TempDir(), "c.yaml")
+	os.WriteFile(cfg, []byte("extensions: [jpg, png]\nimage_column: img\nid_column: key\nimage_root: /data\nmemory_budget: 512MiB\n"), 0o644)
+	o, err := parseFor(embedCommand, "embed", "--config-file", cfg, "--image-column", "pic", "in")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := o.Source; len(s.Extensions) != 2 || s.ImageColumn != "pic" || s.IDColumn != "key" || s.ImageRoot != "/data" || o.MemBudget != "512MiB" {
+		t.Errorf("got %+v, memory budget %q", o.Source, o.MemBudget)
+	}
+	os.WriteFile(cfg, []byte("memory_budget: 1GiB\n"), 0o644)
+	if o, err := parseFor(streamCommand, "stream", "--config-file", cfg); err != nil || o.MemBudget != "1GiB" {
+		t.Errorf("stream memory_budget: %v", err)
+	}
+	os.WriteFile(cfg, []byte("extensions: [jpg]\n"), 0o644)
+	if _, err := parseFor(streamCommand, "stream", "--config-file", cfg); err == nil || !strings.Contains(err.Error(), "extensions") || !errors.Is(err, errUsage) {
+		t.Errorf("stream with extensions: %v", err)
+	}
+	for _, yaml := range []string{"pool: cls\n", "memory_budget: 1GiB\n"} {
+		os.WriteFile(cfg, []byte(yaml), 0o644)
+		key, _, _ := strings.Cut(yaml, ":")
+		code, _, stderr := maeembed(t, "probe", "--config-file", cfg, t.TempDir())
+		if code != 2 || !strings.Contains(stderr, key) {
+			t.Errorf("probe with %q: exit %d\n%s", yaml, code, stderr)
+		}
+	}
+}
