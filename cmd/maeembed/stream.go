@@ -37,27 +37,27 @@ the partitions (and may share the output directory).`,
 		fs.StringVarP(&o.Output, "output", "o", o.Output, "directory of rolling Parquet part files (workers may share it)")
 		preprocessFlags(fs, o)
 		fs.StringVar(&o.Pool, "pool", o.Pool, "cls | mean | tokens | global")
-		s := &o.Stream
-		fs.Var(&listFlag{v: &s.Brokers}, "brokers", "bootstrap brokers host:port[,host:port] (repeatable)")
-		fs.Var(&listFlag{v: &s.Topics}, "topic", "input topic (repeatable, or comma-separated)")
-		fs.StringVar(&s.Group, "group", s.Group, "consumer group: workers with the same group share the partitions")
-		fs.StringVar(&s.StartOffset, "start-offset", s.StartOffset, "earliest | latest: where a group without committed offsets starts")
+		s, c := &o.Stream, &o.Stream.Consumer
+		fs.Var(&listFlag{v: &c.Brokers}, "brokers", "bootstrap brokers host:port[,host:port] (repeatable)")
+		fs.Var(&listFlag{v: &c.Topics}, "topic", "input topic (repeatable, or comma-separated)")
+		fs.StringVar(&c.Group, "group", c.Group, "consumer group: workers with the same group share the partitions")
+		fs.StringVar(&c.StartOffset, "start-offset", c.StartOffset, "earliest | latest: where a group without committed offsets starts")
 		fs.StringVar(&s.OutputTopic, "output-topic", s.OutputTopic, "topic for the embeddings (key = id, value = little-endian float32 [D])")
 		fs.StringVar(&s.DLQTopic, "dlq-topic", s.DLQTopic, "dead-letter topic for inputs that fail (original bytes, maeembed-error/-stage headers)")
 		fs.StringVar(&s.MetricsAddr, "metrics-addr", s.MetricsAddr, "serve /metrics, /healthz and /readyz here (e.g. :9090; empty = off)")
 		fs.DurationVar(&s.BatchLatency, "batch-latency", s.BatchLatency, "run a partial batch after waiting this long for it to fill")
-		fs.IntVar(&s.MaxInFlight, "max-in-flight", s.MaxInFlight, "messages fetched but not yet durable (bounds memory)")
-		fs.IntVar(&s.FetchMinBytes, "fetch-min-bytes", s.FetchMinBytes, "fetch.min.bytes (0 = 1)")
-		fs.IntVar(&s.FetchMaxBytes, "fetch-max-bytes", s.FetchMaxBytes, "max bytes per partition fetch; must exceed the largest image (0 = 16 MiB)")
-		fs.DurationVar(&s.FetchMaxWait, "fetch-max-wait", s.FetchMaxWait, "longest broker wait for fetch-min-bytes (0 = 250ms)")
-		fs.DurationVar(&s.CommitInterval, "commit-interval", s.CommitInterval, "how often durable offsets are committed")
-		fs.DurationVar(&s.SessionTimeout, "session-timeout", s.SessionTimeout, "group session timeout: how long a dead worker's partitions wait")
+		fs.IntVar(&c.MaxInFlight, "max-in-flight", c.MaxInFlight, "messages fetched but not yet durable (bounds memory)")
+		fs.IntVar(&c.MinBytes, "fetch-min-bytes", c.MinBytes, "fetch.min.bytes (0 = 1)")
+		fs.IntVar(&c.MaxBytes, "fetch-max-bytes", c.MaxBytes, "max bytes per partition fetch; must exceed the largest image (0 = 16 MiB)")
+		fs.DurationVar(&c.MaxWait, "fetch-max-wait", c.MaxWait, "longest broker wait for fetch-min-bytes (0 = 250ms)")
+		fs.DurationVar(&c.CommitInterval, "commit-interval", c.CommitInterval, "how often durable offsets are committed")
+		fs.DurationVar(&c.SessionTimeout, "session-timeout", c.SessionTimeout, "group session timeout: how long a dead worker's partitions wait")
 		fs.DurationVar(&s.FlushInterval, "flush-interval", s.FlushInterval, "publish the current Parquet part at least this often")
 		fs.IntVar(&o.MaxFileRows, "max-file-rows", o.MaxFileRows, "publish a Parquet part at this many rows (0 = 100000)")
 		fs.Int64Var(&s.MaxFileBytes, "max-file-bytes", s.MaxFileBytes, "publish a Parquet part at this many bytes of values (0 = 512 MiB)")
 		fs.DurationVar(&s.ProduceLinger, "produce-linger", s.ProduceLinger, "kafka-go writer batch timeout")
 		fs.DurationVar(&s.ShutdownTimeout, "shutdown-timeout", s.ShutdownTimeout, "on SIGTERM, drain for at most this long, then abort (uncommitted messages are redelivered)")
-		sec := &s.Security
+		sec := &c.Security
 		fs.BoolVar(&sec.TLS, "tls", sec.TLS, "connect to the brokers with TLS")
 		fs.StringVar(&sec.CAFile, "tls-ca", sec.CAFile, "PEM file of the CA certificates")
 		fs.StringVar(&sec.CertFile, "tls-cert", sec.CertFile, "client certificate (PEM)")
@@ -74,7 +74,7 @@ the partitions (and may share the output directory).`,
 
 // checkStream validates the stream options.
 func checkStream(o *Options) error {
-	s := &o.Stream
+	s := &o.Stream.Consumer
 	if pw := os.Getenv("MAEEMBED_SASL_PASSWORD"); pw != "" && s.Security.SASLPassword == "" {
 		s.Security.SASLPassword = pw
 	}
@@ -83,13 +83,13 @@ func checkStream(o *Options) error {
 		return fmt.Errorf("%w: stream needs --brokers", errUsage)
 	case len(s.Topics) == 0:
 		return fmt.Errorf("%w: stream needs at least one --topic", errUsage)
-	case o.Output == "" && s.OutputTopic == "":
+	case o.Output == "" && o.Stream.OutputTopic == "":
 		return fmt.Errorf("%w: stream needs --output DIR and/or --output-topic T", errUsage)
 	case o.BatchSize < 1:
 		return fmt.Errorf("%w: --batch-size must be at least 1, got %d", errUsage, o.BatchSize)
 	case s.MaxInFlight < o.BatchSize:
 		return fmt.Errorf("%w: --max-in-flight %d is below --batch-size %d", errUsage, s.MaxInFlight, o.BatchSize)
-	case s.ShutdownTimeout <= 0:
+	case o.Stream.ShutdownTimeout <= 0:
 		return fmt.Errorf("%w: --shutdown-timeout must be positive", errUsage)
 	}
 	return nil
@@ -200,7 +200,7 @@ func (e *env) stream(o *Options) error {
 		}
 		// Acks wait for a part to be published and the source stops at
 		// max-in-flight, so a part never waits for more rows than that.
-		popts := sinks.ParquetOptions{MaxFileRows: min(cmp.Or(o.MaxFileRows, 100_000), max(1, so.MaxInFlight/2)), MaxFileBytes: so.MaxFileBytes,
+		popts := sinks.ParquetOptions{MaxFileRows: min(cmp.Or(o.MaxFileRows, 100_000), max(1, so.Consumer.MaxInFlight/2)), MaxFileBytes: so.MaxFileBytes,
 			OnPublish: func(path string, rows int) {
 				met.published.Inc()
 				slog.Debug("published", "path", path, "rows", rows)
@@ -216,7 +216,7 @@ func (e *env) stream(o *Options) error {
 		}
 	}
 	if so.OutputTopic != "" || so.DLQTopic != "" {
-		prod, err := sinkkafka.NewProducer(sinkkafka.Config{Brokers: so.Brokers, Security: so.Security, BatchTimeout: so.ProduceLinger})
+		prod, err := sinkkafka.NewProducer(sinkkafka.Config{Brokers: so.Consumer.Brokers, Security: so.Consumer.Security, BatchTimeout: so.ProduceLinger})
 		if err != nil {
 			return err
 		}
@@ -229,7 +229,7 @@ func (e *env) stream(o *Options) error {
 			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "maeembed_kafka_produced_total", Help: "Messages acknowledged by the brokers."}, func() float64 { return float64(prod.Produced()) }),
 			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "maeembed_kafka_produce_retries_total", Help: "Produce attempts retried."}, func() float64 { return float64(prod.Retries()) }))
 		if so.OutputTopic != "" {
-			outs = append(outs, sinkkafka.NewEmbeddingWriter(stop.Abort, prod, sinkkafka.EmbeddingMeta{Topic: so.OutputTopic, Model: o.Model, Pool: string(pool), Dim: em.Dim()}))
+			outs = append(outs, sinkkafka.NewEmbeddingWriter(stop.Abort, prod, sinkkafka.EmbeddingMeta{Topic: so.OutputTopic, Model: o.Model.Name, Pool: string(pool), Dim: em.Dim()}))
 		}
 		if so.DLQTopic != "" {
 			if errW != nil {
@@ -239,11 +239,9 @@ func (e *env) stream(o *Options) error {
 		}
 	}
 
-	src, err := srckafka.Open(srckafka.Config{
-		Brokers: so.Brokers, Topics: so.Topics, Group: so.Group, StartOffset: so.StartOffset, Security: so.Security,
-		MinBytes: so.FetchMinBytes, MaxBytes: so.FetchMaxBytes, MaxWait: so.FetchMaxWait, MaxInFlight: so.MaxInFlight,
-		CommitInterval: so.CommitInterval, SessionTimeout: so.SessionTimeout, CloseTimeout: 5 * time.Second,
-	})
+	consumer := so.Consumer
+	consumer.CloseTimeout = 5 * time.Second
+	src, err := srckafka.Open(consumer)
 	if err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
