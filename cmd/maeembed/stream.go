@@ -1,25 +1,17 @@
 package main
 
 import (
-	"cmp"
-	"errors"
 	"fmt"
-	"log/slog"
 	"os"
-	"sync/atomic"
 	"syscall"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/pflag"
 
 	"github.com/maeembed/maeembed/engine"
 	"github.com/maeembed/maeembed/mae"
-	"github.com/maeembed/maeembed/metrics"
-	"github.com/maeembed/maeembed/pipeline"
 	"github.com/maeembed/maeembed/sinks"
-	sinkkafka "github.com/maeembed/maeembed/sinks/kafka"
-	srckafka "github.com/maeembed/maeembed/sources/kafka"
+	"github.com/maeembed/maeembed/stream"
 )
 
 var streamCommand = commandSpec{
@@ -92,71 +84,14 @@ func checkStream(o *Options) error {
 	case o.Stream.ShutdownTimeout <= 0:
 		return fmt.Errorf("%w: --shutdown-timeout must be positive", errUsage)
 	}
-	return nil
-}
-
-// streamMetrics are the worker's own metrics, beside the consumer's
-// (sources/kafka) and the stages' (metrics.Stages).
-type streamMetrics struct {
-	reg                            *prometheus.Registry
-	eng                            atomic.Pointer[engine.Engine[engine.Embeddings]]
-	src                            atomic.Pointer[srckafka.Source]
-	failed, deadLetters, published prometheus.Counter
-	model, write                   prometheus.Histogram
-	fatal, modelLoaded             atomic.Bool
-}
-
-func newStreamMetrics() *streamMetrics {
-	m := &streamMetrics{reg: prometheus.NewRegistry()}
-	counter := func(name, help string) prometheus.Counter {
-		return prometheus.NewCounter(prometheus.CounterOpts{Name: name, Help: help})
-	}
-	hist := func(name, help string) prometheus.Histogram {
-		return prometheus.NewHistogram(prometheus.HistogramOpts{Name: name, Help: help, Buckets: metrics.LatencyBuckets})
-	}
-	m.failed = counter("maeembed_images_failed_total", "Inputs that failed at some stage.")
-	m.deadLetters = counter("maeembed_dead_letters_total", "Inputs sent to the dead-letter topic.")
-	m.published = counter("maeembed_parquet_parts_published_total", "Parquet part files published.")
-	m.model = hist("maeembed_model_batch_seconds", "Forward pass per batch.")
-	m.write = hist("maeembed_write_batch_seconds", "Writing one batch until its outputs are durable or queued for the next part.")
-	written := prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "maeembed_images_written_total",
-		Help: "Embeddings written and durable (Parquet rows published, output messages acknowledged)."}, func() float64 {
-		if e := m.eng.Load(); e != nil {
-			return float64(e.Counts().Written)
-		}
-		return 0
-	})
-	stages := metrics.Stages(func() []pipeline.StageStats {
-		if e := m.eng.Load(); e != nil {
-			return e.Stats()
-		}
-		return nil
-	})
-	m.reg.MustRegister(m.failed, m.deadLetters, m.published, m.model, m.write, written, stages)
-	return m
-}
-
-func (m *streamMetrics) healthy() error {
-	if m.fatal.Load() {
-		return errors.New("fatal error")
+	if err := s.Validate(); err != nil {
+		return fmt.Errorf("%w: %v", errUsage, err)
 	}
 	return nil
 }
-
-func (m *streamMetrics) ready() error {
-	switch s := m.src.Load(); {
-	case !m.modelLoaded.Load():
-		return errors.New("model loading")
-	case s == nil || !s.Ready():
-		return errors.New("kafka brokers not reachable")
-	}
-	return nil
-}
-
-var errShutdownTimeout = errors.New("shutdown timeout: aborted the items still in flight (their offsets are not committed; they will be redelivered)")
 
 // stream consumes images from Kafka and writes embeddings to rolling
-// Parquet and/or an output topic, at least once.
+// Parquet and/or an output topic, at least once (package stream).
 func (e *env) stream(o *Options) error {
 	if err := checkStream(o); err != nil {
 		return err
@@ -170,104 +105,21 @@ func (e *env) stream(o *Options) error {
 	if err != nil {
 		return err
 	}
-	met := newStreamMetrics()
-	if so.MetricsAddr != "" {
-		srv, err := metrics.Serve(so.MetricsAddr, met.reg, met.healthy, met.ready)
-		if err != nil {
-			return err
-		}
-		defer srv.Stop()
-	}
-	em, meta, err := e.openEmbedder(o, pool, &pre)
-	if err != nil {
-		return err
-	}
-	met.modelLoaded.Store(true)
-
 	// One owner of the signals: the first drains, the second or the
 	// shutdown timeout aborts; the abort also ends produce retries.
 	stop := engine.OnSignals(e.ctx, so.ShutdownTimeout, os.Interrupt, syscall.SIGTERM)
 	defer stop.Release()
-
-	var outs []sinks.Writer[sinks.Row]
-	var errW sinks.ErrorWriter
-	if o.Output != "" {
-		// Workers of one group may share the directory: part numbers
-		// never collide (no-clobber publish) and CleanTemps leaves the
-		// temporaries of live workers alone.
-		if err := sinks.CleanTemps(o.Output); err != nil {
-			return fmt.Errorf("output: %w", err)
-		}
-		// Acks wait for a part to be published and the source stops at
-		// max-in-flight, so a part never waits for more rows than that.
-		popts := sinks.ParquetOptions{MaxFileRows: min(cmp.Or(o.MaxFileRows, 100_000), max(1, so.Consumer.MaxInFlight/2)), MaxFileBytes: so.MaxFileBytes,
-			OnPublish: func(path string, rows int) {
-				met.published.Inc()
-				slog.Debug("published", "path", path, "rows", rows)
-			}}
-		w, err := sinks.NewParquet(o.Output, meta, popts)
-		if err != nil {
-			return err
-		}
-		outs = append(outs, w)
-		if errW, err = sinks.NewErrors(o.Output, meta, popts); err != nil {
-			w.Abort()
-			return err
-		}
-	}
-	if so.OutputTopic != "" || so.DLQTopic != "" {
-		prod, err := sinkkafka.NewProducer(sinkkafka.Config{Brokers: so.Consumer.Brokers, Security: so.Consumer.Security, BatchTimeout: so.ProduceLinger})
-		if err != nil {
-			return err
-		}
-		defer func() {
-			if err := prod.Close(); err != nil {
-				slog.Warn("kafka producer close", "err", err)
-			}
-		}()
-		met.reg.MustRegister(
-			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "maeembed_kafka_produced_total", Help: "Messages acknowledged by the brokers."}, func() float64 { return float64(prod.Produced()) }),
-			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "maeembed_kafka_produce_retries_total", Help: "Produce attempts retried."}, func() float64 { return float64(prod.Retries()) }))
-		if so.OutputTopic != "" {
-			outs = append(outs, sinkkafka.NewEmbeddingWriter(stop.Abort, prod, sinkkafka.EmbeddingMeta{Topic: so.OutputTopic, Model: o.Model.Name, Pool: string(pool), Dim: em.Dim()}))
-		}
-		if so.DLQTopic != "" {
-			if errW != nil {
-				errW.Abort() // the dead-letter topic takes the failures
-			}
-			errW = sinkkafka.NewDeadLetterWriter(stop.Abort, prod, so.DLQTopic, func(n int) { met.deadLetters.Add(float64(n)) })
-		}
-	}
-
-	consumer := so.Consumer
-	consumer.CloseTimeout = 5 * time.Second
-	src, err := srckafka.Open(consumer)
-	if err != nil {
-		return fmt.Errorf("%w: %v", errUsage, err)
-	}
-	met.src.Store(src)
-	met.reg.MustRegister(src.Collector())
-
-	eng := engine.New(engine.Config{Preprocess: pre, ImageSize: pre.Size, BatchSize: o.BatchSize, Workers: workers(o), BatchLatency: so.BatchLatency,
-		KeepData: so.DLQTopic != "", Errors: errW, FlushInterval: so.FlushInterval, Drain: stop.Drain, PublishOnAbort: true,
-		OnFailure: func(im *engine.Image) { met.failed.Inc(); logFailure(im) },
-		Observe: func(stage string, s float64) {
-			if stage == "model" {
-				met.model.Observe(s)
-			} else {
-				met.write.Observe(s)
-			}
-		}}, engine.NewEmbedModel(em, o.BatchSize), engine.NewEmbeddingOutput(outs...))
-	met.eng.Store(eng)
+	cfg := stream.Config{Consumer: so.Consumer, Output: o.Output, OutputTopic: so.OutputTopic, DLQTopic: so.DLQTopic,
+		Parquet:       sinks.ParquetOptions{MaxFileRows: o.MaxFileRows, MaxFileBytes: so.MaxFileBytes},
+		ProduceLinger: so.ProduceLinger, MetricsAddr: so.MetricsAddr,
+		Engine: engine.Config{BatchSize: o.BatchSize, Workers: workers(o), BatchLatency: so.BatchLatency,
+			FlushInterval: so.FlushInterval, OnFailure: logFailure}}
+	cfg.Consumer.CloseTimeout = 5 * time.Second
 	start := time.Now()
-	err = eng.Run(stop.Abort, src)
-	if err != nil {
-		met.fatal.Store(true)
-	}
-	summary(nil, "stream", eng.Counts(), eng.Stats(), start)
-	// Commit what is durable and leave the group.
-	if cerr := src.Close(); cerr != nil && err == nil {
-		err = cerr
-	}
+	res, err := stream.Run(stop, cfg, func() (stream.Model, error) {
+		em, meta, err := e.openEmbedder(o, pool, &pre)
+		return stream.Model{Embedder: em, Preprocess: pre, ImageSize: pre.Size, Meta: meta}, err
+	})
+	summary(nil, "stream", res.Counts, res.Stats, start)
 	return err
 }

@@ -53,6 +53,13 @@ type Config struct {
 	CloseTimeout      time.Duration `yaml:"-"`               // bound on the final commit at Close; default 10 s
 }
 
+// Validate reports a configuration Open would refuse (no brokers, topics
+// or group, an unknown start offset).
+func (c Config) Validate() error {
+	_, err := c.withDefaults()
+	return err
+}
+
 func (c Config) withDefaults() (Config, error) {
 	if len(c.Brokers) == 0 {
 		return c, errors.New("kafka: no brokers")
