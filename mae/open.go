@@ -19,17 +19,17 @@ var decoderCheckpoint = map[string]string{
 }
 
 // Source names a model: Name is a preset name, a checkpoint file or a
-// Hugging Face directory.
+// Hugging Face directory. The YAML keys are those of the commands' flags.
 type Source struct {
-	Name   string
-	Config string // HF-style config.json for a bare weights file
+	Name   string `yaml:"model"`
+	Config string `yaml:"config"` // HF-style config.json for a bare weights file
 	// CacheDir is where presets are downloaded (default $MAEEMBED_CACHE or
 	// the user cache dir); $MAEEMBED_HUB_URL names a mirror of the
 	// official download site.
-	CacheDir string
+	CacheDir string `yaml:"cache_dir"`
 	// NeedDecoder picks, for an architecture preset, the official
 	// checkpoint that carries a decoder, and refuses one without.
-	NeedDecoder bool
+	NeedDecoder bool `yaml:"-"`
 }
 
 // Resolve turns s.Name into a local path: an existing file or directory as

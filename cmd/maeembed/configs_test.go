@@ -86,7 +86,7 @@ func TestConfigFileKeysPerCommand(t *testing.T) {
 		}
 	}
 	os.WriteFile(cfg, []byte("topics: [a]\nbrokers: [b]\n"), 0o644)
-	if o, err := parseFor(streamCommand, "stream", "--config-file", cfg); err != nil || o.Stream.Topics[0] != "a" {
+	if o, err := parseFor(streamCommand, "stream", "--config-file", cfg); err != nil || o.Stream.Consumer.Topics[0] != "a" {
 		t.Errorf("stream keys: %v %+v", err, o)
 	}
 }

@@ -506,12 +506,13 @@ func TestE2ESIGINTDrains(t *testing.T) {
 
 // Two shards started one after the other into one directory (which the
 // README allows): the second's start-up leaves the first's part in
-// progress alone and both complete, every id once. A second run of the
-// same shard meanwhile is refused instead of writing the same ids again.
+// progress alone and both complete, every id once. (That a second run of
+// the same shard is refused is TestOutputLockedPerShard: here the first
+// run may well be over before another could start.)
 func TestE2EConcurrentShardsShareOutput(t *testing.T) {
 	bin := buildCLI(t)
 	in := filepath.Join(t.TempDir(), "in")
-	want := writePNGs(t, in, 400)
+	want := writePNGs(t, in, 1200)
 	out := filepath.Join(t.TempDir(), "out")
 	args := func(shard string) []string {
 		return []string{"embed", "-m", filepath.Join(fixtures, "tiny32", "hf"), "--resize", "none", "--batch-size", "1", "--shard", shard, "-o", out, in}
@@ -533,10 +534,6 @@ func TestE2EConcurrentShardsShareOutput(t *testing.T) {
 			t.Fatalf("no part in progress within a minute\n%s", firstErr.String())
 		}
 		time.Sleep(5 * time.Millisecond)
-	}
-	again, err := exec.Command(bin, args("0/2")...).CombinedOutput()
-	if err == nil || !strings.Contains(string(again), "another running process") {
-		t.Errorf("a second run of shard 0/2 was not refused: %v\n%s", err, again)
 	}
 	if b, err := exec.Command(bin, args("1/2")...).CombinedOutput(); err != nil {
 		t.Fatalf("shard 1/2: %v\n%s", err, b)

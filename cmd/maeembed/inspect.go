@@ -57,7 +57,7 @@ func (e *env) inspect(o *Options) error {
 	sort.Strings(names)
 	fmt.Fprintf(e.stdout, "checkpoint  %s\nformat      %s\ntensors     %d\nparameters  %d (%.1fM)\nload time   %s\n",
 		path, ck.Format, len(names), total, float64(total)/1e6, time.Since(start).Round(time.Millisecond))
-	cfg, cfgErr := mae.ConfigFor(ck, o.Config)
+	cfg, cfgErr := mae.ConfigFor(ck, o.Model.Config)
 	if cfgErr == nil {
 		if _, err := mae.FromTensors(cfg, ck.Tensors, path); err != nil {
 			cfgErr = err

@@ -18,7 +18,9 @@ func (e *env) openModel(o *Options, needDecoder bool) (*mae.Model, error) {
 }
 
 func (e *env) modelSource(o *Options, needDecoder bool) mae.Source {
-	return mae.Source{Name: o.Model, Config: o.Config, CacheDir: o.CacheDir, NeedDecoder: needDecoder}
+	s := o.Model
+	s.NeedDecoder = needDecoder
+	return s
 }
 
 // setMemoryLimit gives the garbage collector a soft limit of what is live

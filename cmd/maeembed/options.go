@@ -12,8 +12,9 @@ import (
 	"github.com/spf13/pflag"
 	"gopkg.in/yaml.v3"
 
-	"github.com/maeembed/maeembed/kafkaconn"
+	"github.com/maeembed/maeembed/mae"
 	"github.com/maeembed/maeembed/sources"
+	srckafka "github.com/maeembed/maeembed/sources/kafka"
 )
 
 // Options is the configuration of a run, filled from a YAML config file
@@ -21,27 +22,25 @@ import (
 // from flags, which override it. Each command accepts only the keys of its
 // own flags.
 type Options struct {
-	Model       string   `yaml:"model"`
-	Config      string   `yaml:"config"`
-	Output      string   `yaml:"output"`
-	Format      string   `yaml:"format"`
-	BatchSize   int      `yaml:"batch_size"`
-	Workers     int      `yaml:"workers"`
-	Resize      string   `yaml:"resize"`
-	MaxPixels   int64    `yaml:"max_pixels"`
-	MemBudget   string   `yaml:"memory_budget"`
-	CacheDir    string   `yaml:"cache_dir"`
-	Pool        string   `yaml:"pool"`
-	Shard       string   `yaml:"shard"`
-	Resume      bool     `yaml:"resume"`
-	FailOnError bool     `yaml:"fail_on_error"`
-	DryRun      bool     `yaml:"dry_run"`
-	MaskRatio   float64  `yaml:"mask_ratio"`
-	Seed        uint64   `yaml:"seed"`
-	MaskNoise   string   `yaml:"mask_noise"`
-	NormPixLoss autoBool `yaml:"norm_pix_loss"`
-	MaxFileRows int      `yaml:"max_file_rows"`
-	Inputs      []string `yaml:"inputs"`
+	Model       mae.Source `yaml:",inline"`
+	Output      string     `yaml:"output"`
+	Format      string     `yaml:"format"`
+	BatchSize   int        `yaml:"batch_size"`
+	Workers     int        `yaml:"workers"`
+	Resize      string     `yaml:"resize"`
+	MaxPixels   int64      `yaml:"max_pixels"`
+	MemBudget   string     `yaml:"memory_budget"`
+	Pool        string     `yaml:"pool"`
+	Shard       string     `yaml:"shard"`
+	Resume      bool       `yaml:"resume"`
+	FailOnError bool       `yaml:"fail_on_error"`
+	DryRun      bool       `yaml:"dry_run"`
+	MaskRatio   float64    `yaml:"mask_ratio"`
+	Seed        uint64     `yaml:"seed"`
+	MaskNoise   string     `yaml:"mask_noise"`
+	NormPixLoss autoBool   `yaml:"norm_pix_loss"`
+	MaxFileRows int        `yaml:"max_file_rows"`
+	Inputs      []string   `yaml:"inputs"`
 	// Source holds the input options (extensions, image_column, id_column,
 	// image_root): the sources package's own config, same YAML keys.
 	Source sources.Options `yaml:",inline"`
@@ -51,33 +50,23 @@ type Options struct {
 
 // StreamOptions are the settings of stream alone.
 type StreamOptions struct {
-	Brokers         []string           `yaml:"brokers"`
-	Topics          []string           `yaml:"topics"`
-	Group           string             `yaml:"group"`
-	StartOffset     string             `yaml:"start_offset"`
-	OutputTopic     string             `yaml:"output_topic"`
-	DLQTopic        string             `yaml:"dlq_topic"`
-	MetricsAddr     string             `yaml:"metrics_addr"`
-	BatchLatency    time.Duration      `yaml:"batch_latency"`
-	MaxInFlight     int                `yaml:"max_in_flight"`
-	FetchMinBytes   int                `yaml:"fetch_min_bytes"`
-	FetchMaxBytes   int                `yaml:"fetch_max_bytes"`
-	FetchMaxWait    time.Duration      `yaml:"fetch_max_wait"`
-	CommitInterval  time.Duration      `yaml:"commit_interval"`
-	SessionTimeout  time.Duration      `yaml:"session_timeout"`
-	FlushInterval   time.Duration      `yaml:"flush_interval"`
-	MaxFileBytes    int64              `yaml:"max_file_bytes"`
-	ProduceLinger   time.Duration      `yaml:"produce_linger"`
-	ShutdownTimeout time.Duration      `yaml:"shutdown_timeout"`
-	Security        kafkaconn.Security `yaml:",inline"`
+	Consumer        srckafka.Config `yaml:",inline"`
+	OutputTopic     string          `yaml:"output_topic"`
+	DLQTopic        string          `yaml:"dlq_topic"`
+	MetricsAddr     string          `yaml:"metrics_addr"`
+	BatchLatency    time.Duration   `yaml:"batch_latency"`
+	FlushInterval   time.Duration   `yaml:"flush_interval"`
+	MaxFileBytes    int64           `yaml:"max_file_bytes"`
+	ProduceLinger   time.Duration   `yaml:"produce_linger"`
+	ShutdownTimeout time.Duration   `yaml:"shutdown_timeout"`
 }
 
 func defaultOptions() Options {
 	return Options{
-		Model: "mae_vit_base_patch16", Format: "parquet", BatchSize: 8, Resize: "center-crop",
+		Model: mae.Source{Name: "mae_vit_base_patch16"}, Format: "parquet", BatchSize: 8, Resize: "center-crop",
 		Pool: "mean", Resume: true, MaskRatio: 0.75,
-		Stream: StreamOptions{Group: "maeembed", StartOffset: "earliest", BatchLatency: 50 * time.Millisecond, MaxInFlight: 512,
-			CommitInterval: time.Second, SessionTimeout: 30 * time.Second, FlushInterval: 10 * time.Second,
+		Stream: StreamOptions{Consumer: srckafka.Config{Group: "maeembed", StartOffset: "earliest", MaxInFlight: 512,
+			CommitInterval: time.Second, SessionTimeout: 30 * time.Second}, BatchLatency: 50 * time.Millisecond, FlushInterval: 10 * time.Second,
 			ProduceLinger: 5 * time.Millisecond, ShutdownTimeout: 20 * time.Second},
 	}
 }
@@ -134,7 +123,7 @@ func (e *env) command(s commandSpec, args []string) *cobra.Command {
 		case s.positional == "inputs" && len(pos) > 0:
 			o.Inputs = pos
 		case s.positional == "model" && len(pos) == 1:
-			o.Model = pos[0]
+			o.Model.Name = pos[0]
 		}
 		return s.run(e, &o)
 	}
@@ -196,9 +185,9 @@ func findConfigFile(args []string) string {
 
 // modelFlags are the flags every model-loading command shares.
 func modelFlags(fs *pflag.FlagSet, o *Options) {
-	fs.StringVarP(&o.Model, "model", "m", o.Model, "preset name, checkpoint file (.pth, .safetensors, .bin) or Hugging Face directory")
-	fs.StringVar(&o.Config, "config", o.Config, "HF-style config.json for a bare weights file")
-	fs.StringVar(&o.CacheDir, "cache-dir", o.CacheDir, "where presets are downloaded (default $MAEEMBED_CACHE or the user cache dir)")
+	fs.StringVarP(&o.Model.Name, "model", "m", o.Model.Name, "preset name, checkpoint file (.pth, .safetensors, .bin) or Hugging Face directory")
+	fs.StringVar(&o.Model.Config, "config", o.Model.Config, "HF-style config.json for a bare weights file")
+	fs.StringVar(&o.Model.CacheDir, "cache-dir", o.Model.CacheDir, "where presets are downloaded (default $MAEEMBED_CACHE or the user cache dir)")
 }
 
 // preprocessFlags are the flags of the read → preprocess → batch stages.

@@ -25,29 +25,39 @@ import (
 	"github.com/maeembed/maeembed/sources"
 )
 
-// Config configures the consumer. Zero values take the defaults.
+// Config configures the consumer. Zero values take the defaults. The YAML
+// keys are those of the stream command's flags (fetch_min_bytes for
+// --fetch-min-bytes, ...), so one struct is filled from a config file and
+// from flags alike.
 type Config struct {
-	Brokers     []string
-	Topics      []string
-	Group       string
-	StartOffset string // "earliest" (default) or "latest": where a group without a committed offset starts
-	Security    kafkaconn.Security
+	Brokers     []string           `yaml:"brokers"`
+	Topics      []string           `yaml:"topics"`
+	Group       string             `yaml:"group"`
+	StartOffset string             `yaml:"start_offset"` // "earliest" (default) or "latest": where a group without a committed offset starts
+	Security    kafkaconn.Security `yaml:",inline"`
 
-	MinBytes int           // fetch.min.bytes; default 1
-	MaxBytes int           // max bytes per fetch per partition; default 16 MiB (must exceed the largest image)
-	MaxWait  time.Duration // longest wait for MinBytes; default 250 ms
+	MinBytes int           `yaml:"fetch_min_bytes"` // fetch.min.bytes; default 1
+	MaxBytes int           `yaml:"fetch_max_bytes"` // max bytes per fetch per partition; default 16 MiB (must exceed the largest image)
+	MaxWait  time.Duration `yaml:"fetch_max_wait"`  // longest wait for MinBytes; default 250 ms
 	// MaxInFlight bounds the messages fetched but not yet acked (durable):
 	// Next blocks beyond it, which bounds memory under a burst. Default 256.
-	MaxInFlight int
+	MaxInFlight int `yaml:"max_in_flight"`
 	// QueueCapacity is kafka-go's internal prefetch queue, in messages;
 	// default 64.
-	QueueCapacity int
+	QueueCapacity int `yaml:"-"`
 
-	CommitInterval    time.Duration // how often durable offsets are committed; default 1 s
-	SessionTimeout    time.Duration // default 30 s: a killed worker's partitions wait this long
-	HeartbeatInterval time.Duration // default SessionTimeout/10
-	RebalanceTimeout  time.Duration // default 30 s
-	CloseTimeout      time.Duration // bound on the final commit at Close; default 10 s
+	CommitInterval    time.Duration `yaml:"commit_interval"` // how often durable offsets are committed; default 1 s
+	SessionTimeout    time.Duration `yaml:"session_timeout"` // default 30 s: a killed worker's partitions wait this long
+	HeartbeatInterval time.Duration `yaml:"-"`               // default SessionTimeout/10
+	RebalanceTimeout  time.Duration `yaml:"-"`               // default 30 s
+	CloseTimeout      time.Duration `yaml:"-"`               // bound on the final commit at Close; default 10 s
+}
+
+// Validate reports a configuration Open would refuse (no brokers, topics
+// or group, an unknown start offset).
+func (c Config) Validate() error {
+	_, err := c.withDefaults()
+	return err
 }
 
 func (c Config) withDefaults() (Config, error) {

@@ -1,0 +1,232 @@
+// Package stream is the stream worker: images from a Kafka consumer group
+// through the engine into rolling Parquet parts and/or an output topic,
+// failures to error parts or a dead-letter topic, with Prometheus metrics
+// and health probes. Delivery is at least once: the consumer commits only
+// below the first input whose outputs are not all durable (engine acks).
+package stream
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/maeembed/maeembed/engine"
+	"github.com/maeembed/maeembed/mae"
+	"github.com/maeembed/maeembed/metrics"
+	"github.com/maeembed/maeembed/pipeline"
+	"github.com/maeembed/maeembed/sinks"
+	sinkkafka "github.com/maeembed/maeembed/sinks/kafka"
+	srckafka "github.com/maeembed/maeembed/sources/kafka"
+)
+
+// Config is one worker.
+type Config struct {
+	Consumer srckafka.Config
+	// Output is the directory of rolling Parquet parts ("" = none). Workers
+	// of a group may share it.
+	Output  string
+	Parquet sinks.ParquetOptions // MaxFileRows, MaxFileBytes
+	// OutputTopic receives the embeddings, DLQTopic the failed inputs
+	// (with their bytes); "" = none. Without a DLQ topic failures go to
+	// Output/errors, or are only logged and counted.
+	OutputTopic, DLQTopic string
+	ProduceLinger         time.Duration // producer batch timeout
+	// MetricsAddr serves /metrics, /healthz and /readyz ("" = off).
+	MetricsAddr string
+	// Engine sizes the run: BatchSize, Workers, BatchLatency,
+	// FlushInterval, OnFailure. The worker sets the rest.
+	Engine engine.Config
+}
+
+// Model is what the worker embeds with: the embedding stage, the
+// preprocessing that feeds it (its image size) and the metadata of the
+// outputs.
+type Model struct {
+	Embedder   *mae.Embedder
+	Preprocess engine.Preprocessor
+	ImageSize  int
+	Meta       sinks.Meta
+}
+
+// Result is what a finished worker did.
+type Result struct {
+	Counts engine.Counts
+	Stats  []pipeline.StageStats
+}
+
+// Run serves the metrics, opens the model (readiness waits for it), then
+// consumes until stop drains (or aborts) it, and leaves the group after
+// committing what is durable.
+func Run(stop *engine.Stop, cfg Config, open func() (Model, error)) (Result, error) {
+	met := newWorkerMetrics()
+	if cfg.MetricsAddr != "" {
+		srv, err := metrics.Serve(cfg.MetricsAddr, met.reg, met.healthy, met.ready)
+		if err != nil {
+			return Result{}, err
+		}
+		defer srv.Stop()
+	}
+	model, err := open()
+	if err != nil {
+		return Result{}, err
+	}
+	met.modelLoaded.Store(true)
+	meta := model.Meta
+
+	var outs []sinks.Writer[sinks.Row]
+	var errW sinks.ErrorWriter
+	if cfg.Output != "" {
+		// Workers of one group may share the directory: part numbers never
+		// collide (no-clobber publish) and CleanTemps leaves the
+		// temporaries of live workers alone.
+		if err := sinks.CleanTemps(cfg.Output); err != nil {
+			return Result{}, fmt.Errorf("output: %w", err)
+		}
+		// Acks wait for a part to be published and the consumer stops at
+		// max-in-flight, so a part never waits for more rows than that.
+		popts := cfg.Parquet
+		popts.MaxFileRows = min(cmp.Or(popts.MaxFileRows, 100_000), max(1, cfg.Consumer.MaxInFlight/2))
+		popts.OnPublish = func(path string, rows int) {
+			met.published.Inc()
+			slog.Debug("published", "path", path, "rows", rows)
+		}
+		w, err := sinks.NewParquet(cfg.Output, meta, popts)
+		if err != nil {
+			return Result{}, err
+		}
+		outs = append(outs, w)
+		if errW, err = sinks.NewErrors(cfg.Output, meta, popts); err != nil {
+			w.Abort()
+			return Result{}, err
+		}
+	}
+	if cfg.OutputTopic != "" || cfg.DLQTopic != "" {
+		prod, err := sinkkafka.NewProducer(sinkkafka.Config{Brokers: cfg.Consumer.Brokers, Security: cfg.Consumer.Security, BatchTimeout: cfg.ProduceLinger})
+		if err != nil {
+			return Result{}, err
+		}
+		defer func() {
+			if err := prod.Close(); err != nil {
+				slog.Warn("kafka producer close", "err", err)
+			}
+		}()
+		met.producer(prod)
+		if cfg.OutputTopic != "" {
+			em := sinkkafka.EmbeddingMeta{Topic: cfg.OutputTopic, Model: meta.Model, Pool: meta.Pool, Dim: model.Embedder.Dim()}
+			outs = append(outs, sinkkafka.NewEmbeddingWriter(stop.Abort, prod, em))
+		}
+		if cfg.DLQTopic != "" {
+			if errW != nil {
+				errW.Abort() // the dead-letter topic takes the failures
+			}
+			errW = sinkkafka.NewDeadLetterWriter(stop.Abort, prod, cfg.DLQTopic, func(n int) { met.deadLetters.Add(float64(n)) })
+		}
+	}
+
+	src, err := srckafka.Open(cfg.Consumer)
+	if err != nil {
+		return Result{}, err
+	}
+	met.src.Store(src)
+	met.reg.MustRegister(src.Collector())
+
+	ec := cfg.Engine
+	ec.Preprocess, ec.ImageSize = model.Preprocess, model.ImageSize
+	ec.KeepData, ec.Errors, ec.Drain, ec.PublishOnAbort = cfg.DLQTopic != "", errW, stop.Drain, true
+	onFailure := ec.OnFailure
+	ec.OnFailure = func(im *engine.Image) {
+		met.failed.Inc()
+		if onFailure != nil {
+			onFailure(im)
+		}
+	}
+	ec.Observe = func(stage string, s float64) {
+		if stage == "model" {
+			met.model.Observe(s)
+		} else {
+			met.write.Observe(s)
+		}
+	}
+	eng := engine.New(ec, engine.NewEmbedModel(model.Embedder, ec.BatchSize), engine.NewEmbeddingOutput(outs...))
+	met.eng.Store(eng)
+	err = eng.Run(stop.Abort, src)
+	if err != nil {
+		met.fatal.Store(true)
+	}
+	// Commit what is durable and leave the group.
+	if cerr := src.Close(); cerr != nil && err == nil {
+		err = cerr
+	}
+	return Result{Counts: eng.Counts(), Stats: eng.Stats()}, err
+}
+
+// workerMetrics are the worker's own metrics, beside the consumer's
+// (sources/kafka) and the stages' (metrics.Stages).
+type workerMetrics struct {
+	reg                            *prometheus.Registry
+	eng                            atomic.Pointer[engine.Engine[engine.Embeddings]]
+	src                            atomic.Pointer[srckafka.Source]
+	failed, deadLetters, published prometheus.Counter
+	model, write                   prometheus.Histogram
+	fatal, modelLoaded             atomic.Bool
+}
+
+func newWorkerMetrics() *workerMetrics {
+	m := &workerMetrics{reg: prometheus.NewRegistry()}
+	counter := func(name, help string) prometheus.Counter {
+		return prometheus.NewCounter(prometheus.CounterOpts{Name: name, Help: help})
+	}
+	hist := func(name, help string) prometheus.Histogram {
+		return prometheus.NewHistogram(prometheus.HistogramOpts{Name: name, Help: help, Buckets: metrics.LatencyBuckets})
+	}
+	m.failed = counter("maeembed_images_failed_total", "Inputs that failed at some stage.")
+	m.deadLetters = counter("maeembed_dead_letters_total", "Inputs sent to the dead-letter topic.")
+	m.published = counter("maeembed_parquet_parts_published_total", "Parquet part files published.")
+	m.model = hist("maeembed_model_batch_seconds", "Forward pass per batch.")
+	m.write = hist("maeembed_write_batch_seconds", "Writing one batch until its outputs are durable or queued for the next part.")
+	written := prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "maeembed_images_written_total",
+		Help: "Embeddings written and durable (Parquet rows published, output messages acknowledged)."}, func() float64 {
+		if e := m.eng.Load(); e != nil {
+			return float64(e.Counts().Written)
+		}
+		return 0
+	})
+	stages := metrics.Stages(func() []pipeline.StageStats {
+		if e := m.eng.Load(); e != nil {
+			return e.Stats()
+		}
+		return nil
+	})
+	m.reg.MustRegister(m.failed, m.deadLetters, m.published, m.model, m.write, written, stages)
+	return m
+}
+
+func (m *workerMetrics) producer(p *sinkkafka.Producer) {
+	m.reg.MustRegister(
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "maeembed_kafka_produced_total", Help: "Messages acknowledged by the brokers."},
+			func() float64 { return float64(p.Produced()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "maeembed_kafka_produce_retries_total", Help: "Produce attempts retried."},
+			func() float64 { return float64(p.Retries()) }))
+}
+
+func (m *workerMetrics) healthy() error {
+	if m.fatal.Load() {
+		return errors.New("fatal error")
+	}
+	return nil
+}
+
+func (m *workerMetrics) ready() error {
+	switch s := m.src.Load(); {
+	case !m.modelLoaded.Load():
+		return errors.New("model loading")
+	case s == nil || !s.Ready():
+		return errors.New("kafka brokers not reachable")
+	}
+	return nil
+}
