@@ -15,6 +15,12 @@ import (
 func kernelAVX512(k int, a *float32, rs, ps int, b *float32, c *float32, ldc int, alpha, beta float32, bias *float32)
 
 //go:noescape
+func kernelBF16AVX512(k int, a *float32, rs, ps int, b *float32, c *float32, ldc int, alpha, beta float32, bias *float32)
+
+//go:noescape
+func cvtBF16AVX512(dst *uint16, src *float32, n int)
+
+//go:noescape
 func kernelAVX2(k int, a *float32, rs, ps int, b *float32, c *float32, ldc int, alpha, beta float32, bias *float32)
 
 //go:noescape
@@ -175,5 +181,11 @@ func registerArch() {
 	// VEXTRACTF64X4 (F); OS support for ZMM state is checked by x/sys/cpu.
 	if cpu.X86.HasAVX512F && cpu.X86.HasAVX512VL && cpu.X86.HasFMA {
 		paths["avx512"] = &avx512Impl
+		if hasBF16 {
+			im := avx512Impl
+			im.name = "avx512-bf16"
+			im.kernel = kernelBF16AVX512
+			bf16Impl = &im
+		}
 	}
 }

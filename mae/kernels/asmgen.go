@@ -25,8 +25,14 @@ func main() {
 	p("")
 	constants()
 	constants8()
-	kernel512()
+	kernel512("kernelAVX512", "VBROADCASTSS", func(b, a, acc int) string {
+		return fmt.Sprintf("\tVFMADD231PS Z%d, Z%d, Z%d", b, a, acc)
+	})
+	kernel512("kernelBF16AVX512", "VPBROADCASTD", func(b, a, acc int) string {
+		return evexRR("VDPBF16PS", 0x52, ppF3, 512, acc, a, b)
+	})
 	kernel256()
+	helpersBF16()
 	helpers512()
 	packA512()
 	helpers256()
@@ -116,10 +122,15 @@ func kernelPrologue(name string) {
 }
 
 // kernel512: 12 rows × 32 columns, accumulators Z0..Z23 (row r in Z2r,
-// Z2r+1), B in Z24/Z25, broadcasts in Z30/Z31.
-func kernel512() {
+// Z2r+1), B in Z24/Z25, broadcasts in Z30/Z31. bcast loads one A element
+// (a float32, or a 32-bit group of narrower values) into every lane; mac
+// emits acc += a·b for registers b, a, acc. The float32 kernel uses
+// VBROADCASTSS and VFMADD231PS; the bf16 kernel VPBROADCASTD and VDPBF16PS,
+// whose k steps are pairs of bf16 packed in one 32-bit word (see
+// kernelsBF16): the loop and epilogue are the same.
+func kernel512(name, bcast string, mac func(b, a, acc int) string) {
 	const mr = 12
-	kernelPrologue("kernelAVX512")
+	kernelPrologue(name)
 	// Prefetch the C tile: it is read (beta != 0) or written after the k
 	// loop, and with many K chunks it has usually left L1 by then.
 	p("\tMOVQ c+40(FP), DX")
@@ -139,9 +150,9 @@ func kernel512() {
 	p("\tPREFETCHT0 1024(DI)")
 	for r := 0; r < mr; r++ {
 		bz := 30 + r%2
-		p("\tVBROADCASTSS %s, Z%d", aRow[r], bz)
-		p("\tVFMADD231PS Z24, Z%d, Z%d", bz, 2*r)
-		p("\tVFMADD231PS Z25, Z%d, Z%d", bz, 2*r+1)
+		p("\t%s %s, Z%d", bcast, aRow[r], bz)
+		p("%s", mac(24, bz, 2*r))
+		p("%s", mac(25, bz, 2*r+1))
 	}
 	p("\tADDQ R9, SI")
 	p("\tADDQ R9, R10")
@@ -874,4 +885,54 @@ func reduce256(op string) {
 	p("\tV%sPS X0, X6, X6", op)
 	p("\tVMOVSHDUP X6, X0")
 	p("\tV%sSS X0, X6, X6", op)
+}
+
+// EVEX prefixes (pp field) and the encoder for the AVX512_BF16
+// instructions, which Go's assembler does not know: they are emitted as
+// bytes. Only the register-register form is needed.
+const (
+	pp66 = 1
+	ppF3 = 2
+	ppF2 = 3
+)
+
+// evexRR encodes an EVEX.W0 0F38 instruction "opcode /r" with ModRM.reg =
+// dst, EVEX.vvvv = src1 (0 when unused) and ModRM.rm = src2, all vector
+// registers 0..31, no masking, at vector length bits (src2's length). It
+// matches Go's own encoding of VPDPBUSD (pp66, 0x50), which the tests'
+// assembly cross-check relies on.
+func evexRR(mnemonic string, opcode byte, pp byte, bits, dst, src1, src2 int) string {
+	inv := func(v, bit int) byte { return byte((^v >> bit) & 1) }
+	p0 := inv(dst, 3)<<7 | inv(src2, 4)<<6 | inv(src2, 3)<<5 | inv(dst, 4)<<4 | 0x2 // map 0F38
+	p1 := byte(^src1&15)<<3 | 1<<2 | pp                                             // W0
+	ll := map[int]byte{128: 0, 256: 1, 512: 2}[bits]
+	p2 := ll<<5 | inv(src1, 4)<<3
+	modrm := 0xc0 | byte(dst&7)<<3 | byte(src2&7)
+	return fmt.Sprintf("\tBYTE $0x62; BYTE $0x%02x; BYTE $0x%02x; BYTE $0x%02x; BYTE $0x%02x; BYTE $0x%02x // %s %d, %d, %d",
+		p0, p1, p2, opcode, modrm, mnemonic, dst, src1, src2)
+}
+
+// helpersBF16 emits the float32 → bfloat16 conversion of activations
+// (VCVTNEPS2BF16: round to nearest even; like every AVX512_BF16
+// instruction it treats denormal inputs as zero).
+func helpersBF16() {
+	p("// func cvtBF16AVX512(dst *uint16, src *float32, n int)  (n a multiple of 16)")
+	p("TEXT ·cvtBF16AVX512(SB), NOSPLIT, $0-24")
+	p("\tMOVQ dst+0(FP), DI")
+	p("\tMOVQ src+8(FP), SI")
+	p("\tMOVQ n+16(FP), CX")
+	p("\tSHRQ $4, CX")
+	p("\tJZ cvtbf16_done")
+	p("cvtbf16_loop:")
+	p("\tVMOVUPS (SI), Z0")
+	p("%s", evexRR("VCVTNEPS2BF16", 0x72, ppF3, 512, 1, 0, 0))
+	p("\tVMOVDQU Y1, (DI)")
+	p("\tADDQ $64, SI")
+	p("\tADDQ $32, DI")
+	p("\tDECQ CX")
+	p("\tJNZ cvtbf16_loop")
+	p("cvtbf16_done:")
+	p("\tVZEROUPPER")
+	p("\tRET")
+	p("")
 }

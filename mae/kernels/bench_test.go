@@ -54,7 +54,10 @@ func BenchmarkGemm(b *testing.B) {
 
 // benchLinear times the model's call at m×k×n: packed weights, bias, and
 // exact GELU on fc1.
-func benchLinear(b *testing.B, m, k, n int, name string) {
+func benchLinear(b *testing.B, m, k, n int, name string) { benchLinearPrec(b, m, k, n, name, FP32) }
+
+// benchLinearPrec is benchLinear with the weight in precision prec.
+func benchLinearPrec(b *testing.B, m, k, n int, name string, prec Precision) {
 	act := ActNone
 	if name == "fc1" {
 		act = ActGELU
@@ -62,7 +65,7 @@ func benchLinear(b *testing.B, m, k, n int, name string) {
 	r := rand.New(rand.NewPCG(1, 1))
 	x, w, bias := randSlice(r, m*k), randSlice(r, n*k), randSlice(r, n)
 	y := make([]float32, m*n)
-	pw := PackLinear(w, n, k)
+	pw := PackLinear(w, n, k).Convert(prec)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		Linear(y, x, m, pw, bias, act, nil)
@@ -90,6 +93,22 @@ func BenchmarkLinear(b *testing.B) {
 				onPath(b, p)
 				benchLinear(b, s.m, s.k, s.n, s.name)
 			})
+		}
+	}
+}
+
+// BenchmarkLinearPrecision is BenchmarkLinear in each reduced precision
+// (bf16: native VDPBF16PS on the avx512 path where the CPU has it, else
+// bf16-rounded values through the float32 kernels).
+func BenchmarkLinearPrecision(b *testing.B) {
+	for _, p := range Paths() {
+		for _, prec := range []Precision{BF16} {
+			for _, s := range modelShapes {
+				b.Run(fmt.Sprintf("path=%s/prec=%v/%s_%dx%dx%d", p, prec, s.name, s.m, s.k, s.n), func(b *testing.B) {
+					onPath(b, p)
+					benchLinearPrec(b, s.m, s.k, s.n, s.name, prec)
+				})
+			}
 		}
 	}
 }

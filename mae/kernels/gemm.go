@@ -25,6 +25,10 @@ const (
 type Packed struct {
 	N, K int
 	data []float32
+	prec Precision
+	// kw is the number of 32-bit words per panel row along K when they
+	// hold two bf16 each (native BF16); 0 when data holds float32 values.
+	kw int
 }
 
 func numPanels(n int) int { return (n + nr - 1) / nr }
@@ -332,10 +336,17 @@ func (j *gemmJob) schedule(nw int) {
 
 func ceilDiv(a, b int) int { return (a + b - 1) / b }
 
-// runGemm runs C = alpha·op(A)·B + beta·C + bias, act, + res with B packed.
+// runGemm runs C = alpha·op(A)·B + beta·C + bias, act, + res with B packed,
+// on the current path.
 func runGemm(m, n, k int, alpha float32, a []float32, lda int, transA bool, bp []float32,
 	beta float32, c []float32, ldc int, bias []float32, act Activation, res []float32) {
-	im := current.Load()
+	runGemmOn(current.Load(), m, n, k, alpha, a, lda, transA, bp, beta, c, ldc, bias, act, res)
+}
+
+// runGemmOn is runGemm on path im (whose kernel defines what a k step of A
+// and B is: one float32, or one word of two bf16).
+func runGemmOn(im *impl, m, n, k int, alpha float32, a []float32, lda int, transA bool, bp []float32,
+	beta float32, c []float32, ldc int, bias []float32, act Activation, res []float32) {
 	if k == 0 {
 		// Nothing to multiply: C = beta·C + bias, then the epilogue.
 		for i := 0; i < m; i++ {
@@ -470,10 +481,19 @@ func Linear(y, x []float32, m int, w *Packed, bias []float32, act Activation, re
 			}
 			res := (*bufp)[:m*w.N]
 			copy(res, residual)
-			runGemm(m, w.N, w.K, 1, x, w.K, false, w.data, 0, y, w.N, bias, act, res)
+			w.mul(y, x, m, bias, 0, act, res)
 			bufPool.Put(bufp)
 			return
 		}
+	}
+	w.mul(y, x, m, bias, beta, act, residual)
+}
+
+// mul is y = x·Wᵀ + beta·y + bias, act, + residual in w's precision.
+func (w *Packed) mul(y, x []float32, m int, bias []float32, beta float32, act Activation, residual []float32) {
+	if w.prec == BF16 {
+		linearBF16(y, x, m, w, bias, beta, act, residual)
+		return
 	}
 	runGemm(m, w.N, w.K, 1, x, w.K, false, w.data, beta, y, w.N, bias, act, residual)
 }

@@ -421,7 +421,11 @@ func TestNoAllocs(t *testing.T) {
 func TestPaths(t *testing.T) {
 	saved := Path()
 	defer SetPath(saved)
-	t.Logf("paths: %v (default %s)", Paths(), saved)
+	bf16 := "bf16 via fp32 kernels (no AVX512_BF16)"
+	if bf16Impl != nil {
+		bf16 = "bf16 native VDPBF16PS on avx512"
+	}
+	t.Logf("paths: %v (default %s); %s", Paths(), saved, bf16)
 	for _, p := range Paths() {
 		if err := SetPath(p); err != nil || Path() != p {
 			t.Fatalf("SetPath(%q) = %v, Path() = %q", p, err, Path())

@@ -1,0 +1,235 @@
+package kernels
+
+import (
+	"fmt"
+	"log/slog"
+	"math"
+	"strings"
+	"sync"
+	"unsafe"
+
+	"golang.org/x/sys/cpu"
+)
+
+// Precision is the arithmetic of a packed Linear weight and of the
+// activations multiplied with it. LayerNorm, softmax, GELU, attention,
+// bias and residuals stay float32 in every precision.
+type Precision int
+
+const (
+	// FP32 is exact float32 (the default).
+	FP32 Precision = iota
+	// BF16 rounds weights and activations to bfloat16 (round to nearest
+	// even) and accumulates their products in float32.
+	BF16
+)
+
+var precisionNames = []string{"fp32", "bf16"}
+
+func (p Precision) String() string {
+	if p >= 0 && int(p) < len(precisionNames) {
+		return precisionNames[p]
+	}
+	return fmt.Sprintf("Precision(%d)", int(p))
+}
+
+// PrecisionNames lists the accepted names of ParsePrecision.
+func PrecisionNames() []string { return append([]string(nil), precisionNames...) }
+
+// ParsePrecision reads a precision name ("fp32", "bf16"); an unknown name
+// is an error that lists the choices.
+func ParsePrecision(s string) (Precision, error) {
+	for i, n := range precisionNames {
+		if strings.EqualFold(s, n) {
+			return Precision(i), nil
+		}
+	}
+	return 0, fmt.Errorf("unknown precision %q (choose one of %s)", s, strings.Join(precisionNames, ", "))
+}
+
+// hasBF16 tells whether the CPU has AVX512_BF16 (VDPBF16PS,
+// VCVTNEPS2BF16) beside the AVX-512 path.
+var hasBF16 = cpu.X86.HasAVX512BF16
+
+// bf16Impl is the AVX-512 path with the VDPBF16PS micro-kernel: the same
+// driver, tile and epilogue; only the inner product differs. nil when the
+// CPU lacks AVX512_BF16.
+var bf16Impl *impl
+
+// bf16Native tells whether BF16 weights packed now use the native bf16
+// kernel (words of two bf16), or else are float32 values rounded to bf16
+// and run through the float32 kernels of the current path.
+func bf16Native() bool { return bf16Impl != nil && current.Load().name == "avx512" }
+
+var slowOnce sync.Once
+
+// Convert returns p's weight in precision prec (p itself for FP32; p must
+// be an FP32 weight). For BF16 on a CPU with AVX512_BF16 (and the avx512
+// path in use) the result holds pairs of bf16 along K in one 32-bit word,
+// in the same panel layout as float32 (K/2 word rows of nr), for the
+// VDPBF16PS kernel. Elsewhere it holds float32 values rounded to bf16 and
+// runs through the float32 kernels: the same results (every product of two
+// bf16 is exact in float32), without the speed-up, which is logged once.
+func (p *Packed) Convert(prec Precision) *Packed {
+	if p.prec != FP32 {
+		panic(fmt.Sprintf("kernels.Packed.Convert: weight is %v, want fp32", p.prec))
+	}
+	switch prec {
+	case FP32:
+		return p
+	case BF16:
+	default:
+		panic(fmt.Sprintf("kernels.Packed.Convert: unknown precision %v", prec))
+	}
+	if !bf16Native() {
+		slowOnce.Do(func() {
+			slog.Warn("bf16: no native bf16 kernel on this CPU/path; bf16-rounded values run through the fp32 kernels (same results as bf16, fp32 speed)",
+				"path", Path(), "avx512_bf16", hasBF16)
+		})
+		q := &Packed{N: p.N, K: p.K, prec: BF16, data: make([]float32, len(p.data))}
+		for i, v := range p.data {
+			q.data[i] = roundBF16(v)
+		}
+		return q
+	}
+	kw := (p.K + 1) / 2
+	q := &Packed{N: p.N, K: p.K, prec: BF16, kw: kw, data: make([]float32, numPanels(p.N)*kw*nr)}
+	w := unsafe.Slice((*uint32)(unsafe.Pointer(unsafe.SliceData(q.data))), len(q.data))
+	for pn := 0; pn < numPanels(p.N); pn++ {
+		src := p.data[pn*p.K*nr : (pn+1)*p.K*nr]
+		dst := w[pn*kw*nr : (pn+1)*kw*nr]
+		for i := 0; i < kw; i++ {
+			for c := 0; c < nr; c++ {
+				lo := uint32(bf16Bits(src[2*i*nr+c]))
+				var hi uint32
+				if 2*i+1 < p.K {
+					hi = uint32(bf16Bits(src[(2*i+1)*nr+c]))
+				}
+				dst[i*nr+c] = lo | hi<<16
+			}
+		}
+	}
+	return q
+}
+
+// Precision is the arithmetic p's weight is held in.
+func (p *Packed) Precision() Precision { return p.prec }
+
+// bf16Bits rounds f to bfloat16 as VCVTNEPS2BF16 does: round to nearest
+// even, denormals to signed zero, NaN stays NaN (quieted).
+func bf16Bits(f float32) uint16 {
+	b := math.Float32bits(f)
+	switch {
+	case b&0x7f800000 == 0:
+		return uint16(b>>16) & 0x8000
+	case b&0x7fffffff > 0x7f800000:
+		return uint16(b>>16) | 0x40
+	}
+	return uint16((b + 0x7fff + (b>>16)&1) >> 16)
+}
+
+func bf16Float(h uint16) float32 { return math.Float32frombits(uint32(h) << 16) }
+
+func roundBF16(f float32) float32 { return bf16Float(bf16Bits(f)) }
+
+// toBF16Rows writes rows of x (row stride k floats) as bf16 into dst (row
+// stride ldw words = 2·ldw bf16), zero-padding an odd k to whole words.
+func toBF16Rows(dst []float32, x []float32, rows, k, ldw int) {
+	h := unsafe.Slice((*uint16)(unsafe.Pointer(unsafe.SliceData(dst))), 2*len(dst))
+	k16 := 0
+	if bf16Impl != nil {
+		k16 = k &^ 15
+	}
+	for r := 0; r < rows; r++ {
+		src := x[r*k : r*k+k]
+		d := h[2*r*ldw : 2*r*ldw+2*((k+1)/2)]
+		if k16 > 0 {
+			cvtBF16AVX512(&d[0], &src[0], k16)
+		}
+		for i := k16; i < k; i++ {
+			d[i] = bf16Bits(src[i])
+		}
+		if k%2 == 1 {
+			d[k] = 0
+		}
+	}
+}
+
+// roundBF16Rows writes x rounded to bf16 (as float32) into dst, both m×k.
+func roundBF16Rows(dst, x []float32) {
+	for i, v := range x {
+		dst[i] = roundBF16(v)
+	}
+}
+
+// kernelBF16Generic is the pure-Go bf16 micro-kernel (mr = 4): k counts
+// words of two bf16 in A (rs, ps in words) and in the packed panel.
+func kernelBF16Generic(k int, a *float32, rs, ps int, b *float32, c *float32, ldc int, alpha, beta float32, bias *float32) {
+	const mr = 4
+	A := unsafe.Slice((*uint32)(unsafe.Pointer(a)), (mr-1)*rs+(k-1)*ps+1)
+	B := unsafe.Slice((*uint32)(unsafe.Pointer(b)), k*nr)
+	var acc [mr][nr]float32
+	for p := 0; p < k; p++ {
+		bp := B[p*nr : p*nr+nr]
+		for r := 0; r < mr; r++ {
+			aw := A[r*rs+p*ps]
+			a0, a1 := bf16Float(uint16(aw)), bf16Float(uint16(aw>>16))
+			row := &acc[r]
+			for jj, bw := range bp {
+				row[jj] += a0*bf16Float(uint16(bw)) + a1*bf16Float(uint16(bw>>16))
+			}
+		}
+	}
+	C := unsafe.Slice(c, (mr-1)*ldc+nr)
+	var bv [nr]float32
+	if bias != nil {
+		bv = *(*[nr]float32)(unsafe.Slice(bias, nr))
+	}
+	for r := 0; r < mr; r++ {
+		row := C[r*ldc : r*ldc+nr]
+		for jj := range row {
+			v := alpha * acc[r][jj]
+			if beta != 0 {
+				v += beta * row[jj]
+			}
+			row[jj] = v + bv[jj]
+		}
+	}
+}
+
+var bf16GenericImpl = func() impl {
+	im := genericImpl
+	im.name = "generic-bf16"
+	im.kernel = kernelBF16Generic
+	return im
+}()
+
+// linearBF16 is Linear for a BF16 weight: activations are rounded to bf16
+// (into pooled scratch) and multiplied with the native kernel, or with the
+// float32 kernels when w holds rounded float32 values.
+func linearBF16(y, x []float32, m int, w *Packed, bias []float32, beta float32, act Activation, residual []float32) {
+	bufp := bufPool.Get().(*[]float32)
+	defer bufPool.Put(bufp)
+	if w.kw == 0 {
+		// Rounded float32 weights: round x the same way, then float32 GEMM.
+		*bufp = grow(*bufp, m*w.K)
+		xr := (*bufp)[:m*w.K]
+		roundBF16Rows(xr, x[:m*w.K])
+		runGemmOn(current.Load(), m, w.N, w.K, 1, xr, w.K, false, w.data, beta, y, w.N, bias, act, residual)
+		return
+	}
+	// Word rows padded so that the rows of a micro-panel do not share L1
+	// sets (see needPackA).
+	ldw := w.kw
+	if ldw%64 == 0 {
+		ldw += 16
+	}
+	*bufp = grow(*bufp, m*ldw)
+	xw := (*bufp)[:m*ldw]
+	toBF16Rows(xw, x, m, w.K, ldw)
+	im := bf16Impl
+	if im == nil || current.Load().name != "avx512" {
+		im = &bf16GenericImpl
+	}
+	runGemmOn(im, m, w.N, w.kw, 1, xw, ldw, false, w.data, beta, y, w.N, bias, act, residual)
+}
