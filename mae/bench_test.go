@@ -34,7 +34,7 @@ func BenchmarkEmbed(b *testing.B) {
 	}
 }
 
-var benchPrecisions = []kernels.Precision{kernels.FP32, kernels.BF16}
+var benchPrecisions = []kernels.Precision{kernels.FP32, kernels.BF16, kernels.Int8}
 
 // benchModel is a ViT-B/16 with random weights in precision prec.
 func benchModel(b *testing.B, decoder bool, prec kernels.Precision) *Model {

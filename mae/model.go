@@ -354,8 +354,10 @@ func (m *Model) Repack() {
 
 // SetPrecision sets the arithmetic of every Linear layer (patch embedding,
 // attention projections, MLPs, decoder embedding and prediction, head):
-// kernels.FP32 (the default, exact float32) or kernels.BF16 (weights and
-// activations rounded to bfloat16, float32 accumulation). LayerNorm,
+// kernels.FP32 (the default, exact float32), kernels.BF16 (weights and
+// activations rounded to bfloat16, float32 accumulation) or kernels.Int8
+// (dynamic quantisation: weights per output channel, activations per token,
+// int32 accumulation). LayerNorm,
 // attention, softmax, GELU and residuals stay float32. Reduced precision is
 // one-way: the float32 weights are dropped (a ViT-B must not sit in memory
 // twice), so going back to FP32 needs a reload and is an error here.

@@ -127,7 +127,7 @@ func cosine(a, b []float32) float64 {
 // reconstructions. It logs the table (go test -v -run PrecisionAccuracy
 // ./mae) and fails when a precision's minimum cosine is below 0.995.
 func TestPrecisionAccuracy(t *testing.T) {
-	precs := []kernels.Precision{kernels.BF16}
+	precs := []kernels.Precision{kernels.BF16, kernels.Int8}
 	var table strings.Builder
 	fmt.Fprintf(&table, "path %s\n%-16s %-5s %9s %9s %12s %10s\n", kernels.Path(), "model", "prec", "mean cos", "min cos", "max|Δpred|", "max|pred|")
 	for _, pm := range precisionModels(t) {

@@ -21,6 +21,18 @@ func kernelBF16AVX512(k int, a *float32, rs, ps int, b *float32, c *float32, ldc
 func cvtBF16AVX512(dst *uint16, src *float32, n int)
 
 //go:noescape
+func kernelI8AVX512(k int, a *float32, rs, ps int, b *float32, c *float32, ldc int, alpha, beta float32, bias *float32)
+
+//go:noescape
+func absMaxAVX512(x *float32, n int) float32
+
+//go:noescape
+func quantU8AVX512(dst *byte, src *float32, n int, inv float32)
+
+//go:noescape
+func dequantTileAVX512(c *float32, ldc, rows int, rs, cs, bias *float32)
+
+//go:noescape
 func kernelAVX2(k int, a *float32, rs, ps int, b *float32, c *float32, ldc int, alpha, beta float32, bias *float32)
 
 //go:noescape
@@ -186,6 +198,13 @@ func registerArch() {
 			im.name = "avx512-bf16"
 			im.kernel = kernelBF16AVX512
 			bf16Impl = &im
+		}
+		if hasVNNI {
+			im := avx512Impl
+			im.name = "avx512-vnni"
+			im.kernel = kernelI8AVX512
+			im.dequantTile = dequantTileAVX512
+			i8Impl = &im
 		}
 	}
 }

@@ -27,12 +27,16 @@ func main() {
 	constants8()
 	kernel512("kernelAVX512", "VBROADCASTSS", func(b, a, acc int) string {
 		return fmt.Sprintf("\tVFMADD231PS Z%d, Z%d, Z%d", b, a, acc)
-	})
+	}, false)
 	kernel512("kernelBF16AVX512", "VPBROADCASTD", func(b, a, acc int) string {
 		return evexRR("VDPBF16PS", 0x52, ppF3, 512, acc, a, b)
-	})
+	}, false)
+	kernel512("kernelI8AVX512", "VPBROADCASTD", func(b, a, acc int) string {
+		return fmt.Sprintf("\tVPDPBUSD Z%d, Z%d, Z%d", b, a, acc)
+	}, true)
 	kernel256()
 	helpersBF16()
+	helpersI8()
 	helpers512()
 	packA512()
 	helpers256()
@@ -127,8 +131,12 @@ func kernelPrologue(name string) {
 // emits acc += a·b for registers b, a, acc. The float32 kernel uses
 // VBROADCASTSS and VFMADD231PS; the bf16 kernel VPBROADCASTD and VDPBF16PS,
 // whose k steps are pairs of bf16 packed in one 32-bit word (see
-// kernelsBF16): the loop and epilogue are the same.
-func kernel512(name, bcast string, mac func(b, a, acc int) string) {
+// kernelsBF16): the loop and epilogue are the same. The int8 kernel
+// (VPDPBUSD: four u8·s8 products per 32-bit lane) accumulates int32: after
+// the loop it subtracts the int32 compensation row passed as bias (on the
+// last K chunk only; see linearInt8) and converts to float32, and adds no
+// bias.
+func kernel512(name, bcast string, mac func(b, a, acc int) string, int8 bool) {
 	const mr = 12
 	kernelPrologue(name)
 	// Prefetch the C tile: it is read (beta != 0) or written after the k
@@ -161,6 +169,21 @@ func kernel512(name, bcast string, mac func(b, a, acc int) string) {
 	p("\tADDQ $128, DI")
 	p("\tDECQ CX")
 	p("\tJNZ loop")
+	if int8 {
+		p("\tMOVQ bias+64(FP), BX")
+		p("\tTESTQ BX, BX")
+		p("\tJZ nocomp")
+		p("\tVMOVDQU32 (BX), Z28")
+		p("\tVMOVDQU32 64(BX), Z29")
+		for r := 0; r < mr; r++ {
+			p("\tVPSUBD Z28, Z%d, Z%d", 2*r, 2*r)
+			p("\tVPSUBD Z29, Z%d, Z%d", 2*r+1, 2*r+1)
+		}
+		p("nocomp:")
+		for i := 0; i < 2*mr; i++ {
+			p("\tVCVTDQ2PS Z%d, Z%d", i, i)
+		}
+	}
 	// Epilogue: alpha, beta·C (only if beta != 0), bias, store.
 	// alpha == 1 (every Linear) skips the scaling.
 	p("\tCMPL alpha+56(FP), $0x3f800000")
@@ -186,6 +209,9 @@ func kernel512(name, bcast string, mac func(b, a, acc int) string) {
 		}
 	}
 	p("nobeta:")
+	if int8 {
+		p("\tJMP store")
+	}
 	p("\tMOVQ bias+64(FP), BX")
 	p("\tTESTQ BX, BX")
 	p("\tJZ store")
@@ -231,6 +257,9 @@ func kernel256() {
 	p("loop2:")
 	p("\tVMOVUPS (DI), Y12")
 	p("\tVMOVUPS 32(DI), Y13")
+	// B streams from L2, one line per k step in each half: fetch it 8
+	// steps ahead (as the AVX-512 kernel does).
+	p("\tPREFETCHT0 1024(DI)")
 	for r := 0; r < mr; r++ {
 		p("\tVBROADCASTSS %s, Y14", aRow[r])
 		p("\tVFMADD231PS Y12, Y14, Y%d", 2*r)
@@ -932,6 +961,89 @@ func helpersBF16() {
 	p("\tDECQ CX")
 	p("\tJNZ cvtbf16_loop")
 	p("cvtbf16_done:")
+	p("\tVZEROUPPER")
+	p("\tRET")
+	p("")
+}
+
+// helpersI8 emits the int8 activation quantisation and the dequantising
+// GEMM epilogue (AVX-512).
+func helpersI8() {
+	// absMax: max |x| over n floats (n a multiple of 16).
+	p("// func absMaxAVX512(x *float32, n int) float32")
+	p("TEXT ·absMaxAVX512(SB), NOSPLIT, $0-20")
+	p("\tMOVQ x+0(FP), SI")
+	p("\tMOVQ n+8(FP), CX")
+	p("\tVBROADCASTSS %s, Z1", k("absmask"))
+	p("\tVPXORD Z6, Z6, Z6")
+	p("\tSHRQ $4, CX")
+	p("\tJZ absmax_done")
+	p("absmax_loop:")
+	p("\tVANDPS (SI), Z1, Z0")
+	p("\tVMAXPS Z0, Z6, Z6")
+	p("\tADDQ $64, SI")
+	p("\tDECQ CX")
+	p("\tJNZ absmax_loop")
+	p("absmax_done:")
+	reduce("MAX")
+	p("\tVMOVSS X6, ret+16(FP)")
+	p("\tVZEROUPPER")
+	p("\tRET")
+	p("")
+	// quantU8: dst[i] = round(src[i]·inv) + 128 as bytes (round to nearest
+	// even; |src·inv| ≤ 127 by the caller's choice of inv).
+	p("// func quantU8AVX512(dst *byte, src *float32, n int, inv float32)")
+	p("TEXT ·quantU8AVX512(SB), NOSPLIT, $0-28")
+	p("\tMOVQ dst+0(FP), DI")
+	p("\tMOVQ src+8(FP), SI")
+	p("\tMOVQ n+16(FP), CX")
+	p("\tVBROADCASTSS inv+24(FP), Z1")
+	p("\tMOVL $128, AX")
+	p("\tVPBROADCASTD AX, Z2")
+	p("\tSHRQ $4, CX")
+	p("\tJZ quant_done")
+	p("quant_loop:")
+	p("\tVMULPS (SI), Z1, Z0")
+	p("\tVCVTPS2DQ Z0, Z0")
+	p("\tVPADDD Z2, Z0, Z0")
+	p("\tVPMOVDB Z0, (DI)")
+	p("\tADDQ $64, SI")
+	p("\tADDQ $16, DI")
+	p("\tDECQ CX")
+	p("\tJNZ quant_loop")
+	p("quant_done:")
+	p("\tVZEROUPPER")
+	p("\tRET")
+	p("")
+	// dequantTile: rows of one full 32-wide tile, c = c·(rs[r]·cs) + bias.
+	p("// func dequantTileAVX512(c *float32, ldc, rows int, rs, cs, bias *float32)")
+	p("TEXT ·dequantTileAVX512(SB), NOSPLIT, $0-48")
+	p("\tMOVQ c+0(FP), DI")
+	p("\tMOVQ ldc+8(FP), R13")
+	p("\tSHLQ $2, R13")
+	p("\tMOVQ rows+16(FP), CX")
+	p("\tMOVQ rs+24(FP), SI")
+	p("\tMOVQ cs+32(FP), BX")
+	p("\tMOVQ bias+40(FP), DX")
+	p("\tVMOVUPS (BX), Z2")
+	p("\tVMOVUPS 64(BX), Z3")
+	p("\tVMOVUPS (DX), Z4")
+	p("\tVMOVUPS 64(DX), Z5")
+	p("\tTESTQ CX, CX")
+	p("\tJZ deq_done")
+	p("deq_loop:")
+	p("\tVBROADCASTSS (SI), Z6")
+	p("\tVMULPS Z2, Z6, Z0")
+	p("\tVMULPS Z3, Z6, Z1")
+	p("\tVFMADD132PS (DI), Z4, Z0")
+	p("\tVFMADD132PS 64(DI), Z5, Z1")
+	p("\tVMOVUPS Z0, (DI)")
+	p("\tVMOVUPS Z1, 64(DI)")
+	p("\tADDQ $4, SI")
+	p("\tADDQ R13, DI")
+	p("\tDECQ CX")
+	p("\tJNZ deq_loop")
+	p("deq_done:")
 	p("\tVZEROUPPER")
 	p("\tRET")
 	p("")

@@ -61,6 +61,9 @@ type impl struct {
 	sqdev   func(x []float32, mean float32) float32 // Σ (x[i]-mean)²
 	// ln: y = (x-mean)·rstd·gamma + beta
 	ln func(y, x []float32, mean, rstd float32, gamma, beta []float32)
+	// dequantTile, if set, does the int8 epilogue on rows×nr floats at c
+	// (row stride ldc): c[r][j] = c[r][j]·rs[r]·cs[j] + bias[j].
+	dequantTile func(c *float32, ldc, rows int, rs, cs, bias *float32)
 }
 
 var (

@@ -22,9 +22,13 @@ const (
 	// BF16 rounds weights and activations to bfloat16 (round to nearest
 	// even) and accumulates their products in float32.
 	BF16
+	// Int8 is dynamic quantisation as in ONNX Runtime's and PyTorch's
+	// dynamic quantisation: weights symmetric per output channel, activations
+	// symmetric per row (token) at run time, int32 accumulation.
+	Int8
 )
 
-var precisionNames = []string{"fp32", "bf16"}
+var precisionNames = []string{"fp32", "bf16", "int8"}
 
 func (p Precision) String() string {
 	if p >= 0 && int(p) < len(precisionNames) {
@@ -36,7 +40,7 @@ func (p Precision) String() string {
 // PrecisionNames lists the accepted names of ParsePrecision.
 func PrecisionNames() []string { return append([]string(nil), precisionNames...) }
 
-// ParsePrecision reads a precision name ("fp32", "bf16"); an unknown name
+// ParsePrecision reads a precision name ("fp32", "bf16", "int8"); an unknown name
 // is an error that lists the choices.
 func ParsePrecision(s string) (Precision, error) {
 	for i, n := range precisionNames {
@@ -61,7 +65,7 @@ var bf16Impl *impl
 // and run through the float32 kernels of the current path.
 func bf16Native() bool { return bf16Impl != nil && current.Load().name == "avx512" }
 
-var slowOnce sync.Once
+var slowOnce, slowI8Once sync.Once
 
 // Convert returns p's weight in precision prec (p itself for FP32; p must
 // be an FP32 weight). For BF16 on a CPU with AVX512_BF16 (and the avx512
@@ -77,6 +81,8 @@ func (p *Packed) Convert(prec Precision) *Packed {
 	switch prec {
 	case FP32:
 		return p
+	case Int8:
+		return p.toInt8()
 	case BF16:
 	default:
 		panic(fmt.Sprintf("kernels.Packed.Convert: unknown precision %v", prec))
@@ -215,7 +221,7 @@ func linearBF16(y, x []float32, m int, w *Packed, bias []float32, beta float32, 
 		*bufp = grow(*bufp, m*w.K)
 		xr := (*bufp)[:m*w.K]
 		roundBF16Rows(xr, x[:m*w.K])
-		runGemmOn(current.Load(), m, w.N, w.K, 1, xr, w.K, false, w.data, beta, y, w.N, bias, act, residual)
+		runGemmOn(current.Load(), m, w.N, w.K, 1, xr, w.K, false, w.data, beta, y, w.N, bias, act, residual, dequant{})
 		return
 	}
 	// Word rows padded so that the rows of a micro-panel do not share L1
@@ -231,5 +237,171 @@ func linearBF16(y, x []float32, m int, w *Packed, bias []float32, beta float32, 
 	if im == nil || current.Load().name != "avx512" {
 		im = &bf16GenericImpl
 	}
-	runGemmOn(im, m, w.N, w.kw, 1, xw, ldw, false, w.data, beta, y, w.N, bias, act, residual)
+	runGemmOn(im, m, w.N, w.kw, 1, xw, ldw, false, w.data, beta, y, w.N, bias, act, residual, dequant{})
+}
+
+// hasVNNI tells whether the CPU has AVX512_VNNI (VPDPBUSD on ZMM).
+var hasVNNI = cpu.X86.HasAVX512VNNI
+
+// i8Impl is the AVX-512 path with the VPDPBUSD micro-kernel and the
+// dequantising epilogue; nil without AVX512_VNNI.
+var i8Impl *impl
+
+// toInt8 quantises the weight per output column j: scale_j = max_k
+// |W[j][k]| / 127, q = round(W/scale_j) in [−127, 127] (round to nearest
+// even). Words hold four q along K (zero-padded to a multiple of 4) in the
+// float32 panel layout. comp_j = 128·Σ_k q[j][k] undoes the +128 offset
+// that makes the activations unsigned for VPDPBUSD (u8·s8).
+func (p *Packed) toInt8() *Packed {
+	kw := (p.K + 3) / 4
+	np := numPanels(p.N)
+	q := &Packed{N: p.N, K: p.K, prec: Int8, kw: kw, data: make([]float32, np*kw*nr),
+		scale: make([]float32, np*nr), comp: make([]float32, np*nr)}
+	bytes := unsafe.Slice((*int8)(unsafe.Pointer(unsafe.SliceData(q.data))), 4*len(q.data))
+	for pn := 0; pn < np; pn++ {
+		src := p.data[pn*p.K*nr : (pn+1)*p.K*nr]
+		dst := bytes[4*pn*kw*nr : 4*(pn+1)*kw*nr]
+		for c := 0; c < nr; c++ {
+			var amax float32
+			for i := 0; i < p.K; i++ {
+				amax = max(amax, float32(math.Abs(float64(src[i*nr+c]))))
+			}
+			if amax == 0 {
+				continue // all-zero (or padding) column: q = 0, scale 0
+			}
+			inv := 127 / float64(amax)
+			var sum int32
+			for i := 0; i < p.K; i++ {
+				v := int32(math.RoundToEven(float64(src[i*nr+c]) * inv))
+				v = max(-127, min(127, v))
+				dst[(i/4*nr+c)*4+i%4] = int8(v)
+				sum += v
+			}
+			q.scale[pn*nr+c] = amax / 127
+			q.comp[pn*nr+c] = math.Float32frombits(uint32(128 * sum))
+		}
+	}
+	if !(i8Impl != nil && current.Load().name == "avx512") {
+		slowI8Once.Do(func() {
+			slog.Warn("int8: no int8 kernel on this CPU/path (needs AVX512_VNNI on the avx512 path); running the pure-Go int8 kernel, much slower than fp32",
+				"path", Path(), "avx512_vnni", hasVNNI)
+		})
+	}
+	return q
+}
+
+// quantRows quantises each row of x (m×k) symmetrically: scale[r] =
+// max|x[r]|/127 (0 for a zero row), and writes round(x/scale)+128 as bytes
+// into dst (row stride ldw words), padding each row to whole words with
+// 128 (zero).
+func quantRows(dst, scale []float32, x []float32, m, k, ldw int) {
+	b := unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(dst))), 4*len(dst))
+	k16 := 0
+	if i8Impl != nil {
+		k16 = k &^ 15
+	}
+	for r := 0; r < m; r++ {
+		row := x[r*k : r*k+k]
+		d := b[4*r*ldw : 4*r*ldw+4*((k+3)/4)]
+		var amax float32
+		if k16 > 0 {
+			amax = absMaxAVX512(&row[0], k16)
+		}
+		for _, v := range row[k16:] {
+			amax = max(amax, float32(math.Abs(float64(v))))
+		}
+		inv := float32(0)
+		if amax > 0 {
+			inv = 127 / amax
+		}
+		scale[r] = amax / 127
+		if k16 > 0 {
+			quantU8AVX512(&d[0], &row[0], k16, inv)
+		}
+		for i := k16; i < k; i++ {
+			d[i] = byte(int32(math.RoundToEven(float64(row[i]*inv))) + 128)
+		}
+		for i := k; i < len(d); i++ {
+			d[i] = 128
+		}
+	}
+}
+
+// kernelI8Generic is the pure-Go int8 micro-kernel (mr = 4) with the
+// semantics of kernelI8AVX512: k words of four u8 (A) times four s8 (B),
+// int32 sums, minus the compensation row passed as bias, as float32 (alpha
+// is 1 for int8).
+func kernelI8Generic(k int, a *float32, rs, ps int, b *float32, c *float32, ldc int, alpha, beta float32, comp *float32) {
+	const mr = 4
+	A := unsafe.Slice((*uint32)(unsafe.Pointer(a)), (mr-1)*rs+(k-1)*ps+1)
+	B := unsafe.Slice((*uint32)(unsafe.Pointer(b)), k*nr)
+	var acc [mr][nr]int32
+	for p := 0; p < k; p++ {
+		bp := B[p*nr : p*nr+nr]
+		for r := 0; r < mr; r++ {
+			aw := A[r*rs+p*ps]
+			row := &acc[r]
+			for jj, bw := range bp {
+				var s int32
+				for t := 0; t < 4; t++ {
+					s += int32(uint8(aw>>(8*t))) * int32(int8(bw>>(8*t)))
+				}
+				row[jj] += s
+			}
+		}
+	}
+	var cv [nr]int32
+	if comp != nil {
+		for jj, v := range unsafe.Slice(comp, nr) {
+			cv[jj] = int32(math.Float32bits(v))
+		}
+	}
+	C := unsafe.Slice(c, (mr-1)*ldc+nr)
+	for r := 0; r < mr; r++ {
+		row := C[r*ldc : r*ldc+nr]
+		for jj := range row {
+			v := float32(acc[r][jj] - cv[jj])
+			if beta != 0 {
+				v += beta * row[jj]
+			}
+			row[jj] = v
+		}
+	}
+}
+
+var i8GenericImpl = func() impl {
+	im := genericImpl
+	im.name = "generic-int8"
+	im.kernel = kernelI8Generic
+	return im
+}()
+
+// linearInt8 is Linear for an Int8 weight (beta 0: a residual that is y
+// itself comes as a copy). Activations are quantised per row into pooled
+// scratch; the kernel's int32 sums, compensated, become float32, and the
+// epilogue scales them by row and column scale and adds the bias before
+// the activation and residual.
+func linearInt8(y, x []float32, m int, w *Packed, bias []float32, act Activation, residual []float32) {
+	ldw := w.kw
+	if ldw%64 == 0 {
+		ldw += 16 // keep a micro-panel's rows in distinct L1 sets
+	}
+	bufp := bufPool.Get().(*[]float32)
+	defer bufPool.Put(bufp)
+	sp := bufPool.Get().(*[]float32)
+	defer bufPool.Put(sp)
+	*bufp = grow(*bufp, m*ldw)
+	*sp = grow(*sp, m+numPanels(w.N)*nr)
+	xw, rowScale, zero := (*bufp)[:m*ldw], (*sp)[:m], (*sp)[m:]
+	quantRows(xw, rowScale, x, m, w.K, ldw)
+	if bias == nil {
+		clear(zero)
+		bias = zero
+	}
+	im := i8Impl
+	if im == nil || current.Load().name != "avx512" {
+		im = &i8GenericImpl
+	}
+	runGemmOn(im, m, w.N, w.kw, 1, xw, ldw, false, w.data, 0, y, w.N, w.comp, act, residual,
+		dequant{rowScale: rowScale, colScale: w.scale, bias: bias})
 }

@@ -158,3 +158,108 @@ func maxAbsDiff(a, b []float32) float64 {
 	}
 	return d
 }
+
+// refLinearInt8 is the int8 definition in float64: x quantised per row,
+// W per column (symmetric, round to nearest even), products of the
+// integers, scaled back, plus bias.
+func refLinearInt8(x, w, bias []float32, m, n, k int) []float64 {
+	quant := func(v []float32) ([]float64, float64) {
+		var amax float64
+		for _, f := range v {
+			amax = math.Max(amax, math.Abs(float64(f)))
+		}
+		q := make([]float64, len(v))
+		if amax == 0 {
+			return q, 0
+		}
+		inv := float64(float32(127) / float32(amax))
+		for i, f := range v {
+			q[i] = math.RoundToEven(float64(f) * inv)
+		}
+		return q, amax / 127
+	}
+	qw := make([][]float64, n)
+	sw := make([]float64, n)
+	for j := range qw {
+		qw[j], sw[j] = quant(w[j*k : (j+1)*k])
+	}
+	out := make([]float64, m*n)
+	for i := 0; i < m; i++ {
+		qa, sa := quant(x[i*k : (i+1)*k])
+		for j := 0; j < n; j++ {
+			var s float64
+			for p := 0; p < k; p++ {
+				s += qa[p] * qw[j][p]
+			}
+			out[i*n+j] = s * sa * sw[j]
+			if bias != nil {
+				out[i*n+j] += float64(bias[j])
+			}
+		}
+	}
+	return out
+}
+
+// TestLinearInt8 checks the int8 Linear on every path against the float64
+// evaluation of the same quantisation, with every epilogue (bias or not,
+// GELU, residual separate or y itself), and that it stays near fp32.
+func TestLinearInt8(t *testing.T) {
+	forEachPath(t, func(t *testing.T) {
+		r := rand.New(rand.NewPCG(11, 12))
+		for _, s := range []struct{ m, n, k int }{{1, 1, 1}, {7, 45, 33}, {13, 64, 1030}, {50, 96, 768}, {30, 40, 3072}} {
+			w := randSlice(r, s.n*s.k)
+			x := randSlice(r, s.m*s.k)
+			bias := randSlice(r, s.n)
+			res := randSlice(r, s.m*s.n)
+			p := PackLinear(w, s.n, s.k).Convert(Int8)
+			base := refLinearInt8(x, w, nil, s.m, s.n, s.k)
+			tol := 2e-6 * math.Sqrt(float64(s.k))
+			for _, act := range []Activation{ActNone, ActGELU} {
+				for _, withBias := range []bool{false, true} {
+					for _, resMode := range []string{"none", "separate", "alias"} {
+						want := make([]float64, len(base))
+						for i := range want {
+							v := base[i]
+							if withBias {
+								v += float64(bias[i%s.n])
+							}
+							if act == ActGELU {
+								v = geluExact(v)
+							}
+							if resMode != "none" {
+								v += float64(res[i])
+							}
+							want[i] = v
+						}
+						y := make([]float32, s.m*s.n)
+						var rs, bs []float32
+						switch resMode {
+						case "separate":
+							rs = res
+						case "alias":
+							copy(y, res)
+							rs = y
+						}
+						if withBias {
+							bs = bias
+						}
+						Linear(y, x, s.m, p, bs, act, rs)
+						within(t, fmt.Sprintf("%v act=%d bias=%v res=%s", s, act, withBias, resMode), y, want, tol)
+					}
+				}
+			}
+			// Near fp32: the quantisation error of unit normals over k terms.
+			y, y32 := make([]float32, s.m*s.n), make([]float32, s.m*s.n)
+			Linear(y, x, s.m, p, bias, ActNone, nil)
+			Linear(y32, x, s.m, PackLinear(w, s.n, s.k), bias, ActNone, nil)
+			if d := maxAbsDiff(y, y32); d > 0.05*math.Sqrt(float64(s.k)) || (s.k > 1 && d == 0) {
+				t.Errorf("%v: int8 differs from fp32 by %v", s, d)
+			}
+			wu := make([]float32, len(w))
+			UnpackLinear(p, wu)
+			if d := maxAbsDiff(wu, w); d > 0.03 {
+				t.Errorf("%v: unpacked int8 weight off by %v", s, d)
+			}
+		}
+	})
+}
