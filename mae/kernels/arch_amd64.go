@@ -86,6 +86,9 @@ var avx512Impl = impl{
 }
 
 //go:noescape
+func packT16AVX2(dst, src *float32, lda, k int)
+
+//go:noescape
 func geluAVX2(x []float32)
 
 //go:noescape
@@ -121,6 +124,7 @@ var avx2Impl = impl{
 	name:     "avx2",
 	mr:       6,
 	kernel:   kernelAVX2,
+	packT16:  packT16AVX2,
 	geluTile: geluTileAVX2,
 	gelu: func(x []float32) {
 		n := len(x) &^ 7

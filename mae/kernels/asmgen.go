@@ -37,6 +37,7 @@ func main() {
 	kernel256()
 	helpersBF16()
 	helpersI8()
+	packT256()
 	helpers512()
 	packA512()
 	helpers256()
@@ -1044,6 +1045,70 @@ func helpersI8() {
 	p("\tDECQ CX")
 	p("\tJNZ deq_loop")
 	p("deq_done:")
+	p("\tVZEROUPPER")
+	p("\tRET")
+	p("")
+}
+
+// packT256 emits packT16AVX2(dst, src *float32, lda, k int): 16 rows of B
+// (row stride lda) transposed so that column p lands in lanes 0..15 of
+// dst + p·128 bytes (one row of a 32-wide panel), in 8×8 blocks
+// (unpack, shuffle, 128-bit permute). k must be a multiple of 8.
+func packT256() {
+	p("// func packT16AVX2(dst, src *float32, lda, k int)")
+	p("TEXT ·packT16AVX2(SB), NOSPLIT, $0-32")
+	p("\tMOVQ dst+0(FP), DI")
+	p("\tMOVQ src+8(FP), SI")
+	p("\tMOVQ lda+16(FP), R8")
+	p("\tSHLQ $2, R8")
+	p("\tMOVQ k+24(FP), CX")
+	p("\tSHRQ $3, CX")
+	p("\tJZ packt2_done")
+	p("\tLEAQ (SI)(R8*2), R10")
+	p("\tADDQ R8, R10") // row 3
+	p("\tLEAQ (R10)(R8*2), R11")
+	p("\tADDQ R8, R11")         // row 6
+	p("\tLEAQ (SI)(R8*8), R12") // row 8
+	p("\tLEAQ (R12)(R8*2), R13")
+	p("\tADDQ R8, R13") // row 11
+	p("\tLEAQ (R13)(R8*2), R14")
+	p("\tADDQ R8, R14") // row 14
+	rows := [][]string{
+		{"(SI)", "(SI)(R8*1)", "(SI)(R8*2)", "(R10)", "(SI)(R8*4)", "(R10)(R8*2)", "(R11)", "(R10)(R8*4)"},
+		{"(R12)", "(R12)(R8*1)", "(R12)(R8*2)", "(R13)", "(R12)(R8*4)", "(R13)(R8*2)", "(R14)", "(R13)(R8*4)"},
+	}
+	p("packt2_loop:")
+	for g, addr := range rows {
+		for r := 0; r < 8; r++ {
+			p("\tVMOVUPS %s, Y%d", addr[r], r)
+		}
+		for i := 0; i < 4; i++ {
+			p("\tVUNPCKLPS Y%d, Y%d, Y%d", 2*i+1, 2*i, 8+2*i)
+			p("\tVUNPCKHPS Y%d, Y%d, Y%d", 2*i+1, 2*i, 9+2*i)
+		}
+		// Y8..Y15 = t0..t7; tt into Y0..Y7.
+		for h := 0; h < 2; h++ {
+			t := 8 + 4*h
+			p("\tVSHUFPS $0x44, Y%d, Y%d, Y%d", t+2, t, 4*h)
+			p("\tVSHUFPS $0xEE, Y%d, Y%d, Y%d", t+2, t, 4*h+1)
+			p("\tVSHUFPS $0x44, Y%d, Y%d, Y%d", t+3, t+1, 4*h+2)
+			p("\tVSHUFPS $0xEE, Y%d, Y%d, Y%d", t+3, t+1, 4*h+3)
+		}
+		for j := 0; j < 4; j++ {
+			p("\tVPERM2F128 $0x20, Y%d, Y%d, Y%d", 4+j, j, 8+j)
+			p("\tVPERM2F128 $0x31, Y%d, Y%d, Y%d", 4+j, j, 12+j)
+		}
+		for j := 0; j < 8; j++ {
+			p("\tVMOVUPS Y%d, %d(DI)", 8+j, j*128+g*32)
+		}
+	}
+	for _, b := range []string{"SI", "R10", "R11", "R12", "R13", "R14"} {
+		p("\tADDQ $32, %s", b)
+	}
+	p("\tADDQ $1024, DI")
+	p("\tDECQ CX")
+	p("\tJNZ packt2_loop")
+	p("packt2_done:")
 	p("\tVZEROUPPER")
 	p("\tRET")
 	p("")
