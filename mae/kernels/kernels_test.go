@@ -397,15 +397,18 @@ func TestNoAllocs(t *testing.T) {
 		x, w, bias := randSlice(r, m*k), randSlice(r, n*k), randSlice(r, n)
 		y := make([]float32, m*n)
 		p := PackLinear(w, n, k)
+		pb, pi := p.Convert(BF16), p.Convert(Int8)
 		qkv := randSlice(r, 2*50*3*64*4)
 		out := make([]float32, 2*50*64*4)
 		gamma, beta := randSlice(r, n), randSlice(r, n)
 		cases := map[string]func(){
-			"Gemm":      func() { Gemm(false, true, m, n, k, 1, x, k, w, k, 0, y, n) },
-			"Linear":    func() { Linear(y, x, m, p, bias, ActGELU, y) },
-			"Attention": func() { Attention(out, qkv, 2, 50, 4, 64) },
-			"LayerNorm": func() { LayerNorm(y, y, m, n, gamma, beta, 1e-6) },
-			"GELU":      func() { GELU(y) },
+			"Gemm":       func() { Gemm(false, true, m, n, k, 1, x, k, w, k, 0, y, n) },
+			"Linear":     func() { Linear(y, x, m, p, bias, ActGELU, y) },
+			"LinearBF16": func() { Linear(y, x, m, pb, bias, ActGELU, y) },
+			"LinearInt8": func() { Linear(y, x, m, pi, bias, ActNone, y) },
+			"Attention":  func() { Attention(out, qkv, 2, 50, 4, 64) },
+			"LayerNorm":  func() { LayerNorm(y, y, m, n, gamma, beta, 1e-6) },
+			"GELU":       func() { GELU(y) },
 		}
 		for name, f := range cases {
 			f()
@@ -421,11 +424,14 @@ func TestNoAllocs(t *testing.T) {
 func TestPaths(t *testing.T) {
 	saved := Path()
 	defer SetPath(saved)
-	bf16 := "bf16 via fp32 kernels (no AVX512_BF16)"
+	bf16, i8 := "bf16 via fp32 kernels (no AVX512_BF16)", "int8 pure Go (no AVX512_VNNI)"
 	if bf16Impl != nil {
-		bf16 = "bf16 native VDPBF16PS on avx512"
+		bf16 = "bf16 VDPBF16PS on avx512"
 	}
-	t.Logf("paths: %v (default %s); %s", Paths(), saved, bf16)
+	if i8Impl != nil {
+		i8 = "int8 VPDPBUSD on avx512"
+	}
+	t.Logf("paths: %v (default %s); %s; %s", Paths(), saved, bf16, i8)
 	for _, p := range Paths() {
 		if err := SetPath(p); err != nil || Path() != p {
 			t.Fatalf("SetPath(%q) = %v, Path() = %q", p, err, Path())

@@ -6,6 +6,7 @@ import (
 	"math"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"unsafe"
 
 	"golang.org/x/sys/cpu"
@@ -232,7 +233,7 @@ func linearBF16(y, x []float32, m int, w *Packed, bias []float32, beta float32, 
 	}
 	*bufp = grow(*bufp, m*ldw)
 	xw := (*bufp)[:m*ldw]
-	toBF16Rows(xw, x, m, w.K, ldw)
+	convertRows(false, xw, nil, x, m, w.K, ldw)
 	im := bf16Impl
 	if im == nil || current.Load().name != "avx512" {
 		im = &bf16GenericImpl
@@ -393,7 +394,7 @@ func linearInt8(y, x []float32, m int, w *Packed, bias []float32, act Activation
 	*bufp = grow(*bufp, m*ldw)
 	*sp = grow(*sp, m+numPanels(w.N)*nr)
 	xw, rowScale, zero := (*bufp)[:m*ldw], (*sp)[:m], (*sp)[m:]
-	quantRows(xw, rowScale, x, m, w.K, ldw)
+	convertRows(true, xw, rowScale, x, m, w.K, ldw)
 	if bias == nil {
 		clear(zero)
 		bias = zero
@@ -404,4 +405,43 @@ func linearInt8(y, x []float32, m int, w *Packed, bias []float32, act Activation
 	}
 	runGemmOn(im, m, w.N, w.kw, 1, xw, ldw, false, w.data, 0, y, w.N, w.comp, act, residual,
 		dequant{rowScale: rowScale, colScale: w.scale, bias: bias})
+}
+
+// rowsJob converts or quantises the rows of an activation matrix in
+// parallel, in blocks of 32 rows (pooled: no allocation per call).
+type rowsJob struct {
+	int8       bool
+	dst, scale []float32
+	x          []float32
+	m, k, ldw  int
+	next       atomic.Int64
+}
+
+var rowsPool = sync.Pool{New: func() any { return new(rowsJob) }}
+
+const rowsBlock = 32
+
+func (j *rowsJob) run() {
+	for {
+		r0 := int(j.next.Add(rowsBlock)) - rowsBlock
+		if r0 >= j.m {
+			return
+		}
+		r1 := min(j.m, r0+rowsBlock)
+		x, dst := j.x[r0*j.k:], j.dst[r0*j.ldw:]
+		if j.int8 {
+			quantRows(dst, j.scale[r0:r1], x, r1-r0, j.k, j.ldw)
+		} else {
+			toBF16Rows(dst, x, r1-r0, j.k, j.ldw)
+		}
+	}
+}
+
+// convertRows runs toBF16Rows (scale nil) or quantRows over all cores.
+func convertRows(int8 bool, dst, scale, x []float32, m, k, ldw int) {
+	j := rowsPool.Get().(*rowsJob)
+	*j = rowsJob{int8: int8, dst: dst, scale: scale, x: x, m: m, k: k, ldw: ldw}
+	parallel(min(workers(4*float64(m)*float64(k)), ceilDiv(m, rowsBlock)), j)
+	*j = rowsJob{}
+	rowsPool.Put(j)
 }
