@@ -89,6 +89,18 @@ var avx512Impl = impl{
 func packT16AVX2(dst, src *float32, lda, k int)
 
 //go:noescape
+func kernelI8AVX2(k int, a *float32, rs, ps int, b *float32, c *float32, ldc int, alpha, beta float32, bias *float32)
+
+//go:noescape
+func absMaxAVX2(x *float32, n int) float32
+
+//go:noescape
+func quantU8AVX2(dst *byte, src *float32, n int, inv float32)
+
+//go:noescape
+func dequantTileAVX2(c *float32, ldc, rows int, rs, cs, bias *float32)
+
+//go:noescape
 func geluAVX2(x []float32)
 
 //go:noescape
@@ -192,6 +204,13 @@ var avx2Impl = impl{
 func registerArch() {
 	if cpu.X86.HasAVX2 && cpu.X86.HasFMA {
 		paths["avx2"] = &avx2Impl
+		im := avx2Impl
+		im.name = "avx2-int8"
+		im.mr = 4
+		im.kernel = kernelI8AVX2
+		im.dequantTile = dequantTileAVX2
+		i8AVX2Impl = &im
+		quantAVX2 = &quantHelpers{absMax: absMaxAVX2, quantU8: quantU8AVX2, width: 8}
 	}
 	// The AVX-512 helpers use VSCALEFPS and VRNDSCALEPS (F) and
 	// VEXTRACTF64X4 (F); OS support for ZMM state is checked by x/sys/cpu.
@@ -210,5 +229,6 @@ func registerArch() {
 			im.dequantTile = dequantTileAVX512
 			i8Impl = &im
 		}
+		quantAVX512 = &quantHelpers{absMax: absMaxAVX512, quantU8: quantU8AVX512, width: 16}
 	}
 }

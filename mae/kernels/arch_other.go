@@ -6,8 +6,3 @@ func registerArch() {}
 
 // Never called: bf16Impl stays nil off amd64.
 func cvtBF16AVX512(dst *uint16, src *float32, n int) { panic("kernels: no AVX512_BF16 off amd64") }
-
-func absMaxAVX512(x *float32, n int) float32 { panic("kernels: no AVX-512 off amd64") }
-func quantU8AVX512(dst *byte, src *float32, n int, inv float32) {
-	panic("kernels: no AVX-512 off amd64")
-}

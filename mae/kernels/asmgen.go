@@ -38,6 +38,8 @@ func main() {
 	helpersBF16()
 	helpersI8()
 	packT256()
+	kernelI8AVX2()
+	helpersI8AVX2()
 	helpers512()
 	packA512()
 	helpers256()
@@ -1109,6 +1111,174 @@ func packT256() {
 	p("\tDECQ CX")
 	p("\tJNZ packt2_loop")
 	p("packt2_done:")
+	p("\tVZEROUPPER")
+	p("\tRET")
+	p("")
+}
+
+// kernelI8AVX2 is the int8 micro-kernel for AVX2 (no VNNI): 4 rows × 32
+// columns as two passes of 4×16 (8 YMM accumulators of int32). A holds
+// words of four u8 = q+128 (as quantRows writes them for VPDPBUSD); XOR
+// 0x80 gives the signed q back. VPMADDUBSW multiplies u8 by s8 and adds
+// pairs into int16 with saturation, which (q+128)·w could reach (2·255·127
+// > 32767). So the kernel multiplies |q| (≤ 127, as u8) by sign(q)·w
+// (VPSIGNB; ≤ 127 in magnitude): a pair is at most 2·127·127 = 32258 and
+// never saturates. VPMADDWD by ones then sums the pairs into int32. The
+// result is Σ q·w itself: no compensation (the bias argument is ignored).
+func kernelI8AVX2() {
+	const mr = 4
+	kernelPrologue("kernelI8AVX2")
+	p("\tMOVQ c+40(FP), DX")
+	p("\tMOVQ ldc+48(FP), R13")
+	p("\tSHLQ $2, R13")
+	p("\tMOVQ SI, R15")
+	p("\tMOVL $0x80808080, AX")
+	p("\tVMOVD AX, X15")
+	p("\tVPBROADCASTD X15, Y15")
+	p("\tMOVL $0x00010001, AX")
+	p("\tVMOVD AX, X14")
+	p("\tVPBROADCASTD X14, Y14")
+	p("\tMOVQ $2, BX")
+	p("i8half:")
+	p("\tMOVQ k+0(FP), CX")
+	p("\tMOVQ R15, SI")
+	p("\tLEAQ (SI)(R8*2), R10")
+	p("\tADDQ R8, R10")
+	for i := 0; i < 2*mr; i++ {
+		p("\tVPXOR Y%d, Y%d, Y%d", i, i, i)
+	}
+	p("i8loop:")
+	p("\tVMOVDQU (DI), Y8")
+	p("\tVMOVDQU 32(DI), Y9")
+	p("\tPREFETCHT0 1024(DI)")
+	for r := 0; r < mr; r++ {
+		p("\tVPBROADCASTD %s, Y10", aRow[r])
+		p("\tVPXOR Y15, Y10, Y10")
+		p("\tVPABSB Y10, Y11")
+		for h := 0; h < 2; h++ {
+			t := 12 + h
+			p("\tVPSIGNB Y10, Y%d, Y%d", 8+h, t)
+			p("\tVPMADDUBSW Y%d, Y11, Y%d", t, t)
+			p("\tVPMADDWD Y14, Y%d, Y%d", t, t)
+			p("\tVPADDD Y%d, Y%d, Y%d", t, 2*r+h, 2*r+h)
+		}
+	}
+	p("\tADDQ R9, SI")
+	p("\tADDQ R9, R10")
+	p("\tADDQ $128, DI")
+	p("\tDECQ CX")
+	p("\tJNZ i8loop")
+	for i := 0; i < 2*mr; i++ {
+		p("\tVCVTDQ2PS Y%d, Y%d", i, i)
+	}
+	p("\tMOVQ DX, AX")
+	p("\tMOVL beta+60(FP), CX")
+	p("\tANDL $0x7fffffff, CX")
+	p("\tJZ i8nobeta")
+	p("\tVBROADCASTSS beta+60(FP), Y10")
+	for r := 0; r < mr; r++ {
+		p("\tVFMADD231PS (AX), Y10, Y%d", 2*r)
+		p("\tVFMADD231PS 32(AX), Y10, Y%d", 2*r+1)
+		if r < mr-1 {
+			p("\tADDQ R13, AX")
+		}
+	}
+	p("i8nobeta:")
+	p("\tMOVQ DX, AX")
+	for r := 0; r < mr; r++ {
+		p("\tVMOVUPS Y%d, (AX)", 2*r)
+		p("\tVMOVUPS Y%d, 32(AX)", 2*r+1)
+		if r < mr-1 {
+			p("\tADDQ R13, AX")
+		}
+	}
+	p("\tADDQ $64, DX")
+	p("\tMOVQ b+32(FP), DI")
+	p("\tADDQ $64, DI")
+	p("\tDECQ BX")
+	p("\tJNZ i8half")
+	p("\tVZEROUPPER")
+	p("\tRET")
+	p("")
+}
+
+// helpersI8AVX2: absMax, quantU8 and dequantTile for AVX2 (n a multiple
+// of 8).
+func helpersI8AVX2() {
+	p("// func absMaxAVX2(x *float32, n int) float32")
+	p("TEXT ·absMaxAVX2(SB), NOSPLIT, $0-20")
+	p("\tMOVQ x+0(FP), SI")
+	p("\tMOVQ n+8(FP), CX")
+	p("\tVMOVUPS %s, Y1", k8("absmask"))
+	p("\tVXORPS Y6, Y6, Y6")
+	p("\tSHRQ $3, CX")
+	p("\tJZ absmax2_done")
+	p("absmax2_loop:")
+	p("\tVANDPS (SI), Y1, Y0")
+	p("\tVMAXPS Y0, Y6, Y6")
+	p("\tADDQ $32, SI")
+	p("\tDECQ CX")
+	p("\tJNZ absmax2_loop")
+	p("absmax2_done:")
+	reduce256("MAX")
+	p("\tVMOVSS X6, ret+16(FP)")
+	p("\tVZEROUPPER")
+	p("\tRET")
+	p("")
+	p("// func quantU8AVX2(dst *byte, src *float32, n int, inv float32)")
+	p("TEXT ·quantU8AVX2(SB), NOSPLIT, $0-28")
+	p("\tMOVQ dst+0(FP), DI")
+	p("\tMOVQ src+8(FP), SI")
+	p("\tMOVQ n+16(FP), CX")
+	p("\tVBROADCASTSS inv+24(FP), Y1")
+	p("\tMOVL $128, AX")
+	p("\tVMOVD AX, X2")
+	p("\tVPBROADCASTD X2, Y2")
+	p("\tSHRQ $3, CX")
+	p("\tJZ quant2_done")
+	p("quant2_loop:")
+	p("\tVMULPS (SI), Y1, Y0")
+	p("\tVCVTPS2DQ Y0, Y0")
+	p("\tVPADDD Y2, Y0, Y0")
+	p("\tVEXTRACTI128 $1, Y0, X3")
+	p("\tVPACKSSDW X3, X0, X0")
+	p("\tVPACKUSWB X0, X0, X0")
+	p("\tVMOVQ X0, (DI)")
+	p("\tADDQ $32, SI")
+	p("\tADDQ $8, DI")
+	p("\tDECQ CX")
+	p("\tJNZ quant2_loop")
+	p("quant2_done:")
+	p("\tVZEROUPPER")
+	p("\tRET")
+	p("")
+	p("// func dequantTileAVX2(c *float32, ldc, rows int, rs, cs, bias *float32)")
+	p("TEXT ·dequantTileAVX2(SB), NOSPLIT, $0-48")
+	p("\tMOVQ c+0(FP), DI")
+	p("\tMOVQ ldc+8(FP), R13")
+	p("\tSHLQ $2, R13")
+	p("\tMOVQ rows+16(FP), CX")
+	p("\tMOVQ rs+24(FP), SI")
+	p("\tMOVQ cs+32(FP), BX")
+	p("\tMOVQ bias+40(FP), DX")
+	for i := 0; i < 4; i++ {
+		p("\tVMOVUPS %d(BX), Y%d", 32*i, 4+i)
+		p("\tVMOVUPS %d(DX), Y%d", 32*i, 8+i)
+	}
+	p("\tTESTQ CX, CX")
+	p("\tJZ deq2_done")
+	p("deq2_loop:")
+	p("\tVBROADCASTSS (SI), Y12")
+	for i := 0; i < 4; i++ {
+		p("\tVMULPS Y%d, Y12, Y%d", 4+i, i)
+		p("\tVFMADD132PS %d(DI), Y%d, Y%d", 32*i, 8+i, i)
+		p("\tVMOVUPS Y%d, %d(DI)", i, 32*i)
+	}
+	p("\tADDQ $4, SI")
+	p("\tADDQ R13, DI")
+	p("\tDECQ CX")
+	p("\tJNZ deq2_loop")
+	p("deq2_done:")
 	p("\tVZEROUPPER")
 	p("\tRET")
 	p("")

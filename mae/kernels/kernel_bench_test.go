@@ -20,12 +20,15 @@ func BenchmarkMicroKernel(b *testing.B) {
 	if i8Impl != nil {
 		ims["avx512-vnni"] = i8Impl
 	}
+	if i8AVX2Impl != nil {
+		ims["avx2-int8"] = i8AVX2Impl
+	}
 	for name, im := range ims {
 		flops := 2 * float64(im.mr*nr*256)
 		switch im {
 		case bf16Impl:
 			flops *= 2
-		case i8Impl:
+		case i8Impl, i8AVX2Impl:
 			flops *= 4 // integer operations
 		}
 		b.Run("path="+name, func(b *testing.B) {

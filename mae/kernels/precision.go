@@ -245,8 +245,32 @@ func linearBF16(y, x []float32, m int, w *Packed, bias []float32, beta float32, 
 var hasVNNI = cpu.X86.HasAVX512VNNI
 
 // i8Impl is the AVX-512 path with the VPDPBUSD micro-kernel and the
-// dequantising epilogue; nil without AVX512_VNNI.
-var i8Impl *impl
+// dequantising epilogue; nil without AVX512_VNNI. i8AVX2Impl is the AVX2
+// int8 kernel (VPMADDUBSW/VPMADDWD); nil without AVX2.
+var i8Impl, i8AVX2Impl *impl
+
+// quantHelpers are the vector helpers of quantRows, for whole vectors of
+// width floats.
+type quantHelpers struct {
+	absMax  func(x *float32, n int) float32
+	quantU8 func(dst *byte, src *float32, n int, inv float32)
+	width   int
+}
+
+var quantAVX512, quantAVX2 *quantHelpers
+
+// i8Kernel picks the int8 implementation and quantisation helpers for the
+// current path: VPDPBUSD on avx512 with VNNI, VPMADDUBSW on avx2 (and on
+// avx512 without VNNI), else pure Go.
+func i8Kernel() (*impl, *quantHelpers) {
+	switch cur := current.Load().name; {
+	case cur == "avx512" && i8Impl != nil:
+		return i8Impl, quantAVX512
+	case (cur == "avx512" || cur == "avx2") && i8AVX2Impl != nil:
+		return i8AVX2Impl, quantAVX2
+	}
+	return &i8GenericImpl, nil
+}
 
 // toInt8 quantises the weight per output column j: scale_j = max_k
 // |W[j][k]| / 127, q = round(W/scale_j) in [−127, 127] (round to nearest
@@ -282,10 +306,10 @@ func (p *Packed) toInt8() *Packed {
 			q.comp[pn*nr+c] = math.Float32frombits(uint32(128 * sum))
 		}
 	}
-	if !(i8Impl != nil && current.Load().name == "avx512") {
+	if im, _ := i8Kernel(); im == &i8GenericImpl {
 		slowI8Once.Do(func() {
-			slog.Warn("int8: no int8 kernel on this CPU/path (needs AVX512_VNNI on the avx512 path); running the pure-Go int8 kernel, much slower than fp32",
-				"path", Path(), "avx512_vnni", hasVNNI)
+			slog.Warn("int8: no int8 kernel on this CPU/path (needs AVX2 or AVX512_VNNI); running the pure-Go int8 kernel, much slower than fp32",
+				"path", Path())
 		})
 	}
 	return q
@@ -297,16 +321,17 @@ func (p *Packed) toInt8() *Packed {
 // 128 (zero).
 func quantRows(dst, scale []float32, x []float32, m, k, ldw int) {
 	b := unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(dst))), 4*len(dst))
+	_, qh := i8Kernel()
 	k16 := 0
-	if i8Impl != nil {
-		k16 = k &^ 15
+	if qh != nil {
+		k16 = k - k%qh.width
 	}
 	for r := 0; r < m; r++ {
 		row := x[r*k : r*k+k]
 		d := b[4*r*ldw : 4*r*ldw+4*((k+3)/4)]
 		var amax float32
 		if k16 > 0 {
-			amax = absMaxAVX512(&row[0], k16)
+			amax = qh.absMax(&row[0], k16)
 		}
 		for _, v := range row[k16:] {
 			amax = max(amax, float32(math.Abs(float64(v))))
@@ -317,7 +342,7 @@ func quantRows(dst, scale []float32, x []float32, m, k, ldw int) {
 		}
 		scale[r] = amax / 127
 		if k16 > 0 {
-			quantU8AVX512(&d[0], &row[0], k16, inv)
+			qh.quantU8(&d[0], &row[0], k16, inv)
 		}
 		for i := k16; i < k; i++ {
 			d[i] = byte(int32(math.RoundToEven(float64(row[i]*inv))) + 128)
@@ -399,10 +424,7 @@ func linearInt8(y, x []float32, m int, w *Packed, bias []float32, act Activation
 		clear(zero)
 		bias = zero
 	}
-	im := i8Impl
-	if im == nil || current.Load().name != "avx512" {
-		im = &i8GenericImpl
-	}
+	im, _ := i8Kernel()
 	runGemmOn(im, m, w.N, w.kw, 1, xw, ldw, false, w.data, 0, y, w.N, w.comp, act, residual,
 		dequant{rowScale: rowScale, colScale: w.scale, bias: bias})
 }
