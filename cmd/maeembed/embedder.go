@@ -31,7 +31,7 @@ func (e *env) openEmbedder(o *Options, pool mae.Pool, r *imageRun) (*embedder, s
 	}
 	r.pre.Size = m.Config.ImageSize
 	c := m.Config
-	meta := sinks.Meta{Model: o.Model, Pool: string(pool), Preprocess: r.pre.String(), Version: version, Dim: c.Dim}
+	meta := sinks.Meta{Model: o.Model, Pool: string(pool), Preprocess: r.pre.String(), Version: version, Dim: c.Dim, Precision: m.Precision().String()}
 	if pool == mae.PoolTokens {
 		meta.Tokens = 1 + c.NumPatches()
 	}

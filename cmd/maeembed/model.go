@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/maeembed/maeembed/mae"
+	"github.com/maeembed/maeembed/mae/kernels"
 	"github.com/maeembed/maeembed/mae/weights"
 )
 
@@ -47,6 +48,10 @@ func (e *env) resolveModel(o *Options, needDecoder bool) (string, error) {
 
 // openModel resolves and loads the model of a run.
 func (e *env) openModel(o *Options, needDecoder bool) (*mae.Model, error) {
+	prec, err := kernels.ParsePrecision(o.Precision)
+	if err != nil {
+		return nil, fmt.Errorf("%w: --precision: %v", errUsage, err)
+	}
 	path, err := e.resolveModel(o, needDecoder)
 	if err != nil {
 		return nil, err
@@ -59,9 +64,12 @@ func (e *env) openModel(o *Options, needDecoder bool) (*mae.Model, error) {
 	if needDecoder && !m.HasDecoder() {
 		return nil, fmt.Errorf("model %s has no decoder weights: reconstruct needs a checkpoint with a decoder (e.g. mae_visualize_vit_base)", path)
 	}
+	if err := m.SetPrecision(prec); err != nil {
+		return nil, err
+	}
 	setMemoryLimit()
 	slog.Info("model loaded", "path", path, "params", m.NumParams(), "decoder", m.HasDecoder(),
-		"image", m.Config.ImageSize, "patch", m.Config.PatchSize, "dim", m.Config.Dim, "took", time.Since(start).Round(time.Millisecond))
+		"image", m.Config.ImageSize, "patch", m.Config.PatchSize, "dim", m.Config.Dim, "precision", prec, "took", time.Since(start).Round(time.Millisecond))
 	return m, nil
 }
 

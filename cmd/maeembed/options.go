@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/maeembed/maeembed/mae/kernels"
 	"gopkg.in/yaml.v3"
 )
 
@@ -34,13 +35,14 @@ type Options struct {
 	Seed        uint64   `yaml:"seed"`
 	MaskNoise   string   `yaml:"mask_noise"`
 	NormPixLoss autoBool `yaml:"norm_pix_loss"`
+	Precision   string   `yaml:"precision"`
 	Inputs      []string `yaml:"inputs"`
 }
 
 func defaultOptions() Options {
 	return Options{
 		Model: "mae_vit_base_patch16", Format: "parquet", BatchSize: 8, Resize: "center-crop",
-		Pool: "mean", Resume: true, MaskRatio: 0.75,
+		Pool: "mean", Resume: true, MaskRatio: 0.75, Precision: "fp32",
 	}
 }
 
@@ -120,6 +122,7 @@ func modelFlags(fs *flag.FlagSet, o *Options) {
 	}
 	fs.StringVar(&o.Config, "config", o.Config, "HF-style config.json for a bare weights file")
 	fs.StringVar(&o.CacheDir, "cache-dir", o.CacheDir, "where presets are downloaded (default $MAEEMBED_CACHE or the user cache dir)")
+	fs.StringVar(&o.Precision, "precision", o.Precision, "arithmetic of the model's linear layers: "+strings.Join(kernels.PrecisionNames(), " | "))
 }
 
 // preprocessFlags are the flags of the read → preprocess → batch stages.

@@ -68,7 +68,7 @@ func (e *env) reconstruct(args []string) error {
 		return err
 	}
 	meta := sinks.ReconMeta{Model: o.Model, Preprocess: r.pre.String(), Version: version, MaskRatio: o.MaskRatio,
-		Seed: int64(o.Seed), Patches: l, Patch: c.PatchSize, NormPixLoss: normPix}
+		Seed: int64(o.Seed), Patches: l, Patch: c.PatchSize, NormPixLoss: normPix, Precision: m.Precision().String()}
 	var w sinks.ReconWriter
 	switch o.Format {
 	case "npy":
