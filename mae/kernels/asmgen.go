@@ -280,19 +280,7 @@ func kernel256() {
 		p("\tVMULPS Y14, Y%d, Y%d", i, i)
 	}
 	p("alphaone2:")
-	p("\tMOVQ DX, AX")
-	p("\tMOVL beta+60(FP), CX")
-	p("\tANDL $0x7fffffff, CX")
-	p("\tJZ nobeta2")
-	p("\tVBROADCASTSS beta+60(FP), Y14")
-	for r := 0; r < mr; r++ {
-		p("\tVFMADD231PS (AX), Y14, Y%d", 2*r)
-		p("\tVFMADD231PS 32(AX), Y14, Y%d", 2*r+1)
-		if r < mr-1 {
-			p("\tADDQ R13, AX")
-		}
-	}
-	p("nobeta2:")
+	beta256(mr, "nobeta2", "Y14")
 	p("\tTESTQ R14, R14")
 	p("\tJZ store2")
 	p("\tVMOVUPS (R14), Y12")
@@ -302,14 +290,7 @@ func kernel256() {
 		p("\tVADDPS Y13, Y%d, Y%d", 2*r+1, 2*r+1)
 	}
 	p("store2:")
-	p("\tMOVQ DX, AX")
-	for r := 0; r < mr; r++ {
-		p("\tVMOVUPS Y%d, (AX)", 2*r)
-		p("\tVMOVUPS Y%d, 32(AX)", 2*r+1)
-		if r < mr-1 {
-			p("\tADDQ R13, AX")
-		}
-	}
+	store256(mr)
 	// Second half: columns 16..31 of B, C and bias.
 	p("\tADDQ $64, DX")
 	p("\tTESTQ R14, R14")
@@ -1171,27 +1152,8 @@ func kernelI8AVX2() {
 	for i := 0; i < 2*mr; i++ {
 		p("\tVCVTDQ2PS Y%d, Y%d", i, i)
 	}
-	p("\tMOVQ DX, AX")
-	p("\tMOVL beta+60(FP), CX")
-	p("\tANDL $0x7fffffff, CX")
-	p("\tJZ i8nobeta")
-	p("\tVBROADCASTSS beta+60(FP), Y10")
-	for r := 0; r < mr; r++ {
-		p("\tVFMADD231PS (AX), Y10, Y%d", 2*r)
-		p("\tVFMADD231PS 32(AX), Y10, Y%d", 2*r+1)
-		if r < mr-1 {
-			p("\tADDQ R13, AX")
-		}
-	}
-	p("i8nobeta:")
-	p("\tMOVQ DX, AX")
-	for r := 0; r < mr; r++ {
-		p("\tVMOVUPS Y%d, (AX)", 2*r)
-		p("\tVMOVUPS Y%d, 32(AX)", 2*r+1)
-		if r < mr-1 {
-			p("\tADDQ R13, AX")
-		}
-	}
+	beta256(mr, "i8nobeta", "Y10")
+	store256(mr)
 	p("\tADDQ $64, DX")
 	p("\tMOVQ b+32(FP), DI")
 	p("\tADDQ $64, DI")
@@ -1282,4 +1244,36 @@ func helpersI8AVX2() {
 	p("\tVZEROUPPER")
 	p("\tRET")
 	p("")
+}
+
+// beta256 emits C·beta added to the mr×16 accumulators (Y0..Y2mr-1) of an
+// AVX2 half-pass when beta != 0 (C at DX, row stride R13; clobbers AX, CX
+// and breg), ending at label.
+func beta256(mr int, label, breg string) {
+	p("\tMOVQ DX, AX")
+	p("\tMOVL beta+60(FP), CX")
+	p("\tANDL $0x7fffffff, CX")
+	p("\tJZ %s", label)
+	p("\tVBROADCASTSS beta+60(FP), %s", breg)
+	for r := 0; r < mr; r++ {
+		p("\tVFMADD231PS (AX), %s, Y%d", breg, 2*r)
+		p("\tVFMADD231PS 32(AX), %s, Y%d", breg, 2*r+1)
+		if r < mr-1 {
+			p("\tADDQ R13, AX")
+		}
+	}
+	p("%s:", label)
+}
+
+// store256 stores the mr×16 accumulators of an AVX2 half-pass to C (DX,
+// row stride R13; clobbers AX).
+func store256(mr int) {
+	p("\tMOVQ DX, AX")
+	for r := 0; r < mr; r++ {
+		p("\tVMOVUPS Y%d, (AX)", 2*r)
+		p("\tVMOVUPS Y%d, 32(AX)", 2*r+1)
+		if r < mr-1 {
+			p("\tADDQ R13, AX")
+		}
+	}
 }

@@ -166,43 +166,52 @@ func TestLinearEpilogues(t *testing.T) {
 			res := randSlice(r, s.m*s.n)
 			p := PackLinear(w, s.n, s.k)
 			base := refGemm(false, true, s.m, s.n, s.k, 1, x, s.k, w, s.k, 0, make([]float32, s.m*s.n), s.n)
-			for _, act := range []Activation{ActNone, ActGELU} {
-				for _, withBias := range []bool{false, true} {
-					for _, resMode := range []string{"none", "separate", "alias"} {
-						want := make([]float64, len(base))
-						for i := range want {
-							v := base[i]
-							if withBias {
-								v += float64(bias[i%s.n])
-							}
-							if act == ActGELU {
-								v = geluExact(v)
-							}
-							if resMode != "none" {
-								v += float64(res[i])
-							}
-							want[i] = v
-						}
-						y := make([]float32, s.m*s.n)
-						var rs []float32
-						switch resMode {
-						case "separate":
-							rs = res
-						case "alias":
-							copy(y, res)
-							rs = y
-						}
-						var bs []float32
-						if withBias {
-							bs = bias
-						}
-						Linear(y, x, s.m, p, bs, act, rs)
-						within(t, fmt.Sprintf("%v act=%d bias=%v res=%s", s, act, withBias, resMode), y, want, 4e-6*math.Sqrt(float64(s.k)))
-					}
-				}
-			}
+			checkEpilogues(t, fmt.Sprint(s), p, x, bias, res, s.m, base, 4e-6*math.Sqrt(float64(s.k)))
 		}
 	})
+}
+
+// checkEpilogues runs Linear(y, x, m, p, ...) with every epilogue (GELU or
+// not, bias or not, residual none, separate or y itself) against base, the
+// float64 x·Wᵀ, within tol.
+func checkEpilogues(t *testing.T, what string, p *Packed, x, bias, res []float32, m int, base []float64, tol float64) {
+	t.Helper()
+	n := p.N
+	for _, act := range []Activation{ActNone, ActGELU} {
+		for _, withBias := range []bool{false, true} {
+			for _, resMode := range []string{"none", "separate", "alias"} {
+				want := make([]float64, len(base))
+				for i := range want {
+					v := base[i]
+					if withBias {
+						v += float64(bias[i%n])
+					}
+					if act == ActGELU {
+						v = geluExact(v)
+					}
+					if resMode != "none" {
+						v += float64(res[i])
+					}
+					want[i] = v
+				}
+				y := make([]float32, m*n)
+				var rs []float32
+				switch resMode {
+				case "separate":
+					rs = res
+				case "alias":
+					copy(y, res)
+					rs = y
+				}
+				var bs []float32
+				if withBias {
+					bs = bias
+				}
+				Linear(y, x, m, p, bs, act, rs)
+				within(t, fmt.Sprintf("%s act=%d bias=%v res=%s", what, act, withBias, resMode), y, want, tol)
+			}
+		}
+	}
 }
 
 func TestGELUAccuracy(t *testing.T) {

@@ -187,21 +187,7 @@ func kernelBF16Generic(k int, a *float32, rs, ps int, b *float32, c *float32, ld
 			}
 		}
 	}
-	C := unsafe.Slice(c, (mr-1)*ldc+nr)
-	var bv [nr]float32
-	if bias != nil {
-		bv = *(*[nr]float32)(unsafe.Slice(bias, nr))
-	}
-	for r := 0; r < mr; r++ {
-		row := C[r*ldc : r*ldc+nr]
-		for jj := range row {
-			v := alpha * acc[r][jj]
-			if beta != 0 {
-				v += beta * row[jj]
-			}
-			row[jj] = v + bv[jj]
-		}
-	}
+	storeGeneric(&acc, c, ldc, alpha, beta, bias)
 }
 
 var bf16GenericImpl = func() impl {

@@ -213,41 +213,7 @@ func TestLinearInt8(t *testing.T) {
 			res := randSlice(r, s.m*s.n)
 			p := PackLinear(w, s.n, s.k).Convert(Int8)
 			base := refLinearInt8(x, w, nil, s.m, s.n, s.k)
-			tol := 2e-6 * math.Sqrt(float64(s.k))
-			for _, act := range []Activation{ActNone, ActGELU} {
-				for _, withBias := range []bool{false, true} {
-					for _, resMode := range []string{"none", "separate", "alias"} {
-						want := make([]float64, len(base))
-						for i := range want {
-							v := base[i]
-							if withBias {
-								v += float64(bias[i%s.n])
-							}
-							if act == ActGELU {
-								v = geluExact(v)
-							}
-							if resMode != "none" {
-								v += float64(res[i])
-							}
-							want[i] = v
-						}
-						y := make([]float32, s.m*s.n)
-						var rs, bs []float32
-						switch resMode {
-						case "separate":
-							rs = res
-						case "alias":
-							copy(y, res)
-							rs = y
-						}
-						if withBias {
-							bs = bias
-						}
-						Linear(y, x, s.m, p, bs, act, rs)
-						within(t, fmt.Sprintf("%v act=%d bias=%v res=%s", s, act, withBias, resMode), y, want, tol)
-					}
-				}
-			}
+			checkEpilogues(t, fmt.Sprint(s), p, x, bias, res, s.m, base, 2e-6*math.Sqrt(float64(s.k)))
 			// Near fp32: the quantisation error of unit normals over k terms.
 			y, y32 := make([]float32, s.m*s.n), make([]float32, s.m*s.n)
 			Linear(y, x, s.m, p, bias, ActNone, nil)
