@@ -53,7 +53,7 @@ func precisionModels(t *testing.T) []precisionModel {
 	}
 	// A trained checkpoint, when one is at hand (not in the repository).
 	if p := os.Getenv("MAEEMBED_TRAINED_MODEL"); p != "" {
-		out = append(out, precisionModel{"trained " + filepath.Base(p), func() (*Model, error) { return Load(p, "") }})
+		out = append(out, precisionModel{"trained:" + filepath.Base(p), func() (*Model, error) { return Load(p, "") }})
 	}
 	return out
 }
@@ -129,7 +129,7 @@ func cosine(a, b []float32) float64 {
 func TestPrecisionAccuracy(t *testing.T) {
 	precs := []kernels.Precision{kernels.BF16, kernels.Int8}
 	var table strings.Builder
-	fmt.Fprintf(&table, "path %s\n%-16s %-5s %9s %9s %12s %10s\n", kernels.Path(), "model", "prec", "mean cos", "min cos", "max|Δpred|", "max|pred|")
+	fmt.Fprintf(&table, "path %s\n%-20s %-5s %9s %9s %12s %10s\n", kernels.Path(), "model", "prec", "mean cos", "min cos", "max|Δpred|", "max|pred|")
 	for _, pm := range precisionModels(t) {
 		ref, err := pm.load()
 		if err != nil {
@@ -158,7 +158,7 @@ func TestPrecisionAccuracy(t *testing.T) {
 				res.maxAbs = math.Max(res.maxAbs, math.Abs(float64(pred[i]-pred32[i])))
 				res.predMax = math.Max(res.predMax, math.Abs(float64(pred32[i])))
 			}
-			fmt.Fprintf(&table, "%-16s %-5v %9.6f %9.6f %12.4g %10.4g\n", pm.name, prec, res.meanCos, res.minCos, res.maxAbs, res.predMax)
+			fmt.Fprintf(&table, "%-20s %-5v %9.6f %9.6f %12.4g %10.4g\n", pm.name, prec, res.meanCos, res.minCos, res.maxAbs, res.predMax)
 			if res.minCos < minCosine || math.IsNaN(res.minCos) {
 				t.Errorf("%s %v: min cosine %.6f < %v", pm.name, prec, res.minCos, minCosine)
 			}
