@@ -51,7 +51,7 @@ func benchModel(b *testing.B, decoder bool, prec kernels.Precision) *Model {
 // BenchmarkReconstruct measures the masked encoder + decoder at ratio 0.75.
 func BenchmarkReconstruct(b *testing.B) {
 	for _, prec := range benchPrecisions {
-		b.Run(fmt.Sprintf("prec=%v", prec), func(b *testing.B) {
+		b.Run(fmt.Sprintf("vit_base_patch16/prec=%v/batch8", prec), func(b *testing.B) {
 			m := benchModel(b, true, prec)
 			c := m.Config
 			const bs = 8
