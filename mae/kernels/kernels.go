@@ -7,7 +7,9 @@
 // Three code paths share one driver: AVX-512 and AVX2+FMA assembly
 // micro-kernels, chosen at init from CPU features, and a pure-Go twin that
 // the tests compare them against. MAEEMBED_KERNEL=avx512|avx2|generic
-// forces a path (read at init); SetPath does the same at run time.
+// forces a path (read at init); SetPath does the same at run time. A
+// Linear weight can also be held in bf16 or int8 (Packed.Convert), with
+// VDPBF16PS, VPDPBUSD or VPMADDUBSW kernels where the CPU has them.
 package kernels
 
 import (

@@ -69,12 +69,18 @@ func bf16Native() bool { return bf16Impl != nil && current.Load().name == "avx51
 var slowOnce, slowI8Once sync.Once
 
 // Convert returns p's weight in precision prec (p itself for FP32; p must
-// be an FP32 weight). For BF16 on a CPU with AVX512_BF16 (and the avx512
-// path in use) the result holds pairs of bf16 along K in one 32-bit word,
-// in the same panel layout as float32 (K/2 word rows of nr), for the
-// VDPBF16PS kernel. Elsewhere it holds float32 values rounded to bf16 and
-// runs through the float32 kernels: the same results (every product of two
-// bf16 is exact in float32), without the speed-up, which is logged once.
+// be an FP32 weight, else Convert panics). The kernel family is fixed by
+// the path in use when Convert runs (set the path first).
+//
+// BF16: on a CPU with AVX512_BF16 (avx512 path) the result holds pairs of
+// bf16 along K in one 32-bit word, in the float32 panel layout (K/2 word
+// rows of nr), for the VDPBF16PS kernel. Elsewhere it holds float32 values
+// rounded to bf16 and runs through the float32 kernels: the same results
+// (every product of two bf16 is exact in float32), without the speed-up,
+// which is logged once.
+//
+// Int8: see toInt8; the kernel (VPDPBUSD, AVX2 VPMADDUBSW, or pure Go,
+// logged once) is chosen per call.
 func (p *Packed) Convert(prec Precision) *Packed {
 	if p.prec != FP32 {
 		panic(fmt.Sprintf("kernels.Packed.Convert: weight is %v, want fp32", p.prec))
