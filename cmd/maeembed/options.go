@@ -13,6 +13,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/maeembed/maeembed/kafkaconn"
+	"github.com/maeembed/maeembed/mae/kernels"
 	"github.com/maeembed/maeembed/sources"
 )
 
@@ -41,6 +42,7 @@ type Options struct {
 	MaskNoise   string   `yaml:"mask_noise"`
 	NormPixLoss autoBool `yaml:"norm_pix_loss"`
 	MaxFileRows int      `yaml:"max_file_rows"`
+	Precision   string   `yaml:"precision"`
 	Inputs      []string `yaml:"inputs"`
 	// Source holds the input options (extensions, image_column, id_column,
 	// image_root): the sources package's own config, same YAML keys.
@@ -75,7 +77,7 @@ type StreamOptions struct {
 func defaultOptions() Options {
 	return Options{
 		Model: "mae_vit_base_patch16", Format: "parquet", BatchSize: 8, Resize: "center-crop",
-		Pool: "mean", Resume: true, MaskRatio: 0.75,
+		Pool: "mean", Resume: true, MaskRatio: 0.75, Precision: "fp32",
 		Stream: StreamOptions{Group: "maeembed", StartOffset: "earliest", BatchLatency: 50 * time.Millisecond, MaxInFlight: 512,
 			CommitInterval: time.Second, SessionTimeout: 30 * time.Second, FlushInterval: 10 * time.Second,
 			ProduceLinger: 5 * time.Millisecond, ShutdownTimeout: 20 * time.Second},
@@ -201,6 +203,13 @@ func modelFlags(fs *pflag.FlagSet, o *Options) {
 	fs.StringVar(&o.CacheDir, "cache-dir", o.CacheDir, "where presets are downloaded (default $MAEEMBED_CACHE or the user cache dir)")
 }
 
+// precisionFlag is the flag of the commands that run the model on images
+// (embed, reconstruct, stream); inspect and convert keep the weights as
+// they are.
+func precisionFlag(fs *pflag.FlagSet, o *Options) {
+	fs.StringVar(&o.Precision, "precision", o.Precision, "arithmetic of the model's linear layers: "+strings.Join(kernels.PrecisionNames(), " | "))
+}
+
 // preprocessFlags are the flags of the read → preprocess → batch stages.
 func preprocessFlags(fs *pflag.FlagSet, o *Options) {
 	fs.IntVar(&o.BatchSize, "batch-size", o.BatchSize, "images per forward pass")
@@ -233,6 +242,7 @@ func inputFlags(fs *pflag.FlagSet, o *Options) {
 // runFlags are the flags of the file commands (embed, reconstruct).
 func runFlags(fs *pflag.FlagSet, o *Options) {
 	modelFlags(fs, o)
+	precisionFlag(fs, o)
 	inputFlags(fs, o)
 	fs.StringVarP(&o.Output, "output", "o", o.Output, "output directory")
 	fs.StringVar(&o.Format, "format", o.Format, "output format")
