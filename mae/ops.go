@@ -211,25 +211,45 @@ func (f *attentionFn) Backward(gyT mat.Tensor) error {
 	return nil
 }
 
-// tokensFn assembles the encoder input [n·(1+L)×D]: per image the cls token
-// then the patch embeddings, each plus its position row.
+// tokensFn assembles the encoder input: per image the cls token then the
+// patch embeddings, each plus its position row. With ids (per image the keep
+// kept patch indices in ids_shuffle order, as random_masking gathers them)
+// the result is [n·(1+keep)×D]; without, all L patches in raster order.
 type tokensFn struct {
 	pe, cls, pos mat.Tensor
 	n, l, d      int
+	ids          []int // [n·keep] or nil
+	keep         int
+}
+
+// patch is the index of the k-th token's patch of image b.
+func (f *tokensFn) patch(b, k int) int {
+	if f.ids == nil {
+		return k
+	}
+	return f.ids[b*f.keep+k]
+}
+
+func (f *tokensFn) tokens() int {
+	if f.ids == nil {
+		return f.l
+	}
+	return f.keep
 }
 
 func (f *tokensFn) Operands() []mat.Tensor { return []mat.Tensor{f.pe, f.cls, f.pos} }
 
 func (f *tokensFn) Forward() (mat.Tensor, error) {
 	pe, cls, pos := data(f.pe), data(f.cls), data(f.pos)
-	t, d := 1+f.l, f.d
+	t, d := 1+f.tokens(), f.d
 	x := make([]float32, f.n*t*d)
 	for b := 0; b < f.n; b++ {
 		for i := 0; i < t; i++ {
-			dst, pr := x[(b*t+i)*d:(b*t+i+1)*d], pos[i*d:(i+1)*d]
-			src := cls
+			dst := x[(b*t+i)*d : (b*t+i+1)*d]
+			src, pr := cls, pos[:d]
 			if i > 0 {
-				src = pe[(b*f.l+i-1)*d : (b*f.l+i)*d]
+				id := f.patch(b, i-1)
+				src, pr = pe[(b*f.l+id)*d:(b*f.l+id+1)*d], pos[(1+id)*d:(2+id)*d]
 			}
 			for j := range dst {
 				dst[j] = src[j] + pr[j]
@@ -241,22 +261,24 @@ func (f *tokensFn) Forward() (mat.Tensor, error) {
 
 func (f *tokensFn) Backward(gyT mat.Tensor) error {
 	gy := mat.Data[float32](gyT)
-	t, d := 1+f.l, f.d
+	t, d := 1+f.tokens(), f.d
 	gpe := make([]float32, f.n*f.l*d)
 	gcls := make([]float32, d)
-	gpos := make([]float32, t*d)
+	gpos := make([]float32, (1+f.l)*d)
 	for b := 0; b < f.n; b++ {
 		for i := 0; i < t; i++ {
 			g := gy[(b*t+i)*d : (b*t+i+1)*d]
-			for j, v := range g {
-				gpos[i*d+j] += v
-			}
 			if i == 0 {
 				for j, v := range g {
 					gcls[j] += v
+					gpos[j] += v
 				}
-			} else {
-				copy(gpe[(b*f.l+i-1)*d:], g)
+				continue
+			}
+			id := f.patch(b, i-1)
+			copy(gpe[(b*f.l+id)*d:], g)
+			for j, v := range g {
+				gpos[(1+id)*d+j] += v
 			}
 		}
 	}
