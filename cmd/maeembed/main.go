@@ -22,6 +22,7 @@ usage:
   maeembed embed       [flags] INPUT...   files, dirs (recursive), globs, list files ('-' = stdin)
   maeembed reconstruct [flags] INPUT...
   maeembed stream      [flags]            Kafka in, Parquet and/or Kafka out
+  maeembed pretrain    [flags] INPUT...   MAE pretraining; checkpoints in the HF layout
   maeembed inspect     MODEL
   maeembed convert     MODEL --output DIR
   maeembed version
@@ -54,6 +55,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		err = env.reconstruct(rest)
 	case "stream":
 		err = env.stream(rest)
+	case "pretrain":
+		err = env.pretrain(rest)
 	case "inspect":
 		err = env.inspect(rest)
 	case "convert":
