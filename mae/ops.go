@@ -139,12 +139,7 @@ func (f *geluFn) Forward() (mat.Tensor, error) {
 func (f *geluFn) Backward(gyT mat.Tensor) error {
 	gy, x := mat.Data[float32](gyT), data(f.x)
 	gx := make([]float32, len(x))
-	for i, a := range x {
-		v := float64(a)
-		cdf := 0.5 * (1 + math.Erf(v/math.Sqrt2))
-		pdf := math.Exp(-0.5*v*v) / math.Sqrt(2*math.Pi)
-		gx[i] = gy[i] * float32(cdf+v*pdf)
-	}
+	geluBackward(gx, gy, x)
 	accGrad(f.x, gx, f.x.Value().Shape()...)
 	return nil
 }

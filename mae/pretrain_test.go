@@ -113,3 +113,16 @@ func TestPretrainLossGradients(t *testing.T) {
 		}
 	}
 }
+
+// The interpolated GELU derivative equals Φ(x) + x·φ(x) to far below
+// float32 resolution, inside and outside the table.
+func TestGeluGrad(t *testing.T) {
+	var worst float64
+	for x := -12.0; x <= 12; x += 1.0 / 1024 / 3.7 {
+		want := 0.5*math.Erfc(-x/math.Sqrt2) + x*math.Exp(-0.5*x*x)/math.Sqrt(2*math.Pi)
+		worst = math.Max(worst, math.Abs(geluGrad(float32(x))-want)-math.Abs(float64(float32(x))-x)*1.2)
+	}
+	if worst > 1e-8 {
+		t.Errorf("interpolated GELU derivative off by %g", worst)
+	}
+}
