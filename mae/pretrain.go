@@ -62,14 +62,15 @@ func (m *Model) TrainableParams() ([]NamedParam, error) {
 			lin(p+".mlp.fc2", b.FC2)
 		}
 	}
+	// The module's own parameters come first in named_parameters().
 	add("cls_token", e.ClsToken, 1, 1, c.Dim)
+	add("mask_token", d.MaskToken, 1, 1, c.DecDim)
 	add("patch_embed.proj.weight", e.PatchEmbed.Weight(), c.Dim, 3, c.PatchSize, c.PatchSize)
 	out[len(out)-1].PatchLayout = true
 	add("patch_embed.proj.bias", e.PatchEmbed.B, c.Dim)
 	blocks("blocks.", e.Blocks)
 	norm("norm", e.Norm)
 	lin("decoder_embed", d.Embed)
-	add("mask_token", d.MaskToken, 1, 1, c.DecDim)
 	blocks("decoder_blocks.", d.Blocks)
 	norm("decoder_norm", d.Norm)
 	lin("decoder_pred", d.Pred)
