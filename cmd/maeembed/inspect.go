@@ -67,11 +67,13 @@ func (e *env) inspect(args []string) error {
 // convert writes a checkpoint in the Hugging Face layout, which is also
 // maeembed's own saved format.
 func (e *env) convert(args []string) error {
+	var half bool
 	o, err := parseOptions("convert", args, func(fs *flag.FlagSet, o *Options) {
 		modelFlags(fs, o)
 		for _, n := range []string{"output", "o"} {
 			fs.StringVar(&o.Output, n, o.Output, "output directory")
 		}
+		fs.BoolVar(&half, "float16", false, "store the weights as float16 (half the size; loading upcasts)")
 	})
 	if err != nil {
 		return err
@@ -88,7 +90,11 @@ func (e *env) convert(args []string) error {
 	if err != nil {
 		return err
 	}
-	if err := weights.SaveHF(o.Output, m.Tensors(), m.Config.HF()); err != nil {
+	save := weights.SaveHF
+	if half {
+		save = weights.SaveHFFloat16
+	}
+	if err := save(o.Output, m.Tensors(), m.Config.HF()); err != nil {
 		return err
 	}
 	fmt.Fprintf(e.stdout, "wrote %s (%d parameters)\n", o.Output, m.NumParams())
