@@ -3,7 +3,6 @@ package mae
 import (
 	"fmt"
 	"math"
-	"strconv"
 
 	"github.com/nlpodyssey/spago/mat"
 	"github.com/nlpodyssey/spago/nn"
@@ -42,26 +41,9 @@ func (m *Model) TrainableParams() ([]NamedParam, error) {
 		p.SetRequiresGrad(true)
 		out = append(out, NamedParam{Name: name, Param: p, Shape: shape})
 	}
-	lin := func(name string, l *Linear) {
-		add(name+".weight", l.Weight(), l.Out, l.In)
-		add(name+".bias", l.B, l.Out)
-	}
-	norm := func(name string, n *LayerNorm) {
-		k := len(paramData(n.W))
-		add(name+".weight", n.W, k)
-		add(name+".bias", n.B, k)
-	}
-	blocks := func(prefix string, bs []*Block) {
-		for i, b := range bs {
-			p := prefix + strconv.Itoa(i)
-			norm(p+".norm1", b.Norm1)
-			lin(p+".attn.qkv", b.QKV)
-			lin(p+".attn.proj", b.Proj)
-			norm(p+".norm2", b.Norm2)
-			lin(p+".mlp.fc1", b.FC1)
-			lin(p+".mlp.fc2", b.FC2)
-		}
-	}
+	lin := func(name string, l *Linear) { linearParams(name, l, add) }
+	norm := func(name string, n *LayerNorm) { normParams(name, n, add) }
+	blocks := func(prefix string, bs []*Block) { blockParams(prefix, bs, add) }
 	// The module's own parameters come first in named_parameters().
 	add("cls_token", e.ClsToken, 1, 1, c.Dim)
 	add("mask_token", d.MaskToken, 1, 1, c.DecDim)

@@ -87,14 +87,8 @@ func (r *refRun) recipe() Recipe {
 func trainLikeRef(t *testing.T, ref *refRun, mutate func(*Trainer)) *goRun {
 	t.Helper()
 	dir := filepath.Join(fixtures, ref.Config)
-	m, err := mae.Load(filepath.Join(dir, "model.pth"), filepath.Join(dir, "hf", "config.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	tr, err := NewTrainer(m, ref.recipe())
-	if err != nil {
-		t.Fatal(err)
-	}
+	tr := fixtureTrainer(t, ref)
+	m := tr.Model
 	if mutate != nil {
 		mutate(tr)
 	}
@@ -207,7 +201,7 @@ func TestTrainingParity(t *testing.T) {
 		for _, normPix := range []bool{false, true} {
 			t.Run(fmt.Sprintf("%s/normpix=%v", config, normPix), func(t *testing.T) {
 				ref := loadRef(t, config, normPix)
-				checkGroups(t, ref, config)
+				checkGroups(t, ref)
 				g := trainLikeRef(t, ref, nil)
 				for _, e := range compareSmall(ref, g) {
 					t.Error(e)
@@ -325,17 +319,9 @@ func compareFull(ref *fullRef, g *goRun) (gradDiff, paramDiff float64, errs []st
 }
 
 // checkGroups compares the Go weight-decay groups with the reference's.
-func checkGroups(t *testing.T, ref *refRun, config string) {
+func checkGroups(t *testing.T, ref *refRun) {
 	t.Helper()
-	dir := filepath.Join(fixtures, config)
-	m, err := mae.Load(filepath.Join(dir, "model.pth"), filepath.Join(dir, "hf", "config.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	tr, err := NewTrainer(m, ref.recipe())
-	if err != nil {
-		t.Fatal(err)
-	}
+	tr := fixtureTrainer(t, ref)
 	var decay, noDecay []string
 	for i, p := range tr.Params {
 		if tr.Opt.WeightDecay[i] > 0 {
@@ -383,4 +369,20 @@ func TestTrainingParityCatchesWrongDecayGroup(t *testing.T) {
 			}
 		})
 	}
+}
+
+// fixtureTrainer is a trainer of the reference run's fixture model (the
+// initial weights both sides start from) with its recipe.
+func fixtureTrainer(t *testing.T, ref *refRun) *Trainer {
+	t.Helper()
+	dir := filepath.Join(fixtures, ref.Config)
+	m, err := mae.Load(filepath.Join(dir, "model.pth"), filepath.Join(dir, "hf", "config.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, err := NewTrainer(m, ref.recipe())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tr
 }
