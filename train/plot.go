@@ -64,11 +64,20 @@ func PlotLoss(metricsPath, pngPath string) error {
 		}
 		px := func(x float64) int { return left + int((x-x0)/(x1-x0)*float64(W-left-right-1)) }
 		py := func(y float64) int { return H - bottom - int((y-y0)/(y1-y0)*float64(H-top-bottom)) }
-		line := color.RGBA{31, 119, 180, 255}
-		for i := range xs {
+		// The raw per-step loss in a light colour, and an exponential moving
+		// average over ~2% of the run over it, since single steps are noisy.
+		raw, smooth := color.RGBA{174, 199, 232, 255}, color.RGBA{31, 119, 180, 255}
+		alpha := 2 / (math.Max(1, float64(len(ys))/50) + 1)
+		ema := make([]float64, len(ys))
+		for i, y := range ys {
+			ema[i] = y
 			if i > 0 {
-				drawLine(img, px(xs[i-1]), py(ys[i-1]), px(xs[i]), py(ys[i]), line)
+				ema[i] = ema[i-1] + alpha*(y-ema[i-1])
+				drawLine(img, px(xs[i-1]), py(ys[i-1]), px(xs[i]), py(ys[i]), raw)
 			}
+		}
+		for i := 1; i < len(ema); i++ {
+			drawLine(img, px(xs[i-1]), py(ema[i-1]), px(xs[i]), py(ema[i]), smooth)
 		}
 		label(4, py(y1)+10, fmt.Sprintf("%.3g", math.Pow(10, y1)))
 		label(4, py(y0), fmt.Sprintf("%.3g", math.Pow(10, y0)))
