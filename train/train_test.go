@@ -285,3 +285,31 @@ func TestPretrainNeedsADecodableImage(t *testing.T) {
 		t.Errorf("checkpoint %s written", dir)
 	}
 }
+
+// Pretrain end to end on real photos; --init continues from a checkpoint
+// of the same architecture and refuses another one.
+func TestPretrainAndInit(t *testing.T) {
+	r := tinyRecipe()
+	r.Epochs, r.WarmupEpochs, r.AccumIter = 2, 0, 1
+	out := t.TempDir()
+	res, err := Pretrain(context.Background(), Job{Model: tinyConfig(), Recipe: r, Options: Options{Output: out}, Inputs: []string{"../examples/photos"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Steps != 6 || res.Checkpoint == "" {
+		t.Fatalf("6 images, batch 2, 2 epochs: %d steps, checkpoint %q", res.Steps, res.Checkpoint)
+	}
+	m, err := mae.Load(res.Checkpoint, "")
+	if err != nil || !m.HasDecoder() {
+		t.Fatalf("the checkpoint does not load as a model with decoder: %v", err)
+	}
+	out2 := t.TempDir()
+	if _, err := Pretrain(context.Background(), Job{Model: tinyConfig(), Init: res.Checkpoint, Recipe: r, Options: Options{Output: out2}, Inputs: []string{"../examples/photos"}}); err != nil {
+		t.Fatalf("--init from a checkpoint of the same model: %v", err)
+	}
+	c := tinyConfig()
+	c.Depth = 2
+	if _, err := Pretrain(context.Background(), Job{Model: c, Init: res.Checkpoint, Recipe: r, Options: Options{Output: t.TempDir()}, Inputs: []string{"../examples/photos"}}); err == nil || !strings.Contains(err.Error(), "different architecture") {
+		t.Errorf("--init from another architecture: %v", err)
+	}
+}
