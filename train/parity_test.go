@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -58,13 +59,9 @@ type goRun struct {
 	params      map[string][]float32 // after the last step, reference layout
 }
 
-func loadRef(t *testing.T, config string, normPix bool) *refRun {
+func loadRef(t *testing.T, config, file string) *refRun {
 	t.Helper()
-	name := "train.json"
-	if normPix {
-		name = "train_normpix.json"
-	}
-	b, err := os.ReadFile(filepath.Join(fixtures, config, name))
+	b, err := os.ReadFile(filepath.Join(fixtures, config, file))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -197,31 +194,46 @@ func maxAbs(m map[string][]float32) float64 {
 }
 
 func TestTrainingParity(t *testing.T) {
-	for _, config := range []string{"tiny32", "small48"} {
-		for _, normPix := range []bool{false, true} {
-			t.Run(fmt.Sprintf("%s/normpix=%v", config, normPix), func(t *testing.T) {
-				ref := loadRef(t, config, normPix)
-				checkGroups(t, ref)
-				g := trainLikeRef(t, ref, nil)
-				for _, e := range compareSmall(ref, g) {
-					t.Error(e)
-				}
-				var lossDiff float64
-				for i := range ref.Losses {
-					lossDiff = math.Max(lossDiff, math.Abs(g.losses[i]-ref.Losses[i]))
-				}
-				t.Logf("max loss diff %.3g", lossDiff)
-				full := runTorchRef(t, config, normPix)
-				if full == nil {
-					return
-				}
-				gd, pd, errs := compareFull(full, g)
-				for _, e := range errs {
-					t.Error(e)
-				}
-				t.Logf("max gradient diff %.3g of the largest gradient, max parameter diff %.3g after %d steps", gd, pd, ref.Steps)
-			})
-		}
+	for _, c := range []struct {
+		config, file string
+		normPix      bool
+		accum        int
+	}{
+		{"tiny32", "train.json", false, 1},
+		{"tiny32", "train_normpix.json", true, 1},
+		{"small48", "train.json", false, 1},
+		{"small48", "train_normpix.json", true, 1},
+		{"tiny32", "train_accum2.json", false, 2}, // loss/accum_iter, lr at multiples of accum_iter
+	} {
+		t.Run(c.config+"/"+c.file, func(t *testing.T) {
+			ref := loadRef(t, c.config, c.file)
+			if ref.NormPix != c.normPix || ref.Recipe.AccumIter != c.accum {
+				t.Fatalf("%s: norm_pix_loss %v, accum_iter %d; want %v, %d", c.file, ref.NormPix, ref.Recipe.AccumIter, c.normPix, c.accum)
+			}
+			checkGroups(t, ref)
+			g := trainLikeRef(t, ref, nil)
+			for _, e := range compareSmall(ref, g) {
+				t.Error(e)
+			}
+			var lossDiff float64
+			for i := range ref.Losses {
+				lossDiff = math.Max(lossDiff, math.Abs(g.losses[i]-ref.Losses[i]))
+			}
+			t.Logf("max loss diff %.3g", lossDiff)
+			args := []string{c.config, "--accum-iter", strconv.Itoa(c.accum)}
+			if c.normPix {
+				args = append(args, "--norm-pix")
+			}
+			full := runTorchRef(t, args...)
+			if full == nil {
+				return
+			}
+			gd, pd, errs := compareFull(full, g)
+			for _, e := range errs {
+				t.Error(e)
+			}
+			t.Logf("max gradient diff %.3g of the largest gradient, max parameter diff %.3g after %d steps", gd, pd, ref.Steps)
+		})
 	}
 }
 
@@ -230,7 +242,7 @@ type fullRef struct{ grads, params map[string][]float32 }
 
 // runTorchRef runs train_ref.py into a temporary directory; nil (test
 // skipped part) without torch unless MAEEMBED_REQUIRE_TOOLS=1.
-func runTorchRef(t *testing.T, config string, normPix bool) *fullRef {
+func runTorchRef(t *testing.T, args ...string) *fullRef {
 	t.Helper()
 	const py = "/usr/bin/python3"
 	if err := exec.Command(py, "-c", "import torch").Run(); err != nil {
@@ -241,10 +253,7 @@ func runTorchRef(t *testing.T, config string, normPix bool) *fullRef {
 		return nil
 	}
 	out := t.TempDir()
-	args := []string{"../mae/testdata/reference/train_ref.py", config, "--out", out}
-	if normPix {
-		args = append(args, "--norm-pix")
-	}
+	args = append([]string{"../mae/testdata/reference/train_ref.py", "--out", out}, args...)
 	if b, err := exec.Command(py, args...).CombinedOutput(); err != nil {
 		t.Fatalf("train_ref.py: %v\n%s", err, b)
 	}
@@ -341,7 +350,7 @@ func checkGroups(t *testing.T, ref *refRun) {
 // A parameter in the wrong weight-decay group makes the parity check fail:
 // the comparison can see the groups, not just the gradients.
 func TestTrainingParityCatchesWrongDecayGroup(t *testing.T) {
-	ref := loadRef(t, "tiny32", false)
+	ref := loadRef(t, "tiny32", "train.json")
 	for _, name := range []string{"cls_token", "mask_token", "blocks.0.norm1.weight", "blocks.1.attn.proj.bias", "decoder_pred.weight"} {
 		t.Run(name, func(t *testing.T) {
 			g := trainLikeRef(t, ref, func(tr *Trainer) {

@@ -14,10 +14,10 @@ engine_pretrain.py and util/lr_sched.py on the model of mae_ref.py:
 The run: the 3 fixture images (x.npy, augmentation off) form every batch,
 two iterations per epoch, mask noise drawn from a seeded generator.
 
-    /usr/bin/python3 mae/testdata/reference/train_ref.py CONFIG [--norm-pix] --out DIR
+    /usr/bin/python3 mae/testdata/reference/train_ref.py CONFIG [--norm-pix] [--accum-iter N] --out DIR
         writes DIR/{meta.json, noise.npy, grad/NAME.npy (first iteration), param/NAME.npy (end)}
     /usr/bin/python3 mae/testdata/reference/train_ref.py --write-fixtures
-        writes mae/testdata/fixtures/CONFIG/train[_normpix].json (noise, losses, lrs,
+        writes mae/testdata/fixtures/CONFIG/train[_normpix].json and tiny32/train_accum2.json (noise, losses, lrs,
         groups and per-tensor sums: what the Go test checks without torch)
 """
 
@@ -73,7 +73,7 @@ def param_groups(model, weight_decay):
     return groups, [n for n, _ in decay], [n for n, _ in no_decay]
 
 
-def run(name, norm_pix):
+def run(name, norm_pix, accum_iter=1):
     torch.set_num_threads(1)
     cfg = CONFIGS[name]["cfg"]
     d = os.path.join(OUT, name)
@@ -82,16 +82,18 @@ def run(name, norm_pix):
     model.norm_pix_loss = norm_pix
     model.train()
     x = torch.from_numpy(np.load(os.path.join(d, "x.npy")))
-    r = RECIPE
+    r = dict(RECIPE, accum_iter=accum_iter)
+    # Two optimiser steps per epoch whatever the accumulation.
+    ipe = ITERS_PER_EPOCH * accum_iter
     groups, decay, no_decay = param_groups(model, r["weight_decay"])
     opt = torch.optim.AdamW(groups, lr=r["lr"], betas=(0.9, 0.95))
     gen = torch.Generator().manual_seed(r["noise_seed"])
     noise = torch.rand(STEPS * r["accum_iter"], x.shape[0], cfg.num_patches, generator=gen)
     losses, lrs, grads = [], [], {}
     for it in range(STEPS * r["accum_iter"]):
-        epoch, step_in_epoch = divmod(it, ITERS_PER_EPOCH)
+        epoch, step_in_epoch = divmod(it, ipe)
         if step_in_epoch % r["accum_iter"] == 0:
-            lrs.append(adjust_learning_rate(opt, step_in_epoch / ITERS_PER_EPOCH + epoch, r))
+            lrs.append(adjust_learning_rate(opt, step_in_epoch / ipe + epoch, r))
         loss, _, _ = model(x, mask_ratio=r["mask_ratio"], noise=noise[it])
         losses.append(loss.item())
         (loss / r["accum_iter"]).backward()
@@ -101,7 +103,7 @@ def run(name, norm_pix):
             opt.step()
             opt.zero_grad()
     params = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
-    meta = dict(config=name, norm_pix_loss=norm_pix, recipe=r, steps=STEPS, iters_per_epoch=ITERS_PER_EPOCH,
+    meta = dict(config=name, norm_pix_loss=norm_pix, recipe=r, steps=STEPS, iters_per_epoch=ipe,
                 losses=losses, lrs=lrs, decay=decay, no_decay=no_decay)
     return meta, noise, grads, params
 
@@ -145,6 +147,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("config", nargs="?")
     ap.add_argument("--norm-pix", action="store_true")
+    ap.add_argument("--accum-iter", type=int, default=1)
     ap.add_argument("--out")
     ap.add_argument("--write-fixtures", action="store_true")
     a = ap.parse_args()
@@ -156,10 +159,16 @@ def main():
                 with open(p, "w") as fh:
                     json.dump(f, fh, separators=(",", ":"))
                 print("wrote", p, "losses", f["losses"])
+        # Gradient accumulation: 2 iterations per step, 4 per epoch.
+        f = fixture(*run("tiny32", False, accum_iter=2))
+        p = os.path.join(OUT, "tiny32", "train_accum2.json")
+        with open(p, "w") as fh:
+            json.dump(f, fh, separators=(",", ":"))
+        print("wrote", p, "losses", f["losses"])
         return
     if not a.config or not a.out:
         ap.error("CONFIG and --out, or --write-fixtures")
-    write_dir(a.out, *run(a.config, a.norm_pix))
+    write_dir(a.out, *run(a.config, a.norm_pix, a.accum_iter))
 
 
 if __name__ == "__main__":
