@@ -14,6 +14,7 @@ import (
 
 	"github.com/maeembed/maeembed/mae"
 	"github.com/maeembed/maeembed/mae/weights"
+	"github.com/maeembed/maeembed/stages"
 )
 
 // util/lr_sched.adjust_learning_rate: linear warmup, then half-cycle cosine
@@ -311,5 +312,46 @@ func TestPretrainAndInit(t *testing.T) {
 	c.Depth = 2
 	if _, err := Pretrain(context.Background(), Job{Model: c, Init: res.Checkpoint, Recipe: r, Options: Options{Output: t.TempDir()}, Inputs: []string{"../examples/photos"}}); err == nil || !strings.Contains(err.Error(), "different architecture") {
 		t.Errorf("--init from another architecture: %v", err)
+	}
+}
+
+// A batch is a function of (seed, sample number) alone; without
+// augmentation it is exactly the evaluation tensor of each image.
+func TestBatcher(t *testing.T) {
+	c := tinyConfig()
+	ds := tinySet(3)
+	b := &Batcher{Data: ds, Cfg: c, Seed: 9, Batch: 2}
+	n := c.NumPatches() * c.PatchDim()
+	p1, p2 := make([]float32, 2*n), make([]float32, 2*n)
+	z1, z2 := make([]float32, 2*c.NumPatches()), make([]float32, 2*c.NumPatches())
+	order := []int{2, 0, 1}
+	b.Fill(p1, z1, order, 0, 40)
+	b.Fill(p2, z2, order, 0, 40)
+	if !slicesEqual(p1, p2) || !slicesEqual(z1, z2) {
+		t.Fatal("the same sample numbers gave different batches")
+	}
+	b.Fill(p2, z2, order, 0, 42)
+	if slicesEqual(p1, p2) || slicesEqual(z1, z2) {
+		t.Fatal("other sample numbers gave the same crops and noise")
+	}
+	// Without augmentation: the S×S image, normalised and patchified.
+	plain := &Dataset{Size: 32}
+	for _, img := range ds.Images {
+		out, err := (stages.Preprocess{Size: 32, Mode: stages.Squash}).Resize(img)
+		if err != nil {
+			t.Fatal(err)
+		}
+		plain.Images = append(plain.Images, out.(*image.NRGBA))
+	}
+	b = &Batcher{Data: plain, Cfg: c, Seed: 9, Batch: 2}
+	b.Fill(p1, z1, order, 1, 0)
+	chw := make([]float32, 3*32*32)
+	want := make([]float32, n)
+	for k, idx := range order[1:3] {
+		stages.Normalize(chw, plain.Images[idx])
+		mae.Patchify(want, chw, 1, 32, c.PatchSize)
+		if !slicesEqual(p1[k*n:(k+1)*n], want) {
+			t.Errorf("slot %d: not the evaluation tensor of image %d", k, idx)
+		}
 	}
 }
