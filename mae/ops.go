@@ -3,6 +3,8 @@ package mae
 import (
 	"fmt"
 	"math"
+	"runtime"
+	"sync"
 
 	"github.com/maeembed/maeembed/mae/kernels"
 	"github.com/nlpodyssey/spago/ag"
@@ -167,43 +169,58 @@ func (f *attentionFn) Backward(gyT mat.Tensor) error {
 		return nil
 	}
 	gy, qkv := mat.Data[float32](gyT), data(f.qkv)
+	gq := make([]float32, len(qkv))
+	// Each (image, head) writes its own columns of gq: split them over the
+	// cores (at t ≈ 50 tokens a head's GEMMs are too small to split).
+	items := f.n * f.heads
+	w := min(runtime.GOMAXPROCS(0), items)
+	var wg sync.WaitGroup
+	for k := range w {
+		wg.Add(1)
+		go func(k int) {
+			defer wg.Done()
+			p := make([]float32, f.t*f.t)
+			dp := make([]float32, f.t*f.t)
+			for it := k; it < items; it += w {
+				f.headBackward(gq, gy, qkv, it/f.heads, it%f.heads, p, dp)
+			}
+		}(k)
+	}
+	wg.Wait()
+	accGrad(f.qkv, gq, f.n*f.t, 3*f.heads*f.hd)
+	return nil
+}
+
+// headBackward adds head h of image b to gq, with p and dp as t×t scratch.
+func (f *attentionFn) headBackward(gq, gy, qkv []float32, b, h int, p, dp []float32) {
 	t, hd, d := f.t, f.hd, f.heads*f.hd
 	ld := 3 * d
-	gq := make([]float32, len(qkv))
 	scale := float32(1 / math.Sqrt(float64(hd)))
-	p := make([]float32, t*t)
-	dp := make([]float32, t*t)
-	for b := 0; b < f.n; b++ {
-		base := b * t * ld
-		for h := 0; h < f.heads; h++ {
-			q := qkv[base+h*hd:]
-			k := qkv[base+d+h*hd:]
-			v := qkv[base+2*d+h*hd:]
-			do := gy[b*t*d+h*hd:]
-			kernels.Gemm(false, true, t, t, hd, scale, q, ld, k, ld, 0, p, t)
-			for i := 0; i < t; i++ {
-				kernels.Softmax(p[i*t : (i+1)*t])
-			}
-			// dV = Pᵀ·dO
-			kernels.Gemm(true, false, t, hd, t, 1, p, t, do, d, 0, gq[base+2*d+h*hd:], ld)
-			// dP = dO·Vᵀ
-			kernels.Gemm(false, true, t, t, hd, 1, do, d, v, ld, 0, dp, t)
-			for i := 0; i < t; i++ {
-				pr, dr := p[i*t:(i+1)*t], dp[i*t:(i+1)*t]
-				var s float32
-				for j := range pr {
-					s += pr[j] * dr[j]
-				}
-				for j := range pr {
-					dr[j] = pr[j] * (dr[j] - s)
-				}
-			}
-			kernels.Gemm(false, false, t, hd, t, scale, dp, t, k, ld, 0, gq[base+h*hd:], ld)
-			kernels.Gemm(true, false, t, hd, t, scale, dp, t, q, ld, 0, gq[base+d+h*hd:], ld)
+	base := b * t * ld
+	q := qkv[base+h*hd:]
+	k := qkv[base+d+h*hd:]
+	v := qkv[base+2*d+h*hd:]
+	do := gy[b*t*d+h*hd:]
+	kernels.Gemm(false, true, t, t, hd, scale, q, ld, k, ld, 0, p, t)
+	for i := 0; i < t; i++ {
+		kernels.Softmax(p[i*t : (i+1)*t])
+	}
+	// dV = Pᵀ·dO
+	kernels.Gemm(true, false, t, hd, t, 1, p, t, do, d, 0, gq[base+2*d+h*hd:], ld)
+	// dP = dO·Vᵀ
+	kernels.Gemm(false, true, t, t, hd, 1, do, d, v, ld, 0, dp, t)
+	for i := 0; i < t; i++ {
+		pr, dr := p[i*t:(i+1)*t], dp[i*t:(i+1)*t]
+		var s float32
+		for j := range pr {
+			s += pr[j] * dr[j]
+		}
+		for j := range pr {
+			dr[j] = pr[j] * (dr[j] - s)
 		}
 	}
-	accGrad(f.qkv, gq, f.n*f.t, ld)
-	return nil
+	kernels.Gemm(false, false, t, hd, t, scale, dp, t, k, ld, 0, gq[base+h*hd:], ld)
+	kernels.Gemm(true, false, t, hd, t, scale, dp, t, q, ld, 0, gq[base+d+h*hd:], ld)
 }
 
 // tokensFn assembles the encoder input: per image the cls token then the
