@@ -11,18 +11,18 @@ import (
 
 // Recipe is the pretraining recipe: the arguments of main_pretrain.py.
 type Recipe struct {
-	Epochs       int     // --epochs
-	WarmupEpochs float64 // --warmup_epochs
-	BatchSize    int     // --batch_size (per step of accumulation)
-	AccumIter    int     // --accum_iter
-	BLR          float64 // --blr: lr = blr × effective batch / 256
-	LR           float64 // --lr: absolute; overrides BLR when > 0
-	MinLR        float64 // --min_lr
-	WeightDecay  float64 // --weight_decay
-	MaskRatio    float64 // --mask_ratio
-	NormPixLoss  bool    // --norm_pix_loss
-	Seed         uint64  // --seed: masks, crops, flips and the epoch shuffles
-	Augment      bool    // RandomResizedCrop + flip; off: the evaluation transform
+	Epochs       int     `json:"epochs" yaml:"epochs"`               // --epochs
+	WarmupEpochs float64 `json:"warmup_epochs" yaml:"warmup_epochs"` // --warmup_epochs
+	BatchSize    int     `json:"batch_size" yaml:"batch_size"`       // --batch_size (per iteration)
+	AccumIter    int     `json:"accum_iter" yaml:"accum_iter"`       // --accum_iter
+	BLR          float64 `json:"blr" yaml:"blr"`                     // --blr: lr = blr × effective batch / 256
+	LR           float64 `json:"lr" yaml:"lr"`                       // --lr: absolute; overrides BLR when > 0
+	MinLR        float64 `json:"min_lr" yaml:"min_lr"`               // --min_lr
+	WeightDecay  float64 `json:"weight_decay" yaml:"weight_decay"`   // --weight_decay
+	MaskRatio    float64 `json:"mask_ratio" yaml:"mask_ratio"`       // --mask_ratio
+	NormPixLoss  bool    `json:"norm_pix_loss" yaml:"norm_pix_loss"` // --norm_pix_loss
+	Seed         uint64  `json:"seed" yaml:"seed"`                   // --seed: init, masks, crops, flips, epoch shuffles
+	Augment      bool    `json:"augment" yaml:"augment"`             // RandomResizedCrop + flip; off: the evaluation transform
 }
 
 // DefaultRecipe is main_pretrain.py's defaults (400 epochs, 40 of warmup,
