@@ -58,6 +58,9 @@ func (e *env) pretrain(args []string) error {
 	if len(inputs) == 0 {
 		return fmt.Errorf("%w: pretrain needs INPUT... (files, directories, tar or Parquet)", errUsage)
 	}
+	if output == "" {
+		return fmt.Errorf("%w: pretrain needs --output DIR", errUsage)
+	}
 	switch augment {
 	case "random-resized-crop":
 		r.Augment = true
