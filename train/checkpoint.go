@@ -70,7 +70,7 @@ func SaveCheckpoint(out string, t *Trainer, st State, keep int) (string, error) 
 			opt[kind+p.Name] = &weights.Tensor{Shape: p.Shape, Data: ref}
 		}
 	}
-	if err := weights.WriteSafetensorsFile(filepath.Join(tmp, optimizerFile), opt); err != nil {
+	if err := weights.SaveSafetensors(filepath.Join(tmp, optimizerFile), opt, nil); err != nil {
 		return fail(err)
 	}
 	js, err := json.MarshalIndent(st, "", "  ")

@@ -1,26 +1,8 @@
 package weights
 
 import (
-	"fmt"
 	"os"
-	"sort"
 )
-
-// WriteSafetensorsFile writes float32 tensors under their given names (no
-// renaming) to path, atomically: through a "."-temporary that is fsynced and
-// renamed into place. Training uses it for optimiser state.
-func WriteSafetensorsFile(path string, tensors map[string]*Tensor) error {
-	names := make([]string, 0, len(tensors))
-	for k := range tensors {
-		names = append(names, k)
-	}
-	sort.Strings(names)
-	err := writeFileAtomic(path, func(f *os.File) error { return writeSafetensors(f, names, tensors, nil, false) })
-	if err != nil {
-		return fmt.Errorf("save %s: %w", path, err)
-	}
-	return nil
-}
 
 // ReadSafetensorsFile reads every tensor of a safetensors file as float32
 // under its stored name. A truncated or corrupt file is an error naming it.
