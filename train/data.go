@@ -4,15 +4,16 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"image"
-	"io"
 	"math/rand/v2"
 	"runtime"
 	"sync"
+	"sync/atomic"
 
+	"github.com/maeembed/maeembed/engine"
 	"github.com/maeembed/maeembed/mae"
+	"github.com/maeembed/maeembed/sinks"
 	"github.com/maeembed/maeembed/sources"
 	"github.com/maeembed/maeembed/stages"
 )
@@ -52,98 +53,86 @@ type Failure struct {
 	Err       error
 }
 
-// LoadDataset reads every item of src, decodes and prepares it with pre
-// (pre.Size is the model's image size) on workers goroutines, and keeps the
-// usable ones in the source's order. Each unusable input is passed to
-// onFail (it may be nil) and skipped. A dataset with no usable image is an
-// error.
-func LoadDataset(ctx context.Context, src sources.Source, pre stages.Preprocess, augment bool, workers int, onFail func(Failure)) (*Dataset, error) {
+// LoadDataset reads every item of src and decodes and prepares it with pre
+// (pre.Size is the model's image size) on the engine's read → preprocess
+// stages (workers goroutines), keeping the usable images in the source's
+// order. Each unusable input is an error row of errw (nil: none), as embed
+// writes them, and is passed to onFail (it may be nil). The engine closes
+// errw. A dataset with no usable image is an error.
+func LoadDataset(ctx context.Context, src sources.Source, pre stages.Preprocess, augment bool, workers int,
+	errw sinks.Writer[sinks.ErrorRow], onFail func(Failure)) (*Dataset, error) {
 	if workers < 1 {
 		workers = runtime.GOMAXPROCS(0)
 	}
-	type job struct {
-		i  int
-		it sources.Item
-	}
-	type result struct {
-		img  *image.NRGBA
-		fail *Failure
-	}
-	var (
-		mu      sync.Mutex
-		results []result
-		ids     []string
-		wg      sync.WaitGroup
-	)
-	jobs := make(chan job, workers)
-	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for j := range jobs {
-				img, fail := prepare(j.it, pre, augment)
-				j.it.Ack(nil)
-				mu.Lock()
-				results[j.i] = result{img, fail}
-				mu.Unlock()
-			}
-		}()
-	}
-	var readErr error
-	for i := 0; ; i++ {
-		it, err := src.Next(ctx)
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			readErr = err
-			break
-		}
-		mu.Lock()
-		results = append(results, result{})
-		ids = append(ids, it.ID)
-		mu.Unlock()
-		jobs <- job{i, it}
-	}
-	close(jobs)
-	wg.Wait()
-	if readErr != nil {
-		return nil, fmt.Errorf("read training inputs: %w", readErr)
-	}
 	d := &Dataset{Size: pre.Size, Augment: augment}
-	for i, r := range results {
-		if r.fail != nil {
+	c := &collector{d: d}
+	var failed atomic.Int64
+	eng := engine.New(engine.Config{Prepare: preparer{pre, augment}, ImageSize: pre.Size, BatchSize: 2 * workers, Workers: workers,
+		Budget: pre.Budget, Errors: errw,
+		OnFailure: func(im *engine.Image) {
+			failed.Add(1)
 			if onFail != nil {
-				onFail(*r.fail)
+				onFail(Failure{ID: im.Item.ID, Stage: im.Stage, Err: im.Err})
 			}
-			continue
-		}
-		d.IDs = append(d.IDs, ids[i])
-		d.Images = append(d.Images, r.img)
+		}}, c, c)
+	if err := eng.Run(ctx, src); err != nil {
+		return nil, fmt.Errorf("read training inputs: %w", err)
 	}
 	if len(d.Images) == 0 {
-		return nil, fmt.Errorf("no usable training image among %d input(s)", len(results))
+		return nil, fmt.Errorf("no usable training image among %d input(s)", failed.Load())
 	}
 	return d, nil
 }
 
-func prepare(it sources.Item, pre stages.Preprocess, augment bool) (*image.NRGBA, *Failure) {
-	if it.Err != nil {
-		return nil, &Failure{ID: it.ID, Stage: "read", Err: it.Err}
-	}
-	img, _, _, err := pre.Decode(it.Data)
-	if err != nil {
-		return nil, &Failure{ID: it.ID, Stage: "decode", Err: err}
-	}
-	if augment {
-		return stages.ShrinkTo(img, ShrinkFactor*pre.Size), nil
-	}
-	out, err := pre.Resize(img)
-	if err != nil {
-		return nil, &Failure{ID: it.ID, Stage: "resize", Err: err}
-	}
-	return out.(*image.NRGBA), nil
+// preparer is the engine's preprocessing of a training set: decoded and,
+// with augmentation, shrunk to ShrinkFactor·S (crops are cut from it every
+// epoch), else the S×S evaluation transform.
+type preparer struct {
+	pre     stages.Preprocess
+	augment bool
 }
+
+func (p preparer) PrepareContext(_ context.Context, data []byte) (*image.NRGBA, int, int, error) {
+	img, w, h, err := p.pre.Decode(data)
+	if err != nil {
+		return nil, 0, 0, &stages.Error{Stage: "decode", Err: err}
+	}
+	if p.augment {
+		return stages.ShrinkTo(img, ShrinkFactor*p.pre.Size), w, h, nil
+	}
+	out, err := p.pre.Resize(img)
+	if err != nil {
+		return nil, w, h, &stages.Error{Stage: "resize", Err: err}
+	}
+	return out.(*image.NRGBA), w, h, nil
+}
+
+// collector is the engine's model stage and output of a training set: it
+// keeps each prepared image, in input order (the model stage is ordered),
+// and acks its input, which the set now holds.
+type collector struct{ d *Dataset }
+
+func (c *collector) Run(imgs []*engine.Image) (struct{}, error) {
+	for _, im := range imgs {
+		c.d.IDs = append(c.d.IDs, im.Item.ID)
+		c.d.Images = append(c.d.Images, im.Decoded)
+		im.Decoded = nil
+	}
+	return struct{}{}, nil
+}
+
+func (c *collector) Release(struct{}) {}
+
+func (c *collector) Write(imgs []*engine.Image, _ struct{}) error {
+	for _, im := range imgs {
+		im.Item.Ack(nil)
+	}
+	return nil
+}
+
+func (c *collector) Flush() error { return nil }
+func (c *collector) Close() error { return nil }
+func (c *collector) Abort() error { return nil }
 
 // Stream tags separate the random streams derived from the seed.
 const (

@@ -9,6 +9,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"sync/atomic"
 
 	"github.com/maeembed/maeembed/mae"
 	"github.com/maeembed/maeembed/mae/weights"
@@ -117,21 +118,13 @@ func Pretrain(ctx context.Context, j Job) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	var failed int
-	ds, err := LoadDataset(ctx, src, pre, j.Recipe.Augment, j.Workers, func(f Failure) {
-		failed++
-		if werr := errw.Write([]sinks.ErrorRow{{ID: f.ID, Stage: f.Stage, Error: f.Err.Error()}}); werr != nil {
-			slog.Error("error row", "id", f.ID, "err", werr)
-		}
-	})
-	if cerr := errw.Close(); cerr != nil && err == nil {
-		err = cerr
-	}
+	var failed atomic.Int64
+	ds, err := LoadDataset(ctx, src, pre, j.Recipe.Augment, j.Workers, errw, func(Failure) { failed.Add(1) })
 	if err != nil {
 		return nil, err
 	}
-	if failed > 0 {
-		slog.Warn("some inputs are not usable images (see errors/)", "failed", failed, "errors", j.Options.Output+"/errors")
+	if failed.Load() > 0 {
+		slog.Warn("some inputs are not usable images (see errors/)", "failed", failed.Load(), "errors", j.Options.Output+"/errors")
 	}
 	slog.Info("training set", "images", len(ds.Images), "augment", j.Recipe.Augment,
 		"model", cfg.Name, "params", m.NumParams(), "lr", j.Recipe.PeakLR(), "effective_batch", j.Recipe.EffectiveBatch(),
