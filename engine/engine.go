@@ -20,6 +20,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"image"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -35,7 +36,10 @@ type Image struct {
 	Item sources.Item
 	// CHW is the normalised model input, float32 [3,S,S] (stages.Tensor);
 	// it belongs to the engine and is reused once the model stage returns.
-	CHW           []float32
+	CHW []float32
+	// Decoded replaces CHW when the run's Config.Prepare is set: the
+	// prepared 8-bit image, which then belongs to the model stage.
+	Decoded       *image.NRGBA
 	Width, Height int // original size
 	// Err, if set, is why the item failed, at Stage ("read", "decode",
 	// "resize", "model", ...). A failed image keeps its place in the
@@ -77,9 +81,21 @@ type Preprocessor interface {
 	TensorContext(ctx context.Context, dst []float32, data []byte) (w, h int, err error)
 }
 
+// ImagePreparer is the preprocessing of a run that keeps 8-bit images
+// rather than model tensors: a training set holds its images and crops
+// them anew every epoch (package train). The image goes to the model stage
+// as Image.Decoded; errors are as for a Preprocessor. Safe for concurrent
+// use.
+type ImagePreparer interface {
+	PrepareContext(ctx context.Context, data []byte) (img *image.NRGBA, w, h int, err error)
+}
+
 // Config sizes and wires a run.
 type Config struct {
-	Preprocess   Preprocessor
+	Preprocess Preprocessor
+	// Prepare, if set, is used instead of Preprocess: the model stage gets
+	// Image.Decoded, not Image.CHW.
+	Prepare      ImagePreparer
 	ImageSize    int           // S of the model input [3,S,S]
 	BatchSize    int           // images per model call (>= 1)
 	Workers      int           // preprocess workers; <= 0: 1
@@ -286,10 +302,21 @@ func (e *Engine[R]) preprocess(ctx context.Context, rd readItem) (*Image, error)
 		im.Err, im.Stage = it.Err, "read"
 		return im, nil
 	}
-	chw := e.chw.Get().([]float32)
-	w, h, err := e.cfg.Preprocess.TensorContext(ctx, chw, it.Data)
+	var (
+		chw  []float32
+		dec  *image.NRGBA
+		w, h int
+		err  error
+	)
+	if e.cfg.Prepare != nil {
+		dec, w, h, err = e.cfg.Prepare.PrepareContext(ctx, it.Data)
+	} else {
+		chw = e.chw.Get().([]float32)
+		if w, h, err = e.cfg.Preprocess.TensorContext(ctx, chw, it.Data); err != nil {
+			e.chw.Put(chw)
+		}
+	}
 	if err != nil {
-		e.chw.Put(chw)
 		if ctx.Err() != nil {
 			// Aborted while waiting for the memory budget: not this item's
 			// fault, so no error row (a rerun resumes it).
@@ -308,7 +335,7 @@ func (e *Engine[R]) preprocess(ctx context.Context, rd readItem) (*Image, error)
 	if !e.cfg.KeepData {
 		im.Item.Data = nil
 	}
-	im.CHW, im.Width, im.Height = chw, w, h
+	im.CHW, im.Decoded, im.Width, im.Height = chw, dec, w, h
 	return im, nil
 }
 

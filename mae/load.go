@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/maeembed/maeembed/mae/weights"
+	"github.com/nlpodyssey/spago/nn"
 )
 
 // Load reads a checkpoint (official .pth, .safetensors, .bin, or a Hugging
@@ -145,26 +146,10 @@ func (m *Model) Tensors() map[string]*weights.Tensor {
 	c := m.Config
 	out := map[string]*weights.Tensor{}
 	put := func(name string, data []float32, shape ...int) { out[name] = &weights.Tensor{Shape: shape, Data: data} }
-	lin := func(name string, l *Linear) {
-		put(name+".weight", paramData(l.Weight()), l.Out, l.In)
-		put(name+".bias", paramData(l.B), l.Out)
-	}
-	norm := func(name string, n *LayerNorm) {
-		d := len(paramData(n.W))
-		put(name+".weight", paramData(n.W), d)
-		put(name+".bias", paramData(n.B), d)
-	}
-	blocks := func(prefix string, bs []*Block) {
-		for i, b := range bs {
-			p := prefix + strconv.Itoa(i)
-			norm(p+".norm1", b.Norm1)
-			lin(p+".attn.qkv", b.QKV)
-			lin(p+".attn.proj", b.Proj)
-			norm(p+".norm2", b.Norm2)
-			lin(p+".mlp.fc1", b.FC1)
-			lin(p+".mlp.fc2", b.FC2)
-		}
-	}
+	add := func(name string, p *nn.Param, shape ...int) { put(name, paramData(p), shape...) }
+	lin := func(name string, l *Linear) { linearParams(name, l, add) }
+	norm := func(name string, n *LayerNorm) { normParams(name, n, add) }
+	blocks := func(prefix string, bs []*Block) { blockParams(prefix, bs, add) }
 	e := m.Encoder
 	d, p, l := c.Dim, c.PatchSize, c.NumPatches()
 	w := paramData(e.PatchEmbed.Weight())
@@ -194,4 +179,30 @@ func (m *Model) Tensors() map[string]*weights.Tensor {
 		lin("decoder_pred", dec.Pred)
 	}
 	return out
+}
+
+// linearParams, normParams and blockParams name the parameters of a layer
+// as the reference's state_dict does, in its order (Linear weights are
+// unpacked on first use).
+func linearParams(name string, l *Linear, add func(string, *nn.Param, ...int)) {
+	add(name+".weight", l.Weight(), l.Out, l.In)
+	add(name+".bias", l.B, l.Out)
+}
+
+func normParams(name string, n *LayerNorm, add func(string, *nn.Param, ...int)) {
+	d := len(paramData(n.W))
+	add(name+".weight", n.W, d)
+	add(name+".bias", n.B, d)
+}
+
+func blockParams(prefix string, bs []*Block, add func(string, *nn.Param, ...int)) {
+	for i, b := range bs {
+		p := prefix + strconv.Itoa(i)
+		normParams(p+".norm1", b.Norm1, add)
+		linearParams(p+".attn.qkv", b.QKV, add)
+		linearParams(p+".attn.proj", b.Proj, add)
+		normParams(p+".norm2", b.Norm2, add)
+		linearParams(p+".mlp.fc1", b.FC1, add)
+		linearParams(p+".mlp.fc2", b.FC2, add)
+	}
 }

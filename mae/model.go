@@ -356,14 +356,43 @@ func (m *Model) linears() []*Linear {
 }
 
 // Repack packs again every weight that was materialised with Weight (and
-// possibly changed since, e.g. by an optimiser), so inference sees it.
+// possibly changed since, e.g. by an optimiser), so inference sees it, in
+// the model's precision.
 func (m *Model) Repack() {
 	for _, l := range m.linears() {
 		if l.W != nil {
-			l.packed = kernels.PackLinear(paramData(l.W), l.Out, l.In)
+			l.packed = kernels.PackLinear(paramData(l.W), l.Out, l.In).Convert(l.packed.Precision())
 		}
 	}
 }
+
+// SetPrecision sets the arithmetic of every Linear layer (patch embedding,
+// attention projections, MLPs, decoder embedding and prediction, head):
+// kernels.FP32 (the default, exact float32), kernels.BF16 (weights and
+// activations rounded to bfloat16, float32 accumulation) or kernels.Int8
+// (dynamic quantisation: weights per output channel, activations per token,
+// int32 accumulation). LayerNorm,
+// attention, softmax, GELU and residuals stay float32. Reduced precision is
+// one-way: the float32 weights are dropped (a ViT-B must not sit in memory
+// twice), so going back to FP32 needs a reload and is an error here.
+// Weight then returns the rounded weights.
+func (m *Model) SetPrecision(p kernels.Precision) error {
+	cur := m.Precision()
+	if p == cur {
+		return nil
+	}
+	if cur != kernels.FP32 {
+		return fmt.Errorf("set precision %v: the model is already %v (reload it for another precision)", p, cur)
+	}
+	for _, l := range m.linears() {
+		l.packed = l.packed.Convert(p)
+		l.W = nil // would hold the unrounded weights
+	}
+	return nil
+}
+
+// Precision is the arithmetic of the model's Linear layers.
+func (m *Model) Precision() kernels.Precision { return m.Encoder.PatchEmbed.packed.Precision() }
 
 // HasDecoder tells whether the model can reconstruct.
 func (m *Model) HasDecoder() bool { return m.Decoder != nil }

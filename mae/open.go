@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/maeembed/maeembed/mae/kernels"
 	"github.com/maeembed/maeembed/mae/weights"
 )
 
@@ -30,6 +31,9 @@ type Source struct {
 	// NeedDecoder picks, for an architecture preset, the official
 	// checkpoint that carries a decoder, and refuses one without.
 	NeedDecoder bool `yaml:"-"`
+	// Precision is the arithmetic of the Linear layers (Model.SetPrecision);
+	// the zero value is kernels.FP32.
+	Precision kernels.Precision `yaml:"-"`
 }
 
 // Resolve turns s.Name into a local path: an existing file or directory as
@@ -71,7 +75,10 @@ func Open(ctx context.Context, s Source) (*Model, error) {
 	if s.NeedDecoder && !m.HasDecoder() {
 		return nil, fmt.Errorf("model %s has no decoder weights: reconstruct needs a checkpoint with a decoder (e.g. mae_visualize_vit_base)", path)
 	}
+	if err := m.SetPrecision(s.Precision); err != nil {
+		return nil, fmt.Errorf("model %s: %w", path, err)
+	}
 	slog.Info("model loaded", "path", path, "params", m.NumParams(), "decoder", m.HasDecoder(),
-		"image", m.Config.ImageSize, "patch", m.Config.PatchSize, "dim", m.Config.Dim, "took", time.Since(start).Round(time.Millisecond))
+		"image", m.Config.ImageSize, "patch", m.Config.PatchSize, "dim", m.Config.Dim, "precision", s.Precision, "took", time.Since(start).Round(time.Millisecond))
 	return m, nil
 }

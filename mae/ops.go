@@ -3,6 +3,8 @@ package mae
 import (
 	"fmt"
 	"math"
+	"runtime"
+	"sync"
 
 	"github.com/maeembed/maeembed/mae/kernels"
 	"github.com/nlpodyssey/spago/ag"
@@ -139,12 +141,7 @@ func (f *geluFn) Forward() (mat.Tensor, error) {
 func (f *geluFn) Backward(gyT mat.Tensor) error {
 	gy, x := mat.Data[float32](gyT), data(f.x)
 	gx := make([]float32, len(x))
-	for i, a := range x {
-		v := float64(a)
-		cdf := 0.5 * (1 + math.Erf(v/math.Sqrt2))
-		pdf := math.Exp(-0.5*v*v) / math.Sqrt(2*math.Pi)
-		gx[i] = gy[i] * float32(cdf+v*pdf)
-	}
+	geluBackward(gx, gy, x)
 	accGrad(f.x, gx, f.x.Value().Shape()...)
 	return nil
 }
@@ -172,64 +169,99 @@ func (f *attentionFn) Backward(gyT mat.Tensor) error {
 		return nil
 	}
 	gy, qkv := mat.Data[float32](gyT), data(f.qkv)
-	t, hd, d := f.t, f.hd, f.heads*f.hd
-	ld := 3 * d
 	gq := make([]float32, len(qkv))
-	scale := float32(1 / math.Sqrt(float64(hd)))
-	p := make([]float32, t*t)
-	dp := make([]float32, t*t)
-	for b := 0; b < f.n; b++ {
-		base := b * t * ld
-		for h := 0; h < f.heads; h++ {
-			q := qkv[base+h*hd:]
-			k := qkv[base+d+h*hd:]
-			v := qkv[base+2*d+h*hd:]
-			do := gy[b*t*d+h*hd:]
-			kernels.Gemm(false, true, t, t, hd, scale, q, ld, k, ld, 0, p, t)
-			for i := 0; i < t; i++ {
-				kernels.Softmax(p[i*t : (i+1)*t])
+	// Each (image, head) writes its own columns of gq: split them over the
+	// cores (at t ≈ 50 tokens a head's GEMMs are too small to split).
+	items := f.n * f.heads
+	w := min(runtime.GOMAXPROCS(0), items)
+	var wg sync.WaitGroup
+	for k := range w {
+		wg.Add(1)
+		go func(k int) {
+			defer wg.Done()
+			p := make([]float32, f.t*f.t)
+			dp := make([]float32, f.t*f.t)
+			for it := k; it < items; it += w {
+				f.headBackward(gq, gy, qkv, it/f.heads, it%f.heads, p, dp)
 			}
-			// dV = Pᵀ·dO
-			kernels.Gemm(true, false, t, hd, t, 1, p, t, do, d, 0, gq[base+2*d+h*hd:], ld)
-			// dP = dO·Vᵀ
-			kernels.Gemm(false, true, t, t, hd, 1, do, d, v, ld, 0, dp, t)
-			for i := 0; i < t; i++ {
-				pr, dr := p[i*t:(i+1)*t], dp[i*t:(i+1)*t]
-				var s float32
-				for j := range pr {
-					s += pr[j] * dr[j]
-				}
-				for j := range pr {
-					dr[j] = pr[j] * (dr[j] - s)
-				}
-			}
-			kernels.Gemm(false, false, t, hd, t, scale, dp, t, k, ld, 0, gq[base+h*hd:], ld)
-			kernels.Gemm(true, false, t, hd, t, scale, dp, t, q, ld, 0, gq[base+d+h*hd:], ld)
-		}
+		}(k)
 	}
-	accGrad(f.qkv, gq, f.n*f.t, ld)
+	wg.Wait()
+	accGrad(f.qkv, gq, f.n*f.t, 3*f.heads*f.hd)
 	return nil
 }
 
-// tokensFn assembles the encoder input [n·(1+L)×D]: per image the cls token
-// then the patch embeddings, each plus its position row.
+// headBackward adds head h of image b to gq, with p and dp as t×t scratch.
+func (f *attentionFn) headBackward(gq, gy, qkv []float32, b, h int, p, dp []float32) {
+	t, hd, d := f.t, f.hd, f.heads*f.hd
+	ld := 3 * d
+	scale := float32(1 / math.Sqrt(float64(hd)))
+	base := b * t * ld
+	q := qkv[base+h*hd:]
+	k := qkv[base+d+h*hd:]
+	v := qkv[base+2*d+h*hd:]
+	do := gy[b*t*d+h*hd:]
+	kernels.Gemm(false, true, t, t, hd, scale, q, ld, k, ld, 0, p, t)
+	for i := 0; i < t; i++ {
+		kernels.Softmax(p[i*t : (i+1)*t])
+	}
+	// dV = Pᵀ·dO
+	kernels.Gemm(true, false, t, hd, t, 1, p, t, do, d, 0, gq[base+2*d+h*hd:], ld)
+	// dP = dO·Vᵀ
+	kernels.Gemm(false, true, t, t, hd, 1, do, d, v, ld, 0, dp, t)
+	for i := 0; i < t; i++ {
+		pr, dr := p[i*t:(i+1)*t], dp[i*t:(i+1)*t]
+		var s float32
+		for j := range pr {
+			s += pr[j] * dr[j]
+		}
+		for j := range pr {
+			dr[j] = pr[j] * (dr[j] - s)
+		}
+	}
+	kernels.Gemm(false, false, t, hd, t, scale, dp, t, k, ld, 0, gq[base+h*hd:], ld)
+	kernels.Gemm(true, false, t, hd, t, scale, dp, t, q, ld, 0, gq[base+d+h*hd:], ld)
+}
+
+// tokensFn assembles the encoder input: per image the cls token then the
+// patch embeddings, each plus its position row. With ids (per image the keep
+// kept patch indices in ids_shuffle order, as random_masking gathers them)
+// the result is [n·(1+keep)×D]; without, all L patches in raster order.
 type tokensFn struct {
 	pe, cls, pos mat.Tensor
 	n, l, d      int
+	ids          []int // [n·keep] or nil
+	keep         int
+}
+
+// patch is the index of the k-th token's patch of image b.
+func (f *tokensFn) patch(b, k int) int {
+	if f.ids == nil {
+		return k
+	}
+	return f.ids[b*f.keep+k]
+}
+
+func (f *tokensFn) tokens() int {
+	if f.ids == nil {
+		return f.l
+	}
+	return f.keep
 }
 
 func (f *tokensFn) Operands() []mat.Tensor { return []mat.Tensor{f.pe, f.cls, f.pos} }
 
 func (f *tokensFn) Forward() (mat.Tensor, error) {
 	pe, cls, pos := data(f.pe), data(f.cls), data(f.pos)
-	t, d := 1+f.l, f.d
+	t, d := 1+f.tokens(), f.d
 	x := make([]float32, f.n*t*d)
 	for b := 0; b < f.n; b++ {
 		for i := 0; i < t; i++ {
-			dst, pr := x[(b*t+i)*d:(b*t+i+1)*d], pos[i*d:(i+1)*d]
-			src := cls
+			dst := x[(b*t+i)*d : (b*t+i+1)*d]
+			src, pr := cls, pos[:d]
 			if i > 0 {
-				src = pe[(b*f.l+i-1)*d : (b*f.l+i)*d]
+				id := f.patch(b, i-1)
+				src, pr = pe[(b*f.l+id)*d:(b*f.l+id+1)*d], pos[(1+id)*d:(2+id)*d]
 			}
 			for j := range dst {
 				dst[j] = src[j] + pr[j]
@@ -241,22 +273,24 @@ func (f *tokensFn) Forward() (mat.Tensor, error) {
 
 func (f *tokensFn) Backward(gyT mat.Tensor) error {
 	gy := mat.Data[float32](gyT)
-	t, d := 1+f.l, f.d
+	t, d := 1+f.tokens(), f.d
 	gpe := make([]float32, f.n*f.l*d)
 	gcls := make([]float32, d)
-	gpos := make([]float32, t*d)
+	gpos := make([]float32, (1+f.l)*d)
 	for b := 0; b < f.n; b++ {
 		for i := 0; i < t; i++ {
 			g := gy[(b*t+i)*d : (b*t+i+1)*d]
-			for j, v := range g {
-				gpos[i*d+j] += v
-			}
 			if i == 0 {
 				for j, v := range g {
 					gcls[j] += v
+					gpos[j] += v
 				}
-			} else {
-				copy(gpe[(b*f.l+i-1)*d:], g)
+				continue
+			}
+			id := f.patch(b, i-1)
+			copy(gpe[(b*f.l+id)*d:], g)
+			for j, v := range g {
+				gpos[(1+id)*d+j] += v
 			}
 		}
 	}

@@ -124,7 +124,7 @@ func TestParquetRoundTrip(t *testing.T) {
 		duckType string
 	}{
 		{"mean", Meta{Model: "mae_vit_base_patch16", Pool: "mean", Preprocess: "center-crop 224", Version: "test", Dim: 7}, "FLOAT[]"},
-		{"tokens", Meta{Model: "custom", Pool: "tokens", Preprocess: "none 32", Version: "test", Dim: 4, Tokens: 5}, "FLOAT[][]"},
+		{"tokens", Meta{Model: "custom", Pool: "tokens", Preprocess: "none 32", Version: "test", Dim: 4, Tokens: 5, Precision: "bf16"}, "FLOAT[][]"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
@@ -197,6 +197,9 @@ func TestParquetRoundTrip(t *testing.T) {
 			wantKV := map[string]string{"maeembed.model": tc.meta.Model, "maeembed.pool": tc.meta.Pool, "maeembed.preprocess": tc.meta.Preprocess, "maeembed.version": "test", "maeembed.dim": fmt.Sprint(tc.meta.Dim)}
 			if tc.meta.Tokens > 0 {
 				wantKV["maeembed.tokens"] = fmt.Sprint(tc.meta.Tokens)
+			}
+			if tc.meta.Precision != "" {
+				wantKV["maeembed.precision"] = tc.meta.Precision
 			}
 			gotKV := map[string]map[string]string{}
 			for _, r := range kv.Rows {

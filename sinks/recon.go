@@ -17,6 +17,8 @@ type ReconMeta struct {
 	// NormPixLoss records whether the model was trained on per-patch
 	// normalised targets (its predictions are then not pixels).
 	NormPixLoss bool
+	// Precision is the model's arithmetic, as in Meta.
+	Precision string
 }
 
 func (m ReconMeta) patchDim() int { return m.Patch * m.Patch * 3 }
@@ -29,9 +31,14 @@ func (m ReconMeta) validate() error {
 }
 
 func (m ReconMeta) keyValues() ([]string, []string) {
-	return []string{"maeembed.model", "maeembed.preprocess", "maeembed.version", "maeembed.mask_ratio", "maeembed.seed", "maeembed.patches", "maeembed.patch_size", "maeembed.norm_pix_loss"},
-		[]string{m.Model, m.Preprocess, m.Version, strconv.FormatFloat(m.MaskRatio, 'g', -1, 64), strconv.FormatInt(m.Seed, 10),
-			strconv.Itoa(m.Patches), strconv.Itoa(m.Patch), strconv.FormatBool(m.NormPixLoss)}
+	keys := []string{"maeembed.model", "maeembed.preprocess", "maeembed.version", "maeembed.mask_ratio", "maeembed.seed", "maeembed.patches", "maeembed.patch_size", "maeembed.norm_pix_loss"}
+	vals := []string{m.Model, m.Preprocess, m.Version, strconv.FormatFloat(m.MaskRatio, 'g', -1, 64), strconv.FormatInt(m.Seed, 10),
+		strconv.Itoa(m.Patches), strconv.Itoa(m.Patch), strconv.FormatBool(m.NormPixLoss)}
+	if m.Precision != "" {
+		keys = append(keys, "maeembed.precision")
+		vals = append(vals, m.Precision)
+	}
+	return keys, vals
 }
 
 // ReconRow is one reconstructed image.

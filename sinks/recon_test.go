@@ -44,7 +44,7 @@ func reconRows(rng *rand.Rand, meta ReconMeta, start, n int) []ReconRow {
 	return rows
 }
 
-var testReconMeta = ReconMeta{Model: "mae_visualize_vit_base", Preprocess: "squash 8", Version: "t", MaskRatio: 0.75, Seed: 3, Patches: 4, Patch: 4}
+var testReconMeta = ReconMeta{Model: "mae_visualize_vit_base", Preprocess: "squash 8", Version: "t", MaskRatio: 0.75, Seed: 3, Patches: 4, Patch: 4, Precision: "int8"}
 
 func TestReconNpy(t *testing.T) {
 	dir := t.TempDir()
@@ -137,7 +137,7 @@ func TestReconParquet(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer tbl.Release()
-	if kv["maeembed.patch_size"] != "4" || kv["maeembed.seed"] != "3" {
+	if kv["maeembed.patch_size"] != "4" || kv["maeembed.seed"] != "3" || kv["maeembed.precision"] != "int8" {
 		t.Errorf("metadata %v", kv)
 	}
 	if typ := tbl.Schema().Field(3).Type; !arrow.TypeEqual(typ, fslType(4, 48)) {

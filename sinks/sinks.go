@@ -22,12 +22,15 @@ import (
 )
 
 // Meta describes the embeddings of one run; it becomes the file metadata
-// maeembed.model/pool/preprocess/version.
+// maeembed.model/pool/preprocess/version (and maeembed.precision).
 type Meta struct {
 	Model      string
 	Pool       string
 	Preprocess string
 	Version    string
+	// Precision is the model's arithmetic ("fp32", "bf16", "int8"); empty
+	// writes no maeembed.precision key.
+	Precision string
 	// Dim is the embedding width D.
 	Dim int
 	// Tokens is 0 unless Pool is "tokens": then it is the number of tokens
@@ -59,6 +62,10 @@ func (m Meta) keyValues() ([]string, []string) {
 	if m.Tokens > 0 {
 		keys = append(keys, "maeembed.tokens")
 		vals = append(vals, strconv.Itoa(m.Tokens))
+	}
+	if m.Precision != "" {
+		keys = append(keys, "maeembed.precision")
+		vals = append(vals, m.Precision)
 	}
 	return keys, vals
 }

@@ -121,3 +121,30 @@ func TestConfigFileInputAndBudgetKeys(t *testing.T) {
 		}
 	}
 }
+
+// precision is a key of the commands that run the model on images (embed,
+// reconstruct, stream); inspect and convert refuse it.
+func TestConfigFilePrecisionKey(t *testing.T) {
+	cfg := filepath.Join(t.TempDir(), "c.yaml")
+	os.WriteFile(cfg, []byte("precision: int8\n"), 0o644)
+	for _, c := range []struct {
+		spec commandSpec
+		name string
+	}{{embedCommand, "embed"}, {reconstructCommand, "reconstruct"}, {streamCommand, "stream"}} {
+		if o, err := parseFor(c.spec, c.name, "--config-file", cfg); err != nil || o.Precision != "int8" {
+			t.Errorf("%s precision: %v", c.name, err)
+		}
+		if o, err := parseFor(c.spec, c.name, "--config-file", cfg, "--precision", "bf16"); err != nil || o.Precision != "bf16" {
+			t.Errorf("%s --precision over the file: %v", c.name, err)
+		}
+	}
+	for _, c := range []struct {
+		spec commandSpec
+		name string
+	}{{inspectCommand, "inspect"}, {convertCommand, "convert"}} {
+		_, err := parseFor(c.spec, c.name, "--config-file", cfg)
+		if err == nil || !strings.Contains(err.Error(), "precision") || !errors.Is(err, errUsage) {
+			t.Errorf("%s with precision: %v", c.name, err)
+		}
+	}
+}

@@ -25,11 +25,12 @@ var inspectCommand = commandSpec{
 var convertCommand = commandSpec{
 	use:        "convert [flags] MODEL --output DIR",
 	short:      "Write a checkpoint in the Hugging Face layout (maeembed's own format)",
-	example:    "  maeembed convert mae_visualize_vit_base.pth -o vit-mae-base-hf/",
+	example:    "  maeembed convert mae_visualize_vit_base.pth -o vit-mae-base-hf/\n  maeembed convert --float16 run/checkpoint-00010000 -o model-f16/",
 	positional: "model",
 	flags: func(fs *pflag.FlagSet, o *Options) {
 		modelFlags(fs, o)
 		fs.StringVarP(&o.Output, "output", "o", o.Output, "output directory")
+		fs.BoolVar(&o.Float16, "float16", o.Float16, "store the weights as float16 (half the size; loading upcasts)")
 	},
 	run: (*env).convert,
 }
@@ -87,7 +88,11 @@ func (e *env) convert(o *Options) error {
 	if err != nil {
 		return err
 	}
-	if err := weights.SaveHF(o.Output, m.Tensors(), m.Config.HF()); err != nil {
+	save := weights.SaveHF
+	if o.Float16 {
+		save = weights.SaveHFFloat16
+	}
+	if err := save(o.Output, m.Tensors(), m.Config.HF()); err != nil {
 		return err
 	}
 	fmt.Fprintf(e.stdout, "wrote %s (%d parameters)\n", o.Output, m.NumParams())

@@ -84,7 +84,7 @@ Kafka messages.`,
 	for _, s := range []commandSpec{embedCommand, reconstructCommand, streamCommand} {
 		root.AddCommand(e.command(s, args))
 	}
-	root.AddCommand(e.probeCommand(args))
+	root.AddCommand(e.pretrainCommand(args), e.probeCommand(args))
 	for _, s := range []commandSpec{inspectCommand, convertCommand} {
 		root.AddCommand(e.command(s, args))
 	}

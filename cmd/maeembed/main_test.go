@@ -112,7 +112,7 @@ func TestEmbedParquetAndResume(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer tbl.Release()
-	for _, k := range []string{"maeembed.model", "maeembed.pool", "maeembed.preprocess", "maeembed.version"} {
+	for _, k := range []string{"maeembed.model", "maeembed.pool", "maeembed.preprocess", "maeembed.version", "maeembed.precision"} {
 		if meta[k] == "" {
 			t.Errorf("file metadata %s missing (%v)", k, meta)
 		}
@@ -447,4 +447,36 @@ func decodePNG(t *testing.T, path string) image.Image {
 		t.Fatalf("%s: %v", path, err)
 	}
 	return img
+}
+
+// --precision runs the model in bf16 or int8, records it in the metadata,
+// and stays close to fp32; an unknown value is a usage error naming the
+// choices.
+func TestEmbedPrecision(t *testing.T) {
+	dir := filepath.Join(fixtures, "tiny32")
+	imgs := filepath.Join(dir, "images")
+	model := []string{"-m", filepath.Join(dir, "hf"), "--format", "npy", "--resize", "none"}
+	ref := t.TempDir()
+	mustRun(t, append([]string{"embed", "-o", ref, imgs}, model...)...)
+	_, want := npy(t, filepath.Join(ref, "embeddings.npy"))
+	for _, prec := range []string{"bf16", "int8"} {
+		out := t.TempDir()
+		mustRun(t, append([]string{"embed", "--precision", prec, "-o", out, imgs}, model...)...)
+		_, got := npy(t, filepath.Join(out, "embeddings.npy"))
+		if d := maxAbs(t, got, want); d == 0 || d > 0.05 {
+			t.Errorf("%s: embeddings differ from fp32 by %g", prec, d)
+		}
+		tbl, kv, err := sinks.ReadParquet(filepath.Join(out, "metadata.parquet"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		tbl.Release()
+		if kv["maeembed.precision"] != prec {
+			t.Errorf("%s: metadata maeembed.precision = %q", prec, kv["maeembed.precision"])
+		}
+	}
+	code, _, stderr := maeembed(t, append([]string{"embed", "--precision", "fp16", "-o", t.TempDir(), imgs}, model...)...)
+	if code != 2 || !strings.Contains(stderr, "fp32, bf16, int8") {
+		t.Errorf("--precision fp16: exit %d, stderr %q; want a usage error naming the choices", code, stderr)
+	}
 }

@@ -1,16 +1,27 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"runtime"
 	"runtime/debug"
 
 	"github.com/maeembed/maeembed/mae"
+	"github.com/maeembed/maeembed/mae/kernels"
 )
 
-// openModel loads the model of a run and sizes the garbage collector for it.
+// openModel loads the model of a run in the precision of --precision and
+// sizes the garbage collector for it.
 func (e *env) openModel(o *Options, needDecoder bool) (*mae.Model, error) {
-	m, err := mae.Open(e.ctx, e.modelSource(o, needDecoder))
+	src := e.modelSource(o, needDecoder)
+	if o.Precision != "" {
+		p, err := kernels.ParsePrecision(o.Precision)
+		if err != nil {
+			return nil, fmt.Errorf("%w: --precision: %v", errUsage, err)
+		}
+		src.Precision = p
+	}
+	m, err := mae.Open(e.ctx, src)
 	if err == nil {
 		setMemoryLimit()
 	}

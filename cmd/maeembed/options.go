@@ -13,6 +13,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/maeembed/maeembed/mae"
+	"github.com/maeembed/maeembed/mae/kernels"
 	"github.com/maeembed/maeembed/sources"
 	srckafka "github.com/maeembed/maeembed/sources/kafka"
 )
@@ -40,6 +41,8 @@ type Options struct {
 	MaskNoise   string     `yaml:"mask_noise"`
 	NormPixLoss autoBool   `yaml:"norm_pix_loss"`
 	MaxFileRows int        `yaml:"max_file_rows"`
+	Precision   string     `yaml:"precision"`
+	Float16     bool       `yaml:"float16"`
 	Inputs      []string   `yaml:"inputs"`
 	// Source holds the input options (extensions, image_column, id_column,
 	// image_root): the sources package's own config, same YAML keys.
@@ -64,7 +67,7 @@ type StreamOptions struct {
 func defaultOptions() Options {
 	return Options{
 		Model: mae.Source{Name: "mae_vit_base_patch16"}, Format: "parquet", BatchSize: 8, Resize: "center-crop",
-		Pool: "mean", Resume: true, MaskRatio: 0.75,
+		Pool: "mean", Resume: true, MaskRatio: 0.75, Precision: "fp32",
 		Stream: StreamOptions{Consumer: srckafka.Config{Group: "maeembed", StartOffset: "earliest", MaxInFlight: 512,
 			CommitInterval: time.Second, SessionTimeout: 30 * time.Second}, BatchLatency: 50 * time.Millisecond, FlushInterval: 10 * time.Second,
 			ProduceLinger: 5 * time.Millisecond, ShutdownTimeout: 20 * time.Second},
@@ -82,27 +85,14 @@ type commandSpec struct {
 	run        func(e *env, o *Options) error
 }
 
-// command builds the cobra command of s. For the command being invoked,
-// the --config-file named in args is read first, so flags override it.
+// command builds the cobra command of s on a run's Options.
 func (e *env) command(s commandSpec, args []string) *cobra.Command {
 	o := defaultOptions()
 	if s.defaults != nil {
 		s.defaults(&o)
 	}
 	name, _, _ := strings.Cut(s.use, " ")
-	var cfgErr error
-	var keys []string
-	path := ""
-	if len(args) > 0 && args[0] == name {
-		path = findConfigFile(args)
-		keys, cfgErr = loadConfigFile(path, &o)
-	}
-	c := &cobra.Command{Use: s.use, Short: s.short, Long: s.long, Example: s.example, SilenceErrors: true, SilenceUsage: true}
-	c.SetFlagErrorFunc(flagError)
-	fs := c.Flags()
-	fs.SortFlags = false
-	fs.String("config-file", "", "YAML file with these options (keys in snake case; flags override it)")
-	s.flags(fs, &o)
+	c := &cobra.Command{Use: s.use, Short: s.short, Long: s.long, Example: s.example}
 	c.Args = func(_ *cobra.Command, pos []string) error {
 		switch {
 		case s.positional == "" && len(pos) > 0:
@@ -112,13 +102,7 @@ func (e *env) command(s commandSpec, args []string) *cobra.Command {
 		}
 		return nil
 	}
-	c.RunE = func(_ *cobra.Command, pos []string) error {
-		if cfgErr != nil {
-			return cfgErr
-		}
-		if err := checkConfigKeys(fs, keys, s.extraKeys, path, name); err != nil {
-			return err
-		}
+	return configured(c, args, &o, s.extraKeys, func(fs *pflag.FlagSet) { s.flags(fs, &o) }, func(pos []string) error {
 		switch {
 		case s.positional == "inputs" && len(pos) > 0:
 			o.Inputs = pos
@@ -126,6 +110,38 @@ func (e *env) command(s commandSpec, args []string) *cobra.Command {
 			o.Model.Name = pos[0]
 		}
 		return s.run(e, &o)
+	})
+}
+
+// configured completes c (help, Args) as a command whose options are the
+// struct cfg points to, YAML keys = the flag names in snake case. For the
+// command being invoked, the --config-file named in args is decoded into
+// cfg before flags defines the flags (with cfg's values as defaults), so
+// flags override the file; a key that is neither a flag nor one of extra
+// is a usage error. run gets the positional arguments.
+func configured(c *cobra.Command, args []string, cfg any, extra []string, flags func(fs *pflag.FlagSet), run func(pos []string) error) *cobra.Command {
+	name, _, _ := strings.Cut(c.Use, " ")
+	var cfgErr error
+	var keys []string
+	path := ""
+	if len(args) > 0 && args[0] == name {
+		path = findConfigFile(args)
+		keys, cfgErr = loadConfigFile(path, cfg)
+	}
+	c.SilenceErrors, c.SilenceUsage = true, true
+	c.SetFlagErrorFunc(flagError)
+	fs := c.Flags()
+	fs.SortFlags = false
+	fs.String("config-file", "", "YAML file with these options (keys in snake case; flags override it)")
+	flags(fs)
+	c.RunE = func(_ *cobra.Command, pos []string) error {
+		if cfgErr != nil {
+			return cfgErr
+		}
+		if err := checkConfigKeys(fs, keys, extra, path, name); err != nil {
+			return err
+		}
+		return run(pos)
 	}
 	return c
 }
@@ -190,6 +206,13 @@ func modelFlags(fs *pflag.FlagSet, o *Options) {
 	fs.StringVar(&o.Model.CacheDir, "cache-dir", o.Model.CacheDir, "where presets are downloaded (default $MAEEMBED_CACHE or the user cache dir)")
 }
 
+// precisionFlag is the flag of the commands that run the model on images
+// (embed, reconstruct, stream); inspect and convert keep the weights as
+// they are.
+func precisionFlag(fs *pflag.FlagSet, o *Options) {
+	fs.StringVar(&o.Precision, "precision", o.Precision, "arithmetic of the model's linear layers: "+strings.Join(kernels.PrecisionNames(), " | "))
+}
+
 // preprocessFlags are the flags of the read → preprocess → batch stages.
 func preprocessFlags(fs *pflag.FlagSet, o *Options) {
 	fs.IntVar(&o.BatchSize, "batch-size", o.BatchSize, "images per forward pass")
@@ -212,16 +235,19 @@ func parseBytes(s string) (int64, error) {
 }
 
 // inputFlags are the flags that say what an INPUT holds.
-func inputFlags(fs *pflag.FlagSet, o *Options) {
-	fs.Var(&listFlag{v: &o.Source.Extensions}, "extensions", "extensions directories and globs take, comma-separated or repeated (default: "+strings.Join(sources.ImageExtensions, ",")+")")
-	fs.StringVar(&o.Source.ImageColumn, "image-column", o.Source.ImageColumn, "Parquet column with the images (default: the first of "+strings.Join(sources.ImageColumns, ", ")+")")
-	fs.StringVar(&o.Source.IDColumn, "id-column", o.Source.IDColumn, "Parquet column with the ids, - for none (default: the first of "+strings.Join(sources.IDColumns, ", ")+")")
-	fs.StringVar(&o.Source.ImageRoot, "image-root", o.Source.ImageRoot, "directory a Parquet image path may point into (default: the Parquet file's own)")
+func inputFlags(fs *pflag.FlagSet, o *Options) { inputFlagsOf(fs, &o.Source) }
+
+func inputFlagsOf(fs *pflag.FlagSet, s *sources.Options) {
+	fs.Var(&listFlag{v: &s.Extensions}, "extensions", "extensions directories and globs take, comma-separated or repeated (default: "+strings.Join(sources.ImageExtensions, ",")+")")
+	fs.StringVar(&s.ImageColumn, "image-column", s.ImageColumn, "Parquet column with the images (default: the first of "+strings.Join(sources.ImageColumns, ", ")+")")
+	fs.StringVar(&s.IDColumn, "id-column", s.IDColumn, "Parquet column with the ids, - for none (default: the first of "+strings.Join(sources.IDColumns, ", ")+")")
+	fs.StringVar(&s.ImageRoot, "image-root", s.ImageRoot, "directory a Parquet image path may point into (default: the Parquet file's own)")
 }
 
 // runFlags are the flags of the file commands (embed, reconstruct).
 func runFlags(fs *pflag.FlagSet, o *Options) {
 	modelFlags(fs, o)
+	precisionFlag(fs, o)
 	inputFlags(fs, o)
 	fs.StringVarP(&o.Output, "output", "o", o.Output, "output directory")
 	fs.StringVar(&o.Format, "format", o.Format, "output format")

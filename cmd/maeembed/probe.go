@@ -6,6 +6,7 @@ import (
 	"strconv"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/maeembed/maeembed/probe"
 )
@@ -32,13 +33,6 @@ func (e *env) probeCommand(args []string) *cobra.Command {
 		Options: probe.Options{KNN: probe.DefaultKNN, TestFraction: 0.2, Linear: probe.LinearOptions{Epochs: 100, LR: 1e-2, BatchSize: 256}},
 		Format:  "text", PixelSize: probe.DefaultPixelSize,
 	}
-	var keys []string
-	var cfgErr error
-	path := ""
-	if len(args) > 0 && args[0] == "probe" {
-		path = findConfigFile(args)
-		keys, cfgErr = loadConfigFile(path, &c)
-	}
 	cmd := &cobra.Command{
 		Use:   "probe [flags] EMBEDDINGS",
 		Short: "kNN and linear-probe accuracy of embeddings, labels from folders or a column",
@@ -48,37 +42,24 @@ a split of them. Labels come from each id's parent folder (ImageFolder) or
 from a Parquet column joined on id.`,
 		Example: `  maeembed probe out/
   maeembed probe --label-column label --label-file labels.parquet --format json out/`,
-		SilenceErrors: true, SilenceUsage: true,
 	}
-	cmd.SetFlagErrorFunc(flagError)
-	fs := cmd.Flags()
-	fs.SortFlags = false
-	fs.String("config-file", "", "YAML file with these options (keys in snake case; flags override it)")
-	o := &c.Options
-	fs.StringVar(&c.Labels, "labels", c.Labels, "where labels come from: folder (the id's parent directory, ImageFolder) or column (default: column when --label-column is set, else folder)")
-	fs.StringVar(&c.LabelColumn, "label-column", c.LabelColumn, "Parquet column holding the label, joined on id")
-	fs.StringVar(&c.LabelFile, "label-file", c.LabelFile, "Parquet file or directory with id and --label-column (default: the embeddings' own files)")
-	fs.IntVar(&o.KNN.K, "k", o.KNN.K, "neighbours of the kNN probe")
-	fs.Float64Var(&o.KNN.T, "temperature", o.KNN.T, "temperature of the kNN vote weights exp(sim/T)")
-	fs.Float64Var(&o.TestFraction, "test-fraction", o.TestFraction, "share of each class held out for testing")
-	fs.Uint64Var(&o.Seed, "seed", o.Seed, "seed of the split, the head initialisation and the shuffles")
-	fs.IntVar(&o.Linear.Epochs, "epochs", o.Linear.Epochs, "epochs of the linear probe")
-	fs.Float64Var(&o.Linear.LR, "lr", o.Linear.LR, "peak learning rate of the linear probe (Adam, cosine decay)")
-	fs.IntVar(&o.Linear.BatchSize, "batch-size", o.Linear.BatchSize, "rows per step of the linear probe")
-	fs.StringVarP(&c.Output, "output", "o", c.Output, "write the trained linear head here (safetensors)")
-	fs.StringVar(&c.Format, "format", c.Format, "report format: text | json")
-	fs.StringVar(&c.Pixels, "pixels", c.Pixels, "also probe raw pixels of the same images, read from this directory (the embed input root)")
-	fs.IntVar(&c.PixelSize, "pixel-size", c.PixelSize, "side of the raw-pixel baseline (pixels resized to S×S)")
-	cmd.RunE = func(_ *cobra.Command, inputs []string) error {
-		if cfgErr != nil {
-			return cfgErr
-		}
-		if err := checkConfigKeys(fs, keys, nil, path, "probe"); err != nil {
-			return err
-		}
-		return e.probe(&c, inputs)
-	}
-	return cmd
+	return configured(cmd, args, &c, nil, func(fs *pflag.FlagSet) {
+		o := &c.Options
+		fs.StringVar(&c.Labels, "labels", c.Labels, "where labels come from: folder (the id's parent directory, ImageFolder) or column (default: column when --label-column is set, else folder)")
+		fs.StringVar(&c.LabelColumn, "label-column", c.LabelColumn, "Parquet column holding the label, joined on id")
+		fs.StringVar(&c.LabelFile, "label-file", c.LabelFile, "Parquet file or directory with id and --label-column (default: the embeddings' own files)")
+		fs.IntVar(&o.KNN.K, "k", o.KNN.K, "neighbours of the kNN probe")
+		fs.Float64Var(&o.KNN.T, "temperature", o.KNN.T, "temperature of the kNN vote weights exp(sim/T)")
+		fs.Float64Var(&o.TestFraction, "test-fraction", o.TestFraction, "share of each class held out for testing")
+		fs.Uint64Var(&o.Seed, "seed", o.Seed, "seed of the split, the head initialisation and the shuffles")
+		fs.IntVar(&o.Linear.Epochs, "epochs", o.Linear.Epochs, "epochs of the linear probe")
+		fs.Float64Var(&o.Linear.LR, "lr", o.Linear.LR, "peak learning rate of the linear probe (Adam, cosine decay)")
+		fs.IntVar(&o.Linear.BatchSize, "batch-size", o.Linear.BatchSize, "rows per step of the linear probe")
+		fs.StringVarP(&c.Output, "output", "o", c.Output, "write the trained linear head here (safetensors)")
+		fs.StringVar(&c.Format, "format", c.Format, "report format: text | json")
+		fs.StringVar(&c.Pixels, "pixels", c.Pixels, "also probe raw pixels of the same images, read from this directory (the embed input root)")
+		fs.IntVar(&c.PixelSize, "pixel-size", c.PixelSize, "side of the raw-pixel baseline (pixels resized to S×S)")
+	}, func(inputs []string) error { return e.probe(&c, inputs) })
 }
 
 // probe measures embeddings with the kNN and linear probes (package probe)

@@ -26,6 +26,7 @@ the partitions (and may share the output directory).`,
   maeembed stream --config-file configs/stream.yaml --output-topic embeddings --metrics-addr :9090`,
 	flags: func(fs *pflag.FlagSet, o *Options) {
 		modelFlags(fs, o)
+		precisionFlag(fs, o)
 		fs.StringVarP(&o.Output, "output", "o", o.Output, "directory of rolling Parquet part files (workers may share it)")
 		preprocessFlags(fs, o)
 		fs.StringVar(&o.Pool, "pool", o.Pool, "cls | mean | tokens | global")

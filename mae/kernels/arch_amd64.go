@@ -15,6 +15,24 @@ import (
 func kernelAVX512(k int, a *float32, rs, ps int, b *float32, c *float32, ldc int, alpha, beta float32, bias *float32)
 
 //go:noescape
+func kernelBF16AVX512(k int, a *float32, rs, ps int, b *float32, c *float32, ldc int, alpha, beta float32, bias *float32)
+
+//go:noescape
+func cvtBF16AVX512(dst *uint16, src *float32, n int)
+
+//go:noescape
+func kernelI8AVX512(k int, a *float32, rs, ps int, b *float32, c *float32, ldc int, alpha, beta float32, bias *float32)
+
+//go:noescape
+func absMaxAVX512(x *float32, n int) float32
+
+//go:noescape
+func quantU8AVX512(dst *byte, src *float32, n int, inv float32)
+
+//go:noescape
+func dequantTileAVX512(c *float32, ldc, rows int, rs, cs, bias *float32)
+
+//go:noescape
 func kernelAVX2(k int, a *float32, rs, ps int, b *float32, c *float32, ldc int, alpha, beta float32, bias *float32)
 
 //go:noescape
@@ -68,6 +86,21 @@ var avx512Impl = impl{
 }
 
 //go:noescape
+func packT16AVX2(dst, src *float32, lda, k int)
+
+//go:noescape
+func kernelI8AVX2(k int, a *float32, rs, ps int, b *float32, c *float32, ldc int, alpha, beta float32, bias *float32)
+
+//go:noescape
+func absMaxAVX2(x *float32, n int) float32
+
+//go:noescape
+func quantU8AVX2(dst *byte, src *float32, n int, inv float32)
+
+//go:noescape
+func dequantTileAVX2(c *float32, ldc, rows int, rs, cs, bias *float32)
+
+//go:noescape
 func geluAVX2(x []float32)
 
 //go:noescape
@@ -103,6 +136,7 @@ var avx2Impl = impl{
 	name:     "avx2",
 	mr:       6,
 	kernel:   kernelAVX2,
+	packT16:  packT16AVX2,
 	geluTile: geluTileAVX2,
 	gelu: func(x []float32) {
 		n := len(x) &^ 7
@@ -170,10 +204,31 @@ var avx2Impl = impl{
 func registerArch() {
 	if cpu.X86.HasAVX2 && cpu.X86.HasFMA {
 		paths["avx2"] = &avx2Impl
+		im := avx2Impl
+		im.name = "avx2-int8"
+		im.mr = 4
+		im.kernel = kernelI8AVX2
+		im.dequantTile = dequantTileAVX2
+		i8AVX2Impl = &im
+		quantAVX2 = &quantHelpers{absMax: absMaxAVX2, quantU8: quantU8AVX2, width: 8}
 	}
 	// The AVX-512 helpers use VSCALEFPS and VRNDSCALEPS (F) and
 	// VEXTRACTF64X4 (F); OS support for ZMM state is checked by x/sys/cpu.
 	if cpu.X86.HasAVX512F && cpu.X86.HasAVX512VL && cpu.X86.HasFMA {
 		paths["avx512"] = &avx512Impl
+		if hasBF16 {
+			im := avx512Impl
+			im.name = "avx512-bf16"
+			im.kernel = kernelBF16AVX512
+			bf16Impl = &im
+		}
+		if hasVNNI {
+			im := avx512Impl
+			im.name = "avx512-vnni"
+			im.kernel = kernelI8AVX512
+			im.dequantTile = dequantTileAVX512
+			i8Impl = &im
+		}
+		quantAVX512 = &quantHelpers{absMax: absMaxAVX512, quantU8: quantU8AVX512, width: 16}
 	}
 }

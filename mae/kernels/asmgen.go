@@ -25,8 +25,21 @@ func main() {
 	p("")
 	constants()
 	constants8()
-	kernel512()
+	kernel512("kernelAVX512", "VBROADCASTSS", func(b, a, acc int) string {
+		return fmt.Sprintf("\tVFMADD231PS Z%d, Z%d, Z%d", b, a, acc)
+	}, false)
+	kernel512("kernelBF16AVX512", "VPBROADCASTD", func(b, a, acc int) string {
+		return evexRR("VDPBF16PS", 0x52, ppF3, 512, acc, a, b)
+	}, false)
+	kernel512("kernelI8AVX512", "VPBROADCASTD", func(b, a, acc int) string {
+		return fmt.Sprintf("\tVPDPBUSD Z%d, Z%d, Z%d", b, a, acc)
+	}, true)
 	kernel256()
+	helpersBF16()
+	helpersI8()
+	packT256()
+	kernelI8AVX2()
+	helpersI8AVX2()
 	helpers512()
 	packA512()
 	helpers256()
@@ -116,10 +129,19 @@ func kernelPrologue(name string) {
 }
 
 // kernel512: 12 rows × 32 columns, accumulators Z0..Z23 (row r in Z2r,
-// Z2r+1), B in Z24/Z25, broadcasts in Z30/Z31.
-func kernel512() {
+// Z2r+1), B in Z24/Z25, broadcasts in Z30/Z31. bcast loads one A element
+// (a float32, or a 32-bit group of narrower values) into every lane; mac
+// emits acc += a·b for registers b, a, acc. The float32 kernel uses
+// VBROADCASTSS and VFMADD231PS; the bf16 kernel VPBROADCASTD and VDPBF16PS,
+// whose k steps are pairs of bf16 packed in one 32-bit word (see
+// kernelsBF16): the loop and epilogue are the same. The int8 kernel
+// (VPDPBUSD: four u8·s8 products per 32-bit lane) accumulates int32: after
+// the loop it subtracts the int32 compensation row passed as bias (on the
+// last K chunk only; see linearInt8) and converts to float32, and adds no
+// bias.
+func kernel512(name, bcast string, mac func(b, a, acc int) string, int8 bool) {
 	const mr = 12
-	kernelPrologue("kernelAVX512")
+	kernelPrologue(name)
 	// Prefetch the C tile: it is read (beta != 0) or written after the k
 	// loop, and with many K chunks it has usually left L1 by then.
 	p("\tMOVQ c+40(FP), DX")
@@ -139,9 +161,9 @@ func kernel512() {
 	p("\tPREFETCHT0 1024(DI)")
 	for r := 0; r < mr; r++ {
 		bz := 30 + r%2
-		p("\tVBROADCASTSS %s, Z%d", aRow[r], bz)
-		p("\tVFMADD231PS Z24, Z%d, Z%d", bz, 2*r)
-		p("\tVFMADD231PS Z25, Z%d, Z%d", bz, 2*r+1)
+		p("\t%s %s, Z%d", bcast, aRow[r], bz)
+		p("%s", mac(24, bz, 2*r))
+		p("%s", mac(25, bz, 2*r+1))
 	}
 	p("\tADDQ R9, SI")
 	p("\tADDQ R9, R10")
@@ -150,6 +172,21 @@ func kernel512() {
 	p("\tADDQ $128, DI")
 	p("\tDECQ CX")
 	p("\tJNZ loop")
+	if int8 {
+		p("\tMOVQ bias+64(FP), BX")
+		p("\tTESTQ BX, BX")
+		p("\tJZ nocomp")
+		p("\tVMOVDQU32 (BX), Z28")
+		p("\tVMOVDQU32 64(BX), Z29")
+		for r := 0; r < mr; r++ {
+			p("\tVPSUBD Z28, Z%d, Z%d", 2*r, 2*r)
+			p("\tVPSUBD Z29, Z%d, Z%d", 2*r+1, 2*r+1)
+		}
+		p("nocomp:")
+		for i := 0; i < 2*mr; i++ {
+			p("\tVCVTDQ2PS Z%d, Z%d", i, i)
+		}
+	}
 	// Epilogue: alpha, beta·C (only if beta != 0), bias, store.
 	// alpha == 1 (every Linear) skips the scaling.
 	p("\tCMPL alpha+56(FP), $0x3f800000")
@@ -175,6 +212,9 @@ func kernel512() {
 		}
 	}
 	p("nobeta:")
+	if int8 {
+		p("\tJMP store")
+	}
 	p("\tMOVQ bias+64(FP), BX")
 	p("\tTESTQ BX, BX")
 	p("\tJZ store")
@@ -220,6 +260,9 @@ func kernel256() {
 	p("loop2:")
 	p("\tVMOVUPS (DI), Y12")
 	p("\tVMOVUPS 32(DI), Y13")
+	// B streams from L2, one line per k step in each half: fetch it 8
+	// steps ahead (as the AVX-512 kernel does).
+	p("\tPREFETCHT0 1024(DI)")
 	for r := 0; r < mr; r++ {
 		p("\tVBROADCASTSS %s, Y14", aRow[r])
 		p("\tVFMADD231PS Y12, Y14, Y%d", 2*r)
@@ -237,19 +280,7 @@ func kernel256() {
 		p("\tVMULPS Y14, Y%d, Y%d", i, i)
 	}
 	p("alphaone2:")
-	p("\tMOVQ DX, AX")
-	p("\tMOVL beta+60(FP), CX")
-	p("\tANDL $0x7fffffff, CX")
-	p("\tJZ nobeta2")
-	p("\tVBROADCASTSS beta+60(FP), Y14")
-	for r := 0; r < mr; r++ {
-		p("\tVFMADD231PS (AX), Y14, Y%d", 2*r)
-		p("\tVFMADD231PS 32(AX), Y14, Y%d", 2*r+1)
-		if r < mr-1 {
-			p("\tADDQ R13, AX")
-		}
-	}
-	p("nobeta2:")
+	beta256(mr, "nobeta2", "Y14")
 	p("\tTESTQ R14, R14")
 	p("\tJZ store2")
 	p("\tVMOVUPS (R14), Y12")
@@ -259,14 +290,7 @@ func kernel256() {
 		p("\tVADDPS Y13, Y%d, Y%d", 2*r+1, 2*r+1)
 	}
 	p("store2:")
-	p("\tMOVQ DX, AX")
-	for r := 0; r < mr; r++ {
-		p("\tVMOVUPS Y%d, (AX)", 2*r)
-		p("\tVMOVUPS Y%d, 32(AX)", 2*r+1)
-		if r < mr-1 {
-			p("\tADDQ R13, AX")
-		}
-	}
+	store256(mr)
 	// Second half: columns 16..31 of B, C and bias.
 	p("\tADDQ $64, DX")
 	p("\tTESTQ R14, R14")
@@ -874,4 +898,382 @@ func reduce256(op string) {
 	p("\tV%sPS X0, X6, X6", op)
 	p("\tVMOVSHDUP X6, X0")
 	p("\tV%sSS X0, X6, X6", op)
+}
+
+// EVEX prefixes (pp field) and the encoder for the AVX512_BF16
+// instructions, which Go's assembler does not know: they are emitted as
+// bytes. Only the register-register form is needed.
+const (
+	pp66 = 1
+	ppF3 = 2
+	ppF2 = 3
+)
+
+// evexRR encodes an EVEX.W0 0F38 instruction "opcode /r" with ModRM.reg =
+// dst, EVEX.vvvv = src1 (0 when unused) and ModRM.rm = src2, all vector
+// registers 0..31, no masking, at vector length bits (src2's length). It
+// matches Go's own encoding of VPDPBUSD (pp66, 0x50), which the tests'
+// assembly cross-check relies on.
+func evexRR(mnemonic string, opcode byte, pp byte, bits, dst, src1, src2 int) string {
+	inv := func(v, bit int) byte { return byte((^v >> bit) & 1) }
+	p0 := inv(dst, 3)<<7 | inv(src2, 4)<<6 | inv(src2, 3)<<5 | inv(dst, 4)<<4 | 0x2 // map 0F38
+	p1 := byte(^src1&15)<<3 | 1<<2 | pp                                             // W0
+	ll := map[int]byte{128: 0, 256: 1, 512: 2}[bits]
+	p2 := ll<<5 | inv(src1, 4)<<3
+	modrm := 0xc0 | byte(dst&7)<<3 | byte(src2&7)
+	return fmt.Sprintf("\tBYTE $0x62; BYTE $0x%02x; BYTE $0x%02x; BYTE $0x%02x; BYTE $0x%02x; BYTE $0x%02x // %s %d, %d, %d",
+		p0, p1, p2, opcode, modrm, mnemonic, dst, src1, src2)
+}
+
+// helpersBF16 emits the float32 → bfloat16 conversion of activations
+// (VCVTNEPS2BF16: round to nearest even; like every AVX512_BF16
+// instruction it treats denormal inputs as zero).
+func helpersBF16() {
+	p("// func cvtBF16AVX512(dst *uint16, src *float32, n int)  (n a multiple of 16)")
+	p("TEXT ·cvtBF16AVX512(SB), NOSPLIT, $0-24")
+	p("\tMOVQ dst+0(FP), DI")
+	p("\tMOVQ src+8(FP), SI")
+	p("\tMOVQ n+16(FP), CX")
+	p("\tSHRQ $4, CX")
+	p("\tJZ cvtbf16_done")
+	p("cvtbf16_loop:")
+	p("\tVMOVUPS (SI), Z0")
+	p("%s", evexRR("VCVTNEPS2BF16", 0x72, ppF3, 512, 1, 0, 0))
+	p("\tVMOVDQU Y1, (DI)")
+	p("\tADDQ $64, SI")
+	p("\tADDQ $32, DI")
+	p("\tDECQ CX")
+	p("\tJNZ cvtbf16_loop")
+	p("cvtbf16_done:")
+	p("\tVZEROUPPER")
+	p("\tRET")
+	p("")
+}
+
+// helpersI8 emits the int8 activation quantisation and the dequantising
+// GEMM epilogue (AVX-512).
+func helpersI8() {
+	// absMax: max |x| over n floats (n a multiple of 16).
+	p("// func absMaxAVX512(x *float32, n int) float32")
+	p("TEXT ·absMaxAVX512(SB), NOSPLIT, $0-20")
+	p("\tMOVQ x+0(FP), SI")
+	p("\tMOVQ n+8(FP), CX")
+	p("\tVBROADCASTSS %s, Z1", k("absmask"))
+	p("\tVPXORD Z6, Z6, Z6")
+	p("\tSHRQ $4, CX")
+	p("\tJZ absmax_done")
+	p("absmax_loop:")
+	p("\tVANDPS (SI), Z1, Z0")
+	p("\tVMAXPS Z0, Z6, Z6")
+	p("\tADDQ $64, SI")
+	p("\tDECQ CX")
+	p("\tJNZ absmax_loop")
+	p("absmax_done:")
+	reduce("MAX")
+	p("\tVMOVSS X6, ret+16(FP)")
+	p("\tVZEROUPPER")
+	p("\tRET")
+	p("")
+	// quantU8: dst[i] = round(src[i]·inv) + 128 as bytes (round to nearest
+	// even; |src·inv| ≤ 127 by the caller's choice of inv).
+	p("// func quantU8AVX512(dst *byte, src *float32, n int, inv float32)")
+	p("TEXT ·quantU8AVX512(SB), NOSPLIT, $0-28")
+	p("\tMOVQ dst+0(FP), DI")
+	p("\tMOVQ src+8(FP), SI")
+	p("\tMOVQ n+16(FP), CX")
+	p("\tVBROADCASTSS inv+24(FP), Z1")
+	p("\tMOVL $128, AX")
+	p("\tVPBROADCASTD AX, Z2")
+	p("\tSHRQ $4, CX")
+	p("\tJZ quant_done")
+	p("quant_loop:")
+	p("\tVMULPS (SI), Z1, Z0")
+	p("\tVCVTPS2DQ Z0, Z0")
+	p("\tVPADDD Z2, Z0, Z0")
+	p("\tVPMOVDB Z0, (DI)")
+	p("\tADDQ $64, SI")
+	p("\tADDQ $16, DI")
+	p("\tDECQ CX")
+	p("\tJNZ quant_loop")
+	p("quant_done:")
+	p("\tVZEROUPPER")
+	p("\tRET")
+	p("")
+	// dequantTile: rows of one full 32-wide tile, c = c·(rs[r]·cs) + bias.
+	p("// func dequantTileAVX512(c *float32, ldc, rows int, rs, cs, bias *float32)")
+	p("TEXT ·dequantTileAVX512(SB), NOSPLIT, $0-48")
+	p("\tMOVQ c+0(FP), DI")
+	p("\tMOVQ ldc+8(FP), R13")
+	p("\tSHLQ $2, R13")
+	p("\tMOVQ rows+16(FP), CX")
+	p("\tMOVQ rs+24(FP), SI")
+	p("\tMOVQ cs+32(FP), BX")
+	p("\tMOVQ bias+40(FP), DX")
+	p("\tVMOVUPS (BX), Z2")
+	p("\tVMOVUPS 64(BX), Z3")
+	p("\tVMOVUPS (DX), Z4")
+	p("\tVMOVUPS 64(DX), Z5")
+	p("\tTESTQ CX, CX")
+	p("\tJZ deq_done")
+	p("deq_loop:")
+	p("\tVBROADCASTSS (SI), Z6")
+	p("\tVMULPS Z2, Z6, Z0")
+	p("\tVMULPS Z3, Z6, Z1")
+	p("\tVFMADD132PS (DI), Z4, Z0")
+	p("\tVFMADD132PS 64(DI), Z5, Z1")
+	p("\tVMOVUPS Z0, (DI)")
+	p("\tVMOVUPS Z1, 64(DI)")
+	p("\tADDQ $4, SI")
+	p("\tADDQ R13, DI")
+	p("\tDECQ CX")
+	p("\tJNZ deq_loop")
+	p("deq_done:")
+	p("\tVZEROUPPER")
+	p("\tRET")
+	p("")
+}
+
+// packT256 emits packT16AVX2(dst, src *float32, lda, k int): 16 rows of B
+// (row stride lda) transposed so that column p lands in lanes 0..15 of
+// dst + p·128 bytes (one row of a 32-wide panel), in 8×8 blocks
+// (unpack, shuffle, 128-bit permute). k must be a multiple of 8.
+func packT256() {
+	p("// func packT16AVX2(dst, src *float32, lda, k int)")
+	p("TEXT ·packT16AVX2(SB), NOSPLIT, $0-32")
+	p("\tMOVQ dst+0(FP), DI")
+	p("\tMOVQ src+8(FP), SI")
+	p("\tMOVQ lda+16(FP), R8")
+	p("\tSHLQ $2, R8")
+	p("\tMOVQ k+24(FP), CX")
+	p("\tSHRQ $3, CX")
+	p("\tJZ packt2_done")
+	p("\tLEAQ (SI)(R8*2), R10")
+	p("\tADDQ R8, R10") // row 3
+	p("\tLEAQ (R10)(R8*2), R11")
+	p("\tADDQ R8, R11")         // row 6
+	p("\tLEAQ (SI)(R8*8), R12") // row 8
+	p("\tLEAQ (R12)(R8*2), R13")
+	p("\tADDQ R8, R13") // row 11
+	p("\tLEAQ (R13)(R8*2), R14")
+	p("\tADDQ R8, R14") // row 14
+	rows := [][]string{
+		{"(SI)", "(SI)(R8*1)", "(SI)(R8*2)", "(R10)", "(SI)(R8*4)", "(R10)(R8*2)", "(R11)", "(R10)(R8*4)"},
+		{"(R12)", "(R12)(R8*1)", "(R12)(R8*2)", "(R13)", "(R12)(R8*4)", "(R13)(R8*2)", "(R14)", "(R13)(R8*4)"},
+	}
+	p("packt2_loop:")
+	for g, addr := range rows {
+		for r := 0; r < 8; r++ {
+			p("\tVMOVUPS %s, Y%d", addr[r], r)
+		}
+		for i := 0; i < 4; i++ {
+			p("\tVUNPCKLPS Y%d, Y%d, Y%d", 2*i+1, 2*i, 8+2*i)
+			p("\tVUNPCKHPS Y%d, Y%d, Y%d", 2*i+1, 2*i, 9+2*i)
+		}
+		// Y8..Y15 = t0..t7; tt into Y0..Y7.
+		for h := 0; h < 2; h++ {
+			t := 8 + 4*h
+			p("\tVSHUFPS $0x44, Y%d, Y%d, Y%d", t+2, t, 4*h)
+			p("\tVSHUFPS $0xEE, Y%d, Y%d, Y%d", t+2, t, 4*h+1)
+			p("\tVSHUFPS $0x44, Y%d, Y%d, Y%d", t+3, t+1, 4*h+2)
+			p("\tVSHUFPS $0xEE, Y%d, Y%d, Y%d", t+3, t+1, 4*h+3)
+		}
+		for j := 0; j < 4; j++ {
+			p("\tVPERM2F128 $0x20, Y%d, Y%d, Y%d", 4+j, j, 8+j)
+			p("\tVPERM2F128 $0x31, Y%d, Y%d, Y%d", 4+j, j, 12+j)
+		}
+		for j := 0; j < 8; j++ {
+			p("\tVMOVUPS Y%d, %d(DI)", 8+j, j*128+g*32)
+		}
+	}
+	for _, b := range []string{"SI", "R10", "R11", "R12", "R13", "R14"} {
+		p("\tADDQ $32, %s", b)
+	}
+	p("\tADDQ $1024, DI")
+	p("\tDECQ CX")
+	p("\tJNZ packt2_loop")
+	p("packt2_done:")
+	p("\tVZEROUPPER")
+	p("\tRET")
+	p("")
+}
+
+// kernelI8AVX2 is the int8 micro-kernel for AVX2 (no VNNI): 4 rows × 32
+// columns as two passes of 4×16 (8 YMM accumulators of int32). A holds
+// words of four u8 = q+128 (as quantRows writes them for VPDPBUSD); XOR
+// 0x80 gives the signed q back. VPMADDUBSW multiplies u8 by s8 and adds
+// pairs into int16 with saturation, which (q+128)·w could reach (2·255·127
+// > 32767). So the kernel multiplies |q| (≤ 127, as u8) by sign(q)·w
+// (VPSIGNB; ≤ 127 in magnitude): a pair is at most 2·127·127 = 32258 and
+// never saturates. VPMADDWD by ones then sums the pairs into int32. The
+// result is Σ q·w itself: no compensation (the bias argument is ignored).
+func kernelI8AVX2() {
+	const mr = 4
+	kernelPrologue("kernelI8AVX2")
+	p("\tMOVQ c+40(FP), DX")
+	p("\tMOVQ ldc+48(FP), R13")
+	p("\tSHLQ $2, R13")
+	p("\tMOVQ SI, R15")
+	p("\tMOVL $0x80808080, AX")
+	p("\tVMOVD AX, X15")
+	p("\tVPBROADCASTD X15, Y15")
+	p("\tMOVL $0x00010001, AX")
+	p("\tVMOVD AX, X14")
+	p("\tVPBROADCASTD X14, Y14")
+	p("\tMOVQ $2, BX")
+	p("i8half:")
+	p("\tMOVQ k+0(FP), CX")
+	p("\tMOVQ R15, SI")
+	p("\tLEAQ (SI)(R8*2), R10")
+	p("\tADDQ R8, R10")
+	for i := 0; i < 2*mr; i++ {
+		p("\tVPXOR Y%d, Y%d, Y%d", i, i, i)
+	}
+	p("i8loop:")
+	p("\tVMOVDQU (DI), Y8")
+	p("\tVMOVDQU 32(DI), Y9")
+	p("\tPREFETCHT0 1024(DI)")
+	for r := 0; r < mr; r++ {
+		p("\tVPBROADCASTD %s, Y10", aRow[r])
+		p("\tVPXOR Y15, Y10, Y10")
+		p("\tVPABSB Y10, Y11")
+		for h := 0; h < 2; h++ {
+			t := 12 + h
+			p("\tVPSIGNB Y10, Y%d, Y%d", 8+h, t)
+			p("\tVPMADDUBSW Y%d, Y11, Y%d", t, t)
+			p("\tVPMADDWD Y14, Y%d, Y%d", t, t)
+			p("\tVPADDD Y%d, Y%d, Y%d", t, 2*r+h, 2*r+h)
+		}
+	}
+	p("\tADDQ R9, SI")
+	p("\tADDQ R9, R10")
+	p("\tADDQ $128, DI")
+	p("\tDECQ CX")
+	p("\tJNZ i8loop")
+	for i := 0; i < 2*mr; i++ {
+		p("\tVCVTDQ2PS Y%d, Y%d", i, i)
+	}
+	beta256(mr, "i8nobeta", "Y10")
+	store256(mr)
+	p("\tADDQ $64, DX")
+	p("\tMOVQ b+32(FP), DI")
+	p("\tADDQ $64, DI")
+	p("\tDECQ BX")
+	p("\tJNZ i8half")
+	p("\tVZEROUPPER")
+	p("\tRET")
+	p("")
+}
+
+// helpersI8AVX2: absMax, quantU8 and dequantTile for AVX2 (n a multiple
+// of 8).
+func helpersI8AVX2() {
+	p("// func absMaxAVX2(x *float32, n int) float32")
+	p("TEXT ·absMaxAVX2(SB), NOSPLIT, $0-20")
+	p("\tMOVQ x+0(FP), SI")
+	p("\tMOVQ n+8(FP), CX")
+	p("\tVMOVUPS %s, Y1", k8("absmask"))
+	p("\tVXORPS Y6, Y6, Y6")
+	p("\tSHRQ $3, CX")
+	p("\tJZ absmax2_done")
+	p("absmax2_loop:")
+	p("\tVANDPS (SI), Y1, Y0")
+	p("\tVMAXPS Y0, Y6, Y6")
+	p("\tADDQ $32, SI")
+	p("\tDECQ CX")
+	p("\tJNZ absmax2_loop")
+	p("absmax2_done:")
+	reduce256("MAX")
+	p("\tVMOVSS X6, ret+16(FP)")
+	p("\tVZEROUPPER")
+	p("\tRET")
+	p("")
+	p("// func quantU8AVX2(dst *byte, src *float32, n int, inv float32)")
+	p("TEXT ·quantU8AVX2(SB), NOSPLIT, $0-28")
+	p("\tMOVQ dst+0(FP), DI")
+	p("\tMOVQ src+8(FP), SI")
+	p("\tMOVQ n+16(FP), CX")
+	p("\tVBROADCASTSS inv+24(FP), Y1")
+	p("\tMOVL $128, AX")
+	p("\tVMOVD AX, X2")
+	p("\tVPBROADCASTD X2, Y2")
+	p("\tSHRQ $3, CX")
+	p("\tJZ quant2_done")
+	p("quant2_loop:")
+	p("\tVMULPS (SI), Y1, Y0")
+	p("\tVCVTPS2DQ Y0, Y0")
+	p("\tVPADDD Y2, Y0, Y0")
+	p("\tVEXTRACTI128 $1, Y0, X3")
+	p("\tVPACKSSDW X3, X0, X0")
+	p("\tVPACKUSWB X0, X0, X0")
+	p("\tVMOVQ X0, (DI)")
+	p("\tADDQ $32, SI")
+	p("\tADDQ $8, DI")
+	p("\tDECQ CX")
+	p("\tJNZ quant2_loop")
+	p("quant2_done:")
+	p("\tVZEROUPPER")
+	p("\tRET")
+	p("")
+	p("// func dequantTileAVX2(c *float32, ldc, rows int, rs, cs, bias *float32)")
+	p("TEXT ·dequantTileAVX2(SB), NOSPLIT, $0-48")
+	p("\tMOVQ c+0(FP), DI")
+	p("\tMOVQ ldc+8(FP), R13")
+	p("\tSHLQ $2, R13")
+	p("\tMOVQ rows+16(FP), CX")
+	p("\tMOVQ rs+24(FP), SI")
+	p("\tMOVQ cs+32(FP), BX")
+	p("\tMOVQ bias+40(FP), DX")
+	for i := 0; i < 4; i++ {
+		p("\tVMOVUPS %d(BX), Y%d", 32*i, 4+i)
+		p("\tVMOVUPS %d(DX), Y%d", 32*i, 8+i)
+	}
+	p("\tTESTQ CX, CX")
+	p("\tJZ deq2_done")
+	p("deq2_loop:")
+	p("\tVBROADCASTSS (SI), Y12")
+	for i := 0; i < 4; i++ {
+		p("\tVMULPS Y%d, Y12, Y%d", 4+i, i)
+		p("\tVFMADD132PS %d(DI), Y%d, Y%d", 32*i, 8+i, i)
+		p("\tVMOVUPS Y%d, %d(DI)", i, 32*i)
+	}
+	p("\tADDQ $4, SI")
+	p("\tADDQ R13, DI")
+	p("\tDECQ CX")
+	p("\tJNZ deq2_loop")
+	p("deq2_done:")
+	p("\tVZEROUPPER")
+	p("\tRET")
+	p("")
+}
+
+// beta256 emits C·beta added to the mr×16 accumulators (Y0..Y2mr-1) of an
+// AVX2 half-pass when beta != 0 (C at DX, row stride R13; clobbers AX, CX
+// and breg), ending at label.
+func beta256(mr int, label, breg string) {
+	p("\tMOVQ DX, AX")
+	p("\tMOVL beta+60(FP), CX")
+	p("\tANDL $0x7fffffff, CX")
+	p("\tJZ %s", label)
+	p("\tVBROADCASTSS beta+60(FP), %s", breg)
+	for r := 0; r < mr; r++ {
+		p("\tVFMADD231PS (AX), %s, Y%d", breg, 2*r)
+		p("\tVFMADD231PS 32(AX), %s, Y%d", breg, 2*r+1)
+		if r < mr-1 {
+			p("\tADDQ R13, AX")
+		}
+	}
+	p("%s:", label)
+}
+
+// store256 stores the mr×16 accumulators of an AVX2 half-pass to C (DX,
+// row stride R13; clobbers AX).
+func store256(mr int) {
+	p("\tMOVQ DX, AX")
+	for r := 0; r < mr; r++ {
+		p("\tVMOVUPS Y%d, (AX)", 2*r)
+		p("\tVMOVUPS Y%d, 32(AX)", 2*r+1)
+		if r < mr-1 {
+			p("\tADDQ R13, AX")
+		}
+	}
 }

@@ -75,7 +75,7 @@ func (j *attnJob) item(s *attnScratch, b, h int) {
 // padC says c has room for whole micro-tiles past m and n.
 func serialGemm(im *impl, s *scratch, m, n, k int, alpha float32, a []float32, lda int, bp, c []float32, ldc int, padC bool) {
 	g := gemmJob{im: im, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, bp: bp, c: c, ldc: ldc, padC: padC,
-		packA: needPackA(false, lda)}
+		packA: needPackA(false, lda, im.mr)}
 	g.schedule(1)
 	for t := 0; t < g.total; t++ {
 		g.task(s, t)

@@ -2,8 +2,11 @@ package kernels
 
 import (
 	"fmt"
+	"math"
 	"math/rand/v2"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // modelShapes are the ViT-B/16 encoder's GEMMs at batch 8 (8·197 = 1576
@@ -27,9 +30,22 @@ func onPath(b *testing.B, p string) {
 	}
 }
 
-// reportGFLOPs reports flops per iteration as GFLOP/s over b's run.
-func reportGFLOPs(b *testing.B, flops float64) {
+// reportGFLOPs reports flops per iteration as GFLOP/s over b's run, and
+// per second of process CPU time since cpu0 (cpuSeconds() after the timer
+// reset): on a machine shared with other work the CPU-time figure of a
+// GOMAXPROCS=1 run is the steadier one.
+func reportGFLOPs(b *testing.B, flops float64, cpu0 float64) {
 	b.ReportMetric(flops*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+	b.ReportMetric(flops*float64(b.N)/(cpuSeconds()-cpu0)/1e9, "cpu-GFLOP/s")
+}
+
+// cpuSeconds is the process's user + system CPU time.
+func cpuSeconds() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return math.NaN()
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
 }
 
 // BenchmarkGemm runs Gemm (C = A·Bᵀ, the Linear layout) at the model's
@@ -43,10 +59,11 @@ func BenchmarkGemm(b *testing.B) {
 				a, w := randSlice(r, s.m*s.k), randSlice(r, s.n*s.k)
 				c := make([]float32, s.m*s.n)
 				b.ResetTimer()
+				cpu0 := cpuSeconds()
 				for i := 0; i < b.N; i++ {
 					Gemm(false, true, s.m, s.n, s.k, 1, a, s.k, w, s.k, 0, c, s.n)
 				}
-				reportGFLOPs(b, 2*float64(s.m)*float64(s.n)*float64(s.k))
+				reportGFLOPs(b, 2*float64(s.m)*float64(s.n)*float64(s.k), cpu0)
 			})
 		}
 	}
@@ -54,7 +71,10 @@ func BenchmarkGemm(b *testing.B) {
 
 // benchLinear times the model's call at m×k×n: packed weights, bias, and
 // exact GELU on fc1.
-func benchLinear(b *testing.B, m, k, n int, name string) {
+func benchLinear(b *testing.B, m, k, n int, name string) { benchLinearPrec(b, m, k, n, name, FP32) }
+
+// benchLinearPrec is benchLinear with the weight in precision prec.
+func benchLinearPrec(b *testing.B, m, k, n int, name string, prec Precision) {
 	act := ActNone
 	if name == "fc1" {
 		act = ActGELU
@@ -62,12 +82,13 @@ func benchLinear(b *testing.B, m, k, n int, name string) {
 	r := rand.New(rand.NewPCG(1, 1))
 	x, w, bias := randSlice(r, m*k), randSlice(r, n*k), randSlice(r, n)
 	y := make([]float32, m*n)
-	pw := PackLinear(w, n, k)
+	pw := PackLinear(w, n, k).Convert(prec)
 	b.ResetTimer()
+	cpu0 := cpuSeconds()
 	for i := 0; i < b.N; i++ {
 		Linear(y, x, m, pw, bias, act, nil)
 	}
-	reportGFLOPs(b, 2*float64(m)*float64(n)*float64(k))
+	reportGFLOPs(b, 2*float64(m)*float64(n)*float64(k), cpu0)
 }
 
 // BenchmarkLinearSmall covers batch-1 (197 rows) and the masked encoder
@@ -94,6 +115,23 @@ func BenchmarkLinear(b *testing.B) {
 	}
 }
 
+// BenchmarkLinearPrecision is BenchmarkLinear in each reduced precision
+// (bf16: native VDPBF16PS on the avx512 path where the CPU has it, else
+// bf16-rounded values through the float32 kernels; int8: VPDPBUSD on the
+// avx512 path with AVX512_VNNI, else the pure-Go kernel — slow).
+func BenchmarkLinearPrecision(b *testing.B) {
+	for _, p := range Paths() {
+		for _, prec := range []Precision{BF16, Int8} {
+			for _, s := range modelShapes {
+				b.Run(fmt.Sprintf("path=%s/prec=%v/%s_%dx%dx%d", p, prec, s.name, s.m, s.k, s.n), func(b *testing.B) {
+					onPath(b, p)
+					benchLinearPrec(b, s.m, s.k, s.n, s.name, prec)
+				})
+			}
+		}
+	}
+}
+
 func BenchmarkAttention(b *testing.B) {
 	for _, p := range Paths() {
 		for _, tokens := range []int{197, 50} {
@@ -104,10 +142,11 @@ func BenchmarkAttention(b *testing.B) {
 				qkv := randSlice(r, batch*tokens*3*heads*hd)
 				out := make([]float32, batch*tokens*heads*hd)
 				b.ResetTimer()
+				cpu0 := cpuSeconds()
 				for i := 0; i < b.N; i++ {
 					Attention(out, qkv, batch, tokens, heads, hd)
 				}
-				reportGFLOPs(b, 4*float64(batch*heads)*float64(tokens*tokens)*hd)
+				reportGFLOPs(b, 4*float64(batch*heads)*float64(tokens*tokens)*hd, cpu0)
 			})
 		}
 	}

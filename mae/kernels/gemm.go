@@ -25,6 +25,14 @@ const (
 type Packed struct {
 	N, K int
 	data []float32
+	prec Precision
+	// kw is the number of 32-bit words per panel row along K when they
+	// hold two bf16 (native BF16) or four int8 (Int8) each; 0 when data
+	// holds float32 values.
+	kw int
+	// Int8 only, per output column (zero past N, up to whole panels): the
+	// weight scale, and 128·Σ_k q[j][k] as int32 bits (see linearInt8).
+	scale, comp []float32
 }
 
 func numPanels(n int) int { return (n + nr - 1) / nr }
@@ -135,12 +143,14 @@ func packPanel(im *impl, dst, a []float32, lda int, trans bool, m, row0, pc, kb 
 
 // needPackA tells whether a task should pack its block of op(A) (per K
 // chunk, into per-worker scratch that stays in L2) before multiplying.
-// Unpacked rows are read in place (no copy), which is fastest unless the
-// row stride is a multiple of 2 KiB — then the mr rows of a micro-panel
-// fall into the same few L1 sets and evict each other — or A is
-// transposed, when a micro-panel spans a cache line per k step.
-func needPackA(transA bool, lda int) bool {
-	return transA || lda%512 == 0
+// Unpacked rows are read in place (no copy), which is fastest unless A is
+// transposed (a micro-panel would span a cache line per k step), or the
+// row stride is a multiple of 2 KiB and the micro-panel has more rows (mr)
+// than L1 has ways (8): then its rows, all in the same L1 set, evict each
+// other. The 6 rows of the AVX2 tile fit in one set (fc2, K = 3072, runs
+// ~15% faster unpacked there); the 12 of AVX-512 do not.
+func needPackA(transA bool, lda, mr int) bool {
+	return transA || (lda%512 == 0 && mr > 8)
 }
 
 // gemmJob is one C = alpha·op(A)·B + beta·C (+ epilogue) over packed B.
@@ -159,6 +169,7 @@ type gemmJob struct {
 	bias        []float32
 	act         Activation
 	res         []float32 // residual, ldc layout
+	deq         dequant   // int8 epilogue, when deq.rowScale != nil
 	kc, mb, nb  int
 	nIc, total  int
 	next        atomic.Int64
@@ -265,9 +276,29 @@ func (j *gemmJob) task(s *scratch, t int) {
 	}
 }
 
-// epilogue applies the activation and residual to a finished tile while it
-// is still in L1.
+// dequant is the int8 GEMM's epilogue: C[r][j] = C[r][j]·rowScale[r]·
+// colScale[j] + bias[j] (C holds the compensated int32 sums as float32),
+// before the activation and residual.
+type dequant struct {
+	rowScale, colScale, bias []float32 // m; N; N (zeros when no bias)
+}
+
+// epilogue applies dequantisation (int8), the activation and residual to a
+// finished tile while it is still in L1.
 func (j *gemmJob) epilogue(i, rows, col, cols int) {
+	if d := &j.deq; d.rowScale != nil {
+		if cols == nr && j.im.dequantTile != nil {
+			j.im.dequantTile(&j.c[i*j.ldc+col], j.ldc, rows, &d.rowScale[i], &d.colScale[col], &d.bias[col])
+		} else {
+			for r := i; r < i+rows; r++ {
+				s := d.rowScale[r]
+				row := j.c[r*j.ldc+col : r*j.ldc+col+cols]
+				for jj := range row {
+					row[jj] = row[jj]*(s*d.colScale[col+jj]) + d.bias[col+jj]
+				}
+			}
+		}
+	}
 	if j.act == ActNone && j.res == nil {
 		return
 	}
@@ -332,10 +363,17 @@ func (j *gemmJob) schedule(nw int) {
 
 func ceilDiv(a, b int) int { return (a + b - 1) / b }
 
-// runGemm runs C = alpha·op(A)·B + beta·C + bias, act, + res with B packed.
+// runGemm runs C = alpha·op(A)·B + beta·C + bias, act, + res with B packed,
+// on the current path.
 func runGemm(m, n, k int, alpha float32, a []float32, lda int, transA bool, bp []float32,
 	beta float32, c []float32, ldc int, bias []float32, act Activation, res []float32) {
-	im := current.Load()
+	runGemmOn(current.Load(), m, n, k, alpha, a, lda, transA, bp, beta, c, ldc, bias, act, res, dequant{})
+}
+
+// runGemmOn is runGemm on path im (whose kernel defines what a k step of A
+// and B is: one float32, or one word of two bf16).
+func runGemmOn(im *impl, m, n, k int, alpha float32, a []float32, lda int, transA bool, bp []float32,
+	beta float32, c []float32, ldc int, bias []float32, act Activation, res []float32, deq dequant) {
 	if k == 0 {
 		// Nothing to multiply: C = beta·C + bias, then the epilogue.
 		for i := 0; i < m; i++ {
@@ -361,9 +399,9 @@ func runGemm(m, n, k int, alpha float32, a []float32, lda int, transA bool, bp [
 	}
 	j := gemmPool.Get().(*gemmJob)
 	*j = gemmJob{im: im, m: m, n: n, k: k, alpha: alpha, beta: beta, a: a, lda: lda, transA: transA,
-		bp: bp, c: c, ldc: ldc, bias: bias, act: act, res: res}
+		bp: bp, c: c, ldc: ldc, bias: bias, act: act, res: res, deq: deq}
 	nw := workers(2 * float64(m) * float64(n) * float64(k))
-	j.packA = needPackA(transA, lda)
+	j.packA = needPackA(transA, lda, im.mr)
 	j.schedule(nw)
 	parallel(min(nw, j.total), j)
 	*j = gemmJob{} // drop references for the GC
@@ -458,7 +496,8 @@ func Linear(y, x []float32, m int, w *Packed, bias []float32, act Activation, re
 	}
 	beta := float32(0)
 	if residual != nil && &residual[0] == &y[0] {
-		if act == ActNone {
+		// (int8 scales C after the kernel: beta·C would be scaled too.)
+		if act == ActNone && w.prec != Int8 {
 			// y = x·Wᵀ + b + y: the residual is just beta = 1.
 			beta, residual = 1, nil
 		} else {
@@ -470,10 +509,23 @@ func Linear(y, x []float32, m int, w *Packed, bias []float32, act Activation, re
 			}
 			res := (*bufp)[:m*w.N]
 			copy(res, residual)
-			runGemm(m, w.N, w.K, 1, x, w.K, false, w.data, 0, y, w.N, bias, act, res)
+			w.mul(y, x, m, bias, 0, act, res)
 			bufPool.Put(bufp)
 			return
 		}
+	}
+	w.mul(y, x, m, bias, beta, act, residual)
+}
+
+// mul is y = x·Wᵀ + beta·y + bias, act, + residual in w's precision.
+func (w *Packed) mul(y, x []float32, m int, bias []float32, beta float32, act Activation, residual []float32) {
+	switch w.prec {
+	case BF16:
+		linearBF16(y, x, m, w, bias, beta, act, residual)
+		return
+	case Int8:
+		linearInt8(y, x, m, w, bias, act, residual)
+		return
 	}
 	runGemm(m, w.N, w.K, 1, x, w.K, false, w.data, beta, y, w.N, bias, act, residual)
 }

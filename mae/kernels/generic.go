@@ -37,12 +37,18 @@ func kernelGeneric(k int, a *float32, rs, ps int, b *float32, c *float32, ldc in
 			}
 		}
 	}
-	C := unsafe.Slice(c, (mr-1)*ldc+nr)
+	storeGeneric(&acc, c, ldc, alpha, beta, bias)
+}
+
+// storeGeneric is the generic kernels' epilogue: C = alpha·acc + beta·C +
+// bias for a 4×nr tile (beta == 0 does not read C; bias may be nil).
+func storeGeneric(acc *[4][nr]float32, c *float32, ldc int, alpha, beta float32, bias *float32) {
+	C := unsafe.Slice(c, 3*ldc+nr)
 	var bv [nr]float32
 	if bias != nil {
 		bv = *(*[nr]float32)(unsafe.Slice(bias, nr))
 	}
-	for r := 0; r < mr; r++ {
+	for r := range acc {
 		row := C[r*ldc : r*ldc+nr]
 		for jj := range row {
 			v := alpha * acc[r][jj]

@@ -7,19 +7,41 @@ import (
 
 // BenchmarkMicroKernel measures one micro-kernel call with A and B in L1:
 // the ceiling the blocked driver can reach on one core.
+// The bf16 kernel's k counts words of two bf16 (two multiply-adds each),
+// the int8 kernel's words of four int8.
 func BenchmarkMicroKernel(b *testing.B) {
+	ims := map[string]*impl{}
 	for _, name := range Paths() {
-		im := paths[name]
+		ims[name] = paths[name]
+	}
+	if bf16Impl != nil {
+		ims["avx512-bf16"] = bf16Impl
+	}
+	if i8Impl != nil {
+		ims["avx512-vnni"] = i8Impl
+	}
+	if i8AVX2Impl != nil {
+		ims["avx2-int8"] = i8AVX2Impl
+	}
+	for name, im := range ims {
+		flops := 2 * float64(im.mr*nr*256)
+		switch im {
+		case bf16Impl:
+			flops *= 2
+		case i8Impl, i8AVX2Impl:
+			flops *= 4 // integer operations
+		}
 		b.Run("path="+name, func(b *testing.B) {
 			const k = 256
 			r := rand.New(rand.NewPCG(1, 1))
 			a := randSlice(r, im.mr*k)
 			bp := randSlice(r, k*nr)
 			c := make([]float32, im.mr*nr)
+			cpu0 := cpuSeconds()
 			for i := 0; i < b.N; i++ {
 				im.kernel(k, &a[0], 1, im.mr, &bp[0], &c[0], nr, 1, 0, nil)
 			}
-			reportGFLOPs(b, 2*float64(im.mr*nr*k))
+			reportGFLOPs(b, flops, cpu0)
 		})
 	}
 }

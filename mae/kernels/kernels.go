@@ -7,7 +7,9 @@
 // Three code paths share one driver: AVX-512 and AVX2+FMA assembly
 // micro-kernels, chosen at init from CPU features, and a pure-Go twin that
 // the tests compare them against. MAEEMBED_KERNEL=avx512|avx2|generic
-// forces a path (read at init); SetPath does the same at run time.
+// forces a path (read at init); SetPath does the same at run time. A
+// Linear weight can also be held in bf16 or int8 (Packed.Convert), with
+// VDPBF16PS, VPDPBUSD or VPMADDUBSW kernels where the CPU has them.
 package kernels
 
 import (
@@ -61,6 +63,9 @@ type impl struct {
 	sqdev   func(x []float32, mean float32) float32 // Σ (x[i]-mean)²
 	// ln: y = (x-mean)·rstd·gamma + beta
 	ln func(y, x []float32, mean, rstd float32, gamma, beta []float32)
+	// dequantTile, if set, does the int8 epilogue on rows×nr floats at c
+	// (row stride ldc): c[r][j] = c[r][j]·rs[r]·cs[j] + bias[j].
+	dequantTile func(c *float32, ldc, rows int, rs, cs, bias *float32)
 }
 
 var (

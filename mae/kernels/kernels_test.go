@@ -166,43 +166,52 @@ func TestLinearEpilogues(t *testing.T) {
 			res := randSlice(r, s.m*s.n)
 			p := PackLinear(w, s.n, s.k)
 			base := refGemm(false, true, s.m, s.n, s.k, 1, x, s.k, w, s.k, 0, make([]float32, s.m*s.n), s.n)
-			for _, act := range []Activation{ActNone, ActGELU} {
-				for _, withBias := range []bool{false, true} {
-					for _, resMode := range []string{"none", "separate", "alias"} {
-						want := make([]float64, len(base))
-						for i := range want {
-							v := base[i]
-							if withBias {
-								v += float64(bias[i%s.n])
-							}
-							if act == ActGELU {
-								v = geluExact(v)
-							}
-							if resMode != "none" {
-								v += float64(res[i])
-							}
-							want[i] = v
-						}
-						y := make([]float32, s.m*s.n)
-						var rs []float32
-						switch resMode {
-						case "separate":
-							rs = res
-						case "alias":
-							copy(y, res)
-							rs = y
-						}
-						var bs []float32
-						if withBias {
-							bs = bias
-						}
-						Linear(y, x, s.m, p, bs, act, rs)
-						within(t, fmt.Sprintf("%v act=%d bias=%v res=%s", s, act, withBias, resMode), y, want, 4e-6*math.Sqrt(float64(s.k)))
-					}
-				}
-			}
+			checkEpilogues(t, fmt.Sprint(s), p, x, bias, res, s.m, base, 4e-6*math.Sqrt(float64(s.k)))
 		}
 	})
+}
+
+// checkEpilogues runs Linear(y, x, m, p, ...) with every epilogue (GELU or
+// not, bias or not, residual none, separate or y itself) against base, the
+// float64 x·Wᵀ, within tol.
+func checkEpilogues(t *testing.T, what string, p *Packed, x, bias, res []float32, m int, base []float64, tol float64) {
+	t.Helper()
+	n := p.N
+	for _, act := range []Activation{ActNone, ActGELU} {
+		for _, withBias := range []bool{false, true} {
+			for _, resMode := range []string{"none", "separate", "alias"} {
+				want := make([]float64, len(base))
+				for i := range want {
+					v := base[i]
+					if withBias {
+						v += float64(bias[i%n])
+					}
+					if act == ActGELU {
+						v = geluExact(v)
+					}
+					if resMode != "none" {
+						v += float64(res[i])
+					}
+					want[i] = v
+				}
+				y := make([]float32, m*n)
+				var rs []float32
+				switch resMode {
+				case "separate":
+					rs = res
+				case "alias":
+					copy(y, res)
+					rs = y
+				}
+				var bs []float32
+				if withBias {
+					bs = bias
+				}
+				Linear(y, x, m, p, bs, act, rs)
+				within(t, fmt.Sprintf("%s act=%d bias=%v res=%s", what, act, withBias, resMode), y, want, tol)
+			}
+		}
+	}
 }
 
 func TestGELUAccuracy(t *testing.T) {
@@ -397,15 +406,18 @@ func TestNoAllocs(t *testing.T) {
 		x, w, bias := randSlice(r, m*k), randSlice(r, n*k), randSlice(r, n)
 		y := make([]float32, m*n)
 		p := PackLinear(w, n, k)
+		pb, pi := p.Convert(BF16), p.Convert(Int8)
 		qkv := randSlice(r, 2*50*3*64*4)
 		out := make([]float32, 2*50*64*4)
 		gamma, beta := randSlice(r, n), randSlice(r, n)
 		cases := map[string]func(){
-			"Gemm":      func() { Gemm(false, true, m, n, k, 1, x, k, w, k, 0, y, n) },
-			"Linear":    func() { Linear(y, x, m, p, bias, ActGELU, y) },
-			"Attention": func() { Attention(out, qkv, 2, 50, 4, 64) },
-			"LayerNorm": func() { LayerNorm(y, y, m, n, gamma, beta, 1e-6) },
-			"GELU":      func() { GELU(y) },
+			"Gemm":       func() { Gemm(false, true, m, n, k, 1, x, k, w, k, 0, y, n) },
+			"Linear":     func() { Linear(y, x, m, p, bias, ActGELU, y) },
+			"LinearBF16": func() { Linear(y, x, m, pb, bias, ActGELU, y) },
+			"LinearInt8": func() { Linear(y, x, m, pi, bias, ActNone, y) },
+			"Attention":  func() { Attention(out, qkv, 2, 50, 4, 64) },
+			"LayerNorm":  func() { LayerNorm(y, y, m, n, gamma, beta, 1e-6) },
+			"GELU":       func() { GELU(y) },
 		}
 		for name, f := range cases {
 			f()
@@ -421,7 +433,14 @@ func TestNoAllocs(t *testing.T) {
 func TestPaths(t *testing.T) {
 	saved := Path()
 	defer SetPath(saved)
-	t.Logf("paths: %v (default %s)", Paths(), saved)
+	bf16, i8 := "bf16 via fp32 kernels (no AVX512_BF16)", "int8 pure Go (no AVX512_VNNI)"
+	if bf16Impl != nil {
+		bf16 = "bf16 VDPBF16PS on avx512"
+	}
+	if i8Impl != nil {
+		i8 = "int8 VPDPBUSD on avx512"
+	}
+	t.Logf("paths: %v (default %s); %s; %s", Paths(), saved, bf16, i8)
 	for _, p := range Paths() {
 		if err := SetPath(p); err != nil || Path() != p {
 			t.Fatalf("SetPath(%q) = %v, Path() = %q", p, err, Path())
@@ -433,12 +452,15 @@ func TestPaths(t *testing.T) {
 }
 
 // TestGemmPackedA covers the A-packing path (taken when lda is a multiple
-// of 512 floats), including column counts that are not multiples of 16.
+// of 512 floats on paths whose tile has more than 8 rows), including column
+// counts that are not multiples of 16; on the other paths the same shapes
+// read A in place.
 func TestGemmPackedA(t *testing.T) {
 	forEachPath(t, func(t *testing.T) {
 		r := rand.New(rand.NewPCG(15, 16))
+		mr := current.Load().mr
 		for _, s := range []struct{ m, n, k, lda int }{{37, 45, 16, 512}, {25, 33, 300, 512}, {13, 64, 1024, 1024}, {50, 70, 1000, 1024}, {1, 5, 7, 512}} {
-			if !needPackA(false, s.lda) {
+			if needPackA(false, s.lda, mr) != (mr > 8) {
 				t.Fatalf("lda %d does not take the packing path", s.lda)
 			}
 			a := randSlice(r, (s.m-1)*s.lda+s.k)

@@ -81,3 +81,39 @@ func convertInto(dst []float32, raw []byte, dt dtype) {
 		panic("convertInto: unsupported dtype")
 	}
 }
+
+// float32To16 rounds a float32 to IEEE 754 half precision, to nearest with
+// ties to even (as torch's .half()), subnormals included; values beyond the
+// half range become infinities, NaN stays NaN.
+func float32To16(f float32) uint16 {
+	b := math.Float32bits(f)
+	sign := uint16(b>>16) & 0x8000
+	exp := int32(b>>23) & 0xff
+	man := b & 0x7fffff
+	if exp == 0xff {
+		if man != 0 {
+			return sign | 0x7e00
+		}
+		return sign | 0x7c00
+	}
+	round := func(q, rem, half uint32) uint32 {
+		if rem > half || (rem == half && q&1 == 1) {
+			q++
+		}
+		return q
+	}
+	e := exp - 127 + 15
+	if e >= 0x1f {
+		return sign | 0x7c00
+	}
+	if e <= 0 {
+		shift := uint32(126 - exp) // half subnormals count units of 2^-24
+		if shift > 24 {
+			return sign
+		}
+		mf := man | 0x800000
+		return sign | uint16(round(mf>>shift, mf&(1<<shift-1), 1<<(shift-1)))
+	}
+	// A carry out of the mantissa correctly bumps the exponent (up to inf).
+	return sign | uint16(uint32(e)<<10+round(man>>13, man&0x1fff, 0x1000))
+}

@@ -265,7 +265,7 @@ func writeTestSafetensors(t *testing.T, path string, tensors map[string]*Tensor)
 		t.Fatal(err)
 	}
 	defer f.Close()
-	if err := writeSafetensors(f, sortedKeys(tensors), tensors, nil); err != nil {
+	if err := writeSafetensors(f, sortedKeys(tensors), tensors, nil, false); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -370,6 +370,17 @@ type hfConfigFile struct {
 // an existing directory each file is written to a "."-temporary and renamed.
 // Everything is fsynced before the rename.
 func SaveHF(dir string, tensors map[string]*Tensor, cfg *HFConfig) error {
+	return saveHF(dir, tensors, cfg, false)
+}
+
+// SaveHFFloat16 is SaveHF with the tensors rounded to float16 (to nearest,
+// ties to even; torch_dtype "float16"): half the size, for shipping a model.
+// Loading upcasts them to float32.
+func SaveHFFloat16(dir string, tensors map[string]*Tensor, cfg *HFConfig) error {
+	return saveHF(dir, tensors, cfg, true)
+}
+
+func saveHF(dir string, tensors map[string]*Tensor, cfg *HFConfig, half bool) error {
 	if cfg == nil {
 		return fmt.Errorf("save %s: no config", dir)
 	}
@@ -386,7 +397,7 @@ func SaveHF(dir string, tensors map[string]*Tensor, cfg *HFConfig) error {
 		Architectures:    []string{"ViTMAEForPreTraining"},
 		HFConfig:         c,
 		InitializerRange: 0.02,
-		TorchDtype:       "float32",
+		TorchDtype:       dtypeName(half),
 	}, "", "  ")
 	if err != nil {
 		return fmt.Errorf("save %s: config: %w", dir, err)
@@ -399,7 +410,7 @@ func SaveHF(dir string, tensors map[string]*Tensor, cfg *HFConfig) error {
 	sort.Strings(names)
 	// transformers refuses safetensors files without format metadata.
 	meta := map[string]string{"format": "pt"}
-	writeModel := func(f *os.File) error { return writeSafetensors(f, names, hf, meta) }
+	writeModel := func(f *os.File) error { return writeSafetensors(f, names, hf, meta, half) }
 	writeConfig := func(f *os.File) error { _, err := f.Write(cj); return err }
 
 	if _, err := os.Stat(dir); os.IsNotExist(err) {
@@ -449,4 +460,11 @@ func SaveHF(dir string, tensors map[string]*Tensor, cfg *HFConfig) error {
 		return fmt.Errorf("save %s: %w", dir, err)
 	}
 	return nil
+}
+
+func dtypeName(half bool) string {
+	if half {
+		return "float16"
+	}
+	return "float32"
 }

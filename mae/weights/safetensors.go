@@ -172,8 +172,13 @@ func readSafetensorsHeader(f *os.File, size int64) (map[string]stEntry, int64, e
 	return out, 8 + int64(n), nil
 }
 
-// writeSafetensors writes float32 tensors in the given name order.
-func writeSafetensors(w io.Writer, names []string, tensors map[string]*Tensor, metadata map[string]string) error {
+// writeSafetensors writes float32 tensors in the given name order, as F32 or,
+// with half, rounded to F16.
+func writeSafetensors(w io.Writer, names []string, tensors map[string]*Tensor, metadata map[string]string, half bool) error {
+	dtype, size := "F32", int64(4)
+	if half {
+		dtype, size = "F16", 2
+	}
 	var h bytes.Buffer
 	h.WriteByte('{')
 	if len(metadata) > 0 {
@@ -198,14 +203,14 @@ func writeSafetensors(w io.Writer, names []string, tensors map[string]*Tensor, m
 		}
 		k, _ := json.Marshal(name)
 		h.Write(k)
-		h.WriteString(`:{"dtype":"F32","shape":[`)
+		h.WriteString(`:{"dtype":"` + dtype + `","shape":[`)
 		for j, d := range t.Shape {
 			if j > 0 {
 				h.WriteByte(',')
 			}
 			h.WriteString(strconv.Itoa(d))
 		}
-		end := off + int64(4*len(t.Data))
+		end := off + size*int64(len(t.Data))
 		fmt.Fprintf(&h, `],"data_offsets":[%d,%d]}`, off, end)
 		off = end
 	}
@@ -223,6 +228,16 @@ func writeSafetensors(w io.Writer, names []string, tensors map[string]*Tensor, m
 	var tmp []byte
 	for _, name := range names {
 		d := tensors[name].Data
+		if half {
+			tmp = tmp[:0]
+			for _, v := range d {
+				tmp = binary.LittleEndian.AppendUint16(tmp, float32To16(v))
+			}
+			if _, err := bw.Write(tmp); err != nil {
+				return err
+			}
+			continue
+		}
 		if hostLittleEndian {
 			if _, err := bw.Write(float32Bytes(d)); err != nil {
 				return err
@@ -251,7 +266,7 @@ func SaveSafetensors(path string, tensors map[string]*Tensor, metadata map[strin
 		return fmt.Errorf("save %s: no tensors", path)
 	}
 	names := sortedKeys(tensors)
-	err := writeFileAtomic(path, func(f *os.File) error { return writeSafetensors(f, names, tensors, metadata) })
+	err := writeFileAtomic(path, func(f *os.File) error { return writeSafetensors(f, names, tensors, metadata, false) })
 	if err != nil {
 		return fmt.Errorf("save %s: %w", path, err)
 	}

@@ -193,3 +193,46 @@ func TestSaveSafetensorsFile(t *testing.T) {
 		t.Error("saving no tensors: no error")
 	}
 }
+
+// SaveHFFloat16 writes F16 tensors and torch_dtype float16; loading gives
+// every value rounded to half precision, upcast to float32.
+func TestSaveHFFloat16RoundTrip(t *testing.T) {
+	ck, err := Load(filepath.Join("testdata", "pretrain_zip.pth"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := ReadHFConfig("testdata/hf_safetensors")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]*Tensor{}
+	for name, tt := range ck.Tensors {
+		r := make([]float32, len(tt.Data))
+		for i, v := range tt.Data {
+			r[i] = float16To32(float32To16(v))
+		}
+		want[name] = &Tensor{Shape: tt.Shape, Data: r}
+	}
+	out := filepath.Join(t.TempDir(), "half")
+	if err := SaveHFFloat16(out, ck.Tensors, cfg); err != nil {
+		t.Fatal(err)
+	}
+	back, err := Load(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	assertSameTensors(t, "float16 round trip", back.Tensors, want)
+	b, err := os.ReadFile(filepath.Join(out, HFConfigFile))
+	if err != nil || !strings.Contains(string(b), `"torch_dtype": "float16"`) {
+		t.Errorf("config.json does not say float16 (%v):\n%s", err, b)
+	}
+	st, _ := os.Stat(filepath.Join(out, HFSafetensorsFile))
+	full := filepath.Join(t.TempDir(), "full")
+	if err := SaveHF(full, ck.Tensors, cfg); err != nil {
+		t.Fatal(err)
+	}
+	st32, _ := os.Stat(filepath.Join(full, HFSafetensorsFile))
+	if st == nil || st32 == nil || st.Size() >= st32.Size()*6/10 {
+		t.Errorf("float16 file is not about half the float32 one")
+	}
+}

@@ -1,0 +1,117 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// kill -9 in the middle of `maeembed pretrain`, then --resume: the final
+// checkpoint (weights and optimiser state) and metrics.csv are bitwise those
+// of an uninterrupted run.
+func TestE2EPretrainKillAndResume(t *testing.T) {
+	bin := buildCLI(t)
+	in := filepath.Join(t.TempDir(), "in")
+	writePNGs(t, in, 24)
+	args := func(out string) []string {
+		return []string{"pretrain", "--model", filepath.Join(fixtures, "tiny32", "hf", "config.json"),
+			"--epochs", "8", "--warmup-epochs", "2", "--batch-size", "4", "--accum-iter", "2", "--blr", "0.1",
+			"--save-every", "2", "--keep-checkpoints", "0", "--seed", "5", "-o", out, in}
+	}
+	full := filepath.Join(t.TempDir(), "full")
+	if b, err := exec.Command(bin, args(full)...).CombinedOutput(); err != nil {
+		t.Fatalf("uninterrupted run: %v\n%s", err, b)
+	}
+	out := filepath.Join(t.TempDir(), "killed")
+	cmd := exec.Command(bin, args(out)...)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		if _, err := os.Stat(filepath.Join(out, "checkpoint-00000006")); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			t.Fatal("no checkpoint-00000006 within 60 s")
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	cmd.Process.Signal(syscall.SIGKILL)
+	if err := cmd.Wait(); err == nil {
+		t.Skip("the run finished before the kill")
+	}
+	if b, err := exec.Command(bin, append(args(out), "--resume")...).CombinedOutput(); err != nil {
+		t.Fatalf("resumed run: %v\n%s", err, b)
+	}
+	for _, f := range []string{"checkpoint-00000024/model.safetensors", "checkpoint-00000024/optimizer.safetensors", "metrics.csv"} {
+		a, err1 := os.ReadFile(filepath.Join(full, f))
+		b, err2 := os.ReadFile(filepath.Join(out, f))
+		if err1 != nil || err2 != nil {
+			t.Fatalf("%s: %v, %v", f, err1, err2)
+		}
+		if !bytes.Equal(a, b) {
+			t.Errorf("%s differs between the uninterrupted and the killed-and-resumed run", f)
+		}
+	}
+}
+
+// pretrain reads its options from --config-file like every command: the
+// recipe under main_pretrain.py's names, flags over the file, and a key
+// that is not one of pretrain's flags refused by name.
+func TestPretrainConfigFile(t *testing.T) {
+	in := filepath.Join(t.TempDir(), "in")
+	writePNGs(t, in, 6)
+	out := filepath.Join(t.TempDir(), "run")
+	cfg := filepath.Join(t.TempDir(), "pretrain.yaml")
+	os.WriteFile(cfg, []byte("model: "+filepath.Join(fixtures, "tiny32", "hf", "config.json")+"\n"+
+		"epochs: 2\nwarmup_epochs: 0.5\nbatch_size: 3\naccum_iter: 1\nblr: 0.01\nweight_decay: 0.1\n"+
+		"augment: none\nresize: squash\nseed: 9\nsave_every: 0\ninputs: ["+in+"]\n"), 0o644)
+	mustRun(t, "pretrain", "--config-file", cfg, "--epochs", "1", "-o", out)
+	b, err := os.ReadFile(filepath.Join(out, "checkpoint-00000002", "trainer_state.json"))
+	if err != nil {
+		t.Fatalf("no checkpoint after 1 epoch of 2 steps: %v", err)
+	}
+	var st struct {
+		Recipe map[string]any `json:"recipe"`
+	}
+	if err := json.Unmarshal(b, &st); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]any{"epochs": 1.0, "batch_size": 3.0, "blr": 0.01, "weight_decay": 0.1, "seed": 9.0, "augment": false}
+	for k, v := range want {
+		if st.Recipe[k] != v {
+			t.Errorf("recipe %s = %v, want %v (%s)", k, st.Recipe[k], v, b)
+		}
+	}
+	for bad, says := range map[string]string{"precision: bf16\n": "precision", "pool: cls\n": "pool", "augment: sideways\n": `--augment "sideways"`} {
+		os.WriteFile(cfg, []byte(bad), 0o644)
+		code, _, stderr := maeembed(t, "pretrain", "--config-file", cfg, "-o", t.TempDir(), in)
+		if code != 2 || !strings.Contains(stderr, says) {
+			t.Errorf("config %q: exit %d\n%s", bad, code, stderr)
+		}
+	}
+}
+
+// convert --float16 writes a half-size checkpoint that loads back.
+func TestConvertFloat16(t *testing.T) {
+	src := filepath.Join(fixtures, "tiny32", "hf")
+	full, half := filepath.Join(t.TempDir(), "f32"), filepath.Join(t.TempDir(), "f16")
+	mustRun(t, "convert", src, "-o", full)
+	mustRun(t, "convert", "--float16", src, "-o", half)
+	a, err1 := os.Stat(filepath.Join(full, "model.safetensors"))
+	b, err2 := os.Stat(filepath.Join(half, "model.safetensors"))
+	if err1 != nil || err2 != nil || b.Size() >= a.Size()*6/10 {
+		t.Fatalf("float16 checkpoint not about half the float32 one: %v %v", err1, err2)
+	}
+	if out := mustRun(t, "inspect", half); !strings.Contains(out, "config ") || strings.Contains(out, "not a loadable MAE") {
+		t.Errorf("inspect of the float16 checkpoint:\n%s", out)
+	}
+}

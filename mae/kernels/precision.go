@@ -1,0 +1,461 @@
+package kernels
+
+import (
+	"fmt"
+	"log/slog"
+	"math"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"unsafe"
+
+	"golang.org/x/sys/cpu"
+)
+
+// Precision is the arithmetic of a packed Linear weight and of the
+// activations multiplied with it. LayerNorm, softmax, GELU, attention,
+// bias and residuals stay float32 in every precision.
+type Precision int
+
+const (
+	// FP32 is exact float32 (the default).
+	FP32 Precision = iota
+	// BF16 rounds weights and activations to bfloat16 (round to nearest
+	// even) and accumulates their products in float32.
+	BF16
+	// Int8 is dynamic quantisation as in ONNX Runtime's and PyTorch's
+	// dynamic quantisation: weights symmetric per output channel, activations
+	// symmetric per row (token) at run time, int32 accumulation.
+	Int8
+)
+
+var precisionNames = []string{"fp32", "bf16", "int8"}
+
+func (p Precision) String() string {
+	if p >= 0 && int(p) < len(precisionNames) {
+		return precisionNames[p]
+	}
+	return fmt.Sprintf("Precision(%d)", int(p))
+}
+
+// PrecisionNames lists the accepted names of ParsePrecision.
+func PrecisionNames() []string { return append([]string(nil), precisionNames...) }
+
+// ParsePrecision reads a precision name ("fp32", "bf16", "int8"); an unknown name
+// is an error that lists the choices.
+func ParsePrecision(s string) (Precision, error) {
+	for i, n := range precisionNames {
+		if strings.EqualFold(s, n) {
+			return Precision(i), nil
+		}
+	}
+	return 0, fmt.Errorf("unknown precision %q (choose one of %s)", s, strings.Join(precisionNames, ", "))
+}
+
+// hasBF16 tells whether the CPU has AVX512_BF16 (VDPBF16PS,
+// VCVTNEPS2BF16) beside the AVX-512 path.
+var hasBF16 = cpu.X86.HasAVX512BF16
+
+// bf16Impl is the AVX-512 path with the VDPBF16PS micro-kernel: the same
+// driver, tile and epilogue; only the inner product differs. nil when the
+// CPU lacks AVX512_BF16.
+var bf16Impl *impl
+
+// bf16Native tells whether BF16 weights packed now use the native bf16
+// kernel (words of two bf16), or else are float32 values rounded to bf16
+// and run through the float32 kernels of the current path.
+func bf16Native() bool { return bf16Impl != nil && current.Load().name == "avx512" }
+
+var slowOnce, slowI8Once sync.Once
+
+// Convert returns p's weight in precision prec (p itself for FP32; p must
+// be an FP32 weight, else Convert panics). The kernel family is fixed by
+// the path in use when Convert runs (set the path first).
+//
+// BF16: on a CPU with AVX512_BF16 (avx512 path) the result holds pairs of
+// bf16 along K in one 32-bit word, in the float32 panel layout (K/2 word
+// rows of nr), for the VDPBF16PS kernel. Elsewhere it holds float32 values
+// rounded to bf16 and runs through the float32 kernels: the same results
+// (every product of two bf16 is exact in float32), without the speed-up,
+// which is logged once.
+//
+// Int8: see toInt8; the kernel (VPDPBUSD, AVX2 VPMADDUBSW, or pure Go,
+// logged once) is chosen per call.
+func (p *Packed) Convert(prec Precision) *Packed {
+	if p.prec != FP32 {
+		panic(fmt.Sprintf("kernels.Packed.Convert: weight is %v, want fp32", p.prec))
+	}
+	switch prec {
+	case FP32:
+		return p
+	case Int8:
+		return p.toInt8()
+	case BF16:
+	default:
+		panic(fmt.Sprintf("kernels.Packed.Convert: unknown precision %v", prec))
+	}
+	if !bf16Native() {
+		slowOnce.Do(func() {
+			slog.Warn("bf16: no native bf16 kernel on this CPU/path; bf16-rounded values run through the fp32 kernels (same results as bf16, fp32 speed)",
+				"path", Path(), "avx512_bf16", hasBF16)
+		})
+		q := &Packed{N: p.N, K: p.K, prec: BF16, data: make([]float32, len(p.data))}
+		for i, v := range p.data {
+			q.data[i] = roundBF16(v)
+		}
+		return q
+	}
+	kw := (p.K + 1) / 2
+	q := &Packed{N: p.N, K: p.K, prec: BF16, kw: kw, data: make([]float32, numPanels(p.N)*kw*nr)}
+	w := unsafe.Slice((*uint32)(unsafe.Pointer(unsafe.SliceData(q.data))), len(q.data))
+	for pn := 0; pn < numPanels(p.N); pn++ {
+		src := p.data[pn*p.K*nr : (pn+1)*p.K*nr]
+		dst := w[pn*kw*nr : (pn+1)*kw*nr]
+		for i := 0; i < kw; i++ {
+			for c := 0; c < nr; c++ {
+				lo := uint32(bf16Bits(src[2*i*nr+c]))
+				var hi uint32
+				if 2*i+1 < p.K {
+					hi = uint32(bf16Bits(src[(2*i+1)*nr+c]))
+				}
+				dst[i*nr+c] = lo | hi<<16
+			}
+		}
+	}
+	return q
+}
+
+// Precision is the arithmetic p's weight is held in.
+func (p *Packed) Precision() Precision { return p.prec }
+
+// bf16Bits rounds f to bfloat16 as VCVTNEPS2BF16 does: round to nearest
+// even, denormals to signed zero, NaN stays NaN (quieted).
+func bf16Bits(f float32) uint16 {
+	b := math.Float32bits(f)
+	switch {
+	case b&0x7f800000 == 0:
+		return uint16(b>>16) & 0x8000
+	case b&0x7fffffff > 0x7f800000:
+		return uint16(b>>16) | 0x40
+	}
+	return uint16((b + 0x7fff + (b>>16)&1) >> 16)
+}
+
+func bf16Float(h uint16) float32 { return math.Float32frombits(uint32(h) << 16) }
+
+func roundBF16(f float32) float32 { return bf16Float(bf16Bits(f)) }
+
+// toBF16Rows writes rows of x (row stride k floats) as bf16 into dst (row
+// stride ldw words = 2·ldw bf16), zero-padding an odd k to whole words.
+func toBF16Rows(dst []float32, x []float32, rows, k, ldw int) {
+	h := unsafe.Slice((*uint16)(unsafe.Pointer(unsafe.SliceData(dst))), 2*len(dst))
+	k16 := 0
+	if bf16Impl != nil {
+		k16 = k &^ 15
+	}
+	for r := 0; r < rows; r++ {
+		src := x[r*k : r*k+k]
+		d := h[2*r*ldw : 2*r*ldw+2*((k+1)/2)]
+		if k16 > 0 {
+			cvtBF16AVX512(&d[0], &src[0], k16)
+		}
+		for i := k16; i < k; i++ {
+			d[i] = bf16Bits(src[i])
+		}
+		if k%2 == 1 {
+			d[k] = 0
+		}
+	}
+}
+
+// roundBF16Rows writes x rounded to bf16 (as float32) into dst, both m×k.
+func roundBF16Rows(dst, x []float32) {
+	for i, v := range x {
+		dst[i] = roundBF16(v)
+	}
+}
+
+// kernelBF16Generic is the pure-Go bf16 micro-kernel (mr = 4): k counts
+// words of two bf16 in A (rs, ps in words) and in the packed panel.
+func kernelBF16Generic(k int, a *float32, rs, ps int, b *float32, c *float32, ldc int, alpha, beta float32, bias *float32) {
+	const mr = 4
+	A := unsafe.Slice((*uint32)(unsafe.Pointer(a)), (mr-1)*rs+(k-1)*ps+1)
+	B := unsafe.Slice((*uint32)(unsafe.Pointer(b)), k*nr)
+	var acc [mr][nr]float32
+	for p := 0; p < k; p++ {
+		bp := B[p*nr : p*nr+nr]
+		for r := 0; r < mr; r++ {
+			aw := A[r*rs+p*ps]
+			a0, a1 := bf16Float(uint16(aw)), bf16Float(uint16(aw>>16))
+			row := &acc[r]
+			for jj, bw := range bp {
+				row[jj] += a0*bf16Float(uint16(bw)) + a1*bf16Float(uint16(bw>>16))
+			}
+		}
+	}
+	storeGeneric(&acc, c, ldc, alpha, beta, bias)
+}
+
+var bf16GenericImpl = func() impl {
+	im := genericImpl
+	im.name = "generic-bf16"
+	im.kernel = kernelBF16Generic
+	return im
+}()
+
+// linearBF16 is Linear for a BF16 weight: activations are rounded to bf16
+// (into pooled scratch) and multiplied with the native kernel, or with the
+// float32 kernels when w holds rounded float32 values.
+func linearBF16(y, x []float32, m int, w *Packed, bias []float32, beta float32, act Activation, residual []float32) {
+	bufp := bufPool.Get().(*[]float32)
+	defer bufPool.Put(bufp)
+	if w.kw == 0 {
+		// Rounded float32 weights: round x the same way, then float32 GEMM.
+		*bufp = grow(*bufp, m*w.K)
+		xr := (*bufp)[:m*w.K]
+		roundBF16Rows(xr, x[:m*w.K])
+		runGemmOn(current.Load(), m, w.N, w.K, 1, xr, w.K, false, w.data, beta, y, w.N, bias, act, residual, dequant{})
+		return
+	}
+	// Word rows padded so that the rows of a micro-panel do not share L1
+	// sets (see needPackA).
+	ldw := w.kw
+	if ldw%64 == 0 {
+		ldw += 16
+	}
+	*bufp = grow(*bufp, m*ldw)
+	xw := (*bufp)[:m*ldw]
+	convertRows(false, xw, nil, x, m, w.K, ldw)
+	im := bf16Impl
+	if im == nil || current.Load().name != "avx512" {
+		im = &bf16GenericImpl
+	}
+	runGemmOn(im, m, w.N, w.kw, 1, xw, ldw, false, w.data, beta, y, w.N, bias, act, residual, dequant{})
+}
+
+// hasVNNI tells whether the CPU has AVX512_VNNI (VPDPBUSD on ZMM).
+var hasVNNI = cpu.X86.HasAVX512VNNI
+
+// i8Impl is the AVX-512 path with the VPDPBUSD micro-kernel and the
+// dequantising epilogue; nil without AVX512_VNNI. i8AVX2Impl is the AVX2
+// int8 kernel (VPMADDUBSW/VPMADDWD); nil without AVX2.
+var i8Impl, i8AVX2Impl *impl
+
+// quantHelpers are the vector helpers of quantRows, for whole vectors of
+// width floats.
+type quantHelpers struct {
+	absMax  func(x *float32, n int) float32
+	quantU8 func(dst *byte, src *float32, n int, inv float32)
+	width   int
+}
+
+var quantAVX512, quantAVX2 *quantHelpers
+
+// i8Kernel picks the int8 implementation and quantisation helpers for the
+// current path: VPDPBUSD on avx512 with VNNI, VPMADDUBSW on avx2 (and on
+// avx512 without VNNI), else pure Go.
+func i8Kernel() (*impl, *quantHelpers) {
+	switch cur := current.Load().name; {
+	case cur == "avx512" && i8Impl != nil:
+		return i8Impl, quantAVX512
+	case (cur == "avx512" || cur == "avx2") && i8AVX2Impl != nil:
+		return i8AVX2Impl, quantAVX2
+	}
+	return &i8GenericImpl, nil
+}
+
+// toInt8 quantises the weight per output column j: scale_j = max_k
+// |W[j][k]| / 127, q = round(W/scale_j) in [−127, 127] (round to nearest
+// even). Words hold four q along K (zero-padded to a multiple of 4) in the
+// float32 panel layout. comp_j = 128·Σ_k q[j][k] undoes the +128 offset
+// that makes the activations unsigned for VPDPBUSD (u8·s8).
+func (p *Packed) toInt8() *Packed {
+	kw := (p.K + 3) / 4
+	np := numPanels(p.N)
+	q := &Packed{N: p.N, K: p.K, prec: Int8, kw: kw, data: make([]float32, np*kw*nr),
+		scale: make([]float32, np*nr), comp: make([]float32, np*nr)}
+	bytes := unsafe.Slice((*int8)(unsafe.Pointer(unsafe.SliceData(q.data))), 4*len(q.data))
+	for pn := 0; pn < np; pn++ {
+		src := p.data[pn*p.K*nr : (pn+1)*p.K*nr]
+		dst := bytes[4*pn*kw*nr : 4*(pn+1)*kw*nr]
+		for c := 0; c < nr; c++ {
+			var amax float32
+			for i := 0; i < p.K; i++ {
+				amax = max(amax, float32(math.Abs(float64(src[i*nr+c]))))
+			}
+			if amax == 0 {
+				continue // all-zero (or padding) column: q = 0, scale 0
+			}
+			inv := 127 / float64(amax)
+			var sum int32
+			for i := 0; i < p.K; i++ {
+				v := int32(math.RoundToEven(float64(src[i*nr+c]) * inv))
+				v = max(-127, min(127, v))
+				dst[(i/4*nr+c)*4+i%4] = int8(v)
+				sum += v
+			}
+			q.scale[pn*nr+c] = amax / 127
+			q.comp[pn*nr+c] = math.Float32frombits(uint32(128 * sum))
+		}
+	}
+	if im, _ := i8Kernel(); im == &i8GenericImpl {
+		slowI8Once.Do(func() {
+			slog.Warn("int8: no int8 kernel on this CPU/path (needs AVX2 or AVX512_VNNI); running the pure-Go int8 kernel, much slower than fp32",
+				"path", Path())
+		})
+	}
+	return q
+}
+
+// quantRows quantises each row of x (m×k) symmetrically: scale[r] =
+// max|x[r]|/127 (0 for a zero row), and writes round(x/scale)+128 as bytes
+// into dst (row stride ldw words), padding each row to whole words with
+// 128 (zero).
+func quantRows(dst, scale []float32, x []float32, m, k, ldw int) {
+	b := unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(dst))), 4*len(dst))
+	_, qh := i8Kernel()
+	k16 := 0
+	if qh != nil {
+		k16 = k - k%qh.width
+	}
+	for r := 0; r < m; r++ {
+		row := x[r*k : r*k+k]
+		d := b[4*r*ldw : 4*r*ldw+4*((k+3)/4)]
+		var amax float32
+		if k16 > 0 {
+			amax = qh.absMax(&row[0], k16)
+		}
+		for _, v := range row[k16:] {
+			amax = max(amax, float32(math.Abs(float64(v))))
+		}
+		inv := float32(0)
+		if amax > 0 {
+			inv = 127 / amax
+		}
+		scale[r] = amax / 127
+		if k16 > 0 {
+			qh.quantU8(&d[0], &row[0], k16, inv)
+		}
+		for i := k16; i < k; i++ {
+			d[i] = byte(int32(math.RoundToEven(float64(row[i]*inv))) + 128)
+		}
+		for i := k; i < len(d); i++ {
+			d[i] = 128
+		}
+	}
+}
+
+// kernelI8Generic is the pure-Go int8 micro-kernel (mr = 4) with the
+// semantics of kernelI8AVX512: k words of four u8 (A) times four s8 (B),
+// int32 sums, minus the compensation row passed as bias, as float32 (alpha
+// is 1 for int8).
+func kernelI8Generic(k int, a *float32, rs, ps int, b *float32, c *float32, ldc int, alpha, beta float32, comp *float32) {
+	const mr = 4
+	A := unsafe.Slice((*uint32)(unsafe.Pointer(a)), (mr-1)*rs+(k-1)*ps+1)
+	B := unsafe.Slice((*uint32)(unsafe.Pointer(b)), k*nr)
+	var acc [mr][nr]int32
+	for p := 0; p < k; p++ {
+		bp := B[p*nr : p*nr+nr]
+		for r := 0; r < mr; r++ {
+			aw := A[r*rs+p*ps]
+			row := &acc[r]
+			for jj, bw := range bp {
+				var s int32
+				for t := 0; t < 4; t++ {
+					s += int32(uint8(aw>>(8*t))) * int32(int8(bw>>(8*t)))
+				}
+				row[jj] += s
+			}
+		}
+	}
+	var cv [nr]int32
+	if comp != nil {
+		for jj, v := range unsafe.Slice(comp, nr) {
+			cv[jj] = int32(math.Float32bits(v))
+		}
+	}
+	C := unsafe.Slice(c, (mr-1)*ldc+nr)
+	for r := 0; r < mr; r++ {
+		row := C[r*ldc : r*ldc+nr]
+		for jj := range row {
+			v := float32(acc[r][jj] - cv[jj])
+			if beta != 0 {
+				v += beta * row[jj]
+			}
+			row[jj] = v
+		}
+	}
+}
+
+var i8GenericImpl = func() impl {
+	im := genericImpl
+	im.name = "generic-int8"
+	im.kernel = kernelI8Generic
+	return im
+}()
+
+// linearInt8 is Linear for an Int8 weight (beta 0: a residual that is y
+// itself comes as a copy). Activations are quantised per row into pooled
+// scratch; the kernel's int32 sums, compensated, become float32, and the
+// epilogue scales them by row and column scale and adds the bias before
+// the activation and residual.
+func linearInt8(y, x []float32, m int, w *Packed, bias []float32, act Activation, residual []float32) {
+	ldw := w.kw
+	if ldw%64 == 0 {
+		ldw += 16 // keep a micro-panel's rows in distinct L1 sets
+	}
+	bufp := bufPool.Get().(*[]float32)
+	defer bufPool.Put(bufp)
+	sp := bufPool.Get().(*[]float32)
+	defer bufPool.Put(sp)
+	*bufp = grow(*bufp, m*ldw)
+	*sp = grow(*sp, m+numPanels(w.N)*nr)
+	xw, rowScale, zero := (*bufp)[:m*ldw], (*sp)[:m], (*sp)[m:]
+	convertRows(true, xw, rowScale, x, m, w.K, ldw)
+	if bias == nil {
+		clear(zero)
+		bias = zero
+	}
+	im, _ := i8Kernel()
+	runGemmOn(im, m, w.N, w.kw, 1, xw, ldw, false, w.data, 0, y, w.N, w.comp, act, residual,
+		dequant{rowScale: rowScale, colScale: w.scale, bias: bias})
+}
+
+// rowsJob converts or quantises the rows of an activation matrix in
+// parallel, in blocks of 32 rows (pooled: no allocation per call).
+type rowsJob struct {
+	int8       bool
+	dst, scale []float32
+	x          []float32
+	m, k, ldw  int
+	next       atomic.Int64
+}
+
+var rowsPool = sync.Pool{New: func() any { return new(rowsJob) }}
+
+const rowsBlock = 32
+
+func (j *rowsJob) run() {
+	for {
+		r0 := int(j.next.Add(rowsBlock)) - rowsBlock
+		if r0 >= j.m {
+			return
+		}
+		r1 := min(j.m, r0+rowsBlock)
+		x, dst := j.x[r0*j.k:], j.dst[r0*j.ldw:]
+		if j.int8 {
+			quantRows(dst, j.scale[r0:r1], x, r1-r0, j.k, j.ldw)
+		} else {
+			toBF16Rows(dst, x, r1-r0, j.k, j.ldw)
+		}
+	}
+}
+
+// convertRows runs toBF16Rows (scale nil) or quantRows over all cores.
+func convertRows(int8 bool, dst, scale, x []float32, m, k, ldw int) {
+	j := rowsPool.Get().(*rowsJob)
+	*j = rowsJob{int8: int8, dst: dst, scale: scale, x: x, m: m, k: k, ldw: ldw}
+	parallel(min(workers(4*float64(m)*float64(k)), ceilDiv(m, rowsBlock)), j)
+	*j = rowsJob{}
+	rowsPool.Put(j)
+}

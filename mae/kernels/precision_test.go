@@ -1,0 +1,231 @@
+package kernels
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"strings"
+	"testing"
+)
+
+func TestParsePrecision(t *testing.T) {
+	for i, n := range PrecisionNames() {
+		p, err := ParsePrecision(n)
+		if err != nil || int(p) != i || p.String() != n {
+			t.Errorf("ParsePrecision(%q) = %v, %v", n, p, err)
+		}
+	}
+	_, err := ParsePrecision("fp16")
+	if err == nil {
+		t.Fatal("ParsePrecision accepted fp16")
+	}
+	for _, n := range PrecisionNames() {
+		if !strings.Contains(err.Error(), n) {
+			t.Errorf("error %q does not name the choice %q", err, n)
+		}
+	}
+}
+
+// TestBF16Rounding checks the Go rounding (used for tails, the generic
+// path and packing) against the definition, and the assembly conversion
+// against the Go one, bit for bit.
+func TestBF16Rounding(t *testing.T) {
+	cases := map[float32]uint16{
+		1:                                0x3f80,
+		-2:                               0xc000,
+		math.Float32frombits(0x3f808000): 0x3f80, // tie, even stays
+		math.Float32frombits(0x3f818000): 0x3f82, // tie, odd rounds up
+		math.Float32frombits(0x3f808001): 0x3f81,
+		math.Float32frombits(0x00000001): 0x0000, // denormal → 0
+		math.Float32frombits(0x80400000): 0x8000,
+		float32(math.Inf(1)):             0x7f80,
+		math.Float32frombits(0x7f7fffff): 0x7f80, // max float rounds to +Inf
+	}
+	for f, want := range cases {
+		if got := bf16Bits(f); got != want {
+			t.Errorf("bf16Bits(%x) = %#x, want %#x", math.Float32bits(f), got, want)
+		}
+	}
+	if h := bf16Bits(float32(math.NaN())); h&0x7f80 != 0x7f80 || h&0x7f == 0 {
+		t.Errorf("NaN → %#x, not a NaN", h)
+	}
+	if bf16Impl == nil {
+		t.Skip("no AVX512_BF16: the assembly conversion is not used")
+	}
+	r := rand.New(rand.NewPCG(1, 2))
+	x := make([]float32, 4096)
+	for i := range x {
+		x[i] = math.Float32frombits(r.Uint32())
+		if math.IsNaN(float64(x[i])) {
+			x[i] = float32(i)
+		}
+	}
+	copy(x, []float32{0, 1, -1, math.Float32frombits(0x3f808000), math.Float32frombits(0x3f818000), math.Float32frombits(1)})
+	dst := make([]float32, len(x)/2)
+	toBF16Rows(dst, x, 1, len(x), len(dst))
+	for i, v := range x {
+		got := uint16(math.Float32bits(dst[i/2]) >> (16 * (i % 2)))
+		if want := bf16Bits(v); got != want {
+			t.Fatalf("[%d] %#x: assembly %#x, Go %#x", i, math.Float32bits(v), got, want)
+		}
+	}
+}
+
+// refLinearBF16 is x·Wᵀ + bias in float64 from bf16-rounded x and W.
+func refLinearBF16(x, w, bias []float32, m, n, k int) []float64 {
+	out := make([]float64, m*n)
+	for i := 0; i < m; i++ {
+		for j := 0; j < n; j++ {
+			var s float64
+			for p := 0; p < k; p++ {
+				s += float64(roundBF16(x[i*k+p])) * float64(roundBF16(w[j*k+p]))
+			}
+			if bias != nil {
+				s += float64(bias[j])
+			}
+			out[i*n+j] = s
+		}
+	}
+	return out
+}
+
+// TestLinearBF16 checks the bf16 Linear on every path, native and
+// rounded-float32, against the float64 product of the rounded operands:
+// only the float32 accumulation may differ. Odd K covers the zero-padded
+// last word; shapes cover edge tiles and K chunks.
+func TestLinearBF16(t *testing.T) {
+	forEachPath(t, func(t *testing.T) {
+		r := rand.New(rand.NewPCG(7, 8))
+		for _, s := range []struct{ m, n, k int }{{1, 1, 1}, {7, 45, 33}, {13, 64, 1030}, {50, 96, 768}, {30, 40, 3072}} {
+			w := randSlice(r, s.n*s.k)
+			x := randSlice(r, s.m*s.k)
+			bias := randSlice(r, s.n)
+			p := PackLinear(w, s.n, s.k).Convert(BF16)
+			if p.Precision() != BF16 {
+				t.Fatalf("Convert gave %v", p.Precision())
+			}
+			want := refLinearBF16(x, w, bias, s.m, s.n, s.k)
+			y := make([]float32, s.m*s.n)
+			Linear(y, x, s.m, p, bias, ActNone, nil)
+			within(t, fmt.Sprintf("%v native=%v", s, p.kw > 0), y, want, 4e-6*math.Sqrt(float64(s.k)))
+			// The result must differ from fp32 (else rounding did not happen).
+			y32 := make([]float32, s.m*s.n)
+			Linear(y32, x, s.m, PackLinear(w, s.n, s.k), bias, ActNone, nil)
+			if s.k > 1 && maxAbsDiff(y, y32) == 0 {
+				t.Errorf("%v: bf16 result equals fp32", s)
+			}
+			// Unpack gives the rounded weight.
+			wu := make([]float32, len(w))
+			UnpackLinear(p, wu)
+			for i := range w {
+				if wu[i] != roundBF16(w[i]) {
+					t.Fatalf("%v: unpacked [%d] = %v, want %v", s, i, wu[i], roundBF16(w[i]))
+				}
+			}
+		}
+	})
+}
+
+// TestLinearBF16Generic runs a natively packed bf16 weight on the generic
+// path (the path changed after packing): the pure-Go bf16 kernel.
+func TestLinearBF16Generic(t *testing.T) {
+	if bf16Impl == nil {
+		t.Skip("no AVX512_BF16")
+	}
+	saved := Path()
+	defer SetPath(saved)
+	SetPath("avx512")
+	r := rand.New(rand.NewPCG(9, 10))
+	const m, n, k = 9, 70, 101
+	w, x, bias := randSlice(r, n*k), randSlice(r, m*k), randSlice(r, n)
+	p := PackLinear(w, n, k).Convert(BF16)
+	SetPath("generic")
+	y := make([]float32, m*n)
+	res := randSlice(r, m*n)
+	copy(y, res)
+	Linear(y, x, m, p, bias, ActGELU, y)
+	want := refLinearBF16(x, w, bias, m, n, k)
+	for i := range want {
+		want[i] = geluExact(want[i]) + float64(res[i])
+	}
+	within(t, "generic bf16", y, want, 4e-6*math.Sqrt(k))
+}
+
+func maxAbsDiff(a, b []float32) float64 {
+	var d float64
+	for i := range a {
+		d = math.Max(d, math.Abs(float64(a[i])-float64(b[i])))
+	}
+	return d
+}
+
+// refLinearInt8 is the int8 definition in float64: x quantised per row,
+// W per column (symmetric, round to nearest even), products of the
+// integers, scaled back, plus bias.
+func refLinearInt8(x, w, bias []float32, m, n, k int) []float64 {
+	quant := func(v []float32) ([]float64, float64) {
+		var amax float64
+		for _, f := range v {
+			amax = math.Max(amax, math.Abs(float64(f)))
+		}
+		q := make([]float64, len(v))
+		if amax == 0 {
+			return q, 0
+		}
+		inv := float64(float32(127) / float32(amax))
+		for i, f := range v {
+			q[i] = math.RoundToEven(float64(f) * inv)
+		}
+		return q, amax / 127
+	}
+	qw := make([][]float64, n)
+	sw := make([]float64, n)
+	for j := range qw {
+		qw[j], sw[j] = quant(w[j*k : (j+1)*k])
+	}
+	out := make([]float64, m*n)
+	for i := 0; i < m; i++ {
+		qa, sa := quant(x[i*k : (i+1)*k])
+		for j := 0; j < n; j++ {
+			var s float64
+			for p := 0; p < k; p++ {
+				s += qa[p] * qw[j][p]
+			}
+			out[i*n+j] = s * sa * sw[j]
+			if bias != nil {
+				out[i*n+j] += float64(bias[j])
+			}
+		}
+	}
+	return out
+}
+
+// TestLinearInt8 checks the int8 Linear on every path against the float64
+// evaluation of the same quantisation, with every epilogue (bias or not,
+// GELU, residual separate or y itself), and that it stays near fp32.
+func TestLinearInt8(t *testing.T) {
+	forEachPath(t, func(t *testing.T) {
+		r := rand.New(rand.NewPCG(11, 12))
+		for _, s := range []struct{ m, n, k int }{{1, 1, 1}, {7, 45, 33}, {13, 64, 1030}, {50, 96, 768}, {30, 40, 3072}} {
+			w := randSlice(r, s.n*s.k)
+			x := randSlice(r, s.m*s.k)
+			bias := randSlice(r, s.n)
+			res := randSlice(r, s.m*s.n)
+			p := PackLinear(w, s.n, s.k).Convert(Int8)
+			base := refLinearInt8(x, w, nil, s.m, s.n, s.k)
+			checkEpilogues(t, fmt.Sprint(s), p, x, bias, res, s.m, base, 2e-6*math.Sqrt(float64(s.k)))
+			// Near fp32: the quantisation error of unit normals over k terms.
+			y, y32 := make([]float32, s.m*s.n), make([]float32, s.m*s.n)
+			Linear(y, x, s.m, p, bias, ActNone, nil)
+			Linear(y32, x, s.m, PackLinear(w, s.n, s.k), bias, ActNone, nil)
+			if d := maxAbsDiff(y, y32); d > 0.05*math.Sqrt(float64(s.k)) || (s.k > 1 && d == 0) {
+				t.Errorf("%v: int8 differs from fp32 by %v", s, d)
+			}
+			wu := make([]float32, len(w))
+			UnpackLinear(p, wu)
+			if d := maxAbsDiff(wu, w); d > 0.03 {
+				t.Errorf("%v: unpacked int8 weight off by %v", s, d)
+			}
+		}
+	})
+}

@@ -1,0 +1,74 @@
+package train
+
+import (
+	"context"
+	"path/filepath"
+	"slices"
+	"sync"
+	"testing"
+
+	"github.com/maeembed/maeembed/sinks"
+	"github.com/maeembed/maeembed/sources"
+	"github.com/maeembed/maeembed/stages"
+)
+
+// LoadDataset runs on the engine: the photos come back in input order,
+// shrunk for cropping (augmented) or at S×S (not); the undecodable files
+// are error rows of stage decode in OUTPUT/errors; every input is acked
+// once, with nil.
+func TestLoadDatasetOnTheEngine(t *testing.T) {
+	inputs := []string{"../examples/photos", "testdata/broken"}
+	for _, augment := range []bool{true, false} {
+		out := t.TempDir()
+		var mu sync.Mutex
+		acks := map[string][]error{}
+		src, err := sources.OpenWith(inputs, nil, sources.Options{OnAck: func(it sources.Item, err error) {
+			mu.Lock()
+			acks[it.ID] = append(acks[it.ID], err)
+			mu.Unlock()
+		}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		pre := stages.Preprocess{Mode: stages.Squash, Size: 32}
+		errw, err := sinks.NewErrors(out, sinks.Meta{Model: "t", Pool: "none", Version: "test", Dim: 1}, sinks.ParquetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var failed []Failure
+		d, err := LoadDataset(context.Background(), src, pre, augment, 2, errw, func(f Failure) { failed = append(failed, f) })
+		src.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		photos, _ := filepath.Glob("../examples/photos/*.jpg")
+		if len(d.IDs) != len(photos) || !slices.IsSorted(d.IDs) || len(d.Images) != len(d.IDs) {
+			t.Fatalf("augment %v: ids %v for %d photos", augment, d.IDs, len(photos))
+		}
+		for i, img := range d.Images {
+			w, h := img.Rect.Dx(), img.Rect.Dy()
+			if augment && (min(w, h) > ShrinkFactor*32 || min(w, h) < 32) || !augment && (w != 32 || h != 32) {
+				t.Errorf("augment %v: %s is %dx%d", augment, d.IDs[i], w, h)
+			}
+		}
+		if len(failed) != 2 || failed[0].Stage != "decode" || failed[1].Stage != "decode" {
+			t.Errorf("augment %v: failures %+v, want the two broken files at decode", augment, failed)
+		}
+		tbl, _, err := sinks.ReadParquet(filepath.Join(out, "errors", "part-00000.parquet"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tbl.NumRows() != 2 || tbl.Column(1).Data().Chunk(0).ValueStr(0) != "decode" {
+			t.Errorf("augment %v: %d error rows", augment, tbl.NumRows())
+		}
+		tbl.Release()
+		if len(acks) != len(photos)+2 {
+			t.Errorf("augment %v: %d inputs acked, want %d", augment, len(acks), len(photos)+2)
+		}
+		for id, a := range acks {
+			if len(a) != 1 || a[0] != nil {
+				t.Errorf("augment %v: %s acked %v", augment, id, a)
+			}
+		}
+	}
+}

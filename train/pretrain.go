@@ -1,0 +1,133 @@
+package train
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"maps"
+	"slices"
+	"strings"
+	"sync/atomic"
+
+	"github.com/maeembed/maeembed/mae"
+	"github.com/maeembed/maeembed/mae/weights"
+	"github.com/maeembed/maeembed/sinks"
+	"github.com/maeembed/maeembed/sources"
+	"github.com/maeembed/maeembed/stages"
+)
+
+// TinyName is the architecture of maeembed's built-in model: a ViT-Tiny
+// encoder (D 192, depth 12, 3 heads, patch 16, image 224) with a decoder
+// 128 wide, 4 deep, 4 heads. The decoder is narrower than the encoder, as
+// in every configuration of the paper, and 4 blocks deep: on 197 tokens
+// it costs about a third of the encoder's 12 blocks on 50, so most of a
+// small CPU budget goes to the encoder that embed uses.
+const TinyName = "mae_vit_tiny_patch16"
+
+// Architectures are the architectures pretrain builds by name: the
+// reference's presets and TinyName.
+func Architectures() map[string]mae.Config {
+	m := maps.Clone(mae.Presets)
+	m[TinyName] = mae.Config{Name: TinyName, ImageSize: 224, PatchSize: 16, Channels: 3,
+		Dim: 192, Depth: 12, Heads: 3, MLPDim: 768,
+		DecDim: 128, DecDepth: 4, DecHeads: 4, DecMLPDim: 512,
+		Eps: 1e-6, MaskRatio: 0.75}
+	return m
+}
+
+// Architecture resolves --model for pretraining: a name of Architectures
+// or an HF-style config.json.
+func Architecture(nameOrConfig string) (mae.Config, error) {
+	if c, ok := Architectures()[nameOrConfig]; ok {
+		return c, nil
+	}
+	if strings.HasSuffix(nameOrConfig, ".json") {
+		h, err := weights.ReadHFConfig(nameOrConfig)
+		if err != nil {
+			return mae.Config{}, err
+		}
+		c := mae.FromHF(h)
+		if c.DecDim <= 0 || c.DecDepth <= 0 {
+			return mae.Config{}, fmt.Errorf("%s: pretraining needs a decoder (decoder_hidden_size, decoder_num_hidden_layers)", nameOrConfig)
+		}
+		return c, nil
+	}
+	return mae.Config{}, fmt.Errorf("model %q: want one of %s or an HF-style config.json", nameOrConfig, strings.Join(slices.Sorted(maps.Keys(Architectures())), ", "))
+}
+
+// Job is one pretraining run: what the pretrain command gathers from flags.
+type Job struct {
+	Model   mae.Config // the architecture
+	Init    string     // checkpoint to start from; "" = the reference's random init
+	Recipe  Recipe
+	Options Options
+	Inputs  []string
+	Stdin   io.Reader
+	Sources sources.Options
+	// Preprocess decodes (and, without augmentation, resizes) the inputs;
+	// its Size is set to the model's image size.
+	Preprocess stages.Preprocess
+	Workers    int
+}
+
+// Pretrain runs a job: it builds the model (random init seeded by the
+// recipe's seed, or Init), reads and decodes every input (the unusable
+// ones become error rows in OUTPUT/errors/, as embed writes them) and
+// trains. Bad configurations fail before anything is written.
+func Pretrain(ctx context.Context, j Job) (*Result, error) {
+	cfg := j.Model
+	cfg.NormPixLoss, cfg.MaskRatio = j.Recipe.NormPixLoss, j.Recipe.MaskRatio
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("model: %w", err)
+	}
+	if err := j.Recipe.Validate(); err != nil {
+		return nil, err
+	}
+	if j.Options.Output == "" {
+		return nil, errors.New("no --output directory")
+	}
+	var m *mae.Model
+	var err error
+	if j.Init != "" {
+		if m, err = mae.Load(j.Init, ""); err != nil {
+			return nil, fmt.Errorf("--init: %w", err)
+		}
+		got := m.Config
+		got.Name, got.NormPixLoss, got.MaskRatio = cfg.Name, cfg.NormPixLoss, cfg.MaskRatio
+		if got != cfg {
+			return nil, fmt.Errorf("--init %s is a different architecture (%+v) from the model to train (%+v)", j.Init, m.Config, cfg)
+		}
+		m.Config = cfg
+	} else if m, err = mae.New(cfg, true, j.Recipe.Seed); err != nil {
+		return nil, err
+	}
+	tr, err := NewTrainer(m, j.Recipe)
+	if err != nil {
+		return nil, err
+	}
+	pre := j.Preprocess
+	pre.Size = cfg.ImageSize
+	src, err := sources.OpenWith(j.Inputs, j.Stdin, j.Sources)
+	if err != nil {
+		return nil, err
+	}
+	defer src.Close()
+	errw, err := sinks.NewErrors(j.Options.Output, sinks.Meta{Model: cfg.Name, Pool: "none", Preprocess: pre.String(), Version: "pretrain", Dim: 1}, sinks.ParquetOptions{})
+	if err != nil {
+		return nil, err
+	}
+	var failed atomic.Int64
+	ds, err := LoadDataset(ctx, src, pre, j.Recipe.Augment, j.Workers, errw, func(Failure) { failed.Add(1) })
+	if err != nil {
+		return nil, err
+	}
+	if failed.Load() > 0 {
+		slog.Warn("some inputs are not usable images (see errors/)", "failed", failed.Load(), "errors", j.Options.Output+"/errors")
+	}
+	slog.Info("training set", "images", len(ds.Images), "augment", j.Recipe.Augment,
+		"model", cfg.Name, "params", m.NumParams(), "lr", j.Recipe.PeakLR(), "effective_batch", j.Recipe.EffectiveBatch(),
+		"steps", TotalSteps(len(ds.Images), j.Recipe))
+	return Run(ctx, tr, ds, j.Options)
+}
