@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/maeembed/maeembed/mae"
+	"github.com/maeembed/maeembed/mae/builtin"
 	"github.com/maeembed/maeembed/mae/weights"
 )
 
@@ -24,6 +25,10 @@ var decoderCheckpoint = map[string]string{
 // directory as it is, else a preset downloaded into the cache.
 func (e *env) resolveModel(o *Options, needDecoder bool) (string, error) {
 	name := o.Model
+	if name == builtin.Name {
+		slog.Info("model: "+builtin.Description+"; for the paper's ViT-B pass --model mae_vit_base_patch16", "model", name)
+		return builtin.Dir(o.CacheDir)
+	}
 	if _, err := os.Stat(name); err == nil {
 		return name, nil
 	}

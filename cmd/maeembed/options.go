@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/maeembed/maeembed/mae/builtin"
 	"gopkg.in/yaml.v3"
 )
 
@@ -39,7 +40,7 @@ type Options struct {
 
 func defaultOptions() Options {
 	return Options{
-		Model: "mae_vit_base_patch16", Format: "parquet", BatchSize: 8, Resize: "center-crop",
+		Model: builtin.Name, Format: "parquet", BatchSize: 8, Resize: "center-crop",
 		Pool: "mean", Resume: true, MaskRatio: 0.75,
 	}
 }
@@ -58,20 +59,9 @@ func parseOptions(cmd string, args []string, define func(fs *flag.FlagSet, o *Op
 	var configFile string
 	fs.StringVar(&configFile, "config-file", "", "YAML file with these options (flags override it)")
 	define(fs, &o)
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return nil, errHelp
-			}
-			return nil, fmt.Errorf("%w: %v", errUsage, err)
-		}
-		args = fs.Args()
-		if len(args) == 0 {
-			break
-		}
-		pos = append(pos, args[0])
-		args = args[1:]
+	pos, err := parseInterleaved(fs, args)
+	if err != nil {
+		return nil, err
 	}
 	if len(pos) > 0 {
 		o.Inputs = pos
@@ -116,7 +106,7 @@ func findConfigFile(args []string) string {
 // modelFlags are the flags every model-running command shares.
 func modelFlags(fs *flag.FlagSet, o *Options) {
 	for _, n := range []string{"model", "m"} {
-		fs.StringVar(&o.Model, n, o.Model, "preset name, checkpoint file or Hugging Face directory")
+		fs.StringVar(&o.Model, n, o.Model, "builtin (the built-in ViT-Tiny MAE), preset name, checkpoint file or Hugging Face directory")
 	}
 	fs.StringVar(&o.Config, "config", o.Config, "HF-style config.json for a bare weights file")
 	fs.StringVar(&o.CacheDir, "cache-dir", o.CacheDir, "where presets are downloaded (default $MAEEMBED_CACHE or the user cache dir)")
