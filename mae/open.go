@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/maeembed/maeembed/mae/builtin"
 	"github.com/maeembed/maeembed/mae/kernels"
 	"github.com/maeembed/maeembed/mae/weights"
 )
@@ -19,7 +20,7 @@ var decoderCheckpoint = map[string]string{
 	"mae_vit_large_patch16": "mae_visualize_vit_large",
 }
 
-// Source names a model: Name is a preset name, a checkpoint file or a
+// Source names a model: Name is "builtin" (the built-in model), a preset name, a checkpoint file or a
 // Hugging Face directory. The YAML keys are those of the commands' flags.
 type Source struct {
 	Name   string `yaml:"model"`
@@ -40,6 +41,10 @@ type Source struct {
 // it is, else a preset downloaded (once, checked) into the cache.
 func Resolve(ctx context.Context, s Source) (string, error) {
 	name := s.Name
+	if name == builtin.Name {
+		slog.Info("model: "+builtin.Description+"; for the paper's ViT-B pass --model mae_vit_base_patch16", "model", name)
+		return builtin.Dir(s.CacheDir)
+	}
 	if _, err := os.Stat(name); err == nil {
 		return name, nil
 	}

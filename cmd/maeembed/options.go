@@ -13,6 +13,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/maeembed/maeembed/mae"
+	"github.com/maeembed/maeembed/mae/builtin"
 	"github.com/maeembed/maeembed/mae/kernels"
 	"github.com/maeembed/maeembed/sources"
 	srckafka "github.com/maeembed/maeembed/sources/kafka"
@@ -66,7 +67,7 @@ type StreamOptions struct {
 
 func defaultOptions() Options {
 	return Options{
-		Model: mae.Source{Name: "mae_vit_base_patch16"}, Format: "parquet", BatchSize: 8, Resize: "center-crop",
+		Model: mae.Source{Name: builtin.Name}, Format: "parquet", BatchSize: 8, Resize: "center-crop",
 		Pool: "mean", Resume: true, MaskRatio: 0.75, Precision: "fp32",
 		Stream: StreamOptions{Consumer: srckafka.Config{Group: "maeembed", StartOffset: "earliest", MaxInFlight: 512,
 			CommitInterval: time.Second, SessionTimeout: 30 * time.Second}, BatchLatency: 50 * time.Millisecond, FlushInterval: 10 * time.Second,
@@ -201,7 +202,7 @@ func findConfigFile(args []string) string {
 
 // modelFlags are the flags every model-loading command shares.
 func modelFlags(fs *pflag.FlagSet, o *Options) {
-	fs.StringVarP(&o.Model.Name, "model", "m", o.Model.Name, "preset name, checkpoint file (.pth, .safetensors, .bin) or Hugging Face directory")
+	fs.StringVarP(&o.Model.Name, "model", "m", o.Model.Name, "builtin (the built-in ViT-Tiny MAE), preset name, checkpoint file (.pth, .safetensors, .bin) or Hugging Face directory")
 	fs.StringVar(&o.Model.Config, "config", o.Model.Config, "HF-style config.json for a bare weights file")
 	fs.StringVar(&o.Model.CacheDir, "cache-dir", o.Model.CacheDir, "where presets are downloaded (default $MAEEMBED_CACHE or the user cache dir)")
 }

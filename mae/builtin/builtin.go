@@ -1,0 +1,88 @@
+// Package builtin is maeembed's built-in model: a ViT-Tiny MAE (encoder and
+// decoder) trained with `maeembed pretrain` on photos that Debian packages
+// ship (docs/pretrain.md has the command), stored as float16 in the Hugging
+// Face layout and embedded in the binary, so that embed and reconstruct work
+// on a machine without network.
+package builtin
+
+import (
+	"crypto/sha256"
+	"embed"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/maeembed/maeembed/mae/weights"
+)
+
+// Name is the --model value that selects the built-in model (the default).
+const Name = "builtin"
+
+// Description says what the built-in model is, for the log line of a run.
+const Description = "maeembed's built-in ViT-Tiny MAE (D 192, depth 12, patch 16, 224 px; trained on Debian wallpaper photos, docs/pretrain.md)"
+
+//go:embed model/config.json model/model.safetensors
+var files embed.FS
+
+// Dir returns a directory holding the built-in model in the Hugging Face
+// layout, which every loader takes: the embedded files are written once,
+// atomically, under cacheDir/builtin-<content hash>/ ("" = the default
+// cache directory, else the system temporary directory if that fails).
+func Dir(cacheDir string) (string, error) {
+	cfg, err := files.ReadFile("model/config.json")
+	if err != nil {
+		return "", err
+	}
+	st, err := files.ReadFile("model/model.safetensors")
+	if err != nil {
+		return "", err
+	}
+	h := sha256.New()
+	h.Write(cfg)
+	h.Write(st)
+	name := "builtin-" + hex.EncodeToString(h.Sum(nil)[:8])
+	var firstErr error
+	for _, base := range candidates(cacheDir) {
+		dir := filepath.Join(base, name)
+		if complete(dir, len(cfg), len(st)) {
+			return dir, nil
+		}
+		err := os.MkdirAll(dir, 0o755)
+		if err == nil {
+			err = weights.WriteFileAtomic(filepath.Join(dir, weights.HFSafetensorsFile), writeAll(st))
+		}
+		if err == nil {
+			err = weights.WriteFileAtomic(filepath.Join(dir, weights.HFConfigFile), writeAll(cfg))
+		}
+		if err == nil {
+			return dir, nil
+		}
+		if firstErr == nil {
+			firstErr = err
+		}
+	}
+	return "", fmt.Errorf("built-in model: %w", firstErr)
+}
+
+func candidates(cacheDir string) []string {
+	if cacheDir != "" {
+		return []string{cacheDir, os.TempDir()}
+	}
+	if d, err := weights.DefaultCacheDir(); err == nil {
+		return []string{d, os.TempDir()}
+	}
+	return []string{os.TempDir()}
+}
+
+// complete tells whether dir already holds both files at their sizes (the
+// name carries the content hash, and files appear only complete).
+func complete(dir string, cfgLen, stLen int) bool {
+	a, err1 := os.Stat(filepath.Join(dir, weights.HFConfigFile))
+	b, err2 := os.Stat(filepath.Join(dir, weights.HFSafetensorsFile))
+	return err1 == nil && err2 == nil && a.Size() == int64(cfgLen) && b.Size() == int64(stLen)
+}
+
+func writeAll(b []byte) func(*os.File) error {
+	return func(f *os.File) error { _, err := f.Write(b); return err }
+}

@@ -1,0 +1,58 @@
+package builtin_test
+
+import (
+	"math"
+	"path/filepath"
+	"testing"
+
+	"github.com/maeembed/maeembed/mae"
+	"github.com/maeembed/maeembed/mae/builtin"
+)
+
+// The embedded model loads (float16 upcast), has its decoder, and embeds
+// and reconstructs an image; a second Dir reuses the written files.
+func TestBuiltinLoadsAndRuns(t *testing.T) {
+	cache := t.TempDir()
+	dir, err := builtin.Dir(cache)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if filepath.Dir(dir) != cache {
+		t.Errorf("written to %s, not under the cache %s", dir, cache)
+	}
+	again, err := builtin.Dir(cache)
+	if err != nil || again != dir {
+		t.Fatalf("second Dir: %s, %v; want %s", again, err, dir)
+	}
+	m, err := mae.Load(dir, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := m.Config
+	if c.Dim != 192 || c.Depth != 12 || c.Heads != 3 || c.PatchSize != 16 || c.ImageSize != 224 || !m.HasDecoder() {
+		t.Fatalf("unexpected built-in model %+v (decoder %v)", c, m.HasDecoder())
+	}
+	n := 1
+	patches := make([]float32, n*c.NumPatches()*c.PatchDim())
+	for i := range patches {
+		patches[i] = float32(math.Sin(float64(i) / 97))
+	}
+	out := make([]float32, n*c.Dim)
+	if err := m.Embed(out, patches, n, mae.PoolMean); err != nil {
+		t.Fatal(err)
+	}
+	for i, v := range out {
+		if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+			t.Fatalf("embedding[%d] = %v", i, v)
+		}
+	}
+	noise := make([]float32, c.NumPatches())
+	mae.NoiseRow(noise, 1, 0)
+	r, err := m.Reconstruct(patches, noise, n, 0.75, c.NormPixLoss)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l := r.Loss[0]; !(l >= 0) || math.IsInf(float64(l), 0) {
+		t.Fatalf("reconstruction loss %v", l)
+	}
+}
