@@ -2,7 +2,7 @@
 # maeembed's ViT-B/16 against PyTorch and ONNX Runtime, on the same machine
 # in the same invocation: whole-image embedding (mean pool) at batch 8 and
 # batch 1, and reconstruction (mask ratio 0.75, encoder + decoder) at
-# batch 8; random weights, 2 threads everywhere.
+# batch 8; random weights, the same threads everywhere (2 by default).
 #
 # Usage: bench/model_vs_peers.sh [ROUNDS]   (default 3)
 # Env:   ITERS=2   timed runs per case per round (best kept)
@@ -11,11 +11,17 @@
 #                  temporary directory by bench/ort/export.py, ~1 min)
 #        PRECS="fp32 bf16 int8"  maeembed precisions on the avx512 path
 #
+#        THREADS=2  threads of every column (GOMAXPROCS, torch, ORT intra-op)
+#        MEASURE=wall  or cpu: images per second of process CPU time, which
+#                  other work on a shared machine disturbs far less (use it
+#                  with THREADS=1: spinning thread pools inflate CPU time)
+#
 # Rounds alternate every column, so a neighbour's load hits all alike; each
 # cell is the best of all rounds, and the range line gives min–max.
 # Columns:
 #   mae <path> <prec>  maeembed (go test -bench ./mae) on a kernel path
-#                      (MAEEMBED_KERNEL) in a precision
+#                      (MAEEMBED_KERNEL) in a precision: avx512 in PRECS,
+#                      avx2 in fp32 and int8 (its bf16 runs at fp32 speed)
 #   torch              PyTorch 1.13 with OPENBLAS_CORETYPE/OPENBLAS_L2_SIZE
 #                      unset (OpenBLAS picks its AVX-512 kernels here)
 #   torch-avx2         the same with ATEN_CPU_CAPABILITY=avx2 and
@@ -30,6 +36,10 @@ ROUNDS=${1:-3}
 ITERS=${ITERS:-2}
 PY=${PY:-/usr/bin/python3}
 PRECS=${PRECS:-"fp32 bf16 int8"}
+THREADS=${THREADS:-2}
+MEASURE=${MEASURE:-wall}
+unit="images/s"
+[ "$MEASURE" = cpu ] && unit="images/cpu-s"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 CASES=embed:8,embed:1,reconstruct:8
@@ -51,26 +61,26 @@ fi
 go_cols() {
   local precs=${2:-$PRECS} re
   re="($(echo "$precs" | tr ' ' '|'))"
-  MAEEMBED_KERNEL=$1 GOMAXPROCS=2 "$tmp/mae.test" -test.run '^$' -test.benchtime "${ITERS}x" \
+  MAEEMBED_KERNEL=$1 GOMAXPROCS=$THREADS "$tmp/mae.test" -test.run '^$' -test.benchtime "${ITERS}x" \
     -test.bench "^Benchmark(Embed|Reconstruct)\$/^vit_base_patch16\$/^prec=$re\$/^batch[18]\$" 2>/dev/null |
-    awk -v path="$1" '/images\/s/ {
+    awk -v path="$1" -v unit="$unit" '/images\/s/ {
       n = split($1, p, "/"); prec = ""; c = ""
       for (i = 1; i <= n; i++) { if (p[i] ~ /^prec=/) { prec = substr(p[i], 6); sub(/-[0-9]+$/, "", prec) }
         if (p[i] ~ /^batch/) { b = p[i]; sub(/^batch/, "", b); sub(/-[0-9]+$/, "", b) } }
       c = (p[1] ~ /Reconstruct/ ? "reconstruct:" : "embed:") b
-      for (i = 1; i <= NF; i++) if ($(i+1) == "images/s") v = $i
+      for (i = 1; i <= NF; i++) if ($(i+1) == unit) v = $i
       print "mae-" path "-" prec, c, v }'
 }
 
 for ((r = 1; r <= ROUNDS; r++)); do
   echo "round $r/$ROUNDS" >&2
   go_cols avx512 >>"$tmp/res"
-  go_cols avx2 fp32 >>"$tmp/res"
-  env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE THREADS=2 "$PY" bench/torch_mae.py "$CASES" "$ITERS" |
+  go_cols avx2 "fp32 int8" >>"$tmp/res"
+  env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE THREADS=$THREADS MEASURE=$MEASURE "$PY" bench/torch_mae.py "$CASES" "$ITERS" |
     awk '{ print "torch", $1, $2 }' >>"$tmp/res"
-  env -u OPENBLAS_L2_SIZE OPENBLAS_CORETYPE=Haswell ATEN_CPU_CAPABILITY=avx2 THREADS=2 "$PY" bench/torch_mae.py "$CASES" "$ITERS" |
+  env -u OPENBLAS_L2_SIZE OPENBLAS_CORETYPE=Haswell ATEN_CPU_CAPABILITY=avx2 THREADS=$THREADS MEASURE=$MEASURE "$PY" bench/torch_mae.py "$CASES" "$ITERS" |
     awk '{ print "torch-avx2", $1, $2 }' >>"$tmp/res"
-  THREADS=2 node bench/ort/run.js "$ONNX_DIR" "$CASES" "$ITERS" | awk '{ print "ort", $1, $2 }' >>"$tmp/res"
+  THREADS=$THREADS MEASURE=$MEASURE node bench/ort/run.js "$ONNX_DIR" "$CASES" "$ITERS" | awk '{ print "ort", $1, $2 }' >>"$tmp/res"
 done
 
 echo "CPU: $(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1), family $(sed -n 's/^cpu family\s*: //p' /proc/cpuinfo | head -1) model $(sed -n 's/^model\s*: //p' /proc/cpuinfo | head -1), $(nproc) CPUs"
@@ -79,7 +89,7 @@ echo "maeembed: $("$tmp/kernels.test" -test.run '^TestPaths$' -test.v 2>/dev/nul
 echo "torch: $(awk '$1 == "torch" && $2 == "isa" { print $3 }' "$tmp/res" | head -1) + OpenBLAS $(env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE OPENBLAS_VERBOSE=2 "$PY" -c 'import numpy' 2>&1 | sed -n 's/^Core: //p');" \
   "torch-avx2: $(awk '$1 == "torch-avx2" && $2 == "isa" { print $3 }' "$tmp/res" | head -1) + OpenBLAS $(OPENBLAS_CORETYPE=Haswell OPENBLAS_VERBOSE=2 "$PY" -c 'import numpy' 2>&1 | sed -n 's/^Core: //p')"
 echo "ort: onnxruntime-node $(node -p 'require("./bench/ort/node_modules/onnxruntime-node/package.json").version'), MLAS kernels by CPUID (AVX-512 when avx512f is present)"
-"$PY" - "$tmp/res" <<'PY'
+"$PY" - "$tmp/res" "$unit" "$THREADS" <<'PY'
 import sys, collections
 vals = collections.defaultdict(list)
 for line in open(sys.argv[1]):
@@ -91,7 +101,7 @@ peers = [c for c in ["torch", "torch-avx2", "ort"] if any(k[0] == c for k in val
 cases = ["embed:8", "embed:1", "reconstruct:8"]
 names = {"embed:8": "embed b8", "embed:1": "embed b1", "reconstruct:8": "reconstruct b8"}
 best = lambda c, k: max(vals.get((c, k), [0]))
-print("images/s, best of rounds (ratio = maeembed ÷ fastest peer)")
+print(f"{sys.argv[2]}, {sys.argv[3]} threads, best of rounds (ratio = maeembed ÷ fastest peer)")
 print(f"{'case':<15}" + "".join(f"{c:>18}" for c in cols + peers) + "".join(f"{'÷ ' + c[4:]:>18}" for c in cols))
 for k in cases:
     peer = max(best(c, k) for c in peers)
