@@ -20,7 +20,7 @@ type Reader struct {
 	next    int       // next entry to open
 	cur     container // open tar/Parquet, or nil
 	curE    entry
-	curSeen bool // cur has had an image member or row (wanted or not)
+	curSeen bool  // cur has had an image member or row (wanted or not)
 	index   int64 // global ordinal of the next item
 	emitted int64
 	skipped int64
