@@ -88,6 +88,9 @@ func (e *env) openEmbedder(o *Options, pool mae.Pool, pre *stages.Preprocess) (*
 	if err != nil {
 		return nil, sinks.Meta{}, err
 	}
+	if err := checkBatchSize(o.BatchSize, m.Config.BatchBytes(o.BatchSize, false), pre.Budget); err != nil {
+		return nil, sinks.Meta{}, err
+	}
 	em, err := mae.NewEmbedder(m, pool, o.BatchSize)
 	if err != nil {
 		return nil, sinks.Meta{}, fmt.Errorf("%w: %v", errUsage, err)

@@ -42,8 +42,8 @@ func (e *env) openInputs(o *Options, cmd string) (*fileRun, error) {
 	if o.Output == "" && !o.DryRun {
 		return nil, fmt.Errorf("%w: %s needs --output DIR", errUsage, cmd)
 	}
-	if o.BatchSize < 1 {
-		return nil, fmt.Errorf("%w: --batch-size must be at least 1, got %d", errUsage, o.BatchSize)
+	if err := checkBatchSize(o.BatchSize, 0, nil); err != nil {
+		return nil, err
 	}
 	pre, err := o.preprocess()
 	if err != nil {
@@ -73,11 +73,26 @@ func (o *Options) preprocess() (stages.Preprocess, error) {
 	}
 	budget := stages.DefaultMemoryBudget
 	if o.MemBudget != "" {
-		if budget, err = parseBytes(o.MemBudget); err != nil || budget <= 0 {
+		if budget, err = parseBytes(o.MemBudget); err != nil {
 			return stages.Preprocess{}, fmt.Errorf("%w: --memory-budget: %v", errUsage, err)
+		}
+		if budget <= 0 {
+			return stages.Preprocess{}, fmt.Errorf("%w: --memory-budget %q: must be positive", errUsage, o.MemBudget)
 		}
 	}
 	return stages.Preprocess{Mode: mode, MaxPixels: o.MaxPixels, Budget: stages.NewBudget(budget)}, nil
+}
+
+// checkBatchSize is engine.CheckBatch as a usage error of --batch-size.
+func checkBatchSize(size int, batchBytes int64, budget *stages.Budget) error {
+	if err := engine.CheckBatch(size, batchBytes, budget); err != nil {
+		hint := ""
+		if budget != nil && batchBytes > budget.Size() {
+			hint = " (lower --batch-size or raise --memory-budget)"
+		}
+		return fmt.Errorf("%w: --batch-size: %v%s", errUsage, err, hint)
+	}
+	return nil
 }
 
 // dryRun lists the ids a run would process.

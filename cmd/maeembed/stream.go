@@ -78,8 +78,8 @@ func checkStream(o *Options) error {
 		return fmt.Errorf("%w: stream needs at least one --topic", errUsage)
 	case o.Output == "" && o.Stream.OutputTopic == "":
 		return fmt.Errorf("%w: stream needs --output DIR and/or --output-topic T", errUsage)
-	case o.BatchSize < 1:
-		return fmt.Errorf("%w: --batch-size must be at least 1, got %d", errUsage, o.BatchSize)
+	case checkBatchSize(o.BatchSize, 0, nil) != nil:
+		return checkBatchSize(o.BatchSize, 0, nil)
 	case s.MaxInFlight < o.BatchSize:
 		return fmt.Errorf("%w: --max-in-flight %d is below --batch-size %d", errUsage, s.MaxInFlight, o.BatchSize)
 	case o.Stream.ShutdownTimeout <= 0:
