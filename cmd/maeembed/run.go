@@ -45,6 +45,12 @@ func (e *env) openInputs(o *Options, cmd string) (*fileRun, error) {
 	if err := checkBatchSize(o.BatchSize, 0, nil); err != nil {
 		return nil, err
 	}
+	if err := checkWorkers(o.Workers); err != nil {
+		return nil, err
+	}
+	if err := (sinks.ParquetOptions{MaxFileRows: o.MaxFileRows}).Validate(); err != nil {
+		return nil, fmt.Errorf("%w: --max-file-rows: %v", errUsage, err)
+	}
 	pre, err := o.preprocess()
 	if err != nil {
 		return nil, err
@@ -127,6 +133,14 @@ func (r *fileRun) openOutput(meta sinks.Meta) (sinks.ErrorWriter, error) {
 // logFailure is the engine's OnFailure: one warning per failed input.
 func logFailure(im *engine.Image) {
 	slog.Warn("input failed", "id", im.Item.ID, "stage", im.Stage, "err", im.Err)
+}
+
+// checkWorkers refuses a negative --workers (0 = one per core).
+func checkWorkers(n int) error {
+	if n < 0 {
+		return fmt.Errorf("%w: --workers %d: must be 0 (one per core) or more", errUsage, n)
+	}
+	return nil
 }
 
 func workers(o *Options) int {
