@@ -46,6 +46,7 @@ type Options struct {
 	MaxFileRows int        `yaml:"max_file_rows"`
 	Precision   string     `yaml:"precision"`
 	Float16     bool       `yaml:"float16"`
+	Force       bool       `yaml:"force"`
 	Inputs      []string   `yaml:"inputs"`
 	// Source holds the input options (extensions, image_column, id_column,
 	// image_root): the sources package's own config, same YAML keys.

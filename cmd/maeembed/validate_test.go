@@ -78,3 +78,24 @@ func TestNegativeCountsRefused(t *testing.T) {
 		t.Errorf("stream --workers -2: exit %d\n%s", code, stderr)
 	}
 }
+
+// convert refuses to replace an existing, non-empty output directory
+// unless --force; an empty one is filled.
+func TestConvertRefusesExistingOutput(t *testing.T) {
+	src := filepath.Join(fixtures, "tiny32", "hf")
+	out := t.TempDir() // exists, empty
+	mustRun(t, "convert", src, "-o", out)
+	cfg := filepath.Join(out, "config.json")
+	os.WriteFile(cfg, []byte("{}\n"), 0o644) // a user's edit
+	code, _, stderr := maeembed(t, "convert", src, "-o", out)
+	if code != 2 || !strings.Contains(stderr, "--force") {
+		t.Errorf("convert over an existing checkpoint: exit %d, want 2 naming --force\n%s", code, stderr)
+	}
+	if b, _ := os.ReadFile(cfg); string(b) != "{}\n" {
+		t.Error("the existing directory was changed")
+	}
+	mustRun(t, "convert", "--force", src, "-o", out)
+	if b, _ := os.ReadFile(cfg); string(b) == "{}\n" {
+		t.Error("--force did not replace the checkpoint")
+	}
+}
