@@ -86,7 +86,9 @@ const maxNameBytes = 200
 // is injective, so two ids never share a file: in each component "%" is
 // written "%25" and "\" is written "%5C"; an empty component is "%", "."
 // is "%2E" and ".." is "%2E%2E" (so nothing lands outside DIR and "a//b",
-// "/a" and "a" stay apart). A component longer than 200 bytes after that
+// "/a" and "a" stay apart), and a directory component ending in ".png"
+// ends in "%2Epng" instead, so no directory takes a file's name. A
+// component longer than 200 bytes after that
 // is cut at a character boundary and ends in "%~" and 16 hex digits of the
 // SHA-256 of the whole component; no unshortened component contains "%~".
 // The PNG's "maeembed.id" text chunk keeps the id itself. Case-insensitive
@@ -95,7 +97,13 @@ const maxNameBytes = 200
 func PNGPath(dir, id string) string {
 	parts := strings.Split(id, "/")
 	for i, p := range parts {
-		parts[i] = shortName(escapeComponent(p))
+		p = escapeComponent(p)
+		if i < len(parts)-1 && strings.HasSuffix(p, ".png") {
+			// A directory never looks like a file of this writer ("a" is
+			// a.png, so the directory of "a.png/b" is a%2Epng).
+			p = strings.TrimSuffix(p, ".png") + "%2Epng"
+		}
+		parts[i] = shortName(p)
 	}
 	return filepath.Join(dir, filepath.Join(parts...)+".png")
 }

@@ -184,6 +184,7 @@ func TestPNGPath(t *testing.T) {
 		"":                 "out/%.png",
 		`caf\xE9.png`:      "out/caf%5CxE9.png.png",
 		"100%.jpg":         "out/100%25.jpg.png",
+		"a.png/b.png":      "out/a%2Epng/b.png.png",
 	} {
 		if got := PNGPath("out", id); got != want {
 			t.Errorf("PNGPath(%q) = %q, want %q", id, got, want)
@@ -197,17 +198,26 @@ func TestPNGPath(t *testing.T) {
 func TestPNGPathInjective(t *testing.T) {
 	long := strings.Repeat("x", 300)
 	ids := []string{`caf\xE9.png`, "caf/xE9.png", "..", ".", "_", "", "%", "%25", "%5C", `\`,
-		"a//b", "a/b", "/a/b", "a/b/", "a/./b", "a/%2E/b", long, long + "y"}
+		"a//b", "a/b", "/a/b", "a/b/", "a/./b", "a/%2E/b", long, long + "y", "x", "x.png/y"}
 	ids = append(ids, strings.TrimSuffix(PNGPath("", long), ".png")) // the shortened name of long, as an id
 	seen := map[string]string{}
+	dirs := map[string]bool{}
 	for _, id := range ids {
 		p := PNGPath("out", id)
 		if prev, ok := seen[p]; ok {
 			t.Errorf("ids %q and %q share %s", prev, id, p)
 		}
 		seen[p] = id
+		for d := filepath.Dir(p); d != "out"; d = filepath.Dir(d) {
+			dirs[d] = true
+		}
 		if rel, err := filepath.Rel("out", p); err != nil || strings.HasPrefix(rel, "..") {
 			t.Errorf("id %q lands outside the directory: %s", id, p)
+		}
+	}
+	for p, id := range seen {
+		if dirs[p] {
+			t.Errorf("the file of %q is a directory of another id", id)
 		}
 	}
 }
