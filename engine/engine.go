@@ -127,6 +127,25 @@ type Config struct {
 	PublishOnAbort bool
 }
 
+// MaxBatchSize is the largest batch size CheckBatch accepts: beyond it a
+// batch size is a slip, not a tuning (and its tensors would not fit).
+const MaxBatchSize = 1 << 16
+
+// CheckBatch checks a batch size (Config.BatchSize) before a model stage
+// sizes its buffers for it: it must be in [1, MaxBatchSize], and the
+// batch's tensors, batchBytes (e.g. mae.Config.BatchBytes), must fit in
+// the memory budget (nil: not checked). The error names both numbers.
+func CheckBatch(size int, batchBytes int64, budget *stages.Budget) error {
+	switch {
+	case size < 1 || size > MaxBatchSize:
+		return fmt.Errorf("batch size %d: must be in [1, %d]", size, MaxBatchSize)
+	case budget != nil && batchBytes > budget.Size():
+		return fmt.Errorf("batch size %d: its tensors take about %d MiB (%d bytes), more than the memory budget of %d MiB (%d bytes)",
+			size, batchBytes>>20, batchBytes, budget.Size()>>20, budget.Size())
+	}
+	return nil
+}
+
 // Counts is a run's advance, from acks: an item counts once its output
 // (or error row) is durable.
 type Counts struct {

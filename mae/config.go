@@ -58,6 +58,49 @@ func (c Config) PatchDim() int { return c.PatchSize * c.PatchSize * c.Channels }
 // int(L·(1−ratio)) computed in float64 as Python does.
 func (c Config) NumKeep(ratio float64) int { return int(float64(c.NumPatches()) * (1 - ratio)) }
 
+// CheckMaskRatio checks a mask ratio alone: it must be in [0, 1) (NaN is
+// not). Config.CheckMaskRatio also checks that the model keeps a patch.
+func CheckMaskRatio(ratio float64) error {
+	if !(ratio >= 0 && ratio < 1) {
+		return fmt.Errorf("mask ratio %v: must be in [0, 1)", ratio)
+	}
+	return nil
+}
+
+// CheckMaskRatio checks ratio for this model: in [0, 1), and leaving the
+// encoder at least one of the L patches (NumKeep >= 1), without which
+// every image would fail.
+func (c Config) CheckMaskRatio(ratio float64) error {
+	if err := CheckMaskRatio(ratio); err != nil {
+		return err
+	}
+	if l := c.NumPatches(); c.NumKeep(ratio) < 1 {
+		return fmt.Errorf("mask ratio %v keeps none of the model's %d patches (int(%d·(1−ratio)) = 0; the largest ratio that keeps one is 1−1/%d ≈ %.4f)", ratio, l, l, l, math.Floor((1-1/float64(l))*1e4)/1e4)
+	}
+	return nil
+}
+
+// BatchBytes estimates the bytes of the float32 tensors a batch of n
+// images holds in a forward pass: the images [n,3,S,S] twice (the CHW
+// inputs and their patchified copy) and the activation buffers of the
+// encoder over all 1+L tokens (x, norm, qkv, attention and MLP hidden:
+// n·(1+L)·(6·D + MLPDim), plus the position-embedded patches n·L·D); with
+// decoder, the decoder's buffers over 1+L tokens (which share the
+// encoder's, so the larger of the two counts) and its embedding and
+// prediction. Attention scores are computed in tiles and not counted.
+func (c Config) BatchBytes(n int, decoder bool) int64 {
+	n64, l := int64(n), int64(c.NumPatches())
+	t := 1 + l
+	floats := 2 * n64 * int64(c.Channels*c.ImageSize*c.ImageSize)
+	shared := n64 * t * int64(6*c.Dim+c.MLPDim)
+	floats += n64 * l * int64(c.Dim)
+	if decoder {
+		shared = max(shared, n64*t*int64(6*c.DecDim+c.DecMLPDim))
+		floats += n64 * t * int64(c.DecDim+c.PatchDim())
+	}
+	return 4 * (floats + shared)
+}
+
 // Validate checks that the numbers fit together.
 func (c Config) Validate() error {
 	switch {
@@ -75,8 +118,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("decoder hidden size %d does not fit %d heads (or is not a multiple of 4)", c.DecDim, c.DecHeads)
 	case c.Eps <= 0 || math.IsNaN(c.Eps):
 		return fmt.Errorf("layer_norm_eps %v must be positive", c.Eps)
-	case c.MaskRatio < 0 || c.MaskRatio >= 1:
-		return fmt.Errorf("mask ratio %v outside [0, 1)", c.MaskRatio)
+	case CheckMaskRatio(c.MaskRatio) != nil:
+		return fmt.Errorf("config mask_ratio: %w", CheckMaskRatio(c.MaskRatio))
 	}
 	return nil
 }

@@ -238,8 +238,8 @@ func (m *Model) Reconstruct(patches, noise []float32, n int, ratio float64, norm
 	}
 	c := m.Config
 	l, pd := c.NumPatches(), c.PatchDim()
-	if ratio < 0 || ratio >= 1 {
-		return nil, fmt.Errorf("mask ratio %v outside [0, 1)", ratio)
+	if err := c.CheckMaskRatio(ratio); err != nil {
+		return nil, err
 	}
 	if len(patches) != n*l*pd {
 		return nil, fmt.Errorf("reconstruct: %d images need %d patch values, got %d", n, n*l*pd, len(patches))
@@ -248,9 +248,6 @@ func (m *Model) Reconstruct(patches, noise []float32, n int, ratio float64, norm
 		return nil, fmt.Errorf("mask noise has %d values, want %d×%d", len(noise), n, l)
 	}
 	keep := c.NumKeep(ratio)
-	if keep < 1 {
-		return nil, fmt.Errorf("mask ratio %v leaves no visible patch of %d", ratio, l)
-	}
 	mk := NewMasking(noise, n, l, keep)
 	ws := &m.ws
 	ws.mu.Lock()

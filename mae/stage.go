@@ -111,15 +111,16 @@ type Reconstructor struct {
 	nbuf    []float32
 }
 
-// NewReconstructor needs a model with a decoder; ratio is in [0, 1).
+// NewReconstructor needs a model with a decoder and a ratio that keeps at
+// least one patch (Config.CheckMaskRatio).
 func NewReconstructor(m *Model, ratio float64, normPix bool, noise Noise, maxBatch int) (*Reconstructor, error) {
 	if m.Decoder == nil {
 		return nil, fmt.Errorf("the checkpoint has no decoder: reconstruction needs a model with decoder weights (e.g. mae_visualize_vit_base.pth)")
 	}
-	if ratio < 0 || ratio >= 1 {
-		return nil, fmt.Errorf("mask ratio %v outside [0, 1)", ratio)
-	}
 	c := m.Config
+	if err := c.CheckMaskRatio(ratio); err != nil {
+		return nil, err
+	}
 	return &Reconstructor{m: m, ratio: ratio, normPix: normPix, noise: noise,
 		patches: make([]float32, maxBatch*c.NumPatches()*c.PatchDim()), nbuf: make([]float32, maxBatch*c.NumPatches())}, nil
 }

@@ -24,7 +24,10 @@ func NewErrors(dir string, meta Meta, opts ParquetOptions) (*ErrorParts, error) 
 		field("stage", arrow.BinaryTypes.String),
 		field("error", arrow.BinaryTypes.String),
 	}, k, v)
-	o := opts.withDefaults()
+	o, err := opts.withDefaults()
+	if err != nil {
+		return nil, err
+	}
 	p, err := newParts(filepath.Join(dir, errorsDir), "parquet", schema, o, func(path string) (recordFile, error) {
 		return createParquet(path, schema, o.RowGroupBytes)
 	})

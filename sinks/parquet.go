@@ -22,7 +22,8 @@ import (
 type ParquetOptions struct {
 	// A part file is published and a new one started once it holds at
 	// least MaxFileRows rows or MaxFileBytes bytes of uncompressed values
-	// (checked after each Write, so a file overshoots by at most one batch).
+	// (checked after each Write, so a file overshoots by at most one batch:
+	// a part holds about MaxFileRows rows, up to MaxFileRows+batch−1).
 	MaxFileRows  int   // default 100_000
 	MaxFileBytes int64 // default 512 MiB
 	// RowGroupBytes bounds the uncompressed values per Parquet row group;
@@ -33,7 +34,24 @@ type ParquetOptions struct {
 	OnPublish func(path string, rows int)
 }
 
-func (o ParquetOptions) withDefaults() ParquetOptions {
+// Validate refuses negative sizes (0 means the default).
+func (o ParquetOptions) Validate() error {
+	switch {
+	case o.MaxFileRows < 0:
+		return fmt.Errorf("sinks: max file rows %d is negative (0 = the default, 100000)", o.MaxFileRows)
+	case o.MaxFileBytes < 0:
+		return fmt.Errorf("sinks: max file bytes %d is negative (0 = the default, 512 MiB)", o.MaxFileBytes)
+	case o.RowGroupBytes < 0:
+		return fmt.Errorf("sinks: row group bytes %d is negative (0 = the default, 64 MiB)", o.RowGroupBytes)
+	}
+	return nil
+}
+
+// withDefaults validates o and fills in the defaults.
+func (o ParquetOptions) withDefaults() (ParquetOptions, error) {
+	if err := o.Validate(); err != nil {
+		return o, err
+	}
 	if o.MaxFileRows <= 0 {
 		o.MaxFileRows = 100_000
 	}
@@ -43,7 +61,7 @@ func (o ParquetOptions) withDefaults() ParquetOptions {
 	if o.RowGroupBytes <= 0 {
 		o.RowGroupBytes = 64 << 20
 	}
-	return o
+	return o, nil
 }
 
 // recordFile is one output file being filled with Arrow records.
@@ -134,6 +152,10 @@ type parts struct {
 var partRe = regexp.MustCompile(`^part-(\d+)\.([a-z]+)$`)
 
 func newParts(dir, ext string, schema *arrow.Schema, opts ParquetOptions, open func(string) (recordFile, error)) (*parts, error) {
+	opts, err := opts.withDefaults()
+	if err != nil {
+		return nil, err
+	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("create output dir: %w", err)
 	}
@@ -153,7 +175,7 @@ func newParts(dir, ext string, schema *arrow.Schema, opts ParquetOptions, open f
 			return nil, err
 		}
 	}
-	return &parts{dir: dir, ext: ext, next: next, open: open, opts: opts.withDefaults()}, nil
+	return &parts{dir: dir, ext: ext, next: next, open: open, opts: opts}, nil
 }
 
 // nextPartNumber returns the number after the highest part-NNNNN.* in dir
@@ -351,7 +373,10 @@ func NewParquet(dir string, meta Meta, opts ParquetOptions) (*PartWriter, error)
 	if err := meta.validate(); err != nil {
 		return nil, err
 	}
-	o := opts.withDefaults()
+	o, err := opts.withDefaults()
+	if err != nil {
+		return nil, err
+	}
 	b := newEmbBuilder(meta)
 	p, err := newParts(dir, "parquet", b.schema, o, func(path string) (recordFile, error) {
 		return createParquet(path, b.schema, o.RowGroupBytes)

@@ -38,6 +38,10 @@ type ReconPNG struct {
 	img  *image.NRGBA
 	enc  png.Encoder
 	done bool
+	// written maps the files this writer published to their ids, so a
+	// second row for one of them (an id repeated in the input) is that
+	// row's error rather than a silent overwrite.
+	written map[string]string
 }
 
 // NewReconPNG writes one 4-panel PNG per image, like the MAE demo:
@@ -47,11 +51,12 @@ type ReconPNG struct {
 // ImageNet mean colour, a grey; paste = x·(1−mask) + pred·mask), then
 // de-normalised, scaled by 255, clipped to [0,255] and truncated.
 // Rows need Image, PredImage and PixelMask. The file is PNGPath(DIR, id): DIR/<id>.png, the id's "/"
-// mirrored as directories ("a/b.jpg" → DIR/a/b.jpg.png); ".." and empty
-// components are replaced so nothing lands outside DIR, and over-long
-// names are shortened. The id is in the PNG's iTXt chunk "maeembed.id".
-// Each file is published atomically; one that cannot be written acks its
-// row with an *ItemError and the writer goes on.
+// mirrored as directories ("a/b.jpg" → DIR/a/b.jpg.png), with the
+// characters that could make two ids share a file or leave DIR escaped and
+// over-long names shortened. The id is in the PNG's iTXt chunk "maeembed.id".
+// Each file is published atomically; one that cannot be written (or
+// whose file this writer already published for another row) acks its row
+// with an *ItemError and the writer goes on.
 func NewReconPNG(dir string, meta ReconMeta) (*ReconPNG, error) {
 	if err := meta.validate(); err != nil {
 		return nil, err
@@ -61,7 +66,7 @@ func NewReconPNG(dir string, meta ReconMeta) (*ReconPNG, error) {
 		return nil, fmt.Errorf("sinks: png needs a square patch grid, L=%d", meta.Patches)
 	}
 	s := g * meta.Patch
-	w := &ReconPNG{dir: dir, meta: meta, g: g, s: s, img: image.NewNRGBA(image.Rect(0, 0, 4*s+3*PanelGap, s))}
+	w := &ReconPNG{dir: dir, meta: meta, g: g, s: s, written: map[string]string{}, img: image.NewNRGBA(image.Rect(0, 0, 4*s+3*PanelGap, s))}
 	w.enc.BufferPool = &pngPool{}
 	return w, nil
 }
@@ -76,27 +81,47 @@ func (p *pngPool) Put(b *png.EncoderBuffer) { p.b = b }
 // decoration (".NAME.123456789.maeembed-tmp").
 const maxNameBytes = 200
 
-// PNGPath is where NewReconPNG puts the image of id. A path component
-// longer than 200 bytes is cut at a character boundary and ends in "~"
-// and 16 hex digits of its SHA-256, so any id gives a file name the file
-// system takes and distinct ids stay distinct; the PNG's "maeembed.id"
-// text chunk keeps the id itself.
+// PNGPath is where NewReconPNG puts the image of id: DIR, then the id's
+// "/"-separated components, the last one with ".png" appended. The mapping
+// is injective, so two ids never share a file: in each component "%" is
+// written "%25" and "\" is written "%5C"; an empty component is "%", "."
+// is "%2E" and ".." is "%2E%2E" (so nothing lands outside DIR and "a//b",
+// "/a" and "a" stay apart), and a directory component ending in ".png"
+// ends in "%2Epng" instead, so no directory takes a file's name. A
+// component longer than 200 bytes after that
+// is cut at a character boundary and ends in "%~" and 16 hex digits of the
+// SHA-256 of the whole component; no unshortened component contains "%~".
+// The PNG's "maeembed.id" text chunk keeps the id itself. Case-insensitive
+// file systems are not handled: there ids differing only in case share a
+// file.
 func PNGPath(dir, id string) string {
-	parts := strings.Split(strings.ReplaceAll(id, "\\", "/"), "/")
-	out := parts[:0]
-	for _, p := range parts {
-		switch p {
-		case "", ".":
-			continue
-		case "..":
-			p = "_"
+	parts := strings.Split(id, "/")
+	for i, p := range parts {
+		p = escapeComponent(p)
+		if i < len(parts)-1 && strings.HasSuffix(p, ".png") {
+			// A directory never looks like a file of this writer ("a" is
+			// a.png, so the directory of "a.png/b" is a%2Epng).
+			p = strings.TrimSuffix(p, ".png") + "%2Epng"
 		}
-		out = append(out, shortName(p))
+		parts[i] = shortName(p)
 	}
-	if len(out) == 0 {
-		out = append(out, "_")
+	return filepath.Join(dir, filepath.Join(parts...)+".png")
+}
+
+var componentEscaper = strings.NewReplacer("%", "%25", "\\", "%5C")
+
+// escapeComponent makes one id component a file name no other component
+// maps to (see PNGPath).
+func escapeComponent(p string) string {
+	switch p {
+	case "":
+		return "%"
+	case ".":
+		return "%2E"
+	case "..":
+		return "%2E%2E"
 	}
-	return filepath.Join(dir, filepath.Join(out...)+".png")
+	return componentEscaper.Replace(p)
 }
 
 // shortName returns name, or if it is too long for a file name, a prefix
@@ -106,11 +131,11 @@ func shortName(name string) string {
 		return name
 	}
 	sum := sha256.Sum256([]byte(name))
-	keep := maxNameBytes - 17
+	keep := maxNameBytes - 18
 	for keep > 0 && !utf8.RuneStart(name[keep]) {
 		keep--
 	}
-	return name[:keep] + "~" + hex.EncodeToString(sum[:8])
+	return name[:keep] + "%~" + hex.EncodeToString(sum[:8])
 }
 
 // ihdrEnd is the length of the PNG signature and IHDR chunk, which the
@@ -205,8 +230,11 @@ func (w *ReconPNG) Write(rows []ReconRow) error {
 }
 
 func (w *ReconPNG) writeOne(r *ReconRow) error {
-	w.render(r)
 	path := PNGPath(w.dir, r.ID)
+	if prev, ok := w.written[path]; ok {
+		return fmt.Errorf("write %s: this run already wrote that file for id %q", path, prev)
+	}
+	w.render(r)
 	f, err := createAtomic(path)
 	if err != nil {
 		return err
@@ -220,7 +248,11 @@ func (w *ReconPNG) writeOne(r *ReconRow) error {
 		f.Abort()
 		return fmt.Errorf("encode %s: %w", path, err)
 	}
-	return f.Publish()
+	if err := f.Publish(); err != nil {
+		return err
+	}
+	w.written[path] = r.ID
+	return nil
 }
 
 // Flush and Close have nothing pending: each PNG is published by Write.

@@ -165,7 +165,10 @@ func NewReconParquet(dir string, meta ReconMeta, opts ParquetOptions) (*ReconPar
 		field("mask", fslType(meta.Patches)),
 		field("loss", arrow.PrimitiveTypes.Float32),
 	}, k, v)
-	o := opts.withDefaults()
+	o, err := opts.withDefaults()
+	if err != nil {
+		return nil, err
+	}
 	p, err := newParts(dir, "parquet", schema, o, func(path string) (recordFile, error) {
 		return createParquet(path, schema, o.RowGroupBytes)
 	})

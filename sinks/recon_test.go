@@ -1,10 +1,13 @@
 package sinks
 
 import (
+	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"github.com/maeembed/maeembed/mae"
 	"math/rand/v2"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -175,14 +178,81 @@ func TestReconParquet(t *testing.T) {
 func TestPNGPath(t *testing.T) {
 	for id, want := range map[string]string{
 		"a/b.jpg":          "out/a/b.jpg.png",
-		"../../etc/passwd": "out/_/_/etc/passwd.png",
-		"/abs//x.png":      "out/abs/x.png.png",
+		"../../etc/passwd": "out/%2E%2E/%2E%2E/etc/passwd.png",
+		"/abs//x.png":      "out/%/abs/%/x.png.png",
 		"t/0/15":           "out/t/0/15.png",
-		"":                 "out/_.png",
+		"":                 "out/%.png",
+		`caf\xE9.png`:      "out/caf%5CxE9.png.png",
+		"100%.jpg":         "out/100%25.jpg.png",
+		"a.png/b.png":      "out/a%2Epng/b.png.png",
 	} {
 		if got := PNGPath("out", id); got != want {
 			t.Errorf("PNGPath(%q) = %q, want %q", id, got, want)
 		}
+	}
+}
+
+// Ids that the file name mapping used to merge (a backslash read as "/",
+// "." and ".." both made "_", empty components dropped, a shortened name
+// given as an id) get distinct files.
+func TestPNGPathInjective(t *testing.T) {
+	long := strings.Repeat("x", 300)
+	ids := []string{`caf\xE9.png`, "caf/xE9.png", "..", ".", "_", "", "%", "%25", "%5C", `\`,
+		"a//b", "a/b", "/a/b", "a/b/", "a/./b", "a/%2E/b", long, long + "y", "x", "x.png/y"}
+	ids = append(ids, strings.TrimSuffix(PNGPath("", long), ".png")) // the shortened name of long, as an id
+	seen := map[string]string{}
+	dirs := map[string]bool{}
+	for _, id := range ids {
+		p := PNGPath("out", id)
+		if prev, ok := seen[p]; ok {
+			t.Errorf("ids %q and %q share %s", prev, id, p)
+		}
+		seen[p] = id
+		for d := filepath.Dir(p); d != "out"; d = filepath.Dir(d) {
+			dirs[d] = true
+		}
+		if rel, err := filepath.Rel("out", p); err != nil || strings.HasPrefix(rel, "..") {
+			t.Errorf("id %q lands outside the directory: %s", id, p)
+		}
+	}
+	for p, id := range seen {
+		if dirs[p] {
+			t.Errorf("the file of %q is a directory of another id", id)
+		}
+	}
+}
+
+// A row whose file this writer already published (a repeated id) fails
+// with an ItemError; the first file is not overwritten.
+func TestReconPNGRefusesOverwrite(t *testing.T) {
+	dir := t.TempDir()
+	w, err := NewReconPNG(dir, testReconMeta)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows := reconRows(rand.New(rand.NewPCG(5, 6)), testReconMeta, 0, 3)
+	acks := make([]error, len(rows))
+	for i, id := range []string{"x/a.jpg", "x/a.jpg", `caf\xE9`} {
+		rows[i].ID = id
+		rows[i].Ack = func(err error) { acks[i] = err }
+	}
+	rows[1].Image[0] += 1 // a different picture under the same name
+	if err := w.Write(rows[:1]); err != nil {
+		t.Fatal(err)
+	}
+	first, err := os.ReadFile(PNGPath(dir, "x/a.jpg"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Write(rows[1:]); err != nil {
+		t.Fatal(err)
+	}
+	var ie *ItemError
+	if acks[0] != nil || !errors.As(acks[1], &ie) || ie.ID != "x/a.jpg" || acks[2] != nil {
+		t.Fatalf("acks %v, want nil, an ItemError for x/a.jpg, nil", acks)
+	}
+	if again, _ := os.ReadFile(PNGPath(dir, "x/a.jpg")); !bytes.Equal(again, first) {
+		t.Error("the first file was overwritten")
 	}
 }
 

@@ -20,6 +20,7 @@ type Reader struct {
 	next    int       // next entry to open
 	cur     container // open tar/Parquet, or nil
 	curE    entry
+	curSeen bool  // cur has had an image member or row (wanted or not)
 	index   int64 // global ordinal of the next item
 	emitted int64
 	skipped int64
@@ -45,6 +46,11 @@ type container interface {
 
 // errEOF ends a container.
 var errEOF = io.EOF
+
+// ErrNoImages is the error of a tar or Parquet file named as an input (on
+// the command line or in a list) that holds no image member or no row.
+// Found by a directory walk, such a container just adds nothing.
+var ErrNoImages = errors.New("no images in it (a tar or Parquet file named as an input must hold at least one image member or row)")
 
 // memberError is a failure of one wanted member that leaves the container
 // readable (oversized member, null Parquet image…).
@@ -95,7 +101,8 @@ func (r *Reader) Files() (n int, exact bool) {
 // Total counts the items of this shard (before resume skips) for a progress
 // bar: files count one, Parquet files their row count from the footer,
 // uncompressed tars their image members (headers only, data is seeked
-// over). exact is false when a compressed or unreadable container could not
+// over); a named container with none counts one (its ErrNoImages item).
+// exact is false when a compressed or unreadable container could not
 // be counted cheaply.
 func (r *Reader) Total() (n int64, exact bool) {
 	exact = true
@@ -109,14 +116,14 @@ func (r *Reader) Total() (n int64, exact bool) {
 				exact = false
 				continue
 			}
-			n += rows
+			n += max(rows, b2i(e.named))
 		case kindTar:
 			m, err := tarMembers(e.path)
 			if err != nil {
 				exact = false
 				continue
 			}
-			n += m
+			n += max(m, b2i(e.named))
 		}
 	}
 	if s := r.opts.Shard; s.Count > 1 {
@@ -126,6 +133,13 @@ func (r *Reader) Total() (n int64, exact bool) {
 		}
 	}
 	return n, exact
+}
+
+func b2i(b bool) int64 {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // Stats returns counters so far.
@@ -224,7 +238,7 @@ func (r *Reader) Next(ctx context.Context) (Item, error) {
 				}
 				continue
 			}
-			r.cur, r.curE = c, e
+			r.cur, r.curE, r.curSeen = c, e, false
 		}
 	}
 }
@@ -236,6 +250,7 @@ func (r *Reader) nextMember() (it Item, ok bool, err error) {
 	var id string
 	var dup bool
 	want := func(member string, row int64, key string) bool {
+		r.curSeen = true
 		idx = r.index
 		id = memberID(e, member, row, key)
 		h := maphash.String(r.seed, id)
@@ -250,7 +265,14 @@ func (r *Reader) nextMember() (it Item, ok bool, err error) {
 		if cerr != nil {
 			return Item{}, false, fmt.Errorf("close %s: %w", e.path, cerr)
 		}
+		if e.named && !r.curSeen {
+			it, ok := r.containerError(e, ErrNoImages)
+			return it, ok, nil
+		}
 		return Item{}, false, nil
+	}
+	if err != nil {
+		r.curSeen = true // a failed member or a corrupt container is reported itself
 	}
 	var me *memberError
 	if errors.As(err, &me) {

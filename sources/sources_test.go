@@ -411,3 +411,48 @@ func TestOversizedMembers(t *testing.T) {
 		t.Fatalf("got %q\nwant %q", got, want)
 	}
 }
+
+// A tar or Parquet file named as an input that holds no image (an empty
+// file, a tar of captions only, a Parquet with no rows) is one error item
+// under its own id; found by a directory walk it adds nothing.
+func TestNamedContainerWithoutImages(t *testing.T) {
+	dir := t.TempDir()
+	chdir(t, dir)
+	write(t, "empty.tar", "")
+	writeTar(t, "captions.tar", false, [][2]string{{"a.txt", "a caption"}})
+	writeTar(t, "empty.tar.gz", true, nil)
+	writeHFParquet(t, "norows.parquet", nil)
+	writeTar(t, "ok.tar", false, [][2]string{{"x.jpg", "X"}, {"x.txt", "cap"}})
+	named := []string{"captions.tar", "empty.tar", "empty.tar.gz", "norows.parquet", "ok.tar"}
+	r, err := Open(named, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, exact := r.Total(); n != 4 || exact {
+		t.Errorf("Total() = %d %v, want 4 false (one item for each named container without images; the .gz is not counted)", n, exact)
+	}
+	got := readAll(t, r)
+	if len(got) != 5 || got[4] != "ok.tar/x.jpg=X" {
+		t.Fatalf("items %q", got)
+	}
+	for i, id := range named[:4] {
+		if !strings.HasPrefix(got[i], id+"!") || !strings.Contains(got[i], "no images") {
+			t.Errorf("item %d = %q, want an error item %q saying it has no images", i, got[i], id)
+		}
+	}
+
+	// The same files found in a directory are not errors.
+	os.Mkdir("d", 0o755)
+	for _, f := range named {
+		if err := os.Rename(f, filepath.Join("d", f)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r, err = Open([]string{"d"}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := readAll(t, r); !reflect.DeepEqual(got, []string{"ok.tar/x.jpg=X"}) {
+		t.Errorf("walked: %q", got)
+	}
+}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -45,14 +46,55 @@ func TestE2EMemoryBudget(t *testing.T) {
 			t.Errorf("error row %d: %q, want the budget refusal naming the size", i, msg)
 		}
 	}
-	// An input larger than the whole budget is its own error row too.
+	// An input larger than the whole budget is its own error row too (a
+	// 2 MiB file under a 1 MiB budget; a budget below the batch's tensors
+	// is refused before any input, see TestBatchSizeAgainstBudget).
+	good, err := os.ReadFile(filepath.Join(root, "good.png"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	big := filepath.Join(t.TempDir(), "big.png")
+	if err := os.WriteFile(big, append(good, make([]byte, 2<<20)...), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	out = t.TempDir()
-	code, _, stderr = maeembed(t, "embed", "-m", filepath.Join(fixtures, "tiny32", "hf"), "--memory-budget", "100", "-o", out, filepath.Join(root, "good.png"))
+	code, _, stderr = maeembed(t, "embed", "-m", filepath.Join(fixtures, "tiny32", "hf"), "--memory-budget", "1MiB", "--batch-size", "1", "-o", out, big)
 	if code == 0 || !strings.Contains(stderr, "larger than the whole memory budget") {
-		t.Errorf("a 100-byte budget: exit %d (want non-zero: every input failed)\n%s", code, stderr)
+		t.Errorf("a 2 MiB input under a 1 MiB budget: exit %d (want non-zero: every input failed)\n%s", code, stderr)
 	}
 	code, _, stderr = maeembed(t, "embed", "-m", filepath.Join(fixtures, "tiny32", "hf"), "--memory-budget", "lots", "-o", t.TempDir(), root)
 	if code != 2 || !strings.Contains(stderr, "--memory-budget") {
 		t.Errorf("--memory-budget lots: exit %d, %s", code, stderr)
 	}
+}
+
+// A batch size is a usage error when it is absurd or when the batch's
+// tensors exceed the memory budget (the message names both numbers),
+// before the model stage sizes its buffers; a zero budget is refused
+// with a message, not "<nil>".
+func TestBatchSizeAgainstBudget(t *testing.T) {
+	m := filepath.Join(fixtures, "small48", "hf")
+	imgs := filepath.Join(fixtures, "small48", "images")
+	for _, tc := range []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"embed", "--batch-size", "70000"}, []string{"--batch-size", "70000", "65536"}},
+		{[]string{"embed", "--batch-size", "5000", "--memory-budget", "16MiB"}, []string{"--batch-size", "5000", "MiB", "16 MiB", "--memory-budget"}},
+		{[]string{"reconstruct", "--batch-size", "5000", "--memory-budget", "16MiB"}, []string{"--batch-size", "5000", "16 MiB"}},
+		{[]string{"embed", "--memory-budget", "0"}, []string{"--memory-budget", "0", "positive"}},
+	} {
+		args := append(tc.args, "-m", m, "-o", t.TempDir(), imgs)
+		code, _, stderr := maeembed(t, args...)
+		if code != 2 {
+			t.Errorf("%v: exit %d, want 2 (usage)\n%s", tc.args, code, stderr)
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(stderr, w) || strings.Contains(stderr, "<nil>") {
+				t.Errorf("%v: stderr lacks %q (or says <nil>):\n%s", tc.args, w, stderr)
+			}
+		}
+	}
+	// What fits is run.
+	mustRun(t, "embed", "--batch-size", "64", "--memory-budget", "16MiB", "-m", m, "-o", t.TempDir(), imgs)
 }

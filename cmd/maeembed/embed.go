@@ -30,7 +30,7 @@ a Parquet dataset. A rerun into the same output resumes.`,
 		runFlags(fs, o)
 		fs.StringVar(&o.Pool, "pool", o.Pool, "cls | mean | tokens | global")
 		fs.BoolVar(&o.Resume, "resume", o.Resume, "skip inputs already in the output")
-		fs.IntVar(&o.MaxFileRows, "max-file-rows", o.MaxFileRows, "advanced: rows per Parquet/Arrow part file (0 = 100000)")
+		fs.IntVar(&o.MaxFileRows, "max-file-rows", o.MaxFileRows, "advanced: about this many rows per Parquet/Arrow part file: a part is published at the first batch that reaches it, so up to rows+batch-1 (0 = 100000)")
 	},
 	extraKeys: []string{"inputs"},
 	run:       (*env).embed,
@@ -86,6 +86,9 @@ func (e *env) embed(o *Options) error {
 func (e *env) openEmbedder(o *Options, pool mae.Pool, pre *stages.Preprocess) (*mae.Embedder, sinks.Meta, error) {
 	m, err := e.openModel(o, false)
 	if err != nil {
+		return nil, sinks.Meta{}, err
+	}
+	if err := checkBatchSize(o.BatchSize, m.Config.BatchBytes(o.BatchSize, false), pre.Budget); err != nil {
 		return nil, sinks.Meta{}, err
 	}
 	em, err := mae.NewEmbedder(m, pool, o.BatchSize)

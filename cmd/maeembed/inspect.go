@@ -2,7 +2,9 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"os"
 	"sort"
 	"text/tabwriter"
 	"time"
@@ -31,6 +33,7 @@ var convertCommand = commandSpec{
 		modelFlags(fs, o)
 		fs.StringVarP(&o.Output, "output", "o", o.Output, "output directory")
 		fs.BoolVar(&o.Float16, "float16", o.Float16, "store the weights as float16 (half the size; loading upcasts)")
+		fs.BoolVar(&o.Force, "force", o.Force, "replace the checkpoint files in an existing, non-empty --output directory")
 	},
 	run: (*env).convert,
 }
@@ -83,6 +86,16 @@ func (e *env) inspect(o *Options) error {
 func (e *env) convert(o *Options) error {
 	if o.Output == "" {
 		return fmt.Errorf("%w: convert needs --output DIR", errUsage)
+	}
+	if !o.Force {
+		// A new directory is written whole and renamed into place; an
+		// existing one would have its files replaced, so that must be asked for.
+		switch ents, err := os.ReadDir(o.Output); {
+		case err == nil && len(ents) > 0:
+			return fmt.Errorf("%w: convert: --output %s exists and is not empty (--force replaces its checkpoint files)", errUsage, o.Output)
+		case err != nil && !errors.Is(err, os.ErrNotExist):
+			return fmt.Errorf("convert: --output: %w", err)
+		}
 	}
 	m, err := e.openModel(o, false)
 	if err != nil {

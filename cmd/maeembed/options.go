@@ -1,8 +1,11 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
+	"reflect"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -44,6 +47,7 @@ type Options struct {
 	MaxFileRows int        `yaml:"max_file_rows"`
 	Precision   string     `yaml:"precision"`
 	Float16     bool       `yaml:"float16"`
+	Force       bool       `yaml:"force"`
 	Inputs      []string   `yaml:"inputs"`
 	// Source holds the input options (extensions, image_column, id_column,
 	// image_root): the sources package's own config, same YAML keys.
@@ -158,8 +162,11 @@ func checkConfigKeys(fs *pflag.FlagSet, keys, extra []string, path, name string)
 	return nil
 }
 
-// loadConfigFile decodes the YAML file at path (if any) into dst strictly
-// and returns its top-level keys.
+// loadConfigFile decodes the YAML file at path (if any) into dst key by
+// key and returns its top-level keys. Errors name the key and the file,
+// not Go types: a key dst has no field for is "unknown key", a fractional
+// number for an integer option is refused (YAML would truncate it), and a
+// list option also takes the flags' comma form ("extensions: jpg,png").
 func loadConfigFile(path string, dst any) ([]string, error) {
 	if path == "" {
 		return nil, nil
@@ -168,24 +175,103 @@ func loadConfigFile(path string, dst any) ([]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: config file: %v", errUsage, err)
 	}
-	var doc map[string]yaml.Node
+	var doc yaml.Node
 	if err := yaml.Unmarshal(b, &doc); err != nil {
 		return nil, fmt.Errorf("%w: config file %s: %v", errUsage, path, err)
 	}
-	keys := make([]string, 0, len(doc))
-	for k := range doc {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	if len(keys) == 0 {
+	if len(doc.Content) == 0 {
 		return nil, nil
 	}
-	dec := yaml.NewDecoder(strings.NewReader(string(b)))
-	dec.KnownFields(true)
-	if err := dec.Decode(dst); err != nil {
-		return nil, fmt.Errorf("%w: config file %s: %v", errUsage, path, err)
+	top := doc.Content[0]
+	if top.Kind != yaml.MappingNode {
+		return nil, fmt.Errorf("%w: config file %s: want a mapping of option: value (line %d)", errUsage, path, top.Line)
 	}
+	var keys []string
+	for i := 0; i+1 < len(top.Content); i += 2 {
+		k, v := top.Content[i].Value, top.Content[i+1]
+		if slices.Contains(keys, k) {
+			return nil, fmt.Errorf("%w: config file %s: key %s given twice (line %d)", errUsage, path, k, top.Content[i].Line)
+		}
+		keys = append(keys, k)
+		f, ok := yamlField(reflect.ValueOf(dst).Elem(), k)
+		if !ok {
+			return nil, fmt.Errorf("%w: unknown key %s in config file %s (line %d)", errUsage, k, path, top.Content[i].Line)
+		}
+		if err := decodeOption(f, k, v); err != nil {
+			return nil, fmt.Errorf("%w: config file %s: key %s (line %d): %v", errUsage, path, k, v.Line, err)
+		}
+	}
+	slices.Sort(keys)
 	return keys, nil
+}
+
+// pathLists are list keys whose values are paths, which may hold commas.
+var pathLists = []string{"inputs"}
+
+// decodeOption decodes the value v of key into the field f.
+func decodeOption(f reflect.Value, key string, v *yaml.Node) error {
+	switch {
+	case v.Kind == yaml.ScalarNode && v.Tag == "!!float" && f.Type() == reflect.TypeOf(time.Duration(0)):
+		return fmt.Errorf("want a duration such as 50ms or 10s, got %s", v.Value)
+	case v.Kind == yaml.ScalarNode && v.Tag == "!!float" && f.Kind() >= reflect.Int && f.Kind() <= reflect.Uint64:
+		return fmt.Errorf("want a whole number, got %s", v.Value)
+	case v.Kind == yaml.ScalarNode && f.Type() == reflect.TypeOf([]string(nil)):
+		// A list option takes "a,b" like its flag (one path for path lists).
+		seq := &yaml.Node{Kind: yaml.SequenceNode, Tag: "!!seq", Line: v.Line}
+		vals := []string{v.Value}
+		if !slices.Contains(pathLists, key) {
+			vals = strings.Split(v.Value, ",")
+		}
+		for _, s := range vals {
+			if s = strings.TrimSpace(s); s != "" {
+				seq.Content = append(seq.Content, &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: s})
+			}
+		}
+		v = seq
+	}
+	err := v.Decode(f.Addr().Interface())
+	var te *yaml.TypeError
+	if errors.As(err, &te) {
+		// "line 3: cannot unmarshal !!str `abc` into int": the caller names the line.
+		msgs := make([]string, len(te.Errors))
+		for i, m := range te.Errors {
+			msgs[i] = lineRe.ReplaceAllString(m, "")
+		}
+		return errors.New(strings.Join(msgs, "; "))
+	}
+	return err
+}
+
+var lineRe = regexp.MustCompile(`^line \d+: `)
+
+// yamlField finds the field of struct v that YAML key maps to, as yaml.v3
+// does: the tag's name, else the lower-cased field name; inline structs
+// searched in turn; "-" skipped.
+func yamlField(v reflect.Value, key string) (reflect.Value, bool) {
+	t := v.Type()
+	for i := 0; i < t.NumField(); i++ {
+		sf := t.Field(i)
+		if !sf.IsExported() {
+			continue
+		}
+		name, opts, _ := strings.Cut(sf.Tag.Get("yaml"), ",")
+		if name == "-" {
+			continue
+		}
+		if slices.Contains(strings.Split(opts, ","), "inline") && sf.Type.Kind() == reflect.Struct {
+			if f, ok := yamlField(v.Field(i), key); ok {
+				return f, true
+			}
+			continue
+		}
+		if name == "" {
+			name = strings.ToLower(sf.Name)
+		}
+		if name == key {
+			return v.Field(i), true
+		}
+	}
+	return reflect.Value{}, false
 }
 
 func findConfigFile(args []string) string {

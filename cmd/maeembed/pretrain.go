@@ -95,6 +95,9 @@ func (e *env) pretrain(c *pretrainConfig) error {
 	if c.Output == "" {
 		return fmt.Errorf("%w: pretrain needs --output DIR", errUsage)
 	}
+	if err := checkWorkers(c.Workers); err != nil {
+		return err
+	}
 	r := c.Recipe
 	switch c.Augment {
 	case "random-resized-crop":

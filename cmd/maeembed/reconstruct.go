@@ -42,8 +42,8 @@ func (e *env) reconstruct(o *Options) error {
 	default:
 		return fmt.Errorf("%w: --format %q: reconstruct writes npy, parquet or png", errUsage, o.Format)
 	}
-	if o.MaskRatio < 0 || o.MaskRatio >= 1 {
-		return fmt.Errorf("%w: --mask-ratio %v outside [0, 1)", errUsage, o.MaskRatio)
+	if err := mae.CheckMaskRatio(o.MaskRatio); err != nil {
+		return fmt.Errorf("%w: --mask-ratio: %v", errUsage, err)
 	}
 	r, err := e.openInputs(o, "reconstruct")
 	if err != nil {
@@ -59,6 +59,12 @@ func (e *env) reconstruct(o *Options) error {
 	}
 	c := m.Config
 	l := c.NumPatches()
+	if err := c.CheckMaskRatio(o.MaskRatio); err != nil {
+		return fmt.Errorf("%w: --mask-ratio: %v", errUsage, err)
+	}
+	if err := checkBatchSize(o.BatchSize, c.BatchBytes(o.BatchSize, true), r.pre.Budget); err != nil {
+		return err
+	}
 	var noise mae.Noise = mae.SeededNoise(o.Seed)
 	if o.MaskNoise != "" {
 		shape, data, err := sinks.ReadNpyFloat32(o.MaskNoise)

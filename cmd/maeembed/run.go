@@ -42,8 +42,14 @@ func (e *env) openInputs(o *Options, cmd string) (*fileRun, error) {
 	if o.Output == "" && !o.DryRun {
 		return nil, fmt.Errorf("%w: %s needs --output DIR", errUsage, cmd)
 	}
-	if o.BatchSize < 1 {
-		return nil, fmt.Errorf("%w: --batch-size must be at least 1, got %d", errUsage, o.BatchSize)
+	if err := checkBatchSize(o.BatchSize, 0, nil); err != nil {
+		return nil, err
+	}
+	if err := checkWorkers(o.Workers); err != nil {
+		return nil, err
+	}
+	if err := (sinks.ParquetOptions{MaxFileRows: o.MaxFileRows}).Validate(); err != nil {
+		return nil, fmt.Errorf("%w: --max-file-rows: %v", errUsage, err)
 	}
 	pre, err := o.preprocess()
 	if err != nil {
@@ -73,11 +79,26 @@ func (o *Options) preprocess() (stages.Preprocess, error) {
 	}
 	budget := stages.DefaultMemoryBudget
 	if o.MemBudget != "" {
-		if budget, err = parseBytes(o.MemBudget); err != nil || budget <= 0 {
+		if budget, err = parseBytes(o.MemBudget); err != nil {
 			return stages.Preprocess{}, fmt.Errorf("%w: --memory-budget: %v", errUsage, err)
+		}
+		if budget <= 0 {
+			return stages.Preprocess{}, fmt.Errorf("%w: --memory-budget %q: must be positive", errUsage, o.MemBudget)
 		}
 	}
 	return stages.Preprocess{Mode: mode, MaxPixels: o.MaxPixels, Budget: stages.NewBudget(budget)}, nil
+}
+
+// checkBatchSize is engine.CheckBatch as a usage error of --batch-size.
+func checkBatchSize(size int, batchBytes int64, budget *stages.Budget) error {
+	if err := engine.CheckBatch(size, batchBytes, budget); err != nil {
+		hint := ""
+		if budget != nil && batchBytes > budget.Size() {
+			hint = " (lower --batch-size or raise --memory-budget)"
+		}
+		return fmt.Errorf("%w: --batch-size: %v%s", errUsage, err, hint)
+	}
+	return nil
 }
 
 // dryRun lists the ids a run would process.
@@ -112,6 +133,14 @@ func (r *fileRun) openOutput(meta sinks.Meta) (sinks.ErrorWriter, error) {
 // logFailure is the engine's OnFailure: one warning per failed input.
 func logFailure(im *engine.Image) {
 	slog.Warn("input failed", "id", im.Item.ID, "stage", im.Stage, "err", im.Err)
+}
+
+// checkWorkers refuses a negative --workers (0 = one per core).
+func checkWorkers(n int) error {
+	if n < 0 {
+		return fmt.Errorf("%w: --workers %d: must be 0 (one per core) or more", errUsage, n)
+	}
+	return nil
 }
 
 func workers(o *Options) int {

@@ -46,7 +46,7 @@ the partitions (and may share the output directory).`,
 		fs.DurationVar(&c.CommitInterval, "commit-interval", c.CommitInterval, "how often durable offsets are committed")
 		fs.DurationVar(&c.SessionTimeout, "session-timeout", c.SessionTimeout, "group session timeout: how long a dead worker's partitions wait")
 		fs.DurationVar(&s.FlushInterval, "flush-interval", s.FlushInterval, "publish the current Parquet part at least this often")
-		fs.IntVar(&o.MaxFileRows, "max-file-rows", o.MaxFileRows, "publish a Parquet part at this many rows (0 = 100000)")
+		fs.IntVar(&o.MaxFileRows, "max-file-rows", o.MaxFileRows, "publish a Parquet part once it holds this many rows (whole batches, so up to rows+batch-1; 0 = 100000)")
 		fs.Int64Var(&s.MaxFileBytes, "max-file-bytes", s.MaxFileBytes, "publish a Parquet part at this many bytes of values (0 = 512 MiB)")
 		fs.DurationVar(&s.ProduceLinger, "produce-linger", s.ProduceLinger, "kafka-go writer batch timeout")
 		fs.DurationVar(&s.ShutdownTimeout, "shutdown-timeout", s.ShutdownTimeout, "on SIGTERM, drain for at most this long, then abort (uncommitted messages are redelivered)")
@@ -78,8 +78,8 @@ func checkStream(o *Options) error {
 		return fmt.Errorf("%w: stream needs at least one --topic", errUsage)
 	case o.Output == "" && o.Stream.OutputTopic == "":
 		return fmt.Errorf("%w: stream needs --output DIR and/or --output-topic T", errUsage)
-	case o.BatchSize < 1:
-		return fmt.Errorf("%w: --batch-size must be at least 1, got %d", errUsage, o.BatchSize)
+	case checkBatchSize(o.BatchSize, 0, nil) != nil:
+		return checkBatchSize(o.BatchSize, 0, nil)
 	case s.MaxInFlight < o.BatchSize:
 		return fmt.Errorf("%w: --max-in-flight %d is below --batch-size %d", errUsage, s.MaxInFlight, o.BatchSize)
 	case o.Stream.ShutdownTimeout <= 0:
@@ -88,7 +88,10 @@ func checkStream(o *Options) error {
 	if err := s.Validate(); err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
-	return nil
+	if err := (sinks.ParquetOptions{MaxFileRows: o.MaxFileRows, MaxFileBytes: o.Stream.MaxFileBytes}).Validate(); err != nil {
+		return fmt.Errorf("%w: --max-file-rows/--max-file-bytes: %v", errUsage, err)
+	}
+	return checkWorkers(o.Workers)
 }
 
 // stream consumes images from Kafka and writes embeddings to rolling

@@ -171,13 +171,14 @@ type EmbeddingMeta struct {
 }
 
 // Embedding builds the output message of one input, keyed by the id's
-// bytes (sources.UnescapeID: a binary input key comes out as it went in).
+// bytes (sources.UnescapeID: a binary input key comes out as it went in;
+// an input without a key gives a message without one, see inputKey).
 // The value is vec as little-endian float32; buf, if large enough, is
 // reused for it (the message then aliases buf until Produce returns).
 func (e EmbeddingMeta) Embedding(id, source string, vec []float32, buf []byte) kgo.Message {
 	return kgo.Message{
 		Topic: e.Topic,
-		Key:   []byte(sources.UnescapeID(id)),
+		Key:   inputKey(id, source),
 		Value: EncodeFloat32(buf, vec),
 		Headers: []kgo.Header{
 			{Key: HeaderModel, Value: []byte(e.Model)},
@@ -189,8 +190,8 @@ func (e EmbeddingMeta) Embedding(id, source string, vec []float32, buf []byte) k
 }
 
 // DeadLetter builds the dead-letter message of a failed input: its original
-// bytes under its original key (the id unescaped, sources.UnescapeID), with
-// the stage and error. A zero-byte value stays a zero-byte value, not a
+// bytes under its original key (the id unescaped, sources.UnescapeID; no
+// key for an input without one, see inputKey), with the stage and error. A zero-byte value stays a zero-byte value, not a
 // null one (the consumer gives nil for both; an input of no bytes is far
 // likelier than a tombstone in a topic of images).
 func DeadLetter(topic, id, source string, data []byte, stage string, err error) kgo.Message {
@@ -199,7 +200,7 @@ func DeadLetter(topic, id, source string, data []byte, stage string, err error) 
 	}
 	return kgo.Message{
 		Topic: topic,
-		Key:   []byte(sources.UnescapeID(id)),
+		Key:   inputKey(id, source),
 		Value: data,
 		Headers: []kgo.Header{
 			{Key: HeaderError, Value: []byte(err.Error())},
@@ -207,6 +208,17 @@ func DeadLetter(topic, id, source string, data []byte, stage string, err error) 
 			{Key: HeaderSource, Value: []byte(source)},
 		},
 	}
+}
+
+// inputKey is the key of the input message with this id and source
+// ("topic/partition/offset"): the id unescaped, or nil when the id is the
+// source itself, the id the Kafka source gives a message without a key (so
+// a null key stays null; the source header says where the input was).
+func inputKey(id, source string) []byte {
+	if id == source {
+		return nil
+	}
+	return []byte(sources.UnescapeID(id))
 }
 
 // EncodeFloat32 writes vec as little-endian float32 into buf (grown if

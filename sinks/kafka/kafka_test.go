@@ -205,3 +205,28 @@ func TestDeadLetterKeepsInputAsSent(t *testing.T) {
 		t.Fatalf("output key %q, want the input's %q", o.Key, key)
 	}
 }
+
+// An input without a key (its id is its position, "topic/partition/offset")
+// gives a dead letter and an output message without a key, not one keyed
+// by the position; the source header carries the position.
+func TestNullKeyStaysNull(t *testing.T) {
+	addr := cluster(t, "dlq", "out")
+	p, err := NewProducer(Config{Brokers: []string{addr}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Produce(context.Background(), DeadLetter("dlq", "images/1/5", "images/1/5", []byte("x"), "decode", errors.New("bad"))); err != nil {
+		t.Fatal(err)
+	}
+	meta := EmbeddingMeta{Topic: "out", Model: "m", Pool: "mean", Dim: 1}
+	if err := p.Produce(context.Background(), meta.Embedding("images/1/6", "images/1/6", []float32{1}, nil)); err != nil {
+		t.Fatal(err)
+	}
+	p.Close()
+	if d := consume(t, addr, "dlq", 1)[0]; d.Key != nil || header(d, HeaderSource) != "images/1/5" {
+		t.Errorf("dead letter key %q (nil: %v), source %q; want a null key and the position in the header", d.Key, d.Key == nil, header(d, HeaderSource))
+	}
+	if o := consume(t, addr, "out", 1)[0]; o.Key != nil {
+		t.Errorf("output key %q, want null", o.Key)
+	}
+}
