@@ -1,6 +1,7 @@
 package sources
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/apache/arrow/go/v17/arrow"
 	"github.com/apache/arrow/go/v17/arrow/array"
@@ -56,12 +58,16 @@ type parquetContainer struct {
 	batch   int // most rows read at a time (Options.ParquetBatch)
 	rows    int // rows the next batch reads (see batchBytes)
 
-	rg      int   // next row group to open
-	rgEnd   int64 // file row after the open row group
-	broken  error // why the open row group stopped early
-	n, i    int   // rows in the current batch, next one
-	row     int64 // file row of the batch's row 0
-	nextRow int64 // file row after the last one read or failed
+	rg       int      // next row group to open
+	rgEnd    int64    // file row after the open row group
+	broken   error    // why the open row group stopped early
+	perPage  int64    // a row's pages, compressed and decompressed, in the open row group (footer)
+	perValue int64    // a row's image value (the footer's uncompressed size)
+	cur      *pqBatch // the current batch's image values
+	batchErr error    // why the current batch's rows cannot be kept
+	n, i     int      // rows in the current batch, next one
+	row      int64    // file row of the batch's row 0
+	nextRow  int64    // file row after the last one read or failed
 
 	rootDir string    // where image paths may point (absolute)
 	root    *os.Root  // opened on first use
@@ -307,7 +313,7 @@ func (c *parquetContainer) leaves() []*leaf {
 	return ls
 }
 
-func (c *parquetContainer) next(want func(member string, row int64, key string) bool, readData bool) (string, int64, []byte, error) {
+func (c *parquetContainer) next(want func(member string, row int64, key string) bool, readData bool, h hold) (string, int64, []byte, func(), error) {
 	for {
 		switch {
 		case c.i < c.n:
@@ -318,11 +324,14 @@ func (c *parquetContainer) next(want func(member string, row int64, key string) 
 			row := c.nextRow
 			c.nextRow++
 			if want("", row, "") {
-				return "", row, nil, &memberError{fmt.Errorf("row %d: %w", row, c.broken)}
+				return "", row, nil, nil, &memberError{fmt.Errorf("row %d: %w", row, c.broken)}
 			}
 			continue
 		case c.nextRow < c.rgEnd:
-			if err := c.readBatch(); err != nil {
+			if !readData {
+				h = nil
+			}
+			if err := c.readBatch(h); err != nil {
 				c.broken = err
 			}
 			continue
@@ -332,7 +341,7 @@ func (c *parquetContainer) next(want func(member string, row int64, key string) 
 			}
 			continue
 		default:
-			return "", -1, nil, errEOF
+			return "", -1, nil, nil, errEOF
 		}
 		i := c.i
 		c.i++
@@ -341,7 +350,7 @@ func (c *parquetContainer) next(want func(member string, row int64, key string) 
 		if c.id != nil {
 			s, err := c.keyAt(i)
 			if err != nil {
-				return "", row, nil, &memberError{fmt.Errorf("row %d: %w", row, err)}
+				return "", row, nil, nil, &memberError{fmt.Errorf("row %d: %w", row, err)}
 			}
 			key = s
 		}
@@ -349,13 +358,16 @@ func (c *parquetContainer) next(want func(member string, row int64, key string) 
 			continue
 		}
 		if !readData {
-			return "", row, nil, nil
+			return "", row, nil, nil, nil
 		}
-		data, err := c.imageAt(i)
+		if c.batchErr != nil {
+			return "", row, nil, nil, &memberError{fmt.Errorf("row %d: %w", row, c.batchErr)}
+		}
+		data, release, err := c.imageAt(i, h)
 		if err != nil {
-			return "", row, nil, &memberError{fmt.Errorf("row %d: %w", row, err)}
+			return "", row, nil, nil, &memberError{fmt.Errorf("row %d: %w", row, err)}
 		}
-		return "", row, data, nil
+		return "", row, data, release, nil
 	}
 }
 
@@ -371,7 +383,19 @@ func (c *parquetContainer) openGroup() (err error) {
 		}
 	}()
 	defer recovered(&err)
-	c.rgEnd = c.nextRow + c.rdr.MetaData().RowGroup(g).NumRows()
+	md := c.rdr.MetaData().RowGroup(g)
+	c.rgEnd = c.nextRow + md.NumRows()
+	// The footer's sizes of the image column, shared out over the rows:
+	// the estimates the budget is asked for before a batch is read.
+	if n := md.NumRows(); n > 0 {
+		cc, err := md.ColumnChunk(c.img.col)
+		if err != nil {
+			return err
+		}
+		unc := max(cc.TotalUncompressedSize(), 0)
+		c.perPage = (max(cc.TotalCompressedSize(), 0) + unc + n - 1) / n
+		c.perValue = (unc + n - 1) / n
+	}
 	rg := c.rdr.RowGroup(g)
 	for _, l := range c.leaves() {
 		pr, err := rg.GetColumnPageReader(l.col)
@@ -392,17 +416,49 @@ func (c *parquetContainer) openGroup() (err error) {
 }
 
 // readBatch reads the next rows of the open row group from every leaf.
-// The rows of a batch are held twice (the reader's buffers, then each
-// item's copy): batchBytes bounds them. Batches start at one row and
-// double up to ParquetBatch while they stay under it, and halve when
+// batchBytes bounds the image bytes of a batch: batches start at one row
+// and double up to ParquetBatch while they stay under it, and halve when
 // they pass it, so 32 rows of 200 MB are never read at once.
+//
+// With a budget (h), reading a batch first waits for the footer's estimate
+// of what it will hold (batchCost); once read, the hold is set to what it
+// does hold: the image values' buffers, and the page buffers the column
+// reader keeps. The batch keeps it until the container and every item of
+// the batch let go (pqBatch). Rows whose reading alone would take more
+// than the whole budget are not read: the rest of the row group becomes
+// error rows (rows cannot be skipped one by one).
 var batchBytes = 64 << 20
 
-func (c *parquetContainer) readBatch() (err error) {
+// batchCost estimates, from the footer, what reading n rows of the open
+// row group holds: their values, and a page's compressed bytes and its
+// decompressed copy, kept by the column reader (a page is one row of
+// large images, or about 1 MiB of small ones).
+func (c *parquetContainer) batchCost(n int) (pages, values int64) {
+	return min(int64(n)*c.perPage, max(c.perPage, 2<<20)), int64(n) * c.perValue
+}
+
+func (c *parquetContainer) readBatch(h hold) (err error) {
 	defer recovered(&err)
-	c.n, c.i = 0, 0
+	c.dropBatch()
+	c.n, c.i, c.batchErr = 0, 0, nil
 	c.rows = max(1, min(c.rows, c.batch))
 	n := int(min(int64(c.rows), c.rgEnd-c.nextRow))
+	pages, values := c.batchCost(n)
+	reading, err := h.take(pages + values)
+	for err != nil && n > 1 && !aborted(err) {
+		c.rows, n = 1, 1 // a smaller batch may fit
+		pages, values = c.batchCost(1)
+		reading, err = h.take(pages + values)
+	}
+	if err != nil {
+		return fmt.Errorf("reading a row needs about %d MiB (the row group's average): %w", (pages+values+1<<20-1)>>20, err)
+	}
+	done := false
+	defer func() {
+		if !done {
+			reading()
+		}
+	}()
 	for _, l := range c.leaves() {
 		if err := l.read(n); err != nil {
 			return fmt.Errorf("parquet row group %d, column %s: %w", c.rg-1, c.rdr.MetaData().Schema.Column(l.col).Path(), err)
@@ -410,10 +466,27 @@ func (c *parquetContainer) readBatch() (err error) {
 	}
 	c.n, c.row = n, c.nextRow
 	c.nextRow += int64(n)
-	size := 0
+	size, held := 0, int64(0)
 	for _, b := range c.img.bytes {
 		size += len(b)
 	}
+	for _, a := range c.img.chunks {
+		for _, buf := range a.Data().Buffers() {
+			if buf != nil {
+				held += int64(buf.Cap())
+			}
+		}
+	}
+	// The estimate's hold becomes the measured one: only this goroutine
+	// takes input memory, so the exchange cannot be overtaken.
+	done = true
+	reading()
+	keep, err := h.take(pages + held)
+	if err != nil {
+		keep, c.batchErr = func() {}, err // the rows' error rows; aborted: the Reader sees ctx
+	}
+	c.cur = newBatch(c.img.chunks, keep)
+	c.img.chunks = nil // c.cur releases them
 	switch {
 	case size > batchBytes:
 		c.rows /= 2
@@ -421,6 +494,51 @@ func (c *parquetContainer) readBatch() (err error) {
 		c.rows *= 2
 	}
 	return nil
+}
+
+// aborted: a budget's wait ended with the run, not a refusal of a size.
+func aborted(err error) bool {
+	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
+}
+
+// pqBatch is the image values of one batch. Items alias them (no copy),
+// so they stay until the container has moved on and every item of the
+// batch released them; the last release frees them and gives their memory
+// back to the budget.
+type pqBatch struct {
+	refs    atomic.Int64
+	chunks  []arrow.Array
+	release func()
+}
+
+func newBatch(chunks []arrow.Array, release func()) *pqBatch {
+	b := &pqBatch{chunks: chunks, release: release}
+	b.refs.Store(1) // the container's
+	return b
+}
+
+// ref is one more holder's release, safe to call more than once.
+func (b *pqBatch) ref() func() {
+	b.refs.Add(1)
+	var once sync.Once
+	return func() { once.Do(b.unref) }
+}
+
+func (b *pqBatch) unref() {
+	if b.refs.Add(-1) == 0 {
+		for _, a := range b.chunks {
+			a.Release()
+		}
+		b.release()
+	}
+}
+
+// dropBatch lets go of the current batch (the container's reference).
+func (c *parquetContainer) dropBatch() {
+	if c.cur != nil {
+		c.cur.unref()
+		c.cur = nil
+	}
 }
 
 // read reads the next n rows of l; byte values alias l.chunks until the
@@ -525,28 +643,33 @@ func (c *parquetContainer) keyAt(i int) (string, error) {
 	return strconv.FormatInt(l.ints[i], 10), nil
 }
 
-// imageAt copies the image bytes of row i: a binary column, or the Hugging
-// Face struct {bytes, path} where a null bytes with a path means the image is
-// a file next to the dataset.
-func (c *parquetContainer) imageAt(i int) ([]byte, error) {
+// imageAt is the image bytes of row i and their release: a binary column
+// (aliasing the batch, see pqBatch), or the Hugging Face struct {bytes,
+// path} where a null bytes with a path means the image is a file next to
+// the dataset (read under h).
+func (c *parquetContainer) imageAt(i int, h hold) ([]byte, func(), error) {
 	l := &c.img
 	if !c.inStruc && !l.present[i] || c.inStruc && !l.parentOK[i] {
-		return nil, fmt.Errorf("image is null")
+		return nil, nil, fmt.Errorf("image is null")
 	}
 	if l.present[i] {
-		return copyImage(l.bytes[i])
+		b, err := imageValue(l.bytes[i])
+		if err != nil {
+			return nil, nil, err
+		}
+		return b, c.cur.ref(), nil
 	}
 	if c.imgPath != nil {
 		if c.imgPath.present[i] && len(c.imgPath.bytes[i]) > 0 {
 			p := string(c.imgPath.bytes[i])
-			b, err := c.readPath(p)
+			b, release, err := c.readPath(p, h)
 			if err != nil {
-				return nil, fmt.Errorf("image bytes null, path %q: %w", p, err)
+				return nil, nil, fmt.Errorf("image bytes null, path %q: %w", p, err)
 			}
-			return b, nil
+			return b, release, nil
 		}
 	}
-	return nil, fmt.Errorf("image struct has neither bytes nor path")
+	return nil, nil, fmt.Errorf("image struct has neither bytes nor path")
 }
 
 // readPath reads the file an image struct's path names. The path comes from
@@ -554,40 +677,45 @@ func (c *parquetContainer) imageAt(i int) ([]byte, error) {
 // Parquet file's directory unless Options.ImageRoot says otherwise), through
 // no symlink leading out of it (os.Root), and name a regular file within the
 // size limit — never /etc/shadow, ../../etc/passwd, /proc or /dev/zero.
-func (c *parquetContainer) readPath(p string) ([]byte, error) {
+func (c *parquetContainer) readPath(p string, h hold) ([]byte, func(), error) {
 	target := filepath.FromSlash(p)
 	if !filepath.IsAbs(target) {
 		dir, err := filepath.Abs(filepath.Dir(c.path))
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		target = filepath.Join(dir, target)
 	}
 	rel, err := filepath.Rel(c.rootDir, target)
 	if err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
-		return nil, fmt.Errorf("outside the dataset directory %s (--image-root allows another)", c.rootDir)
+		return nil, nil, fmt.Errorf("outside the dataset directory %s (--image-root allows another)", c.rootDir)
 	}
 	if c.root == nil {
 		if c.root, err = os.OpenRoot(c.rootDir); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
-	return readRegular(c.root.OpenFile, rel)
+	return readRegular(c.root.OpenFile, rel, h)
 }
 
-// copyImage copies a value out of the page buffers, which are reused, and
-// refuses one over the member limit like a tar member.
-func copyImage(v []byte) ([]byte, error) {
+// imageValue is a value of the batch's image buffers (which belong to the
+// batch, never reused while it is referenced), capped so that an append
+// cannot write into the next row; one over the member limit is refused
+// like a tar member.
+func imageValue(v []byte) ([]byte, error) {
 	if len(v) > maxMemberBytes {
 		return nil, fmt.Errorf("image is %d bytes, limit %d", len(v), maxMemberBytes)
 	}
 	// Never nil, even empty: an empty image is data (the decoder says what
 	// is wrong with it), nil is no data.
-	return append(make([]byte, 0, len(v)), v...), nil
+	if v == nil {
+		return []byte{}, nil
+	}
+	return v[:len(v):len(v)], nil
 }
 
-// bytesAt is the binary value of row i, aliasing the record's buffers.
 func (c *parquetContainer) close() error {
+	c.dropBatch()
 	for _, l := range c.leaves() {
 		func() {
 			defer func() { recover() }() // a reader left in a bad state
