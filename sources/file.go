@@ -12,7 +12,7 @@ import (
 
 // readRegular reads a whole regular file of at most maxMemberBytes through
 // open (os.OpenFile, or an os.Root's, which keeps the path inside a
-// directory), taking its size from h first (nil: no budget). Anything else
+// directory), taking its size from h first. Anything else
 // is refused with an error naming what it is: a FIFO would block forever,
 // /dev/zero never ends, /proc and /sys files lie about their size (and
 // tell secrets). The file is opened non-blocking so that a FIFO is seen,

@@ -329,7 +329,7 @@ func (c *parquetContainer) next(want func(member string, row int64, key string) 
 			continue
 		case c.nextRow < c.rgEnd:
 			if !readData {
-				h = nil
+				h = hold{}
 			}
 			if err := c.readBatch(h); err != nil {
 				c.broken = err
@@ -430,11 +430,15 @@ func (c *parquetContainer) openGroup() (err error) {
 var batchBytes = 64 << 20
 
 // batchCost estimates, from the footer, what reading n rows of the open
-// row group holds: their values, and a page's compressed bytes and its
-// decompressed copy, kept by the column reader (a page is one row of
-// large images, or about 1 MiB of small ones).
+// row group holds: their values (in a buffer that grows by doubling), and
+// a page's compressed bytes and its decompressed copy, kept by the column
+// reader (a page is one row of large images, or about 1 MiB of small ones).
 func (c *parquetContainer) batchCost(n int) (pages, values int64) {
-	return min(int64(n)*c.perPage, max(c.perPage, 2<<20)), int64(n) * c.perValue
+	values = 1
+	for values < int64(n)*c.perValue {
+		values *= 2
+	}
+	return min(int64(n)*c.perPage, max(c.perPage, 2<<20)), values
 }
 
 func (c *parquetContainer) readBatch(h hold) (err error) {
@@ -446,8 +450,9 @@ func (c *parquetContainer) readBatch(h hold) (err error) {
 	pages, values := c.batchCost(n)
 	reading, err := h.take(pages + values)
 	for err != nil && n > 1 && !aborted(err) {
-		c.rows, n = 1, 1 // a smaller batch may fit
-		pages, values = c.batchCost(1)
+		n /= 2 // a smaller batch may fit
+		c.rows = n
+		pages, values = c.batchCost(n)
 		reading, err = h.take(pages + values)
 	}
 	if err != nil {
@@ -482,6 +487,12 @@ func (c *parquetContainer) readBatch(h hold) (err error) {
 	done = true
 	reading()
 	keep, err := h.take(pages + held)
+	if err != nil && n > 1 && !aborted(err) {
+		// Rows the footer's average misjudged: they are read, and each may
+		// fit; hold the whole budget rather than refuse them.
+		c.rows = 1
+		keep, err = h.take(h.size())
+	}
 	if err != nil {
 		keep, c.batchErr = func() {}, err // the rows' error rows; aborted: the Reader sees ctx
 	}

@@ -45,15 +45,27 @@ type container interface {
 	close() error
 }
 
-// hold takes n bytes from the run's memory budget for data about to be
-// read, waiting for room (Budget.AcquireInput). A nil hold takes nothing.
-type hold func(n int64) (release func(), err error)
+// hold takes bytes from the run's memory budget for data about to be
+// read, its waits ending with ctx. The zero hold takes nothing.
+type hold struct {
+	ctx context.Context
+	b   Budget
+}
 
-func (h hold) take(n int64) (func(), error) {
-	if h == nil {
+// take waits until n more bytes may be held (Budget.AcquireInput).
+func (h hold) take(n int64) (release func(), err error) {
+	if h.b == nil {
 		return func() {}, nil
 	}
-	return h(n)
+	return h.b.AcquireInput(h.ctx, n)
+}
+
+// size is the whole budget (0: none).
+func (h hold) size() int64 {
+	if h.b == nil {
+		return 0
+	}
+	return h.b.Size()
 }
 
 // errEOF ends a container.
@@ -147,14 +159,8 @@ func (r *Reader) Total() (n int64, exact bool) {
 // the first Next.
 func (r *Reader) SetBudget(b Budget) { r.budget = b }
 
-// hold is the budget's hold for this call of Next (nil without a budget):
-// its waits end with ctx.
-func (r *Reader) hold(ctx context.Context) hold {
-	if r.budget == nil {
-		return nil
-	}
-	return func(n int64) (func(), error) { return r.budget.AcquireInput(ctx, n) }
-}
+// hold is the budget's hold for this call of Next: its waits end with ctx.
+func (r *Reader) hold(ctx context.Context) hold { return hold{ctx, r.budget} }
 
 // Stats returns counters so far.
 func (r *Reader) Stats() Stats {

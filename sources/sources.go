@@ -63,6 +63,8 @@ type Budget interface {
 	// release; it fails when ctx ends, or at once for n larger than the
 	// whole budget.
 	AcquireInput(ctx context.Context, n int64) (release func(), err error)
+	// Size is the whole budget in bytes.
+	Size() int64
 }
 
 // Budgeted is a Source that takes its items' bytes from a Budget before it
