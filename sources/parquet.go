@@ -83,7 +83,8 @@ type leaf struct {
 	maxDef   int16 // definition level of a present value
 	ownDef   int16 // definition level at which the leaf's parent is present
 	unsigned bool  // an integer column of an unsigned logical type
-	rr       file.RecordReader
+	phys     parquet.Type
+	rr       file.RecordReader // the open row group's; nil between row groups
 	chunks   []arrow.Array // the current batch's binary values (released on the next)
 	bytes    [][]byte      // row → value, aliasing chunks; nil when null
 	ints     []int64       // row → value (integer columns)
@@ -202,7 +203,7 @@ func openParquet(p string, opts Options) (c container, err error) {
 		if d.MaxRepetitionLevel() > 0 {
 			return nil, fmt.Errorf("parquet: column %q is repeated", path)
 		}
-		l := &leaf{col: i, maxDef: d.MaxDefinitionLevel(), ownDef: d.MaxDefinitionLevel()}
+		l := &leaf{col: i, maxDef: d.MaxDefinitionLevel(), ownDef: d.MaxDefinitionLevel(), phys: d.PhysicalType()}
 		if d.SchemaNode().RepetitionType() == parquet.Repetitions.Optional {
 			l.ownDef--
 		}
@@ -482,6 +483,12 @@ func (c *parquetContainer) readBatch(h hold) (err error) {
 			}
 		}
 	}
+	if c.nextRow == c.rgEnd {
+		// The column readers keep the last page and its compressed copy:
+		// let them go with the row group (as large as a row of big images).
+		c.dropReaders()
+		pages = 0
+	}
 	// The estimate's hold becomes the measured one: only this goroutine
 	// takes input memory, so the exchange cannot be overtaken.
 	done = true
@@ -541,6 +548,18 @@ func (b *pqBatch) unref() {
 			a.Release()
 		}
 		b.release()
+		b.chunks = nil // a release closure kept somewhere must not pin them
+	}
+}
+
+// dropReaders releases the column readers of the open row group (openGroup
+// makes new ones).
+func (c *parquetContainer) dropReaders() {
+	for _, l := range c.leaves() {
+		if l.rr != nil {
+			l.rr.Release()
+			l.rr = nil
+		}
 	}
 }
 
@@ -646,7 +665,7 @@ func (c *parquetContainer) keyAt(i int) (string, error) {
 	switch {
 	case !l.present[i]:
 		return "", fmt.Errorf("id column %q is null", c.idCol)
-	case l.rr.Type() == parquet.Types.ByteArray:
+	case l.phys == parquet.Types.ByteArray:
 		return string(l.bytes[i]), nil
 	case l.unsigned:
 		return strconv.FormatUint(uint64(l.ints[i]), 10), nil

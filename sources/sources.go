@@ -168,7 +168,7 @@ type ackCounter struct {
 func (c *ackCounter) withAck(it Item, onAck func(Item, error)) Item {
 	var once sync.Once
 	meta := it
-	meta.Data = nil // the ack outlives the bytes' usefulness; don't pin them
+	meta.Data, meta.Release = nil, nil // the ack outlives the bytes' usefulness; don't pin them
 	it.Ack = func(err error) {
 		once.Do(func() {
 			c.mu.Lock()
