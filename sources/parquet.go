@@ -85,11 +85,11 @@ type leaf struct {
 	unsigned bool  // an integer column of an unsigned logical type
 	phys     parquet.Type
 	rr       file.RecordReader // the open row group's; nil between row groups
-	chunks   []arrow.Array // the current batch's binary values (released on the next)
-	bytes    [][]byte      // row → value, aliasing chunks; nil when null
-	ints     []int64       // row → value (integer columns)
-	present  []bool        // row → the value is not null
-	parentOK []bool        // row → the parent (struct) is present
+	chunks   []arrow.Array     // the current batch's binary values (released on the next)
+	bytes    [][]byte          // row → value, aliasing chunks; nil when null
+	ints     []int64           // row → value (integer columns)
+	present  []bool            // row → the value is not null
+	parentOK []bool            // row → the parent (struct) is present
 }
 
 // recovered turns a panic inside the Parquet reader (corrupt pages can
