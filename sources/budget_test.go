@@ -26,7 +26,7 @@ import (
 func budgetImage(i, n int) []byte { return bytes.Repeat([]byte{byte(i + 1)}, n) }
 
 // writeBudgetParquet writes rows of the given sizes, rowsPerGroup to a
-// row group, uncompressed, with ids "r<i>".
+// row group, one row to a page, uncompressed, with ids "r<i>".
 func writeBudgetParquet(t *testing.T, path string, sizes []int, rowsPerGroup int64) {
 	t.Helper()
 	schema := arrow.NewSchema([]arrow.Field{{Name: "key", Type: arrow.BinaryTypes.String}, {Name: "jpg", Type: arrow.BinaryTypes.Binary}}, nil)
@@ -38,7 +38,8 @@ func writeBudgetParquet(t *testing.T, path string, sizes []int, rowsPerGroup int
 	}
 	rec := b.NewRecord()
 	defer rec.Release()
-	data := parquetBytes(t, rec, parquet.WithMaxRowGroupLength(rowsPerGroup), parquet.WithDictionaryDefault(false))
+	data := parquetBytes(t, rec, parquet.WithMaxRowGroupLength(rowsPerGroup), parquet.WithDictionaryDefault(false),
+		parquet.WithBatchSize(1), parquet.WithDataPageSize(1))
 	if err := os.WriteFile(path, data, 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -225,5 +226,58 @@ func TestBudgetWaitEndsWithTheContext(t *testing.T) {
 			}
 			first.Release()
 		})
+	}
+}
+
+// A row is read with its whole page, and writers put many rows of large
+// images into one page: reading waits for what the page takes, not the
+// footer's average, and a page the whole budget cannot hold makes its
+// rows error items instead of being read.
+func TestBudgetCountsWholePages(t *testing.T) {
+	schema := arrow.NewSchema([]arrow.Field{{Name: "jpg", Type: arrow.BinaryTypes.Binary}}, nil)
+	b := array.NewRecordBuilder(memory.DefaultAllocator, schema)
+	defer b.Release()
+	const rows, size = 4, 1 << 20
+	for i := range rows {
+		b.Field(0).(*array.BinaryBuilder).Append(budgetImage(i, size))
+	}
+	rec := b.NewRecord()
+	defer rec.Release()
+	p := filepath.Join(t.TempDir(), "onepage.parquet")
+	if err := os.WriteFile(p, parquetBytes(t, rec, parquet.WithDictionaryDefault(false)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		budget int64
+		fits   bool
+	}{{6 << 20, false}, {32 << 20, true}} {
+		r, err := Open([]string{p}, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		bud := stages.NewBudget(c.budget)
+		r.SetBudget(bud)
+		for i := range rows {
+			it, err := r.Next(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			switch {
+			case c.fits && (it.Err != nil || !bytes.Equal(it.Data, budgetImage(i, size))):
+				t.Errorf("budget %d MiB, row %d: err %v, %d bytes; want its bytes", c.budget>>20, i, it.Err, len(it.Data))
+			case !c.fits && !errors.Is(it.Err, stages.ErrOverBudget):
+				t.Errorf("budget %d MiB, row %d: err %v; want the budget's refusal (a %d MiB page)", c.budget>>20, i, it.Err, rows*size>>20)
+			}
+			if it.Release != nil {
+				it.Release()
+			}
+		}
+		if c.fits && bud.Peak() < 2*rows*size {
+			t.Errorf("budget %d MiB: peak %d, less than the page and its copy", c.budget>>20, bud.Peak())
+		}
+		r.Close()
+		if bud.InUse() != 0 {
+			t.Errorf("budget %d MiB: %d bytes held after the run", c.budget>>20, bud.InUse())
+		}
 	}
 }

@@ -69,6 +69,7 @@ type parquetContainer struct {
 	row      int64    // file row of the batch's row 0
 	nextRow  int64    // file row after the last one read or failed
 
+	meter   *allocMeter
 	rootDir string    // where image paths may point (absolute)
 	root    *os.Root  // opened on first use
 	pool    sync.Pool // the record readers' scratch buffers
@@ -96,16 +97,24 @@ type leaf struct {
 // panic it: bad snappy input, a nil page header) into an error.
 func recovered(err *error) {
 	if p := recover(); p != nil {
+		if r, ok := p.(refused); ok { // the budget's answer, not a failure
+			*err = r.err
+			return
+		}
 		*err = fmt.Errorf("parquet reader failed: %v", p)
 	}
 }
+
+// refused is the panic of a reader allocation the memory budget refused
+// (or whose wait was aborted), out of the Parquet reader's call stack.
+type refused struct{ err error }
 
 // openParquetFile opens p and reads its footer. The file is closed on any
 // failure (file.OpenParquetFile keeps it open when the footer is corrupt).
 // A footer whose row counts are absurd is refused, since the rows of a row
 // group that cannot be read become one error row each: more than 8 rows
 // per byte of file, which no dataset of images has.
-func openParquetFile(p string) (rdr *file.Reader, err error) {
+func openParquetFile(p string, m *allocMeter) (rdr *file.Reader, err error) {
 	f, fi, err := openRegular(os.OpenFile, p)
 	if err != nil {
 		return nil, err
@@ -118,7 +127,7 @@ func openParquetFile(p string) (rdr *file.Reader, err error) {
 	defer recovered(&err)
 	// Stream the column chunks: unbuffered, the reader loads a whole chunk
 	// (all its rows' images, or whatever size a corrupt footer claims).
-	props := parquet.NewReaderProperties(pageAllocator{memory.DefaultAllocator})
+	props := parquet.NewReaderProperties(pageAllocator{memory.DefaultAllocator, m, true})
 	props.BufferedStreamEnabled, props.BufferSize = true, 64<<10
 	rdr, err = file.NewParquetReader(f, file.WithReadProps(props))
 	if err != nil {
@@ -142,8 +151,41 @@ func openParquetFile(p string) (rdr *file.Reader, err error) {
 
 // pageAllocator refuses a buffer larger than any page of images within the
 // member size limit could need: a corrupt page header can claim gigabytes.
-// The panic is recovered into an error for the rows of that page.
-type pageAllocator struct{ memory.Allocator }
+// The panic is recovered into an error for the rows of that page. It shows
+// each allocation to the meter first.
+type pageAllocator struct {
+	memory.Allocator
+	m    *allocMeter
+	page bool // the page reader's (the file's allocator), not the values'
+}
+
+// allocMeter sees the reader's allocations before they are made, so that
+// reading waits for the memory a page really takes (or is refused it),
+// which the footer's average cannot tell: writers put many rows of large
+// images into one page, and a row is read with its whole page.
+type allocMeter struct {
+	grow    func() // nil when not reading under a budget
+	pageMax int64  // the largest page buffer since the last reset
+	values  int64  // what the values' buffers grew by since then
+}
+
+// live estimates what the reader holds: the values, and the largest page
+// with its compressed copy (a page's buffers go with the next page).
+func (m *allocMeter) live() int64 { return 2*m.pageMax + m.values }
+
+func (a pageAllocator) see(n int) {
+	if a.m == nil {
+		return
+	}
+	if a.page {
+		a.m.pageMax = max(a.m.pageMax, int64(n))
+	} else {
+		a.m.values += int64(n)
+	}
+	if a.m.grow != nil {
+		a.m.grow()
+	}
+}
 
 // pageLimit: a row holds at most maxMemberBytes (a larger one is an error
 // row), and a batch of smaller rows about batchBytes; the reader's buffers
@@ -154,12 +196,16 @@ func (a pageAllocator) Allocate(n int) []byte {
 	if n > pageLimit() {
 		panic(fmt.Sprintf("a page buffer of %d bytes, limit %d", n, pageLimit()))
 	}
+	a.see(n)
 	return a.Allocator.Allocate(n)
 }
 
 func (a pageAllocator) Reallocate(n int, b []byte) []byte {
 	if n > pageLimit() {
 		panic(fmt.Sprintf("a page buffer of %d bytes, limit %d", n, pageLimit()))
+	}
+	if n > cap(b) {
+		a.see(n - cap(b))
 	}
 	return a.Allocator.Reallocate(n, b)
 }
@@ -172,7 +218,8 @@ func openParquet(p string, opts Options) (c container, err error) {
 		}
 	}()
 	defer recovered(&err) // runs first: a panic closes rdr too
-	rdr, err = openParquetFile(p)
+	meter := &allocMeter{}
+	rdr, err = openParquetFile(p, meter)
 	if err != nil {
 		return nil, fmt.Errorf("parquet: %w", err)
 	}
@@ -191,8 +238,8 @@ func openParquet(p string, opts Options) (c container, err error) {
 			return nil, err
 		}
 	}
-	pc := &parquetContainer{path: p, rdr: rdr, idCol: id, batch: opts.ParquetBatch}
-	pc.pool.New = func() any { return memory.NewResizableBuffer(pageAllocator{memory.DefaultAllocator}) }
+	pc := &parquetContainer{path: p, rdr: rdr, idCol: id, batch: opts.ParquetBatch, meter: meter}
+	pc.pool.New = func() any { return memory.NewResizableBuffer(pageAllocator{memory.DefaultAllocator, meter, false}) }
 	field := func(name string) arrow.Field { f, _ := as.FieldsByName(name); return f[0] }
 	find := func(path string, t arrow.DataType) (*leaf, error) {
 		i := md.Schema.ColumnIndexByName(path)
@@ -409,7 +456,7 @@ func (c *parquetContainer) openGroup() (err error) {
 			if d.PhysicalType() == parquet.Types.ByteArray {
 				t = arrow.BinaryTypes.Binary
 			}
-			l.rr = file.NewRecordReader(d, file.LevelInfo{DefLevel: l.maxDef}, t, pageAllocator{memory.DefaultAllocator}, &c.pool)
+			l.rr = file.NewRecordReader(d, file.LevelInfo{DefLevel: l.maxDef}, t, pageAllocator{memory.DefaultAllocator, c.meter, false}, &c.pool)
 		}
 		l.rr.SetPageReader(pr)
 	}
@@ -465,6 +512,28 @@ func (c *parquetContainer) readBatch(h hold) (err error) {
 			reading()
 		}
 	}()
+	if h.b != nil {
+		// Past the estimate, each allocation of the reader waits for its
+		// memory first (the estimate is exchanged for a larger hold: only
+		// this goroutine takes input memory); one the whole budget cannot
+		// hold stops the read, and the rest of the row group is error rows.
+		holding := pages + values
+		c.meter.pageMax, c.meter.values = 0, 0
+		c.meter.grow = func() {
+			used := c.meter.live()
+			if used <= holding {
+				return
+			}
+			reading()
+			reading = func() {}
+			r, err := h.take(used)
+			if err != nil {
+				panic(refused{fmt.Errorf("reading row %d needs at least %d MiB: %w", c.nextRow, (used+1<<20-1)>>20, err)})
+			}
+			reading, holding = r, used
+		}
+		defer func() { c.meter.grow = nil }()
+	}
 	for _, l := range c.leaves() {
 		if err := l.read(n); err != nil {
 			return fmt.Errorf("parquet row group %d, column %s: %w", c.rg-1, c.rdr.MetaData().Schema.Column(l.col).Path(), err)
@@ -488,6 +557,8 @@ func (c *parquetContainer) readBatch(h hold) (err error) {
 		// let them go with the row group (as large as a row of big images).
 		c.dropReaders()
 		pages = 0
+	} else if h.b != nil {
+		pages = max(pages, 2*c.meter.pageMax) // what they keep, measured
 	}
 	// The estimate's hold becomes the measured one: only this goroutine
 	// takes input memory, so the exchange cannot be overtaken.
