@@ -54,6 +54,19 @@ func writeBudgetTar(t *testing.T, path string, sizes []int) {
 	writeTar(t, path, false, ms)
 }
 
+// openBudgeted opens a Reader on input under a budget of size bytes.
+func openBudgeted(t *testing.T, input string, size int64) (*Reader, *stages.Budget) {
+	t.Helper()
+	r, err := Open([]string{input}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	b := stages.NewBudget(size)
+	r.SetBudget(b)
+	return r, b
+}
+
 // Under a budget, the bytes of the items a Reader has handed out and that
 // are not released yet are always counted by the budget (so they never
 // exceed it), for tar members and Parquet rows alike, while slow workers
@@ -73,13 +86,7 @@ func TestBudgetBoundsBytesInFlight(t *testing.T) {
 			} else {
 				writeBudgetParquet(t, p, sizes, 16)
 			}
-			r, err := Open([]string{p}, Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer r.Close()
-			b := stages.NewBudget(8 << 20)
-			r.SetBudget(b)
+			r, b := openBudgeted(t, p, 8<<20)
 
 			var held atomic.Int64 // bytes of items handed out, not released
 			items := make(chan Item)
@@ -162,13 +169,7 @@ func TestBudgetOversizedItemIsAnErrorItem(t *testing.T) {
 			default:
 				writeBudgetParquet(t, in, sizes, 1)
 			}
-			r, err := Open([]string{in}, Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer r.Close()
-			b := stages.NewBudget(2 << 20)
-			r.SetBudget(b)
+			r, b := openBudgeted(t, in, 2<<20)
 			for i, n := range sizes {
 				it, err := r.Next(context.Background())
 				if err != nil {
@@ -208,13 +209,8 @@ func TestBudgetWaitEndsWithTheContext(t *testing.T) {
 			} else {
 				writeBudgetParquet(t, p, sizes, 1)
 			}
-			r, err := Open([]string{p}, Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer r.Close()
-			b := stages.NewBudget(6 << 20) // 1.5 MiB for inputs: one item at a time (a Parquet row holds about 3 MiB)
-			r.SetBudget(b)
+			// 1.5 MiB for inputs: one item at a time (a Parquet row holds about 3 MiB)
+			r, _ := openBudgeted(t, p, 6<<20)
 			first, err := r.Next(context.Background())
 			if err != nil || first.Err != nil {
 				t.Fatal(err, first.Err)
@@ -251,12 +247,7 @@ func TestBudgetCountsWholePages(t *testing.T) {
 		budget int64
 		fits   bool
 	}{{6 << 20, false}, {32 << 20, true}} {
-		r, err := Open([]string{p}, Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		bud := stages.NewBudget(c.budget)
-		r.SetBudget(bud)
+		r, bud := openBudgeted(t, p, c.budget)
 		for i := range rows {
 			it, err := r.Next(context.Background())
 			if err != nil {

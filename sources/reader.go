@@ -153,6 +153,8 @@ func (r *Reader) Total() (n int64, exact bool) {
 	return n, exact
 }
 
+var _ Budgeted = (*Reader)(nil)
+
 // SetBudget makes the reader take the bytes of every item from b before it
 // reads them (Budget); the item's Release gives them back. An item larger
 // than the whole budget is not read: it is an error item. Call it before
