@@ -308,7 +308,9 @@ func (e *Engine[R]) preprocess(ctx context.Context, rd readItem) (*Image, error)
 	if e.cfg.KeepData {
 		im.release = rd.release // the write stage frees it
 	} else {
-		defer rd.release()
+		// The bytes go back to the budget (and to the source, which may
+		// reuse them: sources.Item.Release), so the image lets go of them.
+		defer func() { rd.release(); im.Item.Data = nil }()
 	}
 	if it.Err != nil {
 		im.Err, im.Stage = it.Err, "read"
@@ -333,9 +335,6 @@ func (e *Engine[R]) preprocess(ctx context.Context, rd readItem) (*Image, error)
 			im.Stage = se.Stage
 		}
 		return im, nil
-	}
-	if !e.cfg.KeepData {
-		im.Item.Data = nil
 	}
 	im.CHW, im.Width, im.Height = chw, w, h
 	return im, nil

@@ -380,7 +380,11 @@ func (c *parquetContainer) next(want func(member string, row int64, key string) 
 				h = hold{}
 			}
 			if err := c.readBatch(h); err != nil {
+				// A read stopped part-way (a corrupt page, the budget's
+				// refusal) leaves the column readers in no known state:
+				// the next row group gets new ones.
 				c.broken = err
+				c.dropReaders()
 			}
 			continue
 		case c.rg < c.rdr.NumRowGroups():
@@ -628,7 +632,10 @@ func (b *pqBatch) unref() {
 func (c *parquetContainer) dropReaders() {
 	for _, l := range c.leaves() {
 		if l.rr != nil {
-			l.rr.Release()
+			func() {
+				defer func() { recover() }() // a reader left in a bad state
+				l.rr.Release()
+			}()
 			l.rr = nil
 		}
 	}
