@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/maeembed/maeembed/sinks"
@@ -72,5 +73,48 @@ func TestRunMemoryBudget(t *testing.T) {
 	}
 	if b := pre.Budget; b.InUse() != 0 || b.Peak() <= 0 || b.Peak() > b.Size() {
 		t.Errorf("budget: %d in use after the run, peak %d of %d", b.InUse(), b.Peak(), b.Size())
+	}
+}
+
+// The source takes each item's bytes from the budget before reading them,
+// and with KeepData (a dead-letter copy) they stay counted until their row
+// is written: when a failed item reaches the write stage, the budget still
+// holds its bytes; after the run it holds nothing.
+func TestRunKeepDataHoldsTheBudgetUntilTheWrite(t *testing.T) {
+	in, good, bad := inputs(t, 8)
+	model, meta, pre := tinyEmbedder(t, 2)
+	pre.Budget = stages.NewBudget(64 << 20)
+	w, err := sinks.NewParquet(t.TempDir(), meta, sinks.ParquetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, err := sources.OpenWith([]string{in}, nil, sources.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	var mu sync.Mutex
+	failed := map[string]bool{}
+	onFailure := func(im *Image) {
+		mu.Lock()
+		defer mu.Unlock()
+		failed[im.Item.ID] = true
+		if n := int64(len(im.Item.Data)); n == 0 || pre.Budget.InUse() < n {
+			t.Errorf("%s at the write: %d bytes kept, the budget holds %d", im.Item.ID, n, pre.Budget.InUse())
+		}
+	}
+	e := New(Config{Preprocess: pre, ImageSize: pre.Size, BatchSize: 2, Workers: 2, Budget: pre.Budget, KeepData: true, OnFailure: onFailure},
+		model, NewEmbeddingOutput(w))
+	if err := e.Run(context.Background(), src); err != nil {
+		t.Fatal(err)
+	}
+	if len(failed) != len(bad) {
+		t.Errorf("%d failures seen, want %d", len(failed), len(bad))
+	}
+	if c := e.Counts(); c.Written != int64(len(good)) {
+		t.Errorf("counts %+v, want %d written", c, len(good))
+	}
+	if b := pre.Budget; b.InUse() != 0 || b.Peak() <= 0 {
+		t.Errorf("budget: %d in use after the run, peak %d", b.InUse(), b.Peak())
 	}
 }

@@ -46,6 +46,16 @@ type Image struct {
 	// stream and becomes an error row.
 	Err   error
 	Stage string
+
+	release func() // the memory budget Item.Data holds, with KeepData
+}
+
+// free gives back the budget the image's input bytes hold (KeepData).
+func (im *Image) free() {
+	if im.release != nil {
+		im.release()
+		im.release = nil
+	}
 }
 
 // Model is the model stage. Run gets the images of one batch that have not
@@ -102,11 +112,15 @@ type Config struct {
 	BatchLatency time.Duration // emit a partial batch after this wait; 0 = full batches only
 	// Budget, if set, bounds the encoded bytes held between the read and the
 	// tensor (stages.Budget.AcquireInput; the Preprocessor bounds decoding
-	// with the same budget). An input larger than the whole budget becomes
+	// with the same budget). A source that can (sources.Budgeted: files,
+	// tar, Parquet) is given it and takes each item's bytes from it before
+	// reading them; for the others (a Kafka message is fetched already) the
+	// read stage takes them. An input larger than the whole budget becomes
 	// that item's error row, stage "read". nil: unbounded.
 	Budget *stages.Budget
-	// KeepData keeps each input's bytes until its error row is written
-	// (a dead-letter topic sends them on).
+	// KeepData keeps each input's bytes until its row is written (a
+	// dead-letter topic sends the bytes of error rows on); they count
+	// against the Budget until then.
 	KeepData bool
 	// Errors receives the error rows; nil drops them (acked, counted,
 	// logged).
@@ -223,10 +237,16 @@ func (e *Engine[R]) Run(ctx context.Context, src sources.Source) error {
 
 	bs := e.cfg.BatchSize
 	abort := ctx
+	if b, ok := src.(sources.Budgeted); ok && e.cfg.Budget != nil {
+		b.SetBudget(e.cfg.Budget)
+	}
 	items := pipeline.Source(p, "read", 2*bs, func(ctx context.Context) (readItem, error) {
 		it, err := src.Next(ctx)
 		if err != nil {
 			return readItem{}, err
+		}
+		if it.Release != nil { // the source took the bytes from the budget
+			return readItem{it, it.Release}, nil
 		}
 		// The wait ends with the run's abort, not with a drain: a drain
 		// finishes this item too, and the items in flight free the room.
@@ -288,6 +308,9 @@ func (e *Engine[R]) Run(ctx context.Context, src sources.Source) error {
 		start := time.Now()
 		err := e.write(d.imgs, d.ok, d.result, d.ran)
 		e.observe("write", start)
+		for _, im := range d.imgs { // handed to the writers (KeepData)
+			im.free()
+		}
 		if d.ran {
 			e.model.Release(d.result)
 		}
@@ -307,16 +330,23 @@ func (e *Engine[R]) observe(stage string, start time.Time) {
 }
 
 // readItem is an item as read: its encoded bytes count against the memory
-// budget from the read until its tensor is made (release).
+// budget from the read until its tensor is made (release), or with
+// KeepData until its row is written.
 type readItem struct {
 	sources.Item
 	release func()
 }
 
 func (e *Engine[R]) preprocess(ctx context.Context, rd readItem) (*Image, error) {
-	defer rd.release()
 	it := rd.Item
 	im := &Image{Item: it}
+	if e.cfg.KeepData {
+		im.release = rd.release // the write stage frees it
+	} else {
+		// The bytes go back to the budget (and to the source, which may
+		// reuse them: sources.Item.Release), so the image lets go of them.
+		defer func() { rd.release(); im.Item.Data = nil }()
+	}
 	if it.Err != nil {
 		im.Err, im.Stage = it.Err, "read"
 		return im, nil
@@ -342,6 +372,7 @@ func (e *Engine[R]) preprocess(ctx context.Context, rd readItem) (*Image, error)
 			if it.Ack != nil {
 				it.Ack(err)
 			}
+			im.free()
 			return nil, pipeline.Fatal(err)
 		}
 		im.Err, im.Stage = err, "preprocess"
@@ -350,9 +381,6 @@ func (e *Engine[R]) preprocess(ctx context.Context, rd readItem) (*Image, error)
 			im.Stage = se.Stage
 		}
 		return im, nil
-	}
-	if !e.cfg.KeepData {
-		im.Item.Data = nil
 	}
 	im.CHW, im.Decoded, im.Width, im.Height = chw, dec, w, h
 	return im, nil

@@ -12,31 +12,37 @@ import (
 
 // readRegular reads a whole regular file of at most maxMemberBytes through
 // open (os.OpenFile, or an os.Root's, which keeps the path inside a
-// directory). Anything else is refused with an error naming what it is: a
-// FIFO would block forever, /dev/zero never ends, /proc and /sys files lie
-// about their size (and tell secrets). The file is opened non-blocking so
-// that a FIFO is seen, not waited on.
-func readRegular(open func(name string, flag int, perm fs.FileMode) (*os.File, error), name string) ([]byte, error) {
+// directory), taking its size from h first. Anything else
+// is refused with an error naming what it is: a FIFO would block forever,
+// /dev/zero never ends, /proc and /sys files lie about their size (and
+// tell secrets). The file is opened non-blocking so that a FIFO is seen,
+// not waited on. release gives the hold back (nil on error).
+func readRegular(open func(name string, flag int, perm fs.FileMode) (*os.File, error), name string, h hold) (data []byte, release func(), err error) {
 	f, fi, err := openRegular(open, name)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer f.Close()
 	if fi.Size() > int64(maxMemberBytes) {
-		return nil, fmt.Errorf("%s: %d bytes, limit %d", name, fi.Size(), maxMemberBytes)
+		return nil, nil, fmt.Errorf("%s: %d bytes, limit %d", name, fi.Size(), maxMemberBytes)
+	}
+	if release, err = h.take(fi.Size()); err != nil {
+		return nil, nil, err
 	}
 	// The size is a hint (the file may grow): read at most one byte more
 	// than the limit to tell.
 	var b bytes.Buffer
 	b.Grow(int(fi.Size()) + bytes.MinRead)
 	if _, err := b.ReadFrom(io.LimitReader(f, int64(maxMemberBytes)+1)); err != nil {
-		return nil, err
+		release()
+		return nil, nil, err
 	}
-	data := b.Bytes()
+	data = b.Bytes()
 	if len(data) > maxMemberBytes {
-		return nil, fmt.Errorf("%s: more than %d bytes", name, maxMemberBytes)
+		release()
+		return nil, nil, fmt.Errorf("%s: more than %d bytes", name, maxMemberBytes)
 	}
-	return data, nil
+	return data, release, nil
 }
 
 // errNotRegular refuses a FIFO, device or socket named as an input: reading

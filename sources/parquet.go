@@ -1,6 +1,7 @@
 package sources
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/apache/arrow/go/v17/arrow"
 	"github.com/apache/arrow/go/v17/arrow/array"
@@ -56,13 +58,18 @@ type parquetContainer struct {
 	batch   int // most rows read at a time (Options.ParquetBatch)
 	rows    int // rows the next batch reads (see batchBytes)
 
-	rg      int   // next row group to open
-	rgEnd   int64 // file row after the open row group
-	broken  error // why the open row group stopped early
-	n, i    int   // rows in the current batch, next one
-	row     int64 // file row of the batch's row 0
-	nextRow int64 // file row after the last one read or failed
+	rg       int      // next row group to open
+	rgEnd    int64    // file row after the open row group
+	broken   error    // why the open row group stopped early
+	perPage  int64    // a row's pages, compressed and decompressed, in the open row group (footer)
+	perValue int64    // a row's image value (the footer's uncompressed size)
+	cur      *pqBatch // the current batch's image values
+	batchErr error    // why the current batch's rows cannot be kept
+	n, i     int      // rows in the current batch, next one
+	row      int64    // file row of the batch's row 0
+	nextRow  int64    // file row after the last one read or failed
 
+	meter   *allocMeter
 	rootDir string    // where image paths may point (absolute)
 	root    *os.Root  // opened on first use
 	pool    sync.Pool // the record readers' scratch buffers
@@ -77,28 +84,37 @@ type leaf struct {
 	maxDef   int16 // definition level of a present value
 	ownDef   int16 // definition level at which the leaf's parent is present
 	unsigned bool  // an integer column of an unsigned logical type
-	rr       file.RecordReader
-	chunks   []arrow.Array // the current batch's binary values (released on the next)
-	bytes    [][]byte      // row → value, aliasing chunks; nil when null
-	ints     []int64       // row → value (integer columns)
-	present  []bool        // row → the value is not null
-	parentOK []bool        // row → the parent (struct) is present
+	phys     parquet.Type
+	rr       file.RecordReader // the open row group's; nil between row groups
+	chunks   []arrow.Array     // the current batch's binary values (released on the next)
+	bytes    [][]byte          // row → value, aliasing chunks; nil when null
+	ints     []int64           // row → value (integer columns)
+	present  []bool            // row → the value is not null
+	parentOK []bool            // row → the parent (struct) is present
 }
 
 // recovered turns a panic inside the Parquet reader (corrupt pages can
 // panic it: bad snappy input, a nil page header) into an error.
 func recovered(err *error) {
 	if p := recover(); p != nil {
+		if r, ok := p.(refused); ok { // the budget's answer, not a failure
+			*err = r.err
+			return
+		}
 		*err = fmt.Errorf("parquet reader failed: %v", p)
 	}
 }
+
+// refused is the panic of a reader allocation the memory budget refused
+// (or whose wait was aborted), out of the Parquet reader's call stack.
+type refused struct{ err error }
 
 // openParquetFile opens p and reads its footer. The file is closed on any
 // failure (file.OpenParquetFile keeps it open when the footer is corrupt).
 // A footer whose row counts are absurd is refused, since the rows of a row
 // group that cannot be read become one error row each: more than 8 rows
 // per byte of file, which no dataset of images has.
-func openParquetFile(p string) (rdr *file.Reader, err error) {
+func openParquetFile(p string, m *allocMeter) (rdr *file.Reader, err error) {
 	f, fi, err := openRegular(os.OpenFile, p)
 	if err != nil {
 		return nil, err
@@ -111,7 +127,7 @@ func openParquetFile(p string) (rdr *file.Reader, err error) {
 	defer recovered(&err)
 	// Stream the column chunks: unbuffered, the reader loads a whole chunk
 	// (all its rows' images, or whatever size a corrupt footer claims).
-	props := parquet.NewReaderProperties(pageAllocator{memory.DefaultAllocator})
+	props := parquet.NewReaderProperties(pageAllocator{memory.DefaultAllocator, m, true})
 	props.BufferedStreamEnabled, props.BufferSize = true, 64<<10
 	rdr, err = file.NewParquetReader(f, file.WithReadProps(props))
 	if err != nil {
@@ -135,8 +151,41 @@ func openParquetFile(p string) (rdr *file.Reader, err error) {
 
 // pageAllocator refuses a buffer larger than any page of images within the
 // member size limit could need: a corrupt page header can claim gigabytes.
-// The panic is recovered into an error for the rows of that page.
-type pageAllocator struct{ memory.Allocator }
+// The panic is recovered into an error for the rows of that page. It shows
+// each allocation to the meter first.
+type pageAllocator struct {
+	memory.Allocator
+	m    *allocMeter
+	page bool // the page reader's (the file's allocator), not the values'
+}
+
+// allocMeter sees the reader's allocations before they are made, so that
+// reading waits for the memory a page really takes (or is refused it),
+// which the footer's average cannot tell: writers put many rows of large
+// images into one page, and a row is read with its whole page.
+type allocMeter struct {
+	grow    func() // nil when not reading under a budget
+	pageMax int64  // the largest page buffer since the last reset
+	values  int64  // what the values' buffers grew by since then
+}
+
+// live estimates what the reader holds: the values, and the largest page
+// with its compressed copy (a page's buffers go with the next page).
+func (m *allocMeter) live() int64 { return 2*m.pageMax + m.values }
+
+func (a pageAllocator) see(n int) {
+	if a.m == nil {
+		return
+	}
+	if a.page {
+		a.m.pageMax = max(a.m.pageMax, int64(n))
+	} else {
+		a.m.values += int64(n)
+	}
+	if a.m.grow != nil {
+		a.m.grow()
+	}
+}
 
 // pageLimit: a row holds at most maxMemberBytes (a larger one is an error
 // row), and a batch of smaller rows about batchBytes; the reader's buffers
@@ -147,12 +196,16 @@ func (a pageAllocator) Allocate(n int) []byte {
 	if n > pageLimit() {
 		panic(fmt.Sprintf("a page buffer of %d bytes, limit %d", n, pageLimit()))
 	}
+	a.see(n)
 	return a.Allocator.Allocate(n)
 }
 
 func (a pageAllocator) Reallocate(n int, b []byte) []byte {
 	if n > pageLimit() {
 		panic(fmt.Sprintf("a page buffer of %d bytes, limit %d", n, pageLimit()))
+	}
+	if n > cap(b) {
+		a.see(n - cap(b))
 	}
 	return a.Allocator.Reallocate(n, b)
 }
@@ -165,7 +218,8 @@ func openParquet(p string, opts Options) (c container, err error) {
 		}
 	}()
 	defer recovered(&err) // runs first: a panic closes rdr too
-	rdr, err = openParquetFile(p)
+	meter := &allocMeter{}
+	rdr, err = openParquetFile(p, meter)
 	if err != nil {
 		return nil, fmt.Errorf("parquet: %w", err)
 	}
@@ -184,8 +238,8 @@ func openParquet(p string, opts Options) (c container, err error) {
 			return nil, err
 		}
 	}
-	pc := &parquetContainer{path: p, rdr: rdr, idCol: id, batch: opts.ParquetBatch}
-	pc.pool.New = func() any { return memory.NewResizableBuffer(pageAllocator{memory.DefaultAllocator}) }
+	pc := &parquetContainer{path: p, rdr: rdr, idCol: id, batch: opts.ParquetBatch, meter: meter}
+	pc.pool.New = func() any { return memory.NewResizableBuffer(pageAllocator{memory.DefaultAllocator, meter, false}) }
 	field := func(name string) arrow.Field { f, _ := as.FieldsByName(name); return f[0] }
 	find := func(path string, t arrow.DataType) (*leaf, error) {
 		i := md.Schema.ColumnIndexByName(path)
@@ -196,7 +250,7 @@ func openParquet(p string, opts Options) (c container, err error) {
 		if d.MaxRepetitionLevel() > 0 {
 			return nil, fmt.Errorf("parquet: column %q is repeated", path)
 		}
-		l := &leaf{col: i, maxDef: d.MaxDefinitionLevel(), ownDef: d.MaxDefinitionLevel()}
+		l := &leaf{col: i, maxDef: d.MaxDefinitionLevel(), ownDef: d.MaxDefinitionLevel(), phys: d.PhysicalType()}
 		if d.SchemaNode().RepetitionType() == parquet.Repetitions.Optional {
 			l.ownDef--
 		}
@@ -307,7 +361,7 @@ func (c *parquetContainer) leaves() []*leaf {
 	return ls
 }
 
-func (c *parquetContainer) next(want func(member string, row int64, key string) bool, readData bool) (string, int64, []byte, error) {
+func (c *parquetContainer) next(want func(member string, row int64, key string) bool, readData bool, h hold) (string, int64, []byte, func(), error) {
 	for {
 		switch {
 		case c.i < c.n:
@@ -318,12 +372,19 @@ func (c *parquetContainer) next(want func(member string, row int64, key string) 
 			row := c.nextRow
 			c.nextRow++
 			if want("", row, "") {
-				return "", row, nil, &memberError{fmt.Errorf("row %d: %w", row, c.broken)}
+				return "", row, nil, nil, &memberError{fmt.Errorf("row %d: %w", row, c.broken)}
 			}
 			continue
 		case c.nextRow < c.rgEnd:
-			if err := c.readBatch(); err != nil {
+			if !readData {
+				h = hold{}
+			}
+			if err := c.readBatch(h); err != nil {
+				// A read stopped part-way (a corrupt page, the budget's
+				// refusal) leaves the column readers in no known state:
+				// the next row group gets new ones.
 				c.broken = err
+				c.dropReaders()
 			}
 			continue
 		case c.rg < c.rdr.NumRowGroups():
@@ -332,7 +393,7 @@ func (c *parquetContainer) next(want func(member string, row int64, key string) 
 			}
 			continue
 		default:
-			return "", -1, nil, errEOF
+			return "", -1, nil, nil, errEOF
 		}
 		i := c.i
 		c.i++
@@ -341,7 +402,7 @@ func (c *parquetContainer) next(want func(member string, row int64, key string) 
 		if c.id != nil {
 			s, err := c.keyAt(i)
 			if err != nil {
-				return "", row, nil, &memberError{fmt.Errorf("row %d: %w", row, err)}
+				return "", row, nil, nil, &memberError{fmt.Errorf("row %d: %w", row, err)}
 			}
 			key = s
 		}
@@ -349,13 +410,16 @@ func (c *parquetContainer) next(want func(member string, row int64, key string) 
 			continue
 		}
 		if !readData {
-			return "", row, nil, nil
+			return "", row, nil, nil, nil
 		}
-		data, err := c.imageAt(i)
+		if c.batchErr != nil {
+			return "", row, nil, nil, &memberError{fmt.Errorf("row %d: %w", row, c.batchErr)}
+		}
+		data, release, err := c.imageAt(i, h)
 		if err != nil {
-			return "", row, nil, &memberError{fmt.Errorf("row %d: %w", row, err)}
+			return "", row, nil, nil, &memberError{fmt.Errorf("row %d: %w", row, err)}
 		}
-		return "", row, data, nil
+		return "", row, data, release, nil
 	}
 }
 
@@ -371,7 +435,19 @@ func (c *parquetContainer) openGroup() (err error) {
 		}
 	}()
 	defer recovered(&err)
-	c.rgEnd = c.nextRow + c.rdr.MetaData().RowGroup(g).NumRows()
+	md := c.rdr.MetaData().RowGroup(g)
+	c.rgEnd = c.nextRow + md.NumRows()
+	// The footer's sizes of the image column, shared out over the rows:
+	// the estimates the budget is asked for before a batch is read.
+	if n := md.NumRows(); n > 0 {
+		cc, err := md.ColumnChunk(c.img.col)
+		if err != nil {
+			return err
+		}
+		unc := max(cc.TotalUncompressedSize(), 0)
+		c.perPage = (max(cc.TotalCompressedSize(), 0) + unc + n - 1) / n
+		c.perValue = (unc + n - 1) / n
+	}
 	rg := c.rdr.RowGroup(g)
 	for _, l := range c.leaves() {
 		pr, err := rg.GetColumnPageReader(l.col)
@@ -384,7 +460,7 @@ func (c *parquetContainer) openGroup() (err error) {
 			if d.PhysicalType() == parquet.Types.ByteArray {
 				t = arrow.BinaryTypes.Binary
 			}
-			l.rr = file.NewRecordReader(d, file.LevelInfo{DefLevel: l.maxDef}, t, pageAllocator{memory.DefaultAllocator}, &c.pool)
+			l.rr = file.NewRecordReader(d, file.LevelInfo{DefLevel: l.maxDef}, t, pageAllocator{memory.DefaultAllocator, c.meter, false}, &c.pool)
 		}
 		l.rr.SetPageReader(pr)
 	}
@@ -392,17 +468,76 @@ func (c *parquetContainer) openGroup() (err error) {
 }
 
 // readBatch reads the next rows of the open row group from every leaf.
-// The rows of a batch are held twice (the reader's buffers, then each
-// item's copy): batchBytes bounds them. Batches start at one row and
-// double up to ParquetBatch while they stay under it, and halve when
+// batchBytes bounds the image bytes of a batch: batches start at one row
+// and double up to ParquetBatch while they stay under it, and halve when
 // they pass it, so 32 rows of 200 MB are never read at once.
+//
+// With a budget (h), reading a batch first waits for the footer's estimate
+// of what it will hold (batchCost); once read, the hold is set to what it
+// does hold: the image values' buffers, and the page buffers the column
+// reader keeps. The batch keeps it until the container and every item of
+// the batch let go (pqBatch). Rows whose reading alone would take more
+// than the whole budget are not read: the rest of the row group becomes
+// error rows (rows cannot be skipped one by one).
 var batchBytes = 64 << 20
 
-func (c *parquetContainer) readBatch() (err error) {
+// batchCost estimates, from the footer, what reading n rows of the open
+// row group holds: their values (in a buffer that grows by doubling), and
+// a page's compressed bytes and its decompressed copy, kept by the column
+// reader (a page is one row of large images, or about 1 MiB of small ones).
+func (c *parquetContainer) batchCost(n int) (pages, values int64) {
+	values = 1
+	for values < int64(n)*c.perValue {
+		values *= 2
+	}
+	return min(int64(n)*c.perPage, max(c.perPage, 2<<20)), values
+}
+
+func (c *parquetContainer) readBatch(h hold) (err error) {
 	defer recovered(&err)
-	c.n, c.i = 0, 0
+	c.dropBatch()
+	c.n, c.i, c.batchErr = 0, 0, nil
 	c.rows = max(1, min(c.rows, c.batch))
 	n := int(min(int64(c.rows), c.rgEnd-c.nextRow))
+	pages, values := c.batchCost(n)
+	reading, err := h.take(pages + values)
+	for err != nil && n > 1 && !aborted(err) {
+		n /= 2 // a smaller batch may fit
+		c.rows = n
+		pages, values = c.batchCost(n)
+		reading, err = h.take(pages + values)
+	}
+	if err != nil {
+		return fmt.Errorf("reading a row needs about %d MiB (the row group's average): %w", (pages+values+1<<20-1)>>20, err)
+	}
+	done := false
+	defer func() {
+		if !done {
+			reading()
+		}
+	}()
+	if h.b != nil {
+		// Past the estimate, each allocation of the reader waits for its
+		// memory first (the estimate is exchanged for a larger hold: only
+		// this goroutine takes input memory); one the whole budget cannot
+		// hold stops the read, and the rest of the row group is error rows.
+		holding := pages + values
+		c.meter.pageMax, c.meter.values = 0, 0
+		c.meter.grow = func() {
+			used := c.meter.live()
+			if used <= holding {
+				return
+			}
+			reading()
+			reading = func() {}
+			r, err := h.take(used)
+			if err != nil {
+				panic(refused{fmt.Errorf("reading row %d needs at least %d MiB: %w", c.nextRow, (used+1<<20-1)>>20, err)})
+			}
+			reading, holding = r, used
+		}
+		defer func() { c.meter.grow = nil }()
+	}
 	for _, l := range c.leaves() {
 		if err := l.read(n); err != nil {
 			return fmt.Errorf("parquet row group %d, column %s: %w", c.rg-1, c.rdr.MetaData().Schema.Column(l.col).Path(), err)
@@ -410,10 +545,41 @@ func (c *parquetContainer) readBatch() (err error) {
 	}
 	c.n, c.row = n, c.nextRow
 	c.nextRow += int64(n)
-	size := 0
+	size, held := 0, int64(0)
 	for _, b := range c.img.bytes {
 		size += len(b)
 	}
+	for _, a := range c.img.chunks {
+		for _, buf := range a.Data().Buffers() {
+			if buf != nil {
+				held += int64(buf.Cap())
+			}
+		}
+	}
+	if c.nextRow == c.rgEnd {
+		// The column readers keep the last page and its compressed copy:
+		// let them go with the row group (as large as a row of big images).
+		c.dropReaders()
+		pages = 0
+	} else if h.b != nil {
+		pages = max(pages, 2*c.meter.pageMax) // what they keep, measured
+	}
+	// The estimate's hold becomes the measured one: only this goroutine
+	// takes input memory, so the exchange cannot be overtaken.
+	done = true
+	reading()
+	keep, err := h.take(pages + held)
+	if err != nil && n > 1 && !aborted(err) {
+		// Rows the footer's average misjudged: they are read, and each may
+		// fit; hold the whole budget rather than refuse them.
+		c.rows = 1
+		keep, err = h.take(h.size())
+	}
+	if err != nil {
+		keep, c.batchErr = func() {}, err // the rows' error rows; aborted: the Reader sees ctx
+	}
+	c.cur = newBatch(c.img.chunks, keep)
+	c.img.chunks = nil // c.cur releases them
 	switch {
 	case size > batchBytes:
 		c.rows /= 2
@@ -421,6 +587,66 @@ func (c *parquetContainer) readBatch() (err error) {
 		c.rows *= 2
 	}
 	return nil
+}
+
+// aborted: a budget's wait ended with the run, not a refusal of a size.
+func aborted(err error) bool {
+	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
+}
+
+// pqBatch is the image values of one batch. Items alias them (no copy),
+// so they stay until the container has moved on and every item of the
+// batch released them; the last release frees them and gives their memory
+// back to the budget.
+type pqBatch struct {
+	refs    atomic.Int64
+	chunks  []arrow.Array
+	release func()
+}
+
+func newBatch(chunks []arrow.Array, release func()) *pqBatch {
+	b := &pqBatch{chunks: chunks, release: release}
+	b.refs.Store(1) // the container's
+	return b
+}
+
+// ref is one more holder's release, safe to call more than once.
+func (b *pqBatch) ref() func() {
+	b.refs.Add(1)
+	var once sync.Once
+	return func() { once.Do(b.unref) }
+}
+
+func (b *pqBatch) unref() {
+	if b.refs.Add(-1) == 0 {
+		for _, a := range b.chunks {
+			a.Release()
+		}
+		b.release()
+		b.chunks = nil // a release closure kept somewhere must not pin them
+	}
+}
+
+// dropReaders releases the column readers of the open row group (openGroup
+// makes new ones).
+func (c *parquetContainer) dropReaders() {
+	for _, l := range c.leaves() {
+		if l.rr != nil {
+			func() {
+				defer func() { recover() }() // a reader left in a bad state
+				l.rr.Release()
+			}()
+			l.rr = nil
+		}
+	}
+}
+
+// dropBatch lets go of the current batch (the container's reference).
+func (c *parquetContainer) dropBatch() {
+	if c.cur != nil {
+		c.cur.unref()
+		c.cur = nil
+	}
 }
 
 // read reads the next n rows of l; byte values alias l.chunks until the
@@ -517,7 +743,7 @@ func (c *parquetContainer) keyAt(i int) (string, error) {
 	switch {
 	case !l.present[i]:
 		return "", fmt.Errorf("id column %q is null", c.idCol)
-	case l.rr.Type() == parquet.Types.ByteArray:
+	case l.phys == parquet.Types.ByteArray:
 		return string(l.bytes[i]), nil
 	case l.unsigned:
 		return strconv.FormatUint(uint64(l.ints[i]), 10), nil
@@ -525,28 +751,33 @@ func (c *parquetContainer) keyAt(i int) (string, error) {
 	return strconv.FormatInt(l.ints[i], 10), nil
 }
 
-// imageAt copies the image bytes of row i: a binary column, or the Hugging
-// Face struct {bytes, path} where a null bytes with a path means the image is
-// a file next to the dataset.
-func (c *parquetContainer) imageAt(i int) ([]byte, error) {
+// imageAt is the image bytes of row i and their release: a binary column
+// (aliasing the batch, see pqBatch), or the Hugging Face struct {bytes,
+// path} where a null bytes with a path means the image is a file next to
+// the dataset (read under h).
+func (c *parquetContainer) imageAt(i int, h hold) ([]byte, func(), error) {
 	l := &c.img
 	if !c.inStruc && !l.present[i] || c.inStruc && !l.parentOK[i] {
-		return nil, fmt.Errorf("image is null")
+		return nil, nil, fmt.Errorf("image is null")
 	}
 	if l.present[i] {
-		return copyImage(l.bytes[i])
+		b, err := imageValue(l.bytes[i])
+		if err != nil {
+			return nil, nil, err
+		}
+		return b, c.cur.ref(), nil
 	}
 	if c.imgPath != nil {
 		if c.imgPath.present[i] && len(c.imgPath.bytes[i]) > 0 {
 			p := string(c.imgPath.bytes[i])
-			b, err := c.readPath(p)
+			b, release, err := c.readPath(p, h)
 			if err != nil {
-				return nil, fmt.Errorf("image bytes null, path %q: %w", p, err)
+				return nil, nil, fmt.Errorf("image bytes null, path %q: %w", p, err)
 			}
-			return b, nil
+			return b, release, nil
 		}
 	}
-	return nil, fmt.Errorf("image struct has neither bytes nor path")
+	return nil, nil, fmt.Errorf("image struct has neither bytes nor path")
 }
 
 // readPath reads the file an image struct's path names. The path comes from
@@ -554,40 +785,45 @@ func (c *parquetContainer) imageAt(i int) ([]byte, error) {
 // Parquet file's directory unless Options.ImageRoot says otherwise), through
 // no symlink leading out of it (os.Root), and name a regular file within the
 // size limit — never /etc/shadow, ../../etc/passwd, /proc or /dev/zero.
-func (c *parquetContainer) readPath(p string) ([]byte, error) {
+func (c *parquetContainer) readPath(p string, h hold) ([]byte, func(), error) {
 	target := filepath.FromSlash(p)
 	if !filepath.IsAbs(target) {
 		dir, err := filepath.Abs(filepath.Dir(c.path))
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		target = filepath.Join(dir, target)
 	}
 	rel, err := filepath.Rel(c.rootDir, target)
 	if err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
-		return nil, fmt.Errorf("outside the dataset directory %s (--image-root allows another)", c.rootDir)
+		return nil, nil, fmt.Errorf("outside the dataset directory %s (--image-root allows another)", c.rootDir)
 	}
 	if c.root == nil {
 		if c.root, err = os.OpenRoot(c.rootDir); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
-	return readRegular(c.root.OpenFile, rel)
+	return readRegular(c.root.OpenFile, rel, h)
 }
 
-// copyImage copies a value out of the page buffers, which are reused, and
-// refuses one over the member limit like a tar member.
-func copyImage(v []byte) ([]byte, error) {
+// imageValue is a value of the batch's image buffers (which belong to the
+// batch, never reused while it is referenced), capped so that an append
+// cannot write into the next row; one over the member limit is refused
+// like a tar member.
+func imageValue(v []byte) ([]byte, error) {
 	if len(v) > maxMemberBytes {
 		return nil, fmt.Errorf("image is %d bytes, limit %d", len(v), maxMemberBytes)
 	}
 	// Never nil, even empty: an empty image is data (the decoder says what
 	// is wrong with it), nil is no data.
-	return append(make([]byte, 0, len(v)), v...), nil
+	if v == nil {
+		return []byte{}, nil
+	}
+	return v[:len(v):len(v)], nil
 }
 
-// bytesAt is the binary value of row i, aliasing the record's buffers.
 func (c *parquetContainer) close() error {
+	c.dropBatch()
 	for _, l := range c.leaves() {
 		func() {
 			defer func() { recover() }() // a reader left in a bad state

@@ -26,6 +26,7 @@ type Reader struct {
 	skipped int64
 	ignored atomic.Int64
 	acks    ackCounter
+	budget  Budget // nil: unbounded
 
 	// Ids of container members and rows seen so far (64-bit hashes: 8
 	// bytes and a map slot per member, not the id), to catch two with one
@@ -37,11 +38,35 @@ type Reader struct {
 // container iterates the members of a tar or the rows of a Parquet file.
 // next calls want for each member in order (want assigns the global index
 // and decides shard/resume) and returns the first wanted one, with its bytes
-// when readData. An error with member "" and row < 0 concerns the container
-// itself (e.g. a corrupt archive header).
+// when readData. It takes what it reads from h first, and release gives
+// that back (nil without data). An error with member "" and row < 0
+// concerns the container itself (e.g. a corrupt archive header).
 type container interface {
-	next(want func(member string, row int64, key string) bool, readData bool) (member string, row int64, data []byte, err error)
+	next(want func(member string, row int64, key string) bool, readData bool, h hold) (member string, row int64, data []byte, release func(), err error)
 	close() error
+}
+
+// hold takes bytes from the run's memory budget for data about to be
+// read, its waits ending with ctx. The zero hold takes nothing.
+type hold struct {
+	ctx context.Context
+	b   Budget
+}
+
+// take waits until n more bytes may be held (Budget.AcquireInput).
+func (h hold) take(n int64) (release func(), err error) {
+	if h.b == nil {
+		return func() {}, nil
+	}
+	return h.b.AcquireInput(h.ctx, n)
+}
+
+// size is the whole budget (0: none).
+func (h hold) size() int64 {
+	if h.b == nil {
+		return 0
+	}
+	return h.b.Size()
 }
 
 // errEOF ends a container.
@@ -142,6 +167,17 @@ func b2i(b bool) int64 {
 	return 0
 }
 
+var _ Budgeted = (*Reader)(nil)
+
+// SetBudget makes the reader take the bytes of every item from b before it
+// reads them (Budget); the item's Release gives them back. An item larger
+// than the whole budget is not read: it is an error item. Call it before
+// the first Next.
+func (r *Reader) SetBudget(b Budget) { r.budget = b }
+
+// hold is the budget's hold for this call of Next: its waits end with ctx.
+func (r *Reader) hold(ctx context.Context) hold { return hold{ctx, r.budget} }
+
 // Stats returns counters so far.
 func (r *Reader) Stats() Stats {
 	r.acks.mu.Lock()
@@ -186,7 +222,7 @@ func (r *Reader) Next(ctx context.Context) (Item, error) {
 			return Item{}, err
 		}
 		if r.cur != nil {
-			it, ok, err := r.nextMember()
+			it, ok, err := r.nextMember(ctx)
 			if err != nil || ok {
 				return it, err
 			}
@@ -209,11 +245,14 @@ func (r *Reader) Next(ctx context.Context) (Item, error) {
 			case e.err != nil:
 				it.Err = &ReadError{Path: e.path, Err: e.err}
 			case !r.opts.NoData:
-				data, err := readRegular(os.OpenFile, e.path)
+				data, release, err := readRegular(os.OpenFile, e.path, r.hold(ctx))
+				if err != nil && ctx.Err() != nil {
+					return Item{}, ctx.Err() // aborted while waiting for the budget
+				}
 				if err != nil {
 					it.Err = &ReadError{Path: e.path, Err: err}
 				}
-				it.Data = data
+				it.Data, it.Release = data, release
 			}
 			return r.emit(it), nil
 		case kindTar, kindParquet:
@@ -244,7 +283,7 @@ func (r *Reader) Next(ctx context.Context) (Item, error) {
 }
 
 // nextMember advances the open container. ok is false when it is exhausted.
-func (r *Reader) nextMember() (it Item, ok bool, err error) {
+func (r *Reader) nextMember(ctx context.Context) (it Item, ok bool, err error) {
 	e := r.curE
 	var idx int64
 	var id string
@@ -258,7 +297,10 @@ func (r *Reader) nextMember() (it Item, ok bool, err error) {
 		r.seenIDs[h] = struct{}{}
 		return r.wanted(id)
 	}
-	member, row, data, err := r.cur.next(want, !r.opts.NoData)
+	member, row, data, release, err := r.cur.next(want, !r.opts.NoData, r.hold(ctx))
+	if err != nil && ctx.Err() != nil {
+		return Item{}, false, ctx.Err() // aborted while waiting for the budget
+	}
 	if err == io.EOF {
 		cerr := r.cur.close()
 		r.cur = nil
@@ -302,9 +344,12 @@ func (r *Reader) nextMember() (it Item, ok bool, err error) {
 	if dup {
 		// Both would be stored under one id, and a resumed run would take
 		// the second for done: the first keeps the id, this one is an error.
+		if release != nil {
+			release()
+		}
 		return r.emit(Item{ID: id, Pos: pos, Err: &ReadError{Path: pos.String(), Err: fmt.Errorf("duplicate id %q: an earlier member or row has it", id)}}), true, nil
 	}
-	return r.emit(Item{ID: id, Pos: pos, Data: data}), true, nil
+	return r.emit(Item{ID: id, Pos: pos, Data: data, Release: release}), true, nil
 }
 
 // containerError is the error item of a tar or Parquet file that could not

@@ -48,6 +48,30 @@ type Item struct {
 	// its bytes could not be read: it becomes an error row, stage "read".
 	Err error
 	Ack func(error)
+	// Release, when set, gives back the memory budget Data holds (see
+	// Budget): call it once Data is no longer used. nil when the source
+	// took nothing from a budget for it.
+	Release func()
+}
+
+// Budget bounds the bytes a run holds in memory (stages.Budget implements
+// it). A Reader given one (SetBudget) takes each item's bytes from it
+// before reading them — a file's or tar member's size, a Parquet batch's
+// column chunk share — and hands the hold on as Item.Release.
+type Budget interface {
+	// AcquireInput waits until n more bytes may be held and returns their
+	// release; it fails when ctx ends, or at once for n larger than the
+	// whole budget.
+	AcquireInput(ctx context.Context, n int64) (release func(), err error)
+	// Size is the whole budget in bytes.
+	Size() int64
+}
+
+// Budgeted is a Source that takes its items' bytes from a Budget before it
+// reads them (the engine gives its own budget to such a source).
+type Budgeted interface {
+	Source
+	SetBudget(Budget)
 }
 
 // Source is what a run reads items from. Next returns io.EOF after the last
@@ -144,7 +168,7 @@ type ackCounter struct {
 func (c *ackCounter) withAck(it Item, onAck func(Item, error)) Item {
 	var once sync.Once
 	meta := it
-	meta.Data = nil // the ack outlives the bytes' usefulness; don't pin them
+	meta.Data, meta.Release = nil, nil // the ack outlives the bytes' usefulness; don't pin them
 	it.Ack = func(err error) {
 		once.Do(func() {
 			c.mu.Lock()

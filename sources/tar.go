@@ -75,14 +75,14 @@ func openTar(p string) (container, error) {
 	return c, nil
 }
 
-func (c *tarContainer) next(want func(member string, row int64, key string) bool, readData bool) (string, int64, []byte, error) {
+func (c *tarContainer) next(want func(member string, row int64, key string) bool, readData bool, hd hold) (string, int64, []byte, func(), error) {
 	for {
 		h, err := c.tr.Next()
 		if err == io.EOF {
-			return "", -1, nil, io.EOF
+			return "", -1, nil, nil, io.EOF
 		}
 		if err != nil {
-			return "", -1, nil, fmt.Errorf("tar: %w", err)
+			return "", -1, nil, nil, fmt.Errorf("tar: %w", err)
 		}
 		if !isTarImage(h) {
 			continue
@@ -95,26 +95,33 @@ func (c *tarContainer) next(want func(member string, row int64, key string) bool
 			// A link or special file named like an image: one error row,
 			// never a silent gap (links are not followed: their target may
 			// be anywhere in the archive, or outside it).
-			return name, -1, nil, &memberError{fmt.Errorf("member is %s, not a regular file (links are not followed)", tarType(h))}
+			return name, -1, nil, nil, &memberError{fmt.Errorf("member is %s, not a regular file (links are not followed)", tarType(h))}
 		}
 		if !readData {
-			return name, -1, nil, nil
+			return name, -1, nil, nil, nil
 		}
 		if h.Size > int64(maxMemberBytes) {
 			// Skippable: report it for this member and keep going.
-			return name, -1, nil, &memberError{fmt.Errorf("member is %d bytes, limit %d", h.Size, maxMemberBytes)}
+			return name, -1, nil, nil, &memberError{fmt.Errorf("member is %d bytes, limit %d", h.Size, maxMemberBytes)}
+		}
+		// Its size from the budget before a byte is read; one larger than
+		// the whole budget is its error item (the tar reader skips it).
+		release, err := hd.take(h.Size)
+		if err != nil {
+			return name, -1, nil, nil, &memberError{err}
 		}
 		// Grow with what actually arrives: a header may claim a size the
 		// archive does not hold.
 		var b bytes.Buffer
 		b.Grow(int(min(h.Size, 1<<20)) + bytes.MinRead)
 		if n, err := b.ReadFrom(io.LimitReader(c.tr, h.Size)); err != nil || n < h.Size {
+			release()
 			if err == nil {
 				err = io.ErrUnexpectedEOF
 			}
-			return name, -1, nil, fmt.Errorf("tar member %s: %w", name, err)
+			return name, -1, nil, nil, fmt.Errorf("tar member %s: %w", name, err)
 		}
-		return name, -1, b.Bytes(), nil
+		return name, -1, b.Bytes(), release, nil
 	}
 }
 
