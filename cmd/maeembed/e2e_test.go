@@ -572,3 +572,40 @@ func TestE2EConcurrentShardsShareOutput(t *testing.T) {
 		t.Errorf("%d ids in the shared output, want %d", len(ids), len(want))
 	}
 }
+
+// A batch run publishes its part on the --flush-interval timer, not only
+// when 100,000 rows fill it: a part is visible while the run goes on, and
+// a kill -9 then keeps it.
+func TestE2EBatchFlushInterval(t *testing.T) {
+	bin := buildCLI(t)
+	in := filepath.Join(t.TempDir(), "in")
+	writePNGs(t, in, 1500)
+	out := filepath.Join(t.TempDir(), "out")
+	cmd := exec.Command(bin, "embed", "-m", filepath.Join(fixtures, "tiny32", "hf"), "--resize", "none",
+		"--batch-size", "1", "--flush-interval", "20ms", "-o", out, in)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	for {
+		select {
+		case err := <-exited:
+			t.Fatalf("the run ended (%v) before any part was published on the timer\n%s", err, stderr.String())
+		default:
+		}
+		if parts, _ := filepath.Glob(filepath.Join(out, "part-*.parquet")); len(parts) > 0 {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	cmd.Process.Signal(syscall.SIGKILL)
+	<-exited
+	ids := visibleIDs(t, out)
+	checkNoDuplicates(t, ids, "after the kill")
+	if len(ids) == 0 || len(ids) >= 1500 {
+		t.Errorf("%d ids visible after a kill mid-run, want some but not all", len(ids))
+	}
+}

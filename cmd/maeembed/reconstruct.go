@@ -21,7 +21,7 @@ input's position, or come from --mask-noise.`,
 	example: `  maeembed reconstruct --format png -o panels/ photos/
   maeembed reconstruct --mask-ratio 0.5 --seed 7 -o recon/ photos/`,
 	positional: "inputs",
-	defaults:   func(o *Options) { o.Format = "npy" },
+	defaults:   func(o *Options) { o.Format, o.Stream.FlushInterval = "npy", batchFlushInterval },
 	flags: func(fs *pflag.FlagSet, o *Options) {
 		runFlags(fs, o)
 		fs.Float64Var(&o.MaskRatio, "mask-ratio", o.MaskRatio, "fraction of patches removed")

@@ -127,7 +127,7 @@ func runFiles[R any](e *env, r *fileRun, errw sinks.ErrorWriter, model engine.Mo
 	stop := engine.OnSignals(e.ctx, 0, os.Interrupt, syscall.SIGTERM)
 	defer stop.Release()
 	eng := engine.New(engine.Config{Preprocess: r.pre, ImageSize: r.pre.Size, BatchSize: r.o.BatchSize, Workers: workers(r.o),
-		Budget: r.pre.Budget, Errors: errw, Drain: stop.Drain, OnFailure: logFailure}, model, out)
+		Budget: r.pre.Budget, Errors: errw, Drain: stop.Drain, OnFailure: logFailure, FlushInterval: r.o.Stream.FlushInterval}, model, out)
 	start := time.Now()
 	counts := func() engine.Counts {
 		c := eng.Counts()
