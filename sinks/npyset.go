@@ -182,9 +182,13 @@ func (s *npySet) abort() error {
 
 // compatible refuses to mix outputs of different runs in one directory:
 // every maeembed.* key must match, except maeembed.version (a newer build
-// may finish an older run).
+// may finish an older run); maeembed.model compares as ModelName (an
+// older run may have recorded the path as it was spelled).
 func compatible(path string, kv map[string]string, keys, vals []string) error {
 	for i, k := range keys {
+		if k == "maeembed.model" && ModelName(kv[k]) == ModelName(vals[i]) {
+			continue
+		}
 		if k != "maeembed.version" && kv[k] != vals[i] {
 			return fmt.Errorf("%s was written with %s=%q, this run has %q: use another output directory", path, k, kv[k], vals[i])
 		}

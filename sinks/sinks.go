@@ -18,6 +18,8 @@ package sinks
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"strconv"
 )
 
@@ -56,9 +58,30 @@ func (m Meta) rowLen() int {
 	return m.Dim
 }
 
+// ModelName is how a run's model is recorded and compared: a local path
+// (file or directory) that exists becomes absolute with its symlinks
+// resolved, so "m/", "./m" and a link to m are one model; anything else (a
+// preset name) stays as given.
+func ModelName(name string) string {
+	if name == "" {
+		return name
+	}
+	if _, err := os.Stat(name); err != nil {
+		return name
+	}
+	abs, err := filepath.Abs(name)
+	if err != nil {
+		return name
+	}
+	if real, err := filepath.EvalSymlinks(abs); err == nil {
+		return real
+	}
+	return abs
+}
+
 func (m Meta) keyValues() ([]string, []string) {
 	keys := []string{"maeembed.model", "maeembed.pool", "maeembed.preprocess", "maeembed.version", "maeembed.dim"}
-	vals := []string{m.Model, m.Pool, m.Preprocess, m.Version, strconv.Itoa(m.Dim)}
+	vals := []string{ModelName(m.Model), m.Pool, m.Preprocess, m.Version, strconv.Itoa(m.Dim)}
 	if m.Tokens > 0 {
 		keys = append(keys, "maeembed.tokens")
 		vals = append(vals, strconv.Itoa(m.Tokens))
