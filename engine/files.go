@@ -16,7 +16,10 @@ type Inputs struct {
 	*sources.Reader
 	// Total is the number of inputs of this shard before resume, -1 when it
 	// is not known up front.
-	Total   int64
+	Total int64
+	// Roots are the inputs as the outputs record them (sinks.InputRoots):
+	// a resumed run must read the same ones.
+	Roots   []string
 	skipped atomic.Int64
 }
 
@@ -36,7 +39,7 @@ type InputOptions struct {
 // OpenInputs opens names (files, directories, globs, list files, '-' for
 // stdin, tar and Parquet) in their deterministic order.
 func OpenInputs(names []string, stdin io.Reader, o InputOptions) (*Inputs, error) {
-	in := &Inputs{Total: -1}
+	in := &Inputs{Total: -1, Roots: sinks.InputRoots(names)}
 	opts := o.Source
 	opts.Shard, opts.NoData, opts.Done = o.Shard, o.DryRun, nil
 	if o.ResumeFrom != "" {

@@ -189,6 +189,13 @@ func compatible(path string, kv map[string]string, keys, vals []string) error {
 		if k == "maeembed.model" && ModelName(kv[k]) == ModelName(vals[i]) {
 			continue
 		}
+		if k == "maeembed.inputs" {
+			if old, ok := kv[k]; ok && old != vals[i] {
+				return fmt.Errorf("%s holds the outputs of the inputs %s, this run reads %s: ids are paths relative to the inputs, "+
+					"so same-named files would be skipped as already done. Give these inputs their own output directory, or rerun with the inputs %s", path, old, vals[i], old)
+			}
+			continue // an output of an older version records none
+		}
 		if k != "maeembed.version" && kv[k] != vals[i] {
 			return fmt.Errorf("%s was written with %s=%q, this run has %q: use another output directory", path, k, kv[k], vals[i])
 		}

@@ -19,6 +19,8 @@ type ReconMeta struct {
 	NormPixLoss bool
 	// Precision is the model's arithmetic, as in Meta.
 	Precision string
+	// Inputs are the run's input roots, as in Meta.
+	Inputs []string
 }
 
 func (m ReconMeta) patchDim() int { return m.Patch * m.Patch * 3 }
@@ -38,7 +40,7 @@ func (m ReconMeta) keyValues() ([]string, []string) {
 		keys = append(keys, "maeembed.precision")
 		vals = append(vals, m.Precision)
 	}
-	return keys, vals
+	return inputsKV(keys, vals, m.Inputs)
 }
 
 // ReconRow is one reconstructed image.

@@ -17,9 +17,11 @@
 package sinks
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 )
 
@@ -38,6 +40,40 @@ type Meta struct {
 	// Tokens is 0 unless Pool is "tokens": then it is the number of tokens
 	// per image (1+L) and every Row carries Tokens·Dim values.
 	Tokens int
+	// Inputs are the run's input roots (InputRoots), recorded as
+	// maeembed.inputs: ids are paths relative to them, so a resumed run
+	// over other inputs would take same-named files for done ones. Empty
+	// (stream mode) writes no key.
+	Inputs []string
+}
+
+// InputRoots is how a batch run's inputs are recorded and compared: each
+// absolute with symlinks resolved (as far as it exists: a glob stays a
+// pattern), "-" (stdin) as is, sorted, without duplicates.
+func InputRoots(names []string) []string {
+	roots := make([]string, 0, len(names))
+	for _, n := range names {
+		if n != "-" {
+			n = ModelName(n)
+			if !filepath.IsAbs(n) {
+				if abs, err := filepath.Abs(n); err == nil {
+					n = abs
+				}
+			}
+		}
+		roots = append(roots, n)
+	}
+	slices.Sort(roots)
+	return slices.Compact(roots)
+}
+
+// inputsKV appends maeembed.inputs (a JSON array) when there are inputs.
+func inputsKV(keys, vals []string, inputs []string) ([]string, []string) {
+	if len(inputs) == 0 {
+		return keys, vals
+	}
+	b, _ := json.Marshal(inputs)
+	return append(keys, "maeembed.inputs"), append(vals, string(b))
 }
 
 func (m Meta) validate() error {
@@ -90,7 +126,7 @@ func (m Meta) keyValues() ([]string, []string) {
 		keys = append(keys, "maeembed.precision")
 		vals = append(vals, m.Precision)
 	}
-	return keys, vals
+	return inputsKV(keys, vals, m.Inputs)
 }
 
 // Row is one embedded image.
