@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/maeembed/maeembed/sinks"
 )
 
 // Outputs shared between runs: a resume must continue the same run (same
@@ -74,5 +76,83 @@ func TestResumeOtherInputsRefused(t *testing.T) {
 	mustRun(t, embedArgs(out2, d2)...)
 	if got := visibleIDs(t, out2); got["x.png"] != 1 || got["z.png"] != 1 {
 		t.Errorf("ids of d2: %v", got)
+	}
+}
+
+// One directory holds one format: npy after Parquet (whose ids a resume
+// would count as done, writing no embeddings.npy) and Parquet after npy
+// are refused.
+func TestOutputFormatsDoNotMix(t *testing.T) {
+	root := t.TempDir()
+	in := filepath.Join(root, "in")
+	tinyImages(t, in, "a.png", "b.png", "c.png")
+	for _, tc := range []struct{ first, then string }{{"parquet", "npy"}, {"npy", "parquet"}, {"parquet", "arrow"}} {
+		out := filepath.Join(root, tc.first+"-then-"+tc.then)
+		mustRun(t, embedArgs(out, "--format", tc.first, in)...)
+		code, _, stderr := maeembed(t, embedArgs(out, "--format", tc.then, in)...)
+		if code == 0 || !strings.Contains(stderr, "holds "+tc.first+" output") || !strings.Contains(stderr, "another output directory") {
+			t.Errorf("%s after %s: exit %d, want a refusal naming the formats and the remedy\n%s", tc.then, tc.first, code, stderr)
+		}
+		if tc.then == "npy" {
+			if _, err := os.Stat(filepath.Join(out, "metadata.parquet")); err == nil {
+				t.Errorf("%s: an npy set was written beside the Parquet parts", out)
+			}
+		}
+	}
+	// npy's own resume: everything done, nothing written twice.
+	out := filepath.Join(root, "npy-then-npy")
+	mustRun(t, embedArgs(out, "--format", "npy", in)...)
+	if _, _, stderr := maeembed(t, embedArgs(out, "--format", "npy", in)...); !strings.Contains(stderr, "nothing to do") {
+		t.Errorf("npy resume:\n%s", stderr)
+	}
+}
+
+// While a run of one kind (format, shard count) writes into a directory,
+// a run of another kind is refused: --shard 0/3 beside a live 0/2 run
+// would take id 0 again, an npy run would mix formats. Another shard of
+// the same count goes ahead.
+func TestOutputLiveRunOfAnotherKind(t *testing.T) {
+	root := t.TempDir()
+	in, out := filepath.Join(root, "in"), filepath.Join(root, "out")
+	tinyImages(t, in, "a.png", "b.png", "c.png", "d.png")
+	// The live run: what a running "--shard 1/2" holds (flocks are per
+	// open file, so this process holding it is as good as another).
+	release, err := sinks.LockOutputKind(out, "parquet-2-shards")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer release()
+	for _, args := range [][]string{{"--shard", "0/3"}, {"--shard", "0/1"}, {"--format", "npy", "--shard", "0/2"}} {
+		code, _, stderr := maeembed(t, embedArgs(out, append(args, in)...)...)
+		if code == 0 || !strings.Contains(stderr, "another kind (parquet-2-shards") {
+			t.Errorf("%v beside a live parquet 0/2 run: exit %d, want a refusal\n%s", args, code, stderr)
+		}
+	}
+	mustRun(t, embedArgs(out, "--shard", "0/2", in)...)
+	release()
+	// Once it is gone, a run of another kind may resume the directory.
+	mustRun(t, embedArgs(out, in)...)
+	ids := visibleIDs(t, out)
+	checkNoDuplicates(t, ids, "after shard 0/2 and a full run")
+	if len(ids) != 4 {
+		t.Errorf("%d ids, want 4: %v", len(ids), ids)
+	}
+}
+
+// --resume=false into a directory with outputs would write every id a
+// second time: refused, naming the remedy. Into an empty one it runs.
+func TestNoResumeRefusesNonEmptyOutput(t *testing.T) {
+	root := t.TempDir()
+	in, out := filepath.Join(root, "in"), filepath.Join(root, "out")
+	tinyImages(t, in, "a.png", "b.png")
+	mustRun(t, embedArgs(out, "--resume=false", in)...)
+	code, _, stderr := maeembed(t, embedArgs(out, "--resume=false", in)...)
+	if code == 0 || !strings.Contains(stderr, "--resume=false would write their ids a second time") || !strings.Contains(stderr, "empty output directory") {
+		t.Errorf("--resume=false into a non-empty output: exit %d\n%s", code, stderr)
+	}
+	ids := visibleIDs(t, out)
+	checkNoDuplicates(t, ids, "after --resume=false twice")
+	if len(ids) != 2 {
+		t.Errorf("%d ids, want 2", len(ids))
 	}
 }

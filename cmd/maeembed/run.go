@@ -101,7 +101,7 @@ func (e *env) dryRun(src *engine.Inputs) error {
 // openOutput prepares the output directory (engine.OpenOutputDir) and its
 // error writer.
 func (r *fileRun) openOutput(meta sinks.Meta) (sinks.ErrorWriter, error) {
-	unlock, err := engine.OpenOutputDir(r.o.Output, r.shard, r.o.Format == "npy")
+	unlock, err := engine.OpenOutputDir(engine.OutputDir{Dir: r.o.Output, Format: r.o.Format, Shard: r.shard, Resume: r.o.Resume})
 	if err != nil {
 		return nil, err
 	}
