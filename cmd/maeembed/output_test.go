@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/apache/arrow/go/v17/arrow/array"
+
 	"github.com/maeembed/maeembed/sinks"
 )
 
@@ -155,4 +157,65 @@ func TestNoResumeRefusesNonEmptyOutput(t *testing.T) {
 	if len(ids) != 2 {
 		t.Errorf("%d ids, want 2", len(ids))
 	}
+}
+
+// reconstruct resumes exactly: a run that did half the inputs (here shard
+// 0/2), then a rerun over all of them, holds every input once with the
+// reference's masks, predictions and losses (each mask depends on the
+// input's place in the whole sequence, which resume keeps).
+func TestReconstructResumes(t *testing.T) {
+	dir := filepath.Join(fixtures, "tiny32")
+	out := t.TempDir()
+	args := func(more ...string) []string {
+		return append([]string{"reconstruct", "-m", filepath.Join(dir, "hf"), "--mask-noise", filepath.Join(dir, "noise.npy"),
+			"--format", "npy", "--resize", "none", "--batch-size", "2", "-o", out}, append(more, filepath.Join(dir, "images"))...)
+	}
+	mustRun(t, args("--shard", "0/2")...)
+	first := len(metadataIDs(t, out))
+	_, _, stderr := maeembed(t, args()...)
+	ents, _ := os.ReadDir(filepath.Join(dir, "images"))
+	if w, _, s := summaryCounts(t, stderr); s != first || w != len(ents)-first {
+		t.Fatalf("resume: %d written, %d skipped; want %d, %d\n%s", w, s, len(ents)-first, first, stderr)
+	}
+	ids := metadataIDs(t, out)
+	if len(ids) != len(ents) {
+		t.Fatalf("%d rows after resume, want %d", len(ids), len(ents))
+	}
+	for _, name := range []string{"pred", "mask", "loss"} {
+		shape, got := npy(t, filepath.Join(out, name+".npy"))
+		_, want := npy(t, filepath.Join(dir, name+".npy"))
+		per := len(got) / shape[0]
+		for row, id := range ids {
+			ref := -1
+			for i, e := range ents {
+				if e.Name() == id {
+					ref = i
+				}
+			}
+			if ref < 0 {
+				t.Fatalf("unknown id %q", id)
+			}
+			if d := maxAbs(t, got[row*per:(row+1)*per], want[ref*per:(ref+1)*per]); d > 1e-4 {
+				t.Errorf("%s of %s after resume: max diff %g from the reference", name, id, d)
+			}
+		}
+	}
+}
+
+// metadataIDs are the ids of an npy set, in row order.
+func metadataIDs(t *testing.T, dir string) []string {
+	t.Helper()
+	tbl, _, err := sinks.ReadParquet(filepath.Join(dir, "metadata.parquet"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tbl.Release()
+	var ids []string
+	for _, c := range tbl.Column(0).Data().Chunks() {
+		s := c.(*array.String)
+		for i := 0; i < s.Len(); i++ {
+			ids = append(ids, s.Value(i))
+		}
+	}
+	return ids
 }

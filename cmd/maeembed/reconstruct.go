@@ -24,6 +24,9 @@ input's position, or come from --mask-noise.`,
 	defaults:   func(o *Options) { o.Format, o.Stream.FlushInterval = "npy", batchFlushInterval },
 	flags: func(fs *pflag.FlagSet, o *Options) {
 		runFlags(fs, o)
+		// Resume is exact: an input's mask depends on its position in the
+		// whole input sequence, which skipping done inputs does not change.
+		fs.BoolVar(&o.Resume, "resume", o.Resume, "skip inputs already in the output (npy, parquet; png panels are redone)")
 		fs.Float64Var(&o.MaskRatio, "mask-ratio", o.MaskRatio, "fraction of patches removed")
 		fs.Uint64Var(&o.Seed, "seed", o.Seed, "seed of the random masks (each image's mask depends on the seed and its input position)")
 		fs.StringVar(&o.MaskNoise, "mask-noise", o.MaskNoise, "float32 .npy [N, L]: the masking noise, one row per input in input order")
@@ -36,7 +39,6 @@ input's position, or come from --mask-noise.`,
 // reconstruct masks each image, runs encoder and decoder and writes the
 // predictions, masks and losses (or the demo's 4-panel PNGs).
 func (e *env) reconstruct(o *Options) error {
-	o.Resume = false // masks depend on input positions; a rerun rewrites the set
 	switch o.Format {
 	case "npy", "parquet", "png":
 	default:
