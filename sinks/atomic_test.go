@@ -175,3 +175,24 @@ func TestLockOutputKind(t *testing.T) {
 		t.Errorf("formats of a directory holding only locks: %v, %v", f, err)
 	}
 }
+
+// Released kind locks leave no file behind.
+func TestLockOutputKindCleansUp(t *testing.T) {
+	dir := t.TempDir()
+	a, err := LockOutputKind(dir, "parquet-1-shards")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := LockOutputKind(dir, "parquet-1-shards")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a()
+	if _, err := LockOutputKind(dir, "npy-1-shards"); err == nil {
+		t.Error("the second run's lock went with the first's release")
+	}
+	b()
+	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+		t.Errorf("left behind: %v", ents)
+	}
+}

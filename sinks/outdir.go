@@ -29,14 +29,11 @@ func LockOutputKind(dir, kind string) (release func() error, err error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("output: %w", err)
 	}
-	start, err := os.OpenFile(filepath.Join(dir, ".maeembed-start"+lockSuffix), os.O_CREATE|os.O_RDWR, 0o644)
+	unlockStart, err := lockStart(dir)
 	if err != nil {
-		return nil, fmt.Errorf("output lock: %w", err)
+		return nil, err
 	}
-	defer start.Close() // unlocks
-	if err := syscall.Flock(int(start.Fd()), syscall.LOCK_EX); err != nil {
-		return nil, fmt.Errorf("output lock: %w", err)
-	}
+	defer unlockStart()
 	ents, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, fmt.Errorf("output: %w", err)
@@ -69,7 +66,43 @@ func LockOutputKind(dir, kind string) (release func() error, err error) {
 		f.Close()
 		return nil, fmt.Errorf("output lock: %w", err)
 	}
-	return f.Close, nil
+	return func() error {
+		// The last run of its kind removes the lock file, so a finished
+		// run leaves no hidden file behind (under the start lock: no one
+		// is taking it meanwhile).
+		if unlock, err := lockStart(dir); err == nil {
+			if syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB) == nil {
+				os.Remove(f.Name())
+			}
+			defer unlock()
+		}
+		return f.Close()
+	}, nil
+}
+
+// lockStart takes dir's start-up lock; unlock removes its file again. Like
+// LockOutput, it retries when the file it locked was removed meanwhile.
+func lockStart(dir string) (unlock func(), err error) {
+	path := filepath.Join(dir, ".maeembed-start"+lockSuffix)
+	for {
+		f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
+		if err != nil {
+			return nil, fmt.Errorf("output lock: %w", err)
+		}
+		if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("output lock: %w", err)
+		}
+		held, err1 := f.Stat()
+		now, err2 := os.Stat(path)
+		if err1 == nil && err2 == nil && os.SameFile(held, now) {
+			return func() {
+				os.Remove(path) // before unlocking, so no one locks a file on its way out
+				f.Close()
+			}, nil
+		}
+		f.Close()
+	}
 }
 
 // kindHeld reports whether a live process holds the kind lock at path; a
