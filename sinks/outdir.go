@@ -80,29 +80,17 @@ func LockOutputKind(dir, kind string) (release func() error, err error) {
 	}, nil
 }
 
-// lockStart takes dir's start-up lock; unlock removes its file again. Like
-// LockOutput, it retries when the file it locked was removed meanwhile.
+// lockStart takes dir's start-up lock; unlock removes its file again.
 func lockStart(dir string) (unlock func(), err error) {
 	path := filepath.Join(dir, ".maeembed-start"+lockSuffix)
-	for {
-		f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
-		if err != nil {
-			return nil, fmt.Errorf("output lock: %w", err)
-		}
-		if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
-			f.Close()
-			return nil, fmt.Errorf("output lock: %w", err)
-		}
-		held, err1 := f.Stat()
-		now, err2 := os.Stat(path)
-		if err1 == nil && err2 == nil && os.SameFile(held, now) {
-			return func() {
-				os.Remove(path) // before unlocking, so no one locks a file on its way out
-				f.Close()
-			}, nil
-		}
-		f.Close()
+	f, err := lockFile(path, syscall.LOCK_EX)
+	if err != nil {
+		return nil, fmt.Errorf("output lock: %w", err)
 	}
+	return func() {
+		os.Remove(path) // before unlocking, so no one locks a file on its way out
+		f.Close()
+	}, nil
 }
 
 // kindHeld reports whether a live process holds the kind lock at path; a
