@@ -56,10 +56,21 @@ func (e *env) openInputs(o *Options, cmd string) (*fileRun, error) {
 		}
 	}
 	in := engine.InputOptions{Source: o.Source, Shard: r.shard, DryRun: o.DryRun}
-	if o.Resume && !o.DryRun {
-		in.ResumeFrom = o.Output
+	if !o.DryRun {
+		// The output first: a run it refuses (another format, a live run of
+		// another kind) stops before reading anything, and resume reads
+		// the done ids under the lock.
+		if r.unlock, err = engine.OpenOutputDir(engine.OutputDir{Dir: o.Output, Format: o.Format, Shard: r.shard, Resume: o.Resume}); err != nil {
+			return nil, err
+		}
+		if o.Resume {
+			in.ResumeFrom = o.Output
+		}
 	}
 	if r.src, err = engine.OpenInputs(o.Inputs, e.stdin, in); err != nil {
+		if r.unlock != nil {
+			r.unlock()
+		}
 		return nil, err
 	}
 	return r, nil
@@ -98,14 +109,9 @@ func (e *env) dryRun(src *engine.Inputs) error {
 	return nil
 }
 
-// openOutput prepares the output directory (engine.OpenOutputDir) and its
-// error writer.
+// openOutput opens the error writer of the output directory (which
+// openInputs locked).
 func (r *fileRun) openOutput(meta sinks.Meta) (sinks.ErrorWriter, error) {
-	unlock, err := engine.OpenOutputDir(engine.OutputDir{Dir: r.o.Output, Format: r.o.Format, Shard: r.shard, Resume: r.o.Resume})
-	if err != nil {
-		return nil, err
-	}
-	r.unlock = unlock
 	return sinks.NewErrors(r.o.Output, meta, sinks.ParquetOptions{})
 }
 
