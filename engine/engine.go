@@ -163,10 +163,14 @@ func CheckBatch(size int, batchBytes int64, budget *stages.Budget) error {
 // Counts is a run's advance, from acks: an item counts once its output
 // (or error row) is durable.
 type Counts struct {
-	Written int64 // outputs published
-	Failed  int64 // error rows published (or dropped, when there is no error output)
-	Lost    int64 // acked with an error: not durable (retried on resume or redelivered)
-	Skipped int64 // already done by an earlier run (resume); set by the caller
+	// Processed is the rows handed to the writers (outputs and error
+	// rows): the run's advance, which a part of 100,000 rows does not hold
+	// back until it is published. The others count publications.
+	Processed int64
+	Written   int64 // outputs published
+	Failed    int64 // error rows published (or dropped, when there is no error output)
+	Lost      int64 // acked with an error: not durable (retried on resume or redelivered)
+	Skipped   int64 // already done by an earlier run (resume); set by the caller
 }
 
 // Engine is one run of Model into Output.
@@ -177,7 +181,8 @@ type Engine[R any] struct {
 	p     atomic.Pointer[pipeline.Pipeline]
 
 	written, failed, lost atomic.Int64
-	handed                int64 // rows given to the output (write stage only)
+	processed             atomic.Int64 // rows handed to a writer (Counts.Processed)
+	handed                int64        // rows given to the output (write stage only)
 	writeFailed           bool
 
 	mu       sync.Mutex // serialises writes and flushes (the flush timer)
@@ -203,7 +208,7 @@ func New[R any](cfg Config, model Model[R], out Output[R]) *Engine[R] {
 
 // Counts is a snapshot of the run's advance; safe at any time.
 func (e *Engine[R]) Counts() Counts {
-	return Counts{Written: e.written.Load(), Failed: e.failed.Load(), Lost: e.lost.Load()}
+	return Counts{Processed: e.processed.Load(), Written: e.written.Load(), Failed: e.failed.Load(), Lost: e.lost.Load()}
 }
 
 // Stats are the per-stage counters of the run (nil before Run).
@@ -395,11 +400,13 @@ func (e *Engine[R]) write(imgs, ok []*Image, result R, ran bool) error {
 			e.addErrorRow(im)
 		}
 	}
+	e.processed.Add(int64(len(e.rows))) // (rejected rows below were counted as handed)
 	if ran && len(ok) > 0 {
 		for _, im := range ok {
 			im.Item.Ack = e.trackWritten(im)
 		}
 		e.handed += int64(len(ok))
+		e.processed.Add(int64(len(ok)))
 		if err := e.out.Write(ok, result); err != nil {
 			e.writeFailed = true
 			return pipeline.Fatal(fmt.Errorf("write: %w", err))
@@ -479,6 +486,7 @@ func (e *Engine[R]) trackFailed(ack func(error)) func(error) {
 // stray counts failures the pipeline routes outside the items (a source's
 // Skip error): they have no item to carry them.
 func (e *Engine[R]) stray(f pipeline.Failure) {
+	e.processed.Add(1)
 	e.failed.Add(1)
 	if e.cfg.OnFailure != nil {
 		e.cfg.OnFailure(&Image{Err: f.Err, Stage: f.Stage})

@@ -302,3 +302,30 @@ func TestFlushIntervalPublishesAQuietStream(t *testing.T) {
 		}
 	}
 }
+
+// Counts.Processed advances as rows are handed to the writers, long before
+// the part that holds them is published: what the progress bar shows.
+func TestProcessedCountsBeforePublish(t *testing.T) {
+	in, good, bad := inputs(t, 12)
+	out := t.TempDir()
+	e, src, _ := embedRun(t, in, out, 2, 1000, false)
+	ctx, abort := context.WithCancelCause(context.Background())
+	res := make(chan error, 1)
+	go func() { res <- e.Run(ctx, endless{src}) }()
+	all := int64(len(good) + len(bad))
+	deadline := time.Now().Add(2 * time.Minute)
+	for e.Counts().Processed < all && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	c := e.Counts()
+	abort(errors.New("test abort"))
+	<-res
+	if c.Processed != all || c.Written != 0 {
+		t.Fatalf("counts %+v while every input waits in one unpublished part: want %d processed, 0 written", c, all)
+	}
+	p := StartProgress(nil, false, all, time.Now(), func() Counts { return c })
+	defer p.Stop()
+	if got := c.done(); got != all {
+		t.Errorf("progress done = %d, want %d", got, all)
+	}
+}

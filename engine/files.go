@@ -1,9 +1,11 @@
 package engine
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"sync/atomic"
 
 	"github.com/maeembed/maeembed/sinks"
@@ -16,7 +18,10 @@ type Inputs struct {
 	*sources.Reader
 	// Total is the number of inputs of this shard before resume, -1 when it
 	// is not known up front.
-	Total   int64
+	Total int64
+	// Roots are the inputs as the outputs record them (sinks.InputRoots):
+	// a resumed run must read the same ones.
+	Roots   []string
 	skipped atomic.Int64
 }
 
@@ -36,7 +41,7 @@ type InputOptions struct {
 // OpenInputs opens names (files, directories, globs, list files, '-' for
 // stdin, tar and Parquet) in their deterministic order.
 func OpenInputs(names []string, stdin io.Reader, o InputOptions) (*Inputs, error) {
-	in := &Inputs{Total: -1}
+	in := &Inputs{Total: -1, Roots: sinks.InputRoots(names)}
 	opts := o.Source
 	opts.Shard, opts.NoData, opts.Done = o.Shard, o.DryRun, nil
 	if o.ResumeFrom != "" {
@@ -69,20 +74,56 @@ func OpenInputs(names []string, stdin io.Reader, o InputOptions) (*Inputs, error
 // Skipped is the number of inputs skipped so far as already done.
 func (in *Inputs) Skipped() int64 { return in.skipped.Load() }
 
-// OpenOutputDir makes dir ready for a run: it takes the lock of the run's
-// shard (an npy run: of the whole directory, whose files it shares), so a
-// second identical run is refused instead of writing the same ids again,
-// and removes the temporaries of writers that are gone.
-func OpenOutputDir(dir string, shard sources.Shard, npy bool) (release func() error, err error) {
-	lock, why := fmt.Sprintf("shard-%d-of-%d", shard.Index, max(1, shard.Count)), "two runs of the same inputs and shard would write the same ids twice"
-	if npy {
-		lock, why = "npy", "npy outputs are single files: give each run (and each shard) its own directory"
-	}
-	release, err = sinks.LockOutput(dir, lock, why)
+// OutputDir is the output directory of a batch run and what the run
+// writes into it.
+type OutputDir struct {
+	Dir    string
+	Format string // "parquet", "arrow", "npy" or "png"
+	Shard  sources.Shard
+	// Resume: the run continues what dir holds. Without it dir must hold
+	// no published output, or every id would be written a second time.
+	Resume bool
+}
+
+// OpenOutputDir makes o.Dir ready for a run and keeps the promise that no
+// id is written twice. It refuses a run whose format differs from the
+// outputs dir holds (a resume would count the other format's ids as done)
+// or from a live run's, or whose shard count differs from a live run's
+// (shards 0/2 and 0/3 overlap); a run without Resume into a directory that
+// holds outputs; and a second run of the same shard (an npy run: any second
+// run, since npy sets are single files). Then it removes the temporaries
+// of writers that are gone. release frees the locks.
+func OpenOutputDir(o OutputDir) (release func() error, err error) {
+	held, err := sinks.PublishedFormats(o.Dir)
 	if err != nil {
 		return nil, err
 	}
-	if err := sinks.CleanTemps(dir); err != nil {
+	if !o.Resume && len(held) > 0 {
+		return nil, fmt.Errorf("output %s already holds outputs (%s) and --resume=false would write their ids a second time: "+
+			"use an empty output directory, empty this one, or drop --resume=false to continue it", o.Dir, strings.Join(held, ", "))
+	}
+	for _, f := range held {
+		if f != "errors" && f != o.Format {
+			return nil, fmt.Errorf("output %s holds %s output and this run writes %s: one directory holds one format "+
+				"(a resume would take the %s ids for done ones): use another output directory", o.Dir, f, o.Format, f)
+		}
+	}
+	n := max(1, o.Shard.Count)
+	kindRelease, err := sinks.LockOutputKind(o.Dir, fmt.Sprintf("%s-%d-shards", o.Format, n))
+	if err != nil {
+		return nil, err
+	}
+	lock, why := fmt.Sprintf("shard-%d-of-%d", o.Shard.Index, n), "two runs of the same inputs and shard would write the same ids twice"
+	if o.Format == "npy" {
+		lock, why = "npy", "npy outputs are single files: give each run (and each shard) its own directory"
+	}
+	shardRelease, err := sinks.LockOutput(o.Dir, lock, why)
+	if err != nil {
+		kindRelease()
+		return nil, err
+	}
+	release = func() error { return errors.Join(shardRelease(), kindRelease()) }
+	if err := sinks.CleanTemps(o.Dir); err != nil {
 		release()
 		return nil, fmt.Errorf("output: %w", err)
 	}

@@ -23,9 +23,17 @@ const (
 	logEvery = 10 * time.Second
 )
 
-// done is what the bar counts: every input of this shard that is finished,
-// including those a previous run finished (resume).
-func (c Counts) done() int64 { return c.Written + c.Failed + c.Skipped }
+// done is what the bar counts: every input of this shard that is processed
+// (handed to the writers; published or not yet), including those a
+// previous run finished (resume).
+func (c Counts) done() int64 { return c.processed() + c.Skipped }
+
+// processed is the rows handed over; never less than those published (a
+// caller may set only the published counts).
+func (c Counts) processed() int64 { return max(c.Processed, c.published()) }
+
+// published is the rows (and error rows) that are durable.
+func (c Counts) published() int64 { return c.Written + c.Failed }
 
 // Progress reports a run's advance until Stop is called.
 type Progress struct {
@@ -91,18 +99,19 @@ func StartProgress(w io.Writer, bar bool, total int64, start time.Time, counts f
 	return p
 }
 
-// rate is images per second of this run (resumed ones excluded).
+// rate is images processed per second by this run (resumed ones excluded).
 func (p *Progress) rate(c Counts) float64 {
 	el := time.Since(p.start).Seconds()
 	if el <= 0 {
 		return 0
 	}
-	return float64(c.Written+c.Failed) / el
+	return float64(c.processed()) / el
 }
 
-// description is what the bar shows after the count: errors and speed.
+// description is what the bar shows after the count: errors, speed and how
+// many of the processed rows are published (durable) yet.
 func (p *Progress) description(c Counts) string {
-	return fmt.Sprintf("%s, %.1f images/s", plural(c.Failed, "error"), p.rate(c))
+	return fmt.Sprintf("%s, %.1f images/s, %d published", plural(c.Failed, "error"), p.rate(c), c.published())
 }
 
 func (p *Progress) update() {
@@ -122,6 +131,9 @@ func (p *Progress) logLine() {
 	if left := p.total - c.done(); p.total > 0 && r > 0 && left > 0 {
 		attrs = append(attrs, "eta", (time.Duration(float64(left)/r) * time.Second).Round(time.Second).String())
 	}
+	// done counts what the writers were handed; written and failed what is
+	// published (durable; a rerun skips it).
+	attrs = append(attrs, "published", c.published())
 	slog.Info("progress", attrs...)
 }
 

@@ -186,27 +186,37 @@ func LockOutput(dir, name, why string) (release func() error, err error) {
 		return nil, fmt.Errorf("output: %w", err)
 	}
 	path := filepath.Join(dir, ".maeembed-"+name+".lock")
+	f, err := lockFile(path, syscall.LOCK_EX|syscall.LOCK_NB)
+	if errors.Is(err, syscall.EWOULDBLOCK) {
+		return nil, fmt.Errorf("output %s is being written by another running process (%s): %s", dir, name, why)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("output lock %s: %w", name, err)
+	}
+	return func() error {
+		os.Remove(path) // before unlocking, so no one locks a file on its way out
+		return f.Close()
+	}, nil
+}
+
+// lockFile creates (or opens) the lock file at path and flocks it with
+// how. The holder before us may have removed the file between our open
+// and our lock (a release removes it): then the lock is on a file nobody
+// else sees, and it tries again.
+func lockFile(path string, how int) (*os.File, error) {
 	for {
 		f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
 		if err != nil {
-			return nil, fmt.Errorf("output lock: %w", err)
+			return nil, err
 		}
-		if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		if err := syscall.Flock(int(f.Fd()), how); err != nil {
 			f.Close()
-			if errors.Is(err, syscall.EWOULDBLOCK) {
-				return nil, fmt.Errorf("output %s is being written by another running process (%s): %s", dir, name, why)
-			}
-			return nil, fmt.Errorf("output lock %s: %w", name, err)
+			return nil, err
 		}
-		// The holder before us may have removed the file between our open
-		// and our lock: then we hold a lock on a file nobody else sees.
 		held, err1 := f.Stat()
 		now, err2 := os.Stat(path)
 		if err1 == nil && err2 == nil && os.SameFile(held, now) {
-			return func() error {
-				os.Remove(path) // before unlocking, so no one locks a file on its way out
-				return f.Close()
-			}, nil
+			return f, nil
 		}
 		f.Close()
 	}

@@ -145,3 +145,54 @@ func TestLockOutput(t *testing.T) {
 	}
 	again()
 }
+
+// Runs of one kind share a directory; a live run of another kind refuses a
+// newcomer, and once it released, its lock no longer counts.
+func TestLockOutputKind(t *testing.T) {
+	dir := t.TempDir()
+	a, err := LockOutputKind(dir, "parquet-2-shards")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := LockOutputKind(dir, "parquet-2-shards")
+	if err != nil {
+		t.Fatalf("a second run of the same kind: %v", err)
+	}
+	if _, err := LockOutputKind(dir, "parquet-3-shards"); err == nil || !strings.Contains(err.Error(), "another kind (parquet-2-shards") {
+		t.Errorf("another kind beside a live one: %v", err)
+	}
+	a()
+	if _, err := LockOutputKind(dir, "npy-1-shards"); err == nil {
+		t.Error("another kind while one run of the first is still live")
+	}
+	b()
+	c, err := LockOutputKind(dir, "npy-1-shards")
+	if err != nil {
+		t.Fatalf("after every run of the first kind ended: %v", err)
+	}
+	c()
+	if f, err := PublishedFormats(dir); err != nil || len(f) != 0 {
+		t.Errorf("formats of a directory holding only locks: %v, %v", f, err)
+	}
+}
+
+// Released kind locks leave no file behind.
+func TestLockOutputKindCleansUp(t *testing.T) {
+	dir := t.TempDir()
+	a, err := LockOutputKind(dir, "parquet-1-shards")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := LockOutputKind(dir, "parquet-1-shards")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a()
+	if _, err := LockOutputKind(dir, "npy-1-shards"); err == nil {
+		t.Error("the second run's lock went with the first's release")
+	}
+	b()
+	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+		t.Errorf("left behind: %v", ents)
+	}
+}

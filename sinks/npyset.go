@@ -182,9 +182,20 @@ func (s *npySet) abort() error {
 
 // compatible refuses to mix outputs of different runs in one directory:
 // every maeembed.* key must match, except maeembed.version (a newer build
-// may finish an older run).
+// may finish an older run); maeembed.model compares as ModelName (an
+// older run may have recorded the path as it was spelled).
 func compatible(path string, kv map[string]string, keys, vals []string) error {
 	for i, k := range keys {
+		if k == "maeembed.model" && ModelName(kv[k]) == ModelName(vals[i]) {
+			continue
+		}
+		if k == "maeembed.inputs" {
+			if old, ok := kv[k]; ok && old != vals[i] {
+				return fmt.Errorf("%s holds the outputs of the inputs %s, this run reads %s: ids are paths relative to the inputs, "+
+					"so same-named files would be skipped as already done. Give these inputs their own output directory, or rerun with the inputs %s", path, old, vals[i], old)
+			}
+			continue // an output of an older version records none
+		}
 		if k != "maeembed.version" && kv[k] != vals[i] {
 			return fmt.Errorf("%s was written with %s=%q, this run has %q: use another output directory", path, k, kv[k], vals[i])
 		}

@@ -484,3 +484,60 @@ func TestConcurrentWritersNoClobber(t *testing.T) {
 		t.Fatalf("files %v, want 10 parts", f)
 	}
 }
+
+// One model spelled differently (a trailing slash, relative or absolute, a
+// symlink) is the same run: resume goes on; another model directory is
+// refused. The metadata records the resolved absolute path.
+func TestResumeSameModelOtherSpelling(t *testing.T) {
+	root := t.TempDir()
+	model := filepath.Join(root, "models", "m")
+	other := filepath.Join(root, "models", "other")
+	for _, d := range []string{model, other} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	link := filepath.Join(root, "link")
+	if err := os.Symlink(model, link); err != nil {
+		t.Fatal(err)
+	}
+	wd, _ := os.Getwd()
+	rel, err := filepath.Rel(wd, model)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(root, "out")
+	write := func(name, id string) error {
+		w, err := NewParquet(out, Meta{Model: name, Pool: "mean", Preprocess: "p", Version: "1", Dim: 2}, ParquetOptions{})
+		if err != nil {
+			return err
+		}
+		w.Write([]Row{{ID: id, Embedding: []float32{1, 2}}})
+		return w.Close()
+	}
+	if err := write(model, "a"); err != nil {
+		t.Fatal(err)
+	}
+	for i, name := range []string{model + "/", rel, link, link + "/"} {
+		if err := write(name, fmt.Sprint("b", i)); err != nil {
+			t.Errorf("resume with model %q: %v", name, err)
+		}
+	}
+	if err := write(other, "c"); err == nil || !strings.Contains(err.Error(), "maeembed.model") {
+		t.Errorf("resume with another model directory: %v", err)
+	}
+	real, err := filepath.EvalSymlinks(model)
+	if err != nil {
+		t.Fatal(err)
+	}
+	parts, _ := filepath.Glob(filepath.Join(out, "part-*.parquet"))
+	for _, p := range parts {
+		kv, err := fileMetadata(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if kv["maeembed.model"] != real {
+			t.Errorf("%s records model %q, want %q", p, kv["maeembed.model"], real)
+		}
+	}
+}

@@ -19,6 +19,8 @@ type ReconMeta struct {
 	NormPixLoss bool
 	// Precision is the model's arithmetic, as in Meta.
 	Precision string
+	// Inputs are the run's input roots, as in Meta.
+	Inputs []string
 }
 
 func (m ReconMeta) patchDim() int { return m.Patch * m.Patch * 3 }
@@ -32,13 +34,13 @@ func (m ReconMeta) validate() error {
 
 func (m ReconMeta) keyValues() ([]string, []string) {
 	keys := []string{"maeembed.model", "maeembed.preprocess", "maeembed.version", "maeembed.mask_ratio", "maeembed.seed", "maeembed.patches", "maeembed.patch_size", "maeembed.norm_pix_loss"}
-	vals := []string{m.Model, m.Preprocess, m.Version, strconv.FormatFloat(m.MaskRatio, 'g', -1, 64), strconv.FormatInt(m.Seed, 10),
+	vals := []string{ModelName(m.Model), m.Preprocess, m.Version, strconv.FormatFloat(m.MaskRatio, 'g', -1, 64), strconv.FormatInt(m.Seed, 10),
 		strconv.Itoa(m.Patches), strconv.Itoa(m.Patch), strconv.FormatBool(m.NormPixLoss)}
 	if m.Precision != "" {
 		keys = append(keys, "maeembed.precision")
 		vals = append(vals, m.Precision)
 	}
-	return keys, vals
+	return inputsKV(keys, vals, m.Inputs)
 }
 
 // ReconRow is one reconstructed image.

@@ -17,7 +17,11 @@
 package sinks
 
 import (
+	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
 	"strconv"
 )
 
@@ -36,6 +40,40 @@ type Meta struct {
 	// Tokens is 0 unless Pool is "tokens": then it is the number of tokens
 	// per image (1+L) and every Row carries Tokens·Dim values.
 	Tokens int
+	// Inputs are the run's input roots (InputRoots), recorded as
+	// maeembed.inputs: ids are paths relative to them, so a resumed run
+	// over other inputs would take same-named files for done ones. Empty
+	// (stream mode) writes no key.
+	Inputs []string
+}
+
+// InputRoots is how a batch run's inputs are recorded and compared: each
+// absolute with symlinks resolved (as far as it exists: a glob stays a
+// pattern), "-" (stdin) as is, sorted, without duplicates.
+func InputRoots(names []string) []string {
+	roots := make([]string, 0, len(names))
+	for _, n := range names {
+		if n != "-" {
+			n = ModelName(n)
+			if !filepath.IsAbs(n) {
+				if abs, err := filepath.Abs(n); err == nil {
+					n = abs
+				}
+			}
+		}
+		roots = append(roots, n)
+	}
+	slices.Sort(roots)
+	return slices.Compact(roots)
+}
+
+// inputsKV appends maeembed.inputs (a JSON array) when there are inputs.
+func inputsKV(keys, vals []string, inputs []string) ([]string, []string) {
+	if len(inputs) == 0 {
+		return keys, vals
+	}
+	b, _ := json.Marshal(inputs)
+	return append(keys, "maeembed.inputs"), append(vals, string(b))
 }
 
 func (m Meta) validate() error {
@@ -56,9 +94,30 @@ func (m Meta) rowLen() int {
 	return m.Dim
 }
 
+// ModelName is how a run's model is recorded and compared: a local path
+// (file or directory) that exists becomes absolute with its symlinks
+// resolved, so "m/", "./m" and a link to m are one model; anything else (a
+// preset name) stays as given.
+func ModelName(name string) string {
+	if name == "" {
+		return name
+	}
+	if _, err := os.Stat(name); err != nil {
+		return name
+	}
+	abs, err := filepath.Abs(name)
+	if err != nil {
+		return name
+	}
+	if real, err := filepath.EvalSymlinks(abs); err == nil {
+		return real
+	}
+	return abs
+}
+
 func (m Meta) keyValues() ([]string, []string) {
 	keys := []string{"maeembed.model", "maeembed.pool", "maeembed.preprocess", "maeembed.version", "maeembed.dim"}
-	vals := []string{m.Model, m.Pool, m.Preprocess, m.Version, strconv.Itoa(m.Dim)}
+	vals := []string{ModelName(m.Model), m.Pool, m.Preprocess, m.Version, strconv.Itoa(m.Dim)}
 	if m.Tokens > 0 {
 		keys = append(keys, "maeembed.tokens")
 		vals = append(vals, strconv.Itoa(m.Tokens))
@@ -67,7 +126,7 @@ func (m Meta) keyValues() ([]string, []string) {
 		keys = append(keys, "maeembed.precision")
 		vals = append(vals, m.Precision)
 	}
-	return keys, vals
+	return inputsKV(keys, vals, m.Inputs)
 }
 
 // Row is one embedded image.

@@ -383,7 +383,11 @@ func checkNoDuplicates(t *testing.T, ids map[string]int, when string) {
 
 // kill -9 at random moments of a run that publishes a part every 8 rows:
 // after each kill every visible file opens and no id is duplicated; reruns
-// resume and the last one completes the set, every id exactly once.
+// resume and the last one completes the set, every id exactly once. The
+// moments are read from the output directory, not from a clock, so they
+// land mid-run however loaded the machine: after 1 to 3 new parts are
+// published, and half the time also once the next part's temporary exists
+// (a kill while a part is being written).
 func TestE2EKillAndResume(t *testing.T) {
 	bin := buildCLI(t)
 	in := filepath.Join(t.TempDir(), "in")
@@ -391,14 +395,11 @@ func TestE2EKillAndResume(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "out")
 	args := []string{"embed", "-m", filepath.Join(fixtures, "tiny32", "hf"), "--resize", "none",
 		"--batch-size", "2", "--max-file-rows", "8", "-o", out, in}
-	// Calibrate: kill moments are fractions of a full run's duration, so
-	// they land mid-run on a fast idle machine and on a loaded CI one.
-	t0 := time.Now()
-	if b, err := exec.Command(bin, append(slices.Clone(args[:len(args)-3]), "-o", filepath.Join(t.TempDir(), "cal"), in)...).CombinedOutput(); err != nil {
-		t.Fatalf("calibration run: %v\n%s", err, b)
-	}
-	full := time.Since(t0)
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 3))
+	parts := func() int {
+		p, _ := filepath.Glob(filepath.Join(out, "part-*.parquet"))
+		return len(p)
+	}
 	partial := 0
 	for kill := 0; kill < 6; kill++ {
 		cmd := exec.Command(bin, args...)
@@ -407,9 +408,33 @@ func TestE2EKillAndResume(t *testing.T) {
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(time.Duration((0.05 + 0.55*rng.Float64()) * float64(full)))
+		exited := make(chan struct{})
+		var err error
+		go func() { err = cmd.Wait(); close(exited) }()
+		target, midPart := parts()+1+rng.IntN(3), rng.IntN(2) == 0
+		deadline := time.Now().Add(time.Minute)
+	poll:
+		for {
+			select {
+			case <-exited:
+				break poll // finished (or failed) before the moment came
+			default:
+			}
+			if parts() >= target {
+				tmp, _ := filepath.Glob(filepath.Join(out, ".part-*.maeembed-tmp"))
+				if !midPart || len(tmp) > 0 {
+					break
+				}
+			}
+			if time.Now().After(deadline) {
+				cmd.Process.Kill()
+				<-exited
+				t.Fatalf("kill %d: %d parts within a minute, waiting for %d\n%s", kill, parts(), target, stderr.String())
+			}
+			time.Sleep(time.Millisecond)
+		}
 		cmd.Process.Signal(syscall.SIGKILL)
-		err := cmd.Wait()
+		<-exited
 		ids := visibleIDs(t, out)
 		checkNoDuplicates(t, ids, fmt.Sprintf("after kill %d", kill))
 		if err != nil && len(ids) < len(want) {
@@ -545,5 +570,42 @@ func TestE2EConcurrentShardsShareOutput(t *testing.T) {
 	checkNoDuplicates(t, ids, "two shards")
 	if len(ids) != len(want) {
 		t.Errorf("%d ids in the shared output, want %d", len(ids), len(want))
+	}
+}
+
+// A batch run publishes its part on the --flush-interval timer, not only
+// when 100,000 rows fill it: a part is visible while the run goes on, and
+// a kill -9 then keeps it.
+func TestE2EBatchFlushInterval(t *testing.T) {
+	bin := buildCLI(t)
+	in := filepath.Join(t.TempDir(), "in")
+	writePNGs(t, in, 1500)
+	out := filepath.Join(t.TempDir(), "out")
+	cmd := exec.Command(bin, "embed", "-m", filepath.Join(fixtures, "tiny32", "hf"), "--resize", "none",
+		"--batch-size", "1", "--flush-interval", "20ms", "-o", out, in)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	for {
+		select {
+		case err := <-exited:
+			t.Fatalf("the run ended (%v) before any part was published on the timer\n%s", err, stderr.String())
+		default:
+		}
+		if parts, _ := filepath.Glob(filepath.Join(out, "part-*.parquet")); len(parts) > 0 {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	cmd.Process.Signal(syscall.SIGKILL)
+	<-exited
+	ids := visibleIDs(t, out)
+	checkNoDuplicates(t, ids, "after the kill")
+	if len(ids) == 0 || len(ids) >= 1500 {
+		t.Errorf("%d ids visible after a kill mid-run, want some but not all", len(ids))
 	}
 }

@@ -26,6 +26,7 @@ a Parquet dataset. A rerun into the same output resumes.`,
   maeembed embed --pool cls --format npy -o out/ 'shards/*.tar'
   maeembed embed --shard 0/4 -o /data/emb/ images.parquet   # one of 4 machines`,
 	positional: "inputs",
+	defaults:   func(o *Options) { o.Stream.FlushInterval = batchFlushInterval },
 	flags: func(fs *pflag.FlagSet, o *Options) {
 		runFlags(fs, o)
 		fs.StringVar(&o.Pool, "pool", o.Pool, "cls | mean | tokens | global")
@@ -59,6 +60,7 @@ func (e *env) embed(o *Options) error {
 	if err != nil {
 		return err
 	}
+	meta.Inputs = r.src.Roots
 	errMeta := meta // error parts keep the metadata earlier runs wrote (resume compares it)
 	errMeta.Dim, errMeta.Tokens = 1, 0
 	errw, err := r.openOutput(errMeta)

@@ -342,7 +342,13 @@ func runFlags(fs *pflag.FlagSet, o *Options) {
 	fs.StringVar(&o.Shard, "shard", o.Shard, "process shard i of n (i/n), one per machine")
 	fs.BoolVar(&o.FailOnError, "fail-on-error", o.FailOnError, "exit non-zero when any input failed")
 	fs.BoolVar(&o.DryRun, "dry-run", o.DryRun, "list what would be processed and stop")
+	fs.DurationVar(&o.Stream.FlushInterval, "flush-interval", o.Stream.FlushInterval, "publish the current Parquet/Arrow part at least this often (a kill loses at most this much work; 0 = only when full)")
 }
+
+// batchFlushInterval is embed's and reconstruct's default --flush-interval:
+// long enough for few small parts, short enough that a kill -9 loses
+// little work.
+const batchFlushInterval = time.Minute
 
 // listFlag is a repeatable, comma-splitting string flag (--topic a --topic b,c).
 type listFlag struct {

@@ -21,9 +21,12 @@ input's position, or come from --mask-noise.`,
 	example: `  maeembed reconstruct --format png -o panels/ photos/
   maeembed reconstruct --mask-ratio 0.5 --seed 7 -o recon/ photos/`,
 	positional: "inputs",
-	defaults:   func(o *Options) { o.Format = "npy" },
+	defaults:   func(o *Options) { o.Format, o.Stream.FlushInterval = "npy", batchFlushInterval },
 	flags: func(fs *pflag.FlagSet, o *Options) {
 		runFlags(fs, o)
+		// Resume is exact: an input's mask depends on its position in the
+		// whole input sequence, which skipping done inputs does not change.
+		fs.BoolVar(&o.Resume, "resume", o.Resume, "skip inputs already in the output (npy, parquet; png panels are redone)")
 		fs.Float64Var(&o.MaskRatio, "mask-ratio", o.MaskRatio, "fraction of patches removed")
 		fs.Uint64Var(&o.Seed, "seed", o.Seed, "seed of the random masks (each image's mask depends on the seed and its input position)")
 		fs.StringVar(&o.MaskNoise, "mask-noise", o.MaskNoise, "float32 .npy [N, L]: the masking noise, one row per input in input order")
@@ -36,7 +39,6 @@ input's position, or come from --mask-noise.`,
 // reconstruct masks each image, runs encoder and decoder and writes the
 // predictions, masks and losses (or the demo's 4-panel PNGs).
 func (e *env) reconstruct(o *Options) error {
-	o.Resume = false // masks depend on input positions; a rerun rewrites the set
 	switch o.Format {
 	case "npy", "parquet", "png":
 	default:
@@ -85,12 +87,12 @@ func (e *env) reconstruct(o *Options) error {
 		return err
 	}
 	r.pre.Size = c.ImageSize
-	errw, err := r.openOutput(sinks.Meta{Model: o.Model.Name, Pool: o.Pool, Preprocess: r.pre.String(), Version: version, Dim: 1, Precision: m.Precision().String()})
+	errw, err := r.openOutput(sinks.Meta{Model: o.Model.Name, Pool: o.Pool, Preprocess: r.pre.String(), Version: version, Dim: 1, Precision: m.Precision().String(), Inputs: r.src.Roots})
 	if err != nil {
 		return err
 	}
 	meta := sinks.ReconMeta{Model: o.Model.Name, Preprocess: r.pre.String(), Version: version, MaskRatio: o.MaskRatio,
-		Seed: int64(o.Seed), Patches: l, Patch: c.PatchSize, NormPixLoss: normPix, Precision: m.Precision().String()}
+		Seed: int64(o.Seed), Patches: l, Patch: c.PatchSize, NormPixLoss: normPix, Precision: m.Precision().String(), Inputs: r.src.Roots}
 	var w sinks.ReconWriter
 	switch o.Format {
 	case "npy":

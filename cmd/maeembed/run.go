@@ -62,10 +62,21 @@ func (e *env) openInputs(o *Options, cmd string) (*fileRun, error) {
 		}
 	}
 	in := engine.InputOptions{Source: o.Source, Shard: r.shard, DryRun: o.DryRun}
-	if o.Resume && !o.DryRun {
-		in.ResumeFrom = o.Output
+	if !o.DryRun {
+		// The output first: a run it refuses (another format, a live run of
+		// another kind) stops before reading anything, and resume reads
+		// the done ids under the lock.
+		if r.unlock, err = engine.OpenOutputDir(engine.OutputDir{Dir: o.Output, Format: o.Format, Shard: r.shard, Resume: o.Resume}); err != nil {
+			return nil, err
+		}
+		if o.Resume {
+			in.ResumeFrom = o.Output
+		}
 	}
 	if r.src, err = engine.OpenInputs(o.Inputs, e.stdin, in); err != nil {
+		if r.unlock != nil {
+			r.unlock()
+		}
 		return nil, err
 	}
 	return r, nil
@@ -119,14 +130,9 @@ func (e *env) dryRun(src *engine.Inputs) error {
 	return nil
 }
 
-// openOutput prepares the output directory (engine.OpenOutputDir) and its
-// error writer.
+// openOutput opens the error writer of the output directory (which
+// openInputs locked).
 func (r *fileRun) openOutput(meta sinks.Meta) (sinks.ErrorWriter, error) {
-	unlock, err := engine.OpenOutputDir(r.o.Output, r.shard, r.o.Format == "npy")
-	if err != nil {
-		return nil, err
-	}
-	r.unlock = unlock
 	return sinks.NewErrors(r.o.Output, meta, sinks.ParquetOptions{})
 }
 
@@ -156,7 +162,7 @@ func runFiles[R any](e *env, r *fileRun, errw sinks.ErrorWriter, model engine.Mo
 	stop := engine.OnSignals(e.ctx, 0, os.Interrupt, syscall.SIGTERM)
 	defer stop.Release()
 	eng := engine.New(engine.Config{Preprocess: r.pre, ImageSize: r.pre.Size, BatchSize: r.o.BatchSize, Workers: workers(r.o),
-		Budget: r.pre.Budget, Errors: errw, Drain: stop.Drain, OnFailure: logFailure}, model, out)
+		Budget: r.pre.Budget, Errors: errw, Drain: stop.Drain, OnFailure: logFailure, FlushInterval: r.o.Stream.FlushInterval}, model, out)
 	start := time.Now()
 	counts := func() engine.Counts {
 		c := eng.Counts()

@@ -1,0 +1,221 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/apache/arrow/go/v17/arrow/array"
+
+	"github.com/maeembed/maeembed/sinks"
+)
+
+// Outputs shared between runs: a resume must continue the same run (same
+// model however spelled, same inputs, same format and sharding), and
+// anything else is refused with a message naming the remedy, never a
+// silent skip or a second copy of an id.
+
+// tinyImages writes the tiny fixture images named names into dir, each a
+// different image.
+func tinyImages(t *testing.T, dir string, names ...string) {
+	t.Helper()
+	for i, n := range names {
+		copyFile(t, filepath.Join(fixtures, "tiny32", "images", []string{"img_000.png", "img_001.png", "img_002.png"}[i%3]), filepath.Join(dir, n))
+	}
+}
+
+func embedArgs(out string, more ...string) []string {
+	return append([]string{"embed", "-m", filepath.Join(fixtures, "tiny32", "hf"), "--resize", "none", "-o", out}, more...)
+}
+
+// The model path spelled with a trailing slash, or through a symlink,
+// resumes the run.
+func TestResumeModelSpelledOtherwise(t *testing.T) {
+	root := t.TempDir()
+	in, out := filepath.Join(root, "in"), filepath.Join(root, "out")
+	tinyImages(t, in, "a.png", "b.png")
+	hf, err := filepath.Abs(filepath.Join(fixtures, "tiny32", "hf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(root, "model")
+	if err := os.Symlink(hf, link); err != nil {
+		t.Fatal(err)
+	}
+	mustRun(t, "embed", "-m", hf, "--resize", "none", "-o", out, filepath.Join(in, "a.png"), filepath.Join(in, "b.png"))
+	for _, m := range []string{hf + "/", link, filepath.Join(fixtures, "tiny32", "hf")} {
+		code, _, stderr := maeembed(t, "embed", "-m", m, "--resize", "none", "-o", out, filepath.Join(in, "a.png"), filepath.Join(in, "b.png"))
+		if code != 0 || !strings.Contains(stderr, "nothing to do") {
+			t.Errorf("resume with -m %s: exit %d\n%s", m, code, stderr)
+		}
+	}
+}
+
+// d1/x.png and d2/x.png have the same id: a run over d2 into d1's output
+// would skip x.png as done. It is refused, naming the inputs and the
+// remedy; the same inputs spelled otherwise resume.
+func TestResumeOtherInputsRefused(t *testing.T) {
+	root := t.TempDir()
+	d1, d2, out := filepath.Join(root, "d1"), filepath.Join(root, "d2"), filepath.Join(root, "out")
+	tinyImages(t, d1, "x.png", "y.png")
+	tinyImages(t, d2, "z.png", "x.png")
+	mustRun(t, embedArgs(out, d1)...)
+	code, _, stderr := maeembed(t, embedArgs(out, d2)...)
+	if code == 0 || !strings.Contains(stderr, d1) || !strings.Contains(stderr, d2) || !strings.Contains(stderr, "own output directory") {
+		t.Errorf("a run over other inputs into %s: exit %d, want a refusal naming both inputs and the remedy\n%s", out, code, stderr)
+	}
+	wd, _ := os.Getwd()
+	rel, _ := filepath.Rel(wd, d1)
+	for _, in := range []string{d1 + "/", rel} {
+		code, _, stderr := maeembed(t, embedArgs(out, in)...)
+		if code != 0 || !strings.Contains(stderr, "nothing to do") {
+			t.Errorf("resume with input %s: exit %d\n%s", in, code, stderr)
+		}
+	}
+	// Each input set in its own directory: every image embedded.
+	out2 := filepath.Join(root, "out2")
+	mustRun(t, embedArgs(out2, d2)...)
+	if got := visibleIDs(t, out2); got["x.png"] != 1 || got["z.png"] != 1 {
+		t.Errorf("ids of d2: %v", got)
+	}
+}
+
+// One directory holds one format: npy after Parquet (whose ids a resume
+// would count as done, writing no embeddings.npy) and Parquet after npy
+// are refused.
+func TestOutputFormatsDoNotMix(t *testing.T) {
+	root := t.TempDir()
+	in := filepath.Join(root, "in")
+	tinyImages(t, in, "a.png", "b.png", "c.png")
+	for _, tc := range []struct{ first, then string }{{"parquet", "npy"}, {"npy", "parquet"}, {"parquet", "arrow"}} {
+		out := filepath.Join(root, tc.first+"-then-"+tc.then)
+		mustRun(t, embedArgs(out, "--format", tc.first, in)...)
+		code, _, stderr := maeembed(t, embedArgs(out, "--format", tc.then, in)...)
+		if code == 0 || !strings.Contains(stderr, "holds "+tc.first+" output") || !strings.Contains(stderr, "another output directory") {
+			t.Errorf("%s after %s: exit %d, want a refusal naming the formats and the remedy\n%s", tc.then, tc.first, code, stderr)
+		}
+		if tc.then == "npy" {
+			if _, err := os.Stat(filepath.Join(out, "metadata.parquet")); err == nil {
+				t.Errorf("%s: an npy set was written beside the Parquet parts", out)
+			}
+		}
+	}
+	// npy's own resume: everything done, nothing written twice.
+	out := filepath.Join(root, "npy-then-npy")
+	mustRun(t, embedArgs(out, "--format", "npy", in)...)
+	if _, _, stderr := maeembed(t, embedArgs(out, "--format", "npy", in)...); !strings.Contains(stderr, "nothing to do") {
+		t.Errorf("npy resume:\n%s", stderr)
+	}
+}
+
+// While a run of one kind (format, shard count) writes into a directory,
+// a run of another kind is refused: --shard 0/3 beside a live 0/2 run
+// would take id 0 again, an npy run would mix formats. Another shard of
+// the same count goes ahead.
+func TestOutputLiveRunOfAnotherKind(t *testing.T) {
+	root := t.TempDir()
+	in, out := filepath.Join(root, "in"), filepath.Join(root, "out")
+	tinyImages(t, in, "a.png", "b.png", "c.png", "d.png")
+	// The live run: what a running "--shard 1/2" holds (flocks are per
+	// open file, so this process holding it is as good as another).
+	release, err := sinks.LockOutputKind(out, "parquet-2-shards")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer release()
+	for _, args := range [][]string{{"--shard", "0/3"}, {"--shard", "0/1"}, {"--format", "npy", "--shard", "0/2"}} {
+		code, _, stderr := maeembed(t, embedArgs(out, append(args, in)...)...)
+		if code == 0 || !strings.Contains(stderr, "another kind (parquet-2-shards") {
+			t.Errorf("%v beside a live parquet 0/2 run: exit %d, want a refusal\n%s", args, code, stderr)
+		}
+	}
+	mustRun(t, embedArgs(out, "--shard", "0/2", in)...)
+	release()
+	// Once it is gone, a run of another kind may resume the directory.
+	mustRun(t, embedArgs(out, in)...)
+	ids := visibleIDs(t, out)
+	checkNoDuplicates(t, ids, "after shard 0/2 and a full run")
+	if len(ids) != 4 {
+		t.Errorf("%d ids, want 4: %v", len(ids), ids)
+	}
+}
+
+// --resume=false into a directory with outputs would write every id a
+// second time: refused, naming the remedy. Into an empty one it runs.
+func TestNoResumeRefusesNonEmptyOutput(t *testing.T) {
+	root := t.TempDir()
+	in, out := filepath.Join(root, "in"), filepath.Join(root, "out")
+	tinyImages(t, in, "a.png", "b.png")
+	mustRun(t, embedArgs(out, "--resume=false", in)...)
+	code, _, stderr := maeembed(t, embedArgs(out, "--resume=false", in)...)
+	if code == 0 || !strings.Contains(stderr, "--resume=false would write their ids a second time") || !strings.Contains(stderr, "empty output directory") {
+		t.Errorf("--resume=false into a non-empty output: exit %d\n%s", code, stderr)
+	}
+	ids := visibleIDs(t, out)
+	checkNoDuplicates(t, ids, "after --resume=false twice")
+	if len(ids) != 2 {
+		t.Errorf("%d ids, want 2", len(ids))
+	}
+}
+
+// reconstruct resumes exactly: a run that did half the inputs (here shard
+// 0/2), then a rerun over all of them, holds every input once with the
+// reference's masks, predictions and losses (each mask depends on the
+// input's place in the whole sequence, which resume keeps).
+func TestReconstructResumes(t *testing.T) {
+	dir := filepath.Join(fixtures, "tiny32")
+	out := t.TempDir()
+	args := func(more ...string) []string {
+		return append([]string{"reconstruct", "-m", filepath.Join(dir, "hf"), "--mask-noise", filepath.Join(dir, "noise.npy"),
+			"--format", "npy", "--resize", "none", "--batch-size", "2", "-o", out}, append(more, filepath.Join(dir, "images"))...)
+	}
+	mustRun(t, args("--shard", "0/2")...)
+	first := len(metadataIDs(t, out))
+	_, _, stderr := maeembed(t, args()...)
+	ents, _ := os.ReadDir(filepath.Join(dir, "images"))
+	if w, _, s := summaryCounts(t, stderr); s != first || w != len(ents)-first {
+		t.Fatalf("resume: %d written, %d skipped; want %d, %d\n%s", w, s, len(ents)-first, first, stderr)
+	}
+	ids := metadataIDs(t, out)
+	if len(ids) != len(ents) {
+		t.Fatalf("%d rows after resume, want %d", len(ids), len(ents))
+	}
+	for _, name := range []string{"pred", "mask", "loss"} {
+		shape, got := npy(t, filepath.Join(out, name+".npy"))
+		_, want := npy(t, filepath.Join(dir, name+".npy"))
+		per := len(got) / shape[0]
+		for row, id := range ids {
+			ref := -1
+			for i, e := range ents {
+				if e.Name() == id {
+					ref = i
+				}
+			}
+			if ref < 0 {
+				t.Fatalf("unknown id %q", id)
+			}
+			if d := maxAbs(t, got[row*per:(row+1)*per], want[ref*per:(ref+1)*per]); d > 1e-4 {
+				t.Errorf("%s of %s after resume: max diff %g from the reference", name, id, d)
+			}
+		}
+	}
+}
+
+// metadataIDs are the ids of an npy set, in row order.
+func metadataIDs(t *testing.T, dir string) []string {
+	t.Helper()
+	tbl, _, err := sinks.ReadParquet(filepath.Join(dir, "metadata.parquet"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tbl.Release()
+	var ids []string
+	for _, c := range tbl.Column(0).Data().Chunks() {
+		s := c.(*array.String)
+		for i := 0; i < s.Len(); i++ {
+			ids = append(ids, s.Value(i))
+		}
+	}
+	return ids
+}

@@ -1,0 +1,145 @@
+package sinks
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+)
+
+// Kind locks: every run writing into an output directory holds a shared
+// flock on .maeembed-kind-KIND.lock for its lifetime, KIND naming what it
+// writes (format and shard count). Runs of one kind may share the directory
+// (shards, stream workers); a run of another kind while one is live would
+// write overlapping ids (shards 0/2 and 0/3 both take id 0) or mix formats,
+// so it is refused. Start-ups are serialised by .maeembed-start.lock so two
+// runs starting at once see each other.
+const (
+	kindPrefix = ".maeembed-kind-"
+	lockSuffix = ".lock"
+)
+
+// LockOutputKind takes dir's kind lock for kind (letters, digits, '-')
+// and returns its release; it fails, naming the live kinds, when a process
+// holds the lock of another kind.
+func LockOutputKind(dir, kind string) (release func() error, err error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("output: %w", err)
+	}
+	unlockStart, err := lockStart(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer unlockStart()
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("output: %w", err)
+	}
+	var live []string
+	for _, e := range ents {
+		other, ok := strings.CutPrefix(e.Name(), kindPrefix)
+		other, ok2 := strings.CutSuffix(other, lockSuffix)
+		if !ok || !ok2 || other == kind {
+			continue
+		}
+		held, err := kindHeld(filepath.Join(dir, e.Name()))
+		if err != nil {
+			return nil, err
+		}
+		if held {
+			live = append(live, other)
+		}
+	}
+	if len(live) > 0 {
+		return nil, fmt.Errorf("output %s is being written by a running process of another kind (%s; this run: %s): runs sharing a directory must write one format with one shard count, "+
+			"or their ids would overlap: wait for it, or use another output directory", dir, strings.Join(live, ", "), kind)
+	}
+	f, err := os.OpenFile(filepath.Join(dir, kindPrefix+kind+lockSuffix), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("output lock: %w", err)
+	}
+	// Only a start-up (which we exclude) holds it exclusively, briefly.
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_SH); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("output lock: %w", err)
+	}
+	return func() error {
+		// The last run of its kind removes the lock file, so a finished
+		// run leaves no hidden file behind (under the start lock: no one
+		// is taking it meanwhile).
+		if unlock, err := lockStart(dir); err == nil {
+			if syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB) == nil {
+				os.Remove(f.Name())
+			}
+			defer unlock()
+		}
+		return f.Close()
+	}, nil
+}
+
+// lockStart takes dir's start-up lock; unlock removes its file again.
+func lockStart(dir string) (unlock func(), err error) {
+	path := filepath.Join(dir, ".maeembed-start"+lockSuffix)
+	f, err := lockFile(path, syscall.LOCK_EX)
+	if err != nil {
+		return nil, fmt.Errorf("output lock: %w", err)
+	}
+	return func() {
+		os.Remove(path) // before unlocking, so no one locks a file on its way out
+		f.Close()
+	}, nil
+}
+
+// kindHeld reports whether a live process holds the kind lock at path; a
+// stale one (its run is gone) is removed.
+func kindHeld(path string) (bool, error) {
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if errors.Is(err, os.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("output lock: %w", err)
+	}
+	defer f.Close()
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return true, nil
+		}
+		return false, fmt.Errorf("output lock %s: %w", path, err)
+	}
+	os.Remove(path) // under the start lock: no run is taking it now
+	return false, nil
+}
+
+// PublishedFormats lists the formats of the outputs published in dir, in
+// sorted order: "arrow" (part-NNNNN.arrow), "npy" (metadata.parquet of an
+// npy set) and "parquet" (part-NNNNN.parquet), plus "errors" when dir/errors
+// holds error parts. A missing dir holds nothing.
+func PublishedFormats(dir string) ([]string, error) {
+	var formats []string
+	for _, d := range []string{dir, filepath.Join(dir, errorsDir)} {
+		ents, err := os.ReadDir(d)
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("output: %w", err)
+		}
+		for _, e := range ents {
+			name := e.Name()
+			switch m := partRe.FindStringSubmatch(name); {
+			case d != dir && m != nil:
+				formats = append(formats, "errors")
+			case d == dir && name == metadataName:
+				formats = append(formats, "npy")
+			case d == dir && m != nil && (m[2] == "parquet" || m[2] == "arrow"):
+				formats = append(formats, m[2])
+			}
+		}
+	}
+	slices.Sort(formats)
+	return slices.Compact(formats), nil
+}
