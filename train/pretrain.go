@@ -107,6 +107,14 @@ func Pretrain(ctx context.Context, j Job) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Two runs in one directory would interleave checkpoints and
+	// metrics.csv, and the "already holds checkpoints" check cannot see a
+	// run that has not saved yet: hold the directory for the whole run.
+	release, err := sinks.LockOutput(j.Options.Output, "pretrain", "one training run per output directory: give each run its own --output")
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	pre := j.Preprocess
 	pre.Size = cfg.ImageSize
 	src, err := sources.OpenWith(j.Inputs, j.Stdin, j.Sources)

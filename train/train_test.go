@@ -14,6 +14,7 @@ import (
 
 	"github.com/maeembed/maeembed/mae"
 	"github.com/maeembed/maeembed/mae/weights"
+	"github.com/maeembed/maeembed/sinks"
 	"github.com/maeembed/maeembed/stages"
 )
 
@@ -353,5 +354,23 @@ func TestBatcher(t *testing.T) {
 		if !slicesEqual(p1[k*n:(k+1)*n], want) {
 			t.Errorf("slot %d: not the evaluation tensor of image %d", k, idx)
 		}
+	}
+}
+
+// A second run into a directory a live run holds is refused before it
+// writes anything, even before the first run has saved a checkpoint.
+func TestPretrainRefusesALiveRunsDirectory(t *testing.T) {
+	out := t.TempDir()
+	release, err := sinks.LockOutput(out, "pretrain", "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer release()
+	_, err = Pretrain(context.Background(), Job{Model: tinyConfig(), Recipe: tinyRecipe(), Options: Options{Output: out}, Inputs: []string{"../examples/photos"}})
+	if err == nil || !strings.Contains(err.Error(), "another running process") {
+		t.Fatalf("err = %v, want a refusal naming the other run", err)
+	}
+	if ents, _ := os.ReadDir(out); len(ents) != 1 {
+		t.Errorf("the refused run wrote into the directory: %v", ents)
 	}
 }
