@@ -8,18 +8,19 @@
 # docs/probe.md.
 #
 #   bench/probe_photos.sh MODEL [MODEL...]
-#   N=40 SEED=1 TEST_FRACTION=0.5 WORK=/tmp/maeembed-probe bench/probe_photos.sh mae/testdata/fixtures/tiny32/hf
+#   N=40 SEED=1 TEST_FRACTION=0.5 POOL=mean WORK=/tmp/maeembed-probe bench/probe_photos.sh mae/testdata/fixtures/tiny32/hf
 #
 # The photos are python3-skimage's and python3-sklearn's colour photos;
 # the wallpaper packages are not used (they are kept for training). Needs
 # python3-pil. Nothing is committed: crops and embeddings go to $WORK.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-[ $# -ge 1 ] || { sed -n 2,16p "$0" >&2; exit 2; }
+[ $# -ge 1 ] || { sed -n 2,15p "$0" >&2; exit 2; }
 
 N=${N:-40}
 SEED=${SEED:-1}
 TEST_FRACTION=${TEST_FRACTION:-0.5}
+POOL=${POOL:-mean}
 WORK=${WORK:-/tmp/maeembed-probe}
 CROPS=$WORK/crops-$N
 mkdir -p "$WORK"
@@ -55,7 +56,7 @@ i=0
 for m in "$@"; do
   emb=$WORK/emb-$i
   rm -rf "$emb"
-  "$WORK/maeembed" embed -m "$m" -o "$emb" "$CROPS" 2> "$WORK/embed-$i.log"
+  "$WORK/maeembed" embed -m "$m" --pool "$POOL" -o "$emb" "$CROPS" 2> "$WORK/embed-$i.log"
   echo "== $m"
   "$WORK/maeembed" probe --seed "$SEED" --test-fraction "$TEST_FRACTION" "${pixels[@]}" "$emb"
   pixels=()
