@@ -6,6 +6,7 @@ import (
 	"errors"
 	"image"
 	"image/color"
+	"log/slog"
 	"math"
 	"os"
 	"path/filepath"
@@ -372,5 +373,23 @@ func TestPretrainRefusesALiveRunsDirectory(t *testing.T) {
 	}
 	if ents, _ := os.ReadDir(out); len(ents) != 1 {
 		t.Errorf("the refused run wrote into the directory: %v", ents)
+	}
+}
+
+// The warning about unusable inputs names OUTPUT/errors as a clean path,
+// also when -o ends in a slash.
+func TestPretrainNamesTheErrorsDirectory(t *testing.T) {
+	var logs bytes.Buffer
+	prev := slog.Default()
+	slog.SetDefault(slog.New(slog.NewTextHandler(&logs, nil)))
+	defer slog.SetDefault(prev)
+	r := tinyRecipe()
+	r.Epochs, r.WarmupEpochs, r.AccumIter = 1, 0, 1
+	out := t.TempDir()
+	if _, err := Pretrain(context.Background(), Job{Model: tinyConfig(), Recipe: r, Options: Options{Output: out + "/"}, Inputs: []string{"testdata/broken", "../examples/photos"}}); err != nil {
+		t.Fatal(err)
+	}
+	if want := "errors=" + filepath.Join(out, "errors") + "\n"; !strings.Contains(logs.String(), want) {
+		t.Errorf("log does not name %q:\n%s", want, logs.String())
 	}
 }
