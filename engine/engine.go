@@ -154,8 +154,8 @@ func CheckBatch(size int, batchBytes int64, budget *stages.Budget) error {
 	case size < 1 || size > MaxBatchSize:
 		return fmt.Errorf("batch size %d: must be in [1, %d]", size, MaxBatchSize)
 	case budget != nil && batchBytes > budget.Size():
-		return fmt.Errorf("batch size %d: its tensors take about %d MiB (%d bytes), more than the memory budget of %d MiB (%d bytes)",
-			size, batchBytes>>20, batchBytes, budget.Size()>>20, budget.Size())
+		return fmt.Errorf("batch size %d: its tensors take about %s (%d bytes), more than the memory budget of %s (%d bytes)",
+			size, stages.FormatBytes(batchBytes), batchBytes, stages.FormatBytes(budget.Size()), budget.Size())
 	}
 	return nil
 }

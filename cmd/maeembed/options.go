@@ -306,7 +306,7 @@ func preprocessFlags(fs *pflag.FlagSet, o *Options) {
 	fs.IntVar(&o.Workers, "workers", o.Workers, "decode/resize workers (0 = number of cores)")
 	fs.StringVar(&o.Resize, "resize", o.Resize, "center-crop | squash | none")
 	fs.Int64Var(&o.MaxPixels, "max-pixels", o.MaxPixels, "refuse images with more pixels than this (0 = 178956970, as PIL)")
-	fs.StringVar(&o.MemBudget, "memory-budget", o.MemBudget, "bound on the bytes of images read and being decoded, all workers together, e.g. 512MiB (default 1GiB)")
+	fs.StringVar(&o.MemBudget, "memory-budget", o.MemBudget, "bound on the bytes of images read and being decoded, all workers together; one batch's tensors must fit in it too; e.g. 512MiB (default 1GiB)")
 }
 
 // parseBytes reads a size such as 1073741824, 512MiB, 2GiB or 100MB.
