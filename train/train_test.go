@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"image"
 	"image/color"
 	"log/slog"
@@ -182,12 +183,17 @@ func TestResumeRefusesForeignOrCorruptCheckpoints(t *testing.T) {
 	}
 	if _, err := Run(context.Background(), other, ds, Options{Output: out, Resume: true}); err == nil || !strings.Contains(err.Error(), "different model") {
 		t.Errorf("resume with another model: %v", err)
+	} else if !strings.Contains(err.Error(), "hidden_size: checkpoint 24, this run 32") {
+		t.Errorf("resume with another model: %v, want the differing hidden_size", err)
 	}
 	// Another recipe.
 	r2 := r
 	r2.BLR *= 2
+	r2.Epochs = 3
 	if _, err := Run(context.Background(), newTiny(t, r2), ds, Options{Output: out, Resume: true}); err == nil || !strings.Contains(err.Error(), "recipe") {
 		t.Errorf("resume with another recipe: %v", err)
+	} else if want := fmt.Sprintf("(--epochs: checkpoint 2, this run 3; --blr: checkpoint %v, this run %v)", r.BLR, r2.BLR); !strings.Contains(err.Error(), want) {
+		t.Errorf("resume with another recipe: %v\nwant it to name the flags: %s", err, want)
 	}
 	// Other images.
 	if _, err := Run(context.Background(), newTiny(t, r), tinySet(5), Options{Output: out, Resume: true}); err == nil || !strings.Contains(err.Error(), "image list") {
