@@ -331,13 +331,14 @@ func inputFlagsOf(fs *pflag.FlagSet, s *sources.Options) {
 	fs.StringVar(&s.ImageRoot, "image-root", s.ImageRoot, "directory a Parquet image path may point into (default: the Parquet file's own)")
 }
 
-// runFlags are the flags of the file commands (embed, reconstruct).
-func runFlags(fs *pflag.FlagSet, o *Options) {
+// runFlags are the flags of the file commands (embed, reconstruct);
+// formats lists the command's --format values ("a | b").
+func runFlags(fs *pflag.FlagSet, o *Options, formats string) {
 	modelFlags(fs, o)
 	precisionFlag(fs, o)
 	inputFlags(fs, o)
 	fs.StringVarP(&o.Output, "output", "o", o.Output, "output directory")
-	fs.StringVar(&o.Format, "format", o.Format, "output format")
+	fs.StringVar(&o.Format, "format", o.Format, "output format: "+formats)
 	preprocessFlags(fs, o)
 	fs.StringVar(&o.Shard, "shard", o.Shard, "process shard i of n (i/n), one per machine")
 	fs.BoolVar(&o.FailOnError, "fail-on-error", o.FailOnError, "exit non-zero when any input failed")
