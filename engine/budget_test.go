@@ -118,3 +118,11 @@ func TestRunKeepDataHoldsTheBudgetUntilTheWrite(t *testing.T) {
 		t.Errorf("budget: %d in use after the run, peak %d", b.InUse(), b.Peak())
 	}
 }
+
+// A batch too big for a small budget names both sizes in units that fit.
+func TestCheckBatchNamesSizes(t *testing.T) {
+	err := CheckBatch(8, 3<<20, stages.NewBudget(10<<10))
+	if err == nil || !strings.Contains(err.Error(), "about 3 MiB (3145728 bytes), more than the memory budget of 10 KiB (10240 bytes)") {
+		t.Errorf("err = %v", err)
+	}
+}

@@ -154,8 +154,8 @@ func CheckBatch(size int, batchBytes int64, budget *stages.Budget) error {
 	case size < 1 || size > MaxBatchSize:
 		return fmt.Errorf("batch size %d: must be in [1, %d]", size, MaxBatchSize)
 	case budget != nil && batchBytes > budget.Size():
-		return fmt.Errorf("batch size %d: its tensors take about %d MiB (%d bytes), more than the memory budget of %d MiB (%d bytes)",
-			size, batchBytes>>20, batchBytes, budget.Size()>>20, budget.Size())
+		return fmt.Errorf("batch size %d: its tensors take about %s (%d bytes), more than the memory budget of %s (%d bytes)",
+			size, stages.FormatBytes(batchBytes), batchBytes, stages.FormatBytes(budget.Size()), budget.Size())
 	}
 	return nil
 }
@@ -190,6 +190,27 @@ type Engine[R any] struct {
 	chw      sync.Pool
 	rows     []sinks.ErrorRow
 	firstErr atomic.Pointer[string]
+	// stageErrs counts failed items by the pipeline stage they failed in
+	// (errorStages): their failures travel as error rows, not as errors
+	// the pipeline sees, so its own per-stage counts stay 0.
+	stageErrs [len(errorStages)]atomic.Int64
+}
+
+// errorStages are the pipeline stages an item can fail in, in order.
+var errorStages = [...]string{"read", "preprocess", "model", "write"}
+
+// pipelineStage maps an error row's stage (read, decode, resize, ...) to
+// the index in errorStages of the pipeline stage that ran it.
+func pipelineStage(stage string) int {
+	switch stage {
+	case "read":
+		return 0
+	case "model":
+		return 2
+	case "write":
+		return 3
+	}
+	return 1 // decode, resize, preprocess
 }
 
 // New prepares a run; nothing starts before Run.
@@ -211,12 +232,22 @@ func (e *Engine[R]) Counts() Counts {
 	return Counts{Processed: e.processed.Load(), Written: e.written.Load(), Failed: e.failed.Load(), Lost: e.lost.Load()}
 }
 
-// Stats are the per-stage counters of the run (nil before Run).
+// Stats are the per-stage counters of the run (nil before Run); a stage's
+// Errors include the items that failed in it (their error rows).
 func (e *Engine[R]) Stats() []pipeline.StageStats {
-	if p := e.p.Load(); p != nil {
-		return p.Stats()
+	p := e.p.Load()
+	if p == nil {
+		return nil
 	}
-	return nil
+	st := p.Stats()
+	for i := range st {
+		for j, name := range errorStages {
+			if st[i].Name == name {
+				st[i].Errors += e.stageErrs[j].Load()
+			}
+		}
+	}
+	return st
 }
 
 // FirstError is "id: error" of the first failed item, or "".
@@ -437,6 +468,7 @@ func (e *Engine[R]) addErrorRow(im *Image) {
 		s := im.Item.ID + ": " + im.Err.Error()
 		e.firstErr.CompareAndSwap(nil, &s)
 	}
+	e.stageErrs[pipelineStage(im.Stage)].Add(1)
 	if e.cfg.OnFailure != nil {
 		e.cfg.OnFailure(im)
 	}

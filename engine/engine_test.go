@@ -329,3 +329,23 @@ func TestProcessedCountsBeforePublish(t *testing.T) {
 		t.Errorf("progress done = %d, want %d", got, all)
 	}
 }
+
+// The summary's errors column counts each stage's failures: an unreadable
+// input at read, undecodable files at preprocess (decode).
+func TestStatsCountFailuresByStage(t *testing.T) {
+	in, _, bad := inputs(t, 8)
+	if err := os.Symlink(filepath.Join(in, "missing.png"), filepath.Join(in, "broken.png")); err != nil {
+		t.Fatal(err)
+	}
+	e, src, _ := embedRun(t, in, t.TempDir(), 4, 5, false)
+	if err := e.Run(context.Background(), src); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]int64{}
+	for _, s := range e.Stats() {
+		got[s.Name] = s.Errors
+	}
+	if got["read"] != 1 || got["preprocess"] != int64(len(bad)) || got["model"] != 0 {
+		t.Errorf("errors by stage %v, want read 1, preprocess %d, model 0", got, len(bad))
+	}
+}

@@ -234,7 +234,7 @@ func Summary(w io.Writer, cmd string, c Counts, info RunInfo, stats []pipeline.S
 	}
 	writeSummary(w, cmd, c, info.Ignored, wall, stats)
 	if b := info.Budget; b != nil {
-		fmt.Fprintf(w, "%s: memory in flight (read + decoding): peak %d MiB of a %d MiB budget (--memory-budget)\n",
-			cmd, b.Peak()>>20, b.Size()>>20)
+		fmt.Fprintf(w, "%s: memory in flight (read + decoding): peak %s of a %s budget (--memory-budget)\n",
+			cmd, stages.FormatBytes(b.Peak()), stages.FormatBytes(b.Size()))
 	}
 }

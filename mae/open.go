@@ -59,6 +59,10 @@ func Resolve(ctx context.Context, s Source) (string, error) {
 			return "", fmt.Errorf("model %s: no official checkpoint with a decoder exists for ViT-H; pass --model with your own weights", name)
 		}
 	}
+	if _, ok := weights.PresetFile(name); !ok {
+		return "", fmt.Errorf("model %q: no such file or directory, and not %s (the built-in model) nor a preset (presets: %s)",
+			name, builtin.Name, strings.Join(weights.Presets(), ", "))
+	}
 	hub := weights.NewHub(s.CacheDir)
 	if u := os.Getenv("MAEEMBED_HUB_URL"); u != "" {
 		hub.BaseURL = u // a mirror of the official download site

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/crc32"
@@ -12,6 +13,7 @@ import (
 	"image/png"
 	"io"
 	"math"
+	"os"
 	"path/filepath"
 	"strings"
 	"unicode/utf8"
@@ -42,7 +44,15 @@ type ReconPNG struct {
 	// second row for one of them (an id repeated in the input) is that
 	// row's error rather than a silent overwrite.
 	written map[string]string
+	// metaPending: DIR/maeembed-png.json is still to be written (before
+	// the first PNG).
+	metaPending bool
 }
+
+// pngMetaName is the file in a PNG output directory that records the run
+// settings (maeembed.* keys, as an npy set's metadata) its PNGs were made
+// with; a run with other settings refuses the directory.
+const pngMetaName = "maeembed-png.json"
 
 // NewReconPNG writes one 4-panel PNG per image, like the MAE demo:
 // original | masked | reconstruction | reconstruction + visible, separated
@@ -54,6 +64,10 @@ type ReconPNG struct {
 // mirrored as directories ("a/b.jpg" → DIR/a/b.jpg.png), with the
 // characters that could make two ids share a file or leave DIR escaped and
 // over-long names shortened. The id is in the PNG's iTXt chunk "maeembed.id".
+// DIR/maeembed-png.json records the run's settings (the maeembed.* keys of
+// the other formats' metadata), written before the first PNG: a run into a
+// directory made with other settings (e.g. another --seed) is refused, as
+// with npy and Parquet, instead of replacing its PNGs.
 // Each file is published atomically; one that cannot be written (or
 // whose file this writer already published for another row) acks its row
 // with an *ItemError and the writer goes on.
@@ -68,7 +82,50 @@ func NewReconPNG(dir string, meta ReconMeta) (*ReconPNG, error) {
 	s := g * meta.Patch
 	w := &ReconPNG{dir: dir, meta: meta, g: g, s: s, written: map[string]string{}, img: image.NewNRGBA(image.Rect(0, 0, 4*s+3*PanelGap, s))}
 	w.enc.BufferPool = &pngPool{}
+	path := filepath.Join(dir, pngMetaName)
+	b, err := os.ReadFile(path)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		w.metaPending = true
+	case err != nil:
+		return nil, fmt.Errorf("png output: %w", err)
+	default:
+		var kv map[string]string
+		if err := json.Unmarshal(b, &kv); err != nil {
+			return nil, fmt.Errorf("png output: %s is corrupt: %w", path, err)
+		}
+		keys, vals := meta.keyValues()
+		if err := compatible(path, kv, keys, vals); err != nil {
+			return nil, err
+		}
+	}
 	return w, nil
+}
+
+// writeMeta publishes DIR/maeembed-png.json (see NewReconPNG).
+func (w *ReconPNG) writeMeta() error {
+	keys, vals := w.meta.keyValues()
+	kv := make(map[string]string, len(keys))
+	for i, k := range keys {
+		kv[k] = vals[i]
+	}
+	b, err := json.MarshalIndent(kv, "", "  ")
+	if err != nil {
+		return err
+	}
+	f, err := createAtomic(filepath.Join(w.dir, pngMetaName))
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(append(b, '\n')); err != nil {
+		f.Abort()
+		return fmt.Errorf("write %s: %w", pngMetaName, err)
+	}
+	if err := f.Publish(); err != nil {
+		return err
+	}
+	w.metaPending = false
+	return nil
 }
 
 type pngPool struct{ b *png.EncoderBuffer }
@@ -210,6 +267,11 @@ func (w *ReconPNG) Write(rows []ReconRow) error {
 	}
 	if err := checkRecon(rows, w.meta, true); err != nil {
 		return failRows(rows, reconAck, err)
+	}
+	if w.metaPending {
+		if err := w.writeMeta(); err != nil {
+			return failRows(rows, reconAck, err)
+		}
 	}
 	var unacked []error
 	for i := range rows {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -138,5 +139,31 @@ func TestReconPNGOneFileFails(t *testing.T) {
 	}
 	if hidden := hiddenFiles(t, filepath.Dir(PNGPath(dir, "taken.jpg"))); len(hidden) != 0 {
 		t.Errorf("temporaries left: %v", hidden)
+	}
+}
+
+// A PNG directory made with one seed refuses a run with another (as npy
+// does) instead of replacing its panels; a run with the same settings
+// (a rerun) is welcome.
+func TestReconPNGRefusesOtherSettings(t *testing.T) {
+	dir := t.TempDir()
+	w, err := NewReconPNG(dir, testReconMeta)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Write(reconRows(rand.New(rand.NewPCG(7, 8)), testReconMeta, 0, 1)); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := NewReconPNG(dir, testReconMeta); err != nil {
+		t.Errorf("rerun with the same settings: %v", err)
+	}
+	other := testReconMeta
+	other.Seed = testReconMeta.Seed + 3
+	want := fmt.Sprintf("was written with maeembed.seed=\"%d\", this run has \"%d\"", testReconMeta.Seed, other.Seed)
+	if _, err := NewReconPNG(dir, other); err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("another seed: err = %v, want %q", err, want)
 	}
 }

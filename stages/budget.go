@@ -90,8 +90,8 @@ func (b *Budget) AcquireInput(ctx context.Context, n int64) (release func(), err
 		return func() {}, nil
 	}
 	if n > b.size {
-		return nil, fmt.Errorf("input of %d MiB is larger than the whole memory budget of %d MiB (raise it to read this item): %w",
-			mib(n), mib(b.size), ErrOverBudget)
+		return nil, fmt.Errorf("input of %s is larger than the whole memory budget of %s (raise it to read this item): %w",
+			FormatBytes(n), FormatBytes(b.size), ErrOverBudget)
 	}
 	w := min(n, b.inputCap)
 	if err := b.input.Acquire(ctx, w); err != nil {
@@ -107,8 +107,8 @@ func (b *Budget) acquireDecode(ctx context.Context, n int64) (release func(), er
 		return func() {}, nil
 	}
 	if n > b.decCap {
-		return nil, fmt.Errorf("decoding needs about %d MiB, the memory budget allows %d MiB for decoding (%d MiB in all; raise it to decode this image): %w",
-			mib(n), mib(b.decCap), mib(b.size), ErrOverBudget)
+		return nil, fmt.Errorf("decoding needs about %s, the memory budget allows %s for decoding (%s in all; raise it to decode this image): %w",
+			FormatBytes(n), FormatBytes(b.decCap), FormatBytes(b.size), ErrOverBudget)
 	}
 	if err := b.dec.Acquire(ctx, n); err != nil {
 		return nil, err
@@ -131,7 +131,20 @@ func (b *Budget) held(s *semaphore.Weighted, w, n int64) func() {
 	}
 }
 
-func mib(n int64) int64 { return (n + 1<<20 - 1) >> 20 }
+// FormatBytes writes a size of n bytes in the largest binary unit it
+// reaches (B, KiB, MiB, GiB, TiB), with one decimal when that unit does
+// not divide it: 10240 is "10 KiB", 1572864 "1.5 MiB".
+func FormatBytes(n int64) string {
+	units := []string{"B", "KiB", "MiB", "GiB", "TiB"}
+	i, div := 0, int64(1)
+	for i < len(units)-1 && n >= div<<10 {
+		i, div = i+1, div<<10
+	}
+	if n%div == 0 {
+		return fmt.Sprintf("%d %s", n/div, units[i])
+	}
+	return fmt.Sprintf("%.1f %s", float64(n)/float64(div), units[i])
+}
 
 // decodeCost estimates the bytes decoding an image holds at its peak, from
 // its header: the decoder's own image and working buffers, our opaque RGB

@@ -209,3 +209,13 @@ func TestDecodeCostFollowsTheDecoder(t *testing.T) {
 		t.Errorf("baseline %d, progressive %d (+%d/px), rotated %d (+%d/px); want +12 and +4 per pixel", base, prog, (prog-base)/px, rot, (rot-base)/px)
 	}
 }
+
+// Sizes in messages use the unit that fits: a 10 KiB budget is not "0 MiB".
+func TestFormatBytes(t *testing.T) {
+	for n, want := range map[int64]string{0: "0 B", 1023: "1023 B", 10240: "10 KiB", 1536: "1.5 KiB",
+		3 << 20: "3 MiB", 1572864: "1.5 MiB", 1 << 30: "1 GiB", 5 << 40: "5 TiB", 1 << 50: "1024 TiB"} {
+		if got := FormatBytes(n); got != want {
+			t.Errorf("FormatBytes(%d) = %q, want %q", n, got, want)
+		}
+	}
+}

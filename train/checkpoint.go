@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"sort"
 	"strconv"
@@ -150,6 +151,30 @@ func LatestCheckpoint(out string) (string, error) {
 	return filepath.Join(out, name), nil
 }
 
+// fieldDiffs lists the fields in which two values of one struct type
+// differ, as "name: checkpoint X, this run Y". A field's name is its JSON
+// key, with prefix "--" as the flag that sets it (underscores as dashes).
+func fieldDiffs(ckpt, run any, prefix string) []string {
+	a, b := reflect.ValueOf(ckpt), reflect.ValueOf(run)
+	var out []string
+	for i := range a.NumField() {
+		x, y := a.Field(i).Interface(), b.Field(i).Interface()
+		if x == y {
+			continue
+		}
+		name, _, _ := strings.Cut(a.Type().Field(i).Tag.Get("json"), ",")
+		if prefix == "--" {
+			name = "--" + strings.ReplaceAll(name, "_", "-")
+		}
+		if name == "--augment" { // the flag's values, not the bool
+			aug := map[bool]string{true: "random-resized-crop", false: "none"}
+			x, y = aug[x.(bool)], aug[y.(bool)]
+		}
+		out = append(out, fmt.Sprintf("%s: checkpoint %v, this run %v", name, x, y))
+	}
+	return out
+}
+
 // LoadCheckpoint restores the trainer's weights and optimiser from dir and
 // returns its state. The checkpoint must be of the same architecture and
 // dataset; on any error the trainer is left unchanged.
@@ -166,13 +191,14 @@ func LoadCheckpoint(dir string, t *Trainer, dataset string) (State, error) {
 	got := st.Model
 	got.Name, want.Name = "", ""
 	if got != want {
-		return st, fmt.Errorf("resume from %s: it holds a different model (%+v), this run trains %+v", dir, got, want)
+		return st, fmt.Errorf("resume from %s: it holds a different model (config.json %s)", dir, strings.Join(fieldDiffs(got, want, ""), "; "))
 	}
 	if st.Dataset != dataset {
 		return st, fmt.Errorf("resume from %s: it was trained on a different image list (fingerprint %s, now %s): pass the same inputs", dir, st.Dataset, dataset)
 	}
 	if st.Recipe != t.Recipe {
-		return st, fmt.Errorf("resume from %s: it was trained with recipe %+v, this run asks for %+v", dir, st.Recipe, t.Recipe)
+		return st, fmt.Errorf("resume from %s: it was trained with another recipe (%s): pass the checkpoint's values, or another --output to start over",
+			dir, strings.Join(fieldDiffs(st.Recipe, t.Recipe, "--"), "; "))
 	}
 	ck, err := weights.Load(dir)
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"maps"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -132,7 +133,7 @@ func Pretrain(ctx context.Context, j Job) (*Result, error) {
 		return nil, err
 	}
 	if failed.Load() > 0 {
-		slog.Warn("some inputs are not usable images (see errors/)", "failed", failed.Load(), "errors", j.Options.Output+"/errors")
+		slog.Warn("some inputs are not usable images (see errors/)", "failed", failed.Load(), "errors", filepath.Join(j.Options.Output, "errors"))
 	}
 	slog.Info("training set", "images", len(ds.Images), "augment", j.Recipe.Augment,
 		"model", cfg.Name, "params", m.NumParams(), "lr", j.Recipe.PeakLR(), "effective_batch", j.Recipe.EffectiveBatch(),

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"image"
 	"image/color"
+	"log/slog"
 	"math"
 	"os"
 	"path/filepath"
@@ -181,12 +183,17 @@ func TestResumeRefusesForeignOrCorruptCheckpoints(t *testing.T) {
 	}
 	if _, err := Run(context.Background(), other, ds, Options{Output: out, Resume: true}); err == nil || !strings.Contains(err.Error(), "different model") {
 		t.Errorf("resume with another model: %v", err)
+	} else if !strings.Contains(err.Error(), "hidden_size: checkpoint 24, this run 32") {
+		t.Errorf("resume with another model: %v, want the differing hidden_size", err)
 	}
 	// Another recipe.
 	r2 := r
 	r2.BLR *= 2
+	r2.Epochs = 3
 	if _, err := Run(context.Background(), newTiny(t, r2), ds, Options{Output: out, Resume: true}); err == nil || !strings.Contains(err.Error(), "recipe") {
 		t.Errorf("resume with another recipe: %v", err)
+	} else if want := fmt.Sprintf("(--epochs: checkpoint 2, this run 3; --blr: checkpoint %v, this run %v)", r.BLR, r2.BLR); !strings.Contains(err.Error(), want) {
+		t.Errorf("resume with another recipe: %v\nwant it to name the flags: %s", err, want)
 	}
 	// Other images.
 	if _, err := Run(context.Background(), newTiny(t, r), tinySet(5), Options{Output: out, Resume: true}); err == nil || !strings.Contains(err.Error(), "image list") {
@@ -372,5 +379,23 @@ func TestPretrainRefusesALiveRunsDirectory(t *testing.T) {
 	}
 	if ents, _ := os.ReadDir(out); len(ents) != 1 {
 		t.Errorf("the refused run wrote into the directory: %v", ents)
+	}
+}
+
+// The warning about unusable inputs names OUTPUT/errors as a clean path,
+// also when -o ends in a slash.
+func TestPretrainNamesTheErrorsDirectory(t *testing.T) {
+	var logs bytes.Buffer
+	prev := slog.Default()
+	slog.SetDefault(slog.New(slog.NewTextHandler(&logs, nil)))
+	defer slog.SetDefault(prev)
+	r := tinyRecipe()
+	r.Epochs, r.WarmupEpochs, r.AccumIter = 1, 0, 1
+	out := t.TempDir()
+	if _, err := Pretrain(context.Background(), Job{Model: tinyConfig(), Recipe: r, Options: Options{Output: out + "/"}, Inputs: []string{"testdata/broken", "../examples/photos"}}); err != nil {
+		t.Fatal(err)
+	}
+	if want := "errors=" + filepath.Join(out, "errors") + "\n"; !strings.Contains(logs.String(), want) {
+		t.Errorf("log does not name %q:\n%s", want, logs.String())
 	}
 }

@@ -28,7 +28,7 @@ a Parquet dataset. A rerun into the same output resumes.`,
 	positional: "inputs",
 	defaults:   func(o *Options) { o.Stream.FlushInterval = batchFlushInterval },
 	flags: func(fs *pflag.FlagSet, o *Options) {
-		runFlags(fs, o)
+		runFlags(fs, o, "parquet | arrow | npy")
 		fs.StringVar(&o.Pool, "pool", o.Pool, "cls | mean | tokens | global")
 		fs.BoolVar(&o.Resume, "resume", o.Resume, "skip inputs already in the output")
 		fs.IntVar(&o.MaxFileRows, "max-file-rows", o.MaxFileRows, "advanced: about this many rows per Parquet/Arrow part file: a part is published at the first batch that reaches it, so up to rows+batch-1 (0 = 100000)")

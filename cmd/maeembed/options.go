@@ -306,7 +306,7 @@ func preprocessFlags(fs *pflag.FlagSet, o *Options) {
 	fs.IntVar(&o.Workers, "workers", o.Workers, "decode/resize workers (0 = number of cores)")
 	fs.StringVar(&o.Resize, "resize", o.Resize, "center-crop | squash | none")
 	fs.Int64Var(&o.MaxPixels, "max-pixels", o.MaxPixels, "refuse images with more pixels than this (0 = 178956970, as PIL)")
-	fs.StringVar(&o.MemBudget, "memory-budget", o.MemBudget, "bound on the bytes of images read and being decoded, all workers together, e.g. 512MiB (default 1GiB)")
+	fs.StringVar(&o.MemBudget, "memory-budget", o.MemBudget, "bound on the bytes of images read and being decoded, all workers together; one batch's tensors must fit in it too; e.g. 512MiB (default 1GiB)")
 }
 
 // parseBytes reads a size such as 1073741824, 512MiB, 2GiB or 100MB.
@@ -331,13 +331,14 @@ func inputFlagsOf(fs *pflag.FlagSet, s *sources.Options) {
 	fs.StringVar(&s.ImageRoot, "image-root", s.ImageRoot, "directory a Parquet image path may point into (default: the Parquet file's own)")
 }
 
-// runFlags are the flags of the file commands (embed, reconstruct).
-func runFlags(fs *pflag.FlagSet, o *Options) {
+// runFlags are the flags of the file commands (embed, reconstruct);
+// formats lists the command's --format values ("a | b").
+func runFlags(fs *pflag.FlagSet, o *Options, formats string) {
 	modelFlags(fs, o)
 	precisionFlag(fs, o)
 	inputFlags(fs, o)
 	fs.StringVarP(&o.Output, "output", "o", o.Output, "output directory")
-	fs.StringVar(&o.Format, "format", o.Format, "output format")
+	fs.StringVar(&o.Format, "format", o.Format, "output format: "+formats)
 	preprocessFlags(fs, o)
 	fs.StringVar(&o.Shard, "shard", o.Shard, "process shard i of n (i/n), one per machine")
 	fs.BoolVar(&o.FailOnError, "fail-on-error", o.FailOnError, "exit non-zero when any input failed")

@@ -23,7 +23,7 @@ input's position, or come from --mask-noise.`,
 	positional: "inputs",
 	defaults:   func(o *Options) { o.Format, o.Stream.FlushInterval = "npy", batchFlushInterval },
 	flags: func(fs *pflag.FlagSet, o *Options) {
-		runFlags(fs, o)
+		runFlags(fs, o, "npy | parquet | png")
 		// Resume is exact: an input's mask depends on its position in the
 		// whole input sequence, which skipping done inputs does not change.
 		fs.BoolVar(&o.Resume, "resume", o.Resume, "skip inputs already in the output (npy, parquet; png panels are redone)")

@@ -99,3 +99,13 @@ func TestConvertRefusesExistingOutput(t *testing.T) {
 		t.Error("--force did not replace the checkpoint")
 	}
 }
+
+// --format's help lists the command's formats.
+func TestFormatHelpListsValues(t *testing.T) {
+	for cmd, want := range map[string]string{"embed": "output format: parquet | arrow | npy", "reconstruct": "output format: npy | parquet | png"} {
+		_, out, stderr := maeembed(t, cmd, "--help")
+		if !strings.Contains(out+stderr, want) {
+			t.Errorf("%s --help lacks %q:\n%s%s", cmd, want, out, stderr)
+		}
+	}
+}
