@@ -24,7 +24,13 @@ func Load(path, configPath string) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	return FromTensors(cfg, ck.Tensors, path)
+	fp := ck.Fingerprint() // before FromTensors takes the tensors over
+	m, err := FromTensors(cfg, ck.Tensors, path)
+	if err != nil {
+		return nil, err
+	}
+	m.Fingerprint = fp
+	return m, nil
 }
 
 // ConfigFor picks the config of a loaded checkpoint: configPath (an HF-style

@@ -96,6 +96,9 @@ type Model struct {
 	Config  Config
 	Encoder *Encoder
 	Decoder *Decoder // nil when the checkpoint has no decoder
+	// Fingerprint identifies the loaded weights (weights.Checkpoint.
+	// Fingerprint); empty for a model not read by Load.
+	Fingerprint string
 
 	ws workspace
 }

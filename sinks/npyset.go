@@ -183,10 +183,19 @@ func (s *npySet) abort() error {
 // compatible refuses to mix outputs of different runs in one directory:
 // every maeembed.* key must match, except maeembed.version (a newer build
 // may finish an older run); maeembed.model compares as ModelName (an
-// older run may have recorded the path as it was spelled).
+// older run may have recorded the path as it was spelled); an output
+// without maeembed.weights (an older version) takes any weights.
 func compatible(path string, kv map[string]string, keys, vals []string) error {
 	for i, k := range keys {
 		if k == "maeembed.model" && ModelName(kv[k]) == ModelName(vals[i]) {
+			continue
+		}
+		if k == "maeembed.weights" {
+			if old, ok := kv[k]; ok && old != vals[i] {
+				return fmt.Errorf("%s was written by a model with weights %s (maeembed.weights), this run's model has weights %s: "+
+					"the checkpoint behind --model changed since (e.g. retrained into the same path). Use another output directory, or the checkpoint with weights %s",
+					path, old, vals[i], old)
+			}
 			continue
 		}
 		if k == "maeembed.inputs" {

@@ -541,3 +541,52 @@ func TestResumeSameModelOtherSpelling(t *testing.T) {
 		}
 	}
 }
+
+// maeembed.weights: an output written before the key existed takes any
+// weights; once recorded, other weights are refused naming both
+// fingerprints. The PNG settings file compares it the same way.
+func TestResumeOtherWeights(t *testing.T) {
+	dir := t.TempDir()
+	write := func(m Meta) error {
+		w, err := NewParquet(dir, m, ParquetOptions{})
+		if err == nil {
+			w.Write([]Row{{ID: "a", Embedding: []float32{1, 2}}})
+			err = w.Close()
+		}
+		return err
+	}
+	meta := Meta{Model: "m", Pool: "mean", Preprocess: "p", Version: "1", Dim: 2}
+	if err := write(meta); err != nil {
+		t.Fatal(err)
+	}
+	meta.Weights = "00112233aabbccdd"
+	if err := write(meta); err != nil {
+		t.Fatalf("resume of an output without maeembed.weights: %v", err)
+	}
+	if err := write(meta); err != nil {
+		t.Fatalf("resume with the same weights: %v", err)
+	}
+	other := meta
+	other.Weights = "ffeeddcc99887766"
+	if err := write(other); err == nil || !strings.Contains(err.Error(), meta.Weights) || !strings.Contains(err.Error(), other.Weights) {
+		t.Errorf("resume with other weights: err = %v, want both fingerprints", err)
+	}
+
+	png := t.TempDir()
+	rm := testReconMeta
+	rm.Weights = meta.Weights
+	w, err := NewReconPNG(png, rm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Write(reconRows(rand.New(rand.NewPCG(7, 8)), rm, 0, 1)); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	rm.Weights = other.Weights
+	if _, err := NewReconPNG(png, rm); err == nil || !strings.Contains(err.Error(), "maeembed.weights") {
+		t.Errorf("png with other weights: err = %v", err)
+	}
+}

@@ -35,6 +35,10 @@ type Meta struct {
 	// Precision is the model's arithmetic ("fp32", "bf16", "int8"); empty
 	// writes no maeembed.precision key.
 	Precision string
+	// Weights is the fingerprint of the model's weights (mae.Model.
+	// Fingerprint), recorded as maeembed.weights: the same --model path
+	// may hold other weights on a later run. Empty writes no key.
+	Weights string
 	// Dim is the embedding width D.
 	Dim int
 	// Tokens is 0 unless Pool is "tokens": then it is the number of tokens
@@ -65,6 +69,14 @@ func InputRoots(names []string) []string {
 	}
 	slices.Sort(roots)
 	return slices.Compact(roots)
+}
+
+// weightsKV appends maeembed.weights when the fingerprint is known.
+func weightsKV(keys, vals []string, fp string) ([]string, []string) {
+	if fp == "" {
+		return keys, vals
+	}
+	return append(keys, "maeembed.weights"), append(vals, fp)
 }
 
 // inputsKV appends maeembed.inputs (a JSON array) when there are inputs.
@@ -126,6 +138,7 @@ func (m Meta) keyValues() ([]string, []string) {
 		keys = append(keys, "maeembed.precision")
 		vals = append(vals, m.Precision)
 	}
+	keys, vals = weightsKV(keys, vals, m.Weights)
 	return inputsKV(keys, vals, m.Inputs)
 }
 

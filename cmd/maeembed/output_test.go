@@ -8,6 +8,7 @@ import (
 
 	"github.com/apache/arrow/go/v17/arrow/array"
 
+	"github.com/maeembed/maeembed/mae/weights"
 	"github.com/maeembed/maeembed/sinks"
 )
 
@@ -218,4 +219,56 @@ func metadataIDs(t *testing.T, dir string) []string {
 		}
 	}
 	return ids
+}
+
+// The checkpoint behind one --model path replaced by other weights (a
+// retrain into the same directory): a run into the first run's output is
+// refused naming both fingerprints; the same weights resume.
+func TestResumeOtherWeightsRefused(t *testing.T) {
+	root := t.TempDir()
+	in, out, mdl := filepath.Join(root, "in"), filepath.Join(root, "out"), filepath.Join(root, "mdl")
+	tinyImages(t, in, "a.png", "b.png")
+	hf := filepath.Join(fixtures, "tiny32", "hf")
+	copyFile(t, filepath.Join(hf, "config.json"), filepath.Join(mdl, "config.json"))
+	copyFile(t, filepath.Join(hf, "model.safetensors"), filepath.Join(mdl, "model.safetensors"))
+	args := []string{"embed", "-m", mdl, "--resize", "none", "-o", out, in}
+	mustRun(t, args...)
+	parts, _ := filepath.Glob(filepath.Join(out, "part-*.parquet"))
+	if len(parts) == 0 {
+		t.Fatalf("no part in %s", out)
+	}
+	tbl, kv, err := sinks.ReadParquet(parts[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	tbl.Release()
+	first := kv["maeembed.weights"]
+	if len(first) != 16 {
+		t.Fatalf("maeembed.weights = %q, want 16 hex digits", first)
+	}
+	if code, _, stderr := maeembed(t, args...); code != 0 || !strings.Contains(stderr, "nothing to do") {
+		t.Errorf("resume with the same weights: exit %d\n%s", code, stderr)
+	}
+
+	// Other weights at the same path: one value of one tensor changed.
+	st := filepath.Join(mdl, "model.safetensors")
+	ts, err := weights.ReadSafetensorsFile(st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, x := range ts {
+		x.Data[0] += 0.5
+		break
+	}
+	if err := weights.SaveSafetensors(st, ts, nil); err != nil {
+		t.Fatal(err)
+	}
+	tinyImages(t, in, "a.png", "b.png", "c.png")
+	code, _, stderr := maeembed(t, args...)
+	if code == 0 || !strings.Contains(stderr, first) || !strings.Contains(stderr, "maeembed.weights") || !strings.Contains(stderr, "another output directory") {
+		t.Fatalf("a run with other weights into %s: exit %d, want a refusal naming the fingerprints and the remedy\n%s", out, code, stderr)
+	}
+	if got := visibleIDs(t, out); got["c.png"] != 0 {
+		t.Errorf("the refused run wrote c.png: %v", got)
+	}
 }

@@ -87,12 +87,12 @@ func (e *env) reconstruct(o *Options) error {
 		return err
 	}
 	r.pre.Size = c.ImageSize
-	errw, err := r.openOutput(sinks.Meta{Model: o.Model.Name, Pool: o.Pool, Preprocess: r.pre.String(), Version: version, Dim: 1, Precision: m.Precision().String(), Inputs: r.src.Roots})
+	errw, err := r.openOutput(sinks.Meta{Model: o.Model.Name, Pool: o.Pool, Preprocess: r.pre.String(), Version: version, Dim: 1, Precision: m.Precision().String(), Weights: m.Fingerprint, Inputs: r.src.Roots})
 	if err != nil {
 		return err
 	}
 	meta := sinks.ReconMeta{Model: o.Model.Name, Preprocess: r.pre.String(), Version: version, MaskRatio: o.MaskRatio,
-		Seed: int64(o.Seed), Patches: l, Patch: c.PatchSize, NormPixLoss: normPix, Precision: m.Precision().String(), Inputs: r.src.Roots}
+		Seed: int64(o.Seed), Patches: l, Patch: c.PatchSize, NormPixLoss: normPix, Precision: m.Precision().String(), Weights: m.Fingerprint, Inputs: r.src.Roots}
 	var w sinks.ReconWriter
 	switch o.Format {
 	case "npy":
