@@ -32,15 +32,13 @@ fi
 # random crops of the Debian photos, so every file decodes differently.
 if [ ! -d "$IMGS" ]; then
   echo "writing $N JPEGs to $IMGS" >&2
-  /usr/bin/python3 - "$IMGS" "$N" <<'EOF'
+  PYTHONPATH=bench /usr/bin/python3 - "$IMGS" "$N" <<'EOF'
 import os, random, sys
 from PIL import Image
+from debian_photos import paths
 out, n = sys.argv[1], int(sys.argv[2])
-sk = "/usr/lib/python3/dist-packages/skimage/data/"
-sl = "/usr/lib/python3/dist-packages/sklearn/datasets/images/"
-srcs = [sk + f for f in ("astronaut.png", "camera.png", "chelsea.png", "coffee.png", "hubble_deep_field.jpg",
-                         "motorcycle_left.png", "retina.jpg", "rocket.jpg", "page.png", "microaneurysms.png")]
-srcs += [sl + "china.jpg", sl + "flower.jpg"]
+srcs = paths(("astronaut.png", "camera.png", "chelsea.png", "coffee.png", "hubble_deep_field.jpg",
+              "motorcycle_left.png", "retina.jpg", "rocket.jpg", "page.png", "microaneurysms.png"))
 photos = [Image.open(p).convert("RGB") for p in srcs]
 rng = random.Random(0)
 os.makedirs(out + ".tmp", exist_ok=True)

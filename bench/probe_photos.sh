@@ -27,15 +27,13 @@ mkdir -p "$WORK"
 
 if [ ! -d "$CROPS" ]; then
   echo "writing $N crops of each photo to $CROPS" >&2
-  /usr/bin/python3 - "$CROPS" "$N" <<'EOF'
+  PYTHONPATH=bench /usr/bin/python3 - "$CROPS" "$N" <<'EOF'
 import os, random, sys
 from PIL import Image
+from debian_photos import paths
 out, n = sys.argv[1], int(sys.argv[2])
-sk = "/usr/lib/python3/dist-packages/skimage/data/"
-sl = "/usr/lib/python3/dist-packages/sklearn/datasets/images/"
-srcs = [sk + f for f in ("astronaut.png", "chelsea.png", "coffee.png", "hubble_deep_field.jpg", "ihc.png",
-                         "motorcycle_left.png", "retina.jpg", "rocket.jpg")]
-srcs += [sl + "china.jpg", sl + "flower.jpg"]
+srcs = paths(("astronaut.png", "chelsea.png", "coffee.png", "hubble_deep_field.jpg", "ihc.png",
+              "motorcycle_left.png", "retina.jpg", "rocket.jpg"))
 rng = random.Random(0)
 for p in srcs:
     im = Image.open(p).convert("RGB")
