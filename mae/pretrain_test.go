@@ -9,13 +9,18 @@ import (
 	"github.com/nlpodyssey/spago/mat"
 )
 
-func testMasking(c Config, n int, seed uint64) *Masking {
+// testNoise is the seeded noise of images 0..n-1, one row per image.
+func testNoise(c Config, n int, seed uint64) []float32 {
 	l := c.NumPatches()
 	noise := make([]float32, n*l)
 	for b := 0; b < n; b++ {
 		NoiseRow(noise[b*l:(b+1)*l], seed, int64(b))
 	}
-	return NewMasking(noise, n, l, c.NumKeep(c.MaskRatio))
+	return noise
+}
+
+func testMasking(c Config, n int, seed uint64) *Masking {
+	return NewMasking(testNoise(c, n, seed), n, c.NumPatches(), c.NumKeep(c.MaskRatio))
 }
 
 // The graph's loss is the inference path's loss (Reconstruct), batch-averaged.
@@ -34,11 +39,7 @@ func TestPretrainLossMatchesReconstruct(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		noise := make([]float32, n*c.NumPatches())
-		for b := 0; b < n; b++ {
-			NoiseRow(noise[b*c.NumPatches():(b+1)*c.NumPatches()], 4, int64(b))
-		}
-		r, err := m.Reconstruct(patches, noise, n, c.MaskRatio, normPix)
+		r, err := m.Reconstruct(patches, testNoise(c, n, 4), n, c.MaskRatio, normPix)
 		if err != nil {
 			t.Fatal(err)
 		}
