@@ -16,6 +16,18 @@ func smallConfig() Config {
 
 // perturb makes the fresh model's LayerNorms and biases non-trivial, so
 // their gradients are exercised.
+// perturbedModel is New(c, decoder, seed) with every weight but the fixed
+// ones moved off its initial value by perturb(pseed).
+func perturbedModel(t *testing.T, c Config, decoder bool, seed, pseed uint64) *Model {
+	t.Helper()
+	m, err := New(c, decoder, seed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	perturb(m, pseed)
+	return m
+}
+
 func perturb(m *Model, seed uint64) {
 	r := rand.New(rand.NewPCG(seed, 1))
 	for name, t := range m.Tensors() {
@@ -41,11 +53,7 @@ func randPatches(n int, c Config, seed uint64) []float32 {
 // The spago graph and the inference path compute the same tokens.
 func TestEncodeGraphMatchesEmbed(t *testing.T) {
 	c := smallConfig()
-	m, err := New(c, false, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	perturb(m, 2)
+	m := perturbedModel(t, c, false, 1, 2)
 	n := 3
 	patches := randPatches(n, c, 3)
 	want := make([]float32, n*m.EmbedDim(PoolTokens))
@@ -67,11 +75,7 @@ func TestEncodeGraphMatchesEmbed(t *testing.T) {
 func TestEncodeGraphGradients(t *testing.T) {
 	c := smallConfig()
 	c.Depth = 1
-	m, err := New(c, false, 4)
-	if err != nil {
-		t.Fatal(err)
-	}
-	perturb(m, 5)
+	m := perturbedModel(t, c, false, 4, 5)
 	n := 2
 	patches := randPatches(n, c, 6)
 	x := mat.NewDense[float32](mat.WithShape(n*c.NumPatches(), c.PatchDim()), mat.WithBacking(patches))
@@ -134,11 +138,7 @@ func TestEncodeGraphGradients(t *testing.T) {
 // still produced.
 func TestReconstructMaskRatioZero(t *testing.T) {
 	c := smallConfig()
-	m, err := New(c, true, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	perturb(m, 3)
+	m := perturbedModel(t, c, true, 1, 3)
 	n, l := 2, c.NumPatches()
 	patches := randPatches(n, c, 4)
 	noise := make([]float32, n*l)

@@ -26,11 +26,7 @@ func testMasking(c Config, n int, seed uint64) *Masking {
 // The graph's loss is the inference path's loss (Reconstruct), batch-averaged.
 func TestPretrainLossMatchesReconstruct(t *testing.T) {
 	c := smallConfig()
-	m, err := New(c, true, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	perturb(m, 2)
+	m := perturbedModel(t, c, true, 1, 2)
 	n := 3
 	patches := randPatches(n, c, 3)
 	mk := testMasking(c, n, 4)
@@ -60,11 +56,7 @@ func TestPretrainLossMatchesReconstruct(t *testing.T) {
 func TestPretrainLossGradients(t *testing.T) {
 	c := smallConfig()
 	c.Depth = 1
-	m, err := New(c, true, 4)
-	if err != nil {
-		t.Fatal(err)
-	}
-	perturb(m, 5)
+	m := perturbedModel(t, c, true, 4, 5)
 	params, err := m.TrainableParams()
 	if err != nil {
 		t.Fatal(err)
