@@ -16,6 +16,19 @@ func smallConfig() Config {
 
 // perturb makes the fresh model's LayerNorms and biases non-trivial, so
 // their gradients are exercised.
+// centralDiff is the central finite difference (f(v+h) − f(v−h)) / 2h of
+// loss in v[i], h = 1e-2; v[i] is restored.
+func centralDiff(v []float32, i int, loss func() float64) float64 {
+	const h = 1e-2
+	old := v[i]
+	v[i] = old + h
+	up := loss()
+	v[i] = old - h
+	down := loss()
+	v[i] = old
+	return (up - down) / (2 * h)
+}
+
 // perturbedModel is New(c, decoder, seed) with every weight but the fixed
 // ones moved off its initial value by perturb(pseed).
 func perturbedModel(t *testing.T, c Config, decoder bool, seed, pseed uint64) *Model {
@@ -117,14 +130,7 @@ func TestEncodeGraphGradients(t *testing.T) {
 		g := mat.Data[float32](p.Grad())
 		v := mat.Data[float32](p.Value())
 		for _, i := range []int{0, len(v) / 3, len(v) - 1} {
-			old := v[i]
-			const h = 1e-2
-			v[i] = old + h
-			up := loss()
-			v[i] = old - h
-			down := loss()
-			v[i] = old
-			fd := (up - down) / (2 * h)
+			fd := centralDiff(v, i, loss)
 			if diff := math.Abs(fd - float64(g[i])); diff > 2e-2*math.Max(1, math.Abs(fd)) {
 				t.Errorf("%s[%d]: autograd %g, finite difference %g", name, i, g[i], fd)
 			}

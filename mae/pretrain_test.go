@@ -91,14 +91,7 @@ func TestPretrainLossGradients(t *testing.T) {
 			g := mat.Data[float32](p.Param.Grad())
 			v := mat.Data[float32](p.Param.Value())
 			for _, i := range []int{0, r.IntN(len(v)), len(v) - 1} {
-				old := v[i]
-				const h = 1e-2
-				v[i] = old + h
-				up := loss()
-				v[i] = old - h
-				down := loss()
-				v[i] = old
-				fd := (up - down) / (2 * h)
+				fd := centralDiff(v, i, loss)
 				if diff := math.Abs(fd - float64(g[i])); diff > 2e-3+2e-2*math.Abs(fd) {
 					t.Errorf("normPix %v: %s[%d]: autograd %g, finite difference %g", normPix, p.Name, i, g[i], fd)
 				}
