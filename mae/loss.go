@@ -22,17 +22,7 @@ func Loss(dst, pred, target, mask []float32, n, l, pd int, normPix bool) {
 			tt := target[k*pd : (k+1)*pd]
 			mean, inv := 0.0, 1.0
 			if normPix {
-				var s float64
-				for _, v := range tt {
-					s += float64(v)
-				}
-				mean = s / float64(pd)
-				var v2 float64
-				for _, v := range tt {
-					dv := float64(v) - mean
-					v2 += dv * dv
-				}
-				inv = 1 / math.Sqrt(v2/float64(pd-1)+1e-6)
+				mean, inv = patchNorm(tt)
 			}
 			var se float64
 			for j, v := range tt {
@@ -48,4 +38,20 @@ func Loss(dst, pred, target, mask []float32, n, l, pd int, normPix bool) {
 			dst[b] = float32(math.NaN())
 		}
 	}
+}
+
+// patchNorm returns the mean of t and 1/sqrt(unbiased var + 1e-6), the
+// statistics norm_pix_loss normalises a target patch with.
+func patchNorm(t []float32) (mean, inv float64) {
+	var s float64
+	for _, v := range t {
+		s += float64(v)
+	}
+	mean = s / float64(len(t))
+	var v2 float64
+	for _, v := range t {
+		dv := float64(v) - mean
+		v2 += dv * dv
+	}
+	return mean, 1 / math.Sqrt(v2/float64(len(t)-1)+1e-6)
 }

@@ -16,6 +16,31 @@ func smallConfig() Config {
 
 // perturb makes the fresh model's LayerNorms and biases non-trivial, so
 // their gradients are exercised.
+// centralDiff is the central finite difference (f(v+h) − f(v−h)) / 2h of
+// loss in v[i], h = 1e-2; v[i] is restored.
+func centralDiff(v []float32, i int, loss func() float64) float64 {
+	const h = 1e-2
+	old := v[i]
+	v[i] = old + h
+	up := loss()
+	v[i] = old - h
+	down := loss()
+	v[i] = old
+	return (up - down) / (2 * h)
+}
+
+// perturbedModel is New(c, decoder, seed) with every weight but the fixed
+// ones moved off its initial value by perturb(pseed).
+func perturbedModel(t *testing.T, c Config, decoder bool, seed, pseed uint64) *Model {
+	t.Helper()
+	m, err := New(c, decoder, seed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	perturb(m, pseed)
+	return m
+}
+
 func perturb(m *Model, seed uint64) {
 	r := rand.New(rand.NewPCG(seed, 1))
 	for name, t := range m.Tensors() {
@@ -41,11 +66,7 @@ func randPatches(n int, c Config, seed uint64) []float32 {
 // The spago graph and the inference path compute the same tokens.
 func TestEncodeGraphMatchesEmbed(t *testing.T) {
 	c := smallConfig()
-	m, err := New(c, false, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	perturb(m, 2)
+	m := perturbedModel(t, c, false, 1, 2)
 	n := 3
 	patches := randPatches(n, c, 3)
 	want := make([]float32, n*m.EmbedDim(PoolTokens))
@@ -67,11 +88,7 @@ func TestEncodeGraphMatchesEmbed(t *testing.T) {
 func TestEncodeGraphGradients(t *testing.T) {
 	c := smallConfig()
 	c.Depth = 1
-	m, err := New(c, false, 4)
-	if err != nil {
-		t.Fatal(err)
-	}
-	perturb(m, 5)
+	m := perturbedModel(t, c, false, 4, 5)
 	n := 2
 	patches := randPatches(n, c, 6)
 	x := mat.NewDense[float32](mat.WithShape(n*c.NumPatches(), c.PatchDim()), mat.WithBacking(patches))
@@ -113,14 +130,7 @@ func TestEncodeGraphGradients(t *testing.T) {
 		g := mat.Data[float32](p.Grad())
 		v := mat.Data[float32](p.Value())
 		for _, i := range []int{0, len(v) / 3, len(v) - 1} {
-			old := v[i]
-			const h = 1e-2
-			v[i] = old + h
-			up := loss()
-			v[i] = old - h
-			down := loss()
-			v[i] = old
-			fd := (up - down) / (2 * h)
+			fd := centralDiff(v, i, loss)
 			if diff := math.Abs(fd - float64(g[i])); diff > 2e-2*math.Max(1, math.Abs(fd)) {
 				t.Errorf("%s[%d]: autograd %g, finite difference %g", name, i, g[i], fd)
 			}
@@ -134,11 +144,7 @@ func TestEncodeGraphGradients(t *testing.T) {
 // still produced.
 func TestReconstructMaskRatioZero(t *testing.T) {
 	c := smallConfig()
-	m, err := New(c, true, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	perturb(m, 3)
+	m := perturbedModel(t, c, true, 1, 3)
 	n, l := 2, c.NumPatches()
 	patches := randPatches(n, c, 4)
 	noise := make([]float32, n*l)

@@ -98,12 +98,7 @@ func runPrecision(t *testing.T, m *Model, patches []float32, n int) (emb, pred [
 	if !m.HasDecoder() {
 		return emb, nil
 	}
-	l := m.Config.NumPatches()
-	noise := make([]float32, n*l)
-	for i := 0; i < n; i++ {
-		NoiseRow(noise[i*l:(i+1)*l], 7, int64(i))
-	}
-	r, err := m.Reconstruct(patches, noise, n, 0.75, false)
+	r, err := m.Reconstruct(patches, testNoise(m.Config, n, 7), n, 0.75, false)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,7 +2,6 @@ package mae
 
 import (
 	"fmt"
-	"math"
 
 	"github.com/nlpodyssey/spago/mat"
 	"github.com/nlpodyssey/spago/nn"
@@ -216,17 +215,7 @@ func newLossFn(pred mat.Tensor, patches, mask []float32, n, l, pd int, normPix b
 // normalizePatch writes (t − mean) / sqrt(var + 1e-6) with the unbiased
 // variance, as norm_pix_loss does.
 func normalizePatch(dst, t []float32) {
-	var s float64
-	for _, v := range t {
-		s += float64(v)
-	}
-	mean := s / float64(len(t))
-	var v2 float64
-	for _, v := range t {
-		dv := float64(v) - mean
-		v2 += dv * dv
-	}
-	inv := 1 / math.Sqrt(v2/float64(len(t)-1)+1e-6)
+	mean, inv := patchNorm(t)
 	for j, v := range t {
 		dst[j] = float32((float64(v) - mean) * inv)
 	}

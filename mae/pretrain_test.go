@@ -9,23 +9,24 @@ import (
 	"github.com/nlpodyssey/spago/mat"
 )
 
-func testMasking(c Config, n int, seed uint64) *Masking {
+// testNoise is the seeded noise of images 0..n-1, one row per image.
+func testNoise(c Config, n int, seed uint64) []float32 {
 	l := c.NumPatches()
 	noise := make([]float32, n*l)
 	for b := 0; b < n; b++ {
 		NoiseRow(noise[b*l:(b+1)*l], seed, int64(b))
 	}
-	return NewMasking(noise, n, l, c.NumKeep(c.MaskRatio))
+	return noise
+}
+
+func testMasking(c Config, n int, seed uint64) *Masking {
+	return NewMasking(testNoise(c, n, seed), n, c.NumPatches(), c.NumKeep(c.MaskRatio))
 }
 
 // The graph's loss is the inference path's loss (Reconstruct), batch-averaged.
 func TestPretrainLossMatchesReconstruct(t *testing.T) {
 	c := smallConfig()
-	m, err := New(c, true, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	perturb(m, 2)
+	m := perturbedModel(t, c, true, 1, 2)
 	n := 3
 	patches := randPatches(n, c, 3)
 	mk := testMasking(c, n, 4)
@@ -34,11 +35,7 @@ func TestPretrainLossMatchesReconstruct(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		noise := make([]float32, n*c.NumPatches())
-		for b := 0; b < n; b++ {
-			NoiseRow(noise[b*c.NumPatches():(b+1)*c.NumPatches()], 4, int64(b))
-		}
-		r, err := m.Reconstruct(patches, noise, n, c.MaskRatio, normPix)
+		r, err := m.Reconstruct(patches, testNoise(c, n, 4), n, c.MaskRatio, normPix)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -59,11 +56,7 @@ func TestPretrainLossMatchesReconstruct(t *testing.T) {
 func TestPretrainLossGradients(t *testing.T) {
 	c := smallConfig()
 	c.Depth = 1
-	m, err := New(c, true, 4)
-	if err != nil {
-		t.Fatal(err)
-	}
-	perturb(m, 5)
+	m := perturbedModel(t, c, true, 4, 5)
 	params, err := m.TrainableParams()
 	if err != nil {
 		t.Fatal(err)
@@ -98,14 +91,7 @@ func TestPretrainLossGradients(t *testing.T) {
 			g := mat.Data[float32](p.Param.Grad())
 			v := mat.Data[float32](p.Param.Value())
 			for _, i := range []int{0, r.IntN(len(v)), len(v) - 1} {
-				old := v[i]
-				const h = 1e-2
-				v[i] = old + h
-				up := loss()
-				v[i] = old - h
-				down := loss()
-				v[i] = old
-				fd := (up - down) / (2 * h)
+				fd := centralDiff(v, i, loss)
 				if diff := math.Abs(fd - float64(g[i])); diff > 2e-3+2e-2*math.Abs(fd) {
 					t.Errorf("normPix %v: %s[%d]: autograd %g, finite difference %g", normPix, p.Name, i, g[i], fd)
 				}
