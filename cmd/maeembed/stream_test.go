@@ -251,13 +251,22 @@ func streamInProcess(t *testing.T, args ...string) (stop func() int, logs *syncB
 
 func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
 	t.Helper()
+	if !poll(timeout, 50*time.Millisecond, cond) {
+		t.Fatalf("timed out after %v waiting for %s", timeout, what)
+	}
+}
+
+// poll checks cond every interval until it holds (true) or timeout passes
+// (false), for callers that must clean up (kill a child) before failing.
+func poll(timeout, every time.Duration, cond func() bool) bool {
 	deadline := time.Now().Add(timeout)
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+			return false
 		}
-		time.Sleep(50 * time.Millisecond)
+		time.Sleep(every)
 	}
+	return true
 }
 
 func checkVector(t *testing.T, id string, got, want []float32) {
