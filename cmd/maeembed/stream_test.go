@@ -707,7 +707,15 @@ func TestStreamBrokerLaterAndOutage(t *testing.T) {
 	}
 
 	// Outage: the broker goes away, then comes back with its data.
-	time.Sleep(1500 * time.Millisecond) // let a commit land
+	// Let the commit of all of them land (a fixed sleep could end before
+	// it on a loaded machine, and the outage would then redeliver them).
+	waitFor(t, "the offsets committed", 20*time.Second, func() bool {
+		var n int64
+		for _, o := range committed(t, addr, "late", "images", 3) {
+			n += max(o, 0) // -1: nothing committed on that partition
+		}
+		return n == int64(len(keys))
+	})
 	before := strings.Count(w.logs.String(), "brokers unreachable")
 	c.Close()
 	waitFor(t, "the outage logged", 20*time.Second, func() bool { return strings.Count(w.logs.String(), "brokers unreachable") > before })
