@@ -604,11 +604,10 @@ func killWorker(t *testing.T, shared bool) {
 	<-a.done
 	<-prodDone
 	// Wait for the survivor to catch up (missing ids are reported below).
-	for deadline := time.Now().Add(45 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-		if ids, _ := parquetRowsQuiet(outA, outB); len(ids) >= len(keys) {
-			break
-		}
-	}
+	poll(45*time.Second, 100*time.Millisecond, func() bool {
+		ids, _ := parquetRowsQuiet(outA, outB)
+		return len(ids) >= len(keys)
+	})
 	if code, _ := b.stop(t, 20*time.Second); code != 0 {
 		t.Errorf("survivor exit %d", code)
 	}
