@@ -47,6 +47,9 @@ type ReconPNG struct {
 	// metaPending: DIR/maeembed-png.json is still to be written (before
 	// the first PNG).
 	metaPending bool
+	// bw and wc are reused for every file: a row allocates no 64 KiB buffer.
+	bw *bufio.Writer
+	wc withChunk
 }
 
 // pngMetaName is the file in a PNG output directory that records the run
@@ -82,6 +85,7 @@ func NewReconPNG(dir string, meta ReconMeta) (*ReconPNG, error) {
 	s := g * meta.Patch
 	w := &ReconPNG{dir: dir, meta: meta, g: g, s: s, written: map[string]string{}, img: image.NewNRGBA(image.Rect(0, 0, 4*s+3*PanelGap, s))}
 	w.enc.BufferPool = &pngPool{}
+	w.bw = bufio.NewWriterSize(io.Discard, 64<<10)
 	path := filepath.Join(dir, pngMetaName)
 	b, err := os.ReadFile(path)
 	switch {
@@ -301,10 +305,11 @@ func (w *ReconPNG) writeOne(r *ReconRow) error {
 	if err != nil {
 		return err
 	}
-	bw := bufio.NewWriterSize(f, 64<<10)
-	err = w.enc.Encode(&withChunk{w: bw, chunk: textChunk("maeembed.id", r.ID)}, w.img)
+	w.bw.Reset(f)
+	w.wc = withChunk{w: w.bw, chunk: textChunk("maeembed.id", r.ID)}
+	err = w.enc.Encode(&w.wc, w.img)
 	if err == nil {
-		err = bw.Flush()
+		err = w.bw.Flush()
 	}
 	if err != nil {
 		f.Abort()

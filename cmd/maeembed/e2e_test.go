@@ -484,16 +484,12 @@ func TestE2ESIGINTDrains(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Interrupt once the first part is published: mid-run.
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if parts, _ := filepath.Glob(filepath.Join(out, "part-*.parquet")); len(parts) > 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			cmd.Process.Kill()
-			t.Fatal("no part published in 30 s")
-		}
-		time.Sleep(5 * time.Millisecond)
+	if !poll(30*time.Second, 5*time.Millisecond, func() bool {
+		parts, _ := filepath.Glob(filepath.Join(out, "part-*.parquet"))
+		return len(parts) > 0
+	}) {
+		cmd.Process.Kill()
+		t.Fatal("no part published in 30 s")
 	}
 	cmd.Process.Signal(syscall.SIGINT)
 	err := cmd.Wait()
@@ -548,17 +544,12 @@ func TestE2EConcurrentShardsShareOutput(t *testing.T) {
 	if err := first.Start(); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(time.Minute)
-	for {
+	if !poll(time.Minute, 5*time.Millisecond, func() bool {
 		tmp, _ := filepath.Glob(filepath.Join(out, ".part-*"+".maeembed-tmp"))
-		if len(tmp) > 0 {
-			break // the first shard has a part in progress
-		}
-		if time.Now().After(deadline) {
-			first.Process.Kill()
-			t.Fatalf("no part in progress within a minute\n%s", firstErr.String())
-		}
-		time.Sleep(5 * time.Millisecond)
+		return len(tmp) > 0 // the first shard has a part in progress
+	}) {
+		first.Process.Kill()
+		t.Fatalf("no part in progress within a minute\n%s", firstErr.String())
 	}
 	if b, err := exec.Command(bin, args("1/2")...).CombinedOutput(); err != nil {
 		t.Fatalf("shard 1/2: %v\n%s", err, b)

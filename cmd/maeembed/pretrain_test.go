@@ -33,16 +33,12 @@ func TestE2EPretrainKillAndResume(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		if _, err := os.Stat(filepath.Join(out, "checkpoint-00000006")); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			cmd.Process.Kill()
-			t.Fatal("no checkpoint-00000006 within 60 s")
-		}
-		time.Sleep(2 * time.Millisecond)
+	if !poll(60*time.Second, 2*time.Millisecond, func() bool {
+		_, err := os.Stat(filepath.Join(out, "checkpoint-00000006"))
+		return err == nil
+	}) {
+		cmd.Process.Kill()
+		t.Fatal("no checkpoint-00000006 within 60 s")
 	}
 	cmd.Process.Signal(syscall.SIGKILL)
 	if err := cmd.Wait(); err == nil {

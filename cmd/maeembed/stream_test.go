@@ -251,13 +251,22 @@ func streamInProcess(t *testing.T, args ...string) (stop func() int, logs *syncB
 
 func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
 	t.Helper()
+	if !poll(timeout, 50*time.Millisecond, cond) {
+		t.Fatalf("timed out after %v waiting for %s", timeout, what)
+	}
+}
+
+// poll checks cond every interval until it holds (true) or timeout passes
+// (false), for callers that must clean up (kill a child) before failing.
+func poll(timeout, every time.Duration, cond func() bool) bool {
 	deadline := time.Now().Add(timeout)
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+			return false
 		}
-		time.Sleep(50 * time.Millisecond)
+		time.Sleep(every)
 	}
+	return true
 }
 
 func checkVector(t *testing.T, id string, got, want []float32) {
@@ -595,11 +604,10 @@ func killWorker(t *testing.T, shared bool) {
 	<-a.done
 	<-prodDone
 	// Wait for the survivor to catch up (missing ids are reported below).
-	for deadline := time.Now().Add(45 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-		if ids, _ := parquetRowsQuiet(outA, outB); len(ids) >= len(keys) {
-			break
-		}
-	}
+	poll(45*time.Second, 100*time.Millisecond, func() bool {
+		ids, _ := parquetRowsQuiet(outA, outB)
+		return len(ids) >= len(keys)
+	})
 	if code, _ := b.stop(t, 20*time.Second); code != 0 {
 		t.Errorf("survivor exit %d", code)
 	}
@@ -698,7 +706,15 @@ func TestStreamBrokerLaterAndOutage(t *testing.T) {
 	}
 
 	// Outage: the broker goes away, then comes back with its data.
-	time.Sleep(1500 * time.Millisecond) // let a commit land
+	// Let the commit of all of them land (a fixed sleep could end before
+	// it on a loaded machine, and the outage would then redeliver them).
+	waitFor(t, "the offsets committed", 20*time.Second, func() bool {
+		var n int64
+		for _, o := range committed(t, addr, "late", "images", 3) {
+			n += max(o, 0) // -1: nothing committed on that partition
+		}
+		return n == int64(len(keys))
+	})
 	before := strings.Count(w.logs.String(), "brokers unreachable")
 	c.Close()
 	waitFor(t, "the outage logged", 20*time.Second, func() bool { return strings.Count(w.logs.String(), "brokers unreachable") > before })
