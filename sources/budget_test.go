@@ -7,11 +7,13 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+	"weak"
 
 	"github.com/apache/arrow/go/v17/arrow"
 	"github.com/apache/arrow/go/v17/arrow/array"
@@ -269,6 +271,35 @@ func TestBudgetCountsWholePages(t *testing.T) {
 		r.Close()
 		if bud.InUse() != 0 {
 			t.Errorf("budget %d MiB: %d bytes held after the run", c.budget>>20, bud.InUse())
+		}
+	}
+}
+
+// A Parquet row's bytes are garbage once its item is released: the reader
+// keeps no alias of them, so a 200 MB row does not stay in memory through
+// the next reads while the budget no longer counts it. (Row groups of 3
+// and 1 rows: batches of 1, 2, then 1 row, which would leave the second
+// row of the batch before aliased.)
+func TestBudgetReleasedRowIsNotKept(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "rows.parquet")
+	writeBudgetParquet(t, p, []int{1 << 20, 1 << 20, 1 << 20, 1 << 20}, 3)
+	r, _ := openBudgeted(t, p, 64<<20)
+	defer r.Close()
+	var kept []weak.Pointer[byte]
+	for i := range 4 {
+		it, err := r.Next(context.Background())
+		if err != nil || it.Err != nil {
+			t.Fatal(err, it.Err)
+		}
+		if i < 3 {
+			kept = append(kept, weak.Make(&it.Data[0]))
+		}
+		it.Release()
+	}
+	runtime.GC()
+	for i, wp := range kept {
+		if wp.Value() != nil {
+			t.Errorf("row %d: its bytes are still reachable after its release and the next reads", i)
 		}
 	}
 }

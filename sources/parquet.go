@@ -562,7 +562,7 @@ func (c *parquetContainer) readBatch(h hold) (err error) {
 		c.dropReaders()
 		pages = 0
 	} else if h.b != nil {
-		pages = max(pages, 2*c.meter.pageMax) // what they keep, measured
+		pages = 2 * c.meter.pageMax // what they keep, measured
 	}
 	// The estimate's hold becomes the measured one: only this goroutine
 	// takes input memory, so the exchange cannot be overtaken.
@@ -570,10 +570,7 @@ func (c *parquetContainer) readBatch(h hold) (err error) {
 	reading()
 	keep, err := h.take(pages + held)
 	if err != nil && n > 1 && !aborted(err) {
-		// Rows the footer's average misjudged: they are read, and each may
-		// fit; hold the whole budget rather than refuse them.
-		c.rows = 1
-		keep, err = h.take(h.size())
+		c.rows = 1 // rows the footer's average misjudged: one at a time from now on
 	}
 	if err != nil {
 		keep, c.batchErr = func() {}, err // the rows' error rows; aborted: the Reader sees ctx
@@ -656,6 +653,11 @@ func (l *leaf) read(n int) error {
 		a.Release()
 	}
 	l.chunks = nil
+	// The last batch's values belong to its items now (pqBatch): an alias
+	// kept here would keep a large row alive through the next read,
+	// outside the budget that no longer counts it.
+	clear(l.bytes)
+	l.bytes = l.bytes[:0]
 	l.rr.Reset()
 	if err := l.rr.Reserve(int64(n)); err != nil {
 		return err

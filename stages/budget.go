@@ -5,6 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"image/color"
+	"os"
+	"runtime"
+	"runtime/debug"
+	"sync"
 	"sync/atomic"
 
 	"golang.org/x/sync/semaphore"
@@ -29,14 +33,21 @@ var ErrOverBudget = errors.New("image needs more memory than the budget")
 // A quarter of the budget is for encoded input, the rest for decoding, so
 // that queued inputs can never take all of it while the workers that would
 // free them wait for decoding memory. An input larger than its quarter
-// waits until it is alone, one larger than the whole budget is refused with
-// ErrOverBudget, and so is an image whose decoding needs more than the
+// waits until it is alone and takes the rest of its size from the decoding
+// share (so what is held never exceeds the budget: Peak ≤ Size); the images
+// decoded beside it (its own, as nothing else is read meanwhile) get what
+// it leaves, and one that needs more is ErrOverBudget rather than a wait
+// that could never end. An input larger than the whole budget is refused
+// with ErrOverBudget, and so is an image whose decoding needs more than the
 // decoding share.
 //
 // The budget counts what maeembed holds, not what the Go runtime keeps:
 // with the default GOGC the heap may grow past the live bytes before a
-// collection, so pair the budget with debug.SetMemoryLimit (GOMEMLIMIT)
-// set to the model's size plus the budget.
+// collection. So a large hold (LargeHold or more) granted after as much
+// was given back first runs a garbage collection: the buffers of the last
+// large image are reused for the next instead of being added to them; and
+// HeapLimit keeps the runtime's soft memory limit at the model's size plus
+// what is held, within the model's size plus the budget.
 //
 // A nil *Budget is unlimited. Safe for concurrent use.
 type Budget struct {
@@ -44,7 +55,24 @@ type Budget struct {
 	inputCap, decCap int64
 	input, dec       *semaphore.Weighted
 	inUse, peak      atomic.Int64
+	// excess is what an input larger than the input share holds of the
+	// decoding share.
+	excess atomic.Int64
+	// freed counts the bytes of large holds given back since the last
+	// collection.
+	freed atomic.Int64
+
+	// The soft memory limit kept by HeapLimit (limiting: on).
+	limiting       atomic.Bool
+	limitMu        sync.Mutex
+	base, headroom int64
+	limit          int64 // last set
 }
+
+// LargeHold is the size from which a hold is large: granting one collects
+// the garbage of the large holds given back before it (see Budget).
+// Ordinary photos stay far below it and never pay for a collection.
+const LargeHold = 32 << 20
 
 // NewBudget returns a budget of size bytes (size ≤ 0: DefaultMemoryBudget).
 func NewBudget(size int64) *Budget {
@@ -81,10 +109,11 @@ func (b *Budget) InUse() int64 {
 }
 
 // AcquireInput waits until n more bytes of encoded input may be held (an
-// input larger than the input share waits to be the only one) and returns
-// the function that gives them back, to be called once when the bytes are
-// dropped. It fails when ctx ends, and with ErrOverBudget for an input
-// larger than the whole budget (that item's error: drop its bytes).
+// input larger than the input share waits to be the only one, and takes
+// the rest from the decoding share) and returns the function that gives
+// them back, to be called once when the bytes are dropped. It fails when
+// ctx ends, and with ErrOverBudget for an input larger than the whole
+// budget (that item's error: drop its bytes).
 func (b *Budget) AcquireInput(ctx context.Context, n int64) (release func(), err error) {
 	if b == nil || n <= 0 {
 		return func() {}, nil
@@ -97,11 +126,33 @@ func (b *Budget) AcquireInput(ctx context.Context, n int64) (release func(), err
 	if err := b.input.Acquire(ctx, w); err != nil {
 		return nil, err
 	}
-	return b.held(b.input, w, n), nil
+	x := n - w
+	if x > 0 {
+		// Holding the whole input share, this input is alone: no image is
+		// waiting for decoding memory (each input is given back only after
+		// its image is decoded), so this wait ends with the decodes now
+		// running.
+		if err := b.dec.Acquire(ctx, x); err != nil {
+			b.input.Release(w)
+			return nil, err
+		}
+		b.excess.Add(x)
+	}
+	b.collect(n)
+	own := b.held(n)
+	return func() {
+		if own() {
+			b.input.Release(w)
+			if x > 0 {
+				b.excess.Add(-x)
+				b.dec.Release(x)
+			}
+		}
+	}, nil
 }
 
 // acquireDecode waits for n bytes of decoding memory; n beyond the decoding
-// share is ErrOverBudget.
+// share (less what a large input holds of it) is ErrOverBudget.
 func (b *Budget) acquireDecode(ctx context.Context, n int64) (release func(), err error) {
 	if b == nil || n <= 0 {
 		return func() {}, nil
@@ -110,25 +161,129 @@ func (b *Budget) acquireDecode(ctx context.Context, n int64) (release func(), er
 		return nil, fmt.Errorf("decoding needs about %s, the memory budget allows %s for decoding (%s in all; raise it to decode this image): %w",
 			FormatBytes(n), FormatBytes(b.decCap), FormatBytes(b.size), ErrOverBudget)
 	}
+	// An input larger than the input share holds the rest of its size from
+	// the decoding share until its images are decoded (they are the only
+	// ones in flight then): what it leaves is all they can have.
+	if x := b.excess.Load(); n > b.decCap-x {
+		return nil, fmt.Errorf("decoding needs about %s; beside its input of more than %s, the memory budget of %s leaves %s for decoding (raise it to decode this image): %w",
+			FormatBytes(n), FormatBytes(b.inputCap), FormatBytes(b.size), FormatBytes(b.decCap-x), ErrOverBudget)
+	}
 	if err := b.dec.Acquire(ctx, n); err != nil {
 		return nil, err
 	}
-	return b.held(b.dec, n, n), nil
+	b.collect(n)
+	own := b.held(n)
+	return func() {
+		if own() {
+			b.dec.Release(n)
+		}
+	}, nil
 }
 
-// held records n bytes as in use (w of them weighed on s) and returns their
-// release, which is safe to call more than once.
-func (b *Budget) held(s *semaphore.Weighted, w, n int64) func() {
+// held records n bytes as in use and returns their release, which reports
+// true on its first call only (the caller then gives back its semaphores).
+func (b *Budget) held(n int64) func() bool {
 	now := b.inUse.Add(n)
 	for p := b.peak.Load(); now > p && !b.peak.CompareAndSwap(p, now); p = b.peak.Load() {
 	}
+	b.adjustLimit()
 	var done atomic.Bool
+	return func() bool {
+		if !done.CompareAndSwap(false, true) {
+			return false
+		}
+		b.inUse.Add(-n)
+		if n >= LargeHold {
+			b.freed.Add(n)
+		}
+		b.adjustLimit()
+		return true
+	}
+}
+
+// DefaultHeadroom is HeapLimit's room for what the budget does not count:
+// a batch's tensors, the writers' buffers and pools, and the garbage
+// between two collections.
+const DefaultHeadroom = 384 << 20
+
+// limitStep is how far the limit HeapLimit wants may drift from the one
+// set before it is set again (setting it takes the runtime's heap lock).
+const limitStep = 16 << 20
+
+// HeapLimit keeps the Go runtime's soft memory limit
+// (runtime/debug.SetMemoryLimit) at base + min(Size, headroom + InUse)
+// until the returned stop, which restores the limit found. base is the
+// heap that stays for the run (the model's weights and buffers), headroom
+// the room for what the budget does not count (DefaultHeadroom). So the
+// collector keeps the heap near the model plus what is held, and under the
+// model plus the budget as long as the budget's estimates hold: a
+// process's peak RSS is its model's size plus the budget, whatever the
+// files. The limit is soft: it never fails an allocation; past it the
+// collector runs more often. Callers leave it alone when the user set
+// GOMEMLIMIT. One budget at a time should keep it (it is process-wide).
+func (b *Budget) HeapLimit(base, headroom int64) (stop func()) {
+	if b == nil {
+		return func() {}
+	}
+	b.limitMu.Lock()
+	b.base, b.headroom, b.limit = base, headroom, -1
+	prev := debug.SetMemoryLimit(-1)
+	b.limiting.Store(true)
+	b.limitMu.Unlock()
+	b.adjustLimit()
 	return func() {
-		if done.CompareAndSwap(false, true) {
-			b.inUse.Add(-n)
-			s.Release(w)
+		b.limitMu.Lock()
+		defer b.limitMu.Unlock()
+		if b.limiting.Swap(false) {
+			debug.SetMemoryLimit(prev)
 		}
 	}
+}
+
+// adjustLimit sets the soft memory limit HeapLimit keeps, when it moved
+// by limitStep or more.
+func (b *Budget) adjustLimit() {
+	if !b.limiting.Load() {
+		return
+	}
+	b.limitMu.Lock()
+	defer b.limitMu.Unlock()
+	if !b.limiting.Load() {
+		return
+	}
+	want := b.base + min(b.size, b.headroom+b.inUse.Load())
+	if d := want - b.limit; b.limit < 0 || d >= limitStep || d <= -limitStep {
+		debug.SetMemoryLimit(want)
+		b.limit = want
+	}
+}
+
+// HeapLimitFor is HeapLimit from the heap live now (after a collection) as
+// the base and DefaultHeadroom, unless the GOMEMLIMIT environment variable
+// is set (the user's limit stands): call it once the model is loaded.
+func (b *Budget) HeapLimitFor() (stop func()) {
+	if b == nil || os.Getenv("GOMEMLIMIT") != "" {
+		return func() {}
+	}
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return b.HeapLimit(int64(ms.HeapAlloc), DefaultHeadroom)
+}
+
+// collect runs a garbage collection before a large hold of n bytes is
+// used when at least LargeHold bytes of large holds were given back since
+// the last one: their buffers are garbage by then (a hold is given back
+// once its bytes are dropped), and the heap reuses them for this one
+// instead of growing by it. The Go collector alone would let the heap
+// reach the live bytes plus the new allocation before collecting (a
+// single large allocation is made before the collection it triggers).
+func (b *Budget) collect(n int64) {
+	if n < LargeHold || b.freed.Load() < LargeHold {
+		return
+	}
+	b.freed.Store(0)
+	debug.FreeOSMemory()
 }
 
 // FormatBytes writes a size of n bytes in the largest binary unit it

@@ -8,6 +8,7 @@ import (
 	"hash/crc32"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"sync"
@@ -217,5 +218,77 @@ func TestFormatBytes(t *testing.T) {
 		if got := FormatBytes(n); got != want {
 			t.Errorf("FormatBytes(%d) = %q, want %q", n, got, want)
 		}
+	}
+}
+
+// An input larger than the input share takes the rest of its size from
+// the decoding share: the budget's peak stays within its size, an image
+// that cannot be decoded beside it is refused at once (waiting could never
+// end: it is the only input in flight), and once it is given back the
+// whole decoding share is there again.
+func TestBudgetLargeInputTakesFromDecoding(t *testing.T) {
+	b := NewBudget(4 << 20) // 1 MiB for inputs, 3 MiB for decoding
+	ctx := context.Background()
+	big, err := b.AcquireInput(ctx, 2560<<10) // 1.5 MiB past the input share
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.acquireDecode(ctx, 2<<20); !errors.Is(err, ErrOverBudget) || !strings.Contains(err.Error(), "leaves 1.5 MiB for decoding") {
+		t.Errorf("2 MiB of decoding beside it: err = %v, want ErrOverBudget naming the 1.5 MiB left", err)
+	}
+	dec, err := b.acquireDecode(ctx, 1536<<10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.InUse() != b.Size() || b.Peak() != b.Size() {
+		t.Errorf("in use %d, peak %d; want the whole budget, %d", b.InUse(), b.Peak(), b.Size())
+	}
+	dec()
+	big()
+	dec, err = b.acquireDecode(ctx, 3<<20)
+	if err != nil {
+		t.Fatalf("the whole decoding share after the input is given back: %v", err)
+	}
+	dec()
+	if b.InUse() != 0 || b.Peak() > b.Size() {
+		t.Errorf("in use %d, peak %d of %d", b.InUse(), b.Peak(), b.Size())
+	}
+}
+
+// HeapLimit keeps the runtime's soft memory limit at the base plus what
+// is held plus the headroom, never past the base plus the budget, and
+// puts back the limit it found.
+func TestBudgetHeapLimit(t *testing.T) {
+	prev := debug.SetMemoryLimit(-1)
+	b := NewBudget(1 << 30)
+	const base, headroom = 100 << 20, 384 << 20
+	stop := b.HeapLimit(base, headroom)
+	limit := func() int64 { return debug.SetMemoryLimit(-1) }
+	if l := limit(); l != base+headroom {
+		t.Errorf("idle: limit %d MiB, want %d", l>>20, (base+headroom)>>20)
+	}
+	ctx := context.Background()
+	in, err := b.AcquireInput(ctx, 200<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l := limit(); l != base+headroom+200<<20 {
+		t.Errorf("200 MiB held: limit %d MiB, want %d", l>>20, (base+headroom+200<<20)>>20)
+	}
+	dec, err := b.acquireDecode(ctx, 700<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l := limit(); l != base+1<<30 {
+		t.Errorf("900 MiB held: limit %d MiB, want the base plus the budget, %d", l>>20, (base+1<<30)>>20)
+	}
+	dec()
+	in()
+	if l := limit(); l != base+headroom {
+		t.Errorf("all given back: limit %d MiB, want %d", l>>20, (base+headroom)>>20)
+	}
+	stop()
+	if l := limit(); l != prev {
+		t.Errorf("after stop: limit %d, want the one found, %d", l, prev)
 	}
 }
