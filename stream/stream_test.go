@@ -2,9 +2,13 @@ package stream
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
+	"hash/crc32"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -104,4 +108,154 @@ func TestWorkerPublishesEveryMessage(t *testing.T) {
 	if c := res.r.Counts; c.Written != 17 || c.Failed != 3 || c.Lost != 0 {
 		t.Errorf("counts %+v, want 17 written, 3 failed", c)
 	}
+}
+
+// padPNG inserts a private ancillary chunk of n bytes after the IHDR of a
+// PNG: a valid PNG (decoders skip the chunk) whose bytes are n larger.
+func padPNG(t *testing.T, png []byte, n int) []byte {
+	t.Helper()
+	const ihdrEnd = 8 + 4 + 4 + 13 + 4 // signature, IHDR length, type, data, CRC
+	if len(png) < ihdrEnd || string(png[12:16]) != "IHDR" {
+		t.Fatal("not a PNG with IHDR first")
+	}
+	chunk := binary.BigEndian.AppendUint32(nil, uint32(n))
+	chunk = append(chunk, "prVt"...)
+	chunk = append(chunk, make([]byte, n)...)
+	chunk = binary.BigEndian.AppendUint32(chunk, crc32.ChecksumIEEE(chunk[4:]))
+	return slices.Concat(png[:ihdrEnd], chunk, png[ihdrEnd:])
+}
+
+// The values of fetched messages count against the worker's memory budget
+// until they are dropped or dead-lettered: the budget's peak stays within
+// its size while messages larger than its input share go through one at a
+// time, and a message larger than the whole budget becomes a dead letter
+// naming the budget (its value left out, its position in the headers):
+// never a crash or a stall, and every other message is embedded.
+func TestWorkerCountsMessagesAgainstTheBudget(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.Ports(0), kfake.SeedTopics(2, "images", "dlq"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	addr := c.ListenAddrs()[0]
+	img, err := os.ReadFile(filepath.Join(tiny, "images", "img_000.png"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const budget = 512 << 10 // 128 KiB for inputs
+	cl, err := franz.NewClient(franz.SeedBrokers(addr), franz.DefaultProduceTopic("images"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	var good []string
+	for i := 0; i < 16; i++ {
+		id, v := fmt.Sprintf("k%02d", i), img
+		switch {
+		case i%5 == 1:
+			v = padPNG(t, img, 200<<10) // past the input share, within the budget
+		case i == 7:
+			id, v = "huge", padPNG(t, img, budget+(100<<10))
+		}
+		if id != "huge" {
+			good = append(good, id)
+		}
+		if err := cl.ProduceSync(context.Background(), &franz.Record{Key: []byte(id), Value: v}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	out := t.TempDir()
+	parent, drain := context.WithCancel(context.Background())
+	stop := engine.OnSignals(parent, 30*time.Second)
+	defer stop.Release()
+	b := stages.NewBudget(budget)
+	cfg := Config{
+		Consumer: srckafka.Config{Brokers: []string{addr}, Topics: []string{"images"}, Group: "g", MaxInFlight: 64, CommitInterval: 50 * time.Millisecond},
+		Output:   out,
+		DLQTopic: "dlq",
+		Engine:   engine.Config{BatchSize: 4, Workers: 2, BatchLatency: 20 * time.Millisecond, FlushInterval: 50 * time.Millisecond, Budget: b},
+	}
+	open := func() (Model, error) {
+		m, err := mae.Load(filepath.Join(tiny, "model.pth"), filepath.Join(tiny, "hf", "config.json"))
+		if err != nil {
+			return Model{}, err
+		}
+		emb, err := mae.NewEmbedder(m, mae.PoolMean, 4)
+		pre := stages.Preprocess{Mode: stages.NoResize, Size: m.Config.ImageSize, Budget: b}
+		return Model{Embedder: emb, Preprocess: pre, ImageSize: pre.Size,
+			Meta: sinks.Meta{Model: "tiny32", Pool: "mean", Preprocess: pre.String(), Dim: m.Config.Dim}}, err
+	}
+	type result struct {
+		r   Result
+		err error
+	}
+	done := make(chan result, 1)
+	go func() { r, err := Run(stop, cfg, open); done <- result{r, err} }()
+
+	dl := consumeOne(t, addr, "dlq")
+	deadline := time.Now().Add(time.Minute)
+	for {
+		got, err := sinks.ReadDoneIDs(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) == len(good) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d ids published within a minute", len(got), len(good))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	drain()
+	var res result
+	select {
+	case res = <-done:
+	case <-time.After(time.Minute):
+		t.Fatal("the worker did not stop after a drain")
+	}
+	if res.err != nil {
+		t.Fatal(res.err)
+	}
+	if c := res.r.Counts; c.Written != int64(len(good)) || c.Failed != 1 || c.Lost != 0 {
+		t.Errorf("counts %+v, want %d written, 1 failed", c, len(good))
+	}
+	if string(dl.Key) != "huge" || len(dl.Value) != 0 || !strings.Contains(header(dl, "maeembed-error"), "larger than the whole memory budget") ||
+		header(dl, "maeembed-stage") != "read" || !strings.HasPrefix(header(dl, "maeembed-source"), "images/") {
+		t.Errorf("dead letter: key %q, %d bytes, headers %v; want huge's, without its bytes, naming the budget", dl.Key, len(dl.Value), dl.Headers)
+	}
+	if b.Peak() > b.Size() || b.Peak() < 200<<10 || b.InUse() != 0 {
+		t.Errorf("budget peak %d of %d (want at least a padded message), %d in use after", b.Peak(), b.Size(), b.InUse())
+	}
+}
+
+// consumeOne reads the first record of topic with an independent client.
+func consumeOne(t *testing.T, addr, topic string) *franz.Record {
+	t.Helper()
+	cl, err := franz.NewClient(franz.SeedBrokers(addr), franz.ConsumeTopics(topic), franz.ConsumeResetOffset(franz.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for {
+		fs := cl.PollFetches(ctx)
+		if err := ctx.Err(); err != nil {
+			t.Fatalf("no record on %s: %v", topic, err)
+		}
+		if rs := fs.Records(); len(rs) > 0 {
+			return rs[0]
+		}
+	}
+}
+
+func header(r *franz.Record, k string) string {
+	for _, h := range r.Headers {
+		if h.Key == k {
+			return string(h.Value)
+		}
+	}
+	return ""
 }
