@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -300,6 +301,52 @@ func TestBudgetReleasedRowIsNotKept(t *testing.T) {
 	for i, wp := range kept {
 		if wp.Value() != nil {
 			t.Errorf("row %d: its bytes are still reachable after its release and the next reads", i)
+		}
+	}
+}
+
+// A listing (Options.NoData, --dry-run) reads only a Parquet file's id
+// column, inside the budget: rows of images each larger than the whole
+// budget are listed by their keys, what is held is the ids' pages, never
+// near an image's size, and it is all given back; without an id column
+// nothing is read at all.
+func TestBudgetListingReadsOnlyIDs(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "rows.parquet")
+	sizes := []int{3 << 20, 3 << 20, 3 << 20, 3 << 20, 3 << 20}
+	writeBudgetParquet(t, p, sizes, 2)
+	for _, idCol := range []string{"", "-"} {
+		r, err := OpenWith([]string{p}, nil, Options{NoData: true, IDColumn: idCol})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b := stages.NewBudget(1 << 20)
+		r.SetBudget(b)
+		var ids []string
+		for {
+			it, err := r.Next(context.Background())
+			if err != nil {
+				if err.Error() != "EOF" {
+					t.Fatal(err)
+				}
+				break
+			}
+			if it.Err != nil || it.Data != nil {
+				t.Errorf("%s: err %v, %d bytes; want a listed id without data", it.ID, it.Err, len(it.Data))
+			}
+			ids = append(ids, it.ID)
+		}
+		r.Close()
+		want := []string{"r0", "r1", "r2", "r3", "r4"}
+		if idCol == "-" {
+			want = []string{"rows.parquet/0", "rows.parquet/1", "rows.parquet/2", "rows.parquet/3", "rows.parquet/4"}
+		}
+		if !slices.Equal(ids, want) {
+			t.Errorf("id column %q: listed %q, want %q", idCol, ids, want)
+		}
+		// The ids' pages are read under the budget; with no id column
+		// nothing is read.
+		if read := b.Peak() > 0; read != (idCol == "") || b.Peak() >= 1<<20 || b.InUse() != 0 {
+			t.Errorf("id column %q: budget peak %d (an image is %d), %d in use after", idCol, b.Peak(), sizes[0], b.InUse())
 		}
 	}
 }

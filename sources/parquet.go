@@ -55,7 +55,8 @@ type parquetContainer struct {
 	imgPath *leaf // the struct's "path", if any
 	id      *leaf // the id column, if any
 	idCol   string
-	batch   int // most rows read at a time (Options.ParquetBatch)
+	noData  bool // a listing (Options.NoData): only the id column is read
+	batch   int  // most rows read at a time (Options.ParquetBatch)
 	rows    int // rows the next batch reads (see batchBytes)
 
 	rg       int      // next row group to open
@@ -238,7 +239,7 @@ func openParquet(p string, opts Options) (c container, err error) {
 			return nil, err
 		}
 	}
-	pc := &parquetContainer{path: p, rdr: rdr, idCol: id, batch: opts.ParquetBatch, meter: meter}
+	pc := &parquetContainer{path: p, rdr: rdr, idCol: id, noData: opts.NoData, batch: opts.ParquetBatch, meter: meter}
 	pc.pool.New = func() any { return memory.NewResizableBuffer(pageAllocator{memory.DefaultAllocator, meter, false}) }
 	field := func(name string) arrow.Field { f, _ := as.FieldsByName(name); return f[0] }
 	find := func(path string, t arrow.DataType) (*leaf, error) {
@@ -350,7 +351,15 @@ func isIDType(t arrow.DataType) bool {
 	return false
 }
 
+// leaves are the columns read: the image (and its path) and the id, or
+// for a listing only the id (none when ids are row numbers).
 func (c *parquetContainer) leaves() []*leaf {
+	if c.noData {
+		if c.id == nil {
+			return nil
+		}
+		return []*leaf{c.id}
+	}
 	ls := []*leaf{&c.img}
 	if c.imgPath != nil {
 		ls = append(ls, c.imgPath)
@@ -376,9 +385,6 @@ func (c *parquetContainer) next(want func(member string, row int64, key string) 
 			}
 			continue
 		case c.nextRow < c.rgEnd:
-			if !readData {
-				h = hold{}
-			}
 			if err := c.readBatch(h); err != nil {
 				// A read stopped part-way (a corrupt page, the budget's
 				// refusal) leaves the column readers in no known state:
@@ -437,10 +443,16 @@ func (c *parquetContainer) openGroup() (err error) {
 	defer recovered(&err)
 	md := c.rdr.MetaData().RowGroup(g)
 	c.rgEnd = c.nextRow + md.NumRows()
-	// The footer's sizes of the image column, shared out over the rows:
-	// the estimates the budget is asked for before a batch is read.
-	if n := md.NumRows(); n > 0 {
-		cc, err := md.ColumnChunk(c.img.col)
+	// The footer's sizes of the column read (the images, or the ids of a
+	// listing), shared out over the rows: the estimates the budget is
+	// asked for before a batch is read.
+	sized := &c.img
+	if c.noData {
+		sized = c.id
+	}
+	c.perPage, c.perValue = 0, 0
+	if n := md.NumRows(); n > 0 && sized != nil {
+		cc, err := md.ColumnChunk(sized.col)
 		if err != nil {
 			return err
 		}
@@ -486,9 +498,7 @@ var batchBytes = 64 << 20
 // a page's compressed bytes and its decompressed copy, kept by the column
 // reader (a page is one row of large images, or about 1 MiB of small ones).
 func (c *parquetContainer) batchCost(n int) (pages, values int64) {
-	values = 1
-	for values < int64(n)*c.perValue {
-		values *= 2
+	for v := int64(n) * c.perValue; values < v; values = max(1, 2*values) {
 	}
 	return min(int64(n)*c.perPage, max(c.perPage, 2<<20)), values
 }

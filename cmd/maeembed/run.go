@@ -61,7 +61,7 @@ func (e *env) openInputs(o *Options, cmd string) (*fileRun, error) {
 			return nil, fmt.Errorf("%w: --shard: %v", errUsage, err)
 		}
 	}
-	in := engine.InputOptions{Source: o.Source, Shard: r.shard, DryRun: o.DryRun}
+	in := engine.InputOptions{Source: o.Source, Shard: r.shard, DryRun: o.DryRun, Budget: pre.Budget}
 	if !o.DryRun {
 		// The output first: a run it refuses (another format, a live run of
 		// another kind) stops before reading anything, and resume reads
