@@ -57,7 +57,7 @@ type parquetContainer struct {
 	idCol   string
 	noData  bool // a listing (Options.NoData): only the id column is read
 	batch   int  // most rows read at a time (Options.ParquetBatch)
-	rows    int // rows the next batch reads (see batchBytes)
+	rows    int  // rows the next batch reads (see batchBytes)
 
 	rg       int      // next row group to open
 	rgEnd    int64    // file row after the open row group
