@@ -58,6 +58,10 @@ type Budget struct {
 	// excess is what an input larger than the input share holds of the
 	// decoding share.
 	excess atomic.Int64
+	// kept is what Keep holds of the decoding share; mostDecode the
+	// largest decoding granted so far, which Keep leaves room for.
+	kept, mostDecode atomic.Int64
+	keepMu           sync.Mutex // one Keep at a time: check, then take
 	// freed counts the bytes of large holds given back since the last
 	// collection.
 	freed atomic.Int64
@@ -164,12 +168,18 @@ func (b *Budget) acquireDecode(ctx context.Context, n int64) (release func(), er
 	// An input larger than the input share holds the rest of its size from
 	// the decoding share until its images are decoded (they are the only
 	// ones in flight then): what it leaves is all they can have.
-	if x := b.excess.Load(); n > b.decCap-x {
+	if x := b.excess.Load(); n > b.decCap-x-b.kept.Load() {
+		if k := b.kept.Load(); k > 0 {
+			return nil, fmt.Errorf("decoding needs about %s; beside the %s of images kept in memory, the memory budget of %s leaves %s for decoding (raise it to decode this image): %w",
+				FormatBytes(n), FormatBytes(k), FormatBytes(b.size), FormatBytes(b.decCap-x-k), ErrOverBudget)
+		}
 		return nil, fmt.Errorf("decoding needs about %s; beside its input of more than %s, the memory budget of %s leaves %s for decoding (raise it to decode this image): %w",
 			FormatBytes(n), FormatBytes(b.inputCap), FormatBytes(b.size), FormatBytes(b.decCap-x), ErrOverBudget)
 	}
 	if err := b.dec.Acquire(ctx, n); err != nil {
 		return nil, err
+	}
+	for m := b.mostDecode.Load(); n > m && !b.mostDecode.CompareAndSwap(m, n); m = b.mostDecode.Load() {
 	}
 	b.collect(n)
 	own := b.held(n)
@@ -178,6 +188,45 @@ func (b *Budget) acquireDecode(ctx context.Context, n int64) (release func(), er
 			b.dec.Release(n)
 		}
 	}, nil
+}
+
+// Keep takes n bytes from the decoding share for images a run keeps in
+// memory (a training set), until the returned release. It leaves room
+// for the largest decoding granted so far, so that the images still to
+// come can be decoded beside the kept ones; an n that does not fit beside
+// that is ErrOverBudget, at once (what is kept is not given back while
+// the run lasts, so waiting could never end). A wait for decodings in
+// flight ends with ctx.
+func (b *Budget) Keep(ctx context.Context, n int64) (release func(), err error) {
+	if b == nil || n <= 0 {
+		return func() {}, nil
+	}
+	b.keepMu.Lock()
+	defer b.keepMu.Unlock()
+	k, room := b.kept.Load(), b.decCap-b.mostDecode.Load()
+	if k+n > room {
+		return nil, fmt.Errorf("keeping %s more in memory beside the %s kept would leave less than the %s of the largest decoding so far in the %s memory budget (its decoding share is %s): %w",
+			FormatBytes(n), FormatBytes(k), FormatBytes(b.mostDecode.Load()), FormatBytes(b.size), FormatBytes(b.decCap), ErrOverBudget)
+	}
+	if err := b.dec.Acquire(ctx, n); err != nil {
+		return nil, err
+	}
+	b.kept.Add(n)
+	own := b.held(n)
+	return func() {
+		if own() {
+			b.kept.Add(-n)
+			b.dec.Release(n)
+		}
+	}, nil
+}
+
+// Kept is the number of bytes held by Keep now.
+func (b *Budget) Kept() int64 {
+	if b == nil {
+		return 0
+	}
+	return b.kept.Load()
 }
 
 // held records n bytes as in use and returns their release, which reports

@@ -27,6 +27,7 @@ type pretrainConfig struct {
 	Resume       bool   `yaml:"resume"`
 	Workers      int    `yaml:"workers"`
 	MaxPixels    int64  `yaml:"max_pixels"`
+	MemBudget    string `yaml:"memory_budget"`
 	// Source holds the input options (extensions, image_column, id_column,
 	// image_root), as for embed.
 	Source sources.Options `yaml:",inline"`
@@ -78,6 +79,7 @@ takes (files, directories, globs, list files, tar, Parquet).`,
 		fs.BoolVar(&c.Resume, "resume", c.Resume, "continue from the latest checkpoint in --output")
 		fs.IntVar(&c.Workers, "workers", c.Workers, "decode workers (0 = number of cores)")
 		fs.Int64Var(&c.MaxPixels, "max-pixels", c.MaxPixels, "refuse images with more pixels than this (0 = 178956970, as PIL)")
+		fs.StringVar(&c.MemBudget, "memory-budget", c.MemBudget, "bound on the training images kept in memory and those being read and decoded; e.g. 4GiB (default 1GiB)")
 		inputFlagsOf(fs, &c.Source)
 	}, func(inputs []string) error {
 		if len(inputs) > 0 {
@@ -111,6 +113,10 @@ func (e *env) pretrain(c *pretrainConfig) error {
 	if err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
+	pre, err := (&Options{Resize: c.Resize, MaxPixels: c.MaxPixels, MemBudget: c.MemBudget}).preprocess()
+	if err != nil {
+		return err
+	}
 	arch, err := train.Architecture(c.Model)
 	if err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
@@ -119,7 +125,7 @@ func (e *env) pretrain(c *pretrainConfig) error {
 		Model: arch, Init: c.Init, Recipe: r, Inputs: c.Inputs, Stdin: e.stdin, Workers: c.Workers,
 		Options:    train.Options{Output: c.Output, SaveEvery: c.SaveEvery, Keep: c.Keep, Resume: c.Resume, ProgressTo: e.stderr},
 		Sources:    c.Source,
-		Preprocess: stages.Preprocess{Mode: mode, MaxPixels: c.MaxPixels},
+		Preprocess: stages.Preprocess{Mode: mode, MaxPixels: c.MaxPixels, Budget: pre.Budget},
 	})
 	if res != nil && res.Steps > 0 {
 		slog.Info("pretrain finished", "steps", res.Steps, "loss", res.Loss, "checkpoint", res.Checkpoint,
