@@ -350,3 +350,37 @@ func TestBudgetListingReadsOnlyIDs(t *testing.T) {
 		}
 	}
 }
+
+// The column readers keep their page buffers for the whole row group: a
+// dictionary page (a writer's default; a dataset whose rows repeat one
+// image, as scraped sets do, is one dictionary entry) and its decoded
+// copy are read with the first batch and kept for every later one, which
+// allocates nothing new for them. Every batch's hold counts them, not
+// only the first's. Rows of one 1 MiB image, four to a row group.
+func TestBudgetCountsKeptPagesInEveryBatch(t *testing.T) {
+	const size = 1 << 20
+	schema := arrow.NewSchema([]arrow.Field{{Name: "jpg", Type: arrow.BinaryTypes.Binary}}, nil)
+	rb := array.NewRecordBuilder(memory.DefaultAllocator, schema)
+	defer rb.Release()
+	for range 4 {
+		rb.Field(0).(*array.BinaryBuilder).Append(budgetImage(0, size))
+	}
+	rec := rb.NewRecord()
+	defer rec.Release()
+	p := filepath.Join(t.TempDir(), "rows.parquet")
+	if err := os.WriteFile(p, parquetBytes(t, rec, parquet.WithDictionaryDefault(true), parquet.WithDictionaryPageSizeLimit(64<<20), parquet.WithBatchSize(1), parquet.WithDataPageSize(1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r, b := openBudgeted(t, p, 64<<20)
+	defer r.Close()
+	for i := range 3 { // the row group's last batch drops the readers
+		it, err := r.Next(context.Background())
+		if err != nil || it.Err != nil {
+			t.Fatal(err, it.Err)
+		}
+		if u := b.InUse(); u < int64(len(it.Data))+2*size {
+			t.Errorf("row %d: the budget holds %d, less than the row and the dictionary page with its copy the reader keeps (%d)", i, u, len(it.Data)+2*size)
+		}
+		it.Release()
+	}
+}

@@ -166,8 +166,8 @@ type pageAllocator struct {
 // images into one page, and a row is read with its whole page.
 type allocMeter struct {
 	grow    func() // nil when not reading under a budget
-	pageMax int64  // the largest page buffer since the last reset
-	values  int64  // what the values' buffers grew by since then
+	pageMax int64  // the largest page buffer of the open column readers
+	values  int64  // what the values' buffers grew by in this batch
 }
 
 // live estimates what the reader holds: the values, and the largest page
@@ -532,7 +532,9 @@ func (c *parquetContainer) readBatch(h hold) (err error) {
 		// this goroutine takes input memory); one the whole budget cannot
 		// hold stops the read, and the rest of the row group is error rows.
 		holding := pages + values
-		c.meter.pageMax, c.meter.values = 0, 0
+		// The page buffers stay with the column readers from batch to
+		// batch (reused, not allocated again): only the values are new.
+		c.meter.values = 0
 		c.meter.grow = func() {
 			used := c.meter.live()
 			if used <= holding {
@@ -637,6 +639,7 @@ func (b *pqBatch) unref() {
 // dropReaders releases the column readers of the open row group (openGroup
 // makes new ones).
 func (c *parquetContainer) dropReaders() {
+	c.meter.pageMax = 0 // their page buffers go with them
 	for _, l := range c.leaves() {
 		if l.rr != nil {
 			func() {
