@@ -56,56 +56,13 @@ func TestWorkerPublishesEveryMessage(t *testing.T) {
 	}
 
 	out := t.TempDir()
-	parent, drain := context.WithCancel(context.Background())
-	stop := engine.OnSignals(parent, 30*time.Second)
-	defer stop.Release()
 	cfg := Config{
 		Consumer: srckafka.Config{Brokers: []string{addr}, Topics: []string{"images"}, Group: "g", MaxInFlight: 64, CommitInterval: 50 * time.Millisecond},
 		Output:   out,
 		Engine:   engine.Config{BatchSize: 4, Workers: 2, BatchLatency: 20 * time.Millisecond, FlushInterval: 50 * time.Millisecond},
 	}
-	open := func() (Model, error) {
-		m, err := mae.Load(filepath.Join(tiny, "model.pth"), filepath.Join(tiny, "hf", "config.json"))
-		if err != nil {
-			return Model{}, err
-		}
-		emb, err := mae.NewEmbedder(m, mae.PoolMean, 4)
-		pre := stages.Preprocess{Mode: stages.NoResize, Size: m.Config.ImageSize}
-		return Model{Embedder: emb, Preprocess: pre, ImageSize: pre.Size,
-			Meta: sinks.Meta{Model: "tiny32", Pool: "mean", Preprocess: pre.String(), Dim: m.Config.Dim}}, err
-	}
-	type result struct {
-		r   Result
-		err error
-	}
-	done := make(chan result, 1)
-	go func() { r, err := Run(stop, cfg, open); done <- result{r, err} }()
-
-	deadline := time.Now().Add(time.Minute)
-	for {
-		got, err := sinks.ReadDoneIDs(out)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(got) == len(ids) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d ids published within a minute", len(got), len(ids))
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	drain()
-	var res result
-	select {
-	case res = <-done:
-	case <-time.After(time.Minute):
-		t.Fatal("the worker did not stop after a drain")
-	}
-	if res.err != nil {
-		t.Fatal(res.err)
-	}
-	if c := res.r.Counts; c.Written != 17 || c.Failed != 3 || c.Lost != 0 {
+	res := runUntilPublished(t, cfg, tinyModel(nil), len(ids))
+	if c := res.Counts; c.Written != 17 || c.Failed != 3 || c.Lost != 0 {
 		t.Errorf("counts %+v, want 17 written, 3 failed", c)
 	}
 }
@@ -165,18 +122,31 @@ func TestWorkerCountsMessagesAgainstTheBudget(t *testing.T) {
 		}
 	}
 
-	out := t.TempDir()
-	parent, drain := context.WithCancel(context.Background())
-	stop := engine.OnSignals(parent, 30*time.Second)
-	defer stop.Release()
 	b := stages.NewBudget(budget)
 	cfg := Config{
 		Consumer: srckafka.Config{Brokers: []string{addr}, Topics: []string{"images"}, Group: "g", MaxInFlight: 64, CommitInterval: 50 * time.Millisecond},
-		Output:   out,
+		Output:   t.TempDir(),
 		DLQTopic: "dlq",
 		Engine:   engine.Config{BatchSize: 4, Workers: 2, BatchLatency: 20 * time.Millisecond, FlushInterval: 50 * time.Millisecond, Budget: b},
 	}
-	open := func() (Model, error) {
+	res := runUntilPublished(t, cfg, tinyModel(b), len(good))
+	dl := consumeOne(t, addr, "dlq")
+	if c := res.Counts; c.Written != int64(len(good)) || c.Failed != 1 || c.Lost != 0 {
+		t.Errorf("counts %+v, want %d written, 1 failed", c, len(good))
+	}
+	if string(dl.Key) != "huge" || len(dl.Value) != 0 || !strings.Contains(header(dl, "maeembed-error"), "larger than the whole memory budget") ||
+		header(dl, "maeembed-stage") != "read" || !strings.HasPrefix(header(dl, "maeembed-source"), "images/") {
+		t.Errorf("dead letter: key %q, %d bytes, headers %v; want huge's, without its bytes, naming the budget", dl.Key, len(dl.Value), dl.Headers)
+	}
+	if b.Peak() > b.Size() || b.Peak() < 200<<10 || b.InUse() != 0 {
+		t.Errorf("budget peak %d of %d (want at least a padded message), %d in use after", b.Peak(), b.Size(), b.InUse())
+	}
+}
+
+// tinyModel opens the 32×32 fixture model for a worker, its preprocessing
+// under budget b (nil: none).
+func tinyModel(b *stages.Budget) func() (Model, error) {
+	return func() (Model, error) {
 		m, err := mae.Load(filepath.Join(tiny, "model.pth"), filepath.Join(tiny, "hf", "config.json"))
 		if err != nil {
 			return Model{}, err
@@ -186,6 +156,17 @@ func TestWorkerCountsMessagesAgainstTheBudget(t *testing.T) {
 		return Model{Embedder: emb, Preprocess: pre, ImageSize: pre.Size,
 			Meta: sinks.Meta{Model: "tiny32", Pool: "mean", Preprocess: pre.String(), Dim: m.Config.Dim}}, err
 	}
+}
+
+// runUntilPublished runs a worker until want ids are published in
+// cfg.Output, then drains it and returns what it did; the worker must
+// end cleanly.
+func runUntilPublished(t *testing.T, cfg Config, open func() (Model, error), want int) Result {
+	t.Helper()
+	parent, drain := context.WithCancel(context.Background())
+	defer drain()
+	stop := engine.OnSignals(parent, 30*time.Second)
+	defer stop.Release()
 	type result struct {
 		r   Result
 		err error
@@ -193,18 +174,17 @@ func TestWorkerCountsMessagesAgainstTheBudget(t *testing.T) {
 	done := make(chan result, 1)
 	go func() { r, err := Run(stop, cfg, open); done <- result{r, err} }()
 
-	dl := consumeOne(t, addr, "dlq")
 	deadline := time.Now().Add(time.Minute)
 	for {
-		got, err := sinks.ReadDoneIDs(out)
+		got, err := sinks.ReadDoneIDs(cfg.Output)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(got) == len(good) {
+		if len(got) == want {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d ids published within a minute", len(got), len(good))
+			t.Fatalf("%d of %d ids published within a minute", len(got), want)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -218,16 +198,7 @@ func TestWorkerCountsMessagesAgainstTheBudget(t *testing.T) {
 	if res.err != nil {
 		t.Fatal(res.err)
 	}
-	if c := res.r.Counts; c.Written != int64(len(good)) || c.Failed != 1 || c.Lost != 0 {
-		t.Errorf("counts %+v, want %d written, 1 failed", c, len(good))
-	}
-	if string(dl.Key) != "huge" || len(dl.Value) != 0 || !strings.Contains(header(dl, "maeembed-error"), "larger than the whole memory budget") ||
-		header(dl, "maeembed-stage") != "read" || !strings.HasPrefix(header(dl, "maeembed-source"), "images/") {
-		t.Errorf("dead letter: key %q, %d bytes, headers %v; want huge's, without its bytes, naming the budget", dl.Key, len(dl.Value), dl.Headers)
-	}
-	if b.Peak() > b.Size() || b.Peak() < 200<<10 || b.InUse() != 0 {
-		t.Errorf("budget peak %d of %d (want at least a padded message), %d in use after", b.Peak(), b.Size(), b.InUse())
-	}
+	return res.r
 }
 
 // consumeOne reads the first record of topic with an independent client.
