@@ -36,19 +36,8 @@ type tiffIFD struct {
 
 // parseTIFFIFD reads the first IFD; ok is false when data is not a TIFF.
 func parseTIFFIFD(data []byte) (tiffIFD, bool) {
-	if len(data) < 8 {
-		return tiffIFD{}, false
-	}
-	var bo binary.ByteOrder
-	switch string(data[:2]) {
-	case "II":
-		bo = binary.LittleEndian
-	case "MM":
-		bo = binary.BigEndian
-	default:
-		return tiffIFD{}, false
-	}
-	if bo.Uint16(data[2:]) != 42 {
+	bo, ok := tiffByteOrder(data)
+	if !ok || bo.Uint16(data[2:]) != 42 {
 		return tiffIFD{}, false
 	}
 	off := int64(bo.Uint32(data[4:]))
