@@ -28,21 +28,7 @@ const tiny = "../mae/testdata/fixtures/tiny32"
 // errors/), publishing on its timer while the topic is quiet; a drain
 // then ends it cleanly and every input is durable exactly once.
 func TestWorkerPublishesEveryMessage(t *testing.T) {
-	c, err := kfake.NewCluster(kfake.Ports(0), kfake.SeedTopics(2, "images"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	addr := c.ListenAddrs()[0]
-	img, err := os.ReadFile(filepath.Join(tiny, "images", "img_000.png"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cl, err := franz.NewClient(franz.SeedBrokers(addr), franz.DefaultProduceTopic("images"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
+	addr, cl, img := broker(t, "images")
 	var ids []string
 	for i := 0; i < 20; i++ {
 		id, v := fmt.Sprintf("k%02d", i), img
@@ -89,22 +75,8 @@ func padPNG(t *testing.T, png []byte, n int) []byte {
 // naming the budget (its value left out, its position in the headers):
 // never a crash or a stall, and every other message is embedded.
 func TestWorkerCountsMessagesAgainstTheBudget(t *testing.T) {
-	c, err := kfake.NewCluster(kfake.Ports(0), kfake.SeedTopics(2, "images", "dlq"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	addr := c.ListenAddrs()[0]
-	img, err := os.ReadFile(filepath.Join(tiny, "images", "img_000.png"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	addr, cl, img := broker(t, "images", "dlq")
 	const budget = 512 << 10 // 128 KiB for inputs
-	cl, err := franz.NewClient(franz.SeedBrokers(addr), franz.DefaultProduceTopic("images"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
 	var good []string
 	for i := 0; i < 16; i++ {
 		id, v := fmt.Sprintf("k%02d", i), img
@@ -141,6 +113,26 @@ func TestWorkerCountsMessagesAgainstTheBudget(t *testing.T) {
 	if b.Peak() > b.Size() || b.Peak() < 200<<10 || b.InUse() != 0 {
 		t.Errorf("budget peak %d of %d (want at least a padded message), %d in use after", b.Peak(), b.Size(), b.InUse())
 	}
+}
+
+// broker starts a kfake broker with topics (2 partitions each) and returns
+// its address, a client producing to the first topic and a fixture PNG.
+func broker(t *testing.T, topics ...string) (addr string, cl *franz.Client, img []byte) {
+	t.Helper()
+	c, err := kfake.NewCluster(kfake.Ports(0), kfake.SeedTopics(2, topics...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	addr = c.ListenAddrs()[0]
+	if img, err = os.ReadFile(filepath.Join(tiny, "images", "img_000.png")); err != nil {
+		t.Fatal(err)
+	}
+	if cl, err = franz.NewClient(franz.SeedBrokers(addr), franz.DefaultProduceTopic(topics[0])); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	return addr, cl, img
 }
 
 // tinyModel opens the 32×32 fixture model for a worker, its preprocessing
