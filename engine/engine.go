@@ -116,10 +116,7 @@ type Config struct {
 	// tar, Parquet) is given it and takes each item's bytes from it before
 	// reading them; for the others (a Kafka message is fetched already) the
 	// read stage takes them. An input larger than the whole budget becomes
-	// that item's error row, stage "read". While the run lasts, the Go
-	// runtime's soft memory limit follows the heap at its start (the model)
-	// plus what the budget holds (stages.Budget.HeapLimitFor), unless
-	// GOMEMLIMIT is set. nil: unbounded.
+	// that item's error row, stage "read". nil: unbounded.
 	Budget *stages.Budget
 	// KeepData keeps each input's bytes until its row is written (a
 	// dead-letter topic sends the bytes of error rows on); they count
@@ -279,9 +276,6 @@ func (e *Engine[R]) Run(ctx context.Context, src sources.Source) error {
 	if b, ok := src.(sources.Budgeted); ok && e.cfg.Budget != nil {
 		b.SetBudget(e.cfg.Budget)
 	}
-	// The model is loaded: the heap's soft limit follows what the budget
-	// holds on top of it, so the garbage of large images goes at once.
-	defer e.cfg.Budget.HeapLimitFor()()
 	items := pipeline.Source(p, "read", 2*bs, func(ctx context.Context) (readItem, error) {
 		it, err := src.Next(ctx)
 		if err != nil {

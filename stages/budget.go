@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"image/color"
-	"os"
-	"runtime"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
@@ -44,10 +42,11 @@ var ErrOverBudget = errors.New("image needs more memory than the budget")
 // The budget counts what maeembed holds, not what the Go runtime keeps:
 // with the default GOGC the heap may grow past the live bytes before a
 // collection. So a large hold (LargeHold or more) granted after as much
-// was given back first runs a garbage collection: the buffers of the last
-// large image are reused for the next instead of being added to them; and
-// HeapLimit keeps the runtime's soft memory limit at the model's size plus
-// what is held, within the model's size plus the budget.
+// was given back first collects the garbage and returns it to the system:
+// the heap holds the live images, not the last large image's buffers
+// beside the next one's. With the accounting exact, a process stays
+// within its model's size plus the budget (a soft memory limit below that,
+// such as cmd's, only makes the collector run more often).
 //
 // A nil *Budget is unlimited. Safe for concurrent use.
 type Budget struct {
@@ -65,12 +64,6 @@ type Budget struct {
 	// freed counts the bytes of large holds given back since the last
 	// collection.
 	freed atomic.Int64
-
-	// The soft memory limit kept by HeapLimit (limiting: on).
-	limiting       atomic.Bool
-	limitMu        sync.Mutex
-	base, headroom int64
-	limit          int64 // last set
 }
 
 // LargeHold is the size from which a hold is large: granting one collects
@@ -235,7 +228,6 @@ func (b *Budget) held(n int64) func() bool {
 	now := b.inUse.Add(n)
 	for p := b.peak.Load(); now > p && !b.peak.CompareAndSwap(p, now); p = b.peak.Load() {
 	}
-	b.adjustLimit()
 	var done atomic.Bool
 	return func() bool {
 		if !done.CompareAndSwap(false, true) {
@@ -245,79 +237,8 @@ func (b *Budget) held(n int64) func() bool {
 		if n >= LargeHold {
 			b.freed.Add(n)
 		}
-		b.adjustLimit()
 		return true
 	}
-}
-
-// DefaultHeadroom is HeapLimit's room for what the budget does not count:
-// a batch's tensors, the writers' buffers and pools, and the garbage
-// between two collections.
-const DefaultHeadroom = 384 << 20
-
-// limitStep is how far the limit HeapLimit wants may drift from the one
-// set before it is set again (setting it takes the runtime's heap lock).
-const limitStep = 16 << 20
-
-// HeapLimit keeps the Go runtime's soft memory limit
-// (runtime/debug.SetMemoryLimit) at base + min(Size, headroom + InUse)
-// until the returned stop, which restores the limit found. base is the
-// heap that stays for the run (the model's weights and buffers), headroom
-// the room for what the budget does not count (DefaultHeadroom). So the
-// collector keeps the heap near the model plus what is held, and under the
-// model plus the budget as long as the budget's estimates hold: a
-// process's peak RSS is its model's size plus the budget, whatever the
-// files. The limit is soft: it never fails an allocation; past it the
-// collector runs more often. Callers leave it alone when the user set
-// GOMEMLIMIT. One budget at a time should keep it (it is process-wide).
-func (b *Budget) HeapLimit(base, headroom int64) (stop func()) {
-	if b == nil {
-		return func() {}
-	}
-	b.limitMu.Lock()
-	b.base, b.headroom, b.limit = base, headroom, -1
-	prev := debug.SetMemoryLimit(-1)
-	b.limiting.Store(true)
-	b.limitMu.Unlock()
-	b.adjustLimit()
-	return func() {
-		b.limitMu.Lock()
-		defer b.limitMu.Unlock()
-		if b.limiting.Swap(false) {
-			debug.SetMemoryLimit(prev)
-		}
-	}
-}
-
-// adjustLimit sets the soft memory limit HeapLimit keeps, when it moved
-// by limitStep or more.
-func (b *Budget) adjustLimit() {
-	if !b.limiting.Load() {
-		return
-	}
-	b.limitMu.Lock()
-	defer b.limitMu.Unlock()
-	if !b.limiting.Load() {
-		return
-	}
-	want := b.base + min(b.size, b.headroom+b.inUse.Load())
-	if d := want - b.limit; b.limit < 0 || d >= limitStep || d <= -limitStep {
-		debug.SetMemoryLimit(want)
-		b.limit = want
-	}
-}
-
-// HeapLimitFor is HeapLimit from the heap live now (after a collection) as
-// the base and DefaultHeadroom, unless the GOMEMLIMIT environment variable
-// is set (the user's limit stands): call it once the model is loaded.
-func (b *Budget) HeapLimitFor() (stop func()) {
-	if b == nil || os.Getenv("GOMEMLIMIT") != "" {
-		return func() {}
-	}
-	runtime.GC()
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	return b.HeapLimit(int64(ms.HeapAlloc), DefaultHeadroom)
 }
 
 // collect runs a garbage collection before a large hold of n bytes is

@@ -8,7 +8,6 @@ import (
 	"hash/crc32"
 	"os"
 	"path/filepath"
-	"runtime/debug"
 	"slices"
 	"strings"
 	"sync"
@@ -252,43 +251,5 @@ func TestBudgetLargeInputTakesFromDecoding(t *testing.T) {
 	dec()
 	if b.InUse() != 0 || b.Peak() > b.Size() {
 		t.Errorf("in use %d, peak %d of %d", b.InUse(), b.Peak(), b.Size())
-	}
-}
-
-// HeapLimit keeps the runtime's soft memory limit at the base plus what
-// is held plus the headroom, never past the base plus the budget, and
-// puts back the limit it found.
-func TestBudgetHeapLimit(t *testing.T) {
-	prev := debug.SetMemoryLimit(-1)
-	b := NewBudget(1 << 30)
-	const base, headroom = 100 << 20, 384 << 20
-	stop := b.HeapLimit(base, headroom)
-	limit := func() int64 { return debug.SetMemoryLimit(-1) }
-	if l := limit(); l != base+headroom {
-		t.Errorf("idle: limit %d MiB, want %d", l>>20, (base+headroom)>>20)
-	}
-	ctx := context.Background()
-	in, err := b.AcquireInput(ctx, 200<<20)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if l := limit(); l != base+headroom+200<<20 {
-		t.Errorf("200 MiB held: limit %d MiB, want %d", l>>20, (base+headroom+200<<20)>>20)
-	}
-	dec, err := b.acquireDecode(ctx, 700<<20)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if l := limit(); l != base+1<<30 {
-		t.Errorf("900 MiB held: limit %d MiB, want the base plus the budget, %d", l>>20, (base+1<<30)>>20)
-	}
-	dec()
-	in()
-	if l := limit(); l != base+headroom {
-		t.Errorf("all given back: limit %d MiB, want %d", l>>20, (base+headroom)>>20)
-	}
-	stop()
-	if l := limit(); l != prev {
-		t.Errorf("after stop: limit %d, want the one found, %d", l, prev)
 	}
 }
