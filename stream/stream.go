@@ -8,8 +8,10 @@ package stream
 import (
 	"cmp"
 	"errors"
-	"fmt"
 	"log/slog"
+	"os"
+	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -38,6 +40,10 @@ type Config struct {
 	ProduceLinger         time.Duration // producer batch timeout
 	// MetricsAddr serves /metrics, /healthz and /readyz ("" = off).
 	MetricsAddr string
+	// WorkerID is in the name of every part the worker publishes
+	// (part-NNNNN-WORKERID.parquet, sinks.ParquetOptions.WorkerID), so the
+	// workers sharing Output never pick one name; "" = DefaultWorkerID().
+	WorkerID string
 	// Engine sizes the run: BatchSize, Workers, BatchLatency,
 	// FlushInterval, OnFailure. The worker sets the rest.
 	Engine engine.Config
@@ -81,15 +87,19 @@ func Run(stop *engine.Stop, cfg Config, open func() (Model, error)) (Result, err
 	var outs []sinks.Writer[sinks.Row]
 	var errW sinks.ErrorWriter
 	if cfg.Output != "" {
-		// Workers of one group may share the directory: part numbers never
-		// collide (no-clobber publish) and CleanTemps leaves the
-		// temporaries of live workers alone.
-		if err := sinks.CleanTemps(cfg.Output); err != nil {
-			return Result{}, fmt.Errorf("output: %w", err)
+		// Workers of one group may share the directory (part names carry
+		// the worker id, and the clean-up of temporaries leaves those of
+		// live workers alone); a live batch run or a worker of another
+		// group refuses it, and so does a directory of another format.
+		release, err := engine.OpenOutputDir(engine.OutputDir{Dir: cfg.Output, Format: "parquet", Resume: true, Group: cfg.Consumer.Group})
+		if err != nil {
+			return Result{}, err
 		}
+		defer release()
 		// Acks wait for a part to be published and the consumer stops at
 		// max-in-flight, so a part never waits for more rows than that.
 		popts := cfg.Parquet
+		popts.WorkerID = cmp.Or(cfg.WorkerID, DefaultWorkerID())
 		popts.MaxFileRows = min(cmp.Or(popts.MaxFileRows, 100_000), max(1, cfg.Consumer.MaxInFlight/2))
 		popts.OnPublish = func(path string, rows int) {
 			met.published.Inc()
@@ -163,6 +173,25 @@ func Run(stop *engine.Stop, cfg Config, open func() (Model, error)) (Result, err
 		err = cerr
 	}
 	return Result{Counts: eng.Counts(), Stats: eng.Stats()}, err
+}
+
+// DefaultWorkerID is the host name and the process id (host-pid; other
+// characters than letters, digits, '_' and '-' as '-', at most 64): unique
+// among the live workers of a deployment, since a Kubernetes pod's host
+// name is its own, and on one host the pids differ.
+func DefaultWorkerID() string {
+	host, _ := os.Hostname()
+	id := []byte(strings.Trim(host, "."))
+	for i, c := range id {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
+			id[i] = '-'
+		}
+	}
+	pid := strconv.Itoa(os.Getpid())
+	if len(id) == 0 {
+		return "worker-" + pid
+	}
+	return string(id[:min(len(id), 63-len(pid))]) + "-" + pid
 }
 
 // workerMetrics are the worker's own metrics, beside the consumer's

@@ -61,9 +61,7 @@ func (e *env) embed(o *Options) error {
 		return err
 	}
 	meta.Inputs = r.src.Roots
-	errMeta := meta // error parts keep the metadata earlier runs wrote (resume compares it)
-	errMeta.Dim, errMeta.Tokens = 1, 0
-	errw, err := r.openOutput(errMeta)
+	errw, err := r.openOutput(meta)
 	if err != nil {
 		return err
 	}

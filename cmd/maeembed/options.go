@@ -62,6 +62,7 @@ type StreamOptions struct {
 	OutputTopic     string          `yaml:"output_topic"`
 	DLQTopic        string          `yaml:"dlq_topic"`
 	MetricsAddr     string          `yaml:"metrics_addr"`
+	WorkerID        string          `yaml:"worker_id"`
 	BatchLatency    time.Duration   `yaml:"batch_latency"`
 	FlushInterval   time.Duration   `yaml:"flush_interval"`
 	MaxFileBytes    int64           `yaml:"max_file_bytes"`

@@ -37,6 +37,7 @@ the partitions (and may share the output directory).`,
 		fs.StringVar(&c.StartOffset, "start-offset", c.StartOffset, "earliest | latest: where a group without committed offsets starts")
 		fs.StringVar(&s.OutputTopic, "output-topic", s.OutputTopic, "topic for the embeddings (key = id, value = little-endian float32 [D])")
 		fs.StringVar(&s.DLQTopic, "dlq-topic", s.DLQTopic, "dead-letter topic for inputs that fail (original bytes, maeembed-error/-stage headers)")
+		fs.StringVar(&s.WorkerID, "worker-id", s.WorkerID, "in the names of the worker's part files, part-NNNNN-ID.parquet (default: host-pid)")
 		fs.StringVar(&s.MetricsAddr, "metrics-addr", s.MetricsAddr, "serve /metrics, /healthz and /readyz here (e.g. :9090; empty = off)")
 		fs.DurationVar(&s.BatchLatency, "batch-latency", s.BatchLatency, "run a partial batch after waiting this long for it to fill")
 		fs.IntVar(&c.MaxInFlight, "max-in-flight", c.MaxInFlight, "messages fetched but not yet durable (bounds memory)")
@@ -88,8 +89,8 @@ func checkStream(o *Options) error {
 	if err := s.Validate(); err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
-	if err := (sinks.ParquetOptions{MaxFileRows: o.MaxFileRows, MaxFileBytes: o.Stream.MaxFileBytes}).Validate(); err != nil {
-		return fmt.Errorf("%w: --max-file-rows/--max-file-bytes: %v", errUsage, err)
+	if err := (sinks.ParquetOptions{MaxFileRows: o.MaxFileRows, MaxFileBytes: o.Stream.MaxFileBytes, WorkerID: o.Stream.WorkerID}).Validate(); err != nil {
+		return fmt.Errorf("%w: --max-file-rows/--max-file-bytes/--worker-id: %v", errUsage, err)
 	}
 	return checkWorkers(o.Workers)
 }
@@ -115,7 +116,7 @@ func (e *env) stream(o *Options) error {
 	defer stop.Release()
 	cfg := stream.Config{Consumer: so.Consumer, Output: o.Output, OutputTopic: so.OutputTopic, DLQTopic: so.DLQTopic,
 		Parquet:       sinks.ParquetOptions{MaxFileRows: o.MaxFileRows, MaxFileBytes: so.MaxFileBytes},
-		ProduceLinger: so.ProduceLinger, MetricsAddr: so.MetricsAddr,
+		ProduceLinger: so.ProduceLinger, MetricsAddr: so.MetricsAddr, WorkerID: so.WorkerID,
 		Engine: engine.Config{BatchSize: o.BatchSize, Workers: workers(o), BatchLatency: so.BatchLatency,
 			FlushInterval: so.FlushInterval, Budget: pre.Budget, OnFailure: logFailure}}
 	cfg.Consumer.CloseTimeout = 5 * time.Second
