@@ -19,27 +19,28 @@ import (
 )
 
 // ParquetOptions tunes rolling part files (Parquet and Arrow IPC).
-// Zero values take the defaults.
+// Zero values take the defaults. The yaml keys are those of the commands'
+// config files (package config).
 type ParquetOptions struct {
 	// A part file is published and a new one started once it holds at
 	// least MaxFileRows rows or MaxFileBytes bytes of uncompressed values
 	// (checked after each Write, so a file overshoots by at most one batch:
 	// a part holds about MaxFileRows rows, up to MaxFileRows+batch−1).
-	MaxFileRows  int   // default 100_000
-	MaxFileBytes int64 // default 512 MiB
+	MaxFileRows  int   `yaml:"max_file_rows"`  // default 100_000
+	MaxFileBytes int64 `yaml:"max_file_bytes"` // default 512 MiB
 	// RowGroupBytes bounds the uncompressed values per Parquet row group;
 	// a row group is buffered in memory until complete. Default 64 MiB.
-	RowGroupBytes int64
+	RowGroupBytes int64 `yaml:"-"`
 	// OnPublish, if set, is called after each part file is durable with
 	// its path and row count (after the acks of its rows).
-	OnPublish func(path string, rows int)
+	OnPublish func(path string, rows int) `yaml:"-"`
 	// WorkerID, if set, names the writer in its part files:
 	// part-NNNNN-WORKERID.EXT instead of part-NNNNN.EXT (letters, digits,
 	// '_' and '-'). Writers that share a directory with distinct ids
 	// (stream workers) can never pick the same name, even where the
 	// no-clobber publish must fall back to a rename (file systems without
 	// hard links, such as mounted buckets). Readers take both forms.
-	WorkerID string
+	WorkerID string `yaml:"worker_id"`
 }
 
 // Validate refuses negative sizes (0 means the default).

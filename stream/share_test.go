@@ -32,16 +32,16 @@ func openTiny() (Model, error) {
 		Meta: sinks.Meta{Model: "tiny32", Pool: "mean", Preprocess: pre.String(), Dim: m.Config.Dim}}, err
 }
 
-// Two workers of one group write into one directory: each part name
-// carries its worker's id, every input is published, the error parts have
-// the embeddings' metadata (as embed's have), and while they run a batch run
-// into the directory is refused, saying why.
-func TestWorkersShareOutputDir(t *testing.T) {
+// topicWithImages starts a broker with a 2-partition topic "images" of
+// n messages keyed k00, k01, ...: the tiny32 fixture's first image, or
+// bytes that are not an image where bad says so. It returns the address.
+func topicWithImages(t *testing.T, n int, bad func(i int) bool) string {
+	t.Helper()
 	c, err := kfake.NewCluster(kfake.Ports(0), kfake.SeedTopics(2, "images"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
+	t.Cleanup(c.Close)
 	addr := c.ListenAddrs()[0]
 	img, err := os.ReadFile(filepath.Join(tiny, "images", "img_000.png"))
 	if err != nil {
@@ -52,17 +52,44 @@ func TestWorkersShareOutputDir(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cl.Close()
-	const n = 24
 	for i := 0; i < n; i++ {
 		v := img
-		if i%8 == 5 {
+		if bad(i) {
 			v = []byte("not an image")
 		}
 		if err := cl.ProduceSync(context.Background(), &franz.Record{Key: []byte(fmt.Sprintf("k%02d", i)), Value: v}).FirstErr(); err != nil {
 			t.Fatal(err)
 		}
 	}
+	return addr
+}
 
+// waitPublished waits (a minute at most) until out holds n ids.
+func waitPublished(t *testing.T, out string, n int) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		got, err := sinks.ReadDoneIDs(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) == n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d ids published within a minute", len(got), n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Two workers of one group write into one directory: each part name
+// carries its worker's id, every input is published, the error parts have
+// the embeddings' metadata (as embed's have), and while they run a batch run
+// into the directory is refused, saying why.
+func TestWorkersShareOutputDir(t *testing.T) {
+	const n = 24
+	addr := topicWithImages(t, n, func(i int) bool { return i%8 == 5 })
 	out := t.TempDir()
 	parent, drain := context.WithCancel(context.Background())
 	defer drain()
@@ -72,29 +99,16 @@ func TestWorkersShareOutputDir(t *testing.T) {
 		defer stop.Release()
 		cfg := Config{
 			Consumer: srckafka.Config{Brokers: []string{addr}, Topics: []string{"images"}, Group: "g.1", MaxInFlight: 64, CommitInterval: 50 * time.Millisecond},
-			Output:   out, WorkerID: id,
+			Output:   out, Parquet: sinks.ParquetOptions{WorkerID: id},
 			Engine: engine.Config{BatchSize: 4, Workers: 1, BatchLatency: 20 * time.Millisecond, FlushInterval: 50 * time.Millisecond},
 		}
 		go func() { _, err := Run(stop, cfg, openTiny); errs <- err }()
 	}
-	deadline := time.Now().Add(time.Minute)
-	for {
-		got, err := sinks.ReadDoneIDs(out)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(got) == n {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d ids published within a minute", len(got), n)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitPublished(t, out, n)
 	// The workers are live (they stop on the drain below): a batch run of
 	// their format would mix its ids into theirs, one of another format
 	// would mix formats.
-	_, err = engine.OpenOutputDir(engine.OutputDir{Dir: out, Format: "parquet", Resume: true})
+	_, err := engine.OpenOutputDir(engine.OutputDir{Dir: out, Format: "parquet", Resume: true})
 	if err == nil || !strings.Contains(err.Error(), "another kind (parquet-group-g.1; this run: parquet-1-shards)") || !strings.Contains(err.Error(), "consumer group") {
 		t.Errorf("a parquet batch run beside live stream workers: %v", err)
 	}

@@ -8,6 +8,7 @@ package stream
 import (
 	"cmp"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"strconv"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/spf13/pflag"
 
 	"github.com/maeembed/maeembed/engine"
 	"github.com/maeembed/maeembed/mae"
@@ -26,27 +28,77 @@ import (
 	srckafka "github.com/maeembed/maeembed/sources/kafka"
 )
 
-// Config is one worker.
+// Config is one worker. Its own options come from flags and config-file
+// keys alike (AddFlags; the yaml tags); the output directory, the part
+// options and the engine's are the command's (engine.FileOptions.Output,
+// sinks.ParquetOptions, engine.BatchOptions), set by the caller.
 type Config struct {
-	Consumer srckafka.Config
+	Consumer srckafka.Config `yaml:",inline"`
 	// Output is the directory of rolling Parquet parts ("" = none). Workers
 	// of a group may share it.
-	Output  string
-	Parquet sinks.ParquetOptions // MaxFileRows, MaxFileBytes
+	Output  string               `yaml:"-"`
+	Parquet sinks.ParquetOptions `yaml:"-"` // MaxFileRows, MaxFileBytes, WorkerID (default DefaultWorkerID())
 	// OutputTopic receives the embeddings, DLQTopic the failed inputs
 	// (with their bytes); "" = none. Without a DLQ topic failures go to
 	// Output/errors, or are only logged and counted.
-	OutputTopic, DLQTopic string
-	ProduceLinger         time.Duration // producer batch timeout
+	OutputTopic   string        `yaml:"output_topic"`
+	DLQTopic      string        `yaml:"dlq_topic"`
+	ProduceLinger time.Duration `yaml:"produce_linger"` // producer batch timeout
 	// MetricsAddr serves /metrics, /healthz and /readyz ("" = off).
-	MetricsAddr string
-	// WorkerID is in the name of every part the worker publishes
-	// (part-NNNNN-WORKERID.parquet, sinks.ParquetOptions.WorkerID), so the
-	// workers sharing Output never pick one name; "" = DefaultWorkerID().
-	WorkerID string
+	MetricsAddr string `yaml:"metrics_addr"`
+	// ShutdownTimeout bounds the drain after the first signal; the caller
+	// passes it to engine.OnSignals.
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 	// Engine sizes the run: BatchSize, Workers, BatchLatency,
 	// FlushInterval, OnFailure. The worker sets the rest.
-	Engine engine.Config
+	Engine engine.Config `yaml:"-"`
+}
+
+// DefaultConfig is a worker with the default consumer
+// (srckafka.DefaultConfig), a 5 ms produce linger and a 20 s drain.
+func DefaultConfig() Config {
+	return Config{Consumer: srckafka.DefaultConfig(), ProduceLinger: 5 * time.Millisecond, ShutdownTimeout: 20 * time.Second}
+}
+
+// AddFlags adds the consumer's flags (srckafka.Config.AddFlags) and the
+// worker's: --output-topic, --dlq-topic, --metrics-addr, --produce-linger,
+// --shutdown-timeout.
+func (c *Config) AddFlags(fs *pflag.FlagSet) {
+	c.Consumer.AddFlags(fs)
+	fs.StringVar(&c.OutputTopic, "output-topic", c.OutputTopic, "topic for the embeddings (key = id, value = little-endian float32 [D])")
+	fs.StringVar(&c.DLQTopic, "dlq-topic", c.DLQTopic, "dead-letter topic for inputs that fail (original bytes, maeembed-error/-stage headers)")
+	fs.StringVar(&c.MetricsAddr, "metrics-addr", c.MetricsAddr, "serve /metrics, /healthz and /readyz here (e.g. :9090; empty = off)")
+	fs.DurationVar(&c.ProduceLinger, "produce-linger", c.ProduceLinger, "kafka-go writer batch timeout")
+	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "on SIGTERM, drain for at most this long, then abort (uncommitted messages are redelivered)")
+}
+
+// Validate checks a worker's config before it starts (Engine.BatchSize
+// set); errors name the flag. A SASL password missing from the config
+// is taken from $MAEEMBED_SASL_PASSWORD.
+func (c *Config) Validate() error {
+	s := &c.Consumer
+	if pw := os.Getenv("MAEEMBED_SASL_PASSWORD"); pw != "" && s.Security.SASLPassword == "" {
+		s.Security.SASLPassword = pw
+	}
+	switch {
+	case len(s.Brokers) == 0:
+		return errors.New("stream needs --brokers")
+	case len(s.Topics) == 0:
+		return errors.New("stream needs at least one --topic")
+	case c.Output == "" && c.OutputTopic == "":
+		return errors.New("stream needs --output DIR and/or --output-topic T")
+	case s.MaxInFlight < c.Engine.BatchSize:
+		return fmt.Errorf("--max-in-flight %d is below --batch-size %d", s.MaxInFlight, c.Engine.BatchSize)
+	case c.ShutdownTimeout <= 0:
+		return errors.New("--shutdown-timeout must be positive")
+	}
+	if err := s.Validate(); err != nil {
+		return err
+	}
+	if err := c.Parquet.Validate(); err != nil {
+		return fmt.Errorf("--max-file-rows/--max-file-bytes/--worker-id: %w", err)
+	}
+	return nil
 }
 
 // Model is what the worker embeds with: the embedding stage, the
@@ -99,7 +151,9 @@ func Run(stop *engine.Stop, cfg Config, open func() (Model, error)) (Result, err
 		// Acks wait for a part to be published and the consumer stops at
 		// max-in-flight, so a part never waits for more rows than that.
 		popts := cfg.Parquet
-		popts.WorkerID = cmp.Or(cfg.WorkerID, DefaultWorkerID())
+		// The worker id in the part names: the workers sharing the
+		// directory never pick one name.
+		popts.WorkerID = cmp.Or(popts.WorkerID, DefaultWorkerID())
 		popts.MaxFileRows = min(cmp.Or(popts.MaxFileRows, 100_000), max(1, cfg.Consumer.MaxInFlight/2))
 		popts.OnPublish = func(path string, rows int) {
 			met.published.Inc()
