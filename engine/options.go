@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/maeembed/maeembed/sources"
+	"github.com/maeembed/maeembed/stages"
 )
 
 // BatchOptions size a run, from flags and config-file keys alike
@@ -41,6 +42,16 @@ func (o BatchOptions) Validate() error {
 	}
 	if o.Workers < 0 {
 		return fmt.Errorf("--workers %d: must be 0 (one per core) or more", o.Workers)
+	}
+	return nil
+}
+
+// CheckBudget checks that the tensors of one batch, batchBytes (e.g.
+// mae.Config.BatchBytes), fit in budget (CheckBatch); the error names
+// --batch-size and what to change.
+func (o BatchOptions) CheckBudget(batchBytes int64, budget *stages.Budget) error {
+	if err := CheckBatch(o.BatchSize, batchBytes, budget); err != nil {
+		return fmt.Errorf("--batch-size: %w (lower --batch-size or raise --memory-budget)", err)
 	}
 	return nil
 }

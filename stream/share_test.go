@@ -173,3 +173,14 @@ func TestWorkerRefusesBatchRunsDirectory(t *testing.T) {
 		t.Errorf("stream beside a live npy run: %v", err)
 	}
 }
+
+// The default worker id is a valid part-name id and names this process.
+func TestDefaultWorkerID(t *testing.T) {
+	id := DefaultWorkerID()
+	if err := (sinks.ParquetOptions{WorkerID: id}).Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasSuffix(id, fmt.Sprintf("-%d", os.Getpid())) {
+		t.Errorf("worker id %q does not end in the pid", id)
+	}
+}

@@ -61,8 +61,8 @@ func (e *env) reconstruct(o *Options) error {
 	if err := c.CheckMaskRatio(o.MaskRatio); err != nil {
 		return fmt.Errorf("%w: --mask-ratio: %v", errUsage, err)
 	}
-	if err := checkBatchSize(o.BatchSize, c.BatchBytes(o.BatchSize, true), b.Preprocess.Budget); err != nil {
-		return err
+	if err := o.CheckBudget(c.BatchBytes(o.BatchSize, true), b.Preprocess.Budget); err != nil {
+		return usage(err)
 	}
 	var noise mae.Noise = mae.SeededNoise(o.Seed)
 	if o.MaskNoise != "" {

@@ -24,18 +24,6 @@ func (e *env) openBatch(o *Options, cmd string) (*engine.Batch, error) {
 	return engine.OpenBatch(cmd, o.FileOptions, o.Source, o.PreprocessOptions, e.stdin)
 }
 
-// checkBatchSize is engine.CheckBatch as a usage error of --batch-size.
-func checkBatchSize(size int, batchBytes int64, budget *stages.Budget) error {
-	if err := engine.CheckBatch(size, batchBytes, budget); err != nil {
-		hint := ""
-		if budget != nil && batchBytes > budget.Size() {
-			hint = " (lower --batch-size or raise --memory-budget)"
-		}
-		return fmt.Errorf("%w: --batch-size: %v%s", errUsage, err, hint)
-	}
-	return nil
-}
-
 // openModel loads the model of a run and sizes the garbage collector for it.
 func (e *env) openModel(o *Options, needDecoder bool) (*mae.Model, error) {
 	m, err := o.ModelOptions.Open(e.ctx, needDecoder)
@@ -68,8 +56,8 @@ func (e *env) openEmbedder(o *Options, pool mae.Pool, pre *stages.Preprocess) (*
 	if err != nil {
 		return nil, sinks.Meta{}, err
 	}
-	if err := checkBatchSize(o.BatchSize, m.Config.BatchBytes(o.BatchSize, false), pre.Budget); err != nil {
-		return nil, sinks.Meta{}, err
+	if err := o.CheckBudget(m.Config.BatchBytes(o.BatchSize, false), pre.Budget); err != nil {
+		return nil, sinks.Meta{}, usage(err)
 	}
 	em, err := mae.NewEmbedder(m, pool, o.BatchSize)
 	if err != nil {
