@@ -98,8 +98,8 @@ type OutputDir struct {
 // (shards 0/2 and 0/3 overlap); a run without Resume into a directory that
 // holds outputs; and a second run of the same shard (an npy run: any second
 // run, since npy sets are single files). Stream workers (Group) share the
-// directory with the other workers of their group only. Then it removes the temporaries
-// of writers that are gone. release frees the locks.
+// directory with the other workers of their group only. Then it removes
+// the temporaries of writers that are gone. release frees the locks.
 func OpenOutputDir(o OutputDir) (release func() error, err error) {
 	held, err := sinks.PublishedFormats(o.Dir)
 	if err != nil {

@@ -16,14 +16,15 @@ import (
 // of a stream worker). Runs of one kind may share the directory (shards,
 // the workers of one group); a run of another kind while one is live would
 // write overlapping ids (shards 0/2 and 0/3 both take id 0; two groups
-// each consume every message) or mix formats, so it is refused. Start-ups are serialised by .maeembed-start.lock so two
-// runs starting at once see each other.
+// each consume every message) or mix formats, so it is refused. Start-ups
+// are serialised by .maeembed-start.lock so two runs starting at once see
+// each other.
 const (
 	kindPrefix = ".maeembed-kind-"
 	lockSuffix = ".lock"
 )
 
-// LockOutputKind takes dir's kind lock for kind (letters, digits, '-')
+// LockOutputKind takes dir's kind lock for kind (a file name's part, no '/')
 // and returns its release; it fails, naming the live kinds, when a process
 // holds the lock of another kind.
 func LockOutputKind(dir, kind string) (release func() error, err error) {

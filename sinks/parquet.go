@@ -43,7 +43,8 @@ type ParquetOptions struct {
 	WorkerID string `yaml:"worker_id"`
 }
 
-// Validate refuses negative sizes (0 means the default).
+// Validate refuses negative sizes (0 means the default) and a WorkerID
+// that cannot be part of a part name.
 func (o ParquetOptions) Validate() error {
 	switch {
 	case o.MaxFileRows < 0:
