@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/url"
 	"strings"
 	"sync/atomic"
 
@@ -92,6 +93,11 @@ type OutputDir struct {
 	// Resume: the run continues what dir holds. Without it dir must hold
 	// no published output, or every id would be written a second time.
 	Resume bool
+	// Group, if set, makes the run a stream worker of this consumer group
+	// (Shard unused): the group's workers share the directory, since Kafka
+	// gives each message to one of them, and a live worker of another group
+	// or a batch run refuses it.
+	Group string
 }
 
 // OpenOutputDir makes o.Dir ready for a run and keeps the promise that no
@@ -100,8 +106,9 @@ type OutputDir struct {
 // or from a live run's, or whose shard count differs from a live run's
 // (shards 0/2 and 0/3 overlap); a run without Resume into a directory that
 // holds outputs; and a second run of the same shard (an npy run: any second
-// run, since npy sets are single files). Then it removes the temporaries
-// of writers that are gone. release frees the locks.
+// run, since npy sets are single files). Stream workers (Group) share the
+// directory with the other workers of their group only. Then it removes
+// the temporaries of writers that are gone. release frees the locks.
 func OpenOutputDir(o OutputDir) (release func() error, err error) {
 	held, err := sinks.PublishedFormats(o.Dir)
 	if err != nil {
@@ -118,20 +125,27 @@ func OpenOutputDir(o OutputDir) (release func() error, err error) {
 		}
 	}
 	n := max(1, o.Shard.Count)
-	kindRelease, err := sinks.LockOutputKind(o.Dir, fmt.Sprintf("%s-%d-shards", o.Format, n))
+	kind := fmt.Sprintf("%s-%d-shards", o.Format, n)
+	if o.Group != "" {
+		kind = fmt.Sprintf("%s-group-%s", o.Format, url.PathEscape(o.Group))
+	}
+	release, err = sinks.LockOutputKind(o.Dir, kind)
 	if err != nil {
 		return nil, err
 	}
-	lock, why := fmt.Sprintf("shard-%d-of-%d", o.Shard.Index, n), "two runs of the same inputs and shard would write the same ids twice"
-	if o.Format == "npy" {
-		lock, why = "npy", "npy outputs are single files: give each run (and each shard) its own directory"
+	if o.Group == "" {
+		lock, why := fmt.Sprintf("shard-%d-of-%d", o.Shard.Index, n), "two runs of the same inputs and shard would write the same ids twice"
+		if o.Format == "npy" {
+			lock, why = "npy", "npy outputs are single files: give each run (and each shard) its own directory"
+		}
+		shardRelease, err := sinks.LockOutput(o.Dir, lock, why)
+		if err != nil {
+			release()
+			return nil, err
+		}
+		kindRelease := release
+		release = func() error { return errors.Join(shardRelease(), kindRelease()) }
 	}
-	shardRelease, err := sinks.LockOutput(o.Dir, lock, why)
-	if err != nil {
-		kindRelease()
-		return nil, err
-	}
-	release = func() error { return errors.Join(shardRelease(), kindRelease()) }
 	if err := sinks.CleanTemps(o.Dir); err != nil {
 		release()
 		return nil, fmt.Errorf("output: %w", err)

@@ -100,7 +100,7 @@ func addIDs(col arrow.Array, into map[string]bool) {
 
 // ReadDoneIDs returns the ids already finished in an output directory, so a
 // rerun into the same directory can skip them (resume). It reads the id
-// column of every published part-NNNNN.parquet / part-NNNNN.arrow in dir, of
+// column of every published part-NNNNN[-WORKER].parquet / .arrow in dir, of
 // dir/metadata.parquet (npy outputs) and of dir/errors/part-NNNNN.parquet:
 // an item that failed counts as done, so a rerun does not retry it (delete
 // the errors folder to retry). Temporary files of a killed run are ignored;
@@ -120,9 +120,9 @@ func ReadDoneIDs(dir string) (map[string]bool, error) {
 			path := filepath.Join(d, name)
 			m := partRe.FindStringSubmatch(name)
 			switch {
-			case m != nil && m[2] == "parquet", d == dir && name == metadataName:
+			case m != nil && m[3] == "parquet", d == dir && name == metadataName:
 				err = readParquetIDs(path, done)
-			case m != nil && m[2] == "arrow":
+			case m != nil && m[3] == "arrow":
 				err = readArrowIDs(path, done)
 			default:
 				continue

@@ -5,19 +5,14 @@ import (
 	"encoding/binary"
 	"fmt"
 	"hash/crc32"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kfake"
 	franz "github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/maeembed/maeembed/engine"
-	"github.com/maeembed/maeembed/mae"
-	"github.com/maeembed/maeembed/sinks"
 	srckafka "github.com/maeembed/maeembed/sources/kafka"
 	"github.com/maeembed/maeembed/stages"
 )
@@ -28,18 +23,7 @@ const tiny = "../mae/testdata/fixtures/tiny32"
 // errors/), publishing on its timer while the topic is quiet; a drain
 // then ends it cleanly and every input is durable exactly once.
 func TestWorkerPublishesEveryMessage(t *testing.T) {
-	addr, cl, img := broker(t, "images")
-	var ids []string
-	for i := 0; i < 20; i++ {
-		id, v := fmt.Sprintf("k%02d", i), img
-		if i%7 == 3 {
-			v = []byte("not an image")
-		}
-		ids = append(ids, id)
-		if err := cl.ProduceSync(context.Background(), &franz.Record{Key: []byte(id), Value: v}).FirstErr(); err != nil {
-			t.Fatal(err)
-		}
-	}
+	addr := topicWithImages(t, 20, func(i int) bool { return i%7 == 3 })
 
 	out := t.TempDir()
 	cfg := Config{
@@ -47,7 +31,7 @@ func TestWorkerPublishesEveryMessage(t *testing.T) {
 		Output:   out,
 		Engine:   engine.Config{BatchSize: 4, Workers: 2, BatchLatency: 20 * time.Millisecond, FlushInterval: 50 * time.Millisecond},
 	}
-	res := runUntilPublished(t, cfg, tinyModel(nil), len(ids))
+	res := runUntilPublished(t, cfg, openTiny, 20)
 	if c := res.Counts; c.Written != 17 || c.Failed != 3 || c.Lost != 0 {
 		t.Errorf("counts %+v, want 17 written, 3 failed", c)
 	}
@@ -75,7 +59,8 @@ func padPNG(t *testing.T, png []byte, n int) []byte {
 // naming the budget (its value left out, its position in the headers):
 // never a crash or a stall, and every other message is embedded.
 func TestWorkerCountsMessagesAgainstTheBudget(t *testing.T) {
-	addr, cl, img := broker(t, "images", "dlq")
+	addr, cl := broker(t, "images", "dlq")
+	img := fixtureImage(t)
 	const budget = 512 << 10 // 128 KiB for inputs
 	var good []string
 	for i := 0; i < 16; i++ {
@@ -115,41 +100,6 @@ func TestWorkerCountsMessagesAgainstTheBudget(t *testing.T) {
 	}
 }
 
-// broker starts a kfake broker with topics (2 partitions each) and returns
-// its address, a client producing to the first topic and a fixture PNG.
-func broker(t *testing.T, topics ...string) (addr string, cl *franz.Client, img []byte) {
-	t.Helper()
-	c, err := kfake.NewCluster(kfake.Ports(0), kfake.SeedTopics(2, topics...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
-	addr = c.ListenAddrs()[0]
-	if img, err = os.ReadFile(filepath.Join(tiny, "images", "img_000.png")); err != nil {
-		t.Fatal(err)
-	}
-	if cl, err = franz.NewClient(franz.SeedBrokers(addr), franz.DefaultProduceTopic(topics[0])); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cl.Close)
-	return addr, cl, img
-}
-
-// tinyModel opens the 32×32 fixture model for a worker, its preprocessing
-// under budget b (nil: none).
-func tinyModel(b *stages.Budget) func() (Model, error) {
-	return func() (Model, error) {
-		m, err := mae.Load(filepath.Join(tiny, "model.pth"), filepath.Join(tiny, "hf", "config.json"))
-		if err != nil {
-			return Model{}, err
-		}
-		emb, err := mae.NewEmbedder(m, mae.PoolMean, 4)
-		pre := stages.Preprocess{Mode: stages.NoResize, Size: m.Config.ImageSize, Budget: b}
-		return Model{Embedder: emb, Preprocess: pre, ImageSize: pre.Size,
-			Meta: sinks.Meta{Model: "tiny32", Pool: "mean", Preprocess: pre.String(), Dim: m.Config.Dim}}, err
-	}
-}
-
 // runUntilPublished runs a worker until want ids are published in
 // cfg.Output, then drains it and returns what it did; the worker must
 // end cleanly.
@@ -166,20 +116,7 @@ func runUntilPublished(t *testing.T, cfg Config, open func() (Model, error), wan
 	done := make(chan result, 1)
 	go func() { r, err := Run(stop, cfg, open); done <- result{r, err} }()
 
-	deadline := time.Now().Add(time.Minute)
-	for {
-		got, err := sinks.ReadDoneIDs(cfg.Output)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(got) == want {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d ids published within a minute", len(got), want)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitPublished(t, cfg.Output, want)
 	drain()
 	var res result
 	select {
