@@ -47,7 +47,7 @@ func OpenBatch(name string, o FileOptions, src sources.Options, pre stages.Prepr
 	if b.Shard, err = o.shard(); err != nil {
 		return nil, fmt.Errorf("%w: %v", config.ErrUsage, err)
 	}
-	in := InputOptions{Source: src, Shard: b.Shard, DryRun: o.DryRun}
+	in := InputOptions{Source: src, Shard: b.Shard, DryRun: o.DryRun, Budget: b.Preprocess.Budget}
 	if !o.DryRun {
 		if b.release, err = OpenOutputDir(OutputDir{Dir: o.Output, Format: o.Format, Shard: b.Shard, Resume: o.Resume}); err != nil {
 			return nil, err

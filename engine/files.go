@@ -11,6 +11,7 @@ import (
 
 	"github.com/maeembed/maeembed/sinks"
 	"github.com/maeembed/maeembed/sources"
+	"github.com/maeembed/maeembed/stages"
 )
 
 // Inputs are the file inputs of a batch run: one shard of them, without
@@ -35,8 +36,13 @@ type InputOptions struct {
 	// ResumeFrom, if set, is the output directory whose published ids
 	// (and error rows) are skipped.
 	ResumeFrom string
-	// DryRun lists without reading the files.
+	// DryRun lists without reading the files (of a Parquet file, only
+	// the id column is read).
 	DryRun bool
+	// Budget, if set, is the run's memory budget, which the reader's
+	// Parquet and tar reads take their bytes from even in a listing (a run
+	// also gives it to the reader: Config.Budget).
+	Budget *stages.Budget
 }
 
 // OpenInputs opens names (files, directories, globs, list files, '-' for
@@ -66,6 +72,9 @@ func OpenInputs(names []string, stdin io.Reader, o InputOptions) (*Inputs, error
 		return nil, err
 	}
 	in.Reader = r
+	if o.Budget != nil {
+		r.SetBudget(o.Budget)
+	}
 	if n, exact := r.Total(); exact && !o.DryRun {
 		in.Total = n
 	}

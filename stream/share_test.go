@@ -21,15 +21,48 @@ import (
 )
 
 // openTiny is the worker's model: the tiny32 fixture, mean pool.
-func openTiny() (Model, error) {
-	m, err := mae.Load(filepath.Join(tiny, "model.pth"), filepath.Join(tiny, "hf", "config.json"))
-	if err != nil {
-		return Model{}, err
+func openTiny() (Model, error) { return tinyModel(nil)() }
+
+// tinyModel opens the tiny32 fixture model, mean pool, its preprocessing
+// under budget b (nil: none).
+func tinyModel(b *stages.Budget) func() (Model, error) {
+	return func() (Model, error) {
+		m, err := mae.Load(filepath.Join(tiny, "model.pth"), filepath.Join(tiny, "hf", "config.json"))
+		if err != nil {
+			return Model{}, err
+		}
+		emb, err := mae.NewEmbedder(m, mae.PoolMean, 4)
+		pre := stages.Preprocess{Mode: stages.NoResize, Size: m.Config.ImageSize, Budget: b}
+		return Model{Embedder: emb, Preprocess: pre, ImageSize: pre.Size,
+			Meta: sinks.Meta{Model: "tiny32", Pool: "mean", Preprocess: pre.String(), Dim: m.Config.Dim}}, err
 	}
-	emb, err := mae.NewEmbedder(m, mae.PoolMean, 4)
-	pre := stages.Preprocess{Mode: stages.NoResize, Size: m.Config.ImageSize}
-	return Model{Embedder: emb, Preprocess: pre, ImageSize: pre.Size,
-		Meta: sinks.Meta{Model: "tiny32", Pool: "mean", Preprocess: pre.String(), Dim: m.Config.Dim}}, err
+}
+
+// broker starts a kfake broker with topics (2 partitions each) and
+// returns its address and a client producing to the first topic.
+func broker(t *testing.T, topics ...string) (addr string, cl *franz.Client) {
+	t.Helper()
+	c, err := kfake.NewCluster(kfake.Ports(0), kfake.SeedTopics(2, topics...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	addr = c.ListenAddrs()[0]
+	if cl, err = franz.NewClient(franz.SeedBrokers(addr), franz.DefaultProduceTopic(topics[0])); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	return addr, cl
+}
+
+// fixtureImage is the tiny32 fixture's first image (a 32×32 PNG).
+func fixtureImage(t *testing.T) []byte {
+	t.Helper()
+	img, err := os.ReadFile(filepath.Join(tiny, "images", "img_000.png"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return img
 }
 
 // topicWithImages starts a broker with a 2-partition topic "images" of
@@ -37,21 +70,8 @@ func openTiny() (Model, error) {
 // bytes that are not an image where bad says so. It returns the address.
 func topicWithImages(t *testing.T, n int, bad func(i int) bool) string {
 	t.Helper()
-	c, err := kfake.NewCluster(kfake.Ports(0), kfake.SeedTopics(2, "images"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
-	addr := c.ListenAddrs()[0]
-	img, err := os.ReadFile(filepath.Join(tiny, "images", "img_000.png"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cl, err := franz.NewClient(franz.SeedBrokers(addr), franz.DefaultProduceTopic("images"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
+	addr, cl := broker(t, "images")
+	img := fixtureImage(t)
 	for i := 0; i < n; i++ {
 		v := img
 		if bad(i) {

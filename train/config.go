@@ -28,6 +28,9 @@ type Config struct {
 	Resume    bool   `yaml:"resume"`
 	Workers   int    `yaml:"workers"`
 	MaxPixels int64  `yaml:"max_pixels"`
+	// MemBudget bounds the training images kept in memory and those being
+	// read and decoded ("4GiB"; "" = stages.DefaultMemoryBudget).
+	MemBudget string `yaml:"memory_budget"`
 	// Sources says what the inputs hold, as for embed.
 	Sources sources.Options `yaml:",inline"`
 	Inputs  []string        `yaml:"inputs"`
@@ -64,6 +67,7 @@ func (c *Config) AddFlags(fs *pflag.FlagSet) {
 	fs.BoolVar(&c.Resume, "resume", c.Resume, "continue from the latest checkpoint in --output")
 	fs.IntVar(&c.Workers, "workers", c.Workers, "decode workers (0 = number of cores)")
 	fs.Int64Var(&c.MaxPixels, "max-pixels", c.MaxPixels, "refuse images with more pixels than this (0 = 178956970, as PIL)")
+	fs.StringVar(&c.MemBudget, "memory-budget", c.MemBudget, "bound on the training images kept in memory and those being read and decoded; e.g. 4GiB (default 1GiB)")
 	c.Sources.AddFlags(fs)
 }
 
@@ -88,7 +92,7 @@ func (c Config) Job(stdin io.Reader, progress io.Writer) (Job, error) {
 	default:
 		return Job{}, fmt.Errorf("%w: --augment %q: want random-resized-crop or none", config.ErrUsage, c.Augment)
 	}
-	mode, err := stages.ParseResizeMode(c.Resize)
+	pre, err := stages.PreprocessOptions{Resize: c.Resize, MaxPixels: c.MaxPixels, MemBudget: c.MemBudget}.Preprocess()
 	if err != nil {
 		return Job{}, fmt.Errorf("%w: %v", config.ErrUsage, err)
 	}
@@ -100,6 +104,6 @@ func (c Config) Job(stdin io.Reader, progress io.Writer) (Job, error) {
 		Model: arch, Init: c.Init, Recipe: r, Inputs: c.Inputs, Stdin: stdin, Workers: c.Workers,
 		Options:    Options{Output: c.Output, SaveEvery: c.SaveEvery, Keep: c.Keep, Resume: c.Resume, ProgressTo: progress},
 		Sources:    c.Sources,
-		Preprocess: stages.Preprocess{Mode: mode, MaxPixels: c.MaxPixels},
+		Preprocess: pre,
 	}, nil
 }
