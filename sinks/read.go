@@ -218,7 +218,7 @@ func readPNGIDs(dir string, into map[string]bool) error {
 }
 
 // pngID reads the "maeembed.id" iTXt chunk that follows the IHDR of the
-// PNG at path (textChunk's layout); ok is false when there is none. buf is
+// PNG at path (appendTextChunk's layout); ok is false when there is none. buf is
 // reused between calls.
 func pngID(path string, buf *[]byte) (id string, ok bool, err error) {
 	f, err := os.Open(path)
