@@ -703,6 +703,11 @@ func TestStreamBrokerLaterAndOutage(t *testing.T) {
 		return len(ids) == len(keys)
 	})
 	waitFor(t, "ready", 15*time.Second, func() bool { return httpStatus(metrics, "/readyz") == http.StatusOK })
+	// A part is visible (renamed) just before its rows are acked and
+	// counted: on a loaded machine a scrape can fall in between.
+	waitFor(t, "the written count", 15*time.Second, func() bool {
+		return scrape(t, metrics)["maeembed_images_written_total"] == float64(len(keys))
+	})
 	resp, err := http.Get("http://" + metrics + "/metrics")
 	if err != nil {
 		t.Fatal(err)
