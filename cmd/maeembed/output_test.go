@@ -173,11 +173,8 @@ func TestReconstructResumes(t *testing.T) {
 	}
 	mustRun(t, args("--shard", "0/2")...)
 	first := len(metadataIDs(t, out))
-	_, _, stderr := maeembed(t, args()...)
 	ents, _ := os.ReadDir(filepath.Join(dir, "images"))
-	if w, _, s := summaryCounts(t, stderr); s != first || w != len(ents)-first {
-		t.Fatalf("resume: %d written, %d skipped; want %d, %d\n%s", w, s, len(ents)-first, first, stderr)
-	}
+	runCounted(t, summary{len(ents) - first, 0, first}, args()...) // resumed
 	ids := metadataIDs(t, out)
 	if len(ids) != len(ents) {
 		t.Fatalf("%d rows after resume, want %d", len(ids), len(ents))
@@ -225,10 +222,7 @@ func TestReconstructPNGResumeSkipsPublished(t *testing.T) {
 	if len(first) == 0 || len(first) >= len(ents) {
 		t.Fatalf("shard 0/2 wrote %d of %d PNGs", len(first), len(ents))
 	}
-	_, _, stderr := maeembed(t, args()...)
-	if w, _, s := summaryCounts(t, stderr); s != len(first) || w != len(ents)-len(first) {
-		t.Fatalf("resume: %d written, %d skipped; want %d, %d\n%s", w, s, len(ents)-len(first), len(first), stderr)
-	}
+	runCounted(t, summary{len(ents) - len(first), 0, len(first)}, args()...) // resumed
 	for p, before := range first {
 		after, err := os.Stat(p)
 		if err != nil || !os.SameFile(before, after) || !after.ModTime().Equal(before.ModTime()) {
