@@ -488,17 +488,11 @@ func TestE2ESIGINTDrains(t *testing.T) {
 	cmd := exec.Command(bin, args...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
 	// Interrupt once the first part is published: mid-run.
-	if !poll(30*time.Second, 5*time.Millisecond, func() bool {
+	startUntil(t, cmd, "published part", 30*time.Second, func() bool {
 		parts, _ := filepath.Glob(filepath.Join(out, "part-*.parquet"))
 		return len(parts) > 0
-	}) {
-		cmd.Process.Kill()
-		t.Fatal("no part published in 30 s")
-	}
+	})
 	cmd.Process.Signal(syscall.SIGINT)
 	err := cmd.Wait()
 	var ee *exec.ExitError

@@ -37,16 +37,10 @@ func TestE2EPretrainKillAndResume(t *testing.T) {
 	}
 	out := filepath.Join(t.TempDir(), "killed")
 	cmd := exec.Command(bin, args(out)...)
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	if !poll(60*time.Second, 2*time.Millisecond, func() bool {
+	startUntil(t, cmd, "checkpoint", 60*time.Second, func() bool {
 		m, _ := filepath.Glob(filepath.Join(out, "checkpoint-*"))
 		return len(m) > 0
-	}) {
-		cmd.Process.Kill()
-		t.Fatal("no checkpoint within 60 s")
-	}
+	})
 	cmd.Process.Signal(syscall.SIGKILL)
 	if err := cmd.Wait(); err == nil {
 		t.Fatalf("the run finished all %d steps before the kill that followed its first checkpoint", steps)

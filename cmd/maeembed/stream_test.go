@@ -256,6 +256,21 @@ func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool)
 	}
 }
 
+// startUntil starts cmd and returns once cond holds (checked every 2 ms);
+// if it does not within timeout, it kills cmd and fails the test naming
+// what it waited for.
+func startUntil(t *testing.T, cmd *exec.Cmd, what string, timeout time.Duration, cond func() bool) {
+	t.Helper()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if !poll(timeout, 2*time.Millisecond, cond) {
+		cmd.Process.Kill()
+		cmd.Wait()
+		t.Fatalf("no %s within %v", what, timeout)
+	}
+}
+
 // poll checks cond every interval until it holds (true) or timeout passes
 // (false), for callers that must clean up (kill a child) before failing.
 func poll(timeout, every time.Duration, cond func() bool) bool {
