@@ -187,35 +187,59 @@ type Batcher struct {
 	Seed  uint64
 	Batch int
 
-	chw []float32 // per slot scratch
+	chw     []float32 // per slot scratch
+	workers []fillWorker
+}
+
+// fillWorker is the reusable state of one of Fill's goroutines: a random
+// source reseeded for each sample, which gives the same stream as a new
+// rand.NewPCG with that seed would.
+type fillWorker struct {
+	pcg *rand.PCG
+	rng *rand.Rand
 }
 
 // Fill writes the patches [n·L × p·p·3] and noise [n·L] of the batch made of
-// images order[first:first+n], whose first sample number is sample.
+// images order[first:first+n], whose first sample number is sample. It runs
+// one goroutine per core (not per image), each taking the next slot.
 func (b *Batcher) Fill(patches, noise []float32, order []int, first int, sample int64) {
 	c := b.Cfg
-	n, l, pd, s := b.Batch, c.NumPatches(), c.PatchDim(), c.ImageSize
+	n, s := b.Batch, c.ImageSize
 	if len(b.chw) != n*3*s*s {
 		b.chw = make([]float32, n*3*s*s)
 	}
+	nw := min(runtime.GOMAXPROCS(0), n)
+	for len(b.workers) < nw {
+		pcg := rand.NewPCG(0, 0)
+		b.workers = append(b.workers, fillWorker{pcg: pcg, rng: rand.New(pcg)})
+	}
+	var next atomic.Int64
 	var wg sync.WaitGroup
-	sem := make(chan struct{}, runtime.GOMAXPROCS(0))
-	for k := 0; k < n; k++ {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func(k int) {
-			defer func() { <-sem; wg.Done() }()
-			img := b.Data.Images[order[first+k]]
-			if b.Data.Augment {
-				r := rand.New(rand.NewPCG(b.Seed^streamAugment, uint64(sample)+uint64(k)))
-				crop := stages.RandomResizedCropRect(img.Rect.Dx(), img.Rect.Dy(), stages.CropScale, stages.CropRatio, r)
-				img = stages.ResizedCrop(img, crop, s, r.Float64() < 0.5)
+	wg.Add(nw)
+	for w := range nw {
+		go func(fw *fillWorker) {
+			defer wg.Done()
+			for k := int(next.Add(1)) - 1; k < n; k = int(next.Add(1)) - 1 {
+				b.fillSlot(fw, patches, noise, order[first+k], k, sample)
 			}
-			chw := b.chw[k*3*s*s : (k+1)*3*s*s]
-			stages.Normalize(chw, img)
-			mae.Patchify(patches[k*l*pd:(k+1)*l*pd], chw, 1, s, c.PatchSize)
-			mae.NoiseRow(noise[k*l:(k+1)*l], b.Seed, sample+int64(k))
-		}(k)
+		}(&b.workers[w])
 	}
 	wg.Wait()
+}
+
+// fillSlot writes slot k of the batch: image idx, sample number sample+k.
+func (b *Batcher) fillSlot(fw *fillWorker, patches, noise []float32, idx, k int, sample int64) {
+	c := b.Cfg
+	l, pd, s := c.NumPatches(), c.PatchDim(), c.ImageSize
+	img := b.Data.Images[idx]
+	chw := b.chw[k*3*s*s : (k+1)*3*s*s]
+	if b.Data.Augment {
+		fw.pcg.Seed(b.Seed^streamAugment, uint64(sample)+uint64(k))
+		crop := stages.RandomResizedCropRect(img.Rect.Dx(), img.Rect.Dy(), stages.CropScale, stages.CropRatio, fw.rng)
+		stages.ResizedCropTensor(chw, img, crop, s, fw.rng.Float64() < 0.5)
+	} else {
+		stages.Normalize(chw, img)
+	}
+	mae.Patchify(patches[k*l*pd:(k+1)*l*pd], chw, 1, s, c.PatchSize)
+	mae.NoiseRow(noise[k*l:(k+1)*l], b.Seed, sample+int64(k))
 }
