@@ -160,10 +160,10 @@ func maxAbsDiff(a, b []float32) float64 {
 }
 
 // refLinearInt8 is the int8 definition in float64: x quantised per row,
-// W per column (symmetric, round to nearest even), products of the
-// integers, scaled back, plus bias.
-func refLinearInt8(x, w, bias []float32, m, n, k int) []float64 {
-	quant := func(v []float32) ([]float64, float64) {
+// W per column (symmetric, round to nearest even, to the ranges of format
+// f), products of the integers, scaled back, plus bias.
+func refLinearInt8(x, w, bias []float32, m, n, k int, f i8Format) []float64 {
+	quant := func(v []float32, qmax int32, weight bool) ([]float64, float64) {
 		var amax float64
 		for _, f := range v {
 			amax = math.Max(amax, math.Abs(float64(f)))
@@ -172,20 +172,29 @@ func refLinearInt8(x, w, bias []float32, m, n, k int) []float64 {
 		if amax == 0 {
 			return q, 0
 		}
-		inv := float64(float32(127) / float32(amax))
-		for i, f := range v {
-			q[i] = math.RoundToEven(float64(f) * inv)
+		if weight {
+			// Weights are quantised once, in float64.
+			inv := float64(qmax) / amax
+			for i, f := range v {
+				q[i] = math.RoundToEven(float64(f) * inv)
+			}
+		} else {
+			// Activations at run time in float32, as the vector code does.
+			inv := float32(qmax) / float32(amax)
+			for i, f := range v {
+				q[i] = math.RoundToEven(float64(f * inv))
+			}
 		}
-		return q, amax / 127
+		return q, amax / float64(qmax)
 	}
 	qw := make([][]float64, n)
 	sw := make([]float64, n)
 	for j := range qw {
-		qw[j], sw[j] = quant(w[j*k : (j+1)*k])
+		qw[j], sw[j] = quant(w[j*k:(j+1)*k], f.wMax, true)
 	}
 	out := make([]float64, m*n)
 	for i := 0; i < m; i++ {
-		qa, sa := quant(x[i*k : (i+1)*k])
+		qa, sa := quant(x[i*k:(i+1)*k], f.aMax, false)
 		for j := 0; j < n; j++ {
 			var s float64
 			for p := 0; p < k; p++ {
@@ -212,18 +221,20 @@ func TestLinearInt8(t *testing.T) {
 			bias := randSlice(r, s.n)
 			res := randSlice(r, s.m*s.n)
 			p := PackLinear(w, s.n, s.k).Convert(Int8)
-			base := refLinearInt8(x, w, nil, s.m, s.n, s.k)
+			base := refLinearInt8(x, w, nil, s.m, s.n, s.k, p.i8)
 			checkEpilogues(t, fmt.Sprint(s), p, x, bias, res, s.m, base, 2e-6*math.Sqrt(float64(s.k)))
-			// Near fp32: the quantisation error of unit normals over k terms.
+			// Near fp32: the quantisation error of unit normals over k terms
+			// (bounds for 8-bit operands, scaled by the format's steps).
+			step := func(qmax int32) float64 { return 127 / float64(qmax) }
 			y, y32 := make([]float32, s.m*s.n), make([]float32, s.m*s.n)
 			Linear(y, x, s.m, p, bias, ActNone, nil)
 			Linear(y32, x, s.m, PackLinear(w, s.n, s.k), bias, ActNone, nil)
-			if d := maxAbsDiff(y, y32); d > 0.05*math.Sqrt(float64(s.k)) || (s.k > 1 && d == 0) {
+			if d := maxAbsDiff(y, y32); d > 0.05*math.Sqrt(float64(s.k))*(step(p.i8.wMax)+step(p.i8.aMax))/2 || (s.k > 1 && d == 0) {
 				t.Errorf("%v: int8 differs from fp32 by %v", s, d)
 			}
 			wu := make([]float32, len(w))
 			UnpackLinear(p, wu)
-			if d := maxAbsDiff(wu, w); d > 0.03 {
+			if d := maxAbsDiff(wu, w); d > 0.03*step(p.i8.wMax) {
 				t.Errorf("%v: unpacked int8 weight off by %v", s, d)
 			}
 		}
