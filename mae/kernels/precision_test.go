@@ -240,3 +240,38 @@ func TestLinearInt8(t *testing.T) {
 		}
 	})
 }
+
+// TestLinearInt8Extremes drives every int8 kernel at the ends of its
+// format's ranges (activations all +aMax or all −aMax, weights all ±wMax),
+// where an int16 pair sum of VPMADDUBSW would saturate if the format let
+// it: y must be exactly ±K (up to float32 rounding of the scales).
+func TestLinearInt8Extremes(t *testing.T) {
+	forEachPath(t, func(t *testing.T) {
+		for _, k := range []int{4, 6, 768, 3072} {
+			const m, n = 9, 64
+			w := make([]float32, n*k)
+			for j := 0; j < n; j++ {
+				for p := 0; p < k; p++ {
+					w[j*k+p] = float32(1 - 2*(j%2)) // +1 on even columns, −1 on odd
+				}
+			}
+			x := make([]float32, m*k)
+			for i := 0; i < m; i++ {
+				for p := 0; p < k; p++ {
+					x[i*k+p] = float32(1 - 2*(i%2))
+				}
+			}
+			p := PackLinear(w, n, k).Convert(Int8)
+			y := make([]float32, m*n)
+			Linear(y, x, m, p, nil, ActNone, nil)
+			for i := 0; i < m; i++ {
+				for j := 0; j < n; j++ {
+					want := float64(k * (1 - 2*(i%2)) * (1 - 2*(j%2)))
+					if got := float64(y[i*n+j]); math.Abs(got-want) > 1e-5*float64(k) {
+						t.Fatalf("k=%d y[%d][%d] = %v, want %v (format %+v)", k, i, j, got, want, p.i8)
+					}
+				}
+			}
+		}
+	})
+}
