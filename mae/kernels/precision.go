@@ -430,6 +430,12 @@ var i8GenericImpl = func() impl {
 // epilogue scales them by row and column scale and adds the bias before
 // the activation and residual.
 func linearInt8(y, x []float32, m int, w *Packed, bias []float32, act Activation, residual []float32) {
+	if w.K == 0 {
+		// No products: y = act(bias) + residual, as the float32 path does
+		// it (the int8 GEMM's bias argument is the compensation row).
+		runGemm(m, w.N, 0, 1, nil, 0, false, nil, 0, y, w.N, bias, act, residual)
+		return
+	}
 	ldw := w.kw
 	if ldw%64 == 0 {
 		ldw += 16 // keep a micro-panel's rows in distinct L1 sets
