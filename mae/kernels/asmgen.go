@@ -1148,19 +1148,27 @@ func kernelI8AVX2() {
 	p("\tVMOVDQU 160(DI), Y11")
 	p("\tPREFETCHT0 1024(DI)")
 	p("\tPREFETCHT0 1152(DI)")
-	for r := 0; r < mr; r++ {
-		p("\tVPBROADCASTD %s, Y12", rows0[r])
+	// word emits the int16 pair sums of the A word at addr times the B
+	// word in Y8/Y9 into Y13/Y14; widen adds them, as int32, to row r.
+	word := func(addr string) {
+		p("\tVPBROADCASTD %s, Y12", addr)
 		p("\tVPMADDUBSW Y8, Y12, Y13")
 		p("\tVPMADDUBSW Y9, Y12, Y14")
+	}
+	widen := func(r int) {
+		p("\tVPMADDWD %s, Y13, Y13", ones)
+		p("\tVPMADDWD %s, Y14, Y14", ones)
+		p("\tVPADDD Y13, Y%d, Y%d", 2*r, 2*r)
+		p("\tVPADDD Y14, Y%d, Y%d", 2*r+1, 2*r+1)
+	}
+	for r := 0; r < mr; r++ {
+		word(rows0[r])
 		p("\tVPBROADCASTD %s, Y12", rows1[r])
 		p("\tVPMADDUBSW Y10, Y12, Y15")
 		p("\tVPADDW Y15, Y13, Y13")
 		p("\tVPMADDUBSW Y11, Y12, Y15")
 		p("\tVPADDW Y15, Y14, Y14")
-		p("\tVPMADDWD %s, Y13, Y13", ones)
-		p("\tVPMADDWD %s, Y14, Y14", ones)
-		p("\tVPADDD Y13, Y%d, Y%d", 2*r, 2*r)
-		p("\tVPADDD Y14, Y%d, Y%d", 2*r+1, 2*r+1)
+		widen(r)
 	}
 	p("\tADDQ AX, SI")
 	p("\tADDQ AX, R10")
@@ -1175,13 +1183,8 @@ func kernelI8AVX2() {
 	p("\tVMOVDQU (DI), Y8")
 	p("\tVMOVDQU 32(DI), Y9")
 	for r := 0; r < mr; r++ {
-		p("\tVPBROADCASTD %s, Y12", rows0[r])
-		p("\tVPMADDUBSW Y8, Y12, Y13")
-		p("\tVPMADDUBSW Y9, Y12, Y14")
-		p("\tVPMADDWD %s, Y13, Y13", ones)
-		p("\tVPMADDWD %s, Y14, Y14", ones)
-		p("\tVPADDD Y13, Y%d, Y%d", 2*r, 2*r)
-		p("\tVPADDD Y14, Y%d, Y%d", 2*r+1, 2*r+1)
+		word(rows0[r])
+		widen(r)
 	}
 	p("i8comp:")
 	p("\tTESTQ R14, R14")
