@@ -27,7 +27,7 @@ func kernelI8AVX512(k int, a *float32, rs, ps int, b *float32, c *float32, ldc i
 func absMaxAVX512(x *float32, n int) float32
 
 //go:noescape
-func quantU8AVX512(dst *byte, src *float32, n int, inv float32)
+func quantU8AVX512(dst *byte, src *float32, n int, inv float32, off int32)
 
 //go:noescape
 func dequantTileAVX512(c *float32, ldc, rows int, rs, cs, bias *float32)
@@ -95,7 +95,7 @@ func kernelI8AVX2(k int, a *float32, rs, ps int, b *float32, c *float32, ldc int
 func absMaxAVX2(x *float32, n int) float32
 
 //go:noescape
-func quantU8AVX2(dst *byte, src *float32, n int, inv float32)
+func quantU8AVX2(dst *byte, src *float32, n int, inv float32, off int32)
 
 //go:noescape
 func dequantTileAVX2(c *float32, ldc, rows int, rs, cs, bias *float32)

@@ -974,15 +974,15 @@ func helpersI8() {
 	p("\tVZEROUPPER")
 	p("\tRET")
 	p("")
-	// quantU8: dst[i] = round(src[i]·inv) + 128 as bytes (round to nearest
-	// even; |src·inv| ≤ 127 by the caller's choice of inv).
-	p("// func quantU8AVX512(dst *byte, src *float32, n int, inv float32)")
-	p("TEXT ·quantU8AVX512(SB), NOSPLIT, $0-28")
+	// quantU8: dst[i] = round(src[i]·inv) + off as bytes (round to nearest
+	// even; 0 ≤ result ≤ 255 by the caller's choice of inv and off).
+	p("// func quantU8AVX512(dst *byte, src *float32, n int, inv float32, off int32)")
+	p("TEXT ·quantU8AVX512(SB), NOSPLIT, $0-32")
 	p("\tMOVQ dst+0(FP), DI")
 	p("\tMOVQ src+8(FP), SI")
 	p("\tMOVQ n+16(FP), CX")
 	p("\tVBROADCASTSS inv+24(FP), Z1")
-	p("\tMOVL $128, AX")
+	p("\tMOVL off+28(FP), AX")
 	p("\tVPBROADCASTD AX, Z2")
 	p("\tSHRQ $4, CX")
 	p("\tJZ quant_done")
@@ -1098,62 +1098,112 @@ func packT256() {
 }
 
 // kernelI8AVX2 is the int8 micro-kernel for AVX2 (no VNNI): 4 rows × 32
-// columns as two passes of 4×16 (8 YMM accumulators of int32). A holds
-// words of four u8 = q+128 (as quantRows writes them for VPDPBUSD); XOR
-// 0x80 gives the signed q back. VPMADDUBSW multiplies u8 by s8 and adds
-// pairs into int16 with saturation, which (q+128)·w could reach (2·255·127
-// > 32767). So the kernel multiplies |q| (≤ 127, as u8) by sign(q)·w
-// (VPSIGNB; ≤ 127 in magnitude): a pair is at most 2·127·127 = 32258 and
-// never saturates. VPMADDWD by ones then sums the pairs into int32. The
-// result is Σ q·w itself: no compensation (the bias argument is ignored).
+// columns as two passes of 4×16 (8 YMM accumulators of int32). It needs
+// the "pair" int8 format (see i8Pair): activations u8 = q+64 with |q| ≤ 64,
+// weights s8 with |w| ≤ 63. VPMADDUBSW multiplies u8 by s8 and adds
+// adjacent products into int16 with saturation; here one such pair is at
+// most 2·128·63 = 16128 in magnitude, so the pairs of two K words add in
+// int16 (VPADDW: ≤ 32256 < 32767) before one VPMADDWD by ones widens them
+// to int32: per 32 products 1.5 multiplies instead of 2 (multiplies are
+// what bounds this loop). An odd last word runs alone. After the loop the
+// kernel subtracts the int32 compensation row passed as bias (64·Σ_k w,
+// on the last K chunk only; see linearInt8) and converts to float32.
+// Registers: Y0..Y7 accumulators, Y8..Y11 B (two words × 16 columns),
+// Y12 the broadcast A word, Y13..Y15 int16 partial sums.
 func kernelI8AVX2() {
 	const mr = 4
+	for l := 0; l < 8; l++ {
+		p("DATA ki8ones<>+%d(SB)/4, $0x00010001", 4*l)
+	}
+	p("GLOBL ki8ones<>(SB), RODATA|NOPTR, $32")
+	p("")
+	ones := "ki8ones<>(SB)"
+	// A rows of word p (first) and word p+1 (second, at +ps bytes).
+	rows0 := []string{"(SI)", "(SI)(R8*1)", "(SI)(R8*2)", "(R10)"}
+	rows1 := []string{"(R11)", "(R11)(R8*1)", "(R11)(R8*2)", "(R12)"}
 	kernelPrologue("kernelI8AVX2")
 	p("\tMOVQ c+40(FP), DX")
 	p("\tMOVQ ldc+48(FP), R13")
 	p("\tSHLQ $2, R13")
+	p("\tMOVQ bias+64(FP), R14")
 	p("\tMOVQ SI, R15")
-	p("\tMOVL $0x80808080, AX")
-	p("\tVMOVD AX, X15")
-	p("\tVPBROADCASTD X15, Y15")
-	p("\tMOVL $0x00010001, AX")
-	p("\tVMOVD AX, X14")
-	p("\tVPBROADCASTD X14, Y14")
+	p("\tLEAQ (R9)(R9*1), AX") // A advance per word pair
 	p("\tMOVQ $2, BX")
 	p("i8half:")
 	p("\tMOVQ k+0(FP), CX")
 	p("\tMOVQ R15, SI")
 	p("\tLEAQ (SI)(R8*2), R10")
 	p("\tADDQ R8, R10")
+	p("\tLEAQ (SI)(R9*1), R11")
+	p("\tLEAQ (R10)(R9*1), R12")
 	for i := 0; i < 2*mr; i++ {
 		p("\tVPXOR Y%d, Y%d, Y%d", i, i, i)
 	}
+	p("\tSHRQ $1, CX")
+	p("\tJZ i8odd")
 	p("i8loop:")
 	p("\tVMOVDQU (DI), Y8")
 	p("\tVMOVDQU 32(DI), Y9")
+	p("\tVMOVDQU 128(DI), Y10")
+	p("\tVMOVDQU 160(DI), Y11")
 	p("\tPREFETCHT0 1024(DI)")
-	for r := 0; r < mr; r++ {
-		p("\tVPBROADCASTD %s, Y10", aRow[r])
-		p("\tVPXOR Y15, Y10, Y10")
-		p("\tVPABSB Y10, Y11")
-		for h := 0; h < 2; h++ {
-			t := 12 + h
-			p("\tVPSIGNB Y10, Y%d, Y%d", 8+h, t)
-			p("\tVPMADDUBSW Y%d, Y11, Y%d", t, t)
-			p("\tVPMADDWD Y14, Y%d, Y%d", t, t)
-			p("\tVPADDD Y%d, Y%d, Y%d", t, 2*r+h, 2*r+h)
-		}
+	p("\tPREFETCHT0 1152(DI)")
+	// word emits the int16 pair sums of the A word at addr times the B
+	// word in Y8/Y9 into Y13/Y14; widen adds them, as int32, to row r.
+	word := func(addr string) {
+		p("\tVPBROADCASTD %s, Y12", addr)
+		p("\tVPMADDUBSW Y8, Y12, Y13")
+		p("\tVPMADDUBSW Y9, Y12, Y14")
 	}
-	p("\tADDQ R9, SI")
-	p("\tADDQ R9, R10")
-	p("\tADDQ $128, DI")
+	widen := func(r int) {
+		p("\tVPMADDWD %s, Y13, Y13", ones)
+		p("\tVPMADDWD %s, Y14, Y14", ones)
+		p("\tVPADDD Y13, Y%d, Y%d", 2*r, 2*r)
+		p("\tVPADDD Y14, Y%d, Y%d", 2*r+1, 2*r+1)
+	}
+	for r := 0; r < mr; r++ {
+		word(rows0[r])
+		p("\tVPBROADCASTD %s, Y12", rows1[r])
+		p("\tVPMADDUBSW Y10, Y12, Y15")
+		p("\tVPADDW Y15, Y13, Y13")
+		p("\tVPMADDUBSW Y11, Y12, Y15")
+		p("\tVPADDW Y15, Y14, Y14")
+		widen(r)
+	}
+	p("\tADDQ AX, SI")
+	p("\tADDQ AX, R10")
+	p("\tADDQ AX, R11")
+	p("\tADDQ AX, R12")
+	p("\tADDQ $256, DI")
 	p("\tDECQ CX")
 	p("\tJNZ i8loop")
+	p("i8odd:")
+	p("\tTESTQ $1, k+0(FP)")
+	p("\tJZ i8comp")
+	p("\tVMOVDQU (DI), Y8")
+	p("\tVMOVDQU 32(DI), Y9")
+	for r := 0; r < mr; r++ {
+		word(rows0[r])
+		widen(r)
+	}
+	p("i8comp:")
+	p("\tTESTQ R14, R14")
+	p("\tJZ i8cvt")
+	p("\tVMOVDQU (R14), Y8")
+	p("\tVMOVDQU 32(R14), Y9")
+	for r := 0; r < mr; r++ {
+		p("\tVPSUBD Y8, Y%d, Y%d", 2*r, 2*r)
+		p("\tVPSUBD Y9, Y%d, Y%d", 2*r+1, 2*r+1)
+	}
+	p("\tADDQ $64, R14")
+	p("i8cvt:")
 	for i := 0; i < 2*mr; i++ {
 		p("\tVCVTDQ2PS Y%d, Y%d", i, i)
 	}
+	p("\tMOVQ AX, R11") // beta256 and store256 clobber AX
 	beta256(mr, "i8nobeta", "Y10")
 	store256(mr)
+	p("\tMOVQ R11, AX")
 	p("\tADDQ $64, DX")
 	p("\tMOVQ b+32(FP), DI")
 	p("\tADDQ $64, DI")
@@ -1187,13 +1237,13 @@ func helpersI8AVX2() {
 	p("\tVZEROUPPER")
 	p("\tRET")
 	p("")
-	p("// func quantU8AVX2(dst *byte, src *float32, n int, inv float32)")
-	p("TEXT ·quantU8AVX2(SB), NOSPLIT, $0-28")
+	p("// func quantU8AVX2(dst *byte, src *float32, n int, inv float32, off int32)")
+	p("TEXT ·quantU8AVX2(SB), NOSPLIT, $0-32")
 	p("\tMOVQ dst+0(FP), DI")
 	p("\tMOVQ src+8(FP), SI")
 	p("\tMOVQ n+16(FP), CX")
 	p("\tVBROADCASTSS inv+24(FP), Y1")
-	p("\tMOVL $128, AX")
+	p("\tMOVL off+28(FP), AX")
 	p("\tVMOVD AX, X2")
 	p("\tVPBROADCASTD X2, Y2")
 	p("\tSHRQ $3, CX")

@@ -118,7 +118,8 @@ func BenchmarkLinear(b *testing.B) {
 // BenchmarkLinearPrecision is BenchmarkLinear in each reduced precision
 // (bf16: native VDPBF16PS on the avx512 path where the CPU has it, else
 // bf16-rounded values through the float32 kernels; int8: VPDPBUSD on the
-// avx512 path with AVX512_VNNI, else the pure-Go kernel — slow).
+// avx512 path with AVX512_VNNI, VPMADDUBSW on avx2, else the pure-Go
+// kernel — slow).
 func BenchmarkLinearPrecision(b *testing.B) {
 	for _, p := range Paths() {
 		for _, prec := range []Precision{BF16, Int8} {

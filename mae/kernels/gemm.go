@@ -31,8 +31,10 @@ type Packed struct {
 	// holds float32 values.
 	kw int
 	// Int8 only, per output column (zero past N, up to whole panels): the
-	// weight scale, and 128·Σ_k q[j][k] as int32 bits (see linearInt8).
+	// weight scale, and aOff·Σ_k q[j][k] as int32 bits (see linearInt8);
+	// i8 is the quantisation format.
 	scale, comp []float32
+	i8          i8Format
 }
 
 func numPanels(n int) int { return (n + nr - 1) / nr }

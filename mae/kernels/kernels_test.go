@@ -469,6 +469,9 @@ func TestPaths(t *testing.T) {
 	if i8Impl != nil {
 		i8 = "int8 VPDPBUSD on avx512"
 	}
+	if i8AVX2Impl != nil {
+		i8 += ", VPMADDUBSW (pair format) on avx2"
+	}
 	t.Logf("paths: %v (default %s); %s; %s", Paths(), saved, bf16, i8)
 	for _, p := range Paths() {
 		if err := SetPath(p); err != nil || Path() != p {
