@@ -28,6 +28,11 @@ func main() {
 	kernel512("kernelAVX512", "VBROADCASTSS", func(b, a, acc int) string {
 		return fmt.Sprintf("\tVFMADD231PS Z%d, Z%d, Z%d", b, a, acc)
 	}, false)
+	for rows := 1; rows < 12; rows++ {
+		kernel512Rows(fmt.Sprintf("kernelAVX512R%d", rows), "VBROADCASTSS", func(b, a, acc int) string {
+			return fmt.Sprintf("\tVFMADD231PS Z%d, Z%d, Z%d", b, a, acc)
+		}, false, rows)
+	}
 	kernel512("kernelBF16AVX512", "VPBROADCASTD", func(b, a, acc int) string {
 		return evexRR("VDPBF16PS", 0x52, ppF3, 512, acc, a, b)
 	}, false)
@@ -140,7 +145,15 @@ func kernelPrologue(name string) {
 // last K chunk only; see linearInt8) and converts to float32, and adds no
 // bias.
 func kernel512(name, bcast string, mac func(b, a, acc int) string, int8 bool) {
-	const mr = 12
+	kernel512Rows(name, bcast, mac, int8, 12)
+}
+
+// kernel512Rows is kernel512 for the first mr ≤ 12 rows only: the edge
+// tile of an M that is not a multiple of 12 (197 tokens = 16·12 + 5)
+// then does no work on padding rows and reads A and writes C in place.
+// Each element's sum runs over k in the same order as in the 12-row
+// kernel, so results are bitwise identical.
+func kernel512Rows(name, bcast string, mac func(b, a, acc int) string, int8 bool, mr int) {
 	kernelPrologue(name)
 	// Prefetch the C tile: it is read (beta != 0) or written after the k
 	// loop, and with many K chunks it has usually left L1 by then.

@@ -224,12 +224,17 @@ func (j *gemmJob) task(s *scratch, t int) {
 		}
 		for i := i0; i < i1; i += mr {
 			rows := min(mr, j.m-i)
+			kern, fit := im.kernel, rows == mr || j.padC
+			if rows < mr && im.edge != nil {
+				// Edge rows: a kernel for just these rows, in place.
+				kern, fit = im.edge[rows], true
+			}
 			var ap *float32
 			var rs, ps int
 			switch {
 			case j.packA:
 				ap, rs, ps = &s.ablk[(i-i0)*kb], 1, mr
-			case rows < mr:
+			case rows < mr && im.edge == nil:
 				// Edge rows: pack them zero-padded so the kernel never reads
 				// past op(A).
 				packPanel(im, s.apack[:], j.a, j.lda, j.transA, j.m, i, pc, kb)
@@ -253,8 +258,8 @@ func (j *gemmJob) task(s *scratch, t int) {
 						bias = &s.bias[0]
 					}
 				}
-				if (rows == mr || j.padC) && (cols == nr || j.padC) {
-					im.kernel(kb, ap, rs, ps, bptr, &j.c[i*j.ldc+col], j.ldc, j.alpha, beta, bias)
+				if fit && (cols == nr || j.padC) {
+					kern(kb, ap, rs, ps, bptr, &j.c[i*j.ldc+col], j.ldc, j.alpha, beta, bias)
 				} else {
 					tile := s.tile[:mr*nr]
 					if beta != 0 {
@@ -263,7 +268,7 @@ func (j *gemmJob) task(s *scratch, t int) {
 							copy(tile[r*nr:r*nr+cols], j.c[(i+r)*j.ldc+col:])
 						}
 					}
-					im.kernel(kb, ap, rs, ps, bptr, &tile[0], nr, j.alpha, beta, bias)
+					kern(kb, ap, rs, ps, bptr, &tile[0], nr, j.alpha, beta, bias)
 					for r := 0; r < rows; r++ {
 						copy(j.c[(i+r)*j.ldc+col:(i+r)*j.ldc+col+cols], tile[r*nr:])
 					}
