@@ -17,6 +17,11 @@ const (
 	maxMR     = 16
 	blockRows = 96 // rows of C per task (rounded to micro-panels)
 	blockNB   = 8  // column panels per task
+	// tasksPerWorker is the fewest tasks per worker a GEMM is cut into
+	// when it is big enough: whichever worker is running takes the next
+	// task, so on a shared machine a worker slowed by other processes
+	// holds up the others by at most one small task.
+	tasksPerWorker = 4
 )
 
 // Packed is a Linear weight W [N×K] (y = x·Wᵀ + b) packed once into
@@ -343,13 +348,13 @@ func (j *gemmJob) schedule(nw int) {
 	}
 	// Split columns first (B blocks stay whole per task): take the task
 	// width that gives the busiest worker the least work, with at least
-	// two tasks per worker when possible, preferring wider tasks on ties.
-	// (9 equal tasks on 2 workers would leave one idle for a ninth.)
+	// tasksPerWorker tasks each when possible, preferring wider tasks on
+	// ties. (9 equal tasks on 2 workers would leave one idle for a ninth.)
 	nIc := ceilDiv(rowPanels, j.mb)
 	best, bestCost := 0, 0
 	for nb := min(j.nb, panels); nb >= 1; nb-- {
 		tasks := nIc * ceilDiv(panels, nb)
-		if tasks < 2*nw && nb > 1 {
+		if tasks < tasksPerWorker*nw && nb > 1 {
 			continue
 		}
 		if cost := ceilDiv(tasks, nw) * nb; best == 0 || cost < bestCost {
@@ -358,7 +363,7 @@ func (j *gemmJob) schedule(nw int) {
 	}
 	j.nb = best
 	// Still too few tasks (tiny n): split rows too.
-	for j.mb > 1 && ceilDiv(rowPanels, j.mb)*ceilDiv(panels, j.nb) < 2*nw {
+	for j.mb > 1 && ceilDiv(rowPanels, j.mb)*ceilDiv(panels, j.nb) < tasksPerWorker*nw {
 		j.mb = (j.mb + 1) / 2
 	}
 	j.nIc = ceilDiv(rowPanels, j.mb)
