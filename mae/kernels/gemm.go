@@ -177,7 +177,12 @@ type gemmJob struct {
 	deq         dequant   // int8 epilogue, when deq.rowScale != nil
 	kc, mb, nb  int
 	nIc, total  int
-	next        atomic.Int64
+	// colFirst orders tasks column block first, so that a worker's next
+	// task usually has the same row block and reuses its packed A (when
+	// K is one chunk; see scratch.aKey).
+	colFirst bool
+	id       uint64 // unique per call: identifies packed A in scratch
+	next     atomic.Int64
 }
 
 type scratch struct {
@@ -185,6 +190,13 @@ type scratch struct {
 	tile  [maxMR * nr]float32
 	bias  [nr]float32
 	ablk  []float32 // a task's packed A block (mb panels × kc), grown once
+	aKey  ablkKey   // what ablk holds
+}
+
+// ablkKey names a packed A block: call, first row, K chunk.
+type ablkKey struct {
+	id     uint64
+	i0, pc int
 }
 
 var (
@@ -209,9 +221,14 @@ func (j *gemmJob) run() {
 func (j *gemmJob) task(s *scratch, t int) {
 	im := j.im
 	mr := im.mr
-	i0 := (t % j.nIc) * j.mb * mr
+	rb, cb := t%j.nIc, t/j.nIc
+	if j.colFirst {
+		nJc := j.total / j.nIc
+		rb, cb = t/nJc, t%nJc
+	}
+	i0 := rb * j.mb * mr
 	i1 := min(j.m, i0+j.mb*mr)
-	q0 := (t / j.nIc) * j.nb
+	q0 := cb * j.nb
 	q1 := min(numPanels(j.n), q0+j.nb)
 	k := j.k
 	for pc := 0; pc < k; pc += j.kc {
@@ -221,11 +238,12 @@ func (j *gemmJob) task(s *scratch, t int) {
 		if first {
 			beta = j.beta
 		}
-		if j.packA {
+		if key := (ablkKey{j.id, i0, pc}); j.packA && s.aKey != key {
 			s.ablk = grow(s.ablk, ceilDiv(i1-i0, mr)*mr*kb)
 			for i := i0; i < i1; i += mr {
 				packPanel(im, s.ablk[(i-i0)*kb:], j.a, j.lda, j.transA, j.m, i, pc, kb)
 			}
+			s.aKey = key
 		}
 		for i := i0; i < i1; i += mr {
 			rows := min(mr, j.m-i)
@@ -368,6 +386,10 @@ func (j *gemmJob) schedule(nw int) {
 	}
 	j.nIc = ceilDiv(rowPanels, j.mb)
 	j.total = j.nIc * ceilDiv(panels, j.nb)
+	// A packed A block outlives a task only when K is one chunk: then go
+	// along its row block. (Otherwise consecutive tasks share B blocks.)
+	j.colFirst = j.packA && j.k <= j.kc
+	j.id = callID.Add(1)
 	j.next.Store(0)
 }
 
