@@ -82,6 +82,7 @@ func serialGemm(im *impl, s *scratch, m, n, k int, alpha float32, a []float32, l
 	for t := 0; t < g.total; t++ {
 		g.task(s, t)
 	}
+	g.release()
 }
 
 var attnPool = sync.Pool{New: func() any { return new(attnJob) }}

@@ -182,7 +182,67 @@ type gemmJob struct {
 	// K is one chunk; see scratch.aKey).
 	colFirst bool
 	id       uint64 // unique per call: identifies packed A in scratch
-	next     atomic.Int64
+	// ashared, when set, holds op(A) packed once for all tasks (one row
+	// block cut into column tasks with K in several chunks, as batch 1's
+	// fc2): panel (i/mr, pc/kc) at ((pc/kc)·rowPanels + i/mr)·mr·kc, ready
+	// when its astate is 2.
+	ashared []float32
+	astate  []atomic.Int32
+	sh      *sharedBuf
+	next    atomic.Int64
+}
+
+// sharedPanel returns the packed micro-panel of rows i.. and K chunk pc.
+// The first task to need it packs it into ashared; a task that finds it
+// being packed by another packs its own copy rather than wait for a worker
+// that may be descheduled.
+func (j *gemmJob) sharedPanel(s *scratch, i, pc, kb int) *float32 {
+	mr := j.im.mr
+	idx := (pc/j.kc)*ceilDiv(j.m, mr) + i/mr
+	st := &j.astate[idx]
+	if st.Load() != 2 {
+		if !st.CompareAndSwap(0, 1) {
+			if st.Load() != 2 {
+				packPanel(j.im, s.apack[:], j.a, j.lda, j.transA, j.m, i, pc, kb)
+				return &s.apack[0]
+			}
+		} else {
+			packPanel(j.im, j.ashared[idx*mr*j.kc:], j.a, j.lda, j.transA, j.m, i, pc, kb)
+			st.Store(2)
+		}
+	}
+	return &j.ashared[idx*mr*j.kc]
+}
+
+// sharedBuf backs gemmJob.ashared and astate for one call.
+type sharedBuf struct {
+	a  []float32
+	st []atomic.Int32
+}
+
+var sharedPool = sync.Pool{New: func() any { return new(sharedBuf) }}
+
+// useShared gives j a packed-A buffer of n panels of mr×kc, none ready.
+func (j *gemmJob) useShared(n int) {
+	sb := sharedPool.Get().(*sharedBuf)
+	if cap(sb.a) < n*j.im.mr*j.kc {
+		sb.a = make([]float32, n*j.im.mr*j.kc)
+	}
+	if cap(sb.st) < n {
+		sb.st = make([]atomic.Int32, n)
+	}
+	j.sh, j.ashared, j.astate = sb, sb.a[:n*j.im.mr*j.kc], sb.st[:n]
+	for i := range j.astate {
+		j.astate[i].Store(0)
+	}
+}
+
+// release returns the job's pooled buffers.
+func (j *gemmJob) release() {
+	if j.sh != nil {
+		sharedPool.Put(j.sh)
+		j.sh, j.ashared, j.astate = nil, nil, nil
+	}
 }
 
 type scratch struct {
@@ -238,7 +298,7 @@ func (j *gemmJob) task(s *scratch, t int) {
 		if first {
 			beta = j.beta
 		}
-		if key := (ablkKey{j.id, i0, pc}); j.packA && s.aKey != key {
+		if key := (ablkKey{j.id, i0, pc}); j.packA && j.ashared == nil && s.aKey != key {
 			s.ablk = grow(s.ablk, ceilDiv(i1-i0, mr)*mr*kb)
 			for i := i0; i < i1; i += mr {
 				packPanel(im, s.ablk[(i-i0)*kb:], j.a, j.lda, j.transA, j.m, i, pc, kb)
@@ -255,6 +315,8 @@ func (j *gemmJob) task(s *scratch, t int) {
 			var ap *float32
 			var rs, ps int
 			switch {
+			case j.ashared != nil:
+				ap, rs, ps = j.sharedPanel(s, i, pc, kb), 1, mr
 			case j.packA:
 				ap, rs, ps = &s.ablk[(i-i0)*kb], 1, mr
 			case rows < mr && im.edge == nil:
@@ -390,6 +452,12 @@ func (j *gemmJob) schedule(nw int) {
 	// along its row block. (Otherwise consecutive tasks share B blocks.)
 	j.colFirst = j.packA && j.k <= j.kc
 	j.id = callID.Add(1)
+	if j.packA && j.nIc == 1 && j.k > j.kc && nw > 1 {
+		// Every task would pack the same A, chunk by chunk: pack it once
+		// for all workers (+5% on batch 1's fc2 at 2 threads). One worker
+		// does better repacking each chunk into L2 (−2% from L3 reads).
+		j.useShared(ceilDiv(j.k, j.kc) * rowPanels)
+	}
 	j.next.Store(0)
 }
 
@@ -436,6 +504,7 @@ func runGemmOn(im *impl, m, n, k int, alpha float32, a []float32, lda int, trans
 	j.packA = needPackA(transA, lda, im.mr)
 	j.schedule(nw)
 	parallel(min(nw, j.total), j)
+	j.release()
 	*j = gemmJob{} // drop references for the GC
 	gemmPool.Put(j)
 }
