@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/exec"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -620,6 +621,44 @@ func TestNoFalseOverlap(t *testing.T) {
 	for i, v := range c[:4] {
 		if v != 2 {
 			t.Fatalf("C[%d] = %v, want 2", i, v)
+		}
+	}
+}
+
+// TestGemmBitwise checks that an output element does not depend on how
+// the work was split: the same rows computed in one call, alone (the
+// edge-row kernels), or with a different number of workers are bitwise
+// equal.
+func TestGemmBitwise(t *testing.T) {
+	forEachPath(t, func(t *testing.T) {
+		r := rand.New(rand.NewPCG(21, 22))
+		for _, s := range []struct{ m, k, n int }{{197, 768, 96}, {50, 1030, 70}, {29, 512, 33}, {197, 512, 600}, {197, 1536, 400}} {
+			x, w, bias := randSlice(r, s.m*s.k), randSlice(r, s.n*s.k), randSlice(r, s.n)
+			p := PackLinear(w, s.n, s.k)
+			want := make([]float32, s.m*s.n)
+			Linear(want, x, s.m, p, bias, ActGELU, nil)
+			got := make([]float32, s.m*s.n)
+			for i := 0; i < s.m; i += 3 { // 3 rows per call: all edge kernels
+				rows := min(3, s.m-i)
+				Linear(got[i*s.n:], x[i*s.k:], rows, p, bias, ActGELU, nil)
+			}
+			sameBits(t, fmt.Sprintf("%v in row slices", s), got, want)
+			for _, procs := range []int{1, 3} {
+				old := runtime.GOMAXPROCS(procs)
+				Linear(got, x, s.m, p, bias, ActGELU, nil)
+				runtime.GOMAXPROCS(old)
+				sameBits(t, fmt.Sprintf("%v at GOMAXPROCS=%d", s, procs), got, want)
+			}
+		}
+	})
+}
+
+func sameBits(t *testing.T, what string, got, want []float32) {
+	t.Helper()
+	for i := range want {
+		if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+			t.Errorf("%s: [%d] = %v, want bitwise %v", what, i, got[i], want[i])
+			return
 		}
 	}
 }
