@@ -109,3 +109,22 @@ func TestFormatHelpListsValues(t *testing.T) {
 		}
 	}
 }
+
+// inspect and convert take their model once: a MODEL argument next to
+// --model is a usage error, not a silent choice of one of them.
+func TestModelGivenTwice(t *testing.T) {
+	hf := filepath.Join(fixtures, "tiny32", "hf")
+	for _, args := range [][]string{
+		{"inspect", "-m", hf, "builtin"},
+		{"convert", "-m", hf, "builtin", "-o", filepath.Join(t.TempDir(), "x")},
+		{"convert", "--model", "builtin", "builtin", "-o", filepath.Join(t.TempDir(), "y")},
+	} {
+		code, _, stderr := maeembed(t, args...)
+		if code != 2 || !strings.Contains(stderr, "give MODEL once") {
+			t.Errorf("%q: exit %d, want 2 and %q\n%s", args, code, "give MODEL once", stderr)
+		}
+	}
+	if out := mustRun(t, "inspect", "-m", hf); !strings.Contains(out, "config ") {
+		t.Errorf("inspect -m alone:\n%s", out)
+	}
+}
