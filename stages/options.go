@@ -21,7 +21,7 @@ type PreprocessOptions struct {
 // AddFlags adds --resize, --max-pixels and --memory-budget.
 func (o *PreprocessOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.Resize, "resize", o.Resize, "center-crop | squash | none")
-	fs.Int64Var(&o.MaxPixels, "max-pixels", o.MaxPixels, "refuse images with more pixels than this (0 = 178956970, as PIL)")
+	fs.Int64Var(&o.MaxPixels, "max-pixels", o.MaxPixels, "refuse images with more pixels than this (0 = the default, 178956970, as PIL)")
 	fs.StringVar(&o.MemBudget, "memory-budget", o.MemBudget, "bound on the bytes of images read and being decoded, all workers together; one batch's tensors must fit in it too; e.g. 512MiB (default 1GiB)")
 }
 
@@ -31,6 +31,9 @@ func (o PreprocessOptions) Preprocess() (Preprocess, error) {
 	mode, err := ParseResizeMode(o.Resize)
 	if err != nil {
 		return Preprocess{}, fmt.Errorf("--resize: %w", err)
+	}
+	if o.MaxPixels < 0 {
+		return Preprocess{}, fmt.Errorf("--max-pixels %d: want 0 (the default, 178956970) or more", o.MaxPixels)
 	}
 	budget := DefaultMemoryBudget
 	if o.MemBudget != "" {
