@@ -199,3 +199,26 @@ func TestPretrainWarmupFitsEpochs(t *testing.T) {
 		t.Errorf("--resume with the same flags: exit %d\n%s", code, stderr)
 	}
 }
+
+// Every command's help has a description and examples, and says each
+// default once; an error names its command once.
+func TestHelpAndErrorWording(t *testing.T) {
+	for _, cmd := range []string{"embed", "reconstruct", "stream", "pretrain", "probe", "inspect", "convert"} {
+		_, out, _ := maeembed(t, cmd, "--help")
+		desc, _, _ := strings.Cut(out, "\nUsage:")
+		if len(strings.TrimSpace(desc)) < 100 || !strings.Contains(out, "Examples:") {
+			t.Errorf("%s --help has no long description or examples:\n%s", cmd, out)
+		}
+		for _, line := range strings.Split(out, "\n") {
+			if strings.Count(line, "(default") > 1 {
+				t.Errorf("%s --help says a default twice: %s", cmd, line)
+			}
+		}
+	}
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "x"), nil, 0o644)
+	_, _, stderr := maeembed(t, "convert", "-o", dir, filepath.Join(fixtures, "tiny32", "hf"))
+	if strings.Count(stderr, "convert:") != 1 {
+		t.Errorf("convert error repeats its prefix: %s", stderr)
+	}
+}
