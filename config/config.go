@@ -173,15 +173,22 @@ type list struct {
 func (l *list) String() string { return strings.Join(*l.v, ",") }
 func (l *list) Type() string   { return "list" }
 
+// Set appends the comma-separated values of s; a value with none (""
+// or ",,") is refused rather than read as "the default".
 func (l *list) Set(s string) error {
+	var add []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			add = append(add, p)
+		}
+	}
+	if len(add) == 0 {
+		return fmt.Errorf("%q: want one or more comma-separated values (leave the flag out for its default)", s)
+	}
 	if !l.set {
 		*l.v, l.set = nil, true
 	}
-	for _, p := range strings.Split(s, ",") {
-		if p = strings.TrimSpace(p); p != "" {
-			*l.v = append(*l.v, p)
-		}
-	}
+	*l.v = append(*l.v, add...)
 	return nil
 }
 

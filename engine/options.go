@@ -35,13 +35,18 @@ func (o *BatchOptions) AddFlushFlag(fs *pflag.FlagSet) {
 }
 
 // Validate checks the batch size (CheckBatch, without a budget) and
-// refuses negative workers. Errors name the flag.
+// refuses negative workers and durations. Errors name the flag.
 func (o BatchOptions) Validate() error {
 	if err := CheckBatch(o.BatchSize, 0, nil); err != nil {
 		return fmt.Errorf("--batch-size: %w", err)
 	}
-	if o.Workers < 0 {
+	switch {
+	case o.Workers < 0:
 		return fmt.Errorf("--workers %d: must be 0 (one per core) or more", o.Workers)
+	case o.FlushInterval < 0:
+		return fmt.Errorf("--flush-interval %v: want 0 (only when a part is full) or more", o.FlushInterval)
+	case o.BatchLatency < 0:
+		return fmt.Errorf("--batch-latency %v: want 0 (full batches only) or more", o.BatchLatency)
 	}
 	return nil
 }

@@ -132,8 +132,9 @@ func (p *Progress) logLine() {
 		attrs = append(attrs, "eta", (time.Duration(float64(left)/r) * time.Second).Round(time.Second).String())
 	}
 	// done counts what the writers were handed; written and failed what is
-	// published (durable; a rerun skips it).
-	attrs = append(attrs, "published", c.published())
+	// published (durable; a rerun skips it); unpublished what waits in the
+	// part in progress, so that written=0 mid-run reads as what it is.
+	attrs = append(attrs, "published", c.published(), "unpublished", c.processed()-c.published())
 	slog.Info("progress", attrs...)
 }
 

@@ -66,6 +66,15 @@ func TestProgressNoTerminal(t *testing.T) {
 	if strings.Contains(logs.String(), "total=") || !strings.Contains(logs.String(), "done=3") {
 		t.Errorf("progress line without a total: %s", logs.String())
 	}
+	// Mid-run, rows handed to the writers but not yet in a published part
+	// show as unpublished, beside written=0.
+	logs.Reset()
+	p = StartProgress(nil, false, 0, time.Now(), func() Counts { return Counts{Processed: 108, Written: 0} })
+	p.logLine()
+	p.Stop()
+	if !strings.Contains(logs.String(), "done=108 written=0") || !strings.Contains(logs.String(), "published=0 unpublished=108") {
+		t.Errorf("mid-run progress line: %s", logs.String())
+	}
 }
 
 // The summary names every stage with its busy time and utilisation.

@@ -82,9 +82,9 @@ func (o ConvertOptions) CheckOutput(dir string) error {
 	}
 	switch ents, err := os.ReadDir(dir); {
 	case err == nil && len(ents) > 0:
-		return fmt.Errorf("%w: convert: --output %s exists and is not empty (--force replaces its checkpoint files)", config.ErrUsage, dir)
+		return fmt.Errorf("%w: --output %s exists and is not empty (--force replaces its checkpoint files)", config.ErrUsage, dir)
 	case err != nil && !errors.Is(err, os.ErrNotExist):
-		return fmt.Errorf("convert: --output: %w", err)
+		return fmt.Errorf("--output: %w", err)
 	}
 	return nil
 }

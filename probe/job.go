@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"strconv"
 
 	"github.com/spf13/pflag"
@@ -42,7 +43,7 @@ func (j *Job) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&j.LabelFile, "label-file", j.LabelFile, "Parquet file or directory with id and --label-column (default: the embeddings' own files)")
 	fs.IntVar(&o.KNN.K, "k", o.KNN.K, "neighbours of the kNN probe")
 	fs.Float64Var(&o.KNN.T, "temperature", o.KNN.T, "temperature of the kNN vote weights exp(sim/T)")
-	fs.Float64Var(&o.TestFraction, "test-fraction", o.TestFraction, "share of each class held out for testing")
+	fs.Float64Var(&o.TestFraction, "test-fraction", o.TestFraction, "share of each class held out for testing, in (0, 1)")
 	fs.Uint64Var(&o.Seed, "seed", o.Seed, "seed of the split, the head initialisation and the shuffles")
 	fs.IntVar(&o.Linear.Epochs, "epochs", o.Linear.Epochs, "epochs of the linear probe")
 	fs.Float64Var(&o.Linear.LR, "lr", o.Linear.LR, "peak learning rate of the linear probe (Adam, cosine decay)")
@@ -70,6 +71,18 @@ func (j *Job) validate() error {
 	}
 	if j.Linear.Epochs < 1 || j.Linear.BatchSize < 1 || j.PixelSize < 1 {
 		return fmt.Errorf("%w: --epochs, --batch-size and --pixel-size must be positive", config.ErrUsage)
+	}
+	// The library reads zeros as its defaults; from a flag they are
+	// mistakes, so they are refused here, with the range.
+	switch {
+	case !(j.TestFraction > 0 && j.TestFraction < 1):
+		return fmt.Errorf("%w: --test-fraction %v: want a value in (0, 1)", config.ErrUsage, j.TestFraction)
+	case j.KNN.K < 1:
+		return fmt.Errorf("%w: --k %d: want 1 or more", config.ErrUsage, j.KNN.K)
+	case !(j.KNN.T > 0) || math.IsInf(j.KNN.T, 1):
+		return fmt.Errorf("%w: --temperature %v: want a positive number", config.ErrUsage, j.KNN.T)
+	case !(j.Linear.LR > 0) || math.IsInf(j.Linear.LR, 1):
+		return fmt.Errorf("%w: --lr %v: want a positive number", config.ErrUsage, j.Linear.LR)
 	}
 	return nil
 }

@@ -145,11 +145,16 @@ func expand(inputs []string, stdin io.Reader, exts []string) (entries []entry, i
 		}
 	}
 	// Lexicographic order of paths; the first occurrence of a path wins.
+	// A path met again (a list line repeated, a file named beside its
+	// directory) is the same image: it is read once, and the repeat is
+	// counted as ignored and logged, never silently dropped.
 	sort.SliceStable(out, func(i, j int) bool { return out[i].path < out[j].path })
 	dedup := out[:0]
 	byID := map[string]string{}
 	for i, e := range out {
 		if i > 0 && e.path == out[i-1].path {
+			ignored++
+			slog.Warn("input given twice: read once", "path", e.path)
 			continue
 		}
 		if other, ok := byID[e.id]; ok {

@@ -152,7 +152,8 @@ type Stats struct {
 	Skipped int64 // in the shard but already done
 	// Ignored counts files in directories and globs left out for their
 	// extension (Options.Extensions) and Parquet files found there without
-	// an image column (a dataset's metadata): not inputs, not errors.
+	// an image column (a dataset's metadata), and paths given again (a
+	// repeated list line; read once): not inputs, not errors.
 	Ignored int64
 	Acked   int64
 	Failed  int64 // acked with an error

@@ -456,3 +456,22 @@ func TestNamedContainerWithoutImages(t *testing.T) {
 		t.Errorf("walked: %q", got)
 	}
 }
+
+// A path given twice (a repeated list line, a file beside its directory)
+// is read once, and the repeat is counted as ignored, not dropped
+// silently.
+func TestRepeatedPathCountedIgnored(t *testing.T) {
+	dir := tree(t)
+	chdir(t, dir)
+	write(t, "twice.txt", "root/b.jpg\nroot/a/2.png\nroot/b.jpg\n")
+	r, err := Open([]string{"twice.txt"}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := readAll(t, r), []string{"root/a/2.png=A2", "root/b.jpg=B"}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("got %q, want %q", got, want)
+	}
+	if st := r.Stats(); st.Ignored != 1 {
+		t.Errorf("a repeated list line: %d ignored, want 1", st.Ignored)
+	}
+}

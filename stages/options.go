@@ -2,9 +2,9 @@ package stages
 
 import (
 	"fmt"
-	"strconv"
 	"strings"
 
+	"github.com/dustin/go-humanize"
 	"github.com/spf13/pflag"
 )
 
@@ -21,8 +21,8 @@ type PreprocessOptions struct {
 // AddFlags adds --resize, --max-pixels and --memory-budget.
 func (o *PreprocessOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.Resize, "resize", o.Resize, "center-crop | squash | none")
-	fs.Int64Var(&o.MaxPixels, "max-pixels", o.MaxPixels, "refuse images with more pixels than this (0 = 178956970, as PIL)")
-	fs.StringVar(&o.MemBudget, "memory-budget", o.MemBudget, "bound on the bytes of images read and being decoded, all workers together; one batch's tensors must fit in it too; e.g. 512MiB (default 1GiB)")
+	fs.Int64Var(&o.MaxPixels, "max-pixels", o.MaxPixels, "refuse images with more pixels than this (0 = the default, 178956970, as PIL)")
+	fs.StringVar(&o.MemBudget, "memory-budget", o.MemBudget, "bound on the bytes of images read and being decoded, all workers together; one batch's tensors must fit in it too; e.g. 512MiB or 1.5GiB, at most the machine's memory (default 1GiB)")
 }
 
 // Preprocess is the preprocessing stage of o, with its budget; the model
@@ -32,6 +32,9 @@ func (o PreprocessOptions) Preprocess() (Preprocess, error) {
 	if err != nil {
 		return Preprocess{}, fmt.Errorf("--resize: %w", err)
 	}
+	if o.MaxPixels < 0 {
+		return Preprocess{}, fmt.Errorf("--max-pixels %d: want 0 (the default, 178956970) or more", o.MaxPixels)
+	}
 	budget := DefaultMemoryBudget
 	if o.MemBudget != "" {
 		if budget, err = parseBytes(o.MemBudget); err != nil {
@@ -40,18 +43,27 @@ func (o PreprocessOptions) Preprocess() (Preprocess, error) {
 		if budget <= 0 {
 			return Preprocess{}, fmt.Errorf("--memory-budget %q: must be positive", o.MemBudget)
 		}
+		// A budget past the memory there is could not stop one decode
+		// from exhausting it (the runtime then aborts the process).
+		if limit, from := MachineMemory(); limit > 0 && budget > limit {
+			return Preprocess{}, fmt.Errorf("--memory-budget %s: more than this machine's memory (%s, %s): want at most that, and less to leave room for the model",
+				o.MemBudget, FormatBytes(limit), from)
+		}
 	}
 	return Preprocess{Mode: mode, MaxPixels: o.MaxPixels, Budget: NewBudget(budget)}, nil
 }
 
-// parseBytes reads a size such as 1073741824, 512MiB, 2GiB or 100MB.
+// parseBytes reads a size such as 1073741824, 512MiB, 1.5GiB, 1TiB or
+// 100MB (go-humanize's ParseBytes: KiB, MiB... are powers of 1024, KB,
+// MB... of 1000); a bare K, M, G or T is binary, as in earlier versions.
 func parseBytes(s string) (int64, error) {
-	num := strings.TrimRight(s, "KMGTiBb")
-	mult := map[string]int64{"": 1, "B": 1, "K": 1 << 10, "KiB": 1 << 10, "KB": 1e3, "M": 1 << 20, "MiB": 1 << 20, "MB": 1e6,
-		"G": 1 << 30, "GiB": 1 << 30, "GB": 1e9, "T": 1 << 40, "TiB": 1 << 40, "TB": 1e12}[s[len(num):]]
-	n, err := strconv.ParseInt(strings.TrimSpace(num), 10, 64)
-	if err != nil || mult == 0 || n < 0 || n > (1<<62)/mult {
-		return 0, fmt.Errorf("size %q: want bytes, optionally with KiB, MiB, GiB (or KB, MB, GB)", s)
+	t := strings.TrimSpace(s)
+	if n := len(t); n > 0 && strings.ContainsRune("KMGTkmgt", rune(t[n-1])) {
+		t += "iB"
 	}
-	return n * mult, nil
+	n, err := humanize.ParseBytes(t)
+	if err != nil || n > 1<<62 {
+		return 0, fmt.Errorf("size %q: want bytes, optionally with KiB, MiB, GiB, TiB (or KB, MB, GB, TB), e.g. 512MiB or 1.5GiB", s)
+	}
+	return int64(n), nil
 }

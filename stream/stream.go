@@ -92,6 +92,20 @@ func (c *Config) Validate() error {
 	case c.ShutdownTimeout <= 0:
 		return errors.New("--shutdown-timeout must be positive")
 	}
+	// Negative sizes and durations would silently become the defaults.
+	for _, n := range []struct {
+		flag string
+		v    int64
+		show any
+	}{
+		{"--fetch-min-bytes", int64(s.MinBytes), s.MinBytes}, {"--fetch-max-bytes", int64(s.MaxBytes), s.MaxBytes},
+		{"--fetch-max-wait", int64(s.MaxWait), s.MaxWait}, {"--commit-interval", int64(s.CommitInterval), s.CommitInterval},
+		{"--session-timeout", int64(s.SessionTimeout), s.SessionTimeout}, {"--produce-linger", int64(c.ProduceLinger), c.ProduceLinger},
+	} {
+		if n.v < 0 {
+			return fmt.Errorf("%s %v: must not be negative (0 = the default)", n.flag, n.show)
+		}
+	}
 	if err := s.Validate(); err != nil {
 		return err
 	}

@@ -3,6 +3,7 @@ package train
 import (
 	"fmt"
 	"io"
+	"log/slog"
 
 	"github.com/spf13/pflag"
 
@@ -50,7 +51,7 @@ func (c *Config) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.Init, "init", c.Init, "start from this checkpoint's weights (same architecture) instead of the random init")
 	fs.StringVarP(&c.Output, "output", "o", c.Output, "directory of checkpoints, metrics.csv, loss.png and errors/")
 	fs.IntVar(&r.Epochs, "epochs", r.Epochs, "epochs over the training images")
-	fs.Float64Var(&r.WarmupEpochs, "warmup-epochs", r.WarmupEpochs, "epochs of linear lr warmup")
+	fs.Float64Var(&r.WarmupEpochs, "warmup-epochs", r.WarmupEpochs, "epochs of linear lr warmup (the default 40 becomes a tenth of --epochs when --epochs is 40 or fewer)")
 	fs.IntVar(&r.BatchSize, "batch-size", r.BatchSize, "images per iteration")
 	fs.IntVar(&r.AccumIter, "accum-iter", r.AccumIter, "iterations of gradient accumulation per optimiser step")
 	fs.Float64Var(&r.BLR, "blr", r.BLR, "base learning rate: lr = blr × batch size × accum iter / 256")
@@ -66,7 +67,7 @@ func (c *Config) AddFlags(fs *pflag.FlagSet) {
 	fs.IntVar(&c.Keep, "keep-checkpoints", c.Keep, "checkpoints kept (0: all)")
 	fs.BoolVar(&c.Resume, "resume", c.Resume, "continue from the latest checkpoint in --output")
 	fs.IntVar(&c.Workers, "workers", c.Workers, "decode workers (0 = number of cores)")
-	fs.Int64Var(&c.MaxPixels, "max-pixels", c.MaxPixels, "refuse images with more pixels than this (0 = 178956970, as PIL)")
+	fs.Int64Var(&c.MaxPixels, "max-pixels", c.MaxPixels, "refuse images with more pixels than this (0 = the default, 178956970, as PIL)")
 	fs.StringVar(&c.MemBudget, "memory-budget", c.MemBudget, "bound on the training images kept in memory and those being read and decoded; e.g. 4GiB (default 1GiB)")
 	c.Sources.AddFlags(fs)
 }
@@ -82,8 +83,18 @@ func (c Config) Job(stdin io.Reader, progress io.Writer) (Job, error) {
 		return Job{}, fmt.Errorf("%w: pretrain needs --output DIR", config.ErrUsage)
 	case c.Workers < 0:
 		return Job{}, fmt.Errorf("%w: --workers %d: must be 0 (one per core) or more", config.ErrUsage, c.Workers)
+	case c.SaveEvery < 0:
+		return Job{}, fmt.Errorf("%w: --save-every %d: want 0 (only at the end) or more", config.ErrUsage, c.SaveEvery)
+	case c.Keep < 0:
+		return Job{}, fmt.Errorf("%w: --keep-checkpoints %d: want 0 (all) or more", config.ErrUsage, c.Keep)
 	}
-	r := c.Recipe
+	r, scaled := c.Recipe.ScaleWarmup()
+	if scaled {
+		slog.Info("warmup scaled to a tenth of --epochs (pass --warmup-epochs to choose)", "epochs", r.Epochs, "warmup_epochs", r.WarmupEpochs)
+	}
+	if err := r.Validate(); err != nil {
+		return Job{}, fmt.Errorf("%w: %v", config.ErrUsage, err)
+	}
 	switch c.Augment {
 	case "random-resized-crop":
 		r.Augment = true

@@ -53,23 +53,46 @@ func (r Recipe) LRAt(e float64) float64 {
 	return LR(e, r.PeakLR(), r.MinLR, r.WarmupEpochs, float64(r.Epochs))
 }
 
-// Validate checks the recipe.
+// Validate checks the recipe; errors name the pretrain flag (the
+// main_pretrain.py argument with dashes) and the accepted range.
 func (r Recipe) Validate() error {
 	switch {
 	case r.Epochs < 1:
-		return fmt.Errorf("epochs %d: want at least 1", r.Epochs)
-	case r.WarmupEpochs < 0 || r.WarmupEpochs >= float64(r.Epochs) && r.WarmupEpochs > 0:
-		return fmt.Errorf("warmup epochs %v: want 0 <= warmup < epochs (%d)", r.WarmupEpochs, r.Epochs)
-	case r.BatchSize < 1 || r.AccumIter < 1:
-		return fmt.Errorf("batch size %d and accum iter %d must be at least 1", r.BatchSize, r.AccumIter)
-	case r.PeakLR() <= 0 || math.IsNaN(r.PeakLR()) || r.MinLR < 0:
-		return fmt.Errorf("learning rate %v (blr %v) must be positive, min lr %v not negative", r.PeakLR(), r.BLR, r.MinLR)
-	case r.WeightDecay < 0:
-		return fmt.Errorf("weight decay %v must not be negative", r.WeightDecay)
-	case r.MaskRatio <= 0 || r.MaskRatio >= 1:
-		return fmt.Errorf("mask ratio %v outside (0, 1)", r.MaskRatio)
+		return fmt.Errorf("--epochs %d: want 1 or more", r.Epochs)
+	case !(r.WarmupEpochs >= 0) || r.WarmupEpochs >= float64(r.Epochs) && r.WarmupEpochs > 0:
+		return fmt.Errorf("--warmup-epochs %v: want 0 <= warmup < --epochs (%d): pass --warmup-epochs %v (a tenth of the epochs) or 0 for none",
+			r.WarmupEpochs, r.Epochs, float64(r.Epochs)/10)
+	case r.BatchSize < 1:
+		return fmt.Errorf("--batch-size %d: want 1 or more", r.BatchSize)
+	case r.AccumIter < 1:
+		return fmt.Errorf("--accum-iter %d: want 1 or more", r.AccumIter)
+	case r.LR < 0 || math.IsNaN(r.LR):
+		return fmt.Errorf("--lr %v: want a positive number (or 0 for --blr)", r.LR)
+	case !(r.PeakLR() > 0) || math.IsInf(r.PeakLR(), 1):
+		return fmt.Errorf("--blr %v: the learning rate %v must be positive", r.BLR, r.PeakLR())
+	case !(r.MinLR >= 0):
+		return fmt.Errorf("--min-lr %v: want 0 or more", r.MinLR)
+	case !(r.WeightDecay >= 0):
+		return fmt.Errorf("--weight-decay %v: want 0 or more", r.WeightDecay)
+	case !(r.MaskRatio > 0 && r.MaskRatio < 1):
+		return fmt.Errorf("--mask-ratio %v: want a value in (0, 1)", r.MaskRatio)
 	}
 	return nil
+}
+
+// ScaleWarmup returns r with the default warmup (DefaultRecipe's 40
+// epochs) cut to a tenth of the epochs when it would not fit in them
+// (epochs <= 40), and whether it did: a short trial run needs no
+// --warmup-epochs. The MAE recipe warms up 40 of 800 epochs (5 %); a
+// tenth keeps short runs warming up for a few steps. It is a function of
+// the recipe alone, so --resume with the same flags finds the same
+// recipe in the checkpoint.
+func (r Recipe) ScaleWarmup() (Recipe, bool) {
+	if def := DefaultRecipe().WarmupEpochs; r.WarmupEpochs == def && float64(r.Epochs) <= def && r.Epochs >= 1 {
+		r.WarmupEpochs = float64(r.Epochs) / 10
+		return r, true
+	}
+	return r, false
 }
 
 // Trainer holds a model, its trainable parameters and the optimiser.

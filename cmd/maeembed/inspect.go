@@ -9,18 +9,39 @@ import (
 )
 
 var inspectCommand = commandSpec{
-	use:        "inspect [flags] MODEL",
-	short:      "Print a checkpoint's tensors, inferred config and parameter count",
-	example:    "  maeembed inspect mae_pretrain_vit_base.pth\n  maeembed inspect facebook-vit-mae-base/",
+	use:   "inspect [flags] MODEL",
+	short: "Print a checkpoint's tensors, inferred config and parameter count",
+	long: `inspect loads a checkpoint without running it and prints its format, its
+parameter count, the MAE config maeembed infers for it (or reads from
+config.json) and its tensors (name and shape), or why it is not a
+loadable MAE.
+MODEL is what --model takes everywhere: builtin, a preset name, a
+checkpoint file (.pth, .safetensors, .bin; --config for a bare weights
+file) or a Hugging Face directory. Give it once, as the argument or as
+--model.`,
+	example: `  maeembed inspect mae_pretrain_vit_base.pth
+  maeembed inspect facebook-vit-mae-base/
+  maeembed inspect --config config.json weights.safetensors
+  maeembed inspect mae_vit_base_patch16          # a preset, downloaded once`,
 	positional: "model",
 	flags:      func(fs *pflag.FlagSet, o *Options) { o.ModelOptions.AddFlags(fs) },
 	run:        (*env).inspect,
 }
 
 var convertCommand = commandSpec{
-	use:        "convert [flags] MODEL --output DIR",
-	short:      "Write a checkpoint in the Hugging Face layout (maeembed's own format)",
-	example:    "  maeembed convert mae_visualize_vit_base.pth -o vit-mae-base-hf/\n  maeembed convert --float16 run/checkpoint-00010000 -o model-f16/",
+	use:   "convert [flags] MODEL --output DIR",
+	short: "Write a checkpoint in the Hugging Face layout (maeembed's own format)",
+	long: `convert loads a checkpoint (the reference .pth, a safetensors or
+pytorch_model.bin file, a Hugging Face directory, a preset or a pretrain
+checkpoint) and writes it to --output in the Hugging Face layout
+(config.json and model.safetensors), which every command loads with
+--model and transformers loads as ViTMAEForPreTraining. The directory is
+written whole and then renamed into place; an existing, non-empty one is
+refused unless --force. --float16 halves the size (loading upcasts).
+Give MODEL once, as the argument or as --model.`,
+	example: `  maeembed convert mae_visualize_vit_base.pth -o vit-mae-base-hf/
+  maeembed convert --float16 run/checkpoint-00010000 -o model-f16/
+  maeembed convert --config config.json weights.bin -o model/`,
 	positional: "model",
 	flags: func(fs *pflag.FlagSet, o *Options) {
 		o.ModelOptions.AddFlags(fs)

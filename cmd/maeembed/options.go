@@ -74,6 +74,10 @@ func (e *env) command(s commandSpec, args []string) *cobra.Command {
 		case s.positional == "inputs" && len(pos) > 0:
 			o.Inputs = pos
 		case s.positional == "model" && len(pos) == 1:
+			// Two models on one line is a mistake, not a precedence rule.
+			if c.Flags().Changed("model") {
+				return fmt.Errorf("%w: %s got MODEL %q and --model %q: give MODEL once, as the argument or as --model", errUsage, name, pos[0], o.Model.Name)
+			}
 			o.Model.Name = pos[0]
 		}
 		return s.run(e, &o)

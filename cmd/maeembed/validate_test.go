@@ -109,3 +109,116 @@ func TestFormatHelpListsValues(t *testing.T) {
 		}
 	}
 }
+
+// inspect and convert take their model once: a MODEL argument next to
+// --model is a usage error, not a silent choice of one of them.
+func TestModelGivenTwice(t *testing.T) {
+	hf := filepath.Join(fixtures, "tiny32", "hf")
+	for _, args := range [][]string{
+		{"inspect", "-m", hf, "builtin"},
+		{"convert", "-m", hf, "builtin", "-o", filepath.Join(t.TempDir(), "x")},
+		{"convert", "--model", "builtin", "builtin", "-o", filepath.Join(t.TempDir(), "y")},
+	} {
+		code, _, stderr := maeembed(t, args...)
+		if code != 2 || !strings.Contains(stderr, "give MODEL once") {
+			t.Errorf("%q: exit %d, want 2 and %q\n%s", args, code, "give MODEL once", stderr)
+		}
+	}
+	if out := mustRun(t, "inspect", "-m", hf); !strings.Contains(out, "config ") {
+		t.Errorf("inspect -m alone:\n%s", out)
+	}
+}
+
+// A numeric flag out of its range is a usage error naming the flag and
+// what it accepts, in every command, not a silent fall back to the
+// default: 0 stays the documented default where the help says so.
+func TestNumericFlagRanges(t *testing.T) {
+	hf := filepath.Join(fixtures, "tiny32", "hf")
+	imgs := filepath.Join(fixtures, "tiny32", "images")
+	out := filepath.Join(t.TempDir(), "out")
+	stream := []string{"stream", "--brokers", "b:9092", "--topic", "t", "-o", out, "-m", hf}
+	for _, c := range []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"embed", "-m", hf, "-o", out, "--max-pixels", "-1", imgs}, []string{"--max-pixels -1", "0 (the default"}},
+		{[]string{"embed", "-m", hf, "-o", out, "--flush-interval", "-1s", imgs}, []string{"--flush-interval -1s", "0 "}},
+		{[]string{"embed", "-m", hf, "-o", out, "--extensions", "", imgs}, []string{"--extensions", "one or more"}},
+		{[]string{"embed", "-m", hf, "-o", out, "--extensions", ",,", imgs}, []string{"--extensions", "one or more"}},
+		{[]string{"reconstruct", "-m", hf, "-o", out, "--max-pixels", "-5", imgs}, []string{"--max-pixels -5"}},
+		{append(stream, "--batch-latency", "-1ms"), []string{"--batch-latency -1ms"}},
+		{append(stream, "--flush-interval", "-1s"), []string{"--flush-interval -1s"}},
+		{append(stream, "--fetch-max-wait", "-1s"), []string{"--fetch-max-wait -1s", "not be negative"}},
+		{append(stream, "--fetch-min-bytes", "-1"), []string{"--fetch-min-bytes -1"}},
+		{append(stream, "--commit-interval", "-1s"), []string{"--commit-interval -1s"}},
+		{append(stream, "--topic", ","), []string{"--topic", "one or more"}},
+		{[]string{"probe", "--test-fraction", "0", out}, []string{"--test-fraction 0", "(0, 1)"}},
+		{[]string{"probe", "--test-fraction", "1", out}, []string{"--test-fraction 1", "(0, 1)"}},
+		{[]string{"probe", "--k", "0", out}, []string{"--k 0", "1 or more"}},
+		{[]string{"probe", "--temperature", "0", out}, []string{"--temperature 0"}},
+		{[]string{"probe", "--lr", "-1", out}, []string{"--lr -1"}},
+		{[]string{"pretrain", "-o", out, "--max-pixels", "-1", imgs}, []string{"--max-pixels -1"}},
+		{[]string{"pretrain", "-o", out, "--save-every", "-1", imgs}, []string{"--save-every -1"}},
+		{[]string{"pretrain", "-o", out, "--keep-checkpoints", "-1", imgs}, []string{"--keep-checkpoints -1"}},
+		{[]string{"pretrain", "-o", out, "--accum-iter", "0", imgs}, []string{"--accum-iter 0", "1 or more"}},
+		{[]string{"pretrain", "-o", out, "--min-lr", "-1", imgs}, []string{"--min-lr -1"}},
+		{[]string{"pretrain", "-o", out, "--mask-ratio", "1", imgs}, []string{"--mask-ratio 1", "(0, 1)"}},
+		{[]string{"pretrain", "-o", out, "--epochs", "0", imgs}, []string{"--epochs 0", "1 or more"}},
+	} {
+		code, _, stderr := maeembed(t, c.args...)
+		for _, w := range c.want {
+			if code != 2 || !strings.Contains(stderr, w) {
+				t.Errorf("%q: exit %d, want 2 and %q\n%s", c.args, code, w, stderr)
+				break
+			}
+		}
+	}
+	if _, err := os.Stat(out); err == nil {
+		t.Errorf("a refused run created %s", out)
+	}
+}
+
+// pretrain --epochs 2 warms up for a tenth of the epochs instead of
+// failing on the default 40; a warmup the user chose that does not fit is
+// a usage error that names --warmup-epochs and what to pass.
+func TestPretrainWarmupFitsEpochs(t *testing.T) {
+	imgs := filepath.Join(fixtures, "tiny32", "images")
+	cfg := filepath.Join(fixtures, "tiny32", "hf", "config.json")
+	code, _, stderr := maeembed(t, "pretrain", "-m", cfg, "--epochs", "2", "--warmup-epochs", "3", "-o", filepath.Join(t.TempDir(), "o"), imgs)
+	if code != 2 || !strings.Contains(stderr, "--warmup-epochs 3") || !strings.Contains(stderr, "pass --warmup-epochs 0.2") {
+		t.Errorf("--warmup-epochs 3 --epochs 2: exit %d, want 2 naming --warmup-epochs and a value\n%s", code, stderr)
+	}
+	out := filepath.Join(t.TempDir(), "run")
+	args := []string{"pretrain", "-m", cfg, "--epochs", "2", "--batch-size", "2", "--save-every", "0", "-o", out, imgs}
+	code, _, stderr = maeembed(t, args...)
+	if code != 0 || !strings.Contains(stderr, "warmup_epochs=0.2") {
+		t.Errorf("--epochs 2 did not scale the warmup to 0.2:\n%s", stderr)
+	}
+	// The same flags resume against the same (scaled) recipe.
+	if code, _, stderr := maeembed(t, append(args, "--resume")...); code != 0 {
+		t.Errorf("--resume with the same flags: exit %d\n%s", code, stderr)
+	}
+}
+
+// Every command's help has a description and examples, and says each
+// default once; an error names its command once.
+func TestHelpAndErrorWording(t *testing.T) {
+	for _, cmd := range []string{"embed", "reconstruct", "stream", "pretrain", "probe", "inspect", "convert"} {
+		_, out, _ := maeembed(t, cmd, "--help")
+		desc, _, _ := strings.Cut(out, "\nUsage:")
+		if len(strings.TrimSpace(desc)) < 100 || !strings.Contains(out, "Examples:") {
+			t.Errorf("%s --help has no long description or examples:\n%s", cmd, out)
+		}
+		for _, line := range strings.Split(out, "\n") {
+			if strings.Count(line, "(default") > 1 {
+				t.Errorf("%s --help says a default twice: %s", cmd, line)
+			}
+		}
+	}
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "x"), nil, 0o644)
+	_, _, stderr := maeembed(t, "convert", "-o", dir, filepath.Join(fixtures, "tiny32", "hf"))
+	if strings.Count(stderr, "convert:") != 1 {
+		t.Errorf("convert error repeats its prefix: %s", stderr)
+	}
+}

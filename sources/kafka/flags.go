@@ -29,7 +29,7 @@ func (c *Config) AddFlags(fs *pflag.FlagSet) {
 	fs.IntVar(&c.MinBytes, "fetch-min-bytes", c.MinBytes, "fetch.min.bytes (0 = 1)")
 	fs.IntVar(&c.MaxBytes, "fetch-max-bytes", c.MaxBytes, "max bytes per partition fetch; must exceed the largest image (0 = 16 MiB)")
 	fs.DurationVar(&c.MaxWait, "fetch-max-wait", c.MaxWait, "longest broker wait for fetch-min-bytes (0 = 250ms)")
-	fs.DurationVar(&c.CommitInterval, "commit-interval", c.CommitInterval, "how often durable offsets are committed")
-	fs.DurationVar(&c.SessionTimeout, "session-timeout", c.SessionTimeout, "group session timeout: how long a dead worker's partitions wait")
+	fs.DurationVar(&c.CommitInterval, "commit-interval", c.CommitInterval, "how often durable offsets are committed (0 = 1s)")
+	fs.DurationVar(&c.SessionTimeout, "session-timeout", c.SessionTimeout, "group session timeout: how long a dead worker's partitions wait (0 = 30s)")
 	c.Security.AddFlags(fs)
 }

@@ -254,7 +254,14 @@ func (s *Source) Next(ctx context.Context) (sources.Item, error) {
 			return sources.Item{}, io.EOF
 		}
 		s.fetchErrors.Add(1)
-		slog.Warn("kafka: fetch failed; retrying", "err", err, "backoff", backoff)
+		// While the brokers are unreachable (or not yet probed) the health
+		// probe logs the outage, one line per attempt with its backoff; a
+		// second line per fetch would only repeat it.
+		level := slog.LevelWarn
+		if !s.ready.Load() {
+			level = slog.LevelDebug
+		}
+		slog.Log(ctx, level, "kafka: fetch failed; retrying", "err", err, "backoff", backoff)
 		select {
 		case <-time.After(backoff):
 		case <-ctx.Done():
@@ -495,6 +502,9 @@ func (s *Source) Close() error {
 	}
 	s.stop()
 	s.bg.Wait()
+	// Rebalances counts the generations the reader joined (nothing else
+	// takes the reader's stats, which a read would reset).
+	joined := s.r.Stats().Rebalances > 0 || s.fetched.Load() > 0
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.CloseTimeout)
 	err := s.Commit(ctx)
 	cancel()
@@ -502,6 +512,10 @@ func (s *Source) Close() error {
 		err = fmt.Errorf("kafka close: %w", cerr)
 	}
 	st := s.Stats()
+	if !joined {
+		slog.Info("kafka: closed before joining the group", "group", s.cfg.Group)
+		return err
+	}
 	slog.Info("kafka: left group", "group", s.cfg.Group, "fetched", st.Fetched, "acked", st.Acked, "failed", st.Failed, "commit_err", err)
 	return err
 }

@@ -5,10 +5,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http/httptest"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -416,5 +418,53 @@ func TestBudgetPausesFetching(t *testing.T) {
 	}
 	if b.InUse() != 0 || b.Peak() > b.Size() {
 		t.Errorf("budget: %d in use, peak %d of %d", b.InUse(), b.Peak(), b.Size())
+	}
+}
+
+// logBuffer is a concurrency-safe slog destination.
+type logBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+func (l *logBuffer) String() string { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
+
+// Against a broker host that does not resolve, each retry is one log
+// line (the probe's, with its backoff), not one more per failed fetch;
+// and closing a consumer that never joined its group does not say it left
+// it.
+func TestUnreachableBrokerLogsOncePerAttempt(t *testing.T) {
+	var logs logBuffer
+	prev := slog.Default()
+	slog.SetDefault(slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo})))
+	defer slog.SetDefault(prev)
+	s, err := Open(Config{Brokers: []string{"no-such-broker.invalid:9092"}, Topics: []string{"in"}, Group: "g"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); s.Next(ctx) }()
+	deadline := time.Now().Add(60 * time.Second)
+	for (s.fetchErrors.Load() < 2 || strings.Count(logs.String(), "brokers unreachable") < 2) && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	cancel()
+	<-done
+	s.Close()
+	out := logs.String()
+	if s.fetchErrors.Load() < 2 || strings.Count(out, "brokers unreachable") < 2 {
+		t.Fatalf("%d fetch errors, logs:\n%s", s.fetchErrors.Load(), out)
+	}
+	if strings.Contains(out, "fetch failed") {
+		t.Errorf("a fetch failure logged beside the probe's line:\n%s", out)
+	}
+	if strings.Contains(out, "left group") || !strings.Contains(out, "closed before joining") {
+		t.Errorf("closing a consumer that never joined:\n%s", out)
 	}
 }
