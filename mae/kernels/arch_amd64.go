@@ -32,6 +32,12 @@ func quantU8AVX512(dst *byte, src *float32, n int, inv float32)
 //go:noescape
 func dequantTileAVX512(c *float32, ldc, rows int, rs, cs, bias *float32)
 
+// kernelAVX2PF is kernelAVX2 that also prefetches A rows of the next
+// micro-panel at pf (nil: none); see impl.kernelPF.
+//
+//go:noescape
+func kernelAVX2PF(k int, a *float32, rs, ps int, b *float32, c *float32, ldc int, alpha, beta float32, bias *float32, pf *float32)
+
 //go:noescape
 func kernelAVX2(k int, a *float32, rs, ps int, b *float32, c *float32, ldc int, alpha, beta float32, bias *float32)
 
@@ -136,6 +142,7 @@ var avx2Impl = impl{
 	name:     "avx2",
 	mr:       6,
 	kernel:   kernelAVX2,
+	kernelPF: kernelAVX2PF,
 	packT16:  packT16AVX2,
 	geluTile: geluTileAVX2,
 	gelu: func(x []float32) {
@@ -208,6 +215,7 @@ func registerArch() {
 		im.name = "avx2-int8"
 		im.mr = 4
 		im.kernel = kernelI8AVX2
+		im.kernelPF = nil // the float32 kernel's; int8 has its own
 		im.dequantTile = dequantTileAVX2
 		i8AVX2Impl = &im
 		quantAVX2 = &quantHelpers{absMax: absMaxAVX2, quantU8: quantU8AVX2, width: 8}

@@ -223,56 +223,92 @@ func (j *gemmJob) task(s *scratch, t int) {
 			}
 		}
 		for i := i0; i < i1; i += mr {
-			rows := min(mr, j.m-i)
-			var ap *float32
-			var rs, ps int
-			switch {
-			case j.packA:
-				ap, rs, ps = &s.ablk[(i-i0)*kb], 1, mr
-			case rows < mr:
-				// Edge rows: pack them zero-padded so the kernel never reads
-				// past op(A).
-				packPanel(im, s.apack[:], j.a, j.lda, j.transA, j.m, i, pc, kb)
-				ap, rs, ps = &s.apack[0], 1, mr
-			case j.transA:
-				ap, rs, ps = &j.a[pc*j.lda+i], 1, j.lda
-			default:
-				ap, rs, ps = &j.a[i*j.lda+pc], j.lda, 1
-			}
+			ap, rs, ps := j.aPanel(s, i0, i, pc, kb)
 			for q := q0; q < q1; q++ {
-				col := q * nr
-				cols := min(nr, j.n-col)
-				bptr := &j.bp[q*k*nr+pc*nr]
-				var bias *float32
-				if last && j.bias != nil {
-					if cols == nr {
-						bias = &j.bias[col]
-					} else {
-						copy(s.bias[:], j.bias[col:col+cols])
-						clear(s.bias[cols:])
-						bias = &s.bias[0]
-					}
-				}
-				if (rows == mr || j.padC) && (cols == nr || j.padC) {
-					im.kernel(kb, ap, rs, ps, bptr, &j.c[i*j.ldc+col], j.ldc, j.alpha, beta, bias)
-				} else {
-					tile := s.tile[:mr*nr]
-					if beta != 0 {
-						clear(tile)
-						for r := 0; r < rows; r++ {
-							copy(tile[r*nr:r*nr+cols], j.c[(i+r)*j.ldc+col:])
-						}
-					}
-					im.kernel(kb, ap, rs, ps, bptr, &tile[0], nr, j.alpha, beta, bias)
-					for r := 0; r < rows; r++ {
-						copy(j.c[(i+r)*j.ldc+col:(i+r)*j.ldc+col+cols], tile[r*nr:])
-					}
-				}
-				if last {
-					j.epilogue(i, rows, col, cols)
-				}
+				j.tile(s, ap, rs, ps, j.nextA(s, i0, i1, i, q-q0, pc, kb), i, q, pc, kb, beta, last)
 			}
 		}
+	}
+}
+
+// aPanel locates the A micro-panel of rows i.. for K chunk pc..pc+kb:
+// element (r, p) at ap[r·rs + p·ps].
+func (j *gemmJob) aPanel(s *scratch, i0, i, pc, kb int) (ap *float32, rs, ps int) {
+	mr := j.im.mr
+	switch {
+	case j.packA:
+		return &s.ablk[(i-i0)*kb], 1, mr
+	case j.m-i < mr:
+		// Edge rows: pack them zero-padded so the kernel never reads
+		// past op(A).
+		packPanel(j.im, s.apack[:], j.a, j.lda, j.transA, j.m, i, pc, kb)
+		return &s.apack[0], 1, mr
+	case j.transA:
+		return &j.a[pc*j.lda+i], 1, j.lda
+	default:
+		return &j.a[i*j.lda+pc], j.lda, 1
+	}
+}
+
+// nextA is what the kernel for the qi-th column panel of micro-panel i
+// prefetches (impl.kernelPF's pf): two rows of the task's next micro-panel,
+// another pair for each panel, so that the whole micro-panel is in cache
+// before it is first used; the whole next panel when A is packed; nil
+// after the task's last micro-panel.
+func (j *gemmJob) nextA(s *scratch, i0, i1, i, qi, pc, kb int) *float32 {
+	mr := j.im.mr
+	if j.im.kernelPF == nil || i+mr >= i1 {
+		return nil
+	}
+	if j.packA {
+		return &s.ablk[(i+mr-i0)*kb]
+	}
+	r := i + mr + 2*(qi%((mr+1)/2))
+	if j.transA || r+1 >= j.m {
+		return nil
+	}
+	return &j.a[r*j.lda+pc]
+}
+
+// tile runs the micro-kernel on C rows i.. × column panel q for one K
+// chunk (prefetching pf, see nextA), then the epilogue after the last.
+func (j *gemmJob) tile(s *scratch, ap *float32, rs, ps int, pf *float32, i, q, pc, kb int, beta float32, last bool) {
+	im := j.im
+	mr := im.mr
+	rows := min(mr, j.m-i)
+	col := q * nr
+	cols := min(nr, j.n-col)
+	bptr := &j.bp[q*j.k*nr+pc*nr]
+	var bias *float32
+	if last && j.bias != nil {
+		if cols == nr {
+			bias = &j.bias[col]
+		} else {
+			copy(s.bias[:], j.bias[col:col+cols])
+			clear(s.bias[cols:])
+			bias = &s.bias[0]
+		}
+	}
+	switch {
+	case (rows < mr && !j.padC) || (cols < nr && !j.padC):
+		tile := s.tile[:mr*nr]
+		if beta != 0 {
+			clear(tile)
+			for r := 0; r < rows; r++ {
+				copy(tile[r*nr:r*nr+cols], j.c[(i+r)*j.ldc+col:])
+			}
+		}
+		im.kernel(kb, ap, rs, ps, bptr, &tile[0], nr, j.alpha, beta, bias)
+		for r := 0; r < rows; r++ {
+			copy(j.c[(i+r)*j.ldc+col:(i+r)*j.ldc+col+cols], tile[r*nr:])
+		}
+	case im.kernelPF != nil:
+		im.kernelPF(kb, ap, rs, ps, bptr, &j.c[i*j.ldc+col], j.ldc, j.alpha, beta, bias, pf)
+	default:
+		im.kernel(kb, ap, rs, ps, bptr, &j.c[i*j.ldc+col], j.ldc, j.alpha, beta, bias)
+	}
+	if last {
+		j.epilogue(i, rows, col, cols)
 	}
 }
 

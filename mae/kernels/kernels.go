@@ -41,6 +41,10 @@ type impl struct {
 	// where A(r,p) = a[r*rs+p*ps] and B is one packed panel (k×nr). beta == 0
 	// means C is not read (BLAS semantics); bias may be nil.
 	kernel func(k int, a *float32, rs, ps int, b *float32, c *float32, ldc int, alpha, beta float32, bias *float32)
+	// kernelPF, if set, is kernel with one more argument: pf points at A
+	// rows of the task's next micro-panel (stride rs, k stride ps), which
+	// it prefetches while computing (nil: none).
+	kernelPF func(k int, a *float32, rs, ps int, b *float32, c *float32, ldc int, alpha, beta float32, bias *float32, pf *float32)
 	// packRows, if set, packs mr full rows of A (stride lda) into the
 	// k×mr interleaved panel layout.
 	packRows func(dst, src *float32, lda, k int)
