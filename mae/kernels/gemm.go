@@ -176,7 +176,7 @@ type gemmJob struct {
 }
 
 type scratch struct {
-	apack [maxMR * kcMax]float32
+	apack [maxMR * kcMax]float32 // one edge micro-panel: mr·kc ≤ maxMR·kcMax on every path
 	tile  [maxMR * nr]float32
 	bias  [nr]float32
 	ablk  []float32 // a task's packed A block (mb panels × kc), grown once
@@ -358,10 +358,16 @@ func (j *gemmJob) epilogue(i, rows, col, cols int) {
 func (j *gemmJob) schedule(nw int) {
 	mr := j.im.mr
 	j.kc = kcMax
+	if j.im.kc > 0 {
+		j.kc = j.im.kc
+	}
 	if j.k > j.kc && j.k < 2*j.kc {
 		j.kc = (j.k + 1) / 2 // two even chunks beat one full and one sliver
 	}
 	j.mb, j.nb = max(1, blockRows/mr), blockNB
+	if j.im.nb > 0 {
+		j.nb = j.im.nb
+	}
 	panels := numPanels(j.n)
 	rowPanels := (j.m + mr - 1) / mr
 	if rowPanels <= 3*j.mb {

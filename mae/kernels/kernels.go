@@ -36,6 +36,9 @@ const nr = 32
 type impl struct {
 	name string
 	mr   int // rows of the micro-kernel tile
+	// kc and nb, if set, replace the driver's K chunk (kcMax) and column
+	// panels per task (blockNB) on this path.
+	kc, nb int
 	// kernel computes, for r < mr and j < nr,
 	//   C[r*ldc+j] = alpha·Σ_p A(r,p)·B[p*nr+j] + beta·C[r*ldc+j] + bias[j]
 	// where A(r,p) = a[r*rs+p*ps] and B is one packed panel (k×nr). beta == 0
