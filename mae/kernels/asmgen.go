@@ -85,6 +85,10 @@ var consts = []struct {
 	{"q7", "1.48851587"},
 	{"q8", "-0.82215223"},
 	{"q9", "0.17087277"},
+	// AVX2 GELU (helpers256): √½/2, and the |x| beyond which it returns
+	// max(x, 0) (see there).
+	{"rsqrt2h", "0.35355339059327376220"},
+	{"gclamp", "13.1"},
 }
 
 var constOff = map[string]int{}
@@ -818,29 +822,63 @@ func expPoly256(r string) string {
 	return b.String()
 }
 
+// expPolyEstrin256 is expPoly256 with P(r) by Estrin's scheme (pairs,
+// then r², r⁴): a shorter dependency chain. Clobbers Y9, Y10, Y11.
+func expPolyEstrin256(r string) string {
+	return strings.NewReplacer("RR", r, "EP0", k8("ep0"), "EP1", k8("ep1"), "EP2", k8("ep2"),
+		"EP3", k8("ep3"), "EP4", k8("ep4"), "EP5", k8("ep5")).Replace(`	VMULPS RR, RR, Y9
+	VMOVUPS EP1, Y8
+	VFMADD213PS EP0, RR, Y8
+	VMOVUPS EP3, Y10
+	VFMADD213PS EP2, RR, Y10
+	VMOVUPS EP5, Y11
+	VFMADD213PS EP4, RR, Y11
+	VFMADD231PS Y10, Y9, Y8
+	VMULPS Y9, Y9, Y10
+	VFMADD231PS Y11, Y10, Y8
+	VADDPS Y14, RR, Y10
+	VFMADD213PS Y10, Y9, Y8
+`)
+}
+
 func helpers256() {
-	// Same algorithm as geluAVX512; Y13 = 0, Y14 = 1, Y15 = |x| clamp.
+	// The algorithm of geluAVX512, arranged for a shorter dependency chain
+	// (the erfc and exp polynomials by Estrin's scheme instead of Horner's,
+	// ½u·x formed beside them) and without denormal intermediates, which
+	// cost a microcode assist each: |x| is clamped at 13.1, where
+	// exp(−x²/2 + Q) is still a normal float, erfc is scaled by ½u·x before
+	// it can underflow, and |x| > 13.1 gives max(x, 0) (the true value
+	// differs from it by less than 2.2e-38). Y13 = 0, Y14 = 1, Y15 = 13.1.
 	p("// func geluAVX2(x []float32)")
 	p("TEXT ·geluAVX2(SB), NOSPLIT, $0-24")
 	p("\tMOVQ x_base+0(FP), DI")
 	p("\tMOVQ x_len+8(FP), CX")
 	p("\tVXORPS Y13, Y13, Y13")
 	p("\tVMOVUPS %s, Y14", k8("one"))
-	p("\tVMOVUPS %s, Y15", k8("xclamp"))
+	p("\tVMOVUPS %s, Y15", k8("gclamp"))
 	var b strings.Builder
 	b.WriteString(`	VMOVUPS (DI), Y0
 	VANDPS ` + k8("absmask") + `, Y0, Y1
 	VMINPS Y1, Y15, Y1
-	VMULPS ` + k8("rsqrt2") + `, Y1, Y2
-	VMULPS ` + k8("half") + `, Y2, Y2
+	VMULPS ` + k8("rsqrt2h") + `, Y1, Y2
 	VADDPS Y14, Y2, Y2
 	VDIVPS Y2, Y14, Y2
-	VMOVUPS ` + k8("q9") + `, Y3
+	VMULPS Y2, Y2, Y9
 `)
-	for i := 8; i >= 0; i-- {
-		fmt.Fprintf(&b, "\tVFMADD213PS %s, Y2, Y3\n", k8(fmt.Sprintf("q%d", i)))
+	// Q(u) = Σ q_i u^i: pairs (q_2i + q_2i+1·u), then u², u⁴, u⁸.
+	for i, reg := range []string{"Y3", "Y4", "Y5", "Y6", "Y7"} {
+		fmt.Fprintf(&b, "\tVMOVUPS %s, %s\n", k8(fmt.Sprintf("q%d", 2*i+1)), reg)
+		fmt.Fprintf(&b, "\tVFMADD213PS %s, Y2, %s\n", k8(fmt.Sprintf("q%d", 2*i)), reg)
 	}
-	b.WriteString(`	VMULPS Y1, Y1, Y4
+	b.WriteString(`	VFMADD231PS Y4, Y9, Y3
+	VFMADD231PS Y6, Y9, Y5
+	VMULPS Y9, Y9, Y9
+	VFMADD231PS Y5, Y9, Y3
+	VMULPS Y9, Y9, Y9
+	VFMADD231PS Y7, Y9, Y3
+	VMULPS ` + k8("half") + `, Y2, Y2
+	VMULPS Y0, Y2, Y2
+	VMULPS Y1, Y1, Y4
 	VMOVAPS Y4, Y5
 	VFMSUB231PS Y1, Y1, Y5
 	VMULPS ` + k8("half") + `, Y4, Y4
@@ -853,13 +891,14 @@ func helpers256() {
 	VFMADD231PS ` + k8("nln2hi") + `, Y6, Y7
 	VADDPS Y3, Y7, Y7
 	VFMADD231PS ` + k8("nln2lo") + `, Y6, Y7
-` + expPoly256("Y7") + exp2n256("Y6", "Y8") + `	VMULPS Y2, Y8, Y8
-	VMULPS ` + k8("half") + `, Y8, Y8
-	VMULPS Y8, Y0, Y9
-	VSUBPS Y8, Y14, Y10
-	VMULPS Y0, Y10, Y10
+` + expPolyEstrin256("Y7") + exp2n256("Y6", "Y8") + `	VMULPS Y2, Y8, Y8
+	VSUBPS Y8, Y0, Y10
 	VCMPPS $1, Y13, Y0, Y11
-	VBLENDVPS Y11, Y9, Y10, Y1
+	VBLENDVPS Y11, Y8, Y10, Y1
+	VANDPS ` + k8("absmask") + `, Y0, Y9
+	VCMPPS $0x1e, Y15, Y9, Y9
+	VMAXPS Y13, Y0, Y10
+	VBLENDVPS Y9, Y10, Y1, Y1
 	VMOVUPS Y1, (DI)
 `)
 	loop8("gelu2", []string{"DI"}, b.String())
@@ -875,7 +914,7 @@ func helpers256() {
 	p("\tMOVQ rows+16(FP), CX")
 	p("\tVXORPS Y13, Y13, Y13")
 	p("\tVMOVUPS %s, Y14", k8("one"))
-	p("\tVMOVUPS %s, Y15", k8("xclamp"))
+	p("\tVMOVUPS %s, Y15", k8("gclamp"))
 	p("gelutile2_loop:")
 	for _, off := range []string{"(DI)", "32(DI)", "64(DI)", "96(DI)"} {
 		out.WriteString(strings.ReplaceAll(b.String(), "(DI)", off))
