@@ -265,7 +265,7 @@ func kernel256(name string, pf bool) {
 		bdist  = 1024 // B prefetch distance: 8 k steps of 128 bytes
 		// and towards L2 128 steps ahead: at a task's first micro-panel
 		// the B block comes from L3 or memory, too far for 8 steps.
-		bfar = 16384
+		bfar   = 16384
 		pfHint = "PREFETCHT0"
 	)
 	if pf {
