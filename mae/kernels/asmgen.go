@@ -323,67 +323,53 @@ func kernel256(name string, pf bool) {
 			p("\tVFMADD231PS Y13, Y14, Y%d", 2*r+1)
 		}
 	}
-	if pf {
-		p("\tTESTQ R11, R11")
-		p("\tJZ %s_nopf", name)
+	// loops emits the k loop: unrolled while A's k stride is one float (A
+	// read in place: immediate offsets instead of pointer updates), then
+	// one step at a time; with pfOn it also prefetches at R11, which
+	// advances as A does (the next panel's row, 32 bytes per 8 k steps).
+	loops := func(u, one string, pfOn bool) {
 		p("\tCMPQ R9, $4")
-		p("\tJNE %s_pfloop", name)
-		// A in place (k stride one float): unrolled, prefetching the next
-		// panel's row 32 bytes per 8 k steps.
-		if unroll > 1 {
-			p("%s_pfu:", name)
-			p("\tCMPQ CX, $%d", unroll)
-			p("\tJLT %s_pfloop", name)
-			for u := 0; u < unroll; u++ {
-				if u == 0 {
-					p("\t%s (R11)", pfHint)
-				}
-				step(128*u, 4*u)
-			}
-			p("\tADDQ $%d, SI", 4*unroll)
-			p("\tADDQ $%d, R10", 4*unroll)
-			p("\tADDQ $%d, R11", 4*unroll)
-			p("\tADDQ $%d, DI", 128*unroll)
-			p("\tSUBQ $%d, CX", unroll)
-			p("\tJMP %s_pfu", name)
-		}
-		p("%s_pfloop:", name)
-		p("\tTESTQ CX, CX")
-		p("\tJZ %s_kdone", name)
-		p("\t%s (R11)", pfHint)
-		step(0, 0)
-		p("\tADDQ R9, SI")
-		p("\tADDQ R9, R10")
-		p("\tADDQ R9, R11")
-		p("\tADDQ $128, DI")
-		p("\tDECQ CX")
-		p("\tJMP %s_pfloop", name)
-		p("%s_nopf:", name)
-	}
-	if unroll > 1 {
-		p("\tCMPQ R9, $4")
-		p("\tJNE %s_loop", name)
-		p("%s_u:", name)
+		p("\tJNE %s_%s", name, one)
+		p("%s_%s:", name, u)
 		p("\tCMPQ CX, $%d", unroll)
-		p("\tJLT %s_loop", name)
-		for u := 0; u < unroll; u++ {
-			step(128*u, 4*u)
+		p("\tJLT %s_%s", name, one)
+		for i := 0; i < unroll; i++ {
+			if pfOn && i == 0 {
+				p("\t%s (R11)", pfHint)
+			}
+			step(128*i, 4*i)
 		}
 		p("\tADDQ $%d, SI", 4*unroll)
 		p("\tADDQ $%d, R10", 4*unroll)
+		if pfOn {
+			p("\tADDQ $%d, R11", 4*unroll)
+		}
 		p("\tADDQ $%d, DI", 128*unroll)
 		p("\tSUBQ $%d, CX", unroll)
-		p("\tJMP %s_u", name)
+		p("\tJMP %s_%s", name, u)
+		p("%s_%s:", name, one)
+		p("\tTESTQ CX, CX")
+		p("\tJZ %s_kdone", name)
+		if pfOn {
+			p("\t%s (R11)", pfHint)
+		}
+		step(0, 0)
+		p("\tADDQ R9, SI")
+		p("\tADDQ R9, R10")
+		if pfOn {
+			p("\tADDQ R9, R11")
+		}
+		p("\tADDQ $128, DI")
+		p("\tDECQ CX")
+		p("\tJMP %s_%s", name, one)
 	}
-	p("%s_loop:", name)
-	p("\tTESTQ CX, CX")
-	p("\tJZ %s_kdone", name)
-	step(0, 0)
-	p("\tADDQ R9, SI")
-	p("\tADDQ R9, R10")
-	p("\tADDQ $128, DI")
-	p("\tDECQ CX")
-	p("\tJMP %s_loop", name)
+	if pf {
+		p("\tTESTQ R11, R11")
+		p("\tJZ %s_nopf", name)
+		loops("pfu", "pfloop", true)
+		p("%s_nopf:", name)
+	}
+	loops("u", "loop", false)
 	p("%s_kdone:", name)
 	p("\tCMPL alpha+56(FP), $0x3f800000")
 	p("\tJEQ %s_alphaone", name)
