@@ -832,14 +832,97 @@ func expPolyEstrin256(r string) string {
 `)
 }
 
+// gelu256 returns the instructions that replace the 8 floats at x (a
+// memory operand) by their GELU, using the six registers r and Y13 = 0,
+// Y14 = 1, Y15 = 13.1. It is the algorithm of geluAVX512, arranged for a
+// shorter dependency chain (both polynomials by Estrin's scheme instead of
+// Horner's, ½u·x formed beside them) and without denormal intermediates,
+// which cost a microcode assist each: |x| is clamped at 13.1, where
+// exp(−x²/2 + Q) is still a normal float, erfc is scaled by ½u·x before it
+// can underflow, and |x| > 13.1 gives max(x, 0) (the true value differs
+// from it by less than 2.2e-38). Six registers let two vectors interleave.
+func gelu256(r []string, x string) []string {
+	a, u, t2, q, t4, t5 := r[0], r[1], r[2], r[3], r[4], r[5]
+	var ins []string
+	i := func(format string, args ...any) { ins = append(ins, "\t"+fmt.Sprintf(format, args...)+"\n") }
+	pair := func(dst, hi, lo, v string) { // dst = hi·v + lo
+		i("VMOVUPS %s, %s", k8(hi), dst)
+		i("VFMADD213PS %s, %s, %s", k8(lo), v, dst)
+	}
+	i("VMOVUPS %s, %s", x, a)
+	i("VANDPS %s, %s, %s", k8("absmask"), a, a)
+	i("VMINPS %s, Y15, %s", a, a) // a = min(|x|, 13.1); NaN stays NaN
+	i("VMULPS %s, %s, %s", k8("rsqrt2h"), a, u)
+	i("VADDPS Y14, %s, %s", u, u)
+	i("VDIVPS %s, Y14, %s", u, u) // u = 1/(1 + a/(2√2))
+	// Q(u) = Σ q_i u^i: pairs q_2i + q_2i+1·u, then u², u⁴, u⁸.
+	i("VMULPS %s, %s, %s", u, u, t2)
+	pair(q, "q1", "q0", u)
+	pair(t4, "q3", "q2", u)
+	i("VFMADD231PS %s, %s, %s", t4, t2, q)
+	pair(t4, "q5", "q4", u)
+	pair(t5, "q7", "q6", u)
+	i("VFMADD231PS %s, %s, %s", t5, t2, t4)
+	i("VMULPS %s, %s, %s", t2, t2, t2)
+	i("VFMADD231PS %s, %s, %s", t4, t2, q)
+	i("VMULPS %s, %s, %s", t2, t2, t2)
+	pair(t4, "q9", "q8", u)
+	i("VFMADD231PS %s, %s, %s", t4, t2, q)
+	i("VMULPS %s, %s, %s", k8("half"), u, u)
+	i("VMULPS %s, %s, %s", x, u, u) // u = ½u·x
+	// z² = a²/2 = hi + lo exactly.
+	i("VMULPS %s, %s, %s", a, a, t2)
+	i("VMOVAPS %s, %s", t2, t4)
+	i("VFMSUB231PS %s, %s, %s", a, a, t4)
+	i("VMULPS %s, %s, %s", k8("half"), t2, t2)
+	i("VMULPS %s, %s, %s", k8("half"), t4, t4)
+	i("VSUBPS %s, %s, %s", t4, q, q) // Q − lo
+	// exp(−hi + (Q − lo)) = 2^n·exp(r), Cody–Waite.
+	i("VSUBPS %s, %s, %s", t2, q, a)
+	i("VMULPS %s, %s, %s", k8("log2e"), a, a)
+	i("VROUNDPS $0, %s, %s", a, a) // n
+	i("VSUBPS %s, Y13, %s", t2, t4)
+	i("VFMADD231PS %s, %s, %s", k8("nln2hi"), a, t4)
+	i("VADDPS %s, %s, %s", q, t4, t4)
+	i("VFMADD231PS %s, %s, %s", k8("nln2lo"), a, t4) // r
+	// exp(r) = 1 + r + r²·P(r), P by Estrin: (p0 + p1 r) + (p2 + p3 r)·r² +
+	// (p4 + p5 r)·r²·r².
+	i("VMULPS %s, %s, %s", t4, t4, t2)
+	pair(q, "ep1", "ep0", t4)
+	pair(t5, "ep3", "ep2", t4)
+	i("VFMADD231PS %s, %s, %s", t5, t2, q)
+	pair(t5, "ep5", "ep4", t4)
+	i("VMULPS %s, %s, %s", t2, t5, t5)
+	i("VFMADD231PS %s, %s, %s", t5, t2, q)
+	i("VADDPS Y14, %s, %s", t4, t5)
+	i("VFMADD213PS %s, %s, %s", t5, t2, q)
+	// ·2^n in two steps, each factor a normal float.
+	i("VCVTPS2DQ %s, %s", a, t2)
+	i("VPSRAD $1, %s, %s", t2, t4)
+	i("VPSUBD %s, %s, %s", t4, t2, t2)
+	i("VPADDD %s, %s, %s", k8("bias127"), t2, t2)
+	i("VPADDD %s, %s, %s", k8("bias127"), t4, t4)
+	i("VPSLLD $23, %s, %s", t2, t2)
+	i("VPSLLD $23, %s, %s", t4, t4)
+	i("VMULPS %s, %s, %s", t4, q, q)
+	i("VMULPS %s, %s, %s", t2, q, q)
+	i("VMULPS %s, %s, %s", u, q, q) // w = ½x·erfc
+	// x − w for x ≥ 0, w for x < 0; max(x, 0) past 13.1.
+	i("VMOVUPS %s, %s", x, a)
+	i("VSUBPS %s, %s, %s", q, a, u)
+	i("VCMPPS $1, Y13, %s, %s", a, t2)
+	i("VBLENDVPS %s, %s, %s, %s", t2, q, u, u)
+	i("VANDPS %s, %s, %s", k8("absmask"), a, t2)
+	i("VCMPPS $0x1e, Y15, %s, %s", t2, t2)
+	i("VMAXPS Y13, %s, %s", a, q)
+	i("VBLENDVPS %s, %s, %s, %s", t2, q, u, u)
+	i("VMOVUPS %s, %s", u, x)
+	return ins
+}
+
 func helpers256() {
-	// The algorithm of geluAVX512, arranged for a shorter dependency chain
-	// (the erfc and exp polynomials by Estrin's scheme instead of Horner's,
-	// ½u·x formed beside them) and without denormal intermediates, which
-	// cost a microcode assist each: |x| is clamped at 13.1, where
-	// exp(−x²/2 + Q) is still a normal float, erfc is scaled by ½u·x before
-	// it can underflow, and |x| > 13.1 gives max(x, 0) (the true value
-	// differs from it by less than 2.2e-38). Y13 = 0, Y14 = 1, Y15 = 13.1.
+	// geluAVX2 and geluTileAVX2: the algorithm of geluAVX512 (see gelu256).
+	// Y13 = 0, Y14 = 1, Y15 = 13.1.
 	p("// func geluAVX2(x []float32)")
 	p("TEXT ·geluAVX2(SB), NOSPLIT, $0-24")
 	p("\tMOVQ x_base+0(FP), DI")
@@ -847,56 +930,20 @@ func helpers256() {
 	p("\tVXORPS Y13, Y13, Y13")
 	p("\tVMOVUPS %s, Y14", k8("one"))
 	p("\tVMOVUPS %s, Y15", k8("gclamp"))
-	var b strings.Builder
-	b.WriteString(`	VMOVUPS (DI), Y0
-	VANDPS ` + k8("absmask") + `, Y0, Y1
-	VMINPS Y1, Y15, Y1
-	VMULPS ` + k8("rsqrt2h") + `, Y1, Y2
-	VADDPS Y14, Y2, Y2
-	VDIVPS Y2, Y14, Y2
-	VMULPS Y2, Y2, Y9
-`)
-	// Q(u) = Σ q_i u^i: pairs (q_2i + q_2i+1·u), then u², u⁴, u⁸.
-	for i, reg := range []string{"Y3", "Y4", "Y5", "Y6", "Y7"} {
-		fmt.Fprintf(&b, "\tVMOVUPS %s, %s\n", k8(fmt.Sprintf("q%d", 2*i+1)), reg)
-		fmt.Fprintf(&b, "\tVFMADD213PS %s, Y2, %s\n", k8(fmt.Sprintf("q%d", 2*i)), reg)
+	y := func(regs ...int) []string {
+		var r []string
+		for _, i := range regs {
+			r = append(r, fmt.Sprintf("Y%d", i))
+		}
+		return r
 	}
-	b.WriteString(`	VFMADD231PS Y4, Y9, Y3
-	VFMADD231PS Y6, Y9, Y5
-	VMULPS Y9, Y9, Y9
-	VFMADD231PS Y5, Y9, Y3
-	VMULPS Y9, Y9, Y9
-	VFMADD231PS Y7, Y9, Y3
-	VMULPS ` + k8("half") + `, Y2, Y2
-	VMULPS Y0, Y2, Y2
-	VMULPS Y1, Y1, Y4
-	VMOVAPS Y4, Y5
-	VFMSUB231PS Y1, Y1, Y5
-	VMULPS ` + k8("half") + `, Y4, Y4
-	VMULPS ` + k8("half") + `, Y5, Y5
-	VSUBPS Y5, Y3, Y3
-	VSUBPS Y4, Y3, Y6
-	VMULPS ` + k8("log2e") + `, Y6, Y6
-	VROUNDPS $0, Y6, Y6
-	VSUBPS Y4, Y13, Y7
-	VFMADD231PS ` + k8("nln2hi") + `, Y6, Y7
-	VADDPS Y3, Y7, Y7
-	VFMADD231PS ` + k8("nln2lo") + `, Y6, Y7
-` + expPolyEstrin256("Y7") + exp2n256("Y6", "Y8") + `	VMULPS Y2, Y8, Y8
-	VSUBPS Y8, Y0, Y10
-	VCMPPS $1, Y13, Y0, Y11
-	VBLENDVPS Y11, Y8, Y10, Y1
-	VANDPS ` + k8("absmask") + `, Y0, Y9
-	VCMPPS $0x1e, Y15, Y9, Y9
-	VMAXPS Y13, Y0, Y10
-	VBLENDVPS Y9, Y10, Y1, Y1
-	VMOVUPS Y1, (DI)
-`)
-	loop8("gelu2", []string{"DI"}, b.String())
+	loop8("gelu2", []string{"DI"}, strings.Join(gelu256(y(0, 1, 2, 3, 4, 5), "(DI)"), ""))
 	p("\tVZEROUPPER")
 	p("\tRET")
 	p("")
 
+	// The tile: two vectors at a time, their instructions interleaved so
+	// that the out-of-order window holds two dependency chains.
 	p("// func geluTileAVX2(c *float32, ldc, rows int)")
 	p("TEXT ·geluTileAVX2(SB), NOSPLIT, $0-24")
 	p("\tMOVQ c+0(FP), DI")
@@ -907,8 +954,12 @@ func helpers256() {
 	p("\tVMOVUPS %s, Y14", k8("one"))
 	p("\tVMOVUPS %s, Y15", k8("gclamp"))
 	p("gelutile2_loop:")
-	for _, off := range []string{"(DI)", "32(DI)", "64(DI)", "96(DI)"} {
-		out.WriteString(strings.ReplaceAll(b.String(), "(DI)", off))
+	for _, offs := range [][2]string{{"(DI)", "32(DI)"}, {"64(DI)", "96(DI)"}} {
+		s0, s1 := gelu256(y(0, 1, 2, 3, 4, 5), offs[0]), gelu256(y(6, 7, 8, 9, 10, 11), offs[1])
+		for i := range s0 {
+			out.WriteString(s0[i])
+			out.WriteString(s1[i])
+		}
 	}
 	p("\tADDQ R13, DI")
 	p("\tDECQ CX")
