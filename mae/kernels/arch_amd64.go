@@ -1,7 +1,6 @@
 package kernels
 
 import (
-	"math"
 	"unsafe"
 
 	"golang.org/x/sys/cpu"
@@ -116,10 +115,7 @@ func geluTileAVX2(c *float32, ldc, rows int)
 func geluTileAVX512(c *float32, ldc, rows int)
 
 //go:noescape
-func expSubAVX2(x []float32, m float32) float32
-
-//go:noescape
-func maxAVX2(x []float32) float32
+func softmaxAVX2(x []float32) (m, s float32)
 
 //go:noescape
 func sumAVX2(x []float32) float32
@@ -132,9 +128,6 @@ func lnAVX2(y, x []float32, mean, rstd float32, gamma, beta []float32)
 
 //go:noescape
 func addAVX2(dst, src []float32)
-
-//go:noescape
-func scaleAVX2(x []float32, s float32)
 
 // The AVX2 helpers process whole vectors of 8; these wrappers finish the
 // tail (a padded vector for GELU, plain Go for the rest).
@@ -153,6 +146,7 @@ var avx2Impl = impl{
 	kernelPF: kernelAVX2PF,
 	packT16:  packT16AVX2,
 	geluTile: geluTileAVX2,
+	softmax:  softmaxAVX2,
 	gelu: func(x []float32) {
 		n := len(x) &^ 7
 		geluAVX2(x[:n])
@@ -168,29 +162,6 @@ var avx2Impl = impl{
 		n := len(dst) &^ 7
 		addAVX2(dst[:n], src[:n])
 		addGeneric(dst[n:], src[n:])
-	},
-	expSub: func(x []float32, m float32) float32 {
-		n := len(x) &^ 7
-		s := expSubAVX2(x[:n], m)
-		if n < len(x) {
-			var buf [8]float32
-			for i := range buf {
-				buf[i] = m + float32(math.Inf(-1)) // exp(−Inf) = 0 in the padding
-			}
-			copy(buf[:], x[n:])
-			s += expSubAVX2(buf[:], m)
-			copy(x[n:], buf[:])
-		}
-		return s
-	},
-	maxf: func(x []float32) float32 {
-		n := len(x) &^ 7
-		return max(maxAVX2(x[:n]), maxGeneric(x[n:]))
-	},
-	scale: func(x []float32, s float32) {
-		n := len(x) &^ 7
-		scaleAVX2(x[:n], s)
-		scaleGeneric(x[n:], s)
 	},
 	sum: func(x []float32) float32 {
 		n := len(x) &^ 7

@@ -760,6 +760,16 @@ func constants8() {
 		p("DATA kconst8<>+%d(SB)/4, $127", 32*len(consts)+4*l)
 	}
 	p("GLOBL kconst8<>(SB), RODATA|NOPTR, $%d", 32*(len(consts)+1))
+	// Eight all-ones lanes, then eight zero lanes: the 8 lanes starting at
+	// lane 8−r are the mask of the first r floats (loop8m's tails).
+	for l := 0; l < 16; l++ {
+		v := "0xffffffff"
+		if l >= 8 {
+			v = "0"
+		}
+		p("DATA kmask8<>+%d(SB)/4, $%s", 4*l, v)
+	}
+	p("GLOBL kmask8<>(SB), RODATA|NOPTR, $64")
 	p("")
 }
 
@@ -785,6 +795,28 @@ func loop8(label string, ptrs []string, body string) {
 	p("%s_done:", label)
 }
 
+// loop8m emits a loop over CX floats at DI, 8 per step (body full), then
+// the last CX%8 with Y1 = the mask of the valid lanes (body tail, which
+// uses VMASKMOVPS); clobbers AX and CX.
+func loop8m(label, full, tail string) {
+	p("%s_loop:", label)
+	p("\tCMPQ CX, $8")
+	p("\tJLT %s_tail", label)
+	out.WriteString(full)
+	p("\tADDQ $32, DI")
+	p("\tSUBQ $8, CX")
+	p("\tJMP %s_loop", label)
+	p("%s_tail:", label)
+	p("\tTESTQ CX, CX")
+	p("\tJZ %s_done", label)
+	p("\tLEAQ kmask8<>+32(SB), AX")
+	p("\tSHLQ $2, CX")
+	p("\tSUBQ CX, AX")
+	p("\tVMOVUPS (AX), Y1")
+	out.WriteString(tail)
+	p("%s_done:", label)
+}
+
 // exp2n256 emits Ydst *= 2^Yn (Yn integral float, −150 ≤ n ≤ 128) in two
 // steps so that each factor is a normal float; clobbers Y11, Y12.
 func exp2n256(n, dst string) string {
@@ -800,21 +832,9 @@ func exp2n256(n, dst string) string {
 `)
 }
 
-// expPoly256 emits Y8 = exp(r) for |r| ≤ ln2/2 in Yr; clobbers Y9, Y10.
-func expPoly256(r string) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "\tVMOVUPS %s, Y8\n", k8("ep5"))
-	for _, c := range []string{"ep4", "ep3", "ep2", "ep1", "ep0"} {
-		fmt.Fprintf(&b, "\tVFMADD213PS %s, %s, Y8\n", k8(c), r)
-	}
-	fmt.Fprintf(&b, "\tVMULPS %s, %s, Y9\n", r, r)
-	fmt.Fprintf(&b, "\tVADDPS Y14, %s, Y10\n", r)
-	b.WriteString("\tVFMADD213PS Y10, Y9, Y8\n")
-	return b.String()
-}
-
-// expPolyEstrin256 is expPoly256 with P(r) by Estrin's scheme (pairs,
-// then r², r⁴): a shorter dependency chain. Clobbers Y9, Y10, Y11.
+// expPolyEstrin256 emits Y8 = exp(r) = 1 + r + r²·P(r) for |r| ≤ ln2/2 in
+// Yr, with P by Estrin's scheme (pairs, then r², r⁴: a shorter dependency
+// chain than Horner's); Y14 = 1. Clobbers Y9, Y10, Y11.
 func expPolyEstrin256(r string) string {
 	return strings.NewReplacer("RR", r, "EP0", k8("ep0"), "EP1", k8("ep1"), "EP2", k8("ep2"),
 		"EP3", k8("ep3"), "EP4", k8("ep4"), "EP5", k8("ep5")).Replace(`	VMULPS RR, RR, Y9
@@ -968,41 +988,59 @@ func helpers256() {
 	p("\tRET")
 	p("")
 
-	p("// func expSubAVX2(x []float32, m float32) float32")
-	p("TEXT ·expSubAVX2(SB), NOSPLIT, $0-36")
+	// softmaxAVX2: max, exp(x−max) with the sum, and the scaling by 1/sum
+	// in three passes of one call, tails masked (no Go wrappers and tail
+	// buffers per pass: attention's rows are 197 floats). Returns the max
+	// and the sum for softmaxWith's special cases. Y6 accumulates, Y7 holds
+	// the max then 1/sum, Y13/Y15 clamp exp's argument, Y14 = 1, Y1 = tail mask.
+	p("// func softmaxAVX2(x []float32) (m, s float32)")
+	p("TEXT ·softmaxAVX2(SB), NOSPLIT, $0-32")
 	p("\tMOVQ x_base+0(FP), DI")
 	p("\tMOVQ x_len+8(FP), CX")
-	p("\tVBROADCASTSS m+24(FP), Y7")
+	p("\tVMOVUPS %s, Y6", k8("neginf"))
+	p("\tVMOVUPS %s, Y2", k8("neginf"))
+	loop8m("smax2", `	VMAXPS (DI), Y6, Y6
+`, `	VMASKMOVPS (DI), Y1, Y0
+	VBLENDVPS Y1, Y0, Y2, Y0
+	VMAXPS Y0, Y6, Y6
+`)
+	reduce256("MAX")
+	p("\tMOVSS X6, m+24(FP)")
+	p("\tVBROADCASTSS X6, Y7")
+	p("\tMOVQ x_base+0(FP), DI")
+	p("\tMOVQ x_len+8(FP), CX")
 	p("\tVMOVUPS %s, Y14", k8("one"))
 	p("\tVMOVUPS %s, Y15", k8("xmin"))
 	p("\tVMOVUPS %s, Y13", k8("xmax"))
 	p("\tVXORPS Y6, Y6, Y6")
-	loop8("exps2", []string{"DI"}, `	VMOVUPS (DI), Y0
-	VSUBPS Y7, Y0, Y0
+	expBody := `	VSUBPS Y7, Y0, Y0
 	VMAXPS Y0, Y15, Y0
 	VMINPS Y0, Y13, Y0
-	VMULPS `+k8("log2e")+`, Y0, Y5
+	VMULPS ` + k8("log2e") + `, Y0, Y5
 	VROUNDPS $0, Y5, Y5
-	VFMADD231PS `+k8("nln2hi")+`, Y5, Y0
-	VFMADD231PS `+k8("nln2lo")+`, Y5, Y0
-`+expPoly256("Y0")+exp2n256("Y5", "Y8")+`	VMOVUPS Y8, (DI)
+	VFMADD231PS ` + k8("nln2hi") + `, Y5, Y0
+	VFMADD231PS ` + k8("nln2lo") + `, Y5, Y0
+` + expPolyEstrin256("Y0") + exp2n256("Y5", "Y8")
+	loop8m("sexp2", `	VMOVUPS (DI), Y0
+`+expBody+`	VMOVUPS Y8, (DI)
+	VADDPS Y8, Y6, Y6
+`, `	VMASKMOVPS (DI), Y1, Y0
+`+expBody+`	VMASKMOVPS Y8, Y1, (DI)
+	VANDPS Y1, Y8, Y8
 	VADDPS Y8, Y6, Y6
 `)
 	reduce256("ADD")
-	p("\tMOVSS X6, ret+32(FP)")
-	p("\tVZEROUPPER")
-	p("\tRET")
-	p("")
-
-	p("// func maxAVX2(x []float32) float32")
-	p("TEXT ·maxAVX2(SB), NOSPLIT, $0-28")
+	p("\tMOVSS X6, s+28(FP)")
+	p("\tVDIVSS X6, X14, X0")
+	p("\tVBROADCASTSS X0, Y7")
 	p("\tMOVQ x_base+0(FP), DI")
 	p("\tMOVQ x_len+8(FP), CX")
-	p("\tVMOVUPS %s, Y6", k8("neginf"))
-	loop8("max2", []string{"DI"}, `	VMAXPS (DI), Y6, Y6
+	loop8m("sscale2", `	VMULPS (DI), Y7, Y0
+	VMOVUPS Y0, (DI)
+`, `	VMASKMOVPS (DI), Y1, Y0
+	VMULPS Y0, Y7, Y0
+	VMASKMOVPS Y0, Y1, (DI)
 `)
-	reduce256("MAX")
-	p("\tMOVSS X6, ret+24(FP)")
 	p("\tVZEROUPPER")
 	p("\tRET")
 	p("")
@@ -1063,18 +1101,6 @@ func helpers256() {
 	p("\tMOVQ src_base+24(FP), SI")
 	loop8("add2", []string{"DI", "SI"}, `	VMOVUPS (DI), Y0
 	VADDPS (SI), Y0, Y0
-	VMOVUPS Y0, (DI)
-`)
-	p("\tVZEROUPPER")
-	p("\tRET")
-	p("")
-
-	p("// func scaleAVX2(x []float32, s float32)")
-	p("TEXT ·scaleAVX2(SB), NOSPLIT, $0-28")
-	p("\tMOVQ x_base+0(FP), DI")
-	p("\tMOVQ x_len+8(FP), CX")
-	p("\tVBROADCASTSS s+24(FP), Y7")
-	loop8("scale2", []string{"DI"}, `	VMULPS (DI), Y7, Y0
 	VMOVUPS Y0, (DI)
 `)
 	p("\tVZEROUPPER")

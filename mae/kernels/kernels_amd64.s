@@ -276,6 +276,23 @@ DATA kconst8<>+948(SB)/4, $127
 DATA kconst8<>+952(SB)/4, $127
 DATA kconst8<>+956(SB)/4, $127
 GLOBL kconst8<>(SB), RODATA|NOPTR, $960
+DATA kmask8<>+0(SB)/4, $0xffffffff
+DATA kmask8<>+4(SB)/4, $0xffffffff
+DATA kmask8<>+8(SB)/4, $0xffffffff
+DATA kmask8<>+12(SB)/4, $0xffffffff
+DATA kmask8<>+16(SB)/4, $0xffffffff
+DATA kmask8<>+20(SB)/4, $0xffffffff
+DATA kmask8<>+24(SB)/4, $0xffffffff
+DATA kmask8<>+28(SB)/4, $0xffffffff
+DATA kmask8<>+32(SB)/4, $0
+DATA kmask8<>+36(SB)/4, $0
+DATA kmask8<>+40(SB)/4, $0
+DATA kmask8<>+44(SB)/4, $0
+DATA kmask8<>+48(SB)/4, $0
+DATA kmask8<>+52(SB)/4, $0
+DATA kmask8<>+56(SB)/4, $0
+DATA kmask8<>+60(SB)/4, $0
+GLOBL kmask8<>(SB), RODATA|NOPTR, $64
 
 // func kernelAVX512(k int, a *float32, rs, ps int, b *float32, c *float32, ldc int, alpha, beta float32, bias *float32)
 TEXT ·kernelAVX512(SB), NOSPLIT, $0-72
@@ -3685,18 +3702,47 @@ gelutile2_loop:
 	VZEROUPPER
 	RET
 
-// func expSubAVX2(x []float32, m float32) float32
-TEXT ·expSubAVX2(SB), NOSPLIT, $0-36
+// func softmaxAVX2(x []float32) (m, s float32)
+TEXT ·softmaxAVX2(SB), NOSPLIT, $0-32
 	MOVQ x_base+0(FP), DI
 	MOVQ x_len+8(FP), CX
-	VBROADCASTSS m+24(FP), Y7
+	VMOVUPS kconst8<>+32(SB), Y6
+	VMOVUPS kconst8<>+32(SB), Y2
+smax2_loop:
+	CMPQ CX, $8
+	JLT smax2_tail
+	VMAXPS (DI), Y6, Y6
+	ADDQ $32, DI
+	SUBQ $8, CX
+	JMP smax2_loop
+smax2_tail:
+	TESTQ CX, CX
+	JZ smax2_done
+	LEAQ kmask8<>+32(SB), AX
+	SHLQ $2, CX
+	SUBQ CX, AX
+	VMOVUPS (AX), Y1
+	VMASKMOVPS (DI), Y1, Y0
+	VBLENDVPS Y1, Y0, Y2, Y0
+	VMAXPS Y0, Y6, Y6
+smax2_done:
+	VEXTRACTF128 $1, Y6, X0
+	VMAXPS X0, X6, X6
+	VMOVHLPS X6, X6, X0
+	VMAXPS X0, X6, X6
+	VMOVSHDUP X6, X0
+	VMAXSS X0, X6, X6
+	MOVSS X6, m+24(FP)
+	VBROADCASTSS X6, Y7
+	MOVQ x_base+0(FP), DI
+	MOVQ x_len+8(FP), CX
 	VMOVUPS kconst8<>+64(SB), Y14
 	VMOVUPS kconst8<>+288(SB), Y15
 	VMOVUPS kconst8<>+320(SB), Y13
 	VXORPS Y6, Y6, Y6
-	SHRQ $3, CX
-	JZ exps2_done
-exps2_loop:
+sexp2_loop:
+	CMPQ CX, $8
+	JLT sexp2_tail
 	VMOVUPS (DI), Y0
 	VSUBPS Y7, Y0, Y0
 	VMAXPS Y0, Y15, Y0
@@ -3705,13 +3751,16 @@ exps2_loop:
 	VROUNDPS $0, Y5, Y5
 	VFMADD231PS kconst8<>+224(SB), Y5, Y0
 	VFMADD231PS kconst8<>+256(SB), Y5, Y0
-	VMOVUPS kconst8<>+512(SB), Y8
-	VFMADD213PS kconst8<>+480(SB), Y0, Y8
-	VFMADD213PS kconst8<>+448(SB), Y0, Y8
-	VFMADD213PS kconst8<>+416(SB), Y0, Y8
-	VFMADD213PS kconst8<>+384(SB), Y0, Y8
-	VFMADD213PS kconst8<>+352(SB), Y0, Y8
 	VMULPS Y0, Y0, Y9
+	VMOVUPS kconst8<>+384(SB), Y8
+	VFMADD213PS kconst8<>+352(SB), Y0, Y8
+	VMOVUPS kconst8<>+448(SB), Y10
+	VFMADD213PS kconst8<>+416(SB), Y0, Y10
+	VMOVUPS kconst8<>+512(SB), Y11
+	VFMADD213PS kconst8<>+480(SB), Y0, Y11
+	VFMADD231PS Y10, Y9, Y8
+	VMULPS Y9, Y9, Y10
+	VFMADD231PS Y11, Y10, Y8
 	VADDPS Y14, Y0, Y10
 	VFMADD213PS Y10, Y9, Y8
 	VCVTPS2DQ Y5, Y11
@@ -3726,39 +3775,78 @@ exps2_loop:
 	VMOVUPS Y8, (DI)
 	VADDPS Y8, Y6, Y6
 	ADDQ $32, DI
-	DECQ CX
-	JNZ exps2_loop
-exps2_done:
+	SUBQ $8, CX
+	JMP sexp2_loop
+sexp2_tail:
+	TESTQ CX, CX
+	JZ sexp2_done
+	LEAQ kmask8<>+32(SB), AX
+	SHLQ $2, CX
+	SUBQ CX, AX
+	VMOVUPS (AX), Y1
+	VMASKMOVPS (DI), Y1, Y0
+	VSUBPS Y7, Y0, Y0
+	VMAXPS Y0, Y15, Y0
+	VMINPS Y0, Y13, Y0
+	VMULPS kconst8<>+192(SB), Y0, Y5
+	VROUNDPS $0, Y5, Y5
+	VFMADD231PS kconst8<>+224(SB), Y5, Y0
+	VFMADD231PS kconst8<>+256(SB), Y5, Y0
+	VMULPS Y0, Y0, Y9
+	VMOVUPS kconst8<>+384(SB), Y8
+	VFMADD213PS kconst8<>+352(SB), Y0, Y8
+	VMOVUPS kconst8<>+448(SB), Y10
+	VFMADD213PS kconst8<>+416(SB), Y0, Y10
+	VMOVUPS kconst8<>+512(SB), Y11
+	VFMADD213PS kconst8<>+480(SB), Y0, Y11
+	VFMADD231PS Y10, Y9, Y8
+	VMULPS Y9, Y9, Y10
+	VFMADD231PS Y11, Y10, Y8
+	VADDPS Y14, Y0, Y10
+	VFMADD213PS Y10, Y9, Y8
+	VCVTPS2DQ Y5, Y11
+	VPSRAD $1, Y11, Y12
+	VPSUBD Y12, Y11, Y11
+	VPADDD kconst8<>+928(SB), Y11, Y11
+	VPADDD kconst8<>+928(SB), Y12, Y12
+	VPSLLD $23, Y11, Y11
+	VPSLLD $23, Y12, Y12
+	VMULPS Y12, Y8, Y8
+	VMULPS Y11, Y8, Y8
+	VMASKMOVPS Y8, Y1, (DI)
+	VANDPS Y1, Y8, Y8
+	VADDPS Y8, Y6, Y6
+sexp2_done:
 	VEXTRACTF128 $1, Y6, X0
 	VADDPS X0, X6, X6
 	VMOVHLPS X6, X6, X0
 	VADDPS X0, X6, X6
 	VMOVSHDUP X6, X0
 	VADDSS X0, X6, X6
-	MOVSS X6, ret+32(FP)
-	VZEROUPPER
-	RET
-
-// func maxAVX2(x []float32) float32
-TEXT ·maxAVX2(SB), NOSPLIT, $0-28
+	MOVSS X6, s+28(FP)
+	VDIVSS X6, X14, X0
+	VBROADCASTSS X0, Y7
 	MOVQ x_base+0(FP), DI
 	MOVQ x_len+8(FP), CX
-	VMOVUPS kconst8<>+32(SB), Y6
-	SHRQ $3, CX
-	JZ max2_done
-max2_loop:
-	VMAXPS (DI), Y6, Y6
+sscale2_loop:
+	CMPQ CX, $8
+	JLT sscale2_tail
+	VMULPS (DI), Y7, Y0
+	VMOVUPS Y0, (DI)
 	ADDQ $32, DI
-	DECQ CX
-	JNZ max2_loop
-max2_done:
-	VEXTRACTF128 $1, Y6, X0
-	VMAXPS X0, X6, X6
-	VMOVHLPS X6, X6, X0
-	VMAXPS X0, X6, X6
-	VMOVSHDUP X6, X0
-	VMAXSS X0, X6, X6
-	MOVSS X6, ret+24(FP)
+	SUBQ $8, CX
+	JMP sscale2_loop
+sscale2_tail:
+	TESTQ CX, CX
+	JZ sscale2_done
+	LEAQ kmask8<>+32(SB), AX
+	SHLQ $2, CX
+	SUBQ CX, AX
+	VMOVUPS (AX), Y1
+	VMASKMOVPS (DI), Y1, Y0
+	VMULPS Y0, Y7, Y0
+	VMASKMOVPS Y0, Y1, (DI)
+sscale2_done:
 	VZEROUPPER
 	RET
 
@@ -3855,23 +3943,6 @@ add2_loop:
 	DECQ CX
 	JNZ add2_loop
 add2_done:
-	VZEROUPPER
-	RET
-
-// func scaleAVX2(x []float32, s float32)
-TEXT ·scaleAVX2(SB), NOSPLIT, $0-28
-	MOVQ x_base+0(FP), DI
-	MOVQ x_len+8(FP), CX
-	VBROADCASTSS s+24(FP), Y7
-	SHRQ $3, CX
-	JZ scale2_done
-scale2_loop:
-	VMULPS (DI), Y7, Y0
-	VMOVUPS Y0, (DI)
-	ADDQ $32, DI
-	DECQ CX
-	JNZ scale2_loop
-scale2_done:
 	VZEROUPPER
 	RET
 
