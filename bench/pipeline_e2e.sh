@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # End-to-end throughput of `maeembed embed` (JPEG files → Parquet, ViT-B/16)
-# against the encoder alone (go test ./mae -bench 'Embed/vit_base_patch16/batch8$'),
+# against the encoder alone (go test ./mae -bench 'Embed$/vit_base_patch16/prec=fp32/batch8$'),
 # both from the same source tree, measured in alternation so that both see
 # the same machine load. Prints images/s, the ratio, the per-stage summary
 # and the peak RSS. Reported in docs/batch.md.
@@ -32,29 +32,7 @@ fi
 # random crops of the Debian photos, so every file decodes differently.
 if [ ! -d "$IMGS" ]; then
   echo "writing $N JPEGs to $IMGS" >&2
-  PYTHONPATH=bench /usr/bin/python3 - "$IMGS" "$N" <<'EOF'
-import os, random, sys
-from PIL import Image
-from debian_photos import paths
-out, n = sys.argv[1], int(sys.argv[2])
-srcs = paths(("astronaut.png", "camera.png", "chelsea.png", "coffee.png", "hubble_deep_field.jpg",
-              "motorcycle_left.png", "retina.jpg", "rocket.jpg", "page.png", "microaneurysms.png"))
-photos = [Image.open(p).convert("RGB") for p in srcs]
-rng = random.Random(0)
-os.makedirs(out + ".tmp", exist_ok=True)
-for i in range(n):
-    im = photos[i % len(photos)]
-    w, h = (375, 500) if i % 4 == 3 else (500, 375)
-    s = rng.uniform(0.5, 1.0)
-    cw = int(min(im.width, im.height * w / h) * s)
-    ch = int(cw * h / w)
-    x, y = rng.randint(0, im.width - cw), rng.randint(0, im.height - ch)
-    c = im.crop((x, y, x + cw, y + ch)).resize((w, h), Image.BICUBIC)
-    if rng.random() < 0.5:
-        c = c.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
-    c.save(os.path.join(out + ".tmp", "img_%06d.jpg" % i), quality=90)
-os.rename(out + ".tmp", out)
-EOF
+  PYTHONPATH=bench /usr/bin/python3 bench/e2e_jpegs.py "$IMGS" "$N"
 fi
 
 # One build of each, from the same tree.
@@ -82,7 +60,7 @@ measure() {
 }
 
 encoder() {
-  measure encoder "$WORK/mae.test" -test.run '^$' -test.bench 'Embed/vit_base_patch16/batch8$' -test.benchtime "$((N / 8))x"
+  measure encoder "$WORK/mae.test" -test.run '^$' -test.bench 'Embed$/vit_base_patch16/prec=fp32/batch8$' -test.benchtime "$((N / 8))x"
   enc=$(awk '/images\/s/ { for (i = 1; i < NF; i++) if ($(i+1) == "images/s") print $i }' "$WORK/encoder.out")
 }
 

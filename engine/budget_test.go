@@ -1,12 +1,23 @@
 package engine
 
 import (
+	"bytes"
 	"context"
+	"fmt"
+	"image"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/apache/arrow/go/v17/arrow"
+	"github.com/apache/arrow/go/v17/arrow/array"
+	"github.com/apache/arrow/go/v17/arrow/memory"
+	"github.com/apache/arrow/go/v17/parquet"
+	"github.com/apache/arrow/go/v17/parquet/pqarrow"
+	"golang.org/x/image/bmp"
 
 	"github.com/maeembed/maeembed/sinks"
 	"github.com/maeembed/maeembed/sources"
@@ -124,5 +135,88 @@ func TestCheckBatchNamesSizes(t *testing.T) {
 	err := CheckBatch(8, 3<<20, stages.NewBudget(10<<10))
 	if err == nil || !strings.Contains(err.Error(), "about 3 MiB (3145728 bytes), more than the memory budget of 10 KiB (10240 bytes)") {
 		t.Errorf("err = %v", err)
+	}
+}
+
+// writeBMPRows writes n noisy 24-bit BMPs of w×h pixels as the rows of one
+// Parquet row group (image column "jpg", ids in "key"): each row is a page
+// of its own, as writers do for large values.
+func writeBMPRows(t *testing.T, path string, n, w, h int) []string {
+	t.Helper()
+	schema := arrow.NewSchema([]arrow.Field{{Name: "key", Type: arrow.BinaryTypes.String}, {Name: "jpg", Type: arrow.BinaryTypes.Binary}}, nil)
+	b := array.NewRecordBuilder(memory.DefaultAllocator, schema)
+	defer b.Release()
+	rng := rand.New(rand.NewPCG(1, 2))
+	var ids []string
+	for i := 0; i < n; i++ {
+		img := image.NewRGBA(image.Rect(0, 0, w, h))
+		for j := range img.Pix {
+			img.Pix[j] = byte(rng.Uint32())
+			if j%4 == 3 {
+				img.Pix[j] = 255
+			}
+		}
+		var buf bytes.Buffer
+		if err := bmp.Encode(&buf, img); err != nil {
+			t.Fatal(err)
+		}
+		id := fmt.Sprintf("r%02d", i)
+		ids = append(ids, id)
+		b.Field(0).(*array.StringBuilder).Append(id)
+		b.Field(1).(*array.BinaryBuilder).Append(buf.Bytes())
+	}
+	rec := b.NewRecord()
+	defer rec.Release()
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	props := parquet.NewWriterProperties(parquet.WithDictionaryDefault(false), parquet.WithBatchSize(1), parquet.WithDataPageSize(1))
+	fw, err := pqarrow.NewFileWriter(schema, f, props, pqarrow.DefaultWriterProps())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := fw.Write(rec); err != nil {
+		t.Fatal(err)
+	}
+	if err := fw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return ids
+}
+
+// The budget's peak never exceeds its size. A Parquet batch of large rows
+// is one hold (its rows alias it) larger than the input share, and the
+// workers decode several of its rows at once: the hold takes the rest of
+// its size from the decoding share, so the decodes beside it get only what
+// it leaves (before, the batch's hold plus the full decoding share could
+// reach 1.6 times the budget). Every row is still embedded.
+func TestRunBudgetPeakWithinSize(t *testing.T) {
+	dir := t.TempDir()
+	ids := writeBMPRows(t, filepath.Join(dir, "rows.parquet"), 32, 300, 300)
+	model, meta, pre := tinyEmbedder(t, 2)
+	pre.Mode = stages.Squash
+	// 300×300 at 24 bits is 270 KB of input and about 760 KB to decode:
+	// a batch of several rows passes the 1 MiB input share.
+	pre.Budget = stages.NewBudget(4 << 20)
+	src, err := sources.OpenWith([]string{dir}, nil, sources.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	out := t.TempDir()
+	w, err := sinks.NewParquet(out, meta, sinks.ParquetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := New(Config{Preprocess: pre, ImageSize: pre.Size, BatchSize: 2, Workers: 4, Budget: pre.Budget}, model, NewEmbeddingOutput(w))
+	if err := e.Run(context.Background(), src); err != nil {
+		t.Fatal(err)
+	}
+	if c := e.Counts(); c.Written != int64(len(ids)) || c.Failed != 0 {
+		t.Errorf("counts %+v, want %d written: %s", c, len(ids), e.FirstError())
+	}
+	if b := pre.Budget; b.Peak() > b.Size() || b.Peak() <= b.Size()/4 || b.InUse() != 0 {
+		t.Errorf("budget peak %d of %d (want above the input share, within the size), %d in use after", b.Peak(), b.Size(), b.InUse())
 	}
 }

@@ -48,7 +48,25 @@ type Image struct {
 	Stage string
 
 	release func() // the memory budget Item.Data holds, with KeepData
+
+	// An Image is pooled (Engine.newImage) and reused once the write stage
+	// is done with it and the ack of the row made of it has come back:
+	// refs counts those two holders. While a row holds it, Item.Ack (or
+	// the error row's ack) is rowAck, bound once per pooled Image, and ack
+	// is the input's own ack: no closure is made per item.
+	refs     atomic.Int32
+	ack      func(error)
+	rowAck   func(error)
+	errorRow bool // the row is an error row (else an output row)
+	owner    imageOwner
 }
+
+// imageOwner is the engine an Image belongs to.
+type imageOwner interface {
+	rowAcked(im *Image, err error)
+}
+
+func (im *Image) onRowAck(err error) { im.owner.rowAcked(im, err) }
 
 // free gives back the budget the image's input bytes hold (KeepData).
 func (im *Image) free() {
@@ -188,6 +206,7 @@ type Engine[R any] struct {
 	mu       sync.Mutex // serialises writes and flushes (the flush timer)
 	rejected []*Image   // rows an output could not write alone (sinks.ItemError)
 	chw      sync.Pool
+	images   sync.Pool // *Image (newImage, unref)
 	rows     []sinks.ErrorRow
 	firstErr atomic.Pointer[string]
 	// stageErrs counts failed items by the pipeline stage they failed in
@@ -224,7 +243,31 @@ func New[R any](cfg Config, model Model[R], out Output[R]) *Engine[R] {
 	e := &Engine[R]{cfg: cfg, model: model, out: out}
 	size := cfg.ImageSize
 	e.chw.New = func() any { return make([]float32, 3*size*size) }
+	e.images.New = func() any {
+		im := &Image{owner: e}
+		im.rowAck = im.onRowAck
+		return im
+	}
 	return e
+}
+
+// newImage is a pooled Image for item it, held once (by the pipeline up to
+// the write stage, which unrefs it).
+func (e *Engine[R]) newImage(it sources.Item) *Image {
+	im := e.images.Get().(*Image)
+	im.Item = it
+	im.refs.Store(1)
+	return im
+}
+
+// unref drops one hold on im; the last one gives it back to the pool.
+func (e *Engine[R]) unref(im *Image) {
+	if im.refs.Add(-1) != 0 {
+		return
+	}
+	im.Item, im.CHW, im.Decoded, im.Width, im.Height = sources.Item{}, nil, nil, 0, 0
+	im.Err, im.Stage, im.release, im.ack, im.errorRow = nil, "", nil, nil, false
+	e.images.Put(im)
 }
 
 // Counts is a snapshot of the run's advance; safe at any time.
@@ -346,6 +389,7 @@ func (e *Engine[R]) Run(ctx context.Context, src sources.Source) error {
 		e.observe("write", start)
 		for _, im := range d.imgs { // handed to the writers (KeepData)
 			im.free()
+			e.unref(im)
 		}
 		if d.ran {
 			e.model.Release(d.result)
@@ -375,7 +419,7 @@ type readItem struct {
 
 func (e *Engine[R]) preprocess(ctx context.Context, rd readItem) (*Image, error) {
 	it := rd.Item
-	im := &Image{Item: it}
+	im := e.newImage(it)
 	if e.cfg.KeepData {
 		im.release = rd.release // the write stage frees it
 	} else {
@@ -428,13 +472,17 @@ func (e *Engine[R]) write(imgs, ok []*Image, result R, ran bool) error {
 	e.rows = e.rows[:0]
 	for _, im := range imgs { // failed before the output: in input order
 		if im.Err != nil {
+			im.refs.Add(1) // held by its error row until acked
 			e.addErrorRow(im)
 		}
 	}
 	e.processed.Add(int64(len(e.rows))) // (rejected rows below were counted as handed)
 	if ran && len(ok) > 0 {
 		for _, im := range ok {
-			im.Item.Ack = e.trackWritten(im)
+			// Held by its row until acked (rowAcked counts it).
+			im.refs.Add(1)
+			im.ack, im.errorRow = im.Item.Ack, false
+			im.Item.Ack = im.rowAck
 		}
 		e.handed += int64(len(ok))
 		e.processed.Add(int64(len(ok)))
@@ -444,7 +492,7 @@ func (e *Engine[R]) write(imgs, ok []*Image, result R, ran bool) error {
 		}
 	}
 	for _, im := range e.rejected { // outputs that refused one row: its error row instead
-		e.addErrorRow(im)
+		e.addErrorRow(im) // (the output row's hold passes to the error row)
 	}
 	e.rejected = e.rejected[:0]
 	if len(e.rows) == 0 {
@@ -473,46 +521,47 @@ func (e *Engine[R]) addErrorRow(im *Image) {
 		e.cfg.OnFailure(im)
 	}
 	it := im.Item
+	im.ack, im.errorRow = it.Ack, true
 	row := sinks.ErrorRow{ID: it.ID, Stage: im.Stage, Error: im.Err.Error(), Source: it.Pos.String(), Data: it.Data,
-		Ack: e.trackFailed(it.Ack)}
+		Ack: im.rowAck}
 	e.rows = append(e.rows, row)
 }
 
-// trackWritten wraps an output row's ack: it counts, and a row that the
-// output refused alone (sinks.ItemError) goes back to the write stage to
-// become an error row carrying the original ack.
-func (e *Engine[R]) trackWritten(im *Image) func(error) {
-	ack := im.Item.Ack
-	return func(err error) {
-		var ie *sinks.ItemError
-		switch {
-		case err == nil:
-			e.written.Add(1)
-		case errors.As(err, &ie):
-			im.Err, im.Stage = ie.Err, "write"
-			im.Item.Ack = ack
-			e.rejected = append(e.rejected, im) // acks are called under e.mu (Write, Flush, finish)
-			return
-		default:
-			e.lost.Add(1)
-		}
-		if ack != nil {
-			ack(err)
-		}
+// rowAcked is the ack of a row made of im (Image.rowAck). An output row
+// counts as written; one the output refused alone (sinks.ItemError) goes
+// back to the write stage to become an error row carrying the input's ack.
+// An error row counts as failed. Either way, a row that is not durable
+// counts as lost. Then the input's own ack is called.
+func (e *Engine[R]) rowAcked(im *Image, err error) {
+	ack := im.ack
+	switch {
+	case im.errorRow && err == nil:
+		e.failed.Add(1)
+	case err == nil:
+		e.written.Add(1)
+	case !im.errorRow && itemError(err) != nil:
+		im.Err, im.Stage = itemError(err).Err, "write"
+		im.Item.Ack = ack
+		e.rejected = append(e.rejected, im) // acks are called under e.mu (Write, Flush, finish)
+		return
+	default:
+		e.lost.Add(1)
 	}
+	if ack != nil {
+		ack(err)
+	}
+	e.unref(im)
 }
 
-func (e *Engine[R]) trackFailed(ack func(error)) func(error) {
-	return func(err error) {
-		if err == nil {
-			e.failed.Add(1)
-		} else {
-			e.lost.Add(1)
-		}
-		if ack != nil {
-			ack(err)
-		}
+// itemError is err's *sinks.ItemError, or nil. (A function of its own:
+// the variable errors.As writes to escapes, and in rowAcked it would be
+// allocated on every ack.)
+func itemError(err error) *sinks.ItemError {
+	var ie *sinks.ItemError
+	if errors.As(err, &ie) {
+		return ie
 	}
+	return nil
 }
 
 // stray counts failures the pipeline routes outside the items (a source's
@@ -588,6 +637,7 @@ func (e *Engine[R]) finish(runErr error) error {
 		if im.Item.Ack != nil {
 			im.Item.Ack(im.Err)
 		}
+		e.unref(im)
 	}
 	e.rejected = nil
 	if e.cfg.Errors != nil {

@@ -21,7 +21,7 @@ const tiny = "../mae/testdata/fixtures/tiny32"
 
 // tinyEmbedder loads the 32×32 fixture model (real weights of the
 // reference implementation's architecture) as an embedding stage.
-func tinyEmbedder(t *testing.T, batch int) (*EmbedModel, sinks.Meta, stages.Preprocess) {
+func tinyEmbedder(t testing.TB, batch int) (*EmbedModel, sinks.Meta, stages.Preprocess) {
 	t.Helper()
 	m, err := mae.Load(filepath.Join(tiny, "model.pth"), filepath.Join(tiny, "hf", "config.json"))
 	if err != nil {
@@ -38,7 +38,7 @@ func tinyEmbedder(t *testing.T, batch int) (*EmbedModel, sinks.Meta, stages.Prep
 
 // inputs writes n good images and a few undecodable files into a fresh
 // directory and returns it with the ids of each kind.
-func inputs(t *testing.T, n int) (dir string, good, bad []string) {
+func inputs(t testing.TB, n int) (dir string, good, bad []string) {
 	t.Helper()
 	dir = t.TempDir()
 	src, err := os.ReadFile(filepath.Join(tiny, "images", "img_000.png"))

@@ -5,11 +5,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/url"
 	"strings"
 	"sync/atomic"
 
 	"github.com/maeembed/maeembed/sinks"
 	"github.com/maeembed/maeembed/sources"
+	"github.com/maeembed/maeembed/stages"
 )
 
 // Inputs are the file inputs of a batch run: one shard of them, without
@@ -34,8 +36,13 @@ type InputOptions struct {
 	// ResumeFrom, if set, is the output directory whose published ids
 	// (and error rows) are skipped.
 	ResumeFrom string
-	// DryRun lists without reading the files.
+	// DryRun lists without reading the files (of a Parquet file, only
+	// the id column is read).
 	DryRun bool
+	// Budget, if set, is the run's memory budget, which the reader's
+	// Parquet and tar reads take their bytes from even in a listing (a run
+	// also gives it to the reader: Config.Budget).
+	Budget *stages.Budget
 }
 
 // OpenInputs opens names (files, directories, globs, list files, '-' for
@@ -65,6 +72,9 @@ func OpenInputs(names []string, stdin io.Reader, o InputOptions) (*Inputs, error
 		return nil, err
 	}
 	in.Reader = r
+	if o.Budget != nil {
+		r.SetBudget(o.Budget)
+	}
 	if n, exact := r.Total(); exact && !o.DryRun {
 		in.Total = n
 	}
@@ -83,6 +93,11 @@ type OutputDir struct {
 	// Resume: the run continues what dir holds. Without it dir must hold
 	// no published output, or every id would be written a second time.
 	Resume bool
+	// Group, if set, makes the run a stream worker of this consumer group
+	// (Shard unused): the group's workers share the directory, since Kafka
+	// gives each message to one of them, and a live worker of another group
+	// or a batch run refuses it.
+	Group string
 }
 
 // OpenOutputDir makes o.Dir ready for a run and keeps the promise that no
@@ -91,8 +106,9 @@ type OutputDir struct {
 // or from a live run's, or whose shard count differs from a live run's
 // (shards 0/2 and 0/3 overlap); a run without Resume into a directory that
 // holds outputs; and a second run of the same shard (an npy run: any second
-// run, since npy sets are single files). Then it removes the temporaries
-// of writers that are gone. release frees the locks.
+// run, since npy sets are single files). Stream workers (Group) share the
+// directory with the other workers of their group only. Then it removes
+// the temporaries of writers that are gone. release frees the locks.
 func OpenOutputDir(o OutputDir) (release func() error, err error) {
 	held, err := sinks.PublishedFormats(o.Dir)
 	if err != nil {
@@ -109,20 +125,27 @@ func OpenOutputDir(o OutputDir) (release func() error, err error) {
 		}
 	}
 	n := max(1, o.Shard.Count)
-	kindRelease, err := sinks.LockOutputKind(o.Dir, fmt.Sprintf("%s-%d-shards", o.Format, n))
+	kind := fmt.Sprintf("%s-%d-shards", o.Format, n)
+	if o.Group != "" {
+		kind = fmt.Sprintf("%s-group-%s", o.Format, url.PathEscape(o.Group))
+	}
+	release, err = sinks.LockOutputKind(o.Dir, kind)
 	if err != nil {
 		return nil, err
 	}
-	lock, why := fmt.Sprintf("shard-%d-of-%d", o.Shard.Index, n), "two runs of the same inputs and shard would write the same ids twice"
-	if o.Format == "npy" {
-		lock, why = "npy", "npy outputs are single files: give each run (and each shard) its own directory"
+	if o.Group == "" {
+		lock, why := fmt.Sprintf("shard-%d-of-%d", o.Shard.Index, n), "two runs of the same inputs and shard would write the same ids twice"
+		if o.Format == "npy" {
+			lock, why = "npy", "npy outputs are single files: give each run (and each shard) its own directory"
+		}
+		shardRelease, err := sinks.LockOutput(o.Dir, lock, why)
+		if err != nil {
+			release()
+			return nil, err
+		}
+		kindRelease := release
+		release = func() error { return errors.Join(shardRelease(), kindRelease()) }
 	}
-	shardRelease, err := sinks.LockOutput(o.Dir, lock, why)
-	if err != nil {
-		kindRelease()
-		return nil, err
-	}
-	release = func() error { return errors.Join(shardRelease(), kindRelease()) }
 	if err := sinks.CleanTemps(o.Dir); err != nil {
 		release()
 		return nil, fmt.Errorf("output: %w", err)

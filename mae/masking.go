@@ -3,6 +3,7 @@ package mae
 import (
 	"math/rand/v2"
 	"slices"
+	"sync"
 )
 
 // Masking is the per-sample random masking of the reference
@@ -52,8 +53,22 @@ func NewMasking(noise []float32, n, l, keep int) *Masking {
 // index under seed: each image's mask depends only on the seed and its
 // position in the input, not on batching, sharding or resume.
 func NoiseRow(dst []float32, seed uint64, index int64) {
-	r := rand.New(rand.NewPCG(seed, uint64(index)))
+	g := noiseGens.Get().(*noiseGen)
+	g.pcg.Seed(seed, uint64(index)) // the stream of rand.NewPCG(seed, index)
 	for i := range dst {
-		dst[i] = r.Float32()
+		dst[i] = g.r.Float32()
 	}
+	noiseGens.Put(g)
 }
+
+// noiseGen is a reseedable generator: NoiseRow runs once per image, and a
+// new generator per call would be two allocations per image.
+type noiseGen struct {
+	pcg *rand.PCG
+	r   *rand.Rand
+}
+
+var noiseGens = sync.Pool{New: func() any {
+	pcg := rand.NewPCG(0, 0)
+	return &noiseGen{pcg: pcg, r: rand.New(pcg)}
+}}

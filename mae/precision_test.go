@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/maeembed/maeembed/mae/builtin"
 	"github.com/maeembed/maeembed/mae/kernels"
 	"github.com/maeembed/maeembed/stages"
 )
@@ -46,6 +47,15 @@ func precisionModels(t *testing.T) []precisionModel {
 		path, cfg := filepath.Join(d, "model.pth"), filepath.Join(d, "hf", "config.json")
 		out = append(out, precisionModel{filepath.Base(d), func() (*Model, error) { return Load(path, cfg) }})
 	}
+	// The built-in ViT-Tiny, trained: trained ViTs have outlier channels
+	// that random weights lack.
+	out = append(out, precisionModel{"builtin (trained)", func() (*Model, error) {
+		dir, err := builtin.Dir(t.TempDir())
+		if err != nil {
+			return nil, err
+		}
+		return Load(dir, "")
+	}})
 	if !testing.Short() {
 		out = append(out, precisionModel{"vit-b random", func() (*Model, error) {
 			return New(Presets["mae_vit_base_patch16"], true, 1)

@@ -5,6 +5,7 @@ import (
 	"math"
 
 	"github.com/maeembed/maeembed/mae/kernels"
+	"github.com/maeembed/maeembed/train"
 	"github.com/nlpodyssey/spago/ag"
 	"github.com/nlpodyssey/spago/mat"
 	"github.com/nlpodyssey/spago/nn"
@@ -102,9 +103,10 @@ func TrainLinear(x []float32, y []int, d int, classes []string, o LinearOptions)
 			if l := mat.Data[float32](loss.Value())[0]; math.IsNaN(float64(l)) || math.IsInf(float64(l), 0) {
 				return nil, fmt.Errorf("linear probe: loss %g at step %d (epoch %d): lower --lr", l, step, e)
 			}
-			// Half-cycle cosine from LR to 0; IncExample recomputes Adam's
-			// bias-corrected step for this step number and rate.
-			opt.StepSize = o.LR * 0.5 * (1 + math.Cos(math.Pi*float64(step)/float64(steps)))
+			// Half-cycle cosine from LR to 0 (the pretraining schedule
+			// without warmup); IncExample recomputes Adam's bias-corrected
+			// step for this step number and rate.
+			opt.StepSize = train.LR(float64(step), o.LR, 0, 0, float64(steps))
 			opt.TimeStep = step
 			opt.IncExample()
 			// The strategy is applied directly: spago's optimizers.Optimizer

@@ -1,6 +1,7 @@
 package sinks
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"testing"
 )
@@ -43,4 +44,34 @@ func BenchmarkArrow768(b *testing.B) {
 func BenchmarkParquetTokens(b *testing.B) {
 	benchWriter(b, func(d string, m Meta) (EmbeddingWriter, error) { return NewParquet(d, m, ParquetOptions{}) },
 		Meta{Model: "m", Pool: "tokens", Dim: 768, Tokens: 197})
+}
+
+// BenchmarkReconPNG writes 4-panel PNGs (ViT-B's 14×14 grid of 16-pixel
+// patches, 224 px): allocs/op and B/op are per file, file creation
+// included.
+// go test ./sinks -run '^$' -bench ReconPNG -benchmem
+func BenchmarkReconPNG(b *testing.B) {
+	meta := testReconMeta
+	meta.Patches, meta.Patch = 196, 16
+	w, err := NewReconPNG(b.TempDir(), meta)
+	if err != nil {
+		b.Fatal(err)
+	}
+	rows := reconRows(rand.New(rand.NewPCG(1, 2)), meta, 0, 1)
+	ids := make([]string, b.N+1)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("img-%07d.jpg", i)
+	}
+	rows[0].ID = ids[b.N]
+	if err := w.Write(rows); err != nil { // warm-up: metadata file, buffers
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		rows[0].ID = ids[i]
+		if err := w.Write(rows); err != nil {
+			b.Fatal(err)
+		}
+	}
 }

@@ -15,8 +15,10 @@ type ErrorParts struct {
 }
 
 // NewErrors writes failed items to DIR/errors/part-NNNNN.parquet with string
-// columns id, stage, error and the same file metadata as the embeddings.
-// Nothing is created unless a row is written.
+// columns id, stage, error. Their file metadata is meta, the run's, as
+// its embeddings carry it (every command passes its run's Meta, so a
+// resume compares error parts like the others). Nothing is created unless
+// a row is written.
 func NewErrors(dir string, meta Meta, opts ParquetOptions) (*ErrorParts, error) {
 	k, v := meta.keyValues()
 	schema := schemaWithMeta([]arrow.Field{
@@ -28,7 +30,8 @@ func NewErrors(dir string, meta Meta, opts ParquetOptions) (*ErrorParts, error) 
 	if err != nil {
 		return nil, err
 	}
-	p, err := newParts(filepath.Join(dir, errorsDir), "parquet", schema, o, func(path string) (recordFile, error) {
+	// embed's error parts of earlier versions record maeembed.dim 1.
+	p, err := newParts(filepath.Join(dir, errorsDir), "parquet", schema, o, []string{"maeembed.dim"}, func(path string) (recordFile, error) {
 		return createParquet(path, schema, o.RowGroupBytes)
 	})
 	if err != nil {

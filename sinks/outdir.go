@@ -12,17 +12,19 @@ import (
 
 // Kind locks: every run writing into an output directory holds a shared
 // flock on .maeembed-kind-KIND.lock for its lifetime, KIND naming what it
-// writes (format and shard count). Runs of one kind may share the directory
-// (shards, stream workers); a run of another kind while one is live would
-// write overlapping ids (shards 0/2 and 0/3 both take id 0) or mix formats,
-// so it is refused. Start-ups are serialised by .maeembed-start.lock so two
-// runs starting at once see each other.
+// writes (format and shard count of a batch run, format and consumer group
+// of a stream worker). Runs of one kind may share the directory (shards,
+// the workers of one group); a run of another kind while one is live would
+// write overlapping ids (shards 0/2 and 0/3 both take id 0; two groups
+// each consume every message) or mix formats, so it is refused. Start-ups
+// are serialised by .maeembed-start.lock so two runs starting at once see
+// each other.
 const (
 	kindPrefix = ".maeembed-kind-"
 	lockSuffix = ".lock"
 )
 
-// LockOutputKind takes dir's kind lock for kind (letters, digits, '-')
+// LockOutputKind takes dir's kind lock for kind (a file name's part, no '/')
 // and returns its release; it fails, naming the live kinds, when a process
 // holds the lock of another kind.
 func LockOutputKind(dir, kind string) (release func() error, err error) {
@@ -54,8 +56,9 @@ func LockOutputKind(dir, kind string) (release func() error, err error) {
 		}
 	}
 	if len(live) > 0 {
-		return nil, fmt.Errorf("output %s is being written by a running process of another kind (%s; this run: %s): runs sharing a directory must write one format with one shard count, "+
-			"or their ids would overlap: wait for it, or use another output directory", dir, strings.Join(live, ", "), kind)
+		return nil, fmt.Errorf("output %s is being written by a running process of another kind (%s; this run: %s): processes sharing a directory must be of one kind, "+
+			"batch runs of one format and shard count or stream workers of one consumer group, or their formats would mix and their ids overlap: "+
+			"wait for it, or use another output directory", dir, strings.Join(live, ", "), kind)
 	}
 	f, err := os.OpenFile(filepath.Join(dir, kindPrefix+kind+lockSuffix), os.O_CREATE|os.O_RDWR, 0o644)
 	if err != nil {
@@ -135,8 +138,8 @@ func PublishedFormats(dir string) ([]string, error) {
 				formats = append(formats, "errors")
 			case d == dir && name == metadataName:
 				formats = append(formats, "npy")
-			case d == dir && m != nil && (m[2] == "parquet" || m[2] == "arrow"):
-				formats = append(formats, m[2])
+			case d == dir && m != nil && (m[3] == "parquet" || m[3] == "arrow"):
+				formats = append(formats, m[3])
 			}
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 
 	"github.com/apache/arrow/go/v17/arrow"
@@ -18,23 +19,32 @@ import (
 )
 
 // ParquetOptions tunes rolling part files (Parquet and Arrow IPC).
-// Zero values take the defaults.
+// Zero values take the defaults. The yaml keys are those of the commands'
+// config files (package config).
 type ParquetOptions struct {
 	// A part file is published and a new one started once it holds at
 	// least MaxFileRows rows or MaxFileBytes bytes of uncompressed values
 	// (checked after each Write, so a file overshoots by at most one batch:
 	// a part holds about MaxFileRows rows, up to MaxFileRows+batch−1).
-	MaxFileRows  int   // default 100_000
-	MaxFileBytes int64 // default 512 MiB
+	MaxFileRows  int   `yaml:"max_file_rows"`  // default 100_000
+	MaxFileBytes int64 `yaml:"max_file_bytes"` // default 512 MiB
 	// RowGroupBytes bounds the uncompressed values per Parquet row group;
 	// a row group is buffered in memory until complete. Default 64 MiB.
-	RowGroupBytes int64
+	RowGroupBytes int64 `yaml:"-"`
 	// OnPublish, if set, is called after each part file is durable with
 	// its path and row count (after the acks of its rows).
-	OnPublish func(path string, rows int)
+	OnPublish func(path string, rows int) `yaml:"-"`
+	// WorkerID, if set, names the writer in its part files:
+	// part-NNNNN-WORKERID.EXT instead of part-NNNNN.EXT (letters, digits,
+	// '_' and '-'). Writers that share a directory with distinct ids
+	// (stream workers) can never pick the same name, even where the
+	// no-clobber publish must fall back to a rename (file systems without
+	// hard links, such as mounted buckets). Readers take both forms.
+	WorkerID string `yaml:"worker_id"`
 }
 
-// Validate refuses negative sizes (0 means the default).
+// Validate refuses negative sizes (0 means the default) and a WorkerID
+// that cannot be part of a part name.
 func (o ParquetOptions) Validate() error {
 	switch {
 	case o.MaxFileRows < 0:
@@ -43,6 +53,8 @@ func (o ParquetOptions) Validate() error {
 		return fmt.Errorf("sinks: max file bytes %d is negative (0 = the default, 512 MiB)", o.MaxFileBytes)
 	case o.RowGroupBytes < 0:
 		return fmt.Errorf("sinks: row group bytes %d is negative (0 = the default, 64 MiB)", o.RowGroupBytes)
+	case o.WorkerID != "" && !workerIDRe.MatchString(o.WorkerID):
+		return fmt.Errorf("sinks: worker id %q: want 1 to 64 letters, digits, '_' or '-'", o.WorkerID)
 	}
 	return nil
 }
@@ -149,9 +161,17 @@ type parts struct {
 	held     pending // acks of the rows in cur
 }
 
-var partRe = regexp.MustCompile(`^part-(\d+)\.([a-z]+)$`)
+// partRe matches a published part name: part-NNNNN.EXT, or
+// part-NNNNN-WORKERID.EXT (ParquetOptions.WorkerID). Submatches: the
+// number, the worker id ("" if none), the extension.
+var (
+	partRe     = regexp.MustCompile(`^part-(\d+)(?:-([A-Za-z0-9_-]{1,64}))?\.([a-z]+)$`)
+	workerIDRe = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+)
 
-func newParts(dir, ext string, schema *arrow.Schema, opts ParquetOptions, open func(string) (recordFile, error)) (*parts, error) {
+// newParts rolls parts in dir. A resumed directory's last part must have
+// been written with schema's metadata, except for the keys in ignore.
+func newParts(dir, ext string, schema *arrow.Schema, opts ParquetOptions, ignore []string, open func(string) (recordFile, error)) (*parts, error) {
 	opts, err := opts.withDefaults()
 	if err != nil {
 		return nil, err
@@ -171,7 +191,14 @@ func newParts(dir, ext string, schema *arrow.Schema, opts ParquetOptions, open f
 			return nil, fmt.Errorf("resume: %w", err)
 		}
 		md := schema.Metadata()
-		if err := compatible(last, kv, md.Keys(), md.Values()); err != nil {
+		keys, vals := md.Keys(), md.Values()
+		for _, k := range ignore {
+			delete(kv, k)
+			if i := slices.Index(keys, k); i >= 0 {
+				keys, vals = slices.Delete(slices.Clone(keys), i, i+1), slices.Delete(slices.Clone(vals), i, i+1)
+			}
+		}
+		if err := compatible(last, kv, keys, vals); err != nil {
 			return nil, err
 		}
 	}
@@ -190,7 +217,7 @@ func nextPartNumber(dir, ext string) (int, string, error) {
 		if m := partRe.FindStringSubmatch(e.Name()); m != nil {
 			if k, err := strconv.Atoi(m[1]); err == nil && k >= next {
 				next = k + 1
-				if m[2] == ext {
+				if m[3] == ext {
 					last = filepath.Join(dir, e.Name())
 				}
 			}
@@ -246,6 +273,9 @@ func (p *parts) flush() error {
 }
 
 func (p *parts) partPath(n int) string {
+	if p.opts.WorkerID != "" {
+		return filepath.Join(p.dir, fmt.Sprintf("part-%05d-%s.%s", n, p.opts.WorkerID, p.ext))
+	}
 	return filepath.Join(p.dir, fmt.Sprintf("part-%05d.%s", n, p.ext))
 }
 
@@ -378,7 +408,7 @@ func NewParquet(dir string, meta Meta, opts ParquetOptions) (*PartWriter, error)
 		return nil, err
 	}
 	b := newEmbBuilder(meta)
-	p, err := newParts(dir, "parquet", b.schema, o, func(path string) (recordFile, error) {
+	p, err := newParts(dir, "parquet", b.schema, o, nil, func(path string) (recordFile, error) {
 		return createParquet(path, b.schema, o.RowGroupBytes)
 	})
 	if err != nil {

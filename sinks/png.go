@@ -48,8 +48,9 @@ type ReconPNG struct {
 	// the first PNG).
 	metaPending bool
 	// bw and wc are reused for every file: a row allocates no 64 KiB buffer.
-	bw *bufio.Writer
-	wc withChunk
+	bw    *bufio.Writer
+	wc    withChunk
+	chunk []byte // the iTXt chunk of the file being written
 }
 
 // pngMetaName is the file in a PNG output directory that records the run
@@ -203,17 +204,16 @@ func shortName(name string) string {
 // standard encoder writes first; metadata chunks go right after it.
 const ihdrEnd = 8 + 12 + 13
 
-// textChunk is an iTXt chunk (UTF-8, uncompressed) holding key = value.
-func textChunk(key, value string) []byte {
-	data := make([]byte, 0, len(key)+5+len(value))
-	data = append(data, key...)
-	data = append(data, 0, 0, 0, 0, 0) // end of keyword, no compression, empty language and translated keyword
-	data = append(data, value...)
-	c := make([]byte, 0, 12+len(data))
-	c = binary.BigEndian.AppendUint32(c, uint32(len(data)))
-	c = append(c, "iTXt"...)
-	c = append(c, data...)
-	return binary.BigEndian.AppendUint32(c, crc32.ChecksumIEEE(c[4:]))
+// appendTextChunk appends an iTXt chunk (UTF-8, uncompressed) holding
+// key = value to dst; the writer reuses one buffer for every file.
+func appendTextChunk(dst []byte, key, value string) []byte {
+	start := len(dst)
+	dst = binary.BigEndian.AppendUint32(dst, uint32(len(key)+5+len(value)))
+	dst = append(dst, "iTXt"...)
+	dst = append(dst, key...)
+	dst = append(dst, 0, 0, 0, 0, 0) // end of keyword, no compression, empty language and translated keyword
+	dst = append(dst, value...)
+	return binary.BigEndian.AppendUint32(dst, crc32.ChecksumIEEE(dst[start+4:]))
 }
 
 // withChunk inserts chunk after the IHDR of the PNG written through it.
@@ -306,7 +306,8 @@ func (w *ReconPNG) writeOne(r *ReconRow) error {
 		return err
 	}
 	w.bw.Reset(f)
-	w.wc = withChunk{w: w.bw, chunk: textChunk("maeembed.id", r.ID)}
+	w.chunk = appendTextChunk(w.chunk[:0], "maeembed.id", r.ID)
+	w.wc = withChunk{w: w.bw, chunk: w.chunk}
 	err = w.enc.Encode(&w.wc, w.img)
 	if err == nil {
 		err = w.bw.Flush()

@@ -13,7 +13,10 @@ import (
 	"testing"
 	"unicode/utf8"
 
+	"image"
 	"image/png"
+	"maps"
+	"slices"
 )
 
 // pngText returns the iTXt/tEXt key-value chunks of a PNG file.
@@ -165,5 +168,59 @@ func TestReconPNGRefusesOtherSettings(t *testing.T) {
 	want := fmt.Sprintf("was written with maeembed.seed=\"%d\", this run has \"%d\"", testReconMeta.Seed, other.Seed)
 	if _, err := NewReconPNG(dir, other); err == nil || !strings.Contains(err.Error(), want) {
 		t.Errorf("another seed: err = %v, want %q", err, want)
+	}
+}
+
+// A PNG output's published files are its done ids, so a resumed run skips
+// them instead of drawing them again: every id the writer published is
+// read back (long and nested ones too), and a temporary of a killed run, a
+// PNG without the id chunk, a published PNG copied under another name and
+// one whose chunk is damaged are not done.
+func TestReadDoneIDsPNG(t *testing.T) {
+	dir := t.TempDir()
+	w, err := NewReconPNG(dir, testReconMeta)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := []string{"a.jpg", "sub/b c.jpg", strings.Repeat("é", 125) + "x.jpg", "d\\xE9.jpg", "damaged.jpg"}
+	rows := reconRows(rand.New(rand.NewPCG(9, 10)), testReconMeta, 0, len(ids))
+	for i := range rows {
+		rows[i].ID = ids[i]
+	}
+	if err := w.Write(rows); err != nil {
+		t.Fatal(err)
+	}
+	// A killed run's temporary, a copy, a foreign PNG, a damaged chunk.
+	b, err := os.ReadFile(PNGPath(dir, "a.jpg"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, ".e.jpg.png.123.maeembed-tmp"), b, 0o644)
+	os.WriteFile(filepath.Join(dir, "copy.jpg.png"), b, 0o644)
+	var foreign bytes.Buffer
+	png.Encode(&foreign, image.NewGray(image.Rect(0, 0, 2, 2)))
+	os.WriteFile(filepath.Join(dir, "foreign.jpg.png"), foreign.Bytes(), 0o644)
+	d, err := os.ReadFile(PNGPath(dir, "damaged.jpg"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d[ihdrEnd+8+len("maeembed.id")+5] ^= 1 // the id's first byte; the CRC no longer matches
+	os.WriteFile(PNGPath(dir, "damaged.jpg"), d, 0o644)
+
+	done, err := ReadDoneIDs(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]bool{}
+	for _, id := range ids[:4] {
+		want[id] = true
+	}
+	if !maps.Equal(done, want) {
+		t.Errorf("done ids %q, want %q", slices.Sorted(maps.Keys(done)), slices.Sorted(maps.Keys(want)))
+	}
+	// Without maeembed-png.json the directory is no PNG output.
+	os.Remove(filepath.Join(dir, pngMetaName))
+	if done, err := ReadDoneIDs(dir); err != nil || len(done) != 0 {
+		t.Errorf("without %s: %d done ids, %v", pngMetaName, len(done), err)
 	}
 }

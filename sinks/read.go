@@ -1,9 +1,12 @@
 package sinks
 
 import (
+	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"os"
 	"path/filepath"
@@ -100,13 +103,18 @@ func addIDs(col arrow.Array, into map[string]bool) {
 
 // ReadDoneIDs returns the ids already finished in an output directory, so a
 // rerun into the same directory can skip them (resume). It reads the id
-// column of every published part-NNNNN.parquet / part-NNNNN.arrow in dir, of
+// column of every published part-NNNNN[-WORKER].parquet / .arrow in dir, of
 // dir/metadata.parquet (npy outputs) and of dir/errors/part-NNNNN.parquet:
 // an item that failed counts as done, so a rerun does not retry it (delete
-// the errors folder to retry). Temporary files of a killed run are ignored;
-// a missing dir gives an empty set. Ids are as stored: look up SanitizeID(id).
+// the errors folder to retry). In a PNG output (dir/maeembed-png.json) a
+// published PNG's id is done too (readPNGIDs). Temporary files of a killed
+// run are ignored; a missing dir gives an empty set. Ids are as stored:
+// look up SanitizeID(id).
 func ReadDoneIDs(dir string) (map[string]bool, error) {
 	done := map[string]bool{}
+	if err := readPNGIDs(dir, done); err != nil {
+		return nil, fmt.Errorf("resume: %w", err)
+	}
 	for _, d := range []string{dir, filepath.Join(dir, errorsDir)} {
 		ents, err := os.ReadDir(d)
 		if errors.Is(err, os.ErrNotExist) {
@@ -120,9 +128,9 @@ func ReadDoneIDs(dir string) (map[string]bool, error) {
 			path := filepath.Join(d, name)
 			m := partRe.FindStringSubmatch(name)
 			switch {
-			case m != nil && m[2] == "parquet", d == dir && name == metadataName:
+			case m != nil && m[3] == "parquet", d == dir && name == metadataName:
 				err = readParquetIDs(path, done)
-			case m != nil && m[2] == "arrow":
+			case m != nil && m[3] == "arrow":
 				err = readArrowIDs(path, done)
 			default:
 				continue
@@ -172,4 +180,77 @@ func parquetKV(pf *file.Reader) map[string]string {
 		}
 	}
 	return kv
+}
+
+// readPNGIDs adds the ids of the PNGs that NewReconPNG published under dir,
+// if dir is a PNG output (it holds maeembed-png.json): each file's id is
+// its "maeembed.id" chunk, right after the IHDR. A file counts only where
+// PNGPath puts its id, so a PNG copied or renamed into dir does not mark
+// its id done; temporaries of a killed run do not end in ".png", and
+// other PNGs (no such chunk) are ignored.
+func readPNGIDs(dir string, into map[string]bool) error {
+	if _, err := os.Stat(filepath.Join(dir, pngMetaName)); err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil
+		}
+		return err
+	}
+	var buf []byte
+	return filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && path == filepath.Join(dir, errorsDir) {
+			return filepath.SkipDir
+		}
+		if !d.Type().IsRegular() || filepath.Ext(path) != ".png" {
+			return nil
+		}
+		id, ok, err := pngID(path, &buf)
+		if err != nil {
+			return err
+		}
+		if ok && PNGPath(dir, id) == path {
+			into[id] = true
+		}
+		return nil
+	})
+}
+
+// pngID reads the "maeembed.id" iTXt chunk that follows the IHDR of the
+// PNG at path (appendTextChunk's layout); ok is false when there is none. buf is
+// reused between calls.
+func pngID(path string, buf *[]byte) (id string, ok bool, err error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", false, err
+	}
+	defer f.Close()
+	var head [ihdrEnd + 8]byte // signature, IHDR, next chunk's length and type
+	if _, err := io.ReadFull(f, head[:]); err != nil {
+		return "", false, nil // too short for a PNG of this writer
+	}
+	n := binary.BigEndian.Uint32(head[ihdrEnd:])
+	if string(head[ihdrEnd+4:]) != "iTXt" || n > 1<<20 {
+		return "", false, nil
+	}
+	if cap(*buf) < int(n)+4 {
+		*buf = make([]byte, n+4)
+	}
+	data := (*buf)[:n+4]
+	if _, err := io.ReadFull(f, data); err != nil {
+		return "", false, nil
+	}
+	crc := crc32.NewIEEE()
+	crc.Write(head[ihdrEnd+4:])
+	crc.Write(data[:n])
+	if crc.Sum32() != binary.BigEndian.Uint32(data[n:]) {
+		return "", false, nil
+	}
+	data = data[:n]
+	const key = "maeembed.id\x00\x00\x00\x00\x00"
+	if !bytes.HasPrefix(data, []byte(key)) {
+		return "", false, nil
+	}
+	return string(data[len(key):]), true, nil
 }

@@ -174,7 +174,7 @@ func NewReconParquet(dir string, meta ReconMeta, opts ParquetOptions) (*ReconPar
 	if err != nil {
 		return nil, err
 	}
-	p, err := newParts(dir, "parquet", schema, o, func(path string) (recordFile, error) {
+	p, err := newParts(dir, "parquet", schema, o, nil, func(path string) (recordFile, error) {
 		return createParquet(path, schema, o.RowGroupBytes)
 	})
 	if err != nil {

@@ -19,10 +19,11 @@ package sinks
 import (
 	"encoding/json"
 	"fmt"
-	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
+
+	"github.com/maeembed/maeembed/internal/realpath"
 )
 
 // Meta describes the embeddings of one run; it becomes the file metadata
@@ -58,11 +59,10 @@ func InputRoots(names []string) []string {
 	roots := make([]string, 0, len(names))
 	for _, n := range names {
 		if n != "-" {
-			n = ModelName(n)
-			if !filepath.IsAbs(n) {
-				if abs, err := filepath.Abs(n); err == nil {
-					n = abs
-				}
+			if real, err := realpath.Of(n); err == nil {
+				n = real
+			} else if abs, err := filepath.Abs(n); err == nil {
+				n = abs // missing: absolute as given
 			}
 		}
 		roots = append(roots, n)
@@ -114,17 +114,10 @@ func ModelName(name string) string {
 	if name == "" {
 		return name
 	}
-	if _, err := os.Stat(name); err != nil {
-		return name
-	}
-	abs, err := filepath.Abs(name)
-	if err != nil {
-		return name
-	}
-	if real, err := filepath.EvalSymlinks(abs); err == nil {
+	if real, err := realpath.Of(name); err == nil {
 		return real
 	}
-	return abs
+	return name
 }
 
 func (m Meta) keyValues() ([]string, []string) {

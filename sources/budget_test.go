@@ -7,11 +7,14 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+	"weak"
 
 	"github.com/apache/arrow/go/v17/arrow"
 	"github.com/apache/arrow/go/v17/arrow/array"
@@ -270,5 +273,100 @@ func TestBudgetCountsWholePages(t *testing.T) {
 		if bud.InUse() != 0 {
 			t.Errorf("budget %d MiB: %d bytes held after the run", c.budget>>20, bud.InUse())
 		}
+	}
+}
+
+// A Parquet row's bytes are garbage once its item is released: the reader
+// keeps no alias of them, so a 200 MB row does not stay in memory through
+// the next reads while the budget no longer counts it. (Row groups of 3
+// and 1 rows: batches of 1, 2, then 1 row, which would leave the second
+// row of the batch before aliased.)
+func TestBudgetReleasedRowIsNotKept(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "rows.parquet")
+	writeBudgetParquet(t, p, []int{1 << 20, 1 << 20, 1 << 20, 1 << 20}, 3)
+	r, _ := openBudgeted(t, p, 64<<20)
+	defer r.Close()
+	var kept []weak.Pointer[byte]
+	for i := range 4 {
+		it, err := r.Next(context.Background())
+		if err != nil || it.Err != nil {
+			t.Fatal(err, it.Err)
+		}
+		if i < 3 {
+			kept = append(kept, weak.Make(&it.Data[0]))
+		}
+		it.Release()
+	}
+	runtime.GC()
+	for i, wp := range kept {
+		if wp.Value() != nil {
+			t.Errorf("row %d: its bytes are still reachable after its release and the next reads", i)
+		}
+	}
+}
+
+// A listing (Options.NoData, --dry-run) reads only a Parquet file's id
+// column, inside the budget: rows of images each larger than the whole
+// budget are listed by their keys, what is held is the ids' pages, never
+// near an image's size, and it is all given back; without an id column
+// nothing is read at all.
+func TestBudgetListingReadsOnlyIDs(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "rows.parquet")
+	sizes := []int{3 << 20, 3 << 20, 3 << 20, 3 << 20, 3 << 20}
+	writeBudgetParquet(t, p, sizes, 2)
+	for _, idCol := range []string{"", "-"} {
+		r, err := OpenWith([]string{p}, nil, Options{NoData: true, IDColumn: idCol})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b := stages.NewBudget(1 << 20)
+		r.SetBudget(b)
+		got := readAll(t, r) // "id=data", or "id!error"
+		want := []string{"r0=", "r1=", "r2=", "r3=", "r4="}
+		if idCol == "-" {
+			want = []string{"rows.parquet/0=", "rows.parquet/1=", "rows.parquet/2=", "rows.parquet/3=", "rows.parquet/4="}
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("id column %q: listed %q, want %q (ids without data)", idCol, got, want)
+		}
+		// The ids' pages are read under the budget; with no id column
+		// nothing is read.
+		if read := b.Peak() > 0; read != (idCol == "") || b.Peak() >= 1<<20 || b.InUse() != 0 {
+			t.Errorf("id column %q: budget peak %d (an image is %d), %d in use after", idCol, b.Peak(), sizes[0], b.InUse())
+		}
+	}
+}
+
+// The column readers keep their page buffers for the whole row group: a
+// dictionary page (a writer's default; a dataset whose rows repeat one
+// image, as scraped sets do, is one dictionary entry) and its decoded
+// copy are read with the first batch and kept for every later one, which
+// allocates nothing new for them. Every batch's hold counts them, not
+// only the first's. Rows of one 1 MiB image, four to a row group.
+func TestBudgetCountsKeptPagesInEveryBatch(t *testing.T) {
+	const size = 1 << 20
+	schema := arrow.NewSchema([]arrow.Field{{Name: "jpg", Type: arrow.BinaryTypes.Binary}}, nil)
+	rb := array.NewRecordBuilder(memory.DefaultAllocator, schema)
+	defer rb.Release()
+	for range 4 {
+		rb.Field(0).(*array.BinaryBuilder).Append(budgetImage(0, size))
+	}
+	rec := rb.NewRecord()
+	defer rec.Release()
+	p := filepath.Join(t.TempDir(), "rows.parquet")
+	if err := os.WriteFile(p, parquetBytes(t, rec, parquet.WithDictionaryDefault(true), parquet.WithDictionaryPageSizeLimit(64<<20), parquet.WithBatchSize(1), parquet.WithDataPageSize(1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r, b := openBudgeted(t, p, 64<<20)
+	defer r.Close()
+	for i := range 3 { // the row group's last batch drops the readers
+		it, err := r.Next(context.Background())
+		if err != nil || it.Err != nil {
+			t.Fatal(err, it.Err)
+		}
+		if u := b.InUse(); u < int64(len(it.Data))+2*size {
+			t.Errorf("row %d: the budget holds %d, less than the row and the dictionary page with its copy the reader keeps (%d)", i, u, len(it.Data)+2*size)
+		}
+		it.Release()
 	}
 }

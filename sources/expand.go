@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"github.com/maeembed/maeembed/internal/realpath"
 )
 
 type kind uint8
@@ -236,13 +238,10 @@ func walk(dir, root, idPrefix string, visited map[string]bool, add func(entry)) 
 		// kindFile whatever the name: there is nothing to open.
 		add(entry{path: p, id: idOf(p), kind: kindFile, err: err, dir: true})
 	}
-	real, err := filepath.EvalSymlinks(dir)
+	real, err := realpath.Of(dir)
 	if err != nil {
 		failed(dir, fmt.Errorf("directory: %w", err))
 		return
-	}
-	if abs, err := filepath.Abs(real); err == nil {
-		real = abs
 	}
 	if visited[real] {
 		slog.Warn("skipping directory already listed (symlink loop or duplicate)", "path", dir, "target", real)

@@ -55,8 +55,9 @@ type parquetContainer struct {
 	imgPath *leaf // the struct's "path", if any
 	id      *leaf // the id column, if any
 	idCol   string
-	batch   int // most rows read at a time (Options.ParquetBatch)
-	rows    int // rows the next batch reads (see batchBytes)
+	noData  bool // a listing (Options.NoData): only the id column is read
+	batch   int  // most rows read at a time (Options.ParquetBatch)
+	rows    int  // rows the next batch reads (see batchBytes)
 
 	rg       int      // next row group to open
 	rgEnd    int64    // file row after the open row group
@@ -165,8 +166,8 @@ type pageAllocator struct {
 // images into one page, and a row is read with its whole page.
 type allocMeter struct {
 	grow    func() // nil when not reading under a budget
-	pageMax int64  // the largest page buffer since the last reset
-	values  int64  // what the values' buffers grew by since then
+	pageMax int64  // the largest page buffer of the open column readers
+	values  int64  // what the values' buffers grew by in this batch
 }
 
 // live estimates what the reader holds: the values, and the largest page
@@ -238,7 +239,7 @@ func openParquet(p string, opts Options) (c container, err error) {
 			return nil, err
 		}
 	}
-	pc := &parquetContainer{path: p, rdr: rdr, idCol: id, batch: opts.ParquetBatch, meter: meter}
+	pc := &parquetContainer{path: p, rdr: rdr, idCol: id, noData: opts.NoData, batch: opts.ParquetBatch, meter: meter}
 	pc.pool.New = func() any { return memory.NewResizableBuffer(pageAllocator{memory.DefaultAllocator, meter, false}) }
 	field := func(name string) arrow.Field { f, _ := as.FieldsByName(name); return f[0] }
 	find := func(path string, t arrow.DataType) (*leaf, error) {
@@ -350,7 +351,15 @@ func isIDType(t arrow.DataType) bool {
 	return false
 }
 
+// leaves are the columns read: the image (and its path) and the id, or
+// for a listing only the id (none when ids are row numbers).
 func (c *parquetContainer) leaves() []*leaf {
+	if c.noData {
+		if c.id == nil {
+			return nil
+		}
+		return []*leaf{c.id}
+	}
 	ls := []*leaf{&c.img}
 	if c.imgPath != nil {
 		ls = append(ls, c.imgPath)
@@ -376,9 +385,6 @@ func (c *parquetContainer) next(want func(member string, row int64, key string) 
 			}
 			continue
 		case c.nextRow < c.rgEnd:
-			if !readData {
-				h = hold{}
-			}
 			if err := c.readBatch(h); err != nil {
 				// A read stopped part-way (a corrupt page, the budget's
 				// refusal) leaves the column readers in no known state:
@@ -437,10 +443,16 @@ func (c *parquetContainer) openGroup() (err error) {
 	defer recovered(&err)
 	md := c.rdr.MetaData().RowGroup(g)
 	c.rgEnd = c.nextRow + md.NumRows()
-	// The footer's sizes of the image column, shared out over the rows:
-	// the estimates the budget is asked for before a batch is read.
-	if n := md.NumRows(); n > 0 {
-		cc, err := md.ColumnChunk(c.img.col)
+	// The footer's sizes of the column read (the images, or the ids of a
+	// listing), shared out over the rows: the estimates the budget is
+	// asked for before a batch is read.
+	sized := &c.img
+	if c.noData {
+		sized = c.id
+	}
+	c.perPage, c.perValue = 0, 0
+	if n := md.NumRows(); n > 0 && sized != nil {
+		cc, err := md.ColumnChunk(sized.col)
 		if err != nil {
 			return err
 		}
@@ -486,9 +498,7 @@ var batchBytes = 64 << 20
 // a page's compressed bytes and its decompressed copy, kept by the column
 // reader (a page is one row of large images, or about 1 MiB of small ones).
 func (c *parquetContainer) batchCost(n int) (pages, values int64) {
-	values = 1
-	for values < int64(n)*c.perValue {
-		values *= 2
+	for v := int64(n) * c.perValue; values < v; values = max(1, 2*values) {
 	}
 	return min(int64(n)*c.perPage, max(c.perPage, 2<<20)), values
 }
@@ -522,7 +532,9 @@ func (c *parquetContainer) readBatch(h hold) (err error) {
 		// this goroutine takes input memory); one the whole budget cannot
 		// hold stops the read, and the rest of the row group is error rows.
 		holding := pages + values
-		c.meter.pageMax, c.meter.values = 0, 0
+		// The page buffers stay with the column readers from batch to
+		// batch (reused, not allocated again): only the values are new.
+		c.meter.values = 0
 		c.meter.grow = func() {
 			used := c.meter.live()
 			if used <= holding {
@@ -562,7 +574,7 @@ func (c *parquetContainer) readBatch(h hold) (err error) {
 		c.dropReaders()
 		pages = 0
 	} else if h.b != nil {
-		pages = max(pages, 2*c.meter.pageMax) // what they keep, measured
+		pages = 2 * c.meter.pageMax // what they keep, measured
 	}
 	// The estimate's hold becomes the measured one: only this goroutine
 	// takes input memory, so the exchange cannot be overtaken.
@@ -570,10 +582,7 @@ func (c *parquetContainer) readBatch(h hold) (err error) {
 	reading()
 	keep, err := h.take(pages + held)
 	if err != nil && n > 1 && !aborted(err) {
-		// Rows the footer's average misjudged: they are read, and each may
-		// fit; hold the whole budget rather than refuse them.
-		c.rows = 1
-		keep, err = h.take(h.size())
+		c.rows = 1 // rows the footer's average misjudged: one at a time from now on
 	}
 	if err != nil {
 		keep, c.batchErr = func() {}, err // the rows' error rows; aborted: the Reader sees ctx
@@ -630,6 +639,7 @@ func (b *pqBatch) unref() {
 // dropReaders releases the column readers of the open row group (openGroup
 // makes new ones).
 func (c *parquetContainer) dropReaders() {
+	c.meter.pageMax = 0 // their page buffers go with them
 	for _, l := range c.leaves() {
 		if l.rr != nil {
 			func() {
@@ -656,6 +666,11 @@ func (l *leaf) read(n int) error {
 		a.Release()
 	}
 	l.chunks = nil
+	// The last batch's values belong to its items now (pqBatch): an alias
+	// kept here would keep a large row alive through the next read,
+	// outside the budget that no longer counts it.
+	clear(l.bytes)
+	l.bytes = l.bytes[:0]
 	l.rr.Reset()
 	if err := l.rr.Reserve(int64(n)); err != nil {
 		return err

@@ -61,14 +61,6 @@ func (h hold) take(n int64) (release func(), err error) {
 	return h.b.AcquireInput(h.ctx, n)
 }
 
-// size is the whole budget (0: none).
-func (h hold) size() int64 {
-	if h.b == nil {
-		return 0
-	}
-	return h.b.Size()
-}
-
 // errEOF ends a container.
 var errEOF = io.EOF
 

@@ -54,12 +54,10 @@ func RandomResizedCropRect(w, h int, scale, ratio [2]float64, r *rand.Rand) imag
 // flip is set: torchvision's resized_crop then hflip.
 func ResizedCrop(src *image.NRGBA, crop image.Rectangle, size int, flip bool) *image.NRGBA {
 	crop = crop.Add(src.Rect.Min).Intersect(src.Rect)
-	c := image.NewNRGBA(image.Rect(0, 0, crop.Dx(), crop.Dy()))
-	for y := 0; y < crop.Dy(); y++ {
-		o := src.PixOffset(crop.Min.X, crop.Min.Y+y)
-		copy(c.Pix[y*c.Stride:y*c.Stride+4*crop.Dx()], src.Pix[o:o+4*crop.Dx()])
-	}
-	out := resampleWindow(c, size, size, image.Rect(0, 0, size, size))
+	// A view of the crop with origin (0,0), which is what resampleWindow
+	// indexes from: the same pixels without copying them.
+	c := image.NRGBA{Pix: src.Pix[src.PixOffset(crop.Min.X, crop.Min.Y):], Stride: src.Stride, Rect: image.Rect(0, 0, crop.Dx(), crop.Dy())}
+	out := resampleWindow(&c, size, size, image.Rect(0, 0, size, size))
 	if flip {
 		for y := 0; y < size; y++ {
 			row := out.Pix[y*out.Stride : y*out.Stride+4*size]
@@ -72,6 +70,16 @@ func ResizedCrop(src *image.NRGBA, crop image.Rectangle, size int, flip bool) *i
 		}
 	}
 	return out
+}
+
+// ResizedCropTensor writes Normalize of ResizedCrop(src, crop, size, flip)
+// into dst (float32 [3,size,size]). The resized image comes from the
+// preprocessing's buffer pool and goes back to it, so a training step
+// allocates no image per crop once warm.
+func ResizedCropTensor(dst []float32, src *image.NRGBA, crop image.Rectangle, size int, flip bool) {
+	out := ResizedCrop(src, crop, size, flip)
+	Normalize(dst, out)
+	outPool.put(out)
 }
 
 // ShrinkTo returns img resized (PIL bicubic) so that its shorter side is at

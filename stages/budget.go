@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"image/color"
+	"runtime/debug"
+	"sync"
 	"sync/atomic"
 
 	"golang.org/x/sync/semaphore"
@@ -29,14 +31,22 @@ var ErrOverBudget = errors.New("image needs more memory than the budget")
 // A quarter of the budget is for encoded input, the rest for decoding, so
 // that queued inputs can never take all of it while the workers that would
 // free them wait for decoding memory. An input larger than its quarter
-// waits until it is alone, one larger than the whole budget is refused with
-// ErrOverBudget, and so is an image whose decoding needs more than the
+// waits until it is alone and takes the rest of its size from the decoding
+// share (so what is held never exceeds the budget: Peak ≤ Size); the images
+// decoded beside it (its own, as nothing else is read meanwhile) get what
+// it leaves, and one that needs more is ErrOverBudget rather than a wait
+// that could never end. An input larger than the whole budget is refused
+// with ErrOverBudget, and so is an image whose decoding needs more than the
 // decoding share.
 //
 // The budget counts what maeembed holds, not what the Go runtime keeps:
 // with the default GOGC the heap may grow past the live bytes before a
-// collection, so pair the budget with debug.SetMemoryLimit (GOMEMLIMIT)
-// set to the model's size plus the budget.
+// collection. So a large hold (LargeHold or more) granted after as much
+// was given back first collects the garbage and returns it to the system:
+// the heap holds the live images, not the last large image's buffers
+// beside the next one's. With the accounting exact, a process stays
+// within its model's size plus the budget (a soft memory limit below that,
+// such as cmd's, only makes the collector run more often).
 //
 // A nil *Budget is unlimited. Safe for concurrent use.
 type Budget struct {
@@ -44,7 +54,22 @@ type Budget struct {
 	inputCap, decCap int64
 	input, dec       *semaphore.Weighted
 	inUse, peak      atomic.Int64
+	// excess is what an input larger than the input share holds of the
+	// decoding share.
+	excess atomic.Int64
+	// kept is what Keep holds of the decoding share; mostDecode the
+	// largest decoding granted so far, which Keep leaves room for.
+	kept, mostDecode atomic.Int64
+	keepMu           sync.Mutex // one Keep at a time: check, then take
+	// freed counts the bytes of large holds given back since the last
+	// collection.
+	freed atomic.Int64
 }
+
+// LargeHold is the size from which a hold is large: granting one collects
+// the garbage of the large holds given back before it (see Budget).
+// Ordinary photos stay far below it and never pay for a collection.
+const LargeHold = 32 << 20
 
 // NewBudget returns a budget of size bytes (size ≤ 0: DefaultMemoryBudget).
 func NewBudget(size int64) *Budget {
@@ -81,10 +106,11 @@ func (b *Budget) InUse() int64 {
 }
 
 // AcquireInput waits until n more bytes of encoded input may be held (an
-// input larger than the input share waits to be the only one) and returns
-// the function that gives them back, to be called once when the bytes are
-// dropped. It fails when ctx ends, and with ErrOverBudget for an input
-// larger than the whole budget (that item's error: drop its bytes).
+// input larger than the input share waits to be the only one, and takes
+// the rest from the decoding share) and returns the function that gives
+// them back, to be called once when the bytes are dropped. It fails when
+// ctx ends, and with ErrOverBudget for an input larger than the whole
+// budget (that item's error: drop its bytes).
 func (b *Budget) AcquireInput(ctx context.Context, n int64) (release func(), err error) {
 	if b == nil || n <= 0 {
 		return func() {}, nil
@@ -97,11 +123,33 @@ func (b *Budget) AcquireInput(ctx context.Context, n int64) (release func(), err
 	if err := b.input.Acquire(ctx, w); err != nil {
 		return nil, err
 	}
-	return b.held(b.input, w, n), nil
+	x := n - w
+	if x > 0 {
+		// Holding the whole input share, this input is alone: no image is
+		// waiting for decoding memory (each input is given back only after
+		// its image is decoded), so this wait ends with the decodes now
+		// running.
+		if err := b.dec.Acquire(ctx, x); err != nil {
+			b.input.Release(w)
+			return nil, err
+		}
+		b.excess.Add(x)
+	}
+	b.collect(n)
+	own := b.held(n)
+	return func() {
+		if own() {
+			b.input.Release(w)
+			if x > 0 {
+				b.excess.Add(-x)
+				b.dec.Release(x)
+			}
+		}
+	}, nil
 }
 
 // acquireDecode waits for n bytes of decoding memory; n beyond the decoding
-// share is ErrOverBudget.
+// share (less what a large input holds of it) is ErrOverBudget.
 func (b *Budget) acquireDecode(ctx context.Context, n int64) (release func(), err error) {
 	if b == nil || n <= 0 {
 		return func() {}, nil
@@ -110,25 +158,102 @@ func (b *Budget) acquireDecode(ctx context.Context, n int64) (release func(), er
 		return nil, fmt.Errorf("decoding needs about %s, the memory budget allows %s for decoding (%s in all; raise it to decode this image): %w",
 			FormatBytes(n), FormatBytes(b.decCap), FormatBytes(b.size), ErrOverBudget)
 	}
+	// An input larger than the input share holds the rest of its size from
+	// the decoding share until its images are decoded (they are the only
+	// ones in flight then): what it leaves is all they can have.
+	if x := b.excess.Load(); n > b.decCap-x-b.kept.Load() {
+		if k := b.kept.Load(); k > 0 {
+			return nil, fmt.Errorf("decoding needs about %s; beside the %s of images kept in memory, the memory budget of %s leaves %s for decoding (raise it to decode this image): %w",
+				FormatBytes(n), FormatBytes(k), FormatBytes(b.size), FormatBytes(b.decCap-x-k), ErrOverBudget)
+		}
+		return nil, fmt.Errorf("decoding needs about %s; beside its input of more than %s, the memory budget of %s leaves %s for decoding (raise it to decode this image): %w",
+			FormatBytes(n), FormatBytes(b.inputCap), FormatBytes(b.size), FormatBytes(b.decCap-x), ErrOverBudget)
+	}
 	if err := b.dec.Acquire(ctx, n); err != nil {
 		return nil, err
 	}
-	return b.held(b.dec, n, n), nil
+	for m := b.mostDecode.Load(); n > m && !b.mostDecode.CompareAndSwap(m, n); m = b.mostDecode.Load() {
+	}
+	b.collect(n)
+	own := b.held(n)
+	return func() {
+		if own() {
+			b.dec.Release(n)
+		}
+	}, nil
 }
 
-// held records n bytes as in use (w of them weighed on s) and returns their
-// release, which is safe to call more than once.
-func (b *Budget) held(s *semaphore.Weighted, w, n int64) func() {
+// Keep takes n bytes from the decoding share for images a run keeps in
+// memory (a training set), until the returned release. It leaves room
+// for the largest decoding granted so far, so that the images still to
+// come can be decoded beside the kept ones; an n that does not fit beside
+// that is ErrOverBudget, at once (what is kept is not given back while
+// the run lasts, so waiting could never end). A wait for decodings in
+// flight ends with ctx.
+func (b *Budget) Keep(ctx context.Context, n int64) (release func(), err error) {
+	if b == nil || n <= 0 {
+		return func() {}, nil
+	}
+	b.keepMu.Lock()
+	defer b.keepMu.Unlock()
+	k, room := b.kept.Load(), b.decCap-b.mostDecode.Load()
+	if k+n > room {
+		return nil, fmt.Errorf("keeping %s more in memory beside the %s kept would leave less than the %s of the largest decoding so far in the %s memory budget (its decoding share is %s): %w",
+			FormatBytes(n), FormatBytes(k), FormatBytes(b.mostDecode.Load()), FormatBytes(b.size), FormatBytes(b.decCap), ErrOverBudget)
+	}
+	if err := b.dec.Acquire(ctx, n); err != nil {
+		return nil, err
+	}
+	b.kept.Add(n)
+	own := b.held(n)
+	return func() {
+		if own() {
+			b.kept.Add(-n)
+			b.dec.Release(n)
+		}
+	}, nil
+}
+
+// Kept is the number of bytes held by Keep now.
+func (b *Budget) Kept() int64 {
+	if b == nil {
+		return 0
+	}
+	return b.kept.Load()
+}
+
+// held records n bytes as in use and returns their release, which reports
+// true on its first call only (the caller then gives back its semaphores).
+func (b *Budget) held(n int64) func() bool {
 	now := b.inUse.Add(n)
 	for p := b.peak.Load(); now > p && !b.peak.CompareAndSwap(p, now); p = b.peak.Load() {
 	}
 	var done atomic.Bool
-	return func() {
-		if done.CompareAndSwap(false, true) {
-			b.inUse.Add(-n)
-			s.Release(w)
+	return func() bool {
+		if !done.CompareAndSwap(false, true) {
+			return false
 		}
+		b.inUse.Add(-n)
+		if n >= LargeHold {
+			b.freed.Add(n)
+		}
+		return true
 	}
+}
+
+// collect runs a garbage collection before a large hold of n bytes is
+// used when at least LargeHold bytes of large holds were given back since
+// the last one: their buffers are garbage by then (a hold is given back
+// once its bytes are dropped), and the heap reuses them for this one
+// instead of growing by it. The Go collector alone would let the heap
+// reach the live bytes plus the new allocation before collecting (a
+// single large allocation is made before the collection it triggers).
+func (b *Budget) collect(n int64) {
+	if n < LargeHold || b.freed.Load() < LargeHold {
+		return
+	}
+	b.freed.Store(0)
+	debug.FreeOSMemory()
 }
 
 // FormatBytes writes a size of n bytes in the largest binary unit it

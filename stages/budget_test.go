@@ -219,3 +219,37 @@ func TestFormatBytes(t *testing.T) {
 		}
 	}
 }
+
+// An input larger than the input share takes the rest of its size from
+// the decoding share: the budget's peak stays within its size, an image
+// that cannot be decoded beside it is refused at once (waiting could never
+// end: it is the only input in flight), and once it is given back the
+// whole decoding share is there again.
+func TestBudgetLargeInputTakesFromDecoding(t *testing.T) {
+	b := NewBudget(4 << 20) // 1 MiB for inputs, 3 MiB for decoding
+	ctx := context.Background()
+	big, err := b.AcquireInput(ctx, 2560<<10) // 1.5 MiB past the input share
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.acquireDecode(ctx, 2<<20); !errors.Is(err, ErrOverBudget) || !strings.Contains(err.Error(), "leaves 1.5 MiB for decoding") {
+		t.Errorf("2 MiB of decoding beside it: err = %v, want ErrOverBudget naming the 1.5 MiB left", err)
+	}
+	dec, err := b.acquireDecode(ctx, 1536<<10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.InUse() != b.Size() || b.Peak() != b.Size() {
+		t.Errorf("in use %d, peak %d; want the whole budget, %d", b.InUse(), b.Peak(), b.Size())
+	}
+	dec()
+	big()
+	dec, err = b.acquireDecode(ctx, 3<<20)
+	if err != nil {
+		t.Fatalf("the whole decoding share after the input is given back: %v", err)
+	}
+	dec()
+	if b.InUse() != 0 || b.Peak() > b.Size() {
+		t.Errorf("in use %d, peak %d of %d", b.InUse(), b.Peak(), b.Size())
+	}
+}

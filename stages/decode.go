@@ -109,6 +109,12 @@ func (p Preprocess) header(data []byte) (header, error) {
 			cfg.ColorModel = color.CMYKModel
 		}
 	}
+	if isTIFFJPEG(data) {
+		// golang.org/x/image/tiff refuses them (YCbCr in the header,
+		// JPEG in the strips): decodeTIFFJPEG reads them.
+		cfg, err = tiffJPEGConfig(data)
+		format = "tiff"
+	}
 	if err != nil {
 		return header{}, fmt.Errorf("read header: %w", err)
 	}
@@ -156,6 +162,8 @@ func decodeRGB(data []byte, format string, cfg image.Config) (*image.NRGBA, erro
 			cmykToRGB(rgb)
 			return rgb, nil
 		}
+	} else if format == "tiff" && isTIFFJPEG(data) {
+		return decodeTIFFJPEG(data, cfg.Width, cfg.Height)
 	} else if format == "gif" {
 		// First frame only, placed on the logical screen like PIL does.
 		src, err = gif.Decode(bytes.NewReader(data))

@@ -228,23 +228,31 @@ func tiffOrientation(t []byte) int {
 	return 0
 }
 
+// tiffByteOrder is the byte order a TIFF structure declares in its first
+// two bytes ("II" little-endian, "MM" big-endian); ok is false for
+// anything else or fewer than the 8 bytes of a TIFF header.
+func tiffByteOrder(t []byte) (bo interface {
+	binary.ByteOrder
+	binary.AppendByteOrder
+}, ok bool) {
+	if len(t) < 8 {
+		return nil, false
+	}
+	switch string(t[:2]) {
+	case "II":
+		return binary.LittleEndian, true
+	case "MM":
+		return binary.BigEndian, true
+	}
+	return nil, false
+}
+
 // tiffTag reads a single SHORT or LONG value of tag from IFD0 of a TIFF
 // structure (orientation is a SHORT by the standard, but some writers use a
 // LONG and PIL takes the value all the same).
 func tiffTag(t []byte, tag uint16) (uint32, bool) {
-	if len(t) < 8 {
-		return 0, false
-	}
-	var bo binary.ByteOrder
-	switch string(t[:2]) {
-	case "II":
-		bo = binary.LittleEndian
-	case "MM":
-		bo = binary.BigEndian
-	default:
-		return 0, false
-	}
-	if bo.Uint16(t[2:]) != 42 {
+	bo, ok := tiffByteOrder(t)
+	if !ok || bo.Uint16(t[2:]) != 42 {
 		return 0, false
 	}
 	ifd := int(bo.Uint32(t[4:]))

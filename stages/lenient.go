@@ -214,19 +214,8 @@ func pngTrim(data []byte) ([]byte, error) {
 // predictor it knows) returns C, M, Y, K as R, G, B, A of an NRGBA, and
 // cmykToRGB converts them as PIL does. ok is false for any other file.
 func tiffCMYKAsRGBA(data []byte) (out []byte, ok bool) {
-	if len(data) < 8 {
-		return nil, false
-	}
-	var bo interface {
-		binary.ByteOrder
-		binary.AppendByteOrder
-	}
-	switch string(data[:2]) {
-	case "II":
-		bo = binary.LittleEndian
-	case "MM":
-		bo = binary.BigEndian
-	default:
+	bo, ok := tiffByteOrder(data)
+	if !ok {
 		return nil, false
 	}
 	if p, _ := tiffTag(data, 262); p != 5 {

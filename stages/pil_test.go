@@ -79,6 +79,12 @@ func TestDecodeMatchesPIL(t *testing.T) {
 		{file: "odd/fax-group3.tiff", ref: "odd/fax-group3.tiff.pil.png"},
 		{file: "odd/fax-group4.tiff", ref: "odd/fax-group4.tiff.pil.png"},
 		{file: "odd/fax-group4-miniswhite.tiff", ref: "odd/fax-group4-miniswhite.tiff.pil.png"},
+		{file: "odd/jpeg.tiff", ref: "odd/jpeg.tiff.pil.png", tol: 3},
+		{file: "odd/jpeg-strips.tiff", ref: "odd/jpeg-strips.tiff.pil.png", tol: 3},
+		{file: "odd/jpeg-tiles.tiff", ref: "odd/jpeg-tiles.tiff.pil.png", tol: 3},
+		{file: "odd/jpeg-ycbcr.tiff", ref: "odd/jpeg-ycbcr.tiff.pil.png", tol: 3},
+		{file: "odd/jpeg-orientation-6.tiff", ref: "odd/jpeg-orientation-6.tiff.pil.png", tol: 3},
+		{file: "odd/jpeg-gray.tiff", ref: "odd/jpeg-gray.tiff.pil.png", tol: 3},
 	}
 	for _, tc := range tests {
 		t.Run(tc.file+"~"+filepath.Base(tc.ref), func(t *testing.T) {

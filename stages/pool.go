@@ -31,8 +31,11 @@ const maxPooledBytes = 64 << 20
 // every caller writes all of them.
 func (pp *pixPool) get(w, h int) *image.NRGBA {
 	n := 4 * w * h
-	if b, _ := pp.p.Get().(*[]byte); b != nil && cap(*b) >= n {
-		return &image.NRGBA{Pix: (*b)[:n], Stride: 4 * w, Rect: image.Rect(0, 0, w, h)}
+	// The pool holds the images themselves, header and all, so neither a
+	// get nor a put allocates.
+	if img, _ := pp.p.Get().(*image.NRGBA); img != nil && cap(img.Pix) >= n {
+		img.Pix, img.Stride, img.Rect = img.Pix[:n], 4*w, image.Rect(0, 0, w, h)
+		return img
 	}
 	pp.misses.Add(1)
 	return image.NewNRGBA(image.Rect(0, 0, w, h))
@@ -43,6 +46,5 @@ func (pp *pixPool) put(img *image.NRGBA) {
 	if cap(img.Pix) > maxPooledBytes {
 		return
 	}
-	b := img.Pix[:0]
-	pp.p.Put(&b)
+	pp.p.Put(img)
 }

@@ -5,6 +5,7 @@ import (
 	"image"
 	"image/draw"
 	"math"
+	"sync"
 )
 
 // Resize brings a decoded image to Size×Size per DESIGN §4 and returns an
@@ -97,14 +98,29 @@ type coeffs struct {
 	k      []int32
 }
 
-func precompute(inSize, outSize int) coeffs {
+// coeffScratch is resampleWindow's coefficient memory (vertical,
+// horizontal, and precompute's float weights), pooled so that a resize
+// allocates no coefficients once warm.
+type coeffScratch struct {
+	v, h coeffs
+	kk   []float64
+}
+
+var coeffPool = sync.Pool{New: func() any { return new(coeffScratch) }}
+
+// precompute fills c for resizing inSize pixels to outSize, reusing c's
+// and *kk's memory.
+func precompute(c *coeffs, kk *[]float64, inSize, outSize int) {
 	const support0 = 2.0
 	scale := float64(inSize) / float64(outSize)
 	filterscale := math.Max(scale, 1)
 	support := support0 * filterscale
 	ksize := int(math.Ceil(support))*2 + 1
-	c := coeffs{ksize: ksize, bounds: make([]int, 2*outSize), k: make([]int32, ksize*outSize)}
-	kk := make([]float64, ksize)
+	c.ksize = ksize
+	c.bounds = grow(c.bounds, 2*outSize)
+	c.k = grow(c.k, ksize*outSize)
+	*kk = grow(*kk, ksize)
+	kkv := *kk
 	ss := 1 / filterscale
 	for xx := 0; xx < outSize; xx++ {
 		center := float64(float64(xx)+0.5) * scale
@@ -120,15 +136,15 @@ func precompute(inSize, outSize int) coeffs {
 		ww := 0.0
 		for x := 0; x < xmax; x++ {
 			w := bicubic(float64(float64(x+xmin)-center+0.5) * ss)
-			kk[x] = w
+			kkv[x] = w
 			ww += w
 		}
 		for x := 0; x < xmax; x++ {
 			if ww != 0 {
-				kk[x] /= ww
+				kkv[x] /= ww
 			}
-			v := kk[x] * (1 << precisionBits)
-			if kk[x] < 0 {
+			v := kkv[x] * (1 << precisionBits)
+			if kkv[x] < 0 {
 				c.k[xx*ksize+x] = int32(-0.5 + v)
 			} else {
 				c.k[xx*ksize+x] = int32(0.5 + v)
@@ -136,7 +152,6 @@ func precompute(inSize, outSize int) coeffs {
 		}
 		c.bounds[2*xx], c.bounds[2*xx+1] = xmin, xmax
 	}
-	return c
 }
 
 func clip8(v int32) uint8 {
@@ -159,10 +174,12 @@ func resampleWindow(src *image.NRGBA, outW, outH int, win image.Rectangle) *imag
 	needH, needV := outW != inW, outH != inH
 
 	// Vertical coefficients decide which source rows the window needs.
-	var cv coeffs
+	cs := coeffPool.Get().(*coeffScratch)
+	defer coeffPool.Put(cs)
+	cv := &cs.v
 	rowFirst, rowLast := win.Min.Y, win.Max.Y // source rows if no vertical pass
 	if needV {
-		cv = precompute(inH, outH)
+		precompute(cv, &cs.kk, inH, outH)
 		rowFirst = cv.bounds[2*win.Min.Y]
 		rowLast = cv.bounds[2*(win.Max.Y-1)] + cv.bounds[2*(win.Max.Y-1)+1]
 		for y := win.Min.Y + 1; y < win.Max.Y; y++ { // bounds are monotone, but be safe
@@ -183,7 +200,8 @@ func resampleWindow(src *image.NRGBA, outW, outH int, win image.Rectangle) *imag
 	}
 	tmp := pool.get(tw, rowLast-rowFirst)
 	if needH {
-		ch := precompute(inW, outW)
+		ch := &cs.h
+		precompute(ch, &cs.kk, inW, outW)
 		const half = int32(1) << (precisionBits - 1)
 		for y := rowFirst; y < rowLast; y++ {
 			in := src.Pix[y*src.Stride:]
@@ -231,4 +249,13 @@ func resampleWindow(src *image.NRGBA, outW, outH int, win image.Rectangle) *imag
 		}
 	}
 	return dst
+}
+
+// grow returns b resized to n elements, reusing its memory when it is large
+// enough (contents are not kept or cleared: callers write what they read).
+func grow[T any](b []T, n int) []T {
+	if cap(b) < n {
+		return make([]T, n)
+	}
+	return b[:n]
 }

@@ -111,6 +111,27 @@ func (p Preprocess) TensorContext(ctx context.Context, dst []float32, data []byt
 	return w, h, nil
 }
 
+// DecodeContext is Decode under the Budget: once the header is read, it
+// waits for the memory decoding holds (or until ctx ends); the caller
+// gives it back with release once done with img and what it made of it
+// (a shrunk copy is within the estimate). An image that needs more than
+// the decoding budget fails with ErrOverBudget.
+func (p Preprocess) DecodeContext(ctx context.Context, data []byte) (img image.Image, w, h int, release func(), err error) {
+	hd, err := p.header(data)
+	if err != nil {
+		return nil, 0, 0, nil, err
+	}
+	release, err = p.Budget.acquireDecode(ctx, p.decodeCost(hd))
+	if err != nil {
+		return nil, 0, 0, nil, fmt.Errorf("%s %dx%d: %w", hd.format, hd.cfg.Width, hd.cfg.Height, err)
+	}
+	if img, w, h, err = hd.decode(); err != nil {
+		release()
+		return nil, 0, 0, nil, err
+	}
+	return img, w, h, release, nil
+}
+
 // release returns Tensor's dead intermediates to their pools. out came from
 // outPool, or it is img itself (resize none): each buffer goes back once.
 func release(img, out image.Image) {

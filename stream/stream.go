@@ -10,10 +10,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/spf13/pflag"
 
 	"github.com/maeembed/maeembed/engine"
 	"github.com/maeembed/maeembed/mae"
@@ -24,23 +28,77 @@ import (
 	srckafka "github.com/maeembed/maeembed/sources/kafka"
 )
 
-// Config is one worker.
+// Config is one worker. Its own options come from flags and config-file
+// keys alike (AddFlags; the yaml tags); the output directory, the part
+// options and the engine's are the command's (engine.FileOptions.Output,
+// sinks.ParquetOptions, engine.BatchOptions), set by the caller.
 type Config struct {
-	Consumer srckafka.Config
+	Consumer srckafka.Config `yaml:",inline"`
 	// Output is the directory of rolling Parquet parts ("" = none). Workers
 	// of a group may share it.
-	Output  string
-	Parquet sinks.ParquetOptions // MaxFileRows, MaxFileBytes
+	Output  string               `yaml:"-"`
+	Parquet sinks.ParquetOptions `yaml:"-"` // MaxFileRows, MaxFileBytes, WorkerID (default DefaultWorkerID())
 	// OutputTopic receives the embeddings, DLQTopic the failed inputs
 	// (with their bytes); "" = none. Without a DLQ topic failures go to
 	// Output/errors, or are only logged and counted.
-	OutputTopic, DLQTopic string
-	ProduceLinger         time.Duration // producer batch timeout
+	OutputTopic   string        `yaml:"output_topic"`
+	DLQTopic      string        `yaml:"dlq_topic"`
+	ProduceLinger time.Duration `yaml:"produce_linger"` // producer batch timeout
 	// MetricsAddr serves /metrics, /healthz and /readyz ("" = off).
-	MetricsAddr string
+	MetricsAddr string `yaml:"metrics_addr"`
+	// ShutdownTimeout bounds the drain after the first signal; the caller
+	// passes it to engine.OnSignals.
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 	// Engine sizes the run: BatchSize, Workers, BatchLatency,
 	// FlushInterval, OnFailure. The worker sets the rest.
-	Engine engine.Config
+	Engine engine.Config `yaml:"-"`
+}
+
+// DefaultConfig is a worker with the default consumer
+// (srckafka.DefaultConfig), a 5 ms produce linger and a 20 s drain.
+func DefaultConfig() Config {
+	return Config{Consumer: srckafka.DefaultConfig(), ProduceLinger: 5 * time.Millisecond, ShutdownTimeout: 20 * time.Second}
+}
+
+// AddFlags adds the consumer's flags (srckafka.Config.AddFlags) and the
+// worker's: --output-topic, --dlq-topic, --metrics-addr, --produce-linger,
+// --shutdown-timeout.
+func (c *Config) AddFlags(fs *pflag.FlagSet) {
+	c.Consumer.AddFlags(fs)
+	fs.StringVar(&c.OutputTopic, "output-topic", c.OutputTopic, "topic for the embeddings (key = id, value = little-endian float32 [D])")
+	fs.StringVar(&c.DLQTopic, "dlq-topic", c.DLQTopic, "dead-letter topic for inputs that fail (original bytes, maeembed-error/-stage headers)")
+	fs.StringVar(&c.MetricsAddr, "metrics-addr", c.MetricsAddr, "serve /metrics, /healthz and /readyz here (e.g. :9090; empty = off)")
+	fs.DurationVar(&c.ProduceLinger, "produce-linger", c.ProduceLinger, "kafka-go writer batch timeout")
+	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "on SIGTERM, drain for at most this long, then abort (uncommitted messages are redelivered)")
+}
+
+// Validate checks a worker's config before it starts (Engine.BatchSize
+// set); errors name the flag. A SASL password missing from the config
+// is taken from $MAEEMBED_SASL_PASSWORD.
+func (c *Config) Validate() error {
+	s := &c.Consumer
+	if pw := os.Getenv("MAEEMBED_SASL_PASSWORD"); pw != "" && s.Security.SASLPassword == "" {
+		s.Security.SASLPassword = pw
+	}
+	switch {
+	case len(s.Brokers) == 0:
+		return errors.New("stream needs --brokers")
+	case len(s.Topics) == 0:
+		return errors.New("stream needs at least one --topic")
+	case c.Output == "" && c.OutputTopic == "":
+		return errors.New("stream needs --output DIR and/or --output-topic T")
+	case s.MaxInFlight < c.Engine.BatchSize:
+		return fmt.Errorf("--max-in-flight %d is below --batch-size %d", s.MaxInFlight, c.Engine.BatchSize)
+	case c.ShutdownTimeout <= 0:
+		return errors.New("--shutdown-timeout must be positive")
+	}
+	if err := s.Validate(); err != nil {
+		return err
+	}
+	if err := c.Parquet.Validate(); err != nil {
+		return fmt.Errorf("--max-file-rows/--max-file-bytes/--worker-id: %w", err)
+	}
+	return nil
 }
 
 // Model is what the worker embeds with: the embedding stage, the
@@ -81,15 +139,21 @@ func Run(stop *engine.Stop, cfg Config, open func() (Model, error)) (Result, err
 	var outs []sinks.Writer[sinks.Row]
 	var errW sinks.ErrorWriter
 	if cfg.Output != "" {
-		// Workers of one group may share the directory: part numbers never
-		// collide (no-clobber publish) and CleanTemps leaves the
-		// temporaries of live workers alone.
-		if err := sinks.CleanTemps(cfg.Output); err != nil {
-			return Result{}, fmt.Errorf("output: %w", err)
+		// Workers of one group may share the directory (part names carry
+		// the worker id, and the clean-up of temporaries leaves those of
+		// live workers alone); a live batch run or a worker of another
+		// group refuses it, and so does a directory of another format.
+		release, err := engine.OpenOutputDir(engine.OutputDir{Dir: cfg.Output, Format: "parquet", Resume: true, Group: cfg.Consumer.Group})
+		if err != nil {
+			return Result{}, err
 		}
+		defer release()
 		// Acks wait for a part to be published and the consumer stops at
 		// max-in-flight, so a part never waits for more rows than that.
 		popts := cfg.Parquet
+		// The worker id in the part names: the workers sharing the
+		// directory never pick one name.
+		popts.WorkerID = cmp.Or(popts.WorkerID, DefaultWorkerID())
 		popts.MaxFileRows = min(cmp.Or(popts.MaxFileRows, 100_000), max(1, cfg.Consumer.MaxInFlight/2))
 		popts.OnPublish = func(path string, rows int) {
 			met.published.Inc()
@@ -163,6 +227,25 @@ func Run(stop *engine.Stop, cfg Config, open func() (Model, error)) (Result, err
 		err = cerr
 	}
 	return Result{Counts: eng.Counts(), Stats: eng.Stats()}, err
+}
+
+// DefaultWorkerID is the host name and the process id (host-pid; other
+// characters than letters, digits, '_' and '-' as '-', at most 64): unique
+// among the live workers of a deployment, since a Kubernetes pod's host
+// name is its own, and on one host the pids differ.
+func DefaultWorkerID() string {
+	host, _ := os.Hostname()
+	id := []byte(strings.Trim(host, "."))
+	for i, c := range id {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
+			id[i] = '-'
+		}
+	}
+	pid := strconv.Itoa(os.Getpid())
+	if len(id) == 0 {
+		return "worker-" + pid
+	}
+	return string(id[:min(len(id), 63-len(pid))]) + "-" + pid
 }
 
 // workerMetrics are the worker's own metrics, beside the consumer's

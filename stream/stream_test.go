@@ -2,18 +2,17 @@ package stream
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
-	"os"
-	"path/filepath"
+	"hash/crc32"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kfake"
 	franz "github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/maeembed/maeembed/engine"
-	"github.com/maeembed/maeembed/mae"
-	"github.com/maeembed/maeembed/sinks"
 	srckafka "github.com/maeembed/maeembed/sources/kafka"
 	"github.com/maeembed/maeembed/stages"
 )
@@ -24,52 +23,92 @@ const tiny = "../mae/testdata/fixtures/tiny32"
 // errors/), publishing on its timer while the topic is quiet; a drain
 // then ends it cleanly and every input is durable exactly once.
 func TestWorkerPublishesEveryMessage(t *testing.T) {
-	c, err := kfake.NewCluster(kfake.Ports(0), kfake.SeedTopics(2, "images"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	addr := c.ListenAddrs()[0]
-	img, err := os.ReadFile(filepath.Join(tiny, "images", "img_000.png"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cl, err := franz.NewClient(franz.SeedBrokers(addr), franz.DefaultProduceTopic("images"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	var ids []string
-	for i := 0; i < 20; i++ {
-		id, v := fmt.Sprintf("k%02d", i), img
-		if i%7 == 3 {
-			v = []byte("not an image")
-		}
-		ids = append(ids, id)
-		if err := cl.ProduceSync(context.Background(), &franz.Record{Key: []byte(id), Value: v}).FirstErr(); err != nil {
-			t.Fatal(err)
-		}
-	}
+	addr := topicWithImages(t, 20, func(i int) bool { return i%7 == 3 })
 
 	out := t.TempDir()
-	parent, drain := context.WithCancel(context.Background())
-	stop := engine.OnSignals(parent, 30*time.Second)
-	defer stop.Release()
 	cfg := Config{
 		Consumer: srckafka.Config{Brokers: []string{addr}, Topics: []string{"images"}, Group: "g", MaxInFlight: 64, CommitInterval: 50 * time.Millisecond},
 		Output:   out,
 		Engine:   engine.Config{BatchSize: 4, Workers: 2, BatchLatency: 20 * time.Millisecond, FlushInterval: 50 * time.Millisecond},
 	}
-	open := func() (Model, error) {
-		m, err := mae.Load(filepath.Join(tiny, "model.pth"), filepath.Join(tiny, "hf", "config.json"))
-		if err != nil {
-			return Model{}, err
-		}
-		emb, err := mae.NewEmbedder(m, mae.PoolMean, 4)
-		pre := stages.Preprocess{Mode: stages.NoResize, Size: m.Config.ImageSize}
-		return Model{Embedder: emb, Preprocess: pre, ImageSize: pre.Size,
-			Meta: sinks.Meta{Model: "tiny32", Pool: "mean", Preprocess: pre.String(), Dim: m.Config.Dim}}, err
+	res := runUntilPublished(t, cfg, openTiny, 20)
+	if c := res.Counts; c.Written != 17 || c.Failed != 3 || c.Lost != 0 {
+		t.Errorf("counts %+v, want 17 written, 3 failed", c)
 	}
+}
+
+// padPNG inserts a private ancillary chunk of n bytes after the IHDR of a
+// PNG: a valid PNG (decoders skip the chunk) whose bytes are n larger.
+func padPNG(t *testing.T, png []byte, n int) []byte {
+	t.Helper()
+	const ihdrEnd = 8 + 4 + 4 + 13 + 4 // signature, IHDR length, type, data, CRC
+	if len(png) < ihdrEnd || string(png[12:16]) != "IHDR" {
+		t.Fatal("not a PNG with IHDR first")
+	}
+	chunk := binary.BigEndian.AppendUint32(nil, uint32(n))
+	chunk = append(chunk, "prVt"...)
+	chunk = append(chunk, make([]byte, n)...)
+	chunk = binary.BigEndian.AppendUint32(chunk, crc32.ChecksumIEEE(chunk[4:]))
+	return slices.Concat(png[:ihdrEnd], chunk, png[ihdrEnd:])
+}
+
+// The values of fetched messages count against the worker's memory budget
+// until they are dropped or dead-lettered: the budget's peak stays within
+// its size while messages larger than its input share go through one at a
+// time, and a message larger than the whole budget becomes a dead letter
+// naming the budget (its value left out, its position in the headers):
+// never a crash or a stall, and every other message is embedded.
+func TestWorkerCountsMessagesAgainstTheBudget(t *testing.T) {
+	addr, cl := broker(t, "images", "dlq")
+	img := fixtureImage(t)
+	const budget = 512 << 10 // 128 KiB for inputs
+	var good []string
+	for i := 0; i < 16; i++ {
+		id, v := fmt.Sprintf("k%02d", i), img
+		switch {
+		case i%5 == 1:
+			v = padPNG(t, img, 200<<10) // past the input share, within the budget
+		case i == 7:
+			id, v = "huge", padPNG(t, img, budget+(100<<10))
+		}
+		if id != "huge" {
+			good = append(good, id)
+		}
+		if err := cl.ProduceSync(context.Background(), &franz.Record{Key: []byte(id), Value: v}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	b := stages.NewBudget(budget)
+	cfg := Config{
+		Consumer: srckafka.Config{Brokers: []string{addr}, Topics: []string{"images"}, Group: "g", MaxInFlight: 64, CommitInterval: 50 * time.Millisecond},
+		Output:   t.TempDir(),
+		DLQTopic: "dlq",
+		Engine:   engine.Config{BatchSize: 4, Workers: 2, BatchLatency: 20 * time.Millisecond, FlushInterval: 50 * time.Millisecond, Budget: b},
+	}
+	res := runUntilPublished(t, cfg, tinyModel(b), len(good))
+	dl := consumeOne(t, addr, "dlq")
+	if c := res.Counts; c.Written != int64(len(good)) || c.Failed != 1 || c.Lost != 0 {
+		t.Errorf("counts %+v, want %d written, 1 failed", c, len(good))
+	}
+	if string(dl.Key) != "huge" || len(dl.Value) != 0 || !strings.Contains(header(dl, "maeembed-error"), "larger than the whole memory budget") ||
+		header(dl, "maeembed-stage") != "read" || !strings.HasPrefix(header(dl, "maeembed-source"), "images/") {
+		t.Errorf("dead letter: key %q, %d bytes, headers %v; want huge's, without its bytes, naming the budget", dl.Key, len(dl.Value), dl.Headers)
+	}
+	if b.Peak() > b.Size() || b.Peak() < 200<<10 || b.InUse() != 0 {
+		t.Errorf("budget peak %d of %d (want at least a padded message), %d in use after", b.Peak(), b.Size(), b.InUse())
+	}
+}
+
+// runUntilPublished runs a worker until want ids are published in
+// cfg.Output, then drains it and returns what it did; the worker must
+// end cleanly.
+func runUntilPublished(t *testing.T, cfg Config, open func() (Model, error), want int) Result {
+	t.Helper()
+	parent, drain := context.WithCancel(context.Background())
+	defer drain()
+	stop := engine.OnSignals(parent, 30*time.Second)
+	defer stop.Release()
 	type result struct {
 		r   Result
 		err error
@@ -77,20 +116,7 @@ func TestWorkerPublishesEveryMessage(t *testing.T) {
 	done := make(chan result, 1)
 	go func() { r, err := Run(stop, cfg, open); done <- result{r, err} }()
 
-	deadline := time.Now().Add(time.Minute)
-	for {
-		got, err := sinks.ReadDoneIDs(out)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(got) == len(ids) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d ids published within a minute", len(got), len(ids))
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitPublished(t, cfg.Output, want)
 	drain()
 	var res result
 	select {
@@ -101,7 +127,35 @@ func TestWorkerPublishesEveryMessage(t *testing.T) {
 	if res.err != nil {
 		t.Fatal(res.err)
 	}
-	if c := res.r.Counts; c.Written != 17 || c.Failed != 3 || c.Lost != 0 {
-		t.Errorf("counts %+v, want 17 written, 3 failed", c)
+	return res.r
+}
+
+// consumeOne reads the first record of topic with an independent client.
+func consumeOne(t *testing.T, addr, topic string) *franz.Record {
+	t.Helper()
+	cl, err := franz.NewClient(franz.SeedBrokers(addr), franz.ConsumeTopics(topic), franz.ConsumeResetOffset(franz.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
 	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for {
+		fs := cl.PollFetches(ctx)
+		if err := ctx.Err(); err != nil {
+			t.Fatalf("no record on %s: %v", topic, err)
+		}
+		if rs := fs.Records(); len(rs) > 0 {
+			return rs[0]
+		}
+	}
+}
+
+func header(r *franz.Record, k string) string {
+	for _, h := range r.Headers {
+		if h.Key == k {
+			return string(h.Value)
+		}
+	}
+	return ""
 }

@@ -1,6 +1,7 @@
 package train
 
 import (
+	"image"
 	"math/rand/v2"
 	"testing"
 
@@ -49,3 +50,30 @@ func BenchmarkStepTiny224(b *testing.B) { benchStep(b, Architectures()[TinyName]
 
 // The paper's ViT-B MAE (decoder 512×8) at 224, batch 8.
 func BenchmarkStepBase224B8(b *testing.B) { benchStep(b, mae.Presets["mae_vit_base_patch16"], 8) }
+
+// BenchmarkBatcherFill fills batches of 16 augmented 224² crops (the
+// built-in model's recipe) from 32 images 448×336: allocs/op is per batch.
+// go test ./train -run '^$' -bench BatcherFill -benchmem
+func BenchmarkBatcherFill(b *testing.B) {
+	c := Architectures()[TinyName]
+	d := &Dataset{Size: c.ImageSize, Augment: true}
+	for k := 0; k < 32; k++ {
+		img := image.NewNRGBA(image.Rect(0, 0, 448, 336))
+		for i := range img.Pix {
+			img.Pix[i] = uint8(i*7+k) | 3
+		}
+		d.Images = append(d.Images, img)
+	}
+	const n = 16
+	bt := &Batcher{Data: d, Cfg: c, Seed: 1, Batch: n}
+	patches := make([]float32, n*c.NumPatches()*c.PatchDim())
+	noise := make([]float32, n*c.NumPatches())
+	order := EpochOrder(1, 0, len(d.Images))
+	bt.Fill(patches, noise, order, 0, 0)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		bt.Fill(patches, noise, order, (i%2)*n, int64(i+1)*n)
+	}
+	b.ReportMetric(float64(b.N*n)/b.Elapsed().Seconds(), "images/s")
+}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/maeembed/maeembed/engine"
 	"github.com/maeembed/maeembed/mae"
+	"github.com/maeembed/maeembed/pipeline"
 	"github.com/maeembed/maeembed/sinks"
 	"github.com/maeembed/maeembed/sources"
 	"github.com/maeembed/maeembed/stages"
@@ -27,6 +28,17 @@ type Dataset struct {
 	Images  []*image.NRGBA
 	Size    int
 	Augment bool
+
+	free []func() // the memory budget the images hold
+}
+
+// Free gives the memory budget the images hold back (LoadDataset keeps
+// them under it); the dataset must not be used afterwards.
+func (d *Dataset) Free() {
+	for _, f := range d.free {
+		f()
+	}
+	d.free, d.Images = nil, nil
 }
 
 // ShrinkFactor bounds the kept resolution of augmented training images: the
@@ -59,13 +71,19 @@ type Failure struct {
 // order. Each unusable input is an error row of errw (nil: none), as embed
 // writes them, and is passed to onFail (it may be nil). The engine closes
 // errw. A dataset with no usable image is an error.
+//
+// Under pre.Budget the reads and decodes wait for their share as in every
+// run, and the kept images are held in the budget (stages.Budget.Keep)
+// until Free: a training set that does not fit (beside room to decode the
+// largest image) ends the load with an error that says so, naming the
+// images kept, rather than growing past the budget.
 func LoadDataset(ctx context.Context, src sources.Source, pre stages.Preprocess, augment bool, workers int,
 	errw sinks.Writer[sinks.ErrorRow], onFail func(Failure)) (*Dataset, error) {
 	if workers < 1 {
 		workers = runtime.GOMAXPROCS(0)
 	}
 	d := &Dataset{Size: pre.Size, Augment: augment}
-	c := &collector{d: d}
+	c := &collector{d: d, budget: pre.Budget}
 	var failed atomic.Int64
 	eng := engine.New(engine.Config{Prepare: preparer{pre, augment}, ImageSize: pre.Size, BatchSize: 2 * workers, Workers: workers,
 		Budget: pre.Budget, Errors: errw,
@@ -76,6 +94,7 @@ func LoadDataset(ctx context.Context, src sources.Source, pre stages.Preprocess,
 			}
 		}}, c, c)
 	if err := eng.Run(ctx, src); err != nil {
+		d.Free()
 		return nil, fmt.Errorf("read training inputs: %w", err)
 	}
 	if len(d.Images) == 0 {
@@ -92,11 +111,12 @@ type preparer struct {
 	augment bool
 }
 
-func (p preparer) PrepareContext(_ context.Context, data []byte) (*image.NRGBA, int, int, error) {
-	img, w, h, err := p.pre.Decode(data)
+func (p preparer) PrepareContext(ctx context.Context, data []byte) (*image.NRGBA, int, int, error) {
+	img, w, h, release, err := p.pre.DecodeContext(ctx, data)
 	if err != nil {
 		return nil, 0, 0, &stages.Error{Stage: "decode", Err: err}
 	}
+	defer release()
 	if p.augment {
 		return stages.ShrinkTo(img, ShrinkFactor*p.pre.Size), w, h, nil
 	}
@@ -110,10 +130,19 @@ func (p preparer) PrepareContext(_ context.Context, data []byte) (*image.NRGBA, 
 // collector is the engine's model stage and output of a training set: it
 // keeps each prepared image, in input order (the model stage is ordered),
 // and acks its input, which the set now holds.
-type collector struct{ d *Dataset }
+type collector struct {
+	d      *Dataset
+	budget *stages.Budget
+}
 
 func (c *collector) Run(imgs []*engine.Image) (struct{}, error) {
 	for _, im := range imgs {
+		free, err := c.budget.Keep(context.Background(), int64(cap(im.Decoded.Pix)))
+		if err != nil {
+			return struct{}{}, pipeline.Fatal(fmt.Errorf("the training set does not fit in the memory budget (--memory-budget) after %d images (%s kept); raise it or train on fewer images: %w",
+				len(c.d.Images), stages.FormatBytes(c.budget.Kept()), err))
+		}
+		c.d.free = append(c.d.free, free)
 		c.d.IDs = append(c.d.IDs, im.Item.ID)
 		c.d.Images = append(c.d.Images, im.Decoded)
 		im.Decoded = nil
@@ -158,35 +187,59 @@ type Batcher struct {
 	Seed  uint64
 	Batch int
 
-	chw []float32 // per slot scratch
+	chw     []float32 // per slot scratch
+	workers []fillWorker
+}
+
+// fillWorker is the reusable state of one of Fill's goroutines: a random
+// source reseeded for each sample, which gives the same stream as a new
+// rand.NewPCG with that seed would.
+type fillWorker struct {
+	pcg *rand.PCG
+	rng *rand.Rand
 }
 
 // Fill writes the patches [n·L × p·p·3] and noise [n·L] of the batch made of
-// images order[first:first+n], whose first sample number is sample.
+// images order[first:first+n], whose first sample number is sample. It runs
+// one goroutine per core (not per image), each taking the next slot.
 func (b *Batcher) Fill(patches, noise []float32, order []int, first int, sample int64) {
 	c := b.Cfg
-	n, l, pd, s := b.Batch, c.NumPatches(), c.PatchDim(), c.ImageSize
+	n, s := b.Batch, c.ImageSize
 	if len(b.chw) != n*3*s*s {
 		b.chw = make([]float32, n*3*s*s)
 	}
+	nw := min(runtime.GOMAXPROCS(0), n)
+	for len(b.workers) < nw {
+		pcg := rand.NewPCG(0, 0)
+		b.workers = append(b.workers, fillWorker{pcg: pcg, rng: rand.New(pcg)})
+	}
+	var next atomic.Int64
 	var wg sync.WaitGroup
-	sem := make(chan struct{}, runtime.GOMAXPROCS(0))
-	for k := 0; k < n; k++ {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func(k int) {
-			defer func() { <-sem; wg.Done() }()
-			img := b.Data.Images[order[first+k]]
-			if b.Data.Augment {
-				r := rand.New(rand.NewPCG(b.Seed^streamAugment, uint64(sample)+uint64(k)))
-				crop := stages.RandomResizedCropRect(img.Rect.Dx(), img.Rect.Dy(), stages.CropScale, stages.CropRatio, r)
-				img = stages.ResizedCrop(img, crop, s, r.Float64() < 0.5)
+	wg.Add(nw)
+	for w := range nw {
+		go func(fw *fillWorker) {
+			defer wg.Done()
+			for k := int(next.Add(1)) - 1; k < n; k = int(next.Add(1)) - 1 {
+				b.fillSlot(fw, patches, noise, order[first+k], k, sample)
 			}
-			chw := b.chw[k*3*s*s : (k+1)*3*s*s]
-			stages.Normalize(chw, img)
-			mae.Patchify(patches[k*l*pd:(k+1)*l*pd], chw, 1, s, c.PatchSize)
-			mae.NoiseRow(noise[k*l:(k+1)*l], b.Seed, sample+int64(k))
-		}(k)
+		}(&b.workers[w])
 	}
 	wg.Wait()
+}
+
+// fillSlot writes slot k of the batch: image idx, sample number sample+k.
+func (b *Batcher) fillSlot(fw *fillWorker, patches, noise []float32, idx, k int, sample int64) {
+	c := b.Cfg
+	l, pd, s := c.NumPatches(), c.PatchDim(), c.ImageSize
+	img := b.Data.Images[idx]
+	chw := b.chw[k*3*s*s : (k+1)*3*s*s]
+	if b.Data.Augment {
+		fw.pcg.Seed(b.Seed^streamAugment, uint64(sample)+uint64(k))
+		crop := stages.RandomResizedCropRect(img.Rect.Dx(), img.Rect.Dy(), stages.CropScale, stages.CropRatio, fw.rng)
+		stages.ResizedCropTensor(chw, img, crop, s, fw.rng.Float64() < 0.5)
+	} else {
+		stages.Normalize(chw, img)
+	}
+	mae.Patchify(patches[k*l*pd:(k+1)*l*pd], chw, 1, s, c.PatchSize)
+	mae.NoiseRow(noise[k*l:(k+1)*l], b.Seed, sample+int64(k))
 }

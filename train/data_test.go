@@ -4,6 +4,7 @@ import (
 	"context"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 
@@ -70,5 +71,44 @@ func TestLoadDatasetOnTheEngine(t *testing.T) {
 				t.Errorf("augment %v: %s acked %v", augment, id, a)
 			}
 		}
+	}
+}
+
+// Under a memory budget the training set is kept inside it: the photos'
+// kept images are what the budget holds after the load (and Free gives
+// them back); a budget too small for them all ends the load with an
+// error that says the training set does not fit, not a run that grows
+// past it.
+func TestLoadDatasetKeepsTheSetInTheBudget(t *testing.T) {
+	load := func(budget int64) (*Dataset, *stages.Budget, error) {
+		src, err := sources.OpenWith([]string{"../examples/photos"}, nil, sources.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer src.Close()
+		pre := stages.Preprocess{Mode: stages.Squash, Size: 224, Budget: stages.NewBudget(budget)} // kept up to 448 a side
+		d, err := LoadDataset(context.Background(), src, pre, true, 2, nil, nil)
+		return d, pre.Budget, err
+	}
+	d, b, err := load(64 << 20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kept int64
+	for _, img := range d.Images {
+		kept += int64(cap(img.Pix))
+	}
+	if b.Kept() != kept || b.InUse() != kept || b.Peak() > b.Size() {
+		t.Errorf("budget keeps %d, holds %d (peak %d of %d); the images take %d", b.Kept(), b.InUse(), b.Peak(), b.Size(), kept)
+	}
+	d.Free()
+	if b.InUse() != 0 {
+		t.Errorf("%d bytes held after Free", b.InUse())
+	}
+	// Room to decode the largest photo, not to keep them all.
+	if _, b, err := load(8 << 20); err == nil || !strings.Contains(err.Error(), "training set does not fit in the memory budget") {
+		t.Errorf("a budget too small for the set: err = %v", err)
+	} else if b.Peak() > b.Size() || b.InUse() != 0 {
+		t.Errorf("budget after the refused load: peak %d of %d, %d in use", b.Peak(), b.Size(), b.InUse())
 	}
 }

@@ -22,13 +22,7 @@ func TestE2EMemoryBudget(t *testing.T) {
 	}
 	copyFile(t, filepath.Join(fixtures, "tiny32", "images", "img_000.png"), filepath.Join(root, "good.png"))
 	out := t.TempDir()
-	code, _, stderr := maeembed(t, "embed", "-m", filepath.Join(fixtures, "tiny32", "hf"), "--workers", "4", "--memory-budget", "256MiB", "-o", out, root)
-	if code != 0 {
-		t.Fatalf("exit %d\n%s", code, stderr)
-	}
-	if w, f, _ := summaryCounts(t, stderr); w != 1 || f != 2 {
-		t.Errorf("summary %d written, %d errors; want 1 and 2\n%s", w, f, stderr)
-	}
+	stderr := runCounted(t, summary{1, 2, 0}, "embed", "-m", filepath.Join(fixtures, "tiny32", "hf"), "--workers", "4", "--memory-budget", "256MiB", "-o", out, root)
 	if !strings.Contains(stderr, "of a 256 MiB budget") {
 		t.Errorf("summary does not report the budget:\n%s", stderr)
 	}
@@ -58,7 +52,7 @@ func TestE2EMemoryBudget(t *testing.T) {
 		t.Fatal(err)
 	}
 	out = t.TempDir()
-	code, _, stderr = maeembed(t, "embed", "-m", filepath.Join(fixtures, "tiny32", "hf"), "--memory-budget", "1MiB", "--batch-size", "1", "-o", out, big)
+	code, _, stderr := maeembed(t, "embed", "-m", filepath.Join(fixtures, "tiny32", "hf"), "--memory-budget", "1MiB", "--batch-size", "1", "-o", out, big)
 	if code == 0 || !strings.Contains(stderr, "larger than the whole memory budget") {
 		t.Errorf("a 2 MiB input under a 1 MiB budget: exit %d (want non-zero: every input failed)\n%s", code, stderr)
 	}

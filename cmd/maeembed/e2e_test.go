@@ -170,6 +170,26 @@ func summaryCounts(t *testing.T, stderr string) (written, failed, skipped int) {
 	return
 }
 
+// summary is the counts line of a run's human summary.
+type summary struct{ written, failed, skipped int }
+
+// runCounted runs maeembed in-process (embed or reconstruct) and fails the
+// test unless it exits 0 with the summary counts want; it returns stderr.
+func runCounted(t *testing.T, want summary, args ...string) string {
+	t.Helper()
+	code, _, stderr := maeembed(t, args...)
+	if code != 0 {
+		t.Fatalf("maeembed %s: exit %d\n%s", strings.Join(args, " "), code, stderr)
+	}
+	var got summary
+	got.written, got.failed, got.skipped = summaryCounts(t, stderr)
+	if got != want {
+		t.Fatalf("maeembed %s: %d written, %d errors, %d skipped; want %d, %d, %d\n%s", strings.Join(args, " "),
+			got.written, got.failed, got.skipped, want.written, want.failed, want.skipped, stderr)
+	}
+	return stderr
+}
+
 // Real photos and every odd file: each good file gives exactly one row with
 // its original size, each bad one exactly one error row (stage decode), the
 // run exits 0 and reports the counts; DuckDB reads the Parquet and its
@@ -180,13 +200,7 @@ func TestE2EPhotosAndOddFiles(t *testing.T) {
 	model := []string{"-m", filepath.Join(fixtures, "tiny32", "hf"), "--batch-size", "4"}
 	out, outNpy := filepath.Join(t.TempDir(), "out"), filepath.Join(t.TempDir(), "npy")
 
-	code, _, stderr := maeembed(t, append([]string{"embed", "-o", out, root}, model...)...)
-	if code != 0 {
-		t.Fatalf("exit %d with bad inputs, want 0\n%s", code, stderr)
-	}
-	if w, f, s := summaryCounts(t, stderr); w != len(good) || f != len(bad) || s != 0 {
-		t.Errorf("summary says %d written, %d errors, %d skipped; want %d, %d, 0", w, f, s, len(good), len(bad))
-	}
+	stderr := runCounted(t, summary{len(good), len(bad), 0}, append([]string{"embed", "-o", out, root}, model...)...)
 	for _, stage := range []string{"read", "preprocess", "batch", "model", "write"} {
 		if !regexp.MustCompile(`(?m)^` + stage + ` +\d+ +\d+`).MatchString(stderr) {
 			t.Errorf("summary lacks stage %s:\n%s", stage, stderr)
@@ -254,7 +268,7 @@ func TestE2EPhotosAndOddFiles(t *testing.T) {
 	}
 
 	// --fail-on-error: same inputs, non-zero exit naming the count.
-	code, _, stderr = maeembed(t, append([]string{"embed", "--fail-on-error", "-o", filepath.Join(t.TempDir(), "o"), root}, model...)...)
+	code, _, stderr := maeembed(t, append([]string{"embed", "--fail-on-error", "-o", filepath.Join(t.TempDir(), "o"), root}, model...)...)
 	if code != 1 || !strings.Contains(stderr, fmt.Sprintf("%d input(s) failed", len(bad))) {
 		t.Errorf("--fail-on-error: exit %d, want 1 with the count\n%s", code, lastLine(stderr))
 	}
@@ -279,13 +293,7 @@ func TestE2EErrorStages(t *testing.T) {
 	}
 	copyFile(t, filepath.Join(fixtures, "tiny32", "images", "img_000.png"), filepath.Join(root, "square32.png"))
 	out := t.TempDir()
-	code, _, stderr := maeembed(t, "embed", "-m", filepath.Join(fixtures, "tiny32", "hf"), "--resize", "none", "-o", out, root)
-	if code != 0 {
-		t.Fatalf("exit %d\n%s", code, stderr)
-	}
-	if w, f, _ := summaryCounts(t, stderr); w != 1 || f != len(ents) {
-		t.Errorf("summary %d written, %d errors; want 1, %d", w, f, len(ents))
-	}
+	runCounted(t, summary{1, len(ents), 0}, "embed", "-m", filepath.Join(fixtures, "tiny32", "hf"), "--resize", "none", "-o", out, root)
 	tbl, _, err := sinks.ReadParquet(filepath.Join(out, "errors", "part-00000.parquet"))
 	if err != nil {
 		t.Fatal(err)
@@ -480,17 +488,11 @@ func TestE2ESIGINTDrains(t *testing.T) {
 	cmd := exec.Command(bin, args...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
 	// Interrupt once the first part is published: mid-run.
-	if !poll(30*time.Second, 5*time.Millisecond, func() bool {
+	startUntil(t, cmd, "published part", 30*time.Second, func() bool {
 		parts, _ := filepath.Glob(filepath.Join(out, "part-*.parquet"))
 		return len(parts) > 0
-	}) {
-		cmd.Process.Kill()
-		t.Fatal("no part published in 30 s")
-	}
+	})
 	cmd.Process.Signal(syscall.SIGINT)
 	err := cmd.Wait()
 	var ee *exec.ExitError

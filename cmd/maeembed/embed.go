@@ -2,17 +2,13 @@ package main
 
 import (
 	"fmt"
-	"runtime"
 
 	"github.com/spf13/pflag"
 
 	"github.com/maeembed/maeembed/engine"
 	"github.com/maeembed/maeembed/mae"
 	"github.com/maeembed/maeembed/sinks"
-	"github.com/maeembed/maeembed/stages"
 )
-
-func defaultWorkers() int { return runtime.GOMAXPROCS(0) }
 
 var embedCommand = commandSpec{
 	use:   "embed [flags] INPUT...",
@@ -26,12 +22,12 @@ a Parquet dataset. A rerun into the same output resumes.`,
   maeembed embed --pool cls --format npy -o out/ 'shards/*.tar'
   maeembed embed --shard 0/4 -o /data/emb/ images.parquet   # one of 4 machines`,
 	positional: "inputs",
-	defaults:   func(o *Options) { o.Stream.FlushInterval = batchFlushInterval },
+	defaults:   batchDefaults,
 	flags: func(fs *pflag.FlagSet, o *Options) {
-		runFlags(fs, o, "parquet | arrow | npy")
-		fs.StringVar(&o.Pool, "pool", o.Pool, "cls | mean | tokens | global")
+		fileFlags(fs, o, "parquet | arrow | npy")
+		o.EmbedOptions.AddFlags(fs)
 		fs.BoolVar(&o.Resume, "resume", o.Resume, "skip inputs already in the output")
-		fs.IntVar(&o.MaxFileRows, "max-file-rows", o.MaxFileRows, "advanced: about this many rows per Parquet/Arrow part file: a part is published at the first batch that reaches it, so up to rows+batch-1 (0 = 100000)")
+		fs.IntVar(&o.Parts.MaxFileRows, "max-file-rows", o.Parts.MaxFileRows, "advanced: about this many rows per Parquet/Arrow part file: a part is published at the first batch that reaches it, so up to rows+batch-1 (0 = 100000)")
 	},
 	extraKeys: []string{"inputs"},
 	run:       (*env).embed,
@@ -48,60 +44,27 @@ func (e *env) embed(o *Options) error {
 	default:
 		return fmt.Errorf("%w: --format %q: embed writes parquet, arrow or npy", errUsage, o.Format)
 	}
-	r, err := e.openInputs(o, "embed")
+	b, err := e.openBatch(o, "embed")
 	if err != nil {
 		return err
 	}
-	defer r.close()
+	defer b.Close()
 	if o.DryRun {
-		return e.dryRun(r.src)
+		return b.DryRun(e.ctx, e.stdout)
 	}
-	em, meta, err := e.openEmbedder(o, pool, &r.pre)
+	em, meta, err := e.openEmbedder(o, pool, &b.Preprocess)
 	if err != nil {
 		return err
 	}
-	meta.Inputs = r.src.Roots
-	errMeta := meta // error parts keep the metadata earlier runs wrote (resume compares it)
-	errMeta.Dim, errMeta.Tokens = 1, 0
-	errw, err := r.openOutput(errMeta)
+	meta.Inputs = b.Inputs.Roots
+	errw, err := sinks.NewErrors(o.Output, meta, sinks.ParquetOptions{})
 	if err != nil {
 		return err
 	}
-	var w sinks.EmbeddingWriter
-	switch o.Format {
-	case "parquet":
-		w, err = sinks.NewParquet(o.Output, meta, sinks.ParquetOptions{MaxFileRows: o.MaxFileRows})
-	case "arrow":
-		w, err = sinks.NewArrow(o.Output, meta, sinks.ParquetOptions{MaxFileRows: o.MaxFileRows})
-	case "npy":
-		w, err = sinks.NewNpy(o.Output, meta)
-	}
+	w, err := sinks.NewEmbeddings(o.Format, o.Output, meta, o.Parts)
 	if err != nil {
 		errw.Abort()
 		return err
 	}
-	return runFiles(e, r, errw, engine.NewEmbedModel(em, o.BatchSize), engine.NewEmbeddingOutput(w))
-}
-
-// openEmbedder loads the model of o as the embedding stage for pool, sets
-// the preprocessing size and returns the output metadata of the run.
-func (e *env) openEmbedder(o *Options, pool mae.Pool, pre *stages.Preprocess) (*mae.Embedder, sinks.Meta, error) {
-	m, err := e.openModel(o, false)
-	if err != nil {
-		return nil, sinks.Meta{}, err
-	}
-	if err := checkBatchSize(o.BatchSize, m.Config.BatchBytes(o.BatchSize, false), pre.Budget); err != nil {
-		return nil, sinks.Meta{}, err
-	}
-	em, err := mae.NewEmbedder(m, pool, o.BatchSize)
-	if err != nil {
-		return nil, sinks.Meta{}, fmt.Errorf("%w: %v", errUsage, err)
-	}
-	c := m.Config
-	pre.Size = c.ImageSize
-	meta := sinks.Meta{Model: o.Model.Name, Pool: string(pool), Preprocess: pre.String(), Version: version, Dim: c.Dim, Precision: m.Precision().String(), Weights: m.Fingerprint}
-	if pool == mae.PoolTokens {
-		meta.Tokens = 1 + c.NumPatches()
-	}
-	return em, meta, nil
+	return engine.RunBatch(e.ctx, e.stderr, b, o.BatchOptions.Config(), errw, engine.NewEmbedModel(em, o.BatchSize), engine.NewEmbeddingOutput(w))
 }

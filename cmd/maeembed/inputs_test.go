@@ -27,13 +27,7 @@ func embedIDs(t *testing.T, out string) []string {
 // --fail-on-error; what was left out is counted.
 func TestEmbedDatasetFolderWithSidecars(t *testing.T) {
 	out := t.TempDir()
-	code, _, stderr := maeembed(t, append([]string{"embed", "--fail-on-error", "-o", out, "../../sources/testdata/img2dataset-files"}, tinyModel...)...)
-	if code != 0 {
-		t.Fatalf("exit %d\n%s", code, stderr)
-	}
-	if w, f, _ := summaryCounts(t, stderr); w != 3 || f != 0 {
-		t.Fatalf("written %d, failed %d\n%s", w, f, stderr)
-	}
+	stderr := runCounted(t, summary{3, 0, 0}, append([]string{"embed", "--fail-on-error", "-o", out, "../../sources/testdata/img2dataset-files"}, tinyModel...)...)
 	if !strings.Contains(stderr, "8 ignored") {
 		t.Errorf("summary does not count the 8 ignored files:\n%s", stderr)
 	}
@@ -76,13 +70,7 @@ func TestEmbedNonUTF8NamesAndResume(t *testing.T) {
 	copyFile(t, src[0], filepath.Join(in, "caf\xe9.jpg"))
 	mustRun(t, append([]string{"embed", "-o", out, in}, tinyModel...)...)
 	copyFile(t, src[1], filepath.Join(in, "caf\xe8.jpg"))
-	code, _, stderr := maeembed(t, append([]string{"embed", "-o", out, in}, tinyModel...)...)
-	if code != 0 {
-		t.Fatalf("exit %d\n%s", code, stderr)
-	}
-	if w, _, s := summaryCounts(t, stderr); w != 1 || s != 1 {
-		t.Errorf("resumed run: written %d, skipped %d, want 1 and 1\n%s", w, s, stderr)
-	}
+	runCounted(t, summary{1, 0, 1}, append([]string{"embed", "-o", out, in}, tinyModel...)...) // resumed
 	if got, want := embedIDs(t, out), []string{`caf\xE8.jpg`, `caf\xE9.jpg`}; !reflect.DeepEqual(got, want) {
 		t.Errorf("ids %q, want %q", got, want)
 	}

@@ -12,6 +12,8 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+
+	"github.com/maeembed/maeembed/config"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -24,7 +26,7 @@ func main() {
 }
 
 // errUsage marks errors that came from bad command-line input.
-var errUsage = errors.New("usage")
+var errUsage = config.ErrUsage
 
 // run is main without the process: tests call it directly. Exit codes: 0
 // done, 1 failed, 2 bad usage.

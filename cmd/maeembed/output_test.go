@@ -173,11 +173,8 @@ func TestReconstructResumes(t *testing.T) {
 	}
 	mustRun(t, args("--shard", "0/2")...)
 	first := len(metadataIDs(t, out))
-	_, _, stderr := maeembed(t, args()...)
 	ents, _ := os.ReadDir(filepath.Join(dir, "images"))
-	if w, _, s := summaryCounts(t, stderr); s != first || w != len(ents)-first {
-		t.Fatalf("resume: %d written, %d skipped; want %d, %d\n%s", w, s, len(ents)-first, first, stderr)
-	}
+	runCounted(t, summary{len(ents) - first, 0, first}, args()...) // resumed
 	ids := metadataIDs(t, out)
 	if len(ids) != len(ents) {
 		t.Fatalf("%d rows after resume, want %d", len(ids), len(ents))
@@ -199,6 +196,42 @@ func TestReconstructResumes(t *testing.T) {
 			if d := maxAbs(t, got[row*per:(row+1)*per], want[ref*per:(ref+1)*per]); d > 1e-4 {
 				t.Errorf("%s of %s after resume: max diff %g from the reference", name, id, d)
 			}
+		}
+	}
+}
+
+// A resumed reconstruct --format png skips the ids whose PNG the first run
+// published: they are counted as skipped and their files are left as they
+// were (not drawn again and renamed over).
+func TestReconstructPNGResumeSkipsPublished(t *testing.T) {
+	dir := filepath.Join(fixtures, "tiny32")
+	out := t.TempDir()
+	args := func(more ...string) []string {
+		return append([]string{"reconstruct", "-m", filepath.Join(dir, "hf"), "--format", "png", "--resize", "none",
+			"--batch-size", "2", "-o", out}, append(more, filepath.Join(dir, "images"))...)
+	}
+	mustRun(t, args("--shard", "0/2")...)
+	first := map[string]os.FileInfo{}
+	filepath.WalkDir(out, func(p string, d os.DirEntry, err error) error {
+		if err == nil && strings.HasSuffix(p, ".png") {
+			first[p], _ = os.Stat(p)
+		}
+		return nil
+	})
+	ents, _ := os.ReadDir(filepath.Join(dir, "images"))
+	if len(first) == 0 || len(first) >= len(ents) {
+		t.Fatalf("shard 0/2 wrote %d of %d PNGs", len(first), len(ents))
+	}
+	runCounted(t, summary{len(ents) - len(first), 0, len(first)}, args()...) // resumed
+	for p, before := range first {
+		after, err := os.Stat(p)
+		if err != nil || !os.SameFile(before, after) || !after.ModTime().Equal(before.ModTime()) {
+			t.Errorf("%s was written again on resume (%v)", p, err)
+		}
+	}
+	for _, e := range ents {
+		if _, err := os.Stat(sinks.PNGPath(out, e.Name())); err != nil {
+			t.Errorf("after resume: %v", err)
 		}
 	}
 }

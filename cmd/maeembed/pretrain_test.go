@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,14 +16,20 @@ import (
 // kill -9 in the middle of `maeembed pretrain`, then --resume: the final
 // checkpoint (weights and optimiser state) and metrics.csv are bitwise those
 // of an uninterrupted run.
+//
+// The kill follows the first published checkpoint (step 6 of 120): the 114
+// steps left take seconds, against the milliseconds between the publication
+// and the kill, and a run that still ends first fails the test instead of
+// skipping it.
 func TestE2EPretrainKillAndResume(t *testing.T) {
 	bin := buildCLI(t)
 	in := filepath.Join(t.TempDir(), "in")
 	writePNGs(t, in, 24)
+	const steps = 120 // 40 epochs of 3 steps (24 images, batch 4, accum 2)
 	args := func(out string) []string {
 		return []string{"pretrain", "--model", filepath.Join(fixtures, "tiny32", "hf", "config.json"),
-			"--epochs", "8", "--warmup-epochs", "2", "--batch-size", "4", "--accum-iter", "2", "--blr", "0.1",
-			"--save-every", "2", "--keep-checkpoints", "0", "--seed", "5", "-o", out, in}
+			"--epochs", "40", "--warmup-epochs", "2", "--batch-size", "4", "--accum-iter", "2", "--blr", "0.1",
+			"--save-every", "6", "--keep-checkpoints", "2", "--seed", "5", "-o", out, in}
 	}
 	full := filepath.Join(t.TempDir(), "full")
 	if b, err := exec.Command(bin, args(full)...).CombinedOutput(); err != nil {
@@ -30,24 +37,22 @@ func TestE2EPretrainKillAndResume(t *testing.T) {
 	}
 	out := filepath.Join(t.TempDir(), "killed")
 	cmd := exec.Command(bin, args(out)...)
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	if !poll(60*time.Second, 2*time.Millisecond, func() bool {
-		_, err := os.Stat(filepath.Join(out, "checkpoint-00000006"))
-		return err == nil
-	}) {
-		cmd.Process.Kill()
-		t.Fatal("no checkpoint-00000006 within 60 s")
-	}
+	startUntil(t, cmd, "checkpoint", 60*time.Second, func() bool {
+		m, _ := filepath.Glob(filepath.Join(out, "checkpoint-*"))
+		return len(m) > 0
+	})
 	cmd.Process.Signal(syscall.SIGKILL)
 	if err := cmd.Wait(); err == nil {
-		t.Skip("the run finished before the kill")
+		t.Fatalf("the run finished all %d steps before the kill that followed its first checkpoint", steps)
+	}
+	if _, err := os.Stat(filepath.Join(out, fmt.Sprintf("checkpoint-%08d", steps))); err == nil {
+		t.Fatal("the final checkpoint was published before the kill")
 	}
 	if b, err := exec.Command(bin, append(args(out), "--resume")...).CombinedOutput(); err != nil {
 		t.Fatalf("resumed run: %v\n%s", err, b)
 	}
-	for _, f := range []string{"checkpoint-00000024/model.safetensors", "checkpoint-00000024/optimizer.safetensors", "metrics.csv"} {
+	final := fmt.Sprintf("checkpoint-%08d", steps)
+	for _, f := range []string{final + "/model.safetensors", final + "/optimizer.safetensors", "metrics.csv"} {
 		a, err1 := os.ReadFile(filepath.Join(full, f))
 		b, err2 := os.ReadFile(filepath.Join(out, f))
 		if err1 != nil || err2 != nil {

@@ -256,6 +256,21 @@ func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool)
 	}
 }
 
+// startUntil starts cmd and returns once cond holds (checked every 2 ms);
+// if it does not within timeout, it kills cmd and fails the test naming
+// what it waited for.
+func startUntil(t *testing.T, cmd *exec.Cmd, what string, timeout time.Duration, cond func() bool) {
+	t.Helper()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if !poll(timeout, 2*time.Millisecond, cond) {
+		cmd.Process.Kill()
+		cmd.Wait()
+		t.Fatalf("no %s within %v", what, timeout)
+	}
+}
+
 // poll checks cond every interval until it holds (true) or timeout passes
 // (false), for callers that must clean up (kill a child) before failing.
 func poll(timeout, every time.Duration, cond func() bool) bool {
@@ -599,7 +614,17 @@ func killWorker(t *testing.T, shared bool) {
 		mb, _ := filepath.Glob(filepath.Join(outB, "part-*.parquet"))
 		return len(ma) > 0 && len(mb) > 0
 	})
-	time.Sleep(500 * time.Millisecond) // between two publications of A
+	// Kill once the group has committed what was published so far: A then
+	// holds rows past its last commit, while the producer still produces
+	// (a fixed sleep here placed the kill by the clock, not by the state).
+	var atKill int64
+	waitFor(t, "committed offsets", 30*time.Second, func() bool {
+		atKill = 0
+		for _, o := range committed(t, addr, "kill", "images", 4) {
+			atKill += max(o, 0) // -1: nothing committed on that partition
+		}
+		return atKill > 0
+	})
 	a.cmd.Process.Signal(syscall.SIGKILL)
 	<-a.done
 	<-prodDone
@@ -629,7 +654,7 @@ func killWorker(t *testing.T, shared bool) {
 	if len(missing) > 0 {
 		t.Errorf("%d ids missing from the output, e.g. %v", len(missing), missing[:min(5, len(missing))])
 	}
-	t.Logf("kill test: %d inputs, %d rows, %d duplicates", len(keys), len(all), len(all)-len(seen))
+	t.Logf("kill test: %d inputs, %d committed at the kill, %d rows, %d duplicates", len(keys), atKill, len(all), len(all)-len(seen))
 	if tmp, _ := filepath.Glob(filepath.Join(outA, "part-*")); len(tmp) == 0 {
 		t.Error("killed worker published nothing before the kill")
 	}
@@ -675,7 +700,8 @@ func TestStreamBrokerLaterAndOutage(t *testing.T) {
 	if code := httpStatus(metrics, "/healthz"); code != http.StatusOK {
 		t.Errorf("/healthz %d, want 200", code)
 	}
-	time.Sleep(time.Second)
+	// The broker appears after more than one failed attempt.
+	waitFor(t, "a second retry", 20*time.Second, func() bool { return strings.Count(w.logs.String(), "brokers unreachable") >= 2 })
 	start := func() *kfake.Cluster {
 		c, err := kfake.NewCluster(kfake.Ports(portOf(addr)), kfake.DataDir(data), kfake.SeedTopics(3, "images"))
 		if err != nil {
@@ -692,6 +718,11 @@ func TestStreamBrokerLaterAndOutage(t *testing.T) {
 		return len(ids) == len(keys)
 	})
 	waitFor(t, "ready", 15*time.Second, func() bool { return httpStatus(metrics, "/readyz") == http.StatusOK })
+	// A part is visible (renamed) just before its rows are acked and
+	// counted: on a loaded machine a scrape can fall in between.
+	waitFor(t, "the written count", 15*time.Second, func() bool {
+		return scrape(t, metrics)["maeembed_images_written_total"] == float64(len(keys))
+	})
 	resp, err := http.Get("http://" + metrics + "/metrics")
 	if err != nil {
 		t.Fatal(err)
@@ -1075,7 +1106,9 @@ func TestStreamShutdownBoundedWithBrokerDown(t *testing.T) {
 		"--output-topic", "embeddings", "--batch-size", "4", "--shutdown-timeout", "2s")
 	consumeAll(t, addr, "embeddings", 1, 60*time.Second) // it is producing
 	c.Close()                                            // the broker goes away mid-stream
-	time.Sleep(500 * time.Millisecond)                   // a produce is now retrying
+	waitFor(t, "a produce retrying", 60*time.Second, func() bool {
+		return strings.Contains(w.logs.String(), "produce failed; retrying")
+	})
 	code, took := w.stop(t, 60*time.Second)
 	t.Logf("exit %d, %v after SIGTERM", code, took)
 	if !strings.Contains(w.logs.String(), "shutdown timeout") && code != 0 {

@@ -13,6 +13,41 @@ import (
 //go:noescape
 func kernelAVX512(k int, a *float32, rs, ps int, b *float32, c *float32, ldc int, alpha, beta float32, bias *float32)
 
+// kernelAVX512R1..R11 are kernelAVX512 for the first 1..11 rows only.
+
+//go:noescape
+func kernelAVX512R1(k int, a *float32, rs, ps int, b *float32, c *float32, ldc int, alpha, beta float32, bias *float32)
+
+//go:noescape
+func kernelAVX512R2(k int, a *float32, rs, ps int, b *float32, c *float32, ldc int, alpha, beta float32, bias *float32)
+
+//go:noescape
+func kernelAVX512R3(k int, a *float32, rs, ps int, b *float32, c *float32, ldc int, alpha, beta float32, bias *float32)
+
+//go:noescape
+func kernelAVX512R4(k int, a *float32, rs, ps int, b *float32, c *float32, ldc int, alpha, beta float32, bias *float32)
+
+//go:noescape
+func kernelAVX512R5(k int, a *float32, rs, ps int, b *float32, c *float32, ldc int, alpha, beta float32, bias *float32)
+
+//go:noescape
+func kernelAVX512R6(k int, a *float32, rs, ps int, b *float32, c *float32, ldc int, alpha, beta float32, bias *float32)
+
+//go:noescape
+func kernelAVX512R7(k int, a *float32, rs, ps int, b *float32, c *float32, ldc int, alpha, beta float32, bias *float32)
+
+//go:noescape
+func kernelAVX512R8(k int, a *float32, rs, ps int, b *float32, c *float32, ldc int, alpha, beta float32, bias *float32)
+
+//go:noescape
+func kernelAVX512R9(k int, a *float32, rs, ps int, b *float32, c *float32, ldc int, alpha, beta float32, bias *float32)
+
+//go:noescape
+func kernelAVX512R10(k int, a *float32, rs, ps int, b *float32, c *float32, ldc int, alpha, beta float32, bias *float32)
+
+//go:noescape
+func kernelAVX512R11(k int, a *float32, rs, ps int, b *float32, c *float32, ldc int, alpha, beta float32, bias *float32)
+
 //go:noescape
 func kernelBF16AVX512(k int, a *float32, rs, ps int, b *float32, c *float32, ldc int, alpha, beta float32, bias *float32)
 
@@ -26,7 +61,7 @@ func kernelI8AVX512(k int, a *float32, rs, ps int, b *float32, c *float32, ldc i
 func absMaxAVX512(x *float32, n int) float32
 
 //go:noescape
-func quantU8AVX512(dst *byte, src *float32, n int, inv float32)
+func quantU8AVX512(dst *byte, src *float32, n int, inv float32, off int32)
 
 //go:noescape
 func dequantTileAVX512(c *float32, ldc, rows int, rs, cs, bias *float32)
@@ -65,9 +100,11 @@ func packT16AVX512(dst, src *float32, lda, k int)
 func packA12AVX512(dst, src *float32, lda, k int)
 
 var avx512Impl = impl{
-	name:     "avx512",
-	mr:       12,
-	kernel:   kernelAVX512,
+	name:   "avx512",
+	mr:     12,
+	kernel: kernelAVX512,
+	edge: []kernelFunc{nil, kernelAVX512R1, kernelAVX512R2, kernelAVX512R3, kernelAVX512R4, kernelAVX512R5,
+		kernelAVX512R6, kernelAVX512R7, kernelAVX512R8, kernelAVX512R9, kernelAVX512R10, kernelAVX512R11},
 	geluTile: geluTileAVX512,
 	packT16:  packT16AVX512,
 	packRows: func(dst, src *float32, lda, k int) {
@@ -100,7 +137,7 @@ func kernelI8AVX2(k int, a *float32, rs, ps int, b *float32, c *float32, ldc int
 func absMaxAVX2(x *float32, n int) float32
 
 //go:noescape
-func quantU8AVX2(dst *byte, src *float32, n int, inv float32)
+func quantU8AVX2(dst *byte, src *float32, n int, inv float32, off int32)
 
 //go:noescape
 func dequantTileAVX2(c *float32, ldc, rows int, rs, cs, bias *float32)
@@ -208,12 +245,14 @@ func registerArch() {
 			im := avx512Impl
 			im.name = "avx512-bf16"
 			im.kernel = kernelBF16AVX512
+			im.edge = nil // float32 only
 			bf16Impl = &im
 		}
 		if hasVNNI {
 			im := avx512Impl
 			im.name = "avx512-vnni"
 			im.kernel = kernelI8AVX512
+			im.edge = nil // float32 only
 			im.dequantTile = dequantTileAVX512
 			i8Impl = &im
 		}

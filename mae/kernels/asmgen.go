@@ -28,6 +28,11 @@ func main() {
 	kernel512("kernelAVX512", "VBROADCASTSS", func(b, a, acc int) string {
 		return fmt.Sprintf("\tVFMADD231PS Z%d, Z%d, Z%d", b, a, acc)
 	}, false)
+	for rows := 1; rows < 12; rows++ {
+		kernel512Rows(fmt.Sprintf("kernelAVX512R%d", rows), "VBROADCASTSS", func(b, a, acc int) string {
+			return fmt.Sprintf("\tVFMADD231PS Z%d, Z%d, Z%d", b, a, acc)
+		}, false, rows)
+	}
 	kernel512("kernelBF16AVX512", "VPBROADCASTD", func(b, a, acc int) string {
 		return evexRR("VDPBF16PS", 0x52, ppF3, 512, acc, a, b)
 	}, false)
@@ -145,7 +150,15 @@ func kernelPrologue(name string) {
 // last K chunk only; see linearInt8) and converts to float32, and adds no
 // bias.
 func kernel512(name, bcast string, mac func(b, a, acc int) string, int8 bool) {
-	const mr = 12
+	kernel512Rows(name, bcast, mac, int8, 12)
+}
+
+// kernel512Rows is kernel512 for the first mr ≤ 12 rows only: the edge
+// tile of an M that is not a multiple of 12 (197 tokens = 16·12 + 5)
+// then does no work on padding rows and reads A and writes C in place.
+// Each element's sum runs over k in the same order as in the 12-row
+// kernel, so results are bitwise identical.
+func kernel512Rows(name, bcast string, mac func(b, a, acc int) string, int8 bool, mr int) {
 	kernelPrologue(name)
 	// Prefetch the C tile: it is read (beta != 0) or written after the k
 	// loop, and with many K chunks it has usually left L1 by then.
@@ -164,6 +177,11 @@ func kernel512(name, bcast string, mac func(b, a, acc int) string, int8 bool) {
 	p("\tVMOVUPS (DI), Z24")
 	p("\tVMOVUPS 64(DI), Z25")
 	p("\tPREFETCHT0 1024(DI)")
+	if bcast == "VBROADCASTSS" {
+		// float32: both lines of a B row (+1-4% on the model's shapes);
+		// the bf16/int8 kernels keep their own tuning.
+		p("\tPREFETCHT0 1088(DI)")
+	}
 	for r := 0; r < mr; r++ {
 		bz := 30 + r%2
 		p("\t%s %s, Z%d", bcast, aRow[r], bz)
@@ -484,82 +502,138 @@ func expOf() string {
 ` + expPoly("Z1", "Z20")
 }
 
+// geluConsts loads the two register constants of geluBody: 1 in Z31 and
+// 0 in Z30 (the others are broadcast from memory by each instruction).
+func geluConsts() {
+	p("\tVBROADCASTSS %s, Z31", k("one"))
+	p("\tVPXORD Z30, Z30, Z30")
+}
+
+// geluBody emits GELU of up to three vectors at addrs (load mnemonic ld,
+// mask operand km, e.g. "@LD"/"@K " for vecLoop), interleaved. Vector v
+// uses Z8v..Z8v+7 and K(v+2). GELU(x) = x·Φ(x) with h = ½erfc(|x|/√2) =
+// ½u·exp(−z² + Q(u)), u = 1/(1+z/2), z² split exactly into hi + lo: x·h
+// for x < 0, x·(1−h) otherwise.
+func geluBody(addrs []string, ld, km string) string {
+	steps := []string{
+		"VANDPS.BCST #absmask, @X, @A",
+		"VMINPS.BCST #xclamp, @A, @A",
+		"VMULPS.BCST #rsqrt2, @A, @U",
+		"VMULPS.BCST #half, @U, @U",
+		"VADDPS Z31, @U, @U",
+		"VDIVPS @U, Z31, @U",
+		"VBROADCASTSS #q9, @Q",
+	}
+	for i := 8; i >= 0; i-- {
+		steps = append(steps, fmt.Sprintf("VFMADD213PS.BCST #q%d, @U, @Q", i))
+	}
+	steps = append(steps,
+		"VMULPS @A, @A, @H",
+		"VMOVAPS @H, @L",
+		"VFMSUB231PS @A, @A, @L",
+		"VMULPS.BCST #half, @H, @H",
+		"VMULPS.BCST #half, @L, @L",
+		"VSUBPS @L, @Q, @Q",
+		"VSUBPS @H, @Q, @N",
+		"VMULPS.BCST #log2e, @N, @N",
+		"VRNDSCALEPS $0, @N, @N",
+		"VSUBPS @H, Z30, @R",
+		"VFMADD231PS.BCST #nln2hi, @N, @R",
+		"VADDPS @Q, @R, @R",
+		"VFMADD231PS.BCST #nln2lo, @N, @R",
+		// exp(r)·2^n as in expPoly, into @H.
+		"VBROADCASTSS #ep5, @H")
+	for i := 4; i >= 0; i-- {
+		steps = append(steps, fmt.Sprintf("VFMADD213PS.BCST #ep%d, @R, @H", i))
+	}
+	steps = append(steps,
+		"VMULPS @R, @R, @L",
+		"VADDPS Z31, @R, @A",
+		"VFMADD213PS @A, @L, @H",
+		"VSCALEFPS @N, @H, @H",
+		"VMULPS @U, @H, @H",
+		"VMULPS.BCST #half, @H, @H",
+		"VMULPS @H, @X, @L",
+		"VSUBPS @H, Z31, @A",
+		"VMULPS @X, @A, @A",
+		"VCMPPS $1, Z30, @X, @K",
+		"VMOVAPS @L, @K, @A")
+	var b strings.Builder
+	reg := func(v int) *strings.Replacer {
+		z := func(i int) string { return fmt.Sprintf("Z%d", 8*v+i) }
+		return strings.NewReplacer("@X", z(0), "@A", z(1), "@U", z(2), "@Q", z(3), "@H", z(4),
+			"@L", z(5), "@N", z(6), "@R", z(7), "@K", fmt.Sprintf("K%d", v+2))
+	}
+	for v, a := range addrs {
+		fmt.Fprintf(&b, "\t%s %s, %sZ%d\n", ld, a, km, 8*v)
+	}
+	for _, st := range steps {
+		if i := strings.IndexByte(st, '#'); i >= 0 {
+			j := strings.IndexByte(st[i:], ',')
+			st = st[:i] + k(st[i+1:i+j]) + st[i+j:]
+		}
+		for v := range addrs {
+			fmt.Fprintf(&b, "\t%s\n", reg(v).Replace(st))
+		}
+	}
+	for v, a := range addrs {
+		fmt.Fprintf(&b, "\tVMOVUPS Z%d, %s%s\n", 8*v+1, km, a)
+	}
+	return b.String()
+}
+
 func helpers512() {
 	// GELU(x) = x − ½x·erfc(z) for x ≥ 0, ½x·erfc(z) for x < 0, z = |x|/√2.
 	// erfc(z) = u·exp(−z² + Q(u)); z² = x²/2 is split exactly into hi + lo
 	// (from x, not from the rounded z) so the exponent keeps full precision
 	// for large |x|.
+	// GELU's erfc chain is ~45 dependent instructions per vector: one
+	// vector at a time leaves the FP units idle waiting on latency (the
+	// scheduler cannot hold the next vector's chain too). Three vectors
+	// interleaved instruction by instruction keep them busy.
 	p("// func geluAVX512(x []float32)")
 	p("TEXT ·geluAVX512(SB), NOSPLIT, $0-24")
 	p("\tMOVQ x_base+0(FP), DI")
 	p("\tMOVQ x_len+8(FP), CX")
-	loadExpConsts()
-	p("\tVBROADCASTSS %s, Z24", k("absmask"))
-	p("\tVBROADCASTSS %s, Z25", k("half"))
-	p("\tVBROADCASTSS %s, Z26", k("rsqrt2"))
-	p("\tVBROADCASTSS %s, Z27", k("xclamp"))
-	p("\tVPXORD Z28, Z28, Z28")
-	var b strings.Builder
-	b.WriteString(`	@LD (DI), @K Z0
-	VANDPS Z24, Z0, Z1
-	VMINPS Z1, Z27, Z1
-	VMULPS Z26, Z1, Z2
-	VMULPS Z25, Z2, Z2
-	VADDPS Z8, Z2, Z2
-	VDIVPS Z2, Z8, Z2
-	VBROADCASTSS ` + k("q9") + `, Z3
-`)
-	for i := 8; i >= 0; i-- {
-		fmt.Fprintf(&b, "\tVFMADD213PS.BCST %s, Z2, Z3\n", k(fmt.Sprintf("q%d", i)))
-	}
-	b.WriteString(`	VMULPS Z1, Z1, Z4
-	VMOVAPS Z4, Z5
-	VFMSUB231PS Z1, Z1, Z5
-	VMULPS Z25, Z4, Z4
-	VMULPS Z25, Z5, Z5
-	VSUBPS Z5, Z3, Z3
-	VSUBPS Z4, Z3, Z6
-	VMULPS Z9, Z6, Z6
-	VRNDSCALEPS $0, Z6, Z6
-	VSUBPS Z4, Z28, Z7
-	VFMADD231PS Z10, Z6, Z7
-	VADDPS Z3, Z7, Z7
-	VFMADD231PS Z11, Z6, Z7
-` + expPoly("Z7", "Z6") + `	VMULPS Z2, Z22, Z22
-	VMULPS Z25, Z22, Z22
-	VMULPS Z22, Z0, Z23
-	VSUBPS Z22, Z8, Z1
-	VMULPS Z0, Z1, Z1
-	VCMPPS $1, Z28, Z0, K2
-	VMOVAPS Z23, K2, Z1
-	VMOVUPS Z1, @K (DI)
-`)
-	vecLoop("gelu", []string{"DI"}, b.String())
+	geluConsts()
+	p("gelu3_loop:")
+	p("\tCMPQ CX, $48")
+	p("\tJLT gelu_loop")
+	out.WriteString(geluBody([]string{"(DI)", "64(DI)", "128(DI)"}, "VMOVUPS", ""))
+	p("\tADDQ $192, DI")
+	p("\tSUBQ $48, CX")
+	p("\tJMP gelu3_loop")
+	vecLoop("gelu", []string{"DI"}, geluBody([]string{"(DI)"}, "@LD", "@K "))
 	p("\tVZEROUPPER")
 	p("\tRET")
 	p("")
 
-	// The GEMM epilogue's form: rows of one full 32-wide C tile, with the
-	// constants loaded once per tile instead of once per row.
+	// The GEMM epilogue's form: rows of one full 32-wide C tile, three
+	// rows (six vectors, as two interleaved triples) per step.
 	p("// func geluTileAVX512(c *float32, ldc, rows int)")
 	p("TEXT ·geluTileAVX512(SB), NOSPLIT, $0-24")
 	p("\tMOVQ c+0(FP), DI")
 	p("\tMOVQ ldc+8(FP), R13")
 	p("\tSHLQ $2, R13")
 	p("\tMOVQ rows+16(FP), CX")
-	loadExpConsts()
-	p("\tVBROADCASTSS %s, Z24", k("absmask"))
-	p("\tVBROADCASTSS %s, Z25", k("half"))
-	p("\tVBROADCASTSS %s, Z26", k("rsqrt2"))
-	p("\tVBROADCASTSS %s, Z27", k("xclamp"))
-	p("\tVPXORD Z28, Z28, Z28")
-	p("gelutile_loop:")
-	full := strings.NewReplacer("@LD", "VMOVUPS", "@K ", "").Replace(b.String())
-	out.WriteString(full)
-	out.WriteString(strings.ReplaceAll(full, "(DI)", "64(DI)"))
+	geluConsts()
+	p("gelutile3_loop:")
+	p("\tCMPQ CX, $3")
+	p("\tJLT gelutile_rest")
+	out.WriteString(geluBody([]string{"(DI)", "64(DI)", "(DI)(R13*1)"}, "VMOVUPS", ""))
+	out.WriteString(geluBody([]string{"64(DI)(R13*1)", "(DI)(R13*2)", "64(DI)(R13*2)"}, "VMOVUPS", ""))
+	p("\tLEAQ (DI)(R13*2), DI")
+	p("\tADDQ R13, DI")
+	p("\tSUBQ $3, CX")
+	p("\tJMP gelutile3_loop")
+	p("gelutile_rest:")
+	p("\tTESTQ CX, CX")
+	p("\tJZ gelutile_done")
+	out.WriteString(geluBody([]string{"(DI)", "64(DI)"}, "VMOVUPS", ""))
 	p("\tADDQ R13, DI")
 	p("\tDECQ CX")
-	p("\tJNZ gelutile_loop")
+	p("\tJMP gelutile_rest")
+	p("gelutile_done:")
 	p("\tVZEROUPPER")
 	p("\tRET")
 	p("")
@@ -1192,15 +1266,15 @@ func helpersI8() {
 	p("\tVZEROUPPER")
 	p("\tRET")
 	p("")
-	// quantU8: dst[i] = round(src[i]·inv) + 128 as bytes (round to nearest
-	// even; |src·inv| ≤ 127 by the caller's choice of inv).
-	p("// func quantU8AVX512(dst *byte, src *float32, n int, inv float32)")
-	p("TEXT ·quantU8AVX512(SB), NOSPLIT, $0-28")
+	// quantU8: dst[i] = round(src[i]·inv) + off as bytes (round to nearest
+	// even; 0 ≤ result ≤ 255 by the caller's choice of inv and off).
+	p("// func quantU8AVX512(dst *byte, src *float32, n int, inv float32, off int32)")
+	p("TEXT ·quantU8AVX512(SB), NOSPLIT, $0-32")
 	p("\tMOVQ dst+0(FP), DI")
 	p("\tMOVQ src+8(FP), SI")
 	p("\tMOVQ n+16(FP), CX")
 	p("\tVBROADCASTSS inv+24(FP), Z1")
-	p("\tMOVL $128, AX")
+	p("\tMOVL off+28(FP), AX")
 	p("\tVPBROADCASTD AX, Z2")
 	p("\tSHRQ $4, CX")
 	p("\tJZ quant_done")
@@ -1316,62 +1390,112 @@ func packT256() {
 }
 
 // kernelI8AVX2 is the int8 micro-kernel for AVX2 (no VNNI): 4 rows × 32
-// columns as two passes of 4×16 (8 YMM accumulators of int32). A holds
-// words of four u8 = q+128 (as quantRows writes them for VPDPBUSD); XOR
-// 0x80 gives the signed q back. VPMADDUBSW multiplies u8 by s8 and adds
-// pairs into int16 with saturation, which (q+128)·w could reach (2·255·127
-// > 32767). So the kernel multiplies |q| (≤ 127, as u8) by sign(q)·w
-// (VPSIGNB; ≤ 127 in magnitude): a pair is at most 2·127·127 = 32258 and
-// never saturates. VPMADDWD by ones then sums the pairs into int32. The
-// result is Σ q·w itself: no compensation (the bias argument is ignored).
+// columns as two passes of 4×16 (8 YMM accumulators of int32). It needs
+// the "pair" int8 format (see i8Pair): activations u8 = q+64 with |q| ≤ 64,
+// weights s8 with |w| ≤ 63. VPMADDUBSW multiplies u8 by s8 and adds
+// adjacent products into int16 with saturation; here one such pair is at
+// most 2·128·63 = 16128 in magnitude, so the pairs of two K words add in
+// int16 (VPADDW: ≤ 32256 < 32767) before one VPMADDWD by ones widens them
+// to int32: per 32 products 1.5 multiplies instead of 2 (multiplies are
+// what bounds this loop). An odd last word runs alone. After the loop the
+// kernel subtracts the int32 compensation row passed as bias (64·Σ_k w,
+// on the last K chunk only; see linearInt8) and converts to float32.
+// Registers: Y0..Y7 accumulators, Y8..Y11 B (two words × 16 columns),
+// Y12 the broadcast A word, Y13..Y15 int16 partial sums.
 func kernelI8AVX2() {
 	const mr = 4
+	for l := 0; l < 8; l++ {
+		p("DATA ki8ones<>+%d(SB)/4, $0x00010001", 4*l)
+	}
+	p("GLOBL ki8ones<>(SB), RODATA|NOPTR, $32")
+	p("")
+	ones := "ki8ones<>(SB)"
+	// A rows of word p (first) and word p+1 (second, at +ps bytes).
+	rows0 := []string{"(SI)", "(SI)(R8*1)", "(SI)(R8*2)", "(R10)"}
+	rows1 := []string{"(R11)", "(R11)(R8*1)", "(R11)(R8*2)", "(R12)"}
 	kernelPrologue("kernelI8AVX2")
 	p("\tMOVQ c+40(FP), DX")
 	p("\tMOVQ ldc+48(FP), R13")
 	p("\tSHLQ $2, R13")
+	p("\tMOVQ bias+64(FP), R14")
 	p("\tMOVQ SI, R15")
-	p("\tMOVL $0x80808080, AX")
-	p("\tVMOVD AX, X15")
-	p("\tVPBROADCASTD X15, Y15")
-	p("\tMOVL $0x00010001, AX")
-	p("\tVMOVD AX, X14")
-	p("\tVPBROADCASTD X14, Y14")
+	p("\tLEAQ (R9)(R9*1), AX") // A advance per word pair
 	p("\tMOVQ $2, BX")
 	p("i8half:")
 	p("\tMOVQ k+0(FP), CX")
 	p("\tMOVQ R15, SI")
 	p("\tLEAQ (SI)(R8*2), R10")
 	p("\tADDQ R8, R10")
+	p("\tLEAQ (SI)(R9*1), R11")
+	p("\tLEAQ (R10)(R9*1), R12")
 	for i := 0; i < 2*mr; i++ {
 		p("\tVPXOR Y%d, Y%d, Y%d", i, i, i)
 	}
+	p("\tSHRQ $1, CX")
+	p("\tJZ i8odd")
 	p("i8loop:")
 	p("\tVMOVDQU (DI), Y8")
 	p("\tVMOVDQU 32(DI), Y9")
+	p("\tVMOVDQU 128(DI), Y10")
+	p("\tVMOVDQU 160(DI), Y11")
 	p("\tPREFETCHT0 1024(DI)")
-	for r := 0; r < mr; r++ {
-		p("\tVPBROADCASTD %s, Y10", aRow[r])
-		p("\tVPXOR Y15, Y10, Y10")
-		p("\tVPABSB Y10, Y11")
-		for h := 0; h < 2; h++ {
-			t := 12 + h
-			p("\tVPSIGNB Y10, Y%d, Y%d", 8+h, t)
-			p("\tVPMADDUBSW Y%d, Y11, Y%d", t, t)
-			p("\tVPMADDWD Y14, Y%d, Y%d", t, t)
-			p("\tVPADDD Y%d, Y%d, Y%d", t, 2*r+h, 2*r+h)
-		}
+	p("\tPREFETCHT0 1152(DI)")
+	// word emits the int16 pair sums of the A word at addr times the B
+	// word in Y8/Y9 into Y13/Y14; widen adds them, as int32, to row r.
+	word := func(addr string) {
+		p("\tVPBROADCASTD %s, Y12", addr)
+		p("\tVPMADDUBSW Y8, Y12, Y13")
+		p("\tVPMADDUBSW Y9, Y12, Y14")
 	}
-	p("\tADDQ R9, SI")
-	p("\tADDQ R9, R10")
-	p("\tADDQ $128, DI")
+	widen := func(r int) {
+		p("\tVPMADDWD %s, Y13, Y13", ones)
+		p("\tVPMADDWD %s, Y14, Y14", ones)
+		p("\tVPADDD Y13, Y%d, Y%d", 2*r, 2*r)
+		p("\tVPADDD Y14, Y%d, Y%d", 2*r+1, 2*r+1)
+	}
+	for r := 0; r < mr; r++ {
+		word(rows0[r])
+		p("\tVPBROADCASTD %s, Y12", rows1[r])
+		p("\tVPMADDUBSW Y10, Y12, Y15")
+		p("\tVPADDW Y15, Y13, Y13")
+		p("\tVPMADDUBSW Y11, Y12, Y15")
+		p("\tVPADDW Y15, Y14, Y14")
+		widen(r)
+	}
+	p("\tADDQ AX, SI")
+	p("\tADDQ AX, R10")
+	p("\tADDQ AX, R11")
+	p("\tADDQ AX, R12")
+	p("\tADDQ $256, DI")
 	p("\tDECQ CX")
 	p("\tJNZ i8loop")
+	p("i8odd:")
+	p("\tTESTQ $1, k+0(FP)")
+	p("\tJZ i8comp")
+	p("\tVMOVDQU (DI), Y8")
+	p("\tVMOVDQU 32(DI), Y9")
+	for r := 0; r < mr; r++ {
+		word(rows0[r])
+		widen(r)
+	}
+	p("i8comp:")
+	p("\tTESTQ R14, R14")
+	p("\tJZ i8cvt")
+	p("\tVMOVDQU (R14), Y8")
+	p("\tVMOVDQU 32(R14), Y9")
+	for r := 0; r < mr; r++ {
+		p("\tVPSUBD Y8, Y%d, Y%d", 2*r, 2*r)
+		p("\tVPSUBD Y9, Y%d, Y%d", 2*r+1, 2*r+1)
+	}
+	p("\tADDQ $64, R14")
+	p("i8cvt:")
 	for i := 0; i < 2*mr; i++ {
 		p("\tVCVTDQ2PS Y%d, Y%d", i, i)
 	}
+	p("\tMOVQ AX, R11") // beta256 and store256 clobber AX
 	beta256(mr, "i8nobeta", "Y10")
 	store256(mr)
+	p("\tMOVQ R11, AX")
 	p("\tADDQ $64, DX")
 	p("\tMOVQ b+32(FP), DI")
 	p("\tADDQ $64, DI")
@@ -1405,13 +1529,13 @@ func helpersI8AVX2() {
 	p("\tVZEROUPPER")
 	p("\tRET")
 	p("")
-	p("// func quantU8AVX2(dst *byte, src *float32, n int, inv float32)")
-	p("TEXT ·quantU8AVX2(SB), NOSPLIT, $0-28")
+	p("// func quantU8AVX2(dst *byte, src *float32, n int, inv float32, off int32)")
+	p("TEXT ·quantU8AVX2(SB), NOSPLIT, $0-32")
 	p("\tMOVQ dst+0(FP), DI")
 	p("\tMOVQ src+8(FP), SI")
 	p("\tMOVQ n+16(FP), CX")
 	p("\tVBROADCASTSS inv+24(FP), Y1")
-	p("\tMOVL $128, AX")
+	p("\tMOVL off+28(FP), AX")
 	p("\tVMOVD AX, X2")
 	p("\tVPBROADCASTD X2, Y2")
 	p("\tSHRQ $3, CX")

@@ -72,14 +72,17 @@ func (j *attnJob) item(s *attnScratch, b, h int) {
 }
 
 // serialGemm is runGemm (beta 0, no epilogue) on the calling goroutine.
-// padC says c has room for whole micro-tiles past m and n.
+// padC says c has room for whole micro-tiles past m and n. A is read in
+// place when k ≤ 64 (a head's q·kᵀ): its few lines per row stay in L1
+// whatever the stride, and packing would cost more than it saves.
 func serialGemm(im *impl, s *scratch, m, n, k int, alpha float32, a []float32, lda int, bp, c []float32, ldc int, padC bool) {
 	g := gemmJob{im: im, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, bp: bp, c: c, ldc: ldc, padC: padC,
-		packA: needPackA(false, lda, im.mr)}
+		packA: k > 64 && needPackA(false, lda, im.mr)}
 	g.schedule(1)
 	for t := 0; t < g.total; t++ {
 		g.task(s, t)
 	}
+	g.release()
 }
 
 var attnPool = sync.Pool{New: func() any { return new(attnJob) }}

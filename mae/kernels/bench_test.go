@@ -103,6 +103,31 @@ func BenchmarkLinearSmall(b *testing.B) {
 	}
 }
 
+// decoderShapes are the MAE decoder's GEMMs at batch 8 (512 wide, MLP
+// 2048) and its prediction head, plus the masked encoder's (8·50 = 400
+// rows): reconstruction's hot calls.
+var decoderShapes = []struct {
+	name    string
+	m, k, n int
+}{
+	{"qkv", 1576, 512, 1536},
+	{"proj", 1576, 512, 512},
+	{"fc1", 1576, 512, 2048},
+	{"fc2", 1576, 2048, 512},
+	{"pred", 1576, 512, 768},
+	{"qkv", 400, 768, 2304},
+	{"fc2", 400, 3072, 768},
+}
+
+// BenchmarkLinearDecoder is reconstruction's calls on the fastest path.
+func BenchmarkLinearDecoder(b *testing.B) {
+	for _, s := range decoderShapes {
+		b.Run(fmt.Sprintf("%s_%dx%dx%d", s.name, s.m, s.k, s.n), func(b *testing.B) {
+			benchLinear(b, s.m, s.k, s.n, s.name)
+		})
+	}
+}
+
 // BenchmarkLinear is the model's hot call at batch 8 on every path.
 func BenchmarkLinear(b *testing.B) {
 	for _, p := range Paths() {
@@ -118,7 +143,8 @@ func BenchmarkLinear(b *testing.B) {
 // BenchmarkLinearPrecision is BenchmarkLinear in each reduced precision
 // (bf16: native VDPBF16PS on the avx512 path where the CPU has it, else
 // bf16-rounded values through the float32 kernels; int8: VPDPBUSD on the
-// avx512 path with AVX512_VNNI, else the pure-Go kernel — slow).
+// avx512 path with AVX512_VNNI, VPMADDUBSW on avx2, else the pure-Go
+// kernel — slow).
 func BenchmarkLinearPrecision(b *testing.B) {
 	for _, p := range Paths() {
 		for _, prec := range []Precision{BF16, Int8} {
@@ -134,9 +160,10 @@ func BenchmarkLinearPrecision(b *testing.B) {
 
 func BenchmarkAttention(b *testing.B) {
 	for _, p := range Paths() {
-		for _, tokens := range []int{197, 50} {
-			const batch, heads, hd = 8, 12, 64
-			b.Run(fmt.Sprintf("path=%s/tokens=%d", p, tokens), func(b *testing.B) {
+		for _, cfg := range []struct{ tokens, heads, hd int }{{197, 12, 64}, {50, 12, 64}, {197, 16, 32}} {
+			const batch = 8
+			tokens, heads, hd := cfg.tokens, cfg.heads, cfg.hd
+			b.Run(fmt.Sprintf("path=%s/tokens=%d/heads=%dx%d", p, tokens, heads, hd), func(b *testing.B) {
 				onPath(b, p)
 				r := rand.New(rand.NewPCG(1, 1))
 				qkv := randSlice(r, batch*tokens*3*heads*hd)
@@ -146,7 +173,7 @@ func BenchmarkAttention(b *testing.B) {
 				for i := 0; i < b.N; i++ {
 					Attention(out, qkv, batch, tokens, heads, hd)
 				}
-				reportGFLOPs(b, 4*float64(batch*heads)*float64(tokens*tokens)*hd, cpu0)
+				reportGFLOPs(b, 4*float64(batch*heads)*float64(tokens*tokens)*float64(hd), cpu0)
 			})
 		}
 	}

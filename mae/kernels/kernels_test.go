@@ -2,10 +2,12 @@ package kernels
 
 import (
 	"fmt"
+	"github.com/maeembed/maeembed/internal/alloctest"
 	"math"
 	"math/rand/v2"
 	"os"
 	"os/exec"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -415,36 +417,64 @@ func TestAttention(t *testing.T) {
 	})
 }
 
+// TestNoAllocs: once warm, no kernel allocates per call, on any path or
+// precision. It counts only the kernels' own allocations, with the
+// collector off on one P (alloctest), so a loaded machine cannot change the
+// result; BenchmarkNoAllocs reports the same calls' allocations per op.
 func TestNoAllocs(t *testing.T) {
 	if raceEnabled {
 		t.Skip("sync.Pool is randomised under the race detector")
 	}
 	forEachPath(t, func(t *testing.T) {
-		r := rand.New(rand.NewPCG(13, 14))
-		const m, n, k = 197, 256, 192
-		x, w, bias := randSlice(r, m*k), randSlice(r, n*k), randSlice(r, n)
-		y := make([]float32, m*n)
-		p := PackLinear(w, n, k)
-		pb, pi := p.Convert(BF16), p.Convert(Int8)
-		qkv := randSlice(r, 2*50*3*64*4)
-		out := make([]float32, 2*50*64*4)
-		gamma, beta := randSlice(r, n), randSlice(r, n)
-		cases := map[string]func(){
-			"Gemm":       func() { Gemm(false, true, m, n, k, 1, x, k, w, k, 0, y, n) },
-			"Linear":     func() { Linear(y, x, m, p, bias, ActGELU, y) },
-			"LinearBF16": func() { Linear(y, x, m, pb, bias, ActGELU, y) },
-			"LinearInt8": func() { Linear(y, x, m, pi, bias, ActNone, y) },
-			"Attention":  func() { Attention(out, qkv, 2, 50, 4, 64) },
-			"LayerNorm":  func() { LayerNorm(y, y, m, n, gamma, beta, 1e-6) },
-			"GELU":       func() { GELU(y) },
-		}
-		for name, f := range cases {
-			f()
-			if a := testing.AllocsPerRun(20, f); a != 0 {
+		for name, f := range noAllocCases() {
+			if a := alloctest.PerRun(10, f, kernelsPkg); a != 0 {
 				t.Errorf("%s: %v allocations per call", name, a)
 			}
 		}
 	})
+}
+
+const kernelsPkg = "github.com/maeembed/maeembed/mae/kernels"
+
+// noAllocCases are the hot calls at sizes where the kernels split work
+// across goroutines when there are several Ps (the benchmark; the test runs
+// on one P, where each job runs on the caller).
+func noAllocCases() map[string]func() {
+	r := rand.New(rand.NewPCG(13, 14))
+	const m, n, k = 197, 256, 192
+	x, w, bias := randSlice(r, m*k), randSlice(r, n*k), randSlice(r, n)
+	y := make([]float32, m*n)
+	p := PackLinear(w, n, k)
+	pb, pi := p.Convert(BF16), p.Convert(Int8)
+	qkv := randSlice(r, 2*50*3*64*4)
+	out := make([]float32, 2*50*64*4)
+	gamma, beta := randSlice(r, n), randSlice(r, n)
+	return map[string]func(){
+		"Gemm":       func() { Gemm(false, true, m, n, k, 1, x, k, w, k, 0, y, n) },
+		"Linear":     func() { Linear(y, x, m, p, bias, ActGELU, y) },
+		"LinearBF16": func() { Linear(y, x, m, pb, bias, ActGELU, y) },
+		"LinearInt8": func() { Linear(y, x, m, pi, bias, ActNone, y) },
+		"Attention":  func() { Attention(out, qkv, 2, 50, 4, 64) },
+		"LayerNorm":  func() { LayerNorm(y, y, m, n, gamma, beta, 1e-6) },
+		"GELU":       func() { GELU(y) },
+	}
+}
+
+// BenchmarkNoAllocs reports allocs/op of TestNoAllocs's calls on the
+// default path (0 once warm; process-wide, so a collection during the run
+// can show a few).
+// go test ./mae/kernels -run '^$' -bench NoAllocs -benchmem
+func BenchmarkNoAllocs(b *testing.B) {
+	for name, f := range noAllocCases() {
+		b.Run(name, func(b *testing.B) {
+			f()
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				f()
+			}
+		})
+	}
 }
 
 // TestPaths logs the paths this CPU runs (the bench script prints it) and
@@ -458,6 +488,9 @@ func TestPaths(t *testing.T) {
 	}
 	if i8Impl != nil {
 		i8 = "int8 VPDPBUSD on avx512"
+	}
+	if i8AVX2Impl != nil {
+		i8 += ", VPMADDUBSW (pair format) on avx2"
 	}
 	t.Logf("paths: %v (default %s); %s; %s", Paths(), saved, bf16, i8)
 	for _, p := range Paths() {
@@ -607,6 +640,44 @@ func TestNoFalseOverlap(t *testing.T) {
 	for i, v := range c[:4] {
 		if v != 2 {
 			t.Fatalf("C[%d] = %v, want 2", i, v)
+		}
+	}
+}
+
+// TestGemmBitwise checks that an output element does not depend on how
+// the work was split: the same rows computed in one call, alone (the
+// edge-row kernels), or with a different number of workers are bitwise
+// equal.
+func TestGemmBitwise(t *testing.T) {
+	forEachPath(t, func(t *testing.T) {
+		r := rand.New(rand.NewPCG(21, 22))
+		for _, s := range []struct{ m, k, n int }{{197, 768, 96}, {50, 1030, 70}, {29, 512, 33}, {197, 512, 600}, {197, 1536, 400}} {
+			x, w, bias := randSlice(r, s.m*s.k), randSlice(r, s.n*s.k), randSlice(r, s.n)
+			p := PackLinear(w, s.n, s.k)
+			want := make([]float32, s.m*s.n)
+			Linear(want, x, s.m, p, bias, ActGELU, nil)
+			got := make([]float32, s.m*s.n)
+			for i := 0; i < s.m; i += 3 { // 3 rows per call: all edge kernels
+				rows := min(3, s.m-i)
+				Linear(got[i*s.n:], x[i*s.k:], rows, p, bias, ActGELU, nil)
+			}
+			sameBits(t, fmt.Sprintf("%v in row slices", s), got, want)
+			for _, procs := range []int{1, 3} {
+				old := runtime.GOMAXPROCS(procs)
+				Linear(got, x, s.m, p, bias, ActGELU, nil)
+				runtime.GOMAXPROCS(old)
+				sameBits(t, fmt.Sprintf("%v at GOMAXPROCS=%d", s, procs), got, want)
+			}
+		}
+	})
+}
+
+func sameBits(t *testing.T, what string, got, want []float32) {
+	t.Helper()
+	for i := range want {
+		if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+			t.Errorf("%s: [%d] = %v, want bitwise %v", what, i, got[i], want[i])
+			return
 		}
 	}
 }

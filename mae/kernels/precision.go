@@ -225,7 +225,7 @@ func linearBF16(y, x []float32, m int, w *Packed, bias []float32, beta float32, 
 	}
 	*bufp = grow(*bufp, m*ldw)
 	xw := (*bufp)[:m*ldw]
-	convertRows(false, xw, nil, x, m, w.K, ldw)
+	convertRows(nil, xw, nil, x, m, w.K, ldw)
 	im := bf16Impl
 	if im == nil || current.Load().name != "avx512" {
 		im = &bf16GenericImpl
@@ -245,34 +245,64 @@ var i8Impl, i8AVX2Impl *impl
 // width floats.
 type quantHelpers struct {
 	absMax  func(x *float32, n int) float32
-	quantU8 func(dst *byte, src *float32, n int, inv float32)
+	quantU8 func(dst *byte, src *float32, n int, inv float32, off int32)
 	width   int
 }
+
+// i8Format is how an Int8 weight and the activations multiplied with it
+// are quantised: weights symmetric per output channel in [−wMax, wMax],
+// activations symmetric per row in [−aMax, aMax], stored as q+aOff (u8).
+// Every kernel computes Σ (q_a+aOff)·q_w − comp with comp = aOff·Σ q_w.
+type i8Format struct{ wMax, aMax, aOff int32 }
+
+var (
+	// i8Full is the 8-bit format of VPDPBUSD (u8·s8 summed into int32
+	// without intermediate saturation) and of the pure-Go kernel.
+	i8Full = i8Format{wMax: 127, aMax: 127, aOff: 128}
+	// i8Pair is the format of the AVX2 kernel (VPMADDUBSW, which saturates
+	// its int16 pair sums): one bit less on each side so that the pairs of
+	// two K words add in int16 (2·2·128·63 = 32256 < 32767; see
+	// kernelI8AVX2 in asmgen.go). Measured against fp32 it stays above
+	// 0.9995 minimum cosine on every model here (README).
+	i8Pair = i8Format{wMax: 63, aMax: 64, aOff: 64}
+)
 
 var quantAVX512, quantAVX2 *quantHelpers
 
 // i8Kernel picks the int8 implementation and quantisation helpers for the
-// current path: VPDPBUSD on avx512 with VNNI, VPMADDUBSW on avx2 (and on
-// avx512 without VNNI), else pure Go.
-func i8Kernel() (*impl, *quantHelpers) {
+// current path and a weight in format f: VPDPBUSD on avx512 with VNNI (any
+// format), VPMADDUBSW on avx2 and on avx512 without VNNI (i8Pair only),
+// else pure Go (any format).
+func i8Kernel(f i8Format) (*impl, *quantHelpers) {
 	switch cur := current.Load().name; {
 	case cur == "avx512" && i8Impl != nil:
 		return i8Impl, quantAVX512
-	case (cur == "avx512" || cur == "avx2") && i8AVX2Impl != nil:
+	case (cur == "avx512" || cur == "avx2") && i8AVX2Impl != nil && f == i8Pair:
 		return i8AVX2Impl, quantAVX2
 	}
 	return &i8GenericImpl, nil
 }
 
-// toInt8 quantises the weight per output column j: scale_j = max_k
-// |W[j][k]| / 127, q = round(W/scale_j) in [−127, 127] (round to nearest
-// even). Words hold four q along K (zero-padded to a multiple of 4) in the
-// float32 panel layout. comp_j = 128·Σ_k q[j][k] undoes the +128 offset
-// that makes the activations unsigned for VPDPBUSD (u8·s8).
+// i8FormatForPath is the format Convert gives an Int8 weight on the
+// current path: i8Pair where the AVX2 kernel will run it.
+func i8FormatForPath() i8Format {
+	if im, _ := i8Kernel(i8Pair); im == i8AVX2Impl {
+		return i8Pair
+	}
+	return i8Full
+}
+
+// toInt8 quantises the weight per output column j in the format of the
+// current path (f, see i8Format): scale_j = max_k |W[j][k]| / f.wMax,
+// q = round(W/scale_j) in [−f.wMax, f.wMax] (round to nearest even). Words
+// hold four q along K (zero-padded to a multiple of 4) in the float32
+// panel layout. comp_j = f.aOff·Σ_k q[j][k] undoes the offset that makes
+// the activations unsigned for VPDPBUSD and VPMADDUBSW (u8·s8).
 func (p *Packed) toInt8() *Packed {
+	f := i8FormatForPath()
 	kw := (p.K + 3) / 4
 	np := numPanels(p.N)
-	q := &Packed{N: p.N, K: p.K, prec: Int8, kw: kw, data: make([]float32, np*kw*nr),
+	q := &Packed{N: p.N, K: p.K, prec: Int8, kw: kw, i8: f, data: make([]float32, np*kw*nr),
 		scale: make([]float32, np*nr), comp: make([]float32, np*nr)}
 	bytes := unsafe.Slice((*int8)(unsafe.Pointer(unsafe.SliceData(q.data))), 4*len(q.data))
 	for pn := 0; pn < np; pn++ {
@@ -286,19 +316,19 @@ func (p *Packed) toInt8() *Packed {
 			if amax == 0 {
 				continue // all-zero (or padding) column: q = 0, scale 0
 			}
-			inv := 127 / float64(amax)
+			inv := float64(f.wMax) / float64(amax)
 			var sum int32
 			for i := 0; i < p.K; i++ {
 				v := int32(math.RoundToEven(float64(src[i*nr+c]) * inv))
-				v = max(-127, min(127, v))
+				v = max(-f.wMax, min(f.wMax, v))
 				dst[(i/4*nr+c)*4+i%4] = int8(v)
 				sum += v
 			}
-			q.scale[pn*nr+c] = amax / 127
-			q.comp[pn*nr+c] = math.Float32frombits(uint32(128 * sum))
+			q.scale[pn*nr+c] = amax / float32(f.wMax)
+			q.comp[pn*nr+c] = math.Float32frombits(uint32(f.aOff * sum))
 		}
 	}
-	if im, _ := i8Kernel(); im == &i8GenericImpl {
+	if im, _ := i8Kernel(f); im == &i8GenericImpl {
 		slowI8Once.Do(func() {
 			slog.Warn("int8: no int8 kernel on this CPU/path (needs AVX2 or AVX512_VNNI); running the pure-Go int8 kernel, much slower than fp32",
 				"path", Path())
@@ -307,13 +337,13 @@ func (p *Packed) toInt8() *Packed {
 	return q
 }
 
-// quantRows quantises each row of x (m×k) symmetrically: scale[r] =
-// max|x[r]|/127 (0 for a zero row), and writes round(x/scale)+128 as bytes
-// into dst (row stride ldw words), padding each row to whole words with
-// 128 (zero).
-func quantRows(dst, scale []float32, x []float32, m, k, ldw int) {
+// quantRows quantises each row of x (m×k) symmetrically in format f:
+// scale[r] = max|x[r]|/f.aMax (0 for a zero row), and writes
+// round(x/scale)+f.aOff as bytes into dst (row stride ldw words), padding
+// each row to whole words with f.aOff (zero).
+func quantRows(dst, scale []float32, x []float32, m, k, ldw int, f i8Format) {
 	b := unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(dst))), 4*len(dst))
-	_, qh := i8Kernel()
+	_, qh := i8Kernel(f)
 	k16 := 0
 	if qh != nil {
 		k16 = k - k%qh.width
@@ -330,17 +360,17 @@ func quantRows(dst, scale []float32, x []float32, m, k, ldw int) {
 		}
 		inv := float32(0)
 		if amax > 0 {
-			inv = 127 / amax
+			inv = float32(f.aMax) / amax
 		}
-		scale[r] = amax / 127
+		scale[r] = amax / float32(f.aMax)
 		if k16 > 0 {
-			qh.quantU8(&d[0], &row[0], k16, inv)
+			qh.quantU8(&d[0], &row[0], k16, inv, f.aOff)
 		}
 		for i := k16; i < k; i++ {
-			d[i] = byte(int32(math.RoundToEven(float64(row[i]*inv))) + 128)
+			d[i] = byte(int32(math.RoundToEven(float64(row[i]*inv))) + f.aOff)
 		}
 		for i := k; i < len(d); i++ {
-			d[i] = 128
+			d[i] = byte(f.aOff)
 		}
 	}
 }
@@ -400,6 +430,12 @@ var i8GenericImpl = func() impl {
 // epilogue scales them by row and column scale and adds the bias before
 // the activation and residual.
 func linearInt8(y, x []float32, m int, w *Packed, bias []float32, act Activation, residual []float32) {
+	if w.K == 0 {
+		// No products: y = act(bias) + residual, as the float32 path does
+		// it (the int8 GEMM's bias argument is the compensation row).
+		runGemm(m, w.N, 0, 1, nil, 0, false, nil, 0, y, w.N, bias, act, residual)
+		return
+	}
 	ldw := w.kw
 	if ldw%64 == 0 {
 		ldw += 16 // keep a micro-panel's rows in distinct L1 sets
@@ -411,12 +447,12 @@ func linearInt8(y, x []float32, m int, w *Packed, bias []float32, act Activation
 	*bufp = grow(*bufp, m*ldw)
 	*sp = grow(*sp, m+numPanels(w.N)*nr)
 	xw, rowScale, zero := (*bufp)[:m*ldw], (*sp)[:m], (*sp)[m:]
-	convertRows(true, xw, rowScale, x, m, w.K, ldw)
+	convertRows(&w.i8, xw, rowScale, x, m, w.K, ldw)
 	if bias == nil {
 		clear(zero)
 		bias = zero
 	}
-	im, _ := i8Kernel()
+	im, _ := i8Kernel(w.i8)
 	runGemmOn(im, m, w.N, w.kw, 1, xw, ldw, false, w.data, 0, y, w.N, w.comp, act, residual,
 		dequant{rowScale: rowScale, colScale: w.scale, bias: bias})
 }
@@ -424,7 +460,7 @@ func linearInt8(y, x []float32, m int, w *Packed, bias []float32, act Activation
 // rowsJob converts or quantises the rows of an activation matrix in
 // parallel, in blocks of 32 rows (pooled: no allocation per call).
 type rowsJob struct {
-	int8       bool
+	i8         *i8Format // nil: bf16
 	dst, scale []float32
 	x          []float32
 	m, k, ldw  int
@@ -443,18 +479,19 @@ func (j *rowsJob) run() {
 		}
 		r1 := min(j.m, r0+rowsBlock)
 		x, dst := j.x[r0*j.k:], j.dst[r0*j.ldw:]
-		if j.int8 {
-			quantRows(dst, j.scale[r0:r1], x, r1-r0, j.k, j.ldw)
+		if j.i8 != nil {
+			quantRows(dst, j.scale[r0:r1], x, r1-r0, j.k, j.ldw, *j.i8)
 		} else {
 			toBF16Rows(dst, x, r1-r0, j.k, j.ldw)
 		}
 	}
 }
 
-// convertRows runs toBF16Rows (scale nil) or quantRows over all cores.
-func convertRows(int8 bool, dst, scale, x []float32, m, k, ldw int) {
+// convertRows runs toBF16Rows (i8 nil) or quantRows in format *i8 over
+// all cores.
+func convertRows(i8 *i8Format, dst, scale, x []float32, m, k, ldw int) {
 	j := rowsPool.Get().(*rowsJob)
-	*j = rowsJob{int8: int8, dst: dst, scale: scale, x: x, m: m, k: k, ldw: ldw}
+	*j = rowsJob{i8: i8, dst: dst, scale: scale, x: x, m: m, k: k, ldw: ldw}
 	parallel(min(workers(4*float64(m)*float64(k)), ceilDiv(m, rowsBlock)), j)
 	*j = rowsJob{}
 	rowsPool.Put(j)

@@ -160,10 +160,10 @@ func maxAbsDiff(a, b []float32) float64 {
 }
 
 // refLinearInt8 is the int8 definition in float64: x quantised per row,
-// W per column (symmetric, round to nearest even), products of the
-// integers, scaled back, plus bias.
-func refLinearInt8(x, w, bias []float32, m, n, k int) []float64 {
-	quant := func(v []float32) ([]float64, float64) {
+// W per column (symmetric, round to nearest even, to the ranges of format
+// f), products of the integers, scaled back, plus bias.
+func refLinearInt8(x, w, bias []float32, m, n, k int, f i8Format) []float64 {
+	quant := func(v []float32, qmax int32, weight bool) ([]float64, float64) {
 		var amax float64
 		for _, f := range v {
 			amax = math.Max(amax, math.Abs(float64(f)))
@@ -172,20 +172,29 @@ func refLinearInt8(x, w, bias []float32, m, n, k int) []float64 {
 		if amax == 0 {
 			return q, 0
 		}
-		inv := float64(float32(127) / float32(amax))
-		for i, f := range v {
-			q[i] = math.RoundToEven(float64(f) * inv)
+		if weight {
+			// Weights are quantised once, in float64.
+			inv := float64(qmax) / amax
+			for i, f := range v {
+				q[i] = math.RoundToEven(float64(f) * inv)
+			}
+		} else {
+			// Activations at run time in float32, as the vector code does.
+			inv := float32(qmax) / float32(amax)
+			for i, f := range v {
+				q[i] = math.RoundToEven(float64(f * inv))
+			}
 		}
-		return q, amax / 127
+		return q, amax / float64(qmax)
 	}
 	qw := make([][]float64, n)
 	sw := make([]float64, n)
 	for j := range qw {
-		qw[j], sw[j] = quant(w[j*k : (j+1)*k])
+		qw[j], sw[j] = quant(w[j*k:(j+1)*k], f.wMax, true)
 	}
 	out := make([]float64, m*n)
 	for i := 0; i < m; i++ {
-		qa, sa := quant(x[i*k : (i+1)*k])
+		qa, sa := quant(x[i*k:(i+1)*k], f.aMax, false)
 		for j := 0; j < n; j++ {
 			var s float64
 			for p := 0; p < k; p++ {
@@ -206,25 +215,62 @@ func refLinearInt8(x, w, bias []float32, m, n, k int) []float64 {
 func TestLinearInt8(t *testing.T) {
 	forEachPath(t, func(t *testing.T) {
 		r := rand.New(rand.NewPCG(11, 12))
-		for _, s := range []struct{ m, n, k int }{{1, 1, 1}, {7, 45, 33}, {13, 64, 1030}, {50, 96, 768}, {30, 40, 3072}} {
+		for _, s := range []struct{ m, n, k int }{{1, 1, 1}, {3, 5, 0}, {7, 45, 33}, {13, 64, 1030}, {50, 96, 768}, {30, 40, 3072}} {
 			w := randSlice(r, s.n*s.k)
 			x := randSlice(r, s.m*s.k)
 			bias := randSlice(r, s.n)
 			res := randSlice(r, s.m*s.n)
 			p := PackLinear(w, s.n, s.k).Convert(Int8)
-			base := refLinearInt8(x, w, nil, s.m, s.n, s.k)
-			checkEpilogues(t, fmt.Sprint(s), p, x, bias, res, s.m, base, 2e-6*math.Sqrt(float64(s.k)))
-			// Near fp32: the quantisation error of unit normals over k terms.
+			base := refLinearInt8(x, w, nil, s.m, s.n, s.k, p.i8)
+			checkEpilogues(t, fmt.Sprint(s), p, x, bias, res, s.m, base, 2e-6*math.Sqrt(float64(max(s.k, 1))))
+			// Near fp32: the quantisation error of unit normals over k terms
+			// (bounds for 8-bit operands, scaled by the format's steps).
+			step := func(qmax int32) float64 { return 127 / float64(qmax) }
 			y, y32 := make([]float32, s.m*s.n), make([]float32, s.m*s.n)
 			Linear(y, x, s.m, p, bias, ActNone, nil)
 			Linear(y32, x, s.m, PackLinear(w, s.n, s.k), bias, ActNone, nil)
-			if d := maxAbsDiff(y, y32); d > 0.05*math.Sqrt(float64(s.k)) || (s.k > 1 && d == 0) {
+			if d := maxAbsDiff(y, y32); d > 0.05*math.Sqrt(float64(s.k))*(step(p.i8.wMax)+step(p.i8.aMax))/2 || (s.k > 1 && d == 0) {
 				t.Errorf("%v: int8 differs from fp32 by %v", s, d)
 			}
 			wu := make([]float32, len(w))
 			UnpackLinear(p, wu)
-			if d := maxAbsDiff(wu, w); d > 0.03 {
+			if d := maxAbsDiff(wu, w); d > 0.03*step(p.i8.wMax) {
 				t.Errorf("%v: unpacked int8 weight off by %v", s, d)
+			}
+		}
+	})
+}
+
+// TestLinearInt8Extremes drives every int8 kernel at the ends of its
+// format's ranges (activations all +aMax or all −aMax, weights all ±wMax),
+// where an int16 pair sum of VPMADDUBSW would saturate if the format let
+// it: y must be exactly ±K (up to float32 rounding of the scales).
+func TestLinearInt8Extremes(t *testing.T) {
+	forEachPath(t, func(t *testing.T) {
+		for _, k := range []int{4, 6, 768, 3072} {
+			const m, n = 9, 64
+			w := make([]float32, n*k)
+			for j := 0; j < n; j++ {
+				for p := 0; p < k; p++ {
+					w[j*k+p] = float32(1 - 2*(j%2)) // +1 on even columns, −1 on odd
+				}
+			}
+			x := make([]float32, m*k)
+			for i := 0; i < m; i++ {
+				for p := 0; p < k; p++ {
+					x[i*k+p] = float32(1 - 2*(i%2))
+				}
+			}
+			p := PackLinear(w, n, k).Convert(Int8)
+			y := make([]float32, m*n)
+			Linear(y, x, m, p, nil, ActNone, nil)
+			for i := 0; i < m; i++ {
+				for j := 0; j < n; j++ {
+					want := float64(k * (1 - 2*(i%2)) * (1 - 2*(j%2)))
+					if got := float64(y[i*n+j]); math.Abs(got-want) > 1e-5*float64(k) {
+						t.Fatalf("k=%d y[%d][%d] = %v, want %v (format %+v)", k, i, j, got, want, p.i8)
+					}
+				}
 			}
 		}
 	})

@@ -43,7 +43,10 @@ type Config struct {
 	// Next blocks beyond it, which bounds memory under a burst. Default 256.
 	MaxInFlight int `yaml:"max_in_flight"`
 	// QueueCapacity is kafka-go's internal prefetch queue, in messages;
-	// default 64.
+	// default 8. These messages (and one per assigned partition that
+	// kafka-go's fetcher holds) are in memory before Next counts them
+	// against the memory budget; the pipeline's own read-ahead, which the
+	// budget counts, keeps the model fed.
 	QueueCapacity int `yaml:"-"`
 
 	CommitInterval    time.Duration `yaml:"commit_interval"` // how often durable offsets are committed; default 1 s
@@ -93,7 +96,7 @@ func (c Config) withDefaults() (Config, error) {
 		c.MaxInFlight = 256
 	}
 	if c.QueueCapacity <= 0 {
-		c.QueueCapacity = 64
+		c.QueueCapacity = 8
 	}
 	def(&c.MaxWait, 250*time.Millisecond)
 	def(&c.CommitInterval, time.Second)
@@ -142,6 +145,7 @@ type Source struct {
 	r      *kgo.Reader
 	dialer *kgo.Dialer
 	sem    chan struct{}
+	budget sources.Budget // nil: the values are not counted
 
 	mu    sync.Mutex
 	parts map[partKey]*partState
@@ -211,8 +215,22 @@ func Open(cfg Config) (*Source, error) {
 	return s, nil
 }
 
+var _ sources.Budgeted = (*Source)(nil)
+
+// SetBudget makes Next count each message's value against b (the run's
+// memory budget) before handing it on, waiting while the budget is full:
+// fetching pauses, and the messages wait in Kafka. Item.Release gives the
+// bytes back once they are dropped (the engine: once the image is decoded,
+// or with a dead-letter topic once its row is written, i.e. dead-lettered).
+// A value larger than the whole budget is an error item without its
+// bytes (stage "read"; its dead letter carries the error and the source
+// position), never a wait that could not end. Call it before the first
+// Next.
+func (s *Source) SetBudget(b sources.Budget) { s.budget = b }
+
 // Next returns the next message as an Item. It blocks while MaxInFlight
-// items are unacked. Fetch errors are retried with backoff (kafka-go heals
+// items are unacked, and while the memory budget (SetBudget) cannot hold
+// its value. Fetch errors are retried with backoff (kafka-go heals
 // itself); only ctx ends it.
 func (s *Source) Next(ctx context.Context) (sources.Item, error) {
 	select {
@@ -225,7 +243,7 @@ func (s *Source) Next(ctx context.Context) (sources.Item, error) {
 		m, err := s.r.FetchMessage(ctx)
 		if err == nil {
 			s.ready.Store(true)
-			return s.item(m), nil
+			return s.counted(ctx, m)
 		}
 		if ctx.Err() != nil {
 			<-s.sem
@@ -245,6 +263,29 @@ func (s *Source) Next(ctx context.Context) (sources.Item, error) {
 		}
 		backoff = min(2*backoff, 10*time.Second)
 	}
+}
+
+// counted is the Item of m with its value taken from the budget. An
+// abort while waiting leaves m unrecorded: it is not committed past, and
+// is consumed again.
+func (s *Source) counted(ctx context.Context, m kgo.Message) (sources.Item, error) {
+	if s.budget == nil {
+		return s.item(m), nil
+	}
+	release, err := s.budget.AcquireInput(ctx, int64(len(m.Value)))
+	if err != nil && ctx.Err() != nil {
+		<-s.sem
+		return sources.Item{}, ctx.Err()
+	}
+	it := s.item(m)
+	if err != nil {
+		// Larger than the whole budget: its error row (dead letter), with
+		// the source position to find it in the topic, not its bytes.
+		it.Data, it.Err = nil, &sources.ReadError{Path: it.Pos.String(), Err: err}
+		return it, nil
+	}
+	it.Release = release
+	return it, nil
 }
 
 func (s *Source) item(m kgo.Message) sources.Item {

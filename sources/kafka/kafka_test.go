@@ -3,6 +3,7 @@ package kafka
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/http/httptest"
@@ -21,6 +22,7 @@ import (
 
 	"github.com/maeembed/maeembed/kafkaconn"
 	"github.com/maeembed/maeembed/sources"
+	"github.com/maeembed/maeembed/stages"
 )
 
 func cluster(t *testing.T, opts ...kfake.Opt) (*kfake.Cluster, string) {
@@ -346,5 +348,73 @@ func TestBinaryKeysGetReversibleIDs(t *testing.T) {
 		}
 		seen[it.ID] = true
 		it.Ack(nil)
+	}
+}
+
+// Under a memory budget, Next counts each value before handing it on and
+// waits while the budget cannot hold the next one (fetching pauses): the
+// release of an earlier message lets it through. A wait that ends with its
+// context leaves that message uncommitted (a new consumer gets it), and a
+// value larger than the whole budget is an error item without its bytes.
+func TestBudgetPausesFetching(t *testing.T) {
+	_, addr := cluster(t, kfake.SeedTopics(1, "big"))
+	cl, err := franz.NewClient(franz.SeedBrokers(addr), franz.DefaultProduceTopic("big"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	sizes := []int{300 << 10, 300 << 10, 900 << 10, 300 << 10}
+	for i, n := range sizes {
+		r := &franz.Record{Key: []byte(fmt.Sprint("m", i)), Value: bytes.Repeat([]byte{byte(i)}, n)}
+		if err := cl.ProduceSync(context.Background(), r).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b := stages.NewBudget(800 << 10) // 200 KiB for inputs: one message at a time
+	s, err := Open(Config{Brokers: []string{addr}, Topics: []string{"big"}, Group: "g", SessionTimeout: 6 * time.Second, CommitInterval: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.SetBudget(b)
+	first := next(t, s, 1)[0]
+	if first.Release == nil || b.InUse() != int64(len(first.Data)) || len(first.Data) != sizes[0] {
+		t.Fatalf("first: %d bytes, budget holds %d, release %v", len(first.Data), b.InUse(), first.Release != nil)
+	}
+	// The second waits for the first's bytes.
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(100*time.Millisecond, cancel)
+	if it, err := s.Next(ctx); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Next while the budget holds the first: item %q, err %v; want it to wait", it.ID, err)
+	}
+	first.Ack(nil)
+	first.Release()
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// A new consumer of the group starts at the message whose wait ended.
+	s2, err := Open(Config{Brokers: []string{addr}, Topics: []string{"big"}, Group: "g", SessionTimeout: 6 * time.Second, CommitInterval: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	s2.SetBudget(b)
+	items := next(t, s2, 1)
+	if items[0].ID != "m1" {
+		t.Fatalf("after the abort: %q, want m1 again", items[0].ID)
+	}
+	items[0].Release()
+	items = append(items, next(t, s2, 2)...)
+	if huge := items[1]; huge.ID != "m2" || huge.Data != nil || !errors.Is(huge.Err, stages.ErrOverBudget) || huge.Release != nil {
+		t.Errorf("m2 (900 KiB): id %q, %d bytes, err %v; want the budget's refusal without its bytes", huge.ID, len(huge.Data), huge.Err)
+	}
+	if it := items[2]; it.ID != "m3" || len(it.Data) != sizes[3] || it.Release == nil {
+		t.Errorf("m3: id %q, %d bytes", it.ID, len(it.Data))
+	}
+	items[2].Release()
+	for _, it := range items {
+		it.Ack(nil)
+	}
+	if b.InUse() != 0 || b.Peak() > b.Size() {
+		t.Errorf("budget: %d in use, peak %d of %d", b.InUse(), b.Peak(), b.Size())
 	}
 }

@@ -308,3 +308,25 @@ for name in ("png-bad-crc-before-idat.png", "png-truncated-idat.png", "png-bad-a
         raise AssertionError(name + ": PIL accepts it")
     except (OSError, SyntaxError):
         pass
+
+# JPEG-compressed TIFFs (Compression 7: JPEGTables plus one abbreviated JPEG
+# stream per strip or tile), which x/image/tiff refuses: ImageMagick's
+# default (RGB, one strip), strips of 8 rows, 32x32 tiles (cut at the
+# edges), grey, orientation 6 (PIL's loader turns it upright), and PIL's
+# own YCbCr. A truncated one is refused, as by PIL.
+for name, args in (("jpeg.tiff", []), ("jpeg-strips.tiff", ["-define", "tiff:rows-per-strip=8"]),
+                   ("jpeg-tiles.tiff", ["-define", "tiff:tile-geometry=32x32"]),
+                   ("jpeg-gray.tiff", ["-colorspace", "Gray"]), ("jpeg-orientation-6.tiff", ["-orient", "RightTop"])):
+    src = p("quadrants.png")
+    if "orientation" in name:  # stored sideways, tagged to be turned upright
+        src = p("side6-src.png")
+        side6.save(src)
+    subprocess.run(["convert", src, *args, "-compress", "JPEG", "-quality", "90", p(name)], check=True)
+    assert Image.open(p(name)).tag_v2[259] == 7, name
+os.remove(p("side6-src.png"))
+q.convert("YCbCr").save(p("jpeg-ycbcr.tiff"), compression="jpeg", quality=90)
+assert Image.open(p("jpeg-ycbcr.tiff")).tag_v2[262] == 6
+for name in ("jpeg.tiff", "jpeg-strips.tiff", "jpeg-tiles.tiff", "jpeg-gray.tiff", "jpeg-orientation-6.tiff", "jpeg-ycbcr.tiff"):
+    pil_png(name)
+jt = open(p("jpeg.tiff"), "rb").read()
+open(os.path.join(os.path.dirname(D), "refused", "jpeg-truncated.tiff"), "wb").write(jt[:len(jt) // 2])

@@ -1,11 +1,13 @@
 // Command genbombs writes the decompression bombs and oversized Parquet rows
 // that the memory budget is measured on (docs/batch.md, "Bounded memory"):
 //
-//	go run ./stages/testdata/genbombs OUTDIR
+//	go run ./stages/testdata/genbombs OUTDIR [onepage]
 //
 // bomb-vp8l-13000.webp (38 bytes) and bomb-gif-screen-13000.gif (35 bytes)
 // are also committed in stages/testdata/odd; the 16-bit PNG (1.3 MB) and the
-// Parquet file of four 200 MB rows are only generated.
+// Parquet file of four 200 MB rows are only generated. With "onepage",
+// rows-4x200mb-onepage.parquet holds the same rows written as one record:
+// one page, as writers put several large rows together.
 package main
 
 import (
@@ -25,8 +27,8 @@ import (
 )
 
 func main() {
-	if len(os.Args) != 2 {
-		fmt.Fprintln(os.Stderr, "usage: genbombs OUTDIR")
+	if len(os.Args) < 2 || len(os.Args) > 3 || len(os.Args) == 3 && os.Args[2] != "onepage" {
+		fmt.Fprintln(os.Stderr, "usage: genbombs OUTDIR [onepage]")
 		os.Exit(2)
 	}
 	dir := os.Args[1]
@@ -50,8 +52,13 @@ func main() {
 	if err := f.Close(); err != nil {
 		fail(err)
 	}
-	if err := bigRows(filepath.Join(dir, "rows-4x200mb.parquet"), 4, 200<<20); err != nil {
+	if err := bigRows(filepath.Join(dir, "rows-4x200mb.parquet"), 4, 200<<20, false); err != nil {
 		fail(err)
+	}
+	if len(os.Args) == 3 {
+		if err := bigRows(filepath.Join(dir, "rows-4x200mb-onepage.parquet"), 4, 200<<20, true); err != nil {
+			fail(err)
+		}
 	}
 }
 
@@ -175,7 +182,9 @@ func PNG16Bomb(out io.Writer, w, h int) error {
 
 // bigRows writes a Parquet file whose "image" column holds n BMPs of about
 // size bytes each (24-bit, black).
-func bigRows(path string, n, size int) error {
+// bigRows writes n rows of one BMP of about size bytes: a row group each,
+// or with onePage one record (row group and page) of them all.
+func bigRows(path string, n, size int, onePage bool) error {
 	wpx := 8192
 	hpx := size / (3 * wpx)
 	bmp := make([]byte, 54+3*wpx*hpx)
@@ -197,12 +206,18 @@ func bigRows(path string, n, size int) error {
 	if err != nil {
 		return err
 	}
-	for i := 0; i < n; i++ { // one row per record: one row group each
+	per := 1 // rows per record: a row group each
+	if onePage {
+		per = n
+	}
+	for i := 0; i < n; i += per {
 		ids := array.NewStringBuilder(memory.DefaultAllocator)
-		ids.Append(fmt.Sprintf("row-%d.bmp", i))
 		imgs := array.NewBinaryBuilder(memory.DefaultAllocator, arrow.BinaryTypes.Binary)
-		imgs.Append(bmp)
-		rec := array.NewRecord(schema, []arrow.Array{ids.NewArray(), imgs.NewArray()}, 1)
+		for j := i; j < i+per; j++ {
+			ids.Append(fmt.Sprintf("row-%d.bmp", j))
+			imgs.Append(bmp)
+		}
+		rec := array.NewRecord(schema, []arrow.Array{ids.NewArray(), imgs.NewArray()}, int64(per))
 		if err := w.Write(rec); err != nil {
 			return err
 		}

@@ -1,0 +1,229 @@
+// Package config fills the config structs of maeembed's components from a
+// YAML file and command-line flags alike. Each component owns a struct
+// with yaml tags and an AddFlags(fs *pflag.FlagSet) method next to it (the
+// pattern of Kubernetes' component-base options); a command inlines the
+// structs of its components, decodes the file (--config-file, keys = the
+// flag names in snake case) with Load, then defines the flags on the same
+// fields, so flags override the file. A key that is not one of the
+// command's flags is refused by CheckKeys, naming it.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"reflect"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+	"gopkg.in/yaml.v3"
+)
+
+// ErrUsage marks errors that come from bad command-line or config-file
+// input (exit code 2).
+var ErrUsage = errors.New("usage")
+
+// FindFile returns the value of --config-file in args ("" if none).
+func FindFile(args []string) string {
+	for i, a := range args {
+		if v, ok := strings.CutPrefix(a, "--config-file="); ok {
+			return v
+		}
+		if a == "--config-file" && i+1 < len(args) {
+			return args[i+1]
+		}
+	}
+	return ""
+}
+
+// Load decodes the YAML file at path (if any) into the struct dst points
+// to, key by key, and returns its top-level keys, sorted. Errors name the
+// key and the file, not Go types: a key dst has no field for is "unknown
+// key", a fractional number for an integer option is refused (YAML would
+// truncate it), and a list option also takes the flags' comma form
+// ("extensions: jpg,png"; one path for the keys in pathLists).
+func Load(path string, dst any, pathLists ...string) ([]string, error) {
+	if path == "" {
+		return nil, nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("%w: config file: %v", ErrUsage, err)
+	}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(b, &doc); err != nil {
+		return nil, fmt.Errorf("%w: config file %s: %v", ErrUsage, path, err)
+	}
+	if len(doc.Content) == 0 {
+		return nil, nil
+	}
+	top := doc.Content[0]
+	if top.Kind != yaml.MappingNode {
+		return nil, fmt.Errorf("%w: config file %s: want a mapping of option: value (line %d)", ErrUsage, path, top.Line)
+	}
+	var keys []string
+	for i := 0; i+1 < len(top.Content); i += 2 {
+		k, v := top.Content[i].Value, top.Content[i+1]
+		if slices.Contains(keys, k) {
+			return nil, fmt.Errorf("%w: config file %s: key %s given twice (line %d)", ErrUsage, path, k, top.Content[i].Line)
+		}
+		keys = append(keys, k)
+		f, ok := yamlField(reflect.ValueOf(dst).Elem(), k)
+		if !ok {
+			return nil, fmt.Errorf("%w: unknown key %s in config file %s (line %d)", ErrUsage, k, path, top.Content[i].Line)
+		}
+		if err := decode(f, slices.Contains(pathLists, k), v); err != nil {
+			return nil, fmt.Errorf("%w: config file %s: key %s (line %d): %v", ErrUsage, path, k, v.Line, err)
+		}
+	}
+	slices.Sort(keys)
+	return keys, nil
+}
+
+// CheckKeys refuses a key of the config file at path that is not an
+// option of command name: a flag of fs (in snake case) or one of extra.
+func CheckKeys(fs *pflag.FlagSet, keys, extra []string, path, name string) error {
+	for _, k := range keys {
+		if !slices.Contains(extra, k) && fs.Lookup(strings.ReplaceAll(k, "_", "-")) == nil {
+			return fmt.Errorf("%w: config file %s: %q is not an option of %s", ErrUsage, path, k, name)
+		}
+	}
+	return nil
+}
+
+// decode decodes the value v into the field f.
+func decode(f reflect.Value, pathList bool, v *yaml.Node) error {
+	switch {
+	case v.Kind == yaml.ScalarNode && v.Tag == "!!float" && f.Type() == reflect.TypeOf(time.Duration(0)):
+		return fmt.Errorf("want a duration such as 50ms or 10s, got %s", v.Value)
+	case v.Kind == yaml.ScalarNode && v.Tag == "!!float" && f.Kind() >= reflect.Int && f.Kind() <= reflect.Uint64:
+		return fmt.Errorf("want a whole number, got %s", v.Value)
+	case v.Kind == yaml.ScalarNode && f.Type() == reflect.TypeOf([]string(nil)):
+		// A list option takes "a,b" like its flag (one path for path lists).
+		seq := &yaml.Node{Kind: yaml.SequenceNode, Tag: "!!seq", Line: v.Line}
+		vals := []string{v.Value}
+		if !pathList {
+			vals = strings.Split(v.Value, ",")
+		}
+		for _, s := range vals {
+			if s = strings.TrimSpace(s); s != "" {
+				seq.Content = append(seq.Content, &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: s})
+			}
+		}
+		v = seq
+	}
+	err := v.Decode(f.Addr().Interface())
+	var te *yaml.TypeError
+	if errors.As(err, &te) {
+		// "line 3: cannot unmarshal !!str `abc` into int": the caller names the line.
+		msgs := make([]string, len(te.Errors))
+		for i, m := range te.Errors {
+			msgs[i] = lineRe.ReplaceAllString(m, "")
+		}
+		return errors.New(strings.Join(msgs, "; "))
+	}
+	return err
+}
+
+var lineRe = regexp.MustCompile(`^line \d+: `)
+
+// yamlField finds the field of struct v that YAML key maps to, as yaml.v3
+// does: the tag's name, else the lower-cased field name; inline structs
+// (and embedded structs, tagged inline) searched in turn; "-" skipped.
+func yamlField(v reflect.Value, key string) (reflect.Value, bool) {
+	t := v.Type()
+	for i := 0; i < t.NumField(); i++ {
+		sf := t.Field(i)
+		if !sf.IsExported() {
+			continue
+		}
+		name, opts, _ := strings.Cut(sf.Tag.Get("yaml"), ",")
+		if name == "-" {
+			continue
+		}
+		if slices.Contains(strings.Split(opts, ","), "inline") && sf.Type.Kind() == reflect.Struct {
+			if f, ok := yamlField(v.Field(i), key); ok {
+				return f, true
+			}
+			continue
+		}
+		if name == "" {
+			name = strings.ToLower(sf.Name)
+		}
+		if name == key {
+			return v.Field(i), true
+		}
+	}
+	return reflect.Value{}, false
+}
+
+// List is a repeatable, comma-splitting string flag on *p (--topic a
+// --topic b,c). The first flag replaces what the config file gave.
+func List(p *[]string) pflag.Value { return &list{v: p} }
+
+type list struct {
+	v   *[]string
+	set bool
+}
+
+func (l *list) String() string { return strings.Join(*l.v, ",") }
+func (l *list) Type() string   { return "list" }
+
+func (l *list) Set(s string) error {
+	if !l.set {
+		*l.v, l.set = nil, true
+	}
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			*l.v = append(*l.v, p)
+		}
+	}
+	return nil
+}
+
+// AutoBool is a boolean option whose default comes from elsewhere (a
+// model's config) unless a flag or the config file sets it.
+type AutoBool struct {
+	Set, Value bool
+}
+
+// Or returns the value if set, else def.
+func (b AutoBool) Or(def bool) bool {
+	if b.Set {
+		return b.Value
+	}
+	return def
+}
+
+func (b *AutoBool) String() string {
+	if b == nil || !b.Set {
+		return "auto"
+	}
+	return strconv.FormatBool(b.Value)
+}
+
+func (b *AutoBool) parse(s string) error {
+	v, err := strconv.ParseBool(s)
+	if err != nil {
+		return err
+	}
+	b.Set, b.Value = true, v
+	return nil
+}
+
+// UnmarshalYAML reads true or false.
+func (b *AutoBool) UnmarshalYAML(n *yaml.Node) error { return b.parse(n.Value) }
+
+// Flag is b as a flag value (--flag alone means true); a method named Set
+// would clash with the field.
+func (b *AutoBool) Flag() pflag.Value { return autoBoolFlag{b} }
+
+type autoBoolFlag struct{ b *AutoBool }
+
+func (f autoBoolFlag) String() string     { return f.b.String() }
+func (f autoBoolFlag) Set(s string) error { return f.b.parse(s) }
+func (f autoBoolFlag) Type() string       { return "bool" }

@@ -1,0 +1,132 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"syscall"
+	"time"
+
+	"github.com/maeembed/maeembed/config"
+	"github.com/maeembed/maeembed/sinks"
+	"github.com/maeembed/maeembed/sources"
+	"github.com/maeembed/maeembed/stages"
+)
+
+// Batch is a batch run over files being set up (embed, reconstruct): its
+// output directory taken (OpenOutputDir) and its inputs opened, sharded and
+// without those the output already holds (resume).
+type Batch struct {
+	Name       string // the command, for messages
+	Options    FileOptions
+	Shard      sources.Shard
+	Preprocess stages.Preprocess // the model sets Size
+	Inputs     *Inputs
+	release    func() error
+}
+
+// OpenBatch checks o (errors wrapping config.ErrUsage name the flag) and
+// opens the run: the output directory first, so a run it refuses (another
+// format, a live run of another kind) stops before reading anything, and
+// resume reads the done ids under its lock. A dry run takes no output.
+func OpenBatch(name string, o FileOptions, src sources.Options, pre stages.PreprocessOptions, stdin io.Reader) (*Batch, error) {
+	if len(o.Inputs) == 0 {
+		return nil, fmt.Errorf("%w: %s needs at least one INPUT (file, directory, glob, list file or '-')", config.ErrUsage, name)
+	}
+	if o.Output == "" && !o.DryRun {
+		return nil, fmt.Errorf("%w: %s needs --output DIR", config.ErrUsage, name)
+	}
+	b := &Batch{Name: name, Options: o}
+	var err error
+	if b.Preprocess, err = pre.Preprocess(); err != nil {
+		return nil, fmt.Errorf("%w: %v", config.ErrUsage, err)
+	}
+	if b.Shard, err = o.shard(); err != nil {
+		return nil, fmt.Errorf("%w: %v", config.ErrUsage, err)
+	}
+	in := InputOptions{Source: src, Shard: b.Shard, DryRun: o.DryRun, Budget: b.Preprocess.Budget}
+	if !o.DryRun {
+		if b.release, err = OpenOutputDir(OutputDir{Dir: o.Output, Format: o.Format, Shard: b.Shard, Resume: o.Resume}); err != nil {
+			return nil, err
+		}
+		if o.Resume {
+			in.ResumeFrom = o.Output
+		}
+	}
+	if b.Inputs, err = OpenInputs(o.Inputs, stdin, in); err != nil {
+		b.Close()
+		return nil, err
+	}
+	return b, nil
+}
+
+// Close releases the inputs and the output directory.
+func (b *Batch) Close() {
+	if b.Inputs != nil {
+		b.Inputs.Close()
+	}
+	if b.release != nil {
+		b.release()
+	}
+}
+
+// DryRun writes the ids the run would process to w, one per line.
+func (b *Batch) DryRun(ctx context.Context, w io.Writer) error {
+	n := 0
+	for {
+		it, err := b.Inputs.Next(ctx)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(w, it.ID)
+		n++
+	}
+	slog.Info("dry run", "inputs", n)
+	return nil
+}
+
+// ErrDrained ends a drained run: what was written is published, so
+// the command keeps its output and still exits non-zero.
+var ErrDrained = errors.New("interrupted: finished the images in flight and kept everything written; rerun to resume")
+
+// RunBatch runs b through model into out and errs with cfg (whose
+// Preprocess, Budget, Errors and Drain it sets), owning SIGINT/SIGTERM
+// meanwhile (OnSignals: the first drains, the second aborts), with
+// progress and a summary on w. It fails when the engine does, when the run
+// was drained (ErrDrained), when every input failed, and with
+// FailOnError when any did.
+func RunBatch[R any](ctx context.Context, w io.Writer, b *Batch, cfg Config, errs sinks.ErrorWriter, model Model[R], out Output[R]) error {
+	stop := OnSignals(ctx, 0, os.Interrupt, syscall.SIGTERM)
+	defer stop.Release()
+	cfg.Preprocess, cfg.ImageSize, cfg.Budget, cfg.Errors, cfg.Drain = b.Preprocess, b.Preprocess.Size, b.Preprocess.Budget, errs, stop.Drain
+	eng := New(cfg, model, out)
+	start := time.Now()
+	counts := func() Counts {
+		c := eng.Counts()
+		c.Skipped = b.Inputs.Skipped()
+		return c
+	}
+	prog := StartProgress(w, IsTerminal(w), b.Inputs.Total, start, counts)
+	err := eng.Run(stop.Abort, b.Inputs.Reader)
+	prog.Stop()
+	c := counts()
+	Summary(w, b.Name, c, RunInfo{Ignored: b.Inputs.Ignored(), Budget: b.Preprocess.Budget}, eng.Stats(), time.Since(start))
+	switch {
+	case err != nil:
+		return err
+	case stop.Drained():
+		return ErrDrained
+	case c.Written == 0 && c.Failed > 0:
+		// Nothing came out: that is a failed run, not a run with bad inputs.
+		return fmt.Errorf("all %d input(s) failed (errors in %s/errors); first: %s", c.Failed, b.Options.Output, eng.FirstError())
+	case b.Options.FailOnError && c.Failed > 0:
+		return fmt.Errorf("%d input(s) failed (see %s/errors)", c.Failed, b.Options.Output)
+	}
+	return nil
+}

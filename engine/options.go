@@ -1,0 +1,109 @@
+package engine
+
+import (
+	"fmt"
+	"log/slog"
+	"runtime"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/maeembed/maeembed/sources"
+	"github.com/maeembed/maeembed/stages"
+)
+
+// BatchOptions size a run, from flags and config-file keys alike
+// (package config): images per model call, preprocessing workers (0 = one
+// per core), how long a partial batch waits to fill (stream) and how often
+// pending output is published.
+type BatchOptions struct {
+	BatchSize     int           `yaml:"batch_size"`
+	Workers       int           `yaml:"workers"`
+	BatchLatency  time.Duration `yaml:"batch_latency"`
+	FlushInterval time.Duration `yaml:"flush_interval"`
+}
+
+// AddFlags adds --batch-size and --workers.
+func (o *BatchOptions) AddFlags(fs *pflag.FlagSet) {
+	fs.IntVar(&o.BatchSize, "batch-size", o.BatchSize, "images per forward pass")
+	fs.IntVar(&o.Workers, "workers", o.Workers, "decode/resize workers (0 = number of cores)")
+}
+
+// AddFlushFlag adds --flush-interval.
+func (o *BatchOptions) AddFlushFlag(fs *pflag.FlagSet) {
+	fs.DurationVar(&o.FlushInterval, "flush-interval", o.FlushInterval, "publish the current Parquet/Arrow part at least this often (a kill loses at most this much work; 0 = only when full)")
+}
+
+// Validate checks the batch size (CheckBatch, without a budget) and
+// refuses negative workers. Errors name the flag.
+func (o BatchOptions) Validate() error {
+	if err := CheckBatch(o.BatchSize, 0, nil); err != nil {
+		return fmt.Errorf("--batch-size: %w", err)
+	}
+	if o.Workers < 0 {
+		return fmt.Errorf("--workers %d: must be 0 (one per core) or more", o.Workers)
+	}
+	return nil
+}
+
+// CheckBudget checks that the tensors of one batch, batchBytes (e.g.
+// mae.Config.BatchBytes), fit in budget (CheckBatch); the error names
+// --batch-size and what to change.
+func (o BatchOptions) CheckBudget(batchBytes int64, budget *stages.Budget) error {
+	if err := CheckBatch(o.BatchSize, batchBytes, budget); err != nil {
+		return fmt.Errorf("--batch-size: %w (lower --batch-size or raise --memory-budget)", err)
+	}
+	return nil
+}
+
+// Config is the part of a run's Config that o sets.
+func (o BatchOptions) Config() Config {
+	w := o.Workers
+	if w <= 0 {
+		w = max(1, runtime.GOMAXPROCS(0))
+	}
+	return Config{BatchSize: o.BatchSize, Workers: w, BatchLatency: o.BatchLatency, FlushInterval: o.FlushInterval, OnFailure: LogFailure}
+}
+
+// LogFailure logs one warning per failed input (Config.OnFailure).
+func LogFailure(im *Image) {
+	slog.Warn("input failed", "id", im.Item.ID, "stage", im.Stage, "err", im.Err)
+}
+
+// FileOptions are a batch run over files (embed, reconstruct), from flags
+// and config-file keys alike: the inputs, the output directory and format,
+// the shard of the inputs ("i/n"), and how earlier and failed inputs
+// count.
+type FileOptions struct {
+	Inputs      []string `yaml:"inputs"`
+	Output      string   `yaml:"output"`
+	Format      string   `yaml:"format"`
+	Shard       string   `yaml:"shard"`
+	Resume      bool     `yaml:"resume"`
+	DryRun      bool     `yaml:"dry_run"`
+	FailOnError bool     `yaml:"fail_on_error"`
+}
+
+// AddFlags adds --output/-o, --format (formats lists its values, "a | b"),
+// --shard, --fail-on-error and --dry-run. The inputs are the command's
+// arguments (config key inputs); --resume is the command's, whose help
+// says what it resumes.
+func (o *FileOptions) AddFlags(fs *pflag.FlagSet, formats string) {
+	fs.StringVarP(&o.Output, "output", "o", o.Output, "output directory")
+	fs.StringVar(&o.Format, "format", o.Format, "output format: "+formats)
+	fs.StringVar(&o.Shard, "shard", o.Shard, "process shard i of n (i/n), one per machine")
+	fs.BoolVar(&o.FailOnError, "fail-on-error", o.FailOnError, "exit non-zero when any input failed")
+	fs.BoolVar(&o.DryRun, "dry-run", o.DryRun, "list what would be processed and stop")
+}
+
+// shard parses o.Shard ("" = the whole input).
+func (o FileOptions) shard() (sources.Shard, error) {
+	if o.Shard == "" {
+		return sources.Shard{}, nil
+	}
+	s, err := sources.ParseShard(o.Shard)
+	if err != nil {
+		return s, fmt.Errorf("--shard: %w", err)
+	}
+	return s, nil
+}

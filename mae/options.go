@@ -1,0 +1,86 @@
+package mae
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/spf13/pflag"
+
+	"github.com/maeembed/maeembed/config"
+	"github.com/maeembed/maeembed/mae/builtin"
+	"github.com/maeembed/maeembed/mae/kernels"
+)
+
+// ModelOptions are how a command picks and runs its model, from flags and
+// config-file keys alike (package config): the checkpoint (model, config,
+// cache_dir) and, for the commands that run it on images, the arithmetic
+// of its linear layers (precision: fp32, bf16 or int8).
+type ModelOptions struct {
+	Model     Source `yaml:",inline"`
+	Precision string `yaml:"precision"`
+}
+
+// DefaultModelOptions are the built-in model in float32.
+func DefaultModelOptions() ModelOptions {
+	return ModelOptions{Model: Source{Name: builtin.Name}, Precision: kernels.FP32.String()}
+}
+
+// AddFlags adds --model/-m, --config and --cache-dir.
+func (o *ModelOptions) AddFlags(fs *pflag.FlagSet) {
+	s := &o.Model
+	fs.StringVarP(&s.Name, "model", "m", s.Name, "builtin (the built-in ViT-Tiny MAE), preset name, checkpoint file (.pth, .safetensors, .bin) or Hugging Face directory")
+	fs.StringVar(&s.Config, "config", s.Config, "HF-style config.json for a bare weights file")
+	fs.StringVar(&s.CacheDir, "cache-dir", s.CacheDir, "where presets are downloaded (default $MAEEMBED_CACHE or the user cache dir)")
+}
+
+// AddPrecisionFlag adds --precision, for the commands that run the model
+// on images (inspecting or converting keeps the weights as they are).
+func (o *ModelOptions) AddPrecisionFlag(fs *pflag.FlagSet) {
+	fs.StringVar(&o.Precision, "precision", o.Precision, "arithmetic of the model's linear layers: "+strings.Join(kernels.PrecisionNames(), " | "))
+}
+
+// Open loads the model of o (Open) in o.Precision, with a decoder if
+// needDecoder. An unknown precision is an error naming --precision.
+func (o ModelOptions) Open(ctx context.Context, needDecoder bool) (*Model, error) {
+	s := o.Model
+	s.NeedDecoder = needDecoder
+	if o.Precision != "" {
+		p, err := kernels.ParsePrecision(o.Precision)
+		if err != nil {
+			return nil, fmt.Errorf("%w: --precision: %v", config.ErrUsage, err)
+		}
+		s.Precision = p
+	}
+	return Open(ctx, s)
+}
+
+// MaskOptions are how reconstruct masks its inputs: the fraction of
+// patches removed, the seed of the per-input noise (or the file it is read
+// from), and whether the loss targets are normalised per patch (default:
+// the model config's norm_pix_loss).
+type MaskOptions struct {
+	MaskRatio   float64         `yaml:"mask_ratio"`
+	Seed        uint64          `yaml:"seed"`
+	MaskNoise   string          `yaml:"mask_noise"`
+	NormPixLoss config.AutoBool `yaml:"norm_pix_loss"`
+}
+
+// AddFlags adds --mask-ratio, --seed, --mask-noise and --norm-pix-loss.
+func (o *MaskOptions) AddFlags(fs *pflag.FlagSet) {
+	fs.Float64Var(&o.MaskRatio, "mask-ratio", o.MaskRatio, "fraction of patches removed")
+	fs.Uint64Var(&o.Seed, "seed", o.Seed, "seed of the random masks (each image's mask depends on the seed and its input position)")
+	fs.StringVar(&o.MaskNoise, "mask-noise", o.MaskNoise, "float32 .npy [N, L]: the masking noise, one row per input in input order")
+	fs.VarPF(o.NormPixLoss.Flag(), "norm-pix-loss", "", "compute the loss against per-patch normalised targets (default: the model config's norm_pix_loss)").NoOptDefVal = "true"
+}
+
+// EmbedOptions are how an embedding is taken from the encoder: the pool
+// (cls, mean, tokens or global; ParsePool).
+type EmbedOptions struct {
+	Pool string `yaml:"pool"`
+}
+
+// AddFlags adds --pool.
+func (o *EmbedOptions) AddFlags(fs *pflag.FlagSet) {
+	fs.StringVar(&o.Pool, "pool", o.Pool, "cls | mean | tokens | global")
+}

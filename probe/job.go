@@ -1,0 +1,134 @@
+package probe
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"strconv"
+
+	"github.com/spf13/pflag"
+
+	"github.com/maeembed/maeembed/config"
+)
+
+// Job is a probe of one embeddings output as the probe command runs it,
+// from flags and config-file keys alike (package config): the probes'
+// Options, where labels come from (the ids' folders, or a Parquet column
+// joined on id), an optional raw-pixel baseline, the report format, and
+// where the trained linear head is saved.
+type Job struct {
+	Options     `yaml:",inline"`
+	Labels      string `yaml:"labels"` // folder | column ("" = column when LabelColumn is set)
+	LabelColumn string `yaml:"label_column"`
+	LabelFile   string `yaml:"label_file"` // default: the embeddings' own files
+	Output      string `yaml:"output"`     // the linear head (safetensors); "" = not saved
+	Format      string `yaml:"format"`     // text | json
+	Pixels      string `yaml:"pixels"`     // the images' root, for the raw-pixel baseline
+	PixelSize   int    `yaml:"pixel_size"`
+}
+
+// DefaultJob is DINO's kNN, MAE's linear probe (100 epochs, lr 1e-2, batch
+// 256) on a 20% test split, a text report.
+func DefaultJob() Job {
+	return Job{Options: Options{KNN: DefaultKNN, TestFraction: 0.2, Linear: LinearOptions{Epochs: 100, LR: 1e-2, BatchSize: 256}},
+		Format: "text", PixelSize: DefaultPixelSize}
+}
+
+// AddFlags adds the job's flags, named as its yaml keys in kebab case.
+func (j *Job) AddFlags(fs *pflag.FlagSet) {
+	o := &j.Options
+	fs.StringVar(&j.Labels, "labels", j.Labels, "where labels come from: folder (the id's parent directory, ImageFolder) or column (default: column when --label-column is set, else folder)")
+	fs.StringVar(&j.LabelColumn, "label-column", j.LabelColumn, "Parquet column holding the label, joined on id")
+	fs.StringVar(&j.LabelFile, "label-file", j.LabelFile, "Parquet file or directory with id and --label-column (default: the embeddings' own files)")
+	fs.IntVar(&o.KNN.K, "k", o.KNN.K, "neighbours of the kNN probe")
+	fs.Float64Var(&o.KNN.T, "temperature", o.KNN.T, "temperature of the kNN vote weights exp(sim/T)")
+	fs.Float64Var(&o.TestFraction, "test-fraction", o.TestFraction, "share of each class held out for testing")
+	fs.Uint64Var(&o.Seed, "seed", o.Seed, "seed of the split, the head initialisation and the shuffles")
+	fs.IntVar(&o.Linear.Epochs, "epochs", o.Linear.Epochs, "epochs of the linear probe")
+	fs.Float64Var(&o.Linear.LR, "lr", o.Linear.LR, "peak learning rate of the linear probe (Adam, cosine decay)")
+	fs.IntVar(&o.Linear.BatchSize, "batch-size", o.Linear.BatchSize, "rows per step of the linear probe")
+	fs.StringVarP(&j.Output, "output", "o", j.Output, "write the trained linear head here (safetensors)")
+	fs.StringVar(&j.Format, "format", j.Format, "report format: text | json")
+	fs.StringVar(&j.Pixels, "pixels", j.Pixels, "also probe raw pixels of the same images, read from this directory (the embed input root)")
+	fs.IntVar(&j.PixelSize, "pixel-size", j.PixelSize, "side of the raw-pixel baseline (pixels resized to S×S)")
+}
+
+// validate checks the options (errors wrap config.ErrUsage) and settles
+// Labels.
+func (j *Job) validate() error {
+	if j.Format != "text" && j.Format != "json" {
+		return fmt.Errorf("%w: --format %q: want text or json", config.ErrUsage, j.Format)
+	}
+	if j.Labels == "" {
+		j.Labels = "folder"
+		if j.LabelColumn != "" {
+			j.Labels = "column"
+		}
+	}
+	if (j.Labels == "column") != (j.LabelColumn != "") || (j.Labels != "column" && j.Labels != "folder") || (j.LabelFile != "" && j.LabelColumn == "") {
+		return fmt.Errorf("%w: --labels folder, or --labels column with --label-column NAME (and optionally --label-file)", config.ErrUsage)
+	}
+	if j.Linear.Epochs < 1 || j.Linear.BatchSize < 1 || j.PixelSize < 1 {
+		return fmt.Errorf("%w: --epochs, --batch-size and --pixel-size must be positive", config.ErrUsage)
+	}
+	return nil
+}
+
+// Run probes the embeddings at path (a maeembed output directory or file),
+// writes the report to w and saves the head if j.Output is set (its
+// metadata records version).
+func (j Job) Run(path string, w io.Writer, version string) error {
+	if err := j.validate(); err != nil {
+		return err
+	}
+	emb, err := Load(path)
+	if err != nil {
+		return err
+	}
+	label := FolderLabel
+	if j.Labels == "column" {
+		if j.LabelFile == "" {
+			j.LabelFile = path
+		}
+		m, err := ReadLabels(j.LabelFile, j.LabelColumn)
+		if err != nil {
+			return err
+		}
+		label = func(id string) (string, bool) { l, ok := m[id]; return l, ok }
+	}
+	ds, err := NewDataset(emb, label)
+	if err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	if ds.Unlabelled > 0 {
+		slog.Warn("embeddings without a label are left out", "count", ds.Unlabelled)
+	}
+	var extra []Features
+	if j.Pixels != "" {
+		x, d, err := PixelFeatures(j.Pixels, ds.IDs, PixelPreprocess(emb.Meta, j.PixelSize))
+		if err != nil {
+			return err
+		}
+		extra = append(extra, Features{Name: fmt.Sprintf("pixels%d", j.PixelSize), X: x, D: d})
+	}
+	rep, err := Evaluate(ds, j.Options, extra...)
+	if err != nil {
+		return err
+	}
+	rep.Model, rep.Pool = emb.Meta["maeembed.model"], emb.Meta["maeembed.pool"]
+	if j.Output != "" {
+		err := rep.Results[0].Head.Save(j.Output, map[string]string{
+			"maeembed.model": rep.Model, "maeembed.pool": rep.Pool,
+			"maeembed.probe.test_top1": strconv.FormatFloat(rep.Results[0].LinearTop1, 'g', -1, 64),
+			"maeembed.probe.seed":      strconv.FormatUint(j.Seed, 10),
+			"maeembed.version":         version,
+		})
+		if err != nil {
+			return err
+		}
+	}
+	if j.Format == "json" {
+		return rep.WriteJSON(w)
+	}
+	return rep.WriteText(w)
+}
