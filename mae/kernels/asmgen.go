@@ -39,7 +39,8 @@ func main() {
 	kernel512("kernelI8AVX512", "VPBROADCASTD", func(b, a, acc int) string {
 		return fmt.Sprintf("\tVPDPBUSD Z%d, Z%d, Z%d", b, a, acc)
 	}, true)
-	kernel256()
+	kernel256("kernelAVX2", false)
+	kernel256("kernelAVX2PF", true)
 	helpersBF16()
 	helpersI8()
 	packT256()
@@ -89,6 +90,10 @@ var consts = []struct {
 	{"q7", "1.48851587"},
 	{"q8", "-0.82215223"},
 	{"q9", "0.17087277"},
+	// AVX2 GELU (helpers256): √½/2, and the |x| beyond which it returns
+	// max(x, 0) (see there).
+	{"rsqrt2h", "0.35355339059327376220"},
+	{"gclamp", "13.1"},
 }
 
 var constOff = map[string]int{}
@@ -255,19 +260,63 @@ func kernel512Rows(name, bcast string, mac func(b, a, acc int) string, int8 bool
 	p("")
 }
 
-// kernel256: 6 rows × 32 columns as two passes over k of 6×16 (12 YMM
-// accumulators, B in Y12/Y13, broadcast in Y14): AVX2 has only 16
-// registers, and A is re-read from L1 for the second half.
-func kernel256() {
-	const mr = 6
-	kernelPrologue("kernelAVX2")
+// kernel256 emits the AVX2 float32 micro-kernel: 6 rows × 32 columns as
+// two passes over k of 6×16 (12 YMM accumulators, B in Y12/Y13, broadcast
+// in Y14): AVX2 has only 16 registers, and A is re-read from L1 for the
+// second half. With pf, the function takes one more argument, pf *float32:
+// two rows of the task's next A micro-panel (pf, pf+rs) to pull into the
+// cache while this one computes, one row per half (see gemmJob.nextA):
+// reading them cold from L3 at the start of the next panel stalls every
+// broadcast. When A's k stride is one float (A read in place) the k loop
+// is unrolled by 8, with immediate offsets instead of pointer updates.
+//
+// Measured on Zen 4 (forced AVX2 path, one core, CPU time, ViT-B shapes,
+// best of rounds in one run against the previous kernel): prefetching the
+// next A panel and the C tile +4–6%, unrolling by 8 +1–2%, the second B
+// prefetch 128 steps ahead +1–3% (with the avx2 path's K chunks of 768);
+// unrolling by 16, PREFETCHT1 instead of T0 for A and fetching B 12 steps
+// ahead instead of 8 did no better.
+func kernel256(name string, pf bool) {
+	const (
+		mr     = 6
+		unroll = 8
+		bdist  = 1024 // B prefetch distance: 8 k steps of 128 bytes
+		// and towards L2 128 steps ahead: at a task's first micro-panel
+		// the B block comes from L3 or memory, too far for 8 steps.
+		bfar   = 16384
+		pfHint = "PREFETCHT0"
+	)
+	if pf {
+		p("// func %s(k int, a *float32, rs, ps int, b *float32, c *float32, ldc int, alpha, beta float32, bias *float32, pf *float32)", name)
+		p("TEXT ·%s(SB), NOSPLIT, $0-80", name)
+	} else {
+		p("// func %s(k int, a *float32, rs, ps int, b *float32, c *float32, ldc int, alpha, beta float32, bias *float32)", name)
+		p("TEXT ·%s(SB), NOSPLIT, %s", name, kernelArgs)
+	}
+	p("\tMOVQ a+8(FP), SI")
+	p("\tMOVQ rs+16(FP), R8")
+	p("\tSHLQ $2, R8")
+	p("\tMOVQ ps+24(FP), R9")
+	p("\tSHLQ $2, R9")
+	p("\tMOVQ b+32(FP), DI")
 	p("\tMOVQ c+40(FP), DX")
 	p("\tMOVQ ldc+48(FP), R13")
 	p("\tSHLQ $2, R13")
+	// The C tile is read (beta != 0) or written after the k loop; with
+	// many K chunks it has usually left L1 by then.
+	p("\tMOVQ DX, AX")
+	for r := 0; r < mr; r++ {
+		p("\tPREFETCHT0 (AX)")
+		p("\tPREFETCHT0 64(AX)")
+		p("\tADDQ R13, AX")
+	}
 	p("\tMOVQ bias+64(FP), R14")
 	p("\tMOVQ SI, R15") // row 0 of A, to rewind for the second half
-	p("\tMOVQ $2, BX")  // halves left
-	p("half:")
+	if pf {
+		p("\tMOVQ pf+72(FP), R11")
+	}
+	p("\tMOVQ $2, BX") // halves left
+	p("%s_half:", name)
 	p("\tMOVQ k+0(FP), CX")
 	p("\tMOVQ R15, SI")
 	p("\tLEAQ (SI)(R8*2), R10")
@@ -275,50 +324,107 @@ func kernel256() {
 	for i := 0; i < 2*mr; i++ {
 		p("\tVXORPS Y%d, Y%d, Y%d", i, i, i)
 	}
-	p("loop2:")
-	p("\tVMOVUPS (DI), Y12")
-	p("\tVMOVUPS 32(DI), Y13")
-	// B streams from L2, one line per k step in each half: fetch it 8
-	// steps ahead (as the AVX-512 kernel does).
-	p("\tPREFETCHT0 1024(DI)")
-	for r := 0; r < mr; r++ {
-		p("\tVBROADCASTSS %s, Y14", aRow[r])
-		p("\tVFMADD231PS Y12, Y14, Y%d", 2*r)
-		p("\tVFMADD231PS Y13, Y14, Y%d", 2*r+1)
+	step := func(boff, aoff int) {
+		p("\tVMOVUPS %d(DI), Y12", boff)
+		p("\tVMOVUPS %d(DI), Y13", boff+32)
+		// B streams from L2, one line per k step in each half: fetch it
+		// bdist bytes ahead.
+		p("\tPREFETCHT0 %d(DI)", boff+bdist)
+		p("\tPREFETCHT2 %d(DI)", boff+bfar)
+		for r := 0; r < mr; r++ {
+			addr := aRow[r]
+			if aoff != 0 {
+				addr = fmt.Sprintf("%d%s", aoff, aRow[r])
+			}
+			p("\tVBROADCASTSS %s, Y14", addr)
+			p("\tVFMADD231PS Y12, Y14, Y%d", 2*r)
+			p("\tVFMADD231PS Y13, Y14, Y%d", 2*r+1)
+		}
 	}
-	p("\tADDQ R9, SI")
-	p("\tADDQ R9, R10")
-	p("\tADDQ $128, DI")
-	p("\tDECQ CX")
-	p("\tJNZ loop2")
+	// loops emits the k loop: unrolled while A's k stride is one float (A
+	// read in place: immediate offsets instead of pointer updates), then
+	// one step at a time; with pfOn it also prefetches at R11, which
+	// advances as A does (the next panel's row, 32 bytes per 8 k steps).
+	loops := func(u, one string, pfOn bool) {
+		p("\tCMPQ R9, $4")
+		p("\tJNE %s_%s", name, one)
+		p("%s_%s:", name, u)
+		p("\tCMPQ CX, $%d", unroll)
+		p("\tJLT %s_%s", name, one)
+		for i := 0; i < unroll; i++ {
+			if pfOn && i == 0 {
+				p("\t%s (R11)", pfHint)
+			}
+			step(128*i, 4*i)
+		}
+		p("\tADDQ $%d, SI", 4*unroll)
+		p("\tADDQ $%d, R10", 4*unroll)
+		if pfOn {
+			p("\tADDQ $%d, R11", 4*unroll)
+		}
+		p("\tADDQ $%d, DI", 128*unroll)
+		p("\tSUBQ $%d, CX", unroll)
+		p("\tJMP %s_%s", name, u)
+		p("%s_%s:", name, one)
+		p("\tTESTQ CX, CX")
+		p("\tJZ %s_kdone", name)
+		if pfOn {
+			p("\t%s (R11)", pfHint)
+		}
+		step(0, 0)
+		p("\tADDQ R9, SI")
+		p("\tADDQ R9, R10")
+		if pfOn {
+			p("\tADDQ R9, R11")
+		}
+		p("\tADDQ $128, DI")
+		p("\tDECQ CX")
+		p("\tJMP %s_%s", name, one)
+	}
+	if pf {
+		p("\tTESTQ R11, R11")
+		p("\tJZ %s_nopf", name)
+		loops("pfu", "pfloop", true)
+		p("%s_nopf:", name)
+	}
+	loops("u", "loop", false)
+	p("%s_kdone:", name)
 	p("\tCMPL alpha+56(FP), $0x3f800000")
-	p("\tJEQ alphaone2")
+	p("\tJEQ %s_alphaone", name)
 	p("\tVBROADCASTSS alpha+56(FP), Y14")
 	for i := 0; i < 2*mr; i++ {
 		p("\tVMULPS Y14, Y%d, Y%d", i, i)
 	}
-	p("alphaone2:")
-	beta256(mr, "nobeta2", "Y14")
+	p("%s_alphaone:", name)
+	beta256(mr, name+"_nobeta", "Y14")
 	p("\tTESTQ R14, R14")
-	p("\tJZ store2")
+	p("\tJZ %s_store", name)
 	p("\tVMOVUPS (R14), Y12")
 	p("\tVMOVUPS 32(R14), Y13")
 	for r := 0; r < mr; r++ {
 		p("\tVADDPS Y12, Y%d, Y%d", 2*r, 2*r)
 		p("\tVADDPS Y13, Y%d, Y%d", 2*r+1, 2*r+1)
 	}
-	p("store2:")
+	p("%s_store:", name)
 	store256(mr)
-	// Second half: columns 16..31 of B, C and bias.
+	// Second half: columns 16..31 of B, C and bias; the prefetch moves to
+	// the next row of the next panel.
 	p("\tADDQ $64, DX")
 	p("\tTESTQ R14, R14")
-	p("\tJZ nobiasadv")
+	p("\tJZ %s_nobiasadv", name)
 	p("\tADDQ $64, R14")
-	p("nobiasadv:")
+	p("%s_nobiasadv:", name)
+	if pf {
+		p("\tTESTQ R11, R11")
+		p("\tJZ %s_nopfadv", name)
+		p("\tMOVQ pf+72(FP), R11")
+		p("\tADDQ R8, R11")
+		p("%s_nopfadv:", name)
+	}
 	p("\tMOVQ b+32(FP), DI")
 	p("\tADDQ $64, DI")
 	p("\tDECQ BX")
-	p("\tJNZ half")
+	p("\tJNZ %s_half", name)
 	p("\tVZEROUPPER")
 	p("\tRET")
 	p("")
@@ -728,6 +834,16 @@ func constants8() {
 		p("DATA kconst8<>+%d(SB)/4, $127", 32*len(consts)+4*l)
 	}
 	p("GLOBL kconst8<>(SB), RODATA|NOPTR, $%d", 32*(len(consts)+1))
+	// Eight all-ones lanes, then eight zero lanes: the 8 lanes starting at
+	// lane 8−r are the mask of the first r floats (loop8m's tails).
+	for l := 0; l < 16; l++ {
+		v := "0xffffffff"
+		if l >= 8 {
+			v = "0"
+		}
+		p("DATA kmask8<>+%d(SB)/4, $%s", 4*l, v)
+	}
+	p("GLOBL kmask8<>(SB), RODATA|NOPTR, $64")
 	p("")
 }
 
@@ -753,6 +869,28 @@ func loop8(label string, ptrs []string, body string) {
 	p("%s_done:", label)
 }
 
+// loop8m emits a loop over CX floats at DI, 8 per step (body full), then
+// the last CX%8 with Y1 = the mask of the valid lanes (body tail, which
+// uses VMASKMOVPS); clobbers AX and CX.
+func loop8m(label, full, tail string) {
+	p("%s_loop:", label)
+	p("\tCMPQ CX, $8")
+	p("\tJLT %s_tail", label)
+	out.WriteString(full)
+	p("\tADDQ $32, DI")
+	p("\tSUBQ $8, CX")
+	p("\tJMP %s_loop", label)
+	p("%s_tail:", label)
+	p("\tTESTQ CX, CX")
+	p("\tJZ %s_done", label)
+	p("\tLEAQ kmask8<>+32(SB), AX")
+	p("\tSHLQ $2, CX")
+	p("\tSUBQ CX, AX")
+	p("\tVMOVUPS (AX), Y1")
+	out.WriteString(tail)
+	p("%s_done:", label)
+}
+
 // exp2n256 emits Ydst *= 2^Yn (Yn integral float, −150 ≤ n ≤ 128) in two
 // steps so that each factor is a normal float; clobbers Y11, Y12.
 func exp2n256(n, dst string) string {
@@ -768,68 +906,138 @@ func exp2n256(n, dst string) string {
 `)
 }
 
-// expPoly256 emits Y8 = exp(r) for |r| ≤ ln2/2 in Yr; clobbers Y9, Y10.
-func expPoly256(r string) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "\tVMOVUPS %s, Y8\n", k8("ep5"))
-	for _, c := range []string{"ep4", "ep3", "ep2", "ep1", "ep0"} {
-		fmt.Fprintf(&b, "\tVFMADD213PS %s, %s, Y8\n", k8(c), r)
+// expPolyEstrin256 emits Y8 = exp(r) = 1 + r + r²·P(r) for |r| ≤ ln2/2 in
+// Yr, with P by Estrin's scheme (pairs, then r², r⁴: a shorter dependency
+// chain than Horner's); Y14 = 1. Clobbers Y9, Y10, Y11.
+func expPolyEstrin256(r string) string {
+	return strings.NewReplacer("RR", r, "EP0", k8("ep0"), "EP1", k8("ep1"), "EP2", k8("ep2"),
+		"EP3", k8("ep3"), "EP4", k8("ep4"), "EP5", k8("ep5")).Replace(`	VMULPS RR, RR, Y9
+	VMOVUPS EP1, Y8
+	VFMADD213PS EP0, RR, Y8
+	VMOVUPS EP3, Y10
+	VFMADD213PS EP2, RR, Y10
+	VMOVUPS EP5, Y11
+	VFMADD213PS EP4, RR, Y11
+	VFMADD231PS Y10, Y9, Y8
+	VMULPS Y9, Y9, Y10
+	VFMADD231PS Y11, Y10, Y8
+	VADDPS Y14, RR, Y10
+	VFMADD213PS Y10, Y9, Y8
+`)
+}
+
+// gelu256 returns the instructions that replace the 8 floats at x (a
+// memory operand) by their GELU, using the six registers r and Y13 = 0,
+// Y14 = 1, Y15 = 13.1. It is the algorithm of geluAVX512, arranged for a
+// shorter dependency chain (both polynomials by Estrin's scheme instead of
+// Horner's, ½u·x formed beside them) and without denormal intermediates,
+// which cost a microcode assist each: |x| is clamped at 13.1, where
+// exp(−x²/2 + Q) is still a normal float, erfc is scaled by ½u·x before it
+// can underflow, and |x| > 13.1 gives max(x, 0) (the true value differs
+// from it by less than 2.2e-38). Six registers let two vectors interleave.
+func gelu256(r []string, x string) []string {
+	a, u, t2, q, t4, t5 := r[0], r[1], r[2], r[3], r[4], r[5]
+	var ins []string
+	i := func(format string, args ...any) { ins = append(ins, "\t"+fmt.Sprintf(format, args...)+"\n") }
+	pair := func(dst, hi, lo, v string) { // dst = hi·v + lo
+		i("VMOVUPS %s, %s", k8(hi), dst)
+		i("VFMADD213PS %s, %s, %s", k8(lo), v, dst)
 	}
-	fmt.Fprintf(&b, "\tVMULPS %s, %s, Y9\n", r, r)
-	fmt.Fprintf(&b, "\tVADDPS Y14, %s, Y10\n", r)
-	b.WriteString("\tVFMADD213PS Y10, Y9, Y8\n")
-	return b.String()
+	i("VMOVUPS %s, %s", x, a)
+	i("VANDPS %s, %s, %s", k8("absmask"), a, a)
+	i("VMINPS %s, Y15, %s", a, a) // a = min(|x|, 13.1); NaN stays NaN
+	i("VMULPS %s, %s, %s", k8("rsqrt2h"), a, u)
+	i("VADDPS Y14, %s, %s", u, u)
+	i("VDIVPS %s, Y14, %s", u, u) // u = 1/(1 + a/(2√2))
+	// Q(u) = Σ q_i u^i: pairs q_2i + q_2i+1·u, then u², u⁴, u⁸.
+	i("VMULPS %s, %s, %s", u, u, t2)
+	pair(q, "q1", "q0", u)
+	pair(t4, "q3", "q2", u)
+	i("VFMADD231PS %s, %s, %s", t4, t2, q)
+	pair(t4, "q5", "q4", u)
+	pair(t5, "q7", "q6", u)
+	i("VFMADD231PS %s, %s, %s", t5, t2, t4)
+	i("VMULPS %s, %s, %s", t2, t2, t2)
+	i("VFMADD231PS %s, %s, %s", t4, t2, q)
+	i("VMULPS %s, %s, %s", t2, t2, t2)
+	pair(t4, "q9", "q8", u)
+	i("VFMADD231PS %s, %s, %s", t4, t2, q)
+	i("VMULPS %s, %s, %s", k8("half"), u, u)
+	i("VMULPS %s, %s, %s", x, u, u) // u = ½u·x
+	// z² = a²/2 = hi + lo exactly.
+	i("VMULPS %s, %s, %s", a, a, t2)
+	i("VMOVAPS %s, %s", t2, t4)
+	i("VFMSUB231PS %s, %s, %s", a, a, t4)
+	i("VMULPS %s, %s, %s", k8("half"), t2, t2)
+	i("VMULPS %s, %s, %s", k8("half"), t4, t4)
+	i("VSUBPS %s, %s, %s", t4, q, q) // Q − lo
+	// exp(−hi + (Q − lo)) = 2^n·exp(r), Cody–Waite.
+	i("VSUBPS %s, %s, %s", t2, q, a)
+	i("VMULPS %s, %s, %s", k8("log2e"), a, a)
+	i("VROUNDPS $0, %s, %s", a, a) // n
+	i("VSUBPS %s, Y13, %s", t2, t4)
+	i("VFMADD231PS %s, %s, %s", k8("nln2hi"), a, t4)
+	i("VADDPS %s, %s, %s", q, t4, t4)
+	i("VFMADD231PS %s, %s, %s", k8("nln2lo"), a, t4) // r
+	// exp(r) = 1 + r + r²·P(r), P by Estrin: (p0 + p1 r) + (p2 + p3 r)·r² +
+	// (p4 + p5 r)·r²·r².
+	i("VMULPS %s, %s, %s", t4, t4, t2)
+	pair(q, "ep1", "ep0", t4)
+	pair(t5, "ep3", "ep2", t4)
+	i("VFMADD231PS %s, %s, %s", t5, t2, q)
+	pair(t5, "ep5", "ep4", t4)
+	i("VMULPS %s, %s, %s", t2, t5, t5)
+	i("VFMADD231PS %s, %s, %s", t5, t2, q)
+	i("VADDPS Y14, %s, %s", t4, t5)
+	i("VFMADD213PS %s, %s, %s", t5, t2, q)
+	// ·2^n in two steps, each factor a normal float.
+	i("VCVTPS2DQ %s, %s", a, t2)
+	i("VPSRAD $1, %s, %s", t2, t4)
+	i("VPSUBD %s, %s, %s", t4, t2, t2)
+	i("VPADDD %s, %s, %s", k8("bias127"), t2, t2)
+	i("VPADDD %s, %s, %s", k8("bias127"), t4, t4)
+	i("VPSLLD $23, %s, %s", t2, t2)
+	i("VPSLLD $23, %s, %s", t4, t4)
+	i("VMULPS %s, %s, %s", t4, q, q)
+	i("VMULPS %s, %s, %s", t2, q, q)
+	i("VMULPS %s, %s, %s", u, q, q) // w = ½x·erfc
+	// x − w for x ≥ 0, w for x < 0; max(x, 0) past 13.1.
+	i("VMOVUPS %s, %s", x, a)
+	i("VSUBPS %s, %s, %s", q, a, u)
+	i("VCMPPS $1, Y13, %s, %s", a, t2)
+	i("VBLENDVPS %s, %s, %s, %s", t2, q, u, u)
+	i("VANDPS %s, %s, %s", k8("absmask"), a, t2)
+	i("VCMPPS $0x1e, Y15, %s, %s", t2, t2)
+	i("VMAXPS Y13, %s, %s", a, q)
+	i("VBLENDVPS %s, %s, %s, %s", t2, q, u, u)
+	i("VMOVUPS %s, %s", u, x)
+	return ins
 }
 
 func helpers256() {
-	// Same algorithm as geluAVX512; Y13 = 0, Y14 = 1, Y15 = |x| clamp.
+	// geluAVX2 and geluTileAVX2: the algorithm of geluAVX512 (see gelu256).
+	// Y13 = 0, Y14 = 1, Y15 = 13.1.
 	p("// func geluAVX2(x []float32)")
 	p("TEXT ·geluAVX2(SB), NOSPLIT, $0-24")
 	p("\tMOVQ x_base+0(FP), DI")
 	p("\tMOVQ x_len+8(FP), CX")
 	p("\tVXORPS Y13, Y13, Y13")
 	p("\tVMOVUPS %s, Y14", k8("one"))
-	p("\tVMOVUPS %s, Y15", k8("xclamp"))
-	var b strings.Builder
-	b.WriteString(`	VMOVUPS (DI), Y0
-	VANDPS ` + k8("absmask") + `, Y0, Y1
-	VMINPS Y1, Y15, Y1
-	VMULPS ` + k8("rsqrt2") + `, Y1, Y2
-	VMULPS ` + k8("half") + `, Y2, Y2
-	VADDPS Y14, Y2, Y2
-	VDIVPS Y2, Y14, Y2
-	VMOVUPS ` + k8("q9") + `, Y3
-`)
-	for i := 8; i >= 0; i-- {
-		fmt.Fprintf(&b, "\tVFMADD213PS %s, Y2, Y3\n", k8(fmt.Sprintf("q%d", i)))
+	p("\tVMOVUPS %s, Y15", k8("gclamp"))
+	y := func(regs ...int) []string {
+		var r []string
+		for _, i := range regs {
+			r = append(r, fmt.Sprintf("Y%d", i))
+		}
+		return r
 	}
-	b.WriteString(`	VMULPS Y1, Y1, Y4
-	VMOVAPS Y4, Y5
-	VFMSUB231PS Y1, Y1, Y5
-	VMULPS ` + k8("half") + `, Y4, Y4
-	VMULPS ` + k8("half") + `, Y5, Y5
-	VSUBPS Y5, Y3, Y3
-	VSUBPS Y4, Y3, Y6
-	VMULPS ` + k8("log2e") + `, Y6, Y6
-	VROUNDPS $0, Y6, Y6
-	VSUBPS Y4, Y13, Y7
-	VFMADD231PS ` + k8("nln2hi") + `, Y6, Y7
-	VADDPS Y3, Y7, Y7
-	VFMADD231PS ` + k8("nln2lo") + `, Y6, Y7
-` + expPoly256("Y7") + exp2n256("Y6", "Y8") + `	VMULPS Y2, Y8, Y8
-	VMULPS ` + k8("half") + `, Y8, Y8
-	VMULPS Y8, Y0, Y9
-	VSUBPS Y8, Y14, Y10
-	VMULPS Y0, Y10, Y10
-	VCMPPS $1, Y13, Y0, Y11
-	VBLENDVPS Y11, Y9, Y10, Y1
-	VMOVUPS Y1, (DI)
-`)
-	loop8("gelu2", []string{"DI"}, b.String())
+	loop8("gelu2", []string{"DI"}, strings.Join(gelu256(y(0, 1, 2, 3, 4, 5), "(DI)"), ""))
 	p("\tVZEROUPPER")
 	p("\tRET")
 	p("")
 
+	// The tile: two vectors at a time, their instructions interleaved so
+	// that the out-of-order window holds two dependency chains.
 	p("// func geluTileAVX2(c *float32, ldc, rows int)")
 	p("TEXT ·geluTileAVX2(SB), NOSPLIT, $0-24")
 	p("\tMOVQ c+0(FP), DI")
@@ -838,10 +1046,14 @@ func helpers256() {
 	p("\tMOVQ rows+16(FP), CX")
 	p("\tVXORPS Y13, Y13, Y13")
 	p("\tVMOVUPS %s, Y14", k8("one"))
-	p("\tVMOVUPS %s, Y15", k8("xclamp"))
+	p("\tVMOVUPS %s, Y15", k8("gclamp"))
 	p("gelutile2_loop:")
-	for _, off := range []string{"(DI)", "32(DI)", "64(DI)", "96(DI)"} {
-		out.WriteString(strings.ReplaceAll(b.String(), "(DI)", off))
+	for _, offs := range [][2]string{{"(DI)", "32(DI)"}, {"64(DI)", "96(DI)"}} {
+		s0, s1 := gelu256(y(0, 1, 2, 3, 4, 5), offs[0]), gelu256(y(6, 7, 8, 9, 10, 11), offs[1])
+		for i := range s0 {
+			out.WriteString(s0[i])
+			out.WriteString(s1[i])
+		}
 	}
 	p("\tADDQ R13, DI")
 	p("\tDECQ CX")
@@ -850,41 +1062,59 @@ func helpers256() {
 	p("\tRET")
 	p("")
 
-	p("// func expSubAVX2(x []float32, m float32) float32")
-	p("TEXT ·expSubAVX2(SB), NOSPLIT, $0-36")
+	// softmaxAVX2: max, exp(x−max) with the sum, and the scaling by 1/sum
+	// in three passes of one call, tails masked (no Go wrappers and tail
+	// buffers per pass: attention's rows are 197 floats). Returns the max
+	// and the sum for softmaxWith's special cases. Y6 accumulates, Y7 holds
+	// the max then 1/sum, Y13/Y15 clamp exp's argument, Y14 = 1, Y1 = tail mask.
+	p("// func softmaxAVX2(x []float32) (m, s float32)")
+	p("TEXT ·softmaxAVX2(SB), NOSPLIT, $0-32")
 	p("\tMOVQ x_base+0(FP), DI")
 	p("\tMOVQ x_len+8(FP), CX")
-	p("\tVBROADCASTSS m+24(FP), Y7")
+	p("\tVMOVUPS %s, Y6", k8("neginf"))
+	p("\tVMOVUPS %s, Y2", k8("neginf"))
+	loop8m("smax2", `	VMAXPS (DI), Y6, Y6
+`, `	VMASKMOVPS (DI), Y1, Y0
+	VBLENDVPS Y1, Y0, Y2, Y0
+	VMAXPS Y0, Y6, Y6
+`)
+	reduce256("MAX")
+	p("\tMOVSS X6, m+24(FP)")
+	p("\tVBROADCASTSS X6, Y7")
+	p("\tMOVQ x_base+0(FP), DI")
+	p("\tMOVQ x_len+8(FP), CX")
 	p("\tVMOVUPS %s, Y14", k8("one"))
 	p("\tVMOVUPS %s, Y15", k8("xmin"))
 	p("\tVMOVUPS %s, Y13", k8("xmax"))
 	p("\tVXORPS Y6, Y6, Y6")
-	loop8("exps2", []string{"DI"}, `	VMOVUPS (DI), Y0
-	VSUBPS Y7, Y0, Y0
+	expBody := `	VSUBPS Y7, Y0, Y0
 	VMAXPS Y0, Y15, Y0
 	VMINPS Y0, Y13, Y0
-	VMULPS `+k8("log2e")+`, Y0, Y5
+	VMULPS ` + k8("log2e") + `, Y0, Y5
 	VROUNDPS $0, Y5, Y5
-	VFMADD231PS `+k8("nln2hi")+`, Y5, Y0
-	VFMADD231PS `+k8("nln2lo")+`, Y5, Y0
-`+expPoly256("Y0")+exp2n256("Y5", "Y8")+`	VMOVUPS Y8, (DI)
+	VFMADD231PS ` + k8("nln2hi") + `, Y5, Y0
+	VFMADD231PS ` + k8("nln2lo") + `, Y5, Y0
+` + expPolyEstrin256("Y0") + exp2n256("Y5", "Y8")
+	loop8m("sexp2", `	VMOVUPS (DI), Y0
+`+expBody+`	VMOVUPS Y8, (DI)
+	VADDPS Y8, Y6, Y6
+`, `	VMASKMOVPS (DI), Y1, Y0
+`+expBody+`	VMASKMOVPS Y8, Y1, (DI)
+	VANDPS Y1, Y8, Y8
 	VADDPS Y8, Y6, Y6
 `)
 	reduce256("ADD")
-	p("\tMOVSS X6, ret+32(FP)")
-	p("\tVZEROUPPER")
-	p("\tRET")
-	p("")
-
-	p("// func maxAVX2(x []float32) float32")
-	p("TEXT ·maxAVX2(SB), NOSPLIT, $0-28")
+	p("\tMOVSS X6, s+28(FP)")
+	p("\tVDIVSS X6, X14, X0")
+	p("\tVBROADCASTSS X0, Y7")
 	p("\tMOVQ x_base+0(FP), DI")
 	p("\tMOVQ x_len+8(FP), CX")
-	p("\tVMOVUPS %s, Y6", k8("neginf"))
-	loop8("max2", []string{"DI"}, `	VMAXPS (DI), Y6, Y6
+	loop8m("sscale2", `	VMULPS (DI), Y7, Y0
+	VMOVUPS Y0, (DI)
+`, `	VMASKMOVPS (DI), Y1, Y0
+	VMULPS Y0, Y7, Y0
+	VMASKMOVPS Y0, Y1, (DI)
 `)
-	reduce256("MAX")
-	p("\tMOVSS X6, ret+24(FP)")
 	p("\tVZEROUPPER")
 	p("\tRET")
 	p("")
@@ -945,18 +1175,6 @@ func helpers256() {
 	p("\tMOVQ src_base+24(FP), SI")
 	loop8("add2", []string{"DI", "SI"}, `	VMOVUPS (DI), Y0
 	VADDPS (SI), Y0, Y0
-	VMOVUPS Y0, (DI)
-`)
-	p("\tVZEROUPPER")
-	p("\tRET")
-	p("")
-
-	p("// func scaleAVX2(x []float32, s float32)")
-	p("TEXT ·scaleAVX2(SB), NOSPLIT, $0-28")
-	p("\tMOVQ x_base+0(FP), DI")
-	p("\tMOVQ x_len+8(FP), CX")
-	p("\tVBROADCASTSS s+24(FP), Y7")
-	loop8("scale2", []string{"DI"}, `	VMULPS (DI), Y7, Y0
 	VMOVUPS Y0, (DI)
 `)
 	p("\tVZEROUPPER")

@@ -248,7 +248,7 @@ func (j *gemmJob) release() {
 }
 
 type scratch struct {
-	apack [maxMR * kcMax]float32
+	apack [maxMR * kcMax]float32 // one edge micro-panel: mr·kc ≤ maxMR·kcMax on every path
 	tile  [maxMR * nr]float32
 	bias  [nr]float32
 	ablk  []float32 // a task's packed A block (mb panels × kc), grown once
@@ -310,9 +310,10 @@ func (j *gemmJob) task(s *scratch, t int) {
 		for i := i0; i < i1; i += mr {
 			rows := min(mr, j.m-i)
 			kern, fit := im.kernel, rows == mr || j.padC
+			kpf := im.kernelPF // kernel with a prefetch of the next A panel
 			if rows < mr && im.edge != nil {
 				// Edge rows: a kernel for just these rows, in place.
-				kern, fit = im.edge[rows], true
+				kern, fit, kpf = im.edge[rows], true, nil
 			}
 			var ap *float32
 			var rs, ps int
@@ -345,7 +346,9 @@ func (j *gemmJob) task(s *scratch, t int) {
 						bias = &s.bias[0]
 					}
 				}
-				if fit && (cols == nr || j.padC) {
+				if fit && (cols == nr || j.padC) && kpf != nil {
+					kpf(kb, ap, rs, ps, bptr, &j.c[i*j.ldc+col], j.ldc, j.alpha, beta, bias, j.nextA(s, i0, i1, i, q-q0, pc, kb))
+				} else if fit && (cols == nr || j.padC) {
 					kern(kb, ap, rs, ps, bptr, &j.c[i*j.ldc+col], j.ldc, j.alpha, beta, bias)
 				} else {
 					tile := s.tile[:mr*nr]
@@ -366,6 +369,26 @@ func (j *gemmJob) task(s *scratch, t int) {
 			}
 		}
 	}
+}
+
+// nextA is what the kernel for the qi-th column panel of micro-panel i
+// prefetches (impl.kernelPF's pf): two rows of the task's next micro-panel,
+// another pair for each panel, so that the whole micro-panel is in cache
+// before it is first used; the whole next panel when A is packed; nil
+// after the task's last micro-panel.
+func (j *gemmJob) nextA(s *scratch, i0, i1, i, qi, pc, kb int) *float32 {
+	mr := j.im.mr
+	if j.im.kernelPF == nil || i+mr >= i1 || j.ashared != nil {
+		return nil // (a shared panel may not be packed yet)
+	}
+	if j.packA {
+		return &s.ablk[(i+mr-i0)*kb]
+	}
+	r := i + mr + 2*(qi%((mr+1)/2))
+	if j.transA || r+1 >= j.m {
+		return nil
+	}
+	return &j.a[r*j.lda+pc]
 }
 
 // dequant is the int8 GEMM's epilogue: C[r][j] = C[r][j]·rowScale[r]·
@@ -414,10 +437,16 @@ func (j *gemmJob) epilogue(i, rows, col, cols int) {
 func (j *gemmJob) schedule(nw int) {
 	mr := j.im.mr
 	j.kc = kcMax
+	if j.im.kc > 0 {
+		j.kc = j.im.kc
+	}
 	if j.k > j.kc && j.k < 2*j.kc {
 		j.kc = (j.k + 1) / 2 // two even chunks beat one full and one sliver
 	}
 	j.mb, j.nb = max(1, blockRows/mr), blockNB
+	if j.im.nb > 0 {
+		j.nb = j.im.nb
+	}
 	panels := numPanels(j.n)
 	rowPanels := (j.m + mr - 1) / mr
 	if rowPanels <= 3*j.mb {

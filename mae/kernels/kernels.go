@@ -39,11 +39,18 @@ type kernelFunc = func(k int, a *float32, rs, ps int, b *float32, c *float32, ld
 type impl struct {
 	name string
 	mr   int // rows of the micro-kernel tile
+	// kc and nb, if set, replace the driver's K chunk (kcMax) and column
+	// panels per task (blockNB) on this path.
+	kc, nb int
 	// kernel computes, for r < mr and j < nr,
 	//   C[r*ldc+j] = alpha·Σ_p A(r,p)·B[p*nr+j] + beta·C[r*ldc+j] + bias[j]
 	// where A(r,p) = a[r*rs+p*ps] and B is one packed panel (k×nr). beta == 0
 	// means C is not read (BLAS semantics); bias may be nil.
 	kernel kernelFunc
+	// kernelPF, if set, is kernel with one more argument: pf points at A
+	// rows of the task's next micro-panel (stride rs, k stride ps), which
+	// it prefetches while computing (nil: none).
+	kernelPF func(k int, a *float32, rs, ps int, b *float32, c *float32, ldc int, alpha, beta float32, bias *float32, pf *float32)
 	// edge, if set, holds for each rows < mr a kernel with kernel's
 	// contract that reads and writes only rows 0..rows-1, summing each
 	// element in the same order as kernel (bitwise equal results).

@@ -223,8 +223,27 @@ func TestGELUAccuracy(t *testing.T) {
 			xs = append(xs, float32(v))
 		}
 		xs = append(xs, 0, float32(math.Copysign(0, -1)), 1e-30, -1e-30, 30, -30, 1e6, -1e6, float32(math.Inf(1)))
+		// Past ±12, where the AVX2 helpers switch to max(x, 0) at 13.1.
+		for v := 12.0; v <= 20; v += 0.0011 {
+			xs = append(xs, float32(v), float32(-v))
+		}
+		xs = append(xs, 13.1, -13.1, math.Nextafter32(13.1, 20), -math.Nextafter32(13.1, 20))
 		y := append([]float32(nil), xs...)
 		GELU(y)
+		if im := current.Load(); im.geluTile != nil {
+			// The Linear epilogue's tile version, on the same values: whole
+			// tiles of 6 rows × nr, then compared with GELU's.
+			n := len(xs) / (6 * nr) * (6 * nr)
+			yt := append([]float32(nil), xs[:n]...)
+			for i := 0; i < n; i += 6 * nr {
+				im.geluTile(&yt[i], nr, 6)
+			}
+			for i := range yt {
+				if yt[i] != y[i] && !(math.IsNaN(float64(yt[i])) && math.IsNaN(float64(y[i]))) {
+					t.Fatalf("geluTile(%v) = %v, GELU gives %v", xs[i], yt[i], y[i])
+				}
+			}
+		}
 		worst := 0.0
 		for i, x := range xs {
 			want := geluExact(float64(x))
