@@ -39,6 +39,9 @@ func OpenBatch(name string, o FileOptions, src sources.Options, pre stages.Prepr
 	if o.Output == "" && !o.DryRun {
 		return nil, fmt.Errorf("%w: %s needs --output DIR", config.ErrUsage, name)
 	}
+	if o.RetryErrors && !o.Resume {
+		return nil, fmt.Errorf("%w: --retry-errors retries the failed inputs of the output's earlier runs: it needs --resume", config.ErrUsage)
+	}
 	b := &Batch{Name: name, Options: o}
 	var err error
 	if b.Preprocess, err = pre.Preprocess(); err != nil {
@@ -53,7 +56,7 @@ func OpenBatch(name string, o FileOptions, src sources.Options, pre stages.Prepr
 			return nil, err
 		}
 		if o.Resume {
-			in.ResumeFrom = o.Output
+			in.ResumeFrom, in.RetryErrors = o.Output, o.RetryErrors
 		}
 	}
 	if b.Inputs, err = OpenInputs(o.Inputs, stdin, in); err != nil {
@@ -116,7 +119,14 @@ func RunBatch[R any](ctx context.Context, w io.Writer, b *Batch, cfg Config, err
 	err := eng.Run(stop.Abort, b.Inputs.Reader)
 	prog.Stop()
 	c := counts()
-	Summary(w, b.Name, c, RunInfo{Ignored: b.Inputs.Ignored(), Budget: b.Preprocess.Budget}, eng.Stats(), time.Since(start))
+	Summary(w, b.Name, c, RunInfo{Ignored: b.Inputs.Ignored(), Budget: b.Preprocess.Budget, Output: b.Options.Output}, eng.Stats(), time.Since(start))
+	if err == nil && !stop.Drained() && c.Lost == 0 {
+		// Every retried input has its new output or error row, published:
+		// the error rows they supersede can go.
+		if err := b.Inputs.DropRetried(b.Options.Output); err != nil {
+			return err
+		}
+	}
 	switch {
 	case err != nil:
 		return err
