@@ -7,8 +7,11 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
+	"unicode"
 
 	"github.com/maeembed/maeembed/config"
 	"github.com/maeembed/maeembed/sinks"
@@ -55,9 +58,11 @@ func OpenBatch(name string, o FileOptions, src sources.Options, pre stages.Prepr
 		if b.release, err = OpenOutputDir(OutputDir{Dir: o.Output, Format: o.Format, Shard: b.Shard, Resume: o.Resume}); err != nil {
 			return nil, err
 		}
-		if o.Resume {
-			in.ResumeFrom, in.RetryErrors = o.Output, o.RetryErrors
-		}
+	}
+	if o.Resume && o.Output != "" {
+		// A dry run reads the done ids too (without taking the output: it
+		// writes nothing), so it lists what a real run would process.
+		in.ResumeFrom, in.RetryErrors = o.Output, o.RetryErrors
 	}
 	if b.Inputs, err = OpenInputs(o.Inputs, stdin, in); err != nil {
 		b.Close()
@@ -76,7 +81,9 @@ func (b *Batch) Close() {
 	}
 }
 
-// DryRun writes the ids the run would process to w, one per line.
+// DryRun writes the ids the run would process to w, one per line
+// (LineID): with resume, without those the output already holds, as the
+// run would skip them.
 func (b *Batch) DryRun(ctx context.Context, w io.Writer) error {
 	n := 0
 	for {
@@ -87,11 +94,22 @@ func (b *Batch) DryRun(ctx context.Context, w io.Writer) error {
 		if err != nil {
 			return err
 		}
-		fmt.Fprintln(w, it.ID)
+		fmt.Fprintln(w, LineID(it.ID))
 		n++
 	}
-	slog.Info("dry run", "inputs", n)
+	slog.Info("dry run", "inputs", n, "skipped", b.Inputs.Skipped())
 	return nil
+}
+
+// LineID is id as one line of a listing: as it is, unless it holds a
+// control character (a newline, a tab) or starts with '"'; then it is
+// quoted as a Go string literal (strconv.Quote: "a\nb.jpg"), so every id
+// is one line and a quoted one reads back with strconv.Unquote.
+func LineID(id string) string {
+	if strings.HasPrefix(id, `"`) || strings.IndexFunc(id, unicode.IsControl) >= 0 {
+		return strconv.Quote(id)
+	}
+	return id
 }
 
 // ErrDrained ends a drained run: what was written is published, so

@@ -83,3 +83,41 @@ func TestE2ERetryErrors(t *testing.T) {
 		t.Errorf("--retry-errors --resume=false: exit %d, %s", code, stderr)
 	}
 }
+
+// --dry-run lists what a real run would process: everything on a new
+// output, nothing on a finished one, the failed ids with --retry-errors;
+// an id with a newline stays one (quoted) line.
+func TestE2EDryRunResumes(t *testing.T) {
+	root := filepath.Join(t.TempDir(), "in")
+	copyFile(t, filepath.Join(fixtures, "tiny32", "images", "img_000.png"), filepath.Join(root, "good.png"))
+	copyFile(t, filepath.Join(fixtures, "tiny32", "images", "img_000.png"), filepath.Join(root, "two\nlines.png"))
+	if err := os.WriteFile(filepath.Join(root, "bad.jpg"), []byte("not an image"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	model := []string{"-m", filepath.Join(fixtures, "tiny32", "hf")}
+	out := filepath.Join(t.TempDir(), "out")
+	dry := func(args ...string) []string {
+		t.Helper()
+		code, stdout, stderr := maeembed(t, append(append([]string{"embed", "--dry-run", "-o", out}, args...), root)...)
+		if code != 0 {
+			t.Fatalf("dry run %v: exit %d\n%s", args, code, stderr)
+		}
+		return strings.Fields(stdout)
+	}
+	if got := dry(); strings.Join(got, " ") != `bad.jpg good.png "two\nlines.png"` {
+		t.Errorf("dry run before any run: %q", got)
+	}
+	if _, err := os.Stat(out); err == nil {
+		t.Error("a dry run created the output directory")
+	}
+	runCounted(t, summary{2, 1, 0}, append([]string{"embed", "-o", out, root}, model...)...)
+	if got := dry(); len(got) != 0 {
+		t.Errorf("dry run on a finished output lists %q, want nothing", got)
+	}
+	if got := dry("--retry-errors"); strings.Join(got, " ") != "bad.jpg" {
+		t.Errorf("dry run --retry-errors lists %q, want bad.jpg", got)
+	}
+	if got := dry("--resume=false"); len(got) != 3 {
+		t.Errorf("dry run --resume=false lists %q, want all 3", got)
+	}
+}
