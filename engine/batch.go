@@ -54,7 +54,10 @@ func OpenBatch(name string, o FileOptions, src sources.Options, pre stages.Prepr
 		return nil, fmt.Errorf("%w: %v", config.ErrUsage, err)
 	}
 	in := InputOptions{Source: src, Shard: b.Shard, DryRun: o.DryRun, Budget: b.Preprocess.Budget}
+	created := false // this run made the output directory
 	if !o.DryRun {
+		_, err := os.Stat(o.Output)
+		created = errors.Is(err, os.ErrNotExist)
 		if b.release, err = OpenOutputDir(OutputDir{Dir: o.Output, Format: o.Format, Shard: b.Shard, Resume: o.Resume}); err != nil {
 			return nil, err
 		}
@@ -66,6 +69,9 @@ func OpenBatch(name string, o FileOptions, src sources.Options, pre stages.Prepr
 	}
 	if b.Inputs, err = OpenInputs(o.Inputs, stdin, in); err != nil {
 		b.Close()
+		if created {
+			os.Remove(o.Output) // nothing was written: leave no empty directory
+		}
 		return nil, err
 	}
 	return b, nil

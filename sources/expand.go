@@ -68,7 +68,9 @@ func isListFile(path string) bool {
 // Directories and globs contribute files whose extension is in exts
 // (ImageExtensions when empty), plus tar and Parquet containers; a glob also
 // takes the extension its own pattern names (*.heic). Files named directly
-// or listed are always taken. ignored counts the files left out.
+// or listed are always taken. ignored counts the files left out. A glob
+// that matches nothing and a directory input (on the command line) that
+// holds no such file, in it or below, are errors.
 func expand(inputs []string, stdin io.Reader, exts []string) (entries []entry, ignored int, err error) {
 	var out []entry
 	visited := map[string]bool{} // real paths of walked directories (symlink loops)
@@ -104,7 +106,12 @@ func expand(inputs []string, stdin io.Reader, exts []string) (entries []entry, i
 		fi, err := os.Stat(in)
 		switch {
 		case err == nil && fi.IsDir():
+			n, walked, skipped := len(out), len(visited), ignored
 			walk(filepath.Clean(in), filepath.Clean(in), "", visited, found)
+			if len(out) == n && len(visited) > walked {
+				// As a glob that matches nothing: most likely a wrong path.
+				return nil, 0, fmt.Errorf("input directory %s holds no image files (%d other files ignored; --extensions sets what is taken)", in, ignored-skipped)
+			}
 		case err == nil && isListFile(in):
 			f, err := os.Open(in)
 			if err != nil {
