@@ -190,8 +190,10 @@ func patternExt(pattern string) string {
 }
 
 // expandList reads one path per line (blank lines and #comments skipped).
-// Listed files keep the listed path as id; listed directories are walked
-// with ids under the listed path.
+// Relative paths are relative to the working directory, not to the list
+// file's directory (as tar -T, and as a list on stdin must be). Listed
+// files keep the listed path (cleaned) as id; listed directories are
+// walked with ids under the listed path.
 func expandList(name string, r io.Reader, visited map[string]bool, add, found func(entry)) error {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64*1024), 1<<20)
