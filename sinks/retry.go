@@ -3,8 +3,10 @@ package sinks
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"syscall"
 
 	"github.com/apache/arrow/go/v17/arrow"
@@ -102,9 +104,9 @@ func dropRows(path string, drop func(id string) bool) error {
 		defer cols[c].Release()
 	}
 	keys, vals := make([]string, 0, len(kv)), make([]string, 0, len(kv))
-	for k, v := range kv {
+	for _, k := range slices.Sorted(maps.Keys(kv)) {
 		if k != "ARROW:schema" { // pqarrow writes it again
-			keys, vals = append(keys, k), append(vals, v)
+			keys, vals = append(keys, k), append(vals, kv[k])
 		}
 	}
 	md := arrow.NewMetadata(keys, vals)
