@@ -7,8 +7,11 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
+	"unicode"
 
 	"github.com/maeembed/maeembed/config"
 	"github.com/maeembed/maeembed/sinks"
@@ -39,6 +42,9 @@ func OpenBatch(name string, o FileOptions, src sources.Options, pre stages.Prepr
 	if o.Output == "" && !o.DryRun {
 		return nil, fmt.Errorf("%w: %s needs --output DIR", config.ErrUsage, name)
 	}
+	if o.RetryErrors && !o.Resume {
+		return nil, fmt.Errorf("%w: --retry-errors retries the failed inputs of the output's earlier runs: it needs --resume", config.ErrUsage)
+	}
 	b := &Batch{Name: name, Options: o}
 	var err error
 	if b.Preprocess, err = pre.Preprocess(); err != nil {
@@ -48,16 +54,24 @@ func OpenBatch(name string, o FileOptions, src sources.Options, pre stages.Prepr
 		return nil, fmt.Errorf("%w: %v", config.ErrUsage, err)
 	}
 	in := InputOptions{Source: src, Shard: b.Shard, DryRun: o.DryRun, Budget: b.Preprocess.Budget}
+	created := false // this run made the output directory
 	if !o.DryRun {
+		_, err := os.Stat(o.Output)
+		created = errors.Is(err, os.ErrNotExist)
 		if b.release, err = OpenOutputDir(OutputDir{Dir: o.Output, Format: o.Format, Shard: b.Shard, Resume: o.Resume}); err != nil {
 			return nil, err
 		}
-		if o.Resume {
-			in.ResumeFrom = o.Output
-		}
+	}
+	if o.Resume && o.Output != "" {
+		// A dry run reads the done ids too (without taking the output: it
+		// writes nothing), so it lists what a real run would process.
+		in.ResumeFrom, in.RetryErrors = o.Output, o.RetryErrors
 	}
 	if b.Inputs, err = OpenInputs(o.Inputs, stdin, in); err != nil {
 		b.Close()
+		if created {
+			os.Remove(o.Output) // nothing was written: leave no empty directory
+		}
 		return nil, err
 	}
 	return b, nil
@@ -73,7 +87,9 @@ func (b *Batch) Close() {
 	}
 }
 
-// DryRun writes the ids the run would process to w, one per line.
+// DryRun writes the ids the run would process to w, one per line
+// (LineID): with resume, without those the output already holds, as the
+// run would skip them.
 func (b *Batch) DryRun(ctx context.Context, w io.Writer) error {
 	n := 0
 	for {
@@ -84,11 +100,22 @@ func (b *Batch) DryRun(ctx context.Context, w io.Writer) error {
 		if err != nil {
 			return err
 		}
-		fmt.Fprintln(w, it.ID)
+		fmt.Fprintln(w, LineID(it.ID))
 		n++
 	}
-	slog.Info("dry run", "inputs", n)
+	slog.Info("dry run", "inputs", n, "skipped", b.Inputs.Skipped())
 	return nil
+}
+
+// LineID is id as one line of a listing: as it is, unless it holds a
+// control character (a newline, a tab) or starts with '"'; then it is
+// quoted as a Go string literal (strconv.Quote: "a\nb.jpg"), so every id
+// is one line and a quoted one reads back with strconv.Unquote.
+func LineID(id string) string {
+	if strings.HasPrefix(id, `"`) || strings.IndexFunc(id, unicode.IsControl) >= 0 {
+		return strconv.Quote(id)
+	}
+	return id
 }
 
 // ErrDrained ends a drained run: what was written is published, so
@@ -116,7 +143,14 @@ func RunBatch[R any](ctx context.Context, w io.Writer, b *Batch, cfg Config, err
 	err := eng.Run(stop.Abort, b.Inputs.Reader)
 	prog.Stop()
 	c := counts()
-	Summary(w, b.Name, c, RunInfo{Ignored: b.Inputs.Ignored(), Budget: b.Preprocess.Budget}, eng.Stats(), time.Since(start))
+	Summary(w, b.Name, c, RunInfo{Ignored: b.Inputs.Ignored(), Budget: b.Preprocess.Budget, Output: b.Options.Output}, eng.Stats(), time.Since(start))
+	if err == nil && !stop.Drained() && c.Lost == 0 {
+		// Every retried input has its new output or error row, published:
+		// the error rows they supersede can go.
+		if err := b.Inputs.DropRetried(b.Options.Output); err != nil {
+			return err
+		}
+	}
 	switch {
 	case err != nil:
 		return err

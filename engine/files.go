@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/url"
 	"strings"
+	"sync"
 	"sync/atomic"
 
 	"github.com/maeembed/maeembed/sinks"
@@ -25,6 +26,11 @@ type Inputs struct {
 	// a resumed run must read the same ones.
 	Roots   []string
 	skipped atomic.Int64
+	// A retry run (InputOptions.RetryErrors): the error parts found at the
+	// start, and the ids of them this run took again.
+	errorParts []string
+	mu         sync.Mutex
+	retried    map[string]bool
 }
 
 // InputOptions select the inputs of a run.
@@ -34,8 +40,11 @@ type InputOptions struct {
 	Source sources.Options
 	Shard  sources.Shard
 	// ResumeFrom, if set, is the output directory whose published ids
-	// (and error rows) are skipped.
+	// (and error rows, unless RetryErrors) are skipped.
 	ResumeFrom string
+	// RetryErrors: ids that ResumeFrom holds only as error rows are read
+	// again; after the run, Inputs.DropRetried removes those rows.
+	RetryErrors bool
 	// DryRun lists without reading the files (of a Parquet file, only
 	// the id column is read).
 	DryRun bool
@@ -52,16 +61,30 @@ func OpenInputs(names []string, stdin io.Reader, o InputOptions) (*Inputs, error
 	opts := o.Source
 	opts.Shard, opts.NoData, opts.Done = o.Shard, o.DryRun, nil
 	if o.ResumeFrom != "" {
-		done, err := sinks.ReadDoneIDs(o.ResumeFrom)
+		done, err := sinks.ReadDone(o.ResumeFrom)
 		if err != nil {
 			return nil, err
 		}
-		if len(done) > 0 {
-			slog.Info("resuming: skipping inputs already in the output", "done", len(done), "output", o.ResumeFrom)
+		if !o.RetryErrors {
+			for id := range done.Failed {
+				done.Output[id] = true
+			}
+			done.Failed = nil
+		} else {
+			in.errorParts, in.retried = done.ErrorParts, map[string]bool{}
+		}
+		if len(done.Output)+len(done.Failed) > 0 {
+			slog.Info("resuming: skipping inputs already in the output", "done", len(done.Output), "retrying", len(done.Failed), "output", o.ResumeFrom)
 			opts.Done = func(id string) bool {
-				if done[sinks.SanitizeID(id)] {
+				id = sinks.SanitizeID(id)
+				if done.Output[id] {
 					in.skipped.Add(1)
 					return true
+				}
+				if done.Failed[id] {
+					in.mu.Lock()
+					in.retried[id] = true
+					in.mu.Unlock()
 				}
 				return false
 			}
@@ -79,6 +102,30 @@ func OpenInputs(names []string, stdin io.Reader, o InputOptions) (*Inputs, error
 		in.Total = n
 	}
 	return in, nil
+}
+
+// Retried is the number of inputs read again so far because the output
+// held only error rows for them (InputOptions.RetryErrors).
+func (in *Inputs) Retried() int {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return len(in.retried)
+}
+
+// DropRetried removes from the error parts of dir found at the start (a
+// retry run's) the rows of the ids this run read again
+// (sinks.DropErrorRows). Call it only after a run that processed every
+// input and published all it wrote: each retried id then has its new
+// output or its new error row, in a part of this run's own, so no row is
+// lost. Before that, such an id is in the output and in errors/ at once,
+// or twice in errors/.
+func (in *Inputs) DropRetried(dir string) error {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if len(in.retried) == 0 {
+		return nil
+	}
+	return sinks.DropErrorRows(dir, in.errorParts, func(id string) bool { return in.retried[id] })
 }
 
 // Skipped is the number of inputs skipped so far as already done.

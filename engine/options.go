@@ -87,10 +87,13 @@ type FileOptions struct {
 	Resume      bool     `yaml:"resume"`
 	DryRun      bool     `yaml:"dry_run"`
 	FailOnError bool     `yaml:"fail_on_error"`
+	// RetryErrors: ids that only have error rows in the output are
+	// processed again (Inputs.DropRetried).
+	RetryErrors bool `yaml:"retry_errors"`
 }
 
 // AddFlags adds --output/-o, --format (formats lists its values, "a | b"),
-// --shard, --fail-on-error and --dry-run. The inputs are the command's
+// --shard, --fail-on-error, --dry-run and --retry-errors. The inputs are the command's
 // arguments (config key inputs); --resume is the command's, whose help
 // says what it resumes.
 func (o *FileOptions) AddFlags(fs *pflag.FlagSet, formats string) {
@@ -98,7 +101,8 @@ func (o *FileOptions) AddFlags(fs *pflag.FlagSet, formats string) {
 	fs.StringVar(&o.Format, "format", o.Format, "output format: "+formats)
 	fs.StringVar(&o.Shard, "shard", o.Shard, "process shard i of n (i/n), one per machine")
 	fs.BoolVar(&o.FailOnError, "fail-on-error", o.FailOnError, "exit non-zero when any input failed")
-	fs.BoolVar(&o.DryRun, "dry-run", o.DryRun, "list what would be processed and stop")
+	fs.BoolVar(&o.DryRun, "dry-run", o.DryRun, "list the ids that would be processed, one a line (with resume, without those already done; an id with a control character or a leading '\"' is Go-quoted), and stop")
+	fs.BoolVar(&o.RetryErrors, "retry-errors", o.RetryErrors, "process again the inputs that failed in an earlier run into the output (their error rows are replaced)")
 }
 
 // shard parses o.Shard ("" = the whole input).

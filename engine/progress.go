@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"sync"
 	"text/tabwriter"
 	"time"
@@ -216,6 +217,9 @@ func writeSummary(w io.Writer, cmd string, c Counts, ignored int64, wall time.Du
 type RunInfo struct {
 	Ignored int64          // files in input directories that are not inputs (Inputs.Ignored)
 	Budget  *stages.Budget // the run's memory budget; nil: none
+	// Output is a batch run's output directory: with errors, the summary
+	// says where they are and how to retry them.
+	Output string
 }
 
 // Summary ends a run's report: one machine-readable "done" log line (the
@@ -234,6 +238,10 @@ func Summary(w io.Writer, cmd string, c Counts, info RunInfo, stats []pipeline.S
 		return
 	}
 	writeSummary(w, cmd, c, info.Ignored, wall, stats)
+	if c.Failed > 0 && info.Output != "" {
+		fmt.Fprintf(w, "%s: the errors are in %s; once their cause is fixed (e.g. a larger --memory-budget), rerun with --retry-errors to process those inputs again\n",
+			cmd, filepath.Join(info.Output, "errors"))
+	}
 	if b := info.Budget; b != nil {
 		fmt.Fprintf(w, "%s: memory in flight (read + decoding): peak %s of a %s budget (--memory-budget)\n",
 			cmd, stages.FormatBytes(b.Peak()), stages.FormatBytes(b.Size()))

@@ -129,10 +129,21 @@ func syncDir(dir string) error {
 }
 
 // CleanTemps removes temporary files that a killed run left in dir and in
-// dir/errors (names starting with "." and ending in ".maeembed-tmp"). A
-// temporary whose writer is alive (it holds the file's flock: another shard
-// or stream worker writing into the same directory) is left alone.
+// dir/errors (names starting with "." and ending in ".maeembed-tmp") and,
+// in a PNG output (dir holds maeembed-png.json), anywhere below dir, since
+// a PNG's temporary lives in its id's subdirectory. The walk lists
+// directories only (no stat or open per file), as the resume scan of the
+// same tree does anyway. A temporary whose writer is alive (it holds the
+// file's flock: another shard or stream worker writing into the same
+// directory) is left alone.
 func CleanTemps(dir string) error {
+	_, err := os.Lstat(filepath.Join(dir, pngMetaName))
+	if err == nil {
+		return cleanTempsTree(dir)
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("clean temps in %s: %w", dir, err)
+	}
 	for _, d := range []string{dir, filepath.Join(dir, errorsDir)} {
 		ents, err := os.ReadDir(d)
 		if errors.Is(err, os.ErrNotExist) {
@@ -148,6 +159,27 @@ func CleanTemps(dir string) error {
 				}
 			}
 		}
+	}
+	return nil
+}
+
+// cleanTempsTree is CleanTemps for a whole output tree. Symbolic links are
+// not followed, so nothing outside dir is touched.
+func cleanTempsTree(dir string) error {
+	err := filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, os.ErrNotExist) && path != dir {
+				return nil // removed meanwhile
+			}
+			return err
+		}
+		if d.Type().IsRegular() && isTempName(d.Name()) {
+			return removeIfDead(path)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("clean temps in %s: %w", dir, err)
 	}
 	return nil
 }

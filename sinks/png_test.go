@@ -224,3 +224,59 @@ func TestReadDoneIDsPNG(t *testing.T) {
 		t.Errorf("without %s: %d done ids, %v", pngMetaName, len(done), err)
 	}
 }
+
+// A PNG's temporary lives in its id's subdirectory: CleanTemps removes a
+// killed writer's there too, but not a live writer's, a user's hidden file,
+// or anything behind a symbolic link out of the tree.
+func TestCleanTempsPNGSubdirs(t *testing.T) {
+	dir := t.TempDir()
+	w, err := NewReconPNG(dir, testReconMeta)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows := reconRows(rand.New(rand.NewPCG(3, 4)), testReconMeta, 0, 1)
+	rows[0].ID = "small/a.jpg"
+	if err := w.Write(rows); err != nil {
+		t.Fatal(err)
+	}
+	dead := []string{
+		filepath.Join(dir, "small", ".infinite-sea-8.jpg.png.2822416493"+tempSuffix),
+		filepath.Join(dir, "small", "deeper", ".b.jpg.png.1"+tempSuffix),
+	}
+	os.MkdirAll(filepath.Join(dir, "small", "deeper"), 0o755)
+	for _, p := range dead {
+		if err := writeFile(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	live, err := createAtomic(PNGPath(dir, "small/live.jpg"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer live.Abort()
+	user := filepath.Join(dir, "small", ".notes")
+	outside := t.TempDir()
+	foreign := filepath.Join(outside, ".c.jpg.png.2"+tempSuffix)
+	for _, p := range []string{user, foreign} {
+		if err := writeFile(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Symlink(outside, filepath.Join(dir, "link")); err != nil {
+		t.Fatal(err)
+	}
+	if err := CleanTemps(dir); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{live.Name(), user}
+	slices.Sort(want)
+	if h := hiddenFiles(t, dir); !slices.Equal(h, want) {
+		t.Fatalf("after CleanTemps hidden files %v, want %v", h, want)
+	}
+	if _, err := os.Stat(foreign); err != nil {
+		t.Errorf("a temporary behind a link out of the tree was touched: %v", err)
+	}
+	if _, err := os.Stat(PNGPath(dir, "small/a.jpg")); err != nil {
+		t.Errorf("published PNG: %v", err)
+	}
+}

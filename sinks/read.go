@@ -102,18 +102,42 @@ func addIDs(col arrow.Array, into map[string]bool) {
 }
 
 // ReadDoneIDs returns the ids already finished in an output directory, so a
-// rerun into the same directory can skip them (resume). It reads the id
-// column of every published part-NNNNN[-WORKER].parquet / .arrow in dir, of
-// dir/metadata.parquet (npy outputs) and of dir/errors/part-NNNNN.parquet:
-// an item that failed counts as done, so a rerun does not retry it (delete
-// the errors folder to retry). In a PNG output (dir/maeembed-png.json) a
-// published PNG's id is done too (readPNGIDs). Temporary files of a killed
-// run are ignored; a missing dir gives an empty set. Ids are as stored:
-// look up SanitizeID(id).
+// rerun into the same directory can skip them (resume): ReadDone's Output
+// and Failed together. An item that failed counts as done, so a plain rerun
+// does not retry it (--retry-errors does: ReadDone).
 func ReadDoneIDs(dir string) (map[string]bool, error) {
-	done := map[string]bool{}
-	if err := readPNGIDs(dir, done); err != nil {
-		return nil, fmt.Errorf("resume: %w", err)
+	d, err := ReadDone(dir)
+	if err != nil {
+		return nil, err
+	}
+	for id := range d.Failed {
+		d.Output[id] = true
+	}
+	return d.Output, nil
+}
+
+// Done is what an output directory already holds, by id.
+type Done struct {
+	// Output: the ids of the published outputs, read from the id column
+	// of every published part-NNNNN[-WORKER].parquet / .arrow in dir, of
+	// dir/metadata.parquet (npy outputs) and, in a PNG output
+	// (dir/maeembed-png.json), of every published PNG (readPNGIDs).
+	Output map[string]bool
+	// Failed: the ids of the error rows in dir/errors/part-NNNNN.parquet.
+	// An id may be in both (a retry run that was killed before it dropped
+	// the superseded error rows: DropErrorRows).
+	Failed map[string]bool
+	// ErrorParts are the paths of the error parts read for Failed.
+	ErrorParts []string
+}
+
+// ReadDone reads what dir holds (Done). Temporary files of a killed run are
+// ignored; a missing dir gives empty sets. Ids are as stored: look up
+// SanitizeID(id).
+func ReadDone(dir string) (Done, error) {
+	done := Done{Output: map[string]bool{}, Failed: map[string]bool{}}
+	if err := readPNGIDs(dir, done.Output); err != nil {
+		return Done{}, fmt.Errorf("resume: %w", err)
 	}
 	for _, d := range []string{dir, filepath.Join(dir, errorsDir)} {
 		ents, err := os.ReadDir(d)
@@ -121,7 +145,11 @@ func ReadDoneIDs(dir string) (map[string]bool, error) {
 			continue
 		}
 		if err != nil {
-			return nil, fmt.Errorf("resume: list %s: %w", d, err)
+			return Done{}, fmt.Errorf("resume: list %s: %w", d, err)
+		}
+		into := done.Output
+		if d != dir {
+			into = done.Failed
 		}
 		for _, e := range ents {
 			name := e.Name()
@@ -129,14 +157,17 @@ func ReadDoneIDs(dir string) (map[string]bool, error) {
 			m := partRe.FindStringSubmatch(name)
 			switch {
 			case m != nil && m[3] == "parquet", d == dir && name == metadataName:
-				err = readParquetIDs(path, done)
+				err = readParquetIDs(path, into)
+				if d != dir {
+					done.ErrorParts = append(done.ErrorParts, path)
+				}
 			case m != nil && m[3] == "arrow":
-				err = readArrowIDs(path, done)
+				err = readArrowIDs(path, into)
 			default:
 				continue
 			}
 			if err != nil {
-				return nil, fmt.Errorf("resume: %w", err)
+				return Done{}, fmt.Errorf("resume: %w", err)
 			}
 		}
 	}

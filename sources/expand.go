@@ -68,7 +68,9 @@ func isListFile(path string) bool {
 // Directories and globs contribute files whose extension is in exts
 // (ImageExtensions when empty), plus tar and Parquet containers; a glob also
 // takes the extension its own pattern names (*.heic). Files named directly
-// or listed are always taken. ignored counts the files left out.
+// or listed are always taken. ignored counts the files left out. A glob
+// that matches nothing and a directory input (on the command line) that
+// holds no such file, in it or below, are errors.
 func expand(inputs []string, stdin io.Reader, exts []string) (entries []entry, ignored int, err error) {
 	var out []entry
 	visited := map[string]bool{} // real paths of walked directories (symlink loops)
@@ -104,7 +106,12 @@ func expand(inputs []string, stdin io.Reader, exts []string) (entries []entry, i
 		fi, err := os.Stat(in)
 		switch {
 		case err == nil && fi.IsDir():
+			n, walked, skipped := len(out), len(visited), ignored
 			walk(filepath.Clean(in), filepath.Clean(in), "", visited, found)
+			if len(out) == n && len(visited) > walked {
+				// As a glob that matches nothing: most likely a wrong path.
+				return nil, 0, fmt.Errorf("input directory %s holds no image files (%d other files ignored; --extensions sets what is taken)", in, ignored-skipped)
+			}
 		case err == nil && isListFile(in):
 			f, err := os.Open(in)
 			if err != nil {
@@ -188,8 +195,10 @@ func patternExt(pattern string) string {
 }
 
 // expandList reads one path per line (blank lines and #comments skipped).
-// Listed files keep the listed path as id; listed directories are walked
-// with ids under the listed path.
+// Relative paths are relative to the working directory, not to the list
+// file's directory (as tar -T, and as a list on stdin must be). Listed
+// files keep the listed path (cleaned) as id; listed directories are
+// walked with ids under the listed path.
 func expandList(name string, r io.Reader, visited map[string]bool, add, found func(entry)) error {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64*1024), 1<<20)

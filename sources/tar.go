@@ -87,7 +87,12 @@ func (c *tarContainer) next(want func(member string, row int64, key string) bool
 		if !isTarImage(h) {
 			continue
 		}
-		name := strings.TrimPrefix(path.Clean(h.Name), "./")
+		// The name as stored, as WebDataset keys are: not cleaned, so
+		// "a//b.jpg" and "a/b.jpg" stay two ids and "../x.jpg" or "/x.jpg"
+		// keep their form (outputs map every id inside their directory).
+		// Only the "./" that tar puts before every member of an archived
+		// "." is dropped.
+		name := strings.TrimPrefix(h.Name, "./")
 		if !want(name, -1, "") {
 			continue // the tar reader skips the unread body
 		}

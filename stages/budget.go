@@ -155,7 +155,7 @@ func (b *Budget) acquireDecode(ctx context.Context, n int64) (release func(), er
 		return func() {}, nil
 	}
 	if n > b.decCap {
-		return nil, fmt.Errorf("decoding needs about %s, the memory budget allows %s for decoding (%s in all; raise it to decode this image): %w",
+		return nil, fmt.Errorf("decoding needs about %s, the memory budget allows %s for decoding (%s in all; raise --memory-budget to decode this image; a batch rerun with --retry-errors takes it again): %w",
 			FormatBytes(n), FormatBytes(b.decCap), FormatBytes(b.size), ErrOverBudget)
 	}
 	// An input larger than the input share holds the rest of its size from
@@ -163,10 +163,10 @@ func (b *Budget) acquireDecode(ctx context.Context, n int64) (release func(), er
 	// ones in flight then): what it leaves is all they can have.
 	if x := b.excess.Load(); n > b.decCap-x-b.kept.Load() {
 		if k := b.kept.Load(); k > 0 {
-			return nil, fmt.Errorf("decoding needs about %s; beside the %s of images kept in memory, the memory budget of %s leaves %s for decoding (raise it to decode this image): %w",
+			return nil, fmt.Errorf("decoding needs about %s; beside the %s of images kept in memory, the memory budget of %s leaves %s for decoding (raise --memory-budget to decode this image; a batch rerun with --retry-errors takes it again): %w",
 				FormatBytes(n), FormatBytes(k), FormatBytes(b.size), FormatBytes(b.decCap-x-k), ErrOverBudget)
 		}
-		return nil, fmt.Errorf("decoding needs about %s; beside its input of more than %s, the memory budget of %s leaves %s for decoding (raise it to decode this image): %w",
+		return nil, fmt.Errorf("decoding needs about %s; beside its input of more than %s, the memory budget of %s leaves %s for decoding (raise --memory-budget to decode this image; a batch rerun with --retry-errors takes it again): %w",
 			FormatBytes(n), FormatBytes(b.inputCap), FormatBytes(b.size), FormatBytes(b.decCap-x), ErrOverBudget)
 	}
 	if err := b.dec.Acquire(ctx, n); err != nil {

@@ -360,22 +360,9 @@ func buildCLI(t *testing.T) string {
 // Parquet file) and counts the ids in them.
 func visibleIDs(t *testing.T, out string) map[string]int {
 	t.Helper()
-	ids := map[string]int{}
-	for _, pat := range []string{"part-*.parquet", "errors/part-*.parquet"} {
-		parts, _ := filepath.Glob(filepath.Join(out, pat))
-		for _, p := range parts {
-			tbl, _, err := sinks.ReadParquet(p)
-			if err != nil {
-				t.Fatalf("visible file %s is corrupt: %v", p, err)
-			}
-			for _, ch := range tbl.Column(0).Data().Chunks() {
-				s := ch.(*array.String)
-				for i := 0; i < s.Len(); i++ {
-					ids[s.Value(i)]++
-				}
-			}
-			tbl.Release()
-		}
+	ids := partIDs(t, out, "part-*.parquet")
+	for id, n := range partIDs(t, out, "errors/part-*.parquet") {
+		ids[id] += n
 	}
 	return ids
 }

@@ -28,7 +28,7 @@ type Options struct {
 	mae.ConvertOptions       `yaml:",inline"`     // float16, force
 	stages.PreprocessOptions `yaml:",inline"`     // resize, max_pixels, memory_budget
 	engine.BatchOptions      `yaml:",inline"`     // batch_size, workers, batch_latency, flush_interval
-	engine.FileOptions       `yaml:",inline"`     // inputs, output, format, shard, resume, dry_run, fail_on_error
+	engine.FileOptions       `yaml:",inline"`     // inputs, output, format, shard, resume, dry_run, fail_on_error, retry_errors
 	Parts                    sinks.ParquetOptions `yaml:",inline"` // max_file_rows, max_file_bytes, worker_id
 	Source                   sources.Options      `yaml:",inline"` // extensions, image_column, id_column, image_root
 	Stream                   stream.Config        `yaml:",inline"` // the consumer, output_topic, dlq_topic, ...

@@ -1,0 +1,123 @@
+package main
+
+import (
+	"image"
+	"image/png"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/apache/arrow/go/v17/arrow/array"
+
+	"github.com/maeembed/maeembed/sinks"
+)
+
+// partIDs counts the ids in the published part files of out matching pat.
+func partIDs(t *testing.T, out, pat string) map[string]int {
+	t.Helper()
+	ids := map[string]int{}
+	parts, _ := filepath.Glob(filepath.Join(out, pat))
+	for _, p := range parts {
+		tbl, _, err := sinks.ReadParquet(p)
+		if err != nil {
+			t.Fatalf("visible file %s is corrupt: %v", p, err)
+		}
+		for _, ch := range tbl.Column(0).Data().Chunks() {
+			s := ch.(*array.String)
+			for i := 0; i < s.Len(); i++ {
+				ids[s.Value(i)]++
+			}
+		}
+		tbl.Release()
+	}
+	return ids
+}
+
+// An image refused under a small memory budget is an error row that a
+// plain rerun with a larger budget skips as done; --retry-errors processes
+// it again, and afterwards it is in the output once and no longer in
+// errors/, while an input that fails again keeps exactly one error row.
+func TestE2ERetryErrors(t *testing.T) {
+	root := filepath.Join(t.TempDir(), "in")
+	copyFile(t, filepath.Join(fixtures, "tiny32", "images", "img_000.png"), filepath.Join(root, "good.png"))
+	f, err := os.Create(filepath.Join(root, "big.png")) // 9 MB to decode, a small file
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := png.Encode(f, image.NewNRGBA(image.Rect(0, 0, 1500, 1500))); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	if err := os.WriteFile(filepath.Join(root, "bad.jpg"), []byte("not an image"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	model := []string{"-m", filepath.Join(fixtures, "tiny32", "hf"), "--batch-size", "1"}
+	out := t.TempDir()
+	stderr := runCounted(t, summary{1, 2, 0}, append([]string{"embed", "--memory-budget", "4MiB", "-o", out, root}, model...)...)
+	if !strings.Contains(stderr, "--retry-errors") {
+		t.Errorf("the summary of a run with errors does not say how to retry them:\n%s", stderr)
+	}
+	if e := partIDs(t, out, "errors/part-*.parquet"); e["big.png"] != 1 || e["bad.jpg"] != 1 {
+		t.Fatalf("error rows %v, want big.png and bad.jpg", e)
+	}
+	runCounted(t, summary{0, 0, 3}, append([]string{"embed", "--memory-budget", "256MiB", "-o", out, root}, model...)...)
+	runCounted(t, summary{1, 1, 1}, append([]string{"embed", "--memory-budget", "256MiB", "--retry-errors", "-o", out, root}, model...)...)
+	outIDs, errIDs := partIDs(t, out, "part-*.parquet"), partIDs(t, out, "errors/part-*.parquet")
+	if outIDs["good.png"] != 1 || outIDs["big.png"] != 1 || len(outIDs) != 2 {
+		t.Errorf("output ids after the retry %v, want good.png and big.png once", outIDs)
+	}
+	if errIDs["bad.jpg"] != 1 || len(errIDs) != 1 {
+		t.Errorf("error ids after the retry %v, want bad.jpg once", errIDs)
+	}
+	// Nothing is left to retry but the input that fails again: the run
+	// fails (every input it took failed) and its one row replaces the old.
+	if code, _, stderr := maeembed(t, append([]string{"embed", "--retry-errors", "-o", out, root}, model...)...); code != 1 || !strings.Contains(stderr, "0 images written, 1 error, 2 skipped") {
+		t.Errorf("second retry: exit %d\n%s", code, stderr)
+	}
+	if errIDs := partIDs(t, out, "errors/part-*.parquet"); errIDs["bad.jpg"] != 1 || len(errIDs) != 1 {
+		t.Errorf("error ids after a second retry %v, want bad.jpg once", errIDs)
+	}
+	code, _, stderr := maeembed(t, append([]string{"embed", "--retry-errors", "--resume=false", "-o", t.TempDir(), root}, model...)...)
+	if code != 2 || !strings.Contains(stderr, "--resume") {
+		t.Errorf("--retry-errors --resume=false: exit %d, %s", code, stderr)
+	}
+}
+
+// --dry-run lists what a real run would process: everything on a new
+// output, nothing on a finished one, the failed ids with --retry-errors;
+// an id with a newline stays one (quoted) line.
+func TestE2EDryRunResumes(t *testing.T) {
+	root := filepath.Join(t.TempDir(), "in")
+	copyFile(t, filepath.Join(fixtures, "tiny32", "images", "img_000.png"), filepath.Join(root, "good.png"))
+	copyFile(t, filepath.Join(fixtures, "tiny32", "images", "img_000.png"), filepath.Join(root, "two\nlines.png"))
+	if err := os.WriteFile(filepath.Join(root, "bad.jpg"), []byte("not an image"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	model := []string{"-m", filepath.Join(fixtures, "tiny32", "hf")}
+	out := filepath.Join(t.TempDir(), "out")
+	dry := func(args ...string) []string {
+		t.Helper()
+		code, stdout, stderr := maeembed(t, append(append([]string{"embed", "--dry-run", "-o", out}, args...), root)...)
+		if code != 0 {
+			t.Fatalf("dry run %v: exit %d\n%s", args, code, stderr)
+		}
+		return strings.Fields(stdout)
+	}
+	if got := dry(); strings.Join(got, " ") != `bad.jpg good.png "two\nlines.png"` {
+		t.Errorf("dry run before any run: %q", got)
+	}
+	if _, err := os.Stat(out); err == nil {
+		t.Error("a dry run created the output directory")
+	}
+	runCounted(t, summary{2, 1, 0}, append([]string{"embed", "-o", out, root}, model...)...)
+	if got := dry(); len(got) != 0 {
+		t.Errorf("dry run on a finished output lists %q, want nothing", got)
+	}
+	if got := dry("--retry-errors"); strings.Join(got, " ") != "bad.jpg" {
+		t.Errorf("dry run --retry-errors lists %q, want bad.jpg", got)
+	}
+	if got := dry("--resume=false"); len(got) != 3 {
+		t.Errorf("dry run --resume=false lists %q, want all 3", got)
+	}
+}

@@ -1,0 +1,133 @@
+package sinks
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"syscall"
+
+	"github.com/apache/arrow/go/v17/arrow"
+	"github.com/apache/arrow/go/v17/arrow/array"
+	"github.com/apache/arrow/go/v17/arrow/memory"
+)
+
+// DropErrorRows removes from the error parts at paths (Done.ErrorParts of
+// dir, read before a retry run) the rows whose id drop reports: the rows a
+// retry run superseded, by an output or by a new error row in a part of
+// its own. Each part is rewritten under its own name through a temporary
+// and a rename, so a reader sees the old part or the new one, never a half
+// of one, and a crash at any point leaves every row either still in place
+// or superseded; a part left without rows is removed. Parts that are gone
+// meanwhile are skipped. The rewrites of concurrent processes (the shards
+// of one job) are serialised by a lock in dir, and each part is read again
+// under it, so none undoes another's drops.
+func DropErrorRows(dir string, paths []string, drop func(id string) bool) error {
+	if len(paths) == 0 {
+		return nil
+	}
+	lockPath := filepath.Join(dir, ".maeembed-errors-rewrite"+lockSuffix)
+	lock, err := lockFile(lockPath, syscall.LOCK_EX)
+	if err != nil {
+		return fmt.Errorf("errors rewrite lock: %w", err)
+	}
+	defer func() {
+		os.Remove(lockPath) // before unlocking, as LockOutput's release
+		lock.Close()
+	}()
+	for _, p := range paths {
+		if err := dropRows(p, drop); err != nil {
+			return fmt.Errorf("drop superseded error rows: %w", err)
+		}
+	}
+	return nil
+}
+
+// dropRows rewrites the error part at path without the rows drop reports.
+func dropRows(path string, drop func(id string) bool) error {
+	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+		return nil // removed by an earlier rewrite
+	}
+	tbl, kv, err := ReadParquet(path)
+	if err != nil {
+		return err
+	}
+	defer tbl.Release()
+	schema := tbl.Schema()
+	if schema.NumFields() == 0 || schema.Field(0).Name != "id" {
+		return fmt.Errorf("%s: no id column first", path)
+	}
+	for i, f := range schema.Fields() {
+		if f.Type.ID() != arrow.STRING {
+			return fmt.Errorf("%s: column %d (%s) is %s, want string", path, i, f.Name, f.Type)
+		}
+	}
+	// Each column's values in row order (the columns may be chunked
+	// differently); the strings point into tbl, alive until the end.
+	values := make([][]string, schema.NumFields())
+	for c := range values {
+		values[c] = make([]string, 0, tbl.NumRows())
+		for _, a := range tbl.Column(c).Data().Chunks() {
+			s := a.(*array.String)
+			for i := 0; i < s.Len(); i++ {
+				values[c] = append(values[c], s.Value(i))
+			}
+		}
+	}
+	var keep []int
+	for i, id := range values[0] {
+		if !drop(id) {
+			keep = append(keep, i)
+		}
+	}
+	switch len(keep) {
+	case len(values[0]):
+		return nil
+	case 0:
+		if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+		return syncDir(filepath.Dir(path))
+	}
+	cols := make([]arrow.Array, len(values))
+	var raw int64
+	for c, vs := range values {
+		b := array.NewStringBuilder(memory.DefaultAllocator)
+		for _, k := range keep {
+			raw += int64(len(vs[k]))
+			b.Append(vs[k])
+		}
+		cols[c] = b.NewArray()
+		b.Release()
+		defer cols[c].Release()
+	}
+	keys, vals := make([]string, 0, len(kv)), make([]string, 0, len(kv))
+	for _, k := range slices.Sorted(maps.Keys(kv)) {
+		if k != "ARROW:schema" { // pqarrow writes it again
+			keys, vals = append(keys, k), append(vals, kv[k])
+		}
+	}
+	md := arrow.NewMetadata(keys, vals)
+	schema = arrow.NewSchema(schema.Fields(), &md)
+	rec := array.NewRecord(schema, cols, int64(len(keep)))
+	defer rec.Release()
+	o, err := ParquetOptions{}.withDefaults()
+	if err != nil {
+		return err
+	}
+	f, err := createParquet(path, schema, o.RowGroupBytes)
+	if err != nil {
+		return err
+	}
+	if err := f.writeRecord(rec, raw); err != nil {
+		f.abort()
+		return err
+	}
+	if err := f.finish(); err != nil {
+		f.abort()
+		return err
+	}
+	return f.af.Publish()
+}

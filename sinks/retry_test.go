@@ -1,0 +1,98 @@
+package sinks
+
+import (
+	"encoding/json"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+)
+
+// After a retry run, DropErrorRows rewrites the error parts without the
+// superseded rows: a part keeps its other rows, stage and error text and
+// its metadata (a later error writer with the run's Meta still accepts the
+// directory), a part left empty is removed, a part without such rows is
+// not touched, and ReadDone then reports the ids where they now are.
+func TestDropErrorRows(t *testing.T) {
+	dir := t.TempDir()
+	meta := Meta{Model: "m", Pool: "mean", Dim: 2}
+	write := func(rows ...ErrorRow) {
+		t.Helper()
+		ew, err := NewErrors(dir, meta, ParquetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := ew.Write(rows); err != nil {
+			t.Fatal(err)
+		}
+		if err := ew.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(ErrorRow{ID: "big.png", Stage: "decode", Error: "over budget"}, ErrorRow{ID: "bad.jpg", Stage: "decode", Error: "unknown format"})
+	write(ErrorRow{ID: "huge.png", Stage: "decode", Error: "over budget"})
+	write(ErrorRow{ID: "other.jpg", Stage: "read", Error: "permission denied"})
+	w, err := NewParquet(dir, meta, ParquetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Write([]Row{{ID: "ok.jpg", Embedding: []float32{1, 2}}, {ID: "big.png", Embedding: []float32{3, 4}}, {ID: "huge.png", Embedding: []float32{5, 6}}})
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	before, err := ReadDone(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(before.ErrorParts) != 3 || !before.Failed["big.png"] || !before.Output["big.png"] || before.Output["bad.jpg"] {
+		t.Fatalf("before: %+v", before)
+	}
+	untouched := filepath.Join(dir, "errors", "part-00002.parquet")
+	st0, err := os.Stat(untouched)
+	if err != nil {
+		t.Fatal(err)
+	}
+	retried := map[string]bool{"big.png": true, "huge.png": true}
+	if err := DropErrorRows(dir, before.ErrorParts, func(id string) bool { return retried[id] }); err != nil {
+		t.Fatal(err)
+	}
+	after, err := ReadDone(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := slices.Sorted(maps.Keys(after.Failed)); !slices.Equal(got, []string{"bad.jpg", "other.jpg"}) {
+		t.Errorf("error ids after the drop %q, want bad.jpg and other.jpg", got)
+	}
+	if len(after.ErrorParts) != 2 {
+		t.Errorf("error parts after the drop %v: the emptied one should be gone", after.ErrorParts)
+	}
+	if st1, err := os.Stat(untouched); err != nil || !os.SameFile(st0, st1) {
+		t.Errorf("a part without superseded rows was rewritten (%v)", err)
+	}
+	if h := hiddenFiles(t, dir); len(h) != 0 {
+		t.Errorf("left behind: %v", h)
+	}
+	r := duckdb(t, "SELECT id, stage, error FROM read_parquet("+sqlPath(filepath.Join(dir, "errors", "part-00000.parquet"))+")")
+	if len(r.Rows) != 1 {
+		t.Fatalf("rewritten part: %v, want the one row kept", r.Rows)
+	}
+	var got ErrorRow
+	json.Unmarshal(r.Rows[0]["id"], &got.ID)
+	json.Unmarshal(r.Rows[0]["stage"], &got.Stage)
+	json.Unmarshal(r.Rows[0]["error"], &got.Error)
+	if got.ID != "bad.jpg" || got.Stage != "decode" || got.Error != "unknown format" {
+		t.Errorf("kept row %+v", got)
+	}
+	kv, err := fileMetadata(filepath.Join(dir, "errors", "part-00000.parquet"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, vals := meta.keyValues()
+	for i, k := range keys {
+		if kv[k] != vals[i] {
+			t.Errorf("metadata %s = %q after the rewrite, want %q", k, kv[k], vals[i])
+		}
+	}
+	write(ErrorRow{ID: "big.png", Stage: "decode", Error: "again"}) // the run's Meta still fits
+}
