@@ -70,10 +70,18 @@ func isListFile(path string) bool {
 // takes the extension its own pattern names (*.heic). Files named directly
 // or listed are always taken. ignored counts the files left out. A glob
 // that matches nothing and a directory input (on the command line) that
-// holds no such file, in it or below, are errors.
-func expand(inputs []string, stdin io.Reader, exts []string) (entries []entry, ignored int, err error) {
+// holds no such file, in it or below, are errors. Walks do not enter the
+// directories of skip (Options.SkipDirs).
+func expand(inputs []string, stdin io.Reader, exts, skip []string) (entries []entry, ignored int, err error) {
 	var out []entry
-	visited := map[string]bool{} // real paths of walked directories (symlink loops)
+	// Real paths of walked directories (symlink loops), and of skip with
+	// the value false.
+	visited := map[string]bool{}
+	for _, d := range skip {
+		if real, err := realpath.Of(d); err == nil {
+			visited[real] = false
+		}
+	}
 	add := func(e entry) { e.named = true; out = append(out, e) }
 	if len(exts) == 0 {
 		exts = ImageExtensions
@@ -257,8 +265,12 @@ func walk(dir, root, idPrefix string, visited map[string]bool, add func(entry)) 
 		failed(dir, fmt.Errorf("directory: %w", err))
 		return
 	}
-	if visited[real] {
-		slog.Warn("skipping directory already listed (symlink loop or duplicate)", "path", dir, "target", real)
+	if walked, ok := visited[real]; ok {
+		if walked {
+			slog.Warn("skipping directory already listed (symlink loop or duplicate)", "path", dir, "target", real)
+		} else {
+			slog.Info("skipping the run's output directory inside an input", "path", dir)
+		}
 		return
 	}
 	visited[real] = true

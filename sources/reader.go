@@ -90,7 +90,7 @@ func OpenWith(inputs []string, stdin io.Reader, opts Options) (*Reader, error) {
 	if opts.ParquetBatch <= 0 {
 		opts.ParquetBatch = 32
 	}
-	entries, ignored, err := expand(inputs, stdin, opts.Extensions)
+	entries, ignored, err := expand(inputs, stdin, opts.Extensions, opts.SkipDirs)
 	if err != nil {
 		return nil, err
 	}
