@@ -162,6 +162,8 @@ func TestNumericFlagRanges(t *testing.T) {
 		{[]string{"pretrain", "-o", out, "--keep-checkpoints", "-1", imgs}, []string{"--keep-checkpoints -1"}},
 		{[]string{"pretrain", "-o", out, "--accum-iter", "0", imgs}, []string{"--accum-iter 0", "1 or more"}},
 		{[]string{"pretrain", "-o", out, "--min-lr", "-1", imgs}, []string{"--min-lr -1"}},
+		{[]string{"pretrain", "-o", out, "--min-lr", "1", "--batch-size", "2", imgs}, []string{"--min-lr 1 is above the learning rate 1.171875e-06 (--blr 0.00015 × effective batch 2 / 256)"}},
+		{[]string{"pretrain", "-o", out, "--min-lr", "0.5", "--lr", "0.1", imgs}, []string{"--min-lr 0.5 is above the learning rate 0.1 (--lr)"}},
 		{[]string{"pretrain", "-o", out, "--mask-ratio", "1", imgs}, []string{"--mask-ratio 1", "(0, 1)"}},
 		{[]string{"pretrain", "-o", out, "--epochs", "0", imgs}, []string{"--epochs 0", "1 or more"}},
 	} {
