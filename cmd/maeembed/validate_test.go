@@ -152,6 +152,8 @@ func TestNumericFlagRanges(t *testing.T) {
 		{append(stream, "--fetch-min-bytes", "-1"), []string{"--fetch-min-bytes -1"}},
 		{append(stream, "--commit-interval", "-1s"), []string{"--commit-interval -1s"}},
 		{append(stream, "--topic", ","), []string{"--topic", "one or more"}},
+		{append(stream, "--worker-id", "a/b"), []string{"usage: --worker-id: ", "letters, digits"}},
+		{append(stream, "--max-file-bytes", "-1"), []string{"usage: --max-file-bytes: "}},
 		{[]string{"probe", "--test-fraction", "0", out}, []string{"--test-fraction 0", "(0, 1)"}},
 		{[]string{"probe", "--test-fraction", "1", out}, []string{"--test-fraction 1", "(0, 1)"}},
 		{[]string{"probe", "--k", "0", out}, []string{"--k 0", "1 or more"}},
