@@ -71,8 +71,9 @@ func isListFile(path string) bool {
 // or listed are always taken. ignored counts the files left out. A glob
 // that matches nothing and a directory input (on the command line) that
 // holds no such file, in it or below, are errors. Walks do not enter the
-// directories of skip (Options.SkipDirs).
-func expand(inputs []string, stdin io.Reader, exts, skip []string) (entries []entry, ignored int, err error) {
+// directories of skip (Options.SkipDirs). repeated counts the paths met
+// again (read once), which ignored does not include.
+func expand(inputs []string, stdin io.Reader, exts, skip []string) (entries []entry, ignored, repeated int, err error) {
 	var out []entry
 	// Real paths of walked directories (symlink loops), and of skip with
 	// the value false.
@@ -104,10 +105,10 @@ func expand(inputs []string, stdin io.Reader, exts, skip []string) (entries []en
 	for _, in := range inputs {
 		if in == "-" {
 			if stdin == nil {
-				return nil, 0, fmt.Errorf("input -: no standard input")
+				return nil, 0, 0, fmt.Errorf("input -: no standard input")
 			}
 			if err := expandList("stdin", stdin, visited, add, found); err != nil {
-				return nil, 0, err
+				return nil, 0, 0, err
 			}
 			continue
 		}
@@ -118,17 +119,17 @@ func expand(inputs []string, stdin io.Reader, exts, skip []string) (entries []en
 			walk(filepath.Clean(in), filepath.Clean(in), "", visited, found)
 			if len(out) == n && len(visited) > walked {
 				// As a glob that matches nothing: most likely a wrong path.
-				return nil, 0, fmt.Errorf("input directory %s holds no image files (%d other files ignored; --extensions sets what is taken)", in, ignored-skipped)
+				return nil, 0, 0, fmt.Errorf("input directory %s holds no image files (%d other files ignored; --extensions sets what is taken)", in, ignored-skipped)
 			}
 		case err == nil && isListFile(in):
 			f, err := os.Open(in)
 			if err != nil {
-				return nil, 0, fmt.Errorf("list %s: %w", in, err)
+				return nil, 0, 0, fmt.Errorf("list %s: %w", in, err)
 			}
 			err = expandList(in, f, visited, add, found)
 			f.Close()
 			if err != nil {
-				return nil, 0, err
+				return nil, 0, 0, err
 			}
 		case err == nil:
 			p := filepath.Clean(in)
@@ -136,10 +137,10 @@ func expand(inputs []string, stdin io.Reader, exts, skip []string) (entries []en
 		case os.IsNotExist(err) && hasMeta(in):
 			matches, gerr := filepath.Glob(in)
 			if gerr != nil {
-				return nil, 0, fmt.Errorf("glob %q: %w", in, gerr)
+				return nil, 0, 0, fmt.Errorf("glob %q: %w", in, gerr)
 			}
 			if len(matches) == 0 {
-				return nil, 0, fmt.Errorf("glob %q matches nothing", in)
+				return nil, 0, 0, fmt.Errorf("glob %q matches nothing", in)
 			}
 			root := globRoot(in)
 			globbed := filter(patternExt(in))
@@ -156,29 +157,29 @@ func expand(inputs []string, stdin io.Reader, exts, skip []string) (entries []en
 				}
 			}
 		default:
-			return nil, 0, fmt.Errorf("input %s: %w", in, err)
+			return nil, 0, 0, fmt.Errorf("input %s: %w", in, err)
 		}
 	}
 	// Lexicographic order of paths; the first occurrence of a path wins.
 	// A path met again (a list line repeated, a file named beside its
 	// directory) is the same image: it is read once, and the repeat is
-	// counted as ignored and logged, never silently dropped.
+	// counted as repeated and logged, never silently dropped.
 	sort.SliceStable(out, func(i, j int) bool { return out[i].path < out[j].path })
 	dedup := out[:0]
 	byID := map[string]string{}
 	for i, e := range out {
 		if i > 0 && e.path == out[i-1].path {
-			ignored++
+			repeated++
 			slog.Warn("input given twice: read once", "path", e.path)
 			continue
 		}
 		if other, ok := byID[e.id]; ok {
-			return nil, 0, fmt.Errorf("inputs %s and %s have the same id %q: pass their common parent directory instead", other, e.path, EscapeID(e.id))
+			return nil, 0, 0, fmt.Errorf("inputs %s and %s have the same id %q: pass their common parent directory instead", other, e.path, EscapeID(e.id))
 		}
 		byID[e.id] = e.path
 		dedup = append(dedup, e)
 	}
-	return dedup, ignored, nil
+	return dedup, ignored, repeated, nil
 }
 
 // regularEntry is the entry of a path a walk or glob found; what is not a

@@ -160,8 +160,10 @@ type Stats struct {
 	// an image column (a dataset's metadata), and paths given again (a
 	// repeated list line; read once): not inputs, not errors.
 	Ignored int64
-	Acked   int64
-	Failed  int64 // acked with an error
+	// Repeated is the part of Ignored that is paths given again.
+	Repeated int64
+	Acked    int64
+	Failed   int64 // acked with an error
 }
 
 type ackCounter struct {

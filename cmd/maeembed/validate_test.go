@@ -157,6 +157,8 @@ func TestNumericFlagRanges(t *testing.T) {
 		{[]string{"probe", "--test-fraction", "0", out}, []string{"--test-fraction 0", "(0, 1)"}},
 		{[]string{"probe", "--test-fraction", "1", out}, []string{"--test-fraction 1", "(0, 1)"}},
 		{[]string{"probe", "--k", "0", out}, []string{"--k 0", "1 or more"}},
+		{[]string{"probe", "--epochs", "0", out}, []string{"usage: --epochs 0: want 1 or more"}},
+		{[]string{"probe", "--pixel-size", "-2", out}, []string{"usage: --pixel-size -2: want 1 or more"}},
 		{[]string{"probe", "--temperature", "0", out}, []string{"--temperature 0"}},
 		{[]string{"probe", "--lr", "-1", out}, []string{"--lr -1"}},
 		{[]string{"pretrain", "-o", out, "--max-pixels", "-1", imgs}, []string{"--max-pixels -1"}},
