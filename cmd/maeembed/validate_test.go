@@ -170,6 +170,9 @@ func TestNumericFlagRanges(t *testing.T) {
 		{[]string{"pretrain", "-o", out, "--min-lr", "0.5", "--lr", "0.1", imgs}, []string{"--min-lr 0.5 is above the learning rate 0.1 (--lr)"}},
 		{[]string{"pretrain", "-o", out, "--mask-ratio", "1", imgs}, []string{"--mask-ratio 1", "(0, 1)"}},
 		{[]string{"pretrain", "-o", out, "--epochs", "0", imgs}, []string{"--epochs 0", "1 or more"}},
+		{[]string{"pretrain", "-o", out, "--memory-budget", "1B", imgs}, []string{"--batch-size 64: its tensors take about", "memory budget of 1 B"}},
+		{[]string{"pretrain", "-o", out, "--memory-budget", "1.5", imgs}, []string{"--memory-budget", "whole number of bytes"}},
+		{[]string{"embed", "-o", out, "--memory-budget", "1.5", imgs}, []string{"--memory-budget", "whole number of bytes"}},
 	} {
 		code, _, stderr := maeembed(t, c.args...)
 		for _, w := range c.want {
