@@ -53,6 +53,11 @@ func OpenBatch(name string, o FileOptions, src sources.Options, pre stages.Prepr
 	if b.Shard, err = o.shard(); err != nil {
 		return nil, fmt.Errorf("%w: %v", config.ErrUsage, err)
 	}
+	if o.Output != "" {
+		// An output inside an input directory: a rerun must not read what
+		// this one writes (PNG reconstructions would become inputs).
+		src.SkipDirs = append(src.SkipDirs[:len(src.SkipDirs):len(src.SkipDirs)], o.Output)
+	}
 	in := InputOptions{Source: src, Shard: b.Shard, DryRun: o.DryRun, Budget: b.Preprocess.Budget}
 	created := false // this run made the output directory
 	if !o.DryRun {

@@ -69,8 +69,13 @@ func (j *Job) validate() error {
 	if (j.Labels == "column") != (j.LabelColumn != "") || (j.Labels != "column" && j.Labels != "folder") || (j.LabelFile != "" && j.LabelColumn == "") {
 		return fmt.Errorf("%w: --labels folder, or --labels column with --label-column NAME (and optionally --label-file)", config.ErrUsage)
 	}
-	if j.Linear.Epochs < 1 || j.Linear.BatchSize < 1 || j.PixelSize < 1 {
-		return fmt.Errorf("%w: --epochs, --batch-size and --pixel-size must be positive", config.ErrUsage)
+	for _, f := range []struct {
+		flag string
+		v    int
+	}{{"--epochs", j.Linear.Epochs}, {"--batch-size", j.Linear.BatchSize}, {"--pixel-size", j.PixelSize}} {
+		if f.v < 1 {
+			return fmt.Errorf("%w: %s %d: want 1 or more", config.ErrUsage, f.flag, f.v)
+		}
 	}
 	// The library reads zeros as its defaults; from a flag they are
 	// mistakes, so they are refused here, with the range.

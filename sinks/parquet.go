@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/apache/arrow/go/v17/arrow"
 	"github.com/apache/arrow/go/v17/arrow/array"
@@ -44,19 +45,40 @@ type ParquetOptions struct {
 }
 
 // Validate refuses negative sizes (0 means the default) and a WorkerID
-// that cannot be part of a part name.
+// that cannot be part of a part name. The error is an *OptionError naming
+// the field's config key.
 func (o ParquetOptions) Validate() error {
 	switch {
 	case o.MaxFileRows < 0:
-		return fmt.Errorf("sinks: max file rows %d is negative (0 = the default, 100000)", o.MaxFileRows)
+		return &OptionError{"max_file_rows", fmt.Errorf("sinks: max file rows %d is negative (0 = the default, 100000)", o.MaxFileRows)}
 	case o.MaxFileBytes < 0:
-		return fmt.Errorf("sinks: max file bytes %d is negative (0 = the default, 512 MiB)", o.MaxFileBytes)
+		return &OptionError{"max_file_bytes", fmt.Errorf("sinks: max file bytes %d is negative (0 = the default, 512 MiB)", o.MaxFileBytes)}
 	case o.RowGroupBytes < 0:
-		return fmt.Errorf("sinks: row group bytes %d is negative (0 = the default, 64 MiB)", o.RowGroupBytes)
+		return &OptionError{"", fmt.Errorf("sinks: row group bytes %d is negative (0 = the default, 64 MiB)", o.RowGroupBytes)}
 	case o.WorkerID != "" && !workerIDRe.MatchString(o.WorkerID):
-		return fmt.Errorf("sinks: worker id %q: want 1 to 64 letters, digits, '_' or '-'", o.WorkerID)
+		return &OptionError{"worker_id", fmt.Errorf("sinks: worker id %q: want 1 to 64 letters, digits, '_' or '-'", o.WorkerID)}
 	}
 	return nil
+}
+
+// OptionError is a refused option value.
+type OptionError struct {
+	// Key is the option's config-file key ("max_file_rows"; "" for one
+	// that has none); the commands' flag is the key with '-' for '_'.
+	Key string
+	Err error
+}
+
+func (e *OptionError) Error() string { return e.Err.Error() }
+func (e *OptionError) Unwrap() error { return e.Err }
+
+// Flag is the command-line flag of the option ("--max-file-rows"), or ""
+// when it has none.
+func (e *OptionError) Flag() string {
+	if e.Key == "" {
+		return ""
+	}
+	return "--" + strings.ReplaceAll(e.Key, "_", "-")
 }
 
 // withDefaults validates o and fills in the defaults.

@@ -70,10 +70,19 @@ func isListFile(path string) bool {
 // takes the extension its own pattern names (*.heic). Files named directly
 // or listed are always taken. ignored counts the files left out. A glob
 // that matches nothing and a directory input (on the command line) that
-// holds no such file, in it or below, are errors.
-func expand(inputs []string, stdin io.Reader, exts []string) (entries []entry, ignored int, err error) {
+// holds no such file, in it or below, are errors. Walks do not enter the
+// directories of skip (Options.SkipDirs). repeated counts the paths met
+// again (read once), which ignored does not include.
+func expand(inputs []string, stdin io.Reader, exts, skip []string) (entries []entry, ignored, repeated int, err error) {
 	var out []entry
-	visited := map[string]bool{} // real paths of walked directories (symlink loops)
+	// Real paths of walked directories (symlink loops), and of skip with
+	// the value false.
+	visited := map[string]bool{}
+	for _, d := range skip {
+		if real, err := realpath.Of(d); err == nil {
+			visited[real] = false
+		}
+	}
 	add := func(e entry) { e.named = true; out = append(out, e) }
 	if len(exts) == 0 {
 		exts = ImageExtensions
@@ -96,10 +105,10 @@ func expand(inputs []string, stdin io.Reader, exts []string) (entries []entry, i
 	for _, in := range inputs {
 		if in == "-" {
 			if stdin == nil {
-				return nil, 0, fmt.Errorf("input -: no standard input")
+				return nil, 0, 0, fmt.Errorf("input -: no standard input")
 			}
 			if err := expandList("stdin", stdin, visited, add, found); err != nil {
-				return nil, 0, err
+				return nil, 0, 0, err
 			}
 			continue
 		}
@@ -110,17 +119,17 @@ func expand(inputs []string, stdin io.Reader, exts []string) (entries []entry, i
 			walk(filepath.Clean(in), filepath.Clean(in), "", visited, found)
 			if len(out) == n && len(visited) > walked {
 				// As a glob that matches nothing: most likely a wrong path.
-				return nil, 0, fmt.Errorf("input directory %s holds no image files (%d other files ignored; --extensions sets what is taken)", in, ignored-skipped)
+				return nil, 0, 0, fmt.Errorf("input directory %s holds no image files (%d other files ignored; --extensions sets what is taken)", in, ignored-skipped)
 			}
 		case err == nil && isListFile(in):
 			f, err := os.Open(in)
 			if err != nil {
-				return nil, 0, fmt.Errorf("list %s: %w", in, err)
+				return nil, 0, 0, fmt.Errorf("list %s: %w", in, err)
 			}
 			err = expandList(in, f, visited, add, found)
 			f.Close()
 			if err != nil {
-				return nil, 0, err
+				return nil, 0, 0, err
 			}
 		case err == nil:
 			p := filepath.Clean(in)
@@ -128,10 +137,10 @@ func expand(inputs []string, stdin io.Reader, exts []string) (entries []entry, i
 		case os.IsNotExist(err) && hasMeta(in):
 			matches, gerr := filepath.Glob(in)
 			if gerr != nil {
-				return nil, 0, fmt.Errorf("glob %q: %w", in, gerr)
+				return nil, 0, 0, fmt.Errorf("glob %q: %w", in, gerr)
 			}
 			if len(matches) == 0 {
-				return nil, 0, fmt.Errorf("glob %q matches nothing", in)
+				return nil, 0, 0, fmt.Errorf("glob %q matches nothing", in)
 			}
 			root := globRoot(in)
 			globbed := filter(patternExt(in))
@@ -148,29 +157,29 @@ func expand(inputs []string, stdin io.Reader, exts []string) (entries []entry, i
 				}
 			}
 		default:
-			return nil, 0, fmt.Errorf("input %s: %w", in, err)
+			return nil, 0, 0, fmt.Errorf("input %s: %w", in, err)
 		}
 	}
 	// Lexicographic order of paths; the first occurrence of a path wins.
 	// A path met again (a list line repeated, a file named beside its
 	// directory) is the same image: it is read once, and the repeat is
-	// counted as ignored and logged, never silently dropped.
+	// counted as repeated and logged, never silently dropped.
 	sort.SliceStable(out, func(i, j int) bool { return out[i].path < out[j].path })
 	dedup := out[:0]
 	byID := map[string]string{}
 	for i, e := range out {
 		if i > 0 && e.path == out[i-1].path {
-			ignored++
+			repeated++
 			slog.Warn("input given twice: read once", "path", e.path)
 			continue
 		}
 		if other, ok := byID[e.id]; ok {
-			return nil, 0, fmt.Errorf("inputs %s and %s have the same id %q: pass their common parent directory instead", other, e.path, EscapeID(e.id))
+			return nil, 0, 0, fmt.Errorf("inputs %s and %s have the same id %q: pass their common parent directory instead", other, e.path, EscapeID(e.id))
 		}
 		byID[e.id] = e.path
 		dedup = append(dedup, e)
 	}
-	return dedup, ignored, nil
+	return dedup, ignored, repeated, nil
 }
 
 // regularEntry is the entry of a path a walk or glob found; what is not a
@@ -257,8 +266,12 @@ func walk(dir, root, idPrefix string, visited map[string]bool, add func(entry)) 
 		failed(dir, fmt.Errorf("directory: %w", err))
 		return
 	}
-	if visited[real] {
-		slog.Warn("skipping directory already listed (symlink loop or duplicate)", "path", dir, "target", real)
+	if walked, ok := visited[real]; ok {
+		if walked {
+			slog.Warn("skipping directory already listed (symlink loop or duplicate)", "path", dir, "target", real)
+		} else {
+			slog.Info("skipping the run's output directory inside an input", "path", dir)
+		}
 		return
 	}
 	visited[real] = true

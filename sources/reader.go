@@ -25,8 +25,10 @@ type Reader struct {
 	emitted int64
 	skipped int64
 	ignored atomic.Int64
-	acks    ackCounter
-	budget  Budget // nil: unbounded
+	// repeated is the part of ignored that is paths given again.
+	repeated int64
+	acks     ackCounter
+	budget   Budget // nil: unbounded
 
 	// Ids of container members and rows seen so far (64-bit hashes: 8
 	// bytes and a map slot per member, not the id), to catch two with one
@@ -90,15 +92,19 @@ func OpenWith(inputs []string, stdin io.Reader, opts Options) (*Reader, error) {
 	if opts.ParquetBatch <= 0 {
 		opts.ParquetBatch = 32
 	}
-	entries, ignored, err := expand(inputs, stdin, opts.Extensions)
+	entries, ignored, repeated, err := expand(inputs, stdin, opts.Extensions, opts.SkipDirs)
 	if err != nil {
 		return nil, err
 	}
 	if ignored > 0 {
 		slog.Info("ignored files that are not images (captions, metadata); --extensions changes the list", "files", ignored)
 	}
+	if repeated > 0 {
+		slog.Info("ignored repeated inputs (a path given more than once is read once)", "repeated", repeated)
+	}
 	r := &Reader{opts: opts, entries: entries, seed: maphash.MakeSeed(), seenIDs: map[uint64]struct{}{}}
-	r.ignored.Store(int64(ignored))
+	r.ignored.Store(int64(ignored + repeated))
+	r.repeated = int64(repeated)
 	return r, nil
 }
 
@@ -174,7 +180,7 @@ func (r *Reader) hold(ctx context.Context) hold { return hold{ctx, r.budget} }
 func (r *Reader) Stats() Stats {
 	r.acks.mu.Lock()
 	defer r.acks.mu.Unlock()
-	return Stats{Seen: r.index, Emitted: r.emitted, Skipped: r.skipped, Ignored: r.ignored.Load(), Acked: r.acks.acked, Failed: r.acks.failed}
+	return Stats{Seen: r.index, Emitted: r.emitted, Skipped: r.skipped, Ignored: r.ignored.Load(), Repeated: r.repeated, Acked: r.acks.acked, Failed: r.acks.failed}
 }
 
 // Ignored is Stats().Ignored, safe to call while another goroutine reads.

@@ -143,6 +143,11 @@ type Options struct {
 	// ParquetBatch is the number of Parquet rows decoded at a time
 	// (bounds memory); default 32.
 	ParquetBatch int `yaml:"-"`
+	// SkipDirs are directories a directory walk or glob does not enter:
+	// the run's own output directory, so that a rerun with the output
+	// inside an input directory does not read (or count as ignored) what
+	// an earlier run wrote. Missing ones are left out.
+	SkipDirs []string `yaml:"-"`
 }
 
 // Stats counts what a Reader did so far.
@@ -155,8 +160,10 @@ type Stats struct {
 	// an image column (a dataset's metadata), and paths given again (a
 	// repeated list line; read once): not inputs, not errors.
 	Ignored int64
-	Acked   int64
-	Failed  int64 // acked with an error
+	// Repeated is the part of Ignored that is paths given again.
+	Repeated int64
+	Acked    int64
+	Failed   int64 // acked with an error
 }
 
 type ackCounter struct {

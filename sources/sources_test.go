@@ -474,4 +474,7 @@ func TestRepeatedPathCountedIgnored(t *testing.T) {
 	if st := r.Stats(); st.Ignored != 1 {
 		t.Errorf("a repeated list line: %d ignored, want 1", st.Ignored)
 	}
+	if st := r.Stats(); st.Repeated != 1 {
+		t.Errorf("a repeated list line: %d repeated, want 1", st.Repeated)
+	}
 }

@@ -103,3 +103,38 @@ func TestTarLinksAreErrorRows(t *testing.T) {
 		t.Fatalf("got %q\nwant %q", got, want)
 	}
 }
+
+// A run's output directory inside an input directory is not walked: its
+// PNGs (and lock or part files) are neither inputs nor ignored files, also
+// when reached through a glob or a symlink.
+func TestSkipDirs(t *testing.T) {
+	dir := t.TempDir()
+	in := filepath.Join(dir, "in")
+	write(t, filepath.Join(in, "a.jpg"), "A")
+	write(t, filepath.Join(in, "rec", "a.jpg.png"), "P")
+	write(t, filepath.Join(in, "rec", ".lock"), "")
+	write(t, filepath.Join(in, "sub", "b.jpg"), "B")
+	if err := os.Symlink("rec", filepath.Join(in, "link")); err != nil {
+		t.Fatal(err)
+	}
+	for _, inputs := range [][]string{{in}, {filepath.Join(in, "*")}} {
+		r, err := Open(inputs, Options{SkipDirs: []string{filepath.Join(in, "rec"), filepath.Join(dir, "missing")}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, want := readAll(t, r), []string{"a.jpg=A", "sub/b.jpg=B"}; !reflect.DeepEqual(got, want) {
+			t.Errorf("%v: got %q, want %q", inputs, got, want)
+		}
+		if st := r.Stats(); st.Ignored != 0 {
+			t.Errorf("%v: stats %+v, want nothing ignored", inputs, st)
+		}
+	}
+	// Without it, the output's files are taken.
+	r, err := Open([]string{in}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := readAll(t, r); len(got) != 3 {
+		t.Errorf("without SkipDirs: got %q, want a.jpg, rec/a.jpg.png, sub/b.jpg", got)
+	}
+}

@@ -2,7 +2,9 @@ package stages
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
+	"unicode"
 
 	"github.com/dustin/go-humanize"
 	"github.com/spf13/pflag"
@@ -54,12 +56,18 @@ func (o PreprocessOptions) Preprocess() (Preprocess, error) {
 }
 
 // parseBytes reads a size such as 1073741824, 512MiB, 1.5GiB, 1TiB or
-// 100MB (go-humanize's ParseBytes: KiB, MiB... are powers of 1024, KB,
+// 100MB (a number without a unit must be whole) (go-humanize's ParseBytes: KiB, MiB... are powers of 1024, KB,
 // MB... of 1000); a bare K, M, G or T is binary, as in earlier versions.
 func parseBytes(s string) (int64, error) {
 	t := strings.TrimSpace(s)
 	if n := len(t); n > 0 && strings.ContainsRune("KMGTkmgt", rune(t[n-1])) {
 		t += "iB"
+	}
+	// Without a unit it is a count of bytes: 1.5 would otherwise be 1 byte.
+	if t != "" && !strings.ContainsFunc(t, unicode.IsLetter) {
+		if _, err := strconv.ParseUint(t, 10, 63); err != nil {
+			return 0, fmt.Errorf("size %q: a size without a unit is a whole number of bytes; give a unit for a fraction, e.g. 1.5GiB", s)
+		}
 	}
 	n, err := humanize.ParseBytes(t)
 	if err != nil || n > 1<<62 {

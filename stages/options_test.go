@@ -19,7 +19,7 @@ func TestParseBytes(t *testing.T) {
 			t.Errorf("parseBytes(%q) = %d, %v; want %d", in, got, err, want)
 		}
 	}
-	for _, in := range []string{"", "lots", "-1GiB", "1XiB", "99999999999EiB"} {
+	for _, in := range []string{"", "lots", "-1GiB", "1XiB", "99999999999EiB", "1.5", "1e9", "-3"} {
 		if got, err := parseBytes(in); err == nil {
 			t.Errorf("parseBytes(%q) = %d, want an error", in, got)
 		}

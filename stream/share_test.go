@@ -203,4 +203,12 @@ func TestDefaultWorkerID(t *testing.T) {
 	if !strings.HasSuffix(id, fmt.Sprintf("-%d", os.Getpid())) {
 		t.Errorf("worker id %q does not end in the pid", id)
 	}
+	// A long pod name keeps its unique suffix.
+	pod := strings.Repeat("embedding-worker-", 4) + "5d9c7b8f6-x2k4q"
+	if id := workerID(pod, 4242); len(id) != 64 || !strings.HasSuffix(id, "-5d9c7b8f6-x2k4q-4242") {
+		t.Errorf("workerID(%q) = %q, want 64 characters ending in the pod suffix and pid", pod, id)
+	}
+	if id := workerID("host.example", 7); id != "host-example-7" {
+		t.Errorf("workerID(host.example) = %q", id)
+	}
 }

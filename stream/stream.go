@@ -110,7 +110,11 @@ func (c *Config) Validate() error {
 		return err
 	}
 	if err := c.Parquet.Validate(); err != nil {
-		return fmt.Errorf("--max-file-rows/--max-file-bytes/--worker-id: %w", err)
+		var oe *sinks.OptionError
+		if errors.As(err, &oe) && oe.Flag() != "" {
+			return fmt.Errorf("%s: %w", oe.Flag(), err)
+		}
+		return err
 	}
 	return nil
 }
@@ -249,17 +253,25 @@ func Run(stop *engine.Stop, cfg Config, open func() (Model, error)) (Result, err
 // name is its own, and on one host the pids differ.
 func DefaultWorkerID() string {
 	host, _ := os.Hostname()
+	return workerID(host, os.Getpid())
+}
+
+// workerID is DefaultWorkerID of a host name and pid. A host name too long
+// keeps its end: a pod's name ends in its unique suffix
+// (deployment-5d9c7b8f6-x2k4q), while its start is shared by the pods of
+// a deployment.
+func workerID(host string, pid int) string {
 	id := []byte(strings.Trim(host, "."))
 	for i, c := range id {
 		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
 			id[i] = '-'
 		}
 	}
-	pid := strconv.Itoa(os.Getpid())
+	p := strconv.Itoa(pid)
 	if len(id) == 0 {
-		return "worker-" + pid
+		return "worker-" + p
 	}
-	return string(id[:min(len(id), 63-len(pid))]) + "-" + pid
+	return string(id[max(0, len(id)-(63-len(p))):]) + "-" + p
 }
 
 // workerMetrics are the worker's own metrics, beside the consumer's

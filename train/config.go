@@ -111,6 +111,14 @@ func (c Config) Job(stdin io.Reader, progress io.Writer) (Job, error) {
 	if err != nil {
 		return Job{}, fmt.Errorf("%w: %v", config.ErrUsage, err)
 	}
+	// As embed and reconstruct do: a budget one batch cannot fit in would
+	// fail every image (or never start a step), so refuse it before reading.
+	if b := pre.Budget; b != nil {
+		if need := arch.BatchBytes(r.BatchSize, true); need > b.Size() {
+			return Job{}, fmt.Errorf("%w: --batch-size %d: its tensors take about %s, more than the memory budget of %s (lower --batch-size or raise --memory-budget)",
+				config.ErrUsage, r.BatchSize, stages.FormatBytes(need), stages.FormatBytes(b.Size()))
+		}
+	}
 	return Job{
 		Model: arch, Init: c.Init, Recipe: r, Inputs: c.Inputs, Stdin: stdin, Workers: c.Workers,
 		Options:    Options{Output: c.Output, SaveEvery: c.SaveEvery, Keep: c.Keep, Resume: c.Resume, ProgressTo: progress},

@@ -118,7 +118,10 @@ func Pretrain(ctx context.Context, j Job) (*Result, error) {
 	defer release()
 	pre := j.Preprocess
 	pre.Size = cfg.ImageSize
-	src, err := sources.OpenWith(j.Inputs, j.Stdin, j.Sources)
+	srcOpts := j.Sources
+	// An output inside an input directory holds no training images.
+	srcOpts.SkipDirs = append(srcOpts.SkipDirs[:len(srcOpts.SkipDirs):len(srcOpts.SkipDirs)], j.Options.Output)
+	src, err := sources.OpenWith(j.Inputs, j.Stdin, srcOpts)
 	if err != nil {
 		return nil, err
 	}

@@ -48,6 +48,14 @@ func (r Recipe) PeakLR() float64 {
 	return r.BLR * float64(r.EffectiveBatch()) / 256
 }
 
+// lrSource says where PeakLR comes from, for messages.
+func (r Recipe) lrSource() string {
+	if r.LR > 0 {
+		return "--lr"
+	}
+	return fmt.Sprintf("--blr %v × effective batch %d / 256", r.BLR, r.EffectiveBatch())
+}
+
 // LRAt is the learning rate of an iteration at fractional epoch e.
 func (r Recipe) LRAt(e float64) float64 {
 	return LR(e, r.PeakLR(), r.MinLR, r.WarmupEpochs, float64(r.Epochs))
@@ -72,6 +80,9 @@ func (r Recipe) Validate() error {
 		return fmt.Errorf("--blr %v: the learning rate %v must be positive", r.BLR, r.PeakLR())
 	case !(r.MinLR >= 0):
 		return fmt.Errorf("--min-lr %v: want 0 or more", r.MinLR)
+	case r.MinLR > r.PeakLR():
+		// The cosine would climb from lr to min-lr instead of decaying.
+		return fmt.Errorf("--min-lr %v is above the learning rate %v (%s): want --min-lr <= the learning rate", r.MinLR, r.PeakLR(), r.lrSource())
 	case !(r.WeightDecay >= 0):
 		return fmt.Errorf("--weight-decay %v: want 0 or more", r.WeightDecay)
 	case !(r.MaskRatio > 0 && r.MaskRatio < 1):

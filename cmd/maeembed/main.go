@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/maeembed/maeembed/config"
+	"github.com/maeembed/maeembed/mae/kernels"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -82,6 +83,7 @@ Kafka messages.`,
 		},
 	}
 	root.SetFlagErrorFunc(flagError)
+	root.PersistentPreRunE = checkKernelEnv
 	root.SetVersionTemplate("maeembed {{.Version}}\n")
 	for _, s := range []commandSpec{embedCommand, reconstructCommand, streamCommand} {
 		root.AddCommand(e.command(s, args))
@@ -95,6 +97,24 @@ Kafka messages.`,
 		Run: func(c *cobra.Command, _ []string) { fmt.Fprintln(c.OutOrStdout(), "maeembed", version) },
 	})
 	return root
+}
+
+// runsModel names the commands that run the model's kernels.
+var runsModel = map[string]bool{"embed": true, "reconstruct": true, "stream": true, "pretrain": true, "probe": true}
+
+// checkKernelEnv refuses to run a model on a MAEEMBED_KERNEL value that
+// could not be followed (a forced path must mean what it says); other
+// commands only warn.
+func checkKernelEnv(c *cobra.Command, _ []string) error {
+	err := kernels.EnvError()
+	if err == nil {
+		return nil
+	}
+	if runsModel[c.Name()] {
+		return err
+	}
+	slog.Warn("MAEEMBED_KERNEL ignored", "err", err)
+	return nil
 }
 
 func flagError(_ *cobra.Command, err error) error { return fmt.Errorf("%w: %v", errUsage, err) }

@@ -26,7 +26,7 @@ input's position, or come from --mask-noise.`,
 		fileFlags(fs, o, "npy | parquet | png")
 		// Resume is exact: an input's mask depends on its position in the
 		// whole input sequence, which skipping done inputs does not change.
-		fs.BoolVar(&o.Resume, "resume", o.Resume, "skip inputs already in the output (npy, parquet; png panels are redone)")
+		fs.BoolVar(&o.Resume, "resume", o.Resume, "skip inputs already in the output (npy, parquet, png)")
 		o.MaskOptions.AddFlags(fs)
 	},
 	extraKeys: []string{"inputs"},

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"runtime"
@@ -19,7 +20,11 @@ func (e *env) openBatch(o *Options, cmd string) (*engine.Batch, error) {
 		return nil, usage(err)
 	}
 	if err := o.Parts.Validate(); err != nil {
-		return nil, fmt.Errorf("%w: --max-file-rows: %v", errUsage, err)
+		var oe *sinks.OptionError
+		if errors.As(err, &oe) && oe.Flag() != "" {
+			return nil, fmt.Errorf("%w: %s: %v", errUsage, oe.Flag(), err)
+		}
+		return nil, usage(err)
 	}
 	return engine.OpenBatch(cmd, o.FileOptions, o.Source, o.PreprocessOptions, e.stdin)
 }

@@ -152,9 +152,13 @@ func TestNumericFlagRanges(t *testing.T) {
 		{append(stream, "--fetch-min-bytes", "-1"), []string{"--fetch-min-bytes -1"}},
 		{append(stream, "--commit-interval", "-1s"), []string{"--commit-interval -1s"}},
 		{append(stream, "--topic", ","), []string{"--topic", "one or more"}},
+		{append(stream, "--worker-id", "a/b"), []string{"usage: --worker-id: ", "letters, digits"}},
+		{append(stream, "--max-file-bytes", "-1"), []string{"usage: --max-file-bytes: "}},
 		{[]string{"probe", "--test-fraction", "0", out}, []string{"--test-fraction 0", "(0, 1)"}},
 		{[]string{"probe", "--test-fraction", "1", out}, []string{"--test-fraction 1", "(0, 1)"}},
 		{[]string{"probe", "--k", "0", out}, []string{"--k 0", "1 or more"}},
+		{[]string{"probe", "--epochs", "0", out}, []string{"usage: --epochs 0: want 1 or more"}},
+		{[]string{"probe", "--pixel-size", "-2", out}, []string{"usage: --pixel-size -2: want 1 or more"}},
 		{[]string{"probe", "--temperature", "0", out}, []string{"--temperature 0"}},
 		{[]string{"probe", "--lr", "-1", out}, []string{"--lr -1"}},
 		{[]string{"pretrain", "-o", out, "--max-pixels", "-1", imgs}, []string{"--max-pixels -1"}},
@@ -162,8 +166,13 @@ func TestNumericFlagRanges(t *testing.T) {
 		{[]string{"pretrain", "-o", out, "--keep-checkpoints", "-1", imgs}, []string{"--keep-checkpoints -1"}},
 		{[]string{"pretrain", "-o", out, "--accum-iter", "0", imgs}, []string{"--accum-iter 0", "1 or more"}},
 		{[]string{"pretrain", "-o", out, "--min-lr", "-1", imgs}, []string{"--min-lr -1"}},
+		{[]string{"pretrain", "-o", out, "--min-lr", "1", "--batch-size", "2", imgs}, []string{"--min-lr 1 is above the learning rate 1.171875e-06 (--blr 0.00015 × effective batch 2 / 256)"}},
+		{[]string{"pretrain", "-o", out, "--min-lr", "0.5", "--lr", "0.1", imgs}, []string{"--min-lr 0.5 is above the learning rate 0.1 (--lr)"}},
 		{[]string{"pretrain", "-o", out, "--mask-ratio", "1", imgs}, []string{"--mask-ratio 1", "(0, 1)"}},
 		{[]string{"pretrain", "-o", out, "--epochs", "0", imgs}, []string{"--epochs 0", "1 or more"}},
+		{[]string{"pretrain", "-o", out, "--memory-budget", "1B", imgs}, []string{"--batch-size 64: its tensors take about", "memory budget of 1 B"}},
+		{[]string{"pretrain", "-o", out, "--memory-budget", "1.5", imgs}, []string{"--memory-budget", "whole number of bytes"}},
+		{[]string{"embed", "-o", out, "--memory-budget", "1.5", imgs}, []string{"--memory-budget", "whole number of bytes"}},
 	} {
 		code, _, stderr := maeembed(t, c.args...)
 		for _, w := range c.want {

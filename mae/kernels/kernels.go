@@ -100,11 +100,23 @@ func init() {
 	if env := strings.TrimSpace(os.Getenv("MAEEMBED_KERNEL")); env != "" {
 		if err := SetPath(env); err != nil {
 			// A forced path that this CPU cannot run must not silently fall
-			// back: tests and benchmarks rely on it meaning what it says.
-			panic(fmt.Sprintf("MAEEMBED_KERNEL: %v", err))
+			// back: tests and benchmarks rely on it meaning what it says. It
+			// is kept for EnvError rather than panicking in init, so that a
+			// command that runs no model still works.
+			envErr = fmt.Errorf("MAEEMBED_KERNEL=%s: %w", env, err)
 		}
 	}
 }
+
+// envErr is why MAEEMBED_KERNEL could not be followed (nil if unset or
+// followed).
+var envErr error
+
+// EnvError returns why the path MAEEMBED_KERNEL asks for could not be set
+// at init (naming the paths this CPU has), or nil. While it is non-nil the
+// fastest available path is in use; a program that runs a model should
+// refuse to start.
+func EnvError() error { return envErr }
 
 // Paths lists the code paths this CPU can run, fastest first.
 func Paths() []string {
@@ -117,12 +129,18 @@ func Paths() []string {
 	return out
 }
 
-// SetPath forces a code path ("avx512", "avx2" or "generic"). It is meant
-// for tests and benchmarks; it must not race with running kernels.
+// SetPath forces a code path ("avx512", "avx2" or "generic", any letter
+// case). It is meant for tests and benchmarks; it must not race with
+// running kernels. The error names the paths this CPU can run.
 func SetPath(name string) error {
-	p, ok := paths[name]
+	l := strings.ToLower(strings.TrimSpace(name))
+	p, ok := paths[l]
 	if !ok {
-		return fmt.Errorf("kernel path %q not available on this CPU (have %v)", name, Paths())
+		what := "unknown kernel path"
+		if l == "avx512" || l == "avx2" {
+			what = "kernel path not supported by this CPU"
+		}
+		return fmt.Errorf("%s %q: available paths are %s", what, name, strings.Join(Paths(), ", "))
 	}
 	current.Store(p)
 	return nil

@@ -560,12 +560,19 @@ func TestConcurrentCalls(t *testing.T) {
 // and checks that init picked that path.
 func TestEnvForcesPath(t *testing.T) {
 	if os.Getenv("MAEEMBED_KERNEL_CHILD") != "" {
+		if err := EnvError(); err != nil {
+			t.Fatal(err)
+		}
 		fmt.Printf("path=%s\n", Path())
 		return
 	}
-	for _, p := range Paths() {
+	for i, p := range Paths() {
 		cmd := exec.Command(os.Args[0], "-test.run=^TestEnvForcesPath$")
-		cmd.Env = append(os.Environ(), "MAEEMBED_KERNEL="+p, "MAEEMBED_KERNEL_CHILD=1")
+		env := p
+		if i%2 == 0 { // any letter case names the path
+			env = strings.ToUpper(p)
+		}
+		cmd.Env = append(os.Environ(), "MAEEMBED_KERNEL="+env, "MAEEMBED_KERNEL_CHILD=1")
 		out, err := cmd.CombinedOutput()
 		if err != nil {
 			t.Fatalf("MAEEMBED_KERNEL=%s: %v\n%s", p, err, out)
@@ -576,8 +583,13 @@ func TestEnvForcesPath(t *testing.T) {
 	}
 	cmd := exec.Command(os.Args[0], "-test.run=^TestEnvForcesPath$")
 	cmd.Env = append(os.Environ(), "MAEEMBED_KERNEL=sse9", "MAEEMBED_KERNEL_CHILD=1")
-	if out, err := cmd.CombinedOutput(); err == nil {
+	out, err := cmd.CombinedOutput()
+	if err == nil {
 		t.Errorf("MAEEMBED_KERNEL=sse9 was accepted:\n%s", out)
+	}
+	// Refused with a message naming the paths, not a panic.
+	if strings.Contains(string(out), "goroutine ") || !strings.Contains(string(out), "available paths are "+strings.Join(Paths(), ", ")) {
+		t.Errorf("MAEEMBED_KERNEL=sse9: want an error naming the paths, got:\n%s", out)
 	}
 }
 
