@@ -162,7 +162,8 @@ func TestE2EDryRunResumes(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "out")
 	dry := func(args ...string) []string {
 		t.Helper()
-		code, stdout, stderr := maeembed(t, append(append([]string{"embed", "--dry-run", "-o", out}, args...), root)...)
+		// The run's model: a dry run refuses an output of another, as the run does.
+		code, stdout, stderr := maeembed(t, append(append(append([]string{"embed", "--dry-run", "-o", out}, model...), args...), root)...)
 		if code != 0 {
 			t.Fatalf("dry run %v: exit %d\n%s", args, code, stderr)
 		}
