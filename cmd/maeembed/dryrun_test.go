@@ -37,6 +37,15 @@ func TestE2EDryRunChecksLikeTheRun(t *testing.T) {
 			t.Errorf("%s: dry run exit %d, the run %d", c.name, code, want)
 		}
 	}
+	// reconstruct too checks its model and options first.
+	for _, arg := range []string{"--precision=fp16", "--memory-budget=1"} {
+		out := filepath.Join(t.TempDir(), "out")
+		args := []string{"reconstruct", "-m", model, arg, "-o", out, in}
+		code, stdout, stderr := maeembed(t, append(args, "--dry-run")...)
+		if want, _, _ := maeembed(t, args...); code != want || code == 0 || stdout != "" {
+			t.Errorf("reconstruct %s: dry run exit %d (the run %d), listed %q\n%s", arg, code, want, stdout, stderr)
+		}
+	}
 	// A compatible output: the dry run lists what is left (nothing).
 	if code, stdout, stderr := maeembed(t, "embed", "--dry-run", "-m", model, "--pool", "mean", "-o", mean, in); code != 0 || stdout != "" {
 		t.Errorf("dry run on a finished output: exit %d, listed %q\n%s", code, stdout, stderr)
