@@ -27,10 +27,13 @@ type Inputs struct {
 	Roots   []string
 	skipped atomic.Int64
 	// A retry run (InputOptions.RetryErrors): the error parts found at the
-	// start, and the ids of them this run took again.
+	// start, the ids of them this run took again, and those that already
+	// had an output at the start (an interrupted retry run published it but
+	// did not drop the error row).
 	errorParts []string
 	mu         sync.Mutex
 	retried    map[string]bool
+	superseded map[string]bool
 }
 
 // InputOptions select the inputs of a run.
@@ -71,7 +74,13 @@ func OpenInputs(names []string, stdin io.Reader, o InputOptions) (*Inputs, error
 			}
 			done.Failed = nil
 		} else {
-			in.errorParts, in.retried = done.ErrorParts, map[string]bool{}
+			in.errorParts, in.retried, in.superseded = done.ErrorParts, map[string]bool{}, map[string]bool{}
+			for id := range done.Failed {
+				if done.Output[id] {
+					in.superseded[id] = true
+					delete(done.Failed, id)
+				}
+			}
 		}
 		if len(done.Output)+len(done.Failed) > 0 {
 			slog.Info("resuming: skipping inputs already in the output", "done", len(done.Output), "retrying", len(done.Failed), "output", o.ResumeFrom)
@@ -113,8 +122,8 @@ func (in *Inputs) Retried() int {
 }
 
 // DropRetried removes from the error parts of dir found at the start (a
-// retry run's) the rows of the ids this run read again
-// (sinks.DropErrorRows). Call it only after a run that processed every
+// retry run's) the rows of the ids this run read again and of those that
+// already had an output at the start (sinks.DropErrorRows). Call it only after a run that processed every
 // input and published all it wrote: each retried id then has its new
 // output or its new error row, in a part of this run's own, so no row is
 // lost. Before that, such an id is in the output and in errors/ at once,
@@ -122,10 +131,10 @@ func (in *Inputs) Retried() int {
 func (in *Inputs) DropRetried(dir string) error {
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	if len(in.retried) == 0 {
+	if len(in.retried)+len(in.superseded) == 0 {
 		return nil
 	}
-	return sinks.DropErrorRows(dir, in.errorParts, func(id string) bool { return in.retried[id] })
+	return sinks.DropErrorRows(dir, in.errorParts, func(id string) bool { return in.retried[id] || in.superseded[id] })
 }
 
 // Skipped is the number of inputs skipped so far as already done.

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strings"
 	"sync/atomic"
 )
 
@@ -95,6 +96,11 @@ func OpenWith(inputs []string, stdin io.Reader, opts Options) (*Reader, error) {
 	entries, ignored, repeated, err := expand(inputs, stdin, opts.Extensions, opts.SkipDirs)
 	if err != nil {
 		return nil, err
+	}
+	if len(entries) == 0 {
+		// As an empty directory or a glob that matches nothing (expand):
+		// here, list files and stdin that name nothing.
+		return nil, fmt.Errorf("inputs %s name no image files (%d other files ignored; --extensions sets what is taken)", strings.Join(inputs, " "), ignored)
 	}
 	if ignored > 0 {
 		slog.Info("ignored files that are not images (captions, metadata); --extensions changes the list", "files", ignored)

@@ -49,14 +49,21 @@ func (e *env) embed(o *Options) error {
 		return err
 	}
 	defer b.Close()
-	if o.DryRun {
-		return b.DryRun(e.ctx, e.stdout)
-	}
+	// A dry run checks the model, its options and the output as the run
+	// would, so it fails where the run would and with the same code.
 	em, meta, err := e.openEmbedder(o, pool, &b.Preprocess)
 	if err != nil {
 		return err
 	}
 	meta.Inputs = b.Inputs.Roots
+	if o.DryRun {
+		if o.Resume && o.Output != "" {
+			if err := sinks.CheckResume(o.Output, o.Format, meta); err != nil {
+				return err
+			}
+		}
+		return b.DryRun(e.ctx, e.stdout)
+	}
 	errw, err := sinks.NewErrors(o.Output, meta, sinks.ParquetOptions{})
 	if err != nil {
 		return err

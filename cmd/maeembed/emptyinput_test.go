@@ -27,3 +27,23 @@ func TestE2EEmptyInputDirectory(t *testing.T) {
 		}
 	}
 }
+
+// A list file or stdin that names no image (only comments, or nothing) is
+// the same error, before any output is created.
+func TestE2EEmptyInputList(t *testing.T) {
+	model := []string{"-m", filepath.Join(fixtures, "tiny32", "hf")}
+	list := filepath.Join(t.TempDir(), "c.txt")
+	if err := os.WriteFile(list, []byte("# c\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, in := range []string{list, "-"} {
+		out := filepath.Join(t.TempDir(), "out")
+		code, _, stderr := maeembed(t, append([]string{"embed", "-o", out, in}, model...)...)
+		if code == 0 || !strings.Contains(stderr, in) || !strings.Contains(stderr, "no image files") {
+			t.Errorf("embed of %s: exit %d, want an error naming it\n%s", in, code, stderr)
+		}
+		if _, err := os.Stat(out); err == nil {
+			t.Errorf("embed of %s created the output directory", in)
+		}
+	}
+}

@@ -49,9 +49,6 @@ func (e *env) reconstruct(o *Options) error {
 		return err
 	}
 	defer b.Close()
-	if o.DryRun {
-		return b.DryRun(e.ctx, e.stdout)
-	}
 	m, err := e.openModel(o, true)
 	if err != nil {
 		return err
@@ -63,6 +60,11 @@ func (e *env) reconstruct(o *Options) error {
 	}
 	if err := o.CheckBudget(c.BatchBytes(o.BatchSize, true), b.Preprocess.Budget); err != nil {
 		return usage(err)
+	}
+	if o.DryRun {
+		// After the checks of the model and its options: a dry run fails
+		// where the run would.
+		return b.DryRun(e.ctx, e.stdout)
 	}
 	var noise mae.Noise = mae.SeededNoise(o.Seed)
 	if o.MaskNoise != "" {

@@ -84,6 +84,70 @@ func TestE2ERetryErrors(t *testing.T) {
 	}
 }
 
+// A retry run killed after it published an output but before it dropped
+// the error rows leaves ids both in the output and in errors/ (simulated
+// here by copying the output part of a finished retry of the same state).
+// The next retry run does not count them as retried, and once it
+// completes their error rows are gone.
+func TestE2ERetryErrorsAfterInterruptedRetry(t *testing.T) {
+	root := filepath.Join(t.TempDir(), "in")
+	copyFile(t, filepath.Join(fixtures, "tiny32", "images", "img_000.png"), filepath.Join(root, "good.png"))
+	f, err := os.Create(filepath.Join(root, "big.png"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := png.Encode(f, image.NewNRGBA(image.Rect(0, 0, 1500, 1500))); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	if err := os.WriteFile(filepath.Join(root, "bad.jpg"), []byte("not an image"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	model := []string{"-m", filepath.Join(fixtures, "tiny32", "hf"), "--batch-size", "1"}
+	out := t.TempDir()
+	runCounted(t, summary{1, 2, 0}, append([]string{"embed", "--memory-budget", "4MiB", "-o", out, root}, model...)...)
+	before, err := os.ReadDir(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A finished retry of a copy of out; its new output part (big.png) is
+	// what the killed retry of out had published.
+	done := filepath.Join(t.TempDir(), "done")
+	if err := os.CopyFS(done, os.DirFS(out)); err != nil {
+		t.Fatal(err)
+	}
+	runCounted(t, summary{1, 1, 1}, append([]string{"embed", "--retry-errors", "-o", done, root}, model...)...)
+	had := map[string]bool{}
+	for _, e := range before {
+		had[e.Name()] = true
+	}
+	parts, _ := filepath.Glob(filepath.Join(done, "part-*.parquet"))
+	copied := 0
+	for _, p := range parts {
+		if !had[filepath.Base(p)] {
+			copyFile(t, p, filepath.Join(out, filepath.Base(p)))
+			copied++
+		}
+	}
+	if copied != 1 {
+		t.Fatalf("the retry published %d new parts, want 1", copied)
+	}
+	if e := partIDs(t, out, "errors/part-*.parquet"); e["big.png"] != 1 || partIDs(t, out, "part-*.parquet")["big.png"] != 1 {
+		t.Fatalf("not the state of an interrupted retry: errors %v", e)
+	}
+	// Only bad.jpg is taken again (and fails again: exit 1).
+	code, _, stderr := maeembed(t, append([]string{"embed", "--retry-errors", "-o", out, root}, model...)...)
+	if code != 1 || !strings.Contains(stderr, "0 images written, 1 error, 2 skipped") || !strings.Contains(stderr, "retrying=1 ") {
+		t.Errorf("retry after an interrupted retry: exit %d\n%s", code, stderr)
+	}
+	if e := partIDs(t, out, "errors/part-*.parquet"); e["bad.jpg"] != 1 || len(e) != 1 {
+		t.Errorf("error ids after the retry %v, want bad.jpg once", e)
+	}
+	if o := partIDs(t, out, "part-*.parquet"); o["good.png"] != 1 || o["big.png"] != 1 || len(o) != 2 {
+		t.Errorf("output ids after the retry %v, want good.png and big.png once", o)
+	}
+}
+
 // --dry-run lists what a real run would process: everything on a new
 // output, nothing on a finished one, the failed ids with --retry-errors;
 // an id with a newline stays one (quoted) line.
@@ -98,7 +162,8 @@ func TestE2EDryRunResumes(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "out")
 	dry := func(args ...string) []string {
 		t.Helper()
-		code, stdout, stderr := maeembed(t, append(append([]string{"embed", "--dry-run", "-o", out}, args...), root)...)
+		// The run's model: a dry run refuses an output of another, as the run does.
+		code, stdout, stderr := maeembed(t, append(append(append([]string{"embed", "--dry-run", "-o", out}, model...), args...), root)...)
 		if code != 0 {
 			t.Fatalf("dry run %v: exit %d\n%s", args, code, stderr)
 		}
