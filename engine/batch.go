@@ -29,6 +29,8 @@ type Batch struct {
 	Preprocess stages.Preprocess // the model sets Size
 	Inputs     *Inputs
 	release    func() error
+	created    bool // this run made the output directory
+	closed     bool
 }
 
 // OpenBatch checks o (errors wrapping config.ErrUsage name the flag) and
@@ -59,10 +61,9 @@ func OpenBatch(name string, o FileOptions, src sources.Options, pre stages.Prepr
 		src.SkipDirs = append(src.SkipDirs[:len(src.SkipDirs):len(src.SkipDirs)], o.Output)
 	}
 	in := InputOptions{Source: src, Shard: b.Shard, DryRun: o.DryRun, Budget: b.Preprocess.Budget}
-	created := false // this run made the output directory
 	if !o.DryRun {
 		_, err := os.Stat(o.Output)
-		created = errors.Is(err, os.ErrNotExist)
+		b.created = errors.Is(err, os.ErrNotExist)
 		if b.release, err = OpenOutputDir(OutputDir{Dir: o.Output, Format: o.Format, Shard: b.Shard, Resume: o.Resume}); err != nil {
 			return nil, err
 		}
@@ -73,22 +74,35 @@ func OpenBatch(name string, o FileOptions, src sources.Options, pre stages.Prepr
 		in.ResumeFrom, in.RetryErrors = o.Output, o.RetryErrors
 	}
 	if b.Inputs, err = OpenInputs(o.Inputs, stdin, in); err != nil {
-		b.Close()
-		if created {
-			os.Remove(o.Output) // nothing was written: leave no empty directory
-		}
+		b.Discard()
 		return nil, err
 	}
 	return b, nil
 }
 
-// Close releases the inputs and the output directory.
+// Close releases the inputs and the output directory. It may be called
+// again (after Discard).
 func (b *Batch) Close() {
+	if b.closed {
+		return
+	}
+	b.closed = true
 	if b.Inputs != nil {
 		b.Inputs.Close()
 	}
 	if b.release != nil {
 		b.release()
+	}
+}
+
+// Discard closes b for a run that fails before writing anything (its
+// inputs or its model do not open): it removes the output directory when
+// this run made it and it is still empty, so the failure leaves nothing
+// new behind. A directory that existed before the run stays.
+func (b *Batch) Discard() {
+	b.Close()
+	if b.created {
+		os.Remove(b.Options.Output) // only an empty directory goes
 	}
 }
 
