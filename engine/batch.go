@@ -36,7 +36,8 @@ type Batch struct {
 // OpenBatch checks o (errors wrapping config.ErrUsage name the flag) and
 // opens the run: the output directory first, so a run it refuses (another
 // format, a live run of another kind) stops before reading anything, and
-// resume reads the done ids under its lock. A dry run takes no output.
+// resume reads the done ids under its lock. A dry run checks the output
+// as the run would (CheckOutputDir) but takes nothing.
 func OpenBatch(name string, o FileOptions, src sources.Options, pre stages.PreprocessOptions, stdin io.Reader) (*Batch, error) {
 	if len(o.Inputs) == 0 {
 		return nil, fmt.Errorf("%w: %s needs at least one INPUT (file, directory, glob, list file or '-')", config.ErrUsage, name)
@@ -61,10 +62,18 @@ func OpenBatch(name string, o FileOptions, src sources.Options, pre stages.Prepr
 		src.SkipDirs = append(src.SkipDirs[:len(src.SkipDirs):len(src.SkipDirs)], o.Output)
 	}
 	in := InputOptions{Source: src, Shard: b.Shard, DryRun: o.DryRun, Budget: b.Preprocess.Budget}
+	out := OutputDir{Dir: o.Output, Format: o.Format, Shard: b.Shard, Resume: o.Resume}
+	if o.DryRun && o.Output != "" {
+		// The run's refusals without taking the output: the dry run
+		// writes nothing.
+		if err := CheckOutputDir(out); err != nil {
+			return nil, err
+		}
+	}
 	if !o.DryRun {
 		_, err := os.Stat(o.Output)
 		b.created = errors.Is(err, os.ErrNotExist)
-		if b.release, err = OpenOutputDir(OutputDir{Dir: o.Output, Format: o.Format, Shard: b.Shard, Resume: o.Resume}); err != nil {
+		if b.release, err = OpenOutputDir(out); err != nil {
 			return nil, err
 		}
 	}
