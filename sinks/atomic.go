@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+	"time"
 )
 
 // tempSuffix ends every temporary name; with the leading "." it lets
@@ -219,6 +220,13 @@ func LockOutput(dir, name, why string) (release func() error, err error) {
 	}
 	path := filepath.Join(dir, ".maeembed-"+name+".lock")
 	f, err := lockFile(path, syscall.LOCK_EX|syscall.LOCK_NB)
+	// A dry run's ProbeOutput holds a shared lock for an instant; a live
+	// run holds its lock for the whole run. A few short retries tell the
+	// two apart, so a probe never makes a real run fail.
+	for try := 0; try < 5 && errors.Is(err, syscall.EWOULDBLOCK); try++ {
+		time.Sleep(20 * time.Millisecond)
+		f, err = lockFile(path, syscall.LOCK_EX|syscall.LOCK_NB)
+	}
 	if errors.Is(err, syscall.EWOULDBLOCK) {
 		return nil, lockedError(dir, name, why)
 	}
