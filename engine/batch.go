@@ -29,12 +29,15 @@ type Batch struct {
 	Preprocess stages.Preprocess // the model sets Size
 	Inputs     *Inputs
 	release    func() error
+	created    bool // this run made the output directory
+	closed     bool
 }
 
 // OpenBatch checks o (errors wrapping config.ErrUsage name the flag) and
 // opens the run: the output directory first, so a run it refuses (another
 // format, a live run of another kind) stops before reading anything, and
-// resume reads the done ids under its lock. A dry run takes no output.
+// resume reads the done ids under its lock. A dry run checks the output
+// as the run would (CheckOutputDir) but takes nothing.
 func OpenBatch(name string, o FileOptions, src sources.Options, pre stages.PreprocessOptions, stdin io.Reader) (*Batch, error) {
 	if len(o.Inputs) == 0 {
 		return nil, fmt.Errorf("%w: %s needs at least one INPUT (file, directory, glob, list file or '-')", config.ErrUsage, name)
@@ -59,11 +62,18 @@ func OpenBatch(name string, o FileOptions, src sources.Options, pre stages.Prepr
 		src.SkipDirs = append(src.SkipDirs[:len(src.SkipDirs):len(src.SkipDirs)], o.Output)
 	}
 	in := InputOptions{Source: src, Shard: b.Shard, DryRun: o.DryRun, Budget: b.Preprocess.Budget}
-	created := false // this run made the output directory
+	out := OutputDir{Dir: o.Output, Format: o.Format, Shard: b.Shard, Resume: o.Resume}
+	if o.DryRun && o.Output != "" {
+		// The run's refusals without taking the output: the dry run
+		// writes nothing.
+		if err := CheckOutputDir(out); err != nil {
+			return nil, err
+		}
+	}
 	if !o.DryRun {
 		_, err := os.Stat(o.Output)
-		created = errors.Is(err, os.ErrNotExist)
-		if b.release, err = OpenOutputDir(OutputDir{Dir: o.Output, Format: o.Format, Shard: b.Shard, Resume: o.Resume}); err != nil {
+		b.created = errors.Is(err, os.ErrNotExist)
+		if b.release, err = OpenOutputDir(out); err != nil {
 			return nil, err
 		}
 	}
@@ -73,22 +83,35 @@ func OpenBatch(name string, o FileOptions, src sources.Options, pre stages.Prepr
 		in.ResumeFrom, in.RetryErrors = o.Output, o.RetryErrors
 	}
 	if b.Inputs, err = OpenInputs(o.Inputs, stdin, in); err != nil {
-		b.Close()
-		if created {
-			os.Remove(o.Output) // nothing was written: leave no empty directory
-		}
+		b.Discard()
 		return nil, err
 	}
 	return b, nil
 }
 
-// Close releases the inputs and the output directory.
+// Close releases the inputs and the output directory. It may be called
+// again (after Discard).
 func (b *Batch) Close() {
+	if b.closed {
+		return
+	}
+	b.closed = true
 	if b.Inputs != nil {
 		b.Inputs.Close()
 	}
 	if b.release != nil {
 		b.release()
+	}
+}
+
+// Discard closes b for a run that fails before writing anything (its
+// inputs or its model do not open): it removes the output directory when
+// this run made it and it is still empty, so the failure leaves nothing
+// new behind. A directory that existed before the run stays.
+func (b *Batch) Discard() {
+	b.Close()
+	if b.created {
+		os.Remove(b.Options.Output) // only an empty directory goes
 	}
 }
 

@@ -166,34 +166,15 @@ type OutputDir struct {
 // directory with the other workers of their group only. Then it removes
 // the temporaries of writers that are gone. release frees the locks.
 func OpenOutputDir(o OutputDir) (release func() error, err error) {
-	held, err := sinks.PublishedFormats(o.Dir)
-	if err != nil {
+	if err := o.checkHeld(); err != nil {
 		return nil, err
 	}
-	if !o.Resume && len(held) > 0 {
-		return nil, fmt.Errorf("output %s already holds outputs (%s) and --resume=false would write their ids a second time: "+
-			"use an empty output directory, empty this one, or drop --resume=false to continue it", o.Dir, strings.Join(held, ", "))
-	}
-	for _, f := range held {
-		if f != "errors" && f != o.Format {
-			return nil, fmt.Errorf("output %s holds %s output and this run writes %s: one directory holds one format "+
-				"(a resume would take the %s ids for done ones): use another output directory", o.Dir, f, o.Format, f)
-		}
-	}
-	n := max(1, o.Shard.Count)
-	kind := fmt.Sprintf("%s-%d-shards", o.Format, n)
-	if o.Group != "" {
-		kind = fmt.Sprintf("%s-group-%s", o.Format, url.PathEscape(o.Group))
-	}
-	release, err = sinks.LockOutputKind(o.Dir, kind)
+	release, err = sinks.LockOutputKind(o.Dir, o.kind())
 	if err != nil {
 		return nil, err
 	}
 	if o.Group == "" {
-		lock, why := fmt.Sprintf("shard-%d-of-%d", o.Shard.Index, n), "two runs of the same inputs and shard would write the same ids twice"
-		if o.Format == "npy" {
-			lock, why = "npy", "npy outputs are single files: give each run (and each shard) its own directory"
-		}
+		lock, why := o.runLock()
 		shardRelease, err := sinks.LockOutput(o.Dir, lock, why)
 		if err != nil {
 			release()
@@ -207,4 +188,64 @@ func OpenOutputDir(o OutputDir) (release func() error, err error) {
 		return nil, fmt.Errorf("output: %w", err)
 	}
 	return release, nil
+}
+
+// CheckOutputDir fails where OpenOutputDir would (the outputs o.Dir holds,
+// a live run holding a lock this run needs) but creates nothing and holds
+// no lock afterwards: it only tests the locks. A dry run's check.
+//
+// Unlike the run, it does not refuse an output that holds outputs without
+// Resume: such a dry run lists every input, what --resume=false would
+// process.
+func CheckOutputDir(o OutputDir) error {
+	held := o
+	held.Resume = true
+	if err := held.checkHeld(); err != nil {
+		return err
+	}
+	if err := sinks.ProbeOutputKind(o.Dir, o.kind()); err != nil {
+		return err
+	}
+	if o.Group != "" {
+		return nil
+	}
+	lock, why := o.runLock()
+	return sinks.ProbeOutput(o.Dir, lock, why)
+}
+
+// checkHeld refuses the outputs o.Dir already holds: any without Resume,
+// those of another format.
+func (o OutputDir) checkHeld() error {
+	held, err := sinks.PublishedFormats(o.Dir)
+	if err != nil {
+		return err
+	}
+	if !o.Resume && len(held) > 0 {
+		return fmt.Errorf("output %s already holds outputs (%s) and --resume=false would write their ids a second time: "+
+			"use an empty output directory, empty this one, or drop --resume=false to continue it", o.Dir, strings.Join(held, ", "))
+	}
+	for _, f := range held {
+		if f != "errors" && f != o.Format {
+			return fmt.Errorf("output %s holds %s output and this run writes %s: one directory holds one format "+
+				"(a resume would take the %s ids for done ones): use another output directory", o.Dir, f, o.Format, f)
+		}
+	}
+	return nil
+}
+
+// kind is the run's kind lock name (sinks.LockOutputKind).
+func (o OutputDir) kind() string {
+	if o.Group != "" {
+		return fmt.Sprintf("%s-group-%s", o.Format, url.PathEscape(o.Group))
+	}
+	return fmt.Sprintf("%s-%d-shards", o.Format, max(1, o.Shard.Count))
+}
+
+// runLock is the exclusive lock of a batch run (sinks.LockOutput) and
+// why a second holder is refused.
+func (o OutputDir) runLock() (name, why string) {
+	if o.Format == "npy" {
+		return "npy", "npy outputs are single files: give each run (and each shard) its own directory"
+	}
+	return fmt.Sprintf("shard-%d-of-%d", o.Shard.Index, max(1, o.Shard.Count)), "two runs of the same inputs and shard would write the same ids twice"
 }

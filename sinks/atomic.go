@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+	"time"
 )
 
 // tempSuffix ends every temporary name; with the leading "." it lets
@@ -219,8 +220,15 @@ func LockOutput(dir, name, why string) (release func() error, err error) {
 	}
 	path := filepath.Join(dir, ".maeembed-"+name+".lock")
 	f, err := lockFile(path, syscall.LOCK_EX|syscall.LOCK_NB)
+	// A dry run's ProbeOutput holds a shared lock for an instant; a live
+	// run holds its lock for the whole run. A few short retries tell the
+	// two apart, so a probe never makes a real run fail.
+	for try := 0; try < 5 && errors.Is(err, syscall.EWOULDBLOCK); try++ {
+		time.Sleep(20 * time.Millisecond)
+		f, err = lockFile(path, syscall.LOCK_EX|syscall.LOCK_NB)
+	}
 	if errors.Is(err, syscall.EWOULDBLOCK) {
-		return nil, fmt.Errorf("output %s is being written by another running process (%s): %s", dir, name, why)
+		return nil, lockedError(dir, name, why)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("output lock %s: %w", name, err)
@@ -229,6 +237,32 @@ func LockOutput(dir, name, why string) (release func() error, err error) {
 		os.Remove(path) // before unlocking, so no one locks a file on its way out
 		return f.Close()
 	}, nil
+}
+
+// ProbeOutput fails as LockOutput would, when a live process holds the
+// lock called name in dir, but takes no lock and creates nothing: a dry
+// run's check.
+func ProbeOutput(dir, name, why string) error {
+	f, err := os.Open(filepath.Join(dir, ".maeembed-"+name+".lock"))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("output lock %s: %w", name, err)
+	}
+	defer f.Close()
+	// Shared: it conflicts with a holder's exclusive lock only.
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_SH|syscall.LOCK_NB); err != nil {
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return lockedError(dir, name, why)
+		}
+		return fmt.Errorf("output lock %s: %w", name, err)
+	}
+	return nil
+}
+
+func lockedError(dir, name, why string) error {
+	return fmt.Errorf("output %s is being written by another running process (%s): %s", dir, name, why)
 }
 
 // lockFile creates (or opens) the lock file at path and flocks it with

@@ -196,3 +196,59 @@ func TestLockOutputKindCleansUp(t *testing.T) {
 		t.Errorf("left behind: %v", ents)
 	}
 }
+
+// The probes refuse what taking the locks would, and take none: the lock
+// a probe passed can still be taken, and a missing directory stays
+// missing.
+func TestProbeOutput(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "out")
+	if err := ProbeOutput(missing, "npy", ""); err != nil {
+		t.Errorf("probe of a missing directory: %v", err)
+	}
+	if err := ProbeOutputKind(missing, "npy-1-shards"); err != nil {
+		t.Errorf("kind probe of a missing directory: %v", err)
+	}
+	if _, err := os.Stat(missing); err == nil {
+		t.Errorf("a probe created %s", missing)
+	}
+	dir := t.TempDir()
+	kind, err := LockOutputKind(dir, "parquet-2-shards")
+	if err != nil {
+		t.Fatal(err)
+	}
+	shard, err := LockOutput(dir, "shard-0-of-2", "same ids")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ProbeOutput(dir, "shard-0-of-2", "same ids"); err == nil || !strings.Contains(err.Error(), "another running process (shard-0-of-2): same ids") {
+		t.Errorf("probe of a held lock: %v", err)
+	}
+	if err := ProbeOutputKind(dir, "parquet-3-shards"); err == nil || !strings.Contains(err.Error(), "another kind (parquet-2-shards") {
+		t.Errorf("kind probe beside a live kind: %v", err)
+	}
+	if err := ProbeOutput(dir, "shard-1-of-2", ""); err != nil {
+		t.Errorf("probe of a free lock: %v", err)
+	}
+	if err := ProbeOutputKind(dir, "parquet-2-shards"); err != nil {
+		t.Errorf("kind probe of the live kind: %v", err)
+	}
+	shard()
+	kind()
+	if err := ProbeOutput(dir, "shard-0-of-2", ""); err != nil {
+		t.Errorf("probe after release: %v", err)
+	}
+	// The probes held nothing: the locks can be taken exclusively.
+	again, err := LockOutput(dir, "shard-1-of-2", "")
+	if err != nil {
+		t.Fatalf("after probes: %v", err)
+	}
+	again()
+	other, err := LockOutputKind(dir, "npy-1-shards")
+	if err != nil {
+		t.Fatalf("after kind probes: %v", err)
+	}
+	other()
+	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+		t.Errorf("left behind: %v", ents)
+	}
+}

@@ -40,25 +40,8 @@ func LockOutputKind(dir, kind string) (release func() error, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("output: %w", err)
 	}
-	var live []string
-	for _, e := range ents {
-		other, ok := strings.CutPrefix(e.Name(), kindPrefix)
-		other, ok2 := strings.CutSuffix(other, lockSuffix)
-		if !ok || !ok2 || other == kind {
-			continue
-		}
-		held, err := kindHeld(filepath.Join(dir, e.Name()))
-		if err != nil {
-			return nil, err
-		}
-		if held {
-			live = append(live, other)
-		}
-	}
-	if len(live) > 0 {
-		return nil, fmt.Errorf("output %s is being written by a running process of another kind (%s; this run: %s): processes sharing a directory must be of one kind, "+
-			"batch runs of one format and shard count or stream workers of one consumer group, or their formats would mix and their ids overlap: "+
-			"wait for it, or use another output directory", dir, strings.Join(live, ", "), kind)
+	if err := otherKinds(dir, kind, ents, true); err != nil {
+		return nil, err
 	}
 	f, err := os.OpenFile(filepath.Join(dir, kindPrefix+kind+lockSuffix), os.O_CREATE|os.O_RDWR, 0o644)
 	if err != nil {
@@ -83,6 +66,55 @@ func LockOutputKind(dir, kind string) (release func() error, err error) {
 	}, nil
 }
 
+// ProbeOutputKind fails as LockOutputKind would, when a process holds the
+// lock of another kind in dir, but holds no lock afterwards, leaves
+// nothing behind (a missing dir is free, stale lock files stay): a dry
+// run's check.
+func ProbeOutputKind(dir, kind string) error {
+	if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	// Under the start lock as a start-up checks, so a run starting now
+	// does not see the probe's test lock as a live run.
+	unlockStart, err := lockStart(dir)
+	if err != nil {
+		return err
+	}
+	defer unlockStart()
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return fmt.Errorf("output: %w", err)
+	}
+	return otherKinds(dir, kind, ents, false)
+}
+
+// otherKinds fails, naming them, when live processes hold kind locks of
+// kinds other than kind among ents (dir's entries); removeStale removes
+// the lock files of runs that are gone.
+func otherKinds(dir, kind string, ents []os.DirEntry, removeStale bool) error {
+	var live []string
+	for _, e := range ents {
+		other, ok := strings.CutPrefix(e.Name(), kindPrefix)
+		other, ok2 := strings.CutSuffix(other, lockSuffix)
+		if !ok || !ok2 || other == kind {
+			continue
+		}
+		held, err := kindHeld(filepath.Join(dir, e.Name()), removeStale)
+		if err != nil {
+			return err
+		}
+		if held {
+			live = append(live, other)
+		}
+	}
+	if len(live) > 0 {
+		return fmt.Errorf("output %s is being written by a running process of another kind (%s; this run: %s): processes sharing a directory must be of one kind, "+
+			"batch runs of one format and shard count or stream workers of one consumer group, or their formats would mix and their ids overlap: "+
+			"wait for it, or use another output directory", dir, strings.Join(live, ", "), kind)
+	}
+	return nil
+}
+
 // lockStart takes dir's start-up lock; unlock removes its file again.
 func lockStart(dir string) (unlock func(), err error) {
 	path := filepath.Join(dir, ".maeembed-start"+lockSuffix)
@@ -97,8 +129,8 @@ func lockStart(dir string) (unlock func(), err error) {
 }
 
 // kindHeld reports whether a live process holds the kind lock at path; a
-// stale one (its run is gone) is removed.
-func kindHeld(path string) (bool, error) {
+// stale one (its run is gone) is removed with removeStale.
+func kindHeld(path string, removeStale bool) (bool, error) {
 	f, err := os.OpenFile(path, os.O_RDWR, 0)
 	if errors.Is(err, os.ErrNotExist) {
 		return false, nil
@@ -113,7 +145,9 @@ func kindHeld(path string) (bool, error) {
 		}
 		return false, fmt.Errorf("output lock %s: %w", path, err)
 	}
-	os.Remove(path) // under the start lock: no run is taking it now
+	if removeStale {
+		os.Remove(path) // under the start lock: no run is taking it now
+	}
 	return false, nil
 }
 

@@ -48,7 +48,10 @@ func (e *env) embed(o *Options) error {
 	if err != nil {
 		return err
 	}
-	defer b.Close()
+	// Until the run starts nothing is written: a failure (the model does
+	// not open, an option does not fit it) leaves no new output directory.
+	end := b.Discard
+	defer func() { end() }()
 	// A dry run checks the model, its options and the output as the run
 	// would, so it fails where the run would and with the same code.
 	em, meta, err := e.openEmbedder(o, pool, &b.Preprocess)
@@ -73,5 +76,6 @@ func (e *env) embed(o *Options) error {
 		errw.Abort()
 		return err
 	}
+	end = b.Close
 	return engine.RunBatch(e.ctx, e.stderr, b, o.BatchOptions.Config(), errw, engine.NewEmbedModel(em, o.BatchSize), engine.NewEmbeddingOutput(w))
 }

@@ -47,3 +47,43 @@ func TestE2EEmptyInputList(t *testing.T) {
 		}
 	}
 }
+
+// A run whose model does not open (or does not fit its options) fails
+// before writing anything: it leaves no new output directory, and an
+// existing one stays with what it held.
+func TestE2EMissingModelLeavesNoOutput(t *testing.T) {
+	in := filepath.Join(fixtures, "tiny32", "images")
+	model := filepath.Join(fixtures, "tiny32", "hf")
+	for _, args := range [][]string{
+		{"embed", "-m", filepath.Join(t.TempDir(), "nonexist")},
+		{"reconstruct", "-m", filepath.Join(t.TempDir(), "nonexist")},
+		{"reconstruct", "-m", model, "--memory-budget", "1"},
+	} {
+		out := filepath.Join(t.TempDir(), "out")
+		code, _, stderr := maeembed(t, append(args, "-o", out, in)...)
+		if code == 0 {
+			t.Errorf("%v: exit 0, want a failure\n%s", args, stderr)
+		}
+		if _, err := os.Stat(out); err == nil {
+			t.Errorf("%v: the failed run left the output directory %s", args, out)
+		}
+		// A directory that was there before the run stays, as it was.
+		keep := t.TempDir()
+		note := filepath.Join(keep, "note.txt")
+		if err := os.WriteFile(note, []byte("mine"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		empty := t.TempDir()
+		for _, dir := range []string{keep, empty} {
+			if code, _, stderr := maeembed(t, append(args, "-o", dir, in)...); code == 0 {
+				t.Errorf("%v -o %s: exit 0\n%s", args, dir, stderr)
+			}
+			if _, err := os.Stat(dir); err != nil {
+				t.Errorf("%v: the failed run removed the existing %s: %v", args, dir, err)
+			}
+		}
+		if _, err := os.Stat(note); err != nil {
+			t.Errorf("%v: %v", args, err)
+		}
+	}
+}

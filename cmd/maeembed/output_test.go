@@ -8,8 +8,10 @@ import (
 
 	"github.com/apache/arrow/go/v17/arrow/array"
 
+	"github.com/maeembed/maeembed/engine"
 	"github.com/maeembed/maeembed/mae/weights"
 	"github.com/maeembed/maeembed/sinks"
+	"github.com/maeembed/maeembed/sources"
 )
 
 // Outputs shared between runs: a resume must continue the same run (same
@@ -304,4 +306,46 @@ func TestResumeOtherWeightsRefused(t *testing.T) {
 	if got := visibleIDs(t, out); got["c.png"] != 0 {
 		t.Errorf("the refused run wrote c.png: %v", got)
 	}
+}
+
+// --dry-run refuses the output the run would refuse, with the run's exit
+// code: a live run of another kind, a live run of the same shard, another
+// format. It takes no lock (a run goes ahead after it) and leaves the
+// directory as it was.
+func TestDryRunChecksOutputLocks(t *testing.T) {
+	root := t.TempDir()
+	in, out := filepath.Join(root, "in"), filepath.Join(root, "out")
+	tinyImages(t, in, "a.png", "b.png")
+	dry := func(want string, args ...string) {
+		t.Helper()
+		args = embedArgs(out, append(args, in)...)
+		before, _ := os.ReadDir(out)
+		code, stdout, stderr := maeembed(t, append(args, "--dry-run")...)
+		if code == 0 || stdout != "" || !strings.Contains(stderr, want) {
+			t.Errorf("dry run %v: exit %d, listed %q, want a refusal naming %q\n%s", args, code, stdout, want, stderr)
+		}
+		if after, _ := os.ReadDir(out); len(after) != len(before) {
+			t.Errorf("dry run %v: %d entries in the output before, %d after", args, len(before), len(after))
+		}
+		if run, _, _ := maeembed(t, args...); run != code {
+			t.Errorf("dry run %v: exit %d, the run %d", args, code, run)
+		}
+	}
+	// What a live "--shard 1/2" run holds (flocks are per open file, so
+	// this process holding them is as good as another).
+	release, err := engine.OpenOutputDir(engine.OutputDir{Dir: out, Format: "parquet", Shard: sources.Shard{Index: 1, Count: 2}, Resume: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dry("another kind (parquet-2-shards", "--shard", "0/3")
+	dry("another kind (parquet-2-shards", "--format", "npy")
+	dry("another running process (shard-1-of-2)", "--shard", "1/2")
+	// Another shard of the same count may run beside it.
+	if code, stdout, stderr := maeembed(t, embedArgs(out, "--dry-run", "--shard", "0/2", in)...); code != 0 || stdout == "" {
+		t.Errorf("dry run of shard 0/2 beside 1/2: exit %d, listed %q\n%s", code, stdout, stderr)
+	}
+	release()
+	// The dry runs held nothing: the run goes ahead.
+	mustRun(t, embedArgs(out, in)...)
+	dry("holds parquet output", "--format", "arrow")
 }

@@ -48,7 +48,10 @@ func (e *env) reconstruct(o *Options) error {
 	if err != nil {
 		return err
 	}
-	defer b.Close()
+	// Until the run starts nothing is written: a failure (the model does
+	// not open, an option does not fit it) leaves no new output directory.
+	end := b.Discard
+	defer func() { end() }()
 	m, err := e.openModel(o, true)
 	if err != nil {
 		return err
@@ -98,5 +101,6 @@ func (e *env) reconstruct(o *Options) error {
 		return err
 	}
 	model := engine.NewReconstructModel(rec, o.BatchSize, c.ImageSize, o.Format == "png")
+	end = b.Close
 	return engine.RunBatch(e.ctx, e.stderr, b, o.BatchOptions.Config(), errw, model, engine.NewReconstructionOutput(w))
 }
