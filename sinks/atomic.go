@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
-	"time"
 )
 
 // tempSuffix ends every temporary name; with the leading "." it lets
@@ -219,14 +218,14 @@ func LockOutput(dir, name, why string) (release func() error, err error) {
 		return nil, fmt.Errorf("output: %w", err)
 	}
 	path := filepath.Join(dir, ".maeembed-"+name+".lock")
-	f, err := lockFile(path, syscall.LOCK_EX|syscall.LOCK_NB)
-	// A dry run's ProbeOutput holds a shared lock for an instant; a live
-	// run holds its lock for the whole run. A few short retries tell the
-	// two apart, so a probe never makes a real run fail.
-	for try := 0; try < 5 && errors.Is(err, syscall.EWOULDBLOCK); try++ {
-		time.Sleep(20 * time.Millisecond)
-		f, err = lockFile(path, syscall.LOCK_EX|syscall.LOCK_NB)
+	// Under the start lock, as ProbeOutput tests: a dry run's momentary
+	// test lock is then never taken for a live run's.
+	unlockStart, err := lockStart(dir)
+	if err != nil {
+		return nil, err
 	}
+	f, err := lockFile(path, syscall.LOCK_EX|syscall.LOCK_NB)
+	unlockStart()
 	if errors.Is(err, syscall.EWOULDBLOCK) {
 		return nil, lockedError(dir, name, why)
 	}
@@ -243,7 +242,18 @@ func LockOutput(dir, name, why string) (release func() error, err error) {
 // lock called name in dir, but takes no lock and creates nothing: a dry
 // run's check.
 func ProbeOutput(dir, name, why string) error {
-	f, err := os.Open(filepath.Join(dir, ".maeembed-"+name+".lock"))
+	path := filepath.Join(dir, ".maeembed-"+name+".lock")
+	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	// Under the start lock, as LockOutput takes it, so a run starting now
+	// does not see the test lock as a live run.
+	unlockStart, err := lockStart(dir)
+	if err != nil {
+		return err
+	}
+	defer unlockStart()
+	f, err := os.Open(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
 	}
