@@ -224,7 +224,7 @@ func LockOutput(dir, name, why string) (release func() error, err error) {
 	if err != nil {
 		return nil, err
 	}
-	f, err := lockFile(path, syscall.LOCK_EX|syscall.LOCK_NB)
+	release, err = holdLock(path, syscall.LOCK_EX|syscall.LOCK_NB)
 	unlockStart()
 	if errors.Is(err, syscall.EWOULDBLOCK) {
 		return nil, lockedError(dir, name, why)
@@ -232,10 +232,7 @@ func LockOutput(dir, name, why string) (release func() error, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("output lock %s: %w", name, err)
 	}
-	return func() error {
-		os.Remove(path) // before unlocking, so no one locks a file on its way out
-		return f.Close()
-	}, nil
+	return release, nil
 }
 
 // ProbeOutput fails as LockOutput would, when a live process holds the
@@ -273,6 +270,19 @@ func ProbeOutput(dir, name, why string) error {
 
 func lockedError(dir, name, why string) error {
 	return fmt.Errorf("output %s is being written by another running process (%s): %s", dir, name, why)
+}
+
+// holdLock is lockFile for a lock file of its own: release removes the
+// file again, before unlocking, so no one locks a file on its way out.
+func holdLock(path string, how int) (release func() error, err error) {
+	f, err := lockFile(path, how)
+	if err != nil {
+		return nil, err
+	}
+	return func() error {
+		os.Remove(path)
+		return f.Close()
+	}, nil
 }
 
 // lockFile creates (or opens) the lock file at path and flocks it with
