@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
-	"time"
 )
 
 // tempSuffix ends every temporary name; with the leading "." it lets
@@ -219,31 +218,39 @@ func LockOutput(dir, name, why string) (release func() error, err error) {
 		return nil, fmt.Errorf("output: %w", err)
 	}
 	path := filepath.Join(dir, ".maeembed-"+name+".lock")
-	f, err := lockFile(path, syscall.LOCK_EX|syscall.LOCK_NB)
-	// A dry run's ProbeOutput holds a shared lock for an instant; a live
-	// run holds its lock for the whole run. A few short retries tell the
-	// two apart, so a probe never makes a real run fail.
-	for try := 0; try < 5 && errors.Is(err, syscall.EWOULDBLOCK); try++ {
-		time.Sleep(20 * time.Millisecond)
-		f, err = lockFile(path, syscall.LOCK_EX|syscall.LOCK_NB)
+	// Under the start lock, as ProbeOutput tests: a dry run's momentary
+	// test lock is then never taken for a live run's.
+	unlockStart, err := lockStart(dir)
+	if err != nil {
+		return nil, err
 	}
+	release, err = holdLock(path, syscall.LOCK_EX|syscall.LOCK_NB)
+	unlockStart()
 	if errors.Is(err, syscall.EWOULDBLOCK) {
 		return nil, lockedError(dir, name, why)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("output lock %s: %w", name, err)
 	}
-	return func() error {
-		os.Remove(path) // before unlocking, so no one locks a file on its way out
-		return f.Close()
-	}, nil
+	return release, nil
 }
 
 // ProbeOutput fails as LockOutput would, when a live process holds the
 // lock called name in dir, but takes no lock and creates nothing: a dry
 // run's check.
 func ProbeOutput(dir, name, why string) error {
-	f, err := os.Open(filepath.Join(dir, ".maeembed-"+name+".lock"))
+	path := filepath.Join(dir, ".maeembed-"+name+".lock")
+	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	// Under the start lock, as LockOutput takes it, so a run starting now
+	// does not see the test lock as a live run.
+	unlockStart, err := lockStart(dir)
+	if err != nil {
+		return err
+	}
+	defer unlockStart()
+	f, err := os.Open(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
 	}
@@ -263,6 +270,19 @@ func ProbeOutput(dir, name, why string) error {
 
 func lockedError(dir, name, why string) error {
 	return fmt.Errorf("output %s is being written by another running process (%s): %s", dir, name, why)
+}
+
+// holdLock is lockFile for a lock file of its own: release removes the
+// file again, before unlocking, so no one locks a file on its way out.
+func holdLock(path string, how int) (release func() error, err error) {
+	f, err := lockFile(path, how)
+	if err != nil {
+		return nil, err
+	}
+	return func() error {
+		os.Remove(path)
+		return f.Close()
+	}, nil
 }
 
 // lockFile creates (or opens) the lock file at path and flocks it with

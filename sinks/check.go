@@ -19,49 +19,24 @@ func CheckResume(dir, format string, meta Meta) error {
 		return nil
 	}
 	keys, vals := meta.keyValues()
-	check := func(path string, ignore string) error {
-		kv, err := fileMetadata(path)
-		if err != nil {
-			return fmt.Errorf("resume: %w", err)
-		}
-		k, v := keys, vals
-		if ignore != "" {
-			delete(kv, ignore)
-			k, v = nil, nil
-			for i := range keys {
-				if keys[i] != ignore {
-					k, v = append(k, keys[i]), append(v, vals[i])
-				}
-			}
-		}
-		return compatible(path, kv, k, v)
-	}
 	if format == "npy" {
 		md := filepath.Join(dir, metadataName)
 		if _, err := os.Stat(md); err == nil {
-			if err := check(md, ""); err != nil {
+			kv, err := fileMetadata(md)
+			if err != nil {
+				return fmt.Errorf("resume: %w", err)
+			}
+			if err := compatible(md, kv, keys, vals); err != nil {
 				return err
 			}
 		}
-	} else {
-		_, last, err := nextPartNumber(dir, format)
-		if err != nil {
-			return err
-		}
-		if last != "" {
-			if err := check(last, ""); err != nil {
-				return err
-			}
-		}
+	} else if _, err := resumeParts(dir, format, keys, vals, nil); err != nil {
+		return err
 	}
 	errDir := filepath.Join(dir, errorsDir)
 	if _, err := os.Stat(errDir); errors.Is(err, os.ErrNotExist) {
 		return nil
 	}
-	_, last, err := nextPartNumber(errDir, "parquet")
-	if err != nil || last == "" {
-		return err
-	}
-	// embed's error parts of earlier versions record maeembed.dim 1 (NewErrors).
-	return check(last, "maeembed.dim")
+	_, err := resumeParts(errDir, "parquet", keys, vals, errorsIgnore)
+	return err
 }

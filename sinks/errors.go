@@ -8,6 +8,10 @@ import (
 
 const errorsDir = "errors"
 
+// errorsIgnore are the metadata keys a resume does not compare on error
+// parts: embed's error parts of earlier versions record maeembed.dim 1.
+var errorsIgnore = []string{"maeembed.dim"}
+
 // ErrorParts writes error rows to rolling errors/part-NNNNN.parquet files.
 type ErrorParts struct {
 	rolling
@@ -30,8 +34,7 @@ func NewErrors(dir string, meta Meta, opts ParquetOptions) (*ErrorParts, error) 
 	if err != nil {
 		return nil, err
 	}
-	// embed's error parts of earlier versions record maeembed.dim 1.
-	p, err := newParts(filepath.Join(dir, errorsDir), "parquet", schema, o, []string{"maeembed.dim"}, func(path string) (recordFile, error) {
+	p, err := newParts(filepath.Join(dir, errorsDir), "parquet", schema, o, errorsIgnore, func(path string) (recordFile, error) {
 		return createParquet(path, schema, o.RowGroupBytes)
 	})
 	if err != nil {

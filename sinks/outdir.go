@@ -117,15 +117,11 @@ func otherKinds(dir, kind string, ents []os.DirEntry, removeStale bool) error {
 
 // lockStart takes dir's start-up lock; unlock removes its file again.
 func lockStart(dir string) (unlock func(), err error) {
-	path := filepath.Join(dir, ".maeembed-start"+lockSuffix)
-	f, err := lockFile(path, syscall.LOCK_EX)
+	release, err := holdLock(filepath.Join(dir, ".maeembed-start"+lockSuffix), syscall.LOCK_EX)
 	if err != nil {
 		return nil, fmt.Errorf("output lock: %w", err)
 	}
-	return func() {
-		os.Remove(path) // before unlocking, so no one locks a file on its way out
-		f.Close()
-	}, nil
+	return func() { release() }, nil
 }
 
 // kindHeld reports whether a live process holds the kind lock at path; a

@@ -203,28 +203,34 @@ func newParts(dir, ext string, schema *arrow.Schema, opts ParquetOptions, ignore
 	}
 	// Continue numbering after existing parts so a resumed run never
 	// replaces published files, and only resume the same kind of run.
-	next, last, err := nextPartNumber(dir, ext)
+	md := schema.Metadata()
+	next, err := resumeParts(dir, ext, md.Keys(), md.Values(), ignore)
 	if err != nil {
 		return nil, err
 	}
-	if last != "" {
-		kv, err := fileMetadata(last)
-		if err != nil {
-			return nil, fmt.Errorf("resume: %w", err)
-		}
-		md := schema.Metadata()
-		keys, vals := md.Keys(), md.Values()
-		for _, k := range ignore {
-			delete(kv, k)
-			if i := slices.Index(keys, k); i >= 0 {
-				keys, vals = slices.Delete(slices.Clone(keys), i, i+1), slices.Delete(slices.Clone(vals), i, i+1)
-			}
-		}
-		if err := compatible(last, kv, keys, vals); err != nil {
-			return nil, err
+	return &parts{dir: dir, ext: ext, next: next, open: open, opts: opts}, nil
+}
+
+// resumeParts returns the number after the highest part in dir and checks
+// that the highest part with extension ext (if any) was written with the
+// metadata keys/vals, except for the keys in ignore. It reads only file
+// metadata: NewEmbeddings and the dry run's CheckResume share it.
+func resumeParts(dir, ext string, keys, vals, ignore []string) (int, error) {
+	next, last, err := nextPartNumber(dir, ext)
+	if err != nil || last == "" {
+		return next, err
+	}
+	kv, err := fileMetadata(last)
+	if err != nil {
+		return 0, fmt.Errorf("resume: %w", err)
+	}
+	for _, k := range ignore {
+		delete(kv, k)
+		if i := slices.Index(keys, k); i >= 0 {
+			keys, vals = slices.Delete(slices.Clone(keys), i, i+1), slices.Delete(slices.Clone(vals), i, i+1)
 		}
 	}
-	return &parts{dir: dir, ext: ext, next: next, open: open, opts: opts}, nil
+	return next, compatible(last, kv, keys, vals)
 }
 
 // nextPartNumber returns the number after the highest part-NNNNN.* in dir

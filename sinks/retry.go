@@ -28,15 +28,11 @@ func DropErrorRows(dir string, paths []string, drop func(id string) bool) error 
 	if len(paths) == 0 {
 		return nil
 	}
-	lockPath := filepath.Join(dir, ".maeembed-errors-rewrite"+lockSuffix)
-	lock, err := lockFile(lockPath, syscall.LOCK_EX)
+	unlock, err := holdLock(filepath.Join(dir, ".maeembed-errors-rewrite"+lockSuffix), syscall.LOCK_EX)
 	if err != nil {
 		return fmt.Errorf("errors rewrite lock: %w", err)
 	}
-	defer func() {
-		os.Remove(lockPath) // before unlocking, as LockOutput's release
-		lock.Close()
-	}()
+	defer unlock()
 	for _, p := range paths {
 		if err := dropRows(p, drop); err != nil {
 			return fmt.Errorf("drop superseded error rows: %w", err)

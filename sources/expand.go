@@ -60,6 +60,13 @@ func isListFile(path string) bool {
 	return false
 }
 
+// noImageFiles is the error of inputs that give no image file (subject
+// says which: "input directory d holds"), with the count of files left out
+// for their extension: OpenWith's for all inputs, expand's per directory.
+func noImageFiles(subject string, ignored int) error {
+	return fmt.Errorf("%s no image files (%d other files ignored; --extensions sets what is taken)", subject, ignored)
+}
+
 // expand turns command-line inputs into the sorted, de-duplicated list of
 // entries. Ids are the path relative to the input root: for a directory or
 // glob, relative to it; for a file given directly, its base name; for paths
@@ -119,7 +126,7 @@ func expand(inputs []string, stdin io.Reader, exts, skip []string) (entries []en
 			walk(filepath.Clean(in), filepath.Clean(in), "", visited, found)
 			if len(out) == n && len(visited) > walked {
 				// As a glob that matches nothing: most likely a wrong path.
-				return nil, 0, 0, fmt.Errorf("input directory %s holds no image files (%d other files ignored; --extensions sets what is taken)", in, ignored-skipped)
+				return nil, 0, 0, noImageFiles("input directory "+in+" holds", ignored-skipped)
 			}
 		case err == nil && isListFile(in):
 			f, err := os.Open(in)

@@ -100,7 +100,7 @@ func OpenWith(inputs []string, stdin io.Reader, opts Options) (*Reader, error) {
 	if len(entries) == 0 {
 		// As an empty directory or a glob that matches nothing (expand):
 		// here, list files and stdin that name nothing.
-		return nil, fmt.Errorf("inputs %s name no image files (%d other files ignored; --extensions sets what is taken)", strings.Join(inputs, " "), ignored)
+		return nil, noImageFiles("inputs "+strings.Join(inputs, " ")+" name", ignored)
 	}
 	if ignored > 0 {
 		slog.Info("ignored files that are not images (captions, metadata); --extensions changes the list", "files", ignored)

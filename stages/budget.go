@@ -136,9 +136,11 @@ func (b *Budget) AcquireInput(ctx context.Context, n int64) (release func(), err
 		b.excess.Add(x)
 	}
 	b.collect(n)
-	own := b.held(n)
+	b.held(n)
+	var done atomic.Bool
 	return func() {
-		if own() {
+		if done.CompareAndSwap(false, true) {
+			b.unheld(n)
 			b.input.Release(w)
 			if x > 0 {
 				b.excess.Add(-x)
@@ -177,9 +179,11 @@ func (b *Budget) acquireDecode(ctx context.Context, n int64) (release func(), er
 	for m := b.mostDecode.Load(); n > m && !b.mostDecode.CompareAndSwap(m, n); m = b.mostDecode.Load() {
 	}
 	b.collect(n)
-	own := b.held(n)
+	b.held(n)
+	var done atomic.Bool
 	return func() {
-		if own() {
+		if done.CompareAndSwap(false, true) {
+			b.unheld(n)
 			b.dec.Release(n)
 		}
 	}, nil
@@ -207,9 +211,11 @@ func (b *Budget) Keep(ctx context.Context, n int64) (release func(), err error) 
 		return nil, err
 	}
 	b.kept.Add(n)
-	own := b.held(n)
+	b.held(n)
+	var done atomic.Bool
 	return func() {
-		if own() {
+		if done.CompareAndSwap(false, true) {
+			b.unheld(n)
 			b.kept.Add(-n)
 			b.dec.Release(n)
 		}
@@ -224,22 +230,20 @@ func (b *Budget) Kept() int64 {
 	return b.kept.Load()
 }
 
-// held records n bytes as in use and returns their release, which reports
-// true on its first call only (the caller then gives back its semaphores).
-func (b *Budget) held(n int64) func() bool {
+// held records n bytes as in use; unheld gives them back. The caller's
+// release calls unheld once (guarded by its own flag, so a hold costs one
+// closure and its flag), then gives back its semaphores.
+func (b *Budget) held(n int64) {
 	now := b.inUse.Add(n)
 	for p := b.peak.Load(); now > p && !b.peak.CompareAndSwap(p, now); p = b.peak.Load() {
 	}
-	var done atomic.Bool
-	return func() bool {
-		if !done.CompareAndSwap(false, true) {
-			return false
-		}
-		b.inUse.Add(-n)
-		if n >= LargeHold {
-			b.freed.Add(n)
-		}
-		return true
+}
+
+// unheld gives back n bytes recorded by held.
+func (b *Budget) unheld(n int64) {
+	b.inUse.Add(-n)
+	if n >= LargeHold {
+		b.freed.Add(n)
 	}
 }
 
