@@ -112,9 +112,24 @@ func configured(c *cobra.Command, args []string, cfg any, extra []string, flags 
 		if err := config.CheckKeys(fs, keys, extra, path, name); err != nil {
 			return err
 		}
+		for _, k := range keys {
+			if fs.Lookup(strings.ReplaceAll(k, "_", "-")) != nil {
+				_ = fs.SetAnnotation(strings.ReplaceAll(k, "_", "-"), fromConfigFile, []string{path})
+			}
+		}
 		return run(pos)
 	}
 	return c
+}
+
+// fromConfigFile annotates the flags whose value the config file gave.
+const fromConfigFile = "maeembed/config-file"
+
+// given says whether the option of flag name was given, as a flag or as a
+// key of the config file, rather than left at its default.
+func given(fs *pflag.FlagSet, name string) bool {
+	f := fs.Lookup(name)
+	return f != nil && (f.Changed || f.Annotations[fromConfigFile] != nil)
 }
 
 // fileFlags are the flags of the file commands (embed, reconstruct);
