@@ -89,7 +89,8 @@ func (e *env) command(s commandSpec, args []string) *cobra.Command {
 // named in args is decoded into cfg (config.Load) before flags defines
 // the flags on cfg's fields (with the file's values as defaults), so flags
 // override the file; a key that is neither a flag nor one of extra is a
-// usage error. run gets the positional arguments.
+// usage error. The flags the file set are annotated (given tells them,
+// and the changed flags, from defaults). run gets the positional arguments.
 func configured(c *cobra.Command, args []string, cfg any, extra []string, flags func(fs *pflag.FlagSet), run func(pos []string) error) *cobra.Command {
 	name, _, _ := strings.Cut(c.Use, " ")
 	var cfgErr error
