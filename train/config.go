@@ -35,6 +35,9 @@ type Config struct {
 	// Sources says what the inputs hold, as for embed.
 	Sources sources.Options `yaml:",inline"`
 	Inputs  []string        `yaml:"inputs"`
+	// WarmupChosen says --warmup-epochs was given (flag or key), so it is
+	// kept even where the default would be scaled (Recipe.ScaleWarmup).
+	WarmupChosen bool `yaml:"-"`
 }
 
 // DefaultConfig is DefaultRecipe on the built-in architecture with
@@ -51,7 +54,7 @@ func (c *Config) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.Init, "init", c.Init, "start from this checkpoint's weights (same architecture) instead of the random init")
 	fs.StringVarP(&c.Output, "output", "o", c.Output, "directory of checkpoints, metrics.csv, loss.png and errors/")
 	fs.IntVar(&r.Epochs, "epochs", r.Epochs, "epochs over the training images")
-	fs.Float64Var(&r.WarmupEpochs, "warmup-epochs", r.WarmupEpochs, "epochs of linear lr warmup (the default 40 becomes a tenth of --epochs when --epochs is 40 or fewer)")
+	fs.Float64Var(&r.WarmupEpochs, "warmup-epochs", r.WarmupEpochs, "epochs of linear lr warmup (unless given, the default 40 becomes a tenth of --epochs when --epochs is 40 or fewer)")
 	fs.IntVar(&r.BatchSize, "batch-size", r.BatchSize, "images per iteration")
 	fs.IntVar(&r.AccumIter, "accum-iter", r.AccumIter, "iterations of gradient accumulation per optimiser step")
 	fs.Float64Var(&r.BLR, "blr", r.BLR, "base learning rate: lr = blr × batch size × accum iter / 256")
@@ -88,7 +91,7 @@ func (c Config) Job(stdin io.Reader, progress io.Writer) (Job, error) {
 	case c.Keep < 0:
 		return Job{}, fmt.Errorf("%w: --keep-checkpoints %d: want 0 (all) or more", config.ErrUsage, c.Keep)
 	}
-	r, scaled := c.Recipe.ScaleWarmup()
+	r, scaled := c.Recipe.ScaleWarmup(c.WarmupChosen)
 	if scaled {
 		slog.Info("warmup scaled to a tenth of --epochs (pass --warmup-epochs to choose)", "epochs", r.Epochs, "warmup_epochs", r.WarmupEpochs)
 	}

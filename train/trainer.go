@@ -94,12 +94,13 @@ func (r Recipe) Validate() error {
 // ScaleWarmup returns r with the default warmup (DefaultRecipe's 40
 // epochs) cut to a tenth of the epochs when it would not fit in them
 // (epochs <= 40), and whether it did: a short trial run needs no
-// --warmup-epochs. The MAE recipe warms up 40 of 800 epochs (5 %); a
-// tenth keeps short runs warming up for a few steps. It is a function of
-// the recipe alone, so --resume with the same flags finds the same
-// recipe in the checkpoint.
-func (r Recipe) ScaleWarmup() (Recipe, bool) {
-	if def := DefaultRecipe().WarmupEpochs; r.WarmupEpochs == def && float64(r.Epochs) <= def && r.Epochs >= 1 {
+// --warmup-epochs. A warmup the user chose (chosen: given as a flag or a
+// config-file key, even if 40) is never changed. The MAE recipe warms up
+// 40 of 800 epochs (5 %); a tenth keeps short runs warming up for a few
+// steps. It is a function of the options alone, so --resume with the
+// same options finds the same recipe in the checkpoint.
+func (r Recipe) ScaleWarmup(chosen bool) (Recipe, bool) {
+	if def := DefaultRecipe().WarmupEpochs; !chosen && r.WarmupEpochs == def && float64(r.Epochs) <= def && r.Epochs >= 1 {
 		r.WarmupEpochs = float64(r.Epochs) / 10
 		return r, true
 	}

@@ -89,7 +89,8 @@ func (e *env) command(s commandSpec, args []string) *cobra.Command {
 // named in args is decoded into cfg (config.Load) before flags defines
 // the flags on cfg's fields (with the file's values as defaults), so flags
 // override the file; a key that is neither a flag nor one of extra is a
-// usage error. run gets the positional arguments.
+// usage error. The flags the file set are annotated (given tells them,
+// and the changed flags, from defaults). run gets the positional arguments.
 func configured(c *cobra.Command, args []string, cfg any, extra []string, flags func(fs *pflag.FlagSet), run func(pos []string) error) *cobra.Command {
 	name, _, _ := strings.Cut(c.Use, " ")
 	var cfgErr error
@@ -112,9 +113,24 @@ func configured(c *cobra.Command, args []string, cfg any, extra []string, flags 
 		if err := config.CheckKeys(fs, keys, extra, path, name); err != nil {
 			return err
 		}
+		for _, k := range keys {
+			if fs.Lookup(strings.ReplaceAll(k, "_", "-")) != nil {
+				_ = fs.SetAnnotation(strings.ReplaceAll(k, "_", "-"), fromConfigFile, []string{path})
+			}
+		}
 		return run(pos)
 	}
 	return c
+}
+
+// fromConfigFile annotates the flags whose value the config file gave.
+const fromConfigFile = "maeembed/config-file"
+
+// given says whether the option of flag name was given, as a flag or as a
+// key of the config file, rather than left at its default.
+func given(fs *pflag.FlagSet, name string) bool {
+	f := fs.Lookup(name)
+	return f != nil && (f.Changed || f.Annotations[fromConfigFile] != nil)
 }
 
 // fileFlags are the flags of the file commands (embed, reconstruct);

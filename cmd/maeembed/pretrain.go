@@ -34,6 +34,7 @@ takes (files, directories, globs, list files, tar, Parquet).`,
 		if len(inputs) > 0 {
 			c.Inputs = inputs
 		}
+		c.WarmupChosen = given(cmd.Flags(), "warmup-epochs")
 		job, err := c.Job(e.stdin, e.stderr)
 		if err != nil {
 			return err

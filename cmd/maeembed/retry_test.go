@@ -34,25 +34,36 @@ func partIDs(t *testing.T, out, pat string) map[string]int {
 	return ids
 }
 
+// retryInputs writes good.png, big.png (9 MB to decode, a small file: an
+// error under a 4MiB memory budget only) and bad.jpg (never an image) to a
+// new directory, and returns it with the model flags of the retry tests.
+func retryInputs(t *testing.T) (root string, model []string) {
+	t.Helper()
+	root = filepath.Join(t.TempDir(), "in")
+	copyFile(t, filepath.Join(fixtures, "tiny32", "images", "img_000.png"), filepath.Join(root, "good.png"))
+	f, err := os.Create(filepath.Join(root, "big.png"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := png.Encode(f, image.NewNRGBA(image.Rect(0, 0, 1500, 1500))); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "bad.jpg"), []byte("not an image"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return root, []string{"-m", filepath.Join(fixtures, "tiny32", "hf"), "--batch-size", "1"}
+}
+
 // An image refused under a small memory budget is an error row that a
 // plain rerun with a larger budget skips as done; --retry-errors processes
 // it again, and afterwards it is in the output once and no longer in
 // errors/, while an input that fails again keeps exactly one error row.
 func TestE2ERetryErrors(t *testing.T) {
-	root := filepath.Join(t.TempDir(), "in")
-	copyFile(t, filepath.Join(fixtures, "tiny32", "images", "img_000.png"), filepath.Join(root, "good.png"))
-	f, err := os.Create(filepath.Join(root, "big.png")) // 9 MB to decode, a small file
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := png.Encode(f, image.NewNRGBA(image.Rect(0, 0, 1500, 1500))); err != nil {
-		t.Fatal(err)
-	}
-	f.Close()
-	if err := os.WriteFile(filepath.Join(root, "bad.jpg"), []byte("not an image"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	model := []string{"-m", filepath.Join(fixtures, "tiny32", "hf"), "--batch-size", "1"}
+	root, model := retryInputs(t)
 	out := t.TempDir()
 	stderr := runCounted(t, summary{1, 2, 0}, append([]string{"embed", "--memory-budget", "4MiB", "-o", out, root}, model...)...)
 	if !strings.Contains(stderr, "--retry-errors") {
@@ -90,20 +101,7 @@ func TestE2ERetryErrors(t *testing.T) {
 // The next retry run does not count them as retried, and once it
 // completes their error rows are gone.
 func TestE2ERetryErrorsAfterInterruptedRetry(t *testing.T) {
-	root := filepath.Join(t.TempDir(), "in")
-	copyFile(t, filepath.Join(fixtures, "tiny32", "images", "img_000.png"), filepath.Join(root, "good.png"))
-	f, err := os.Create(filepath.Join(root, "big.png"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := png.Encode(f, image.NewNRGBA(image.Rect(0, 0, 1500, 1500))); err != nil {
-		t.Fatal(err)
-	}
-	f.Close()
-	if err := os.WriteFile(filepath.Join(root, "bad.jpg"), []byte("not an image"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	model := []string{"-m", filepath.Join(fixtures, "tiny32", "hf"), "--batch-size", "1"}
+	root, model := retryInputs(t)
 	out := t.TempDir()
 	runCounted(t, summary{1, 2, 0}, append([]string{"embed", "--memory-budget", "4MiB", "-o", out, root}, model...)...)
 	before, err := os.ReadDir(out)

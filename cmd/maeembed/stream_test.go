@@ -26,6 +26,7 @@ import (
 	franz "github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/maeembed/maeembed/internal/logtest"
 	"github.com/maeembed/maeembed/sinks"
 	sinkkafka "github.com/maeembed/maeembed/sinks/kafka"
 )
@@ -206,30 +207,12 @@ func recHeader(r *franz.Record, k string) string {
 	return ""
 }
 
-// syncBuffer is a goroutine-safe log sink.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // streamInProcess runs `maeembed stream` in this process until stop is
 // called (the SIGTERM path: the context ends), returning its exit code.
-func streamInProcess(t *testing.T, args ...string) (stop func() int, logs *syncBuffer) {
+func streamInProcess(t *testing.T, args ...string) (stop func() int, logs *logtest.Buffer) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	logs = &syncBuffer{}
+	logs = &logtest.Buffer{}
 	done := make(chan int, 1)
 	go func() { done <- run(ctx, append([]string{"stream"}, args...), strings.NewReader(""), io.Discard, logs) }()
 	var once sync.Once
@@ -468,14 +451,14 @@ func binary(t *testing.T) string {
 // worker is a maeembed stream subprocess.
 type worker struct {
 	cmd  *exec.Cmd
-	logs *syncBuffer
+	logs *logtest.Buffer
 	done chan struct{}
 	err  error
 }
 
 func startWorker(t *testing.T, args ...string) *worker {
 	t.Helper()
-	w := &worker{logs: &syncBuffer{}, done: make(chan struct{})}
+	w := &worker{logs: &logtest.Buffer{}, done: make(chan struct{})}
 	w.cmd = exec.Command(binary(t), append([]string{"stream"}, args...)...)
 	w.cmd.Stdout, w.cmd.Stderr = w.logs, w.logs
 	if err := w.cmd.Start(); err != nil {

@@ -20,7 +20,9 @@ func TestE2ETarMemberNamesStayInside(t *testing.T) {
 	}
 	base := t.TempDir()
 	shard := filepath.Join(base, "in", "s.tar")
-	os.MkdirAll(filepath.Dir(shard), 0o755)
+	if err := os.MkdirAll(filepath.Dir(shard), 0o755); err != nil {
+		t.Fatal(err)
+	}
 	f, err := os.Create(shard)
 	if err != nil {
 		t.Fatal(err)
@@ -28,13 +30,19 @@ func TestE2ETarMemberNamesStayInside(t *testing.T) {
 	names := []string{"a/./b/../c.png", "a//b.png", "a/b.png", "../../escape.png", "/abs/root.png"}
 	tw := tar.NewWriter(f)
 	for _, n := range names {
-		tw.WriteHeader(&tar.Header{Name: n, Mode: 0o644, Size: int64(len(img)), Typeflag: tar.TypeReg})
-		tw.Write(img)
+		if err := tw.WriteHeader(&tar.Header{Name: n, Mode: 0o644, Size: int64(len(img)), Typeflag: tar.TypeReg}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tw.Write(img); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if err := tw.Close(); err != nil {
 		t.Fatal(err)
 	}
-	f.Close()
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
 	out := filepath.Join(base, "deep", "out")
 	args := []string{"reconstruct", "-m", filepath.Join(fixtures, "tiny32", "hf"), "--format", "png", "--resize", "none", "-o", out, shard}
 	runCounted(t, summary{len(names), 0, 0}, args...)

@@ -209,6 +209,25 @@ func TestPretrainWarmupFitsEpochs(t *testing.T) {
 	}
 }
 
+// Only the default warmup is scaled: 40 given as --warmup-epochs or as the
+// config file's warmup_epochs is the user's choice, and with --epochs 2 a
+// usage error, not silently 0.2.
+func TestPretrainChosenWarmupNotScaled(t *testing.T) {
+	imgs := filepath.Join(fixtures, "tiny32", "images")
+	cfg := filepath.Join(fixtures, "tiny32", "hf", "config.json")
+	file := filepath.Join(t.TempDir(), "pretrain.yaml")
+	if err := os.WriteFile(file, []byte("warmup_epochs: 40\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, given := range [][]string{{"--warmup-epochs", "40"}, {"--config-file", file}} {
+		out := filepath.Join(t.TempDir(), "o")
+		code, _, stderr := maeembed(t, append([]string{"pretrain", "-m", cfg, "--epochs", "2", "-o", out, imgs}, given...)...)
+		if code != 2 || !strings.Contains(stderr, "--warmup-epochs 40") {
+			t.Errorf("%v --epochs 2: exit %d, want 2 naming --warmup-epochs 40\n%s", given, code, stderr)
+		}
+	}
+}
+
 // Every command's help has a description and examples, and says each
 // default once; an error names its command once.
 func TestHelpAndErrorWording(t *testing.T) {

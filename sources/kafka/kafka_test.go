@@ -10,7 +10,6 @@ import (
 	"net/http/httptest"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -22,6 +21,7 @@ import (
 	"github.com/twmb/franz-go/pkg/sasl"
 	"github.com/twmb/franz-go/pkg/sasl/plain"
 
+	"github.com/maeembed/maeembed/internal/logtest"
 	"github.com/maeembed/maeembed/kafkaconn"
 	"github.com/maeembed/maeembed/sources"
 	"github.com/maeembed/maeembed/stages"
@@ -421,25 +421,12 @@ func TestBudgetPausesFetching(t *testing.T) {
 	}
 }
 
-// logBuffer is a concurrency-safe slog destination.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-func (l *logBuffer) String() string { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
-
 // Against a broker host that does not resolve, each retry is one log
 // line (the probe's, with its backoff), not one more per failed fetch;
 // and closing a consumer that never joined its group does not say it left
 // it.
 func TestUnreachableBrokerLogsOncePerAttempt(t *testing.T) {
-	var logs logBuffer
+	var logs logtest.Buffer
 	prev := slog.Default()
 	slog.SetDefault(slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo})))
 	defer slog.SetDefault(prev)
