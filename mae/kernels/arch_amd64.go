@@ -227,13 +227,8 @@ var avx2Impl = impl{
 func registerArch() {
 	if cpu.X86.HasAVX2 && cpu.X86.HasFMA {
 		paths["avx2"] = &avx2Impl
-		im := avx2Impl
-		im.name = "avx2-int8"
+		im := avx2Impl.reduced("avx2-int8", kernelI8AVX2, dequantTileAVX2)
 		im.mr = 4
-		im.kernel = kernelI8AVX2
-		im.kernelPF = nil   // the float32 kernel's; int8 has its own
-		im.kc, im.nb = 0, 0 // the int8 kernel keeps the driver's blocking
-		im.dequantTile = dequantTileAVX2
 		i8AVX2Impl = &im
 		quantAVX2 = &quantHelpers{absMax: absMaxAVX2, quantU8: quantU8AVX2, width: 8}
 	}
@@ -242,18 +237,11 @@ func registerArch() {
 	if cpu.X86.HasAVX512F && cpu.X86.HasAVX512VL && cpu.X86.HasFMA {
 		paths["avx512"] = &avx512Impl
 		if hasBF16 {
-			im := avx512Impl
-			im.name = "avx512-bf16"
-			im.kernel = kernelBF16AVX512
-			im.edge = nil // float32 only
+			im := avx512Impl.reduced("avx512-bf16", kernelBF16AVX512, nil)
 			bf16Impl = &im
 		}
 		if hasVNNI {
-			im := avx512Impl
-			im.name = "avx512-vnni"
-			im.kernel = kernelI8AVX512
-			im.edge = nil // float32 only
-			im.dequantTile = dequantTileAVX512
+			im := avx512Impl.reduced("avx512-vnni", kernelI8AVX512, dequantTileAVX512)
 			i8Impl = &im
 		}
 		quantAVX512 = &quantHelpers{absMax: absMaxAVX512, quantU8: quantU8AVX512, width: 16}

@@ -113,7 +113,7 @@ func constants() {
 
 func k(name string) string { return fmt.Sprintf("kconst<>+%d(SB)", constOff[name]) }
 
-// aRow512 gives the address of row r of the A micro-panel: SI = row 0,
+// aRow gives the address of row r of the A micro-panel: SI = row 0,
 // R8 = row stride in bytes, R10 = SI+3·R8, R11 = SI+6·R8, R12 = SI+9·R8.
 var aRow = []string{"(SI)", "(SI)(R8*1)", "(SI)(R8*2)", "(R10)", "(SI)(R8*4)", "(R10)(R8*2)",
 	"(R11)", "(R10)(R8*4)", "(SI)(R8*8)", "(R12)", "(R11)(R8*4)", "(R10)(R8*8)"}
@@ -144,7 +144,7 @@ func kernelPrologue(name string) {
 // emits acc += a·b for registers b, a, acc. The float32 kernel uses
 // VBROADCASTSS and VFMADD231PS; the bf16 kernel VPBROADCASTD and VDPBF16PS,
 // whose k steps are pairs of bf16 packed in one 32-bit word (see
-// kernelsBF16): the loop and epilogue are the same. The int8 kernel
+// Packed.Convert): the loop and epilogue are the same. The int8 kernel
 // (VPDPBUSD: four u8·s8 products per 32-bit lane) accumulates int32: after
 // the loop it subtracts the int32 compensation row passed as bias (on the
 // last K chunk only; see linearInt8) and converts to float32, and adds no

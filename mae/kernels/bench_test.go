@@ -9,12 +9,15 @@ import (
 	"time"
 )
 
-// modelShapes are the ViT-B/16 encoder's GEMMs at batch 8 (8·197 = 1576
-// rows): qkv, proj, fc1, fc2 as m×k×n.
-var modelShapes = []struct {
+// gemmShape is one Linear call of a benchmark: m×k times k×n.
+type gemmShape struct {
 	name    string
 	m, k, n int
-}{
+}
+
+// modelShapes are the ViT-B/16 encoder's GEMMs at batch 8 (8·197 = 1576
+// rows): qkv, proj, fc1, fc2 as m×k×n.
+var modelShapes = []gemmShape{
 	{"qkv", 1576, 768, 2304},
 	{"proj", 1576, 768, 768},
 	{"fc1", 1576, 768, 3072},
@@ -106,10 +109,7 @@ func BenchmarkLinearSmall(b *testing.B) {
 // decoderShapes are the MAE decoder's GEMMs at batch 8 (512 wide, MLP
 // 2048) and its prediction head, plus the masked encoder's (8·50 = 400
 // rows): reconstruction's hot calls.
-var decoderShapes = []struct {
-	name    string
-	m, k, n int
-}{
+var decoderShapes = []gemmShape{
 	{"qkv", 1576, 512, 1536},
 	{"proj", 1576, 512, 512},
 	{"fc1", 1576, 512, 2048},

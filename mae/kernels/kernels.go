@@ -82,6 +82,20 @@ type impl struct {
 	dequantTile func(c *float32, ldc, rows int, rs, cs, bias *float32)
 }
 
+// reduced is a reduced-precision impl derived from the float32 impl fp32:
+// the same driver, packing and vector helpers with kernel (same mr unless
+// the caller changes it) in place of fp32's, and dequantTile, if not nil,
+// as its int8 epilogue. What belongs to fp32's kernel alone is dropped
+// here, once: its per-row edge kernels, its prefetching twin and its K/N
+// blocking (tuned for it; other kernels keep the driver's).
+func (fp32 impl) reduced(name string, kernel kernelFunc, dequantTile func(c *float32, ldc, rows int, rs, cs, bias *float32)) impl {
+	im := fp32
+	im.name, im.kernel, im.dequantTile = name, kernel, dequantTile
+	im.edge, im.kernelPF = nil, nil
+	im.kc, im.nb = 0, 0
+	return im
+}
+
 var (
 	paths   = map[string]*impl{"generic": &genericImpl}
 	current atomic.Pointer[impl]

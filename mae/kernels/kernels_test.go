@@ -422,7 +422,7 @@ func TestAttention(t *testing.T) {
 // collector off on one P (alloctest), so a loaded machine cannot change the
 // result; BenchmarkNoAllocs reports the same calls' allocations per op.
 func TestNoAllocs(t *testing.T) {
-	if raceEnabled {
+	if alloctest.Race {
 		t.Skip("sync.Pool is randomised under the race detector")
 	}
 	forEachPath(t, func(t *testing.T) {

@@ -196,12 +196,7 @@ func kernelBF16Generic(k int, a *float32, rs, ps int, b *float32, c *float32, ld
 	storeGeneric(&acc, c, ldc, alpha, beta, bias)
 }
 
-var bf16GenericImpl = func() impl {
-	im := genericImpl
-	im.name = "generic-bf16"
-	im.kernel = kernelBF16Generic
-	return im
-}()
+var bf16GenericImpl = genericImpl.reduced("generic-bf16", kernelBF16Generic, nil)
 
 // linearBF16 is Linear for a BF16 weight: activations are rounded to bf16
 // (into pooled scratch) and multiplied with the native kernel, or with the
@@ -417,12 +412,7 @@ func kernelI8Generic(k int, a *float32, rs, ps int, b *float32, c *float32, ldc 
 	}
 }
 
-var i8GenericImpl = func() impl {
-	im := genericImpl
-	im.name = "generic-int8"
-	im.kernel = kernelI8Generic
-	return im
-}()
+var i8GenericImpl = genericImpl.reduced("generic-int8", kernelI8Generic, nil)
 
 // linearInt8 is Linear for an Int8 weight (beta 0: a residual that is y
 // itself comes as a copy). Activations are quantised per row into pooled
