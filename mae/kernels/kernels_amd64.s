@@ -33,7 +33,20 @@ DATA kconst<>+100(SB)/4, $(-0.82215223)
 DATA kconst<>+104(SB)/4, $(0.17087277)
 DATA kconst<>+108(SB)/4, $(0.35355339059327376220)
 DATA kconst<>+112(SB)/4, $(13.1)
-GLOBL kconst<>(SB), RODATA|NOPTR, $116
+DATA kconst<>+116(SB)/4, $(0.797884464)
+DATA kconst<>+120(SB)/4, $(0.0673774555)
+DATA kconst<>+124(SB)/4, $(0.00933292042)
+DATA kconst<>+128(SB)/4, $(0.000334177224)
+DATA kconst<>+132(SB)/4, $(1.26685582e-05)
+DATA kconst<>+136(SB)/4, $(4.56744367e-08)
+DATA kconst<>+140(SB)/4, $(0.25111115)
+DATA kconst<>+144(SB)/4, $(0.0285501499)
+DATA kconst<>+148(SB)/4, $(0.00187454862)
+DATA kconst<>+152(SB)/4, $(7.3062205e-05)
+DATA kconst<>+156(SB)/4, $(1.19876972e-06)
+DATA kconst<>+160(SB)/4, $(5.5)
+DATA kconst<>+164(SB)/4, $(-5.5)
+GLOBL kconst<>(SB), RODATA|NOPTR, $168
 
 DATA kconst8<>+0(SB)/4, $0x7fffffff
 DATA kconst8<>+4(SB)/4, $0x7fffffff
@@ -267,15 +280,119 @@ DATA kconst8<>+912(SB)/4, $(13.1)
 DATA kconst8<>+916(SB)/4, $(13.1)
 DATA kconst8<>+920(SB)/4, $(13.1)
 DATA kconst8<>+924(SB)/4, $(13.1)
-DATA kconst8<>+928(SB)/4, $127
-DATA kconst8<>+932(SB)/4, $127
-DATA kconst8<>+936(SB)/4, $127
-DATA kconst8<>+940(SB)/4, $127
-DATA kconst8<>+944(SB)/4, $127
-DATA kconst8<>+948(SB)/4, $127
-DATA kconst8<>+952(SB)/4, $127
-DATA kconst8<>+956(SB)/4, $127
-GLOBL kconst8<>(SB), RODATA|NOPTR, $960
+DATA kconst8<>+928(SB)/4, $(0.797884464)
+DATA kconst8<>+932(SB)/4, $(0.797884464)
+DATA kconst8<>+936(SB)/4, $(0.797884464)
+DATA kconst8<>+940(SB)/4, $(0.797884464)
+DATA kconst8<>+944(SB)/4, $(0.797884464)
+DATA kconst8<>+948(SB)/4, $(0.797884464)
+DATA kconst8<>+952(SB)/4, $(0.797884464)
+DATA kconst8<>+956(SB)/4, $(0.797884464)
+DATA kconst8<>+960(SB)/4, $(0.0673774555)
+DATA kconst8<>+964(SB)/4, $(0.0673774555)
+DATA kconst8<>+968(SB)/4, $(0.0673774555)
+DATA kconst8<>+972(SB)/4, $(0.0673774555)
+DATA kconst8<>+976(SB)/4, $(0.0673774555)
+DATA kconst8<>+980(SB)/4, $(0.0673774555)
+DATA kconst8<>+984(SB)/4, $(0.0673774555)
+DATA kconst8<>+988(SB)/4, $(0.0673774555)
+DATA kconst8<>+992(SB)/4, $(0.00933292042)
+DATA kconst8<>+996(SB)/4, $(0.00933292042)
+DATA kconst8<>+1000(SB)/4, $(0.00933292042)
+DATA kconst8<>+1004(SB)/4, $(0.00933292042)
+DATA kconst8<>+1008(SB)/4, $(0.00933292042)
+DATA kconst8<>+1012(SB)/4, $(0.00933292042)
+DATA kconst8<>+1016(SB)/4, $(0.00933292042)
+DATA kconst8<>+1020(SB)/4, $(0.00933292042)
+DATA kconst8<>+1024(SB)/4, $(0.000334177224)
+DATA kconst8<>+1028(SB)/4, $(0.000334177224)
+DATA kconst8<>+1032(SB)/4, $(0.000334177224)
+DATA kconst8<>+1036(SB)/4, $(0.000334177224)
+DATA kconst8<>+1040(SB)/4, $(0.000334177224)
+DATA kconst8<>+1044(SB)/4, $(0.000334177224)
+DATA kconst8<>+1048(SB)/4, $(0.000334177224)
+DATA kconst8<>+1052(SB)/4, $(0.000334177224)
+DATA kconst8<>+1056(SB)/4, $(1.26685582e-05)
+DATA kconst8<>+1060(SB)/4, $(1.26685582e-05)
+DATA kconst8<>+1064(SB)/4, $(1.26685582e-05)
+DATA kconst8<>+1068(SB)/4, $(1.26685582e-05)
+DATA kconst8<>+1072(SB)/4, $(1.26685582e-05)
+DATA kconst8<>+1076(SB)/4, $(1.26685582e-05)
+DATA kconst8<>+1080(SB)/4, $(1.26685582e-05)
+DATA kconst8<>+1084(SB)/4, $(1.26685582e-05)
+DATA kconst8<>+1088(SB)/4, $(4.56744367e-08)
+DATA kconst8<>+1092(SB)/4, $(4.56744367e-08)
+DATA kconst8<>+1096(SB)/4, $(4.56744367e-08)
+DATA kconst8<>+1100(SB)/4, $(4.56744367e-08)
+DATA kconst8<>+1104(SB)/4, $(4.56744367e-08)
+DATA kconst8<>+1108(SB)/4, $(4.56744367e-08)
+DATA kconst8<>+1112(SB)/4, $(4.56744367e-08)
+DATA kconst8<>+1116(SB)/4, $(4.56744367e-08)
+DATA kconst8<>+1120(SB)/4, $(0.25111115)
+DATA kconst8<>+1124(SB)/4, $(0.25111115)
+DATA kconst8<>+1128(SB)/4, $(0.25111115)
+DATA kconst8<>+1132(SB)/4, $(0.25111115)
+DATA kconst8<>+1136(SB)/4, $(0.25111115)
+DATA kconst8<>+1140(SB)/4, $(0.25111115)
+DATA kconst8<>+1144(SB)/4, $(0.25111115)
+DATA kconst8<>+1148(SB)/4, $(0.25111115)
+DATA kconst8<>+1152(SB)/4, $(0.0285501499)
+DATA kconst8<>+1156(SB)/4, $(0.0285501499)
+DATA kconst8<>+1160(SB)/4, $(0.0285501499)
+DATA kconst8<>+1164(SB)/4, $(0.0285501499)
+DATA kconst8<>+1168(SB)/4, $(0.0285501499)
+DATA kconst8<>+1172(SB)/4, $(0.0285501499)
+DATA kconst8<>+1176(SB)/4, $(0.0285501499)
+DATA kconst8<>+1180(SB)/4, $(0.0285501499)
+DATA kconst8<>+1184(SB)/4, $(0.00187454862)
+DATA kconst8<>+1188(SB)/4, $(0.00187454862)
+DATA kconst8<>+1192(SB)/4, $(0.00187454862)
+DATA kconst8<>+1196(SB)/4, $(0.00187454862)
+DATA kconst8<>+1200(SB)/4, $(0.00187454862)
+DATA kconst8<>+1204(SB)/4, $(0.00187454862)
+DATA kconst8<>+1208(SB)/4, $(0.00187454862)
+DATA kconst8<>+1212(SB)/4, $(0.00187454862)
+DATA kconst8<>+1216(SB)/4, $(7.3062205e-05)
+DATA kconst8<>+1220(SB)/4, $(7.3062205e-05)
+DATA kconst8<>+1224(SB)/4, $(7.3062205e-05)
+DATA kconst8<>+1228(SB)/4, $(7.3062205e-05)
+DATA kconst8<>+1232(SB)/4, $(7.3062205e-05)
+DATA kconst8<>+1236(SB)/4, $(7.3062205e-05)
+DATA kconst8<>+1240(SB)/4, $(7.3062205e-05)
+DATA kconst8<>+1244(SB)/4, $(7.3062205e-05)
+DATA kconst8<>+1248(SB)/4, $(1.19876972e-06)
+DATA kconst8<>+1252(SB)/4, $(1.19876972e-06)
+DATA kconst8<>+1256(SB)/4, $(1.19876972e-06)
+DATA kconst8<>+1260(SB)/4, $(1.19876972e-06)
+DATA kconst8<>+1264(SB)/4, $(1.19876972e-06)
+DATA kconst8<>+1268(SB)/4, $(1.19876972e-06)
+DATA kconst8<>+1272(SB)/4, $(1.19876972e-06)
+DATA kconst8<>+1276(SB)/4, $(1.19876972e-06)
+DATA kconst8<>+1280(SB)/4, $(5.5)
+DATA kconst8<>+1284(SB)/4, $(5.5)
+DATA kconst8<>+1288(SB)/4, $(5.5)
+DATA kconst8<>+1292(SB)/4, $(5.5)
+DATA kconst8<>+1296(SB)/4, $(5.5)
+DATA kconst8<>+1300(SB)/4, $(5.5)
+DATA kconst8<>+1304(SB)/4, $(5.5)
+DATA kconst8<>+1308(SB)/4, $(5.5)
+DATA kconst8<>+1312(SB)/4, $(-5.5)
+DATA kconst8<>+1316(SB)/4, $(-5.5)
+DATA kconst8<>+1320(SB)/4, $(-5.5)
+DATA kconst8<>+1324(SB)/4, $(-5.5)
+DATA kconst8<>+1328(SB)/4, $(-5.5)
+DATA kconst8<>+1332(SB)/4, $(-5.5)
+DATA kconst8<>+1336(SB)/4, $(-5.5)
+DATA kconst8<>+1340(SB)/4, $(-5.5)
+DATA kconst8<>+1344(SB)/4, $127
+DATA kconst8<>+1348(SB)/4, $127
+DATA kconst8<>+1352(SB)/4, $127
+DATA kconst8<>+1356(SB)/4, $127
+DATA kconst8<>+1360(SB)/4, $127
+DATA kconst8<>+1364(SB)/4, $127
+DATA kconst8<>+1368(SB)/4, $127
+DATA kconst8<>+1372(SB)/4, $127
+GLOBL kconst8<>(SB), RODATA|NOPTR, $1376
 DATA kmask8<>+0(SB)/4, $0xffffffff
 DATA kmask8<>+4(SB)/4, $0xffffffff
 DATA kmask8<>+8(SB)/4, $0xffffffff
@@ -4329,6 +4446,140 @@ deq2_done:
 	VZEROUPPER
 	RET
 
+// func geluFastAVX2(x []float32)
+TEXT ·geluFastAVX2(SB), NOSPLIT, $0-24
+	MOVQ x_base+0(FP), DI
+	MOVQ x_len+8(FP), CX
+	VMOVUPS kconst8<>+1312(SB), Y14
+	VMOVUPS kconst8<>+1280(SB), Y15
+	SHRQ $3, CX
+	JZ gelufast2_done
+gelufast2_loop:
+	VMAXPS (DI), Y14, Y0
+	VMINPS Y0, Y15, Y1
+	VMULPS kconst8<>+96(SB), Y0, Y0
+	VMULPS Y1, Y1, Y2
+	VMOVUPS kconst8<>+1088(SB), Y3
+	VMOVUPS kconst8<>+1248(SB), Y4
+	VFMADD213PS kconst8<>+1056(SB), Y2, Y3
+	VFMADD213PS kconst8<>+1216(SB), Y2, Y4
+	VFMADD213PS kconst8<>+1024(SB), Y2, Y3
+	VFMADD213PS kconst8<>+1184(SB), Y2, Y4
+	VFMADD213PS kconst8<>+992(SB), Y2, Y3
+	VFMADD213PS kconst8<>+1152(SB), Y2, Y4
+	VFMADD213PS kconst8<>+960(SB), Y2, Y3
+	VFMADD213PS kconst8<>+1120(SB), Y2, Y4
+	VFMADD213PS kconst8<>+928(SB), Y2, Y3
+	VFMADD213PS kconst8<>+64(SB), Y2, Y4
+	VMULPS Y3, Y1, Y1
+	VDIVPS Y4, Y1, Y1
+	VFMADD213PS Y0, Y1, Y0
+	VMOVUPS Y0, (DI)
+	ADDQ $32, DI
+	DECQ CX
+	JNZ gelufast2_loop
+gelufast2_done:
+	VZEROUPPER
+	RET
+
+// func geluFastTileAVX2(c *float32, ldc, rows int)
+TEXT ·geluFastTileAVX2(SB), NOSPLIT, $0-24
+	MOVQ c+0(FP), DI
+	MOVQ ldc+8(FP), R13
+	SHLQ $2, R13
+	MOVQ rows+16(FP), CX
+	VMOVUPS kconst8<>+1312(SB), Y14
+	VMOVUPS kconst8<>+1280(SB), Y15
+	TESTQ CX, CX
+	JZ gelufasttile2_done
+gelufasttile2_loop:
+	VMAXPS (DI), Y14, Y0
+	VMAXPS 32(DI), Y14, Y5
+	VMINPS Y0, Y15, Y1
+	VMINPS Y5, Y15, Y6
+	VMULPS kconst8<>+96(SB), Y0, Y0
+	VMULPS kconst8<>+96(SB), Y5, Y5
+	VMULPS Y1, Y1, Y2
+	VMULPS Y6, Y6, Y7
+	VMOVUPS kconst8<>+1088(SB), Y3
+	VMOVUPS kconst8<>+1088(SB), Y8
+	VMOVUPS kconst8<>+1248(SB), Y4
+	VMOVUPS kconst8<>+1248(SB), Y9
+	VFMADD213PS kconst8<>+1056(SB), Y2, Y3
+	VFMADD213PS kconst8<>+1056(SB), Y7, Y8
+	VFMADD213PS kconst8<>+1216(SB), Y2, Y4
+	VFMADD213PS kconst8<>+1216(SB), Y7, Y9
+	VFMADD213PS kconst8<>+1024(SB), Y2, Y3
+	VFMADD213PS kconst8<>+1024(SB), Y7, Y8
+	VFMADD213PS kconst8<>+1184(SB), Y2, Y4
+	VFMADD213PS kconst8<>+1184(SB), Y7, Y9
+	VFMADD213PS kconst8<>+992(SB), Y2, Y3
+	VFMADD213PS kconst8<>+992(SB), Y7, Y8
+	VFMADD213PS kconst8<>+1152(SB), Y2, Y4
+	VFMADD213PS kconst8<>+1152(SB), Y7, Y9
+	VFMADD213PS kconst8<>+960(SB), Y2, Y3
+	VFMADD213PS kconst8<>+960(SB), Y7, Y8
+	VFMADD213PS kconst8<>+1120(SB), Y2, Y4
+	VFMADD213PS kconst8<>+1120(SB), Y7, Y9
+	VFMADD213PS kconst8<>+928(SB), Y2, Y3
+	VFMADD213PS kconst8<>+928(SB), Y7, Y8
+	VFMADD213PS kconst8<>+64(SB), Y2, Y4
+	VFMADD213PS kconst8<>+64(SB), Y7, Y9
+	VMULPS Y3, Y1, Y1
+	VMULPS Y8, Y6, Y6
+	VDIVPS Y4, Y1, Y1
+	VDIVPS Y9, Y6, Y6
+	VFMADD213PS Y0, Y1, Y0
+	VFMADD213PS Y5, Y6, Y5
+	VMOVUPS Y0, (DI)
+	VMOVUPS Y5, 32(DI)
+	VMAXPS 64(DI), Y14, Y0
+	VMAXPS 96(DI), Y14, Y5
+	VMINPS Y0, Y15, Y1
+	VMINPS Y5, Y15, Y6
+	VMULPS kconst8<>+96(SB), Y0, Y0
+	VMULPS kconst8<>+96(SB), Y5, Y5
+	VMULPS Y1, Y1, Y2
+	VMULPS Y6, Y6, Y7
+	VMOVUPS kconst8<>+1088(SB), Y3
+	VMOVUPS kconst8<>+1088(SB), Y8
+	VMOVUPS kconst8<>+1248(SB), Y4
+	VMOVUPS kconst8<>+1248(SB), Y9
+	VFMADD213PS kconst8<>+1056(SB), Y2, Y3
+	VFMADD213PS kconst8<>+1056(SB), Y7, Y8
+	VFMADD213PS kconst8<>+1216(SB), Y2, Y4
+	VFMADD213PS kconst8<>+1216(SB), Y7, Y9
+	VFMADD213PS kconst8<>+1024(SB), Y2, Y3
+	VFMADD213PS kconst8<>+1024(SB), Y7, Y8
+	VFMADD213PS kconst8<>+1184(SB), Y2, Y4
+	VFMADD213PS kconst8<>+1184(SB), Y7, Y9
+	VFMADD213PS kconst8<>+992(SB), Y2, Y3
+	VFMADD213PS kconst8<>+992(SB), Y7, Y8
+	VFMADD213PS kconst8<>+1152(SB), Y2, Y4
+	VFMADD213PS kconst8<>+1152(SB), Y7, Y9
+	VFMADD213PS kconst8<>+960(SB), Y2, Y3
+	VFMADD213PS kconst8<>+960(SB), Y7, Y8
+	VFMADD213PS kconst8<>+1120(SB), Y2, Y4
+	VFMADD213PS kconst8<>+1120(SB), Y7, Y9
+	VFMADD213PS kconst8<>+928(SB), Y2, Y3
+	VFMADD213PS kconst8<>+928(SB), Y7, Y8
+	VFMADD213PS kconst8<>+64(SB), Y2, Y4
+	VFMADD213PS kconst8<>+64(SB), Y7, Y9
+	VMULPS Y3, Y1, Y1
+	VMULPS Y8, Y6, Y6
+	VDIVPS Y4, Y1, Y1
+	VDIVPS Y9, Y6, Y6
+	VFMADD213PS Y0, Y1, Y0
+	VFMADD213PS Y5, Y6, Y5
+	VMOVUPS Y0, 64(DI)
+	VMOVUPS Y5, 96(DI)
+	ADDQ R13, DI
+	DECQ CX
+	JNZ gelufasttile2_loop
+gelufasttile2_done:
+	VZEROUPPER
+	RET
+
 // func geluAVX512(x []float32)
 TEXT ·geluAVX512(SB), NOSPLIT, $0-24
 	MOVQ x_base+0(FP), DI
@@ -5613,8 +5864,8 @@ gelu2_loop:
 	VCVTPS2DQ Y0, Y2
 	VPSRAD $1, Y2, Y4
 	VPSUBD Y4, Y2, Y2
-	VPADDD kconst8<>+928(SB), Y2, Y2
-	VPADDD kconst8<>+928(SB), Y4, Y4
+	VPADDD kconst8<>+1344(SB), Y2, Y2
+	VPADDD kconst8<>+1344(SB), Y4, Y4
 	VPSLLD $23, Y2, Y2
 	VPSLLD $23, Y4, Y4
 	VMULPS Y4, Y3, Y3
@@ -5752,10 +6003,10 @@ gelutile2_loop:
 	VPSRAD $1, Y8, Y10
 	VPSUBD Y4, Y2, Y2
 	VPSUBD Y10, Y8, Y8
-	VPADDD kconst8<>+928(SB), Y2, Y2
-	VPADDD kconst8<>+928(SB), Y8, Y8
-	VPADDD kconst8<>+928(SB), Y4, Y4
-	VPADDD kconst8<>+928(SB), Y10, Y10
+	VPADDD kconst8<>+1344(SB), Y2, Y2
+	VPADDD kconst8<>+1344(SB), Y8, Y8
+	VPADDD kconst8<>+1344(SB), Y4, Y4
+	VPADDD kconst8<>+1344(SB), Y10, Y10
 	VPSLLD $23, Y2, Y2
 	VPSLLD $23, Y8, Y8
 	VPSLLD $23, Y4, Y4
@@ -5890,10 +6141,10 @@ gelutile2_loop:
 	VPSRAD $1, Y8, Y10
 	VPSUBD Y4, Y2, Y2
 	VPSUBD Y10, Y8, Y8
-	VPADDD kconst8<>+928(SB), Y2, Y2
-	VPADDD kconst8<>+928(SB), Y8, Y8
-	VPADDD kconst8<>+928(SB), Y4, Y4
-	VPADDD kconst8<>+928(SB), Y10, Y10
+	VPADDD kconst8<>+1344(SB), Y2, Y2
+	VPADDD kconst8<>+1344(SB), Y8, Y8
+	VPADDD kconst8<>+1344(SB), Y4, Y4
+	VPADDD kconst8<>+1344(SB), Y10, Y10
 	VPSLLD $23, Y2, Y2
 	VPSLLD $23, Y8, Y8
 	VPSLLD $23, Y4, Y4
@@ -5992,8 +6243,8 @@ sexp2_loop:
 	VCVTPS2DQ Y5, Y11
 	VPSRAD $1, Y11, Y12
 	VPSUBD Y12, Y11, Y11
-	VPADDD kconst8<>+928(SB), Y11, Y11
-	VPADDD kconst8<>+928(SB), Y12, Y12
+	VPADDD kconst8<>+1344(SB), Y11, Y11
+	VPADDD kconst8<>+1344(SB), Y12, Y12
 	VPSLLD $23, Y11, Y11
 	VPSLLD $23, Y12, Y12
 	VMULPS Y12, Y8, Y8
@@ -6033,8 +6284,8 @@ sexp2_tail:
 	VCVTPS2DQ Y5, Y11
 	VPSRAD $1, Y11, Y12
 	VPSUBD Y12, Y11, Y11
-	VPADDD kconst8<>+928(SB), Y11, Y11
-	VPADDD kconst8<>+928(SB), Y12, Y12
+	VPADDD kconst8<>+1344(SB), Y11, Y11
+	VPADDD kconst8<>+1344(SB), Y12, Y12
 	VPSLLD $23, Y11, Y11
 	VPSLLD $23, Y12, Y12
 	VMULPS Y12, Y8, Y8

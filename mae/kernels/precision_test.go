@@ -275,3 +275,56 @@ func TestLinearInt8Extremes(t *testing.T) {
 		}
 	})
 }
+
+// TestGELUFast checks the int8 epilogue's GELU on AVX2 (vector, tile and
+// Go tail) against float64 erf: error ≤ 1.5e-6·max(1, |GELU|), relative
+// ≤ 5e-7 for x > 0.01, NaN and ±Inf as documented.
+func TestGELUFast(t *testing.T) {
+	if i8AVX2Impl == nil {
+		t.Skip("no AVX2")
+	}
+	im := i8AVX2Impl
+	var xs []float32
+	for v := -20.0; v <= 20; v += 0.00031 {
+		xs = append(xs, float32(v))
+	}
+	xs = append(xs, 0, float32(math.Copysign(0, -1)), 1e-30, -1e-30, 5.5, -5.5, 1e6, -1e6, float32(math.Inf(1)), float32(math.Inf(-1)))
+	xs = xs[:len(xs)/(4*nr)*(4*nr)+3] // a tail for the Go code
+	y := append([]float32(nil), xs...)
+	im.gelu(y)
+	n := len(xs) / (4 * nr) * (4 * nr)
+	yt := append([]float32(nil), xs[:n]...)
+	for i := 0; i < n; i += 4 * nr {
+		im.geluTile(&yt[i], nr, 4)
+	}
+	for i := range yt {
+		if yt[i] != y[i] {
+			t.Fatalf("geluTile(%v) = %v, gelu gives %v", xs[i], yt[i], y[i])
+		}
+	}
+	check := func(x, got float32) {
+		if math.IsInf(float64(x), 0) {
+			if x > 0 && !math.IsInf(float64(got), 1) || x < 0 && !(math.Abs(float64(got)) < 1e-6) {
+				t.Errorf("GELU(%v) = %v", x, got)
+			}
+			return
+		}
+		want := geluExact(float64(x))
+		d := math.Abs(float64(got) - want)
+		if d > 1.5e-6*math.Max(1, math.Abs(want)) || x > 0.01 && d > 5e-7*want {
+			t.Errorf("GELU(%v) = %v, want %v (abs err %.3g)", x, got, want, d)
+		}
+	}
+	for i, x := range xs {
+		check(x, y[i])
+		check(x, geluFast(x))
+	}
+	nan := make([]float32, 8)
+	for i := range nan {
+		nan[i] = float32(math.NaN())
+	}
+	im.gelu(nan)
+	if g := geluFast(float32(math.NaN())); !math.IsNaN(float64(nan[0])) || !math.IsNaN(float64(g)) {
+		t.Errorf("GELU(NaN) = %v (vector), %v (Go)", nan[0], g)
+	}
+}
