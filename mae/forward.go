@@ -187,7 +187,7 @@ func (m *Model) runBlocks(blocks []*Block, x []float32, n, t, d, mlp int) {
 	for _, blk := range blocks {
 		blk.Norm1.apply(h, x, rows)
 		blk.QKV.apply(qkv, h, rows, kernels.ActNone, nil)
-		kernels.Attention(att, qkv, n, t, blk.Heads, d/blk.Heads)
+		kernels.AttentionIn(blk.QKV.packed.Precision(), att, qkv, n, t, blk.Heads, d/blk.Heads)
 		blk.Proj.apply(x, att, rows, kernels.ActNone, x)
 		blk.Norm2.apply(h, x, rows)
 		blk.FC1.apply(hid, h, rows, kernels.ActGELU, nil)

@@ -11,6 +11,10 @@ import (
 type attnScratch struct {
 	kp, vp, s []float32
 	g         *scratch
+	// int8 (attnI8): Q and P as u8 words, their row scales, the column
+	// scales and compensation of K and V as weights, and zeros for the
+	// dequantising epilogue's bias.
+	qw, pw, sq, sp, sk, ck, sv, inv, tmp, zero []float32
 }
 
 func grow(b []float32, n int) []float32 {
@@ -25,6 +29,7 @@ var attnScratchPool = sync.Pool{New: func() any { return new(attnScratch) }}
 type attnJob struct {
 	counter
 	im                            *impl
+	i8                            bool // int8 products (attnI8)
 	out, qkv                      []float32
 	batch, tokens, heads, headDim int
 }
@@ -48,6 +53,10 @@ func (j *attnJob) run() {
 
 // item computes softmax(q·kᵀ·scale)·v for one batch element and head.
 func (j *attnJob) item(s *attnScratch, b, h int) {
+	if j.i8 {
+		j.itemI8(s, b, h)
+		return
+	}
 	T, hd := j.tokens, j.headDim
 	D := j.heads * hd
 	ld := 3 * D
@@ -64,20 +73,21 @@ func (j *attnJob) item(s *attnScratch, b, h int) {
 	packB(j.im, s.kp, k, ld, true, hd, T, 0, numPanels(T))   // op(B) = Kᵀ (hd×T)
 	packB(j.im, s.vp, v, ld, false, T, hd, 0, numPanels(hd)) // op(B) = V (T×hd)
 	scale := float32(1 / math.Sqrt(float64(hd)))
-	serialGemm(j.im, s.g, T, T, hd, scale, q, ld, s.kp, s.s, ldS, true)
+	serialGemm(j.im, s.g, T, T, hd, scale, q, ld, s.kp, s.s, ldS, true, nil, dequant{})
 	for r := 0; r < T; r++ {
 		softmaxWith(j.im, s.s[r*ldS:r*ldS+T])
 	}
-	serialGemm(j.im, s.g, T, hd, T, 1, s.s, ldS, s.vp, j.out[b*T*D+h*hd:], D, false)
+	serialGemm(j.im, s.g, T, hd, T, 1, s.s, ldS, s.vp, j.out[b*T*D+h*hd:], D, false, nil, dequant{})
 }
 
-// serialGemm is runGemm (beta 0, no epilogue) on the calling goroutine.
+// serialGemm is runGemm (beta 0; no epilogue but int8's dequantisation
+// deq, with comp the kernel's bias argument) on the calling goroutine.
 // padC says c has room for whole micro-tiles past m and n. A is read in
 // place when k ≤ 64 (a head's q·kᵀ): its few lines per row stay in L1
 // whatever the stride, and packing would cost more than it saves.
-func serialGemm(im *impl, s *scratch, m, n, k int, alpha float32, a []float32, lda int, bp, c []float32, ldc int, padC bool) {
+func serialGemm(im *impl, s *scratch, m, n, k int, alpha float32, a []float32, lda int, bp, c []float32, ldc int, padC bool, comp []float32, deq dequant) {
 	g := gemmJob{im: im, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, bp: bp, c: c, ldc: ldc, padC: padC,
-		packA: k > 64 && needPackA(false, lda, im.mr)}
+		bias: comp, deq: deq, packA: k > 64 && needPackA(false, lda, im.mr)}
 	g.schedule(1)
 	for t := 0; t < g.total; t++ {
 		g.task(s, t)
@@ -87,6 +97,75 @@ func serialGemm(im *impl, s *scratch, m, n, k int, alpha float32, a []float32, l
 
 var attnPool = sync.Pool{New: func() any { return new(attnJob) }}
 
+// i8Prob is the format of the attention probabilities (attnI8). They are
+// quantised before the softmax's division: e = exp(s − max s) ≤ 1, so
+// round(128·e) is in [0, 128] without a pass for the row's max and no
+// offset is needed (e ≥ 0), one bit more than i8Pair's activations; the
+// row's scale is 1/(128·Σe). V's weights are in [−63, 63], so a
+// VPMADDUBSW pair is at most 2·128·63 = 16128 and two words' pairs add
+// in int16 without saturation, as in i8Pair.
+var i8Prob = i8Format{wMax: 63, aMax: 128, aOff: 0}
+
+// itemI8 is item with int8 products on the AVX2 int8 kernel, in the
+// manner of dynamic quantisation: Q per row (token) and K per row as the
+// weight of S = Q·Kᵀ (i8Pair, the 1/√hd scale folded into Q's), softmax
+// in float32 quantised per row as it is written (i8Prob), V per column
+// (channel) as the weight of O = P·V; int32 sums, dequantised per row and
+// column scale.
+func (j *attnJob) itemI8(s *attnScratch, b, h int) {
+	im, qh := i8AVX2Impl, quantAVX2
+	T, hd := j.tokens, j.headDim
+	D := j.heads * hd
+	ld := 3 * D
+	base := b * T * ld
+	q, k, v := j.qkv[base+h*hd:], j.qkv[base+D+h*hd:], j.qkv[base+2*D+h*hd:]
+	// Words along hd (S) and along tokens (O; whole 8-byte groups, as
+	// softmaxU8 writes them).
+	kw, tw := ceilDiv(hd, 4), 2*ceilDiv(T, 8)
+	nT, nH := numPanels(T), numPanels(hd)
+	s.qw, s.sq = grow(s.qw, T*kw), grow(s.sq, T)
+	qb := wordBytes(s.qw)
+	scale := float32(1 / math.Sqrt(float64(hd)))
+	for t := 0; t < T; t++ {
+		s.sq[t] = scale * quantRow(qb[4*t*kw:4*(t+1)*kw], q[t*ld:t*ld+hd], i8Pair, qh)
+	}
+	s.kp, s.sk, s.ck, s.tmp = grow(s.kp, nT*kw*nr), grow(s.sk, nT*nr), grow(s.ck, nT*nr), grow(s.tmp, kw)
+	quantWeightRows(s.kp, s.sk, s.ck, s.tmp, k, ld, T, hd, i8Pair, qh)
+	if len(s.zero) < max(nT, nH)*nr {
+		s.zero = make([]float32, max(nT, nH)*nr)
+	}
+	ldS := nT * nr
+	s.s = grow(s.s, ceilDiv(T, im.mr)*im.mr*ldS)
+	serialGemm(im, s.g, T, T, kw, 1, s.qw, kw, s.kp, s.s, ldS, true, s.ck, dequant{rowScale: s.sq, colScale: s.sk, bias: s.zero})
+	s.pw, s.sp = grow(s.pw, T*tw), grow(s.sp, T)
+	pb := wordBytes(s.pw)
+	for r := 0; r < T; r++ {
+		m, sum := qh.softmaxU8(s.s[r*ldS:r*ldS+T], &pb[4*r*tw])
+		s.sp[r] = 1 / (float32(i8Prob.aMax) * sum)
+		if math.IsInf(float64(m), 0) || m != m || sum != sum {
+			s.sp[r] = float32(math.NaN()) // softmaxWith's NaN row (see there)
+		}
+	}
+	s.vp, s.sv, s.inv = grow(s.vp, nH*tw*nr), grow(s.sv, nH*nr), grow(s.inv, hd)
+	quantWeightCols(s.vp, s.sv, s.inv, s.zero, v, ld, T, tw, hd, i8Prob.wMax, qh)
+	serialGemm(im, s.g, T, hd, tw, 1, s.pw, tw, s.vp, j.out[b*T*D+h*hd:], D, false, nil, dequant{rowScale: s.sp, colScale: s.sv, bias: s.zero})
+}
+
+// attnI8 tells whether AttentionIn runs precision prec with int8
+// products: for Int8 where the path's int8 kernel is the AVX2 one (the
+// VNNI path keeps float32 attention), with a head dimension of whole
+// vectors and at least 64. Below that the int8 tiles of S = Q·Kᵀ are too
+// short in K for the kernel's fixed cost per tile: at head dim 32 (the
+// ViT-B decoder) int8 measured ~15% slower than float32, at 64 ~15–20%
+// faster (Zen 4, forced AVX2, one core).
+func attnI8(prec Precision, headDim int) bool {
+	if prec != Int8 || i8AVX2Impl == nil || headDim%8 != 0 || headDim < 64 {
+		return false
+	}
+	im, _ := i8Kernel(i8Pair)
+	return im == i8AVX2Impl
+}
+
 // Attention computes multi-head self-attention for a batch. qkv is
 // [batch·tokens, 3·heads·headDim], each row laid out [3][heads][headDim]
 // (timm's qkv.reshape(B,N,3,H,hd)); out is [batch·tokens, heads·headDim]
@@ -94,6 +173,13 @@ var attnPool = sync.Pool{New: func() any { return new(attnJob) }}
 // is max-subtracted. Work is split by (batch, head); each worker holds one
 // tokens×tokens score matrix at a time.
 func Attention(out, qkv []float32, batch, tokens, heads, headDim int) {
+	AttentionIn(FP32, out, qkv, batch, tokens, heads, headDim)
+}
+
+// AttentionIn is Attention in the precision of the model's Linear layers:
+// float32 but for Int8 on the AVX2 int8 kernel, where Q·Kᵀ and P·V run in
+// int8 too (Q, K per token, P per row, V per channel; softmax float32).
+func AttentionIn(prec Precision, out, qkv []float32, batch, tokens, heads, headDim int) {
 	D := heads * headDim
 	if len(qkv) < batch*tokens*3*D || len(out) < batch*tokens*D {
 		panic(fmt.Sprintf("kernels.Attention: batch=%d tokens=%d heads=%d headDim=%d: len(qkv)=%d len(out)=%d",
@@ -104,7 +190,7 @@ func Attention(out, qkv []float32, batch, tokens, heads, headDim int) {
 		return
 	}
 	j := attnPool.Get().(*attnJob)
-	j.im, j.out, j.qkv = current.Load(), out, qkv
+	j.im, j.out, j.qkv, j.i8 = current.Load(), out, qkv, attnI8(prec, headDim)
 	j.batch, j.tokens, j.heads, j.headDim = batch, tokens, heads, headDim
 	nw := min(items, workers(4*float64(items)*float64(tokens)*float64(tokens)*float64(headDim)))
 	j.reset(items, 1)

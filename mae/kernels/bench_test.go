@@ -158,23 +158,35 @@ func BenchmarkLinearPrecision(b *testing.B) {
 	}
 }
 
+// BenchmarkAttention runs float32 attention on every path, and int8
+// attention (AttentionIn) where a path has it ("prec=int8"; int8
+// "GFLOP/s" are integer operations).
 func BenchmarkAttention(b *testing.B) {
 	for _, p := range Paths() {
-		for _, cfg := range []struct{ tokens, heads, hd int }{{197, 12, 64}, {50, 12, 64}, {197, 16, 32}} {
-			const batch = 8
-			tokens, heads, hd := cfg.tokens, cfg.heads, cfg.hd
-			b.Run(fmt.Sprintf("path=%s/tokens=%d/heads=%dx%d", p, tokens, heads, hd), func(b *testing.B) {
-				onPath(b, p)
-				r := rand.New(rand.NewPCG(1, 1))
-				qkv := randSlice(r, batch*tokens*3*heads*hd)
-				out := make([]float32, batch*tokens*heads*hd)
-				b.ResetTimer()
-				cpu0 := cpuSeconds()
-				for i := 0; i < b.N; i++ {
-					Attention(out, qkv, batch, tokens, heads, hd)
+		for _, prec := range []Precision{FP32, Int8} {
+			for _, cfg := range []struct{ tokens, heads, hd int }{{197, 12, 64}, {50, 12, 64}, {197, 16, 32}} {
+				const batch = 8
+				tokens, heads, hd := cfg.tokens, cfg.heads, cfg.hd
+				name := fmt.Sprintf("path=%s/tokens=%d/heads=%dx%d", p, tokens, heads, hd)
+				if prec != FP32 {
+					name = fmt.Sprintf("path=%s/prec=%v/tokens=%d/heads=%dx%d", p, prec, tokens, heads, hd)
 				}
-				reportGFLOPs(b, 4*float64(batch*heads)*float64(tokens*tokens)*float64(hd), cpu0)
-			})
+				b.Run(name, func(b *testing.B) {
+					onPath(b, p)
+					if prec != FP32 && !attnI8(prec, hd) {
+						b.Skipf("no %v attention on path %s", prec, p)
+					}
+					r := rand.New(rand.NewPCG(1, 1))
+					qkv := randSlice(r, batch*tokens*3*heads*hd)
+					out := make([]float32, batch*tokens*heads*hd)
+					b.ResetTimer()
+					cpu0 := cpuSeconds()
+					for i := 0; i < b.N; i++ {
+						AttentionIn(prec, out, qkv, batch, tokens, heads, hd)
+					}
+					reportGFLOPs(b, 4*float64(batch*heads)*float64(tokens*tokens)*float64(hd), cpu0)
+				})
+			}
 		}
 	}
 }

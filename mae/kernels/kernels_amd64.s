@@ -45,8 +45,9 @@ DATA kconst<>+148(SB)/4, $(0.00187454862)
 DATA kconst<>+152(SB)/4, $(7.3062205e-05)
 DATA kconst<>+156(SB)/4, $(1.19876972e-06)
 DATA kconst<>+160(SB)/4, $(5.5)
-DATA kconst<>+164(SB)/4, $(-5.5)
-GLOBL kconst<>(SB), RODATA|NOPTR, $168
+DATA kconst<>+164(SB)/4, $(128.0)
+DATA kconst<>+168(SB)/4, $(-5.5)
+GLOBL kconst<>(SB), RODATA|NOPTR, $172
 
 DATA kconst8<>+0(SB)/4, $0x7fffffff
 DATA kconst8<>+4(SB)/4, $0x7fffffff
@@ -376,23 +377,31 @@ DATA kconst8<>+1296(SB)/4, $(5.5)
 DATA kconst8<>+1300(SB)/4, $(5.5)
 DATA kconst8<>+1304(SB)/4, $(5.5)
 DATA kconst8<>+1308(SB)/4, $(5.5)
-DATA kconst8<>+1312(SB)/4, $(-5.5)
-DATA kconst8<>+1316(SB)/4, $(-5.5)
-DATA kconst8<>+1320(SB)/4, $(-5.5)
-DATA kconst8<>+1324(SB)/4, $(-5.5)
-DATA kconst8<>+1328(SB)/4, $(-5.5)
-DATA kconst8<>+1332(SB)/4, $(-5.5)
-DATA kconst8<>+1336(SB)/4, $(-5.5)
-DATA kconst8<>+1340(SB)/4, $(-5.5)
-DATA kconst8<>+1344(SB)/4, $127
-DATA kconst8<>+1348(SB)/4, $127
-DATA kconst8<>+1352(SB)/4, $127
-DATA kconst8<>+1356(SB)/4, $127
-DATA kconst8<>+1360(SB)/4, $127
-DATA kconst8<>+1364(SB)/4, $127
-DATA kconst8<>+1368(SB)/4, $127
-DATA kconst8<>+1372(SB)/4, $127
-GLOBL kconst8<>(SB), RODATA|NOPTR, $1376
+DATA kconst8<>+1312(SB)/4, $(128.0)
+DATA kconst8<>+1316(SB)/4, $(128.0)
+DATA kconst8<>+1320(SB)/4, $(128.0)
+DATA kconst8<>+1324(SB)/4, $(128.0)
+DATA kconst8<>+1328(SB)/4, $(128.0)
+DATA kconst8<>+1332(SB)/4, $(128.0)
+DATA kconst8<>+1336(SB)/4, $(128.0)
+DATA kconst8<>+1340(SB)/4, $(128.0)
+DATA kconst8<>+1344(SB)/4, $(-5.5)
+DATA kconst8<>+1348(SB)/4, $(-5.5)
+DATA kconst8<>+1352(SB)/4, $(-5.5)
+DATA kconst8<>+1356(SB)/4, $(-5.5)
+DATA kconst8<>+1360(SB)/4, $(-5.5)
+DATA kconst8<>+1364(SB)/4, $(-5.5)
+DATA kconst8<>+1368(SB)/4, $(-5.5)
+DATA kconst8<>+1372(SB)/4, $(-5.5)
+DATA kconst8<>+1376(SB)/4, $127
+DATA kconst8<>+1380(SB)/4, $127
+DATA kconst8<>+1384(SB)/4, $127
+DATA kconst8<>+1388(SB)/4, $127
+DATA kconst8<>+1392(SB)/4, $127
+DATA kconst8<>+1396(SB)/4, $127
+DATA kconst8<>+1400(SB)/4, $127
+DATA kconst8<>+1404(SB)/4, $127
+GLOBL kconst8<>(SB), RODATA|NOPTR, $1408
 DATA kmask8<>+0(SB)/4, $0xffffffff
 DATA kmask8<>+4(SB)/4, $0xffffffff
 DATA kmask8<>+8(SB)/4, $0xffffffff
@@ -4450,7 +4459,7 @@ deq2_done:
 TEXT ·geluFastAVX2(SB), NOSPLIT, $0-24
 	MOVQ x_base+0(FP), DI
 	MOVQ x_len+8(FP), CX
-	VMOVUPS kconst8<>+1312(SB), Y14
+	VMOVUPS kconst8<>+1344(SB), Y14
 	VMOVUPS kconst8<>+1280(SB), Y15
 	SHRQ $3, CX
 	JZ gelufast2_done
@@ -4488,7 +4497,7 @@ TEXT ·geluFastTileAVX2(SB), NOSPLIT, $0-24
 	MOVQ ldc+8(FP), R13
 	SHLQ $2, R13
 	MOVQ rows+16(FP), CX
-	VMOVUPS kconst8<>+1312(SB), Y14
+	VMOVUPS kconst8<>+1344(SB), Y14
 	VMOVUPS kconst8<>+1280(SB), Y15
 	TESTQ CX, CX
 	JZ gelufasttile2_done
@@ -4577,6 +4586,100 @@ gelufasttile2_loop:
 	DECQ CX
 	JNZ gelufasttile2_loop
 gelufasttile2_done:
+	VZEROUPPER
+	RET
+
+// func quantS8SumAVX2(dst *byte, src *float32, n int, inv float32) int32
+TEXT ·quantS8SumAVX2(SB), NOSPLIT, $0-36
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ n+16(FP), CX
+	VBROADCASTSS inv+24(FP), Y1
+	VPXOR Y4, Y4, Y4
+	SHRQ $3, CX
+	JZ qs8_done
+qs8_loop:
+	VMULPS (SI), Y1, Y0
+	VCVTPS2DQ Y0, Y0
+	VPADDD Y0, Y4, Y4
+	VEXTRACTI128 $1, Y0, X3
+	VPACKSSDW X3, X0, X0
+	VPACKSSWB X0, X0, X0
+	VMOVQ X0, (DI)
+	ADDQ $32, SI
+	ADDQ $8, DI
+	DECQ CX
+	JNZ qs8_loop
+qs8_done:
+	VEXTRACTI128 $1, Y4, X5
+	VPADDD X5, X4, X4
+	VPSHUFD $0x4e, X4, X5
+	VPADDD X5, X4, X4
+	VPSHUFD $0xb1, X4, X5
+	VPADDD X5, X4, X4
+	VMOVD X4, AX
+	MOVL AX, ret+32(FP)
+	VZEROUPPER
+	RET
+
+DATA kt4shuf<>+0(SB)/8, $0x0d0905010c080400
+DATA kt4shuf<>+8(SB)/8, $0x0f0b07030e0a0602
+DATA kt4shuf<>+16(SB)/8, $0x0d0905010c080400
+DATA kt4shuf<>+24(SB)/8, $0x0f0b07030e0a0602
+GLOBL kt4shuf<>(SB), RODATA|NOPTR, $32
+
+// func quantT4AVX2(dst *byte, r0, r1, r2, r3 *float32, n int, inv *float32)
+TEXT ·quantT4AVX2(SB), NOSPLIT, $0-56
+	MOVQ dst+0(FP), DI
+	MOVQ r0+8(FP), R8
+	MOVQ r1+16(FP), R9
+	MOVQ r2+24(FP), R10
+	MOVQ r3+32(FP), R11
+	MOVQ n+40(FP), CX
+	MOVQ inv+48(FP), SI
+	VMOVDQU kt4shuf<>(SB), Y7
+	XORQ AX, AX
+	SHRQ $3, CX
+	JZ qt4_done
+qt4_loop:
+	VMOVUPS (SI)(AX*1), Y6
+	VMULPS (R8)(AX*1), Y6, Y0
+	VCVTPS2DQ Y0, Y0
+	VMULPS (R9)(AX*1), Y6, Y1
+	VCVTPS2DQ Y1, Y1
+	VMULPS (R10)(AX*1), Y6, Y2
+	VCVTPS2DQ Y2, Y2
+	VMULPS (R11)(AX*1), Y6, Y3
+	VCVTPS2DQ Y3, Y3
+	VPACKSSDW Y1, Y0, Y0
+	VPACKSSDW Y3, Y2, Y2
+	VPACKSSWB Y2, Y0, Y0
+	VPSHUFB Y7, Y0, Y0
+	VMOVDQU Y0, (DI)(AX*1)
+	ADDQ $32, AX
+	DECQ CX
+	JNZ qt4_loop
+qt4_done:
+	VZEROUPPER
+	RET
+
+// func absMaxColsAVX2(m, x *float32, n int)
+TEXT ·absMaxColsAVX2(SB), NOSPLIT, $0-24
+	MOVQ m+0(FP), DI
+	MOVQ x+8(FP), SI
+	MOVQ n+16(FP), CX
+	VMOVUPS kconst8<>+0(SB), Y1
+	SHRQ $3, CX
+	JZ amc_done
+amc_loop:
+	VANDPS (SI), Y1, Y0
+	VMAXPS (DI), Y0, Y0
+	VMOVUPS Y0, (DI)
+	ADDQ $32, SI
+	ADDQ $32, DI
+	DECQ CX
+	JNZ amc_loop
+amc_done:
 	VZEROUPPER
 	RET
 
@@ -5864,8 +5967,8 @@ gelu2_loop:
 	VCVTPS2DQ Y0, Y2
 	VPSRAD $1, Y2, Y4
 	VPSUBD Y4, Y2, Y2
-	VPADDD kconst8<>+1344(SB), Y2, Y2
-	VPADDD kconst8<>+1344(SB), Y4, Y4
+	VPADDD kconst8<>+1376(SB), Y2, Y2
+	VPADDD kconst8<>+1376(SB), Y4, Y4
 	VPSLLD $23, Y2, Y2
 	VPSLLD $23, Y4, Y4
 	VMULPS Y4, Y3, Y3
@@ -6003,10 +6106,10 @@ gelutile2_loop:
 	VPSRAD $1, Y8, Y10
 	VPSUBD Y4, Y2, Y2
 	VPSUBD Y10, Y8, Y8
-	VPADDD kconst8<>+1344(SB), Y2, Y2
-	VPADDD kconst8<>+1344(SB), Y8, Y8
-	VPADDD kconst8<>+1344(SB), Y4, Y4
-	VPADDD kconst8<>+1344(SB), Y10, Y10
+	VPADDD kconst8<>+1376(SB), Y2, Y2
+	VPADDD kconst8<>+1376(SB), Y8, Y8
+	VPADDD kconst8<>+1376(SB), Y4, Y4
+	VPADDD kconst8<>+1376(SB), Y10, Y10
 	VPSLLD $23, Y2, Y2
 	VPSLLD $23, Y8, Y8
 	VPSLLD $23, Y4, Y4
@@ -6141,10 +6244,10 @@ gelutile2_loop:
 	VPSRAD $1, Y8, Y10
 	VPSUBD Y4, Y2, Y2
 	VPSUBD Y10, Y8, Y8
-	VPADDD kconst8<>+1344(SB), Y2, Y2
-	VPADDD kconst8<>+1344(SB), Y8, Y8
-	VPADDD kconst8<>+1344(SB), Y4, Y4
-	VPADDD kconst8<>+1344(SB), Y10, Y10
+	VPADDD kconst8<>+1376(SB), Y2, Y2
+	VPADDD kconst8<>+1376(SB), Y8, Y8
+	VPADDD kconst8<>+1376(SB), Y4, Y4
+	VPADDD kconst8<>+1376(SB), Y10, Y10
 	VPSLLD $23, Y2, Y2
 	VPSLLD $23, Y8, Y8
 	VPSLLD $23, Y4, Y4
@@ -6243,8 +6346,8 @@ sexp2_loop:
 	VCVTPS2DQ Y5, Y11
 	VPSRAD $1, Y11, Y12
 	VPSUBD Y12, Y11, Y11
-	VPADDD kconst8<>+1344(SB), Y11, Y11
-	VPADDD kconst8<>+1344(SB), Y12, Y12
+	VPADDD kconst8<>+1376(SB), Y11, Y11
+	VPADDD kconst8<>+1376(SB), Y12, Y12
 	VPSLLD $23, Y11, Y11
 	VPSLLD $23, Y12, Y12
 	VMULPS Y12, Y8, Y8
@@ -6284,8 +6387,8 @@ sexp2_tail:
 	VCVTPS2DQ Y5, Y11
 	VPSRAD $1, Y11, Y12
 	VPSUBD Y12, Y11, Y11
-	VPADDD kconst8<>+1344(SB), Y11, Y11
-	VPADDD kconst8<>+1344(SB), Y12, Y12
+	VPADDD kconst8<>+1376(SB), Y11, Y11
+	VPADDD kconst8<>+1376(SB), Y12, Y12
 	VPSLLD $23, Y11, Y11
 	VPSLLD $23, Y12, Y12
 	VMULPS Y12, Y8, Y8
@@ -6324,6 +6427,145 @@ sscale2_tail:
 	VMULPS Y0, Y7, Y0
 	VMASKMOVPS Y0, Y1, (DI)
 sscale2_done:
+	VZEROUPPER
+	RET
+
+// func softmaxU8AVX2(x []float32, dst *byte) (m, s float32)
+TEXT ·softmaxU8AVX2(SB), NOSPLIT, $0-40
+	MOVQ x_base+0(FP), DI
+	MOVQ x_len+8(FP), CX
+	VMOVUPS kconst8<>+32(SB), Y6
+	VMOVUPS kconst8<>+32(SB), Y2
+smaxu8_loop:
+	CMPQ CX, $8
+	JLT smaxu8_tail
+	VMAXPS (DI), Y6, Y6
+	ADDQ $32, DI
+	SUBQ $8, CX
+	JMP smaxu8_loop
+smaxu8_tail:
+	TESTQ CX, CX
+	JZ smaxu8_done
+	LEAQ kmask8<>+32(SB), AX
+	SHLQ $2, CX
+	SUBQ CX, AX
+	VMOVUPS (AX), Y1
+	VMASKMOVPS (DI), Y1, Y0
+	VBLENDVPS Y1, Y0, Y2, Y0
+	VMAXPS Y0, Y6, Y6
+smaxu8_done:
+	VEXTRACTF128 $1, Y6, X0
+	VMAXPS X0, X6, X6
+	VMOVHLPS X6, X6, X0
+	VMAXPS X0, X6, X6
+	VMOVSHDUP X6, X0
+	VMAXSS X0, X6, X6
+	MOVSS X6, m+32(FP)
+	VBROADCASTSS X6, Y7
+	MOVQ x_base+0(FP), DI
+	MOVQ x_len+8(FP), CX
+	MOVQ dst+24(FP), SI
+	VMOVUPS kconst8<>+64(SB), Y14
+	VMOVUPS kconst8<>+288(SB), Y15
+	VMOVUPS kconst8<>+320(SB), Y13
+	VMOVUPS kconst8<>+1312(SB), Y2
+	VXORPS Y6, Y6, Y6
+sexpu8_loop:
+	CMPQ CX, $8
+	JLT sexpu8_tail
+	VMOVUPS (DI), Y0
+	VSUBPS Y7, Y0, Y0
+	VMAXPS Y0, Y15, Y0
+	VMINPS Y0, Y13, Y0
+	VMULPS kconst8<>+192(SB), Y0, Y5
+	VROUNDPS $0, Y5, Y5
+	VFMADD231PS kconst8<>+224(SB), Y5, Y0
+	VFMADD231PS kconst8<>+256(SB), Y5, Y0
+	VMULPS Y0, Y0, Y9
+	VMOVUPS kconst8<>+384(SB), Y8
+	VFMADD213PS kconst8<>+352(SB), Y0, Y8
+	VMOVUPS kconst8<>+448(SB), Y10
+	VFMADD213PS kconst8<>+416(SB), Y0, Y10
+	VMOVUPS kconst8<>+512(SB), Y11
+	VFMADD213PS kconst8<>+480(SB), Y0, Y11
+	VFMADD231PS Y10, Y9, Y8
+	VMULPS Y9, Y9, Y10
+	VFMADD231PS Y11, Y10, Y8
+	VADDPS Y14, Y0, Y10
+	VFMADD213PS Y10, Y9, Y8
+	VCVTPS2DQ Y5, Y11
+	VPSRAD $1, Y11, Y12
+	VPSUBD Y12, Y11, Y11
+	VPADDD kconst8<>+1376(SB), Y11, Y11
+	VPADDD kconst8<>+1376(SB), Y12, Y12
+	VPSLLD $23, Y11, Y11
+	VPSLLD $23, Y12, Y12
+	VMULPS Y12, Y8, Y8
+	VMULPS Y11, Y8, Y8
+	VADDPS Y8, Y6, Y6
+	VMULPS Y2, Y8, Y3
+	VCVTPS2DQ Y3, Y3
+	VEXTRACTI128 $1, Y3, X4
+	VPACKSSDW X4, X3, X3
+	VPACKUSWB X3, X3, X3
+	VMOVQ X3, (SI)
+	ADDQ $8, SI
+	ADDQ $32, DI
+	SUBQ $8, CX
+	JMP sexpu8_loop
+sexpu8_tail:
+	TESTQ CX, CX
+	JZ sexpu8_done
+	LEAQ kmask8<>+32(SB), AX
+	SHLQ $2, CX
+	SUBQ CX, AX
+	VMOVUPS (AX), Y1
+	VMASKMOVPS (DI), Y1, Y0
+	VSUBPS Y7, Y0, Y0
+	VMAXPS Y0, Y15, Y0
+	VMINPS Y0, Y13, Y0
+	VMULPS kconst8<>+192(SB), Y0, Y5
+	VROUNDPS $0, Y5, Y5
+	VFMADD231PS kconst8<>+224(SB), Y5, Y0
+	VFMADD231PS kconst8<>+256(SB), Y5, Y0
+	VMULPS Y0, Y0, Y9
+	VMOVUPS kconst8<>+384(SB), Y8
+	VFMADD213PS kconst8<>+352(SB), Y0, Y8
+	VMOVUPS kconst8<>+448(SB), Y10
+	VFMADD213PS kconst8<>+416(SB), Y0, Y10
+	VMOVUPS kconst8<>+512(SB), Y11
+	VFMADD213PS kconst8<>+480(SB), Y0, Y11
+	VFMADD231PS Y10, Y9, Y8
+	VMULPS Y9, Y9, Y10
+	VFMADD231PS Y11, Y10, Y8
+	VADDPS Y14, Y0, Y10
+	VFMADD213PS Y10, Y9, Y8
+	VCVTPS2DQ Y5, Y11
+	VPSRAD $1, Y11, Y12
+	VPSUBD Y12, Y11, Y11
+	VPADDD kconst8<>+1376(SB), Y11, Y11
+	VPADDD kconst8<>+1376(SB), Y12, Y12
+	VPSLLD $23, Y11, Y11
+	VPSLLD $23, Y12, Y12
+	VMULPS Y12, Y8, Y8
+	VMULPS Y11, Y8, Y8
+	VANDPS Y1, Y8, Y8
+	VADDPS Y8, Y6, Y6
+	VMULPS Y2, Y8, Y3
+	VCVTPS2DQ Y3, Y3
+	VEXTRACTI128 $1, Y3, X4
+	VPACKSSDW X4, X3, X3
+	VPACKUSWB X3, X3, X3
+	VMOVQ X3, (SI)
+	ADDQ $8, SI
+sexpu8_done:
+	VEXTRACTF128 $1, Y6, X0
+	VADDPS X0, X6, X6
+	VMOVHLPS X6, X6, X0
+	VADDPS X0, X6, X6
+	VMOVSHDUP X6, X0
+	VADDSS X0, X6, X6
+	MOVSS X6, s+36(FP)
 	VZEROUPPER
 	RET
 

@@ -455,8 +455,10 @@ func noAllocCases() map[string]func() {
 		"LinearBF16": func() { Linear(y, x, m, pb, bias, ActGELU, y) },
 		"LinearInt8": func() { Linear(y, x, m, pi, bias, ActNone, y) },
 		"Attention":  func() { Attention(out, qkv, 2, 50, 4, 64) },
-		"LayerNorm":  func() { LayerNorm(y, y, m, n, gamma, beta, 1e-6) },
-		"GELU":       func() { GELU(y) },
+		// Int8 attention where the path has it, float32 elsewhere.
+		"AttentionInt8": func() { AttentionIn(Int8, out, qkv, 2, 50, 4, 64) },
+		"LayerNorm":     func() { LayerNorm(y, y, m, n, gamma, beta, 1e-6) },
+		"GELU":          func() { GELU(y) },
 	}
 }
 

@@ -242,6 +242,17 @@ type quantHelpers struct {
 	absMax  func(x *float32, n int) float32
 	quantU8 func(dst *byte, src *float32, n int, inv float32, off int32)
 	width   int
+	// The helpers of int8 attention (nil where it does not run), n a
+	// multiple of 8: quantS8Sum writes round(src·inv) as s8 and returns
+	// their sum; quantT4 writes rows r0..r3 times inv[c], rounded,
+	// transposed into n words of four s8 (one per row); absMaxCols does
+	// m[i] = max(m[i], |x[i]|); softmaxU8 is softmax without the
+	// division, written as round(128·exp(x−max)) in u8 to dst (rounded up
+	// to 8 bytes), returning the max and the sum of the exps.
+	quantS8Sum func(dst *byte, src *float32, n int, inv float32) int32
+	quantT4    func(dst *byte, r0, r1, r2, r3 *float32, n int, inv *float32)
+	absMaxCols func(m, x *float32, n int)
+	softmaxU8  func(x []float32, dst *byte) (m, s float32)
 }
 
 // i8Format is how an Int8 weight and the activations multiplied with it
@@ -339,34 +350,50 @@ func (p *Packed) toInt8() *Packed {
 func quantRows(dst, scale []float32, x []float32, m, k, ldw int, f i8Format) {
 	b := unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(dst))), 4*len(dst))
 	_, qh := i8Kernel(f)
+	for r := 0; r < m; r++ {
+		scale[r] = quantRow(b[4*r*ldw:4*r*ldw+4*((k+3)/4)], x[r*k:r*k+k], f, qh)
+	}
+}
+
+// quantRow is one row of quantRows (d: the row's whole words) with the
+// vector helpers qh (nil: Go); it returns the row's scale.
+func quantRow(d []byte, row []float32, f i8Format, qh *quantHelpers) float32 {
+	k := len(row)
 	k16 := 0
 	if qh != nil {
 		k16 = k - k%qh.width
 	}
-	for r := 0; r < m; r++ {
-		row := x[r*k : r*k+k]
-		d := b[4*r*ldw : 4*r*ldw+4*((k+3)/4)]
-		var amax float32
-		if k16 > 0 {
-			amax = qh.absMax(&row[0], k16)
-		}
-		for _, v := range row[k16:] {
-			amax = max(amax, float32(math.Abs(float64(v))))
-		}
-		inv := float32(0)
-		if amax > 0 {
-			inv = float32(f.aMax) / amax
-		}
-		scale[r] = amax / float32(f.aMax)
-		if k16 > 0 {
-			qh.quantU8(&d[0], &row[0], k16, inv, f.aOff)
-		}
-		for i := k16; i < k; i++ {
-			d[i] = byte(int32(math.RoundToEven(float64(row[i]*inv))) + f.aOff)
-		}
-		for i := k; i < len(d); i++ {
-			d[i] = byte(f.aOff)
-		}
+	var amax float32
+	if k16 > 0 {
+		amax = qh.absMax(&row[0], k16)
+	}
+	for _, v := range row[k16:] {
+		amax = max(amax, float32(math.Abs(float64(v))))
+	}
+	inv := float32(0)
+	if amax > 0 {
+		inv = float32(f.aMax) / amax
+	}
+	quantRowInv(d, row, inv, f.aOff, qh)
+	return amax / float32(f.aMax)
+}
+
+// quantRowInv writes round(row·inv)+off as bytes into d, padding it with
+// off past len(row).
+func quantRowInv(d []byte, row []float32, inv float32, off int32, qh *quantHelpers) {
+	k := len(row)
+	k16 := 0
+	if qh != nil {
+		k16 = k - k%qh.width
+	}
+	if k16 > 0 {
+		qh.quantU8(&d[0], &row[0], k16, inv, off)
+	}
+	for i := k16; i < k; i++ {
+		d[i] = byte(int32(math.RoundToEven(float64(row[i]*inv))) + off)
+	}
+	for i := k; i < len(d); i++ {
+		d[i] = byte(off)
 	}
 }
 
@@ -499,3 +526,81 @@ func geluFast(x float32) float32 {
 	q := ((((1.19876972e-06*t+7.3062205e-05)*t+0.00187454862)*t+0.0285501499)*t+0.25111115)*t + 1
 	return h + h*(z*p/q)
 }
+
+// wordBytes is the bytes of the 32-bit words w.
+func wordBytes(w []float32) []byte {
+	return unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(w))), 4*len(w))
+}
+
+// quantWeightRows quantises the n rows of src (k values each, k a
+// multiple of 8, row stride ld) as an Int8 weight of n output columns in
+// format f, as toInt8 does but in float32, into dst (numPanels(n) panels
+// of k/4 words × nr), with scale and comp per column (zero past n); tmp
+// holds k/4 words. qh must have the attention helpers.
+func quantWeightRows(dst, scale, comp, tmp, src []float32, ld, n, k int, f i8Format, qh *quantHelpers) {
+	kw := k / 4
+	tb, tw := wordBytes(tmp), unsafe.Slice((*uint32)(unsafe.Pointer(unsafe.SliceData(tmp))), kw)
+	dw := unsafe.Slice((*uint32)(unsafe.Pointer(unsafe.SliceData(dst))), len(dst))
+	for j := 0; j < numPanels(n)*nr; j++ {
+		d := dw[j/nr*kw*nr+j%nr:]
+		var amax float32
+		if j < n {
+			amax = qh.absMax(&src[j*ld], k)
+		}
+		if amax == 0 {
+			// A zero row, or padding: q = 0, scale 0.
+			for i := 0; i < kw; i++ {
+				d[i*nr] = 0
+			}
+			scale[j], comp[j] = 0, 0
+			continue
+		}
+		sum := qh.quantS8Sum(&tb[0], &src[j*ld], k, float32(f.wMax)/amax)
+		for i, w := range tw {
+			d[i*nr] = w
+		}
+		scale[j] = amax / float32(f.wMax)
+		comp[j] = math.Float32frombits(uint32(f.aOff * sum))
+	}
+}
+
+// quantWeightCols quantises the transpose of src (n rows of k values, k a
+// multiple of 8, row stride ld) as an Int8 weight of k output columns
+// over nw words (4·nw ≥ n; zero past n), symmetric per column in
+// [−wMax, wMax], into dst (numPanels(k) panels of nw words × nr), with
+// scale per column (zero past k); inv holds k floats and zero k zeros. No
+// compensation: it multiplies activations without offset (i8Prob). qh
+// must have the attention helpers.
+func quantWeightCols(dst, scale, inv, zero, src []float32, ld, n, nw, k int, wMax int32, qh *quantHelpers) {
+	clear(inv[:k])
+	for i := 0; i < n; i++ {
+		qh.absMaxCols(&inv[0], &src[i*ld], k)
+	}
+	clear(scale)
+	for c := 0; c < k; c++ {
+		if m := inv[c]; m > 0 {
+			scale[c], inv[c] = m/float32(wMax), float32(wMax)/m
+		}
+	}
+	if k%nr != 0 {
+		clear(dst) // the last panel's columns past k
+	}
+	b := wordBytes(dst)
+	row := func(i int) *float32 {
+		if i < n {
+			return &src[i*ld]
+		}
+		return &zero[0] // tokens past n: zero weights
+	}
+	for pn := 0; pn*nr < k; pn++ {
+		c0, kc := pn*nr, min(nr, k-pn*nr)
+		for i := 0; i < nw; i++ {
+			r0, r1, r2, r3 := row(4*i), row(4*i+1), row(4*i+2), row(4*i+3)
+			off := uintptr(4 * c0)
+			qh.quantT4(&b[4*(pn*nw*nr+i*nr)], add(r0, off), add(r1, off), add(r2, off), add(r3, off), kc, &inv[c0])
+		}
+	}
+}
+
+// add is p advanced by off bytes.
+func add(p *float32, off uintptr) *float32 { return (*float32)(unsafe.Add(unsafe.Pointer(p), off)) }

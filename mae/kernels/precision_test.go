@@ -328,3 +328,129 @@ func TestGELUFast(t *testing.T) {
 		t.Errorf("GELU(NaN) = %v (vector), %v (Go)", nan[0], g)
 	}
 }
+
+// refAttentionInt8 is int8 attention's definition in float64 (itemI8):
+// Q rows quantised in i8Pair's activation range, K rows in its weight
+// range, V columns in i8Prob's weight range (scales and products as the
+// vector code forms them, in float32), integer dot products, softmax in
+// float64 with exp(s−max) quantised to round(128·e).
+func refAttentionInt8(qkv []float32, batch, tokens, heads, hd int) []float64 {
+	D := heads * hd
+	ld := 3 * D
+	out := make([]float64, batch*tokens*D)
+	quant := func(v []float32, qmax int32) ([]float64, float32) {
+		var amax float32
+		for _, f := range v {
+			amax = max(amax, float32(math.Abs(float64(f))))
+		}
+		q := make([]float64, len(v))
+		if amax == 0 {
+			return q, 0
+		}
+		inv := float32(qmax) / amax
+		for i, f := range v {
+			q[i] = math.RoundToEven(float64(f * inv))
+		}
+		return q, amax / float32(qmax)
+	}
+	col := make([]float32, tokens)
+	for b := 0; b < batch; b++ {
+		for h := 0; h < heads; h++ {
+			row := func(t, part int) []float32 {
+				o := (b*tokens+t)*ld + part*D + h*hd
+				return qkv[o : o+hd]
+			}
+			qk := make([][]float64, tokens)
+			sk := make([]float32, tokens)
+			for t := range qk {
+				qk[t], sk[t] = quant(row(t, 1), i8Pair.wMax)
+			}
+			qv := make([][]float64, hd)
+			sv := make([]float32, hd)
+			for c := range qv {
+				for t := range col {
+					col[t] = row(t, 2)[c]
+				}
+				qv[c], sv[c] = quant(col, i8Prob.wMax)
+			}
+			s := make([]float64, tokens)
+			for i := 0; i < tokens; i++ {
+				qa, sa := quant(row(i, 0), i8Pair.aMax)
+				sa *= float32(1 / math.Sqrt(float64(hd)))
+				m := math.Inf(-1)
+				for j := range s {
+					var dot float64
+					for c := range qa {
+						dot += qa[c] * qk[j][c]
+					}
+					s[j] = float64(float32(dot) * (sa * sk[j]))
+					m = math.Max(m, s[j])
+				}
+				var sum float64
+				for j := range s {
+					e := math.Exp(s[j] - m)
+					sum += e
+					s[j] = math.RoundToEven(128 * e)
+				}
+				for c := 0; c < hd; c++ {
+					var dot float64
+					for j := range s {
+						dot += s[j] * qv[c][j]
+					}
+					out[(b*tokens+i)*D+h*hd+c] = dot / (128 * sum) * float64(sv[c])
+				}
+			}
+		}
+	}
+	return out
+}
+
+// TestAttentionInt8 checks int8 attention (where a path has it) against
+// its float64 definition at token counts that are and are not multiples of
+// the word (4), the 8-byte group and the tile, and head dimensions of one
+// and more panels. The float32 softmax may round an exp to the other side
+// of a step of 1/128 where the definition does not: a few elements may be
+// off by up to two such steps of V, none by more. It also stays within a
+// few percent of float32 attention.
+func TestAttentionInt8(t *testing.T) {
+	forEachPath(t, func(t *testing.T) {
+		r := rand.New(rand.NewPCG(15, 16))
+		for _, s := range []struct{ b, t, h, hd int }{{1, 1, 1, 64}, {2, 13, 2, 64}, {1, 50, 3, 64}, {2, 197, 2, 64}, {1, 9, 2, 72}, {1, 64, 1, 96}} {
+			if !attnI8(Int8, s.hd) {
+				t.Skipf("no int8 attention on path %s", Path())
+			}
+			qkv := randSlice(r, s.b*s.t*3*s.h*s.hd)
+			want := refAttentionInt8(qkv, s.b, s.t, s.h, s.hd)
+			got := make([]float32, len(want))
+			AttentionIn(Int8, got, qkv, s.b, s.t, s.h, s.hd)
+			var vmax float64
+			for i := range qkv {
+				vmax = math.Max(vmax, math.Abs(float64(qkv[i])))
+			}
+			off := 0
+			for i := range want {
+				d := math.Abs(float64(got[i]) - want[i])
+				if d > 1e-4*(1+math.Abs(want[i])) {
+					off++
+				}
+				if d > 2*vmax/128 {
+					t.Fatalf("%+v: [%d] = %v, want %v", s, i, got[i], want[i])
+				}
+			}
+			if off > len(want)/100 {
+				t.Errorf("%+v: %d of %d elements off the definition", s, off, len(want))
+			}
+			f32 := make([]float32, len(want))
+			Attention(f32, qkv, s.b, s.t, s.h, s.hd)
+			var d2, w2 float64
+			for i := range f32 {
+				d := float64(got[i] - f32[i])
+				d2 += d * d
+				w2 += float64(f32[i]) * float64(f32[i])
+			}
+			if rel := math.Sqrt(d2 / w2); !(rel < 0.03) || s.t > 1 && rel == 0 {
+				t.Errorf("%+v: int8 attention differs from float32 by %.3g (rms, relative)", s, rel)
+			}
+		}
+	})
+}
