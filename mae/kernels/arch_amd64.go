@@ -152,7 +152,7 @@ func quantT4AVX2(dst *byte, r0, r1, r2, r3 *float32, n int, inv *float32)
 func absMaxColsAVX2(m, x *float32, n int)
 
 //go:noescape
-func softmaxU8AVX2(x []float32, dst *byte) (m, s float32)
+func softmaxU8AVX2(x []float32, dst *byte, qmax float32) (m, s float32)
 
 //go:noescape
 func dequantTileAVX2(c *float32, ldc, rows int, rs, cs, bias *float32)

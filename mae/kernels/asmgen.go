@@ -111,7 +111,6 @@ var consts = []struct {
 	{"gfq4", "7.3062205e-05"},
 	{"gfq5", "1.19876972e-06"},
 	{"gfclamp", "5.5"},
-	{"c128", "128.0"},
 	{"gfnclamp", "-5.5"},
 }
 
@@ -1140,11 +1139,11 @@ func helpers256() {
 
 	// softmaxU8AVX2: int8 attention's softmax (attnJob.itemI8): the max,
 	// then e = exp(x−max) with the sum, written not as floats but as
-	// round(128·e) in u8 to dst (P ≤ 1 without the division, so [0, 128];
-	// the caller scales by 1/(128·sum)); 8 bytes per 8 floats, the tail's
+	// round(qmax·e) in u8 to dst (e ≤ 1 without the division, so [0, qmax];
+	// the caller scales by 1/(qmax·sum)); 8 bytes per 8 floats, the tail's
 	// padding lanes 0, so dst has room for len(x) rounded up to 8.
-	p("// func softmaxU8AVX2(x []float32, dst *byte) (m, s float32)")
-	p("TEXT ·softmaxU8AVX2(SB), NOSPLIT, $0-40")
+	p("// func softmaxU8AVX2(x []float32, dst *byte, qmax float32) (m, s float32)")
+	p("TEXT ·softmaxU8AVX2(SB), NOSPLIT, $0-48")
 	p("\tMOVQ x_base+0(FP), DI")
 	p("\tMOVQ x_len+8(FP), CX")
 	p("\tVMOVUPS %s, Y6", k8("neginf"))
@@ -1155,7 +1154,7 @@ func helpers256() {
 	VMAXPS Y0, Y6, Y6
 `)
 	reduce256("MAX")
-	p("\tMOVSS X6, m+32(FP)")
+	p("\tMOVSS X6, m+40(FP)")
 	p("\tVBROADCASTSS X6, Y7")
 	p("\tMOVQ x_base+0(FP), DI")
 	p("\tMOVQ x_len+8(FP), CX")
@@ -1163,7 +1162,7 @@ func helpers256() {
 	p("\tVMOVUPS %s, Y14", k8("one"))
 	p("\tVMOVUPS %s, Y15", k8("xmin"))
 	p("\tVMOVUPS %s, Y13", k8("xmax"))
-	p("\tVMOVUPS %s, Y2", k8("c128"))
+	p("\tVBROADCASTSS qmax+32(FP), Y2")
 	p("\tVXORPS Y6, Y6, Y6")
 	quant := `	VMULPS Y2, Y8, Y3
 	VCVTPS2DQ Y3, Y3
@@ -1180,7 +1179,7 @@ func helpers256() {
 	VADDPS Y8, Y6, Y6
 `+quant)
 	reduce256("ADD")
-	p("\tMOVSS X6, s+36(FP)")
+	p("\tMOVSS X6, s+44(FP)")
 	p("\tVZEROUPPER")
 	p("\tRET")
 	p("")
@@ -1456,117 +1455,130 @@ func packT256() {
 }
 
 // kernelI8AVX2 is the int8 micro-kernel for AVX2 (no VNNI): 4 rows × 32
-// columns as two passes of 4×16 (8 YMM accumulators of int32). It needs
-// the "pair" int8 format (see i8Pair): activations u8 = q+64 with |q| ≤ 64,
-// weights s8 with |w| ≤ 63. VPMADDUBSW multiplies u8 by s8 and adds
-// adjacent products into int16 with saturation; here one such pair is at
-// most 2·128·63 = 16128 in magnitude, so the pairs of two K words add in
-// int16 (VPADDW: ≤ 32256 < 32767) before one VPMADDWD by ones widens them
-// to int32: per 32 products 1.5 multiplies instead of 2 (multiplies are
-// what bounds this loop). An odd last word runs alone. After the loop the
-// kernel subtracts the int32 compensation row passed as bias (64·Σ_k w,
-// on the last K chunk only; see linearInt8) and converts to float32.
-// Registers: Y0..Y7 accumulators, Y8..Y11 B (two words × 16 columns),
-// Y12 the broadcast A word, Y13..Y15 int16 partial sums.
+// columns as two passes of 2 rows × 32 (8 YMM accumulators of int32). It
+// needs the "quad" int8 format (see i8Quad; i8Prob has the same bound):
+// activations u8 = q+32 with |q| ≤ 32, weights s8 with |w| ≤ 63.
+// VPMADDUBSW multiplies u8 by s8 and adds adjacent products into int16
+// with saturation; here one such pair is at most 2·64·63 = 8064 in
+// magnitude, so the pairs of four K words add in int16 (VPADDW: ≤ 32256 <
+// 32767) before one VPMADDWD by ones widens them to int32: per 32
+// products 1.25 multiplies instead of 2 (multiplies are what bounds this
+// loop; 1.5 when two words were summed with 7-bit activations). B is read
+// by the multiplies as memory operands, so a pass covers all 32 columns
+// with four A words of one row in registers at a time. The last k%4 words
+// run one at a time. After the loop the kernel subtracts the int32
+// compensation row passed as bias (32·Σ_k w, on the last K chunk only;
+// see linearInt8) and converts to float32. Registers: Y0..Y7
+// accumulators (row r, column vector c in Y4r+c), Y8..Y11 the broadcast
+// A words p..p+3 of a row, Y12, Y13 int16 partial sums, Y15 the int16
+// ones.
 func kernelI8AVX2() {
-	const mr = 4
 	for l := 0; l < 8; l++ {
 		p("DATA ki8ones<>+%d(SB)/4, $0x00010001", 4*l)
 	}
 	p("GLOBL ki8ones<>(SB), RODATA|NOPTR, $32")
 	p("")
-	ones := "ki8ones<>(SB)"
-	// A rows of word p (first) and word p+1 (second, at +ps bytes).
-	rows0 := []string{"(SI)", "(SI)(R8*1)", "(SI)(R8*2)", "(R10)"}
-	rows1 := []string{"(R11)", "(R11)(R8*1)", "(R11)(R8*2)", "(R12)"}
 	kernelPrologue("kernelI8AVX2")
 	p("\tMOVQ c+40(FP), DX")
 	p("\tMOVQ ldc+48(FP), R13")
 	p("\tSHLQ $2, R13")
 	p("\tMOVQ bias+64(FP), R14")
+	p("\tVMOVDQU ki8ones<>(SB), Y15")
 	p("\tMOVQ SI, R15")
-	p("\tLEAQ (R9)(R9*1), AX") // A advance per word pair
+	p("\tLEAQ (R9*4), R11") // A advance per four words
 	p("\tMOVQ $2, BX")
-	p("i8half:")
+	p("i8pass:")
 	p("\tMOVQ k+0(FP), CX")
+	p("\tMOVQ b+32(FP), DI")
 	p("\tMOVQ R15, SI")
-	p("\tLEAQ (SI)(R8*2), R10")
-	p("\tADDQ R8, R10")
-	p("\tLEAQ (SI)(R9*1), R11")
-	p("\tLEAQ (R10)(R9*1), R12")
-	for i := 0; i < 2*mr; i++ {
+	p("\tLEAQ (SI)(R9*1), R10")
+	p("\tLEAQ (SI)(R9*2), R12")
+	p("\tLEAQ (R10)(R9*2), AX")
+	for i := 0; i < 8; i++ {
 		p("\tVPXOR Y%d, Y%d, Y%d", i, i, i)
 	}
-	p("\tSHRQ $1, CX")
+	p("\tSHRQ $2, CX")
 	p("\tJZ i8odd")
 	p("i8loop:")
-	p("\tVMOVDQU (DI), Y8")
-	p("\tVMOVDQU 32(DI), Y9")
-	p("\tVMOVDQU 128(DI), Y10")
-	p("\tVMOVDQU 160(DI), Y11")
+	for r := 0; r < 2; r++ {
+		ra := []string{"(SI)", "(SI)(R8*1)"}[r]
+		rb := []string{"(R10)", "(R10)(R8*1)"}[r]
+		p("\tVPBROADCASTD %s, Y8", ra)
+		p("\tVPBROADCASTD %s, Y9", rb)
+		p("\tVPBROADCASTD %s, Y10", strings.Replace(ra, "(SI)", "(R12)", 1))
+		p("\tVPBROADCASTD %s, Y11", strings.Replace(rb, "(R10)", "(AX)", 1))
+		for c := 0; c < 4; c++ {
+			p("\tVPMADDUBSW %d(DI), Y8, Y12", 32*c)
+			p("\tVPMADDUBSW %d(DI), Y9, Y13", 128+32*c)
+			p("\tVPADDW Y13, Y12, Y12")
+			p("\tVPMADDUBSW %d(DI), Y10, Y13", 256+32*c)
+			p("\tVPADDW Y13, Y12, Y12")
+			p("\tVPMADDUBSW %d(DI), Y11, Y13", 384+32*c)
+			p("\tVPADDW Y13, Y12, Y12")
+			p("\tVPMADDWD Y15, Y12, Y12")
+			p("\tVPADDD Y12, Y%d, Y%d", 4*r+c, 4*r+c)
+		}
+	}
 	p("\tPREFETCHT0 1024(DI)")
 	p("\tPREFETCHT0 1152(DI)")
-	// word emits the int16 pair sums of the A word at addr times the B
-	// word in Y8/Y9 into Y13/Y14; widen adds them, as int32, to row r.
-	word := func(addr string) {
-		p("\tVPBROADCASTD %s, Y12", addr)
-		p("\tVPMADDUBSW Y8, Y12, Y13")
-		p("\tVPMADDUBSW Y9, Y12, Y14")
-	}
-	widen := func(r int) {
-		p("\tVPMADDWD %s, Y13, Y13", ones)
-		p("\tVPMADDWD %s, Y14, Y14", ones)
-		p("\tVPADDD Y13, Y%d, Y%d", 2*r, 2*r)
-		p("\tVPADDD Y14, Y%d, Y%d", 2*r+1, 2*r+1)
-	}
-	for r := 0; r < mr; r++ {
-		word(rows0[r])
-		p("\tVPBROADCASTD %s, Y12", rows1[r])
-		p("\tVPMADDUBSW Y10, Y12, Y15")
-		p("\tVPADDW Y15, Y13, Y13")
-		p("\tVPMADDUBSW Y11, Y12, Y15")
-		p("\tVPADDW Y15, Y14, Y14")
-		widen(r)
-	}
-	p("\tADDQ AX, SI")
-	p("\tADDQ AX, R10")
-	p("\tADDQ AX, R11")
-	p("\tADDQ AX, R12")
-	p("\tADDQ $256, DI")
+	p("\tADDQ R11, SI")
+	p("\tADDQ R11, R10")
+	p("\tADDQ R11, R12")
+	p("\tADDQ R11, AX")
+	p("\tADDQ $512, DI")
 	p("\tDECQ CX")
 	p("\tJNZ i8loop")
 	p("i8odd:")
-	p("\tTESTQ $1, k+0(FP)")
+	p("\tMOVQ k+0(FP), CX")
+	p("\tANDQ $3, CX")
 	p("\tJZ i8comp")
-	p("\tVMOVDQU (DI), Y8")
-	p("\tVMOVDQU 32(DI), Y9")
-	for r := 0; r < mr; r++ {
-		word(rows0[r])
-		widen(r)
+	p("i8rest:")
+	p("\tVPBROADCASTD (SI), Y8")
+	p("\tVPBROADCASTD (SI)(R8*1), Y10")
+	for c := 0; c < 4; c++ {
+		for r := 0; r < 2; r++ {
+			p("\tVPMADDUBSW %d(DI), Y%d, Y12", 32*c, 8+2*r)
+			p("\tVPMADDWD Y15, Y12, Y12")
+			p("\tVPADDD Y12, Y%d, Y%d", 4*r+c, 4*r+c)
+		}
 	}
+	p("\tADDQ R9, SI")
+	p("\tADDQ $128, DI")
+	p("\tDECQ CX")
+	p("\tJNZ i8rest")
 	p("i8comp:")
 	p("\tTESTQ R14, R14")
 	p("\tJZ i8cvt")
-	p("\tVMOVDQU (R14), Y8")
-	p("\tVMOVDQU 32(R14), Y9")
-	for r := 0; r < mr; r++ {
-		p("\tVPSUBD Y8, Y%d, Y%d", 2*r, 2*r)
-		p("\tVPSUBD Y9, Y%d, Y%d", 2*r+1, 2*r+1)
+	for c := 0; c < 4; c++ {
+		p("\tVMOVDQU %d(R14), Y%d", 32*c, 8+c)
+		for r := 0; r < 2; r++ {
+			p("\tVPSUBD Y%d, Y%d, Y%d", 8+c, 4*r+c, 4*r+c)
+		}
 	}
-	p("\tADDQ $64, R14")
 	p("i8cvt:")
-	for i := 0; i < 2*mr; i++ {
+	for i := 0; i < 8; i++ {
 		p("\tVCVTDQ2PS Y%d, Y%d", i, i)
 	}
-	p("\tMOVQ AX, R11") // beta256 and store256 clobber AX
-	beta256(mr, "i8nobeta", "Y10")
-	store256(mr)
-	p("\tMOVQ R11, AX")
-	p("\tADDQ $64, DX")
-	p("\tMOVQ b+32(FP), DI")
-	p("\tADDQ $64, DI")
+	rowAddr := []string{"(DX)", "(DX)(R13*1)"}
+	p("\tMOVL beta+60(FP), CX")
+	p("\tANDL $0x7fffffff, CX")
+	p("\tJZ i8nobeta")
+	p("\tVBROADCASTSS beta+60(FP), Y12")
+	for r := 0; r < 2; r++ {
+		for c := 0; c < 4; c++ {
+			p("\tVFMADD231PS %d%s, Y12, Y%d", 32*c, rowAddr[r], 4*r+c)
+		}
+	}
+	p("i8nobeta:")
+	for r := 0; r < 2; r++ {
+		for c := 0; c < 4; c++ {
+			p("\tVMOVUPS Y%d, %d%s", 4*r+c, 32*c, rowAddr[r])
+		}
+	}
+	p("\tLEAQ (R15)(R8*2), R15")
+	p("\tLEAQ (DX)(R13*2), DX")
 	p("\tDECQ BX")
-	p("\tJNZ i8half")
+	p("\tJNZ i8pass")
 	p("\tVZEROUPPER")
 	p("\tRET")
 	p("")

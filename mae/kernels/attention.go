@@ -99,16 +99,16 @@ var attnPool = sync.Pool{New: func() any { return new(attnJob) }}
 
 // i8Prob is the format of the attention probabilities (attnI8). They are
 // quantised before the softmax's division: e = exp(s − max s) ≤ 1, so
-// round(128·e) is in [0, 128] without a pass for the row's max and no
-// offset is needed (e ≥ 0), one bit more than i8Pair's activations; the
-// row's scale is 1/(128·Σe). V's weights are in [−63, 63], so a
-// VPMADDUBSW pair is at most 2·128·63 = 16128 and two words' pairs add
-// in int16 without saturation, as in i8Pair.
-var i8Prob = i8Format{wMax: 63, aMax: 128, aOff: 0}
+// round(64·e) is in [0, 64] without a pass for the row's max and no
+// offset is needed (e ≥ 0), one bit more than i8Quad's activations; the
+// row's scale is 1/(64·Σe). V's weights are in [−63, 63], so a
+// VPMADDUBSW pair is at most 2·64·63 = 8064 and four words' pairs add
+// in int16 without saturation, as in i8Quad.
+var i8Prob = i8Format{wMax: 63, aMax: 64, aOff: 0}
 
 // itemI8 is item with int8 products on the AVX2 int8 kernel, in the
 // manner of dynamic quantisation: Q per row (token) and K per row as the
-// weight of S = Q·Kᵀ (i8Pair, the 1/√hd scale folded into Q's), softmax
+// weight of S = Q·Kᵀ (i8Quad, the 1/√hd scale folded into Q's), softmax
 // in float32 quantised per row as it is written (i8Prob), V per column
 // (channel) as the weight of O = P·V; int32 sums, dequantised per row and
 // column scale.
@@ -127,10 +127,10 @@ func (j *attnJob) itemI8(s *attnScratch, b, h int) {
 	qb := wordBytes(s.qw)
 	scale := float32(1 / math.Sqrt(float64(hd)))
 	for t := 0; t < T; t++ {
-		s.sq[t] = scale * quantRow(qb[4*t*kw:4*(t+1)*kw], q[t*ld:t*ld+hd], i8Pair, qh)
+		s.sq[t] = scale * quantRow(qb[4*t*kw:4*(t+1)*kw], q[t*ld:t*ld+hd], i8Quad, qh)
 	}
 	s.kp, s.sk, s.ck, s.tmp = grow(s.kp, nT*kw*nr), grow(s.sk, nT*nr), grow(s.ck, nT*nr), grow(s.tmp, kw)
-	quantWeightRows(s.kp, s.sk, s.ck, s.tmp, k, ld, T, hd, i8Pair, qh)
+	quantWeightRows(s.kp, s.sk, s.ck, s.tmp, k, ld, T, hd, i8Quad, qh)
 	if len(s.zero) < max(nT, nH)*nr {
 		s.zero = make([]float32, max(nT, nH)*nr)
 	}
@@ -140,7 +140,7 @@ func (j *attnJob) itemI8(s *attnScratch, b, h int) {
 	s.pw, s.sp = grow(s.pw, T*tw), grow(s.sp, T)
 	pb := wordBytes(s.pw)
 	for r := 0; r < T; r++ {
-		m, sum := qh.softmaxU8(s.s[r*ldS:r*ldS+T], &pb[4*r*tw])
+		m, sum := qh.softmaxU8(s.s[r*ldS:r*ldS+T], &pb[4*r*tw], float32(i8Prob.aMax))
 		s.sp[r] = 1 / (float32(i8Prob.aMax) * sum)
 		if math.IsInf(float64(m), 0) || m != m || sum != sum {
 			s.sp[r] = float32(math.NaN()) // softmaxWith's NaN row (see there)
@@ -162,7 +162,7 @@ func attnI8(prec Precision, headDim int) bool {
 	if prec != Int8 || i8AVX2Impl == nil || headDim%8 != 0 || headDim < 64 {
 		return false
 	}
-	im, _ := i8Kernel(i8Pair)
+	im, _ := i8Kernel(i8Quad)
 	return im == i8AVX2Impl
 }
 

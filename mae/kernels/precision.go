@@ -247,12 +247,12 @@ type quantHelpers struct {
 	// their sum; quantT4 writes rows r0..r3 times inv[c], rounded,
 	// transposed into n words of four s8 (one per row); absMaxCols does
 	// m[i] = max(m[i], |x[i]|); softmaxU8 is softmax without the
-	// division, written as round(128·exp(x−max)) in u8 to dst (rounded up
+	// division, written as round(qmax·exp(x−max)) in u8 to dst (rounded up
 	// to 8 bytes), returning the max and the sum of the exps.
 	quantS8Sum func(dst *byte, src *float32, n int, inv float32) int32
 	quantT4    func(dst *byte, r0, r1, r2, r3 *float32, n int, inv *float32)
 	absMaxCols func(m, x *float32, n int)
-	softmaxU8  func(x []float32, dst *byte) (m, s float32)
+	softmaxU8  func(x []float32, dst *byte, qmax float32) (m, s float32)
 }
 
 // i8Format is how an Int8 weight and the activations multiplied with it
@@ -265,35 +265,38 @@ var (
 	// i8Full is the 8-bit format of VPDPBUSD (u8·s8 summed into int32
 	// without intermediate saturation) and of the pure-Go kernel.
 	i8Full = i8Format{wMax: 127, aMax: 127, aOff: 128}
-	// i8Pair is the format of the AVX2 kernel (VPMADDUBSW, which saturates
-	// its int16 pair sums): one bit less on each side so that the pairs of
-	// two K words add in int16 (2·2·128·63 = 32256 < 32767; see
-	// kernelI8AVX2 in asmgen.go). Measured against fp32 it stays above
-	// 0.9995 minimum cosine on every model here (README).
-	i8Pair = i8Format{wMax: 63, aMax: 64, aOff: 64}
+	// i8Quad is the format of the AVX2 kernel (VPMADDUBSW, which saturates
+	// its int16 pair sums): weights of 7 bits, activations of 6 (u8 in
+	// [0, 64]), so that one pair is at most 2·64·63 = 8064 and the pairs
+	// of four K words add in int16 (4·8064 = 32256 < 32767; see
+	// kernelI8AVX2 in asmgen.go): 1.25 multiplies per 32 products. Measured
+	// against fp32 it stays above 0.9993 minimum cosine on every model
+	// here; 6-bit weights with 7-bit activations (the same bound) lost ~4×
+	// more cosine (README).
+	i8Quad = i8Format{wMax: 63, aMax: 32, aOff: 32}
 )
 
 var quantAVX512, quantAVX2 *quantHelpers
 
 // i8Kernel picks the int8 implementation and quantisation helpers for the
 // current path and a weight in format f: VPDPBUSD on avx512 with VNNI (any
-// format), VPMADDUBSW on avx2 and on avx512 without VNNI (i8Pair only),
+// format), VPMADDUBSW on avx2 and on avx512 without VNNI (i8Quad only),
 // else pure Go (any format).
 func i8Kernel(f i8Format) (*impl, *quantHelpers) {
 	switch cur := current.Load().name; {
 	case cur == "avx512" && i8Impl != nil:
 		return i8Impl, quantAVX512
-	case (cur == "avx512" || cur == "avx2") && i8AVX2Impl != nil && f == i8Pair:
+	case (cur == "avx512" || cur == "avx2") && i8AVX2Impl != nil && f == i8Quad:
 		return i8AVX2Impl, quantAVX2
 	}
 	return &i8GenericImpl, nil
 }
 
 // i8FormatForPath is the format Convert gives an Int8 weight on the
-// current path: i8Pair where the AVX2 kernel will run it.
+// current path: i8Quad where the AVX2 kernel will run it.
 func i8FormatForPath() i8Format {
-	if im, _ := i8Kernel(i8Pair); im == i8AVX2Impl {
-		return i8Pair
+	if im, _ := i8Kernel(i8Quad); im == i8AVX2Impl {
+		return i8Quad
 	}
 	return i8Full
 }

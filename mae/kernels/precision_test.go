@@ -330,10 +330,10 @@ func TestGELUFast(t *testing.T) {
 }
 
 // refAttentionInt8 is int8 attention's definition in float64 (itemI8):
-// Q rows quantised in i8Pair's activation range, K rows in its weight
+// Q rows quantised in i8Quad's activation range, K rows in its weight
 // range, V columns in i8Prob's weight range (scales and products as the
 // vector code forms them, in float32), integer dot products, softmax in
-// float64 with exp(s−max) quantised to round(128·e).
+// float64 with exp(s−max) quantised to round(i8Prob.aMax·e).
 func refAttentionInt8(qkv []float32, batch, tokens, heads, hd int) []float64 {
 	D := heads * hd
 	ld := 3 * D
@@ -363,7 +363,7 @@ func refAttentionInt8(qkv []float32, batch, tokens, heads, hd int) []float64 {
 			qk := make([][]float64, tokens)
 			sk := make([]float32, tokens)
 			for t := range qk {
-				qk[t], sk[t] = quant(row(t, 1), i8Pair.wMax)
+				qk[t], sk[t] = quant(row(t, 1), i8Quad.wMax)
 			}
 			qv := make([][]float64, hd)
 			sv := make([]float32, hd)
@@ -375,7 +375,7 @@ func refAttentionInt8(qkv []float32, batch, tokens, heads, hd int) []float64 {
 			}
 			s := make([]float64, tokens)
 			for i := 0; i < tokens; i++ {
-				qa, sa := quant(row(i, 0), i8Pair.aMax)
+				qa, sa := quant(row(i, 0), i8Quad.aMax)
 				sa *= float32(1 / math.Sqrt(float64(hd)))
 				m := math.Inf(-1)
 				for j := range s {
@@ -390,14 +390,14 @@ func refAttentionInt8(qkv []float32, batch, tokens, heads, hd int) []float64 {
 				for j := range s {
 					e := math.Exp(s[j] - m)
 					sum += e
-					s[j] = math.RoundToEven(128 * e)
+					s[j] = math.RoundToEven(float64(i8Prob.aMax) * e)
 				}
 				for c := 0; c < hd; c++ {
 					var dot float64
 					for j := range s {
 						dot += s[j] * qv[c][j]
 					}
-					out[(b*tokens+i)*D+h*hd+c] = dot / (128 * sum) * float64(sv[c])
+					out[(b*tokens+i)*D+h*hd+c] = dot / (float64(i8Prob.aMax) * sum) * float64(sv[c])
 				}
 			}
 		}
@@ -409,9 +409,9 @@ func refAttentionInt8(qkv []float32, batch, tokens, heads, hd int) []float64 {
 // its float64 definition at token counts that are and are not multiples of
 // the word (4), the 8-byte group and the tile, and head dimensions of one
 // and more panels. The float32 softmax may round an exp to the other side
-// of a step of 1/128 where the definition does not: a few elements may be
-// off by up to two such steps of V, none by more. It also stays within a
-// few percent of float32 attention.
+// of a step of 1/aMax where the definition does not: a few elements may
+// be off by up to two such steps of V, none by more. It also stays within
+// a few percent of float32 attention (Q and P of 6 bits: ~4% rms).
 func TestAttentionInt8(t *testing.T) {
 	forEachPath(t, func(t *testing.T) {
 		r := rand.New(rand.NewPCG(15, 16))
@@ -433,7 +433,7 @@ func TestAttentionInt8(t *testing.T) {
 				if d > 1e-4*(1+math.Abs(want[i])) {
 					off++
 				}
-				if d > 2*vmax/128 {
+				if d > 2*vmax/float64(i8Prob.aMax) {
 					t.Fatalf("%+v: [%d] = %v, want %v", s, i, got[i], want[i])
 				}
 			}
@@ -448,7 +448,7 @@ func TestAttentionInt8(t *testing.T) {
 				d2 += d * d
 				w2 += float64(f32[i]) * float64(f32[i])
 			}
-			if rel := math.Sqrt(d2 / w2); !(rel < 0.03) || s.t > 1 && rel == 0 {
+			if rel := math.Sqrt(d2 / w2); !(rel < 0.06) || s.t > 1 && rel == 0 {
 				t.Errorf("%+v: int8 attention differs from float32 by %.3g (rms, relative)", s, rel)
 			}
 		}
