@@ -374,8 +374,9 @@ func (m *Model) Repack() {
 // kernels.FP32 (the default, exact float32), kernels.BF16 (weights and
 // activations rounded to bfloat16, float32 accumulation) or kernels.Int8
 // (dynamic quantisation: weights per output channel, activations per token,
-// int32 accumulation). LayerNorm,
-// attention, softmax, GELU and residuals stay float32. Reduced precision is
+// int32 accumulation). LayerNorm, softmax, GELU and residuals stay
+// float32, and so does attention but for Int8 on the AVX2 int8 kernel,
+// where its two products are int8 too (kernels.AttentionIn). Reduced precision is
 // one-way: the float32 weights are dropped (a ViT-B must not sit in memory
 // twice), so going back to FP32 needs a reload and is an error here.
 // Weight then returns the rounded weights.

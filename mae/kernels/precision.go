@@ -13,8 +13,9 @@ import (
 )
 
 // Precision is the arithmetic of a packed Linear weight and of the
-// activations multiplied with it. LayerNorm, softmax, GELU, attention,
-// bias and residuals stay float32 in every precision.
+// activations multiplied with it. LayerNorm, softmax, GELU, bias and
+// residuals stay float32 in every precision, and so does attention but for
+// Int8 on the AVX2 int8 kernel (AttentionIn).
 type Precision int
 
 const (
