@@ -1042,14 +1042,7 @@ func helpers256() {
 	p("\tVXORPS Y13, Y13, Y13")
 	p("\tVMOVUPS %s, Y14", k8("one"))
 	p("\tVMOVUPS %s, Y15", k8("gclamp"))
-	y := func(regs ...int) []string {
-		var r []string
-		for _, i := range regs {
-			r = append(r, fmt.Sprintf("Y%d", i))
-		}
-		return r
-	}
-	loop8("gelu2", []string{"DI"}, strings.Join(gelu256(y(0, 1, 2, 3, 4, 5), "(DI)"), ""))
+	loop8("gelu2", []string{"DI"}, strings.Join(gelu256(ymm(0, 1, 2, 3, 4, 5), "(DI)"), ""))
 	p("\tVZEROUPPER")
 	p("\tRET")
 	p("")
@@ -1065,17 +1058,7 @@ func helpers256() {
 	p("\tVXORPS Y13, Y13, Y13")
 	p("\tVMOVUPS %s, Y14", k8("one"))
 	p("\tVMOVUPS %s, Y15", k8("gclamp"))
-	p("gelutile2_loop:")
-	for _, offs := range [][2]string{{"(DI)", "32(DI)"}, {"64(DI)", "96(DI)"}} {
-		s0, s1 := gelu256(y(0, 1, 2, 3, 4, 5), offs[0]), gelu256(y(6, 7, 8, 9, 10, 11), offs[1])
-		for i := range s0 {
-			out.WriteString(s0[i])
-			out.WriteString(s1[i])
-		}
-	}
-	p("\tADDQ R13, DI")
-	p("\tDECQ CX")
-	p("\tJNZ gelutile2_loop")
+	tileLoop256("gelutile2", gelu256, ymm(0, 1, 2, 3, 4, 5), ymm(6, 7, 8, 9, 10, 11))
 	p("\tVZEROUPPER")
 	p("\tRET")
 	p("")
@@ -1087,23 +1070,7 @@ func helpers256() {
 	// the max then 1/sum, Y13/Y15 clamp exp's argument, Y14 = 1, Y1 = tail mask.
 	p("// func softmaxAVX2(x []float32) (m, s float32)")
 	p("TEXT ·softmaxAVX2(SB), NOSPLIT, $0-32")
-	p("\tMOVQ x_base+0(FP), DI")
-	p("\tMOVQ x_len+8(FP), CX")
-	p("\tVMOVUPS %s, Y6", k8("neginf"))
-	p("\tVMOVUPS %s, Y2", k8("neginf"))
-	loop8m("smax2", `	VMAXPS (DI), Y6, Y6
-`, `	VMASKMOVPS (DI), Y1, Y0
-	VBLENDVPS Y1, Y0, Y2, Y0
-	VMAXPS Y0, Y6, Y6
-`)
-	reduce256("MAX")
-	p("\tMOVSS X6, m+24(FP)")
-	p("\tVBROADCASTSS X6, Y7")
-	p("\tMOVQ x_base+0(FP), DI")
-	p("\tMOVQ x_len+8(FP), CX")
-	p("\tVMOVUPS %s, Y14", k8("one"))
-	p("\tVMOVUPS %s, Y15", k8("xmin"))
-	p("\tVMOVUPS %s, Y13", k8("xmax"))
+	softmaxMax256("smax2", 24)
 	p("\tVXORPS Y6, Y6, Y6")
 	expBody := `	VSUBPS Y7, Y0, Y0
 	VMAXPS Y0, Y15, Y0
@@ -1144,24 +1111,8 @@ func helpers256() {
 	// padding lanes 0, so dst has room for len(x) rounded up to 8.
 	p("// func softmaxU8AVX2(x []float32, dst *byte, qmax float32) (m, s float32)")
 	p("TEXT ·softmaxU8AVX2(SB), NOSPLIT, $0-48")
-	p("\tMOVQ x_base+0(FP), DI")
-	p("\tMOVQ x_len+8(FP), CX")
-	p("\tVMOVUPS %s, Y6", k8("neginf"))
-	p("\tVMOVUPS %s, Y2", k8("neginf"))
-	loop8m("smaxu8", `	VMAXPS (DI), Y6, Y6
-`, `	VMASKMOVPS (DI), Y1, Y0
-	VBLENDVPS Y1, Y0, Y2, Y0
-	VMAXPS Y0, Y6, Y6
-`)
-	reduce256("MAX")
-	p("\tMOVSS X6, m+40(FP)")
-	p("\tVBROADCASTSS X6, Y7")
-	p("\tMOVQ x_base+0(FP), DI")
-	p("\tMOVQ x_len+8(FP), CX")
+	softmaxMax256("smaxu8", 40)
 	p("\tMOVQ dst+24(FP), SI")
-	p("\tVMOVUPS %s, Y14", k8("one"))
-	p("\tVMOVUPS %s, Y15", k8("xmin"))
-	p("\tVMOVUPS %s, Y13", k8("xmax"))
 	p("\tVBROADCASTSS qmax+32(FP), Y2")
 	p("\tVXORPS Y6, Y6, Y6")
 	quant := `	VMULPS Y2, Y8, Y3
@@ -1248,6 +1199,57 @@ func helpers256() {
 }
 
 // reduce256 emits a horizontal reduction of Y6 into X6 with op.
+// softmaxMax256 emits the first pass of the AVX2 softmaxes: the max of
+// the float slice x (tail masked) into the result m at frame offset mOff
+// and broadcast into Y7; then DI, CX back at x and exp's constants in
+// Y13..Y15 for the next pass.
+func softmaxMax256(label string, mOff int) {
+	p("\tMOVQ x_base+0(FP), DI")
+	p("\tMOVQ x_len+8(FP), CX")
+	p("\tVMOVUPS %s, Y6", k8("neginf"))
+	p("\tVMOVUPS %s, Y2", k8("neginf"))
+	loop8m(label, `	VMAXPS (DI), Y6, Y6
+`, `	VMASKMOVPS (DI), Y1, Y0
+	VBLENDVPS Y1, Y0, Y2, Y0
+	VMAXPS Y0, Y6, Y6
+`)
+	reduce256("MAX")
+	p("\tMOVSS X6, m+%d(FP)", mOff)
+	p("\tVBROADCASTSS X6, Y7")
+	p("\tMOVQ x_base+0(FP), DI")
+	p("\tMOVQ x_len+8(FP), CX")
+	p("\tVMOVUPS %s, Y14", k8("one"))
+	p("\tVMOVUPS %s, Y15", k8("xmin"))
+	p("\tVMOVUPS %s, Y13", k8("xmax"))
+}
+
+// ymm names the registers Y<n> of regs.
+func ymm(regs ...int) []string {
+	var r []string
+	for _, i := range regs {
+		r = append(r, fmt.Sprintf("Y%d", i))
+	}
+	return r
+}
+
+// tileLoop256 emits the loop of an AVX2 epilogue tile (rows×32 floats at
+// DI, row stride R13, CX rows ≥ 1): f on two vectors at a time, their
+// instructions interleaved so that the out-of-order window holds two
+// dependency chains, with registers r0 and r1.
+func tileLoop256(label string, f func(r []string, x string) []string, r0, r1 []string) {
+	p("%s_loop:", label)
+	for _, offs := range [][2]string{{"(DI)", "32(DI)"}, {"64(DI)", "96(DI)"}} {
+		s0, s1 := f(r0, offs[0]), f(r1, offs[1])
+		for i := range s0 {
+			out.WriteString(s0[i])
+			out.WriteString(s1[i])
+		}
+	}
+	p("\tADDQ R13, DI")
+	p("\tDECQ CX")
+	p("\tJNZ %s_loop", label)
+}
+
 func reduce256(op string) {
 	p("\tVEXTRACTF128 $1, Y6, X0")
 	p("\tV%sPS X0, X6, X6", op)
@@ -1737,13 +1739,6 @@ func geluFast256(r []string, x string) []string {
 // (rows×32 floats at row stride ldc, the epilogue tile: two vectors at a
 // time, interleaved).
 func geluFastAVX2() {
-	y := func(regs ...int) []string {
-		var r []string
-		for _, i := range regs {
-			r = append(r, fmt.Sprintf("Y%d", i))
-		}
-		return r
-	}
 	consts := func() {
 		p("\tVMOVUPS %s, Y14", k8("gfnclamp"))
 		p("\tVMOVUPS %s, Y15", k8("gfclamp"))
@@ -1753,7 +1748,7 @@ func geluFastAVX2() {
 	p("\tMOVQ x_base+0(FP), DI")
 	p("\tMOVQ x_len+8(FP), CX")
 	consts()
-	loop8("gelufast2", []string{"DI"}, strings.Join(geluFast256(y(0, 1, 2, 3, 4), "(DI)"), ""))
+	loop8("gelufast2", []string{"DI"}, strings.Join(geluFast256(ymm(0, 1, 2, 3, 4), "(DI)"), ""))
 	p("\tVZEROUPPER")
 	p("\tRET")
 	p("")
@@ -1766,17 +1761,7 @@ func geluFastAVX2() {
 	consts()
 	p("\tTESTQ CX, CX")
 	p("\tJZ gelufasttile2_done")
-	p("gelufasttile2_loop:")
-	for _, offs := range [][2]string{{"(DI)", "32(DI)"}, {"64(DI)", "96(DI)"}} {
-		s0, s1 := geluFast256(y(0, 1, 2, 3, 4), offs[0]), geluFast256(y(5, 6, 7, 8, 9), offs[1])
-		for i := range s0 {
-			out.WriteString(s0[i])
-			out.WriteString(s1[i])
-		}
-	}
-	p("\tADDQ R13, DI")
-	p("\tDECQ CX")
-	p("\tJNZ gelufasttile2_loop")
+	tileLoop256("gelufasttile2", geluFast256, ymm(0, 1, 2, 3, 4), ymm(5, 6, 7, 8, 9))
 	p("gelufasttile2_done:")
 	p("\tVZEROUPPER")
 	p("\tRET")

@@ -6476,10 +6476,10 @@ smaxu8_done:
 	VBROADCASTSS X6, Y7
 	MOVQ x_base+0(FP), DI
 	MOVQ x_len+8(FP), CX
-	MOVQ dst+24(FP), SI
 	VMOVUPS kconst8<>+64(SB), Y14
 	VMOVUPS kconst8<>+288(SB), Y15
 	VMOVUPS kconst8<>+320(SB), Y13
+	MOVQ dst+24(FP), SI
 	VBROADCASTSS qmax+32(FP), Y2
 	VXORPS Y6, Y6, Y6
 sexpu8_loop:
