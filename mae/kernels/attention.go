@@ -156,7 +156,7 @@ func (j *attnJob) itemI8(s *attnScratch, b, h int) {
 // VNNI path keeps float32 attention), with a head dimension of whole
 // vectors and at least 64. Below that the int8 tiles of S = Q·Kᵀ are too
 // short in K for the kernel's fixed cost per tile: at head dim 32 (the
-// ViT-B decoder) int8 measured ~15% slower than float32, at 64 ~15–20%
+// ViT-B decoder) int8 measured 8% slower than float32, at 64 ~25–30%
 // faster (Zen 4, forced AVX2, one core).
 func attnI8(prec Precision, headDim int) bool {
 	if prec != Int8 || i8AVX2Impl == nil || headDim%8 != 0 || headDim < 64 {
