@@ -40,6 +40,10 @@ type Packed struct {
 	// i8 is the quantisation format.
 	scale, comp []float32
 	i8          i8Format
+	// FP32 only: T1..T4 of Strassen–Winograd, packed on first use (see
+	// strassen.go).
+	sw     *winogradB
+	swOnce sync.Once
 }
 
 func numPanels(n int) int { return (n + nr - 1) / nr }
@@ -657,6 +661,10 @@ func (w *Packed) mul(y, x []float32, m int, bias []float32, beta float32, act Ac
 		return
 	case Int8:
 		linearInt8(y, x, m, w, bias, act, residual)
+		return
+	}
+	if w.useStrassen(m) {
+		linearStrassen(y, x, m, w, bias, beta, act, residual)
 		return
 	}
 	runGemm(m, w.N, w.K, 1, x, w.K, false, w.data, beta, y, w.N, bias, act, residual)

@@ -6172,3 +6172,207 @@ add2_done:
 	VZEROUPPER
 	RET
 
+// func tileAxpyAVX512(dst *float32, ldd int, src *float32, lds, rows int, t *float32, alpha, beta float32, bias *float32)
+TEXT ·tileAxpyAVX512(SB), NOSPLIT, $0-64
+	MOVQ dst+0(FP), DI
+	MOVQ ldd+8(FP), R13
+	SHLQ $2, R13
+	MOVQ src+16(FP), R8
+	MOVQ lds+24(FP), R12
+	SHLQ $2, R12
+	MOVQ rows+32(FP), CX
+	MOVQ t+40(FP), SI
+	VBROADCASTSS alpha+48(FP), Z8
+	VBROADCASTSS beta+52(FP), Z9
+	MOVL beta+52(FP), AX
+	MOVQ bias+56(FP), DX
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	TESTQ DX, DX
+	JZ axpy_avx512_nobias
+	VMOVUPS 0(DX), Z4
+	VMOVUPS 64(DX), Z5
+axpy_avx512_nobias:
+	TESTQ CX, CX
+	JZ axpy_avx512_done
+	TESTL AX, AX
+	JZ axpy_avx512_set
+axpy_avx512_add:
+	PREFETCHT1 128(DI)
+	PREFETCHT1 192(DI)
+	VMOVUPS 0(R8), Z0
+	VFMADD213PS Z4, Z9, Z0
+	VFMADD231PS 0(SI), Z8, Z0
+	VMOVUPS Z0, 0(DI)
+	VMOVUPS 64(R8), Z1
+	VFMADD213PS Z5, Z9, Z1
+	VFMADD231PS 64(SI), Z8, Z1
+	VMOVUPS Z1, 64(DI)
+	ADDQ $128, SI
+	ADDQ R13, DI
+	ADDQ R12, R8
+	DECQ CX
+	JNZ axpy_avx512_add
+	JMP axpy_avx512_done
+axpy_avx512_set:
+	PREFETCHT1 128(DI)
+	PREFETCHT1 192(DI)
+	VMOVUPS Z4, Z0
+	VFMADD231PS 0(SI), Z8, Z0
+	VMOVUPS Z0, 0(DI)
+	VMOVUPS Z5, Z1
+	VFMADD231PS 64(SI), Z8, Z1
+	VMOVUPS Z1, 64(DI)
+	ADDQ $128, SI
+	ADDQ R13, DI
+	DECQ CX
+	JNZ axpy_avx512_set
+axpy_avx512_done:
+	VZEROUPPER
+	RET
+
+// func winoAAVX512(s1, s2, s3, s4, a11, a12, a21, a22 *float32, n int)
+TEXT ·winoAAVX512(SB), NOSPLIT, $0-72
+	MOVQ s1+0(FP), DI
+	MOVQ s2+8(FP), SI
+	MOVQ s3+16(FP), R8
+	MOVQ s4+24(FP), R9
+	MOVQ a11+32(FP), AX
+	MOVQ a12+40(FP), BX
+	MOVQ a21+48(FP), DX
+	MOVQ a22+56(FP), R10
+	MOVQ n+64(FP), CX
+	SHLQ $2, CX
+	XORQ R11, R11
+	TESTQ CX, CX
+	JZ wino_avx512_done
+wino_avx512_loop:
+	VMOVUPS (AX)(R11*1), Z0
+	VMOVUPS (DX)(R11*1), Z2
+	VADDPS (R10)(R11*1), Z2, Z4
+	VSUBPS Z0, Z4, Z5
+	VSUBPS Z2, Z0, Z6
+	VMOVUPS (BX)(R11*1), Z1
+	VSUBPS Z5, Z1, Z7
+	VMOVUPS Z4, (DI)(R11*1)
+	VMOVUPS Z5, (SI)(R11*1)
+	VMOVUPS Z6, (R8)(R11*1)
+	VMOVUPS Z7, (R9)(R11*1)
+	ADDQ $64, R11
+	CMPQ R11, CX
+	JLT wino_avx512_loop
+wino_avx512_done:
+	VZEROUPPER
+	RET
+
+// func tileAxpyAVX2(dst *float32, ldd int, src *float32, lds, rows int, t *float32, alpha, beta float32, bias *float32)
+TEXT ·tileAxpyAVX2(SB), NOSPLIT, $0-64
+	MOVQ dst+0(FP), DI
+	MOVQ ldd+8(FP), R13
+	SHLQ $2, R13
+	MOVQ src+16(FP), R8
+	MOVQ lds+24(FP), R12
+	SHLQ $2, R12
+	MOVQ rows+32(FP), CX
+	MOVQ t+40(FP), SI
+	VBROADCASTSS alpha+48(FP), Y8
+	VBROADCASTSS beta+52(FP), Y9
+	MOVL beta+52(FP), AX
+	MOVQ bias+56(FP), DX
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	TESTQ DX, DX
+	JZ axpy_avx2_nobias
+	VMOVUPS 0(DX), Y4
+	VMOVUPS 32(DX), Y5
+	VMOVUPS 64(DX), Y6
+	VMOVUPS 96(DX), Y7
+axpy_avx2_nobias:
+	TESTQ CX, CX
+	JZ axpy_avx2_done
+	TESTL AX, AX
+	JZ axpy_avx2_set
+axpy_avx2_add:
+	PREFETCHT1 128(DI)
+	PREFETCHT1 192(DI)
+	VMOVUPS 0(R8), Y0
+	VFMADD213PS Y4, Y9, Y0
+	VFMADD231PS 0(SI), Y8, Y0
+	VMOVUPS Y0, 0(DI)
+	VMOVUPS 32(R8), Y1
+	VFMADD213PS Y5, Y9, Y1
+	VFMADD231PS 32(SI), Y8, Y1
+	VMOVUPS Y1, 32(DI)
+	VMOVUPS 64(R8), Y2
+	VFMADD213PS Y6, Y9, Y2
+	VFMADD231PS 64(SI), Y8, Y2
+	VMOVUPS Y2, 64(DI)
+	VMOVUPS 96(R8), Y3
+	VFMADD213PS Y7, Y9, Y3
+	VFMADD231PS 96(SI), Y8, Y3
+	VMOVUPS Y3, 96(DI)
+	ADDQ $128, SI
+	ADDQ R13, DI
+	ADDQ R12, R8
+	DECQ CX
+	JNZ axpy_avx2_add
+	JMP axpy_avx2_done
+axpy_avx2_set:
+	PREFETCHT1 128(DI)
+	PREFETCHT1 192(DI)
+	VMOVUPS Y4, Y0
+	VFMADD231PS 0(SI), Y8, Y0
+	VMOVUPS Y0, 0(DI)
+	VMOVUPS Y5, Y1
+	VFMADD231PS 32(SI), Y8, Y1
+	VMOVUPS Y1, 32(DI)
+	VMOVUPS Y6, Y2
+	VFMADD231PS 64(SI), Y8, Y2
+	VMOVUPS Y2, 64(DI)
+	VMOVUPS Y7, Y3
+	VFMADD231PS 96(SI), Y8, Y3
+	VMOVUPS Y3, 96(DI)
+	ADDQ $128, SI
+	ADDQ R13, DI
+	DECQ CX
+	JNZ axpy_avx2_set
+axpy_avx2_done:
+	VZEROUPPER
+	RET
+
+// func winoAAVX2(s1, s2, s3, s4, a11, a12, a21, a22 *float32, n int)
+TEXT ·winoAAVX2(SB), NOSPLIT, $0-72
+	MOVQ s1+0(FP), DI
+	MOVQ s2+8(FP), SI
+	MOVQ s3+16(FP), R8
+	MOVQ s4+24(FP), R9
+	MOVQ a11+32(FP), AX
+	MOVQ a12+40(FP), BX
+	MOVQ a21+48(FP), DX
+	MOVQ a22+56(FP), R10
+	MOVQ n+64(FP), CX
+	SHLQ $2, CX
+	XORQ R11, R11
+	TESTQ CX, CX
+	JZ wino_avx2_done
+wino_avx2_loop:
+	VMOVUPS (AX)(R11*1), Y0
+	VMOVUPS (DX)(R11*1), Y2
+	VADDPS (R10)(R11*1), Y2, Y4
+	VSUBPS Y0, Y4, Y5
+	VSUBPS Y2, Y0, Y6
+	VMOVUPS (BX)(R11*1), Y1
+	VSUBPS Y5, Y1, Y7
+	VMOVUPS Y4, (DI)(R11*1)
+	VMOVUPS Y5, (SI)(R11*1)
+	VMOVUPS Y6, (R8)(R11*1)
+	VMOVUPS Y7, (R9)(R11*1)
+	ADDQ $32, R11
+	CMPQ R11, CX
+	JLT wino_avx2_loop
+wino_avx2_done:
+	VZEROUPPER
+	RET
+
