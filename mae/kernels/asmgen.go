@@ -1625,9 +1625,10 @@ func store256(mr int) {
 // strassenHelpers emits the two vector passes of one Strassen–Winograd
 // level (see strassen.go) for vectors of w floats in registers reg0..:
 //
-//	tileAxpy<isa>(dst *float32, ldd int, src *float32, lds, rows int, t *float32, alpha, beta float32, bias *float32)
-//	    dst[r][j] = alpha·t[r·32+j] + (beta·src[r][j] + bias[j]) for r < rows, j < 32
-//	    (beta == 0 does not read src; bias may be nil)
+//	tileAxpy<isa>(c *float32, ldc, rows int, t *float32, alpha, beta float32, bias, pf *float32)
+//	    c[r][j] = alpha·t[r·32+j] + (beta·c[r][j] + bias[j]) for r < rows, j < 32
+//	    (beta == 0 does not read c; bias may be nil), prefetching row r of
+//	    the tile at pf (row stride ldc; nil: none) to L2
 //	winoA<isa>(s1, s2, s3, s4, a11, a12, a21, a22 *float32, n int)
 //	    S1 = A21+A22, S2 = S1−A11, S3 = A11−A21, S4 = A12−S2 over n floats
 //	    (n a multiple of w)
@@ -1635,20 +1636,28 @@ func strassenHelpers(isa, reg string, w int) {
 	nv := 32 / w // vectors per tile row
 	v := func(i int) string { return fmt.Sprintf("%s%d", reg, i) }
 	lb := strings.ToLower(isa)
-	p("// func tileAxpy%s(dst *float32, ldd int, src *float32, lds, rows int, t *float32, alpha, beta float32, bias *float32)", isa)
-	p("TEXT ·tileAxpy%s(SB), NOSPLIT, $0-64", isa)
-	p("\tMOVQ dst+0(FP), DI")
-	p("\tMOVQ ldd+8(FP), R13")
+	p("// func tileAxpy%s(c *float32, ldc, rows int, t *float32, alpha, beta float32, bias, pf *float32)", isa)
+	p("TEXT ·tileAxpy%s(SB), NOSPLIT, $0-56", isa)
+	p("\tMOVQ c+0(FP), DI")
+	p("\tMOVQ ldc+8(FP), R13")
 	p("\tSHLQ $2, R13")
-	p("\tMOVQ src+16(FP), R8")
-	p("\tMOVQ lds+24(FP), R12")
-	p("\tSHLQ $2, R12")
-	p("\tMOVQ rows+32(FP), CX")
-	p("\tMOVQ t+40(FP), SI")
-	p("\tVBROADCASTSS alpha+48(FP), %s", v(8))
-	p("\tVBROADCASTSS beta+52(FP), %s", v(9))
-	p("\tMOVL beta+52(FP), AX")
-	p("\tMOVQ bias+56(FP), DX")
+	p("\tMOVQ rows+16(FP), CX")
+	p("\tMOVQ t+24(FP), SI")
+	p("\tVBROADCASTSS alpha+32(FP), %s", v(8))
+	p("\tVBROADCASTSS beta+36(FP), %s", v(9))
+	p("\tMOVL beta+36(FP), AX")
+	p("\tMOVQ bias+40(FP), DX")
+	p("\tMOVQ pf+48(FP), R9")
+	// Without pf, R9 walks the tile t instead: the same code, prefetching
+	// lines that are in L1.
+	p("\tMOVQ $128, R12")
+	p("\tTESTQ R9, R9")
+	p("\tJNZ axpy_%s_pf", lb)
+	p("\tMOVQ SI, R9")
+	p("\tJMP axpy_%s_bias", lb)
+	p("axpy_%s_pf:", lb)
+	p("\tMOVQ R13, R12")
+	p("axpy_%s_bias:", lb)
 	// Bias in v4.. (zero when nil).
 	for i := 0; i < nv; i++ {
 		if reg == "Z" {
@@ -1667,24 +1676,24 @@ func strassenHelpers(isa, reg string, w int) {
 	p("\tJZ axpy_%s_done", lb)
 	p("\tTESTL AX, AX")
 	p("\tJZ axpy_%s_set", lb)
-	// Each row also prefetches (to L2) the same row of the next tile to the
-	// right in dst, which the caller's next column panel updates after its
-	// kernel call (+6% on a ViT-B qkv at batch 8).
+	// The caller's next tile update is due after its next kernel call:
+	// prefetched now, it waits in L2 rather than in L3 (+6% on a ViT-B
+	// qkv at batch 8).
 	pf := func() {
-		p("\tPREFETCHT1 128(DI)")
-		p("\tPREFETCHT1 192(DI)")
+		p("\tPREFETCHT1 (R9)")
+		p("\tPREFETCHT1 64(R9)")
 	}
 	p("axpy_%s_add:", lb)
 	pf()
 	for i := 0; i < nv; i++ {
-		p("\tVMOVUPS %d(R8), %s", 4*w*i, v(i))
+		p("\tVMOVUPS %d(DI), %s", 4*w*i, v(i))
 		p("\tVFMADD213PS %s, %s, %s", v(4+i), v(9), v(i))
 		p("\tVFMADD231PS %d(SI), %s, %s", 4*w*i, v(8), v(i))
 		p("\tVMOVUPS %s, %d(DI)", v(i), 4*w*i)
 	}
 	p("\tADDQ $128, SI")
 	p("\tADDQ R13, DI")
-	p("\tADDQ R12, R8")
+	p("\tADDQ R12, R9")
 	p("\tDECQ CX")
 	p("\tJNZ axpy_%s_add", lb)
 	p("\tJMP axpy_%s_done", lb)
@@ -1697,6 +1706,7 @@ func strassenHelpers(isa, reg string, w int) {
 	}
 	p("\tADDQ $128, SI")
 	p("\tADDQ R13, DI")
+	p("\tADDQ R12, R9")
 	p("\tDECQ CX")
 	p("\tJNZ axpy_%s_set", lb)
 	p("axpy_%s_done:", lb)

@@ -6172,20 +6172,26 @@ add2_done:
 	VZEROUPPER
 	RET
 
-// func tileAxpyAVX512(dst *float32, ldd int, src *float32, lds, rows int, t *float32, alpha, beta float32, bias *float32)
-TEXT ·tileAxpyAVX512(SB), NOSPLIT, $0-64
-	MOVQ dst+0(FP), DI
-	MOVQ ldd+8(FP), R13
+// func tileAxpyAVX512(c *float32, ldc, rows int, t *float32, alpha, beta float32, bias, pf *float32)
+TEXT ·tileAxpyAVX512(SB), NOSPLIT, $0-56
+	MOVQ c+0(FP), DI
+	MOVQ ldc+8(FP), R13
 	SHLQ $2, R13
-	MOVQ src+16(FP), R8
-	MOVQ lds+24(FP), R12
-	SHLQ $2, R12
-	MOVQ rows+32(FP), CX
-	MOVQ t+40(FP), SI
-	VBROADCASTSS alpha+48(FP), Z8
-	VBROADCASTSS beta+52(FP), Z9
-	MOVL beta+52(FP), AX
-	MOVQ bias+56(FP), DX
+	MOVQ rows+16(FP), CX
+	MOVQ t+24(FP), SI
+	VBROADCASTSS alpha+32(FP), Z8
+	VBROADCASTSS beta+36(FP), Z9
+	MOVL beta+36(FP), AX
+	MOVQ bias+40(FP), DX
+	MOVQ pf+48(FP), R9
+	MOVQ $128, R12
+	TESTQ R9, R9
+	JNZ axpy_avx512_pf
+	MOVQ SI, R9
+	JMP axpy_avx512_bias
+axpy_avx512_pf:
+	MOVQ R13, R12
+axpy_avx512_bias:
 	VPXORD Z4, Z4, Z4
 	VPXORD Z5, Z5, Z5
 	TESTQ DX, DX
@@ -6198,25 +6204,25 @@ axpy_avx512_nobias:
 	TESTL AX, AX
 	JZ axpy_avx512_set
 axpy_avx512_add:
-	PREFETCHT1 128(DI)
-	PREFETCHT1 192(DI)
-	VMOVUPS 0(R8), Z0
+	PREFETCHT1 (R9)
+	PREFETCHT1 64(R9)
+	VMOVUPS 0(DI), Z0
 	VFMADD213PS Z4, Z9, Z0
 	VFMADD231PS 0(SI), Z8, Z0
 	VMOVUPS Z0, 0(DI)
-	VMOVUPS 64(R8), Z1
+	VMOVUPS 64(DI), Z1
 	VFMADD213PS Z5, Z9, Z1
 	VFMADD231PS 64(SI), Z8, Z1
 	VMOVUPS Z1, 64(DI)
 	ADDQ $128, SI
 	ADDQ R13, DI
-	ADDQ R12, R8
+	ADDQ R12, R9
 	DECQ CX
 	JNZ axpy_avx512_add
 	JMP axpy_avx512_done
 axpy_avx512_set:
-	PREFETCHT1 128(DI)
-	PREFETCHT1 192(DI)
+	PREFETCHT1 (R9)
+	PREFETCHT1 64(R9)
 	VMOVUPS Z4, Z0
 	VFMADD231PS 0(SI), Z8, Z0
 	VMOVUPS Z0, 0(DI)
@@ -6225,6 +6231,7 @@ axpy_avx512_set:
 	VMOVUPS Z1, 64(DI)
 	ADDQ $128, SI
 	ADDQ R13, DI
+	ADDQ R12, R9
 	DECQ CX
 	JNZ axpy_avx512_set
 axpy_avx512_done:
@@ -6265,20 +6272,26 @@ wino_avx512_done:
 	VZEROUPPER
 	RET
 
-// func tileAxpyAVX2(dst *float32, ldd int, src *float32, lds, rows int, t *float32, alpha, beta float32, bias *float32)
-TEXT ·tileAxpyAVX2(SB), NOSPLIT, $0-64
-	MOVQ dst+0(FP), DI
-	MOVQ ldd+8(FP), R13
+// func tileAxpyAVX2(c *float32, ldc, rows int, t *float32, alpha, beta float32, bias, pf *float32)
+TEXT ·tileAxpyAVX2(SB), NOSPLIT, $0-56
+	MOVQ c+0(FP), DI
+	MOVQ ldc+8(FP), R13
 	SHLQ $2, R13
-	MOVQ src+16(FP), R8
-	MOVQ lds+24(FP), R12
-	SHLQ $2, R12
-	MOVQ rows+32(FP), CX
-	MOVQ t+40(FP), SI
-	VBROADCASTSS alpha+48(FP), Y8
-	VBROADCASTSS beta+52(FP), Y9
-	MOVL beta+52(FP), AX
-	MOVQ bias+56(FP), DX
+	MOVQ rows+16(FP), CX
+	MOVQ t+24(FP), SI
+	VBROADCASTSS alpha+32(FP), Y8
+	VBROADCASTSS beta+36(FP), Y9
+	MOVL beta+36(FP), AX
+	MOVQ bias+40(FP), DX
+	MOVQ pf+48(FP), R9
+	MOVQ $128, R12
+	TESTQ R9, R9
+	JNZ axpy_avx2_pf
+	MOVQ SI, R9
+	JMP axpy_avx2_bias
+axpy_avx2_pf:
+	MOVQ R13, R12
+axpy_avx2_bias:
 	VXORPS Y4, Y4, Y4
 	VXORPS Y5, Y5, Y5
 	VXORPS Y6, Y6, Y6
@@ -6295,33 +6308,33 @@ axpy_avx2_nobias:
 	TESTL AX, AX
 	JZ axpy_avx2_set
 axpy_avx2_add:
-	PREFETCHT1 128(DI)
-	PREFETCHT1 192(DI)
-	VMOVUPS 0(R8), Y0
+	PREFETCHT1 (R9)
+	PREFETCHT1 64(R9)
+	VMOVUPS 0(DI), Y0
 	VFMADD213PS Y4, Y9, Y0
 	VFMADD231PS 0(SI), Y8, Y0
 	VMOVUPS Y0, 0(DI)
-	VMOVUPS 32(R8), Y1
+	VMOVUPS 32(DI), Y1
 	VFMADD213PS Y5, Y9, Y1
 	VFMADD231PS 32(SI), Y8, Y1
 	VMOVUPS Y1, 32(DI)
-	VMOVUPS 64(R8), Y2
+	VMOVUPS 64(DI), Y2
 	VFMADD213PS Y6, Y9, Y2
 	VFMADD231PS 64(SI), Y8, Y2
 	VMOVUPS Y2, 64(DI)
-	VMOVUPS 96(R8), Y3
+	VMOVUPS 96(DI), Y3
 	VFMADD213PS Y7, Y9, Y3
 	VFMADD231PS 96(SI), Y8, Y3
 	VMOVUPS Y3, 96(DI)
 	ADDQ $128, SI
 	ADDQ R13, DI
-	ADDQ R12, R8
+	ADDQ R12, R9
 	DECQ CX
 	JNZ axpy_avx2_add
 	JMP axpy_avx2_done
 axpy_avx2_set:
-	PREFETCHT1 128(DI)
-	PREFETCHT1 192(DI)
+	PREFETCHT1 (R9)
+	PREFETCHT1 64(R9)
 	VMOVUPS Y4, Y0
 	VFMADD231PS 0(SI), Y8, Y0
 	VMOVUPS Y0, 0(DI)
@@ -6336,6 +6349,7 @@ axpy_avx2_set:
 	VMOVUPS Y3, 96(DI)
 	ADDQ $128, SI
 	ADDQ R13, DI
+	ADDQ R12, R9
 	DECQ CX
 	JNZ axpy_avx2_set
 axpy_avx2_done:

@@ -26,9 +26,9 @@ import (
 //	C11 = P1 + P2            C21 = P1 + P6 + P7 − P4
 //	C12 = P1 + P6 + P5 + P3  C22 = P1 + P6 + P7 + P5
 //
-// The weight side (T1..T4) is constant: it is packed once per weight, on
-// the first call that uses it, beside the plain packed weight, whose
-// quarters serve as B11, B21 and B22. Per call, one vectorised pass forms
+// The weight side (T1..T4) is constant: it is packed once per weight, by
+// PackLinear, beside the plain packed weight, whose quarters serve as B11,
+// B21 and B22 (+1× the weight's memory). Per call, one vectorised pass forms
 // S1..S4 in scratch; then one parallel job runs the 7 products over the
 // task grid of the quarter problem (a task is a block of rows × columns of
 // every quadrant). Each finished micro-tile of a product is added into the
@@ -45,15 +45,19 @@ import (
 
 // Strassen is used for m ≥ swMinM, N ≥ swMinN and K ≥ swMinK[path] (N a
 // multiple of 2·nr, K even); other shapes run the plain GEMM. Measured on
-// Zen 4, one core, A/B in one run (BenchmarkStrassenAB; see README): on
-// avx512 it gains from K = 768 at m ≥ 197, on avx2 (whose plain kernel
-// runs K = 768 in one chunk and prefetches A) from K = 2048; below ~200
-// rows or at K = 512 it loses.
+// Zen 4, one core, A/B in one run (BenchmarkStrassenAB; see README): it
+// gains 2–10% from m ≈ 200 (batch 1) at K ≥ 768 on avx512, and at K ≥ 512
+// on avx2 (K = 512 measured at batch 8 only); at 50 rows it loses on
+// both, and at K = 512 on avx512.
 var (
 	swMinM = 192
 	swMinN = 512
-	swMinK = map[string]int{"avx512": 768, "avx2": 2048, "generic": 2048}
+	swMinK = map[string]int{"avx512": 768, "avx2": 512, "generic": 2048}
 )
+
+// swNB caps the column panels of a task: its four C blocks, the product's
+// B block and A rows then stay in a 1 MiB L2 (+2–4% at batch 1 over 8).
+var swNB = 4
 
 // strassenOn tells whether Linear may use Strassen–Winograd: on unless
 // MAEEMBED_STRASSEN is 0, off, false or no (read at init).
@@ -77,8 +81,12 @@ func Strassen() bool { return strassenOn.Load() }
 func SetStrassen(on bool) { strassenOn.Store(on) }
 
 // useStrassen tells whether y = x·Wᵀ over m rows runs Strassen–Winograd.
-func (w *Packed) useStrassen(m int) bool {
-	return w.prec == FP32 && strassenOn.Load() && m >= swMinM && w.N >= swMinN && w.K >= swMinK[current.Load().name] &&
+func (w *Packed) useStrassen(m int) bool { return m >= swMinM && w.strassenShape() }
+
+// strassenShape tells whether w's N and K qualify for Strassen–Winograd on
+// the current path (if it is on), whatever m.
+func (w *Packed) strassenShape() bool {
+	return w.prec == FP32 && strassenOn.Load() && w.N >= swMinN && w.K >= swMinK[current.Load().name] &&
 		w.N%(2*nr) == 0 && w.K%2 == 0
 }
 
@@ -88,7 +96,10 @@ type winogradB struct {
 	t [4][]float32
 }
 
-// winograd returns w's T1..T4, packing them on first use.
+// winograd returns w's T1..T4. PackLinear packs them with the weight when
+// its shape qualifies (so the first call does not pay for it); a weight
+// packed before Strassen was turned on or on another path gets them on
+// first use.
 func (w *Packed) winograd() *winogradB {
 	w.swOnce.Do(func() {
 		kh, nph := w.K/2, w.N/2/nr
@@ -254,7 +265,7 @@ func linearStrassen(y, x []float32, m int, w *Packed, bias []float32, beta float
 		}
 	}
 	g := &j.g
-	g.im, g.m, g.n, g.k, g.packA = im, mh, nh, kh, false
+	g.im, g.m, g.n, g.k, g.packA, g.nbMax = im, mh, nh, kh, false, swNB
 	g.schedule(nw)
 	if cap(j.done) < g.total {
 		j.done = make([]atomic.Int32, g.total)
@@ -392,9 +403,9 @@ func (j *swJob) task(s *scratch, t, pi int) {
 			}
 			for i := i0; i < e; i += mr {
 				rows := min(mr, pr.rows-i)
-				kern, fit := im.kernel, rows == mr
+				kern, fit, kpf := im.kernel, rows == mr, im.kernelPF
 				if rows < mr && im.edge != nil {
-					kern, fit = im.edge[rows], true
+					kern, fit, kpf = im.edge[rows], true, nil
 				}
 				var ap *float32
 				var rs, ps int
@@ -407,19 +418,46 @@ func (j *swJob) task(s *scratch, t, pi int) {
 				default:
 					ap, rs, ps = &pr.a[i*pr.lda+pc], pr.lda, 1
 				}
+				if rows < mr || j.packA[pi] {
+					kpf = nil
+				}
 				for q := q0; q < q1; q++ {
 					col := q * nr
 					bp := &pr.b[q*pr.bs+pc*nr]
+					var pf *float32
+					if kpf != nil {
+						// As gemmJob.nextA: two rows of the next micro-panel per
+						// column panel.
+						if r := i + mr + 2*((q-q0)%((mr+1)/2)); r+1 < min(e, pr.rows) {
+							pf = &pr.a[r*pr.lda+pc]
+						}
+					}
 					if d := pr.only; d >= 0 && fit {
 						// One quadrant: the kernel adds into it in place.
 						c := &j.quad[d]
-						kern(kb, ap, rs, ps, bp, &c.c[i*c.ldc+col], c.ldc, pr.sign[d], beta, j.biasAt(d, pi, last, col))
+						if kpf != nil {
+							kpf(kb, ap, rs, ps, bp, &c.c[i*c.ldc+col], c.ldc, pr.sign[d], beta, j.biasAt(d, pi, last, col), pf)
+						} else {
+							kern(kb, ap, rs, ps, bp, &c.c[i*c.ldc+col], c.ldc, pr.sign[d], beta, j.biasAt(d, pi, last, col))
+						}
 					} else {
-						kern(kb, ap, rs, ps, bp, tile, nr, 1, 0, nil)
+						if kpf != nil {
+							kpf(kb, ap, rs, ps, bp, tile, nr, 1, 0, nil, pf)
+						} else {
+							kern(kb, ap, rs, ps, bp, tile, nr, 1, 0, nil)
+						}
 						for d, sg := range pr.sign {
 							if rd := min(rows, j.qrows[d]-i); sg != 0 && rd > 0 {
 								c := &j.quad[d].c[i*j.quad[d].ldc+col]
-								im.tileAxpy(c, j.quad[d].ldc, c, j.quad[d].ldc, rd, tile, sg, beta, j.biasAt(d, pi, last, col))
+								// Prefetch this quadrant's next tile: to the right, or
+								// the first of the next micro-panel.
+								var pf *float32
+								if ldc := j.quad[d].ldc; q+1 < q1 {
+									pf = &j.quad[d].c[i*ldc+col+nr]
+								} else if i+mr < min(e, j.qrows[d]) {
+									pf = &j.quad[d].c[(i+mr)*ldc+q0*nr]
+								}
+								im.tileAxpy(c, j.quad[d].ldc, rd, tile, sg, beta, j.biasAt(d, pi, last, col), pf)
 							}
 						}
 					}
@@ -445,27 +483,27 @@ func (j *swJob) biasAt(d, pi int, last bool, col int) *float32 {
 	return &j.bias[d][col]
 }
 
-// tileAxpyGeneric is dst[r][j] = alpha·t[r·nr+j] + (beta·src[r][j] +
-// bias[j]) for rows rows of one nr-wide tile (row strides ldd, lds; beta
-// == 0 does not read src; dst may be src).
-func tileAxpyGeneric(dst *float32, ldd int, src *float32, lds, rows int, t *float32, alpha, beta float32, bias *float32) {
+// tileAxpyGeneric is c[r][j] = alpha·t[r·nr+j] + (beta·c[r][j] + bias[j])
+// for rows rows of one nr-wide tile (beta == 0 does not read c; pf, the
+// assembly's prefetch, is ignored).
+func tileAxpyGeneric(c *float32, ldc, rows int, t *float32, alpha, beta float32, bias, pf *float32) {
 	if rows == 0 {
 		return
 	}
-	D := unsafe.Slice(dst, (rows-1)*ldd+nr)
-	S := unsafe.Slice(src, (rows-1)*lds+nr)
+	C := unsafe.Slice(c, (rows-1)*ldc+nr)
 	T := unsafe.Slice(t, rows*nr)
 	var bv [nr]float32
 	if bias != nil {
 		bv = *(*[nr]float32)(unsafe.Slice(bias, nr))
 	}
 	for r := 0; r < rows; r++ {
-		for jj := 0; jj < nr; jj++ {
+		row := C[r*ldc : r*ldc+nr]
+		for jj := range row {
 			v := bv[jj]
 			if beta != 0 {
-				v += beta * S[r*lds+jj]
+				v += beta * row[jj]
 			}
-			D[r*ldd+jj] = alpha*T[r*nr+jj] + v
+			row[jj] = alpha*T[r*nr+jj] + v
 		}
 	}
 }
@@ -484,3 +522,5 @@ func winoAGeneric(s1, s2, s3, s4, a11, a12, a21, a22 []float32) {
 		s4[i] = a12[i] - v
 	}
 }
+
+var swSkip bool
