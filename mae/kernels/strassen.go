@@ -523,4 +523,3 @@ func winoAGeneric(s1, s2, s3, s4, a11, a12, a21, a22 []float32) {
 	}
 }
 
-var swSkip bool
