@@ -1629,9 +1629,10 @@ func store256(mr int) {
 //	    c[r][j] = alpha·t[r·32+j] + (beta·c[r][j] + bias[j]) for r < rows, j < 32
 //	    (beta == 0 does not read c; bias may be nil), prefetching row r of
 //	    the tile at pf (row stride ldc; nil: none) to L2
-//	winoA<isa>(s1, s2, s3, s4, a11, a12, a21, a22 *float32, n int)
+//	winoA<isa>(s1, s2, s3, s4, a11, a12, a21, a22 *float32, n int) float32
 //	    S1 = A21+A22, S2 = S1−A11, S3 = A11−A21, S4 = A12−S2 over n floats
-//	    (n a multiple of w)
+//	    (n a multiple of w); returns Σ 0·S4, NaN when an input (or S4) is
+//	    not finite, else 0
 func strassenHelpers(isa, reg string, w int) {
 	nv := 32 / w // vectors per tile row
 	v := func(i int) string { return fmt.Sprintf("%s%d", reg, i) }
@@ -1714,14 +1715,22 @@ func strassenHelpers(isa, reg string, w int) {
 	p("\tRET")
 	p("")
 
-	p("// func winoA%s(s1, s2, s3, s4, a11, a12, a21, a22 *float32, n int)", isa)
-	p("TEXT ·winoA%s(SB), NOSPLIT, $0-72", isa)
+	p("// func winoA%s(s1, s2, s3, s4, a11, a12, a21, a22 *float32, n int) float32", isa)
+	p("TEXT ·winoA%s(SB), NOSPLIT, $0-76", isa)
 	for i, r := range []string{"DI", "SI", "R8", "R9", "AX", "BX", "DX", "R10"} {
 		p("\tMOVQ %s+%d(FP), %s", []string{"s1", "s2", "s3", "s4", "a11", "a12", "a21", "a22"}[i], 8*i, r)
 	}
 	p("\tMOVQ n+64(FP), CX")
 	p("\tSHLQ $2, CX")
 	p("\tXORQ R11, R11")
+	// v3 = 0 (the multiplier), v8 accumulates 0·S4.
+	if reg == "Z" {
+		p("\tVPXORD Z3, Z3, Z3")
+		p("\tVPXORD Z8, Z8, Z8")
+	} else {
+		p("\tVXORPS Y3, Y3, Y3")
+		p("\tVXORPS Y8, Y8, Y8")
+	}
 	p("\tTESTQ CX, CX")
 	p("\tJZ wino_%s_done", lb)
 	p("wino_%s_loop:", lb)
@@ -1732,6 +1741,7 @@ func strassenHelpers(isa, reg string, w int) {
 	p("\tVSUBPS %s, %s, %s", v(2), v(0), v(6))
 	p("\tVMOVUPS (BX)(R11*1), %s", v(1))
 	p("\tVSUBPS %s, %s, %s", v(5), v(1), v(7))
+	p("\tVFMADD231PS %s, %s, %s", v(7), v(3), v(8))
 	p("\tVMOVUPS %s, (DI)(R11*1)", v(4))
 	p("\tVMOVUPS %s, (SI)(R11*1)", v(5))
 	p("\tVMOVUPS %s, (R8)(R11*1)", v(6))
@@ -1740,6 +1750,16 @@ func strassenHelpers(isa, reg string, w int) {
 	p("\tCMPQ R11, CX")
 	p("\tJLT wino_%s_loop", lb)
 	p("wino_%s_done:", lb)
+	// Any NaN lane makes the sum NaN, whatever the order.
+	if reg == "Z" {
+		p("\tVEXTRACTF64X4 $1, Z8, Y9")
+		p("\tVADDPS Y9, Y8, Y8")
+	}
+	p("\tVEXTRACTF128 $1, Y8, X9")
+	p("\tVADDPS X9, X8, X8")
+	p("\tVHADDPS X8, X8, X8")
+	p("\tVHADDPS X8, X8, X8")
+	p("\tVMOVSS X8, ret+72(FP)")
 	p("\tVZEROUPPER")
 	p("\tRET")
 	p("")

@@ -674,7 +674,7 @@ func (w *Packed) mul(y, x []float32, m int, bias []float32, beta float32, act Ac
 		linearInt8(y, x, m, w, bias, act, residual)
 		return
 	}
-	if w.useStrassen(m) {
+	if w.useStrassen(m) && w.winograd() != nil {
 		linearStrassen(y, x, m, w, bias, beta, act, residual)
 		return
 	}

@@ -6238,8 +6238,8 @@ axpy_avx512_done:
 	VZEROUPPER
 	RET
 
-// func winoAAVX512(s1, s2, s3, s4, a11, a12, a21, a22 *float32, n int)
-TEXT ·winoAAVX512(SB), NOSPLIT, $0-72
+// func winoAAVX512(s1, s2, s3, s4, a11, a12, a21, a22 *float32, n int) float32
+TEXT ·winoAAVX512(SB), NOSPLIT, $0-76
 	MOVQ s1+0(FP), DI
 	MOVQ s2+8(FP), SI
 	MOVQ s3+16(FP), R8
@@ -6251,6 +6251,8 @@ TEXT ·winoAAVX512(SB), NOSPLIT, $0-72
 	MOVQ n+64(FP), CX
 	SHLQ $2, CX
 	XORQ R11, R11
+	VPXORD Z3, Z3, Z3
+	VPXORD Z8, Z8, Z8
 	TESTQ CX, CX
 	JZ wino_avx512_done
 wino_avx512_loop:
@@ -6261,6 +6263,7 @@ wino_avx512_loop:
 	VSUBPS Z2, Z0, Z6
 	VMOVUPS (BX)(R11*1), Z1
 	VSUBPS Z5, Z1, Z7
+	VFMADD231PS Z7, Z3, Z8
 	VMOVUPS Z4, (DI)(R11*1)
 	VMOVUPS Z5, (SI)(R11*1)
 	VMOVUPS Z6, (R8)(R11*1)
@@ -6269,6 +6272,13 @@ wino_avx512_loop:
 	CMPQ R11, CX
 	JLT wino_avx512_loop
 wino_avx512_done:
+	VEXTRACTF64X4 $1, Z8, Y9
+	VADDPS Y9, Y8, Y8
+	VEXTRACTF128 $1, Y8, X9
+	VADDPS X9, X8, X8
+	VHADDPS X8, X8, X8
+	VHADDPS X8, X8, X8
+	VMOVSS X8, ret+72(FP)
 	VZEROUPPER
 	RET
 
@@ -6356,8 +6366,8 @@ axpy_avx2_done:
 	VZEROUPPER
 	RET
 
-// func winoAAVX2(s1, s2, s3, s4, a11, a12, a21, a22 *float32, n int)
-TEXT ·winoAAVX2(SB), NOSPLIT, $0-72
+// func winoAAVX2(s1, s2, s3, s4, a11, a12, a21, a22 *float32, n int) float32
+TEXT ·winoAAVX2(SB), NOSPLIT, $0-76
 	MOVQ s1+0(FP), DI
 	MOVQ s2+8(FP), SI
 	MOVQ s3+16(FP), R8
@@ -6369,6 +6379,8 @@ TEXT ·winoAAVX2(SB), NOSPLIT, $0-72
 	MOVQ n+64(FP), CX
 	SHLQ $2, CX
 	XORQ R11, R11
+	VXORPS Y3, Y3, Y3
+	VXORPS Y8, Y8, Y8
 	TESTQ CX, CX
 	JZ wino_avx2_done
 wino_avx2_loop:
@@ -6379,6 +6391,7 @@ wino_avx2_loop:
 	VSUBPS Y2, Y0, Y6
 	VMOVUPS (BX)(R11*1), Y1
 	VSUBPS Y5, Y1, Y7
+	VFMADD231PS Y7, Y3, Y8
 	VMOVUPS Y4, (DI)(R11*1)
 	VMOVUPS Y5, (SI)(R11*1)
 	VMOVUPS Y6, (R8)(R11*1)
@@ -6387,6 +6400,11 @@ wino_avx2_loop:
 	CMPQ R11, CX
 	JLT wino_avx2_loop
 wino_avx2_done:
+	VEXTRACTF128 $1, Y8, X9
+	VADDPS X9, X8, X8
+	VHADDPS X8, X8, X8
+	VHADDPS X8, X8, X8
+	VMOVSS X8, ret+72(FP)
 	VZEROUPPER
 	RET
 

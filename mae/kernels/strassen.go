@@ -96,7 +96,7 @@ type winogradB struct {
 	t [4][]float32
 }
 
-// winograd returns w's T1..T4. PackLinear packs them with the weight when
+// winograd returns w's T1..T4, or nil when w is not finite. PackLinear packs them with the weight when
 // its shape qualifies (so the first call does not pay for it); a weight
 // packed before Strassen was turned on or on another path gets them on
 // first use.
@@ -112,6 +112,7 @@ func (w *Packed) winograd() *winogradB {
 			o := (cr*nph+q)*w.K*nr + kr*kh*nr
 			return w.data[o : o+kh*nr]
 		}
+		z := float32(0) // Σ 0·T4: NaN when the weight holds a NaN or Inf
 		for q := 0; q < nph; q++ {
 			b11, b12, b21, b22 := quarter(0, 0, q), quarter(0, 1, q), quarter(1, 0, q), quarter(1, 1, q)
 			t1, t2, t3, t4 := sb.t[0][q*kh*nr:(q+1)*kh*nr], sb.t[1][q*kh*nr:(q+1)*kh*nr],
@@ -121,7 +122,13 @@ func (w *Packed) winograd() *winogradB {
 				t2[i] = b22[i] - t1[i]
 				t3[i] = b22[i] - b12[i]
 				t4[i] = t2[i] - b21[i]
+				z += 0 * t4[i]
 			}
+		}
+		if z != z {
+			// A NaN or Inf in column j of Wᵀ would reach columns j ± N/2
+			// through T1..T4: such a weight stays on the plain GEMM.
+			return
 		}
 		w.sw = sb
 	})
@@ -162,7 +169,6 @@ type swJob struct {
 	bias   [4][]float32 // bias of quadrant d's columns, or nil
 	final  [4]int       // index of the last product adding into quadrant d
 	beta   float32      // of the first product (1: y += x·Wᵀ)
-	packA  [7]bool
 	sumBuf *[]float32
 
 	ws winoSums
@@ -176,10 +182,11 @@ var (
 )
 
 // linearStrassen is y = x·Wᵀ + beta·y + bias, act, + residual with one
-// level of Strassen–Winograd (w.useStrassen(m)).
+// level of Strassen–Winograd (w.useStrassen(m), w.winograd() != nil). If
+// x holds a NaN or Inf it runs the plain GEMM instead.
 func linearStrassen(y, x []float32, m int, w *Packed, bias []float32, beta float32, act Activation, residual []float32) {
 	im := current.Load()
-	sb := w.winograd()
+	sb := w.sw
 	n, k := w.N, w.K
 	mh, kh, nh := (m+1)/2, k/2, n/2
 	m2 := m - mh
@@ -190,8 +197,8 @@ func linearStrassen(y, x []float32, m int, w *Packed, bias []float32, beta float
 		ls += 16
 	}
 	// A11, A12 and A22 are read in place, unless their row stride (k)
-	// would make the kernels pack them per task: then the pass copies them
-	// to scratch too (at ls), once per call.
+	// would need packing (needPackA): then the pass copies them to scratch
+	// too (at ls), once per call, so no operand of a product needs packing.
 	copyA := needPackA(false, k, im.mr)
 	na := 4
 	if copyA {
@@ -208,7 +215,18 @@ func linearStrassen(y, x []float32, m int, w *Packed, bias []float32, beta float
 	ws := &j.ws
 	ws.im, ws.x, ws.m, ws.mh, ws.k, ws.ls, ws.sums, ws.copyA = im, x, m, mh, k, ls, sums, copyA
 	ws.next.Store(0)
+	ws.nonFinite.Store(false)
 	parallel(min(nw, ceilDiv(mh, winoRows)), ws)
+	if ws.nonFinite.Load() {
+		// A NaN or Inf in row r of x would reach rows r and r ± m/2 of y
+		// through S1..S4 (another token, maybe another image), and an Inf
+		// can turn into NaN in them: the plain GEMM keeps each row to itself.
+		swBufPool.Put(j.sumBuf)
+		*j = swJob{done: j.done}
+		swPool.Put(j)
+		runGemm(m, n, k, 1, x, k, false, w.data, beta, y, n, bias, act, residual)
+		return
+	}
 	a11, a12, a22, lda := x, x[kh:], x[mh*k+kh:], k
 	if copyA {
 		a11, a12, a22, lda = s(4), s(5), s(6), ls
@@ -242,7 +260,6 @@ func linearStrassen(y, x []float32, m int, w *Packed, bias []float32, beta float
 		if cnt > 1 {
 			pr.only = -1
 		}
-		j.packA[pi] = needPackA(false, pr.lda, im.mr)
 	}
 	j.mh, j.beta = mh, beta
 	j.qrows = [4]int{mh, mh, m2, m2}
@@ -294,7 +311,9 @@ type winoSums struct {
 	m, mh, k, ls int
 	sums         []float32
 	copyA        bool // also copy A11, A12, A22 (after S4)
-	next         atomic.Int64
+	// nonFinite is set when x holds a NaN or Inf (see linearStrassen).
+	nonFinite atomic.Bool
+	next      atomic.Int64
 }
 
 func (ws *winoSums) run() {
@@ -319,12 +338,19 @@ func (ws *winoSums) run() {
 				}
 			}
 			if r2 < ws.m {
-				ws.im.winoA(d1, d2, d3, d4, a11, a12, ws.x[r2*ws.k:r2*ws.k+kh], ws.x[r2*ws.k+kh:(r2+1)*ws.k])
+				if !ws.im.winoA(d1, d2, d3, d4, a11, a12, ws.x[r2*ws.k:r2*ws.k+kh], ws.x[r2*ws.k+kh:(r2+1)*ws.k]) {
+					ws.nonFinite.Store(true)
+				}
 				continue
 			}
 			// The zero row padding an odd m: A21 = A22 = 0.
+			z := float32(0)
 			for i, v := range a11 {
 				d1[i], d2[i], d3[i], d4[i] = 0, -v, v, a12[i]+v
+				z += 0 * d4[i]
+			}
+			if z != z {
+				ws.nonFinite.Store(true)
 			}
 		}
 	}
@@ -367,7 +393,6 @@ func (j *swJob) run() {
 		j.task(s, t, p)
 		j.done[t].Store(int32(p + 1))
 	}
-	s.aKey = ablkKey{} // ablk now holds a block of this call
 	scratchPool.Put(s)
 }
 
@@ -395,12 +420,6 @@ func (j *swJob) task(s *scratch, t, pi int) {
 			if first {
 				beta = j.beta
 			}
-			if j.packA[pi] {
-				s.ablk = grow(s.ablk, ceilDiv(e-i0, mr)*mr*kb)
-				for i := i0; i < e; i += mr {
-					packPanel(im, s.ablk[(i-i0)*kb:], pr.a, pr.lda, false, pr.rows, i, pc, kb)
-				}
-			}
 			for i := i0; i < e; i += mr {
 				rows := min(mr, pr.rows-i)
 				kern, fit, kpf := im.kernel, rows == mr, im.kernelPF
@@ -410,15 +429,13 @@ func (j *swJob) task(s *scratch, t, pi int) {
 				var ap *float32
 				var rs, ps int
 				switch {
-				case j.packA[pi]:
-					ap, rs, ps = &s.ablk[(i-i0)*kb], 1, mr
 				case rows < mr && im.edge == nil:
 					packPanel(im, s.apack[:], pr.a, pr.lda, false, pr.rows, i, pc, kb)
 					ap, rs, ps = &s.apack[0], 1, mr
 				default:
 					ap, rs, ps = &pr.a[i*pr.lda+pc], pr.lda, 1
 				}
-				if rows < mr || j.packA[pi] {
+				if rows < mr {
 					kpf = nil
 				}
 				for q := q0; q < q1; q++ {
@@ -509,10 +526,12 @@ func tileAxpyGeneric(c *float32, ldc, rows int, t *float32, alpha, beta float32,
 }
 
 // winoAGeneric forms S1 = A21+A22, S2 = S1−A11, S3 = A11−A21, S4 = A12−S2
-// elementwise (all slices of one length).
-func winoAGeneric(s1, s2, s3, s4, a11, a12, a21, a22 []float32) {
+// elementwise (all slices of one length); false when an input (or S4) is
+// not finite.
+func winoAGeneric(s1, s2, s3, s4, a11, a12, a21, a22 []float32) bool {
 	n := len(s1)
 	s2, s3, s4, a11, a12, a21, a22 = s2[:n], s3[:n], s4[:n], a11[:n], a12[:n], a21[:n], a22[:n]
+	z := float32(0)
 	for i := range s1 {
 		v := a21[i] + a22[i]
 		s1[i] = v
@@ -520,6 +539,7 @@ func winoAGeneric(s1, s2, s3, s4, a11, a12, a21, a22 []float32) {
 		s2[i] = v
 		s3[i] = a11[i] - a21[i]
 		s4[i] = a12[i] - v
+		z += 0 * s4[i]
 	}
+	return z == z
 }
-

@@ -7,13 +7,13 @@ package kernels
 func tileAxpyAVX512(c *float32, ldc, rows int, t *float32, alpha, beta float32, bias, pf *float32)
 
 //go:noescape
-func winoAAVX512(s1, s2, s3, s4, a11, a12, a21, a22 *float32, n int)
+func winoAAVX512(s1, s2, s3, s4, a11, a12, a21, a22 *float32, n int) float32
 
 //go:noescape
 func tileAxpyAVX2(c *float32, ldc, rows int, t *float32, alpha, beta float32, bias, pf *float32)
 
 //go:noescape
-func winoAAVX2(s1, s2, s3, s4, a11, a12, a21, a22 *float32, n int)
+func winoAAVX2(s1, s2, s3, s4, a11, a12, a21, a22 *float32, n int) float32
 
 func init() {
 	avx512Impl.tileAxpy, avx512Impl.winoA = tileAxpyAVX512, winoAVec(winoAAVX512, 16)
@@ -22,15 +22,18 @@ func init() {
 
 // winoAVec runs the assembly pass f over whole vectors of w floats and
 // finishes the tail in Go.
-func winoAVec(f func(s1, s2, s3, s4, a11, a12, a21, a22 *float32, n int), w int) func(s1, s2, s3, s4, a11, a12, a21, a22 []float32) {
-	return func(s1, s2, s3, s4, a11, a12, a21, a22 []float32) {
+func winoAVec(f func(s1, s2, s3, s4, a11, a12, a21, a22 *float32, n int) float32, w int) func(s1, s2, s3, s4, a11, a12, a21, a22 []float32) bool {
+	return func(s1, s2, s3, s4, a11, a12, a21, a22 []float32) bool {
 		n := len(s1)
 		s2, s3, s4, a11, a12, a21, a22 = s2[:n], s3[:n], s4[:n], a11[:n], a12[:n], a21[:n], a22[:n]
+		ok := true
 		if v := n - n%w; v > 0 {
-			f(&s1[0], &s2[0], &s3[0], &s4[0], &a11[0], &a12[0], &a21[0], &a22[0], v)
+			z := f(&s1[0], &s2[0], &s3[0], &s4[0], &a11[0], &a12[0], &a21[0], &a22[0], v)
+			ok = z == z
 		}
 		if t := n - n%w; t < n {
-			winoAGeneric(s1[t:], s2[t:], s3[t:], s4[t:], a11[t:], a12[t:], a21[t:], a22[t:])
+			ok = winoAGeneric(s1[t:], s2[t:], s3[t:], s4[t:], a11[t:], a12[t:], a21[t:], a22[t:]) && ok
 		}
+		return ok
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 )
 
 // withStrassenAt sets Strassen on, used from the given sizes up on every
@@ -63,6 +64,52 @@ func TestStrassenLinear(t *testing.T) {
 			}
 			base := refGemm(false, true, s.m, s.n, s.k, 1, x, s.k, w, s.k, 0, make([]float32, s.m*s.n), s.n)
 			checkEpilogues(t, fmt.Sprint(s), p, x, bias, res, s.m, base, strassenTol(s.k))
+		}
+	})
+}
+
+// TestStrassenNaNInf: a NaN or Inf in x or W reaches the same outputs as
+// in the plain GEMM (its own row or column), not the rows or columns
+// Strassen–Winograd would mix it into; x and W stay untouched.
+func TestStrassenNaNInf(t *testing.T) {
+	withStrassenAt(t, 2, 64, 2)
+	forEachPath(t, func(t *testing.T) {
+		const m, n, k = 37, 128, 96 // odd m: row r pairs with r ± 19
+		r := rand.New(rand.NewPCG(27, 28))
+		for _, c := range []struct {
+			what       string
+			row, col   int // NaN/Inf of x at row, of W at column (-1: none)
+			inf        bool
+			badR, badC int // the output row / column that must not be finite
+		}{
+			{"NaN in x", 3, -1, false, 3, -1},
+			{"Inf in x", 30, -1, true, 30, -1},
+			{"NaN in W", -1, 5, false, -1, 5},
+			{"Inf in W", -1, 100, true, -1, 100},
+		} {
+			x, w := randSlice(r, m*k), randSlice(r, n*k)
+			bad := float32(math.NaN())
+			if c.inf {
+				bad = float32(math.Inf(1))
+			}
+			if c.row >= 0 {
+				x[c.row*k+7] = bad
+			}
+			if c.col >= 0 {
+				w[c.col*k+11] = bad
+			}
+			p := PackLinear(w, n, k)
+			y := make([]float32, m*n)
+			Linear(y, x, m, p, nil, ActNone, nil)
+			for i := 0; i < m; i++ {
+				for jj := 0; jj < n; jj++ {
+					v := float64(y[i*n+jj])
+					finite := !math.IsNaN(v) && !math.IsInf(v, 0)
+					if want := i != c.badR && jj != c.badC; finite != want {
+						t.Fatalf("%s: y[%d][%d] = %v, finite want %v", c.what, i, jj, v, want)
+					}
+				}
+			}
 		}
 	})
 }
@@ -133,7 +180,8 @@ func maxErr(got []float32, want []float64) float64 {
 // BenchmarkStrassenAB alternates the plain GEMM and Strassen–Winograd per
 // iteration on the model's Linear calls (bias; GELU on fc1) on every
 // assembly path, and reports both per second of process CPU time and their
-// ratio: an A/B that the machine's other load disturbs alike.
+// ratio (and the ratio of wall times, for GOMAXPROCS > 1): an A/B that
+// the machine's other load disturbs alike.
 // GOMAXPROCS=1 go test ./mae/kernels -run '^$' -bench StrassenAB
 func BenchmarkStrassenAB(b *testing.B) {
 	var shapes []gemmShape
@@ -158,17 +206,18 @@ func BenchmarkStrassenAB(b *testing.B) {
 				y := make([]float32, s.m*s.n)
 				pw := PackLinear(w, s.n, s.k)
 				Linear(y, x, s.m, pw, bias, act, nil) // packs T1..T4
-				var tPlain, tSW float64
+				var tPlain, tSW, wPlain, wSW float64
 				b.ResetTimer()
 				for i := 0; i < b.N; i++ {
 					for _, on := range []bool{i%2 == 0, i%2 != 0} {
 						SetStrassen(on)
-						c0 := cpuSeconds()
+						c0, w0 := cpuSeconds(), time.Now()
 						Linear(y, x, s.m, pw, bias, act, nil)
-						if d := cpuSeconds() - c0; on {
-							tSW += d
+						d, w := cpuSeconds()-c0, time.Since(w0).Seconds()
+						if on {
+							tSW, wSW = tSW+d, wSW+w
 						} else {
-							tPlain += d
+							tPlain, wPlain = tPlain+d, wPlain+w
 						}
 					}
 				}
@@ -176,6 +225,7 @@ func BenchmarkStrassenAB(b *testing.B) {
 				b.ReportMetric(fl/tPlain, "plain-cpu-GFLOP/s")
 				b.ReportMetric(fl/tSW, "sw-cpu-GFLOP/s")
 				b.ReportMetric(tPlain/tSW, "speedup")
+				b.ReportMetric(wPlain/wSW, "wall-speedup")
 			})
 		}
 	}
