@@ -96,10 +96,10 @@ type winogradB struct {
 	t [4][]float32
 }
 
-// winograd returns w's T1..T4, or nil when w is not finite. PackLinear packs them with the weight when
-// its shape qualifies (so the first call does not pay for it); a weight
-// packed before Strassen was turned on or on another path gets them on
-// first use.
+// winograd returns w's T1..T4, or nil when w is not finite. PackLinear
+// packs them with the weight when its shape qualifies (so the first call
+// does not pay for it); a weight packed before Strassen was turned on or
+// on another path gets them on first use.
 func (w *Packed) winograd() *winogradB {
 	w.swOnce.Do(func() {
 		kh, nph := w.K/2, w.N/2/nr
@@ -156,9 +156,9 @@ type swProduct struct {
 	only int
 }
 
-// swJob is one Strassen–Winograd Linear: the tasks of g's schedule over
-// the quarter problem (mh × N/2 × K/2), each running the 7 products for
-// its block of every quadrant.
+// swJob is one Strassen–Winograd Linear: the 7 products over the tasks of
+// g's schedule of the quarter problem (mh × N/2 × K/2), a task being a
+// block of every quadrant (see run for the order).
 type swJob struct {
 	g     gemmJob // schedule, task counter, path; m, n, k of the quarter
 	mh    int     // rows of C11, C12 (C21, C22 have m − mh)
