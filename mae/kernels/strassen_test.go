@@ -114,6 +114,34 @@ func TestStrassenNaNInf(t *testing.T) {
 	})
 }
 
+// TestStrassenConcurrent: goroutines sharing one weight, whose T1..T4 are
+// packed on first use by whichever call comes first, get the same results
+// as one call alone (the task order never changes a value).
+func TestStrassenConcurrent(t *testing.T) {
+	withStrassenAt(t, 2, 64, 2)
+	r := rand.New(rand.NewPCG(29, 30))
+	const m, n, k = 101, 192, 130
+	x, w, bias := randSlice(r, m*k), randSlice(r, n*k), randSlice(r, n)
+	SetStrassen(false)
+	p := PackLinear(w, n, k) // no T1..T4 yet
+	SetStrassen(true)
+	want := make([]float32, m*n)
+	Linear(want, x, m, PackLinear(w, n, k), bias, ActGELU, nil)
+	done := make(chan []float32)
+	for g := 0; g < 6; g++ {
+		go func() {
+			y := make([]float32, m*n)
+			for i := 0; i < 10; i++ {
+				Linear(y, x, m, p, bias, ActGELU, nil)
+			}
+			done <- y
+		}()
+	}
+	for g := 0; g < 6; g++ {
+		sameBits(t, fmt.Sprint("goroutine ", g), <-done, want)
+	}
+}
+
 // TestStrassenVsPlain compares Strassen–Winograd with the plain GEMM on
 // the model's shapes (batch 1 and the masked encoder at batch 8) and logs
 // how much larger its error against float64 is.
