@@ -1692,11 +1692,14 @@ func strassenHelpers(isa, reg string, w int) {
 		p("\tVFMADD231PS %d(SI), %s, %s", 4*w*i, v(8), v(i))
 		p("\tVMOVUPS %s, %d(DI)", v(i), 4*w*i)
 	}
-	p("\tADDQ $128, SI")
-	p("\tADDQ R13, DI")
-	p("\tADDQ R12, R9")
-	p("\tDECQ CX")
-	p("\tJNZ axpy_%s_add", lb)
+	step := func(loop string) { // next row of t, c and pf
+		p("\tADDQ $128, SI")
+		p("\tADDQ R13, DI")
+		p("\tADDQ R12, R9")
+		p("\tDECQ CX")
+		p("\tJNZ axpy_%s_%s", lb, loop)
+	}
+	step("add")
 	p("\tJMP axpy_%s_done", lb)
 	p("axpy_%s_set:", lb)
 	pf()
@@ -1705,11 +1708,7 @@ func strassenHelpers(isa, reg string, w int) {
 		p("\tVFMADD231PS %d(SI), %s, %s", 4*w*i, v(8), v(i))
 		p("\tVMOVUPS %s, %d(DI)", v(i), 4*w*i)
 	}
-	p("\tADDQ $128, SI")
-	p("\tADDQ R13, DI")
-	p("\tADDQ R12, R9")
-	p("\tDECQ CX")
-	p("\tJNZ axpy_%s_set", lb)
+	step("set")
 	p("axpy_%s_done:", lb)
 	p("\tVZEROUPPER")
 	p("\tRET")
