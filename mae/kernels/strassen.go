@@ -43,14 +43,15 @@ import (
 // factor over the plain one (Higham, "Accuracy and Stability of Numerical
 // Algorithms", §23.2.2), and no reduced-precision format is involved.
 
-// Strassen is used for m ≥ swMinM, N ≥ swMinN and K ≥ swMinK[path] (N a
-// multiple of 2·nr, K even); other shapes run the plain GEMM. Measured on
-// Zen 4, one core, A/B in one run (BenchmarkStrassenAB; see README): it
-// gains 2–10% from m ≈ 200 (batch 1) at K ≥ 768 on avx512, and at K ≥ 512
-// on avx2 (K = 512 measured at batch 8 only); at 50 rows it loses on
-// both, and at K = 512 on avx512.
+// Strassen is used for m ≥ swMinM[path], N ≥ swMinN and K ≥ swMinK[path]
+// (N a multiple of 2·nr, K even); other shapes run the plain GEMM.
+// Measured on Zen 4, A/B in one run (BenchmarkStrassenAB; see README): on
+// avx512 it gains 2–11% from m ≈ 200 (batch 1) at K ≥ 768; on avx2 from
+// m ≈ 400 at K ≥ 512, while at batch 1 it is even on one core and loses
+// at two (its thin 6-row tiles leave tasks of one panel there). At 50
+// rows it loses on both, and at K = 512 on avx512.
 var (
-	swMinM = 192
+	swMinM = map[string]int{"avx512": 192, "avx2": 256, "generic": 192}
 	swMinN = 512
 	swMinK = map[string]int{"avx512": 768, "avx2": 512, "generic": 2048}
 )
@@ -81,7 +82,9 @@ func Strassen() bool { return strassenOn.Load() }
 func SetStrassen(on bool) { strassenOn.Store(on) }
 
 // useStrassen tells whether y = x·Wᵀ over m rows runs Strassen–Winograd.
-func (w *Packed) useStrassen(m int) bool { return m >= swMinM && w.strassenShape() }
+func (w *Packed) useStrassen(m int) bool {
+	return m >= swMinM[current.Load().name] && w.strassenShape()
+}
 
 // strassenShape tells whether w's N and K qualify for Strassen–Winograd on
 // the current path (if it is on), whatever m.

@@ -17,9 +17,9 @@ func withStrassenAt(t testing.TB, m, n, k int) {
 	on, sm, sn, sk := Strassen(), swMinM, swMinN, swMinK
 	t.Cleanup(func() { SetStrassen(on); swMinM, swMinN, swMinK = sm, sn, sk })
 	SetStrassen(true)
-	swMinM, swMinN, swMinK = m, n, map[string]int{}
+	swMinM, swMinN, swMinK = map[string]int{}, n, map[string]int{}
 	for p := range sk {
-		swMinK[p] = k
+		swMinM[p], swMinK[p] = m, k
 	}
 }
 
