@@ -40,18 +40,27 @@ type Packed struct {
 	// i8 is the quantisation format.
 	scale, comp []float32
 	i8          i8Format
+	// FP32 only: T1..T4 of Strassen–Winograd, packed on first use (see
+	// strassen.go).
+	sw     *winogradB
+	swOnce sync.Once
 }
 
 func numPanels(n int) int { return (n + nr - 1) / nr }
 
 // PackLinear packs w (row-major [n×k], PyTorch nn.Linear layout). The
-// result does not alias w.
+// result does not alias w. A float32 weight whose shape Linear runs with
+// Strassen–Winograd (see MAEEMBED_STRASSEN) also gets its weight-side sums
+// packed, as much memory again.
 func PackLinear(w []float32, n, k int) *Packed {
 	if n <= 0 || k < 0 || len(w) < n*k {
 		panic(fmt.Sprintf("kernels.PackLinear: w has %d elements, want %d×%d", len(w), n, k))
 	}
 	p := &Packed{N: n, K: k, data: make([]float32, numPanels(n)*k*nr)}
 	packB(current.Load(), p.data, w, k, true, k, n, 0, numPanels(n))
+	if p.strassenShape() {
+		p.winograd() // T1..T4 of Strassen–Winograd (see strassen.go)
+	}
 	return p
 }
 
@@ -183,7 +192,10 @@ type gemmJob struct {
 	// task usually has the same row block and reuses its packed A (when
 	// K is one chunk; see scratch.aKey).
 	colFirst bool
-	id       uint64 // unique per call: identifies packed A in scratch
+	// nbMax, if set, caps the column panels per task (Strassen's tasks
+	// hold four C blocks).
+	nbMax int
+	id    uint64 // unique per call: identifies packed A in scratch
 	// ashared, when set, holds op(A) packed once for all tasks (one row
 	// block cut into column tasks with K in several chunks, as batch 1's
 	// fc2): panel (i/mr, pc/kc) at ((pc/kc)·rowPanels + i/mr)·mr·kc, ready
@@ -447,6 +459,9 @@ func (j *gemmJob) schedule(nw int) {
 	if j.im.nb > 0 {
 		j.nb = j.im.nb
 	}
+	if j.nbMax > 0 {
+		j.nb = min(j.nb, j.nbMax)
+	}
 	panels := numPanels(j.n)
 	rowPanels := (j.m + mr - 1) / mr
 	if rowPanels <= 3*j.mb {
@@ -657,6 +672,10 @@ func (w *Packed) mul(y, x []float32, m int, bias []float32, beta float32, act Ac
 		return
 	case Int8:
 		linearInt8(y, x, m, w, bias, act, residual)
+		return
+	}
+	if w.useStrassen(m) && w.winograd() != nil {
+		linearStrassen(y, x, m, w, bias, beta, act, residual)
 		return
 	}
 	runGemm(m, w.N, w.K, 1, x, w.K, false, w.data, beta, y, w.N, bias, act, residual)

@@ -80,6 +80,10 @@ type impl struct {
 	// dequantTile, if set, does the int8 epilogue on rows×nr floats at c
 	// (row stride ldc): c[r][j] = c[r][j]·rs[r]·cs[j] + bias[j].
 	dequantTile func(c *float32, ldc, rows int, rs, cs, bias *float32)
+	// tileAxpy and winoA are the vector passes of Strassen–Winograd (see
+	// strassen.go; set by its init on the float32 paths).
+	tileAxpy func(c *float32, ldc, rows int, t *float32, alpha, beta float32, bias, pf *float32)
+	winoA    func(s1, s2, s3, s4, a11, a12, a21, a22 []float32) bool // false: an input is not finite
 }
 
 // reduced is a reduced-precision impl derived from the float32 impl fp32:

@@ -1,0 +1,548 @@
+package kernels
+
+import (
+	"os"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unsafe"
+)
+
+// One level of Strassen–Winograd for float32 Linear layers (Winograd's
+// form of Strassen's algorithm: 7 half-size products and 15 additions
+// instead of 8 products; Boyer, Dumas, Pernet and Zhou, "Memory efficient
+// scheduling of Strassen-Winograd's matrix multiplication algorithm",
+// ISSAC 2009, eq. (1)). With op(B) = Wᵀ split into K and N halves, A = x
+// into row and K halves, and m odd padded by a zero row at the end of A21
+// and A22:
+//
+//	S1 = A21 + A22   T1 = B12 − B11   P1 = A11·B11   P5 = S1·T1
+//	S2 = S1 − A11    T2 = B22 − T1    P2 = A12·B21   P6 = S2·T2
+//	S3 = A11 − A21   T3 = B22 − B12   P3 = S4·B22    P7 = S3·T3
+//	S4 = A12 − S2    T4 = T2 − B21    P4 = A22·T4
+//
+//	C11 = P1 + P2            C21 = P1 + P6 + P7 − P4
+//	C12 = P1 + P6 + P5 + P3  C22 = P1 + P6 + P7 + P5
+//
+// The weight side (T1..T4) is constant: it is packed once per weight, by
+// PackLinear, beside the plain packed weight, whose quarters serve as B11,
+// B21 and B22 (+1× the weight's memory). Per call, one vectorised pass forms
+// S1..S4 in scratch; then one parallel job runs the 7 products over the
+// task grid of the quarter problem (a task is a block of rows × columns of
+// every quadrant). Each finished micro-tile of a product is added into the
+// quadrants it belongs to while it is in L1 (tileAxpy), so C is written in
+// place, without temporaries; a product with a single quadrant is written
+// there directly by the micro-kernel (alpha = ±1, beta = 1). Bias, GELU and
+// residual are applied by the last product of each quadrant, per tile.
+//
+// It is float32 arithmetic throughout; only the rounding differs from the
+// plain GEMM: each product sums K/2 terms of sums of up to four inputs, and
+// C adds up to four products, so the error bound grows by a small constant
+// factor over the plain one (Higham, "Accuracy and Stability of Numerical
+// Algorithms", §23.2.2), and no reduced-precision format is involved.
+
+// Strassen is used for m ≥ swMinM[path], N ≥ swMinN and K ≥ swMinK[path]
+// (N a multiple of 2·nr, K even); other shapes run the plain GEMM.
+// Measured on Zen 4, A/B in one run (BenchmarkStrassenAB; see README): on
+// avx512 it gains 2–11% from m ≈ 200 (batch 1) at K ≥ 768; on avx2 from
+// m ≈ 400 at K ≥ 512, while at batch 1 it is even on one core and loses
+// at two (its thin 6-row tiles leave tasks of one panel there). At 50
+// rows it loses on both, and at K = 512 on avx512.
+var (
+	swMinM = map[string]int{"avx512": 192, "avx2": 256, "generic": 192}
+	swMinN = 512
+	swMinK = map[string]int{"avx512": 768, "avx2": 512, "generic": 2048}
+)
+
+// swNB caps the column panels of a task: its four C blocks, the product's
+// B block and A rows then stay in a 1 MiB L2 (+2–4% at batch 1 over 8).
+var swNB = 4
+
+// strassenOn tells whether Linear may use Strassen–Winograd: on unless
+// MAEEMBED_STRASSEN is 0, off, false or no (read at init).
+var strassenOn atomic.Bool
+
+func init() {
+	switch strings.ToLower(strings.TrimSpace(os.Getenv("MAEEMBED_STRASSEN"))) {
+	case "0", "off", "false", "no":
+	default:
+		strassenOn.Store(true)
+	}
+	genericImpl.tileAxpy, genericImpl.winoA = tileAxpyGeneric, winoAGeneric
+}
+
+// Strassen tells whether float32 Linear calls of large enough shapes use
+// one level of Strassen–Winograd (see MAEEMBED_STRASSEN).
+func Strassen() bool { return strassenOn.Load() }
+
+// SetStrassen turns Strassen–Winograd in float32 Linear on or off (for
+// tests and benchmarks; it must not race with running kernels).
+func SetStrassen(on bool) { strassenOn.Store(on) }
+
+// useStrassen tells whether y = x·Wᵀ over m rows runs Strassen–Winograd.
+func (w *Packed) useStrassen(m int) bool {
+	return m >= swMinM[current.Load().name] && w.strassenShape()
+}
+
+// strassenShape tells whether w's N and K qualify for Strassen–Winograd on
+// the current path (if it is on), whatever m.
+func (w *Packed) strassenShape() bool {
+	return w.prec == FP32 && strassenOn.Load() && w.N >= swMinN && w.K >= swMinK[current.Load().name] &&
+		w.N%(2*nr) == 0 && w.K%2 == 0
+}
+
+// winogradB holds T1..T4 of a weight, each packed like a Packed weight of
+// N/2 columns and K/2 rows (panel q at t[i][q·K/2·nr:]).
+type winogradB struct {
+	t [4][]float32
+}
+
+// winograd returns w's T1..T4, or nil when w is not finite. PackLinear
+// packs them with the weight when its shape qualifies (so the first call
+// does not pay for it); a weight packed before Strassen was turned on or
+// on another path gets them on first use.
+func (w *Packed) winograd() *winogradB {
+	w.swOnce.Do(func() {
+		kh, nph := w.K/2, w.N/2/nr
+		sb := &winogradB{}
+		for i := range sb.t {
+			sb.t[i] = make([]float32, nph*kh*nr)
+		}
+		// Quarter (kr, cr) of the packed B = Wᵀ, panel q: kh×nr floats.
+		quarter := func(kr, cr, q int) []float32 {
+			o := (cr*nph+q)*w.K*nr + kr*kh*nr
+			return w.data[o : o+kh*nr]
+		}
+		z := float32(0) // Σ 0·T4: NaN when the weight holds a NaN or Inf
+		for q := 0; q < nph; q++ {
+			b11, b12, b21, b22 := quarter(0, 0, q), quarter(0, 1, q), quarter(1, 0, q), quarter(1, 1, q)
+			t1, t2, t3, t4 := sb.t[0][q*kh*nr:(q+1)*kh*nr], sb.t[1][q*kh*nr:(q+1)*kh*nr],
+				sb.t[2][q*kh*nr:(q+1)*kh*nr], sb.t[3][q*kh*nr:(q+1)*kh*nr]
+			for i := range t1 {
+				t1[i] = b12[i] - b11[i]
+				t2[i] = b22[i] - t1[i]
+				t3[i] = b22[i] - b12[i]
+				t4[i] = t2[i] - b21[i]
+				z += 0 * t4[i]
+			}
+		}
+		if z != z {
+			// A NaN or Inf in column j of Wᵀ would reach columns j ± N/2
+			// through T1..T4: such a weight stays on the plain GEMM.
+			return
+		}
+		w.sw = sb
+	})
+	return w.sw
+}
+
+// Quadrants of C.
+const (
+	c11 = iota
+	c12
+	c21
+	c22
+)
+
+// swProduct is one of the 7 products: rows of op(A) at a (stride lda)
+// times a packed quarter of B (panel q at b[q·bs:]), added with sign
+// sign[d] into each quadrant d with sign[d] != 0.
+type swProduct struct {
+	a         []float32
+	lda, rows int
+	b         []float32
+	bs        int
+	sign      [4]float32
+	// only is the quadrant when there is one, else -1.
+	only int
+}
+
+// swJob is one Strassen–Winograd Linear: the 7 products over the tasks of
+// g's schedule of the quarter problem (mh × N/2 × K/2), a task being a
+// block of every quadrant (see run for the order).
+type swJob struct {
+	g     gemmJob // schedule, task counter, path; m, n, k of the quarter
+	mh    int     // rows of C11, C12 (C21, C22 have m − mh)
+	prods [7]swProduct
+	// quad[d] is quadrant d as a C for the epilogue (c, ldc, act, res).
+	quad   [4]gemmJob
+	qrows  [4]int
+	bias   [4][]float32 // bias of quadrant d's columns, or nil
+	final  [4]int       // index of the last product adding into quadrant d
+	beta   float32      // of the first product (1: y += x·Wᵀ)
+	sumBuf *[]float32
+
+	ws winoSums
+	// done[t] is how many products block t has finished.
+	done []atomic.Int32
+}
+
+var (
+	swPool    = sync.Pool{New: func() any { return new(swJob) }}
+	swBufPool = sync.Pool{New: func() any { return new([]float32) }}
+)
+
+// linearStrassen is y = x·Wᵀ + beta·y + bias, act, + residual with one
+// level of Strassen–Winograd (w.useStrassen(m), w.winograd() != nil). If
+// x holds a NaN or Inf it runs the plain GEMM instead.
+func linearStrassen(y, x []float32, m int, w *Packed, bias []float32, beta float32, act Activation, residual []float32) {
+	im := current.Load()
+	sb := w.sw
+	n, k := w.N, w.K
+	mh, kh, nh := (m+1)/2, k/2, n/2
+	m2 := m - mh
+	// S1..S4 in scratch, mh × kh each, row stride ls: a multiple of 16
+	// floats that is not one of 512 (see needPackA).
+	ls := (kh + 15) &^ 15
+	if ls%512 == 0 {
+		ls += 16
+	}
+	// A11, A12 and A22 are read in place, unless their row stride (k)
+	// would need packing (needPackA): then the pass copies them to scratch
+	// too (at ls), once per call, so no operand of a product needs packing.
+	copyA := needPackA(false, k, im.mr)
+	na := 4
+	if copyA {
+		na = 7
+	}
+	j := swPool.Get().(*swJob)
+	j.sumBuf = swBufPool.Get().(*[]float32)
+	if need := na * mh * ls; cap(*j.sumBuf) < need {
+		*j.sumBuf = make([]float32, need)
+	}
+	sums := (*j.sumBuf)[:na*mh*ls]
+	s := func(i int) []float32 { return sums[i*mh*ls : (i+1)*mh*ls] }
+	nw := workers(2 * float64(m) * float64(n) * float64(k))
+	ws := &j.ws
+	ws.im, ws.x, ws.m, ws.mh, ws.k, ws.ls, ws.sums, ws.copyA = im, x, m, mh, k, ls, sums, copyA
+	ws.next.Store(0)
+	ws.nonFinite.Store(false)
+	parallel(min(nw, ceilDiv(mh, winoRows)), ws)
+	if ws.nonFinite.Load() {
+		// A NaN or Inf in row r of x would reach rows r and r ± m/2 of y
+		// through S1..S4 (another token, maybe another image), and an Inf
+		// can turn into NaN in them: the plain GEMM keeps each row to itself.
+		swBufPool.Put(j.sumBuf)
+		*j = swJob{done: j.done}
+		swPool.Put(j)
+		runGemm(m, n, k, 1, x, k, false, w.data, beta, y, n, bias, act, residual)
+		return
+	}
+	a11, a12, a22, lda := x, x[kh:], x[mh*k+kh:], k
+	if copyA {
+		a11, a12, a22, lda = s(4), s(5), s(6), ls
+	}
+
+	nph := nh / nr
+	b := w.data
+	bsFull := k * nr
+	t := sb.t
+	prods := &j.prods
+	// Order: P1 first (it touches every quadrant, so it initialises them),
+	// then the products shared by several quadrants, then those of one.
+	prods[0] = swProduct{a: a11, lda: lda, rows: mh, b: b, bs: bsFull, sign: [4]float32{1, 1, 1, 1}}                  // P1 = A11·B11
+	prods[1] = swProduct{a: s(1), lda: ls, rows: mh, b: t[1], bs: kh * nr, sign: [4]float32{0, 1, 1, 1}}              // P6 = S2·T2
+	prods[2] = swProduct{a: s(0), lda: ls, rows: mh, b: t[0], bs: kh * nr, sign: [4]float32{0, 1, 0, 1}}              // P5 = S1·T1
+	prods[3] = swProduct{a: s(2), lda: ls, rows: m2, b: t[2], bs: kh * nr, sign: [4]float32{0, 0, 1, 1}}              // P7 = S3·T3
+	prods[4] = swProduct{a: a12, lda: lda, rows: mh, b: b[kh*nr:], bs: bsFull, sign: [4]float32{1, 0, 0, 0}}          // P2 = A12·B21
+	prods[5] = swProduct{a: s(3), lda: ls, rows: mh, b: b[nph*k*nr+kh*nr:], bs: bsFull, sign: [4]float32{0, 1, 0, 0}} // P3 = S4·B22
+	prods[6] = swProduct{a: a22, lda: lda, rows: m2, b: t[3], bs: kh * nr, sign: [4]float32{0, 0, -1, 0}}             // P4 = A22·T4
+	for pi := range prods {
+		pr := &prods[pi]
+		pr.only = -1
+		cnt := 0
+		for d, sg := range pr.sign {
+			if sg != 0 {
+				cnt++
+				pr.only = d
+				j.final[d] = pi
+			}
+		}
+		if cnt > 1 {
+			pr.only = -1
+		}
+	}
+	j.mh, j.beta = mh, beta
+	j.qrows = [4]int{mh, mh, m2, m2}
+	for d := range j.quad {
+		off := 0
+		if d >= c21 {
+			off = mh * n
+		}
+		if d == c12 || d == c22 {
+			off += nh
+		}
+		q := &j.quad[d]
+		q.im, q.c, q.ldc, q.act, q.res = im, y[off:], n, act, nil
+		if residual != nil {
+			q.res = residual[off:]
+		}
+		j.bias[d] = nil
+		if bias != nil {
+			j.bias[d] = bias[off%n : off%n+nh]
+		}
+	}
+	g := &j.g
+	g.im, g.m, g.n, g.k, g.packA, g.nbMax = im, mh, nh, kh, false, swNB
+	g.schedule(nw)
+	if cap(j.done) < g.total {
+		j.done = make([]atomic.Int32, g.total)
+	}
+	j.done = j.done[:g.total]
+	for i := range j.done {
+		j.done[i].Store(0)
+	}
+	parallel(min(nw, g.total), j)
+
+	swBufPool.Put(j.sumBuf)
+	done := j.done
+	*j = swJob{}
+	j.done = done
+	swPool.Put(j)
+}
+
+// winoRows is how many rows of S1..S4 a winoSums item forms.
+const winoRows = 16
+
+// winoSums forms S1..S4 (mh rows of kh floats each, row stride ls) from x
+// (m×k), in parallel over rows.
+type winoSums struct {
+	im           *impl
+	x            []float32
+	m, mh, k, ls int
+	sums         []float32
+	copyA        bool // also copy A11, A12, A22 (after S4)
+	// nonFinite is set when x holds a NaN or Inf (see linearStrassen).
+	nonFinite atomic.Bool
+	next      atomic.Int64
+}
+
+func (ws *winoSums) run() {
+	kh, ls, mh := ws.k/2, ws.ls, ws.mh
+	s := func(i int) []float32 { return ws.sums[i*mh*ls : (i+1)*mh*ls] }
+	s1, s2, s3, s4 := s(0), s(1), s(2), s(3)
+	for {
+		r0 := int(ws.next.Add(winoRows)) - winoRows
+		if r0 >= mh {
+			return
+		}
+		for r := r0; r < min(r0+winoRows, mh); r++ {
+			a11 := ws.x[r*ws.k : r*ws.k+kh]
+			a12 := ws.x[r*ws.k+kh : (r+1)*ws.k]
+			d1, d2, d3, d4 := s1[r*ls:r*ls+kh], s2[r*ls:r*ls+kh], s3[r*ls:r*ls+kh], s4[r*ls:r*ls+kh]
+			r2 := mh + r
+			if ws.copyA {
+				copy(s(4)[r*ls:r*ls+kh], a11)
+				copy(s(5)[r*ls:r*ls+kh], a12)
+				if r2 < ws.m {
+					copy(s(6)[r*ls:r*ls+kh], ws.x[r2*ws.k+kh:(r2+1)*ws.k])
+				}
+			}
+			if r2 < ws.m {
+				if !ws.im.winoA(d1, d2, d3, d4, a11, a12, ws.x[r2*ws.k:r2*ws.k+kh], ws.x[r2*ws.k+kh:(r2+1)*ws.k]) {
+					ws.nonFinite.Store(true)
+				}
+				continue
+			}
+			// The zero row padding an odd m: A21 = A22 = 0.
+			z := float32(0)
+			for i, v := range a11 {
+				d1[i], d2[i], d3[i], d4[i] = 0, -v, v, a12[i]+v
+				z += 0 * d4[i]
+			}
+			if z != z {
+				ws.nonFinite.Store(true)
+			}
+		}
+	}
+}
+
+// run takes tasks in product-major order (all blocks of P1, then of P6,
+// ...) when there are several row blocks: consecutive tasks then share a
+// product's B block, which stays in L2 (+3–5% at batch 8 over running the
+// 7 products per block). A block's next product waits for its previous
+// one; tasks are handed out in order, so that one was taken total−1 tasks
+// earlier and is done unless its worker was descheduled (then this one
+// sleeps rather than spin on the core that worker needs). With one row
+// block (batch 1) every block's B is read once either way, and a task
+// runs all 7 products of its block, with nothing to wait for.
+func (j *swJob) run() {
+	s := scratchPool.Get().(*scratch)
+	T, np := j.g.total, len(j.prods)
+	for {
+		u := int(j.g.next.Add(1)) - 1
+		if j.g.nIc == 1 {
+			if u >= T {
+				break
+			}
+			for p := 0; p < np; p++ {
+				j.task(s, u, p)
+			}
+			continue
+		}
+		if u >= np*T {
+			break
+		}
+		p, t := u/T, u%T
+		for spin := 0; j.done[t].Load() < int32(p); spin++ {
+			if spin < 100 {
+				runtime.Gosched()
+			} else {
+				time.Sleep(20 * time.Microsecond)
+			}
+		}
+		j.task(s, t, p)
+		j.done[t].Store(int32(p + 1))
+	}
+	scratchPool.Put(s)
+}
+
+// task runs product pi for block t of the quarter grid.
+func (j *swJob) task(s *scratch, t, pi int) {
+	g := &j.g
+	im := g.im
+	mr := im.mr
+	rb, cb := t%g.nIc, t/g.nIc
+	i0 := rb * g.mb * mr
+	i1 := min(g.m, i0+g.mb*mr)
+	q0 := cb * g.nb
+	q1 := min(numPanels(g.n), q0+g.nb)
+	tile := &s.tile[0]
+	{
+		pr := &j.prods[pi]
+		e := min(i1, pr.rows)
+		if e <= i0 {
+			return
+		}
+		for pc := 0; pc < g.k; pc += g.kc {
+			kb := min(g.kc, g.k-pc)
+			first, last := pi == 0 && pc == 0, pc+kb == g.k
+			beta := float32(1)
+			if first {
+				beta = j.beta
+			}
+			for i := i0; i < e; i += mr {
+				rows := min(mr, pr.rows-i)
+				kern, fit, kpf := im.kernel, rows == mr, im.kernelPF
+				if rows < mr && im.edge != nil {
+					kern, fit, kpf = im.edge[rows], true, nil
+				}
+				var ap *float32
+				var rs, ps int
+				switch {
+				case rows < mr && im.edge == nil:
+					packPanel(im, s.apack[:], pr.a, pr.lda, false, pr.rows, i, pc, kb)
+					ap, rs, ps = &s.apack[0], 1, mr
+				default:
+					ap, rs, ps = &pr.a[i*pr.lda+pc], pr.lda, 1
+				}
+				if rows < mr {
+					kpf = nil
+				}
+				for q := q0; q < q1; q++ {
+					col := q * nr
+					bp := &pr.b[q*pr.bs+pc*nr]
+					var pf *float32
+					if kpf != nil {
+						// As gemmJob.nextA: two rows of the next micro-panel per
+						// column panel.
+						if r := i + mr + 2*((q-q0)%((mr+1)/2)); r+1 < min(e, pr.rows) {
+							pf = &pr.a[r*pr.lda+pc]
+						}
+					}
+					if d := pr.only; d >= 0 && fit {
+						// One quadrant: the kernel adds into it in place.
+						c := &j.quad[d]
+						if kpf != nil {
+							kpf(kb, ap, rs, ps, bp, &c.c[i*c.ldc+col], c.ldc, pr.sign[d], beta, j.biasAt(d, pi, last, col), pf)
+						} else {
+							kern(kb, ap, rs, ps, bp, &c.c[i*c.ldc+col], c.ldc, pr.sign[d], beta, j.biasAt(d, pi, last, col))
+						}
+					} else {
+						if kpf != nil {
+							kpf(kb, ap, rs, ps, bp, tile, nr, 1, 0, nil, pf)
+						} else {
+							kern(kb, ap, rs, ps, bp, tile, nr, 1, 0, nil)
+						}
+						for d, sg := range pr.sign {
+							if rd := min(rows, j.qrows[d]-i); sg != 0 && rd > 0 {
+								c := &j.quad[d].c[i*j.quad[d].ldc+col]
+								// Prefetch this quadrant's next tile: to the right, or
+								// the first of the next micro-panel.
+								var pf *float32
+								if ldc := j.quad[d].ldc; q+1 < q1 {
+									pf = &j.quad[d].c[i*ldc+col+nr]
+								} else if i+mr < min(e, j.qrows[d]) {
+									pf = &j.quad[d].c[(i+mr)*ldc+q0*nr]
+								}
+								im.tileAxpy(c, j.quad[d].ldc, rd, tile, sg, beta, j.biasAt(d, pi, last, col), pf)
+							}
+						}
+					}
+					if last {
+						for d := range j.final {
+							if rd := min(rows, j.qrows[d]-i); j.final[d] == pi && rd > 0 {
+								j.quad[d].epilogue(i, rd, col, nr)
+							}
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
+// biasAt is the bias of quadrant d's tile at col when product pi is its
+// last and the K chunk is the last, else nil.
+func (j *swJob) biasAt(d, pi int, last bool, col int) *float32 {
+	if !last || j.final[d] != pi || j.bias[d] == nil {
+		return nil
+	}
+	return &j.bias[d][col]
+}
+
+// tileAxpyGeneric is c[r][j] = alpha·t[r·nr+j] + (beta·c[r][j] + bias[j])
+// for rows rows of one nr-wide tile (beta == 0 does not read c; pf, the
+// assembly's prefetch, is ignored).
+func tileAxpyGeneric(c *float32, ldc, rows int, t *float32, alpha, beta float32, bias, pf *float32) {
+	if rows == 0 {
+		return
+	}
+	C := unsafe.Slice(c, (rows-1)*ldc+nr)
+	T := unsafe.Slice(t, rows*nr)
+	var bv [nr]float32
+	if bias != nil {
+		bv = *(*[nr]float32)(unsafe.Slice(bias, nr))
+	}
+	for r := 0; r < rows; r++ {
+		row := C[r*ldc : r*ldc+nr]
+		for jj := range row {
+			v := bv[jj]
+			if beta != 0 {
+				v += beta * row[jj]
+			}
+			row[jj] = alpha*T[r*nr+jj] + v
+		}
+	}
+}
+
+// winoAGeneric forms S1 = A21+A22, S2 = S1−A11, S3 = A11−A21, S4 = A12−S2
+// elementwise (all slices of one length); false when an input (or S4) is
+// not finite.
+func winoAGeneric(s1, s2, s3, s4, a11, a12, a21, a22 []float32) bool {
+	n := len(s1)
+	s2, s3, s4, a11, a12, a21, a22 = s2[:n], s3[:n], s4[:n], a11[:n], a12[:n], a21[:n], a22[:n]
+	z := float32(0)
+	for i := range s1 {
+		v := a21[i] + a22[i]
+		s1[i] = v
+		v -= a11[i]
+		s2[i] = v
+		s3[i] = a11[i] - a21[i]
+		s4[i] = a12[i] - v
+		z += 0 * s4[i]
+	}
+	return z == z
+}
