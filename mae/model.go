@@ -365,6 +365,7 @@ func (m *Model) Repack() {
 	for _, l := range m.linears() {
 		if l.W != nil {
 			l.packed = kernels.PackLinear(paramData(l.W), l.Out, l.In).Convert(l.packed.Precision())
+			l.packed.Prepare()
 		}
 	}
 }
@@ -383,6 +384,7 @@ func (m *Model) Repack() {
 func (m *Model) SetPrecision(p kernels.Precision) error {
 	cur := m.Precision()
 	if p == cur {
+		m.prepare()
 		return nil
 	}
 	if cur != kernels.FP32 {
@@ -392,7 +394,17 @@ func (m *Model) SetPrecision(p kernels.Precision) error {
 		l.packed = l.packed.Convert(p)
 		l.W = nil // would hold the unrounded weights
 	}
+	m.prepare()
 	return nil
+}
+
+// prepare packs ahead what the kernels would pack on the first batch (see
+// kernels.Packed.Prepare). It runs once the precision is set, so a model
+// loaded for bf16 or int8 never holds float32 extras beside its weights.
+func (m *Model) prepare() {
+	for _, l := range m.linears() {
+		l.packed.Prepare()
+	}
 }
 
 // Precision is the arithmetic of the model's Linear layers.

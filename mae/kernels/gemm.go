@@ -49,19 +49,26 @@ type Packed struct {
 func numPanels(n int) int { return (n + nr - 1) / nr }
 
 // PackLinear packs w (row-major [n×k], PyTorch nn.Linear layout). The
-// result does not alias w. A float32 weight whose shape Linear runs with
-// Strassen–Winograd (see MAEEMBED_STRASSEN) also gets its weight-side sums
-// packed, as much memory again.
+// result does not alias w. Strassen–Winograd's weight-side sums (as much
+// memory again) are packed by Prepare, or on first use.
 func PackLinear(w []float32, n, k int) *Packed {
 	if n <= 0 || k < 0 || len(w) < n*k {
 		panic(fmt.Sprintf("kernels.PackLinear: w has %d elements, want %d×%d", len(w), n, k))
 	}
 	p := &Packed{N: n, K: k, data: make([]float32, numPanels(n)*k*nr)}
 	packB(current.Load(), p.data, w, k, true, k, n, 0, numPanels(n))
-	if p.strassenShape() {
-		p.winograd() // T1..T4 of Strassen–Winograd (see strassen.go)
-	}
 	return p
+}
+
+// Prepare packs now what Linear would otherwise pack on its first call:
+// Strassen–Winograd's weight-side sums T1..T4, for a float32 weight whose
+// shape runs with it on the current path (see MAEEMBED_STRASSEN). Call it
+// once the precision is final: a weight converted to bf16 or int8 never
+// needs them.
+func (p *Packed) Prepare() {
+	if p.strassenShape() {
+		p.winograd()
+	}
 }
 
 // packB packs panels [q0,q1) of op(B) (k×n; op(B)[p][j] = b[p*ldb+j], or

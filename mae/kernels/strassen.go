@@ -99,10 +99,9 @@ type winogradB struct {
 	t [4][]float32
 }
 
-// winograd returns w's T1..T4, or nil when w is not finite. PackLinear
-// packs them with the weight when its shape qualifies (so the first call
-// does not pay for it); a weight packed before Strassen was turned on or
-// on another path gets them on first use.
+// winograd returns w's T1..T4, or nil when w is not finite. Prepare packs
+// them ahead (so the first call does not pay for it); otherwise the first
+// call that runs Strassen–Winograd does.
 func (w *Packed) winograd() *winogradB {
 	w.swOnce.Do(func() {
 		kh, nph := w.K/2, w.N/2/nr
