@@ -94,6 +94,11 @@ var attnPool = sync.Pool{New: func() any { return new(attnJob) }}
 // is max-subtracted. Work is split by (batch, head); each worker holds one
 // tokens×tokens score matrix at a time.
 func Attention(out, qkv []float32, batch, tokens, heads, headDim int) {
+	All.Attention(out, qkv, batch, tokens, heads, headDim)
+}
+
+// Attention is the package-level Attention on th's goroutines.
+func (th Threads) Attention(out, qkv []float32, batch, tokens, heads, headDim int) {
 	D := heads * headDim
 	if len(qkv) < batch*tokens*3*D || len(out) < batch*tokens*D {
 		panic(fmt.Sprintf("kernels.Attention: batch=%d tokens=%d heads=%d headDim=%d: len(qkv)=%d len(out)=%d",
@@ -106,7 +111,7 @@ func Attention(out, qkv []float32, batch, tokens, heads, headDim int) {
 	j := attnPool.Get().(*attnJob)
 	j.im, j.out, j.qkv = current.Load(), out, qkv
 	j.batch, j.tokens, j.heads, j.headDim = batch, tokens, heads, headDim
-	nw := min(items, workers(4*float64(items)*float64(tokens)*float64(tokens)*float64(headDim)))
+	nw := min(items, th.workers(4*float64(items)*float64(tokens)*float64(tokens)*float64(headDim)))
 	j.reset(items, 1)
 	parallel(nw, j)
 	j.out, j.qkv = nil, nil

@@ -70,11 +70,22 @@ func ensureWorkers(n int) {
 	poolMu.Unlock()
 }
 
+// Threads is how many goroutines a kernel call may use: All (every core,
+// what the package-level functions do) or One (the calling goroutine
+// only, for callers that split work across cores themselves, such as one
+// image per core; see Parallel).
+type Threads int
+
+const (
+	All Threads = iota
+	One
+)
+
 // workers is how many goroutines a job of the given cost (in flops or a
 // comparable unit) should use: small jobs run inline.
-func workers(cost float64) int {
+func (t Threads) workers(cost float64) int {
 	n := runtime.GOMAXPROCS(0)
-	if cost < 3e5 || n < 2 {
+	if cost < 3e5 || n < 2 || t == One {
 		return 1
 	}
 	return n
@@ -113,4 +124,59 @@ func parallel(n int, r runner) {
 	}
 	t.r = nil
 	teamPool.Put(t)
+}
+
+// Work is a set of independent items for Parallel.
+type Work interface {
+	// Do runs items [i0, i1). slot is distinct among the goroutines
+	// running items at the same time (0 ≤ slot < Parallel's slots), so
+	// that each can use its own scratch.
+	Do(slot, i0, i1 int)
+}
+
+// itemsJob hands out a Work's items in chunks (see Parallel).
+type itemsJob struct {
+	w               Work
+	n, chunk, slots int
+	next            atomic.Int64
+	joined          atomic.Int32
+}
+
+func (j *itemsJob) run() {
+	slot := int(j.joined.Add(1)) - 1
+	for {
+		i := int(j.next.Load())
+		if i >= j.n {
+			return
+		}
+		size := min(j.chunk, ceilDiv(j.n-i, j.slots))
+		if j.next.CompareAndSwap(int64(i), int64(i+size)) {
+			j.w.Do(slot, i, i+size)
+		}
+	}
+}
+
+var itemsPool = sync.Pool{New: func() any { return new(itemsJob) }}
+
+// Parallel runs w.Do over items 0..n-1 on the caller and the pool's
+// helpers (at most slots goroutines, GOMAXPROCS or n if fewer) and returns
+// when all are done. It is for coarse work, such as whole forward passes
+// of images with the kernels inside on One thread: no join per operation.
+// Items are handed out in chunks of at most chunk, shrinking towards the
+// end (remaining/slots, "guided"), so that whoever runs takes the next
+// chunk: a helper that the OS does not schedule in time does fewer (or
+// none; the caller waits only for chunks in progress, as for every kernel
+// call), and the last chunks are small.
+func Parallel(n, chunk, slots int, w Work) {
+	if n <= 0 {
+		return
+	}
+	nw := min(n, slots, runtime.GOMAXPROCS(0))
+	j := itemsPool.Get().(*itemsJob)
+	j.w, j.n, j.chunk, j.slots = w, n, max(1, chunk), max(1, nw)
+	j.next.Store(0)
+	j.joined.Store(0)
+	parallel(nw, j)
+	j.w = nil
+	itemsPool.Put(j)
 }
