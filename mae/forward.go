@@ -144,8 +144,8 @@ type embedWork struct {
 	pool         Pool
 }
 
-func (w *embedWork) Do(slot, i0, i1 int) {
-	w.m.embed(w.m.ws.slots[slot], kernels.One, w.out, w.patches, i0, i1-i0, w.pool)
+func (w *embedWork) Do(th kernels.Threads, slot, i0, i1 int) {
+	w.m.embed(w.m.ws.slots[slot], th, w.out, w.patches, i0, i1-i0, w.pool)
 }
 
 // embed writes the embeddings of images b0..b0+n-1 of patches into their
@@ -336,8 +336,8 @@ type reconWork struct {
 	normPix bool
 }
 
-func (w *reconWork) Do(slot, i0, i1 int) {
-	w.m.reconstruct(w.m.ws.slots[slot], kernels.One, w.r, w.patches, i0, i1-i0, w.normPix)
+func (w *reconWork) Do(th kernels.Threads, slot, i0, i1 int) {
+	w.m.reconstruct(w.m.ws.slots[slot], th, w.r, w.patches, i0, i1-i0, w.normPix)
 }
 
 // reconstruct fills r's latent, prediction and loss of images b0..b0+n-1

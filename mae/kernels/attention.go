@@ -113,7 +113,7 @@ func (th Threads) Attention(out, qkv []float32, batch, tokens, heads, headDim in
 	j.batch, j.tokens, j.heads, j.headDim = batch, tokens, heads, headDim
 	nw := min(items, th.workers(4*float64(items)*float64(tokens)*float64(tokens)*float64(headDim)))
 	j.reset(items, 1)
-	parallel(nw, j)
+	th.run(nw, j)
 	j.out, j.qkv = nil, nil
 	attnPool.Put(j)
 }

@@ -534,7 +534,7 @@ func runGemmOn(th Threads, im *impl, m, n, k int, alpha float32, a []float32, ld
 	nw := th.workers(2 * float64(m) * float64(n) * float64(k))
 	j.packA = needPackA(transA, lda, im.mr)
 	j.schedule(nw)
-	parallel(min(nw, j.total), j)
+	th.run(min(nw, j.total), j)
 	j.release()
 	*j = gemmJob{} // drop references for the GC
 	gemmPool.Put(j)

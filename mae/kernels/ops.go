@@ -150,7 +150,7 @@ func (th Threads) LayerNorm(y, x []float32, rows, d int, gamma, beta []float32, 
 	j.im, j.y, j.x, j.d, j.gamma, j.beta, j.eps = current.Load(), y, x, d, gamma, beta, eps
 	nw := th.workers(float64(rows) * float64(d) * 6)
 	j.reset(rows, max(1, rows/(8*nw)))
-	parallel(nw, j)
+	th.run(nw, j)
 	j.y, j.x, j.gamma, j.beta = nil, nil, nil, nil
 	lnPool.Put(j)
 }

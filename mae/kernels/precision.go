@@ -482,7 +482,7 @@ func (j *rowsJob) run() {
 func convertRows(th Threads, i8 *i8Format, dst, scale, x []float32, m, k, ldw int) {
 	j := rowsPool.Get().(*rowsJob)
 	*j = rowsJob{i8: i8, dst: dst, scale: scale, x: x, m: m, k: k, ldw: ldw}
-	parallel(min(th.workers(4*float64(m)*float64(k)), ceilDiv(m, rowsBlock)), j)
+	th.run(min(th.workers(4*float64(m)*float64(k)), ceilDiv(m, rowsBlock)), j)
 	*j = rowsJob{}
 	rowsPool.Put(j)
 }
