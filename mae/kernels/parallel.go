@@ -92,21 +92,17 @@ func nextInvite() invite {
 	}
 }
 
-// Threads is how many goroutines a kernel call may use: All (every core,
-// what the package-level functions do), One (the calling goroutine only),
-// or, inside Parallel's items, the item's own goroutine plus whichever
-// goroutines of the same Parallel call have run out of items (see
-// Parallel).
+// Threads is which goroutines a kernel call may use: All (every core,
+// what the package-level functions do; the zero value) or, given to an
+// item of Parallel and valid during it, the item's own goroutine plus
+// whichever goroutines of the same Parallel call have run out of items.
 type Threads struct {
-	one  bool
 	crew *itemsJob // set for an item of Parallel
 	slot int       // the item's goroutine in crew
 }
 
-var (
-	All = Threads{}
-	One = Threads{one: true}
-)
+// All runs kernel calls on every core (GOMAXPROCS).
+var All = Threads{}
 
 // workers is how many goroutines a job of the given cost (in flops or a
 // comparable unit) should use: small jobs run inline. An item of Parallel
@@ -115,7 +111,7 @@ var (
 func (t Threads) workers(cost float64) int {
 	n := runtime.GOMAXPROCS(0)
 	switch {
-	case cost < 3e5 || n < 2 || t.one:
+	case cost < 3e5 || n < 2:
 		return 1
 	case t.crew != nil:
 		return min(n, 1+int(t.crew.idle.Load()))
@@ -202,7 +198,8 @@ func (t *team) close() {
 
 // Work is a set of independent items for Parallel.
 type Work interface {
-	// Do runs items [i0, i1) with the kernels on th. slot is distinct
+	// Do runs items [i0, i1) with the kernels on th (valid until Do
+	// returns). slot is distinct
 	// among the goroutines running items at the same time (0 ≤ slot <
 	// Parallel's slots), so that each can use its own scratch.
 	Do(th Threads, slot, i0, i1 int)
