@@ -29,6 +29,8 @@ git archive "$BASE" | tar -x -C "$tmp/base"
 dir=mae/kernels
 [ "$PKG" = mae ] && dir=mae
 cp "$dir/load_bench_test.go" "$tmp/base/$dir/"
+mkdir -p "$tmp/base/internal/busyloop"
+cp internal/busyloop/*.go "$tmp/base/internal/busyloop/"
 (cd "$tmp/base" && go test -c -o "$tmp/base.test" "./$dir")
 go test -c -o "$tmp/new.test" "./$dir"
 for ((r = 1; r <= ROUNDS; r++)); do

@@ -2,8 +2,9 @@ package mae
 
 import (
 	"fmt"
-	"os/exec"
 	"testing"
+
+	"github.com/maeembed/maeembed/internal/busyloop"
 )
 
 // BenchmarkModelUnderLoad embeds batches of 8 and 1 and reconstructs a
@@ -40,11 +41,7 @@ func BenchmarkModelUnderLoad(b *testing.B) {
 					b.Fatal(err)
 				}
 				if hog {
-					cmd := exec.Command("sh", "-c", "while :; do :; done")
-					if err := cmd.Start(); err != nil {
-						b.Skipf("no busy-loop process: %v", err)
-					}
-					defer func() { cmd.Process.Kill(); cmd.Wait() }()
+					busyloop.Start(b)
 				}
 				b.ResetTimer()
 				for i := 0; i < b.N; i++ {
