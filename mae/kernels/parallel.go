@@ -44,8 +44,7 @@ var (
 )
 
 func poolWorker() {
-	for {
-		inv := nextInvite()
+	for inv := range poolCh {
 		inv.t.join(inv.id)
 	}
 }
@@ -60,36 +59,6 @@ func ensureWorkers(n int) {
 		go poolWorker()
 	}
 	poolMu.Unlock()
-}
-
-// Idle helpers and a caller waiting for its helpers poll for this long
-// before blocking. A ViT block is seven parallel calls with next to no
-// work between them: a helper that went to sleep after one call must be
-// woken by the scheduler for the next (a futex wake, on a VM an IPI).
-// Measured on a 2-vCPU guest over a batch-1 ViT-B forward pass (86
-// calls): 74 µs from invite to join on average, ~3% of the pass; 3–10 µs
-// with polling. The bounds keep what polling burns on a busy machine
-// small.
-const (
-	helperSpin = 100 * time.Microsecond
-	joinSpin   = 50 * time.Microsecond
-)
-
-// nextInvite returns the next invite, polling for helperSpin before it
-// blocks on the channel.
-func nextInvite() invite {
-	deadline := time.Now().Add(helperSpin)
-	for {
-		select {
-		case inv := <-poolCh:
-			return inv
-		default:
-		}
-		if time.Now().After(deadline) {
-			return <-poolCh
-		}
-		runtime.Gosched() // lets any other goroutine of this P run
-	}
 }
 
 // Threads is which goroutines a kernel call may use: All (every core,
@@ -178,11 +147,6 @@ func (t *team) join(id uint64) {
 // for the helpers inside the job and returns t to the pool.
 func (t *team) close() {
 	t.id.Store(0)
-	// A helper still finishing an item usually ends soon: poll a little
-	// before blocking (see joinSpin).
-	for deadline := time.Now().Add(joinSpin); t.joined.Load() != 0 && time.Now().Before(deadline); {
-		runtime.Gosched()
-	}
 	for t.joined.Load() != 0 {
 		// A helper is still finishing an item. Block rather than spin: on
 		// a loaded machine spinning could take the core it needs.
@@ -242,6 +206,11 @@ func (j *itemsJob) run() {
 	j.help()
 }
 
+// helpSpin is how long help polls for the next kernel call of a chunk
+// before it polls with sleeps: the calls of a forward pass come back to
+// back.
+const helpSpin = 100 * time.Microsecond
+
 // help joins the kernel calls of the chunks still in progress until there
 // are none: the goroutines that ran out of chunks finish the last ones
 // together instead of waiting for them (a chunk's owner descheduled by
@@ -270,7 +239,7 @@ func (j *itemsJob) help() {
 		switch {
 		case found:
 			since = time.Now()
-		case time.Since(since) < helperSpin:
+		case time.Since(since) < helpSpin:
 			runtime.Gosched()
 		default:
 			// The owner is between kernel calls for long, or descheduled:
