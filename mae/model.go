@@ -44,14 +44,14 @@ type LayerNorm struct {
 	Eps  float32
 }
 
-// apply computes y = act(x·Wᵀ + b) (+ residual) for rows inputs.
-func (l *Linear) apply(y, x []float32, rows int, act kernels.Activation, residual []float32) {
-	kernels.Linear(y, x, rows, l.packed, paramData(l.B), act, residual)
+// apply computes y = act(x·Wᵀ + b) (+ residual) for rows inputs on th.
+func (l *Linear) apply(th kernels.Threads, y, x []float32, rows int, act kernels.Activation, residual []float32) {
+	th.Linear(y, x, rows, l.packed, paramData(l.B), act, residual)
 }
 
-// apply normalises rows of x into y (y may be x).
-func (n *LayerNorm) apply(y, x []float32, rows int) {
-	kernels.LayerNorm(y, x, rows, len(paramData(n.W)), paramData(n.W), paramData(n.B), n.Eps)
+// apply normalises rows of x into y (y may be x) on th.
+func (n *LayerNorm) apply(th kernels.Threads, y, x []float32, rows int) {
+	th.LayerNorm(y, x, rows, len(paramData(n.W)), paramData(n.W), paramData(n.B), n.Eps)
 }
 
 // Block is the pre-norm transformer block of timm's VisionTransformer:

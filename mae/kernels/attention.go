@@ -180,6 +180,11 @@ func Attention(out, qkv []float32, batch, tokens, heads, headDim int) {
 // float32 but for Int8 on the AVX2 int8 kernel, where Q·Kᵀ and P·V run in
 // int8 too (Q, K per token, P per row, V per channel; softmax float32).
 func AttentionIn(prec Precision, out, qkv []float32, batch, tokens, heads, headDim int) {
+	All.AttentionIn(prec, out, qkv, batch, tokens, heads, headDim)
+}
+
+// AttentionIn is the package-level AttentionIn on th's goroutines.
+func (th Threads) AttentionIn(prec Precision, out, qkv []float32, batch, tokens, heads, headDim int) {
 	D := heads * headDim
 	if len(qkv) < batch*tokens*3*D || len(out) < batch*tokens*D {
 		panic(fmt.Sprintf("kernels.Attention: batch=%d tokens=%d heads=%d headDim=%d: len(qkv)=%d len(out)=%d",
@@ -192,9 +197,9 @@ func AttentionIn(prec Precision, out, qkv []float32, batch, tokens, heads, headD
 	j := attnPool.Get().(*attnJob)
 	j.im, j.out, j.qkv, j.i8 = current.Load(), out, qkv, attnI8(prec, headDim)
 	j.batch, j.tokens, j.heads, j.headDim = batch, tokens, heads, headDim
-	nw := min(items, workers(4*float64(items)*float64(tokens)*float64(tokens)*float64(headDim)))
+	nw := min(items, th.workers(4*float64(items)*float64(tokens)*float64(tokens)*float64(headDim)))
 	j.reset(items, 1)
-	parallel(nw, j)
+	th.run(nw, j)
 	j.out, j.qkv = nil, nil
 	attnPool.Put(j)
 }

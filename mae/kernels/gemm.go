@@ -520,12 +520,12 @@ func ceilDiv(a, b int) int { return (a + b - 1) / b }
 // on the current path.
 func runGemm(m, n, k int, alpha float32, a []float32, lda int, transA bool, bp []float32,
 	beta float32, c []float32, ldc int, bias []float32, act Activation, res []float32) {
-	runGemmOn(current.Load(), m, n, k, alpha, a, lda, transA, bp, beta, c, ldc, bias, act, res, dequant{})
+	runGemmOn(All, current.Load(), m, n, k, alpha, a, lda, transA, bp, beta, c, ldc, bias, act, res, dequant{})
 }
 
 // runGemmOn is runGemm on path im (whose kernel defines what a k step of A
-// and B is: one float32, or one word of two bf16).
-func runGemmOn(im *impl, m, n, k int, alpha float32, a []float32, lda int, transA bool, bp []float32,
+// and B is: one float32, or one word of two bf16), on th's goroutines.
+func runGemmOn(th Threads, im *impl, m, n, k int, alpha float32, a []float32, lda int, transA bool, bp []float32,
 	beta float32, c []float32, ldc int, bias []float32, act Activation, res []float32, deq dequant) {
 	if k == 0 {
 		// Nothing to multiply: C = beta·C + bias, then the epilogue.
@@ -553,10 +553,10 @@ func runGemmOn(im *impl, m, n, k int, alpha float32, a []float32, lda int, trans
 	j := gemmPool.Get().(*gemmJob)
 	*j = gemmJob{im: im, m: m, n: n, k: k, alpha: alpha, beta: beta, a: a, lda: lda, transA: transA,
 		bp: bp, c: c, ldc: ldc, bias: bias, act: act, res: res, deq: deq}
-	nw := workers(2 * float64(m) * float64(n) * float64(k))
+	nw := th.workers(2 * float64(m) * float64(n) * float64(k))
 	j.packA = needPackA(transA, lda, im.mr)
 	j.schedule(nw)
-	parallel(min(nw, j.total), j)
+	th.run(min(nw, j.total), j)
 	j.release()
 	*j = gemmJob{} // drop references for the GC
 	gemmPool.Put(j)
@@ -589,7 +589,7 @@ func Gemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int,
 	bp := (*bufp)[:need]
 	pj := packPool.Get().(*packJob)
 	*pj = packJob{im: current.Load(), dst: bp, b: b, ldb: ldb, trans: transB, k: k, n: n, total: numPanels(n)}
-	parallel(min(workers(float64(k)*float64(n)*8), ceilDiv(numPanels(n), 4)), pj)
+	parallel(min(All.workers(float64(k)*float64(n)*8), ceilDiv(numPanels(n), 4)), pj)
 	*pj = packJob{}
 	packPool.Put(pj)
 	runGemm(m, n, k, alpha, a, lda, transA, bp, beta, c, ldc, nil, ActNone, nil)
@@ -635,6 +635,11 @@ func checkMat(name string, x []float32, rows, cols, ld int, trans bool) {
 // (residual is m×N and may be y itself, but must not partly overlap it;
 // y must not overlap x). bias and residual may be nil.
 func Linear(y, x []float32, m int, w *Packed, bias []float32, act Activation, residual []float32) {
+	All.Linear(y, x, m, w, bias, act, residual)
+}
+
+// Linear is the package-level Linear on th's goroutines.
+func (th Threads) Linear(y, x []float32, m int, w *Packed, bias []float32, act Activation, residual []float32) {
 	if m == 0 {
 		return
 	}
@@ -663,27 +668,27 @@ func Linear(y, x []float32, m int, w *Packed, bias []float32, act Activation, re
 			}
 			res := (*bufp)[:m*w.N]
 			copy(res, residual)
-			w.mul(y, x, m, bias, 0, act, res)
+			w.mul(th, y, x, m, bias, 0, act, res)
 			bufPool.Put(bufp)
 			return
 		}
 	}
-	w.mul(y, x, m, bias, beta, act, residual)
+	w.mul(th, y, x, m, bias, beta, act, residual)
 }
 
 // mul is y = x·Wᵀ + beta·y + bias, act, + residual in w's precision.
-func (w *Packed) mul(y, x []float32, m int, bias []float32, beta float32, act Activation, residual []float32) {
+func (w *Packed) mul(th Threads, y, x []float32, m int, bias []float32, beta float32, act Activation, residual []float32) {
 	switch w.prec {
 	case BF16:
-		linearBF16(y, x, m, w, bias, beta, act, residual)
+		linearBF16(th, y, x, m, w, bias, beta, act, residual)
 		return
 	case Int8:
-		linearInt8(y, x, m, w, bias, act, residual)
+		linearInt8(th, y, x, m, w, bias, act, residual)
 		return
 	}
 	if w.useStrassen(m) && w.winograd() != nil {
-		linearStrassen(y, x, m, w, bias, beta, act, residual)
+		linearStrassen(th, y, x, m, w, bias, beta, act, residual)
 		return
 	}
-	runGemm(m, w.N, w.K, 1, x, w.K, false, w.data, beta, y, w.N, bias, act, residual)
+	runGemmOn(th, current.Load(), m, w.N, w.K, 1, x, w.K, false, w.data, beta, y, w.N, bias, act, residual, dequant{})
 }

@@ -3,8 +3,9 @@ package kernels
 import (
 	"fmt"
 	"math/rand/v2"
-	"os/exec"
 	"testing"
+
+	"github.com/maeembed/maeembed/internal/busyloop"
 )
 
 // BenchmarkBlockUnderLoad runs one ViT-B/16 encoder block (LayerNorm,
@@ -35,11 +36,7 @@ func BenchmarkBlockUnderLoad(b *testing.B) {
 			b.Run(fmt.Sprintf("batch%d/hog=%v", batch, hog), func(b *testing.B) {
 				block()
 				if hog {
-					cmd := exec.Command("sh", "-c", "while :; do :; done")
-					if err := cmd.Start(); err != nil {
-						b.Skipf("no busy-loop process: %v", err)
-					}
-					defer func() { cmd.Process.Kill(); cmd.Wait() }()
+					busyloop.Start(b)
 				}
 				b.ResetTimer()
 				for i := 0; i < b.N; i++ {

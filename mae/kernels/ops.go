@@ -77,7 +77,7 @@ var (
 func GELU(x []float32) {
 	im := current.Load()
 	const chunk = 4096
-	nw := workers(float64(len(x)) * 20)
+	nw := All.workers(float64(len(x)) * 20)
 	if nw <= 1 {
 		im.gelu(x)
 		return
@@ -134,6 +134,11 @@ func fillNaN(row []float32) {
 // y = (x−mean)/sqrt(var+eps)·gamma + beta with the biased variance, as
 // torch.nn.LayerNorm. y may alias x.
 func LayerNorm(y, x []float32, rows, d int, gamma, beta []float32, eps float32) {
+	All.LayerNorm(y, x, rows, d, gamma, beta, eps)
+}
+
+// LayerNorm is the package-level LayerNorm on th's goroutines.
+func (th Threads) LayerNorm(y, x []float32, rows, d int, gamma, beta []float32, eps float32) {
 	if len(x) < rows*d || len(y) < rows*d || len(gamma) < d || len(beta) < d {
 		panic(fmt.Sprintf("kernels.LayerNorm: rows=%d d=%d: len(y)=%d len(x)=%d len(gamma)=%d len(beta)=%d",
 			rows, d, len(y), len(x), len(gamma), len(beta)))
@@ -143,9 +148,9 @@ func LayerNorm(y, x []float32, rows, d int, gamma, beta []float32, eps float32) 
 	}
 	j := lnPool.Get().(*lnJob)
 	j.im, j.y, j.x, j.d, j.gamma, j.beta, j.eps = current.Load(), y, x, d, gamma, beta, eps
-	nw := workers(float64(rows) * float64(d) * 6)
+	nw := th.workers(float64(rows) * float64(d) * 6)
 	j.reset(rows, max(1, rows/(8*nw)))
-	parallel(nw, j)
+	th.run(nw, j)
 	j.y, j.x, j.gamma, j.beta = nil, nil, nil, nil
 	lnPool.Put(j)
 }

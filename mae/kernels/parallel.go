@@ -4,6 +4,7 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // runner is a parallel job: run is called once per participating goroutine
@@ -44,17 +45,7 @@ var (
 
 func poolWorker() {
 	for inv := range poolCh {
-		t := inv.t
-		t.joined.Add(1) // before checking id: the caller closes, then counts
-		if t.id.Load() == inv.id {
-			t.r.run()
-		}
-		if t.joined.Add(-1) == 0 && t.waiting.Load() {
-			select {
-			case t.wake <- struct{}{}:
-			default: // a token is already there
-			}
-		}
+		inv.t.join(inv.id)
 	}
 }
 
@@ -70,14 +61,42 @@ func ensureWorkers(n int) {
 	poolMu.Unlock()
 }
 
+// Threads is which goroutines a kernel call may use: All (every core,
+// what the package-level functions do; the zero value) or, given to an
+// item of Parallel and valid during it, the item's own goroutine plus
+// whichever goroutines of the same Parallel call have run out of items.
+type Threads struct {
+	crew *itemsJob // set for an item of Parallel
+	slot int       // the item's goroutine in crew
+}
+
+// All runs kernel calls on every core (GOMAXPROCS).
+var All = Threads{}
+
 // workers is how many goroutines a job of the given cost (in flops or a
-// comparable unit) should use: small jobs run inline.
-func workers(cost float64) int {
+// comparable unit) should use: small jobs run inline. An item of Parallel
+// counts only the goroutines of its call that are idle now, usually none,
+// so its kernels keep the blocking of one thread.
+func (t Threads) workers(cost float64) int {
 	n := runtime.GOMAXPROCS(0)
-	if cost < 3e5 || n < 2 {
+	switch {
+	case cost < 3e5 || n < 2:
 		return 1
+	case t.crew != nil:
+		return min(n, 1+int(t.crew.idle.Load()))
 	}
 	return n
+}
+
+// run runs job r on up to n goroutines (from workers): pool helpers, or
+// for an item of Parallel, whichever goroutines of its call go idle while
+// it runs (so every call is posted, whatever n).
+func (t Threads) run(n int, r runner) {
+	if t.crew != nil {
+		t.crew.parallel(t.slot, r)
+		return
+	}
+	parallel(n, r)
 }
 
 // parallel runs r.run on the caller and on up to n-1 pool helpers and
@@ -90,10 +109,7 @@ func parallel(n int, r runner) {
 		return
 	}
 	ensureWorkers(n - 1)
-	t := teamPool.Get().(*team)
-	t.r = r
-	id := callID.Add(1)
-	t.id.Store(id) // publishes t.r and the job's fields to helpers
+	t, id := newTeam(r)
 	for i := 1; i < n; i++ {
 		select {
 		case poolCh <- invite{t, id}:
@@ -101,6 +117,35 @@ func parallel(n int, r runner) {
 		}
 	}
 	r.run()
+	t.close()
+}
+
+// newTeam returns a team open for job r under a fresh id.
+func newTeam(r runner) (*team, uint64) {
+	t := teamPool.Get().(*team)
+	t.r = r
+	id := callID.Add(1)
+	t.id.Store(id) // publishes t.r and the job's fields to helpers
+	return t, id
+}
+
+// join runs t's job if t still serves call id (a helper's side).
+func (t *team) join(id uint64) {
+	t.joined.Add(1) // before checking id: the caller closes, then counts
+	if t.id.Load() == id {
+		t.r.run()
+	}
+	if t.joined.Add(-1) == 0 && t.waiting.Load() {
+		select {
+		case t.wake <- struct{}{}:
+		default: // a token is already there
+		}
+	}
+}
+
+// close ends the call (the caller's side, after its own r.run): it waits
+// for the helpers inside the job and returns t to the pool.
+func (t *team) close() {
 	t.id.Store(0)
 	for t.joined.Load() != 0 {
 		// A helper is still finishing an item. Block rather than spin: on
@@ -113,4 +158,138 @@ func parallel(n int, r runner) {
 	}
 	t.r = nil
 	teamPool.Put(t)
+}
+
+// Work is a set of independent items for Parallel.
+type Work interface {
+	// Do runs items [i0, i1) with the kernels on th (valid until Do
+	// returns). slot is distinct
+	// among the goroutines running items at the same time (0 ≤ slot <
+	// Parallel's slots), so that each can use its own scratch.
+	Do(th Threads, slot, i0, i1 int)
+}
+
+// itemsJob hands out a Work's items in chunks (see Parallel).
+type itemsJob struct {
+	w               Work
+	n, chunk, slots int
+	next            atomic.Int64
+	joined          atomic.Int32
+	busy            atomic.Int32 // goroutines inside a chunk
+	idle            atomic.Int32 // goroutines out of chunks, helping (see help)
+	// board holds, per slot, the kernel call its chunk is in (a team and
+	// its id; id 0 when none), for idle goroutines to join.
+	board []boardEntry
+}
+
+type boardEntry struct {
+	t  atomic.Pointer[team]
+	id atomic.Uint64
+	_  [48]byte // one cache line each: written on every kernel call
+}
+
+func (j *itemsJob) run() {
+	slot := int(j.joined.Add(1)) - 1
+	th := Threads{crew: j, slot: slot}
+	for {
+		i := int(j.next.Load())
+		if i >= j.n {
+			break
+		}
+		size := min(j.chunk, ceilDiv(j.n-i, j.slots))
+		j.busy.Add(1)
+		if j.next.CompareAndSwap(int64(i), int64(i+size)) {
+			j.w.Do(th, slot, i, i+size)
+		}
+		j.busy.Add(-1)
+	}
+	j.help()
+}
+
+// helpSpin is how long help polls for the next kernel call of a chunk
+// before it polls with sleeps: the calls of a forward pass come back to
+// back.
+const helpSpin = 100 * time.Microsecond
+
+// help joins the kernel calls of the chunks still in progress until there
+// are none: the goroutines that ran out of chunks finish the last ones
+// together instead of waiting for them (a chunk's owner descheduled by
+// the OS then holds up the others by at most one task of one kernel).
+func (j *itemsJob) help() {
+	j.idle.Add(1)
+	defer j.idle.Add(-1)
+	since := time.Now()
+	var seen [16]uint64 // the call last joined per slot: its tasks are taken
+	for j.busy.Load() > 0 {
+		found := false
+		for s := range j.board {
+			e := &j.board[s]
+			id := e.id.Load()
+			if id == 0 || s < len(seen) && seen[s] == id {
+				continue
+			}
+			if t := e.t.Load(); t != nil {
+				t.join(id)
+				found = true
+				if s < len(seen) {
+					seen[s] = id
+				}
+			}
+		}
+		switch {
+		case found:
+			since = time.Now()
+		case time.Since(since) < helpSpin:
+			runtime.Gosched()
+		default:
+			// The owner is between kernel calls for long, or descheduled:
+			// poll gently rather than take a core it may need.
+			time.Sleep(20 * time.Microsecond)
+		}
+	}
+}
+
+// parallel runs r on the chunk owner in slot and on the idle goroutines
+// of the call that join it from the board.
+func (j *itemsJob) parallel(slot int, r runner) {
+	t, id := newTeam(r)
+	e := &j.board[slot]
+	e.t.Store(t)
+	e.id.Store(id)
+	r.run()
+	e.id.Store(0)
+	t.close()
+}
+
+var itemsPool = sync.Pool{New: func() any { return new(itemsJob) }}
+
+// Parallel runs w.Do over items 0..n-1 on the caller and the pool's
+// helpers (at most slots goroutines, GOMAXPROCS or n if fewer) and returns
+// when all are done. It is for coarse work, such as whole forward passes
+// of images: no join per operation, as the kernels inside an item run on
+// the item's goroutine alone (with the blocking of one thread) while the
+// other goroutines have items of their own. Items are handed out in
+// chunks of at most chunk, shrinking towards the end (remaining/slots,
+// "guided"), so that whoever runs takes the next chunk; a goroutine
+// that runs out of chunks joins the kernel calls of the chunks still in
+// progress. A helper that the OS does not schedule in time does fewer
+// chunks (or none: the caller waits only for chunks in progress, as for
+// every kernel call), and one descheduled inside a chunk holds up the
+// others by one kernel task rather than a whole chunk.
+func Parallel(n, chunk, slots int, w Work) {
+	if n <= 0 {
+		return
+	}
+	nw := min(n, slots, runtime.GOMAXPROCS(0))
+	j := itemsPool.Get().(*itemsJob)
+	j.w, j.n, j.chunk, j.slots = w, n, max(1, chunk), max(1, nw)
+	j.next.Store(0)
+	j.joined.Store(0)
+	if cap(j.board) < nw {
+		j.board = make([]boardEntry, nw)
+	}
+	j.board = j.board[:nw]
+	parallel(nw, j)
+	j.w = nil
+	itemsPool.Put(j)
 }

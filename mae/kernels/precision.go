@@ -202,7 +202,7 @@ var bf16GenericImpl = genericImpl.reduced("generic-bf16", kernelBF16Generic, nil
 // linearBF16 is Linear for a BF16 weight: activations are rounded to bf16
 // (into pooled scratch) and multiplied with the native kernel, or with the
 // float32 kernels when w holds rounded float32 values.
-func linearBF16(y, x []float32, m int, w *Packed, bias []float32, beta float32, act Activation, residual []float32) {
+func linearBF16(th Threads, y, x []float32, m int, w *Packed, bias []float32, beta float32, act Activation, residual []float32) {
 	bufp := bufPool.Get().(*[]float32)
 	defer bufPool.Put(bufp)
 	if w.kw == 0 {
@@ -210,7 +210,7 @@ func linearBF16(y, x []float32, m int, w *Packed, bias []float32, beta float32, 
 		*bufp = grow(*bufp, m*w.K)
 		xr := (*bufp)[:m*w.K]
 		roundBF16Rows(xr, x[:m*w.K])
-		runGemmOn(current.Load(), m, w.N, w.K, 1, xr, w.K, false, w.data, beta, y, w.N, bias, act, residual, dequant{})
+		runGemmOn(th, current.Load(), m, w.N, w.K, 1, xr, w.K, false, w.data, beta, y, w.N, bias, act, residual, dequant{})
 		return
 	}
 	// Word rows padded so that the rows of a micro-panel do not share L1
@@ -221,12 +221,12 @@ func linearBF16(y, x []float32, m int, w *Packed, bias []float32, beta float32, 
 	}
 	*bufp = grow(*bufp, m*ldw)
 	xw := (*bufp)[:m*ldw]
-	convertRows(nil, xw, nil, x, m, w.K, ldw)
+	convertRows(th, nil, xw, nil, x, m, w.K, ldw)
 	im := bf16Impl
 	if im == nil || current.Load().name != "avx512" {
 		im = &bf16GenericImpl
 	}
-	runGemmOn(im, m, w.N, w.kw, 1, xw, ldw, false, w.data, beta, y, w.N, bias, act, residual, dequant{})
+	runGemmOn(th, im, m, w.N, w.kw, 1, xw, ldw, false, w.data, beta, y, w.N, bias, act, residual, dequant{})
 }
 
 // hasVNNI tells whether the CPU has AVX512_VNNI (VPDPBUSD on ZMM).
@@ -450,7 +450,7 @@ var i8GenericImpl = genericImpl.reduced("generic-int8", kernelI8Generic, nil)
 // scratch; the kernel's int32 sums, compensated, become float32, and the
 // epilogue scales them by row and column scale and adds the bias before
 // the activation and residual.
-func linearInt8(y, x []float32, m int, w *Packed, bias []float32, act Activation, residual []float32) {
+func linearInt8(th Threads, y, x []float32, m int, w *Packed, bias []float32, act Activation, residual []float32) {
 	if w.K == 0 {
 		// No products: y = act(bias) + residual, as the float32 path does
 		// it (the int8 GEMM's bias argument is the compensation row).
@@ -468,13 +468,13 @@ func linearInt8(y, x []float32, m int, w *Packed, bias []float32, act Activation
 	*bufp = grow(*bufp, m*ldw)
 	*sp = grow(*sp, m+numPanels(w.N)*nr)
 	xw, rowScale, zero := (*bufp)[:m*ldw], (*sp)[:m], (*sp)[m:]
-	convertRows(&w.i8, xw, rowScale, x, m, w.K, ldw)
+	convertRows(th, &w.i8, xw, rowScale, x, m, w.K, ldw)
 	if bias == nil {
 		clear(zero)
 		bias = zero
 	}
 	im, _ := i8Kernel(w.i8)
-	runGemmOn(im, m, w.N, w.kw, 1, xw, ldw, false, w.data, 0, y, w.N, w.comp, act, residual,
+	runGemmOn(th, im, m, w.N, w.kw, 1, xw, ldw, false, w.data, 0, y, w.N, w.comp, act, residual,
 		dequant{rowScale: rowScale, colScale: w.scale, bias: bias})
 }
 
@@ -508,12 +508,12 @@ func (j *rowsJob) run() {
 	}
 }
 
-// convertRows runs toBF16Rows (i8 nil) or quantRows in format *i8 over
-// all cores.
-func convertRows(i8 *i8Format, dst, scale, x []float32, m, k, ldw int) {
+// convertRows runs toBF16Rows (i8 nil) or quantRows in format *i8 on th's
+// goroutines.
+func convertRows(th Threads, i8 *i8Format, dst, scale, x []float32, m, k, ldw int) {
 	j := rowsPool.Get().(*rowsJob)
 	*j = rowsJob{i8: i8, dst: dst, scale: scale, x: x, m: m, k: k, ldw: ldw}
-	parallel(min(workers(4*float64(m)*float64(k)), ceilDiv(m, rowsBlock)), j)
+	th.run(min(th.workers(4*float64(m)*float64(k)), ceilDiv(m, rowsBlock)), j)
 	*j = rowsJob{}
 	rowsPool.Put(j)
 }

@@ -186,7 +186,7 @@ var (
 // linearStrassen is y = x·Wᵀ + beta·y + bias, act, + residual with one
 // level of Strassen–Winograd (w.useStrassen(m), w.winograd() != nil). If
 // x holds a NaN or Inf it runs the plain GEMM instead.
-func linearStrassen(y, x []float32, m int, w *Packed, bias []float32, beta float32, act Activation, residual []float32) {
+func linearStrassen(th Threads, y, x []float32, m int, w *Packed, bias []float32, beta float32, act Activation, residual []float32) {
 	im := current.Load()
 	sb := w.sw
 	n, k := w.N, w.K
@@ -213,12 +213,12 @@ func linearStrassen(y, x []float32, m int, w *Packed, bias []float32, beta float
 	}
 	sums := (*j.sumBuf)[:na*mh*ls]
 	s := func(i int) []float32 { return sums[i*mh*ls : (i+1)*mh*ls] }
-	nw := workers(2 * float64(m) * float64(n) * float64(k))
+	nw := th.workers(2 * float64(m) * float64(n) * float64(k))
 	ws := &j.ws
 	ws.im, ws.x, ws.m, ws.mh, ws.k, ws.ls, ws.sums, ws.copyA = im, x, m, mh, k, ls, sums, copyA
 	ws.next.Store(0)
 	ws.nonFinite.Store(false)
-	parallel(min(nw, ceilDiv(mh, winoRows)), ws)
+	th.run(min(nw, ceilDiv(mh, winoRows)), ws)
 	if ws.nonFinite.Load() {
 		// A NaN or Inf in row r of x would reach rows r and r ± m/2 of y
 		// through S1..S4 (another token, maybe another image), and an Inf
@@ -226,7 +226,7 @@ func linearStrassen(y, x []float32, m int, w *Packed, bias []float32, beta float
 		swBufPool.Put(j.sumBuf)
 		*j = swJob{done: j.done}
 		swPool.Put(j)
-		runGemm(m, n, k, 1, x, k, false, w.data, beta, y, n, bias, act, residual)
+		runGemmOn(th, im, m, n, k, 1, x, k, false, w.data, beta, y, n, bias, act, residual, dequant{})
 		return
 	}
 	a11, a12, a22, lda := x, x[kh:], x[mh*k+kh:], k
@@ -293,7 +293,7 @@ func linearStrassen(y, x []float32, m int, w *Packed, bias []float32, beta float
 	for i := range j.done {
 		j.done[i].Store(0)
 	}
-	parallel(min(nw, g.total), j)
+	th.run(min(nw, g.total), j)
 
 	swBufPool.Put(j.sumBuf)
 	done := j.done
