@@ -44,3 +44,35 @@ func TestKernelEnv(t *testing.T) {
 		t.Errorf("version with MAEEMBED_KERNEL=GENERIC:\n%s", out)
 	}
 }
+
+// TestStrassenEnv: an unknown MAEEMBED_STRASSEN value fails a model command
+// with one line naming the accepted values, and only warns for version.
+func TestStrassenEnv(t *testing.T) {
+	if args := os.Getenv("MAEEMBED_STRASSEN_ARGS"); args != "" {
+		var stdout, stderr bytes.Buffer
+		code := run(context.Background(), strings.Fields(args), strings.NewReader(""), &stdout, &stderr)
+		fmt.Printf("code=%d\n%s%s", code, stdout.String(), stderr.String())
+		return
+	}
+	child := func(v, args string) string {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestStrassenEnv$")
+		cmd.Env = append(os.Environ(), "MAEEMBED_STRASSEN="+v, "MAEEMBED_STRASSEN_ARGS="+args)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("MAEEMBED_STRASSEN=%s maeembed %s: %v\n%s", v, args, err, out)
+		}
+		return string(out)
+	}
+	out := child("maybe", "embed -o x in")
+	if !strings.Contains(out, "code=1\n") || !strings.Contains(out, "maeembed embed: MAEEMBED_STRASSEN=maybe: want 0, off, false or no") {
+		t.Errorf("embed with MAEEMBED_STRASSEN=maybe:\n%s", out)
+	}
+	out = child("maybe", "version")
+	if !strings.Contains(out, "code=0\n") || !strings.Contains(out, "MAEEMBED_STRASSEN ignored") {
+		t.Errorf("version with MAEEMBED_STRASSEN=maybe:\n%s", out)
+	}
+	out = child("Off", "version")
+	if !strings.Contains(out, "code=0\n") || strings.Contains(out, "MAEEMBED_STRASSEN") {
+		t.Errorf("version with MAEEMBED_STRASSEN=Off:\n%s", out)
+	}
+}

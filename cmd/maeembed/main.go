@@ -102,9 +102,9 @@ Kafka messages.`,
 // runsModel names the commands that run the model's kernels.
 var runsModel = map[string]bool{"embed": true, "reconstruct": true, "stream": true, "pretrain": true, "probe": true}
 
-// checkKernelEnv refuses to run a model on a MAEEMBED_KERNEL value that
-// could not be followed (a forced path must mean what it says); other
-// commands only warn.
+// checkKernelEnv refuses to run a model on a MAEEMBED_KERNEL or
+// MAEEMBED_STRASSEN value that could not be followed (a forced setting must
+// mean what it says); other commands only warn.
 func checkKernelEnv(c *cobra.Command, _ []string) error {
 	err := kernels.EnvError()
 	if err == nil {
@@ -113,7 +113,11 @@ func checkKernelEnv(c *cobra.Command, _ []string) error {
 	if runsModel[c.Name()] {
 		return err
 	}
-	slog.Warn("MAEEMBED_KERNEL ignored", "err", err)
+	name := "MAEEMBED_KERNEL"
+	if strings.HasPrefix(err.Error(), "MAEEMBED_STRASSEN") {
+		name = "MAEEMBED_STRASSEN"
+	}
+	slog.Warn(name+" ignored", "err", err)
 	return nil
 }
 

@@ -131,7 +131,8 @@ func init() {
 var envErr error
 
 // EnvError returns why the path MAEEMBED_KERNEL asks for could not be set
-// at init (naming the paths this CPU has), or nil. While it is non-nil the
+// at init (naming the paths this CPU has), or why MAEEMBED_STRASSEN's
+// value is not understood, or nil. While it is non-nil the
 // fastest available path is in use; a program that runs a model should
 // refuse to start.
 func EnvError() error { return envErr }

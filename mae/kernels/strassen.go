@@ -1,6 +1,8 @@
 package kernels
 
 import (
+	"errors"
+	"fmt"
 	"os"
 	"runtime"
 	"strings"
@@ -61,14 +63,18 @@ var (
 var swNB = 4
 
 // strassenOn tells whether Linear may use Strassen–Winograd: on unless
-// MAEEMBED_STRASSEN is 0, off, false or no (read at init).
+// MAEEMBED_STRASSEN is 0, off, false or no (read at init; another value
+// than those and 1, on, true, yes is kept for EnvError, and leaves it on).
 var strassenOn atomic.Bool
 
 func init() {
-	switch strings.ToLower(strings.TrimSpace(os.Getenv("MAEEMBED_STRASSEN"))) {
+	switch v := strings.TrimSpace(os.Getenv("MAEEMBED_STRASSEN")); strings.ToLower(v) {
 	case "0", "off", "false", "no":
+	case "", "1", "on", "true", "yes":
+		strassenOn.Store(true)
 	default:
 		strassenOn.Store(true)
+		envErr = errors.Join(envErr, fmt.Errorf("MAEEMBED_STRASSEN=%s: want 0, off, false or no (off), or 1, on, true or yes (on, the default)", v))
 	}
 	genericImpl.tileAxpy, genericImpl.winoA = tileAxpyGeneric, winoAGeneric
 }
