@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/apache/arrow/go/v17/arrow"
@@ -110,5 +111,18 @@ func TestCorruptParquetPagesLoseNoRow(t *testing.T) {
 	t.Logf("%d one-byte variants, %d with error rows", variants, withErrors)
 	if withErrors == 0 {
 		t.Fatal("no variant gave an error row: the corruption missed the pages")
+	}
+}
+
+// A file too short to be Parquet is one error row that names the format
+// once (Arrow's reader says "parquet: …" itself).
+func TestTinyParquetErrorNamesFormatOnce(t *testing.T) {
+	items, _, footerOK := readParquetBytes(t, t.TempDir(), []byte("junk!"))
+	if footerOK || len(items) != 1 || items[0].Err == nil {
+		t.Fatalf("5-byte file: %d items, footer read %v", len(items), footerOK)
+	}
+	msg := items[0].Err.Error()
+	if !strings.Contains(msg, "parquet: file too small") || strings.Contains(msg, " parquet: parquet:") {
+		t.Errorf("error %q: want Arrow's reason, with the format named once", msg)
 	}
 }

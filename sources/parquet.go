@@ -222,6 +222,9 @@ func openParquet(p string, opts Options) (c container, err error) {
 	meter := &allocMeter{}
 	rdr, err = openParquetFile(p, meter)
 	if err != nil {
+		if strings.HasPrefix(err.Error(), "parquet: ") {
+			return nil, err // Arrow's reader names the format already
+		}
 		return nil, fmt.Errorf("parquet: %w", err)
 	}
 	md := rdr.MetaData()
