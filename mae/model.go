@@ -410,6 +410,10 @@ func (m *Model) prepare() {
 // Precision is the arithmetic of the model's Linear layers.
 func (m *Model) Precision() kernels.Precision { return m.Encoder.PatchEmbed.packed.Precision() }
 
+// Kernel names the kernels the model runs on in its precision
+// (kernels.Arithmetic), e.g. "avx512+strassen" or "avx2".
+func (m *Model) Kernel() string { return kernels.Arithmetic(m.Precision()) }
+
 // HasDecoder tells whether the model can reconstruct.
 func (m *Model) HasDecoder() bool { return m.Decoder != nil }
 

@@ -88,6 +88,6 @@ func Open(ctx context.Context, s Source) (*Model, error) {
 		return nil, fmt.Errorf("model %s: %w", path, err)
 	}
 	slog.Info("model loaded", "path", path, "params", m.NumParams(), "decoder", m.HasDecoder(),
-		"image", m.Config.ImageSize, "patch", m.Config.PatchSize, "dim", m.Config.Dim, "precision", s.Precision, "took", time.Since(start).Round(time.Millisecond))
+		"image", m.Config.ImageSize, "patch", m.Config.PatchSize, "dim", m.Config.Dim, "precision", s.Precision, "kernel", m.Kernel(), "took", time.Since(start).Round(time.Millisecond))
 	return m, nil
 }

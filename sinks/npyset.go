@@ -205,12 +205,15 @@ func compatible(path string, kv map[string]string, keys, vals []string) error {
 			}
 			continue // an output of an older version records none
 		}
+		if k == "maeembed.kernel" {
+			continue // informational: another machine may resume the run
+		}
 		if k != "maeembed.version" && kv[k] != vals[i] {
 			return fmt.Errorf("%s was written with %s=%q, this run has %q: use another output directory", path, k, kv[k], vals[i])
 		}
 	}
 	for k, v := range kv {
-		if strings.HasPrefix(k, "maeembed.") && !slices.Contains(keys, k) {
+		if strings.HasPrefix(k, "maeembed.") && k != "maeembed.kernel" && !slices.Contains(keys, k) {
 			return fmt.Errorf("%s was written with %s=%q, this run has none: use another output directory", path, k, v)
 		}
 	}

@@ -36,5 +36,5 @@ func NewReconstructions(format, dir string, meta ReconMeta, opts ParquetOptions)
 // Meta, with the pool "mean" and dim 1 they have always recorded (a resume
 // compares them).
 func (m ReconMeta) ErrorMeta() Meta {
-	return Meta{Model: m.Model, Pool: "mean", Preprocess: m.Preprocess, Version: m.Version, Dim: 1, Precision: m.Precision, Weights: m.Weights, Inputs: m.Inputs}
+	return Meta{Model: m.Model, Pool: "mean", Preprocess: m.Preprocess, Version: m.Version, Dim: 1, Precision: m.Precision, Kernel: m.Kernel, Weights: m.Weights, Inputs: m.Inputs}
 }

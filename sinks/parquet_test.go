@@ -124,7 +124,7 @@ func TestParquetRoundTrip(t *testing.T) {
 		duckType string
 	}{
 		{"mean", Meta{Model: "mae_vit_base_patch16", Pool: "mean", Preprocess: "center-crop 224", Version: "test", Dim: 7}, "FLOAT[]"},
-		{"tokens", Meta{Model: "custom", Pool: "tokens", Preprocess: "none 32", Version: "test", Dim: 4, Tokens: 5, Precision: "bf16"}, "FLOAT[][]"},
+		{"tokens", Meta{Model: "custom", Pool: "tokens", Preprocess: "none 32", Version: "test", Dim: 4, Tokens: 5, Precision: "bf16", Kernel: "avx2"}, "FLOAT[][]"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
@@ -200,6 +200,9 @@ func TestParquetRoundTrip(t *testing.T) {
 			}
 			if tc.meta.Precision != "" {
 				wantKV["maeembed.precision"] = tc.meta.Precision
+			}
+			if tc.meta.Kernel != "" {
+				wantKV["maeembed.kernel"] = tc.meta.Kernel
 			}
 			gotKV := map[string]map[string]string{}
 			for _, r := range kv.Rows {
@@ -375,6 +378,15 @@ func TestResumeRefusesOtherRun(t *testing.T) {
 			newer.Version = "2"
 			if err := tc.open(dir, newer); err != nil {
 				t.Fatalf("resume with a newer version: %v", err)
+			}
+			// maeembed.kernel is informational: another machine (path) may
+			// resume, and outputs that record none (older versions) too.
+			for _, k := range []string{"avx512+strassen", "avx2", ""} {
+				other := newer
+				other.Kernel = k
+				if err := tc.open(dir, other); err != nil {
+					t.Fatalf("resume with kernel %q: %v", k, err)
+				}
 			}
 			for key, m := range map[string]Meta{
 				"maeembed.pool":   {Model: "m", Pool: "cls", Preprocess: "p", Dim: 2},

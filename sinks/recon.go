@@ -19,6 +19,8 @@ type ReconMeta struct {
 	NormPixLoss bool
 	// Precision is the model's arithmetic, as in Meta.
 	Precision string
+	// Kernel names the kernels, as in Meta.
+	Kernel string
 	// Weights is the weights' fingerprint, as in Meta.
 	Weights string
 	// Inputs are the run's input roots, as in Meta.
@@ -42,6 +44,7 @@ func (m ReconMeta) keyValues() ([]string, []string) {
 		keys = append(keys, "maeembed.precision")
 		vals = append(vals, m.Precision)
 	}
+	keys, vals = kernelKV(keys, vals, m.Kernel)
 	keys, vals = weightsKV(keys, vals, m.Weights)
 	return inputsKV(keys, vals, m.Inputs)
 }

@@ -36,6 +36,10 @@ type Meta struct {
 	// Precision is the model's arithmetic ("fp32", "bf16", "int8"); empty
 	// writes no maeembed.precision key.
 	Precision string
+	// Kernel names the kernels that computed the rows (kernels.Arithmetic),
+	// recorded as maeembed.kernel; informational: a resume on another
+	// machine or path is not refused for it. Empty writes no key.
+	Kernel string
 	// Weights is the fingerprint of the model's weights (mae.Model.
 	// Fingerprint), recorded as maeembed.weights: the same --model path
 	// may hold other weights on a later run. Empty writes no key.
@@ -77,6 +81,14 @@ func weightsKV(keys, vals []string, fp string) ([]string, []string) {
 		return keys, vals
 	}
 	return append(keys, "maeembed.weights"), append(vals, fp)
+}
+
+// kernelKV appends maeembed.kernel when it is known.
+func kernelKV(keys, vals []string, kernel string) ([]string, []string) {
+	if kernel == "" {
+		return keys, vals
+	}
+	return append(keys, "maeembed.kernel"), append(vals, kernel)
 }
 
 // inputsKV appends maeembed.inputs (a JSON array) when there are inputs.
@@ -131,6 +143,7 @@ func (m Meta) keyValues() ([]string, []string) {
 		keys = append(keys, "maeembed.precision")
 		vals = append(vals, m.Precision)
 	}
+	keys, vals = kernelKV(keys, vals, m.Kernel)
 	keys, vals = weightsKV(keys, vals, m.Weights)
 	return inputsKV(keys, vals, m.Inputs)
 }

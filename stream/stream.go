@@ -199,7 +199,8 @@ func Run(stop *engine.Stop, cfg Config, open func() (Model, error)) (Result, err
 		}()
 		met.producer(prod)
 		if cfg.OutputTopic != "" {
-			em := sinkkafka.EmbeddingMeta{Topic: cfg.OutputTopic, Model: meta.Model, Pool: meta.Pool, Dim: model.Embedder.Dim()}
+			em := sinkkafka.EmbeddingMeta{Topic: cfg.OutputTopic, Model: meta.Model, Pool: meta.Pool, Dim: model.Embedder.Dim(),
+				Precision: meta.Precision, Kernel: meta.Kernel}
 			outs = append(outs, sinkkafka.NewEmbeddingWriter(stop.Abort, prod, em))
 		}
 		if cfg.DLQTopic != "" {

@@ -90,7 +90,7 @@ func (e *env) reconstruct(o *Options) error {
 	}
 	b.Preprocess.Size = c.ImageSize
 	meta := sinks.ReconMeta{Model: o.Model.Name, Preprocess: b.Preprocess.String(), Version: version, MaskRatio: o.MaskRatio,
-		Seed: int64(o.Seed), Patches: l, Patch: c.PatchSize, NormPixLoss: normPix, Precision: m.Precision().String(), Weights: m.Fingerprint, Inputs: b.Inputs.Roots}
+		Seed: int64(o.Seed), Patches: l, Patch: c.PatchSize, NormPixLoss: normPix, Precision: m.Precision().String(), Kernel: m.Kernel(), Weights: m.Fingerprint, Inputs: b.Inputs.Roots}
 	errw, err := sinks.NewErrors(o.Output, meta.ErrorMeta(), sinks.ParquetOptions{})
 	if err != nil {
 		return err

@@ -70,7 +70,7 @@ func (e *env) openEmbedder(o *Options, pool mae.Pool, pre *stages.Preprocess) (*
 	}
 	c := m.Config
 	pre.Size = c.ImageSize
-	meta := sinks.Meta{Model: o.Model.Name, Pool: string(pool), Preprocess: pre.String(), Version: version, Dim: c.Dim, Precision: m.Precision().String(), Weights: m.Fingerprint}
+	meta := sinks.Meta{Model: o.Model.Name, Pool: string(pool), Preprocess: pre.String(), Version: version, Dim: c.Dim, Precision: m.Precision().String(), Kernel: m.Kernel(), Weights: m.Fingerprint}
 	if pool == mae.PoolTokens {
 		meta.Tokens = 1 + c.NumPatches()
 	}

@@ -551,3 +551,15 @@ func winoAGeneric(s1, s2, s3, s4, a11, a12, a21, a22 []float32) bool {
 	}
 	return z == z
 }
+
+// Arithmetic names the kernels that a model in precision prec runs on, as
+// outputs record it (maeembed.kernel): the path (Path), plus "+strassen"
+// for float32 with Strassen–Winograd on. Two runs with the same precision
+// but another arithmetic round differently: in float32 in the last bits;
+// in int8 more, as the AVX2 int8 kernel quantises activations to 6 bits.
+func Arithmetic(prec Precision) string {
+	if prec == FP32 && Strassen() {
+		return Path() + "+strassen"
+	}
+	return Path()
+}

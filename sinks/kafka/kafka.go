@@ -26,12 +26,16 @@ import (
 
 // Header names of DESIGN §5.
 const (
-	HeaderModel  = "maeembed-model"
-	HeaderDim    = "maeembed-dim"
-	HeaderPool   = "maeembed-pool"
-	HeaderSource = "maeembed-source"
-	HeaderError  = "maeembed-error"
-	HeaderStage  = "maeembed-stage"
+	HeaderModel = "maeembed-model"
+	HeaderDim   = "maeembed-dim"
+	HeaderPool  = "maeembed-pool"
+	// HeaderPrecision and HeaderKernel carry the model's arithmetic, as
+	// maeembed.precision and maeembed.kernel do in files.
+	HeaderPrecision = "maeembed-precision"
+	HeaderKernel    = "maeembed-kernel"
+	HeaderSource    = "maeembed-source"
+	HeaderError     = "maeembed-error"
+	HeaderStage     = "maeembed-stage"
 )
 
 // Config configures a Producer.
@@ -168,6 +172,8 @@ type EmbeddingMeta struct {
 	Model string
 	Pool  string
 	Dim   int
+	// Precision and Kernel (kernels.Arithmetic) become headers when set.
+	Precision, Kernel string
 }
 
 // Embedding builds the output message of one input, keyed by the id's
@@ -176,17 +182,19 @@ type EmbeddingMeta struct {
 // The value is vec as little-endian float32; buf, if large enough, is
 // reused for it (the message then aliases buf until Produce returns).
 func (e EmbeddingMeta) Embedding(id, source string, vec []float32, buf []byte) kgo.Message {
-	return kgo.Message{
-		Topic: e.Topic,
-		Key:   inputKey(id, source),
-		Value: EncodeFloat32(buf, vec),
-		Headers: []kgo.Header{
-			{Key: HeaderModel, Value: []byte(e.Model)},
-			{Key: HeaderDim, Value: []byte(strconv.Itoa(e.Dim))},
-			{Key: HeaderPool, Value: []byte(e.Pool)},
-			{Key: HeaderSource, Value: []byte(source)},
-		},
+	h := []kgo.Header{
+		{Key: HeaderModel, Value: []byte(e.Model)},
+		{Key: HeaderDim, Value: []byte(strconv.Itoa(e.Dim))},
+		{Key: HeaderPool, Value: []byte(e.Pool)},
+		{Key: HeaderSource, Value: []byte(source)},
 	}
+	if e.Precision != "" {
+		h = append(h, kgo.Header{Key: HeaderPrecision, Value: []byte(e.Precision)})
+	}
+	if e.Kernel != "" {
+		h = append(h, kgo.Header{Key: HeaderKernel, Value: []byte(e.Kernel)})
+	}
+	return kgo.Message{Topic: e.Topic, Key: inputKey(id, source), Value: EncodeFloat32(buf, vec), Headers: h}
 }
 
 // DeadLetter builds the dead-letter message of a failed input: its original

@@ -60,7 +60,7 @@ func TestProduceEmbeddingsAndDeadLetters(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	meta := EmbeddingMeta{Topic: "out", Model: "tiny", Pool: "mean", Dim: 3}
+	meta := EmbeddingMeta{Topic: "out", Model: "tiny", Pool: "mean", Dim: 3, Precision: "int8", Kernel: "avx2"}
 	vecs := map[string][]float32{"a": {1, -2.5, 3e-7}, "b": {0, 1, 2}}
 	ctx := context.Background()
 	start := time.Now()
@@ -90,7 +90,8 @@ func TestProduceEmbeddingsAndDeadLetters(t *testing.T) {
 				t.Errorf("%s[%d] = %g, want %g", r.Key, i, got[i], want[i])
 			}
 		}
-		if header(r, HeaderModel) != "tiny" || header(r, HeaderDim) != "3" || header(r, HeaderPool) != "mean" || header(r, HeaderSource) == "" {
+		if header(r, HeaderModel) != "tiny" || header(r, HeaderDim) != "3" || header(r, HeaderPool) != "mean" || header(r, HeaderSource) == "" ||
+			header(r, HeaderPrecision) != "int8" || header(r, HeaderKernel) != "avx2" {
 			t.Errorf("%s: headers %v", r.Key, r.Headers)
 		}
 	}
