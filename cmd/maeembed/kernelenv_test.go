@@ -10,25 +10,41 @@ import (
 	"testing"
 )
 
+// envChild runs this test binary again, only the test named test, with
+// env set (MAEEMBED_* are read at init): as a child (MAEEMBED_ENV_ARGS
+// set) that test runs maeembed with those arguments and prints its exit
+// code and output, which envChild returns.
+func envChild(t *testing.T, test, env, args string) string {
+	cmd := exec.Command(os.Args[0], "-test.run=^"+test+"$")
+	cmd.Env = append(os.Environ(), env, "MAEEMBED_ENV_ARGS="+args)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s maeembed %s: %v\n%s", env, args, err, out)
+	}
+	return string(out)
+}
+
+// runEnvChild is the child side of envChild: it reports whether this
+// process is one, after running maeembed.
+func runEnvChild() bool {
+	args := os.Getenv("MAEEMBED_ENV_ARGS")
+	if args == "" {
+		return false
+	}
+	var stdout, stderr bytes.Buffer
+	code := run(context.Background(), strings.Fields(args), strings.NewReader(""), &stdout, &stderr)
+	fmt.Printf("code=%d\n%s%s", code, stdout.String(), stderr.String())
+	return true
+}
+
 // TestKernelEnv runs this test binary again with MAEEMBED_KERNEL set (it is
 // read at init): an unknown value fails a model command with one line
 // naming the paths, only warns for version, and any letter case works.
 func TestKernelEnv(t *testing.T) {
-	if args := os.Getenv("MAEEMBED_KERNEL_ARGS"); args != "" {
-		var stdout, stderr bytes.Buffer
-		code := run(context.Background(), strings.Fields(args), strings.NewReader(""), &stdout, &stderr)
-		fmt.Printf("code=%d\n%s%s", code, stdout.String(), stderr.String())
+	if runEnvChild() {
 		return
 	}
-	child := func(kernel, args string) string {
-		cmd := exec.Command(os.Args[0], "-test.run=^TestKernelEnv$")
-		cmd.Env = append(os.Environ(), "MAEEMBED_KERNEL="+kernel, "MAEEMBED_KERNEL_ARGS="+args)
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			t.Fatalf("MAEEMBED_KERNEL=%s maeembed %s: %v\n%s", kernel, args, err, out)
-		}
-		return string(out)
-	}
+	child := func(kernel, args string) string { return envChild(t, "TestKernelEnv", "MAEEMBED_KERNEL="+kernel, args) }
 	out := child("bogus", "embed -o x in")
 	if !strings.Contains(out, "code=1\n") || strings.Contains(out, "goroutine ") ||
 		!strings.Contains(out, "maeembed embed: MAEEMBED_KERNEL=bogus: unknown kernel path \"bogus\": available paths are ") ||
@@ -48,21 +64,10 @@ func TestKernelEnv(t *testing.T) {
 // TestStrassenEnv: an unknown MAEEMBED_STRASSEN value fails a model command
 // with one line naming the accepted values, and only warns for version.
 func TestStrassenEnv(t *testing.T) {
-	if args := os.Getenv("MAEEMBED_STRASSEN_ARGS"); args != "" {
-		var stdout, stderr bytes.Buffer
-		code := run(context.Background(), strings.Fields(args), strings.NewReader(""), &stdout, &stderr)
-		fmt.Printf("code=%d\n%s%s", code, stdout.String(), stderr.String())
+	if runEnvChild() {
 		return
 	}
-	child := func(v, args string) string {
-		cmd := exec.Command(os.Args[0], "-test.run=^TestStrassenEnv$")
-		cmd.Env = append(os.Environ(), "MAEEMBED_STRASSEN="+v, "MAEEMBED_STRASSEN_ARGS="+args)
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			t.Fatalf("MAEEMBED_STRASSEN=%s maeembed %s: %v\n%s", v, args, err, out)
-		}
-		return string(out)
-	}
+	child := func(v, args string) string { return envChild(t, "TestStrassenEnv", "MAEEMBED_STRASSEN="+v, args) }
 	out := child("maybe", "embed -o x in")
 	if !strings.Contains(out, "code=1\n") || !strings.Contains(out, "maeembed embed: MAEEMBED_STRASSEN=maybe: want 0, off, false or no") {
 		t.Errorf("embed with MAEEMBED_STRASSEN=maybe:\n%s", out)
