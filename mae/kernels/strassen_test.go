@@ -68,6 +68,37 @@ func TestStrassenLinear(t *testing.T) {
 	})
 }
 
+// TestStrassenPrepare: Prepare packs T1..T4 ahead for a float32 weight
+// whose shape qualifies, and never for one that does not, for a bf16 or
+// int8 weight, or with Strassen off (no extra memory then).
+func TestStrassenPrepare(t *testing.T) {
+	withStrassenAt(t, 2, 64, 2)
+	r := rand.New(rand.NewPCG(31, 32))
+	w := randSlice(r, 96*8)
+	p := PackLinear(w, 64, 8)
+	if p.sw != nil {
+		t.Fatal("PackLinear packed T1..T4")
+	}
+	p.Prepare()
+	if p.sw == nil {
+		t.Error("Prepare did not pack T1..T4 of a 64×8 float32 weight")
+	}
+	for what, q := range map[string]*Packed{
+		"N not a multiple of 2·nr": PackLinear(w, 96, 8),
+		"bf16":                     PackLinear(w, 64, 8).Convert(BF16),
+		"int8":                     PackLinear(w, 64, 8).Convert(Int8),
+	} {
+		if q.Prepare(); q.sw != nil {
+			t.Errorf("%s: Prepare packed T1..T4", what)
+		}
+	}
+	SetStrassen(false)
+	q := PackLinear(w, 64, 8)
+	if q.Prepare(); q.sw != nil {
+		t.Error("Strassen off: Prepare packed T1..T4")
+	}
+}
+
 // TestStrassenNaNInf: a NaN or Inf in x or W reaches the same outputs as
 // in the plain GEMM (its own row or column), not the rows or columns
 // Strassen–Winograd would mix it into; x and W stay untouched.
