@@ -153,9 +153,7 @@ func TestStrassenConcurrent(t *testing.T) {
 	r := rand.New(rand.NewPCG(29, 30))
 	const m, n, k = 101, 192, 130
 	x, w, bias := randSlice(r, m*k), randSlice(r, n*k), randSlice(r, n)
-	SetStrassen(false)
 	p := PackLinear(w, n, k) // no T1..T4 yet
-	SetStrassen(true)
 	want := make([]float32, m*n)
 	Linear(want, x, m, PackLinear(w, n, k), bias, ActGELU, nil)
 	done := make(chan []float32)
