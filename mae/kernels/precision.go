@@ -378,27 +378,16 @@ func quantRow(d []byte, row []float32, f i8Format, qh *quantHelpers) float32 {
 	if amax > 0 {
 		inv = float32(f.aMax) / amax
 	}
-	quantRowInv(d, row, inv, f.aOff, qh)
-	return amax / float32(f.aMax)
-}
-
-// quantRowInv writes round(row·inv)+off as bytes into d, padding it with
-// off past len(row).
-func quantRowInv(d []byte, row []float32, inv float32, off int32, qh *quantHelpers) {
-	k := len(row)
-	k16 := 0
-	if qh != nil {
-		k16 = k - k%qh.width
-	}
 	if k16 > 0 {
-		qh.quantU8(&d[0], &row[0], k16, inv, off)
+		qh.quantU8(&d[0], &row[0], k16, inv, f.aOff)
 	}
 	for i := k16; i < k; i++ {
-		d[i] = byte(int32(math.RoundToEven(float64(row[i]*inv))) + off)
+		d[i] = byte(int32(math.RoundToEven(float64(row[i]*inv))) + f.aOff)
 	}
 	for i := k; i < len(d); i++ {
-		d[i] = byte(off)
+		d[i] = byte(f.aOff)
 	}
+	return amax / float32(f.aMax)
 }
 
 // kernelI8Generic is the pure-Go int8 micro-kernel (mr = 4) with the
