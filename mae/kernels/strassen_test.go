@@ -287,3 +287,27 @@ func BenchmarkStrassenAB(b *testing.B) {
 		}
 	}
 }
+
+// TestArithmetic: the recorded kernel (maeembed.kernel) is the path, with
+// "+strassen" for float32 while Strassen–Winograd is on and never for
+// bf16 or int8, which do not run it.
+func TestArithmetic(t *testing.T) {
+	defer SetStrassen(Strassen())
+	forEachPath(t, func(t *testing.T) {
+		for _, on := range []bool{true, false} {
+			SetStrassen(on)
+			want := Path()
+			if on {
+				want += "+strassen"
+			}
+			if got := Arithmetic(FP32); got != want {
+				t.Errorf("Strassen %v: Arithmetic(fp32) = %q, want %q", on, got, want)
+			}
+			for _, p := range []Precision{BF16, Int8} {
+				if got := Arithmetic(p); got != Path() {
+					t.Errorf("Strassen %v: Arithmetic(%v) = %q, want %q", on, p, got, Path())
+				}
+			}
+		}
+	})
+}
