@@ -20,6 +20,7 @@ type workspace struct {
 	slots []*workspace
 	embed embedWork
 	recon reconWork
+	items splitItems
 }
 
 // imagesPerItem is the most images of one item of a split batch. Two
@@ -63,13 +64,46 @@ func (w *workspace) useSlots(n int) {
 // does fewer items, and cores out of items help finish the last ones),
 // the rest as one batch with every kernel call on all cores. With one
 // core, or one image, all of it is the batch. Per-row results do not
-// depend on the split.
+// depend on the split, but where float32 Linear layers run
+// Strassen–Winograd, whose last bits depend on the other rows of a call
+// (kernels.Strassen).
 func split(n int) (perImage, cores int) {
 	cores = runtime.GOMAXPROCS(0)
 	if cores < 2 || n < 2 {
 		return 0, cores
 	}
 	return n - n%cores, cores
+}
+
+// imageWork is a forward pass over images: images runs images
+// b0..b0+n-1 with workspace ws and kernels on th.
+type imageWork interface {
+	images(ws *workspace, th kernels.Threads, b0, n int)
+}
+
+// splitItems is an imageWork as kernels.Parallel items, each slot with
+// its own workspace.
+type splitItems struct {
+	ws *workspace
+	w  imageWork
+}
+
+func (s *splitItems) Do(th kernels.Threads, slot, i0, i1 int) {
+	s.w.images(s.ws.slots[slot], th, i0, i1-i0)
+}
+
+// run runs w over n images as split says (w.mu must be held).
+func (w *workspace) run(n int, iw imageWork) {
+	k, cores := split(n)
+	if k < n {
+		iw.images(w, kernels.All, k, n-k)
+	}
+	if k > 0 {
+		w.useSlots(cores)
+		w.items = splitItems{ws: w, w: iw}
+		kernels.Parallel(k, imagesPerItem, cores, &w.items)
+		w.items = splitItems{}
+	}
 }
 
 // Pool selects how token features become one embedding.
@@ -125,28 +159,21 @@ func (m *Model) Embed(out, patches []float32, n int, pool Pool) error {
 	}
 	m.ws.mu.Lock()
 	defer m.ws.mu.Unlock()
-	k, cores := split(n)
-	if k < n {
-		m.embed(&m.ws, kernels.All, out, patches, k, n-k, pool)
-	}
-	if k > 0 {
-		m.ws.useSlots(cores)
-		m.ws.embed = embedWork{m: m, out: out, patches: patches, pool: pool}
-		kernels.Parallel(k, imagesPerItem, cores, &m.ws.embed)
-		m.ws.embed = embedWork{}
-	}
+	m.ws.embed = embedWork{m: m, out: out, patches: patches, pool: pool}
+	m.ws.run(n, &m.ws.embed)
+	m.ws.embed = embedWork{}
 	return nil
 }
 
-// embedWork is Embed's work for kernels.Parallel: items are images.
+// embedWork is Embed's imageWork.
 type embedWork struct {
 	m            *Model
 	out, patches []float32
 	pool         Pool
 }
 
-func (w *embedWork) Do(th kernels.Threads, slot, i0, i1 int) {
-	w.m.embed(w.m.ws.slots[slot], th, w.out, w.patches, i0, i1-i0, w.pool)
+func (w *embedWork) images(ws *workspace, th kernels.Threads, b0, n int) {
+	w.m.embed(ws, th, w.out, w.patches, b0, n, w.pool)
 }
 
 // embed writes the embeddings of images b0..b0+n-1 of patches into their
@@ -316,20 +343,13 @@ func (m *Model) Reconstruct(patches, noise []float32, n int, ratio float64, norm
 	ws := &m.ws
 	ws.mu.Lock()
 	defer ws.mu.Unlock()
-	k, cores := split(n)
-	if k < n {
-		m.reconstruct(ws, kernels.All, r, patches, k, n-k, normPix)
-	}
-	if k > 0 {
-		ws.useSlots(cores)
-		ws.recon = reconWork{m: m, r: r, patches: patches, normPix: normPix}
-		kernels.Parallel(k, imagesPerItem, cores, &ws.recon)
-		ws.recon = reconWork{}
-	}
+	ws.recon = reconWork{m: m, r: r, patches: patches, normPix: normPix}
+	ws.run(n, &ws.recon)
+	ws.recon = reconWork{}
 	return r, nil
 }
 
-// reconWork is Reconstruct's work for kernels.Parallel: items are images.
+// reconWork is Reconstruct's imageWork.
 type reconWork struct {
 	m       *Model
 	r       *Reconstruction
@@ -337,8 +357,8 @@ type reconWork struct {
 	normPix bool
 }
 
-func (w *reconWork) Do(th kernels.Threads, slot, i0, i1 int) {
-	w.m.reconstruct(w.m.ws.slots[slot], th, w.r, w.patches, i0, i1-i0, w.normPix)
+func (w *reconWork) images(ws *workspace, th kernels.Threads, b0, n int) {
+	w.m.reconstruct(ws, th, w.r, w.patches, b0, n, w.normPix)
 }
 
 // reconstruct fills r's latent, prediction and loss of images b0..b0+n-1

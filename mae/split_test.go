@@ -12,8 +12,13 @@ import (
 // A batch split across cores by image (split) gives bitwise the results of
 // one batch on one core and of each image alone, in every precision, for
 // embedding in each pool and for reconstruction: per-row work must not
-// depend on which goroutine ran it or with which other images.
+// depend on which goroutine ran it or with which other images. That holds
+// but where Strassen–Winograd runs (its rows mix within a call; these
+// shapes are below its thresholds anyway): it is off here, so a larger
+// fixture keeps testing the split alone.
 func TestSplitKeepsResults(t *testing.T) {
+	defer kernels.SetStrassen(kernels.Strassen())
+	kernels.SetStrassen(false)
 	c := Config{ImageSize: 64, PatchSize: 8, Channels: 3, Dim: 192, Depth: 2, Heads: 3, MLPDim: 768,
 		DecDim: 128, DecDepth: 1, DecHeads: 4, DecMLPDim: 512, Eps: 1e-6, MaskRatio: 0.75}
 	const n = 5

@@ -182,7 +182,8 @@ func (s *npySet) abort() error {
 
 // compatible refuses to mix outputs of different runs in one directory:
 // every maeembed.* key must match, except maeembed.version (a newer build
-// may finish an older run); maeembed.model compares as ModelName (an
+// may finish an older run) and maeembed.kernel (another machine or path
+// may, and an older output records none); maeembed.model compares as ModelName (an
 // older run may have recorded the path as it was spelled); an output
 // without maeembed.weights (an older version) takes any weights.
 func compatible(path string, kv map[string]string, keys, vals []string) error {
@@ -205,10 +206,7 @@ func compatible(path string, kv map[string]string, keys, vals []string) error {
 			}
 			continue // an output of an older version records none
 		}
-		if k == "maeembed.kernel" {
-			continue // informational: another machine may resume the run
-		}
-		if k != "maeembed.version" && kv[k] != vals[i] {
+		if k != "maeembed.version" && k != "maeembed.kernel" && kv[k] != vals[i] {
 			return fmt.Errorf("%s was written with %s=%q, this run has %q: use another output directory", path, k, kv[k], vals[i])
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"testing"
 )
 
@@ -449,7 +450,15 @@ func noAllocCases() map[string]func() {
 	qkv := randSlice(r, 2*50*3*64*4)
 	out := make([]float32, 2*50*64*4)
 	gamma, beta := randSlice(r, n), randSlice(r, n)
+	// Items of Parallel: their kernel calls go through the crew (board,
+	// teams) even on one P, where the caller runs every item.
+	const pn, pt, pd = 3, 50, 64
+	items := &itemsWork{x: randSlice(r, pn*pt*pd), out: make([]float32, pn*pt*pd),
+		qkvW: PackLinear(randSlice(r, 3*pd*pd), 3*pd, pd), pW: PackLinear(randSlice(r, pd*pd), pd, pd),
+		gamma: randSlice(r, pd), bias: randSlice(r, 3*pd), done: make([]atomic.Int32, pn),
+		scratch: [][]float32{make([]float32, 5*pt*pd), make([]float32, 5*pt*pd)}, tokens: pt, d: pd, heads: 2}
 	return map[string]func(){
+		"Parallel":   func() { Parallel(pn, 1, len(items.scratch), items) },
 		"Gemm":       func() { Gemm(false, true, m, n, k, 1, x, k, w, k, 0, y, n) },
 		"Linear":     func() { Linear(y, x, m, p, bias, ActGELU, y) },
 		"LinearBF16": func() { Linear(y, x, m, pb, bias, ActGELU, y) },

@@ -230,9 +230,10 @@ func (j *itemsJob) help() {
 			}
 			if t := e.t.Load(); t != nil {
 				t.join(id)
-				found = true
+				// Past seen's slots a call is joined again on every pass:
+				// that is no news, or the loop would never back off.
 				if s < len(seen) {
-					seen[s] = id
+					seen[s], found = id, true
 				}
 			}
 		}

@@ -108,7 +108,7 @@ func (p *Packed) Convert(prec Precision) *Packed {
 	}
 	kw := (p.K + 1) / 2
 	q := &Packed{N: p.N, K: p.K, prec: BF16, kw: kw, data: make([]float32, numPanels(p.N)*kw*nr)}
-	w := unsafe.Slice((*uint32)(unsafe.Pointer(unsafe.SliceData(q.data))), len(q.data))
+	w := words(q.data)
 	for pn := 0; pn < numPanels(p.N); pn++ {
 		src := p.data[pn*p.K*nr : (pn+1)*p.K*nr]
 		dst := w[pn*kw*nr : (pn+1)*kw*nr]
@@ -352,7 +352,7 @@ func (p *Packed) toInt8() *Packed {
 // round(x/scale)+f.aOff as bytes into dst (row stride ldw words), padding
 // each row to whole words with f.aOff (zero).
 func quantRows(dst, scale []float32, x []float32, m, k, ldw int, f i8Format) {
-	b := unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(dst))), 4*len(dst))
+	b := wordBytes(dst)
 	_, qh := i8Kernel(f)
 	for r := 0; r < m; r++ {
 		scale[r] = quantRow(b[4*r*ldw:4*r*ldw+4*((k+3)/4)], x[r*k:r*k+k], f, qh)
@@ -378,27 +378,16 @@ func quantRow(d []byte, row []float32, f i8Format, qh *quantHelpers) float32 {
 	if amax > 0 {
 		inv = float32(f.aMax) / amax
 	}
-	quantRowInv(d, row, inv, f.aOff, qh)
-	return amax / float32(f.aMax)
-}
-
-// quantRowInv writes round(row·inv)+off as bytes into d, padding it with
-// off past len(row).
-func quantRowInv(d []byte, row []float32, inv float32, off int32, qh *quantHelpers) {
-	k := len(row)
-	k16 := 0
-	if qh != nil {
-		k16 = k - k%qh.width
-	}
 	if k16 > 0 {
-		qh.quantU8(&d[0], &row[0], k16, inv, off)
+		qh.quantU8(&d[0], &row[0], k16, inv, f.aOff)
 	}
 	for i := k16; i < k; i++ {
-		d[i] = byte(int32(math.RoundToEven(float64(row[i]*inv))) + off)
+		d[i] = byte(int32(math.RoundToEven(float64(row[i]*inv))) + f.aOff)
 	}
 	for i := k; i < len(d); i++ {
-		d[i] = byte(off)
+		d[i] = byte(f.aOff)
 	}
+	return amax / float32(f.aMax)
 }
 
 // kernelI8Generic is the pure-Go int8 micro-kernel (mr = 4) with the
@@ -536,6 +525,11 @@ func wordBytes(w []float32) []byte {
 	return unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(w))), 4*len(w))
 }
 
+// words is the 32-bit words w as integers (packed bf16 pairs, int8 quads).
+func words(w []float32) []uint32 {
+	return unsafe.Slice((*uint32)(unsafe.Pointer(unsafe.SliceData(w))), len(w))
+}
+
 // quantWeightRows quantises the n rows of src (k values each, k a
 // multiple of 8, row stride ld) as an Int8 weight of n output columns in
 // format f, as toInt8 does but in float32, into dst (numPanels(n) panels
@@ -543,8 +537,7 @@ func wordBytes(w []float32) []byte {
 // holds k/4 words. qh must have the attention helpers.
 func quantWeightRows(dst, scale, comp, tmp, src []float32, ld, n, k int, f i8Format, qh *quantHelpers) {
 	kw := k / 4
-	tb, tw := wordBytes(tmp), unsafe.Slice((*uint32)(unsafe.Pointer(unsafe.SliceData(tmp))), kw)
-	dw := unsafe.Slice((*uint32)(unsafe.Pointer(unsafe.SliceData(dst))), len(dst))
+	tb, tw, dw := wordBytes(tmp), words(tmp)[:kw], words(dst)
 	for j := 0; j < numPanels(n)*nr; j++ {
 		d := dw[j/nr*kw*nr+j%nr:]
 		var amax float32

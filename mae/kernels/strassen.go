@@ -229,9 +229,7 @@ func linearStrassen(th Threads, y, x []float32, m int, w *Packed, bias []float32
 		// A NaN or Inf in row r of x would reach rows r and r ± m/2 of y
 		// through S1..S4 (another token, maybe another image), and an Inf
 		// can turn into NaN in them: the plain GEMM keeps each row to itself.
-		swBufPool.Put(j.sumBuf)
-		*j = swJob{done: j.done}
-		swPool.Put(j)
+		j.release()
 		runGemmOn(th, im, m, n, k, 1, x, k, false, w.data, beta, y, n, bias, act, residual, dequant{})
 		return
 	}
@@ -300,11 +298,14 @@ func linearStrassen(th Threads, y, x []float32, m int, w *Packed, bias []float32
 		j.done[i].Store(0)
 	}
 	th.run(min(nw, g.total), j)
+	j.release()
+}
 
+// release returns j and its scratch to their pools, dropping its
+// references for the GC but keeping done's storage.
+func (j *swJob) release() {
 	swBufPool.Put(j.sumBuf)
-	done := j.done
-	*j = swJob{}
-	j.done = done
+	*j = swJob{done: j.done}
 	swPool.Put(j)
 }
 
@@ -415,82 +416,80 @@ func (j *swJob) task(s *scratch, t, pi int) {
 	q0 := cb * g.nb
 	q1 := min(numPanels(g.n), q0+g.nb)
 	tile := &s.tile[0]
-	{
-		pr := &j.prods[pi]
-		e := min(i1, pr.rows)
-		if e <= i0 {
-			return
+	pr := &j.prods[pi]
+	e := min(i1, pr.rows)
+	if e <= i0 {
+		return
+	}
+	for pc := 0; pc < g.k; pc += g.kc {
+		kb := min(g.kc, g.k-pc)
+		first, last := pi == 0 && pc == 0, pc+kb == g.k
+		beta := float32(1)
+		if first {
+			beta = j.beta
 		}
-		for pc := 0; pc < g.k; pc += g.kc {
-			kb := min(g.kc, g.k-pc)
-			first, last := pi == 0 && pc == 0, pc+kb == g.k
-			beta := float32(1)
-			if first {
-				beta = j.beta
+		for i := i0; i < e; i += mr {
+			rows := min(mr, pr.rows-i)
+			kern, fit, kpf := im.kernel, rows == mr, im.kernelPF
+			if rows < mr && im.edge != nil {
+				kern, fit, kpf = im.edge[rows], true, nil
 			}
-			for i := i0; i < e; i += mr {
-				rows := min(mr, pr.rows-i)
-				kern, fit, kpf := im.kernel, rows == mr, im.kernelPF
-				if rows < mr && im.edge != nil {
-					kern, fit, kpf = im.edge[rows], true, nil
+			var ap *float32
+			var rs, ps int
+			switch {
+			case rows < mr && im.edge == nil:
+				packPanel(im, s.apack[:], pr.a, pr.lda, false, pr.rows, i, pc, kb)
+				ap, rs, ps = &s.apack[0], 1, mr
+			default:
+				ap, rs, ps = &pr.a[i*pr.lda+pc], pr.lda, 1
+			}
+			if rows < mr {
+				kpf = nil
+			}
+			for q := q0; q < q1; q++ {
+				col := q * nr
+				bp := &pr.b[q*pr.bs+pc*nr]
+				var pf *float32
+				if kpf != nil {
+					// As gemmJob.nextA: two rows of the next micro-panel per
+					// column panel.
+					if r := i + mr + 2*((q-q0)%((mr+1)/2)); r+1 < min(e, pr.rows) {
+						pf = &pr.a[r*pr.lda+pc]
+					}
 				}
-				var ap *float32
-				var rs, ps int
-				switch {
-				case rows < mr && im.edge == nil:
-					packPanel(im, s.apack[:], pr.a, pr.lda, false, pr.rows, i, pc, kb)
-					ap, rs, ps = &s.apack[0], 1, mr
-				default:
-					ap, rs, ps = &pr.a[i*pr.lda+pc], pr.lda, 1
-				}
-				if rows < mr {
-					kpf = nil
-				}
-				for q := q0; q < q1; q++ {
-					col := q * nr
-					bp := &pr.b[q*pr.bs+pc*nr]
-					var pf *float32
+				if d := pr.only; d >= 0 && fit {
+					// One quadrant: the kernel adds into it in place.
+					c := &j.quad[d]
 					if kpf != nil {
-						// As gemmJob.nextA: two rows of the next micro-panel per
-						// column panel.
-						if r := i + mr + 2*((q-q0)%((mr+1)/2)); r+1 < min(e, pr.rows) {
-							pf = &pr.a[r*pr.lda+pc]
-						}
-					}
-					if d := pr.only; d >= 0 && fit {
-						// One quadrant: the kernel adds into it in place.
-						c := &j.quad[d]
-						if kpf != nil {
-							kpf(kb, ap, rs, ps, bp, &c.c[i*c.ldc+col], c.ldc, pr.sign[d], beta, j.biasAt(d, pi, last, col), pf)
-						} else {
-							kern(kb, ap, rs, ps, bp, &c.c[i*c.ldc+col], c.ldc, pr.sign[d], beta, j.biasAt(d, pi, last, col))
-						}
+						kpf(kb, ap, rs, ps, bp, &c.c[i*c.ldc+col], c.ldc, pr.sign[d], beta, j.biasAt(d, pi, last, col), pf)
 					} else {
-						if kpf != nil {
-							kpf(kb, ap, rs, ps, bp, tile, nr, 1, 0, nil, pf)
-						} else {
-							kern(kb, ap, rs, ps, bp, tile, nr, 1, 0, nil)
-						}
-						for d, sg := range pr.sign {
-							if rd := min(rows, j.qrows[d]-i); sg != 0 && rd > 0 {
-								c := &j.quad[d].c[i*j.quad[d].ldc+col]
-								// Prefetch this quadrant's next tile: to the right, or
-								// the first of the next micro-panel.
-								var pf *float32
-								if ldc := j.quad[d].ldc; q+1 < q1 {
-									pf = &j.quad[d].c[i*ldc+col+nr]
-								} else if i+mr < min(e, j.qrows[d]) {
-									pf = &j.quad[d].c[(i+mr)*ldc+q0*nr]
-								}
-								im.tileAxpy(c, j.quad[d].ldc, rd, tile, sg, beta, j.biasAt(d, pi, last, col), pf)
+						kern(kb, ap, rs, ps, bp, &c.c[i*c.ldc+col], c.ldc, pr.sign[d], beta, j.biasAt(d, pi, last, col))
+					}
+				} else {
+					if kpf != nil {
+						kpf(kb, ap, rs, ps, bp, tile, nr, 1, 0, nil, pf)
+					} else {
+						kern(kb, ap, rs, ps, bp, tile, nr, 1, 0, nil)
+					}
+					for d, sg := range pr.sign {
+						if rd := min(rows, j.qrows[d]-i); sg != 0 && rd > 0 {
+							c := &j.quad[d].c[i*j.quad[d].ldc+col]
+							// Prefetch this quadrant's next tile: to the right, or
+							// the first of the next micro-panel.
+							var pf *float32
+							if ldc := j.quad[d].ldc; q+1 < q1 {
+								pf = &j.quad[d].c[i*ldc+col+nr]
+							} else if i+mr < min(e, j.qrows[d]) {
+								pf = &j.quad[d].c[(i+mr)*ldc+q0*nr]
 							}
+							im.tileAxpy(c, j.quad[d].ldc, rd, tile, sg, beta, j.biasAt(d, pi, last, col), pf)
 						}
 					}
-					if last {
-						for d := range j.final {
-							if rd := min(rows, j.qrows[d]-i); j.final[d] == pi && rd > 0 {
-								j.quad[d].epilogue(i, rd, col, nr)
-							}
+				}
+				if last {
+					for d := range j.final {
+						if rd := min(rows, j.qrows[d]-i); j.final[d] == pi && rd > 0 {
+							j.quad[d].epilogue(i, rd, col, nr)
 						}
 					}
 				}

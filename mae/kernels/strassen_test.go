@@ -68,6 +68,37 @@ func TestStrassenLinear(t *testing.T) {
 	})
 }
 
+// TestStrassenPrepare: Prepare packs T1..T4 ahead for a float32 weight
+// whose shape qualifies, and never for one that does not, for a bf16 or
+// int8 weight, or with Strassen off (no extra memory then).
+func TestStrassenPrepare(t *testing.T) {
+	withStrassenAt(t, 2, 64, 2)
+	r := rand.New(rand.NewPCG(31, 32))
+	w := randSlice(r, 96*8)
+	p := PackLinear(w, 64, 8)
+	if p.sw != nil {
+		t.Fatal("PackLinear packed T1..T4")
+	}
+	p.Prepare()
+	if p.sw == nil {
+		t.Error("Prepare did not pack T1..T4 of a 64×8 float32 weight")
+	}
+	for what, q := range map[string]*Packed{
+		"N not a multiple of 2·nr": PackLinear(w, 96, 8),
+		"bf16":                     PackLinear(w, 64, 8).Convert(BF16),
+		"int8":                     PackLinear(w, 64, 8).Convert(Int8),
+	} {
+		if q.Prepare(); q.sw != nil {
+			t.Errorf("%s: Prepare packed T1..T4", what)
+		}
+	}
+	SetStrassen(false)
+	q := PackLinear(w, 64, 8)
+	if q.Prepare(); q.sw != nil {
+		t.Error("Strassen off: Prepare packed T1..T4")
+	}
+}
+
 // TestStrassenNaNInf: a NaN or Inf in x or W reaches the same outputs as
 // in the plain GEMM (its own row or column), not the rows or columns
 // Strassen–Winograd would mix it into; x and W stay untouched.
@@ -122,9 +153,7 @@ func TestStrassenConcurrent(t *testing.T) {
 	r := rand.New(rand.NewPCG(29, 30))
 	const m, n, k = 101, 192, 130
 	x, w, bias := randSlice(r, m*k), randSlice(r, n*k), randSlice(r, n)
-	SetStrassen(false)
 	p := PackLinear(w, n, k) // no T1..T4 yet
-	SetStrassen(true)
 	want := make([]float32, m*n)
 	Linear(want, x, m, PackLinear(w, n, k), bias, ActGELU, nil)
 	done := make(chan []float32)
@@ -257,4 +286,28 @@ func BenchmarkStrassenAB(b *testing.B) {
 			})
 		}
 	}
+}
+
+// TestArithmetic: the recorded kernel (maeembed.kernel) is the path, with
+// "+strassen" for float32 while Strassen–Winograd is on and never for
+// bf16 or int8, which do not run it.
+func TestArithmetic(t *testing.T) {
+	defer SetStrassen(Strassen())
+	forEachPath(t, func(t *testing.T) {
+		for _, on := range []bool{true, false} {
+			SetStrassen(on)
+			want := Path()
+			if on {
+				want += "+strassen"
+			}
+			if got := Arithmetic(FP32); got != want {
+				t.Errorf("Strassen %v: Arithmetic(fp32) = %q, want %q", on, got, want)
+			}
+			for _, p := range []Precision{BF16, Int8} {
+				if got := Arithmetic(p); got != Path() {
+					t.Errorf("Strassen %v: Arithmetic(%v) = %q, want %q", on, p, got, Path())
+				}
+			}
+		}
+	})
 }

@@ -29,7 +29,7 @@ func UnpackLinear(p *Packed, w []float32) {
 		}
 		if p.kw > 0 {
 			// Words of two bf16 along K.
-			d := unsafe.Slice((*uint32)(unsafe.Pointer(unsafe.SliceData(p.data))), len(p.data))[q*p.kw*nr : (q+1)*p.kw*nr]
+			d := words(p.data)[q*p.kw*nr : (q+1)*p.kw*nr]
 			for c := 0; c < cols; c++ {
 				dst := w[(j0+c)*k : (j0+c)*k+k]
 				for i := range dst {

@@ -182,12 +182,13 @@ type EmbeddingMeta struct {
 // The value is vec as little-endian float32; buf, if large enough, is
 // reused for it (the message then aliases buf until Produce returns).
 func (e EmbeddingMeta) Embedding(id, source string, vec []float32, buf []byte) kgo.Message {
-	h := []kgo.Header{
-		{Key: HeaderModel, Value: []byte(e.Model)},
-		{Key: HeaderDim, Value: []byte(strconv.Itoa(e.Dim))},
-		{Key: HeaderPool, Value: []byte(e.Pool)},
-		{Key: HeaderSource, Value: []byte(source)},
-	}
+	// Room for the optional headers: one allocation per message, not two.
+	h := append(make([]kgo.Header, 0, 6),
+		kgo.Header{Key: HeaderModel, Value: []byte(e.Model)},
+		kgo.Header{Key: HeaderDim, Value: []byte(strconv.Itoa(e.Dim))},
+		kgo.Header{Key: HeaderPool, Value: []byte(e.Pool)},
+		kgo.Header{Key: HeaderSource, Value: []byte(source)},
+	)
 	if e.Precision != "" {
 		h = append(h, kgo.Header{Key: HeaderPrecision, Value: []byte(e.Precision)})
 	}
