@@ -64,7 +64,7 @@ func patchifyBatch(c Config, buf []float32, images [][]float32) ([]float32, erro
 }
 
 // Noise gives the masking noise of one input: L values in [0, 1) whose
-// argsort decides which patches are removed (DESIGN §2 random_masking).
+// argsort decides which patches are removed (the reference's random_masking).
 type Noise interface {
 	// Fill writes the noise of the input at position index (its ordinal in
 	// the input sequence) into dst.

@@ -1,4 +1,4 @@
-// Package sinks writes maeembed's outputs in the formats of DESIGN §5:
+// Package sinks writes maeembed's outputs in the formats the README documents:
 // rolling Parquet or Arrow IPC part files, npy + metadata.parquet, error
 // Parquet parts, and for reconstruct also npy/Parquet predictions and
 // 4-panel PNGs.

@@ -1,6 +1,6 @@
 // Package sources produces the items of a batch run: image bytes with a
 // stable id and the position they came from, each carrying an ack (the
-// Redpanda Connect input pattern, DESIGN §1). Files, directories, globs, list
+// Redpanda Connect input pattern). Files, directories, globs, list
 // files, tar/WebDataset shards and Parquet datasets all go through one
 // Reader, in one deterministic order, so --shard and resume are one piece of
 // code.

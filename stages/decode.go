@@ -1,6 +1,6 @@
 // Package stages is the one preprocessing definition every maeembed command
 // shares: encoded image bytes → decoded RGB → resized S×S → normalised CHW
-// float32 tensor (DESIGN §4).
+// float32 tensor, as MAE's reference transform does it.
 package stages
 
 import (
@@ -22,7 +22,7 @@ import (
 // treated as decompression bombs.
 const DefaultMaxPixels int64 = 178956970
 
-// ResizeMode selects how an image is brought to S×S (DESIGN §4).
+// ResizeMode selects how an image is brought to S×S.
 type ResizeMode string
 
 const (

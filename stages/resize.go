@@ -8,8 +8,8 @@ import (
 	"sync"
 )
 
-// Resize brings a decoded image to Size×Size per DESIGN §4 and returns an
-// opaque *image.NRGBA.
+// Resize brings a decoded image to Size×Size as the chosen ResizeMode says
+// (the --resize flag) and returns an opaque *image.NRGBA.
 //
 // The resampler is our own port of PIL's (Pillow 9.4 Resample.c) bicubic
 // path rather than disintegration/imaging: imaging's CatmullRom is the same

@@ -1,6 +1,6 @@
 // Package kafka is the stream sink of maeembed: embeddings to an output
-// topic (DESIGN §5: key = id, value = little-endian float32 [D], headers
-// maeembed-model/-dim/-pool/-source) and failed inputs to a dead-letter
+// topic (docs/streaming.md: key = id, value = little-endian float32 [D],
+// headers maeembed-model/-dim/-pool/-precision/-kernel/-source) and failed inputs to a dead-letter
 // topic (original bytes, maeembed-error and maeembed-stage headers).
 // Produce is synchronous with acks from all in-sync replicas: when it
 // returns nil the messages are durable and their inputs may be acked.
@@ -24,7 +24,7 @@ import (
 	"github.com/maeembed/maeembed/sources"
 )
 
-// Header names of DESIGN §5.
+// Header names of the output and dead-letter messages (docs/streaming.md).
 const (
 	HeaderModel = "maeembed-model"
 	HeaderDim   = "maeembed-dim"

@@ -52,7 +52,7 @@ func header(r *franz.Record, k string) string {
 	return ""
 }
 
-// Output and dead-letter messages reach the broker with the DESIGN §5 keys,
+// Output and dead-letter messages reach the broker with the documented keys,
 // values and headers, as another client reads them.
 func TestProduceEmbeddingsAndDeadLetters(t *testing.T) {
 	addr := cluster(t, "out", "dlq")

@@ -1,4 +1,4 @@
-// Package imagenet holds the ImageNet normalisation of DESIGN §4 and its
+// Package imagenet holds the ImageNet normalisation (MAE's reference transform) and its
 // inverse: the one home of the mean and std, shared by the preprocessing
 // (package stages) and whatever turns model values back into pixels (the
 // PNG panels of package sinks). It imports nothing, so both may use it.

@@ -89,7 +89,7 @@ def write_images(d, size, seed):
 
 
 def load_inputs(paths):
-    """PIL decode, then torchvision ToTensor + Normalize in float32 (the DESIGN §4 transform, resize none)."""
+    """PIL decode, then torchvision ToTensor + Normalize in float32 (MAE's reference transform, resize none)."""
     xs = []
     for p in paths:
         with Image.open(p) as im:

@@ -274,7 +274,7 @@ class MaskedAutoencoderViT(nn.Module):
 
 
 def pool(tokens, kind):
-    """Pools of DESIGN §2 over normed tokens [N, 1+L, D] (global lives on FineTunedViT)."""
+    """The pools maeembed offers (cls, mean, tokens) over normed tokens [N, 1+L, D] (global lives on FineTunedViT)."""
     if kind == "cls":
         return tokens[:, 0]
     if kind == "mean":
