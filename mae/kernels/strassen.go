@@ -552,13 +552,19 @@ func winoAGeneric(s1, s2, s3, s4, a11, a12, a21, a22 []float32) bool {
 }
 
 // Arithmetic names the kernels that a model in precision prec runs on, as
-// outputs record it (maeembed.kernel): the path (Path), plus "+strassen"
-// for float32 with Strassen–Winograd on. Two runs with the same precision
-// but another arithmetic round differently: in float32 in the last bits;
-// in int8 more, as the AVX2 int8 kernel quantises activations to 6 bits.
+// outputs record it (maeembed.kernel): for float32 the path (Path), plus
+// "+strassen" with Strassen–Winograd on; for int8 the int8 kernel, whose
+// number format differs ("avx512-vnni": 8-bit; "avx2-int8", also what an
+// avx512 CPU without VNNI runs: 7-bit weights, 6-bit activations and int8
+// attention; "generic-int8"); for bf16 the path. Two runs with the same
+// precision but another arithmetic round differently.
 func Arithmetic(prec Precision) string {
-	if prec == FP32 && Strassen() {
+	switch {
+	case prec == FP32 && Strassen():
 		return Path() + "+strassen"
+	case prec == Int8:
+		im, _ := i8Kernel(i8FormatForPath())
+		return im.name
 	}
 	return Path()
 }

@@ -303,10 +303,15 @@ func TestArithmetic(t *testing.T) {
 			if got := Arithmetic(FP32); got != want {
 				t.Errorf("Strassen %v: Arithmetic(fp32) = %q, want %q", on, got, want)
 			}
-			for _, p := range []Precision{BF16, Int8} {
-				if got := Arithmetic(p); got != Path() {
-					t.Errorf("Strassen %v: Arithmetic(%v) = %q, want %q", on, p, got, Path())
-				}
+			if got := Arithmetic(BF16); got != Path() {
+				t.Errorf("Strassen %v: Arithmetic(bf16) = %q, want %q", on, got, Path())
+			}
+			wantI8 := map[string]string{"avx512": "avx2-int8", "avx2": "avx2-int8", "generic": "generic-int8"}[Path()]
+			if Path() == "avx512" && hasVNNI {
+				wantI8 = "avx512-vnni"
+			}
+			if got := Arithmetic(Int8); got != wantI8 {
+				t.Errorf("Strassen %v: Arithmetic(int8) = %q, want %q", on, got, wantI8)
 			}
 		}
 	})
