@@ -411,8 +411,20 @@ func (m *Model) prepare() {
 func (m *Model) Precision() kernels.Precision { return m.Encoder.PatchEmbed.packed.Precision() }
 
 // Kernel names the kernels the model runs on in its precision
-// (kernels.Arithmetic), e.g. "avx512+strassen" or "avx2".
-func (m *Model) Kernel() string { return kernels.Arithmetic(m.Precision()) }
+// (kernels.Arithmetic), e.g. "avx512+strassen" or "avx2-int8"; a float32
+// model none of whose layers is large enough for Strassen–Winograd (the
+// built-in one) gives the path alone.
+func (m *Model) Kernel() string {
+	if m.Precision() == kernels.FP32 {
+		for _, l := range m.linears() {
+			if l.packed.Strassen() {
+				return kernels.Arithmetic(kernels.FP32)
+			}
+		}
+		return kernels.Path()
+	}
+	return kernels.Arithmetic(m.Precision())
+}
 
 // HasDecoder tells whether the model can reconstruct.
 func (m *Model) HasDecoder() bool { return m.Decoder != nil }
