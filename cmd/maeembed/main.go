@@ -99,6 +99,16 @@ Kafka messages.`,
 	return root
 }
 
+// kernelEnvHelp ends the help of the commands that run a model: the
+// environment switches are read at start-up, so they have no flags.
+const kernelEnvHelp = `
+
+Environment:
+  MAEEMBED_KERNEL=avx512|avx2|generic  force a kernel path (default: the
+                                       fastest this CPU has)
+  MAEEMBED_STRASSEN=0                  float32 without Strassen–Winograd:
+                                       results that do not depend on batching`
+
 // runsModel names the commands that run the model's kernels.
 var runsModel = map[string]bool{"embed": true, "reconstruct": true, "stream": true, "pretrain": true, "probe": true}
 

@@ -250,3 +250,16 @@ func TestHelpAndErrorWording(t *testing.T) {
 		t.Errorf("convert error repeats its prefix: %s", stderr)
 	}
 }
+
+// The commands that run a model name their environment switches, which
+// have no flags.
+func TestHelpNamesKernelEnv(t *testing.T) {
+	for _, cmd := range []string{"embed", "reconstruct", "stream"} {
+		_, out, stderr := maeembed(t, cmd, "--help")
+		for _, want := range []string{"MAEEMBED_KERNEL=avx512|avx2|generic", "MAEEMBED_STRASSEN=0"} {
+			if !strings.Contains(out+stderr, want) {
+				t.Errorf("%s --help lacks %q:\n%s%s", cmd, want, out, stderr)
+			}
+		}
+	}
+}
