@@ -40,18 +40,35 @@ func (o *ModelOptions) AddPrecisionFlag(fs *pflag.FlagSet) {
 	fs.StringVar(&o.Precision, "precision", o.Precision, "arithmetic of the model's linear layers: "+strings.Join(kernels.PrecisionNames(), " | "))
 }
 
+// Validate checks what o says without loading anything: an unknown
+// precision is a usage error naming --precision.
+func (o ModelOptions) Validate() error {
+	_, err := o.precision()
+	return err
+}
+
+// precision is o.Precision parsed (FP32 when empty).
+func (o ModelOptions) precision() (kernels.Precision, error) {
+	if o.Precision == "" {
+		return kernels.FP32, nil
+	}
+	p, err := kernels.ParsePrecision(o.Precision)
+	if err != nil {
+		return p, fmt.Errorf("%w: --precision: %v", config.ErrUsage, err)
+	}
+	return p, nil
+}
+
 // Open loads the model of o (Open) in o.Precision, with a decoder if
 // needDecoder. An unknown precision is an error naming --precision.
 func (o ModelOptions) Open(ctx context.Context, needDecoder bool) (*Model, error) {
 	s := o.Model
 	s.NeedDecoder = needDecoder
-	if o.Precision != "" {
-		p, err := kernels.ParsePrecision(o.Precision)
-		if err != nil {
-			return nil, fmt.Errorf("%w: --precision: %v", config.ErrUsage, err)
-		}
-		s.Precision = p
+	p, err := o.precision()
+	if err != nil {
+		return nil, err
 	}
+	s.Precision = p
 	return Open(ctx, s)
 }
 

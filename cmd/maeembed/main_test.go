@@ -479,4 +479,9 @@ func TestEmbedPrecision(t *testing.T) {
 	if code != 2 || !strings.Contains(stderr, "fp32, bf16, int8") {
 		t.Errorf("--precision fp16: exit %d, stderr %q; want a usage error naming the choices", code, stderr)
 	}
+	// Into an existing output, it is refused before the output is read.
+	code, _, stderr = maeembed(t, append([]string{"embed", "--precision", "fp16", "-o", ref, imgs}, model...)...)
+	if code != 2 || strings.Contains(stderr, "resuming") {
+		t.Errorf("--precision fp16 into an existing output: exit %d, stderr %q; want a usage error before resuming", code, stderr)
+	}
 }

@@ -16,6 +16,9 @@ import (
 // openBatch checks the options embed and reconstruct share and opens the
 // run's output directory and inputs.
 func (e *env) openBatch(o *Options, cmd string) (*engine.Batch, error) {
+	if err := o.ModelOptions.Validate(); err != nil {
+		return nil, err // a usage error already
+	}
 	if err := o.BatchOptions.Validate(); err != nil {
 		return nil, usage(err)
 	}
