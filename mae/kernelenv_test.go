@@ -1,27 +1,11 @@
 package mae
 
 import (
-	"os"
-	"strings"
 	"testing"
 
-	"github.com/maeembed/maeembed/mae/kernels"
+	"github.com/maeembed/maeembed/internal/kerneltest"
 )
 
-// TestKernelEnv checks that MAEEMBED_KERNEL, when set, chose the kernel
-// path these tests run on. It also reads the variable while the test runs:
-// the kernels' init reads it before go test starts recording environment
-// reads, so without this read a run with another MAEEMBED_KERNEL would
-// reuse a cached result of a different path.
-func TestKernelEnv(t *testing.T) {
-	env := strings.TrimSpace(os.Getenv("MAEEMBED_KERNEL"))
-	if env == "" {
-		return
-	}
-	if err := kernels.EnvError(); err != nil {
-		t.Fatal(err)
-	}
-	if !strings.EqualFold(kernels.Path(), env) {
-		t.Errorf("MAEEMBED_KERNEL=%s, path in use %s", env, kernels.Path())
-	}
-}
+// TestKernelEnv: MAEEMBED_KERNEL, when set, chose the path these tests run
+// on (and go test's cache keys on it; see kerneltest.CheckEnv).
+func TestKernelEnv(t *testing.T) { kerneltest.CheckEnv(t) }
