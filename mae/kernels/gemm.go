@@ -60,18 +60,13 @@ func PackLinear(w []float32, n, k int) *Packed {
 	return p
 }
 
-// Strassen tells whether Linear runs w with Strassen–Winograd for m large
-// enough (see MAEEMBED_STRASSEN): a float32 weight of a qualifying shape on
-// the current path, with Strassen on.
-func (p *Packed) Strassen() bool { return p.strassenShape() }
-
 // Prepare packs now what Linear would otherwise pack on its first call:
 // Strassen–Winograd's weight-side sums T1..T4, for a float32 weight whose
 // shape runs with it on the current path (see MAEEMBED_STRASSEN). Call it
 // once the precision is final: a weight converted to bf16 or int8 never
 // needs them.
 func (p *Packed) Prepare() {
-	if p.strassenShape() {
+	if p.Strassen() {
 		p.winograd()
 	}
 }

@@ -89,12 +89,13 @@ func SetStrassen(on bool) { strassenOn.Store(on) }
 
 // useStrassen tells whether y = x·Wᵀ over m rows runs Strassen–Winograd.
 func (w *Packed) useStrassen(m int) bool {
-	return m >= swMinM[current.Load().name] && w.strassenShape()
+	return m >= swMinM[current.Load().name] && w.Strassen()
 }
 
-// strassenShape tells whether w's N and K qualify for Strassen–Winograd on
-// the current path (if it is on), whatever m.
-func (w *Packed) strassenShape() bool {
+// Strassen tells whether Linear runs w with Strassen–Winograd for m large
+// enough (see MAEEMBED_STRASSEN): a float32 weight whose N and K qualify
+// on the current path, with Strassen on.
+func (w *Packed) Strassen() bool {
 	return w.prec == FP32 && strassenOn.Load() && w.N >= swMinN && w.K >= swMinK[current.Load().name] &&
 		w.N%(2*nr) == 0 && w.K%2 == 0
 }
