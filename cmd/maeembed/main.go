@@ -123,9 +123,10 @@ func checkKernelEnv(c *cobra.Command, _ []string) error {
 	if runsModel[c.Name()] {
 		return err
 	}
-	name := "MAEEMBED_KERNEL"
-	if strings.HasPrefix(err.Error(), "MAEEMBED_STRASSEN") {
-		name = "MAEEMBED_STRASSEN"
+	name := "kernel setting"
+	var ev *kernels.EnvVarError
+	if errors.As(err, &ev) {
+		name = ev.Var
 	}
 	slog.Warn(name+" ignored", "err", err)
 	return nil

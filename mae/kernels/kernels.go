@@ -121,10 +121,20 @@ func init() {
 			// back: tests and benchmarks rely on it meaning what it says. It
 			// is kept for EnvError rather than panicking in init, so that a
 			// command that runs no model still works.
-			envErr = fmt.Errorf("MAEEMBED_KERNEL=%s: %w", env, err)
+			envErr = &EnvVarError{Var: "MAEEMBED_KERNEL", Value: env, Err: err}
 		}
 	}
 }
+
+// EnvVarError is an environment setting of the kernels (MAEEMBED_KERNEL,
+// MAEEMBED_STRASSEN) that could not be followed.
+type EnvVarError struct {
+	Var, Value string
+	Err        error
+}
+
+func (e *EnvVarError) Error() string { return e.Var + "=" + e.Value + ": " + e.Err.Error() }
+func (e *EnvVarError) Unwrap() error { return e.Err }
 
 // envErr is why MAEEMBED_KERNEL could not be followed (nil if unset or
 // followed).

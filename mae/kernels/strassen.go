@@ -2,7 +2,6 @@ package kernels
 
 import (
 	"errors"
-	"fmt"
 	"os"
 	"runtime"
 	"strings"
@@ -74,7 +73,8 @@ func init() {
 		strassenOn.Store(true)
 	default:
 		strassenOn.Store(true)
-		envErr = errors.Join(envErr, fmt.Errorf("MAEEMBED_STRASSEN=%s: want 0, off, false or no (off), or 1, on, true or yes (on, the default)", v))
+		envErr = errors.Join(envErr, &EnvVarError{Var: "MAEEMBED_STRASSEN", Value: v,
+			Err: errors.New("want 0, off, false or no (off), or 1, on, true or yes (on, the default)")})
 	}
 	genericImpl.tileAxpy, genericImpl.winoA = tileAxpyGeneric, winoAGeneric
 }
