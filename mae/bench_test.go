@@ -3,6 +3,7 @@ package mae
 import (
 	"fmt"
 	"math"
+	"slices"
 	"syscall"
 	"testing"
 	"time"
@@ -75,6 +76,53 @@ func BenchmarkReconstruct(b *testing.B) {
 			reportImages(b, bs, cpu0)
 		})
 	}
+}
+
+// BenchmarkReconstructItemsAB alternates, per iteration, reconstruction
+// of a batch of 8 (ViT-B/16, fp32) with the encoder's items sized by
+// itemRows (the default) and with items of two images (itemRows 0, the
+// split before), and reports the median and best ratio of their wall
+// times (old ÷ new: above 1 the default is faster): an A/B at GOMAXPROCS
+// ≥ 2 that the machine's other load disturbs alike. At GOMAXPROCS=1
+// nothing is split and the two are the same.
+// GOMAXPROCS=2 go test ./mae -run '^$' -bench ReconstructItemsAB -benchtime 10x
+func BenchmarkReconstructItemsAB(b *testing.B) {
+	m := benchModel(b, true, kernels.FP32)
+	c := m.Config
+	const bs = 8
+	patches := randPatches(bs, c, 1)
+	l := c.NumPatches()
+	noise := make([]float32, bs*l)
+	for i := 0; i < bs; i++ {
+		NoiseRow(noise[i*l:(i+1)*l], 1, int64(i))
+	}
+	defer func(r int) { itemRows = r }(itemRows)
+	rows := [2]int{0, itemRows} // old, new
+	var best [2]float64
+	ratios := make([]float64, 0, b.N)
+	for i := -1; i < b.N; i++ { // i = -1: warm-up of both
+		var d [2]float64
+		for _, v := range [2]int{(i + 2) % 2, (i + 3) % 2} {
+			itemRows = rows[v]
+			t0 := time.Now()
+			if _, err := m.Reconstruct(patches, noise, bs, 0.75, false); err != nil {
+				b.Fatal(err)
+			}
+			d[v] = time.Since(t0).Seconds()
+			if i >= 0 && (best[v] == 0 || d[v] < best[v]) {
+				best[v] = d[v]
+			}
+		}
+		if i < 0 {
+			b.ResetTimer()
+			continue
+		}
+		ratios = append(ratios, d[0]/d[1])
+	}
+	slices.Sort(ratios)
+	b.ReportMetric(ratios[len(ratios)/2], "median-old/new")
+	b.ReportMetric(best[0]/best[1], "best-old/new")
+	b.ReportMetric(bs/best[1], "best-images/s")
 }
 
 // reportImages reports images per second of wall time and per second of

@@ -13,7 +13,8 @@ import (
 // batch to batch so the hot path allocates nothing after warm-up. The
 // model's own workspace serves whole batches on every core; slots holds
 // one per goroutine of a batch split by image (see split), each sized for
-// one item (ViT-B: 14.7 MB for two images, where a batch of 8 needs 59 MB).
+// one item (ViT-B: 14.7 MB for an embedding item of two images, 10 MB for
+// reconstruction's items, where a batch of 8 needs 59 MB).
 type workspace struct {
 	mu    sync.Mutex
 	bufs  [numBufs][]float32
@@ -23,12 +24,26 @@ type workspace struct {
 	items splitItems
 }
 
-// imagesPerItem is the most images of one item of a split batch. Two
-// rather than one: the masked encoder of a reconstruction has 50 tokens
-// per image, and its GEMMs run ~3% (fp32) to 7% (AVX2 int8) faster per
-// image on 100 rows than on 50; embedding gains up to 4% (AVX2 int8).
-// Larger items would balance the cores less well.
-const imagesPerItem = 2
+// itemRows is the fewest encoder rows an item of a split batch should
+// have: the GEMMs of one item run on one core, and per image they run
+// faster on more rows, up to about this many (and from 192 rows float32
+// Linear layers run Strassen–Winograd on avx512). A reconstruction's
+// masked encoder has 50 tokens per image (ViT-B/16 at ratio 0.75): items
+// of 4 images gained 4–5% per image on one core over items of 2, on both
+// assembly paths; the decoder, at 197 tokens per image, gained nothing from
+// larger items (Reconstruct splits the two apart). A variable for
+// BenchmarkReconstructItemsAB.
+var itemRows = 192
+
+// imagesPerItem is the most images of one item of a split batch whose
+// encoder has tokens tokens per image: enough for itemRows rows, and at
+// least two (embedding, 197 tokens: its GEMMs ran ~3% (fp32) to 7% (AVX2
+// int8) faster per image on 394 rows than on 197). Larger items would
+// balance the cores less well; Parallel's chunks shrink to the images
+// left ÷ cores anyway (4 at batch 8 on 2 cores).
+func imagesPerItem(tokens int) int {
+	return max(2, (itemRows+tokens-1)/tokens)
+}
 
 const (
 	bufX = iota
@@ -58,8 +73,8 @@ func (w *workspace) useSlots(n int) {
 }
 
 // split is how a batch of n images runs on the cores: the first
-// perImage images (n minus n mod cores) as items of one or two images
-// (imagesPerItem), each item's whole forward pass on one goroutine
+// perImage images (n minus n mod cores) as items of up to imagesPerItem
+// images, each item's whole forward pass on one goroutine
 // (kernels.Parallel: no join per operation, a core slowed by other work
 // does fewer items, and cores out of items help finish the last ones),
 // the rest as one batch with every kernel call on all cores. With one
@@ -76,9 +91,11 @@ func split(n int) (perImage, cores int) {
 }
 
 // imageWork is a forward pass over images: images runs images
-// b0..b0+n-1 with workspace ws and kernels on th.
+// b0..b0+n-1 with workspace ws and kernels on th; tokens is the encoder's
+// tokens per image (cls included).
 type imageWork interface {
 	images(ws *workspace, th kernels.Threads, b0, n int)
+	tokens() int
 }
 
 // splitItems is an imageWork as kernels.Parallel items, each slot with
@@ -101,7 +118,7 @@ func (w *workspace) run(n int, iw imageWork) {
 	if k > 0 {
 		w.useSlots(cores)
 		w.items = splitItems{ws: w, w: iw}
-		kernels.Parallel(k, imagesPerItem, cores, &w.items)
+		kernels.Parallel(k, imagesPerItem(iw.tokens()), cores, &w.items)
 		w.items = splitItems{}
 	}
 }
@@ -175,6 +192,8 @@ type embedWork struct {
 func (w *embedWork) images(ws *workspace, th kernels.Threads, b0, n int) {
 	w.m.embed(ws, th, w.out, w.patches, b0, n, w.pool)
 }
+
+func (w *embedWork) tokens() int { return 1 + w.m.Config.NumPatches() }
 
 // embed writes the embeddings of images b0..b0+n-1 of patches into their
 // places in out, with workspace ws and kernels on th.
@@ -343,41 +362,69 @@ func (m *Model) Reconstruct(patches, noise []float32, n int, ratio float64, norm
 	ws := &m.ws
 	ws.mu.Lock()
 	defer ws.mu.Unlock()
+	// Two passes over the batch, each split on its own: the masked
+	// encoder (1+keep tokens per image) gains from larger items than the
+	// decoder (1+L tokens), which splits into more, smaller items that
+	// balance the cores better (see imagesPerItem). The encoder's output
+	// waits in r.Latent.
 	ws.recon = reconWork{m: m, r: r, patches: patches, normPix: normPix}
+	ws.run(n, &ws.recon)
+	ws.recon.decoder = true
 	ws.run(n, &ws.recon)
 	ws.recon = reconWork{}
 	return r, nil
 }
 
-// reconWork is Reconstruct's imageWork.
+// reconWork is Reconstruct's imageWork: its encoder pass, or with decoder
+// set its decoder pass.
 type reconWork struct {
 	m       *Model
 	r       *Reconstruction
 	patches []float32
 	normPix bool
+	decoder bool
 }
 
 func (w *reconWork) images(ws *workspace, th kernels.Threads, b0, n int) {
-	w.m.reconstruct(ws, th, w.r, w.patches, b0, n, w.normPix)
+	if w.decoder {
+		w.m.decode(ws, th, w.r, w.patches, b0, n, w.normPix)
+		return
+	}
+	w.m.encodeMasked(ws, th, w.r, w.patches, b0, n)
 }
 
-// reconstruct fills r's latent, prediction and loss of images b0..b0+n-1
-// (r.Masking is set), with workspace ws and kernels on th.
-func (m *Model) reconstruct(ws *workspace, th kernels.Threads, r *Reconstruction, patches []float32, b0, n int, normPix bool) {
+func (w *reconWork) tokens() int {
+	if w.decoder {
+		return 1 + w.r.L
+	}
+	return 1 + w.r.Keep
+}
+
+// encodeMasked writes r.Latent of images b0..b0+n-1 (r.Masking is set),
+// with workspace ws and kernels on th.
+func (m *Model) encodeMasked(ws *workspace, th kernels.Threads, r *Reconstruction, patches []float32, b0, n int) {
+	c := m.Config
+	l, pd := c.NumPatches(), c.PatchDim()
+	patches = patches[b0*l*pd : (b0+n)*l*pd]
+	x, t := m.encode(ws, th, patches, n, r.Masking.IDsShuffle[b0*l:(b0+n)*l], r.Keep)
+	m.Encoder.Norm.apply(th, r.Latent[b0*t*c.Dim:(b0+n)*t*c.Dim], x, n*t)
+}
+
+// decode fills r's prediction and loss of images b0..b0+n-1 from their
+// r.Latent, with workspace ws and kernels on th.
+func (m *Model) decode(ws *workspace, th kernels.Threads, r *Reconstruction, patches []float32, b0, n int, normPix bool) {
 	c := m.Config
 	l, pd, keep := c.NumPatches(), c.PatchDim(), r.Keep
+	t := 1 + keep
 	mk := r.Masking
 	patches = patches[b0*l*pd : (b0+n)*l*pd]
-	x, t := m.encode(ws, th, patches, n, mk.IDsShuffle[b0*l:(b0+n)*l], keep)
-	e := m.Encoder
-	e.Norm.apply(th, x, x, n*t)
-	copy(r.Latent[b0*t*c.Dim:(b0+n)*t*c.Dim], x)
+	x := r.Latent[b0*t*c.Dim : (b0+n)*t*c.Dim]
 
 	dec := m.Decoder
 	dd := c.DecDim
 	emb := ws.get(bufDX, n*t*dd)
 	dec.Embed.apply(th, emb, x, n*t, kernels.ActNone, nil)
-	full := ws.get(bufX, n*(1+l)*dd) // x is no longer needed
+	full := ws.get(bufX, n*(1+l)*dd)
 	pos := paramData(dec.PosEmbed)
 	mt := paramData(dec.MaskToken)
 	restore := mk.IDsRestore[b0*l : (b0+n)*l]
