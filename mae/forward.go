@@ -256,12 +256,25 @@ func meanRows(dst, rows []float32, n, d int) {
 
 // embedPatches writes into x the encoder input: for each image the cls token
 // (+ its pos row) then the patch embeddings (+ pos) of the keep patches in
-// ids order (all patches in raster order when ids is nil).
+// ids order (all patches in raster order when ids is nil). With ids, only
+// the kept patches are embedded (a quarter of them at ratio 0.75).
 func (m *Model) embedPatches(ws *workspace, th kernels.Threads, x, patches []float32, n int, ids []int, keep int) {
 	c, e := m.Config, m.Encoder
-	l, d := c.NumPatches(), c.Dim
-	pe := ws.get(bufPE, n*l*d)
-	e.PatchEmbed.apply(th, pe, patches, n*l, kernels.ActNone, nil)
+	l, d, pd := c.NumPatches(), c.Dim, c.PatchDim()
+	// pe row b·keep+k is the embedding of image b's k-th token.
+	pe := ws.get(bufPE, n*keep*d)
+	if ids == nil {
+		e.PatchEmbed.apply(th, pe, patches, n*l, kernels.ActNone, nil)
+	} else {
+		kept := ws.get(bufH, n*keep*pd) // free until the blocks run
+		for b := 0; b < n; b++ {
+			for k := 0; k < keep; k++ {
+				id := ids[b*l+k]
+				copy(kept[(b*keep+k)*pd:(b*keep+k+1)*pd], patches[(b*l+id)*pd:(b*l+id+1)*pd])
+			}
+		}
+		e.PatchEmbed.apply(th, pe, kept, n*keep, kernels.ActNone, nil)
+	}
 	pos := paramData(e.PosEmbed)
 	cls := paramData(e.ClsToken)
 	t := 1 + keep
@@ -276,7 +289,7 @@ func (m *Model) embedPatches(ws *workspace, th kernels.Threads, x, patches []flo
 				id = ids[b*l+k]
 			}
 			dst := row[(1+k)*d : (2+k)*d]
-			src := pe[(b*l+id)*d : (b*l+id+1)*d]
+			src := pe[(b*keep+k)*d : (b*keep+k+1)*d]
 			pr := pos[(1+id)*d : (2+id)*d]
 			for j := range dst {
 				dst[j] = src[j] + pr[j]
