@@ -47,14 +47,16 @@ import (
 // Strassen is used for m ≥ swMinM[path], N ≥ swMinN and K ≥ swMinK[path]
 // (N a multiple of 2·nr, K even); other shapes run the plain GEMM.
 // Measured on Zen 4, A/B in one run (BenchmarkStrassenAB; see README): on
-// avx512 it gains 2–11% from m ≈ 200 (batch 1) at K ≥ 768; on avx2 from
+// avx512 it gains 2–11% from m ≈ 200 (batch 1) at K ≥ 768, and 0–4% at
+// K = 512 (the MAE decoder: a whole reconstruction +1.6–2.7% with the
+// decoder's items of 394 rows, +0.3–1% at 1576); on avx2 from
 // m ≈ 400 at K ≥ 512, while at batch 1 it is even on one core and loses
 // at two (its thin 6-row tiles leave tasks of one panel there). At 50
-// rows it loses on both, and at K = 512 on avx512.
+// rows it loses on both.
 var (
 	swMinM = map[string]int{"avx512": 192, "avx2": 256, "generic": 192}
 	swMinN = 512
-	swMinK = map[string]int{"avx512": 768, "avx2": 512, "generic": 2048}
+	swMinK = map[string]int{"avx512": 512, "avx2": 512, "generic": 2048}
 )
 
 // swNB caps the column panels of a task: its four C blocks, the product's

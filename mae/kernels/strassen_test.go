@@ -246,6 +246,7 @@ func BenchmarkStrassenAB(b *testing.B) {
 		shapes = append(shapes, s, gemmShape{s.name, 197, s.k, s.n}, gemmShape{s.name, 50, s.k, s.n})
 	}
 	shapes = append(shapes, decoderShapes...)
+	shapes = append(shapes, itemShapes...)
 	for _, p := range Paths() {
 		if p == "generic" {
 			continue
