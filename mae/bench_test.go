@@ -53,28 +53,32 @@ func benchModel(b *testing.B, decoder bool, prec kernels.Precision) *Model {
 	return m
 }
 
-// BenchmarkReconstruct measures the masked encoder + decoder at ratio 0.75.
+// BenchmarkReconstruct measures the masked encoder + decoder at ratio 0.75
+// at batch 8, and at 4 and 2: at GOMAXPROCS=1, the work of one item of
+// the masked encoder (4 images) and of the decoder (2) when 2 cores split
+// a batch of 8 (see imagesPerItem).
 func BenchmarkReconstruct(b *testing.B) {
 	for _, prec := range benchPrecisions {
-		b.Run(fmt.Sprintf("vit_base_patch16/prec=%v/batch8", prec), func(b *testing.B) {
-			m := benchModel(b, true, prec)
-			c := m.Config
-			const bs = 8
-			patches := randPatches(bs, c, 1)
-			l := c.NumPatches()
-			noise := make([]float32, bs*l)
-			for i := 0; i < bs; i++ {
-				NoiseRow(noise[i*l:(i+1)*l], 1, int64(i))
-			}
-			b.ResetTimer()
-			cpu0 := cpuSeconds()
-			for i := 0; i < b.N; i++ {
-				if _, err := m.Reconstruct(patches, noise, bs, 0.75, false); err != nil {
-					b.Fatal(err)
+		for _, bs := range []int{8, 4, 2} {
+			b.Run(fmt.Sprintf("vit_base_patch16/prec=%v/batch%d", prec, bs), func(b *testing.B) {
+				m := benchModel(b, true, prec)
+				c := m.Config
+				patches := randPatches(bs, c, 1)
+				l := c.NumPatches()
+				noise := make([]float32, bs*l)
+				for i := 0; i < bs; i++ {
+					NoiseRow(noise[i*l:(i+1)*l], 1, int64(i))
 				}
-			}
-			reportImages(b, bs, cpu0)
-		})
+				b.ResetTimer()
+				cpu0 := cpuSeconds()
+				for i := 0; i < b.N; i++ {
+					if _, err := m.Reconstruct(patches, noise, bs, 0.75, false); err != nil {
+						b.Fatal(err)
+					}
+				}
+				reportImages(b, bs, cpu0)
+			})
+		}
 	}
 }
 
