@@ -39,8 +39,11 @@ func main() {
 	kernel512("kernelI8AVX512", "VPBROADCASTD", func(b, a, acc int) string {
 		return fmt.Sprintf("\tVPDPBUSD Z%d, Z%d, Z%d", b, a, acc)
 	}, true)
-	kernel256("kernelAVX2", false)
-	kernel256("kernelAVX2PF", true)
+	kernel256("kernelAVX2", false, 6)
+	kernel256("kernelAVX2PF", true, 6)
+	for rows := 1; rows < 6; rows++ {
+		kernel256(fmt.Sprintf("kernelAVX2R%d", rows), false, rows)
+	}
 	helpersBF16()
 	helpersI8()
 	packT256()
@@ -296,9 +299,8 @@ func kernel512Rows(name, bcast string, mac func(b, a, acc int) string, int8 bool
 // prefetch 128 steps ahead +1–3% (with the avx2 path's K chunks of 768);
 // unrolling by 16, PREFETCHT1 instead of T0 for A and fetching B 12 steps
 // ahead instead of 8 did no better.
-func kernel256(name string, pf bool) {
+func kernel256(name string, pf bool, mr int) {
 	const (
-		mr     = 6
 		unroll = 8
 		bdist  = 1024 // B prefetch distance: 8 k steps of 128 bytes
 		// and towards L2 128 steps ahead: at a task's first micro-panel
@@ -306,6 +308,32 @@ func kernel256(name string, pf bool) {
 		bfar   = 16384
 		pfHint = "PREFETCHT0"
 	)
+	// nv vectors of 8 columns per row and pass: 2 (two passes of 16
+	// columns) for 4–6 rows; 4 (one pass of 32) for up to 3 rows, which
+	// have registers for it, so that B is read once and their 4·mr
+	// accumulators are enough FMA chains to keep both FMA pipes busy.
+	nv := 2
+	if mr <= 3 {
+		nv = 4
+	}
+	passes := 32 / (8 * nv)
+	acc := func(r, c int) int { return nv*r + c }
+	// B registers of a k step: Y12, Y13 (two passes); Y8..Y11 (one pass,
+	// up to 2 rows); Y12, Y13, Y15 and the fourth vector as a memory
+	// operand (one pass of 3 rows, whose 12 accumulators leave 3).
+	bReg := func(c int) string {
+		switch {
+		case nv == 2:
+			return fmt.Sprintf("Y%d", 12+c)
+		case mr <= 2:
+			return fmt.Sprintf("Y%d", 8+c)
+		case c < 2:
+			return fmt.Sprintf("Y%d", 12+c)
+		case c == 2:
+			return "Y15"
+		}
+		return ""
+	}
 	if pf {
 		p("// func %s(k int, a *float32, rs, ps int, b *float32, c *float32, ldc int, alpha, beta float32, bias *float32, pf *float32)", name)
 		p("TEXT ·%s(SB), NOSPLIT, $0-80", name)
@@ -335,30 +363,40 @@ func kernel256(name string, pf bool) {
 	if pf {
 		p("\tMOVQ pf+72(FP), R11")
 	}
-	p("\tMOVQ $2, BX") // halves left
+	p("\tMOVQ $%d, BX", passes) // passes left
 	p("%s_half:", name)
 	p("\tMOVQ k+0(FP), CX")
 	p("\tMOVQ R15, SI")
 	p("\tLEAQ (SI)(R8*2), R10")
 	p("\tADDQ R8, R10")
-	for i := 0; i < 2*mr; i++ {
+	for i := 0; i < nv*mr; i++ {
 		p("\tVXORPS Y%d, Y%d, Y%d", i, i, i)
 	}
 	step := func(boff, aoff int) {
-		p("\tVMOVUPS %d(DI), Y12", boff)
-		p("\tVMOVUPS %d(DI), Y13", boff+32)
-		// B streams from L2, one line per k step in each half: fetch it
-		// bdist bytes ahead.
-		p("\tPREFETCHT0 %d(DI)", boff+bdist)
-		p("\tPREFETCHT2 %d(DI)", boff+bfar)
+		for c := 0; c < nv; c++ {
+			if bReg(c) != "" {
+				p("\tVMOVUPS %d(DI), %s", boff+32*c, bReg(c))
+			}
+		}
+		// B streams from L2, one line per k step in each half (both lines
+		// in one pass): fetch it bdist bytes ahead.
+		for l := 0; l < 4/passes; l += 2 {
+			p("\tPREFETCHT0 %d(DI)", boff+bdist+32*l)
+			p("\tPREFETCHT2 %d(DI)", boff+bfar+32*l)
+		}
 		for r := 0; r < mr; r++ {
 			addr := aRow[r]
 			if aoff != 0 {
 				addr = fmt.Sprintf("%d%s", aoff, aRow[r])
 			}
 			p("\tVBROADCASTSS %s, Y14", addr)
-			p("\tVFMADD231PS Y12, Y14, Y%d", 2*r)
-			p("\tVFMADD231PS Y13, Y14, Y%d", 2*r+1)
+			for c := 0; c < nv; c++ {
+				if b := bReg(c); b != "" {
+					p("\tVFMADD231PS %s, Y14, Y%d", b, acc(r, c))
+				} else {
+					p("\tVFMADD231PS %d(DI), Y14, Y%d", boff+32*c, acc(r, c))
+				}
+			}
 		}
 	}
 	// loops emits the k loop: unrolled while A's k stride is one float (A
@@ -412,21 +450,35 @@ func kernel256(name string, pf bool) {
 	p("\tCMPL alpha+56(FP), $0x3f800000")
 	p("\tJEQ %s_alphaone", name)
 	p("\tVBROADCASTSS alpha+56(FP), Y14")
-	for i := 0; i < 2*mr; i++ {
+	for i := 0; i < nv*mr; i++ {
 		p("\tVMULPS Y14, Y%d, Y%d", i, i)
 	}
 	p("%s_alphaone:", name)
-	beta256(mr, name+"_nobeta", "Y14")
+	beta256(mr, nv, name+"_nobeta", "Y14")
 	p("\tTESTQ R14, R14")
 	p("\tJZ %s_store", name)
-	p("\tVMOVUPS (R14), Y12")
-	p("\tVMOVUPS 32(R14), Y13")
-	for r := 0; r < mr; r++ {
-		p("\tVADDPS Y12, Y%d, Y%d", 2*r, 2*r)
-		p("\tVADDPS Y13, Y%d, Y%d", 2*r+1, 2*r+1)
+	if nv == 2 {
+		p("\tVMOVUPS (R14), Y12")
+		p("\tVMOVUPS 32(R14), Y13")
+		for r := 0; r < mr; r++ {
+			p("\tVADDPS Y12, Y%d, Y%d", 2*r, 2*r)
+			p("\tVADDPS Y13, Y%d, Y%d", 2*r+1, 2*r+1)
+		}
+	} else {
+		for r := 0; r < mr; r++ {
+			for c := 0; c < nv; c++ {
+				p("\tVADDPS %d(R14), Y%d, Y%d", 32*c, acc(r, c), acc(r, c))
+			}
+		}
 	}
 	p("%s_store:", name)
-	store256(mr)
+	store256(mr, nv)
+	if passes == 1 {
+		p("\tVZEROUPPER")
+		p("\tRET")
+		p("")
+		return
+	}
 	// Second half: columns 16..31 of B, C and bias; the prefetch moves to
 	// the next row of the next panel.
 	p("\tADDQ $64, DX")
@@ -1670,18 +1722,27 @@ func helpersI8AVX2() {
 	p("")
 }
 
-// beta256 emits C·beta added to the mr×16 accumulators (Y0..Y2mr-1) of an
+// off is the memory operand mem displaced by d bytes ("(AX)", "32(AX)").
+func off(d int, mem string) string {
+	if d == 0 {
+		return mem
+	}
+	return fmt.Sprintf("%d%s", d, mem)
+}
+
+// beta256 emits C·beta added to the mr×8nv accumulators (Y0..Ynv·mr-1) of an
 // AVX2 half-pass when beta != 0 (C at DX, row stride R13; clobbers AX, CX
 // and breg), ending at label.
-func beta256(mr int, label, breg string) {
+func beta256(mr, nv int, label, breg string) {
 	p("\tMOVQ DX, AX")
 	p("\tMOVL beta+60(FP), CX")
 	p("\tANDL $0x7fffffff, CX")
 	p("\tJZ %s", label)
 	p("\tVBROADCASTSS beta+60(FP), %s", breg)
 	for r := 0; r < mr; r++ {
-		p("\tVFMADD231PS (AX), %s, Y%d", breg, 2*r)
-		p("\tVFMADD231PS 32(AX), %s, Y%d", breg, 2*r+1)
+		for c := 0; c < nv; c++ {
+			p("\tVFMADD231PS %s, %s, Y%d", off(32*c, "(AX)"), breg, nv*r+c)
+		}
 		if r < mr-1 {
 			p("\tADDQ R13, AX")
 		}
@@ -1689,13 +1750,14 @@ func beta256(mr int, label, breg string) {
 	p("%s:", label)
 }
 
-// store256 stores the mr×16 accumulators of an AVX2 half-pass to C (DX,
+// store256 stores the mr×8nv accumulators of an AVX2 pass to C (DX,
 // row stride R13; clobbers AX).
-func store256(mr int) {
+func store256(mr, nv int) {
 	p("\tMOVQ DX, AX")
 	for r := 0; r < mr; r++ {
-		p("\tVMOVUPS Y%d, (AX)", 2*r)
-		p("\tVMOVUPS Y%d, 32(AX)", 2*r+1)
+		for c := 0; c < nv; c++ {
+			p("\tVMOVUPS Y%d, %s", nv*r+c, off(32*c, "(AX)"))
+		}
 		if r < mr-1 {
 			p("\tADDQ R13, AX")
 		}
