@@ -978,6 +978,31 @@ func exp2n256(n, dst string) string {
 `)
 }
 
+// softmaxExp256 returns the instructions that replace the 8 floats at x (a
+// memory operand) by exp(x − Y7), the result also left in r[2], with the
+// six registers r (x, n, result and three temporaries), Y14 = 1 and Y15 =
+// the lower clamp: the algorithm of expPolyEstrin256 and exp2n256 on other
+// registers, so that two vectors can interleave. The first instruction
+// loads x and the last stores the result (the masked tail replaces them).
+func softmaxExp256(x string, r []string) []string {
+	body := strings.NewReplacer("Y0", "@X", "Y5", "@N", "Y8", "@R", "Y9", "@A", "Y10", "@B", "Y11", "@C").Replace(
+		`	VSUBPS Y7, Y0, Y0
+	VMAXPS Y0, Y15, Y0
+	VMULPS `+k8("log2e")+`, Y0, Y5
+	VROUNDPS $0, Y5, Y5
+	VFMADD231PS `+k8("nln2hi")+`, Y5, Y0
+	VFMADD231PS `+k8("nln2lo")+`, Y5, Y0
+`+expPolyEstrin256("Y0")+strings.NewReplacer("Y11", "Y9", "Y12", "Y10").Replace(exp2n256("Y5", "Y8")))
+	body = strings.NewReplacer("@X", r[0], "@N", r[1], "@R", r[2], "@A", r[3], "@B", r[4], "@C", r[5]).Replace(body)
+	ins := []string{fmt.Sprintf("\tVMOVUPS %s, %s\n", x, r[0])}
+	for _, l := range strings.SplitAfter(body, "\n") {
+		if l != "" {
+			ins = append(ins, l)
+		}
+	}
+	return append(ins, fmt.Sprintf("\tVMOVUPS %s, %s\n", r[2], x))
+}
+
 // expPolyEstrin256 emits Y8 = exp(r) = 1 + r + r²·P(r) for |r| ≤ ln2/2 in
 // Yr, with P by Estrin's scheme (pairs, then r², r⁴: a shorter dependency
 // chain than Horner's); Y14 = 1. Clobbers Y9, Y10, Y11.
@@ -1121,19 +1146,31 @@ func helpers256() {
 	// in three passes of one call, tails masked (no Go wrappers and tail
 	// buffers per pass: attention's rows are 197 floats). Returns the max
 	// and the sum for softmaxWith's special cases. Y6 accumulates, Y7 holds
-	// the max then 1/sum, Y13/Y15 clamp exp's argument, Y14 = 1, Y1 = tail mask.
+	// the max then 1/sum, Y15 clamps exp's argument from below (x − max ≤ 0
+	// or NaN needs no upper clamp), Y14 = 1, Y1 = tail mask. The exp pass
+	// takes two vectors at a time, their instructions interleaved (see
+	// softmaxExp256); the sum adds them in order, as one at a time would.
 	p("// func softmaxAVX2(x []float32) (m, s float32)")
 	p("TEXT ·softmaxAVX2(SB), NOSPLIT, $0-32")
 	softmaxMax256("smax2", 24)
 	p("\tVXORPS Y6, Y6, Y6")
-	expBody := `	VSUBPS Y7, Y0, Y0
-	VMAXPS Y0, Y15, Y0
-	VMINPS Y0, Y13, Y0
-	VMULPS ` + k8("log2e") + `, Y0, Y5
-	VROUNDPS $0, Y5, Y5
-	VFMADD231PS ` + k8("nln2hi") + `, Y5, Y0
-	VFMADD231PS ` + k8("nln2lo") + `, Y5, Y0
-` + expPolyEstrin256("Y0") + exp2n256("Y5", "Y8")
+	p("sexp2x2_loop:")
+	p("\tCMPQ CX, $16")
+	p("\tJLT sexp2x2_done")
+	e0 := softmaxExp256("(DI)", ymm(0, 5, 8, 9, 10, 11))
+	e1 := softmaxExp256("32(DI)", ymm(2, 3, 4, 12, 13, 1))
+	for i := range e0 {
+		out.WriteString(e0[i])
+		out.WriteString(e1[i])
+	}
+	p("\tVADDPS Y8, Y6, Y6")
+	p("\tVADDPS Y4, Y6, Y6")
+	p("\tADDQ $64, DI")
+	p("\tSUBQ $16, CX")
+	p("\tJMP sexp2x2_loop")
+	p("sexp2x2_done:")
+	e := softmaxExp256("", ymm(0, 5, 8, 9, 10, 11))
+	expBody := strings.Join(e[1:len(e)-1], "")
 	loop8m("sexp2", `	VMOVUPS (DI), Y0
 `+expBody+`	VMOVUPS Y8, (DI)
 	VADDPS Y8, Y6, Y6
@@ -1262,6 +1299,24 @@ func softmaxMax256(label string, mOff int) {
 	p("\tMOVQ x_len+8(FP), CX")
 	p("\tVMOVUPS %s, Y6", k8("neginf"))
 	p("\tVMOVUPS %s, Y2", k8("neginf"))
+	// Four vectors a step into four maxima (one VMAXPS chain would wait
+	// on its latency each vector), then one at a time.
+	for _, y := range []string{"Y3", "Y4", "Y5"} {
+		p("\tVMOVAPS Y2, %s", y)
+	}
+	p("%s4_loop:", label)
+	p("\tCMPQ CX, $32")
+	p("\tJLT %s4_done", label)
+	for i, y := range []string{"Y6", "Y3", "Y4", "Y5"} {
+		p("\tVMAXPS %s, %s, %s", off(32*i, "(DI)"), y, y)
+	}
+	p("\tADDQ $128, DI")
+	p("\tSUBQ $32, CX")
+	p("\tJMP %s4_loop", label)
+	p("%s4_done:", label)
+	p("\tVMAXPS Y3, Y6, Y6")
+	p("\tVMAXPS Y5, Y4, Y4")
+	p("\tVMAXPS Y4, Y6, Y6")
 	loop8m(label, `	VMAXPS (DI), Y6, Y6
 `, `	VMASKMOVPS (DI), Y1, Y0
 	VBLENDVPS Y1, Y0, Y2, Y0
