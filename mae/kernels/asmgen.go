@@ -988,11 +988,11 @@ func softmaxExp256(x string, r []string) []string {
 	body := strings.NewReplacer("Y0", "@X", "Y5", "@N", "Y8", "@R", "Y9", "@A", "Y10", "@B", "Y11", "@C").Replace(
 		`	VSUBPS Y7, Y0, Y0
 	VMAXPS Y0, Y15, Y0
-	VMULPS `+k8("log2e")+`, Y0, Y5
+	VMULPS ` + k8("log2e") + `, Y0, Y5
 	VROUNDPS $0, Y5, Y5
-	VFMADD231PS `+k8("nln2hi")+`, Y5, Y0
-	VFMADD231PS `+k8("nln2lo")+`, Y5, Y0
-`+expPolyEstrin256("Y0")+strings.NewReplacer("Y11", "Y9", "Y12", "Y10").Replace(exp2n256("Y5", "Y8")))
+	VFMADD231PS ` + k8("nln2hi") + `, Y5, Y0
+	VFMADD231PS ` + k8("nln2lo") + `, Y5, Y0
+` + expPolyEstrin256("Y0") + strings.NewReplacer("Y11", "Y9", "Y12", "Y10").Replace(exp2n256("Y5", "Y8")))
 	body = strings.NewReplacer("@X", r[0], "@N", r[1], "@R", r[2], "@A", r[3], "@B", r[4], "@C", r[5]).Replace(body)
 	ins := []string{fmt.Sprintf("\tVMOVUPS %s, %s\n", x, r[0])}
 	for _, l := range strings.SplitAfter(body, "\n") {
