@@ -75,6 +75,24 @@ func kernelAVX2PF(k int, a *float32, rs, ps int, b *float32, c *float32, ldc int
 //go:noescape
 func kernelAVX2(k int, a *float32, rs, ps int, b *float32, c *float32, ldc int, alpha, beta float32, bias *float32)
 
+// kernelAVX2R1..R5 are kernelAVX2 for the first 1..5 rows only (up to 3
+// rows in one pass of 32 columns).
+
+//go:noescape
+func kernelAVX2R1(k int, a *float32, rs, ps int, b *float32, c *float32, ldc int, alpha, beta float32, bias *float32)
+
+//go:noescape
+func kernelAVX2R2(k int, a *float32, rs, ps int, b *float32, c *float32, ldc int, alpha, beta float32, bias *float32)
+
+//go:noescape
+func kernelAVX2R3(k int, a *float32, rs, ps int, b *float32, c *float32, ldc int, alpha, beta float32, bias *float32)
+
+//go:noescape
+func kernelAVX2R4(k int, a *float32, rs, ps int, b *float32, c *float32, ldc int, alpha, beta float32, bias *float32)
+
+//go:noescape
+func kernelAVX2R5(k int, a *float32, rs, ps int, b *float32, c *float32, ldc int, alpha, beta float32, bias *float32)
+
 //go:noescape
 func geluAVX512(x []float32)
 
@@ -207,6 +225,7 @@ var avx2Impl = impl{
 	nb:       4,
 	kernel:   kernelAVX2,
 	kernelPF: kernelAVX2PF,
+	edge:     []kernelFunc{nil, kernelAVX2R1, kernelAVX2R2, kernelAVX2R3, kernelAVX2R4, kernelAVX2R5},
 	packT16:  packT16AVX2,
 	geluTile: geluTileAVX2,
 	softmax:  softmaxAVX2,

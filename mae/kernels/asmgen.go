@@ -39,8 +39,11 @@ func main() {
 	kernel512("kernelI8AVX512", "VPBROADCASTD", func(b, a, acc int) string {
 		return fmt.Sprintf("\tVPDPBUSD Z%d, Z%d, Z%d", b, a, acc)
 	}, true)
-	kernel256("kernelAVX2", false)
-	kernel256("kernelAVX2PF", true)
+	kernel256("kernelAVX2", false, 6)
+	kernel256("kernelAVX2PF", true, 6)
+	for rows := 1; rows < 6; rows++ {
+		kernel256(fmt.Sprintf("kernelAVX2R%d", rows), false, rows)
+	}
 	helpersBF16()
 	helpersI8()
 	packT256()
@@ -296,9 +299,8 @@ func kernel512Rows(name, bcast string, mac func(b, a, acc int) string, int8 bool
 // prefetch 128 steps ahead +1–3% (with the avx2 path's K chunks of 768);
 // unrolling by 16, PREFETCHT1 instead of T0 for A and fetching B 12 steps
 // ahead instead of 8 did no better.
-func kernel256(name string, pf bool) {
+func kernel256(name string, pf bool, mr int) {
 	const (
-		mr     = 6
 		unroll = 8
 		bdist  = 1024 // B prefetch distance: 8 k steps of 128 bytes
 		// and towards L2 128 steps ahead: at a task's first micro-panel
@@ -306,6 +308,32 @@ func kernel256(name string, pf bool) {
 		bfar   = 16384
 		pfHint = "PREFETCHT0"
 	)
+	// nv vectors of 8 columns per row and pass: 2 (two passes of 16
+	// columns) for 4–6 rows; 4 (one pass of 32) for up to 3 rows, which
+	// have registers for it, so that B is read once and their 4·mr
+	// accumulators are enough FMA chains to keep both FMA pipes busy.
+	nv := 2
+	if mr <= 3 {
+		nv = 4
+	}
+	passes := 32 / (8 * nv)
+	acc := func(r, c int) int { return nv*r + c }
+	// B registers of a k step: Y12, Y13 (two passes); Y8..Y11 (one pass,
+	// up to 2 rows); Y12, Y13, Y15 and the fourth vector as a memory
+	// operand (one pass of 3 rows, whose 12 accumulators leave 3).
+	bReg := func(c int) string {
+		switch {
+		case nv == 2:
+			return fmt.Sprintf("Y%d", 12+c)
+		case mr <= 2:
+			return fmt.Sprintf("Y%d", 8+c)
+		case c < 2:
+			return fmt.Sprintf("Y%d", 12+c)
+		case c == 2:
+			return "Y15"
+		}
+		return ""
+	}
 	if pf {
 		p("// func %s(k int, a *float32, rs, ps int, b *float32, c *float32, ldc int, alpha, beta float32, bias *float32, pf *float32)", name)
 		p("TEXT ·%s(SB), NOSPLIT, $0-80", name)
@@ -335,30 +363,40 @@ func kernel256(name string, pf bool) {
 	if pf {
 		p("\tMOVQ pf+72(FP), R11")
 	}
-	p("\tMOVQ $2, BX") // halves left
+	p("\tMOVQ $%d, BX", passes) // passes left
 	p("%s_half:", name)
 	p("\tMOVQ k+0(FP), CX")
 	p("\tMOVQ R15, SI")
 	p("\tLEAQ (SI)(R8*2), R10")
 	p("\tADDQ R8, R10")
-	for i := 0; i < 2*mr; i++ {
+	for i := 0; i < nv*mr; i++ {
 		p("\tVXORPS Y%d, Y%d, Y%d", i, i, i)
 	}
 	step := func(boff, aoff int) {
-		p("\tVMOVUPS %d(DI), Y12", boff)
-		p("\tVMOVUPS %d(DI), Y13", boff+32)
-		// B streams from L2, one line per k step in each half: fetch it
-		// bdist bytes ahead.
-		p("\tPREFETCHT0 %d(DI)", boff+bdist)
-		p("\tPREFETCHT2 %d(DI)", boff+bfar)
+		for c := 0; c < nv; c++ {
+			if bReg(c) != "" {
+				p("\tVMOVUPS %d(DI), %s", boff+32*c, bReg(c))
+			}
+		}
+		// B streams from L2, one line per k step in each half (both lines
+		// in one pass): fetch it bdist bytes ahead.
+		for l := 0; l < 4/passes; l += 2 {
+			p("\tPREFETCHT0 %d(DI)", boff+bdist+32*l)
+			p("\tPREFETCHT2 %d(DI)", boff+bfar+32*l)
+		}
 		for r := 0; r < mr; r++ {
 			addr := aRow[r]
 			if aoff != 0 {
 				addr = fmt.Sprintf("%d%s", aoff, aRow[r])
 			}
 			p("\tVBROADCASTSS %s, Y14", addr)
-			p("\tVFMADD231PS Y12, Y14, Y%d", 2*r)
-			p("\tVFMADD231PS Y13, Y14, Y%d", 2*r+1)
+			for c := 0; c < nv; c++ {
+				if b := bReg(c); b != "" {
+					p("\tVFMADD231PS %s, Y14, Y%d", b, acc(r, c))
+				} else {
+					p("\tVFMADD231PS %d(DI), Y14, Y%d", boff+32*c, acc(r, c))
+				}
+			}
 		}
 	}
 	// loops emits the k loop: unrolled while A's k stride is one float (A
@@ -412,21 +450,35 @@ func kernel256(name string, pf bool) {
 	p("\tCMPL alpha+56(FP), $0x3f800000")
 	p("\tJEQ %s_alphaone", name)
 	p("\tVBROADCASTSS alpha+56(FP), Y14")
-	for i := 0; i < 2*mr; i++ {
+	for i := 0; i < nv*mr; i++ {
 		p("\tVMULPS Y14, Y%d, Y%d", i, i)
 	}
 	p("%s_alphaone:", name)
-	beta256(mr, name+"_nobeta", "Y14")
+	beta256(mr, nv, name+"_nobeta", "Y14")
 	p("\tTESTQ R14, R14")
 	p("\tJZ %s_store", name)
-	p("\tVMOVUPS (R14), Y12")
-	p("\tVMOVUPS 32(R14), Y13")
-	for r := 0; r < mr; r++ {
-		p("\tVADDPS Y12, Y%d, Y%d", 2*r, 2*r)
-		p("\tVADDPS Y13, Y%d, Y%d", 2*r+1, 2*r+1)
+	if nv == 2 {
+		p("\tVMOVUPS (R14), Y12")
+		p("\tVMOVUPS 32(R14), Y13")
+		for r := 0; r < mr; r++ {
+			p("\tVADDPS Y12, Y%d, Y%d", 2*r, 2*r)
+			p("\tVADDPS Y13, Y%d, Y%d", 2*r+1, 2*r+1)
+		}
+	} else {
+		for r := 0; r < mr; r++ {
+			for c := 0; c < nv; c++ {
+				p("\tVADDPS %d(R14), Y%d, Y%d", 32*c, acc(r, c), acc(r, c))
+			}
+		}
 	}
 	p("%s_store:", name)
-	store256(mr)
+	store256(mr, nv)
+	if passes == 1 {
+		p("\tVZEROUPPER")
+		p("\tRET")
+		p("")
+		return
+	}
 	// Second half: columns 16..31 of B, C and bias; the prefetch moves to
 	// the next row of the next panel.
 	p("\tADDQ $64, DX")
@@ -926,6 +978,31 @@ func exp2n256(n, dst string) string {
 `)
 }
 
+// softmaxExp256 returns the instructions that replace the 8 floats at x (a
+// memory operand) by exp(x − Y7), the result also left in r[2], with the
+// six registers r (x, n, result and three temporaries), Y14 = 1 and Y15 =
+// the lower clamp: the algorithm of expPolyEstrin256 and exp2n256 on other
+// registers, so that two vectors can interleave. The first instruction
+// loads x and the last stores the result (the masked tail replaces them).
+func softmaxExp256(x string, r []string) []string {
+	body := strings.NewReplacer("Y0", "@X", "Y5", "@N", "Y8", "@R", "Y9", "@A", "Y10", "@B", "Y11", "@C").Replace(
+		`	VSUBPS Y7, Y0, Y0
+	VMAXPS Y0, Y15, Y0
+	VMULPS ` + k8("log2e") + `, Y0, Y5
+	VROUNDPS $0, Y5, Y5
+	VFMADD231PS ` + k8("nln2hi") + `, Y5, Y0
+	VFMADD231PS ` + k8("nln2lo") + `, Y5, Y0
+` + expPolyEstrin256("Y0") + strings.NewReplacer("Y11", "Y9", "Y12", "Y10").Replace(exp2n256("Y5", "Y8")))
+	body = strings.NewReplacer("@X", r[0], "@N", r[1], "@R", r[2], "@A", r[3], "@B", r[4], "@C", r[5]).Replace(body)
+	ins := []string{fmt.Sprintf("\tVMOVUPS %s, %s\n", x, r[0])}
+	for _, l := range strings.SplitAfter(body, "\n") {
+		if l != "" {
+			ins = append(ins, l)
+		}
+	}
+	return append(ins, fmt.Sprintf("\tVMOVUPS %s, %s\n", r[2], x))
+}
+
 // expPolyEstrin256 emits Y8 = exp(r) = 1 + r + r²·P(r) for |r| ≤ ln2/2 in
 // Yr, with P by Estrin's scheme (pairs, then r², r⁴: a shorter dependency
 // chain than Horner's); Y14 = 1. Clobbers Y9, Y10, Y11.
@@ -1010,15 +1087,12 @@ func gelu256(r []string, x string) []string {
 	i("VFMADD231PS %s, %s, %s", t5, t2, q)
 	i("VADDPS Y14, %s, %s", t4, t5)
 	i("VFMADD213PS %s, %s, %s", t5, t2, q)
-	// ·2^n in two steps, each factor a normal float.
+	// ·2^n in one step: |x| ≤ 13.1 keeps the argument above −86.9, so
+	// n ≥ −125, and 2^n and exp(r)·2^n ≥ 0.7·2^−125 are normal floats
+	// (the product exact, as in two steps).
 	i("VCVTPS2DQ %s, %s", a, t2)
-	i("VPSRAD $1, %s, %s", t2, t4)
-	i("VPSUBD %s, %s, %s", t4, t2, t2)
 	i("VPADDD %s, %s, %s", k8("bias127"), t2, t2)
-	i("VPADDD %s, %s, %s", k8("bias127"), t4, t4)
 	i("VPSLLD $23, %s, %s", t2, t2)
-	i("VPSLLD $23, %s, %s", t4, t4)
-	i("VMULPS %s, %s, %s", t4, q, q)
 	i("VMULPS %s, %s, %s", t2, q, q)
 	i("VMULPS %s, %s, %s", u, q, q) // w = ½x·erfc
 	// x − w for x ≥ 0, w for x < 0; max(x, 0) past 13.1.
@@ -1069,19 +1143,31 @@ func helpers256() {
 	// in three passes of one call, tails masked (no Go wrappers and tail
 	// buffers per pass: attention's rows are 197 floats). Returns the max
 	// and the sum for softmaxWith's special cases. Y6 accumulates, Y7 holds
-	// the max then 1/sum, Y13/Y15 clamp exp's argument, Y14 = 1, Y1 = tail mask.
+	// the max then 1/sum, Y15 clamps exp's argument from below (x − max ≤ 0
+	// or NaN needs no upper clamp), Y14 = 1, Y1 = tail mask. The exp pass
+	// takes two vectors at a time, their instructions interleaved (see
+	// softmaxExp256); the sum adds them in order, as one at a time would.
 	p("// func softmaxAVX2(x []float32) (m, s float32)")
 	p("TEXT ·softmaxAVX2(SB), NOSPLIT, $0-32")
 	softmaxMax256("smax2", 24)
 	p("\tVXORPS Y6, Y6, Y6")
-	expBody := `	VSUBPS Y7, Y0, Y0
-	VMAXPS Y0, Y15, Y0
-	VMINPS Y0, Y13, Y0
-	VMULPS ` + k8("log2e") + `, Y0, Y5
-	VROUNDPS $0, Y5, Y5
-	VFMADD231PS ` + k8("nln2hi") + `, Y5, Y0
-	VFMADD231PS ` + k8("nln2lo") + `, Y5, Y0
-` + expPolyEstrin256("Y0") + exp2n256("Y5", "Y8")
+	p("sexp2x2_loop:")
+	p("\tCMPQ CX, $16")
+	p("\tJLT sexp2x2_done")
+	e0 := softmaxExp256("(DI)", ymm(0, 5, 8, 9, 10, 11))
+	e1 := softmaxExp256("32(DI)", ymm(2, 3, 4, 12, 13, 1))
+	for i := range e0 {
+		out.WriteString(e0[i])
+		out.WriteString(e1[i])
+	}
+	p("\tVADDPS Y8, Y6, Y6")
+	p("\tVADDPS Y4, Y6, Y6")
+	p("\tADDQ $64, DI")
+	p("\tSUBQ $16, CX")
+	p("\tJMP sexp2x2_loop")
+	p("sexp2x2_done:")
+	e := softmaxExp256("", ymm(0, 5, 8, 9, 10, 11))
+	expBody := strings.Join(e[1:len(e)-1], "")
 	loop8m("sexp2", `	VMOVUPS (DI), Y0
 `+expBody+`	VMOVUPS Y8, (DI)
 	VADDPS Y8, Y6, Y6
@@ -1210,6 +1296,24 @@ func softmaxMax256(label string, mOff int) {
 	p("\tMOVQ x_len+8(FP), CX")
 	p("\tVMOVUPS %s, Y6", k8("neginf"))
 	p("\tVMOVUPS %s, Y2", k8("neginf"))
+	// Four vectors a step into four maxima (one VMAXPS chain would wait
+	// on its latency each vector), then one at a time.
+	for _, y := range []string{"Y3", "Y4", "Y5"} {
+		p("\tVMOVAPS Y2, %s", y)
+	}
+	p("%s4_loop:", label)
+	p("\tCMPQ CX, $32")
+	p("\tJLT %s4_done", label)
+	for i, y := range []string{"Y6", "Y3", "Y4", "Y5"} {
+		p("\tVMAXPS %s, %s, %s", off(32*i, "(DI)"), y, y)
+	}
+	p("\tADDQ $128, DI")
+	p("\tSUBQ $32, CX")
+	p("\tJMP %s4_loop", label)
+	p("%s4_done:", label)
+	p("\tVMAXPS Y3, Y6, Y6")
+	p("\tVMAXPS Y5, Y4, Y4")
+	p("\tVMAXPS Y4, Y6, Y6")
 	loop8m(label, `	VMAXPS (DI), Y6, Y6
 `, `	VMASKMOVPS (DI), Y1, Y0
 	VBLENDVPS Y1, Y0, Y2, Y0
@@ -1670,18 +1774,27 @@ func helpersI8AVX2() {
 	p("")
 }
 
-// beta256 emits C·beta added to the mr×16 accumulators (Y0..Y2mr-1) of an
+// off is the memory operand mem displaced by d bytes ("(AX)", "32(AX)").
+func off(d int, mem string) string {
+	if d == 0 {
+		return mem
+	}
+	return fmt.Sprintf("%d%s", d, mem)
+}
+
+// beta256 emits C·beta added to the mr×8nv accumulators (Y0..Ynv·mr-1) of an
 // AVX2 half-pass when beta != 0 (C at DX, row stride R13; clobbers AX, CX
 // and breg), ending at label.
-func beta256(mr int, label, breg string) {
+func beta256(mr, nv int, label, breg string) {
 	p("\tMOVQ DX, AX")
 	p("\tMOVL beta+60(FP), CX")
 	p("\tANDL $0x7fffffff, CX")
 	p("\tJZ %s", label)
 	p("\tVBROADCASTSS beta+60(FP), %s", breg)
 	for r := 0; r < mr; r++ {
-		p("\tVFMADD231PS (AX), %s, Y%d", breg, 2*r)
-		p("\tVFMADD231PS 32(AX), %s, Y%d", breg, 2*r+1)
+		for c := 0; c < nv; c++ {
+			p("\tVFMADD231PS %s, %s, Y%d", off(32*c, "(AX)"), breg, nv*r+c)
+		}
 		if r < mr-1 {
 			p("\tADDQ R13, AX")
 		}
@@ -1689,13 +1802,14 @@ func beta256(mr int, label, breg string) {
 	p("%s:", label)
 }
 
-// store256 stores the mr×16 accumulators of an AVX2 half-pass to C (DX,
+// store256 stores the mr×8nv accumulators of an AVX2 pass to C (DX,
 // row stride R13; clobbers AX).
-func store256(mr int) {
+func store256(mr, nv int) {
 	p("\tMOVQ DX, AX")
 	for r := 0; r < mr; r++ {
-		p("\tVMOVUPS Y%d, (AX)", 2*r)
-		p("\tVMOVUPS Y%d, 32(AX)", 2*r+1)
+		for c := 0; c < nv; c++ {
+			p("\tVMOVUPS Y%d, %s", nv*r+c, off(32*c, "(AX)"))
+		}
 		if r < mr-1 {
 			p("\tADDQ R13, AX")
 		}

@@ -89,6 +89,13 @@ func serialGemm(im *impl, s *scratch, m, n, k int, alpha float32, a []float32, l
 	g := gemmJob{im: im, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, bp: bp, c: c, ldc: ldc, padC: padC,
 		bias: comp, deq: deq, packA: k > 64 && needPackA(false, lda, im.mr)}
 	g.schedule(1)
+	// One goroutine has nothing to balance: a task per row block over all
+	// column panels, so that an A micro-panel stays in L1 across them.
+	// (schedule cuts a head's 7 panels of q·kᵀ into one-panel tasks, each
+	// reading all of q again, and nextA prefetching 2 of 6 rows.)
+	g.nb = numPanels(n)
+	g.nIc = ceilDiv(ceilDiv(m, im.mr), g.mb)
+	g.total = g.nIc
 	for t := 0; t < g.total; t++ {
 		g.task(s, t)
 	}

@@ -680,8 +680,10 @@ func TestGemmBitwise(t *testing.T) {
 			want := make([]float32, s.m*s.n)
 			Linear(want, x, s.m, p, bias, ActGELU, nil)
 			got := make([]float32, s.m*s.n)
-			for i := 0; i < s.m; i += 3 { // 3 rows per call: all edge kernels
-				rows := min(3, s.m-i)
+			// 1, 2, ..., 11 rows per call, again and again: every edge
+			// kernel of every path.
+			for i, c := 0, 0; i < s.m; i, c = i+c%11+1, c+1 {
+				rows := min(c%11+1, s.m-i)
 				Linear(got[i*s.n:], x[i*s.k:], rows, p, bias, ActGELU, nil)
 			}
 			sameBits(t, fmt.Sprintf("%v in row slices", s), got, want)
