@@ -704,3 +704,24 @@ func sameBits(t *testing.T, what string, got, want []float32) {
 		}
 	}
 }
+
+// TestAttentionBitwise: attention on several workers (whose last items run
+// in pieces of query rows) gives bitwise what one worker gives.
+func TestAttentionBitwise(t *testing.T) {
+	forEachPath(t, func(t *testing.T) {
+		r := rand.New(rand.NewPCG(13, 14))
+		for _, s := range []struct{ b, t, h, hd int }{{1, 197, 12, 64}, {2, 50, 12, 64}, {1, 197, 1, 64}, {3, 33, 4, 40}, {1, 61, 3, 32}} {
+			qkv := randSlice(r, s.b*s.t*3*s.h*s.hd)
+			want := make([]float32, s.b*s.t*s.h*s.hd)
+			old := runtime.GOMAXPROCS(1)
+			Attention(want, qkv, s.b, s.t, s.h, s.hd)
+			for _, procs := range []int{2, 3} {
+				runtime.GOMAXPROCS(procs)
+				got := make([]float32, len(want))
+				Attention(got, qkv, s.b, s.t, s.h, s.hd)
+				sameBits(t, fmt.Sprintf("%v at GOMAXPROCS=%d", s, procs), got, want)
+			}
+			runtime.GOMAXPROCS(old)
+		}
+	})
+}

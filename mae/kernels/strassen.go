@@ -223,17 +223,10 @@ func linearStrassen(th Threads, y, x []float32, m int, w *Packed, bias []float32
 	nw := th.workers(2 * float64(m) * float64(n) * float64(k))
 	ws := &j.ws
 	ws.im, ws.x, ws.m, ws.mh, ws.k, ws.ls, ws.sums, ws.copyA = im, x, m, mh, k, ls, sums, copyA
+	ws.chunks = ceilDiv(mh, winoRows)
 	ws.next.Store(0)
+	ws.done.Store(0)
 	ws.nonFinite.Store(false)
-	th.run(min(nw, ceilDiv(mh, winoRows)), ws)
-	if ws.nonFinite.Load() {
-		// A NaN or Inf in row r of x would reach rows r and r ± m/2 of y
-		// through S1..S4 (another token, maybe another image), and an Inf
-		// can turn into NaN in them: the plain GEMM keeps each row to itself.
-		j.release()
-		runGemmOn(th, im, m, n, k, 1, x, k, false, w.data, beta, y, n, bias, act, residual, dequant{})
-		return
-	}
 	a11, a12, a22, lda := x, x[kh:], x[mh*k+kh:], k
 	if copyA {
 		a11, a12, a22, lda = s(4), s(5), s(6), ls
@@ -298,7 +291,15 @@ func linearStrassen(th Threads, y, x []float32, m int, w *Packed, bias []float32
 	for i := range j.done {
 		j.done[i].Store(0)
 	}
-	th.run(min(nw, g.total), j)
+	th.run(min(nw, max(g.total, ws.chunks)), j)
+	if ws.nonFinite.Load() {
+		// A NaN or Inf in row r of x would reach rows r and r ± m/2 of y
+		// through S1..S4 (another token, maybe another image), and an Inf
+		// can turn into NaN in them: the plain GEMM keeps each row to itself.
+		j.release()
+		runGemmOn(th, im, m, n, k, 1, x, k, false, w.data, beta, y, n, bias, act, residual, dequant{})
+		return
+	}
 	j.release()
 }
 
@@ -324,9 +325,14 @@ type winoSums struct {
 	// nonFinite is set when x holds a NaN or Inf (see linearStrassen).
 	nonFinite atomic.Bool
 	next      atomic.Int64
+	// chunks is the number of row chunks (of winoRows); done counts the
+	// finished ones.
+	chunks int
+	done   atomic.Int64
 }
 
-func (ws *winoSums) run() {
+// form forms chunks of S1..S4 until none is left to take.
+func (ws *winoSums) form() {
 	kh, ls, mh := ws.k/2, ws.ls, ws.mh
 	s := func(i int) []float32 { return ws.sums[i*mh*ls : (i+1)*mh*ls] }
 	s1, s2, s3, s4 := s(0), s(1), s(2), s(3)
@@ -363,6 +369,20 @@ func (ws *winoSums) run() {
 				ws.nonFinite.Store(true)
 			}
 		}
+		ws.done.Add(1)
+	}
+}
+
+// wait returns once every chunk is formed. The other workers' chunks were
+// taken before this one ran out, so they take microseconds, unless their
+// worker was descheduled (then this one sleeps rather than spin).
+func (ws *winoSums) wait() {
+	for spin := 0; ws.done.Load() < int64(ws.chunks); spin++ {
+		if spin < 100 {
+			runtime.Gosched()
+		} else {
+			time.Sleep(20 * time.Microsecond)
+		}
 	}
 }
 
@@ -375,7 +395,17 @@ func (ws *winoSums) run() {
 // sleeps rather than spin on the core that worker needs). With one row
 // block (batch 1) every block's B is read once either way, and a task
 // runs all 7 products of its block, with nothing to wait for.
+//
+// Every worker first forms chunks of S1..S4 (j.ws) and waits for the
+// last ones in progress: one parallel call per Linear instead of two, so
+// a helper woken late (or descheduled) by the OS joins the products
+// rather than holding up a separate join of the short S pass.
 func (j *swJob) run() {
+	j.ws.form()
+	j.ws.wait()
+	if j.ws.nonFinite.Load() {
+		return // linearStrassen runs the plain GEMM
+	}
 	s := scratchPool.Get().(*scratch)
 	T, np := j.g.total, len(j.prods)
 	for {
@@ -411,11 +441,7 @@ func (j *swJob) task(s *scratch, t, pi int) {
 	g := &j.g
 	im := g.im
 	mr := im.mr
-	rb, cb := t%g.nIc, t/g.nIc
-	i0 := rb * g.mb * mr
-	i1 := min(g.m, i0+g.mb*mr)
-	q0 := cb * g.nb
-	q1 := min(numPanels(g.n), q0+g.nb)
+	i0, i1, q0, q1 := g.block(t)
 	tile := &s.tile[0]
 	pr := &j.prods[pi]
 	e := min(i1, pr.rows)
