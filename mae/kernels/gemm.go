@@ -211,6 +211,8 @@ type gemmJob struct {
 	astate  []atomic.Int32
 	sh      *sharedBuf
 	next    atomic.Int64
+	// pre, if set, runs on every worker before its first task (NormLinear).
+	pre *rowPhase
 	// guided, when set, replaces the uniform grid: task t is spans[t]
 	// (see guide).
 	guided bool
@@ -355,6 +357,9 @@ var (
 )
 
 func (j *gemmJob) run() {
+	if j.pre != nil {
+		j.pre.run()
+	}
 	s := scratchPool.Get().(*scratch)
 	for {
 		t := int(j.next.Add(1)) - 1
@@ -597,6 +602,13 @@ func runGemm(m, n, k int, alpha float32, a []float32, lda int, transA bool, bp [
 // and B is: one float32, or one word of two bf16), on th's goroutines.
 func runGemmOn(th Threads, im *impl, m, n, k int, alpha float32, a []float32, lda int, transA bool, bp []float32,
 	beta float32, c []float32, ldc int, bias []float32, act Activation, res []float32, deq dequant) {
+	runGemmWith(th, nil, im, m, n, k, alpha, a, lda, transA, bp, beta, c, ldc, bias, act, res, deq)
+}
+
+// runGemmWith is runGemmOn with a first phase pre (nil: none) that forms A
+// (k > 0).
+func runGemmWith(th Threads, pre *rowPhase, im *impl, m, n, k int, alpha float32, a []float32, lda int, transA bool, bp []float32,
+	beta float32, c []float32, ldc int, bias []float32, act Activation, res []float32, deq dequant) {
 	if k == 0 {
 		// Nothing to multiply: C = beta·C + bias, then the epilogue.
 		for i := 0; i < m; i++ {
@@ -622,7 +634,7 @@ func runGemmOn(th Threads, im *impl, m, n, k int, alpha float32, a []float32, ld
 	}
 	j := gemmPool.Get().(*gemmJob)
 	*j = gemmJob{im: im, m: m, n: n, k: k, alpha: alpha, beta: beta, a: a, lda: lda, transA: transA,
-		bp: bp, c: c, ldc: ldc, bias: bias, act: act, res: res, deq: deq}
+		bp: bp, c: c, ldc: ldc, bias: bias, act: act, res: res, deq: deq, pre: pre}
 	nw := th.workers(2 * float64(m) * float64(n) * float64(k))
 	j.packA = needPackA(transA, lda, im.mr)
 	j.schedule(nw)
@@ -757,7 +769,7 @@ func (w *Packed) mul(th Threads, y, x []float32, m int, bias []float32, beta flo
 		return
 	}
 	if w.useStrassen(m) && w.winograd() != nil {
-		linearStrassen(th, y, x, m, w, bias, beta, act, residual)
+		linearStrassen(th, y, x, m, w, bias, beta, act, residual, nil)
 		return
 	}
 	runGemmOn(th, current.Load(), m, w.N, w.K, 1, x, w.K, false, w.data, beta, y, w.N, bias, act, residual, dequant{})

@@ -258,6 +258,56 @@ func (t *team) close() {
 	teamPool.Put(t)
 }
 
+// rowPhase is the first phase of a parallel call, done by rows (the
+// LayerNorm before a Linear, Strassen–Winograd's sums): every worker
+// takes chunks of rows until none is left, then waits for the chunks
+// others are finishing before it goes on to the call's tasks. Unlike a
+// parallel call of its own, it needs no join: a worker that arrives late
+// finds it done and goes straight to the tasks.
+type rowPhase struct {
+	w           rowWork
+	rows, chunk int
+	next, done  atomic.Int64
+}
+
+// rowWork is the work of a rowPhase.
+type rowWork interface{ doRows(r0, r1 int) }
+
+func (p *rowPhase) reset(w rowWork, rows, chunk int) {
+	p.w, p.rows, p.chunk = w, rows, chunk
+	p.next.Store(0)
+	p.done.Store(0)
+}
+
+// run does chunks until none is left and returns when all are done.
+func (p *rowPhase) run() {
+	for {
+		r0 := int(p.next.Add(int64(p.chunk))) - p.chunk
+		if r0 >= p.rows {
+			break
+		}
+		p.w.doRows(r0, min(r0+p.chunk, p.rows))
+		p.done.Add(1)
+	}
+	// The chunks left were taken before this worker ran out: they take
+	// microseconds, unless their worker was descheduled.
+	for round := 0; p.done.Load() < int64(ceilDiv(p.rows, p.chunk)); round++ {
+		pause(round)
+	}
+}
+
+// pause is one round of waiting for another worker's progress: a yield
+// for the first 100 rounds, then 20 µs sleeps, so that a worker
+// descheduled by the OS gets the core back rather than the waiter
+// spinning on it.
+func pause(round int) {
+	if round < 100 {
+		runtime.Gosched()
+	} else {
+		time.Sleep(20 * time.Microsecond)
+	}
+}
+
 // Work is a set of independent items for Parallel.
 type Work interface {
 	// Do runs items [i0, i1) with the kernels on th (valid until Do
