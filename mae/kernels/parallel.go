@@ -268,6 +268,9 @@ type rowPhase struct {
 	w           rowWork
 	rows, chunk int
 	next, done  atomic.Int64
+	// waiters counts workers blocked on wake (see run).
+	waiters atomic.Int32
+	wake    chan struct{}
 }
 
 // rowWork is the work of a rowPhase.
@@ -277,29 +280,60 @@ func (p *rowPhase) reset(w rowWork, rows, chunk int) {
 	p.w, p.rows, p.chunk = w, rows, chunk
 	p.next.Store(0)
 	p.done.Store(0)
+	if p.wake == nil {
+		p.wake = make(chan struct{}, 1) // once per pooled job
+	}
 }
 
 // run does chunks until none is left and returns when all are done.
 func (p *rowPhase) run() {
+	total := int64(ceilDiv(p.rows, p.chunk))
 	for {
 		r0 := int(p.next.Add(int64(p.chunk))) - p.chunk
 		if r0 >= p.rows {
 			break
 		}
 		p.w.doRows(r0, min(r0+p.chunk, p.rows))
-		p.done.Add(1)
+		if p.done.Add(1) == total && p.waiters.Load() > 0 {
+			select {
+			case p.wake <- struct{}{}:
+			default: // a token is already there
+			}
+		}
 	}
 	// The chunks left were taken before this worker ran out: they take
-	// microseconds, unless their worker was descheduled.
-	for round := 0; p.done.Load() < int64(ceilDiv(p.rows, p.chunk)); round++ {
-		pause(round)
+	// microseconds, unless their worker was descheduled. Yield while
+	// polling is free (spareCPU), then block until the last one is done:
+	// not time.Sleep, whose wake-up comes ~1 ms late when the process
+	// has nothing else to run (the runtime's timer wait has millisecond
+	// resolution here).
+	start := time.Now()
+	for round := 0; p.done.Load() < total; round++ {
+		if round < 16 || time.Since(start) < callerPoll && spareCPU() {
+			runtime.Gosched()
+			continue
+		}
+		p.waiters.Add(1)
+		for p.done.Load() < total {
+			<-p.wake // sent after the last done count (or a stale token)
+		}
+		p.waiters.Add(-1)
+		// Pass the token on to another waiter (more than two workers).
+		if p.waiters.Load() > 0 {
+			select {
+			case p.wake <- struct{}{}:
+			default:
+			}
+		}
 	}
 }
 
 // pause is one round of waiting for another worker's progress: a yield
 // for the first 100 rounds, then 20 µs sleeps, so that a worker
 // descheduled by the OS gets the core back rather than the waiter
-// spinning on it.
+// spinning on it. (Such a sleep lasts ~1 ms when the process has nothing
+// else to run: the runtime then waits for timers with millisecond
+// resolution.)
 func pause(round int) {
 	if round < 100 {
 		runtime.Gosched()

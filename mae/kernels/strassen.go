@@ -304,10 +304,10 @@ func linearStrassen(th Threads, y, x []float32, m int, w *Packed, bias []float32
 }
 
 // release returns j and its scratch to their pools, dropping its
-// references for the GC but keeping done's storage.
+// references for the GC but keeping done's storage and the phase's channel.
 func (j *swJob) release() {
 	swBufPool.Put(j.sumBuf)
-	*j = swJob{done: j.done}
+	*j = swJob{done: j.done, sums: rowPhase{wake: j.sums.wake}}
 	swPool.Put(j)
 }
 
