@@ -306,12 +306,10 @@ func (m *Model) runBlocks(ws *workspace, th kernels.Threads, blocks []*Block, x 
 	att := ws.get(bufAttn, rows*d)
 	hid := ws.get(bufMLP, rows*mlp)
 	for _, blk := range blocks {
-		blk.Norm1.apply(th, h, x, rows)
-		blk.QKV.apply(th, qkv, h, rows, kernels.ActNone, nil)
+		blk.QKV.applyNormed(th, qkv, h, x, rows, blk.Norm1, kernels.ActNone)
 		th.AttentionIn(blk.QKV.packed.Precision(), att, qkv, n, t, blk.Heads, d/blk.Heads)
 		blk.Proj.apply(th, x, att, rows, kernels.ActNone, x)
-		blk.Norm2.apply(th, h, x, rows)
-		blk.FC1.apply(th, hid, h, rows, kernels.ActGELU, nil)
+		blk.FC1.applyNormed(th, hid, h, x, rows, blk.Norm2, kernels.ActGELU)
 		blk.FC2.apply(th, x, hid, rows, kernels.ActNone, x)
 	}
 }

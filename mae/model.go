@@ -54,6 +54,13 @@ func (n *LayerNorm) apply(th kernels.Threads, y, x []float32, rows int) {
 	th.LayerNorm(y, x, rows, len(paramData(n.W)), paramData(n.W), paramData(n.B), n.Eps)
 }
 
+// applyNormed is n.apply(th, h, x, rows) then l.apply(th, y, h, rows, act,
+// nil), in one parallel call (kernels.NormLinear).
+func (l *Linear) applyNormed(th kernels.Threads, y, h, x []float32, rows int, n *LayerNorm, act kernels.Activation) {
+	th.NormLinear(y, h, x, rows, kernels.Norm{Gamma: paramData(n.W), Beta: paramData(n.B), Eps: n.Eps},
+		l.packed, paramData(l.B), act)
+}
+
 // Block is the pre-norm transformer block of timm's VisionTransformer:
 // x + Attn(LN1(x)), then x + MLP(LN2(x)).
 type Block struct {

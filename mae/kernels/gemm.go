@@ -211,6 +211,75 @@ type gemmJob struct {
 	astate  []atomic.Int32
 	sh      *sharedBuf
 	next    atomic.Int64
+	// pre, if set, runs on every worker before its first task (NormLinear).
+	pre *rowPhase
+	// guided, when set, replaces the uniform grid: task t is spans[t]
+	// (see guide).
+	guided bool
+	spans  [maxSpans]span
+}
+
+// span is one task's block of C: rows [i0, i1), column panels [q0, q1).
+type span struct{ i0, i1, q0, q1 int32 }
+
+// maxSpans bounds the tasks of a guided schedule (a longer one keeps the
+// uniform grid).
+const maxSpans = 64
+
+// block is task t's rows [i0, i1) and column panels [q0, q1).
+func (j *gemmJob) block(t int) (i0, i1, q0, q1 int) {
+	if j.guided {
+		s := &j.spans[t]
+		return int(s.i0), int(s.i1), int(s.q0), int(s.q1)
+	}
+	rb, cb := t%j.nIc, t/j.nIc
+	if j.colFirst {
+		nJc := j.total / j.nIc
+		rb, cb = t/nJc, t%nJc
+	}
+	i0 = rb * j.mb * j.im.mr
+	q0 = cb * j.nb
+	return i0, min(j.m, i0+j.mb*j.im.mr), q0, min(numPanels(j.n), q0+j.nb)
+}
+
+// guide cuts a problem of one row block (few rows: batch 1) into column
+// tasks that narrow towards the end, ending with half-height tasks of one
+// panel, so that the workers finish within a small task of each other.
+// Uniform tasks of nb panels leave the last worker up to one whole task
+// (at K = 3072, ~1 ms) behind the others, and a helper that joins late
+// (woken from sleep) makes that the common case. Tasks are handed out in
+// order, the widest first: each takes nb panels, or a 2·nw-th of what is
+// left when that is less. False (the grid stays) when the tasks would not
+// fit in spans.
+func (j *gemmJob) guide(nw, panels int) bool {
+	mr := j.im.mr
+	half := ceilDiv(ceilDiv(j.m, mr), 2) * mr // rows of a tail task
+	t := 0
+	add := func(i0, i1, q0, q1 int) bool {
+		if t == maxSpans {
+			return false
+		}
+		j.spans[t] = span{int32(i0), int32(i1), int32(q0), int32(q1)}
+		t++
+		return true
+	}
+	for q := 0; q < panels; {
+		rem := panels - q
+		if rem <= nw && half < j.m {
+			if !add(0, half, q, q+1) || !add(half, j.m, q, q+1) {
+				return false
+			}
+			q++
+			continue
+		}
+		w := min(j.nb, ceilDiv(rem, 2*nw))
+		if !add(0, j.m, q, q+w) {
+			return false
+		}
+		q += w
+	}
+	j.total = t
+	return true
 }
 
 // sharedPanel returns the packed micro-panel of rows i.. and K chunk pc.
@@ -288,6 +357,9 @@ var (
 )
 
 func (j *gemmJob) run() {
+	if j.pre != nil {
+		j.pre.run()
+	}
 	s := scratchPool.Get().(*scratch)
 	for {
 		t := int(j.next.Add(1)) - 1
@@ -302,15 +374,7 @@ func (j *gemmJob) run() {
 func (j *gemmJob) task(s *scratch, t int) {
 	im := j.im
 	mr := im.mr
-	rb, cb := t%j.nIc, t/j.nIc
-	if j.colFirst {
-		nJc := j.total / j.nIc
-		rb, cb = t/nJc, t%nJc
-	}
-	i0 := rb * j.mb * mr
-	i1 := min(j.m, i0+j.mb*mr)
-	q0 := cb * j.nb
-	q1 := min(numPanels(j.n), q0+j.nb)
+	i0, i1, q0, q1 := j.block(t)
 	k := j.k
 	for pc := 0; pc < k; pc += j.kc {
 		kb := min(j.kc, k-pc)
@@ -471,10 +535,16 @@ func (j *gemmJob) schedule(nw int) {
 	}
 	panels := numPanels(j.n)
 	rowPanels := (j.m + mr - 1) / mr
+	j.guided = false
 	if rowPanels <= 3*j.mb {
 		// Few rows (batch 1: 197): one row block, so each B block is read
 		// from memory once and A's kc-slice stays in L2 beside it.
 		j.mb = rowPanels
+		if nw > 1 && j.guide(nw, panels) {
+			j.guided, j.nIc = true, 1
+			j.finish(nw, rowPanels)
+			return
+		}
 	} else {
 		// Even row blocks, not a full ones plus a sliver.
 		j.mb = ceilDiv(rowPanels, ceilDiv(rowPanels, j.mb))
@@ -501,6 +571,11 @@ func (j *gemmJob) schedule(nw int) {
 	}
 	j.nIc = ceilDiv(rowPanels, j.mb)
 	j.total = j.nIc * ceilDiv(panels, j.nb)
+	j.finish(nw, rowPanels)
+}
+
+// finish sets what follows from the task grid (schedule's end).
+func (j *gemmJob) finish(nw, rowPanels int) {
 	// A packed A block outlives a task only when K is one chunk: then go
 	// along its row block. (Otherwise consecutive tasks share B blocks.)
 	j.colFirst = j.packA && j.k <= j.kc
@@ -527,6 +602,13 @@ func runGemm(m, n, k int, alpha float32, a []float32, lda int, transA bool, bp [
 // and B is: one float32, or one word of two bf16), on th's goroutines.
 func runGemmOn(th Threads, im *impl, m, n, k int, alpha float32, a []float32, lda int, transA bool, bp []float32,
 	beta float32, c []float32, ldc int, bias []float32, act Activation, res []float32, deq dequant) {
+	runGemmWith(th, nil, im, m, n, k, alpha, a, lda, transA, bp, beta, c, ldc, bias, act, res, deq)
+}
+
+// runGemmWith is runGemmOn with a first phase pre (nil: none) that forms A
+// (k > 0).
+func runGemmWith(th Threads, pre *rowPhase, im *impl, m, n, k int, alpha float32, a []float32, lda int, transA bool, bp []float32,
+	beta float32, c []float32, ldc int, bias []float32, act Activation, res []float32, deq dequant) {
 	if k == 0 {
 		// Nothing to multiply: C = beta·C + bias, then the epilogue.
 		for i := 0; i < m; i++ {
@@ -552,7 +634,7 @@ func runGemmOn(th Threads, im *impl, m, n, k int, alpha float32, a []float32, ld
 	}
 	j := gemmPool.Get().(*gemmJob)
 	*j = gemmJob{im: im, m: m, n: n, k: k, alpha: alpha, beta: beta, a: a, lda: lda, transA: transA,
-		bp: bp, c: c, ldc: ldc, bias: bias, act: act, res: res, deq: deq}
+		bp: bp, c: c, ldc: ldc, bias: bias, act: act, res: res, deq: deq, pre: pre}
 	nw := th.workers(2 * float64(m) * float64(n) * float64(k))
 	j.packA = needPackA(transA, lda, im.mr)
 	j.schedule(nw)
@@ -687,7 +769,7 @@ func (w *Packed) mul(th Threads, y, x []float32, m int, bias []float32, beta flo
 		return
 	}
 	if w.useStrassenOn(th, m) && w.winograd() != nil {
-		linearStrassen(th, y, x, m, w, bias, beta, act, residual)
+		linearStrassen(th, y, x, m, w, bias, beta, act, residual, nil)
 		return
 	}
 	runGemmOn(th, current.Load(), m, w.N, w.K, 1, x, w.K, false, w.data, beta, y, w.N, bias, act, residual, dequant{})

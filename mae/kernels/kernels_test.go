@@ -450,6 +450,11 @@ func noAllocCases() map[string]func() {
 	qkv := randSlice(r, 2*50*3*64*4)
 	out := make([]float32, 2*50*64*4)
 	gamma, beta := randSlice(r, n), randSlice(r, n)
+	h := make([]float32, m*k)
+	// A shape that runs Strassen–Winograd on every path.
+	const sm, sn, sk = 197, 512, 2048
+	sx, sh, sy, sg := randSlice(r, sm*sk), make([]float32, sm*sk), make([]float32, sm*sn), randSlice(r, sk)
+	sp := PackLinear(randSlice(r, sn*sk), sn, sk)
 	// Items of Parallel: their kernel calls go through the crew (board,
 	// teams) even on one P, where the caller runs every item.
 	const pn, pt, pd = 3, 50, 64
@@ -467,7 +472,11 @@ func noAllocCases() map[string]func() {
 		// Int8 attention where the path has it, float32 elsewhere.
 		"AttentionInt8": func() { AttentionIn(Int8, out, qkv, 2, 50, 4, 64) },
 		"LayerNorm":     func() { LayerNorm(y, y, m, n, gamma, beta, 1e-6) },
-		"GELU":          func() { GELU(y) },
+		"NormLinear":    func() { All.NormLinear(y, h, x, m, Norm{gamma[:k], beta[:k], 1e-6}, p, bias, ActGELU) },
+		"NormLinearStrassen": func() {
+			All.NormLinear(sy, sh, sx, sm, Norm{sg, sg, 1e-6}, sp, nil, ActNone)
+		},
+		"GELU": func() { GELU(y) },
 	}
 }
 
@@ -702,6 +711,82 @@ func sameBits(t *testing.T, what string, got, want []float32) {
 	for i := range want {
 		if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
 			t.Errorf("%s: [%d] = %v, want bitwise %v", what, i, got[i], want[i])
+			return
+		}
+	}
+}
+
+// TestAttentionBitwise: attention on several workers (whose last items run
+// in pieces of query rows) gives bitwise what one worker gives.
+func TestAttentionBitwise(t *testing.T) {
+	forEachPath(t, func(t *testing.T) {
+		r := rand.New(rand.NewPCG(13, 14))
+		for _, s := range []struct{ b, t, h, hd int }{{1, 197, 12, 64}, {2, 50, 12, 64}, {1, 197, 1, 64}, {3, 33, 4, 40}, {1, 61, 3, 32}} {
+			qkv := randSlice(r, s.b*s.t*3*s.h*s.hd)
+			want := make([]float32, s.b*s.t*s.h*s.hd)
+			old := runtime.GOMAXPROCS(1)
+			Attention(want, qkv, s.b, s.t, s.h, s.hd)
+			for _, procs := range []int{2, 3} {
+				runtime.GOMAXPROCS(procs)
+				got := make([]float32, len(want))
+				Attention(got, qkv, s.b, s.t, s.h, s.hd)
+				sameBits(t, fmt.Sprintf("%v at GOMAXPROCS=%d", s, procs), got, want)
+			}
+			runtime.GOMAXPROCS(old)
+		}
+	})
+}
+
+// TestNormLinear: NormLinear gives bitwise LayerNorm then Linear, with and
+// without Strassen–Winograd, on one and several workers, in every
+// precision, and with a NaN in x (Strassen's fallback to the plain GEMM).
+func TestNormLinear(t *testing.T) {
+	forEachPath(t, func(t *testing.T) {
+		r := rand.New(rand.NewPCG(15, 16))
+		for _, s := range []struct{ m, k, n int }{{197, 768, 96}, {197, 2048, 512}, {50, 1030, 70}, {3, 40, 33}, {197, 768, 2304}} {
+			x, w, bias := randSlice(r, s.m*s.k), randSlice(r, s.n*s.k), randSlice(r, s.n)
+			n := Norm{Gamma: randSlice(r, s.k), Beta: randSlice(r, s.k), Eps: 1e-6}
+			p := PackLinear(w, s.n, s.k)
+			for _, prec := range []Precision{FP32, BF16, Int8} {
+				pw := p
+				if prec != FP32 {
+					pw = p.Convert(prec)
+				}
+				for _, nan := range []bool{false, true} {
+					if nan {
+						x[min(5, s.m-1)*s.k+1] = float32(math.NaN())
+					}
+					for _, procs := range []int{1, 2, 3} {
+						// The two calls at the same thread count: whether a
+						// Linear runs Strassen may depend on it.
+						old := runtime.GOMAXPROCS(procs)
+						wantH, want := make([]float32, s.m*s.k), make([]float32, s.m*s.n)
+						LayerNorm(wantH, x, s.m, s.k, n.Gamma, n.Beta, n.Eps)
+						Linear(want, wantH, s.m, pw, bias, ActGELU, nil)
+						h, got := make([]float32, s.m*s.k), make([]float32, s.m*s.n)
+						All.NormLinear(got, h, x, s.m, n, pw, bias, ActGELU)
+						runtime.GOMAXPROCS(old)
+						what := fmt.Sprintf("%v %v nan=%v GOMAXPROCS=%d", s, prec, nan, procs)
+						sameBitsNaN(t, what+" h", h, wantH)
+						sameBitsNaN(t, what+" y", got, want)
+					}
+					x[min(5, s.m-1)*s.k+1] = 0.5
+				}
+			}
+		}
+	})
+}
+
+// sameBitsNaN is sameBits where any NaN equals any NaN.
+func sameBitsNaN(t *testing.T, what string, got, want []float32) {
+	t.Helper()
+	for i := range want {
+		g, w := got[i], want[i]
+		if g != g && w != w {
+			continue
+		}
+		if math.Float32bits(g) != math.Float32bits(w) {
+			t.Errorf("%s: [%d] = %v, want bitwise %v", what, i, g, w)
 			return
 		}
 	}

@@ -49,22 +49,28 @@ type lnJob struct {
 	d           int
 	gamma, beta []float32
 	eps         float32
+	phase       rowPhase // of this job, as the first phase of a GEMM (NormLinear)
 }
 
 func (j *lnJob) run() {
-	d := j.d
 	for {
 		r0, r1, ok := j.take()
 		if !ok {
 			return
 		}
-		for r := r0; r < r1; r++ {
-			xr := j.x[r*d : r*d+d]
-			mean := j.im.sum(xr) / float32(d)
-			v := j.im.sqdev(xr, mean) / float32(d)
-			rstd := float32(1 / math.Sqrt(float64(v)+float64(j.eps)))
-			j.im.ln(j.y[r*d:r*d+d], xr, mean, rstd, j.gamma, j.beta)
-		}
+		j.doRows(r0, r1)
+	}
+}
+
+// doRows normalises rows [r0, r1).
+func (j *lnJob) doRows(r0, r1 int) {
+	d := j.d
+	for r := r0; r < r1; r++ {
+		xr := j.x[r*d : r*d+d]
+		mean := j.im.sum(xr) / float32(d)
+		v := j.im.sqdev(xr, mean) / float32(d)
+		rstd := float32(1 / math.Sqrt(float64(v)+float64(j.eps)))
+		j.im.ln(j.y[r*d:r*d+d], xr, mean, rstd, j.gamma, j.beta)
 	}
 }
 
@@ -146,11 +152,70 @@ func (th Threads) LayerNorm(y, x []float32, rows, d int, gamma, beta []float32, 
 	if rows == 0 || d == 0 {
 		return
 	}
-	j := lnPool.Get().(*lnJob)
-	j.im, j.y, j.x, j.d, j.gamma, j.beta, j.eps = current.Load(), y, x, d, gamma, beta, eps
+	j := newLN(y, x, d, gamma, beta, eps)
 	nw := th.workers(float64(rows) * float64(d) * 6)
 	j.reset(rows, max(1, rows/(8*nw)))
 	th.run(nw, j)
-	j.y, j.x, j.gamma, j.beta = nil, nil, nil, nil
+	j.release()
+}
+
+func newLN(y, x []float32, d int, gamma, beta []float32, eps float32) *lnJob {
+	j := lnPool.Get().(*lnJob)
+	j.im, j.y, j.x, j.d, j.gamma, j.beta, j.eps = current.Load(), y, x, d, gamma, beta, eps
+	return j
+}
+
+func (j *lnJob) release() {
+	j.y, j.x, j.gamma, j.beta, j.phase.w = nil, nil, nil, nil, nil
 	lnPool.Put(j)
 }
+
+// Norm is a LayerNorm's scale, shift and epsilon (see LayerNorm).
+type Norm struct {
+	Gamma, Beta []float32
+	Eps         float32
+}
+
+// NormLinear is LayerNorm(h, x, m, w.K, n...) then Linear(y, h, m, w,
+// bias, act, nil), in one parallel call for float32 weights: the workers
+// normalise rows first (within Strassen–Winograd's S pass when it runs),
+// each waiting only for the rows others are finishing, then multiply. A
+// worker that the OS starts late (woken from sleep, or descheduled) then
+// joins the product instead of holding up a LayerNorm call of its own.
+// h is [m×K] (it must not overlap x or y); results are bitwise those of
+// the two calls.
+func (th Threads) NormLinear(y, h, x []float32, m int, n Norm, w *Packed, bias []float32, act Activation) {
+	k := w.K
+	if m == 0 {
+		return
+	}
+	if len(x) < m*k || len(h) < m*k || len(n.Gamma) < k || len(n.Beta) < k {
+		panic(fmt.Sprintf("kernels.NormLinear: m=%d K=%d: len(h)=%d len(x)=%d len(gamma)=%d len(beta)=%d",
+			m, k, len(h), len(x), len(n.Gamma), len(n.Beta)))
+	}
+	if overlaps(h, m*k, x, m*k) {
+		panic("kernels.NormLinear: h overlaps x")
+	}
+	if w.prec != FP32 || k == 0 {
+		th.LayerNorm(h, x, m, k, n.Gamma, n.Beta, n.Eps)
+		th.Linear(y, h, m, w, bias, act, nil)
+		return
+	}
+	if len(y) < m*w.N || (bias != nil && len(bias) < w.N) {
+		panic(fmt.Sprintf("kernels.NormLinear: m=%d N=%d: len(y)=%d len(bias)=%d", m, w.N, len(y), len(bias)))
+	}
+	if overlaps(y, m*w.N, h, m*k) || overlaps(y, m*w.N, x, m*k) {
+		panic("kernels.NormLinear: y overlaps h or x")
+	}
+	ln := newLN(h, x, k, n.Gamma, n.Beta, n.Eps)
+	defer ln.release()
+	if w.useStrassenOn(th, m) && w.winograd() != nil {
+		linearStrassen(th, y, h, m, w, bias, 0, act, nil, ln)
+		return
+	}
+	ln.phase.reset(ln, m, lnChunk)
+	runGemmWith(th, &ln.phase, current.Load(), m, w.N, k, 1, h, k, false, w.data, 0, y, w.N, bias, act, nil, dequant{})
+}
+
+// lnChunk is how many rows a worker normalises at a time in NormLinear.
+const lnChunk = 16

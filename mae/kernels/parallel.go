@@ -46,7 +46,97 @@ var (
 func poolWorker() {
 	for inv := range poolCh {
 		inv.t.join(inv.id)
+		// The next call usually comes within microseconds (batch 1: one
+		// per layer). Waking from sleep takes tens of microseconds, so
+		// poll for it a little while the machine has a core to spare.
+		for {
+			next, ok := pollInvite()
+			if !ok {
+				break
+			}
+			next.t.join(next.id)
+		}
 	}
+}
+
+// Polling bounds (see spareCPU): a helper waits this long for the next
+// invite before it sleeps, and the caller of a parallel call as long for
+// the helpers still inside it. At batch 1 the calls come back to back,
+// and with the tasks narrowing towards the end (gemmJob.guide) the last
+// helper finishes within a small task of the caller.
+const (
+	helperPoll = 200 * time.Microsecond
+	callerPoll = 200 * time.Microsecond
+)
+
+// pollInvite waits up to helperPoll for an invite while spareCPU says
+// polling takes no core another thread needs. It yields on every round,
+// so other goroutines of the process run first.
+func pollInvite() (invite, bool) {
+	if !spareCPU() {
+		return invite{}, false
+	}
+	start := time.Now()
+	for {
+		select {
+		case inv := <-poolCh:
+			return inv, true
+		default:
+		}
+		if time.Since(start) > helperPoll {
+			return invite{}, false
+		}
+		runtime.Gosched()
+	}
+}
+
+// spare caches sampleSpare for spareSample.
+var spare struct {
+	next atomic.Int64 // when to sample again (time since spareEpoch)
+	ok   atomic.Bool
+}
+
+var spareEpoch = time.Now()
+
+const spareSample = 4 * time.Millisecond
+
+// spareCPU tells whether waiting threads may poll: whether, at the last
+// sample (at most spareSample old), the machine had no more runnable
+// threads than CPUs. Polling then only uses cycles nobody else wants;
+// when other processes compete for the cores (the machine is
+// oversubscribed), a polling thread would take the core the other
+// worker, or another process, needs: waiters sleep at once, as they
+// always did before. (Polling unconditionally for 100 µs gained 1–5% at
+// batch 1 on a quiet machine but cost 2–50% beside a busy loop.)
+func spareCPU() bool {
+	now := int64(time.Since(spareEpoch))
+	if next := spare.next.Load(); now < next || !spare.next.CompareAndSwap(next, now+int64(spareSample)) {
+		return spare.ok.Load()
+	}
+	ok := sampleSpare()
+	spare.ok.Store(ok)
+	return ok
+}
+
+// runningField parses the running-threads count R of /proc/loadavg
+// ("0.45 0.61 0.87 R/T last-pid").
+func runningField(b []byte) (int, bool) {
+	f := 0
+	for i := 0; i < len(b); i++ {
+		if b[i] == ' ' {
+			f++
+			continue
+		}
+		if f == 3 {
+			n, digits := 0, 0
+			for ; i < len(b) && b[i] >= '0' && b[i] <= '9'; i++ {
+				n = n*10 + int(b[i]-'0')
+				digits++
+			}
+			return n, digits > 0 && i < len(b) && b[i] == '/'
+		}
+	}
+	return 0, false
 }
 
 func ensureWorkers(n int) {
@@ -147,6 +237,14 @@ func (t *team) join(id uint64) {
 // for the helpers inside the job and returns t to the pool.
 func (t *team) close() {
 	t.id.Store(0)
+	if t.joined.Load() != 0 && spareCPU() {
+		// A helper is finishing its last task: poll briefly rather than
+		// sleep and be woken (see spareCPU).
+		start := time.Now()
+		for t.joined.Load() != 0 && time.Since(start) < callerPoll {
+			runtime.Gosched()
+		}
+	}
 	for t.joined.Load() != 0 {
 		// A helper is still finishing an item. Block rather than spin: on
 		// a loaded machine spinning could take the core it needs.
@@ -158,6 +256,90 @@ func (t *team) close() {
 	}
 	t.r = nil
 	teamPool.Put(t)
+}
+
+// rowPhase is the first phase of a parallel call, done by rows (the
+// LayerNorm before a Linear, Strassen–Winograd's sums): every worker
+// takes chunks of rows until none is left, then waits for the chunks
+// others are finishing before it goes on to the call's tasks. Unlike a
+// parallel call of its own, it needs no join: a worker that arrives late
+// finds it done and goes straight to the tasks.
+type rowPhase struct {
+	w           rowWork
+	rows, chunk int
+	next, done  atomic.Int64
+	// waiters counts workers blocked on wake (see run).
+	waiters atomic.Int32
+	wake    chan struct{}
+}
+
+// rowWork is the work of a rowPhase.
+type rowWork interface{ doRows(r0, r1 int) }
+
+func (p *rowPhase) reset(w rowWork, rows, chunk int) {
+	p.w, p.rows, p.chunk = w, rows, chunk
+	p.next.Store(0)
+	p.done.Store(0)
+	if p.wake == nil {
+		p.wake = make(chan struct{}, 1) // once per pooled job
+	}
+}
+
+// run does chunks until none is left and returns when all are done.
+func (p *rowPhase) run() {
+	total := int64(ceilDiv(p.rows, p.chunk))
+	for {
+		r0 := int(p.next.Add(int64(p.chunk))) - p.chunk
+		if r0 >= p.rows {
+			break
+		}
+		p.w.doRows(r0, min(r0+p.chunk, p.rows))
+		if p.done.Add(1) == total && p.waiters.Load() > 0 {
+			select {
+			case p.wake <- struct{}{}:
+			default: // a token is already there
+			}
+		}
+	}
+	// The chunks left were taken before this worker ran out: they take
+	// microseconds, unless their worker was descheduled. Yield while
+	// polling is free (spareCPU), then block until the last one is done:
+	// not time.Sleep, whose wake-up comes ~1 ms late when the process
+	// has nothing else to run (the runtime's timer wait has millisecond
+	// resolution here).
+	start := time.Now()
+	for round := 0; p.done.Load() < total; round++ {
+		if round < 16 || time.Since(start) < callerPoll && spareCPU() {
+			runtime.Gosched()
+			continue
+		}
+		p.waiters.Add(1)
+		for p.done.Load() < total {
+			<-p.wake // sent after the last done count (or a stale token)
+		}
+		p.waiters.Add(-1)
+		// Pass the token on to another waiter (more than two workers).
+		if p.waiters.Load() > 0 {
+			select {
+			case p.wake <- struct{}{}:
+			default:
+			}
+		}
+	}
+}
+
+// pause is one round of waiting for another worker's progress: a yield
+// for the first 100 rounds, then 20 µs sleeps, so that a worker
+// descheduled by the OS gets the core back rather than the waiter
+// spinning on it. (Such a sleep lasts ~1 ms when the process has nothing
+// else to run: the runtime then waits for timers with millisecond
+// resolution.)
+func pause(round int) {
+	if round < 100 {
+		runtime.Gosched()
+	} else {
+		time.Sleep(20 * time.Microsecond)
+	}
 }
 
 // Work is a set of independent items for Parallel.

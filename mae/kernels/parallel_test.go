@@ -121,3 +121,25 @@ func TestParallelItemsStrassen(t *testing.T) {
 		}
 	})
 }
+
+// runningField reads the running-threads count of /proc/loadavg and
+// refuses what is not that field.
+func TestRunningField(t *testing.T) {
+	for _, c := range []struct {
+		in   string
+		n    int
+		okay bool
+	}{
+		{"0.45 0.61 0.87 3/200 12345\n", 3, true},
+		{"12.00 9.10 7.00 17/1024 99\n", 17, true},
+		{"0.45 0.61 0.87 /200 12345\n", 0, false},
+		{"0.45 0.61 0.87 3", 0, false},
+		{"0.45 0.61\n", 0, false},
+		{"", 0, false},
+	} {
+		n, ok := runningField([]byte(c.in))
+		if ok != c.okay || ok && n != c.n {
+			t.Errorf("runningField(%q) = %d, %v; want %d, %v", c.in, n, ok, c.n, c.okay)
+		}
+	}
+}

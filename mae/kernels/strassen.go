@@ -7,7 +7,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"time"
 	"unsafe"
 )
 
@@ -197,7 +196,8 @@ type swJob struct {
 	beta   float32      // of the first product (1: y += x·Wᵀ)
 	sumBuf *[]float32
 
-	ws winoSums
+	ws   winoSums
+	sums rowPhase // of ws
 	// done[t] is how many products block t has finished.
 	done []atomic.Int32
 }
@@ -210,7 +210,10 @@ var (
 // linearStrassen is y = x·Wᵀ + beta·y + bias, act, + residual with one
 // level of Strassen–Winograd (w.useStrassenOn(th, m), w.winograd() != nil). If
 // x holds a NaN or Inf it runs the plain GEMM instead.
-func linearStrassen(th Threads, y, x []float32, m int, w *Packed, bias []float32, beta float32, act Activation, residual []float32) {
+//
+// With ln set (NormLinear), x is ln's output, formed row by row in the S
+// pass from ln's input.
+func linearStrassen(th Threads, y, x []float32, m int, w *Packed, bias []float32, beta float32, act Activation, residual []float32, ln *lnJob) {
 	im := current.Load()
 	sb := w.sw
 	n, k := w.N, w.K
@@ -239,18 +242,9 @@ func linearStrassen(th Threads, y, x []float32, m int, w *Packed, bias []float32
 	s := func(i int) []float32 { return sums[i*mh*ls : (i+1)*mh*ls] }
 	nw := th.workers(2 * float64(m) * float64(n) * float64(k))
 	ws := &j.ws
-	ws.im, ws.x, ws.m, ws.mh, ws.k, ws.ls, ws.sums, ws.copyA = im, x, m, mh, k, ls, sums, copyA
-	ws.next.Store(0)
+	ws.im, ws.x, ws.m, ws.mh, ws.k, ws.ls, ws.sums, ws.copyA, ws.ln = im, x, m, mh, k, ls, sums, copyA, ln
 	ws.nonFinite.Store(false)
-	th.run(min(nw, ceilDiv(mh, winoRows)), ws)
-	if ws.nonFinite.Load() {
-		// A NaN or Inf in row r of x would reach rows r and r ± m/2 of y
-		// through S1..S4 (another token, maybe another image), and an Inf
-		// can turn into NaN in them: the plain GEMM keeps each row to itself.
-		j.release()
-		runGemmOn(th, im, m, n, k, 1, x, k, false, w.data, beta, y, n, bias, act, residual, dequant{})
-		return
-	}
+	j.sums.reset(ws, mh, winoRows)
 	a11, a12, a22, lda := x, x[kh:], x[mh*k+kh:], k
 	if copyA {
 		a11, a12, a22, lda = s(4), s(5), s(6), ls
@@ -315,15 +309,23 @@ func linearStrassen(th Threads, y, x []float32, m int, w *Packed, bias []float32
 	for i := range j.done {
 		j.done[i].Store(0)
 	}
-	th.run(min(nw, g.total), j)
+	th.run(min(nw, max(g.total, ceilDiv(mh, winoRows))), j)
+	if ws.nonFinite.Load() {
+		// A NaN or Inf in row r of x would reach rows r and r ± m/2 of y
+		// through S1..S4 (another token, maybe another image), and an Inf
+		// can turn into NaN in them: the plain GEMM keeps each row to itself.
+		j.release()
+		runGemmOn(th, im, m, n, k, 1, x, k, false, w.data, beta, y, n, bias, act, residual, dequant{})
+		return
+	}
 	j.release()
 }
 
 // release returns j and its scratch to their pools, dropping its
-// references for the GC but keeping done's storage.
+// references for the GC but keeping done's storage and the phase's channel.
 func (j *swJob) release() {
 	swBufPool.Put(j.sumBuf)
-	*j = swJob{done: j.done}
+	*j = swJob{done: j.done, sums: rowPhase{wake: j.sums.wake}}
 	swPool.Put(j)
 }
 
@@ -331,54 +333,54 @@ func (j *swJob) release() {
 const winoRows = 16
 
 // winoSums forms S1..S4 (mh rows of kh floats each, row stride ls) from x
-// (m×k), in parallel over rows.
+// (m×k), by rows (a rowPhase of the products job).
 type winoSums struct {
 	im           *impl
 	x            []float32
 	m, mh, k, ls int
 	sums         []float32
 	copyA        bool // also copy A11, A12, A22 (after S4)
+	// ln, if set, forms the rows of x first (x is its output).
+	ln *lnJob
 	// nonFinite is set when x holds a NaN or Inf (see linearStrassen).
 	nonFinite atomic.Bool
-	next      atomic.Int64
 }
 
-func (ws *winoSums) run() {
+// doRows forms rows [r0, r1) of S1..S4 (from rows r0.. and mh+r0.. of x).
+func (ws *winoSums) doRows(r0, r1 int) {
 	kh, ls, mh := ws.k/2, ws.ls, ws.mh
+	if ws.ln != nil {
+		ws.ln.doRows(r0, r1)
+		ws.ln.doRows(min(ws.m, mh+r0), min(ws.m, mh+r1))
+	}
 	s := func(i int) []float32 { return ws.sums[i*mh*ls : (i+1)*mh*ls] }
 	s1, s2, s3, s4 := s(0), s(1), s(2), s(3)
-	for {
-		r0 := int(ws.next.Add(winoRows)) - winoRows
-		if r0 >= mh {
-			return
-		}
-		for r := r0; r < min(r0+winoRows, mh); r++ {
-			a11 := ws.x[r*ws.k : r*ws.k+kh]
-			a12 := ws.x[r*ws.k+kh : (r+1)*ws.k]
-			d1, d2, d3, d4 := s1[r*ls:r*ls+kh], s2[r*ls:r*ls+kh], s3[r*ls:r*ls+kh], s4[r*ls:r*ls+kh]
-			r2 := mh + r
-			if ws.copyA {
-				copy(s(4)[r*ls:r*ls+kh], a11)
-				copy(s(5)[r*ls:r*ls+kh], a12)
-				if r2 < ws.m {
-					copy(s(6)[r*ls:r*ls+kh], ws.x[r2*ws.k+kh:(r2+1)*ws.k])
-				}
-			}
+	for r := r0; r < r1; r++ {
+		a11 := ws.x[r*ws.k : r*ws.k+kh]
+		a12 := ws.x[r*ws.k+kh : (r+1)*ws.k]
+		d1, d2, d3, d4 := s1[r*ls:r*ls+kh], s2[r*ls:r*ls+kh], s3[r*ls:r*ls+kh], s4[r*ls:r*ls+kh]
+		r2 := mh + r
+		if ws.copyA {
+			copy(s(4)[r*ls:r*ls+kh], a11)
+			copy(s(5)[r*ls:r*ls+kh], a12)
 			if r2 < ws.m {
-				if !ws.im.winoA(d1, d2, d3, d4, a11, a12, ws.x[r2*ws.k:r2*ws.k+kh], ws.x[r2*ws.k+kh:(r2+1)*ws.k]) {
-					ws.nonFinite.Store(true)
-				}
-				continue
+				copy(s(6)[r*ls:r*ls+kh], ws.x[r2*ws.k+kh:(r2+1)*ws.k])
 			}
-			// The zero row padding an odd m: A21 = A22 = 0.
-			z := float32(0)
-			for i, v := range a11 {
-				d1[i], d2[i], d3[i], d4[i] = 0, -v, v, a12[i]+v
-				z += 0 * d4[i]
-			}
-			if z != z {
+		}
+		if r2 < ws.m {
+			if !ws.im.winoA(d1, d2, d3, d4, a11, a12, ws.x[r2*ws.k:r2*ws.k+kh], ws.x[r2*ws.k+kh:(r2+1)*ws.k]) {
 				ws.nonFinite.Store(true)
 			}
+			continue
+		}
+		// The zero row padding an odd m: A21 = A22 = 0.
+		z := float32(0)
+		for i, v := range a11 {
+			d1[i], d2[i], d3[i], d4[i] = 0, -v, v, a12[i]+v
+			z += 0 * d4[i]
+		}
+		if z != z {
+			ws.nonFinite.Store(true)
 		}
 	}
 }
@@ -392,7 +394,16 @@ func (ws *winoSums) run() {
 // sleeps rather than spin on the core that worker needs). With one row
 // block (batch 1) every block's B is read once either way, and a task
 // runs all 7 products of its block, with nothing to wait for.
+//
+// Every worker first forms chunks of S1..S4 (j.sums) and waits for the
+// last ones in progress: one parallel call per Linear instead of two, so
+// a helper woken late (or descheduled) by the OS joins the products
+// rather than holding up a separate join of the short S pass.
 func (j *swJob) run() {
+	j.sums.run()
+	if j.ws.nonFinite.Load() {
+		return // linearStrassen runs the plain GEMM
+	}
 	s := scratchPool.Get().(*scratch)
 	T, np := j.g.total, len(j.prods)
 	for {
@@ -410,12 +421,8 @@ func (j *swJob) run() {
 			break
 		}
 		p, t := u/T, u%T
-		for spin := 0; j.done[t].Load() < int32(p); spin++ {
-			if spin < 100 {
-				runtime.Gosched()
-			} else {
-				time.Sleep(20 * time.Microsecond)
-			}
+		for round := 0; j.done[t].Load() < int32(p); round++ {
+			pause(round)
 		}
 		j.task(s, t, p)
 		j.done[t].Store(int32(p + 1))
@@ -428,11 +435,7 @@ func (j *swJob) task(s *scratch, t, pi int) {
 	g := &j.g
 	im := g.im
 	mr := im.mr
-	rb, cb := t%g.nIc, t/g.nIc
-	i0 := rb * g.mb * mr
-	i1 := min(g.m, i0+g.mb*mr)
-	q0 := cb * g.nb
-	q1 := min(numPanels(g.n), q0+g.nb)
+	i0, i1, q0, q1 := g.block(t)
 	tile := &s.tile[0]
 	pr := &j.prods[pi]
 	e := min(i1, pr.rows)
