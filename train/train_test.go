@@ -399,3 +399,26 @@ func TestPretrainNamesTheErrorsDirectory(t *testing.T) {
 		t.Errorf("log does not name %q:\n%s", want, logs.String())
 	}
 }
+
+// --init from a checkpoint of another architecture names the settings that
+// differ by their config.json keys, with both values, rather than printing
+// two whole configs; it fails before any training.
+func TestInitOtherArchitectureNamesTheDifference(t *testing.T) {
+	r := tinyRecipe()
+	r.Epochs, r.WarmupEpochs, r.AccumIter = 1, 0, 1
+	init := "../mae/testdata/fixtures/tiny32/hf" // hidden_size 48, 2 layers, 4 heads
+	_, err := Pretrain(context.Background(), Job{Model: tinyConfig(), Init: init, Recipe: r, Options: Options{Output: t.TempDir()}, Inputs: []string{"../examples/photos"}})
+	if err == nil {
+		t.Fatal("--init from another architecture: no error")
+	}
+	for _, want := range []string{"different architecture", "hidden_size 48 (--init) vs 24 (--model)", "num_hidden_layers 2 (--init) vs 1 (--model)"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not say %q", err, want)
+		}
+	}
+	for _, same := range []string{"image_size", "patch_size", "layer_norm_eps", "mask_ratio"} {
+		if strings.Contains(err.Error(), same) {
+			t.Errorf("error %q names %s, which is the same in both", err, same)
+		}
+	}
+}
