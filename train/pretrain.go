@@ -117,6 +117,10 @@ func Pretrain(ctx context.Context, j Job) (*Result, error) {
 		return nil, err
 	}
 	defer release()
+	// Holding the directory, no other run is writing in it: temporaries
+	// left there are a killed run's (a checkpoint directory being built is
+	// as large as the model and optimiser state), never to be published.
+	removeStaleTemps(j.Options.Output)
 	pre := j.Preprocess
 	pre.Size = cfg.ImageSize
 	srcOpts := j.Sources

@@ -422,3 +422,38 @@ func TestInitOtherArchitectureNamesTheDifference(t *testing.T) {
 		}
 	}
 }
+
+// A run killed while saving leaves a ".checkpoint-N.tmp-*" directory (as
+// large as the model and its optimiser state) or a ".latest.tmp-*" file;
+// the next run into the directory removes them, and nothing else.
+func TestPretrainRemovesKilledRunsTemporaries(t *testing.T) {
+	out := t.TempDir()
+	stale := []string{".checkpoint-00000004.tmp-3768532552", ".latest.tmp-1666369053", ".metrics.csv.tmp-42", ".loss.png.tmp-7"}
+	if err := os.Mkdir(filepath.Join(out, stale[0]), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(out, stale[0], "model.safetensors"), []byte("partial"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	kept := []string{".keep", "notes.tmp-1", ".checkpoint-x.tmp-1", ".other.tmp-3"}
+	for _, name := range append(stale[1:], kept...) {
+		if err := os.WriteFile(filepath.Join(out, name), []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := tinyRecipe()
+	r.Epochs, r.WarmupEpochs, r.AccumIter = 1, 0, 1
+	if _, err := Pretrain(context.Background(), Job{Model: tinyConfig(), Recipe: r, Options: Options{Output: out}, Inputs: []string{"../examples/photos"}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range stale {
+		if _, err := os.Lstat(filepath.Join(out, name)); err == nil {
+			t.Errorf("%s: a killed run's temporary is still there", name)
+		}
+	}
+	for _, name := range kept {
+		if _, err := os.Lstat(filepath.Join(out, name)); err != nil {
+			t.Errorf("%s: not a temporary of pretrain, but removed: %v", name, err)
+		}
+	}
+}
