@@ -132,7 +132,23 @@ func (b *Batch) DryRun(ctx context.Context, w io.Writer) error {
 		n++
 	}
 	slog.Info("dry run", "inputs", n, "skipped", b.Inputs.Skipped())
-	return nil
+	return b.noImages()
+}
+
+// noImages is the error of inputs that held no image at all, in any shard:
+// a directory whose only files are containers without images (an empty
+// tar, Parquet files without an image column, such as another run's
+// output given as the input by mistake). An empty directory or list is
+// refused before the run starts (sources.OpenWith); these are only known
+// once read. nil when the inputs held at least one image, even one another
+// shard takes, one done already or one that failed.
+func (b *Batch) noImages() error {
+	st := b.Inputs.Stats()
+	if st.Seen > 0 {
+		return nil
+	}
+	return fmt.Errorf("inputs %s hold no images: %d file(s) in them ignored (not images, or Parquet files without an image column, e.g. another run's output) and no tar or Parquet file in them holds an image",
+		strings.Join(b.Options.Inputs, " "), st.Ignored)
 }
 
 // LineID is id as one line of a listing: as it is, unless it holds a
@@ -171,7 +187,7 @@ func RunBatch[R any](ctx context.Context, w io.Writer, b *Batch, cfg Config, err
 	err := eng.Run(stop.Abort, b.Inputs.Reader)
 	prog.Stop()
 	c := counts()
-	Summary(w, b.Name, c, RunInfo{Ignored: b.Inputs.Ignored(), Budget: b.Preprocess.Budget, Output: b.Options.Output}, eng.Stats(), time.Since(start))
+	Summary(w, b.Name, c, RunInfo{Ignored: b.Inputs.Ignored(), Repeated: b.Inputs.Stats().Repeated, Budget: b.Preprocess.Budget, Output: b.Options.Output}, eng.Stats(), time.Since(start))
 	if err == nil && !stop.Drained() && c.Lost == 0 {
 		// Every retried input has its new output or error row, published:
 		// the error rows they supersede can go.
@@ -187,6 +203,8 @@ func RunBatch[R any](ctx context.Context, w io.Writer, b *Batch, cfg Config, err
 	case c.Written == 0 && c.Failed > 0:
 		// Nothing came out: that is a failed run, not a run with bad inputs.
 		return fmt.Errorf("all %d input(s) failed (errors in %s/errors); first: %s", c.Failed, b.Options.Output, eng.FirstError())
+	case c.Written == 0 && c.Failed == 0 && c.Skipped == 0 && b.noImages() != nil:
+		return b.noImages()
 	case b.Options.FailOnError && c.Failed > 0:
 		return fmt.Errorf("%d input(s) failed (see %s/errors)", c.Failed, b.Options.Output)
 	}

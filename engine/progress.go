@@ -175,12 +175,12 @@ func plural(n int64, noun string) string {
 // 100% is the bottleneck. A run that found everything already done says so
 // instead of printing a table of zeros.
 func WriteSummary(w io.Writer, cmd string, c Counts, wall time.Duration, stats []pipeline.StageStats) {
-	writeSummary(w, cmd, c, 0, wall, stats)
+	writeSummary(w, cmd, c, RunInfo{}, wall, stats)
 }
 
-// writeSummary is WriteSummary with the count of ignored files (> 0: a
-// line says what they are).
-func writeSummary(w io.Writer, cmd string, c Counts, ignored int64, wall time.Duration, stats []pipeline.StageStats) {
+// writeSummary is WriteSummary with the count of ignored files of info
+// (> 0: a line says what they are).
+func writeSummary(w io.Writer, cmd string, c Counts, info RunInfo, wall time.Duration, stats []pipeline.StageStats) {
 	rate := 0.0
 	if s := wall.Seconds(); s > 0 {
 		rate = float64(c.Written) / s
@@ -189,8 +189,8 @@ func writeSummary(w io.Writer, cmd string, c Counts, ignored int64, wall time.Du
 	if c.Lost > 0 {
 		fmt.Fprintf(w, "%s: %s not published (rerun to resume)\n", cmd, plural(c.Lost, "image"))
 	}
-	if ignored > 0 {
-		fmt.Fprintf(w, "%s: %d ignored (files in directories that are not images, and Parquet files there without an image column; --extensions changes the list)\n", cmd, ignored)
+	if info.Ignored > 0 {
+		fmt.Fprintf(w, "%s: %d ignored (%s)\n", cmd, info.Ignored, ignoredWhat(info.Ignored, info.Repeated))
 	}
 	if c.Written+c.Failed+c.Lost == 0 && c.Skipped > 0 {
 		fmt.Fprintf(w, "%s: nothing to do: every input was already done\n", cmd)
@@ -215,8 +215,9 @@ func writeSummary(w io.Writer, cmd string, c Counts, ignored int64, wall time.Du
 
 // RunInfo is what a run's summary reports beside its Counts.
 type RunInfo struct {
-	Ignored int64          // files in input directories that are not inputs (Inputs.Ignored)
-	Budget  *stages.Budget // the run's memory budget; nil: none
+	Ignored  int64          // files in input directories that are not inputs, and repeats (Inputs.Ignored)
+	Repeated int64          // the part of Ignored that is paths given again (sources.Stats.Repeated)
+	Budget   *stages.Budget // the run's memory budget; nil: none
 	// Output is a batch run's output directory: with errors, the summary
 	// says where they are and how to retry them.
 	Output string
@@ -237,7 +238,7 @@ func Summary(w io.Writer, cmd string, c Counts, info RunInfo, stats []pipeline.S
 	if w == nil {
 		return
 	}
-	writeSummary(w, cmd, c, info.Ignored, wall, stats)
+	writeSummary(w, cmd, c, info, wall, stats)
 	if c.Failed > 0 && info.Output != "" {
 		fmt.Fprintf(w, "%s: the errors are in %s; once their cause is fixed (e.g. a larger --memory-budget), rerun with --retry-errors to process those inputs again\n",
 			cmd, filepath.Join(info.Output, "errors"))
@@ -246,4 +247,17 @@ func Summary(w io.Writer, cmd string, c Counts, info RunInfo, stats []pipeline.S
 		fmt.Fprintf(w, "%s: memory in flight (read + decoding): peak %s of a %s budget (--memory-budget)\n",
 			cmd, stages.FormatBytes(b.Peak()), stages.FormatBytes(b.Size()))
 	}
+}
+
+// ignoredWhat says what the ignored count of a summary holds: paths given
+// twice (read once) and files that directories and globs left out.
+func ignoredWhat(ignored, repeated int64) string {
+	const files = "files in directories that are not images, and Parquet files there without an image column; --extensions changes the list"
+	switch {
+	case repeated <= 0:
+		return files
+	case repeated >= ignored:
+		return plural(repeated, "input") + " given twice, read once"
+	}
+	return fmt.Sprintf("%s given twice, read once; %d %s", plural(repeated, "input"), ignored-repeated, files)
 }

@@ -119,3 +119,23 @@ func TestSummaryWording(t *testing.T) {
 		t.Errorf("summary with unpublished rows:\n%s", out)
 	}
 }
+
+// The ignored line says what it counts: a path given twice (a repeated
+// list line) is not "a file in a directory that is not an image".
+func TestSummaryIgnoredSaysWhat(t *testing.T) {
+	for _, c := range []struct {
+		ignored, repeated int64
+		want, not         string
+	}{
+		{2, 0, "embed: 2 ignored (files in directories that are not images", "given twice"},
+		{1, 1, "embed: 1 ignored (1 input given twice, read once)", "files in directories"},
+		{3, 1, "embed: 3 ignored (1 input given twice, read once; 2 files in directories that are not images", ""},
+	} {
+		var buf bytes.Buffer
+		Summary(&buf, "embed", Counts{Written: 1}, RunInfo{Ignored: c.ignored, Repeated: c.repeated}, nil, time.Second)
+		out := buf.String()
+		if !strings.Contains(out, c.want) || (c.not != "" && strings.Contains(out, c.not)) {
+			t.Errorf("ignored %d, repeated %d: want %q (and not %q) in\n%s", c.ignored, c.repeated, c.want, c.not, out)
+		}
+	}
+}

@@ -38,17 +38,30 @@ func (s *Stop) Drained() bool { return s.drained() }
 // Release stops listening for signals.
 func (s *Stop) Release() { s.stop() }
 
+// repeatWindow is how soon after the first signal the same signal again
+// counts as the same request. GNU timeout (and supervisors like it) sends
+// its signal to the command and then to the command's process group, so
+// the command gets it twice at once; a person pressing Ctrl-C twice is
+// slower than this.
+const repeatWindow = 100 * time.Millisecond
+
 // OnSignals is the one owner of the process's signals for a run: the
 // first of sigs (or parent ending) drains, the second aborts with
 // ErrInterrupted, and, if timeout > 0, the abort also comes timeout after
-// the first (ErrShutdownTimeout).
+// the first (ErrShutdownTimeout). The first signal repeated within
+// repeatWindow is one signal sent twice (GNU timeout's), not a second one.
 func OnSignals(parent context.Context, timeout time.Duration, sigs ...os.Signal) *Stop {
-	drain, drainCancel := context.WithCancel(context.Background())
-	abort, abortCancel := context.WithCancelCause(context.Background())
 	ch := make(chan os.Signal, 2)
 	if len(sigs) > 0 {
 		signal.Notify(ch, sigs...)
 	}
+	return onSignals(parent, timeout, ch, func() { signal.Stop(ch) })
+}
+
+// onSignals is OnSignals on the signals ch receives; unnotify stops them.
+func onSignals(parent context.Context, timeout time.Duration, ch <-chan os.Signal, unnotify func()) *Stop {
+	drain, drainCancel := context.WithCancel(context.Background())
+	abort, abortCancel := context.WithCancelCause(context.Background())
 	quit := make(chan struct{})
 	var drained atomic.Bool
 	var wg sync.WaitGroup
@@ -69,11 +82,18 @@ func OnSignals(parent context.Context, timeout time.Duration, sigs ...os.Signal)
 			}
 		}
 		parentDone := parent.Done()
+		var firstSig os.Signal
+		var firstAt time.Time
 		for {
 			select {
 			case s := <-ch:
 				if drain.Err() == nil {
+					firstSig, firstAt = s, time.Now()
 					first("signal " + s.String())
+					continue
+				}
+				if s == firstSig && time.Since(firstAt) < repeatWindow {
+					slog.Info("signal: the same signal again at once (sent to the process and to its group, as GNU timeout does): still draining; send it again to abort", "signal", s.String())
 					continue
 				}
 				slog.Warn("signal: aborting", "signal", s.String())
@@ -98,7 +118,7 @@ func OnSignals(parent context.Context, timeout time.Duration, sigs ...os.Signal)
 		drained: drained.Load,
 		stop: func() {
 			once.Do(func() {
-				signal.Stop(ch)
+				unnotify()
 				close(quit)
 				wg.Wait()
 				drainCancel()

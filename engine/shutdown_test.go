@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"errors"
+	"os"
 	"syscall"
 	"testing"
 	"time"
@@ -29,6 +30,7 @@ func TestOnSignalsTwoLevels(t *testing.T) {
 	if s.Abort.Err() != nil || !s.Drained() {
 		t.Fatalf("first signal: abort %v, drained %v", s.Abort.Err(), s.Drained())
 	}
+	time.Sleep(repeatWindow) // sooner, it would be the first one repeated
 	syscall.Kill(syscall.Getpid(), syscall.SIGUSR1)
 	waitDone(t, "abort", s.Abort)
 	if !errors.Is(context.Cause(s.Abort), ErrInterrupted) {
@@ -50,5 +52,45 @@ func TestOnSignalsDeadline(t *testing.T) {
 	}
 	if !s.Drained() {
 		t.Error("Drained false after the parent ended")
+	}
+}
+
+// GNU timeout sends its signal to the command and then to the command's
+// process group: the same signal twice at once is one request to drain,
+// not an abort. The same signal later, or another signal at once, aborts.
+func TestOnSignalsRepeatAtOnceIsOneSignal(t *testing.T) {
+	for _, c := range []struct {
+		name   string
+		second os.Signal
+		after  time.Duration
+		abort  bool
+	}{
+		{"same at once", syscall.SIGTERM, 0, false},
+		{"same later", syscall.SIGTERM, repeatWindow, true},
+		{"other at once", syscall.SIGINT, 0, true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			ch := make(chan os.Signal, 2)
+			s := onSignals(context.Background(), 0, ch, func() {})
+			defer s.Release()
+			ch <- syscall.SIGTERM
+			waitDone(t, "drain", s.Drain)
+			time.Sleep(c.after)
+			ch <- c.second
+			for len(ch) > 0 {
+				time.Sleep(time.Millisecond)
+			}
+			if !c.abort {
+				time.Sleep(20 * time.Millisecond) // the loop has taken it: give it time to act
+				if s.Abort.Err() != nil {
+					t.Fatalf("aborted: %v", context.Cause(s.Abort))
+				}
+				return
+			}
+			waitDone(t, "abort", s.Abort)
+			if !errors.Is(context.Cause(s.Abort), ErrInterrupted) {
+				t.Errorf("abort cause %v", context.Cause(s.Abort))
+			}
+		})
 	}
 }

@@ -28,12 +28,20 @@ func NewMasking(noise []float32, n, l, keep int) *Masking {
 			sh[i] = i
 		}
 		// Stable, so ties (which torch leaves unspecified) resolve by index.
+		// NaN sorts after everything, +Inf included, as in torch.argsort;
+		// compared with < alone it would tie with every value and leave
+		// the order, and so the kept patches, to the sort's internals.
 		slices.SortStableFunc(sh, func(i, j int) int {
+			a, b := row[i], row[j]
 			switch {
-			case row[i] < row[j]:
+			case a < b:
 				return -1
-			case row[i] > row[j]:
+			case a > b:
 				return 1
+			case a != a && b == b: // NaN after a number
+				return 1
+			case a == a && b != b:
+				return -1
 			}
 			return 0
 		})

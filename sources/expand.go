@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -142,6 +143,12 @@ func expand(inputs []string, stdin io.Reader, exts, skip []string) (entries []en
 			p := filepath.Clean(in)
 			add(entry{path: p, id: filepath.Base(p), kind: kindOf(p)})
 		case os.IsNotExist(err) && hasMeta(in):
+			if slices.Contains(strings.Split(filepath.ToSlash(in), "/"), "**") {
+				// Shells with globstar and Python's glob(recursive=True)
+				// read '**' as any depth; filepath.Glob as one level, which
+				// would quietly leave out the images above and below it.
+				return nil, 0, 0, fmt.Errorf("glob %q: '**' is not recursive here (it matches one directory level, like '*'): pass the directory before it, which is walked recursively (with --extensions to choose the files), or '*' for one level", in)
+			}
 			matches, gerr := filepath.Glob(in)
 			if gerr != nil {
 				return nil, 0, 0, fmt.Errorf("glob %q: %w", in, gerr)

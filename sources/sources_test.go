@@ -159,6 +159,10 @@ func TestFilesErrors(t *testing.T) {
 	}{
 		{[]string{"nothing-here"}, "no such file"},
 		{[]string{"root/*.gif"}, "matches nothing"},
+		// '**' would match root/a/10.png only, not root/b.jpg nor
+		// root/a/sub/x.jpg: refused rather than read in part.
+		{[]string{"root/**/*.jpg"}, "'**' is not recursive"},
+		{[]string{"root/**"}, "'**' is not recursive"},
 		{[]string{"root/b.jpg", "other/b.jpg"}, `same id "b.jpg"`},
 	} {
 		if _, err := Open(tc.inputs, Options{}); err == nil || !strings.Contains(err.Error(), tc.want) {

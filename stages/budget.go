@@ -300,6 +300,11 @@ func (p Preprocess) decodeCost(hd header) int64 {
 	}
 	switch format {
 	case "jpeg":
+		if cfg.ColorModel == color.CMYKModel {
+			// image/jpeg's planes and black plane beside its CMYK image,
+			// then decodeJPEG4's subsampled and upsampled planes.
+			native = 4 + 4 + 3
+		}
 		if jpegProgressive(hd.data) {
 			native += 12 // every coefficient kept: an int32 per sample, 3 components
 		}

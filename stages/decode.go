@@ -164,6 +164,11 @@ func decodeRGB(data []byte, format string, cfg image.Config) (*image.NRGBA, erro
 		}
 	} else if format == "tiff" && isTIFFJPEG(data) {
 		return decodeTIFFJPEG(data, cfg.Width, cfg.Height)
+	} else if format == "jpeg" && cfg.ColorModel == color.CMYKModel {
+		if rgb, ok, err := decodeJPEG4(data, cfg.Width, cfg.Height); ok {
+			return rgb, err
+		}
+		src, _, err = image.Decode(bytes.NewReader(data))
 	} else if format == "gif" {
 		// First frame only, placed on the logical screen like PIL does.
 		src, err = gif.Decode(bytes.NewReader(data))

@@ -15,7 +15,7 @@ import (
 // (Go's IDCT is not libjpeg's islow). Replicated chroma and Go's
 // color.YCbCrToRGB are measured too, to show the test can tell them apart.
 func TestJPEGMatchesLibjpeg(t *testing.T) {
-	for _, name := range []string{"sub-444", "sub-422", "sub-420", "sub-440", "progressive", "cmyk"} {
+	for _, name := range []string{"sub-444", "sub-422", "sub-420", "sub-440", "progressive", "cmyk", "cmyk-420", "cmyk-420-transform0"} {
 		t.Run(name, func(t *testing.T) {
 			data, err := os.ReadFile("testdata/odd/" + name + ".jpg")
 			if err != nil {
@@ -38,7 +38,7 @@ func TestJPEGMatchesLibjpeg(t *testing.T) {
 
 			raw, _ := jpeg.Decode(bytes.NewReader(data))
 			s, ok := raw.(*image.YCbCr)
-			if !ok { // CMYK: Go's conversion is the same formula as PIL's
+			if !ok { // CMYK and YCCK: decodeJPEG4, libjpeg's upsampling and PIL's cmyk2rgb
 				t.Logf("%s: %T mean|Δ| %.3f max %d levels", name, raw, mean, maxd)
 				if mean > 0.5 || maxd > 2 {
 					t.Errorf("differs from PIL: mean %.3f max %d", mean, maxd)

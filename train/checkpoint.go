@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -102,6 +103,35 @@ func SaveCheckpoint(out string, t *Trainer, st State, keep int) (string, error) 
 		return "", fmt.Errorf("checkpoint %s: %w", final, err)
 	}
 	return final, prune(out, name, keep)
+}
+
+// removeStaleTemps removes from out the temporaries a run killed while
+// writing left behind: SaveCheckpoint's ".checkpoint-NNNNNNNN.tmp-*"
+// directories and writeAtomic's ".latest.tmp-*", ".metrics.csv.tmp-*" and
+// ".loss.png.tmp-*". Call it only while holding out (no live writer).
+// Anything else in out is left alone.
+func removeStaleTemps(out string) {
+	ents, err := os.ReadDir(out)
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		hidden, ok := strings.CutPrefix(e.Name(), ".")
+		base, _, isTemp := strings.Cut(hidden, ".tmp-")
+		if !ok || !isTemp {
+			continue
+		}
+		step, isCkpt := strings.CutPrefix(base, "checkpoint-")
+		_, err := strconv.ParseUint(step, 10, 64)
+		if isCkpt && err == nil || base == latestFile || base == "metrics.csv" || base == "loss.png" {
+			p := filepath.Join(out, e.Name())
+			if err := os.RemoveAll(p); err != nil {
+				slog.Warn("could not remove a killed run's temporary", "path", p, "err", err)
+			} else {
+				slog.Info("removed a killed run's temporary", "path", p)
+			}
+		}
+	}
 }
 
 // prune removes checkpoints older than the keep newest (never current).

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"maps"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -98,7 +99,7 @@ func Pretrain(ctx context.Context, j Job) (*Result, error) {
 		got := m.Config
 		got.Name, got.NormPixLoss, got.MaskRatio = cfg.Name, cfg.NormPixLoss, cfg.MaskRatio
 		if got != cfg {
-			return nil, fmt.Errorf("--init %s is a different architecture (%+v) from the model to train (%+v)", j.Init, m.Config, cfg)
+			return nil, fmt.Errorf("--init %s is a different architecture from the model to train: %s", j.Init, configDiff(got, cfg))
 		}
 		m.Config = cfg
 	} else if m, err = mae.New(cfg, true, j.Recipe.Seed); err != nil {
@@ -116,6 +117,10 @@ func Pretrain(ctx context.Context, j Job) (*Result, error) {
 		return nil, err
 	}
 	defer release()
+	// Holding the directory, no other run is writing in it: temporaries
+	// left there are a killed run's (a checkpoint directory being built is
+	// as large as the model and optimiser state), never to be published.
+	removeStaleTemps(j.Options.Output)
 	pre := j.Preprocess
 	pre.Size = cfg.ImageSize
 	srcOpts := j.Sources
@@ -142,4 +147,19 @@ func Pretrain(ctx context.Context, j Job) (*Result, error) {
 		"model", cfg.Name, "params", m.NumParams(), "lr", j.Recipe.PeakLR(), "effective_batch", j.Recipe.EffectiveBatch(),
 		"steps", TotalSteps(len(ds.Images), j.Recipe))
 	return Run(ctx, tr, ds, j.Options)
+}
+
+// configDiff names the architecture settings in which have (the --init
+// checkpoint's) and want (the model to train) differ, by their config.json
+// keys: "hidden_size 48 (--init) vs 24 (--model), ...".
+func configDiff(have, want mae.Config) string {
+	hv, wv := reflect.ValueOf(have), reflect.ValueOf(want)
+	var diffs []string
+	for i := 0; i < hv.NumField(); i++ {
+		if h, w := hv.Field(i).Interface(), wv.Field(i).Interface(); h != w {
+			name, _, _ := strings.Cut(hv.Type().Field(i).Tag.Get("json"), ",")
+			diffs = append(diffs, fmt.Sprintf("%s %v (--init) vs %v (--model)", name, h, w))
+		}
+	}
+	return strings.Join(diffs, ", ")
 }

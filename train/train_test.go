@@ -399,3 +399,61 @@ func TestPretrainNamesTheErrorsDirectory(t *testing.T) {
 		t.Errorf("log does not name %q:\n%s", want, logs.String())
 	}
 }
+
+// --init from a checkpoint of another architecture names the settings that
+// differ by their config.json keys, with both values, rather than printing
+// two whole configs; it fails before any training.
+func TestInitOtherArchitectureNamesTheDifference(t *testing.T) {
+	r := tinyRecipe()
+	r.Epochs, r.WarmupEpochs, r.AccumIter = 1, 0, 1
+	init := "../mae/testdata/fixtures/tiny32/hf" // hidden_size 48, 2 layers, 4 heads
+	_, err := Pretrain(context.Background(), Job{Model: tinyConfig(), Init: init, Recipe: r, Options: Options{Output: t.TempDir()}, Inputs: []string{"../examples/photos"}})
+	if err == nil {
+		t.Fatal("--init from another architecture: no error")
+	}
+	for _, want := range []string{"different architecture", "hidden_size 48 (--init) vs 24 (--model)", "num_hidden_layers 2 (--init) vs 1 (--model)"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not say %q", err, want)
+		}
+	}
+	for _, same := range []string{"image_size", "patch_size", "layer_norm_eps", "mask_ratio"} {
+		if strings.Contains(err.Error(), same) {
+			t.Errorf("error %q names %s, which is the same in both", err, same)
+		}
+	}
+}
+
+// A run killed while saving leaves a ".checkpoint-N.tmp-*" directory (as
+// large as the model and its optimiser state) or a ".latest.tmp-*" file;
+// the next run into the directory removes them, and nothing else.
+func TestPretrainRemovesKilledRunsTemporaries(t *testing.T) {
+	out := t.TempDir()
+	stale := []string{".checkpoint-00000004.tmp-3768532552", ".latest.tmp-1666369053", ".metrics.csv.tmp-42", ".loss.png.tmp-7"}
+	if err := os.Mkdir(filepath.Join(out, stale[0]), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(out, stale[0], "model.safetensors"), []byte("partial"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	kept := []string{".keep", "notes.tmp-1", ".checkpoint-x.tmp-1", ".other.tmp-3"}
+	for _, name := range append(stale[1:], kept...) {
+		if err := os.WriteFile(filepath.Join(out, name), []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := tinyRecipe()
+	r.Epochs, r.WarmupEpochs, r.AccumIter = 1, 0, 1
+	if _, err := Pretrain(context.Background(), Job{Model: tinyConfig(), Recipe: r, Options: Options{Output: out}, Inputs: []string{"../examples/photos"}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range stale {
+		if _, err := os.Lstat(filepath.Join(out, name)); err == nil {
+			t.Errorf("%s: a killed run's temporary is still there", name)
+		}
+	}
+	for _, name := range kept {
+		if _, err := os.Lstat(filepath.Join(out, name)); err != nil {
+			t.Errorf("%s: not a temporary of pretrain, but removed: %v", name, err)
+		}
+	}
+}

@@ -89,3 +89,34 @@ func TestE2EMissingModelLeavesNoOutput(t *testing.T) {
 		}
 	}
 }
+
+// A directory whose only files are containers without images (another
+// run's output given as the input by mistake: Parquet parts without an
+// image column; an empty tar) holds no image either. That is only known
+// once its files are read, so the run (and the dry run, with the same
+// exit code) fails at the end, naming it, instead of exiting 0 with
+// "0 images written". A shard that the inputs leave empty still succeeds.
+func TestE2EInputWithoutImagesFails(t *testing.T) {
+	in := filepath.Join(fixtures, "tiny32", "images")
+	model := []string{"-m", filepath.Join(fixtures, "tiny32", "hf")}
+	prev := t.TempDir()
+	runCounted(t, summary{3, 0, 0}, append([]string{"embed", "-o", prev, in}, model...)...)
+	tars := t.TempDir()
+	if err := os.WriteFile(filepath.Join(tars, "empty.tar"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, dir := range []string{prev, tars} {
+		for _, cmd := range []string{"embed", "reconstruct"} {
+			args := append([]string{cmd, "-o", filepath.Join(t.TempDir(), "out"), dir}, model...)
+			code, _, stderr := maeembed(t, args...)
+			if code != 1 || !strings.Contains(stderr, dir) || !strings.Contains(stderr, "hold no images") {
+				t.Errorf("%s of %s: exit %d, want 1 and an error naming it\n%s", cmd, dir, code, stderr)
+			}
+			if dry, stdout, stderr := maeembed(t, append(args, "--dry-run")...); dry != code || stdout != "" {
+				t.Errorf("%s --dry-run of %s: exit %d (the run %d), listed %q\n%s", cmd, dir, dry, code, stdout, stderr)
+			}
+		}
+	}
+	// 3 images, 4 shards: the last shard has nothing to do, and that is fine.
+	runCounted(t, summary{0, 0, 0}, append([]string{"embed", "--shard", "3/4", "-o", t.TempDir(), in}, model...)...)
+}

@@ -269,3 +269,41 @@ func writeTestSafetensors(t *testing.T, path string, tensors map[string]*Tensor)
 		t.Fatal(err)
 	}
 }
+
+// A safetensors file cut in the middle names, on every load, the first
+// tensor the cut reaches (in file order), and says the file looks
+// truncated; before, the tensor named depended on map iteration order.
+func TestSafetensorsTruncatedNamesFirstCutTensor(t *testing.T) {
+	src := "testdata/hf_safetensors/model.safetensors"
+	st, err := os.Stat(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hdr, dataStart, err := readSafetensorsHeader(f, st.Size())
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cut := dataStart + (st.Size()-dataStart)/2
+	first, firstEnd := "", int64(-1)
+	for name, e := range hdr {
+		if dataStart+e.Offsets[1] > cut && (firstEnd < 0 || e.Offsets[0] < hdr[first].Offsets[0] || e.Offsets[0] == hdr[first].Offsets[0] && name < first) {
+			first, firstEnd = name, e.Offsets[1]
+		}
+	}
+	if n := len(hdr); n < 10 || first == "" {
+		t.Fatalf("want a file of many tensors, half of them cut: %d tensors, first cut %q", n, first)
+	}
+	path := filepath.Join(t.TempDir(), "trunc.safetensors")
+	copyFile(t, src, path, int(cut))
+	for i := 0; i < 20; i++ {
+		_, err := readSafetensorsAs(path, false)
+		if err == nil || !strings.Contains(err.Error(), "tensor "+first+":") || !strings.Contains(err.Error(), "truncated") {
+			t.Fatalf("load %d: %v; want it to name %s, the first tensor cut, and say truncated", i, err, first)
+		}
+	}
+}

@@ -3,14 +3,18 @@ package weights
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"os"
+	"slices"
 	"sort"
 	"strconv"
+	"strings"
 )
 
 // safetensors layout: u64 little-endian header length N, N bytes of JSON
@@ -54,7 +58,14 @@ func readSafetensorsAs(path string, mapHF bool) (map[string]*Tensor, error) {
 		dt   dtype
 	}
 	items := make([]item, 0, len(hdr))
-	for name, e := range hdr {
+	// In file order (then by name), so that an error names the same tensor
+	// on every run: the first one a truncated file cuts, not whichever a
+	// map visits first.
+	names := slices.SortedFunc(maps.Keys(hdr), func(a, b string) int {
+		return cmp.Or(cmp.Compare(hdr[a].Offsets[0], hdr[b].Offsets[0]), strings.Compare(a, b))
+	})
+	for _, name := range names {
+		e := hdr[name]
 		dt, ok := stDTypes[e.DType]
 		if !ok {
 			return nil, fmt.Errorf("load %s: tensor %s: unsupported dtype %q (want F32, F16, BF16 or F64)", path, name, e.DType)
@@ -65,7 +76,11 @@ func readSafetensorsAs(path string, mapHF bool) (map[string]*Tensor, error) {
 		}
 		b, end := e.Offsets[0], e.Offsets[1]
 		if b < 0 || end < b || end > dataLen {
-			return nil, fmt.Errorf("load %s: tensor %s: data_offsets [%d, %d] outside the data section of %d bytes", path, name, b, end, dataLen)
+			why := ""
+			if b >= 0 && end >= b {
+				why = " (file truncated? the header describes more data than the file holds)"
+			}
+			return nil, fmt.Errorf("load %s: tensor %s: data_offsets [%d, %d] outside the data section of %d bytes%s", path, name, b, end, dataLen, why)
 		}
 		// Safe from overflow: n ≤ maxElements and dt.size() ≤ 8.
 		if want := int64(n) * int64(dt.size()); end-b != want {

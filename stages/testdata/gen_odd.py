@@ -103,6 +103,18 @@ for name in ("444", "422", "420", "440"):
 # PIL's decoding of the CMYK and progressive JPEGs, for the same comparison.
 for name in ("cmyk", "progressive"):
     Image.open(p(f"{name}.jpg")).convert("RGB").save(p(f"{name}.pil.png"))
+# Four-component JPEGs with the middle two components subsampled 2x2 (the
+# first and last full), as ImageMagick writes CMYK below quality 90: YCCK
+# (Adobe transform 2), and the same file marked plain CMYK (transform 0),
+# whose samples PIL then reads as C, M, Y, K.
+subprocess.run(["convert", p("sub-444.pil.png"), "-colorspace", "CMYK", "-quality", "85", p("cmyk-420.jpg")], check=True)
+ycck = bytearray(open(p("cmyk-420.jpg"), "rb").read())
+at = ycck.index(b"Adobe") + 11
+assert ycck[at] == 2, "ImageMagick wrote no YCCK"
+ycck[at] = 0
+open(p("cmyk-420-transform0.jpg"), "wb").write(ycck)
+for name in ("cmyk-420", "cmyk-420-transform0"):
+    Image.open(p(f"{name}.jpg")).convert("RGB").save(p(f"{name}.pil.png"))
 
 # --- EXIF orientation in every container PIL's exif_transpose reads it from.
 from PIL import ImageOps, PngImagePlugin  # noqa: E402
