@@ -63,12 +63,7 @@ func BenchmarkReconstruct(b *testing.B) {
 			b.Run(fmt.Sprintf("vit_base_patch16/prec=%v/batch%d", prec, bs), func(b *testing.B) {
 				m := benchModel(b, true, prec)
 				c := m.Config
-				patches := randPatches(bs, c, 1)
-				l := c.NumPatches()
-				noise := make([]float32, bs*l)
-				for i := 0; i < bs; i++ {
-					NoiseRow(noise[i*l:(i+1)*l], 1, int64(i))
-				}
+				patches, noise := randPatches(bs, c, 1), benchNoise(bs, c.NumPatches())
 				b.ResetTimer()
 				cpu0 := cpuSeconds()
 				for i := 0; i < b.N; i++ {
@@ -80,6 +75,16 @@ func BenchmarkReconstruct(b *testing.B) {
 			})
 		}
 	}
+}
+
+// benchNoise is the masking noise of n images of l patches for the
+// reconstruction benchmarks (seed 1, image i's row drawn with index i).
+func benchNoise(n, l int) []float32 {
+	noise := make([]float32, n*l)
+	for i := 0; i < n; i++ {
+		NoiseRow(noise[i*l:(i+1)*l], 1, int64(i))
+	}
+	return noise
 }
 
 // BenchmarkReconstructItemsAB alternates, per iteration, reconstruction
@@ -94,12 +99,7 @@ func BenchmarkReconstructItemsAB(b *testing.B) {
 	m := benchModel(b, true, kernels.FP32)
 	c := m.Config
 	const bs = 8
-	patches := randPatches(bs, c, 1)
-	l := c.NumPatches()
-	noise := make([]float32, bs*l)
-	for i := 0; i < bs; i++ {
-		NoiseRow(noise[i*l:(i+1)*l], 1, int64(i))
-	}
+	patches, noise := randPatches(bs, c, 1), benchNoise(bs, c.NumPatches())
 	defer func(r int) { itemRows = r }(itemRows)
 	rows := [2]int{0, itemRows} // old, new
 	var best [2]float64

@@ -21,10 +21,7 @@ func BenchmarkModelUnderLoad(b *testing.B) {
 	c := m.Config
 	l := c.NumPatches()
 	patches := randPatches(8, c, 1)
-	noise := make([]float32, 8*l)
-	for i := 0; i < 8; i++ {
-		NoiseRow(noise[i*l:(i+1)*l], 1, int64(i))
-	}
+	noise := benchNoise(8, l)
 	out := make([]float32, 8*c.Dim)
 	cases := []struct {
 		name string

@@ -107,7 +107,8 @@ Environment:
   MAEEMBED_KERNEL=avx512|avx2|generic  force a kernel path (default: the
                                        fastest this CPU has)
   MAEEMBED_STRASSEN=0                  float32 without Strassen–Winograd:
-                                       results that do not depend on batching`
+                                       results that do not depend on batching
+                                       or the thread count`
 
 // runsModel names the commands that run the model's kernels.
 var runsModel = map[string]bool{"embed": true, "reconstruct": true, "stream": true, "pretrain": true, "probe": true}

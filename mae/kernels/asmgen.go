@@ -1154,12 +1154,7 @@ func helpers256() {
 	p("sexp2x2_loop:")
 	p("\tCMPQ CX, $16")
 	p("\tJLT sexp2x2_done")
-	e0 := softmaxExp256("(DI)", ymm(0, 5, 8, 9, 10, 11))
-	e1 := softmaxExp256("32(DI)", ymm(2, 3, 4, 12, 13, 1))
-	for i := range e0 {
-		out.WriteString(e0[i])
-		out.WriteString(e1[i])
-	}
+	interleave(softmaxExp256("(DI)", ymm(0, 5, 8, 9, 10, 11)), softmaxExp256("32(DI)", ymm(2, 3, 4, 12, 13, 1)))
 	p("\tVADDPS Y8, Y6, Y6")
 	p("\tVADDPS Y4, Y6, Y6")
 	p("\tADDQ $64, DI")
@@ -1338,6 +1333,16 @@ func ymm(regs ...int) []string {
 	return r
 }
 
+// interleave emits two instruction sequences of the same length (one
+// instruction each) alternately, so that the out-of-order window holds
+// both dependency chains.
+func interleave(a, b []string) {
+	for i := range a {
+		out.WriteString(a[i])
+		out.WriteString(b[i])
+	}
+}
+
 // tileLoop256 emits the loop of an AVX2 epilogue tile (rows×32 floats at
 // DI, row stride R13, CX rows ≥ 1): f on two vectors at a time, their
 // instructions interleaved so that the out-of-order window holds two
@@ -1345,11 +1350,7 @@ func ymm(regs ...int) []string {
 func tileLoop256(label string, f func(r []string, x string) []string, r0, r1 []string) {
 	p("%s_loop:", label)
 	for _, offs := range [][2]string{{"(DI)", "32(DI)"}, {"64(DI)", "96(DI)"}} {
-		s0, s1 := f(r0, offs[0]), f(r1, offs[1])
-		for i := range s0 {
-			out.WriteString(s0[i])
-			out.WriteString(s1[i])
-		}
+		interleave(f(r0, offs[0]), f(r1, offs[1]))
 	}
 	p("\tADDQ R13, DI")
 	p("\tDECQ CX")

@@ -321,7 +321,29 @@ func TestSoftmax(t *testing.T) {
 		Softmax(x)
 		within(t, "-Inf entry", x, want, 1e-6)
 		inf := float32(math.Inf(1))
-		for _, x := range [][]float32{{1, float32(math.NaN()), 2}, {1, inf, 2}, {-inf, -inf, -inf}} {
+		specials := [][]float32{{1, float32(math.NaN()), 2}, {1, inf, 2}, {-inf, -inf, -inf}}
+		// The same in long rows, at every position: the assembly keeps
+		// four running maxima over 32 floats a step and takes exp of 16.
+		for _, n := range []int{33, 197} {
+			for pos := 0; pos < n; pos++ {
+				for _, v := range []float32{float32(math.NaN()), inf} {
+					x := randSlice(r, n)
+					x[pos] = v
+					specials = append(specials, x)
+				}
+				x := randSlice(r, n)
+				x[pos] = -inf
+				want := refSoftmax(x)
+				Softmax(x)
+				within(t, fmt.Sprint("-Inf at ", pos, " of ", n), x, want, 1e-6)
+			}
+			x := make([]float32, n)
+			for i := range x {
+				x[i] = -inf
+			}
+			specials = append(specials, x)
+		}
+		for _, x := range specials {
 			in := fmt.Sprint(x)
 			Softmax(x)
 			for _, v := range x {

@@ -119,7 +119,9 @@ func spareCPU() bool {
 }
 
 // runningField parses the running-threads count R of /proc/loadavg
-// ("0.45 0.61 0.87 R/T last-pid").
+// ("0.45 0.61 0.87 R/T last-pid"); false for anything else, including a
+// count of more than 9 digits (which would overflow, and could wrap to a
+// small number that lets waiters poll).
 func runningField(b []byte) (int, bool) {
 	f := 0
 	for i := 0; i < len(b); i++ {
@@ -133,7 +135,7 @@ func runningField(b []byte) (int, bool) {
 				n = n*10 + int(b[i]-'0')
 				digits++
 			}
-			return n, digits > 0 && i < len(b) && b[i] == '/'
+			return n, digits > 0 && digits <= 9 && i < len(b) && b[i] == '/'
 		}
 	}
 	return 0, false

@@ -136,6 +136,11 @@ func TestRunningField(t *testing.T) {
 		{"0.45 0.61 0.87 3", 0, false},
 		{"0.45 0.61\n", 0, false},
 		{"", 0, false},
+		// Not what Linux writes, but no reason to poll: a count that
+		// would overflow int, a sign, fields split by two spaces.
+		{"0.45 0.61 0.87 18446744073709551617/200 12345\n", 0, false},
+		{"0.45 0.61 0.87 -3/200 12345\n", 0, false},
+		{"0.45  0.61 0.87 3/200 12345\n", 0, false},
 	} {
 		n, ok := runningField([]byte(c.in))
 		if ok != c.okay || ok && n != c.n {

@@ -50,12 +50,13 @@ import (
 // avx512 it gains 2–11% from m ≈ 200 (batch 1) at K ≥ 768, and 0–4% at
 // K = 512 (the MAE decoder: a whole reconstruction +1.6–2.7% with the
 // decoder's items of 394 rows, +0.3–1% at 1576); on avx2 from
-// m ≈ 400 at K ≥ 512, while at batch 1 it is even on one core and loses
-// at two (its thin 6-row tiles leave tasks of one panel there). At 50
-// rows it loses on both. On one goroutine
+// m ≈ 400 at K ≥ 512, while at batch 1 on all of two cores it loses (its
+// thin 6-row tiles leave tasks of one panel there). At 50 rows it loses
+// on both. On one goroutine
 // (GOMAXPROCS=1, or an item of Parallel, whose kernels keep one thread's
-// blocking) avx2 gains 3–4% at 197 rows and loses at 100–150 (one core,
-// CPU time, qkv/proj/fc1/fc2 alternated): swMinM1.
+// blocking) avx2 gains 2–8% per encoder Linear at 197 rows (with the
+// edge-row kernels) and loses at 100–150 (one core, CPU time,
+// qkv/proj/fc1/fc2 alternated): swMinM1.
 var (
 	swMinM  = map[string]int{"avx512": 192, "avx2": 256, "generic": 192}
 	swMinM1 = map[string]int{"avx512": 192, "avx2": 192, "generic": 192}
