@@ -107,7 +107,7 @@ func (c *tarContainer) next(want func(member string, row int64, key string) bool
 		}
 		if h.Size > int64(maxMemberBytes) {
 			// Skippable: report it for this member and keep going.
-			return name, -1, nil, nil, &memberError{fmt.Errorf("member is %d bytes, limit %d", h.Size, maxMemberBytes)}
+			return name, -1, nil, nil, &memberError{fmt.Errorf("member is %w", overLimit(h.Size))}
 		}
 		// Its size from the budget before a byte is read; one larger than
 		// the whole budget is its error item (the tar reader skips it).
