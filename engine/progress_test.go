@@ -3,6 +3,7 @@ package engine
 import (
 	"bytes"
 	"log/slog"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync/atomic"
@@ -112,6 +113,13 @@ func TestSummaryWording(t *testing.T) {
 	WriteSummary(&buf, "embed", Counts{Skipped: 12}, time.Second, stats)
 	if out := buf.String(); !strings.Contains(out, "nothing to do: every input was already done") || strings.Contains(out, "stage") {
 		t.Errorf("all-done summary:\n%s", out)
+	}
+	// A rerun that skips earlier errors counts them and says how to retry.
+	buf.Reset()
+	Summary(&buf, "embed", Counts{Skipped: 12}, RunInfo{Output: "out", SkippedFailed: 1}, stats, time.Second)
+	if out := buf.String(); !strings.Contains(out, "every input was already done, 1 of them as errors") ||
+		!strings.Contains(out, "1 of the skipped inputs is recorded as failed in "+filepath.Join("out", "errors")) || !strings.Contains(out, "--retry-errors") {
+		t.Errorf("all-done summary with earlier errors:\n%s", out)
 	}
 	buf.Reset()
 	WriteSummary(&buf, "embed", Counts{Written: 624, Lost: 96}, time.Second, stats)
