@@ -227,7 +227,7 @@ func writeSummary(w io.Writer, cmd string, c Counts, info RunInfo, wall time.Dur
 
 // RunInfo is what a run's summary reports beside its Counts.
 type RunInfo struct {
-	Ignored  int64          // files in input directories that are not inputs, and repeats (Inputs.Ignored)
+	Ignored  int64          // files in input directories and tar members that are not inputs, and repeats (Inputs.Ignored)
 	Repeated int64          // the part of Ignored that is paths given again (sources.Stats.Repeated)
 	Budget   *stages.Budget // the run's memory budget; nil: none
 	// Output is a batch run's output directory: with errors, the summary
@@ -274,7 +274,7 @@ func Summary(w io.Writer, cmd string, c Counts, info RunInfo, stats []pipeline.S
 // ignoredWhat says what the ignored count of a summary holds: paths given
 // twice (read once) and files that directories and globs left out.
 func ignoredWhat(ignored, repeated int64) string {
-	const files = "files in directories that are not images, and Parquet files there without an image column; --extensions changes the list"
+	const files = "files in directories and tar members that are not images, and Parquet files in directories without an image column; --extensions changes what directories take"
 	switch {
 	case repeated <= 0:
 		return files

@@ -135,9 +135,9 @@ func TestSummaryIgnoredSaysWhat(t *testing.T) {
 		ignored, repeated int64
 		want, not         string
 	}{
-		{2, 0, "embed: 2 ignored (files in directories that are not images", "given twice"},
+		{2, 0, "embed: 2 ignored (files in directories and tar members that are not images", "given twice"},
 		{1, 1, "embed: 1 ignored (1 input given twice, read once)", "files in directories"},
-		{3, 1, "embed: 3 ignored (1 input given twice, read once; 2 files in directories that are not images", ""},
+		{3, 1, "embed: 3 ignored (1 input given twice, read once; 2 files in directories and tar members that are not images", ""},
 	} {
 		var buf bytes.Buffer
 		Summary(&buf, "embed", Counts{Written: 1}, RunInfo{Ignored: c.ignored, Repeated: c.repeated}, nil, time.Second)

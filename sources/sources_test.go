@@ -514,3 +514,58 @@ func TestOverLimitErrorIsReadable(t *testing.T) {
 		t.Errorf("one byte over: %v", err)
 	}
 }
+
+// The members of a WebDataset tar that are not images (its .json, .cls)
+// are counted as ignored, as the same files in a directory are; the
+// tar's directory entry is structure, as a subdirectory is in a walk.
+func TestTarNonImageMembersIgnoredAsDirectoryFiles(t *testing.T) {
+	dir := t.TempDir()
+	tr, err := os.Open("testdata/wds-gnutar.tar") // ./, 3 images, 2 .json
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	rd := tar.NewReader(tr)
+	for {
+		h, err := rd.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if h.Typeflag == tar.TypeReg {
+			b, _ := io.ReadAll(rd)
+			write(t, filepath.Join(dir, "extracted", h.Name), string(b))
+		}
+	}
+	wds, err := os.ReadFile("testdata/wds-gnutar.tar")
+	if err != nil {
+		t.Fatal(err)
+	}
+	write(t, filepath.Join(dir, "shards", "wds.tar"), string(wds))
+	writeTar(t, filepath.Join(dir, "shards", "cls.tar.gz"), true, [][2]string{{"a.jpg", "A"}, {"a.cls", "3"}, {"b.jpg", "B"}, {"b.cls", "7"}})
+	for _, c := range []struct {
+		input string
+		items int
+	}{{"extracted", 3}, {"testdata/wds-gnutar.tar", 3}, {filepath.Join(dir, "shards"), 5}} {
+		in := c.input
+		if in == "extracted" {
+			in = filepath.Join(dir, in)
+		}
+		r, err := Open([]string{in}, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := readAll(t, r); len(got) != c.items {
+			t.Errorf("%s: %d items %q, want %d", c.input, len(got), got, c.items)
+		}
+		want := int64(2) // the two .json (or .cls)
+		if c.items == 5 {
+			want = 4
+		}
+		if st := r.Stats(); st.Ignored != want || r.Ignored() != want {
+			t.Errorf("%s: %d ignored, want %d (the members that are not images)", c.input, st.Ignored, want)
+		}
+	}
+}
