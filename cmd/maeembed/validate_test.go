@@ -106,7 +106,7 @@ func TestConvertRefusesExistingOutput(t *testing.T) {
 // directory beside its destination, or ".model.safetensors.tmp-N" in it
 // under --force. The next convert into the destination removes those,
 // but not a temporary a live process holds (a concurrent convert), one
-// that changed in the last minute, or anything not named as ours.
+// that changed in the last seconds, or anything not named as ours.
 func TestConvertRemovesKilledConvertsTemporaries(t *testing.T) {
 	src := filepath.Join(fixtures, "tiny32", "hf")
 	parent := t.TempDir()

@@ -91,7 +91,7 @@ func lockTemp(f *os.File) {
 // before RemoveStaleTemps takes it for a dead writer's. It covers the
 // moment between a temporary's creation and its lock, and writers that
 // take no lock (earlier versions).
-const staleTempAge = time.Minute
+const staleTempAge = 10 * time.Second
 
 // RemoveStaleTemps removes the temporaries that SaveHF and the atomic
 // writes left behind when killed while writing the model directory dir:
@@ -99,7 +99,7 @@ const staleTempAge = time.Minute
 // ".model.safetensors.tmp-DIGITS" and ".config.json.tmp-DIGITS" files in
 // it. Nothing else is touched, and a temporary is removed only when no
 // live process holds its lock (lockTemp) and nothing in it changed for
-// a minute (staleTempAge): a concurrent write's temporaries are left
+// 10 seconds (staleTempAge): a concurrent write's temporaries are left
 // alone. It returns the paths removed; failures are only logged.
 func RemoveStaleTemps(dir string) []string {
 	parent, base := filepath.Split(filepath.Clean(dir))
