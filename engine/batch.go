@@ -187,7 +187,8 @@ func RunBatch[R any](ctx context.Context, w io.Writer, b *Batch, cfg Config, err
 	err := eng.Run(stop.Abort, b.Inputs.Reader)
 	prog.Stop()
 	c := counts()
-	Summary(w, b.Name, c, RunInfo{Ignored: b.Inputs.Ignored(), Repeated: b.Inputs.Stats().Repeated, Budget: b.Preprocess.Budget, Output: b.Options.Output}, eng.Stats(), time.Since(start))
+	Summary(w, b.Name, c, RunInfo{Ignored: b.Inputs.Ignored(), Repeated: b.Inputs.Stats().Repeated, Budget: b.Preprocess.Budget, Output: b.Options.Output,
+		SkippedFailed: b.Inputs.SkippedFailed()}, eng.Stats(), time.Since(start))
 	if err == nil && !stop.Drained() && c.Lost == 0 {
 		// Every retried input has its new output or error row, published:
 		// the error rows they supersede can go.

@@ -26,6 +26,9 @@ type Inputs struct {
 	// a resumed run must read the same ones.
 	Roots   []string
 	skipped atomic.Int64
+	// skippedFailed counts the skipped inputs that only have error rows
+	// (a run without RetryErrors): --retry-errors would read them again.
+	skippedFailed atomic.Int64
 	// A retry run (InputOptions.RetryErrors): the error parts found at the
 	// start, the ids of them this run took again, and those that already
 	// had an output at the start (an interrupted retry run published it but
@@ -68,8 +71,13 @@ func OpenInputs(names []string, stdin io.Reader, o InputOptions) (*Inputs, error
 		if err != nil {
 			return nil, err
 		}
+		var failedOnly map[string]bool
 		if !o.RetryErrors {
+			failedOnly = map[string]bool{}
 			for id := range done.Failed {
+				if !done.Output[id] {
+					failedOnly[id] = true
+				}
 				done.Output[id] = true
 			}
 			done.Failed = nil
@@ -88,6 +96,9 @@ func OpenInputs(names []string, stdin io.Reader, o InputOptions) (*Inputs, error
 				id = sinks.SanitizeID(id)
 				if done.Output[id] {
 					in.skipped.Add(1)
+					if failedOnly[id] {
+						in.skippedFailed.Add(1)
+					}
 					return true
 				}
 				if done.Failed[id] {
@@ -139,6 +150,10 @@ func (in *Inputs) DropRetried(dir string) error {
 
 // Skipped is the number of inputs skipped so far as already done.
 func (in *Inputs) Skipped() int64 { return in.skipped.Load() }
+
+// SkippedFailed is the part of Skipped that the output holds only as error
+// rows (an earlier run failed them): a --retry-errors run reads them again.
+func (in *Inputs) SkippedFailed() int64 { return in.skippedFailed.Load() }
 
 // OutputDir is the output directory of a batch run and what the run
 // writes into it.

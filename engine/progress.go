@@ -161,6 +161,14 @@ func (w barWriter) Write(b []byte) (int, error) {
 	return len(b), nil
 }
 
+// isAre is "is" for 1, "are" otherwise.
+func isAre(n int64) string {
+	if n == 1 {
+		return "is"
+	}
+	return "are"
+}
+
 // plural is "1 error", "2 errors".
 func plural(n int64, noun string) string {
 	if n == 1 {
@@ -193,7 +201,11 @@ func writeSummary(w io.Writer, cmd string, c Counts, info RunInfo, wall time.Dur
 		fmt.Fprintf(w, "%s: %d ignored (%s)\n", cmd, info.Ignored, ignoredWhat(info.Ignored, info.Repeated))
 	}
 	if c.Written+c.Failed+c.Lost == 0 && c.Skipped > 0 {
-		fmt.Fprintf(w, "%s: nothing to do: every input was already done\n", cmd)
+		if info.SkippedFailed > 0 {
+			fmt.Fprintf(w, "%s: nothing to do: every input was already done, %d of them as errors\n", cmd, info.SkippedFailed)
+		} else {
+			fmt.Fprintf(w, "%s: nothing to do: every input was already done\n", cmd)
+		}
 		return
 	}
 	fmt.Fprintf(w, "%s: %.2f s, %.2f images/s\n", cmd, wall.Seconds(), rate)
@@ -215,12 +227,16 @@ func writeSummary(w io.Writer, cmd string, c Counts, info RunInfo, wall time.Dur
 
 // RunInfo is what a run's summary reports beside its Counts.
 type RunInfo struct {
-	Ignored  int64          // files in input directories that are not inputs, and repeats (Inputs.Ignored)
+	Ignored  int64          // files in input directories and tar members that are not inputs, and repeats (Inputs.Ignored)
 	Repeated int64          // the part of Ignored that is paths given again (sources.Stats.Repeated)
 	Budget   *stages.Budget // the run's memory budget; nil: none
 	// Output is a batch run's output directory: with errors, the summary
 	// says where they are and how to retry them.
 	Output string
+	// SkippedFailed is the part of the skipped inputs that an earlier run
+	// recorded as failed (Inputs.SkippedFailed): the summary counts them
+	// and says how to retry them.
+	SkippedFailed int64
 }
 
 // Summary ends a run's report: one machine-readable "done" log line (the
@@ -239,9 +255,15 @@ func Summary(w io.Writer, cmd string, c Counts, info RunInfo, stats []pipeline.S
 		return
 	}
 	writeSummary(w, cmd, c, info, wall, stats)
-	if c.Failed > 0 && info.Output != "" {
+	switch errDir := filepath.Join(info.Output, "errors"); {
+	case info.Output == "":
+	case c.Failed > 0:
 		fmt.Fprintf(w, "%s: the errors are in %s; once their cause is fixed (e.g. a larger --memory-budget), rerun with --retry-errors to process those inputs again\n",
-			cmd, filepath.Join(info.Output, "errors"))
+			cmd, errDir)
+	case info.SkippedFailed > 0:
+		// A rerun skips them as done: say so, or they look forgotten.
+		fmt.Fprintf(w, "%s: %d of the skipped inputs %s recorded as failed in %s by an earlier run; once their cause is fixed (e.g. a larger --memory-budget), rerun with --retry-errors to process them again\n",
+			cmd, info.SkippedFailed, isAre(info.SkippedFailed), errDir)
 	}
 	if b := info.Budget; b != nil {
 		fmt.Fprintf(w, "%s: memory in flight (read + decoding): peak %s of a %s budget (--memory-budget)\n",
@@ -252,7 +274,7 @@ func Summary(w io.Writer, cmd string, c Counts, info RunInfo, stats []pipeline.S
 // ignoredWhat says what the ignored count of a summary holds: paths given
 // twice (read once) and files that directories and globs left out.
 func ignoredWhat(ignored, repeated int64) string {
-	const files = "files in directories that are not images, and Parquet files there without an image column; --extensions changes the list"
+	const files = "files in directories and tar members that are not images, and Parquet files in directories without an image column; --extensions changes what directories take"
 	switch {
 	case repeated <= 0:
 		return files

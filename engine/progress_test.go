@@ -3,6 +3,7 @@ package engine
 import (
 	"bytes"
 	"log/slog"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync/atomic"
@@ -113,6 +114,13 @@ func TestSummaryWording(t *testing.T) {
 	if out := buf.String(); !strings.Contains(out, "nothing to do: every input was already done") || strings.Contains(out, "stage") {
 		t.Errorf("all-done summary:\n%s", out)
 	}
+	// A rerun that skips earlier errors counts them and says how to retry.
+	buf.Reset()
+	Summary(&buf, "embed", Counts{Skipped: 12}, RunInfo{Output: "out", SkippedFailed: 1}, stats, time.Second)
+	if out := buf.String(); !strings.Contains(out, "every input was already done, 1 of them as errors") ||
+		!strings.Contains(out, "1 of the skipped inputs is recorded as failed in "+filepath.Join("out", "errors")) || !strings.Contains(out, "--retry-errors") {
+		t.Errorf("all-done summary with earlier errors:\n%s", out)
+	}
 	buf.Reset()
 	WriteSummary(&buf, "embed", Counts{Written: 624, Lost: 96}, time.Second, stats)
 	if out := buf.String(); !strings.Contains(out, "embed: 624 images written") || !strings.Contains(out, "96 images not published") {
@@ -127,9 +135,9 @@ func TestSummaryIgnoredSaysWhat(t *testing.T) {
 		ignored, repeated int64
 		want, not         string
 	}{
-		{2, 0, "embed: 2 ignored (files in directories that are not images", "given twice"},
+		{2, 0, "embed: 2 ignored (files in directories and tar members that are not images", "given twice"},
 		{1, 1, "embed: 1 ignored (1 input given twice, read once)", "files in directories"},
-		{3, 1, "embed: 3 ignored (1 input given twice, read once; 2 files in directories that are not images", ""},
+		{3, 1, "embed: 3 ignored (1 input given twice, read once; 2 files in directories and tar members that are not images", ""},
 	} {
 		var buf bytes.Buffer
 		Summary(&buf, "embed", Counts{Written: 1}, RunInfo{Ignored: c.ignored, Repeated: c.repeated}, nil, time.Second)

@@ -17,6 +17,8 @@ import (
 	"github.com/apache/arrow/go/v17/parquet"
 	"github.com/apache/arrow/go/v17/parquet/compress"
 	"github.com/apache/arrow/go/v17/parquet/pqarrow"
+
+	"github.com/maeembed/maeembed/config"
 )
 
 // ParquetOptions tunes rolling part files (Parquet and Arrow IPC).
@@ -27,8 +29,8 @@ type ParquetOptions struct {
 	// least MaxFileRows rows or MaxFileBytes bytes of uncompressed values
 	// (checked after each Write, so a file overshoots by at most one batch:
 	// a part holds about MaxFileRows rows, up to MaxFileRows+batch−1).
-	MaxFileRows  int   `yaml:"max_file_rows"`  // default 100_000
-	MaxFileBytes int64 `yaml:"max_file_bytes"` // default 512 MiB
+	MaxFileRows  int         `yaml:"max_file_rows"`  // default 100_000
+	MaxFileBytes config.Size `yaml:"max_file_bytes"` // default 512 MiB; in a config file also "512MiB"
 	// RowGroupBytes bounds the uncompressed values per Parquet row group;
 	// a row group is buffered in memory until complete. Default 64 MiB.
 	RowGroupBytes int64 `yaml:"-"`
@@ -267,7 +269,7 @@ func (p *parts) write(rec arrow.Record, rawBytes int64) error {
 	}
 	p.curRows += int(rec.NumRows())
 	p.curBytes += rawBytes
-	if p.curRows >= p.opts.MaxFileRows || p.curBytes >= p.opts.MaxFileBytes {
+	if p.curRows >= p.opts.MaxFileRows || p.curBytes >= int64(p.opts.MaxFileBytes) {
 		return p.flush()
 	}
 	return nil

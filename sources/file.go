@@ -8,6 +8,8 @@ import (
 	"io/fs"
 	"os"
 	"syscall"
+
+	"github.com/maeembed/maeembed/config"
 )
 
 // readRegular reads a whole regular file of at most maxMemberBytes through
@@ -24,7 +26,7 @@ func readRegular(open func(name string, flag int, perm fs.FileMode) (*os.File, e
 	}
 	defer f.Close()
 	if fi.Size() > int64(maxMemberBytes) {
-		return nil, nil, fmt.Errorf("%s: %d bytes, limit %d", name, fi.Size(), maxMemberBytes)
+		return nil, nil, overLimit(fi.Size())
 	}
 	if release, err = h.take(fi.Size()); err != nil {
 		return nil, nil, err
@@ -40,9 +42,24 @@ func readRegular(open func(name string, flag int, perm fs.FileMode) (*os.File, e
 	data = b.Bytes()
 	if len(data) > maxMemberBytes {
 		release()
-		return nil, nil, fmt.Errorf("%s: more than %d bytes", name, maxMemberBytes)
+		return nil, nil, fmt.Errorf("more than the %s limit on one image (%s)", config.FormatSize(int64(maxMemberBytes)), fixedLimit)
 	}
 	return data, release, nil
+}
+
+// fixedLimit says that no option raises maxMemberBytes.
+const fixedLimit = "a fixed limit, not an option"
+
+// overLimit is the error of an image of n bytes, over maxMemberBytes,
+// with both sizes in binary units (and n exact when the unit rounds it:
+// 512.0 MiB over 512 MiB would read as no excess). The caller names the
+// file, member or row.
+func overLimit(n int64) error {
+	size := config.FormatSize(n)
+	if v, err := config.ParseSize(size); err != nil || v != n {
+		size += fmt.Sprintf(" (%d bytes)", n)
+	}
+	return fmt.Errorf("%s, over the %s limit on one image (%s)", size, config.FormatSize(int64(maxMemberBytes)), fixedLimit)
 }
 
 // errNotRegular refuses a FIFO, device or socket named as an input: reading

@@ -168,7 +168,7 @@ func TestParquetImagePathsStayInside(t *testing.T) {
 
 	outside := "outside the dataset directory"
 	want := []string{outside, outside, outside, outside, "=SIDE", "=SIDE", "escapes from parent", "not a regular file (p---------)",
-		"not a regular file (d---------)", "21 bytes, limit 10", "=SIDE", outside}
+		"not a regular file (d---------)", "21 B, over the 10 B limit on one image", "=SIDE", outside}
 	check := func(opts Options, want []string) {
 		t.Helper()
 		r, err := Open([]string{pq}, opts)

@@ -830,7 +830,7 @@ func (c *parquetContainer) readPath(p string, h hold) ([]byte, func(), error) {
 // like a tar member.
 func imageValue(v []byte) ([]byte, error) {
 	if len(v) > maxMemberBytes {
-		return nil, fmt.Errorf("image is %d bytes, limit %d", len(v), maxMemberBytes)
+		return nil, fmt.Errorf("image is %w", overLimit(int64(len(v))))
 	}
 	// Never nil, even empty: an empty image is data (the decoder says what
 	// is wrong with it), nil is no data.

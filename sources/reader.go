@@ -263,7 +263,7 @@ func (r *Reader) Next(ctx context.Context) (Item, error) {
 			var c container
 			var err error
 			if e.kind == kindTar {
-				c, err = openTar(e.path)
+				c, err = openTar(e.path, &r.ignored)
 			} else {
 				c, err = openParquet(e.path, r.opts)
 			}

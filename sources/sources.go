@@ -156,9 +156,11 @@ type Stats struct {
 	Emitted int64
 	Skipped int64 // in the shard but already done
 	// Ignored counts files in directories and globs left out for their
-	// extension (Options.Extensions) and Parquet files found there without
-	// an image column (a dataset's metadata), and paths given again (a
-	// repeated list line; read once): not inputs, not errors.
+	// extension (Options.Extensions), members of tar shards that are not
+	// images (a WebDataset's .json, .cls, .txt; counted as they are read)
+	// and Parquet files found in directories without an image column (a
+	// dataset's metadata), and paths given again (a repeated list line;
+	// read once): not inputs, not errors.
 	Ignored int64
 	// Repeated is the part of Ignored that is paths given again.
 	Repeated int64

@@ -409,8 +409,8 @@ func TestOversizedMembers(t *testing.T) {
 	}
 	got := readAll(t, r)
 	pq := filepath.Join(dir, "b.parquet")
-	want := []string{"a.tar/1.jpg=OK", "a.tar/2.jpg!read " + filepath.Join(dir, "a.tar") + ":2.jpg: member is 3 bytes, limit 2", "a.tar/3.jpg=OK",
-		"b.parquet/0=OK", "b.parquet/1!read " + pq + "#1: row 1: image is 3 bytes, limit 2", "b.parquet/2=OK"}
+	want := []string{"a.tar/1.jpg=OK", "a.tar/2.jpg!read " + filepath.Join(dir, "a.tar") + ":2.jpg: member is 3 B, over the 2 B limit on one image (a fixed limit, not an option)", "a.tar/3.jpg=OK",
+		"b.parquet/0=OK", "b.parquet/1!read " + pq + "#1: row 1: image is 3 B, over the 2 B limit on one image (a fixed limit, not an option)", "b.parquet/2=OK"}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("got %q\nwant %q", got, want)
 	}
@@ -480,5 +480,92 @@ func TestRepeatedPathCountedIgnored(t *testing.T) {
 	}
 	if st := r.Stats(); st.Repeated != 1 {
 		t.Errorf("a repeated list line: %d repeated, want 1", st.Repeated)
+	}
+}
+
+// A file over the per-image limit is one error naming its path once, with
+// both sizes readable: "read huge/sparse.jpg: 600 MiB, over the 512 MiB
+// limit on one image (...)", not the path twice and raw byte counts.
+func TestOverLimitErrorIsReadable(t *testing.T) {
+	dir := t.TempDir()
+	chdir(t, dir)
+	if err := os.Mkdir("huge", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Create(filepath.Join("huge", "sparse.jpg"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Sparse: 600 MiB long, no blocks written.
+	if err := f.Truncate(600 << 20); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	r, err := Open([]string{"huge/sparse.jpg"}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := readAll(t, r)
+	want := []string{"sparse.jpg!read huge/sparse.jpg: 600 MiB, over the 512 MiB limit on one image (a fixed limit, not an option)"}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("got %q\nwant %q", got, want)
+	}
+	if err := overLimit(512<<20 + 1); !strings.Contains(err.Error(), "512.0 MiB (536870913 bytes), over the 512 MiB limit") {
+		t.Errorf("one byte over: %v", err)
+	}
+}
+
+// The members of a WebDataset tar that are not images (its .json, .cls)
+// are counted as ignored, as the same files in a directory are; the
+// tar's directory entry is structure, as a subdirectory is in a walk.
+func TestTarNonImageMembersIgnoredAsDirectoryFiles(t *testing.T) {
+	dir := t.TempDir()
+	tr, err := os.Open("testdata/wds-gnutar.tar") // ./, 3 images, 2 .json
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	rd := tar.NewReader(tr)
+	for {
+		h, err := rd.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if h.Typeflag == tar.TypeReg {
+			b, _ := io.ReadAll(rd)
+			write(t, filepath.Join(dir, "extracted", h.Name), string(b))
+		}
+	}
+	wds, err := os.ReadFile("testdata/wds-gnutar.tar")
+	if err != nil {
+		t.Fatal(err)
+	}
+	write(t, filepath.Join(dir, "shards", "wds.tar"), string(wds))
+	writeTar(t, filepath.Join(dir, "shards", "cls.tar.gz"), true, [][2]string{{"a.jpg", "A"}, {"a.cls", "3"}, {"b.jpg", "B"}, {"b.cls", "7"}})
+	for _, c := range []struct {
+		input string
+		items int
+	}{{"extracted", 3}, {"testdata/wds-gnutar.tar", 3}, {filepath.Join(dir, "shards"), 5}} {
+		in := c.input
+		if in == "extracted" {
+			in = filepath.Join(dir, in)
+		}
+		r, err := Open([]string{in}, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := readAll(t, r); len(got) != c.items {
+			t.Errorf("%s: %d items %q, want %d", c.input, len(got), got, c.items)
+		}
+		want := int64(2) // the two .json (or .cls)
+		if c.items == 5 {
+			want = 4
+		}
+		if st := r.Stats(); st.Ignored != want || r.Ignored() != want {
+			t.Errorf("%s: %d ignored, want %d (the members that are not images)", c.input, st.Ignored, want)
+		}
 	}
 }

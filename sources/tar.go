@@ -11,6 +11,7 @@ import (
 	"path"
 	"strconv"
 	"strings"
+	"sync/atomic"
 )
 
 // maxMemberBytes bounds the bytes read for one archive member or row: a
@@ -55,14 +56,26 @@ type tarContainer struct {
 	f  *os.File
 	gz *gzip.Reader
 	tr *tar.Reader
+	// ignored counts the members that are not inputs (isTarIgnored), as
+	// the files of a directory that are not images are counted.
+	ignored *atomic.Int64
 }
 
-func openTar(p string) (container, error) {
+// isTarIgnored: a member that is not an input and is counted as ignored:
+// not an image (a WebDataset's .json, .cls, .txt), nor a directory or a
+// global header (structure, as a directory entry is in a walk).
+func isTarIgnored(h *tar.Header) bool {
+	return h.Typeflag != tar.TypeDir && h.Typeflag != tar.TypeXGlobalHeader && !isTarImage(h)
+}
+
+// openTar opens the tar (or .tar.gz) at p; the members that are not
+// inputs are added to ignored.
+func openTar(p string, ignored *atomic.Int64) (container, error) {
 	f, _, err := openRegular(os.OpenFile, p)
 	if err != nil {
 		return nil, err
 	}
-	c := &tarContainer{f: f}
+	c := &tarContainer{f: f, ignored: ignored}
 	var r io.Reader = bufio.NewReaderSize(f, 1<<20)
 	if l := strings.ToLower(p); strings.HasSuffix(l, ".gz") || strings.HasSuffix(l, ".tgz") {
 		if c.gz, err = gzip.NewReader(r); err != nil {
@@ -85,6 +98,9 @@ func (c *tarContainer) next(want func(member string, row int64, key string) bool
 			return "", -1, nil, nil, fmt.Errorf("tar: %w", err)
 		}
 		if !isTarImage(h) {
+			if isTarIgnored(h) {
+				c.ignored.Add(1)
+			}
 			continue
 		}
 		// The name as stored, as WebDataset keys are: not cleaned, so
@@ -107,7 +123,7 @@ func (c *tarContainer) next(want func(member string, row int64, key string) bool
 		}
 		if h.Size > int64(maxMemberBytes) {
 			// Skippable: report it for this member and keep going.
-			return name, -1, nil, nil, &memberError{fmt.Errorf("member is %d bytes, limit %d", h.Size, maxMemberBytes)}
+			return name, -1, nil, nil, &memberError{fmt.Errorf("member is %w", overLimit(h.Size))}
 		}
 		// Its size from the budget before a byte is read; one larger than
 		// the whole budget is its error item (the tar reader skips it).

@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 
 	"golang.org/x/sync/semaphore"
+
+	"github.com/maeembed/maeembed/config"
 )
 
 // DefaultMemoryBudget is the default bound on the bytes held in flight by
@@ -265,17 +267,7 @@ func (b *Budget) collect(n int64) {
 // FormatBytes writes a size of n bytes in the largest binary unit it
 // reaches (B, KiB, MiB, GiB, TiB), with one decimal when that unit does
 // not divide it: 10240 is "10 KiB", 1572864 "1.5 MiB".
-func FormatBytes(n int64) string {
-	units := []string{"B", "KiB", "MiB", "GiB", "TiB"}
-	i, div := 0, int64(1)
-	for i < len(units)-1 && n >= div<<10 {
-		i, div = i+1, div<<10
-	}
-	if n%div == 0 {
-		return fmt.Sprintf("%d %s", n/div, units[i])
-	}
-	return fmt.Sprintf("%.1f %s", float64(n)/float64(div), units[i])
-}
+func FormatBytes(n int64) string { return config.FormatSize(n) }
 
 // decodeCost estimates the bytes decoding an image holds at its peak, from
 // its header: the decoder's own image and working buffers, our opaque RGB

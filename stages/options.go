@@ -2,12 +2,10 @@ package stages
 
 import (
 	"fmt"
-	"strconv"
-	"strings"
-	"unicode"
 
-	"github.com/dustin/go-humanize"
 	"github.com/spf13/pflag"
+
+	"github.com/maeembed/maeembed/config"
 )
 
 // PreprocessOptions are the preprocessing a command takes from flags and
@@ -55,23 +53,6 @@ func (o PreprocessOptions) Preprocess() (Preprocess, error) {
 	return Preprocess{Mode: mode, MaxPixels: o.MaxPixels, Budget: NewBudget(budget)}, nil
 }
 
-// parseBytes reads a size such as 1073741824, 512MiB, 1.5GiB, 1TiB or
-// 100MB (a number without a unit must be whole) (go-humanize's ParseBytes: KiB, MiB... are powers of 1024, KB,
-// MB... of 1000); a bare K, M, G or T is binary, as in earlier versions.
-func parseBytes(s string) (int64, error) {
-	t := strings.TrimSpace(s)
-	if n := len(t); n > 0 && strings.ContainsRune("KMGTkmgt", rune(t[n-1])) {
-		t += "iB"
-	}
-	// Without a unit it is a count of bytes: 1.5 would otherwise be 1 byte.
-	if t != "" && !strings.ContainsFunc(t, unicode.IsLetter) {
-		if _, err := strconv.ParseUint(t, 10, 63); err != nil {
-			return 0, fmt.Errorf("size %q: a size without a unit is a whole number of bytes; give a unit for a fraction, e.g. 1.5GiB", s)
-		}
-	}
-	n, err := humanize.ParseBytes(t)
-	if err != nil || n > 1<<62 {
-		return 0, fmt.Errorf("size %q: want bytes, optionally with KiB, MiB, GiB, TiB (or KB, MB, GB, TB), e.g. 512MiB or 1.5GiB", s)
-	}
-	return int64(n), nil
-}
+// parseBytes reads a size such as 1073741824, 512MiB or 1.5GiB
+// (config.ParseSize, which all the size options share).
+func parseBytes(s string) (int64, error) { return config.ParseSize(s) }

@@ -8,24 +8,6 @@ import (
 	"testing"
 )
 
-// Sizes take binary and decimal units, fractions and TiB; a bare unit
-// letter stays binary; anything else is refused.
-func TestParseBytes(t *testing.T) {
-	for in, want := range map[string]int64{
-		"1073741824": 1 << 30, "512MiB": 512 << 20, "1.5GiB": 3 << 29, "1TiB": 1 << 40, "2G": 2 << 30,
-		"100MB": 100e6, "1 GiB": 1 << 30, "64K": 64 << 10, "1.5TB": 1.5e12,
-	} {
-		if got, err := parseBytes(in); err != nil || got != want {
-			t.Errorf("parseBytes(%q) = %d, %v; want %d", in, got, err, want)
-		}
-	}
-	for _, in := range []string{"", "lots", "-1GiB", "1XiB", "99999999999EiB", "1.5", "1e9", "-3"} {
-		if got, err := parseBytes(in); err == nil {
-			t.Errorf("parseBytes(%q) = %d, want an error", in, got)
-		}
-	}
-}
-
 // The memory limit is the smaller of MemTotal and a set cgroup limit.
 func TestMemoryLimit(t *testing.T) {
 	dir := t.TempDir()

@@ -112,7 +112,7 @@ func (c Config) Job(stdin io.Reader, progress io.Writer) (Job, error) {
 	}
 	arch, err := Architecture(c.Model)
 	if err != nil {
-		return Job{}, fmt.Errorf("%w: %v", config.ErrUsage, err)
+		return Job{}, err // usage only for a --model that names nothing
 	}
 	// As embed and reconstruct do: a budget one batch cannot fit in would
 	// fail every image (or never start a step), so refuse it before reading.

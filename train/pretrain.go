@@ -5,14 +5,17 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"maps"
+	"os"
 	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
 	"sync/atomic"
 
+	"github.com/maeembed/maeembed/config"
 	"github.com/maeembed/maeembed/mae"
 	"github.com/maeembed/maeembed/mae/weights"
 	"github.com/maeembed/maeembed/sinks"
@@ -40,12 +43,23 @@ func Architectures() map[string]mae.Config {
 }
 
 // Architecture resolves --model for pretraining: a name of Architectures
-// or an HF-style config.json.
+// or an HF-style config.json. One that is neither is a usage error
+// (config.ErrUsage); a config.json that is missing or unusable is not:
+// it fails at run time, as a missing --model file does in the other
+// commands.
 func Architecture(nameOrConfig string) (mae.Config, error) {
 	if c, ok := Architectures()[nameOrConfig]; ok {
 		return c, nil
 	}
 	if strings.HasSuffix(nameOrConfig, ".json") {
+		// "model /x.json: no such file or directory", as embed says it.
+		if _, err := os.Stat(nameOrConfig); err != nil {
+			var pe *fs.PathError
+			if errors.As(err, &pe) {
+				err = pe.Err
+			}
+			return mae.Config{}, fmt.Errorf("model %s: %w", nameOrConfig, err)
+		}
 		h, err := weights.ReadHFConfig(nameOrConfig)
 		if err != nil {
 			return mae.Config{}, err
@@ -56,7 +70,7 @@ func Architecture(nameOrConfig string) (mae.Config, error) {
 		}
 		return c, nil
 	}
-	return mae.Config{}, fmt.Errorf("model %q: want one of %s or an HF-style config.json", nameOrConfig, strings.Join(slices.Sorted(maps.Keys(Architectures())), ", "))
+	return mae.Config{}, fmt.Errorf("%w: model %q: want one of %s or an HF-style config.json", config.ErrUsage, nameOrConfig, strings.Join(slices.Sorted(maps.Keys(Architectures())), ", "))
 }
 
 // Job is one pretraining run: what the pretrain command gathers from flags.

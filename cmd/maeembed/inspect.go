@@ -6,6 +6,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/maeembed/maeembed/mae"
+	"github.com/maeembed/maeembed/mae/weights"
 )
 
 var inspectCommand = commandSpec{
@@ -67,6 +68,10 @@ func (e *env) convert(o *Options) error {
 	if o.Output == "" {
 		return fmt.Errorf("%w: convert needs --output DIR", errUsage)
 	}
+	// A convert killed while writing (kill -9) left its temporaries beside
+	// or in the destination; no lock guards a convert, so only those no
+	// live process holds and that stopped changing are removed.
+	weights.RemoveStaleTemps(o.Output)
 	if err := o.CheckOutput(o.Output); err != nil {
 		return err
 	}

@@ -116,3 +116,31 @@ func TestConvertFloat16(t *testing.T) {
 		t.Errorf("inspect of the float16 checkpoint:\n%s", out)
 	}
 }
+
+// A --model config.json that is missing or unreadable fails at run time
+// (exit 1, "model PATH: no such file or directory"), as a missing --model
+// does in embed; a name that is no architecture stays a usage error.
+func TestPretrainMissingModelIsNotUsage(t *testing.T) {
+	dir := t.TempDir()
+	imgs := filepath.Join(fixtures, "tiny32", "images")
+	bad := filepath.Join(dir, "bad.json")
+	os.WriteFile(bad, []byte(`{"hidden_size": "x"}`), 0o644)
+	missing := filepath.Join(dir, "nonexist.json")
+	for _, c := range []struct {
+		model string
+		code  int
+		want  string
+	}{
+		{missing, 1, "model " + missing + ": no such file or directory"},
+		{bad, 1, bad},
+		{"nonexist", 2, "want one of"},
+	} {
+		code, _, stderr := maeembed(t, "pretrain", "-m", c.model, "-o", filepath.Join(dir, "out"), imgs)
+		if code != c.code || !strings.Contains(stderr, c.want) || strings.Contains(stderr, "stat ") {
+			t.Errorf("pretrain -m %s: exit %d, want %d and %q\n%s", c.model, code, c.code, c.want, stderr)
+		}
+	}
+	if code, _, stderr := maeembed(t, "embed", "-m", missing, "-o", filepath.Join(dir, "emb"), imgs); code != 1 {
+		t.Errorf("embed -m %s: exit %d, want 1 as pretrain\n%s", missing, code, stderr)
+	}
+}

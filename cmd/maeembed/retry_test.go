@@ -59,7 +59,7 @@ func retryInputs(t *testing.T) (root string, model []string) {
 }
 
 // An image refused under a small memory budget is an error row that a
-// plain rerun with a larger budget skips as done; --retry-errors processes
+// plain rerun with a larger budget skips as done (saying so); --retry-errors processes
 // it again, and afterwards it is in the output once and no longer in
 // errors/, while an input that fails again keeps exactly one error row.
 func TestE2ERetryErrors(t *testing.T) {
@@ -72,7 +72,15 @@ func TestE2ERetryErrors(t *testing.T) {
 	if e := partIDs(t, out, "errors/part-*.parquet"); e["big.png"] != 1 || e["bad.jpg"] != 1 {
 		t.Fatalf("error rows %v, want big.png and bad.jpg", e)
 	}
-	runCounted(t, summary{0, 0, 3}, append([]string{"embed", "--memory-budget", "256MiB", "-o", out, root}, model...)...)
+	// The plain rerun has nothing to do, but says that two of the inputs
+	// it skipped are error rows, where they are, and how to retry them.
+	stderr = runCounted(t, summary{0, 0, 3}, append([]string{"embed", "--memory-budget", "256MiB", "-o", out, root}, model...)...)
+	for _, want := range []string{"nothing to do: every input was already done, 2 of them as errors",
+		"2 of the skipped inputs are recorded as failed in " + filepath.Join(out, "errors"), "rerun with --retry-errors"} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("a rerun with nothing to do but earlier errors does not say %q:\n%s", want, stderr)
+		}
+	}
 	runCounted(t, summary{1, 1, 1}, append([]string{"embed", "--memory-budget", "256MiB", "--retry-errors", "-o", out, root}, model...)...)
 	outIDs, errIDs := partIDs(t, out, "part-*.parquet"), partIDs(t, out, "errors/part-*.parquet")
 	if outIDs["good.png"] != 1 || outIDs["big.png"] != 1 || len(outIDs) != 2 {

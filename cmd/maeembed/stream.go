@@ -35,7 +35,7 @@ the partitions (and may share the output directory).`,
 		o.AddFlushFlag(fs)
 		p := &o.Parts
 		fs.IntVar(&p.MaxFileRows, "max-file-rows", p.MaxFileRows, "publish a Parquet part once it holds this many rows (whole batches, so up to rows+batch-1; 0 = 100000)")
-		fs.Int64Var(&p.MaxFileBytes, "max-file-bytes", p.MaxFileBytes, "publish a Parquet part at this many bytes of values (0 = 512 MiB)")
+		fs.Var(&p.MaxFileBytes, "max-file-bytes", "publish a Parquet part at this many bytes of values, e.g. 536870912 or 256MiB (0 = 512MiB)")
 		fs.StringVar(&p.WorkerID, "worker-id", p.WorkerID, "in the names of the worker's part files, part-NNNNN-ID.parquet: 1-64 letters, digits, '_' or '-' (default: host-pid)")
 	},
 	extraKeys: []string{"topics", "dial_timeout"},

@@ -781,6 +781,32 @@ func TestStreamUsageErrors(t *testing.T) {
 	}
 }
 
+// The byte-count options take sizes as --memory-budget does, from flags
+// and the config file: parsing gets past them to the next check (here a
+// too-small --max-in-flight); a bad size is a usage error naming the flag.
+func TestStreamSizeOptions(t *testing.T) {
+	dir := t.TempDir()
+	x := filepath.Join(dir, "out")
+	cfg := filepath.Join(dir, "stream.yaml")
+	os.WriteFile(cfg, []byte("fetch_max_bytes: 16 MiB\nfetch_min_bytes: 1KiB\nmax_file_bytes: 256MiB\n"), 0o644)
+	base := []string{"stream", "--brokers", "b", "--topic", "t", "-o", x}
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--fetch-max-bytes", "1MiB", "--max-file-bytes", "16 MiB", "--fetch-min-bytes", "1", "--max-in-flight", "2"}, "--max-in-flight 2"},
+		{[]string{"--fetch-max-bytes", "16777216", "--max-in-flight", "2"}, "--max-in-flight 2"},
+		{[]string{"--config-file", cfg, "--max-in-flight", "2"}, "--max-in-flight 2"},
+		{[]string{"--fetch-max-bytes", "1MX"}, `"--fetch-max-bytes"`},
+		{[]string{"--max-file-bytes", "lots"}, `"--max-file-bytes"`},
+	} {
+		code, _, stderr := maeembed(t, append(base, c.args...)...)
+		if code != 2 || !strings.Contains(stderr, c.want) || strings.Contains(stderr, "strconv") {
+			t.Errorf("%v: exit %d, stderr %q, want 2 and %q", c.args, code, stderr, c.want)
+		}
+	}
+}
+
 // Two runs of the same shard into one directory would write the same ids
 // twice: the second is refused and says why; another shard is not.
 func TestOutputLockedPerShard(t *testing.T) {

@@ -5,7 +5,9 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // A mask ratio that is not a number, or that leaves the model no patch
@@ -100,6 +102,75 @@ func TestConvertRefusesExistingOutput(t *testing.T) {
 	}
 }
 
+// A convert killed while writing (kill -9) leaves a hidden ".NAME.tmp-N"
+// directory beside its destination, or ".model.safetensors.tmp-N" in it
+// under --force. The next convert into the destination removes those,
+// but not a temporary a live process holds (a concurrent convert), one
+// that changed in the last seconds, or anything not named as ours.
+func TestConvertRemovesKilledConvertsTemporaries(t *testing.T) {
+	src := filepath.Join(fixtures, "tiny32", "hf")
+	parent := t.TempDir()
+	out := filepath.Join(parent, "m")
+	old := time.Now().Add(-time.Hour)
+	mkTemp := func(path string, dir bool) {
+		t.Helper()
+		file := path
+		if dir {
+			if err := os.Mkdir(path, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			file = filepath.Join(path, "model.safetensors")
+		}
+		if err := os.WriteFile(file, []byte("partial"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		os.Chtimes(file, old, old)
+		os.Chtimes(path, old, old)
+	}
+	dead := filepath.Join(parent, ".m.tmp-3768532552")
+	mkTemp(dead, true)
+	live := filepath.Join(parent, ".m.tmp-1111")
+	mkTemp(live, true)
+	lk, err := os.Open(live) // a live writer holds its temporary's lock
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lk.Close()
+	if err := syscall.Flock(int(lk.Fd()), syscall.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	recent := filepath.Join(parent, ".m.tmp-2222")
+	mkTemp(recent, true)
+	os.Chtimes(filepath.Join(recent, "model.safetensors"), time.Now(), time.Now())
+	var others []string
+	for _, name := range []string{".m.tmp-x1", ".mm.tmp-1", "m.tmp-1", ".other.tmp-1"} {
+		others = append(others, filepath.Join(parent, name))
+		mkTemp(others[len(others)-1], true)
+	}
+	mustRun(t, "convert", src, "-o", out)
+	if _, err := os.Lstat(dead); err == nil {
+		t.Errorf("%s: a killed convert's temporary is still there", dead)
+	}
+	for _, p := range append([]string{live, recent}, others...) {
+		if _, err := os.Lstat(p); err != nil {
+			t.Errorf("%s: removed, but it is a live writer's or not ours: %v", p, err)
+		}
+	}
+
+	// --force into an existing directory writes files through temporaries.
+	stale := filepath.Join(out, ".model.safetensors.tmp-42")
+	mkTemp(stale, false)
+	keep := filepath.Join(out, "notes.tmp-42")
+	mkTemp(keep, false)
+	mustRun(t, "convert", "--force", src, "-o", out)
+	if _, err := os.Lstat(stale); err == nil {
+		t.Errorf("%s: a killed --force convert's temporary is still there", stale)
+	}
+	if _, err := os.Lstat(keep); err != nil {
+		t.Errorf("%s: removed, but not ours: %v", keep, err)
+	}
+}
+
 // --format's help lists the command's formats.
 func TestFormatHelpListsValues(t *testing.T) {
 	for cmd, want := range map[string]string{"embed": "output format: parquet | arrow | npy", "reconstruct": "output format: npy | parquet | png"} {
@@ -149,11 +220,11 @@ func TestNumericFlagRanges(t *testing.T) {
 		{append(stream, "--batch-latency", "-1ms"), []string{"--batch-latency -1ms"}},
 		{append(stream, "--flush-interval", "-1s"), []string{"--flush-interval -1s"}},
 		{append(stream, "--fetch-max-wait", "-1s"), []string{"--fetch-max-wait -1s", "not be negative"}},
-		{append(stream, "--fetch-min-bytes", "-1"), []string{"--fetch-min-bytes -1"}},
+		{append(stream, "--fetch-min-bytes", "-1"), []string{`"--fetch-min-bytes"`, "must not be negative"}},
 		{append(stream, "--commit-interval", "-1s"), []string{"--commit-interval -1s"}},
 		{append(stream, "--topic", ","), []string{"--topic", "one or more"}},
 		{append(stream, "--worker-id", "a/b"), []string{"usage: --worker-id: ", "letters, digits"}},
-		{append(stream, "--max-file-bytes", "-1"), []string{"usage: --max-file-bytes: "}},
+		{append(stream, "--max-file-bytes", "-1"), []string{`"--max-file-bytes"`, "must not be negative"}},
 		{[]string{"probe", "--test-fraction", "0", out}, []string{"--test-fraction 0", "(0, 1)"}},
 		{[]string{"probe", "--test-fraction", "1", out}, []string{"--test-fraction 1", "(0, 1)"}},
 		{[]string{"probe", "--k", "0", out}, []string{"--k 0", "1 or more"}},

@@ -425,6 +425,11 @@ func saveHF(dir string, tensors map[string]*Tensor, cfg *HFConfig, half bool) er
 		if err != nil {
 			return fmt.Errorf("save %s: %w", dir, err)
 		}
+		// Locked while written (RemoveStaleTemps leaves it alone meanwhile).
+		if lk, err := os.Open(tmp); err == nil {
+			lockTemp(lk)
+			defer lk.Close()
+		}
 		if err := writeNewFile(filepath.Join(tmp, HFSafetensorsFile), writeModel); err != nil {
 			os.RemoveAll(tmp)
 			return fmt.Errorf("save %s: %w", dir, err)

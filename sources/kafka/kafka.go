@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	kgo "github.com/segmentio/kafka-go"
 
+	"github.com/maeembed/maeembed/config"
 	"github.com/maeembed/maeembed/kafkaconn"
 	"github.com/maeembed/maeembed/sources"
 )
@@ -36,8 +37,9 @@ type Config struct {
 	StartOffset string             `yaml:"start_offset"` // "earliest" (default) or "latest": where a group without a committed offset starts
 	Security    kafkaconn.Security `yaml:",inline"`
 
-	MinBytes int           `yaml:"fetch_min_bytes"` // fetch.min.bytes; default 1
-	MaxBytes int           `yaml:"fetch_max_bytes"` // max bytes per fetch per partition; default 16 MiB (must exceed the largest image)
+	// The fetch sizes take sizes such as 16MiB (config.Size).
+	MinBytes config.Size   `yaml:"fetch_min_bytes"` // fetch.min.bytes; default 1
+	MaxBytes config.Size   `yaml:"fetch_max_bytes"` // max bytes per fetch per partition; default 16 MiB (must exceed the largest image)
 	MaxWait  time.Duration `yaml:"fetch_max_wait"`  // longest wait for MinBytes; default 250 ms
 	// MaxInFlight bounds the messages fetched but not yet acked (durable):
 	// Next blocks beyond it, which bounds memory under a burst. Default 256.
@@ -184,8 +186,8 @@ func Open(cfg Config) (*Source, error) {
 		GroupTopics:           cfg.Topics,
 		Dialer:                d,
 		QueueCapacity:         cfg.QueueCapacity,
-		MinBytes:              cfg.MinBytes,
-		MaxBytes:              cfg.MaxBytes,
+		MinBytes:              int(cfg.MinBytes),
+		MaxBytes:              int(cfg.MaxBytes),
 		MaxWait:               cfg.MaxWait,
 		ReadBatchTimeout:      cfg.MaxWait + 10*time.Second,
 		HeartbeatInterval:     cfg.HeartbeatInterval,
