@@ -171,7 +171,8 @@ var ErrDrained = errors.New("interrupted: finished the images in flight and kept
 // meanwhile (OnSignals: the first drains, the second aborts), with
 // progress and a summary on w. It fails when the engine does, when the run
 // was drained (ErrDrained), when every input failed, and with
-// FailOnError when any did.
+// FailOnError when any did, in this run or in an earlier one into the
+// same output whose error rows this one skipped.
 func RunBatch[R any](ctx context.Context, w io.Writer, b *Batch, cfg Config, errs sinks.ErrorWriter, model Model[R], out Output[R]) error {
 	stop := OnSignals(ctx, 0, os.Interrupt, syscall.SIGTERM)
 	defer stop.Release()
@@ -208,6 +209,11 @@ func RunBatch[R any](ctx context.Context, w io.Writer, b *Batch, cfg Config, err
 		return b.noImages()
 	case b.Options.FailOnError && c.Failed > 0:
 		return fmt.Errorf("%d input(s) failed (see %s/errors)", c.Failed, b.Options.Output)
+	case b.Options.FailOnError && b.Inputs.SkippedFailed() > 0:
+		// A rerun (a retried Job) must not turn the first run's failure
+		// into success by skipping the inputs that failed then.
+		return fmt.Errorf("%d input(s) failed in an earlier run into %s (see %s/errors; --retry-errors processes them again)",
+			b.Inputs.SkippedFailed(), b.Options.Output, b.Options.Output)
 	}
 	return nil
 }

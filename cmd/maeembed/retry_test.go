@@ -192,3 +192,22 @@ func TestE2EDryRunResumes(t *testing.T) {
 		t.Errorf("dry run --resume=false lists %q, want all 3", got)
 	}
 }
+
+// --fail-on-error fails a rerun that skips inputs an earlier run recorded
+// as failed: a retried Job must not succeed by skipping its failures.
+func TestE2EFailOnErrorRerunWithEarlierErrors(t *testing.T) {
+	root, model := retryInputs(t)
+	out := t.TempDir()
+	args := append([]string{"embed", "--fail-on-error", "-o", out, root}, model...)
+	if code, _, stderr := maeembed(t, args...); code != 1 {
+		t.Fatalf("first run with bad.jpg: exit %d, want 1\n%s", code, stderr)
+	}
+	code, _, stderr := maeembed(t, args...)
+	if code != 1 || !strings.Contains(stderr, "1 input(s) failed in an earlier run") || !strings.Contains(stderr, "--retry-errors") {
+		t.Errorf("rerun with --fail-on-error over an earlier error: exit %d, want 1 naming it\n%s", code, stderr)
+	}
+	// Without --fail-on-error the rerun with something done succeeds.
+	if code, _, stderr := maeembed(t, append([]string{"embed", "-o", out, root}, model...)...); code != 0 {
+		t.Errorf("plain rerun: exit %d\n%s", code, stderr)
+	}
+}
