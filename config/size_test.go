@@ -26,6 +26,12 @@ func TestParseSize(t *testing.T) {
 			t.Errorf("ParseSize(%q) = %d, want an error", in, got)
 		}
 	}
+	// Too large is said as such, not as a malformed size or a fraction.
+	for _, in := range []string{"9999999999999TiB", "99999999999999999999", "5EiB", "4.5EiB"} {
+		if _, err := ParseSize(in); err == nil || !strings.Contains(err.Error(), "too large") {
+			t.Errorf("ParseSize(%q): %v, want \"too large\"", in, err)
+		}
+	}
 }
 
 type sized struct {
