@@ -211,3 +211,24 @@ func TestE2EFailOnErrorRerunWithEarlierErrors(t *testing.T) {
 		t.Errorf("plain rerun: exit %d\n%s", code, stderr)
 	}
 }
+
+// A run in which every input failed exits non-zero, and so does its
+// rerun, which skips them all as error rows: the output holds no image.
+func TestE2ERerunOfAllFailedRunFails(t *testing.T) {
+	root := filepath.Join(t.TempDir(), "in")
+	if err := os.MkdirAll(root, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "bad.jpg"), []byte("not an image"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := t.TempDir()
+	args := []string{"embed", "-m", filepath.Join(fixtures, "tiny32", "hf"), "-o", out, root}
+	if code, _, stderr := maeembed(t, args...); code != 1 {
+		t.Fatalf("first run, every input bad: exit %d, want 1\n%s", code, stderr)
+	}
+	code, _, stderr := maeembed(t, args...)
+	if code != 1 || !strings.Contains(stderr, "all 1 input(s) failed in an earlier run") {
+		t.Errorf("rerun of a run in which every input failed: exit %d, want 1\n%s", code, stderr)
+	}
+}
