@@ -78,4 +78,17 @@ func TestSizeFlagAndFile(t *testing.T) {
 			t.Errorf("%q: %v, want an error naming the key", text, err)
 		}
 	}
+	// A fraction without a unit is refused as the flag refuses it, not as
+	// "want a whole number" (1.5GiB is fine).
+	path := filepath.Join(dir, "c.yaml")
+	os.WriteFile(path, []byte("fetch_max_bytes: 1.5\n"), 0o644)
+	o = sized{}
+	if _, err := Load(path, &o); err == nil || !strings.Contains(err.Error(), "give a unit for a fraction") {
+		t.Errorf("fetch_max_bytes: 1.5: %v, want the flag's advice", err)
+	}
+	// A plain int option still wants a whole number.
+	os.WriteFile(path, []byte("rows: 1.5\n"), 0o644)
+	if _, err := Load(path, &o); err == nil || !strings.Contains(err.Error(), "whole number") {
+		t.Errorf("rows: 1.5: %v", err)
+	}
 }
