@@ -100,7 +100,9 @@ func decode(f reflect.Value, pathList bool, v *yaml.Node) error {
 	switch {
 	case v.Kind == yaml.ScalarNode && v.Tag == "!!float" && f.Type() == reflect.TypeOf(time.Duration(0)):
 		return fmt.Errorf("want a duration such as 50ms or 10s, got %s", v.Value)
-	case v.Kind == yaml.ScalarNode && v.Tag == "!!float" && f.Kind() >= reflect.Int && f.Kind() <= reflect.Uint64:
+	case v.Kind == yaml.ScalarNode && v.Tag == "!!float" && f.Kind() >= reflect.Int && f.Kind() <= reflect.Uint64 &&
+		!f.Addr().Type().Implements(reflect.TypeFor[yaml.Unmarshaler]()):
+		// (A Size reads 1.5 itself, and says what its flag says.)
 		return fmt.Errorf("want a whole number, got %s", v.Value)
 	case v.Kind == yaml.ScalarNode && f.Type() == reflect.TypeOf([]string(nil)):
 		// A list option takes "a,b" like its flag (one path for path lists).

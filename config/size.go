@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -24,12 +25,17 @@ func ParseSize(s string) (int64, error) {
 	}
 	// Without a unit it is a count of bytes: 1.5 would otherwise be 1 byte.
 	if t != "" && !strings.ContainsFunc(t, unicode.IsLetter) {
-		if _, err := strconv.ParseUint(t, 10, 63); err != nil {
+		if _, err := strconv.ParseUint(t, 10, 63); errors.Is(err, strconv.ErrRange) {
+			return 0, fmt.Errorf("size %q: too large (at most 4 EiB)", s)
+		} else if err != nil {
 			return 0, fmt.Errorf("size %q: a size without a unit is a whole number of bytes; give a unit for a fraction, e.g. 1.5GiB", s)
 		}
 	}
 	n, err := humanize.ParseBytes(t)
-	if err != nil || n > 1<<62 {
+	if err == nil && n > 1<<62 || err != nil && strings.HasPrefix(err.Error(), "too large") {
+		return 0, fmt.Errorf("size %q: too large (at most 4 EiB)", s)
+	}
+	if err != nil {
 		return 0, fmt.Errorf("size %q: want bytes, optionally with KiB, MiB, GiB, TiB (or KB, MB, GB, TB), e.g. 512MiB or 1.5GiB", s)
 	}
 	return int64(n), nil

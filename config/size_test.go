@@ -26,6 +26,12 @@ func TestParseSize(t *testing.T) {
 			t.Errorf("ParseSize(%q) = %d, want an error", in, got)
 		}
 	}
+	// Too large is said as such, not as a malformed size or a fraction.
+	for _, in := range []string{"9999999999999TiB", "99999999999999999999", "5EiB", "4.5EiB"} {
+		if _, err := ParseSize(in); err == nil || !strings.Contains(err.Error(), "too large") {
+			t.Errorf("ParseSize(%q): %v, want \"too large\"", in, err)
+		}
+	}
 }
 
 type sized struct {
@@ -71,5 +77,18 @@ func TestSizeFlagAndFile(t *testing.T) {
 		if _, err := Load(path, &o); err == nil || !strings.Contains(err.Error(), "key fetch_max_bytes") {
 			t.Errorf("%q: %v, want an error naming the key", text, err)
 		}
+	}
+	// A fraction without a unit is refused as the flag refuses it, not as
+	// "want a whole number" (1.5GiB is fine).
+	path := filepath.Join(dir, "c.yaml")
+	os.WriteFile(path, []byte("fetch_max_bytes: 1.5\n"), 0o644)
+	o = sized{}
+	if _, err := Load(path, &o); err == nil || !strings.Contains(err.Error(), "give a unit for a fraction") {
+		t.Errorf("fetch_max_bytes: 1.5: %v, want the flag's advice", err)
+	}
+	// A plain int option still wants a whole number.
+	os.WriteFile(path, []byte("rows: 1.5\n"), 0o644)
+	if _, err := Load(path, &o); err == nil || !strings.Contains(err.Error(), "whole number") {
+		t.Errorf("rows: 1.5: %v", err)
 	}
 }

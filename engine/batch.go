@@ -170,8 +170,10 @@ var ErrDrained = errors.New("interrupted: finished the images in flight and kept
 // Preprocess, Budget, Errors and Drain it sets), owning SIGINT/SIGTERM
 // meanwhile (OnSignals: the first drains, the second aborts), with
 // progress and a summary on w. It fails when the engine does, when the run
-// was drained (ErrDrained), when every input failed, and with
-// FailOnError when any did.
+// was drained (ErrDrained), when every input failed (in this run, or in
+// an earlier one whose error rows are all this one skipped), and with
+// FailOnError when any did, in this run or in an earlier one into the
+// same output whose error rows this one skipped.
 func RunBatch[R any](ctx context.Context, w io.Writer, b *Batch, cfg Config, errs sinks.ErrorWriter, model Model[R], out Output[R]) error {
 	stop := OnSignals(ctx, 0, os.Interrupt, syscall.SIGTERM)
 	defer stop.Release()
@@ -204,10 +206,19 @@ func RunBatch[R any](ctx context.Context, w io.Writer, b *Batch, cfg Config, err
 	case c.Written == 0 && c.Failed > 0:
 		// Nothing came out: that is a failed run, not a run with bad inputs.
 		return fmt.Errorf("all %d input(s) failed (errors in %s/errors); first: %s", c.Failed, b.Options.Output, eng.FirstError())
+	case c.Written == 0 && c.Failed == 0 && c.Skipped > 0 && b.Inputs.SkippedFailed() == c.Skipped:
+		// A rerun of such a run: every input it skipped is an error row.
+		return fmt.Errorf("all %d input(s) failed in an earlier run into %s (see %s/errors; --retry-errors processes them again)",
+			c.Skipped, b.Options.Output, b.Options.Output)
 	case c.Written == 0 && c.Failed == 0 && c.Skipped == 0 && b.noImages() != nil:
 		return b.noImages()
 	case b.Options.FailOnError && c.Failed > 0:
 		return fmt.Errorf("%d input(s) failed (see %s/errors)", c.Failed, b.Options.Output)
+	case b.Options.FailOnError && b.Inputs.SkippedFailed() > 0:
+		// A rerun (a retried Job) must not turn the first run's failure
+		// into success by skipping the inputs that failed then.
+		return fmt.Errorf("%d input(s) failed in an earlier run into %s (see %s/errors; --retry-errors processes them again)",
+			b.Inputs.SkippedFailed(), b.Options.Output, b.Options.Output)
 	}
 	return nil
 }

@@ -147,7 +147,7 @@ func expand(inputs []string, stdin io.Reader, exts, skip []string) (entries []en
 				// Shells with globstar and Python's glob(recursive=True)
 				// read '**' as any depth; filepath.Glob as one level, which
 				// would quietly leave out the images above and below it.
-				return nil, 0, 0, fmt.Errorf("glob %q: '**' is not recursive here (it matches one directory level, like '*'): pass the directory before it, which is walked recursively (with --extensions to choose the files), or '*' for one level", in)
+				return nil, 0, 0, fmt.Errorf("glob %q: '**' is not recursive here (it matches one directory level, like '*'): %s, or '*' for one level", in, recursiveHint(in))
 			}
 			matches, gerr := filepath.Glob(in)
 			if gerr != nil {
@@ -321,4 +321,25 @@ func walk(dir, root, idPrefix string, visited map[string]bool, add func(entry)) 
 			add(regularEntry(p, idOf(p), fi))
 		}
 	}
+}
+
+// recursiveHint says what to pass instead of a glob with a '**' component:
+// the directory before the first '**' (".", if none), which is walked
+// recursively, and --extensions for a last component "*.EXT".
+func recursiveHint(glob string) string {
+	parts := strings.Split(filepath.ToSlash(glob), "/")
+	i := slices.Index(parts, "**")
+	dir := filepath.FromSlash(strings.Join(parts[:i], "/"))
+	if dir == "" {
+		dir = "."
+		if strings.HasPrefix(glob, "/") {
+			dir = "/"
+		}
+	}
+	hint := fmt.Sprintf("pass %s, which is walked recursively", dir)
+	last := parts[len(parts)-1]
+	if ext, ok := strings.CutPrefix(last, "*."); ok && i < len(parts)-1 && ext != "" && !hasMeta(ext) {
+		return hint + fmt.Sprintf(", with --extensions %s to take only those files", ext)
+	}
+	return hint + " (--extensions chooses the files)"
 }

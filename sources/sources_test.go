@@ -163,6 +163,10 @@ func TestFilesErrors(t *testing.T) {
 		// root/a/sub/x.jpg: refused rather than read in part.
 		{[]string{"root/**/*.jpg"}, "'**' is not recursive"},
 		{[]string{"root/**"}, "'**' is not recursive"},
+		// The hint names what to pass instead.
+		{[]string{"root/**/*.jpg"}, "pass root, which is walked recursively, with --extensions jpg"},
+		{[]string{"**/*.png"}, "pass ., which is walked recursively, with --extensions png"},
+		{[]string{"root/a/**"}, "pass root/a, which is walked recursively (--extensions"},
 		{[]string{"root/b.jpg", "other/b.jpg"}, `same id "b.jpg"`},
 	} {
 		if _, err := Open(tc.inputs, Options{}); err == nil || !strings.Contains(err.Error(), tc.want) {

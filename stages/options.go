@@ -2,6 +2,7 @@ package stages
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/spf13/pflag"
 
@@ -37,6 +38,11 @@ func (o PreprocessOptions) Preprocess() (Preprocess, error) {
 	}
 	budget := DefaultMemoryBudget
 	if o.MemBudget != "" {
+		// Unlike the other sizes, 0 is not "the default" here, so a
+		// negative budget must not be told so (ParseSize's message).
+		if strings.HasPrefix(strings.TrimSpace(o.MemBudget), "-") {
+			return Preprocess{}, fmt.Errorf("--memory-budget %q: must be positive", o.MemBudget)
+		}
 		if budget, err = parseBytes(o.MemBudget); err != nil {
 			return Preprocess{}, fmt.Errorf("--memory-budget: %w", err)
 		}

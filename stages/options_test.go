@@ -46,3 +46,14 @@ func TestBudgetOverMachineMemory(t *testing.T) {
 		t.Errorf("--max-pixels -1: %v", err)
 	}
 }
+
+// 0 is not the default budget but an error, so the error for a negative
+// budget must not suggest it.
+func TestBudgetNotPositive(t *testing.T) {
+	for _, b := range []string{"0", "-1", " -1GiB", "0MiB"} {
+		_, err := PreprocessOptions{Resize: "center-crop", MemBudget: b}.Preprocess()
+		if err == nil || !strings.Contains(err.Error(), "must be positive") || strings.Contains(err.Error(), "0 = the default") {
+			t.Errorf("--memory-budget %q: %v", b, err)
+		}
+	}
+}

@@ -192,3 +192,43 @@ func TestE2EDryRunResumes(t *testing.T) {
 		t.Errorf("dry run --resume=false lists %q, want all 3", got)
 	}
 }
+
+// --fail-on-error fails a rerun that skips inputs an earlier run recorded
+// as failed: a retried Job must not succeed by skipping its failures.
+func TestE2EFailOnErrorRerunWithEarlierErrors(t *testing.T) {
+	root, model := retryInputs(t)
+	out := t.TempDir()
+	args := append([]string{"embed", "--fail-on-error", "-o", out, root}, model...)
+	if code, _, stderr := maeembed(t, args...); code != 1 {
+		t.Fatalf("first run with bad.jpg: exit %d, want 1\n%s", code, stderr)
+	}
+	code, _, stderr := maeembed(t, args...)
+	if code != 1 || !strings.Contains(stderr, "1 input(s) failed in an earlier run") || !strings.Contains(stderr, "--retry-errors") {
+		t.Errorf("rerun with --fail-on-error over an earlier error: exit %d, want 1 naming it\n%s", code, stderr)
+	}
+	// Without --fail-on-error the rerun with something done succeeds.
+	if code, _, stderr := maeembed(t, append([]string{"embed", "-o", out, root}, model...)...); code != 0 {
+		t.Errorf("plain rerun: exit %d\n%s", code, stderr)
+	}
+}
+
+// A run in which every input failed exits non-zero, and so does its
+// rerun, which skips them all as error rows: the output holds no image.
+func TestE2ERerunOfAllFailedRunFails(t *testing.T) {
+	root := filepath.Join(t.TempDir(), "in")
+	if err := os.MkdirAll(root, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "bad.jpg"), []byte("not an image"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := t.TempDir()
+	args := []string{"embed", "-m", filepath.Join(fixtures, "tiny32", "hf"), "-o", out, root}
+	if code, _, stderr := maeembed(t, args...); code != 1 {
+		t.Fatalf("first run, every input bad: exit %d, want 1\n%s", code, stderr)
+	}
+	code, _, stderr := maeembed(t, args...)
+	if code != 1 || !strings.Contains(stderr, "all 1 input(s) failed in an earlier run") {
+		t.Errorf("rerun of a run in which every input failed: exit %d, want 1\n%s", code, stderr)
+	}
+}

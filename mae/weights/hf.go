@@ -2,11 +2,14 @@ package weights
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 )
 
 // HFConfig is the subset of a Hugging Face ViTMAEConfig (config.json) that
@@ -447,7 +450,7 @@ func saveHF(dir string, tensors map[string]*Tensor, cfg *HFConfig, half bool) er
 			os.RemoveAll(tmp)
 			return fmt.Errorf("save %s: %w", dir, err)
 		}
-		if err := os.Rename(tmp, dir); err != nil {
+		if err := publishDir(tmp, dir); err != nil {
 			os.RemoveAll(tmp)
 			return fmt.Errorf("save %s: %w", dir, err)
 		}
@@ -465,6 +468,18 @@ func saveHF(dir string, tensors map[string]*Tensor, cfg *HFConfig, half bool) er
 		return fmt.Errorf("save %s: %w", dir, err)
 	}
 	return nil
+}
+
+// publishDir renames the written temporary directory tmp to dir, which
+// did not exist when the write began. If dir appeared meanwhile (another
+// convert into it finished first), Linux answers "file exists" or
+// "directory not empty"; that is said in words, and dir is left alone.
+func publishDir(tmp, dir string) error {
+	err := os.Rename(tmp, dir)
+	if err != nil && (errors.Is(err, fs.ErrExist) || errors.Is(err, syscall.ENOTEMPTY)) {
+		return fmt.Errorf("%s appeared while this write was under way (another convert into it?); it was left as it is: rerun with --force to replace its checkpoint files", dir)
+	}
+	return err
 }
 
 func dtypeName(half bool) string {

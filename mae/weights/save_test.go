@@ -236,3 +236,29 @@ func TestSaveHFFloat16RoundTrip(t *testing.T) {
 		t.Errorf("float16 file is not about half the float32 one")
 	}
 }
+
+// Two converts into one new directory: the second to finish finds it
+// there. Its error says so in words (not "rename ...: file exists"), and
+// the first one's directory is left as it is.
+func TestPublishDirOntoConcurrentResult(t *testing.T) {
+	parent := t.TempDir()
+	dir, tmp := filepath.Join(parent, "m"), filepath.Join(parent, ".m.tmp-1")
+	for _, d := range []string{dir, tmp} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(d, HFConfigFile), []byte(d), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	err := publishDir(tmp, dir)
+	if err == nil || !strings.Contains(err.Error(), "another convert") || !strings.Contains(err.Error(), "--force") {
+		t.Errorf("publish onto a directory another write made: %v", err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, HFConfigFile)); string(b) != dir {
+		t.Errorf("the existing directory was changed: config.json %q", b)
+	}
+	if err := publishDir(tmp, filepath.Join(parent, "n")); err != nil {
+		t.Errorf("publish to a free name: %v", err)
+	}
+}

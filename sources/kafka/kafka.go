@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"sort"
 	"strconv"
 	"strings"
@@ -93,6 +94,14 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.MaxBytes <= 0 {
 		c.MaxBytes = 16 << 20
+	}
+	// Kafka's fetch sizes are int32 on the wire (kafka-go truncates larger
+	// ones silently), and kafka-go panics on a minimum above the maximum.
+	if c.MaxBytes > math.MaxInt32 {
+		return c, fmt.Errorf("--fetch-max-bytes %s: above Kafka's limit of 2 GiB - 1 byte (2147483647)", config.FormatSize(int64(c.MaxBytes)))
+	}
+	if c.MinBytes > c.MaxBytes {
+		return c, fmt.Errorf("--fetch-min-bytes %s is above --fetch-max-bytes %s", config.FormatSize(int64(c.MinBytes)), config.FormatSize(int64(c.MaxBytes)))
 	}
 	if c.MaxInFlight <= 0 {
 		c.MaxInFlight = 256

@@ -271,6 +271,10 @@ func TestConfigErrors(t *testing.T) {
 		{Brokers: []string{"b"}, Topics: []string{"t"}, Group: "g", StartOffset: "middle"},
 		{Brokers: []string{"b"}, Topics: []string{"t"}, Group: "g", Security: kafkaconn.Security{SASLMechanism: "gssapi"}},
 		{Brokers: []string{"b"}, Topics: []string{"t"}, Group: "g", Security: kafkaconn.Security{CAFile: "/nonexistent"}},
+		// kafka-go panicked on these / truncated the size to int32.
+		{Brokers: []string{"b"}, Topics: []string{"t"}, Group: "g", MinBytes: 32 << 20},
+		{Brokers: []string{"b"}, Topics: []string{"t"}, Group: "g", MinBytes: 2 << 20, MaxBytes: 1 << 20},
+		{Brokers: []string{"b"}, Topics: []string{"t"}, Group: "g", MaxBytes: 4 << 30},
 	} {
 		if s, err := Open(c); err == nil {
 			s.Close()
