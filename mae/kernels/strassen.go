@@ -3,7 +3,6 @@ package kernels
 import (
 	"errors"
 	"os"
-	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -48,25 +47,21 @@ import (
 // factor over the plain one (Higham, "Accuracy and Stability of Numerical
 // Algorithms", §23.2.2), and no reduced-precision format is involved.
 
-// Strassen is used for m ≥ swMinM[path] (swMinM1[path] when the call
-// runs on one goroutine), N ≥ swMinN and K ≥ swMinK[path] (N a multiple of
-// 2·nr, K even); other shapes run the plain GEMM.
+// Strassen is used for m ≥ swMinM[path], N ≥ swMinN and K ≥ swMinK[path]
+// (N a multiple of 2·nr, K even); other shapes run the plain GEMM, whatever
+// the number of threads.
 // Measured on Zen 4, A/B in one run (BenchmarkStrassenAB; see README): on
 // avx512 it gains 2–11% from m ≈ 200 (batch 1) at K ≥ 768, and 0–4% at
 // K = 512 (the MAE decoder: a whole reconstruction +1.6–2.7% with the
-// decoder's items of 394 rows, +0.3–1% at 1576); on avx2 from
-// m ≈ 400 at K ≥ 512, while at batch 1 on all of two cores it loses (its
-// thin 6-row tiles leave tasks of one panel there). At 50 rows it loses
-// on both. On one goroutine
-// (GOMAXPROCS=1, or an item of Parallel, whose kernels keep one thread's
-// blocking) avx2 gains 2–8% per encoder Linear at 197 rows (with the
-// edge-row kernels) and loses at 100–150 (one core, CPU time,
-// qkv/proj/fc1/fc2 alternated): swMinM1.
+// decoder's items of 394 rows, +0.3–1% at 1576); on avx2 2–8% per encoder
+// Linear at 197 rows on one core (with the edge-row kernels; CPU time,
+// qkv/proj/fc1/fc2 alternated) and about as much on two (a batch-1
+// embedding 3–6% faster at two threads), and more from m ≈ 400. At 50
+// rows it loses on both, and on avx2 at 100–150 rows.
 var (
-	swMinM  = map[string]int{"avx512": 192, "avx2": 256, "generic": 192}
-	swMinM1 = map[string]int{"avx512": 192, "avx2": 192, "generic": 192}
-	swMinN  = 512
-	swMinK  = map[string]int{"avx512": 512, "avx2": 512, "generic": 2048}
+	swMinM = map[string]int{"avx512": 192, "avx2": 192, "generic": 192}
+	swMinN = 512
+	swMinK = map[string]int{"avx512": 512, "avx2": 512, "generic": 2048}
 )
 
 // swNB caps the column panels of a task: its four C blocks, the product's
@@ -99,19 +94,10 @@ func Strassen() bool { return strassenOn.Load() }
 // tests and benchmarks; it must not race with running kernels).
 func SetStrassen(on bool) { strassenOn.Store(on) }
 
-// useStrassen tells whether y = x·Wᵀ over m rows on all cores runs
-// Strassen–Winograd.
-func (w *Packed) useStrassen(m int) bool { return w.useStrassenOn(All, m) }
-
-// useStrassenOn is useStrassen for a call on th. An item of Parallel
-// counts as one goroutine whatever joins it later, so the choice (and the
-// result's last bits) does not depend on timing.
-func (w *Packed) useStrassenOn(th Threads, m int) bool {
-	minM := swMinM
-	if th.crew != nil || runtime.GOMAXPROCS(0) < 2 {
-		minM = swMinM1
-	}
-	return m >= minM[current.Load().name] && w.Strassen()
+// useStrassen tells whether y = x·Wᵀ over m rows runs Strassen–Winograd.
+// It depends on the shape alone, not on the threads that run the call.
+func (w *Packed) useStrassen(m int) bool {
+	return m >= swMinM[current.Load().name] && w.Strassen()
 }
 
 // Strassen tells whether Linear runs w with Strassen–Winograd for m large
@@ -227,7 +213,7 @@ var (
 )
 
 // linearStrassen is y = x·Wᵀ + beta·y + bias, act, + residual with one
-// level of Strassen–Winograd (w.useStrassenOn(th, m), w.winograd() != nil). If
+// level of Strassen–Winograd (w.useStrassen(m), w.winograd() != nil). If
 // x holds a NaN or Inf it runs the plain GEMM instead.
 //
 // With ln set (NormLinear), x is ln's output, formed row by row in the S

@@ -14,12 +14,12 @@ import (
 // withStrassenAt sets Strassen on, used from the given sizes up on every
 // path, for the rest of t.
 func withStrassenAt(t testing.TB, m, n, k int) {
-	on, sm, sm1, sn, sk := Strassen(), swMinM, swMinM1, swMinN, swMinK
-	t.Cleanup(func() { SetStrassen(on); swMinM, swMinM1, swMinN, swMinK = sm, sm1, sn, sk })
+	on, sm, sn, sk := Strassen(), swMinM, swMinN, swMinK
+	t.Cleanup(func() { SetStrassen(on); swMinM, swMinN, swMinK = sm, sn, sk })
 	SetStrassen(true)
-	swMinM, swMinM1, swMinN, swMinK = map[string]int{}, map[string]int{}, n, map[string]int{}
+	swMinM, swMinN, swMinK = map[string]int{}, n, map[string]int{}
 	for p := range sk {
-		swMinM[p], swMinM1[p], swMinK[p] = m, m, k
+		swMinM[p], swMinK[p] = m, k
 	}
 }
 
