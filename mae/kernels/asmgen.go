@@ -1992,9 +1992,10 @@ func attnI8AVX2() {
 // strassenHelpers emits the two vector passes of one Strassen–Winograd
 // level (see strassen.go) for vectors of w floats in registers reg0..:
 //
-//	tileAxpy<isa>(c *float32, ldc, rows int, t *float32, alpha, beta float32, bias, pf *float32)
-//	    c[r][j] = alpha·t[r·32+j] + (beta·c[r][j] + bias[j]) for r < rows, j < 32
-//	    (beta == 0 does not read c; bias may be nil), prefetching row r of
+//	tileAxpy<isa>(c *float32, ldc, rows int, t *float32, alpha, beta float32, bias, pf, src *float32)
+//	    c[r][j] = alpha·t[r·32+j] + (beta·s[r][j] + bias[j]) for r < rows, j < 32,
+//	    where s is the tile at src (row stride ldc), or c itself when src is
+//	    nil (beta == 0 reads neither; bias may be nil), prefetching row r of
 //	    the tile at pf (row stride ldc; nil: none) to L2
 //	winoA<isa>(s1, s2, s3, s4, a11, a12, a21, a22 *float32, n int) float32
 //	    S1 = A21+A22, S2 = S1−A11, S3 = A11−A21, S4 = A12−S2 over n floats
@@ -2004,8 +2005,8 @@ func strassenHelpers(isa, reg string, w int) {
 	nv := 32 / w // vectors per tile row
 	v := func(i int) string { return fmt.Sprintf("%s%d", reg, i) }
 	lb := strings.ToLower(isa)
-	p("// func tileAxpy%s(c *float32, ldc, rows int, t *float32, alpha, beta float32, bias, pf *float32)", isa)
-	p("TEXT ·tileAxpy%s(SB), NOSPLIT, $0-56", isa)
+	p("// func tileAxpy%s(c *float32, ldc, rows int, t *float32, alpha, beta float32, bias, pf, src *float32)", isa)
+	p("TEXT ·tileAxpy%s(SB), NOSPLIT, $0-64", isa)
 	p("\tMOVQ c+0(FP), DI")
 	p("\tMOVQ ldc+8(FP), R13")
 	p("\tSHLQ $2, R13")
@@ -2016,6 +2017,12 @@ func strassenHelpers(isa, reg string, w int) {
 	p("\tMOVL beta+36(FP), AX")
 	p("\tMOVQ bias+40(FP), DX")
 	p("\tMOVQ pf+48(FP), R9")
+	// R10 walks the tile read for beta: src, or c itself.
+	p("\tMOVQ src+56(FP), R10")
+	p("\tTESTQ R10, R10")
+	p("\tJNZ axpy_%s_src", lb)
+	p("\tMOVQ DI, R10")
+	p("axpy_%s_src:", lb)
 	// Without pf, R9 walks the tile t instead: the same code, prefetching
 	// lines that are in L1.
 	p("\tMOVQ $128, R12")
@@ -2054,14 +2061,15 @@ func strassenHelpers(isa, reg string, w int) {
 	p("axpy_%s_add:", lb)
 	pf()
 	for i := 0; i < nv; i++ {
-		p("\tVMOVUPS %d(DI), %s", 4*w*i, v(i))
+		p("\tVMOVUPS %d(R10), %s", 4*w*i, v(i))
 		p("\tVFMADD213PS %s, %s, %s", v(4+i), v(9), v(i))
 		p("\tVFMADD231PS %d(SI), %s, %s", 4*w*i, v(8), v(i))
 		p("\tVMOVUPS %s, %d(DI)", v(i), 4*w*i)
 	}
-	step := func(loop string) { // next row of t, c and pf
+	step := func(loop string) { // next row of t, c, src and pf
 		p("\tADDQ $128, SI")
 		p("\tADDQ R13, DI")
+		p("\tADDQ R13, R10")
 		p("\tADDQ R12, R9")
 		p("\tDECQ CX")
 		p("\tJNZ axpy_%s_%s", lb, loop)

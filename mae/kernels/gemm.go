@@ -768,7 +768,7 @@ func (w *Packed) mul(th Threads, y, x []float32, m int, bias []float32, beta flo
 		linearInt8(th, y, x, m, w, bias, act, residual)
 		return
 	}
-	if w.useStrassenOn(th, m) && w.winograd() != nil {
+	if w.useStrassen(m) && w.winograd() != nil {
 		linearStrassen(th, y, x, m, w, bias, beta, act, residual, nil)
 		return
 	}

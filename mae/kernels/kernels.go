@@ -82,7 +82,7 @@ type impl struct {
 	dequantTile func(c *float32, ldc, rows int, rs, cs, bias *float32)
 	// tileAxpy and winoA are the vector passes of Strassen–Winograd (see
 	// strassen.go; set by its init on the float32 paths).
-	tileAxpy func(c *float32, ldc, rows int, t *float32, alpha, beta float32, bias, pf *float32)
+	tileAxpy func(c *float32, ldc, rows int, t *float32, alpha, beta float32, bias, pf, src *float32)
 	winoA    func(s1, s2, s3, s4, a11, a12, a21, a22 []float32) bool // false: an input is not finite
 }
 

@@ -8118,8 +8118,8 @@ add2_done:
 	VZEROUPPER
 	RET
 
-// func tileAxpyAVX512(c *float32, ldc, rows int, t *float32, alpha, beta float32, bias, pf *float32)
-TEXT ·tileAxpyAVX512(SB), NOSPLIT, $0-56
+// func tileAxpyAVX512(c *float32, ldc, rows int, t *float32, alpha, beta float32, bias, pf, src *float32)
+TEXT ·tileAxpyAVX512(SB), NOSPLIT, $0-64
 	MOVQ c+0(FP), DI
 	MOVQ ldc+8(FP), R13
 	SHLQ $2, R13
@@ -8130,6 +8130,11 @@ TEXT ·tileAxpyAVX512(SB), NOSPLIT, $0-56
 	MOVL beta+36(FP), AX
 	MOVQ bias+40(FP), DX
 	MOVQ pf+48(FP), R9
+	MOVQ src+56(FP), R10
+	TESTQ R10, R10
+	JNZ axpy_avx512_src
+	MOVQ DI, R10
+axpy_avx512_src:
 	MOVQ $128, R12
 	TESTQ R9, R9
 	JNZ axpy_avx512_pf
@@ -8152,16 +8157,17 @@ axpy_avx512_nobias:
 axpy_avx512_add:
 	PREFETCHT1 (R9)
 	PREFETCHT1 64(R9)
-	VMOVUPS 0(DI), Z0
+	VMOVUPS 0(R10), Z0
 	VFMADD213PS Z4, Z9, Z0
 	VFMADD231PS 0(SI), Z8, Z0
 	VMOVUPS Z0, 0(DI)
-	VMOVUPS 64(DI), Z1
+	VMOVUPS 64(R10), Z1
 	VFMADD213PS Z5, Z9, Z1
 	VFMADD231PS 64(SI), Z8, Z1
 	VMOVUPS Z1, 64(DI)
 	ADDQ $128, SI
 	ADDQ R13, DI
+	ADDQ R13, R10
 	ADDQ R12, R9
 	DECQ CX
 	JNZ axpy_avx512_add
@@ -8177,6 +8183,7 @@ axpy_avx512_set:
 	VMOVUPS Z1, 64(DI)
 	ADDQ $128, SI
 	ADDQ R13, DI
+	ADDQ R13, R10
 	ADDQ R12, R9
 	DECQ CX
 	JNZ axpy_avx512_set
@@ -8228,8 +8235,8 @@ wino_avx512_done:
 	VZEROUPPER
 	RET
 
-// func tileAxpyAVX2(c *float32, ldc, rows int, t *float32, alpha, beta float32, bias, pf *float32)
-TEXT ·tileAxpyAVX2(SB), NOSPLIT, $0-56
+// func tileAxpyAVX2(c *float32, ldc, rows int, t *float32, alpha, beta float32, bias, pf, src *float32)
+TEXT ·tileAxpyAVX2(SB), NOSPLIT, $0-64
 	MOVQ c+0(FP), DI
 	MOVQ ldc+8(FP), R13
 	SHLQ $2, R13
@@ -8240,6 +8247,11 @@ TEXT ·tileAxpyAVX2(SB), NOSPLIT, $0-56
 	MOVL beta+36(FP), AX
 	MOVQ bias+40(FP), DX
 	MOVQ pf+48(FP), R9
+	MOVQ src+56(FP), R10
+	TESTQ R10, R10
+	JNZ axpy_avx2_src
+	MOVQ DI, R10
+axpy_avx2_src:
 	MOVQ $128, R12
 	TESTQ R9, R9
 	JNZ axpy_avx2_pf
@@ -8266,24 +8278,25 @@ axpy_avx2_nobias:
 axpy_avx2_add:
 	PREFETCHT1 (R9)
 	PREFETCHT1 64(R9)
-	VMOVUPS 0(DI), Y0
+	VMOVUPS 0(R10), Y0
 	VFMADD213PS Y4, Y9, Y0
 	VFMADD231PS 0(SI), Y8, Y0
 	VMOVUPS Y0, 0(DI)
-	VMOVUPS 32(DI), Y1
+	VMOVUPS 32(R10), Y1
 	VFMADD213PS Y5, Y9, Y1
 	VFMADD231PS 32(SI), Y8, Y1
 	VMOVUPS Y1, 32(DI)
-	VMOVUPS 64(DI), Y2
+	VMOVUPS 64(R10), Y2
 	VFMADD213PS Y6, Y9, Y2
 	VFMADD231PS 64(SI), Y8, Y2
 	VMOVUPS Y2, 64(DI)
-	VMOVUPS 96(DI), Y3
+	VMOVUPS 96(R10), Y3
 	VFMADD213PS Y7, Y9, Y3
 	VFMADD231PS 96(SI), Y8, Y3
 	VMOVUPS Y3, 96(DI)
 	ADDQ $128, SI
 	ADDQ R13, DI
+	ADDQ R13, R10
 	ADDQ R12, R9
 	DECQ CX
 	JNZ axpy_avx2_add
@@ -8305,6 +8318,7 @@ axpy_avx2_set:
 	VMOVUPS Y3, 96(DI)
 	ADDQ $128, SI
 	ADDQ R13, DI
+	ADDQ R13, R10
 	ADDQ R12, R9
 	DECQ CX
 	JNZ axpy_avx2_set

@@ -209,7 +209,7 @@ func (th Threads) NormLinear(y, h, x []float32, m int, n Norm, w *Packed, bias [
 	}
 	ln := newLN(h, x, k, n.Gamma, n.Beta, n.Eps)
 	defer ln.release()
-	if w.useStrassenOn(th, m) && w.winograd() != nil {
+	if w.useStrassen(m) && w.winograd() != nil {
 		linearStrassen(th, y, h, m, w, bias, 0, act, nil, ln)
 		return
 	}

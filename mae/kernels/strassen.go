@@ -3,7 +3,6 @@ package kernels
 import (
 	"errors"
 	"os"
-	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -31,11 +30,16 @@ import (
 // B21 and B22 (+1× the weight's memory). Per call, one vectorised pass forms
 // S1..S4 in scratch; then one parallel job runs the 7 products over the
 // task grid of the quarter problem (a task is a block of rows × columns of
-// every quadrant). Each finished micro-tile of a product is added into the
-// quadrants it belongs to while it is in L1 (tileAxpy), so C is written in
-// place, without temporaries; a product with a single quadrant is written
-// there directly by the micro-kernel (alpha = ±1, beta = 1). Bias, GELU and
-// residual are applied by the last product of each quadrant, per tile.
+// every quadrant). C is written in place, without temporaries: a product
+// is either written into one quadrant by the micro-kernel itself (alpha =
+// ±1, adding to what is there), or its finished micro-tile is added into
+// quadrants while it is in L1 (tileAxpy). With beta = 0 the quadrants hold
+// only products, so Winograd's 7 additions run through them (C11 = P1;
+// C12 = C21 = C11 + P6; C21 += P7; C22 = C21 + P5, C12 += P5; C12 += P3;
+// C21 −= P4; C11 += P2: five products straight into a quadrant); with
+// beta = 1 (y += x·Wᵀ) every product is added into each quadrant it
+// belongs to. Bias, GELU and residual are applied by the last product of
+// each quadrant, per tile.
 //
 // It is float32 arithmetic throughout; only the rounding differs from the
 // plain GEMM: each product sums K/2 terms of sums of up to four inputs, and
@@ -43,25 +47,21 @@ import (
 // factor over the plain one (Higham, "Accuracy and Stability of Numerical
 // Algorithms", §23.2.2), and no reduced-precision format is involved.
 
-// Strassen is used for m ≥ swMinM[path] (swMinM1[path] when the call
-// runs on one goroutine), N ≥ swMinN and K ≥ swMinK[path] (N a multiple of
-// 2·nr, K even); other shapes run the plain GEMM.
+// Strassen is used for m ≥ swMinM[path], N ≥ swMinN and K ≥ swMinK[path]
+// (N a multiple of 2·nr, K even); other shapes run the plain GEMM, whatever
+// the number of threads.
 // Measured on Zen 4, A/B in one run (BenchmarkStrassenAB; see README): on
 // avx512 it gains 2–11% from m ≈ 200 (batch 1) at K ≥ 768, and 0–4% at
 // K = 512 (the MAE decoder: a whole reconstruction +1.6–2.7% with the
-// decoder's items of 394 rows, +0.3–1% at 1576); on avx2 from
-// m ≈ 400 at K ≥ 512, while at batch 1 on all of two cores it loses (its
-// thin 6-row tiles leave tasks of one panel there). At 50 rows it loses
-// on both. On one goroutine
-// (GOMAXPROCS=1, or an item of Parallel, whose kernels keep one thread's
-// blocking) avx2 gains 2–8% per encoder Linear at 197 rows (with the
-// edge-row kernels) and loses at 100–150 (one core, CPU time,
-// qkv/proj/fc1/fc2 alternated): swMinM1.
+// decoder's items of 394 rows, +0.3–1% at 1576); on avx2 2–8% per encoder
+// Linear at 197 rows on one core (with the edge-row kernels; CPU time,
+// qkv/proj/fc1/fc2 alternated) and about as much on two (a batch-1
+// embedding 3–6% faster at two threads), and more from m ≈ 400. At 50
+// rows it loses on both, and on avx2 at 100–150 rows.
 var (
-	swMinM  = map[string]int{"avx512": 192, "avx2": 256, "generic": 192}
-	swMinM1 = map[string]int{"avx512": 192, "avx2": 192, "generic": 192}
-	swMinN  = 512
-	swMinK  = map[string]int{"avx512": 512, "avx2": 512, "generic": 2048}
+	swMinM = map[string]int{"avx512": 192, "avx2": 192, "generic": 192}
+	swMinN = 512
+	swMinK = map[string]int{"avx512": 512, "avx2": 512, "generic": 2048}
 )
 
 // swNB caps the column panels of a task: its four C blocks, the product's
@@ -94,19 +94,10 @@ func Strassen() bool { return strassenOn.Load() }
 // tests and benchmarks; it must not race with running kernels).
 func SetStrassen(on bool) { strassenOn.Store(on) }
 
-// useStrassen tells whether y = x·Wᵀ over m rows on all cores runs
-// Strassen–Winograd.
-func (w *Packed) useStrassen(m int) bool { return w.useStrassenOn(All, m) }
-
-// useStrassenOn is useStrassen for a call on th. An item of Parallel
-// counts as one goroutine whatever joins it later, so the choice (and the
-// result's last bits) does not depend on timing.
-func (w *Packed) useStrassenOn(th Threads, m int) bool {
-	minM := swMinM
-	if th.crew != nil || runtime.GOMAXPROCS(0) < 2 {
-		minM = swMinM1
-	}
-	return m >= minM[current.Load().name] && w.Strassen()
+// useStrassen tells whether y = x·Wᵀ over m rows runs Strassen–Winograd.
+// It depends on the shape alone, not on the threads that run the call.
+func (w *Packed) useStrassen(m int) bool {
+	return m >= swMinM[current.Load().name] && w.Strassen()
 }
 
 // Strassen tells whether Linear runs w with Strassen–Winograd for m large
@@ -170,16 +161,29 @@ const (
 )
 
 // swProduct is one of the 7 products: rows of op(A) at a (stride lda)
-// times a packed quarter of B (panel q at b[q·bs:]), added with sign
-// sign[d] into each quadrant d with sign[d] != 0.
+// times a packed quarter of B (panel q at b[q·bs:]). Its micro-tiles are
+// written by the kernel into quadrant direct in place (alpha·product, added
+// to it unless init), or, when direct is -1, computed into an L1 tile
+// and added into quadrants by ops.
 type swProduct struct {
 	a         []float32
 	lda, rows int
 	b         []float32
 	bs        int
-	sign      [4]float32
-	// only is the quadrant when there is one, else -1.
-	only int
+	direct    int
+	alpha     float32 // of direct
+	init      bool    // direct: its first K chunk sets the quadrant (beta = swJob.beta)
+	ops       [4]swOp
+	nops      int
+}
+
+// swOp adds alpha·tile into quadrant dst. On the product's first K
+// chunk, init sets dst (beta = swJob.beta), and src >= 0 sets it to
+// quadrant src + alpha·tile (swJob.beta is then 0); later chunks add.
+type swOp struct {
+	dst, src int
+	alpha    float32
+	init     bool
 }
 
 // swJob is one Strassen–Winograd Linear: the 7 products over the tasks of
@@ -209,7 +213,7 @@ var (
 )
 
 // linearStrassen is y = x·Wᵀ + beta·y + bias, act, + residual with one
-// level of Strassen–Winograd (w.useStrassenOn(th, m), w.winograd() != nil). If
+// level of Strassen–Winograd (w.useStrassen(m), w.winograd() != nil). If
 // x holds a NaN or Inf it runs the plain GEMM instead.
 //
 // With ln set (NormLinear), x is ln's output, formed row by row in the S
@@ -256,28 +260,60 @@ func linearStrassen(th Threads, y, x []float32, m int, w *Packed, bias []float32
 	bsFull := k * nr
 	t := sb.t
 	prods := &j.prods
-	// Order: P1 first (it touches every quadrant, so it initialises them),
-	// then the products shared by several quadrants, then those of one.
-	prods[0] = swProduct{a: a11, lda: lda, rows: mh, b: b, bs: bsFull, sign: [4]float32{1, 1, 1, 1}}                  // P1 = A11·B11
-	prods[1] = swProduct{a: s(1), lda: ls, rows: mh, b: t[1], bs: kh * nr, sign: [4]float32{0, 1, 1, 1}}              // P6 = S2·T2
-	prods[2] = swProduct{a: s(0), lda: ls, rows: mh, b: t[0], bs: kh * nr, sign: [4]float32{0, 1, 0, 1}}              // P5 = S1·T1
-	prods[3] = swProduct{a: s(2), lda: ls, rows: m2, b: t[2], bs: kh * nr, sign: [4]float32{0, 0, 1, 1}}              // P7 = S3·T3
-	prods[4] = swProduct{a: a12, lda: lda, rows: mh, b: b[kh*nr:], bs: bsFull, sign: [4]float32{1, 0, 0, 0}}          // P2 = A12·B21
-	prods[5] = swProduct{a: s(3), lda: ls, rows: mh, b: b[nph*k*nr+kh*nr:], bs: bsFull, sign: [4]float32{0, 1, 0, 0}} // P3 = S4·B22
-	prods[6] = swProduct{a: a22, lda: lda, rows: m2, b: t[3], bs: kh * nr, sign: [4]float32{0, 0, -1, 0}}             // P4 = A22·T4
+	sA := func(a []float32, lda, rows int, b []float32, bs int) swProduct {
+		return swProduct{a: a, lda: lda, rows: rows, b: b, bs: bs, direct: -1}
+	}
+	pP1 := sA(a11, lda, mh, b, bsFull)                  // P1 = A11·B11
+	pP6 := sA(s(1), ls, mh, t[1], kh*nr)                // P6 = S2·T2
+	pP5 := sA(s(0), ls, mh, t[0], kh*nr)                // P5 = S1·T1
+	pP7 := sA(s(2), ls, m2, t[2], kh*nr)                // P7 = S3·T3
+	pP2 := sA(a12, lda, mh, b[kh*nr:], bsFull)          // P2 = A12·B21
+	pP3 := sA(s(3), ls, mh, b[nph*k*nr+kh*nr:], bsFull) // P3 = S4·B22
+	pP4 := sA(a22, lda, m2, t[3], kh*nr)                // P4 = A22·T4
+	dir := func(p swProduct, d int, alpha float32, init bool) swProduct {
+		p.direct, p.alpha, p.init = d, alpha, init
+		return p
+	}
+	ops := func(p swProduct, o ...swOp) swProduct {
+		p.nops = copy(p.ops[:], o)
+		return p
+	}
+	if beta == 0 {
+		// With beta = 0 the quadrants hold nothing but products, so the
+		// 7 additions of Winograd's form can run through C itself:
+		//   C11 = P1; C12 = C21 = C11 + P6; C21 += P7;
+		//   C22 = C21 + P5, C12 += P5; C12 += P3; C21 −= P4; C11 += P2.
+		// Five products go straight into their quadrant (the kernel adds
+		// in place) and two through a tile: 7 tile reads and 9 writes of
+		// C per micro-tile, against 10 and 14 adding each product into
+		// every quadrant it belongs to.
+		prods[0] = dir(pP1, c11, 1, true)
+		prods[1] = ops(pP6, swOp{dst: c12, src: c11, alpha: 1}, swOp{dst: c21, src: c11, alpha: 1})
+		prods[2] = dir(pP7, c21, 1, false)
+		prods[3] = ops(pP5, swOp{dst: c12, src: -1, alpha: 1}, swOp{dst: c22, src: c21, alpha: 1})
+		prods[4] = dir(pP3, c12, 1, false)
+		prods[5] = dir(pP4, c21, -1, false)
+		prods[6] = dir(pP2, c11, 1, false)
+	} else {
+		// Order: P1 first (it touches every quadrant, so it initialises
+		// them), then the products shared by several quadrants, then those
+		// of one.
+		add := func(d int, alpha float32, init bool) swOp { return swOp{dst: d, src: -1, alpha: alpha, init: init} }
+		prods[0] = ops(pP1, add(c11, 1, true), add(c12, 1, true), add(c21, 1, true), add(c22, 1, true))
+		prods[1] = ops(pP6, add(c12, 1, false), add(c21, 1, false), add(c22, 1, false))
+		prods[2] = ops(pP5, add(c12, 1, false), add(c22, 1, false))
+		prods[3] = ops(pP7, add(c21, 1, false), add(c22, 1, false))
+		prods[4] = dir(pP2, c11, 1, false)
+		prods[5] = dir(pP3, c12, 1, false)
+		prods[6] = dir(pP4, c21, -1, false)
+	}
 	for pi := range prods {
 		pr := &prods[pi]
-		pr.only = -1
-		cnt := 0
-		for d, sg := range pr.sign {
-			if sg != 0 {
-				cnt++
-				pr.only = d
-				j.final[d] = pi
-			}
+		if pr.direct >= 0 {
+			j.final[pr.direct] = pi
 		}
-		if cnt > 1 {
-			pr.only = -1
+		for _, o := range pr.ops[:pr.nops] {
+			j.final[o.dst] = pi
 		}
 	}
 	j.mh, j.beta = mh, beta
@@ -445,11 +481,7 @@ func (j *swJob) task(s *scratch, t, pi int) {
 	}
 	for pc := 0; pc < g.k; pc += g.kc {
 		kb := min(g.kc, g.k-pc)
-		first, last := pi == 0 && pc == 0, pc+kb == g.k
-		beta := float32(1)
-		if first {
-			beta = j.beta
-		}
+		first, last := pc == 0, pc+kb == g.k
 		for i := i0; i < e; i += mr {
 			rows := min(mr, pr.rows-i)
 			kern, fit, kpf := im.kernel, rows == mr, im.kernelPF
@@ -479,13 +511,17 @@ func (j *swJob) task(s *scratch, t, pi int) {
 						pf = &pr.a[r*pr.lda+pc]
 					}
 				}
-				if d := pr.only; d >= 0 && fit {
-					// One quadrant: the kernel adds into it in place.
+				if d := pr.direct; d >= 0 && fit {
+					// The kernel adds into the quadrant in place.
 					c := &j.quad[d]
+					beta := float32(1)
+					if first && pr.init {
+						beta = j.beta
+					}
 					if kpf != nil {
-						kpf(kb, ap, rs, ps, bp, &c.c[i*c.ldc+col], c.ldc, pr.sign[d], beta, j.biasAt(d, pi, last, col), pf)
+						kpf(kb, ap, rs, ps, bp, &c.c[i*c.ldc+col], c.ldc, pr.alpha, beta, j.biasAt(d, pi, last, col), pf)
 					} else {
-						kern(kb, ap, rs, ps, bp, &c.c[i*c.ldc+col], c.ldc, pr.sign[d], beta, j.biasAt(d, pi, last, col))
+						kern(kb, ap, rs, ps, bp, &c.c[i*c.ldc+col], c.ldc, pr.alpha, beta, j.biasAt(d, pi, last, col))
 					}
 				} else {
 					if kpf != nil {
@@ -493,19 +529,39 @@ func (j *swJob) task(s *scratch, t, pi int) {
 					} else {
 						kern(kb, ap, rs, ps, bp, tile, nr, 1, 0, nil)
 					}
-					for d, sg := range pr.sign {
-						if rd := min(rows, j.qrows[d]-i); sg != 0 && rd > 0 {
-							c := &j.quad[d].c[i*j.quad[d].ldc+col]
-							// Prefetch this quadrant's next tile: to the right, or
-							// the first of the next micro-panel.
-							var pf *float32
-							if ldc := j.quad[d].ldc; q+1 < q1 {
-								pf = &j.quad[d].c[i*ldc+col+nr]
-							} else if i+mr < min(e, j.qrows[d]) {
-								pf = &j.quad[d].c[(i+mr)*ldc+q0*nr]
-							}
-							im.tileAxpy(c, j.quad[d].ldc, rd, tile, sg, beta, j.biasAt(d, pi, last, col), pf)
+					var one [1]swOp
+					ops := pr.ops[:pr.nops]
+					if d := pr.direct; d >= 0 {
+						// A direct product whose rows have no kernel of their own.
+						one[0] = swOp{dst: d, src: -1, alpha: pr.alpha, init: pr.init}
+						ops = one[:]
+					}
+					for _, o := range ops {
+						d := o.dst
+						rd := min(rows, j.qrows[d]-i)
+						if rd <= 0 {
+							continue
 						}
+						ldc := j.quad[d].ldc
+						c := &j.quad[d].c[i*ldc+col]
+						beta := float32(1)
+						var src *float32
+						if first {
+							if o.src >= 0 {
+								src = &j.quad[o.src].c[i*ldc+col]
+							} else if o.init {
+								beta = j.beta
+							}
+						}
+						// Prefetch this quadrant's next tile: to the right, or
+						// the first of the next micro-panel.
+						var pf *float32
+						if q+1 < q1 {
+							pf = &j.quad[d].c[i*ldc+col+nr]
+						} else if i+mr < min(e, j.qrows[d]) {
+							pf = &j.quad[d].c[(i+mr)*ldc+q0*nr]
+						}
+						im.tileAxpy(c, ldc, rd, tile, o.alpha, beta, j.biasAt(d, pi, last, col), pf, src)
 					}
 				}
 				if last {
@@ -529,25 +585,30 @@ func (j *swJob) biasAt(d, pi int, last bool, col int) *float32 {
 	return &j.bias[d][col]
 }
 
-// tileAxpyGeneric is c[r][j] = alpha·t[r·nr+j] + (beta·c[r][j] + bias[j])
-// for rows rows of one nr-wide tile (beta == 0 does not read c; pf, the
-// assembly's prefetch, is ignored).
-func tileAxpyGeneric(c *float32, ldc, rows int, t *float32, alpha, beta float32, bias, pf *float32) {
+// tileAxpyGeneric is c[r][j] = alpha·t[r·nr+j] + (beta·s[r][j] + bias[j])
+// for rows rows of one nr-wide tile, where s is the tile at src (row
+// stride ldc), or c itself when src is nil (beta == 0 reads neither; pf,
+// the assembly's prefetch, is ignored).
+func tileAxpyGeneric(c *float32, ldc, rows int, t *float32, alpha, beta float32, bias, pf, src *float32) {
 	if rows == 0 {
 		return
 	}
 	C := unsafe.Slice(c, (rows-1)*ldc+nr)
+	S := C
+	if src != nil {
+		S = unsafe.Slice(src, (rows-1)*ldc+nr)
+	}
 	T := unsafe.Slice(t, rows*nr)
 	var bv [nr]float32
 	if bias != nil {
 		bv = *(*[nr]float32)(unsafe.Slice(bias, nr))
 	}
 	for r := 0; r < rows; r++ {
-		row := C[r*ldc : r*ldc+nr]
+		row, srow := C[r*ldc:r*ldc+nr], S[r*ldc:r*ldc+nr]
 		for jj := range row {
 			v := bv[jj]
 			if beta != 0 {
-				v += beta * row[jj]
+				v += beta * srow[jj]
 			}
 			row[jj] = alpha*T[r*nr+jj] + v
 		}

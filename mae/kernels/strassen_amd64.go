@@ -4,13 +4,13 @@ package kernels
 // of Strassen–Winograd (see strassen.go).
 
 //go:noescape
-func tileAxpyAVX512(c *float32, ldc, rows int, t *float32, alpha, beta float32, bias, pf *float32)
+func tileAxpyAVX512(c *float32, ldc, rows int, t *float32, alpha, beta float32, bias, pf, src *float32)
 
 //go:noescape
 func winoAAVX512(s1, s2, s3, s4, a11, a12, a21, a22 *float32, n int) float32
 
 //go:noescape
-func tileAxpyAVX2(c *float32, ldc, rows int, t *float32, alpha, beta float32, bias, pf *float32)
+func tileAxpyAVX2(c *float32, ldc, rows int, t *float32, alpha, beta float32, bias, pf, src *float32)
 
 //go:noescape
 func winoAAVX2(s1, s2, s3, s4, a11, a12, a21, a22 *float32, n int) float32

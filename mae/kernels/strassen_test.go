@@ -6,6 +6,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -14,12 +15,12 @@ import (
 // withStrassenAt sets Strassen on, used from the given sizes up on every
 // path, for the rest of t.
 func withStrassenAt(t testing.TB, m, n, k int) {
-	on, sm, sm1, sn, sk := Strassen(), swMinM, swMinM1, swMinN, swMinK
-	t.Cleanup(func() { SetStrassen(on); swMinM, swMinM1, swMinN, swMinK = sm, sm1, sn, sk })
+	on, sm, sn, sk := Strassen(), swMinM, swMinN, swMinK
+	t.Cleanup(func() { SetStrassen(on); swMinM, swMinN, swMinK = sm, sn, sk })
 	SetStrassen(true)
-	swMinM, swMinM1, swMinN, swMinK = map[string]int{}, map[string]int{}, n, map[string]int{}
+	swMinM, swMinN, swMinK = map[string]int{}, n, map[string]int{}
 	for p := range sk {
-		swMinM[p], swMinM1[p], swMinK[p] = m, m, k
+		swMinM[p], swMinK[p] = m, k
 	}
 }
 
@@ -316,4 +317,84 @@ func TestArithmetic(t *testing.T) {
 			}
 		}
 	})
+}
+
+// BenchmarkStrassenColdAB runs the four encoder Linear layers of 12 ViT-B
+// blocks at 197 rows (batch 1) as the model calls them (proj and fc2 add
+// into y, fc1 applies GELU), each block with its own weights so that they
+// come cold from memory as in a forward pass, alternating passes of all
+// 48 calls with Strassen–Winograd and with the plain GEMM, on the current
+// path (MAEEMBED_KERNEL) and GOMAXPROCS. It reports the median over passes
+// of Strassen's time ÷ the plain GEMM's, per layer and for the pass, by
+// wall time and by process CPU time (below 1: Strassen is faster).
+// GOMAXPROCS=2 MAEEMBED_KERNEL=avx2 go test ./mae/kernels -run '^$' -bench StrassenColdAB -benchtime 40x
+func BenchmarkStrassenColdAB(b *testing.B) {
+	const m, blocks = 197, 12
+	withStrassenAt(b, m, 512, 512)
+	r := rand.New(rand.NewPCG(1, 1))
+	type layer struct {
+		s    gemmShape
+		w    *Packed
+		bias []float32
+	}
+	var ls []layer
+	for range blocks {
+		for _, s := range modelShapes {
+			w := PackLinear(randSlice(r, s.n*s.k), s.n, s.k)
+			w.Prepare()
+			ls = append(ls, layer{s, w, randSlice(r, s.n)})
+		}
+	}
+	x := randSlice(r, m*3072)
+	y := make([]float32, m*3072)
+	// pass runs all calls and returns per layer kind and in total the wall
+	// and CPU seconds.
+	pass := func() (wall, cpu [5]float64) {
+		for i, l := range ls {
+			act, res := ActNone, []float32(nil)
+			switch l.s.name {
+			case "fc1":
+				act = ActGELU
+			case "proj", "fc2":
+				res = y
+			}
+			w0, c0 := time.Now(), cpuSeconds()
+			Linear(y, x, m, l.w, l.bias, act, res)
+			dw, dc := time.Since(w0).Seconds(), cpuSeconds()-c0
+			wall[i%4] += dw
+			cpu[i%4] += dc
+			wall[4] += dw
+			cpu[4] += dc
+		}
+		return wall, cpu
+	}
+	var rw, rc [5][]float64
+	b.ResetTimer()
+	for i := -1; i < b.N; i++ { // i = -1: warm-up of both
+		var w, c [2][5]float64 // [0] plain, [1] Strassen
+		for _, on := range []bool{i%2 == 0, i%2 != 0} {
+			SetStrassen(on)
+			v := 0
+			if on {
+				v = 1
+			}
+			w[v], c[v] = pass()
+		}
+		if i < 0 {
+			continue
+		}
+		for k := range 5 {
+			rw[k] = append(rw[k], w[1][k]/w[0][k])
+			rc[k] = append(rc[k], c[1][k]/c[0][k])
+		}
+	}
+	med := func(x []float64) float64 {
+		x = slices.Clone(x)
+		slices.Sort(x)
+		return x[len(x)/2]
+	}
+	for k, name := range []string{"qkv", "proj", "fc1", "fc2", "pass"} {
+		b.ReportMetric(med(rw[k]), name+"-sw/plain")
+		b.ReportMetric(med(rc[k]), name+"-cpu-sw/plain")
+	}
 }
