@@ -86,9 +86,12 @@ func TestOnSignalsRepeatAtOnceIsOneSignal(t *testing.T) {
 				time.Sleep(time.Millisecond)
 			}
 			if !c.abort {
-				time.Sleep(20 * time.Millisecond) // the loop has taken it: give it time to act
-				if s.Abort.Err() != nil {
-					t.Fatalf("aborted: %v", context.Cause(s.Abort))
+				// The loop has taken it; Release waits for the loop to have
+				// acted on it, however slowly, and cancels Abort only
+				// without a cause of its own.
+				s.Release()
+				if cause := context.Cause(s.Abort); errors.Is(cause, ErrInterrupted) {
+					t.Fatalf("aborted: %v", cause)
 				}
 				return
 			}
