@@ -188,15 +188,21 @@ func RunBatch[R any](ctx context.Context, w io.Writer, b *Batch, cfg Config, err
 	prog := StartProgress(w, IsTerminal(w), b.Inputs.Total, start, counts)
 	err := eng.Run(stop.Abort, b.Inputs.Reader)
 	prog.Stop()
-	c := counts()
+	c, skippedFailed := counts(), b.Inputs.SkippedFailed()
 	Summary(w, b.Name, c, RunInfo{Ignored: b.Inputs.Ignored(), Repeated: b.Inputs.Stats().Repeated, Budget: b.Preprocess.Budget, Output: b.Options.Output,
-		SkippedFailed: b.Inputs.SkippedFailed()}, eng.Stats(), time.Since(start))
+		SkippedFailed: skippedFailed}, eng.Stats(), time.Since(start))
 	if err == nil && !stop.Drained() && c.Lost == 0 {
 		// Every retried input has its new output or error row, published:
 		// the error rows they supersede can go.
 		if err := b.Inputs.DropRetried(b.Options.Output); err != nil {
 			return err
 		}
+	}
+	// The inputs of an earlier run into the output that failed then and
+	// that this run skipped as done.
+	earlierFailed := func(all string) error {
+		return fmt.Errorf("%s%d input(s) failed in an earlier run into %s (see %s/errors; --retry-errors processes them again)",
+			all, skippedFailed, b.Options.Output, b.Options.Output)
 	}
 	switch {
 	case err != nil:
@@ -206,19 +212,17 @@ func RunBatch[R any](ctx context.Context, w io.Writer, b *Batch, cfg Config, err
 	case c.Written == 0 && c.Failed > 0:
 		// Nothing came out: that is a failed run, not a run with bad inputs.
 		return fmt.Errorf("all %d input(s) failed (errors in %s/errors); first: %s", c.Failed, b.Options.Output, eng.FirstError())
-	case c.Written == 0 && c.Failed == 0 && c.Skipped > 0 && b.Inputs.SkippedFailed() == c.Skipped:
+	case c.Written == 0 && c.Failed == 0 && c.Skipped > 0 && skippedFailed == c.Skipped:
 		// A rerun of such a run: every input it skipped is an error row.
-		return fmt.Errorf("all %d input(s) failed in an earlier run into %s (see %s/errors; --retry-errors processes them again)",
-			c.Skipped, b.Options.Output, b.Options.Output)
+		return earlierFailed("all ")
 	case c.Written == 0 && c.Failed == 0 && c.Skipped == 0 && b.noImages() != nil:
 		return b.noImages()
 	case b.Options.FailOnError && c.Failed > 0:
 		return fmt.Errorf("%d input(s) failed (see %s/errors)", c.Failed, b.Options.Output)
-	case b.Options.FailOnError && b.Inputs.SkippedFailed() > 0:
+	case b.Options.FailOnError && skippedFailed > 0:
 		// A rerun (a retried Job) must not turn the first run's failure
 		// into success by skipping the inputs that failed then.
-		return fmt.Errorf("%d input(s) failed in an earlier run into %s (see %s/errors; --retry-errors processes them again)",
-			b.Inputs.SkippedFailed(), b.Options.Output, b.Options.Output)
+		return earlierFailed("")
 	}
 	return nil
 }

@@ -55,11 +55,12 @@ func OnSignals(parent context.Context, timeout time.Duration, sigs ...os.Signal)
 	if len(sigs) > 0 {
 		signal.Notify(ch, sigs...)
 	}
-	return onSignals(parent, timeout, ch, func() { signal.Stop(ch) })
+	return onSignals(parent, timeout, repeatWindow, ch, func() { signal.Stop(ch) })
 }
 
-// onSignals is OnSignals on the signals ch receives; unnotify stops them.
-func onSignals(parent context.Context, timeout time.Duration, ch <-chan os.Signal, unnotify func()) *Stop {
+// onSignals is OnSignals on the signals ch receives, with the first
+// signal repeated within window taken as one; unnotify stops them.
+func onSignals(parent context.Context, timeout, window time.Duration, ch <-chan os.Signal, unnotify func()) *Stop {
 	drain, drainCancel := context.WithCancel(context.Background())
 	abort, abortCancel := context.WithCancelCause(context.Background())
 	quit := make(chan struct{})
@@ -92,7 +93,7 @@ func onSignals(parent context.Context, timeout time.Duration, ch <-chan os.Signa
 					first("signal " + s.String())
 					continue
 				}
-				if s == firstSig && time.Since(firstAt) < repeatWindow {
+				if s == firstSig && time.Since(firstAt) < window {
 					slog.Info("signal: the same signal again at once (sent to the process and to its group, as GNU timeout does): still draining; send it again to abort", "signal", s.String())
 					continue
 				}

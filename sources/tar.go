@@ -56,16 +56,19 @@ type tarContainer struct {
 	f  *os.File
 	gz *gzip.Reader
 	tr *tar.Reader
-	// ignored counts the members that are not inputs (isTarIgnored), as
-	// the files of a directory that are not images are counted.
+	// ignored counts the members that are not inputs (!isTarImage and
+	// isTarIgnored), as the files of a directory that are not images are
+	// counted.
 	ignored *atomic.Int64
 }
 
-// isTarIgnored: a member that is not an input and is counted as ignored:
-// not an image (a WebDataset's .json, .cls, .txt), nor a directory or a
-// global header (structure, as a directory entry is in a walk).
+// isTarIgnored: of the members that are not inputs (!isTarImage: a
+// WebDataset's .json, .cls, .txt), those counted as ignored: all but a
+// directory or a global header (structure, as a directory entry is in a
+// walk). The caller has tested isTarImage already, so the name's
+// extension is not lowered a second time per member.
 func isTarIgnored(h *tar.Header) bool {
-	return h.Typeflag != tar.TypeDir && h.Typeflag != tar.TypeXGlobalHeader && !isTarImage(h)
+	return h.Typeflag != tar.TypeDir && h.Typeflag != tar.TypeXGlobalHeader
 }
 
 // openTar opens the tar (or .tar.gz) at p; the members that are not

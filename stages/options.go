@@ -43,7 +43,7 @@ func (o PreprocessOptions) Preprocess() (Preprocess, error) {
 		if strings.HasPrefix(strings.TrimSpace(o.MemBudget), "-") {
 			return Preprocess{}, fmt.Errorf("--memory-budget %q: must be positive", o.MemBudget)
 		}
-		if budget, err = parseBytes(o.MemBudget); err != nil {
+		if budget, err = config.ParseSize(o.MemBudget); err != nil {
 			return Preprocess{}, fmt.Errorf("--memory-budget: %w", err)
 		}
 		if budget <= 0 {
@@ -58,7 +58,3 @@ func (o PreprocessOptions) Preprocess() (Preprocess, error) {
 	}
 	return Preprocess{Mode: mode, MaxPixels: o.MaxPixels, Budget: NewBudget(budget)}, nil
 }
-
-// parseBytes reads a size such as 1073741824, 512MiB or 1.5GiB
-// (config.ParseSize, which all the size options share).
-func parseBytes(s string) (int64, error) { return config.ParseSize(s) }

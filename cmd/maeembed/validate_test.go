@@ -141,7 +141,11 @@ func TestConvertRemovesKilledConvertsTemporaries(t *testing.T) {
 	}
 	recent := filepath.Join(parent, ".m.tmp-2222")
 	mkTemp(recent, true)
-	os.Chtimes(filepath.Join(recent, "model.safetensors"), time.Now(), time.Now())
+	// "Changed in the last seconds" however long the run below takes to
+	// reach its cleanup on a loaded machine: a time ahead of the clock is
+	// younger than the age limit until well after the test.
+	soon := time.Now().Add(time.Hour)
+	os.Chtimes(filepath.Join(recent, "model.safetensors"), soon, soon)
 	var others []string
 	for _, name := range []string{".m.tmp-x1", ".mm.tmp-1", "m.tmp-1", ".other.tmp-1"} {
 		others = append(others, filepath.Join(parent, name))
