@@ -46,6 +46,9 @@ func Dir(cacheDir string) (string, error) {
 	for _, base := range candidates(cacheDir) {
 		dir := filepath.Join(base, name)
 		if complete(dir, len(cfg), len(st)) {
+			// A first run killed while unpacking leaves its temporaries
+			// beside the finished files; later runs take them away.
+			weights.RemoveStaleTemps(dir)
 			return dir, nil
 		}
 		err := os.MkdirAll(dir, 0o755)

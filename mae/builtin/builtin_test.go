@@ -2,8 +2,10 @@ package builtin_test
 
 import (
 	"math"
+	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/maeembed/maeembed/mae"
 	"github.com/maeembed/maeembed/mae/builtin"
@@ -54,5 +56,33 @@ func TestBuiltinLoadsAndRuns(t *testing.T) {
 	}
 	if l := r.Loss[0]; !(l >= 0) || math.IsInf(float64(l), 0) {
 		t.Fatalf("reconstruction loss %v", l)
+	}
+}
+
+// A temporary left by a first run killed while unpacking (no live writer
+// holds its lock, unchanged for long) is removed by the next Dir; the
+// finished files stay.
+func TestBuiltinRemovesKilledUnpackTemps(t *testing.T) {
+	cache := t.TempDir()
+	dir, err := builtin.Dir(cache)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stale := filepath.Join(dir, ".model.safetensors.tmp-123456")
+	if err := os.WriteFile(stale, []byte("half a model"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	old := time.Now().Add(-time.Hour)
+	if err := os.Chtimes(stale, old, old); err != nil {
+		t.Fatal(err)
+	}
+	if again, err := builtin.Dir(cache); err != nil || again != dir {
+		t.Fatalf("second Dir: %s, %v; want %s", again, err, dir)
+	}
+	if _, err := os.Stat(stale); !os.IsNotExist(err) {
+		t.Errorf("killed unpack's temporary still there (stat: %v)", err)
+	}
+	if _, err := mae.Load(dir, ""); err != nil {
+		t.Errorf("finished files damaged: %v", err)
 	}
 }
