@@ -10,6 +10,8 @@ import (
 	"sort"
 	"strings"
 	"syscall"
+
+	"github.com/maeembed/maeembed/internal/atomicfile"
 )
 
 // HFConfig is the subset of a Hugging Face ViTMAEConfig (config.json) that
@@ -424,37 +426,18 @@ func saveHF(dir string, tensors map[string]*Tensor, cfg *HFConfig, half bool) er
 		if err := os.MkdirAll(parent, 0o755); err != nil {
 			return fmt.Errorf("save %s: %w", dir, err)
 		}
-		tmp, err := os.MkdirTemp(parent, "."+base+".tmp-*")
+		tmp, err := atomicfile.MkdirTemp(parent, "."+base+".tmp-*")
 		if err != nil {
 			return fmt.Errorf("save %s: %w", dir, err)
 		}
-		// Locked while written (RemoveStaleTemps leaves it alone meanwhile).
-		if lk, err := os.Open(tmp); err == nil {
-			lockTemp(lk)
-			defer lk.Close()
-		}
-		if err := writeNewFile(filepath.Join(tmp, HFSafetensorsFile), writeModel); err != nil {
-			os.RemoveAll(tmp)
+		defer tmp.Abort() // after Commit: nothing
+		if err := writeNewFile(filepath.Join(tmp.Path, HFSafetensorsFile), writeModel); err != nil {
 			return fmt.Errorf("save %s: %w", dir, err)
 		}
-		if err := writeNewFile(filepath.Join(tmp, HFConfigFile), writeConfig); err != nil {
-			os.RemoveAll(tmp)
-			return fmt.Errorf("save %s: %w", dir, err)
-		}
-		// MkdirTemp makes the directory private; the result should not be.
-		if err := os.Chmod(tmp, 0o755); err != nil {
-			os.RemoveAll(tmp)
-			return fmt.Errorf("save %s: %w", dir, err)
-		}
-		if err := syncDir(tmp); err != nil {
-			os.RemoveAll(tmp)
+		if err := writeNewFile(filepath.Join(tmp.Path, HFConfigFile), writeConfig); err != nil {
 			return fmt.Errorf("save %s: %w", dir, err)
 		}
 		if err := publishDir(tmp, dir); err != nil {
-			os.RemoveAll(tmp)
-			return fmt.Errorf("save %s: %w", dir, err)
-		}
-		if err := syncDir(parent); err != nil {
 			return fmt.Errorf("save %s: %w", dir, err)
 		}
 		return nil
@@ -470,12 +453,12 @@ func saveHF(dir string, tensors map[string]*Tensor, cfg *HFConfig, half bool) er
 	return nil
 }
 
-// publishDir renames the written temporary directory tmp to dir, which
+// publishDir publishes the written temporary directory tmp as dir, which
 // did not exist when the write began. If dir appeared meanwhile (another
 // convert into it finished first), Linux answers "file exists" or
 // "directory not empty"; that is said in words, and dir is left alone.
-func publishDir(tmp, dir string) error {
-	err := os.Rename(tmp, dir)
+func publishDir(tmp *atomicfile.Dir, dir string) error {
+	err := tmp.Commit(dir)
 	if err != nil && (errors.Is(err, fs.ErrExist) || errors.Is(err, syscall.ENOTEMPTY)) {
 		return fmt.Errorf("%s appeared while this write was under way (another convert into it?); it was left as it is: rerun with --force to replace its checkpoint files", dir)
 	}

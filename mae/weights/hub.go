@@ -13,6 +13,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/maeembed/maeembed/internal/atomicfile"
 )
 
 // DefaultBaseURL is where the MAE authors publish their checkpoints.
@@ -269,7 +271,7 @@ func (h *Hub) download(ctx context.Context, rel, dst string) error {
 		return fmt.Errorf("download %s: %w", url, err)
 	}
 	ok = true
-	if err := syncDir(dir); err != nil {
+	if err := atomicfile.SyncDir(dir); err != nil {
 		return fmt.Errorf("download %s: %w", url, err)
 	}
 	log.Info("checkpoint downloaded", "path", dst, "bytes", n, "md5", gotMD5, "sha256", sum)
