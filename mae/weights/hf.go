@@ -136,10 +136,10 @@ type hfSlot struct {
 }
 
 // planHF maps Hugging Face names (given with their shapes) to official ones:
-// query/key/value become one qkv tensor ([q;k;v] rows), allocated here so
-// that readers can fill the parts in place. Names it does not know pass
-// through unchanged.
-func planHF(shapes map[string][]int) (map[string]hfSlot, map[string]*Tensor, error) {
+// query/key/value become one qkv tensor ([q;k;v] rows), allocated here
+// (with alloc) so that readers can fill the parts in place. Names it does
+// not know pass through unchanged.
+func planHF(shapes map[string][]int, alloc bool) (map[string]hfSlot, map[string]*Tensor, error) {
 	slots := make(map[string]hfSlot, len(shapes))
 	out := make(map[string]*Tensor, len(shapes))
 	from := make(map[string]string, len(shapes)) // official → source, for errors
@@ -189,7 +189,10 @@ func planHF(shapes map[string][]int) (map[string]hfSlot, map[string]*Tensor, err
 			rows += p[0]
 		}
 		shape := append([]int{rows}, q[1:]...)
-		t := &Tensor{Shape: shape, Data: make([]float32, numel(shape))}
+		t := &Tensor{Shape: shape}
+		if alloc {
+			t.Data = make([]float32, numel(shape))
+		}
 		if err := put(name, g[0], t); err != nil {
 			return nil, nil, err
 		}
@@ -203,15 +206,16 @@ func planHF(shapes map[string][]int) (map[string]hfSlot, map[string]*Tensor, err
 }
 
 // fromHF maps loaded Hugging Face tensors to official names; only the
-// query/key/value parts are copied (into their fused qkv).
-func fromHF(in map[string]*Tensor) (map[string]*Tensor, error) {
+// query/key/value parts are copied (into their fused qkv). With header, the
+// tensors are a header's (Data nil) and so are the results.
+func fromHF(in map[string]*Tensor, header bool) (map[string]*Tensor, error) {
 	shapes := make(map[string][]int, len(in))
 	for k, v := range in {
 		shapes[k] = v.Shape
 	}
-	slots, out, err := planHF(shapes)
-	if err != nil {
-		return nil, err
+	slots, out, err := planHF(shapes, !header)
+	if err != nil || header {
+		return out, err
 	}
 	for name, s := range slots {
 		src := in[name]
