@@ -152,10 +152,14 @@ func (m *Model) EmbedDim(p Pool) int {
 
 // CheckPool tells whether the weights support a pool.
 func (m *Model) CheckPool(p Pool) error {
+	return checkPool(p, parts{fcNorm: m.Encoder.FCNorm != nil, norm: m.Encoder.Norm != nil})
+}
+
+func checkPool(p Pool, has parts) error {
 	switch {
-	case p == PoolGlobal && m.Encoder.FCNorm == nil:
+	case p == PoolGlobal && !has.fcNorm:
 		return fmt.Errorf("pool global needs a fine-tuned checkpoint with fc_norm")
-	case p != PoolGlobal && m.Encoder.Norm == nil:
+	case p != PoolGlobal && !has.norm:
 		return fmt.Errorf("pool %s needs the encoder norm, which this fine-tuned checkpoint lacks; use --pool global", p)
 	}
 	return nil

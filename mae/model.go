@@ -126,6 +126,9 @@ type tensorSet struct {
 	t     map[string]*weights.Tensor
 	taken map[string]bool
 	errs  []string
+	// check: the tensors are a header's (Data nil): take checks names and
+	// shapes only and hands out nothing, so nothing is built.
+	check bool
 
 	sinceGC int // bytes packed since the last collection
 }
@@ -147,6 +150,9 @@ func (s *tensorSet) take(name string, shape ...int) []float32 {
 	}
 	if !slices.Equal(got, shape) {
 		s.errs = append(s.errs, fmt.Sprintf("tensor %s has shape %v, want %v", name, t.Shape, shape))
+		return nil
+	}
+	if s.check {
 		return nil
 	}
 	if n := numel(shape); len(t.Data) != n {
@@ -228,10 +234,27 @@ func (s *tensorSet) block(prefix string, d, mlp, heads int, eps float64) *Block 
 // Linear weights are packed and their entries removed from the map, so the
 // weights are never held twice.
 func FromTensors(cfg Config, tensors map[string]*weights.Tensor, src string) (*Model, error) {
+	m, _, err := fromTensors(cfg, tensors, src, false)
+	return m, err
+}
+
+// parts says which optional parts a checkpoint has, as FromTensors builds
+// them.
+type parts struct{ decoder, fcNorm, norm bool }
+
+// fromTensors is FromTensors; with check, tensors are a header's (Data
+// nil) and it makes every check FromTensors makes, with the same errors,
+// but builds nothing: it returns a nil model and the parts it would have.
+func fromTensors(cfg Config, tensors map[string]*weights.Tensor, src string, check bool) (*Model, parts, error) {
 	if err := cfg.Validate(); err != nil {
-		return nil, fmt.Errorf("%s: config: %w", src, err)
+		return nil, parts{}, fmt.Errorf("%s: config: %w", src, err)
 	}
-	s := &tensorSet{t: tensors, taken: map[string]bool{}}
+	s := &tensorSet{t: tensors, taken: map[string]bool{}, check: check}
+	// built reports whether the part just taken with s.norm, s.linear...
+	// (got, nil in check mode) is there, as a build would have it: taken
+	// without a new error.
+	built := func(got bool, errsBefore int) bool { return got || check && len(s.errs) == errsBefore }
+	var has parts
 	// The config's block counts come from an untrusted config.json: build
 	// no more blocks than the checkpoint has (distinct indices, so one
 	// tensor named blocks.999999999.* does not count for a billion), so
@@ -248,7 +271,8 @@ func FromTensors(cfg Config, tensors map[string]*weights.Tensor, src string) (*M
 	}
 	d, p, l := cfg.Dim, cfg.PatchSize, cfg.NumPatches()
 	enc := &Encoder{}
-	if w := s.take("patch_embed.proj.weight", d, 3, p, p); w != nil {
+	n := len(s.errs)
+	if w := s.take("patch_embed.proj.weight", d, 3, p, p); built(w != nil, n) {
 		b := s.take("patch_embed.proj.bias", d)
 		if b != nil {
 			re := make([]float32, len(w))
@@ -262,7 +286,9 @@ func FromTensors(cfg Config, tensors map[string]*weights.Tensor, src string) (*M
 		enc.Blocks = append(enc.Blocks, s.block("blocks."+strconv.Itoa(i), d, cfg.MLPDim, cfg.Heads, cfg.Eps))
 	}
 	if s.has("fc_norm.weight") {
+		n := len(s.errs)
 		enc.FCNorm = s.norm("fc_norm", d, cfg.Eps)
+		has.fcNorm = built(enc.FCNorm != nil, n)
 		if s.has("head.weight") {
 			nc := 0
 			if t := tensors["head.bias"]; t != nil && len(t.Shape) == 1 {
@@ -271,8 +297,10 @@ func FromTensors(cfg Config, tensors map[string]*weights.Tensor, src string) (*M
 			enc.Head = s.linear("head", d, nc)
 		}
 	}
-	if s.has("norm.weight") || enc.FCNorm == nil {
+	if s.has("norm.weight") || !has.fcNorm {
+		n := len(s.errs)
 		enc.Norm = s.norm("norm", d, cfg.Eps)
+		has.norm = built(enc.Norm != nil, n)
 	}
 	var dec *Decoder
 	if hasDecoder(tensors) {
@@ -280,6 +308,7 @@ func FromTensors(cfg Config, tensors map[string]*weights.Tensor, src string) (*M
 			s.errs = append(s.errs, "checkpoint has decoder tensors but the config has no decoder")
 		} else {
 			dd := cfg.DecDim
+			has.decoder = true
 			dec = &Decoder{Embed: s.linear("decoder_embed", d, dd)}
 			dec.MaskToken = s.param("mask_token", dd)
 			dec.PosEmbed = s.param("decoder_pos_embed", 1+l, dd)
@@ -304,9 +333,12 @@ func FromTensors(cfg Config, tensors map[string]*weights.Tensor, src string) (*M
 		if len(s.errs) > 6 {
 			s.errs = append(s.errs[:6], fmt.Sprintf("and %d more", len(s.errs)-6))
 		}
-		return nil, fmt.Errorf("%s: does not match %s: %s", src, cfg.describe(), strings.Join(s.errs, "; "))
+		return nil, parts{}, fmt.Errorf("%s: does not match %s: %s", src, cfg.describe(), strings.Join(s.errs, "; "))
 	}
-	return &Model{Config: cfg, Encoder: enc, Decoder: dec}, nil
+	if check {
+		return nil, has, nil
+	}
+	return &Model{Config: cfg, Encoder: enc, Decoder: dec}, has, nil
 }
 
 // convLayout moves the patch-embedding weight [d, ...] between the conv

@@ -81,8 +81,8 @@ func Open(ctx context.Context, s Source) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	if s.NeedDecoder && !m.HasDecoder() {
-		return nil, fmt.Errorf("model %s has no decoder weights: reconstruct needs a checkpoint with a decoder (e.g. mae_visualize_vit_base)", path)
+	if err := checkDecoder(s, path, m.HasDecoder()); err != nil {
+		return nil, err
 	}
 	if err := m.SetPrecision(s.Precision); err != nil {
 		return nil, fmt.Errorf("model %s: %w", path, err)
@@ -90,4 +90,67 @@ func Open(ctx context.Context, s Source) (*Model, error) {
 	slog.Info("model loaded", "path", path, "params", m.NumParams(), "decoder", m.HasDecoder(),
 		"image", m.Config.ImageSize, "patch", m.Config.PatchSize, "dim", m.Config.Dim, "precision", s.Precision, "kernel", m.Kernel(), "took", time.Since(start).Round(time.Millisecond))
 	return m, nil
+}
+
+func checkDecoder(s Source, path string, has bool) error {
+	if s.NeedDecoder && !has {
+		return fmt.Errorf("model %s has no decoder weights: reconstruct needs a checkpoint with a decoder (e.g. mae_visualize_vit_base)", path)
+	}
+	return nil
+}
+
+// Spec is a model checked as Open checks it, but from its checkpoint's
+// headers only: what a dry run needs to know without loading the weights.
+type Spec struct {
+	Path   string // the checkpoint, resolved
+	Config Config
+	has    parts
+}
+
+// Check resolves the model s names (a preset is downloaded as Open would)
+// and makes the checks Open makes, with its errors, reading only what
+// describes the tensors (weights.LoadHeader): the format, the config, the
+// names and shapes against the architecture, the decoder reconstruct
+// needs, and a file shorter than its header says. It reads no tensor
+// data, builds nothing and sets no precision, so the only failures of
+// Open it cannot see are in the data (a zip record's checksum).
+func Check(ctx context.Context, s Source) (*Spec, error) {
+	path, err := Resolve(ctx, s)
+	if err != nil {
+		return nil, err
+	}
+	ck, err := weights.LoadHeader(path)
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := ConfigFor(ck, s.Config)
+	if err != nil {
+		return nil, err
+	}
+	_, has, err := fromTensors(cfg, ck.Tensors, path, true)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkDecoder(s, path, has.decoder); err != nil {
+		return nil, err
+	}
+	slog.Info("model checked (headers only)", "path", path, "image", cfg.ImageSize, "patch", cfg.PatchSize, "dim", cfg.Dim, "decoder", has.decoder)
+	return &Spec{Path: path, Config: cfg, has: has}, nil
+}
+
+// HasDecoder tells whether the model can reconstruct.
+func (s *Spec) HasDecoder() bool { return s.has.decoder }
+
+// CheckPool tells whether the weights support a pool, as Model.CheckPool.
+func (s *Spec) CheckPool(p Pool) error { return checkPool(p, s.has) }
+
+// Fingerprint reads every tensor of the checkpoint and returns the
+// fingerprint Open's model would carry (Model.Fingerprint), without
+// building the model.
+func (s *Spec) Fingerprint() (string, error) {
+	ck, err := weights.Load(s.Path)
+	if err != nil {
+		return "", err
+	}
+	return ck.Fingerprint(), nil
 }

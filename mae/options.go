@@ -72,6 +72,19 @@ func (o ModelOptions) Open(ctx context.Context, needDecoder bool) (*Model, error
 	return Open(ctx, s)
 }
 
+// Check is Open's Check: the model o names, checked from its headers
+// (mae.Check), with --precision parsed as Open parses it.
+func (o ModelOptions) Check(ctx context.Context, needDecoder bool) (*Spec, kernels.Precision, error) {
+	s := o.Model
+	s.NeedDecoder = needDecoder
+	p, err := o.precision()
+	if err != nil {
+		return nil, 0, err
+	}
+	spec, err := Check(ctx, s)
+	return spec, p, err
+}
+
 // MaskOptions are how reconstruct masks its inputs: the fraction of
 // patches removed, the seed of the per-input noise (or the file it is read
 // from), and whether the loss targets are normalised per patch (default:

@@ -8,12 +8,14 @@ import (
 
 	"github.com/apache/arrow/go/v17/arrow"
 	"github.com/apache/arrow/go/v17/arrow/ipc"
+
+	"github.com/maeembed/maeembed/internal/atomicfile"
 )
 
 // arrowFile writes one Arrow IPC file (the random-access "file" format,
 // readable by pyarrow.ipc.open_file / feather) into a hidden temp file.
 type arrowFile struct {
-	af *atomicFile
+	af *atomicfile.File
 	pw *posWriter
 	fw *ipc.FileWriter
 }
@@ -54,22 +56,22 @@ func createArrow(path string, schema *arrow.Schema) (*arrowFile, error) {
 
 func (a *arrowFile) writeRecord(rec arrow.Record, _ int64) error {
 	if err := a.fw.Write(rec); err != nil {
-		return fmt.Errorf("write %s: %w", a.af.final, err)
+		return fmt.Errorf("write %s: %w", a.af.Final(), err)
 	}
 	return nil
 }
 
 func (a *arrowFile) finish() error {
 	if err := a.fw.Close(); err != nil {
-		return fmt.Errorf("close arrow %s: %w", a.af.final, err)
+		return fmt.Errorf("close arrow %s: %w", a.af.Final(), err)
 	}
 	if err := a.pw.Flush(); err != nil {
-		return fmt.Errorf("write %s: %w", a.af.final, err)
+		return fmt.Errorf("write %s: %w", a.af.Final(), err)
 	}
 	return nil
 }
 
-func (a *arrowFile) atomic() *atomicFile { return a.af }
+func (a *arrowFile) atomic() *atomicfile.File { return a.af }
 
 func (a *arrowFile) abort() error { return a.af.Abort() }
 

@@ -3,10 +3,13 @@ package sinks
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
+
+	"github.com/maeembed/maeembed/internal/atomicfile"
 )
 
 // tempSuffix ends every temporary name; with the leading "." it lets
@@ -14,18 +17,12 @@ import (
 // hidden files.
 const tempSuffix = ".maeembed-tmp"
 
-// atomicFile is a file that becomes visible under its final name only when
-// Publish has written, synced and renamed it. Until then it lives under a
-// hidden temporary name in the same directory (so the rename is atomic),
-// with an exclusive flock held on it for as long as it is open: that is how
-// CleanTemps tells a live writer's temporary (another shard or stream
-// worker in the same directory) from a killed one's.
-type atomicFile struct {
-	*os.File
-	final string
-}
-
-func createAtomic(final string) (*atomicFile, error) {
+// createAtomic creates final's temporary (a hidden name in the same
+// directory, locked while open: atomicfile's contract), making the
+// directory first. Its Commit or CommitNew publishes it; until then
+// CleanTemps of another process (another shard or stream worker in the
+// same directory) leaves it alone.
+func createAtomic(final string) (*atomicfile.File, error) {
 	dir, base := filepath.Split(final)
 	if dir == "" {
 		dir = "."
@@ -33,99 +30,7 @@ func createAtomic(final string) (*atomicFile, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("create output dir %s: %w", dir, err)
 	}
-	f, err := os.CreateTemp(dir, "."+base+".*"+tempSuffix)
-	if err != nil {
-		return nil, fmt.Errorf("create temp for %s: %w", final, err)
-	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		f.Close()
-		os.Remove(f.Name())
-		return nil, fmt.Errorf("lock temp for %s: %w", final, err)
-	}
-	// CreateTemp makes 0600; outputs are meant to be shared like any file.
-	if err := f.Chmod(0o644); err != nil {
-		f.Close()
-		os.Remove(f.Name())
-		return nil, fmt.Errorf("chmod temp for %s: %w", final, err)
-	}
-	return &atomicFile{File: f, final: final}, nil
-}
-
-// Publish syncs the data, renames the file to its final name and syncs the
-// directory so the rename itself survives a crash.
-// The file stays open (and locked) until it is renamed, so no CleanTemps
-// of another process can take it for a dead writer's.
-func (a *atomicFile) Publish() error {
-	if err := a.Sync(); err != nil {
-		a.Abort()
-		return fmt.Errorf("sync %s: %w", a.final, err)
-	}
-	if err := os.Rename(a.Name(), a.final); err != nil {
-		a.Abort()
-		return fmt.Errorf("publish %s: %w", a.final, err)
-	}
-	if err := a.Close(); err != nil {
-		return fmt.Errorf("close %s: %w", a.final, err)
-	}
-	return syncDir(filepath.Dir(a.final))
-}
-
-// PublishNew is Publish for part files: it never replaces an existing file.
-// If the name is taken (another process writing into the same directory,
-// e.g. shards of one job) it asks next for another name and retries. A hard
-// link gives the no-clobber guarantee; where links are not supported it falls
-// back to a rename after checking the name is free.
-func (a *atomicFile) PublishNew(next func() string) (string, error) {
-	if err := a.Sync(); err != nil {
-		a.Abort()
-		return "", fmt.Errorf("sync %s: %w", a.final, err)
-	}
-	for tries := 0; ; tries++ {
-		err := os.Link(a.Name(), a.final)
-		if err == nil {
-			os.Remove(a.Name())
-			break
-		}
-		if errors.Is(err, os.ErrExist) && tries < 1000 {
-			a.final = next()
-			continue
-		}
-		if _, serr := os.Lstat(a.final); !errors.Is(serr, os.ErrNotExist) || tries >= 1000 {
-			a.Abort()
-			return "", fmt.Errorf("publish %s: %w", a.final, err)
-		}
-		if err := os.Rename(a.Name(), a.final); err != nil {
-			a.Abort()
-			return "", fmt.Errorf("publish %s: %w", a.final, err)
-		}
-		break
-	}
-	if err := a.Close(); err != nil {
-		return "", fmt.Errorf("close %s: %w", a.final, err)
-	}
-	return a.final, syncDir(filepath.Dir(a.final))
-}
-
-// Abort removes and closes the temporary file; the final name is untouched.
-func (a *atomicFile) Abort() error {
-	err := os.Remove(a.Name())
-	a.Close() // may already be closed
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("remove temp %s: %w", a.Name(), err)
-	}
-	return nil
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("open dir %s for sync: %w", dir, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("sync dir %s: %w", dir, err)
-	}
-	return nil
+	return atomicfile.Create(final, "."+base+".*"+tempSuffix)
 }
 
 // CleanTemps removes temporary files that a killed run left in dir and in
@@ -145,19 +50,8 @@ func CleanTemps(dir string) error {
 		return fmt.Errorf("clean temps in %s: %w", dir, err)
 	}
 	for _, d := range []string{dir, filepath.Join(dir, errorsDir)} {
-		ents, err := os.ReadDir(d)
-		if errors.Is(err, os.ErrNotExist) {
-			continue
-		}
-		if err != nil {
+		if _, err := atomicfile.RemoveStale(d, isTemp, 0); err != nil {
 			return fmt.Errorf("clean temps in %s: %w", d, err)
-		}
-		for _, e := range ents {
-			if n := e.Name(); isTempName(n) {
-				if err := removeIfDead(filepath.Join(d, n)); err != nil {
-					return fmt.Errorf("clean temps: %w", err)
-				}
-			}
 		}
 	}
 	return nil
@@ -173,35 +67,14 @@ func cleanTempsTree(dir string) error {
 			}
 			return err
 		}
-		if d.Type().IsRegular() && isTempName(d.Name()) {
-			return removeIfDead(path)
+		if isTemp(d) {
+			_, err := atomicfile.RemoveIfStale(path, 0)
+			return err
 		}
 		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("clean temps in %s: %w", dir, err)
-	}
-	return nil
-}
-
-// removeIfDead removes a temporary unless its writer still holds its lock.
-func removeIfDead(path string) error {
-	f, err := os.Open(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil // published or removed meanwhile
-	}
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		if errors.Is(err, syscall.EWOULDBLOCK) {
-			return nil // a live writer's
-		}
-		return fmt.Errorf("lock %s: %w", path, err)
-	}
-	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return err
 	}
 	return nil
 }
@@ -308,6 +181,9 @@ func lockFile(path string, how int) (*os.File, error) {
 	}
 }
 
-func isTempName(n string) bool {
-	return strings.HasPrefix(n, ".") && strings.HasSuffix(n, tempSuffix)
+// isTemp is the naming rule of createAtomic's temporaries: regular files
+// named "." + the final name + "." + digits + tempSuffix.
+func isTemp(e fs.DirEntry) bool {
+	n := e.Name()
+	return e.Type().IsRegular() && strings.HasPrefix(n, ".") && strings.HasSuffix(n, tempSuffix)
 }

@@ -10,6 +10,8 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+
+	"github.com/maeembed/maeembed/internal/atomicfile"
 )
 
 const npyMagic = "\x93NUMPY"
@@ -49,7 +51,7 @@ func npyHeader(shape []int, size int) ([]byte, error) {
 // file. The leading dimension is unknown until the end, so the header space
 // is reserved for the largest possible count and patched by finish.
 type npyFile struct {
-	af      *atomicFile
+	af      *atomicfile.File
 	bw      *bufio.Writer
 	inner   []int // shape after the leading N
 	rowLen  int
@@ -83,7 +85,7 @@ func createNpy(path string, inner []int) (*npyFile, error) {
 // appendRow writes one row of rowLen values.
 func (f *npyFile) appendRow(v []float32) error {
 	if len(v) != f.rowLen {
-		return fmt.Errorf("%s: row has %d values, want %d", f.af.final, len(v), f.rowLen)
+		return fmt.Errorf("%s: row has %d values, want %d", f.af.Final(), len(v), f.rowLen)
 	}
 	if cap(f.scratch) < 4*len(v) {
 		f.scratch = make([]byte, 4*len(v))
@@ -93,7 +95,7 @@ func (f *npyFile) appendRow(v []float32) error {
 		binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(x))
 	}
 	if _, err := f.bw.Write(b); err != nil {
-		return fmt.Errorf("write %s: %w", f.af.final, err)
+		return fmt.Errorf("write %s: %w", f.af.Final(), err)
 	}
 	f.n++
 	return nil
@@ -104,7 +106,7 @@ func (f *npyFile) appendRaw(r io.Reader, n int) error {
 	want := int64(n) * int64(f.rowLen) * 4
 	got, err := io.CopyN(f.bw, r, want)
 	if err != nil {
-		return fmt.Errorf("copy into %s: %d of %d bytes: %w", f.af.final, got, want, err)
+		return fmt.Errorf("copy into %s: %d of %d bytes: %w", f.af.Final(), got, want, err)
 	}
 	f.n += n
 	return nil
@@ -114,19 +116,19 @@ func (f *npyFile) appendRaw(r io.Reader, n int) error {
 // so several files can be completed before any becomes visible.
 func (f *npyFile) finish() error {
 	if err := f.bw.Flush(); err != nil {
-		return fmt.Errorf("write %s: %w", f.af.final, err)
+		return fmt.Errorf("write %s: %w", f.af.Final(), err)
 	}
 	hdr, err := npyHeader(append([]int{f.n}, f.inner...), f.hdrSize)
 	if err != nil {
 		return err
 	}
 	if _, err := f.af.WriteAt(hdr, 0); err != nil {
-		return fmt.Errorf("write header of %s: %w", f.af.final, err)
+		return fmt.Errorf("write header of %s: %w", f.af.Final(), err)
 	}
 	return nil
 }
 
-func (f *npyFile) publish() error { return f.af.Publish() }
+func (f *npyFile) publish() error { return f.af.Commit() }
 func (f *npyFile) abort() error   { return f.af.Abort() }
 
 var (

@@ -33,5 +33,5 @@ func WriteNpyFloat32(path string, shape []int, data []float32) error {
 		af.Abort()
 		return fmt.Errorf("write %s: %w", path, err)
 	}
-	return af.Publish()
+	return af.Commit()
 }

@@ -157,7 +157,7 @@ func (s *npySet) publish() error {
 			return err
 		}
 	}
-	return s.md.af.Publish()
+	return s.md.af.Commit()
 }
 
 func (s *npySet) abortFiles() error {

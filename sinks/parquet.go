@@ -19,6 +19,7 @@ import (
 	"github.com/apache/arrow/go/v17/parquet/pqarrow"
 
 	"github.com/maeembed/maeembed/config"
+	"github.com/maeembed/maeembed/internal/atomicfile"
 )
 
 // ParquetOptions tunes rolling part files (Parquet and Arrow IPC).
@@ -105,13 +106,13 @@ type recordFile interface {
 	writeRecord(rec arrow.Record, rawBytes int64) error
 	// finish completes the format and flushes; the file is not yet visible.
 	finish() error
-	atomic() *atomicFile
+	atomic() *atomicfile.File
 	abort() error
 }
 
 // pqFile writes one Parquet file through pqarrow into a hidden temp file.
 type pqFile struct {
-	af            *atomicFile
+	af            *atomicfile.File
 	bw            *bufio.Writer
 	fw            *pqarrow.FileWriter
 	rgBytes       int64
@@ -151,7 +152,7 @@ func (p *pqFile) writeRecord(rec arrow.Record, rawBytes int64) error {
 		p.rgBytes = 0
 	}
 	if err := p.fw.WriteBuffered(rec); err != nil {
-		return fmt.Errorf("write %s: %w", p.af.final, err)
+		return fmt.Errorf("write %s: %w", p.af.Final(), err)
 	}
 	p.rgBytes += rawBytes
 	return nil
@@ -160,15 +161,15 @@ func (p *pqFile) writeRecord(rec arrow.Record, rawBytes int64) error {
 // finish writes the footer and flushes without publishing.
 func (p *pqFile) finish() error {
 	if err := p.fw.Close(); err != nil {
-		return fmt.Errorf("close parquet %s: %w", p.af.final, err)
+		return fmt.Errorf("close parquet %s: %w", p.af.Final(), err)
 	}
 	if err := p.bw.Flush(); err != nil {
-		return fmt.Errorf("write %s: %w", p.af.final, err)
+		return fmt.Errorf("write %s: %w", p.af.Final(), err)
 	}
 	return nil
 }
 
-func (p *pqFile) atomic() *atomicFile { return p.af }
+func (p *pqFile) atomic() *atomicfile.File { return p.af }
 
 func (p *pqFile) abort() error { return p.af.Abort() }
 
@@ -287,7 +288,7 @@ func (p *parts) flush() error {
 		p.held.settle(err)
 		return err
 	}
-	path, err := f.atomic().PublishNew(func() string {
+	path, err := f.atomic().CommitNew(func() string {
 		p.next++
 		return p.partPath(p.next - 1)
 	})

@@ -126,7 +126,7 @@ func (w *ReconPNG) writeMeta() error {
 		f.Abort()
 		return fmt.Errorf("write %s: %w", pngMetaName, err)
 	}
-	if err := f.Publish(); err != nil {
+	if err := f.Commit(); err != nil {
 		return err
 	}
 	w.metaPending = false
@@ -316,7 +316,7 @@ func (w *ReconPNG) writeOne(r *ReconRow) error {
 		f.Abort()
 		return fmt.Errorf("encode %s: %w", path, err)
 	}
-	if err := f.Publish(); err != nil {
+	if err := f.Commit(); err != nil {
 		return err
 	}
 	w.written[path] = r.ID

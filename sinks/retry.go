@@ -12,6 +12,8 @@ import (
 	"github.com/apache/arrow/go/v17/arrow"
 	"github.com/apache/arrow/go/v17/arrow/array"
 	"github.com/apache/arrow/go/v17/arrow/memory"
+
+	"github.com/maeembed/maeembed/internal/atomicfile"
 )
 
 // DropErrorRows removes from the error parts at paths (Done.ErrorParts of
@@ -85,7 +87,7 @@ func dropRows(path string, drop func(id string) bool) error {
 		if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return err
 		}
-		return syncDir(filepath.Dir(path))
+		return atomicfile.SyncDir(filepath.Dir(path))
 	}
 	cols := make([]arrow.Array, len(values))
 	var raw int64
@@ -125,5 +127,5 @@ func dropRows(path string, drop func(id string) bool) error {
 		f.abort()
 		return err
 	}
-	return f.af.Publish()
+	return f.af.Commit()
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/maeembed/maeembed/internal/atomicfile"
 	"github.com/maeembed/maeembed/mae"
 	"github.com/maeembed/maeembed/mae/weights"
 	"github.com/nlpodyssey/spago/mat"
@@ -52,16 +54,16 @@ func CheckpointName(step int) string { return fmt.Sprintf("checkpoint-%08d", ste
 func SaveCheckpoint(out string, t *Trainer, st State, keep int) (string, error) {
 	name := CheckpointName(st.Step)
 	final := filepath.Join(out, name)
-	tmp, err := os.MkdirTemp(out, "."+name+".tmp-*")
+	tmp, err := atomicfile.MkdirTemp(out, "."+name+tempInfix+"*")
 	if err != nil {
 		return "", fmt.Errorf("checkpoint: %w", err)
 	}
+	defer tmp.Abort() // after Commit: nothing
 	fail := func(err error) (string, error) {
-		os.RemoveAll(tmp)
 		return "", fmt.Errorf("checkpoint %s: %w", final, err)
 	}
 	m := t.Model
-	if err := weights.SaveHF(tmp, m.Tensors(), m.Config.HF()); err != nil {
+	if err := weights.SaveHF(tmp.Path, m.Tensors(), m.Config.HF()); err != nil {
 		return fail(err)
 	}
 	opt := map[string]*weights.Tensor{}
@@ -72,20 +74,14 @@ func SaveCheckpoint(out string, t *Trainer, st State, keep int) (string, error) 
 			opt[kind+p.Name] = &weights.Tensor{Shape: p.Shape, Data: ref}
 		}
 	}
-	if err := weights.SaveSafetensors(filepath.Join(tmp, optimizerFile), opt, nil); err != nil {
+	if err := weights.SaveSafetensors(filepath.Join(tmp.Path, optimizerFile), opt, nil); err != nil {
 		return fail(err)
 	}
 	js, err := json.MarshalIndent(st, "", "  ")
 	if err != nil {
 		return fail(err)
 	}
-	if err := writeAtomic(filepath.Join(tmp, stateFile), append(js, '\n')); err != nil {
-		return fail(err)
-	}
-	if err := os.Chmod(tmp, 0o755); err != nil {
-		return fail(err)
-	}
-	if err := weights.SyncDir(tmp); err != nil {
+	if err := writeAtomic(filepath.Join(tmp.Path, stateFile), append(js, '\n')); err != nil {
 		return fail(err)
 	}
 	// A rerun after a crash may reach a step whose directory was published
@@ -93,11 +89,8 @@ func SaveCheckpoint(out string, t *Trainer, st State, keep int) (string, error) 
 	if err := os.RemoveAll(final); err != nil {
 		return fail(err)
 	}
-	if err := os.Rename(tmp, final); err != nil {
+	if err := tmp.Commit(final); err != nil {
 		return fail(err)
-	}
-	if err := weights.SyncDir(out); err != nil {
-		return "", err
 	}
 	if err := writeAtomic(filepath.Join(out, latestFile), []byte(name+"\n")); err != nil {
 		return "", fmt.Errorf("checkpoint %s: %w", final, err)
@@ -105,32 +98,32 @@ func SaveCheckpoint(out string, t *Trainer, st State, keep int) (string, error) 
 	return final, prune(out, name, keep)
 }
 
+// tempInfix joins a final name and os.CreateTemp's digits in the names
+// of pretrain's temporaries: ".NAME.tmp-DIGITS".
+const tempInfix = ".tmp-"
+
 // removeStaleTemps removes from out the temporaries a run killed while
 // writing left behind: SaveCheckpoint's ".checkpoint-NNNNNNNN.tmp-*"
 // directories and writeAtomic's ".latest.tmp-*", ".metrics.csv.tmp-*" and
-// ".loss.png.tmp-*". Call it only while holding out (no live writer).
-// Anything else in out is left alone.
+// ".loss.png.tmp-*". Call it only while holding out: then no other run
+// writes there, so every temporary whose lock can be taken is a killed
+// run's (grace 0), however recent. Anything else in out is left alone.
 func removeStaleTemps(out string) {
-	ents, err := os.ReadDir(out)
-	if err != nil {
-		return
-	}
-	for _, e := range ents {
+	removed, err := atomicfile.RemoveStale(out, func(e fs.DirEntry) bool {
 		hidden, ok := strings.CutPrefix(e.Name(), ".")
-		base, _, isTemp := strings.Cut(hidden, ".tmp-")
+		base, _, isTemp := strings.Cut(hidden, tempInfix)
 		if !ok || !isTemp {
-			continue
+			return false
 		}
 		step, isCkpt := strings.CutPrefix(base, "checkpoint-")
 		_, err := strconv.ParseUint(step, 10, 64)
-		if isCkpt && err == nil || base == latestFile || base == "metrics.csv" || base == "loss.png" {
-			p := filepath.Join(out, e.Name())
-			if err := os.RemoveAll(p); err != nil {
-				slog.Warn("could not remove a killed run's temporary", "path", p, "err", err)
-			} else {
-				slog.Info("removed a killed run's temporary", "path", p)
-			}
-		}
+		return isCkpt && err == nil || base == latestFile || base == "metrics.csv" || base == "loss.png"
+	}, 0)
+	for _, p := range removed {
+		slog.Info("removed a killed run's temporary", "path", p)
+	}
+	if err != nil {
+		slog.Warn("could not remove a killed run's temporary", "err", err)
 	}
 }
 
@@ -278,6 +271,8 @@ func LoadCheckpoint(dir string, t *Trainer, dataset string) (State, error) {
 	return st, nil
 }
 
+// writeAtomic publishes path with data through a ".NAME.tmp-*" temporary
+// (atomicfile.Write), which removeStaleTemps knows.
 func writeAtomic(path string, data []byte) error {
-	return weights.WriteFileAtomic(path, func(f *os.File) error { _, err := f.Write(data); return err })
+	return atomicfile.Write(path, "."+filepath.Base(path)+tempInfix+"*", func(f *os.File) error { _, err := f.Write(data); return err })
 }

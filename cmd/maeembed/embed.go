@@ -52,21 +52,14 @@ func (e *env) embed(o *Options) error {
 	// not open, an option does not fit it) leaves no new output directory.
 	end := b.Discard
 	defer func() { end() }()
-	// A dry run checks the model, its options and the output as the run
-	// would, so it fails where the run would and with the same code.
+	if o.DryRun {
+		return e.dryRunEmbed(o, pool, b)
+	}
 	em, meta, err := e.openEmbedder(o, pool, &b.Preprocess)
 	if err != nil {
 		return err
 	}
 	meta.Inputs = b.Inputs.Roots
-	if o.DryRun {
-		if o.Resume && o.Output != "" {
-			if err := sinks.CheckResume(o.Output, o.Format, meta); err != nil {
-				return err
-			}
-		}
-		return b.DryRun(e.ctx, e.stdout)
-	}
 	errw, err := sinks.NewErrors(o.Output, meta, sinks.ParquetOptions{})
 	if err != nil {
 		return err
@@ -78,4 +71,32 @@ func (e *env) embed(o *Options) error {
 	}
 	end = b.Close
 	return engine.RunBatch(e.ctx, e.stderr, b, o.BatchOptions.Config(), errw, engine.NewEmbedModel(em, o.BatchSize), engine.NewEmbeddingOutput(w))
+}
+
+// dryRunEmbed lists what embed would process. It checks the model, its
+// options and the output as the run would, so it fails where the run
+// would and with the same code, but from the checkpoint's headers: the
+// weights are read only to compare their fingerprint with an output that
+// already holds results (a resume refuses other weights).
+func (e *env) dryRunEmbed(o *Options, pool mae.Pool, b *engine.Batch) error {
+	spec, meta, err := e.checkEmbedder(o, pool, &b.Preprocess)
+	if err != nil {
+		return err
+	}
+	meta.Inputs = b.Inputs.Roots
+	if o.Resume && o.Output != "" {
+		published, err := sinks.PublishedFormats(o.Output)
+		if err != nil {
+			return err
+		}
+		if len(published) > 0 {
+			if meta.Weights, err = spec.Fingerprint(); err != nil {
+				return err
+			}
+		}
+		if err := sinks.CheckResume(o.Output, o.Format, meta); err != nil {
+			return err
+		}
+	}
+	return b.DryRun(e.ctx, e.stdout)
 }

@@ -299,9 +299,15 @@ func TestResumeOtherWeightsRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	tinyImages(t, in, "a.png", "b.png", "c.png")
+	// The dry run, which otherwise reads only the checkpoint's headers,
+	// reads the weights here to refuse them as the run does.
+	dry, stdout, dryErr := maeembed(t, append(args, "--dry-run")...)
 	code, _, stderr := maeembed(t, args...)
 	if code == 0 || !strings.Contains(stderr, first) || !strings.Contains(stderr, "maeembed.weights") || !strings.Contains(stderr, "another output directory") {
 		t.Fatalf("a run with other weights into %s: exit %d, want a refusal naming the fingerprints and the remedy\n%s", out, code, stderr)
+	}
+	if dry != code || stdout != "" || !strings.Contains(dryErr, first) {
+		t.Errorf("dry run with other weights: exit %d (the run %d), listed %q\n%s", dry, code, stdout, dryErr)
 	}
 	if got := visibleIDs(t, out); got["c.png"] != 0 {
 		t.Errorf("the refused run wrote c.png: %v", got)

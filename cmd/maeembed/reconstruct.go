@@ -52,22 +52,27 @@ func (e *env) reconstruct(o *Options) error {
 	// not open, an option does not fit it) leaves no new output directory.
 	end := b.Discard
 	defer func() { end() }()
+	if o.DryRun {
+		// The checks of the model and its options, from the checkpoint's
+		// headers: a dry run fails where the run would, without loading
+		// the weights.
+		spec, _, err := o.ModelOptions.Check(e.ctx, true)
+		if err != nil {
+			return err
+		}
+		if err := checkReconstruct(o, spec.Config, b); err != nil {
+			return err
+		}
+		return b.DryRun(e.ctx, e.stdout)
+	}
 	m, err := e.openModel(o, true)
 	if err != nil {
 		return err
 	}
 	c := m.Config
 	l := c.NumPatches()
-	if err := c.CheckMaskRatio(o.MaskRatio); err != nil {
-		return fmt.Errorf("%w: --mask-ratio: %v", errUsage, err)
-	}
-	if err := o.CheckBudget(c.BatchBytes(o.BatchSize, true), b.Preprocess.Budget); err != nil {
-		return usage(err)
-	}
-	if o.DryRun {
-		// After the checks of the model and its options: a dry run fails
-		// where the run would.
-		return b.DryRun(e.ctx, e.stdout)
+	if err := checkReconstruct(o, c, b); err != nil {
+		return err
 	}
 	var noise mae.Noise = mae.SeededNoise(o.Seed)
 	if o.MaskNoise != "" {
@@ -103,4 +108,16 @@ func (e *env) reconstruct(o *Options) error {
 	model := engine.NewReconstructModel(rec, o.BatchSize, c.ImageSize, o.Format == "png")
 	end = b.Close
 	return engine.RunBatch(e.ctx, e.stderr, b, o.BatchOptions.Config(), errw, model, engine.NewReconstructionOutput(w))
+}
+
+// checkReconstruct checks reconstruct's options against the model's
+// config: the mask ratio and the batch's memory.
+func checkReconstruct(o *Options, c mae.Config, b *engine.Batch) error {
+	if err := c.CheckMaskRatio(o.MaskRatio); err != nil {
+		return fmt.Errorf("%w: --mask-ratio: %v", errUsage, err)
+	}
+	if err := o.CheckBudget(c.BatchBytes(o.BatchSize, true), b.Preprocess.Budget); err != nil {
+		return usage(err)
+	}
+	return nil
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/maeembed/maeembed/engine"
 	"github.com/maeembed/maeembed/mae"
+	"github.com/maeembed/maeembed/mae/kernels"
 	"github.com/maeembed/maeembed/sinks"
 	"github.com/maeembed/maeembed/stages"
 )
@@ -71,11 +72,35 @@ func (e *env) openEmbedder(o *Options, pool mae.Pool, pre *stages.Preprocess) (*
 	if err != nil {
 		return nil, sinks.Meta{}, usage(err)
 	}
-	c := m.Config
-	pre.Size = c.ImageSize
-	meta := sinks.Meta{Model: o.Model.Name, Pool: string(pool), Preprocess: pre.String(), Version: version, Dim: c.Dim, Precision: m.Precision().String(), Kernel: m.Kernel(), Weights: m.Fingerprint}
+	pre.Size = m.Config.ImageSize
+	return em, embedMeta(o, pool, *pre, m.Config, m.Precision(), m.Kernel(), m.Fingerprint), nil
+}
+
+// embedMeta is the output metadata of an embed run.
+func embedMeta(o *Options, pool mae.Pool, pre stages.Preprocess, c mae.Config, p kernels.Precision, kernel, fingerprint string) sinks.Meta {
+	meta := sinks.Meta{Model: o.Model.Name, Pool: string(pool), Preprocess: pre.String(), Version: version, Dim: c.Dim, Precision: p.String(), Kernel: kernel, Weights: fingerprint}
 	if pool == mae.PoolTokens {
 		meta.Tokens = 1 + c.NumPatches()
 	}
-	return em, meta, nil
+	return meta
+}
+
+// checkEmbedder is openEmbedder for a dry run: the same checks, with the
+// same errors, from the model's headers (mae.Check), without loading its
+// weights. It sets the preprocessing size and returns the output metadata
+// without the kernel (a resume ignores it) and without the weights'
+// fingerprint, which only Spec.Fingerprint's full read gives.
+func (e *env) checkEmbedder(o *Options, pool mae.Pool, pre *stages.Preprocess) (*mae.Spec, sinks.Meta, error) {
+	spec, p, err := o.ModelOptions.Check(e.ctx, false)
+	if err != nil {
+		return nil, sinks.Meta{}, err
+	}
+	if err := o.CheckBudget(spec.Config.BatchBytes(o.BatchSize, false), pre.Budget); err != nil {
+		return nil, sinks.Meta{}, usage(err)
+	}
+	if err := spec.CheckPool(pool); err != nil {
+		return nil, sinks.Meta{}, usage(err)
+	}
+	pre.Size = spec.Config.ImageSize
+	return spec, embedMeta(o, pool, *pre, spec.Config, p, "", ""), nil
 }

@@ -10,11 +10,10 @@ func ReadSafetensorsFile(path string) (map[string]*Tensor, error) {
 	return readSafetensorsAs(path, false)
 }
 
-// WriteFileAtomic writes path through a "."-prefixed temporary in the same
-// directory that is filled by write, fsynced and renamed into place.
+// WriteFileAtomic writes path through a ".NAME.tmp-DIGITS" temporary in
+// the same directory that is filled by write, fsynced and renamed into
+// place (atomicfile.Write); RemoveStaleTemps of the directory removes the
+// temporary of a writer killed meanwhile.
 func WriteFileAtomic(path string, write func(*os.File) error) error {
 	return writeFileAtomic(path, write)
 }
-
-// SyncDir fsyncs a directory, making renames inside it durable.
-func SyncDir(dir string) error { return syncDir(dir) }

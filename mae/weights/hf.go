@@ -10,6 +10,8 @@ import (
 	"sort"
 	"strings"
 	"syscall"
+
+	"github.com/maeembed/maeembed/internal/atomicfile"
 )
 
 // HFConfig is the subset of a Hugging Face ViTMAEConfig (config.json) that
@@ -134,10 +136,10 @@ type hfSlot struct {
 }
 
 // planHF maps Hugging Face names (given with their shapes) to official ones:
-// query/key/value become one qkv tensor ([q;k;v] rows), allocated here so
-// that readers can fill the parts in place. Names it does not know pass
-// through unchanged.
-func planHF(shapes map[string][]int) (map[string]hfSlot, map[string]*Tensor, error) {
+// query/key/value become one qkv tensor ([q;k;v] rows), allocated here
+// (with alloc) so that readers can fill the parts in place. Names it does
+// not know pass through unchanged.
+func planHF(shapes map[string][]int, alloc bool) (map[string]hfSlot, map[string]*Tensor, error) {
 	slots := make(map[string]hfSlot, len(shapes))
 	out := make(map[string]*Tensor, len(shapes))
 	from := make(map[string]string, len(shapes)) // official → source, for errors
@@ -187,7 +189,10 @@ func planHF(shapes map[string][]int) (map[string]hfSlot, map[string]*Tensor, err
 			rows += p[0]
 		}
 		shape := append([]int{rows}, q[1:]...)
-		t := &Tensor{Shape: shape, Data: make([]float32, numel(shape))}
+		t := &Tensor{Shape: shape}
+		if alloc {
+			t.Data = make([]float32, numel(shape))
+		}
 		if err := put(name, g[0], t); err != nil {
 			return nil, nil, err
 		}
@@ -201,15 +206,16 @@ func planHF(shapes map[string][]int) (map[string]hfSlot, map[string]*Tensor, err
 }
 
 // fromHF maps loaded Hugging Face tensors to official names; only the
-// query/key/value parts are copied (into their fused qkv).
-func fromHF(in map[string]*Tensor) (map[string]*Tensor, error) {
+// query/key/value parts are copied (into their fused qkv). With header, the
+// tensors are a header's (Data nil) and so are the results.
+func fromHF(in map[string]*Tensor, header bool) (map[string]*Tensor, error) {
 	shapes := make(map[string][]int, len(in))
 	for k, v := range in {
 		shapes[k] = v.Shape
 	}
-	slots, out, err := planHF(shapes)
-	if err != nil {
-		return nil, err
+	slots, out, err := planHF(shapes, !header)
+	if err != nil || header {
+		return out, err
 	}
 	for name, s := range slots {
 		src := in[name]
@@ -424,37 +430,18 @@ func saveHF(dir string, tensors map[string]*Tensor, cfg *HFConfig, half bool) er
 		if err := os.MkdirAll(parent, 0o755); err != nil {
 			return fmt.Errorf("save %s: %w", dir, err)
 		}
-		tmp, err := os.MkdirTemp(parent, "."+base+".tmp-*")
+		tmp, err := atomicfile.MkdirTemp(parent, "."+base+".tmp-*")
 		if err != nil {
 			return fmt.Errorf("save %s: %w", dir, err)
 		}
-		// Locked while written (RemoveStaleTemps leaves it alone meanwhile).
-		if lk, err := os.Open(tmp); err == nil {
-			lockTemp(lk)
-			defer lk.Close()
-		}
-		if err := writeNewFile(filepath.Join(tmp, HFSafetensorsFile), writeModel); err != nil {
-			os.RemoveAll(tmp)
+		defer tmp.Abort() // after Commit: nothing
+		if err := writeNewFile(filepath.Join(tmp.Path, HFSafetensorsFile), writeModel); err != nil {
 			return fmt.Errorf("save %s: %w", dir, err)
 		}
-		if err := writeNewFile(filepath.Join(tmp, HFConfigFile), writeConfig); err != nil {
-			os.RemoveAll(tmp)
-			return fmt.Errorf("save %s: %w", dir, err)
-		}
-		// MkdirTemp makes the directory private; the result should not be.
-		if err := os.Chmod(tmp, 0o755); err != nil {
-			os.RemoveAll(tmp)
-			return fmt.Errorf("save %s: %w", dir, err)
-		}
-		if err := syncDir(tmp); err != nil {
-			os.RemoveAll(tmp)
+		if err := writeNewFile(filepath.Join(tmp.Path, HFConfigFile), writeConfig); err != nil {
 			return fmt.Errorf("save %s: %w", dir, err)
 		}
 		if err := publishDir(tmp, dir); err != nil {
-			os.RemoveAll(tmp)
-			return fmt.Errorf("save %s: %w", dir, err)
-		}
-		if err := syncDir(parent); err != nil {
 			return fmt.Errorf("save %s: %w", dir, err)
 		}
 		return nil
@@ -470,12 +457,12 @@ func saveHF(dir string, tensors map[string]*Tensor, cfg *HFConfig, half bool) er
 	return nil
 }
 
-// publishDir renames the written temporary directory tmp to dir, which
+// publishDir publishes the written temporary directory tmp as dir, which
 // did not exist when the write began. If dir appeared meanwhile (another
 // convert into it finished first), Linux answers "file exists" or
 // "directory not empty"; that is said in words, and dir is left alone.
-func publishDir(tmp, dir string) error {
-	err := os.Rename(tmp, dir)
+func publishDir(tmp *atomicfile.Dir, dir string) error {
+	err := tmp.Commit(dir)
 	if err != nil && (errors.Is(err, fs.ErrExist) || errors.Is(err, syscall.ENOTEMPTY)) {
 		return fmt.Errorf("%s appeared while this write was under way (another convert into it?); it was left as it is: rerun with --force to replace its checkpoint files", dir)
 	}

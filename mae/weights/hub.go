@@ -13,6 +13,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/maeembed/maeembed/internal/atomicfile"
 )
 
 // DefaultBaseURL is where the MAE authors publish their checkpoints.
@@ -187,15 +189,19 @@ func (h *Hub) download(ctx context.Context, rel, dst string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("download %s: %w", url, err)
 	}
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(dst)+".part-*")
+	// A download killed before (kill -9, a machine going down) left its
+	// partial file, as large as the part it got; a concurrent download of
+	// the same checkpoint holds the lock of its own.
+	partPrefix := "." + filepath.Base(dst) + ".part-"
+	removeStaleTemps(dir, false, partPrefix)
+	tmp, err := atomicfile.Create(dst, partPrefix+"*")
 	if err != nil {
 		return fmt.Errorf("download %s: %w", url, err)
 	}
 	ok := false
 	defer func() {
 		if !ok {
-			tmp.Close()
-			os.Remove(tmp.Name())
+			tmp.Abort()
 		}
 	}()
 
@@ -250,26 +256,14 @@ func (h *Hub) download(ctx context.Context, rel, dst string) error {
 	if wantMD5 != "" && !strings.HasPrefix(gotMD5, wantMD5) {
 		return fmt.Errorf("download %s: checksum mismatch: md5 %s, published prefix %s (file discarded)", url, gotMD5, wantMD5)
 	}
-	if err := tmp.Sync(); err != nil {
-		return fmt.Errorf("download %s: %w", url, err)
-	}
-	if err := tmp.Chmod(0o644); err != nil {
-		return fmt.Errorf("download %s: %w", url, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("download %s: %w", url, err)
-	}
 	// The checksum goes first, so a visible checkpoint always has one.
 	sum := hex.EncodeToString(shah.Sum(nil))
 	line := sum + "  " + filepath.Base(dst) + "\n"
 	if err := writeFileAtomic(dst+".sha256", func(f *os.File) error { _, err := io.WriteString(f, line); return err }); err != nil {
 		return fmt.Errorf("download %s: %w", url, err)
 	}
-	if err := os.Rename(tmp.Name(), dst); err != nil {
-		return fmt.Errorf("download %s: %w", url, err)
-	}
-	ok = true
-	if err := syncDir(dir); err != nil {
+	ok = true // Commit removes the temporary itself if it fails
+	if err := tmp.Commit(); err != nil {
 		return fmt.Errorf("download %s: %w", url, err)
 	}
 	log.Info("checkpoint downloaded", "path", dst, "bytes", n, "md5", gotMD5, "sha256", sum)

@@ -17,6 +17,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/maeembed/maeembed/internal/atomicfile"
 )
 
 // fakeServer serves body at every path and counts requests.
@@ -339,5 +341,51 @@ func TestHubOfflineNamesTheRemedies(t *testing.T) {
 	_, err = h.Resolve(context.Background(), "mae_visualize_vit_base")
 	if err == nil || !strings.Contains(err.Error(), "no published checksum") {
 		t.Errorf("err = %v", err)
+	}
+}
+
+// A download killed before left a hidden ".NAME.part-N" as large as what
+// it got; the next download of that checkpoint removes it, but not the
+// one a concurrent download holds, nor one that changed in the last
+// seconds.
+func TestHubRemovesKilledDownloadsPart(t *testing.T) {
+	body := fakeCheckpoint()
+	srv := newFakeServer(t, body, nil)
+	cache := t.TempDir()
+	dir := filepath.Join(cache, "pretrain")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	old, soon := time.Now().Add(-time.Hour), time.Now().Add(time.Hour)
+	part := func(name string, at time.Time) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte("half a checkpoint"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		os.Chtimes(p, at, at)
+		return p
+	}
+	dead := part(".mae_pretrain_vit_base.pth.part-3768532552", old)
+	recent := part(".mae_pretrain_vit_base.pth.part-2222", soon)
+	live, err := atomicfile.Create(filepath.Join(dir, "mae_pretrain_vit_base.pth"), ".mae_pretrain_vit_base.pth.part-*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer live.Abort()
+	os.Chtimes(live.Name(), old, old)
+	other := part(".mae_pretrain_vit_large.pth.part-1", old)
+	h := &Hub{CacheDir: cache, BaseURL: srv.URL, Progress: &bytes.Buffer{},
+		Logger: slog.New(slog.NewTextHandler(&bytes.Buffer{}, nil)),
+		MD5:    map[string]string{"pretrain/mae_pretrain_vit_base.pth": md5Prefix(body)}}
+	if _, err := h.Resolve(context.Background(), "mae_vit_base_patch16"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Lstat(dead); err == nil {
+		t.Errorf("%s: a killed download's part is still there", dead)
+	}
+	for _, p := range []string{recent, live.Name(), other} {
+		if _, err := os.Lstat(p); err != nil {
+			t.Errorf("%s: removed, but it is a live download's, recent or another checkpoint's: %v", p, err)
+		}
 	}
 }

@@ -31,13 +31,18 @@ type stEntry struct {
 
 var stDTypes = map[string]dtype{"F32": dtFloat32, "F16": dtFloat16, "BF16": dtBFloat16, "F64": dtFloat64}
 
-// readSafetensors reads every tensor straight into its final float32 slice
-// (one read per float32 tensor, chunked conversion for the others), mapping
-// Hugging Face names to official ones.
-func readSafetensors(path string) (map[string]*Tensor, error) { return readSafetensorsAs(path, true) }
-
-// readSafetensorsAs is readSafetensors with the name mapping optional.
+// readSafetensorsAs reads every tensor straight into its final float32
+// slice (one read per float32 tensor, chunked conversion for the others),
+// mapping Hugging Face names to official ones when mapHF.
 func readSafetensorsAs(path string, mapHF bool) (map[string]*Tensor, error) {
+	return readSafetensorsMode(path, mapHF, false)
+}
+
+// readSafetensorsMode is readSafetensorsAs that, with header, reads only
+// the header: every check above the data (dtypes, shapes, offsets inside
+// the file, so a truncated file fails) and tensors with Data nil, under
+// their stored names.
+func readSafetensorsMode(path string, mapHF, header bool) (map[string]*Tensor, error) {
 	f, err := openRegular(path)
 	if err != nil {
 		return nil, fmt.Errorf("load checkpoint: %w", err)
@@ -88,6 +93,13 @@ func readSafetensorsAs(path string, mapHF bool) (map[string]*Tensor, error) {
 		}
 		items = append(items, item{name, e, dt})
 	}
+	if header {
+		out := make(map[string]*Tensor, len(items))
+		for _, it := range items {
+			out[it.name] = &Tensor{Shape: append([]int{}, it.e.Shape...)}
+		}
+		return out, nil
+	}
 	// Hugging Face names are mapped here rather than after loading, so that
 	// query/key/value are read straight into their fused qkv tensor.
 	var slots map[string]hfSlot
@@ -97,7 +109,7 @@ func readSafetensorsAs(path string, mapHF bool) (map[string]*Tensor, error) {
 		shapes[it.name] = it.e.Shape
 	}
 	if mapHF && isHFNames(shapes) {
-		if slots, out, err = planHF(shapes); err != nil {
+		if slots, out, err = planHF(shapes, true); err != nil {
 			return nil, fmt.Errorf("load %s: %w", path, err)
 		}
 	} else {

@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/maeembed/maeembed/internal/atomicfile"
 )
 
 func assertSameTensors(t *testing.T, what string, got, want map[string]*Tensor) {
@@ -242,16 +244,21 @@ func TestSaveHFFloat16RoundTrip(t *testing.T) {
 // the first one's directory is left as it is.
 func TestPublishDirOntoConcurrentResult(t *testing.T) {
 	parent := t.TempDir()
-	dir, tmp := filepath.Join(parent, "m"), filepath.Join(parent, ".m.tmp-1")
-	for _, d := range []string{dir, tmp} {
-		if err := os.Mkdir(d, 0o755); err != nil {
+	dir := filepath.Join(parent, "m")
+	tmp, err := atomicfile.MkdirTemp(parent, ".m.tmp-*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tmp.Abort()
+	for _, d := range []string{dir, tmp.Path} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
 			t.Fatal(err)
 		}
 		if err := os.WriteFile(filepath.Join(d, HFConfigFile), []byte(d), 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
-	err := publishDir(tmp, dir)
+	err = publishDir(tmp, dir)
 	if err == nil || !strings.Contains(err.Error(), "another convert") || !strings.Contains(err.Error(), "--force") {
 		t.Errorf("publish onto a directory another write made: %v", err)
 	}

@@ -143,7 +143,7 @@ func prepare(obj interface{}, mapHF bool, fits func(*storage) error) (*torchPlan
 	if !mapHF || !isHFNames(shapes) {
 		return plan, nil
 	}
-	if plan.slots, plan.out, err = planHF(shapes); err != nil {
+	if plan.slots, plan.out, err = planHF(shapes, true); err != nil {
 		return nil, err
 	}
 	for i := range tensors {
@@ -295,11 +295,17 @@ func unpickle(r io.Reader, persistent func(interface{}) (interface{}, error)) (r
 	return u.Load()
 }
 
-// readTorch reads a torch.save file and returns the float32 tensors of its state dict.
-func readTorch(path string) (map[string]*Tensor, string, error) { return readTorchAs(path, true) }
-
-// readTorchAs is readTorch with the Hugging Face name mapping optional.
+// readTorchAs reads a torch.save file and returns the float32 tensors of
+// its state dict, mapping Hugging Face names to official ones when mapHF.
 func readTorchAs(path string, mapHF bool) (map[string]*Tensor, string, error) {
+	return readTorchMode(path, mapHF, false)
+}
+
+// readTorchMode is readTorchAs that, with header, reads only the pickles
+// and the zip directory: every check above the data (storages inside the
+// file, so a truncated file fails; dtypes; views inside their storages)
+// and tensors with Data nil, under their stored names.
+func readTorchMode(path string, mapHF, header bool) (map[string]*Tensor, string, error) {
 	kind, err := sniff(path)
 	if err != nil {
 		return nil, "", err
@@ -307,14 +313,21 @@ func readTorchAs(path string, mapHF bool) (map[string]*Tensor, string, error) {
 	var plan *torchPlan
 	switch kind {
 	case FormatPthZip:
-		plan, err = readTorchZip(path, mapHF)
+		plan, err = readTorchZip(path, mapHF && !header, header)
 	case FormatPthLegacy:
-		plan, err = readTorchLegacy(path, mapHF)
+		plan, err = readTorchLegacy(path, mapHF && !header, header)
 	default:
 		return nil, "", fmt.Errorf("load %s: not a PyTorch file", path)
 	}
 	if err != nil {
 		return nil, "", fmt.Errorf("load %s: %w", path, err)
+	}
+	if header {
+		out, err := plan.shapes()
+		if err != nil {
+			return nil, "", fmt.Errorf("load %s: %w", path, err)
+		}
+		return out, kind, nil
 	}
 	out, err := materialize(plan)
 	if err != nil {
@@ -358,7 +371,7 @@ func persistentStorage(pid interface{}, stores map[string]*storage) (*storage, i
 	return st, view, nil
 }
 
-func readTorchZip(path string, mapHF bool) (*torchPlan, error) {
+func readTorchZip(path string, mapHF, header bool) (*torchPlan, error) {
 	zr, err := zip.OpenReader(path)
 	if err != nil {
 		return nil, fmt.Errorf("corrupt or truncated zip: %w", err)
@@ -420,8 +433,8 @@ func readTorchZip(path string, mapHF bool) (*torchPlan, error) {
 		}
 		return recordFits(st, rec, fi.Size())
 	})
-	if err != nil {
-		return nil, err
+	if err != nil || header {
+		return plan, err // prepare checked each record against its storage
 	}
 	chunk := make([]byte, 1<<16) // conversion buffer for non-float32 storages
 	for _, key := range sortedKeys(stores) {
@@ -497,7 +510,7 @@ func readZipRecord(f *zip.File, max int) ([]byte, error) {
 	return io.ReadAll(io.LimitReader(rc, int64(max)))
 }
 
-func readTorchLegacy(path string, mapHF bool) (*torchPlan, error) {
+func readTorchLegacy(path string, mapHF, header bool) (*torchPlan, error) {
 	f, err := openRegular(path)
 	if err != nil {
 		return nil, err
@@ -590,11 +603,20 @@ func readTorchLegacy(path string, mapHF bool) (*torchPlan, error) {
 		return nil, fmt.Errorf("storage key list is %T", keysObj)
 	}
 	chunk := make([]byte, 1<<16) // conversion buffer for non-float32 storages
+	need := int64(0)             // the bytes of the listed storages, which end the file
 	for _, k := range *keys {
 		key, _ := k.(string)
 		st := stores[key]
 		if st == nil {
 			return nil, fmt.Errorf("storage %v listed but never referenced", k)
+		}
+		if header {
+			st.loaded = true // listed: its count and data follow
+			need += 8 + int64(st.numel)*int64(st.class.size)
+			if have := fi.Size() - (cr.n - int64(r.Buffered())); need > have {
+				return nil, fmt.Errorf("%s: file truncated: the storages need %d bytes after the pickles, the file has %d", st, need, have)
+			}
+			continue
 		}
 		var hdr [8]byte
 		if _, err := io.ReadFull(r, hdr[:]); err != nil {
@@ -802,12 +824,26 @@ func materialize(plan *torchPlan) (map[string]*Tensor, error) {
 	return out, nil
 }
 
-func (p *pickledTensor) toFloat32() (*Tensor, error) {
-	root, base := p.st.root()
-	if root.class.dtype == dtOther {
-		return nil, fmt.Errorf("unsupported dtype (%s); only float32, float16, bfloat16 and float64 weights can be loaded", root.class.name)
+// shapes is materialize for a header read: the tensors' shapes, Data nil,
+// after the checks materialize makes before it touches the data.
+func (plan *torchPlan) shapes() (map[string]*Tensor, error) {
+	out := make(map[string]*Tensor, len(plan.tensors))
+	for _, nt := range plan.tensors {
+		if err := nt.t.check(); err != nil {
+			return nil, fmt.Errorf("tensor %s: %w", nt.name, err)
+		}
+		out[nt.name] = &Tensor{Shape: append([]int(nil), nt.t.shape...)}
 	}
-	n := numel(p.shape)
+	return out, nil
+}
+
+// check refuses a tensor that cannot be loaded: an unsupported dtype, or
+// a shape, stride and offset reaching outside its storage.
+func (p *pickledTensor) check() error {
+	root, _ := p.st.root()
+	if root.class.dtype == dtOther {
+		return fmt.Errorf("unsupported dtype (%s); only float32, float16, bfloat16 and float64 weights can be loaded", root.class.name)
+	}
 	// Bounds: the largest element index must lie inside the storage (view),
 	// computed so that no product of untrusted numbers can wrap around.
 	last, inside := p.offset, p.offset >= 0 && p.offset < p.st.numel
@@ -822,8 +858,17 @@ func (p *pickledTensor) toFloat32() (*Tensor, error) {
 		}
 	}
 	if !inside {
-		return nil, fmt.Errorf("shape %v stride %v offset %d exceeds its storage of %d elements", p.shape, p.stride, p.offset, p.st.numel)
+		return fmt.Errorf("shape %v stride %v offset %d exceeds its storage of %d elements", p.shape, p.stride, p.offset, p.st.numel)
 	}
+	return nil
+}
+
+func (p *pickledTensor) toFloat32() (*Tensor, error) {
+	if err := p.check(); err != nil {
+		return nil, err
+	}
+	root, base := p.st.root()
+	n := numel(p.shape)
 	shape := append([]int(nil), p.shape...)
 	if n == 0 {
 		return &Tensor{Shape: shape, Data: []float32{}}, nil

@@ -89,16 +89,29 @@ const (
 // pytorch_model.bin). Hugging Face names are mapped to the official ones, with
 // query/key/value fused into qkv in [q;k;v] row order. float16, bfloat16 and
 // float64 tensors are converted to float32.
-func Load(path string) (*Checkpoint, error) {
+func Load(path string) (*Checkpoint, error) { return load(path, false) }
+
+// LoadHeader is Load without the tensor data: it reads what describes the
+// tensors (a safetensors header, a PyTorch file's pickles and zip
+// directory, config.json) and returns their names and shapes, Data nil.
+// It refuses what Load refuses before reading data: another format, an
+// unsupported dtype, a tensor outside its storage, unknown or clashing
+// Hugging Face names, and a file shorter than its header says (truncated)
+// — all from sizes, without reading the tensors. Damage inside the data
+// (a zip record's CRC, a legacy storage's own length field) only Load
+// finds.
+func LoadHeader(path string) (*Checkpoint, error) { return load(path, true) }
+
+func load(path string, header bool) (*Checkpoint, error) {
 	st, err := os.Stat(path)
 	if err != nil {
 		return nil, fmt.Errorf("load checkpoint: %w", err)
 	}
 	var ck *Checkpoint
 	if st.IsDir() {
-		ck, err = loadHFDir(path)
+		ck, err = loadHFDir(path, header)
 	} else {
-		ck, err = loadFile(path)
+		ck, err = loadFile(path, header)
 	}
 	if err != nil {
 		return nil, err
@@ -107,7 +120,7 @@ func Load(path string) (*Checkpoint, error) {
 	return ck, nil
 }
 
-func loadHFDir(dir string) (*Checkpoint, error) {
+func loadHFDir(dir string, header bool) (*Checkpoint, error) {
 	ck := &Checkpoint{}
 	cfgPath := filepath.Join(dir, HFConfigFile)
 	if _, err := os.Stat(cfgPath); err == nil {
@@ -124,19 +137,19 @@ func loadHFDir(dir string) (*Checkpoint, error) {
 	switch {
 	case fileExists(stPath):
 		ck.Format = FormatHFSafetensors
-		raw, err = readSafetensors(stPath)
+		raw, err = readSafetensorsMode(stPath, true, header)
 	case fileExists(binPath):
 		ck.Format = FormatHFBin
-		raw, _, err = readTorch(binPath)
+		raw, _, err = readTorchMode(binPath, true, header)
 	case fileExists(stPath + ".index.json"):
 		ck.Format = FormatHFSafetensors
 		raw, err = readShards(stPath+".index.json", func(p string) (map[string]*Tensor, error) {
-			return readSafetensorsAs(p, false)
+			return readSafetensorsMode(p, false, header)
 		})
 	case fileExists(binPath + ".index.json"):
 		ck.Format = FormatHFBin
 		raw, err = readShards(binPath+".index.json", func(p string) (map[string]*Tensor, error) {
-			m, _, err := readTorchAs(p, false)
+			m, _, err := readTorchMode(p, false, header)
 			return m, err
 		})
 	default:
@@ -145,14 +158,14 @@ func loadHFDir(dir string) (*Checkpoint, error) {
 	if err != nil {
 		return nil, err
 	}
-	ck.Tensors, err = normalizeNames(raw)
+	ck.Tensors, err = normalizeNames(raw, header)
 	if err != nil {
 		return nil, fmt.Errorf("load %s: %w", dir, err)
 	}
 	return ck, nil
 }
 
-func loadFile(path string) (*Checkpoint, error) {
+func loadFile(path string, header bool) (*Checkpoint, error) {
 	kind, err := sniff(path)
 	if err != nil {
 		return nil, err
@@ -161,15 +174,15 @@ func loadFile(path string) (*Checkpoint, error) {
 	var raw map[string]*Tensor
 	switch kind {
 	case FormatPthZip, FormatPthLegacy:
-		raw, ck.Format, err = readTorch(path)
+		raw, ck.Format, err = readTorchMode(path, true, header)
 	case FormatSafetensors:
 		ck.Format = FormatSafetensors
-		raw, err = readSafetensors(path)
+		raw, err = readSafetensorsMode(path, true, header)
 	}
 	if err != nil {
 		return nil, err
 	}
-	ck.Tensors, err = normalizeNames(raw)
+	ck.Tensors, err = normalizeNames(raw, header)
 	if err != nil {
 		return nil, fmt.Errorf("load %s: %w", path, err)
 	}
@@ -240,8 +253,9 @@ func readSmall(path string, limit int64) ([]byte, error) {
 
 // normalizeNames strips a DataParallel "module." prefix and maps Hugging Face
 // names to the official ones. Unknown names pass through unchanged so that the
-// model's strict check can name them.
-func normalizeNames(in map[string]*Tensor) (map[string]*Tensor, error) {
+// model's strict check can name them. With header, the tensors are a
+// header's (Data nil).
+func normalizeNames(in map[string]*Tensor, header bool) (map[string]*Tensor, error) {
 	allModule := len(in) > 0
 	for k := range in {
 		if !strings.HasPrefix(k, "module.") {
@@ -261,7 +275,7 @@ func normalizeNames(in map[string]*Tensor) (map[string]*Tensor, error) {
 		shapes[k] = v.Shape
 	}
 	if isHFNames(shapes) {
-		return fromHF(in)
+		return fromHF(in, header)
 	}
 	return in, nil
 }

@@ -1,0 +1,290 @@
+package atomicfile
+
+import (
+	"bufio"
+	"bytes"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+const (
+	helperEnv = "ATOMICFILE_HELPER"
+	pattern   = ".out.bin.tmp-*"
+)
+
+func isOurs(e fs.DirEntry) bool {
+	return strings.HasPrefix(e.Name(), ".out.bin.tmp-") || strings.HasPrefix(e.Name(), ".d.tmp-")
+}
+
+// TestHelper is the child process of the tests below: in the directory
+// in helperEnv it starts writing out.bin (a chunk of byte c at a time,
+// c = 'a', 'b', ...), says "writing" and, told to on stdin, commits;
+// "hold" instead keeps the temporary open until stdin closes.
+func TestHelper(t *testing.T) {
+	dir := os.Getenv(helperEnv)
+	if dir == "" {
+		t.Skip("helper process")
+	}
+	a, err := Create(filepath.Join(dir, "out.bin"), pattern)
+	if err != nil {
+		t.Fatal(err)
+	}
+	chunk := bytes.Repeat([]byte{'n'}, 1<<16)
+	for range 16 {
+		if _, err := a.Write(chunk); err != nil {
+			t.Fatal(err)
+		}
+	}
+	os.Stdout.WriteString("writing\n")
+	in := bufio.NewScanner(os.Stdin)
+	for in.Scan() {
+		if in.Text() == "commit" {
+			if err := a.Commit(); err != nil {
+				t.Fatal(err)
+			}
+			os.Stdout.WriteString("committed\n")
+			return
+		}
+	}
+}
+
+// child starts TestHelper writing into dir and waits until it is under
+// way; the returned function sends it a line.
+func child(t *testing.T, dir string) (*exec.Cmd, func(string), *bufio.Scanner) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestHelper$")
+	cmd.Env = append(os.Environ(), helperEnv+"="+dir)
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	out := bufio.NewScanner(stdout)
+	if !out.Scan() || out.Text() != "writing" {
+		t.Fatalf("helper: %q", out.Text())
+	}
+	return cmd, func(s string) { stdin.Write([]byte(s + "\n")) }, out
+}
+
+func temps(t *testing.T, dir string) []string {
+	t.Helper()
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, e := range ents {
+		if isOurs(e) {
+			out = append(out, e.Name())
+		}
+	}
+	return out
+}
+
+// A writer killed (kill -9) while writing leaves the old complete file
+// under the final name, never part of the new one; its temporary is
+// stale at once (the kernel dropped its lock) and a cleanup removes it.
+func TestKilledWriterLeavesOldFile(t *testing.T) {
+	dir := t.TempDir()
+	final := filepath.Join(dir, "out.bin")
+	if err := Write(final, pattern, func(f *os.File) error { _, err := f.WriteString("old"); return err }); err != nil {
+		t.Fatal(err)
+	}
+	cmd, _, _ := child(t, dir)
+	if tmp := temps(t, dir); len(tmp) != 1 {
+		t.Fatalf("temporaries while writing: %v", tmp)
+	}
+	cmd.Process.Signal(syscall.SIGKILL)
+	cmd.Wait()
+	if b, err := os.ReadFile(final); err != nil || string(b) != "old" {
+		t.Fatalf("after the kill %s holds %d bytes (%v), want the old file", final, len(b), err)
+	}
+	removed, err := RemoveStale(dir, isOurs, 0)
+	if err != nil || len(removed) != 1 {
+		t.Fatalf("cleanup removed %v (%v), want the killed writer's temporary", removed, err)
+	}
+	if tmp := temps(t, dir); len(tmp) != 0 {
+		t.Fatalf("temporaries after cleanup: %v", tmp)
+	}
+}
+
+// A cleanup beside a live writer in another process leaves its
+// temporary, however old, and the writer still publishes it.
+func TestCleanupLeavesLiveWriter(t *testing.T) {
+	dir := t.TempDir()
+	cmd, send, out := child(t, dir)
+	tmp := temps(t, dir)
+	old := time.Now().Add(-time.Hour)
+	os.Chtimes(filepath.Join(dir, tmp[0]), old, old)
+	for _, grace := range []time.Duration{0, time.Second} {
+		if removed, err := RemoveStale(dir, isOurs, grace); err != nil || len(removed) != 0 {
+			t.Fatalf("grace %v: cleanup removed %v (%v) beside a live writer", grace, removed, err)
+		}
+	}
+	send("commit")
+	if !out.Scan() || out.Text() != "committed" {
+		t.Fatalf("helper after cleanup: %q", out.Text())
+	}
+	cmd.Wait()
+	if st, err := os.Stat(filepath.Join(dir, "out.bin")); err != nil || st.Size() != 1<<20 || st.Mode().Perm() != 0o644 {
+		t.Fatalf("published file: %v, %v", st, err)
+	}
+}
+
+// In one process too: the lock is the open file's, not the process's.
+func TestCleanupLeavesOwnOpenTemporary(t *testing.T) {
+	dir := t.TempDir()
+	a, err := Create(filepath.Join(dir, "out.bin"), pattern)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := MkdirTemp(dir, ".d.tmp-*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if removed, err := RemoveStale(dir, isOurs, 0); err != nil || len(removed) != 0 {
+		t.Fatalf("removed %v (%v)", removed, err)
+	}
+	if err := a.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Commit(filepath.Join(dir, "d")); err != nil {
+		t.Fatal(err)
+	}
+	d.Abort() // after Commit: nothing
+	for _, n := range []string{"out.bin", "d"} {
+		if _, err := os.Stat(filepath.Join(dir, n)); err != nil {
+			t.Error(err)
+		}
+	}
+}
+
+// With a grace period, a lockable temporary goes only once nothing in it
+// changed for that long: a directory whose entry changed recently stays.
+// Names the caller does not match and symbolic links are never touched.
+func TestStaleByAge(t *testing.T) {
+	dir := t.TempDir()
+	old, soon := time.Now().Add(-time.Hour), time.Now().Add(time.Hour)
+	mk := func(name string, isDir bool, inner time.Time) string {
+		p := filepath.Join(dir, name)
+		file := p
+		if isDir {
+			if err := os.Mkdir(p, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			file = filepath.Join(p, "model.safetensors")
+		}
+		if err := os.WriteFile(file, []byte("partial"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if isDir {
+			os.Chtimes(p, old, old) // before its entry's time: that is what counts
+		}
+		os.Chtimes(file, inner, inner)
+		return name
+	}
+	stale := []string{mk(".out.bin.tmp-1", false, old), mk(".d.tmp-1", true, old)}
+	young := []string{mk(".out.bin.tmp-2", false, soon), mk(".d.tmp-2", true, soon)}
+	other := mk(".other.tmp-1", false, old)
+	target := filepath.Join(dir, other)
+	if err := os.Symlink(target, filepath.Join(dir, ".out.bin.tmp-3")); err != nil {
+		t.Fatal(err)
+	}
+	removed, err := RemoveStale(dir, isOurs, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range removed {
+		removed[i] = filepath.Base(removed[i])
+	}
+	slices.Sort(removed)
+	slices.Sort(stale)
+	if !slices.Equal(removed, stale) {
+		t.Errorf("removed %v, want %v", removed, stale)
+	}
+	for _, n := range append(young, other, ".out.bin.tmp-3") {
+		if _, err := os.Lstat(filepath.Join(dir, n)); err != nil {
+			t.Errorf("%s removed: %v", n, err)
+		}
+	}
+	if removed, err := RemoveStale(filepath.Join(dir, "missing"), isOurs, 0); err != nil || removed != nil {
+		t.Errorf("missing dir: %v, %v", removed, err)
+	}
+}
+
+// A temporary that a cleaner removed between its creation and its lock
+// is noticed once locked, so Create starts over rather than writing into
+// a file no one will see.
+func TestLockNoticesRemovedTemporary(t *testing.T) {
+	dir := t.TempDir()
+	f, err := os.CreateTemp(dir, pattern)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	os.Remove(f.Name())
+	if lock(f) {
+		t.Error("lock reported a removed temporary as still in place")
+	}
+	g, err := os.CreateTemp(dir, pattern)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	if !lock(g) {
+		t.Error("lock reported a temporary in place as removed")
+	}
+}
+
+// CommitNew never replaces a file: a taken name makes it ask for the next.
+// Abort leaves the final name as it was.
+func TestCommitNewAndAbort(t *testing.T) {
+	dir := t.TempDir()
+	p0, p1 := filepath.Join(dir, "part-0"), filepath.Join(dir, "part-1")
+	if err := os.WriteFile(p0, []byte("first"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	a, err := Create(p0, ".part.*.tmp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.WriteString("second")
+	got, err := a.CommitNew(func() string { return p1 })
+	if err != nil || got != p1 {
+		t.Fatalf("CommitNew: %s, %v; want %s", got, err, p1)
+	}
+	if b, _ := os.ReadFile(p0); string(b) != "first" {
+		t.Errorf("part-0 replaced: %q", b)
+	}
+	if b, _ := os.ReadFile(p1); string(b) != "second" {
+		t.Errorf("part-1: %q", b)
+	}
+	b, err := Create(p0, ".part.*.tmp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.WriteString("third")
+	if err := b.Abort(); err != nil {
+		t.Fatal(err)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 2 {
+		t.Errorf("after Abort: %v", ents)
+	}
+	if b, _ := os.ReadFile(p0); string(b) != "first" {
+		t.Errorf("part-0 after Abort: %q", b)
+	}
+}
