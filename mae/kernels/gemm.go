@@ -528,6 +528,12 @@ func (j *gemmJob) schedule(nw int) {
 	if j.k > j.kc && j.k < 2*j.kc {
 		j.kc = (j.k + 1) / 2 // two even chunks beat one full and one sliver
 	}
+	if j.im.kcLong > 0 && j.k > 2*j.kc {
+		// K of more than two chunks (the plain fc2, K = 3072): shorter
+		// chunks (see impl.kcLong). Like kc, this depends on K alone, so
+		// that an element's sum does not depend on the rows of the call.
+		j.kc = j.im.kcLong
+	}
 	j.mb, j.nb = max(1, blockRows/mr), blockNB
 	if j.im.nb > 0 {
 		j.nb = j.im.nb
