@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"syscall"
 	"testing"
 	"time"
@@ -69,6 +70,49 @@ func BenchmarkGemm(b *testing.B) {
 				reportGFLOPs(b, 2*float64(s.m)*float64(s.n)*float64(s.k), cpu0)
 			})
 		}
+	}
+}
+
+// BenchmarkGemmPagesAB alternates, call by call, Gemm with its packed B on
+// huge pages (hugeFloats, as Gemm allocates it) and on ordinary 4 KiB heap
+// pages, at the model's shapes on the current path (MAEEMBED_KERNEL) and
+// GOMAXPROCS, and reports both per second of process CPU time and the
+// median over call pairs of the 4 KiB time ÷ the huge-page time (above 1:
+// huge pages are faster).
+// GOMAXPROCS=1 MAEEMBED_KERNEL=avx2 go test ./mae/kernels -run '^$' -bench GemmPagesAB -benchtime 10x
+func BenchmarkGemmPagesAB(b *testing.B) {
+	for _, s := range modelShapes {
+		b.Run(fmt.Sprintf("%s_%dx%dx%d", s.name, s.m, s.k, s.n), func(b *testing.B) {
+			r := rand.New(rand.NewPCG(1, 1))
+			a, w := randSlice(r, s.m*s.k), randSlice(r, s.n*s.k)
+			c := make([]float32, s.m*s.n)
+			need := numPanels(s.n) * s.k * nr
+			bufs := [2][]float32{hugeFloats(need), make([]float32, need)}
+			var t [2]float64
+			var ratios []float64
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				var d [2]float64
+				for _, v := range []int{i % 2, 1 - i%2} {
+					// Gemm takes the buffer it is given back from its pool
+					// (one goroutine: the pool's private slot).
+					packedBPool.Put(&bufs[v])
+					c0 := cpuSeconds()
+					Gemm(false, true, s.m, s.n, s.k, 1, a, s.k, w, s.k, 0, c, s.n)
+					d[v] = cpuSeconds() - c0
+					if got := packedBPool.Get().(*[]float32); &(*got)[0] != &bufs[v][0] {
+						b.Fatal("Gemm did not use the buffer under test")
+					}
+				}
+				t[0], t[1] = t[0]+d[0], t[1]+d[1]
+				ratios = append(ratios, d[1]/d[0])
+			}
+			slices.Sort(ratios)
+			fl := 2 * float64(s.m) * float64(s.n) * float64(s.k) * float64(b.N) / 1e9
+			b.ReportMetric(fl/t[0], "huge-cpu-GFLOP/s")
+			b.ReportMetric(fl/t[1], "4k-cpu-GFLOP/s")
+			b.ReportMetric(ratios[len(ratios)/2], "4k/huge")
+		})
 	}
 }
 

@@ -354,6 +354,8 @@ var (
 	gemmPool    = sync.Pool{New: func() any { return new(gemmJob) }}
 	packPool    = sync.Pool{New: func() any { return new(packJob) }}
 	bufPool     = sync.Pool{New: func() any { return new([]float32) }}
+	// packedBPool holds Gemm's packed B, on huge pages (see hugeFloats).
+	packedBPool = sync.Pool{New: func() any { return new([]float32) }}
 )
 
 func (j *gemmJob) run() {
@@ -526,6 +528,12 @@ func (j *gemmJob) schedule(nw int) {
 	if j.k > j.kc && j.k < 2*j.kc {
 		j.kc = (j.k + 1) / 2 // two even chunks beat one full and one sliver
 	}
+	if j.im.kcLong > 0 && j.k > 2*j.kc {
+		// K of more than two chunks (the plain fc2, K = 3072): shorter
+		// chunks (see impl.kcLong). Like kc, this depends on K alone, so
+		// that an element's sum does not depend on the rows of the call.
+		j.kc = j.im.kcLong
+	}
 	j.mb, j.nb = max(1, blockRows/mr), blockNB
 	if j.im.nb > 0 {
 		j.nb = j.im.nb
@@ -664,9 +672,9 @@ func Gemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int,
 		return
 	}
 	need := numPanels(n) * k * nr
-	bufp := bufPool.Get().(*[]float32)
+	bufp := packedBPool.Get().(*[]float32)
 	if cap(*bufp) < need {
-		*bufp = make([]float32, need)
+		*bufp = hugeFloats(need)
 	}
 	bp := (*bufp)[:need]
 	pj := packPool.Get().(*packJob)
@@ -675,7 +683,7 @@ func Gemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int,
 	*pj = packJob{}
 	packPool.Put(pj)
 	runGemm(m, n, k, alpha, a, lda, transA, bp, beta, c, ldc, nil, ActNone, nil)
-	bufPool.Put(bufp)
+	packedBPool.Put(bufp)
 }
 
 // overlaps tells whether the first n elements of a and of b share memory.

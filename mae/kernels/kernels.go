@@ -40,8 +40,10 @@ type impl struct {
 	name string
 	mr   int // rows of the micro-kernel tile
 	// kc and nb, if set, replace the driver's K chunk (kcMax) and column
-	// panels per task (blockNB) on this path.
-	kc, nb int
+	// panels per task (blockNB) on this path; kcLong, if set, replaces kc
+	// when K is more than two chunks of kc and the rows make several row
+	// blocks (see gemmJob.schedule).
+	kc, nb, kcLong int
 	// kernel computes, for r < mr and j < nr,
 	//   C[r*ldc+j] = alpha·Σ_p A(r,p)·B[p*nr+j] + beta·C[r*ldc+j] + bias[j]
 	// where A(r,p) = a[r*rs+p*ps] and B is one packed panel (k×nr). beta == 0
@@ -96,7 +98,7 @@ func (fp32 impl) reduced(name string, kernel kernelFunc, dequantTile func(c *flo
 	im := fp32
 	im.name, im.kernel, im.dequantTile = name, kernel, dequantTile
 	im.edge, im.kernelPF = nil, nil
-	im.kc, im.nb = 0, 0
+	im.kc, im.nb, im.kcLong = 0, 0, 0
 	return im
 }
 

@@ -705,7 +705,7 @@ func TestNoFalseOverlap(t *testing.T) {
 func TestGemmBitwise(t *testing.T) {
 	forEachPath(t, func(t *testing.T) {
 		r := rand.New(rand.NewPCG(21, 22))
-		for _, s := range []struct{ m, k, n int }{{197, 768, 96}, {50, 1030, 70}, {29, 512, 33}, {197, 512, 600}, {197, 1536, 400}} {
+		for _, s := range []struct{ m, k, n int }{{197, 768, 96}, {50, 1030, 70}, {29, 512, 33}, {197, 512, 600}, {197, 1536, 400}, {60, 1600, 40}} {
 			x, w, bias := randSlice(r, s.m*s.k), randSlice(r, s.n*s.k), randSlice(r, s.n)
 			p := PackLinear(w, s.n, s.k)
 			want := make([]float32, s.m*s.n)
