@@ -148,8 +148,9 @@ func (s endless) Next(ctx context.Context) (sources.Item, error) {
 }
 
 // After an abort, an input is acked with nil if and only if its row is in
-// a published file; nothing is acked twice, and what was not published is
-// either acked with an error or not acked at all (redelivered).
+// a published file; nothing is acked twice, and every input read that was
+// not published is acked with an error (retried on resume), also those
+// still between the stages when the run aborted.
 func TestAbortAcksIffPublished(t *testing.T) {
 	in, good, bad := inputs(t, 40)
 	for _, publish := range []bool{false, true} {
@@ -202,6 +203,9 @@ func TestAbortAcksIffPublished(t *testing.T) {
 			}
 			if !publish && nilAcked == len(good)+len(bad) {
 				t.Errorf("abort published everything: the test did not abort with rows pending")
+			}
+			if st := src.Stats(); st.Acked != st.Emitted {
+				t.Errorf("%d inputs read, %d acked", st.Emitted, st.Acked)
 			}
 		})
 	}
