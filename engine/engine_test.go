@@ -160,14 +160,9 @@ func TestAbortAcksIffPublished(t *testing.T) {
 			ctx, abort := context.WithCancelCause(context.Background())
 			res := make(chan error, 1)
 			go func() { res <- e.Run(ctx, endless{src}) }()
-			deadline := time.Now().Add(2 * time.Minute)
-			for e.Counts().Written < int64(len(good)) && time.Now().Before(deadline) {
-				// every input is read; the last part waits for more rows
-				if e.Counts().Written >= 35 {
-					break
-				}
-				time.Sleep(10 * time.Millisecond)
-			}
+			// Every input's row is handed to a writer; the last part
+			// waits for more rows.
+			waitFor(t, "every row handed to the writers", func() bool { return e.Counts().Processed >= int64(len(good)+len(bad)) })
 			abort(errors.New("test abort"))
 			if err := <-res; err == nil {
 				t.Fatal("aborted run returned nil")
