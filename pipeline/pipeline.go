@@ -196,11 +196,14 @@ func (p *Pipeline) Wait() error {
 		p.wg.Wait()
 		p.err = context.Cause(p.ctx)
 		p.mu.Lock()
-		atStop, order := p.atStop, p.order
+		atStop := p.atStop
 		p.mu.Unlock()
 		for _, f := range atStop {
 			f()
 		}
+		p.mu.Lock()
+		order := p.order
+		p.mu.Unlock()
 		cause := p.err
 		if cause == nil { // (nothing is dropped without an abort)
 			cause = context.Canceled
