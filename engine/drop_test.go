@@ -269,3 +269,55 @@ func TestAbortEndsTheReadStagesWaitForTheBudget(t *testing.T) {
 		t.Errorf("%d bytes held in the budget after the aborted run", b)
 	}
 }
+
+// abortAt is a source whose run is aborted as it reads its item number
+// at: that item is read, with its bytes taken from the budget, but the
+// run never takes it.
+type abortAt struct {
+	*sources.Reader
+	at, n int
+	abort context.CancelFunc
+}
+
+func (s *abortAt) Next(ctx context.Context) (sources.Item, error) {
+	it, err := s.Reader.Next(ctx)
+	if err == nil {
+		if s.n == s.at {
+			s.abort()
+		}
+		s.n++
+	}
+	return it, err
+}
+
+// Parquet rows alias their batch, whose budget share comes back when the
+// source has moved on (or closed) and every row of it is released: a run
+// aborted in the middle of a batch releases the rows it dropped, so after
+// Close the budget holds nothing. Every row read is acked once.
+func TestAbortedParquetRunGivesBackItsBatches(t *testing.T) {
+	dir := t.TempDir()
+	writeBMPRows(t, filepath.Join(dir, "rows.parquet"), 48, 32, 32)
+	_, _, pre := tinyEmbedder(t, 2)
+	for _, at := range []int{0, 5, 31, 32, 40} {
+		budget := stages.NewBudget(64 << 20)
+		pre := pre
+		pre.Budget = budget
+		r, err := sources.OpenWith([]string{dir}, nil, sources.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, abort := context.WithCancel(context.Background())
+		src := &abortAt{Reader: r, at: at, abort: abort}
+		e := New(Config{Preprocess: pre, ImageSize: pre.Size, BatchSize: 2, Workers: 2, Budget: budget}, stallModel{}, &stallOutput{})
+		if err := e.Run(ctx, src); err == nil {
+			t.Errorf("aborted at row %d: the run succeeded", at)
+		}
+		r.Close()
+		if b := budget.InUse(); b != 0 {
+			t.Errorf("aborted at row %d: %d bytes held in the budget after Close", at, b)
+		}
+		if st := r.Stats(); st.Acked != st.Emitted || st.Emitted != int64(at+1) {
+			t.Errorf("aborted at row %d: %d rows read, %d acked", at, st.Emitted, st.Acked)
+		}
+	}
+}
