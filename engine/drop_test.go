@@ -23,8 +23,8 @@ import (
 type memSource struct {
 	data   []byte
 	budget sources.Budget
-	big    []byte // item bigAt's bytes, if set
-	bigAt  int
+	odd    []byte // item oddAt's bytes, if set
+	oddAt  int
 
 	mu       sync.Mutex
 	next     int
@@ -48,8 +48,8 @@ func (s *memSource) Next(ctx context.Context) (sources.Item, error) {
 	s.mu.Unlock()
 	id := fmt.Sprintf("m%04d", i)
 	it := sources.Item{ID: id, Data: s.data, Pos: sources.Position{Index: int64(i), Row: -1, Path: id}}
-	if s.big != nil && i == s.bigAt {
-		it.Data = s.big
+	if s.odd != nil && i == s.oddAt {
+		it.Data = s.odd
 	}
 	it.Ack = func(err error) {
 		s.mu.Lock()
@@ -253,7 +253,7 @@ func TestAbortEndsTheReadStagesWaitForTheBudget(t *testing.T) {
 	src.data = append(src.data, make([]byte, 16<<10-len(src.data))...) // (after the PNG's end)
 	n := int64(len(src.data))
 	fit := int(budget.Size() / 4 / n) // inputs the input share holds
-	src.big, src.bigAt = make([]byte, 3*n), fit
+	src.odd, src.oddAt = make([]byte, 3*n), fit
 	gate := make(chan struct{})
 	e := New(Config{Preprocess: pre, ImageSize: pre.Size, BatchSize: 2, Workers: 2, Budget: budget, KeepData: true},
 		stallModel{}, &stallOutput{gate: gate, fail: true})
@@ -320,4 +320,20 @@ func TestAbortedParquetRunGivesBackItsBatches(t *testing.T) {
 			t.Errorf("aborted at row %d: %d rows read, %d acked", at, st.Emitted, st.Acked)
 		}
 	}
+}
+
+// When the output's Write fails, the error rows of the same batch (its
+// items that failed before the output) are not written either: they are
+// acked with the failure, like the rows the output refused.
+func TestFailedWriteAcksTheBatchsErrorRows(t *testing.T) {
+	_, _, pre := tinyEmbedder(t, 2)
+	src := newMemSource(t, nil)
+	src.odd, src.oddAt = []byte("not a png"), 0 // batch 0: an error row and an output row
+	gate := make(chan struct{})
+	close(gate) // the write fails at once
+	e := New(Config{Preprocess: pre, ImageSize: pre.Size, BatchSize: 2, Workers: 2}, stallModel{}, &stallOutput{gate: gate, fail: true})
+	if err := e.Run(context.Background(), src); err == nil || !strings.Contains(err.Error(), "disk full") {
+		t.Fatalf("Run = %v, want the write's failure", err)
+	}
+	src.check(t)
 }

@@ -541,7 +541,13 @@ func (e *Engine[R]) write(imgs, ok []*Image, result R, ran bool) error {
 		e.processed.Add(int64(len(ok)))
 		if err := e.out.Write(ok, result); err != nil {
 			e.writeFailed = true
-			return pipeline.Fatal(fmt.Errorf("write: %w", err))
+			err = fmt.Errorf("write: %w", err)
+			// The batch's error rows will not be written either: not
+			// durable (the rows the output was given are its to ack).
+			for i := range e.rows {
+				e.rows[i].Ack(err)
+			}
+			return pipeline.Fatal(err)
 		}
 	}
 	for _, im := range e.rejected { // outputs that refused one row: its error row instead
