@@ -12,8 +12,10 @@
 // mechanism: what the outputs published.
 //
 // Shutdown has two levels (Shutdown): Drain stops reading and finishes
-// what is in flight; Abort (the context given to Run) stops at once and
-// fails every pending ack.
+// what is in flight; Abort (the context given to Run, or a fatal error)
+// stops at once and fails every pending ack: the rows the outputs did not
+// publish, and the items still between the stages, which also give back
+// the memory budget they hold.
 package engine
 
 import (
@@ -302,9 +304,13 @@ func (e *Engine[R]) FirstError() string {
 }
 
 // Run reads src to the end (or until Drain), then closes the outputs:
-// everything finished is published. Cancelling ctx aborts: outputs are
-// aborted and unpublished rows acked with an error. It returns the first
-// fatal error (a write that failed, a source that broke) or ctx's cause.
+// everything finished is published. Cancelling ctx aborts, and so does a
+// fatal error: outputs are aborted and unpublished rows acked with an
+// error; the items read but not yet handed to a writer are acked with the
+// abort's cause (so nothing read stays unacked: a resume retries them, a
+// Kafka offset is not committed past them) and give back the memory
+// budget they hold. It returns the first fatal error (a write that failed,
+// a source that broke) or ctx's cause.
 func (e *Engine[R]) Run(ctx context.Context, src sources.Source) error {
 	p := pipeline.New(ctx, pipeline.Options{OnError: e.stray})
 	e.p.Store(p)
@@ -315,7 +321,8 @@ func (e *Engine[R]) Run(ctx context.Context, src sources.Source) error {
 	stopFlush := e.flushEvery(p)
 
 	bs := e.cfg.BatchSize
-	abort := ctx
+	// The run's abort (Run's ctx, or a fatal error), not a drain.
+	abort := p.Context()
 	if b, ok := src.(sources.Budgeted); ok && e.cfg.Budget != nil {
 		b.SetBudget(e.cfg.Budget)
 	}
@@ -362,6 +369,12 @@ func (e *Engine[R]) Run(ctx context.Context, src sources.Source) error {
 				r, err := e.model.Run(ok)
 				e.observe("model", start)
 				if pipeline.IsFatal(err) {
+					// The batch is this function's (not the pipeline's to
+					// drop): its inputs are not durable.
+					for _, im := range b {
+						e.drop(im, err)
+					}
+					okBuf.Put(ok[:0])
 					return d, err
 				}
 				if err != nil {
@@ -398,9 +411,49 @@ func (e *Engine[R]) Run(ctx context.Context, src sources.Source) error {
 		return err
 	})
 
+	// An abort drops what is between the stages: each item gives back the
+	// memory budget it holds and is acked with the abort's cause (not
+	// durable: retried on resume, redelivered by Kafka).
+	pipeline.Drop(p, items, func(rd readItem, cause error) {
+		rd.release()
+		if rd.Ack != nil {
+			rd.Ack(cause)
+		}
+	})
+	pipeline.Drop(p, images, e.drop)
+	pipeline.Drop(p, batches, func(b []*Image, cause error) {
+		for _, im := range b {
+			e.drop(im, cause)
+		}
+	})
+	pipeline.Drop(p, results, func(d done, cause error) {
+		for _, im := range d.imgs {
+			e.drop(im, cause)
+		}
+		if d.ran {
+			e.model.Release(d.result)
+		}
+		okBuf.Put(d.ok[:0])
+	})
+
 	err := p.Wait()
 	stopFlush()
 	return e.finish(err)
+}
+
+// drop gives back what im holds when the run aborts before its row is
+// handed to a writer: the budget of its bytes (KeepData), its tensor, and
+// its input's ack, called with the abort's cause.
+func (e *Engine[R]) drop(im *Image, cause error) {
+	im.free()
+	if im.CHW != nil {
+		e.chw.Put(im.CHW)
+		im.CHW = nil
+	}
+	if im.Item.Ack != nil {
+		im.Item.Ack(cause)
+	}
+	e.unref(im)
 }
 
 func (e *Engine[R]) observe(stage string, start time.Time) {
@@ -488,7 +541,13 @@ func (e *Engine[R]) write(imgs, ok []*Image, result R, ran bool) error {
 		e.processed.Add(int64(len(ok)))
 		if err := e.out.Write(ok, result); err != nil {
 			e.writeFailed = true
-			return pipeline.Fatal(fmt.Errorf("write: %w", err))
+			err = fmt.Errorf("write: %w", err)
+			// The batch's error rows will not be written either: not
+			// durable (the rows the output was given are its to ack).
+			for i := range e.rows {
+				e.rows[i].Ack(err)
+			}
+			return pipeline.Fatal(err)
 		}
 	}
 	for _, im := range e.rejected { // outputs that refused one row: its error row instead

@@ -148,8 +148,9 @@ func (s endless) Next(ctx context.Context) (sources.Item, error) {
 }
 
 // After an abort, an input is acked with nil if and only if its row is in
-// a published file; nothing is acked twice, and what was not published is
-// either acked with an error or not acked at all (redelivered).
+// a published file; nothing is acked twice, and every input read that was
+// not published is acked with an error (retried on resume), also those
+// still between the stages when the run aborted.
 func TestAbortAcksIffPublished(t *testing.T) {
 	in, good, bad := inputs(t, 40)
 	for _, publish := range []bool{false, true} {
@@ -159,14 +160,9 @@ func TestAbortAcksIffPublished(t *testing.T) {
 			ctx, abort := context.WithCancelCause(context.Background())
 			res := make(chan error, 1)
 			go func() { res <- e.Run(ctx, endless{src}) }()
-			deadline := time.Now().Add(2 * time.Minute)
-			for e.Counts().Written < int64(len(good)) && time.Now().Before(deadline) {
-				// every input is read; the last part waits for more rows
-				if e.Counts().Written >= 35 {
-					break
-				}
-				time.Sleep(10 * time.Millisecond)
-			}
+			// Every input's row is handed to a writer; the last part
+			// waits for more rows.
+			waitFor(t, "every row handed to the writers", func() bool { return e.Counts().Processed >= int64(len(good)+len(bad)) })
 			abort(errors.New("test abort"))
 			if err := <-res; err == nil {
 				t.Fatal("aborted run returned nil")
@@ -202,6 +198,9 @@ func TestAbortAcksIffPublished(t *testing.T) {
 			}
 			if !publish && nilAcked == len(good)+len(bad) {
 				t.Errorf("abort published everything: the test did not abort with rows pending")
+			}
+			if st := src.Stats(); st.Acked != st.Emitted {
+				t.Errorf("%d inputs read, %d acked", st.Emitted, st.Acked)
 			}
 		})
 	}

@@ -6,7 +6,19 @@
 // Shutdown has two levels. Drain (e.g. first SIGINT) stops the sources only:
 // items already read flow to the end and every stage exits when its input
 // closes. Cancelling the context given to New (e.g. second SIGINT) aborts:
-// every goroutine returns promptly and in-flight items are dropped.
+// every goroutine returns promptly, a stage that has seen the abort takes
+// no further item, and the items in flight between the stage functions are
+// dropped. They are not lost silently: Wait hands each of them, once, to
+// the hook registered for its channel with Drop, after every stage
+// goroutine has stopped, so that what an item holds (memory, an
+// acknowledgement) is given back.
+//
+// An item has one owner at a time: a channel (an item a stage took from
+// one but did not give to its function, or made but could not send on one,
+// counts as the channel's), the stage function it was given to (which
+// keeps it when it returns an error: a Failure's Item is OnError's, an item
+// failed with a Fatal error stays the function's to free), or, after an
+// abort, the channel's Drop hook.
 package pipeline
 
 import (
@@ -74,6 +86,90 @@ type Pipeline struct {
 
 	mu     sync.Mutex
 	stages []*stageMetrics
+	drops  map[any]dropper // by channel (<-chan T): Drop hooks and held items
+	order  []dropper       // drops in registration order
+	atStop []func()        // run by Wait once the goroutines have stopped
+}
+
+// dropper is the Drop state of one channel.
+type dropper interface {
+	// drop passes every item held for the channel, then every item left
+	// in it, to the hook (if any), and forgets them.
+	drop(cause error)
+}
+
+type drops[T any] struct {
+	ch   <-chan T
+	held []T // taken from ch, or not sent on it, when the run aborted
+	fn   func(v T, cause error)
+}
+
+func (d *drops[T]) drop(cause error) {
+	held := d.held
+	d.held = nil
+	if d.fn == nil {
+		return
+	}
+	for _, v := range held {
+		d.fn(v, cause)
+	}
+	for {
+		select {
+		case v, ok := <-d.ch:
+			if !ok {
+				return
+			}
+			d.fn(v, cause)
+		default:
+			return
+		}
+	}
+}
+
+// dropsOf is ch's Drop state; p.mu must be held.
+func dropsOf[T any](p *Pipeline, ch <-chan T) *drops[T] {
+	if d, ok := p.drops[ch]; ok {
+		return d.(*drops[T])
+	}
+	if p.drops == nil {
+		p.drops = map[any]dropper{}
+	}
+	d := &drops[T]{ch: ch}
+	p.drops[ch] = d
+	p.order = append(p.order, d)
+	return d
+}
+
+// Drop registers fn as the hook that takes back each item of ch that an
+// aborted run drops: the items left in ch, and those a stage took from ch
+// but did not give to its function, or made but could not send on ch
+// (including a partial batch, and an ordered Map's finished outputs still
+// waiting for their turn). Wait calls fn once for each such item, with the
+// run's cause, after every stage goroutine has stopped (so fn needs no
+// locking against the stages); fn must not block. Register it before
+// Wait; a second call replaces the hook. Items a stage function was given
+// are that function's, not the hook's: it frees them itself, also when it
+// fails. A run that is not aborted drops nothing.
+func Drop[T any](p *Pipeline, ch <-chan T, fn func(v T, cause error)) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	dropsOf(p, ch).fn = fn
+}
+
+// hold keeps v, an item of ch the run dropped, for ch's Drop hook.
+func hold[T any](p *Pipeline, ch <-chan T, v T) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	d := dropsOf(p, ch)
+	d.held = append(d.held, v)
+}
+
+// onStop runs f in Wait once every goroutine has stopped (and before the
+// Drop hooks): a stage gathers there what it left behind.
+func (p *Pipeline) onStop(f func()) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.atStop = append(p.atStop, f)
 }
 
 // New starts an empty pipeline bound to ctx.
@@ -92,13 +188,29 @@ func (p *Pipeline) Abort(cause error) { p.cancel(cause) }
 // Context is cancelled when the run aborts (fatal error, Abort or parent).
 func (p *Pipeline) Context() context.Context { return p.ctx }
 
-// Wait blocks until every stage goroutine has returned and reports the
-// first fatal error or the cancellation cause; nil after a clean finish or a
-// drain.
+// Wait blocks until every stage goroutine has returned, passes what an
+// abort dropped to the Drop hooks, and reports the first fatal error or the
+// cancellation cause; nil after a clean finish or a drain.
 func (p *Pipeline) Wait() error {
 	p.waitOnce.Do(func() {
 		p.wg.Wait()
 		p.err = context.Cause(p.ctx)
+		p.mu.Lock()
+		atStop := p.atStop
+		p.mu.Unlock()
+		for _, f := range atStop {
+			f()
+		}
+		p.mu.Lock()
+		order := p.order
+		p.mu.Unlock()
+		cause := p.err
+		if cause == nil { // (nothing is dropped without an abort)
+			cause = context.Canceled
+		}
+		for _, d := range order {
+			d.drop(cause)
+		}
 		p.drain()
 		p.cancel(nil) // release the contexts
 	})
@@ -131,8 +243,12 @@ func (p *Pipeline) goroutine(f func()) {
 	}()
 }
 
-// send delivers v on out unless the run aborts.
+// send delivers v on out unless the run aborts (or has: then v is not
+// sent even if out has room).
 func send[T any](ctx context.Context, out chan<- T, v T) bool {
+	if ctx.Err() != nil {
+		return false
+	}
 	select {
 	case out <- v:
 		return true
@@ -142,14 +258,28 @@ func send[T any](ctx context.Context, out chan<- T, v T) bool {
 }
 
 // recv takes the next value from in; ok is false when in is closed or the
-// run aborts.
+// run aborts. Once the run has aborted, it takes nothing (the value stays
+// for the Drop hooks), even if in has one ready.
 func recv[T any](ctx context.Context, in <-chan T) (v T, ok bool) {
+	if ctx.Err() != nil {
+		return v, false
+	}
 	select {
 	case v, ok = <-in:
 		return v, ok
 	case <-ctx.Done():
 		return v, false
 	}
+}
+
+// put is send for a stage's output: an item the run's abort keeps from
+// out is held for out's Drop hook.
+func put[T any](p *Pipeline, out chan<- T, ch <-chan T, v T) bool {
+	if send(p.ctx, out, v) {
+		return true
+	}
+	hold(p, ch, v)
+	return false
 }
 
 func queueOf[T any](in <-chan T) func() (int, int) {
@@ -189,7 +319,7 @@ func Source[T any](p *Pipeline, name string, buf int, next func(ctx context.Cont
 				return
 			}
 			m.items.Add(1)
-			if !send(p.ctx, out, v) {
+			if !put(p, out, out, v) {
 				return
 			}
 		}
@@ -256,7 +386,7 @@ func Map[In, Out any](p *Pipeline, name string, in <-chan In, cfg Config, fn fun
 					if !ok {
 						return
 					}
-					if r, ok := call(v); ok && !send(p.ctx, out, r) {
+					if r, ok := call(v); ok && !put(p, out, out, r) {
 						return
 					}
 				}
@@ -269,7 +399,9 @@ func Map[In, Out any](p *Pipeline, name string, in <-chan In, cfg Config, fn fun
 	// Ordered: the dispatcher hands each item a result slot and queues the
 	// slot in input order; the emitter waits on slots in that order. Slots
 	// are recycled through a free list, which also bounds the in-flight
-	// window: no allocation per item in steady state.
+	// window: no allocation per item in steady state. After an abort, the
+	// outputs finished but not emitted (in the slots the emitter had not
+	// reached) are held for out's Drop hook.
 	type result struct {
 		v  Out
 		ok bool
@@ -294,10 +426,8 @@ func Map[In, Out any](p *Pipeline, name string, in <-chan In, cfg Config, fn fun
 				return
 			}
 			slot, ok := recv(p.ctx, (<-chan chan result)(free))
-			if !ok {
-				return
-			}
-			if !send(p.ctx, order, slot) || !send(p.ctx, jobs, job{v, slot}) {
+			if !ok || !send(p.ctx, order, slot) || !send(p.ctx, jobs, job{v, slot}) {
+				hold(p, in, v) // (a queued slot stays empty)
 				return
 			}
 		}
@@ -314,7 +444,8 @@ func Map[In, Out any](p *Pipeline, name string, in <-chan In, cfg Config, fn fun
 			}
 		})
 	}
-	p.goroutine(func() { // emitter
+	var waiting chan result // the slot the emitter waited on when it stopped
+	p.goroutine(func() {    // emitter
 		defer close(out)
 		for {
 			slot, ok := recv(p.ctx, (<-chan chan result)(order))
@@ -323,12 +454,31 @@ func Map[In, Out any](p *Pipeline, name string, in <-chan In, cfg Config, fn fun
 			}
 			r, ok := recv(p.ctx, (<-chan result)(slot))
 			if !ok {
+				waiting = slot
 				return
 			}
 			free <- slot // never blocks: only window slots exist
-			if r.ok && !send(p.ctx, out, r.v) {
+			if r.ok && !put(p, out, out, r.v) {
 				return
 			}
+		}
+	})
+	p.onStop(func() {
+		// The workers have stopped: a slot holds a result or never will.
+		left := func(slot chan result) {
+			select {
+			case r := <-slot:
+				if r.ok {
+					hold(p, out, r.v)
+				}
+			default:
+			}
+		}
+		if waiting != nil {
+			left(waiting)
+		}
+		for slot := range order { // closed by the dispatcher
+			left(slot)
 		}
 	})
 	return out
@@ -336,7 +486,9 @@ func Map[In, Out any](p *Pipeline, name string, in <-chan In, cfg Config, fn fun
 
 // Batch groups inputs into slices of at most maxSize, emitting a partial
 // batch once maxLatency has passed since its first item (0 = wait for a full
-// batch) and at the end of input. Order is kept.
+// batch) and at the end of input. Order is kept. After an abort, the items
+// of the batch being filled are held for in's Drop hook, a batch that
+// could not be sent for out's.
 func Batch[T any](p *Pipeline, name string, in <-chan T, maxSize int, maxLatency time.Duration, buf int) <-chan []T {
 	if maxSize < 1 {
 		maxSize = 1
@@ -359,8 +511,13 @@ func Batch[T any](p *Pipeline, name string, in <-chan T, maxSize int, maxLatency
 			m.items.Add(int64(len(batch)))
 			b := batch
 			batch = make([]T, 0, maxSize) // downstream owns b
-			return send(p.ctx, out, b)
+			return put(p, out, out, b)
 		}
+		defer func() { // aborted with a batch being filled
+			for _, v := range batch {
+				hold(p, in, v)
+			}
+		}()
 		for {
 			select {
 			case v, ok := <-in:

@@ -270,3 +270,164 @@ func TestParentCancel(t *testing.T) {
 		t.Fatalf("Wait = %v", err)
 	}
 }
+
+// dropLog records what each Drop hook was given, by item, and the causes.
+type dropLog struct {
+	mu     sync.Mutex
+	seen   map[int]int    // item -> times passed to a hook or finished by a stage
+	hooks  map[string]int // hook -> items it got
+	causes []error
+}
+
+func newDropLog() *dropLog { return &dropLog{seen: map[int]int{}, hooks: map[string]int{}} }
+
+func (l *dropLog) add(hook string, cause error, vs ...int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, v := range vs {
+		l.seen[v]++
+		if hook != "" {
+			l.hooks[hook]++
+		}
+	}
+	if hook != "" {
+		l.causes = append(l.causes, cause)
+	}
+}
+
+// waitFor polls cond (the state of other goroutines) until it holds; the
+// deadline only keeps a broken run from hanging the test.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// An abort with items queued in every channel (the sink stalls, so
+// backpressure fills them all, then fails fatally): each item the source
+// produced is either finished by a stage function or given to the Drop
+// hook of its channel, exactly once, after the stages have stopped, with
+// the abort's cause. Items held inside the stages count too: the source's
+// next item, the dispatcher's, an ordered Map's finished outputs, the
+// batch being filled or sent.
+func TestAbortDropsEveryQueuedItemOnce(t *testing.T) {
+	for _, ordered := range []bool{false, true} {
+		t.Run(fmt.Sprintf("ordered=%v", ordered), func(t *testing.T) {
+			noLeak(t)
+			log := newDropLog()
+			var produced []int // by the source goroutine, read after Wait
+			var stopped atomic.Bool
+			p := New(context.Background(), Options{})
+			src := Source(p, "src", 3, func(ctx context.Context) (int, error) {
+				produced = append(produced, len(produced))
+				return len(produced) - 1, nil // endless
+			})
+			sq := Map(p, "map", src, Config{Workers: 2, Buffer: 2, Ordered: ordered}, func(_ context.Context, v int) (int, error) { return v, nil })
+			batches := Batch(p, "batch", sq, 4, 0, 1)
+			release := make(chan struct{})
+			Sink(p, "sink", batches, 1, func(ctx context.Context, b []int) error {
+				log.add("", nil, b...) // the sink's own: it fails with them
+				<-release
+				return Fatal(errors.New("disk full"))
+			})
+			hook := func(name string) func(int, error) {
+				return func(v int, cause error) {
+					if !stopped.Load() {
+						t.Errorf("%s: hook called before the stages stopped", name)
+					}
+					log.add(name, cause, v)
+				}
+			}
+			Drop(p, src, hook("src"))
+			Drop(p, sq, hook("map"))
+			Drop(p, batches, func(b []int, cause error) {
+				for _, v := range b {
+					hook("batches")(v, cause)
+				}
+			})
+			st := func(i int) bool { s := p.Stats()[i]; return s.Queue == s.QueueCap }
+			// Stats: src (its output), map (src), batch (map's output), sink (batches).
+			waitFor(t, "every channel full", func() bool { return st(0) && st(2) && st(3) })
+			// The hooks run in Wait, after every goroutine: mark the point
+			// just before the abort, which no hook call may precede.
+			stopped.Store(true)
+			close(release)
+			err := p.Wait()
+			if err == nil || err.Error() != "stage sink: disk full" {
+				t.Fatalf("Wait = %v", err)
+			}
+			for _, v := range produced {
+				if n := log.seen[v]; n != 1 {
+					t.Errorf("item %d accounted for %d times, want 1", v, n)
+				}
+			}
+			if len(log.seen) != len(produced) {
+				t.Errorf("%d items accounted for, %d produced", len(log.seen), len(produced))
+			}
+			for _, h := range []string{"src", "map", "batches"} {
+				if log.hooks[h] == 0 {
+					t.Errorf("hook %s got nothing, its channel was full", h)
+				}
+			}
+			for _, c := range log.causes {
+				if c == nil || c.Error() != "stage sink: disk full" {
+					t.Errorf("hook cause %v", c)
+				}
+			}
+			t.Logf("%d produced, hooks %v", len(produced), log.hooks)
+		})
+	}
+}
+
+// An ordered Map aborted while its first item is still running: the
+// outputs finished behind it wait in their slots, and the first one's
+// output comes after the abort; the Drop hook of the Map's output gets
+// them all. Items a function failed with a fatal error are its own.
+func TestAbortDropsOrderedOutputsWaitingForTheirTurn(t *testing.T) {
+	noLeak(t)
+	log := newDropLog()
+	var produced []int
+	p := New(context.Background(), Options{})
+	src := Source(p, "src", 2, func(ctx context.Context) (int, error) {
+		produced = append(produced, len(produced))
+		return len(produced) - 1, nil
+	})
+	var finished atomic.Int64
+	const workers, buffer = 3, 2
+	out := Map(p, "map", src, Config{Workers: workers, Buffer: buffer, Ordered: true}, func(ctx context.Context, v int) (int, error) {
+		if v == 0 {
+			<-ctx.Done() // finishes after the abort
+			return v, nil
+		}
+		finished.Add(1)
+		return v, nil
+	})
+	Drop(p, src, func(v int, _ error) { log.add("src", nil, v) })
+	Drop(p, out, func(v int, _ error) { log.add("map", nil, v) })
+	// Nobody reads out: 0 blocks the emitter anyway. The window is
+	// workers+buffer items; all but the first finish.
+	waitFor(t, "the window's other items finished", func() bool {
+		s := p.Stats()[0]
+		return finished.Load() == workers+buffer-1 && s.Queue == s.QueueCap
+	})
+	p.Abort(errors.New("stop"))
+	if err := p.Wait(); err == nil || err.Error() != "stop" {
+		t.Fatalf("Wait = %v", err)
+	}
+	for _, v := range produced {
+		if n := log.seen[v]; n != 1 {
+			t.Errorf("item %d dropped %d times, want 1", v, n)
+		}
+	}
+	if log.hooks["map"] != workers+buffer {
+		t.Errorf("the map's hook got %d outputs, want the window's %d", log.hooks["map"], workers+buffer)
+	}
+	if _, ok := <-out; ok {
+		t.Error("an output was emitted")
+	}
+}

@@ -78,8 +78,10 @@ func TestLoadDatasetOnTheEngine(t *testing.T) {
 // kept images are what the budget holds after the load (and Free gives
 // them back); a budget too small for them all ends the load with an
 // error that says the training set does not fit, not a run that grows
-// past it.
+// past it, and gives back everything: the budget holds nothing, and every
+// input read was acked once (those not kept, with the error).
 func TestLoadDatasetKeepsTheSetInTheBudget(t *testing.T) {
+	var st sources.Stats // of the last load's source
 	load := func(budget int64) (*Dataset, *stages.Budget, error) {
 		src, err := sources.OpenWith([]string{"../examples/photos"}, nil, sources.Options{})
 		if err != nil {
@@ -88,6 +90,7 @@ func TestLoadDatasetKeepsTheSetInTheBudget(t *testing.T) {
 		defer src.Close()
 		pre := stages.Preprocess{Mode: stages.Squash, Size: 224, Budget: stages.NewBudget(budget)} // kept up to 448 a side
 		d, err := LoadDataset(context.Background(), src, pre, true, 2, nil, nil)
+		st = src.Stats()
 		return d, pre.Budget, err
 	}
 	d, b, err := load(64 << 20)
@@ -110,5 +113,54 @@ func TestLoadDatasetKeepsTheSetInTheBudget(t *testing.T) {
 		t.Errorf("a budget too small for the set: err = %v", err)
 	} else if b.Peak() > b.Size() || b.InUse() != 0 {
 		t.Errorf("budget after the refused load: peak %d of %d, %d in use", b.Peak(), b.Size(), b.InUse())
+	}
+	if st.Acked != st.Emitted || st.Failed == 0 {
+		t.Errorf("after the refused load: %d inputs read, %d acked (%d with an error)", st.Emitted, st.Acked, st.Failed)
+	}
+}
+
+// abortAt is a (budgeted) source whose run is aborted as it reads its
+// item number at: that item is read, with its bytes taken from the
+// budget, but the run never takes it.
+type abortAt struct {
+	*sources.Reader
+	at, n int
+	abort context.CancelFunc
+}
+
+func (s *abortAt) Next(ctx context.Context) (sources.Item, error) {
+	it, err := s.Reader.Next(ctx)
+	if err == nil {
+		if s.n == s.at {
+			s.abort()
+		}
+		s.n++
+	}
+	return it, err
+}
+
+// A load aborted at any point, whatever is then between the engine's
+// stages (the item just read, items queued, a batch being filled), gives
+// back all the memory budget they hold and acks each input read once.
+func TestLoadDatasetAbortedGivesBackTheBudget(t *testing.T) {
+	photos, _ := filepath.Glob("../examples/photos/*.jpg")
+	for at := range photos {
+		r, err := sources.OpenWith([]string{"../examples/photos"}, nil, sources.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, abort := context.WithCancel(context.Background())
+		src := &abortAt{Reader: r, at: at, abort: abort}
+		pre := stages.Preprocess{Mode: stages.Squash, Size: 224, Budget: stages.NewBudget(64 << 20)}
+		if _, err := LoadDataset(ctx, src, pre, true, 2, nil, nil); err == nil {
+			t.Errorf("aborted at input %d: the load succeeded", at)
+		}
+		r.Close()
+		if b := pre.Budget; b.InUse() != 0 || b.Kept() != 0 {
+			t.Errorf("aborted at input %d: %d bytes held in the budget (%d kept)", at, b.InUse(), b.Kept())
+		}
+		if st := r.Stats(); st.Acked != st.Emitted || st.Emitted != int64(at+1) {
+			t.Errorf("aborted at input %d: %d inputs read, %d acked", at, st.Emitted, st.Acked)
+		}
 	}
 }
