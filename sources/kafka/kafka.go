@@ -132,6 +132,11 @@ type partState struct {
 	maxSeen     int64 // highest offset fetched; -1 before any
 	committed   int64 // next offset to read, as last committed by us; -1 unknown
 	highWater   int64 // partition end seen on the last fetch
+	// failed counts the deliveries acked with an error. Only the first is
+	// logged at error level: an abort acks everything in flight with its
+	// cause, and one line per message would bury the one that matters
+	// (the lowest, which holds the commit back). Close sums up the rest.
+	failed int
 }
 
 // commitPoint is the offset to commit: every fetched offset below it is
@@ -365,16 +370,25 @@ func (a *itemAck) ack(err error) {
 func (s *Source) ackOne(k partKey, off int64, err error, produced, fetchedAt time.Time) {
 	s.mu.Lock()
 	p := s.parts[k]
+	first := false
 	if err == nil {
 		if p.outstanding[off]--; p.outstanding[off] <= 0 {
 			delete(p.outstanding, off)
 		}
+	} else {
+		p.failed++
+		first = p.failed == 1
 	}
 	s.mu.Unlock()
 	<-s.sem
 	if err != nil {
 		s.failed.Add(1)
-		slog.Error("kafka: output not durable; offset will not be committed past it", "topic", k.topic, "partition", k.partition, "offset", off, "err", err)
+		level := slog.LevelDebug
+		if first {
+			level = slog.LevelError
+		}
+		slog.Log(context.Background(), level, "kafka: output not durable; offset will not be committed past it (further ones on this partition are counted when the consumer closes)",
+			"topic", k.topic, "partition", k.partition, "offset", off, "err", err)
 		return
 	}
 	s.acked.Add(1)
@@ -527,6 +541,12 @@ func (s *Source) Close() error {
 		slog.Info("kafka: closed before joining the group", "group", s.cfg.Group)
 		return err
 	}
+	for _, p := range st.Partitions {
+		if p.Failed > 0 {
+			slog.Warn("kafka: messages not durable; the group redelivers them from the committed offset",
+				"topic", p.Topic, "partition", p.Partition, "failed", p.Failed, "committed", p.Committed)
+		}
+	}
 	slog.Info("kafka: left group", "group", s.cfg.Group, "fetched", st.Fetched, "acked", st.Acked, "failed", st.Failed, "commit_err", err)
 	return err
 }
@@ -539,6 +559,7 @@ type PartitionStats struct {
 	Fetched     int64 // highest offset fetched
 	HighWater   int64 // partition end at the last fetch
 	Outstanding int   // offsets in flight (not durable)
+	Failed      int   // deliveries acked with an error (not durable)
 }
 
 // Lag is the messages behind the partition end at the last fetch.
@@ -559,7 +580,7 @@ func (s *Source) Stats() Stats {
 	s.mu.Lock()
 	for k, p := range s.parts {
 		st.Partitions = append(st.Partitions, PartitionStats{Topic: k.topic, Partition: k.partition, Committed: p.committed,
-			Fetched: p.maxSeen, HighWater: p.highWater, Outstanding: len(p.outstanding)})
+			Fetched: p.maxSeen, HighWater: p.highWater, Outstanding: len(p.outstanding), Failed: p.failed})
 	}
 	s.mu.Unlock()
 	sort.Slice(st.Partitions, func(i, j int) bool {

@@ -459,3 +459,39 @@ func TestUnreachableBrokerLogsOncePerAttempt(t *testing.T) {
 		t.Errorf("closing a consumer that never joined:\n%s", out)
 	}
 }
+
+// An abort acks everything in flight with its cause: that logs one error
+// line per partition (its first such offset), not one per message, and
+// Close sums up the rest per partition.
+func TestFailedAcksLogOncePerPartition(t *testing.T) {
+	_, addr := cluster(t)
+	produce(t, addr, 12)
+	var logs logtest.Buffer
+	prev := slog.Default()
+	slog.SetDefault(slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo})))
+	defer slog.SetDefault(prev)
+	s := open(t, addr, kafkaconn.Security{})
+	items := next(t, s, 12)
+	abort := errors.New("run aborted")
+	for _, it := range items {
+		it.Ack(abort)
+	}
+	st := s.Stats()
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	out := logs.String()
+	if n := strings.Count(out, "level=ERROR"); n != 3 {
+		t.Errorf("%d error lines for 12 failed acks on 3 partitions, want 3:\n%s", n, out)
+	}
+	failed := 0
+	for _, p := range st.Partitions {
+		failed += p.Failed
+		if p.Failed > 0 && !strings.Contains(out, fmt.Sprintf("partition=%d failed=%d", p.Partition, p.Failed)) {
+			t.Errorf("no close summary for partition %d (%d failed):\n%s", p.Partition, p.Failed, out)
+		}
+	}
+	if failed != 12 || st.Failed != 12 {
+		t.Errorf("partitions count %d failed, the consumer %d; want 12", failed, st.Failed)
+	}
+}
