@@ -3,6 +3,8 @@ package weights
 import (
 	"archive/zip"
 	"bytes"
+	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -100,4 +102,79 @@ func TestLoadHeaderTruncated(t *testing.T) {
 	}
 	copyFile(t, "testdata/int_tensor.pth", p("int.pth"), -1)
 	wantErr(p("int.pth"), "bn.num_batches_tracked", "LongStorage")
+}
+
+// Hugging Face names that cannot be mapped (a query without its key) are
+// refused by LoadHeader with Load's words, naming the same file: a dry
+// run says what the run would say. Safetensors and PyTorch directories.
+func TestLoadHeaderRefusesHFNamesAsLoad(t *testing.T) {
+	const key, broken = "attention.attention.key.weight", "attention.attention.kez.weight"
+	dir := t.TempDir()
+	st := filepath.Join(dir, "st")
+	os.Mkdir(st, 0o755)
+	copyFile(t, "testdata/hf_safetensors/"+HFConfigFile, filepath.Join(st, HFConfigFile), -1)
+	raw, err := readSafetensorsAs("testdata/hf_safetensors/"+HFSafetensorsFile, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	renamed := false
+	for _, n := range slices.Sorted(maps.Keys(raw)) {
+		if strings.HasSuffix(n, key) && !renamed {
+			raw[strings.TrimSuffix(n, key)+broken] = raw[n]
+			delete(raw, n)
+			renamed = true
+		}
+	}
+	if err := SaveSafetensors(filepath.Join(st, HFSafetensorsFile), raw, nil); err != nil {
+		t.Fatal(err)
+	}
+
+	// The same in a pytorch_model.bin: one name's key renamed in data.pkl
+	// (same length, so the pickle stays valid), the zip rewritten.
+	bin := filepath.Join(dir, "bin")
+	os.Mkdir(bin, 0o755)
+	copyFile(t, "testdata/hf_bin/"+HFConfigFile, filepath.Join(bin, HFConfigFile), -1)
+	zr, err := zip.OpenReader("testdata/hf_bin/" + HFBinFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer zr.Close()
+	var b bytes.Buffer
+	zw := zip.NewWriter(&b)
+	for _, f := range zr.File {
+		rc, err := f.Open()
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, err := io.ReadAll(rc)
+		rc.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.HasSuffix(f.Name, "/data.pkl") {
+			data = bytes.Replace(data, []byte(key), []byte(broken), 1)
+		}
+		w, err := zw.CreateHeader(&zip.FileHeader{Name: f.Name, Method: zip.Store})
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.Write(data)
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(bin, HFBinFile), b.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	for _, path := range []string{st, bin} {
+		_, loadErr := Load(path)
+		_, headerErr := LoadHeader(path)
+		if loadErr == nil || !strings.Contains(loadErr.Error(), "key missing") {
+			t.Fatalf("Load(%s) = %v, want the missing key", path, loadErr)
+		}
+		if headerErr == nil || headerErr.Error() != loadErr.Error() {
+			t.Errorf("%s:\nLoadHeader: %v\nLoad:       %v", filepath.Base(path), headerErr, loadErr)
+		}
+	}
 }

@@ -40,8 +40,8 @@ func readSafetensorsAs(path string, mapHF bool) (map[string]*Tensor, error) {
 
 // readSafetensorsMode is readSafetensorsAs that, with header, reads only
 // the header: every check above the data (dtypes, shapes, offsets inside
-// the file, so a truncated file fails) and tensors with Data nil, under
-// their stored names.
+// the file, so a truncated file fails; Hugging Face names, when mapHF)
+// and tensors with Data nil.
 func readSafetensorsMode(path string, mapHF, header bool) (map[string]*Tensor, error) {
 	f, err := openRegular(path)
 	if err != nil {
@@ -93,15 +93,10 @@ func readSafetensorsMode(path string, mapHF, header bool) (map[string]*Tensor, e
 		}
 		items = append(items, item{name, e, dt})
 	}
-	if header {
-		out := make(map[string]*Tensor, len(items))
-		for _, it := range items {
-			out[it.name] = &Tensor{Shape: append([]int{}, it.e.Shape...)}
-		}
-		return out, nil
-	}
 	// Hugging Face names are mapped here rather than after loading, so that
-	// query/key/value are read straight into their fused qkv tensor.
+	// query/key/value are read straight into their fused qkv tensor. A
+	// header read maps them here too, so that it refuses names as the full
+	// read does, naming this file.
 	var slots map[string]hfSlot
 	var out map[string]*Tensor
 	shapes := make(map[string][]int, len(items))
@@ -109,11 +104,19 @@ func readSafetensorsMode(path string, mapHF, header bool) (map[string]*Tensor, e
 		shapes[it.name] = it.e.Shape
 	}
 	if mapHF && isHFNames(shapes) {
-		if slots, out, err = planHF(shapes, true); err != nil {
+		if slots, out, err = planHF(shapes, !header); err != nil {
 			return nil, fmt.Errorf("load %s: %w", path, err)
 		}
 	} else {
 		out = make(map[string]*Tensor, len(items))
+	}
+	if header {
+		if slots == nil {
+			for _, it := range items {
+				out[it.name] = &Tensor{Shape: append([]int{}, it.e.Shape...)}
+			}
+		}
+		return out, nil
 	}
 	// File order: sequential reads.
 	sort.Slice(items, func(i, j int) bool { return items[i].e.Offsets[0] < items[j].e.Offsets[0] })

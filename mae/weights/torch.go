@@ -117,7 +117,9 @@ type torchPlan struct {
 // their rows of the fused qkv tensor so that they are read in place.
 // fits is called once per storage the state dict uses, before anything is
 // allocated: it checks the element count the pickle claims against the file.
-func prepare(obj interface{}, mapHF bool, fits func(*storage) error) (*torchPlan, error) {
+// With header no data will be read: Hugging Face names are mapped (and
+// refused) as they would be, but nothing is allocated.
+func prepare(obj interface{}, mapHF, header bool, fits func(*storage) error) (*torchPlan, error) {
 	tensors, err := stateDict(obj)
 	if err != nil {
 		return nil, err
@@ -143,8 +145,11 @@ func prepare(obj interface{}, mapHF bool, fits func(*storage) error) (*torchPlan
 	if !mapHF || !isHFNames(shapes) {
 		return plan, nil
 	}
-	if plan.slots, plan.out, err = planHF(shapes, true); err != nil {
+	if plan.slots, plan.out, err = planHF(shapes, !header); err != nil {
 		return nil, err
+	}
+	if header {
+		return plan, nil
 	}
 	for i := range tensors {
 		nt := &tensors[i]
@@ -303,8 +308,8 @@ func readTorchAs(path string, mapHF bool) (map[string]*Tensor, string, error) {
 
 // readTorchMode is readTorchAs that, with header, reads only the pickles
 // and the zip directory: every check above the data (storages inside the
-// file, so a truncated file fails; dtypes; views inside their storages)
-// and tensors with Data nil, under their stored names.
+// file, so a truncated file fails; dtypes; views inside their storages;
+// Hugging Face names, when mapHF) and tensors with Data nil.
 func readTorchMode(path string, mapHF, header bool) (map[string]*Tensor, string, error) {
 	kind, err := sniff(path)
 	if err != nil {
@@ -313,9 +318,9 @@ func readTorchMode(path string, mapHF, header bool) (map[string]*Tensor, string,
 	var plan *torchPlan
 	switch kind {
 	case FormatPthZip:
-		plan, err = readTorchZip(path, mapHF && !header, header)
+		plan, err = readTorchZip(path, mapHF, header)
 	case FormatPthLegacy:
-		plan, err = readTorchLegacy(path, mapHF && !header, header)
+		plan, err = readTorchLegacy(path, mapHF, header)
 	default:
 		return nil, "", fmt.Errorf("load %s: not a PyTorch file", path)
 	}
@@ -426,7 +431,7 @@ func readTorchZip(path string, mapHF, header bool) (*torchPlan, error) {
 	if err != nil {
 		return nil, err
 	}
-	plan, err := prepare(obj, mapHF, func(st *storage) error {
+	plan, err := prepare(obj, mapHF, header, func(st *storage) error {
 		rec := records[prefix+"data/"+st.key]
 		if rec == nil {
 			return fmt.Errorf("%s: record %sdata/%s missing", st, prefix, st.key)
@@ -584,7 +589,7 @@ func readTorchLegacy(path string, mapHF, header bool) (*torchPlan, error) {
 	// Every storage follows the pickles as an 8-byte count and its data: what
 	// the storages claim together must fit in what is left of the file.
 	left := fi.Size() - (cr.n - int64(r.Buffered()))
-	plan, err := prepare(obj, mapHF, func(st *storage) error {
+	plan, err := prepare(obj, mapHF, header, func(st *storage) error {
 		left -= 8 + int64(st.numel)*int64(st.class.size)
 		if left < 0 {
 			return fmt.Errorf("%s: %d %s elements do not fit in the %d bytes of %s", st, st.numel, st.class.name, fi.Size(), path)
@@ -824,15 +829,21 @@ func materialize(plan *torchPlan) (map[string]*Tensor, error) {
 	return out, nil
 }
 
-// shapes is materialize for a header read: the tensors' shapes, Data nil,
-// after the checks materialize makes before it touches the data.
+// shapes is materialize for a header read: the tensors' shapes, Data nil
+// (under the official names when the plan maps Hugging Face ones), after
+// the checks materialize makes before it touches the data.
 func (plan *torchPlan) shapes() (map[string]*Tensor, error) {
-	out := make(map[string]*Tensor, len(plan.tensors))
+	out := plan.out // planHF's, Data nil
+	if out == nil {
+		out = make(map[string]*Tensor, len(plan.tensors))
+	}
 	for _, nt := range plan.tensors {
 		if err := nt.t.check(); err != nil {
 			return nil, fmt.Errorf("tensor %s: %w", nt.name, err)
 		}
-		out[nt.name] = &Tensor{Shape: append([]int(nil), nt.t.shape...)}
+		if plan.slots == nil {
+			out[nt.name] = &Tensor{Shape: append([]int(nil), nt.t.shape...)}
+		}
 	}
 	return out, nil
 }
