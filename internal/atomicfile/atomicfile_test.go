@@ -24,9 +24,9 @@ func isOurs(e fs.DirEntry) bool {
 }
 
 // TestHelper is the child process of the tests below: in the directory
-// in helperEnv it starts writing out.bin (a chunk of byte c at a time,
-// c = 'a', 'b', ...), says "writing" and, told to on stdin, commits;
-// "hold" instead keeps the temporary open until stdin closes.
+// in helperEnv it writes 1 MiB into out.bin's temporary, says "writing"
+// and, told "commit" on stdin, commits; until then (or until stdin
+// closes, or it is killed) it holds the temporary open and locked.
 func TestHelper(t *testing.T) {
 	dir := os.Getenv(helperEnv)
 	if dir == "" {

@@ -41,8 +41,8 @@ type impl struct {
 	mr   int // rows of the micro-kernel tile
 	// kc and nb, if set, replace the driver's K chunk (kcMax) and column
 	// panels per task (blockNB) on this path; kcLong, if set, replaces kc
-	// when K is more than two chunks of kc and the rows make several row
-	// blocks (see gemmJob.schedule).
+	// when K is more than two chunks of kc, whatever the rows (see
+	// gemmJob.schedule: a chunk size depends on K alone).
 	kc, nb, kcLong int
 	// kernel computes, for r < mr and j < nr,
 	//   C[r*ldc+j] = alpha·Σ_p A(r,p)·B[p*nr+j] + beta·C[r*ldc+j] + bias[j]
