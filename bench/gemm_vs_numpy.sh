@@ -4,7 +4,8 @@
 # 1576×768×768, 1576×768×3072, 1576×3072×768), on the same machine in the
 # same invocation. Rounds alternate Go and numpy and the best of each is
 # kept, so a neighbour's load hits both sides alike. Both sides report
-# the same statistic: the mean of 4 calls in a row, best of the rounds.
+# the same statistic: the mean of 4 calls in a row, best of the same
+# number of samples (SAMPLES per round, ROUNDS rounds).
 #
 # Usage: bench/gemm_vs_numpy.sh [ROUNDS]      (default 4)
 # Env:   THREADS="2 1"  thread counts (GOMAXPROCS / OPENBLAS_NUM_THREADS)
@@ -20,6 +21,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=${1:-4}
 THREADS=${THREADS:-"2 1"}
+SAMPLES=2 # per round and side: Go's -test.count, numpy's repetitions
 PY=${PY:-/usr/bin/python3}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -52,12 +54,12 @@ for th in $THREADS; do
   for ((r = 1; r <= ROUNDS; r++)); do
     echo "threads=$th round $r/$ROUNDS" >&2
     GOMAXPROCS=$th "$tmp/kernels.test" -test.run '^$' \
-      -test.bench '^Benchmark(Gemm|Linear)$/^path=(avx512|avx2)$/' -test.benchtime 4x -test.count 2 |
+      -test.bench '^Benchmark(Gemm|Linear)$/^path=(avx512|avx2)$/' -test.benchtime 4x -test.count $SAMPLES |
       awk -v th="$th" '/GFLOP\/s/ { split($1, p, "/"); sub(/-[0-9]+$/, "", p[3]); sub(/^[a-z0-9]+_/, "", p[3]);
         sub(/^Benchmark/, "", p[1]); print th, p[1] "-" substr(p[2], 6), p[3], $(NF-3), $(NF-1) }' >>"$tmp/go"
-    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE OPENBLAS_NUM_THREADS=$th "$PY" "$tmp/np.py" 5 |
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE OPENBLAS_NUM_THREADS=$th "$PY" "$tmp/np.py" $SAMPLES |
       awk -v th="$th" '{ print th, "np", $1, $2, $3 }' >>"$tmp/go"
-    env -u OPENBLAS_L2_SIZE OPENBLAS_CORETYPE=Haswell OPENBLAS_NUM_THREADS=$th "$PY" "$tmp/np.py" 5 |
+    env -u OPENBLAS_L2_SIZE OPENBLAS_CORETYPE=Haswell OPENBLAS_NUM_THREADS=$th "$PY" "$tmp/np.py" $SAMPLES |
       awk -v th="$th" '{ print th, "np-haswell", $1, $2, $3 }' >>"$tmp/go"
   done
 done
