@@ -55,14 +55,16 @@ func RemoveStaleTemps(dir string) []string {
 	if parent == "" {
 		parent = "."
 	}
-	removed := removeStaleTemps(parent, true, "."+base+".tmp-")
-	return append(removed, removeStaleTemps(dir, false, "."+HFSafetensorsFile+".tmp-", "."+HFConfigFile+".tmp-")...)
+	log := slog.Default()
+	removed := removeStaleTemps(log, parent, true, "."+base+".tmp-")
+	return append(removed, removeStaleTemps(log, dir, false, "."+HFSafetensorsFile+".tmp-", "."+HFConfigFile+".tmp-")...)
 }
 
 // removeStaleTemps removes the stale temporaries (atomicfile's sense,
 // with staleTempAge) in dir named a prefix followed by os.CreateTemp's or
-// os.MkdirTemp's digits: directories if dirs, else regular files.
-func removeStaleTemps(dir string, dirs bool, prefixes ...string) []string {
+// os.MkdirTemp's digits: directories if dirs, else regular files. It
+// logs what it removed, and what it could not, to log.
+func removeStaleTemps(log *slog.Logger, dir string, dirs bool, prefixes ...string) []string {
 	removed, err := atomicfile.RemoveStale(dir, func(e fs.DirEntry) bool {
 		if e.IsDir() != dirs || !e.IsDir() && !e.Type().IsRegular() {
 			return false
@@ -75,10 +77,10 @@ func removeStaleTemps(dir string, dirs bool, prefixes ...string) []string {
 		return false
 	}, staleTempAge)
 	for _, p := range removed {
-		slog.Info("removed a killed run's temporary", "path", p)
+		log.Info("removed a killed run's temporary", "path", p)
 	}
 	if err != nil {
-		slog.Warn("could not remove a killed run's temporary", "err", err)
+		log.Warn("could not remove a killed run's temporary", "err", err)
 	}
 	return removed
 }

@@ -193,7 +193,7 @@ func (h *Hub) download(ctx context.Context, rel, dst string) error {
 	// partial file, as large as the part it got; a concurrent download of
 	// the same checkpoint holds the lock of its own.
 	partPrefix := "." + filepath.Base(dst) + ".part-"
-	removeStaleTemps(dir, false, partPrefix)
+	removeStaleTemps(log, dir, false, partPrefix) // logged where the download logs
 	tmp, err := atomicfile.Create(dst, partPrefix+"*")
 	if err != nil {
 		return fmt.Errorf("download %s: %w", url, err)

@@ -374,14 +374,19 @@ func TestHubRemovesKilledDownloadsPart(t *testing.T) {
 	defer live.Abort()
 	os.Chtimes(live.Name(), old, old)
 	other := part(".mae_pretrain_vit_large.pth.part-1", old)
+	var logged bytes.Buffer
 	h := &Hub{CacheDir: cache, BaseURL: srv.URL, Progress: &bytes.Buffer{},
-		Logger: slog.New(slog.NewTextHandler(&bytes.Buffer{}, nil)),
+		Logger: slog.New(slog.NewTextHandler(&logged, nil)),
 		MD5:    map[string]string{"pretrain/mae_pretrain_vit_base.pth": md5Prefix(body)}}
 	if _, err := h.Resolve(context.Background(), "mae_vit_base_patch16"); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Lstat(dead); err == nil {
 		t.Errorf("%s: a killed download's part is still there", dead)
+	}
+	// Said where the Hub says what it does (its Logger), not elsewhere.
+	if !strings.Contains(logged.String(), "removed a killed run's temporary") || !strings.Contains(logged.String(), filepath.Base(dead)) {
+		t.Errorf("the removal is not in the Hub's log:\n%s", logged.String())
 	}
 	for _, p := range []string{recent, live.Name(), other} {
 		if _, err := os.Lstat(p); err != nil {
