@@ -134,8 +134,10 @@ type partState struct {
 	highWater   int64 // partition end seen on the last fetch
 	// failed counts the deliveries acked with an error. Only the first is
 	// logged at error level: an abort acks everything in flight with its
-	// cause, and one line per message would bury the one that matters
-	// (the lowest, which holds the commit back). Close sums up the rest.
+	// cause, one line per message. That first one need not be the lowest
+	// offset (an abort acks the items between the stages, the newest
+	// ones, before the writers' pending rows), so Close sums up per
+	// partition with the committed offset, where the group resumes.
 	failed int
 }
 
