@@ -132,6 +132,11 @@ type partState struct {
 	maxSeen     int64 // highest offset fetched; -1 before any
 	committed   int64 // next offset to read, as last committed by us; -1 unknown
 	highWater   int64 // partition end seen on the last fetch
+	// failing is set by a failed ack and cleared by a durable one: only
+	// the first failure of a run of them is logged as an error, so an
+	// abort that fails every message in flight (up to --max-in-flight)
+	// logs one line per partition, not one per message.
+	failing bool
 }
 
 // commitPoint is the offset to commit: every fetched offset below it is
@@ -365,6 +370,8 @@ func (a *itemAck) ack(err error) {
 func (s *Source) ackOne(k partKey, off int64, err error, produced, fetchedAt time.Time) {
 	s.mu.Lock()
 	p := s.parts[k]
+	first := err != nil && !p.failing
+	p.failing = err != nil
 	if err == nil {
 		if p.outstanding[off]--; p.outstanding[off] <= 0 {
 			delete(p.outstanding, off)
@@ -374,7 +381,12 @@ func (s *Source) ackOne(k partKey, off int64, err error, produced, fetchedAt tim
 	<-s.sem
 	if err != nil {
 		s.failed.Add(1)
-		slog.Error("kafka: output not durable; offset will not be committed past it", "topic", k.topic, "partition", k.partition, "offset", off, "err", err)
+		if first {
+			slog.Error("kafka: output not durable; offset will not be committed past it (the partition's next failures are counted, in failed= when the worker stops, until one succeeds)",
+				"topic", k.topic, "partition", k.partition, "offset", off, "err", err)
+		} else {
+			slog.Debug("kafka: output not durable", "topic", k.topic, "partition", k.partition, "offset", off, "err", err)
+		}
 		return
 	}
 	s.acked.Add(1)
