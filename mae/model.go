@@ -149,7 +149,10 @@ func (s *tensorSet) take(name string, shape ...int) []float32 {
 		got = got[1:]
 	}
 	if !slices.Equal(got, shape) {
-		s.errs = append(s.errs, fmt.Sprintf("tensor %s has shape %v, want %v", name, t.Shape, shape))
+		// Say what is wanted with the leading 1-sized dimensions the
+		// checkpoint has ([1 1 D] wants [1 1 D'], not [D']).
+		want := append(slices.Clone(t.Shape[:len(t.Shape)-len(got)]), shape...)
+		s.errs = append(s.errs, fmt.Sprintf("tensor %s has shape %v, want %v", name, t.Shape, want))
 		return nil
 	}
 	if s.check {
@@ -272,8 +275,12 @@ func fromTensors(cfg Config, tensors map[string]*weights.Tensor, src string, che
 	d, p, l := cfg.Dim, cfg.PatchSize, cfg.NumPatches()
 	enc := &Encoder{}
 	n := len(s.errs)
-	if w := s.take("patch_embed.proj.weight", d, 3, p, p); built(w != nil, n) {
-		b := s.take("patch_embed.proj.bias", d)
+	// Both are taken before either is checked, as s.linear does: a
+	// mis-shaped weight must not leave its bias to be reported as an
+	// "unexpected tensor".
+	w := s.take("patch_embed.proj.weight", d, 3, p, p)
+	b := s.take("patch_embed.proj.bias", d)
+	if built(w != nil, n) {
 		if b != nil {
 			re := make([]float32, len(w))
 			convLayout(re, w, d, p, true)

@@ -58,3 +58,49 @@ func TestLoadConfigAgainstTensors(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+// TestPatchEmbedMismatchNamesNoBias: a config whose patch size does not
+// match the checkpoint's patch embedding reports the mis-shaped weight; its
+// bias, which is there and well-shaped, used to be reported as an
+// "unexpected tensor" too, since it was only taken once the weight matched.
+func TestPatchEmbedMismatchNamesNoBias(t *testing.T) {
+	ck, err := weights.Load("weights/testdata/hf_safetensors")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := InferConfig(ck.Tensors)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Heads, c.DecHeads = 1, 1
+	c.PatchSize /= 2
+	for _, check := range []bool{false, true} {
+		_, _, err := fromTensors(c, ck.Tensors, "ck", check)
+		if err == nil || !strings.Contains(err.Error(), "tensor patch_embed.proj.weight has shape") {
+			t.Fatalf("check %v: err = %v, want the patch embedding's shape named", check, err)
+		}
+		if strings.Contains(err.Error(), "patch_embed.proj.bias") {
+			t.Errorf("check %v: err = %v, names the well-shaped bias", check, err)
+		}
+	}
+}
+
+// TestShapeMismatchWantsSameRank: a mis-shaped tensor stored with leading
+// 1-sized dimensions ([1 5 16] for pos_embed) is reported against a wanted
+// shape of the same form ([1 17 16]), not a squeezed one ([17 16]).
+func TestShapeMismatchWantsSameRank(t *testing.T) {
+	ck, err := weights.Load("weights/testdata/hf_safetensors")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := InferConfig(ck.Tensors)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Heads, c.DecHeads = 1, 1
+	c.PatchSize /= 2
+	_, err = FromTensors(c, ck.Tensors, "ck")
+	if err == nil || !strings.Contains(err.Error(), "tensor pos_embed has shape [1 5 16], want [1 17 16]") {
+		t.Fatalf("err = %v, want pos_embed's shape [1 5 16] against [1 17 16]", err)
+	}
+}

@@ -152,6 +152,12 @@ func Pretrain(ctx context.Context, j Job) (*Result, error) {
 	var failed atomic.Int64
 	ds, err := LoadDataset(ctx, src, pre, j.Recipe.Augment, j.Workers, errw, func(Failure) { failed.Add(1) })
 	if err != nil {
+		if ctx.Err() != nil {
+			// A signal while the training set was read: no step was
+			// taken, so there is nothing to resume (a bare "context
+			// canceled" said neither).
+			return nil, fmt.Errorf("%w while reading the training images, before the first step: rerun to start", ErrInterrupted)
+		}
 		return nil, err
 	}
 	if failed.Load() > 0 {

@@ -457,3 +457,19 @@ func TestPretrainRemovesKilledRunsTemporaries(t *testing.T) {
 		}
 	}
 }
+
+// A signal while the training images are read (the context cancelled
+// before the first step) is reported as an interruption before any step,
+// not as a bare "context canceled", and writes no checkpoint.
+func TestPretrainInterruptedWhileReading(t *testing.T) {
+	out := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, err := Pretrain(ctx, Job{Model: tinyConfig(), Recipe: tinyRecipe(), Options: Options{Output: out}, Inputs: []string{"../examples/photos"}})
+	if !errors.Is(err, ErrInterrupted) || !strings.Contains(err.Error(), "before the first step") {
+		t.Fatalf("err = %v, want an interruption before the first step", err)
+	}
+	if ck, _ := filepath.Glob(filepath.Join(out, "checkpoint-*")); len(ck) > 0 {
+		t.Errorf("checkpoints %v after an interruption before the first step", ck)
+	}
+}

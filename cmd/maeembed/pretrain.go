@@ -1,11 +1,16 @@
 package main
 
 import (
+	"context"
+	"fmt"
 	"log/slog"
+	"os"
+	"syscall"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/maeembed/maeembed/engine"
 	"github.com/maeembed/maeembed/train"
 )
 
@@ -39,9 +44,27 @@ takes (files, directories, globs, list files, tar, Parquet).`,
 		if err != nil {
 			return err
 		}
-		res, err := train.Pretrain(e.ctx, job)
+		// The first SIGINT/SIGTERM ends training after the current step,
+		// with a checkpoint (train.Run checks its context between steps);
+		// a second one stops at once, like a kill: the checkpoints already
+		// published are whole (written aside, then renamed), and the
+		// temporaries of the one in progress are removed by the next run.
+		stop := engine.OnSignals(e.ctx, 0, os.Interrupt, syscall.SIGTERM)
+		defer stop.Release()
+		go func() {
+			<-stop.Abort.Done()
+			if context.Cause(stop.Abort) == engine.ErrInterrupted {
+				fmt.Fprintf(e.stderr, "maeembed pretrain: %v; --resume continues from the last checkpoint\n", engine.ErrInterrupted)
+				os.Exit(1)
+			}
+		}()
+		res, err := train.Pretrain(stop.Drain, job)
 		if res != nil && res.Steps > 0 {
-			slog.Info("pretrain finished", "steps", res.Steps, "loss", res.Loss, "checkpoint", res.Checkpoint,
+			msg := "pretrain finished"
+			if err != nil {
+				msg = "pretrain stopped" // interrupted or failed: the error says why
+			}
+			slog.Info(msg, "steps", res.Steps, "loss", res.Loss, "checkpoint", res.Checkpoint,
 				"images", res.Images, "took", res.Elapsed.Round(1e9))
 		}
 		return err

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -142,5 +143,49 @@ func TestPretrainMissingModelIsNotUsage(t *testing.T) {
 	}
 	if code, _, stderr := maeembed(t, "embed", "-m", missing, "-o", filepath.Join(dir, "emb"), imgs); code != 1 {
 		t.Errorf("embed -m %s: exit %d, want 1 as pretrain\n%s", missing, code, stderr)
+	}
+}
+
+// SIGTERM (or Ctrl-C) in the middle of `maeembed pretrain` finishes the
+// step, writes a checkpoint and exits 1 saying so (docs/pretrain.md), so a
+// --resume continues from there. Pretrain used to have no signal handler:
+// the signal killed it at once, losing every step since the last
+// --save-every checkpoint.
+func TestE2EPretrainSIGTERMCheckpoints(t *testing.T) {
+	bin := buildCLI(t)
+	in := filepath.Join(t.TempDir(), "in")
+	writePNGs(t, in, 24)
+	out := filepath.Join(t.TempDir(), "run")
+	args := []string{"pretrain", "--model", filepath.Join(fixtures, "tiny32", "hf", "config.json"),
+		"--epochs", "2000", "--batch-size", "4", "--save-every", "0", "--seed", "5", "-o", out, in}
+	cmd := exec.Command(bin, args...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	// Interrupt once a few steps are in metrics.csv: mid-run, no checkpoint yet.
+	startUntil(t, cmd, "training steps", 60*time.Second, func() bool {
+		b, _ := os.ReadFile(filepath.Join(out, "metrics.csv"))
+		return bytes.Count(b, []byte("\n")) > 3
+	})
+	cmd.Process.Signal(syscall.SIGTERM)
+	err := cmd.Wait()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 1 {
+		t.Fatalf("after SIGTERM: %v, want exit status 1\n%s", err, stderr.String())
+	}
+	if l := lastLine(stderr.String()); !strings.Contains(l, "interrupted") || !strings.Contains(l, "--resume") {
+		t.Errorf("last line %q does not say it was interrupted and how to continue", l)
+	}
+	if strings.Contains(stderr.String(), "pretrain finished") {
+		t.Errorf("an interrupted run logs that it finished:\n%s", stderr.String())
+	}
+	ck, _ := filepath.Glob(filepath.Join(out, "checkpoint-*"))
+	if len(ck) != 1 {
+		t.Fatalf("checkpoints after SIGTERM: %v, want the one it writes", ck)
+	}
+	if strings.HasSuffix(ck[0], "checkpoint-00012000") {
+		t.Fatal("the run finished before the signal")
+	}
+	if tmp, _ := filepath.Glob(filepath.Join(out, ".*tmp*")); len(tmp) > 0 {
+		t.Errorf("an interrupted run left temporaries: %v", tmp)
 	}
 }

@@ -132,13 +132,17 @@ type partState struct {
 	maxSeen     int64 // highest offset fetched; -1 before any
 	committed   int64 // next offset to read, as last committed by us; -1 unknown
 	highWater   int64 // partition end seen on the last fetch
-	// failed counts the deliveries acked with an error. Only the first is
-	// logged at error level: an abort acks everything in flight with its
-	// cause, one line per message. That first one need not be the lowest
-	// offset (an abort acks the items between the stages, the newest
-	// ones, before the writers' pending rows), so Close sums up per
-	// partition with the committed offset, where the group resumes.
-	failed int
+	// failed counts the deliveries acked with an error (Close sums them
+	// up per partition, with the committed offset where the group
+	// resumes). failing is set by a failed ack and cleared by a durable
+	// one: only the first failure of a run of them is logged as an error,
+	// so an abort that fails every message in flight (up to
+	// --max-in-flight) logs one line per partition, not one per message.
+	// That first one need not be the lowest offset: an abort acks the
+	// items between the stages, the newest, before the writers' pending
+	// rows.
+	failed  int
+	failing bool
 }
 
 // commitPoint is the offset to commit: every fetched offset below it is
@@ -372,25 +376,25 @@ func (a *itemAck) ack(err error) {
 func (s *Source) ackOne(k partKey, off int64, err error, produced, fetchedAt time.Time) {
 	s.mu.Lock()
 	p := s.parts[k]
-	first := false
+	first := err != nil && !p.failing
+	p.failing = err != nil
 	if err == nil {
 		if p.outstanding[off]--; p.outstanding[off] <= 0 {
 			delete(p.outstanding, off)
 		}
 	} else {
 		p.failed++
-		first = p.failed == 1
 	}
 	s.mu.Unlock()
 	<-s.sem
 	if err != nil {
 		s.failed.Add(1)
-		level := slog.LevelDebug
 		if first {
-			level = slog.LevelError
+			slog.Error("kafka: output not durable; offset will not be committed past it (the partition's next failures are counted when the consumer closes, until one succeeds)",
+				"topic", k.topic, "partition", k.partition, "offset", off, "err", err)
+		} else {
+			slog.Debug("kafka: output not durable", "topic", k.topic, "partition", k.partition, "offset", off, "err", err)
 		}
-		slog.Log(context.Background(), level, "kafka: output not durable; offset will not be committed past it (further ones on this partition are counted when the consumer closes)",
-			"topic", k.topic, "partition", k.partition, "offset", off, "err", err)
 		return
 	}
 	s.acked.Add(1)

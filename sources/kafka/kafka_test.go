@@ -16,6 +16,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	kgo "github.com/segmentio/kafka-go"
 	"github.com/twmb/franz-go/pkg/kfake"
 	franz "github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/sasl"
@@ -493,5 +494,40 @@ func TestFailedAcksLogOncePerPartition(t *testing.T) {
 	}
 	if failed != 12 || st.Failed != 12 {
 		t.Errorf("partitions count %d failed, the consumer %d; want 12", failed, st.Failed)
+	}
+}
+
+// An abort fails every message in flight (up to --max-in-flight): each
+// partition logs its first failure, not one error line per message; a
+// failure after a durable ack on the partition is logged again.
+func TestFailedAcksLogOncePerRun(t *testing.T) {
+	var logs logtest.Buffer
+	prev := slog.Default()
+	slog.SetDefault(slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo})))
+	defer slog.SetDefault(prev)
+	s := &Source{sem: make(chan struct{}, 100), parts: map[partKey]*partState{}, E2E: NewHistogram(LatencyBuckets), Process: NewHistogram(LatencyBuckets)}
+	var items []func(error)
+	for off := int64(0); off < 20; off++ {
+		for part := 0; part < 2; part++ {
+			s.sem <- struct{}{}
+			it := s.item(kgo.Message{Topic: "in", Partition: part, Offset: off, Value: []byte{1}})
+			items = append(items, it.Ack)
+		}
+	}
+	abort := errors.New("interrupted twice")
+	items[0](nil) // partition 0, offset 0: durable
+	for _, a := range items[1:38] {
+		a(abort)
+	}
+	if n := strings.Count(logs.String(), "output not durable"); n != 2 {
+		t.Errorf("37 failed acks on 2 partitions logged %d error lines, want 2:\n%s", n, logs.String())
+	}
+	items[38](nil) // partition 0, offset 19: durable again
+	items[39](abort)
+	if n := strings.Count(logs.String(), "output not durable"); n != 2 {
+		t.Errorf("partition 1 still failing: %d error lines, want 2", n)
+	}
+	if s.failed.Load() != 38 || s.acked.Load() != 2 {
+		t.Errorf("failed %d, acked %d; want 38, 2", s.failed.Load(), s.acked.Load())
 	}
 }
