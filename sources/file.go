@@ -67,6 +67,9 @@ func overLimit(n int64) error {
 // and no drain or signal could end the run.
 var errNotRegular = errors.New("not a regular file")
 
+// errKernelFile refuses a /proc or /sys file named as an input.
+var errKernelFile = errors.New("a kernel file (/proc, /sys), not an image")
+
 // openRegular opens name for reading if it is a regular file (see
 // readRegular), without blocking on a FIFO.
 func openRegular(open func(name string, flag int, perm fs.FileMode) (*os.File, error), name string) (*os.File, os.FileInfo, error) {
@@ -78,9 +81,9 @@ func openRegular(open func(name string, flag int, perm fs.FileMode) (*os.File, e
 	switch {
 	case err != nil:
 	case !fi.Mode().IsRegular():
-		err = fmt.Errorf("%s: %w (%s)", name, errNotRegular, fi.Mode().Type())
+		err = &fs.PathError{Op: "open", Path: name, Err: fmt.Errorf("%w (%s)", errNotRegular, fi.Mode().Type())}
 	case pseudoFS(f):
-		err = fmt.Errorf("%s: a kernel file (/proc, /sys), not an image", name)
+		err = &fs.PathError{Op: "open", Path: name, Err: errKernelFile}
 	}
 	if err != nil {
 		f.Close()

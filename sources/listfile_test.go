@@ -15,7 +15,7 @@ func TestListFileRelativeToWorkingDirectory(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"root/a/2.png=A2", "root/b.jpg=B", "sub/x.jpg!read sub/x.jpg: open sub/x.jpg: no such file or directory"}
+	want := []string{"root/a/2.png=A2", "root/b.jpg=B", "sub/x.jpg!read sub/x.jpg: no such file or directory"}
 	if got := readAll(t, r); !reflect.DeepEqual(got, want) {
 		t.Fatalf("got %q\nwant %q", got, want)
 	}

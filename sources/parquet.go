@@ -72,6 +72,7 @@ type parquetContainer struct {
 
 	meter   *allocMeter
 	rootDir string    // where image paths may point (absolute)
+	rootSet bool      // rootDir is Options.ImageRoot, not the file's directory
 	root    *os.Root  // opened on first use
 	pool    sync.Pool // the record readers' scratch buffers
 }
@@ -292,6 +293,7 @@ func openParquet(p string, opts Options) (c container, err error) {
 	if rootDir == "" {
 		rootDir = filepath.Dir(p)
 	}
+	pc.rootSet = opts.ImageRoot != ""
 	if pc.rootDir, err = filepath.Abs(rootDir); err != nil {
 		return nil, fmt.Errorf("image root: %w", err)
 	}
@@ -814,6 +816,9 @@ func (c *parquetContainer) readPath(p string, h hold) ([]byte, func(), error) {
 	}
 	rel, err := filepath.Rel(c.rootDir, target)
 	if err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+		if c.rootSet {
+			return nil, nil, fmt.Errorf("outside the image root %s (--image-root)", c.rootDir)
+		}
 		return nil, nil, fmt.Errorf("outside the dataset directory %s (--image-root allows another)", c.rootDir)
 	}
 	if c.root == nil {

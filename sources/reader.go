@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/maphash"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"strings"
@@ -200,7 +201,13 @@ type ReadError struct {
 	Err  error
 }
 
-func (e *ReadError) Error() string { return "read " + e.Path + ": " + e.Err.Error() }
+func (e *ReadError) Error() string {
+	// An error from opening the path names it already: say it once.
+	if pe, ok := e.Err.(*fs.PathError); ok && pe.Path == e.Path {
+		return "read " + e.Path + ": " + pe.Err.Error()
+	}
+	return "read " + e.Path + ": " + e.Err.Error()
+}
 func (e *ReadError) Unwrap() error { return e.Err }
 
 // wanted decides, for the item with the next global index, whether this

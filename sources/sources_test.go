@@ -143,7 +143,7 @@ func TestFilesSingleFileGlobListStdin(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := readAll(t, r)
-	want := []string{"root/a/10.png=A10", "root/a/2.png=A2", "root/a/sub/x.jpg=X", "root/missing.jpg!read root/missing.jpg: open root/missing.jpg: no such file or directory"}
+	want := []string{"root/a/10.png=A10", "root/a/2.png=A2", "root/a/sub/x.jpg=X", "root/missing.jpg!read root/missing.jpg: no such file or directory"}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("list file: got %q\nwant %q", got, want)
 	}

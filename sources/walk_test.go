@@ -138,3 +138,36 @@ func TestSkipDirs(t *testing.T) {
 		t.Errorf("without SkipDirs: got %q, want a.jpg, rec/a.jpg.png, sub/b.jpg", got)
 	}
 }
+
+// An input named directly that cannot be read gets an error naming its
+// path once ("read p: not a regular file"), not once per layer.
+func TestNamedInputErrorNamesPathOnce(t *testing.T) {
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "pipe.jpg")
+	if err := mkfifo(fifo); err != nil {
+		t.Fatal(err)
+	}
+	locked := filepath.Join(dir, "locked.jpg")
+	if err := os.WriteFile(locked, []byte("x"), 0); err != nil {
+		t.Fatal(err)
+	}
+	inputs := []string{fifo}
+	want := []string{"!read " + fifo + ": not a regular file (p---------)"}
+	if os.Geteuid() != 0 { // root reads a mode-0 file
+		inputs = append(inputs, locked)
+		want = append(want, "!read "+locked+": permission denied")
+	}
+	r, err := Open(inputs, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := readAll(t, r)
+	if len(got) != len(want) {
+		t.Fatalf("got %q, want %q", got, want)
+	}
+	for i := range got {
+		if !strings.HasSuffix(got[i], want[i]) {
+			t.Errorf("item %d: %q, want …%q", i, got[i], want[i])
+		}
+	}
+}
