@@ -6,9 +6,10 @@
 // Shutdown has two levels. Drain (e.g. first SIGINT) stops the sources only:
 // items already read flow to the end and every stage exits when its input
 // closes. Cancelling the context given to New (e.g. second SIGINT) aborts:
-// every goroutine returns promptly, a stage that has seen the abort takes
-// no further item, and the items in flight between the stage functions are
-// dropped. They are not lost silently: Wait hands each of them, once, to
+// every goroutine returns promptly, a stage that has seen the abort gives
+// no further item to its function (one it still receives, as a Batch
+// waiting on its input and the abort at once may, is kept for the Drop
+// hook), and the items in flight between the stage functions are dropped. They are not lost silently: Wait hands each of them, once, to
 // the hook registered for its channel with Drop, after every stage
 // goroutine has stopped, so that what an item holds (memory, an
 // acknowledgement) is given back.
