@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/maeembed/maeembed/internal/sourcetest"
+	"github.com/maeembed/maeembed/internal/testwait"
 	"github.com/maeembed/maeembed/pipeline"
 	"github.com/maeembed/maeembed/sources"
 	"github.com/maeembed/maeembed/stages"
@@ -148,19 +150,6 @@ func (o *stallOutput) end(err error) error {
 	return nil
 }
 
-// waitFor polls cond (the state of the run's goroutines) until it holds;
-// the deadline only keeps a broken run from hanging the test.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(time.Minute)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
-
 // runAborted runs e over src in the background; stop (called once the
 // run is where the test wants it) opens the gate at which the run fails,
 // and returns Run's error. A run that does not end after its abort fails
@@ -212,7 +201,7 @@ func TestAbortGivesBackWhatItemsInFlightHold(t *testing.T) {
 					if failAt == "write" {
 						full = append(full, "write")
 					}
-					waitFor(t, "the channels to fill", func() bool {
+					testwait.Until(t, "the channels to fill", func() bool {
 						for _, st := range e.Stats() {
 							for _, name := range full {
 								if st.Name == name && st.Queue < st.QueueCap {
@@ -260,7 +249,7 @@ func TestAbortEndsTheReadStagesWaitForTheBudget(t *testing.T) {
 	stop := runAborted(t, e, src, gate)
 	// fit items hold the input share and the next one was read: the read
 	// stage waits (or is about to) for room the stalled write keeps.
-	waitFor(t, "the budget to fill", func() bool { return src.emitted() == fit+1 && budget.InUse() == int64(fit)*n })
+	testwait.Until(t, "the budget to fill", func() bool { return src.emitted() == fit+1 && budget.InUse() == int64(fit)*n })
 	if err := stop(); err == nil || !strings.Contains(err.Error(), "disk full") {
 		t.Fatalf("Run = %v, want the write's failure", err)
 	}
@@ -268,26 +257,6 @@ func TestAbortEndsTheReadStagesWaitForTheBudget(t *testing.T) {
 	if b := budget.InUse(); b != 0 {
 		t.Errorf("%d bytes held in the budget after the aborted run", b)
 	}
-}
-
-// abortAt is a source whose run is aborted as it reads its item number
-// at: that item is read, with its bytes taken from the budget, but the
-// run never takes it.
-type abortAt struct {
-	*sources.Reader
-	at, n int
-	abort context.CancelFunc
-}
-
-func (s *abortAt) Next(ctx context.Context) (sources.Item, error) {
-	it, err := s.Reader.Next(ctx)
-	if err == nil {
-		if s.n == s.at {
-			s.abort()
-		}
-		s.n++
-	}
-	return it, err
 }
 
 // Parquet rows alias their batch, whose budget share comes back when the
@@ -307,7 +276,7 @@ func TestAbortedParquetRunGivesBackItsBatches(t *testing.T) {
 			t.Fatal(err)
 		}
 		ctx, abort := context.WithCancel(context.Background())
-		src := &abortAt{Reader: r, at: at, abort: abort}
+		src := &sourcetest.AbortAt{Reader: r, At: at, Abort: abort}
 		e := New(Config{Preprocess: pre, ImageSize: pre.Size, BatchSize: 2, Workers: 2, Budget: budget}, stallModel{}, &stallOutput{})
 		if err := e.Run(ctx, src); err == nil {
 			t.Errorf("aborted at row %d: the run succeeded", at)

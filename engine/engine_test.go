@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/maeembed/maeembed/internal/testwait"
 	"github.com/maeembed/maeembed/mae"
 	"github.com/maeembed/maeembed/sinks"
 	"github.com/maeembed/maeembed/sources"
@@ -162,7 +163,7 @@ func TestAbortAcksIffPublished(t *testing.T) {
 			go func() { res <- e.Run(ctx, endless{src}) }()
 			// Every input's row is handed to a writer; the last part
 			// waits for more rows.
-			waitFor(t, "every row handed to the writers", func() bool { return e.Counts().Processed >= int64(len(good)+len(bad)) })
+			testwait.Until(t, "every row handed to the writers", func() bool { return e.Counts().Processed >= int64(len(good)+len(bad)) })
 			abort(errors.New("test abort"))
 			if err := <-res; err == nil {
 				t.Fatal("aborted run returned nil")

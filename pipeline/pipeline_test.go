@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/maeembed/maeembed/internal/testwait"
 )
 
 // noLeak fails the test if goroutines started during it are still running
@@ -295,19 +297,6 @@ func (l *dropLog) add(hook string, cause error, vs ...int) {
 	}
 }
 
-// waitFor polls cond (the state of other goroutines) until it holds; the
-// deadline only keeps a broken run from hanging the test.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(time.Minute)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
-
 // An abort with items queued in every channel (the sink stalls, so
 // backpressure fills them all, then fails fatally): each item the source
 // produced is either finished by a stage function or given to the Drop
@@ -352,7 +341,7 @@ func TestAbortDropsEveryQueuedItemOnce(t *testing.T) {
 			})
 			st := func(i int) bool { s := p.Stats()[i]; return s.Queue == s.QueueCap }
 			// Stats: src (its output), map (src), batch (map's output), sink (batches).
-			waitFor(t, "every channel full", func() bool { return st(0) && st(2) && st(3) })
+			testwait.Until(t, "every channel full", func() bool { return st(0) && st(2) && st(3) })
 			// The hooks run in Wait, after every goroutine: mark the point
 			// just before the abort, which no hook call may precede.
 			stopped.Store(true)
@@ -411,7 +400,7 @@ func TestAbortDropsOrderedOutputsWaitingForTheirTurn(t *testing.T) {
 	Drop(p, out, func(v int, _ error) { log.add("map", nil, v) })
 	// Nobody reads out: 0 blocks the emitter anyway. The window is
 	// workers+buffer items; all but the first finish.
-	waitFor(t, "the window's other items finished", func() bool {
+	testwait.Until(t, "the window's other items finished", func() bool {
 		s := p.Stats()[0]
 		return finished.Load() == workers+buffer-1 && s.Queue == s.QueueCap
 	})

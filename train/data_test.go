@@ -8,6 +8,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/maeembed/maeembed/internal/sourcetest"
 	"github.com/maeembed/maeembed/sinks"
 	"github.com/maeembed/maeembed/sources"
 	"github.com/maeembed/maeembed/stages"
@@ -119,26 +120,6 @@ func TestLoadDatasetKeepsTheSetInTheBudget(t *testing.T) {
 	}
 }
 
-// abortAt is a (budgeted) source whose run is aborted as it reads its
-// item number at: that item is read, with its bytes taken from the
-// budget, but the run never takes it.
-type abortAt struct {
-	*sources.Reader
-	at, n int
-	abort context.CancelFunc
-}
-
-func (s *abortAt) Next(ctx context.Context) (sources.Item, error) {
-	it, err := s.Reader.Next(ctx)
-	if err == nil {
-		if s.n == s.at {
-			s.abort()
-		}
-		s.n++
-	}
-	return it, err
-}
-
 // A load aborted at any point, whatever is then between the engine's
 // stages (the item just read, items queued, a batch being filled), gives
 // back all the memory budget they hold and acks each input read once.
@@ -150,7 +131,7 @@ func TestLoadDatasetAbortedGivesBackTheBudget(t *testing.T) {
 			t.Fatal(err)
 		}
 		ctx, abort := context.WithCancel(context.Background())
-		src := &abortAt{Reader: r, at: at, abort: abort}
+		src := &sourcetest.AbortAt{Reader: r, At: at, Abort: abort}
 		pre := stages.Preprocess{Mode: stages.Squash, Size: 224, Budget: stages.NewBudget(64 << 20)}
 		if _, err := LoadDataset(ctx, src, pre, true, 2, nil, nil); err == nil {
 			t.Errorf("aborted at input %d: the load succeeded", at)
