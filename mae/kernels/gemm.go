@@ -55,7 +55,7 @@ func PackLinear(w []float32, n, k int) *Packed {
 	if n <= 0 || k < 0 || len(w) < n*k {
 		panic(fmt.Sprintf("kernels.PackLinear: w has %d elements, want %d×%d", len(w), n, k))
 	}
-	p := &Packed{N: n, K: k, data: make([]float32, numPanels(n)*k*nr)}
+	p := &Packed{N: n, K: k, data: HugeFloats(numPanels(n) * k * nr)}
 	packB(current.Load(), p.data, w, k, true, k, n, 0, numPanels(n))
 	return p
 }
