@@ -39,7 +39,7 @@ type hugePool [2]sync.Pool
 // get returns a buffer of at least n floats (its contents undefined),
 // from the pool of the current setting; put it back with put.
 func (p *hugePool) get(n int) *[]float32 {
-	bp, _ := p[p.idx()].Get().(*[]float32)
+	bp, _ := p[hugeIdx()].Get().(*[]float32)
 	if bp == nil {
 		bp = new([]float32)
 	}
@@ -49,9 +49,10 @@ func (p *hugePool) get(n int) *[]float32 {
 	return bp
 }
 
-func (p *hugePool) put(bp *[]float32) { p[p.idx()].Put(bp) }
+func (p *hugePool) put(bp *[]float32) { p[hugeIdx()].Put(bp) }
 
-func (p *hugePool) idx() int {
+// hugeIdx is the index of the current setting's pool: 0 on, 1 off.
+func hugeIdx() int {
 	if hugeOff.Load() {
 		return 1
 	}
