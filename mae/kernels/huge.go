@@ -11,9 +11,9 @@ var hugeOff atomic.Bool
 // HugeFloats returns n zeroed float32s for a large buffer that kernels read
 // over and over: packed weights, activation workspaces, kernel scratch.
 // From one huge page (2 MiB) up it starts on a huge-page boundary and, on
-// Linux, is advised for transparent huge pages (see hugeFloats): fewer TLB
-// misses, and the hardware prefetchers, which stop at 4 KiB page
-// boundaries, run on. Smaller buffers, other systems and SetHugePages(false)
+// Linux, its whole 2 MiB pages are advised for transparent huge pages
+// (see hugeFloats; the tail stays on 4 KiB pages): fewer TLB misses, and
+// the hardware prefetchers, which stop at 4 KiB page boundaries, run on. Smaller buffers, other systems and SetHugePages(false)
 // get an ordinary slice. The placement never changes a result.
 func HugeFloats(n int) []float32 {
 	if hugeOff.Load() {
