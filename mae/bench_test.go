@@ -3,7 +3,11 @@ package mae
 import (
 	"fmt"
 	"math"
+	"os"
+	"runtime"
 	"slices"
+	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -144,4 +148,110 @@ func cpuSeconds() float64 {
 		return math.NaN()
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
+}
+
+// BenchmarkEmbedPagesAB builds the ViT-B/16 fp32 model twice, its packed
+// weights, workspaces and kernel scratch once on huge pages
+// (kernels.HugeFloats, the default) and once on ordinary heap pages
+// (kernels.SetHugePages(false)), and alternates embedding calls between
+// them, the order swapped each round. It reports images per second of
+// process CPU time of each and the median and best of the per-round
+// ratios 4 KiB time ÷ huge time (above 1: huge pages faster), in CPU
+// time and in wall time: an A/B that the machine's other load disturbs
+// alike. -test.v prints every round's ratio.
+// GOMAXPROCS=1 MAEEMBED_KERNEL=avx2 go test ./mae -run '^$' -bench EmbedPagesAB -benchtime 10x
+func BenchmarkEmbedPagesAB(b *testing.B) {
+	for _, bs := range []int{1, 8} {
+		b.Run(fmt.Sprintf("vit_base_patch16/prec=fp32/batch%d", bs), func(b *testing.B) {
+			benchPagesAB(b, bs, false)
+		})
+	}
+}
+
+// BenchmarkReconstructPagesAB is BenchmarkEmbedPagesAB for reconstruction
+// (ratio 0.75) at batch 8.
+// GOMAXPROCS=2 go test ./mae -run '^$' -bench ReconstructPagesAB -benchtime 10x
+func BenchmarkReconstructPagesAB(b *testing.B) {
+	b.Run("vit_base_patch16/prec=fp32/batch8", func(b *testing.B) { benchPagesAB(b, 8, true) })
+}
+
+func benchPagesAB(b *testing.B, bs int, recon bool) {
+	defer kernels.SetHugePages(kernels.SetHugePages(true))
+	var models [2]*Model // huge, 4 KiB
+	var calls [2]func()
+	for v := range models {
+		kernels.SetHugePages(v == 0)
+		m := benchModel(b, recon, kernels.FP32)
+		models[v] = m
+		c := m.Config
+		patches := randPatches(bs, c, 1)
+		if recon {
+			noise := benchNoise(bs, c.NumPatches())
+			calls[v] = func() {
+				if _, err := m.Reconstruct(patches, noise, bs, 0.75, false); err != nil {
+					b.Fatal(err)
+				}
+			}
+		} else {
+			out := make([]float32, bs*c.Dim)
+			calls[v] = func() {
+				if err := m.Embed(out, patches, bs, PoolMean); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+	}
+	var cpu, wall [2]float64
+	var rc, rw []float64
+	for i := -1; i < b.N; i++ { // i = -1: warm-up of both
+		var dc, dw [2]float64
+		for _, v := range [2]int{(i + 2) % 2, (i + 3) % 2} {
+			kernels.SetHugePages(v == 0) // the pooled scratch of this model's kind
+			t0, c0 := time.Now(), cpuSeconds()
+			calls[v]()
+			dc[v], dw[v] = cpuSeconds()-c0, time.Since(t0).Seconds()
+		}
+		if i < 0 {
+			b.ResetTimer()
+			continue
+		}
+		for v := range cpu {
+			cpu[v] += dc[v]
+			wall[v] += dw[v]
+		}
+		rc, rw = append(rc, dc[1]/dc[0]), append(rw, dw[1]/dw[0])
+		if testing.Verbose() {
+			b.Logf("round %d: 4k/huge cpu %.4f wall %.4f", i, dc[1]/dc[0], dw[1]/dw[0])
+		}
+	}
+	b.ReportMetric(float64(bs*b.N)/cpu[0], "huge-images/cpu-s")
+	b.ReportMetric(float64(bs*b.N)/cpu[1], "4k-images/cpu-s")
+	b.ReportMetric(float64(bs*b.N)/wall[0], "huge-images/s")
+	b.ReportMetric(float64(bs*b.N)/wall[1], "4k-images/s")
+	slices.Sort(rc)
+	slices.Sort(rw)
+	b.ReportMetric(rc[len(rc)/2], "median-4k/huge-cpu")
+	b.ReportMetric(rw[len(rw)/2], "median-4k/huge-wall")
+	if kb := anonHugeKB(); kb >= 0 {
+		b.ReportMetric(float64(kb)/1024, "AnonHugePages-MiB")
+	}
+	runtime.KeepAlive(models)
+}
+
+// anonHugeKB is the process's memory on transparent huge pages in KiB
+// (Linux), or -1.
+func anonHugeKB() int {
+	data, err := os.ReadFile("/proc/self/smaps_rollup")
+	if err != nil {
+		return -1
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "AnonHugePages:" {
+			kb, err := strconv.Atoi(f[1])
+			if err == nil {
+				return kb
+			}
+		}
+	}
+	return -1
 }

@@ -14,7 +14,9 @@ import (
 // model's own workspace serves whole batches on every core; slots holds
 // one per goroutine of a batch split by image (see split), each sized for
 // one item (ViT-B: 14.7 MB for an embedding item of two images, 10 MB for
-// reconstruction's items, where a batch of 8 needs 59 MB).
+// reconstruction's items, where a batch of 8 needs 59 MB). Buffers of
+// 2 MiB and more are on transparent huge pages (kernels.HugeFloats), as
+// are the packed weights.
 type workspace struct {
 	mu    sync.Mutex
 	bufs  [numBufs][]float32
@@ -57,9 +59,11 @@ const (
 	numBufs
 )
 
+// get returns buffer i with n elements (contents left from its last use),
+// growing it if needed.
 func (w *workspace) get(i, n int) []float32 {
 	if cap(w.bufs[i]) < n {
-		w.bufs[i] = make([]float32, n)
+		w.bufs[i] = kernels.HugeFloats(n)
 	}
 	return w.bufs[i][:n]
 }

@@ -55,7 +55,7 @@ func PackLinear(w []float32, n, k int) *Packed {
 	if n <= 0 || k < 0 || len(w) < n*k {
 		panic(fmt.Sprintf("kernels.PackLinear: w has %d elements, want %d×%d", len(w), n, k))
 	}
-	p := &Packed{N: n, K: k, data: make([]float32, numPanels(n)*k*nr)}
+	p := &Packed{N: n, K: k, data: HugeFloats(numPanels(n) * k * nr)}
 	packB(current.Load(), p.data, w, k, true, k, n, 0, numPanels(n))
 	return p
 }
@@ -310,13 +310,18 @@ type sharedBuf struct {
 	st []atomic.Int32
 }
 
-var sharedPool = sync.Pool{New: func() any { return new(sharedBuf) }}
+// sharedPool holds sharedBufs, per SetHugePages setting (sharedBuf.a is
+// from HugeFloats).
+var sharedPool [2]sync.Pool
 
 // useShared gives j a packed-A buffer of n panels of mr×kc, none ready.
 func (j *gemmJob) useShared(n int) {
-	sb := sharedPool.Get().(*sharedBuf)
+	sb, _ := sharedPool[hugeIdx()].Get().(*sharedBuf)
+	if sb == nil {
+		sb = new(sharedBuf)
+	}
 	if cap(sb.a) < n*j.im.mr*j.kc {
-		sb.a = make([]float32, n*j.im.mr*j.kc)
+		sb.a = HugeFloats(n * j.im.mr * j.kc)
 	}
 	if cap(sb.st) < n {
 		sb.st = make([]atomic.Int32, n)
@@ -330,7 +335,7 @@ func (j *gemmJob) useShared(n int) {
 // release returns the job's pooled buffers.
 func (j *gemmJob) release() {
 	if j.sh != nil {
-		sharedPool.Put(j.sh)
+		sharedPool[hugeIdx()].Put(j.sh)
 		j.sh, j.ashared, j.astate = nil, nil, nil
 	}
 }

@@ -27,3 +27,33 @@ func TestHugeFloats(t *testing.T) {
 		}
 	}
 }
+
+// TestSetHugePages: HugeFloats follows the setting, which SetHugePages
+// returns, and the per-setting scratch pools do not mix.
+func TestSetHugePages(t *testing.T) {
+	defer SetHugePages(SetHugePages(true))
+	n := 3<<20/4 + 5
+	if !SetHugePages(false) {
+		t.Fatal("huge pages were not on by default")
+	}
+	if s := HugeFloats(n); len(s) != n || cap(s) != n {
+		t.Fatalf("off: len %d cap %d", len(s), cap(s))
+	}
+	var p hugePool
+	off := p.get(n)
+	p.put(off)
+	if SetHugePages(true) {
+		t.Fatal("SetHugePages(false) did not stick")
+	}
+	s := HugeFloats(n)
+	if runtime.GOOS == "linux" && uintptr(unsafe.Pointer(&s[0]))%(2<<20) != 0 {
+		t.Error("on: not on a 2 MiB boundary")
+	}
+	on := p.get(n)
+	if on == off {
+		t.Error("the pool of the huge setting handed out the other setting's buffer")
+	}
+	if runtime.GOOS == "linux" && uintptr(unsafe.Pointer(&(*on)[0]))%(2<<20) != 0 {
+		t.Error("pooled buffer not on a 2 MiB boundary")
+	}
+}

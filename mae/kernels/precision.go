@@ -100,14 +100,14 @@ func (p *Packed) Convert(prec Precision) *Packed {
 			slog.Warn("bf16: no native bf16 kernel on this CPU/path; bf16-rounded values run through the fp32 kernels (same results as bf16, fp32 speed)",
 				"path", Path(), "avx512_bf16", hasBF16)
 		})
-		q := &Packed{N: p.N, K: p.K, prec: BF16, data: make([]float32, len(p.data))}
+		q := &Packed{N: p.N, K: p.K, prec: BF16, data: HugeFloats(len(p.data))}
 		for i, v := range p.data {
 			q.data[i] = roundBF16(v)
 		}
 		return q
 	}
 	kw := (p.K + 1) / 2
-	q := &Packed{N: p.N, K: p.K, prec: BF16, kw: kw, data: make([]float32, numPanels(p.N)*kw*nr)}
+	q := &Packed{N: p.N, K: p.K, prec: BF16, kw: kw, data: HugeFloats(numPanels(p.N) * kw * nr)}
 	w := words(q.data)
 	for pn := 0; pn < numPanels(p.N); pn++ {
 		src := p.data[pn*p.K*nr : (pn+1)*p.K*nr]
@@ -312,7 +312,7 @@ func (p *Packed) toInt8() *Packed {
 	f := i8FormatForPath()
 	kw := (p.K + 3) / 4
 	np := numPanels(p.N)
-	q := &Packed{N: p.N, K: p.K, prec: Int8, kw: kw, i8: f, data: make([]float32, np*kw*nr),
+	q := &Packed{N: p.N, K: p.K, prec: Int8, kw: kw, i8: f, data: HugeFloats(np * kw * nr),
 		scale: make([]float32, np*nr), comp: make([]float32, np*nr)}
 	bytes := unsafe.Slice((*int8)(unsafe.Pointer(unsafe.SliceData(q.data))), 4*len(q.data))
 	for pn := 0; pn < np; pn++ {

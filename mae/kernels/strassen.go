@@ -121,8 +121,9 @@ func (w *Packed) winograd() *winogradB {
 	w.swOnce.Do(func() {
 		kh, nph := w.K/2, w.N/2/nr
 		sb := &winogradB{}
+		all := HugeFloats(4 * nph * kh * nr) // one buffer: fewer part-used huge pages
 		for i := range sb.t {
-			sb.t[i] = make([]float32, nph*kh*nr)
+			sb.t[i] = all[i*nph*kh*nr : (i+1)*nph*kh*nr : (i+1)*nph*kh*nr]
 		}
 		// Quarter (kr, cr) of the packed B = Wᵀ, panel q: kh×nr floats.
 		quarter := func(kr, cr, q int) []float32 {
@@ -208,8 +209,9 @@ type swJob struct {
 }
 
 var (
-	swPool    = sync.Pool{New: func() any { return new(swJob) }}
-	swBufPool = sync.Pool{New: func() any { return new([]float32) }}
+	swPool = sync.Pool{New: func() any { return new(swJob) }}
+	// swBufPool holds the sums' scratch (on huge pages: HugeFloats).
+	swBufPool hugePool
 )
 
 // linearStrassen is y = x·Wᵀ + beta·y + bias, act, + residual with one
@@ -239,10 +241,7 @@ func linearStrassen(th Threads, y, x []float32, m int, w *Packed, bias []float32
 		na = 7
 	}
 	j := swPool.Get().(*swJob)
-	j.sumBuf = swBufPool.Get().(*[]float32)
-	if need := na * mh * ls; cap(*j.sumBuf) < need {
-		*j.sumBuf = make([]float32, need)
-	}
+	j.sumBuf = swBufPool.get(na * mh * ls)
 	sums := (*j.sumBuf)[:na*mh*ls]
 	s := func(i int) []float32 { return sums[i*mh*ls : (i+1)*mh*ls] }
 	nw := th.workers(2 * float64(m) * float64(n) * float64(k))
@@ -361,7 +360,7 @@ func linearStrassen(th Threads, y, x []float32, m int, w *Packed, bias []float32
 // release returns j and its scratch to their pools, dropping its
 // references for the GC but keeping done's storage and the phase's channel.
 func (j *swJob) release() {
-	swBufPool.Put(j.sumBuf)
+	swBufPool.put(j.sumBuf)
 	*j = swJob{done: j.done, sums: rowPhase{wake: j.sums.wake}}
 	swPool.Put(j)
 }
