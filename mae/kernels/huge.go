@@ -8,13 +8,16 @@ import (
 // hugeOff turns HugeFloats's huge-page placement off (SetHugePages).
 var hugeOff atomic.Bool
 
+// hugeAdvised counts the bytes advised for huge pages so far (tests).
+var hugeAdvised atomic.Int64
+
 // HugeFloats returns n zeroed float32s for a large buffer that kernels read
 // over and over: packed weights, activation workspaces, kernel scratch.
-// From one huge page (2 MiB) up it starts on a huge-page boundary and, on
-// Linux, its whole 2 MiB pages are advised for transparent huge pages
-// (see hugeFloats; the tail stays on 4 KiB pages): fewer TLB misses, and
-// the hardware prefetchers, which stop at 4 KiB page boundaries, run on. Smaller buffers, other systems and SetHugePages(false)
-// get an ordinary slice. The placement never changes a result.
+// On Linux, the whole 2 MiB pages inside a buffer are advised for
+// transparent huge pages (see hugeFloats; the head and tail stay on 4 KiB
+// pages): fewer TLB misses, and the hardware prefetchers, which stop at
+// 4 KiB page boundaries, run on. Buffers under 2 MiB, other systems and
+// SetHugePages(false) get an ordinary slice. The placement never changes a result.
 func HugeFloats(n int) []float32 {
 	if hugeOff.Load() {
 		return make([]float32, n)
