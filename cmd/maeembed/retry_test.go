@@ -223,12 +223,15 @@ func TestE2ERerunOfAllFailedRunFails(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := t.TempDir()
-	args := []string{"embed", "-m", filepath.Join(fixtures, "tiny32", "hf"), "-o", out, root}
-	if code, _, stderr := maeembed(t, args...); code != 1 {
-		t.Fatalf("first run, every input bad: exit %d, want 1\n%s", code, stderr)
+	// -o DIR/, as the README writes it: the messages say DIR/errors.
+	args := []string{"embed", "-m", filepath.Join(fixtures, "tiny32", "hf"), "-o", out + "/", root}
+	errDir := "(errors in " + filepath.Join(out, "errors") + ")"
+	if code, _, stderr := maeembed(t, args...); code != 1 || !strings.Contains(stderr, errDir) {
+		t.Fatalf("first run, every input bad: exit %d, want 1 and %q\n%s", code, errDir, stderr)
 	}
 	code, _, stderr := maeembed(t, args...)
-	if code != 1 || !strings.Contains(stderr, "all 1 input(s) failed in an earlier run") {
-		t.Errorf("rerun of a run in which every input failed: exit %d, want 1\n%s", code, stderr)
+	errDir = "(see " + filepath.Join(out, "errors") + ";"
+	if code != 1 || !strings.Contains(stderr, "all 1 input(s) failed in an earlier run") || !strings.Contains(stderr, errDir) {
+		t.Errorf("rerun of a run in which every input failed: exit %d, want 1 and %q\n%s", code, errDir, stderr)
 	}
 }
