@@ -338,6 +338,9 @@ func (r *Reader) nextMember(ctx context.Context) (it Item, ok bool, err error) {
 		if cerr != nil {
 			return Item{}, false, fmt.Errorf("close %s: %w", e.path, cerr)
 		}
+		if r.curSeen && r.opts.ContainerRead != nil {
+			r.opts.ContainerRead(EscapeID(e.id))
+		}
 		if e.named && !r.curSeen {
 			it, ok := r.containerError(e, ErrNoImages)
 			return it, ok, nil
