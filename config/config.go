@@ -74,7 +74,11 @@ func Load(path string, dst any, pathLists ...string) ([]string, error) {
 		keys = append(keys, k)
 		f, ok := yamlField(reflect.ValueOf(dst).Elem(), k)
 		if !ok {
-			return nil, fmt.Errorf("%w: unknown key %s in config file %s (line %d)", ErrUsage, k, path, top.Content[i].Line)
+			hint := ""
+			if near := nearestKey(reflect.TypeOf(dst).Elem(), k); near != "" {
+				hint = " (did you mean " + near + "?)"
+			}
+			return nil, fmt.Errorf("%w: unknown key %s in config file %s (line %d)%s", ErrUsage, k, path, top.Content[i].Line, hint)
 		}
 		if err := decode(f, slices.Contains(pathLists, k), v); err != nil {
 			return nil, fmt.Errorf("%w: config file %s: key %s (line %d): %v", ErrUsage, path, k, v.Line, err)
@@ -98,8 +102,15 @@ func CheckKeys(fs *pflag.FlagSet, keys, extra []string, path, name string) error
 // decode decodes the value v into the field f.
 func decode(f reflect.Value, pathList bool, v *yaml.Node) error {
 	switch {
-	case v.Kind == yaml.ScalarNode && v.Tag == "!!float" && f.Type() == reflect.TypeOf(time.Duration(0)):
-		return fmt.Errorf("want a duration such as 50ms or 10s, got %s", v.Value)
+	case v.Kind == yaml.ScalarNode && (v.Tag == "!!float" || v.Tag == "!!int") && f.Type() == reflect.TypeOf(time.Duration(0)):
+		// A number without a unit: 0 is 0 (as the flag takes it, e.g.
+		// flush_interval: 0 = only when full), anything else is ambiguous.
+		d, err := time.ParseDuration(v.Value)
+		if err != nil {
+			return fmt.Errorf("want a duration such as 50ms or 10s, got %s", v.Value)
+		}
+		f.SetInt(int64(d))
+		return nil
 	case v.Kind == yaml.ScalarNode && v.Tag == "!!float" && f.Kind() >= reflect.Int && f.Kind() <= reflect.Uint64 &&
 		!f.Addr().Type().Implements(reflect.TypeFor[yaml.Unmarshaler]()):
 		// (A Size reads 1.5 itself, and says what its flag says.)
@@ -161,6 +172,62 @@ func yamlField(v reflect.Value, key string) (reflect.Value, bool) {
 		}
 	}
 	return reflect.Value{}, false
+}
+
+// yamlKeys lists the keys of struct type t as yamlField finds them.
+func yamlKeys(t reflect.Type) []string {
+	var keys []string
+	for i := 0; i < t.NumField(); i++ {
+		sf := t.Field(i)
+		if !sf.IsExported() {
+			continue
+		}
+		name, opts, _ := strings.Cut(sf.Tag.Get("yaml"), ",")
+		switch {
+		case name == "-":
+		case slices.Contains(strings.Split(opts, ","), "inline") && sf.Type.Kind() == reflect.Struct:
+			keys = append(keys, yamlKeys(sf.Type)...)
+		case name == "":
+			keys = append(keys, strings.ToLower(sf.Name))
+		default:
+			keys = append(keys, name)
+		}
+	}
+	return keys
+}
+
+// nearestKey is the key of struct type t closest to the unknown key k (a
+// typo, a missing underscore, a singular for a plural such as topic for
+// topics), or "" when none is within two edits.
+func nearestKey(t reflect.Type, k string) string {
+	best, bestD := "", 3
+	for _, c := range yamlKeys(t) {
+		if d := editDistance(k, c); d < bestD {
+			best, bestD = c, d
+		}
+	}
+	return best
+}
+
+// editDistance is the Levenshtein distance of a and b (bytes).
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			sub := prev[j-1]
+			if a[i-1] != b[j-1] {
+				sub++
+			}
+			cur[j] = min(sub, prev[j]+1, cur[j-1]+1)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
 }
 
 // List is a repeatable, comma-splitting string flag on *p (--topic a

@@ -74,10 +74,13 @@ func TestLoadThenFlags(t *testing.T) {
 func TestLoadErrors(t *testing.T) {
 	for yaml, want := range map[string]string{
 		"rowz: 1\n":           "unknown key rowz",
+		"naem: x\n":           "unknown key naem in config file",
+		"exts_list: [a]\n":    "unknown key exts_list",
 		"internal: 1\n":       "unknown key internal",
 		"rows: 1.5\n":         "key rows (line 1): want a whole number, got 1.5",
 		"rows: x\n":           "key rows (line 1): cannot unmarshal",
 		"every: 1.5\n":        "want a duration",
+		"every: 10\n":         "key every (line 1): want a duration such as 50ms or 10s, got 10",
 		"name: a\nname: b\n":  "key name given twice (line 2)",
 		"- a\n":               "want a mapping",
 		"name: [unclosed\n":   "config file",
@@ -96,6 +99,36 @@ func TestLoadErrors(t *testing.T) {
 	}
 	if keys, err := Load("", &opts{}); err != nil || keys != nil {
 		t.Errorf("no file: %v %v", keys, err)
+	}
+}
+
+// An unknown key that is a near miss of a key (a typo, a missing
+// underscore, a singular for a plural) says which one was meant; one that
+// is not says nothing more.
+func TestUnknownKeyHint(t *testing.T) {
+	for y, want := range map[string]string{
+		"rowz: 1\n":     "(line 1) (did you mean rows?)",
+		"row: 1\n":      "(line 1) (did you mean rows?)",
+		"naem: x\n":     "(line 1) (did you mean name?)",
+		"every_s: 1s\n": "(line 1) (did you mean every?)",
+		"colour: red\n": "(line 1)",
+		"internal: 1\n": "(line 1)",
+	} {
+		_, err := Load(write(t, y), &opts{})
+		if err == nil || !strings.HasSuffix(err.Error(), want) {
+			t.Errorf("%q: %v, want it to end in %q", y, err, want)
+		}
+	}
+}
+
+// A duration of 0 needs no unit, as with the flags (flush_interval: 0 is
+// "only when full"); YAML reads it as an integer.
+func TestLoadZeroDuration(t *testing.T) {
+	for _, y := range []string{"every: 0\n", "every: '0'\n"} {
+		o := opts{Every: time.Second}
+		if _, err := Load(write(t, y), &o); err != nil || o.Every != 0 {
+			t.Errorf("%q: %v, every %v", y, err, o.Every)
+		}
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -198,11 +199,12 @@ func RunBatch[R any](ctx context.Context, w io.Writer, b *Batch, cfg Config, err
 			return err
 		}
 	}
+	errDir := filepath.Join(b.Options.Output, "errors") // "out/errors" for -o out/ too
 	// The inputs of an earlier run into the output that failed then and
 	// that this run skipped as done.
 	earlierFailed := func(all string) error {
-		return fmt.Errorf("%s%d input(s) failed in an earlier run into %s (see %s/errors; --retry-errors processes them again)",
-			all, skippedFailed, b.Options.Output, b.Options.Output)
+		return fmt.Errorf("%s%d input(s) failed in an earlier run into %s (see %s; --retry-errors processes them again)",
+			all, skippedFailed, b.Options.Output, errDir)
 	}
 	switch {
 	case err != nil:
@@ -211,14 +213,14 @@ func RunBatch[R any](ctx context.Context, w io.Writer, b *Batch, cfg Config, err
 		return ErrDrained
 	case c.Written == 0 && c.Failed > 0:
 		// Nothing came out: that is a failed run, not a run with bad inputs.
-		return fmt.Errorf("all %d input(s) failed (errors in %s/errors); first: %s", c.Failed, b.Options.Output, eng.FirstError())
+		return fmt.Errorf("all %d input(s) failed (errors in %s); first: %s", c.Failed, errDir, eng.FirstError())
 	case c.Written == 0 && c.Failed == 0 && c.Skipped > 0 && skippedFailed == c.Skipped:
 		// A rerun of such a run: every input it skipped is an error row.
 		return earlierFailed("all ")
 	case c.Written == 0 && c.Failed == 0 && c.Skipped == 0 && b.noImages() != nil:
 		return b.noImages()
 	case b.Options.FailOnError && c.Failed > 0:
-		return fmt.Errorf("%d input(s) failed (see %s/errors)", c.Failed, b.Options.Output)
+		return fmt.Errorf("%d input(s) failed (see %s)", c.Failed, errDir)
 	case b.Options.FailOnError && skippedFailed > 0:
 		// A rerun (a retried Job) must not turn the first run's failure
 		// into success by skipping the inputs that failed then.

@@ -37,6 +37,10 @@ type Inputs struct {
 	mu         sync.Mutex
 	retried    map[string]bool
 	superseded map[string]bool
+	// failedAtStart: the ids of the error rows found at the start of a
+	// retry run (those of tar and Parquet files among them are superseded
+	// when the file now reads to its end).
+	failedAtStart map[string]bool
 }
 
 // InputOptions select the inputs of a run.
@@ -83,7 +87,9 @@ func OpenInputs(names []string, stdin io.Reader, o InputOptions) (*Inputs, error
 			done.Failed = nil
 		} else {
 			in.errorParts, in.retried, in.superseded = done.ErrorParts, map[string]bool{}, map[string]bool{}
+			in.failedAtStart = map[string]bool{}
 			for id := range done.Failed {
+				in.failedAtStart[id] = true
 				if done.Output[id] {
 					in.superseded[id] = true
 					delete(done.Failed, id)
@@ -107,6 +113,19 @@ func OpenInputs(names []string, stdin io.Reader, o InputOptions) (*Inputs, error
 					in.mu.Unlock()
 				}
 				return false
+			}
+		}
+	}
+	if o.ResumeFrom != "" && o.RetryErrors {
+		// A tar or Parquet file with an error row under its own id that
+		// now reads to its end: that row goes too (its members have
+		// their own outputs or rows), as a retried image's does.
+		opts.ContainerRead = func(id string) {
+			id = sinks.SanitizeID(id)
+			in.mu.Lock()
+			defer in.mu.Unlock()
+			if in.failedAtStart[id] {
+				in.superseded[id] = true
 			}
 		}
 	}

@@ -197,6 +197,35 @@ func TestParquetImagePathsStayInside(t *testing.T) {
 	check(Options{ImageRoot: base}, want)
 }
 
+// An --image-root that is missing or not a directory is refused when the
+// inputs are opened, naming the flag, rather than failing every path row
+// with "outside the image root" (which blames the rows' paths).
+func TestImageRootMustBeADirectory(t *testing.T) {
+	dir := t.TempDir()
+	write(t, filepath.Join(dir, "side.jpg"), "SIDE")
+	pq := filepath.Join(dir, "data.parquet")
+	writeHFParquet(t, pq, []struct {
+		bytes []byte
+		path  string
+		null  bool
+	}{{path: "side.jpg"}})
+	for root, want := range map[string]string{
+		filepath.Join(dir, "missing"):  "--image-root: stat " + filepath.Join(dir, "missing") + ": no such file or directory",
+		filepath.Join(dir, "side.jpg"): "--image-root " + filepath.Join(dir, "side.jpg") + ": not a directory",
+	} {
+		if _, err := Open([]string{pq}, Options{ImageRoot: root}); err == nil || err.Error() != want {
+			t.Errorf("--image-root %s: %v, want %q", root, err, want)
+		}
+	}
+	r, err := Open([]string{pq}, Options{ImageRoot: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := readAll(t, r); len(got) != 1 || !strings.Contains(got[0], "=SIDE") {
+		t.Errorf("--image-root %s: %q", dir, got)
+	}
+}
+
 // Files of the kernel's pseudo file systems are not images, even named.
 func TestKernelFilesAreRefused(t *testing.T) {
 	if runtime.GOOS != "linux" {

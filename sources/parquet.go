@@ -317,13 +317,18 @@ func pickColumn(s *arrow.Schema, want string, known []string, ok func(arrow.Data
 		}
 		return want, nil
 	}
+	var wrong []string // known names whose type does not fit
 	for _, k := range known {
-		if fs, found := s.FieldsByName(k); found && ok(fs[0].Type) {
+		fs, found := s.FieldsByName(k)
+		if found && ok(fs[0].Type) {
 			return k, nil
 		}
+		if found {
+			wrong = append(wrong, fmt.Sprintf("; column %q is %s, which cannot hold the %s", k, fs[0].Type, what))
+		}
 	}
-	return "", fmt.Errorf("parquet: %w: none of %s among the columns %s (set %s)",
-		errNoImageColumn, strings.Join(known, ", "), strings.Join(names, ", "), flag)
+	return "", fmt.Errorf("parquet: %w: none of %s among the columns %s (set %s)%s",
+		errNoImageColumn, strings.Join(known, ", "), strings.Join(names, ", "), flag, strings.Join(wrong, ""))
 }
 
 func isBinary(t arrow.DataType) bool {

@@ -94,6 +94,9 @@ func OpenWith(inputs []string, stdin io.Reader, opts Options) (*Reader, error) {
 	if opts.ParquetBatch <= 0 {
 		opts.ParquetBatch = 32
 	}
+	if err := checkImageRoot(opts.ImageRoot); err != nil {
+		return nil, err
+	}
 	entries, ignored, repeated, err := expand(inputs, stdin, opts.Extensions, opts.SkipDirs)
 	if err != nil {
 		return nil, err
@@ -113,6 +116,23 @@ func OpenWith(inputs []string, stdin io.Reader, opts Options) (*Reader, error) {
 	r.ignored.Store(int64(ignored + repeated))
 	r.repeated = int64(repeated)
 	return r, nil
+}
+
+// checkImageRoot refuses an --image-root that is not a directory before
+// anything is read: otherwise every path row of every Parquet input would
+// fail, each with an "outside the image root" that blames the path.
+func checkImageRoot(root string) error {
+	if root == "" {
+		return nil
+	}
+	fi, err := os.Stat(root)
+	switch {
+	case err != nil:
+		return fmt.Errorf("--image-root: %w", err)
+	case !fi.IsDir():
+		return fmt.Errorf("--image-root %s: not a directory", root)
+	}
+	return nil
 }
 
 // Files is the number of entries found (images, tars and Parquet files) and
@@ -317,6 +337,9 @@ func (r *Reader) nextMember(ctx context.Context) (it Item, ok bool, err error) {
 		r.cur = nil
 		if cerr != nil {
 			return Item{}, false, fmt.Errorf("close %s: %w", e.path, cerr)
+		}
+		if r.curSeen && r.opts.ContainerRead != nil {
+			r.opts.ContainerRead(EscapeID(e.id))
 		}
 		if e.named && !r.curSeen {
 			it, ok := r.containerError(e, ErrNoImages)

@@ -335,6 +335,8 @@ func (m *workerMetrics) ready() error {
 	switch s := m.src.Load(); {
 	case !m.modelLoaded.Load():
 		return errors.New("model loading")
+	case s != nil && !s.Ready() && s.TopicsMissing():
+		return errors.New("kafka input topics missing on the brokers")
 	case s == nil || !s.Ready():
 		return errors.New("kafka brokers not reachable")
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"archive/tar"
 	"image"
 	"image/png"
 	"os"
@@ -223,12 +224,69 @@ func TestE2ERerunOfAllFailedRunFails(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := t.TempDir()
-	args := []string{"embed", "-m", filepath.Join(fixtures, "tiny32", "hf"), "-o", out, root}
-	if code, _, stderr := maeembed(t, args...); code != 1 {
-		t.Fatalf("first run, every input bad: exit %d, want 1\n%s", code, stderr)
+	// -o DIR/, as the README writes it: the messages say DIR/errors.
+	args := []string{"embed", "-m", filepath.Join(fixtures, "tiny32", "hf"), "-o", out + "/", root}
+	errDir := "(errors in " + filepath.Join(out, "errors") + ")"
+	if code, _, stderr := maeembed(t, args...); code != 1 || !strings.Contains(stderr, errDir) {
+		t.Fatalf("first run, every input bad: exit %d, want 1 and %q\n%s", code, errDir, stderr)
 	}
 	code, _, stderr := maeembed(t, args...)
-	if code != 1 || !strings.Contains(stderr, "all 1 input(s) failed in an earlier run") {
-		t.Errorf("rerun of a run in which every input failed: exit %d, want 1\n%s", code, stderr)
+	errDir = "(see " + filepath.Join(out, "errors") + ";"
+	if code != 1 || !strings.Contains(stderr, "all 1 input(s) failed in an earlier run") || !strings.Contains(stderr, errDir) {
+		t.Errorf("rerun of a run in which every input failed: exit %d, want 1 and %q\n%s", code, errDir, stderr)
+	}
+}
+
+// A tar file whose error row is under its own id (named as an input but
+// empty, cut short or unreadable when first read) and that reads to its
+// end in a --retry-errors run loses that row, as a retried image does: its
+// members now have their outputs. A container that fails again keeps
+// exactly one row, the new one.
+func TestE2ERetryErrorsDropsContainerRows(t *testing.T) {
+	root := t.TempDir()
+	good := filepath.Join(root, "good.png")
+	copyFile(t, filepath.Join(fixtures, "tiny32", "images", "img_000.png"), good)
+	shard, empty := filepath.Join(root, "shard.tar"), filepath.Join(root, "empty.tar")
+	for _, p := range []string{shard, empty} {
+		if err := os.WriteFile(p, nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out := t.TempDir()
+	args := []string{"embed", "-m", filepath.Join(fixtures, "tiny32", "hf"), "-o", out, good, shard, empty}
+	runCounted(t, summary{1, 2, 0}, args...)
+	if e := partIDs(t, out, "errors/part-*.parquet"); len(e) != 2 || e["shard.tar"] != 1 || e["empty.tar"] != 1 {
+		t.Fatalf("error rows %v, want shard.tar and empty.tar", e)
+	}
+	// The shard is complete now.
+	f, err := os.Create(shard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tw := tar.NewWriter(f)
+	for _, n := range []string{"img_001.png", "img_002.png"} {
+		b, err := os.ReadFile(filepath.Join(fixtures, "tiny32", "images", n))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := tw.WriteHeader(&tar.Header{Name: n, Mode: 0o644, Size: int64(len(b)), Typeflag: tar.TypeReg}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tw.Write(b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	runCounted(t, summary{2, 1, 1}, append(args, "--retry-errors")...)
+	if e := partIDs(t, out, "errors/part-*.parquet"); len(e) != 1 || e["empty.tar"] != 1 {
+		t.Errorf("error rows after the retry %v, want empty.tar once (shard.tar's row superseded)", e)
+	}
+	if o := partIDs(t, out, "part-*.parquet"); len(o) != 3 || o["good.png"] != 1 || o["shard.tar/img_001.png"] != 1 || o["shard.tar/img_002.png"] != 1 {
+		t.Errorf("outputs %v", o)
 	}
 }

@@ -176,7 +176,10 @@ type Source struct {
 	bg       sync.WaitGroup
 	commitMu sync.Mutex // one commit at a time
 	ready    atomic.Bool
-	closed   atomic.Bool
+	// topicsMissing: the last failed probe reached a broker without the
+	// input topics.
+	topicsMissing atomic.Bool
+	closed        atomic.Bool
 
 	// Counters and histograms for the metrics endpoint.
 	fetched, acked, failed atomic.Int64
@@ -474,7 +477,14 @@ func (s *Source) health(ctx context.Context) {
 				down = time.Now()
 			}
 			s.ready.Store(false)
-			slog.Warn("kafka: brokers unreachable; retrying", "brokers", strings.Join(s.cfg.Brokers, ","),
+			what := "kafka: brokers unreachable; retrying"
+			if errors.Is(err, errTopicsMissing) {
+				// The brokers answer: saying they are down would send
+				// one looking at the network instead of at --topic.
+				what = "kafka: input topics missing on the brokers (a typo in --topic? create them, or allow auto-creation); retrying"
+			}
+			s.topicsMissing.Store(errors.Is(err, errTopicsMissing))
+			slog.Warn(what, "brokers", strings.Join(s.cfg.Brokers, ","), "topics", strings.Join(s.cfg.Topics, ","),
 				"attempt", attempt, "down_for", time.Since(down).Round(time.Second), "next_in", backoff, "err", err)
 			wait = backoff
 			backoff = min(2*backoff, 30*time.Second)
@@ -508,8 +518,11 @@ func (s *Source) probe(ctx context.Context) error {
 			var ps []kgo.Partition
 			ps, err = conn.ReadPartitions(s.cfg.Topics...)
 			conn.Close()
-			if err == nil && len(ps) == 0 {
-				err = fmt.Errorf("topics %s have no partitions", strings.Join(s.cfg.Topics, ","))
+			switch {
+			case errors.Is(err, kgo.UnknownTopicOrPartition):
+				err = fmt.Errorf("%w: %w", errTopicsMissing, err)
+			case err == nil && len(ps) == 0:
+				err = fmt.Errorf("%w: topics %s have no partitions", errTopicsMissing, strings.Join(s.cfg.Topics, ","))
 			}
 		}
 		cancel()
@@ -524,6 +537,14 @@ func (s *Source) probe(ctx context.Context) error {
 // Ready reports whether the brokers answered the last probe (or a message
 // arrived since): the Kubernetes readiness signal.
 func (s *Source) Ready() bool { return s.ready.Load() }
+
+// errTopicsMissing: a broker answered the probe, but without the input
+// topics (or with no partitions of them).
+var errTopicsMissing = errors.New("input topics missing")
+
+// TopicsMissing reports whether the last failed probe reached a broker
+// that does not have the input topics (rather than no broker at all).
+func (s *Source) TopicsMissing() bool { return s.topicsMissing.Load() }
 
 // Close stops fetching, commits what is durable (bounded by CloseTimeout)
 // and leaves the group. Items acked after Close are not committed.

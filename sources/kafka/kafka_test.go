@@ -531,3 +531,36 @@ func TestFailedAcksLogOncePerRun(t *testing.T) {
 		t.Errorf("failed %d, acked %d; want 38, 2", s.failed.Load(), s.acked.Load())
 	}
 }
+
+// A broker that answers but has no such input topic (a typo in --topic,
+// no auto-creation) is not reported as unreachable: the log line and the
+// readiness reason say the topics are missing.
+func TestMissingTopicIsNotAnUnreachableBroker(t *testing.T) {
+	_, addr := cluster(t)
+	var logs logtest.Buffer
+	prev := slog.Default()
+	slog.SetDefault(slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo})))
+	defer slog.SetDefault(prev)
+	s, err := Open(Config{Brokers: []string{addr}, Topics: []string{"no-such-topic"}, Group: "g"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); s.Next(ctx) }()
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(logs.String(), "input topics missing") && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	missing, ready := s.TopicsMissing(), s.Ready()
+	cancel()
+	<-done
+	s.Close()
+	out := logs.String()
+	if !strings.Contains(out, "input topics missing on the brokers") || strings.Contains(out, "brokers unreachable") {
+		t.Errorf("logs:\n%s", out)
+	}
+	if !missing || ready {
+		t.Errorf("TopicsMissing %v, Ready %v: want true, false", missing, ready)
+	}
+}
