@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http/httptest"
+	"os"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -562,5 +564,31 @@ func TestMissingTopicIsNotAnUnreachableBroker(t *testing.T) {
 	}
 	if !missing || ready {
 		t.Errorf("TopicsMissing %v, Ready %v: want true, false", missing, ready)
+	}
+}
+
+// Every metric the consumer exports is named in the streaming guide's
+// metrics table.
+func TestMetricsDocumented(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/streaming.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch := make(chan *prometheus.Desc, 64)
+	sourceCollector{}.Describe(ch)
+	close(ch)
+	n := 0
+	for d := range ch {
+		m := regexp.MustCompile(`fqName: "([a-z_]+)"`).FindStringSubmatch(d.String())
+		if m == nil {
+			t.Fatalf("no name in %s", d)
+		}
+		n++
+		if !strings.Contains(string(doc), "`"+m[1]) {
+			t.Errorf("%s is not in docs/streaming.md", m[1])
+		}
+	}
+	if n < 10 {
+		t.Errorf("only %d metrics described", n)
 	}
 }
