@@ -114,7 +114,13 @@ func decode(f reflect.Value, pathList bool, v *yaml.Node) error {
 	case v.Kind == yaml.ScalarNode && v.Tag == "!!float" && f.Kind() >= reflect.Int && f.Kind() <= reflect.Uint64 &&
 		!f.Addr().Type().Implements(reflect.TypeFor[yaml.Unmarshaler]()):
 		// (A Size reads 1.5 itself, and says what its flag says.)
+		if !strings.ContainsAny(v.Value, ".eE") {
+			// YAML reads an integer too large for int64 as a float.
+			return fmt.Errorf("%s is out of range", v.Value)
+		}
 		return fmt.Errorf("want a whole number, got %s", v.Value)
+	case v.Kind == yaml.ScalarNode && f.Kind() == reflect.Bool && (v.Tag == "!!int" || v.Tag == "!!float"):
+		return fmt.Errorf("want true or false, got %s", v.Value)
 	case v.Kind == yaml.ScalarNode && f.Type() == reflect.TypeOf([]string(nil)):
 		// A list option takes "a,b" like its flag (one path for path lists).
 		seq := &yaml.Node{Kind: yaml.SequenceNode, Tag: "!!seq", Line: v.Line}

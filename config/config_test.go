@@ -23,6 +23,7 @@ type opts struct {
 	Exts     []string      `yaml:"exts"`
 	Paths    []string      `yaml:"paths"`
 	Norm     AutoBool      `yaml:"norm"`
+	Resume   bool          `yaml:"resume"`
 	internal int
 }
 
@@ -73,19 +74,21 @@ func TestLoadThenFlags(t *testing.T) {
 // Go types.
 func TestLoadErrors(t *testing.T) {
 	for yaml, want := range map[string]string{
-		"rowz: 1\n":           "unknown key rowz",
-		"naem: x\n":           "unknown key naem in config file",
-		"exts_list: [a]\n":    "unknown key exts_list",
-		"internal: 1\n":       "unknown key internal",
-		"rows: 1.5\n":         "key rows (line 1): want a whole number, got 1.5",
-		"rows: x\n":           "key rows (line 1): cannot unmarshal",
-		"every: 1.5\n":        "want a duration",
-		"every: 10\n":         "key every (line 1): want a duration such as 50ms or 10s, got 10",
-		"name: a\nname: b\n":  "key name given twice (line 2)",
-		"- a\n":               "want a mapping",
-		"name: [unclosed\n":   "config file",
-		"norm: sometimes\n":   "key norm",
-		"rows: 1\nrows: 2\n ": "given twice",
+		"rowz: 1\n":                    "unknown key rowz",
+		"naem: x\n":                    "unknown key naem in config file",
+		"exts_list: [a]\n":             "unknown key exts_list",
+		"internal: 1\n":                "unknown key internal",
+		"rows: 1.5\n":                  "key rows (line 1): want a whole number, got 1.5",
+		"rows: 99999999999999999999\n": "key rows (line 1): 99999999999999999999 is out of range",
+		"resume: 1\n":                  "key resume (line 1): want true or false, got 1",
+		"rows: x\n":                    "key rows (line 1): cannot unmarshal",
+		"every: 1.5\n":                 "want a duration",
+		"every: 10\n":                  "key every (line 1): want a duration such as 50ms or 10s, got 10",
+		"name: a\nname: b\n":           "key name given twice (line 2)",
+		"- a\n":                        "want a mapping",
+		"name: [unclosed\n":            "config file",
+		"norm: sometimes\n":            "key norm",
+		"rows: 1\nrows: 2\n ":          "given twice",
 	} {
 		var o opts
 		path := write(t, yaml)
