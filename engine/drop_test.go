@@ -11,10 +11,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/maeembed/maeembed/internal/sourcetest"
 	"github.com/maeembed/maeembed/internal/testwait"
 	"github.com/maeembed/maeembed/pipeline"
 	"github.com/maeembed/maeembed/sources"
+	"github.com/maeembed/maeembed/sources/sourcetest"
 	"github.com/maeembed/maeembed/stages"
 )
 

@@ -8,9 +8,9 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/maeembed/maeembed/internal/sourcetest"
 	"github.com/maeembed/maeembed/sinks"
 	"github.com/maeembed/maeembed/sources"
+	"github.com/maeembed/maeembed/sources/sourcetest"
 	"github.com/maeembed/maeembed/stages"
 )
 

@@ -3,7 +3,7 @@ package kernels_test
 import (
 	"testing"
 
-	"github.com/maeembed/maeembed/internal/kerneltest"
+	"github.com/maeembed/maeembed/mae/kernels/kerneltest"
 )
 
 // TestKernelEnv: MAEEMBED_KERNEL, when set, chose the path these tests run
