@@ -64,16 +64,7 @@ func TestLoadConfigAgainstTensors(t *testing.T) {
 // bias, which is there and well-shaped, used to be reported as an
 // "unexpected tensor" too, since it was only taken once the weight matched.
 func TestPatchEmbedMismatchNamesNoBias(t *testing.T) {
-	ck, err := weights.Load("weights/testdata/hf_safetensors")
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := InferConfig(ck.Tensors)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.Heads, c.DecHeads = 1, 1
-	c.PatchSize /= 2
+	ck, c := halvedPatchConfig(t)
 	for _, check := range []bool{false, true} {
 		_, _, err := fromTensors(c, ck.Tensors, "ck", check)
 		if err == nil || !strings.Contains(err.Error(), "tensor patch_embed.proj.weight has shape") {
@@ -89,6 +80,18 @@ func TestPatchEmbedMismatchNamesNoBias(t *testing.T) {
 // 1-sized dimensions ([1 5 16] for pos_embed) is reported against a wanted
 // shape of the same form ([1 17 16]), not a squeezed one ([17 16]).
 func TestShapeMismatchWantsSameRank(t *testing.T) {
+	ck, c := halvedPatchConfig(t)
+	_, err := FromTensors(c, ck.Tensors, "ck")
+	if err == nil || !strings.Contains(err.Error(), "tensor pos_embed has shape [1 5 16], want [1 17 16]") {
+		t.Fatalf("err = %v, want pos_embed's shape [1 5 16] against [1 17 16]", err)
+	}
+}
+
+// halvedPatchConfig loads the HF fixture and infers its config, with the
+// patch size halved: a config that does not match the checkpoint's patch
+// embedding (nor, so, its position embedding).
+func halvedPatchConfig(t *testing.T) (*weights.Checkpoint, Config) {
+	t.Helper()
 	ck, err := weights.Load("weights/testdata/hf_safetensors")
 	if err != nil {
 		t.Fatal(err)
@@ -99,8 +102,5 @@ func TestShapeMismatchWantsSameRank(t *testing.T) {
 	}
 	c.Heads, c.DecHeads = 1, 1
 	c.PatchSize /= 2
-	_, err = FromTensors(c, ck.Tensors, "ck")
-	if err == nil || !strings.Contains(err.Error(), "tensor pos_embed has shape [1 5 16], want [1 17 16]") {
-		t.Fatalf("err = %v, want pos_embed's shape [1 5 16] against [1 17 16]", err)
-	}
+	return ck, c
 }
