@@ -484,7 +484,7 @@ func TestFailedAcksLogOncePerPartition(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := logs.String()
-	if n := strings.Count(out, "level=ERROR"); n != 3 {
+	if n := strings.Count(out, `level=ERROR msg="kafka: output not durable`); n != 3 {
 		t.Errorf("%d error lines for 12 failed acks on 3 partitions, want 3:\n%s", n, out)
 	}
 	failed := 0
