@@ -409,3 +409,54 @@ func RemoveStale(dir string, match func(fs.DirEntry) bool, grace time.Duration) 
 	}
 	return removed, errors.Join(errs...)
 }
+
+// HoldLock takes the exclusive flock of the lock file at path, creating
+// the file if needed: waiting for it if wait, else failing at once with
+// an error that errors.Is matches to syscall.EWOULDBLOCK while a live
+// process holds it. release removes the file and then drops the lock, so
+// a lock file outlives only a killed holder, whose file the next HoldLock
+// simply takes over. A holder releasing between another's open and lock
+// leaves that other one holding a file nobody sees: it notices and opens
+// the file again.
+func HoldLock(path string, wait bool) (release func() error, err error) {
+	how := syscall.LOCK_EX
+	if !wait {
+		how |= syscall.LOCK_NB
+	}
+	for tries := 0; ; tries++ {
+		f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
+		if err != nil {
+			return nil, err
+		}
+		if err := syscall.Flock(int(f.Fd()), how); err != nil {
+			if !errors.Is(err, syscall.EWOULDBLOCK) {
+				// No one can lock it (a file system without flock): no
+				// holder needs the file, which may be ours, just made.
+				os.Remove(path)
+			}
+			f.Close()
+			return nil, &os.PathError{Op: "flock", Path: path, Err: err}
+		}
+		held, err := fstat(f)
+		if err == nil {
+			var now os.FileInfo
+			now, err = os.Stat(path)
+			if err == nil && os.SameFile(held, now) {
+				return func() error {
+					os.Remove(path)
+					return f.Close()
+				}, nil
+			}
+			if errors.Is(err, fs.ErrNotExist) || err == nil {
+				err = nil // released and removed meanwhile (or replaced)
+			}
+		}
+		f.Close()
+		if err != nil {
+			return nil, fmt.Errorf("lock %s: %w", path, err)
+		}
+		if tries >= maxTries {
+			return nil, fmt.Errorf("lock %s: the lock file was removed %d times before it could be locked", path, maxTries)
+		}
+	}
+}

@@ -336,3 +336,41 @@ func TestDirCommitFailureRemovesTemporary(t *testing.T) {
 	}
 	d.Abort() // does nothing now
 }
+
+// HoldLock: a second holder is refused with EWOULDBLOCK (or waits, with
+// wait), release removes the lock file, and a check that keeps failing
+// after the flock (here the fstat) is an error, not an endless retry.
+func TestHoldLock(t *testing.T) {
+	path := filepath.Join(t.TempDir(), ".x.lock")
+	release, err := HoldLock(path, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := HoldLock(path, false); !errors.Is(err, syscall.EWOULDBLOCK) {
+		t.Errorf("second HoldLock: %v, want EWOULDBLOCK", err)
+	}
+	got := make(chan error, 1)
+	go func() {
+		r, err := HoldLock(path, true)
+		if err == nil {
+			r()
+		}
+		got <- err
+	}()
+	time.Sleep(20 * time.Millisecond)
+	if err := release(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-got; err != nil {
+		t.Errorf("waiting HoldLock: %v", err)
+	}
+	if _, err := os.Lstat(path); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("lock file after release: %v", err)
+	}
+
+	defer func(f func(*os.File) (os.FileInfo, error)) { fstat = f }(fstat)
+	fstat = func(*os.File) (os.FileInfo, error) { return nil, syscall.ESTALE }
+	if _, err := HoldLock(path, false); !errors.Is(err, syscall.ESTALE) {
+		t.Errorf("HoldLock with a failing stat: %v", err)
+	}
+}
