@@ -331,6 +331,11 @@ func (h *Hub) download(ctx context.Context, rel, dst string) error {
 	}
 	ok = true // Commit removes the temporary itself if it fails
 	if err := tmp.Commit(); err != nil {
+		// The checksum written above describes no checkpoint, unless a
+		// concurrent download of the same file published one meanwhile.
+		if st, serr := os.Stat(dst); serr != nil || !st.Mode().IsRegular() {
+			os.Remove(dst + ".sha256")
+		}
 		return fmt.Errorf("download %s: %w", url, err)
 	}
 	log.Info("checkpoint downloaded", "path", dst, "bytes", n, "md5", gotMD5, "sha256", sum)

@@ -445,3 +445,29 @@ func TestHubLocateFetchesNothing(t *testing.T) {
 		t.Errorf("requests %v", methods)
 	}
 }
+
+// A download whose last step fails (the rename onto the cache path: here
+// a directory is in the way) leaves neither its partial file nor the
+// .sha256 it wrote just before, which would otherwise describe a
+// checkpoint that is not there.
+func TestHubFailedPublishLeavesNothing(t *testing.T) {
+	body := fakeCheckpoint()
+	srv := newFakeServer(t, body, nil)
+	cache := t.TempDir()
+	h := &Hub{CacheDir: cache, BaseURL: srv.URL, Progress: &bytes.Buffer{},
+		Logger: slog.New(slog.NewTextHandler(&bytes.Buffer{}, nil)),
+		MD5:    map[string]string{"pretrain/mae_pretrain_vit_base.pth": md5Prefix(body)}}
+	dst := filepath.Join(cache, "pretrain", "mae_pretrain_vit_base.pth")
+	if err := os.MkdirAll(filepath.Join(dst, "in-the-way"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.download(context.Background(), "pretrain/mae_pretrain_vit_base.pth", dst); err == nil {
+		t.Fatal("publishing onto a directory succeeded")
+	}
+	if files := listAll(t, filepath.Join(cache, "pretrain")); len(files) != 0 {
+		t.Errorf("cache holds %v after a failed publish", files)
+	}
+	if _, err := os.Lstat(dst + ".sha256"); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("%s.sha256 stayed after a failed publish: %v", dst, err)
+	}
+}
