@@ -29,17 +29,19 @@ type Inputs struct {
 	// skippedFailed counts the skipped inputs that only have error rows
 	// (a run without RetryErrors): --retry-errors would read them again.
 	skippedFailed atomic.Int64
-	// A retry run (InputOptions.RetryErrors): the error parts found at the
-	// start, the ids of them this run took again, and those that already
-	// had an output at the start (an interrupted retry run published it but
-	// did not drop the error row).
+	// A resumed run: the error parts found at the start, the ids of them
+	// this run took again (a retry run, InputOptions.RetryErrors), and
+	// those whose rows no longer hold: ids that already had an output at
+	// the start (an interrupted retry run published it but did not drop
+	// the error row; a retry run only) and tar and Parquet files that now
+	// read to their end (any resumed run).
 	errorParts []string
 	mu         sync.Mutex
 	retried    map[string]bool
 	superseded map[string]bool
 	// failedAtStart: the ids of the error rows found at the start of a
-	// retry run (those of tar and Parquet files among them are superseded
-	// when the file now reads to its end).
+	// resumed run (those of tar and Parquet files among them are
+	// superseded when the file now reads to its end).
 	failedAtStart map[string]bool
 }
 
@@ -76,9 +78,12 @@ func OpenInputs(names []string, stdin io.Reader, o InputOptions) (*Inputs, error
 			return nil, err
 		}
 		var failedOnly map[string]bool
+		in.errorParts, in.retried, in.superseded = done.ErrorParts, map[string]bool{}, map[string]bool{}
+		in.failedAtStart = map[string]bool{}
 		if !o.RetryErrors {
 			failedOnly = map[string]bool{}
 			for id := range done.Failed {
+				in.failedAtStart[id] = true
 				if !done.Output[id] {
 					failedOnly[id] = true
 				}
@@ -86,8 +91,6 @@ func OpenInputs(names []string, stdin io.Reader, o InputOptions) (*Inputs, error
 			}
 			done.Failed = nil
 		} else {
-			in.errorParts, in.retried, in.superseded = done.ErrorParts, map[string]bool{}, map[string]bool{}
-			in.failedAtStart = map[string]bool{}
 			for id := range done.Failed {
 				in.failedAtStart[id] = true
 				if done.Output[id] {
@@ -116,10 +119,12 @@ func OpenInputs(names []string, stdin io.Reader, o InputOptions) (*Inputs, error
 			}
 		}
 	}
-	if o.ResumeFrom != "" && o.RetryErrors {
+	if o.ResumeFrom != "" {
 		// A tar or Parquet file with an error row under its own id that
-		// now reads to its end: that row goes too (its members have
-		// their own outputs or rows), as a retried image's does.
+		// now reads to its end: that row goes too, in a plain rerun as in
+		// a retry run (any rerun opens such a file again, since its
+		// members are not done; they now have their own outputs or rows,
+		// so the file's old row is no longer true).
 		opts.ContainerRead = func(id string) {
 			id = sinks.SanitizeID(id)
 			in.mu.Lock()
@@ -152,8 +157,10 @@ func (in *Inputs) Retried() int {
 }
 
 // DropRetried removes from the error parts of dir found at the start (a
-// retry run's) the rows of the ids this run read again and of those that
-// already had an output at the start (sinks.DropErrorRows). Call it only after a run that processed every
+// resumed run's) the rows of the ids this run read again (a retry run),
+// of those that already had an output at the start (a retry run), and of
+// the tar and Parquet files that read to their end (any resumed run)
+// (sinks.DropErrorRows). Call it only after a run that processed every
 // input and published all it wrote: each retried id then has its new
 // output or its new error row, in a part of this run's own, so no row is
 // lost. Before that, such an id is in the output and in errors/ at once,

@@ -40,34 +40,68 @@ type Source struct {
 // Resolve turns s.Name into a local path: an existing file or directory as
 // it is, else a preset downloaded (once, checked) into the cache.
 func Resolve(ctx context.Context, s Source) (string, error) {
+	path, _, err := locate(ctx, s, true)
+	return path, err
+}
+
+// Pending is a model that is not on this machine yet: a run would first
+// download it (a preset) or unpack it (the built-in model) into the
+// cache. A dry run reports it instead of doing it.
+type Pending struct {
+	// Download is the preset's download; nil for the built-in model.
+	Download *weights.Download
+	Path     string // where the run would put it
+	Size     int64  // its bytes, -1 when unknown
+}
+
+// locate is Resolve; without fetch it downloads and writes nothing, and
+// returns a model not yet in the cache as Pending (with the path it
+// would have).
+func locate(ctx context.Context, s Source, fetch bool) (string, *Pending, error) {
 	name := s.Name
 	if name == builtin.Name {
 		slog.Info("model: "+builtin.Description+"; for the paper's ViT-B pass --model mae_vit_base_patch16", "model", name)
-		return builtin.Dir(s.CacheDir)
+		if fetch {
+			dir, err := builtin.Dir(s.CacheDir)
+			return dir, nil, err
+		}
+		dir, size, ok, err := builtin.Unpacked(s.CacheDir)
+		if err != nil || ok {
+			return dir, nil, err
+		}
+		return dir, &Pending{Path: dir, Size: size}, nil
 	}
 	if _, err := os.Stat(name); err == nil {
-		return name, nil
+		return name, nil, nil
 	}
 	if strings.ContainsAny(name, `/\`) || strings.HasSuffix(name, ".pth") || strings.HasSuffix(name, ".safetensors") {
-		return "", fmt.Errorf("model %s: no such file or directory", name)
+		return "", nil, fmt.Errorf("model %s: no such file or directory", name)
 	}
 	if s.NeedDecoder {
 		if alt, ok := decoderCheckpoint[name]; ok {
 			slog.Info("reconstruct needs a decoder: using the official visualize checkpoint", "preset", name, "checkpoint", alt)
 			name = alt
 		} else if name == "mae_vit_huge_patch14" {
-			return "", fmt.Errorf("model %s: no official checkpoint with a decoder exists for ViT-H; pass --model with your own weights", name)
+			return "", nil, fmt.Errorf("model %s: no official checkpoint with a decoder exists for ViT-H; pass --model with your own weights", name)
 		}
 	}
 	if _, ok := weights.PresetFile(name); !ok {
-		return "", fmt.Errorf("model %q: no such file or directory, and not %s (the built-in model) nor a preset (presets: %s)",
+		return "", nil, fmt.Errorf("model %q: no such file or directory, and not %s (the built-in model) nor a preset (presets: %s)",
 			name, builtin.Name, strings.Join(weights.Presets(), ", "))
 	}
 	hub := weights.NewHub(s.CacheDir)
 	if u := os.Getenv("MAEEMBED_HUB_URL"); u != "" {
 		hub.BaseURL = u // a mirror of the official download site
 	}
-	return hub.Resolve(ctx, name)
+	if fetch {
+		path, err := hub.Resolve(ctx, name)
+		return path, nil, err
+	}
+	path, dl, err := hub.Locate(ctx, name)
+	if err != nil || dl == nil {
+		return path, nil, err
+	}
+	return path, &Pending{Download: dl, Path: dl.Path, Size: dl.Size}, nil
 }
 
 // Open resolves and loads the model s names.
@@ -102,22 +136,32 @@ func checkDecoder(s Source, path string, has bool) error {
 // Spec is a model checked as Open checks it, but from its checkpoint's
 // headers only: what a dry run needs to know without loading the weights.
 type Spec struct {
-	Path   string // the checkpoint, resolved
+	Path   string // the checkpoint, resolved (where it would be, if Pending)
 	Config Config
-	has    parts
+	// Pending, if set, says that the model is not on this machine yet
+	// (the run would download or unpack it first): Config and the parts
+	// are what the preset or the built-in model is known to hold, not
+	// read from a file.
+	Pending *Pending
+	has     parts
 }
 
-// Check resolves the model s names (a preset is downloaded as Open would)
-// and makes the checks Open makes, with its errors, reading only what
-// describes the tensors (weights.LoadHeader): the format, the config, the
-// names and shapes against the architecture, the decoder reconstruct
-// needs, and a file shorter than its header says. It reads no tensor
-// data, builds nothing and sets no precision, so the only failures of
-// Open it cannot see are in the data (a zip record's checksum).
+// Check resolves the model s names and makes the checks Open makes, with
+// its errors, reading only what describes the tensors (weights.LoadHeader):
+// the format, the config, the names and shapes against the architecture,
+// the decoder reconstruct needs, and a file shorter than its header says.
+// It reads no tensor data, builds nothing and sets no precision, so the
+// only failures of Open it cannot see are in the data (a zip record's
+// checksum). It downloads and writes nothing: a preset not yet in the
+// cache, or the built-in model not yet unpacked, is checked from what it
+// is known to hold (its architecture, its parts: Spec.Pending says so).
 func Check(ctx context.Context, s Source) (*Spec, error) {
-	path, err := Resolve(ctx, s)
+	path, pending, err := locate(ctx, s, false)
 	if err != nil {
 		return nil, err
+	}
+	if pending != nil {
+		return checkPending(s, path, pending)
 	}
 	ck, err := weights.LoadHeader(path)
 	if err != nil {
@@ -138,6 +182,60 @@ func Check(ctx context.Context, s Source) (*Spec, error) {
 	return &Spec{Path: path, Config: cfg, has: has}, nil
 }
 
+// checkPending is Check of a model not on this machine yet: the built-in
+// model's embedded config, or a preset's architecture (from its name) and
+// parts (from its kind: a pretrained encoder has the encoder norm, a
+// visualize checkpoint also the decoder, a fine-tuned one fc_norm instead
+// of the norm, as the official files do), with --config overriding the
+// config as it would the file's.
+func checkPending(s Source, path string, p *Pending) (*Spec, error) {
+	var cfg Config
+	var has parts
+	if dl := p.Download; dl == nil {
+		h, err := builtin.Config()
+		if err != nil {
+			return nil, err
+		}
+		cfg, has = FromHF(h), parts{decoder: true, norm: true}
+	} else {
+		arch := ""
+		for _, a := range []string{"base", "large", "huge"} {
+			if strings.Contains(dl.Preset, "_vit_"+a) {
+				arch = a
+			}
+		}
+		c, ok := map[string]Config{"base": Presets["mae_vit_base_patch16"], "large": Presets["mae_vit_large_patch16"], "huge": Presets["mae_vit_huge_patch14"]}[arch]
+		if !ok {
+			return nil, fmt.Errorf("model %s: no known architecture for preset %s", s.Name, dl.Preset)
+		}
+		cfg = c
+		switch dl.Kind {
+		case "pretrain":
+			has = parts{norm: true}
+		case "visualize":
+			has = parts{norm: true, decoder: true}
+		case "finetune":
+			has = parts{fcNorm: true}
+		default:
+			return nil, fmt.Errorf("model %s: unknown kind of preset file %s/%s", s.Name, dl.Kind, dl.Preset)
+		}
+	}
+	if s.Config != "" {
+		h, err := weights.ReadHFConfig(s.Config)
+		if err != nil {
+			return nil, err
+		}
+		cfg = FromHF(h)
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("%s: config: %w", path, err)
+	}
+	if err := checkDecoder(s, path, has.decoder); err != nil {
+		return nil, err
+	}
+	return &Spec{Path: path, Config: cfg, Pending: p, has: has}, nil
+}
+
 // HasDecoder tells whether the model can reconstruct.
 func (s *Spec) HasDecoder() bool { return s.has.decoder }
 
@@ -148,6 +246,9 @@ func (s *Spec) CheckPool(p Pool) error { return checkPool(p, s.has) }
 // fingerprint Open's model would carry (Model.Fingerprint), without
 // building the model.
 func (s *Spec) Fingerprint() (string, error) {
+	if s.Pending != nil {
+		return "", fmt.Errorf("model %s: not on this machine yet, so its weights cannot be fingerprinted", s.Path)
+	}
 	ck, err := weights.Load(s.Path)
 	if err != nil {
 		return "", err

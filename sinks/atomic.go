@@ -145,40 +145,12 @@ func lockedError(dir, name, why string) error {
 	return fmt.Errorf("output %s is being written by another running process (%s): %s", dir, name, why)
 }
 
-// holdLock is lockFile for a lock file of its own: release removes the
-// file again, before unlocking, so no one locks a file on its way out.
+// holdLock takes the flock how (syscall.LOCK_EX, with LOCK_NB not to
+// wait) of a lock file of its own (atomicfile.HoldLock): release removes
+// the file again, before unlocking, so no one locks a file on its way
+// out.
 func holdLock(path string, how int) (release func() error, err error) {
-	f, err := lockFile(path, how)
-	if err != nil {
-		return nil, err
-	}
-	return func() error {
-		os.Remove(path)
-		return f.Close()
-	}, nil
-}
-
-// lockFile creates (or opens) the lock file at path and flocks it with
-// how. The holder before us may have removed the file between our open
-// and our lock (a release removes it): then the lock is on a file nobody
-// else sees, and it tries again.
-func lockFile(path string, how int) (*os.File, error) {
-	for {
-		f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
-		if err != nil {
-			return nil, err
-		}
-		if err := syscall.Flock(int(f.Fd()), how); err != nil {
-			f.Close()
-			return nil, err
-		}
-		held, err1 := f.Stat()
-		now, err2 := os.Stat(path)
-		if err1 == nil && err2 == nil && os.SameFile(held, now) {
-			return f, nil
-		}
-		f.Close()
-	}
+	return atomicfile.HoldLock(path, how&syscall.LOCK_NB == 0)
 }
 
 // isTemp is the naming rule of createAtomic's temporaries: regular files

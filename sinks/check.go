@@ -15,6 +15,18 @@ import (
 // and weights. It reads only file metadata and creates nothing (a dry
 // run's check); a missing dir is nothing to continue.
 func CheckResume(dir, format string, meta Meta) error {
+	return checkResume(dir, format, meta, nil)
+}
+
+// CheckResumeAnyWeights is CheckResume without the weights' fingerprint
+// (maeembed.weights), for a dry run whose model is not on this machine
+// yet: the run compares it once it has the weights.
+func CheckResumeAnyWeights(dir, format string, meta Meta) error {
+	meta.Weights = ""
+	return checkResume(dir, format, meta, []string{"maeembed.weights"})
+}
+
+func checkResume(dir, format string, meta Meta, ignore []string) error {
 	if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
 		return nil
 	}
@@ -26,17 +38,20 @@ func CheckResume(dir, format string, meta Meta) error {
 			if err != nil {
 				return fmt.Errorf("resume: %w", err)
 			}
+			for _, k := range ignore {
+				delete(kv, k)
+			}
 			if err := compatible(md, kv, keys, vals); err != nil {
 				return err
 			}
 		}
-	} else if _, err := resumeParts(dir, format, keys, vals, nil); err != nil {
+	} else if _, err := resumeParts(dir, format, keys, vals, ignore); err != nil {
 		return err
 	}
 	errDir := filepath.Join(dir, errorsDir)
 	if _, err := os.Stat(errDir); errors.Is(err, os.ErrNotExist) {
 		return nil
 	}
-	_, err := resumeParts(errDir, "parquet", keys, vals, errorsIgnore)
+	_, err := resumeParts(errDir, "parquet", keys, vals, append(ignore, errorsIgnore...))
 	return err
 }

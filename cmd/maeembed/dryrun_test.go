@@ -3,9 +3,14 @@ package main
 import (
 	"archive/zip"
 	"bytes"
+	"errors"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 )
 
@@ -111,5 +116,97 @@ func TestDryRunReadsHeadersOnly(t *testing.T) {
 	}
 	if code, _, stderr := maeembed(t, args...); code == 0 || !strings.Contains(stderr, "checksum") {
 		t.Errorf("the run with a checksum error in the data: exit %d\n%s", code, stderr)
+	}
+}
+
+// A dry run downloads nothing and writes nothing into the cache. A preset
+// not in the cache yet (here served by a local server standing in for the
+// official site) is reported: from where, to where, how big (the server's
+// answer to a HEAD request, which transfers no content), and the model is
+// checked from the preset's known architecture and parts, so an option
+// the run would refuse (--pool global on a pretrained encoder) is refused
+// with the run's exit code. The built-in model, not unpacked yet, is
+// reported the same way. With the server down, the size is unknown and
+// the dry run still lists.
+func TestDryRunFetchesNothing(t *testing.T) {
+	tiny := filepath.Join(fixtures, "tiny32")
+	body, err := os.ReadFile(filepath.Join(tiny, "model.pth"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var gets, heads atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/pretrain/mae_pretrain_vit_base.pth", "/visualize/mae_visualize_vit_base.pth":
+		default:
+			http.NotFound(w, r)
+			return
+		}
+		if r.Method == http.MethodHead {
+			heads.Add(1)
+		} else {
+			gets.Add(1)
+		}
+		w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+		if r.Method != http.MethodHead {
+			w.Write(body)
+		}
+	}))
+	defer srv.Close()
+	t.Setenv("MAEEMBED_HUB_URL", srv.URL)
+	cache := filepath.Join(t.TempDir(), "cache")
+	in := filepath.Join(tiny, "images")
+	size := strconv.Itoa(len(body)) + " bytes"
+	for _, c := range []struct{ cmd, file string }{{"embed", "pretrain/mae_pretrain_vit_base.pth"}, {"reconstruct", "visualize/mae_visualize_vit_base.pth"}} {
+		code, stdout, stderr := maeembed(t, c.cmd, "--dry-run", "-m", "mae_vit_base_patch16", "--cache-dir", cache, in)
+		if code != 0 || strings.Count(stdout, "\n") != 3 {
+			t.Errorf("%s --dry-run with a preset not in the cache: exit %d, listed %q\n%s", c.cmd, code, stdout, stderr)
+		}
+		for _, want := range []string{srv.URL + "/" + c.file, filepath.Join(cache, filepath.FromSlash(c.file)), size, "nothing was downloaded"} {
+			if !strings.Contains(stderr, want) {
+				t.Errorf("%s --dry-run does not say %q:\n%s", c.cmd, want, stderr)
+			}
+		}
+	}
+	if code, stdout, stderr := maeembed(t, "embed", "--dry-run", "--pool", "global", "-m", "mae_vit_base_patch16", "--cache-dir", cache, in); code != 2 || stdout != "" || !strings.Contains(stderr, "fc_norm") {
+		t.Errorf("--pool global on a pretrained preset: dry run exit %d, want 2 (the run's), listed %q\n%s", code, stdout, stderr)
+	}
+	code, stdout, stderr := maeembed(t, "embed", "--dry-run", "--cache-dir", cache, in)
+	if code != 0 || strings.Count(stdout, "\n") != 3 || !strings.Contains(stderr, "built-in model is not unpacked yet") || !strings.Contains(stderr, cache) {
+		t.Errorf("--dry-run with the built-in model not unpacked: exit %d, listed %q\n%s", code, stdout, stderr)
+	}
+	if g := gets.Load(); g != 0 {
+		t.Errorf("the dry runs downloaded %d times", g)
+	}
+	if heads.Load() == 0 {
+		t.Error("the dry runs did not ask the server for the size")
+	}
+	if _, err := os.Lstat(cache); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the dry runs wrote into the cache: %v", err)
+	}
+
+	// An output with results from the preset (downloaded by a run into
+	// another cache): the dry run checks it as the run would, but for the
+	// weights' fingerprint, which needs the weights, and says so.
+	out := t.TempDir()
+	cfg := filepath.Join(tiny, "hf", "config.json")
+	mustRun(t, "embed", "-m", "mae_visualize_vit_base", "--config", cfg, "--resize", "none", "--cache-dir", t.TempDir(), "-o", out, in)
+	gets.Store(0)
+	code, stdout, stderr = maeembed(t, "embed", "--dry-run", "-m", "mae_visualize_vit_base", "--config", cfg, "--resize", "none", "--cache-dir", cache, "-o", out, in)
+	if code != 0 || stdout != "" || !strings.Contains(stderr, "compared once the model is on this machine") {
+		t.Errorf("--dry-run into an output with results, preset not in the cache: exit %d, listed %q\n%s", code, stdout, stderr)
+	}
+	code, stdout, stderr = maeembed(t, "embed", "--dry-run", "--pool", "cls", "-m", "mae_visualize_vit_base", "--config", cfg, "--resize", "none", "--cache-dir", cache, "-o", out, in)
+	if code != 1 || stdout != "" || !strings.Contains(stderr, "maeembed.pool") {
+		t.Errorf("--dry-run with another pool into that output: exit %d, want 1, listed %q\n%s", code, stdout, stderr)
+	}
+	if _, err := os.Lstat(cache); !errors.Is(err, os.ErrNotExist) || gets.Load() != 0 {
+		t.Errorf("the dry runs wrote into the cache (%v) or downloaded (%d)", err, gets.Load())
+	}
+
+	srv.Close()
+	code, stdout, stderr = maeembed(t, "embed", "--dry-run", "-m", "mae_vit_base_patch16", "--cache-dir", cache, in)
+	if code != 0 || strings.Count(stdout, "\n") != 3 || !strings.Contains(stderr, "size unknown") {
+		t.Errorf("--dry-run with the server down: exit %d, listed %q\n%s", code, stdout, stderr)
 	}
 }

@@ -38,7 +38,9 @@ checkpoint) and writes it to --output in the Hugging Face layout
 (config.json and model.safetensors), which every command loads with
 --model and transformers loads as ViTMAEForPreTraining. The directory is
 written whole and then renamed into place; an existing, non-empty one is
-refused unless --force. --float16 halves the size (loading upcasts).
+refused unless --force. One convert at a time writes into a directory: a
+second one meanwhile is refused (the first holds .DIR.convert-lock beside
+it). --float16 halves the size (loading upcasts).
 Give MODEL once, as the argument or as --model.`,
 	example: `  maeembed convert mae_visualize_vit_base.pth -o vit-mae-base-hf/
   maeembed convert --float16 run/checkpoint-00010000 -o model-f16/
@@ -68,9 +70,18 @@ func (e *env) convert(o *Options) error {
 	if o.Output == "" {
 		return fmt.Errorf("%w: convert needs --output DIR", errUsage)
 	}
+	// One convert at a time into a directory, for the whole conversion:
+	// two --force converts would otherwise each replace its files, leaving
+	// one's model.safetensors beside the other's config.json.
+	release, err := weights.LockConvert(o.Output)
+	if err != nil {
+		return err
+	}
+	defer release()
 	// A convert killed while writing (kill -9) left its temporaries beside
-	// or in the destination; no lock guards a convert, so only those no
-	// live process holds and that stopped changing are removed.
+	// or in the destination; only those no live process holds and that
+	// stopped changing are removed (a convert of an earlier version takes
+	// no lock).
 	weights.RemoveStaleTemps(o.Output)
 	if err := o.CheckOutput(o.Output); err != nil {
 		return err

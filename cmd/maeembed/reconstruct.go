@@ -60,6 +60,7 @@ func (e *env) reconstruct(o *Options) error {
 		if err != nil {
 			return err
 		}
+		e.reportPending(spec)
 		if err := checkReconstruct(o, spec.Config, b); err != nil {
 			return err
 		}

@@ -259,12 +259,25 @@ func TestE2ERetryErrorsDropsContainerRows(t *testing.T) {
 		t.Fatalf("error rows %v, want shard.tar and empty.tar", e)
 	}
 	// The shard is complete now.
-	f, err := os.Create(shard)
+	writeTar(t, shard, "img_001.png", "img_002.png")
+	runCounted(t, summary{2, 1, 1}, append(args, "--retry-errors")...)
+	if e := partIDs(t, out, "errors/part-*.parquet"); len(e) != 1 || e["empty.tar"] != 1 {
+		t.Errorf("error rows after the retry %v, want empty.tar once (shard.tar's row superseded)", e)
+	}
+	if o := partIDs(t, out, "part-*.parquet"); len(o) != 3 || o["good.png"] != 1 || o["shard.tar/img_001.png"] != 1 || o["shard.tar/img_002.png"] != 1 {
+		t.Errorf("outputs %v", o)
+	}
+}
+
+// writeTar writes the named images of the tiny32 fixture into a tar at path.
+func writeTar(t *testing.T, path string, names ...string) {
+	t.Helper()
+	f, err := os.Create(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	tw := tar.NewWriter(f)
-	for _, n := range []string{"img_001.png", "img_002.png"} {
+	for _, n := range names {
 		b, err := os.ReadFile(filepath.Join(fixtures, "tiny32", "images", n))
 		if err != nil {
 			t.Fatal(err)
@@ -282,9 +295,37 @@ func TestE2ERetryErrorsDropsContainerRows(t *testing.T) {
 	if err := f.Close(); err != nil {
 		t.Fatal(err)
 	}
-	runCounted(t, summary{2, 1, 1}, append(args, "--retry-errors")...)
-	if e := partIDs(t, out, "errors/part-*.parquet"); len(e) != 1 || e["empty.tar"] != 1 {
-		t.Errorf("error rows after the retry %v, want empty.tar once (shard.tar's row superseded)", e)
+}
+
+// A plain rerun (no --retry-errors) opens a tar file with an error row
+// under its own id again (its members are not done); when the file now
+// reads to its end, its members get their rows and the file's own row,
+// no longer true, is removed once the run has published everything. Every
+// other error row stays: those of images (a plain rerun skips them) and
+// that of a container that still holds no image.
+// (A drained or failed rerun removes nothing: RunBatch drops rows only
+// after a complete run, as for --retry-errors.)
+func TestE2ERerunDropsContainerRowOnceItReads(t *testing.T) {
+	root := t.TempDir()
+	good := filepath.Join(root, "good.png")
+	copyFile(t, filepath.Join(fixtures, "tiny32", "images", "img_000.png"), good)
+	bad := filepath.Join(root, "bad.jpg")
+	if err := os.WriteFile(bad, []byte("not an image"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	shard, empty := filepath.Join(root, "shard.tar"), filepath.Join(root, "empty.tar")
+	for _, p := range []string{shard, empty} {
+		if err := os.WriteFile(p, nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out := t.TempDir()
+	args := []string{"embed", "-m", filepath.Join(fixtures, "tiny32", "hf"), "-o", out, good, bad, shard, empty}
+	runCounted(t, summary{1, 3, 0}, args...)
+	writeTar(t, shard, "img_001.png", "img_002.png")
+	runCounted(t, summary{2, 0, 3}, args...)
+	if e := partIDs(t, out, "errors/part-*.parquet"); len(e) != 2 || e["bad.jpg"] != 1 || e["empty.tar"] != 1 {
+		t.Errorf("error rows after the plain rerun %v, want bad.jpg and empty.tar once (shard.tar's row superseded)", e)
 	}
 	if o := partIDs(t, out, "part-*.parquet"); len(o) != 3 || o["good.png"] != 1 || o["shard.tar/img_001.png"] != 1 || o["shard.tar/img_002.png"] != 1 {
 		t.Errorf("outputs %v", o)

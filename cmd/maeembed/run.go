@@ -104,3 +104,43 @@ func (e *env) checkEmbedder(o *Options, pool mae.Pool, pre *stages.Preprocess) (
 	pre.Size = spec.Config.ImageSize
 	return spec, embedMeta(o, pool, *pre, spec.Config, p, "", ""), nil
 }
+
+// reportPending says, for a dry run, that its model is not on this
+// machine yet: what the run would download (from where, to where, how
+// big) or unpack, and that the checks used what the model is known to
+// hold rather than its file.
+func (e *env) reportPending(spec *mae.Spec) {
+	p := spec.Pending
+	if p == nil {
+		return
+	}
+	size := "size unknown"
+	if p.Size >= 0 {
+		size = fmt.Sprintf("%d bytes, %.1f MiB", p.Size, float64(p.Size)/(1<<20))
+	}
+	if dl := p.Download; dl != nil {
+		if dl.SizeErr != nil {
+			size += ": " + dl.SizeErr.Error()
+		}
+		sum := "checked against the published md5 prefix " + dl.MD5
+		if dl.MD5 == "" {
+			sum = "no published checksum"
+		}
+		fmt.Fprintf(e.stderr, "dry run: preset %s is not in the cache; the run would download\n  %s (%s; %s)\n  to %s\n"+
+			"dry run: nothing was downloaded: the model was checked from the preset's known architecture (%s), not from its file\n",
+			dl.Preset, dl.URL, size, sum, dl.Path, describe(spec))
+		return
+	}
+	fmt.Fprintf(e.stderr, "dry run: the built-in model is not unpacked yet; the run would write it (%s) to\n  %s\n"+
+		"dry run: nothing was written: the model was checked from its embedded config (%s)\n", size, p.Path, describe(spec))
+}
+
+// describe is a model's architecture in a few words.
+func describe(spec *mae.Spec) string {
+	c := spec.Config
+	dec := "no decoder"
+	if spec.HasDecoder() {
+		dec = "with decoder"
+	}
+	return fmt.Sprintf("image %d, patch %d, dim %d, depth %d, %s", c.ImageSize, c.PatchSize, c.Dim, c.Depth, dec)
+}

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bytes"
+	"errors"
 	"os"
 	"path/filepath"
 	"slices"
@@ -99,6 +101,60 @@ func TestConvertRefusesExistingOutput(t *testing.T) {
 	mustRun(t, "convert", "--force", src, "-o", out)
 	if b, _ := os.ReadFile(cfg); string(b) == "{}\n" {
 		t.Error("--force did not replace the checkpoint")
+	}
+}
+
+// Two converts into one directory at once: the second is refused while
+// the first holds the lock file beside the directory (here a flock the
+// test holds, as a running convert does), with an error naming the
+// directory and the lock, and writes nothing; once it is released a
+// convert goes through and leaves no lock file. A convert that fails
+// (no such model) leaves no parent directory it made.
+func TestConvertRefusesWhileAnotherConverts(t *testing.T) {
+	src := filepath.Join(fixtures, "tiny32", "hf")
+	parent := t.TempDir()
+	out := filepath.Join(parent, "m")
+	mustRun(t, "convert", src, "-o", out)
+	cfg := filepath.Join(out, "config.json")
+	before, err := os.ReadFile(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lockPath := filepath.Join(parent, ".m.convert-lock")
+	lk, err := os.OpenFile(lockPath, os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Flock(int(lk.Fd()), syscall.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	code, _, stderr := maeembed(t, "convert", "--force", "--float16", src, "-o", out)
+	if code != 1 || !strings.Contains(stderr, "another convert") || !strings.Contains(stderr, lockPath) || !strings.Contains(stderr, out) {
+		t.Errorf("convert --force while another holds %s: exit %d, want 1 naming both\n%s", lockPath, code, stderr)
+	}
+	if b, _ := os.ReadFile(cfg); !bytes.Equal(b, before) {
+		t.Error("the refused convert changed the directory")
+	}
+	code, _, stderr = maeembed(t, "convert", src, "-o", filepath.Join(parent, "m"))
+	if code == 0 || !strings.Contains(stderr, "another convert") {
+		t.Errorf("convert without --force while another holds the lock: exit %d\n%s", code, stderr)
+	}
+	os.Remove(lockPath) // as a finished convert's release does
+	lk.Close()
+	mustRun(t, "convert", "--force", "--float16", src, "-o", out)
+	if b, _ := os.ReadFile(cfg); bytes.Equal(b, before) {
+		t.Error("--force after the lock was released did not replace the checkpoint")
+	}
+	if ents, _ := os.ReadDir(parent); len(ents) != 1 || ents[0].Name() != "m" {
+		t.Errorf("beside the output after the convert: %v, want only m", ents)
+	}
+
+	deep := filepath.Join(parent, "new", "sub", "m")
+	if code, _, stderr := maeembed(t, "convert", filepath.Join(parent, "nonexist.pth"), "-o", deep); code == 0 {
+		t.Errorf("convert of a missing model: exit 0\n%s", stderr)
+	}
+	if _, err := os.Lstat(filepath.Join(parent, "new")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a failed convert left the directories it made: %v", err)
 	}
 }
 

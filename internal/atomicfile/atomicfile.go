@@ -71,16 +71,21 @@ func Create(final, pattern string) (*File, error) {
 		if err != nil {
 			return nil, fmt.Errorf("create temp for %s: %w", final, err)
 		}
-		if !lock(f) {
-			f.Close()
-			if tries < maxTries {
-				continue // a cleaner removed it before we locked it
+		// From here on, every way out but success removes the temporary
+		// (unless a cleaner already took its name away).
+		if err := lock(f); err != nil {
+			if errors.Is(err, errTakenAway) {
+				f.Close()
+				if tries < maxTries {
+					continue // a cleaner removed it before we locked it
+				}
+				return nil, fmt.Errorf("create temp for %s: the temporary vanished %d times before it could be locked", final, maxTries)
 			}
-			return nil, fmt.Errorf("create temp for %s: the temporary vanished %d times before it could be locked", final, maxTries)
+			discard(f, f.Name())
+			return nil, fmt.Errorf("create temp for %s: %w", final, err)
 		}
 		if err := f.Chmod(0o644); err != nil {
-			f.Close()
-			os.Remove(f.Name())
+			discard(f, f.Name())
 			return nil, fmt.Errorf("chmod temp for %s: %w", final, err)
 		}
 		return &File{File: f, final: final}, nil
@@ -91,17 +96,49 @@ func Create(final, pattern string) (*File, error) {
 // away before it was locked, again and again, is no cleaner's doing.
 const maxTries = 100
 
+// errTakenAway: the temporary's name no longer names it (a cleaner
+// removed it before its writer locked it); it is not the writer's to
+// remove.
+var errTakenAway = errors.New("temporary taken away before it was locked")
+
+// fstat is (*os.File).Stat; a test makes it fail as an NFS file handle
+// gone stale would, to check that the temporary does not stay behind.
+var fstat = (*os.File).Stat
+
 // lock takes f's exclusive lock, waiting while a cleaner that found the
-// new temporary holds it, and reports whether f's name still names f
-// afterwards. Without flock on this file system it reports true: the
-// cleaner cannot have taken the lock either.
-func lock(f *os.File) bool {
+// new temporary holds it, and checks that f's name still names f
+// afterwards: errTakenAway if not, another error if that cannot be told
+// (then the name is most likely still f's, and the caller removes it).
+// Without flock on this file system it reports success: the cleaner
+// cannot have taken the lock either.
+func lock(f *os.File) error {
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
-		return true
+		return nil
 	}
-	held, err1 := f.Stat()
-	now, err2 := os.Lstat(f.Name())
-	return err1 == nil && err2 == nil && os.SameFile(held, now)
+	held, err := fstat(f)
+	if err != nil {
+		return fmt.Errorf("stat %s: %w", f.Name(), err)
+	}
+	now, err := os.Lstat(f.Name())
+	if errors.Is(err, fs.ErrNotExist) {
+		return errTakenAway
+	}
+	if err != nil {
+		return err
+	}
+	if !os.SameFile(held, now) {
+		return errTakenAway
+	}
+	return nil
+}
+
+// discard removes the temporary at name while f still holds its lock (so
+// no cleaner is in the middle of it), then closes f. Errors are dropped:
+// it runs on a failure path, whose error the caller returns, and a
+// temporary it could not remove is left unlocked, for a cleaner.
+func discard(f *os.File, name string) {
+	os.Remove(name)
+	f.Close()
 }
 
 // Final is the name the file is published under.
@@ -221,12 +258,16 @@ func MkdirTemp(parent, pattern string) (*Dir, error) {
 			os.Remove(p)
 			return nil, err
 		}
-		if !lock(f) {
-			f.Close()
-			if tries < maxTries {
-				continue // a cleaner removed it before we locked it
+		if err := lock(f); err != nil {
+			if errors.Is(err, errTakenAway) {
+				f.Close()
+				if tries < maxTries {
+					continue // a cleaner removed it before we locked it
+				}
+				return nil, fmt.Errorf("create temp dir in %s: it vanished %d times before it could be locked", parent, maxTries)
 			}
-			return nil, fmt.Errorf("create temp dir in %s: it vanished %d times before it could be locked", parent, maxTries)
+			discard(f, p)
+			return nil, fmt.Errorf("create temp dir in %s: %w", parent, err)
 		}
 		return &Dir{Path: p, lk: f}, nil
 	}
@@ -235,22 +276,30 @@ func MkdirTemp(parent, pattern string) (*Dir, error) {
 // Commit makes the directory mode 0755, syncs it, renames it to final
 // and syncs final's parent. final must not exist, or be an empty
 // directory: renaming onto a non-empty one fails with an error that
-// errors.Is matches to fs.ErrExist or syscall.ENOTEMPTY. On failure the
-// temporary stays, locked: call Abort.
+// errors.Is matches to fs.ErrExist or syscall.ENOTEMPTY. On a failure
+// before the rename the temporary is removed (as File.Commit removes
+// its file), so Abort after it does nothing; after the rename (the
+// parent's sync failed) final stays published and the error says so.
 func (d *Dir) Commit(final string) error {
 	if err := os.Chmod(d.Path, 0o755); err != nil {
+		d.Abort()
 		return err
 	}
 	if err := SyncDir(d.Path); err != nil {
+		d.Abort()
 		return err
 	}
 	if err := os.Rename(d.Path, final); err != nil {
+		d.Abort()
 		return err
 	}
 	d.Path = final
 	d.lk.Close()
 	d.lk = nil
-	return SyncDir(filepath.Dir(final))
+	if err := SyncDir(filepath.Dir(final)); err != nil {
+		return fmt.Errorf("%s published, but not yet durable: %w", final, err)
+	}
+	return nil
 }
 
 // Abort removes the temporary directory and all in it, then drops its
@@ -359,4 +408,55 @@ func RemoveStale(dir string, match func(fs.DirEntry) bool, grace time.Duration) 
 		}
 	}
 	return removed, errors.Join(errs...)
+}
+
+// HoldLock takes the exclusive flock of the lock file at path, creating
+// the file if needed: waiting for it if wait, else failing at once with
+// an error that errors.Is matches to syscall.EWOULDBLOCK while a live
+// process holds it. release removes the file and then drops the lock, so
+// a lock file outlives only a killed holder, whose file the next HoldLock
+// simply takes over. A holder releasing between another's open and lock
+// leaves that other one holding a file nobody sees: it notices and opens
+// the file again.
+func HoldLock(path string, wait bool) (release func() error, err error) {
+	how := syscall.LOCK_EX
+	if !wait {
+		how |= syscall.LOCK_NB
+	}
+	for tries := 0; ; tries++ {
+		f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
+		if err != nil {
+			return nil, err
+		}
+		if err := syscall.Flock(int(f.Fd()), how); err != nil {
+			if !errors.Is(err, syscall.EWOULDBLOCK) {
+				// No one can lock it (a file system without flock): no
+				// holder needs the file, which may be ours, just made.
+				os.Remove(path)
+			}
+			f.Close()
+			return nil, &os.PathError{Op: "flock", Path: path, Err: err}
+		}
+		held, err := fstat(f)
+		if err == nil {
+			var now os.FileInfo
+			now, err = os.Stat(path)
+			if err == nil && os.SameFile(held, now) {
+				return func() error {
+					os.Remove(path)
+					return f.Close()
+				}, nil
+			}
+			if errors.Is(err, fs.ErrNotExist) || err == nil {
+				err = nil // released and removed meanwhile (or replaced)
+			}
+		}
+		f.Close()
+		if err != nil {
+			return nil, fmt.Errorf("lock %s: %w", path, err)
+		}
+		if tries >= maxTries {
+			return nil, fmt.Errorf("lock %s: the lock file was removed %d times before it could be locked", path, maxTries)
+		}
+	}
 }

@@ -3,6 +3,7 @@ package atomicfile
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -237,16 +238,16 @@ func TestLockNoticesRemovedTemporary(t *testing.T) {
 	}
 	defer f.Close()
 	os.Remove(f.Name())
-	if lock(f) {
-		t.Error("lock reported a removed temporary as still in place")
+	if err := lock(f); !errors.Is(err, errTakenAway) {
+		t.Errorf("lock of a removed temporary: %v, want errTakenAway", err)
 	}
 	g, err := os.CreateTemp(dir, pattern)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer g.Close()
-	if !lock(g) {
-		t.Error("lock reported a temporary in place as removed")
+	if err := lock(g); err != nil {
+		t.Errorf("lock of a temporary in place: %v", err)
 	}
 }
 
@@ -286,5 +287,90 @@ func TestCommitNewAndAbort(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(p0); string(b) != "first" {
 		t.Errorf("part-0 after Abort: %q", b)
+	}
+}
+
+// A failure inside the lock step, after the temporary was created (here
+// the fstat of the locked file, as a stale NFS handle fails it), leaves
+// no temporary behind, for Create and MkdirTemp alike.
+func TestLockStepFailureRemovesTemporary(t *testing.T) {
+	defer func(f func(*os.File) (os.FileInfo, error)) { fstat = f }(fstat)
+	fstat = func(*os.File) (os.FileInfo, error) { return nil, syscall.ESTALE }
+	dir := t.TempDir()
+	if a, err := Create(filepath.Join(dir, "out.bin"), pattern); err == nil || !errors.Is(err, syscall.ESTALE) {
+		t.Errorf("Create with a failing stat: %v, %v", a, err)
+	}
+	if d, err := MkdirTemp(dir, ".d.tmp-*"); err == nil || !errors.Is(err, syscall.ESTALE) {
+		t.Errorf("MkdirTemp with a failing stat: %v, %v", d, err)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+		t.Errorf("left behind: %v", ents)
+	}
+}
+
+// Dir.Commit onto a non-empty directory fails and removes the temporary
+// itself, as File.Commit does, without the caller's Abort; final stays
+// as it was.
+func TestDirCommitFailureRemovesTemporary(t *testing.T) {
+	parent := t.TempDir()
+	final := filepath.Join(parent, "d")
+	if err := os.MkdirAll(filepath.Join(final, "keep"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	d, err := MkdirTemp(parent, ".d.tmp-*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(d.Path, "x"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	err = d.Commit(final)
+	if !errors.Is(err, fs.ErrExist) && !errors.Is(err, syscall.ENOTEMPTY) {
+		t.Fatalf("Commit onto a non-empty directory: %v", err)
+	}
+	if got := temps(t, parent); len(got) != 0 {
+		t.Errorf("temporaries left after a failed Commit: %v", got)
+	}
+	if _, err := os.Stat(filepath.Join(final, "keep")); err != nil {
+		t.Errorf("final changed: %v", err)
+	}
+	d.Abort() // does nothing now
+}
+
+// HoldLock: a second holder is refused with EWOULDBLOCK (or waits, with
+// wait), release removes the lock file, and a check that keeps failing
+// after the flock (here the fstat) is an error, not an endless retry.
+func TestHoldLock(t *testing.T) {
+	path := filepath.Join(t.TempDir(), ".x.lock")
+	release, err := HoldLock(path, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := HoldLock(path, false); !errors.Is(err, syscall.EWOULDBLOCK) {
+		t.Errorf("second HoldLock: %v, want EWOULDBLOCK", err)
+	}
+	got := make(chan error, 1)
+	go func() {
+		r, err := HoldLock(path, true)
+		if err == nil {
+			r()
+		}
+		got <- err
+	}()
+	time.Sleep(20 * time.Millisecond)
+	if err := release(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-got; err != nil {
+		t.Errorf("waiting HoldLock: %v", err)
+	}
+	if _, err := os.Lstat(path); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("lock file after release: %v", err)
+	}
+
+	defer func(f func(*os.File) (os.FileInfo, error)) { fstat = f }(fstat)
+	fstat = func(*os.File) (os.FileInfo, error) { return nil, syscall.ESTALE }
+	if _, err := HoldLock(path, false); !errors.Is(err, syscall.ESTALE) {
+		t.Errorf("HoldLock with a failing stat: %v", err)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"crypto/sha256"
 	"embed"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -30,18 +31,10 @@ var files embed.FS
 // atomically, under cacheDir/builtin-<content hash>/ ("" = the default
 // cache directory, else the system temporary directory if that fails).
 func Dir(cacheDir string) (string, error) {
-	cfg, err := files.ReadFile("model/config.json")
+	cfg, st, name, err := contents()
 	if err != nil {
 		return "", err
 	}
-	st, err := files.ReadFile("model/model.safetensors")
-	if err != nil {
-		return "", err
-	}
-	h := sha256.New()
-	h.Write(cfg)
-	h.Write(st)
-	name := "builtin-" + hex.EncodeToString(h.Sum(nil)[:8])
 	var firstErr error
 	for _, base := range candidates(cacheDir) {
 		dir := filepath.Join(base, name)
@@ -66,6 +59,52 @@ func Dir(cacheDir string) (string, error) {
 		}
 	}
 	return "", fmt.Errorf("built-in model: %w", firstErr)
+}
+
+// Unpacked is Dir for a dry run, which writes nothing: the directory
+// holding the built-in model if an earlier run unpacked it (ok), else the
+// directory Dir would write it to. Size is the bytes Dir would write.
+func Unpacked(cacheDir string) (dir string, size int64, ok bool, err error) {
+	cfg, st, name, err := contents()
+	if err != nil {
+		return "", 0, false, err
+	}
+	size = int64(len(cfg) + len(st))
+	cands := candidates(cacheDir)
+	for _, base := range cands {
+		if d := filepath.Join(base, name); complete(d, len(cfg), len(st)) {
+			return d, size, true, nil
+		}
+	}
+	return filepath.Join(cands[0], name), size, false, nil
+}
+
+// Config is the built-in model's config.json, read from the binary.
+func Config() (*weights.HFConfig, error) {
+	b, err := files.ReadFile("model/config.json")
+	if err != nil {
+		return nil, err
+	}
+	cfg := weights.DefaultHFConfig()
+	if err := json.Unmarshal(b, &cfg); err != nil {
+		return nil, fmt.Errorf("built-in model: config.json: %w", err)
+	}
+	return &cfg, nil
+}
+
+// contents are the embedded files and the directory name they go to
+// (named by their content hash).
+func contents() (cfg, st []byte, name string, err error) {
+	if cfg, err = files.ReadFile("model/config.json"); err != nil {
+		return nil, nil, "", err
+	}
+	if st, err = files.ReadFile("model/model.safetensors"); err != nil {
+		return nil, nil, "", err
+	}
+	h := sha256.New()
+	h.Write(cfg)
+	h.Write(st)
+	return cfg, st, "builtin-" + hex.EncodeToString(h.Sum(nil)[:8]), nil
 }
 
 func candidates(cacheDir string) []string {

@@ -1,12 +1,14 @@
 package weights
 
 import (
+	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/maeembed/maeembed/internal/atomicfile"
@@ -34,6 +36,50 @@ func writeNewFile(path string, write func(*os.File) error) error {
 // either the old file or the complete new one (atomicfile.Write).
 func writeFileAtomic(path string, write func(*os.File) error) error {
 	return atomicfile.Write(path, "."+filepath.Base(path)+".tmp-*", write)
+}
+
+// ConvertLockPath is the lock file that a convert into dir holds while
+// it writes: ".NAME.convert-lock" beside dir (NAME = dir's base name),
+// since a new dir is made by renaming a temporary into place.
+func ConvertLockPath(dir string) string {
+	parent, base := filepath.Split(filepath.Clean(dir))
+	return filepath.Join(parent, "."+base+".convert-lock")
+}
+
+// LockConvert takes the lock of a convert into dir (ConvertLockPath),
+// making dir's parent if needed, and holds it until release: a second
+// convert into dir meanwhile is refused, with an error naming dir and the
+// lock file, instead of both writing its files. release removes the lock
+// file, and the parent directories LockConvert made if they are still
+// empty (the convert failed), so a failed convert leaves nothing; a lock
+// file a killed convert left behind is taken over.
+func LockConvert(dir string) (release func(), err error) {
+	path := ConvertLockPath(dir)
+	var made []string // the parents to make, deepest first
+	for p := filepath.Dir(path); ; p = filepath.Dir(p) {
+		if _, err := os.Lstat(p); !errors.Is(err, fs.ErrNotExist) || p == filepath.Dir(p) {
+			break
+		}
+		made = append(made, p)
+	}
+	undo := func() {
+		for _, p := range made {
+			os.Remove(p) // only if empty
+		}
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		undo()
+		return nil, fmt.Errorf("convert into %s: %w", dir, err)
+	}
+	unlock, err := atomicfile.HoldLock(path, false)
+	if err != nil {
+		undo()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, fmt.Errorf("convert into %s: another convert is writing it (it holds the lock %s); wait for it to finish, or convert into another directory", dir, path)
+		}
+		return nil, fmt.Errorf("convert into %s: %w", dir, err)
+	}
+	return func() { unlock(); undo() }, nil
 }
 
 // staleTempAge is how long nothing in a temporary must have changed

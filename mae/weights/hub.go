@@ -99,23 +99,9 @@ func NewHub(cacheDir string) *Hub { return &Hub{CacheDir: cacheDir} }
 // Resolve returns a local path for nameOrPath: an existing file or directory
 // as is, a preset name as its cached file (downloaded if absent).
 func (h *Hub) Resolve(ctx context.Context, nameOrPath string) (string, error) {
-	if _, err := os.Stat(nameOrPath); err == nil {
-		return nameOrPath, nil
-	}
-	rel, ok := PresetFile(nameOrPath)
-	if !ok {
-		return "", fmt.Errorf("model %q: no such file or directory, and not a preset (presets: %s)", nameOrPath, strings.Join(Presets(), ", "))
-	}
-	cache := h.CacheDir
-	if cache == "" {
-		var err error
-		if cache, err = DefaultCacheDir(); err != nil {
-			return "", err
-		}
-	}
-	dst := filepath.Join(cache, filepath.FromSlash(rel))
-	if _, err := os.Stat(dst); err == nil {
-		return dst, nil
+	dst, rel, cached, err := h.locate(nameOrPath)
+	if err != nil || cached {
+		return dst, err
 	}
 	if err := h.download(ctx, rel, dst); err != nil {
 		if ctx.Err() != nil {
@@ -124,6 +110,87 @@ func (h *Hub) Resolve(ctx context.Context, nameOrPath string) (string, error) {
 		return "", &DownloadError{URL: h.url(rel), Path: dst, MD5: h.md5(rel), Err: err}
 	}
 	return dst, nil
+}
+
+// Download is a preset download that Resolve would make: what a dry run
+// reports instead of making it.
+type Download struct {
+	Preset string // the file's stem, e.g. mae_pretrain_vit_base
+	Kind   string // its directory on the site: pretrain, visualize or finetune
+	URL    string // where it would be fetched from
+	Path   string // where the cache would keep it
+	MD5    string // the published md5 prefix, "" when the publisher gives none
+	// Size is the file's size in bytes from a HEAD request (which
+	// transfers no content), -1 when unknown; SizeErr says why.
+	Size    int64
+	SizeErr error
+}
+
+// Locate is Resolve without downloading: an existing file or directory,
+// or a preset already in the cache, is returned as its path; a preset not
+// yet in the cache as the Download Resolve would make (with its size
+// asked of the server by a HEAD request, bounded by ctx and 10 seconds).
+// It writes nothing.
+func (h *Hub) Locate(ctx context.Context, nameOrPath string) (path string, dl *Download, err error) {
+	dst, rel, cached, err := h.locate(nameOrPath)
+	if err != nil || cached {
+		return dst, nil, err
+	}
+	dl = &Download{
+		Preset: strings.TrimSuffix(filepath.Base(rel), ".pth"), Kind: filepath.Dir(rel),
+		URL: h.url(rel), Path: dst, MD5: h.md5(rel), Size: -1,
+	}
+	dl.Size, dl.SizeErr = h.size(ctx, dl.URL)
+	return dst, dl, nil
+}
+
+// locate is where nameOrPath is or would be: an existing path as it is
+// (cached), else a preset's cache path, its file under the base URL, and
+// whether the cache holds it.
+func (h *Hub) locate(nameOrPath string) (path, rel string, cached bool, err error) {
+	if _, err := os.Stat(nameOrPath); err == nil {
+		return nameOrPath, "", true, nil
+	}
+	rel, ok := PresetFile(nameOrPath)
+	if !ok {
+		return "", "", false, fmt.Errorf("model %q: no such file or directory, and not a preset (presets: %s)", nameOrPath, strings.Join(Presets(), ", "))
+	}
+	cache := h.CacheDir
+	if cache == "" {
+		var err error
+		if cache, err = DefaultCacheDir(); err != nil {
+			return "", "", false, err
+		}
+	}
+	dst := filepath.Join(cache, filepath.FromSlash(rel))
+	_, err = os.Stat(dst)
+	return dst, rel, err == nil, nil
+}
+
+// size asks the server for the size of url with a HEAD request.
+func (h *Hub) size(ctx context.Context, url string) (int64, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodHead, url, nil)
+	if err != nil {
+		return -1, err
+	}
+	client := h.Client
+	if client == nil {
+		client = http.DefaultClient
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return -1, err
+	}
+	resp.Body.Close()
+	switch {
+	case resp.StatusCode != http.StatusOK:
+		return -1, fmt.Errorf("HEAD %s: %s", url, resp.Status)
+	case resp.ContentLength < 0:
+		return -1, fmt.Errorf("HEAD %s: no Content-Length", url)
+	}
+	return resp.ContentLength, nil
 }
 
 // DownloadError is a failed preset download (no network, a firewall, a
@@ -264,6 +331,11 @@ func (h *Hub) download(ctx context.Context, rel, dst string) error {
 	}
 	ok = true // Commit removes the temporary itself if it fails
 	if err := tmp.Commit(); err != nil {
+		// The checksum written above describes no checkpoint, unless a
+		// concurrent download of the same file published one meanwhile.
+		if st, serr := os.Stat(dst); serr != nil || !st.Mode().IsRegular() {
+			os.Remove(dst + ".sha256")
+		}
 		return fmt.Errorf("download %s: %w", url, err)
 	}
 	log.Info("checkpoint downloaded", "path", dst, "bytes", n, "md5", gotMD5, "sha256", sum)

@@ -394,3 +394,80 @@ func TestHubRemovesKilledDownloadsPart(t *testing.T) {
 		}
 	}
 }
+
+// Locate downloads nothing and writes nothing: a preset not in the cache
+// is the Download Resolve would make (URL, cache path, checksum, and the
+// size a HEAD request reports); a cached one, or a local path, is its path.
+func TestHubLocateFetchesNothing(t *testing.T) {
+	body := fakeCheckpoint()
+	var methods []string
+	srv := newFakeServer(t, body, func(w http.ResponseWriter, r *http.Request) {
+		methods = append(methods, r.Method)
+		w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+		if r.Method != http.MethodHead {
+			w.Write(body)
+		}
+	})
+	cache := filepath.Join(t.TempDir(), "cache")
+	h := &Hub{CacheDir: cache, BaseURL: srv.URL + "/mae"}
+	path, dl, err := h.Locate(context.Background(), "mae_finetuned_vit_large")
+	want := filepath.Join(cache, "finetune", "mae_finetuned_vit_large.pth")
+	if err != nil || dl == nil || path != want {
+		t.Fatalf("Locate: %s, %+v, %v; want a download to %s", path, dl, err, want)
+	}
+	if dl.URL != srv.URL+"/mae/finetune/mae_finetuned_vit_large.pth" || dl.Path != want || dl.Size != int64(len(body)) ||
+		dl.SizeErr != nil || dl.MD5 != "51f550" || dl.Kind != "finetune" || dl.Preset != "mae_finetuned_vit_large" {
+		t.Errorf("Locate: %+v", dl)
+	}
+	if len(methods) != 1 || methods[0] != http.MethodHead {
+		t.Errorf("requests %v, want one HEAD", methods)
+	}
+	if _, err := os.Lstat(cache); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("Locate wrote into the cache: %v", err)
+	}
+
+	// Cached: its path, no request.
+	if err := os.MkdirAll(filepath.Dir(want), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(want, body, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if p, dl, err := h.Locate(context.Background(), "mae_finetuned_vit_large.pth"); p != want || dl != nil || err != nil {
+		t.Errorf("Locate of a cached preset: %s, %+v, %v", p, dl, err)
+	}
+	// The server down: the size is unknown, and why.
+	srv.Close()
+	if _, dl, err := h.Locate(context.Background(), "mae_vit_huge_patch14"); err != nil || dl == nil || dl.Size != -1 || dl.SizeErr == nil {
+		t.Errorf("Locate with the server down: %+v, %v", dl, err)
+	}
+	if len(methods) != 1 {
+		t.Errorf("requests %v", methods)
+	}
+}
+
+// A download whose last step fails (the rename onto the cache path: here
+// a directory is in the way) leaves neither its partial file nor the
+// .sha256 it wrote just before, which would otherwise describe a
+// checkpoint that is not there.
+func TestHubFailedPublishLeavesNothing(t *testing.T) {
+	body := fakeCheckpoint()
+	srv := newFakeServer(t, body, nil)
+	cache := t.TempDir()
+	h := &Hub{CacheDir: cache, BaseURL: srv.URL, Progress: &bytes.Buffer{},
+		Logger: slog.New(slog.NewTextHandler(&bytes.Buffer{}, nil)),
+		MD5:    map[string]string{"pretrain/mae_pretrain_vit_base.pth": md5Prefix(body)}}
+	dst := filepath.Join(cache, "pretrain", "mae_pretrain_vit_base.pth")
+	if err := os.MkdirAll(filepath.Join(dst, "in-the-way"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.download(context.Background(), "pretrain/mae_pretrain_vit_base.pth", dst); err == nil {
+		t.Fatal("publishing onto a directory succeeded")
+	}
+	if files := listAll(t, filepath.Join(cache, "pretrain")); len(files) != 0 {
+		t.Errorf("cache holds %v after a failed publish", files)
+	}
+	if _, err := os.Lstat(dst + ".sha256"); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("%s.sha256 stayed after a failed publish: %v", dst, err)
+	}
+}

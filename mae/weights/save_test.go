@@ -1,6 +1,7 @@
 package weights
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -240,8 +241,9 @@ func TestSaveHFFloat16RoundTrip(t *testing.T) {
 }
 
 // Two converts into one new directory: the second to finish finds it
-// there. Its error says so in words (not "rename ...: file exists"), and
-// the first one's directory is left as it is.
+// there. Its error says so in words (not "rename ...: file exists"), the
+// first one's directory is left as it is, and the second one's temporary
+// is gone.
 func TestPublishDirOntoConcurrentResult(t *testing.T) {
 	parent := t.TempDir()
 	dir := filepath.Join(parent, "m")
@@ -265,7 +267,7 @@ func TestPublishDirOntoConcurrentResult(t *testing.T) {
 	if b, _ := os.ReadFile(filepath.Join(dir, HFConfigFile)); string(b) != dir {
 		t.Errorf("the existing directory was changed: config.json %q", b)
 	}
-	if err := publishDir(tmp, filepath.Join(parent, "n")); err != nil {
-		t.Errorf("publish to a free name: %v", err)
+	if _, err := os.Stat(tmp.Path); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the refused write's temporary %s stayed: %v", tmp.Path, err)
 	}
 }
