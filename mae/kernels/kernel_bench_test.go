@@ -1,6 +1,7 @@
 package kernels
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"testing"
 )
@@ -43,5 +44,45 @@ func BenchmarkMicroKernel(b *testing.B) {
 			}
 			reportGFLOPs(b, flops, cpu0)
 		})
+	}
+}
+
+// BenchmarkGELUTile measures the GEMM epilogue's GELU of one micro-tile
+// (mr rows of nr floats at fc1's row stride, 3072) in L1, against the
+// slice GELU over the same rows (slice) and the input copy alone (copy,
+// to subtract): the figure that interleaving vectors would change.
+func BenchmarkGELUTile(b *testing.B) {
+	for _, name := range Paths() {
+		im := paths[name]
+		if im.geluTile == nil {
+			continue
+		}
+		for _, mode := range []string{"tile", "slice", "copy"} {
+			b.Run(fmt.Sprintf("path=%s/%s", name, mode), func(b *testing.B) {
+				const ldc = 3072
+				r := rand.New(rand.NewPCG(1, 1))
+				src := randSlice(r, im.mr*nr)
+				for i := range src {
+					src[i] *= 3
+				}
+				c := make([]float32, (im.mr-1)*ldc+nr)
+				b.ResetTimer()
+				for i := 0; i < b.N; i++ {
+					// Fresh input each time (see BenchmarkGELU).
+					for row := 0; row < im.mr; row++ {
+						copy(c[row*ldc:row*ldc+nr], src[row*nr:])
+					}
+					switch mode {
+					case "tile":
+						im.geluTile(&c[0], ldc, im.mr)
+					case "slice":
+						for row := 0; row < im.mr; row++ {
+							im.gelu(c[row*ldc : row*ldc+nr])
+						}
+					}
+				}
+				b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(im.mr*nr/8), "ns/8floats")
+			})
+		}
 	}
 }
