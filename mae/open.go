@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -187,7 +188,8 @@ func Check(ctx context.Context, s Source) (*Spec, error) {
 // parts (from its kind: a pretrained encoder has the encoder norm, a
 // visualize checkpoint also the decoder, a fine-tuned one fc_norm instead
 // of the norm, as the official files do), with --config overriding the
-// config as it would the file's.
+// config as it would the file's and checked, as the run checks it, against
+// the tensors the file is known to hold (knownTensors).
 func checkPending(s Source, path string, p *Pending) (*Spec, error) {
 	var cfg Config
 	var has parts
@@ -220,6 +222,10 @@ func checkPending(s Source, path string, p *Pending) (*Spec, error) {
 			return nil, fmt.Errorf("model %s: unknown kind of preset file %s/%s", s.Name, dl.Kind, dl.Preset)
 		}
 	}
+	// The run checks --config against the file's tensors: check it
+	// against those the file is known to hold, with the run's errors (a
+	// --config of another architecture is refused, not listed).
+	known := knownTensors(cfg, has)
 	if s.Config != "" {
 		h, err := weights.ReadHFConfig(s.Config)
 		if err != nil {
@@ -227,13 +233,60 @@ func checkPending(s Source, path string, p *Pending) (*Spec, error) {
 		}
 		cfg = FromHF(h)
 	}
-	if err := cfg.Validate(); err != nil {
-		return nil, fmt.Errorf("%s: config: %w", path, err)
+	_, has, err := fromTensors(cfg, known, path, true)
+	if err != nil {
+		return nil, err
 	}
 	if err := checkDecoder(s, path, has.decoder); err != nil {
 		return nil, err
 	}
 	return &Spec{Path: path, Config: cfg, Pending: p, has: has}, nil
+}
+
+// knownTensors are the tensor headers (shapes, no data) of a checkpoint
+// of architecture c with parts p, as the official files and the built-in
+// model hold them (a fine-tuned file's head has the 1000 ImageNet-1k
+// classes): what a model not on this machine yet is checked against.
+func knownTensors(c Config, p parts) map[string]*weights.Tensor {
+	t := map[string]*weights.Tensor{}
+	add := func(name string, shape ...int) { t[name] = &weights.Tensor{Shape: shape} }
+	norm := func(prefix string, d int) { add(prefix+".weight", d); add(prefix+".bias", d) }
+	linear := func(prefix string, in, out int) { add(prefix+".weight", out, in); add(prefix+".bias", out) }
+	block := func(prefix string, d, mlp int) {
+		norm(prefix+".norm1", d)
+		linear(prefix+".attn.qkv", d, 3*d)
+		linear(prefix+".attn.proj", d, d)
+		norm(prefix+".norm2", d)
+		linear(prefix+".mlp.fc1", d, mlp)
+		linear(prefix+".mlp.fc2", mlp, d)
+	}
+	d, l := c.Dim, c.NumPatches()
+	add("patch_embed.proj.weight", d, 3, c.PatchSize, c.PatchSize)
+	add("patch_embed.proj.bias", d)
+	add("cls_token", 1, 1, d)
+	add("pos_embed", 1, 1+l, d)
+	for i := range c.Depth {
+		block("blocks."+strconv.Itoa(i), d, c.MLPDim)
+	}
+	if p.norm {
+		norm("norm", d)
+	}
+	if p.fcNorm {
+		norm("fc_norm", d)
+		linear("head", d, 1000)
+	}
+	if p.decoder {
+		dd := c.DecDim
+		linear("decoder_embed", d, dd)
+		add("mask_token", 1, 1, dd)
+		add("decoder_pos_embed", 1, 1+l, dd)
+		for i := range c.DecDepth {
+			block("decoder_blocks."+strconv.Itoa(i), dd, c.DecMLPDim)
+		}
+		norm("decoder_norm", dd)
+		linear("decoder_pred", dd, c.PatchDim())
+	}
+	return t
 }
 
 // HasDecoder tells whether the model can reconstruct.

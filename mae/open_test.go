@@ -2,7 +2,10 @@ package mae
 
 import (
 	"context"
+	"encoding/json"
 	"github.com/maeembed/maeembed/mae/builtin"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -37,5 +40,52 @@ func TestCheckPendingBuiltinMatchesUnpacked(t *testing.T) {
 			t.Errorf("pending %+v %+v %s\nunpacked %+v %+v %s", p.Config, p.has, p.Path, u.Config, u.has, u.Path)
 		}
 		cache = t.TempDir()
+	}
+}
+
+// A --config of another architecture than the model's is refused by the
+// dry run's check of a model not on this machine yet, with the run's
+// error (here the built-in model, whose files can be compared), not passed
+// on to fail the run.
+func TestCheckPendingRefusesOtherConfig(t *testing.T) {
+	cfg := filepath.Join("testdata", "fixtures", "tiny32", "hf", "config.json")
+	s := Source{Name: builtin.Name, CacheDir: t.TempDir(), Config: cfg}
+	_, perr := Check(context.Background(), s)
+	if _, err := builtin.Dir(s.CacheDir); err != nil {
+		t.Fatal(err)
+	}
+	_, uerr := Check(context.Background(), s)
+	if uerr == nil || perr == nil || perr.Error() != uerr.Error() {
+		t.Errorf("--config of another architecture:\nnot unpacked: %v\nunpacked:     %v", perr, uerr)
+	}
+
+	// A preset not in the cache: ViT-B's file with a tiny --config is
+	// refused; with ViT-B's shapes and other head counts it is not (the
+	// shapes do not depend on them).
+	t.Setenv("MAEEMBED_HUB_URL", "http://127.0.0.1:1") // nothing listens: the size is unknown
+	s = Source{Name: "mae_vit_base_patch16", CacheDir: t.TempDir(), Config: cfg}
+	if _, err := Check(context.Background(), s); err == nil || !strings.Contains(err.Error(), "does not match") {
+		t.Errorf("ViT-B preset with a tiny --config: %v", err)
+	}
+	var h map[string]any
+	if b, err := os.ReadFile(cfg); err != nil || json.Unmarshal(b, &h) != nil {
+		t.Fatalf("%s: %v", cfg, err)
+	}
+	b := Presets["mae_vit_base_patch16"]
+	for k, v := range map[string]int{"image_size": b.ImageSize, "patch_size": b.PatchSize, "hidden_size": b.Dim, "num_hidden_layers": b.Depth,
+		"num_attention_heads": 8, "intermediate_size": b.MLPDim, "decoder_hidden_size": b.DecDim, "decoder_num_hidden_layers": b.DecDepth,
+		"decoder_num_attention_heads": 8, "decoder_intermediate_size": b.DecMLPDim} {
+		h[k] = v
+	}
+	s.Config = filepath.Join(t.TempDir(), "config.json")
+	js, err := json.Marshal(h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(s.Config, js, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if spec, err := Check(context.Background(), s); err != nil || spec.Pending == nil || spec.Config.Heads != 8 {
+		t.Errorf("ViT-B preset with ViT-B's shapes in --config: %+v, %v", spec, err)
 	}
 }
