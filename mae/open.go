@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"strconv"
 	"strings"
 	"time"
 
@@ -245,47 +244,11 @@ func checkPending(s Source, path string, p *Pending) (*Spec, error) {
 
 // knownTensors are the tensor headers (shapes, no data) of a checkpoint
 // of architecture c with parts p, as the official files and the built-in
-// model hold them (a fine-tuned file's head has the 1000 ImageNet-1k
-// classes): what a model not on this machine yet is checked against.
+// model hold them (layout): what a model not on this machine yet is
+// checked against.
 func knownTensors(c Config, p parts) map[string]*weights.Tensor {
 	t := map[string]*weights.Tensor{}
-	add := func(name string, shape ...int) { t[name] = &weights.Tensor{Shape: shape} }
-	norm := func(prefix string, d int) { add(prefix+".weight", d); add(prefix+".bias", d) }
-	linear := func(prefix string, in, out int) { add(prefix+".weight", out, in); add(prefix+".bias", out) }
-	block := func(prefix string, d, mlp int) {
-		norm(prefix+".norm1", d)
-		linear(prefix+".attn.qkv", d, 3*d)
-		linear(prefix+".attn.proj", d, d)
-		norm(prefix+".norm2", d)
-		linear(prefix+".mlp.fc1", d, mlp)
-		linear(prefix+".mlp.fc2", mlp, d)
-	}
-	d, l := c.Dim, c.NumPatches()
-	add("patch_embed.proj.weight", d, 3, c.PatchSize, c.PatchSize)
-	add("patch_embed.proj.bias", d)
-	add("cls_token", 1, 1, d)
-	add("pos_embed", 1, 1+l, d)
-	for i := range c.Depth {
-		block("blocks."+strconv.Itoa(i), d, c.MLPDim)
-	}
-	if p.norm {
-		norm("norm", d)
-	}
-	if p.fcNorm {
-		norm("fc_norm", d)
-		linear("head", d, 1000)
-	}
-	if p.decoder {
-		dd := c.DecDim
-		linear("decoder_embed", d, dd)
-		add("mask_token", 1, 1, dd)
-		add("decoder_pos_embed", 1, 1+l, dd)
-		for i := range c.DecDepth {
-			block("decoder_blocks."+strconv.Itoa(i), dd, c.DecMLPDim)
-		}
-		norm("decoder_norm", dd)
-		linear("decoder_pred", dd, c.PatchDim())
-	}
+	layout(c, p, func(name string, _ tensorInit, shape ...int) { t[name] = &weights.Tensor{Shape: shape} })
 	return t
 }
 
