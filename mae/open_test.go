@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"github.com/maeembed/maeembed/mae/builtin"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -62,7 +64,9 @@ func TestCheckPendingRefusesOtherConfig(t *testing.T) {
 	// A preset not in the cache: ViT-B's file with a tiny --config is
 	// refused; with ViT-B's shapes and other head counts it is not (the
 	// shapes do not depend on them).
-	t.Setenv("MAEEMBED_HUB_URL", "http://127.0.0.1:1") // nothing listens: the size is unknown
+	srv := httptest.NewServer(http.NotFoundHandler())
+	srv.Close() // nothing listens on its address now: the size is unknown
+	t.Setenv("MAEEMBED_HUB_URL", srv.URL)
 	s = Source{Name: "mae_vit_base_patch16", CacheDir: t.TempDir(), Config: cfg}
 	if _, err := Check(context.Background(), s); err == nil || !strings.Contains(err.Error(), "does not match") {
 		t.Errorf("ViT-B preset with a tiny --config: %v", err)
