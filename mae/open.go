@@ -187,7 +187,8 @@ func Check(ctx context.Context, s Source) (*Spec, error) {
 // parts (from its kind: a pretrained encoder has the encoder norm, a
 // visualize checkpoint also the decoder, a fine-tuned one fc_norm instead
 // of the norm, as the official files do), with --config overriding the
-// config as it would the file's.
+// config as it would the file's and checked, as the run checks it, against
+// the tensors the file is known to hold (knownTensors).
 func checkPending(s Source, path string, p *Pending) (*Spec, error) {
 	var cfg Config
 	var has parts
@@ -220,6 +221,10 @@ func checkPending(s Source, path string, p *Pending) (*Spec, error) {
 			return nil, fmt.Errorf("model %s: unknown kind of preset file %s/%s", s.Name, dl.Kind, dl.Preset)
 		}
 	}
+	// The run checks --config against the file's tensors: check it
+	// against those the file is known to hold, with the run's errors (a
+	// --config of another architecture is refused, not listed).
+	known := knownTensors(cfg, has)
 	if s.Config != "" {
 		h, err := weights.ReadHFConfig(s.Config)
 		if err != nil {
@@ -227,13 +232,24 @@ func checkPending(s Source, path string, p *Pending) (*Spec, error) {
 		}
 		cfg = FromHF(h)
 	}
-	if err := cfg.Validate(); err != nil {
-		return nil, fmt.Errorf("%s: config: %w", path, err)
+	_, has, err := fromTensors(cfg, known, path, true)
+	if err != nil {
+		return nil, err
 	}
 	if err := checkDecoder(s, path, has.decoder); err != nil {
 		return nil, err
 	}
 	return &Spec{Path: path, Config: cfg, Pending: p, has: has}, nil
+}
+
+// knownTensors are the tensor headers (shapes, no data) of a checkpoint
+// of architecture c with parts p, as the official files and the built-in
+// model hold them (layout): what a model not on this machine yet is
+// checked against.
+func knownTensors(c Config, p parts) map[string]*weights.Tensor {
+	t := map[string]*weights.Tensor{}
+	layout(c, p, func(name string, _ tensorInit, shape ...int) { t[name] = &weights.Tensor{Shape: shape} })
+	return t
 }
 
 // HasDecoder tells whether the model can reconstruct.

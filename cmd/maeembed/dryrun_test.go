@@ -185,18 +185,25 @@ func TestDryRunFetchesNothing(t *testing.T) {
 		t.Errorf("the dry runs wrote into the cache: %v", err)
 	}
 
-	// An output with results from the preset (downloaded by a run into
-	// another cache): the dry run checks it as the run would, but for the
-	// weights' fingerprint, which needs the weights, and says so.
-	out := t.TempDir()
+	// A --config of another architecture than the preset's is refused as
+	// the run refuses it once it has the file (whose tensors do not match
+	// it), not listed.
 	cfg := filepath.Join(tiny, "hf", "config.json")
-	mustRun(t, "embed", "-m", "mae_visualize_vit_base", "--config", cfg, "--resize", "none", "--cache-dir", t.TempDir(), "-o", out, in)
-	gets.Store(0)
-	code, stdout, stderr = maeembed(t, "embed", "--dry-run", "-m", "mae_visualize_vit_base", "--config", cfg, "--resize", "none", "--cache-dir", cache, "-o", out, in)
-	if code != 0 || stdout != "" || !strings.Contains(stderr, "compared once the model is on this machine") {
-		t.Errorf("--dry-run into an output with results, preset not in the cache: exit %d, listed %q\n%s", code, stdout, stderr)
+	code, stdout, stderr = maeembed(t, "embed", "--dry-run", "-m", "mae_visualize_vit_base", "--config", cfg, "--cache-dir", cache, in)
+	if code != 1 || stdout != "" || !strings.Contains(stderr, "does not match") {
+		t.Errorf("--dry-run with a tiny --config for a ViT-B preset: exit %d, want 1, listed %q\n%s", code, stdout, stderr)
 	}
-	code, stdout, stderr = maeembed(t, "embed", "--dry-run", "--pool", "cls", "-m", "mae_visualize_vit_base", "--config", cfg, "--resize", "none", "--cache-dir", cache, "-o", out, in)
+
+	// An output with results from the built-in model (unpacked by a run
+	// into another cache): the dry run checks it as the run would, but
+	// for the weights' fingerprint, which needs the weights, and says so.
+	out := t.TempDir()
+	mustRun(t, "embed", "--cache-dir", t.TempDir(), "-o", out, in)
+	code, stdout, stderr = maeembed(t, "embed", "--dry-run", "--cache-dir", cache, "-o", out, in)
+	if code != 0 || stdout != "" || !strings.Contains(stderr, "compared once the model is on this machine") {
+		t.Errorf("--dry-run into an output with results, model not unpacked: exit %d, listed %q\n%s", code, stdout, stderr)
+	}
+	code, stdout, stderr = maeembed(t, "embed", "--dry-run", "--pool", "cls", "--cache-dir", cache, "-o", out, in)
 	if code != 1 || stdout != "" || !strings.Contains(stderr, "maeembed.pool") {
 		t.Errorf("--dry-run with another pool into that output: exit %d, want 1, listed %q\n%s", code, stdout, stderr)
 	}

@@ -158,6 +158,37 @@ func TestConvertRefusesWhileAnotherConverts(t *testing.T) {
 	}
 }
 
+// A convert into the current directory spelled "." (empty, so a new
+// checkpoint) goes through: its lock file is beside the directory, under
+// its real name, not "..convert-lock" inside it, which made the empty
+// directory non-empty and the convert refused.
+func TestConvertIntoDot(t *testing.T) {
+	src, err := filepath.Abs(filepath.Join(fixtures, "tiny32", "hf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	parent := t.TempDir()
+	dir := filepath.Join(parent, "m")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Chdir(dir)
+	if code, _, stderr := maeembed(t, "convert", src, "-o", "."); code != 0 {
+		t.Fatalf("convert -o . into an empty directory: exit %d\n%s", code, stderr)
+	}
+	ents, _ := os.ReadDir(dir)
+	var names []string
+	for _, e := range ents {
+		names = append(names, e.Name())
+	}
+	if !slices.Equal(names, []string{"config.json", "model.safetensors"}) {
+		t.Errorf("in the directory after convert -o .: %v", names)
+	}
+	if ents, _ := os.ReadDir(parent); len(ents) != 1 {
+		t.Errorf("beside it: %v, want only m", ents)
+	}
+}
+
 // A convert killed while writing (kill -9) leaves a hidden ".NAME.tmp-N"
 // directory beside its destination, or ".model.safetensors.tmp-N" in it
 // under --force. The next convert into the destination removes those,

@@ -105,6 +105,10 @@ var errTakenAway = errors.New("temporary taken away before it was locked")
 // gone stale would, to check that the temporary does not stay behind.
 var fstat = (*os.File).Stat
 
+// flock is syscall.Flock; a test makes it fail as a lock manager out of
+// locks would (ENOLCK), to check that HoldLock leaves a holder's file.
+var flock = syscall.Flock
+
 // lock takes f's exclusive lock, waiting while a cleaner that found the
 // new temporary holds it, and checks that f's name still names f
 // afterwards: errTakenAway if not, another error if that cannot be told
@@ -424,14 +428,27 @@ func HoldLock(path string, wait bool) (release func() error, err error) {
 		how |= syscall.LOCK_NB
 	}
 	for tries := 0; ; tries++ {
-		f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
+		// Made here (created) or found: only a file made here may be
+		// removed when it cannot be locked.
+		f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_RDWR, 0o644)
+		created := err == nil
+		if errors.Is(err, fs.ErrExist) {
+			f, err = os.OpenFile(path, os.O_RDWR, 0)
+			if errors.Is(err, fs.ErrNotExist) && tries < maxTries {
+				continue // released and removed between the two opens
+			}
+		}
 		if err != nil {
 			return nil, err
 		}
-		if err := syscall.Flock(int(f.Fd()), how); err != nil {
-			if !errors.Is(err, syscall.EWOULDBLOCK) {
-				// No one can lock it (a file system without flock): no
-				// holder needs the file, which may be ours, just made.
+		if err := flock(int(f.Fd()), how); err != nil {
+			if created && !errors.Is(err, syscall.EWOULDBLOCK) {
+				// The file made just now cannot be locked (a file system
+				// without flock): it stays nobody's. A file found there
+				// stays, whatever the failure: its holder may be alive
+				// (an flock failing for this process only, ENOLCK), and
+				// removing it would let a third process lock a new file
+				// while that holder still works.
 				os.Remove(path)
 			}
 			f.Close()

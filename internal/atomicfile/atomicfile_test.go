@@ -374,3 +374,32 @@ func TestHoldLock(t *testing.T) {
 		t.Errorf("HoldLock with a failing stat: %v", err)
 	}
 }
+
+// HoldLock whose flock fails otherwise than "held" (ENOLCK: the lock
+// manager out of locks for this process) removes a lock file it made
+// itself (none can be locked: a file system without flock), but never
+// one it found: a live holder's, which a third process would otherwise
+// lock anew while that holder still works.
+func TestHoldLockFailureLeavesAHoldersFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), ".x.lock")
+	release, err := HoldLock(path, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer release()
+	defer func(f func(int, int) error) { flock = f }(flock)
+	flock = func(int, int) error { return syscall.ENOLCK }
+	if _, err := HoldLock(path, false); !errors.Is(err, syscall.ENOLCK) {
+		t.Errorf("HoldLock with a failing flock: %v, want ENOLCK", err)
+	}
+	if _, err := os.Lstat(path); err != nil {
+		t.Errorf("the holder's lock file after another's failed flock: %v", err)
+	}
+	other := filepath.Join(filepath.Dir(path), ".y.lock")
+	if _, err := HoldLock(other, true); !errors.Is(err, syscall.ENOLCK) {
+		t.Errorf("HoldLock with a failing flock: %v, want ENOLCK", err)
+	}
+	if _, err := os.Lstat(other); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the lock file HoldLock made and could not lock stayed: %v", err)
+	}
+}

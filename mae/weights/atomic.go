@@ -40,8 +40,14 @@ func writeFileAtomic(path string, write func(*os.File) error) error {
 
 // ConvertLockPath is the lock file that a convert into dir holds while
 // it writes: ".NAME.convert-lock" beside dir (NAME = dir's base name),
-// since a new dir is made by renaming a temporary into place.
+// since a new dir is made by renaming a temporary into place. dir is made
+// absolute first: "." or ".." has no name of its own to hide the lock
+// under, and ".NAME" would then land inside dir, making an empty dir
+// non-empty before the convert checks it.
 func ConvertLockPath(dir string) string {
+	if abs, err := filepath.Abs(dir); err == nil {
+		dir = abs
+	}
 	parent, base := filepath.Split(filepath.Clean(dir))
 	return filepath.Join(parent, "."+base+".convert-lock")
 }

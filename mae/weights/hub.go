@@ -5,6 +5,7 @@ import (
 	"crypto/md5"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -130,7 +131,11 @@ type Download struct {
 // or a preset already in the cache, is returned as its path; a preset not
 // yet in the cache as the Download Resolve would make (with its size
 // asked of the server by a HEAD request, bounded by ctx and 10 seconds).
-// It writes nothing.
+// A server that answers that the file is not there (404, 410) is the
+// error Resolve's download would get, as Resolve returns it: the run
+// would fail there. Any other failure of the request (no network, a
+// server that does not take HEAD) leaves the size unknown. It writes
+// nothing.
 func (h *Hub) Locate(ctx context.Context, nameOrPath string) (path string, dl *Download, err error) {
 	dst, rel, cached, err := h.locate(nameOrPath)
 	if err != nil || cached {
@@ -141,8 +146,21 @@ func (h *Hub) Locate(ctx context.Context, nameOrPath string) (path string, dl *D
 		URL: h.url(rel), Path: dst, MD5: h.md5(rel), Size: -1,
 	}
 	dl.Size, dl.SizeErr = h.size(ctx, dl.URL)
+	var st *statusError
+	if errors.As(dl.SizeErr, &st) && (st.code == http.StatusNotFound || st.code == http.StatusGone) {
+		// download's error for this status, in Resolve's DownloadError.
+		return "", nil, &DownloadError{URL: dl.URL, Path: dst, MD5: dl.MD5, Err: fmt.Errorf("download %s: %s", dl.URL, st.status)}
+	}
 	return dst, dl, nil
 }
+
+// statusError is a HEAD request answered with another status than 200.
+type statusError struct {
+	url, status string
+	code        int
+}
+
+func (e *statusError) Error() string { return fmt.Sprintf("HEAD %s: %s", e.url, e.status) }
 
 // locate is where nameOrPath is or would be: an existing path as it is
 // (cached), else a preset's cache path, its file under the base URL, and
@@ -186,7 +204,7 @@ func (h *Hub) size(ctx context.Context, url string) (int64, error) {
 	resp.Body.Close()
 	switch {
 	case resp.StatusCode != http.StatusOK:
-		return -1, fmt.Errorf("HEAD %s: %s", url, resp.Status)
+		return -1, &statusError{url: url, status: resp.Status, code: resp.StatusCode}
 	case resp.ContentLength < 0:
 		return -1, fmt.Errorf("HEAD %s: no Content-Length", url)
 	}

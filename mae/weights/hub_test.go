@@ -471,3 +471,25 @@ func TestHubFailedPublishLeavesNothing(t *testing.T) {
 		t.Errorf("%s.sha256 stayed after a failed publish: %v", dst, err)
 	}
 }
+
+// A server that answers a HEAD request with 404 (a mirror without the
+// file) fails Locate with the error Resolve's download gets there, word
+// for word: the dry run refuses what the run would, as the run would say
+// it. Any other status leaves the size unknown.
+func TestHubLocateNotFoundIsResolvesError(t *testing.T) {
+	status := http.StatusNotFound
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(status) }))
+	defer srv.Close()
+	h := &Hub{CacheDir: t.TempDir(), BaseURL: srv.URL, Progress: &bytes.Buffer{},
+		Logger: slog.New(slog.NewTextHandler(&bytes.Buffer{}, nil))}
+	_, dl, lerr := h.Locate(context.Background(), "mae_pretrain_vit_base")
+	_, rerr := h.Resolve(context.Background(), "mae_pretrain_vit_base")
+	var de *DownloadError
+	if dl != nil || !errors.As(lerr, &de) || rerr == nil || lerr.Error() != rerr.Error() {
+		t.Errorf("Locate of a file the server does not have: %+v, %v\nResolve: %v", dl, lerr, rerr)
+	}
+	status = http.StatusMethodNotAllowed
+	if _, dl, err := h.Locate(context.Background(), "mae_pretrain_vit_base"); err != nil || dl == nil || dl.Size != -1 || dl.SizeErr == nil {
+		t.Errorf("Locate with HEAD not allowed: %+v, %v", dl, err)
+	}
+}
