@@ -238,6 +238,33 @@ func TestReconstructPNGResumeSkipsPublished(t *testing.T) {
 	}
 }
 
+// A directory of reconstruct's PNG panels holds one format too: an npy or
+// Parquet reconstruct into it is refused (it took the panels' ids for done
+// and wrote nothing), and so is --resume=false (it would draw every panel
+// again over the published ones).
+func TestReconstructPNGOutputIsAFormat(t *testing.T) {
+	dir := filepath.Join(fixtures, "tiny32")
+	out := t.TempDir()
+	args := func(more ...string) []string {
+		return append([]string{"reconstruct", "-m", filepath.Join(dir, "hf"), "--resize", "none", "-o", out},
+			append(more, filepath.Join(dir, "images"))...)
+	}
+	mustRun(t, args("--format", "png")...)
+	for _, more := range [][]string{{"--format", "npy"}, {"--format", "parquet"}, {"--format", "npy", "--dry-run"}} {
+		code, _, stderr := maeembed(t, args(more...)...)
+		if code == 0 || !strings.Contains(stderr, "holds png output") {
+			t.Errorf("%v into a PNG output: exit %d, want a refusal naming png\n%s", more, code, stderr)
+		}
+	}
+	code, _, stderr := maeembed(t, args("--format", "png", "--resume=false")...)
+	if code == 0 || !strings.Contains(stderr, "--resume=false would write their ids a second time") {
+		t.Errorf("--resume=false into a PNG output: exit %d, want a refusal\n%s", code, stderr)
+	}
+	if _, err := os.Stat(filepath.Join(out, "metadata.parquet")); err == nil {
+		t.Error("an npy set was written beside the PNG panels")
+	}
+}
+
 // metadataIDs are the ids of an npy set, in row order.
 func metadataIDs(t *testing.T, dir string) []string {
 	t.Helper()
