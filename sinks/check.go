@@ -15,11 +15,29 @@ import (
 // and weights. It reads only file metadata and creates nothing (a dry
 // run's check); a missing dir is nothing to continue.
 func CheckResume(dir, format string, meta Meta) error {
+	keys, vals := meta.keyValues()
+	return checkResume(dir, format, keys, vals, keys, vals)
+}
+
+// CheckReconResume is CheckResume for a reconstruct run writing meta in
+// format ("npy", "parquet" or "png"), as NewReconstructions (png: its
+// maeembed-png.json) and NewErrors (meta.ErrorMeta) check it when they
+// open dir: another mask ratio, seed, model, precision or weights is
+// refused. A dry run's check; it creates nothing.
+func CheckReconResume(dir, format string, meta ReconMeta) error {
+	keys, vals := meta.keyValues()
+	ek, ev := meta.ErrorMeta().keyValues()
+	return checkResume(dir, format, keys, vals, ek, ev)
+}
+
+// checkResume compares what dir holds in format with keys/vals, and its
+// newest error part with errKeys/errVals.
+func checkResume(dir, format string, keys, vals, errKeys, errVals []string) error {
 	if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
 		return nil
 	}
-	keys, vals := meta.keyValues()
-	if format == "npy" {
+	switch format {
+	case "npy":
 		md := filepath.Join(dir, metadataName)
 		if _, err := os.Stat(md); err == nil {
 			kv, err := fileMetadata(md)
@@ -30,13 +48,19 @@ func CheckResume(dir, format string, meta Meta) error {
 				return err
 			}
 		}
-	} else if _, err := resumeParts(dir, format, keys, vals, nil); err != nil {
-		return err
+	case "png":
+		if _, err := checkPNGMeta(dir, keys, vals); err != nil {
+			return err
+		}
+	default:
+		if _, err := resumeParts(dir, format, keys, vals, nil); err != nil {
+			return err
+		}
 	}
 	errDir := filepath.Join(dir, errorsDir)
 	if _, err := os.Stat(errDir); errors.Is(err, os.ErrNotExist) {
 		return nil
 	}
-	_, err := resumeParts(errDir, "parquet", keys, vals, errorsIgnore)
+	_, err := resumeParts(errDir, "parquet", errKeys, errVals, errorsIgnore)
 	return err
 }

@@ -265,6 +265,32 @@ func TestReconstructPNGOutputIsAFormat(t *testing.T) {
 	}
 }
 
+// reconstruct --dry-run refuses an output that the run would refuse to
+// continue (another seed, mask ratio or precision), with the run's exit
+// code, in every format; with the output's own settings it lists nothing
+// left to do. It listed 0 inputs and exited 0 where the run refused.
+func TestReconstructDryRunChecksSettings(t *testing.T) {
+	dir := filepath.Join(fixtures, "tiny32")
+	for _, format := range []string{"npy", "parquet", "png"} {
+		out := t.TempDir()
+		args := func(more ...string) []string {
+			return append([]string{"reconstruct", "-m", filepath.Join(dir, "hf"), "--resize", "none", "--format", format, "-o", out},
+				append(more, filepath.Join(dir, "images"))...)
+		}
+		mustRun(t, args()...)
+		for _, more := range [][]string{{"--seed", "7"}, {"--mask-ratio", "0.5"}, {"--precision", "int8"}} {
+			code, stdout, stderr := maeembed(t, args(append(more, "--dry-run")...)...)
+			run, _, _ := maeembed(t, args(more...)...)
+			if code == 0 || code != run || stdout != "" || !strings.Contains(stderr, "use another output directory") {
+				t.Errorf("%s: dry run %v: exit %d (the run %d), listed %q, want the run's refusal\n%s", format, more, code, run, stdout, stderr)
+			}
+		}
+		if code, stdout, stderr := maeembed(t, args("--dry-run")...); code != 0 || stdout != "" {
+			t.Errorf("%s: dry run with the output's settings: exit %d, listed %q, want nothing left\n%s", format, code, stdout, stderr)
+		}
+	}
+}
+
 // metadataIDs are the ids of an npy set, in row order.
 func metadataIDs(t *testing.T, dir string) []string {
 	t.Helper()

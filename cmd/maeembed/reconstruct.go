@@ -7,6 +7,7 @@ import (
 
 	"github.com/maeembed/maeembed/engine"
 	"github.com/maeembed/maeembed/mae"
+	"github.com/maeembed/maeembed/mae/kernels"
 	"github.com/maeembed/maeembed/sinks"
 )
 
@@ -56,11 +57,14 @@ func (e *env) reconstruct(o *Options) error {
 		// The checks of the model and its options, from the checkpoint's
 		// headers: a dry run fails where the run would, without loading
 		// the weights.
-		spec, _, err := o.ModelOptions.Check(e.ctx, true)
+		spec, p, err := o.ModelOptions.Check(e.ctx, true)
 		if err != nil {
 			return err
 		}
 		if err := checkReconstruct(o, spec.Config, b); err != nil {
+			return err
+		}
+		if err := checkReconResume(o, spec, p, b); err != nil {
 			return err
 		}
 		return b.DryRun(e.ctx, e.stdout)
@@ -108,6 +112,32 @@ func (e *env) reconstruct(o *Options) error {
 	model := engine.NewReconstructModel(rec, o.BatchSize, c.ImageSize, o.Format == "png")
 	end = b.Close
 	return engine.RunBatch(e.ctx, e.stderr, b, o.BatchOptions.Config(), errw, model, engine.NewReconstructionOutput(w))
+}
+
+// checkReconResume refuses, for a dry run, an output that the run would
+// refuse to continue: one written with other settings (mask ratio, seed,
+// model, precision, preprocessing, inputs) or, when it holds outputs,
+// other weights. The kernel is not compared, as by the run.
+func checkReconResume(o *Options, spec *mae.Spec, p kernels.Precision, b *engine.Batch) error {
+	if !o.Resume || o.Output == "" {
+		return nil
+	}
+	c := spec.Config
+	pre := b.Preprocess
+	pre.Size = c.ImageSize
+	meta := sinks.ReconMeta{Model: o.Model.Name, Preprocess: pre.String(), Version: version, MaskRatio: o.MaskRatio,
+		Seed: int64(o.Seed), Patches: c.NumPatches(), Patch: c.PatchSize, NormPixLoss: o.NormPixLoss.Or(c.NormPixLoss),
+		Precision: p.String(), Inputs: b.Inputs.Roots}
+	published, err := sinks.PublishedFormats(o.Output)
+	if err != nil {
+		return err
+	}
+	if len(published) > 0 {
+		if meta.Weights, err = spec.Fingerprint(); err != nil {
+			return err
+		}
+	}
+	return sinks.CheckReconResume(o.Output, o.Format, meta)
 }
 
 // checkReconstruct checks reconstruct's options against the model's
