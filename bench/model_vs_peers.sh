@@ -112,7 +112,8 @@ for line in open(sys.argv[1]):
     col, case, v = line.split()
     if case != "isa":
         vals[(col, case)].append(float(v))
-cols = sorted({c for c, _ in vals if c.startswith("mae-")}, key=lambda c: ("avx2" in c, c))
+order = {"fp32": 0, "bf16": 1, "int8": 2}  # the docs' tables: avx512 then avx2, fp32, bf16, int8
+cols = sorted({c for c, _ in vals if c.startswith("mae-")}, key=lambda c: ("avx2" in c, order.get(c.rsplit("-", 1)[1], 3), c))
 peers = [c for c in ["torch", "torch-avx2", "ort"] if any(k[0] == c for k in vals)]
 cases = ["embed:8", "embed:1", "reconstruct:8"]
 names = {"embed:8": "embed b8", "embed:1": "embed b1", "reconstruct:8": "reconstruct b8"}
@@ -124,6 +125,7 @@ for k in cases:
     print(f"{names[k]:<15}" + "".join(f"{best(c, k):18.2f}" for c in cols + peers) +
           "".join(f"{best(c, k) / peer:17.2f}x" for c in cols))
 print("range over rounds (min-max):")
+print(f"{'case':<15}" + "".join(f"{c:>18}" for c in cols + peers))
 for k in cases:
     print(f"{names[k]:<15}" + "".join(f"{min(vals.get((c, k), [0])):>9.2f}-{max(vals.get((c, k), [0])):<8.2f}" for c in cols + peers))
 PY
