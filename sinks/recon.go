@@ -1,6 +1,9 @@
 package sinks
 
 import (
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
 	"fmt"
 	"strconv"
 
@@ -25,6 +28,21 @@ type ReconMeta struct {
 	Weights string
 	// Inputs are the run's input roots, as in Meta.
 	Inputs []string
+	// MaskNoise fingerprints the --mask-noise rows the masks came from
+	// (MaskNoiseFingerprint); empty for masks drawn from Seed. Recorded as
+	// maeembed.mask_noise, so a resume cannot mix the two kinds of masks.
+	MaskNoise string
+}
+
+// MaskNoiseFingerprint is ReconMeta.MaskNoise of noise rows: the first 16
+// hex digits of a SHA-256 over their shape and little-endian float32s.
+func MaskNoiseFingerprint(shape []int, data []float32) string {
+	h := sha256.New()
+	for _, n := range shape {
+		binary.Write(h, binary.LittleEndian, int64(n))
+	}
+	binary.Write(h, binary.LittleEndian, data)
+	return hex.EncodeToString(h.Sum(nil))[:16]
 }
 
 func (m ReconMeta) patchDim() int { return m.Patch * m.Patch * 3 }
@@ -43,6 +61,10 @@ func (m ReconMeta) keyValues() ([]string, []string) {
 	if m.Precision != "" {
 		keys = append(keys, "maeembed.precision")
 		vals = append(vals, m.Precision)
+	}
+	if m.MaskNoise != "" {
+		keys = append(keys, "maeembed.mask_noise")
+		vals = append(vals, m.MaskNoise)
 	}
 	keys, vals = kernelKV(keys, vals, m.Kernel)
 	keys, vals = weightsKV(keys, vals, m.Weights)

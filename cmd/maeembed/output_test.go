@@ -291,6 +291,36 @@ func TestReconstructDryRunChecksSettings(t *testing.T) {
 	}
 }
 
+// Masks drawn from --seed and masks given by --mask-noise do not mix in
+// one output: the noise rows are recorded (maeembed.mask_noise, their
+// fingerprint), so a resume with the other kind, or other rows, is
+// refused, dry run included; the same rows resume.
+func TestReconstructMaskNoiseRecorded(t *testing.T) {
+	dir := filepath.Join(fixtures, "tiny32")
+	noise := filepath.Join(dir, "noise.npy")
+	for _, format := range []string{"npy", "parquet", "png"} {
+		for _, first := range []string{"seed", "noise"} {
+			out := t.TempDir()
+			args := func(kind string, more ...string) []string {
+				a := []string{"reconstruct", "-m", filepath.Join(dir, "hf"), "--resize", "none", "--format", format, "-o", out}
+				if kind == "noise" {
+					a = append(a, "--mask-noise", noise)
+				}
+				return append(a, append(more, filepath.Join(dir, "images"))...)
+			}
+			mustRun(t, args(first, "--shard", "0/2")...)
+			other := map[string]string{"seed": "noise", "noise": "seed"}[first]
+			for _, more := range [][]string{{"--dry-run"}, nil} {
+				code, _, stderr := maeembed(t, args(other, more...)...)
+				if code == 0 || !strings.Contains(stderr, "maeembed.mask_noise") {
+					t.Errorf("%s: %s masks after %s masks %v: exit %d, want a refusal naming maeembed.mask_noise\n%s", format, other, first, more, code, stderr)
+				}
+			}
+			mustRun(t, args(first)...) // the same kind resumes
+		}
+	}
+}
+
 // metadataIDs are the ids of an npy set, in row order.
 func metadataIDs(t *testing.T, dir string) []string {
 	t.Helper()

@@ -64,7 +64,15 @@ func (e *env) reconstruct(o *Options) error {
 		if err := checkReconstruct(o, spec.Config, b); err != nil {
 			return err
 		}
-		if err := checkReconResume(o, spec, p, b); err != nil {
+		noiseFP := ""
+		if o.MaskNoise != "" {
+			shape, data, err := readMaskNoise(o, spec.Config, b)
+			if err != nil {
+				return err
+			}
+			noiseFP = sinks.MaskNoiseFingerprint(shape, data)
+		}
+		if err := checkReconResume(o, spec, p, noiseFP, b); err != nil {
 			return err
 		}
 		return b.DryRun(e.ctx, e.stdout)
@@ -79,18 +87,14 @@ func (e *env) reconstruct(o *Options) error {
 		return err
 	}
 	var noise mae.Noise = mae.SeededNoise(o.Seed)
+	noiseFP := ""
 	if o.MaskNoise != "" {
-		shape, data, err := sinks.ReadNpyFloat32(o.MaskNoise)
+		shape, data, err := readMaskNoise(o, c, b)
 		if err != nil {
-			return fmt.Errorf("--mask-noise: %w", err)
-		}
-		if len(shape) != 2 || shape[1] != l {
-			return fmt.Errorf("--mask-noise %s: shape %v, want [N, %d] (L = %d patches for image %d, patch %d)", o.MaskNoise, shape, l, l, c.ImageSize, c.PatchSize)
-		}
-		if n, exact := b.Inputs.Files(); exact && o.Shard == "" && n != shape[0] {
-			return fmt.Errorf("--mask-noise %s: %d rows for %d inputs: want one row per input in input order", o.MaskNoise, shape[0], n)
+			return err
 		}
 		noise = mae.NoiseRows{Name: "--mask-noise " + o.MaskNoise, L: l, Data: data}
+		noiseFP = sinks.MaskNoiseFingerprint(shape, data)
 	}
 	normPix := o.NormPixLoss.Or(c.NormPixLoss)
 	rec, err := mae.NewReconstructor(m, o.MaskRatio, normPix, noise, o.BatchSize)
@@ -99,7 +103,8 @@ func (e *env) reconstruct(o *Options) error {
 	}
 	b.Preprocess.Size = c.ImageSize
 	meta := sinks.ReconMeta{Model: o.Model.Name, Preprocess: b.Preprocess.String(), Version: version, MaskRatio: o.MaskRatio,
-		Seed: int64(o.Seed), Patches: l, Patch: c.PatchSize, NormPixLoss: normPix, Precision: m.Precision().String(), Kernel: m.Kernel(), Weights: m.Fingerprint, Inputs: b.Inputs.Roots}
+		Seed: int64(o.Seed), Patches: l, Patch: c.PatchSize, NormPixLoss: normPix, Precision: m.Precision().String(), Kernel: m.Kernel(), Weights: m.Fingerprint, Inputs: b.Inputs.Roots,
+		MaskNoise: noiseFP}
 	errw, err := sinks.NewErrors(o.Output, meta.ErrorMeta(), sinks.ParquetOptions{})
 	if err != nil {
 		return err
@@ -114,11 +119,28 @@ func (e *env) reconstruct(o *Options) error {
 	return engine.RunBatch(e.ctx, e.stderr, b, o.BatchOptions.Config(), errw, model, engine.NewReconstructionOutput(w))
 }
 
+// readMaskNoise reads --mask-noise and checks its shape against the model
+// (L patches) and the inputs (one row each).
+func readMaskNoise(o *Options, c mae.Config, b *engine.Batch) ([]int, []float32, error) {
+	l := c.NumPatches()
+	shape, data, err := sinks.ReadNpyFloat32(o.MaskNoise)
+	if err != nil {
+		return nil, nil, fmt.Errorf("--mask-noise: %w", err)
+	}
+	if len(shape) != 2 || shape[1] != l {
+		return nil, nil, fmt.Errorf("--mask-noise %s: shape %v, want [N, %d] (L = %d patches for image %d, patch %d)", o.MaskNoise, shape, l, l, c.ImageSize, c.PatchSize)
+	}
+	if n, exact := b.Inputs.Files(); exact && o.Shard == "" && n != shape[0] {
+		return nil, nil, fmt.Errorf("--mask-noise %s: %d rows for %d inputs: want one row per input in input order", o.MaskNoise, shape[0], n)
+	}
+	return shape, data, nil
+}
+
 // checkReconResume refuses, for a dry run, an output that the run would
 // refuse to continue: one written with other settings (mask ratio, seed,
-// model, precision, preprocessing, inputs) or, when it holds outputs,
-// other weights. The kernel is not compared, as by the run.
-func checkReconResume(o *Options, spec *mae.Spec, p kernels.Precision, b *engine.Batch) error {
+// --mask-noise rows, fingerprinted as noiseFP, model, precision,
+// preprocessing, inputs) or, when it holds outputs, other weights. The kernel is not compared, as by the run.
+func checkReconResume(o *Options, spec *mae.Spec, p kernels.Precision, noiseFP string, b *engine.Batch) error {
 	if !o.Resume || o.Output == "" {
 		return nil
 	}
@@ -127,7 +149,7 @@ func checkReconResume(o *Options, spec *mae.Spec, p kernels.Precision, b *engine
 	pre.Size = c.ImageSize
 	meta := sinks.ReconMeta{Model: o.Model.Name, Preprocess: pre.String(), Version: version, MaskRatio: o.MaskRatio,
 		Seed: int64(o.Seed), Patches: c.NumPatches(), Patch: c.PatchSize, NormPixLoss: o.NormPixLoss.Or(c.NormPixLoss),
-		Precision: p.String(), Inputs: b.Inputs.Roots}
+		Precision: p.String(), Inputs: b.Inputs.Roots, MaskNoise: noiseFP}
 	published, err := sinks.PublishedFormats(o.Output)
 	if err != nil {
 		return err
