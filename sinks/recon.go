@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
+	"math"
 	"strconv"
 
 	"github.com/apache/arrow/go/v17/arrow"
@@ -38,10 +39,18 @@ type ReconMeta struct {
 // hex digits of a SHA-256 over their shape and little-endian float32s.
 func MaskNoiseFingerprint(shape []int, data []float32) string {
 	h := sha256.New()
+	buf := make([]byte, 0, 64<<10)
 	for _, n := range shape {
-		binary.Write(h, binary.LittleEndian, int64(n))
+		buf = binary.LittleEndian.AppendUint64(buf, uint64(n))
 	}
-	binary.Write(h, binary.LittleEndian, data)
+	for _, v := range data { // in pieces: the rows may be large
+		if len(buf)+4 > cap(buf) {
+			h.Write(buf)
+			buf = buf[:0]
+		}
+		buf = binary.LittleEndian.AppendUint32(buf, math.Float32bits(v))
+	}
+	h.Write(buf)
 	return hex.EncodeToString(h.Sum(nil))[:16]
 }
 
