@@ -165,6 +165,13 @@ type Config struct {
 // batch size is a slip, not a tuning (and its tensors would not fit).
 const MaxBatchSize = 1 << 16
 
+// MaxWorkers is the most preprocess workers (--workers) a run accepts:
+// each is a goroutine with a slot of the ordered window, and a run
+// allocates them all up front, so a slip such as --workers 100000000 would
+// take minutes and gigabytes before the first image; decoding is CPU-bound
+// and far fewer workers than this already keep any machine's cores busy.
+const MaxWorkers = 4096
+
 // CheckBatch checks a batch size (Config.BatchSize) before a model stage
 // sizes its buffers for it: it must be in [1, MaxBatchSize], and the
 // batch's tensors, batchBytes (e.g. mae.Config.BatchBytes), must fit in

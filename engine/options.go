@@ -41,8 +41,8 @@ func (o BatchOptions) Validate() error {
 		return fmt.Errorf("--batch-size: %w", err)
 	}
 	switch {
-	case o.Workers < 0:
-		return fmt.Errorf("--workers %d: must be 0 (one per core) or more", o.Workers)
+	case o.Workers < 0 || o.Workers > MaxWorkers:
+		return fmt.Errorf("--workers %d: must be 0 (one per core) to %d", o.Workers, MaxWorkers)
 	case o.FlushInterval < 0:
 		return fmt.Errorf("--flush-interval %v: want 0 (only when a part is full) or more", o.FlushInterval)
 	case o.BatchLatency < 0:

@@ -71,7 +71,6 @@ func StartProgress(w io.Writer, bar bool, total int64, start time.Time, counts f
 			progressbar.OptionShowCount(),
 			progressbar.OptionSetPredictTime(true),
 			progressbar.OptionSetElapsedTime(true),
-			progressbar.OptionThrottle(barEvery),
 			progressbar.OptionFullWidth(),
 			progressbar.OptionShowDescriptionAtLineEnd(),
 		)
@@ -115,10 +114,17 @@ func (p *Progress) description(c Counts) string {
 	return fmt.Sprintf("%s, %.1f images/s, %d published", plural(c.Failed, "error"), p.rate(c), c.published())
 }
 
+// update redraws the bar from one Counts. Each call draws: the bar is not
+// throttled (the ticker paces it). With a throttle, Describe drew the new
+// description beside the previous count and Set64's frame was skipped, so
+// a frame could show more published than done ("(8/402) ... 10
+// published"). The count goes first: its frame pairs the new count with
+// the previous description (published then is at most that count), and
+// Describe's frame has both new.
 func (p *Progress) update() {
 	c := p.counts()
-	p.bar.Describe(p.description(c))
 	p.bar.Set64(c.done())
+	p.bar.Describe(p.description(c))
 }
 
 func (p *Progress) logLine() {

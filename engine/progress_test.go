@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -34,6 +35,36 @@ func TestProgressBar(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("bar output lacks %q:\n%q", want, out)
 		}
+	}
+}
+
+// Every frame of the bar shows one moment: its count and its "published"
+// come from the same Counts, so published never exceeds the count (a frame
+// drew the new description beside the previous tick's count: "(8/402) ...
+// 10 published").
+func TestProgressBarFrameConsistent(t *testing.T) {
+	var buf bytes.Buffer
+	var n atomic.Int64
+	counts := func() Counts { v := n.Add(7); return Counts{Processed: v, Written: v} }
+	p := StartProgress(&buf, true, 1000, time.Now().Add(-time.Second), counts)
+	time.Sleep(5 * barEvery)
+	p.Stop()
+	frame := regexp.MustCompile(`\((\d+)/1000\).* (\d+) published`)
+	frames := 0
+	for _, f := range strings.Split(buf.String(), "\r") {
+		m := frame.FindStringSubmatch(f)
+		if m == nil {
+			continue
+		}
+		frames++
+		done, _ := strconv.Atoi(m[1])
+		published, _ := strconv.Atoi(m[2])
+		if published > done {
+			t.Errorf("frame shows %d published of %d done: %q", published, done, f)
+		}
+	}
+	if frames < 2 {
+		t.Errorf("%d frames drawn, want several:\n%q", frames, buf.String())
 	}
 }
 

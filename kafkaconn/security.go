@@ -60,6 +60,21 @@ func (s Security) TLSConfig() (*tls.Config, error) {
 	return c, nil
 }
 
+// Validate reports what the clients would refuse only when they connect,
+// so that a worker fails on it at start, before loading its model: an
+// unknown SASL mechanism, a dial timeout that is not a duration, TLS files
+// that cannot be read. Errors name the flag or key.
+func (s Security) Validate() error {
+	if _, err := s.Mechanism(); err != nil {
+		return fmt.Errorf("--sasl-mechanism: %w", err)
+	}
+	if _, err := s.dialTimeout(); err != nil {
+		return fmt.Errorf("dial_timeout: %w", err)
+	}
+	_, err := s.TLSConfig()
+	return err
+}
+
 // Mechanism builds the SASL mechanism, or nil when SASL is off.
 func (s Security) Mechanism() (sasl.Mechanism, error) {
 	switch strings.ToLower(s.SASLMechanism) {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/maeembed/maeembed/mae/kernels"
+	"github.com/maeembed/maeembed/mae/kernels/kerneltest"
 )
 
 // BenchmarkEmbed measures whole-image embedding throughput of the presets
@@ -45,8 +46,12 @@ func BenchmarkEmbed(b *testing.B) {
 
 var benchPrecisions = []kernels.Precision{kernels.FP32, kernels.BF16, kernels.Int8}
 
-// benchModel is a ViT-B/16 with random weights in precision prec.
+// benchModel is a ViT-B/16 with random weights in precision prec. A
+// MAEEMBED_KERNEL that could not be followed fails the benchmark: figures
+// of the default path must not be reported as those of the forced one
+// (bench/model_vs_peers.sh labels its columns by the variable).
 func benchModel(b *testing.B, decoder bool, prec kernels.Precision) *Model {
+	kerneltest.CheckEnv(b)
 	m, err := New(Presets["mae_vit_base_patch16"], decoder, 1)
 	if err != nil {
 		b.Fatal(err)

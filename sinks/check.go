@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 )
 
 // CheckResume reports whether an embedding run writing meta in format
@@ -15,7 +16,8 @@ import (
 // and weights. It reads only file metadata and creates nothing (a dry
 // run's check); a missing dir is nothing to continue.
 func CheckResume(dir, format string, meta Meta) error {
-	return checkResume(dir, format, meta, nil)
+	keys, vals := meta.keyValues()
+	return checkResume(dir, format, keys, vals, keys, vals, nil)
 }
 
 // CheckResumeAnyWeights is CheckResume without the weights' fingerprint
@@ -23,15 +25,38 @@ func CheckResume(dir, format string, meta Meta) error {
 // yet: the run compares it once it has the weights.
 func CheckResumeAnyWeights(dir, format string, meta Meta) error {
 	meta.Weights = ""
-	return checkResume(dir, format, meta, []string{"maeembed.weights"})
+	keys, vals := meta.keyValues()
+	return checkResume(dir, format, keys, vals, keys, vals, anyWeights)
 }
 
-func checkResume(dir, format string, meta Meta, ignore []string) error {
+// CheckReconResume is CheckResume for a reconstruct run writing meta in
+// format ("npy", "parquet" or "png"), as NewReconstructions (png: its
+// maeembed-png.json) and NewErrors (meta.ErrorMeta) check it when they
+// open dir: another mask ratio, seed, model, precision or weights is
+// refused. A dry run's check; it creates nothing. An empty meta.Weights
+// (a dry run whose model is not on this machine yet) leaves the weights'
+// fingerprint to the run.
+func CheckReconResume(dir, format string, meta ReconMeta) error {
+	var ignore []string
+	if meta.Weights == "" {
+		ignore = anyWeights
+	}
+	keys, vals := meta.keyValues()
+	ek, ev := meta.ErrorMeta().keyValues()
+	return checkResume(dir, format, keys, vals, ek, ev, ignore)
+}
+
+// anyWeights is what a dry run without the model's file leaves unchecked.
+var anyWeights = []string{"maeembed.weights"}
+
+// checkResume compares what dir holds in format with keys/vals, and its
+// newest error part with errKeys/errVals; keys in ignore are not compared.
+func checkResume(dir, format string, keys, vals, errKeys, errVals, ignore []string) error {
 	if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
 		return nil
 	}
-	keys, vals := meta.keyValues()
-	if format == "npy" {
+	switch format {
+	case "npy":
 		md := filepath.Join(dir, metadataName)
 		if _, err := os.Stat(md); err == nil {
 			kv, err := fileMetadata(md)
@@ -45,13 +70,19 @@ func checkResume(dir, format string, meta Meta, ignore []string) error {
 				return err
 			}
 		}
-	} else if _, err := resumeParts(dir, format, keys, vals, ignore); err != nil {
-		return err
+	case "png":
+		if _, err := checkPNGMeta(dir, keys, vals, ignore); err != nil {
+			return err
+		}
+	default:
+		if _, err := resumeParts(dir, format, keys, vals, ignore); err != nil {
+			return err
+		}
 	}
 	errDir := filepath.Join(dir, errorsDir)
 	if _, err := os.Stat(errDir); errors.Is(err, os.ErrNotExist) {
 		return nil
 	}
-	_, err := resumeParts(errDir, "parquet", keys, vals, append(ignore, errorsIgnore...))
+	_, err := resumeParts(errDir, "parquet", errKeys, errVals, append(slices.Clip(ignore), errorsIgnore...))
 	return err
 }

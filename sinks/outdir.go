@@ -149,8 +149,9 @@ func kindHeld(path string, removeStale bool) (bool, error) {
 
 // PublishedFormats lists the formats of the outputs published in dir, in
 // sorted order: "arrow" (part-NNNNN.arrow), "npy" (metadata.parquet of an
-// npy set) and "parquet" (part-NNNNN.parquet), plus "errors" when dir/errors
-// holds error parts. A missing dir holds nothing.
+// npy set), "parquet" (part-NNNNN.parquet) and "png" (maeembed-png.json of
+// reconstruct's panels), plus "errors" when dir/errors holds error parts.
+// A missing dir holds nothing.
 func PublishedFormats(dir string) ([]string, error) {
 	var formats []string
 	for _, d := range []string{dir, filepath.Join(dir, errorsDir)} {
@@ -168,6 +169,8 @@ func PublishedFormats(dir string) ([]string, error) {
 				formats = append(formats, "errors")
 			case d == dir && name == metadataName:
 				formats = append(formats, "npy")
+			case d == dir && name == pngMetaName:
+				formats = append(formats, "png")
 			case d == dir && m != nil && (m[3] == "parquet" || m[3] == "arrow"):
 				formats = append(formats, m[3])
 			}

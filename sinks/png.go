@@ -87,24 +87,34 @@ func NewReconPNG(dir string, meta ReconMeta) (*ReconPNG, error) {
 	w := &ReconPNG{dir: dir, meta: meta, g: g, s: s, written: map[string]string{}, img: image.NewNRGBA(image.Rect(0, 0, 4*s+3*PanelGap, s))}
 	w.enc.BufferPool = &pngPool{}
 	w.bw = bufio.NewWriterSize(io.Discard, 64<<10)
+	keys, vals := meta.keyValues()
+	found, err := checkPNGMeta(dir, keys, vals, nil)
+	if err != nil {
+		return nil, err
+	}
+	w.metaPending = !found
+	return w, nil
+}
+
+// checkPNGMeta compares DIR/maeembed-png.json, if there is one (found),
+// with a run's settings keys/vals.
+func checkPNGMeta(dir string, keys, vals, ignore []string) (found bool, err error) {
 	path := filepath.Join(dir, pngMetaName)
 	b, err := os.ReadFile(path)
 	switch {
 	case errors.Is(err, os.ErrNotExist):
-		w.metaPending = true
+		return false, nil
 	case err != nil:
-		return nil, fmt.Errorf("png output: %w", err)
-	default:
-		var kv map[string]string
-		if err := json.Unmarshal(b, &kv); err != nil {
-			return nil, fmt.Errorf("png output: %s is corrupt: %w", path, err)
-		}
-		keys, vals := meta.keyValues()
-		if err := compatible(path, kv, keys, vals); err != nil {
-			return nil, err
-		}
+		return false, fmt.Errorf("png output: %w", err)
 	}
-	return w, nil
+	var kv map[string]string
+	if err := json.Unmarshal(b, &kv); err != nil {
+		return true, fmt.Errorf("png output: %s is corrupt: %w", path, err)
+	}
+	for _, k := range ignore {
+		delete(kv, k)
+	}
+	return true, compatible(path, kv, keys, vals)
 }
 
 // writeMeta publishes DIR/maeembed-png.json (see NewReconPNG).

@@ -1,7 +1,11 @@
 package sinks
 
 import (
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
 	"fmt"
+	"math"
 	"strconv"
 
 	"github.com/apache/arrow/go/v17/arrow"
@@ -25,6 +29,29 @@ type ReconMeta struct {
 	Weights string
 	// Inputs are the run's input roots, as in Meta.
 	Inputs []string
+	// MaskNoise fingerprints the --mask-noise rows the masks came from
+	// (MaskNoiseFingerprint); empty for masks drawn from Seed. Recorded as
+	// maeembed.mask_noise, so a resume cannot mix the two kinds of masks.
+	MaskNoise string
+}
+
+// MaskNoiseFingerprint is ReconMeta.MaskNoise of noise rows: the first 16
+// hex digits of a SHA-256 over their shape and little-endian float32s.
+func MaskNoiseFingerprint(shape []int, data []float32) string {
+	h := sha256.New()
+	buf := make([]byte, 0, 64<<10)
+	for _, n := range shape {
+		buf = binary.LittleEndian.AppendUint64(buf, uint64(n))
+	}
+	for _, v := range data { // in pieces: the rows may be large
+		if len(buf)+4 > cap(buf) {
+			h.Write(buf)
+			buf = buf[:0]
+		}
+		buf = binary.LittleEndian.AppendUint32(buf, math.Float32bits(v))
+	}
+	h.Write(buf)
+	return hex.EncodeToString(h.Sum(nil))[:16]
 }
 
 func (m ReconMeta) patchDim() int { return m.Patch * m.Patch * 3 }
@@ -43,6 +70,10 @@ func (m ReconMeta) keyValues() ([]string, []string) {
 	if m.Precision != "" {
 		keys = append(keys, "maeembed.precision")
 		vals = append(vals, m.Precision)
+	}
+	if m.MaskNoise != "" {
+		keys = append(keys, "maeembed.mask_noise")
+		vals = append(vals, m.MaskNoise)
 	}
 	keys, vals = kernelKV(keys, vals, m.Kernel)
 	keys, vals = weightsKV(keys, vals, m.Weights)

@@ -109,6 +109,9 @@ func (c *Config) Validate() error {
 	if err := s.Validate(); err != nil {
 		return err
 	}
+	if err := s.Security.Validate(); err != nil {
+		return err
+	}
 	if err := c.Parquet.Validate(); err != nil {
 		var oe *sinks.OptionError
 		if errors.As(err, &oe) && oe.Flag() != "" {

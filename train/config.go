@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/maeembed/maeembed/config"
+	"github.com/maeembed/maeembed/engine"
 	"github.com/maeembed/maeembed/sources"
 	"github.com/maeembed/maeembed/stages"
 )
@@ -84,8 +85,8 @@ func (c Config) Job(stdin io.Reader, progress io.Writer) (Job, error) {
 		return Job{}, fmt.Errorf("%w: pretrain needs INPUT... (files, directories, tar or Parquet)", config.ErrUsage)
 	case c.Output == "":
 		return Job{}, fmt.Errorf("%w: pretrain needs --output DIR", config.ErrUsage)
-	case c.Workers < 0:
-		return Job{}, fmt.Errorf("%w: --workers %d: must be 0 (one per core) or more", config.ErrUsage, c.Workers)
+	case c.Workers < 0 || c.Workers > engine.MaxWorkers:
+		return Job{}, fmt.Errorf("%w: --workers %d: must be 0 (one per core) to %d", config.ErrUsage, c.Workers, engine.MaxWorkers)
 	case c.SaveEvery < 0:
 		return Job{}, fmt.Errorf("%w: --save-every %d: want 0 (only at the end) or more", config.ErrUsage, c.SaveEvery)
 	case c.Keep < 0:

@@ -207,6 +207,17 @@ func TestDryRunFetchesNothing(t *testing.T) {
 	if code != 1 || stdout != "" || !strings.Contains(stderr, "maeembed.pool") {
 		t.Errorf("--dry-run with another pool into that output: exit %d, want 1, listed %q\n%s", code, stdout, stderr)
 	}
+	// The same for reconstruct's output, which records its own settings.
+	rout := t.TempDir()
+	mustRun(t, "reconstruct", "--cache-dir", t.TempDir(), "--seed", "1", "--format", "npy", "-o", rout, in)
+	code, stdout, stderr = maeembed(t, "reconstruct", "--dry-run", "--seed", "1", "--format", "npy", "--cache-dir", cache, "-o", rout, in)
+	if code != 0 || stdout != "" || !strings.Contains(stderr, "compared once the model is on this machine") {
+		t.Errorf("reconstruct --dry-run into an output with results, model not unpacked: exit %d, listed %q\n%s", code, stdout, stderr)
+	}
+	code, stdout, stderr = maeembed(t, "reconstruct", "--dry-run", "--seed", "2", "--format", "npy", "--cache-dir", cache, "-o", rout, in)
+	if code != 1 || stdout != "" || !strings.Contains(stderr, "maeembed.seed") {
+		t.Errorf("reconstruct --dry-run with another seed into that output: exit %d, want 1, listed %q\n%s", code, stdout, stderr)
+	}
 	if _, err := os.Lstat(cache); !errors.Is(err, os.ErrNotExist) || gets.Load() != 0 {
 		t.Errorf("the dry runs wrote into the cache (%v) or downloaded (%d)", err, gets.Load())
 	}

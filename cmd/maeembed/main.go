@@ -96,6 +96,7 @@ Kafka messages.`,
 		Use: "version", Short: "Print the version", Args: cobra.NoArgs,
 		Run: func(c *cobra.Command, _ []string) { fmt.Fprintln(c.OutOrStdout(), "maeembed", version) },
 	})
+	completeFlagValues(root)
 	return root
 }
 

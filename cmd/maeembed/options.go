@@ -59,7 +59,11 @@ func (e *env) command(s commandSpec, args []string) *cobra.Command {
 		s.defaults(&o)
 	}
 	name, _, _ := strings.Cut(s.use, " ")
-	c := &cobra.Command{Use: s.use, Short: s.short, Long: s.long + kernelEnvHelp, Example: s.example}
+	long := s.long
+	if runsModel[name] {
+		long += kernelEnvHelp
+	}
+	c := &cobra.Command{Use: s.use, Short: s.short, Long: long, Example: s.example}
 	c.Args = func(_ *cobra.Command, pos []string) error {
 		switch {
 		case s.positional == "" && len(pos) > 0:

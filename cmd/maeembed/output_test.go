@@ -238,6 +238,89 @@ func TestReconstructPNGResumeSkipsPublished(t *testing.T) {
 	}
 }
 
+// A directory of reconstruct's PNG panels holds one format too: an npy or
+// Parquet reconstruct into it is refused (it took the panels' ids for done
+// and wrote nothing), and so is --resume=false (it would draw every panel
+// again over the published ones).
+func TestReconstructPNGOutputIsAFormat(t *testing.T) {
+	dir := filepath.Join(fixtures, "tiny32")
+	out := t.TempDir()
+	args := func(more ...string) []string {
+		return append([]string{"reconstruct", "-m", filepath.Join(dir, "hf"), "--resize", "none", "-o", out},
+			append(more, filepath.Join(dir, "images"))...)
+	}
+	mustRun(t, args("--format", "png")...)
+	for _, more := range [][]string{{"--format", "npy"}, {"--format", "parquet"}, {"--format", "npy", "--dry-run"}} {
+		code, _, stderr := maeembed(t, args(more...)...)
+		if code == 0 || !strings.Contains(stderr, "holds png output") {
+			t.Errorf("%v into a PNG output: exit %d, want a refusal naming png\n%s", more, code, stderr)
+		}
+	}
+	code, _, stderr := maeembed(t, args("--format", "png", "--resume=false")...)
+	if code == 0 || !strings.Contains(stderr, "--resume=false would write their ids a second time") {
+		t.Errorf("--resume=false into a PNG output: exit %d, want a refusal\n%s", code, stderr)
+	}
+	if _, err := os.Stat(filepath.Join(out, "metadata.parquet")); err == nil {
+		t.Error("an npy set was written beside the PNG panels")
+	}
+}
+
+// reconstruct --dry-run refuses an output that the run would refuse to
+// continue (another seed, mask ratio or precision), with the run's exit
+// code, in every format; with the output's own settings it lists nothing
+// left to do. It listed 0 inputs and exited 0 where the run refused.
+func TestReconstructDryRunChecksSettings(t *testing.T) {
+	dir := filepath.Join(fixtures, "tiny32")
+	for _, format := range []string{"npy", "parquet", "png"} {
+		out := t.TempDir()
+		args := func(more ...string) []string {
+			return append([]string{"reconstruct", "-m", filepath.Join(dir, "hf"), "--resize", "none", "--format", format, "-o", out},
+				append(more, filepath.Join(dir, "images"))...)
+		}
+		mustRun(t, args()...)
+		for _, more := range [][]string{{"--seed", "7"}, {"--mask-ratio", "0.5"}, {"--precision", "int8"}} {
+			code, stdout, stderr := maeembed(t, args(append(more, "--dry-run")...)...)
+			run, _, _ := maeembed(t, args(more...)...)
+			if code == 0 || code != run || stdout != "" || !strings.Contains(stderr, "use another output directory") {
+				t.Errorf("%s: dry run %v: exit %d (the run %d), listed %q, want the run's refusal\n%s", format, more, code, run, stdout, stderr)
+			}
+		}
+		if code, stdout, stderr := maeembed(t, args("--dry-run")...); code != 0 || stdout != "" {
+			t.Errorf("%s: dry run with the output's settings: exit %d, listed %q, want nothing left\n%s", format, code, stdout, stderr)
+		}
+	}
+}
+
+// Masks drawn from --seed and masks given by --mask-noise do not mix in
+// one output: the noise rows are recorded (maeembed.mask_noise, their
+// fingerprint), so a resume with the other kind, or other rows, is
+// refused, dry run included; the same rows resume.
+func TestReconstructMaskNoiseRecorded(t *testing.T) {
+	dir := filepath.Join(fixtures, "tiny32")
+	noise := filepath.Join(dir, "noise.npy")
+	for _, format := range []string{"npy", "parquet", "png"} {
+		for _, first := range []string{"seed", "noise"} {
+			out := t.TempDir()
+			args := func(kind string, more ...string) []string {
+				a := []string{"reconstruct", "-m", filepath.Join(dir, "hf"), "--resize", "none", "--format", format, "-o", out}
+				if kind == "noise" {
+					a = append(a, "--mask-noise", noise)
+				}
+				return append(a, append(more, filepath.Join(dir, "images"))...)
+			}
+			mustRun(t, args(first, "--shard", "0/2")...)
+			other := map[string]string{"seed": "noise", "noise": "seed"}[first]
+			for _, more := range [][]string{{"--dry-run"}, nil} {
+				code, _, stderr := maeembed(t, args(other, more...)...)
+				if code == 0 || !strings.Contains(stderr, "maeembed.mask_noise") {
+					t.Errorf("%s: %s masks after %s masks %v: exit %d, want a refusal naming maeembed.mask_noise\n%s", format, other, first, more, code, stderr)
+				}
+			}
+			mustRun(t, args(first)...) // the same kind resumes
+		}
+	}
+}
+
 // metadataIDs are the ids of an npy set, in row order.
 func metadataIDs(t *testing.T, dir string) []string {
 	t.Helper()

@@ -29,7 +29,7 @@ checkpoints (OUT/checkpoint-NNNNNNNN, loadable with --model by every
 command), metrics.csv and loss.png; inputs that are not usable images are
 error rows in OUT/errors. A run interrupted at any moment continues with
 --resume exactly where an uninterrupted run would be. INPUT is what embed
-takes (files, directories, globs, list files, tar, Parquet).`,
+takes (files, directories, globs, list files, tar, Parquet).` + kernelEnvHelp,
 		Example: `  maeembed pretrain --epochs 100 -o run/ photos/
   maeembed pretrain --model mae_vit_base_patch16 --batch-size 32 --accum-iter 8 -o run/ 'shards/*.tar'
   maeembed pretrain --resume -o run/ photos/          # after an interruption

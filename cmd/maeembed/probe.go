@@ -19,7 +19,7 @@ func (e *env) probeCommand(args []string) *cobra.Command {
 		Long: `probe measures embeddings (a maeembed output directory or file) the way
 the MAE paper does: a weighted kNN vote and a linear classifier trained on
 a split of them. Labels come from each id's parent folder (ImageFolder) or
-from a Parquet column joined on id.`,
+from a Parquet column joined on id.` + kernelEnvHelp,
 		Example: `  maeembed probe out/
   maeembed probe --label-column label --label-file labels.parquet --format json out/`,
 	}

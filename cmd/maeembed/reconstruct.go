@@ -2,11 +2,13 @@ package main
 
 import (
 	"fmt"
+	"io"
 
 	"github.com/spf13/pflag"
 
 	"github.com/maeembed/maeembed/engine"
 	"github.com/maeembed/maeembed/mae"
+	"github.com/maeembed/maeembed/mae/kernels"
 	"github.com/maeembed/maeembed/sinks"
 )
 
@@ -56,12 +58,23 @@ func (e *env) reconstruct(o *Options) error {
 		// The checks of the model and its options, from the checkpoint's
 		// headers: a dry run fails where the run would, without loading
 		// the weights.
-		spec, _, err := o.ModelOptions.Check(e.ctx, true)
+		spec, p, err := o.ModelOptions.Check(e.ctx, true)
 		if err != nil {
 			return err
 		}
 		e.reportPending(spec)
 		if err := checkReconstruct(o, spec.Config, b); err != nil {
+			return err
+		}
+		noiseFP := ""
+		if o.MaskNoise != "" {
+			shape, data, err := readMaskNoise(o, spec.Config, b)
+			if err != nil {
+				return err
+			}
+			noiseFP = sinks.MaskNoiseFingerprint(shape, data)
+		}
+		if err := checkReconResume(e.stderr, o, spec, p, noiseFP, b); err != nil {
 			return err
 		}
 		return b.DryRun(e.ctx, e.stdout)
@@ -76,18 +89,14 @@ func (e *env) reconstruct(o *Options) error {
 		return err
 	}
 	var noise mae.Noise = mae.SeededNoise(o.Seed)
+	noiseFP := ""
 	if o.MaskNoise != "" {
-		shape, data, err := sinks.ReadNpyFloat32(o.MaskNoise)
+		shape, data, err := readMaskNoise(o, c, b)
 		if err != nil {
-			return fmt.Errorf("--mask-noise: %w", err)
-		}
-		if len(shape) != 2 || shape[1] != l {
-			return fmt.Errorf("--mask-noise %s: shape %v, want [N, %d] (L = %d patches for image %d, patch %d)", o.MaskNoise, shape, l, l, c.ImageSize, c.PatchSize)
-		}
-		if n, exact := b.Inputs.Files(); exact && o.Shard == "" && n != shape[0] {
-			return fmt.Errorf("--mask-noise %s: %d rows for %d inputs: want one row per input in input order", o.MaskNoise, shape[0], n)
+			return err
 		}
 		noise = mae.NoiseRows{Name: "--mask-noise " + o.MaskNoise, L: l, Data: data}
+		noiseFP = sinks.MaskNoiseFingerprint(shape, data)
 	}
 	normPix := o.NormPixLoss.Or(c.NormPixLoss)
 	rec, err := mae.NewReconstructor(m, o.MaskRatio, normPix, noise, o.BatchSize)
@@ -96,7 +105,8 @@ func (e *env) reconstruct(o *Options) error {
 	}
 	b.Preprocess.Size = c.ImageSize
 	meta := sinks.ReconMeta{Model: o.Model.Name, Preprocess: b.Preprocess.String(), Version: version, MaskRatio: o.MaskRatio,
-		Seed: int64(o.Seed), Patches: l, Patch: c.PatchSize, NormPixLoss: normPix, Precision: m.Precision().String(), Kernel: m.Kernel(), Weights: m.Fingerprint, Inputs: b.Inputs.Roots}
+		Seed: int64(o.Seed), Patches: l, Patch: c.PatchSize, NormPixLoss: normPix, Precision: m.Precision().String(), Kernel: m.Kernel(), Weights: m.Fingerprint, Inputs: b.Inputs.Roots,
+		MaskNoise: noiseFP}
 	errw, err := sinks.NewErrors(o.Output, meta.ErrorMeta(), sinks.ParquetOptions{})
 	if err != nil {
 		return err
@@ -109,6 +119,55 @@ func (e *env) reconstruct(o *Options) error {
 	model := engine.NewReconstructModel(rec, o.BatchSize, c.ImageSize, o.Format == "png")
 	end = b.Close
 	return engine.RunBatch(e.ctx, e.stderr, b, o.BatchOptions.Config(), errw, model, engine.NewReconstructionOutput(w))
+}
+
+// readMaskNoise reads --mask-noise and checks its shape against the model
+// (L patches) and the inputs (one row each).
+func readMaskNoise(o *Options, c mae.Config, b *engine.Batch) ([]int, []float32, error) {
+	l := c.NumPatches()
+	shape, data, err := sinks.ReadNpyFloat32(o.MaskNoise)
+	if err != nil {
+		return nil, nil, fmt.Errorf("--mask-noise: %w", err)
+	}
+	if len(shape) != 2 || shape[1] != l {
+		return nil, nil, fmt.Errorf("--mask-noise %s: shape %v, want [N, %d] (L = %d patches for image %d, patch %d)", o.MaskNoise, shape, l, l, c.ImageSize, c.PatchSize)
+	}
+	if n, exact := b.Inputs.Files(); exact && o.Shard == "" && n != shape[0] {
+		return nil, nil, fmt.Errorf("--mask-noise %s: %d rows for %d inputs: want one row per input in input order", o.MaskNoise, shape[0], n)
+	}
+	return shape, data, nil
+}
+
+// checkReconResume refuses, for a dry run, an output that the run would
+// refuse to continue: one written with other settings (mask ratio, seed,
+// --mask-noise rows, fingerprinted as noiseFP, model, precision,
+// preprocessing, inputs) or, when it holds outputs, other weights. The kernel is not compared, as by the run.
+func checkReconResume(stderr io.Writer, o *Options, spec *mae.Spec, p kernels.Precision, noiseFP string, b *engine.Batch) error {
+	if !o.Resume || o.Output == "" {
+		return nil
+	}
+	c := spec.Config
+	pre := b.Preprocess
+	pre.Size = c.ImageSize
+	meta := sinks.ReconMeta{Model: o.Model.Name, Preprocess: pre.String(), Version: version, MaskRatio: o.MaskRatio,
+		Seed: int64(o.Seed), Patches: c.NumPatches(), Patch: c.PatchSize, NormPixLoss: o.NormPixLoss.Or(c.NormPixLoss),
+		Precision: p.String(), Inputs: b.Inputs.Roots, MaskNoise: noiseFP}
+	published, err := sinks.PublishedFormats(o.Output)
+	if err != nil {
+		return err
+	}
+	switch {
+	case len(published) > 0 && spec.Pending != nil:
+		// Without the weights there is no fingerprint to compare (an
+		// empty meta.Weights): everything else is checked, and the run
+		// checks that.
+		fmt.Fprintf(stderr, "dry run: %s holds results; their weights' fingerprint (maeembed.weights) is compared once the model is on this machine, by the run\n", o.Output)
+	case len(published) > 0:
+		if meta.Weights, err = spec.Fingerprint(); err != nil {
+			return err
+		}
+	}
+	return sinks.CheckReconResume(o.Output, o.Format, meta)
 }
 
 // checkReconstruct checks reconstruct's options against the model's

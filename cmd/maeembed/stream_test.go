@@ -773,6 +773,9 @@ func TestStreamUsageErrors(t *testing.T) {
 		{[]string{"--brokers", "b", "--topic", "t", "-o", x, "extra"}, "no INPUT"},
 		{[]string{"--brokers", "b", "--topic", "t", "-o", x, "--max-in-flight", "2"}, "max-in-flight"},
 		{[]string{"--brokers", "b", "--topic", "t", "-o", x, "--start-offset", "middle", "-m", filepath.Join(tiny, "hf")}, "start offset"},
+		// Refused before the model is loaded (it was only when connecting).
+		{[]string{"--brokers", "b", "--topic", "t", "-o", x, "--sasl-mechanism", "foo", "-m", filepath.Join(tiny, "hf")}, "--sasl-mechanism"},
+		{[]string{"--brokers", "b", "--topic", "t", "-o", x, "--tls-ca", filepath.Join(x, "missing.pem"), "-m", filepath.Join(tiny, "hf")}, "kafka tls ca"},
 	} {
 		code, _, stderr := maeembed(t, append([]string{"stream"}, c.args...)...)
 		if code != 2 || !strings.Contains(stderr, c.want) {
