@@ -204,6 +204,13 @@ func kernel512Rows(name, bcast string, mac func(b, a, acc int) string, int8 bool
 		// float32: both lines of a B row (+1-4% on the model's shapes);
 		// the bf16/int8 kernels keep their own tuning.
 		p("\tPREFETCHT0 1088(DI)")
+		// and towards L2 128 steps ahead, as kernel256 does: at batch 1
+		// a B block is used by few row tiles and its first one reads it
+		// from memory, too late at 8 steps on a Zen 5 with full-width
+		// FMA units (ViT-B embed at batch 1 on 2 threads +5%: median of
+		// 16 alternated runs; see the kernels README, session 9).
+		p("\tPREFETCHT2 16384(DI)")
+		p("\tPREFETCHT2 16448(DI)")
 	}
 	for r := 0; r < mr; r++ {
 		bz := 30 + r%2
