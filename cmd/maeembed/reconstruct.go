@@ -171,12 +171,15 @@ func checkReconResume(stderr io.Writer, o *Options, spec *mae.Spec, p kernels.Pr
 }
 
 // checkReconstruct checks reconstruct's options against the model's
-// config: the mask ratio and the batch's memory.
+// config: the mask ratio and the tensors the run holds (against
+// --memory-budget).
 func checkReconstruct(o *Options, c mae.Config, b *engine.Batch) error {
 	if err := c.CheckMaskRatio(o.MaskRatio); err != nil {
 		return fmt.Errorf("%w: --mask-ratio: %v", errUsage, err)
 	}
-	if err := o.CheckBudget(c.BatchBytes(o.BatchSize, true), b.Preprocess.Budget); err != nil {
+	mem := engine.ModelMemory{ImageSize: c.ImageSize, Batch: c.BatchBytes(o.BatchSize, true),
+		Result: engine.ReconstructionBytes(c, o.BatchSize, o.MaskRatio, o.Format == "png")}
+	if err := o.CheckBudget(mem, b.Preprocess.Budget); err != nil {
 		return usage(err)
 	}
 	return nil
