@@ -11,6 +11,7 @@ import (
 	"github.com/maeembed/maeembed/mae"
 	"github.com/maeembed/maeembed/mae/kernels"
 	"github.com/maeembed/maeembed/sinks"
+	"github.com/maeembed/maeembed/sources"
 	"github.com/maeembed/maeembed/stages"
 )
 
@@ -21,6 +22,9 @@ func (e *env) openBatch(o *Options, cmd string) (*engine.Batch, error) {
 		return nil, err // a usage error already
 	}
 	if err := o.BatchOptions.Validate(); err != nil {
+		return nil, usage(err)
+	}
+	if err := sources.CheckExtensions(o.Source.Extensions); err != nil {
 		return nil, usage(err)
 	}
 	if err := o.Parts.Validate(); err != nil {
