@@ -131,9 +131,9 @@ func TestRunKeepDataHoldsTheBudgetUntilTheWrite(t *testing.T) {
 }
 
 // A batch too big for a small budget names both sizes in units that fit.
-func TestCheckBatchNamesSizes(t *testing.T) {
-	err := CheckBatch(8, 3<<20, stages.NewBudget(10<<10))
-	if err == nil || !strings.Contains(err.Error(), "about 3 MiB (3145728 bytes), more than the memory budget of 10 KiB (10240 bytes)") {
+func TestCheckBudgetNamesSizes(t *testing.T) {
+	err := BatchOptions{BatchSize: 8, Workers: 1}.CheckBudget(ModelMemory{ImageSize: 1, Batch: 3 << 20}, stages.NewBudget(10<<10))
+	if err == nil || !strings.Contains(err.Error(), "--memory-budget 10 KiB (10240 bytes) is too small") || !strings.Contains(err.Error(), "about 3.0 MiB (3146424 bytes)") {
 		t.Errorf("err = %v", err)
 	}
 }

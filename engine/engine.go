@@ -173,18 +173,58 @@ const MaxBatchSize = 1 << 16
 const MaxWorkers = 4096
 
 // CheckBatch checks a batch size (Config.BatchSize) before a model stage
-// sizes its buffers for it: it must be in [1, MaxBatchSize], and the
-// batch's tensors, batchBytes (e.g. mae.Config.BatchBytes), must fit in
-// the memory budget (nil: not checked). The error names both numbers.
-func CheckBatch(size int, batchBytes int64, budget *stages.Budget) error {
-	switch {
-	case size < 1 || size > MaxBatchSize:
+// sizes its buffers for it: it must be in [1, MaxBatchSize]. Whether its
+// tensors fit in the memory budget is BatchOptions.CheckBudget's.
+func CheckBatch(size int) error {
+	if size < 1 || size > MaxBatchSize {
 		return fmt.Errorf("batch size %d: must be in [1, %d]", size, MaxBatchSize)
-	case budget != nil && batchBytes > budget.Size():
-		return fmt.Errorf("batch size %d: its tensors take about %s (%d bytes), more than the memory budget of %s (%d bytes)",
-			size, stages.FormatBytes(batchBytes), batchBytes, stages.FormatBytes(budget.Size()), budget.Size())
 	}
 	return nil
+}
+
+// The buffers of Run's channels, in batches (as many items, or one batch):
+// the read and preprocess stages' outputs hold inputBuffer batches each,
+// the batch stage's batchBuffer batches, the model stage's resultBuffer
+// results. QueuedTensors and ResultsInFlight follow from them.
+const (
+	inputBuffer  = 2
+	batchBuffer  = 1
+	resultBuffer = 1
+)
+
+// QueuedTensors is the most model inputs (Image.CHW, float32 [3,S,S]) a
+// Run with batchSize and workers preprocess workers holds at once, the
+// batch the model runs included. Backpressure bounds each stage:
+//
+//   - preprocess: its ordered window, an image per worker and
+//     inputBuffer·batchSize finished ones waiting for their turn; one
+//     more taken out of the window and waiting for room in its output;
+//     and that output's inputBuffer·batchSize;
+//   - batch: the batch being filled, or once full waiting for room, and
+//     its output's batchBuffer batches;
+//   - model: the batch it runs and the next one, which the model stage
+//     takes before the model is free.
+//
+// So 8·batchSize + workers + 1: 67 for batch 8 on two cores. Once a
+// batch has run its tensors are reused; a result holds its own (see
+// ResultsInFlight). A run with Config.Prepare holds no tensors.
+func QueuedTensors(batchSize, workers int) int {
+	bs, w := max(1, batchSize), max(1, workers)
+	window := w + inputBuffer*bs
+	return window + 1 + inputBuffer*bs + bs + batchBuffer*bs + 2*bs
+}
+
+// ResultsInFlight is the most model results (Model.Run's, one a batch) a
+// Run holds at once before Model.Release takes them back: the model
+// stage's ordered window (the one being made and resultBuffer made,
+// waiting for their turn), one taken out of it and waiting for room in
+// the output, resultBuffer in the output, and the one being written.
+const ResultsInFlight = 1 + resultBuffer + 1 + resultBuffer + 1
+
+// TensorBytes is the size of one model input, float32 [3,S,S].
+func TensorBytes(imageSize int) int64 {
+	s := int64(imageSize)
+	return 4 * 3 * s * s
 }
 
 // Counts is a run's advance, from acks: an item counts once its output
@@ -333,7 +373,7 @@ func (e *Engine[R]) Run(ctx context.Context, src sources.Source) error {
 	if b, ok := src.(sources.Budgeted); ok && e.cfg.Budget != nil {
 		b.SetBudget(e.cfg.Budget)
 	}
-	items := pipeline.Source(p, "read", 2*bs, func(ctx context.Context) (readItem, error) {
+	items := pipeline.Source(p, "read", inputBuffer*bs, func(ctx context.Context) (readItem, error) {
 		it, err := src.Next(ctx)
 		if err != nil {
 			return readItem{}, err
@@ -352,8 +392,8 @@ func (e *Engine[R]) Run(ctx context.Context, src sources.Source) error {
 		}
 		return readItem{it, release}, err
 	})
-	images := pipeline.Map(p, "preprocess", items, pipeline.Config{Workers: e.cfg.Workers, Buffer: 2 * bs, Ordered: true}, e.preprocess)
-	batches := pipeline.Batch(p, "batch", images, bs, e.cfg.BatchLatency, 1)
+	images := pipeline.Map(p, "preprocess", items, pipeline.Config{Workers: e.cfg.Workers, Buffer: inputBuffer * bs, Ordered: true}, e.preprocess)
+	batches := pipeline.Batch(p, "batch", images, bs, e.cfg.BatchLatency, batchBuffer)
 	type done struct {
 		imgs   []*Image
 		ok     []*Image
@@ -362,7 +402,7 @@ func (e *Engine[R]) Run(ctx context.Context, src sources.Source) error {
 	}
 	var okBuf sync.Pool
 	okBuf.New = func() any { return make([]*Image, 0, bs) }
-	results := pipeline.Map(p, "model", batches, pipeline.Config{Workers: 1, Buffer: 1, Ordered: true},
+	results := pipeline.Map(p, "model", batches, pipeline.Config{Workers: 1, Buffer: resultBuffer, Ordered: true},
 		func(ctx context.Context, b []*Image) (done, error) {
 			ok := okBuf.Get().([]*Image)[:0]
 			for _, im := range b {

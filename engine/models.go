@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"math/bits"
 	"sync"
 
 	"github.com/maeembed/maeembed/mae"
@@ -16,6 +17,10 @@ type Embeddings struct {
 
 // Vector is image i's embedding.
 func (e Embeddings) Vector(i int) []float32 { return e.Vals[i*e.Dim : (i+1)*e.Dim] }
+
+// EmbeddingsBytes is the size of one batch's Embeddings: batch·dim
+// float32 (dim: mae.Config.EmbedDim), for ModelMemory.Result.
+func EmbeddingsBytes(batch, dim int) int64 { return 4 * int64(batch) * int64(dim) }
 
 // EmbedModel runs a mae.Embedder as the engine's model stage.
 type EmbedModel struct {
@@ -118,6 +123,23 @@ type Reconstruction struct {
 	// With KeepImages: each image's model input (CHW), its prediction as
 	// an image (CHW) and its mask per pixel ([S,S]), for the PNG panels.
 	Images, PredImages, PixelMasks []float32
+}
+
+// ReconstructionBytes is the size of one batch's Reconstruction, for
+// ModelMemory.Result: for batch images of a model c at mask ratio ratio,
+// the predictions [n,L,p·p·3] (an image's worth each), the encoder's
+// output [n,1+keep,D], the masks, the shuffle and restore indices and the
+// losses; with keepImages (NewReconstructModel's), each input's copy, its
+// prediction as an image and its mask per pixel.
+func ReconstructionBytes(c mae.Config, batch int, ratio float64, keepImages bool) int64 {
+	n, l := int64(batch), int64(c.NumPatches())
+	floats := n*l*int64(c.PatchDim()) + n*int64(1+c.NumKeep(ratio))*int64(c.Dim) + n*l + n
+	ints := 2 * n * l
+	if keepImages {
+		px := int64(c.ImageSize) * int64(c.ImageSize)
+		floats += n * (2*3*px + px)
+	}
+	return 4*floats + bits.UintSize/8*ints
 }
 
 // NewReconstructModel wraps rec for batches of up to batch images of

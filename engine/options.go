@@ -34,10 +34,11 @@ func (o *BatchOptions) AddFlushFlag(fs *pflag.FlagSet) {
 	fs.DurationVar(&o.FlushInterval, "flush-interval", o.FlushInterval, "publish the current Parquet/Arrow part at least this often (a kill loses at most this much work; 0 = only when full)")
 }
 
-// Validate checks the batch size (CheckBatch, without a budget) and
-// refuses negative workers and durations. Errors name the flag.
+// Validate checks the batch size (CheckBatch) and refuses negative
+// workers and durations. Errors name the flag. Whether the batch's
+// tensors fit in the memory budget needs the model: CheckBudget.
 func (o BatchOptions) Validate() error {
-	if err := CheckBatch(o.BatchSize, 0, nil); err != nil {
+	if err := CheckBatch(o.BatchSize); err != nil {
 		return fmt.Errorf("--batch-size: %w", err)
 	}
 	switch {
@@ -51,14 +52,46 @@ func (o BatchOptions) Validate() error {
 	return nil
 }
 
-// CheckBudget checks that the tensors of one batch, batchBytes (e.g.
-// mae.Config.BatchBytes), fit in budget (CheckBatch); the error names
-// --batch-size and what to change.
-func (o BatchOptions) CheckBudget(batchBytes int64, budget *stages.Budget) error {
-	if err := CheckBatch(o.BatchSize, batchBytes, budget); err != nil {
-		return fmt.Errorf("--batch-size: %w (lower --batch-size or raise --memory-budget)", err)
+// ModelMemory is what a run's model stage needs, for CheckBudget.
+type ModelMemory struct {
+	ImageSize int // S: a model input is float32 [3,S,S]
+	// Batch is the model's buffers for a batch, its inputs included
+	// (mae.Config.BatchBytes).
+	Batch int64
+	// Result is the size of one batch's result (Model.Run's): embeddings
+	// (EmbeddingsBytes), a reconstruction (ReconstructionBytes).
+	Result int64
+}
+
+// RunBytes is about what a run of o with a model stage needing m holds in
+// tensors at once: the model's buffers for the batch it runs, the other
+// model inputs queued around it (QueuedTensors), and the results in flight
+// (ResultsInFlight).
+func (o BatchOptions) RunBytes(m ModelMemory) int64 {
+	queued := int64(QueuedTensors(o.BatchSize, o.Config().Workers) - o.BatchSize)
+	return m.Batch + queued*TensorBytes(m.ImageSize) + ResultsInFlight*m.Result
+}
+
+// CheckBudget checks that the tensors a run of o holds at once (RunBytes)
+// fit in budget (nil: not checked). They are not taken from it, but a
+// budget that cannot hold them does not bound the run's memory: the error
+// names --memory-budget, --batch-size and --workers, and the bytes needed.
+func (o BatchOptions) CheckBudget(m ModelMemory, budget *stages.Budget) error {
+	if budget == nil {
+		return nil
 	}
-	return nil
+	need := o.RunBytes(m)
+	if need <= budget.Size() {
+		return nil
+	}
+	w := o.Config().Workers
+	workers := fmt.Sprint(w)
+	if o.Workers == 0 {
+		workers += " (one per core)"
+	}
+	return fmt.Errorf("--memory-budget %s (%d bytes) is too small for --batch-size %d and --workers %s: the tensors the run holds at once (the model's buffers, up to %d model inputs of %s queued between its stages, and %d batches of results) take about %s (%d bytes); lower --batch-size or --workers, or raise --memory-budget",
+		stages.FormatBytes(budget.Size()), budget.Size(), o.BatchSize, workers, QueuedTensors(o.BatchSize, w), stages.FormatBytes(TensorBytes(m.ImageSize)),
+		ResultsInFlight, stages.FormatBytes(need), need)
 }
 
 // Config is the part of a run's Config that o sets.

@@ -80,6 +80,15 @@ func (c Config) CheckMaskRatio(ratio float64) error {
 	return nil
 }
 
+// EmbedDim is the length of one image's embedding for a pool: D, or
+// (1+L)·D for PoolTokens.
+func (c Config) EmbedDim(p Pool) int {
+	if p == PoolTokens {
+		return (1 + c.NumPatches()) * c.Dim
+	}
+	return c.Dim
+}
+
 // BatchBytes estimates the bytes of the float32 tensors a batch of n
 // images holds in a forward pass: the images [n,3,S,S] twice (the CHW
 // inputs and their patchified copy) and the activation buffers of the

@@ -147,12 +147,7 @@ func ParsePool(s string) (Pool, error) {
 }
 
 // EmbedDim is the length of one image's embedding for a pool.
-func (m *Model) EmbedDim(p Pool) int {
-	if p == PoolTokens {
-		return (1 + m.Config.NumPatches()) * m.Config.Dim
-	}
-	return m.Config.Dim
-}
+func (m *Model) EmbedDim(p Pool) int { return m.Config.EmbedDim(p) }
 
 // CheckPool tells whether the weights support a pool.
 func (m *Model) CheckPool(p Pool) error {

@@ -3,6 +3,7 @@ package mae
 import (
 	"math"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -35,6 +36,21 @@ func TestMaskingNaNSortsLast(t *testing.T) {
 		}
 		if want := []int{7, 2, 5}; noise[0] != noise[0] && !slices.Equal(m.IDsShuffle[:3], want) {
 			t.Errorf("kept %v, want %v (torch)", m.IDsShuffle[:3], want)
+		}
+	}
+}
+
+// Noise rows with a NaN or an infinity are refused, naming the rows'
+// source and the row and column of the first; finite rows pass, values
+// outside [0, 1) included.
+func TestNoiseRowsCheck(t *testing.T) {
+	if err := (NoiseRows{Name: "n.npy", L: 2, Data: []float32{0, .5, -3, 7}}).Check(); err != nil {
+		t.Errorf("finite rows: %v", err)
+	}
+	for v, want := range map[float32]string{float32(math.NaN()): "NaN", float32(math.Inf(1)): "+Inf", float32(math.Inf(-1)): "-Inf"} {
+		err := NoiseRows{Name: "n.npy", L: 3, Data: []float32{.1, .2, .3, .4, .5, v, v}}.Check()
+		if err == nil || !strings.Contains(err.Error(), "n.npy: row 1, column 2 ([1, 2], 0-based) is "+want) {
+			t.Errorf("%v: %v", v, err)
 		}
 	}
 }

@@ -100,7 +100,7 @@ type MaskOptions struct {
 func (o *MaskOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.Float64Var(&o.MaskRatio, "mask-ratio", o.MaskRatio, "fraction of patches removed")
 	fs.Uint64Var(&o.Seed, "seed", o.Seed, "seed of the random masks (each image's mask depends on the seed and its input position)")
-	fs.StringVar(&o.MaskNoise, "mask-noise", o.MaskNoise, "float32 .npy [N, L]: the masking noise, one row per input in input order")
+	fs.StringVar(&o.MaskNoise, "mask-noise", o.MaskNoise, "float32 .npy [N, L] (float64 is read rounded to float32, as numpy's astype(float32)): the masking noise, one finite row per input in input order")
 	fs.VarPF(o.NormPixLoss.Flag(), "norm-pix-loss", "", "compute the loss against per-patch normalised targets (auto: as the model config's norm_pix_loss says)").NoOptDefVal = "true"
 }
 

@@ -2,6 +2,7 @@ package mae
 
 import (
 	"fmt"
+	"math"
 )
 
 // Embedder is the embedding model stage: normalised CHW images in, one
@@ -87,6 +88,21 @@ type NoiseRows struct {
 	Name string    // for errors: where the rows came from
 	L    int       // values per row
 	Data []float32 // N·L values
+}
+
+// Check refuses rows holding NaN or ±Inf. No draw of the reference's
+// noise holds one (torch.rand is in [0, 1)): such a file is broken (a
+// failed computation, values beyond float32's range), and although
+// NewMasking orders NaN as torch.argsort does, the masks would not be the
+// ones meant. The error names the row and column (0-based) of the first.
+func (r NoiseRows) Check() error {
+	for i, v := range r.Data {
+		if f := float64(v); math.IsNaN(f) || math.IsInf(f, 0) {
+			return fmt.Errorf("%s: row %d, column %d ([%d, %d], 0-based) is %v as float32: mask noise must be finite (the reference draws it in [0, 1))",
+				r.Name, i/r.L, i%r.L, i/r.L, i%r.L, v)
+		}
+	}
+	return nil
 }
 
 // Fill implements Noise.

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"unicode"
 
 	"github.com/maeembed/maeembed/internal/realpath"
 )
@@ -40,6 +41,61 @@ type entry struct {
 // (Options.Extensions changes them): what the decoders read. A dataset
 // folder's captions, metadata JSON and stats files are not inputs.
 var ImageExtensions = []string{"jpg", "jpeg", "jfif", "png", "webp", "gif", "bmp", "tif", "tiff"}
+
+// CheckExtensions refuses an extension (Options.Extensions, --extensions)
+// that no file name ends with, which would make directories and globs take
+// nothing without a word: one holding white space ("jpg png", two
+// extensions in one value), a path separator, a glob character, or a dot
+// after its leading one (a file's extension is what follows its last
+// dot), or nothing at all. The error names --extensions and the value,
+// and shows the comma-separated form.
+func CheckExtensions(exts []string) error {
+	for _, x := range exts {
+		name := strings.TrimPrefix(x, ".")
+		var why string
+		switch {
+		case name == "":
+			why = "is empty"
+		case strings.IndexFunc(name, unicode.IsSpace) >= 0:
+			why = "holds white space (several extensions are given comma-separated)"
+		case strings.ContainsAny(name, `/\`):
+			why = "holds a path separator"
+		case strings.ContainsAny(name, `*?[]{}`):
+			why = "holds a glob character"
+		case strings.Contains(name, "."):
+			why = "holds a dot (a file's extension is what follows the last dot of its name)"
+		}
+		if why != "" {
+			return fmt.Errorf("--extensions %q: an extension %s, so it matches no file; give extensions without dots or paths, comma-separated or repeated: --extensions %s",
+				x, why, extensionsHint(exts))
+		}
+	}
+	return nil
+}
+
+// extensionsHint is what CheckExtensions suggests for exts: the extensions
+// they seem to mean, comma-separated ("jpg png" and "*.png" mean jpg,png).
+func extensionsHint(exts []string) string {
+	var out []string
+	for _, x := range exts {
+		for _, f := range strings.FieldsFunc(x, func(r rune) bool { return unicode.IsSpace(r) || r == ',' }) {
+			f = f[strings.LastIndexAny(f, `/\.`)+1:]
+			f = strings.Map(func(r rune) rune {
+				if strings.ContainsRune(`*?[]{}`, r) {
+					return -1
+				}
+				return r
+			}, f)
+			if f != "" && !slices.Contains(out, f) {
+				out = append(out, f)
+			}
+		}
+	}
+	if len(out) == 0 {
+		return "jpg,png"
+	}
+	return strings.Join(out, ",")
+}
 
 func kindOf(path string) kind {
 	l := strings.ToLower(path)

@@ -62,10 +62,11 @@ func TestE2EMemoryBudget(t *testing.T) {
 	}
 }
 
-// A batch size is a usage error when it is absurd or when the batch's
-// tensors exceed the memory budget (the message names both numbers),
-// before the model stage sizes its buffers; a zero budget is refused
-// with a message, not "<nil>".
+// A batch size is a usage error when it is absurd or when the tensors the
+// run holds at once (the model's batch, the model inputs queued around it
+// and the results in flight) exceed the memory budget (the message names
+// both numbers), before the model stage sizes its buffers; a zero budget
+// is refused with a message, not "<nil>".
 func TestBatchSizeAgainstBudget(t *testing.T) {
 	m := filepath.Join(fixtures, "small48", "hf")
 	imgs := filepath.Join(fixtures, "small48", "images")
@@ -77,6 +78,13 @@ func TestBatchSizeAgainstBudget(t *testing.T) {
 		{[]string{"embed", "--batch-size", "5000", "--memory-budget", "16MiB"}, []string{"--batch-size", "5000", "MiB", "16 MiB", "--memory-budget"}},
 		{[]string{"reconstruct", "--batch-size", "5000", "--memory-budget", "16MiB"}, []string{"--batch-size", "5000", "16 MiB"}},
 		{[]string{"embed", "--memory-budget", "0"}, []string{"--memory-budget", "0", "positive"}},
+		// One batch fits (5.3 MB for embed, 7.4 MB for reconstruct's PNG
+		// panels) but not the 515 model inputs queued around it: 17.9 MB
+		// for embed (the dry run checks it too), 49.7 MB for reconstruct,
+		// whose results hold images too.
+		{[]string{"embed", "--batch-size", "64", "--workers", "2", "--memory-budget", "16MiB"}, []string{"--memory-budget 16 MiB", "--batch-size 64", "--workers 2", "515 model inputs", "(17875968 bytes)"}},
+		{[]string{"embed", "--dry-run", "--batch-size", "64", "--workers", "2", "--memory-budget", "16MiB"}, []string{"--memory-budget 16 MiB", "--batch-size 64", "(17875968 bytes)"}},
+		{[]string{"reconstruct", "--format", "png", "--batch-size", "64", "--workers", "2", "--memory-budget", "16MiB"}, []string{"--memory-budget 16 MiB", "--batch-size 64", "bytes)"}},
 	} {
 		args := append(tc.args, "-m", m, "-o", t.TempDir(), imgs)
 		code, _, stderr := maeembed(t, args...)
@@ -89,6 +97,6 @@ func TestBatchSizeAgainstBudget(t *testing.T) {
 			}
 		}
 	}
-	// What fits is run.
-	mustRun(t, "embed", "--batch-size", "64", "--memory-budget", "16MiB", "-m", m, "-o", t.TempDir(), imgs)
+	// What fits is run (9.0 MB).
+	mustRun(t, "embed", "--batch-size", "32", "--workers", "2", "--memory-budget", "16MiB", "-m", m, "-o", t.TempDir(), imgs)
 }

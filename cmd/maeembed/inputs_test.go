@@ -75,3 +75,36 @@ func TestEmbedNonUTF8NamesAndResume(t *testing.T) {
 		t.Errorf("ids %q, want %q", got, want)
 	}
 }
+
+// --extensions "jpg png" (two extensions in one value, which would take
+// no file) is a usage error in every command that walks inputs, from the
+// flag or the YAML file, naming the value and the comma form; nothing is
+// created. The comma form, spaces after the commas included, runs.
+func TestExtensionsRefuseWhatMatchesNothing(t *testing.T) {
+	imgs := filepath.Join(fixtures, "tiny32", "images")
+	out := filepath.Join(t.TempDir(), "out")
+	cfg := filepath.Join(t.TempDir(), "c.yaml")
+	if err := os.WriteFile(cfg, []byte("extensions: [jpg png]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{
+		{"embed", "--extensions", "jpg png"},
+		{"embed", "--dry-run", "--extensions", "jpg png"},
+		{"embed", "--config-file", cfg},
+		{"reconstruct", "--extensions", "jpg png"},
+		{"pretrain", "--extensions", "jpg png"},
+	} {
+		model := filepath.Join(fixtures, "tiny32", "hf")
+		if args[0] == "pretrain" {
+			model = filepath.Join(model, "config.json") // an architecture
+		}
+		code, _, stderr := maeembed(t, append(args, "-m", model, "-o", out, imgs)...)
+		if code != 2 || !strings.Contains(stderr, `--extensions "jpg png"`) || !strings.Contains(stderr, "--extensions jpg,png") {
+			t.Errorf("%q: exit %d, want 2 naming the value and the comma form\n%s", args, code, stderr)
+		}
+	}
+	if _, err := os.Stat(out); err == nil {
+		t.Errorf("a refused run created %s", out)
+	}
+	mustRun(t, append([]string{"embed", "--extensions", "jpg, png", "-o", t.TempDir(), imgs}, tinyModel...)...)
+}

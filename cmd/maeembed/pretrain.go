@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/maeembed/maeembed/engine"
+	"github.com/maeembed/maeembed/sources"
 	"github.com/maeembed/maeembed/train"
 )
 
@@ -38,6 +39,9 @@ takes (files, directories, globs, list files, tar, Parquet).` + kernelEnvHelp,
 	return configured(cmd, args, &c, []string{"inputs"}, func(fs *pflag.FlagSet) { c.AddFlags(fs) }, func(inputs []string) error {
 		if len(inputs) > 0 {
 			c.Inputs = inputs
+		}
+		if err := sources.CheckExtensions(c.Sources.Extensions); err != nil {
+			return usage(err)
 		}
 		c.WarmupChosen = given(cmd.Flags(), "warmup-epochs")
 		job, err := c.Job(e.stdin, e.stderr)

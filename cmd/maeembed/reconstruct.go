@@ -121,8 +121,9 @@ func (e *env) reconstruct(o *Options) error {
 	return engine.RunBatch(e.ctx, e.stderr, b, o.BatchOptions.Config(), errw, model, engine.NewReconstructionOutput(w))
 }
 
-// readMaskNoise reads --mask-noise and checks its shape against the model
-// (L patches) and the inputs (one row each).
+// readMaskNoise reads --mask-noise (float32, or float64 rounded to float32
+// as numpy's astype does) and checks its shape against the model (L
+// patches) and the inputs (one row each), and that every value is finite.
 func readMaskNoise(o *Options, c mae.Config, b *engine.Batch) ([]int, []float32, error) {
 	l := c.NumPatches()
 	shape, data, err := sinks.ReadNpyFloat32(o.MaskNoise)
@@ -134,6 +135,9 @@ func readMaskNoise(o *Options, c mae.Config, b *engine.Batch) ([]int, []float32,
 	}
 	if n, exact := b.Inputs.Files(); exact && o.Shard == "" && n != shape[0] {
 		return nil, nil, fmt.Errorf("--mask-noise %s: %d rows for %d inputs: want one row per input in input order", o.MaskNoise, shape[0], n)
+	}
+	if err := (mae.NoiseRows{Name: "--mask-noise " + o.MaskNoise, L: l, Data: data}).Check(); err != nil {
+		return nil, nil, err
 	}
 	return shape, data, nil
 }
@@ -171,12 +175,15 @@ func checkReconResume(stderr io.Writer, o *Options, spec *mae.Spec, p kernels.Pr
 }
 
 // checkReconstruct checks reconstruct's options against the model's
-// config: the mask ratio and the batch's memory.
+// config: the mask ratio and the tensors the run holds (against
+// --memory-budget).
 func checkReconstruct(o *Options, c mae.Config, b *engine.Batch) error {
 	if err := c.CheckMaskRatio(o.MaskRatio); err != nil {
 		return fmt.Errorf("%w: --mask-ratio: %v", errUsage, err)
 	}
-	if err := o.CheckBudget(c.BatchBytes(o.BatchSize, true), b.Preprocess.Budget); err != nil {
+	mem := engine.ModelMemory{ImageSize: c.ImageSize, Batch: c.BatchBytes(o.BatchSize, true),
+		Result: engine.ReconstructionBytes(c, o.BatchSize, o.MaskRatio, o.Format == "png")}
+	if err := o.CheckBudget(mem, b.Preprocess.Budget); err != nil {
 		return usage(err)
 	}
 	return nil

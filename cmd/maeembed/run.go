@@ -11,6 +11,7 @@ import (
 	"github.com/maeembed/maeembed/mae"
 	"github.com/maeembed/maeembed/mae/kernels"
 	"github.com/maeembed/maeembed/sinks"
+	"github.com/maeembed/maeembed/sources"
 	"github.com/maeembed/maeembed/stages"
 )
 
@@ -21,6 +22,9 @@ func (e *env) openBatch(o *Options, cmd string) (*engine.Batch, error) {
 		return nil, err // a usage error already
 	}
 	if err := o.BatchOptions.Validate(); err != nil {
+		return nil, usage(err)
+	}
+	if err := sources.CheckExtensions(o.Source.Extensions); err != nil {
 		return nil, usage(err)
 	}
 	if err := o.Parts.Validate(); err != nil {
@@ -65,7 +69,7 @@ func (e *env) openEmbedder(o *Options, pool mae.Pool, pre *stages.Preprocess) (*
 	if err != nil {
 		return nil, sinks.Meta{}, err
 	}
-	if err := o.CheckBudget(m.Config.BatchBytes(o.BatchSize, false), pre.Budget); err != nil {
+	if err := o.CheckBudget(embedMemory(m.Config, pool, o.BatchSize), pre.Budget); err != nil {
 		return nil, sinks.Meta{}, usage(err)
 	}
 	em, err := mae.NewEmbedder(m, pool, o.BatchSize)
@@ -74,6 +78,12 @@ func (e *env) openEmbedder(o *Options, pool mae.Pool, pre *stages.Preprocess) (*
 	}
 	pre.Size = m.Config.ImageSize
 	return em, embedMeta(o, pool, *pre, m.Config, m.Precision(), m.Kernel(), m.Fingerprint), nil
+}
+
+// embedMemory is what the model stage of an embed (or stream) run of
+// model c with pool needs, for BatchOptions.CheckBudget.
+func embedMemory(c mae.Config, pool mae.Pool, batch int) engine.ModelMemory {
+	return engine.ModelMemory{ImageSize: c.ImageSize, Batch: c.BatchBytes(batch, false), Result: engine.EmbeddingsBytes(batch, c.EmbedDim(pool))}
 }
 
 // embedMeta is the output metadata of an embed run.
@@ -95,7 +105,7 @@ func (e *env) checkEmbedder(o *Options, pool mae.Pool, pre *stages.Preprocess) (
 	if err != nil {
 		return nil, sinks.Meta{}, err
 	}
-	if err := o.CheckBudget(spec.Config.BatchBytes(o.BatchSize, false), pre.Budget); err != nil {
+	if err := o.CheckBudget(embedMemory(spec.Config, pool, o.BatchSize), pre.Budget); err != nil {
 		return nil, sinks.Meta{}, usage(err)
 	}
 	if err := spec.CheckPool(pool); err != nil {

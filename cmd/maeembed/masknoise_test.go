@@ -1,0 +1,107 @@
+package main
+
+import (
+	endian "encoding/binary"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// writeNpyFloat64 writes data as numpy's np.save writes a float64 C-order
+// array.
+func writeNpyFloat64(t *testing.T, path string, shape []int, data []float64) {
+	t.Helper()
+	dims := make([]string, len(shape))
+	for i, d := range shape {
+		dims[i] = fmt.Sprint(d)
+	}
+	dict := fmt.Sprintf("{'descr': '<f8', 'fortran_order': False, 'shape': (%s), }", strings.Join(dims, ", "))
+	// The data starts at a multiple of 64 bytes, the header ends in '\n'.
+	header := dict + strings.Repeat(" ", (64-(10+len(dict)+1)%64)%64) + "\n"
+	b := append([]byte("\x93NUMPY\x01\x00"), 0, 0)
+	endian.LittleEndian.PutUint16(b[8:], uint16(len(header)))
+	b = append(b, header...)
+	for _, v := range data {
+		b = endian.LittleEndian.AppendUint64(b, math.Float64bits(v))
+	}
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// --mask-noise with a NaN or an infinity (a float64 value beyond float32's
+// range becomes one, as numpy's astype(float32) makes it) is refused, by
+// the run and its dry run, naming the file and the row and column of the
+// first, before anything is written.
+func TestMaskNoiseMustBeFinite(t *testing.T) {
+	tiny := filepath.Join(fixtures, "tiny32")
+	shape, noise := npy(t, filepath.Join(tiny, "noise.npy"))
+	dir := t.TempDir()
+	bad := func(name string, row, col int, v float32) string {
+		d := slices.Clone(noise)
+		d[row*shape[1]+col] = v
+		p := filepath.Join(dir, name)
+		writeNpy(t, p, shape, d)
+		return p
+	}
+	f64 := make([]float64, len(noise))
+	for i, v := range noise {
+		f64[i] = float64(v)
+	}
+	f64[2*shape[1]+3] = 1e39
+	big := filepath.Join(dir, "big64.npy")
+	writeNpyFloat64(t, big, shape, f64)
+	for _, c := range []struct {
+		file string
+		want []string
+	}{
+		{bad("nan.npy", 1, 5, float32(math.NaN())), []string{"nan.npy: row 1, column 5", "is NaN"}},
+		{bad("inf.npy", 0, 0, float32(math.Inf(-1))), []string{"inf.npy: row 0, column 0", "is -Inf"}},
+		{big, []string{"big64.npy: row 2, column 3", "is +Inf as float32"}},
+	} {
+		for _, dry := range []bool{false, true} {
+			out := filepath.Join(t.TempDir(), "out")
+			args := []string{"reconstruct", "-m", filepath.Join(tiny, "hf"), "--mask-noise", c.file, "--resize", "none", "-o", out, filepath.Join(tiny, "images")}
+			if dry {
+				args = append(args, "--dry-run")
+			}
+			code, _, stderr := maeembed(t, args...)
+			for _, w := range append(c.want, "--mask-noise") {
+				if code == 0 || !strings.Contains(stderr, w) {
+					t.Errorf("%s (dry run %v): exit %d, want a failure saying %q\n%s", c.file, dry, code, w, stderr)
+					break
+				}
+			}
+			if _, err := os.Stat(out); err == nil {
+				t.Errorf("%s: the refused run created its output", c.file)
+			}
+		}
+	}
+}
+
+// A float64 --mask-noise file is read rounded to float32, as numpy's
+// astype(float32) rounds (to nearest, ties to even): the reference's
+// masks, the same as from the float32 file. The values are nudged by less
+// than half a float32 step, so only the rounding makes them equal.
+func TestMaskNoiseFloat64(t *testing.T) {
+	tiny := filepath.Join(fixtures, "tiny32")
+	shape, noise := npy(t, filepath.Join(tiny, "noise.npy"))
+	f64 := make([]float64, len(noise))
+	for i, v := range noise {
+		step := float64(math.Nextafter32(v, 2) - v)
+		f64[i] = float64(v) + step*0.49
+	}
+	p := filepath.Join(t.TempDir(), "noise64.npy")
+	writeNpyFloat64(t, p, shape, f64)
+	out := t.TempDir()
+	mustRun(t, "reconstruct", "-m", filepath.Join(tiny, "hf"), "--mask-noise", p, "--format", "npy", "--resize", "none", "-o", out, filepath.Join(tiny, "images"))
+	_, got := npy(t, filepath.Join(out, "mask.npy"))
+	_, want := npy(t, filepath.Join(tiny, "mask.npy"))
+	if !slices.Equal(got, want) {
+		t.Errorf("masks from the float64 noise differ from the reference's")
+	}
+}
