@@ -191,7 +191,8 @@ func Run(stop *engine.Stop, cfg Config, open func() (Model, error)) (Result, err
 		}
 	}
 	if cfg.OutputTopic != "" || cfg.DLQTopic != "" {
-		prod, err := sinkkafka.NewProducer(sinkkafka.Config{Brokers: cfg.Consumer.Brokers, Security: cfg.Consumer.Security, BatchTimeout: cfg.ProduceLinger})
+		prod, err := sinkkafka.NewProducer(sinkkafka.Config{Brokers: cfg.Consumer.Brokers, Security: cfg.Consumer.Security, BatchTimeout: cfg.ProduceLinger,
+			TopicFlags: topicFlags(cfg.OutputTopic, cfg.DLQTopic)})
 		if err != nil {
 			return Result{}, err
 		}
@@ -251,6 +252,19 @@ func Run(stop *engine.Stop, cfg Config, open func() (Model, error)) (Result, err
 	return Result{Counts: eng.Counts(), Stats: eng.Stats()}, err
 }
 
+// topicFlags names the flag of each output topic, for the producer's
+// errors (one topic may be both).
+func topicFlags(output, dlq string) map[string]string {
+	m := map[string]string{}
+	if output != "" {
+		m[output] = "--output-topic"
+	}
+	if dlq != "" {
+		m[dlq] = strings.TrimPrefix(m[dlq]+", --dlq-topic", ", ")
+	}
+	return m
+}
+
 // DefaultWorkerID is the host name and the process id (host-pid; other
 // characters than letters, digits, '_' and '-' as '-', at most 64): unique
 // among the live workers of a deployment, since a Kubernetes pod's host
@@ -284,6 +298,7 @@ type workerMetrics struct {
 	reg                            *prometheus.Registry
 	eng                            atomic.Pointer[engine.Engine[engine.Embeddings]]
 	src                            atomic.Pointer[srckafka.Source]
+	prod                           atomic.Pointer[sinkkafka.Producer]
 	failed, deadLetters, published prometheus.Counter
 	model, write                   prometheus.Histogram
 	fatal, modelLoaded             atomic.Bool
@@ -320,6 +335,7 @@ func newWorkerMetrics() *workerMetrics {
 }
 
 func (m *workerMetrics) producer(p *sinkkafka.Producer) {
+	m.prod.Store(p)
 	m.reg.MustRegister(
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "maeembed_kafka_produced_total", Help: "Messages acknowledged by the brokers."},
 			func() float64 { return float64(p.Produced()) }),
@@ -342,6 +358,13 @@ func (m *workerMetrics) ready() error {
 		return errors.New("kafka input topics missing on the brokers")
 	case s == nil || !s.Ready():
 		return errors.New("kafka brokers not reachable")
+	}
+	if p := m.prod.Load(); p != nil {
+		// The results are not written (the produces retry, the inputs
+		// wait uncommitted): a missing output or dead-letter topic.
+		if err := p.Failing(); err != nil {
+			return fmt.Errorf("kafka output not written: %w", err)
+		}
 	}
 	return nil
 }
