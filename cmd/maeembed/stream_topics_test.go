@@ -11,6 +11,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kfake"
 	franz "github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/maeembed/maeembed/internal/logtest"
 )
 
 // httpGet returns the status and body of a GET (0 when it fails).
@@ -114,4 +116,41 @@ func lineWith(s, sub string) string {
 		}
 	}
 	return ""
+}
+
+// A session timeout the brokers refuse (kfake: 6 s to 5 min, as Kafka's
+// group.min/max.session.timeout.ms) ends the worker with exit 1 and an
+// error naming --session-timeout and the allowed range, instead of a
+// join retried for ever.
+func TestStreamSessionTimeoutRefused(t *testing.T) {
+	addr := broker(t, 0, 1)
+	for _, st := range []string{"1s", "10m"} {
+		t.Run(st, func(t *testing.T) {
+			type result struct {
+				code   int
+				stderr string
+			}
+			done := make(chan result, 1)
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			go func() {
+				errb := &logtest.Buffer{}
+				code := run(ctx, []string{"stream", "-m", filepath.Join(tiny, "hf"), "--resize", "none", "--brokers", addr, "--topic", "images",
+					"--group", "st-" + st, "--output-topic", "embeddings", "--session-timeout", st}, strings.NewReader(""), io.Discard, errb)
+				done <- result{code, errb.String()}
+			}()
+			var r result
+			select {
+			case r = <-done:
+			case <-time.After(60 * time.Second):
+				cancel()
+				r = <-done
+				t.Fatalf("still running a minute after a refused join\n%s", r.stderr)
+			}
+			last := lineWith(r.stderr, "maeembed stream:")
+			if r.code != 1 || !strings.Contains(last, "--session-timeout "+st) || !strings.Contains(last, "6s to 5m0s") {
+				t.Errorf("exit %d, error %q: want 1 naming --session-timeout %s and the range 6s to 5m0s\n%s", r.code, last, st, r.stderr)
+			}
+		})
+	}
 }
