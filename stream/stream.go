@@ -183,6 +183,15 @@ func Run(stop *engine.Stop, cfg Config, open func() (Model, error)) (Result, err
 		// The worker id in the part names: the workers sharing the
 		// directory never pick one name.
 		popts.WorkerID = cmp.Or(popts.WorkerID, DefaultWorkerID())
+		// Two live workers with one id would number parts alike, and where
+		// the no-clobber publish falls back to a rename one would replace
+		// the other's: the second is refused.
+		releaseID, err := sinks.LockOutput(cfg.Output, "worker-"+popts.WorkerID, fmt.Sprintf("a stream worker with --worker-id %s, "+
+			"whose part files this worker's would replace: give each worker its own --worker-id (the default, host-pid, differs)", popts.WorkerID))
+		if err != nil {
+			return Result{}, err
+		}
+		defer releaseID()
 		popts.MaxFileRows = min(cmp.Or(popts.MaxFileRows, 100_000), max(1, cfg.Consumer.MaxInFlight/2))
 		popts.OnPublish = func(path string, rows int) {
 			met.published.Inc()
