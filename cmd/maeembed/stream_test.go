@@ -779,7 +779,8 @@ func TestStreamUsageErrors(t *testing.T) {
 		{[]string{"--brokers", "b", "--topic", "t", "-o", x, "--start-offset", "middle", "-m", filepath.Join(tiny, "hf")}, "start offset"},
 		// Refused before the model is loaded (it was only when connecting).
 		{[]string{"--brokers", "b", "--topic", "t", "-o", x, "--sasl-mechanism", "foo", "-m", filepath.Join(tiny, "hf")}, "--sasl-mechanism"},
-		{[]string{"--brokers", "b", "--topic", "t", "-o", x, "--tls-ca", filepath.Join(x, "missing.pem"), "-m", filepath.Join(tiny, "hf")}, "kafka tls ca"},
+		{[]string{"--brokers", "b", "--topic", "t", "-o", x, "--tls-ca", filepath.Join(x, "missing.pem"), "-m", filepath.Join(tiny, "hf")}, "--tls-ca"},
+		{[]string{"--brokers", "b", "--topic", "t", "-o", x, "--tls-cert", filepath.Join(x, "missing.pem"), "-m", filepath.Join(tiny, "hf")}, "--tls-key"},
 		// An existing file as the output directory.
 		{[]string{"--brokers", "b", "--topic", "t", "-o", file, "-m", filepath.Join(tiny, "hf")}, "--output " + file},
 	} {
