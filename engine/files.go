@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net/url"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -254,9 +255,12 @@ func CheckOutputDir(o OutputDir) error {
 	return sinks.ProbeOutput(o.Dir, lock, why)
 }
 
-// checkHeld refuses the outputs o.Dir already holds: any without Resume,
-// those of another format.
+// checkHeld refuses an o.Dir that is a file, and the outputs o.Dir
+// already holds: any without Resume, those of another format.
 func (o OutputDir) checkHeld() error {
+	if fi, err := os.Stat(o.Dir); err == nil && !fi.IsDir() {
+		return fmt.Errorf("--output %s is a file: the outputs go into a directory there (give a directory's path)", o.Dir)
+	}
 	held, err := sinks.PublishedFormats(o.Dir)
 	if err != nil {
 		return err

@@ -6,6 +6,7 @@ package kafkaconn
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -35,25 +36,28 @@ type Security struct {
 
 // TLSConfig builds the tls.Config, or nil when TLS is off.
 func (s Security) TLSConfig() (*tls.Config, error) {
-	if !s.TLS && s.CAFile == "" && s.CertFile == "" {
+	if !s.TLS && s.CAFile == "" && s.CertFile == "" && s.KeyFile == "" {
 		return nil, nil
 	}
 	c := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: s.InsecureSkipVerify}
 	if s.CAFile != "" {
 		pem, err := os.ReadFile(s.CAFile)
 		if err != nil {
-			return nil, fmt.Errorf("kafka tls ca: %w", err)
+			return nil, fmt.Errorf("--tls-ca: kafka tls ca: %w", err)
 		}
 		pool := x509.NewCertPool()
 		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("kafka tls ca %s: no PEM certificate found", s.CAFile)
+			return nil, fmt.Errorf("--tls-ca %s: kafka tls ca: no PEM certificate found", s.CAFile)
 		}
 		c.RootCAs = pool
 	}
 	if s.CertFile != "" || s.KeyFile != "" {
+		if s.CertFile == "" || s.KeyFile == "" {
+			return nil, errors.New("--tls-cert and --tls-key go together: a client certificate and its key (PEM files)")
+		}
 		cert, err := tls.LoadX509KeyPair(s.CertFile, s.KeyFile)
 		if err != nil {
-			return nil, fmt.Errorf("kafka tls client certificate: %w", err)
+			return nil, fmt.Errorf("--tls-cert %s, --tls-key %s: kafka tls client certificate: %w", s.CertFile, s.KeyFile, err)
 		}
 		c.Certificates = []tls.Certificate{cert}
 	}
@@ -63,10 +67,18 @@ func (s Security) TLSConfig() (*tls.Config, error) {
 // Validate reports what the clients would refuse only when they connect,
 // so that a worker fails on it at start, before loading its model: an
 // unknown SASL mechanism, a dial timeout that is not a duration, TLS files
-// that cannot be read. Errors name the flag or key.
+// that cannot be read, a client certificate without its key (or the
+// reverse), a SASL mechanism without a user or a user without a mechanism
+// (SASL would be off). Errors name the flag or key.
 func (s Security) Validate() error {
 	if _, err := s.Mechanism(); err != nil {
 		return fmt.Errorf("--sasl-mechanism: %w", err)
+	}
+	switch {
+	case s.SASLMechanism != "" && s.SASLUsername == "":
+		return fmt.Errorf("--sasl-mechanism %s needs --sasl-username", s.SASLMechanism)
+	case s.SASLMechanism == "" && s.SASLUsername != "":
+		return errors.New("--sasl-username without --sasl-mechanism: SASL would be off; give --sasl-mechanism plain, scram-sha-256 or scram-sha-512")
 	}
 	if _, err := s.dialTimeout(); err != nil {
 		return fmt.Errorf("dial_timeout: %w", err)

@@ -16,8 +16,14 @@ func TestSecurityValidate(t *testing.T) {
 		{Security{}, ""},
 		{Security{SASLMechanism: "SCRAM-SHA-512", SASLUsername: "u", SASLPassword: "p", DialTimeout: "3s"}, ""},
 		{Security{SASLMechanism: "foo"}, "--sasl-mechanism"},
+		{Security{SASLMechanism: "plain"}, "--sasl-username"},
+		{Security{SASLUsername: "u", SASLPassword: "p"}, "--sasl-mechanism"},
+		{Security{SASLPassword: "p"}, ""}, // $MAEEMBED_SASL_PASSWORD set for a broker without SASL
 		{Security{DialTimeout: "bogus"}, "dial_timeout"},
-		{Security{TLS: true, CAFile: filepath.Join(t.TempDir(), "missing.pem")}, "kafka tls ca"},
+		{Security{TLS: true, CAFile: filepath.Join(t.TempDir(), "missing.pem")}, "--tls-ca"},
+		{Security{TLS: true, CertFile: "c.pem"}, "--tls-key"},
+		{Security{TLS: true, KeyFile: "k.pem"}, "--tls-cert"},
+		{Security{TLS: true, CertFile: filepath.Join(t.TempDir(), "c.pem"), KeyFile: "k.pem"}, "--tls-cert"},
 	} {
 		err := tc.s.Validate()
 		if (err == nil) != (tc.want == "") || (err != nil && !strings.Contains(err.Error(), tc.want)) {

@@ -212,3 +212,50 @@ func TestDefaultWorkerID(t *testing.T) {
 		t.Errorf("workerID(host.example) = %q", id)
 	}
 }
+
+// A second live worker with the id of one already writing into the
+// directory is refused, naming --worker-id, before it consumes anything
+// (its part files would take the first one's names); the first goes on.
+func TestWorkerIDInUseRefused(t *testing.T) {
+	addr := topicWithImages(t, 4, func(int) bool { return false })
+	out := t.TempDir()
+	cfg := Config{
+		Consumer: srckafka.Config{Brokers: []string{addr}, Topics: []string{"images"}, Group: "g", MaxInFlight: 64, CommitInterval: 50 * time.Millisecond},
+		Output:   out, Parquet: sinks.ParquetOptions{WorkerID: "same"},
+		Engine: engine.Config{BatchSize: 4, Workers: 1, BatchLatency: 20 * time.Millisecond, FlushInterval: 50 * time.Millisecond},
+	}
+	parent, drain := context.WithCancel(context.Background())
+	defer drain()
+	first := engine.OnSignals(parent, 30*time.Second)
+	defer first.Release()
+	done := make(chan error, 1)
+	go func() { _, err := Run(first, cfg, openTiny); done <- err }()
+	waitPublished(t, out, 4) // the first is live
+
+	// Bounded: a second worker that is let in ends with the drain.
+	bounded, cancelBounded := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancelBounded()
+	second := engine.OnSignals(bounded, 30*time.Second)
+	defer second.Release()
+	if _, err := Run(second, cfg, openTiny); err == nil || !strings.Contains(err.Error(), "--worker-id same") {
+		t.Errorf("a second worker with id same: %v, want a refusal naming --worker-id", err)
+	}
+	drain()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("the first worker: %v", err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("the first worker did not stop after a drain")
+	}
+	// Another id may join the group's directory.
+	cfg.Parquet.WorkerID = "other"
+	drained, cancel := context.WithCancel(context.Background())
+	cancel() // drained from the start: open, then stop
+	other := engine.OnSignals(drained, 30*time.Second)
+	defer other.Release()
+	if _, err := Run(other, cfg, openTiny); err != nil {
+		t.Errorf("a worker with another id: %v", err)
+	}
+}

@@ -87,6 +87,8 @@ func (c *Config) Validate() error {
 		return errors.New("stream needs at least one --topic")
 	case c.Output == "" && c.OutputTopic == "":
 		return errors.New("stream needs --output DIR and/or --output-topic T")
+	case c.Output != "" && isFile(c.Output):
+		return fmt.Errorf("--output %s is a file: stream writes a directory of Parquet parts there", c.Output)
 	case s.MaxInFlight < c.Engine.BatchSize:
 		return fmt.Errorf("--max-in-flight %d is below --batch-size %d", s.MaxInFlight, c.Engine.BatchSize)
 	case c.ShutdownTimeout <= 0:
@@ -120,6 +122,12 @@ func (c *Config) Validate() error {
 		return err
 	}
 	return nil
+}
+
+// isFile reports whether path exists and is not a directory.
+func isFile(path string) bool {
+	fi, err := os.Stat(path)
+	return err == nil && !fi.IsDir()
 }
 
 // Model is what the worker embeds with: the embedding stage, the
@@ -175,6 +183,15 @@ func Run(stop *engine.Stop, cfg Config, open func() (Model, error)) (Result, err
 		// The worker id in the part names: the workers sharing the
 		// directory never pick one name.
 		popts.WorkerID = cmp.Or(popts.WorkerID, DefaultWorkerID())
+		// Two live workers with one id would number parts alike, and where
+		// the no-clobber publish falls back to a rename one would replace
+		// the other's: the second is refused.
+		releaseID, err := sinks.LockOutput(cfg.Output, "worker-"+popts.WorkerID, fmt.Sprintf("a stream worker with --worker-id %s, "+
+			"whose part files this worker's would replace: give each worker its own --worker-id (the default, host-pid, differs)", popts.WorkerID))
+		if err != nil {
+			return Result{}, err
+		}
+		defer releaseID()
 		popts.MaxFileRows = min(cmp.Or(popts.MaxFileRows, 100_000), max(1, cfg.Consumer.MaxInFlight/2))
 		popts.OnPublish = func(path string, rows int) {
 			met.published.Inc()
@@ -191,7 +208,8 @@ func Run(stop *engine.Stop, cfg Config, open func() (Model, error)) (Result, err
 		}
 	}
 	if cfg.OutputTopic != "" || cfg.DLQTopic != "" {
-		prod, err := sinkkafka.NewProducer(sinkkafka.Config{Brokers: cfg.Consumer.Brokers, Security: cfg.Consumer.Security, BatchTimeout: cfg.ProduceLinger})
+		prod, err := sinkkafka.NewProducer(sinkkafka.Config{Brokers: cfg.Consumer.Brokers, Security: cfg.Consumer.Security, BatchTimeout: cfg.ProduceLinger,
+			TopicFlags: topicFlags(cfg.OutputTopic, cfg.DLQTopic)})
 		if err != nil {
 			return Result{}, err
 		}
@@ -251,6 +269,19 @@ func Run(stop *engine.Stop, cfg Config, open func() (Model, error)) (Result, err
 	return Result{Counts: eng.Counts(), Stats: eng.Stats()}, err
 }
 
+// topicFlags names the flag of each output topic, for the producer's
+// errors (one topic may be both).
+func topicFlags(output, dlq string) map[string]string {
+	m := map[string]string{}
+	if output != "" {
+		m[output] = "--output-topic"
+	}
+	if dlq != "" {
+		m[dlq] = strings.TrimPrefix(m[dlq]+", --dlq-topic", ", ")
+	}
+	return m
+}
+
 // DefaultWorkerID is the host name and the process id (host-pid; other
 // characters than letters, digits, '_' and '-' as '-', at most 64): unique
 // among the live workers of a deployment, since a Kubernetes pod's host
@@ -284,6 +315,7 @@ type workerMetrics struct {
 	reg                            *prometheus.Registry
 	eng                            atomic.Pointer[engine.Engine[engine.Embeddings]]
 	src                            atomic.Pointer[srckafka.Source]
+	prod                           atomic.Pointer[sinkkafka.Producer]
 	failed, deadLetters, published prometheus.Counter
 	model, write                   prometheus.Histogram
 	fatal, modelLoaded             atomic.Bool
@@ -320,6 +352,7 @@ func newWorkerMetrics() *workerMetrics {
 }
 
 func (m *workerMetrics) producer(p *sinkkafka.Producer) {
+	m.prod.Store(p)
 	m.reg.MustRegister(
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "maeembed_kafka_produced_total", Help: "Messages acknowledged by the brokers."},
 			func() float64 { return float64(p.Produced()) }),
@@ -342,6 +375,13 @@ func (m *workerMetrics) ready() error {
 		return errors.New("kafka input topics missing on the brokers")
 	case s == nil || !s.Ready():
 		return errors.New("kafka brokers not reachable")
+	}
+	if p := m.prod.Load(); p != nil {
+		// The results are not written (the produces retry, the inputs
+		// wait uncommitted): a missing output or dead-letter topic.
+		if err := p.Failing(); err != nil {
+			return fmt.Errorf("kafka output not written: %w", err)
+		}
 	}
 	return nil
 }

@@ -162,6 +162,26 @@ func TestNoResumeRefusesNonEmptyOutput(t *testing.T) {
 	}
 }
 
+// An existing file as -o is refused, by the run and its dry run alike,
+// with an error naming --output (not a bare "not a directory").
+func TestOutputIsAFile(t *testing.T) {
+	root := t.TempDir()
+	in, out := filepath.Join(root, "in"), filepath.Join(root, "emb.parquet")
+	tinyImages(t, in, "a.png")
+	if err := os.WriteFile(out, []byte("a file"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, extra := range [][]string{nil, {"--dry-run"}} {
+		code, _, stderr := maeembed(t, embedArgs(out, append(extra, in)...)...)
+		if code == 0 || !strings.Contains(stderr, "--output "+out+" is a file") {
+			t.Errorf("embed %v -o FILE: exit %d\n%s", extra, code, stderr)
+		}
+	}
+	if b, _ := os.ReadFile(out); string(b) != "a file" {
+		t.Errorf("the file became %q", b)
+	}
+}
+
 // reconstruct resumes exactly: a run that did half the inputs (here shard
 // 0/2), then a rerun over all of them, holds every input once with the
 // reference's masks, predictions and losses (each mask depends on the

@@ -763,6 +763,10 @@ func httpStatus(addr, path string) int {
 // Bad stream flags are usage errors with one clear line.
 func TestStreamUsageErrors(t *testing.T) {
 	x := filepath.Join(t.TempDir(), "out") // never in the source tree
+	file := filepath.Join(t.TempDir(), "emb.parquet")
+	if err := os.WriteFile(file, []byte("a file"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	for _, c := range []struct {
 		args []string
 		want string
@@ -775,7 +779,10 @@ func TestStreamUsageErrors(t *testing.T) {
 		{[]string{"--brokers", "b", "--topic", "t", "-o", x, "--start-offset", "middle", "-m", filepath.Join(tiny, "hf")}, "start offset"},
 		// Refused before the model is loaded (it was only when connecting).
 		{[]string{"--brokers", "b", "--topic", "t", "-o", x, "--sasl-mechanism", "foo", "-m", filepath.Join(tiny, "hf")}, "--sasl-mechanism"},
-		{[]string{"--brokers", "b", "--topic", "t", "-o", x, "--tls-ca", filepath.Join(x, "missing.pem"), "-m", filepath.Join(tiny, "hf")}, "kafka tls ca"},
+		{[]string{"--brokers", "b", "--topic", "t", "-o", x, "--tls-ca", filepath.Join(x, "missing.pem"), "-m", filepath.Join(tiny, "hf")}, "--tls-ca"},
+		{[]string{"--brokers", "b", "--topic", "t", "-o", x, "--tls-cert", filepath.Join(x, "missing.pem"), "-m", filepath.Join(tiny, "hf")}, "--tls-key"},
+		// An existing file as the output directory.
+		{[]string{"--brokers", "b", "--topic", "t", "-o", file, "-m", filepath.Join(tiny, "hf")}, "--output " + file},
 	} {
 		code, _, stderr := maeembed(t, append([]string{"stream"}, c.args...)...)
 		if code != 2 || !strings.Contains(stderr, c.want) {

@@ -13,8 +13,10 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -50,14 +52,24 @@ type Config struct {
 	BatchBytes int64
 	// WriteTimeout bounds one produce attempt; default 10 s.
 	WriteTimeout time.Duration
+	// TopicFlags names the flag that gave each topic (e.g. "embeddings":
+	// "--output-topic"), for the log line and the Failing error that say
+	// how to fix a topic the brokers do not have.
+	TopicFlags map[string]string
 }
 
 // Producer writes to output and dead-letter topics. Safe for concurrent
 // use.
 type Producer struct {
 	w        *kgo.Writer
+	flags    map[string]string
 	produced atomic.Int64
 	retries  atomic.Int64
+
+	mu sync.Mutex
+	// failing holds, per topic, why its produce is being retried: set by a
+	// failed attempt, removed by a successful one (Failing).
+	failing map[string]error
 }
 
 // NewProducer makes a producer; it connects lazily.
@@ -91,24 +103,27 @@ func NewProducer(cfg Config) (*Producer, error) {
 		MaxAttempts:  3,
 		ErrorLogger:  kgo.LoggerFunc(func(f string, a ...any) { slog.Debug("kafka-go writer: " + fmt.Sprintf(f, a...)) }),
 	}
-	return &Producer{w: w}, nil
+	return &Producer{w: w, flags: cfg.TopicFlags, failing: map[string]error{}}, nil
 }
 
 // Produce writes msgs and returns once all are acknowledged by the
-// brokers. Transient failures (broker down, leader moving) are retried
-// with backoff until ctx ends, logging each; a permanent one (e.g. message
-// too large, topic missing and not auto-created) is returned.
+// brokers. Transient failures (broker down, leader moving, a topic that
+// does not exist yet) are retried with backoff until ctx ends; while they
+// last, Failing says so. A permanent one (e.g. message too large) is
+// returned. A missing topic is logged once, as an error naming the topic
+// and its flag (Config.TopicFlags); other failures once per attempt.
 func (p *Producer) Produce(ctx context.Context, msgs ...kgo.Message) error {
 	if len(msgs) == 0 {
 		return nil
 	}
+	names := topics(msgs)
 	backoff := 200 * time.Millisecond
 	for attempt := 1; ; attempt++ {
 		err := p.w.WriteMessages(ctx, msgs...)
 		if err == nil {
 			p.produced.Add(int64(len(msgs)))
-			if attempt > 1 {
-				slog.Info("kafka: produce succeeded after retries", "attempts", attempt)
+			if p.recovered(names) || attempt > 1 {
+				slog.Info("kafka: produce succeeded after retries", "topics", strings.Join(names, ","), "attempts", attempt)
 			}
 			return nil
 		}
@@ -116,10 +131,19 @@ func (p *Producer) Produce(ctx context.Context, msgs ...kgo.Message) error {
 			return fmt.Errorf("kafka produce: %w (after %d attempts: %v)", ctx.Err(), attempt, err)
 		}
 		if permanent(err) {
-			return fmt.Errorf("kafka produce to %s: %w", topics(msgs), err)
+			return fmt.Errorf("kafka produce to %s: %w", strings.Join(names, ","), err)
 		}
 		p.retries.Add(1)
-		slog.Warn("kafka: produce failed; retrying", "topics", topics(msgs), "messages", len(msgs), "attempt", attempt, "backoff", backoff, "err", err)
+		missing := missingTopic(err)
+		switch first := p.fail(names, err); {
+		case missing && first:
+			slog.Error("kafka: "+p.describe(names, err)+"; retrying until it exists (the inputs wait uncommitted)",
+				"messages", len(msgs), "err", err)
+		case missing:
+			slog.Debug("kafka: produce to a missing topic failed; retrying", "topics", strings.Join(names, ","), "attempt", attempt, "backoff", backoff)
+		default:
+			slog.Warn("kafka: produce failed; retrying", "topics", strings.Join(names, ","), "messages", len(msgs), "attempt", attempt, "backoff", backoff, "err", err)
+		}
 		select {
 		case <-time.After(backoff):
 		case <-ctx.Done():
@@ -127,6 +151,98 @@ func (p *Producer) Produce(ctx context.Context, msgs ...kgo.Message) error {
 		}
 		backoff = min(2*backoff, 10*time.Second)
 	}
+}
+
+// fail records err as why the produce to names is retried; first is true
+// when a topic of names was not failing already.
+func (p *Producer) fail(names []string, err error) (first bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, t := range names {
+		if p.failing[t] == nil {
+			first = true
+		}
+		p.failing[t] = err
+	}
+	return first
+}
+
+// recovered clears the failures of names; it reports whether one was set.
+func (p *Producer) recovered(names []string) (was bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, t := range names {
+		if p.failing[t] != nil {
+			was = true
+			delete(p.failing, t)
+		}
+	}
+	return was
+}
+
+// Failing reports why produces are being retried, per topic (nil when
+// none is): a topic the brokers do not have (named with its flag, see
+// Config.TopicFlags) or the last error of another failure. It clears once
+// a produce to the topic succeeds. A worker is not ready meanwhile: its
+// results are not written, and its inputs wait uncommitted.
+func (p *Producer) Failing() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	names := make([]string, 0, len(p.failing))
+	for t := range p.failing {
+		names = append(names, t)
+	}
+	slices.Sort(names)
+	var errs []error
+	for _, t := range names {
+		errs = append(errs, errors.New(p.describe([]string{t}, p.failing[t])))
+	}
+	return errors.Join(errs...)
+}
+
+// describe says why the produce to names fails: for a topic the brokers
+// do not have, which and how to fix it.
+func (p *Producer) describe(names []string, err error) string {
+	var named []string
+	for _, t := range names {
+		if f := p.flags[t]; f != "" {
+			named = append(named, fmt.Sprintf("%q (%s)", t, f))
+		} else {
+			named = append(named, strconv.Quote(t))
+		}
+	}
+	what := "topic " + strings.Join(named, ", ")
+	if !missingTopic(err) {
+		return fmt.Sprintf("produce to %s failing: %v", what, err)
+	}
+	var flags []string
+	for _, t := range names {
+		if f := p.flags[t]; f != "" && !slices.Contains(flags, f) {
+			flags = append(flags, f)
+		}
+	}
+	fix := "create it"
+	if len(flags) > 0 {
+		fix += " or correct " + strings.Join(flags, " / ")
+	}
+	return fmt.Sprintf("%s does not exist on the brokers: %s (the worker does not create topics)", what, fix)
+}
+
+// missingTopic reports a produce refused because the brokers do not have
+// the topic. The writer's metadata requests do not ask for topics to be
+// created (kgo.Writer.AllowAutoTopicCreation is off), so brokers that
+// create topics on demand do not create these either.
+func missingTopic(err error) bool {
+	var we kgo.WriteErrors
+	if errors.As(err, &we) {
+		for _, e := range we {
+			if e != nil && missingTopic(e) {
+				return true
+			}
+		}
+		return false
+	}
+	return errors.Is(err, kgo.UnknownTopicOrPartition)
 }
 
 // permanent reports errors a retry cannot fix.
@@ -145,16 +261,15 @@ func permanent(err error) bool {
 		errors.Is(err, kgo.SASLAuthenticationFailed) || errors.Is(err, kgo.InvalidTopic) || errors.Is(err, kgo.RecordListTooLarge)
 }
 
-func topics(msgs []kgo.Message) string {
-	seen := map[string]bool{}
+// topics lists the topics of msgs, each once, in order.
+func topics(msgs []kgo.Message) []string {
 	var out []string
 	for _, m := range msgs {
-		if !seen[m.Topic] {
-			seen[m.Topic] = true
+		if !slices.Contains(out, m.Topic) {
 			out = append(out, m.Topic)
 		}
 	}
-	return strings.Join(out, ",")
+	return out
 }
 
 // Produced is the number of messages acknowledged so far.

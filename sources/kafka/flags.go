@@ -24,7 +24,7 @@ func (c *Config) AddFlags(fs *pflag.FlagSet) {
 	fs.Var(config.List(&c.Brokers), "brokers", "bootstrap brokers host:port[,host:port] (repeatable)")
 	fs.Var(config.List(&c.Topics), "topic", "input topic (repeatable, or comma-separated)")
 	fs.StringVar(&c.Group, "group", c.Group, "consumer group: workers with the same group share the partitions")
-	fs.StringVar(&c.StartOffset, "start-offset", c.StartOffset, "earliest | latest: where a group without committed offsets starts")
+	fs.StringVar(&c.StartOffset, "start-offset", c.StartOffset, "earliest | latest: where the group starts on a partition it has no committed offset for (latest skips the messages already there)")
 	fs.IntVar(&c.MaxInFlight, "max-in-flight", c.MaxInFlight, "messages fetched but not yet durable (bounds memory)")
 	fs.Var(&c.MinBytes, "fetch-min-bytes", "fetch.min.bytes, e.g. 1 or 64KiB (0 = 1)")
 	fs.Var(&c.MaxBytes, "fetch-max-bytes", "max bytes per partition fetch, e.g. 16777216 or 32MiB; must exceed the largest image (0 = 16MiB)")

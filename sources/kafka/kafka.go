@@ -256,7 +256,9 @@ func (s *Source) SetBudget(b sources.Budget) { s.budget = b }
 // Next returns the next message as an Item. It blocks while MaxInFlight
 // items are unacked, and while the memory budget (SetBudget) cannot hold
 // its value. Fetch errors are retried with backoff (kafka-go heals
-// itself); only ctx ends it.
+// itself) until ctx ends, except a session timeout the group coordinator
+// refuses, which no retry fixes: that error, naming --session-timeout and
+// the range the brokers allow, ends the run.
 func (s *Source) Next(ctx context.Context) (sources.Item, error) {
 	select {
 	case s.sem <- struct{}{}:
@@ -278,6 +280,12 @@ func (s *Source) Next(ctx context.Context) (sources.Item, error) {
 			<-s.sem
 			return sources.Item{}, io.EOF
 		}
+		if errors.Is(err, kgo.InvalidSessionTimeout) {
+			// The group coordinator refuses the session timeout: every
+			// join would fail alike, so this is the run's end, not a retry.
+			<-s.sem
+			return sources.Item{}, s.sessionTimeoutError(ctx, err)
+		}
 		s.fetchErrors.Add(1)
 		// While the brokers are unreachable (or not yet probed) the health
 		// probe logs the outage, one line per attempt with its backoff; a
@@ -295,6 +303,59 @@ func (s *Source) Next(ctx context.Context) (sources.Item, error) {
 		}
 		backoff = min(2*backoff, 10*time.Second)
 	}
+}
+
+// sessionTimeoutError is the error of a session timeout the group
+// coordinator refuses (outside its group.min.session.timeout.ms to
+// group.max.session.timeout.ms): it names the flag and, when the
+// coordinator says, the range it allows.
+func (s *Source) sessionTimeoutError(ctx context.Context, err error) error {
+	allowed := "outside the range the brokers allow, group.min.session.timeout.ms to group.max.session.timeout.ms"
+	if lo, hi, ok := s.sessionTimeoutRange(ctx); ok {
+		allowed = fmt.Sprintf("the brokers allow %v to %v (group.min.session.timeout.ms %d, group.max.session.timeout.ms %d)",
+			lo, hi, lo.Milliseconds(), hi.Milliseconds())
+	}
+	return fmt.Errorf("kafka: --session-timeout %v refused by the group coordinator: %s: %w", s.cfg.SessionTimeout, allowed, err)
+}
+
+// sessionTimeoutRange asks the group's coordinator for the session
+// timeouts it allows; ok is false if it does not say.
+func (s *Source) sessionTimeoutRange(ctx context.Context) (lo, hi time.Duration, ok bool) {
+	const minKey, maxKey = "group.min.session.timeout.ms", "group.max.session.timeout.ms"
+	tr, err := s.cfg.Security.Transport()
+	if err != nil {
+		return 0, 0, false
+	}
+	defer tr.CloseIdleConnections()
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	c := &kgo.Client{Addr: kgo.TCP(s.cfg.Brokers...), Transport: tr}
+	co, err := c.FindCoordinator(ctx, &kgo.FindCoordinatorRequest{Key: s.cfg.Group, KeyType: kgo.CoordinatorKeyTypeConsumer})
+	if err != nil || co.Error != nil || co.Coordinator == nil {
+		return 0, 0, false
+	}
+	res, err := c.DescribeConfigs(ctx, &kgo.DescribeConfigsRequest{Resources: []kgo.DescribeConfigRequestResource{{
+		ResourceType: kgo.ResourceTypeBroker, ResourceName: strconv.Itoa(co.Coordinator.NodeID), ConfigNames: []string{minKey, maxKey}}}})
+	if err != nil || len(res.Resources) != 1 || res.Resources[0].Error != nil {
+		return 0, 0, false
+	}
+	var minMS, maxMS int64
+	for _, e := range res.Resources[0].ConfigEntries {
+		v, err := strconv.ParseInt(e.ConfigValue, 10, 64)
+		if err != nil {
+			continue
+		}
+		switch e.ConfigName {
+		case minKey:
+			minMS = v
+		case maxKey:
+			maxMS = v
+		}
+	}
+	if minMS <= 0 || maxMS < minMS {
+		return 0, 0, false
+	}
+	return time.Duration(minMS) * time.Millisecond, time.Duration(maxMS) * time.Millisecond, true
 }
 
 // counted is the Item of m with its value taken from the budget. An
