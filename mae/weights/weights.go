@@ -226,8 +226,11 @@ const pretrainLatest = "latest"
 // its latest file, as a model which checkpoint to pass instead; "" when
 // latest does not name a checkpoint directory beside it.
 func pretrainHint(latest string) string {
+	if st, err := os.Stat(latest); err != nil || !st.Mode().IsRegular() || st.Size() > 256 {
+		return "" // never wait on a FIFO nor read a large file for a hint
+	}
 	b, err := os.ReadFile(latest)
-	if err != nil || len(b) > 256 {
+	if err != nil {
 		return ""
 	}
 	name := strings.TrimSpace(string(b))
