@@ -63,7 +63,7 @@ func OpenBatch(name string, o FileOptions, src sources.Options, pre stages.Prepr
 		src.SkipDirs = append(src.SkipDirs[:len(src.SkipDirs):len(src.SkipDirs)], o.Output)
 	}
 	in := InputOptions{Source: src, Shard: b.Shard, DryRun: o.DryRun, Budget: b.Preprocess.Budget}
-	out := OutputDir{Dir: o.Output, Format: o.Format, Shard: b.Shard, Resume: o.Resume}
+	out := OutputDir{Dir: o.Output, Format: o.Format, Shard: b.Shard, Resume: o.Resume, Command: name}
 	if o.DryRun && o.Output != "" {
 		// The run's refusals without taking the output: the dry run
 		// writes nothing.

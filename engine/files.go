@@ -191,6 +191,11 @@ type OutputDir struct {
 	// Resume: the run continues what dir holds. Without it dir must hold
 	// no published output, or every id would be written a second time.
 	Resume bool
+	// Command ("embed", "reconstruct") is part of a batch run's kind: two
+	// shards of one count, one of each command, would otherwise share the
+	// directory and mix embeddings with reconstructions (each checks the
+	// parts published before it starts, and there are none yet).
+	Command string
 	// Group, if set, makes the run a stream worker of this consumer group
 	// (Shard unused): the group's workers share the directory, since Kafka
 	// gives each message to one of them, and a live worker of another group
@@ -282,6 +287,9 @@ func (o OutputDir) checkHeld() error {
 func (o OutputDir) kind() string {
 	if o.Group != "" {
 		return fmt.Sprintf("%s-group-%s", o.Format, url.PathEscape(o.Group))
+	}
+	if o.Command != "" {
+		return fmt.Sprintf("%s-%s-%d-shards", o.Command, o.Format, max(1, o.Shard.Count))
 	}
 	return fmt.Sprintf("%s-%d-shards", o.Format, max(1, o.Shard.Count))
 }

@@ -5,7 +5,10 @@ import (
 	"io"
 	"log/slog"
 	"math"
+	"os"
+	"path/filepath"
 	"strconv"
+	"strings"
 
 	"github.com/spf13/pflag"
 
@@ -77,6 +80,13 @@ func (j *Job) validate() error {
 			return fmt.Errorf("%w: %s %d: want 1 or more", config.ErrUsage, f.flag, f.v)
 		}
 	}
+	// The head is a file: refuse a directory before the work, not when
+	// saving its result.
+	if j.Output != "" {
+		if st, err := os.Stat(j.Output); (err == nil && st.IsDir()) || strings.HasSuffix(j.Output, "/") {
+			return fmt.Errorf("%w: --output %s is a directory: give the head's file name, e.g. %s", config.ErrUsage, j.Output, filepath.Join(j.Output, "head.safetensors"))
+		}
+	}
 	// The library reads zeros as its defaults; from a flag they are
 	// mistakes, so they are refused here, with the range.
 	switch {
@@ -135,6 +145,9 @@ func (j Job) Run(path string, w io.Writer, version string) error {
 	}
 	rep.Model, rep.Pool = emb.Meta["maeembed.model"], emb.Meta["maeembed.pool"]
 	if j.Output != "" {
+		if err := os.MkdirAll(filepath.Dir(j.Output), 0o755); err != nil {
+			return fmt.Errorf("save the head: %w", err)
+		}
 		err := rep.Results[0].Head.Save(j.Output, map[string]string{
 			"maeembed.model": rep.Model, "maeembed.pool": rep.Pool,
 			"maeembed.probe.test_top1": strconv.FormatFloat(rep.Results[0].LinearTop1, 'g', -1, 64),

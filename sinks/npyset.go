@@ -180,6 +180,19 @@ func (s *npySet) abort() error {
 	return s.abortFiles()
 }
 
+// outputKind names what an output with these maeembed.* keys holds:
+// embeddings record their pool, reconstructions their mask ratio ("" for
+// neither).
+func outputKind(pool, maskRatio bool) string {
+	switch {
+	case maskRatio:
+		return "reconstructions (maeembed reconstruct)"
+	case pool:
+		return "embeddings (maeembed embed or stream)"
+	}
+	return ""
+}
+
 // compatible refuses to mix outputs of different runs in one directory:
 // every maeembed.* key must match, except maeembed.version (a newer build
 // may finish an older run) and maeembed.kernel (another machine or path
@@ -187,6 +200,11 @@ func (s *npySet) abort() error {
 // older run may have recorded the path as it was spelled); an output
 // without maeembed.weights (an older version) takes any weights.
 func compatible(path string, kv map[string]string, keys, vals []string) error {
+	_, oldPool := kv["maeembed.pool"]
+	_, oldRatio := kv["maeembed.mask_ratio"]
+	if old, run := outputKind(oldPool, oldRatio), outputKind(slices.Contains(keys, "maeembed.pool"), slices.Contains(keys, "maeembed.mask_ratio")); old != "" && run != "" && old != run {
+		return fmt.Errorf("%s holds %s, this run writes %s: use another output directory", path, old, run)
+	}
 	for i, k := range keys {
 		if k == "maeembed.model" && ModelName(kv[k]) == ModelName(vals[i]) {
 			continue

@@ -12,8 +12,8 @@ import (
 
 // Kind locks: every run writing into an output directory holds a shared
 // flock on .maeembed-kind-KIND.lock for its lifetime, KIND naming what it
-// writes (format and shard count of a batch run, format and consumer group
-// of a stream worker). Runs of one kind may share the directory (shards,
+// writes (command, format and shard count of a batch run, format and
+// consumer group of a stream worker). Runs of one kind may share the directory (shards,
 // the workers of one group); a run of another kind while one is live would
 // write overlapping ids (shards 0/2 and 0/3 both take id 0; two groups
 // each consume every message) or mix formats, so it is refused. Start-ups
@@ -109,7 +109,7 @@ func otherKinds(dir, kind string, ents []os.DirEntry, removeStale bool) error {
 	}
 	if len(live) > 0 {
 		return fmt.Errorf("output %s is being written by a running process of another kind (%s; this run: %s): processes sharing a directory must be of one kind, "+
-			"batch runs of one format and shard count or stream workers of one consumer group, or their formats would mix and their ids overlap: "+
+			"batch runs of one command, format and shard count or stream workers of one consumer group, or their outputs would mix and their ids overlap: "+
 			"wait for it, or use another output directory", dir, strings.Join(live, ", "), kind)
 	}
 	return nil

@@ -345,3 +345,51 @@ for i, im in enumerate([x[0], im_masked[0], y[0], im_paste[0]]):
         assert (g == 255).all(), "gap not white"
 print("ok")
 `
+
+// An embed output refuses a reconstruct run and the other way round, with
+// an error that says what the directory holds rather than naming a
+// metadata key one of them lacks.
+func TestEmbedAndReconstructOutputsRefuseEachOther(t *testing.T) {
+	rec := testReconMeta
+	emb := Meta{Model: rec.Model, Pool: "mean", Preprocess: rec.Preprocess, Version: rec.Version, Dim: 2, Precision: rec.Precision}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for _, format := range []string{"parquet", "npy"} {
+		t.Run(format, func(t *testing.T) {
+			embDir, recDir := t.TempDir(), t.TempDir()
+			ew, err := NewEmbeddings(format, embDir, emb, ParquetOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := ew.Write([]Row{{ID: "a", Embedding: []float32{1, 2}}}); err != nil {
+				t.Fatal(err)
+			}
+			if err := ew.Close(); err != nil {
+				t.Fatal(err)
+			}
+			rw, err := NewReconstructions(format, recDir, rec, ParquetOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := rw.Write(reconRows(rng, rec, 0, 1)); err != nil {
+				t.Fatal(err)
+			}
+			if err := rw.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := NewReconstructions(format, embDir, rec, ParquetOptions{}); err == nil ||
+				!strings.Contains(err.Error(), "holds embeddings (maeembed embed or stream), this run writes reconstructions") {
+				t.Errorf("reconstruct into an embed output: %v", err)
+			}
+			if err := CheckReconResume(embDir, format, rec); err == nil || !strings.Contains(err.Error(), "holds embeddings") {
+				t.Errorf("reconstruct dry run into an embed output: %v", err)
+			}
+			if _, err := NewEmbeddings(format, recDir, emb, ParquetOptions{}); err == nil ||
+				!strings.Contains(err.Error(), "holds reconstructions (maeembed reconstruct), this run writes embeddings") {
+				t.Errorf("embed into a reconstruct output: %v", err)
+			}
+			if err := CheckResume(recDir, format, emb); err == nil || !strings.Contains(err.Error(), "holds reconstructions") {
+				t.Errorf("embed dry run into a reconstruct output: %v", err)
+			}
+		})
+	}
+}

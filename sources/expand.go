@@ -179,6 +179,13 @@ func expand(inputs []string, stdin io.Reader, exts, skip []string) (entries []en
 		fi, err := os.Stat(in)
 		switch {
 		case err == nil && fi.IsDir():
+			if real, rerr := realpath.Of(in); rerr == nil {
+				if walked, ok := visited[real]; ok && !walked {
+					// Not walked, as the output inside an input is not:
+					// say so rather than that it holds no image files.
+					return nil, 0, 0, fmt.Errorf("input directory %s is the run's output directory: give the output a directory of its own (the inputs' files would be taken for outputs, and outputs for inputs on a rerun)", in)
+				}
+			}
 			n, walked, skipped := len(out), len(visited), ignored
 			walk(filepath.Clean(in), filepath.Clean(in), "", visited, found)
 			if len(out) == n && len(visited) > walked {

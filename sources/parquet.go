@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -241,6 +242,12 @@ func openParquet(p string, opts Options) (c container, err error) {
 	if opts.IDColumn != "-" {
 		if id, err = pickColumn(as, opts.IDColumn, IDColumns, isIDType, "id", "--id-column"); err != nil && opts.IDColumn != "" {
 			return nil, err
+		} else if err != nil && strings.Contains(err.Error(), "which cannot hold the id") {
+			// A column named like the ids whose type is not one (a float,
+			// a list): the rows get their numbers, as without any such
+			// column, but not silently.
+			_, why, _ := strings.Cut(err.Error(), "; ")
+			slog.Warn("parquet: ids are row numbers (FILE/ROW): "+why+" (strings or integers); --id-column - takes row numbers without this warning", "file", p)
 		}
 	}
 	pc := &parquetContainer{path: p, rdr: rdr, idCol: id, noData: opts.NoData, batch: opts.ParquetBatch, meter: meter}

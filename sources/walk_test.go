@@ -171,3 +171,16 @@ func TestNamedInputErrorNamesPathOnce(t *testing.T) {
 		}
 	}
 }
+
+// An input directory that is the output directory itself (embed -o d d)
+// is refused as such, not as a directory without images.
+func TestInputIsTheOutputDir(t *testing.T) {
+	dir := t.TempDir()
+	write(t, filepath.Join(dir, "a.jpg"), "A")
+	for _, in := range []string{dir, dir + "/", filepath.Join(dir, ".")} {
+		_, err := Open([]string{in}, Options{SkipDirs: []string{dir}})
+		if err == nil || !strings.Contains(err.Error(), "is the run's output directory") {
+			t.Errorf("input %s = output %s: %v", in, dir, err)
+		}
+	}
+}

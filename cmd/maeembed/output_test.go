@@ -122,16 +122,23 @@ func TestOutputLiveRunOfAnotherKind(t *testing.T) {
 	tinyImages(t, in, "a.png", "b.png", "c.png", "d.png")
 	// The live run: what a running "--shard 1/2" holds (flocks are per
 	// open file, so this process holding it is as good as another).
-	release, err := sinks.LockOutputKind(out, "parquet-2-shards")
+	release, err := sinks.LockOutputKind(out, "embed-parquet-2-shards")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer release()
 	for _, args := range [][]string{{"--shard", "0/3"}, {"--shard", "0/1"}, {"--format", "npy", "--shard", "0/2"}} {
 		code, _, stderr := maeembed(t, embedArgs(out, append(args, in)...)...)
-		if code == 0 || !strings.Contains(stderr, "another kind (parquet-2-shards") {
+		if code == 0 || !strings.Contains(stderr, "another kind (embed-parquet-2-shards") {
 			t.Errorf("%v beside a live parquet 0/2 run: exit %d, want a refusal\n%s", args, code, stderr)
 		}
+	}
+	// A reconstruct shard of the same format and count would mix
+	// reconstructions into the embeddings: the live embed run has
+	// published nothing yet, so only its kind can tell.
+	code, _, stderr := maeembed(t, "reconstruct", "-m", filepath.Join(fixtures, "tiny32", "hf"), "--resize", "none", "--format", "parquet", "--shard", "0/2", "-o", out, in)
+	if code == 0 || !strings.Contains(stderr, "another kind (embed-parquet-2-shards; this run: reconstruct-parquet-2-shards)") {
+		t.Errorf("reconstruct 0/2 beside a live embed 0/2 run: exit %d, want a refusal\n%s", code, stderr[max(0, len(stderr)-600):])
 	}
 	mustRun(t, embedArgs(out, "--shard", "0/2", in)...)
 	release()
@@ -442,12 +449,12 @@ func TestDryRunChecksOutputLocks(t *testing.T) {
 	}
 	// What a live "--shard 1/2" run holds (flocks are per open file, so
 	// this process holding them is as good as another).
-	release, err := engine.OpenOutputDir(engine.OutputDir{Dir: out, Format: "parquet", Shard: sources.Shard{Index: 1, Count: 2}, Resume: true})
+	release, err := engine.OpenOutputDir(engine.OutputDir{Dir: out, Format: "parquet", Shard: sources.Shard{Index: 1, Count: 2}, Resume: true, Command: "embed"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	dry("another kind (parquet-2-shards", "--shard", "0/3")
-	dry("another kind (parquet-2-shards", "--format", "npy")
+	dry("another kind (embed-parquet-2-shards", "--shard", "0/3")
+	dry("another kind (embed-parquet-2-shards", "--format", "npy")
 	dry("another running process (shard-1-of-2)", "--shard", "1/2")
 	// Another shard of the same count may run beside it.
 	if code, stdout, stderr := maeembed(t, embedArgs(out, "--dry-run", "--shard", "0/2", in)...); code != 0 || stdout == "" {

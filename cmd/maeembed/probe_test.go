@@ -191,3 +191,23 @@ func TestProbeLabelColumn(t *testing.T) {
 		t.Errorf("labelled %d, unlabelled %d, classes %v; want 30, 10, [early late]", rep.Images, rep.Unlabelled, rep.Classes)
 	}
 }
+
+// --output is the head's file: a directory is a usage error before any
+// work (it used to fail at the end, after the probes, on the rename), and
+// missing parent directories are made.
+func TestProbeOutputPath(t *testing.T) {
+	root := cropTask(t, 2)
+	out := filepath.Join(t.TempDir(), "emb")
+	mustRun(t, "embed", "-m", filepath.Join(fixtures, "tiny32", "hf"), "-o", out, root)
+	for _, o := range []string{out, t.TempDir() + "/", filepath.Join(t.TempDir(), "new") + "/"} {
+		code, _, stderr := maeembed(t, "probe", "--epochs", "2", "-o", o, out)
+		if code != 2 || !strings.Contains(stderr, "is a directory: give the head's file name") {
+			t.Errorf("probe -o %s: exit %d, want 2 (usage)\n%s", o, code, stderr)
+		}
+	}
+	head := filepath.Join(t.TempDir(), "a", "b", "head.safetensors")
+	mustRun(t, "probe", "--epochs", "2", "-o", head, out)
+	if _, err := probe.LoadHead(head); err != nil {
+		t.Errorf("head under new directories: %v", err)
+	}
+}

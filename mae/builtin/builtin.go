@@ -6,11 +6,13 @@
 package builtin
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"embed"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 
@@ -38,7 +40,7 @@ func Dir(cacheDir string) (string, error) {
 	var firstErr error
 	for _, base := range candidates(cacheDir) {
 		dir := filepath.Join(base, name)
-		if complete(dir, len(cfg), len(st)) {
+		if complete(dir, cfg, st) {
 			// A first run killed while unpacking leaves its temporaries
 			// beside the finished files; later runs take them away.
 			weights.RemoveStaleTemps(dir)
@@ -72,7 +74,7 @@ func Unpacked(cacheDir string) (dir string, size int64, ok bool, err error) {
 	size = int64(len(cfg) + len(st))
 	cands := candidates(cacheDir)
 	for _, base := range cands {
-		if d := filepath.Join(base, name); complete(d, len(cfg), len(st)) {
+		if d := filepath.Join(base, name); complete(d, cfg, st) {
 			return d, size, true, nil
 		}
 	}
@@ -117,12 +119,34 @@ func candidates(cacheDir string) []string {
 	return []string{os.TempDir()}
 }
 
-// complete tells whether dir already holds both files at their sizes (the
-// name carries the content hash, and files appear only complete).
-func complete(dir string, cfgLen, stLen int) bool {
-	a, err1 := os.Stat(filepath.Join(dir, weights.HFConfigFile))
-	b, err2 := os.Stat(filepath.Join(dir, weights.HFSafetensorsFile))
-	return err1 == nil && err2 == nil && a.Size() == int64(cfgLen) && b.Size() == int64(stLen)
+// complete tells whether dir already holds both files with the embedded
+// contents. Files appear only complete, but one damaged since (a flipped
+// bit keeps the size) would otherwise be loaded as the built-in model,
+// with other weights under the same name; Dir then writes it again.
+func complete(dir string, cfg, st []byte) bool {
+	return sameContent(filepath.Join(dir, weights.HFConfigFile), cfg) &&
+		sameContent(filepath.Join(dir, weights.HFSafetensorsFile), st)
+}
+
+// sameContent compares the file at path with want, 64 KiB at a time.
+func sameContent(path string, want []byte) bool {
+	f, err := os.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	if st, err := f.Stat(); err != nil || !st.Mode().IsRegular() || st.Size() != int64(len(want)) {
+		return false
+	}
+	buf := make([]byte, 64<<10)
+	for off := 0; off < len(want); {
+		n, err := io.ReadFull(f, buf[:min(len(buf), len(want)-off)])
+		if err != nil || !bytes.Equal(buf[:n], want[off:off+n]) {
+			return false
+		}
+		off += n
+	}
+	return true
 }
 
 func writeAll(b []byte) func(*os.File) error {

@@ -1,6 +1,7 @@
 package builtin_test
 
 import (
+	"bytes"
 	"math"
 	"os"
 	"path/filepath"
@@ -84,5 +85,38 @@ func TestBuiltinRemovesKilledUnpackTemps(t *testing.T) {
 	}
 	if _, err := mae.Load(dir, ""); err != nil {
 		t.Errorf("finished files damaged: %v", err)
+	}
+}
+
+// An unpacked file damaged in place (same size, a flipped byte) is not
+// taken as the built-in model: Dir writes it again, and a dry run
+// (Unpacked) reports that it would.
+func TestBuiltinRewritesDamagedUnpack(t *testing.T) {
+	cache := t.TempDir()
+	dir, err := builtin.Dir(cache)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "model.safetensors")
+	good, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := bytes.Clone(good)
+	bad[len(bad)-1000] ^= 0xff
+	if err := os.WriteFile(path, bad, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if d, _, ok, err := builtin.Unpacked(cache); err != nil || ok || d != dir {
+		t.Errorf("Unpacked with a damaged file = %s, %v, %v; want %s, not unpacked", d, ok, err, dir)
+	}
+	if again, err := builtin.Dir(cache); err != nil || again != dir {
+		t.Fatalf("Dir after damage: %s, %v; want %s", again, err, dir)
+	}
+	if got, err := os.ReadFile(path); err != nil || !bytes.Equal(got, good) {
+		t.Errorf("damaged model.safetensors not rewritten (read: %v)", err)
+	}
+	if _, _, ok, err := builtin.Unpacked(cache); err != nil || !ok {
+		t.Errorf("Unpacked after the rewrite: %v, %v; want unpacked", ok, err)
 	}
 }

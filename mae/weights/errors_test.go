@@ -307,3 +307,31 @@ func TestSafetensorsTruncatedNamesFirstCutTensor(t *testing.T) {
 		}
 	}
 }
+
+// A pretrain output directory, or its latest file, passed as a model is
+// refused with the checkpoint to pass instead (both loaders: the run's and
+// the dry run's).
+func TestLoadPretrainOutputNamesCheckpoint(t *testing.T) {
+	run := t.TempDir()
+	ckpt := filepath.Join(run, "checkpoint-00000300")
+	if err := os.Mkdir(ckpt, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(run, "latest"), []byte("checkpoint-00000300\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	want := "pass --model " + ckpt
+	for _, path := range []string{run, filepath.Join(run, "latest")} {
+		wantLoadError(t, path, want)
+		if _, err := LoadHeader(path); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("LoadHeader(%s) = %v, want an error naming %q", path, err, want)
+		}
+	}
+	// A latest file that names no checkpoint beside it adds nothing.
+	if err := os.WriteFile(filepath.Join(run, "latest"), []byte("checkpoint-00000400\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(run); err == nil || strings.Contains(err.Error(), "pretrain") {
+		t.Errorf("Load(%s) with a dangling latest = %v", run, err)
+	}
+}

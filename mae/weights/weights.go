@@ -153,7 +153,7 @@ func loadHFDir(dir string, header bool) (*Checkpoint, error) {
 			return m, err
 		})
 	default:
-		return nil, fmt.Errorf("load %s: directory has neither %s nor %s (nor a sharded index)", dir, HFSafetensorsFile, HFBinFile)
+		return nil, fmt.Errorf("load %s: directory has neither %s nor %s (nor a sharded index)%s", dir, HFSafetensorsFile, HFBinFile, pretrainHint(filepath.Join(dir, pretrainLatest)))
 	}
 	if err != nil {
 		return nil, err
@@ -211,7 +211,37 @@ func sniff(path string) (string, error) {
 	case len(b) == 9 && b[8] == '{': // safetensors: u64 header length, then JSON
 		return FormatSafetensors, nil
 	}
-	return "", fmt.Errorf("load %s: not a PyTorch checkpoint (zip or pickle) nor a safetensors file (first bytes %q)", path, b)
+	hint := ""
+	if filepath.Base(path) == pretrainLatest {
+		hint = pretrainHint(path)
+	}
+	return "", fmt.Errorf("load %s: not a PyTorch checkpoint (zip or pickle) nor a safetensors file (first bytes %q)%s", path, b, hint)
+}
+
+// pretrainLatest is the file in a pretrain output directory that names its
+// newest complete checkpoint (train writes it).
+const pretrainLatest = "latest"
+
+// pretrainHint tells a user who passed a pretrain output directory, or
+// its latest file, as a model which checkpoint to pass instead; "" when
+// latest does not name a checkpoint directory beside it.
+func pretrainHint(latest string) string {
+	if st, err := os.Stat(latest); err != nil || !st.Mode().IsRegular() || st.Size() > 256 {
+		return "" // never wait on a FIFO nor read a large file for a hint
+	}
+	b, err := os.ReadFile(latest)
+	if err != nil {
+		return ""
+	}
+	name := strings.TrimSpace(string(b))
+	if !strings.HasPrefix(name, "checkpoint-") || strings.ContainsAny(name, "/\\") {
+		return ""
+	}
+	ckpt := filepath.Join(filepath.Dir(latest), name)
+	if st, err := os.Stat(ckpt); err != nil || !st.IsDir() {
+		return ""
+	}
+	return fmt.Sprintf(": %s is a pretrain output, whose newest checkpoint is %s: pass --model %s", filepath.Dir(latest), ckpt, ckpt)
 }
 
 func fileExists(p string) bool {

@@ -1,0 +1,54 @@
+package sources
+
+import (
+	"bytes"
+	"log/slog"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/apache/arrow/go/v17/arrow"
+	"github.com/apache/arrow/go/v17/arrow/array"
+	"github.com/apache/arrow/go/v17/arrow/memory"
+)
+
+// A column named like the ids ("id") whose type cannot hold one (float64)
+// leaves the rows their numbers, as documented, but says so in the log
+// instead of silently; --id-column - takes the numbers without a word.
+func TestParquetIDColumnOfWrongTypeWarns(t *testing.T) {
+	schema := arrow.NewSchema([]arrow.Field{{Name: "image", Type: arrow.BinaryTypes.Binary},
+		{Name: "id", Type: arrow.PrimitiveTypes.Float64}}, nil)
+	b := array.NewRecordBuilder(memory.DefaultAllocator, schema)
+	defer b.Release()
+	for i, img := range []string{"A", "B"} {
+		b.Field(0).(*array.BinaryBuilder).Append([]byte(img))
+		b.Field(1).(*array.Float64Builder).Append(float64(i) + 0.5)
+	}
+	rec := b.NewRecord()
+	defer rec.Release()
+	path := filepath.Join(t.TempDir(), "ds.parquet")
+	write(t, path, string(parquetBytes(t, rec)))
+
+	var logs bytes.Buffer
+	prev := slog.Default()
+	defer slog.SetDefault(prev)
+	slog.SetDefault(slog.New(slog.NewTextHandler(&logs, nil)))
+	for _, tc := range []struct {
+		opts Options
+		warn bool
+	}{{Options{}, true}, {Options{IDColumn: "-"}, false}} {
+		logs.Reset()
+		r, err := Open([]string{path}, tc.opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, want := readAll(t, r), []string{"ds.parquet/0=A", "ds.parquet/1=B"}; !reflect.DeepEqual(got, want) {
+			t.Errorf("%+v: got %q, want %q", tc.opts, got, want)
+		}
+		warned := strings.Contains(logs.String(), `ids are row numbers (FILE/ROW): column \"id\" is float64`)
+		if warned != tc.warn {
+			t.Errorf("%+v: warned %v, want %v; log:\n%s", tc.opts, warned, tc.warn, logs.String())
+		}
+	}
+}
