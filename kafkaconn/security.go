@@ -34,9 +34,15 @@ type Security struct {
 	DialTimeout        string `yaml:"dial_timeout"`   // e.g. "10s"
 }
 
+// tlsOn reports whether TLS is on: --tls, or a CA or client certificate
+// file given.
+func (s Security) tlsOn() bool {
+	return s.TLS || s.CAFile != "" || s.CertFile != "" || s.KeyFile != ""
+}
+
 // TLSConfig builds the tls.Config, or nil when TLS is off.
 func (s Security) TLSConfig() (*tls.Config, error) {
-	if !s.TLS && s.CAFile == "" && s.CertFile == "" && s.KeyFile == "" {
+	if !s.tlsOn() {
 		return nil, nil
 	}
 	c := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: s.InsecureSkipVerify}
@@ -68,8 +74,11 @@ func (s Security) TLSConfig() (*tls.Config, error) {
 // so that a worker fails on it at start, before loading its model: an
 // unknown SASL mechanism, a dial timeout that is not a duration, TLS files
 // that cannot be read, a client certificate without its key (or the
-// reverse), a SASL mechanism without a user or a user without a mechanism
-// (SASL would be off). Errors name the flag or key.
+// reverse), a SASL mechanism without a user, a user or password without a
+// mechanism (SASL would be off), --tls-insecure without TLS (it would do
+// nothing). Errors name the flag or key. The password checked is the
+// flag's (or config key's): a $MAEEMBED_SASL_PASSWORD meant for brokers
+// with SASL is merged in after Validate, so it is no error without one.
 func (s Security) Validate() error {
 	if _, err := s.Mechanism(); err != nil {
 		return fmt.Errorf("--sasl-mechanism: %w", err)
@@ -79,6 +88,10 @@ func (s Security) Validate() error {
 		return fmt.Errorf("--sasl-mechanism %s needs --sasl-username", s.SASLMechanism)
 	case s.SASLMechanism == "" && s.SASLUsername != "":
 		return errors.New("--sasl-username without --sasl-mechanism: SASL would be off; give --sasl-mechanism plain, scram-sha-256 or scram-sha-512")
+	case s.SASLMechanism == "" && s.SASLPassword != "":
+		return errors.New("--sasl-password without --sasl-mechanism: SASL would be off; give --sasl-mechanism plain, scram-sha-256 or scram-sha-512 and --sasl-username")
+	case s.InsecureSkipVerify && !s.tlsOn():
+		return errors.New("--tls-insecure without --tls: TLS would be off and the flag would do nothing; add --tls (or leave --tls-insecure out)")
 	}
 	if _, err := s.dialTimeout(); err != nil {
 		return fmt.Errorf("dial_timeout: %w", err)

@@ -18,7 +18,9 @@ func TestSecurityValidate(t *testing.T) {
 		{Security{SASLMechanism: "foo"}, "--sasl-mechanism"},
 		{Security{SASLMechanism: "plain"}, "--sasl-username"},
 		{Security{SASLUsername: "u", SASLPassword: "p"}, "--sasl-mechanism"},
-		{Security{SASLPassword: "p"}, ""}, // $MAEEMBED_SASL_PASSWORD set for a broker without SASL
+		{Security{SASLPassword: "p"}, "--sasl-password without --sasl-mechanism"},
+		{Security{InsecureSkipVerify: true}, "--tls-insecure without --tls"},
+		{Security{TLS: true, InsecureSkipVerify: true}, ""},
 		{Security{DialTimeout: "bogus"}, "dial_timeout"},
 		{Security{TLS: true, CAFile: filepath.Join(t.TempDir(), "missing.pem")}, "--tls-ca"},
 		{Security{TLS: true, CertFile: "c.pem"}, "--tls-key"},

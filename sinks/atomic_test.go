@@ -252,3 +252,70 @@ func TestProbeOutput(t *testing.T) {
 		t.Errorf("left behind: %v", ents)
 	}
 }
+
+// Live runs of one kind (two shards) that have published nothing yet
+// cannot tell each other's settings from the parts: the first to open its
+// output records its metadata in the kind lock, and a second with other
+// settings is refused naming the key. Once every run of the kind is gone,
+// a new run is free to use other settings (nothing was published).
+func TestLiveRunsOfAKindShareSettings(t *testing.T) {
+	dir := t.TempDir()
+	mean := Meta{Model: "m", Pool: "mean", Preprocess: "p", Version: "v", Dim: 4}
+	cls := mean
+	cls.Pool = "cls"
+	a, err := LockOutputKind(dir, "embed-parquet-2-shards")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := LockOutputKind(dir, "embed-parquet-2-shards")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wa, err := NewParquet(dir, mean, ParquetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	newer := mean
+	newer.Version = "v2" // a newer build may run beside an older one
+	wb, err := NewParquet(dir, newer, ParquetOptions{})
+	if err != nil {
+		t.Fatalf("a second shard with the same settings: %v", err)
+	}
+	if _, err := NewParquet(dir, cls, ParquetOptions{}); err == nil || !strings.Contains(err.Error(), `maeembed.pool="mean", this run has "cls"`) {
+		t.Errorf("a shard with another --pool beside a live one: %v", err)
+	}
+	wa.Abort()
+	wb.Abort()
+	a()
+	b()
+	c, err := LockOutputKind(dir, "embed-parquet-2-shards")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c()
+	if w, err := NewParquet(dir, cls, ParquetOptions{}); err != nil {
+		t.Errorf("after the live runs ended, nothing published: %v", err)
+	} else {
+		w.Abort()
+	}
+}
+
+// A kind lock left by a run killed before it published (its recorded
+// settings stay in the file) does not bind the next run of that kind.
+func TestStaleKindSettingsAreDropped(t *testing.T) {
+	dir := t.TempDir()
+	stale := filepath.Join(dir, ".maeembed-kind-embed-parquet-1-shards.lock")
+	if err := os.WriteFile(stale, []byte(`{"maeembed.pool":"mean"}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	release, err := LockOutputKind(dir, "embed-parquet-1-shards")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer release()
+	w, err := NewParquet(dir, Meta{Model: "m", Pool: "cls", Preprocess: "p", Version: "v", Dim: 4}, ParquetOptions{})
+	if err != nil {
+		t.Fatalf("settings of a run that is gone: %v", err)
+	}
+	w.Abort()
+}

@@ -1,6 +1,7 @@
 package sinks
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -47,6 +48,14 @@ func LockOutputKind(dir, kind string) (release func() error, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("output lock: %w", err)
 	}
+	// The first live run of its kind: what a run of this kind that is
+	// gone recorded in the file (LiveRunSettings) is no live run's.
+	if syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB) == nil {
+		if err := f.Truncate(0); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("output lock: %w", err)
+		}
+	}
 	// Only a start-up (which we exclude) holds it exclusively, briefly.
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_SH); err != nil {
 		f.Close()
@@ -64,6 +73,60 @@ func LockOutputKind(dir, kind string) (release func() error, err error) {
 		}
 		return f.Close()
 	}, nil
+}
+
+// LiveRunSettings keeps the live runs of one kind in dir (shards, the
+// workers of a group) to one set of output metadata, keys/vals (every
+// maeembed.* key, as a resume compares them): the first to open its
+// output records them in its kind's lock file, and a later one whose
+// metadata differs is refused, naming the key, as a resume would be. The
+// check at a resume only sees published outputs, and two shards started
+// together (other --pool, --model, --resize) have none yet. A directory
+// without a live kind lock is left alone.
+func LiveRunSettings(dir string, keys, vals []string) error {
+	unlock, err := lockStart(dir)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return fmt.Errorf("output: %w", err)
+	}
+	for _, e := range ents {
+		if !strings.HasPrefix(e.Name(), kindPrefix) || !strings.HasSuffix(e.Name(), lockSuffix) {
+			continue
+		}
+		path := filepath.Join(dir, e.Name())
+		if held, err := kindHeld(path, false); err != nil || !held {
+			continue
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return fmt.Errorf("output lock: %w", err)
+		}
+		if len(data) == 0 {
+			kv := make(map[string]string, len(keys))
+			for i, k := range keys {
+				kv[k] = vals[i]
+			}
+			if data, err = json.Marshal(kv); err == nil {
+				err = os.WriteFile(path, data, 0o644)
+			}
+			if err != nil {
+				return fmt.Errorf("output lock: %w", err)
+			}
+			continue
+		}
+		var kv map[string]string
+		if err := json.Unmarshal(data, &kv); err != nil {
+			return fmt.Errorf("output lock %s: %w", path, err)
+		}
+		if err := compatible(fmt.Sprintf("output %s, being written by a live run of this kind,", dir), kv, keys, vals); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // ProbeOutputKind fails as LockOutputKind would, when a process holds the

@@ -211,6 +211,12 @@ func newParts(dir, ext string, schema *arrow.Schema, opts ParquetOptions, ignore
 	if err != nil {
 		return nil, err
 	}
+	if len(ignore) == 0 {
+		// and the live runs sharing dir have written nothing yet.
+		if err := LiveRunSettings(dir, md.Keys(), md.Values()); err != nil {
+			return nil, err
+		}
+	}
 	return &parts{dir: dir, ext: ext, next: next, open: open, opts: opts}, nil
 }
 

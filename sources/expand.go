@@ -48,7 +48,8 @@ var ImageExtensions = []string{"jpg", "jpeg", "jfif", "png", "webp", "gif", "bmp
 // extensions in one value), a path separator, a glob character, or a dot
 // after its leading one (a file's extension is what follows its last
 // dot), or nothing at all. The error names --extensions and the value,
-// and shows the comma-separated form.
+// and shows the comma-separated form; for a container's ("tar.gz") it
+// says that containers are read anyway.
 func CheckExtensions(exts []string) error {
 	for _, x := range exts {
 		name := strings.TrimPrefix(x, ".")
@@ -62,6 +63,11 @@ func CheckExtensions(exts []string) error {
 			why = "holds a path separator"
 		case strings.ContainsAny(name, `*?[]{}`):
 			why = "holds a glob character"
+		case strings.Contains(name, ".") && kindOf("x."+name) != kindFile:
+			// "tar.gz": taking "gz" instead would add any .gz file as an
+			// image, and the shards are read anyway.
+			return fmt.Errorf("--extensions %q: an extension holds a dot, so it matches no file, and a directory's tar shards (.tar, .tar.gz, .tgz) and Parquet files are read whatever --extensions says (it picks the image files to take): leave %q out of --extensions",
+				x, x)
 		case strings.Contains(name, "."):
 			why = "holds a dot (a file's extension is what follows the last dot of its name)"
 		}

@@ -26,7 +26,11 @@ func TestCheckExtensions(t *testing.T) {
 		{[]string{"*.jpg"}, []string{`--extensions "*.jpg"`, "glob", "--extensions jpg"}},
 		{[]string{"photos/png"}, []string{"path separator", "--extensions png"}},
 		{[]string{`a\jpg`}, []string{"path separator", "--extensions jpg"}},
-		{[]string{"tar.gz"}, []string{"a dot", "last dot"}},
+		{[]string{"jpg.gz"}, []string{"a dot", "last dot", "--extensions gz"}},
+		// Not "--extensions gz", which would take any .gz file as an image:
+		// a directory's shards are read whatever the extensions.
+		{[]string{"tar.gz"}, []string{`--extensions "tar.gz"`, "a dot", "tar shards", "whatever --extensions says", `leave "tar.gz" out`}},
+		{[]string{"jpg", ".TAR.GZ"}, []string{"tar shards", `leave ".TAR.GZ" out`}},
 		{[]string{"."}, []string{`--extensions "."`, "empty", "--extensions jpg,png"}},
 	} {
 		err := CheckExtensions(c.exts)

@@ -77,9 +77,6 @@ func (c *Config) AddFlags(fs *pflag.FlagSet) {
 // is taken from $MAEEMBED_SASL_PASSWORD.
 func (c *Config) Validate() error {
 	s := &c.Consumer
-	if pw := os.Getenv("MAEEMBED_SASL_PASSWORD"); pw != "" && s.Security.SASLPassword == "" {
-		s.Security.SASLPassword = pw
-	}
 	switch {
 	case len(s.Brokers) == 0:
 		return errors.New("stream needs --brokers")
@@ -113,6 +110,11 @@ func (c *Config) Validate() error {
 	}
 	if err := s.Security.Validate(); err != nil {
 		return err
+	}
+	// After Validate, which refuses a --sasl-password without a mechanism,
+	// and only with SASL on: the variable may be set for other brokers.
+	if pw := os.Getenv("MAEEMBED_SASL_PASSWORD"); pw != "" && s.Security.SASLPassword == "" && s.Security.SASLMechanism != "" {
+		s.Security.SASLPassword = pw
 	}
 	if err := c.Parquet.Validate(); err != nil {
 		var oe *sinks.OptionError

@@ -159,3 +159,42 @@ func header(r *franz.Record, k string) string {
 	}
 	return ""
 }
+
+// A --sasl-password without --sasl-mechanism is refused (SASL would be
+// off), but $MAEEMBED_SASL_PASSWORD is no error without SASL: it may be
+// set for other brokers. It fills in the password only with SASL on, and
+// Validate may run again after it did.
+func TestValidateSASLPasswordWithoutMechanism(t *testing.T) {
+	base := func() Config {
+		c := DefaultConfig()
+		c.Consumer.Brokers, c.Consumer.Topics, c.Consumer.Group = []string{"127.0.0.1:1"}, []string{"images"}, "g"
+		c.OutputTopic = "embeddings"
+		c.Engine.BatchSize = 8
+		return c
+	}
+	c := base()
+	c.Consumer.Security.SASLPassword = "p"
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "--sasl-password without --sasl-mechanism") {
+		t.Fatalf("flag password without mechanism: err %v", err)
+	}
+	t.Setenv("MAEEMBED_SASL_PASSWORD", "env-pw")
+	c = base()
+	for range 2 {
+		if err := c.Validate(); err != nil {
+			t.Fatalf("env password without mechanism: %v", err)
+		}
+	}
+	if c.Consumer.Security.SASLPassword != "" {
+		t.Errorf("password %q taken from the environment with SASL off", c.Consumer.Security.SASLPassword)
+	}
+	c = base()
+	c.Consumer.Security.SASLMechanism, c.Consumer.Security.SASLUsername = "plain", "u"
+	for range 2 {
+		if err := c.Validate(); err != nil {
+			t.Fatalf("env password with SASL: %v", err)
+		}
+	}
+	if c.Consumer.Security.SASLPassword != "env-pw" {
+		t.Errorf("password %q, want the environment's", c.Consumer.Security.SASLPassword)
+	}
+}
