@@ -260,11 +260,21 @@ func CheckOutputDir(o OutputDir) error {
 	return sinks.ProbeOutput(o.Dir, lock, why)
 }
 
+// CheckOutputNotFile refuses an output directory (--output) that exists as
+// a file: a run would fail late and obscurely on it ("not a directory").
+// Stream workers check it with their flags, before the model loads.
+func CheckOutputNotFile(dir string) error {
+	if fi, err := os.Stat(dir); err == nil && !fi.IsDir() {
+		return fmt.Errorf("--output %s is a file: the outputs go into a directory there (give a directory's path)", dir)
+	}
+	return nil
+}
+
 // checkHeld refuses an o.Dir that is a file, and the outputs o.Dir
 // already holds: any without Resume, those of another format.
 func (o OutputDir) checkHeld() error {
-	if fi, err := os.Stat(o.Dir); err == nil && !fi.IsDir() {
-		return fmt.Errorf("--output %s is a file: the outputs go into a directory there (give a directory's path)", o.Dir)
+	if err := CheckOutputNotFile(o.Dir); err != nil {
+		return err
 	}
 	held, err := sinks.PublishedFormats(o.Dir)
 	if err != nil {

@@ -87,12 +87,13 @@ func (c *Config) Validate() error {
 		return errors.New("stream needs at least one --topic")
 	case c.Output == "" && c.OutputTopic == "":
 		return errors.New("stream needs --output DIR and/or --output-topic T")
-	case c.Output != "" && isFile(c.Output):
-		return fmt.Errorf("--output %s is a file: stream writes a directory of Parquet parts there", c.Output)
 	case s.MaxInFlight < c.Engine.BatchSize:
 		return fmt.Errorf("--max-in-flight %d is below --batch-size %d", s.MaxInFlight, c.Engine.BatchSize)
 	case c.ShutdownTimeout <= 0:
 		return errors.New("--shutdown-timeout must be positive")
+	}
+	if err := engine.CheckOutputNotFile(c.Output); err != nil {
+		return err
 	}
 	// Negative sizes and durations would silently become the defaults.
 	for _, n := range []struct {
@@ -122,12 +123,6 @@ func (c *Config) Validate() error {
 		return err
 	}
 	return nil
-}
-
-// isFile reports whether path exists and is not a directory.
-func isFile(path string) bool {
-	fi, err := os.Stat(path)
-	return err == nil && !fi.IsDir()
 }
 
 // Model is what the worker embeds with: the embedding stage, the
