@@ -154,12 +154,14 @@ func (p *Producer) Produce(ctx context.Context, msgs ...kgo.Message) error {
 }
 
 // fail records err as why the produce to names is retried; first is true
-// when a topic of names was not failing already.
+// when a topic of names was not failing already, or failing in another
+// way (missing, or not: missingTopic), so that a topic found missing
+// after other failures is still reported once.
 func (p *Producer) fail(names []string, err error) (first bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for _, t := range names {
-		if p.failing[t] == nil {
+		if prev := p.failing[t]; prev == nil || missingTopic(prev) != missingTopic(err) {
 			first = true
 		}
 		p.failing[t] = err
