@@ -201,6 +201,9 @@ type OutputDir struct {
 	// gives each message to one of them, and a live worker of another group
 	// or a batch run refuses it.
 	Group string
+	// WorkerID is a stream worker's --worker-id (with Group): its part
+	// names carry it, so a second live worker with the same id is refused.
+	WorkerID string
 }
 
 // OpenOutputDir makes o.Dir ready for a run and keeps the promise that no
@@ -210,7 +213,8 @@ type OutputDir struct {
 // (shards 0/2 and 0/3 overlap); a run without Resume into a directory that
 // holds outputs; and a second run of the same shard (an npy run: any second
 // run, since npy sets are single files). Stream workers (Group) share the
-// directory with the other workers of their group only. Then it removes
+// directory with the other workers of their group only, each with its own
+// WorkerID. Then it removes
 // the temporaries of writers that are gone. release frees the locks.
 func OpenOutputDir(o OutputDir) (release func() error, err error) {
 	if err := o.checkHeld(); err != nil {
@@ -220,16 +224,14 @@ func OpenOutputDir(o OutputDir) (release func() error, err error) {
 	if err != nil {
 		return nil, err
 	}
-	if o.Group == "" {
-		lock, why := o.runLock()
-		shardRelease, err := sinks.LockOutput(o.Dir, lock, why)
-		if err != nil {
-			release()
-			return nil, err
-		}
-		kindRelease := release
-		release = func() error { return errors.Join(shardRelease(), kindRelease()) }
+	lock, why := o.runLock()
+	runRelease, err := sinks.LockOutput(o.Dir, lock, why)
+	if err != nil {
+		release()
+		return nil, err
 	}
+	kindRelease := release
+	release = func() error { return errors.Join(runRelease(), kindRelease()) }
 	if err := sinks.CleanTemps(o.Dir); err != nil {
 		release()
 		return nil, fmt.Errorf("output: %w", err)
@@ -253,18 +255,25 @@ func CheckOutputDir(o OutputDir) error {
 	if err := sinks.ProbeOutputKind(o.Dir, o.kind()); err != nil {
 		return err
 	}
-	if o.Group != "" {
-		return nil
-	}
 	lock, why := o.runLock()
 	return sinks.ProbeOutput(o.Dir, lock, why)
+}
+
+// CheckOutputNotFile refuses an output directory (--output) that exists as
+// a file: a run would fail late and obscurely on it ("not a directory").
+// Stream workers check it with their flags, before the model loads.
+func CheckOutputNotFile(dir string) error {
+	if fi, err := os.Stat(dir); err == nil && !fi.IsDir() {
+		return fmt.Errorf("--output %s is a file: the outputs go into a directory there (give a directory's path)", dir)
+	}
+	return nil
 }
 
 // checkHeld refuses an o.Dir that is a file, and the outputs o.Dir
 // already holds: any without Resume, those of another format.
 func (o OutputDir) checkHeld() error {
-	if fi, err := os.Stat(o.Dir); err == nil && !fi.IsDir() {
-		return fmt.Errorf("--output %s is a file: the outputs go into a directory there (give a directory's path)", o.Dir)
+	if err := CheckOutputNotFile(o.Dir); err != nil {
+		return err
 	}
 	held, err := sinks.PublishedFormats(o.Dir)
 	if err != nil {
@@ -294,10 +303,17 @@ func (o OutputDir) kind() string {
 	return fmt.Sprintf("%s-%d-shards", o.Format, max(1, o.Shard.Count))
 }
 
-// runLock is the exclusive lock of a batch run (sinks.LockOutput) and
-// why a second holder is refused.
+// runLock is the exclusive lock of a batch run or a stream worker
+// (sinks.LockOutput) and why a second holder is refused.
 func (o OutputDir) runLock() (name, why string) {
-	if o.Format == "npy" {
+	switch {
+	case o.Group != "":
+		// Two live workers with one id would number parts alike, and
+		// where the no-clobber publish falls back to a rename one would
+		// replace the other's.
+		return "worker-" + o.WorkerID, fmt.Sprintf("a stream worker with --worker-id %s, "+
+			"whose part files this worker's would replace: give each worker its own --worker-id (the default, host-pid, differs)", o.WorkerID)
+	case o.Format == "npy":
 		return "npy", "npy outputs are single files: give each run (and each shard) its own directory"
 	}
 	return fmt.Sprintf("shard-%d-of-%d", o.Shard.Index, max(1, o.Shard.Count)), "two runs of the same inputs and shard would write the same ids twice"

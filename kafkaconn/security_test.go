@@ -25,6 +25,7 @@ func TestSecurityValidate(t *testing.T) {
 		{Security{TLS: true, CAFile: filepath.Join(t.TempDir(), "missing.pem")}, "--tls-ca"},
 		{Security{TLS: true, CertFile: "c.pem"}, "--tls-key"},
 		{Security{TLS: true, KeyFile: "k.pem"}, "--tls-cert"},
+		{Security{KeyFile: "k.pem"}, "--tls-cert"}, // a key alone, without --tls: not silently plain text
 		{Security{TLS: true, CertFile: filepath.Join(t.TempDir(), "c.pem"), KeyFile: "k.pem"}, "--tls-cert"},
 	} {
 		err := tc.s.Validate()

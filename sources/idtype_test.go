@@ -52,3 +52,36 @@ func TestParquetIDColumnOfWrongTypeWarns(t *testing.T) {
 		}
 	}
 }
+
+// The warning names the mistyped column whatever the other columns are
+// called: a name holding "; " (the separator of the error's list) before
+// it does not cut the message short.
+func TestParquetIDColumnWarningNamesTheColumn(t *testing.T) {
+	schema := arrow.NewSchema([]arrow.Field{{Name: "image", Type: arrow.BinaryTypes.Binary},
+		{Name: "note; which cannot hold the id", Type: arrow.BinaryTypes.String},
+		{Name: "id", Type: arrow.PrimitiveTypes.Float64}}, nil)
+	b := array.NewRecordBuilder(memory.DefaultAllocator, schema)
+	defer b.Release()
+	b.Field(0).(*array.BinaryBuilder).Append([]byte("A"))
+	b.Field(1).(*array.StringBuilder).Append("n")
+	b.Field(2).(*array.Float64Builder).Append(0.5)
+	rec := b.NewRecord()
+	defer rec.Release()
+	path := filepath.Join(t.TempDir(), "ds.parquet")
+	write(t, path, string(parquetBytes(t, rec)))
+
+	var logs bytes.Buffer
+	prev := slog.Default()
+	defer slog.SetDefault(prev)
+	slog.SetDefault(slog.New(slog.NewTextHandler(&logs, nil)))
+	r, err := Open([]string{path}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := readAll(t, r), []string{"ds.parquet/0=A"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("got %q, want %q", got, want)
+	}
+	if !strings.Contains(logs.String(), `ids are row numbers (FILE/ROW): column \"id\" is float64, which cannot hold the id (strings or integers)`) {
+		t.Errorf("log lacks the warning naming column id:\n%s", logs.String())
+	}
+}

@@ -242,12 +242,11 @@ func openParquet(p string, opts Options) (c container, err error) {
 	if opts.IDColumn != "-" {
 		if id, err = pickColumn(as, opts.IDColumn, IDColumns, isIDType, "id", "--id-column"); err != nil && opts.IDColumn != "" {
 			return nil, err
-		} else if err != nil && strings.Contains(err.Error(), "which cannot hold the id") {
-			// A column named like the ids whose type is not one (a float,
-			// a list): the rows get their numbers, as without any such
-			// column, but not silently.
-			_, why, _ := strings.Cut(err.Error(), "; ")
-			slog.Warn("parquet: ids are row numbers (FILE/ROW): "+why+" (strings or integers); --id-column - takes row numbers without this warning", "file", p)
+		} else if wrong := mistyped(as, IDColumns, isIDType, "id"); err != nil && len(wrong) > 0 {
+			// No id column, but one named like the ids whose type is not
+			// one (a float, a list): the rows get their numbers, as
+			// without any such column, but not silently.
+			slog.Warn("parquet: ids are row numbers (FILE/ROW): "+strings.Join(wrong, "; ")+" (strings or integers); --id-column - takes row numbers without this warning", "file", p)
 		}
 	}
 	pc := &parquetContainer{path: p, rdr: rdr, idCol: id, noData: opts.NoData, batch: opts.ParquetBatch, meter: meter}
@@ -324,18 +323,29 @@ func pickColumn(s *arrow.Schema, want string, known []string, ok func(arrow.Data
 		}
 		return want, nil
 	}
-	var wrong []string // known names whose type does not fit
 	for _, k := range known {
-		fs, found := s.FieldsByName(k)
-		if found && ok(fs[0].Type) {
+		if fs, found := s.FieldsByName(k); found && ok(fs[0].Type) {
 			return k, nil
 		}
-		if found {
-			wrong = append(wrong, fmt.Sprintf("; column %q is %s, which cannot hold the %s", k, fs[0].Type, what))
-		}
+	}
+	var wrong string
+	for _, w := range mistyped(s, known, ok, what) {
+		wrong += "; " + w
 	}
 	return "", fmt.Errorf("parquet: %w: none of %s among the columns %s (set %s)%s",
-		errNoImageColumn, strings.Join(known, ", "), strings.Join(names, ", "), flag, strings.Join(wrong, ""))
+		errNoImageColumn, strings.Join(known, ", "), strings.Join(names, ", "), flag, wrong)
+}
+
+// mistyped describes the columns of s named as known whose type ok
+// refuses: "column %q is TYPE, which cannot hold the WHAT".
+func mistyped(s *arrow.Schema, known []string, ok func(arrow.DataType) bool, what string) []string {
+	var out []string
+	for _, k := range known {
+		if fs, found := s.FieldsByName(k); found && !ok(fs[0].Type) {
+			out = append(out, fmt.Sprintf("column %q is %s, which cannot hold the %s", k, fs[0].Type, what))
+		}
+	}
+	return out
 }
 
 func isBinary(t arrow.DataType) bool {

@@ -84,12 +84,13 @@ func (c *Config) Validate() error {
 		return errors.New("stream needs at least one --topic")
 	case c.Output == "" && c.OutputTopic == "":
 		return errors.New("stream needs --output DIR and/or --output-topic T")
-	case c.Output != "" && isFile(c.Output):
-		return fmt.Errorf("--output %s is a file: stream writes a directory of Parquet parts there", c.Output)
 	case s.MaxInFlight < c.Engine.BatchSize:
 		return fmt.Errorf("--max-in-flight %d is below --batch-size %d", s.MaxInFlight, c.Engine.BatchSize)
 	case c.ShutdownTimeout <= 0:
 		return errors.New("--shutdown-timeout must be positive")
+	}
+	if err := engine.CheckOutputNotFile(c.Output); err != nil {
+		return err
 	}
 	// Negative sizes and durations would silently become the defaults.
 	for _, n := range []struct {
@@ -124,12 +125,6 @@ func (c *Config) Validate() error {
 		return err
 	}
 	return nil
-}
-
-// isFile reports whether path exists and is not a directory.
-func isFile(path string) bool {
-	fi, err := os.Stat(path)
-	return err == nil && !fi.IsDir()
 }
 
 // Model is what the worker embeds with: the embedding stage, the
@@ -170,30 +165,22 @@ func Run(stop *engine.Stop, cfg Config, open func() (Model, error)) (Result, err
 	var outs []sinks.Writer[sinks.Row]
 	var errW sinks.ErrorWriter
 	if cfg.Output != "" {
+		// The worker id in the part names: the workers sharing the
+		// directory never pick one name.
+		popts := cfg.Parquet
+		popts.WorkerID = cmp.Or(popts.WorkerID, DefaultWorkerID())
 		// Workers of one group may share the directory (part names carry
 		// the worker id, and the clean-up of temporaries leaves those of
-		// live workers alone); a live batch run or a worker of another
-		// group refuses it, and so does a directory of another format.
-		release, err := engine.OpenOutputDir(engine.OutputDir{Dir: cfg.Output, Format: "parquet", Resume: true, Group: cfg.Consumer.Group})
+		// live workers alone); a live batch run, a worker of another group
+		// or a live worker with the same id refuses it, and so does a
+		// directory of another format.
+		release, err := engine.OpenOutputDir(engine.OutputDir{Dir: cfg.Output, Format: "parquet", Resume: true, Group: cfg.Consumer.Group, WorkerID: popts.WorkerID})
 		if err != nil {
 			return Result{}, err
 		}
 		defer release()
 		// Acks wait for a part to be published and the consumer stops at
 		// max-in-flight, so a part never waits for more rows than that.
-		popts := cfg.Parquet
-		// The worker id in the part names: the workers sharing the
-		// directory never pick one name.
-		popts.WorkerID = cmp.Or(popts.WorkerID, DefaultWorkerID())
-		// Two live workers with one id would number parts alike, and where
-		// the no-clobber publish falls back to a rename one would replace
-		// the other's: the second is refused.
-		releaseID, err := sinks.LockOutput(cfg.Output, "worker-"+popts.WorkerID, fmt.Sprintf("a stream worker with --worker-id %s, "+
-			"whose part files this worker's would replace: give each worker its own --worker-id (the default, host-pid, differs)", popts.WorkerID))
-		if err != nil {
-			return Result{}, err
-		}
-		defer releaseID()
 		popts.MaxFileRows = min(cmp.Or(popts.MaxFileRows, 100_000), max(1, cfg.Consumer.MaxInFlight/2))
 		popts.OnPublish = func(path string, rows int) {
 			met.published.Inc()

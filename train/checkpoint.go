@@ -28,7 +28,7 @@ import (
 // then OUT/latest (the directory name) is replaced atomically. A run killed
 // at any moment leaves the previous checkpoint intact.
 const (
-	latestFile    = "latest"
+	latestFile    = weights.PretrainLatest
 	stateFile     = "trainer_state.json"
 	optimizerFile = "optimizer.safetensors"
 )
@@ -164,11 +164,8 @@ func LatestCheckpoint(out string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	name := strings.TrimSpace(string(b))
-	if !strings.HasPrefix(name, "checkpoint-") || strings.ContainsAny(name, `/\`) {
-		return "", fmt.Errorf("%s: %q is not a checkpoint name", filepath.Join(out, latestFile), name)
-	}
-	if _, err := strconv.Atoi(strings.TrimPrefix(name, "checkpoint-")); err != nil {
+	name, ok := weights.LatestName(b)
+	if !ok {
 		return "", fmt.Errorf("%s: %q is not a checkpoint name", filepath.Join(out, latestFile), name)
 	}
 	return filepath.Join(out, name), nil

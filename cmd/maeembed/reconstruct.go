@@ -68,11 +68,11 @@ func (e *env) reconstruct(o *Options) error {
 		}
 		noiseFP := ""
 		if o.MaskNoise != "" {
-			shape, data, err := readMaskNoise(o, spec.Config, b)
+			_, fp, err := readMaskNoise(o, spec.Config, b)
 			if err != nil {
 				return err
 			}
-			noiseFP = sinks.MaskNoiseFingerprint(shape, data)
+			noiseFP = fp
 		}
 		if err := checkReconResume(e.stderr, o, spec, p, noiseFP, b); err != nil {
 			return err
@@ -91,12 +91,11 @@ func (e *env) reconstruct(o *Options) error {
 	var noise mae.Noise = mae.SeededNoise(o.Seed)
 	noiseFP := ""
 	if o.MaskNoise != "" {
-		shape, data, err := readMaskNoise(o, c, b)
+		rows, fp, err := readMaskNoise(o, c, b)
 		if err != nil {
 			return err
 		}
-		noise = mae.NoiseRows{Name: "--mask-noise " + o.MaskNoise, L: l, Data: data}
-		noiseFP = sinks.MaskNoiseFingerprint(shape, data)
+		noise, noiseFP = rows, fp
 	}
 	normPix := o.NormPixLoss.Or(c.NormPixLoss)
 	rec, err := mae.NewReconstructor(m, o.MaskRatio, normPix, noise, o.BatchSize)
@@ -124,22 +123,24 @@ func (e *env) reconstruct(o *Options) error {
 // readMaskNoise reads --mask-noise (float32, or float64 rounded to float32
 // as numpy's astype does) and checks its shape against the model (L
 // patches) and the inputs (one row each), and that every value is finite.
-func readMaskNoise(o *Options, c mae.Config, b *engine.Batch) ([]int, []float32, error) {
+// It returns the rows and their fingerprint (ReconMeta.MaskNoise).
+func readMaskNoise(o *Options, c mae.Config, b *engine.Batch) (mae.NoiseRows, string, error) {
 	l := c.NumPatches()
 	shape, data, err := sinks.ReadNpyFloat32(o.MaskNoise)
 	if err != nil {
-		return nil, nil, fmt.Errorf("--mask-noise: %w", err)
+		return mae.NoiseRows{}, "", fmt.Errorf("--mask-noise: %w", err)
 	}
 	if len(shape) != 2 || shape[1] != l {
-		return nil, nil, fmt.Errorf("--mask-noise %s: shape %v, want [N, %d] (L = %d patches for image %d, patch %d)", o.MaskNoise, shape, l, l, c.ImageSize, c.PatchSize)
+		return mae.NoiseRows{}, "", fmt.Errorf("--mask-noise %s: shape %v, want [N, %d] (L = %d patches for image %d, patch %d)", o.MaskNoise, shape, l, l, c.ImageSize, c.PatchSize)
 	}
 	if n, exact := b.Inputs.Files(); exact && o.Shard == "" && n != shape[0] {
-		return nil, nil, fmt.Errorf("--mask-noise %s: %d rows for %d inputs: want one row per input in input order", o.MaskNoise, shape[0], n)
+		return mae.NoiseRows{}, "", fmt.Errorf("--mask-noise %s: %d rows for %d inputs: want one row per input in input order", o.MaskNoise, shape[0], n)
 	}
-	if err := (mae.NoiseRows{Name: "--mask-noise " + o.MaskNoise, L: l, Data: data}).Check(); err != nil {
-		return nil, nil, err
+	rows := mae.NoiseRows{Name: "--mask-noise " + o.MaskNoise, L: l, Data: data}
+	if err := rows.Check(); err != nil {
+		return mae.NoiseRows{}, "", err
 	}
-	return shape, data, nil
+	return rows, sinks.MaskNoiseFingerprint(shape, data), nil
 }
 
 // checkReconResume refuses, for a dry run, an output that the run would

@@ -13,6 +13,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 )
 
@@ -153,7 +154,7 @@ func loadHFDir(dir string, header bool) (*Checkpoint, error) {
 			return m, err
 		})
 	default:
-		return nil, fmt.Errorf("load %s: directory has neither %s nor %s (nor a sharded index)%s", dir, HFSafetensorsFile, HFBinFile, pretrainHint(filepath.Join(dir, pretrainLatest)))
+		return nil, fmt.Errorf("load %s: directory has neither %s nor %s (nor a sharded index)%s", dir, HFSafetensorsFile, HFBinFile, pretrainHint(filepath.Join(dir, PretrainLatest)))
 	}
 	if err != nil {
 		return nil, err
@@ -212,15 +213,25 @@ func sniff(path string) (string, error) {
 		return FormatSafetensors, nil
 	}
 	hint := ""
-	if filepath.Base(path) == pretrainLatest {
+	if filepath.Base(path) == PretrainLatest {
 		hint = pretrainHint(path)
 	}
 	return "", fmt.Errorf("load %s: not a PyTorch checkpoint (zip or pickle) nor a safetensors file (first bytes %q)%s", path, b, hint)
 }
 
-// pretrainLatest is the file in a pretrain output directory that names its
-// newest complete checkpoint (train writes it).
-const pretrainLatest = "latest"
+// PretrainLatest is the file in a pretrain output directory that names its
+// newest complete checkpoint, a directory beside it (train writes both).
+const PretrainLatest = "latest"
+
+// LatestName is the checkpoint directory name a PretrainLatest file's
+// contents b give ("checkpoint-N", N its optimiser steps); ok is false
+// when b holds no such name.
+func LatestName(b []byte) (name string, ok bool) {
+	name = strings.TrimSpace(string(b))
+	n, isCkpt := strings.CutPrefix(name, "checkpoint-")
+	_, err := strconv.Atoi(n) // digits: never a path
+	return name, isCkpt && err == nil
+}
 
 // pretrainHint tells a user who passed a pretrain output directory, or
 // its latest file, as a model which checkpoint to pass instead; "" when
@@ -233,8 +244,8 @@ func pretrainHint(latest string) string {
 	if err != nil {
 		return ""
 	}
-	name := strings.TrimSpace(string(b))
-	if !strings.HasPrefix(name, "checkpoint-") || strings.ContainsAny(name, "/\\") {
+	name, ok := LatestName(b)
+	if !ok {
 		return ""
 	}
 	ckpt := filepath.Join(filepath.Dir(latest), name)

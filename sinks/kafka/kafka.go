@@ -116,16 +116,19 @@ func (p *Producer) Produce(ctx context.Context, msgs ...kgo.Message) error {
 	if len(msgs) == 0 {
 		return nil
 	}
-	names := topics(msgs)
+	var names []string // msgs' topics, listed once a failure needs them
 	backoff := 200 * time.Millisecond
 	for attempt := 1; ; attempt++ {
 		err := p.w.WriteMessages(ctx, msgs...)
 		if err == nil {
 			p.produced.Add(int64(len(msgs)))
-			if p.recovered(names) || attempt > 1 {
-				slog.Info("kafka: produce succeeded after retries", "topics", strings.Join(names, ","), "attempts", attempt)
+			if p.recovered(msgs) || attempt > 1 {
+				slog.Info("kafka: produce succeeded after retries", "topics", strings.Join(topics(msgs), ","), "attempts", attempt)
 			}
 			return nil
+		}
+		if names == nil {
+			names = topics(msgs)
 		}
 		if ctx.Err() != nil {
 			return fmt.Errorf("kafka produce: %w (after %d attempts: %v)", ctx.Err(), attempt, err)
@@ -154,12 +157,14 @@ func (p *Producer) Produce(ctx context.Context, msgs ...kgo.Message) error {
 }
 
 // fail records err as why the produce to names is retried; first is true
-// when a topic of names was not failing already.
+// when a topic of names was not failing already, or failing in another
+// way (missing, or not: missingTopic), so that a topic found missing
+// after other failures is still reported once.
 func (p *Producer) fail(names []string, err error) (first bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for _, t := range names {
-		if p.failing[t] == nil {
+		if prev := p.failing[t]; prev == nil || missingTopic(prev) != missingTopic(err) {
 			first = true
 		}
 		p.failing[t] = err
@@ -167,12 +172,16 @@ func (p *Producer) fail(names []string, err error) (first bool) {
 	return first
 }
 
-// recovered clears the failures of names; it reports whether one was set.
-func (p *Producer) recovered(names []string) (was bool) {
+// recovered clears the failures of msgs' topics; it reports whether one
+// was set. It allocates nothing: it runs after every produce.
+func (p *Producer) recovered(msgs []kgo.Message) (was bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	for _, t := range names {
-		if p.failing[t] != nil {
+	if len(p.failing) == 0 {
+		return false
+	}
+	for i := range msgs {
+		if t := msgs[i].Topic; p.failing[t] != nil {
 			was = true
 			delete(p.failing, t)
 		}
