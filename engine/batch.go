@@ -191,7 +191,7 @@ func RunBatch[R any](ctx context.Context, w io.Writer, b *Batch, cfg Config, err
 	prog.Stop()
 	c, skippedFailed := counts(), b.Inputs.SkippedFailed()
 	Summary(w, b.Name, c, RunInfo{Ignored: b.Inputs.Ignored(), Repeated: b.Inputs.Stats().Repeated, Budget: b.Preprocess.Budget, Output: b.Options.Output,
-		SkippedFailed: skippedFailed}, eng.Stats(), time.Since(start))
+		SkippedFailed: skippedFailed, SkippedRetryable: b.Inputs.SkippedRetryable()}, eng.Stats(), time.Since(start))
 	if err == nil && !stop.Drained() && c.Lost == 0 {
 		// Every retried input has its new output or error row, published:
 		// the error rows they supersede can go.

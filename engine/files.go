@@ -30,6 +30,9 @@ type Inputs struct {
 	// skippedFailed counts the skipped inputs that only have error rows
 	// (a run without RetryErrors): --retry-errors would read them again.
 	skippedFailed atomic.Int64
+	// skippedRetryable is the part of skippedFailed whose error rows are
+	// of a kind a retry can get past (sinks.RetryableError).
+	skippedRetryable atomic.Int64
 	// A resumed run: the error parts found at the start, the ids of them
 	// this run took again (a retry run, InputOptions.RetryErrors), and
 	// those whose rows no longer hold: ids that already had an output at
@@ -79,6 +82,7 @@ func OpenInputs(names []string, stdin io.Reader, o InputOptions) (*Inputs, error
 			return nil, err
 		}
 		var failedOnly map[string]bool
+		retryable := done.Retryable
 		in.errorParts, in.retried, in.superseded = done.ErrorParts, map[string]bool{}, map[string]bool{}
 		in.failedAtStart = map[string]bool{}
 		if !o.RetryErrors {
@@ -108,6 +112,9 @@ func OpenInputs(names []string, stdin io.Reader, o InputOptions) (*Inputs, error
 					in.skipped.Add(1)
 					if failedOnly[id] {
 						in.skippedFailed.Add(1)
+						if retryable[id] {
+							in.skippedRetryable.Add(1)
+						}
 					}
 					return true
 				}
@@ -181,6 +188,10 @@ func (in *Inputs) Skipped() int64 { return in.skipped.Load() }
 // SkippedFailed is the part of Skipped that the output holds only as error
 // rows (an earlier run failed them): a --retry-errors run reads them again.
 func (in *Inputs) SkippedFailed() int64 { return in.skippedFailed.Load() }
+
+// SkippedRetryable is the part of SkippedFailed whose error rows are of a
+// kind a retry can get past once their cause is fixed (sinks.RetryableError).
+func (in *Inputs) SkippedRetryable() int64 { return in.skippedRetryable.Load() }
 
 // OutputDir is the output directory of a batch run and what the run
 // writes into it.

@@ -2,6 +2,8 @@ package sinks
 
 import (
 	"path/filepath"
+	"strings"
+	"syscall"
 
 	"github.com/apache/arrow/go/v17/arrow"
 )
@@ -66,4 +68,32 @@ func (w *ErrorParts) Write(rows []ErrorRow) error {
 		stringColumn(&w.offsets[2], n, func(i int) string { return rows[i].Error }),
 	}
 	return w.writeColumns(cols, n, raw)
+}
+
+// retryableMarkers are texts of the errors a rerun can get past once their
+// cause is fixed: the memory budget (stages.ErrOverBudget and its hints),
+// exhausted resources and transient I/O. They are matched in an error
+// row's error column, so rows of earlier runs classify like new ones.
+var retryableMarkers = []string{
+	"more memory than the budget", "--memory-budget",
+	syscall.EIO.Error(), syscall.EAGAIN.Error(), syscall.EINTR.Error(), syscall.EBUSY.Error(),
+	syscall.ENOMEM.Error(), syscall.EMFILE.Error(), syscall.ENFILE.Error(),
+	syscall.ENOSPC.Error(), syscall.EDQUOT.Error(), syscall.ESTALE.Error(),
+	syscall.ETIMEDOUT.Error(), syscall.ECONNRESET.Error(), syscall.EACCES.Error(),
+	"i/o timeout", "context deadline exceeded",
+}
+
+// RetryableError reports whether an error row's error (its error column)
+// is of a kind that --retry-errors can get past once its cause is fixed:
+// a memory budget too small for the image, exhausted resources (memory,
+// file descriptors, disk space), a permission, transient I/O. Any other
+// error row (a corrupt, truncated or unsupported image, a wrong size)
+// is the input's own: a retry fails it again.
+func RetryableError(msg string) bool {
+	for _, m := range retryableMarkers {
+		if strings.Contains(msg, m) {
+			return true
+		}
+	}
+	return false
 }
