@@ -195,8 +195,9 @@ var (
 )
 
 // newParts rolls parts in dir. A resumed directory's last part must have
-// been written with schema's metadata, except for the keys in ignore.
-func newParts(dir, ext string, schema *arrow.Schema, opts ParquetOptions, ignore []string, open func(string) (recordFile, error)) (*parts, error) {
+// been written with schema's metadata, or pass resume if set (which
+// returns the next part number, as resumeParts does).
+func newParts(dir, ext string, schema *arrow.Schema, opts ParquetOptions, resume func(dir string) (int, error), open func(string) (recordFile, error)) (*parts, error) {
 	opts, err := opts.withDefaults()
 	if err != nil {
 		return nil, err
@@ -206,8 +207,11 @@ func newParts(dir, ext string, schema *arrow.Schema, opts ParquetOptions, ignore
 	}
 	// Continue numbering after existing parts so a resumed run never
 	// replaces published files, and only resume the same kind of run.
-	md := schema.Metadata()
-	next, err := resumeParts(dir, ext, md.Keys(), md.Values(), ignore)
+	if resume == nil {
+		md := schema.Metadata()
+		resume = func(dir string) (int, error) { return resumeParts(dir, ext, md.Keys(), md.Values(), nil) }
+	}
+	next, err := resume(dir)
 	if err != nil {
 		return nil, err
 	}
