@@ -55,7 +55,7 @@ func newErrors(dir string, k, v, legacyK, legacyV []string, opts ParquetOptions)
 		return nil, err
 	}
 	resume := func(d string) (int, error) { return resumeErrorParts(d, k, v, legacyK, legacyV, errorsIgnore) }
-	p, err := newParts(filepath.Join(dir, errorsDir), "parquet", schema, o, resume, func(path string) (recordFile, error) {
+	p, err := newParts(filepath.Join(dir, errorsDir), "parquet", schema, o, true, resume, func(path string) (recordFile, error) {
 		return createParquet(path, schema, o.RowGroupBytes)
 	})
 	if err != nil {

@@ -448,3 +448,35 @@ func TestReconErrorPartsResume(t *testing.T) {
 		}
 	}
 }
+
+// Error parts create errors/ with their first row only: a run without
+// errors (or refused before any) leaves no empty directory.
+func TestErrorsDirOnlyWithRows(t *testing.T) {
+	dir := t.TempDir()
+	w, err := NewErrors(dir, Meta{Model: "m", Pool: "mean", Dim: 2}, ParquetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, errorsDir)); !os.IsNotExist(err) {
+		t.Fatalf("errors/ without rows: %v", err)
+	}
+	w, err = NewReconErrors(dir, testReconMeta, ParquetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Write([]ErrorRow{{ID: "a", Stage: "decode", Error: "bad"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if parts, _ := filepath.Glob(filepath.Join(dir, errorsDir, "part-*.parquet")); len(parts) != 1 {
+		t.Errorf("error parts after one row: %v", parts)
+	}
+}
