@@ -73,7 +73,7 @@ type InputOptions struct {
 // OpenInputs opens names (files, directories, globs, list files, '-' for
 // stdin, tar and Parquet) in their deterministic order.
 func OpenInputs(names []string, stdin io.Reader, o InputOptions) (*Inputs, error) {
-	in := &Inputs{Total: -1, Roots: sinks.InputRoots(names)}
+	in := &Inputs{Total: -1}
 	opts := o.Source
 	opts.Shard, opts.NoData, opts.Done = o.Shard, o.DryRun, nil
 	if o.ResumeFrom != "" {
@@ -147,6 +147,7 @@ func OpenInputs(names []string, stdin io.Reader, o InputOptions) (*Inputs, error
 		return nil, err
 	}
 	in.Reader = r
+	in.Roots = sinks.InputRoots(names, r.ListRelative())
 	if o.Budget != nil {
 		r.SetBudget(o.Budget)
 	}
