@@ -203,8 +203,12 @@ func RunBatch[R any](ctx context.Context, w io.Writer, b *Batch, cfg Config, err
 	// The inputs of an earlier run into the output that failed then and
 	// that this run skipped as done.
 	earlierFailed := func(all string) error {
-		return fmt.Errorf("%s%d input(s) failed in an earlier run into %s (see %s; --retry-errors processes them again)",
-			all, skippedFailed, b.Options.Output, errDir)
+		retry := "--retry-errors processes them again"
+		if b.Inputs.SkippedRetryable() == 0 { // (sinks.RetryableError)
+			retry = "they are bad inputs, which --retry-errors would fail again"
+		}
+		return fmt.Errorf("%s%d input(s) failed in an earlier run into %s (see %s; %s)",
+			all, skippedFailed, b.Options.Output, errDir, retry)
 	}
 	switch {
 	case err != nil:

@@ -233,7 +233,7 @@ func TestE2EFailOnErrorRerunWithEarlierErrors(t *testing.T) {
 		t.Fatalf("first run with bad.jpg: exit %d, want 1\n%s", code, stderr)
 	}
 	code, _, stderr := maeembed(t, args...)
-	if code != 1 || !strings.Contains(stderr, "1 input(s) failed in an earlier run") || !strings.Contains(stderr, "--retry-errors") {
+	if code != 1 || !strings.Contains(stderr, "1 input(s) failed in an earlier run") || !strings.Contains(stderr, "they are bad inputs") {
 		t.Errorf("rerun with --fail-on-error over an earlier error: exit %d, want 1 naming it\n%s", code, stderr)
 	}
 	// Without --fail-on-error the rerun with something done succeeds.
