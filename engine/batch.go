@@ -191,7 +191,7 @@ func RunBatch[R any](ctx context.Context, w io.Writer, b *Batch, cfg Config, err
 	prog.Stop()
 	c, skippedFailed := counts(), b.Inputs.SkippedFailed()
 	Summary(w, b.Name, c, RunInfo{Ignored: b.Inputs.Ignored(), Repeated: b.Inputs.Stats().Repeated, Budget: b.Preprocess.Budget, Output: b.Options.Output,
-		SkippedFailed: skippedFailed}, eng.Stats(), time.Since(start))
+		SkippedFailed: skippedFailed, SkippedRetryable: b.Inputs.SkippedRetryable()}, eng.Stats(), time.Since(start))
 	if err == nil && !stop.Drained() && c.Lost == 0 {
 		// Every retried input has its new output or error row, published:
 		// the error rows they supersede can go.
@@ -203,8 +203,12 @@ func RunBatch[R any](ctx context.Context, w io.Writer, b *Batch, cfg Config, err
 	// The inputs of an earlier run into the output that failed then and
 	// that this run skipped as done.
 	earlierFailed := func(all string) error {
-		return fmt.Errorf("%s%d input(s) failed in an earlier run into %s (see %s; --retry-errors processes them again)",
-			all, skippedFailed, b.Options.Output, errDir)
+		retry := "--retry-errors processes them again"
+		if b.Inputs.SkippedRetryable() == 0 { // (sinks.RetryableError)
+			retry = "they are bad inputs, which --retry-errors would fail again"
+		}
+		return fmt.Errorf("%s%d input(s) failed in an earlier run into %s (see %s; %s)",
+			all, skippedFailed, b.Options.Output, errDir, retry)
 	}
 	switch {
 	case err != nil:

@@ -60,7 +60,10 @@ type Image struct {
 	ack      func(error)
 	rowAck   func(error)
 	errorRow bool // the row is an error row (else an output row)
-	owner    imageOwner
+	// retryable: the error row is of a kind a retry can get past once its
+	// cause is fixed (sinks.RetryableError; Counts.Retryable).
+	retryable bool
+	owner     imageOwner
 }
 
 // imageOwner is the engine an Image belongs to.
@@ -236,6 +239,9 @@ type Counts struct {
 	Processed int64
 	Written   int64 // outputs published
 	Failed    int64 // error rows published (or dropped, when there is no error output)
+	// Retryable is the part of Failed of a kind a retry can get past once
+	// its cause is fixed (sinks.RetryableError); the rest are bad inputs.
+	Retryable int64
 	Lost      int64 // acked with an error: not durable (retried on resume or redelivered)
 	Skipped   int64 // already done by an earlier run (resume); set by the caller
 }
@@ -248,6 +254,7 @@ type Engine[R any] struct {
 	p     atomic.Pointer[pipeline.Pipeline]
 
 	written, failed, lost atomic.Int64
+	retryable             atomic.Int64 // the part of failed of Counts.Retryable
 	processed             atomic.Int64 // rows handed to a writer (Counts.Processed)
 	handed                int64        // rows given to the output (write stage only)
 	writeFailed           bool
@@ -315,13 +322,13 @@ func (e *Engine[R]) unref(im *Image) {
 		return
 	}
 	im.Item, im.CHW, im.Decoded, im.Width, im.Height = sources.Item{}, nil, nil, 0, 0
-	im.Err, im.Stage, im.release, im.ack, im.errorRow = nil, "", nil, nil, false
+	im.Err, im.Stage, im.release, im.ack, im.errorRow, im.retryable = nil, "", nil, nil, false, false
 	e.images.Put(im)
 }
 
 // Counts is a snapshot of the run's advance; safe at any time.
 func (e *Engine[R]) Counts() Counts {
-	return Counts{Processed: e.processed.Load(), Written: e.written.Load(), Failed: e.failed.Load(), Lost: e.lost.Load()}
+	return Counts{Processed: e.processed.Load(), Written: e.written.Load(), Failed: e.failed.Load(), Retryable: e.retryable.Load(), Lost: e.lost.Load()}
 }
 
 // Stats are the per-stage counters of the run (nil before Run); a stage's
@@ -630,6 +637,7 @@ func (e *Engine[R]) addErrorRow(im *Image) {
 	im.ack, im.errorRow = it.Ack, true
 	row := sinks.ErrorRow{ID: it.ID, Stage: im.Stage, Error: im.Err.Error(), Source: it.Pos.String(), Data: it.Data,
 		Ack: im.rowAck}
+	im.retryable = sinks.RetryableError(row.Error)
 	e.rows = append(e.rows, row)
 }
 
@@ -643,6 +651,9 @@ func (e *Engine[R]) rowAcked(im *Image, err error) {
 	switch {
 	case im.errorRow && err == nil:
 		e.failed.Add(1)
+		if im.retryable {
+			e.retryable.Add(1)
+		}
 	case err == nil:
 		e.written.Add(1)
 	case !im.errorRow && itemError(err) != nil:
@@ -675,6 +686,9 @@ func itemError(err error) *sinks.ItemError {
 func (e *Engine[R]) stray(f pipeline.Failure) {
 	e.processed.Add(1)
 	e.failed.Add(1)
+	if sinks.RetryableError(f.Err.Error()) {
+		e.retryable.Add(1)
+	}
 	if e.cfg.OnFailure != nil {
 		e.cfg.OnFailure(&Image{Err: f.Err, Stage: f.Stage})
 	}

@@ -30,6 +30,9 @@ type Inputs struct {
 	// skippedFailed counts the skipped inputs that only have error rows
 	// (a run without RetryErrors): --retry-errors would read them again.
 	skippedFailed atomic.Int64
+	// skippedRetryable is the part of skippedFailed whose error rows are
+	// of a kind a retry can get past (sinks.RetryableError).
+	skippedRetryable atomic.Int64
 	// A resumed run: the error parts found at the start, the ids of them
 	// this run took again (a retry run, InputOptions.RetryErrors), and
 	// those whose rows no longer hold: ids that already had an output at
@@ -70,7 +73,7 @@ type InputOptions struct {
 // OpenInputs opens names (files, directories, globs, list files, '-' for
 // stdin, tar and Parquet) in their deterministic order.
 func OpenInputs(names []string, stdin io.Reader, o InputOptions) (*Inputs, error) {
-	in := &Inputs{Total: -1, Roots: sinks.InputRoots(names)}
+	in := &Inputs{Total: -1}
 	opts := o.Source
 	opts.Shard, opts.NoData, opts.Done = o.Shard, o.DryRun, nil
 	if o.ResumeFrom != "" {
@@ -79,6 +82,7 @@ func OpenInputs(names []string, stdin io.Reader, o InputOptions) (*Inputs, error
 			return nil, err
 		}
 		var failedOnly map[string]bool
+		retryable := done.Retryable
 		in.errorParts, in.retried, in.superseded = done.ErrorParts, map[string]bool{}, map[string]bool{}
 		in.failedAtStart = map[string]bool{}
 		if !o.RetryErrors {
@@ -108,6 +112,9 @@ func OpenInputs(names []string, stdin io.Reader, o InputOptions) (*Inputs, error
 					in.skipped.Add(1)
 					if failedOnly[id] {
 						in.skippedFailed.Add(1)
+						if retryable[id] {
+							in.skippedRetryable.Add(1)
+						}
 					}
 					return true
 				}
@@ -140,6 +147,7 @@ func OpenInputs(names []string, stdin io.Reader, o InputOptions) (*Inputs, error
 		return nil, err
 	}
 	in.Reader = r
+	in.Roots = sinks.InputRoots(names, r.ListRelative())
 	if o.Budget != nil {
 		r.SetBudget(o.Budget)
 	}
@@ -181,6 +189,10 @@ func (in *Inputs) Skipped() int64 { return in.skipped.Load() }
 // SkippedFailed is the part of Skipped that the output holds only as error
 // rows (an earlier run failed them): a --retry-errors run reads them again.
 func (in *Inputs) SkippedFailed() int64 { return in.skippedFailed.Load() }
+
+// SkippedRetryable is the part of SkippedFailed whose error rows are of a
+// kind a retry can get past once their cause is fixed (sinks.RetryableError).
+func (in *Inputs) SkippedRetryable() int64 { return in.skippedRetryable.Load() }
 
 // OutputDir is the output directory of a batch run and what the run
 // writes into it.

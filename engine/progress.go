@@ -243,6 +243,9 @@ type RunInfo struct {
 	// recorded as failed (Inputs.SkippedFailed): the summary counts them
 	// and says how to retry them.
 	SkippedFailed int64
+	// SkippedRetryable is the part of SkippedFailed of a kind a retry can
+	// get past once its cause is fixed (Inputs.SkippedRetryable).
+	SkippedRetryable int64
 }
 
 // Summary ends a run's report: one machine-readable "done" log line (the
@@ -264,17 +267,40 @@ func Summary(w io.Writer, cmd string, c Counts, info RunInfo, stats []pipeline.S
 	switch errDir := filepath.Join(info.Output, "errors"); {
 	case info.Output == "":
 	case c.Failed > 0:
-		fmt.Fprintf(w, "%s: the errors are in %s; once their cause is fixed (e.g. a larger --memory-budget), rerun with --retry-errors to process those inputs again\n",
-			cmd, errDir)
+		fmt.Fprintf(w, "%s: the errors are in %s; %s\n", cmd, errDir, retryHint(c.Failed, c.Retryable))
 	case info.SkippedFailed > 0:
 		// A rerun skips them as done: say so, or they look forgotten.
-		fmt.Fprintf(w, "%s: %d of the skipped inputs %s recorded as failed in %s by an earlier run; once their cause is fixed (e.g. a larger --memory-budget), rerun with --retry-errors to process them again\n",
-			cmd, info.SkippedFailed, isAre(info.SkippedFailed), errDir)
+		fmt.Fprintf(w, "%s: %d of the skipped inputs %s recorded as failed in %s by an earlier run; %s\n",
+			cmd, info.SkippedFailed, isAre(info.SkippedFailed), errDir, retryHint(info.SkippedFailed, info.SkippedRetryable))
 	}
 	if b := info.Budget; b != nil {
 		fmt.Fprintf(w, "%s: memory in flight (read + decoding): peak %s of a %s budget (--memory-budget)\n",
 			cmd, stages.FormatBytes(b.Peak()), stages.FormatBytes(b.Size()))
 	}
+}
+
+// retryHint says what can be done about failed inputs of which retryable
+// are of a kind a retry can get past once their cause is fixed
+// (sinks.RetryableError): --retry-errors only for those, since the others
+// are bad inputs (corrupt, truncated, not images) that fail again.
+func retryHint(failed, retryable int64) string {
+	const retry = "once their cause is fixed (e.g. a larger --memory-budget), rerun with --retry-errors to process "
+	const bad = "the input itself is bad (e.g. a corrupt or truncated image): a retry fails it again"
+	switch {
+	case retryable <= 0:
+		if failed == 1 {
+			return bad
+		}
+		return "the inputs themselves are bad (e.g. corrupt or truncated images): a retry fails them again"
+	case retryable >= failed:
+		return retry + "those inputs again"
+	}
+	other := "the others are"
+	if failed-retryable == 1 {
+		other = "the other is"
+	}
+	return fmt.Sprintf("%d %s of a kind a retry can fix (memory budget, resources, I/O): %s them again; %s bad inputs (e.g. corrupt or truncated images) that a retry fails again",
+		retryable, isAre(retryable), retry, other)
 }
 
 // ignoredWhat says what the ignored count of a summary holds: paths given

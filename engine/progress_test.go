@@ -147,7 +147,7 @@ func TestSummaryWording(t *testing.T) {
 	}
 	// A rerun that skips earlier errors counts them and says how to retry.
 	buf.Reset()
-	Summary(&buf, "embed", Counts{Skipped: 12}, RunInfo{Output: "out", SkippedFailed: 1}, stats, time.Second)
+	Summary(&buf, "embed", Counts{Skipped: 12}, RunInfo{Output: "out", SkippedFailed: 1, SkippedRetryable: 1}, stats, time.Second)
 	if out := buf.String(); !strings.Contains(out, "every input was already done, 1 of them as errors") ||
 		!strings.Contains(out, "1 of the skipped inputs is recorded as failed in "+filepath.Join("out", "errors")) || !strings.Contains(out, "--retry-errors") {
 		t.Errorf("all-done summary with earlier errors:\n%s", out)
@@ -156,6 +156,31 @@ func TestSummaryWording(t *testing.T) {
 	WriteSummary(&buf, "embed", Counts{Written: 624, Lost: 96}, time.Second, stats)
 	if out := buf.String(); !strings.Contains(out, "embed: 624 images written") || !strings.Contains(out, "96 images not published") {
 		t.Errorf("summary with unpublished rows:\n%s", out)
+	}
+}
+
+// The summary suggests --retry-errors only for errors a retry can fix
+// (the budget, resources, I/O), and calls the others bad inputs.
+func TestSummaryRetryHint(t *testing.T) {
+	for _, c := range []struct {
+		c         Counts
+		info      RunInfo
+		want, not string
+	}{
+		{Counts{Written: 1, Failed: 2}, RunInfo{}, "the inputs themselves are bad", "--retry-errors"},
+		{Counts{Written: 1, Failed: 1}, RunInfo{}, "the input itself is bad", "--retry-errors"},
+		{Counts{Written: 1, Failed: 2, Retryable: 2}, RunInfo{}, "rerun with --retry-errors to process those inputs again", "bad"},
+		{Counts{Written: 1, Failed: 3, Retryable: 1}, RunInfo{}, "1 is of a kind a retry can fix", ""},
+		{Counts{Skipped: 3}, RunInfo{SkippedFailed: 2}, "the inputs themselves are bad", "--retry-errors"},
+		{Counts{Skipped: 3}, RunInfo{SkippedFailed: 2, SkippedRetryable: 1}, "the other is bad", ""},
+	} {
+		var buf bytes.Buffer
+		c.info.Output = "out"
+		Summary(&buf, "embed", c.c, c.info, nil, time.Second)
+		out := buf.String()
+		if !strings.Contains(out, c.want) || (c.not != "" && strings.Contains(out, c.not)) {
+			t.Errorf("%+v %+v: want %q (and not %q) in\n%s", c.c, c.info, c.want, c.not, out)
+		}
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/spf13/pflag"
+	"gopkg.in/yaml.v3"
 
 	"github.com/maeembed/maeembed/config"
 	"github.com/maeembed/maeembed/mae/builtin"
@@ -17,13 +18,35 @@ import (
 // cache_dir) and, for the commands that run it on images, the arithmetic
 // of its linear layers (precision: fp32, bf16 or int8).
 type ModelOptions struct {
-	Model     Source `yaml:",inline"`
-	Precision string `yaml:"precision"`
+	Model     Source        `yaml:",inline"`
+	Precision PrecisionName `yaml:"precision"`
+}
+
+// PrecisionName is a precision as given (--precision, or the config key
+// precision). A config file's value is checked as the file is read, so
+// its error names the key and the file (config.Load), as other bad values
+// of a file do; the flag's value is checked when the model is opened
+// (ModelOptions.Validate), naming the flag.
+type PrecisionName string
+
+// UnmarshalYAML reads a precision name and refuses an unknown one.
+func (p *PrecisionName) UnmarshalYAML(n *yaml.Node) error {
+	var s string
+	if err := n.Decode(&s); err != nil {
+		return err
+	}
+	if s != "" {
+		if _, err := kernels.ParsePrecision(s); err != nil {
+			return err
+		}
+	}
+	*p = PrecisionName(s)
+	return nil
 }
 
 // DefaultModelOptions are the built-in model in float32.
 func DefaultModelOptions() ModelOptions {
-	return ModelOptions{Model: Source{Name: builtin.Name}, Precision: kernels.FP32.String()}
+	return ModelOptions{Model: Source{Name: builtin.Name}, Precision: PrecisionName(kernels.FP32.String())}
 }
 
 // AddFlags adds --model/-m, --config and --cache-dir.
@@ -37,7 +60,7 @@ func (o *ModelOptions) AddFlags(fs *pflag.FlagSet) {
 // AddPrecisionFlag adds --precision, for the commands that run the model
 // on images (inspecting or converting keeps the weights as they are).
 func (o *ModelOptions) AddPrecisionFlag(fs *pflag.FlagSet) {
-	fs.StringVar(&o.Precision, "precision", o.Precision, "arithmetic of the model's linear layers: "+strings.Join(kernels.PrecisionNames(), " | "))
+	fs.StringVar((*string)(&o.Precision), "precision", string(o.Precision), "arithmetic of the model's linear layers: "+strings.Join(kernels.PrecisionNames(), " | "))
 }
 
 // Validate checks what o says without loading anything: an unknown
@@ -52,7 +75,7 @@ func (o ModelOptions) precision() (kernels.Precision, error) {
 	if o.Precision == "" {
 		return kernels.FP32, nil
 	}
-	p, err := kernels.ParsePrecision(o.Precision)
+	p, err := kernels.ParsePrecision(string(o.Precision))
 	if err != nil {
 		return p, fmt.Errorf("%w: --precision: %v", config.ErrUsage, err)
 	}

@@ -84,7 +84,7 @@ func NewArrow(dir string, meta Meta, opts ParquetOptions) (*PartWriter, error) {
 		return nil, err
 	}
 	b := newEmbBuilder(meta)
-	p, err := newParts(dir, "arrow", b.schema, opts, nil, func(path string) (recordFile, error) {
+	p, err := newParts(dir, "arrow", b.schema, opts, false, nil, func(path string) (recordFile, error) {
 		return createArrow(path, b.schema)
 	})
 	if err != nil {

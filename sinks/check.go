@@ -17,7 +17,7 @@ import (
 // run's check); a missing dir is nothing to continue.
 func CheckResume(dir, format string, meta Meta) error {
 	keys, vals := meta.keyValues()
-	return checkResume(dir, format, keys, vals, keys, vals, nil)
+	return checkResume(dir, format, keys, vals, nil, nil, nil)
 }
 
 // CheckResumeAnyWeights is CheckResume without the weights' fingerprint
@@ -26,12 +26,12 @@ func CheckResume(dir, format string, meta Meta) error {
 func CheckResumeAnyWeights(dir, format string, meta Meta) error {
 	meta.Weights = ""
 	keys, vals := meta.keyValues()
-	return checkResume(dir, format, keys, vals, keys, vals, anyWeights)
+	return checkResume(dir, format, keys, vals, nil, nil, anyWeights)
 }
 
 // CheckReconResume is CheckResume for a reconstruct run writing meta in
 // format ("npy", "parquet" or "png"), as NewReconstructions (png: its
-// maeembed-png.json) and NewErrors (meta.ErrorMeta) check it when they
+// maeembed-png.json) and NewReconErrors check it when they
 // open dir: another mask ratio, seed, model, precision or weights is
 // refused. A dry run's check; it creates nothing. An empty meta.Weights
 // (a dry run whose model is not on this machine yet) leaves the weights'
@@ -42,16 +42,18 @@ func CheckReconResume(dir, format string, meta ReconMeta) error {
 		ignore = anyWeights
 	}
 	keys, vals := meta.keyValues()
-	ek, ev := meta.ErrorMeta().keyValues()
-	return checkResume(dir, format, keys, vals, ek, ev, ignore)
+	lk, lv := meta.legacyErrorMeta().keyValues()
+	return checkResume(dir, format, keys, vals, lk, lv, ignore)
 }
 
 // anyWeights is what a dry run without the model's file leaves unchecked.
 var anyWeights = []string{"maeembed.weights"}
 
 // checkResume compares what dir holds in format with keys/vals, and its
-// newest error part with errKeys/errVals; keys in ignore are not compared.
-func checkResume(dir, format string, keys, vals, errKeys, errVals, ignore []string) error {
+// newest error part with keys/vals too or, if legacyKeys is set, with
+// legacyKeys/legacyVals (resumeErrorParts); keys in ignore are not
+// compared.
+func checkResume(dir, format string, keys, vals, legacyKeys, legacyVals, ignore []string) error {
 	if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
 		return nil
 	}
@@ -83,6 +85,6 @@ func checkResume(dir, format string, keys, vals, errKeys, errVals, ignore []stri
 	if _, err := os.Stat(errDir); errors.Is(err, os.ErrNotExist) {
 		return nil
 	}
-	_, err := resumeParts(errDir, "parquet", errKeys, errVals, append(slices.Clip(ignore), errorsIgnore...))
+	_, err := resumeErrorParts(errDir, keys, vals, legacyKeys, legacyVals, append(slices.Clip(ignore), errorsIgnore...))
 	return err
 }

@@ -2,6 +2,8 @@ package sinks
 
 import (
 	"path/filepath"
+	"strings"
+	"syscall"
 
 	"github.com/apache/arrow/go/v17/arrow"
 )
@@ -25,6 +27,24 @@ type ErrorParts struct {
 // a row is written.
 func NewErrors(dir string, meta Meta, opts ParquetOptions) (*ErrorParts, error) {
 	k, v := meta.keyValues()
+	return newErrors(dir, k, v, nil, nil, opts)
+}
+
+// NewReconErrors is NewErrors for a reconstruct run: its error parts carry
+// the run's own metadata (meta's keys, as its reconstructions carry them),
+// so a resume compares them like its outputs. It also continues the error
+// parts of earlier versions, which recorded meta as an embedding run's
+// (legacyErrorMeta).
+func NewReconErrors(dir string, meta ReconMeta, opts ParquetOptions) (*ErrorParts, error) {
+	k, v := meta.keyValues()
+	lk, lv := meta.legacyErrorMeta().keyValues()
+	return newErrors(dir, k, v, lk, lv, opts)
+}
+
+// newErrors opens the error parts of dir, written with the metadata k/v;
+// a resumed directory's newest error part must have k/v or, if legacyK is
+// set, legacyK/legacyV (resumeErrorParts).
+func newErrors(dir string, k, v, legacyK, legacyV []string, opts ParquetOptions) (*ErrorParts, error) {
 	schema := schemaWithMeta([]arrow.Field{
 		field("id", arrow.BinaryTypes.String),
 		field("stage", arrow.BinaryTypes.String),
@@ -34,13 +54,28 @@ func NewErrors(dir string, meta Meta, opts ParquetOptions) (*ErrorParts, error) 
 	if err != nil {
 		return nil, err
 	}
-	p, err := newParts(filepath.Join(dir, errorsDir), "parquet", schema, o, errorsIgnore, func(path string) (recordFile, error) {
+	resume := func(d string) (int, error) { return resumeErrorParts(d, k, v, legacyK, legacyV, errorsIgnore) }
+	p, err := newParts(filepath.Join(dir, errorsDir), "parquet", schema, o, true, resume, func(path string) (recordFile, error) {
 		return createParquet(path, schema, o.RowGroupBytes)
 	})
 	if err != nil {
 		return nil, err
 	}
 	return &ErrorParts{rolling: rolling{schema: schema, parts: p}}, nil
+}
+
+// resumeErrorParts is resumeParts for the error parts in dir: their newest
+// part must have been written with keys/vals or, when legacyKeys is set,
+// with legacyKeys/legacyVals (the error parts of a reconstruct run of an
+// earlier version); the error is the one against keys/vals.
+func resumeErrorParts(dir string, keys, vals, legacyKeys, legacyVals, ignore []string) (int, error) {
+	next, err := resumeParts(dir, "parquet", keys, vals, ignore)
+	if err != nil && legacyKeys != nil {
+		if n, lerr := resumeParts(dir, "parquet", legacyKeys, legacyVals, ignore); lerr == nil {
+			return n, nil
+		}
+	}
+	return next, err
 }
 
 func errorRowAck(r *ErrorRow) func(error) { return r.Ack }
@@ -66,4 +101,32 @@ func (w *ErrorParts) Write(rows []ErrorRow) error {
 		stringColumn(&w.offsets[2], n, func(i int) string { return rows[i].Error }),
 	}
 	return w.writeColumns(cols, n, raw)
+}
+
+// retryableMarkers are texts of the errors a rerun can get past once their
+// cause is fixed: the memory budget (stages.ErrOverBudget and its hints),
+// exhausted resources and transient I/O. They are matched in an error
+// row's error column, so rows of earlier runs classify like new ones.
+var retryableMarkers = []string{
+	"more memory than the budget", "--memory-budget",
+	syscall.EIO.Error(), syscall.EAGAIN.Error(), syscall.EINTR.Error(), syscall.EBUSY.Error(),
+	syscall.ENOMEM.Error(), syscall.EMFILE.Error(), syscall.ENFILE.Error(),
+	syscall.ENOSPC.Error(), syscall.EDQUOT.Error(), syscall.ESTALE.Error(),
+	syscall.ETIMEDOUT.Error(), syscall.ECONNRESET.Error(), syscall.EACCES.Error(),
+	"i/o timeout", "context deadline exceeded",
+}
+
+// RetryableError reports whether an error row's error (its error column)
+// is of a kind that --retry-errors can get past once its cause is fixed:
+// a memory budget too small for the image, exhausted resources (memory,
+// file descriptors, disk space), a permission, transient I/O. Any other
+// error row (a corrupt, truncated or unsupported image, a wrong size)
+// is the input's own: a retry fails it again.
+func RetryableError(msg string) bool {
+	for _, m := range retryableMarkers {
+		if strings.Contains(msg, m) {
+			return true
+		}
+	}
+	return false
 }

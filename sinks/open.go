@@ -31,10 +31,10 @@ func NewReconstructions(format, dir string, meta ReconMeta, opts ParquetOptions)
 	return nil, fmt.Errorf("sinks: no reconstruction format %q (npy, parquet, png)", format)
 }
 
-// ErrorMeta is the metadata of a reconstruction run's error parts
-// (NewErrors): m's model, preprocessing, precision, weights and inputs as a
-// Meta, with the pool "mean" and dim 1 they have always recorded (a resume
-// compares them).
-func (m ReconMeta) ErrorMeta() Meta {
+// legacyErrorMeta is the metadata the error parts of a reconstruct run
+// recorded before they carried the run's own (NewReconErrors): m's model,
+// preprocessing, precision, weights and inputs as an embedding run's Meta,
+// with pool "mean" and dim 1. A resume still continues such parts.
+func (m ReconMeta) legacyErrorMeta() Meta {
 	return Meta{Model: m.Model, Pool: "mean", Preprocess: m.Preprocess, Version: m.Version, Dim: 1, Precision: m.Precision, Kernel: m.Kernel, Weights: m.Weights, Inputs: m.Inputs}
 }

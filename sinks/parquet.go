@@ -177,8 +177,10 @@ func (p *pqFile) abort() error { return p.af.Abort() }
 type parts struct {
 	dir, ext string
 	next     int
-	open     func(path string) (recordFile, error)
-	opts     ParquetOptions
+	// lazyDir: dir is created with the first part, not by newParts.
+	lazyDir bool
+	open    func(path string) (recordFile, error)
+	opts    ParquetOptions
 
 	cur      recordFile
 	curRows  int
@@ -195,23 +197,34 @@ var (
 )
 
 // newParts rolls parts in dir. A resumed directory's last part must have
-// been written with schema's metadata, except for the keys in ignore.
-func newParts(dir, ext string, schema *arrow.Schema, opts ParquetOptions, ignore []string, open func(string) (recordFile, error)) (*parts, error) {
+// been written with schema's metadata, or pass resume if set (which
+// returns the next part number, as resumeParts does). With lazyDir, a
+// missing dir is created with the first part only (error parts: a run
+// without errors, or refused, leaves no empty errors/).
+func newParts(dir, ext string, schema *arrow.Schema, opts ParquetOptions, lazyDir bool, resume func(dir string) (int, error), open func(string) (recordFile, error)) (*parts, error) {
 	opts, err := opts.withDefaults()
 	if err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if lazyDir {
+		if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
+			return &parts{dir: dir, ext: ext, open: open, opts: opts, lazyDir: true}, nil
+		}
+	} else if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("create output dir: %w", err)
 	}
 	// Continue numbering after existing parts so a resumed run never
 	// replaces published files, and only resume the same kind of run.
 	md := schema.Metadata()
-	next, err := resumeParts(dir, ext, md.Keys(), md.Values(), ignore)
+	outputs := resume == nil // the run's own parts, not errors/
+	if outputs {
+		resume = func(dir string) (int, error) { return resumeParts(dir, ext, md.Keys(), md.Values(), nil) }
+	}
+	next, err := resume(dir)
 	if err != nil {
 		return nil, err
 	}
-	if len(ignore) == 0 {
+	if outputs {
 		// and the live runs sharing dir have written nothing yet.
 		if err := LiveRunSettings(dir, md.Keys(), md.Values()); err != nil {
 			return nil, err
@@ -265,6 +278,12 @@ func nextPartNumber(dir, ext string) (int, string, error) {
 
 func (p *parts) write(rec arrow.Record, rawBytes int64) error {
 	if p.cur == nil {
+		if p.lazyDir {
+			if err := os.MkdirAll(p.dir, 0o755); err != nil {
+				return fmt.Errorf("create %s: %w", p.dir, err)
+			}
+			p.lazyDir = false
+		}
 		f, err := p.open(p.partPath(p.next))
 		if err != nil {
 			return err
@@ -445,7 +464,7 @@ func NewParquet(dir string, meta Meta, opts ParquetOptions) (*PartWriter, error)
 		return nil, err
 	}
 	b := newEmbBuilder(meta)
-	p, err := newParts(dir, "parquet", b.schema, o, nil, func(path string) (recordFile, error) {
+	p, err := newParts(dir, "parquet", b.schema, o, false, nil, func(path string) (recordFile, error) {
 		return createParquet(path, b.schema, o.RowGroupBytes)
 	})
 	if err != nil {

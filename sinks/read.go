@@ -41,6 +41,13 @@ func ReadParquet(path string) (arrow.Table, map[string]string, error) {
 
 // readParquetIDs adds the values of the "id" column of a Parquet file.
 func readParquetIDs(path string, into map[string]bool) error {
+	return readParquetRows(path, into, nil)
+}
+
+// readParquetRows adds the values of the "id" column of a Parquet file to
+// into and, with retryable set (an error part), the ids of the rows whose
+// "error" column is RetryableError to retryable.
+func readParquetRows(path string, into, retryable map[string]bool) error {
 	pf, err := file.OpenParquetFile(path, false)
 	if err != nil {
 		return fmt.Errorf("open parquet %s: %w", path, err)
@@ -50,17 +57,38 @@ func readParquetIDs(path string, into map[string]bool) error {
 	if col < 0 {
 		return fmt.Errorf("%s: no id column", path)
 	}
+	cols := []int{col}
+	if retryable != nil {
+		if e := pf.MetaData().Schema.ColumnIndexByName("error"); e >= 0 {
+			cols = append(cols, e)
+		}
+	}
 	fr, err := pqarrow.NewFileReader(pf, pqarrow.ArrowReadProperties{BatchSize: 16384}, memory.DefaultAllocator)
 	if err != nil {
 		return fmt.Errorf("read parquet %s: %w", path, err)
 	}
-	rr, err := fr.GetRecordReader(context.Background(), []int{col}, nil)
+	rr, err := fr.GetRecordReader(context.Background(), cols, nil)
 	if err != nil {
 		return fmt.Errorf("read ids of %s: %w", path, err)
 	}
 	defer rr.Release()
 	for rr.Next() {
-		addIDs(rr.Record().Column(0), into)
+		rec := rr.Record()
+		ids := rec.Column(0)
+		addIDs(ids, into)
+		if len(cols) < 2 {
+			continue
+		}
+		id, ok1 := ids.(*array.String)
+		msg, ok2 := rec.Column(1).(*array.String)
+		if !ok1 || !ok2 {
+			continue
+		}
+		for i := 0; i < id.Len(); i++ {
+			if RetryableError(msg.Value(i)) {
+				retryable[id.Value(i)] = true
+			}
+		}
 	}
 	if err := rr.Err(); err != nil && !errors.Is(err, io.EOF) {
 		return fmt.Errorf("read ids of %s: %w", path, err)
@@ -129,13 +157,16 @@ type Done struct {
 	Failed map[string]bool
 	// ErrorParts are the paths of the error parts read for Failed.
 	ErrorParts []string
+	// Retryable: the ids of Failed whose error row is of a kind a retry
+	// can get past once its cause is fixed (RetryableError).
+	Retryable map[string]bool
 }
 
 // ReadDone reads what dir holds (Done). Temporary files of a killed run are
 // ignored; a missing dir gives empty sets. Ids are as stored: look up
 // SanitizeID(id).
 func ReadDone(dir string) (Done, error) {
-	done := Done{Output: map[string]bool{}, Failed: map[string]bool{}}
+	done := Done{Output: map[string]bool{}, Failed: map[string]bool{}, Retryable: map[string]bool{}}
 	if err := readPNGIDs(dir, done.Output); err != nil {
 		return Done{}, fmt.Errorf("resume: %w", err)
 	}
@@ -157,9 +188,11 @@ func ReadDone(dir string) (Done, error) {
 			m := partRe.FindStringSubmatch(name)
 			switch {
 			case m != nil && m[3] == "parquet", d == dir && name == metadataName:
-				err = readParquetIDs(path, into)
 				if d != dir {
+					err = readParquetRows(path, into, done.Retryable)
 					done.ErrorParts = append(done.ErrorParts, path)
+				} else {
+					err = readParquetIDs(path, into)
 				}
 			case m != nil && m[3] == "arrow":
 				err = readArrowIDs(path, into)

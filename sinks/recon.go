@@ -208,7 +208,7 @@ func NewReconParquet(dir string, meta ReconMeta, opts ParquetOptions) (*ReconPar
 	if err != nil {
 		return nil, err
 	}
-	p, err := newParts(dir, "parquet", schema, o, nil, func(path string) (recordFile, error) {
+	p, err := newParts(dir, "parquet", schema, o, false, nil, func(path string) (recordFile, error) {
 		return createParquet(path, schema, o.RowGroupBytes)
 	})
 	if err != nil {

@@ -393,3 +393,90 @@ func TestEmbedAndReconstructOutputsRefuseEachOther(t *testing.T) {
 		})
 	}
 }
+
+// A reconstruct run's error parts carry its own metadata; a resume
+// continues them, and continues the error parts of earlier versions (an
+// embedding run's Meta with pool mean and dim 1), while another mask
+// ratio is refused by NewReconErrors and by the dry run's check alike.
+func TestReconErrorPartsResume(t *testing.T) {
+	writeRow := func(w *ErrorParts) {
+		t.Helper()
+		if err := w.Write([]ErrorRow{{ID: "bad.jpg", Stage: "decode", Error: "decode: not an image"}}); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	other := testReconMeta
+	other.MaskRatio = 0.5
+	for _, legacy := range []bool{false, true} {
+		dir := t.TempDir()
+		var w *ErrorParts
+		var err error
+		if legacy {
+			w, err = NewErrors(dir, testReconMeta.legacyErrorMeta(), ParquetOptions{})
+		} else {
+			w, err = NewReconErrors(dir, testReconMeta, ParquetOptions{})
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		writeRow(w)
+		if err := CheckReconResume(dir, "parquet", testReconMeta); err != nil {
+			t.Errorf("legacy %v: dry-run check of the same run: %v", legacy, err)
+		}
+		w, err = NewReconErrors(dir, testReconMeta, ParquetOptions{})
+		if err != nil {
+			t.Fatalf("legacy %v: resume of the same run: %v", legacy, err)
+		}
+		writeRow(w)
+		tbl, kv, err := ReadParquet(filepath.Join(dir, errorsDir, "part-00001.parquet"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		tbl.Release()
+		if _, ok := kv["maeembed.pool"]; ok || kv["maeembed.mask_ratio"] != "0.75" {
+			t.Errorf("legacy %v: the resumed error part records %v", legacy, kv)
+		}
+		// The newest part is the run's own now: another mask ratio is refused.
+		if _, err := NewReconErrors(dir, other, ParquetOptions{}); err == nil || !strings.Contains(err.Error(), "maeembed.mask_ratio") {
+			t.Errorf("legacy %v: resume with another mask ratio: %v", legacy, err)
+		}
+		if err := CheckReconResume(dir, "parquet", other); err == nil {
+			t.Errorf("legacy %v: dry-run check with another mask ratio passes", legacy)
+		}
+	}
+}
+
+// Error parts create errors/ with their first row only: a run without
+// errors (or refused before any) leaves no empty directory.
+func TestErrorsDirOnlyWithRows(t *testing.T) {
+	dir := t.TempDir()
+	w, err := NewErrors(dir, Meta{Model: "m", Pool: "mean", Dim: 2}, ParquetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, errorsDir)); !os.IsNotExist(err) {
+		t.Fatalf("errors/ without rows: %v", err)
+	}
+	w, err = NewReconErrors(dir, testReconMeta, ParquetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Write([]ErrorRow{{ID: "a", Stage: "decode", Error: "bad"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if parts, _ := filepath.Glob(filepath.Join(dir, errorsDir, "part-*.parquet")); len(parts) != 1 {
+		t.Errorf("error parts after one row: %v", parts)
+	}
+}

@@ -58,9 +58,16 @@ type Meta struct {
 
 // InputRoots is how a batch run's inputs are recorded and compared: each
 // absolute with symlinks resolved (as far as it exists: a glob stays a
-// pattern), "-" (stdin) as is, sorted, without duplicates.
-func InputRoots(names []string) []string {
-	roots := make([]string, 0, len(names))
+// pattern), "-" (stdin) as is, sorted, without duplicates. With
+// listRelative (a list file or stdin named a relative path, whose id is
+// that path: sources.Reader.ListRelative) the working directory is one of
+// the roots too, recorded as a directory input is, so a rerun of the same
+// list from another directory is a run over other inputs.
+func InputRoots(names []string, listRelative bool) []string {
+	roots := make([]string, 0, len(names)+1)
+	if listRelative {
+		names = append(slices.Clip(names), ".")
+	}
 	for _, n := range names {
 		if n != "-" {
 			if real, err := realpath.Of(n); err == nil {

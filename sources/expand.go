@@ -142,8 +142,10 @@ func noImageFiles(subject string, ignored int) error {
 // that matches nothing and a directory input (on the command line) that
 // holds no such file, in it or below, are errors. Walks do not enter the
 // directories of skip (Options.SkipDirs). repeated counts the paths met
-// again (read once), which ignored does not include.
-func expand(inputs []string, stdin io.Reader, exts, skip []string) (entries []entry, ignored, repeated int, err error) {
+// again (read once), which ignored does not include. listRelative says
+// whether a list (a list file or stdin) named a relative path: its ids
+// are then relative to the working directory.
+func expand(inputs []string, stdin io.Reader, exts, skip []string) (entries []entry, ignored, repeated int, listRelative bool, err error) {
 	var out []entry
 	// Real paths of walked directories (symlink loops), and of skip with
 	// the value false.
@@ -175,10 +177,10 @@ func expand(inputs []string, stdin io.Reader, exts, skip []string) (entries []en
 	for _, in := range inputs {
 		if in == "-" {
 			if stdin == nil {
-				return nil, 0, 0, fmt.Errorf("input -: no standard input")
+				return nil, 0, 0, false, fmt.Errorf("input -: no standard input")
 			}
-			if err := expandList("stdin", stdin, visited, add, found); err != nil {
-				return nil, 0, 0, err
+			if err := expandList("stdin", stdin, visited, &listRelative, add, found); err != nil {
+				return nil, 0, 0, false, err
 			}
 			continue
 		}
@@ -189,24 +191,24 @@ func expand(inputs []string, stdin io.Reader, exts, skip []string) (entries []en
 				if walked, ok := visited[real]; ok && !walked {
 					// Not walked, as the output inside an input is not:
 					// say so rather than that it holds no image files.
-					return nil, 0, 0, fmt.Errorf("input directory %s is the run's output directory: give the output a directory of its own (the inputs' files would be taken for outputs, and outputs for inputs on a rerun)", in)
+					return nil, 0, 0, false, fmt.Errorf("input directory %s is the run's output directory: give the output a directory of its own (the inputs' files would be taken for outputs, and outputs for inputs on a rerun)", in)
 				}
 			}
 			n, walked, skipped := len(out), len(visited), ignored
 			walk(filepath.Clean(in), filepath.Clean(in), "", visited, found)
 			if len(out) == n && len(visited) > walked {
 				// As a glob that matches nothing: most likely a wrong path.
-				return nil, 0, 0, noImageFiles("input directory "+in+" holds", ignored-skipped)
+				return nil, 0, 0, false, noImageFiles("input directory "+in+" holds", ignored-skipped)
 			}
 		case err == nil && isListFile(in):
 			f, err := os.Open(in)
 			if err != nil {
-				return nil, 0, 0, fmt.Errorf("list %s: %w", in, err)
+				return nil, 0, 0, false, fmt.Errorf("list %s: %w", in, err)
 			}
-			err = expandList(in, f, visited, add, found)
+			err = expandList(in, f, visited, &listRelative, add, found)
 			f.Close()
 			if err != nil {
-				return nil, 0, 0, err
+				return nil, 0, 0, false, err
 			}
 		case err == nil:
 			p := filepath.Clean(in)
@@ -216,14 +218,14 @@ func expand(inputs []string, stdin io.Reader, exts, skip []string) (entries []en
 				// Shells with globstar and Python's glob(recursive=True)
 				// read '**' as any depth; filepath.Glob as one level, which
 				// would quietly leave out the images above and below it.
-				return nil, 0, 0, fmt.Errorf("glob %q: '**' is not recursive here (it matches one directory level, like '*'): %s, or '*' for one level", in, recursiveHint(in))
+				return nil, 0, 0, false, fmt.Errorf("glob %q: '**' is not recursive here (it matches one directory level, like '*'): %s, or '*' for one level", in, recursiveHint(in))
 			}
 			matches, gerr := filepath.Glob(in)
 			if gerr != nil {
-				return nil, 0, 0, fmt.Errorf("glob %q: %w", in, gerr)
+				return nil, 0, 0, false, fmt.Errorf("glob %q: %w", in, gerr)
 			}
 			if len(matches) == 0 {
-				return nil, 0, 0, fmt.Errorf("glob %q matches nothing", in)
+				return nil, 0, 0, false, fmt.Errorf("glob %q matches nothing", in)
 			}
 			root := globRoot(in)
 			globbed := filter(patternExt(in))
@@ -240,7 +242,7 @@ func expand(inputs []string, stdin io.Reader, exts, skip []string) (entries []en
 				}
 			}
 		default:
-			return nil, 0, 0, fmt.Errorf("input %s: %w", in, err)
+			return nil, 0, 0, false, fmt.Errorf("input %s: %w", in, err)
 		}
 	}
 	// Lexicographic order of paths; the first occurrence of a path wins.
@@ -257,12 +259,12 @@ func expand(inputs []string, stdin io.Reader, exts, skip []string) (entries []en
 			continue
 		}
 		if other, ok := byID[e.id]; ok {
-			return nil, 0, 0, fmt.Errorf("inputs %s and %s have the same id %q: pass their common parent directory instead", other, e.path, EscapeID(e.id))
+			return nil, 0, 0, false, fmt.Errorf("inputs %s and %s have the same id %q: pass their common parent directory instead", other, e.path, EscapeID(e.id))
 		}
 		byID[e.id] = e.path
 		dedup = append(dedup, e)
 	}
-	return dedup, ignored, repeated, nil
+	return dedup, ignored, repeated, listRelative, nil
 }
 
 // regularEntry is the entry of a path a walk or glob found; what is not a
@@ -290,8 +292,8 @@ func patternExt(pattern string) string {
 // Relative paths are relative to the working directory, not to the list
 // file's directory (as tar -T, and as a list on stdin must be). Listed
 // files keep the listed path (cleaned) as id; listed directories are
-// walked with ids under the listed path.
-func expandList(name string, r io.Reader, visited map[string]bool, add, found func(entry)) error {
+// walked with ids under the listed path. A relative path sets *relative.
+func expandList(name string, r io.Reader, visited map[string]bool, relative *bool, add, found func(entry)) error {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64*1024), 1<<20)
 	for n := 1; sc.Scan(); n++ {
@@ -300,6 +302,9 @@ func expandList(name string, r io.Reader, visited map[string]bool, add, found fu
 			continue
 		}
 		p := filepath.Clean(line)
+		if !filepath.IsAbs(p) {
+			*relative = true
+		}
 		fi, err := os.Stat(p)
 		if err == nil && fi.IsDir() {
 			walk(p, p, filepath.ToSlash(p), visited, found)

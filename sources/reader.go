@@ -29,8 +29,11 @@ type Reader struct {
 	ignored atomic.Int64
 	// repeated is the part of ignored that is paths given again.
 	repeated int64
-	acks     ackCounter
-	budget   Budget // nil: unbounded
+	// listRelative: a list (file or stdin) named a relative path
+	// (ListRelative).
+	listRelative bool
+	acks         ackCounter
+	budget       Budget // nil: unbounded
 
 	// Ids of container members and rows seen so far (64-bit hashes: 8
 	// bytes and a map slot per member, not the id), to catch two with one
@@ -97,7 +100,7 @@ func OpenWith(inputs []string, stdin io.Reader, opts Options) (*Reader, error) {
 	if err := checkImageRoot(opts.ImageRoot); err != nil {
 		return nil, err
 	}
-	entries, ignored, repeated, err := expand(inputs, stdin, opts.Extensions, opts.SkipDirs)
+	entries, ignored, repeated, listRelative, err := expand(inputs, stdin, opts.Extensions, opts.SkipDirs)
 	if err != nil {
 		return nil, err
 	}
@@ -115,8 +118,14 @@ func OpenWith(inputs []string, stdin io.Reader, opts Options) (*Reader, error) {
 	r := &Reader{opts: opts, entries: entries, seed: maphash.MakeSeed(), seenIDs: map[uint64]struct{}{}}
 	r.ignored.Store(int64(ignored + repeated))
 	r.repeated = int64(repeated)
+	r.listRelative = listRelative
 	return r, nil
 }
+
+// ListRelative says whether a list of the inputs (a list file or "-")
+// named a relative path: those ids are relative to the working directory,
+// which is then part of what the inputs are (sinks.InputRoots).
+func (r *Reader) ListRelative() bool { return r.listRelative }
 
 // checkImageRoot refuses an --image-root that is not a directory before
 // anything is read: otherwise every path row of every Parquet input would

@@ -92,7 +92,7 @@ type Job struct {
 // recipe's seed, or Init), reads and decodes every input (the unusable
 // ones become error rows in OUTPUT/errors/, as embed writes them) and
 // trains. Bad configurations fail before anything is written.
-func Pretrain(ctx context.Context, j Job) (*Result, error) {
+func Pretrain(ctx context.Context, j Job) (res *Result, err error) {
 	cfg := j.Model
 	cfg.NormPixLoss, cfg.MaskRatio = j.Recipe.NormPixLoss, j.Recipe.MaskRatio
 	if err := cfg.Validate(); err != nil {
@@ -105,7 +105,6 @@ func Pretrain(ctx context.Context, j Job) (*Result, error) {
 		return nil, errors.New("no --output directory")
 	}
 	var m *mae.Model
-	var err error
 	if j.Init != "" {
 		if m, err = mae.Load(j.Init, ""); err != nil {
 			return nil, fmt.Errorf("--init: %w", err)
@@ -126,6 +125,17 @@ func Pretrain(ctx context.Context, j Job) (*Result, error) {
 	// Two runs in one directory would interleave checkpoints and
 	// metrics.csv, and the "already holds checkpoints" check cannot see a
 	// run that has not saved yet: hold the directory for the whole run.
+	// A run refused once it read its inputs (e.g. fewer usable images
+	// than one batch) leaves no output directory it created: nothing was
+	// written in it (error rows would be; then it stays). Deferred before
+	// the lock's release, so it runs after it.
+	if _, serr := os.Stat(j.Options.Output); errors.Is(serr, os.ErrNotExist) {
+		defer func() {
+			if err != nil {
+				os.Remove(j.Options.Output) // only if empty
+			}
+		}()
+	}
 	release, err := sinks.LockOutput(j.Options.Output, "pretrain", "one training run per output directory: give each run its own --output")
 	if err != nil {
 		return nil, err

@@ -30,7 +30,7 @@ func TestConfigs(t *testing.T) {
 			out := t.TempDir()
 			mustRun(t, cmd, "--config-file", f, "-m", filepath.Join(tiny, "hf"), "-o", out, filepath.Join(tiny, "images"))
 			ents, err := os.ReadDir(out)
-			if err != nil || len(ents) < 2 { // outputs + errors/
+			if err != nil || len(ents) < 1 { // outputs (errors/ only with an error row)
 				t.Fatalf("config %s produced %v (%v)", f, ents, err)
 			}
 		})

@@ -1,6 +1,9 @@
 package main
 
 import (
+	"bytes"
+	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -107,4 +110,44 @@ func TestExtensionsRefuseWhatMatchesNothing(t *testing.T) {
 		t.Errorf("a refused run created %s", out)
 	}
 	mustRun(t, append([]string{"embed", "--extensions", "jpg, png", "-o", t.TempDir(), imgs}, tinyModel...)...)
+}
+
+// A list on stdin of relative paths names files relative to the working
+// directory: the output records that directory among its inputs, so the
+// same list read from another directory (other files, same ids) is
+// refused rather than skipped as done, while a rerun from the first
+// directory resumes, and so does a list of absolute paths from anywhere.
+func TestStdinListRecordsWorkingDirectory(t *testing.T) {
+	model, err := filepath.Abs(filepath.Join(fixtures, "tiny32", "hf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	imgs, _ := filepath.Abs(filepath.Join(fixtures, "tiny32", "images"))
+	base := t.TempDir()
+	for i, d := range []string{"a", "b"} {
+		copyFile(t, filepath.Join(imgs, fmt.Sprintf("img_%03d.png", i)), filepath.Join(base, d, "x.png"))
+	}
+	out := filepath.Join(base, "out")
+	embed := func(dir, list string) (int, string) {
+		t.Chdir(filepath.Join(base, dir))
+		var stdout, stderr bytes.Buffer
+		code := run(context.Background(), []string{"embed", "-m", model, "-o", out, "-"}, strings.NewReader(list), &stdout, &stderr)
+		return code, stderr.String()
+	}
+	if code, stderr := embed("a", "x.png\n"); code != 0 {
+		t.Fatalf("first run: exit %d\n%s", code, stderr)
+	}
+	if code, stderr := embed("b", "x.png\n"); code == 0 || !strings.Contains(stderr, "holds the outputs of the inputs") {
+		t.Errorf("the same relative list from another directory: exit %d, want a refusal naming the inputs\n%s", code, stderr)
+	}
+	if code, stderr := embed("a", "x.png\n"); code != 0 || !strings.Contains(stderr, "1 skipped") {
+		t.Errorf("the same list from the same directory: exit %d, want it resumed\n%s", code, stderr)
+	}
+	abs := filepath.Join(base, "a", "x.png") + "\n"
+	out = filepath.Join(base, "out-abs")
+	for _, dir := range []string{"a", "b"} {
+		if code, stderr := embed(dir, abs); code != 0 {
+			t.Errorf("a list of absolute paths from %s: exit %d\n%s", dir, code, stderr)
+		}
+	}
 }

@@ -465,3 +465,50 @@ func TestDryRunChecksOutputLocks(t *testing.T) {
 	mustRun(t, embedArgs(out, in)...)
 	dry("holds parquet output", "--format", "arrow")
 }
+
+// reconstruct's error parts carry its own metadata (mask ratio, seed,
+// patches: what its outputs carry), not an embedding run's pool and dim;
+// a rerun resumes such an output (skipping the error row as done), and a
+// rerun with another mask ratio is refused even where only error parts
+// record the first one.
+func TestReconstructErrorPartsCarryItsMetadata(t *testing.T) {
+	root := filepath.Join(t.TempDir(), "in")
+	copyFile(t, filepath.Join(fixtures, "tiny32", "images", "img_000.png"), filepath.Join(root, "good.png"))
+	if err := os.WriteFile(filepath.Join(root, "bad.jpg"), []byte("not an image"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := t.TempDir()
+	args := func(more ...string) []string {
+		return append([]string{"reconstruct", "-m", filepath.Join(fixtures, "tiny32", "hf"), "-o", out}, append(more, root)...)
+	}
+	runCounted(t, summary{1, 1, 0}, args()...)
+	parts, _ := filepath.Glob(filepath.Join(out, "errors", "part-*.parquet"))
+	if len(parts) != 1 {
+		t.Fatalf("error parts %v, want one", parts)
+	}
+	tbl, kv, err := sinks.ReadParquet(parts[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	tbl.Release()
+	for _, k := range []string{"maeembed.pool", "maeembed.dim"} {
+		if v, ok := kv[k]; ok {
+			t.Errorf("reconstruct's error part records %s=%q, a key its outputs do not carry", k, v)
+		}
+	}
+	for _, k := range []string{"maeembed.mask_ratio", "maeembed.seed", "maeembed.patches", "maeembed.model", "maeembed.inputs"} {
+		if kv[k] == "" {
+			t.Errorf("reconstruct's error part lacks %s", k)
+		}
+	}
+	runCounted(t, summary{0, 0, 2}, args()...) // resumed: both done
+	// Only the error part remains: it alone tells the mask ratio.
+	matches, _ := filepath.Glob(filepath.Join(out, "part-*.parquet"))
+	for _, m := range matches {
+		os.Remove(m)
+	}
+	code, _, stderr := maeembed(t, args("--mask-ratio", "0.5")...)
+	if code == 0 || !strings.Contains(stderr, "maeembed.mask_ratio") {
+		t.Errorf("rerun with another mask ratio over reconstruct's error parts: exit %d, want a refusal naming maeembed.mask_ratio\n%s", code, stderr)
+	}
+}

@@ -189,3 +189,35 @@ func TestE2EPretrainSIGTERMCheckpoints(t *testing.T) {
 		t.Errorf("an interrupted run left temporaries: %v", tmp)
 	}
 }
+
+// A pretrain run refused once it has read its inputs (fewer usable images
+// than one batch) creates nothing: no output directory, and in an
+// existing one no empty errors/. Embed and reconstruct runs without
+// errors leave no errors/ either.
+func TestRefusedRunCreatesNothing(t *testing.T) {
+	imgs := filepath.Join(fixtures, "tiny32", "images")
+	model := filepath.Join(fixtures, "tiny32", "hf", "config.json")
+	out := filepath.Join(t.TempDir(), "p")
+	code, _, stderr := maeembed(t, "pretrain", "-m", model, "--batch-size", "64", "-o", out, imgs)
+	if code == 0 || !strings.Contains(stderr, "fewer than one batch") {
+		t.Fatalf("pretrain --batch-size 64 over 3 images: exit %d, want a refusal\n%s", code, stderr)
+	}
+	if _, err := os.Stat(out); !os.IsNotExist(err) {
+		ents, _ := os.ReadDir(out)
+		t.Errorf("the refused run left %s (%v)", out, ents)
+	}
+	existing := t.TempDir()
+	if code, _, _ := maeembed(t, "pretrain", "-m", model, "--batch-size", "64", "-o", existing, imgs); code == 0 {
+		t.Fatal("pretrain --batch-size 64 over 3 images into an existing directory ran")
+	}
+	if ents, _ := os.ReadDir(existing); len(ents) != 0 {
+		t.Errorf("the refused run left %v in the existing output directory", ents)
+	}
+	for _, cmd := range []string{"embed", "reconstruct"} {
+		out := filepath.Join(t.TempDir(), cmd)
+		mustRun(t, cmd, "-m", filepath.Join(fixtures, "tiny32", "hf"), "-o", out, imgs)
+		if _, err := os.Stat(filepath.Join(out, "errors")); !os.IsNotExist(err) {
+			t.Errorf("%s without errors left %s: %v", cmd, filepath.Join(out, "errors"), err)
+		}
+	}
+}

@@ -106,7 +106,7 @@ func (e *env) reconstruct(o *Options) error {
 	meta := sinks.ReconMeta{Model: o.Model.Name, Preprocess: b.Preprocess.String(), Version: version, MaskRatio: o.MaskRatio,
 		Seed: int64(o.Seed), Patches: l, Patch: c.PatchSize, NormPixLoss: normPix, Precision: m.Precision().String(), Kernel: m.Kernel(), Weights: m.Fingerprint, Inputs: b.Inputs.Roots,
 		MaskNoise: noiseFP}
-	errw, err := sinks.NewErrors(o.Output, meta.ErrorMeta(), sinks.ParquetOptions{})
+	errw, err := sinks.NewReconErrors(o.Output, meta, sinks.ParquetOptions{})
 	if err != nil {
 		return err
 	}

@@ -67,8 +67,10 @@ func TestE2ERetryErrors(t *testing.T) {
 	root, model := retryInputs(t)
 	out := t.TempDir()
 	stderr := runCounted(t, summary{1, 2, 0}, append([]string{"embed", "--memory-budget", "4MiB", "-o", out, root}, model...)...)
-	if !strings.Contains(stderr, "--retry-errors") {
-		t.Errorf("the summary of a run with errors does not say how to retry them:\n%s", stderr)
+	// big.png can be retried (the budget), bad.jpg cannot (not an image).
+	if !strings.Contains(stderr, "1 is of a kind a retry can fix") || !strings.Contains(stderr, "--retry-errors") ||
+		!strings.Contains(stderr, "the other is bad") {
+		t.Errorf("the summary of a run with errors does not say which can be retried and how:\n%s", stderr)
 	}
 	if e := partIDs(t, out, "errors/part-*.parquet"); e["big.png"] != 1 || e["bad.jpg"] != 1 {
 		t.Fatalf("error rows %v, want big.png and bad.jpg", e)
@@ -77,7 +79,8 @@ func TestE2ERetryErrors(t *testing.T) {
 	// it skipped are error rows, where they are, and how to retry them.
 	stderr = runCounted(t, summary{0, 0, 3}, append([]string{"embed", "--memory-budget", "256MiB", "-o", out, root}, model...)...)
 	for _, want := range []string{"nothing to do: every input was already done, 2 of them as errors",
-		"2 of the skipped inputs are recorded as failed in " + filepath.Join(out, "errors"), "rerun with --retry-errors"} {
+		"2 of the skipped inputs are recorded as failed in " + filepath.Join(out, "errors"), "1 is of a kind a retry can fix",
+		"rerun with --retry-errors", "the other is bad"} {
 		if !strings.Contains(stderr, want) {
 			t.Errorf("a rerun with nothing to do but earlier errors does not say %q:\n%s", want, stderr)
 		}
@@ -101,6 +104,32 @@ func TestE2ERetryErrors(t *testing.T) {
 	code, _, stderr := maeembed(t, append([]string{"embed", "--retry-errors", "--resume=false", "-o", t.TempDir(), root}, model...)...)
 	if code != 2 || !strings.Contains(stderr, "--resume") {
 		t.Errorf("--retry-errors --resume=false: exit %d, %s", code, stderr)
+	}
+}
+
+// A run whose only errors are bad inputs (a truncated JPEG) does not
+// suggest --retry-errors, which would fail them again: it says the input
+// is bad; so does its rerun, which skips the error row.
+func TestE2ERetryHintOnlyForRetryableErrors(t *testing.T) {
+	root := filepath.Join(t.TempDir(), "in")
+	jpg, err := os.ReadFile("../../stages/testdata/odd/quadrants.jpg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(root, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	copyFile(t, filepath.Join(fixtures, "tiny32", "images", "img_000.png"), filepath.Join(root, "good.png"))
+	if err := os.WriteFile(filepath.Join(root, "truncated.jpg"), jpg[:len(jpg)/2], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := t.TempDir()
+	args := []string{"embed", "-m", filepath.Join(fixtures, "tiny32", "hf"), "-o", out, root}
+	for i, want := range []summary{{1, 1, 0}, {0, 0, 2}} {
+		stderr := runCounted(t, want, args...)
+		if strings.Contains(stderr, "--retry-errors") || !strings.Contains(stderr, "the input itself is bad") {
+			t.Errorf("run %d: a truncated image's error suggests a retry, or does not say the input is bad:\n%s", i+1, stderr)
+		}
 	}
 }
 
@@ -204,7 +233,7 @@ func TestE2EFailOnErrorRerunWithEarlierErrors(t *testing.T) {
 		t.Fatalf("first run with bad.jpg: exit %d, want 1\n%s", code, stderr)
 	}
 	code, _, stderr := maeembed(t, args...)
-	if code != 1 || !strings.Contains(stderr, "1 input(s) failed in an earlier run") || !strings.Contains(stderr, "--retry-errors") {
+	if code != 1 || !strings.Contains(stderr, "1 input(s) failed in an earlier run") || !strings.Contains(stderr, "they are bad inputs") {
 		t.Errorf("rerun with --fail-on-error over an earlier error: exit %d, want 1 naming it\n%s", code, stderr)
 	}
 	// Without --fail-on-error the rerun with something done succeeds.

@@ -38,6 +38,7 @@ func TestConfigFileMessages(t *testing.T) {
 		"workers: abc\n":     {"key workers", "abc"},
 		"memory_budget: 0\n": {"memory-budget", "must be positive"},
 		"batch_size: 2\nworkers: 1\nbatch_size: 3\n": {"batch_size given twice"},
+		"precision: fp64\n":                          {"key precision", "fp64", cfg},
 	} {
 		os.WriteFile(cfg, []byte(yaml), 0o644)
 		code, _, stderr := maeembed(t, "embed", "--config-file", cfg, "-m", filepath.Join(fixtures, "small48", "hf"), "-o", t.TempDir(), "in.png")
@@ -48,6 +49,9 @@ func TestConfigFileMessages(t *testing.T) {
 			if !strings.Contains(stderr, w) {
 				t.Errorf("%q: stderr lacks %q\n%s", yaml, w, stderr)
 			}
+		}
+		if strings.HasPrefix(yaml, "precision") && strings.Contains(stderr, "--precision") {
+			t.Errorf("%q: the error names the flag, not the config key\n%s", yaml, stderr)
 		}
 	}
 	for yaml, want := range map[string][]string{
