@@ -25,15 +25,8 @@ func TestParquetIDColumnOfWrongTypeWarns(t *testing.T) {
 		b.Field(0).(*array.BinaryBuilder).Append([]byte(img))
 		b.Field(1).(*array.Float64Builder).Append(float64(i) + 0.5)
 	}
-	rec := b.NewRecord()
-	defer rec.Release()
-	path := filepath.Join(t.TempDir(), "ds.parquet")
-	write(t, path, string(parquetBytes(t, rec)))
-
-	var logs bytes.Buffer
-	prev := slog.Default()
-	defer slog.SetDefault(prev)
-	slog.SetDefault(slog.New(slog.NewTextHandler(&logs, nil)))
+	path := writeDataset(t, b)
+	logs := captureLog(t)
 	for _, tc := range []struct {
 		opts Options
 		warn bool
@@ -65,15 +58,8 @@ func TestParquetIDColumnWarningNamesTheColumn(t *testing.T) {
 	b.Field(0).(*array.BinaryBuilder).Append([]byte("A"))
 	b.Field(1).(*array.StringBuilder).Append("n")
 	b.Field(2).(*array.Float64Builder).Append(0.5)
-	rec := b.NewRecord()
-	defer rec.Release()
-	path := filepath.Join(t.TempDir(), "ds.parquet")
-	write(t, path, string(parquetBytes(t, rec)))
-
-	var logs bytes.Buffer
-	prev := slog.Default()
-	defer slog.SetDefault(prev)
-	slog.SetDefault(slog.New(slog.NewTextHandler(&logs, nil)))
+	path := writeDataset(t, b)
+	logs := captureLog(t)
 	r, err := Open([]string{path}, Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -84,4 +70,24 @@ func TestParquetIDColumnWarningNamesTheColumn(t *testing.T) {
 	if !strings.Contains(logs.String(), `ids are row numbers (FILE/ROW): column \"id\" is float64, which cannot hold the id (strings or integers)`) {
 		t.Errorf("log lacks the warning naming column id:\n%s", logs.String())
 	}
+}
+
+// writeDataset writes b's record to a new ds.parquet and returns its path.
+func writeDataset(t *testing.T, b *array.RecordBuilder) string {
+	t.Helper()
+	rec := b.NewRecord()
+	defer rec.Release()
+	path := filepath.Join(t.TempDir(), "ds.parquet")
+	write(t, path, string(parquetBytes(t, rec)))
+	return path
+}
+
+// captureLog sends the default logger to the returned buffer until the
+// test ends.
+func captureLog(t *testing.T) *bytes.Buffer {
+	prev := slog.Default()
+	t.Cleanup(func() { slog.SetDefault(prev) })
+	logs := new(bytes.Buffer)
+	slog.SetDefault(slog.New(slog.NewTextHandler(logs, nil)))
+	return logs
 }
