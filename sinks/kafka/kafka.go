@@ -242,32 +242,31 @@ func (p *Producer) describe(names []string, err error) string {
 // created (kgo.Writer.AllowAutoTopicCreation is off), so brokers that
 // create topics on demand do not create these either.
 func missingTopic(err error) bool {
-	var we kgo.WriteErrors
-	if errors.As(err, &we) {
-		for _, e := range we {
-			if e != nil && missingTopic(e) {
-				return true
-			}
-		}
-		return false
-	}
-	return errors.Is(err, kgo.UnknownTopicOrPartition)
+	return anyWriteError(err, func(err error) bool { return errors.Is(err, kgo.UnknownTopicOrPartition) })
 }
 
 // permanent reports errors a retry cannot fix.
-func permanent(err error) bool {
+func permanent(err error) bool { return anyWriteError(err, permanentOne) }
+
+func permanentOne(err error) bool {
+	var tooLarge kgo.MessageTooLargeError // refused client-side (BatchBytes)
+	return errors.As(err, &tooLarge) || errors.Is(err, kgo.MessageSizeTooLarge) || errors.Is(err, kgo.TopicAuthorizationFailed) ||
+		errors.Is(err, kgo.SASLAuthenticationFailed) || errors.Is(err, kgo.InvalidTopic) || errors.Is(err, kgo.RecordListTooLarge)
+}
+
+// anyWriteError reports whether pred holds for err or, when err is a
+// batch's kgo.WriteErrors, for any one of its messages' errors.
+func anyWriteError(err error, pred func(error) bool) bool {
 	var we kgo.WriteErrors
 	if errors.As(err, &we) {
 		for _, e := range we {
-			if e != nil && permanent(e) {
+			if e != nil && pred(e) {
 				return true
 			}
 		}
 		return false
 	}
-	var tooLarge kgo.MessageTooLargeError // refused client-side (BatchBytes)
-	return errors.As(err, &tooLarge) || errors.Is(err, kgo.MessageSizeTooLarge) || errors.Is(err, kgo.TopicAuthorizationFailed) ||
-		errors.Is(err, kgo.SASLAuthenticationFailed) || errors.Is(err, kgo.InvalidTopic) || errors.Is(err, kgo.RecordListTooLarge)
+	return pred(err)
 }
 
 // topics lists the topics of msgs, each once, in order.
