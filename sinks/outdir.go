@@ -37,11 +37,7 @@ func LockOutputKind(dir, kind string) (release func() error, err error) {
 		return nil, err
 	}
 	defer unlockStart()
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		return nil, fmt.Errorf("output: %w", err)
-	}
-	if err := otherKinds(dir, kind, ents, true); err != nil {
+	if err := otherKinds(dir, kind, true); err != nil {
 		return nil, err
 	}
 	f, err := os.OpenFile(filepath.Join(dir, kindPrefix+kind+lockSuffix), os.O_CREATE|os.O_RDWR, 0o644)
@@ -89,19 +85,12 @@ func LiveRunSettings(dir string, keys, vals []string) error {
 		return err
 	}
 	defer unlock()
-	ents, err := os.ReadDir(dir)
+	live, err := liveKinds(dir, "", false)
 	if err != nil {
-		return fmt.Errorf("output: %w", err)
+		return err
 	}
-	for _, e := range ents {
-		if !strings.HasPrefix(e.Name(), kindPrefix) || !strings.HasSuffix(e.Name(), lockSuffix) {
-			continue
-		}
-		path := filepath.Join(dir, e.Name())
-		if held, err := kindHeld(path, false); err != nil || !held {
-			continue
-		}
-		data, err := os.ReadFile(path)
+	for _, l := range live {
+		data, err := os.ReadFile(l.path)
 		if err != nil {
 			return fmt.Errorf("output lock: %w", err)
 		}
@@ -111,7 +100,7 @@ func LiveRunSettings(dir string, keys, vals []string) error {
 				kv[k] = vals[i]
 			}
 			if data, err = json.Marshal(kv); err == nil {
-				err = os.WriteFile(path, data, 0o644)
+				err = os.WriteFile(l.path, data, 0o644)
 			}
 			if err != nil {
 				return fmt.Errorf("output lock: %w", err)
@@ -120,7 +109,7 @@ func LiveRunSettings(dir string, keys, vals []string) error {
 		}
 		var kv map[string]string
 		if err := json.Unmarshal(data, &kv); err != nil {
-			return fmt.Errorf("output lock %s: %w", path, err)
+			return fmt.Errorf("output lock %s: %w", l.path, err)
 		}
 		if err := compatible(fmt.Sprintf("output %s, being written by a live run of this kind,", dir), kv, keys, vals); err != nil {
 			return err
@@ -144,31 +133,51 @@ func ProbeOutputKind(dir, kind string) error {
 		return err
 	}
 	defer unlockStart()
+	return otherKinds(dir, kind, false)
+}
+
+// kindLock is a kind lock in an output directory that a live run holds.
+type kindLock struct{ kind, path string }
+
+// liveKinds walks dir's kind lock files, under the start lock, and returns
+// those a live process holds, in name order; the lock of except (a kind,
+// or "" for none) is passed over unchecked, and removeStale removes the
+// lock files of runs that are gone.
+func liveKinds(dir, except string, removeStale bool) ([]kindLock, error) {
 	ents, err := os.ReadDir(dir)
 	if err != nil {
-		return fmt.Errorf("output: %w", err)
+		return nil, fmt.Errorf("output: %w", err)
 	}
-	return otherKinds(dir, kind, ents, false)
+	var live []kindLock
+	for _, e := range ents {
+		kind, ok := strings.CutPrefix(e.Name(), kindPrefix)
+		kind, ok2 := strings.CutSuffix(kind, lockSuffix)
+		if !ok || !ok2 || (except != "" && kind == except) {
+			continue
+		}
+		path := filepath.Join(dir, e.Name())
+		held, err := kindHeld(path, removeStale)
+		if err != nil {
+			return nil, err
+		}
+		if held {
+			live = append(live, kindLock{kind, path})
+		}
+	}
+	return live, nil
 }
 
 // otherKinds fails, naming them, when live processes hold kind locks of
-// kinds other than kind among ents (dir's entries); removeStale removes
+// kinds other than kind in dir (under the start lock); removeStale removes
 // the lock files of runs that are gone.
-func otherKinds(dir, kind string, ents []os.DirEntry, removeStale bool) error {
+func otherKinds(dir, kind string, removeStale bool) error {
+	locks, err := liveKinds(dir, kind, removeStale)
+	if err != nil {
+		return err
+	}
 	var live []string
-	for _, e := range ents {
-		other, ok := strings.CutPrefix(e.Name(), kindPrefix)
-		other, ok2 := strings.CutSuffix(other, lockSuffix)
-		if !ok || !ok2 || other == kind {
-			continue
-		}
-		held, err := kindHeld(filepath.Join(dir, e.Name()), removeStale)
-		if err != nil {
-			return err
-		}
-		if held {
-			live = append(live, other)
-		}
+	for _, l := range locks {
+		live = append(live, l.kind)
 	}
 	if len(live) > 0 {
 		return fmt.Errorf("output %s is being written by a running process of another kind (%s; this run: %s): processes sharing a directory must be of one kind, "+

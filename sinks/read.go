@@ -39,11 +39,6 @@ func ReadParquet(path string) (arrow.Table, map[string]string, error) {
 	return tbl, kv, nil
 }
 
-// readParquetIDs adds the values of the "id" column of a Parquet file.
-func readParquetIDs(path string, into map[string]bool) error {
-	return readParquetRows(path, into, nil)
-}
-
 // readParquetRows adds the values of the "id" column of a Parquet file to
 // into and, with retryable set (an error part), the ids of the rows whose
 // "error" column is RetryableError to retryable.
@@ -188,12 +183,12 @@ func ReadDone(dir string) (Done, error) {
 			m := partRe.FindStringSubmatch(name)
 			switch {
 			case m != nil && m[3] == "parquet", d == dir && name == metadataName:
+				var retryable map[string]bool // an error part's
 				if d != dir {
-					err = readParquetRows(path, into, done.Retryable)
+					retryable = done.Retryable
 					done.ErrorParts = append(done.ErrorParts, path)
-				} else {
-					err = readParquetIDs(path, into)
 				}
+				err = readParquetRows(path, into, retryable)
 			case m != nil && m[3] == "arrow":
 				err = readArrowIDs(path, into)
 			default:
