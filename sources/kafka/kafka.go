@@ -256,9 +256,11 @@ func (s *Source) SetBudget(b sources.Budget) { s.budget = b }
 // Next returns the next message as an Item. It blocks while MaxInFlight
 // items are unacked, and while the memory budget (SetBudget) cannot hold
 // its value. Fetch errors are retried with backoff (kafka-go heals
-// itself) until ctx ends, except a session timeout the group coordinator
-// refuses, which no retry fixes: that error, naming --session-timeout and
-// the range the brokers allow, ends the run.
+// itself) until ctx ends, except what no retry fixes, which ends the run:
+// a session timeout the group coordinator refuses (the error names
+// --session-timeout and the range the brokers allow), and credentials or
+// rights the brokers refuse (kafkaconn.AuthFailed; the error says so,
+// naming the broker and the SASL mechanism).
 func (s *Source) Next(ctx context.Context) (sources.Item, error) {
 	select {
 	case s.sem <- struct{}{}:
@@ -279,6 +281,12 @@ func (s *Source) Next(ctx context.Context) (sources.Item, error) {
 		if errors.Is(err, io.EOF) && s.closed.Load() {
 			<-s.sem
 			return sources.Item{}, io.EOF
+		}
+		if kafkaconn.AuthFailed(err) {
+			// Wrong credentials or missing rights: every retry would be
+			// refused alike.
+			<-s.sem
+			return sources.Item{}, s.authError(ctx, err)
 		}
 		if errors.Is(err, kgo.InvalidSessionTimeout) {
 			// The group coordinator refuses the session timeout: every
@@ -303,6 +311,16 @@ func (s *Source) Next(ctx context.Context) (sources.Item, error) {
 		}
 		backoff = min(2*backoff, 10*time.Second)
 	}
+}
+
+// authError is the error of a fetch or join the brokers refused for
+// the client's credentials or rights (kafkaconn.AuthFailed): a probe
+// finds the broker that refuses them, for the message.
+func (s *Source) authError(ctx context.Context, err error) error {
+	if perr := s.probe(ctx); kafkaconn.AuthFailed(perr) {
+		err = perr
+	}
+	return s.cfg.Security.AuthError(s.cfg.Brokers, err)
 }
 
 // sessionTimeoutError is the error of a session timeout the group
@@ -522,6 +540,8 @@ func (s *Source) commitLoop(ctx context.Context) {
 // health probes the brokers and logs connectivity changes: kafka-go
 // retries silently, so this is where "broker down" becomes visible.
 // Probes back off from 500 ms to 30 s while the brokers are unreachable.
+// Credentials or rights the brokers refuse are logged as that, not as an
+// outage.
 func (s *Source) health(ctx context.Context) {
 	backoff := 500 * time.Millisecond
 	var down time.Time // start of the current outage
@@ -538,15 +558,19 @@ func (s *Source) health(ctx context.Context) {
 				down = time.Now()
 			}
 			s.ready.Store(false)
-			what := "kafka: brokers unreachable; retrying"
-			if errors.Is(err, errTopicsMissing) {
+			s.topicsMissing.Store(errors.Is(err, kafkaconn.ErrTopicMissing))
+			switch {
+			case kafkaconn.AuthFailed(err):
+				// Not an outage: the reader's join or fetch meets it too,
+				// and Next ends the run on it.
+				slog.Error(s.cfg.Security.AuthError(s.cfg.Brokers, err).Error(), "attempt", attempt)
+			case errors.Is(err, kafkaconn.ErrTopicMissing):
 				// The brokers answer: saying they are down would send
 				// one looking at the network instead of at --topic.
-				what = "kafka: input topics missing on the brokers (a typo in --topic? create them, or allow auto-creation); retrying"
+				s.outage("kafka: input topics missing on the brokers (a typo in --topic? create them, or allow auto-creation); retrying", attempt, down, backoff, err)
+			default:
+				s.outage("kafka: brokers unreachable; retrying", attempt, down, backoff, err)
 			}
-			s.topicsMissing.Store(errors.Is(err, errTopicsMissing))
-			slog.Warn(what, "brokers", strings.Join(s.cfg.Brokers, ","), "topics", strings.Join(s.cfg.Topics, ","),
-				"attempt", attempt, "down_for", time.Since(down).Round(time.Second), "next_in", backoff, "err", err)
 			wait = backoff
 			backoff = min(2*backoff, 30*time.Second)
 		case !down.IsZero():
@@ -568,40 +592,21 @@ func (s *Source) health(ctx context.Context) {
 	}
 }
 
-// probe asks any broker for the partitions of the input topics.
+// outage logs a failed probe of an outage that started at down.
+func (s *Source) outage(what string, attempt int, down time.Time, backoff time.Duration, err error) {
+	slog.Warn(what, "brokers", strings.Join(s.cfg.Brokers, ","), "topics", strings.Join(s.cfg.Topics, ","),
+		"attempt", attempt, "down_for", time.Since(down).Round(time.Second), "next_in", backoff, "err", err)
+}
+
+// probe asks the brokers for the partitions of the input topics
+// (kafkaconn.Probe).
 func (s *Source) probe(ctx context.Context) error {
-	var errs []error
-	for _, b := range s.cfg.Brokers {
-		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		conn, err := s.dialer.DialContext(pctx, "tcp", b)
-		if err == nil {
-			conn.SetDeadline(time.Now().Add(5 * time.Second))
-			var ps []kgo.Partition
-			ps, err = conn.ReadPartitions(s.cfg.Topics...)
-			conn.Close()
-			switch {
-			case errors.Is(err, kgo.UnknownTopicOrPartition):
-				err = fmt.Errorf("%w: %w", errTopicsMissing, err)
-			case err == nil && len(ps) == 0:
-				err = fmt.Errorf("%w: topics %s have no partitions", errTopicsMissing, strings.Join(s.cfg.Topics, ","))
-			}
-		}
-		cancel()
-		if err == nil {
-			return nil
-		}
-		errs = append(errs, fmt.Errorf("%s: %w", b, err))
-	}
-	return errors.Join(errs...)
+	return kafkaconn.Probe(ctx, s.dialer, s.cfg.Brokers, s.cfg.Topics)
 }
 
 // Ready reports whether the brokers answered the last probe (or a message
 // arrived since): the Kubernetes readiness signal.
 func (s *Source) Ready() bool { return s.ready.Load() }
-
-// errTopicsMissing: a broker answered the probe, but without the input
-// topics (or with no partitions of them).
-var errTopicsMissing = errors.New("input topics missing")
 
 // TopicsMissing reports whether the last failed probe reached a broker
 // that does not have the input topics (rather than no broker at all).

@@ -251,18 +251,40 @@ func TestBrokerLaterAndSASL(t *testing.T) {
 	}
 }
 
-// Wrong SASL credentials never deliver and the probe reports why.
+// Credentials the brokers refuse (a wrong password, a mechanism the user
+// has no credentials for) are no outage: Next ends the run at the first
+// refused join with an error that says authentication failed, naming the
+// broker and the mechanism but not the password, and the health probe
+// logs that rather than "brokers unreachable".
 func TestSASLRejected(t *testing.T) {
-	_, addr := cluster(t, kfake.EnableSASL(), kfake.Superuser("PLAIN", "u", "p"))
-	s := open(t, addr, kafkaconn.Security{SASLMechanism: "plain", SASLUsername: "u", SASLPassword: "wrong"})
-	defer s.Close()
-	if err := s.probe(context.Background()); err == nil {
-		t.Fatal("probe succeeded with a wrong password")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-	defer cancel()
-	if _, err := s.Next(ctx); err == nil {
-		t.Fatal("message delivered with a wrong password")
+	_, addr := cluster(t, kfake.EnableSASL(), kfake.Superuser("PLAIN", "u", "secret-pw"))
+	for _, sec := range []kafkaconn.Security{
+		{SASLMechanism: "plain", SASLUsername: "u", SASLPassword: "wrong-pw"},
+		{SASLMechanism: "scram-sha-512", SASLUsername: "u", SASLPassword: "secret-pw"},
+	} {
+		t.Run(sec.SASLMechanism, func(t *testing.T) {
+			var logs logtest.Buffer
+			prev := slog.Default()
+			slog.SetDefault(slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo})))
+			defer slog.SetDefault(prev)
+			s := open(t, addr, sec)
+			defer s.Close()
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			_, err := s.Next(ctx)
+			if err == nil || ctx.Err() != nil {
+				t.Fatalf("Next: %v (context %v), want the authentication error before the timeout", err, ctx.Err())
+			}
+			mech := strings.ToUpper(sec.SASLMechanism)
+			if msg := err.Error(); !strings.Contains(msg, "authentication failed at broker "+addr) || !strings.Contains(msg, mech) ||
+				!strings.Contains(msg, `user "u"`) || strings.Contains(msg, "pw") {
+				t.Errorf("error %q: want authentication failed, the broker %s, %s and the user, never the password", msg, addr, mech)
+			}
+			out := logs.String()
+			if strings.Contains(out, "unreachable") || strings.Contains(out, "pw") {
+				t.Errorf("logs call it an outage or show the password:\n%s", out)
+			}
+		})
 	}
 }
 
