@@ -29,6 +29,26 @@ func CheckResumeAnyWeights(dir, format string, meta Meta) error {
 	return checkResume(dir, format, keys, vals, nil, nil, anyWeights)
 }
 
+// CheckSettingsAnyWeights refuses, before a run's model is loaded, what
+// opening its embedding outputs in format would refuse once it is (the
+// writer's checks): outputs dir holds from another model, pool,
+// preprocessing or precision (CheckResume), and other settings than those
+// the live runs sharing dir recorded (LiveRunSettings). It compares all
+// but the weights' fingerprint (meta.Weights, which needs the weights),
+// records nothing and creates nothing: the writer still makes the full
+// checks, and records the settings, once the model is loaded.
+func CheckSettingsAnyWeights(dir, format string, meta Meta) error {
+	if err := CheckResumeAnyWeights(dir, format, meta); err != nil {
+		return err
+	}
+	if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	meta.Weights = ""
+	keys, vals := meta.keyValues()
+	return liveRunSettings(dir, keys, vals, anyWeights, false)
+}
+
 // CheckReconResume is CheckResume for a reconstruct run writing meta in
 // format ("npy", "parquet" or "png"), as NewReconstructions (png: its
 // maeembed-png.json) and NewReconErrors check it when they

@@ -80,6 +80,12 @@ func LockOutputKind(dir, kind string) (release func() error, err error) {
 // together (other --pool, --model, --resize) have none yet. A directory
 // without a live kind lock is left alone.
 func LiveRunSettings(dir string, keys, vals []string) error {
+	return liveRunSettings(dir, keys, vals, nil, true)
+}
+
+// liveRunSettings is LiveRunSettings; keys in ignore are not compared,
+// and without record the settings of a first live run are not recorded.
+func liveRunSettings(dir string, keys, vals, ignore []string, record bool) error {
 	unlock, err := lockStart(dir)
 	if err != nil {
 		return err
@@ -95,6 +101,9 @@ func LiveRunSettings(dir string, keys, vals []string) error {
 			return fmt.Errorf("output lock: %w", err)
 		}
 		if len(data) == 0 {
+			if !record {
+				continue
+			}
 			kv := make(map[string]string, len(keys))
 			for i, k := range keys {
 				kv[k] = vals[i]
@@ -110,6 +119,9 @@ func LiveRunSettings(dir string, keys, vals []string) error {
 		var kv map[string]string
 		if err := json.Unmarshal(data, &kv); err != nil {
 			return fmt.Errorf("output lock %s: %w", l.path, err)
+		}
+		for _, k := range ignore {
+			delete(kv, k)
 		}
 		if err := compatible(fmt.Sprintf("output %s, being written by a live run of this kind,", dir), kv, keys, vals); err != nil {
 			return err

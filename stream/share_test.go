@@ -2,6 +2,7 @@ package stream
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -122,7 +123,7 @@ func TestWorkersShareOutputDir(t *testing.T) {
 			Output:   out, Parquet: sinks.ParquetOptions{WorkerID: id},
 			Engine: engine.Config{BatchSize: 4, Workers: 1, BatchLatency: 20 * time.Millisecond, FlushInterval: 50 * time.Millisecond},
 		}
-		go func() { _, err := Run(stop, cfg, openTiny); errs <- err }()
+		go func() { _, err := Run(stop, cfg, Loader{Open: openTiny}); errs <- err }()
 	}
 	waitPublished(t, out, n)
 	// The workers are live (they stop on the drain below): a batch run of
@@ -188,7 +189,7 @@ func TestWorkerRefusesBatchRunsDirectory(t *testing.T) {
 	defer stop.Release()
 	cfg := Config{Consumer: srckafka.Config{Brokers: []string{"127.0.0.1:1"}, Topics: []string{"images"}, Group: "g"}, Output: out,
 		Engine: engine.Config{BatchSize: 4}}
-	_, err = Run(stop, cfg, openTiny)
+	_, err = Run(stop, cfg, Loader{Open: openTiny})
 	if err == nil || !strings.Contains(err.Error(), "another kind (npy-1-shards; this run: parquet-group-g)") {
 		t.Errorf("stream beside a live npy run: %v", err)
 	}
@@ -214,8 +215,9 @@ func TestDefaultWorkerID(t *testing.T) {
 }
 
 // A second live worker with the id of one already writing into the
-// directory is refused, naming --worker-id, before it consumes anything
-// (its part files would take the first one's names); the first goes on.
+// directory is refused, naming --worker-id, before it loads its model or
+// consumes anything (its part files would take the first one's names);
+// the first goes on.
 func TestWorkerIDInUseRefused(t *testing.T) {
 	addr := topicWithImages(t, 4, func(int) bool { return false })
 	out := t.TempDir()
@@ -229,7 +231,7 @@ func TestWorkerIDInUseRefused(t *testing.T) {
 	first := engine.OnSignals(parent, 30*time.Second)
 	defer first.Release()
 	done := make(chan error, 1)
-	go func() { _, err := Run(first, cfg, openTiny); done <- err }()
+	go func() { _, err := Run(first, cfg, Loader{Open: openTiny}); done <- err }()
 	waitPublished(t, out, 4) // the first is live
 
 	// Bounded: a second worker that is let in ends with the drain.
@@ -237,7 +239,7 @@ func TestWorkerIDInUseRefused(t *testing.T) {
 	defer cancelBounded()
 	second := engine.OnSignals(bounded, 30*time.Second)
 	defer second.Release()
-	if _, err := Run(second, cfg, openTiny); err == nil || !strings.Contains(err.Error(), "--worker-id same") {
+	if _, err := Run(second, cfg, Loader{Open: noModel(t)}); err == nil || !strings.Contains(err.Error(), "--worker-id same") {
 		t.Errorf("a second worker with id same: %v, want a refusal naming --worker-id", err)
 	}
 	drain()
@@ -255,7 +257,97 @@ func TestWorkerIDInUseRefused(t *testing.T) {
 	cancel() // drained from the start: open, then stop
 	other := engine.OnSignals(drained, 30*time.Second)
 	defer other.Release()
-	if _, err := Run(other, cfg, openTiny); err != nil {
+	if _, err := Run(other, cfg, Loader{Open: openTiny}); err != nil {
 		t.Errorf("a worker with another id: %v", err)
+	}
+}
+
+// noModel is the Open of a worker that must be refused before it loads
+// its model.
+func noModel(t *testing.T) func() (Model, error) {
+	return func() (Model, error) {
+		t.Error("the model was loaded")
+		return Model{}, errors.New("no model")
+	}
+}
+
+// A worker whose output settings differ from those of the live workers
+// sharing its directory, or from the parts it holds, is refused before
+// its model loads (from the checkpoint's headers: Loader.Meta), naming
+// the setting; one with the same settings joins.
+func TestWorkerSettingsRefusedBeforeModel(t *testing.T) {
+	addr := topicWithImages(t, 4, func(int) bool { return false })
+	out := t.TempDir()
+	cfg := Config{
+		Consumer: srckafka.Config{Brokers: []string{addr}, Topics: []string{"images"}, Group: "g", MaxInFlight: 64, CommitInterval: 50 * time.Millisecond},
+		Output:   out, Parquet: sinks.ParquetOptions{WorkerID: "first"},
+		Engine: engine.Config{BatchSize: 4, Workers: 1, BatchLatency: 20 * time.Millisecond, FlushInterval: 50 * time.Millisecond},
+	}
+	m, err := openTiny()
+	if err != nil {
+		t.Fatal(err)
+	}
+	same := m.Meta
+	cls := same
+	cls.Pool = "cls"
+	headers := func(meta sinks.Meta) func() (sinks.Meta, error) {
+		return func() (sinks.Meta, error) { return meta, nil }
+	}
+
+	parent, drain := context.WithCancel(context.Background())
+	defer drain()
+	first := engine.OnSignals(parent, 30*time.Second)
+	defer first.Release()
+	done := make(chan error, 1)
+	go func() { _, err := Run(first, cfg, Loader{Meta: headers(same), Open: openTiny}); done <- err }()
+	waitPublished(t, out, 4) // the first is live, its settings recorded
+
+	second := cfg
+	second.Parquet.WorkerID = "second"
+	refused := func(what string) {
+		t.Helper()
+		bounded, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		stop := engine.OnSignals(bounded, 30*time.Second)
+		defer stop.Release()
+		if _, err := Run(stop, second, Loader{Meta: headers(cls), Open: noModel(t)}); err == nil || !strings.Contains(err.Error(), "maeembed.pool") {
+			t.Errorf("%s: a worker with --pool cls: %v, want a refusal naming maeembed.pool", what, err)
+		}
+	}
+	refused("beside a live worker")
+	drain()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("the first worker: %v", err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("the first worker did not stop after a drain")
+	}
+	refused("after it") // its parts' metadata
+
+	drained, cancel := context.WithCancel(context.Background())
+	cancel() // drained from the start: open, then stop
+	stop := engine.OnSignals(drained, 30*time.Second)
+	defer stop.Release()
+	if _, err := Run(stop, second, Loader{Meta: headers(same), Open: openTiny}); err != nil {
+		t.Errorf("a worker with the same settings: %v", err)
+	}
+}
+
+// A worker that fails before it consumes (here: its model does not open)
+// leaves no output directory it made.
+func TestWorkerFailingAtStartLeavesNoDirectory(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "new")
+	stop := engine.OnSignals(context.Background(), time.Second)
+	defer stop.Release()
+	cfg := Config{Consumer: srckafka.Config{Brokers: []string{"127.0.0.1:1"}, Topics: []string{"images"}, Group: "g"}, Output: out,
+		Engine: engine.Config{BatchSize: 4}}
+	_, err := Run(stop, cfg, Loader{Open: func() (Model, error) { return Model{}, errors.New("no model") }})
+	if err == nil || !strings.Contains(err.Error(), "no model") {
+		t.Errorf("err %v, want the model's", err)
+	}
+	if _, err := os.Stat(out); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("%s left behind (%v)", out, err)
 	}
 }

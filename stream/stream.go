@@ -137,16 +137,28 @@ type Model struct {
 	Meta       sinks.Meta
 }
 
+// Loader is how a worker gets its model.
+type Loader struct {
+	// Meta, if set, gives the outputs' metadata without loading the
+	// model (from its checkpoint's headers; Weights and Kernel empty): the
+	// output directory's settings are checked with it before the model
+	// loads, so that a start they refuse is quick and loads nothing.
+	Meta func() (sinks.Meta, error)
+	// Open loads the model.
+	Open func() (Model, error)
+}
+
 // Result is what a finished worker did.
 type Result struct {
 	Counts engine.Counts
 	Stats  []pipeline.StageStats
 }
 
-// Run serves the metrics, opens the model (readiness waits for it), then
-// consumes until stop drains (or aborts) it, and leaves the group after
-// committing what is durable.
-func Run(stop *engine.Stop, cfg Config, open func() (Model, error)) (Result, error) {
+// Run serves the metrics, checks what it can before the model loads (the
+// output directory: see start), opens the model (readiness
+// waits for it), then consumes until stop drains (or aborts) it, and
+// leaves the group after committing what is durable.
+func Run(stop *engine.Stop, cfg Config, load Loader) (Result, error) {
 	met := newWorkerMetrics()
 	if cfg.MetricsAddr != "" {
 		srv, err := metrics.Serve(cfg.MetricsAddr, met.reg, met.healthy, met.ready)
@@ -155,7 +167,19 @@ func Run(stop *engine.Stop, cfg Config, open func() (Model, error)) (Result, err
 		}
 		defer srv.Stop()
 	}
-	model, err := open()
+	popts := cfg.Parquet
+	if cfg.Output != "" {
+		// The worker id in the part names: the workers sharing the
+		// directory never pick one name.
+		popts.WorkerID = cmp.Or(popts.WorkerID, DefaultWorkerID())
+	}
+	release, err := start(cfg, popts.WorkerID, load.Meta)
+	if err != nil {
+		return Result{}, err
+	}
+	started := false
+	defer func() { release(started) }()
+	model, err := load.Open()
 	if err != nil {
 		return Result{}, err
 	}
@@ -165,20 +189,6 @@ func Run(stop *engine.Stop, cfg Config, open func() (Model, error)) (Result, err
 	var outs []sinks.Writer[sinks.Row]
 	var errW sinks.ErrorWriter
 	if cfg.Output != "" {
-		// The worker id in the part names: the workers sharing the
-		// directory never pick one name.
-		popts := cfg.Parquet
-		popts.WorkerID = cmp.Or(popts.WorkerID, DefaultWorkerID())
-		// Workers of one group may share the directory (part names carry
-		// the worker id, and the clean-up of temporaries leaves those of
-		// live workers alone); a live batch run, a worker of another group
-		// or a live worker with the same id refuses it, and so does a
-		// directory of another format.
-		release, err := engine.OpenOutputDir(engine.OutputDir{Dir: cfg.Output, Format: "parquet", Resume: true, Group: cfg.Consumer.Group, WorkerID: popts.WorkerID})
-		if err != nil {
-			return Result{}, err
-		}
-		defer release()
 		// Acks wait for a part to be published and the consumer stops at
 		// max-in-flight, so a part never waits for more rows than that.
 		popts.MaxFileRows = min(cmp.Or(popts.MaxFileRows, 100_000), max(1, cfg.Consumer.MaxInFlight/2))
@@ -247,6 +257,7 @@ func Run(stop *engine.Stop, cfg Config, open func() (Model, error)) (Result, err
 	}
 	eng := engine.New(ec, engine.NewEmbedModel(model.Embedder, ec.BatchSize), engine.NewEmbeddingOutput(outs...))
 	met.eng.Store(eng)
+	started = true
 	err = eng.Run(stop.Abort, src)
 	if err != nil {
 		met.fatal.Store(true)
@@ -256,6 +267,53 @@ func Run(stop *engine.Stop, cfg Config, open func() (Model, error)) (Result, err
 		err = cerr
 	}
 	return Result{Counts: eng.Counts(), Stats: eng.Stats()}, err
+}
+
+// start makes the checks a worker can make before its model loads, so
+// that a start they refuse is quick and loads nothing; release(started)
+// gives the output directory back at the end of the run.
+//
+// The output directory first (engine.OpenOutputDir, which the worker
+// then holds): another group's or a batch run's, a live worker's with
+// workerID, another format's; then, with meta (Loader.Meta), outputs or
+// live workers of other settings (sinks.CheckSettingsAnyWeights). A
+// directory the worker made is removed again by a run that ends before
+// consuming, if it is still empty.
+func start(cfg Config, workerID string, meta func() (sinks.Meta, error)) (func(started bool), error) {
+	release := func(bool) {}
+	if cfg.Output != "" {
+		_, err := os.Stat(cfg.Output)
+		created := errors.Is(err, os.ErrNotExist)
+		// Workers of one group may share the directory (part names carry
+		// the worker id, and the clean-up of temporaries leaves those of
+		// live workers alone); a live batch run, a worker of another group
+		// or a live worker with the same id refuses it, and so does a
+		// directory of another format.
+		unlock, err := engine.OpenOutputDir(engine.OutputDir{Dir: cfg.Output, Format: "parquet", Resume: true, Group: cfg.Consumer.Group, WorkerID: workerID})
+		if err != nil {
+			return nil, err
+		}
+		release = func(started bool) {
+			unlock()
+			if created && !started {
+				os.Remove(cfg.Output) // only an empty directory goes
+			}
+		}
+		if meta != nil {
+			err := func() error {
+				m, err := meta()
+				if err != nil {
+					return err
+				}
+				return sinks.CheckSettingsAnyWeights(cfg.Output, "parquet", m)
+			}()
+			if err != nil {
+				release(false)
+				return nil, err
+			}
+		}
+	}
+	return release, nil
 }
 
 // topicFlags names the flag of each output topic, for the producer's

@@ -114,7 +114,7 @@ func runUntilPublished(t *testing.T, cfg Config, open func() (Model, error), wan
 		err error
 	}
 	done := make(chan result, 1)
-	go func() { r, err := Run(stop, cfg, open); done <- result{r, err} }()
+	go func() { r, err := Run(stop, cfg, Loader{Open: open}); done <- result{r, err} }()
 
 	waitPublished(t, cfg.Output, want)
 	drain()

@@ -10,6 +10,7 @@ import (
 
 	"github.com/maeembed/maeembed/engine"
 	"github.com/maeembed/maeembed/mae"
+	"github.com/maeembed/maeembed/sinks"
 	"github.com/maeembed/maeembed/stream"
 )
 
@@ -68,9 +69,18 @@ func (e *env) stream(o *Options) error {
 	cfg.Engine.Budget = pre.Budget
 	cfg.Consumer.CloseTimeout = 5 * time.Second
 	start := time.Now()
-	res, err := stream.Run(stop, cfg, func() (stream.Model, error) {
-		em, meta, err := e.openEmbedder(o, pool, &pre)
-		return stream.Model{Embedder: em, Preprocess: pre, ImageSize: pre.Size, Meta: meta}, err
+	res, err := stream.Run(stop, cfg, stream.Loader{
+		// The checkpoint's headers, for the output directory's checks
+		// before the weights load: the same checks as openEmbedder's.
+		Meta: func() (sinks.Meta, error) {
+			p := pre
+			_, meta, err := e.checkEmbedder(o, pool, &p)
+			return meta, err
+		},
+		Open: func() (stream.Model, error) {
+			em, meta, err := e.openEmbedder(o, pool, &pre)
+			return stream.Model{Embedder: em, Preprocess: pre, ImageSize: pre.Size, Meta: meta}, err
+		},
 	})
 	engine.Summary(nil, "stream", res.Counts, engine.RunInfo{Budget: pre.Budget}, res.Stats, time.Since(start))
 	return err
