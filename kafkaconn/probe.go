@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -23,18 +24,22 @@ type BrokerError struct {
 func (e *BrokerError) Error() string { return e.Broker + ": " + e.Err.Error() }
 func (e *BrokerError) Unwrap() error { return e.Err }
 
-// Probe asks the brokers in turn for the partitions of topics, with a
-// metadata request that creates none, each within 5 s: nil once one
-// answers with all of them. A broker that answers without one gives an
-// error wrapping ErrTopicMissing; one that refuses the client's
-// credentials or rights (AuthFailed) ends the probe with that error, as
-// a *BrokerError, since another broker would refuse them alike. The
-// other failures (unreachable brokers) are joined, each a *BrokerError.
-// The consumer's health probe and a worker's start-up check share it.
-func Probe(ctx context.Context, d *kgo.Dialer, brokers, topics []string) error {
+// Probe asks the brokers in turn for the partitions of topics (a
+// metadata request), each within 5 s: nil once one answers with all of
+// them. With create it asks for the topics by name, which brokers that
+// create topics on demand take as a request to create them (as the
+// consumer group's join does for its input topics anyway); without, it
+// asks for every topic and looks for these, which creates none. A broker
+// that answers without one gives an error wrapping ErrTopicMissing; one
+// that refuses the client's credentials or rights (AuthFailed) ends the
+// probe with that error, as a *BrokerError, since another broker would
+// refuse them alike. The other failures (unreachable brokers) are
+// joined, each a *BrokerError. The consumer's health probe and a
+// worker's start-up check share it.
+func Probe(ctx context.Context, d *kgo.Dialer, brokers, topics []string, create bool) error {
 	var errs []error
 	for _, b := range brokers {
-		err := probeOne(ctx, d, b, topics)
+		err := probeOne(ctx, d, b, topics, create)
 		if err == nil {
 			return nil
 		}
@@ -47,7 +52,7 @@ func Probe(ctx context.Context, d *kgo.Dialer, brokers, topics []string) error {
 	return errors.Join(errs...)
 }
 
-func probeOne(ctx context.Context, d *kgo.Dialer, broker string, topics []string) error {
+func probeOne(ctx context.Context, d *kgo.Dialer, broker string, topics []string, create bool) error {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	conn, err := d.DialContext(ctx, "tcp", broker)
@@ -56,6 +61,22 @@ func probeOne(ctx context.Context, d *kgo.Dialer, broker string, topics []string
 	}
 	defer conn.Close()
 	conn.SetDeadline(time.Now().Add(5 * time.Second))
+	if !create {
+		ps, err := conn.ReadPartitions() // every topic: names none to create
+		if err != nil {
+			return err
+		}
+		var missing []string
+		for _, t := range topics {
+			if !slices.ContainsFunc(ps, func(p kgo.Partition) bool { return p.Topic == t }) {
+				missing = append(missing, t)
+			}
+		}
+		if len(missing) > 0 {
+			return fmt.Errorf("%w: %s not among the brokers' topics", ErrTopicMissing, strings.Join(missing, ","))
+		}
+		return nil
+	}
 	ps, err := conn.ReadPartitions(topics...)
 	switch {
 	case errors.Is(err, kgo.UnknownTopicOrPartition):
@@ -93,7 +114,7 @@ func (s Security) AuthError(brokers []string, err error) error {
 	if s.SASLMechanism != "" {
 		as = fmt.Sprintf("with SASL mechanism %s as user %q", strings.ToUpper(s.SASLMechanism), s.SASLUsername)
 	}
-	what, check := "authentication failed", "check --sasl-mechanism, --sasl-username and the password"
+	what, check := "authentication failed", "check --sasl-mechanism, --sasl-username and the password, --sasl-password or $MAEEMBED_SASL_PASSWORD"
 	if !errors.Is(err, kgo.SASLAuthenticationFailed) && !errors.Is(err, kgo.UnsupportedSASLMechanism) && !errors.Is(err, kgo.IllegalSASLState) {
 		what, check = "not authorized", "grant the user access to the topics and the group, or check --sasl-username"
 	}

@@ -7,6 +7,7 @@ package stream
 
 import (
 	"cmp"
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -20,6 +21,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/maeembed/maeembed/engine"
+	"github.com/maeembed/maeembed/kafkaconn"
 	"github.com/maeembed/maeembed/mae"
 	"github.com/maeembed/maeembed/metrics"
 	"github.com/maeembed/maeembed/pipeline"
@@ -155,7 +157,7 @@ type Result struct {
 }
 
 // Run serves the metrics, checks what it can before the model loads (the
-// output directory: see start), opens the model (readiness
+// output directory, the brokers: see start), opens the model (readiness
 // waits for it), then consumes until stop drains (or aborts) it, and
 // leaves the group after committing what is durable.
 func Run(stop *engine.Stop, cfg Config, load Loader) (Result, error) {
@@ -173,7 +175,7 @@ func Run(stop *engine.Stop, cfg Config, load Loader) (Result, error) {
 		// directory never pick one name.
 		popts.WorkerID = cmp.Or(popts.WorkerID, DefaultWorkerID())
 	}
-	release, err := start(cfg, popts.WorkerID, load.Meta)
+	release, err := start(stop.Abort, cfg, popts.WorkerID, load.Meta)
 	if err != nil {
 		return Result{}, err
 	}
@@ -279,7 +281,11 @@ func Run(stop *engine.Stop, cfg Config, load Loader) (Result, error) {
 // live workers of other settings (sinks.CheckSettingsAnyWeights). A
 // directory the worker made is removed again by a run that ends before
 // consuming, if it is still empty.
-func start(cfg Config, workerID string, meta func() (sinks.Meta, error)) (func(started bool), error) {
+//
+// Then the brokers (checkBrokers): credentials or rights they refuse,
+// and a dead-letter topic they do not have. Brokers that are not
+// reachable yet are no error: the worker may start before them.
+func start(ctx context.Context, cfg Config, workerID string, meta func() (sinks.Meta, error)) (func(started bool), error) {
 	release := func(bool) {}
 	if cfg.Output != "" {
 		_, err := os.Stat(cfg.Output)
@@ -313,7 +319,47 @@ func start(cfg Config, workerID string, meta func() (sinks.Meta, error)) (func(s
 			}
 		}
 	}
+	if err := checkBrokers(ctx, cfg); err != nil {
+		release(false)
+		return nil, err
+	}
 	return release, nil
+}
+
+// checkBrokers asks the brokers, before the worker consumes anything,
+// what they would otherwise only say later: whether they accept its
+// credentials (SASL) and rights, and whether they have the dead-letter
+// topic, which would otherwise be found missing only at the first failed
+// input. Either refusal is an error (kafkaconn.Security.AuthError; for
+// the topic, naming it and --dlq-topic, as the producer does). It
+// creates no topic. Input topics are not checked here (the consumer
+// reports missing ones and waits for them), and brokers not reachable
+// yet are no error: that is logged, and the worker starts (a dead-letter
+// topic missing then is reported when a failure is produced to it).
+func checkBrokers(ctx context.Context, cfg Config) error {
+	c := cfg.Consumer
+	d, err := c.Security.Dialer()
+	if err != nil {
+		return err
+	}
+	// The dead-letter topic is looked for among all the brokers' topics
+	// (without one, any answer will do): a request naming it would
+	// create it on brokers that create topics on demand, typo and all.
+	var topics []string
+	if cfg.DLQTopic != "" {
+		topics = []string{cfg.DLQTopic}
+	}
+	err = kafkaconn.Probe(ctx, d, c.Brokers, topics, false)
+	switch {
+	case err == nil || ctx.Err() != nil:
+		return nil
+	case kafkaconn.AuthFailed(err):
+		return c.Security.AuthError(c.Brokers, err)
+	case errors.Is(err, kafkaconn.ErrTopicMissing):
+		return fmt.Errorf("kafka: %w", sinkkafka.MissingTopicError(cfg.DLQTopic, topicFlags(cfg.OutputTopic, cfg.DLQTopic)[cfg.DLQTopic]))
+	}
+	slog.Warn("kafka: brokers not reachable at start; starting anyway (the consumer connects when they are)", "brokers", strings.Join(c.Brokers, ","), "err", err)
+	return nil
 }
 
 // topicFlags names the flag of each output topic, for the producer's

@@ -140,7 +140,7 @@ func (p *Producer) Produce(ctx context.Context, msgs ...kgo.Message) error {
 		missing := missingTopic(err)
 		switch first := p.fail(names, err); {
 		case missing && first:
-			slog.Error("kafka: "+p.describe(names, err)+"; retrying until it exists (the inputs wait uncommitted)",
+			slog.Error("kafka: "+describe(p.flags, names, err)+"; retrying until it exists (the inputs wait uncommitted)",
 				"messages", len(msgs), "err", err)
 		case missing:
 			slog.Debug("kafka: produce to a missing topic failed; retrying", "topics", strings.Join(names, ","), "attempt", attempt, "backoff", backoff)
@@ -204,17 +204,26 @@ func (p *Producer) Failing() error {
 	slices.Sort(names)
 	var errs []error
 	for _, t := range names {
-		errs = append(errs, errors.New(p.describe([]string{t}, p.failing[t])))
+		errs = append(errs, errors.New(describe(p.flags, []string{t}, p.failing[t])))
 	}
 	return errors.Join(errs...)
 }
 
+// MissingTopicError is the error of a topic the brokers do not have,
+// named with the flag that gave it (flag may be ""), in the words the
+// producer logs and Failing reports: which topic, and how to fix it. A
+// worker's start-up check of its dead-letter topic returns it.
+func MissingTopicError(topic, flag string) error {
+	return errors.New(describe(map[string]string{topic: flag}, []string{topic}, kgo.UnknownTopicOrPartition))
+}
+
 // describe says why the produce to names fails: for a topic the brokers
-// do not have, which and how to fix it.
-func (p *Producer) describe(names []string, err error) string {
+// do not have, which and how to fix it. flags names the flag of each
+// topic (Config.TopicFlags).
+func describe(flags map[string]string, names []string, err error) string {
 	var named []string
 	for _, t := range names {
-		if f := p.flags[t]; f != "" {
+		if f := flags[t]; f != "" {
 			named = append(named, fmt.Sprintf("%q (%s)", t, f))
 		} else {
 			named = append(named, strconv.Quote(t))
@@ -224,15 +233,15 @@ func (p *Producer) describe(names []string, err error) string {
 	if !missingTopic(err) {
 		return fmt.Sprintf("produce to %s failing: %v", what, err)
 	}
-	var flags []string
+	var given []string
 	for _, t := range names {
-		if f := p.flags[t]; f != "" && !slices.Contains(flags, f) {
-			flags = append(flags, f)
+		if f := flags[t]; f != "" && !slices.Contains(given, f) {
+			given = append(given, f)
 		}
 	}
 	fix := "create it"
-	if len(flags) > 0 {
-		fix += " or correct " + strings.Join(flags, " / ")
+	if len(given) > 0 {
+		fix += " or correct " + strings.Join(given, " / ")
 	}
 	return fmt.Sprintf("%s does not exist on the brokers: %s (the worker does not create topics)", what, fix)
 }

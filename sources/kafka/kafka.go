@@ -599,9 +599,10 @@ func (s *Source) outage(what string, attempt int, down time.Time, backoff time.D
 }
 
 // probe asks the brokers for the partitions of the input topics
-// (kafkaconn.Probe).
+// (kafkaconn.Probe), by name: brokers that create topics on demand create
+// them, as the reader's group join would.
 func (s *Source) probe(ctx context.Context) error {
-	return kafkaconn.Probe(ctx, s.dialer, s.cfg.Brokers, s.cfg.Topics)
+	return kafkaconn.Probe(ctx, s.dialer, s.cfg.Brokers, s.cfg.Topics, true)
 }
 
 // Ready reports whether the brokers answered the last probe (or a message
