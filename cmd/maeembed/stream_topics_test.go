@@ -274,11 +274,13 @@ func lineWith(s, sub string) string {
 // A session timeout the brokers refuse (kfake: 6 s to 5 min, as Kafka's
 // group.min/max.session.timeout.ms) ends the worker with exit 1 and an
 // error naming --session-timeout and the allowed range, instead of a
-// join retried for ever.
+// join retried for ever; its output directory is left without an empty
+// errors/ (made only with the first error row).
 func TestStreamSessionTimeoutRefused(t *testing.T) {
 	addr := broker(t, 0, 1)
 	for _, st := range []string{"1s", "10m"} {
 		t.Run(st, func(t *testing.T) {
+			out := filepath.Join(t.TempDir(), "out")
 			type result struct {
 				code   int
 				stderr string
@@ -289,7 +291,7 @@ func TestStreamSessionTimeoutRefused(t *testing.T) {
 			go func() {
 				errb := &logtest.Buffer{}
 				code := run(ctx, []string{"stream", "-m", filepath.Join(tiny, "hf"), "--resize", "none", "--brokers", addr, "--topic", "images",
-					"--group", "st-" + st, "--output-topic", "embeddings", "--session-timeout", st}, strings.NewReader(""), io.Discard, errb)
+					"--group", "st-" + st, "-o", out, "--output-topic", "embeddings", "--session-timeout", st}, strings.NewReader(""), io.Discard, errb)
 				done <- result{code, errb.String()}
 			}()
 			var r result
@@ -303,6 +305,9 @@ func TestStreamSessionTimeoutRefused(t *testing.T) {
 			last := lineWith(r.stderr, "maeembed stream:")
 			if r.code != 1 || !strings.Contains(last, "--session-timeout "+st) || !strings.Contains(last, "6s to 5m0s") {
 				t.Errorf("exit %d, error %q: want 1 naming --session-timeout %s and the range 6s to 5m0s\n%s", r.code, last, st, r.stderr)
+			}
+			if _, err := os.Stat(filepath.Join(out, "errors")); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("%s/errors after a refused join: %v, want none", out, err)
 			}
 		})
 	}
