@@ -21,6 +21,7 @@ import (
 	kgo "github.com/segmentio/kafka-go"
 	"github.com/twmb/franz-go/pkg/kfake"
 	franz "github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 	"github.com/twmb/franz-go/pkg/sasl"
 	"github.com/twmb/franz-go/pkg/sasl/plain"
 
@@ -283,6 +284,37 @@ func TestSASLRejected(t *testing.T) {
 			out := logs.String()
 			if strings.Contains(out, "unreachable") || strings.Contains(out, "pw") {
 				t.Errorf("logs call it an outage or show the password:\n%s", out)
+			}
+		})
+	}
+}
+
+// Rights the brokers refuse (ACLs that let the user read the input topic
+// but not join the group, or join the group but not read the topic) end
+// the run too, at the first refused join, with an error that says the
+// user is not authorized.
+func TestNotAuthorized(t *testing.T) {
+	acl := func(res kmsg.ACLResourceType, name string, op kmsg.ACLOperation) kfake.ACL {
+		return kfake.ACL{Resource: res, Name: name, Pattern: kmsg.ACLResourcePatternTypeLiteral, Operation: op, Allow: true}
+	}
+	for _, c := range []struct {
+		name string
+		acls []kfake.ACL
+		want kgo.Error
+	}{
+		{"group", []kfake.ACL{acl(kmsg.ACLResourceTypeTopic, "in", kmsg.ACLOperationRead)}, kgo.GroupAuthorizationFailed},
+		{"topic", []kfake.ACL{acl(kmsg.ACLResourceTypeGroup, "g", kmsg.ACLOperationRead)}, kgo.TopicAuthorizationFailed},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			_, addr := cluster(t, kfake.EnableSASL(), kfake.EnableACLs(), kfake.Superuser("PLAIN", "admin", "admin"), kfake.User("PLAIN", "u", "p", c.acls...))
+			s := open(t, addr, kafkaconn.Security{SASLMechanism: "plain", SASLUsername: "u", SASLPassword: "p"})
+			defer s.Close()
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			_, err := s.Next(ctx)
+			if err == nil || ctx.Err() != nil || !errors.Is(err, c.want) || !strings.Contains(err.Error(), "not authorized at broker") ||
+				!strings.Contains(err.Error(), `user "u"`) {
+				t.Fatalf("Next: %v (context %v), want %v, not authorized, naming the user", err, ctx.Err(), c.want)
 			}
 		})
 	}
