@@ -62,6 +62,7 @@ type Config struct {
 // use.
 type Producer struct {
 	w        *kgo.Writer
+	cfg      Config // Brokers and Security, for the errors
 	flags    map[string]string
 	produced atomic.Int64
 	retries  atomic.Int64
@@ -103,15 +104,16 @@ func NewProducer(cfg Config) (*Producer, error) {
 		MaxAttempts:  3,
 		ErrorLogger:  kgo.LoggerFunc(func(f string, a ...any) { slog.Debug("kafka-go writer: " + fmt.Sprintf(f, a...)) }),
 	}
-	return &Producer{w: w, flags: cfg.TopicFlags, failing: map[string]error{}}, nil
+	return &Producer{w: w, cfg: cfg, flags: cfg.TopicFlags, failing: map[string]error{}}, nil
 }
 
 // Produce writes msgs and returns once all are acknowledged by the
 // brokers. Transient failures (broker down, leader moving, a topic that
 // does not exist yet) are retried with backoff until ctx ends; while they
 // last, Failing says so. A permanent one (e.g. message too large) is
-// returned. A missing topic is logged once, as an error naming the topic
-// and its flag (Config.TopicFlags); other failures once per attempt.
+// returned (for refused rights, saying so: kafkaconn.Security.AuthError).
+// A missing topic is logged once, as an error naming the topic and its
+// flag (Config.TopicFlags); other failures once per attempt.
 func (p *Producer) Produce(ctx context.Context, msgs ...kgo.Message) error {
 	if len(msgs) == 0 {
 		return nil
@@ -134,6 +136,10 @@ func (p *Producer) Produce(ctx context.Context, msgs ...kgo.Message) error {
 			return fmt.Errorf("kafka produce: %w (after %d attempts: %v)", ctx.Err(), attempt, err)
 		}
 		if permanent(err) {
+			if anyWriteError(err, kafkaconn.AuthFailed) {
+				// Named as the consumer names it: the user, the mechanism.
+				err = p.cfg.Security.AuthError(p.cfg.Brokers, err)
+			}
 			return fmt.Errorf("kafka produce to %s: %w", strings.Join(names, ","), err)
 		}
 		p.retries.Add(1)
