@@ -92,9 +92,18 @@ func probeOne(ctx context.Context, d *kgo.Dialer, broker string, topics []string
 // do not offer) or its rights (ACLs on a topic, the group or the
 // cluster).
 func AuthFailed(err error) bool {
-	for _, e := range []kgo.Error{kgo.SASLAuthenticationFailed, kgo.UnsupportedSASLMechanism, kgo.IllegalSASLState,
-		kgo.TopicAuthorizationFailed, kgo.GroupAuthorizationFailed, kgo.ClusterAuthorizationFailed} {
-		if errors.Is(err, e) {
+	return saslRefused(err) || isAny(err, kgo.TopicAuthorizationFailed, kgo.GroupAuthorizationFailed, kgo.ClusterAuthorizationFailed)
+}
+
+// saslRefused reports the failures of AuthFailed that are the
+// credentials', not the rights'.
+func saslRefused(err error) bool {
+	return isAny(err, kgo.SASLAuthenticationFailed, kgo.UnsupportedSASLMechanism, kgo.IllegalSASLState)
+}
+
+func isAny(err error, codes ...kgo.Error) bool {
+	for _, c := range codes {
+		if errors.Is(err, c) {
 			return true
 		}
 	}
@@ -115,7 +124,7 @@ func (s Security) AuthError(brokers []string, err error) error {
 		as = fmt.Sprintf("with SASL mechanism %s as user %q", strings.ToUpper(s.SASLMechanism), s.SASLUsername)
 	}
 	what, check := "authentication failed", "check --sasl-mechanism, --sasl-username and the password, --sasl-password or $MAEEMBED_SASL_PASSWORD"
-	if !errors.Is(err, kgo.SASLAuthenticationFailed) && !errors.Is(err, kgo.UnsupportedSASLMechanism) && !errors.Is(err, kgo.IllegalSASLState) {
+	if !saslRefused(err) {
 		what, check = "not authorized", "grant the user access to the topics and the group, or check --sasl-username"
 	}
 	return fmt.Errorf("kafka: %s at %s %s (a retry cannot fix it; %s): %w", what, where, as, check, err)

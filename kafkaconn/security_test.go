@@ -1,9 +1,13 @@
 package kafkaconn
 
 import (
+	"errors"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	kgo "github.com/segmentio/kafka-go"
 )
 
 // Validate refuses, before any connection, what the clients would refuse
@@ -32,5 +36,30 @@ func TestSecurityValidate(t *testing.T) {
 		if (err == nil) != (tc.want == "") || (err != nil && !strings.Contains(err.Error(), tc.want)) {
 			t.Errorf("%+v: err %v, want %q", tc.s, err, tc.want)
 		}
+	}
+}
+
+// AuthError names the broker that refused, the mechanism and the user,
+// tells authentication from authorization, and never shows the password.
+func TestAuthError(t *testing.T) {
+	s := Security{SASLMechanism: "scram-sha-512", SASLUsername: "worker", SASLPassword: "hunter2"}
+	for _, tc := range []struct {
+		err  error
+		want string
+	}{
+		{&BrokerError{Broker: "b2:9092", Err: kgo.SASLAuthenticationFailed}, `authentication failed at broker b2:9092 with SASL mechanism SCRAM-SHA-512 as user "worker"`},
+		{fmt.Errorf("join: %w", kgo.UnsupportedSASLMechanism), `authentication failed at brokers b1:9092,b2:9092 with SASL mechanism SCRAM-SHA-512`},
+		{kgo.GroupAuthorizationFailed, `not authorized at brokers b1:9092,b2:9092`},
+	} {
+		if !AuthFailed(tc.err) {
+			t.Errorf("AuthFailed(%v) = false", tc.err)
+		}
+		msg := s.AuthError([]string{"b1:9092", "b2:9092"}, tc.err).Error()
+		if !strings.Contains(msg, tc.want) || strings.Contains(msg, "hunter2") {
+			t.Errorf("%q: want %q, without the password", msg, tc.want)
+		}
+	}
+	if AuthFailed(errors.New("EOF")) || AuthFailed(kgo.UnknownTopicOrPartition) {
+		t.Error("AuthFailed holds for an outage or a missing topic")
 	}
 }
