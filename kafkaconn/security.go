@@ -1,6 +1,9 @@
 // Package kafkaconn holds how maeembed's Kafka clients reach the brokers:
 // TLS, SASL and client settings shared by the consumer (sources/kafka) and
-// the producers (sinks/kafka), so one set of flags configures both.
+// the producers (sinks/kafka), so one set of flags configures both; the
+// metadata probe of the consumer's health and of a worker's start-up
+// check (Probe); and which failures are refused credentials or rights,
+// which no retry fixes (AuthFailed, Security.AuthError).
 package kafkaconn
 
 import (
