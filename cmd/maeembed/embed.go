@@ -55,6 +55,13 @@ func (e *env) embed(o *Options) error {
 	if o.DryRun {
 		return e.dryRunEmbed(o, pool, b)
 	}
+	if done, err := e.nothingLeftToEmbed(o, pool, b); done || err != nil {
+		if err == nil {
+			end = b.Close
+			err = b.NothingLeft(e.stderr)
+		}
+		return err
+	}
 	em, meta, err := e.openEmbedder(o, pool, &b.Preprocess)
 	if err != nil {
 		return err
@@ -71,6 +78,28 @@ func (e *env) embed(o *Options) error {
 	}
 	end = b.Close
 	return engine.RunBatch(e.ctx, e.stderr, b, o.BatchOptions.Config(), errw, engine.NewEmbedModel(em, o.BatchSize), engine.NewEmbeddingOutput(w))
+}
+
+// nothingLeftToEmbed reports whether every input of b is already in the
+// output (a rerun with nothing left to do), after making, without loading
+// the model, the checks the run makes before it would find that out: the
+// model and its options from the checkpoint's headers, the output's
+// settings (and the weights' fingerprint) against this run's, as the
+// writers check them when they open it. A model not on this machine yet
+// (a preset to download, the built-in model to unpack) cannot be
+// fingerprinted: then the run goes on as any other (false).
+func (e *env) nothingLeftToEmbed(o *Options, pool mae.Pool, b *engine.Batch) (bool, error) {
+	if left, err := b.Inputs.Pending(e.ctx); left || err != nil || b.Inputs.Skipped() == 0 {
+		// (Nothing skipped either: an empty shard, or inputs without
+		// images, which the run reports as it always has.)
+		return false, err
+	}
+	spec, meta, err := e.checkEmbedder(o, pool, &b.Preprocess)
+	if err != nil || spec.Pending != nil {
+		return false, err
+	}
+	meta.Inputs = b.Inputs.Roots
+	return true, e.checkEmbedOutput(o, spec, meta)
 }
 
 // dryRunEmbed lists what embed would process. It checks the model, its

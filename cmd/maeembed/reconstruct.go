@@ -68,6 +68,13 @@ func (e *env) reconstruct(o *Options) error {
 		}
 		return b.DryRun(e.ctx, e.stdout)
 	}
+	if done, err := e.nothingLeftToReconstruct(o, b); done || err != nil {
+		if err == nil {
+			end = b.Close
+			err = b.NothingLeft(e.stderr)
+		}
+		return err
+	}
 	m, err := e.openModel(o, true)
 	if err != nil {
 		return err
@@ -109,9 +116,26 @@ func (e *env) reconstruct(o *Options) error {
 	return engine.RunBatch(e.ctx, e.stderr, b, o.BatchOptions.Config(), errw, model, engine.NewReconstructionOutput(w))
 }
 
+// nothingLeftToReconstruct is nothingLeftToEmbed for reconstruct: whether
+// every input of b is already in the output, after the checks a run makes
+// before it would find that out (checkReconstructRun), without loading the
+// model (false for one not on this machine yet: the run goes on as any).
+func (e *env) nothingLeftToReconstruct(o *Options, b *engine.Batch) (bool, error) {
+	if left, err := b.Inputs.Pending(e.ctx); left || err != nil || b.Inputs.Skipped() == 0 {
+		// (Nothing skipped either: an empty shard, or inputs without
+		// images, which the run reports as it always has.)
+		return false, err
+	}
+	spec, p, err := o.ModelOptions.Check(e.ctx, true)
+	if err != nil || spec.Pending != nil {
+		return false, err
+	}
+	return true, checkReconstructRun(e.stderr, o, b, spec, p)
+}
+
 // checkReconstructRun makes the checks of a reconstruct run of the model
 // spec (checked from its headers, mae.Check) that need no loaded model (a
-// dry run's): --mask-ratio and the
+// dry run's, and a rerun's with nothing left to do): --mask-ratio and the
 // memory budget against its config, --mask-noise, and the output's
 // settings against this run's (checkReconResume).
 func checkReconstructRun(stderr io.Writer, o *Options, b *engine.Batch, spec *mae.Spec, p kernels.Precision) error {
