@@ -15,6 +15,7 @@ import (
 	"unicode"
 
 	"github.com/maeembed/maeembed/config"
+	"github.com/maeembed/maeembed/pipeline"
 	"github.com/maeembed/maeembed/sinks"
 	"github.com/maeembed/maeembed/sources"
 	"github.com/maeembed/maeembed/stages"
@@ -187,12 +188,29 @@ func RunBatch[R any](ctx context.Context, w io.Writer, b *Batch, cfg Config, err
 		return c
 	}
 	prog := StartProgress(w, IsTerminal(w), b.Inputs.Total, start, counts)
-	err := eng.Run(stop.Abort, b.Inputs.Reader)
+	err := eng.Run(stop.Abort, b.Inputs)
 	prog.Stop()
-	c, skippedFailed := counts(), b.Inputs.SkippedFailed()
+	return b.end(w, counts(), eng.Stats(), time.Since(start), err, stop.Drained(), eng.FirstError)
+}
+
+// NothingLeft ends a run that has nothing left to process (Inputs.Pending
+// said so) as RunBatch would have ended it, without a model or writers:
+// the same summary on w, the error rows it supersedes dropped, and the
+// same error (every input it skipped had failed in an earlier run, or
+// FailOnError and some had).
+func (b *Batch) NothingLeft(w io.Writer) error {
+	start := time.Now()
+	slog.Info("nothing left to do: every input is already in the output; the model is not loaded", "skipped", b.Inputs.Skipped(), "output", b.Options.Output)
+	return b.end(w, Counts{Skipped: b.Inputs.Skipped()}, idleStages(), time.Since(start), nil, false, func() string { return "" })
+}
+
+// end reports a batch run that processed c and ended with err (drained if
+// so) and returns its error: RunBatch's and NothingLeft's end.
+func (b *Batch) end(w io.Writer, c Counts, stats []pipeline.StageStats, wall time.Duration, err error, drained bool, firstError func() string) error {
+	skippedFailed := b.Inputs.SkippedFailed()
 	Summary(w, b.Name, c, RunInfo{Ignored: b.Inputs.Ignored(), Repeated: b.Inputs.Stats().Repeated, Budget: b.Preprocess.Budget, Output: b.Options.Output,
-		SkippedFailed: skippedFailed, SkippedRetryable: b.Inputs.SkippedRetryable()}, eng.Stats(), time.Since(start))
-	if err == nil && !stop.Drained() && c.Lost == 0 {
+		SkippedFailed: skippedFailed, SkippedRetryable: b.Inputs.SkippedRetryable()}, stats, wall)
+	if err == nil && !drained && c.Lost == 0 {
 		// Every retried input has its new output or error row, published:
 		// the error rows they supersede can go.
 		if err := b.Inputs.DropRetried(b.Options.Output); err != nil {
@@ -213,11 +231,11 @@ func RunBatch[R any](ctx context.Context, w io.Writer, b *Batch, cfg Config, err
 	switch {
 	case err != nil:
 		return err
-	case stop.Drained():
+	case drained:
 		return ErrDrained
 	case c.Written == 0 && c.Failed > 0:
 		// Nothing came out: that is a failed run, not a run with bad inputs.
-		return fmt.Errorf("all %d input(s) failed (errors in %s); first: %s", c.Failed, errDir, eng.FirstError())
+		return fmt.Errorf("all %d input(s) failed (errors in %s); first: %s", c.Failed, errDir, firstError())
 	case c.Written == 0 && c.Failed == 0 && c.Skipped > 0 && skippedFailed == c.Skipped:
 		// A rerun of such a run: every input it skipped is an error row.
 		return earlierFailed("all ")

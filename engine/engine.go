@@ -274,6 +274,16 @@ type Engine[R any] struct {
 // errorStages are the pipeline stages an item can fail in, in order.
 var errorStages = [...]string{"read", "preprocess", "model", "write"}
 
+// idleStages are the statistics of Run's stages, in order, for a run that
+// ran none of them (Batch.NothingLeft): its summary names every stage, idle.
+func idleStages() []pipeline.StageStats {
+	var st []pipeline.StageStats
+	for _, name := range []string{"read", "preprocess", "batch", "model", "write"} {
+		st = append(st, pipeline.StageStats{Name: name})
+	}
+	return st
+}
+
 // pipelineStage maps an error row's stage (read, decode, resize, ...) to
 // the index in errorStages of the pipeline stage that ran it.
 func pipelineStage(stage string) int {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -347,5 +348,25 @@ func TestStatsCountFailuresByStage(t *testing.T) {
 	}
 	if got["read"] != 1 || got["preprocess"] != int64(len(bad)) || got["model"] != 0 {
 		t.Errorf("errors by stage %v, want read 1, preprocess %d, model 0", got, len(bad))
+	}
+}
+
+// A run with nothing left to do (Batch.NothingLeft) reports the stages a
+// run has, in its order, idle.
+func TestIdleStagesAreTheRunsStages(t *testing.T) {
+	in, _, _ := inputs(t, 2)
+	e, src, _ := embedRun(t, in, t.TempDir(), 4, 5, false)
+	if err := e.Run(context.Background(), src); err != nil {
+		t.Fatal(err)
+	}
+	var run, idle []string
+	for _, s := range e.Stats() {
+		run = append(run, s.Name)
+	}
+	for _, s := range idleStages() {
+		idle = append(idle, s.Name)
+	}
+	if !slices.Equal(run, idle) {
+		t.Errorf("idle stages %v, a run's %v", idle, run)
 	}
 }

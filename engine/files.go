@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -47,6 +48,49 @@ type Inputs struct {
 	// resumed run (those of tar and Parquet files among them are
 	// superseded when the file now reads to its end).
 	failedAtStart map[string]bool
+	// ahead is the item Pending read, which Next returns first.
+	ahead *sources.Item
+}
+
+// Pending reports whether any input is left to process: it reads on to
+// the first input that is not done (skipping, and counting, the done ones
+// as Next does) and keeps it for Next. A rerun with nothing left (false)
+// need not load its model (Batch.NothingLeft).
+func (in *Inputs) Pending(ctx context.Context) (bool, error) {
+	if in.ahead != nil {
+		return true, nil
+	}
+	it, err := in.Reader.Next(ctx)
+	if errors.Is(err, io.EOF) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	in.ahead = &it
+	return true, nil
+}
+
+// Next returns the next input to process (the one Pending read first), or
+// io.EOF (sources.Source).
+func (in *Inputs) Next(ctx context.Context) (sources.Item, error) {
+	if it := in.ahead; it != nil {
+		in.ahead = nil
+		return *it, nil
+	}
+	return in.Reader.Next(ctx)
+}
+
+// Close closes the inputs, giving back the budget of an item Pending read
+// that no run took.
+func (in *Inputs) Close() error {
+	if it := in.ahead; it != nil {
+		in.ahead = nil
+		if it.Release != nil {
+			it.Release()
+		}
+	}
+	return in.Reader.Close()
 }
 
 // InputOptions select the inputs of a run.

@@ -319,3 +319,95 @@ func TestStaleKindSettingsAreDropped(t *testing.T) {
 	}
 	w.Abort()
 }
+
+// Every writer of a batch run's outputs keeps to the settings its live
+// siblings recorded, npy sets and PNG panels as Parquet and Arrow parts:
+// one writer opened with other settings beside a live one that has
+// published nothing is refused, naming the key, and one with the same
+// settings goes ahead. The dry run's check (CheckResume,
+// CheckReconResume) makes the same comparison and records nothing.
+func TestLiveRunSettingsEveryFormat(t *testing.T) {
+	embed := Meta{Model: "m", Pool: "mean", Preprocess: "p", Version: "v", Dim: 4, Weights: "00112233aabbccdd"}
+	otherEmbed := embed
+	otherEmbed.Pool = "cls"
+	recon := testReconMeta
+	otherRecon := recon
+	otherRecon.Seed = 7
+	type writer interface{ Abort() error }
+	for _, tc := range []struct {
+		kind, format string
+		open         func(dir string, other bool) (writer, error)
+		check        func(dir string, other bool) error
+		want         string
+	}{
+		{"embed-parquet-2-shards", "parquet", func(dir string, other bool) (writer, error) {
+			return NewEmbeddings("parquet", dir, map[bool]Meta{false: embed, true: otherEmbed}[other], ParquetOptions{})
+		}, func(dir string, other bool) error {
+			return CheckResume(dir, "parquet", map[bool]Meta{false: embed, true: otherEmbed}[other])
+		}, `maeembed.pool="mean", this run has "cls"`},
+		{"embed-arrow-2-shards", "arrow", func(dir string, other bool) (writer, error) {
+			return NewEmbeddings("arrow", dir, map[bool]Meta{false: embed, true: otherEmbed}[other], ParquetOptions{})
+		}, func(dir string, other bool) error {
+			return CheckResume(dir, "arrow", map[bool]Meta{false: embed, true: otherEmbed}[other])
+		}, `maeembed.pool="mean", this run has "cls"`},
+		{"embed-npy-1-shards", "npy", func(dir string, other bool) (writer, error) {
+			return NewEmbeddings("npy", dir, map[bool]Meta{false: embed, true: otherEmbed}[other], ParquetOptions{})
+		}, func(dir string, other bool) error {
+			return CheckResume(dir, "npy", map[bool]Meta{false: embed, true: otherEmbed}[other])
+		}, `maeembed.pool="mean", this run has "cls"`},
+		{"reconstruct-npy-1-shards", "npy", func(dir string, other bool) (writer, error) {
+			return NewReconstructions("npy", dir, map[bool]ReconMeta{false: recon, true: otherRecon}[other], ParquetOptions{})
+		}, func(dir string, other bool) error {
+			return CheckReconResume(dir, "npy", map[bool]ReconMeta{false: recon, true: otherRecon}[other])
+		}, `maeembed.seed="3", this run has "7"`},
+		{"reconstruct-parquet-2-shards", "parquet", func(dir string, other bool) (writer, error) {
+			return NewReconstructions("parquet", dir, map[bool]ReconMeta{false: recon, true: otherRecon}[other], ParquetOptions{})
+		}, func(dir string, other bool) error {
+			return CheckReconResume(dir, "parquet", map[bool]ReconMeta{false: recon, true: otherRecon}[other])
+		}, `maeembed.seed="3", this run has "7"`},
+		{"reconstruct-png-2-shards", "png", func(dir string, other bool) (writer, error) {
+			return NewReconstructions("png", dir, map[bool]ReconMeta{false: recon, true: otherRecon}[other], ParquetOptions{})
+		}, func(dir string, other bool) error {
+			return CheckReconResume(dir, "png", map[bool]ReconMeta{false: recon, true: otherRecon}[other])
+		}, `maeembed.seed="3", this run has "7"`},
+	} {
+		t.Run(tc.kind, func(t *testing.T) {
+			dir := t.TempDir()
+			release, err := LockOutputKind(dir, tc.kind)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer release()
+			// Before the live run opens its writer it has recorded
+			// nothing: the dry run's check passes either way.
+			if err := tc.check(dir, true); err != nil {
+				t.Errorf("check beside a live run that recorded nothing yet: %v", err)
+			}
+			live, err := tc.open(dir, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer live.Abort()
+			if err := tc.check(dir, false); err != nil {
+				t.Errorf("check with the live run's settings: %v", err)
+			}
+			if err := tc.check(dir, true); err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "live run") {
+				t.Errorf("check with other settings beside the live run: %v, want a refusal naming %s", err, tc.want)
+			}
+			if tc.format == "npy" {
+				return // a second npy writer is refused by its run lock (engine.OpenOutputDir) before it opens
+			}
+			if w, err := tc.open(dir, false); err != nil {
+				t.Errorf("a sibling with the same settings: %v", err)
+			} else {
+				w.Abort()
+			}
+			if w, err := tc.open(dir, true); err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("a sibling with other settings: %v, want a refusal naming %s", err, tc.want)
+				if err == nil {
+					w.Abort()
+				}
+			}
+		})
+	}
+}

@@ -13,8 +13,10 @@ import (
 // NewEmbeddings and NewErrors check it when they open dir: the newest
 // published part (or metadata.parquet of an npy output) and the newest
 // error part must come from the same model, pool, preprocessing, precision
-// and weights. It reads only file metadata and creates nothing (a dry
-// run's check); a missing dir is nothing to continue.
+// and weights, and so must the settings a live run writing into dir
+// recorded (LiveRunSettings). It reads only file metadata and creates
+// nothing (a dry run's check, and that of a run with nothing left to do,
+// which opens no writer); a missing dir is nothing to continue.
 func CheckResume(dir, format string, meta Meta) error {
 	keys, vals := meta.keyValues()
 	return checkResume(dir, format, keys, vals, nil, nil, nil)
@@ -27,26 +29,6 @@ func CheckResumeAnyWeights(dir, format string, meta Meta) error {
 	meta.Weights = ""
 	keys, vals := meta.keyValues()
 	return checkResume(dir, format, keys, vals, nil, nil, anyWeights)
-}
-
-// CheckSettingsAnyWeights refuses, before a run's model is loaded, what
-// opening its embedding outputs in format would refuse once it is (the
-// writer's checks): outputs dir holds from another model, pool,
-// preprocessing or precision (CheckResume), and other settings than those
-// the live runs sharing dir recorded (LiveRunSettings). It compares all
-// but the weights' fingerprint (meta.Weights, which needs the weights),
-// records nothing and creates nothing: the writer still makes the full
-// checks, and records the settings, once the model is loaded.
-func CheckSettingsAnyWeights(dir, format string, meta Meta) error {
-	if err := CheckResumeAnyWeights(dir, format, meta); err != nil {
-		return err
-	}
-	if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
-	meta.Weights = ""
-	keys, vals := meta.keyValues()
-	return liveRunSettings(dir, keys, vals, anyWeights, false)
 }
 
 // CheckReconResume is CheckResume for a reconstruct run writing meta in
@@ -71,11 +53,15 @@ var anyWeights = []string{"maeembed.weights"}
 
 // checkResume compares what dir holds in format with keys/vals, and its
 // newest error part with keys/vals too or, if legacyKeys is set, with
-// legacyKeys/legacyVals (resumeErrorParts); keys in ignore are not
-// compared.
+// legacyKeys/legacyVals (resumeErrorParts), and the settings the live runs
+// writing into dir recorded with keys/vals (LiveRunSettings, recording
+// nothing); keys in ignore are not compared.
 func checkResume(dir, format string, keys, vals, legacyKeys, legacyVals, ignore []string) error {
 	if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
 		return nil
+	}
+	if err := liveRunSettings(dir, keys, vals, ignore, false); err != nil {
+		return err
 	}
 	switch format {
 	case "npy":

@@ -61,6 +61,12 @@ func openNpySet(dir string, names []string, inner [][]int, keys, vals []string) 
 		s.abort()
 		return nil, err
 	}
+	// As a Parquet run's parts (newParts): the settings of the live runs
+	// of this kind, which have published nothing yet.
+	if err := LiveRunSettings(dir, keys, vals); err != nil {
+		s.abort()
+		return nil, err
+	}
 	return s, nil
 }
 

@@ -77,15 +77,23 @@ func LockOutputKind(dir, kind string) (release func() error, err error) {
 // output records them in its kind's lock file, and a later one whose
 // metadata differs is refused, naming the key, as a resume would be. The
 // check at a resume only sees published outputs, and two shards started
-// together (other --pool, --model, --resize) have none yet. A directory
-// without a live kind lock is left alone.
+// together (other --pool, --model, --resize) have none yet. Every writer
+// of a run's outputs calls it when it opens dir (Parquet and Arrow parts,
+// npy sets, PNG panels); a dry run makes the same comparison without
+// recording (checkResume). A directory without a live kind lock is left
+// alone.
 func LiveRunSettings(dir string, keys, vals []string) error {
 	return liveRunSettings(dir, keys, vals, nil, true)
 }
 
-// liveRunSettings is LiveRunSettings; keys in ignore are not compared,
-// and without record the settings of a first live run are not recorded.
+// liveRunSettings compares keys/vals with the settings the live runs of
+// dir recorded (keys in ignore are not compared) and, with record, records
+// them for a live kind that has none yet (LiveRunSettings). A missing dir
+// holds no live run.
 func liveRunSettings(dir string, keys, vals, ignore []string, record bool) error {
+	if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
 	unlock, err := lockStart(dir)
 	if err != nil {
 		return err
@@ -102,7 +110,7 @@ func liveRunSettings(dir string, keys, vals, ignore []string, record bool) error
 		}
 		if len(data) == 0 {
 			if !record {
-				continue
+				continue // a live run that has not opened its writers yet
 			}
 			kv := make(map[string]string, len(keys))
 			for i, k := range keys {
@@ -128,6 +136,21 @@ func liveRunSettings(dir string, keys, vals, ignore []string, record bool) error
 		}
 	}
 	return nil
+}
+
+// HasLiveRuns reports whether a live process holds a kind lock in dir (a
+// run writing into it now). A missing dir has none.
+func HasLiveRuns(dir string) (bool, error) {
+	if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
+		return false, nil
+	}
+	unlock, err := lockStart(dir)
+	if err != nil {
+		return false, err
+	}
+	defer unlock()
+	live, err := liveKinds(dir, "", false)
+	return len(live) > 0, err
 }
 
 // ProbeOutputKind fails as LockOutputKind would, when a process holds the

@@ -71,7 +71,9 @@ const pngMetaName = "maeembed-png.json"
 // DIR/maeembed-png.json records the run's settings (the maeembed.* keys of
 // the other formats' metadata), written before the first PNG: a run into a
 // directory made with other settings (e.g. another --seed) is refused, as
-// with npy and Parquet, instead of replacing its PNGs.
+// with npy and Parquet, instead of replacing its PNGs; so is one beside a
+// live run of its kind (another shard) that recorded other settings
+// (LiveRunSettings), before either has written its first PNG.
 // Each file is published atomically; one that cannot be written (or
 // whose file this writer already published for another row) acks its row
 // with an *ItemError and the writer goes on.
@@ -90,6 +92,11 @@ func NewReconPNG(dir string, meta ReconMeta) (*ReconPNG, error) {
 	keys, vals := meta.keyValues()
 	found, err := checkPNGMeta(dir, keys, vals, nil)
 	if err != nil {
+		return nil, err
+	}
+	// Another shard started beside a live one that has written no PNG
+	// yet finds no maeembed-png.json: the live runs' recorded settings.
+	if err := LiveRunSettings(dir, keys, vals); err != nil {
 		return nil, err
 	}
 	w.metaPending = !found

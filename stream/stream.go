@@ -278,9 +278,10 @@ func Run(stop *engine.Stop, cfg Config, load Loader) (Result, error) {
 // The output directory first (engine.OpenOutputDir, which the worker
 // then holds): another group's or a batch run's, a live worker's with
 // workerID, another format's; then, with meta (Loader.Meta), outputs or
-// live workers of other settings (sinks.CheckSettingsAnyWeights). A
-// directory the worker made is removed again by a run that ends before
-// consuming, if it is still empty.
+// live workers of other settings (sinks.CheckResumeAnyWeights: all but
+// the weights' fingerprint, which the writer compares once the model is
+// loaded; it records nothing). A directory the worker made is removed
+// again by a run that ends before consuming, if it is still empty.
 //
 // Then the brokers (checkBrokers): credentials or rights they refuse,
 // and a dead-letter topic they do not have. Brokers that are not
@@ -311,7 +312,7 @@ func start(ctx context.Context, cfg Config, workerID string, meta func() (sinks.
 				if err != nil {
 					return err
 				}
-				return sinks.CheckSettingsAnyWeights(cfg.Output, "parquet", m)
+				return sinks.CheckResumeAnyWeights(cfg.Output, "parquet", m)
 			}()
 			if err != nil {
 				release(false)

@@ -55,6 +55,13 @@ func (e *env) embed(o *Options) error {
 	if o.DryRun {
 		return e.dryRunEmbed(o, pool, b)
 	}
+	if done, err := e.nothingLeftToEmbed(o, pool, b); done || err != nil {
+		if err == nil {
+			end = b.Close
+			err = b.NothingLeft(e.stderr)
+		}
+		return err
+	}
 	em, meta, err := e.openEmbedder(o, pool, &b.Preprocess)
 	if err != nil {
 		return err
@@ -73,11 +80,33 @@ func (e *env) embed(o *Options) error {
 	return engine.RunBatch(e.ctx, e.stderr, b, o.BatchOptions.Config(), errw, engine.NewEmbedModel(em, o.BatchSize), engine.NewEmbeddingOutput(w))
 }
 
+// nothingLeftToEmbed reports whether every input of b is already in the
+// output (a rerun with nothing left to do), after making, without loading
+// the model, the checks the run makes before it would find that out: the
+// model and its options from the checkpoint's headers, the output's
+// settings (and the weights' fingerprint) against this run's, as the
+// writers check them when they open it. A model not on this machine yet
+// (a preset to download, the built-in model to unpack) cannot be
+// fingerprinted: then the run goes on as any other (false).
+func (e *env) nothingLeftToEmbed(o *Options, pool mae.Pool, b *engine.Batch) (bool, error) {
+	if left, err := b.Inputs.Pending(e.ctx); left || err != nil || b.Inputs.Skipped() == 0 {
+		// (Nothing skipped either: an empty shard, or inputs without
+		// images, which the run reports as it always has.)
+		return false, err
+	}
+	spec, meta, err := e.checkEmbedder(o, pool, &b.Preprocess)
+	if err != nil || spec.Pending != nil {
+		return false, err
+	}
+	meta.Inputs = b.Inputs.Roots
+	return true, e.checkEmbedOutput(o, spec, meta)
+}
+
 // dryRunEmbed lists what embed would process. It checks the model, its
 // options and the output as the run would, so it fails where the run
 // would and with the same code, but from the checkpoint's headers: the
 // weights are read only to compare their fingerprint with an output that
-// already holds results (a resume refuses other weights).
+// already holds results, or that a live run writes into.
 func (e *env) dryRunEmbed(o *Options, pool mae.Pool, b *engine.Batch) error {
 	spec, meta, err := e.checkEmbedder(o, pool, &b.Preprocess)
 	if err != nil {
@@ -85,26 +114,49 @@ func (e *env) dryRunEmbed(o *Options, pool mae.Pool, b *engine.Batch) error {
 	}
 	e.reportPending(spec)
 	meta.Inputs = b.Inputs.Roots
-	if o.Resume && o.Output != "" {
-		published, err := sinks.PublishedFormats(o.Output)
-		if err != nil {
-			return err
-		}
-		check := sinks.CheckResume
-		switch {
-		case len(published) > 0 && spec.Pending != nil:
-			// Without the weights there is no fingerprint to compare:
-			// everything else is checked, and the run checks that.
-			check = sinks.CheckResumeAnyWeights
-			fmt.Fprintf(e.stderr, "dry run: %s holds results; their weights' fingerprint (maeembed.weights) is compared once the model is on this machine, by the run\n", o.Output)
-		case len(published) > 0:
-			if meta.Weights, err = spec.Fingerprint(); err != nil {
-				return err
-			}
-		}
-		if err := check(o.Output, o.Format, meta); err != nil {
+	if err := e.checkEmbedOutput(o, spec, meta); err != nil {
+		return err
+	}
+	return b.DryRun(e.ctx, e.stdout)
+}
+
+// checkEmbedOutput refuses, without opening a writer, an output directory
+// that the run's writers would refuse when they open it
+// (sinks.CheckResume): one holding results written with other settings,
+// or beside a live run of its kind that recorded other settings. When
+// there is either, the weights are read for their fingerprint; a model not
+// on this machine yet (a dry run's) has none, so that comparison is left
+// to the run, which the dry run says.
+func (e *env) checkEmbedOutput(o *Options, spec *mae.Spec, meta sinks.Meta) error {
+	if o.Output == "" {
+		return nil
+	}
+	used, err := outputInUse(o.Output)
+	if err != nil {
+		return err
+	}
+	check := sinks.CheckResume
+	switch {
+	case used && spec.Pending != nil:
+		// Without the weights there is no fingerprint to compare:
+		// everything else is checked, and the run checks that.
+		check = sinks.CheckResumeAnyWeights
+		fmt.Fprintf(e.stderr, "dry run: %s holds results (or a live run is writing into it); their weights' fingerprint (maeembed.weights) is compared once the model is on this machine, by the run\n", o.Output)
+	case used:
+		if meta.Weights, err = spec.Fingerprint(); err != nil {
 			return err
 		}
 	}
-	return b.DryRun(e.ctx, e.stdout)
+	return check(o.Output, o.Format, meta)
+}
+
+// outputInUse reports whether dir holds published results (outputs or
+// error rows) or a live run is writing into it: then a run's settings,
+// its weights' fingerprint included, must match theirs.
+func outputInUse(dir string) (bool, error) {
+	published, err := sinks.PublishedFormats(dir)
+	if err != nil || len(published) > 0 {
+		return len(published) > 0, err
+	}
+	return sinks.HasLiveRuns(dir)
 }

@@ -63,21 +63,17 @@ func (e *env) reconstruct(o *Options) error {
 			return err
 		}
 		e.reportPending(spec)
-		if err := checkReconstruct(o, spec.Config, b); err != nil {
-			return err
-		}
-		noiseFP := ""
-		if o.MaskNoise != "" {
-			_, fp, err := readMaskNoise(o, spec.Config, b)
-			if err != nil {
-				return err
-			}
-			noiseFP = fp
-		}
-		if err := checkReconResume(e.stderr, o, spec, p, noiseFP, b); err != nil {
+		if err := checkReconstructRun(e.stderr, o, b, spec, p); err != nil {
 			return err
 		}
 		return b.DryRun(e.ctx, e.stdout)
+	}
+	if done, err := e.nothingLeftToReconstruct(o, b); done || err != nil {
+		if err == nil {
+			end = b.Close
+			err = b.NothingLeft(e.stderr)
+		}
+		return err
 	}
 	m, err := e.openModel(o, true)
 	if err != nil {
@@ -120,6 +116,43 @@ func (e *env) reconstruct(o *Options) error {
 	return engine.RunBatch(e.ctx, e.stderr, b, o.BatchOptions.Config(), errw, model, engine.NewReconstructionOutput(w))
 }
 
+// nothingLeftToReconstruct is nothingLeftToEmbed for reconstruct: whether
+// every input of b is already in the output, after the checks a run makes
+// before it would find that out (checkReconstructRun), without loading the
+// model (false for one not on this machine yet: the run goes on as any).
+func (e *env) nothingLeftToReconstruct(o *Options, b *engine.Batch) (bool, error) {
+	if left, err := b.Inputs.Pending(e.ctx); left || err != nil || b.Inputs.Skipped() == 0 {
+		// (Nothing skipped either: an empty shard, or inputs without
+		// images, which the run reports as it always has.)
+		return false, err
+	}
+	spec, p, err := o.ModelOptions.Check(e.ctx, true)
+	if err != nil || spec.Pending != nil {
+		return false, err
+	}
+	return true, checkReconstructRun(e.stderr, o, b, spec, p)
+}
+
+// checkReconstructRun makes the checks of a reconstruct run of the model
+// spec (checked from its headers, mae.Check) that need no loaded model (a
+// dry run's, and a rerun's with nothing left to do): --mask-ratio and the
+// memory budget against its config, --mask-noise, and the output's
+// settings against this run's (checkReconResume).
+func checkReconstructRun(stderr io.Writer, o *Options, b *engine.Batch, spec *mae.Spec, p kernels.Precision) error {
+	if err := checkReconstruct(o, spec.Config, b); err != nil {
+		return err
+	}
+	noiseFP := ""
+	if o.MaskNoise != "" {
+		_, fp, err := readMaskNoise(o, spec.Config, b)
+		if err != nil {
+			return err
+		}
+		noiseFP = fp
+	}
+	return checkReconResume(stderr, o, spec, p, noiseFP, b)
+}
+
 // readMaskNoise reads --mask-noise (float32, or float64 rounded to float32
 // as numpy's astype does) and checks its shape against the model (L
 // patches) and the inputs (one row each), and that every value is finite.
@@ -143,12 +176,15 @@ func readMaskNoise(o *Options, c mae.Config, b *engine.Batch) (mae.NoiseRows, st
 	return rows, sinks.MaskNoiseFingerprint(shape, data), nil
 }
 
-// checkReconResume refuses, for a dry run, an output that the run would
-// refuse to continue: one written with other settings (mask ratio, seed,
-// --mask-noise rows, fingerprinted as noiseFP, model, precision,
-// preprocessing, inputs) or, when it holds outputs, other weights. The kernel is not compared, as by the run.
+// checkReconResume refuses an output that the run's writers would refuse
+// when they open it (sinks.CheckReconResume): one written with other
+// settings (mask ratio, seed, --mask-noise rows, fingerprinted as noiseFP,
+// model, precision, preprocessing, inputs), or beside a live run of its
+// kind that recorded other settings, and, when it holds results or a live
+// run writes into it, other weights. The kernel is not compared, as by the
+// run.
 func checkReconResume(stderr io.Writer, o *Options, spec *mae.Spec, p kernels.Precision, noiseFP string, b *engine.Batch) error {
-	if !o.Resume || o.Output == "" {
+	if o.Output == "" {
 		return nil
 	}
 	c := spec.Config
@@ -157,17 +193,17 @@ func checkReconResume(stderr io.Writer, o *Options, spec *mae.Spec, p kernels.Pr
 	meta := sinks.ReconMeta{Model: o.Model.Name, Preprocess: pre.String(), Version: version, MaskRatio: o.MaskRatio,
 		Seed: int64(o.Seed), Patches: c.NumPatches(), Patch: c.PatchSize, NormPixLoss: o.NormPixLoss.Or(c.NormPixLoss),
 		Precision: p.String(), Inputs: b.Inputs.Roots, MaskNoise: noiseFP}
-	published, err := sinks.PublishedFormats(o.Output)
+	used, err := outputInUse(o.Output)
 	if err != nil {
 		return err
 	}
 	switch {
-	case len(published) > 0 && spec.Pending != nil:
+	case used && spec.Pending != nil:
 		// Without the weights there is no fingerprint to compare (an
 		// empty meta.Weights): everything else is checked, and the run
 		// checks that.
-		fmt.Fprintf(stderr, "dry run: %s holds results; their weights' fingerprint (maeembed.weights) is compared once the model is on this machine, by the run\n", o.Output)
-	case len(published) > 0:
+		fmt.Fprintf(stderr, "dry run: %s holds results (or a live run is writing into it); their weights' fingerprint (maeembed.weights) is compared once the model is on this machine, by the run\n", o.Output)
+	case used:
 		if meta.Weights, err = spec.Fingerprint(); err != nil {
 			return err
 		}

@@ -6,6 +6,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
+	"sync/atomic"
 
 	"github.com/maeembed/maeembed/engine"
 	"github.com/maeembed/maeembed/mae"
@@ -37,8 +38,13 @@ func (e *env) openBatch(o *Options, cmd string) (*engine.Batch, error) {
 	return engine.OpenBatch(cmd, o.FileOptions, o.Source, o.PreprocessOptions, e.stdin)
 }
 
+// modelLoads counts the models openModel loaded in this process (a test
+// checks that a rerun with nothing left to do loads none).
+var modelLoads atomic.Int64
+
 // openModel loads the model of a run and sizes the garbage collector for it.
 func (e *env) openModel(o *Options, needDecoder bool) (*mae.Model, error) {
+	modelLoads.Add(1)
 	m, err := o.ModelOptions.Open(e.ctx, needDecoder)
 	if err == nil {
 		setMemoryLimit()
