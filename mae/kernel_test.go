@@ -9,8 +9,7 @@ import (
 // Model.Kernel says "+strassen" only for a float32 model with a layer
 // large enough for Strassen–Winograd, and names the int8 kernel for int8.
 func TestModelKernel(t *testing.T) {
-	defer kernels.SetStrassen(kernels.Strassen())
-	kernels.SetStrassen(true)
+	defer kernels.SetStrassen(true)()
 	small := Presets["mae_vit_base_patch16"]
 	small.Dim, small.Depth, small.Heads, small.MLPDim = 64, 1, 2, 256
 	large := small

@@ -17,8 +17,7 @@ import (
 // shapes are below its thresholds anyway): it is off here, so a larger
 // fixture keeps testing the split alone.
 func TestSplitKeepsResults(t *testing.T) {
-	defer kernels.SetStrassen(kernels.Strassen())
-	kernels.SetStrassen(false)
+	defer kernels.SetStrassen(false)()
 	c := Config{ImageSize: 64, PatchSize: 8, Channels: 3, Dim: 192, Depth: 2, Heads: 3, MLPDim: 768,
 		DecDim: 128, DecDepth: 1, DecHeads: 4, DecMLPDim: 512, Eps: 1e-6, MaskRatio: 0.75}
 	// 9 images: at GOMAXPROCS=2, 8 run as items (of 3 images when

@@ -56,6 +56,7 @@ func main() {
 	helpers256()
 	strassenHelpers("AVX512", "Z", 16)
 	strassenHelpers("AVX2", "Y", 8)
+	cpuidFunc()
 	if err := os.WriteFile("kernels_amd64.s", out.Bytes(), 0o644); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
@@ -2142,6 +2143,22 @@ func strassenHelpers(isa, reg string, w int) {
 	p("\tVHADDPS X8, X8, X8")
 	p("\tVMOVSS X8, ret+72(FP)")
 	p("\tVZEROUPPER")
+	p("\tRET")
+	p("")
+}
+
+// cpuidFunc emits cpuid(leaf, sub) (a, b, c, d): the CPUID instruction,
+// for what golang.org/x/sys/cpu does not report (the CPU family).
+func cpuidFunc() {
+	p("// func cpuid(leaf, sub uint32) (a, b, c, d uint32)")
+	p("TEXT ·cpuid(SB), NOSPLIT, $0-24")
+	p("\tMOVL leaf+0(FP), AX")
+	p("\tMOVL sub+4(FP), CX")
+	p("\tCPUID")
+	p("\tMOVL AX, a+8(FP)")
+	p("\tMOVL BX, b+12(FP)")
+	p("\tMOVL CX, c+16(FP)")
+	p("\tMOVL DX, d+20(FP)")
 	p("\tRET")
 	p("")
 }

@@ -100,6 +100,7 @@ func (s *strassenItems) Do(th Threads, slot, i0, i1 int) {
 // joined by idle ones) gives bitwise what the same call gives on all
 // cores.
 func TestParallelItemsStrassen(t *testing.T) {
+	defer SetStrassen(true)()
 	forEachPath(t, func(t *testing.T) {
 		const items, rows, k, n = 3, 257, 2048, 512
 		r := rand.New(rand.NewPCG(7, 8))

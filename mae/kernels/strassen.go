@@ -68,31 +68,75 @@ var (
 // B block and A rows then stay in a 1 MiB L2 (+2–4% at batch 1 over 8).
 var swNB = 4
 
-// strassenOn tells whether Linear may use Strassen–Winograd: on unless
-// MAEEMBED_STRASSEN is 0, off, false or no (read at init; another value
-// than those and 1, on, true, yes is kept for EnvError, and leaves it on).
-var strassenOn atomic.Bool
+// strassenMode is Strassen–Winograd's setting: off, on, or auto (the
+// default): on except on the paths in swAutoOff. MAEEMBED_STRASSEN sets it
+// at init: 0, off, false or no (off); 1, on, true or yes (on); unset,
+// auto; another value is kept for EnvError and leaves it auto.
+var strassenMode atomic.Int32
+
+const (
+	swOff int32 = iota
+	swOn
+	swAuto
+)
+
+// swAutoOff holds the paths on which Strassen–Winograd is off unless it is
+// asked for (set by registerArch): avx512 on a CPU with full-width 512-bit
+// units (halfWidth512 false: Zen 5, Intel). There the float32 kernel is
+// twice as fast as on Zen 4's 256-bit halves while Strassen's sums, tile
+// additions and second weight copy cost what they did, and on a Zen 5
+// ViT-B ran faster without it: reconstruction at batch 8 by 7–15%,
+// embedding at batch 1 by 5–12%, at batch 8 the same within the noise
+// (model benchmarks alternating both settings, 6 rounds each, twice; see
+// the kernels README). Per layer on one core (BenchmarkStrassenAB) it
+// lost 1–15% on the decoder's K = 512 shapes and gained 0–15% on some
+// encoder shapes, which the forward passes did not show.
+var swAutoOff = map[string]bool{}
 
 func init() {
 	switch v := strings.TrimSpace(os.Getenv("MAEEMBED_STRASSEN")); strings.ToLower(v) {
 	case "0", "off", "false", "no":
-	case "", "1", "on", "true", "yes":
-		strassenOn.Store(true)
+		strassenMode.Store(swOff)
+	case "1", "on", "true", "yes":
+		strassenMode.Store(swOn)
+	case "":
+		strassenMode.Store(swAuto)
 	default:
-		strassenOn.Store(true)
+		strassenMode.Store(swAuto)
 		envErr = errors.Join(envErr, &EnvVarError{Var: "MAEEMBED_STRASSEN", Value: v,
-			Err: errors.New("want 0, off, false or no (off), or 1, on, true or yes (on, the default)")})
+			Err: errors.New("want 0, off, false or no (off), or 1, on, true or yes (on); unset, it is on where it gains")})
 	}
 	genericImpl.tileAxpy, genericImpl.winoA = tileAxpyGeneric, winoAGeneric
 }
 
 // Strassen tells whether float32 Linear calls of large enough shapes use
-// one level of Strassen–Winograd (see MAEEMBED_STRASSEN).
-func Strassen() bool { return strassenOn.Load() }
+// one level of Strassen–Winograd on the current path (see
+// MAEEMBED_STRASSEN and swAutoOff).
+func Strassen() bool { return strassenOnPath(current.Load().name) }
 
-// SetStrassen turns Strassen–Winograd in float32 Linear on or off (for
-// tests and benchmarks; it must not race with running kernels).
-func SetStrassen(on bool) { strassenOn.Store(on) }
+// strassenOnPath is Strassen for path name.
+func strassenOnPath(name string) bool {
+	switch strassenMode.Load() {
+	case swOn:
+		return true
+	case swAuto:
+		return !swAutoOff[name]
+	}
+	return false
+}
+
+// SetStrassen turns Strassen–Winograd in float32 Linear on or off on
+// every path, and returns a func that restores the setting before (for
+// tests and benchmarks; neither may race with running kernels).
+func SetStrassen(on bool) (restore func()) {
+	old := strassenMode.Load()
+	if on {
+		strassenMode.Store(swOn)
+	} else {
+		strassenMode.Store(swOff)
+	}
+	return func() { strassenMode.Store(old) }
+}
 
 // useStrassen tells whether y = x·Wᵀ over m rows runs Strassen–Winograd.
 // It depends on the shape alone, not on the threads that run the call.
@@ -104,7 +148,7 @@ func (w *Packed) useStrassen(m int) bool {
 // enough (see MAEEMBED_STRASSEN): a float32 weight whose N and K qualify
 // on the current path, with Strassen on.
 func (w *Packed) Strassen() bool {
-	return w.prec == FP32 && strassenOn.Load() && w.N >= swMinN && w.K >= swMinK[current.Load().name] &&
+	return w.prec == FP32 && Strassen() && w.N >= swMinN && w.K >= swMinK[current.Load().name] &&
 		w.N%(2*nr) == 0 && w.K%2 == 0
 }
 

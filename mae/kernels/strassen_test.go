@@ -15,9 +15,9 @@ import (
 // withStrassenAt sets Strassen on, used from the given sizes up on every
 // path, for the rest of t.
 func withStrassenAt(t testing.TB, m, n, k int) {
-	on, sm, sn, sk := Strassen(), swMinM, swMinN, swMinK
-	t.Cleanup(func() { SetStrassen(on); swMinM, swMinN, swMinK = sm, sn, sk })
-	SetStrassen(true)
+	sm, sn, sk := swMinM, swMinN, swMinK
+	restore := SetStrassen(true)
+	t.Cleanup(func() { restore(); swMinM, swMinN, swMinK = sm, sn, sk })
 	swMinM, swMinN, swMinK = map[string]int{}, n, map[string]int{}
 	for p := range sk {
 		swMinM[p], swMinK[p] = m, k
@@ -27,15 +27,21 @@ func withStrassenAt(t testing.TB, m, n, k int) {
 // TestStrassenEnv checks that MAEEMBED_STRASSEN=0 turned Strassen off. It
 // reads the variable while the test runs so that go test does not reuse a
 // cached result of another setting (see TestKernelEnv).
+// Unset, it is on except on the paths of swAutoOff.
 func TestStrassenEnv(t *testing.T) {
-	off := false
-	switch strings.ToLower(strings.TrimSpace(os.Getenv("MAEEMBED_STRASSEN"))) {
-	case "0", "off", "false", "no":
-		off = true
-	}
-	if Strassen() == off {
-		t.Errorf("MAEEMBED_STRASSEN=%q: Strassen() = %v", os.Getenv("MAEEMBED_STRASSEN"), Strassen())
-	}
+	v := os.Getenv("MAEEMBED_STRASSEN")
+	forEachPath(t, func(t *testing.T) {
+		want := !swAutoOff[Path()]
+		switch strings.ToLower(strings.TrimSpace(v)) {
+		case "0", "off", "false", "no":
+			want = false
+		case "1", "on", "true", "yes":
+			want = true
+		}
+		if Strassen() != want {
+			t.Errorf("MAEEMBED_STRASSEN=%q on %s (auto-off paths %v): Strassen() = %v", v, Path(), swAutoOff, Strassen())
+		}
+	})
 }
 
 // strassenTol is the tolerance of within for Strassen–Winograd results
@@ -294,7 +300,7 @@ func BenchmarkStrassenAB(b *testing.B) {
 // "+strassen" for float32 while Strassen–Winograd is on and never for
 // bf16 or int8, which do not run it.
 func TestArithmetic(t *testing.T) {
-	defer SetStrassen(Strassen())
+	defer SetStrassen(true)()
 	forEachPath(t, func(t *testing.T) {
 		for _, on := range []bool{true, false} {
 			SetStrassen(on)
