@@ -295,6 +295,26 @@ func OpenOutputDir(o OutputDir) (release func() error, err error) {
 	return release, nil
 }
 
+// TakeOutputDir is OpenOutputDir for a run that may end before it writes
+// anything (its model does not load, a check refuses it): release(discard)
+// frees the locks and, with discard, removes o.Dir when this call made it
+// and it is still empty, so such a run leaves nothing new behind. A
+// directory that existed before stays.
+func TakeOutputDir(o OutputDir) (release func(discard bool), err error) {
+	_, err = os.Stat(o.Dir)
+	made := errors.Is(err, os.ErrNotExist)
+	unlock, err := OpenOutputDir(o)
+	if err != nil {
+		return nil, err
+	}
+	return func(discard bool) {
+		unlock()
+		if made && discard {
+			os.Remove(o.Dir) // only an empty directory goes
+		}
+	}, nil
+}
+
 // CheckOutputDir fails where OpenOutputDir would (the outputs o.Dir holds,
 // a live run holding a lock this run needs) but creates nothing and holds
 // no lock afterwards: it only tests the locks. A dry run's check.

@@ -289,23 +289,16 @@ func Run(stop *engine.Stop, cfg Config, load Loader) (Result, error) {
 func start(ctx context.Context, cfg Config, workerID string, meta func() (sinks.Meta, error)) (func(started bool), error) {
 	release := func(bool) {}
 	if cfg.Output != "" {
-		_, err := os.Stat(cfg.Output)
-		created := errors.Is(err, os.ErrNotExist)
 		// Workers of one group may share the directory (part names carry
 		// the worker id, and the clean-up of temporaries leaves those of
 		// live workers alone); a live batch run, a worker of another group
 		// or a live worker with the same id refuses it, and so does a
 		// directory of another format.
-		unlock, err := engine.OpenOutputDir(engine.OutputDir{Dir: cfg.Output, Format: "parquet", Resume: true, Group: cfg.Consumer.Group, WorkerID: workerID})
+		take, err := engine.TakeOutputDir(engine.OutputDir{Dir: cfg.Output, Format: "parquet", Resume: true, Group: cfg.Consumer.Group, WorkerID: workerID})
 		if err != nil {
 			return nil, err
 		}
-		release = func(started bool) {
-			unlock()
-			if created && !started {
-				os.Remove(cfg.Output) // only an empty directory goes
-			}
-		}
+		release = func(started bool) { take(!started) }
 		if meta != nil {
 			err := func() error {
 				m, err := meta()
