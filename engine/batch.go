@@ -187,8 +187,21 @@ func RunBatch[R any](ctx context.Context, w io.Writer, b *Batch, cfg Config, err
 	return b.end(w, counts(), eng.Stats(), time.Since(start), err, stop.Drained(), eng.FirstError)
 }
 
-// NothingLeft ends a run that has nothing left to process (Inputs.Pending
-// said so) as RunBatch would have ended it, without a model or writers:
+// AllDone reports whether every input of b is already in the output (a
+// rerun with nothing left to do, which need not load its model: NothingLeft
+// ends it). It reads on to the first input left (Inputs.Pending). Inputs
+// none of which were skipped are not done either (an empty shard, inputs
+// without images): the run reports them as it always has.
+func (b *Batch) AllDone(ctx context.Context) (bool, error) {
+	left, err := b.Inputs.Pending(ctx)
+	if left || err != nil {
+		return false, err
+	}
+	return b.Inputs.Skipped() > 0, nil
+}
+
+// NothingLeft ends a run that has nothing left to process (AllDone said
+// so) as RunBatch would have ended it, without a model or writers:
 // the same summary on w, the error rows it supersedes dropped, and the
 // same error (every input it skipped had failed in an earlier run, or
 // FailOnError and some had).

@@ -55,7 +55,7 @@ type Inputs struct {
 // Pending reports whether any input is left to process: it reads on to
 // the first input that is not done (skipping, and counting, the done ones
 // as Next does) and keeps it for Next. A rerun with nothing left (false)
-// need not load its model (Batch.NothingLeft).
+// need not load its model (Batch.AllDone).
 func (in *Inputs) Pending(ctx context.Context) (bool, error) {
 	if in.ahead != nil {
 		return true, nil

@@ -90,9 +90,7 @@ func (e *env) embed(o *Options) error {
 // (a preset to download, the built-in model to unpack) cannot be
 // fingerprinted: then the run goes on as any other (false).
 func (e *env) nothingLeftToEmbed(o *Options, pool mae.Pool, b *engine.Batch) (bool, error) {
-	if left, err := b.Inputs.Pending(e.ctx); left || err != nil || b.Inputs.Skipped() == 0 {
-		// (Nothing skipped either: an empty shard, or inputs without
-		// images, which the run reports as it always has.)
+	if done, err := b.AllDone(e.ctx); !done || err != nil {
 		return false, err
 	}
 	spec, meta, err := e.checkEmbedder(o, pool, &b.Preprocess)

@@ -121,9 +121,7 @@ func (e *env) reconstruct(o *Options) error {
 // before it would find that out (checkReconstructRun), without loading the
 // model (false for one not on this machine yet: the run goes on as any).
 func (e *env) nothingLeftToReconstruct(o *Options, b *engine.Batch) (bool, error) {
-	if left, err := b.Inputs.Pending(e.ctx); left || err != nil || b.Inputs.Skipped() == 0 {
-		// (Nothing skipped either: an empty shard, or inputs without
-		// images, which the run reports as it always has.)
+	if done, err := b.AllDone(e.ctx); !done || err != nil {
 		return false, err
 	}
 	spec, p, err := o.ModelOptions.Check(e.ctx, true)
