@@ -325,7 +325,8 @@ func start(ctx context.Context, cfg Config, workerID string, meta func() (sinks.
 // credentials (SASL) and rights, and whether they have the dead-letter
 // topic, which would otherwise be found missing only at the first failed
 // input. Either refusal is an error (kafkaconn.Security.AuthError; for
-// the topic, naming it and --dlq-topic, as the producer does). It
+// the topic, naming it and --dlq-topic, as the producer does, and, for a
+// worker the brokers know as a user, that ACLs may hide it). It
 // creates no topic. Input topics are not checked here (the consumer
 // reports missing ones and waits for them), and brokers not reachable
 // yet are no error: that is logged, and the worker starts (a dead-letter
@@ -350,7 +351,13 @@ func checkBrokers(ctx context.Context, cfg Config) error {
 	case kafkaconn.AuthFailed(err):
 		return c.Security.AuthError(c.Brokers, err)
 	case errors.Is(err, kafkaconn.ErrTopicMissing):
-		return fmt.Errorf("kafka: %w", sinkkafka.MissingTopicError(cfg.DLQTopic, topicFlags(cfg.OutputTopic, cfg.DLQTopic)[cfg.DLQTopic]))
+		missing := sinkkafka.MissingTopicError(cfg.DLQTopic, topicFlags(cfg.OutputTopic, cfg.DLQTopic)[cfg.DLQTopic])
+		if user := c.Security.Principal(); user != "" {
+			// Brokers with ACLs list only the topics the user may
+			// describe: one it may not write to looks missing too.
+			return fmt.Errorf("kafka: %w; or the brokers hide it from %s (ACLs): the worker needs Write on it", missing, user)
+		}
+		return fmt.Errorf("kafka: %w", missing)
 	}
 	slog.Warn("kafka: brokers not reachable at start; starting anyway (the consumer connects when they are)", "brokers", strings.Join(c.Brokers, ","), "err", err)
 	return nil
