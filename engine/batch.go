@@ -30,8 +30,7 @@ type Batch struct {
 	Shard      sources.Shard
 	Preprocess stages.Preprocess // the model sets Size
 	Inputs     *Inputs
-	release    func() error
-	created    bool // this run made the output directory
+	release    func(discard bool) // the output directory (TakeOutputDir)
 	closed     bool
 }
 
@@ -73,9 +72,7 @@ func OpenBatch(name string, o FileOptions, src sources.Options, pre stages.Prepr
 		}
 	}
 	if !o.DryRun {
-		_, err := os.Stat(o.Output)
-		b.created = errors.Is(err, os.ErrNotExist)
-		if b.release, err = OpenOutputDir(out); err != nil {
+		if b.release, err = TakeOutputDir(out); err != nil {
 			return nil, err
 		}
 	}
@@ -93,7 +90,15 @@ func OpenBatch(name string, o FileOptions, src sources.Options, pre stages.Prepr
 
 // Close releases the inputs and the output directory. It may be called
 // again (after Discard).
-func (b *Batch) Close() {
+func (b *Batch) Close() { b.close(false) }
+
+// Discard closes b for a run that fails before writing anything (its
+// inputs or its model do not open): it removes the output directory when
+// this run made it and it is still empty, so the failure leaves nothing
+// new behind. A directory that existed before the run stays.
+func (b *Batch) Discard() { b.close(true) }
+
+func (b *Batch) close(discard bool) {
 	if b.closed {
 		return
 	}
@@ -102,18 +107,7 @@ func (b *Batch) Close() {
 		b.Inputs.Close()
 	}
 	if b.release != nil {
-		b.release()
-	}
-}
-
-// Discard closes b for a run that fails before writing anything (its
-// inputs or its model do not open): it removes the output directory when
-// this run made it and it is still empty, so the failure leaves nothing
-// new behind. A directory that existed before the run stays.
-func (b *Batch) Discard() {
-	b.Close()
-	if b.created {
-		os.Remove(b.Options.Output) // only an empty directory goes
+		b.release(discard)
 	}
 }
 
@@ -193,8 +187,21 @@ func RunBatch[R any](ctx context.Context, w io.Writer, b *Batch, cfg Config, err
 	return b.end(w, counts(), eng.Stats(), time.Since(start), err, stop.Drained(), eng.FirstError)
 }
 
-// NothingLeft ends a run that has nothing left to process (Inputs.Pending
-// said so) as RunBatch would have ended it, without a model or writers:
+// AllDone reports whether every input of b is already in the output (a
+// rerun with nothing left to do, which need not load its model: NothingLeft
+// ends it). It reads on to the first input left (Inputs.Pending). Inputs
+// none of which were skipped are not done either (an empty shard, inputs
+// without images): the run reports them as it always has.
+func (b *Batch) AllDone(ctx context.Context) (bool, error) {
+	left, err := b.Inputs.Pending(ctx)
+	if left || err != nil {
+		return false, err
+	}
+	return b.Inputs.Skipped() > 0, nil
+}
+
+// NothingLeft ends a run that has nothing left to process (AllDone said
+// so) as RunBatch would have ended it, without a model or writers:
 // the same summary on w, the error rows it supersedes dropped, and the
 // same error (every input it skipped had failed in an earlier run, or
 // FailOnError and some had).

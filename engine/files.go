@@ -55,7 +55,7 @@ type Inputs struct {
 // Pending reports whether any input is left to process: it reads on to
 // the first input that is not done (skipping, and counting, the done ones
 // as Next does) and keeps it for Next. A rerun with nothing left (false)
-// need not load its model (Batch.NothingLeft).
+// need not load its model (Batch.AllDone).
 func (in *Inputs) Pending(ctx context.Context) (bool, error) {
 	if in.ahead != nil {
 		return true, nil
@@ -293,6 +293,26 @@ func OpenOutputDir(o OutputDir) (release func() error, err error) {
 		return nil, fmt.Errorf("output: %w", err)
 	}
 	return release, nil
+}
+
+// TakeOutputDir is OpenOutputDir for a run that may end before it writes
+// anything (its model does not load, a check refuses it): release(discard)
+// frees the locks and, with discard, removes o.Dir when this call made it
+// and it is still empty, so such a run leaves nothing new behind. A
+// directory that existed before stays.
+func TakeOutputDir(o OutputDir) (release func(discard bool), err error) {
+	_, err = os.Stat(o.Dir)
+	made := errors.Is(err, os.ErrNotExist)
+	unlock, err := OpenOutputDir(o)
+	if err != nil {
+		return nil, err
+	}
+	return func(discard bool) {
+		unlock()
+		if made && discard {
+			os.Remove(o.Dir) // only an empty directory goes
+		}
+	}, nil
 }
 
 // CheckOutputDir fails where OpenOutputDir would (the outputs o.Dir holds,

@@ -129,3 +129,16 @@ func (s Security) AuthError(brokers []string, err error) error {
 	}
 	return fmt.Errorf("kafka: %s at %s %s (a retry cannot fix it; %s): %w", what, where, as, check, err)
 }
+
+// Principal names whom the brokers authenticate the client as, for
+// errors: the SASL user, or the TLS client certificate's holder; "" when
+// they know it by neither.
+func (s Security) Principal() string {
+	switch {
+	case s.SASLMechanism != "":
+		return fmt.Sprintf("user %q", s.SASLUsername)
+	case s.CertFile != "":
+		return "the holder of --tls-cert " + s.CertFile
+	}
+	return ""
+}

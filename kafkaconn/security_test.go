@@ -63,3 +63,21 @@ func TestAuthError(t *testing.T) {
 		t.Error("AuthFailed holds for an outage or a missing topic")
 	}
 }
+
+// Principal names the user the brokers know the client as, for errors:
+// the SASL user (never the password) or the client certificate.
+func TestPrincipal(t *testing.T) {
+	for _, c := range []struct {
+		s    Security
+		want string
+	}{
+		{Security{}, ""},
+		{Security{TLS: true}, ""},
+		{Security{SASLMechanism: "plain", SASLUsername: "u", SASLPassword: "secret"}, `user "u"`},
+		{Security{CertFile: "c.pem", KeyFile: "k.pem"}, "the holder of --tls-cert c.pem"},
+	} {
+		if got := c.s.Principal(); got != c.want {
+			t.Errorf("%+v: %q, want %q", c.s, got, c.want)
+		}
+	}
+}

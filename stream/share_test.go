@@ -138,14 +138,7 @@ func TestWorkersShareOutputDir(t *testing.T) {
 	}
 	drain()
 	for range 2 {
-		select {
-		case err := <-errs:
-			if err != nil {
-				t.Error(err)
-			}
-		case <-time.After(time.Minute):
-			t.Fatal("a worker did not stop after a drain")
-		}
+		drained(t, errs, "a worker")
 	}
 	name := regexp.MustCompile(`^part-\d{5}-w[12]\.parquet$`)
 	for _, d := range []string{out, filepath.Join(out, "errors")} {
@@ -243,14 +236,7 @@ func TestWorkerIDInUseRefused(t *testing.T) {
 		t.Errorf("a second worker with id same: %v, want a refusal naming --worker-id", err)
 	}
 	drain()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("the first worker: %v", err)
-		}
-	case <-time.After(time.Minute):
-		t.Fatal("the first worker did not stop after a drain")
-	}
+	drained(t, done, "the first worker")
 	// Another id may join the group's directory.
 	cfg.Parquet.WorkerID = "other"
 	drained, cancel := context.WithCancel(context.Background())
@@ -316,14 +302,7 @@ func TestWorkerSettingsRefusedBeforeModel(t *testing.T) {
 	}
 	refused("beside a live worker")
 	drain()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("the first worker: %v", err)
-		}
-	case <-time.After(time.Minute):
-		t.Fatal("the first worker did not stop after a drain")
-	}
+	drained(t, done, "the first worker")
 	refused("after it") // its parts' metadata
 
 	drained, cancel := context.WithCancel(context.Background())
@@ -349,5 +328,19 @@ func TestWorkerFailingAtStartLeavesNoDirectory(t *testing.T) {
 	}
 	if _, err := os.Stat(out); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("%s left behind (%v)", out, err)
+	}
+}
+
+// drained waits for the error of a worker (who) that was drained, a
+// minute at most, and reports it.
+func drained(t *testing.T, done <-chan error, who string) {
+	t.Helper()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("%s: %v", who, err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatalf("%s did not stop after a drain", who)
 	}
 }

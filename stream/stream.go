@@ -289,23 +289,16 @@ func Run(stop *engine.Stop, cfg Config, load Loader) (Result, error) {
 func start(ctx context.Context, cfg Config, workerID string, meta func() (sinks.Meta, error)) (func(started bool), error) {
 	release := func(bool) {}
 	if cfg.Output != "" {
-		_, err := os.Stat(cfg.Output)
-		created := errors.Is(err, os.ErrNotExist)
 		// Workers of one group may share the directory (part names carry
 		// the worker id, and the clean-up of temporaries leaves those of
 		// live workers alone); a live batch run, a worker of another group
 		// or a live worker with the same id refuses it, and so does a
 		// directory of another format.
-		unlock, err := engine.OpenOutputDir(engine.OutputDir{Dir: cfg.Output, Format: "parquet", Resume: true, Group: cfg.Consumer.Group, WorkerID: workerID})
+		take, err := engine.TakeOutputDir(engine.OutputDir{Dir: cfg.Output, Format: "parquet", Resume: true, Group: cfg.Consumer.Group, WorkerID: workerID})
 		if err != nil {
 			return nil, err
 		}
-		release = func(started bool) {
-			unlock()
-			if created && !started {
-				os.Remove(cfg.Output) // only an empty directory goes
-			}
-		}
+		release = func(started bool) { take(!started) }
 		if meta != nil {
 			err := func() error {
 				m, err := meta()
@@ -332,7 +325,8 @@ func start(ctx context.Context, cfg Config, workerID string, meta func() (sinks.
 // credentials (SASL) and rights, and whether they have the dead-letter
 // topic, which would otherwise be found missing only at the first failed
 // input. Either refusal is an error (kafkaconn.Security.AuthError; for
-// the topic, naming it and --dlq-topic, as the producer does). It
+// the topic, naming it and --dlq-topic, as the producer does, and, for a
+// worker the brokers know as a user, that ACLs may hide it). It
 // creates no topic. Input topics are not checked here (the consumer
 // reports missing ones and waits for them), and brokers not reachable
 // yet are no error: that is logged, and the worker starts (a dead-letter
@@ -357,7 +351,13 @@ func checkBrokers(ctx context.Context, cfg Config) error {
 	case kafkaconn.AuthFailed(err):
 		return c.Security.AuthError(c.Brokers, err)
 	case errors.Is(err, kafkaconn.ErrTopicMissing):
-		return fmt.Errorf("kafka: %w", sinkkafka.MissingTopicError(cfg.DLQTopic, topicFlags(cfg.OutputTopic, cfg.DLQTopic)[cfg.DLQTopic]))
+		missing := sinkkafka.MissingTopicError(cfg.DLQTopic, topicFlags(cfg.OutputTopic, cfg.DLQTopic)[cfg.DLQTopic])
+		if user := c.Security.Principal(); user != "" {
+			// Brokers with ACLs list only the topics the user may
+			// describe: one it may not write to looks missing too.
+			return fmt.Errorf("kafka: %w; or the brokers hide it from %s (ACLs): the worker needs Write on it", missing, user)
+		}
+		return fmt.Errorf("kafka: %w", missing)
 	}
 	slog.Warn("kafka: brokers not reachable at start; starting anyway (the consumer connects when they are)", "brokers", strings.Join(c.Brokers, ","), "err", err)
 	return nil

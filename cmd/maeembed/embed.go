@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 
 	"github.com/spf13/pflag"
 
@@ -89,9 +90,7 @@ func (e *env) embed(o *Options) error {
 // (a preset to download, the built-in model to unpack) cannot be
 // fingerprinted: then the run goes on as any other (false).
 func (e *env) nothingLeftToEmbed(o *Options, pool mae.Pool, b *engine.Batch) (bool, error) {
-	if left, err := b.Inputs.Pending(e.ctx); left || err != nil || b.Inputs.Skipped() == 0 {
-		// (Nothing skipped either: an empty shard, or inputs without
-		// images, which the run reports as it always has.)
+	if done, err := b.AllDone(e.ctx); !done || err != nil {
 		return false, err
 	}
 	spec, meta, err := e.checkEmbedder(o, pool, &b.Preprocess)
@@ -123,40 +122,45 @@ func (e *env) dryRunEmbed(o *Options, pool mae.Pool, b *engine.Batch) error {
 // checkEmbedOutput refuses, without opening a writer, an output directory
 // that the run's writers would refuse when they open it
 // (sinks.CheckResume): one holding results written with other settings,
-// or beside a live run of its kind that recorded other settings. When
-// there is either, the weights are read for their fingerprint; a model not
-// on this machine yet (a dry run's) has none, so that comparison is left
-// to the run, which the dry run says.
+// or beside a live run of its kind that recorded other settings, the
+// weights' fingerprint included where there is one (outputWeights).
 func (e *env) checkEmbedOutput(o *Options, spec *mae.Spec, meta sinks.Meta) error {
 	if o.Output == "" {
 		return nil
 	}
-	used, err := outputInUse(o.Output)
-	if err != nil {
+	var err error
+	if meta.Weights, err = outputWeights(e.stderr, o.Output, spec); err != nil {
 		return err
 	}
-	check := sinks.CheckResume
-	switch {
-	case used && spec.Pending != nil:
-		// Without the weights there is no fingerprint to compare:
-		// everything else is checked, and the run checks that.
-		check = sinks.CheckResumeAnyWeights
-		fmt.Fprintf(e.stderr, "dry run: %s holds results (or a live run is writing into it); their weights' fingerprint (maeembed.weights) is compared once the model is on this machine, by the run\n", o.Output)
-	case used:
-		if meta.Weights, err = spec.Fingerprint(); err != nil {
-			return err
-		}
+	if meta.Weights == "" {
+		return sinks.CheckResumeAnyWeights(o.Output, o.Format, meta)
 	}
-	return check(o.Output, o.Format, meta)
+	return sinks.CheckResume(o.Output, o.Format, meta)
 }
 
-// outputInUse reports whether dir holds published results (outputs or
-// error rows) or a live run is writing into it: then a run's settings,
-// its weights' fingerprint included, must match theirs.
-func outputInUse(dir string) (bool, error) {
+// outputWeights is the weights' fingerprint to compare with what dir
+// holds: spec's, read from its weights, when dir holds published results
+// (outputs or error rows) or a live run writes into it; "" when there is
+// nothing to compare it with. A model not on this machine yet (a dry
+// run's) has none: "", and the comparison is left to the run, which
+// stderr is told.
+func outputWeights(stderr io.Writer, dir string, spec *mae.Spec) (string, error) {
 	published, err := sinks.PublishedFormats(dir)
-	if err != nil || len(published) > 0 {
-		return len(published) > 0, err
+	if err != nil {
+		return "", err
 	}
-	return sinks.HasLiveRuns(dir)
+	used := len(published) > 0
+	if !used {
+		if used, err = sinks.HasLiveRuns(dir); err != nil {
+			return "", err
+		}
+	}
+	switch {
+	case !used:
+		return "", nil
+	case spec.Pending != nil:
+		fmt.Fprintf(stderr, "dry run: %s holds results (or a live run is writing into it); their weights' fingerprint (maeembed.weights) is compared once the model is on this machine, by the run\n", dir)
+		return "", nil
+	}
+	return spec.Fingerprint()
 }

@@ -121,9 +121,7 @@ func (e *env) reconstruct(o *Options) error {
 // before it would find that out (checkReconstructRun), without loading the
 // model (false for one not on this machine yet: the run goes on as any).
 func (e *env) nothingLeftToReconstruct(o *Options, b *engine.Batch) (bool, error) {
-	if left, err := b.Inputs.Pending(e.ctx); left || err != nil || b.Inputs.Skipped() == 0 {
-		// (Nothing skipped either: an empty shard, or inputs without
-		// images, which the run reports as it always has.)
+	if done, err := b.AllDone(e.ctx); !done || err != nil {
 		return false, err
 	}
 	spec, p, err := o.ModelOptions.Check(e.ctx, true)
@@ -193,20 +191,11 @@ func checkReconResume(stderr io.Writer, o *Options, spec *mae.Spec, p kernels.Pr
 	meta := sinks.ReconMeta{Model: o.Model.Name, Preprocess: pre.String(), Version: version, MaskRatio: o.MaskRatio,
 		Seed: int64(o.Seed), Patches: c.NumPatches(), Patch: c.PatchSize, NormPixLoss: o.NormPixLoss.Or(c.NormPixLoss),
 		Precision: p.String(), Inputs: b.Inputs.Roots, MaskNoise: noiseFP}
-	used, err := outputInUse(o.Output)
-	if err != nil {
+	// Without a fingerprint (an empty meta.Weights) everything else is
+	// checked (sinks.CheckReconResume).
+	var err error
+	if meta.Weights, err = outputWeights(stderr, o.Output, spec); err != nil {
 		return err
-	}
-	switch {
-	case used && spec.Pending != nil:
-		// Without the weights there is no fingerprint to compare (an
-		// empty meta.Weights): everything else is checked, and the run
-		// checks that.
-		fmt.Fprintf(stderr, "dry run: %s holds results (or a live run is writing into it); their weights' fingerprint (maeembed.weights) is compared once the model is on this machine, by the run\n", o.Output)
-	case used:
-		if meta.Weights, err = spec.Fingerprint(); err != nil {
-			return err
-		}
 	}
 	return sinks.CheckReconResume(o.Output, o.Format, meta)
 }

@@ -121,10 +121,7 @@ func produceImages(t *testing.T, cl *franz.Client, keys []string, imgs map[strin
 // committed fetches the group's committed offsets of topic.
 func committed(t *testing.T, addr, group, topic string, partitions int32) map[int32]int64 {
 	t.Helper()
-	cl, err := franz.NewClient(franz.SeedBrokers(addr))
-	if err != nil {
-		t.Fatal(err)
-	}
+	cl := adminClient(t, addr)
 	defer cl.Close()
 	req := kmsg.NewPtrOffsetFetchRequest()
 	req.Group = group
@@ -1027,13 +1024,21 @@ func vmHWM(pid int) int64 {
 	return 0
 }
 
-// createTopic makes a topic with configs through the admin API.
-func createTopic(t *testing.T, addr, topic string, partitions int32, configs map[string]string) {
+// adminClient is a client of the broker at addr for admin requests; the
+// caller closes it.
+func adminClient(t *testing.T, addr string) *franz.Client {
 	t.Helper()
 	cl, err := franz.NewClient(franz.SeedBrokers(addr))
 	if err != nil {
 		t.Fatal(err)
 	}
+	return cl
+}
+
+// createTopic makes a topic with configs through the admin API.
+func createTopic(t *testing.T, addr, topic string, partitions int32, configs map[string]string) {
+	t.Helper()
+	cl := adminClient(t, addr)
 	defer cl.Close()
 	req := kmsg.NewPtrCreateTopicsRequest()
 	rt := kmsg.NewCreateTopicsRequestTopic()

@@ -124,10 +124,7 @@ func TestStreamMissingOutputTopic(t *testing.T) {
 // deleteTopic deletes a topic through the admin API.
 func deleteTopic(t *testing.T, addr, topic string) {
 	t.Helper()
-	cl, err := franz.NewClient(franz.SeedBrokers(addr))
-	if err != nil {
-		t.Fatal(err)
-	}
+	cl := adminClient(t, addr)
 	defer cl.Close()
 	req := kmsg.NewPtrDeleteTopicsRequest()
 	rt := kmsg.NewDeleteTopicsRequestTopic()
@@ -146,10 +143,7 @@ func deleteTopic(t *testing.T, addr, topic string) {
 // them to create it.
 func topicExists(t *testing.T, addr, topic string) bool {
 	t.Helper()
-	cl, err := franz.NewClient(franz.SeedBrokers(addr))
-	if err != nil {
-		t.Fatal(err)
-	}
+	cl := adminClient(t, addr)
 	defer cl.Close()
 	req := kmsg.NewPtrMetadataRequest()
 	rt := kmsg.NewMetadataRequestTopic()

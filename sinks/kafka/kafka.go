@@ -265,8 +265,8 @@ func permanent(err error) bool { return anyWriteError(err, permanentOne) }
 
 func permanentOne(err error) bool {
 	var tooLarge kgo.MessageTooLargeError // refused client-side (BatchBytes)
-	return errors.As(err, &tooLarge) || errors.Is(err, kgo.MessageSizeTooLarge) || errors.Is(err, kgo.TopicAuthorizationFailed) ||
-		errors.Is(err, kgo.SASLAuthenticationFailed) || errors.Is(err, kgo.InvalidTopic) || errors.Is(err, kgo.RecordListTooLarge)
+	return errors.As(err, &tooLarge) || errors.Is(err, kgo.MessageSizeTooLarge) || errors.Is(err, kgo.InvalidTopic) ||
+		errors.Is(err, kgo.RecordListTooLarge) || kafkaconn.AuthFailed(err) // refused credentials or rights, as the consumer's
 }
 
 // anyWriteError reports whether pred holds for err or, when err is a
