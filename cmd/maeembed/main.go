@@ -107,9 +107,11 @@ const kernelEnvHelp = `
 Environment:
   MAEEMBED_KERNEL=avx512|avx2|generic  force a kernel path (default: the
                                        fastest this CPU has)
-  MAEEMBED_STRASSEN=0                  float32 without Strassen–Winograd:
-                                       results that do not depend on batching
-                                       or the thread count`
+  MAEEMBED_STRASSEN=0|1                float32 without Strassen–Winograd
+                                       (results that do not depend on batching
+                                       or the thread count), or with it on
+                                       every path (default: on except on
+                                       full-width AVX-512, e.g. AMD Zen 5)`
 
 // runsModel names the commands that run the model's kernels.
 var runsModel = map[string]bool{"embed": true, "reconstruct": true, "stream": true, "pretrain": true, "probe": true}
