@@ -275,30 +275,11 @@ func TestStreamSessionTimeoutRefused(t *testing.T) {
 	for _, st := range []string{"1s", "10m"} {
 		t.Run(st, func(t *testing.T) {
 			out := filepath.Join(t.TempDir(), "out")
-			type result struct {
-				code   int
-				stderr string
-			}
-			done := make(chan result, 1)
-			ctx, cancel := context.WithCancel(context.Background())
-			defer cancel()
-			go func() {
-				errb := &logtest.Buffer{}
-				code := run(ctx, []string{"stream", "-m", filepath.Join(tiny, "hf"), "--resize", "none", "--brokers", addr, "--topic", "images",
-					"--group", "st-" + st, "-o", out, "--output-topic", "embeddings", "--session-timeout", st}, strings.NewReader(""), io.Discard, errb)
-				done <- result{code, errb.String()}
-			}()
-			var r result
-			select {
-			case r = <-done:
-			case <-time.After(60 * time.Second):
-				cancel()
-				r = <-done
-				t.Fatalf("still running a minute after a refused join\n%s", r.stderr)
-			}
-			last := lineWith(r.stderr, "maeembed stream:")
-			if r.code != 1 || !strings.Contains(last, "--session-timeout "+st) || !strings.Contains(last, "6s to 5m0s") {
-				t.Errorf("exit %d, error %q: want 1 naming --session-timeout %s and the range 6s to 5m0s\n%s", r.code, last, st, r.stderr)
+			code, stderr, _ := streamExit(t, "-m", filepath.Join(tiny, "hf"), "--resize", "none", "--brokers", addr, "--topic", "images",
+				"--group", "st-"+st, "-o", out, "--output-topic", "embeddings", "--session-timeout", st)
+			last := lineWith(stderr, "maeembed stream:")
+			if code != 1 || !strings.Contains(last, "--session-timeout "+st) || !strings.Contains(last, "6s to 5m0s") {
+				t.Errorf("exit %d, error %q: want 1 naming --session-timeout %s and the range 6s to 5m0s\n%s", code, last, st, stderr)
 			}
 			if _, err := os.Stat(filepath.Join(out, "errors")); !errors.Is(err, os.ErrNotExist) {
 				t.Errorf("%s/errors after a refused join: %v, want none", out, err)
