@@ -327,7 +327,7 @@ func (r *Reader) nextMember(ctx context.Context) (it Item, ok bool, err error) {
 	e := r.curE
 	var idx int64
 	var id string
-	var dup bool
+	var dup, took bool
 	want := func(member string, row int64, key string) bool {
 		r.curSeen = true
 		idx = r.index
@@ -335,7 +335,8 @@ func (r *Reader) nextMember(ctx context.Context) (it Item, ok bool, err error) {
 		h := maphash.String(r.seed, id)
 		_, dup = r.seenIDs[h]
 		r.seenIDs[h] = struct{}{}
-		return r.wanted(id)
+		took = r.wanted(id)
+		return took
 	}
 	member, row, data, release, err := r.cur.next(want, !r.opts.NoData, r.hold(ctx))
 	if err != nil && ctx.Err() != nil {
@@ -379,6 +380,12 @@ func (r *Reader) nextMember(ctx context.Context) (it Item, ok bool, err error) {
 			// Not attributable to a member: one error item for the container.
 			it, ok := r.containerError(e, err)
 			return it, ok, nil
+		}
+		if !took {
+			// The archive ends inside a member this run skips (done, or
+			// another shard's): that member's error, recorded by the run
+			// that takes it, as this run would have had it taken it.
+			return Item{}, false, nil
 		}
 		pos := Position{Index: idx, Path: e.path, Member: member, Row: row}
 		return r.emit(Item{ID: id, Pos: pos, Err: &ReadError{Path: pos.String(), Err: err}}), true, nil

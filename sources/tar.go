@@ -113,7 +113,15 @@ func (c *tarContainer) next(want func(member string, row int64, key string) bool
 		// "." is dropped.
 		name := strings.TrimPrefix(h.Name, "./")
 		if !want(name, -1, "") {
-			continue // the tar reader skips the unread body
+			// Skip the body here rather than in the next tr.Next, through
+			// the same read as a wanted member: a body cut short is this
+			// member's error whether it is read or skipped, so a rerun that
+			// skips a member done (as an error) meets the end of a
+			// truncated archive under the id the first run gave it.
+			if err := c.body(name, h.Size, io.Discard); err != nil {
+				return name, -1, nil, nil, err
+			}
+			continue
 		}
 		if !isTarRegular(h) {
 			// A link or special file named like an image: one error row,
@@ -138,15 +146,26 @@ func (c *tarContainer) next(want func(member string, row int64, key string) bool
 		// archive does not hold.
 		var b bytes.Buffer
 		b.Grow(int(min(h.Size, 1<<20)) + bytes.MinRead)
-		if n, err := b.ReadFrom(io.LimitReader(c.tr, h.Size)); err != nil || n < h.Size {
+		if err := c.body(name, h.Size, &b); err != nil {
 			release()
-			if err == nil {
-				err = io.ErrUnexpectedEOF
-			}
-			return name, -1, nil, nil, fmt.Errorf("tar member %s: %w", name, err)
+			return name, -1, nil, nil, err
 		}
 		return name, -1, b.Bytes(), release, nil
 	}
+}
+
+// body copies the size bytes of member name's body to w: the one read of
+// a member's data, taken or skipped. An archive that ends inside the body
+// is that member's error (the container cannot go on).
+func (c *tarContainer) body(name string, size int64, w io.Writer) error {
+	n, err := io.Copy(w, io.LimitReader(c.tr, size))
+	if err == nil && n < size {
+		err = io.ErrUnexpectedEOF
+	}
+	if err != nil {
+		return fmt.Errorf("tar member %s: %w", name, err)
+	}
+	return nil
 }
 
 func (c *tarContainer) close() error {

@@ -360,3 +360,41 @@ func TestE2ERerunDropsContainerRowOnceItReads(t *testing.T) {
 		t.Errorf("outputs %v", o)
 	}
 }
+
+// A tar cut short inside a member's body: the first run records the end
+// of the archive as that member's error row; a plain rerun skips the
+// member as done, meets the same end while skipping its body, and
+// records it under the same id, so it has nothing to do and exits 0
+// (not a new row under the tar's own id, and "all inputs failed").
+func TestE2ETruncatedTarRerunAgrees(t *testing.T) {
+	root := t.TempDir()
+	shard := filepath.Join(root, "trunc.tar")
+	writeTar(t, shard, "img_001.png", "img_002.png")
+	b, err := os.ReadFile(shard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := os.Stat(filepath.Join(fixtures, "tiny32", "images", "img_001.png"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Two headers, the first body padded to a block, then half a block of
+	// the second body.
+	cut := 512 + (first.Size()+511)/512*512 + 512 + 256
+	if err := os.WriteFile(shard, b[:cut], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := t.TempDir()
+	args := []string{"embed", "-m", filepath.Join(fixtures, "tiny32", "hf"), "-o", out, shard}
+	runCounted(t, summary{1, 1, 0}, args...)
+	if e := partIDs(t, out, "errors/part-*.parquet"); len(e) != 1 || e["trunc.tar/img_002.png"] != 1 {
+		t.Fatalf("error rows %v, want trunc.tar/img_002.png once", e)
+	}
+	stderr := runCounted(t, summary{0, 0, 2}, args...)
+	if !strings.Contains(stderr, "nothing to do: every input was already done, 1 of them as errors") {
+		t.Errorf("the rerun of a truncated tar does not say it has nothing to do:\n%s", stderr)
+	}
+	if e := partIDs(t, out, "errors/part-*.parquet"); len(e) != 1 || e["trunc.tar/img_002.png"] != 1 {
+		t.Errorf("error rows after the rerun %v, want trunc.tar/img_002.png once", e)
+	}
+}
