@@ -130,6 +130,11 @@ func (c *tarContainer) next(want func(member string, row int64, key string) bool
 			return name, -1, nil, nil, &memberError{fmt.Errorf("member is %s, not a regular file (links are not followed)", tarType(h))}
 		}
 		if !readData {
+			// A listing (a dry run) reads past the body too, so it meets
+			// a cut-short archive under the id the run would.
+			if err := c.body(name, h.Size, io.Discard); err != nil {
+				return name, -1, nil, nil, err
+			}
 			return name, -1, nil, nil, nil
 		}
 		if h.Size > int64(maxMemberBytes) {

@@ -386,6 +386,10 @@ func TestE2ETruncatedTarRerunAgrees(t *testing.T) {
 	}
 	out := t.TempDir()
 	args := []string{"embed", "-m", filepath.Join(fixtures, "tiny32", "hf"), "-o", out, shard}
+	// The dry run lists the ids the run takes, the cut member's too.
+	if stdout := mustRun(t, append(args, "--dry-run")...); stdout != "trunc.tar/img_001.png\ntrunc.tar/img_002.png\n" {
+		t.Errorf("dry run listed %q, want the two members", stdout)
+	}
 	runCounted(t, summary{1, 1, 0}, args...)
 	if e := partIDs(t, out, "errors/part-*.parquet"); len(e) != 1 || e["trunc.tar/img_002.png"] != 1 {
 		t.Fatalf("error rows %v, want trunc.tar/img_002.png once", e)
