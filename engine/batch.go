@@ -113,8 +113,9 @@ func (b *Batch) close(discard bool) {
 
 // DryRun writes the ids the run would process to w, one per line
 // (LineID): with resume, without those the output already holds, as the
-// run would skip them.
-func (b *Batch) DryRun(ctx context.Context, w io.Writer) error {
+// run would skip them. When that leaves none, it says so on stderr as a
+// rerun with nothing to do does.
+func (b *Batch) DryRun(ctx context.Context, w, stderr io.Writer) error {
 	n := 0
 	for {
 		it, err := b.Inputs.Next(ctx)
@@ -128,6 +129,9 @@ func (b *Batch) DryRun(ctx context.Context, w io.Writer) error {
 		n++
 	}
 	slog.Info("dry run", "inputs", n, "skipped", b.Inputs.Skipped())
+	if n == 0 && b.Inputs.Skipped() > 0 {
+		writeNothingToDo(stderr, b.Name, b.Inputs.SkippedFailed())
+	}
 	return b.noImages()
 }
 

@@ -207,11 +207,7 @@ func writeSummary(w io.Writer, cmd string, c Counts, info RunInfo, wall time.Dur
 		fmt.Fprintf(w, "%s: %d ignored (%s)\n", cmd, info.Ignored, ignoredWhat(info.Ignored, info.Repeated))
 	}
 	if c.Written+c.Failed+c.Lost == 0 && c.Skipped > 0 {
-		if info.SkippedFailed > 0 {
-			fmt.Fprintf(w, "%s: nothing to do: every input was already done, %d of them as errors\n", cmd, info.SkippedFailed)
-		} else {
-			fmt.Fprintf(w, "%s: nothing to do: every input was already done\n", cmd)
-		}
+		writeNothingToDo(w, cmd, info.SkippedFailed)
 		return
 	}
 	fmt.Fprintf(w, "%s: %.2f s, %.2f images/s\n", cmd, wall.Seconds(), rate)
@@ -229,6 +225,16 @@ func writeSummary(w io.Writer, cmd string, c Counts, info RunInfo, wall time.Dur
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%.2f\t%.2f\t%.0f%%\n", s.Name, s.Workers, s.Items, s.Errors, s.Busy.Seconds(), per, util)
 	}
 	tw.Flush()
+}
+
+// writeNothingToDo says that a run (or a dry run) found every input
+// already done, skippedFailed of them as error rows of an earlier run.
+func writeNothingToDo(w io.Writer, cmd string, skippedFailed int64) {
+	if skippedFailed > 0 {
+		fmt.Fprintf(w, "%s: nothing to do: every input was already done, %d of them as errors\n", cmd, skippedFailed)
+	} else {
+		fmt.Fprintf(w, "%s: nothing to do: every input was already done\n", cmd)
+	}
 }
 
 // RunInfo is what a run's summary reports beside its Counts.

@@ -54,9 +54,17 @@ func TestE2EDryRunChecksLikeTheRun(t *testing.T) {
 			t.Errorf("reconstruct %s: dry run exit %d (the run %d), listed %q\n%s", arg, code, want, stdout, stderr)
 		}
 	}
-	// A compatible output: the dry run lists what is left (nothing).
-	if code, stdout, stderr := maeembed(t, "embed", "--dry-run", "-m", model, "--pool", "mean", "-o", mean, in); code != 0 || stdout != "" {
+	// A compatible output: the dry run lists what is left (nothing), and
+	// says so as the rerun would.
+	if code, stdout, stderr := maeembed(t, "embed", "--dry-run", "-m", model, "--pool", "mean", "-o", mean, in); code != 0 || stdout != "" ||
+		!strings.Contains(stderr, "embed: nothing to do: every input was already done\n") {
 		t.Errorf("dry run on a finished output: exit %d, listed %q\n%s", code, stdout, stderr)
+	}
+	rec := t.TempDir()
+	mustRun(t, "reconstruct", "-m", model, "-o", rec, in)
+	if code, stdout, stderr := maeembed(t, "reconstruct", "--dry-run", "-m", model, "-o", rec, in); code != 0 || stdout != "" ||
+		!strings.Contains(stderr, "reconstruct: nothing to do: every input was already done\n") {
+		t.Errorf("reconstruct dry run on a finished output: exit %d, listed %q\n%s", code, stdout, stderr)
 	}
 }
 

@@ -116,7 +116,7 @@ func (e *env) dryRunEmbed(o *Options, pool mae.Pool, b *engine.Batch) error {
 	if err := e.checkEmbedOutput(o, spec, meta); err != nil {
 		return err
 	}
-	return b.DryRun(e.ctx, e.stdout)
+	return b.DryRun(e.ctx, e.stdout, e.stderr)
 }
 
 // checkEmbedOutput refuses, without opening a writer, an output directory

@@ -66,7 +66,7 @@ func (e *env) reconstruct(o *Options) error {
 		if err := checkReconstructRun(e.stderr, o, b, spec, p); err != nil {
 			return err
 		}
-		return b.DryRun(e.ctx, e.stdout)
+		return b.DryRun(e.ctx, e.stdout, e.stderr)
 	}
 	if done, err := e.nothingLeftToReconstruct(o, b); done || err != nil {
 		if err == nil {

@@ -401,4 +401,9 @@ func TestE2ETruncatedTarRerunAgrees(t *testing.T) {
 	if e := partIDs(t, out, "errors/part-*.parquet"); len(e) != 1 || e["trunc.tar/img_002.png"] != 1 {
 		t.Errorf("error rows after the rerun %v, want trunc.tar/img_002.png once", e)
 	}
+	// A dry run now lists nothing and says what the rerun said.
+	if code, stdout, stderr := maeembed(t, append(args, "--dry-run")...); code != 0 || stdout != "" ||
+		!strings.Contains(stderr, "embed: nothing to do: every input was already done, 1 of them as errors\n") {
+		t.Errorf("dry run on the finished output: exit %d, listed %q\n%s", code, stdout, stderr)
+	}
 }
