@@ -26,7 +26,7 @@ type BatchOptions struct {
 // AddFlags adds --batch-size and --workers.
 func (o *BatchOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.IntVar(&o.BatchSize, "batch-size", o.BatchSize, "images per forward pass")
-	fs.IntVar(&o.Workers, "workers", o.Workers, "decode/resize workers (0 = number of cores)")
+	fs.IntVar(&o.Workers, "workers", o.Workers, fmt.Sprintf("decode/resize workers, at most %d (0 = the default, one per core)", MaxWorkers))
 }
 
 // AddFlushFlag adds --flush-interval.

@@ -33,3 +33,39 @@ func TestStreamDocsNameEveryFlag(t *testing.T) {
 		}
 	})
 }
+
+// A flag whose 0 stands for its default (--workers: one per core;
+// --max-pixels: PIL's limit) says so in every command's help and in the
+// README's flag table, since other flags refuse 0 (--batch-size).
+func TestZeroMeansDefaultIsDocumented(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, flag := range []string{"workers", "max-pixels"} {
+		row := ""
+		for _, l := range strings.Split(string(readme), "\n") {
+			if strings.HasPrefix(l, "| `--"+flag+"` |") {
+				row = l
+			}
+		}
+		if !strings.Contains(row, "0 means this default") {
+			t.Errorf("the README's row of --%s does not say that 0 means the default: %q", flag, row)
+		}
+		for _, cmd := range []string{"embed", "reconstruct", "stream", "pretrain"} {
+			e := &env{ctx: context.Background(), stdin: strings.NewReader(""), stdout: io.Discard, stderr: io.Discard}
+			c, _, err := e.rootCommand([]string{cmd}).Find([]string{cmd})
+			if err != nil {
+				t.Fatal(err)
+			}
+			f := c.Flags().Lookup(flag)
+			if f == nil {
+				t.Errorf("%s has no --%s", cmd, flag)
+				continue
+			}
+			if !strings.Contains(f.Usage, "0 = the default") {
+				t.Errorf("%s --%s help %q does not say that 0 means the default", cmd, flag, f.Usage)
+			}
+		}
+	}
+}
