@@ -407,3 +407,26 @@ func TestE2ETruncatedTarRerunAgrees(t *testing.T) {
 		t.Errorf("dry run on the finished output: exit %d, listed %q\n%s", code, stdout, stderr)
 	}
 }
+
+// A tar holding a member twice: the first is embedded, the second is an
+// error row under the same id, so the id is in the parts and in errors/
+// at once (README, Output files). A plain rerun skips both; a retry run
+// does not embed the id again (it has an output) and drops its error
+// row, leaving the first member's embedding as the id's only row.
+func TestE2EDuplicateMemberInPartsAndErrors(t *testing.T) {
+	root := t.TempDir()
+	shard := filepath.Join(root, "dup.tar")
+	writeTar(t, shard, "img_001.png", "img_002.png", "img_001.png")
+	out := t.TempDir()
+	args := []string{"embed", "-m", filepath.Join(fixtures, "tiny32", "hf"), "-o", out, shard}
+	runCounted(t, summary{2, 1, 0}, args...)
+	const id = "dup.tar/img_001.png"
+	if o, e := partIDs(t, out, "part-*.parquet"), partIDs(t, out, "errors/part-*.parquet"); o[id] != 1 || len(o) != 2 || e[id] != 1 || len(e) != 1 {
+		t.Fatalf("outputs %v, error rows %v: want %s once in each", o, e, id)
+	}
+	runCounted(t, summary{0, 0, 3}, args...)
+	runCounted(t, summary{0, 0, 3}, append(args, "--retry-errors")...)
+	if o, e := partIDs(t, out, "part-*.parquet"), partIDs(t, out, "errors/part-*.parquet"); o[id] != 1 || len(o) != 2 || len(e) != 0 {
+		t.Errorf("after the retry: outputs %v, error rows %v: want %s once in the outputs only", o, e, id)
+	}
+}
