@@ -165,3 +165,44 @@ func TestDuplicateIDsAreErrorRows(t *testing.T) {
 		t.Errorf("shard 1/2: %q", got)
 	}
 }
+
+// A tar that ends inside a member's body: that member's error, whether
+// this reader takes the member or skips it (done already, or another
+// shard's), never an extra error under the tar's own id; so a rerun that
+// skips the member meets the end under the id the first run recorded.
+func TestTruncatedTarBlamesTheCutMember(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "t.tar")
+	writeTar(t, p, false, [][2]string{{"1.jpg", "A"}, {"2.jpg", strings.Repeat("B", 1000)}})
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, b[:512+512+512+500], 0o644); err != nil { // two headers, "A" padded, half of 2.jpg
+		t.Fatal(err)
+	}
+	read := func(o Options) []string {
+		r, err := Open([]string{p}, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return readAll(t, r)
+	}
+	cut := "t.tar/2.jpg!read " + p + ":2.jpg: tar member 2.jpg: unexpected EOF"
+	for _, c := range []struct {
+		name string
+		o    Options
+		want []string
+	}{
+		{"all", Options{}, []string{"t.tar/1.jpg=A", cut}},
+		{"listing", Options{NoData: true}, []string{"t.tar/1.jpg=", cut}},
+		{"2.jpg done", Options{Done: func(id string) bool { return id == "t.tar/2.jpg" }}, []string{"t.tar/1.jpg=A"}},
+		{"all done", Options{Done: func(string) bool { return true }}, nil},
+		{"shard 0/2", Options{Shard: Shard{0, 2}}, []string{"t.tar/1.jpg=A"}},
+		{"shard 1/2", Options{Shard: Shard{1, 2}}, []string{cut}},
+	} {
+		if got := read(c.o); strings.Join(got, "\n") != strings.Join(c.want, "\n") {
+			t.Errorf("%s: got %q, want %q", c.name, got, c.want)
+		}
+	}
+}
