@@ -110,8 +110,9 @@ Environment:
   MAEEMBED_STRASSEN=0|1                float32 without Strassen–Winograd
                                        (results that do not depend on batching
                                        or the thread count), or with it on
-                                       every path (default: on except on
-                                       full-width AVX-512, e.g. AMD Zen 5)`
+                                       every path (default: on, but off on
+                                       the avx512 path of CPUs other than
+                                       AMD Zen 4, e.g. Zen 5, Intel)`
 
 // runsModel names the commands that run the model's kernels.
 var runsModel = map[string]bool{"embed": true, "reconstruct": true, "stream": true, "pretrain": true, "probe": true}

@@ -285,18 +285,29 @@ func cpuid(leaf, sub uint32) (a, b, c, d uint32)
 
 // halfWidth512 reports a CPU that runs each 512-bit instruction as two
 // 256-bit halves: AMD family 19h (Zen 4; Zen 3, of the same family, has no
-// AVX-512). Zen 5 (family 1Ah) and Intel's AVX-512 cores have full-width
-// units, which make the float32 micro-kernel twice as fast against the
-// memory-bound passes of Strassen–Winograd (see swAutoOff).
+// AVX-512). Zen 5 (family 1Ah) and Intel's AVX-512 cores count as having
+// full-width units, which make the float32 micro-kernel twice as fast
+// against the memory-bound passes of Strassen–Winograd (see swAutoOff).
+// Not told apart, and so counted as full-width too: the Zen 5 cores of
+// AMD's mobile parts, whose AVX-512 datapath is 256 bits wide, and Intel
+// cores with a single 512-bit FMA unit.
 func halfWidth512() bool {
 	_, b, c, d := cpuid(0, 0)
-	if b != 0x68747541 || d != 0x69746e65 || c != 0x444d4163 { // "AuthenticAMD"
+	a, _, _, _ := cpuid(1, 0)
+	return amdFamily19h(b, c, d, a)
+}
+
+// amdFamily19h decodes CPUID: leaf 0's vendor string (EBX, EDX, ECX, in
+// that order) is "AuthenticAMD" and leaf 1's EAX has family 19h, the base
+// family (bits 8–11) plus, when that is 0Fh, the extended family (bits
+// 20–27).
+func amdFamily19h(b, c, d, sig uint32) bool {
+	if b != 0x68747541 || d != 0x69746e65 || c != 0x444d4163 { // "Auth" "enti" "cAMD"
 		return false
 	}
-	a, _, _, _ := cpuid(1, 0)
-	family := a >> 8 & 0xf
+	family := sig >> 8 & 0xf
 	if family == 0xf {
-		family += a >> 20 & 0xff
+		family += sig >> 20 & 0xff
 	}
 	return family == 0x19
 }

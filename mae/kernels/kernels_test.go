@@ -448,6 +448,7 @@ func TestNoAllocs(t *testing.T) {
 	if alloctest.Race {
 		t.Skip("sync.Pool is randomised under the race detector")
 	}
+	defer SetStrassen(true)() // for NormLinearStrassen on every path
 	forEachPath(t, func(t *testing.T) {
 		for name, f := range noAllocCases() {
 			if a := alloctest.PerRun(10, f, kernelsPkg); a != 0 {
@@ -473,7 +474,7 @@ func noAllocCases() map[string]func() {
 	out := make([]float32, 2*50*64*4)
 	gamma, beta := randSlice(r, n), randSlice(r, n)
 	h := make([]float32, m*k)
-	// A shape that runs Strassen–Winograd on every path.
+	// A shape that runs Strassen–Winograd on every path (with it on).
 	const sm, sn, sk = 197, 512, 2048
 	sx, sh, sy, sg := randSlice(r, sm*sk), make([]float32, sm*sk), make([]float32, sm*sn), randSlice(r, sk)
 	sp := PackLinear(randSlice(r, sn*sk), sn, sk)
@@ -507,6 +508,7 @@ func noAllocCases() map[string]func() {
 // can show a few).
 // go test ./mae/kernels -run '^$' -bench NoAllocs -benchmem
 func BenchmarkNoAllocs(b *testing.B) {
+	defer SetStrassen(true)() // for NormLinearStrassen
 	for name, f := range noAllocCases() {
 		b.Run(name, func(b *testing.B) {
 			f()
@@ -763,12 +765,17 @@ func TestAttentionBitwise(t *testing.T) {
 // without Strassen–Winograd, on one and several workers, in every
 // precision, and with a NaN in x (Strassen's fallback to the plain GEMM).
 func TestNormLinear(t *testing.T) {
+	// On, also where MAEEMBED_STRASSEN's auto leaves it off: the large
+	// shapes run Strassen–Winograd, the small ones the plain GEMM.
+	defer SetStrassen(true)()
 	forEachPath(t, func(t *testing.T) {
 		r := rand.New(rand.NewPCG(15, 16))
+		sw := false
 		for _, s := range []struct{ m, k, n int }{{197, 768, 96}, {197, 2048, 512}, {50, 1030, 70}, {3, 40, 33}, {197, 768, 2304}} {
 			x, w, bias := randSlice(r, s.m*s.k), randSlice(r, s.n*s.k), randSlice(r, s.n)
 			n := Norm{Gamma: randSlice(r, s.k), Beta: randSlice(r, s.k), Eps: 1e-6}
 			p := PackLinear(w, s.n, s.k)
+			sw = sw || p.useStrassen(s.m)
 			for _, prec := range []Precision{FP32, BF16, Int8} {
 				pw := p
 				if prec != FP32 {
@@ -795,6 +802,9 @@ func TestNormLinear(t *testing.T) {
 					x[min(5, s.m-1)*s.k+1] = 0.5
 				}
 			}
+		}
+		if !sw {
+			t.Errorf("no shape ran Strassen–Winograd on %s", Path())
 		}
 	})
 }

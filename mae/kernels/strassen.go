@@ -85,12 +85,14 @@ const (
 // units (halfWidth512 false: Zen 5, Intel). There the float32 kernel is
 // twice as fast as on Zen 4's 256-bit halves while Strassen's sums, tile
 // additions and second weight copy cost what they did, and on a Zen 5
-// ViT-B ran faster without it: reconstruction at batch 8 by 7–15%,
-// embedding at batch 1 by 5–12%, at batch 8 the same within the noise
-// (model benchmarks alternating both settings, 6 rounds each, twice; see
-// the kernels README). Per layer on one core (BenchmarkStrassenAB) it
-// lost 1–15% on the decoder's K = 512 shapes and gained 0–15% on some
-// encoder shapes, which the forward passes did not show.
+// ViT-B ran faster without it: reconstruction at batch 8 by 7–24%,
+// embedding at batch 1 by 2–12%, at batch 8 within the noise (Strassen
+// ahead in two runs of three; model benchmarks alternating both settings,
+// 6–8 rounds each, three runs; see the kernels README). Per layer on one
+// core (BenchmarkStrassenAB) it lost 1–15% on the decoder's K = 512
+// shapes and gained −7…+15% on the encoder's, which the forward passes
+// did not show. halfWidth512 also counts as full-width the AVX-512 CPUs
+// it does not tell apart (see there): MAEEMBED_STRASSEN=1 turns it on.
 var swAutoOff = map[string]bool{}
 
 func init() {

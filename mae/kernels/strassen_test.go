@@ -24,10 +24,11 @@ func withStrassenAt(t testing.TB, m, n, k int) {
 	}
 }
 
-// TestStrassenEnv checks that MAEEMBED_STRASSEN=0 turned Strassen off. It
-// reads the variable while the test runs so that go test does not reuse a
-// cached result of another setting (see TestKernelEnv).
-// Unset, it is on except on the paths of swAutoOff.
+// TestStrassenEnv checks MAEEMBED_STRASSEN on every path: 0 turns
+// Strassen off, 1 on, and unset it is on except on the paths of swAutoOff;
+// the recorded kernel (Arithmetic) says "+strassen" exactly when it is on.
+// It reads the variable while the test runs so that go test does not reuse
+// a cached result of another setting (see TestKernelEnv).
 func TestStrassenEnv(t *testing.T) {
 	v := os.Getenv("MAEEMBED_STRASSEN")
 	forEachPath(t, func(t *testing.T) {
@@ -40,6 +41,13 @@ func TestStrassenEnv(t *testing.T) {
 		}
 		if Strassen() != want {
 			t.Errorf("MAEEMBED_STRASSEN=%q on %s (auto-off paths %v): Strassen() = %v", v, Path(), swAutoOff, Strassen())
+		}
+		label := Path()
+		if want {
+			label += "+strassen"
+		}
+		if got := Arithmetic(FP32); got != label {
+			t.Errorf("MAEEMBED_STRASSEN=%q on %s: Arithmetic(fp32) = %q, want %q", v, Path(), got, label)
 		}
 	})
 }
