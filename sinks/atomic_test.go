@@ -334,42 +334,37 @@ func TestLiveRunSettingsEveryFormat(t *testing.T) {
 	otherRecon := recon
 	otherRecon.Seed = 7
 	type writer interface{ Abort() error }
-	for _, tc := range []struct {
+	type liveCase struct {
 		kind, format string
 		open         func(dir string, other bool) (writer, error)
 		check        func(dir string, other bool) error
 		want         string
-	}{
-		{"embed-parquet-2-shards", "parquet", func(dir string, other bool) (writer, error) {
-			return NewEmbeddings("parquet", dir, map[bool]Meta{false: embed, true: otherEmbed}[other], ParquetOptions{})
+	}
+	// The writer and the check of one format, with the run's settings or
+	// (other) the refused ones.
+	embedCase := func(kind, format string) liveCase {
+		meta := func(other bool) Meta { return map[bool]Meta{false: embed, true: otherEmbed}[other] }
+		return liveCase{kind, format, func(dir string, other bool) (writer, error) {
+			return NewEmbeddings(format, dir, meta(other), ParquetOptions{})
 		}, func(dir string, other bool) error {
-			return CheckResume(dir, "parquet", map[bool]Meta{false: embed, true: otherEmbed}[other])
-		}, `maeembed.pool="mean", this run has "cls"`},
-		{"embed-arrow-2-shards", "arrow", func(dir string, other bool) (writer, error) {
-			return NewEmbeddings("arrow", dir, map[bool]Meta{false: embed, true: otherEmbed}[other], ParquetOptions{})
+			return CheckResume(dir, format, meta(other))
+		}, `maeembed.pool="mean", this run has "cls"`}
+	}
+	reconCase := func(kind, format string) liveCase {
+		meta := func(other bool) ReconMeta { return map[bool]ReconMeta{false: recon, true: otherRecon}[other] }
+		return liveCase{kind, format, func(dir string, other bool) (writer, error) {
+			return NewReconstructions(format, dir, meta(other), ParquetOptions{})
 		}, func(dir string, other bool) error {
-			return CheckResume(dir, "arrow", map[bool]Meta{false: embed, true: otherEmbed}[other])
-		}, `maeembed.pool="mean", this run has "cls"`},
-		{"embed-npy-1-shards", "npy", func(dir string, other bool) (writer, error) {
-			return NewEmbeddings("npy", dir, map[bool]Meta{false: embed, true: otherEmbed}[other], ParquetOptions{})
-		}, func(dir string, other bool) error {
-			return CheckResume(dir, "npy", map[bool]Meta{false: embed, true: otherEmbed}[other])
-		}, `maeembed.pool="mean", this run has "cls"`},
-		{"reconstruct-npy-1-shards", "npy", func(dir string, other bool) (writer, error) {
-			return NewReconstructions("npy", dir, map[bool]ReconMeta{false: recon, true: otherRecon}[other], ParquetOptions{})
-		}, func(dir string, other bool) error {
-			return CheckReconResume(dir, "npy", map[bool]ReconMeta{false: recon, true: otherRecon}[other])
-		}, `maeembed.seed="3", this run has "7"`},
-		{"reconstruct-parquet-2-shards", "parquet", func(dir string, other bool) (writer, error) {
-			return NewReconstructions("parquet", dir, map[bool]ReconMeta{false: recon, true: otherRecon}[other], ParquetOptions{})
-		}, func(dir string, other bool) error {
-			return CheckReconResume(dir, "parquet", map[bool]ReconMeta{false: recon, true: otherRecon}[other])
-		}, `maeembed.seed="3", this run has "7"`},
-		{"reconstruct-png-2-shards", "png", func(dir string, other bool) (writer, error) {
-			return NewReconstructions("png", dir, map[bool]ReconMeta{false: recon, true: otherRecon}[other], ParquetOptions{})
-		}, func(dir string, other bool) error {
-			return CheckReconResume(dir, "png", map[bool]ReconMeta{false: recon, true: otherRecon}[other])
-		}, `maeembed.seed="3", this run has "7"`},
+			return CheckReconResume(dir, format, meta(other))
+		}, `maeembed.seed="3", this run has "7"`}
+	}
+	for _, tc := range []liveCase{
+		embedCase("embed-parquet-2-shards", "parquet"),
+		embedCase("embed-arrow-2-shards", "arrow"),
+		embedCase("embed-npy-1-shards", "npy"),
+		reconCase("reconstruct-npy-1-shards", "npy"),
+		reconCase("reconstruct-parquet-2-shards", "parquet"),
+		reconCase("reconstruct-png-2-shards", "png"),
 	} {
 		t.Run(tc.kind, func(t *testing.T) {
 			dir := t.TempDir()
