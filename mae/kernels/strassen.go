@@ -114,15 +114,12 @@ func init() {
 // Strassen tells whether float32 Linear calls of large enough shapes use
 // one level of Strassen–Winograd on the current path (see
 // MAEEMBED_STRASSEN and swAutoOff).
-func Strassen() bool { return strassenOnPath(current.Load().name) }
-
-// strassenOnPath is Strassen for path name.
-func strassenOnPath(name string) bool {
+func Strassen() bool {
 	switch strassenMode.Load() {
 	case swOn:
 		return true
 	case swAuto:
-		return !swAutoOff[name]
+		return !swAutoOff[current.Load().name]
 	}
 	return false
 }
