@@ -91,14 +91,11 @@ func LiveRunSettings(dir string, keys, vals []string) error {
 // them for a live kind that has none yet (LiveRunSettings). A missing dir
 // holds no live run.
 func liveRunSettings(dir string, keys, vals, ignore []string, record bool) error {
-	if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
-	unlock, err := lockStart(dir)
-	if err != nil {
-		return err
-	}
-	defer unlock()
+	return existingUnderStartLock(dir, func() error { return compareLiveSettings(dir, keys, vals, ignore, record) })
+}
+
+// compareLiveSettings is liveRunSettings under dir's start lock.
+func compareLiveSettings(dir string, keys, vals, ignore []string, record bool) error {
 	live, err := liveKinds(dir, "", false)
 	if err != nil {
 		return err
@@ -141,15 +138,11 @@ func liveRunSettings(dir string, keys, vals, ignore []string, record bool) error
 // HasLiveRuns reports whether a live process holds a kind lock in dir (a
 // run writing into it now). A missing dir has none.
 func HasLiveRuns(dir string) (bool, error) {
-	if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
-		return false, nil
-	}
-	unlock, err := lockStart(dir)
-	if err != nil {
-		return false, err
-	}
-	defer unlock()
-	live, err := liveKinds(dir, "", false)
+	var live []kindLock
+	err := existingUnderStartLock(dir, func() (err error) {
+		live, err = liveKinds(dir, "", false)
+		return err
+	})
 	return len(live) > 0, err
 }
 
@@ -158,17 +151,23 @@ func HasLiveRuns(dir string) (bool, error) {
 // nothing behind (a missing dir is free, stale lock files stay): a dry
 // run's check.
 func ProbeOutputKind(dir, kind string) error {
+	return existingUnderStartLock(dir, func() error { return otherKinds(dir, kind, false) })
+}
+
+// existingUnderStartLock runs f, which reads dir's kind locks, while it
+// holds dir's start lock, as a start-up does, so that a run starting now
+// does not see f's test locks as a live run. A missing dir holds no lock:
+// f is not run (nil).
+func existingUnderStartLock(dir string, f func() error) error {
 	if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
 		return nil
 	}
-	// Under the start lock as a start-up checks, so a run starting now
-	// does not see the probe's test lock as a live run.
-	unlockStart, err := lockStart(dir)
+	unlock, err := lockStart(dir)
 	if err != nil {
 		return err
 	}
-	defer unlockStart()
-	return otherKinds(dir, kind, false)
+	defer unlock()
+	return f()
 }
 
 // kindLock is a kind lock in an output directory that a live run holds.
