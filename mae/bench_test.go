@@ -63,9 +63,9 @@ func benchModel(b *testing.B, decoder bool, prec kernels.Precision) *Model {
 }
 
 // BenchmarkReconstruct measures the masked encoder + decoder at ratio 0.75
-// at batch 8, and at 4 and 2: at GOMAXPROCS=1, the work of one item of
-// the masked encoder (4 images) and of the decoder (2) when 2 cores split
-// a batch of 8 (see imagesPerItem).
+// at batch 8, and at 4 and 2: at GOMAXPROCS=1, batch 4 is the work of one
+// item (of the masked encoder and of the decoder) when 2 cores split a
+// batch of 8 (see imagesPerItem).
 func BenchmarkReconstruct(b *testing.B) {
 	for _, prec := range benchPrecisions {
 		for _, bs := range []int{8, 4, 2} {

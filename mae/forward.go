@@ -13,8 +13,8 @@ import (
 // batch to batch so the hot path allocates nothing after warm-up. The
 // model's own workspace serves whole batches on every core; slots holds
 // one per goroutine of a batch split by image (see split), each sized for
-// one item (ViT-B: 14.7 MB for an embedding item of two images, 10 MB for
-// reconstruction's items, where a batch of 8 needs 59 MB). Buffers of
+// one item (ViT-B: ~29 MB for an embedding item of four images, ~20 MB
+// for reconstruction's items, where a batch of 8 needs 59 MB). Buffers of
 // 2 MiB and more are on transparent huge pages (kernels.HugeFloats), as
 // are the packed weights.
 type workspace struct {
@@ -28,21 +28,22 @@ type workspace struct {
 
 // itemRows is the fewest encoder rows an item of a split batch should
 // have: the GEMMs of one item run on one core, and per image they run
-// faster on more rows, up to about this many (and from 192 rows float32
-// Linear layers run Strassen–Winograd on avx512). A reconstruction's
-// masked encoder has 50 tokens per image (ViT-B/16 at ratio 0.75): items
-// of 4 images gained 4–5% per image on one core over items of 2, on both
-// assembly paths; the decoder, at 197 tokens per image, gained nothing from
-// larger items (Reconstruct splits the two apart). A variable for
-// BenchmarkReconstructItemsAB.
-var itemRows = 192
+// faster on more rows (each item streams every weight from memory once),
+// so at batch 8 on 2 cores each core takes one item of 4 images (788
+// rows when embedding; the decoder's 197 tokens per image likewise; the
+// masked encoder's 50 tokens would allow 16, but Parallel's chunks shrink
+// to the images left ÷ cores). Against items of 2, as before, that gained
+// 3–10% in embedding and up to 10% in reconstruction (medians of
+// alternated runs on 2 cores: the kernels README, "Measured 2026-12-02,
+// session 11"). A core slowed by other work does not hold up the other
+// for long: once out of items, the other joins its kernel calls
+// (kernels.Parallel). A variable for BenchmarkReconstructItemsAB.
+var itemRows = 768
 
 // imagesPerItem is the most images of one item of a split batch whose
 // encoder has tokens tokens per image: enough for itemRows rows, and at
-// least two (embedding, 197 tokens: its GEMMs ran ~3% (fp32) to 7% (AVX2
-// int8) faster per image on 394 rows than on 197). Larger items would
-// balance the cores less well; Parallel's chunks shrink to the images
-// left ÷ cores anyway (4 at batch 8 on 2 cores).
+// least two. Parallel's chunks shrink to the images left ÷ cores anyway
+// (4 at batch 8 on 2 cores).
 func imagesPerItem(tokens int) int {
 	return max(2, (itemRows+tokens-1)/tokens)
 }
@@ -376,11 +377,9 @@ func (m *Model) Reconstruct(patches, noise []float32, n int, ratio float64, norm
 	ws := &m.ws
 	ws.mu.Lock()
 	defer ws.mu.Unlock()
-	// Two passes over the batch, each split on its own: the masked
-	// encoder (1+keep tokens per image) gains from larger items than the
-	// decoder (1+L tokens), which splits into more, smaller items that
-	// balance the cores better (see imagesPerItem). The encoder's output
-	// waits in r.Latent.
+	// Two passes over the batch, each split on its own, so that each
+	// sizes its items by its own tokens per image (1+keep, 1+L; see
+	// imagesPerItem). The encoder's output waits in r.Latent.
 	ws.recon = reconWork{m: m, r: r, patches: patches, normPix: normPix}
 	ws.run(n, &ws.recon)
 	ws.recon.decoder = true

@@ -20,8 +20,7 @@ func TestSplitKeepsResults(t *testing.T) {
 	defer kernels.SetStrassen(false)()
 	c := Config{ImageSize: 64, PatchSize: 8, Channels: 3, Dim: 192, Depth: 2, Heads: 3, MLPDim: 768,
 		DecDim: 128, DecDepth: 1, DecHeads: 4, DecMLPDim: 512, Eps: 1e-6, MaskRatio: 0.75}
-	// 9 images: at GOMAXPROCS=2, 8 run as items (of 3 images when
-	// embedding, 65 tokens each; of 4 when reconstructing, 17 tokens: see
+	// 9 images: at GOMAXPROCS=2, 8 run as items (of 4 images: see
 	// imagesPerItem) and the last one on all cores.
 	const n = 9
 	l := c.NumPatches()

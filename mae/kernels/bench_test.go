@@ -164,18 +164,18 @@ var decoderShapes = []gemmShape{
 }
 
 // itemShapes are reconstruction's GEMMs in the items of a batch split
-// across cores (mae's imagesPerItem): the masked encoder's 4 images (200
-// rows) and the decoder's 2 (394 rows).
+// across cores (mae's imagesPerItem): 4 images, 200 rows in the masked
+// encoder and 788 in the decoder.
 var itemShapes = []gemmShape{
 	{"qkv", 200, 768, 2304},
 	{"proj", 200, 768, 768},
 	{"fc1", 200, 768, 3072},
 	{"fc2", 200, 3072, 768},
-	{"qkv", 394, 512, 1536},
-	{"proj", 394, 512, 512},
-	{"fc1", 394, 512, 2048},
-	{"fc2", 394, 2048, 512},
-	{"pred", 394, 512, 768},
+	{"qkv", 788, 512, 1536},
+	{"proj", 788, 512, 512},
+	{"fc1", 788, 512, 2048},
+	{"fc2", 788, 2048, 512},
+	{"pred", 788, 512, 768},
 }
 
 // BenchmarkLinearDecoder is reconstruction's calls on the fastest path.
