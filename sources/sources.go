@@ -128,8 +128,10 @@ type Options struct {
 	NoData bool `yaml:"-"`
 	// Extensions (e.g. jpg, png; default ImageExtensions) are the files
 	// directories and globs take, so the sidecar files of a dataset folder
-	// (.txt captions, .json metadata, stats) are not read as broken images;
-	// a glob also takes the extension its pattern names (photos/*.heic).
+	// (.txt captions, .json metadata, stats) are not read as broken images.
+	// Each may have its leading dot or not (.jpg is jpg) and is matched
+	// in any letter case, of it and of the file name (JPG takes a.jpg).
+	// A glob also takes the extension its pattern names (photos/*.heic).
 	// Tar and Parquet files, and files named directly or in a list, are
 	// always taken.
 	Extensions []string `yaml:"extensions"`
