@@ -6,6 +6,7 @@ import (
 	"image/png"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -218,8 +219,15 @@ func TestE2EDryRunResumes(t *testing.T) {
 	if got := dry("--retry-errors"); strings.Join(got, " ") != "bad.jpg" {
 		t.Errorf("dry run --retry-errors lists %q, want bad.jpg", got)
 	}
-	if got := dry("--resume=false"); len(got) != 3 {
-		t.Errorf("dry run --resume=false lists %q, want all 3", got)
+	// --resume=false: the run is refused (it would write the ids again);
+	// the dry run lists what it would take, then fails as the run does.
+	args := append(append([]string{"embed", "--dry-run", "--resume=false", "-o", out}, model...), root)
+	code, stdout, stderr := maeembed(t, args...)
+	if got := strings.Fields(stdout); len(got) != 3 || code != 1 || !strings.Contains(stderr, "--resume=false would write their ids a second time") {
+		t.Errorf("dry run --resume=false: exit %d, lists %q, want all 3 and exit 1 with the run's refusal\n%s", code, got, stderr)
+	}
+	if run, _, _ := maeembed(t, slices.DeleteFunc(args, func(a string) bool { return a == "--dry-run" })...); run != code {
+		t.Errorf("dry run --resume=false exit %d, the run %d", code, run)
 	}
 }
 
