@@ -146,7 +146,7 @@ func (b *Batch) DryRun(ctx context.Context, w, stderr io.Writer) error {
 	}
 	slog.Info("dry run", "inputs", n, "skipped", b.Inputs.Skipped())
 	if n == 0 && b.Inputs.Skipped() > 0 {
-		writeNothingToDo(stderr, b.Name, b.Inputs.SkippedFailed())
+		writeNothingToDo(stderr, b.Name, b.Inputs.SkippedFailed(), b.Inputs.SkippedDuplicates())
 	}
 	switch {
 	case b.refused != nil:
@@ -246,7 +246,7 @@ func (b *Batch) NothingLeft(w io.Writer) error {
 func (b *Batch) end(w io.Writer, c Counts, stats []pipeline.StageStats, wall time.Duration, err error, drained bool, firstError func() string) error {
 	skippedFailed := b.Inputs.SkippedFailed()
 	Summary(w, b.Name, c, RunInfo{Ignored: b.Inputs.Ignored(), Repeated: b.Inputs.Stats().Repeated, Budget: b.Preprocess.Budget, Output: b.Options.Output,
-		SkippedFailed: skippedFailed, SkippedRetryable: b.Inputs.SkippedRetryable()}, stats, wall)
+		SkippedFailed: skippedFailed, SkippedRetryable: b.Inputs.SkippedRetryable(), SkippedDuplicates: b.Inputs.SkippedDuplicates()}, stats, wall)
 	if err == nil && !drained && c.Lost == 0 {
 		// Every retried input has its new output or error row, published:
 		// the error rows they supersede can go.
@@ -271,7 +271,10 @@ func (b *Batch) errDir() string { return filepath.Join(b.Options.Output, "errors
 // are every input it skipped).
 func (b *Batch) earlierFailed(all string) error {
 	retry := "--retry-errors processes them again"
-	if b.Inputs.SkippedRetryable() == 0 { // (sinks.RetryableError)
+	switch dups := b.Inputs.SkippedDuplicates(); {
+	case dups > 0 && dups == b.Inputs.SkippedFailed():
+		retry = "duplicate ids, whose ids keep the first one's output: --retry-errors drops their error rows"
+	case b.Inputs.SkippedRetryable() == 0: // (sinks.RetryableError)
 		retry = "they are bad inputs, which --retry-errors would fail again"
 	}
 	return fmt.Errorf("%s%d input(s) failed in an earlier run into %s (see %s; %s)",
