@@ -32,6 +32,10 @@ type Batch struct {
 	Inputs     *Inputs
 	release    func(discard bool) // the output directory (TakeOutputDir)
 	closed     bool
+	// refused is, for a dry run, the run's refusal of the output that it
+	// reports after its listing (--resume=false into a directory that
+	// holds outputs): the run would exit non-zero before processing.
+	refused error
 }
 
 // OpenBatch checks o (errors wrapping config.ErrUsage name the flag) and
@@ -69,6 +73,11 @@ func OpenBatch(name string, o FileOptions, src sources.Options, pre stages.Prepr
 		// writes nothing.
 		if err := CheckOutputDir(out); err != nil {
 			return nil, err
+		}
+		if !o.Resume {
+			// The run refuses outputs it would write again: the dry
+			// run lists what --resume=false would take, then fails so.
+			b.refused = out.checkHeld()
 		}
 	}
 	if !o.DryRun {
@@ -115,6 +124,13 @@ func (b *Batch) close(discard bool) {
 // (LineID): with resume, without those the output already holds, as the
 // run would skip them. When that leaves none, it says so on stderr as a
 // rerun with nothing to do does.
+//
+// After the listing it fails as the run would end, where that is known
+// before processing (then with the run's error, so with its exit
+// status): the run's refusal of the output without resume (refused); a
+// rerun with nothing to do, as NothingLeft ends it (every skipped input
+// had failed, or FailOnError and some had); FailOnError when inputs that
+// failed in an earlier run are skipped.
 func (b *Batch) DryRun(ctx context.Context, w, stderr io.Writer) error {
 	n := 0
 	for {
@@ -130,9 +146,19 @@ func (b *Batch) DryRun(ctx context.Context, w, stderr io.Writer) error {
 	}
 	slog.Info("dry run", "inputs", n, "skipped", b.Inputs.Skipped())
 	if n == 0 && b.Inputs.Skipped() > 0 {
-		writeNothingToDo(stderr, b.Name, b.Inputs.SkippedFailed())
+		writeNothingToDo(stderr, b.Name, b.Inputs.SkippedFailed(), b.Inputs.SkippedDuplicates())
 	}
-	return b.noImages()
+	switch {
+	case b.refused != nil:
+		return b.refused
+	case n == 0:
+		// The rerun: nothing left (NothingLeft), or no input at all.
+		return b.outcome(Counts{Skipped: b.Inputs.Skipped()}, func() string { return "" })
+	case b.Options.FailOnError && b.Inputs.SkippedFailed() > 0:
+		// However the inputs left fare, the run fails (outcome).
+		return b.earlierFailed("")
+	}
+	return nil
 }
 
 // noImages is the error of inputs that held no image at all, in any shard:
@@ -220,7 +246,7 @@ func (b *Batch) NothingLeft(w io.Writer) error {
 func (b *Batch) end(w io.Writer, c Counts, stats []pipeline.StageStats, wall time.Duration, err error, drained bool, firstError func() string) error {
 	skippedFailed := b.Inputs.SkippedFailed()
 	Summary(w, b.Name, c, RunInfo{Ignored: b.Inputs.Ignored(), Repeated: b.Inputs.Stats().Repeated, Budget: b.Preprocess.Budget, Output: b.Options.Output,
-		SkippedFailed: skippedFailed, SkippedRetryable: b.Inputs.SkippedRetryable()}, stats, wall)
+		SkippedFailed: skippedFailed, SkippedRetryable: b.Inputs.SkippedRetryable(), SkippedDuplicates: b.Inputs.SkippedDuplicates()}, stats, wall)
 	if err == nil && !drained && c.Lost == 0 {
 		// Every retried input has its new output or error row, published:
 		// the error rows they supersede can go.
@@ -228,28 +254,45 @@ func (b *Batch) end(w io.Writer, c Counts, stats []pipeline.StageStats, wall tim
 			return err
 		}
 	}
-	errDir := filepath.Join(b.Options.Output, "errors") // "out/errors" for -o out/ too
-	// The inputs of an earlier run into the output that failed then and
-	// that this run skipped as done.
-	earlierFailed := func(all string) error {
-		retry := "--retry-errors processes them again"
-		if b.Inputs.SkippedRetryable() == 0 { // (sinks.RetryableError)
-			retry = "they are bad inputs, which --retry-errors would fail again"
-		}
-		return fmt.Errorf("%s%d input(s) failed in an earlier run into %s (see %s; %s)",
-			all, skippedFailed, b.Options.Output, errDir, retry)
-	}
 	switch {
 	case err != nil:
 		return err
 	case drained:
 		return ErrDrained
+	}
+	return b.outcome(c, firstError)
+}
+
+// errDir is the directory of the error parts: "out/errors" for -o out/ too.
+func (b *Batch) errDir() string { return filepath.Join(b.Options.Output, "errors") }
+
+// earlierFailed is the error of a run that skipped, as done, the inputs
+// that failed in an earlier run into its output (all: "all " when they
+// are every input it skipped).
+func (b *Batch) earlierFailed(all string) error {
+	retry := "--retry-errors processes them again"
+	switch dups := b.Inputs.SkippedDuplicates(); {
+	case dups > 0 && dups == b.Inputs.SkippedFailed():
+		retry = "duplicate ids, whose ids keep the first one's output: --retry-errors drops their error rows"
+	case b.Inputs.SkippedRetryable() == 0: // (sinks.RetryableError)
+		retry = "they are bad inputs, which --retry-errors would fail again"
+	}
+	return fmt.Errorf("%s%d input(s) failed in an earlier run into %s (see %s; %s)",
+		all, b.Inputs.SkippedFailed(), b.Options.Output, b.errDir(), retry)
+}
+
+// outcome is the error of a batch run that processed c without an error
+// of its own and was not drained: nil, or why it fails (end); a dry run's
+// too (DryRun), with c its skipped inputs.
+func (b *Batch) outcome(c Counts, firstError func() string) error {
+	skippedFailed, errDir := b.Inputs.SkippedFailed(), b.errDir()
+	switch {
 	case c.Written == 0 && c.Failed > 0:
 		// Nothing came out: that is a failed run, not a run with bad inputs.
 		return fmt.Errorf("all %d input(s) failed (errors in %s); first: %s", c.Failed, errDir, firstError())
 	case c.Written == 0 && c.Failed == 0 && c.Skipped > 0 && skippedFailed == c.Skipped:
 		// A rerun of such a run: every input it skipped is an error row.
-		return earlierFailed("all ")
+		return b.earlierFailed("all ")
 	case c.Written == 0 && c.Failed == 0 && c.Skipped == 0 && b.noImages() != nil:
 		return b.noImages()
 	case b.Options.FailOnError && c.Failed > 0:
@@ -257,7 +300,7 @@ func (b *Batch) end(w io.Writer, c Counts, stats []pipeline.StageStats, wall tim
 	case b.Options.FailOnError && skippedFailed > 0:
 		// A rerun (a retried Job) must not turn the first run's failure
 		// into success by skipping the inputs that failed then.
-		return earlierFailed("")
+		return b.earlierFailed("")
 	}
 	return nil
 }

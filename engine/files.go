@@ -29,8 +29,13 @@ type Inputs struct {
 	Roots   []string
 	skipped atomic.Int64
 	// skippedFailed counts the skipped inputs that only have error rows
-	// (a run without RetryErrors): --retry-errors would read them again.
+	// (a run without RetryErrors): --retry-errors would read them again;
+	// and the duplicate ids skipped whose id has an output too.
 	skippedFailed atomic.Int64
+	// skippedDuplicate is the part of skippedFailed that is tar members
+	// and Parquet rows whose id an earlier one has (a duplicate id, an
+	// error row of the run that took it).
+	skippedDuplicate atomic.Int64
 	// skippedRetryable is the part of skippedFailed whose error rows are
 	// of a kind a retry can get past (sinks.RetryableError).
 	skippedRetryable atomic.Int64
@@ -170,6 +175,21 @@ func OpenInputs(names []string, stdin io.Reader, o InputOptions) (*Inputs, error
 				return false
 			}
 		}
+		if failedOnly != nil {
+			// A duplicate id skipped: the output holds the first member
+			// or row under the id, and this one as an error row. Done
+			// counted it as failed already if the id has no output.
+			opts.SkippedRepeat = func(id string) {
+				id = sinks.SanitizeID(id)
+				if !in.failedAtStart[id] {
+					return // no error row: the run that took it was cut short
+				}
+				in.skippedDuplicate.Add(1)
+				if !failedOnly[id] {
+					in.skippedFailed.Add(1)
+				}
+			}
+		}
 	}
 	if o.ResumeFrom != "" {
 		// A tar or Parquet file with an error row under its own id that
@@ -230,9 +250,17 @@ func (in *Inputs) DropRetried(dir string) error {
 // Skipped is the number of inputs skipped so far as already done.
 func (in *Inputs) Skipped() int64 { return in.skipped.Load() }
 
-// SkippedFailed is the part of Skipped that the output holds only as error
-// rows (an earlier run failed them): a --retry-errors run reads them again.
+// SkippedFailed is the part of Skipped that the output holds as error rows
+// (an earlier run failed them): those whose id has only error rows, which
+// a --retry-errors run reads again, and the duplicate ids
+// (SkippedDuplicates).
 func (in *Inputs) SkippedFailed() int64 { return in.skippedFailed.Load() }
+
+// SkippedDuplicates is the part of SkippedFailed that is tar members and
+// Parquet rows whose id an earlier member or row has: the run that took
+// them made them error rows ("duplicate id"), whose id has the first one's
+// output (or its error row). --retry-errors drops their rows instead.
+func (in *Inputs) SkippedDuplicates() int64 { return in.skippedDuplicate.Load() }
 
 // SkippedRetryable is the part of SkippedFailed whose error rows are of a
 // kind a retry can get past once their cause is fixed (sinks.RetryableError).

@@ -207,7 +207,7 @@ func writeSummary(w io.Writer, cmd string, c Counts, info RunInfo, wall time.Dur
 		fmt.Fprintf(w, "%s: %d ignored (%s)\n", cmd, info.Ignored, ignoredWhat(info.Ignored, info.Repeated))
 	}
 	if c.Written+c.Failed+c.Lost == 0 && c.Skipped > 0 {
-		writeNothingToDo(w, cmd, info.SkippedFailed)
+		writeNothingToDo(w, cmd, info.SkippedFailed, info.SkippedDuplicates)
 		return
 	}
 	fmt.Fprintf(w, "%s: %.2f s, %.2f images/s\n", cmd, wall.Seconds(), rate)
@@ -228,13 +228,23 @@ func writeSummary(w io.Writer, cmd string, c Counts, info RunInfo, wall time.Dur
 }
 
 // writeNothingToDo says that a run (or a dry run) found every input
-// already done, skippedFailed of them as error rows of an earlier run.
-func writeNothingToDo(w io.Writer, cmd string, skippedFailed int64) {
+// already done, skippedFailed of them as error rows of an earlier run,
+// duplicates of those as duplicate ids.
+func writeNothingToDo(w io.Writer, cmd string, skippedFailed, duplicates int64) {
 	if skippedFailed > 0 {
-		fmt.Fprintf(w, "%s: nothing to do: every input was already done, %d of them as errors\n", cmd, skippedFailed)
+		fmt.Fprintf(w, "%s: nothing to do: every input was already done, %d of them as errors%s\n", cmd, skippedFailed, duplicateNote(duplicates))
 	} else {
 		fmt.Fprintf(w, "%s: nothing to do: every input was already done\n", cmd)
 	}
+}
+
+// duplicateNote says how many of a count of skipped error rows are
+// duplicate ids: " (1 duplicate id)", or "" for none.
+func duplicateNote(duplicates int64) string {
+	if duplicates <= 0 {
+		return ""
+	}
+	return " (" + plural(duplicates, "duplicate id") + ")"
 }
 
 // RunInfo is what a run's summary reports beside its Counts.
@@ -252,6 +262,9 @@ type RunInfo struct {
 	// SkippedRetryable is the part of SkippedFailed of a kind a retry can
 	// get past once its cause is fixed (Inputs.SkippedRetryable).
 	SkippedRetryable int64
+	// SkippedDuplicates is the part of SkippedFailed that is duplicate
+	// ids (Inputs.SkippedDuplicates).
+	SkippedDuplicates int64
 }
 
 // Summary ends a run's report: one machine-readable "done" log line (the
@@ -276,12 +289,27 @@ func Summary(w io.Writer, cmd string, c Counts, info RunInfo, stats []pipeline.S
 		fmt.Fprintf(w, "%s: the errors are in %s; %s\n", cmd, errDir, retryHint(c.Failed, c.Retryable))
 	case info.SkippedFailed > 0:
 		// A rerun skips them as done: say so, or they look forgotten.
-		fmt.Fprintf(w, "%s: %d of the skipped inputs %s recorded as failed in %s by an earlier run; %s\n",
-			cmd, info.SkippedFailed, isAre(info.SkippedFailed), errDir, retryHint(info.SkippedFailed, info.SkippedRetryable))
+		fmt.Fprintf(w, "%s: %d of the skipped inputs %s recorded as failed in %s by an earlier run%s; %s\n",
+			cmd, info.SkippedFailed, isAre(info.SkippedFailed), errDir, duplicateNote(info.SkippedDuplicates), skippedHint(info))
 	}
 	if b := info.Budget; b != nil {
 		fmt.Fprintf(w, "%s: memory in flight (read + decoding): peak %s of a %s budget (--memory-budget)\n",
 			cmd, stages.FormatBytes(b.Peak()), stages.FormatBytes(b.Size()))
+	}
+}
+
+// skippedHint is retryHint for the inputs a rerun skipped that failed in
+// an earlier run: a duplicate id's error row, which --retry-errors drops
+// (its id keeps the first one's output), is no bad input to fail again.
+func skippedHint(info RunInfo) string {
+	const dup = "a duplicate id keeps the output of the first member or row that has it, and --retry-errors drops its error row"
+	switch other := info.SkippedFailed - info.SkippedDuplicates; {
+	case info.SkippedDuplicates <= 0:
+		return retryHint(info.SkippedFailed, info.SkippedRetryable)
+	case other <= 0:
+		return dup
+	default:
+		return dup + "; of the others, " + retryHint(other, info.SkippedRetryable)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -41,6 +42,12 @@ func createAtomic(final string) (*atomicfile.File, error) {
 // same tree does anyway. A temporary whose writer is alive (it holds the
 // file's flock: another shard or stream worker writing into the same
 // directory) is left alone.
+//
+// An npy set is published only when its run ends, so the temporaries of
+// an interrupted npy run cannot be resumed: their inputs are processed
+// again. CleanTemps says so in one warning naming the files it removed;
+// the set that dir already published (metadata.parquet and its .npy
+// files) is not touched, and a resume continues from it.
 func CleanTemps(dir string) error {
 	_, err := os.Lstat(filepath.Join(dir, pngMetaName))
 	if err == nil {
@@ -50,11 +57,47 @@ func CleanTemps(dir string) error {
 		return fmt.Errorf("clean temps in %s: %w", dir, err)
 	}
 	for _, d := range []string{dir, filepath.Join(dir, errorsDir)} {
-		if _, err := atomicfile.RemoveStale(d, isTemp, 0); err != nil {
+		removed, err := atomicfile.RemoveStale(d, isTemp, 0)
+		if d == dir {
+			warnNpyRestart(dir, removed)
+		}
+		if err != nil {
 			return fmt.Errorf("clean temps in %s: %w", d, err)
 		}
 	}
 	return nil
+}
+
+// warnNpyRestart logs, once, that CleanTemps removed the unpublished files
+// of an interrupted npy run in dir (among removed, the temporaries it
+// removed there), and what becomes of the run's work.
+func warnNpyRestart(dir string, removed []string) {
+	var npy []string
+	for _, p := range removed {
+		if final := tempFinal(filepath.Base(p)); final == metadataName || strings.HasSuffix(final, ".npy") {
+			npy = append(npy, filepath.Base(p))
+		}
+	}
+	if len(npy) == 0 {
+		return
+	}
+	kept := "none (the interrupted run was the first)"
+	if _, err := os.Stat(filepath.Join(dir, metadataName)); err == nil {
+		kept = metadataName + " and its .npy files, unchanged: the run resumes after their rows"
+	}
+	slog.Warn("an interrupted npy run cannot be resumed (an npy set is published only when its run ends): removed its unpublished files, and its inputs are processed again",
+		"dir", dir, "removed", strings.Join(npy, ", "), "published", kept)
+}
+
+// tempFinal is the final name of a temporary that createAtomic names
+// ("." + final + "." + digits + tempSuffix), or "" for another name.
+func tempFinal(name string) string {
+	rest, ok := strings.CutSuffix(strings.TrimPrefix(name, "."), tempSuffix)
+	i := strings.LastIndexByte(rest, '.')
+	if !ok || i < 0 || strings.Trim(rest[i+1:], "0123456789") != "" {
+		return ""
+	}
+	return rest[:i]
 }
 
 // cleanTempsTree is CleanTemps for a whole output tree. Symbolic links are

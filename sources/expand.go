@@ -72,7 +72,7 @@ func CheckExtensions(exts []string) error {
 			why = "holds a dot (a file's extension is what follows the last dot of its name)"
 		}
 		if why != "" {
-			return fmt.Errorf("--extensions %q: an extension %s, so it matches no file; give extensions without dots or paths, comma-separated or repeated: --extensions %s",
+			return fmt.Errorf("--extensions %q: an extension %s, so it matches no file; give extensions (with or without the leading dot) without other dots or paths, comma-separated or repeated: --extensions %s",
 				x, why, extensionsHint(exts))
 		}
 	}

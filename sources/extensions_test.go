@@ -55,3 +55,33 @@ func TestExtensionWithASpaceMatchesNothing(t *testing.T) {
 		t.Errorf("open with extension %q: %v, want no image files", "jpg png", err)
 	}
 }
+
+// An extension is taken with or without its leading dot and in any letter
+// case, of it and of the file names: jpg, .jpg, JPG and .Jpg all take
+// a.jpg and b.JPG from a directory and from a glob, and nothing else.
+func TestExtensionsLeadingDotAndCase(t *testing.T) {
+	dir := t.TempDir()
+	for _, f := range []string{"a.jpg", "b.JPG", "c.png", "d.jpeg"} {
+		if err := os.WriteFile(filepath.Join(dir, f), []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, ext := range []string{"jpg", ".jpg", "JPG", ".Jpg"} {
+		for _, in := range []string{dir, filepath.Join(dir, "*")} {
+			if err := CheckExtensions([]string{ext}); err != nil {
+				t.Errorf("--extensions %s refused: %v", ext, err)
+			}
+			r, err := Open([]string{in}, Options{Extensions: []string{ext}, NoData: true})
+			if err != nil {
+				t.Fatalf("--extensions %s %s: %v", ext, in, err)
+			}
+			var ids []string
+			for _, s := range readAll(t, r) {
+				ids = append(ids, strings.TrimSuffix(s, "="))
+			}
+			if strings.Join(ids, " ") != "a.jpg b.JPG" {
+				t.Errorf("--extensions %s %s: %q, want a.jpg and b.JPG", ext, in, ids)
+			}
+		}
+	}
+}

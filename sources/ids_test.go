@@ -164,6 +164,27 @@ func TestDuplicateIDsAreErrorRows(t *testing.T) {
 	if got := readAll(t, r); len(got) != 3 || !strings.Contains(got[2], `duplicate id "k1"`) {
 		t.Errorf("shard 1/2: %q", got)
 	}
+
+	// A resumed reader skips them all as done, and reports the duplicates
+	// it skipped (SkippedRepeat), in its shard only: shard 0/2 has the
+	// tar's (index 2), shard 1/2 the Parquet file's (index 5).
+	for _, c := range []struct {
+		shard Shard
+		want  string
+	}{{Shard{}, "a.tar/1.jpg k1"}, {Shard{0, 2}, "a.tar/1.jpg"}, {Shard{1, 2}, "k1"}} {
+		var repeats []string
+		r, err = Open([]string{dir}, Options{Shard: c.shard, Done: func(string) bool { return true },
+			SkippedRepeat: func(id string) { repeats = append(repeats, id) }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := readAll(t, r); len(got) != 0 {
+			t.Errorf("shard %v, all done: read %q", c.shard, got)
+		}
+		if strings.Join(repeats, " ") != c.want {
+			t.Errorf("shard %v: skipped repeats %q, want %s", c.shard, repeats, c.want)
+		}
+	}
 }
 
 // A tar that ends inside a member's body: that member's error, whether

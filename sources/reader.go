@@ -335,7 +335,11 @@ func (r *Reader) nextMember(ctx context.Context) (it Item, ok bool, err error) {
 		h := maphash.String(r.seed, id)
 		_, dup = r.seenIDs[h]
 		r.seenIDs[h] = struct{}{}
+		skipped := r.skipped
 		took = r.wanted(id)
+		if dup && r.skipped > skipped && r.opts.SkippedRepeat != nil {
+			r.opts.SkippedRepeat(id)
+		}
 		return took
 	}
 	member, row, data, release, err := r.cur.next(want, !r.opts.NoData, r.hold(ctx))

@@ -115,6 +115,12 @@ type Options struct {
 	// Done reports ids already finished by an earlier run (resume); they are
 	// skipped after sharding, so shards are stable across reruns.
 	Done func(id string) bool `yaml:"-"`
+	// SkippedRepeat, if set, is called with the id of each tar member or
+	// Parquet row that Done skips and that repeats the id of an earlier
+	// member or row: a duplicate id, which a run that takes it makes an
+	// error item (the first keeps the id), so the run that wrote the id
+	// recorded this one as failed.
+	SkippedRepeat func(id string) `yaml:"-"`
 	// OnAck, if set, is called once per item when its Ack is called.
 	OnAck func(it Item, err error) `yaml:"-"`
 	// ContainerRead, if set, is called with the id of each tar or Parquet
@@ -128,8 +134,10 @@ type Options struct {
 	NoData bool `yaml:"-"`
 	// Extensions (e.g. jpg, png; default ImageExtensions) are the files
 	// directories and globs take, so the sidecar files of a dataset folder
-	// (.txt captions, .json metadata, stats) are not read as broken images;
-	// a glob also takes the extension its pattern names (photos/*.heic).
+	// (.txt captions, .json metadata, stats) are not read as broken images.
+	// Each may have its leading dot or not (.jpg is jpg) and is matched
+	// in any letter case, of it and of the file name (JPG takes a.jpg).
+	// A glob also takes the extension its pattern names (photos/*.heic).
 	// Tar and Parquet files, and files named directly or in a list, are
 	// always taken.
 	Extensions []string `yaml:"extensions"`

@@ -159,7 +159,10 @@ type Result struct {
 // Run serves the metrics, checks what it can before the model loads (the
 // output directory, the brokers: see start), opens the model (readiness
 // waits for it), then consumes until stop drains (or aborts) it, and
-// leaves the group after committing what is durable.
+// leaves the group after committing what is durable. A worker that fails
+// before it consumes (its model, producer or consumer does not open)
+// aborts every writer it opened: it leaves no file in the output
+// directory, and no directory it made.
 func Run(stop *engine.Stop, cfg Config, load Loader) (Result, error) {
 	met := newWorkerMetrics()
 	if cfg.MetricsAddr != "" {
@@ -190,6 +193,20 @@ func Run(stop *engine.Stop, cfg Config, load Loader) (Result, error) {
 
 	var outs []sinks.Writer[sinks.Row]
 	var errW sinks.ErrorWriter
+	// opened holds every writer opened: until the engine owns them
+	// (started), an error return aborts them all (an Abort is idempotent),
+	// so no part in progress is published and no temporary stays.
+	var opened []interface{ Abort() error }
+	defer func() {
+		if started {
+			return
+		}
+		for _, w := range opened {
+			if err := w.Abort(); err != nil {
+				slog.Warn("abort an output of a worker that did not start", "err", err)
+			}
+		}
+	}()
 	if cfg.Output != "" {
 		// Acks wait for a part to be published and the consumer stops at
 		// max-in-flight, so a part never waits for more rows than that.
@@ -202,11 +219,12 @@ func Run(stop *engine.Stop, cfg Config, load Loader) (Result, error) {
 		if err != nil {
 			return Result{}, err
 		}
-		outs = append(outs, w)
-		if errW, err = sinks.NewErrors(cfg.Output, meta, popts); err != nil {
-			w.Abort()
+		outs, opened = append(outs, w), append(opened, w)
+		ew, err := sinks.NewErrors(cfg.Output, meta, popts)
+		if err != nil {
 			return Result{}, err
 		}
+		errW, opened = ew, append(opened, ew)
 	}
 	if cfg.OutputTopic != "" || cfg.DLQTopic != "" {
 		prod, err := sinkkafka.NewProducer(sinkkafka.Config{Brokers: cfg.Consumer.Brokers, Security: cfg.Consumer.Security, BatchTimeout: cfg.ProduceLinger,
@@ -223,13 +241,15 @@ func Run(stop *engine.Stop, cfg Config, load Loader) (Result, error) {
 		if cfg.OutputTopic != "" {
 			em := sinkkafka.EmbeddingMeta{Topic: cfg.OutputTopic, Model: meta.Model, Pool: meta.Pool, Dim: model.Embedder.Dim(),
 				Precision: meta.Precision, Kernel: meta.Kernel}
-			outs = append(outs, sinkkafka.NewEmbeddingWriter(stop.Abort, prod, em))
+			ew := sinkkafka.NewEmbeddingWriter(stop.Abort, prod, em)
+			outs, opened = append(outs, ew), append(opened, ew)
 		}
 		if cfg.DLQTopic != "" {
 			if errW != nil {
 				errW.Abort() // the dead-letter topic takes the failures
 			}
-			errW = sinkkafka.NewDeadLetterWriter(stop.Abort, prod, cfg.DLQTopic, func(n int) { met.deadLetters.Add(float64(n)) })
+			dl := sinkkafka.NewDeadLetterWriter(stop.Abort, prod, cfg.DLQTopic, func(n int) { met.deadLetters.Add(float64(n)) })
+			errW, opened = dl, append(opened, dl)
 		}
 	}
 

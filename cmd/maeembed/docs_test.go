@@ -69,3 +69,38 @@ func TestZeroMeansDefaultIsDocumented(t *testing.T) {
 		}
 	}
 }
+
+// --extensions takes jpg and .jpg alike, in any letter case: the flag's
+// help in every command that has it and the README's row say so, since
+// "without the dot" made users think .jpg was wrong.
+func TestExtensionsLeadingDotIsDocumented(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	row := ""
+	for _, l := range strings.Split(string(readme), "\n") {
+		if strings.HasPrefix(l, "| `--extensions` |") {
+			row = l
+		}
+	}
+	for _, want := range []string{"with or without the leading dot", "any letter case"} {
+		if !strings.Contains(row, want) {
+			t.Errorf("the README's row of --extensions does not say %q: %q", want, row)
+		}
+	}
+	for _, cmd := range []string{"embed", "reconstruct", "pretrain"} {
+		e := &env{ctx: context.Background(), stdin: strings.NewReader(""), stdout: io.Discard, stderr: io.Discard}
+		c, _, err := e.rootCommand([]string{cmd}).Find([]string{cmd})
+		if err != nil {
+			t.Fatal(err)
+		}
+		f := c.Flags().Lookup("extensions")
+		if f == nil {
+			t.Fatalf("%s has no --extensions", cmd)
+		}
+		if !strings.Contains(f.Usage, "with or without the leading dot") || !strings.Contains(f.Usage, "any letter case") || strings.Contains(f.Usage, "without the dot") {
+			t.Errorf("%s --extensions help %q does not say that the leading dot is optional and case does not matter", cmd, f.Usage)
+		}
+	}
+}

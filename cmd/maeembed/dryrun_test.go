@@ -236,3 +236,67 @@ func TestDryRunFetchesNothing(t *testing.T) {
 		t.Errorf("--dry-run with the server down: exit %d, listed %q\n%s", code, stdout, stderr)
 	}
 }
+
+// A dry run exits with the status its run would end with wherever that is
+// known before processing, after its listing: a rerun that would fail
+// having nothing to do (every input it skips had failed), a rerun with
+// --fail-on-error that skips an earlier run's failures (with inputs left
+// to process or not), and --resume=false into an output that holds
+// outputs (the run's refusal). Each with the run's message.
+func TestE2EDryRunExitsAsTheRunEnds(t *testing.T) {
+	root := filepath.Join(t.TempDir(), "in")
+	for _, f := range []string{"good.png", "later.tif"} { // (PNG data: decoders go by content)
+		copyFile(t, filepath.Join(fixtures, "tiny32", "images", "img_000.png"), filepath.Join(root, f))
+	}
+	if err := os.WriteFile(filepath.Join(root, "bad.jpg"), []byte("not an image"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	model := []string{"-m", filepath.Join(fixtures, "tiny32", "hf")}
+	out := t.TempDir()
+	args := func(more ...string) []string {
+		return append(append([]string{"embed", "-o", out, root}, model...), more...)
+	}
+	// The first run takes bad.jpg and good.png only: later.tif is left.
+	runCounted(t, summary{1, 1, 0}, append(args(), "--extensions", "jpg,png")...)
+	for _, c := range []struct {
+		name   string
+		more   []string
+		listed int
+		want   string
+	}{
+		{"fail-on-error, inputs left", []string{"--fail-on-error"}, 1, "1 input(s) failed in an earlier run"},
+		{"fail-on-error, nothing left", []string{"--fail-on-error", "--extensions", "jpg,png"}, 0, "1 input(s) failed in an earlier run"},
+		{"resume=false", []string{"--resume=false"}, 3, "--resume=false would write their ids a second time"},
+	} {
+		code, stdout, stderr := maeembed(t, append(args(c.more...), "--dry-run")...)
+		if code != 1 || strings.Count(stdout, "\n") != c.listed || !strings.Contains(stderr, c.want) {
+			t.Errorf("%s: dry run exit %d, listed %q, want exit 1 after %d lines, with %q\n%s", c.name, code, stdout, c.listed, c.want, stderr)
+		}
+		if run, _, runErr := maeembed(t, args(c.more...)...); run != code || !strings.Contains(runErr, c.want) {
+			t.Errorf("%s: dry run exit %d, the run %d\n%s", c.name, code, run, runErr)
+		}
+	}
+
+	// A run in which every input failed: its rerun fails, having nothing
+	// to do, and so does the dry run, after saying there is nothing to do.
+	bad := filepath.Join(t.TempDir(), "in")
+	copyFile(t, filepath.Join(root, "bad.jpg"), filepath.Join(bad, "bad.jpg"))
+	failed := t.TempDir()
+	all := append([]string{"embed", "-o", failed, bad}, model...)
+	if code, _, stderr := maeembed(t, all...); code != 1 {
+		t.Fatalf("the run of bad.jpg alone: exit %d\n%s", code, stderr)
+	}
+	code, stdout, stderr := maeembed(t, append(all, "--dry-run")...)
+	if code != 1 || stdout != "" || !strings.Contains(stderr, "nothing to do: every input was already done, 1 of them as errors") ||
+		!strings.Contains(stderr, "all 1 input(s) failed in an earlier run") {
+		t.Errorf("dry run of a rerun of an all-failed run: exit %d, listed %q\n%s", code, stdout, stderr)
+	}
+	if run, _, _ := maeembed(t, all...); run != code {
+		t.Errorf("all failed: dry run exit %d, the rerun %d", code, run)
+	}
+	// Without such an ending the dry run exits 0 (later.tif was written
+	// by the first case's run).
+	if code, stdout, stderr := maeembed(t, append(args(), "--dry-run")...); code != 0 || stdout != "" || !strings.Contains(stderr, "nothing to do") {
+		t.Errorf("plain dry run: exit %d, listed %q\n%s", code, stdout, stderr)
+	}
+}

@@ -38,16 +38,17 @@ func runEnvChild() bool {
 }
 
 // TestKernelEnv runs this test binary again with MAEEMBED_KERNEL set (it is
-// read at init): an unknown value fails a model command with one line
-// naming the paths, only warns for version, and any letter case works.
+// read at init): an unknown value fails a model command as a usage error
+// (exit 2) with one line naming the variable, the value and the paths,
+// only warns for version, and any letter case works.
 func TestKernelEnv(t *testing.T) {
 	if runEnvChild() {
 		return
 	}
 	child := func(kernel, args string) string { return envChild(t, "TestKernelEnv", "MAEEMBED_KERNEL="+kernel, args) }
 	out := child("bogus", "embed -o x in")
-	if !strings.Contains(out, "code=1\n") || strings.Contains(out, "goroutine ") ||
-		!strings.Contains(out, "maeembed embed: MAEEMBED_KERNEL=bogus: unknown kernel path \"bogus\": available paths are ") ||
+	if !strings.Contains(out, "code=2\n") || strings.Contains(out, "goroutine ") ||
+		!strings.Contains(out, "maeembed embed: usage: MAEEMBED_KERNEL=bogus: unknown kernel path \"bogus\": available paths are ") ||
 		!strings.Contains(out, "generic\n") {
 		t.Errorf("embed with MAEEMBED_KERNEL=bogus:\n%s", out)
 	}
@@ -62,14 +63,15 @@ func TestKernelEnv(t *testing.T) {
 }
 
 // TestStrassenEnv: an unknown MAEEMBED_STRASSEN value fails a model command
-// with one line naming the accepted values, and only warns for version.
+// as a usage error (exit 2) with one line naming the variable, the value
+// and the accepted values, and only warns for version.
 func TestStrassenEnv(t *testing.T) {
 	if runEnvChild() {
 		return
 	}
 	child := func(v, args string) string { return envChild(t, "TestStrassenEnv", "MAEEMBED_STRASSEN="+v, args) }
 	out := child("maybe", "embed -o x in")
-	if !strings.Contains(out, "code=1\n") || !strings.Contains(out, "maeembed embed: MAEEMBED_STRASSEN=maybe: want 0, off, false or no") {
+	if !strings.Contains(out, "code=2\n") || !strings.Contains(out, "maeembed embed: usage: MAEEMBED_STRASSEN=maybe: want 0, off, false or no") {
 		t.Errorf("embed with MAEEMBED_STRASSEN=maybe:\n%s", out)
 	}
 	out = child("maybe", "version")

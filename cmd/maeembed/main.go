@@ -112,21 +112,23 @@ Environment:
                                        or the thread count), or with it on
                                        every path (default: on, but off on
                                        the avx512 path of CPUs other than
-                                       AMD Zen 4, e.g. Zen 5, Intel)`
+                                       AMD Zen 4, e.g. Zen 5, Intel)
+  Another value of either is a usage error (exit status 2).`
 
 // runsModel names the commands that run the model's kernels.
 var runsModel = map[string]bool{"embed": true, "reconstruct": true, "stream": true, "pretrain": true, "probe": true}
 
 // checkKernelEnv refuses to run a model on a MAEEMBED_KERNEL or
 // MAEEMBED_STRASSEN value that could not be followed (a forced setting must
-// mean what it says); other commands only warn.
+// mean what it says): a usage error (exit 2) that names the variable, its
+// value and the values it takes. Other commands only warn.
 func checkKernelEnv(c *cobra.Command, _ []string) error {
 	err := kernels.EnvError()
 	if err == nil {
 		return nil
 	}
 	if runsModel[c.Name()] {
-		return err
+		return fmt.Errorf("%w: %w", errUsage, err)
 	}
 	name := "kernel setting"
 	var ev *kernels.EnvVarError

@@ -6,6 +6,7 @@ import (
 	"image/png"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -218,8 +219,15 @@ func TestE2EDryRunResumes(t *testing.T) {
 	if got := dry("--retry-errors"); strings.Join(got, " ") != "bad.jpg" {
 		t.Errorf("dry run --retry-errors lists %q, want bad.jpg", got)
 	}
-	if got := dry("--resume=false"); len(got) != 3 {
-		t.Errorf("dry run --resume=false lists %q, want all 3", got)
+	// --resume=false: the run is refused (it would write the ids again);
+	// the dry run lists what it would take, then fails as the run does.
+	args := append(append([]string{"embed", "--dry-run", "--resume=false", "-o", out}, model...), root)
+	code, stdout, stderr := maeembed(t, args...)
+	if got := strings.Fields(stdout); len(got) != 3 || code != 1 || !strings.Contains(stderr, "--resume=false would write their ids a second time") {
+		t.Errorf("dry run --resume=false: exit %d, lists %q, want all 3 and exit 1 with the run's refusal\n%s", code, got, stderr)
+	}
+	if run, _, _ := maeembed(t, slices.DeleteFunc(args, func(a string) bool { return a == "--dry-run" })...); run != code {
+		t.Errorf("dry run --resume=false exit %d, the run %d", code, run)
 	}
 }
 
@@ -410,7 +418,9 @@ func TestE2ETruncatedTarRerunAgrees(t *testing.T) {
 
 // A tar holding a member twice: the first is embedded, the second is an
 // error row under the same id, so the id is in the parts and in errors/
-// at once (README, Output files). A plain rerun skips both; a retry run
+// at once (README, Output files). A plain rerun skips both, counting the
+// second among the inputs done as errors, as a duplicate id (with
+// --fail-on-error, the rerun fails as the first run did); a retry run
 // does not embed the id again (it has an output) and drops its error
 // row, leaving the first member's embedding as the id's only row.
 func TestE2EDuplicateMemberInPartsAndErrors(t *testing.T) {
@@ -424,8 +434,24 @@ func TestE2EDuplicateMemberInPartsAndErrors(t *testing.T) {
 	if o, e := partIDs(t, out, "part-*.parquet"), partIDs(t, out, "errors/part-*.parquet"); o[id] != 1 || len(o) != 2 || e[id] != 1 || len(e) != 1 {
 		t.Fatalf("outputs %v, error rows %v: want %s once in each", o, e, id)
 	}
-	runCounted(t, summary{0, 0, 3}, args...)
-	runCounted(t, summary{0, 0, 3}, append(args, "--retry-errors")...)
+	stderr := runCounted(t, summary{0, 0, 3}, args...)
+	if want := "embed: nothing to do: every input was already done, 1 of them as errors (1 duplicate id)\n"; !strings.Contains(stderr, want) {
+		t.Errorf("the rerun does not say %q:\n%s", want, stderr)
+	}
+	if code, stdout, stderr := maeembed(t, append(args, "--dry-run")...); code != 0 || stdout != "" ||
+		!strings.Contains(stderr, "1 of them as errors (1 duplicate id)") {
+		t.Errorf("dry run: exit %d, listed %q\n%s", code, stdout, stderr)
+	}
+	for _, dry := range []string{"--dry-run=false", "--dry-run"} {
+		if code, _, stderr := maeembed(t, append(args, "--fail-on-error", dry)...); code != 1 || !strings.Contains(stderr, "1 input(s) failed in an earlier run") ||
+			!strings.Contains(stderr, "duplicate ids, whose ids keep the first one's output: --retry-errors drops their error rows") {
+			t.Errorf("rerun with --fail-on-error %s: exit %d, want 1\n%s", dry, code, stderr)
+		}
+	}
+	stderr = runCounted(t, summary{0, 0, 3}, append(args, "--retry-errors")...)
+	if strings.Contains(stderr, "as errors") {
+		t.Errorf("the retry run counts the duplicate id as an error:\n%s", stderr)
+	}
 	if o, e := partIDs(t, out, "part-*.parquet"), partIDs(t, out, "errors/part-*.parquet"); o[id] != 1 || len(o) != 2 || len(e) != 0 {
 		t.Errorf("after the retry: outputs %v, error rows %v: want %s once in the outputs only", o, e, id)
 	}
