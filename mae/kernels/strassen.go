@@ -681,12 +681,17 @@ func winoAGeneric(s1, s2, s3, s4, a11, a12, a21, a22 []float32) bool {
 // "+strassen" with Strassen–Winograd on; for int8 the int8 kernel, whose
 // number format differs ("avx512-vnni": 8-bit; "avx2-int8", also what an
 // avx512 CPU without VNNI runs: 7-bit weights, 6-bit activations and int8
-// attention; "generic-int8"); for bf16 the path. Two runs with the same
-// precision but another arithmetic round differently.
+// attention; "generic-int8"); for bf16 "avx512-bf16" where VDPBF16PS
+// runs (bf16Native: it sums each pair of products before accumulating),
+// else the path whose float32 kernels multiply the bf16-rounded values.
+// Two runs with the same precision but another arithmetic round
+// differently.
 func Arithmetic(prec Precision) string {
 	switch {
 	case prec == FP32 && Strassen():
 		return Path() + "+strassen"
+	case prec == BF16 && bf16Native():
+		return Path() + "-bf16"
 	case prec == Int8:
 		im, _ := i8Kernel(i8FormatForPath())
 		return im.name
