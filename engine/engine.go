@@ -42,7 +42,7 @@ type Image struct {
 	// Decoded replaces CHW when the run's Config.Prepare is set: the
 	// prepared 8-bit image, which then belongs to the model stage.
 	Decoded       *image.NRGBA
-	Width, Height int // original size
+	Width, Height int // the decoded image's size, after its EXIF orientation
 	// Err, if set, is why the item failed, at Stage ("read", "decode",
 	// "resize", "model", ...). A failed image keeps its place in the
 	// stream and becomes an error row.
