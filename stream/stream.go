@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -246,7 +247,13 @@ func Run(stop *engine.Stop, cfg Config, load Loader) (Result, error) {
 		}
 		if cfg.DLQTopic != "" {
 			if errW != nil {
-				errW.Abort() // the dead-letter topic takes the failures
+				// The dead-letter topic takes the failures: the error
+				// parts are aborted here, once (not again on an error
+				// return below), and the engine never sees them.
+				opened = slices.DeleteFunc(opened, func(w interface{ Abort() error }) bool { return w == errW })
+				if err := errW.Abort(); err != nil {
+					slog.Warn("abort the error parts that the dead-letter topic replaces", "dir", cfg.Output, "err", err)
+				}
 			}
 			dl := sinkkafka.NewDeadLetterWriter(stop.Abort, prod, cfg.DLQTopic, func(n int) { met.deadLetters.Add(float64(n)) })
 			errW, opened = dl, append(opened, dl)
