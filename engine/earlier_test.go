@@ -24,7 +24,7 @@ func TestEarlierFailedHint(t *testing.T) {
 	} {
 		b := &Batch{Options: FileOptions{Output: "out"}, Inputs: &Inputs{}}
 		b.Inputs.skippedFailed.Store(c.failed)
-		b.Inputs.skippedDuplicate.Store(c.dups)
+		b.Inputs.skippedDuplicates.Store(c.dups)
 		b.Inputs.skippedRetryable.Store(c.retryable)
 		err := b.earlierFailed("")
 		if err == nil {

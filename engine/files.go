@@ -32,10 +32,10 @@ type Inputs struct {
 	// (a run without RetryErrors): --retry-errors would read them again;
 	// and the duplicate ids skipped whose id has an output too.
 	skippedFailed atomic.Int64
-	// skippedDuplicate is the part of skippedFailed that is tar members
+	// skippedDuplicates is the part of skippedFailed that is tar members
 	// and Parquet rows whose id an earlier one has (a duplicate id, an
 	// error row of the run that took it).
-	skippedDuplicate atomic.Int64
+	skippedDuplicates atomic.Int64
 	// skippedRetryable is the part of skippedFailed whose error rows are
 	// of a kind a retry can get past (sinks.RetryableError).
 	skippedRetryable atomic.Int64
@@ -184,7 +184,7 @@ func OpenInputs(names []string, stdin io.Reader, o InputOptions) (*Inputs, error
 				if !in.failedAtStart[id] {
 					return // no error row: the run that took it was cut short
 				}
-				in.skippedDuplicate.Add(1)
+				in.skippedDuplicates.Add(1)
 				if !failedOnly[id] {
 					in.skippedFailed.Add(1)
 				}
@@ -260,7 +260,7 @@ func (in *Inputs) SkippedFailed() int64 { return in.skippedFailed.Load() }
 // Parquet rows whose id an earlier member or row has: the run that took
 // them made them error rows ("duplicate id"), whose id has the first one's
 // output (or its error row). --retry-errors drops their rows instead.
-func (in *Inputs) SkippedDuplicates() int64 { return in.skippedDuplicate.Load() }
+func (in *Inputs) SkippedDuplicates() int64 { return in.skippedDuplicates.Load() }
 
 // SkippedRetryable is the part of SkippedFailed whose error rows are of a
 // kind a retry can get past once their cause is fixed (sinks.RetryableError).
