@@ -195,8 +195,10 @@ func Run(stop *engine.Stop, cfg Config, load Loader) (Result, error) {
 	var outs []sinks.Writer[sinks.Row]
 	var errW sinks.ErrorWriter
 	// opened holds every writer opened: until the engine owns them
-	// (started), an error return aborts them all (an Abort is idempotent),
-	// so no part in progress is published and no temporary stays.
+	// (started), an error return aborts each, as the engine would have,
+	// so that every writer ends closed or aborted whatever later code
+	// writes before the engine starts. (Today none has a file yet then:
+	// parts are created at their first write.)
 	var opened []interface{ Abort() error }
 	defer func() {
 		if started {
