@@ -244,9 +244,8 @@ func (b *Batch) NothingLeft(w io.Writer) error {
 // end reports a batch run that processed c and ended with err (drained if
 // so) and returns its error: RunBatch's and NothingLeft's end.
 func (b *Batch) end(w io.Writer, c Counts, stats []pipeline.StageStats, wall time.Duration, err error, drained bool, firstError func() string) error {
-	skippedFailed := b.Inputs.SkippedFailed()
-	Summary(w, b.Name, c, RunInfo{Ignored: b.Inputs.Ignored(), Repeated: b.Inputs.Stats().Repeated, Budget: b.Preprocess.Budget, Output: b.Options.Output,
-		SkippedFailed: skippedFailed, SkippedRetryable: b.Inputs.SkippedRetryable(), SkippedDuplicates: b.Inputs.SkippedDuplicates()}, stats, wall)
+	Summary(w, b.Name, c, b.skippedInfo(RunInfo{Ignored: b.Inputs.Ignored(), Repeated: b.Inputs.Stats().Repeated, Budget: b.Preprocess.Budget,
+		Output: b.Options.Output}), stats, wall)
 	if err == nil && !drained && c.Lost == 0 {
 		// Every retried input has its new output or error row, published:
 		// the error rows they supersede can go.
@@ -268,17 +267,19 @@ func (b *Batch) errDir() string { return filepath.Join(b.Options.Output, "errors
 
 // earlierFailed is the error of a run that skipped, as done, the inputs
 // that failed in an earlier run into its output (all: "all " when they
-// are every input it skipped).
+// are every input it skipped). What --retry-errors would do with them is
+// the summary's hint (skippedHint), so that the two agree on a mix of
+// duplicate ids, bad inputs and retryable failures.
 func (b *Batch) earlierFailed(all string) error {
-	retry := "--retry-errors processes them again"
-	switch dups := b.Inputs.SkippedDuplicates(); {
-	case dups > 0 && dups == b.Inputs.SkippedFailed():
-		retry = "duplicate ids, whose ids keep the first one's output: --retry-errors drops their error rows"
-	case b.Inputs.SkippedRetryable() == 0: // (sinks.RetryableError)
-		retry = "they are bad inputs, which --retry-errors would fail again"
-	}
 	return fmt.Errorf("%s%d input(s) failed in an earlier run into %s (see %s; %s)",
-		all, b.Inputs.SkippedFailed(), b.Options.Output, b.errDir(), retry)
+		all, b.Inputs.SkippedFailed(), b.Options.Output, b.errDir(), skippedHint(b.skippedInfo(RunInfo{})))
+}
+
+// skippedInfo is info with the counts of the inputs b skipped that failed
+// in an earlier run (Inputs.SkippedFailed and its parts).
+func (b *Batch) skippedInfo(info RunInfo) RunInfo {
+	info.SkippedFailed, info.SkippedRetryable, info.SkippedDuplicates = b.Inputs.SkippedFailed(), b.Inputs.SkippedRetryable(), b.Inputs.SkippedDuplicates()
+	return info
 }
 
 // outcome is the error of a batch run that processed c without an error

@@ -32,10 +32,10 @@ type Inputs struct {
 	// (a run without RetryErrors): --retry-errors would read them again;
 	// and the duplicate ids skipped whose id has an output too.
 	skippedFailed atomic.Int64
-	// skippedDuplicate is the part of skippedFailed that is tar members
+	// skippedDuplicates is the part of skippedFailed that is tar members
 	// and Parquet rows whose id an earlier one has (a duplicate id, an
-	// error row of the run that took it).
-	skippedDuplicate atomic.Int64
+	// error row of the run that took it) and that has an output.
+	skippedDuplicates atomic.Int64
 	// skippedRetryable is the part of skippedFailed whose error rows are
 	// of a kind a retry can get past (sinks.RetryableError).
 	skippedRetryable atomic.Int64
@@ -177,17 +177,18 @@ func OpenInputs(names []string, stdin io.Reader, o InputOptions) (*Inputs, error
 		}
 		if failedOnly != nil {
 			// A duplicate id skipped: the output holds the first member
-			// or row under the id, and this one as an error row. Done
-			// counted it as failed already if the id has no output.
+			// or row under the id, and this one as an error row, which
+			// a retry drops. An id without output (its first one
+			// failed too) is no such duplicate: Done counted it among
+			// the failures that a retry reads again, the first one and
+			// this one, which fails again as a duplicate.
 			opts.SkippedRepeat = func(id string) {
 				id = sinks.SanitizeID(id)
-				if !in.failedAtStart[id] {
-					return // no error row: the run that took it was cut short
+				if !in.failedAtStart[id] || failedOnly[id] {
+					return // no error row (the run that took it was cut short), or no output
 				}
-				in.skippedDuplicate.Add(1)
-				if !failedOnly[id] {
-					in.skippedFailed.Add(1)
-				}
+				in.skippedDuplicates.Add(1)
+				in.skippedFailed.Add(1)
 			}
 		}
 	}
@@ -259,8 +260,9 @@ func (in *Inputs) SkippedFailed() int64 { return in.skippedFailed.Load() }
 // SkippedDuplicates is the part of SkippedFailed that is tar members and
 // Parquet rows whose id an earlier member or row has: the run that took
 // them made them error rows ("duplicate id"), whose id has the first one's
-// output (or its error row). --retry-errors drops their rows instead.
-func (in *Inputs) SkippedDuplicates() int64 { return in.skippedDuplicate.Load() }
+// output. --retry-errors drops their rows instead. (Those of an id whose
+// first one failed too count as its other failures: a retry reads both.)
+func (in *Inputs) SkippedDuplicates() int64 { return in.skippedDuplicates.Load() }
 
 // SkippedRetryable is the part of SkippedFailed whose error rows are of a
 // kind a retry can get past once their cause is fixed (sinks.RetryableError).

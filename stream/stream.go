@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -194,8 +195,10 @@ func Run(stop *engine.Stop, cfg Config, load Loader) (Result, error) {
 	var outs []sinks.Writer[sinks.Row]
 	var errW sinks.ErrorWriter
 	// opened holds every writer opened: until the engine owns them
-	// (started), an error return aborts them all (an Abort is idempotent),
-	// so no part in progress is published and no temporary stays.
+	// (started), an error return aborts each, as the engine would have,
+	// so that every writer ends closed or aborted whatever later code
+	// writes before the engine starts. (Today none has a file yet then:
+	// parts are created at their first write.)
 	var opened []interface{ Abort() error }
 	defer func() {
 		if started {
@@ -246,7 +249,13 @@ func Run(stop *engine.Stop, cfg Config, load Loader) (Result, error) {
 		}
 		if cfg.DLQTopic != "" {
 			if errW != nil {
-				errW.Abort() // the dead-letter topic takes the failures
+				// The dead-letter topic takes the failures: the error
+				// parts are aborted here, once (not again on an error
+				// return below), and the engine never sees them.
+				opened = slices.DeleteFunc(opened, func(w interface{ Abort() error }) bool { return w == errW })
+				if err := errW.Abort(); err != nil {
+					slog.Warn("abort the error parts that the dead-letter topic replaces", "dir", cfg.Output, "err", err)
+				}
 			}
 			dl := sinkkafka.NewDeadLetterWriter(stop.Abort, prod, cfg.DLQTopic, func(n int) { met.deadLetters.Add(float64(n)) })
 			errW, opened = dl, append(opened, dl)

@@ -113,7 +113,9 @@ Environment:
                                        every path (default: on, but off on
                                        the avx512 path of CPUs other than
                                        AMD Zen 4, e.g. Zen 5, Intel)
-  Another value of either is a usage error (exit status 2).`
+  Another value (MAEEMBED_STRASSEN also takes off, false, no and on, true,
+  yes; any letter case), or a kernel path this CPU lacks, is a usage error
+  (exit status 2).`
 
 // runsModel names the commands that run the model's kernels.
 var runsModel = map[string]bool{"embed": true, "reconstruct": true, "stream": true, "pretrain": true, "probe": true}

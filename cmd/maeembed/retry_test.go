@@ -241,7 +241,7 @@ func TestE2EFailOnErrorRerunWithEarlierErrors(t *testing.T) {
 		t.Fatalf("first run with bad.jpg: exit %d, want 1\n%s", code, stderr)
 	}
 	code, _, stderr := maeembed(t, args...)
-	if code != 1 || !strings.Contains(stderr, "1 input(s) failed in an earlier run") || !strings.Contains(stderr, "they are bad inputs") {
+	if code != 1 || !strings.Contains(stderr, "1 input(s) failed in an earlier run") || !strings.Contains(stderr, "the input itself is bad") {
 		t.Errorf("rerun with --fail-on-error over an earlier error: exit %d, want 1 naming it\n%s", code, stderr)
 	}
 	// Without --fail-on-error the rerun with something done succeeds.
@@ -444,7 +444,7 @@ func TestE2EDuplicateMemberInPartsAndErrors(t *testing.T) {
 	}
 	for _, dry := range []string{"--dry-run=false", "--dry-run"} {
 		if code, _, stderr := maeembed(t, append(args, "--fail-on-error", dry)...); code != 1 || !strings.Contains(stderr, "1 input(s) failed in an earlier run") ||
-			!strings.Contains(stderr, "duplicate ids, whose ids keep the first one's output: --retry-errors drops their error rows") {
+			!strings.Contains(stderr, "a duplicate id keeps the output of the first member or row that has it, and --retry-errors drops its error row") {
 			t.Errorf("rerun with --fail-on-error %s: exit %d, want 1\n%s", dry, code, stderr)
 		}
 	}
@@ -454,5 +454,52 @@ func TestE2EDuplicateMemberInPartsAndErrors(t *testing.T) {
 	}
 	if o, e := partIDs(t, out, "part-*.parquet"), partIDs(t, out, "errors/part-*.parquet"); o[id] != 1 || len(o) != 2 || len(e) != 0 {
 		t.Errorf("after the retry: outputs %v, error rows %v: want %s once in the outputs only", o, e, id)
+	}
+}
+
+// A tar that holds a bad member twice: the first is a decode error row,
+// the second a duplicate id's, and the id has no output. A rerun counts
+// both among the inputs done as errors, but not as a duplicate id whose
+// error row --retry-errors drops (the id keeps no first output): a retry
+// reads both again, and both fail again, as the rerun's hint says.
+func TestE2EDuplicateOfAFailedMember(t *testing.T) {
+	shard := filepath.Join(t.TempDir(), "dup.tar")
+	f, err := os.Create(shard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	good, err := os.ReadFile(filepath.Join(fixtures, "tiny32", "images", "img_001.png"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tw := tar.NewWriter(f)
+	for _, m := range []struct {
+		name string
+		data []byte
+	}{{"bad.jpg", []byte("not an image")}, {"img_001.png", good}, {"bad.jpg", []byte("not an image")}} {
+		if err := tw.WriteHeader(&tar.Header{Name: m.name, Mode: 0o644, Size: int64(len(m.data)), Typeflag: tar.TypeReg}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tw.Write(m.data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	out := t.TempDir()
+	args := []string{"embed", "-m", filepath.Join(fixtures, "tiny32", "hf"), "-o", out, shard}
+	runCounted(t, summary{1, 2, 0}, args...)
+	stderr := runCounted(t, summary{0, 0, 3}, args...)
+	if want := "nothing to do: every input was already done, 2 of them as errors\n"; !strings.Contains(stderr, want) ||
+		strings.Contains(stderr, "duplicate id") || !strings.Contains(stderr, "a retry fails them again") {
+		t.Errorf("the rerun does not say %q, and that a retry fails both again, without a duplicate id:\n%s", want, stderr)
+	}
+	code, _, stderr := maeembed(t, append(args, "--retry-errors")...)
+	if w, f, s := summaryCounts(t, stderr); code != 1 || w != 0 || f != 2 || s != 1 {
+		t.Errorf("the retry run: exit %d, %d written, %d errors, %d skipped; want exit 1 with both members failed again\n%s", code, w, f, s, stderr)
 	}
 }

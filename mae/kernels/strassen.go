@@ -53,8 +53,8 @@ import (
 // Measured on Zen 4, A/B in one run (BenchmarkStrassenAB; see README): on
 // avx512 it gains 2–11% from m ≈ 200 (batch 1) at K ≥ 768, and 0–4% at
 // K = 512 (the MAE decoder: a whole reconstruction +1.6–2.7% with the
-// decoder's items of 394 rows, +0.3–1% at 1576); on avx2 2–8% per encoder
-// Linear at 197 rows on one core (with the edge-row kernels; CPU time,
+// decoder's items of 2 images then, 394 rows, +0.3–1% at 1576); on avx2
+// 2–8% per encoder Linear at 197 rows on one core (with the edge-row kernels; CPU time,
 // qkv/proj/fc1/fc2 alternated) and about as much on two (a batch-1
 // embedding 3–6% faster at two threads), and more from m ≈ 400. At 50
 // rows it loses on both, and on avx2 at 100–150 rows.
