@@ -271,8 +271,9 @@ func FormatBytes(n int64) string { return config.FormatSize(n) }
 
 // decodeCost estimates the bytes decoding an image holds at its peak, from
 // its header: the decoder's own image and working buffers, our opaque RGB
-// copy, the upright copy when an EXIF orientation applies, and the resize
-// pass. It errs on the large side (JPEG as 4:4:4).
+// copy, the upright copy when an EXIF orientation applies, and what the
+// resize allocates (resizeBytes: its window, not the whole resized image).
+// It errs on the large side (JPEG as 4:4:4).
 func (p Preprocess) decodeCost(hd header) int64 {
 	format, cfg, oriented := hd.format, hd.cfg, hd.orient > 1
 	px := int64(cfg.Width) * int64(cfg.Height)
@@ -313,8 +314,7 @@ func (p Preprocess) decodeCost(hd header) int64 {
 	if oriented {
 		perPx += 4
 	}
-	resize := 4 * int64(p.Size+1) * int64(max(cfg.Width, cfg.Height))
-	cost := px*perPx + resize
+	cost := px*perPx + p.resizeBytes(cfg.Width, cfg.Height)
 	if format == "tiff" {
 		cost += int64(len(hd.data)) // x/image/tiff reads compressed strips whole
 	}

@@ -27,30 +27,77 @@ func (p Preprocess) Resize(img image.Image) (image.Image, error) {
 	if w <= 0 || h <= 0 {
 		return nil, fmt.Errorf("resize: empty image %dx%d", w, h)
 	}
-	S := p.Size
-	switch p.Mode {
-	case NoResize:
-		if w != S || h != S {
-			return nil, fmt.Errorf("resize none: image is %dx%d, expected %dx%d", w, h, S, S)
+	if p.Mode == NoResize {
+		if w != p.Size || h != p.Size {
+			return nil, fmt.Errorf("resize none: image is %dx%d, expected %dx%d", w, h, p.Size, p.Size)
 		}
 		return src, nil
+	}
+	outW, outH, win, err := p.plan(w, h)
+	if err != nil {
+		return nil, err
+	}
+	return resampleWindow(src, outW, outH, win), nil
+}
+
+// plan is Resize's geometry for a w×h image (w, h > 0, p.Size > 0): the
+// size outW×outH it resizes to and the Size×Size window of that it keeps.
+// Resize none has no plan (an error).
+func (p Preprocess) plan(w, h int) (outW, outH int, win image.Rectangle, err error) {
+	S := p.Size
+	switch p.Mode {
 	case Squash:
-		return resampleWindow(src, S, S, image.Rect(0, 0, S, S)), nil
+		return S, S, image.Rect(0, 0, S, S), nil
 	case CenterCrop, "":
 		nw, nh := shorterSideTo(w, h, int(math.Round(float64(S)/0.875)))
 		if nw < S || nh < S {
 			// Only for S ≥ 8·shorter … cannot happen since round(S/0.875) ≥ S,
 			// but torchvision would pad: refuse rather than guess.
-			return nil, fmt.Errorf("resize center-crop: %dx%d resized to %dx%d is smaller than %d", w, h, nw, nh, S)
+			return 0, 0, win, fmt.Errorf("resize center-crop: %dx%d resized to %dx%d is smaller than %d", w, h, nw, nh, S)
 		}
 		// torchvision CenterCrop: int(round((h - S) / 2.0)), Python's
 		// round-half-to-even.
 		top := int(math.RoundToEven(float64(nh-S) / 2.0))
 		left := int(math.RoundToEven(float64(nw-S) / 2.0))
-		return resampleWindow(src, nw, nh, image.Rect(left, top, left+S, top+S)), nil
+		return nw, nh, image.Rect(left, top, left+S, top+S), nil
 	default:
-		return nil, fmt.Errorf("resize: unknown mode %q", p.Mode)
+		return 0, 0, win, fmt.Errorf("resize: unknown mode %q", p.Mode)
 	}
+}
+
+// resizeBytes is what Resize of a w×h image allocates beyond the image
+// itself, in bytes: the horizontal pass's rows (the window's columns, for
+// the source rows the window reads), the Size×Size result and both axes'
+// coefficient tables. It follows the window, so a 200000×1 strip costs as
+// little as a photo; 0 for resize none or a size Resize refuses.
+func (p Preprocess) resizeBytes(w, h int) int64 {
+	if p.Size <= 0 || w <= 0 || h <= 0 || p.Mode == NoResize {
+		return 0
+	}
+	outW, outH, win, err := p.plan(w, h)
+	if err != nil {
+		return 0
+	}
+	tw, th := int64(win.Dx()), int64(win.Dy())
+	// coeffBytes is one axis's tables for n output pixels (precompute).
+	coeffBytes := func(inSize, outSize int, n int64) int64 {
+		ksize, _, _, _ := kernelSize(inSize, outSize)
+		return 8*2*n + 4*int64(ksize)*n + 8*int64(ksize)
+	}
+	var cost int64
+	rows := th // source rows the horizontal pass reads
+	if outH != h {
+		_, scale, _, support := kernelSize(h, outH)
+		first, _ := taps(win.Min.Y, h, scale, support)
+		_, last := taps(win.Max.Y-1, h, scale, support)
+		rows = int64(last - first)
+		cost += coeffBytes(h, outH, th) + 4*tw*th // result
+	}
+	cost += 4 * tw * rows // horizontal pass (the result without vertical pass)
+	if outW != w {
+		cost += coeffBytes(w, outW, tw)
+	}
+	return cost
 }
 
 // shorterSideTo is torchvision's Resize(int) output size: the shorter side
@@ -90,12 +137,21 @@ func bicubic(x float64) float64 {
 	return 0
 }
 
-// coeffs holds, per output pixel, the first input index, the tap count and
-// ksize fixed-point weights (PIL's precompute_coeffs + normalize_coeffs_8bpc).
+// coeffs holds, for the output pixels first..first+n-1 of one axis, the
+// first input index, the tap count and ksize fixed-point weights (PIL's
+// precompute_coeffs + normalize_coeffs_8bpc, restricted to a window).
 type coeffs struct {
 	ksize  int
-	bounds []int // xmin, n per output pixel
+	first  int   // output index of bounds[0:2]
+	bounds []int // xmin, n per output pixel of the window
 	k      []int32
+}
+
+// at returns output pixel o's first input index and its weights.
+func (c *coeffs) at(o int) (xmin int, k []int32) {
+	i := o - c.first
+	xmin, n := c.bounds[2*i], c.bounds[2*i+1]
+	return xmin, c.k[i*c.ksize : i*c.ksize+n]
 }
 
 // coeffScratch is resampleWindow's coefficient memory (vertical,
@@ -106,32 +162,67 @@ type coeffScratch struct {
 	kk   []float64
 }
 
+// bytes is the memory cs keeps.
+func (cs *coeffScratch) bytes() int {
+	return 8*(cap(cs.v.bounds)+cap(cs.h.bounds)+cap(cs.kk)) + 4*(cap(cs.v.k)+cap(cs.h.k))
+}
+
+// maxPooledCoeffBytes keeps the tables of a rare extreme downscale (a
+// squash of a 100000-pixel-wide strip needs 3.2 MB of weights for 224
+// columns) out of the pool. A photo's tables are tens of kilobytes.
+const maxPooledCoeffBytes = 1 << 20
+
 var coeffPool = sync.Pool{New: func() any { return new(coeffScratch) }}
 
-// precompute fills c for resizing inSize pixels to outSize, reusing c's
-// and *kk's memory.
-func precompute(c *coeffs, kk *[]float64, inSize, outSize int) {
+func putCoeffs(cs *coeffScratch) {
+	if cs.bytes() > maxPooledCoeffBytes {
+		return
+	}
+	coeffPool.Put(cs)
+}
+
+// kernelSize is PIL's tap count (ksize) for resizing inSize pixels to
+// outSize with the bicubic filter, and the scale and support it derives
+// from them.
+func kernelSize(inSize, outSize int) (ksize int, scale, filterscale, support float64) {
 	const support0 = 2.0
-	scale := float64(inSize) / float64(outSize)
-	filterscale := math.Max(scale, 1)
-	support := support0 * filterscale
-	ksize := int(math.Ceil(support))*2 + 1
-	c.ksize = ksize
-	c.bounds = grow(c.bounds, 2*outSize)
-	c.k = grow(c.k, ksize*outSize)
+	scale = float64(inSize) / float64(outSize)
+	filterscale = math.Max(scale, 1)
+	support = support0 * filterscale
+	return int(math.Ceil(support))*2 + 1, scale, filterscale, support
+}
+
+// taps is PIL's input range [xmin, xmax) for output pixel xx.
+func taps(xx, inSize int, scale, support float64) (xmin, xmax int) {
+	center := float64(float64(xx)+0.5) * scale
+	xmin = int(center - support + 0.5)
+	if xmin < 0 {
+		xmin = 0
+	}
+	xmax = int(center + support + 0.5)
+	if xmax > inSize {
+		xmax = inSize
+	}
+	return xmin, xmax
+}
+
+// precompute fills c for the output pixels [first, last) of resizing
+// inSize pixels to outSize, reusing c's and *kk's memory: what it keeps is
+// proportional to last-first, whatever outSize is. Each pixel's weights
+// are PIL's for that pixel of the whole resize.
+func precompute(c *coeffs, kk *[]float64, inSize, outSize, first, last int) {
+	ksize, scale, filterscale, support := kernelSize(inSize, outSize)
+	n := last - first
+	c.ksize, c.first = ksize, first
+	c.bounds = grow(c.bounds, 2*n)
+	c.k = grow(c.k, ksize*n)
 	*kk = grow(*kk, ksize)
 	kkv := *kk
 	ss := 1 / filterscale
-	for xx := 0; xx < outSize; xx++ {
+	for i := 0; i < n; i++ {
+		xx := first + i
 		center := float64(float64(xx)+0.5) * scale
-		xmin := int(center - support + 0.5)
-		if xmin < 0 {
-			xmin = 0
-		}
-		xmax := int(center + support + 0.5)
-		if xmax > inSize {
-			xmax = inSize
-		}
+		xmin, xmax := taps(xx, inSize, scale, support)
 		xmax -= xmin
 		ww := 0.0
 		for x := 0; x < xmax; x++ {
@@ -145,12 +236,12 @@ func precompute(c *coeffs, kk *[]float64, inSize, outSize int) {
 			}
 			v := kkv[x] * (1 << precisionBits)
 			if kkv[x] < 0 {
-				c.k[xx*ksize+x] = int32(-0.5 + v)
+				c.k[i*ksize+x] = int32(-0.5 + v)
 			} else {
-				c.k[xx*ksize+x] = int32(0.5 + v)
+				c.k[i*ksize+x] = int32(0.5 + v)
 			}
 		}
-		c.bounds[2*xx], c.bounds[2*xx+1] = xmin, xmax
+		c.bounds[2*i], c.bounds[2*i+1] = xmin, xmax
 	}
 }
 
@@ -168,27 +259,29 @@ func clip8(v int32) uint8 {
 // resampleWindow resizes src to outW×outH with PIL's two-pass bicubic
 // (horizontal first, uint8 in between) and returns only the window win of
 // that result. Computing just the window is exact: each output pixel depends
-// only on its own coefficients.
+// only on its own coefficients. Time and memory follow the window and the
+// source rows it reads, not outW×outH: a 200000×1 strip center-cropped to
+// 224 is resized to 51200000×256 in principle, of which 224×224 is made.
 func resampleWindow(src *image.NRGBA, outW, outH int, win image.Rectangle) *image.NRGBA {
+	cs := coeffPool.Get().(*coeffScratch)
+	defer putCoeffs(cs)
+	return resample(cs, src, outW, outH, win)
+}
+
+// resample is resampleWindow with the coefficient memory cs.
+func resample(cs *coeffScratch, src *image.NRGBA, outW, outH int, win image.Rectangle) *image.NRGBA {
 	inW, inH := src.Rect.Dx(), src.Rect.Dy()
 	needH, needV := outW != inW, outH != inH
 
 	// Vertical coefficients decide which source rows the window needs.
-	cs := coeffPool.Get().(*coeffScratch)
-	defer coeffPool.Put(cs)
 	cv := &cs.v
 	rowFirst, rowLast := win.Min.Y, win.Max.Y // source rows if no vertical pass
 	if needV {
-		precompute(cv, &cs.kk, inH, outH)
-		rowFirst = cv.bounds[2*win.Min.Y]
-		rowLast = cv.bounds[2*(win.Max.Y-1)] + cv.bounds[2*(win.Max.Y-1)+1]
-		for y := win.Min.Y + 1; y < win.Max.Y; y++ { // bounds are monotone, but be safe
-			if b := cv.bounds[2*y]; b < rowFirst {
-				rowFirst = b
-			}
-			if e := cv.bounds[2*y] + cv.bounds[2*y+1]; e > rowLast {
-				rowLast = e
-			}
+		precompute(cv, &cs.kk, inH, outH, win.Min.Y, win.Max.Y)
+		rowFirst, rowLast = inH, 0
+		for i := 0; i < win.Dy(); i++ { // bounds are monotone, but be safe
+			b, n := cv.bounds[2*i], cv.bounds[2*i+1]
+			rowFirst, rowLast = min(rowFirst, b), max(rowLast, b+n)
 		}
 	}
 
@@ -201,15 +294,13 @@ func resampleWindow(src *image.NRGBA, outW, outH int, win image.Rectangle) *imag
 	tmp := pool.get(tw, rowLast-rowFirst)
 	if needH {
 		ch := &cs.h
-		precompute(ch, &cs.kk, inW, outW)
+		precompute(ch, &cs.kk, inW, outW, win.Min.X, win.Max.X)
 		const half = int32(1) << (precisionBits - 1)
 		for y := rowFirst; y < rowLast; y++ {
 			in := src.Pix[y*src.Stride:]
 			out := tmp.Pix[(y-rowFirst)*tmp.Stride:]
 			for xx := 0; xx < tw; xx++ {
-				ox := xx + win.Min.X
-				xmin, n := ch.bounds[2*ox], ch.bounds[2*ox+1]
-				k := ch.k[ox*ch.ksize : ox*ch.ksize+n]
+				xmin, k := ch.at(xx + win.Min.X)
 				s0, s1, s2 := half, half, half
 				p := in[4*xmin:]
 				for x, kx := range k {
@@ -232,9 +323,8 @@ func resampleWindow(src *image.NRGBA, outW, outH int, win image.Rectangle) *imag
 	dst := outPool.get(win.Dx(), win.Dy())
 	const half = int32(1) << (precisionBits - 1)
 	for yy := 0; yy < win.Dy(); yy++ {
-		oy := yy + win.Min.Y
-		ymin, n := cv.bounds[2*oy]-rowFirst, cv.bounds[2*oy+1]
-		k := cv.k[oy*cv.ksize : oy*cv.ksize+n]
+		ymin, k := cv.at(yy + win.Min.Y)
+		ymin -= rowFirst
 		out := dst.Pix[yy*dst.Stride:]
 		for xx := 0; xx < tw; xx++ {
 			s0, s1, s2 := half, half, half
