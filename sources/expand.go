@@ -12,6 +12,7 @@ import (
 	"strings"
 	"unicode"
 
+	"github.com/maeembed/maeembed/config"
 	"github.com/maeembed/maeembed/internal/realpath"
 )
 
@@ -140,7 +141,10 @@ func noImageFiles(subject string, ignored int) error {
 // takes the extension its own pattern names (*.heic). Files named directly
 // or listed are always taken. ignored counts the files left out. A glob
 // that matches nothing and a directory input (on the command line) that
-// holds no such file, in it or below, are errors. Walks do not enter the
+// holds no such file, in it or below, are errors. The errors in what the
+// inputs name (a path that does not exist, a glob refused or matching
+// nothing, two inputs with one id, the output directory given as an input)
+// wrap config.ErrUsage; an empty directory does not. Walks do not enter the
 // directories of skip (Options.SkipDirs). repeated counts the paths met
 // again (read once), which ignored does not include. listRelative says
 // whether a list (a list file or stdin) named a relative path: its ids
@@ -191,7 +195,7 @@ func expand(inputs []string, stdin io.Reader, exts, skip []string) (entries []en
 				if walked, ok := visited[real]; ok && !walked {
 					// Not walked, as the output inside an input is not:
 					// say so rather than that it holds no image files.
-					return nil, 0, 0, false, fmt.Errorf("input directory %s is the run's output directory: give the output a directory of its own (the inputs' files would be taken for outputs, and outputs for inputs on a rerun)", in)
+					return nil, 0, 0, false, fmt.Errorf("%w: input directory %s is the run's output directory: give the output a directory of its own (the inputs' files would be taken for outputs, and outputs for inputs on a rerun)", config.ErrUsage, in)
 				}
 			}
 			n, walked, skipped := len(out), len(visited), ignored
@@ -218,14 +222,14 @@ func expand(inputs []string, stdin io.Reader, exts, skip []string) (entries []en
 				// Shells with globstar and Python's glob(recursive=True)
 				// read '**' as any depth; filepath.Glob as one level, which
 				// would quietly leave out the images above and below it.
-				return nil, 0, 0, false, fmt.Errorf("glob %q: '**' is not recursive here (it matches one directory level, like '*'): %s, or '*' for one level", in, recursiveHint(in))
+				return nil, 0, 0, false, fmt.Errorf("%w: glob %q: '**' is not recursive here (it matches one directory level, like '*'): %s, or '*' for one level", config.ErrUsage, in, recursiveHint(in))
 			}
 			matches, gerr := filepath.Glob(in)
 			if gerr != nil {
-				return nil, 0, 0, false, fmt.Errorf("glob %q: %w", in, gerr)
+				return nil, 0, 0, false, fmt.Errorf("%w: glob %q: %w", config.ErrUsage, in, gerr)
 			}
 			if len(matches) == 0 {
-				return nil, 0, 0, false, fmt.Errorf("glob %q matches nothing", in)
+				return nil, 0, 0, false, fmt.Errorf("%w: glob %q matches nothing", config.ErrUsage, in)
 			}
 			root := globRoot(in)
 			globbed := filter(patternExt(in))
@@ -241,6 +245,8 @@ func expand(inputs []string, stdin io.Reader, exts, skip []string) (entries []en
 					globbed(regularEntry(m, filepath.ToSlash(rel), fi))
 				}
 			}
+		case os.IsNotExist(err):
+			return nil, 0, 0, false, fmt.Errorf("%w: input %s: %w", config.ErrUsage, in, err)
 		default:
 			return nil, 0, 0, false, fmt.Errorf("input %s: %w", in, err)
 		}
@@ -259,7 +265,7 @@ func expand(inputs []string, stdin io.Reader, exts, skip []string) (entries []en
 			continue
 		}
 		if other, ok := byID[e.id]; ok {
-			return nil, 0, 0, false, fmt.Errorf("inputs %s and %s have the same id %q: pass their common parent directory instead", other, e.path, EscapeID(e.id))
+			return nil, 0, 0, false, fmt.Errorf("%w: inputs %s and %s have the same id %q: pass their common parent directory instead", config.ErrUsage, other, e.path, EscapeID(e.id))
 		}
 		byID[e.id] = e.path
 		dedup = append(dedup, e)
