@@ -104,3 +104,34 @@ func TestExtensionsLeadingDotIsDocumented(t *testing.T) {
 		}
 	}
 }
+
+// --flush-interval's help names what the command publishes: reconstruct
+// and stream write no Arrow, and the formats it does not apply to (npy
+// sets, PNGs) are named.
+func TestFlushIntervalHelpPerCommand(t *testing.T) {
+	e := &env{ctx: context.Background(), stdin: strings.NewReader(""), stdout: io.Discard, stderr: io.Discard}
+	for _, c := range []struct {
+		cmd       string
+		want, not []string
+	}{
+		{"embed", []string{"Parquet/Arrow part", "npy set"}, []string{"PNG"}},
+		{"reconstruct", []string{"Parquet part", "npy set", "PNG"}, []string{"Arrow"}},
+		{"stream", []string{"Parquet part"}, []string{"Arrow", "npy"}},
+	} {
+		cmd, _, err := e.rootCommand([]string{c.cmd}).Find([]string{c.cmd})
+		if err != nil {
+			t.Fatal(err)
+		}
+		help := cmd.Flags().Lookup("flush-interval").Usage
+		for _, w := range c.want {
+			if !strings.Contains(help, w) {
+				t.Errorf("%s --flush-interval help %q does not name %q", c.cmd, help, w)
+			}
+		}
+		for _, n := range c.not {
+			if strings.Contains(help, n) {
+				t.Errorf("%s --flush-interval help %q names %q, which it does not write", c.cmd, help, n)
+			}
+		}
+	}
+}

@@ -27,7 +27,7 @@ input's position, or come from --mask-noise.`,
 	positional: "inputs",
 	defaults:   func(o *Options) { batchDefaults(o); o.Format = "npy" },
 	flags: func(fs *pflag.FlagSet, o *Options) {
-		fileFlags(fs, o, "npy | parquet | png")
+		fileFlags(fs, o, "npy | parquet | png", "Parquet part", "; an npy set is published when the run ends, each PNG as it is written")
 		// Resume is exact: an input's mask depends on its position in the
 		// whole input sequence, which skipping done inputs does not change.
 		fs.BoolVar(&o.Resume, "resume", o.Resume, "skip inputs already in the output (npy, parquet, png)")
