@@ -26,9 +26,9 @@ var decoderCheckpoint = map[string]string{
 type Source struct {
 	Name   string `yaml:"model"`
 	Config string `yaml:"config"` // HF-style config.json for a bare weights file
-	// CacheDir is where presets are downloaded (default $MAEEMBED_CACHE or
-	// the user cache dir); $MAEEMBED_HUB_URL names a mirror of the
-	// official download site.
+	// CacheDir is where presets are downloaded and the built-in model is
+	// unpacked (default $MAEEMBED_CACHE or the user cache dir);
+	// $MAEEMBED_HUB_URL names a mirror of the official download site.
 	CacheDir string `yaml:"cache_dir"`
 	// NeedDecoder picks, for an architecture preset, the official
 	// checkpoint that carries a decoder, and refuses one without.

@@ -135,3 +135,18 @@ func TestFlushIntervalHelpPerCommand(t *testing.T) {
 		}
 	}
 }
+
+// --cache-dir's help says the built-in model (the default) is unpacked
+// there too, not only that presets are downloaded there.
+func TestCacheDirHelpNamesBuiltin(t *testing.T) {
+	e := &env{ctx: context.Background(), stdin: strings.NewReader(""), stdout: io.Discard, stderr: io.Discard}
+	for _, name := range []string{"embed", "reconstruct", "stream", "inspect", "convert"} {
+		cmd, _, err := e.rootCommand([]string{name}).Find([]string{name})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if help := cmd.Flags().Lookup("cache-dir").Usage; !strings.Contains(help, "presets") || !strings.Contains(help, "built-in model") {
+			t.Errorf("%s --cache-dir help %q does not say presets and the built-in model go there", name, help)
+		}
+	}
+}
