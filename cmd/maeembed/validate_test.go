@@ -295,6 +295,22 @@ func TestModelGivenTwice(t *testing.T) {
 	}
 }
 
+// MODEL is optional in inspect and convert, as --model is everywhere:
+// without it they take the built-in model, and their usage line and help
+// say so.
+func TestModelArgumentDefaultsToBuiltin(t *testing.T) {
+	cache := t.TempDir()
+	if out := mustRun(t, "inspect", "--cache-dir", cache); !strings.Contains(out, "builtin-") || !strings.Contains(out, `"hidden_size": 192`) {
+		t.Errorf("inspect without MODEL does not show the built-in model:\n%s", out)
+	}
+	for _, name := range []string{"inspect", "convert"} {
+		help := mustRun(t, name, "--help")
+		if !strings.Contains(help, name+" [flags] [MODEL]") || !strings.Contains(help, "without either") || !strings.Contains(help, "(builtin)") {
+			t.Errorf("%s --help does not say MODEL is optional, defaulting to builtin:\n%s", name, help)
+		}
+	}
+}
+
 // A numeric flag out of its range is a usage error naming the flag and
 // what it accepts, in every command, not a silent fall back to the
 // default: 0 stays the documented default where the help says so.
