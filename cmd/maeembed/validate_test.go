@@ -75,10 +75,17 @@ func TestConfigFileMessages(t *testing.T) {
 func TestNegativeCountsRefused(t *testing.T) {
 	m := filepath.Join(fixtures, "small48", "hf")
 	imgs := filepath.Join(fixtures, "small48", "images")
-	for _, args := range [][]string{{"--workers", "-1"}, {"--max-file-rows", "-1"}} {
-		code, _, stderr := maeembed(t, append([]string{"embed", "-m", m, "-o", t.TempDir(), imgs}, args...)...)
-		if code != 2 || !strings.Contains(stderr, args[0]) {
-			t.Errorf("%v: exit %d, want 2 naming the flag\n%s", args, code, stderr)
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--workers", "-1"}, "--workers -1: must be 0 (one per core)"},
+		// A flag error, as --max-pixels', not the writer package's.
+		{[]string{"--max-file-rows", "-1"}, "usage: --max-file-rows -1: want 0 (the default, 100000) or more"},
+	} {
+		code, _, stderr := maeembed(t, append([]string{"embed", "-m", m, "-o", t.TempDir(), imgs}, c.args...)...)
+		if code != 2 || !strings.Contains(stderr, c.want) || strings.Contains(stderr, "sinks:") {
+			t.Errorf("%v: exit %d, want 2 and %q\n%s", c.args, code, c.want, stderr)
 		}
 	}
 	code, _, stderr := maeembed(t, "stream", "--brokers", "127.0.0.1:1", "--topic", "t", "-o", t.TempDir(), "--workers", "-2")
@@ -334,7 +341,7 @@ func TestNumericFlagRanges(t *testing.T) {
 		{append(stream, "--fetch-min-bytes", "-1"), []string{`"--fetch-min-bytes"`, "must not be negative"}},
 		{append(stream, "--commit-interval", "-1s"), []string{"--commit-interval -1s"}},
 		{append(stream, "--topic", ","), []string{"--topic", "one or more"}},
-		{append(stream, "--worker-id", "a/b"), []string{"usage: --worker-id: ", "letters, digits"}},
+		{append(stream, "--worker-id", "a/b"), []string{`usage: --worker-id "a/b": want 1 to 64 letters, digits`}},
 		{append(stream, "--max-file-bytes", "-1"), []string{`"--max-file-bytes"`, "must not be negative"}},
 		{[]string{"probe", "--test-fraction", "0", out}, []string{"--test-fraction 0", "(0, 1)"}},
 		{[]string{"probe", "--test-fraction", "1", out}, []string{"--test-fraction 1", "(0, 1)"}},
