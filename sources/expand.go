@@ -13,6 +13,7 @@ import (
 	"unicode"
 
 	"github.com/maeembed/maeembed/config"
+	"github.com/maeembed/maeembed/internal/filekind"
 	"github.com/maeembed/maeembed/internal/realpath"
 )
 
@@ -128,7 +129,11 @@ func isListFile(path string) bool {
 // says which: "input directory d holds"), with the count of files left out
 // for their extension: OpenWith's for all inputs, expand's per directory.
 func noImageFiles(subject string, ignored int) error {
-	return fmt.Errorf("%s no image files (%d other files ignored; --extensions sets what is taken)", subject, ignored)
+	files := "files"
+	if ignored == 1 {
+		files = "file"
+	}
+	return fmt.Errorf("%s no image files (%d other %s ignored; --extensions sets what is taken)", subject, ignored, files)
 }
 
 // expand turns command-line inputs into the sorted, de-duplicated list of
@@ -279,7 +284,7 @@ func expand(inputs []string, stdin io.Reader, exts, skip []string) (entries []en
 func regularEntry(p, id string, fi os.FileInfo) entry {
 	e := entry{path: p, id: id, kind: kindOf(p)}
 	if !fi.Mode().IsRegular() {
-		e.err = fmt.Errorf("not a regular file (%s)", fi.Mode().Type())
+		e.err = fmt.Errorf("not a regular file but %s", filekind.Of(fi.Mode()))
 	}
 	return e
 }
