@@ -150,3 +150,23 @@ func TestCacheDirHelpNamesBuiltin(t *testing.T) {
 		}
 	}
 }
+
+// The exit statuses are documented in the root --help and the README.
+func TestExitStatusDocumented(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	help := mustRun(t, "--help")
+	for _, doc := range []struct{ name, text, head string }{{"--help", help, "Exit status:"}, {"README", string(readme), "### Exit status"}} {
+		if !strings.Contains(doc.text, doc.head) {
+			t.Errorf("%s has no %q section", doc.name, doc.head)
+		}
+		_, sec, _ := strings.Cut(doc.text, doc.head)
+		for _, w := range []string{"0 ", "1 ", "2 ", "usage error"} {
+			if !strings.Contains(sec, w) {
+				t.Errorf("%s: its exit status section lacks %q", doc.name, w)
+			}
+		}
+	}
+}

@@ -80,8 +80,9 @@ Exit status:
   1  failed: every input failed (or any, with --fail-on-error), interrupted,
      the model did not load, the output directory refused the run
   2  usage error, before any input is processed: a command, flag or value
-     that is wrong, or a path named on the command line that does not exist
-     or does not fit (INPUT, --model, --config-file, --mask-noise, --output)`,
+     that is wrong; an INPUT, --config-file or --mask-noise that does not
+     exist; a --model name that is no file, builtin nor a preset; an
+     --output that is a file (a missing --model path is 1)`,
 		Version:       version,
 		SilenceErrors: true,
 		SilenceUsage:  true,
