@@ -12,6 +12,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/maeembed/maeembed/config"
 	"github.com/maeembed/maeembed/sinks"
 	"github.com/maeembed/maeembed/sources"
 	"github.com/maeembed/maeembed/stages"
@@ -367,10 +368,11 @@ func CheckOutputDir(o OutputDir) error {
 
 // CheckOutputNotFile refuses an output directory (--output) that exists as
 // a file: a run would fail late and obscurely on it ("not a directory").
-// Stream workers check it with their flags, before the model loads.
+// Stream workers check it with their flags, before the model loads. The
+// error wraps config.ErrUsage.
 func CheckOutputNotFile(dir string) error {
 	if fi, err := os.Stat(dir); err == nil && !fi.IsDir() {
-		return fmt.Errorf("--output %s is a file: the outputs go into a directory there (give a directory's path)", dir)
+		return fmt.Errorf("%w: --output %s is a file: the outputs go into a directory there (give a directory's path)", config.ErrUsage, dir)
 	}
 	return nil
 }

@@ -29,9 +29,11 @@ func (o *BatchOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.IntVar(&o.Workers, "workers", o.Workers, fmt.Sprintf("decode/resize workers, at most %d (0 = the default, one per core)", MaxWorkers))
 }
 
-// AddFlushFlag adds --flush-interval.
-func (o *BatchOptions) AddFlushFlag(fs *pflag.FlagSet) {
-	fs.DurationVar(&o.FlushInterval, "flush-interval", o.FlushInterval, "publish the current Parquet/Arrow part at least this often (a kill loses at most this much work; 0 = only when full)")
+// AddFlushFlag adds --flush-interval; parts says what the command
+// publishes ("Parquet/Arrow part"), note what its help adds (the formats
+// the interval does not apply to), if anything.
+func (o *BatchOptions) AddFlushFlag(fs *pflag.FlagSet, parts, note string) {
+	fs.DurationVar(&o.FlushInterval, "flush-interval", o.FlushInterval, "publish the current "+parts+" at least this often (a kill loses at most this much work; 0 = only when full)"+note)
 }
 
 // Validate checks the batch size (CheckBatch) and refuses negative

@@ -318,7 +318,7 @@ func skippedHint(info RunInfo) string {
 // (sinks.RetryableError): --retry-errors only for those, since the others
 // are bad inputs (corrupt, truncated, not images) that fail again.
 func retryHint(failed, retryable int64) string {
-	const retry = "once their cause is fixed (e.g. a larger --memory-budget), rerun with --retry-errors to process "
+	const retry = "once their cause is fixed (e.g. a larger --memory-budget), rerun with --retry-errors to process"
 	const bad = "the input itself is bad (e.g. a corrupt or truncated image): a retry fails it again"
 	switch {
 	case retryable <= 0:
@@ -327,7 +327,7 @@ func retryHint(failed, retryable int64) string {
 		}
 		return "the inputs themselves are bad (e.g. corrupt or truncated images): a retry fails them again"
 	case retryable >= failed:
-		return retry + "those inputs again"
+		return retry + " those inputs again"
 	}
 	other := "the others are"
 	if failed-retryable == 1 {

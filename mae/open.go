@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/maeembed/maeembed/config"
 	"github.com/maeembed/maeembed/mae/builtin"
 	"github.com/maeembed/maeembed/mae/kernels"
 	"github.com/maeembed/maeembed/mae/weights"
@@ -25,9 +26,9 @@ var decoderCheckpoint = map[string]string{
 type Source struct {
 	Name   string `yaml:"model"`
 	Config string `yaml:"config"` // HF-style config.json for a bare weights file
-	// CacheDir is where presets are downloaded (default $MAEEMBED_CACHE or
-	// the user cache dir); $MAEEMBED_HUB_URL names a mirror of the
-	// official download site.
+	// CacheDir is where presets are downloaded and the built-in model is
+	// unpacked (default $MAEEMBED_CACHE or the user cache dir);
+	// $MAEEMBED_HUB_URL names a mirror of the official download site.
 	CacheDir string `yaml:"cache_dir"`
 	// NeedDecoder picks, for an architecture preset, the official
 	// checkpoint that carries a decoder, and refuses one without.
@@ -38,7 +39,10 @@ type Source struct {
 }
 
 // Resolve turns s.Name into a local path: an existing file or directory as
-// it is, else a preset downloaded (once, checked) into the cache.
+// it is, else a preset downloaded (once, checked) into the cache. A name
+// that is neither a path nor builtin nor a preset is a usage error
+// (config.ErrUsage); a missing path (one with a separator or a
+// checkpoint's extension) is not.
 func Resolve(ctx context.Context, s Source) (string, error) {
 	path, _, err := locate(ctx, s, true)
 	return path, err
@@ -86,8 +90,8 @@ func locate(ctx context.Context, s Source, fetch bool) (string, *Pending, error)
 		}
 	}
 	if _, ok := weights.PresetFile(name); !ok {
-		return "", nil, fmt.Errorf("model %q: no such file or directory, and not %s (the built-in model) nor a preset (presets: %s)",
-			name, builtin.Name, strings.Join(weights.Presets(), ", "))
+		return "", nil, fmt.Errorf("%w: model %q: no such file or directory, and not %s (the built-in model) nor a preset (presets: %s)",
+			config.ErrUsage, name, builtin.Name, strings.Join(weights.Presets(), ", "))
 	}
 	hub := weights.NewHub(s.CacheDir)
 	if u := os.Getenv("MAEEMBED_HUB_URL"); u != "" {

@@ -54,7 +54,7 @@ func (o *ModelOptions) AddFlags(fs *pflag.FlagSet) {
 	s := &o.Model
 	fs.StringVarP(&s.Name, "model", "m", s.Name, "builtin (the built-in ViT-Tiny MAE), preset name, checkpoint file (.pth, .safetensors, .bin) or Hugging Face directory")
 	fs.StringVar(&s.Config, "config", s.Config, "HF-style config.json for a bare weights file")
-	fs.StringVar(&s.CacheDir, "cache-dir", s.CacheDir, "where presets are downloaded (default $MAEEMBED_CACHE or the user cache dir)")
+	fs.StringVar(&s.CacheDir, "cache-dir", s.CacheDir, "where presets are downloaded and the built-in model is unpacked, in builtin-HASH/ (default $MAEEMBED_CACHE or the user cache dir)")
 }
 
 // AddPrecisionFlag adds --precision, for the commands that run the model

@@ -53,13 +53,13 @@ type ParquetOptions struct {
 func (o ParquetOptions) Validate() error {
 	switch {
 	case o.MaxFileRows < 0:
-		return &OptionError{"max_file_rows", fmt.Errorf("sinks: max file rows %d is negative (0 = the default, 100000)", o.MaxFileRows)}
+		return &OptionError{"max_file_rows", fmt.Errorf("%d: want 0 (the default, 100000) or more", o.MaxFileRows)}
 	case o.MaxFileBytes < 0:
-		return &OptionError{"max_file_bytes", fmt.Errorf("sinks: max file bytes %d is negative (0 = the default, 512 MiB)", o.MaxFileBytes)}
+		return &OptionError{"max_file_bytes", fmt.Errorf("%d: want 0 (the default, 512 MiB) or more", o.MaxFileBytes)}
 	case o.RowGroupBytes < 0:
 		return &OptionError{"", fmt.Errorf("sinks: row group bytes %d is negative (0 = the default, 64 MiB)", o.RowGroupBytes)}
 	case o.WorkerID != "" && !workerIDRe.MatchString(o.WorkerID):
-		return &OptionError{"worker_id", fmt.Errorf("sinks: worker id %q: want 1 to 64 letters, digits, '_' or '-'", o.WorkerID)}
+		return &OptionError{"worker_id", fmt.Errorf("%q: want 1 to 64 letters, digits, '_' or '-'", o.WorkerID)}
 	}
 	return nil
 }
@@ -69,10 +69,20 @@ type OptionError struct {
 	// Key is the option's config-file key ("max_file_rows"; "" for one
 	// that has none); the commands' flag is the key with '-' for '_'.
 	Key string
+	// Err is the value refused and what the option takes ("-5: want 0
+	// (the default, 100000) or more"), with the option's name when Key
+	// is "".
 	Err error
 }
 
-func (e *OptionError) Error() string { return e.Err.Error() }
+// Error names the option by its key: "max_file_rows -5: want ...".
+func (e *OptionError) Error() string {
+	if e.Key == "" {
+		return e.Err.Error()
+	}
+	return e.Key + " " + e.Err.Error()
+}
+
 func (e *OptionError) Unwrap() error { return e.Err }
 
 // Flag is the command-line flag of the option ("--max-file-rows"), or ""
@@ -82,6 +92,15 @@ func (e *OptionError) Flag() string {
 		return ""
 	}
 	return "--" + strings.ReplaceAll(e.Key, "_", "-")
+}
+
+// FlagError is the error as a command reports it, naming the flag
+// ("--max-file-rows -5: want ..."); without a flag, e itself.
+func (e *OptionError) FlagError() error {
+	if e.Key == "" {
+		return e
+	}
+	return fmt.Errorf("%s %w", e.Flag(), e.Err)
 }
 
 // withDefaults validates o and fills in the defaults.

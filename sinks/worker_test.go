@@ -52,7 +52,7 @@ func TestWorkerIDInPartNames(t *testing.T) {
 		t.Errorf("formats %v (%v), want parquet", f, err)
 	}
 	for _, bad := range []string{"a.b", "a/b", strings.Repeat("x", 65)} {
-		if _, err := NewParquet(t.TempDir(), meta, ParquetOptions{WorkerID: bad}); err == nil || !strings.Contains(err.Error(), "worker id") {
+		if _, err := NewParquet(t.TempDir(), meta, ParquetOptions{WorkerID: bad}); err == nil || !strings.Contains(err.Error(), "worker_id") {
 			t.Errorf("worker id %q: %v", bad, err)
 		}
 	}

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"unicode"
 
+	"github.com/maeembed/maeembed/config"
+	"github.com/maeembed/maeembed/internal/filekind"
 	"github.com/maeembed/maeembed/internal/realpath"
 )
 
@@ -127,7 +129,11 @@ func isListFile(path string) bool {
 // says which: "input directory d holds"), with the count of files left out
 // for their extension: OpenWith's for all inputs, expand's per directory.
 func noImageFiles(subject string, ignored int) error {
-	return fmt.Errorf("%s no image files (%d other files ignored; --extensions sets what is taken)", subject, ignored)
+	files := "files"
+	if ignored == 1 {
+		files = "file"
+	}
+	return fmt.Errorf("%s no image files (%d other %s ignored; --extensions sets what is taken)", subject, ignored, files)
 }
 
 // expand turns command-line inputs into the sorted, de-duplicated list of
@@ -140,7 +146,10 @@ func noImageFiles(subject string, ignored int) error {
 // takes the extension its own pattern names (*.heic). Files named directly
 // or listed are always taken. ignored counts the files left out. A glob
 // that matches nothing and a directory input (on the command line) that
-// holds no such file, in it or below, are errors. Walks do not enter the
+// holds no such file, in it or below, are errors. The errors in what the
+// inputs name (a path that does not exist, a glob refused or matching
+// nothing, two inputs with one id, the output directory given as an input)
+// wrap config.ErrUsage; an empty directory does not. Walks do not enter the
 // directories of skip (Options.SkipDirs). repeated counts the paths met
 // again (read once), which ignored does not include. listRelative says
 // whether a list (a list file or stdin) named a relative path: its ids
@@ -191,7 +200,7 @@ func expand(inputs []string, stdin io.Reader, exts, skip []string) (entries []en
 				if walked, ok := visited[real]; ok && !walked {
 					// Not walked, as the output inside an input is not:
 					// say so rather than that it holds no image files.
-					return nil, 0, 0, false, fmt.Errorf("input directory %s is the run's output directory: give the output a directory of its own (the inputs' files would be taken for outputs, and outputs for inputs on a rerun)", in)
+					return nil, 0, 0, false, fmt.Errorf("%w: input directory %s is the run's output directory: give the output a directory of its own (the inputs' files would be taken for outputs, and outputs for inputs on a rerun)", config.ErrUsage, in)
 				}
 			}
 			n, walked, skipped := len(out), len(visited), ignored
@@ -218,14 +227,14 @@ func expand(inputs []string, stdin io.Reader, exts, skip []string) (entries []en
 				// Shells with globstar and Python's glob(recursive=True)
 				// read '**' as any depth; filepath.Glob as one level, which
 				// would quietly leave out the images above and below it.
-				return nil, 0, 0, false, fmt.Errorf("glob %q: '**' is not recursive here (it matches one directory level, like '*'): %s, or '*' for one level", in, recursiveHint(in))
+				return nil, 0, 0, false, fmt.Errorf("%w: glob %q: '**' is not recursive here (it matches one directory level, like '*'): %s, or '*' for one level", config.ErrUsage, in, recursiveHint(in))
 			}
 			matches, gerr := filepath.Glob(in)
 			if gerr != nil {
-				return nil, 0, 0, false, fmt.Errorf("glob %q: %w", in, gerr)
+				return nil, 0, 0, false, fmt.Errorf("%w: glob %q: %w", config.ErrUsage, in, gerr)
 			}
 			if len(matches) == 0 {
-				return nil, 0, 0, false, fmt.Errorf("glob %q matches nothing", in)
+				return nil, 0, 0, false, fmt.Errorf("%w: glob %q matches nothing", config.ErrUsage, in)
 			}
 			root := globRoot(in)
 			globbed := filter(patternExt(in))
@@ -241,6 +250,8 @@ func expand(inputs []string, stdin io.Reader, exts, skip []string) (entries []en
 					globbed(regularEntry(m, filepath.ToSlash(rel), fi))
 				}
 			}
+		case os.IsNotExist(err):
+			return nil, 0, 0, false, fmt.Errorf("%w: input %s: %w", config.ErrUsage, in, err)
 		default:
 			return nil, 0, 0, false, fmt.Errorf("input %s: %w", in, err)
 		}
@@ -259,7 +270,7 @@ func expand(inputs []string, stdin io.Reader, exts, skip []string) (entries []en
 			continue
 		}
 		if other, ok := byID[e.id]; ok {
-			return nil, 0, 0, false, fmt.Errorf("inputs %s and %s have the same id %q: pass their common parent directory instead", other, e.path, EscapeID(e.id))
+			return nil, 0, 0, false, fmt.Errorf("%w: inputs %s and %s have the same id %q: pass their common parent directory instead", config.ErrUsage, other, e.path, EscapeID(e.id))
 		}
 		byID[e.id] = e.path
 		dedup = append(dedup, e)
@@ -273,7 +284,7 @@ func expand(inputs []string, stdin io.Reader, exts, skip []string) (entries []en
 func regularEntry(p, id string, fi os.FileInfo) entry {
 	e := entry{path: p, id: id, kind: kindOf(p)}
 	if !fi.Mode().IsRegular() {
-		e.err = fmt.Errorf("not a regular file (%s)", fi.Mode().Type())
+		e.err = fmt.Errorf("not a regular file but %s", filekind.Of(fi.Mode()))
 	}
 	return e
 }

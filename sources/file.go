@@ -10,6 +10,7 @@ import (
 	"syscall"
 
 	"github.com/maeembed/maeembed/config"
+	"github.com/maeembed/maeembed/internal/filekind"
 )
 
 // readRegular reads a whole regular file of at most maxMemberBytes through
@@ -81,7 +82,7 @@ func openRegular(open func(name string, flag int, perm fs.FileMode) (*os.File, e
 	switch {
 	case err != nil:
 	case !fi.Mode().IsRegular():
-		err = &fs.PathError{Op: "open", Path: name, Err: fmt.Errorf("%w (%s)", errNotRegular, fi.Mode().Type())}
+		err = &fs.PathError{Op: "open", Path: name, Err: fmt.Errorf("%w but %s", errNotRegular, filekind.Of(fi.Mode()))}
 	case pseudoFS(f):
 		err = &fs.PathError{Op: "open", Path: name, Err: errKernelFile}
 	}

@@ -18,6 +18,8 @@ import (
 	"github.com/apache/arrow/go/v17/arrow/array"
 	"github.com/apache/arrow/go/v17/arrow/memory"
 	"github.com/apache/arrow/go/v17/parquet"
+
+	"github.com/maeembed/maeembed/config"
 )
 
 func write(t testing.TB, path string, data string) {
@@ -169,8 +171,9 @@ func TestFilesErrors(t *testing.T) {
 		{[]string{"root/a/**"}, "pass root/a, which is walked recursively (--extensions"},
 		{[]string{"root/b.jpg", "other/b.jpg"}, `same id "b.jpg"`},
 	} {
-		if _, err := Open(tc.inputs, Options{}); err == nil || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("%v: err = %v, want %q", tc.inputs, err, tc.want)
+		// Each is a mistake in the command line: a usage error (exit 2).
+		if _, err := Open(tc.inputs, Options{}); err == nil || !strings.Contains(err.Error(), tc.want) || !errors.Is(err, config.ErrUsage) {
+			t.Errorf("%v: err = %v, want %q, a usage error", tc.inputs, err, tc.want)
 		}
 	}
 	if _, err := ParseShard("2/2"); err == nil {

@@ -47,7 +47,7 @@ func TestWalkFailuresAreErrorItems(t *testing.T) {
 	loc := func(n string) string { return "!read " + filepath.Join(root, n) + ": " }
 	want := []string{"a.jpg=A", "broken.jpg" + loc("broken.jpg") + "broken symlink: ",
 		"locked" + loc("locked") + "directory: open " + filepath.Join(root, "locked") + ": permission denied",
-		"pipe.jpg" + loc("pipe.jpg") + "not a regular file (p---------)", "z.jpg=Z"}
+		"pipe.jpg" + loc("pipe.jpg") + "not a regular file but a named pipe (FIFO)", "z.jpg=Z"}
 	if len(got) != len(want) {
 		t.Fatalf("got %q\nwant %q", got, want)
 	}
@@ -152,7 +152,7 @@ func TestNamedInputErrorNamesPathOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	inputs := []string{fifo}
-	want := []string{"!read " + fifo + ": not a regular file (p---------)"}
+	want := []string{"!read " + fifo + ": not a regular file but a named pipe (FIFO)"}
 	if os.Geteuid() != 0 { // root reads a mode-0 file
 		inputs = append(inputs, locked)
 		want = append(want, "!read "+locked+": permission denied")

@@ -244,3 +244,23 @@ func TestGIFFrameSmallerThanScreen(t *testing.T) {
 		t.Errorf("outside frame: %v", got)
 	}
 }
+
+// The error of an image that fails to decode names the stage once: the
+// error row's stage column is "decode" and its message "decode jpeg: …",
+// not "decode: decode jpeg: …"; a message without the stage gets it.
+func TestDecodeErrorNamesStageOnce(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join("testdata/odd", "truncated.jpg"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := Preprocess{Size: 16, Mode: Squash}
+	_, _, err = p.Tensor(make([]float32, 3*16*16), data)
+	var se *Error
+	if !errors.As(err, &se) || se.Stage != "decode" || !strings.HasPrefix(err.Error(), "decode jpeg: ") || strings.Contains(err.Error(), "decode: decode") {
+		t.Errorf("truncated JPEG: %v, want stage decode and \"decode jpeg: …\" once", err)
+	}
+	_, _, err = p.Tensor(make([]float32, 3*16*16), []byte("not an image"))
+	if err == nil || !strings.HasPrefix(err.Error(), "decode: read header: ") {
+		t.Errorf("not an image: %v, want \"decode: read header: …\"", err)
+	}
+}

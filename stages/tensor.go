@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"image"
+	"strings"
 
 	"github.com/maeembed/maeembed/stages/imagenet"
 )
@@ -66,12 +67,20 @@ func Normalize(dst []float32, img image.Image) {
 
 // Error is a preprocessing failure tagged with the stage that failed
 // ("decode" or "resize"), which becomes the `stage` column of error rows.
+// Its message is Err's prefixed with the stage, unless Err's already
+// starts with it (Decode's "decode jpeg: …"): never "decode: decode jpeg".
 type Error struct {
 	Stage string
 	Err   error
 }
 
-func (e *Error) Error() string { return e.Stage + ": " + e.Err.Error() }
+func (e *Error) Error() string {
+	msg := e.Err.Error()
+	if rest, ok := strings.CutPrefix(msg, e.Stage); ok && (strings.HasPrefix(rest, " ") || strings.HasPrefix(rest, ":")) {
+		return msg
+	}
+	return e.Stage + ": " + msg
+}
 func (e *Error) Unwrap() error { return e.Err }
 
 // Tensor runs Decode, Resize and Normalize, writing the Size×Size CHW tensor

@@ -122,8 +122,8 @@ func (c *Config) Validate() error {
 	}
 	if err := c.Parquet.Validate(); err != nil {
 		var oe *sinks.OptionError
-		if errors.As(err, &oe) && oe.Flag() != "" {
-			return fmt.Errorf("%s: %w", oe.Flag(), err)
+		if errors.As(err, &oe) {
+			return oe.FlagError()
 		}
 		return err
 	}

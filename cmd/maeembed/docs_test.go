@@ -104,3 +104,69 @@ func TestExtensionsLeadingDotIsDocumented(t *testing.T) {
 		}
 	}
 }
+
+// --flush-interval's help names what the command publishes: reconstruct
+// and stream write no Arrow, and the formats it does not apply to (npy
+// sets, PNGs) are named.
+func TestFlushIntervalHelpPerCommand(t *testing.T) {
+	e := &env{ctx: context.Background(), stdin: strings.NewReader(""), stdout: io.Discard, stderr: io.Discard}
+	for _, c := range []struct {
+		cmd       string
+		want, not []string
+	}{
+		{"embed", []string{"Parquet/Arrow part", "npy set"}, []string{"PNG"}},
+		{"reconstruct", []string{"Parquet part", "npy set", "PNG"}, []string{"Arrow"}},
+		{"stream", []string{"Parquet part"}, []string{"Arrow", "npy"}},
+	} {
+		cmd, _, err := e.rootCommand([]string{c.cmd}).Find([]string{c.cmd})
+		if err != nil {
+			t.Fatal(err)
+		}
+		help := cmd.Flags().Lookup("flush-interval").Usage
+		for _, w := range c.want {
+			if !strings.Contains(help, w) {
+				t.Errorf("%s --flush-interval help %q does not name %q", c.cmd, help, w)
+			}
+		}
+		for _, n := range c.not {
+			if strings.Contains(help, n) {
+				t.Errorf("%s --flush-interval help %q names %q, which it does not write", c.cmd, help, n)
+			}
+		}
+	}
+}
+
+// --cache-dir's help says the built-in model (the default) is unpacked
+// there too, not only that presets are downloaded there.
+func TestCacheDirHelpNamesBuiltin(t *testing.T) {
+	e := &env{ctx: context.Background(), stdin: strings.NewReader(""), stdout: io.Discard, stderr: io.Discard}
+	for _, name := range []string{"embed", "reconstruct", "stream", "inspect", "convert"} {
+		cmd, _, err := e.rootCommand([]string{name}).Find([]string{name})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if help := cmd.Flags().Lookup("cache-dir").Usage; !strings.Contains(help, "presets") || !strings.Contains(help, "built-in model") {
+			t.Errorf("%s --cache-dir help %q does not say presets and the built-in model go there", name, help)
+		}
+	}
+}
+
+// The exit statuses are documented in the root --help and the README.
+func TestExitStatusDocumented(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	help := mustRun(t, "--help")
+	for _, doc := range []struct{ name, text, head string }{{"--help", help, "Exit status:"}, {"README", string(readme), "### Exit status"}} {
+		if !strings.Contains(doc.text, doc.head) {
+			t.Errorf("%s has no %q section", doc.name, doc.head)
+		}
+		_, sec, _ := strings.Cut(doc.text, doc.head)
+		for _, w := range []string{"0 ", "1 ", "2 ", "usage error"} {
+			if !strings.Contains(sec, w) {
+				t.Errorf("%s: its exit status section lacks %q", doc.name, w)
+			}
+		}
+	}
+}

@@ -25,7 +25,7 @@ a Parquet dataset. A rerun into the same output resumes.`,
 	positional: "inputs",
 	defaults:   batchDefaults,
 	flags: func(fs *pflag.FlagSet, o *Options) {
-		fileFlags(fs, o, "parquet | arrow | npy")
+		fileFlags(fs, o, "parquet | arrow | npy", "Parquet/Arrow part", "; an npy set is published when the run ends")
 		o.EmbedOptions.AddFlags(fs)
 		fs.BoolVar(&o.Resume, "resume", o.Resume, "skip inputs already in the output")
 		fs.IntVar(&o.Parts.MaxFileRows, "max-file-rows", o.Parts.MaxFileRows, "advanced: about this many rows per Parquet/Arrow part file: a part is published at the first batch that reaches it, so up to rows+batch-1 (0 = 100000)")

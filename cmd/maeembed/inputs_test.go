@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -148,6 +149,61 @@ func TestStdinListRecordsWorkingDirectory(t *testing.T) {
 	for _, dir := range []string{"a", "b"} {
 		if code, stderr := embed(dir, abs); code != 0 {
 			t.Errorf("a list of absolute paths from %s: exit %d\n%s", dir, code, stderr)
+		}
+	}
+}
+
+// What the command line names and is wrong — a missing input, a glob
+// refused, two inputs with one id, a model name that names nothing, a
+// missing --mask-noise file, an --output that is a file — is a usage
+// error (exit 2), as a missing --config-file is, with the message naming
+// it; nothing is created. An input directory without images is the
+// state of the inputs, not a usage error (exit 1).
+func TestCommandLineMistakesExitTwo(t *testing.T) {
+	model := filepath.Join(fixtures, "tiny32", "hf")
+	dir := t.TempDir()
+	for _, d := range []string{"a", "b"} {
+		copyFile(t, filepath.Join(fixtures, "tiny32", "images", "img_000.png"), filepath.Join(dir, d, "x.png"))
+	}
+	file := filepath.Join(dir, "file")
+	empty := filepath.Join(dir, "empty")
+	if err := os.WriteFile(file, []byte("not a directory"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(empty, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	a, b := filepath.Join(dir, "a"), filepath.Join(dir, "b")
+	for _, c := range []struct {
+		code int
+		args []string
+		want string
+	}{
+		{2, []string{"embed", filepath.Join(dir, "nonexist")}, "nonexist: no such file or directory"},
+		{2, []string{"embed", filepath.Join(dir, "**")}, "'**' is not recursive"},
+		{2, []string{"embed", filepath.Join(dir, "*.gif")}, "matches nothing"},
+		{2, []string{"embed", filepath.Join(a, "x.png"), filepath.Join(b, "x.png")}, `have the same id "x.png"`},
+		{2, []string{"embed", "-m", "nosuchmodel", a}, `model "nosuchmodel": no such file or directory, and not builtin`},
+		{2, []string{"reconstruct", "--mask-noise", filepath.Join(dir, "nope.npy"), a}, "--mask-noise: open " + filepath.Join(dir, "nope.npy") + ": no such file"},
+		{2, []string{"embed", "-o", file, a}, "--output " + file + " is a file"},
+		{2, []string{"reconstruct", "--dry-run", "-o", file, a}, "--output " + file + " is a file"},
+		{2, []string{"embed", "--config-file", filepath.Join(dir, "nonexist.yaml"), a}, "nonexist.yaml: no such file"},
+		{1, []string{"embed", empty}, "holds no image files"},
+	} {
+		args := append([]string{}, c.args...)
+		if !slices.Contains(args, "-m") {
+			args = append(args, "-m", model)
+		}
+		out := filepath.Join(dir, "out")
+		if !slices.Contains(args, "-o") {
+			args = append(args, "-o", out)
+		}
+		code, _, stderr := maeembed(t, args...)
+		if code != c.code || !strings.Contains(stderr, c.want) {
+			t.Errorf("%q: exit %d, want %d and %q\n%s", c.args, code, c.code, c.want, stderr)
+		}
+		if _, err := os.Stat(out); err == nil {
+			t.Errorf("%q created %s", c.args, out)
 		}
 	}
 }

@@ -10,7 +10,7 @@ import (
 )
 
 var inspectCommand = commandSpec{
-	use:   "inspect [flags] MODEL",
+	use:   "inspect [flags] [MODEL]",
 	short: "Print a checkpoint's tensors, inferred config and parameter count",
 	long: `inspect loads a checkpoint without running it and prints its format, its
 parameter count, the MAE config maeembed infers for it (or reads from
@@ -19,18 +19,20 @@ loadable MAE.
 MODEL is what --model takes everywhere: builtin, a preset name, a
 checkpoint file (.pth, .safetensors, .bin; --config for a bare weights
 file) or a Hugging Face directory. Give it once, as the argument or as
---model.`,
+--model; without either, inspect shows the built-in model (builtin), as
+every command runs it by default.`,
 	example: `  maeembed inspect mae_pretrain_vit_base.pth
   maeembed inspect facebook-vit-mae-base/
   maeembed inspect --config config.json weights.safetensors
-  maeembed inspect mae_vit_base_patch16          # a preset, downloaded once`,
+  maeembed inspect mae_vit_base_patch16          # a preset, downloaded once
+  maeembed inspect                               # the built-in model`,
 	positional: "model",
 	flags:      func(fs *pflag.FlagSet, o *Options) { o.ModelOptions.AddFlags(fs) },
 	run:        (*env).inspect,
 }
 
 var convertCommand = commandSpec{
-	use:   "convert [flags] MODEL --output DIR",
+	use:   "convert [flags] [MODEL] --output DIR",
 	short: "Write a checkpoint in the Hugging Face layout (maeembed's own format)",
 	long: `convert loads a checkpoint (the reference .pth, a safetensors or
 pytorch_model.bin file, a Hugging Face directory, a preset or a pretrain
@@ -41,7 +43,8 @@ written whole and then renamed into place; an existing, non-empty one is
 refused unless --force. One convert at a time writes into a directory: a
 second one meanwhile is refused (the first holds .DIR.convert-lock beside
 it). --float16 halves the size (loading upcasts).
-Give MODEL once, as the argument or as --model.`,
+Give MODEL once, as the argument or as --model; without either, convert
+writes the built-in model (builtin).`,
 	example: `  maeembed convert mae_visualize_vit_base.pth -o vit-mae-base-hf/
   maeembed convert --float16 run/checkpoint-00010000 -o model-f16/
   maeembed convert --config config.json weights.bin -o model/`,

@@ -73,7 +73,16 @@ func (e *env) rootCommand(args []string) *cobra.Command {
 Autoencoder (He et al. 2021). It reads image files, directories, globs, list
 files, tar/WebDataset shards, Parquet datasets or a Kafka topic, runs the
 ViT encoder (and decoder) on the CPU, and writes Parquet, Arrow, npy, PNG or
-Kafka messages.`,
+Kafka messages.
+
+Exit status:
+  0  done (inputs that failed are rows in OUT/errors, unless --fail-on-error)
+  1  failed: every input failed (or any, with --fail-on-error), interrupted,
+     the model did not load, the output directory refused the run
+  2  usage error, before any input is processed: a command, flag or value
+     that is wrong; an INPUT, --config-file or --mask-noise that does not
+     exist; a --model name that is no file, builtin nor a preset; an
+     --output that is a file (a missing --model path is 1)`,
 		Version:       version,
 		SilenceErrors: true,
 		SilenceUsage:  true,

@@ -138,15 +138,16 @@ func given(fs *pflag.FlagSet, name string) bool {
 }
 
 // fileFlags are the flags of the file commands (embed, reconstruct);
-// formats lists the command's --format values ("a | b").
-func fileFlags(fs *pflag.FlagSet, o *Options, formats string) {
+// formats lists the command's --format values ("a | b"); parts and
+// flushNote describe --flush-interval for it (AddFlushFlag).
+func fileFlags(fs *pflag.FlagSet, o *Options, formats, parts, flushNote string) {
 	o.ModelOptions.AddFlags(fs)
 	o.AddPrecisionFlag(fs)
 	o.Source.AddFlags(fs)
 	o.FileOptions.AddFlags(fs, formats)
 	o.BatchOptions.AddFlags(fs)
 	o.PreprocessOptions.AddFlags(fs)
-	o.AddFlushFlag(fs)
+	o.AddFlushFlag(fs, parts, flushNote)
 }
 
 // batchDefaults are embed's and reconstruct's: --flush-interval 1m, long

@@ -1,8 +1,10 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 
 	"github.com/spf13/pflag"
 
@@ -25,7 +27,7 @@ input's position, or come from --mask-noise.`,
 	positional: "inputs",
 	defaults:   func(o *Options) { batchDefaults(o); o.Format = "npy" },
 	flags: func(fs *pflag.FlagSet, o *Options) {
-		fileFlags(fs, o, "npy | parquet | png")
+		fileFlags(fs, o, "npy | parquet | png", "Parquet part", "; an npy set is published when the run ends, each PNG as it is written")
 		// Resume is exact: an input's mask depends on its position in the
 		// whole input sequence, which skipping done inputs does not change.
 		fs.BoolVar(&o.Resume, "resume", o.Resume, "skip inputs already in the output (npy, parquet, png)")
@@ -154,18 +156,24 @@ func checkReconstructRun(stderr io.Writer, o *Options, b *engine.Batch, spec *ma
 // readMaskNoise reads --mask-noise (float32, or float64 rounded to float32
 // as numpy's astype does) and checks its shape against the model (L
 // patches) and the inputs (one row each), and that every value is finite.
-// It returns the rows and their fingerprint (ReconMeta.MaskNoise).
+// It returns the rows and their fingerprint (ReconMeta.MaskNoise). A file
+// that does not exist, or whose shape does not fit, is a usage error; one
+// that cannot be read or parsed, or holds a value that is not finite, is
+// not.
 func readMaskNoise(o *Options, c mae.Config, b *engine.Batch) (mae.NoiseRows, string, error) {
 	l := c.NumPatches()
 	shape, data, err := sinks.ReadNpyFloat32(o.MaskNoise)
+	if errors.Is(err, fs.ErrNotExist) {
+		return mae.NoiseRows{}, "", fmt.Errorf("%w: --mask-noise: %w", errUsage, err)
+	}
 	if err != nil {
 		return mae.NoiseRows{}, "", fmt.Errorf("--mask-noise: %w", err)
 	}
 	if len(shape) != 2 || shape[1] != l {
-		return mae.NoiseRows{}, "", fmt.Errorf("--mask-noise %s: shape %v, want [N, %d] (L = %d patches for image %d, patch %d)", o.MaskNoise, shape, l, l, c.ImageSize, c.PatchSize)
+		return mae.NoiseRows{}, "", fmt.Errorf("%w: --mask-noise %s: shape %v, want [N, %d] (L = %d patches for image %d, patch %d)", errUsage, o.MaskNoise, shape, l, l, c.ImageSize, c.PatchSize)
 	}
 	if n, exact := b.Inputs.Files(); exact && o.Shard == "" && n != shape[0] {
-		return mae.NoiseRows{}, "", fmt.Errorf("--mask-noise %s: %d rows for %d inputs: want one row per input in input order", o.MaskNoise, shape[0], n)
+		return mae.NoiseRows{}, "", fmt.Errorf("%w: --mask-noise %s: %d rows for %d inputs: want one row per input in input order", errUsage, o.MaskNoise, shape[0], n)
 	}
 	rows := mae.NoiseRows{Name: "--mask-noise " + o.MaskNoise, L: l, Data: data}
 	if err := rows.Check(); err != nil {

@@ -30,8 +30,8 @@ func (e *env) openBatch(o *Options, cmd string) (*engine.Batch, error) {
 	}
 	if err := o.Parts.Validate(); err != nil {
 		var oe *sinks.OptionError
-		if errors.As(err, &oe) && oe.Flag() != "" {
-			return nil, fmt.Errorf("%w: %s: %v", errUsage, oe.Flag(), err)
+		if errors.As(err, &oe) {
+			return nil, fmt.Errorf("%w: %w", errUsage, oe.FlagError())
 		}
 		return nil, usage(err)
 	}

@@ -33,7 +33,7 @@ the partitions (and may share the output directory).`,
 		o.EmbedOptions.AddFlags(fs)
 		o.Stream.AddFlags(fs)
 		fs.DurationVar(&o.BatchLatency, "batch-latency", o.BatchLatency, "run a partial batch after waiting this long for it to fill (0 = full batches only)")
-		o.AddFlushFlag(fs)
+		o.AddFlushFlag(fs, "Parquet part", "")
 		p := &o.Parts
 		fs.IntVar(&p.MaxFileRows, "max-file-rows", p.MaxFileRows, "publish a Parquet part once it holds this many rows (whole batches, so up to rows+batch-1; 0 = 100000)")
 		fs.Var(&p.MaxFileBytes, "max-file-bytes", "publish a Parquet part at this many bytes of values, e.g. 536870912 or 256MiB (0 = 512MiB)")

@@ -75,10 +75,17 @@ func TestConfigFileMessages(t *testing.T) {
 func TestNegativeCountsRefused(t *testing.T) {
 	m := filepath.Join(fixtures, "small48", "hf")
 	imgs := filepath.Join(fixtures, "small48", "images")
-	for _, args := range [][]string{{"--workers", "-1"}, {"--max-file-rows", "-1"}} {
-		code, _, stderr := maeembed(t, append([]string{"embed", "-m", m, "-o", t.TempDir(), imgs}, args...)...)
-		if code != 2 || !strings.Contains(stderr, args[0]) {
-			t.Errorf("%v: exit %d, want 2 naming the flag\n%s", args, code, stderr)
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--workers", "-1"}, "--workers -1: must be 0 (one per core)"},
+		// A flag error, as --max-pixels', not the writer package's.
+		{[]string{"--max-file-rows", "-1"}, "usage: --max-file-rows -1: want 0 (the default, 100000) or more"},
+	} {
+		code, _, stderr := maeembed(t, append([]string{"embed", "-m", m, "-o", t.TempDir(), imgs}, c.args...)...)
+		if code != 2 || !strings.Contains(stderr, c.want) || strings.Contains(stderr, "sinks:") {
+			t.Errorf("%v: exit %d, want 2 and %q\n%s", c.args, code, c.want, stderr)
 		}
 	}
 	code, _, stderr := maeembed(t, "stream", "--brokers", "127.0.0.1:1", "--topic", "t", "-o", t.TempDir(), "--workers", "-2")
@@ -295,6 +302,22 @@ func TestModelGivenTwice(t *testing.T) {
 	}
 }
 
+// MODEL is optional in inspect and convert, as --model is everywhere:
+// without it they take the built-in model, and their usage line and help
+// say so.
+func TestModelArgumentDefaultsToBuiltin(t *testing.T) {
+	cache := t.TempDir()
+	if out := mustRun(t, "inspect", "--cache-dir", cache); !strings.Contains(out, "builtin-") || !strings.Contains(out, `"hidden_size": 192`) {
+		t.Errorf("inspect without MODEL does not show the built-in model:\n%s", out)
+	}
+	for _, name := range []string{"inspect", "convert"} {
+		help := mustRun(t, name, "--help")
+		if !strings.Contains(help, name+" [flags] [MODEL]") || !strings.Contains(help, "without either") || !strings.Contains(help, "(builtin)") {
+			t.Errorf("%s --help does not say MODEL is optional, defaulting to builtin:\n%s", name, help)
+		}
+	}
+}
+
 // A numeric flag out of its range is a usage error naming the flag and
 // what it accepts, in every command, not a silent fall back to the
 // default: 0 stays the documented default where the help says so.
@@ -318,7 +341,7 @@ func TestNumericFlagRanges(t *testing.T) {
 		{append(stream, "--fetch-min-bytes", "-1"), []string{`"--fetch-min-bytes"`, "must not be negative"}},
 		{append(stream, "--commit-interval", "-1s"), []string{"--commit-interval -1s"}},
 		{append(stream, "--topic", ","), []string{"--topic", "one or more"}},
-		{append(stream, "--worker-id", "a/b"), []string{"usage: --worker-id: ", "letters, digits"}},
+		{append(stream, "--worker-id", "a/b"), []string{`usage: --worker-id "a/b": want 1 to 64 letters, digits`}},
 		{append(stream, "--max-file-bytes", "-1"), []string{`"--max-file-bytes"`, "must not be negative"}},
 		{[]string{"probe", "--test-fraction", "0", out}, []string{"--test-fraction 0", "(0, 1)"}},
 		{[]string{"probe", "--test-fraction", "1", out}, []string{"--test-fraction 1", "(0, 1)"}},

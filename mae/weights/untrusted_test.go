@@ -319,7 +319,7 @@ func TestLoadRefusesNonRegularFiles(t *testing.T) {
 		path string
 		want []string
 	}{
-		{fifo, []string{"not a regular file"}},
+		{fifo, []string{"not a regular file but a named pipe (FIFO)"}},
 		{hf, []string{"config.json", "not a regular file"}},
 		{big, []string{"config.json", "larger than"}},
 		{"/dev/zero", []string{"not a regular file"}},

@@ -15,6 +15,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/maeembed/maeembed/internal/filekind"
 )
 
 // Tensor is a dense, row-major float32 tensor. After Load the caller owns Data:
@@ -269,7 +271,7 @@ func openRegular(path string) (*os.File, error) {
 		return nil, err
 	}
 	if !st.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s is not a regular file (%s)", path, st.Mode().Type())
+		return nil, fmt.Errorf("%s is not a regular file but %s", path, filekind.Of(st.Mode()))
 	}
 	return os.Open(path)
 }
