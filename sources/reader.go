@@ -35,11 +35,14 @@ type Reader struct {
 	acks         ackCounter
 	budget       Budget // nil: unbounded
 
-	// Ids of container members and rows seen so far (64-bit hashes: 8
+	// Ids of container members and rows seen so far (128-bit hashes: 16
 	// bytes and a map slot per member, not the id), to catch two with one
 	// id: an id column with a repeated value, a tar with a member twice.
-	seed    maphash.Seed
-	seenIDs map[uint64]struct{}
+	// Two hashes under independent seeds: with one 64-bit hash, two
+	// distinct ids among 10⁸ would collide (and one be dropped as a
+	// duplicate) with a chance of ~3·10⁻⁴; with 128 bits, ~10⁻²³.
+	seeds   [2]maphash.Seed
+	seenIDs map[[2]uint64]struct{}
 }
 
 // container iterates the members of a tar or the rows of a Parquet file.
@@ -115,7 +118,7 @@ func OpenWith(inputs []string, stdin io.Reader, opts Options) (*Reader, error) {
 	if repeated > 0 {
 		slog.Info("ignored repeated inputs (a path given more than once is read once)", "repeated", repeated)
 	}
-	r := &Reader{opts: opts, entries: entries, seed: maphash.MakeSeed(), seenIDs: map[uint64]struct{}{}}
+	r := &Reader{opts: opts, entries: entries, seeds: [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()}, seenIDs: map[[2]uint64]struct{}{}}
 	r.ignored.Store(int64(ignored + repeated))
 	r.repeated = int64(repeated)
 	r.listRelative = listRelative
@@ -332,7 +335,7 @@ func (r *Reader) nextMember(ctx context.Context) (it Item, ok bool, err error) {
 		r.curSeen = true
 		idx = r.index
 		id = memberID(e, member, row, key)
-		h := maphash.String(r.seed, id)
+		h := [2]uint64{maphash.String(r.seeds[0], id), maphash.String(r.seeds[1], id)}
 		_, dup = r.seenIDs[h]
 		r.seenIDs[h] = struct{}{}
 		skipped := r.skipped
