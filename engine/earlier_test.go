@@ -16,7 +16,7 @@ func TestEarlierFailedHint(t *testing.T) {
 		want                    []string
 		not                     string
 	}{
-		{1, 0, 0, []string{"the input itself is bad", "a retry fails it again"}, "duplicate"},
+		{1, 0, 0, []string{"the input itself is bad", "fails it again"}, "duplicate"},
 		{2, 0, 2, []string{"rerun with --retry-errors to process those inputs again"}, "duplicate"},
 		{1, 1, 0, []string{"a duplicate id keeps the output of the first member or row", "--retry-errors drops its error row"}, "bad"},
 		{2, 1, 0, []string{"--retry-errors drops its error row", "of the others, the input itself is bad"}, "they are bad inputs"},

@@ -319,13 +319,13 @@ func skippedHint(info RunInfo) string {
 // are bad inputs (corrupt, truncated, not images) that fail again.
 func retryHint(failed, retryable int64) string {
 	const retry = "once their cause is fixed (e.g. a larger --memory-budget), rerun with --retry-errors to process"
-	const bad = "the input itself is bad (e.g. a corrupt or truncated image): a retry fails it again"
+	const bad = "the input itself is bad, or does not fit the settings (e.g. a corrupt or truncated image, or one of another size with --resize none): a retry with the same settings fails it again"
 	switch {
 	case retryable <= 0:
 		if failed == 1 {
 			return bad
 		}
-		return "the inputs themselves are bad (e.g. corrupt or truncated images): a retry fails them again"
+		return "the inputs themselves are bad, or do not fit the settings (e.g. corrupt or truncated images, or ones of another size with --resize none): a retry with the same settings fails them again"
 	case retryable >= failed:
 		return retry + " those inputs again"
 	}

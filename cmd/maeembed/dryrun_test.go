@@ -300,3 +300,18 @@ func TestE2EDryRunExitsAsTheRunEnds(t *testing.T) {
 		t.Errorf("plain dry run: exit %d, listed %q\n%s", code, stdout, stderr)
 	}
 }
+
+// --format takes any letter case, as --precision and MAEEMBED_KERNEL do.
+func TestFormatAnyCase(t *testing.T) {
+	in := filepath.Join(fixtures, "tiny32", "images")
+	out := t.TempDir()
+	mustRun(t, "embed", "--format", "NPY", "-o", out, in)
+	if _, err := os.Stat(filepath.Join(out, "embeddings.npy")); err != nil {
+		t.Errorf("embed --format NPY: %v", err)
+	}
+	rout := t.TempDir()
+	mustRun(t, "reconstruct", "--format", "Png", "-o", rout, in)
+	if m, _ := filepath.Glob(filepath.Join(rout, "*.png")); len(m) == 0 {
+		t.Errorf("reconstruct --format Png wrote no PNG in %s", rout)
+	}
+}

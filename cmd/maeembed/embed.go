@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/spf13/pflag"
 
@@ -40,6 +41,7 @@ func (e *env) embed(o *Options) error {
 	if err != nil {
 		return fmt.Errorf("%w: --pool: %v", errUsage, err)
 	}
+	o.Format = strings.ToLower(o.Format) // as --precision and MAEEMBED_KERNEL take any case
 	switch o.Format {
 	case "parquet", "arrow", "npy":
 	default:

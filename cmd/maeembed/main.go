@@ -82,7 +82,8 @@ Exit status:
   2  usage error, before any input is processed: a command, flag or value
      that is wrong; an INPUT, --config-file or --mask-noise that does not
      exist; a --model name that is no file, builtin nor a preset; an
-     --output that is a file (a missing --model path is 1)`,
+     --output that is a file; a bad MAEEMBED_KERNEL or MAEEMBED_STRASSEN
+     value (a missing --model path is 1)`,
 		Version:       version,
 		SilenceErrors: true,
 		SilenceUsage:  true,

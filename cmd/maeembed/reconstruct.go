@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"strings"
 
 	"github.com/spf13/pflag"
 
@@ -40,6 +41,7 @@ input's position, or come from --mask-noise.`,
 // reconstruct masks each image, runs encoder and decoder and writes the
 // predictions, masks and losses (or the demo's 4-panel PNGs).
 func (e *env) reconstruct(o *Options) error {
+	o.Format = strings.ToLower(o.Format) // as --precision and MAEEMBED_KERNEL take any case
 	switch o.Format {
 	case "npy", "parquet", "png":
 	default:

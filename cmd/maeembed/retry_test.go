@@ -495,7 +495,7 @@ func TestE2EDuplicateOfAFailedMember(t *testing.T) {
 	runCounted(t, summary{1, 2, 0}, args...)
 	stderr := runCounted(t, summary{0, 0, 3}, args...)
 	if want := "nothing to do: every input was already done, 2 of them as errors\n"; !strings.Contains(stderr, want) ||
-		strings.Contains(stderr, "duplicate id") || !strings.Contains(stderr, "a retry fails them again") {
+		strings.Contains(stderr, "duplicate id") || !strings.Contains(stderr, "fails them again") {
 		t.Errorf("the rerun does not say %q, and that a retry fails both again, without a duplicate id:\n%s", want, stderr)
 	}
 	code, _, stderr := maeembed(t, append(args, "--retry-errors")...)

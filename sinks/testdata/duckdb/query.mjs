@@ -15,5 +15,5 @@ process.stdout.write(JSON.stringify({
   names: reader.columnNames(),
   types: reader.columnTypes().map((t) => t.toString()),
   rows: reader.getRowObjectsJson(),
-}));
+}) + '\n');
 conn.closeSync();
