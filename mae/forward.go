@@ -33,9 +33,9 @@ type workspace struct {
 // rows when embedding; the decoder's 197 tokens per image likewise; the
 // masked encoder's 50 tokens would allow 16, but Parallel's chunks shrink
 // to the images left ÷ cores). Against items of 2, as before, that gained
-// 3–10% in embedding and up to 10% in reconstruction (medians of
-// alternated runs on 2 cores: the kernels README, "Measured 2026-12-02,
-// session 11"). A core slowed by other work does not hold up the other
+// 3–10% in embedding and up to 10% in reconstruction with other work
+// running beside (medians of alternated runs on 2 cores), 0–4% on a quiet
+// machine (the kernels README, "Measured 2026-12-02, session 11"). A core slowed by other work does not hold up the other
 // for long: once out of items, the other joins its kernel calls
 // (kernels.Parallel). A variable for BenchmarkReconstructItemsAB.
 var itemRows = 768
