@@ -105,12 +105,40 @@ func benchNoise(n, l int) []float32 {
 // faster): an A/B at GOMAXPROCS ≥ 2 that the machine's other load
 // disturbs alike. At GOMAXPROCS=1 nothing is split and the two are the
 // same.
-// GOMAXPROCS=2 go test ./mae -run '^$' -bench ReconstructItemsAB -benchtime 10x
+// GOMAXPROCS=2 go test ./mae -run '^$' -bench ItemsAB -benchtime 10x
 func BenchmarkReconstructItemsAB(b *testing.B) {
 	m := benchModel(b, true, kernels.FP32)
 	c := m.Config
 	const bs = 8
 	patches, noise := randPatches(bs, c, 1), benchNoise(bs, c.NumPatches())
+	itemsAB(b, bs, func() {
+		if _, err := m.Reconstruct(patches, noise, bs, 0.75, false); err != nil {
+			b.Fatal(err)
+		}
+	})
+}
+
+// BenchmarkEmbedItemsAB is BenchmarkReconstructItemsAB for embedding a
+// batch of 8 (mean pool): items of 4 images against the 2 of itemRows
+// 192.
+func BenchmarkEmbedItemsAB(b *testing.B) {
+	m := benchModel(b, false, kernels.FP32)
+	c := m.Config
+	const bs = 8
+	patches := randPatches(bs, c, 1)
+	out := make([]float32, bs*m.EmbedDim(PoolMean))
+	itemsAB(b, bs, func() {
+		if err := m.Embed(out, patches, bs, PoolMean); err != nil {
+			b.Fatal(err)
+		}
+	})
+}
+
+// itemsAB times run (a pass over a batch of bs images) with itemRows 192
+// and with the default, alternated per iteration, and reports the median
+// and best ratio of their wall times (old ÷ new) and the default's best
+// images/s.
+func itemsAB(b *testing.B, bs int, run func()) {
 	defer func(r int) { itemRows = r }(itemRows)
 	rows := [2]int{192, itemRows} // old, new
 	var best [2]float64
@@ -120,9 +148,7 @@ func BenchmarkReconstructItemsAB(b *testing.B) {
 		for _, v := range [2]int{(i + 2) % 2, (i + 3) % 2} {
 			itemRows = rows[v]
 			t0 := time.Now()
-			if _, err := m.Reconstruct(patches, noise, bs, 0.75, false); err != nil {
-				b.Fatal(err)
-			}
+			run()
 			d[v] = time.Since(t0).Seconds()
 			if i >= 0 && (best[v] == 0 || d[v] < best[v]) {
 				best[v] = d[v]
@@ -137,7 +163,7 @@ func BenchmarkReconstructItemsAB(b *testing.B) {
 	slices.Sort(ratios)
 	b.ReportMetric(ratios[len(ratios)/2], "median-old/new")
 	b.ReportMetric(best[0]/best[1], "best-old/new")
-	b.ReportMetric(bs/best[1], "best-images/s")
+	b.ReportMetric(float64(bs)/best[1], "best-images/s")
 }
 
 // reportImages reports images per second of wall time and per second of

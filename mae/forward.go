@@ -37,7 +37,8 @@ type workspace struct {
 // running beside (medians of alternated runs on 2 cores), 0–4% on a quiet
 // machine (the kernels README, "Measured 2026-12-02, session 11"). A core slowed by other work does not hold up the other
 // for long: once out of items, the other joins its kernel calls
-// (kernels.Parallel). A variable for BenchmarkReconstructItemsAB.
+// (kernels.Parallel). A variable for BenchmarkEmbedItemsAB and
+// BenchmarkReconstructItemsAB.
 var itemRows = 768
 
 // imagesPerItem is the most images of one item of a split batch whose
