@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
+	"slices"
 	"strings"
 	"sync/atomic"
 )
@@ -35,15 +36,39 @@ type Reader struct {
 	acks         ackCounter
 	budget       Budget // nil: unbounded
 
-	// Ids of container members and rows seen so far (128-bit hashes: 16
-	// bytes and a map slot per member, not the id), to catch two with one
-	// id: an id column with a repeated value, a tar with a member twice.
-	// Two hashes under independent seeds: with one 64-bit hash, two
+	// Ids of the items seen so far, each with the index in entries of the
+	// input that had it first (128-bit hashes: a map slot per item, not
+	// the id), to catch two items with one id: an id column with a
+	// repeated value, a tar with a member twice, a file whose id is also
+	// a tar member's or a Parquet row's, two Parquet files with the same
+	// keys. Two hashes under independent seeds: with one 64-bit hash, two
 	// distinct ids among 10⁸ would collide (and one be dropped as a
-	// duplicate) with a chance of ~3·10⁻⁴; with 128 bits, ~10⁻²³.
-	seeds   [2]maphash.Seed
-	seenIDs map[[2]uint64]struct{}
+	// duplicate) with a chance of ~3·10⁻⁴; with 128 bits, ~10⁻²³. Plain
+	// files are only added when there are containers: expand refuses two
+	// files with one id before the run starts.
+	seeds      [2]maphash.Seed
+	seenIDs    map[[2]uint64]int32
+	containers bool
+	// shared lists the pairs of inputs where the later repeats ids of the
+	// earlier (SharedIDs), at sharedAt[{earlier, later}] (their indices in
+	// entries).
+	shared   []SharedIDs
+	sharedAt map[[2]int32]int
 }
+
+// SharedIDs is a pair of inputs where the later one holds ids that the
+// earlier one has already given: each such item of Later is a "duplicate
+// id" error item (ids name one image across all inputs). Count is how
+// many of Later's items (in any shard) repeat an id of Earlier.
+type SharedIDs struct {
+	Earlier, Later string // the inputs' paths
+	Count          int64
+}
+
+// ErrDuplicateID is the error (wrapped in the item's *ReadError) of an
+// item whose id an earlier item already has: the earlier one keeps the
+// id, this one becomes an error row.
+var ErrDuplicateID = errors.New("duplicate id")
 
 // container iterates the members of a tar or the rows of a Parquet file.
 // next calls want for each member in order (want assigns the global index
@@ -118,7 +143,10 @@ func OpenWith(inputs []string, stdin io.Reader, opts Options) (*Reader, error) {
 	if repeated > 0 {
 		slog.Info("ignored repeated inputs (a path given more than once is read once)", "repeated", repeated)
 	}
-	r := &Reader{opts: opts, entries: entries, seeds: [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()}, seenIDs: map[[2]uint64]struct{}{}}
+	r := &Reader{opts: opts, entries: entries, seeds: [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()}, seenIDs: map[[2]uint64]int32{}, sharedAt: map[[2]int32]int{}}
+	for _, e := range entries {
+		r.containers = r.containers || e.kind != kindFile
+	}
 	r.ignored.Store(int64(ignored + repeated))
 	r.repeated = int64(repeated)
 	r.listRelative = listRelative
@@ -280,11 +308,14 @@ func (r *Reader) Next(ctx context.Context) (Item, error) {
 		case kindFile:
 			idx := r.index
 			id := EscapeID(e.id)
-			if !r.wanted(id) {
+			took, first := r.take(id)
+			if !took {
 				continue
 			}
 			it := Item{ID: id, Pos: Position{Index: idx, Path: e.path, Row: -1}}
 			switch {
+			case first >= 0:
+				it.Err = &ReadError{Path: e.path, Err: r.duplicate(id, first)}
 			case e.err != nil:
 				it.Err = &ReadError{Path: e.path, Err: e.err}
 			case !r.opts.NoData:
@@ -330,19 +361,13 @@ func (r *Reader) nextMember(ctx context.Context) (it Item, ok bool, err error) {
 	e := r.curE
 	var idx int64
 	var id string
-	var dup, took bool
+	var took bool
+	first := -1
 	want := func(member string, row int64, key string) bool {
 		r.curSeen = true
 		idx = r.index
 		id = memberID(e, member, row, key)
-		h := [2]uint64{maphash.String(r.seeds[0], id), maphash.String(r.seeds[1], id)}
-		_, dup = r.seenIDs[h]
-		r.seenIDs[h] = struct{}{}
-		skipped := r.skipped
-		took = r.wanted(id)
-		if dup && r.skipped > skipped && r.opts.SkippedRepeat != nil {
-			r.opts.SkippedRepeat(id)
-		}
+		took, first = r.take(id)
 		return took
 	}
 	member, row, data, release, err := r.cur.next(want, !r.opts.NoData, r.hold(ctx))
@@ -398,16 +423,78 @@ func (r *Reader) nextMember(ctx context.Context) (it Item, ok bool, err error) {
 		return r.emit(Item{ID: id, Pos: pos, Err: &ReadError{Path: pos.String(), Err: err}}), true, nil
 	}
 	pos := Position{Index: idx, Path: e.path, Member: member, Row: row}
-	if dup {
+	if first >= 0 {
 		// Both would be stored under one id, and a resumed run would take
 		// the second for done: the first keeps the id, this one is an error.
 		if release != nil {
 			release()
 		}
-		return r.emit(Item{ID: id, Pos: pos, Err: &ReadError{Path: pos.String(), Err: fmt.Errorf("duplicate id %q: an earlier member or row has it", id)}}), true, nil
+		return r.emit(Item{ID: id, Pos: pos, Err: &ReadError{Path: pos.String(), Err: r.duplicate(id, first)}}), true, nil
 	}
 	return r.emit(Item{ID: id, Pos: pos, Data: data, Release: release}), true, nil
 }
+
+// take is wanted for the item with id of the current entry (the last one
+// opened), after the duplicate check that every kind of item shares:
+// first is the index in entries of the input whose item had id earlier,
+// -1 if none. Such a duplicate that Done skips is reported to
+// Options.SkippedRepeat: the run that took it made it an error row.
+func (r *Reader) take(id string) (took bool, first int) {
+	first = r.remember(id)
+	skipped := r.skipped
+	took = r.wanted(id)
+	if first >= 0 && r.skipped > skipped && r.opts.SkippedRepeat != nil {
+		r.opts.SkippedRepeat(id)
+	}
+	return took, first
+}
+
+// remember adds id, of an item of the current entry, to the ids seen and
+// returns the index of the entry that had it first, or -1 when it is new.
+// A repeat across two inputs is counted in shared and, the first time for
+// a pair, logged.
+func (r *Reader) remember(id string) (first int) {
+	cur := r.next - 1
+	if r.entries[cur].kind == kindFile && !r.containers {
+		return -1 // expand refused two files with one id
+	}
+	h := [2]uint64{maphash.String(r.seeds[0], id), maphash.String(r.seeds[1], id)}
+	f, dup := r.seenIDs[h]
+	if !dup {
+		r.seenIDs[h] = int32(cur)
+		return -1
+	}
+	if int(f) != cur {
+		pair := [2]int32{f, int32(cur)}
+		i, ok := r.sharedAt[pair]
+		if !ok {
+			i = len(r.shared)
+			r.sharedAt[pair] = i
+			r.shared = append(r.shared, SharedIDs{Earlier: r.entries[f].path, Later: r.entries[cur].path})
+			slog.Warn("an input repeats ids of an earlier input: ids are one namespace across all inputs, so its items with those ids are \"duplicate id\" error rows "+
+				"(give the inputs distinct keys, e.g. an --id-column unique across them, or --id-column - for ids made of the file's id and row number)",
+				"input", r.entries[cur].path, "earlier", r.entries[f].path, "id", id)
+		}
+		r.shared[i].Count++
+	}
+	return int(f)
+}
+
+// duplicate is the error of an item with id, which the item of
+// entries[first] had earlier.
+func (r *Reader) duplicate(id string, first int) error {
+	if first == r.next-1 {
+		return fmt.Errorf("%w %q: an earlier member or row of this input has it", ErrDuplicateID, id)
+	}
+	return fmt.Errorf("%w %q: an earlier input, %s, has it (ids are one namespace across all inputs)", ErrDuplicateID, id, r.entries[first].path)
+}
+
+// SharedIDs lists the pairs of inputs where the later one repeats ids
+// of the earlier one (their items are "duplicate id" error items), in the
+// order first met, with how many items of the later repeat ids of the earlier;
+// those of one input within itself (a tar with a member twice) are not
+// listed. Call it after the last Next.
+func (r *Reader) SharedIDs() []SharedIDs { return slices.Clone(r.shared) }
 
 // containerError is the error item of a tar or Parquet file that could not
 // be opened or read, under the file's own id; ok is false when this shard
