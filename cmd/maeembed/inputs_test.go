@@ -207,3 +207,33 @@ func TestCommandLineMistakesExitTwo(t *testing.T) {
 		}
 	}
 }
+
+// Two Parquet files with the same keys (splits that each number their rows
+// from 0): ids are one namespace, so every row of the second is a
+// duplicate id's error row; the summary says so, names the two files and
+// how to give them distinct ids, and does not call the inputs bad.
+func TestEmbedParquetFilesSharingKeys(t *testing.T) {
+	in, out := t.TempDir(), t.TempDir()
+	for _, n := range []string{"a.parquet", "b.parquet"} {
+		copyFile(t, "../../sources/testdata/img2dataset-parquet/00000.parquet", filepath.Join(in, n))
+	}
+	code, _, stderr := maeembed(t, append([]string{"embed", "-o", out, in}, tinyModel...)...)
+	if w, f, _ := summaryCounts(t, stderr); code != 0 || w != 3 || f != 3 {
+		t.Fatalf("exit %d, %d written, %d errors; want 0, 3, 3\n%s", code, w, f, stderr)
+	}
+	for _, want := range []string{"3 are duplicate ids (" + filepath.Join(in, "b.parquet") + " repeats 3 ids of " + filepath.Join(in, "a.parquet") + ")",
+		"--id-column", "new output directory"} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("the summary does not say %q:\n%s", want, stderr)
+		}
+	}
+	if strings.Contains(stderr, "themselves are bad") {
+		t.Errorf("the summary calls the inputs bad:\n%s", stderr)
+	}
+	// --id-column - gives the rows ids of their own (file id and row).
+	out = t.TempDir()
+	code, _, stderr = maeembed(t, append([]string{"embed", "-o", out, in, "--id-column", "-"}, tinyModel...)...)
+	if w, f, _ := summaryCounts(t, stderr); code != 0 || w != 6 || f != 0 {
+		t.Errorf("--id-column -: exit %d, %d written, %d errors; want 0, 6, 0\n%s", code, w, f, stderr)
+	}
+}
