@@ -128,7 +128,11 @@ func OpenWith(inputs []string, stdin io.Reader, opts Options) (*Reader, error) {
 	if err := checkImageRoot(opts.ImageRoot); err != nil {
 		return nil, err
 	}
-	entries, ignored, repeated, listRelative, err := expand(inputs, stdin, opts.Extensions, opts.SkipDirs)
+	var listed func(string)
+	if opts.ContainerRead != nil {
+		listed = func(id string) { opts.ContainerRead(EscapeID(id)) }
+	}
+	entries, ignored, repeated, listRelative, err := expand(inputs, stdin, opts.Extensions, opts.SkipDirs, walkHooks{listed: listed})
 	if err != nil {
 		return nil, err
 	}

@@ -125,9 +125,11 @@ type Options struct {
 	OnAck func(it Item, err error) `yaml:"-"`
 	// ContainerRead, if set, is called with the id of each tar or Parquet
 	// file that was read to its end with at least one member or row, in
-	// any shard (its members may have failed, each under its own id): an
-	// error row under the container's own id from an earlier run (it could
-	// not be opened, was cut short, or had no image) no longer holds.
+	// any shard (its members may have failed, each under its own id), and
+	// of each directory a walk listed in full (when Open expands the
+	// inputs): an error row under that id from an earlier run (the file
+	// could not be opened, was cut short, or had no image; the directory
+	// could not be listed) no longer holds.
 	ContainerRead func(id string) `yaml:"-"`
 	// NoData leaves Item.Data nil (for --dry-run listings): files are not
 	// read. Tar and Parquet contents are still scanned for their members.
