@@ -66,6 +66,8 @@ func OpenBatch(name string, o FileOptions, src sources.Options, pre stages.Prepr
 		// this one writes (PNG reconstructions would become inputs).
 		src.SkipDirs = append(src.SkipDirs[:len(src.SkipDirs):len(src.SkipDirs)], o.Output)
 	}
+	// Another run's output inside an input directory is not inputs either.
+	src.OtherOutput = sinks.OutputOf
 	in := InputOptions{Source: src, Shard: b.Shard, DryRun: o.DryRun, Budget: b.Preprocess.Budget}
 	out := OutputDir{Dir: o.Output, Format: o.Format, Shard: b.Shard, Resume: o.Resume, Command: name}
 	if o.DryRun && o.Output != "" {

@@ -340,10 +340,12 @@ func globRoot(pattern string) string {
 }
 
 // walkHooks are what walks report besides entries: the ids of the
-// directories listed in full (Options.ContainerRead); nil fields are not
+// directories listed in full (Options.ContainerRead) and which directories
+// are another run's output (Options.OtherOutput); nil fields are not
 // called.
 type walkHooks struct {
 	listed func(id string)
+	other  func(dir string, names []string) string
 }
 
 // walkState is what the walks of one expand share: the real paths of the
@@ -360,7 +362,9 @@ type walkState struct {
 // directory that cannot be listed and a broken symlink are error entries,
 // so what a walk could not see is counted as failed, never silently absent;
 // one listed in full is reported to w.listed under its id (an error entry's
-// id when it could not be listed).
+// id when it could not be listed). A directory below root that w.other
+// recognises as another run's output is skipped with a warning; root itself
+// (named as an input) is walked whatever it is.
 func walk(dir, root, idPrefix string, w *walkState, add func(entry)) {
 	idOf := func(p string) string {
 		rel, _ := filepath.Rel(root, p)
@@ -395,6 +399,20 @@ func walk(dir, root, idPrefix string, w *walkState, add func(entry)) {
 	if err != nil {
 		// ReadDir returns what it read before the error: those still count.
 		failed(dir, fmt.Errorf("directory: %w", err))
+	}
+	if w.other != nil && len(ents) > 0 {
+		names := make([]string, len(ents))
+		for i, e := range ents {
+			names[i] = e.Name()
+		}
+		if what := w.other(dir, names); what != "" {
+			if dir != root {
+				slog.Warn("skipping a maeembed output directory inside an input: its files are another run's outputs, not inputs (name it as an input to read it anyway)",
+					"path", dir, "marked_by", what)
+				return
+			}
+			slog.Info("the input directory is a maeembed output directory: reading it, as it is named as an input", "path", dir, "marked_by", what)
+		}
 	}
 	if err == nil && w.listed != nil {
 		w.listed(idOf(dir))

@@ -132,7 +132,7 @@ func OpenWith(inputs []string, stdin io.Reader, opts Options) (*Reader, error) {
 	if opts.ContainerRead != nil {
 		listed = func(id string) { opts.ContainerRead(EscapeID(id)) }
 	}
-	entries, ignored, repeated, listRelative, err := expand(inputs, stdin, opts.Extensions, opts.SkipDirs, walkHooks{listed: listed})
+	entries, ignored, repeated, listRelative, err := expand(inputs, stdin, opts.Extensions, opts.SkipDirs, walkHooks{listed: listed, other: opts.OtherOutput})
 	if err != nil {
 		return nil, err
 	}

@@ -164,6 +164,13 @@ type Options struct {
 	// inside an input directory does not read (or count as ignored) what
 	// an earlier run wrote. Missing ones are left out.
 	SkipDirs []string `yaml:"-"`
+	// OtherOutput, if set, says whether a directory a walk enters, whose
+	// entries are names, is another maeembed run's output directory, and
+	// what marks it ("" if not; sinks.OutputOf): such a directory below an
+	// input directory is skipped with a warning naming it (reconstruct's
+	// PNG panels would be taken for images). One named as an input (on the
+	// command line or in a list) is read.
+	OtherOutput func(dir string, names []string) string `yaml:"-"`
 }
 
 // Stats counts what a Reader did so far.

@@ -237,3 +237,33 @@ func TestEmbedParquetFilesSharingKeys(t *testing.T) {
 		t.Errorf("--id-column -: exit %d, %d written, %d errors; want 0, 6, 0\n%s", code, w, f, stderr)
 	}
 }
+
+// Another run's output inside an input directory is not inputs: embed
+// px/ after reconstruct --format png -o px/recon/ px/ takes px's images,
+// not the reconstructions, and warns once, naming px/recon; so does a
+// rerun beside an embedding output (px/emb2 holds part files). Named as an
+// input, an output directory is read: its PNG panels are images.
+func TestOtherRunsOutputInsideAnInput(t *testing.T) {
+	px := t.TempDir()
+	for _, n := range []string{"img_000.png", "img_001.png"} {
+		copyFile(t, filepath.Join(fixtures, "tiny32", "images", n), filepath.Join(px, n))
+	}
+	mustRun(t, append([]string{"reconstruct", "--format", "png", "-o", filepath.Join(px, "recon"), px}, tinyModel...)...)
+	mustRun(t, append([]string{"embed", "-o", filepath.Join(px, "emb2"), px}, tinyModel...)...)
+	out := filepath.Join(px, "emb")
+	stderr := runCounted(t, summary{2, 0, 0}, append([]string{"embed", "-o", out, px}, tinyModel...)...)
+	if got := strings.Join(embedIDs(t, out), " "); got != "img_000.png img_001.png" {
+		t.Errorf("ids %q, want px's two images only", got)
+	}
+	for _, d := range []string{"recon", "emb2"} {
+		if n := strings.Count(stderr, "skipping a maeembed output directory inside an input"); n != 2 ||
+			!strings.Contains(stderr, "path="+filepath.Join(px, d)+" ") {
+			t.Errorf("%d warnings, want one for each of recon and emb2, naming %s:\n%s", n, d, stderr)
+		}
+	}
+	named := t.TempDir()
+	runCounted(t, summary{2, 0, 0}, append([]string{"embed", "-o", named, filepath.Join(px, "recon")}, tinyModel...)...)
+	if got := strings.Join(embedIDs(t, named), " "); got != "img_000.png img_001.png" {
+		t.Errorf("recon named as an input: ids %q, want its two panels", got)
+	}
+}
