@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"text/tabwriter"
@@ -335,10 +336,15 @@ func failedHint(c Counts, shared []sources.SharedIDs) string {
 		which = fmt.Sprintf(" (%s repeats %s of %s, and %d more pairs of inputs share ids: see the warnings)",
 			shared[0].Later, plural(shared[0].Count, "id"), shared[0].Earlier, len(shared)-1)
 	}
+	how := "an --id-column whose keys differ across the inputs, or --id-column - for ids made of each file's id and row number"
+	if len(shared) > 0 && !slices.ContainsFunc(shared, func(s sources.SharedIDs) bool {
+		return strings.HasSuffix(strings.ToLower(s.Earlier), ".parquet") || strings.HasSuffix(strings.ToLower(s.Later), ".parquet")
+	}) {
+		how = "rename or move the files, or pass them so that their paths relative to the inputs differ" // no Parquet keys involved
+	}
 	dup := fmt.Sprintf("%d %s duplicate ids%s: ids are one namespace across all inputs, and the first input, member or row with an id keeps it, "+
-		"so a retry does not embed these; to embed them, give the inputs ids that differ (an --id-column whose keys differ across the inputs, "+
-		"or --id-column - for ids made of each file's id and row number) and run into a new output directory",
-		c.Duplicates, isAre(c.Duplicates), which)
+		"so a retry does not embed these; to embed them, give the inputs ids that differ (%s) and run into a new output directory",
+		c.Duplicates, isAre(c.Duplicates), which, how)
 	if c.Duplicates == 1 {
 		dup = "1 is a duplicate id" + strings.TrimPrefix(dup, "1 is duplicate ids")
 	}

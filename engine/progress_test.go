@@ -177,6 +177,8 @@ func TestSummaryRetryHint(t *testing.T) {
 		{Counts{Written: 1, Failed: 3, Duplicates: 2}, RunInfo{}, "; of the others, the input itself is bad", "inputs themselves"},
 		{Counts{Written: 1, Failed: 1, Duplicates: 1}, RunInfo{SharedIDs: []sources.SharedIDs{{Earlier: "a.parquet", Later: "b.parquet", Count: 1}}},
 			"1 is a duplicate id (b.parquet repeats 1 id of a.parquet): ids are one namespace", "bad"},
+		{Counts{Written: 1, Failed: 1, Duplicates: 1}, RunInfo{SharedIDs: []sources.SharedIDs{{Earlier: "s.tar", Later: "t/s.tar/x.png", Count: 1}}},
+			"(rename or move the files", "--id-column"},
 		{Counts{Skipped: 3}, RunInfo{SkippedFailed: 2, SkippedRetryable: 1}, "the other is bad", ""},
 	} {
 		var buf bytes.Buffer
