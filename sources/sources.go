@@ -115,9 +115,9 @@ type Options struct {
 	// Done reports ids already finished by an earlier run (resume); they are
 	// skipped after sharding, so shards are stable across reruns.
 	Done func(id string) bool `yaml:"-"`
-	// SkippedRepeat, if set, is called with the id of each tar member or
-	// Parquet row that Done skips and that repeats the id of an earlier
-	// member or row: a duplicate id, which a run that takes it makes an
+	// SkippedRepeat, if set, is called with the id of each item (a file,
+	// tar member or Parquet row) that Done skips and that repeats the id
+	// of an earlier item: a duplicate id, which a run that takes it makes an
 	// error item (the first keeps the id), so the run that wrote the id
 	// recorded this one as failed.
 	SkippedRepeat func(id string) `yaml:"-"`
