@@ -98,7 +98,7 @@ func LoadDataset(ctx context.Context, src sources.Source, pre stages.Preprocess,
 		return nil, fmt.Errorf("read training inputs: %w", err)
 	}
 	if len(d.Images) == 0 {
-		return nil, fmt.Errorf("no usable training image among %d input(s)", failed.Load())
+		return nil, fmt.Errorf("no usable training image among %s", counted(failed.Load(), "input", "inputs"))
 	}
 	return d, nil
 }

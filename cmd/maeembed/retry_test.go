@@ -241,7 +241,7 @@ func TestE2EFailOnErrorRerunWithEarlierErrors(t *testing.T) {
 		t.Fatalf("first run with bad.jpg: exit %d, want 1\n%s", code, stderr)
 	}
 	code, _, stderr := maeembed(t, args...)
-	if code != 1 || !strings.Contains(stderr, "1 input(s) failed in an earlier run") || !strings.Contains(stderr, "the input itself is bad") {
+	if code != 1 || !strings.Contains(stderr, "1 input failed in an earlier run") || !strings.Contains(stderr, "the input itself is bad") {
 		t.Errorf("rerun with --fail-on-error over an earlier error: exit %d, want 1 naming it\n%s", code, stderr)
 	}
 	// Without --fail-on-error the rerun with something done succeeds.
@@ -269,7 +269,7 @@ func TestE2ERerunOfAllFailedRunFails(t *testing.T) {
 	}
 	code, _, stderr := maeembed(t, args...)
 	errDir = "(see " + filepath.Join(out, "errors") + ";"
-	if code != 1 || !strings.Contains(stderr, "all 1 input(s) failed in an earlier run") || !strings.Contains(stderr, errDir) {
+	if code != 1 || !strings.Contains(stderr, "the only input failed in an earlier run") || !strings.Contains(stderr, errDir) {
 		t.Errorf("rerun of a run in which every input failed: exit %d, want 1 and %q\n%s", code, errDir, stderr)
 	}
 }
@@ -459,7 +459,7 @@ func TestE2EDuplicateMemberInPartsAndErrors(t *testing.T) {
 		t.Errorf("dry run: exit %d, listed %q\n%s", code, stdout, stderr)
 	}
 	for _, dry := range []string{"--dry-run=false", "--dry-run"} {
-		if code, _, stderr := maeembed(t, append(args, "--fail-on-error", dry)...); code != 1 || !strings.Contains(stderr, "1 input(s) failed in an earlier run") ||
+		if code, _, stderr := maeembed(t, append(args, "--fail-on-error", dry)...); code != 1 || !strings.Contains(stderr, "1 input failed in an earlier run") ||
 			!strings.Contains(stderr, "a duplicate id keeps the output of the first member or row that has it, and --retry-errors drops its error row") {
 			t.Errorf("rerun with --fail-on-error %s: exit %d, want 1\n%s", dry, code, stderr)
 		}
