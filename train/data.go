@@ -112,14 +112,19 @@ type preparer struct {
 }
 
 func (p preparer) PrepareContext(ctx context.Context, data []byte) (*image.NRGBA, int, int, error) {
+	if p.augment {
+		// Under the budget with the shrink's buffers, not Resize's.
+		img, w, h, err := p.pre.DecodeShrinkContext(ctx, data, ShrinkFactor*p.pre.Size)
+		if err != nil {
+			return nil, 0, 0, &stages.Error{Stage: "decode", Err: err}
+		}
+		return img, w, h, nil
+	}
 	img, w, h, release, err := p.pre.DecodeContext(ctx, data)
 	if err != nil {
 		return nil, 0, 0, &stages.Error{Stage: "decode", Err: err}
 	}
 	defer release()
-	if p.augment {
-		return stages.ShrinkTo(img, ShrinkFactor*p.pre.Size), w, h, nil
-	}
 	out, err := p.pre.Resize(img)
 	if err != nil {
 		return nil, w, h, &stages.Error{Stage: "resize", Err: err}
