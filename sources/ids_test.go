@@ -1,6 +1,8 @@
 package sources
 
 import (
+	"archive/tar"
+	"bytes"
 	"encoding/hex"
 	"fmt"
 	"os"
@@ -257,5 +259,46 @@ func TestTruncatedTarBlamesTheCutMember(t *testing.T) {
 		if got := read(c.o); strings.Join(got, "\n") != strings.Join(c.want, "\n") {
 			t.Errorf("%s: got %q, want %q", c.name, got, c.want)
 		}
+	}
+}
+
+// A repeat that also fails to read (cut short, a link) is still a
+// duplicate id's error, its other failure kept in the text: a resumed run
+// counts it among the id's repeats and never reads it for another row.
+func TestFailedRepeatIsADuplicate(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "a.tar")
+	writeTar(t, p, false, [][2]string{{"1.jpg", "A"}, {"2.jpg", "B"}, {"1.jpg", strings.Repeat("C", 2000)}})
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Two members of a header and a 512-byte block each, the third's
+	// header, and 100 bytes of its body.
+	if err := os.WriteFile(p, b[:5*512+100], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, h := range []*tar.Header{{Name: "x.jpg", Mode: 0o644, Size: 1, Typeflag: tar.TypeReg}, {Name: "x.jpg", Linkname: "y.jpg", Typeflag: tar.TypeSymlink}} {
+		if err := tw.WriteHeader(h); err != nil {
+			t.Fatal(err)
+		}
+		if h.Size > 0 {
+			tw.Write([]byte("X"))
+		}
+	}
+	tw.Close()
+	write(t, filepath.Join(dir, "b.tar"), buf.String())
+	r, err := Open([]string{dir}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := readAll(t, r)
+	if len(got) != 5 || !strings.HasPrefix(got[2], "a.tar/1.jpg!read ") || !strings.Contains(got[2], "EOF") ||
+		!strings.HasSuffix(got[2], `; duplicate id "a.tar/1.jpg": an earlier member or row has it`) ||
+		!strings.HasPrefix(got[4], "b.tar/x.jpg!read ") || !strings.Contains(got[4], "not a regular file") ||
+		!strings.HasSuffix(got[4], `; duplicate id "b.tar/x.jpg": an earlier member or row has it`) {
+		t.Errorf("read %q: want the cut and the link repeats as duplicate ids, with what else failed", got)
 	}
 }

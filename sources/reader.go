@@ -53,6 +53,19 @@ type Reader struct {
 // resume (sinks.DuplicateIDMarker, the same text).
 const duplicateIDEnd = ": an earlier member or row has it"
 
+// duplicateError is the error of a member or row whose id an earlier one
+// has. cause, if not nil, is what else went wrong reading it (a member cut
+// short, over the size limit, not a regular file): kept in the text, but
+// the error is the duplicate's whatever happened, so a resumed run counts
+// the row among the repeats of the id (Options.DoneRepeat) and never
+// reads the member again for another row.
+func duplicateError(id string, cause error) error {
+	if cause == nil {
+		return fmt.Errorf("duplicate id %q%s", id, duplicateIDEnd)
+	}
+	return fmt.Errorf("%w; duplicate id %q%s", cause, id, duplicateIDEnd)
+}
+
 // container iterates the members of a tar or the rows of a Parquet file.
 // next calls want for each member in order (want assigns the global index
 // and decides shard/resume) and returns the first wanted one, with its bytes
@@ -393,7 +406,11 @@ func (r *Reader) nextMember(ctx context.Context) (it Item, ok bool, err error) {
 			}
 			id, pos.Index = memberID(e, member, row, ""), idx
 		}
-		return r.emit(Item{ID: id, Pos: pos, Err: &ReadError{Path: pos.String(), Err: me.err}}), true, nil
+		err := me.err
+		if dup {
+			err = duplicateError(id, err)
+		}
+		return r.emit(Item{ID: id, Pos: pos, Err: &ReadError{Path: pos.String(), Err: err}}), true, nil
 	}
 	if err != nil {
 		// A corrupt archive ends that archive.
@@ -411,6 +428,9 @@ func (r *Reader) nextMember(ctx context.Context) (it Item, ok bool, err error) {
 			return Item{}, false, nil
 		}
 		pos := Position{Index: idx, Path: e.path, Member: member, Row: row}
+		if dup {
+			err = duplicateError(id, err)
+		}
 		return r.emit(Item{ID: id, Pos: pos, Err: &ReadError{Path: pos.String(), Err: err}}), true, nil
 	}
 	pos := Position{Index: idx, Path: e.path, Member: member, Row: row}
@@ -420,7 +440,7 @@ func (r *Reader) nextMember(ctx context.Context) (it Item, ok bool, err error) {
 		if release != nil {
 			release()
 		}
-		return r.emit(Item{ID: id, Pos: pos, Err: &ReadError{Path: pos.String(), Err: fmt.Errorf("duplicate id %q%s", id, duplicateIDEnd)}}), true, nil
+		return r.emit(Item{ID: id, Pos: pos, Err: &ReadError{Path: pos.String(), Err: duplicateError(id, nil)}}), true, nil
 	}
 	return r.emit(Item{ID: id, Pos: pos, Data: data, Release: release}), true, nil
 }

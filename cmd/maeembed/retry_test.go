@@ -588,3 +588,41 @@ func TestE2EDuplicateRowOfACutRun(t *testing.T) {
 		t.Errorf("after the rerun without the outputs: outputs %v, error rows %v: want %s once in each", o, e, id)
 	}
 }
+
+// A tar cut short inside the body of a member that repeats an earlier
+// one's name: its error row is the duplicate id's (the cut kept in its
+// text), so a rerun counts it as the id's repeat and skips it: the row
+// stays one, however many reruns follow.
+func TestE2ECutRepeatRecordedOnce(t *testing.T) {
+	shard := filepath.Join(t.TempDir(), "dup.tar")
+	writeTar(t, shard, "img_001.png", "img_002.png", "img_001.png")
+	b, err := os.ReadFile(shard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sizes []int64
+	for _, n := range []string{"img_001.png", "img_002.png"} {
+		fi, err := os.Stat(filepath.Join(fixtures, "tiny32", "images", n))
+		if err != nil {
+			t.Fatal(err)
+		}
+		sizes = append(sizes, 512+(fi.Size()+511)/512*512)
+	}
+	// Both members, the third's header and half a block of its body.
+	if err := os.WriteFile(shard, b[:sizes[0]+sizes[1]+512+256], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := t.TempDir()
+	args := []string{"embed", "-m", filepath.Join(fixtures, "tiny32", "hf"), "-o", out, shard}
+	runCounted(t, summary{2, 1, 0}, args...)
+	const id = "dup.tar/img_001.png"
+	for run := 1; run <= 2; run++ {
+		stderr := runCounted(t, summary{0, 0, 3}, args...)
+		if want := "every input was already done, 1 of them as errors (1 duplicate id)\n"; !strings.Contains(stderr, want) {
+			t.Errorf("rerun %d does not say %q:\n%s", run, want, stderr)
+		}
+		if o, e := partIDs(t, out, "part-*.parquet"), partIDs(t, out, "errors/part-*.parquet"); o[id] != 1 || len(o) != 2 || e[id] != 1 || len(e) != 1 {
+			t.Errorf("after rerun %d: outputs %v, error rows %v: want %s once in each", run, o, e, id)
+		}
+	}
+}
