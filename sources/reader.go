@@ -43,6 +43,27 @@ type Reader struct {
 	// duplicate) with a chance of ~3·10⁻⁴; with 128 bits, ~10⁻²³.
 	seeds   [2]maphash.Seed
 	seenIDs map[[2]uint64]struct{}
+	// repeats counts the repeats of each id seen more than once (n of
+	// Options.DoneRepeat).
+	repeats map[[2]uint64]int
+}
+
+// duplicateIDEnd ends the error of a member or row whose id an earlier one
+// has ("duplicate id %q" before it); error rows are told apart by it on
+// resume (sinks.DuplicateIDMarker, the same text).
+const duplicateIDEnd = ": an earlier member or row has it"
+
+// duplicateError is the error of a member or row whose id an earlier one
+// has. cause, if not nil, is what else went wrong reading it (a member cut
+// short, over the size limit, not a regular file): kept in the text, but
+// the error is the duplicate's whatever happened, so a resumed run counts
+// the row among the repeats of the id (Options.DoneRepeat) and never
+// reads the member again for another row.
+func duplicateError(id string, cause error) error {
+	if cause == nil {
+		return fmt.Errorf("duplicate id %q%s", id, duplicateIDEnd)
+	}
+	return fmt.Errorf("%w; duplicate id %q%s", cause, id, duplicateIDEnd)
 }
 
 // container iterates the members of a tar or the rows of a Parquet file.
@@ -244,13 +265,16 @@ func (e *ReadError) Unwrap() error { return e.Err }
 
 // wanted decides, for the item with the next global index, whether this
 // shard emits it; it advances the index either way.
-func (r *Reader) wanted(id string) bool {
+func (r *Reader) wanted(id string) bool { return r.wantedBy(id, r.opts.Done) }
+
+// wantedBy is wanted with done deciding instead of Options.Done.
+func (r *Reader) wantedBy(id string, done func(string) bool) bool {
 	i := r.index
 	r.index++
 	if !r.opts.Shard.has(i) {
 		return false
 	}
-	if r.opts.Done != nil && r.opts.Done(id) {
+	if done != nil && done(id) {
 		r.skipped++
 		return false
 	}
@@ -338,11 +362,16 @@ func (r *Reader) nextMember(ctx context.Context) (it Item, ok bool, err error) {
 		h := [2]uint64{maphash.String(r.seeds[0], id), maphash.String(r.seeds[1], id)}
 		_, dup = r.seenIDs[h]
 		r.seenIDs[h] = struct{}{}
-		skipped := r.skipped
-		took = r.wanted(id)
-		if dup && r.skipped > skipped && r.opts.SkippedRepeat != nil {
-			r.opts.SkippedRepeat(id)
+		done := r.opts.Done
+		if dup && r.opts.DoneRepeat != nil {
+			if r.repeats == nil {
+				r.repeats = map[[2]uint64]int{}
+			}
+			r.repeats[h]++
+			n := r.repeats[h]
+			done = func(id string) bool { return r.opts.DoneRepeat(id, n) }
 		}
+		took = r.wantedBy(id, done)
 		return took
 	}
 	member, row, data, release, err := r.cur.next(want, !r.opts.NoData, r.hold(ctx))
@@ -377,7 +406,11 @@ func (r *Reader) nextMember(ctx context.Context) (it Item, ok bool, err error) {
 			}
 			id, pos.Index = memberID(e, member, row, ""), idx
 		}
-		return r.emit(Item{ID: id, Pos: pos, Err: &ReadError{Path: pos.String(), Err: me.err}}), true, nil
+		err := me.err
+		if dup {
+			err = duplicateError(id, err)
+		}
+		return r.emit(Item{ID: id, Pos: pos, Err: &ReadError{Path: pos.String(), Err: err}}), true, nil
 	}
 	if err != nil {
 		// A corrupt archive ends that archive.
@@ -395,6 +428,9 @@ func (r *Reader) nextMember(ctx context.Context) (it Item, ok bool, err error) {
 			return Item{}, false, nil
 		}
 		pos := Position{Index: idx, Path: e.path, Member: member, Row: row}
+		if dup {
+			err = duplicateError(id, err)
+		}
 		return r.emit(Item{ID: id, Pos: pos, Err: &ReadError{Path: pos.String(), Err: err}}), true, nil
 	}
 	pos := Position{Index: idx, Path: e.path, Member: member, Row: row}
@@ -404,7 +440,7 @@ func (r *Reader) nextMember(ctx context.Context) (it Item, ok bool, err error) {
 		if release != nil {
 			release()
 		}
-		return r.emit(Item{ID: id, Pos: pos, Err: &ReadError{Path: pos.String(), Err: fmt.Errorf("duplicate id %q: an earlier member or row has it", id)}}), true, nil
+		return r.emit(Item{ID: id, Pos: pos, Err: &ReadError{Path: pos.String(), Err: duplicateError(id, nil)}}), true, nil
 	}
 	return r.emit(Item{ID: id, Pos: pos, Data: data, Release: release}), true, nil
 }

@@ -271,10 +271,14 @@ func FormatBytes(n int64) string { return config.FormatSize(n) }
 
 // decodeCost estimates the bytes decoding an image holds at its peak, from
 // its header: the decoder's own image and working buffers, our opaque RGB
-// copy, the upright copy when an EXIF orientation applies, and what the
-// resize allocates (resizeBytes: its window, not the whole resized image).
+// copy, the upright copy when an EXIF orientation applies, and what its
+// consumer then allocates from the decoded image: with shrink 0, Resize
+// (resizeBytes: its window, not the whole resized image); with shrink > 0,
+// ShrinkTo(img, shrink) instead (shrinkBytes: a training set with
+// augmentation keeps each image shrunk to a shorter side of 2·S, whose
+// horizontal pass over every source row costs more than the S×S window).
 // It errs on the large side (JPEG as 4:4:4).
-func (p Preprocess) decodeCost(hd header) int64 {
+func (p Preprocess) decodeCost(hd header, shrink int) int64 {
 	format, cfg, oriented := hd.format, hd.cfg, hd.orient > 1
 	px := int64(cfg.Width) * int64(cfg.Height)
 	native := int64(8) // 16-bit and anything unknown
@@ -314,7 +318,16 @@ func (p Preprocess) decodeCost(hd header) int64 {
 	if oriented {
 		perPx += 4
 	}
-	cost := px*perPx + p.resizeBytes(cfg.Width, cfg.Height)
+	w, h := cfg.Width, cfg.Height
+	if hd.orient >= 5 {
+		w, h = h, w // the consumer gets the upright image: transposed
+	}
+	cost := px * perPx
+	if shrink > 0 {
+		cost += shrinkBytes(w, h, shrink)
+	} else {
+		cost += p.resizeBytes(w, h)
+	}
 	if format == "tiff" {
 		cost += int64(len(hd.data)) // x/image/tiff reads compressed strips whole
 	}
