@@ -438,7 +438,7 @@ func (o OutputDir) runLock() (name, why string) {
 		return "worker-" + o.WorkerID, fmt.Sprintf("a stream worker with --worker-id %s, "+
 			"whose part files this worker's would replace: give each worker its own --worker-id (the default, host-pid, differs)", o.WorkerID)
 	case o.Format == "npy":
-		return "npy", "npy outputs are single files: give each run (and each shard) its own directory"
+		return "npy", "an npy set is single files that one run at a time writes: run the shards into it one after the other, or give each concurrent run its own directory"
 	}
 	return fmt.Sprintf("shard-%d-of-%d", o.Shard.Index, max(1, o.Shard.Count)), "two runs of the same inputs and shard would write the same ids twice"
 }

@@ -46,9 +46,12 @@ var ErrOverBudget = errors.New("image needs more memory than the budget")
 // collection. So a large hold (LargeHold or more) granted after as much
 // was given back first collects the garbage and returns it to the system:
 // the heap holds the live images, not the last large image's buffers
-// beside the next one's. With the accounting exact, a process stays
-// within its model's size plus the budget (a soft memory limit below that,
-// such as cmd's, only makes the collector run more often).
+// beside the next one's. With the accounting exact, what the budget
+// counts stays within it; a process also holds its model, the run's
+// tensors and the sinks' buffers, which the budget does not count, and
+// the collector's headroom above the live heap, which only a soft memory
+// limit bounds (cmd's is the model plus 384 MiB; docs/batch.md, "What
+// bounds the peak RSS").
 //
 // A nil *Budget is unlimited. Safe for concurrent use.
 type Budget struct {
