@@ -71,7 +71,9 @@ func duplicateError(id string, cause error) error {
 // and decides shard/resume) and returns the first wanted one, with its bytes
 // when readData. It takes what it reads from h first, and release gives
 // that back (nil without data). An error with member "" and row < 0
-// concerns the container itself (e.g. a corrupt archive header).
+// concerns the container itself (e.g. a corrupt archive header); one for
+// a member or row want was not called for (a row whose id could not be
+// read) is that row's, under its row id (memberID without a key).
 type container interface {
 	next(want func(member string, row int64, key string) bool, readData bool, h hold) (member string, row int64, data []byte, release func(), err error)
 	close() error
@@ -374,7 +376,17 @@ func (r *Reader) nextMember(ctx context.Context) (it Item, ok bool, err error) {
 		took = r.wantedBy(id, done)
 		return took
 	}
-	member, row, data, release, err := r.cur.next(want, !r.opts.NoData, r.hold(ctx))
+	// The container may pass over any number of members or rows (done,
+	// another shard's) before the one it returns: what want decided last
+	// may be about one of those. ask notes which one.
+	var asked bool
+	var askedMember string
+	var askedRow int64
+	ask := func(member string, row int64, key string) bool {
+		asked, askedMember, askedRow = true, member, row
+		return want(member, row, key)
+	}
+	member, row, data, release, err := r.cur.next(ask, !r.opts.NoData, r.hold(ctx))
 	if err != nil && ctx.Err() != nil {
 		return Item{}, false, ctx.Err() // aborted while waiting for the budget
 	}
@@ -396,16 +408,20 @@ func (r *Reader) nextMember(ctx context.Context) (it Item, ok bool, err error) {
 	if err != nil {
 		r.curSeen = true // a failed member or a corrupt container is reported itself
 	}
+	if err != nil && (member != "" || row >= 0) && (!asked || askedMember != member || askedRow != row) {
+		// Failed before want was asked about it: a row whose id could not
+		// be read. idx, id and dup are those of a row passed over before
+		// it, or unset: this row has the next index, and its row id
+		// (FILE/ROW), the same in every run; it is no repeat of anything.
+		idx, id, dup = r.index, memberID(e, member, row, ""), false
+		took = r.wanted(id)
+	}
 	var me *memberError
 	if errors.As(err, &me) {
-		pos := Position{Index: idx, Path: e.path, Member: member, Row: row}
-		if id == "" { // failed before want: a row whose id could not be read
-			idx = r.index
-			if !r.wanted(memberID(e, member, row, "")) {
-				return Item{}, false, nil // not ours: keep reading
-			}
-			id, pos.Index = memberID(e, member, row, ""), idx
+		if !took {
+			return Item{}, false, nil // not ours (another shard's, or done): keep reading
 		}
+		pos := Position{Index: idx, Path: e.path, Member: member, Row: row}
 		err := me.err
 		if dup {
 			err = duplicateError(id, err)
