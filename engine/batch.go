@@ -158,7 +158,7 @@ func (b *Batch) DryRun(ctx context.Context, w, stderr io.Writer) error {
 		return b.outcome(Counts{Skipped: b.Inputs.Skipped()}, func() string { return "" })
 	case b.Options.FailOnError && b.Inputs.SkippedFailed() > 0:
 		// However the inputs left fare, the run fails (outcome).
-		return b.earlierFailed("")
+		return b.earlierFailed(false)
 	}
 	return nil
 }
@@ -175,8 +175,8 @@ func (b *Batch) noImages() error {
 	if st.Seen > 0 {
 		return nil
 	}
-	return fmt.Errorf("inputs %s hold no images: %d file(s) in them ignored (not images, or Parquet files without an image column, e.g. another run's output) and no tar or Parquet file in them holds an image",
-		strings.Join(b.Options.Inputs, " "), st.Ignored)
+	return fmt.Errorf("inputs %s hold no images: %s in them ignored (not images, or Parquet files without an image column, e.g. another run's output) and no tar or Parquet file in them holds an image",
+		strings.Join(b.Options.Inputs, " "), plural(st.Ignored, "file"))
 }
 
 // LineID is id as one line of a listing: as it is, unless it holds a
@@ -268,13 +268,25 @@ func (b *Batch) end(w io.Writer, c Counts, stats []pipeline.StageStats, wall tim
 func (b *Batch) errDir() string { return filepath.Join(b.Options.Output, "errors") }
 
 // earlierFailed is the error of a run that skipped, as done, the inputs
-// that failed in an earlier run into its output (all: "all " when they
-// are every input it skipped). What --retry-errors would do with them is
-// the summary's hint (skippedHint), so that the two agree on a mix of
+// that failed in an earlier run into its output (all: they are every
+// input it skipped). What --retry-errors would do with them is the
+// summary's hint (skippedHint), so that the two agree on a mix of
 // duplicate ids, bad inputs and retryable failures.
-func (b *Batch) earlierFailed(all string) error {
-	return fmt.Errorf("%s%d input(s) failed in an earlier run into %s (see %s; %s)",
-		all, b.Inputs.SkippedFailed(), b.Options.Output, b.errDir(), skippedHint(b.skippedInfo(RunInfo{})))
+func (b *Batch) earlierFailed(all bool) error {
+	return fmt.Errorf("%s failed in an earlier run into %s (see %s; %s)",
+		allInputs(b.Inputs.SkippedFailed(), all), b.Options.Output, b.errDir(), skippedHint(b.skippedInfo(RunInfo{})))
+}
+
+// allInputs counts n inputs ("3 inputs", "1 input") or, with all, says
+// they are all there are ("all 3 inputs", "the only input").
+func allInputs(n int64, all bool) string {
+	switch {
+	case !all:
+		return plural(n, "input")
+	case n == 1:
+		return "the only input"
+	}
+	return fmt.Sprintf("all %d inputs", n)
 }
 
 // skippedInfo is info with the counts of the inputs b skipped that failed
@@ -292,18 +304,21 @@ func (b *Batch) outcome(c Counts, firstError func() string) error {
 	switch {
 	case c.Written == 0 && c.Failed > 0:
 		// Nothing came out: that is a failed run, not a run with bad inputs.
-		return fmt.Errorf("all %d input(s) failed (errors in %s); first: %s", c.Failed, errDir, firstError())
+		if c.Failed == 1 {
+			return fmt.Errorf("the only input processed failed (errors in %s): %s", errDir, firstError())
+		}
+		return fmt.Errorf("all %d inputs failed (errors in %s); first: %s", c.Failed, errDir, firstError())
 	case c.Written == 0 && c.Failed == 0 && c.Skipped > 0 && skippedFailed == c.Skipped:
 		// A rerun of such a run: every input it skipped is an error row.
-		return b.earlierFailed("all ")
+		return b.earlierFailed(true)
 	case c.Written == 0 && c.Failed == 0 && c.Skipped == 0 && b.noImages() != nil:
 		return b.noImages()
 	case b.Options.FailOnError && c.Failed > 0:
-		return fmt.Errorf("%d input(s) failed (see %s)", c.Failed, errDir)
+		return fmt.Errorf("%s failed (see %s)", plural(c.Failed, "input"), errDir)
 	case b.Options.FailOnError && skippedFailed > 0:
 		// A rerun (a retried Job) must not turn the first run's failure
 		// into success by skipping the inputs that failed then.
-		return b.earlierFailed("")
+		return b.earlierFailed(false)
 	}
 	return nil
 }

@@ -26,12 +26,12 @@ func TestEarlierFailedHint(t *testing.T) {
 		b.Inputs.skippedFailed.Store(c.failed)
 		b.Inputs.skippedDuplicates.Store(c.dups)
 		b.Inputs.skippedRetryable.Store(c.retryable)
-		err := b.earlierFailed("")
+		err := b.earlierFailed(false)
 		if err == nil {
 			t.Fatalf("%+v: no error", c)
 		}
 		msg := err.Error()
-		if !strings.Contains(msg, " input(s) failed in an earlier run into out (see out/errors; ") {
+		if !strings.HasPrefix(msg, plural(c.failed, "input")+" failed in an earlier run into out (see out/errors; ") {
 			t.Errorf("%+v: %q does not name the output and its errors", c, msg)
 		}
 		for _, w := range c.want {
@@ -41,6 +41,35 @@ func TestEarlierFailedHint(t *testing.T) {
 		}
 		if strings.Contains(msg, c.not) {
 			t.Errorf("failed %d, duplicates %d, retryable %d: %q says %q", c.failed, c.dups, c.retryable, msg, c.not)
+		}
+	}
+}
+
+// The errors of a batch run count inputs in words that agree with the
+// count: "1 input", "3 inputs"; "the only input" where all the inputs
+// are one.
+func TestBatchErrorsCountInputs(t *testing.T) {
+	first := func() string { return "a.jpg: bad" }
+	for _, c := range []struct {
+		counts Counts
+		fail   bool
+		failed int64 // skipped inputs that failed in an earlier run
+		want   string
+	}{
+		{Counts{Failed: 1}, false, 0, "the only input processed failed (errors in out/errors): a.jpg: bad"},
+		{Counts{Failed: 3, Skipped: 2}, false, 0, "all 3 inputs failed (errors in out/errors); first: a.jpg: bad"},
+		{Counts{Written: 2, Failed: 1}, true, 0, "1 input failed (see out/errors)"},
+		{Counts{Written: 2, Failed: 2}, true, 0, "2 inputs failed (see out/errors)"},
+		{Counts{Skipped: 1}, false, 1, "the only input failed in an earlier run into out (see out/errors; "},
+		{Counts{Skipped: 3}, false, 3, "all 3 inputs failed in an earlier run into out (see out/errors; "},
+		{Counts{Written: 1, Skipped: 3}, true, 1, "1 input failed in an earlier run into out (see out/errors; "},
+		{Counts{Written: 1, Skipped: 3}, true, 2, "2 inputs failed in an earlier run into out (see out/errors; "},
+	} {
+		b := &Batch{Options: FileOptions{Output: "out", FailOnError: c.fail}, Inputs: &Inputs{}}
+		b.Inputs.skippedFailed.Store(c.failed)
+		err := b.outcome(c.counts, first)
+		if err == nil || !strings.HasPrefix(err.Error(), c.want) {
+			t.Errorf("%+v, fail on error %v, %d failed earlier: %v, want %q…", c.counts, c.fail, c.failed, err, c.want)
 		}
 	}
 }

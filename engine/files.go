@@ -139,6 +139,12 @@ func OpenInputs(names []string, stdin io.Reader, o InputOptions) (*Inputs, error
 			failedOnly = map[string]bool{}
 			for id := range done.Failed {
 				in.failedAtStart[id] = true
+				if done.Rows[id] <= done.Duplicates[id] {
+					// Only its repeats' rows: the first one's output or
+					// error row was not published (the run was cut), so
+					// it is not done. DoneRepeat decides the repeats.
+					continue
+				}
 				if !done.Output[id] {
 					failedOnly[id] = true
 				}
@@ -177,19 +183,29 @@ func OpenInputs(names []string, stdin io.Reader, o InputOptions) (*Inputs, error
 			}
 		}
 		if failedOnly != nil {
-			// A duplicate id skipped: the output holds the first member
-			// or row under the id, and this one as an error row, which
-			// a retry drops. An id without output (its first one
-			// failed too) is no such duplicate: Done counted it among
-			// the failures that a retry reads again, the first one and
-			// this one, which fails again as a duplicate.
-			opts.SkippedRepeat = func(id string) {
+			// The n-th repeat of an id (a tar member or Parquet row whose
+			// id an earlier one has) is done when the output holds n
+			// "duplicate id" error rows for the id: the run that took it
+			// made it one. With fewer, that run was cut before it
+			// published the row, and this run records it (the first one
+			// keeps the id; Done decides it). A repeat done counts as
+			// an error of its own kind, never a retryable one, whatever
+			// the first one's error: a retry fails it again as a
+			// duplicate. It counts as a duplicate id whose row a retry
+			// drops when the id has (or gets) the first one's output;
+			// one without (its first one failed too) is among the
+			// failures a retry reads again, the first one and this one.
+			opts.DoneRepeat = func(id string, n int) bool {
 				id = sinks.SanitizeID(id)
-				if !in.failedAtStart[id] || failedOnly[id] {
-					return // no error row (the run that took it was cut short), or no output
+				if n > done.Duplicates[id] {
+					return false
 				}
-				in.skippedDuplicates.Add(1)
+				in.skipped.Add(1)
 				in.skippedFailed.Add(1)
+				if !failedOnly[id] {
+					in.skippedDuplicates.Add(1)
+				}
+				return true
 			}
 		}
 	}
@@ -422,7 +438,7 @@ func (o OutputDir) runLock() (name, why string) {
 		return "worker-" + o.WorkerID, fmt.Sprintf("a stream worker with --worker-id %s, "+
 			"whose part files this worker's would replace: give each worker its own --worker-id (the default, host-pid, differs)", o.WorkerID)
 	case o.Format == "npy":
-		return "npy", "npy outputs are single files: give each run (and each shard) its own directory"
+		return "npy", "an npy set is single files that one run at a time writes: run the shards into it one after the other, or give each concurrent run its own directory"
 	}
 	return fmt.Sprintf("shard-%d-of-%d", o.Shard.Index, max(1, o.Shard.Count)), "two runs of the same inputs and shard would write the same ids twice"
 }

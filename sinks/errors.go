@@ -116,13 +116,35 @@ var retryableMarkers = []string{
 	"i/o timeout", "context deadline exceeded",
 }
 
+// DuplicateIDMarker ends the error of a tar member or Parquet row whose
+// id an earlier member or row has (the sources package's "duplicate id"
+// error), and DuplicateIDInputMarker that of an item (a file, member or
+// row) whose id an earlier input has: the first one keeps the id, each
+// later one is an error row.
+const (
+	DuplicateIDMarker      = ": an earlier member or row has it"
+	DuplicateIDInputMarker = ": an earlier input has it (ids are one namespace across all inputs)"
+)
+
+// DuplicateIDError reports whether an error row's error is a duplicate
+// id's (DuplicateIDMarker, DuplicateIDInputMarker): never a retryable
+// one, as a retry fails it again, or drops it when the id has the first
+// one's output.
+func DuplicateIDError(msg string) bool {
+	return (strings.HasSuffix(msg, DuplicateIDMarker) || strings.HasSuffix(msg, DuplicateIDInputMarker)) && strings.Contains(msg, "duplicate id ")
+}
+
 // RetryableError reports whether an error row's error (its error column)
 // is of a kind that --retry-errors can get past once its cause is fixed:
 // a memory budget too small for the image, exhausted resources (memory,
 // file descriptors, disk space), a permission, transient I/O. Any other
 // error row (a corrupt, truncated or unsupported image, a wrong size)
-// is the input's own: a retry fails it again.
+// is the input's own: a retry fails it again; so is a duplicate id
+// (DuplicateIDError).
 func RetryableError(msg string) bool {
+	if DuplicateIDError(msg) {
+		return false // its path or id may hold any text
+	}
 	for _, m := range retryableMarkers {
 		if strings.Contains(msg, m) {
 			return true

@@ -57,7 +57,8 @@ func (o ParquetOptions) Validate() error {
 	case o.MaxFileBytes < 0:
 		return &OptionError{"max_file_bytes", fmt.Errorf("%d: want 0 (the default, 512 MiB) or more", o.MaxFileBytes)}
 	case o.RowGroupBytes < 0:
-		return &OptionError{"", fmt.Errorf("sinks: row group bytes %d is negative (0 = the default, 64 MiB)", o.RowGroupBytes)}
+		// No flag or config key sets it (only a program can): its field.
+		return &OptionError{"", fmt.Errorf("RowGroupBytes %d: want 0 (the default, 64 MiB) or more", o.RowGroupBytes)}
 	case o.WorkerID != "" && !workerIDRe.MatchString(o.WorkerID):
 		return &OptionError{"worker_id", fmt.Errorf("%q: want 1 to 64 letters, digits, '_' or '-'", o.WorkerID)}
 	}

@@ -2,6 +2,7 @@ package sinks
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"math/rand/v2"
@@ -600,5 +601,28 @@ func TestResumeOtherWeights(t *testing.T) {
 	rm.Weights = other.Weights
 	if _, err := NewReconPNG(png, rm); err == nil || !strings.Contains(err.Error(), "maeembed.weights") {
 		t.Errorf("png with other weights: err = %v", err)
+	}
+}
+
+// Validate's errors read alike: the option (its config key, or the field
+// of one that has none), the value, what it takes; a command names the
+// flag instead of the key (FlagError).
+func TestParquetOptionsValidateErrors(t *testing.T) {
+	for _, c := range []struct {
+		o          ParquetOptions
+		want, flag string
+	}{
+		{ParquetOptions{MaxFileRows: -1}, "max_file_rows -1: want 0 (the default, 100000) or more", "--max-file-rows -1: want 0 (the default, 100000) or more"},
+		{ParquetOptions{MaxFileBytes: -1}, "max_file_bytes -1: want 0 (the default, 512 MiB) or more", "--max-file-bytes -1: want 0 (the default, 512 MiB) or more"},
+		{ParquetOptions{RowGroupBytes: -1}, "RowGroupBytes -1: want 0 (the default, 64 MiB) or more", "RowGroupBytes -1: want 0 (the default, 64 MiB) or more"},
+	} {
+		err := c.o.Validate()
+		var oe *OptionError
+		if !errors.As(err, &oe) {
+			t.Fatalf("%+v: %v, want an *OptionError", c.o, err)
+		}
+		if err.Error() != c.want || oe.FlagError().Error() != c.flag {
+			t.Errorf("%+v: %q (as a flag %q), want %q (%q)", c.o, err, oe.FlagError(), c.want, c.flag)
+		}
 	}
 }

@@ -40,9 +40,9 @@ func ReadParquet(path string) (arrow.Table, map[string]string, error) {
 }
 
 // readParquetRows adds the values of the "id" column of a Parquet file to
-// into and, with retryable set (an error part), the ids of the rows whose
-// "error" column is RetryableError to retryable.
-func readParquetRows(path string, into, retryable map[string]bool) error {
+// into and, with done set (an error part), classifies its rows by their
+// "error" column into done's Retryable, Duplicates and Rows.
+func readParquetRows(path string, into map[string]bool, done *Done) error {
 	pf, err := file.OpenParquetFile(path, false)
 	if err != nil {
 		return fmt.Errorf("open parquet %s: %w", path, err)
@@ -53,7 +53,7 @@ func readParquetRows(path string, into, retryable map[string]bool) error {
 		return fmt.Errorf("%s: no id column", path)
 	}
 	cols := []int{col}
-	if retryable != nil {
+	if done != nil {
 		if e := pf.MetaData().Schema.ColumnIndexByName("error"); e >= 0 {
 			cols = append(cols, e)
 		}
@@ -80,8 +80,13 @@ func readParquetRows(path string, into, retryable map[string]bool) error {
 			continue
 		}
 		for i := 0; i < id.Len(); i++ {
-			if RetryableError(msg.Value(i)) {
-				retryable[id.Value(i)] = true
+			done.Rows[id.Value(i)]++
+			switch m := msg.Value(i); {
+			case DuplicateIDError(m):
+				// Never retryable, whatever the id's text holds.
+				done.Duplicates[id.Value(i)]++
+			case RetryableError(m):
+				done.Retryable[id.Value(i)] = true
 			}
 		}
 	}
@@ -152,16 +157,24 @@ type Done struct {
 	Failed map[string]bool
 	// ErrorParts are the paths of the error parts read for Failed.
 	ErrorParts []string
-	// Retryable: the ids of Failed whose error row is of a kind a retry
+	// Retryable: the ids of Failed with an error row of a kind a retry
 	// can get past once its cause is fixed (RetryableError).
 	Retryable map[string]bool
+	// Rows: the number of error rows of each id of Failed.
+	Rows map[string]int
+	// Duplicates: the number of the error rows of an id of Failed that
+	// are "duplicate id" rows (DuplicateIDError): tar members and Parquet
+	// rows whose id an earlier member or row has. The other rows of the
+	// id (Rows minus Duplicates) are the first one's own failure.
+	Duplicates map[string]int
 }
 
 // ReadDone reads what dir holds (Done). Temporary files of a killed run are
 // ignored; a missing dir gives empty sets. Ids are as stored: look up
 // SanitizeID(id).
 func ReadDone(dir string) (Done, error) {
-	done := Done{Output: map[string]bool{}, Failed: map[string]bool{}, Retryable: map[string]bool{}}
+	done := Done{Output: map[string]bool{}, Failed: map[string]bool{}, Retryable: map[string]bool{},
+		Rows: map[string]int{}, Duplicates: map[string]int{}}
 	if err := readPNGIDs(dir, done.Output); err != nil {
 		return Done{}, fmt.Errorf("resume: %w", err)
 	}
@@ -183,12 +196,12 @@ func ReadDone(dir string) (Done, error) {
 			m := partRe.FindStringSubmatch(name)
 			switch {
 			case m != nil && m[3] == "parquet", d == dir && name == metadataName:
-				var retryable map[string]bool // an error part's
+				var classify *Done // an error part's rows
 				if d != dir {
-					retryable = done.Retryable
+					classify = &done
 					done.ErrorParts = append(done.ErrorParts, path)
 				}
-				err = readParquetRows(path, into, retryable)
+				err = readParquetRows(path, into, classify)
 			case m != nil && m[3] == "arrow":
 				err = readArrowIDs(path, into)
 			default:

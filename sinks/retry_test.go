@@ -2,6 +2,7 @@ package sinks
 
 import (
 	"encoding/json"
+	"fmt"
 	"maps"
 	"os"
 	"path/filepath"
@@ -95,4 +96,60 @@ func TestDropErrorRows(t *testing.T) {
 		}
 	}
 	write(ErrorRow{ID: "big.png", Stage: "decode", Error: "again"}) // the run's Meta still fits
+}
+
+// ReadDone tells an id's "duplicate id" error rows (tar members and
+// Parquet rows whose id an earlier one has) from its own: it counts both,
+// and a duplicate's row is never retryable, even when its id or path holds
+// the text of a retryable error.
+func TestReadDoneCountsDuplicateRows(t *testing.T) {
+	dir := t.TempDir()
+	ew, err := NewErrors(dir, Meta{Model: "m", Pool: "mean", Dim: 2}, ParquetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const dup = `read /in/a.tar:%s: duplicate id "a.tar/%s": an earlier member or row has it`
+	rows := []ErrorRow{
+		{ID: "a.tar/big.png", Stage: "decode", Error: "decode: needs more memory than the budget"},
+		{ID: "a.tar/big.png", Stage: "read", Error: fmt.Sprintf(dup, "big.png", "big.png")},
+		{ID: "a.tar/big.png", Stage: "read", Error: fmt.Sprintf(dup, "big.png", "big.png")},
+		{ID: "a.tar/input/output error.png", Stage: "read", Error: fmt.Sprintf(dup, "input/output error.png", "input/output error.png")},
+		{ID: "bad.jpg", Stage: "decode", Error: "unknown format"},
+		// An item whose id an earlier input has (another file, a tar, a
+		// Parquet file): a duplicate too.
+		{ID: "x.png", Stage: "read", Error: `read /in/t/x.png: duplicate id "x.png" (first in /in/input/output.tar): an earlier input has it (ids are one namespace across all inputs)`},
+	}
+	if err := ew.Write(rows); err != nil {
+		t.Fatal(err)
+	}
+	if err := ew.Close(); err != nil {
+		t.Fatal(err)
+	}
+	done, err := ReadDone(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		id              string
+		rows, dups      int
+		failed, retries bool
+	}{
+		{"a.tar/big.png", 3, 2, true, true},
+		{"a.tar/input/output error.png", 1, 1, true, false},
+		{"bad.jpg", 1, 0, true, false},
+		{"x.png", 1, 1, true, false},
+	} {
+		if done.Rows[c.id] != c.rows || done.Duplicates[c.id] != c.dups || done.Failed[c.id] != c.failed || done.Retryable[c.id] != c.retries {
+			t.Errorf("%s: %d rows, %d duplicates, failed %v, retryable %v; want %d, %d, %v, %v", c.id,
+				done.Rows[c.id], done.Duplicates[c.id], done.Failed[c.id], done.Retryable[c.id], c.rows, c.dups, c.failed, c.retries)
+		}
+	}
+	for _, r := range rows {
+		if got, want := DuplicateIDError(r.Error), r.Stage == "read"; got != want {
+			t.Errorf("DuplicateIDError(%q) = %v", r.Error, got)
+		}
+	}
+	if !RetryableError("read /in/input/output error.png: truncated") || RetryableError(rows[3].Error) {
+		t.Error("RetryableError: a duplicate id's row whose path holds a retryable text is not told apart")
+	}
 }

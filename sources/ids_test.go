@@ -1,7 +1,10 @@
 package sources
 
 import (
+	"archive/tar"
+	"bytes"
 	"encoding/hex"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -165,16 +168,16 @@ func TestDuplicateIDsAreErrorRows(t *testing.T) {
 		t.Errorf("shard 1/2: %q", got)
 	}
 
-	// A resumed reader skips them all as done, and reports the duplicates
-	// it skipped (SkippedRepeat), in its shard only: shard 0/2 has the
-	// tar's (index 2), shard 1/2 the Parquet file's (index 5).
+	// A resumed reader asks DoneRepeat, not Done, about the repeats, in
+	// its shard only: shard 0/2 has the tar's (index 2), shard 1/2 the
+	// Parquet file's (index 5). Done alone skips them.
 	for _, c := range []struct {
 		shard Shard
 		want  string
-	}{{Shard{}, "a.tar/1.jpg k1"}, {Shard{0, 2}, "a.tar/1.jpg"}, {Shard{1, 2}, "k1"}} {
+	}{{Shard{}, "a.tar/1.jpg#1 k1#1"}, {Shard{0, 2}, "a.tar/1.jpg#1"}, {Shard{1, 2}, "k1#1"}} {
 		var repeats []string
 		r, err = Open([]string{dir}, Options{Shard: c.shard, Done: func(string) bool { return true },
-			SkippedRepeat: func(id string) { repeats = append(repeats, id) }})
+			DoneRepeat: func(id string, n int) bool { repeats = append(repeats, fmt.Sprintf("%s#%d", id, n)); return true }})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -182,8 +185,39 @@ func TestDuplicateIDsAreErrorRows(t *testing.T) {
 			t.Errorf("shard %v, all done: read %q", c.shard, got)
 		}
 		if strings.Join(repeats, " ") != c.want {
-			t.Errorf("shard %v: skipped repeats %q, want %s", c.shard, repeats, c.want)
+			t.Errorf("shard %v: repeats asked about %q, want %s", c.shard, repeats, c.want)
 		}
+	}
+	// A repeat that DoneRepeat does not take for done (the run that took
+	// it was cut before its error row was published) is read again, as
+	// the error it was; its first is done.
+	r, err = Open([]string{dir}, Options{Done: func(string) bool { return true }, DoneRepeat: func(id string, n int) bool { return id == "k1" }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := readAll(t, r); len(got) != 1 || !strings.HasPrefix(got[0], want[2]) {
+		t.Errorf("the tar's repeat not done: read %q, want %q…", got, want[2])
+	}
+}
+
+// The n of DoneRepeat counts the repeats of each id: a member thrice is
+// its first, then repeats 1 and 2.
+func TestDoneRepeatCounts(t *testing.T) {
+	dir := t.TempDir()
+	writeTar(t, filepath.Join(dir, "a.tar"), false, [][2]string{{"1.jpg", "A"}, {"1.jpg", "B"}, {"2.jpg", "C"}, {"1.jpg", "D"}, {"2.jpg", "E"}})
+	var asked []string
+	r, err := Open([]string{dir}, Options{Done: func(id string) bool { asked = append(asked, id); return false },
+		DoneRepeat: func(id string, n int) bool { asked = append(asked, fmt.Sprintf("%s#%d", id, n)); return n == 1 }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := readAll(t, r)
+	if w := "a.tar/1.jpg a.tar/1.jpg#1 a.tar/2.jpg a.tar/1.jpg#2 a.tar/2.jpg#1"; strings.Join(asked, " ") != w {
+		t.Errorf("asked about %q, want %s", asked, w)
+	}
+	if len(got) != 3 || !strings.HasPrefix(got[0], "a.tar/1.jpg=A") || !strings.HasPrefix(got[1], "a.tar/2.jpg=C") ||
+		!strings.Contains(got[2], `duplicate id "a.tar/1.jpg"`) {
+		t.Errorf("read %q: want the first of each id and the second repeat of 1.jpg (an error)", got)
 	}
 }
 
@@ -247,8 +281,8 @@ func writeKeyedParquet(t *testing.T, path string, keys []string, data []string) 
 // Ids are one namespace over every kind of input: a plain file whose id is
 // also a Parquet row's key or a tar member's id is a duplicate like a tar
 // member met twice, whichever comes first; the second is the error item
-// and names the input that has the id, and a resumed reader reports the
-// duplicates it skips (SkippedRepeat) as for members.
+// and names the input that has the id, and a resumed reader asks
+// DoneRepeat about it as about a member met twice.
 func TestDuplicateIDsAcrossKindsOfInput(t *testing.T) {
 	dir := t.TempDir()
 	d := filepath.Join(dir, "d")
@@ -264,8 +298,8 @@ func TestDuplicateIDsAcrossKindsOfInput(t *testing.T) {
 		want    []string
 		repeats string
 	}{
-		{[]string{d}, []string{"a.png=F", `a.png!read ` + filepath.Join(d, "p.parquet") + `#0: duplicate id "a.png": an earlier input, ` + filepath.Join(d, "a.png") + ", has it", "b.png=P1"}, "a.png"},
-		{[]string{filepath.Join(dir, "s.tar"), filepath.Join(dir, "t")}, []string{"s.tar/x.png=T", `s.tar/x.png!read ` + filepath.Join(dir, "t", "s.tar", "x.png") + `: duplicate id "s.tar/x.png": an earlier input, ` + filepath.Join(dir, "s.tar") + ", has it"}, "s.tar/x.png"},
+		{[]string{d}, []string{"a.png=F", `a.png!read ` + filepath.Join(d, "p.parquet") + `#0: duplicate id "a.png" (first in ` + filepath.Join(d, "a.png") + "): an earlier input has it (ids are one namespace across all inputs)", "b.png=P1"}, "a.png#1"},
+		{[]string{filepath.Join(dir, "s.tar"), filepath.Join(dir, "t")}, []string{"s.tar/x.png=T", `s.tar/x.png!read ` + filepath.Join(dir, "t", "s.tar", "x.png") + `: duplicate id "s.tar/x.png" (first in ` + filepath.Join(dir, "s.tar") + "): an earlier input has it (ids are one namespace across all inputs)"}, "s.tar/x.png#1"},
 	} {
 		r, err := Open(c.inputs, Options{})
 		if err != nil {
@@ -281,7 +315,8 @@ func TestDuplicateIDsAcrossKindsOfInput(t *testing.T) {
 			}
 		}
 		var repeats []string
-		r, err = Open(c.inputs, Options{Done: func(string) bool { return true }, SkippedRepeat: func(id string) { repeats = append(repeats, id) }})
+		r, err = Open(c.inputs, Options{Done: func(string) bool { return true },
+			DoneRepeat: func(id string, n int) bool { repeats = append(repeats, fmt.Sprint(id, "#", n)); return true }})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -291,5 +326,46 @@ func TestDuplicateIDsAcrossKindsOfInput(t *testing.T) {
 		if strings.Join(repeats, " ") != c.repeats {
 			t.Errorf("%v: skipped repeats %q, want %q", c.inputs, repeats, c.repeats)
 		}
+	}
+}
+
+// A repeat that also fails to read (cut short, a link) is still a
+// duplicate id's error, its other failure kept in the text: a resumed run
+// counts it among the id's repeats and never reads it for another row.
+func TestFailedRepeatIsADuplicate(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "a.tar")
+	writeTar(t, p, false, [][2]string{{"1.jpg", "A"}, {"2.jpg", "B"}, {"1.jpg", strings.Repeat("C", 2000)}})
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Two members of a header and a 512-byte block each, the third's
+	// header, and 100 bytes of its body.
+	if err := os.WriteFile(p, b[:5*512+100], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, h := range []*tar.Header{{Name: "x.jpg", Mode: 0o644, Size: 1, Typeflag: tar.TypeReg}, {Name: "x.jpg", Linkname: "y.jpg", Typeflag: tar.TypeSymlink}} {
+		if err := tw.WriteHeader(h); err != nil {
+			t.Fatal(err)
+		}
+		if h.Size > 0 {
+			tw.Write([]byte("X"))
+		}
+	}
+	tw.Close()
+	write(t, filepath.Join(dir, "b.tar"), buf.String())
+	r, err := Open([]string{dir}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := readAll(t, r)
+	if len(got) != 5 || !strings.HasPrefix(got[2], "a.tar/1.jpg!read ") || !strings.Contains(got[2], "EOF") ||
+		!strings.HasSuffix(got[2], `; duplicate id "a.tar/1.jpg": an earlier member or row has it`) ||
+		!strings.HasPrefix(got[4], "b.tar/x.jpg!read ") || !strings.Contains(got[4], "not a regular file") ||
+		!strings.HasSuffix(got[4], `; duplicate id "b.tar/x.jpg": an earlier member or row has it`) {
+		t.Errorf("read %q: want the cut and the link repeats as duplicate ids, with what else failed", got)
 	}
 }

@@ -49,6 +49,9 @@ type Reader struct {
 	seeds      [2]maphash.Seed
 	seenIDs    map[[2]uint64]int32
 	containers bool
+	// repeats counts the repeats of each id seen more than once (n of
+	// Options.DoneRepeat).
+	repeats map[[2]uint64]int
 	// shared lists the pairs of inputs where the later repeats ids of the
 	// earlier (SharedIDs), at sharedAt[{earlier, later}] (their indices in
 	// entries).
@@ -70,12 +73,44 @@ type SharedIDs struct {
 // id, this one becomes an error row.
 var ErrDuplicateID = errors.New("duplicate id")
 
+// duplicateIDEnd ends the error of a member or row whose id an earlier one
+// of the same input has ("duplicate id %q" before it), and
+// duplicateInputEnd that of an item whose id an earlier input has; error
+// rows are told apart by them on resume (sinks.DuplicateIDMarker and
+// sinks.DuplicateIDInputMarker, the same texts).
+const (
+	duplicateIDEnd    = ": an earlier member or row has it"
+	duplicateInputEnd = ": an earlier input has it (ids are one namespace across all inputs)"
+)
+
+// duplicateError is the error of an item of the current entry whose id
+// the item of entries[first] had earlier (ErrDuplicateID). cause, if not
+// nil, is what else went wrong reading it (a member cut short, over the
+// size limit, not a regular file): kept in the text, but the error is the
+// duplicate's whatever happened, so a resumed run counts the row among the
+// repeats of the id (Options.DoneRepeat) and never reads the item again
+// for another row.
+func (r *Reader) duplicateError(id string, first int, cause error) error {
+	var err error
+	if first == r.next-1 {
+		err = fmt.Errorf("%w %q%s", ErrDuplicateID, id, duplicateIDEnd)
+	} else {
+		err = fmt.Errorf("%w %q (first in %s)%s", ErrDuplicateID, id, r.entries[first].path, duplicateInputEnd)
+	}
+	if cause == nil {
+		return err
+	}
+	return fmt.Errorf("%w; %w", cause, err)
+}
+
 // container iterates the members of a tar or the rows of a Parquet file.
 // next calls want for each member in order (want assigns the global index
 // and decides shard/resume) and returns the first wanted one, with its bytes
 // when readData. It takes what it reads from h first, and release gives
 // that back (nil without data). An error with member "" and row < 0
-// concerns the container itself (e.g. a corrupt archive header).
+// concerns the container itself (e.g. a corrupt archive header); one for
+// a member or row want was not called for (a row whose id could not be
+// read) is that row's, under its row id (memberID without a key).
 type container interface {
 	next(want func(member string, row int64, key string) bool, readData bool, h hold) (member string, row int64, data []byte, release func(), err error)
 	close() error
@@ -276,13 +311,16 @@ func (e *ReadError) Unwrap() error { return e.Err }
 
 // wanted decides, for the item with the next global index, whether this
 // shard emits it; it advances the index either way.
-func (r *Reader) wanted(id string) bool {
+func (r *Reader) wanted(id string) bool { return r.wantedBy(id, r.opts.Done) }
+
+// wantedBy is wanted with done deciding instead of Options.Done.
+func (r *Reader) wantedBy(id string, done func(string) bool) bool {
 	i := r.index
 	r.index++
 	if !r.opts.Shard.has(i) {
 		return false
 	}
-	if r.opts.Done != nil && r.opts.Done(id) {
+	if done != nil && done(id) {
 		r.skipped++
 		return false
 	}
@@ -319,7 +357,7 @@ func (r *Reader) Next(ctx context.Context) (Item, error) {
 			it := Item{ID: id, Pos: Position{Index: idx, Path: e.path, Row: -1}}
 			switch {
 			case first >= 0:
-				it.Err = &ReadError{Path: e.path, Err: r.duplicate(id, first)}
+				it.Err = &ReadError{Path: e.path, Err: r.duplicateError(id, first, e.err)}
 			case e.err != nil:
 				it.Err = &ReadError{Path: e.path, Err: e.err}
 			case !r.opts.NoData:
@@ -366,7 +404,7 @@ func (r *Reader) nextMember(ctx context.Context) (it Item, ok bool, err error) {
 	var idx int64
 	var id string
 	var took bool
-	first := -1
+	first := -1 // the entry whose item had id first, if any (take)
 	want := func(member string, row int64, key string) bool {
 		r.curSeen = true
 		idx = r.index
@@ -374,7 +412,17 @@ func (r *Reader) nextMember(ctx context.Context) (it Item, ok bool, err error) {
 		took, first = r.take(id)
 		return took
 	}
-	member, row, data, release, err := r.cur.next(want, !r.opts.NoData, r.hold(ctx))
+	// The container may pass over any number of members or rows (done,
+	// another shard's) before the one it returns: what want decided last
+	// may be about one of those. ask notes which one.
+	var asked bool
+	var askedMember string
+	var askedRow int64
+	ask := func(member string, row int64, key string) bool {
+		asked, askedMember, askedRow = true, member, row
+		return want(member, row, key)
+	}
+	member, row, data, release, err := r.cur.next(ask, !r.opts.NoData, r.hold(ctx))
 	if err != nil && ctx.Err() != nil {
 		return Item{}, false, ctx.Err() // aborted while waiting for the budget
 	}
@@ -396,17 +444,25 @@ func (r *Reader) nextMember(ctx context.Context) (it Item, ok bool, err error) {
 	if err != nil {
 		r.curSeen = true // a failed member or a corrupt container is reported itself
 	}
+	if err != nil && (member != "" || row >= 0) && (!asked || askedMember != member || askedRow != row) {
+		// Failed before want was asked about it: a row whose id could not
+		// be read. idx, id and first are those of a row passed over before
+		// it, or unset: this row has the next index, and its row id
+		// (FILE/ROW), the same in every run; it is no repeat of anything.
+		idx, id, first = r.index, memberID(e, member, row, ""), -1
+		took = r.wanted(id)
+	}
 	var me *memberError
 	if errors.As(err, &me) {
-		pos := Position{Index: idx, Path: e.path, Member: member, Row: row}
-		if id == "" { // failed before want: a row whose id could not be read
-			idx = r.index
-			if !r.wanted(memberID(e, member, row, "")) {
-				return Item{}, false, nil // not ours: keep reading
-			}
-			id, pos.Index = memberID(e, member, row, ""), idx
+		if !took {
+			return Item{}, false, nil // not ours (another shard's, or done): keep reading
 		}
-		return r.emit(Item{ID: id, Pos: pos, Err: &ReadError{Path: pos.String(), Err: me.err}}), true, nil
+		pos := Position{Index: idx, Path: e.path, Member: member, Row: row}
+		err := me.err
+		if first >= 0 {
+			err = r.duplicateError(id, first, err)
+		}
+		return r.emit(Item{ID: id, Pos: pos, Err: &ReadError{Path: pos.String(), Err: err}}), true, nil
 	}
 	if err != nil {
 		// A corrupt archive ends that archive.
@@ -424,6 +480,9 @@ func (r *Reader) nextMember(ctx context.Context) (it Item, ok bool, err error) {
 			return Item{}, false, nil
 		}
 		pos := Position{Index: idx, Path: e.path, Member: member, Row: row}
+		if first >= 0 {
+			err = r.duplicateError(id, first, err)
+		}
 		return r.emit(Item{ID: id, Pos: pos, Err: &ReadError{Path: pos.String(), Err: err}}), true, nil
 	}
 	pos := Position{Index: idx, Path: e.path, Member: member, Row: row}
@@ -433,7 +492,7 @@ func (r *Reader) nextMember(ctx context.Context) (it Item, ok bool, err error) {
 		if release != nil {
 			release()
 		}
-		return r.emit(Item{ID: id, Pos: pos, Err: &ReadError{Path: pos.String(), Err: r.duplicate(id, first)}}), true, nil
+		return r.emit(Item{ID: id, Pos: pos, Err: &ReadError{Path: pos.String(), Err: r.duplicateError(id, first, nil)}}), true, nil
 	}
 	return r.emit(Item{ID: id, Pos: pos, Data: data, Release: release}), true, nil
 }
@@ -441,32 +500,37 @@ func (r *Reader) nextMember(ctx context.Context) (it Item, ok bool, err error) {
 // take is wanted for the item with id of the current entry (the last one
 // opened), after the duplicate check that every kind of item shares:
 // first is the index in entries of the input whose item had id earlier,
-// -1 if none. Such a duplicate that Done skips is reported to
-// Options.SkippedRepeat: the run that took it made it an error row.
+// -1 if none. Such a repeat is decided by Options.DoneRepeat, when set,
+// instead of Done: the n-th repeat of the id (over every shard) is done
+// when the run that took it recorded n duplicate-id rows for it.
 func (r *Reader) take(id string) (took bool, first int) {
-	first = r.remember(id)
-	skipped := r.skipped
-	took = r.wanted(id)
-	if first >= 0 && r.skipped > skipped && r.opts.SkippedRepeat != nil {
-		r.opts.SkippedRepeat(id)
+	first, h := r.remember(id)
+	done := r.opts.Done
+	if first >= 0 && r.opts.DoneRepeat != nil {
+		if r.repeats == nil {
+			r.repeats = map[[2]uint64]int{}
+		}
+		r.repeats[h]++
+		n := r.repeats[h]
+		done = func(id string) bool { return r.opts.DoneRepeat(id, n) }
 	}
-	return took, first
+	return r.wantedBy(id, done), first
 }
 
 // remember adds id, of an item of the current entry, to the ids seen and
-// returns the index of the entry that had it first, or -1 when it is new.
-// A repeat across two inputs is counted in shared and, the first time for
-// a pair, logged.
-func (r *Reader) remember(id string) (first int) {
+// returns the index of the entry that had it first, or -1 when it is new,
+// with the id's hash. A repeat across two inputs is counted in shared and,
+// the first time for a pair, logged.
+func (r *Reader) remember(id string) (first int, h [2]uint64) {
 	cur := r.next - 1
 	if r.entries[cur].kind == kindFile && !r.containers {
-		return -1 // expand refused two files with one id
+		return -1, h // expand refused two files with one id
 	}
-	h := [2]uint64{maphash.String(r.seeds[0], id), maphash.String(r.seeds[1], id)}
+	h = [2]uint64{maphash.String(r.seeds[0], id), maphash.String(r.seeds[1], id)}
 	f, dup := r.seenIDs[h]
 	if !dup {
 		r.seenIDs[h] = int32(cur)
-		return -1
+		return -1, h
 	}
 	if int(f) != cur {
 		pair := [2]int32{f, int32(cur)}
@@ -481,23 +545,14 @@ func (r *Reader) remember(id string) (first int) {
 		}
 		r.shared[i].Count++
 	}
-	return int(f)
-}
-
-// duplicate is the error of an item with id, which the item of
-// entries[first] had earlier.
-func (r *Reader) duplicate(id string, first int) error {
-	if first == r.next-1 {
-		return fmt.Errorf("%w %q: an earlier member or row of this input has it", ErrDuplicateID, id)
-	}
-	return fmt.Errorf("%w %q: an earlier input, %s, has it (ids are one namespace across all inputs)", ErrDuplicateID, id, r.entries[first].path)
+	return int(f), h
 }
 
 // SharedIDs lists the pairs of inputs where the later one repeats ids
 // of the earlier one (their items are "duplicate id" error items), in the
-// order first met, with how many items of the later repeat ids of the earlier;
-// those of one input within itself (a tar with a member twice) are not
-// listed. Call it after the last Next.
+// order first met, with how many items of the later repeat ids of the
+// earlier; those of one input within itself (a tar with a member twice)
+// are not listed. Call it after the last Next.
 func (r *Reader) SharedIDs() []SharedIDs { return slices.Clone(r.shared) }
 
 // containerError is the error item of a tar or Parquet file that could not

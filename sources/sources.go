@@ -115,12 +115,15 @@ type Options struct {
 	// Done reports ids already finished by an earlier run (resume); they are
 	// skipped after sharding, so shards are stable across reruns.
 	Done func(id string) bool `yaml:"-"`
-	// SkippedRepeat, if set, is called with the id of each item (a file,
-	// tar member or Parquet row) that Done skips and that repeats the id
-	// of an earlier item: a duplicate id, which a run that takes it makes an
-	// error item (the first keeps the id), so the run that wrote the id
-	// recorded this one as failed.
-	SkippedRepeat func(id string) `yaml:"-"`
+	// DoneRepeat, if set, decides instead of Done for an item (a file,
+	// tar member or Parquet row) whose id an earlier item has, of the same
+	// input or another: the n-th repeat
+	// of the id (n >= 1, counted over every shard). A run that takes it
+	// makes it an error item ("duplicate id": the first keeps the id), so
+	// it is done when an earlier run recorded n such error rows for the
+	// id; Done, which tells of the id, would take it for done with the
+	// first one's output alone.
+	DoneRepeat func(id string, n int) bool `yaml:"-"`
 	// OnAck, if set, is called once per item when its Ack is called.
 	OnAck func(it Item, err error) `yaml:"-"`
 	// ContainerRead, if set, is called with the id of each tar or Parquet

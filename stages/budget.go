@@ -46,9 +46,12 @@ var ErrOverBudget = errors.New("image needs more memory than the budget")
 // collection. So a large hold (LargeHold or more) granted after as much
 // was given back first collects the garbage and returns it to the system:
 // the heap holds the live images, not the last large image's buffers
-// beside the next one's. With the accounting exact, a process stays
-// within its model's size plus the budget (a soft memory limit below that,
-// such as cmd's, only makes the collector run more often).
+// beside the next one's. With the accounting exact, what the budget
+// counts stays within it; a process also holds its model, the run's
+// tensors and the sinks' buffers, which the budget does not count, and
+// the collector's headroom above the live heap, which only a soft memory
+// limit bounds (cmd's is the model plus 384 MiB; docs/batch.md, "What
+// bounds the peak RSS").
 //
 // A nil *Budget is unlimited. Safe for concurrent use.
 type Budget struct {
@@ -271,10 +274,14 @@ func FormatBytes(n int64) string { return config.FormatSize(n) }
 
 // decodeCost estimates the bytes decoding an image holds at its peak, from
 // its header: the decoder's own image and working buffers, our opaque RGB
-// copy, the upright copy when an EXIF orientation applies, and what the
-// resize allocates (resizeBytes: its window, not the whole resized image).
+// copy, the upright copy when an EXIF orientation applies, and what its
+// consumer then allocates from the decoded image: with shrink 0, Resize
+// (resizeBytes: its window, not the whole resized image); with shrink > 0,
+// ShrinkTo(img, shrink) instead (shrinkBytes: a training set with
+// augmentation keeps each image shrunk to a shorter side of 2·S, whose
+// horizontal pass over every source row costs more than the S×S window).
 // It errs on the large side (JPEG as 4:4:4).
-func (p Preprocess) decodeCost(hd header) int64 {
+func (p Preprocess) decodeCost(hd header, shrink int) int64 {
 	format, cfg, oriented := hd.format, hd.cfg, hd.orient > 1
 	px := int64(cfg.Width) * int64(cfg.Height)
 	native := int64(8) // 16-bit and anything unknown
@@ -314,7 +321,16 @@ func (p Preprocess) decodeCost(hd header) int64 {
 	if oriented {
 		perPx += 4
 	}
-	cost := px*perPx + p.resizeBytes(cfg.Width, cfg.Height)
+	w, h := cfg.Width, cfg.Height
+	if hd.orient >= 5 {
+		w, h = h, w // the consumer gets the upright image: transposed
+	}
+	cost := px * perPx
+	if shrink > 0 {
+		cost += shrinkBytes(w, h, shrink)
+	} else {
+		cost += p.resizeBytes(w, h)
+	}
 	if format == "tiff" {
 		cost += int64(len(hd.data)) // x/image/tiff reads compressed strips whole
 	}

@@ -6,6 +6,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"hash/crc32"
+	"image"
+	"image/jpeg"
 	"os"
 	"path/filepath"
 	"slices"
@@ -97,7 +99,7 @@ func TestBudgetBoundsConcurrentDecodes(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		most = max(most, free.decodeCost(hd))
+		most = max(most, free.decodeCost(hd, 0))
 	}
 	// Decoding gets three quarters: room for two of the largest.
 	b := NewBudget(most * 8 / 3)
@@ -201,13 +203,37 @@ func TestDecodeCostFollowsTheDecoder(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		return p.decodeCost(hd)
+		return p.decodeCost(hd, 0)
 	}
 	base, prog, rot := cost("quadrants.jpg"), cost("progressive.jpg"), cost("exif-orientation-6.jpg")
 	px := int64(48 * 32)
 	if prog-base != 12*px || rot-base != 4*px {
 		t.Errorf("baseline %d, progressive %d (+%d/px), rotated %d (+%d/px); want +12 and +4 per pixel", base, prog, (prog-base)/px, rot, (rot-base)/px)
 	}
+	// The resize (and a shrink) is of the upright image: 48×32, stored
+	// as 32×48.
+	p = Preprocess{Size: 16, Mode: Squash}
+	rot = (Preprocess{}).decodeCost(mustHeader(t, p, "exif-orientation-6.jpg"), 0)
+	if got, want := p.decodeCost(mustHeader(t, p, "exif-orientation-6.jpg"), 0)-rot, p.resizeBytes(48, 32); got != want || want == p.resizeBytes(32, 48) {
+		t.Errorf("the resize of the rotated image costs %d, want %d (that of 48x32, not of 32x48: %d)", got, want, p.resizeBytes(32, 48))
+	}
+	if got, want := p.decodeCost(mustHeader(t, p, "exif-orientation-6.jpg"), 20)-rot, shrinkBytes(48, 32, 20); got != want {
+		t.Errorf("the shrink of the rotated image costs %d, want %d", got, want)
+	}
+}
+
+// mustHeader is the header of testdata/odd/f.
+func mustHeader(t *testing.T, p Preprocess, f string) header {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join("testdata/odd", f))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hd, err := p.header(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return hd
 }
 
 // Sizes in messages use the unit that fits: a 10 KiB budget is not "0 MiB".
@@ -251,5 +277,87 @@ func TestBudgetLargeInputTakesFromDecoding(t *testing.T) {
 	dec()
 	if b.InUse() != 0 || b.Peak() > b.Size() {
 		t.Errorf("in use %d, peak %d of %d", b.InUse(), b.Peak(), b.Size())
+	}
+}
+
+// TestDecodeCostCountsTheShrink: a training set with augmentation shrinks
+// each decoded image to a shorter side of 2·S (ShrinkTo), whose horizontal
+// pass runs over every source row at the shrunk width: more than Resize's
+// S×S window. The estimate of such a decode (shrink > 0) counts at least
+// what the shrink keeps, instead of the resize, and DecodeShrinkContext
+// waits for it: under a budget between the two, it is refused where
+// DecodeContext (a resize) is not. An image already small enough costs
+// no shrink.
+func TestDecodeCostCountsTheShrink(t *testing.T) {
+	const W, H, S = 1600, 1200, 224
+	var buf bytes.Buffer
+	if err := jpeg.Encode(&buf, image.NewRGBA(image.Rect(0, 0, W, H)), nil); err != nil {
+		t.Fatal(err)
+	}
+	data := buf.Bytes()
+	p := Preprocess{Size: S, Mode: CenterCrop}
+	hd, err := p.header(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resize, shrink := p.decodeCost(hd, 0), p.decodeCost(hd, 2*S)
+	decodeOnly := resize - p.resizeBytes(W, H)
+
+	dec, _, _, err := p.Decode(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nw, nh := shorterSideTo(W, H, 2*S)
+	cs := new(coeffScratch)
+	out := resample(cs, asNRGBA(dec), nw, nh, image.Rect(0, 0, nw, nh))
+	// The tables, the horizontal pass over the source rows the vertical
+	// one reads (all of them), and the result.
+	first, last := H, 0
+	for i := 0; i < nh; i++ {
+		first, last = min(first, cs.v.bounds[2*i]), max(last, cs.v.bounds[2*i]+cs.v.bounds[2*i+1])
+	}
+	kept := int64(cs.bytes()) + int64(4*nw*(last-first)) + int64(len(out.Pix))
+	t.Logf("decode %d, resize %d, shrink to %dx%d %d (keeps %d)", decodeOnly, resize-decodeOnly, nw, nh, shrink-decodeOnly, kept)
+	if shrink-decodeOnly < kept {
+		t.Errorf("the shrink's share of the estimate %d is less than the %d bytes it keeps", shrink-decodeOnly, kept)
+	}
+	if shrink <= resize {
+		t.Errorf("the estimate with the shrink %d is not above the one with the resize %d", shrink, resize)
+	}
+
+	// A budget whose decoding share (three quarters) lies between them.
+	b := NewBudget((resize + shrink) / 2 * 4 / 3)
+	if dc := b.Size() - b.Size()/4; dc < resize || dc >= shrink {
+		t.Fatalf("decoding share %d not in [%d, %d)", dc, resize, shrink)
+	}
+	q := p
+	q.Budget = b
+	_, _, _, release, err := q.DecodeContext(context.Background(), data)
+	if err != nil {
+		t.Fatalf("DecodeContext under a budget for the resize: %v", err)
+	}
+	release()
+	if _, _, _, err := q.DecodeShrinkContext(context.Background(), data, 2*S); !errors.Is(err, ErrOverBudget) {
+		t.Errorf("DecodeShrinkContext under a budget below its estimate: %v, want ErrOverBudget", err)
+	}
+	q.Budget = NewBudget(2 * shrink)
+	img, w, h, err := q.DecodeShrinkContext(context.Background(), data, 2*S)
+	if err != nil || w != W || h != H || img.Rect.Dx() != nw || img.Rect.Dy() != nh {
+		t.Fatalf("DecodeShrinkContext: %v, %dx%d decoded to %v; want %dx%d to %dx%d", err, w, h, img.Rect, W, H, nw, nh)
+	}
+	if q.Budget.Peak() != shrink || q.Budget.InUse() != 0 {
+		t.Errorf("DecodeShrinkContext held %d at its peak and %d after; want %d, then 0", q.Budget.Peak(), q.Budget.InUse(), shrink)
+	}
+
+	// 48×32: no shrink to 448, nor a resize with Size 0.
+	small, err := os.ReadFile("testdata/odd/quadrants.jpg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if hd, err = p.header(small); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := p.decodeCost(hd, 2*S), (Preprocess{}).decodeCost(hd, 0); got != want {
+		t.Errorf("a 48x32 image shrunk to %d costs %d, want %d (the decoding alone)", 2*S, got, want)
 	}
 }

@@ -22,7 +22,7 @@ type PreprocessOptions struct {
 // AddFlags adds --resize, --max-pixels and --memory-budget.
 func (o *PreprocessOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.Resize, "resize", o.Resize, "center-crop | squash | none")
-	fs.Int64Var(&o.MaxPixels, "max-pixels", o.MaxPixels, "refuse images with more pixels than this (0 = the default, 178956970, as PIL)")
+	fs.Int64Var(&o.MaxPixels, "max-pixels", o.MaxPixels, "refuse images with more pixels than this (0 = the default, 178956970: PIL's MAX_IMAGE_PIXELS, above which PIL warns; it refuses above twice that)")
 	fs.StringVar(&o.MemBudget, "memory-budget", o.MemBudget, "bound on the bytes of images read and being decoded, all workers together; the tensors queued for the model (up to 8 batches + --workers + 1 images) must fit in it too; e.g. 512MiB or 1.5GiB, at most the machine's memory (default 1GiB)")
 }
 

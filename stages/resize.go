@@ -78,6 +78,26 @@ func (p Preprocess) resizeBytes(w, h int) int64 {
 	if err != nil {
 		return 0
 	}
+	return resampleBytes(w, h, outW, outH, win)
+}
+
+// shrinkBytes is what ShrinkTo(img, s) of a w×h image allocates, in bytes
+// (resampleBytes of the whole shrunk image): 0 when its shorter side is
+// at most s already (or s <= 0), as then it is kept as it is.
+func shrinkBytes(w, h, s int) int64 {
+	if s <= 0 || w <= 0 || h <= 0 || min(w, h) <= s {
+		return 0
+	}
+	nw, nh := shorterSideTo(w, h, s)
+	return resampleBytes(w, h, nw, nh, image.Rect(0, 0, nw, nh))
+}
+
+// resampleBytes is what resampleWindow of a w×h image to outW×outH,
+// window win, allocates: the horizontal pass's rows (the window's
+// columns, for the source rows the window reads), the result when there
+// is a vertical pass (else the horizontal pass is the result) and both
+// axes' coefficient tables.
+func resampleBytes(w, h, outW, outH int, win image.Rectangle) int64 {
 	tw, th := int64(win.Dx()), int64(win.Dy())
 	// coeffBytes is one axis's tables for n output pixels (precompute).
 	coeffBytes := func(inSize, outSize int, n int64) int64 {

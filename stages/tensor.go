@@ -102,7 +102,7 @@ func (p Preprocess) TensorContext(ctx context.Context, dst []float32, data []byt
 	if err != nil {
 		return 0, 0, &Error{Stage: "decode", Err: err}
 	}
-	giveBack, err := p.Budget.acquireDecode(ctx, p.decodeCost(hd))
+	giveBack, err := p.Budget.acquireDecode(ctx, p.decodeCost(hd, 0))
 	if err != nil {
 		return 0, 0, &Error{Stage: "decode", Err: fmt.Errorf("%s %dx%d: %w", hd.format, hd.cfg.Width, hd.cfg.Height, err)}
 	}
@@ -121,16 +121,39 @@ func (p Preprocess) TensorContext(ctx context.Context, dst []float32, data []byt
 }
 
 // DecodeContext is Decode under the Budget: once the header is read, it
-// waits for the memory decoding holds (or until ctx ends); the caller
-// gives it back with release once done with img and what it made of it
-// (a shrunk copy is within the estimate). An image that needs more than
-// the decoding budget fails with ErrOverBudget.
+// waits for the memory decoding holds and Resize of the decoded image
+// allocates (or until ctx ends); the caller gives it back with release
+// once done with img and what it made of it. An image that needs more
+// than the decoding budget fails with ErrOverBudget.
 func (p Preprocess) DecodeContext(ctx context.Context, data []byte) (img image.Image, w, h int, release func(), err error) {
+	return p.decodeContext(ctx, data, 0)
+}
+
+// DecodeShrinkContext is Decode and ShrinkTo(img, s) under the Budget:
+// once the header is read, it waits for the memory both hold at their
+// peak (or until ctx ends), and gives it back before it returns the
+// shrunk image (the decoded one when its shorter side is at most s),
+// which the caller keeps outside the budget (or in it: Budget.Keep). An
+// image that needs more than the decoding budget fails with
+// ErrOverBudget. w and h are the decoded image's size. A training set
+// with augmentation is decoded so.
+func (p Preprocess) DecodeShrinkContext(ctx context.Context, data []byte, s int) (img *image.NRGBA, w, h int, err error) {
+	dec, w, h, release, err := p.decodeContext(ctx, data, s)
+	if err != nil {
+		return nil, 0, 0, err
+	}
+	defer release()
+	return ShrinkTo(dec, s), w, h, nil
+}
+
+// decodeContext is DecodeContext for a consumer that shrinks the image
+// (shrink > 0: decodeCost).
+func (p Preprocess) decodeContext(ctx context.Context, data []byte, shrink int) (img image.Image, w, h int, release func(), err error) {
 	hd, err := p.header(data)
 	if err != nil {
 		return nil, 0, 0, nil, err
 	}
-	release, err = p.Budget.acquireDecode(ctx, p.decodeCost(hd))
+	release, err = p.Budget.acquireDecode(ctx, p.decodeCost(hd, shrink))
 	if err != nil {
 		return nil, 0, 0, nil, fmt.Errorf("%s %dx%d: %w", hd.format, hd.cfg.Width, hd.cfg.Height, err)
 	}

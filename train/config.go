@@ -71,7 +71,7 @@ func (c *Config) AddFlags(fs *pflag.FlagSet) {
 	fs.IntVar(&c.Keep, "keep-checkpoints", c.Keep, "checkpoints kept (0: all)")
 	fs.BoolVar(&c.Resume, "resume", c.Resume, "continue from the latest checkpoint in --output")
 	fs.IntVar(&c.Workers, "workers", c.Workers, fmt.Sprintf("decode workers, at most %d (0 = the default, one per core)", engine.MaxWorkers))
-	fs.Int64Var(&c.MaxPixels, "max-pixels", c.MaxPixels, "refuse images with more pixels than this (0 = the default, 178956970, as PIL)")
+	fs.Int64Var(&c.MaxPixels, "max-pixels", c.MaxPixels, "refuse images with more pixels than this (0 = the default, 178956970: PIL's MAX_IMAGE_PIXELS, above which PIL warns; it refuses above twice that)")
 	fs.StringVar(&c.MemBudget, "memory-budget", c.MemBudget, "bound on the training images kept in memory and those being read and decoded; e.g. 4GiB (default 1GiB)")
 	c.Sources.AddFlags(fs)
 }

@@ -98,7 +98,7 @@ func LoadDataset(ctx context.Context, src sources.Source, pre stages.Preprocess,
 		return nil, fmt.Errorf("read training inputs: %w", err)
 	}
 	if len(d.Images) == 0 {
-		return nil, fmt.Errorf("no usable training image among %d input(s)", failed.Load())
+		return nil, fmt.Errorf("no usable training image among %s", counted(failed.Load(), "input", "inputs"))
 	}
 	return d, nil
 }
@@ -112,14 +112,19 @@ type preparer struct {
 }
 
 func (p preparer) PrepareContext(ctx context.Context, data []byte) (*image.NRGBA, int, int, error) {
+	if p.augment {
+		// Under the budget with the shrink's buffers, not Resize's.
+		img, w, h, err := p.pre.DecodeShrinkContext(ctx, data, ShrinkFactor*p.pre.Size)
+		if err != nil {
+			return nil, 0, 0, &stages.Error{Stage: "decode", Err: err}
+		}
+		return img, w, h, nil
+	}
 	img, w, h, release, err := p.pre.DecodeContext(ctx, data)
 	if err != nil {
 		return nil, 0, 0, &stages.Error{Stage: "decode", Err: err}
 	}
 	defer release()
-	if p.augment {
-		return stages.ShrinkTo(img, ShrinkFactor*p.pre.Size), w, h, nil
-	}
 	out, err := p.pre.Resize(img)
 	if err != nil {
 		return nil, w, h, &stages.Error{Stage: "resize", Err: err}

@@ -64,10 +64,10 @@ func Run(ctx context.Context, t *Trainer, ds *Dataset, o Options) (*Result, erro
 	n := len(ds.Images)
 	ipe := n / r.BatchSize
 	if ipe == 0 {
-		return nil, fmt.Errorf("%d usable image(s) is fewer than one batch of %d: lower --batch-size", n, r.BatchSize)
+		return nil, fmt.Errorf("%s fewer than one batch of %d: lower --batch-size", counted(int64(n), "usable image is", "usable images are"), r.BatchSize)
 	}
 	if ipe < r.AccumIter {
-		return nil, fmt.Errorf("%d batch(es) per epoch is fewer than --accum-iter %d", ipe, r.AccumIter)
+		return nil, fmt.Errorf("%s fewer than --accum-iter %d", counted(int64(ipe), "batch per epoch is", "batches per epoch are"), r.AccumIter)
 	}
 	if err := os.MkdirAll(o.Output, 0o755); err != nil {
 		return nil, err
@@ -192,4 +192,14 @@ func Run(ctx context.Context, t *Trainer, ds *Dataset, o Options) (*Result, erro
 		return res, fmt.Errorf("loss curve: %w", err)
 	}
 	return res, nil
+}
+
+// counted is n with the words that follow it for one or for many:
+// counted(1, "image is", "images are") is "1 image is", of 3 "3 images
+// are".
+func counted(n int64, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
 }

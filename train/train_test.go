@@ -283,7 +283,7 @@ func TestPretrainRejectsBadConfigs(t *testing.T) {
 func TestPretrainNeedsADecodableImage(t *testing.T) {
 	out := t.TempDir()
 	_, err := Pretrain(context.Background(), Job{Model: tinyConfig(), Recipe: tinyRecipe(), Options: Options{Output: out}, Inputs: []string{"testdata/broken"}})
-	if err == nil || !strings.Contains(err.Error(), "no usable training image among 2") {
+	if err == nil || !strings.Contains(err.Error(), "no usable training image among 2 inputs") {
 		t.Fatalf("want a no-usable-image error, got %v", err)
 	}
 	parts, _ := filepath.Glob(filepath.Join(out, "errors", "part-*.parquet"))
@@ -471,5 +471,31 @@ func TestPretrainInterruptedWhileReading(t *testing.T) {
 	}
 	if ck, _ := filepath.Glob(filepath.Join(out, "checkpoint-*")); len(ck) > 0 {
 		t.Errorf("checkpoints %v after an interruption before the first step", ck)
+	}
+}
+
+// A dataset too small for the recipe is refused before anything is
+// written, counting images and batches in words that agree with the count.
+func TestRunRefusesTooFewImages(t *testing.T) {
+	img := func(n int) *Dataset { return &Dataset{Images: make([]*image.NRGBA, n), Size: 32} }
+	for _, c := range []struct {
+		images, batch, accum int
+		want                 string
+	}{
+		{1, 2, 1, "1 usable image is fewer than one batch of 2"},
+		{3, 4, 1, "3 usable images are fewer than one batch of 4"},
+		{2, 2, 2, "1 batch per epoch is fewer than --accum-iter 2"},
+		{4, 2, 3, "2 batches per epoch are fewer than --accum-iter 3"},
+	} {
+		out := filepath.Join(t.TempDir(), "out")
+		r := tinyRecipe()
+		r.BatchSize, r.AccumIter = c.batch, c.accum
+		_, err := Run(context.Background(), &Trainer{Recipe: r}, img(c.images), Options{Output: out})
+		if err == nil || !strings.HasPrefix(err.Error(), c.want) {
+			t.Errorf("%d images, batch %d, accum %d: %v, want %q…", c.images, c.batch, c.accum, err, c.want)
+		}
+		if _, err := os.Stat(out); !os.IsNotExist(err) {
+			t.Errorf("%d images, batch %d, accum %d: the refused run made %s", c.images, c.batch, c.accum, out)
+		}
 	}
 }

@@ -264,8 +264,8 @@ func TestE2EDryRunExitsAsTheRunEnds(t *testing.T) {
 		listed int
 		want   string
 	}{
-		{"fail-on-error, inputs left", []string{"--fail-on-error"}, 1, "1 input(s) failed in an earlier run"},
-		{"fail-on-error, nothing left", []string{"--fail-on-error", "--extensions", "jpg,png"}, 0, "1 input(s) failed in an earlier run"},
+		{"fail-on-error, inputs left", []string{"--fail-on-error"}, 1, "1 input failed in an earlier run"},
+		{"fail-on-error, nothing left", []string{"--fail-on-error", "--extensions", "jpg,png"}, 0, "1 input failed in an earlier run"},
 		{"resume=false", []string{"--resume=false"}, 3, "--resume=false would write their ids a second time"},
 	} {
 		code, stdout, stderr := maeembed(t, append(args(c.more...), "--dry-run")...)
@@ -288,7 +288,7 @@ func TestE2EDryRunExitsAsTheRunEnds(t *testing.T) {
 	}
 	code, stdout, stderr := maeembed(t, append(all, "--dry-run")...)
 	if code != 1 || stdout != "" || !strings.Contains(stderr, "nothing to do: every input was already done, 1 of them as errors") ||
-		!strings.Contains(stderr, "all 1 input(s) failed in an earlier run") {
+		!strings.Contains(stderr, "the only input failed in an earlier run") {
 		t.Errorf("dry run of a rerun of an all-failed run: exit %d, listed %q\n%s", code, stdout, stderr)
 	}
 	if run, _, _ := maeembed(t, all...); run != code {

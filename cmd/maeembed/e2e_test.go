@@ -269,7 +269,7 @@ func TestE2EPhotosAndOddFiles(t *testing.T) {
 
 	// --fail-on-error: same inputs, non-zero exit naming the count.
 	code, _, stderr := maeembed(t, append([]string{"embed", "--fail-on-error", "-o", filepath.Join(t.TempDir(), "o"), root}, model...)...)
-	if code != 1 || !strings.Contains(stderr, fmt.Sprintf("%d input(s) failed", len(bad))) {
+	if code != 1 || !strings.Contains(stderr, fmt.Sprintf("%d inputs failed (see ", len(bad))) {
 		t.Errorf("--fail-on-error: exit %d, want 1 with the count\n%s", code, lastLine(stderr))
 	}
 }

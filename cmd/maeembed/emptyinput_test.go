@@ -110,13 +110,16 @@ func TestE2EInputWithoutImagesFails(t *testing.T) {
 		for _, cmd := range []string{"embed", "reconstruct"} {
 			args := append([]string{cmd, "-o", filepath.Join(t.TempDir(), "out"), dir}, model...)
 			code, _, stderr := maeembed(t, args...)
-			if code != 1 || !strings.Contains(stderr, dir) || !strings.Contains(stderr, "hold no images") {
+			if code != 1 || !strings.Contains(stderr, dir) || !strings.Contains(stderr, "hold no images") || strings.Contains(stderr, "(s)") {
 				t.Errorf("%s of %s: exit %d, want 1 and an error naming it\n%s", cmd, dir, code, stderr)
 			}
 			if dry, stdout, stderr := maeembed(t, append(args, "--dry-run")...); dry != code || stdout != "" {
 				t.Errorf("%s --dry-run of %s: exit %d (the run %d), listed %q\n%s", cmd, dir, dry, code, stdout, stderr)
 			}
 		}
+	}
+	if _, _, stderr := maeembed(t, append([]string{"embed", "-o", filepath.Join(t.TempDir(), "out"), tars}, model...)...); !strings.Contains(stderr, "hold no images: 0 files in them ignored") {
+		t.Errorf("the error does not count the files ignored:\n%s", stderr)
 	}
 	// 3 images, 4 shards: the last shard has nothing to do, and that is fine.
 	runCounted(t, summary{0, 0, 0}, append([]string{"embed", "--shard", "3/4", "-o", t.TempDir(), in}, model...)...)

@@ -512,3 +512,35 @@ func TestReconstructErrorPartsCarryItsMetadata(t *testing.T) {
 		t.Errorf("rerun with another mask ratio over reconstruct's error parts: exit %d, want a refusal naming maeembed.mask_ratio\n%s", code, stderr)
 	}
 }
+
+// An npy set is single files, written by one run at a time: shards run
+// one after the other into one directory make one set (each appends
+// after the rows before it), while a shard beside a live npy run is
+// refused, naming both remedies.
+func TestNpyShardsOneAfterTheOther(t *testing.T) {
+	root := t.TempDir()
+	in, out := filepath.Join(root, "in"), filepath.Join(root, "out")
+	tinyImages(t, in, "a.png", "b.png", "c.png", "d.png")
+	mustRun(t, embedArgs(out, "--format", "npy", "--shard", "0/2", in)...)
+	mustRun(t, embedArgs(out, "--format", "npy", "--shard", "1/2", in)...)
+	if got, want := strings.Join(metadataIDs(t, out), " "), "a.png c.png b.png d.png"; got != want {
+		t.Errorf("ids after shards 0/2 then 1/2: %s, want %s (each shard's in input order)", got, want)
+	}
+	shape, _, err := sinks.ReadNpyFloat32(filepath.Join(out, "embeddings.npy"))
+	if err != nil || len(shape) != 2 || shape[0] != 4 {
+		t.Errorf("embeddings.npy: shape %v, err %v; want 4 rows", shape, err)
+	}
+
+	// What a live "--format npy --shard 0/2" run holds (flocks are per
+	// open file, so this process holding them is as good as another).
+	live := filepath.Join(root, "live")
+	release, err := engine.OpenOutputDir(engine.OutputDir{Dir: live, Format: "npy", Shard: sources.Shard{Index: 0, Count: 2}, Resume: true, Command: "embed"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer release()
+	code, _, stderr := maeembed(t, embedArgs(live, "--format", "npy", "--shard", "1/2", in)...)
+	if code == 0 || !strings.Contains(stderr, "another running process (npy)") || !strings.Contains(stderr, "one after the other") {
+		t.Errorf("npy shard 1/2 beside a live 0/2 run: exit %d, want a refusal naming the remedies\n%s", code, stderr)
+	}
+}

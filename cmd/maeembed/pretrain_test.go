@@ -199,7 +199,7 @@ func TestRefusedRunCreatesNothing(t *testing.T) {
 	model := filepath.Join(fixtures, "tiny32", "hf", "config.json")
 	out := filepath.Join(t.TempDir(), "p")
 	code, _, stderr := maeembed(t, "pretrain", "-m", model, "--batch-size", "64", "-o", out, imgs)
-	if code == 0 || !strings.Contains(stderr, "fewer than one batch") {
+	if code == 0 || !strings.Contains(stderr, "3 usable images are fewer than one batch of 64") {
 		t.Fatalf("pretrain --batch-size 64 over 3 images: exit %d, want a refusal\n%s", code, stderr)
 	}
 	if _, err := os.Stat(out); !os.IsNotExist(err) {

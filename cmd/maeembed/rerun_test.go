@@ -92,7 +92,7 @@ func TestRerunWithNothingLeftLoadsNoModel(t *testing.T) {
 			// The earlier run's failure still fails a --fail-on-error rerun.
 			loads = modelLoads.Load()
 			code, _, stderr := maeembed(t, args("--fail-on-error")...)
-			if code != 1 || !strings.Contains(stderr, "1 input(s) failed in an earlier run into "+out) || modelLoads.Load() != loads {
+			if code != 1 || !strings.Contains(stderr, "1 input failed in an earlier run into "+out) || modelLoads.Load() != loads {
 				t.Errorf("--fail-on-error rerun: exit %d, %d models loaded, want exit 1 naming the earlier failure, none loaded\n%s", code, modelLoads.Load()-loads, stderr)
 			}
 

@@ -241,7 +241,7 @@ func TestE2EFailOnErrorRerunWithEarlierErrors(t *testing.T) {
 		t.Fatalf("first run with bad.jpg: exit %d, want 1\n%s", code, stderr)
 	}
 	code, _, stderr := maeembed(t, args...)
-	if code != 1 || !strings.Contains(stderr, "1 input(s) failed in an earlier run") || !strings.Contains(stderr, "the input itself is bad") {
+	if code != 1 || !strings.Contains(stderr, "1 input failed in an earlier run") || !strings.Contains(stderr, "the input itself is bad") {
 		t.Errorf("rerun with --fail-on-error over an earlier error: exit %d, want 1 naming it\n%s", code, stderr)
 	}
 	// Without --fail-on-error the rerun with something done succeeds.
@@ -269,7 +269,7 @@ func TestE2ERerunOfAllFailedRunFails(t *testing.T) {
 	}
 	code, _, stderr := maeembed(t, args...)
 	errDir = "(see " + filepath.Join(out, "errors") + ";"
-	if code != 1 || !strings.Contains(stderr, "all 1 input(s) failed in an earlier run") || !strings.Contains(stderr, errDir) {
+	if code != 1 || !strings.Contains(stderr, "the only input failed in an earlier run") || !strings.Contains(stderr, errDir) {
 		t.Errorf("rerun of a run in which every input failed: exit %d, want 1 and %q\n%s", code, errDir, stderr)
 	}
 }
@@ -309,20 +309,36 @@ func TestE2ERetryErrorsDropsContainerRows(t *testing.T) {
 // writeTar writes the named images of the tiny32 fixture into a tar at path.
 func writeTar(t *testing.T, path string, names ...string) {
 	t.Helper()
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tw := tar.NewWriter(f)
+	var members []tarMember
 	for _, n := range names {
 		b, err := os.ReadFile(filepath.Join(fixtures, "tiny32", "images", n))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := tw.WriteHeader(&tar.Header{Name: n, Mode: 0o644, Size: int64(len(b)), Typeflag: tar.TypeReg}); err != nil {
+		members = append(members, tarMember{n, b})
+	}
+	writeTarMembers(t, path, members...)
+}
+
+// tarMember is a member of a tar that writeTarMembers writes.
+type tarMember struct {
+	name string
+	data []byte
+}
+
+// writeTarMembers writes a tar of members, in order, at path.
+func writeTarMembers(t *testing.T, path string, members ...tarMember) {
+	t.Helper()
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tw := tar.NewWriter(f)
+	for _, m := range members {
+		if err := tw.WriteHeader(&tar.Header{Name: m.name, Mode: 0o644, Size: int64(len(m.data)), Typeflag: tar.TypeReg}); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := tw.Write(b); err != nil {
+		if _, err := tw.Write(m.data); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -443,7 +459,7 @@ func TestE2EDuplicateMemberInPartsAndErrors(t *testing.T) {
 		t.Errorf("dry run: exit %d, listed %q\n%s", code, stdout, stderr)
 	}
 	for _, dry := range []string{"--dry-run=false", "--dry-run"} {
-		if code, _, stderr := maeembed(t, append(args, "--fail-on-error", dry)...); code != 1 || !strings.Contains(stderr, "1 input(s) failed in an earlier run") ||
+		if code, _, stderr := maeembed(t, append(args, "--fail-on-error", dry)...); code != 1 || !strings.Contains(stderr, "1 input failed in an earlier run") ||
 			!strings.Contains(stderr, "a duplicate id keeps the output of the first member or row that has it, and --retry-errors drops its error row") {
 			t.Errorf("rerun with --fail-on-error %s: exit %d, want 1\n%s", dry, code, stderr)
 		}
@@ -464,32 +480,12 @@ func TestE2EDuplicateMemberInPartsAndErrors(t *testing.T) {
 // reads both again, and both fail again, as the rerun's hint says.
 func TestE2EDuplicateOfAFailedMember(t *testing.T) {
 	shard := filepath.Join(t.TempDir(), "dup.tar")
-	f, err := os.Create(shard)
-	if err != nil {
-		t.Fatal(err)
-	}
 	good, err := os.ReadFile(filepath.Join(fixtures, "tiny32", "images", "img_001.png"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	tw := tar.NewWriter(f)
-	for _, m := range []struct {
-		name string
-		data []byte
-	}{{"bad.jpg", []byte("not an image")}, {"img_001.png", good}, {"bad.jpg", []byte("not an image")}} {
-		if err := tw.WriteHeader(&tar.Header{Name: m.name, Mode: 0o644, Size: int64(len(m.data)), Typeflag: tar.TypeReg}); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := tw.Write(m.data); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := tw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if err := f.Close(); err != nil {
-		t.Fatal(err)
-	}
+	bad := []byte("not an image")
+	writeTarMembers(t, shard, tarMember{"bad.jpg", bad}, tarMember{"img_001.png", good}, tarMember{"bad.jpg", bad})
 	out := t.TempDir()
 	args := []string{"embed", "-m", filepath.Join(fixtures, "tiny32", "hf"), "-o", out, shard}
 	runCounted(t, summary{1, 2, 0}, args...)
@@ -538,5 +534,132 @@ func TestE2EFileDuplicatesTarMember(t *testing.T) {
 	runCounted(t, summary{0, 0, 2}, append(args, "--retry-errors")...)
 	if o, e := partIDs(t, out, "part-*.parquet"), partIDs(t, out, "errors/part-*.parquet"); o[id] != 1 || len(o) != 1 || len(e) != 0 {
 		t.Errorf("after the retry: outputs %v, error rows %v: want %s once in the outputs only", o, e, id)
+	}
+}
+
+// A tar that holds a member twice whose first fails of a kind a retry can
+// get past (over the memory budget): the second is a duplicate id's error
+// row, which a retry fails again as a duplicate whatever the first one's
+// error. A rerun counts both as errors but only the first as retryable;
+// the retry embeds the first and keeps one row for the second, which the
+// next rerun names as a duplicate id.
+func TestE2EDuplicateOfARetryableFailure(t *testing.T) {
+	root, model := retryInputs(t)
+	big, err := os.ReadFile(filepath.Join(root, "big.png"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	good, err := os.ReadFile(filepath.Join(root, "good.png"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	shard := filepath.Join(t.TempDir(), "dup.tar")
+	writeTarMembers(t, shard, tarMember{"big.png", big}, tarMember{"good.png", good}, tarMember{"big.png", big})
+	out := t.TempDir()
+	args := append([]string{"embed", "-o", out, shard}, model...)
+	runCounted(t, summary{1, 2, 0}, append(args, "--memory-budget", "4MiB")...)
+	stderr := runCounted(t, summary{0, 0, 3}, append(args, "--memory-budget", "256MiB")...)
+	for _, want := range []string{"every input was already done, 2 of them as errors\n", "1 is of a kind a retry can fix", "the other is bad"} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("the rerun does not say %q:\n%s", want, stderr)
+		}
+	}
+	runCounted(t, summary{1, 1, 1}, append(args, "--memory-budget", "256MiB", "--retry-errors")...)
+	const id = "dup.tar/big.png"
+	if o, e := partIDs(t, out, "part-*.parquet"), partIDs(t, out, "errors/part-*.parquet"); o[id] != 1 || len(o) != 2 || e[id] != 1 || len(e) != 1 {
+		t.Errorf("after the retry: outputs %v, error rows %v: want %s once in each", o, e, id)
+	}
+	stderr = runCounted(t, summary{0, 0, 3}, append(args, "--memory-budget", "256MiB")...)
+	if want := "every input was already done, 1 of them as errors (1 duplicate id)\n"; !strings.Contains(stderr, want) {
+		t.Errorf("the rerun after the retry does not say %q:\n%s", want, stderr)
+	}
+}
+
+// A run cut between publishing the outputs of a tar that holds a member
+// twice and publishing its error part (simulated by moving the error part
+// away) left the second member without its duplicate id's error row: the
+// rerun records it, once (and exits 1, as every input it took failed),
+// and the next rerun has nothing to do. Cut the
+// other way round (the error part published, not the output part), the
+// rerun embeds the first member and keeps the one duplicate row.
+func TestE2EDuplicateRowOfACutRun(t *testing.T) {
+	shard := filepath.Join(t.TempDir(), "dup.tar")
+	writeTar(t, shard, "img_001.png", "img_002.png", "img_001.png")
+	out := t.TempDir()
+	args := []string{"embed", "-m", filepath.Join(fixtures, "tiny32", "hf"), "-o", out, shard}
+	runCounted(t, summary{2, 1, 0}, args...)
+	const id = "dup.tar/img_001.png"
+	aside := t.TempDir()
+	moveParts := func(pat string) {
+		t.Helper()
+		parts, _ := filepath.Glob(filepath.Join(out, pat))
+		if len(parts) == 0 {
+			t.Fatalf("no %s in %s", pat, out)
+		}
+		for _, p := range parts {
+			if err := os.Rename(p, filepath.Join(aside, filepath.Base(p))); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	moveParts("errors/part-*.parquet")
+	// The rerun's only input fails (as a duplicate): it fails as any
+	// rerun whose every input taken failed does.
+	if code, _, stderr := maeembed(t, args...); code != 1 || !strings.Contains(stderr, "0 images written, 1 error, 2 skipped") {
+		t.Fatalf("the rerun of the cut run: exit %d, want 1 with the duplicate's error\n%s", code, stderr)
+	}
+	if o, e := partIDs(t, out, "part-*.parquet"), partIDs(t, out, "errors/part-*.parquet"); o[id] != 1 || len(o) != 2 || e[id] != 1 || len(e) != 1 {
+		t.Fatalf("after the rerun of the cut run: outputs %v, error rows %v: want %s once in each", o, e, id)
+	}
+	stderr := runCounted(t, summary{0, 0, 3}, args...)
+	if want := "every input was already done, 1 of them as errors (1 duplicate id)\n"; !strings.Contains(stderr, want) {
+		t.Errorf("the next rerun does not say %q:\n%s", want, stderr)
+	}
+	if e := partIDs(t, out, "errors/part-*.parquet"); e[id] != 1 || len(e) != 1 {
+		t.Errorf("after the next rerun: error rows %v, want %s once", e, id)
+	}
+
+	moveParts("part-*.parquet")
+	runCounted(t, summary{2, 0, 1}, args...)
+	if o, e := partIDs(t, out, "part-*.parquet"), partIDs(t, out, "errors/part-*.parquet"); o[id] != 1 || len(o) != 2 || e[id] != 1 || len(e) != 1 {
+		t.Errorf("after the rerun without the outputs: outputs %v, error rows %v: want %s once in each", o, e, id)
+	}
+}
+
+// A tar cut short inside the body of a member that repeats an earlier
+// one's name: its error row is the duplicate id's (the cut kept in its
+// text), so a rerun counts it as the id's repeat and skips it: the row
+// stays one, however many reruns follow.
+func TestE2ECutRepeatRecordedOnce(t *testing.T) {
+	shard := filepath.Join(t.TempDir(), "dup.tar")
+	writeTar(t, shard, "img_001.png", "img_002.png", "img_001.png")
+	b, err := os.ReadFile(shard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sizes []int64
+	for _, n := range []string{"img_001.png", "img_002.png"} {
+		fi, err := os.Stat(filepath.Join(fixtures, "tiny32", "images", n))
+		if err != nil {
+			t.Fatal(err)
+		}
+		sizes = append(sizes, 512+(fi.Size()+511)/512*512)
+	}
+	// Both members, the third's header and half a block of its body.
+	if err := os.WriteFile(shard, b[:sizes[0]+sizes[1]+512+256], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := t.TempDir()
+	args := []string{"embed", "-m", filepath.Join(fixtures, "tiny32", "hf"), "-o", out, shard}
+	runCounted(t, summary{2, 1, 0}, args...)
+	const id = "dup.tar/img_001.png"
+	for run := 1; run <= 2; run++ {
+		stderr := runCounted(t, summary{0, 0, 3}, args...)
+		if want := "every input was already done, 1 of them as errors (1 duplicate id)\n"; !strings.Contains(stderr, want) {
+			t.Errorf("rerun %d does not say %q:\n%s", run, want, stderr)
+		}
+		if o, e := partIDs(t, out, "part-*.parquet"), partIDs(t, out, "errors/part-*.parquet"); o[id] != 1 || len(o) != 2 || e[id] != 1 || len(e) != 1 {
+			t.Errorf("after rerun %d: outputs %v, error rows %v: want %s once in each", run, o, e, id)
+		}
 	}
 }

@@ -11,10 +11,13 @@ import (
 	"embed"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"syscall"
 
 	"github.com/maeembed/maeembed/mae/weights"
 )
@@ -31,7 +34,9 @@ var files embed.FS
 // Dir returns a directory holding the built-in model in the Hugging Face
 // layout, which every loader takes: the embedded files are written once,
 // atomically, under cacheDir/builtin-<content hash>/ ("" = the default
-// cache directory, else the system temporary directory if that fails).
+// cache directory), else, if that cannot be written, under a directory of
+// this user's own in the system temporary directory (maeembed-<uid>, mode
+// 0700: another user's directory there is never used, nor written into).
 func Dir(cacheDir string) (string, error) {
 	cfg, st, name, err := contents()
 	if err != nil {
@@ -39,6 +44,14 @@ func Dir(cacheDir string) (string, error) {
 	}
 	var firstErr error
 	for _, base := range candidates(cacheDir) {
+		if base == userTempDir() {
+			if err := ownPrivateDir(base); err != nil {
+				if firstErr == nil {
+					firstErr = err
+				}
+				continue
+			}
+		}
 		dir := filepath.Join(base, name)
 		if complete(dir, cfg, st) {
 			// A first run killed while unpacking leaves its temporaries
@@ -63,9 +76,10 @@ func Dir(cacheDir string) (string, error) {
 	return "", fmt.Errorf("built-in model: %w", firstErr)
 }
 
-// Unpacked is Dir for a dry run, which writes nothing: the directory
-// holding the built-in model if an earlier run unpacked it (ok), else the
-// directory Dir would write it to. Size is the bytes Dir would write.
+// Unpacked is Dir for a dry run, which writes nothing: the directory Dir
+// would use, and whether an earlier run already unpacked the model there
+// (ok). Like Dir it looks past the cache directory only when that cannot
+// be written. Size is the bytes Dir would write.
 func Unpacked(cacheDir string) (dir string, size int64, ok bool, err error) {
 	cfg, st, name, err := contents()
 	if err != nil {
@@ -73,9 +87,16 @@ func Unpacked(cacheDir string) (dir string, size int64, ok bool, err error) {
 	}
 	size = int64(len(cfg) + len(st))
 	cands := candidates(cacheDir)
-	for _, base := range cands {
-		if d := filepath.Join(base, name); complete(d, cfg, st) {
+	for i, base := range cands {
+		d := filepath.Join(base, name)
+		if base == userTempDir() && !ownedOrAbsent(base) {
+			continue
+		}
+		if complete(d, cfg, st) {
 			return d, size, true, nil
+		}
+		if i == len(cands)-1 || writable(d) {
+			return d, size, false, nil
 		}
 	}
 	return filepath.Join(cands[0], name), size, false, nil
@@ -111,12 +132,62 @@ func contents() (cfg, st []byte, name string, err error) {
 
 func candidates(cacheDir string) []string {
 	if cacheDir != "" {
-		return []string{cacheDir, os.TempDir()}
+		return []string{cacheDir, userTempDir()}
 	}
 	if d, err := weights.DefaultCacheDir(); err == nil {
-		return []string{d, os.TempDir()}
+		return []string{d, userTempDir()}
 	}
-	return []string{os.TempDir()}
+	return []string{userTempDir()}
+}
+
+// userTempDir is the fallback for a cache directory that cannot be
+// written: one directory per user in the shared temporary directory, so
+// that one user's unpacked (or half-unpacked) files never stand in the
+// way of another's.
+func userTempDir() string {
+	return filepath.Join(os.TempDir(), fmt.Sprintf("maeembed-%d", os.Getuid()))
+}
+
+// ownPrivateDir makes dir (mode 0700) if it is missing and checks that it
+// is a directory of this user's, not a link or another user's directory
+// made there first.
+func ownPrivateDir(dir string) error {
+	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+		return err
+	}
+	if !ownedOrAbsent(dir) {
+		return fmt.Errorf("%s is not a directory of this user's (uid %d): not used", dir, os.Getuid())
+	}
+	return nil
+}
+
+// ownedOrAbsent tells whether dir is missing, or is a directory (not a
+// link) owned by this process's user.
+func ownedOrAbsent(dir string) bool {
+	fi, err := os.Lstat(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return true
+	}
+	if err != nil || !fi.IsDir() {
+		return false
+	}
+	if sys, ok := fi.Sys().(*syscall.Stat_t); ok {
+		return int(sys.Uid) == os.Getuid()
+	}
+	return true
+}
+
+// writable tells whether dir could be made and written: its nearest
+// existing ancestor (itself if it exists) allows this user to write.
+func writable(dir string) bool {
+	for p := dir; ; p = filepath.Dir(p) {
+		if fi, err := os.Stat(p); err == nil {
+			return fi.IsDir() && syscall.Access(p, 2 /* W_OK */) == nil
+		}
+		if filepath.Dir(p) == p {
+			return false
+		}
+	}
 }
 
 // complete tells whether dir already holds both files with the embedded

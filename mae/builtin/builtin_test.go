@@ -2,6 +2,7 @@ package builtin_test
 
 import (
 	"bytes"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -118,5 +119,57 @@ func TestBuiltinRewritesDamagedUnpack(t *testing.T) {
 	}
 	if _, _, ok, err := builtin.Unpacked(cache); err != nil || !ok {
 		t.Errorf("Unpacked after the rewrite: %v, %v; want unpacked", ok, err)
+	}
+}
+
+// The temporary-directory fallback is this user's own directory, used
+// only when the cache directory cannot be written; a dry run's Unpacked
+// names the directory Dir uses, whatever the fallback holds.
+func TestBuiltinTempFallback(t *testing.T) {
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
+	blocked := filepath.Join(t.TempDir(), "cache-is-a-file")
+	if err := os.WriteFile(blocked, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	dir, err := builtin.Dir(blocked)
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := filepath.Dir(dir)
+	if filepath.Dir(base) != tmp || filepath.Base(base) != fmt.Sprintf("maeembed-%d", os.Getuid()) {
+		t.Fatalf("fallback %s, want %s/maeembed-<uid>/…", dir, tmp)
+	}
+	if fi, err := os.Stat(base); err != nil || fi.Mode().Perm() != 0o700 {
+		t.Errorf("fallback directory %s: %v, %v; want mode 0700", base, fi.Mode(), err)
+	}
+	if d, _, ok, err := builtin.Unpacked(blocked); err != nil || !ok || d != dir {
+		t.Errorf("Unpacked with the cache blocked = %s, %v, %v; want %s, unpacked", d, ok, err, dir)
+	}
+	// A writable cache is where Dir writes, so a dry run must not report
+	// the copy in the fallback as the one in use.
+	cache := t.TempDir()
+	if d, _, ok, err := builtin.Unpacked(cache); err != nil || ok || filepath.Dir(d) != cache {
+		t.Errorf("Unpacked with a writable cache = %s, %v, %v; want not yet unpacked under %s", d, ok, err, cache)
+	}
+
+	// Another user's directory in its place is neither used nor written.
+	if os.Getuid() != 0 {
+		t.Skip("needs root to make a directory of another user's")
+	}
+	if err := os.RemoveAll(base); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(base, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(base, 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	if d, err := builtin.Dir(blocked); err == nil {
+		t.Errorf("Dir used %s, in another user's directory", d)
+	}
+	if ents, _ := os.ReadDir(base); len(ents) != 0 {
+		t.Errorf("wrote %d entries into another user's directory", len(ents))
 	}
 }
