@@ -66,6 +66,8 @@ func OpenBatch(name string, o FileOptions, src sources.Options, pre stages.Prepr
 		// this one writes (PNG reconstructions would become inputs).
 		src.SkipDirs = append(src.SkipDirs[:len(src.SkipDirs):len(src.SkipDirs)], o.Output)
 	}
+	// Another run's output inside an input directory is not inputs either.
+	src.OtherOutput = sinks.OutputOf
 	in := InputOptions{Source: src, Shard: b.Shard, DryRun: o.DryRun, Budget: b.Preprocess.Budget}
 	out := OutputDir{Dir: o.Output, Format: o.Format, Shard: b.Shard, Resume: o.Resume, Command: name}
 	if o.DryRun && o.Output != "" {
@@ -245,7 +247,7 @@ func (b *Batch) NothingLeft(w io.Writer) error {
 // so) and returns its error: RunBatch's and NothingLeft's end.
 func (b *Batch) end(w io.Writer, c Counts, stats []pipeline.StageStats, wall time.Duration, err error, drained bool, firstError func() string) error {
 	Summary(w, b.Name, c, b.skippedInfo(RunInfo{Ignored: b.Inputs.Ignored(), Repeated: b.Inputs.Stats().Repeated, Budget: b.Preprocess.Budget,
-		Output: b.Options.Output}), stats, wall)
+		Output: b.Options.Output, SharedIDs: b.Inputs.SharedIDs()}), stats, wall)
 	if err == nil && !drained && c.Lost == 0 {
 		// Every retried input has its new output or error row, published:
 		// the error rows they supersede can go.

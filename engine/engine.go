@@ -63,6 +63,8 @@ type Image struct {
 	// retryable: the error row is of a kind a retry can get past once its
 	// cause is fixed (sinks.RetryableError; Counts.Retryable).
 	retryable bool
+	// duplicate: the error row is a duplicate id's (sources.ErrDuplicateID).
+	duplicate bool
 	owner     imageOwner
 }
 
@@ -242,8 +244,11 @@ type Counts struct {
 	// Retryable is the part of Failed of a kind a retry can get past once
 	// its cause is fixed (sinks.RetryableError); the rest are bad inputs.
 	Retryable int64
-	Lost      int64 // acked with an error: not durable (retried on resume or redelivered)
-	Skipped   int64 // already done by an earlier run (resume); set by the caller
+	// Duplicates is the part of Failed that is duplicate ids
+	// (sources.ErrDuplicateID): an earlier item has the id and keeps it.
+	Duplicates int64
+	Lost       int64 // acked with an error: not durable (retried on resume or redelivered)
+	Skipped    int64 // already done by an earlier run (resume); set by the caller
 }
 
 // Engine is one run of Model into Output.
@@ -255,6 +260,7 @@ type Engine[R any] struct {
 
 	written, failed, lost atomic.Int64
 	retryable             atomic.Int64 // the part of failed of Counts.Retryable
+	duplicates            atomic.Int64 // the part of failed of Counts.Duplicates
 	processed             atomic.Int64 // rows handed to a writer (Counts.Processed)
 	handed                int64        // rows given to the output (write stage only)
 	writeFailed           bool
@@ -332,13 +338,13 @@ func (e *Engine[R]) unref(im *Image) {
 		return
 	}
 	im.Item, im.CHW, im.Decoded, im.Width, im.Height = sources.Item{}, nil, nil, 0, 0
-	im.Err, im.Stage, im.release, im.ack, im.errorRow, im.retryable = nil, "", nil, nil, false, false
+	im.Err, im.Stage, im.release, im.ack, im.errorRow, im.retryable, im.duplicate = nil, "", nil, nil, false, false, false
 	e.images.Put(im)
 }
 
 // Counts is a snapshot of the run's advance; safe at any time.
 func (e *Engine[R]) Counts() Counts {
-	return Counts{Processed: e.processed.Load(), Written: e.written.Load(), Failed: e.failed.Load(), Retryable: e.retryable.Load(), Lost: e.lost.Load()}
+	return Counts{Processed: e.processed.Load(), Written: e.written.Load(), Failed: e.failed.Load(), Retryable: e.retryable.Load(), Duplicates: e.duplicates.Load(), Lost: e.lost.Load()}
 }
 
 // Stats are the per-stage counters of the run (nil before Run); a stage's
@@ -648,6 +654,7 @@ func (e *Engine[R]) addErrorRow(im *Image) {
 	row := sinks.ErrorRow{ID: it.ID, Stage: im.Stage, Error: im.Err.Error(), Source: it.Pos.String(), Data: it.Data,
 		Ack: im.rowAck}
 	im.retryable = sinks.RetryableError(row.Error)
+	im.duplicate = errors.Is(im.Err, sources.ErrDuplicateID)
 	e.rows = append(e.rows, row)
 }
 
@@ -663,6 +670,9 @@ func (e *Engine[R]) rowAcked(im *Image, err error) {
 		e.failed.Add(1)
 		if im.retryable {
 			e.retryable.Add(1)
+		}
+		if im.duplicate {
+			e.duplicates.Add(1)
 		}
 	case err == nil:
 		e.written.Add(1)

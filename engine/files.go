@@ -33,8 +33,8 @@ type Inputs struct {
 	// (a run without RetryErrors): --retry-errors would read them again;
 	// and the duplicate ids skipped whose id has an output too.
 	skippedFailed atomic.Int64
-	// skippedDuplicates is the part of skippedFailed that is tar members
-	// and Parquet rows whose id an earlier one has (a duplicate id, an
+	// skippedDuplicates is the part of skippedFailed that is items (files,
+	// tar members, Parquet rows) whose id an earlier one has (a duplicate id, an
 	// error row of the run that took it) and that has an output.
 	skippedDuplicates atomic.Int64
 	// skippedRetryable is the part of skippedFailed whose error rows are
@@ -183,8 +183,8 @@ func OpenInputs(names []string, stdin io.Reader, o InputOptions) (*Inputs, error
 			}
 		}
 		if failedOnly != nil {
-			// The n-th repeat of an id (a tar member or Parquet row whose
-			// id an earlier one has) is done when the output holds n
+			// The n-th repeat of an id (a file, tar member or Parquet row
+			// whose id an earlier one has) is done when the output holds n
 			// "duplicate id" error rows for the id: the run that took it
 			// made it one. With fewer, that run was cut before it
 			// published the row, and this run records it (the first one
@@ -274,8 +274,8 @@ func (in *Inputs) Skipped() int64 { return in.skipped.Load() }
 // (SkippedDuplicates).
 func (in *Inputs) SkippedFailed() int64 { return in.skippedFailed.Load() }
 
-// SkippedDuplicates is the part of SkippedFailed that is tar members and
-// Parquet rows whose id an earlier member or row has: the run that took
+// SkippedDuplicates is the part of SkippedFailed that is items (files, tar
+// members, Parquet rows) whose id an earlier item has: the run that took
 // them made them error rows ("duplicate id"), whose id has the first one's
 // output. --retry-errors drops their rows instead. (Those of an id whose
 // first one failed too count as its other failures: a retry reads both.)

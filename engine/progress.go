@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"text/tabwriter"
 	"time"
@@ -14,6 +16,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/maeembed/maeembed/pipeline"
+	"github.com/maeembed/maeembed/sources"
 	"github.com/maeembed/maeembed/stages"
 )
 
@@ -265,6 +268,10 @@ type RunInfo struct {
 	// SkippedDuplicates is the part of SkippedFailed that is duplicate
 	// ids (Inputs.SkippedDuplicates).
 	SkippedDuplicates int64
+	// SharedIDs are the pairs of inputs where the later repeats ids of
+	// the earlier (sources.Reader.SharedIDs): the summary names them
+	// beside the duplicate ids among the failures.
+	SharedIDs []sources.SharedIDs
 }
 
 // Summary ends a run's report: one machine-readable "done" log line (the
@@ -286,7 +293,7 @@ func Summary(w io.Writer, cmd string, c Counts, info RunInfo, stats []pipeline.S
 	switch errDir := filepath.Join(info.Output, "errors"); {
 	case info.Output == "":
 	case c.Failed > 0:
-		fmt.Fprintf(w, "%s: the errors are in %s; %s\n", cmd, errDir, retryHint(c.Failed, c.Retryable))
+		fmt.Fprintf(w, "%s: the errors are in %s; %s\n", cmd, errDir, failedHint(c, info.SharedIDs))
 	case info.SkippedFailed > 0:
 		// A rerun skips them as done: say so, or they look forgotten.
 		fmt.Fprintf(w, "%s: %d of the skipped inputs %s recorded as failed in %s by an earlier run%s; %s\n",
@@ -311,6 +318,40 @@ func skippedHint(info RunInfo) string {
 	default:
 		return dup + "; of the others, " + retryHint(other, info.SkippedRetryable)
 	}
+}
+
+// failedHint is retryHint for the failures of this run, c.Failed, of
+// which c.Duplicates are duplicate ids: those are no bad inputs, and the
+// hint says which inputs share ids (shared) and how to give them ids of
+// their own.
+func failedHint(c Counts, shared []sources.SharedIDs) string {
+	if c.Duplicates <= 0 {
+		return retryHint(c.Failed, c.Retryable)
+	}
+	var which string
+	switch {
+	case len(shared) == 1:
+		which = fmt.Sprintf(" (%s repeats %s of %s)", shared[0].Later, plural(shared[0].Count, "id"), shared[0].Earlier)
+	case len(shared) > 1:
+		which = fmt.Sprintf(" (%s repeats %s of %s, and %d more pairs of inputs share ids: see the warnings)",
+			shared[0].Later, plural(shared[0].Count, "id"), shared[0].Earlier, len(shared)-1)
+	}
+	how := "an --id-column whose keys differ across the inputs, or --id-column - for ids made of each file's id and row number"
+	if len(shared) > 0 && !slices.ContainsFunc(shared, func(s sources.SharedIDs) bool {
+		return strings.HasSuffix(strings.ToLower(s.Earlier), ".parquet") || strings.HasSuffix(strings.ToLower(s.Later), ".parquet")
+	}) {
+		how = "rename or move the files, or pass them so that their paths relative to the inputs differ" // no Parquet keys involved
+	}
+	dup := fmt.Sprintf("%d %s duplicate ids%s: ids are one namespace across all inputs, and the first input, member or row with an id keeps it, "+
+		"so a retry does not embed these; to embed them, give the inputs ids that differ (%s) and run into a new output directory",
+		c.Duplicates, isAre(c.Duplicates), which, how)
+	if c.Duplicates == 1 {
+		dup = "1 is a duplicate id" + strings.TrimPrefix(dup, "1 is duplicate ids")
+	}
+	if other := c.Failed - c.Duplicates; other > 0 {
+		return dup + "; of the others, " + retryHint(other, c.Retryable)
+	}
+	return dup
 }
 
 // retryHint says what can be done about failed inputs of which retryable

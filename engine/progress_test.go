@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/maeembed/maeembed/pipeline"
+	"github.com/maeembed/maeembed/sources"
 )
 
 // The bar (forced on a buffer, as on a terminal) shows done/total, the
@@ -172,6 +173,12 @@ func TestSummaryRetryHint(t *testing.T) {
 		{Counts{Written: 1, Failed: 2, Retryable: 2}, RunInfo{}, "rerun with --retry-errors to process those inputs again", "bad"},
 		{Counts{Written: 1, Failed: 3, Retryable: 1}, RunInfo{}, "1 is of a kind a retry can fix (memory budget, resources, I/O): once their cause is fixed (e.g. a larger --memory-budget), rerun with --retry-errors to process them again; the others are bad inputs", "process  them"},
 		{Counts{Skipped: 3}, RunInfo{SkippedFailed: 2}, "the inputs themselves are bad", "--retry-errors"},
+		{Counts{Written: 1, Failed: 2, Duplicates: 2}, RunInfo{}, "2 are duplicate ids: ids are one namespace across all inputs", "bad"},
+		{Counts{Written: 1, Failed: 3, Duplicates: 2}, RunInfo{}, "; of the others, the input itself is bad", "inputs themselves"},
+		{Counts{Written: 1, Failed: 1, Duplicates: 1}, RunInfo{SharedIDs: []sources.SharedIDs{{Earlier: "a.parquet", Later: "b.parquet", Count: 1}}},
+			"1 is a duplicate id (b.parquet repeats 1 id of a.parquet): ids are one namespace", "bad"},
+		{Counts{Written: 1, Failed: 1, Duplicates: 1}, RunInfo{SharedIDs: []sources.SharedIDs{{Earlier: "s.tar", Later: "t/s.tar/x.png", Count: 1}}},
+			"(rename or move the files", "--id-column"},
 		{Counts{Skipped: 3}, RunInfo{SkippedFailed: 2, SkippedRetryable: 1}, "the other is bad", ""},
 	} {
 		var buf bytes.Buffer

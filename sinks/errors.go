@@ -118,14 +118,20 @@ var retryableMarkers = []string{
 
 // DuplicateIDMarker ends the error of a tar member or Parquet row whose
 // id an earlier member or row has (the sources package's "duplicate id"
-// error): the first one keeps the id, each later one is an error row.
-const DuplicateIDMarker = ": an earlier member or row has it"
+// error), and DuplicateIDInputMarker that of an item (a file, member or
+// row) whose id an earlier input has: the first one keeps the id, each
+// later one is an error row.
+const (
+	DuplicateIDMarker      = ": an earlier member or row has it"
+	DuplicateIDInputMarker = ": an earlier input has it (ids are one namespace across all inputs)"
+)
 
 // DuplicateIDError reports whether an error row's error is a duplicate
-// id's (DuplicateIDMarker): never a retryable one, as a retry fails it
-// again, or drops it when the id has the first one's output.
+// id's (DuplicateIDMarker, DuplicateIDInputMarker): never a retryable
+// one, as a retry fails it again, or drops it when the id has the first
+// one's output.
 func DuplicateIDError(msg string) bool {
-	return strings.HasSuffix(msg, DuplicateIDMarker) && strings.Contains(msg, "duplicate id ")
+	return (strings.HasSuffix(msg, DuplicateIDMarker) || strings.HasSuffix(msg, DuplicateIDInputMarker)) && strings.Contains(msg, "duplicate id ")
 }
 
 // RetryableError reports whether an error row's error (its error column)

@@ -285,3 +285,51 @@ func PublishedFormats(dir string) ([]string, error) {
 	slices.Sort(formats)
 	return slices.Compact(formats), nil
 }
+
+// OutputOf says whether dir, whose entry names are names (one os.ReadDir),
+// is recognisably a maeembed output directory, and what marks it ("" when
+// it is not): reconstruct's PNG settings file (maeembed-png.json), a kind
+// lock file of a run (.maeembed-kind-*.lock), or a published part
+// (part-NNNNN.parquet / .arrow, metadata.parquet of an npy set, or an
+// error part under errors/) whose file metadata has maeembed.* keys. A
+// part named so without such keys (another tool's part-00000.parquet)
+// does not mark it. Only the candidates' metadata is read: a directory
+// of images costs no extra I/O.
+func OutputOf(dir string, names []string) string {
+	for _, n := range names {
+		if n == pngMetaName || strings.HasPrefix(n, kindPrefix) && strings.HasSuffix(n, lockSuffix) {
+			return n
+		}
+	}
+	for _, n := range names {
+		if m := partRe.FindStringSubmatch(n); n == metadataName || m != nil && (m[3] == "parquet" || m[3] == "arrow") {
+			if hasOutputMeta(filepath.Join(dir, n)) {
+				return n
+			}
+		}
+		if n == errorsDir {
+			ents, _ := os.ReadDir(filepath.Join(dir, n))
+			for _, e := range ents {
+				if m := partRe.FindStringSubmatch(e.Name()); m != nil && m[3] == "parquet" && hasOutputMeta(filepath.Join(dir, n, e.Name())) {
+					return filepath.Join(n, e.Name())
+				}
+			}
+		}
+	}
+	return ""
+}
+
+// hasOutputMeta reports whether the Parquet or Arrow file at path carries
+// maeembed.* file metadata (a file that cannot be read does not).
+func hasOutputMeta(path string) bool {
+	kv, err := fileMetadata(path)
+	if err != nil {
+		return false
+	}
+	for k := range kv {
+		if strings.HasPrefix(k, "maeembed.") {
+			return true
+		}
+	}
+	return false
+}

@@ -115,6 +115,9 @@ func TestReadDoneCountsDuplicateRows(t *testing.T) {
 		{ID: "a.tar/big.png", Stage: "read", Error: fmt.Sprintf(dup, "big.png", "big.png")},
 		{ID: "a.tar/input/output error.png", Stage: "read", Error: fmt.Sprintf(dup, "input/output error.png", "input/output error.png")},
 		{ID: "bad.jpg", Stage: "decode", Error: "unknown format"},
+		// An item whose id an earlier input has (another file, a tar, a
+		// Parquet file): a duplicate too.
+		{ID: "x.png", Stage: "read", Error: `read /in/t/x.png: duplicate id "x.png" (first in /in/input/output.tar): an earlier input has it (ids are one namespace across all inputs)`},
 	}
 	if err := ew.Write(rows); err != nil {
 		t.Fatal(err)
@@ -134,6 +137,7 @@ func TestReadDoneCountsDuplicateRows(t *testing.T) {
 		{"a.tar/big.png", 3, 2, true, true},
 		{"a.tar/input/output error.png", 1, 1, true, false},
 		{"bad.jpg", 1, 0, true, false},
+		{"x.png", 1, 1, true, false},
 	} {
 		if done.Rows[c.id] != c.rows || done.Duplicates[c.id] != c.dups || done.Failed[c.id] != c.failed || done.Retryable[c.id] != c.retries {
 			t.Errorf("%s: %d rows, %d duplicates, failed %v, retryable %v; want %d, %d, %v, %v", c.id,

@@ -154,14 +154,14 @@ func noImageFiles(subject string, ignored int) error {
 // again (read once), which ignored does not include. listRelative says
 // whether a list (a list file or stdin) named a relative path: its ids
 // are then relative to the working directory.
-func expand(inputs []string, stdin io.Reader, exts, skip []string) (entries []entry, ignored, repeated int, listRelative bool, err error) {
+func expand(inputs []string, stdin io.Reader, exts, skip []string, hooks walkHooks) (entries []entry, ignored, repeated int, listRelative bool, err error) {
 	var out []entry
 	// Real paths of walked directories (symlink loops), and of skip with
 	// the value false.
-	visited := map[string]bool{}
+	visited := &walkState{visited: map[string]bool{}, walkHooks: hooks}
 	for _, d := range skip {
 		if real, err := realpath.Of(d); err == nil {
-			visited[real] = false
+			visited.visited[real] = false
 		}
 	}
 	add := func(e entry) { e.named = true; out = append(out, e) }
@@ -197,15 +197,15 @@ func expand(inputs []string, stdin io.Reader, exts, skip []string) (entries []en
 		switch {
 		case err == nil && fi.IsDir():
 			if real, rerr := realpath.Of(in); rerr == nil {
-				if walked, ok := visited[real]; ok && !walked {
+				if walked, ok := visited.visited[real]; ok && !walked {
 					// Not walked, as the output inside an input is not:
 					// say so rather than that it holds no image files.
 					return nil, 0, 0, false, fmt.Errorf("%w: input directory %s is the run's output directory: give the output a directory of its own (the inputs' files would be taken for outputs, and outputs for inputs on a rerun)", config.ErrUsage, in)
 				}
 			}
-			n, walked, skipped := len(out), len(visited), ignored
+			n, walked, skipped := len(out), len(visited.visited), ignored
 			walk(filepath.Clean(in), filepath.Clean(in), "", visited, found)
-			if len(out) == n && len(visited) > walked {
+			if len(out) == n && len(visited.visited) > walked {
 				// As a glob that matches nothing: most likely a wrong path.
 				return nil, 0, 0, false, noImageFiles("input directory "+in+" holds", ignored-skipped)
 			}
@@ -304,7 +304,7 @@ func patternExt(pattern string) string {
 // file's directory (as tar -T, and as a list on stdin must be). Listed
 // files keep the listed path (cleaned) as id; listed directories are
 // walked with ids under the listed path. A relative path sets *relative.
-func expandList(name string, r io.Reader, visited map[string]bool, relative *bool, add, found func(entry)) error {
+func expandList(name string, r io.Reader, visited *walkState, relative *bool, add, found func(entry)) error {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64*1024), 1<<20)
 	for n := 1; sc.Scan(); n++ {
@@ -339,12 +339,33 @@ func globRoot(pattern string) string {
 	return filepath.Clean(dir)
 }
 
+// walkHooks are what walks report besides entries: the ids of the
+// directories listed in full (Options.ContainerRead) and which directories
+// are another run's output (Options.OtherOutput); nil fields are not
+// called.
+type walkHooks struct {
+	listed func(id string)
+	other  func(dir string, names []string) string
+}
+
+// walkState is what the walks of one expand share: the real paths of the
+// directories walked (true) or not to walk (false: Options.SkipDirs), and
+// the hooks.
+type walkState struct {
+	visited map[string]bool
+	walkHooks
+}
+
 // walk lists regular files under dir recursively, following symlinks but
 // never entering a directory twice (which also breaks symlink loops: what a
 // second path leads to is listed under the first, so nothing is lost). A
 // directory that cannot be listed and a broken symlink are error entries,
-// so what a walk could not see is counted as failed, never silently absent.
-func walk(dir, root, idPrefix string, visited map[string]bool, add func(entry)) {
+// so what a walk could not see is counted as failed, never silently absent;
+// one listed in full is reported to w.listed under its id (an error entry's
+// id when it could not be listed). A directory below root that w.other
+// recognises as another run's output is skipped with a warning; root itself
+// (named as an input) is walked whatever it is.
+func walk(dir, root, idPrefix string, w *walkState, add func(entry)) {
 	idOf := func(p string) string {
 		rel, _ := filepath.Rel(root, p)
 		if rel == "." {
@@ -365,7 +386,7 @@ func walk(dir, root, idPrefix string, visited map[string]bool, add func(entry)) 
 		failed(dir, fmt.Errorf("directory: %w", err))
 		return
 	}
-	if walked, ok := visited[real]; ok {
+	if walked, ok := w.visited[real]; ok {
 		if walked {
 			slog.Warn("skipping directory already listed (symlink loop or duplicate)", "path", dir, "target", real)
 		} else {
@@ -373,11 +394,28 @@ func walk(dir, root, idPrefix string, visited map[string]bool, add func(entry)) 
 		}
 		return
 	}
-	visited[real] = true
+	w.visited[real] = true
 	ents, err := os.ReadDir(dir)
 	if err != nil {
 		// ReadDir returns what it read before the error: those still count.
 		failed(dir, fmt.Errorf("directory: %w", err))
+	}
+	if w.other != nil && len(ents) > 0 {
+		names := make([]string, len(ents))
+		for i, e := range ents {
+			names[i] = e.Name()
+		}
+		if what := w.other(dir, names); what != "" {
+			if dir != root {
+				slog.Warn("skipping a maeembed output directory inside an input: its files are another run's outputs, not inputs (name it as an input to read it anyway)",
+					"path", dir, "marked_by", what)
+				return
+			}
+			slog.Info("the input directory is a maeembed output directory: reading it, as it is named as an input", "path", dir, "marked_by", what)
+		}
+	}
+	if err == nil && w.listed != nil {
+		w.listed(idOf(dir))
 	}
 	for _, e := range ents {
 		p := filepath.Join(dir, e.Name())
@@ -393,7 +431,7 @@ func walk(dir, root, idPrefix string, visited map[string]bool, add func(entry)) 
 		}
 		switch {
 		case mode.IsDir():
-			walk(p, root, idPrefix, visited, add)
+			walk(p, root, idPrefix, w, add)
 		case mode.IsRegular():
 			add(entry{path: p, id: idOf(p), kind: kindOf(p)})
 		default: // FIFO, device, socket

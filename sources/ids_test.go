@@ -262,6 +262,73 @@ func TestTruncatedTarBlamesTheCutMember(t *testing.T) {
 	}
 }
 
+// writeKeyedParquet writes a Parquet file with a "key" string column and a
+// "jpg" binary column, one row per key, whose bytes are data[i].
+func writeKeyedParquet(t *testing.T, path string, keys []string, data []string) {
+	t.Helper()
+	schema := arrow.NewSchema([]arrow.Field{{Name: "key", Type: arrow.BinaryTypes.String}, {Name: "jpg", Type: arrow.BinaryTypes.Binary}}, nil)
+	b := array.NewRecordBuilder(memory.DefaultAllocator, schema)
+	defer b.Release()
+	for i, k := range keys {
+		b.Field(0).(*array.StringBuilder).Append(k)
+		b.Field(1).(*array.BinaryBuilder).Append([]byte(data[i]))
+	}
+	rec := b.NewRecord()
+	defer rec.Release()
+	write(t, path, string(parquetBytes(t, rec)))
+}
+
+// Ids are one namespace over every kind of input: a plain file whose id is
+// also a Parquet row's key or a tar member's id is a duplicate like a tar
+// member met twice, whichever comes first; the second is the error item
+// and names the input that has the id, and a resumed reader asks
+// DoneRepeat about it as about a member met twice.
+func TestDuplicateIDsAcrossKindsOfInput(t *testing.T) {
+	dir := t.TempDir()
+	d := filepath.Join(dir, "d")
+	write(t, filepath.Join(d, "a.png"), "F")
+	writeKeyedParquet(t, filepath.Join(d, "p.parquet"), []string{"a.png", "b.png"}, []string{"P0", "P1"})
+	// s.tar (named) has the member s.tar/x.png; t/s.tar/x.png is a file
+	// with that id, read after the tar.
+	writeTar(t, filepath.Join(dir, "s.tar"), false, [][2]string{{"x.png", "T"}})
+	write(t, filepath.Join(dir, "t", "s.tar", "x.png"), "X")
+
+	for _, c := range []struct {
+		inputs  []string
+		want    []string
+		repeats string
+	}{
+		{[]string{d}, []string{"a.png=F", `a.png!read ` + filepath.Join(d, "p.parquet") + `#0: duplicate id "a.png" (first in ` + filepath.Join(d, "a.png") + "): an earlier input has it (ids are one namespace across all inputs)", "b.png=P1"}, "a.png#1"},
+		{[]string{filepath.Join(dir, "s.tar"), filepath.Join(dir, "t")}, []string{"s.tar/x.png=T", `s.tar/x.png!read ` + filepath.Join(dir, "t", "s.tar", "x.png") + `: duplicate id "s.tar/x.png" (first in ` + filepath.Join(dir, "s.tar") + "): an earlier input has it (ids are one namespace across all inputs)"}, "s.tar/x.png#1"},
+	} {
+		r, err := Open(c.inputs, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := readAll(t, r)
+		if len(got) != len(c.want) {
+			t.Fatalf("%v: got %q, want %q", c.inputs, got, c.want)
+		}
+		for i := range got {
+			if !strings.HasPrefix(got[i], c.want[i]) {
+				t.Errorf("%v: item %d: %q, want %q…", c.inputs, i, got[i], c.want[i])
+			}
+		}
+		var repeats []string
+		r, err = Open(c.inputs, Options{Done: func(string) bool { return true },
+			DoneRepeat: func(id string, n int) bool { repeats = append(repeats, fmt.Sprint(id, "#", n)); return true }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := readAll(t, r); len(got) != 0 {
+			t.Errorf("%v, all done: read %q", c.inputs, got)
+		}
+		if strings.Join(repeats, " ") != c.repeats {
+			t.Errorf("%v: skipped repeats %q, want %q", c.inputs, repeats, c.repeats)
+		}
+	}
+}
+
 // A repeat that also fails to read (cut short, a link) is still a
 // duplicate id's error, its other failure kept in the text: a resumed run
 // counts it among the id's repeats and never reads it for another row.

@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
+	"slices"
 	"strings"
 	"sync/atomic"
 )
@@ -35,35 +36,71 @@ type Reader struct {
 	acks         ackCounter
 	budget       Budget // nil: unbounded
 
-	// Ids of container members and rows seen so far (128-bit hashes: 16
-	// bytes and a map slot per member, not the id), to catch two with one
-	// id: an id column with a repeated value, a tar with a member twice.
-	// Two hashes under independent seeds: with one 64-bit hash, two
+	// Ids of the items seen so far, each with the index in entries of the
+	// input that had it first (128-bit hashes: a map slot per item, not
+	// the id), to catch two items with one id: an id column with a
+	// repeated value, a tar with a member twice, a file whose id is also
+	// a tar member's or a Parquet row's, two Parquet files with the same
+	// keys. Two hashes under independent seeds: with one 64-bit hash, two
 	// distinct ids among 10⁸ would collide (and one be dropped as a
-	// duplicate) with a chance of ~3·10⁻⁴; with 128 bits, ~10⁻²³.
-	seeds   [2]maphash.Seed
-	seenIDs map[[2]uint64]struct{}
+	// duplicate) with a chance of ~3·10⁻⁴; with 128 bits, ~10⁻²³. Plain
+	// files are only added when there are containers: expand refuses two
+	// files with one id before the run starts.
+	seeds      [2]maphash.Seed
+	seenIDs    map[[2]uint64]int32
+	containers bool
 	// repeats counts the repeats of each id seen more than once (n of
 	// Options.DoneRepeat).
 	repeats map[[2]uint64]int
+	// shared lists the pairs of inputs where the later repeats ids of the
+	// earlier (SharedIDs), at sharedAt[{earlier, later}] (their indices in
+	// entries).
+	shared   []SharedIDs
+	sharedAt map[[2]int32]int
 }
 
-// duplicateIDEnd ends the error of a member or row whose id an earlier one
-// has ("duplicate id %q" before it); error rows are told apart by it on
-// resume (sinks.DuplicateIDMarker, the same text).
-const duplicateIDEnd = ": an earlier member or row has it"
+// SharedIDs is a pair of inputs where the later one holds ids that the
+// earlier one has already given: each such item of Later is a "duplicate
+// id" error item (ids name one image across all inputs). Count is how
+// many of Later's items (in any shard) repeat an id of Earlier.
+type SharedIDs struct {
+	Earlier, Later string // the inputs' paths
+	Count          int64
+}
 
-// duplicateError is the error of a member or row whose id an earlier one
-// has. cause, if not nil, is what else went wrong reading it (a member cut
-// short, over the size limit, not a regular file): kept in the text, but
-// the error is the duplicate's whatever happened, so a resumed run counts
-// the row among the repeats of the id (Options.DoneRepeat) and never
-// reads the member again for another row.
-func duplicateError(id string, cause error) error {
-	if cause == nil {
-		return fmt.Errorf("duplicate id %q%s", id, duplicateIDEnd)
+// ErrDuplicateID is the error (wrapped in the item's *ReadError) of an
+// item whose id an earlier item already has: the earlier one keeps the
+// id, this one becomes an error row.
+var ErrDuplicateID = errors.New("duplicate id")
+
+// duplicateIDEnd ends the error of a member or row whose id an earlier one
+// of the same input has ("duplicate id %q" before it), and
+// duplicateInputEnd that of an item whose id an earlier input has; error
+// rows are told apart by them on resume (sinks.DuplicateIDMarker and
+// sinks.DuplicateIDInputMarker, the same texts).
+const (
+	duplicateIDEnd    = ": an earlier member or row has it"
+	duplicateInputEnd = ": an earlier input has it (ids are one namespace across all inputs)"
+)
+
+// duplicateError is the error of an item of the current entry whose id
+// the item of entries[first] had earlier (ErrDuplicateID). cause, if not
+// nil, is what else went wrong reading it (a member cut short, over the
+// size limit, not a regular file): kept in the text, but the error is the
+// duplicate's whatever happened, so a resumed run counts the row among the
+// repeats of the id (Options.DoneRepeat) and never reads the item again
+// for another row.
+func (r *Reader) duplicateError(id string, first int, cause error) error {
+	var err error
+	if first == r.next-1 {
+		err = fmt.Errorf("%w %q%s", ErrDuplicateID, id, duplicateIDEnd)
+	} else {
+		err = fmt.Errorf("%w %q (first in %s)%s", ErrDuplicateID, id, r.entries[first].path, duplicateInputEnd)
 	}
-	return fmt.Errorf("%w; duplicate id %q%s", cause, id, duplicateIDEnd)
+	if cause == nil {
+		return err
+	}
+	return fmt.Errorf("%w; %w", cause, err)
 }
 
 // container iterates the members of a tar or the rows of a Parquet file.
@@ -126,7 +163,11 @@ func OpenWith(inputs []string, stdin io.Reader, opts Options) (*Reader, error) {
 	if err := checkImageRoot(opts.ImageRoot); err != nil {
 		return nil, err
 	}
-	entries, ignored, repeated, listRelative, err := expand(inputs, stdin, opts.Extensions, opts.SkipDirs)
+	var listed func(string)
+	if opts.ContainerRead != nil {
+		listed = func(id string) { opts.ContainerRead(EscapeID(id)) }
+	}
+	entries, ignored, repeated, listRelative, err := expand(inputs, stdin, opts.Extensions, opts.SkipDirs, walkHooks{listed: listed, other: opts.OtherOutput})
 	if err != nil {
 		return nil, err
 	}
@@ -141,7 +182,10 @@ func OpenWith(inputs []string, stdin io.Reader, opts Options) (*Reader, error) {
 	if repeated > 0 {
 		slog.Info("ignored repeated inputs (a path given more than once is read once)", "repeated", repeated)
 	}
-	r := &Reader{opts: opts, entries: entries, seeds: [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()}, seenIDs: map[[2]uint64]struct{}{}}
+	r := &Reader{opts: opts, entries: entries, seeds: [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()}, seenIDs: map[[2]uint64]int32{}, sharedAt: map[[2]int32]int{}}
+	for _, e := range entries {
+		r.containers = r.containers || e.kind != kindFile
+	}
 	r.ignored.Store(int64(ignored + repeated))
 	r.repeated = int64(repeated)
 	r.listRelative = listRelative
@@ -306,11 +350,14 @@ func (r *Reader) Next(ctx context.Context) (Item, error) {
 		case kindFile:
 			idx := r.index
 			id := EscapeID(e.id)
-			if !r.wanted(id) {
+			took, first := r.take(id)
+			if !took {
 				continue
 			}
 			it := Item{ID: id, Pos: Position{Index: idx, Path: e.path, Row: -1}}
 			switch {
+			case first >= 0:
+				it.Err = &ReadError{Path: e.path, Err: r.duplicateError(id, first, e.err)}
 			case e.err != nil:
 				it.Err = &ReadError{Path: e.path, Err: e.err}
 			case !r.opts.NoData:
@@ -356,24 +403,13 @@ func (r *Reader) nextMember(ctx context.Context) (it Item, ok bool, err error) {
 	e := r.curE
 	var idx int64
 	var id string
-	var dup, took bool
+	var took bool
+	first := -1 // the entry whose item had id first, if any (take)
 	want := func(member string, row int64, key string) bool {
 		r.curSeen = true
 		idx = r.index
 		id = memberID(e, member, row, key)
-		h := [2]uint64{maphash.String(r.seeds[0], id), maphash.String(r.seeds[1], id)}
-		_, dup = r.seenIDs[h]
-		r.seenIDs[h] = struct{}{}
-		done := r.opts.Done
-		if dup && r.opts.DoneRepeat != nil {
-			if r.repeats == nil {
-				r.repeats = map[[2]uint64]int{}
-			}
-			r.repeats[h]++
-			n := r.repeats[h]
-			done = func(id string) bool { return r.opts.DoneRepeat(id, n) }
-		}
-		took = r.wantedBy(id, done)
+		took, first = r.take(id)
 		return took
 	}
 	// The container may pass over any number of members or rows (done,
@@ -410,10 +446,10 @@ func (r *Reader) nextMember(ctx context.Context) (it Item, ok bool, err error) {
 	}
 	if err != nil && (member != "" || row >= 0) && (!asked || askedMember != member || askedRow != row) {
 		// Failed before want was asked about it: a row whose id could not
-		// be read. idx, id and dup are those of a row passed over before
+		// be read. idx, id and first are those of a row passed over before
 		// it, or unset: this row has the next index, and its row id
 		// (FILE/ROW), the same in every run; it is no repeat of anything.
-		idx, id, dup = r.index, memberID(e, member, row, ""), false
+		idx, id, first = r.index, memberID(e, member, row, ""), -1
 		took = r.wanted(id)
 	}
 	var me *memberError
@@ -423,8 +459,8 @@ func (r *Reader) nextMember(ctx context.Context) (it Item, ok bool, err error) {
 		}
 		pos := Position{Index: idx, Path: e.path, Member: member, Row: row}
 		err := me.err
-		if dup {
-			err = duplicateError(id, err)
+		if first >= 0 {
+			err = r.duplicateError(id, first, err)
 		}
 		return r.emit(Item{ID: id, Pos: pos, Err: &ReadError{Path: pos.String(), Err: err}}), true, nil
 	}
@@ -444,22 +480,80 @@ func (r *Reader) nextMember(ctx context.Context) (it Item, ok bool, err error) {
 			return Item{}, false, nil
 		}
 		pos := Position{Index: idx, Path: e.path, Member: member, Row: row}
-		if dup {
-			err = duplicateError(id, err)
+		if first >= 0 {
+			err = r.duplicateError(id, first, err)
 		}
 		return r.emit(Item{ID: id, Pos: pos, Err: &ReadError{Path: pos.String(), Err: err}}), true, nil
 	}
 	pos := Position{Index: idx, Path: e.path, Member: member, Row: row}
-	if dup {
+	if first >= 0 {
 		// Both would be stored under one id, and a resumed run would take
 		// the second for done: the first keeps the id, this one is an error.
 		if release != nil {
 			release()
 		}
-		return r.emit(Item{ID: id, Pos: pos, Err: &ReadError{Path: pos.String(), Err: duplicateError(id, nil)}}), true, nil
+		return r.emit(Item{ID: id, Pos: pos, Err: &ReadError{Path: pos.String(), Err: r.duplicateError(id, first, nil)}}), true, nil
 	}
 	return r.emit(Item{ID: id, Pos: pos, Data: data, Release: release}), true, nil
 }
+
+// take is wanted for the item with id of the current entry (the last one
+// opened), after the duplicate check that every kind of item shares:
+// first is the index in entries of the input whose item had id earlier,
+// -1 if none. Such a repeat is decided by Options.DoneRepeat, when set,
+// instead of Done: the n-th repeat of the id (over every shard) is done
+// when the run that took it recorded n duplicate-id rows for it.
+func (r *Reader) take(id string) (took bool, first int) {
+	first, h := r.remember(id)
+	done := r.opts.Done
+	if first >= 0 && r.opts.DoneRepeat != nil {
+		if r.repeats == nil {
+			r.repeats = map[[2]uint64]int{}
+		}
+		r.repeats[h]++
+		n := r.repeats[h]
+		done = func(id string) bool { return r.opts.DoneRepeat(id, n) }
+	}
+	return r.wantedBy(id, done), first
+}
+
+// remember adds id, of an item of the current entry, to the ids seen and
+// returns the index of the entry that had it first, or -1 when it is new,
+// with the id's hash. A repeat across two inputs is counted in shared and,
+// the first time for a pair, logged.
+func (r *Reader) remember(id string) (first int, h [2]uint64) {
+	cur := r.next - 1
+	if r.entries[cur].kind == kindFile && !r.containers {
+		return -1, h // expand refused two files with one id
+	}
+	h = [2]uint64{maphash.String(r.seeds[0], id), maphash.String(r.seeds[1], id)}
+	f, dup := r.seenIDs[h]
+	if !dup {
+		r.seenIDs[h] = int32(cur)
+		return -1, h
+	}
+	if int(f) != cur {
+		pair := [2]int32{f, int32(cur)}
+		i, ok := r.sharedAt[pair]
+		if !ok {
+			i = len(r.shared)
+			r.sharedAt[pair] = i
+			r.shared = append(r.shared, SharedIDs{Earlier: r.entries[f].path, Later: r.entries[cur].path})
+			slog.Warn("an input repeats ids of an earlier input: ids are one namespace across all inputs, so its items with those ids are \"duplicate id\" error rows "+
+				"(give the inputs distinct keys, e.g. an --id-column unique across them, or --id-column - for ids made of the file's id and row number)",
+				"input", r.entries[cur].path, "earlier", r.entries[f].path, "id", id)
+		}
+		r.shared[i].Count++
+	}
+	return int(f), h
+}
+
+// SharedIDs lists the pairs of inputs where the later one repeats ids
+// of the earlier one (their items are "duplicate id" error items), in the
+// order first met, with how many items of the later repeat ids of the
+// earlier; those of one input within itself (a tar with a member twice)
+// are not listed. Call it after the last Next.
+func (r *Reader) SharedIDs() []SharedIDs { return slices.Clone(r.shared) }
 
 // containerError is the error item of a tar or Parquet file that could not
 // be opened or read, under the file's own id; ok is false when this shard

@@ -115,8 +115,9 @@ type Options struct {
 	// Done reports ids already finished by an earlier run (resume); they are
 	// skipped after sharding, so shards are stable across reruns.
 	Done func(id string) bool `yaml:"-"`
-	// DoneRepeat, if set, decides instead of Done for a tar member or
-	// Parquet row whose id an earlier member or row has: the n-th repeat
+	// DoneRepeat, if set, decides instead of Done for an item (a file,
+	// tar member or Parquet row) whose id an earlier item has, of the same
+	// input or another: the n-th repeat
 	// of the id (n >= 1, counted over every shard). A run that takes it
 	// makes it an error item ("duplicate id": the first keeps the id), so
 	// it is done when an earlier run recorded n such error rows for the
@@ -127,9 +128,11 @@ type Options struct {
 	OnAck func(it Item, err error) `yaml:"-"`
 	// ContainerRead, if set, is called with the id of each tar or Parquet
 	// file that was read to its end with at least one member or row, in
-	// any shard (its members may have failed, each under its own id): an
-	// error row under the container's own id from an earlier run (it could
-	// not be opened, was cut short, or had no image) no longer holds.
+	// any shard (its members may have failed, each under its own id), and
+	// of each directory a walk listed in full (when Open expands the
+	// inputs): an error row under that id from an earlier run (the file
+	// could not be opened, was cut short, or had no image; the directory
+	// could not be listed) no longer holds.
 	ContainerRead func(id string) `yaml:"-"`
 	// NoData leaves Item.Data nil (for --dry-run listings): files are not
 	// read. Tar and Parquet contents are still scanned for their members.
@@ -164,6 +167,13 @@ type Options struct {
 	// inside an input directory does not read (or count as ignored) what
 	// an earlier run wrote. Missing ones are left out.
 	SkipDirs []string `yaml:"-"`
+	// OtherOutput, if set, says whether a directory a walk enters, whose
+	// entries are names, is another maeembed run's output directory, and
+	// what marks it ("" if not; sinks.OutputOf): such a directory below an
+	// input directory is skipped with a warning naming it (reconstruct's
+	// PNG panels would be taken for images). One named as an input (on the
+	// command line or in a list) is read.
+	OtherOutput func(dir string, names []string) string `yaml:"-"`
 }
 
 // Stats counts what a Reader did so far.

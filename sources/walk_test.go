@@ -184,3 +184,41 @@ func TestInputIsTheOutputDir(t *testing.T) {
 		}
 	}
 }
+
+// A directory a walk lists in full is reported (ContainerRead) under the
+// id its error item had when it could not be listed, so a rerun that can
+// now list it drops that error row; one it still cannot list is not.
+func TestWalkReportsListedDirectories(t *testing.T) {
+	if os.Geteuid() == 0 {
+		// root lists a mode-000 directory: run this test as nobody.
+		asNobody(t, "TestWalkReportsListedDirectories")
+		return
+	}
+	root := filepath.Join(t.TempDir(), "root")
+	write(t, filepath.Join(root, "a.jpg"), "A")
+	write(t, filepath.Join(root, "locked", "x.jpg"), "X")
+	locked := filepath.Join(root, "locked")
+	if err := os.Chmod(locked, 0); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Chmod(locked, 0o755) })
+	read := func() (items, listed []string) {
+		t.Helper()
+		r, err := Open([]string{root}, Options{ContainerRead: func(id string) { listed = append(listed, id) }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return readAll(t, r), listed
+	}
+	items, listed := read()
+	if len(items) != 2 || !strings.HasPrefix(items[1], "locked!read ") || strings.Join(listed, " ") != "root" {
+		t.Errorf("locked: items %q, listed %q; want locked's error item and only root listed", items, listed)
+	}
+	if err := os.Chmod(locked, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	items, listed = read()
+	if strings.Join(items, " ") != "a.jpg=A locked/x.jpg=X" || strings.Join(listed, " ") != "root locked" {
+		t.Errorf("unlocked: items %q, listed %q; want both images and root, locked listed", items, listed)
+	}
+}

@@ -150,6 +150,8 @@ func Pretrain(ctx context.Context, j Job) (res *Result, err error) {
 	srcOpts := j.Sources
 	// An output inside an input directory holds no training images.
 	srcOpts.SkipDirs = append(srcOpts.SkipDirs[:len(srcOpts.SkipDirs):len(srcOpts.SkipDirs)], j.Options.Output)
+	// Nor does another run's output (reconstruct's PNG panels).
+	srcOpts.OtherOutput = sinks.OutputOf
 	src, err := sources.OpenWith(j.Inputs, j.Stdin, srcOpts)
 	if err != nil {
 		return nil, err

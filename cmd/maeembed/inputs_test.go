@@ -207,3 +207,63 @@ func TestCommandLineMistakesExitTwo(t *testing.T) {
 		}
 	}
 }
+
+// Two Parquet files with the same keys (splits that each number their rows
+// from 0): ids are one namespace, so every row of the second is a
+// duplicate id's error row; the summary says so, names the two files and
+// how to give them distinct ids, and does not call the inputs bad.
+func TestEmbedParquetFilesSharingKeys(t *testing.T) {
+	in, out := t.TempDir(), t.TempDir()
+	for _, n := range []string{"a.parquet", "b.parquet"} {
+		copyFile(t, "../../sources/testdata/img2dataset-parquet/00000.parquet", filepath.Join(in, n))
+	}
+	code, _, stderr := maeembed(t, append([]string{"embed", "-o", out, in}, tinyModel...)...)
+	if w, f, _ := summaryCounts(t, stderr); code != 0 || w != 3 || f != 3 {
+		t.Fatalf("exit %d, %d written, %d errors; want 0, 3, 3\n%s", code, w, f, stderr)
+	}
+	for _, want := range []string{"3 are duplicate ids (" + filepath.Join(in, "b.parquet") + " repeats 3 ids of " + filepath.Join(in, "a.parquet") + ")",
+		"--id-column", "new output directory"} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("the summary does not say %q:\n%s", want, stderr)
+		}
+	}
+	if strings.Contains(stderr, "themselves are bad") {
+		t.Errorf("the summary calls the inputs bad:\n%s", stderr)
+	}
+	// --id-column - gives the rows ids of their own (file id and row).
+	out = t.TempDir()
+	code, _, stderr = maeembed(t, append([]string{"embed", "-o", out, in, "--id-column", "-"}, tinyModel...)...)
+	if w, f, _ := summaryCounts(t, stderr); code != 0 || w != 6 || f != 0 {
+		t.Errorf("--id-column -: exit %d, %d written, %d errors; want 0, 6, 0\n%s", code, w, f, stderr)
+	}
+}
+
+// Another run's output inside an input directory is not inputs: embed
+// px/ after reconstruct --format png -o px/recon/ px/ takes px's images,
+// not the reconstructions, and warns once, naming px/recon; so does a
+// rerun beside an embedding output (px/emb2 holds part files). Named as an
+// input, an output directory is read: its PNG panels are images.
+func TestOtherRunsOutputInsideAnInput(t *testing.T) {
+	px := t.TempDir()
+	for _, n := range []string{"img_000.png", "img_001.png"} {
+		copyFile(t, filepath.Join(fixtures, "tiny32", "images", n), filepath.Join(px, n))
+	}
+	mustRun(t, append([]string{"reconstruct", "--format", "png", "-o", filepath.Join(px, "recon"), px}, tinyModel...)...)
+	mustRun(t, append([]string{"embed", "-o", filepath.Join(px, "emb2"), px}, tinyModel...)...)
+	out := filepath.Join(px, "emb")
+	stderr := runCounted(t, summary{2, 0, 0}, append([]string{"embed", "-o", out, px}, tinyModel...)...)
+	if got := strings.Join(embedIDs(t, out), " "); got != "img_000.png img_001.png" {
+		t.Errorf("ids %q, want px's two images only", got)
+	}
+	for _, d := range []string{"recon", "emb2"} {
+		if n := strings.Count(stderr, "skipping a maeembed output directory inside an input"); n != 2 ||
+			!strings.Contains(stderr, "path="+filepath.Join(px, d)+" ") {
+			t.Errorf("%d warnings, want one for each of recon and emb2, naming %s:\n%s", n, d, stderr)
+		}
+	}
+	named := t.TempDir()
+	runCounted(t, summary{2, 0, 0}, append([]string{"embed", "-o", named, filepath.Join(px, "recon")}, tinyModel...)...)
+	if got := strings.Join(embedIDs(t, named), " "); got != "img_000.png img_001.png" {
+		t.Errorf("recon named as an input: ids %q, want its two panels", got)
+	}
+}

@@ -500,6 +500,43 @@ func TestE2EDuplicateOfAFailedMember(t *testing.T) {
 	}
 }
 
+// Ids are one namespace over all kinds of input: a plain file whose id is
+// a tar member's (s.tar holds img_001.png, and t/s.tar/img_001.png is a
+// file, id s.tar/img_001.png) is a duplicate id like a member met twice:
+// the tar member, read first, is embedded, the file is an error row that
+// names the tar; reruns and --retry-errors treat it as they treat a member
+// met twice.
+func TestE2EFileDuplicatesTarMember(t *testing.T) {
+	root := t.TempDir()
+	shard := filepath.Join(root, "s.tar")
+	writeTar(t, shard, "img_001.png")
+	b, err := os.ReadFile(filepath.Join(fixtures, "tiny32", "images", "img_002.png"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(root, "t", "s.tar"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "t", "s.tar", "img_001.png"), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := t.TempDir()
+	args := []string{"embed", "-m", filepath.Join(fixtures, "tiny32", "hf"), "-o", out, shard, filepath.Join(root, "t")}
+	stderr := runCounted(t, summary{1, 1, 0}, args...)
+	const id = "s.tar/img_001.png"
+	if o, e := partIDs(t, out, "part-*.parquet"), partIDs(t, out, "errors/part-*.parquet"); o[id] != 1 || len(o) != 1 || e[id] != 1 || len(e) != 1 {
+		t.Fatalf("outputs %v, error rows %v: want %s once in each\n%s", o, e, id, stderr)
+	}
+	stderr = runCounted(t, summary{0, 0, 2}, args...)
+	if want := "embed: nothing to do: every input was already done, 1 of them as errors (1 duplicate id)\n"; !strings.Contains(stderr, want) {
+		t.Errorf("the rerun does not say %q:\n%s", want, stderr)
+	}
+	runCounted(t, summary{0, 0, 2}, append(args, "--retry-errors")...)
+	if o, e := partIDs(t, out, "part-*.parquet"), partIDs(t, out, "errors/part-*.parquet"); o[id] != 1 || len(o) != 1 || len(e) != 0 {
+		t.Errorf("after the retry: outputs %v, error rows %v: want %s once in the outputs only", o, e, id)
+	}
+}
+
 // A tar that holds a member twice whose first fails of a kind a retry can
 // get past (over the memory budget): the second is a duplicate id's error
 // row, which a retry fails again as a duplicate whatever the first one's
