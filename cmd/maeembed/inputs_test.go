@@ -263,7 +263,7 @@ func TestOtherRunsOutputInsideAnInput(t *testing.T) {
 	}
 	named := t.TempDir()
 	runCounted(t, summary{2, 0, 0}, append([]string{"embed", "-o", named, filepath.Join(px, "recon")}, tinyModel...)...)
-	if got := strings.Join(embedIDs(t, named), " "); got != "img_000.png img_001.png" {
-		t.Errorf("recon named as an input: ids %q, want its two panels", got)
+	if got := strings.Join(embedIDs(t, named), " "); got != "img_000.png.png img_001.png.png" {
+		t.Errorf("recon named as an input: ids %q, want its two panels (ID.png)", got)
 	}
 }
