@@ -201,7 +201,11 @@ func writeSummary(w io.Writer, cmd string, c Counts, info RunInfo, wall time.Dur
 	}
 	fmt.Fprintf(w, "\n%s: %s written, %s, %d skipped (already done)\n", cmd, plural(c.Written, "image"), plural(c.Failed, "error"), c.Skipped)
 	if c.Lost > 0 {
-		fmt.Fprintf(w, "%s: %s not published (rerun to resume)\n", cmd, plural(c.Lost, "image"))
+		rerun := "rerun to resume"
+		if info.PublishedAtEnd {
+			rerun = "an npy set is published only when its run ends, so a rerun processes them again"
+		}
+		fmt.Fprintf(w, "%s: %s not published (%s)\n", cmd, plural(c.Lost, "image"), rerun)
 	}
 	if info.Ignored > 0 {
 		fmt.Fprintf(w, "%s: %d ignored (%s)\n", cmd, info.Ignored, ignoredWhat(info.Ignored, info.Repeated))
@@ -265,6 +269,10 @@ type RunInfo struct {
 	// SkippedDuplicates is the part of SkippedFailed that is duplicate
 	// ids (Inputs.SkippedDuplicates).
 	SkippedDuplicates int64
+	// PublishedAtEnd: the output publishes its rows only when the run
+	// ends (an npy set), so rows it did not publish are not resumed: a
+	// rerun processes them again, and the summary says so.
+	PublishedAtEnd bool
 }
 
 // Summary ends a run's report: one machine-readable "done" log line (the

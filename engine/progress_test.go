@@ -157,6 +157,14 @@ func TestSummaryWording(t *testing.T) {
 	if out := buf.String(); !strings.Contains(out, "embed: 624 images written") || !strings.Contains(out, "96 images not published") {
 		t.Errorf("summary with unpublished rows:\n%s", out)
 	}
+	// An npy set is published at the end only: its rerun starts over
+	// rather than resuming (README, Resume).
+	buf.Reset()
+	Summary(&buf, "embed", Counts{Lost: 25}, RunInfo{PublishedAtEnd: true}, stats, time.Second)
+	if out := buf.String(); !strings.Contains(out, "25 images not published (an npy set is published only when its run ends, so a rerun processes them again)") ||
+		strings.Contains(out, "resume") {
+		t.Errorf("summary with unpublished npy rows:\n%s", out)
+	}
 }
 
 // The summary suggests --retry-errors only for errors a retry can fix
