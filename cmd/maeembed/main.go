@@ -80,10 +80,12 @@ Exit status:
   1  failed: every input failed (or any, with --fail-on-error), interrupted,
      the model did not load, the output directory refused the run
   2  usage error, before any input is processed: a command, flag or value
-     that is wrong; an INPUT, --config-file or --mask-noise that does not
-     exist; a --model name that is no file, builtin nor a preset; an
-     --output that is a file; a bad MAEEMBED_KERNEL or MAEEMBED_STRASSEN
-     value (a missing --model path is 1)`,
+     that is wrong; an INPUT or --config-file that does not exist; a
+     --mask-noise file that cannot be used (missing, not a float npy file,
+     a shape that does not fit, a value that is not finite); a --model
+     name that is no file, builtin nor a preset; an --output that is a
+     file; a bad MAEEMBED_KERNEL or MAEEMBED_STRASSEN value (a missing
+     --model path is 1)`,
 		Version:       version,
 		SilenceErrors: true,
 		SilenceUsage:  true,
