@@ -115,6 +115,34 @@ func TestConvertRefusesExistingOutput(t *testing.T) {
 	}
 }
 
+// convert -o FILE is a usage error (exit 2), as embed's is, with --force
+// too, naming the file; the file is left as it was and nothing is made
+// beside it.
+func TestConvertOutputIsAFile(t *testing.T) {
+	src := filepath.Join(fixtures, "tiny32", "hf")
+	dir := t.TempDir()
+	file := filepath.Join(dir, "model")
+	if err := os.WriteFile(file, []byte("mine\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, force := range []bool{false, true} {
+		args := []string{"convert", src, "-o", file}
+		if force {
+			args = append(args, "--force")
+		}
+		code, _, stderr := maeembed(t, args...)
+		if code != 2 || !strings.Contains(stderr, "--output "+file+" is a file") {
+			t.Errorf("convert -o FILE (--force %v): exit %d, want 2 saying it is a file\n%s", force, code, stderr)
+		}
+	}
+	if b, _ := os.ReadFile(file); string(b) != "mine\n" {
+		t.Error("the file was changed")
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 1 {
+		t.Errorf("convert left %d entries beside the file", len(ents))
+	}
+}
+
 // Two converts into one directory at once: the second is refused while
 // the first holds the lock file beside the directory (here a flock the
 // test holds, as a running convert does), with an error naming the
