@@ -92,6 +92,9 @@ func (c Config) Job(stdin io.Reader, progress io.Writer) (Job, error) {
 	case c.Keep < 0:
 		return Job{}, fmt.Errorf("%w: --keep-checkpoints %d: want 0 (all) or more", config.ErrUsage, c.Keep)
 	}
+	if err := engine.CheckOutputNotFile(c.Output); err != nil {
+		return Job{}, err
+	}
 	r, scaled := c.Recipe.ScaleWarmup(c.WarmupChosen)
 	if scaled {
 		slog.Info("warmup scaled to a tenth of --epochs (pass --warmup-epochs to choose)", "epochs", r.Epochs, "warmup_epochs", r.WarmupEpochs)

@@ -116,8 +116,8 @@ func TestConvertRefusesExistingOutput(t *testing.T) {
 }
 
 // convert -o FILE is a usage error (exit 2), as embed's is, with --force
-// too, naming the file; the file is left as it was and nothing is made
-// beside it.
+// too, naming the file; so is pretrain's. The file is left as it was and
+// nothing is made beside it.
 func TestConvertOutputIsAFile(t *testing.T) {
 	src := filepath.Join(fixtures, "tiny32", "hf")
 	dir := t.TempDir()
@@ -134,6 +134,10 @@ func TestConvertOutputIsAFile(t *testing.T) {
 		if code != 2 || !strings.Contains(stderr, "--output "+file+" is a file") {
 			t.Errorf("convert -o FILE (--force %v): exit %d, want 2 saying it is a file\n%s", force, code, stderr)
 		}
+	}
+	code, _, stderr := maeembed(t, "pretrain", "-m", filepath.Join(src, "config.json"), "-o", file, filepath.Join(fixtures, "tiny32", "images"))
+	if code != 2 || !strings.Contains(stderr, "--output "+file+" is a file") {
+		t.Errorf("pretrain -o FILE: exit %d, want 2 saying it is a file\n%s", code, stderr)
 	}
 	if b, _ := os.ReadFile(file); string(b) != "mine\n" {
 		t.Error("the file was changed")
