@@ -109,7 +109,37 @@ Exit status:
 		Run: func(c *cobra.Command, _ []string) { fmt.Fprintln(c.OutOrStdout(), "maeembed", version) },
 	})
 	completeFlagValues(root)
+	root.SetOut(e.stdout) // the completion scripts are written to what is set now
+	root.SetErr(e.stderr)
+	strictCompletion(root, args)
 	return root
+}
+
+// strictCompletion makes "maeembed completion" without a shell it knows
+// a usage error (exit 2), as an unknown command is: cobra's own prints
+// its help and succeeds, so "completion tcsh > file" looked like it
+// worked.
+func strictCompletion(root *cobra.Command, args []string) {
+	root.InitDefaultCompletionCmd(args...)
+	for _, c := range root.Commands() {
+		if c.Name() != "completion" {
+			continue
+		}
+		var shells []string
+		for _, s := range c.Commands() {
+			shells = append(shells, s.Name())
+		}
+		want := strings.Join(shells, ", ")
+		c.Args = func(_ *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return fmt.Errorf("%w: unknown shell %q: want one of %s", errUsage, args[0], want)
+			}
+			return nil
+		}
+		c.RunE = func(*cobra.Command, []string) error {
+			return fmt.Errorf("%w: completion needs a shell: one of %s (maeembed completion --help)", errUsage, want)
+		}
+	}
 }
 
 // kernelEnvHelp ends the help of the commands that run a model: the
