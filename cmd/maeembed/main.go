@@ -84,8 +84,10 @@ Exit status:
      --mask-noise file that cannot be used (missing, not a float npy file,
      a shape that does not fit, a value that is not finite); a --model
      name that is no file, builtin nor a preset; an --output that is a
-     file; a bad MAEEMBED_KERNEL or MAEEMBED_STRASSEN value (a missing
-     --model path is 1)`,
+     file; a bad MAEEMBED_KERNEL or MAEEMBED_STRASSEN value. A --model
+     value that names nothing on disk is a path, and missing (1), when it
+     holds a "/" or ends in .pth, .safetensors or .bin (pretrain: .json);
+     else it is a name (2)`,
 		Version:       version,
 		SilenceErrors: true,
 		SilenceUsage:  true,
