@@ -294,7 +294,7 @@ func Summary(w io.Writer, cmd string, c Counts, info RunInfo, stats []pipeline.S
 	switch errDir := filepath.Join(info.Output, "errors"); {
 	case info.Output == "":
 	case c.Failed > 0:
-		fmt.Fprintf(w, "%s: the errors are in %s; %s\n", cmd, errDir, retryHint(c.Failed, c.Retryable))
+		fmt.Fprintf(w, "%s: the errors are in %s; %s\n", cmd, errDir, retryHint(c.Failed, c.Retryable, c.OverBudget))
 	case info.SkippedFailed > 0:
 		// A rerun skips them as done: say so, or they look forgotten.
 		fmt.Fprintf(w, "%s: %d of the skipped inputs %s recorded as failed in %s by an earlier run%s; %s\n",
@@ -313,20 +313,26 @@ func skippedHint(info RunInfo) string {
 	const dup = "a duplicate id keeps the output of the first member or row that has it, and --retry-errors drops its error row"
 	switch other := info.SkippedFailed - info.SkippedDuplicates; {
 	case info.SkippedDuplicates <= 0:
-		return retryHint(info.SkippedFailed, info.SkippedRetryable)
+		return retryHint(info.SkippedFailed, info.SkippedRetryable, -1)
 	case other <= 0:
 		return dup
 	default:
-		return dup + "; of the others, " + retryHint(other, info.SkippedRetryable)
+		return dup + "; of the others, " + retryHint(other, info.SkippedRetryable, -1)
 	}
 }
 
 // retryHint says what can be done about failed inputs of which retryable
 // are of a kind a retry can get past once their cause is fixed
 // (sinks.RetryableError): --retry-errors only for those, since the others
-// are bad inputs (corrupt, truncated, not images) that fail again.
-func retryHint(failed, retryable int64) string {
-	const retry = "once their cause is fixed (e.g. a larger --memory-budget), rerun with --retry-errors to process"
+// are bad inputs (corrupt, truncated, not images) that fail again. Of
+// the retryable, overBudget are the memory budget's (-1: not known): only
+// then is a larger --memory-budget the example of a fix, not for a full
+// disk or a permission.
+func retryHint(failed, retryable, overBudget int64) string {
+	retry := "once their cause is fixed (their error column says what failed), rerun with --retry-errors to process"
+	if overBudget > 0 {
+		retry = "once their cause is fixed (e.g. a larger --memory-budget), rerun with --retry-errors to process"
+	}
 	const bad = "the input itself is bad, or does not fit the settings (e.g. a corrupt or truncated image, or one of another size with --resize none): a retry with the same settings fails it again"
 	switch {
 	case retryable <= 0:
