@@ -485,3 +485,28 @@ func TestHelpNamesKernelEnv(t *testing.T) {
 		}
 	}
 }
+
+// A value out of range that came from --config-file is refused naming the
+// file and its key, not only the flag the user did not type; a flag given
+// on the command line over it is named alone.
+func TestConfigFileValueErrorNamesTheKey(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "run.yaml")
+	if err := os.WriteFile(cfg, []byte("workers: -3\nbatch_size: 0\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	in := filepath.Join(fixtures, "tiny32", "images")
+	for _, args := range [][]string{
+		{"embed", "--config-file", cfg, "--batch-size", "2", "-o", filepath.Join(dir, "e"), in},
+		{"pretrain", "--config-file", cfg, "--batch-size", "2", "-o", filepath.Join(dir, "p"), in},
+	} {
+		code, _, stderr := maeembed(t, args...)
+		if code != 2 || !strings.Contains(stderr, "--workers -3") || !strings.Contains(stderr, "(from key workers of --config-file "+cfg+")") {
+			t.Errorf("%s with workers: -3 in the config file: exit %d\n%s", args[0], code, stderr)
+		}
+	}
+	code, _, stderr := maeembed(t, "embed", "--config-file", cfg, "--workers", "-2", "--batch-size", "2", "-o", filepath.Join(dir, "e"), in)
+	if code != 2 || !strings.Contains(stderr, "--workers -2") || strings.Contains(stderr, "from key") {
+		t.Errorf("--workers -2 over the config file's: exit %d\n%s", code, stderr)
+	}
+}
