@@ -247,7 +247,7 @@ func (b *Batch) NothingLeft(w io.Writer) error {
 // so) and returns its error: RunBatch's and NothingLeft's end.
 func (b *Batch) end(w io.Writer, c Counts, stats []pipeline.StageStats, wall time.Duration, err error, drained bool, firstError func() string) error {
 	Summary(w, b.Name, c, b.skippedInfo(RunInfo{Ignored: b.Inputs.Ignored(), Repeated: b.Inputs.Stats().Repeated, Budget: b.Preprocess.Budget,
-		Output: b.Options.Output, SharedIDs: b.Inputs.SharedIDs()}), stats, wall)
+		Output: b.Options.Output, SharedIDs: b.Inputs.SharedIDs(), PublishedAtEnd: b.Options.Format == "npy"}), stats, wall)
 	if err == nil && !drained && c.Lost == 0 {
 		// Every retried input has its new output or error row, published:
 		// the error rows they supersede can go.

@@ -65,7 +65,10 @@ type Image struct {
 	retryable bool
 	// duplicate: the error row is a duplicate id's (sources.ErrDuplicateID).
 	duplicate bool
-	owner     imageOwner
+	// overBudget: the error row is the memory budget's
+	// (sinks.OverBudgetError; Counts.OverBudget).
+	overBudget bool
+	owner      imageOwner
 }
 
 // imageOwner is the engine an Image belongs to.
@@ -247,6 +250,9 @@ type Counts struct {
 	// Duplicates is the part of Failed that is duplicate ids
 	// (sources.ErrDuplicateID): an earlier item has the id and keeps it.
 	Duplicates int64
+	// OverBudget is the part of Retryable that a larger memory budget
+	// fixes (sinks.OverBudgetError).
+	OverBudget int64
 	Lost       int64 // acked with an error: not durable (retried on resume or redelivered)
 	Skipped    int64 // already done by an earlier run (resume); set by the caller
 }
@@ -261,6 +267,7 @@ type Engine[R any] struct {
 	written, failed, lost atomic.Int64
 	retryable             atomic.Int64 // the part of failed of Counts.Retryable
 	duplicates            atomic.Int64 // the part of failed of Counts.Duplicates
+	overBudget            atomic.Int64 // the part of retryable of Counts.OverBudget
 	processed             atomic.Int64 // rows handed to a writer (Counts.Processed)
 	handed                int64        // rows given to the output (write stage only)
 	writeFailed           bool
@@ -338,13 +345,13 @@ func (e *Engine[R]) unref(im *Image) {
 		return
 	}
 	im.Item, im.CHW, im.Decoded, im.Width, im.Height = sources.Item{}, nil, nil, 0, 0
-	im.Err, im.Stage, im.release, im.ack, im.errorRow, im.retryable, im.duplicate = nil, "", nil, nil, false, false, false
+	im.Err, im.Stage, im.release, im.ack, im.errorRow, im.retryable, im.duplicate, im.overBudget = nil, "", nil, nil, false, false, false, false
 	e.images.Put(im)
 }
 
 // Counts is a snapshot of the run's advance; safe at any time.
 func (e *Engine[R]) Counts() Counts {
-	return Counts{Processed: e.processed.Load(), Written: e.written.Load(), Failed: e.failed.Load(), Retryable: e.retryable.Load(), Duplicates: e.duplicates.Load(), Lost: e.lost.Load()}
+	return Counts{Processed: e.processed.Load(), Written: e.written.Load(), Failed: e.failed.Load(), Retryable: e.retryable.Load(), Duplicates: e.duplicates.Load(), OverBudget: e.overBudget.Load(), Lost: e.lost.Load()}
 }
 
 // Stats are the per-stage counters of the run (nil before Run); a stage's
@@ -653,7 +660,7 @@ func (e *Engine[R]) addErrorRow(im *Image) {
 	im.ack, im.errorRow = it.Ack, true
 	row := sinks.ErrorRow{ID: it.ID, Stage: im.Stage, Error: im.Err.Error(), Source: it.Pos.String(), Data: it.Data,
 		Ack: im.rowAck}
-	im.retryable = sinks.RetryableError(row.Error)
+	im.retryable, im.overBudget = sinks.RetryableError(row.Error), sinks.OverBudgetError(row.Error)
 	im.duplicate = errors.Is(im.Err, sources.ErrDuplicateID)
 	e.rows = append(e.rows, row)
 }
@@ -673,6 +680,9 @@ func (e *Engine[R]) rowAcked(im *Image, err error) {
 		}
 		if im.duplicate {
 			e.duplicates.Add(1)
+		}
+		if im.overBudget {
+			e.overBudget.Add(1)
 		}
 	case err == nil:
 		e.written.Add(1)
@@ -708,6 +718,9 @@ func (e *Engine[R]) stray(f pipeline.Failure) {
 	e.failed.Add(1)
 	if sinks.RetryableError(f.Err.Error()) {
 		e.retryable.Add(1)
+	}
+	if sinks.OverBudgetError(f.Err.Error()) {
+		e.overBudget.Add(1)
 	}
 	if e.cfg.OnFailure != nil {
 		e.cfg.OnFailure(&Image{Err: f.Err, Stage: f.Stage})

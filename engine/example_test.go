@@ -41,5 +41,5 @@ func Example() {
 	}
 	done, _ := sinks.ReadDoneIDs(out)
 	fmt.Printf("%+v, %d ids published, %d values each\n", e.Counts(), len(done), emb.Dim())
-	// Output: {Processed:3 Written:3 Failed:0 Retryable:0 Duplicates:0 Lost:0 Skipped:0}, 3 ids published, 48 values each
+	// Output: {Processed:3 Written:3 Failed:0 Retryable:0 Duplicates:0 OverBudget:0 Lost:0 Skipped:0}, 3 ids published, 48 values each
 }

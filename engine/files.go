@@ -440,5 +440,9 @@ func (o OutputDir) runLock() (name, why string) {
 	case o.Format == "npy":
 		return "npy", "an npy set is single files that one run at a time writes: run the shards into it one after the other, or give each concurrent run its own directory"
 	}
-	return fmt.Sprintf("shard-%d-of-%d", o.Shard.Index, max(1, o.Shard.Count)), "two runs of the same inputs and shard would write the same ids twice"
+	// The lock does not know the inputs: the live run may be over the
+	// same inputs (it would write the same ids twice) or over others
+	// (which a resume refuses to mix into one output).
+	return fmt.Sprintf("shard-%d-of-%d", o.Shard.Index, max(1, o.Shard.Count)),
+		"one run of a shard writes into an output at a time, whatever its inputs (over the same inputs two would write the same ids twice): wait for it to end, or give this run another --output"
 }

@@ -37,3 +37,25 @@ func TestOutputDirKindNamesTheCommand(t *testing.T) {
 	}
 	rel()
 }
+
+// A second run of a shard beside a live one is refused with words true of
+// any two such runs: the lock cannot tell whether their inputs are the
+// same, so the error does not claim they are.
+func TestOutputDirLiveShardRefusal(t *testing.T) {
+	dir := t.TempDir()
+	o := OutputDir{Dir: dir, Format: "parquet", Resume: true, Command: "embed"}
+	release, err := OpenOutputDir(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer release()
+	rel, err := OpenOutputDir(o)
+	if err == nil {
+		rel()
+		t.Fatal("a second run of the shard beside a live one was not refused")
+	}
+	msg := err.Error()
+	if strings.Contains(msg, "two runs of the same inputs") || !strings.Contains(msg, "whatever its inputs") || !strings.Contains(msg, "another --output") {
+		t.Errorf("refusal: %v", err)
+	}
+}

@@ -204,7 +204,11 @@ func writeSummary(w io.Writer, cmd string, c Counts, info RunInfo, wall time.Dur
 	}
 	fmt.Fprintf(w, "\n%s: %s written, %s, %d skipped (already done)\n", cmd, plural(c.Written, "image"), plural(c.Failed, "error"), c.Skipped)
 	if c.Lost > 0 {
-		fmt.Fprintf(w, "%s: %s not published (rerun to resume)\n", cmd, plural(c.Lost, "image"))
+		rerun := "rerun to resume"
+		if info.PublishedAtEnd {
+			rerun = "an npy set is published only when its run ends, so a rerun processes them again"
+		}
+		fmt.Fprintf(w, "%s: %s not published (%s)\n", cmd, plural(c.Lost, "image"), rerun)
 	}
 	if info.Ignored > 0 {
 		fmt.Fprintf(w, "%s: %d ignored (%s)\n", cmd, info.Ignored, ignoredWhat(info.Ignored, info.Repeated))
@@ -272,6 +276,10 @@ type RunInfo struct {
 	// the earlier (sources.Reader.SharedIDs): the summary names them
 	// beside the duplicate ids among the failures.
 	SharedIDs []sources.SharedIDs
+	// PublishedAtEnd: the output publishes its rows only when the run
+	// ends (an npy set), so rows it did not publish are not resumed: a
+	// rerun processes them again, and the summary says so.
+	PublishedAtEnd bool
 }
 
 // Summary ends a run's report: one machine-readable "done" log line (the
@@ -312,11 +320,11 @@ func skippedHint(info RunInfo) string {
 	const dup = "a duplicate id keeps the output of the first member or row that has it, and --retry-errors drops its error row"
 	switch other := info.SkippedFailed - info.SkippedDuplicates; {
 	case info.SkippedDuplicates <= 0:
-		return retryHint(info.SkippedFailed, info.SkippedRetryable)
+		return retryHint(info.SkippedFailed, info.SkippedRetryable, -1)
 	case other <= 0:
 		return dup
 	default:
-		return dup + "; of the others, " + retryHint(other, info.SkippedRetryable)
+		return dup + "; of the others, " + retryHint(other, info.SkippedRetryable, -1)
 	}
 }
 
@@ -326,7 +334,7 @@ func skippedHint(info RunInfo) string {
 // their own.
 func failedHint(c Counts, shared []sources.SharedIDs) string {
 	if c.Duplicates <= 0 {
-		return retryHint(c.Failed, c.Retryable)
+		return retryHint(c.Failed, c.Retryable, c.OverBudget)
 	}
 	var which string
 	switch {
@@ -349,7 +357,7 @@ func failedHint(c Counts, shared []sources.SharedIDs) string {
 		dup = "1 is a duplicate id" + strings.TrimPrefix(dup, "1 is duplicate ids")
 	}
 	if other := c.Failed - c.Duplicates; other > 0 {
-		return dup + "; of the others, " + retryHint(other, c.Retryable)
+		return dup + "; of the others, " + retryHint(other, c.Retryable, c.OverBudget)
 	}
 	return dup
 }
@@ -357,9 +365,15 @@ func failedHint(c Counts, shared []sources.SharedIDs) string {
 // retryHint says what can be done about failed inputs of which retryable
 // are of a kind a retry can get past once their cause is fixed
 // (sinks.RetryableError): --retry-errors only for those, since the others
-// are bad inputs (corrupt, truncated, not images) that fail again.
-func retryHint(failed, retryable int64) string {
-	const retry = "once their cause is fixed (e.g. a larger --memory-budget), rerun with --retry-errors to process"
+// are bad inputs (corrupt, truncated, not images) that fail again. Of
+// the retryable, overBudget are the memory budget's (-1: not known): only
+// then is a larger --memory-budget the example of a fix, not for a full
+// disk or a permission.
+func retryHint(failed, retryable, overBudget int64) string {
+	retry := "once their cause is fixed (their error column says what failed), rerun with --retry-errors to process"
+	if overBudget > 0 {
+		retry = "once their cause is fixed (e.g. a larger --memory-budget), rerun with --retry-errors to process"
+	}
 	const bad = "the input itself is bad, or does not fit the settings (e.g. a corrupt or truncated image, or one of another size with --resize none): a retry with the same settings fails it again"
 	switch {
 	case retryable <= 0:

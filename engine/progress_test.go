@@ -158,6 +158,14 @@ func TestSummaryWording(t *testing.T) {
 	if out := buf.String(); !strings.Contains(out, "embed: 624 images written") || !strings.Contains(out, "96 images not published") {
 		t.Errorf("summary with unpublished rows:\n%s", out)
 	}
+	// An npy set is published at the end only: its rerun starts over
+	// rather than resuming (README, Resume).
+	buf.Reset()
+	Summary(&buf, "embed", Counts{Lost: 25}, RunInfo{PublishedAtEnd: true}, stats, time.Second)
+	if out := buf.String(); !strings.Contains(out, "25 images not published (an npy set is published only when its run ends, so a rerun processes them again)") ||
+		strings.Contains(out, "resume") {
+		t.Errorf("summary with unpublished npy rows:\n%s", out)
+	}
 }
 
 // The summary suggests --retry-errors only for errors a retry can fix
@@ -171,7 +179,12 @@ func TestSummaryRetryHint(t *testing.T) {
 		{Counts{Written: 1, Failed: 2}, RunInfo{}, "the inputs themselves are bad", "--retry-errors"},
 		{Counts{Written: 1, Failed: 1}, RunInfo{}, "the input itself is bad", "--retry-errors"},
 		{Counts{Written: 1, Failed: 2, Retryable: 2}, RunInfo{}, "rerun with --retry-errors to process those inputs again", "bad"},
-		{Counts{Written: 1, Failed: 3, Retryable: 1}, RunInfo{}, "1 is of a kind a retry can fix (memory budget, resources, I/O): once their cause is fixed (e.g. a larger --memory-budget), rerun with --retry-errors to process them again; the others are bad inputs", "process  them"},
+		{Counts{Written: 1, Failed: 3, Retryable: 1, OverBudget: 1}, RunInfo{}, "1 is of a kind a retry can fix (memory budget, resources, I/O): once their cause is fixed (e.g. a larger --memory-budget), rerun with --retry-errors to process them again; the others are bad inputs", "process  them"},
+		// A larger --memory-budget is the example only when the budget
+		// failed them, not for a full disk or a permission.
+		{Counts{Written: 1, Failed: 2, Retryable: 2}, RunInfo{}, "once their cause is fixed (their error column says what failed), rerun with --retry-errors", "--memory-budget)"},
+		{Counts{Written: 1, Failed: 3, Retryable: 2, OverBudget: 1}, RunInfo{}, "(e.g. a larger --memory-budget), rerun with --retry-errors", ""},
+		{Counts{Skipped: 3}, RunInfo{SkippedFailed: 2, SkippedRetryable: 2}, "(their error column says what failed)", "--memory-budget)"},
 		{Counts{Skipped: 3}, RunInfo{SkippedFailed: 2}, "the inputs themselves are bad", "--retry-errors"},
 		{Counts{Written: 1, Failed: 2, Duplicates: 2}, RunInfo{}, "2 are duplicate ids: ids are one namespace across all inputs", "bad"},
 		{Counts{Written: 1, Failed: 3, Duplicates: 2}, RunInfo{}, "; of the others, the input itself is bad", "inputs themselves"},

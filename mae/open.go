@@ -41,11 +41,21 @@ type Source struct {
 // Resolve turns s.Name into a local path: an existing file or directory as
 // it is, else a preset downloaded (once, checked) into the cache. A name
 // that is neither a path nor builtin nor a preset is a usage error
-// (config.ErrUsage); a missing path (one with a separator or a
-// checkpoint's extension) is not.
+// (config.ErrUsage); a missing path is not. A name that does not exist is
+// taken for a path when it holds a "/" or "\" or ends in a checkpoint's
+// extension (IsModelPath).
 func Resolve(ctx context.Context, s Source) (string, error) {
 	path, _, err := locate(ctx, s, true)
 	return path, err
+}
+
+// IsModelPath reports whether a --model value that names nothing on
+// disk was meant as a path (missing: the run fails, exit status 1) rather
+// than as a name (builtin or a preset; another is a usage error): it
+// holds a "/" or "\", or ends in a checkpoint's extension (.pth,
+// .safetensors, .bin).
+func IsModelPath(name string) bool {
+	return strings.ContainsAny(name, `/\`) || strings.HasSuffix(name, ".pth") || strings.HasSuffix(name, ".safetensors") || strings.HasSuffix(name, ".bin")
 }
 
 // Pending is a model that is not on this machine yet: a run would first
@@ -78,7 +88,7 @@ func locate(ctx context.Context, s Source, fetch bool) (string, *Pending, error)
 	if _, err := os.Stat(name); err == nil {
 		return name, nil, nil
 	}
-	if strings.ContainsAny(name, `/\`) || strings.HasSuffix(name, ".pth") || strings.HasSuffix(name, ".safetensors") {
+	if IsModelPath(name) {
 		return "", nil, fmt.Errorf("model %s: no such file or directory", name)
 	}
 	if s.NeedDecoder {

@@ -52,7 +52,7 @@ func DefaultModelOptions() ModelOptions {
 // AddFlags adds --model/-m, --config and --cache-dir.
 func (o *ModelOptions) AddFlags(fs *pflag.FlagSet) {
 	s := &o.Model
-	fs.StringVarP(&s.Name, "model", "m", s.Name, "builtin (the built-in ViT-Tiny MAE), preset name, checkpoint file (.pth, .safetensors, .bin) or Hugging Face directory")
+	fs.StringVarP(&s.Name, "model", "m", s.Name, "builtin (the built-in ViT-Tiny MAE), preset name, checkpoint file (.pth, .safetensors, .bin) or Hugging Face directory; a value with a / or one of those extensions is a path (missing: exit status 1), any other must exist or be a name (else 2)")
 	fs.StringVar(&s.Config, "config", s.Config, "HF-style config.json for a bare weights file")
 	fs.StringVar(&s.CacheDir, "cache-dir", s.CacheDir, "where presets are downloaded and the built-in model is unpacked, in builtin-HASH/ (default $MAEEMBED_CACHE or the user cache dir)")
 }

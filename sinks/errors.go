@@ -2,6 +2,7 @@ package sinks
 
 import (
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 
@@ -107,13 +108,29 @@ func (w *ErrorParts) Write(rows []ErrorRow) error {
 // cause is fixed: the memory budget (stages.ErrOverBudget and its hints),
 // exhausted resources and transient I/O. They are matched in an error
 // row's error column, so rows of earlier runs classify like new ones.
-var retryableMarkers = []string{
-	"more memory than the budget", "--memory-budget",
+var retryableMarkers = append(slices.Clip(budgetMarkers),
 	syscall.EIO.Error(), syscall.EAGAIN.Error(), syscall.EINTR.Error(), syscall.EBUSY.Error(),
 	syscall.ENOMEM.Error(), syscall.EMFILE.Error(), syscall.ENFILE.Error(),
 	syscall.ENOSPC.Error(), syscall.EDQUOT.Error(), syscall.ESTALE.Error(),
 	syscall.ETIMEDOUT.Error(), syscall.ECONNRESET.Error(), syscall.EACCES.Error(),
 	"i/o timeout", "context deadline exceeded",
+)
+
+// budgetMarkers are the texts of the errors a larger memory budget gets
+// past (stages.ErrOverBudget and its hints).
+var budgetMarkers = []string{"more memory than the budget", "--memory-budget"}
+
+// OverBudgetError reports whether an error row's error is the memory
+// budget's (an image that needs more than --memory-budget): the
+// retryable errors a larger budget fixes, unlike disk space or a
+// permission.
+func OverBudgetError(msg string) bool {
+	for _, m := range budgetMarkers {
+		if strings.Contains(msg, m) {
+			return true
+		}
+	}
+	return false
 }
 
 // DuplicateIDMarker ends the error of a tar member or Parquet row whose

@@ -16,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"unicode/utf8"
 
 	"github.com/maeembed/maeembed/stages/imagenet"
@@ -76,7 +77,12 @@ const pngMetaName = "maeembed-png.json"
 // (LiveRunSettings), before either has written its first PNG.
 // Each file is published atomically; one that cannot be written (or
 // whose file this writer already published for another row) acks its row
-// with an *ItemError and the writer goes on.
+// with an *ItemError and the writer goes on. A failure of the storage
+// rather than of one file (no space left, quota, I/O error, read-only
+// file system, file size limit: StorageFailure) stops the writer as it
+// stops the other formats: Write acks that row and the rest of its batch
+// with the error and returns it, leaving no temporary behind; the PNGs
+// published before stay, and a resume skips them.
 func NewReconPNG(dir string, meta ReconMeta) (*ReconPNG, error) {
 	if err := meta.validate(); err != nil {
 		return nil, err
@@ -297,6 +303,12 @@ func (w *ReconPNG) Write(rows []ReconRow) error {
 	var unacked []error
 	for i := range rows {
 		err := w.writeOne(&rows[i])
+		if err != nil && StorageFailure(err) {
+			// The storage, not this file, failed: every row after it
+			// would fail alike, and none of them is a bad input.
+			w.done = true
+			return failRows(rows[i:], reconAck, err)
+		}
 		if err != nil {
 			// One file the file system refuses (name, permissions) is that
 			// row's failure, not the run's: its ack says so.
@@ -338,6 +350,25 @@ func (w *ReconPNG) writeOne(r *ReconRow) error {
 	}
 	w.written[path] = r.ID
 	return nil
+}
+
+// storageErrnos are the errors of a file system, rather than of one file
+// in it (StorageFailure).
+var storageErrnos = []syscall.Errno{syscall.ENOSPC, syscall.EDQUOT, syscall.EIO, syscall.EROFS, syscall.EFBIG}
+
+// StorageFailure reports whether err (from writing an output file) is a
+// failure of the storage rather than of that one file: no space left
+// (ENOSPC), a quota reached (EDQUOT), an I/O error (EIO), a read-only file
+// system (EROFS) or the file size limit (EFBIG). Every later file would
+// fail alike, so a writer that goes on past one file's error (ReconPNG)
+// stops on these instead.
+func StorageFailure(err error) bool {
+	for _, e := range storageErrnos {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
 }
 
 // Flush and Close have nothing pending: each PNG is published by Write.

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"unicode/utf8"
 
@@ -143,6 +144,116 @@ func TestReconPNGOneFileFails(t *testing.T) {
 	if hidden := hiddenFiles(t, filepath.Dir(PNGPath(dir, "taken.jpg"))); len(hidden) != 0 {
 		t.Errorf("temporaries left: %v", hidden)
 	}
+}
+
+// fsizeEnv names the output directory of TestReconPNGStorageFails's child.
+const fsizeEnv = "SINKS_FSIZE_DIR"
+
+// fsizeRows are rows whose PNGs are small (a flat image) except those
+// named "noise*" (random pixels: about 12 KB each).
+func fsizeRows(ids ...string) []ReconRow {
+	m := testReconMeta
+	m.Patches, m.Patch = 16, 8
+	rows := reconRows(rand.New(rand.NewPCG(7, 8)), m, 0, len(ids))
+	for i, id := range ids {
+		rows[i].ID = id
+		if !strings.HasPrefix(id, "noise") {
+			for _, v := range [][]float32{rows[i].Image, rows[i].PredImage, rows[i].PixelMask} {
+				clear(v)
+			}
+		}
+	}
+	return rows
+}
+
+// A storage failure (here the file size limit, EFBIG, as a full disk gives
+// ENOSPC) is no bad input: the PNG writer stops as the other formats do.
+// Write returns the error and acks the failing row and the rest of its
+// batch with it, no ItemError; later Writes are refused; no temporary is
+// left; the PNGs published before stay and a resume skips them. The
+// limit is set in a child process (RLIMIT_FSIZE applies to a whole
+// process), which prints what it saw.
+func TestReconPNGStorageFails(t *testing.T) {
+	if dir := os.Getenv(fsizeEnv); dir != "" {
+		fsizeChild(t, dir)
+		return
+	}
+	dir := t.TempDir()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestReconPNGStorageFails$")
+	cmd.Env = append(os.Environ(), fsizeEnv+"="+dir)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("child: %v\n%s", err, out)
+	}
+	got := string(out)
+	for _, want := range []string{"ack small1.jpg <nil>\n", "ack small2.jpg <nil>\n",
+		"ack noise.jpg item=false file too large\n", "ack small3.jpg item=false file too large\n",
+		"write: file too large\n", "ack small4.jpg item=false writer closed\n", "again: writer closed\n", "child done\n"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("child output lacks %q:\n%s", want, got)
+		}
+	}
+	if h := hiddenFiles(t, dir); len(h) != 0 {
+		t.Errorf("temporaries left: %v", h)
+	}
+	done, err := ReadDoneIDs(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := map[string]bool{"small1.jpg": true, "small2.jpg": true}; !maps.Equal(done, want) {
+		t.Errorf("done after the failure: %v, want %v", done, want)
+	}
+}
+
+// fsizeChild is TestReconPNGStorageFails's child: it writes under an
+// RLIMIT_FSIZE that a flat image's PNG fits and a noisy one's does not.
+func fsizeChild(t *testing.T, dir string) {
+	lim := syscall.Rlimit{Cur: 4096, Max: 4096}
+	if err := syscall.Setrlimit(syscall.RLIMIT_FSIZE, &lim); err != nil {
+		t.Fatal(err)
+	}
+	m := testReconMeta
+	m.Patches, m.Patch = 16, 8
+	w, err := NewReconPNG(dir, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ack := func(rows []ReconRow) {
+		for i := range rows {
+			id := rows[i].ID
+			rows[i].Ack = func(err error) {
+				var ie *ItemError
+				switch {
+				case err == nil:
+					fmt.Printf("ack %s <nil>\n", id)
+				case errors.Is(err, errWriteAfterClose):
+					fmt.Printf("ack %s item=%v writer closed\n", id, errors.As(err, &ie))
+				case errors.Is(err, syscall.EFBIG):
+					fmt.Printf("ack %s item=%v file too large\n", id, errors.As(err, &ie))
+				default:
+					fmt.Printf("ack %s %v\n", id, err)
+				}
+			}
+		}
+	}
+	rows := fsizeRows("small1.jpg", "small2.jpg", "noise.jpg", "small3.jpg")
+	ack(rows)
+	if err := w.Write(rows); errors.Is(err, syscall.EFBIG) {
+		fmt.Println("write: file too large")
+	} else {
+		fmt.Println("write:", err)
+	}
+	rows = fsizeRows("small4.jpg")
+	ack(rows)
+	if err := w.Write(rows); errors.Is(err, errWriteAfterClose) {
+		fmt.Println("again: writer closed")
+	} else {
+		fmt.Println("again:", err)
+	}
+	if err := w.Abort(); err != nil {
+		t.Fatal(err)
+	}
+	fmt.Println("child done")
 }
 
 // A PNG directory made with one seed refuses a run with another (as npy

@@ -890,6 +890,9 @@ func (c *parquetContainer) close() error {
 // found that has no image column (Reader.Next skips it).
 func parquetRows(e entry, opts Options) (n int64, err error) {
 	defer recovered(&err)
+	// The count needs no ids: the read warns about a mistyped id column,
+	// once per file, and fails on a missing --id-column.
+	opts.IDColumn = "-"
 	c, err := openParquet(e.path, opts)
 	if errors.Is(err, errNoImageColumn) && !e.named {
 		return 0, nil

@@ -51,7 +51,7 @@ func DefaultConfig() Config {
 // inputs are the command's arguments).
 func (c *Config) AddFlags(fs *pflag.FlagSet) {
 	r := &c.Recipe
-	fs.StringVarP(&c.Model, "model", "m", c.Model, "architecture: a preset name or an HF-style config.json")
+	fs.StringVarP(&c.Model, "model", "m", c.Model, "architecture: a preset name or an HF-style config.json (a value ending in .json is a path: missing, exit status 1; another name, 2)")
 	fs.StringVar(&c.Init, "init", c.Init, "start from this checkpoint's weights (same architecture) instead of the random init")
 	fs.StringVarP(&c.Output, "output", "o", c.Output, "directory of checkpoints, metrics.csv, loss.png and errors/")
 	fs.IntVar(&r.Epochs, "epochs", r.Epochs, "epochs over the training images")
@@ -91,6 +91,9 @@ func (c Config) Job(stdin io.Reader, progress io.Writer) (Job, error) {
 		return Job{}, fmt.Errorf("%w: --save-every %d: want 0 (only at the end) or more", config.ErrUsage, c.SaveEvery)
 	case c.Keep < 0:
 		return Job{}, fmt.Errorf("%w: --keep-checkpoints %d: want 0 (all) or more", config.ErrUsage, c.Keep)
+	}
+	if err := engine.CheckOutputNotFile(c.Output); err != nil {
+		return Job{}, err
 	}
 	r, scaled := c.Recipe.ScaleWarmup(c.WarmupChosen)
 	if scaled {

@@ -48,3 +48,23 @@ func TestFlagValuesComplete(t *testing.T) {
 		}
 	}
 }
+
+// completion with a shell it does not know, or with none, is a usage error
+// (exit 2) naming the shells it knows, not its help and success; a known
+// shell still prints its script.
+func TestCompletionUnknownShell(t *testing.T) {
+	for _, args := range [][]string{{"completion", "tcsh"}, {"completion"}} {
+		code, out, stderr := maeembed(t, args...)
+		if code != 2 || out != "" || !strings.Contains(stderr, "bash, fish, powershell, zsh") {
+			t.Errorf("maeembed %s: exit %d, stdout %q\n%s", strings.Join(args, " "), code, out, stderr)
+		}
+	}
+	for _, sh := range []string{"bash", "zsh", "fish", "powershell"} {
+		if out := mustRun(t, "completion", sh); !strings.Contains(out, "maeembed") {
+			t.Errorf("completion %s printed no script:\n%s", sh, out)
+		}
+	}
+	if out := mustRun(t, "completion", "--help"); !strings.Contains(out, "bash") {
+		t.Errorf("completion --help:\n%s", out)
+	}
+}

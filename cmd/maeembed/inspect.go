@@ -5,6 +5,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/maeembed/maeembed/engine"
 	"github.com/maeembed/maeembed/mae"
 	"github.com/maeembed/maeembed/mae/weights"
 )
@@ -72,6 +73,11 @@ func (e *env) inspect(o *Options) error {
 func (e *env) convert(o *Options) error {
 	if o.Output == "" {
 		return fmt.Errorf("%w: convert needs --output DIR", errUsage)
+	}
+	// A file there is a usage error, as embed's --output FILE is (and
+	// --force replaces a directory's checkpoint files, not a file).
+	if err := engine.CheckOutputNotFile(o.Output); err != nil {
+		return err
 	}
 	// One convert at a time into a directory, for the whole conversion:
 	// two --force converts would otherwise each replace its files, leaving

@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -25,11 +27,23 @@ func envChild(t *testing.T, test, env, args string) string {
 }
 
 // runEnvChild is the child side of envChild: it reports whether this
-// process is one, after running maeembed.
+// process is one, after running maeembed. With MAEEMBED_TEST_FSIZE set
+// (bytes) it runs under that RLIMIT_FSIZE: a write past it fails with
+// EFBIG, as a full disk fails one with ENOSPC.
 func runEnvChild() bool {
 	args := os.Getenv("MAEEMBED_ENV_ARGS")
 	if args == "" {
 		return false
+	}
+	if v := os.Getenv("MAEEMBED_TEST_FSIZE"); v != "" {
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err == nil {
+			err = syscall.Setrlimit(syscall.RLIMIT_FSIZE, &syscall.Rlimit{Cur: n, Max: n})
+		}
+		if err != nil {
+			fmt.Printf("MAEEMBED_TEST_FSIZE=%s: %v\n", v, err)
+			return true
+		}
 	}
 	var stdout, stderr bytes.Buffer
 	code := run(context.Background(), strings.Fields(args), strings.NewReader(""), &stdout, &stderr)

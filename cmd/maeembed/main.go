@@ -80,10 +80,14 @@ Exit status:
   1  failed: every input failed (or any, with --fail-on-error), interrupted,
      the model did not load, the output directory refused the run
   2  usage error, before any input is processed: a command, flag or value
-     that is wrong; an INPUT, --config-file or --mask-noise that does not
-     exist; a --model name that is no file, builtin nor a preset; an
-     --output that is a file; a bad MAEEMBED_KERNEL or MAEEMBED_STRASSEN
-     value (a missing --model path is 1)`,
+     that is wrong; an INPUT or --config-file that does not exist; a
+     --mask-noise file that cannot be used (missing, not a float npy file,
+     a shape that does not fit, a value that is not finite); a --model
+     name that is no file, builtin nor a preset; an --output that is a
+     file; a bad MAEEMBED_KERNEL or MAEEMBED_STRASSEN value. A --model
+     value that names nothing on disk is a path, and missing (1), when it
+     holds a "/" or ends in .pth, .safetensors or .bin (pretrain: .json);
+     else it is a name (2)`,
 		Version:       version,
 		SilenceErrors: true,
 		SilenceUsage:  true,
@@ -107,7 +111,37 @@ Exit status:
 		Run: func(c *cobra.Command, _ []string) { fmt.Fprintln(c.OutOrStdout(), "maeembed", version) },
 	})
 	completeFlagValues(root)
+	root.SetOut(e.stdout) // the completion scripts are written to what is set now
+	root.SetErr(e.stderr)
+	strictCompletion(root, args)
 	return root
+}
+
+// strictCompletion makes "maeembed completion" without a shell it knows
+// a usage error (exit 2), as an unknown command is: cobra's own prints
+// its help and succeeds, so "completion tcsh > file" looked like it
+// worked.
+func strictCompletion(root *cobra.Command, args []string) {
+	root.InitDefaultCompletionCmd(args...)
+	for _, c := range root.Commands() {
+		if c.Name() != "completion" {
+			continue
+		}
+		var shells []string
+		for _, s := range c.Commands() {
+			shells = append(shells, s.Name())
+		}
+		want := strings.Join(shells, ", ")
+		c.Args = func(_ *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return fmt.Errorf("%w: unknown shell %q: want one of %s", errUsage, args[0], want)
+			}
+			return nil
+		}
+		c.RunE = func(*cobra.Command, []string) error {
+			return fmt.Errorf("%w: completion needs a shell: one of %s (maeembed completion --help)", errUsage, want)
+		}
+	}
 }
 
 // kernelEnvHelp ends the help of the commands that run a model: the

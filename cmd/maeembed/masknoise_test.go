@@ -33,10 +33,26 @@ func writeNpyFloat64(t *testing.T, path string, shape []int, data []float64) {
 	}
 }
 
+// writeNpyRaw writes an npy file with the header dict given and the data
+// bytes as they are.
+func writeNpyRaw(t *testing.T, path, dict string, data []byte) {
+	t.Helper()
+	header := dict + strings.Repeat(" ", (64-(10+len(dict)+1)%64)%64) + "\n"
+	b := append([]byte("\x93NUMPY\x01\x00"), 0, 0)
+	endian.LittleEndian.PutUint16(b[8:], uint16(len(header)))
+	b = append(append(b, header...), data...)
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // --mask-noise with a NaN or an infinity (a float64 value beyond float32's
 // range becomes one, as numpy's astype(float32) makes it) is refused, by
 // the run and its dry run, naming the file and the row and column of the
-// first, before anything is written.
+// first, before anything is written; so is a file that is no npy file,
+// or one of another dtype, byte order or layout, or cut short. Each is a
+// usage error (exit 2): a bad file named on the command line, found
+// before any input is processed, as a missing one or a wrong shape is.
 func TestMaskNoiseMustBeFinite(t *testing.T) {
 	tiny := filepath.Join(fixtures, "tiny32")
 	shape, noise := npy(t, filepath.Join(tiny, "noise.npy"))
@@ -55,6 +71,18 @@ func TestMaskNoiseMustBeFinite(t *testing.T) {
 	f64[2*shape[1]+3] = 1e39
 	big := filepath.Join(dir, "big64.npy")
 	writeNpyFloat64(t, big, shape, f64)
+	raw := func(name, descr, fortran string, size int) string {
+		p := filepath.Join(dir, name)
+		dict := fmt.Sprintf("{'descr': '%s', 'fortran_order': %s, 'shape': (%d, %d), }", descr, fortran, shape[0], shape[1])
+		writeNpyRaw(t, p, dict, make([]byte, shape[0]*shape[1]*size))
+		return p
+	}
+	garbage := filepath.Join(dir, "garbage.npy")
+	if err := os.WriteFile(garbage, []byte("not an npy file\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cut := filepath.Join(dir, "cut.npy")
+	writeNpyRaw(t, cut, fmt.Sprintf("{'descr': '<f4', 'fortran_order': False, 'shape': (%d, %d), }", shape[0], shape[1]), make([]byte, 8))
 	for _, c := range []struct {
 		file string
 		want []string
@@ -62,6 +90,12 @@ func TestMaskNoiseMustBeFinite(t *testing.T) {
 		{bad("nan.npy", 1, 5, float32(math.NaN())), []string{"nan.npy: row 1, column 5", "is NaN"}},
 		{bad("inf.npy", 0, 0, float32(math.Inf(-1))), []string{"inf.npy: row 0, column 0", "is -Inf"}},
 		{big, []string{"big64.npy: row 2, column 3", "is +Inf as float32"}},
+		{raw("int64.npy", "<i8", "False", 8), []string{"int64.npy", "<i8"}},
+		{raw("f16.npy", "<f2", "False", 2), []string{"f16.npy", "<f2"}},
+		{raw("be.npy", ">f4", "False", 4), []string{"be.npy", ">f4"}},
+		{raw("fortran.npy", "<f4", "True", 4), []string{"fortran.npy", "ortran"}},
+		{garbage, []string{"garbage.npy"}},
+		{cut, []string{"cut.npy", "truncated"}},
 	} {
 		for _, dry := range []bool{false, true} {
 			out := filepath.Join(t.TempDir(), "out")
@@ -71,8 +105,8 @@ func TestMaskNoiseMustBeFinite(t *testing.T) {
 			}
 			code, _, stderr := maeembed(t, args...)
 			for _, w := range append(c.want, "--mask-noise") {
-				if code == 0 || !strings.Contains(stderr, w) {
-					t.Errorf("%s (dry run %v): exit %d, want a failure saying %q\n%s", c.file, dry, code, w, stderr)
+				if code != 2 || !strings.Contains(stderr, w) {
+					t.Errorf("%s (dry run %v): exit %d, want 2 saying %q\n%s", c.file, dry, code, w, stderr)
 					break
 				}
 			}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -122,9 +123,47 @@ func configured(c *cobra.Command, args []string, cfg any, extra []string, flags 
 				_ = fs.SetAnnotation(strings.ReplaceAll(k, "_", "-"), fromConfigFile, []string{path})
 			}
 		}
-		return run(pos)
+		return fromFile(run(pos), fs, path)
 	}
 	return c
+}
+
+// fromFile adds to a usage error that names a flag whose value came from
+// the config file at path (a key the command line did not override) where
+// that value is: the error names the flag, which the user did not type.
+func fromFile(err error, fs *pflag.FlagSet, path string) error {
+	if err == nil || path == "" || !errors.Is(err, errUsage) {
+		return err
+	}
+	msg := err.Error()
+	var keys []string
+	fs.VisitAll(func(f *pflag.Flag) {
+		if !f.Changed && f.Annotations[fromConfigFile] != nil && namesFlag(msg, f.Name) {
+			keys = append(keys, strings.ReplaceAll(f.Name, "-", "_"))
+		}
+	})
+	if len(keys) == 0 {
+		return err
+	}
+	return fmt.Errorf("%w (from key %s of --config-file %s)", err, strings.Join(keys, ", "), path)
+}
+
+// namesFlag reports whether msg names --name (not a longer flag that
+// starts with it).
+func namesFlag(msg, name string) bool {
+	flag := "--" + name
+	for i := strings.Index(msg, flag); i >= 0; {
+		end := i + len(flag)
+		if end == len(msg) || !(msg[end] == '-' || msg[end] >= 'a' && msg[end] <= 'z') {
+			return true
+		}
+		j := strings.Index(msg[end:], flag)
+		if j < 0 {
+			break
+		}
+		i = end + j
+	}
+	return false
 }
 
 // fromConfigFile annotates the flags whose value the config file gave.

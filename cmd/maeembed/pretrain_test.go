@@ -146,6 +146,26 @@ func TestPretrainMissingModelIsNotUsage(t *testing.T) {
 	}
 }
 
+// What the README and --help say makes a --model value that names nothing
+// on disk a path (a missing one: exit 1) rather than a name (builtin or a
+// preset; another one: exit 2): a "/" or a checkpoint's extension.
+func TestMissingModelPathOrName(t *testing.T) {
+	dir := t.TempDir()
+	imgs := filepath.Join(fixtures, "tiny32", "images")
+	for _, c := range []struct {
+		model string
+		code  int
+	}{
+		{"nonexist.pth", 1}, {"nonexist.safetensors", 1}, {"pytorch_model.bin", 1}, {"sub/nonexist", 1}, {filepath.Join(dir, "hf"), 1},
+		{"nosuchpreset", 2}, {"mae_vit_base", 2}, {"weights.pt", 2},
+	} {
+		code, _, stderr := maeembed(t, "embed", "-m", c.model, "-o", filepath.Join(dir, "out"), imgs)
+		if code != c.code || !strings.Contains(stderr, "no such file or directory") {
+			t.Errorf("embed -m %s: exit %d, want %d\n%s", c.model, code, c.code, stderr)
+		}
+	}
+}
+
 // SIGTERM (or Ctrl-C) in the middle of `maeembed pretrain` finishes the
 // step, writes a checkpoint and exits 1 saying so (docs/pretrain.md), so a
 // --resume continues from there. Pretrain used to have no signal handler:

@@ -1,10 +1,8 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"strings"
 
 	"github.com/spf13/pflag"
@@ -158,18 +156,16 @@ func checkReconstructRun(stderr io.Writer, o *Options, b *engine.Batch, spec *ma
 // readMaskNoise reads --mask-noise (float32, or float64 rounded to float32
 // as numpy's astype does) and checks its shape against the model (L
 // patches) and the inputs (one row each), and that every value is finite.
-// It returns the rows and their fingerprint (ReconMeta.MaskNoise). A file
-// that does not exist, or whose shape does not fit, is a usage error; one
-// that cannot be read or parsed, or holds a value that is not finite, is
-// not.
+// It returns the rows and their fingerprint (ReconMeta.MaskNoise). Any
+// file that cannot be used (missing, unreadable, not an npy file, another
+// dtype, byte order or layout, a shape that does not fit, a value that is
+// not finite) is a usage error: a bad file named on the command line,
+// found before any input is processed.
 func readMaskNoise(o *Options, c mae.Config, b *engine.Batch) (mae.NoiseRows, string, error) {
 	l := c.NumPatches()
 	shape, data, err := sinks.ReadNpyFloat32(o.MaskNoise)
-	if errors.Is(err, fs.ErrNotExist) {
-		return mae.NoiseRows{}, "", fmt.Errorf("%w: --mask-noise: %w", errUsage, err)
-	}
 	if err != nil {
-		return mae.NoiseRows{}, "", fmt.Errorf("--mask-noise: %w", err)
+		return mae.NoiseRows{}, "", fmt.Errorf("%w: --mask-noise: %w", errUsage, err)
 	}
 	if len(shape) != 2 || shape[1] != l {
 		return mae.NoiseRows{}, "", fmt.Errorf("%w: --mask-noise %s: shape %v, want [N, %d] (L = %d patches for image %d, patch %d)", errUsage, o.MaskNoise, shape, l, l, c.ImageSize, c.PatchSize)
@@ -179,7 +175,7 @@ func readMaskNoise(o *Options, c mae.Config, b *engine.Batch) (mae.NoiseRows, st
 	}
 	rows := mae.NoiseRows{Name: "--mask-noise " + o.MaskNoise, L: l, Data: data}
 	if err := rows.Check(); err != nil {
-		return mae.NoiseRows{}, "", err
+		return mae.NoiseRows{}, "", fmt.Errorf("%w: %w", errUsage, err)
 	}
 	return rows, sinks.MaskNoiseFingerprint(shape, data), nil
 }

@@ -69,8 +69,9 @@ func TestE2ERetryErrors(t *testing.T) {
 	out := t.TempDir()
 	stderr := runCounted(t, summary{1, 2, 0}, append([]string{"embed", "--memory-budget", "4MiB", "-o", out, root}, model...)...)
 	// big.png can be retried (the budget), bad.jpg cannot (not an image).
+	// The budget failed it, so a larger one is the example of a fix.
 	if !strings.Contains(stderr, "1 is of a kind a retry can fix") || !strings.Contains(stderr, "--retry-errors") ||
-		!strings.Contains(stderr, "the other is bad") {
+		!strings.Contains(stderr, "the other is bad") || !strings.Contains(stderr, "(e.g. a larger --memory-budget)") {
 		t.Errorf("the summary of a run with errors does not say which can be retried and how:\n%s", stderr)
 	}
 	if e := partIDs(t, out, "errors/part-*.parquet"); e["big.png"] != 1 || e["bad.jpg"] != 1 {

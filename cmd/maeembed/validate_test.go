@@ -115,6 +115,38 @@ func TestConvertRefusesExistingOutput(t *testing.T) {
 	}
 }
 
+// convert -o FILE is a usage error (exit 2), as embed's is, with --force
+// too, naming the file; so is pretrain's. The file is left as it was and
+// nothing is made beside it.
+func TestConvertOutputIsAFile(t *testing.T) {
+	src := filepath.Join(fixtures, "tiny32", "hf")
+	dir := t.TempDir()
+	file := filepath.Join(dir, "model")
+	if err := os.WriteFile(file, []byte("mine\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, force := range []bool{false, true} {
+		args := []string{"convert", src, "-o", file}
+		if force {
+			args = append(args, "--force")
+		}
+		code, _, stderr := maeembed(t, args...)
+		if code != 2 || !strings.Contains(stderr, "--output "+file+" is a file") {
+			t.Errorf("convert -o FILE (--force %v): exit %d, want 2 saying it is a file\n%s", force, code, stderr)
+		}
+	}
+	code, _, stderr := maeembed(t, "pretrain", "-m", filepath.Join(src, "config.json"), "-o", file, filepath.Join(fixtures, "tiny32", "images"))
+	if code != 2 || !strings.Contains(stderr, "--output "+file+" is a file") {
+		t.Errorf("pretrain -o FILE: exit %d, want 2 saying it is a file\n%s", code, stderr)
+	}
+	if b, _ := os.ReadFile(file); string(b) != "mine\n" {
+		t.Error("the file was changed")
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 1 {
+		t.Errorf("convert left %d entries beside the file", len(ents))
+	}
+}
+
 // Two converts into one directory at once: the second is refused while
 // the first holds the lock file beside the directory (here a flock the
 // test holds, as a running convert does), with an error naming the
@@ -451,5 +483,30 @@ func TestHelpNamesKernelEnv(t *testing.T) {
 				t.Errorf("%s --help: has %q is %v, want %v:\n%s%s", cmd, want, got, runsModel[cmd], out, stderr)
 			}
 		}
+	}
+}
+
+// A value out of range that came from --config-file is refused naming the
+// file and its key, not only the flag the user did not type; a flag given
+// on the command line over it is named alone.
+func TestConfigFileValueErrorNamesTheKey(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "run.yaml")
+	if err := os.WriteFile(cfg, []byte("workers: -3\nbatch_size: 0\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	in := filepath.Join(fixtures, "tiny32", "images")
+	for _, args := range [][]string{
+		{"embed", "--config-file", cfg, "--batch-size", "2", "-o", filepath.Join(dir, "e"), in},
+		{"pretrain", "--config-file", cfg, "--batch-size", "2", "-o", filepath.Join(dir, "p"), in},
+	} {
+		code, _, stderr := maeembed(t, args...)
+		if code != 2 || !strings.Contains(stderr, "--workers -3") || !strings.Contains(stderr, "(from key workers of --config-file "+cfg+")") {
+			t.Errorf("%s with workers: -3 in the config file: exit %d\n%s", args[0], code, stderr)
+		}
+	}
+	code, _, stderr := maeembed(t, "embed", "--config-file", cfg, "--workers", "-2", "--batch-size", "2", "-o", filepath.Join(dir, "e"), in)
+	if code != 2 || !strings.Contains(stderr, "--workers -2") || strings.Contains(stderr, "from key") {
+		t.Errorf("--workers -2 over the config file's: exit %d\n%s", code, stderr)
 	}
 }
