@@ -23,7 +23,7 @@
 #                      (MAEEMBED_KERNEL) in a precision: avx512 in PRECS,
 #                      avx2 in fp32 and int8 (its bf16 runs at fp32 speed);
 #                      a path this CPU lacks is left out
-#   torch              PyTorch 1.13 with OPENBLAS_CORETYPE/OPENBLAS_L2_SIZE
+#   torch              PyTorch 1.13 (ATen and OpenBLAS on THREADS threads) with OPENBLAS_CORETYPE/OPENBLAS_L2_SIZE
 #                      unset (OpenBLAS picks its AVX-512 kernels here)
 #   torch-avx2         the same with ATEN_CPU_CAPABILITY=avx2 and
 #                      OPENBLAS_CORETYPE=Haswell: PyTorch as on an AVX2 CPU

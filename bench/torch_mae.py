@@ -1,7 +1,7 @@
 """PyTorch baseline for bench/model_vs_peers.sh: the reference MAE
 (mae/testdata/reference/mae_ref.py) with ViT-B/16 shapes and random weights,
-on THREADS (default 2) threads, timing whole-image embedding and 0.75-masked
-reconstruction.
+on THREADS (default 2) threads (ATen's intra-op threads and OpenBLAS's),
+timing whole-image embedding and 0.75-masked reconstruction.
 
 Usage: python3 bench/torch_mae.py CASES ITERS
   CASES: comma-separated MODE:BATCH (MODE embed | reconstruct), e.g.
@@ -14,7 +14,10 @@ import os
 import sys
 import time
 
-import torch
+# OpenBLAS runs its own threads beside ATen's, as many as there are CPUs
+# unless told: without this, THREADS=1 ran its GEMMs on every core.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", os.environ.get("THREADS", "2"))
+import torch  # noqa: E402
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "mae", "testdata", "reference"))
 import mae_ref  # noqa: E402

@@ -11,7 +11,9 @@ import os
 import sys
 import time
 
-import torch
+# OpenBLAS runs its own threads beside ATen's, one per CPU unless told.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", os.environ.get("THREADS", "2"))
+import torch  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "mae", "testdata", "reference"))
