@@ -184,10 +184,12 @@ func OpenInputs(names []string, stdin io.Reader, o InputOptions) (*Inputs, error
 		}
 		if failedOnly != nil {
 			// The n-th repeat of an id (a file, tar member or Parquet row
-			// whose id an earlier one has) is done when the output holds n
-			// "duplicate id" error rows for the id: the run that took it
-			// made it one. With fewer, that run was cut before it
-			// published the row, and this run records it (the first one
+			// whose id an earlier one has) is done when the output holds
+			// its "duplicate id" error row, which says "(repeat n)"
+			// (sinks.Done.RepeatDone), whichever shard's run wrote it: the
+			// run that took it made it one. Without it, that run was cut
+			// before it published the row (or this shard never ran), and
+			// this run records it (the first one
 			// keeps the id; Done decides it). A repeat done counts as
 			// an error of its own kind, never a retryable one, whatever
 			// the first one's error: a retry fails it again as a
@@ -197,7 +199,7 @@ func OpenInputs(names []string, stdin io.Reader, o InputOptions) (*Inputs, error
 			// failures a retry reads again, the first one and this one.
 			opts.DoneRepeat = func(id string, n int) bool {
 				id = sinks.SanitizeID(id)
-				if n > done.Duplicates[id] {
+				if !done.RepeatDone(id, n) {
 					return false
 				}
 				in.skipped.Add(1)

@@ -338,6 +338,9 @@ func failedHint(c Counts, shared []sources.SharedIDs) string {
 	}
 	var which string
 	switch {
+	case len(shared) == 0:
+		// Each within one input: no --id-column fixes a tar's.
+		which = " (an input holds an id more than once: a tar member twice, or a Parquet id value twice)"
 	case len(shared) == 1:
 		which = fmt.Sprintf(" (%s repeats %s of %s)", shared[0].Later, plural(shared[0].Count, "id"), shared[0].Earlier)
 	case len(shared) > 1:
@@ -345,7 +348,9 @@ func failedHint(c Counts, shared []sources.SharedIDs) string {
 			shared[0].Later, plural(shared[0].Count, "id"), shared[0].Earlier, len(shared)-1)
 	}
 	how := "an --id-column whose keys differ across the inputs, or --id-column - for ids made of each file's id and row number"
-	if len(shared) > 0 && !slices.ContainsFunc(shared, func(s sources.SharedIDs) bool {
+	if len(shared) == 0 {
+		how = "a tar's members names of their own; a Parquet file an --id-column whose keys are unique, or --id-column - for ids made of the file's id and row number"
+	} else if !slices.ContainsFunc(shared, func(s sources.SharedIDs) bool {
 		return strings.HasSuffix(strings.ToLower(s.Earlier), ".parquet") || strings.HasSuffix(strings.ToLower(s.Later), ".parquet")
 	}) {
 		how = "rename or move the files, or pass them so that their paths relative to the inputs differ" // no Parquet keys involved

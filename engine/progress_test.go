@@ -186,12 +186,15 @@ func TestSummaryRetryHint(t *testing.T) {
 		{Counts{Written: 1, Failed: 3, Retryable: 2, OverBudget: 1}, RunInfo{}, "(e.g. a larger --memory-budget), rerun with --retry-errors", ""},
 		{Counts{Skipped: 3}, RunInfo{SkippedFailed: 2, SkippedRetryable: 2}, "(their error column says what failed)", "--memory-budget)"},
 		{Counts{Skipped: 3}, RunInfo{SkippedFailed: 2}, "the inputs themselves are bad", "--retry-errors"},
-		{Counts{Written: 1, Failed: 2, Duplicates: 2}, RunInfo{}, "2 are duplicate ids: ids are one namespace across all inputs", "bad"},
+		{Counts{Written: 1, Failed: 2, Duplicates: 2}, RunInfo{}, "2 are duplicate ids (an input holds an id more than once", "bad"},
 		{Counts{Written: 1, Failed: 3, Duplicates: 2}, RunInfo{}, "; of the others, the input itself is bad", "inputs themselves"},
 		{Counts{Written: 1, Failed: 1, Duplicates: 1}, RunInfo{SharedIDs: []sources.SharedIDs{{Earlier: "a.parquet", Later: "b.parquet", Count: 1}}},
 			"1 is a duplicate id (b.parquet repeats 1 id of a.parquet): ids are one namespace", "bad"},
 		{Counts{Written: 1, Failed: 1, Duplicates: 1}, RunInfo{SharedIDs: []sources.SharedIDs{{Earlier: "s.tar", Later: "t/s.tar/x.png", Count: 1}}},
 			"(rename or move the files", "--id-column"},
+		// Repeats within one input (no pair shares ids): a tar's are not
+		// fixed by --id-column, so the hint names what fixes each kind.
+		{Counts{Written: 1, Failed: 1, Duplicates: 1}, RunInfo{}, "1 is a duplicate id (an input holds an id more than once: a tar member twice, or a Parquet id value twice): ids are one namespace across all inputs, and the first input, member or row with an id keeps it, so a retry does not embed these; to embed them, give the inputs ids that differ (a tar's members names of their own; a Parquet file an --id-column whose keys are unique", "differ across the inputs"},
 		{Counts{Skipped: 3}, RunInfo{SkippedFailed: 2, SkippedRetryable: 1}, "the other is bad", ""},
 	} {
 		var buf bytes.Buffer

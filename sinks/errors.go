@@ -2,7 +2,9 @@ package sinks
 
 import (
 	"path/filepath"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 
@@ -142,6 +144,28 @@ const (
 	DuplicateIDMarker      = ": an earlier member or row has it"
 	DuplicateIDInputMarker = ": an earlier input has it (ids are one namespace across all inputs)"
 )
+
+// DuplicateRepeat is n of the error of a duplicate id's row
+// (DuplicateIDError) that records the n-th repeat of the id: the error
+// says "(repeat n)" right before its end marker. 0 for any other error,
+// and for a row written before the number was in the text.
+func DuplicateRepeat(msg string) int {
+	if !DuplicateIDError(msg) {
+		return 0
+	}
+	msg = strings.TrimSuffix(strings.TrimSuffix(msg, DuplicateIDMarker), DuplicateIDInputMarker)
+	m := repeatRe.FindStringSubmatch(msg)
+	if m == nil {
+		return 0
+	}
+	n, err := strconv.Atoi(m[1])
+	if err != nil {
+		return 0
+	}
+	return n
+}
+
+var repeatRe = regexp.MustCompile(` \(repeat ([1-9][0-9]{0,9})\)$`)
 
 // DuplicateIDError reports whether an error row's error is a duplicate
 // id's (DuplicateIDMarker, DuplicateIDInputMarker): never a retryable

@@ -85,6 +85,14 @@ func readParquetRows(path string, into map[string]bool, done *Done) error {
 			case DuplicateIDError(m):
 				// Never retryable, whatever the id's text holds.
 				done.Duplicates[id.Value(i)]++
+				if n := DuplicateRepeat(m); n > 0 {
+					if done.Repeats[id.Value(i)] == nil {
+						done.Repeats[id.Value(i)] = map[int]bool{}
+					}
+					done.Repeats[id.Value(i)][n] = true
+				} else {
+					done.unnumbered[id.Value(i)]++
+				}
 			case RetryableError(m):
 				done.Retryable[id.Value(i)] = true
 			}
@@ -167,6 +175,20 @@ type Done struct {
 	// rows whose id an earlier member or row has. The other rows of the
 	// id (Rows minus Duplicates) are the first one's own failure.
 	Duplicates map[string]int
+	// Repeats: of the "duplicate id" rows of an id, which repeats of it
+	// they record (DuplicateRepeat: n for the n-th repeat in the unsharded
+	// sequence). Rows written before the number was in the error text
+	// are only counted (RepeatDone).
+	Repeats    map[string]map[int]bool
+	unnumbered map[string]int
+}
+
+// RepeatDone reports whether the output holds the error row of the n-th
+// repeat of id (n >= 1; id as stored): one that says "(repeat n)", in a
+// part of any shard. Of rows that do not say which repeat they record
+// (an older run's), k stand for the first k repeats.
+func (d Done) RepeatDone(id string, n int) bool {
+	return d.Repeats[id][n] || n <= d.unnumbered[id]
 }
 
 // ReadDone reads what dir holds (Done). Temporary files of a killed run are
@@ -174,7 +196,7 @@ type Done struct {
 // SanitizeID(id).
 func ReadDone(dir string) (Done, error) {
 	done := Done{Output: map[string]bool{}, Failed: map[string]bool{}, Retryable: map[string]bool{},
-		Rows: map[string]int{}, Duplicates: map[string]int{}}
+		Rows: map[string]int{}, Duplicates: map[string]int{}, Repeats: map[string]map[int]bool{}, unnumbered: map[string]int{}}
 	if err := readPNGIDs(dir, done.Output); err != nil {
 		return Done{}, fmt.Errorf("resume: %w", err)
 	}

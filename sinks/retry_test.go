@@ -153,3 +153,58 @@ func TestReadDoneCountsDuplicateRows(t *testing.T) {
 		t.Error("RetryableError: a duplicate id's row whose path holds a retryable text is not told apart")
 	}
 }
+
+// A duplicate id's row says which repeat of the id it records, so a
+// resumed run of any shard knows that one is done and not another
+// shard's; rows without the number (an older run's) stand for the first
+// repeats, as many as there are.
+func TestRepeatDone(t *testing.T) {
+	dir := t.TempDir()
+	ew, err := NewErrors(dir, Meta{Model: "m", Pool: "mean", Dim: 2}, ParquetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows := []ErrorRow{
+		// Repeat 2 of a member that a tar has three times (shard 0/2's).
+		{ID: "a.tar/1.png", Stage: "read", Error: `read /in/a.tar:1.png: duplicate id "a.tar/1.png" (repeat 2)` + DuplicateIDMarker},
+		// An id whose text holds "(repeat 3)", from another input.
+		{ID: "x (repeat 3)", Stage: "read", Error: `read /in/b.tar:x (repeat 3): duplicate id "x (repeat 3)" (first in /in/a (repeat 7).tar) (repeat 1)` + DuplicateIDInputMarker},
+		// An older run's row, without the number.
+		{ID: "old.png", Stage: "read", Error: `read /in/t/old.png: duplicate id "old.png"` + DuplicateIDMarker},
+		// Not a duplicate's row, whatever it says.
+		{ID: "y.png", Stage: "decode", Error: "decode y.png (repeat 4): corrupt"},
+	}
+	if err := ew.Write(rows); err != nil {
+		t.Fatal(err)
+	}
+	if err := ew.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []int{2, 1, 0, 0} {
+		if got := DuplicateRepeat(rows[i].Error); got != want {
+			t.Errorf("DuplicateRepeat(%q) = %d, want %d", rows[i].Error, got, want)
+		}
+	}
+	done, err := ReadDone(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		id   string
+		n    int
+		want bool
+	}{
+		{"a.tar/1.png", 1, false}, // shard 1/2's: not recorded
+		{"a.tar/1.png", 2, true},
+		{"a.tar/1.png", 3, false},
+		{"x (repeat 3)", 1, true},
+		{"x (repeat 3)", 3, false},
+		{"old.png", 1, true},
+		{"old.png", 2, false},
+		{"y.png", 1, false},
+	} {
+		if got := done.RepeatDone(c.id, c.n); got != c.want {
+			t.Errorf("RepeatDone(%q, %d) = %v, want %v", c.id, c.n, got, c.want)
+		}
+	}
+}

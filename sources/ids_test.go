@@ -3,6 +3,7 @@ package sources
 import (
 	"archive/tar"
 	"bytes"
+	"cmp"
 	"encoding/hex"
 	"fmt"
 	"os"
@@ -221,6 +222,36 @@ func TestDoneRepeatCounts(t *testing.T) {
 	}
 }
 
+// A repeat's error says which repeat of the id it is, counted over the
+// unsharded sequence: the same in every shard, so that a resumed run of
+// one shard does not take another shard's repeat for its own.
+func TestDuplicateErrorNamesTheRepeat(t *testing.T) {
+	dir := t.TempDir()
+	writeTar(t, filepath.Join(dir, "a.tar"), false, [][2]string{{"1.jpg", "A"}, {"1.jpg", "B"}, {"1.jpg", "C"}})
+	for _, c := range []struct {
+		shard Shard
+		want  []string
+	}{
+		{Shard{}, []string{"", "(repeat 1)", "(repeat 2)"}},
+		{Shard{0, 2}, []string{"", "(repeat 2)"}},
+		{Shard{1, 2}, []string{"(repeat 1)"}},
+	} {
+		r, err := Open([]string{dir}, Options{Shard: c.shard})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := readAll(t, r)
+		if len(got) != len(c.want) {
+			t.Fatalf("shard %v: read %q, want %d items", c.shard, got, len(c.want))
+		}
+		for i, w := range c.want {
+			if w == "" && strings.Contains(got[i], "!") || w != "" && !strings.HasSuffix(got[i], ` `+w+duplicateIDEnd) {
+				t.Errorf("shard %v: item %d is %q, want %s", c.shard, i, got[i], cmp.Or(w, "no error"))
+			}
+		}
+	}
+}
+
 // A tar that ends inside a member's body: that member's error, whether
 // this reader takes the member or skips it (done already, or another
 // shard's), never an extra error under the tar's own id; so a rerun that
@@ -298,8 +329,8 @@ func TestDuplicateIDsAcrossKindsOfInput(t *testing.T) {
 		want    []string
 		repeats string
 	}{
-		{[]string{d}, []string{"a.png=F", `a.png!read ` + filepath.Join(d, "p.parquet") + `#0: duplicate id "a.png" (first in ` + filepath.Join(d, "a.png") + "): an earlier input has it (ids are one namespace across all inputs)", "b.png=P1"}, "a.png#1"},
-		{[]string{filepath.Join(dir, "s.tar"), filepath.Join(dir, "t")}, []string{"s.tar/x.png=T", `s.tar/x.png!read ` + filepath.Join(dir, "t", "s.tar", "x.png") + `: duplicate id "s.tar/x.png" (first in ` + filepath.Join(dir, "s.tar") + "): an earlier input has it (ids are one namespace across all inputs)"}, "s.tar/x.png#1"},
+		{[]string{d}, []string{"a.png=F", `a.png!read ` + filepath.Join(d, "p.parquet") + `#0: duplicate id "a.png" (first in ` + filepath.Join(d, "a.png") + ") (repeat 1): an earlier input has it (ids are one namespace across all inputs)", "b.png=P1"}, "a.png#1"},
+		{[]string{filepath.Join(dir, "s.tar"), filepath.Join(dir, "t")}, []string{"s.tar/x.png=T", `s.tar/x.png!read ` + filepath.Join(dir, "t", "s.tar", "x.png") + `: duplicate id "s.tar/x.png" (first in ` + filepath.Join(dir, "s.tar") + ") (repeat 1): an earlier input has it (ids are one namespace across all inputs)"}, "s.tar/x.png#1"},
 	} {
 		r, err := Open(c.inputs, Options{})
 		if err != nil {
@@ -363,9 +394,9 @@ func TestFailedRepeatIsADuplicate(t *testing.T) {
 	}
 	got := readAll(t, r)
 	if len(got) != 5 || !strings.HasPrefix(got[2], "a.tar/1.jpg!read ") || !strings.Contains(got[2], "EOF") ||
-		!strings.HasSuffix(got[2], `; duplicate id "a.tar/1.jpg": an earlier member or row has it`) ||
+		!strings.HasSuffix(got[2], `; duplicate id "a.tar/1.jpg" (repeat 1): an earlier member or row has it`) ||
 		!strings.HasPrefix(got[4], "b.tar/x.jpg!read ") || !strings.Contains(got[4], "not a regular file") ||
-		!strings.HasSuffix(got[4], `; duplicate id "b.tar/x.jpg": an earlier member or row has it`) {
+		!strings.HasSuffix(got[4], `; duplicate id "b.tar/x.jpg" (repeat 1): an earlier member or row has it`) {
 		t.Errorf("read %q: want the cut and the link repeats as duplicate ids, with what else failed", got)
 	}
 }

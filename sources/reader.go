@@ -84,18 +84,21 @@ const (
 )
 
 // duplicateError is the error of an item of the current entry whose id
-// the item of entries[first] had earlier (ErrDuplicateID). cause, if not
+// the item of entries[first] had earlier (ErrDuplicateID), the n-th
+// repeat of the id in the unsharded sequence: "(repeat n)" right before
+// the end marker tells a resumed run which repeat the row records
+// (sinks.DuplicateRepeat), whichever shard wrote it. cause, if not
 // nil, is what else went wrong reading it (a member cut short, over the
 // size limit, not a regular file): kept in the text, but the error is the
 // duplicate's whatever happened, so a resumed run counts the row among the
 // repeats of the id (Options.DoneRepeat) and never reads the item again
 // for another row.
-func (r *Reader) duplicateError(id string, first int, cause error) error {
+func (r *Reader) duplicateError(id string, first, n int, cause error) error {
 	var err error
 	if first == r.next-1 {
-		err = fmt.Errorf("%w %q%s", ErrDuplicateID, id, duplicateIDEnd)
+		err = fmt.Errorf("%w %q (repeat %d)%s", ErrDuplicateID, id, n, duplicateIDEnd)
 	} else {
-		err = fmt.Errorf("%w %q (first in %s)%s", ErrDuplicateID, id, r.entries[first].path, duplicateInputEnd)
+		err = fmt.Errorf("%w %q (first in %s) (repeat %d)%s", ErrDuplicateID, id, r.entries[first].path, n, duplicateInputEnd)
 	}
 	if cause == nil {
 		return err
@@ -350,14 +353,14 @@ func (r *Reader) Next(ctx context.Context) (Item, error) {
 		case kindFile:
 			idx := r.index
 			id := EscapeID(e.id)
-			took, first := r.take(id)
+			took, first, n := r.take(id)
 			if !took {
 				continue
 			}
 			it := Item{ID: id, Pos: Position{Index: idx, Path: e.path, Row: -1}}
 			switch {
 			case first >= 0:
-				it.Err = &ReadError{Path: e.path, Err: r.duplicateError(id, first, e.err)}
+				it.Err = &ReadError{Path: e.path, Err: r.duplicateError(id, first, n, e.err)}
 			case e.err != nil:
 				it.Err = &ReadError{Path: e.path, Err: e.err}
 			case !r.opts.NoData:
@@ -404,12 +407,12 @@ func (r *Reader) nextMember(ctx context.Context) (it Item, ok bool, err error) {
 	var idx int64
 	var id string
 	var took bool
-	first := -1 // the entry whose item had id first, if any (take)
+	first, n := -1, 0 // the entry whose item had id first, if any, and which repeat this is (take)
 	want := func(member string, row int64, key string) bool {
 		r.curSeen = true
 		idx = r.index
 		id = memberID(e, member, row, key)
-		took, first = r.take(id)
+		took, first, n = r.take(id)
 		return took
 	}
 	// The container may pass over any number of members or rows (done,
@@ -460,7 +463,7 @@ func (r *Reader) nextMember(ctx context.Context) (it Item, ok bool, err error) {
 		pos := Position{Index: idx, Path: e.path, Member: member, Row: row}
 		err := me.err
 		if first >= 0 {
-			err = r.duplicateError(id, first, err)
+			err = r.duplicateError(id, first, n, err)
 		}
 		return r.emit(Item{ID: id, Pos: pos, Err: &ReadError{Path: pos.String(), Err: err}}), true, nil
 	}
@@ -481,7 +484,7 @@ func (r *Reader) nextMember(ctx context.Context) (it Item, ok bool, err error) {
 		}
 		pos := Position{Index: idx, Path: e.path, Member: member, Row: row}
 		if first >= 0 {
-			err = r.duplicateError(id, first, err)
+			err = r.duplicateError(id, first, n, err)
 		}
 		return r.emit(Item{ID: id, Pos: pos, Err: &ReadError{Path: pos.String(), Err: err}}), true, nil
 	}
@@ -492,7 +495,7 @@ func (r *Reader) nextMember(ctx context.Context) (it Item, ok bool, err error) {
 		if release != nil {
 			release()
 		}
-		return r.emit(Item{ID: id, Pos: pos, Err: &ReadError{Path: pos.String(), Err: r.duplicateError(id, first, nil)}}), true, nil
+		return r.emit(Item{ID: id, Pos: pos, Err: &ReadError{Path: pos.String(), Err: r.duplicateError(id, first, n, nil)}}), true, nil
 	}
 	return r.emit(Item{ID: id, Pos: pos, Data: data, Release: release}), true, nil
 }
@@ -500,21 +503,23 @@ func (r *Reader) nextMember(ctx context.Context) (it Item, ok bool, err error) {
 // take is wanted for the item with id of the current entry (the last one
 // opened), after the duplicate check that every kind of item shares:
 // first is the index in entries of the input whose item had id earlier,
-// -1 if none. Such a repeat is decided by Options.DoneRepeat, when set,
-// instead of Done: the n-th repeat of the id (over every shard) is done
-// when the run that took it recorded n duplicate-id rows for it.
-func (r *Reader) take(id string) (took bool, first int) {
+// -1 if none, and n which repeat of the id this item is (1 for the first
+// repeat, counted over every shard; 0 when first is -1). Such a repeat is
+// decided by Options.DoneRepeat, when set, instead of Done.
+func (r *Reader) take(id string) (took bool, first, n int) {
 	first, h := r.remember(id)
 	done := r.opts.Done
-	if first >= 0 && r.opts.DoneRepeat != nil {
+	if first >= 0 {
 		if r.repeats == nil {
 			r.repeats = map[[2]uint64]int{}
 		}
 		r.repeats[h]++
-		n := r.repeats[h]
-		done = func(id string) bool { return r.opts.DoneRepeat(id, n) }
+		n = r.repeats[h]
+		if r.opts.DoneRepeat != nil {
+			done = func(id string) bool { return r.opts.DoneRepeat(id, n) }
+		}
 	}
-	return r.wantedBy(id, done), first
+	return r.wantedBy(id, done), first, n
 }
 
 // remember adds id, of an item of the current entry, to the ids seen and

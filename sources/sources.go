@@ -118,11 +118,12 @@ type Options struct {
 	// DoneRepeat, if set, decides instead of Done for an item (a file,
 	// tar member or Parquet row) whose id an earlier item has, of the same
 	// input or another: the n-th repeat
-	// of the id (n >= 1, counted over every shard). A run that takes it
-	// makes it an error item ("duplicate id": the first keeps the id), so
-	// it is done when an earlier run recorded n such error rows for the
-	// id; Done, which tells of the id, would take it for done with the
-	// first one's output alone.
+	// of the id (n >= 1, counted over the unsharded sequence, so the same
+	// item has the same n in every shard and run). A run that takes it
+	// makes it an error item ("duplicate id": the first keeps the id)
+	// whose error says "(repeat n)", so it is done when an earlier run
+	// (of any shard) recorded that row; Done, which tells of the id,
+	// would take it for done with the first one's output alone.
 	DoneRepeat func(id string, n int) bool `yaml:"-"`
 	// OnAck, if set, is called once per item when its Ack is called.
 	OnAck func(it Item, err error) `yaml:"-"`

@@ -35,7 +35,7 @@ func TestUnreadableIDAfterASkippedRow(t *testing.T) {
 	null := func(row int) string {
 		return fmt.Sprintf("ds.parquet/%d@%d!read %s#%d: row %d: id column \"key\" is null", row, row, path, row, row)
 	}
-	dup := "k1@3!read " + path + `#3: duplicate id "k1"` + duplicateIDEnd
+	dup := "k1@3!read " + path + `#3: duplicate id "k1" (repeat 1)` + duplicateIDEnd
 	isK := func(id string) bool { return strings.HasPrefix(id, "k") }
 	for _, c := range []struct {
 		name string

@@ -86,8 +86,10 @@ Exit status:
      name that is no file, builtin nor a preset; an --output that is a
      file; a bad MAEEMBED_KERNEL or MAEEMBED_STRASSEN value. A --model
      value that names nothing on disk is a path, and missing (1), when it
-     holds a "/" or ends in .pth, .safetensors or .bin (pretrain: .json);
-     else it is a name (2)`,
+     holds a "/" or ends in .pth, .safetensors or .bin; else it is a name
+     (2). pretrain's --model is a preset name or a file ending in .json:
+     such a file missing is 1, any other value 2 (a "/" or an existing
+     file without .json too)`,
 		Version:       version,
 		SilenceErrors: true,
 		SilenceUsage:  true,

@@ -164,6 +164,21 @@ func TestMissingModelPathOrName(t *testing.T) {
 			t.Errorf("embed -m %s: exit %d, want %d\n%s", c.model, code, c.code, stderr)
 		}
 	}
+	// pretrain's --model is a preset or a .json file (--help says so):
+	// only a value ending in .json is a path; a "/" or an existing file
+	// without .json is a usage error.
+	noJSON := filepath.Join(dir, "config")
+	if err := os.WriteFile(noJSON, []byte("{}"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		model string
+		code  int
+	}{{"nonexist.json", 1}, {"sub/nonexist", 2}, {noJSON, 2}, {"nosuchpreset", 2}} {
+		if code, _, stderr := maeembed(t, "pretrain", "-m", c.model, "-o", filepath.Join(dir, "p"), imgs); code != c.code {
+			t.Errorf("pretrain -m %s: exit %d, want %d\n%s", c.model, code, c.code, stderr)
+		}
+	}
 }
 
 // SIGTERM (or Ctrl-C) in the middle of `maeembed pretrain` finishes the

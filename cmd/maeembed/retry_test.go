@@ -474,6 +474,31 @@ func TestE2EDuplicateMemberInPartsAndErrors(t *testing.T) {
 	}
 }
 
+// Shards that run one after the other into one output: a repeat of an
+// id in shard 1 is not done because shard 0 recorded another repeat of
+// the id (its "(repeat n)" row is not this one's), so each repeat gets
+// its own error row, once, and reruns of either shard find both done.
+func TestE2EDuplicateRepeatsAcrossShards(t *testing.T) {
+	shard := filepath.Join(t.TempDir(), "dup.tar")
+	// Indices 0 and 2 are shard 0/2's (the first and repeat 2), 1 and 3
+	// shard 1/2's (repeat 1 and img_002.png).
+	writeTar(t, shard, "img_001.png", "img_001.png", "img_001.png", "img_002.png")
+	out := t.TempDir()
+	args := []string{"embed", "-m", filepath.Join(fixtures, "tiny32", "hf"), "-o", out, shard}
+	runCounted(t, summary{1, 1, 0}, append(args, "--shard", "0/2")...)
+	runCounted(t, summary{1, 1, 0}, append(args, "--shard", "1/2")...)
+	const id = "dup.tar/img_001.png"
+	if o, e := partIDs(t, out, "part-*.parquet"), partIDs(t, out, "errors/part-*.parquet"); o[id] != 1 || len(o) != 2 || e[id] != 2 || len(e) != 1 {
+		t.Fatalf("outputs %v, error rows %v: want %s once in the outputs and twice in the error rows", o, e, id)
+	}
+	for _, s := range []string{"0/2", "1/2"} {
+		runCounted(t, summary{0, 0, 2}, append(args, "--shard", s)...)
+	}
+	if e := partIDs(t, out, "errors/part-*.parquet"); e[id] != 2 || len(e) != 1 {
+		t.Errorf("error rows after the reruns %v, want %s twice", e, id)
+	}
+}
+
 // A tar that holds a bad member twice: the first is a decode error row,
 // the second a duplicate id's, and the id has no output. A rerun counts
 // both among the inputs done as errors, but not as a duplicate id whose
