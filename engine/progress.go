@@ -375,9 +375,16 @@ func failedHint(c Counts, shared []sources.SharedIDs) string {
 // then is a larger --memory-budget the example of a fix, not for a full
 // disk or a permission.
 func retryHint(failed, retryable, overBudget int64) string {
-	retry := "once their cause is fixed (their error column says what failed), rerun with --retry-errors to process"
-	if overBudget > 0 {
-		retry = "once their cause is fixed (e.g. a larger --memory-budget), rerun with --retry-errors to process"
+	// retry says what to do about n retryable inputs, in the number n takes.
+	retry := func(n int64, obj string) string {
+		cause := "their cause is fixed"
+		if n == 1 {
+			cause = "its cause is fixed"
+		}
+		if overBudget > 0 {
+			return "once " + cause + " (e.g. a larger --memory-budget), rerun with --retry-errors to process " + obj + " again"
+		}
+		return "once " + cause + " (their error column says what failed), rerun with --retry-errors to process " + obj + " again"
 	}
 	const bad = "the input itself is bad, or does not fit the settings (e.g. a corrupt or truncated image, or one of another size with --resize none): a retry with the same settings fails it again"
 	switch {
@@ -387,14 +394,20 @@ func retryHint(failed, retryable, overBudget int64) string {
 		}
 		return "the inputs themselves are bad, or do not fit the settings (e.g. corrupt or truncated images, or ones of another size with --resize none): a retry with the same settings fails them again"
 	case retryable >= failed:
-		return retry + " those inputs again"
+		if failed == 1 {
+			return retry(1, "that input")
+		}
+		return retry(failed, "those inputs")
 	}
-	other := "the others are"
+	obj, other := "them", "the others are bad inputs (e.g. corrupt or truncated images)"
+	if retryable == 1 {
+		obj = "it"
+	}
 	if failed-retryable == 1 {
-		other = "the other is"
+		other = "the other is a bad input (e.g. a corrupt or truncated image)"
 	}
-	return fmt.Sprintf("%d %s of a kind a retry can fix (memory budget, resources, I/O): %s them again; %s bad inputs (e.g. corrupt or truncated images) that a retry fails again",
-		retryable, isAre(retryable), retry, other)
+	return fmt.Sprintf("%d %s of a kind a retry can fix (memory budget, resources, I/O): %s; %s that a retry fails again",
+		retryable, isAre(retryable), retry(retryable, obj), other)
 }
 
 // ignoredWhat says what the ignored count of a summary holds: paths given

@@ -179,7 +179,7 @@ func TestSummaryRetryHint(t *testing.T) {
 		{Counts{Written: 1, Failed: 2}, RunInfo{}, "the inputs themselves are bad", "--retry-errors"},
 		{Counts{Written: 1, Failed: 1}, RunInfo{}, "the input itself is bad", "--retry-errors"},
 		{Counts{Written: 1, Failed: 2, Retryable: 2}, RunInfo{}, "rerun with --retry-errors to process those inputs again", "bad"},
-		{Counts{Written: 1, Failed: 3, Retryable: 1, OverBudget: 1}, RunInfo{}, "1 is of a kind a retry can fix (memory budget, resources, I/O): once their cause is fixed (e.g. a larger --memory-budget), rerun with --retry-errors to process them again; the others are bad inputs", "process  them"},
+		{Counts{Written: 1, Failed: 3, Retryable: 1, OverBudget: 1}, RunInfo{}, "1 is of a kind a retry can fix (memory budget, resources, I/O): once its cause is fixed (e.g. a larger --memory-budget), rerun with --retry-errors to process it again; the others are bad inputs", "process  them"},
 		// A larger --memory-budget is the example only when the budget
 		// failed them, not for a full disk or a permission.
 		{Counts{Written: 1, Failed: 2, Retryable: 2}, RunInfo{}, "once their cause is fixed (their error column says what failed), rerun with --retry-errors", "--memory-budget)"},
@@ -195,7 +195,7 @@ func TestSummaryRetryHint(t *testing.T) {
 		// Repeats within one input (no pair shares ids): a tar's are not
 		// fixed by --id-column, so the hint names what fixes each kind.
 		{Counts{Written: 1, Failed: 1, Duplicates: 1}, RunInfo{}, "1 is a duplicate id (an input holds an id more than once: a tar member twice, or a Parquet id value twice): ids are one namespace across all inputs, and the first input, member or row with an id keeps it, so a retry does not embed these; to embed them, give the inputs ids that differ (a tar's members names of their own; a Parquet file an --id-column whose keys are unique", "differ across the inputs"},
-		{Counts{Skipped: 3}, RunInfo{SkippedFailed: 2, SkippedRetryable: 1}, "the other is bad", ""},
+		{Counts{Skipped: 3}, RunInfo{SkippedFailed: 2, SkippedRetryable: 1}, "the other is a bad input (e.g. a corrupt or truncated image)", ""},
 	} {
 		var buf bytes.Buffer
 		c.info.Output = "out"

@@ -71,7 +71,7 @@ func TestE2ERetryErrors(t *testing.T) {
 	// big.png can be retried (the budget), bad.jpg cannot (not an image).
 	// The budget failed it, so a larger one is the example of a fix.
 	if !strings.Contains(stderr, "1 is of a kind a retry can fix") || !strings.Contains(stderr, "--retry-errors") ||
-		!strings.Contains(stderr, "the other is bad") || !strings.Contains(stderr, "(e.g. a larger --memory-budget)") {
+		!strings.Contains(stderr, "the other is a bad input") || !strings.Contains(stderr, "(e.g. a larger --memory-budget)") {
 		t.Errorf("the summary of a run with errors does not say which can be retried and how:\n%s", stderr)
 	}
 	if e := partIDs(t, out, "errors/part-*.parquet"); e["big.png"] != 1 || e["bad.jpg"] != 1 {
@@ -82,7 +82,7 @@ func TestE2ERetryErrors(t *testing.T) {
 	stderr = runCounted(t, summary{0, 0, 3}, append([]string{"embed", "--memory-budget", "256MiB", "-o", out, root}, model...)...)
 	for _, want := range []string{"nothing to do: every input was already done, 2 of them as errors",
 		"2 of the skipped inputs are recorded as failed in " + filepath.Join(out, "errors"), "1 is of a kind a retry can fix",
-		"rerun with --retry-errors", "the other is bad"} {
+		"rerun with --retry-errors", "the other is a bad input"} {
 		if !strings.Contains(stderr, want) {
 			t.Errorf("a rerun with nothing to do but earlier errors does not say %q:\n%s", want, stderr)
 		}
@@ -585,7 +585,7 @@ func TestE2EDuplicateOfARetryableFailure(t *testing.T) {
 	args := append([]string{"embed", "-o", out, shard}, model...)
 	runCounted(t, summary{1, 2, 0}, append(args, "--memory-budget", "4MiB")...)
 	stderr := runCounted(t, summary{0, 0, 3}, append(args, "--memory-budget", "256MiB")...)
-	for _, want := range []string{"every input was already done, 2 of them as errors\n", "1 is of a kind a retry can fix", "the other is bad"} {
+	for _, want := range []string{"every input was already done, 2 of them as errors\n", "1 is of a kind a retry can fix", "the other is a bad input"} {
 		if !strings.Contains(stderr, want) {
 			t.Errorf("the rerun does not say %q:\n%s", want, stderr)
 		}
