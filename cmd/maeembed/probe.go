@@ -1,7 +1,10 @@
 package main
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -20,12 +23,18 @@ func (e *env) probeCommand(args []string) *cobra.Command {
 the MAE paper does: a weighted kNN vote and a linear classifier trained on
 a split of them. Labels come from each id's parent folder (ImageFolder) or
 from a Parquet column joined on id.` + kernelEnvHelp,
-		Example: `  maeembed probe out/
+		Example: `  # labels from folders: the images must be in class folders, photos/CLASS/*.jpg
+  maeembed embed -o emb/ photos/ && maeembed probe emb/
   maeembed probe --label-column label --label-file labels.parquet --format json out/`,
 	}
 	return configured(cmd, args, &j, nil, func(fs *pflag.FlagSet) { j.AddFlags(fs) }, func(inputs []string) error {
 		if len(inputs) != 1 {
 			return fmt.Errorf("%w: probe takes one EMBEDDINGS path (a maeembed output directory or file)", errUsage)
+		}
+		// An EMBEDDINGS path that does not exist is a usage error (exit 2),
+		// as a missing INPUT is for embed.
+		if _, err := os.Stat(inputs[0]); errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("%w: EMBEDDINGS %s does not exist", errUsage, inputs[0])
 		}
 		return j.Run(inputs[0], e.stdout, version)
 	})

@@ -160,6 +160,7 @@ func TestProbeUsage(t *testing.T) {
 		{"probe", "--labels", "column", "x"},
 		{"probe", "--labels", "folder", "--label-column", "c", "x"},
 		{"probe", "--label-file", "l.parquet", "x"},
+		{"probe", filepath.Join(t.TempDir(), "nothere") + "/"},
 	} {
 		if code, _, stderr := maeembed(t, args...); code != 2 {
 			t.Errorf("%v: exit %d, want 2 (usage)\n%s", args, code, stderr)
