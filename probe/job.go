@@ -1,6 +1,7 @@
 package probe
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -125,6 +126,11 @@ func (j Job) Run(path string, w io.Writer, version string) error {
 		label = func(id string) (string, bool) { l, ok := m[id]; return l, ok }
 	}
 	ds, err := NewDataset(emb, label)
+	if errors.Is(err, ErrNoLabels) && j.Labels != "column" {
+		// Embeddings of a flat folder (the quickstart's): say what folder
+		// labels need, and the other way to give them.
+		return fmt.Errorf("%s: %w: labels from folders need images in class folders (embed DIR with DIR/CLASS/IMAGE; an id's parent folder is its class), or give --label-column and --label-file", path, err)
+	}
 	if err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}

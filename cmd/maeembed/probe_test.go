@@ -169,6 +169,13 @@ func TestProbeUsage(t *testing.T) {
 	if code, _, stderr := maeembed(t, "probe", t.TempDir()); code != 1 || !strings.Contains(stderr, "part-*.parquet") {
 		t.Errorf("empty dir: exit %d, %s", code, stderr)
 	}
+	// Embeddings of a flat folder have no folder labels: the error says
+	// what folder labels need.
+	flat := filepath.Join(t.TempDir(), "emb")
+	mustRun(t, "embed", "-m", filepath.Join(fixtures, "tiny32", "hf"), "-o", flat, filepath.Join(fixtures, "tiny32", "images"))
+	if code, _, stderr := maeembed(t, "probe", flat); code != 1 || !strings.Contains(stderr, "no embedding has a label") || !strings.Contains(stderr, "class folders") {
+		t.Errorf("flat folder: exit %d, %s", code, stderr)
+	}
 }
 
 // Labels from a column of a separate Parquet file (written by DuckDB),
