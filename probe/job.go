@@ -105,10 +105,14 @@ func (j *Job) validate() error {
 
 // Run probes the embeddings at path (a maeembed output directory or file),
 // writes the report to w and saves the head if j.Output is set (its
-// metadata records version).
+// metadata records version). Bad options, and a path that does not exist,
+// are usage errors (config.ErrUsage), found before any work.
 func (j Job) Run(path string, w io.Writer, version string) error {
 	if err := j.validate(); err != nil {
 		return err
+	}
+	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("%w: EMBEDDINGS %s does not exist", config.ErrUsage, path)
 	}
 	emb, err := Load(path)
 	if err != nil {

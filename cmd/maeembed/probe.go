@@ -1,10 +1,7 @@
 package main
 
 import (
-	"errors"
 	"fmt"
-	"io/fs"
-	"os"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -30,11 +27,6 @@ from a Parquet column joined on id.` + kernelEnvHelp,
 	return configured(cmd, args, &j, nil, func(fs *pflag.FlagSet) { j.AddFlags(fs) }, func(inputs []string) error {
 		if len(inputs) != 1 {
 			return fmt.Errorf("%w: probe takes one EMBEDDINGS path (a maeembed output directory or file)", errUsage)
-		}
-		// An EMBEDDINGS path that does not exist is a usage error (exit 2),
-		// as a missing INPUT is for embed.
-		if _, err := os.Stat(inputs[0]); errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("%w: EMBEDDINGS %s does not exist", errUsage, inputs[0])
 		}
 		return j.Run(inputs[0], e.stdout, version)
 	})
