@@ -618,7 +618,8 @@ func (e *Engine[R]) write(imgs, ok []*Image, result R, ran bool) error {
 		e.processed.Add(int64(len(ok)))
 		if err := e.out.Write(ok, result); err != nil {
 			e.writeFailed = true
-			err = fmt.Errorf("write: %w", err)
+			// No "write:" prefix: the pipeline names the stage ("stage
+			// write: ...") and the sinks' errors say what they wrote.
 			// The batch's error rows will not be written either: not
 			// durable (the rows the output was given are its to ack).
 			for i := range e.rows {

@@ -137,7 +137,7 @@ func (o *FileOptions) AddFlags(fs *pflag.FlagSet, formats string) {
 	fs.StringVar(&o.Shard, "shard", o.Shard, "process shard i of n (i/n), one per machine")
 	fs.BoolVar(&o.FailOnError, "fail-on-error", o.FailOnError, "exit non-zero when any input failed")
 	fs.BoolVar(&o.DryRun, "dry-run", o.DryRun, "list the ids that would be processed, one a line (with resume, without those already done; an id with a control character or a leading '\"' is Go-quoted), and stop, with the run's exit status where it is known without processing (a refusal of the output, a rerun that would fail); the model is checked from its headers, and nothing is downloaded, unpacked or written (a model not on this machine yet is reported on stderr)")
-	fs.BoolVar(&o.RetryErrors, "retry-errors", o.RetryErrors, "process again the inputs that failed in an earlier run into the output (their error rows are replaced)")
+	fs.BoolVar(&o.RetryErrors, "retry-errors", o.RetryErrors, "process again the inputs that failed in an earlier run into the output (their old error rows are dropped when the run ends)")
 }
 
 // shard parses o.Shard ("" = the whole input).

@@ -369,8 +369,9 @@ func failedHint(c Counts, shared []sources.SharedIDs) string {
 
 // retryHint says what can be done about failed inputs of which retryable
 // are of a kind a retry can get past once their cause is fixed
-// (sinks.RetryableError): --retry-errors only for those, since the others
-// are bad inputs (corrupt, truncated, not images) that fail again. Of
+// (sinks.RetryableError, a missing file among them): --retry-errors only
+// for those, since the others are bad inputs (corrupt, truncated, not
+// images, a FIFO, an empty tar) that fail again. Of
 // the retryable, overBudget are the memory budget's (-1: not known): only
 // then is a larger --memory-budget the example of a fix, not for a full
 // disk or a permission.
@@ -406,7 +407,7 @@ func retryHint(failed, retryable, overBudget int64) string {
 	if failed-retryable == 1 {
 		other = "the other is a bad input (e.g. a corrupt or truncated image)"
 	}
-	return fmt.Sprintf("%d %s of a kind a retry can fix (memory budget, resources, I/O): %s; %s that a retry fails again",
+	return fmt.Sprintf("%d %s of a kind a retry can fix (memory budget, resources, I/O, a missing file): %s; %s that a retry fails again",
 		retryable, isAre(retryable), retry(retryable, obj), other)
 }
 

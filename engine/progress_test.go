@@ -179,7 +179,7 @@ func TestSummaryRetryHint(t *testing.T) {
 		{Counts{Written: 1, Failed: 2}, RunInfo{}, "the inputs themselves are bad", "--retry-errors"},
 		{Counts{Written: 1, Failed: 1}, RunInfo{}, "the input itself is bad", "--retry-errors"},
 		{Counts{Written: 1, Failed: 2, Retryable: 2}, RunInfo{}, "rerun with --retry-errors to process those inputs again", "bad"},
-		{Counts{Written: 1, Failed: 3, Retryable: 1, OverBudget: 1}, RunInfo{}, "1 is of a kind a retry can fix (memory budget, resources, I/O): once its cause is fixed (e.g. a larger --memory-budget), rerun with --retry-errors to process it again; the others are bad inputs", "process  them"},
+		{Counts{Written: 1, Failed: 3, Retryable: 1, OverBudget: 1}, RunInfo{}, "1 is of a kind a retry can fix (memory budget, resources, I/O, a missing file): once its cause is fixed (e.g. a larger --memory-budget), rerun with --retry-errors to process it again; the others are bad inputs", "process  them"},
 		// A larger --memory-budget is the example only when the budget
 		// failed them, not for a full disk or a permission.
 		{Counts{Written: 1, Failed: 2, Retryable: 2}, RunInfo{}, "once their cause is fixed (their error column says what failed), rerun with --retry-errors", "--memory-budget)"},

@@ -12,7 +12,6 @@ import (
 
 	"github.com/spf13/pflag"
 
-	"github.com/maeembed/maeembed/config"
 	"github.com/maeembed/maeembed/mae/weights"
 )
 
@@ -73,16 +72,18 @@ func (o *ConvertOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.BoolVar(&o.Force, "force", o.Force, "replace the checkpoint files in an existing, non-empty --output directory")
 }
 
-// CheckOutput refuses dir if it exists and is not empty, unless Force
-// (a usage error, config.ErrUsage): a new directory is written whole and
-// renamed into place, an existing one would have its files replaced.
+// CheckOutput refuses dir if it exists and is not empty, unless Force: a
+// new directory is written whole and renamed into place, an existing one
+// would have its files replaced. The refusal is a run failure (exit 1), not
+// a usage error: as with embed's output directory that refuses a run, the
+// command line is right and the directory's contents are in the way.
 func (o ConvertOptions) CheckOutput(dir string) error {
 	if o.Force {
 		return nil
 	}
 	switch ents, err := os.ReadDir(dir); {
 	case err == nil && len(ents) > 0:
-		return fmt.Errorf("%w: --output %s exists and is not empty (--force replaces its checkpoint files)", config.ErrUsage, dir)
+		return fmt.Errorf("--output %s exists and is not empty (--force replaces its checkpoint files)", dir)
 	case err != nil && !errors.Is(err, os.ErrNotExist):
 		return fmt.Errorf("--output: %w", err)
 	}

@@ -64,8 +64,12 @@ func TestCheckPendingRefusesOtherConfig(t *testing.T) {
 	// A preset not in the cache: ViT-B's file with a tiny --config is
 	// refused; with ViT-B's shapes and other head counts it is not (the
 	// shapes do not depend on them).
-	srv := httptest.NewServer(http.NotFoundHandler())
-	srv.Close() // nothing listens on its address now: the size is unknown
+	// A server that does not take HEAD: the size is unknown (one that
+	// cannot be reached would fail the check, as the run's download would).
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusMethodNotAllowed)
+	}))
+	defer srv.Close()
 	t.Setenv("MAEEMBED_HUB_URL", srv.URL)
 	s = Source{Name: "mae_vit_base_patch16", CacheDir: t.TempDir(), Config: cfg}
 	if _, err := Check(context.Background(), s); err == nil || !strings.Contains(err.Error(), "does not match") {

@@ -1,6 +1,7 @@
 package probe
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -104,10 +105,14 @@ func (j *Job) validate() error {
 
 // Run probes the embeddings at path (a maeembed output directory or file),
 // writes the report to w and saves the head if j.Output is set (its
-// metadata records version).
+// metadata records version). Bad options, and a path that does not exist,
+// are usage errors (config.ErrUsage), found before any work.
 func (j Job) Run(path string, w io.Writer, version string) error {
 	if err := j.validate(); err != nil {
 		return err
+	}
+	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("%w: EMBEDDINGS %s does not exist", config.ErrUsage, path)
 	}
 	emb, err := Load(path)
 	if err != nil {
@@ -125,6 +130,11 @@ func (j Job) Run(path string, w io.Writer, version string) error {
 		label = func(id string) (string, bool) { l, ok := m[id]; return l, ok }
 	}
 	ds, err := NewDataset(emb, label)
+	if errors.Is(err, ErrNoLabels) && j.Labels != "column" {
+		// Embeddings of a flat folder (the quickstart's): say what folder
+		// labels need, and the other way to give them.
+		return fmt.Errorf("%s: %w: labels from folders need images in class folders (embed DIR with DIR/CLASS/IMAGE; an id's parent folder is its class), or give --label-column and --label-file", path, err)
+	}
 	if err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}

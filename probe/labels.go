@@ -1,6 +1,7 @@
 package probe
 
 import (
+	"errors"
 	"fmt"
 	"path"
 	"sort"
@@ -105,6 +106,9 @@ type Dataset struct {
 	Unlabelled int
 }
 
+// ErrNoLabels is NewDataset's error when no row has a label.
+var ErrNoLabels = errors.New("no embedding has a label")
+
 // NewDataset keeps the rows of e that label names a class for. The result
 // may share X with e. At least two classes are needed; fewer is an error
 // naming the example id of what went wrong.
@@ -126,7 +130,7 @@ func NewDataset(e *Embeddings, label func(id string) (string, bool)) (*Dataset, 
 		names = append(names, l)
 	}
 	if len(keep) == 0 {
-		return nil, fmt.Errorf("no embedding has a label (first id %q)", firstMissing)
+		return nil, fmt.Errorf("%w (first id %q)", ErrNoLabels, firstMissing)
 	}
 	index := map[string]int{}
 	for _, n := range names {

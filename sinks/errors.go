@@ -108,13 +108,16 @@ func (w *ErrorParts) Write(rows []ErrorRow) error {
 
 // retryableMarkers are texts of the errors a rerun can get past once their
 // cause is fixed: the memory budget (stages.ErrOverBudget and its hints),
-// exhausted resources and transient I/O. They are matched in an error
+// exhausted resources, transient I/O, and a file that is not there (a
+// listed file, or a symlink's target, that may appear before the retry).
+// They are matched in an error
 // row's error column, so rows of earlier runs classify like new ones.
 var retryableMarkers = append(slices.Clip(budgetMarkers),
 	syscall.EIO.Error(), syscall.EAGAIN.Error(), syscall.EINTR.Error(), syscall.EBUSY.Error(),
 	syscall.ENOMEM.Error(), syscall.EMFILE.Error(), syscall.ENFILE.Error(),
 	syscall.ENOSPC.Error(), syscall.EDQUOT.Error(), syscall.ESTALE.Error(),
 	syscall.ETIMEDOUT.Error(), syscall.ECONNRESET.Error(), syscall.EACCES.Error(),
+	syscall.ENOENT.Error(),
 	"i/o timeout", "context deadline exceeded",
 )
 
@@ -178,7 +181,8 @@ func DuplicateIDError(msg string) bool {
 // RetryableError reports whether an error row's error (its error column)
 // is of a kind that --retry-errors can get past once its cause is fixed:
 // a memory budget too small for the image, exhausted resources (memory,
-// file descriptors, disk space), a permission, transient I/O. Any other
+// file descriptors, disk space), a permission, transient I/O, a missing
+// file (a listed one, a symlink's target). Any other
 // error row (a corrupt, truncated or unsupported image, a wrong size)
 // is the input's own: a retry fails it again; so is a duplicate id
 // (DuplicateIDError).

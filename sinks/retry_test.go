@@ -152,6 +152,10 @@ func TestReadDoneCountsDuplicateRows(t *testing.T) {
 	if !RetryableError("read /in/input/output error.png: truncated") || RetryableError(rows[3].Error) {
 		t.Error("RetryableError: a duplicate id's row whose path holds a retryable text is not told apart")
 	}
+	// A listed file that is not there may be there for the retry.
+	if !RetryableError("open later.jpg: no such file or directory") || RetryableError("decode bad.jpg: invalid JPEG format: missing SOI marker") {
+		t.Error("RetryableError: a missing file is not retryable, or a corrupt one is")
+	}
 }
 
 // A duplicate id's row says which repeat of the id it records, so a

@@ -134,8 +134,9 @@ func TestDryRunReadsHeadersOnly(t *testing.T) {
 // checked from the preset's known architecture and parts, so an option
 // the run would refuse (--pool global on a pretrained encoder) is refused
 // with the run's exit code. The built-in model, not unpacked yet, is
-// reported the same way. With the server down, the size is unknown and
-// the dry run still lists.
+// reported the same way. With the server down (nothing listens on its
+// port), the run's download would fail: the dry run exits 1 as the run
+// does, with the run's advice, and lists nothing.
 func TestDryRunFetchesNothing(t *testing.T) {
 	tiny := filepath.Join(fixtures, "tiny32")
 	body, err := os.ReadFile(filepath.Join(tiny, "model.pth"))
@@ -232,8 +233,8 @@ func TestDryRunFetchesNothing(t *testing.T) {
 
 	srv.Close()
 	code, stdout, stderr = maeembed(t, "embed", "--dry-run", "-m", "mae_vit_base_patch16", "--cache-dir", cache, in)
-	if code != 0 || strings.Count(stdout, "\n") != 3 || !strings.Contains(stderr, "size unknown") {
-		t.Errorf("--dry-run with the server down: exit %d, listed %q\n%s", code, stdout, stderr)
+	if code != 1 || stdout != "" || !strings.Contains(stderr, "connection refused") || !strings.Contains(stderr, "without network access to it") {
+		t.Errorf("--dry-run with the server down: exit %d, want 1, listed %q\n%s", code, stdout, stderr)
 	}
 }
 

@@ -20,7 +20,8 @@ func (e *env) probeCommand(args []string) *cobra.Command {
 the MAE paper does: a weighted kNN vote and a linear classifier trained on
 a split of them. Labels come from each id's parent folder (ImageFolder) or
 from a Parquet column joined on id.` + kernelEnvHelp,
-		Example: `  maeembed probe out/
+		Example: `  # labels from folders: the images must be in class folders, photos/CLASS/*.jpg
+  maeembed embed -o emb/ photos/ && maeembed probe emb/
   maeembed probe --label-column label --label-file labels.parquet --format json out/`,
 	}
 	return configured(cmd, args, &j, nil, func(fs *pflag.FlagSet) { j.AddFlags(fs) }, func(inputs []string) error {

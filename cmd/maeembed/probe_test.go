@@ -160,6 +160,7 @@ func TestProbeUsage(t *testing.T) {
 		{"probe", "--labels", "column", "x"},
 		{"probe", "--labels", "folder", "--label-column", "c", "x"},
 		{"probe", "--label-file", "l.parquet", "x"},
+		{"probe", filepath.Join(t.TempDir(), "nothere") + "/"},
 	} {
 		if code, _, stderr := maeembed(t, args...); code != 2 {
 			t.Errorf("%v: exit %d, want 2 (usage)\n%s", args, code, stderr)
@@ -167,6 +168,13 @@ func TestProbeUsage(t *testing.T) {
 	}
 	if code, _, stderr := maeembed(t, "probe", t.TempDir()); code != 1 || !strings.Contains(stderr, "part-*.parquet") {
 		t.Errorf("empty dir: exit %d, %s", code, stderr)
+	}
+	// Embeddings of a flat folder have no folder labels: the error says
+	// what folder labels need.
+	flat := filepath.Join(t.TempDir(), "emb")
+	mustRun(t, "embed", "-m", filepath.Join(fixtures, "tiny32", "hf"), "-o", flat, filepath.Join(fixtures, "tiny32", "images"))
+	if code, _, stderr := maeembed(t, "probe", flat); code != 1 || !strings.Contains(stderr, "no embedding has a label") || !strings.Contains(stderr, "class folders") {
+		t.Errorf("flat folder: exit %d, %s", code, stderr)
 	}
 }
 

@@ -135,6 +135,29 @@ func TestE2ERetryHintOnlyForRetryableErrors(t *testing.T) {
 	}
 }
 
+// A listed file that is not there is no bad input: it may appear, so the
+// summary suggests --retry-errors, and once it is there the retry embeds it.
+func TestE2ERetryMissingListedFile(t *testing.T) {
+	dir := t.TempDir()
+	good, later := filepath.Join(dir, "good.png"), filepath.Join(dir, "later.png")
+	copyFile(t, filepath.Join(fixtures, "tiny32", "images", "img_000.png"), good)
+	list := filepath.Join(dir, "l.txt")
+	if err := os.WriteFile(list, []byte(good+"\n"+later+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := t.TempDir()
+	args := []string{"embed", "-m", filepath.Join(fixtures, "tiny32", "hf"), "-o", out, list}
+	stderr := runCounted(t, summary{1, 1, 0}, args...)
+	if !strings.Contains(stderr, "--retry-errors") || strings.Contains(stderr, "the input itself is bad") {
+		t.Errorf("a missing listed file's error calls it a bad input, or suggests no retry:\n%s", stderr)
+	}
+	copyFile(t, filepath.Join(fixtures, "tiny32", "images", "img_001.png"), later)
+	runCounted(t, summary{1, 0, 1}, append(args, "--retry-errors")...)
+	if errIDs := partIDs(t, out, "errors/part-*.parquet"); len(errIDs) != 0 {
+		t.Errorf("error ids after the retry: %v, want none", errIDs)
+	}
+}
+
 // A retry run killed after it published an output but before it dropped
 // the error rows leaves ids both in the output and in errors/ (simulated
 // here by copying the output part of a finished retry of the same state).

@@ -1135,7 +1135,12 @@ func TestStreamShutdownBoundedWithBrokerDown(t *testing.T) {
 	})
 	code, took := w.stop(t, 60*time.Second)
 	t.Logf("exit %d, %v after SIGTERM", code, took)
-	if !strings.Contains(w.logs.String(), "shutdown timeout") && code != 0 {
+	timedOut := strings.Contains(w.logs.String(), "shutdown timeout")
+	if !timedOut && code != 0 {
 		t.Errorf("exit %d without a shutdown timeout\n%s", code, w.logs.String())
+	}
+	// An abort is an interrupted run: exit 1, as the exit table says.
+	if timedOut && code != 1 {
+		t.Errorf("exit %d after a shutdown timeout, want 1\n%s", code, w.logs.String())
 	}
 }

@@ -95,7 +95,8 @@ func TestNegativeCountsRefused(t *testing.T) {
 }
 
 // convert refuses to replace an existing, non-empty output directory
-// unless --force; an empty one is filled.
+// unless --force, exiting 1 as an output directory that refuses a run does
+// (the exit table); an empty one is filled.
 func TestConvertRefusesExistingOutput(t *testing.T) {
 	src := filepath.Join(fixtures, "tiny32", "hf")
 	out := t.TempDir() // exists, empty
@@ -103,8 +104,8 @@ func TestConvertRefusesExistingOutput(t *testing.T) {
 	cfg := filepath.Join(out, "config.json")
 	os.WriteFile(cfg, []byte("{}\n"), 0o644) // a user's edit
 	code, _, stderr := maeembed(t, "convert", src, "-o", out)
-	if code != 2 || !strings.Contains(stderr, "--force") {
-		t.Errorf("convert over an existing checkpoint: exit %d, want 2 naming --force\n%s", code, stderr)
+	if code != 1 || !strings.Contains(stderr, "--force") {
+		t.Errorf("convert over an existing checkpoint: exit %d, want 1 naming --force\n%s", code, stderr)
 	}
 	if b, _ := os.ReadFile(cfg); string(b) != "{}\n" {
 		t.Error("the existing directory was changed")

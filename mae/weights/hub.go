@@ -9,7 +9,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -133,7 +135,9 @@ type Download struct {
 // asked of the server by a HEAD request, bounded by ctx and 10 seconds).
 // A server that answers that the file is not there (404, 410) is the
 // error Resolve's download would get, as Resolve returns it: the run
-// would fail there. Any other failure of the request (no network, a
+// would fail there. So is a server that cannot be reached at all (its name
+// does not resolve, nothing listens, no route to it): the download's GET
+// would fail the same way. Any other failure of the request (a timeout, a
 // server that does not take HEAD) leaves the size unknown. It writes
 // nothing.
 func (h *Hub) Locate(ctx context.Context, nameOrPath string) (path string, dl *Download, err error) {
@@ -151,7 +155,29 @@ func (h *Hub) Locate(ctx context.Context, nameOrPath string) (path string, dl *D
 		// download's error for this status, in Resolve's DownloadError.
 		return "", nil, &DownloadError{URL: dl.URL, Path: dst, MD5: dl.MD5, Err: fmt.Errorf("download %s: %s", dl.URL, st.status)}
 	}
+	if ue, ok := unreachable(dl.SizeErr); ok {
+		// download's error for this failure: the same words, for a GET.
+		get := *ue
+		get.Op = "Get"
+		return "", nil, &DownloadError{URL: dl.URL, Path: dst, MD5: dl.MD5, Err: fmt.Errorf("download %s: %w", dl.URL, &get)}
+	}
 	return dst, dl, nil
+}
+
+// unreachable reports whether err, from a request, failed to connect to
+// the server at all: a name that does not resolve, a refused connection,
+// no route. A timeout is not (a slow network may still serve the GET).
+func unreachable(err error) (*url.Error, bool) {
+	var ue *url.Error
+	if !errors.As(err, &ue) || ue.Timeout() {
+		return nil, false
+	}
+	var dns *net.DNSError
+	var op *net.OpError
+	if errors.As(err, &dns) || (errors.As(err, &op) && op.Op == "dial") {
+		return ue, true
+	}
+	return nil, false
 }
 
 // statusError is a HEAD request answered with another status than 200.

@@ -436,10 +436,15 @@ func TestHubLocateFetchesNothing(t *testing.T) {
 	if p, dl, err := h.Locate(context.Background(), "mae_finetuned_vit_large.pth"); p != want || dl != nil || err != nil {
 		t.Errorf("Locate of a cached preset: %s, %+v, %v", p, dl, err)
 	}
-	// The server down: the size is unknown, and why.
+	// The server down (nothing listens): the run's download would fail,
+	// so Locate fails with Resolve's error, word for word.
 	srv.Close()
-	if _, dl, err := h.Locate(context.Background(), "mae_vit_huge_patch14"); err != nil || dl == nil || dl.Size != -1 || dl.SizeErr == nil {
-		t.Errorf("Locate with the server down: %+v, %v", dl, err)
+	h.Progress, h.Logger = &bytes.Buffer{}, slog.New(slog.NewTextHandler(&bytes.Buffer{}, nil))
+	_, dl, lerr := h.Locate(context.Background(), "mae_vit_huge_patch14")
+	_, rerr := h.Resolve(context.Background(), "mae_vit_huge_patch14")
+	var de *DownloadError
+	if dl != nil || !errors.As(lerr, &de) || rerr == nil || lerr.Error() != rerr.Error() {
+		t.Errorf("Locate with the server down: %+v, %v\nResolve: %v", dl, lerr, rerr)
 	}
 	if len(methods) != 1 {
 		t.Errorf("requests %v", methods)
