@@ -73,7 +73,20 @@ func openNpySet(dir string, names []string, inner [][]int, keys, vals []string) 
 func (s *npySet) carryOver(dir string, inner [][]int, keys, vals []string) error {
 	mdPath := filepath.Join(dir, metadataName)
 	if _, err := os.Stat(mdPath); errors.Is(err, os.ErrNotExist) {
-		return nil // nothing published, or a crash before metadata: start over
+		// Nothing published: start over. An .npy file of the set's name
+		// without the metadata that every published set has is not one
+		// this run may replace (the user's own file, or a set whose
+		// publication was cut before its metadata).
+		for _, name := range s.names {
+			p := filepath.Join(dir, name)
+			if _, err := os.Lstat(p); err == nil {
+				return fmt.Errorf("%s exists but %s does not: it is not a maeembed output (or one whose publication was cut short), "+
+					"and this run would replace it. Move it away or use another output directory", p, metadataName)
+			} else if !errors.Is(err, os.ErrNotExist) {
+				return fmt.Errorf("output: %w", err)
+			}
+		}
+		return nil
 	}
 	tbl, kv, err := ReadParquet(mdPath)
 	if err != nil {
