@@ -3,6 +3,7 @@ package sinks
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -212,13 +213,19 @@ func outputKind(pool, maskRatio bool) string {
 	return ""
 }
 
-// compatible refuses to mix outputs of different runs in one directory:
+// compatible refuses to mix outputs of different runs in one directory,
+// and an output of another tool (kv without maeembed.* keys):
 // every maeembed.* key must match, except maeembed.version (a newer build
 // may finish an older run) and maeembed.kernel (another machine or path
 // may, and an older output records none); maeembed.model compares as ModelName (an
 // older run may have recorded the path as it was spelled); an output
 // without maeembed.weights (an older version) takes any weights.
 func compatible(path string, kv map[string]string, keys, vals []string) error {
+	if !slices.ContainsFunc(slices.Collect(maps.Keys(kv)), func(k string) bool { return strings.HasPrefix(k, "maeembed.") }) {
+		// Another tool's file of the same name: comparing its (missing)
+		// settings would say maeembed wrote it with empty ones.
+		return fmt.Errorf("%s is not a maeembed output (no maeembed.* metadata) and this run would write beside or over it: move it away or use another output directory", path)
+	}
 	_, oldPool := kv["maeembed.pool"]
 	_, oldRatio := kv["maeembed.mask_ratio"]
 	if old, run := outputKind(oldPool, oldRatio), outputKind(slices.Contains(keys, "maeembed.pool"), slices.Contains(keys, "maeembed.mask_ratio")); old != "" && run != "" && old != run {
