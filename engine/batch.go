@@ -7,9 +7,11 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 	"unicode"
@@ -31,6 +33,7 @@ type Batch struct {
 	Preprocess stages.Preprocess // the model sets Size
 	Inputs     *Inputs
 	release    func(discard bool) // the output directory (TakeOutputDir)
+	unguard    func()             // ends guardOutput's watch (RunBatch owns the signals)
 	closed     bool
 	// refused is, for a dry run, the run's refusal of the output that it
 	// reports after its listing (--resume=false into a directory that
@@ -83,7 +86,7 @@ func OpenBatch(name string, o FileOptions, src sources.Options, pre stages.Prepr
 		}
 	}
 	if !o.DryRun {
-		if b.release, err = TakeOutputDir(out); err != nil {
+		if b.release, b.unguard, err = guardOutput(func() (func(bool), error) { return TakeOutputDir(out) }); err != nil {
 			return nil, err
 		}
 	}
@@ -114,6 +117,9 @@ func (b *Batch) close(discard bool) {
 		return
 	}
 	b.closed = true
+	if b.unguard != nil {
+		b.unguard()
+	}
 	if b.Inputs != nil {
 		b.Inputs.Close()
 	}
@@ -205,6 +211,9 @@ var ErrDrained = errors.New("interrupted: finished the images in flight and kept
 func RunBatch[R any](ctx context.Context, w io.Writer, b *Batch, cfg Config, errs sinks.ErrorWriter, model Model[R], out Output[R]) error {
 	stop := OnSignals(ctx, 0, os.Interrupt, syscall.SIGTERM)
 	defer stop.Release()
+	if b.unguard != nil {
+		b.unguard() // the run's signals are stop's now
+	}
 	cfg.Preprocess, cfg.ImageSize, cfg.Budget, cfg.Errors, cfg.Drain = b.Preprocess, b.Preprocess.Size, b.Preprocess.Budget, errs, stop.Drain
 	eng := New(cfg, model, out)
 	start := time.Now()
@@ -321,4 +330,60 @@ func (b *Batch) outcome(c Counts, firstError func() string) error {
 		return b.earlierFailed(false)
 	}
 	return nil
+}
+
+// guardOutput watches SIGINT and SIGTERM from just before a run takes
+// its output directory until RunBatch owns them (stop) or the batch
+// closes: while the model loads, their default action would end the
+// process with the output's lock files left behind (and a directory the
+// run made). The first one releases the output as Discard does (the lock
+// files and an empty directory this run made are removed) and exits with
+// status 1, as an interrupted run does. A signal the process was started
+// with ignored (SIGINT of a background job) stays ignored. take is
+// TakeOutputDir; guarded is its release, run once whoever calls it first.
+func guardOutput(take func() (func(discard bool), error)) (guarded func(discard bool), stop func(), err error) {
+	var sigs []os.Signal
+	for _, s := range []os.Signal{os.Interrupt, syscall.SIGTERM} {
+		if !signal.Ignored(s) {
+			sigs = append(sigs, s)
+		}
+	}
+	ch := make(chan os.Signal, 1)
+	taken := make(chan func(bool), 1)
+	quit := make(chan struct{})
+	done := make(chan struct{})
+	if len(sigs) > 0 {
+		signal.Notify(ch, sigs...)
+	}
+	go func() {
+		defer close(done)
+		select {
+		case s := <-ch:
+			slog.Warn("signal before the run started: releasing the output directory and exiting (rerun to start again)", "signal", s.String())
+			select {
+			case release := <-taken: // taken: free it
+				release(true)
+			case <-quit: // not taken (refused), or closed meanwhile
+			}
+			os.Exit(1)
+		case <-quit:
+		}
+	}()
+	var stopOnce sync.Once
+	stop = func() {
+		stopOnce.Do(func() {
+			signal.Stop(ch)
+			close(quit)
+			<-done
+		})
+	}
+	release, err := take()
+	if err != nil {
+		stop()
+		return nil, nil, err
+	}
+	var once sync.Once
+	guarded = func(discard bool) { once.Do(func() { release(discard) }) }
+	taken <- guarded
+	return guarded, stop, nil
 }

@@ -1,6 +1,7 @@
 package sinks
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
@@ -259,5 +260,43 @@ func TestWriteNpyFloat32(t *testing.T) {
 	}
 	if err := WriteNpyFloat32(filepath.Join(dir, "bad.npy"), []int{2, 2}, []float32{1}); err == nil {
 		t.Error("shape mismatch accepted")
+	}
+}
+
+// A user's own .npy file (written by numpy, no metadata.parquet beside
+// it) where a set would be published is refused, not replaced: the run
+// fails before writing anything, and the file and directory stay as
+// they were.
+func TestNpyRefusesAForeignFile(t *testing.T) {
+	py := numpyPython(t)
+	for _, tc := range []struct {
+		name string
+		open func(dir string) error
+	}{
+		{embeddingsName, func(dir string) error {
+			_, err := NewNpy(dir, Meta{Model: "m", Pool: "mean", Preprocess: "p", Version: "1", Dim: 5})
+			return err
+		}},
+		{"mask.npy", func(dir string) error { _, err := NewReconNpy(dir, testReconMeta); return err }},
+	} {
+		dir := t.TempDir()
+		p := filepath.Join(dir, tc.name)
+		if out, err := exec.Command(py, "-c", "import sys, numpy as np; np.save(sys.argv[1], np.ones((3, 5), np.float32))", p).CombinedOutput(); err != nil {
+			t.Fatalf("%v\n%s", err, out)
+		}
+		before, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = tc.open(dir)
+		if err == nil || !strings.Contains(err.Error(), "not a maeembed output") || !strings.Contains(err.Error(), p) {
+			t.Errorf("%s: open beside a foreign %s: %v, want an error naming it as not a maeembed output", tc.name, p, err)
+		}
+		if after, _ := os.ReadFile(p); !bytes.Equal(after, before) {
+			t.Errorf("%s: the foreign file changed", tc.name)
+		}
+		if ents, _ := os.ReadDir(dir); len(ents) != 1 {
+			t.Errorf("%s: the directory holds %d entries after the refusal, want only the foreign file", tc.name, len(ents))
+		}
 	}
 }

@@ -3,6 +3,7 @@ package sinks
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -73,7 +74,20 @@ func openNpySet(dir string, names []string, inner [][]int, keys, vals []string) 
 func (s *npySet) carryOver(dir string, inner [][]int, keys, vals []string) error {
 	mdPath := filepath.Join(dir, metadataName)
 	if _, err := os.Stat(mdPath); errors.Is(err, os.ErrNotExist) {
-		return nil // nothing published, or a crash before metadata: start over
+		// Nothing published: start over. An .npy file of the set's name
+		// without the metadata that every published set has is not one
+		// this run may replace (the user's own file, or a set whose
+		// publication was cut before its metadata).
+		for _, name := range s.names {
+			p := filepath.Join(dir, name)
+			if _, err := os.Lstat(p); err == nil {
+				return fmt.Errorf("%s exists but %s does not: it is not a maeembed output (or one whose publication was cut short), "+
+					"and this run would replace it. Move it away or use another output directory", p, metadataName)
+			} else if !errors.Is(err, os.ErrNotExist) {
+				return fmt.Errorf("output: %w", err)
+			}
+		}
+		return nil
 	}
 	tbl, kv, err := ReadParquet(mdPath)
 	if err != nil {
@@ -199,13 +213,19 @@ func outputKind(pool, maskRatio bool) string {
 	return ""
 }
 
-// compatible refuses to mix outputs of different runs in one directory:
+// compatible refuses to mix outputs of different runs in one directory,
+// and an output of another tool (kv without maeembed.* keys):
 // every maeembed.* key must match, except maeembed.version (a newer build
 // may finish an older run) and maeembed.kernel (another machine or path
 // may, and an older output records none); maeembed.model compares as ModelName (an
 // older run may have recorded the path as it was spelled); an output
 // without maeembed.weights (an older version) takes any weights.
 func compatible(path string, kv map[string]string, keys, vals []string) error {
+	if !slices.ContainsFunc(slices.Collect(maps.Keys(kv)), func(k string) bool { return strings.HasPrefix(k, "maeembed.") }) {
+		// Another tool's file of the same name: comparing its (missing)
+		// settings would say maeembed wrote it with empty ones.
+		return fmt.Errorf("%s is not a maeembed output (no maeembed.* metadata) and this run would write beside or over it: move it away or use another output directory", path)
+	}
 	_, oldPool := kv["maeembed.pool"]
 	_, oldRatio := kv["maeembed.mask_ratio"]
 	if old, run := outputKind(oldPool, oldRatio), outputKind(slices.Contains(keys, "maeembed.pool"), slices.Contains(keys, "maeembed.mask_ratio")); old != "" && run != "" && old != run {

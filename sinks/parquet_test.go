@@ -626,3 +626,30 @@ func TestParquetOptionsValidateErrors(t *testing.T) {
 		}
 	}
 }
+
+// A dataset's own part-00000.parquet (another tool's, no maeembed.*
+// metadata) where a part would go is refused as not a maeembed output,
+// not as one "written with maeembed.model=\"\"", in every format that
+// compares its metadata with the run's.
+func TestForeignPartIsNotAMaeembedOutput(t *testing.T) {
+	data, err := os.ReadFile("../sources/testdata/img2dataset-parquet/00000.parquet")
+	if err != nil {
+		t.Fatal(err)
+	}
+	meta := Meta{Model: "builtin", Pool: "mean", Preprocess: "p", Version: "1", Dim: 4}
+	for _, name := range []string{"part-00000.parquet", metadataName} {
+		dir := t.TempDir()
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		format := "parquet"
+		if name == metadataName {
+			format = "npy"
+		}
+		_, err := NewEmbeddings(format, dir, meta, ParquetOptions{})
+		if err == nil || !strings.Contains(err.Error(), path+" is not a maeembed output (no maeembed.* metadata)") || strings.Contains(err.Error(), "written with") {
+			t.Errorf("%s beside a foreign %s: %v, want it named as not a maeembed output", format, name, err)
+		}
+	}
+}

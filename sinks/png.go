@@ -2,6 +2,7 @@ package sinks
 
 import (
 	"bufio"
+	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
@@ -105,8 +106,69 @@ func NewReconPNG(dir string, meta ReconMeta) (*ReconPNG, error) {
 	if err := LiveRunSettings(dir, keys, vals); err != nil {
 		return nil, err
 	}
+	if !found {
+		// Every PNG this writer publishes follows maeembed-png.json: a PNG
+		// in a directory without it is not one, and a run would replace
+		// the one at its id's path.
+		if err := foreignPNG(dir); err != nil {
+			return nil, err
+		}
+	}
 	w.metaPending = !found
 	return w, nil
+}
+
+// foreignPNG fails, naming it, when dir (or a directory below it other
+// than errors/) holds a PNG file without the "maeembed.id" chunk that
+// this writer puts in each of its files. A missing dir holds none.
+func foreignPNG(dir string) error {
+	err := filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			if path == dir && errors.Is(err, os.ErrNotExist) {
+				return filepath.SkipAll
+			}
+			return err
+		}
+		if d.IsDir() && path == filepath.Join(dir, errorsDir) {
+			return filepath.SkipDir
+		}
+		if !d.Type().IsRegular() || filepath.Ext(path) != ".png" {
+			return nil
+		}
+		ours, err := hasIDChunk(path)
+		if err != nil {
+			return err
+		}
+		if !ours {
+			return fmt.Errorf("png output: %s is not a maeembed output (no maeembed.id chunk) and %s holds no %s: "+
+				"this run could replace it. Move it away or use another output directory", path, dir, pngMetaName)
+		}
+		return nil
+	})
+	if err != nil && !strings.HasPrefix(err.Error(), "png output: ") {
+		err = fmt.Errorf("png output: %w", err)
+	}
+	return err
+}
+
+// hasIDChunk reports whether the file at path starts as this writer's
+// PNGs do: signature, IHDR, then an iTXt chunk whose keyword is
+// "maeembed.id" (its CRC is not checked: a damaged file of this writer
+// is still its own, and is written again).
+func hasIDChunk(path string) (bool, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	const key = "iTXtmaeembed.id\x00"
+	head := make([]byte, ihdrEnd+4+len(key))
+	if _, err := io.ReadFull(f, head); errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return false, nil // too short for a PNG of this writer
+	} else if err != nil {
+		return false, err
+	}
+	return bytes.HasPrefix(head, []byte("\x89PNG\r\n\x1a\n")) && string(head[ihdrEnd+4:]) == key, nil
 }
 
 // checkPNGMeta compares DIR/maeembed-png.json, if there is one (found),
@@ -328,6 +390,13 @@ func (w *ReconPNG) writeOne(r *ReconRow) error {
 	path := PNGPath(w.dir, r.ID)
 	if prev, ok := w.written[path]; ok {
 		return fmt.Errorf("write %s: this run already wrote that file for id %q", path, prev)
+	}
+	// A file of another's at this path (one the resume did not take as
+	// done): that row's error, never an overwrite.
+	if ours, err := hasIDChunk(path); err == nil && !ours {
+		return fmt.Errorf("write %s: the file exists and is not a maeembed output (no maeembed.id chunk): not replacing it", path)
+	} else if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("write %s: %w", path, err)
 	}
 	w.render(r)
 	f, err := createAtomic(path)

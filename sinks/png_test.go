@@ -391,3 +391,67 @@ func TestCleanTempsPNGSubdirs(t *testing.T) {
 		t.Errorf("published PNG: %v", err)
 	}
 }
+
+// A user's own PNG where a panel would go is never replaced: in a
+// directory without maeembed-png.json (not a PNG output) the writer
+// refuses to start, writing nothing; in a PNG output, the row whose file
+// it is fails (an ItemError) and the others are written. A file of the
+// writer's own (a rerun writing an id again) is still replaced.
+func TestReconPNGRefusesAForeignFile(t *testing.T) {
+	var user bytes.Buffer
+	if err := png.Encode(&user, image.NewGray(image.Rect(0, 0, 3, 2))); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	userPath := PNGPath(dir, "calla.jpg")
+	if err := os.WriteFile(userPath, user.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := NewReconPNG(dir, testReconMeta)
+	if err == nil || !strings.Contains(err.Error(), "not a maeembed output") || !strings.Contains(err.Error(), userPath) {
+		t.Errorf("a directory with the user's %s: %v, want a refusal naming it", userPath, err)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 1 {
+		t.Errorf("the refused writer left %d entries, want only the user's file", len(ents))
+	}
+
+	// A PNG output with a file of the user's put in it since.
+	dir = t.TempDir()
+	rows := reconRows(rand.New(rand.NewPCG(5, 6)), testReconMeta, 0, 3)
+	rows[0].ID = "a.jpg"
+	for rerun := 0; rerun < 2; rerun++ {
+		w, err := NewReconPNG(dir, testReconMeta)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Write(rows[:1]); err != nil {
+			t.Fatalf("run %d writing a.jpg: %v", rerun, err)
+		}
+	}
+	userPath = PNGPath(dir, "b.jpg")
+	if err := os.WriteFile(userPath, user.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	w, err := NewReconPNG(dir, testReconMeta)
+	if err != nil {
+		t.Fatal(err)
+	}
+	acks := make([]error, 2)
+	for i, id := range []string{"b.jpg", "c.jpg"} {
+		rows[1+i].ID = id
+		rows[1+i].Ack = func(err error) { acks[i] = err }
+	}
+	if err := w.Write(rows[1:]); err != nil {
+		t.Fatal(err)
+	}
+	var ie *ItemError
+	if !errors.As(acks[0], &ie) || ie.ID != "b.jpg" || !strings.Contains(acks[0].Error(), "not a maeembed output") || acks[1] != nil {
+		t.Errorf("acks %v, want b.jpg's an ItemError saying its file is not a maeembed output, c.jpg's nil", acks)
+	}
+	if got, _ := os.ReadFile(userPath); !bytes.Equal(got, user.Bytes()) {
+		t.Error("the user's file was replaced")
+	}
+	if _, err := os.Stat(PNGPath(dir, "c.jpg")); err != nil {
+		t.Error(err)
+	}
+}

@@ -151,7 +151,8 @@ func noImageFiles(subject string, ignored int) error {
 // nothing, two inputs with one id, the output directory given as an input)
 // wrap config.ErrUsage; an empty directory does not. Walks do not enter the
 // directories of skip (Options.SkipDirs). repeated counts the paths met
-// again (read once), which ignored does not include. listRelative says
+// again (read once; a directory given again counts once), which ignored
+// does not include. listRelative says
 // whether a list (a list file or stdin) named a relative path: its ids
 // are then relative to the working directory.
 func expand(inputs []string, stdin io.Reader, exts, skip []string, hooks walkHooks) (entries []entry, ignored, repeated int, listRelative bool, err error) {
@@ -261,6 +262,7 @@ func expand(inputs []string, stdin io.Reader, exts, skip []string, hooks walkHoo
 	// directory) is the same image: it is read once, and the repeat is
 	// counted as repeated and logged, never silently dropped.
 	sort.SliceStable(out, func(i, j int) bool { return out[i].path < out[j].path })
+	repeated = visited.repeatedRoots // a directory given again (walk)
 	dedup := out[:0]
 	byID := map[string]string{}
 	for i, e := range out {
@@ -353,6 +355,10 @@ type walkHooks struct {
 // the hooks.
 type walkState struct {
 	visited map[string]bool
+	// repeatedRoots counts the directories named as inputs (on the
+	// command line, in a list, by a glob) that an earlier input walked
+	// already: each is a path given again, as a repeated file is.
+	repeatedRoots int
 	walkHooks
 }
 
@@ -389,6 +395,9 @@ func walk(dir, root, idPrefix string, w *walkState, add func(entry)) {
 	if walked, ok := w.visited[real]; ok {
 		if walked {
 			slog.Warn("skipping directory already listed (symlink loop or duplicate)", "path", dir, "target", real)
+			if dir == root {
+				w.repeatedRoots++
+			}
 		} else {
 			slog.Info("skipping the run's output directory inside an input", "path", dir)
 		}

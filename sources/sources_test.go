@@ -488,6 +488,24 @@ func TestRepeatedPathCountedIgnored(t *testing.T) {
 	if st := r.Stats(); st.Repeated != 1 {
 		t.Errorf("a repeated list line: %d repeated, want 1", st.Repeated)
 	}
+
+	// A directory given twice (also spelled otherwise) is walked once,
+	// and the repeat counts as one ignored input.
+	once, err := Open([]string{"root"}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := readAll(t, once)
+	r, err = Open([]string{"root", "./root/"}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := readAll(t, r); !reflect.DeepEqual(got, want) {
+		t.Fatalf("a directory given twice: got %q, want %q", got, want)
+	}
+	if st, st1 := r.Stats(), once.Stats(); st.Ignored != st1.Ignored+1 || st.Repeated != 1 {
+		t.Errorf("a directory given twice: %d ignored, %d repeated; want %d and 1", st.Ignored, st.Repeated, st1.Ignored+1)
+	}
 }
 
 // A file over the per-image limit is one error naming its path once, with
