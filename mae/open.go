@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/maeembed/maeembed/config"
@@ -68,13 +69,19 @@ type Pending struct {
 	Size     int64  // its bytes, -1 when unknown
 }
 
+var builtinNote sync.Once
+
 // locate is Resolve; without fetch it downloads and writes nothing, and
 // returns a model not yet in the cache as Pending (with the path it
 // would have).
 func locate(ctx context.Context, s Source, fetch bool) (string, *Pending, error) {
 	name := s.Name
 	if name == builtin.Name {
-		slog.Info("model: "+builtin.Description+"; for the paper's ViT-B pass --model mae_vit_base_patch16", "model", name)
+		// A command may check the model before it loads it (stream
+		// does): one line says what the built-in model is.
+		builtinNote.Do(func() {
+			slog.Info("model: "+builtin.Description+"; for the paper's ViT-B pass --model mae_vit_base_patch16", "model", name)
+		})
 		if fetch {
 			dir, err := builtin.Dir(s.CacheDir)
 			return dir, nil, err
