@@ -16,11 +16,13 @@ import (
 // the directory the run made is removed, and the process exits 1 as an
 // interrupted run does. The signal is sent once the run's lock file
 // appears, so it lands in the model's load (or, on a fast machine, in the
-// run, which drains and also releases its locks).
+// run, which drains and also releases its locks). 400 inputs keep the run
+// going for seconds, so that a test process descheduled on a loaded
+// machine between seeing the lock and signalling still finds it running.
 func TestE2ESIGTERMWhileModelLoadsReleasesTheOutput(t *testing.T) {
 	bin := buildCLI(t)
 	in := filepath.Join(t.TempDir(), "in")
-	writePNGs(t, in, 4)
+	writePNGs(t, in, 400)
 	out := filepath.Join(t.TempDir(), "out")
 	cmd := exec.Command(bin, "embed", "-m", "builtin", "-o", out, in)
 	var stderr bytes.Buffer
