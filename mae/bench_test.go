@@ -32,13 +32,13 @@ func BenchmarkEmbed(b *testing.B) {
 					b.Fatal(err)
 				}
 				b.ResetTimer()
-				cpu0 := cpuSeconds()
+				cpu0, join0 := cpuSeconds(), kernels.JoinStats()
 				for i := 0; i < b.N; i++ {
 					if err := m.Embed(out, patches, bs, PoolMean); err != nil {
 						b.Fatal(err)
 					}
 				}
-				reportImages(b, bs, cpu0)
+				reportImages(b, bs, cpu0, join0)
 			})
 		}
 	}
@@ -74,13 +74,13 @@ func BenchmarkReconstruct(b *testing.B) {
 				c := m.Config
 				patches, noise := randPatches(bs, c, 1), benchNoise(bs, c.NumPatches())
 				b.ResetTimer()
-				cpu0 := cpuSeconds()
+				cpu0, join0 := cpuSeconds(), kernels.JoinStats()
 				for i := 0; i < b.N; i++ {
 					if _, err := m.Reconstruct(patches, noise, bs, 0.75, false); err != nil {
 						b.Fatal(err)
 					}
 				}
-				reportImages(b, bs, cpu0)
+				reportImages(b, bs, cpu0, join0)
 			})
 		}
 	}
@@ -169,9 +169,14 @@ func itemsAB(b *testing.B, bs int, run func()) {
 // reportImages reports images per second of wall time and per second of
 // process CPU time since cpu0 (steadier on a shared machine; at
 // GOMAXPROCS=1 it is the single-core throughput).
-func reportImages(b *testing.B, bs int, cpu0 float64) {
+func reportImages(b *testing.B, bs int, cpu0 float64, join0 kernels.JoinStat) {
 	b.ReportMetric(float64(bs*b.N)/b.Elapsed().Seconds(), "images/s")
 	b.ReportMetric(float64(bs*b.N)/(cpuSeconds()-cpu0), "images/cpu-s")
+	if j := kernels.JoinStats(); j.Calls > join0.Calls {
+		offered, busy := j.Offered-join0.Offered, j.Busy-join0.Busy
+		b.ReportMetric(100*float64(offered-busy)/float64(offered), "join-idle-%")
+		b.ReportMetric(float64(j.Calls-join0.Calls)/float64(b.N), "calls/op")
+	}
 }
 
 // cpuSeconds is the process's user + system CPU time.

@@ -45,7 +45,7 @@ var (
 
 func poolWorker() {
 	for inv := range poolCh {
-		inv.t.join(inv.id)
+		joinTimed(inv)
 		// The next call usually comes within microseconds (batch 1: one
 		// per layer). Waking from sleep takes tens of microseconds, so
 		// poll for it a little while the machine has a core to spare.
@@ -54,9 +54,16 @@ func poolWorker() {
 			if !ok {
 				break
 			}
-			next.t.join(next.id)
+			joinTimed(next)
 		}
 	}
+}
+
+// joinTimed joins a pool call and counts the time in JoinStats' Busy.
+func joinTimed(inv invite) {
+	start := time.Now()
+	inv.t.join(inv.id)
+	joinStats.helperBusy.Add(int64(time.Since(start)))
 }
 
 // Polling bounds (see spareCPU): a helper waits this long for the next
@@ -202,6 +209,7 @@ func parallel(n int, r runner) {
 	}
 	ensureWorkers(n - 1)
 	t, id := newTeam(r)
+	start := time.Now()
 	for i := 1; i < n; i++ {
 		select {
 		case poolCh <- invite{t, id}:
@@ -209,7 +217,40 @@ func parallel(n int, r runner) {
 		}
 	}
 	r.run()
+	ran := time.Since(start)
 	t.close()
+	wall := time.Since(start)
+	joinStats.calls.Add(1)
+	joinStats.offered.Add(int64(n) * int64(wall))
+	joinStats.busy.Add(int64(ran))
+}
+
+// joinStats accumulates JoinStats over the pool's parallel calls. The helpers' share of busy is on its own cache line:
+// the caller and a helper on another core add to them at every call.
+var joinStats struct {
+	calls, offered, busy atomic.Int64
+	_                    [40]byte
+	helperBusy           atomic.Int64
+}
+
+// JoinStat is what the cores did during the pool's parallel calls (every
+// kernel call split over all cores, as at batch 1) since the process
+// started: Offered is each call's wall time (from opening it to its join)
+// times the workers it asked for; Busy is the time they spent inside the
+// call's job. Offered − Busy is the core time lost at the calls' starts
+// and joins: a helper waking or scheduled late, and workers out of tasks
+// waiting for the last one. (A Parallel call is one such call: its items'
+// goroutines count as busy while they wait for each other's kernel calls.)
+type JoinStat struct {
+	Calls         int64
+	Offered, Busy time.Duration
+}
+
+// JoinStats returns the counters of JoinStat (subtract two readings to
+// measure a stretch of work).
+func JoinStats() JoinStat {
+	return JoinStat{joinStats.calls.Load(), time.Duration(joinStats.offered.Load()),
+		time.Duration(joinStats.busy.Load() + joinStats.helperBusy.Load())}
 }
 
 // newTeam returns a team open for job r under a fresh id.
