@@ -285,3 +285,60 @@ func BenchmarkGELU(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkLinearColdWarm measures what streaming the weights from memory
+// costs at batch 1: the four encoder Linear layers of 12 ViT-B blocks at
+// 197 rows, each block with its own weights (cold, as in a forward pass),
+// each call made twice in a row, the second with its weight warm in the
+// caches (L2/L3). It reports the median over passes of the first call's
+// time ÷ the second's, per layer and for the pass (above 1: the cold
+// weight costs that much), on the current path and GOMAXPROCS.
+// GOMAXPROCS=2 go test ./mae/kernels -run '^$' -bench LinearColdWarm -benchtime 20x
+func BenchmarkLinearColdWarm(b *testing.B) {
+	const m, blocks = 197, 12
+	r := rand.New(rand.NewPCG(1, 1))
+	type layer struct {
+		s    gemmShape
+		w    *Packed
+		bias []float32
+	}
+	var ls []layer
+	for range blocks {
+		for _, s := range modelShapes {
+			ls = append(ls, layer{s, PackLinear(randSlice(r, s.n*s.k), s.n, s.k), randSlice(r, s.n)})
+		}
+	}
+	x := randSlice(r, m*3072)
+	y := make([]float32, m*3072)
+	var ratios [5][]float64
+	b.ResetTimer()
+	for i := -1; i < b.N; i++ { // i = -1: warm-up
+		var cold, warm [5]float64
+		for li, l := range ls {
+			act := ActNone
+			if l.s.name == "fc1" {
+				act = ActGELU
+			}
+			t0 := time.Now()
+			Linear(y, x, m, l.w, l.bias, act, nil)
+			t1 := time.Now()
+			Linear(y, x, m, l.w, l.bias, act, nil)
+			dc, dw := t1.Sub(t0).Seconds(), time.Since(t1).Seconds()
+			cold[li%4] += dc
+			warm[li%4] += dw
+			cold[4] += dc
+			warm[4] += dw
+		}
+		if i < 0 {
+			continue
+		}
+		for k := range 5 {
+			ratios[k] = append(ratios[k], cold[k]/warm[k])
+		}
+	}
+	for k, name := range []string{"qkv", "proj", "fc1", "fc2", "pass"} {
+		x := slices.Clone(ratios[k])
+		slices.Sort(x)
+		b.ReportMetric(x[len(x)/2], name+"-cold/warm")
+	}
+}
