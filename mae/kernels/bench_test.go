@@ -295,20 +295,8 @@ func BenchmarkGELU(b *testing.B) {
 // weight costs that much), on the current path and GOMAXPROCS.
 // GOMAXPROCS=2 go test ./mae/kernels -run '^$' -bench LinearColdWarm -benchtime 20x
 func BenchmarkLinearColdWarm(b *testing.B) {
-	const m, blocks = 197, 12
-	r := rand.New(rand.NewPCG(1, 1))
-	type layer struct {
-		s    gemmShape
-		w    *Packed
-		bias []float32
-	}
-	var ls []layer
-	for range blocks {
-		for _, s := range modelShapes {
-			ls = append(ls, layer{s, PackLinear(randSlice(r, s.n*s.k), s.n, s.k), randSlice(r, s.n)})
-		}
-	}
-	x := randSlice(r, m*3072)
+	const m = 197
+	ls, x := blockLayers(12)
 	y := make([]float32, m*3072)
 	var ratios [5][]float64
 	b.ResetTimer()
@@ -341,4 +329,26 @@ func BenchmarkLinearColdWarm(b *testing.B) {
 		slices.Sort(x)
 		b.ReportMetric(x[len(x)/2], name+"-cold/warm")
 	}
+}
+
+// blockLayer is one encoder Linear of a ViT-B block, with its own weights.
+type blockLayer struct {
+	s    gemmShape
+	w    *Packed
+	bias []float32
+}
+
+// blockLayers returns the four encoder Linear layers (modelShapes) of the
+// given number of ViT-B blocks, each with its own random weights, so that
+// a pass over them reads every weight cold from memory as a forward pass
+// does, and an input x of 197 rows for any of them.
+func blockLayers(blocks int) ([]blockLayer, []float32) {
+	r := rand.New(rand.NewPCG(1, 1))
+	var ls []blockLayer
+	for range blocks {
+		for _, s := range modelShapes {
+			ls = append(ls, blockLayer{s, PackLinear(randSlice(r, s.n*s.k), s.n, s.k), randSlice(r, s.n)})
+		}
+	}
+	return ls, randSlice(r, 197*3072)
 }

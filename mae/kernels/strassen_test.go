@@ -348,23 +348,12 @@ func TestArithmetic(t *testing.T) {
 // wall time and by process CPU time (below 1: Strassen is faster).
 // GOMAXPROCS=2 MAEEMBED_KERNEL=avx2 go test ./mae/kernels -run '^$' -bench StrassenColdAB -benchtime 40x
 func BenchmarkStrassenColdAB(b *testing.B) {
-	const m, blocks = 197, 12
+	const m = 197
 	withStrassenAt(b, m, 512, 512)
-	r := rand.New(rand.NewPCG(1, 1))
-	type layer struct {
-		s    gemmShape
-		w    *Packed
-		bias []float32
+	ls, x := blockLayers(12)
+	for _, l := range ls {
+		l.w.Prepare()
 	}
-	var ls []layer
-	for range blocks {
-		for _, s := range modelShapes {
-			w := PackLinear(randSlice(r, s.n*s.k), s.n, s.k)
-			w.Prepare()
-			ls = append(ls, layer{s, w, randSlice(r, s.n)})
-		}
-	}
-	x := randSlice(r, m*3072)
 	y := make([]float32, m*3072)
 	// pass runs all calls and returns per layer kind and in total the wall
 	// and CPU seconds.
