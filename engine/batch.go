@@ -46,7 +46,23 @@ type Batch struct {
 // format, a live run of another kind) stops before reading anything, and
 // resume reads the done ids under its lock. A dry run checks the output
 // as the run would (CheckOutputDir) but takes nothing.
-func OpenBatch(name string, o FileOptions, src sources.Options, pre stages.PreprocessOptions, stdin io.Reader) (*Batch, error) {
+//
+// interrupted ends the process when SIGINT or SIGTERM arrives after the
+// output directory was taken and before RunBatch owns the signals (while
+// the caller loads the model), or before Close or Discard. The engine
+// first releases the output as Discard does (the lock files and an empty
+// directory this run made are removed), then calls interrupted once, with
+// the signal, on a goroutine of its own; the caller's RunBatch, Close or
+// Discard may meanwhile wait for that call to end. The command exits with
+// status 1 there, as an interrupted run does. interrupted must not
+// return: the batch's output is released, so the run must not go on. If
+// it returns, or is nil, the engine ends the process as the signal would
+// have without this watch: it restores the signal's default action
+// (signal.Reset, for the whole process, so other signal.Notify of it
+// stop too) and sends the signal to the process again, which ends by it
+// (a shell shows 130 for SIGINT, 143 for SIGTERM). A signal the process
+// was started with ignored stays ignored and calls nothing.
+func OpenBatch(name string, o FileOptions, src sources.Options, pre stages.PreprocessOptions, stdin io.Reader, interrupted func(os.Signal)) (*Batch, error) {
 	if len(o.Inputs) == 0 {
 		return nil, fmt.Errorf("%w: %s needs at least one INPUT (file, directory, glob, list file or '-')", config.ErrUsage, name)
 	}
@@ -86,7 +102,7 @@ func OpenBatch(name string, o FileOptions, src sources.Options, pre stages.Prepr
 		}
 	}
 	if !o.DryRun {
-		if b.release, b.unguard, err = guardOutput(func() (func(bool), error) { return TakeOutputDir(out) }); err != nil {
+		if b.release, b.unguard, err = guardOutput(func() (func(bool), error) { return TakeOutputDir(out) }, interrupted); err != nil {
 			return nil, err
 		}
 	}
@@ -337,11 +353,13 @@ func (b *Batch) outcome(c Counts, firstError func() string) error {
 // closes: while the model loads, their default action would end the
 // process with the output's lock files left behind (and a directory the
 // run made). The first one releases the output as Discard does (the lock
-// files and an empty directory this run made are removed) and exits with
-// status 1, as an interrupted run does. A signal the process was started
-// with ignored (SIGINT of a background job) stays ignored. take is
-// TakeOutputDir; guarded is its release, run once whoever calls it first.
-func guardOutput(take func() (func(discard bool), error)) (guarded func(discard bool), stop func(), err error) {
+// files and an empty directory this run made are removed) and then ends
+// the process through interrupted (see OpenBatch): interrupted(s) if it
+// is not nil, and if it is nil or returns, endBySignal(s). A signal the
+// process was started with ignored (SIGINT of a background job) stays
+// ignored. take is TakeOutputDir; guarded is its release, run once
+// whoever calls it first.
+func guardOutput(take func() (func(discard bool), error), interrupted func(os.Signal)) (guarded func(discard bool), stop func(), err error) {
 	var sigs []os.Signal
 	for _, s := range []os.Signal{os.Interrupt, syscall.SIGTERM} {
 		if !signal.Ignored(s) {
@@ -365,7 +383,10 @@ func guardOutput(take func() (func(discard bool), error)) (guarded func(discard 
 				release(true)
 			case <-quit: // not taken (refused), or closed meanwhile
 			}
-			os.Exit(1)
+			if interrupted != nil {
+				interrupted(s)
+			}
+			endBySignal(s)
 		case <-quit:
 		}
 	}()
@@ -386,4 +407,21 @@ func guardOutput(take func() (func(discard bool), error)) (guarded func(discard 
 	guarded = func(discard bool) { once.Do(func() { release(discard) }) }
 	taken <- guarded
 	return guarded, stop, nil
+}
+
+// endBySignal ends the process as s would have without guardOutput: it
+// restores s's default action (signal.Reset, which drops every
+// signal.Notify of s in the process) and sends s to the process, which
+// the runtime then ends by s (the shell shows 128+s: 130 for SIGINT, 143
+// for SIGTERM). It returns only if s is no signal of this system or the
+// process survives it (someone notified s again meanwhile).
+func endBySignal(s os.Signal) {
+	sig, ok := s.(syscall.Signal)
+	if !ok {
+		return
+	}
+	signal.Reset(sig)
+	if err := syscall.Kill(syscall.Getpid(), sig); err != nil {
+		slog.Error("cannot end the process by its signal", "signal", s.String(), "err", err)
+	}
 }

@@ -35,8 +35,13 @@ func (e *env) openBatch(o *Options, cmd string) (*engine.Batch, error) {
 		}
 		return nil, usage(err)
 	}
-	return engine.OpenBatch(cmd, o.FileOptions, o.Source, o.PreprocessOptions, e.stdin)
+	return engine.OpenBatch(cmd, o.FileOptions, o.Source, o.PreprocessOptions, e.stdin, exitInterrupted)
 }
+
+// exitInterrupted ends the process when SIGINT or SIGTERM comes while a
+// batch run's model loads (OpenBatch's interrupted, called once the
+// engine released the output): with status 1, as an interrupted run ends.
+func exitInterrupted(os.Signal) { os.Exit(1) }
 
 // modelLoads counts the models openModel loaded in this process (a test
 // checks that a rerun with nothing left to do loads none).
