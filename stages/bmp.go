@@ -185,12 +185,14 @@ func bmpRLE(src []byte, w, h int, rle4 bool) ([]byte, error) {
 				break
 			}
 			for k := 0; k < n; k++ {
-				c := src[i+k]
-				if rle4 {
+				var c byte
+				switch {
+				case !rle4:
+					c = src[i+k]
+				case k%2 == 0:
 					c = src[i+k/2] >> 4
-					if k%2 == 1 {
-						c = src[i+k/2] & 15
-					}
+				default:
+					c = src[i+k/2] & 15
 				}
 				out = append(out, c)
 			}

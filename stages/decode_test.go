@@ -71,14 +71,15 @@ func TestDecodeOddFiles(t *testing.T) {
 		{file: "png-extra-data.png", quads: quads},                // PIL stops once the image is complete
 		{file: "png-data-after-zlib.png", quads: quads},           // and ignores what follows the stream
 		{file: "../refused/png-bad-adler.png", wantErr: "checksum"},
-		{file: "../refused/png-bad-crc-before-idat.png", wantErr: "checksum"},        // PIL refuses it too
-		{file: "../refused/png-truncated-idat.png", wantErr: "decode png"},           // PIL refuses it too
-		{file: "../refused/bmp-rle8-truncated.bmp", wantErr: "run-length data ends"}, // PIL refuses it too
-		{file: "jpeg.tiff", quads: quads, tol: 6},                                    // JPEG-compressed TIFF (7)
-		{file: "jpeg-strips.tiff", quads: quads, tol: 6},                             // one JPEG per 8 rows
-		{file: "jpeg-tiles.tiff", quads: quads, tol: 6},                              // 32x32 tiles cut at the edge
-		{file: "jpeg-ycbcr.tiff", quads: quads, tol: 6},                              // photometric YCbCr
-		{file: "jpeg-orientation-6.tiff", quads: quads, tol: 6},                      // and tag 274
+		{file: "../refused/png-bad-crc-before-idat.png", wantErr: "checksum"},                // PIL refuses it too
+		{file: "../refused/png-truncated-idat.png", wantErr: "decode png"},                   // PIL refuses it too
+		{file: "../refused/bmp-rle8-truncated.bmp", wantErr: "run-length data ends"},         // PIL refuses it too
+		{file: "../refused/bmp-rle4-absolute-past-end.bmp", wantErr: "run-length data ends"}, // an RLE4 absolute run read bytes past its own (a panic); PIL: "not enough image data"
+		{file: "jpeg.tiff", quads: quads, tol: 6},                                            // JPEG-compressed TIFF (7)
+		{file: "jpeg-strips.tiff", quads: quads, tol: 6},                                     // one JPEG per 8 rows
+		{file: "jpeg-tiles.tiff", quads: quads, tol: 6},                                      // 32x32 tiles cut at the edge
+		{file: "jpeg-ycbcr.tiff", quads: quads, tol: 6},                                      // photometric YCbCr
+		{file: "jpeg-orientation-6.tiff", quads: quads, tol: 6},                              // and tag 274
 		{file: "jpeg-gray.tiff", quads: [4][3]uint8{{54, 54, 54}, {182, 182, 182}, {18, 18, 18}, {237, 237, 237}}, tol: 6},
 		{file: "../refused/jpeg-truncated.tiff", wantErr: "tiff"}, // PIL refuses it too
 		{file: "palette-transparent.png", quads: [4][3]uint8{white, green, blue, yellow}},
