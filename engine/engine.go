@@ -23,6 +23,8 @@ import (
 	"errors"
 	"fmt"
 	"image"
+	"log/slog"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -567,15 +569,18 @@ func (e *Engine[R]) preprocess(ctx context.Context, rd readItem) (*Image, error)
 		w, h int
 		err  error
 	)
-	if e.cfg.Prepare != nil {
-		dec, w, h, err = e.cfg.Prepare.PrepareContext(ctx, it.Data)
-	} else {
+	if e.cfg.Prepare == nil {
 		chw = e.chw.Get().([]float32)
-		if w, h, err = e.cfg.Preprocess.TensorContext(ctx, chw, it.Data); err != nil {
-			e.chw.Put(chw)
-		}
+	}
+	if dec, w, h, err = e.prepare(ctx, it.Data, chw); err != nil && chw != nil {
+		e.chw.Put(chw)
 	}
 	if err != nil {
+		var pe *stages.PanicError
+		if errors.As(err, &pe) {
+			// Once per image: the stack tells which decoder to fix.
+			slog.Warn("preprocessing panicked on an input: that input fails, the run goes on", "id", it.ID, "source", it.Pos.String(), "err", err, "stack", string(pe.Stack))
+		}
 		if ctx.Err() != nil {
 			// Aborted while waiting for the memory budget: not this item's
 			// fault, so no error row (a rerun resumes it).
@@ -594,6 +599,26 @@ func (e *Engine[R]) preprocess(ctx context.Context, rd readItem) (*Image, error)
 	}
 	im.CHW, im.Decoded, im.Width, im.Height = chw, dec, w, h
 	return im, nil
+}
+
+// prepare runs the run's Preprocessor (into chw) or ImagePreparer on one
+// input. stages.Preprocess turns a decoder's panic into the image's error
+// itself (stage decode); a panic that still comes out of the
+// preprocessing (another Preprocessor, an augmentation) is the image's
+// error too, stage preprocess: one malformed input must never end a run,
+// nor crash-loop a stream worker on a message it would read again.
+func (e *Engine[R]) prepare(ctx context.Context, data []byte, chw []float32) (dec *image.NRGBA, w, h int, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			dec, w, h = nil, 0, 0
+			err = &stages.Error{Stage: "preprocess", Err: fmt.Errorf("preprocessing failed on this input (%w)", &stages.PanicError{Value: v, Stack: debug.Stack()})}
+		}
+	}()
+	if e.cfg.Prepare != nil {
+		return e.cfg.Prepare.PrepareContext(ctx, data)
+	}
+	w, h, err = e.cfg.Preprocess.TensorContext(ctx, chw, data)
+	return nil, w, h, err
 }
 
 // write is the one ordered write stage: error rows for the failed images

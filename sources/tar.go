@@ -71,19 +71,36 @@ func isTarIgnored(h *tar.Header) bool {
 	return h.Typeflag != tar.TypeDir && h.Typeflag != tar.TypeXGlobalHeader
 }
 
-// openTar opens the tar (or .tar.gz) at p; the members that are not
-// inputs are added to ignored.
+// gzipMagic starts every gzip stream (RFC 1952: ID1, ID2).
+var gzipMagic = []byte{0x1f, 0x8b}
+
+// isGzip tells a gzip stream from its first bytes. A plain tar starts
+// with its first member's name, which does not start with the control
+// byte 0x1f followed by a lone UTF-8 continuation byte.
+func isGzip(r *bufio.Reader) bool {
+	b, _ := r.Peek(len(gzipMagic))
+	return bytes.Equal(b, gzipMagic)
+}
+
+// openTar opens the tar at p, gzip-compressed or not: that is decided by
+// the content (the gzip magic), not the name, so a gzipped tar named
+// .tar and a plain one named .tgz or .tar.gz both read. The members that
+// are not inputs are added to ignored.
 func openTar(p string, ignored *atomic.Int64) (container, error) {
 	f, _, err := openRegular(os.OpenFile, p)
 	if err != nil {
 		return nil, err
 	}
 	c := &tarContainer{f: f, ignored: ignored}
-	var r io.Reader = bufio.NewReaderSize(f, 1<<20)
-	if l := strings.ToLower(p); strings.HasSuffix(l, ".gz") || strings.HasSuffix(l, ".tgz") {
-		if c.gz, err = gzip.NewReader(r); err != nil {
+	br := bufio.NewReaderSize(f, 1<<20)
+	var r io.Reader = br
+	if isGzip(br) {
+		if c.gz, err = gzip.NewReader(br); err != nil {
 			f.Close()
-			return nil, fmt.Errorf("gzip: %w", err)
+			if !strings.HasPrefix(err.Error(), "gzip: ") { // gzip.ErrHeader says it
+				err = fmt.Errorf("gzip: %w", err)
+			}
+			return nil, err
 		}
 		r = c.gz
 	}
@@ -180,17 +197,22 @@ func (c *tarContainer) close() error {
 	return c.f.Close()
 }
 
-// tarMembers counts the image members of an uncompressed tar; the tar
-// reader seeks over member data because *os.File is an io.Seeker.
+// tarMembers counts the image members of an uncompressed tar (whatever
+// its name: openTar); the tar reader seeks over member data because
+// *os.File is an io.Seeker. A compressed one is not counted.
 func tarMembers(p string) (int64, error) {
-	if l := strings.ToLower(p); strings.HasSuffix(l, ".gz") || strings.HasSuffix(l, ".tgz") {
-		return 0, fmt.Errorf("compressed: not counted")
-	}
 	f, _, err := openRegular(os.OpenFile, p)
 	if err != nil {
 		return 0, err
 	}
 	defer f.Close()
+	var magic [2]byte
+	if n, _ := io.ReadFull(f, magic[:]); n == len(magic) && bytes.Equal(magic[:], gzipMagic) {
+		return 0, fmt.Errorf("compressed: not counted")
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return 0, err
+	}
 	tr := tar.NewReader(f)
 	var n int64
 	for {

@@ -12,6 +12,7 @@ import (
 	"image/gif"
 	_ "image/jpeg" // registers JPEG (baseline, progressive, CMYK/YCCK)
 	_ "image/png"  // registers PNG (8/16-bit, palette, alpha)
+	"runtime/debug"
 
 	_ "golang.org/x/image/bmp"
 	_ "golang.org/x/image/tiff"
@@ -83,6 +84,34 @@ func (p Preprocess) Decode(data []byte) (img image.Image, w, h int, err error) {
 	return hd.decode()
 }
 
+// PanicError is a recovered panic. The errors of Decode, Tensor and the
+// other decoding functions wrap one when a decoder (this package's own
+// BMP, TIFF, WebP and lenient JPEG/PNG code, or a library's) panicked on
+// an image: data malformed in a way the decoder does not guard against.
+// The panic is that image's error (stage "decode"), never the process's
+// end: one bad input must not stop a run or crash-loop a stream worker.
+type PanicError struct {
+	Value any    // what was panicked with
+	Stack []byte // the stack of the panicking goroutine, for the log
+}
+
+func (e *PanicError) Error() string { return fmt.Sprintf("panic: %v", e.Value) }
+
+// recoverDecoder, deferred by the functions that run decoders, turns a
+// panic into *err, "what format: decoder failed on malformed data (panic:
+// …)". It allocates only when there was a panic.
+func recoverDecoder(err *error, what, format string) {
+	v := recover()
+	if v == nil {
+		return
+	}
+	pe := &PanicError{Value: v, Stack: debug.Stack()}
+	if format != "" {
+		what += " " + format
+	}
+	*err = fmt.Errorf("%s: decoder failed on malformed data (%w)", what, pe)
+}
+
 // header is what is known of an image before its pixels are decoded.
 type header struct {
 	data   []byte // as the standard decoder will read it (gifRepair)
@@ -92,7 +121,10 @@ type header struct {
 }
 
 // header reads and checks the header: size, pixel limit, orientation.
-func (p Preprocess) header(data []byte) (header, error) {
+func (p Preprocess) header(data []byte) (_ header, err error) {
+	// The header readers are decoders too (DecodeConfig, bmpFallback, the
+	// TIFF and EXIF parsers).
+	defer recoverDecoder(&err, "read header", "")
 	if len(data) == 0 {
 		return header{}, errors.New("empty input")
 	}
@@ -128,6 +160,8 @@ func (p Preprocess) header(data []byte) (header, error) {
 }
 
 func (hd header) decode() (img image.Image, w, h int, err error) {
+	// A panic leaves the results zero (nil image), as an error does.
+	defer recoverDecoder(&err, "decode", hd.format)
 	rgb, err := decodeRGB(hd.data, hd.format, hd.cfg)
 	if err != nil {
 		return nil, 0, 0, fmt.Errorf("decode %s: %w", hd.format, err)
