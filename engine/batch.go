@@ -197,8 +197,8 @@ func (b *Batch) noImages() error {
 	if st.Seen > 0 {
 		return nil
 	}
-	return fmt.Errorf("inputs %s hold no images: %s in them ignored (not images, or Parquet files without an image column, e.g. another run's output) and no tar or Parquet file in them holds an image",
-		strings.Join(b.Options.Inputs, " "), plural(st.Ignored, "file"))
+	return fmt.Errorf("%s no images: %s ignored (not images, or Parquet files without an image column, e.g. another run's output) and no tar or Parquet file there holds an image",
+		sources.InputsSubject(b.Options.Inputs, "holds", "hold", "the files listed on stdin hold"), plural(st.Ignored, "file"))
 }
 
 // LineID is id as one line of a listing: as it is, unless it holds a

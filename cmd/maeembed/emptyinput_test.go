@@ -30,23 +30,29 @@ func TestE2EEmptyInputDirectory(t *testing.T) {
 }
 
 // A list file or stdin that names no image (only comments, or nothing) is
-// the same error, before any output is created.
+// the same error, before any output is created. Stdin is named in words
+// ("inputs - name no image files" read badly).
 func TestE2EEmptyInputList(t *testing.T) {
 	model := []string{"-m", filepath.Join(fixtures, "tiny32", "hf")}
 	list := filepath.Join(t.TempDir(), "c.txt")
 	if err := os.WriteFile(list, []byte("# c\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	for _, in := range []string{list, "-"} {
+	for _, c := range []struct {
+		in   []string
+		want string
+	}{
+		{[]string{list}, "input " + list + " names no image files (0 other files ignored"},
+		{[]string{"-"}, "the list on stdin names no image files (0 other files ignored"},
+		{[]string{list, "-"}, "inputs " + list + " - (stdin) name no image files"},
+	} {
 		out := filepath.Join(t.TempDir(), "out")
-		code, _, stderr := maeembed(t, append([]string{"embed", "-o", out, in}, model...)...)
-		// " - " rather than "-": every stderr holds a dash, so naming stdin
-		// is only checked with the spaces around it.
-		if code == 0 || !strings.Contains(stderr, in) || !strings.Contains(stderr, " "+in+" ") || !strings.Contains(stderr, "no image files") {
-			t.Errorf("embed of %s: exit %d, want an error naming it\n%s", in, code, stderr)
+		code, _, stderr := maeembed(t, append(append([]string{"embed", "-o", out}, c.in...), model...)...)
+		if code == 0 || !strings.Contains(stderr, c.want) {
+			t.Errorf("embed of %v: exit %d, want an error with %q\n%s", c.in, code, c.want, stderr)
 		}
 		if _, err := os.Stat(out); err == nil {
-			t.Errorf("embed of %s created the output directory", in)
+			t.Errorf("embed of %v created the output directory", c.in)
 		}
 	}
 }
@@ -110,7 +116,7 @@ func TestE2EInputWithoutImagesFails(t *testing.T) {
 		for _, cmd := range []string{"embed", "reconstruct"} {
 			args := append([]string{cmd, "-o", filepath.Join(t.TempDir(), "out"), dir}, model...)
 			code, _, stderr := maeembed(t, args...)
-			if code != 1 || !strings.Contains(stderr, dir) || !strings.Contains(stderr, "hold no images") || strings.Contains(stderr, "(s)") {
+			if code != 1 || !strings.Contains(stderr, dir) || !strings.Contains(stderr, "holds no images") || strings.Contains(stderr, "(s)") {
 				t.Errorf("%s of %s: exit %d, want 1 and an error naming it\n%s", cmd, dir, code, stderr)
 			}
 			if dry, stdout, stderr := maeembed(t, append(args, "--dry-run")...); dry != code || stdout != "" {
@@ -118,8 +124,12 @@ func TestE2EInputWithoutImagesFails(t *testing.T) {
 			}
 		}
 	}
-	if _, _, stderr := maeembed(t, append([]string{"embed", "-o", filepath.Join(t.TempDir(), "out"), tars}, model...)...); !strings.Contains(stderr, "hold no images: 0 files in them ignored") {
+	if _, _, stderr := maeembed(t, append([]string{"embed", "-o", filepath.Join(t.TempDir(), "out"), tars}, model...)...); !strings.Contains(stderr, "holds no images: 0 files ignored") {
 		t.Errorf("the error does not count the files ignored:\n%s", stderr)
+	}
+	// Two inputs without images: named both, "hold".
+	if _, _, stderr := maeembed(t, append([]string{"embed", "-o", filepath.Join(t.TempDir(), "out"), prev, tars}, model...)...); !strings.Contains(stderr, "inputs "+prev+" "+tars+" hold no images: 1 file ignored") {
+		t.Errorf("two inputs without images:\n%s", stderr)
 	}
 	// 3 images, 4 shards: the last shard has nothing to do, and that is fine.
 	runCounted(t, summary{0, 0, 0}, append([]string{"embed", "--shard", "3/4", "-o", t.TempDir(), in}, model...)...)
