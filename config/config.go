@@ -9,8 +9,10 @@
 package config
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"reflect"
 	"regexp"
@@ -44,8 +46,10 @@ func FindFile(args []string) string {
 // to, key by key, and returns its top-level keys, sorted. Errors name the
 // key and the file, not Go types: a key dst has no field for is "unknown
 // key", a fractional number for an integer option is refused (YAML would
-// truncate it), and a list option also takes the flags' comma form
-// ("extensions: jpg,png"; one path for the keys in pathLists).
+// truncate it), a boolean is true or false, quoted or not (fileBool), and
+// a list option also takes the flags' comma form ("extensions: jpg,png";
+// one path for the keys in pathLists). The file holds one YAML document:
+// a second one (after ---) is refused, not ignored.
 func Load(path string, dst any, pathLists ...string) ([]string, error) {
 	if path == "" {
 		return nil, nil
@@ -54,8 +58,19 @@ func Load(path string, dst any, pathLists ...string) ([]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: config file: %v", ErrUsage, err)
 	}
+	dec := yaml.NewDecoder(bytes.NewReader(b))
 	var doc yaml.Node
-	if err := yaml.Unmarshal(b, &doc); err != nil {
+	if err := dec.Decode(&doc); errors.Is(err, io.EOF) {
+		return nil, nil // empty, or only comments
+	} else if err != nil {
+		return nil, fmt.Errorf("%w: config file %s: %v", ErrUsage, path, err)
+	}
+	// yaml.Unmarshal reads the first document only: the options of a
+	// second one (after ---) would be dropped without a word.
+	var next yaml.Node
+	if err := dec.Decode(&next); err == nil {
+		return nil, fmt.Errorf("%w: config file %s holds more than one YAML document (the --- at line %d starts another, whose options would be ignored): put all the options in one document", ErrUsage, path, next.Line)
+	} else if !errors.Is(err, io.EOF) {
 		return nil, fmt.Errorf("%w: config file %s: %v", ErrUsage, path, err)
 	}
 	if len(doc.Content) == 0 {
@@ -119,8 +134,15 @@ func decode(f reflect.Value, pathList bool, v *yaml.Node) error {
 			return fmt.Errorf("%s is out of range", v.Value)
 		}
 		return fmt.Errorf("want a whole number, got %s", v.Value)
-	case v.Kind == yaml.ScalarNode && f.Kind() == reflect.Bool && (v.Tag == "!!int" || v.Tag == "!!float"):
-		return fmt.Errorf("want true or false, got %s", v.Value)
+	case f.Kind() == reflect.Bool && v.Kind != yaml.ScalarNode:
+		return errors.New("want true or false")
+	case f.Kind() == reflect.Bool && v.Tag != "!!null":
+		b, err := fileBool(v.Value)
+		if err != nil {
+			return err
+		}
+		f.SetBool(b)
+		return nil
 	case v.Kind == yaml.ScalarNode && f.Type() == reflect.TypeOf([]string(nil)):
 		// A list option takes "a,b" like its flag (one path for path lists).
 		seq := &yaml.Node{Kind: yaml.SequenceNode, Tag: "!!seq", Line: v.Line}
@@ -149,6 +171,29 @@ func decode(f reflect.Value, pathList bool, v *yaml.Node) error {
 }
 
 var lineRe = regexp.MustCompile(`^line \d+: `)
+
+// fileBool reads a boolean of the config file: true or false, as YAML 1.2
+// writes them (also True, TRUE, False, FALSE), quoted or not, so that
+// resume: "false" is what resume: false is. yaml.v3 alone would refuse
+// the quoted "false" yet read no, off, n (and yes, on, y), quoted or not,
+// as YAML 1.1 booleans, while YAML 1.2 readers take them for strings:
+// those are refused, as are 1 and 0, rather than read one way here and
+// another elsewhere.
+func fileBool(s string) (bool, error) {
+	switch s {
+	case "true", "True", "TRUE":
+		return true, nil
+	case "false", "False", "FALSE":
+		return false, nil
+	}
+	switch strings.ToLower(s) {
+	case "":
+		return false, errors.New("want true or false, got an empty string")
+	case "yes", "no", "on", "off", "y", "n":
+		return false, fmt.Errorf("want true or false, got %s (YAML 1.1's yes/no/on/off are not taken: write true or false)", s)
+	}
+	return false, fmt.Errorf("want true or false, got %s", s)
+}
 
 // yamlField finds the field of struct v that YAML key maps to, as yaml.v3
 // does: the tag's name, else the lower-cased field name; inline structs
@@ -297,8 +342,19 @@ func (b *AutoBool) parse(s string) error {
 	return nil
 }
 
-// UnmarshalYAML reads true or false.
-func (b *AutoBool) UnmarshalYAML(n *yaml.Node) error { return b.parse(n.Value) }
+// UnmarshalYAML reads true or false, as the file's other booleans
+// (fileBool).
+func (b *AutoBool) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind != yaml.ScalarNode {
+		return errors.New("want true or false")
+	}
+	v, err := fileBool(n.Value)
+	if err != nil {
+		return err
+	}
+	b.Set, b.Value = true, v
+	return nil
+}
 
 // Flag is b as a flag value (--flag alone means true); a method named Set
 // would clash with the field.

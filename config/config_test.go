@@ -105,6 +105,76 @@ func TestLoadErrors(t *testing.T) {
 	}
 }
 
+// A file of several YAML documents is refused, naming the file and the
+// line of the second document's ---: yaml.Unmarshal reads the first one
+// only, so the second one's options (a batch_size: 0 there) would be
+// dropped without a word. A single document may start with --- or end
+// with ...; a file of comments only sets nothing.
+func TestLoadOneDocument(t *testing.T) {
+	for y, line := range map[string]string{
+		"rows: 1\n---\nrows: 0\n":         "line 2",
+		"---\nrows: 1\n---\nname: b\n":    "line 3",
+		"rows: 1\n...\n---\nname: b\n":    "line 3",
+		"rows: 1\n---\n# rows: 0\n":       "line 2",
+		"rows: 1\n\n---\n":                "line 3",
+		"rows: 1\n---\nrows: [unclosed\n": "",
+	} {
+		o := opts{}
+		path := write(t, y)
+		_, err := Load(path, &o)
+		if err == nil || !errors.Is(err, ErrUsage) || !strings.Contains(err.Error(), path) {
+			t.Errorf("%q: %v, want a usage error naming %s", y, err, path)
+			continue
+		}
+		if line != "" && (!strings.Contains(err.Error(), "more than one YAML document") || !strings.Contains(err.Error(), "--- at "+line)) {
+			t.Errorf("%q: %v, want more than one YAML document (--- at %s)", y, err, line)
+		}
+	}
+	for y, rows := range map[string]int{"---\nrows: 2\n": 2, "rows: 3\n...\n": 3, "# nothing\n": 0, "": 0} {
+		o := opts{}
+		if _, err := Load(write(t, y), &o); err != nil || o.Rows != rows {
+			t.Errorf("%q: %v, rows %d, want %d", y, err, o.Rows, rows)
+		}
+	}
+}
+
+// Booleans are true or false, quoted or not, in either kind of boolean
+// option (bool, AutoBool), whose errors name the key and the file and
+// say what is taken: resume: "false" was refused as a string while
+// resume: no (YAML 1.1) was false.
+func TestLoadBooleans(t *testing.T) {
+	for _, c := range []struct {
+		v    string
+		want bool
+	}{
+		{"true", true}, {"false", false}, {`"true"`, true}, {`"false"`, false},
+		{"'false'", false}, {"True", true}, {"FALSE", false}, {`"False"`, false},
+	} {
+		o := opts{Resume: !c.want}
+		if _, err := Load(write(t, "resume: "+c.v+"\nnorm: "+c.v+"\n"), &o); err != nil || o.Resume != c.want || !o.Norm.Set || o.Norm.Value != c.want {
+			t.Errorf("%s: %v, resume %v, norm %+v, want %v", c.v, err, o.Resume, o.Norm, c.want)
+		}
+	}
+	for _, v := range []string{"no", "yes", "on", "off", "n", "Y", `"no"`, "'off'", "NO", "1", "0", `"1"`, "t", "f", "tru", `""`, "[true]", "{a: b}"} {
+		for _, key := range []string{"resume", "norm"} {
+			path := write(t, key+": "+v+"\n")
+			_, err := Load(path, &opts{})
+			if err == nil || !errors.Is(err, ErrUsage) || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), "key "+key+" (line 1)") || !strings.Contains(err.Error(), "want true or false") {
+				t.Errorf("%s: %s: %v, want a usage error naming the key, the file and true or false", key, v, err)
+				continue
+			}
+			if lv := strings.ToLower(strings.Trim(v, `"'`)); (lv == "no" || lv == "off") && !strings.Contains(err.Error(), "yes/no/on/off are not taken") {
+				t.Errorf("%s: %s: %v, want it to say that yes/no/on/off are not taken", key, v, err)
+			}
+		}
+	}
+	// An empty value leaves the option as it was (its default), as before.
+	o := opts{Resume: true}
+	if _, err := Load(write(t, "resume:\nnorm: ~\n"), &o); err != nil || !o.Resume || o.Norm.Set {
+		t.Errorf("empty values: %v, %+v", err, o)
+	}
+}
+
 // An unknown key that is a near miss of a key (a typo, a missing
 // underscore, a singular for a plural) says which one was meant; one that
 // is not says nothing more.

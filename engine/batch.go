@@ -35,6 +35,9 @@ type Batch struct {
 	release    func(discard bool) // the output directory (TakeOutputDir)
 	unguard    func()             // ends guardOutput's watch (RunBatch owns the signals)
 	closed     bool
+	// wroteNothing: the run ended (end) without an output or an error
+	// row, so Close removes the output directory as Discard does.
+	wroteNothing bool
 	// refused is, for a dry run, the run's refusal of the output that it
 	// reports after its listing (--resume=false into a directory that
 	// holds outputs): the run would exit non-zero before processing.
@@ -118,8 +121,11 @@ func OpenBatch(name string, o FileOptions, src sources.Options, pre stages.Prepr
 	return b, nil
 }
 
-// Close releases the inputs and the output directory. It may be called
-// again (after Discard).
+// Close releases the inputs and the output directory. When the run wrote
+// nothing (no output, no error row: inputs without images, a shard left
+// empty), it also removes the output directory as Discard does, if this
+// run made it and it is still empty. It may be called again (after
+// Discard).
 func (b *Batch) Close() { b.close(false) }
 
 // Discard closes b for a run that fails before writing anything (its
@@ -140,7 +146,7 @@ func (b *Batch) close(discard bool) {
 		b.Inputs.Close()
 	}
 	if b.release != nil {
-		b.release(discard)
+		b.release(discard || b.wroteNothing)
 	}
 }
 
@@ -197,8 +203,8 @@ func (b *Batch) noImages() error {
 	if st.Seen > 0 {
 		return nil
 	}
-	return fmt.Errorf("inputs %s hold no images: %s in them ignored (not images, or Parquet files without an image column, e.g. another run's output) and no tar or Parquet file in them holds an image",
-		strings.Join(b.Options.Inputs, " "), plural(st.Ignored, "file"))
+	return fmt.Errorf("%s no images: %s ignored (not images, or Parquet files without an image column, e.g. another run's output) and no tar or Parquet file there holds an image",
+		sources.InputsSubject(b.Options.Inputs, "holds", "hold", "the files listed on stdin hold"), plural(st.Ignored, "file"))
 }
 
 // LineID is id as one line of a listing: as it is, unless it holds a
@@ -271,6 +277,9 @@ func (b *Batch) NothingLeft(w io.Writer) error {
 // end reports a batch run that processed c and ended with err (drained if
 // so) and returns its error: RunBatch's and NothingLeft's end.
 func (b *Batch) end(w io.Writer, c Counts, stats []pipeline.StageStats, wall time.Duration, err error, drained bool, firstError func() string) error {
+	// A directory this run made for nothing goes (Close): another run's
+	// output given as the input must not leave an empty one behind.
+	b.wroteNothing = c.Written == 0 && c.Failed == 0
 	Summary(w, b.Name, c, b.skippedInfo(RunInfo{Ignored: b.Inputs.Ignored(), Repeated: b.Inputs.Stats().Repeated, Budget: b.Preprocess.Budget,
 		Output: b.Options.Output, SharedIDs: b.Inputs.SharedIDs(), PublishedAtEnd: b.Options.Format == "npy"}), stats, wall)
 	if err == nil && !drained && c.Lost == 0 {

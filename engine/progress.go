@@ -285,7 +285,8 @@ type RunInfo struct {
 // Summary ends a run's report: one machine-readable "done" log line (the
 // counts, the busy seconds of each stage, the memory budget's peak and
 // size in bytes) and, with w set (file mode), WriteSummary's table for
-// people, the ignored files and the peak memory held in flight.
+// people, the ignored files and the peak memory held in flight (when
+// anything was read).
 func Summary(w io.Writer, cmd string, c Counts, info RunInfo, stats []pipeline.StageStats, wall time.Duration) {
 	attrs := []any{"written", c.Written, "failed", c.Failed, "skipped", c.Skipped, "ignored", info.Ignored, "not_published", c.Lost,
 		"seconds", fmt.Sprintf("%.2f", wall.Seconds()), "images_per_s", fmt.Sprintf("%.2f", float64(c.Written)/wall.Seconds())}
@@ -307,7 +308,9 @@ func Summary(w io.Writer, cmd string, c Counts, info RunInfo, stats []pipeline.S
 		fmt.Fprintf(w, "%s: %d of the skipped inputs %s recorded as failed in %s by an earlier run%s; %s\n",
 			cmd, info.SkippedFailed, isAre(info.SkippedFailed), errDir, duplicateNote(info.SkippedDuplicates), skippedHint(info))
 	}
-	if b := info.Budget; b != nil {
+	if b := info.Budget; b != nil && b.Peak() > 0 {
+		// (A run that read nothing, a rerun with nothing left, has no
+		// peak to tell: "peak 0 B" only reads as a fault.)
 		fmt.Fprintf(w, "%s: memory in flight (read + decoding): peak %s of a %s budget (--memory-budget)\n",
 			cmd, stages.FormatBytes(b.Peak()), stages.FormatBytes(b.Size()))
 	}

@@ -29,10 +29,19 @@ const (
 // and returns its release; it fails, naming the live kinds, when a process
 // holds the lock of another kind.
 func LockOutputKind(dir, kind string) (release func() error, err error) {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("output: %w", err)
+	var unlockStart func()
+	for tries := 0; ; tries++ {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, fmt.Errorf("output: %w", err)
+		}
+		unlockStart, err = lockStart(dir)
+		// A run that made dir and ended without writing anything removes
+		// it again (an empty directory only): between the MkdirAll and
+		// the lock it may have gone, so make it again.
+		if err == nil || !errors.Is(err, os.ErrNotExist) || tries == 3 {
+			break
+		}
 	}
-	unlockStart, err := lockStart(dir)
 	if err != nil {
 		return nil, err
 	}

@@ -125,6 +125,28 @@ func isListFile(path string) bool {
 	return false
 }
 
+// InputsSubject names the command-line inputs as a message's subject,
+// with its verb: one after a single input ("input d holds"), many after
+// several ("inputs a b hold"). '-' is the list read from stdin: alone,
+// the subject is stdin, a phrase with its verb ("the list on stdin
+// names"); among other inputs it is "- (stdin)".
+func InputsSubject(inputs []string, one, many, stdin string) string {
+	switch {
+	case len(inputs) == 1 && inputs[0] == "-":
+		return stdin
+	case len(inputs) == 1:
+		return "input " + inputs[0] + " " + one
+	}
+	names := make([]string, len(inputs))
+	for i, in := range inputs {
+		names[i] = in
+		if in == "-" {
+			names[i] = "- (stdin)"
+		}
+	}
+	return "inputs " + strings.Join(names, " ") + " " + many
+}
+
 // noImageFiles is the error of inputs that give no image file (subject
 // says which: "input directory d holds"), with the count of files left out
 // for their extension: OpenWith's for all inputs, expand's per directory.

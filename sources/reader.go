@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"os"
 	"slices"
-	"strings"
 	"sync/atomic"
 )
 
@@ -177,7 +176,7 @@ func OpenWith(inputs []string, stdin io.Reader, opts Options) (*Reader, error) {
 	if len(entries) == 0 {
 		// As an empty directory or a glob that matches nothing (expand):
 		// here, list files and stdin that name nothing.
-		return nil, noImageFiles("inputs "+strings.Join(inputs, " ")+" name", ignored)
+		return nil, noImageFiles(InputsSubject(inputs, "names", "name", "the list on stdin names"), ignored)
 	}
 	if ignored > 0 {
 		slog.Info("ignored files that are not images (captions, metadata); --extensions changes the list", "files", ignored)

@@ -148,3 +148,38 @@ func TestConfigFilePrecisionKey(t *testing.T) {
 		}
 	}
 }
+
+// The reported config files, through the CLI: a second YAML document (a
+// batch_size: 0 there) is refused with exit status 2, naming the file,
+// instead of being ignored; resume: "false" is resume: false; resume: no
+// is refused, naming the key, the file and what is taken.
+func TestConfigFileDocumentsAndBooleans(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "c.yaml")
+	tiny := filepath.Join(fixtures, "tiny32")
+	run := func(yaml string) (int, string) {
+		t.Helper()
+		if err := os.WriteFile(cfg, []byte(yaml), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		code, _, stderr := maeembed(t, "embed", "--dry-run", "--config-file", cfg, "-m", filepath.Join(tiny, "hf"), "-o", filepath.Join(t.TempDir(), "out"), filepath.Join(tiny, "images"))
+		return code, stderr
+	}
+	if code, stderr := run("pool: cls\n---\nbatch_size: 0\n"); code != 2 || !strings.Contains(stderr, cfg) || !strings.Contains(stderr, "more than one YAML document") {
+		t.Errorf("two documents: exit %d, want 2 and an error naming %s\n%s", code, cfg, stderr)
+	}
+	for _, yaml := range []string{"resume: \"false\"\n", "resume: false\n"} {
+		if err := os.WriteFile(cfg, []byte(yaml), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if o, err := parseFor(embedCommand, "embed", "--config-file", cfg, "in"); err != nil || o.Resume {
+			t.Errorf("%q: %v, resume %v, want false", yaml, err, o != nil && o.Resume)
+		}
+	}
+	for _, yaml := range []string{"resume: no\n", "fail_on_error: \"on\"\n"} {
+		key, _, _ := strings.Cut(yaml, ":")
+		if code, stderr := run(yaml); code != 2 || !strings.Contains(stderr, cfg) || !strings.Contains(stderr, "key "+key) || !strings.Contains(stderr, "want true or false") {
+			t.Errorf("%q: exit %d, want 2 and an error naming %s, the key and true or false\n%s", yaml, code, cfg, stderr)
+		}
+	}
+}

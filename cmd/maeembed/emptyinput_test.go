@@ -30,23 +30,29 @@ func TestE2EEmptyInputDirectory(t *testing.T) {
 }
 
 // A list file or stdin that names no image (only comments, or nothing) is
-// the same error, before any output is created.
+// the same error, before any output is created. Stdin is named in words
+// ("inputs - name no image files" read badly).
 func TestE2EEmptyInputList(t *testing.T) {
 	model := []string{"-m", filepath.Join(fixtures, "tiny32", "hf")}
 	list := filepath.Join(t.TempDir(), "c.txt")
 	if err := os.WriteFile(list, []byte("# c\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	for _, in := range []string{list, "-"} {
+	for _, c := range []struct {
+		in   []string
+		want string
+	}{
+		{[]string{list}, "input " + list + " names no image files (0 other files ignored"},
+		{[]string{"-"}, "the list on stdin names no image files (0 other files ignored"},
+		{[]string{list, "-"}, "inputs " + list + " - (stdin) name no image files"},
+	} {
 		out := filepath.Join(t.TempDir(), "out")
-		code, _, stderr := maeembed(t, append([]string{"embed", "-o", out, in}, model...)...)
-		// " - " rather than "-": every stderr holds a dash, so naming stdin
-		// is only checked with the spaces around it.
-		if code == 0 || !strings.Contains(stderr, in) || !strings.Contains(stderr, " "+in+" ") || !strings.Contains(stderr, "no image files") {
-			t.Errorf("embed of %s: exit %d, want an error naming it\n%s", in, code, stderr)
+		code, _, stderr := maeembed(t, append(append([]string{"embed", "-o", out}, c.in...), model...)...)
+		if code == 0 || !strings.Contains(stderr, c.want) {
+			t.Errorf("embed of %v: exit %d, want an error with %q\n%s", c.in, code, c.want, stderr)
 		}
 		if _, err := os.Stat(out); err == nil {
-			t.Errorf("embed of %s created the output directory", in)
+			t.Errorf("embed of %v created the output directory", c.in)
 		}
 	}
 }
@@ -96,7 +102,9 @@ func TestE2EMissingModelLeavesNoOutput(t *testing.T) {
 // image column; an empty tar) holds no image either. That is only known
 // once its files are read, so the run (and the dry run, with the same
 // exit code) fails at the end, naming it, instead of exiting 0 with
-// "0 images written". A shard that the inputs leave empty still succeeds.
+// "0 images written". The output directory it made for nothing is
+// removed (one that was there before stays). A shard that the inputs
+// leave empty still succeeds, and leaves no new directory either.
 func TestE2EInputWithoutImagesFails(t *testing.T) {
 	in := filepath.Join(fixtures, "tiny32", "images")
 	model := []string{"-m", filepath.Join(fixtures, "tiny32", "hf")}
@@ -107,20 +115,51 @@ func TestE2EInputWithoutImagesFails(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, dir := range []string{prev, tars} {
-		for _, cmd := range []string{"embed", "reconstruct"} {
-			args := append([]string{cmd, "-o", filepath.Join(t.TempDir(), "out"), dir}, model...)
+		for _, args := range [][]string{{"embed"}, {"embed", "--format", "npy"}, {"reconstruct"}, {"reconstruct", "--format", "png"}} {
+			out := filepath.Join(t.TempDir(), "out")
+			args := append(append(args[:len(args):len(args)], "-o", out, dir), model...)
 			code, _, stderr := maeembed(t, args...)
-			if code != 1 || !strings.Contains(stderr, dir) || !strings.Contains(stderr, "hold no images") || strings.Contains(stderr, "(s)") {
-				t.Errorf("%s of %s: exit %d, want 1 and an error naming it\n%s", cmd, dir, code, stderr)
+			if code != 1 || !strings.Contains(stderr, dir) || !strings.Contains(stderr, "holds no images") || strings.Contains(stderr, "(s)") {
+				t.Errorf("%v: exit %d, want 1 and an error naming %s\n%s", args, code, dir, stderr)
+			}
+			if _, err := os.Stat(out); err == nil {
+				t.Errorf("%v: the run that wrote nothing left the output directory %s behind", args, out)
 			}
 			if dry, stdout, stderr := maeembed(t, append(args, "--dry-run")...); dry != code || stdout != "" {
-				t.Errorf("%s --dry-run of %s: exit %d (the run %d), listed %q\n%s", cmd, dir, dry, code, stdout, stderr)
+				t.Errorf("%v --dry-run: exit %d (the run %d), listed %q\n%s", args, dry, code, stdout, stderr)
 			}
 		}
 	}
-	if _, _, stderr := maeembed(t, append([]string{"embed", "-o", filepath.Join(t.TempDir(), "out"), tars}, model...)...); !strings.Contains(stderr, "hold no images: 0 files in them ignored") {
+	// A directory that was there before the run stays, empty or not.
+	keep := t.TempDir()
+	note := filepath.Join(t.TempDir(), "note")
+	if err := os.WriteFile(note, []byte("mine"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, out := range []string{keep, filepath.Dir(note)} {
+		if code, _, stderr := maeembed(t, append([]string{"embed", "-o", out, prev}, model...)...); code != 1 {
+			t.Errorf("-o %s: exit %d, want 1\n%s", out, code, stderr)
+		}
+		if _, err := os.Stat(out); err != nil {
+			t.Errorf("the run removed the existing output directory %s: %v", out, err)
+		}
+	}
+	if _, err := os.Stat(note); err != nil {
+		t.Error(err)
+	}
+	if _, _, stderr := maeembed(t, append([]string{"embed", "-o", filepath.Join(t.TempDir(), "out"), tars}, model...)...); !strings.Contains(stderr, "holds no images: 0 files ignored") {
 		t.Errorf("the error does not count the files ignored:\n%s", stderr)
 	}
-	// 3 images, 4 shards: the last shard has nothing to do, and that is fine.
+	// Two inputs without images: named both, "hold".
+	if _, _, stderr := maeembed(t, append([]string{"embed", "-o", filepath.Join(t.TempDir(), "out"), prev, tars}, model...)...); !strings.Contains(stderr, "inputs "+prev+" "+tars+" hold no images: 1 file ignored") {
+		t.Errorf("two inputs without images:\n%s", stderr)
+	}
+	// 3 images, 4 shards: the last shard has nothing to do, and that is
+	// fine; into a new directory, it leaves none.
 	runCounted(t, summary{0, 0, 0}, append([]string{"embed", "--shard", "3/4", "-o", t.TempDir(), in}, model...)...)
+	out := filepath.Join(t.TempDir(), "out")
+	runCounted(t, summary{0, 0, 0}, append([]string{"embed", "--shard", "3/4", "-o", out, in}, model...)...)
+	if _, err := os.Stat(out); err == nil {
+		t.Errorf("the empty shard left the output directory %s behind", out)
+	}
 }

@@ -61,9 +61,12 @@ func TestRerunWithNothingLeftLoadsNoModel(t *testing.T) {
 				return append([]string{tc.cmd, "-m", filepath.Join(tiny, "hf"), "--resize", "none", "--format", tc.format, "-o", out}, append(more, in)...)
 			}
 			loads := modelLoads.Load()
-			runCounted(t, summary{3, 1, 0}, args()...)
+			first := runCounted(t, summary{3, 1, 0}, args()...)
 			if got := modelLoads.Load() - loads; got != 1 {
 				t.Fatalf("the first run loaded %d models, want 1", got)
+			}
+			if !strings.Contains(first, tc.cmd+": memory in flight (read + decoding): peak ") || strings.Contains(first, "peak 0 B") {
+				t.Errorf("the first run's summary lacks its memory peak:\n%s", first)
 			}
 			before := treeState(t, out)
 
@@ -75,12 +78,15 @@ func TestRerunWithNothingLeftLoadsNoModel(t *testing.T) {
 			for _, want := range []string{
 				tc.cmd + ": nothing to do: every input was already done, 1 of them as errors\n",
 				tc.cmd + ": 1 of the skipped inputs is recorded as failed in " + filepath.Join(out, "errors"),
-				tc.cmd + ": memory in flight (read + decoding): peak 0 B of a 1 GiB budget",
 				"the model is not loaded",
 			} {
 				if !strings.Contains(stderr, want) {
 					t.Errorf("the rerun's summary lacks %q:\n%s", want, stderr)
 				}
+			}
+			// It decoded nothing: no "peak 0 B of a 1 GiB budget".
+			if strings.Contains(stderr, "memory in flight") {
+				t.Errorf("the rerun's summary reports a memory peak of nothing:\n%s", stderr)
 			}
 			if strings.Contains(stderr, "model loaded") {
 				t.Errorf("the rerun logged a model load:\n%s", stderr)
