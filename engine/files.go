@@ -225,6 +225,13 @@ func OpenInputs(names []string, stdin io.Reader, o InputOptions) (*Inputs, error
 				in.superseded[id] = true
 			}
 		}
+		// A Parquet row with an error row under its row id (FILE/ROW: an
+		// earlier run could not read its key, or an earlier version did
+		// not try) whose key this run reads: the row now has its output
+		// or error row under its key, so the old one goes (else the image
+		// is in the output and in errors/ at once, and every retry counts
+		// the row id it never takes).
+		opts.RowKeyed = opts.ContainerRead
 	}
 	r, err := sources.OpenWith(names, stdin, opts)
 	if err != nil {

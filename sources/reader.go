@@ -412,6 +412,9 @@ func (r *Reader) nextMember(ctx context.Context) (it Item, ok bool, err error) {
 		r.curSeen = true
 		idx = r.index
 		id = memberID(e, member, row, key)
+		if key != "" && member == "" && r.opts.RowKeyed != nil && r.opts.Shard.has(idx) {
+			r.opts.RowKeyed(memberID(e, "", row, ""))
+		}
 		took, first, n = r.take(id)
 		return took
 	}
