@@ -250,7 +250,9 @@ func OpenInputs(names []string, stdin io.Reader, o InputOptions) (*Inputs, error
 		// or error row under its key, so the old one goes (else the image
 		// is in the output and in errors/ at once, and every retry counts
 		// the row id it never takes).
-		opts.RowKeyed = opts.ContainerRead
+		if len(in.failedAtStart) > 0 {
+			opts.RowKeyed = opts.ContainerRead
+		}
 	}
 	r, err := sources.OpenWith(names, stdin, opts)
 	if err != nil {

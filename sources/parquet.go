@@ -920,6 +920,11 @@ func (c *parquetContainer) dropIDs() {
 	}
 	l := c.ids
 	c.ids = nil
+	// The meter's largest page may be one of its pages: it ran when the
+	// row group's column readers held none (dropped after a failed read,
+	// or not read yet after a failed open), and this runs before a new
+	// row group's readers read any.
+	c.meter.pageMax = 0
 	defer func() { recover() }() // a reader left in a bad state
 	for _, a := range l.chunks {
 		a.Release()
