@@ -34,10 +34,11 @@ func TestResumeWithOtherParquetColumnsIsRefused(t *testing.T) {
 		"SELECT 2, 'c', 9, content, content FROM read_blob("+img(2)+")) ORDER BY ord) TO "+sqlString(filepath.Join(in, "ds.parquet"))+" (FORMAT parquet)")
 	ds := filepath.Join(in, "ds.parquet")
 
-	for _, cmd := range []string{"embed", "reconstruct"} {
-		out := filepath.Join(root, cmd)
+	for _, run := range [][2]string{{"embed", "parquet"}, {"embed", "npy"}, {"reconstruct", "npy"}, {"reconstruct", "png"}} {
+		cmd := run[0]
+		out := filepath.Join(root, cmd+"-"+run[1])
 		args := func(more ...string) []string {
-			return append([]string{cmd, "-m", filepath.Join(fixtures, "tiny32", "hf"), "--resize", "none", "-o", out}, append(more, ds)...)
+			return append([]string{cmd, "-m", filepath.Join(fixtures, "tiny32", "hf"), "--resize", "none", "--format", run[1], "-o", out}, append(more, ds)...)
 		}
 		runCounted(t, summary{3, 0, 0}, args()...)
 		for _, c := range []struct {
@@ -54,11 +55,11 @@ func TestResumeWithOtherParquetColumnsIsRefused(t *testing.T) {
 				}
 				code, stdout, stderr := maeembed(t, args(flags...)...)
 				if code == 0 || stdout != "" || !strings.Contains(stderr, c.want) || !strings.Contains(stderr, "Rerun with no "+c.flags[0]) {
-					t.Errorf("%s %v: exit %d, listed %q; want the refusal %q\n%s", cmd, flags, code, stdout, c.want, stderr)
+					t.Errorf("%s --format %s %v: exit %d, listed %q; want the refusal %q\n%s", cmd, run[1], flags, code, stdout, c.want, stderr)
 				}
 			}
 		}
-		if cmd == "embed" {
+		if run[1] == "parquet" {
 			if o := partIDs(t, out, "part-*.parquet"); !reflect.DeepEqual(o, map[string]int{"a": 1, "b": 1, "c": 1}) {
 				t.Errorf("embedded ids %v, want a, b, c once each", o)
 			}
