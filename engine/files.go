@@ -56,6 +56,25 @@ type Inputs struct {
 	failedAtStart map[string]bool
 	// ahead is the item Pending read, which Next returns first.
 	ahead *sources.Item
+	// idColumn and imageColumn are the run's --id-column and
+	// --image-column (sources.Options).
+	idColumn, imageColumn string
+}
+
+// Columns are the run's --id-column and --image-column as the outputs
+// record them (sinks.Meta.IDColumn, ImageColumn): sinks.AutoColumn when
+// not set, both "" when no input is a Parquet file (they decide nothing).
+func (in *Inputs) Columns() (id, image string) {
+	if !in.HasParquet() {
+		return "", ""
+	}
+	auto := func(s string) string {
+		if s == "" {
+			return sinks.AutoColumn
+		}
+		return s
+	}
+	return auto(in.idColumn), auto(in.imageColumn)
 }
 
 // Pending reports whether any input is left to process: it reads on to
@@ -123,7 +142,7 @@ type InputOptions struct {
 // OpenInputs opens names (files, directories, globs, list files, '-' for
 // stdin, tar and Parquet) in their deterministic order.
 func OpenInputs(names []string, stdin io.Reader, o InputOptions) (*Inputs, error) {
-	in := &Inputs{Total: -1}
+	in := &Inputs{Total: -1, idColumn: o.Source.IDColumn, imageColumn: o.Source.ImageColumn}
 	opts := o.Source
 	opts.Shard, opts.NoData, opts.Done = o.Shard, o.DryRun, nil
 	if o.ResumeFrom != "" {
@@ -224,6 +243,15 @@ func OpenInputs(names []string, stdin io.Reader, o InputOptions) (*Inputs, error
 			if in.failedAtStart[id] {
 				in.superseded[id] = true
 			}
+		}
+		// A Parquet row with an error row under its row id (FILE/ROW: an
+		// earlier run could not read its key, or an earlier version did
+		// not try) whose key this run reads: the row now has its output
+		// or error row under its key, so the old one goes (else the image
+		// is in the output and in errors/ at once, and every retry counts
+		// the row id it never takes).
+		if len(in.failedAtStart) > 0 {
+			opts.RowKeyed = opts.ContainerRead
 		}
 	}
 	r, err := sources.OpenWith(names, stdin, opts)

@@ -220,6 +220,26 @@ func outputKind(pool, maskRatio bool) string {
 // may, and an older output records none); maeembed.model compares as ModelName (an
 // older run may have recorded the path as it was spelled); an output
 // without maeembed.weights (an older version) takes any weights.
+// columnFlags are the flags of the Parquet column settings (Meta.IDColumn,
+// ImageColumn) by their metadata key, and columnChange what changing one
+// on a resume would do.
+var (
+	columnFlags  = map[string]string{"maeembed.id_column": "--id-column", "maeembed.image_column": "--image-column"}
+	columnChange = map[string]string{
+		"maeembed.id_column":    "the ids of Parquet rows would change, so every row would be processed again and stored a second time under its new id",
+		"maeembed.image_column": "the rows already done under their ids would be skipped, so their images from the other column would never be read",
+	}
+)
+
+// columnSetting is how a column setting reads in a message: "--id-column
+// label", or "no --id-column (each file's first known column)".
+func columnSetting(flag, v string) string {
+	if v == AutoColumn {
+		return "no " + flag + " (each Parquet file's first column of the known names)"
+	}
+	return flag + " " + v
+}
+
 func compatible(path string, kv map[string]string, keys, vals []string) error {
 	if !slices.ContainsFunc(slices.Collect(maps.Keys(kv)), func(k string) bool { return strings.HasPrefix(k, "maeembed.") }) {
 		// Another tool's file of the same name: comparing its (missing)
@@ -243,6 +263,13 @@ func compatible(path string, kv map[string]string, keys, vals []string) error {
 			}
 			continue
 		}
+		if flag, ok := columnFlags[k]; ok {
+			if old, ok := kv[k]; ok && old != vals[i] {
+				return fmt.Errorf("%s was written with %s, this run has %s: %s. Rerun with %s, or give this run another output directory",
+					path, columnSetting(flag, old), columnSetting(flag, vals[i]), columnChange[k], columnSetting(flag, old))
+			}
+			continue // an output of an older version (or of inputs without a Parquet file) records none
+		}
 		if k == "maeembed.inputs" {
 			if old, ok := kv[k]; ok && old != vals[i] {
 				return fmt.Errorf("%s holds the outputs of the inputs %s, this run reads %s: ids are paths relative to the inputs, "+
@@ -255,6 +282,9 @@ func compatible(path string, kv map[string]string, keys, vals []string) error {
 		}
 	}
 	for k, v := range kv {
+		if _, col := columnFlags[k]; col {
+			continue // this run reads no Parquet file: no column decides anything
+		}
 		if strings.HasPrefix(k, "maeembed.") && k != "maeembed.kernel" && !slices.Contains(keys, k) {
 			return fmt.Errorf("%s was written with %s=%q, this run has none: use another output directory", path, k, v)
 		}

@@ -33,6 +33,8 @@ type ReconMeta struct {
 	// (MaskNoiseFingerprint); empty for masks drawn from Seed. Recorded as
 	// maeembed.mask_noise, so a resume cannot mix the two kinds of masks.
 	MaskNoise string
+	// IDColumn and ImageColumn are the run's Parquet columns, as in Meta.
+	IDColumn, ImageColumn string
 }
 
 // MaskNoiseFingerprint is ReconMeta.MaskNoise of noise rows: the first 16
@@ -77,6 +79,7 @@ func (m ReconMeta) keyValues() ([]string, []string) {
 	}
 	keys, vals = kernelKV(keys, vals, m.Kernel)
 	keys, vals = weightsKV(keys, vals, m.Weights)
+	keys, vals = columnsKV(keys, vals, m.IDColumn, m.ImageColumn)
 	return inputsKV(keys, vals, m.Inputs)
 }
 

@@ -54,6 +54,30 @@ type Meta struct {
 	// over other inputs would take same-named files for done ones. Empty
 	// (stream mode) writes no key.
 	Inputs []string
+	// IDColumn and ImageColumn are the run's --id-column and
+	// --image-column (AutoColumn when not set), recorded as
+	// maeembed.id_column and maeembed.image_column when an input is a
+	// Parquet file: they decide its rows' ids and images, so a resume with
+	// others would embed every row again under new ids, or take rows done
+	// with other images. Empty writes no key (no Parquet input).
+	IDColumn, ImageColumn string
+}
+
+// AutoColumn is Meta.IDColumn or ImageColumn of a run that did not set
+// the flag: each Parquet file's column is the first of the known names it
+// has.
+const AutoColumn = "(auto)"
+
+// columnsKV appends maeembed.id_column and maeembed.image_column when
+// they are set.
+func columnsKV(keys, vals []string, id, image string) ([]string, []string) {
+	if id != "" {
+		keys, vals = append(keys, "maeembed.id_column"), append(vals, id)
+	}
+	if image != "" {
+		keys, vals = append(keys, "maeembed.image_column"), append(vals, image)
+	}
+	return keys, vals
 }
 
 // InputRoots is how a batch run's inputs are recorded and compared: each
@@ -152,6 +176,7 @@ func (m Meta) keyValues() ([]string, []string) {
 	}
 	keys, vals = kernelKV(keys, vals, m.Kernel)
 	keys, vals = weightsKV(keys, vals, m.Weights)
+	keys, vals = columnsKV(keys, vals, m.IDColumn, m.ImageColumn)
 	return inputsKV(keys, vals, m.Inputs)
 }
 

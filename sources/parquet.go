@@ -63,6 +63,10 @@ type parquetContainer struct {
 	rg       int      // next row group to open
 	rgEnd    int64    // file row after the open row group
 	broken   error    // why the open row group stopped early
+	ids      *leaf    // the broken row group's id column, read on its own (brokenKey)
+	idsRow   int64    // file row of ids' current batch's row 0
+	idsN     int      // rows in ids' current batch
+	idsErr   error    // why the broken row group's ids cannot be read
 	perPage  int64    // a row's pages, compressed and decompressed, in the open row group (footer)
 	perValue int64    // a row's image value (the footer's uncompressed size)
 	cur      *pqBatch // the current batch's image values
@@ -104,8 +108,16 @@ func recovered(err *error) {
 			*err = r.err
 			return
 		}
-		*err = fmt.Errorf("parquet reader failed: %v", p)
+		*err = crashed(p)
 	}
+}
+
+// crashed is the error of a panic of the Parquet reader: what it most
+// likely means (corrupt data: a nil or garbled page header, bad snappy
+// input), with the panic's own words; the callers name the file, row group
+// and column.
+func crashed(p any) error {
+	return fmt.Errorf("corrupt Parquet data (the reader crashed: %v)", p)
 }
 
 // refused is the panic of a reader allocation the memory budget refused
@@ -404,10 +416,12 @@ func (c *parquetContainer) next(want func(member string, row int64, key string) 
 			// A row of the current batch.
 		case c.broken != nil && c.nextRow < c.rgEnd:
 			// The rest of a row group that could not be read: one error row
-			// each, under the row id (their keys are unreadable).
+			// each, under its key read from the id column alone (small,
+			// and often intact when the images are not: a page over the
+			// budget, a damaged image page), else under the row id.
 			row := c.nextRow
 			c.nextRow++
-			if want("", row, "") {
+			if want("", row, c.brokenKey(row)) {
 				return "", row, nil, nil, &memberError{fmt.Errorf("row %d: %w", row, c.broken)}
 			}
 			continue
@@ -433,7 +447,7 @@ func (c *parquetContainer) next(want func(member string, row int64, key string) 
 		row := c.row + int64(i)
 		key := ""
 		if c.id != nil {
-			s, err := c.keyAt(i)
+			s, err := c.keyAt(c.id, i)
 			if err != nil {
 				return "", row, nil, nil, &memberError{fmt.Errorf("row %d: %w", row, err)}
 			}
@@ -461,13 +475,21 @@ func (c *parquetContainer) openGroup() (err error) {
 	g := c.rg
 	c.rg++
 	c.broken, c.n, c.i = nil, 0, 0
+	c.dropIDs()
 	c.rgEnd = c.nextRow
 	defer func() {
+		if p := recover(); p != nil {
+			if r, ok := p.(refused); ok {
+				err = r.err
+			} else {
+				err = c.crashedIn(g, "", p)
+				return
+			}
+		}
 		if err != nil {
 			err = fmt.Errorf("parquet row group %d: %w", g, err)
 		}
 	}()
-	defer recovered(&err)
 	md := c.rdr.MetaData().RowGroup(g)
 	c.rgEnd = c.nextRow + md.NumRows()
 	// The footer's sizes of the column read (the images, or the ids of a
@@ -531,7 +553,7 @@ func (c *parquetContainer) batchCost(n int) (pages, values int64) {
 }
 
 func (c *parquetContainer) readBatch(h hold) (err error) {
-	defer recovered(&err)
+	defer c.recoverIn(c.rg-1, &err)
 	c.dropBatch()
 	c.n, c.i, c.batchErr = 0, 0, nil
 	c.rows = max(1, min(c.rows, c.batch))
@@ -571,15 +593,15 @@ func (c *parquetContainer) readBatch(h hold) (err error) {
 			reading = func() {}
 			r, err := h.take(used)
 			if err != nil {
-				panic(refused{fmt.Errorf("reading row %d needs at least %d MiB: %w", c.nextRow, (used+1<<20-1)>>20, err)})
+				panic(refused{fmt.Errorf("reading its row group from here on needs at least %d MiB (a page and its decompressed copy): %w", (used+1<<20-1)>>20, err)})
 			}
 			reading, holding = r, used
 		}
 		defer func() { c.meter.grow = nil }()
 	}
 	for _, l := range c.leaves() {
-		if err := l.read(n); err != nil {
-			return fmt.Errorf("parquet row group %d, column %s: %w", c.rg-1, c.rdr.MetaData().Schema.Column(l.col).Path(), err)
+		if err := c.readLeaf(l, n); err != nil {
+			return err
 		}
 	}
 	c.n, c.row = n, c.nextRow
@@ -623,6 +645,46 @@ func (c *parquetContainer) readBatch(h hold) (err error) {
 		c.rows *= 2
 	}
 	return nil
+}
+
+// readLeaf reads the next n rows of l, its error naming the row group
+// and column (and, for a crash of the reader, the file: corrupt data).
+func (c *parquetContainer) readLeaf(l *leaf, n int) (err error) {
+	col := c.rdr.MetaData().Schema.Column(l.col).Path()
+	defer func() {
+		if p := recover(); p != nil {
+			if r, ok := p.(refused); ok {
+				err = r.err
+				return
+			}
+			err = c.crashedIn(c.rg-1, col, p)
+		}
+	}()
+	if err := l.read(n); err != nil {
+		return fmt.Errorf("parquet row group %d, column %s: %w", c.rg-1, col, err)
+	}
+	return nil
+}
+
+// recoverIn is recovered for the reads of row group g.
+func (c *parquetContainer) recoverIn(g int, err *error) {
+	if p := recover(); p != nil {
+		if r, ok := p.(refused); ok {
+			*err = r.err
+			return
+		}
+		*err = c.crashedIn(g, "", p)
+	}
+}
+
+// crashedIn is crashed for column col (a dotted path, "" for every
+// column) of row group g of the file.
+func (c *parquetContainer) crashedIn(g int, col string, p any) error {
+	where := fmt.Sprintf("%s row group %d", c.path, g)
+	if col != "" {
+		where += " column " + col
+	}
+	return fmt.Errorf("corrupt Parquet data in %s (the reader crashed: %v)", where, p)
 }
 
 // aborted: a budget's wait ended with the run, not a refusal of a size.
@@ -779,9 +841,8 @@ func (l *leaf) read(n int) error {
 	return nil
 }
 
-// keyAt is the id value of row i.
-func (c *parquetContainer) keyAt(i int) (string, error) {
-	l := c.id
+// keyAt is the id value of row i of l's batch (c.id or c.ids).
+func (c *parquetContainer) keyAt(l *leaf, i int) (string, error) {
 	switch {
 	case !l.present[i]:
 		return "", fmt.Errorf("id column %q is null", c.idCol)
@@ -791,6 +852,86 @@ func (c *parquetContainer) keyAt(i int) (string, error) {
 		return strconv.FormatUint(uint64(l.ints[i]), 10), nil
 	}
 	return strconv.FormatInt(l.ints[i], 10), nil
+}
+
+// brokenKey is the key of row of the broken row group (c.broken), read
+// from the id column alone with a reader of its own, in batches of up to
+// 1024 ids from the row group's first row (a page of ids cannot be
+// entered part-way): "" when there is no id column, or its value for the
+// row cannot be read (a corrupt id page, a null), which leaves the row its
+// row id (FILE/ROW). The ids are read outside the budget: a few bytes a
+// row, where the images that broke the row group may be hundreds of MiB.
+func (c *parquetContainer) brokenKey(row int64) (key string) {
+	if c.id == nil || c.idsErr != nil {
+		return ""
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			c.dropIDs()
+			c.idsErr, key = c.crashedIn(c.rg-1, c.idCol, p), ""
+		}
+	}()
+	if c.ids == nil {
+		g := c.rg - 1
+		pr, err := c.rdr.RowGroup(g).GetColumnPageReader(c.id.col)
+		if err != nil {
+			c.idsErr = err
+			return ""
+		}
+		d := c.rdr.MetaData().Schema.Column(c.id.col)
+		var t arrow.DataType = arrow.PrimitiveTypes.Int64
+		if d.PhysicalType() == parquet.Types.ByteArray {
+			t = arrow.BinaryTypes.Binary
+		}
+		l := &leaf{col: c.id.col, maxDef: c.id.maxDef, ownDef: c.id.ownDef, unsigned: c.id.unsigned, phys: c.id.phys}
+		l.rr = file.NewRecordReader(d, file.LevelInfo{DefLevel: l.maxDef}, t, pageAllocator{memory.DefaultAllocator, nil, false}, &c.pool)
+		l.rr.SetPageReader(pr)
+		c.ids, c.idsRow, c.idsN = l, c.rgEnd-c.rdr.MetaData().RowGroup(g).NumRows(), 0
+	}
+	for row >= c.idsRow+int64(c.idsN) {
+		c.idsRow += int64(c.idsN)
+		n := int(min(1024, c.rgEnd-c.idsRow))
+		if n <= 0 {
+			return ""
+		}
+		c.idsN = 0
+		if err := c.ids.read(n); err != nil {
+			c.idsErr = err
+			c.dropIDs()
+			return ""
+		}
+		c.idsN = n
+	}
+	if row < c.idsRow {
+		return "" // before the ids read (rows are asked for in order)
+	}
+	k, err := c.keyAt(c.ids, int(row-c.idsRow))
+	if err != nil {
+		return ""
+	}
+	return k
+}
+
+// dropIDs releases the broken row group's id reader (brokenKey).
+func (c *parquetContainer) dropIDs() {
+	c.idsErr = nil
+	if c.ids == nil {
+		return
+	}
+	l := c.ids
+	c.ids = nil
+	// The meter's largest page may be one of its pages: it ran when the
+	// row group's column readers held none (dropped after a failed read,
+	// or not read yet after a failed open), and this runs before a new
+	// row group's readers read any.
+	c.meter.pageMax = 0
+	defer func() { recover() }() // a reader left in a bad state
+	for _, a := range l.chunks {
+		a.Release()
+	}
+	if l.rr != nil {
+		l.rr.Release()
+	}
 }
 
 // imageAt is the image bytes of row i and their release: a binary column
@@ -869,6 +1010,7 @@ func imageValue(v []byte) ([]byte, error) {
 
 func (c *parquetContainer) close() error {
 	c.dropBatch()
+	c.dropIDs()
 	for _, l := range c.leaves() {
 		func() {
 			defer func() { recover() }() // a reader left in a bad state

@@ -194,6 +194,18 @@ func OpenWith(inputs []string, stdin io.Reader, opts Options) (*Reader, error) {
 	return r, nil
 }
 
+// HasParquet says whether any input is a Parquet file: then the id and
+// image columns (Options.IDColumn, Options.ImageColumn) decide the ids and
+// images of its rows.
+func (r *Reader) HasParquet() bool {
+	for _, e := range r.entries {
+		if e.kind == kindParquet {
+			return true
+		}
+	}
+	return false
+}
+
 // ListRelative says whether a list of the inputs (a list file or "-")
 // named a relative path: those ids are relative to the working directory,
 // which is then part of what the inputs are (sinks.InputRoots).
@@ -411,6 +423,9 @@ func (r *Reader) nextMember(ctx context.Context) (it Item, ok bool, err error) {
 		r.curSeen = true
 		idx = r.index
 		id = memberID(e, member, row, key)
+		if key != "" && member == "" && r.opts.RowKeyed != nil && r.opts.Shard.has(idx) {
+			r.opts.RowKeyed(memberID(e, "", row, ""))
+		}
 		took, first, n = r.take(id)
 		return took
 	}

@@ -135,6 +135,12 @@ type Options struct {
 	// could not be opened, was cut short, or had no image; the directory
 	// could not be listed) no longer holds.
 	ContainerRead func(id string) `yaml:"-"`
+	// RowKeyed, if set, is called with the row id (FILE/ROW, the id a row
+	// gets when its key cannot be read) of each Parquet row of this shard
+	// whose key was read: an error row under that row id from an earlier
+	// run (whose read of the row failed before its key) no longer holds,
+	// since the row now has its output or error row under its key.
+	RowKeyed func(rowID string) `yaml:"-"`
 	// NoData leaves Item.Data nil (for --dry-run listings): files are not
 	// read. Tar and Parquet contents are still scanned for their members.
 	NoData bool `yaml:"-"`

@@ -70,6 +70,7 @@ func (e *env) embed(o *Options) error {
 		return err
 	}
 	meta.Inputs = b.Inputs.Roots
+	meta.IDColumn, meta.ImageColumn = b.Inputs.Columns()
 	errw, err := sinks.NewErrors(o.Output, meta, sinks.ParquetOptions{})
 	if err != nil {
 		return err
@@ -100,6 +101,7 @@ func (e *env) nothingLeftToEmbed(o *Options, pool mae.Pool, b *engine.Batch) (bo
 		return false, err
 	}
 	meta.Inputs = b.Inputs.Roots
+	meta.IDColumn, meta.ImageColumn = b.Inputs.Columns()
 	return true, e.checkEmbedOutput(o, spec, meta)
 }
 
@@ -115,6 +117,7 @@ func (e *env) dryRunEmbed(o *Options, pool mae.Pool, b *engine.Batch) error {
 	}
 	e.reportPending(spec)
 	meta.Inputs = b.Inputs.Roots
+	meta.IDColumn, meta.ImageColumn = b.Inputs.Columns()
 	if err := e.checkEmbedOutput(o, spec, meta); err != nil {
 		return err
 	}

@@ -1,0 +1,79 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+// The id and image columns of a Parquet input are recorded in the output
+// and checked on resume like the model's settings: another --id-column
+// would embed every row again under a second id (20 rows for 10 images),
+// another --image-column would take rows done with the other column's
+// images for done ("nothing to do"). Both are refused, naming the
+// setting, the output's value and this run's, by the run, its dry run and
+// reconstruct alike; the same settings resume.
+func TestResumeWithOtherParquetColumnsIsRefused(t *testing.T) {
+	root := t.TempDir()
+	in := filepath.Join(root, "in")
+	if err := os.MkdirAll(in, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	img := func(i int) string {
+		p, err := filepath.Abs(filepath.Join(fixtures, "tiny32", "images", []string{"img_000.png", "img_001.png", "img_002.png"}[i]))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return sqlString(p)
+	}
+	duckQuery(t, "COPY (SELECT key, label, png, thumb FROM ("+
+		"SELECT 0 AS ord, 'a' AS key, 7 AS label, content AS png, content AS thumb FROM read_blob("+img(0)+") UNION ALL "+
+		"SELECT 1, 'b', 8, content, content FROM read_blob("+img(1)+") UNION ALL "+
+		"SELECT 2, 'c', 9, content, content FROM read_blob("+img(2)+")) ORDER BY ord) TO "+sqlString(filepath.Join(in, "ds.parquet"))+" (FORMAT parquet)")
+	ds := filepath.Join(in, "ds.parquet")
+
+	for _, run := range [][2]string{{"embed", "parquet"}, {"embed", "npy"}, {"reconstruct", "npy"}, {"reconstruct", "png"}} {
+		cmd := run[0]
+		out := filepath.Join(root, cmd+"-"+run[1])
+		args := func(more ...string) []string {
+			return append([]string{cmd, "-m", filepath.Join(fixtures, "tiny32", "hf"), "--resize", "none", "--format", run[1], "-o", out}, append(more, ds)...)
+		}
+		runCounted(t, summary{3, 0, 0}, args()...)
+		for _, c := range []struct {
+			flags []string
+			want  string
+		}{
+			{[]string{"--id-column", "label"}, "written with no --id-column (each Parquet file's first column of the known names), this run has --id-column label"},
+			{[]string{"--image-column", "thumb"}, "written with no --image-column (each Parquet file's first column of the known names), this run has --image-column thumb"},
+		} {
+			for _, dry := range []bool{false, true} {
+				flags := c.flags
+				if dry {
+					flags = append(flags, "--dry-run")
+				}
+				code, stdout, stderr := maeembed(t, args(flags...)...)
+				if code == 0 || stdout != "" || !strings.Contains(stderr, c.want) || !strings.Contains(stderr, "Rerun with no "+c.flags[0]) {
+					t.Errorf("%s --format %s %v: exit %d, listed %q; want the refusal %q\n%s", cmd, run[1], flags, code, stdout, c.want, stderr)
+				}
+			}
+		}
+		if run[1] == "parquet" {
+			if o := partIDs(t, out, "part-*.parquet"); !reflect.DeepEqual(o, map[string]int{"a": 1, "b": 1, "c": 1}) {
+				t.Errorf("embedded ids %v, want a, b, c once each", o)
+			}
+		}
+		runCounted(t, summary{0, 0, 3}, args()...)
+	}
+
+	// Set explicitly, a setting is compared as given.
+	out := filepath.Join(root, "labels")
+	args := func(more ...string) []string { return embedArgs(out, append(more, ds)...) }
+	runCounted(t, summary{3, 0, 0}, args("--id-column", "label")...)
+	runCounted(t, summary{0, 0, 3}, args("--id-column", "label")...)
+	code, _, stderr := maeembed(t, args("--id-column", "key")...)
+	if code == 0 || !strings.Contains(stderr, "written with --id-column label, this run has --id-column key") || !strings.Contains(stderr, "Rerun with --id-column label") {
+		t.Errorf("--id-column key after label: exit %d\n%s", code, stderr)
+	}
+}
