@@ -1,6 +1,7 @@
 package stages
 
 import (
+	"errors"
 	"image"
 	"os"
 	"path/filepath"
@@ -27,6 +28,13 @@ func FuzzDecode(f *testing.F) {
 	p := Preprocess{Size: 16, Mode: Squash, MaxPixels: 1 << 20}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		img, w, h, err := p.Decode(data)
+		// Decode turns a decoder's panic into an error (one bad image must
+		// not end a run), but a panic is still a bug the fuzzer is here to
+		// find.
+		var pe *PanicError
+		if errors.As(err, &pe) {
+			t.Fatalf("decoder panicked: %v\n%s", pe.Value, pe.Stack)
+		}
 		if err != nil {
 			return
 		}

@@ -5,6 +5,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"golang.org/x/sys/cpu"
 )
 
 // runner is a parallel job: run is called once per participating goroutine
@@ -229,7 +231,7 @@ func parallel(n int, r runner) {
 // the caller and a helper on another core add to them at every call.
 var joinStats struct {
 	calls, offered, busy atomic.Int64
-	_                    [40]byte
+	_                    cpu.CacheLinePad
 	helperBusy           atomic.Int64
 }
 
