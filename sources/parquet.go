@@ -895,9 +895,9 @@ func (c *parquetContainer) brokenKey(row int64) (key string) {
 			return ""
 		}
 		c.idsN = 0
-		if err := c.ids.read(n); err != nil {
+		if err := readIDs(c.ids, n); err != nil {
+			c.dropIDs() // clears idsErr: set it after
 			c.idsErr = err
-			c.dropIDs()
 			return ""
 		}
 		c.idsN = n
@@ -911,6 +911,10 @@ func (c *parquetContainer) brokenKey(row int64) (key string) {
 	}
 	return k
 }
+
+// readIDs reads the next n ids of the broken row group (brokenKey); tests
+// replace it to count the reads or make them fail.
+var readIDs = (*leaf).read
 
 // dropIDs releases the broken row group's id reader (brokenKey).
 func (c *parquetContainer) dropIDs() {
