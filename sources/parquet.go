@@ -861,8 +861,10 @@ func (c *parquetContainer) keyAt(l *leaf, i int) (string, error) {
 // row cannot be read (a corrupt id page, a null), which leaves the row its
 // row id (FILE/ROW). The ids are read outside the budget: a few bytes a
 // row, where the images that broke the row group may be hundreds of MiB.
+// A listing reads the id column alone, so it was the ids that broke the
+// row group: they are not read again, outside the budget.
 func (c *parquetContainer) brokenKey(row int64) (key string) {
-	if c.id == nil || c.idsErr != nil {
+	if c.id == nil || c.idsErr != nil || c.noData {
 		return ""
 	}
 	defer func() {
