@@ -249,8 +249,9 @@ func OpenInputs(names []string, stdin io.Reader, o InputOptions) (*Inputs, error
 		// not try) whose key this run reads: the row now has its output
 		// or error row under its key, so the old one goes (else the image
 		// is in the output and in errors/ at once, and every retry counts
-		// the row id it never takes).
-		if len(in.failedAtStart) > 0 {
+		// the row id it never takes). Only such rows need it: without
+		// one, no Parquet row formats a row id and takes in.mu.
+		if anyRowID(in.failedAtStart) {
 			opts.RowKeyed = opts.ContainerRead
 		}
 	}
@@ -267,6 +268,22 @@ func OpenInputs(names []string, stdin io.Reader, o InputOptions) (*Inputs, error
 		in.Total = n
 	}
 	return in, nil
+}
+
+// anyRowID reports whether any of ids has the shape of a Parquet row's
+// row id, FILE/ROW (sources.Options.RowKeyed): a last path element of
+// digits alone. A file so named only costs the RowKeyed hook.
+func anyRowID(ids map[string]bool) bool {
+	for id := range ids {
+		i := strings.LastIndexByte(id, '/')
+		if i < 0 || i == len(id)-1 {
+			continue
+		}
+		if strings.Trim(id[i+1:], "0123456789") == "" {
+			return true
+		}
+	}
+	return false
 }
 
 // Retried is the number of inputs read again so far because the output

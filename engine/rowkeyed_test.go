@@ -94,3 +94,26 @@ func TestRerunDropsRowIDErrorOnceTheKeyReads(t *testing.T) {
 		})
 	}
 }
+
+// Only an error row under a Parquet row id (FILE/ROW) makes a rerun hear
+// of the rows whose keys it reads: one bad JPEG in errors/ does not.
+func TestAnyRowID(t *testing.T) {
+	for _, c := range []struct {
+		ids  []string
+		want bool
+	}{
+		{nil, false},
+		{[]string{"bad.jpg"}, false},
+		{[]string{"a/b/bad.jpg", "k17", "x.tar/img/1.jpg", "dir/", "/"}, false},
+		{[]string{"bad.jpg", "rows.parquet/2"}, true},
+		{[]string{"d/rows.parquet/0"}, true},
+	} {
+		ids := map[string]bool{}
+		for _, id := range c.ids {
+			ids[id] = true
+		}
+		if got := anyRowID(ids); got != c.want {
+			t.Errorf("anyRowID(%q) = %v, want %v", c.ids, got, c.want)
+		}
+	}
+}

@@ -31,7 +31,8 @@ func TestResumeComparesParquetColumns(t *testing.T) {
 		want            string // "" resumes
 	}{
 		{"same", AutoColumn, AutoColumn, AutoColumn, AutoColumn, ""},
-		{"other id", AutoColumn, AutoColumn, "label", AutoColumn, "written with no --id-column (each Parquet file's first column of the known names), this run has --id-column label: the ids of Parquet rows would change"},
+		{"other id", AutoColumn, AutoColumn, "label", AutoColumn, "written with no --id-column (each Parquet file's first column of the known names), this run has --id-column label: an automatic choice is recorded as (auto), not as the column it chose, so the two cannot be compared; unless every Parquet file's automatic choice is \"label\", the ids of Parquet rows would change"},
+		{"explicit then auto", "id", AutoColumn, AutoColumn, AutoColumn, "written with --id-column id, this run has no --id-column (each Parquet file's first column of the known names): an automatic choice is recorded as (auto), not as the column it chose, so the two cannot be compared; unless every Parquet file's automatic choice is \"id\", the ids of Parquet rows would change"},
 		{"other image", AutoColumn, "jpg", AutoColumn, "png", "written with --image-column jpg, this run has --image-column png: the rows already done"},
 		{"older version", "", "", "label", "png", ""},
 		{"no Parquet input now", "key", "jpg", "", "", ""},

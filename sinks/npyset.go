@@ -265,8 +265,19 @@ func compatible(path string, kv map[string]string, keys, vals []string) error {
 		}
 		if flag, ok := columnFlags[k]; ok {
 			if old, ok := kv[k]; ok && old != vals[i] {
+				change := columnChange[k]
+				if old == AutoColumn || vals[i] == AutoColumn {
+					// The output records that a column was chosen, not
+					// which: the one named may be the one chosen.
+					named := old
+					if named == AutoColumn {
+						named = vals[i]
+					}
+					change = fmt.Sprintf("an automatic choice is recorded as %s, not as the column it chose, so the two cannot be compared; "+
+						"unless every Parquet file's automatic choice is %q, %s", AutoColumn, named, change)
+				}
 				return fmt.Errorf("%s was written with %s, this run has %s: %s. Rerun with %s, or give this run another output directory",
-					path, columnSetting(flag, old), columnSetting(flag, vals[i]), columnChange[k], columnSetting(flag, old))
+					path, columnSetting(flag, old), columnSetting(flag, vals[i]), change, columnSetting(flag, old))
 			}
 			continue // an output of an older version (or of inputs without a Parquet file) records none
 		}

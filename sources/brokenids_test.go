@@ -161,3 +161,68 @@ func TestDamagedPageRowsIDs(t *testing.T) {
 		})
 	}
 }
+
+// countIDReads makes readIDs fail with fail (nil: read) for the test,
+// counting its calls.
+func countIDReads(t *testing.T, fail error) *int {
+	t.Helper()
+	calls, orig := new(int), readIDs
+	readIDs = func(l *leaf, n int) error {
+		*calls++
+		if fail != nil {
+			return fail
+		}
+		return orig(l, n)
+	}
+	t.Cleanup(func() { readIDs = orig })
+	return calls
+}
+
+// An id column that cannot be read in a broken row group (an error, not a
+// crash) is tried once: its rows keep their row ids, and the later rows do
+// not each build a new id reader and read again from the group's first row.
+func TestBrokenGroupIDReadErrorIsNotRetriedPerRow(t *testing.T) {
+	calls := countIDReads(t, errors.New("id page unreadable"))
+	dir := t.TempDir()
+	// The image page of row group 0 (5 rows) is damaged.
+	items, _, _ := readParquetBytes(t, dir, damageColumnPage(t, corruptParquet(t), 0, 1, 8))
+	if len(items) != corruptRows {
+		t.Fatalf("%d items, want %d", len(items), corruptRows)
+	}
+	for i, it := range items[:5] {
+		if want := fmt.Sprintf("x.parquet/%d", i); it.ID != want || it.Err == nil {
+			t.Errorf("row %d: id %s err %v, want %s and an error", i, it.ID, it.Err, want)
+		}
+	}
+	if *calls != 1 {
+		t.Errorf("the broken row group's ids were read %d times, want once", *calls)
+	}
+}
+
+// A listing reads only the id column, under the budget: when that breaks
+// a row group its rows keep their row ids, and the ids are not read again
+// outside the budget.
+func TestListingDoesNotReadBrokenGroupIDsAgain(t *testing.T) {
+	calls := countIDReads(t, nil)
+	p := filepath.Join(t.TempDir(), "x.parquet")
+	if err := os.WriteFile(p, damageColumnPage(t, corruptParquet(t), 0, 0, 6), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r, err := Open([]string{p}, Options{NoData: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	items := readItems(t, r)
+	if len(items) != corruptRows {
+		t.Fatalf("%d items, want %d", len(items), corruptRows)
+	}
+	for i, it := range items[:5] {
+		if want := fmt.Sprintf("x.parquet/%d", i); it.ID != want || it.Err == nil {
+			t.Errorf("row %d: id %s err %v, want %s and an error", i, it.ID, it.Err, want)
+		}
+	}
+	if *calls != 0 {
+		t.Errorf("a listing read the broken row group's ids %d times outside the budget", *calls)
+	}
+}

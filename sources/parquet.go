@@ -101,23 +101,33 @@ type leaf struct {
 }
 
 // recovered turns a panic inside the Parquet reader (corrupt pages can
-// panic it: bad snappy input, a nil page header) into an error.
-func recovered(err *error) {
+// panic it: bad snappy input, a nil page header) into *err: the budget's
+// refusal as it is, any other as a crashError in where (see crashError).
+// Defer it directly (recover works only there).
+func recovered(where string, err *error) {
 	if p := recover(); p != nil {
 		if r, ok := p.(refused); ok { // the budget's answer, not a failure
 			*err = r.err
 			return
 		}
-		*err = crashed(p)
+		*err = crashError{where, p}
 	}
 }
 
-// crashed is the error of a panic of the Parquet reader: what it most
+// crashError is the error of a panic of the Parquet reader: what it most
 // likely means (corrupt data: a nil or garbled page header, bad snappy
-// input), with the panic's own words; the callers name the file, row group
-// and column.
-func crashed(p any) error {
-	return fmt.Errorf("corrupt Parquet data (the reader crashed: %v)", p)
+// input), with the panic's own words, in where (the file, row group and
+// column: groupAt; "" where the callers name them).
+type crashError struct {
+	where string
+	p     any
+}
+
+func (e crashError) Error() string {
+	if e.where == "" {
+		return fmt.Sprintf("corrupt Parquet data (the reader crashed: %v)", e.p)
+	}
+	return fmt.Sprintf("corrupt Parquet data in %s (the reader crashed: %v)", e.where, e.p)
 }
 
 // refused is the panic of a reader allocation the memory budget refused
@@ -139,7 +149,7 @@ func openParquetFile(p string, m *allocMeter) (rdr *file.Reader, err error) {
 			f.Close()
 		}
 	}()
-	defer recovered(&err)
+	defer recovered("", &err)
 	// Stream the column chunks: unbuffered, the reader loads a whole chunk
 	// (all its rows' images, or whatever size a corrupt footer claims).
 	props := parquet.NewReaderProperties(pageAllocator{memory.DefaultAllocator, m, true})
@@ -232,7 +242,7 @@ func openParquet(p string, opts Options) (c container, err error) {
 			rdr.Close()
 		}
 	}()
-	defer recovered(&err) // runs first: a panic closes rdr too
+	defer recovered("", &err) // runs first: a panic closes rdr too
 	meter := &allocMeter{}
 	rdr, err = openParquetFile(p, meter)
 	if err != nil {
@@ -478,18 +488,11 @@ func (c *parquetContainer) openGroup() (err error) {
 	c.dropIDs()
 	c.rgEnd = c.nextRow
 	defer func() {
-		if p := recover(); p != nil {
-			if r, ok := p.(refused); ok {
-				err = r.err
-			} else {
-				err = c.crashedIn(g, "", p)
-				return
-			}
-		}
-		if err != nil {
+		if _, crashed := err.(crashError); err != nil && !crashed { // a crash names the row group
 			err = fmt.Errorf("parquet row group %d: %w", g, err)
 		}
 	}()
+	defer recovered(c.groupAt(g, ""), &err)
 	md := c.rdr.MetaData().RowGroup(g)
 	c.rgEnd = c.nextRow + md.NumRows()
 	// The footer's sizes of the column read (the images, or the ids of a
@@ -553,7 +556,7 @@ func (c *parquetContainer) batchCost(n int) (pages, values int64) {
 }
 
 func (c *parquetContainer) readBatch(h hold) (err error) {
-	defer c.recoverIn(c.rg-1, &err)
+	defer recovered(c.groupAt(c.rg-1, ""), &err)
 	c.dropBatch()
 	c.n, c.i, c.batchErr = 0, 0, nil
 	c.rows = max(1, min(c.rows, c.batch))
@@ -651,40 +654,21 @@ func (c *parquetContainer) readBatch(h hold) (err error) {
 // and column (and, for a crash of the reader, the file: corrupt data).
 func (c *parquetContainer) readLeaf(l *leaf, n int) (err error) {
 	col := c.rdr.MetaData().Schema.Column(l.col).Path()
-	defer func() {
-		if p := recover(); p != nil {
-			if r, ok := p.(refused); ok {
-				err = r.err
-				return
-			}
-			err = c.crashedIn(c.rg-1, col, p)
-		}
-	}()
+	defer recovered(c.groupAt(c.rg-1, col), &err)
 	if err := l.read(n); err != nil {
 		return fmt.Errorf("parquet row group %d, column %s: %w", c.rg-1, col, err)
 	}
 	return nil
 }
 
-// recoverIn is recovered for the reads of row group g.
-func (c *parquetContainer) recoverIn(g int, err *error) {
-	if p := recover(); p != nil {
-		if r, ok := p.(refused); ok {
-			*err = r.err
-			return
-		}
-		*err = c.crashedIn(g, "", p)
-	}
-}
-
-// crashedIn is crashed for column col (a dotted path, "" for every
-// column) of row group g of the file.
-func (c *parquetContainer) crashedIn(g int, col string, p any) error {
+// groupAt names column col (a dotted path, "" for every column) of row
+// group g of the file, for a crashError.
+func (c *parquetContainer) groupAt(g int, col string) string {
 	where := fmt.Sprintf("%s row group %d", c.path, g)
 	if col != "" {
 		where += " column " + col
 	}
-	return fmt.Errorf("corrupt Parquet data in %s (the reader crashed: %v)", where, p)
+	return where
 }
 
 // aborted: a budget's wait ended with the run, not a refusal of a size.
@@ -861,16 +845,20 @@ func (c *parquetContainer) keyAt(l *leaf, i int) (string, error) {
 // row cannot be read (a corrupt id page, a null), which leaves the row its
 // row id (FILE/ROW). The ids are read outside the budget: a few bytes a
 // row, where the images that broke the row group may be hundreds of MiB.
+// A listing reads the id column alone, so it was the ids that broke the
+// row group: they are not read again, outside the budget.
 func (c *parquetContainer) brokenKey(row int64) (key string) {
-	if c.id == nil || c.idsErr != nil {
+	if c.id == nil || c.idsErr != nil || c.noData {
 		return ""
 	}
+	var crash error
 	defer func() {
-		if p := recover(); p != nil {
-			c.dropIDs()
-			c.idsErr, key = c.crashedIn(c.rg-1, c.idCol, p), ""
+		if crash != nil {
+			c.dropIDs() // clears idsErr: set it after
+			c.idsErr, key = crash, ""
 		}
 	}()
+	defer recovered(c.groupAt(c.rg-1, c.idCol), &crash)
 	if c.ids == nil {
 		g := c.rg - 1
 		pr, err := c.rdr.RowGroup(g).GetColumnPageReader(c.id.col)
@@ -895,9 +883,9 @@ func (c *parquetContainer) brokenKey(row int64) (key string) {
 			return ""
 		}
 		c.idsN = 0
-		if err := c.ids.read(n); err != nil {
+		if err := readIDs(c.ids, n); err != nil {
+			c.dropIDs() // clears idsErr: set it after
 			c.idsErr = err
-			c.dropIDs()
 			return ""
 		}
 		c.idsN = n
@@ -911,6 +899,10 @@ func (c *parquetContainer) brokenKey(row int64) (key string) {
 	}
 	return k
 }
+
+// readIDs reads the next n ids of the broken row group (brokenKey); tests
+// replace it to count the reads or make them fail.
+var readIDs = (*leaf).read
 
 // dropIDs releases the broken row group's id reader (brokenKey).
 func (c *parquetContainer) dropIDs() {
@@ -1031,7 +1023,7 @@ func (c *parquetContainer) close() error {
 // parquetRows reads the row count from the footer: 0 for a file a walk
 // found that has no image column (Reader.Next skips it).
 func parquetRows(e entry, opts Options) (n int64, err error) {
-	defer recovered(&err)
+	defer recovered("", &err)
 	// The count needs no ids: the read warns about a mistyped id column,
 	// once per file, and fails on a missing --id-column.
 	opts.IDColumn = "-"

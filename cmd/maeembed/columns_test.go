@@ -54,7 +54,7 @@ func TestResumeWithOtherParquetColumnsIsRefused(t *testing.T) {
 					flags = append(flags, "--dry-run")
 				}
 				code, stdout, stderr := maeembed(t, args(flags...)...)
-				if code == 0 || stdout != "" || !strings.Contains(stderr, c.want) || !strings.Contains(stderr, "Rerun with no "+c.flags[0]) {
+				if code != 1 || stdout != "" || !strings.Contains(stderr, c.want) || !strings.Contains(stderr, "Rerun with no "+c.flags[0]) {
 					t.Errorf("%s --format %s %v: exit %d, listed %q; want the refusal %q\n%s", cmd, run[1], flags, code, stdout, c.want, stderr)
 				}
 			}
@@ -73,7 +73,7 @@ func TestResumeWithOtherParquetColumnsIsRefused(t *testing.T) {
 	runCounted(t, summary{3, 0, 0}, args("--id-column", "label")...)
 	runCounted(t, summary{0, 0, 3}, args("--id-column", "label")...)
 	code, _, stderr := maeembed(t, args("--id-column", "key")...)
-	if code == 0 || !strings.Contains(stderr, "written with --id-column label, this run has --id-column key") || !strings.Contains(stderr, "Rerun with --id-column label") {
+	if code != 1 || !strings.Contains(stderr, "written with --id-column label, this run has --id-column key") || !strings.Contains(stderr, "Rerun with --id-column label") {
 		t.Errorf("--id-column key after label: exit %d\n%s", code, stderr)
 	}
 }
