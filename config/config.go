@@ -66,12 +66,19 @@ func Load(path string, dst any, pathLists ...string) ([]string, error) {
 		return nil, fmt.Errorf("%w: config file %s: %v", ErrUsage, path, err)
 	}
 	// yaml.Unmarshal reads the first document only: the options of a
-	// second one (after ---) would be dropped without a word.
-	var next yaml.Node
-	if err := dec.Decode(&next); err == nil {
-		return nil, fmt.Errorf("%w: config file %s holds more than one YAML document (the --- at line %d starts another, whose options would be ignored): put all the options in one document", ErrUsage, path, next.Line)
-	} else if !errors.Is(err, io.EOF) {
-		return nil, fmt.Errorf("%w: config file %s: %v", ErrUsage, path, err)
+	// second one (after ---) would be dropped without a word. A trailing
+	// empty document (a --- followed by nothing or comments only) holds
+	// none.
+	for {
+		var next yaml.Node
+		if err := dec.Decode(&next); errors.Is(err, io.EOF) {
+			break
+		} else if err != nil {
+			return nil, fmt.Errorf("%w: config file %s: %v", ErrUsage, path, err)
+		}
+		if len(next.Content) > 0 && next.Content[0].Tag != "!!null" {
+			return nil, fmt.Errorf("%w: config file %s holds more than one YAML document (the --- at line %d starts another, whose options would be ignored): put all the options in one document", ErrUsage, path, next.Line)
+		}
 	}
 	if len(doc.Content) == 0 {
 		return nil, nil

@@ -109,14 +109,14 @@ func TestLoadErrors(t *testing.T) {
 // line of the second document's ---: yaml.Unmarshal reads the first one
 // only, so the second one's options (a batch_size: 0 there) would be
 // dropped without a word. A single document may start with --- or end
-// with ...; a file of comments only sets nothing.
+// with ...; a file of comments only sets nothing, and so does a trailing
+// document with no options (a --- followed by nothing or comments).
 func TestLoadOneDocument(t *testing.T) {
 	for y, line := range map[string]string{
 		"rows: 1\n---\nrows: 0\n":         "line 2",
 		"---\nrows: 1\n---\nname: b\n":    "line 3",
 		"rows: 1\n...\n---\nname: b\n":    "line 3",
-		"rows: 1\n---\n# rows: 0\n":       "line 2",
-		"rows: 1\n\n---\n":                "line 3",
+		"rows: 1\n---\n---\nrows: 0\n":    "line 3",
 		"rows: 1\n---\nrows: [unclosed\n": "",
 	} {
 		o := opts{}
@@ -130,7 +130,8 @@ func TestLoadOneDocument(t *testing.T) {
 			t.Errorf("%q: %v, want more than one YAML document (--- at %s)", y, err, line)
 		}
 	}
-	for y, rows := range map[string]int{"---\nrows: 2\n": 2, "rows: 3\n...\n": 3, "# nothing\n": 0, "": 0} {
+	for y, rows := range map[string]int{"---\nrows: 2\n": 2, "rows: 3\n...\n": 3, "# nothing\n": 0, "": 0,
+		"rows: 4\n---\n": 4, "rows: 5\n\n---\n": 5, "rows: 6\n---\n# rows: 0\n": 6, "rows: 7\n---\n# a\n---\n": 7} {
 		o := opts{}
 		if _, err := Load(write(t, y), &o); err != nil || o.Rows != rows {
 			t.Errorf("%q: %v, rows %d, want %d", y, err, o.Rows, rows)
