@@ -10,6 +10,7 @@ package config
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -143,6 +144,10 @@ func decode(f reflect.Value, pathList bool, v *yaml.Node) error {
 		return fmt.Errorf("want a whole number, got %s", v.Value)
 	case f.Kind() == reflect.Bool && v.Kind != yaml.ScalarNode:
 		return errors.New("want true or false")
+	case v.Tag == "!!null" && (f.Kind() == reflect.Bool || f.Type() == reflect.TypeOf(AutoBool{})):
+		// An empty value (resume:, resume: ~) would keep the default
+		// without a word, whichever way the file meant it.
+		return fmt.Errorf("want true or false, got an empty value (%s)", cmp.Or(v.Value, "nothing"))
 	case f.Kind() == reflect.Bool && v.Tag != "!!null":
 		b, err := fileBool(v.Value)
 		if err != nil {

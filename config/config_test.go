@@ -81,6 +81,9 @@ func TestLoadErrors(t *testing.T) {
 		"rows: 1.5\n":                  "key rows (line 1): want a whole number, got 1.5",
 		"rows: 99999999999999999999\n": "key rows (line 1): 99999999999999999999 is out of range",
 		"resume: 1\n":                  "key resume (line 1): want true or false, got 1",
+		"resume:\n":                    "key resume (line 1): want true or false, got an empty value (nothing)",
+		"rows: 1\nresume: ~\n":         "key resume (line 2): want true or false, got an empty value (~)",
+		"norm: null\n":                 "key norm (line 1): want true or false, got an empty value (null)",
 		"rows: x\n":                    "key rows (line 1): cannot unmarshal",
 		"every: 1.5\n":                 "want a duration",
 		"every: 10\n":                  "key every (line 1): want a duration such as 50ms or 10s, got 10",
@@ -169,10 +172,13 @@ func TestLoadBooleans(t *testing.T) {
 			}
 		}
 	}
-	// An empty value leaves the option as it was (its default), as before.
-	o := opts{Resume: true}
-	if _, err := Load(write(t, "resume:\nnorm: ~\n"), &o); err != nil || !o.Resume || o.Norm.Set {
-		t.Errorf("empty values: %v, %+v", err, o)
+	// An empty value is refused too: it would leave the option at its
+	// default without a word, whichever way the file meant it.
+	for _, y := range []string{"resume:\n", "resume: ~\n", "norm: ~\n", "norm: null\n", "norm:\n"} {
+		path := write(t, y)
+		if _, err := Load(path, &opts{}); err == nil || !errors.Is(err, ErrUsage) || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), "(line 1): want true or false, got an empty value") {
+			t.Errorf("%q: %v, want a usage error naming the file, the line and true or false", y, err)
+		}
 	}
 }
 
