@@ -10,6 +10,7 @@ package config
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -66,12 +67,19 @@ func Load(path string, dst any, pathLists ...string) ([]string, error) {
 		return nil, fmt.Errorf("%w: config file %s: %v", ErrUsage, path, err)
 	}
 	// yaml.Unmarshal reads the first document only: the options of a
-	// second one (after ---) would be dropped without a word.
-	var next yaml.Node
-	if err := dec.Decode(&next); err == nil {
-		return nil, fmt.Errorf("%w: config file %s holds more than one YAML document (the --- at line %d starts another, whose options would be ignored): put all the options in one document", ErrUsage, path, next.Line)
-	} else if !errors.Is(err, io.EOF) {
-		return nil, fmt.Errorf("%w: config file %s: %v", ErrUsage, path, err)
+	// second one (after ---) would be dropped without a word. A trailing
+	// empty document (a --- followed by nothing or comments only) holds
+	// none.
+	for {
+		var next yaml.Node
+		if err := dec.Decode(&next); errors.Is(err, io.EOF) {
+			break
+		} else if err != nil {
+			return nil, fmt.Errorf("%w: config file %s: %v", ErrUsage, path, err)
+		}
+		if len(next.Content) > 0 && next.Content[0].Tag != "!!null" {
+			return nil, fmt.Errorf("%w: config file %s holds more than one YAML document (the --- at line %d starts another, whose options would be ignored): put all the options in one document", ErrUsage, path, next.Line)
+		}
 	}
 	if len(doc.Content) == 0 {
 		return nil, nil
@@ -136,6 +144,10 @@ func decode(f reflect.Value, pathList bool, v *yaml.Node) error {
 		return fmt.Errorf("want a whole number, got %s", v.Value)
 	case f.Kind() == reflect.Bool && v.Kind != yaml.ScalarNode:
 		return errors.New("want true or false")
+	case v.Tag == "!!null" && (f.Kind() == reflect.Bool || f.Type() == reflect.TypeOf(AutoBool{})):
+		// An empty value (resume:, resume: ~) would keep the default
+		// without a word, whichever way the file meant it.
+		return fmt.Errorf("want true or false, got an empty value (%s)", cmp.Or(v.Value, "nothing"))
 	case f.Kind() == reflect.Bool && v.Tag != "!!null":
 		b, err := fileBool(v.Value)
 		if err != nil {

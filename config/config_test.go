@@ -81,6 +81,9 @@ func TestLoadErrors(t *testing.T) {
 		"rows: 1.5\n":                  "key rows (line 1): want a whole number, got 1.5",
 		"rows: 99999999999999999999\n": "key rows (line 1): 99999999999999999999 is out of range",
 		"resume: 1\n":                  "key resume (line 1): want true or false, got 1",
+		"resume:\n":                    "key resume (line 1): want true or false, got an empty value (nothing)",
+		"rows: 1\nresume: ~\n":         "key resume (line 2): want true or false, got an empty value (~)",
+		"norm: null\n":                 "key norm (line 1): want true or false, got an empty value (null)",
 		"rows: x\n":                    "key rows (line 1): cannot unmarshal",
 		"every: 1.5\n":                 "want a duration",
 		"every: 10\n":                  "key every (line 1): want a duration such as 50ms or 10s, got 10",
@@ -109,14 +112,14 @@ func TestLoadErrors(t *testing.T) {
 // line of the second document's ---: yaml.Unmarshal reads the first one
 // only, so the second one's options (a batch_size: 0 there) would be
 // dropped without a word. A single document may start with --- or end
-// with ...; a file of comments only sets nothing.
+// with ...; a file of comments only sets nothing, and so does a trailing
+// document with no options (a --- followed by nothing or comments).
 func TestLoadOneDocument(t *testing.T) {
 	for y, line := range map[string]string{
 		"rows: 1\n---\nrows: 0\n":         "line 2",
 		"---\nrows: 1\n---\nname: b\n":    "line 3",
 		"rows: 1\n...\n---\nname: b\n":    "line 3",
-		"rows: 1\n---\n# rows: 0\n":       "line 2",
-		"rows: 1\n\n---\n":                "line 3",
+		"rows: 1\n---\n---\nrows: 0\n":    "line 3",
 		"rows: 1\n---\nrows: [unclosed\n": "",
 	} {
 		o := opts{}
@@ -130,7 +133,8 @@ func TestLoadOneDocument(t *testing.T) {
 			t.Errorf("%q: %v, want more than one YAML document (--- at %s)", y, err, line)
 		}
 	}
-	for y, rows := range map[string]int{"---\nrows: 2\n": 2, "rows: 3\n...\n": 3, "# nothing\n": 0, "": 0} {
+	for y, rows := range map[string]int{"---\nrows: 2\n": 2, "rows: 3\n...\n": 3, "# nothing\n": 0, "": 0,
+		"rows: 4\n---\n": 4, "rows: 5\n\n---\n": 5, "rows: 6\n---\n# rows: 0\n": 6, "rows: 7\n---\n# a\n---\n": 7} {
 		o := opts{}
 		if _, err := Load(write(t, y), &o); err != nil || o.Rows != rows {
 			t.Errorf("%q: %v, rows %d, want %d", y, err, o.Rows, rows)
@@ -168,10 +172,13 @@ func TestLoadBooleans(t *testing.T) {
 			}
 		}
 	}
-	// An empty value leaves the option as it was (its default), as before.
-	o := opts{Resume: true}
-	if _, err := Load(write(t, "resume:\nnorm: ~\n"), &o); err != nil || !o.Resume || o.Norm.Set {
-		t.Errorf("empty values: %v, %+v", err, o)
+	// An empty value is refused too: it would leave the option at its
+	// default without a word, whichever way the file meant it.
+	for _, y := range []string{"resume:\n", "resume: ~\n", "norm: ~\n", "norm: null\n", "norm:\n"} {
+		path := write(t, y)
+		if _, err := Load(path, &opts{}); err == nil || !errors.Is(err, ErrUsage) || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), "(line 1): want true or false, got an empty value") {
+			t.Errorf("%q: %v, want a usage error naming the file, the line and true or false", y, err)
+		}
 	}
 }
 

@@ -361,10 +361,13 @@ func (b *Batch) outcome(c Counts, firstError func() string) error {
 // its output directory until RunBatch owns them (stop) or the batch
 // closes: while the model loads, their default action would end the
 // process with the output's lock files left behind (and a directory the
-// run made). The first one releases the output as Discard does (the lock
-// files and an empty directory this run made are removed) and then ends
-// the process through interrupted (see OpenBatch): interrupted(s) if it
-// is not nil, and if it is nil or returns, endBySignal(s). A signal the
+// run made). The first one waits for take to return; if it took the
+// output, it releases the output as Discard does (the lock files and an
+// empty directory this run made are removed) and then ends the process
+// through interrupted (see OpenBatch): interrupted(s) if it is not nil,
+// and if it is nil or returns, endBySignal(s). If take failed, nothing
+// was taken: endBySignal(s) ends the process as s would have without the
+// guard (interrupted is not called). A signal the
 // process was started with ignored (SIGINT of a background job) stays
 // ignored. take is TakeOutputDir; guarded is its release, run once
 // whoever calls it first.
@@ -382,21 +385,49 @@ func guardOutput(take func() (func(discard bool), error), interrupted func(os.Si
 	if len(sigs) > 0 {
 		signal.Notify(ch, sigs...)
 	}
+	onSignal := func(s os.Signal) {
+		// A take under way is waited for: ending the process in the
+		// middle of it would leave its lock files behind.
+		var release func(bool)
+		select {
+		case release = <-taken:
+		case <-quit: // take refused, or stop called once taken
+			select {
+			case release = <-taken:
+			default:
+			}
+		}
+		if release == nil {
+			// Nothing was taken: the signal ends the process as it would
+			// have without the guard.
+			endBySignal(s)
+			return
+		}
+		slog.Warn("signal before the run started: releasing the output directory and exiting (rerun to start again)", "signal", s.String())
+		release(true)
+		if interrupted != nil {
+			interrupted(s)
+		}
+		endBySignal(s)
+	}
 	go func() {
 		defer close(done)
 		select {
 		case s := <-ch:
-			slog.Warn("signal before the run started: releasing the output directory and exiting (rerun to start again)", "signal", s.String())
-			select {
-			case release := <-taken: // taken: free it
-				release(true)
-			case <-quit: // not taken (refused), or closed meanwhile
-			}
-			if interrupted != nil {
-				interrupted(s)
-			}
-			endBySignal(s)
+			onSignal(s)
 		case <-quit:
+			select {
+			case <-taken: // stop once taken: the run's owner has the signals
+			default:
+				// take failed: a signal that came meanwhile (signal.Stop
+				// delivers those pending) is not dropped, whichever case
+				// select picked.
+				select {
+				case s := <-ch:
+					endBySignal(s)
+				default:
+				}
+			}
 		}
 	}()
 	var stopOnce sync.Once

@@ -578,8 +578,17 @@ func (e *Engine[R]) preprocess(ctx context.Context, rd readItem) (*Image, error)
 	if err != nil {
 		var pe *stages.PanicError
 		if errors.As(err, &pe) {
-			// Once per image: the stack tells which decoder to fix.
-			slog.Warn("preprocessing panicked on an input: that input fails, the run goes on", "id", it.ID, "source", it.Pos.String(), "err", err, "stack", string(pe.Stack))
+			// The stack tells which decoder to fix; the first few tell it,
+			// and a dataset of many malformed files must not flood the
+			// log with the same one.
+			attrs := []any{"id", it.ID, "source", it.Pos.String(), "err", err}
+			switch n := panicStacksLogged.Add(1); {
+			case n < maxPanicStacks:
+				attrs = append(attrs, "stack", string(pe.Stack))
+			case n == maxPanicStacks:
+				attrs = append(attrs, "stack", string(pe.Stack), "note", fmt.Sprintf("the stacks of further panics in this process are not logged (%d logged)", maxPanicStacks))
+			}
+			slog.Warn("preprocessing panicked on an input: that input fails, the run goes on", attrs...)
 		}
 		if ctx.Err() != nil {
 			// Aborted while waiting for the memory budget: not this item's
@@ -600,6 +609,13 @@ func (e *Engine[R]) preprocess(ctx context.Context, rd readItem) (*Image, error)
 	im.CHW, im.Decoded, im.Width, im.Height = chw, dec, w, h
 	return im, nil
 }
+
+// maxPanicStacks is how many preprocessing panics of a process have their
+// stack logged (panicStacksLogged counts them); the later ones log their
+// one-line error only, and keep their error row.
+const maxPanicStacks = 3
+
+var panicStacksLogged atomic.Int64
 
 // prepare runs the run's Preprocessor (into chw) or ImagePreparer on one
 // input. stages.Preprocess turns a decoder's panic into the image's error

@@ -120,8 +120,29 @@ func TestGuardOutputWithoutInterruptedEndsBySignal(t *testing.T) {
 	}
 }
 
+// A signal while the take fails (nothing taken) ends the process as it
+// would have without the guard, by the signal, and interrupted (which
+// would exit 1 as an interrupted run) is not called; in a child, as above.
+func TestGuardOutputSignalDuringFailedTakeEndsBySignal(t *testing.T) {
+	if signal.Ignored(syscall.SIGTERM) {
+		t.Skip("SIGTERM is ignored in this process, so in its child: the guard does not watch it")
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestGuardOutputChild$", "-test.v")
+	cmd.Env = append(os.Environ(), guardChildEnv+"=failtake:"+filepath.Join(t.TempDir(), "out"))
+	b, err := cmd.CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) {
+		t.Fatalf("child: %v, want it ended by SIGTERM\n%s", err, b)
+	}
+	if ws, ok := ee.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGTERM {
+		t.Fatalf("child: %v, want it ended by SIGTERM, not through interrupted (exit 3)\n%s", err, b)
+	}
+}
+
 // TestGuardOutputChild is the child of
-// TestGuardOutputWithoutInterruptedEndsBySignal; it does nothing otherwise.
+// TestGuardOutputWithoutInterruptedEndsBySignal and
+// TestGuardOutputSignalDuringFailedTakeEndsBySignal; it does nothing
+// otherwise.
 func TestGuardOutputChild(t *testing.T) {
 	v := os.Getenv(guardChildEnv)
 	if v == "" {
@@ -131,6 +152,20 @@ func TestGuardOutputChild(t *testing.T) {
 	var interrupted func(os.Signal)
 	if hook == "returns" {
 		interrupted = func(os.Signal) {}
+	}
+	if hook == "failtake" {
+		// A signal during a take that fails: nothing was taken, so the
+		// process ends by it, without interrupted (which exits 3 here).
+		interrupted = func(os.Signal) { os.Exit(3) }
+		take := func() (func(bool), error) {
+			syscall.Kill(syscall.Getpid(), syscall.SIGTERM)
+			return nil, errors.New("output refused")
+		}
+		if _, _, err := guardOutput(take, interrupted); err == nil {
+			t.Fatal("a failed take guarded the output")
+		}
+		time.Sleep(time.Minute)
+		t.Fatal("still running a minute after SIGTERM during a failed take")
 	}
 	_, stop, err := guardOutput(takeOut(out), interrupted)
 	if err != nil {

@@ -3,6 +3,7 @@ package engine
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"image"
 	"image/color"
 	"io"
@@ -77,6 +78,7 @@ func TestDecoderPanicIsAnErrorRow(t *testing.T) {
 		t.Fatal(err)
 	}
 	log := captureLog(t)
+	panicStacksLogged.Store(0)
 	out := t.TempDir()
 	e, src, rec := embedRun(t, in, out, 4, 5, false)
 	fails := &failures{stage: map[string]string{}, err: map[string]string{}}
@@ -103,6 +105,49 @@ func TestDecoderPanicIsAnErrorRow(t *testing.T) {
 	logged := log.String()
 	if n := strings.Count(logged, "stack="); n != 1 || !strings.Contains(logged, "id="+boom) || !strings.Contains(logged, "stages.") {
 		t.Errorf("want one record with the id and the decoder's stack, got %d stacks:\n%s", n, logged)
+	}
+}
+
+// Of many inputs whose decoder panics, each is an error row, and each
+// panic is logged, but only the first maxPanicStacks with their stack (the
+// last of them saying that further stacks are not logged): a dataset of
+// malformed files does not flood the log.
+func TestDecoderPanicStacksLoggedForTheFirstFew(t *testing.T) {
+	in, good, bad := inputs(t, 3)
+	var booms []string
+	for i := range maxPanicStacks + 3 {
+		id := fmt.Sprintf("boom_%d.png", i)
+		if err := os.WriteFile(filepath.Join(in, id), []byte(panicMagic+"pixels"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		booms = append(booms, id)
+	}
+	log := captureLog(t)
+	panicStacksLogged.Store(0)
+	out := t.TempDir()
+	e, src, _ := embedRun(t, in, out, 4, 5, false)
+	fails := &failures{stage: map[string]string{}, err: map[string]string{}}
+	e.cfg.OnFailure = fails.on
+	if err := e.Run(context.Background(), src); err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	if c := e.Counts(); c.Written != int64(len(good)) || c.Failed != int64(len(bad)+len(booms)) {
+		t.Errorf("counts %+v, want %d written, %d failed", c, len(good), len(bad)+len(booms))
+	}
+	for _, id := range booms {
+		if fails.stage[id] != "decode" || !strings.Contains(fails.err[id], "decoder failed on malformed data") {
+			t.Errorf("%s: stage %q, error %q, want an error row of stage decode", id, fails.stage[id], fails.err[id])
+		}
+	}
+	logged := log.String()
+	if n := strings.Count(logged, "preprocessing panicked on an input"); n != len(booms) {
+		t.Errorf("%d panics logged, want %d:\n%s", n, len(booms), logged)
+	}
+	if n := strings.Count(logged, "stack="); n != maxPanicStacks {
+		t.Errorf("%d stacks logged, want %d:\n%s", n, maxPanicStacks, logged)
+	}
+	if n := strings.Count(logged, "further panics in this process are not logged"); n != 1 {
+		t.Errorf("the note that further stacks are not logged appears %d times, want once:\n%s", n, logged)
 	}
 }
 

@@ -1,6 +1,7 @@
 package sinks
 
 import (
+	"errors"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -250,6 +251,35 @@ func TestProbeOutput(t *testing.T) {
 	other()
 	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
 		t.Errorf("left behind: %v", ents)
+	}
+}
+
+// A directory removed between the probes' check that it exists and their
+// start lock (a run that wrote nothing removes the empty directory it
+// made) holds no lock: the probes pass instead of failing on the lock
+// file they cannot create.
+func TestProbeOutputKindDirGone(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "out")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	beforeStartLock = func() {
+		if err := os.Remove(dir); err != nil {
+			t.Error(err)
+		}
+	}
+	defer func() { beforeStartLock = nil }()
+	if err := ProbeOutputKind(dir, "npy-1-shards"); err != nil {
+		t.Errorf("kind probe of a directory removed meanwhile: %v", err)
+	}
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if live, err := HasLiveRuns(dir); err != nil || live {
+		t.Errorf("live runs in a directory removed meanwhile: %v, %v", live, err)
+	}
+	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("%s: %v, want it gone", dir, err)
 	}
 }
 

@@ -200,6 +200,17 @@ func (s *npySet) abort() error {
 	return s.abortFiles()
 }
 
+// columnFlags are the flags of the Parquet column settings (Meta.IDColumn,
+// ImageColumn) by their metadata key, and columnChange what changing one
+// on a resume would do.
+var (
+	columnFlags  = map[string]string{"maeembed.id_column": "--id-column", "maeembed.image_column": "--image-column"}
+	columnChange = map[string]string{
+		"maeembed.id_column":    "the ids of Parquet rows would change, so every row would be processed again and stored a second time under its new id",
+		"maeembed.image_column": "the rows already done under their ids would be skipped, so their images from the other column would never be read",
+	}
+)
+
 // outputKind names what an output with these maeembed.* keys holds:
 // embeddings record their pool, reconstructions their mask ratio ("" for
 // neither).
@@ -213,24 +224,6 @@ func outputKind(pool, maskRatio bool) string {
 	return ""
 }
 
-// compatible refuses to mix outputs of different runs in one directory,
-// and an output of another tool (kv without maeembed.* keys):
-// every maeembed.* key must match, except maeembed.version (a newer build
-// may finish an older run) and maeembed.kernel (another machine or path
-// may, and an older output records none); maeembed.model compares as ModelName (an
-// older run may have recorded the path as it was spelled); an output
-// without maeembed.weights (an older version) takes any weights.
-// columnFlags are the flags of the Parquet column settings (Meta.IDColumn,
-// ImageColumn) by their metadata key, and columnChange what changing one
-// on a resume would do.
-var (
-	columnFlags  = map[string]string{"maeembed.id_column": "--id-column", "maeembed.image_column": "--image-column"}
-	columnChange = map[string]string{
-		"maeembed.id_column":    "the ids of Parquet rows would change, so every row would be processed again and stored a second time under its new id",
-		"maeembed.image_column": "the rows already done under their ids would be skipped, so their images from the other column would never be read",
-	}
-)
-
 // columnSetting is how a column setting reads in a message: "--id-column
 // label", or "no --id-column (each file's first known column)".
 func columnSetting(flag, v string) string {
@@ -240,6 +233,18 @@ func columnSetting(flag, v string) string {
 	return flag + " " + v
 }
 
+// compatible refuses to mix outputs of different runs in one directory,
+// and an output of another tool (kv without maeembed.* keys):
+// every maeembed.* key must match, except maeembed.version (a newer build
+// may finish an older run) and maeembed.kernel (another machine or path
+// may, and an older output records none); maeembed.model compares as ModelName (an
+// older run may have recorded the path as it was spelled); an output
+// without maeembed.weights (an older version) takes any weights. The
+// column keys (maeembed.id_column, maeembed.image_column) are compared only
+// when both sides record them: an output of an older version, or of inputs
+// without a Parquet file, records none, and a run that reads no Parquet
+// file takes an output that records them; maeembed.inputs likewise is
+// compared only when the output records it (an older version did not).
 func compatible(path string, kv map[string]string, keys, vals []string) error {
 	if !slices.ContainsFunc(slices.Collect(maps.Keys(kv)), func(k string) bool { return strings.HasPrefix(k, "maeembed.") }) {
 		// Another tool's file of the same name: comparing its (missing)

@@ -163,15 +163,26 @@ func ProbeOutputKind(dir, kind string) error {
 	return existingUnderStartLock(dir, func() error { return otherKinds(dir, kind, false) })
 }
 
+// beforeStartLock, when set (by tests), runs in existingUnderStartLock
+// between its check that dir exists and its taking of the start lock.
+var beforeStartLock func()
+
 // existingUnderStartLock runs f, which reads dir's kind locks, while it
 // holds dir's start lock, as a start-up does, so that a run starting now
 // does not see f's test locks as a live run. A missing dir holds no lock:
-// f is not run (nil).
+// f is not run (nil), also when dir goes between the check and the lock
+// (a run that wrote nothing removes the empty directory it made).
 func existingUnderStartLock(dir string, f func() error) error {
 	if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
 		return nil
 	}
+	if beforeStartLock != nil {
+		beforeStartLock()
+	}
 	unlock, err := lockStart(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
 	if err != nil {
 		return err
 	}

@@ -74,12 +74,14 @@ func isTarIgnored(h *tar.Header) bool {
 // gzipMagic starts every gzip stream (RFC 1952: ID1, ID2).
 var gzipMagic = []byte{0x1f, 0x8b}
 
-// isGzip tells a gzip stream from its first bytes. A plain tar starts
-// with its first member's name, which does not start with the control
-// byte 0x1f followed by a lone UTF-8 continuation byte.
-func isGzip(r *bufio.Reader) bool {
-	b, _ := r.Peek(len(gzipMagic))
-	return bytes.Equal(b, gzipMagic)
+// isGzip tells a gzip stream from its first bytes, read at offset 0
+// without moving r's offset. A plain tar starts with its first member's
+// name, which does not start with the control byte 0x1f followed by a
+// lone UTF-8 continuation byte.
+func isGzip(r io.ReaderAt) bool {
+	b := make([]byte, len(gzipMagic))
+	n, _ := r.ReadAt(b, 0)
+	return n == len(b) && bytes.Equal(b, gzipMagic)
 }
 
 // openTar opens the tar at p, gzip-compressed or not: that is decided by
@@ -94,7 +96,7 @@ func openTar(p string, ignored *atomic.Int64) (container, error) {
 	c := &tarContainer{f: f, ignored: ignored}
 	br := bufio.NewReaderSize(f, 1<<20)
 	var r io.Reader = br
-	if isGzip(br) {
+	if isGzip(f) {
 		if c.gz, err = gzip.NewReader(br); err != nil {
 			f.Close()
 			if !strings.HasPrefix(err.Error(), "gzip: ") { // gzip.ErrHeader says it
@@ -206,12 +208,8 @@ func tarMembers(p string) (int64, error) {
 		return 0, err
 	}
 	defer f.Close()
-	var magic [2]byte
-	if n, _ := io.ReadFull(f, magic[:]); n == len(magic) && bytes.Equal(magic[:], gzipMagic) {
+	if isGzip(f) {
 		return 0, fmt.Errorf("compressed: not counted")
-	}
-	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		return 0, err
 	}
 	tr := tar.NewReader(f)
 	var n int64
