@@ -259,6 +259,10 @@ func OpenInputs(names []string, stdin io.Reader, o InputOptions) (*Inputs, error
 	if err != nil {
 		return nil, err
 	}
+	if err := r.CheckColumns(); err != nil {
+		r.Close()
+		return nil, fmt.Errorf("%w: %v", config.ErrUsage, err)
+	}
 	in.Reader = r
 	in.Roots = sinks.InputRoots(names, r.ListRelative())
 	if o.Budget != nil {

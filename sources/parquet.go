@@ -1037,3 +1037,64 @@ func parquetRows(e entry, opts Options) (n int64, err error) {
 	defer c.close()
 	return c.(*parquetContainer).rdr.NumRows(), nil
 }
+
+// CheckColumns refuses, before anything is read, a Parquet input without
+// a column named by Options.ImageColumn or Options.IDColumn, or with it in
+// a type that cannot serve. A column named on the command line is a
+// statement about every Parquet input: a typo found only when the file's
+// turn came would fail the file alone, and leave an output whose recorded
+// columns refuse the corrected rerun. It reads each Parquet input's footer
+// (metadata only); a file that cannot be opened is left to the run, which
+// records its error.
+func (r *Reader) CheckColumns() error {
+	img, id := r.opts.ImageColumn, r.opts.IDColumn
+	if id == "-" {
+		id = ""
+	}
+	if img == "" && id == "" {
+		return nil
+	}
+	for _, e := range r.entries {
+		if e.kind != kindParquet || e.err != nil {
+			continue
+		}
+		if err := checkParquetColumns(e.path, img, id); err != nil {
+			return fmt.Errorf("%s: %w", e.path, err)
+		}
+	}
+	return nil
+}
+
+// checkParquetColumns is CheckColumns for the file p: nil when p cannot be
+// opened as Parquet (the run reports that).
+func checkParquetColumns(p, img, id string) (err error) {
+	var rdr *file.Reader
+	defer func() {
+		if v := recover(); v != nil {
+			err = nil // a corrupt footer: the run's error row says so
+		}
+		if rdr != nil {
+			rdr.Close()
+		}
+	}()
+	rdr, err = openParquetFile(p, &allocMeter{})
+	if err != nil {
+		return nil
+	}
+	md := rdr.MetaData()
+	as, err := pqarrow.FromParquet(md.Schema, nil, md.KeyValueMetadata())
+	if err != nil {
+		return nil
+	}
+	if img != "" {
+		if _, err := pickColumn(as, img, ImageColumns, isImageType, "image", "--image-column"); err != nil {
+			return err
+		}
+	}
+	if id != "" {
+		if _, err := pickColumn(as, id, IDColumns, isIDType, "id", "--id-column"); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -77,3 +77,43 @@ func TestResumeWithOtherParquetColumnsIsRefused(t *testing.T) {
 		t.Errorf("--id-column key after label: exit %d\n%s", code, stderr)
 	}
 }
+
+// A column named on the command line that a Parquet input lacks (a typo)
+// is a usage error before anything is read or written: found only at the
+// file's turn, it failed that file alone, and the output it left recorded
+// the misspelt column, so the corrected rerun was refused for good.
+func TestMissingParquetColumnIsRefusedBeforeTheRun(t *testing.T) {
+	root := t.TempDir()
+	in := filepath.Join(root, "mix")
+	if err := os.MkdirAll(in, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	photo, err := filepath.Abs(filepath.Join(fixtures, "tiny32", "images", "img_000.png"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(photo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(in, "side.png"), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ds := filepath.Join(in, "ds.parquet")
+	duckQuery(t, "COPY (SELECT 'a' AS key, content AS image FROM read_blob("+sqlString(photo)+")) TO "+sqlString(ds)+" (FORMAT parquet)")
+	out := filepath.Join(root, "out")
+	for _, c := range []struct{ flags []string }{
+		{[]string{"--image-column", "imgae"}},
+		{[]string{"--id-column", "kye"}},
+		{[]string{"--image-column", "imgae", "--dry-run"}},
+	} {
+		code, stdout, stderr := maeembed(t, embedArgs(out, append(c.flags, in)...)...)
+		if code != 2 || stdout != "" || !strings.Contains(stderr, ds) || !strings.Contains(stderr, `no column "`+c.flags[1]+`"`) {
+			t.Errorf("%v: exit %d, stdout %q; want exit 2 naming %s and the missing column\n%s", c.flags, code, stdout, ds, stderr)
+		}
+		if _, err := os.Stat(out); !os.IsNotExist(err) {
+			t.Fatalf("%v: the refused run left %s (%v)", c.flags, out, err)
+		}
+	}
+	runCounted(t, summary{2, 0, 0}, embedArgs(out, "--image-column", "image", in)...)
+}
