@@ -84,6 +84,25 @@ func isGzip(r io.ReaderAt) bool {
 	return n == len(b) && bytes.Equal(b, gzipMagic)
 }
 
+// otherCompression names the compression of a stream maeembed does not
+// decompress (bzip2, xz, zstd; their magic numbers), read at offset 0
+// without moving r's offset; "" for anything else. Without it such a tar
+// failed as "invalid tar header", which does not say why.
+func otherCompression(r io.ReaderAt) string {
+	b := make([]byte, 6)
+	n, _ := r.ReadAt(b, 0)
+	b = b[:n]
+	switch {
+	case bytes.HasPrefix(b, []byte("BZh")) && n >= 4 && b[3] >= '1' && b[3] <= '9':
+		return "bzip2"
+	case bytes.HasPrefix(b, []byte{0xfd, '7', 'z', 'X', 'Z', 0x00}):
+		return "xz"
+	case bytes.HasPrefix(b, []byte{0x28, 0xb5, 0x2f, 0xfd}):
+		return "zstd"
+	}
+	return ""
+}
+
 // openTar opens the tar at p, gzip-compressed or not: that is decided by
 // the content (the gzip magic), not the name, so a gzipped tar named
 // .tar and a plain one named .tgz or .tar.gz both read. The members that
@@ -92,6 +111,10 @@ func openTar(p string, ignored *atomic.Int64) (container, error) {
 	f, _, err := openRegular(os.OpenFile, p)
 	if err != nil {
 		return nil, err
+	}
+	if name := otherCompression(f); name != "" {
+		f.Close()
+		return nil, fmt.Errorf("tar: compressed with %s, which maeembed does not read: decompress it, or recompress it with gzip", name)
 	}
 	c := &tarContainer{f: f, ignored: ignored}
 	br := bufio.NewReaderSize(f, 1<<20)

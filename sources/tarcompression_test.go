@@ -76,3 +76,22 @@ func TestTarBadGzipHeader(t *testing.T) {
 		t.Errorf("got %q, want each tar's gzip error, gzip named once", got)
 	}
 }
+
+// A tar compressed with something other than gzip is refused naming the
+// compression, not as an "invalid tar header".
+func TestTarOtherCompressionNamed(t *testing.T) {
+	dir := t.TempDir()
+	write(t, filepath.Join(dir, "a.tar"), "BZh91AY&SY not really")
+	write(t, filepath.Join(dir, "b.tgz"), "\xfd7zXZ\x00 not really")
+	write(t, filepath.Join(dir, "c.tar"), "\x28\xb5\x2f\xfd not really")
+	r, err := Open([]string{filepath.Join(dir, "a.tar"), filepath.Join(dir, "b.tgz"), filepath.Join(dir, "c.tar")}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := readAll(t, r)
+	for i, name := range []string{"bzip2", "xz", "zstd"} {
+		if i >= len(got) || !strings.Contains(got[i], "compressed with "+name+", which maeembed does not read") {
+			t.Errorf("got %q, want item %d to name %s", got, i, name)
+		}
+	}
+}
