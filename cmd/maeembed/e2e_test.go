@@ -145,6 +145,17 @@ func duckQuery(t *testing.T, sql string) []map[string]json.RawMessage {
 
 func sqlString(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
 
+// fixturePhotoSQL is tiny32's fixture photo img_00N.png (N = i) as an
+// absolute path in an SQL string literal, for DuckDB's read_blob.
+func fixturePhotoSQL(t *testing.T, i int) string {
+	t.Helper()
+	p, err := filepath.Abs(filepath.Join(fixtures, "tiny32", "images", fmt.Sprintf("img_%03d.png", i)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sqlString(p)
+}
+
 func jsonField[T any](t *testing.T, row map[string]json.RawMessage, k string) T {
 	t.Helper()
 	var v T

@@ -18,13 +18,7 @@ func TestNullParquetIDIsDoneOnRerun(t *testing.T) {
 	if err := os.MkdirAll(in, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	img := func(i int) string {
-		p, err := filepath.Abs(filepath.Join(fixtures, "tiny32", "images", []string{"img_000.png", "img_001.png", "img_002.png"}[i]))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return sqlString(p)
-	}
+	img := func(i int) string { return fixturePhotoSQL(t, i) }
 	duckQuery(t, "COPY (SELECT key, png FROM ("+
 		"SELECT 0 AS ord, 'a' AS key, content AS png FROM read_blob("+img(0)+") UNION ALL "+
 		"SELECT 1, 'b', content FROM read_blob("+img(1)+") UNION ALL "+
