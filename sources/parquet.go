@@ -244,18 +244,11 @@ func openParquet(p string, opts Options) (c container, err error) {
 	}()
 	defer recovered("", &err) // runs first: a panic closes rdr too
 	meter := &allocMeter{}
-	rdr, err = openParquetFile(p, meter)
+	rdr, as, err := readSchema(p, meter)
 	if err != nil {
-		if strings.HasPrefix(err.Error(), "parquet: ") {
-			return nil, err // Arrow's reader names the format already
-		}
-		return nil, fmt.Errorf("parquet: %w", err)
+		return nil, err
 	}
 	md := rdr.MetaData()
-	as, err := pqarrow.FromParquet(md.Schema, nil, md.KeyValueMetadata())
-	if err != nil {
-		return nil, fmt.Errorf("parquet: %w", err)
-	}
 	img, err := pickColumn(as, opts.ImageColumn, ImageColumns, isImageType, "image", "--image-column")
 	if err != nil {
 		return nil, err
@@ -1038,6 +1031,23 @@ func parquetRows(e entry, opts Options) (n int64, err error) {
 	return c.(*parquetContainer).rdr.NumRows(), nil
 }
 
+// readSchema opens the Parquet file p (its footer) and converts its
+// schema to Arrow's. The caller closes rdr, which is set once the file
+// opened, also when the schema then fails.
+func readSchema(p string, m *allocMeter) (rdr *file.Reader, as *arrow.Schema, err error) {
+	if rdr, err = openParquetFile(p, m); err != nil {
+		if strings.HasPrefix(err.Error(), "parquet: ") {
+			return nil, nil, err // Arrow's reader names the format already
+		}
+		return nil, nil, fmt.Errorf("parquet: %w", err)
+	}
+	md := rdr.MetaData()
+	if as, err = pqarrow.FromParquet(md.Schema, nil, md.KeyValueMetadata()); err != nil {
+		return rdr, nil, fmt.Errorf("parquet: %w", err)
+	}
+	return rdr, as, nil
+}
+
 // CheckColumns refuses, before anything is read, a Parquet input without
 // a column named by Options.ImageColumn or Options.IDColumn, or with it in
 // a type that cannot serve. A column named on the command line is a
@@ -1067,22 +1077,17 @@ func (r *Reader) CheckColumns() error {
 
 // checkParquetColumns is CheckColumns for the file p: nil when p cannot be
 // opened as Parquet (the run reports that).
-func checkParquetColumns(p, img, id string) (err error) {
+func checkParquetColumns(p, img, id string) error {
 	var rdr *file.Reader
-	defer func() {
-		if v := recover(); v != nil {
-			err = nil // a corrupt footer: the run's error row says so
-		}
-		if rdr != nil {
-			rdr.Close()
-		}
+	var as *arrow.Schema
+	err := func() (err error) {
+		defer recovered("", &err) // a corrupt footer
+		rdr, as, err = readSchema(p, &allocMeter{})
+		return err
 	}()
-	rdr, err = openParquetFile(p, &allocMeter{})
-	if err != nil {
-		return nil
+	if rdr != nil {
+		defer rdr.Close()
 	}
-	md := rdr.MetaData()
-	as, err := pqarrow.FromParquet(md.Schema, nil, md.KeyValueMetadata())
 	if err != nil {
 		return nil
 	}
