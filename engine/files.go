@@ -371,44 +371,55 @@ type OutputDir struct {
 // WorkerID. Then it removes
 // the temporaries of writers that are gone. release frees the locks.
 func OpenOutputDir(o OutputDir) (release func() error, err error) {
+	release, _, err = openOutputDir(o)
+	return release, err
+}
+
+// openOutputDir is OpenOutputDir that also returns the directories it
+// made (sinks.TakeOutputKind). When it fails, it leaves none of them.
+func openOutputDir(o OutputDir) (release func() error, made []string, err error) {
 	if err := o.checkHeld(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	release, err = sinks.LockOutputKind(o.Dir, o.kind())
+	release, made, err = sinks.TakeOutputKind(o.Dir, o.kind())
 	if err != nil {
-		return nil, err
+		return nil, nil, err
+	}
+	fail := func(err error) (func() error, []string, error) {
+		release()
+		sinks.RemoveMadeDirs(made)
+		return nil, nil, err
 	}
 	lock, why := o.runLock()
 	runRelease, err := sinks.LockOutput(o.Dir, lock, why)
 	if err != nil {
-		release()
-		return nil, err
+		return fail(err)
 	}
 	kindRelease := release
 	release = func() error { return errors.Join(runRelease(), kindRelease()) }
 	if err := sinks.CleanTemps(o.Dir); err != nil {
-		release()
-		return nil, fmt.Errorf("output: %w", err)
+		return fail(fmt.Errorf("output: %w", err))
 	}
-	return release, nil
+	return release, made, nil
 }
 
 // TakeOutputDir is OpenOutputDir for a run that may end before it writes
-// anything (its model does not load, a check refuses it): release(discard)
-// frees the locks and, with discard, removes o.Dir when this call made it
-// and it is still empty, so such a run leaves nothing new behind. A
-// directory that existed before stays.
+// anything (its model does not load, a check refuses it, its inputs hold
+// no image): release(discard) frees the locks and, with discard, removes
+// the directories this call made (o.Dir and the parents of it that did
+// not exist: -o a/b/c into a directory without a/ makes three) that are
+// still empty, the deepest first (sinks.RemoveMadeDirs), so such a run
+// leaves nothing new behind. A directory that existed before stays, and
+// so does one that holds a file meanwhile (and its parents).
 func TakeOutputDir(o OutputDir) (release func(discard bool), err error) {
-	_, err = os.Stat(o.Dir)
-	made := errors.Is(err, os.ErrNotExist)
-	unlock, err := OpenOutputDir(o)
+	unlock, made, err := openOutputDir(o)
 	if err != nil {
 		return nil, err
 	}
 	return func(discard bool) {
 		unlock()
-		if made && discard {
-			os.Remove(o.Dir) // only an empty directory goes
+		if discard {
+			sinks.RemoveMadeDirs(made)
 		}
 	}, nil
 }

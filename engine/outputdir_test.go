@@ -1,7 +1,11 @@
 package engine
 
 import (
+	"errors"
+	"os"
+	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/maeembed/maeembed/sources"
@@ -57,5 +61,113 @@ func TestOutputDirLiveShardRefusal(t *testing.T) {
 	msg := err.Error()
 	if strings.Contains(msg, "two runs of the same inputs") || !strings.Contains(msg, "whatever its inputs") || !strings.Contains(msg, "another --output") {
 		t.Errorf("refusal: %v", err)
+	}
+}
+
+// A run that writes nothing into -o a/b/c, where none of a/b/c existed,
+// leaves none of the three behind: it removes every directory it made
+// that is still empty, the deepest first. One that existed before the run
+// stays, empty or not, and so does one that a file was put into meanwhile
+// (with its parents); a run that wrote something keeps all.
+func TestTakeOutputDirRemovesTheParentsItMade(t *testing.T) {
+	exists := func(p string) bool {
+		_, err := os.Stat(p)
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			t.Fatal(err)
+		}
+		return err == nil
+	}
+	take := func(dir string) func(bool) {
+		t.Helper()
+		release, err := TakeOutputDir(OutputDir{Dir: dir, Format: "parquet", Command: "embed"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !exists(dir) {
+			t.Fatalf("%s not made", dir)
+		}
+		return release
+	}
+
+	root := t.TempDir()
+	out := filepath.Join(root, "a", "b", "c")
+	take(out)(true)
+	if exists(filepath.Join(root, "a")) {
+		t.Errorf("a run that wrote nothing into %s left %s behind", out, filepath.Join(root, "a"))
+	}
+	if !exists(root) {
+		t.Fatalf("the run removed %s, which existed before it", root)
+	}
+
+	// a/ existed before: it stays, b/ and c/ go. Relative, as -o a/b/c.
+	if err := os.Mkdir(filepath.Join(root, "a"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Chdir(root)
+	take(filepath.Join("a", "b", "c"))(true)
+	if !exists("a") || exists(filepath.Join("a", "b")) {
+		t.Errorf("a/ that existed before: a/ there %v (want true), a/b/ there %v (want false)", exists("a"), exists(filepath.Join("a", "b")))
+	}
+
+	// A file put into a/b/ meanwhile: a/b/ and a/ stay, c/ goes.
+	fresh := filepath.Join(root, "new")
+	release := take(filepath.Join(fresh, "b", "c"))
+	note := filepath.Join(fresh, "b", "note")
+	if err := os.WriteFile(note, []byte("mine"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	release(true)
+	if !exists(note) || exists(filepath.Join(fresh, "b", "c")) {
+		t.Errorf("a file put into b/ meanwhile: it is there %v (want true), c/ %v (want false)", exists(note), exists(filepath.Join(fresh, "b", "c")))
+	}
+
+	// Without discard (the run wrote something), all stay.
+	kept := filepath.Join(root, "kept", "b", "c")
+	take(kept)(false)
+	if !exists(kept) {
+		t.Errorf("a run that did not discard its output lost %s", kept)
+	}
+}
+
+// Runs that start and end at once into one new -o a/b/c, each writing
+// nothing, remove the directories under one another: a parent that goes
+// while a run is making its directories or taking the start lock is made
+// again (ENOENT is not an error), and a directory another run put its lock
+// in is not removed. (Directories whose maker left while another run was
+// in them may stay: that run did not make them.) No file is left.
+func TestTakeOutputDirConcurrentEmptyRuns(t *testing.T) {
+	root := t.TempDir()
+	out := filepath.Join(root, "a", "b", "c")
+	const runs, rounds = 4, 100
+	var wg sync.WaitGroup
+	errs := make(chan error, runs*rounds)
+	for i := 0; i < runs; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			o := OutputDir{Dir: out, Format: "parquet", Shard: sources.Shard{Index: i, Count: runs}, Command: "embed"}
+			for r := 0; r < rounds; r++ {
+				release, err := TakeOutputDir(o)
+				if err != nil {
+					errs <- err
+					continue
+				}
+				release(true)
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	err := filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			t.Errorf("left behind: %s", p)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }

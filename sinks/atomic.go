@@ -161,7 +161,7 @@ func ProbeOutput(dir, name, why string) error {
 	}
 	// Under the start lock, as LockOutput takes it, so a run starting now
 	// does not see the test lock as a live run; a dir gone since (a run
-	// that wrote nothing removes the empty directory it made) holds none.
+	// that wrote nothing removes the empty directories it made) holds none.
 	unlockStart, err := lockStart(dir)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil

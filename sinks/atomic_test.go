@@ -436,3 +436,40 @@ func TestLiveRunSettingsEveryFormat(t *testing.T) {
 		})
 	}
 }
+
+// TakeOutputKind makes the output directory's missing parents one by one
+// and names exactly those it made, the directory itself last; one that
+// existed is not among them. RemoveMadeDirs leaves a directory a live run
+// holds its lock in, and never one that existed before.
+func TestTakeOutputKindNamesTheDirsItMade(t *testing.T) {
+	root := t.TempDir()
+	if err := os.Mkdir(filepath.Join(root, "a"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(root, "a", "b", "c")
+	release, made, err := TakeOutputKind(dir, "parquet-1-shards")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{filepath.Join(root, "a", "b"), dir}; !slices.Equal(made, want) {
+		t.Errorf("made %v, want %v", made, want)
+	}
+	again, made2, err := TakeOutputKind(dir, "parquet-1-shards")
+	if err != nil || len(made2) != 0 {
+		t.Errorf("a second run into the existing directory: made %v, %v", made2, err)
+	}
+	// Still in use by the second run: the first's removal leaves all.
+	release()
+	RemoveMadeDirs(made)
+	if _, err := os.Stat(dir); err != nil {
+		t.Errorf("removed a directory another run holds its lock in: %v", err)
+	}
+	again()
+	RemoveMadeDirs(made)
+	if _, err := os.Stat(filepath.Join(root, "a", "b")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a/b once no run is in it: %v, want it gone", err)
+	}
+	if _, err := os.Stat(filepath.Join(root, "a")); err != nil {
+		t.Errorf("a/, which existed before: %v", err)
+	}
+}

@@ -27,44 +27,63 @@ const (
 
 // LockOutputKind takes dir's kind lock for kind (a file name's part, no '/')
 // and returns its release; it fails, naming the live kinds, when a process
-// holds the lock of another kind.
+// holds the lock of another kind. It makes dir and its missing parents
+// (TakeOutputKind says which).
 func LockOutputKind(dir, kind string) (release func() error, err error) {
+	release, _, err = TakeOutputKind(dir, kind)
+	return release, err
+}
+
+// TakeOutputKind is LockOutputKind that also returns the directories it
+// made, dir and those of its parents that did not exist (makeDirs): a run that ends without writing anything gives them
+// to RemoveMadeDirs after release, so it leaves no new directory behind.
+// When it fails, it removes them itself.
+func TakeOutputKind(dir, kind string) (release func() error, made []string, err error) {
+	release, made, err = takeOutputKind(dir, kind)
+	if err != nil {
+		RemoveMadeDirs(made)
+		return nil, nil, err
+	}
+	return release, made, nil
+}
+
+func takeOutputKind(dir, kind string) (release func() error, made []string, err error) {
 	var unlockStart func()
 	for tries := 0; ; tries++ {
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return nil, fmt.Errorf("output: %w", err)
+		if made, err = makeDirs(dir, made); err != nil {
+			return nil, made, fmt.Errorf("output: %w", err)
 		}
 		unlockStart, err = lockStart(dir)
 		// A run that made dir and ended without writing anything removes
-		// it again (an empty directory only): between the MkdirAll and
-		// the lock it may have gone, so make it again.
+		// it again (an empty directory only, RemoveMadeDirs): between
+		// makeDirs and the lock it may have gone, so make it again.
 		if err == nil || !errors.Is(err, os.ErrNotExist) || tries == 3 {
 			break
 		}
 	}
 	if err != nil {
-		return nil, err
+		return nil, made, err
 	}
 	defer unlockStart()
 	if err := otherKinds(dir, kind, true); err != nil {
-		return nil, err
+		return nil, made, err
 	}
 	f, err := os.OpenFile(filepath.Join(dir, kindPrefix+kind+lockSuffix), os.O_CREATE|os.O_RDWR, 0o644)
 	if err != nil {
-		return nil, fmt.Errorf("output lock: %w", err)
+		return nil, made, fmt.Errorf("output lock: %w", err)
 	}
 	// The first live run of its kind: what a run of this kind that is
 	// gone recorded in the file (LiveRunSettings) is no live run's.
 	if syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB) == nil {
 		if err := f.Truncate(0); err != nil {
 			f.Close()
-			return nil, fmt.Errorf("output lock: %w", err)
+			return nil, made, fmt.Errorf("output lock: %w", err)
 		}
 	}
 	// Only a start-up (which we exclude) holds it exclusively, briefly.
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_SH); err != nil {
 		f.Close()
-		return nil, fmt.Errorf("output lock: %w", err)
+		return nil, made, fmt.Errorf("output lock: %w", err)
 	}
 	return func() error {
 		// The last run of its kind removes the lock file, so a finished
@@ -77,7 +96,86 @@ func LockOutputKind(dir, kind string) (release func() error, err error) {
 			defer unlock()
 		}
 		return f.Close()
-	}, nil
+	}, made, nil
+}
+
+// makeDirs makes dir and those of its parents that do not exist, one at a
+// time (not os.MkdirAll, which does not say which it made), and adds to
+// made the ones it made (one already in made is not added again): exactly
+// the directories that did not exist before. One that another process
+// makes meanwhile is not counted (it is that process's). A parent that a
+// run that wrote nothing removes meanwhile (RemoveMadeDirs) is made again,
+// and then counted.
+func makeDirs(dir string, made []string) ([]string, error) {
+	dir = filepath.Clean(dir)
+	for tries := 0; ; tries++ {
+		// The missing directories, the deepest first.
+		var missing []string
+		for d := dir; ; d = filepath.Dir(d) {
+			fi, err := os.Stat(d)
+			if err == nil {
+				if !fi.IsDir() {
+					return made, &os.PathError{Op: "mkdir", Path: d, Err: syscall.ENOTDIR}
+				}
+				break
+			}
+			if !errors.Is(err, os.ErrNotExist) {
+				return made, err
+			}
+			missing = append(missing, d)
+			if filepath.Dir(d) == d {
+				break
+			}
+		}
+		gone := false
+		for i := len(missing) - 1; i >= 0 && !gone; i-- {
+			d := missing[i]
+			switch err := os.Mkdir(d, 0o755); {
+			case err == nil:
+				if !slices.Contains(made, d) {
+					made = append(made, d)
+				}
+			case errors.Is(err, os.ErrExist):
+				// Made by another process meanwhile (not ours to
+				// remove), or a file there, which the next Mkdir or the
+				// caller's use of dir reports.
+				if fi, serr := os.Stat(d); serr == nil && !fi.IsDir() {
+					return made, err
+				}
+			case errors.Is(err, os.ErrNotExist) && tries < 3:
+				// Its parent went since the Stat (a run that wrote
+				// nothing removed the empty directories it made): start
+				// over from the top.
+				gone = true
+			default:
+				return made, err
+			}
+		}
+		if !gone {
+			return made, nil
+		}
+	}
+}
+
+// RemoveMadeDirs removes the directories made (TakeOutputKind's: the
+// output directory and parents of it) that are still empty, the deepest
+// first, so a run that wrote nothing leaves none of those it made behind.
+// A directory that is not empty (a file or another run's directory in it)
+// stays, and so do its parents; one already gone (another run removed it)
+// is passed over. A directory that existed before the run is never in
+// made, so it always stays. Errors are not reported: what cannot be
+// removed stays.
+func RemoveMadeDirs(made []string) {
+	// All on one path, so the longer name is the deeper directory.
+	made = slices.Clone(made)
+	slices.SortFunc(made, func(a, b string) int { return len(b) - len(a) })
+	for _, d := range made {
+		// Rmdir, not os.Remove: a file put in a directory's place is not
+		// removed either.
+		if err := syscall.Rmdir(d); err != nil && !errors.Is(err, syscall.ENOENT) {
+			return // not empty: nor are its parents
+		}
+	}
 }
 
 // LiveRunSettings keeps the live runs of one kind in dir (shards, the
@@ -171,7 +269,7 @@ var beforeStartLock func()
 // holds dir's start lock, as a start-up does, so that a run starting now
 // does not see f's test locks as a live run. A missing dir holds no lock:
 // f is not run (nil), also when dir goes between the check and the lock
-// (a run that wrote nothing removes the empty directory it made).
+// (a run that wrote nothing removes the empty directories it made).
 func existingUnderStartLock(dir string, f func() error) error {
 	if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
 		return nil

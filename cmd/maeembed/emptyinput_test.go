@@ -103,8 +103,9 @@ func TestE2EMissingModelLeavesNoOutput(t *testing.T) {
 // once its files are read, so the run (and the dry run, with the same
 // exit code) fails at the end, naming it, instead of exiting 0 with
 // "0 images written". The output directory it made for nothing is
-// removed (one that was there before stays). A shard that the inputs
-// leave empty still succeeds, and leaves no new directory either.
+// removed, with the parents of it that it made (one that was there before
+// stays). A shard that the inputs leave empty still succeeds, and leaves
+// no new directory either.
 func TestE2EInputWithoutImagesFails(t *testing.T) {
 	in := filepath.Join(fixtures, "tiny32", "images")
 	model := []string{"-m", filepath.Join(fixtures, "tiny32", "hf")}
@@ -116,14 +117,16 @@ func TestE2EInputWithoutImagesFails(t *testing.T) {
 	}
 	for _, dir := range []string{prev, tars} {
 		for _, args := range [][]string{{"embed"}, {"embed", "--format", "npy"}, {"reconstruct"}, {"reconstruct", "--format", "png"}} {
-			out := filepath.Join(t.TempDir(), "out")
+			// -o new/out: the run makes new/ too, and removes both.
+			made := filepath.Join(t.TempDir(), "new")
+			out := filepath.Join(made, "out")
 			args := append(append(args[:len(args):len(args)], "-o", out, dir), model...)
 			code, _, stderr := maeembed(t, args...)
 			if code != 1 || !strings.Contains(stderr, dir) || !strings.Contains(stderr, "holds no images") || strings.Contains(stderr, "(s)") {
 				t.Errorf("%v: exit %d, want 1 and an error naming %s\n%s", args, code, dir, stderr)
 			}
-			if _, err := os.Stat(out); err == nil {
-				t.Errorf("%v: the run that wrote nothing left the output directory %s behind", args, out)
+			if _, err := os.Stat(made); err == nil {
+				t.Errorf("%v: the run that wrote nothing left the directory %s it made for the output behind", args, made)
 			}
 			if dry, stdout, stderr := maeembed(t, append(args, "--dry-run")...); dry != code || stdout != "" {
 				t.Errorf("%v --dry-run: exit %d (the run %d), listed %q\n%s", args, dry, code, stdout, stderr)
