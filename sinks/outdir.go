@@ -57,7 +57,7 @@ func takeOutputKind(dir, kind string) (release func() error, made []string, err 
 		// A run that made dir and ended without writing anything removes
 		// it again (an empty directory only, RemoveMadeDirs): between
 		// makeDirs and the lock it may have gone, so make it again.
-		if err == nil || !errors.Is(err, os.ErrNotExist) || tries == 3 {
+		if err == nil || !errors.Is(err, os.ErrNotExist) || tries == maxMakeTries {
 			break
 		}
 	}
@@ -98,6 +98,12 @@ func takeOutputKind(dir, kind string) (release func() error, made []string, err 
 		return f.Close()
 	}, made, nil
 }
+
+// maxMakeTries bounds how often a run makes its output directory again
+// because another run removed it (or a parent of it) meanwhile: each time,
+// that run ended, so many runs starting and ending at once into one new
+// directory still get through.
+const maxMakeTries = 100
 
 // makeDirs makes dir and those of its parents that do not exist, one at a
 // time (not os.MkdirAll, which does not say which it made), and adds to
@@ -142,7 +148,7 @@ func makeDirs(dir string, made []string) ([]string, error) {
 				if fi, serr := os.Stat(d); serr == nil && !fi.IsDir() {
 					return made, err
 				}
-			case errors.Is(err, os.ErrNotExist) && tries < 3:
+			case errors.Is(err, os.ErrNotExist) && tries < maxMakeTries:
 				// Its parent went since the Stat (a run that wrote
 				// nothing removed the empty directories it made): start
 				// over from the top.
