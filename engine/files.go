@@ -368,8 +368,9 @@ type OutputDir struct {
 // holds outputs; and a second run of the same shard (an npy run: any second
 // run, since npy sets are single files). Stream workers (Group) share the
 // directory with the other workers of their group only, each with its own
-// WorkerID. Then it removes
-// the temporaries of writers that are gone. release frees the locks.
+// WorkerID. Then it removes the temporaries of writers that are gone
+// (sinks.CleanTemps, which first completes an npy set whose publication a
+// killed run began). release frees the locks.
 func OpenOutputDir(o OutputDir) (release func() error, err error) {
 	release, _, err = openOutputDir(o)
 	return release, err
@@ -399,6 +400,13 @@ func openOutputDir(o OutputDir) (release func() error, made []string, err error)
 	release = func() error { return errors.Join(runRelease(), kindRelease()) }
 	if err := sinks.CleanTemps(o.Dir); err != nil {
 		return fail(fmt.Errorf("output: %w", err))
+	}
+	// Again under the locks: what dir holds cannot change now, and the
+	// clean-up may have published an npy set whose publication a killed
+	// run began (the check above counted it too, unless that run died
+	// after it).
+	if err := o.checkHeld(); err != nil {
+		return fail(err)
 	}
 	return release, made, nil
 }

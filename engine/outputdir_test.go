@@ -8,6 +8,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/maeembed/maeembed/sinks"
 	"github.com/maeembed/maeembed/sources"
 )
 
@@ -169,5 +170,58 @@ func TestTakeOutputDirConcurrentEmptyRuns(t *testing.T) {
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// An npy set whose publication a killed run cut (embeddings.npy renamed
+// into place, metadata.parquet still its finished temporary) is npy
+// output already: a Parquet run and a --resume=false run are refused as
+// for a published set, before and after the clean-up that completes it;
+// an npy rerun takes the directory and finds the set published.
+func TestOutputDirCutNpyPublication(t *testing.T) {
+	dir := t.TempDir()
+	w, err := sinks.NewNpy(dir, sinks.Meta{Model: "m", Pool: "mean", Preprocess: "p", Version: "v", Dim: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Write([]sinks.Row{{ID: "a.jpg", Width: 1, Height: 1, Embedding: []float32{1, 2}}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	md := filepath.Join(dir, "metadata.parquet")
+	if err := os.Rename(md, filepath.Join(dir, ".metadata.parquet.12345.maeembed-tmp")); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		o    OutputDir
+		want string
+	}{
+		{OutputDir{Dir: dir, Format: "parquet", Resume: true, Command: "embed"}, "holds npy output and this run writes parquet"},
+		{OutputDir{Dir: dir, Format: "npy", Command: "embed"}, "already holds outputs (npy)"},
+	} {
+		if err := c.o.checkHeld(); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s resume %v: %v, want %q", c.o.Format, c.o.Resume, err, c.want)
+		}
+		if release, err := TakeOutputDir(c.o); err == nil || !strings.Contains(err.Error(), c.want) {
+			if err == nil {
+				release(false)
+			}
+			t.Errorf("%s resume %v: took the directory: %v, want %q", c.o.Format, c.o.Resume, err, c.want)
+		}
+	}
+	release, err := TakeOutputDir(OutputDir{Dir: dir, Format: "npy", Resume: true, Command: "embed"})
+	if err != nil {
+		t.Fatalf("the npy rerun: %v", err)
+	}
+	release(true)
+	if _, err := os.Stat(md); err != nil {
+		t.Errorf("the npy rerun's clean-up did not publish the cut set: %v", err)
+	}
+	// Published now, it refuses the Parquet run as any npy output does.
+	if release, err := TakeOutputDir(OutputDir{Dir: dir, Format: "parquet", Resume: true, Command: "embed"}); err == nil {
+		release(false)
+		t.Error("a Parquet run took the directory of the completed npy set")
 	}
 }

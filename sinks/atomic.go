@@ -47,7 +47,11 @@ func createAtomic(final string) (*atomicfile.File, error) {
 // an interrupted npy run cannot be resumed: their inputs are processed
 // again. CleanTemps says so in one warning naming the files it removed;
 // the set that dir already published (metadata.parquet and its .npy
-// files) is not touched, and a resume continues from it.
+// files) is not touched, and a resume continues from it. A run killed
+// while it was publishing its set (between the renames of its files, all
+// of them complete) is the exception: CleanTemps first completes that
+// publication (completePendingNpySet), so none of its rows is lost or
+// processed again, and says so in an info line.
 func CleanTemps(dir string) error {
 	_, err := os.Lstat(filepath.Join(dir, pngMetaName))
 	if err == nil {
@@ -55,6 +59,9 @@ func CleanTemps(dir string) error {
 	}
 	if !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("clean temps in %s: %w", dir, err)
+	}
+	if _, err := completePendingNpySet(dir); err != nil {
+		return err
 	}
 	for _, d := range []string{dir, filepath.Join(dir, errorsDir)} {
 		removed, err := atomicfile.RemoveStale(d, isTemp, 0)

@@ -65,7 +65,10 @@ func checkResume(dir, format string, keys, vals, legacyKeys, legacyVals, ignore 
 	}
 	switch format {
 	case "npy":
-		md := filepath.Join(dir, metadataName)
+		md, err := npyMetadata(dir)
+		if err != nil {
+			return err
+		}
 		if _, err := os.Stat(md); err == nil {
 			kv, err := fileMetadata(md)
 			if err != nil {

@@ -10,14 +10,18 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
 
 const (
-	killEnv   = "SINKS_KILL_HELPER_DIR"
-	killItems = 3000
-	killDim   = 64
+	killEnv = "SINKS_KILL_HELPER_DIR"
+	// killAtPublishEnv set: the npy helper kills itself between the
+	// renames of its set's publication.
+	killAtPublishEnv = "SINKS_KILL_AT_PUBLISH"
+	killItems        = 3000
+	killDim          = 64
 )
 
 // TestKillHelper is the child process of TestKillAndResume: it embeds
@@ -29,6 +33,17 @@ func TestKillHelper(t *testing.T) {
 		t.Skip("helper process for TestKillAndResume")
 	}
 	format := os.Getenv("SINKS_KILL_FORMAT")
+	if os.Getenv(killAtPublishEnv) != "" {
+		// Killed right after the first .npy file of the set is renamed
+		// into place, before metadata.parquet is (TestKillBetweenNpyRenames).
+		publishCut = func(renamed int) bool {
+			if renamed == 1 {
+				syscall.Kill(os.Getpid(), syscall.SIGKILL)
+				select {}
+			}
+			return false
+		}
+	}
 	if err := CleanTemps(dir); err != nil {
 		t.Fatal(err)
 	}

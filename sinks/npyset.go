@@ -11,6 +11,8 @@ import (
 
 	"github.com/apache/arrow/go/v17/arrow"
 	"github.com/apache/arrow/go/v17/arrow/array"
+
+	"github.com/maeembed/maeembed/internal/atomicfile"
 )
 
 const metadataName = "metadata.parquet"
@@ -18,7 +20,9 @@ const metadataName = "metadata.parquet"
 // npySet is a group of .npy files with one row per image plus
 // metadata.parquet (id, width, height) in the same order. Everything is
 // published by close: the .npy files first, metadata.parquet last, so a
-// published metadata.parquet always names a prefix of every .npy file.
+// published metadata.parquet always names a prefix of every .npy file (all
+// of it but for a run killed between the renames, whose publication the
+// next run's clean-up completes: completePendingNpySet).
 type npySet struct {
 	names   []string
 	files   []*npyFile
@@ -76,12 +80,14 @@ func (s *npySet) carryOver(dir string, inner [][]int, keys, vals []string) error
 	if _, err := os.Stat(mdPath); errors.Is(err, os.ErrNotExist) {
 		// Nothing published: start over. An .npy file of the set's name
 		// without the metadata that every published set has is not one
-		// this run may replace (the user's own file, or a set whose
-		// publication was cut before its metadata).
+		// this run may replace: the user's own file (a set whose
+		// publication was cut before its metadata is completed by the
+		// clean-up before this, CleanTemps, unless an older version's
+		// rerun removed the metadata's temporary).
 		for _, name := range s.names {
 			p := filepath.Join(dir, name)
 			if _, err := os.Lstat(p); err == nil {
-				return fmt.Errorf("%s exists but %s does not: it is not a maeembed output (or one whose publication was cut short), "+
+				return fmt.Errorf("%s exists but %s does not: it is not a maeembed output, "+
 					"and this run would replace it. Move it away or use another output directory", p, metadataName)
 			} else if !errors.Is(err, os.ErrNotExist) {
 				return fmt.Errorf("output: %w", err)
@@ -157,6 +163,21 @@ func (s *npySet) close() error {
 	return err
 }
 
+// publishCut, when set (by tests), is asked before each rename of publish
+// (renamed: the number of .npy files in place so far; len(s.files) before
+// metadata.parquet's): true stops publish there, as a kill would, leaving
+// the temporaries as they are.
+var publishCut func(renamed int) bool
+
+// errPublishCut is publish's error where publishCut stopped it.
+var errPublishCut = errors.New("npy publication cut (test)")
+
+// publish makes every file of the set complete and durable under its
+// temporary name first, then renames the .npy files into place and
+// metadata.parquet last. A run killed between the renames leaves a set
+// that the next run's clean-up completes (completePendingNpySet): its
+// temporaries are finished and durable, and metadata.parquet's names
+// exactly the rows of each.
 func (s *npySet) publish() error {
 	for _, f := range s.files {
 		if err := f.finish(); err != nil {
@@ -168,7 +189,16 @@ func (s *npySet) publish() error {
 		s.abortFiles()
 		return err
 	}
+	for _, af := range append(s.temps(), s.md.af) {
+		if err := af.Sync(); err != nil {
+			s.abortFiles()
+			return fmt.Errorf("sync %s: %w", af.Final(), err)
+		}
+	}
 	for i, f := range s.files {
+		if publishCut != nil && publishCut(i) {
+			return errPublishCut
+		}
 		if err := f.publish(); err != nil {
 			for _, g := range s.files[i+1:] {
 				g.abort()
@@ -177,7 +207,19 @@ func (s *npySet) publish() error {
 			return err
 		}
 	}
+	if publishCut != nil && publishCut(len(s.files)) {
+		return errPublishCut
+	}
 	return s.md.af.Commit()
+}
+
+// temps are the temporaries of the set's .npy files.
+func (s *npySet) temps() []*atomicfile.File {
+	t := make([]*atomicfile.File, len(s.files))
+	for i, f := range s.files {
+		t[i] = f.af
+	}
+	return t
 }
 
 func (s *npySet) abortFiles() error {

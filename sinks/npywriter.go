@@ -16,7 +16,10 @@ type NpyWriter struct {
 // its rows (checked to come from the same model, pool, preprocessing and
 // shape) and new rows are appended; ReadDoneIDs gives the ids to skip.
 // Should a crash fall between the two renames, embeddings.npy holds more
-// rows than metadata.parquet; only the rows metadata.parquet names are kept.
+// rows than metadata.parquet names (or there is none yet) until the next
+// run's clean-up (CleanTemps) renames metadata.parquet's finished
+// temporary into place, completing the set; a reader that finds them so
+// takes the rows metadata.parquet names.
 func NewNpy(dir string, meta Meta) (*NpyWriter, error) {
 	if err := meta.validate(); err != nil {
 		return nil, err
@@ -26,7 +29,7 @@ func NewNpy(dir string, meta Meta) (*NpyWriter, error) {
 		inner = []int{meta.Tokens, meta.Dim}
 	}
 	k, v := meta.keyValues()
-	set, err := openNpySet(dir, []string{embeddingsName}, [][]int{inner}, k, v)
+	set, err := openNpySet(dir, embedNpyNames, [][]int{inner}, k, v)
 	if err != nil {
 		return nil, err
 	}

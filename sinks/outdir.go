@@ -379,11 +379,13 @@ func kindHeld(path string, removeStale bool) (bool, error) {
 
 // PublishedFormats lists the formats of the outputs published in dir, in
 // sorted order: "arrow" (part-NNNNN.arrow), "npy" (metadata.parquet of an
-// npy set), "parquet" (part-NNNNN.parquet) and "png" (maeembed-png.json of
-// reconstruct's panels), plus "errors" when dir/errors holds error parts.
-// A missing dir holds nothing.
+// npy set, or the finished temporaries of a set whose publication was cut,
+// which the next run's clean-up publishes), "parquet" (part-NNNNN.parquet)
+// and "png" (maeembed-png.json of reconstruct's panels), plus "errors"
+// when dir/errors holds error parts. A missing dir holds nothing.
 func PublishedFormats(dir string) ([]string, error) {
 	var formats []string
+	pendingNpy := false
 	for _, d := range []string{dir, filepath.Join(dir, errorsDir)} {
 		ents, err := os.ReadDir(d)
 		if errors.Is(err, os.ErrNotExist) {
@@ -399,11 +401,24 @@ func PublishedFormats(dir string) ([]string, error) {
 				formats = append(formats, "errors")
 			case d == dir && name == metadataName:
 				formats = append(formats, "npy")
+			case d == dir && tempFinal(name) == metadataName:
+				pendingNpy = true
 			case d == dir && name == pngMetaName:
 				formats = append(formats, "png")
 			case d == dir && m != nil && (m[3] == "parquet" || m[3] == "arrow"):
 				formats = append(formats, m[3])
 			}
+		}
+	}
+	if pendingNpy && !slices.Contains(formats, "npy") {
+		// A set whose publication was cut, which the next run's clean-up
+		// publishes (CleanTemps): npy output already.
+		p, err := findPendingNpySet(dir)
+		if err != nil {
+			return nil, err
+		}
+		if p != nil {
+			formats = append(formats, "npy")
 		}
 	}
 	slices.Sort(formats)

@@ -192,12 +192,20 @@ func (d Done) RepeatDone(id string, n int) bool {
 }
 
 // ReadDone reads what dir holds (Done). Temporary files of a killed run are
-// ignored; a missing dir gives empty sets. Ids are as stored: look up
+// ignored, except those of an npy set whose publication was cut, which the
+// next run's clean-up publishes (CleanTemps): a dry run, which cleans
+// nothing, reads them as the run will. A missing dir gives empty sets. Ids are as stored: look up
 // SanitizeID(id).
 func ReadDone(dir string) (Done, error) {
 	done := Done{Output: map[string]bool{}, Failed: map[string]bool{}, Retryable: map[string]bool{},
 		Rows: map[string]int{}, Duplicates: map[string]int{}, Repeats: map[string]map[int]bool{}, unnumbered: map[string]int{}}
 	if err := readPNGIDs(dir, done.Output); err != nil {
+		return Done{}, fmt.Errorf("resume: %w", err)
+	}
+	// An npy set whose publication was cut: the run's clean-up publishes
+	// it (a dry run reads it as the run will resume from it).
+	npyMeta, err := npyMetadata(dir)
+	if err != nil {
 		return Done{}, fmt.Errorf("resume: %w", err)
 	}
 	for _, d := range []string{dir, filepath.Join(dir, errorsDir)} {
@@ -217,7 +225,7 @@ func ReadDone(dir string) (Done, error) {
 			path := filepath.Join(d, name)
 			m := partRe.FindStringSubmatch(name)
 			switch {
-			case m != nil && m[3] == "parquet", d == dir && name == metadataName:
+			case m != nil && m[3] == "parquet":
 				var classify *Done // an error part's rows
 				if d != dir {
 					classify = &done
@@ -233,6 +241,13 @@ func ReadDone(dir string) (Done, error) {
 				return Done{}, fmt.Errorf("resume: %w", err)
 			}
 		}
+	}
+	if _, err := os.Stat(npyMeta); err == nil {
+		if err := readParquetRows(npyMeta, done.Output, nil); err != nil {
+			return Done{}, fmt.Errorf("resume: %w", err)
+		}
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return Done{}, fmt.Errorf("resume: %w", err)
 	}
 	return done, nil
 }

@@ -139,7 +139,7 @@ func NewReconNpy(dir string, meta ReconMeta) (*ReconNpy, error) {
 		return nil, err
 	}
 	k, v := meta.keyValues()
-	set, err := openNpySet(dir, []string{"pred.npy", "mask.npy", "loss.npy"},
+	set, err := openNpySet(dir, reconNpyNames,
 		[][]int{{meta.Patches, meta.patchDim()}, {meta.Patches}, {}}, k, v)
 	if err != nil {
 		return nil, err
