@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -33,6 +32,7 @@ var (
 type pendingNpySet struct {
 	metadata string // metadata.parquet's finished temporary
 	rows     int64
+	names    []string // the set's .npy files, in publication order
 	// temps are the finished temporaries of the .npy files not yet
 	// renamed, by final name; the others are in place with rows rows.
 	temps map[string]string
@@ -83,7 +83,7 @@ func findPendingNpySet(dir string) (*pendingNpySet, error) {
 		if _, recon := kv["maeembed.mask_ratio"]; recon {
 			names = reconNpyNames
 		}
-		p := &pendingNpySet{metadata: md, rows: rows, temps: map[string]string{}}
+		p := &pendingNpySet{metadata: md, rows: rows, names: names, temps: map[string]string{}}
 		for _, name := range names {
 			if i := slices.IndexFunc(npyTemps[name], func(t string) bool { return npyRows(t) == rows }); i >= 0 {
 				p.temps[name] = npyTemps[name][i]
@@ -193,7 +193,10 @@ func completePendingNpySet(dir string) (bool, error) {
 		}
 	}
 	var renamed []string
-	for _, name := range slices.Sorted(maps.Keys(p.temps)) {
+	for _, name := range p.names {
+		if p.temps[name] == "" {
+			continue // in place already
+		}
 		if err := os.Rename(p.temps[name], filepath.Join(dir, name)); err != nil {
 			return false, fmt.Errorf("complete the npy set in %s: %w", dir, err)
 		}
