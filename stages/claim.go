@@ -29,13 +29,18 @@ const (
 	// rleMaxRows is the most rows a run-length BMP command skips: a delta
 	// escape (4 bytes) moves up to 255 rows down and 255 pixels right.
 	rleMaxRows = 255
+	// jpegMinBlockBits: a sequential (baseline or extended) Huffman JPEG
+	// codes every 8×8 block of a component it scans with a DC code and at
+	// least one AC code (an end of block), each at least one bit.
+	jpegMinBlockBits = 2
 )
 
 // checkClaim refuses a header whose size (cfg's w×h, or a GIF's first
 // frame) is more than a file of len(data) bytes in format can hold, with
-// ErrCorruptHeader. Formats whose data has no such bound (JPEG, WebP,
-// TIFF, the logical screen of a GIF beyond its first frame), and headers
-// it cannot read, pass.
+// ErrCorruptHeader. Formats whose data has no such bound (a progressive
+// JPEG, whose scans may leave whole blocks uncoded; WebP, whose lossless
+// codes may take no bits at all; TIFF; the logical screen of a GIF beyond
+// its first frame), and headers it cannot read, pass.
 func checkClaim(format string, data []byte, w, h int) error {
 	var most func(w, h int64) bool // whether w×h fits
 	what, kind := "header", format
@@ -71,6 +76,15 @@ func checkClaim(format string, data []byte, w, h int) error {
 		default:
 			return nil
 		}
+	case "jpeg":
+		cover, ok := jpegBlockCover(data)
+		if !ok {
+			return nil
+		}
+		// A block covers cover pixels of the image (a subsampled
+		// component's, more); blocks cut by the edge count whole.
+		most = func(w, h int64) bool { return mulSat(w, h) <= mulSat(cover, 8*n/jpegMinBlockBits+1) }
+		kind = "sequential JPEG"
 	case "gif":
 		fw, fh, ok := gifFirstFrame(data)
 		if !ok {
@@ -140,6 +154,41 @@ func bmpLayout(data []byte) (bpp int64, comp uint32, ok bool) {
 		return 0, 0, false
 	}
 	return int64(binary.LittleEndian.Uint16(data[28:])), binary.LittleEndian.Uint32(data[30:]), true
+}
+
+// jpegBlockCover is the most pixels of the image that one 8×8 block of a
+// sequential Huffman JPEG (SOF0, SOF1: what the decoder reads besides
+// progressive ones) covers: 64 times the largest ratio of the largest
+// sampling factors to a component's. ok is false for any other JPEG.
+func jpegBlockCover(data []byte) (cover int64, ok bool) {
+	jpegSegments(data, func(marker byte, seg []byte) bool {
+		switch marker {
+		case 0xC0, 0xC1:
+		case 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF:
+			return false // progressive, lossless, hierarchical or arithmetic
+		default:
+			return true
+		}
+		if len(seg) < 6 || len(seg) < 6+3*int(seg[5]) || seg[5] == 0 {
+			return false
+		}
+		var hmax, vmax int64
+		comps := seg[6 : 6+3*int(seg[5])]
+		for i := 0; i < len(comps); i += 3 {
+			h, v := int64(comps[i+1]>>4), int64(comps[i+1]&15)
+			if h == 0 || v == 0 {
+				return false
+			}
+			hmax, vmax = max(hmax, h), max(vmax, v)
+		}
+		for i := 0; i < len(comps); i += 3 {
+			h, v := int64(comps[i+1]>>4), int64(comps[i+1]&15)
+			cover = max(cover, 64*((hmax+h-1)/h)*((vmax+v-1)/v))
+		}
+		ok = true
+		return false
+	})
+	return cover, ok
 }
 
 // gifFirstFrame reads the size of a GIF's first image descriptor, past the

@@ -12,6 +12,7 @@ import (
 	"image/color"
 	"image/gif"
 	"image/jpeg"
+	"os"
 	"strings"
 	"testing"
 )
@@ -102,7 +103,8 @@ func bmpFile(w, h int, bpp uint16, comp uint32, px []byte) []byte {
 // 60000×60000, over it) is corrupt data: a decode-stage error that says
 // so, naming the claim and the file's size, neither ErrOverBudget nor
 // ErrTooLarge, with no advice to raise --memory-budget, which could never
-// decode it. Uncompressed and run-length BMPs and a GIF's frame alike.
+// decode it. Uncompressed and run-length BMPs, a GIF's frame and a
+// baseline JPEG alike.
 func TestHeaderClaimingMoreThanTheFileHoldsIsCorrupt(t *testing.T) {
 	small := zeroPNG(t, 16, 16, 0, 8, false)
 	small = append(small, make([]byte, 300-len(small))...) // trailing bytes: 300 in all
@@ -130,6 +132,11 @@ func TestHeaderClaimingMoreThanTheFileHoldsIsCorrupt(t *testing.T) {
 		binary.LittleEndian.PutUint16(out[i+7:], uint16(h))
 		return out
 	}
+	var j bytes.Buffer
+	if err := jpeg.Encode(&j, image.NewGray(image.Rect(0, 0, 8, 8)), nil); err != nil {
+		t.Fatal(err)
+	}
+	baseline := j.Bytes()
 	for _, c := range []struct {
 		name string
 		data []byte
@@ -147,6 +154,13 @@ func TestHeaderClaimingMoreThanTheFileHoldsIsCorrupt(t *testing.T) {
 			return b
 		}(), fmt.Sprintf("bmp header claims 1000×1000000, more than a %d-byte run-length BMP can hold", len(rle))},
 		{"gif frame", gifFrame(13000, 13000), fmt.Sprintf("gif first frame claims 13000×13000, more than a %d-byte GIF can hold", g.Len())},
+		{"baseline jpeg", func() []byte {
+			b := bytes.Clone(baseline)
+			sof := bytes.Index(b, []byte{0xff, 0xc0})
+			binary.BigEndian.PutUint16(b[sof+5:], 13000)
+			binary.BigEndian.PutUint16(b[sof+7:], 13000)
+			return b
+		}(), fmt.Sprintf("jpeg header claims 13000×13000, more than a %d-byte sequential JPEG can hold", len(baseline))},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			p := Preprocess{Size: 16, Mode: Squash, Budget: NewBudget(0)}
@@ -172,7 +186,7 @@ func TestHeaderClaimingMoreThanTheFileHoldsIsCorrupt(t *testing.T) {
 // pass the check, though they hold far more pixels than bytes: PNGs of
 // every bit depth, interlaced too, a run-length BMP of delta escapes alone
 // (the densest it has), an uncompressed BMP exactly as large as its rows,
-// and a GIF. Each decodes (the smaller ones whole, the larger ones through
+// a GIF and baseline JPEGs. Each decodes (the smaller ones whole, the larger ones through
 // the header); only a claim larger than the file can hold is refused.
 func TestMostCompressedFilesPassTheClaimCheck(t *testing.T) {
 	loose := Preprocess{MaxPixels: 1 << 40}
@@ -199,6 +213,19 @@ func TestMostCompressedFilesPassTheClaimCheck(t *testing.T) {
 		t.Fatal(err)
 	}
 	files = append(files, file{"gif 4000×4000", g.Bytes(), true})
+	// The densest baseline JPEG there is: one-bit codes for a DC
+	// difference of 0 and for the end of block, 2 bits per 8×8 block.
+	files = append(files, file{"jpeg of one-bit codes 4000×4000", densestJPEG(4000, 4000), true})
+	// Uniform JPEGs at the lowest quality: every block a DC code and an
+	// end of block. Gray (one 8×8 block per 64 pixels) and 4:2:0 color
+	// (a chroma block per 256).
+	for _, m := range []image.Image{image.NewGray(image.Rect(0, 0, 4000, 4000)), image.NewYCbCr(image.Rect(0, 0, 4000, 4000), image.YCbCrSubsampleRatio420)} {
+		var j bytes.Buffer
+		if err := jpeg.Encode(&j, m, &jpeg.Options{Quality: 1}); err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, file{fmt.Sprintf("jpeg %T 4000×4000", m), j.Bytes(), true})
+	}
 	for _, f := range files {
 		t.Run(f.name, func(t *testing.T) {
 			hd, err := loose.header(f.data)
@@ -209,6 +236,15 @@ func TestMostCompressedFilesPassTheClaimCheck(t *testing.T) {
 			if f.decode {
 				if _, w, h, err := hd.decode(); err != nil || w != hd.cfg.Width || h != hd.cfg.Height {
 					t.Fatalf("decode: %dx%d, %v", w, h, err)
+				}
+			}
+			if strings.HasPrefix(f.name, "jpeg of one-bit codes") {
+				// At the bound: twice the rows are more than it holds.
+				more := bytes.Clone(f.data)
+				sof := bytes.Index(more, []byte{0xff, 0xc0})
+				binary.BigEndian.PutUint16(more[sof+5:], uint16(2*hd.cfg.Height))
+				if _, err := loose.header(more); !errors.Is(err, ErrCorruptHeader) {
+					t.Errorf("claiming twice the rows: err = %v, want ErrCorruptHeader", err)
 				}
 			}
 			if !strings.HasPrefix(f.name, "png") {
@@ -229,6 +265,30 @@ func TestMostCompressedFilesPassTheClaimCheck(t *testing.T) {
 	}
 }
 
+// densestJPEG is a baseline gray JPEG of w×h (multiples of 16) whose
+// Huffman tables give the DC difference 0 and the end of block one bit
+// each: every block takes 2 bits, the least a sequential JPEG spends.
+func densestJPEG(w, h int) []byte {
+	var b bytes.Buffer
+	seg := func(marker byte, body ...byte) {
+		b.Write([]byte{0xff, marker, byte((len(body) + 2) >> 8), byte(len(body) + 2)})
+		b.Write(body)
+	}
+	b.Write([]byte{0xff, 0xd8})
+	seg(0xdb, append([]byte{0}, bytes.Repeat([]byte{1}, 64)...)...)
+	seg(0xc0, 8, byte(h>>8), byte(h), byte(w>>8), byte(w), 1, 1, 0x11, 0)
+	oneCode := func(class byte, symbol byte) []byte {
+		t := append([]byte{class, 1}, make([]byte, 15)...)
+		return append(t, symbol)
+	}
+	seg(0xc4, oneCode(0x00, 0)...) // DC: category 0
+	seg(0xc4, oneCode(0x10, 0)...) // AC: end of block
+	seg(0xda, 1, 1, 0x00, 0, 63, 0)
+	b.Write(make([]byte, w*h/64*2/8)) // all blocks: "0" "0"
+	b.Write([]byte{0xff, 0xd9})
+	return b.Bytes()
+}
+
 // zeroPNGWithPalette is zeroPNG for an interlaced 8-bit palette image: a
 // PLTE chunk before the data, as the decoder requires.
 func zeroPNGWithPalette(t testing.TB, w, h int) []byte {
@@ -244,26 +304,31 @@ func zeroPNGWithPalette(t testing.TB, w, h int) []byte {
 	return append(out, data[33:]...)
 }
 
-// Where the format bounds nothing (a progressive or any JPEG, whose
-// entropy-coded data can be as short as a few bits per block, and a GIF's
-// logical screen, which a tiny first frame leaves to be filled), a header
-// larger than the budget is still ErrOverBudget, and the advice to raise
-// the budget says that the header may be corrupt.
+// Where the format bounds nothing (a progressive JPEG, whose scans may
+// leave whole blocks uncoded, and a GIF's logical screen, which a tiny
+// first frame leaves to be filled), a header larger than the budget is
+// still ErrOverBudget, and the advice to raise the budget says that the
+// header may be corrupt.
 func TestOverBudgetAdviceMentionsACorruptHeader(t *testing.T) {
-	var j bytes.Buffer
-	if err := jpeg.Encode(&j, image.NewGray(image.Rect(0, 0, 8, 8)), nil); err != nil {
+	prog, err := os.ReadFile("testdata/odd/progressive.jpg")
+	if err != nil {
 		t.Fatal(err)
 	}
-	data := j.Bytes()
-	sof := bytes.Index(data, []byte{0xff, 0xc0})
-	binary.BigEndian.PutUint16(data[sof+5:], 13000)
-	binary.BigEndian.PutUint16(data[sof+7:], 13000)
-	p := Preprocess{Size: 16, Mode: Squash, Budget: NewBudget(64 << 20)}
-	_, _, err := p.TensorContext(context.Background(), make([]float32, 3*16*16), data)
-	if !errors.Is(err, ErrOverBudget) || !strings.Contains(err.Error(), "raise --memory-budget to decode this image; if it cannot be that large, its header is corrupt") {
-		t.Errorf("err = %v, want ErrOverBudget whose advice mentions a corrupt header", err)
+	sof := bytes.Index(prog, []byte{0xff, 0xc2})
+	binary.BigEndian.PutUint16(prog[sof+5:], 13000)
+	binary.BigEndian.PutUint16(prog[sof+7:], 13000)
+	screen, err := os.ReadFile("testdata/refused/bomb-gif-screen-13000.gif")
+	if err != nil {
+		t.Fatal(err)
 	}
-	if errors.Is(err, ErrCorruptHeader) {
-		t.Errorf("err = %v: a JPEG's size is not bounded by its file", err)
+	for name, data := range map[string][]byte{"progressive jpeg": prog, "gif screen": screen} {
+		p := Preprocess{Size: 16, Mode: Squash, Budget: NewBudget(0)}
+		_, _, err := p.TensorContext(context.Background(), make([]float32, 3*16*16), data)
+		if !errors.Is(err, ErrOverBudget) || !strings.Contains(err.Error(), "raise --memory-budget to decode this image; if it cannot be that large, its header is corrupt") {
+			t.Errorf("%s: err = %v, want ErrOverBudget whose advice mentions a corrupt header", name, err)
+		}
+		if errors.Is(err, ErrCorruptHeader) {
+			t.Errorf("%s: err = %v: its size is not bounded by its file", name, err)
+		}
 	}
 }
