@@ -332,17 +332,22 @@ func (b *Batch) skippedInfo(info RunInfo) RunInfo {
 
 // outcome is the error of a batch run that processed c without an error
 // of its own and was not drained: nil, or why it fails (end); a dry run's
-// too (DryRun), with c its skipped inputs.
+// too (DryRun), with c its skipped inputs. A duplicate id is an error row
+// like any bad input, but not a failure of the run: its id has the output
+// of the first item with it (in another shard's run, or an earlier run
+// into the output), so a run (or its rerun) whose only error rows are
+// duplicate ids ends as a run with some bad inputs does: it fails with
+// FailOnError only.
 func (b *Batch) outcome(c Counts, firstError func() string) error {
 	skippedFailed, errDir := b.Inputs.SkippedFailed(), b.errDir()
 	switch {
-	case c.Written == 0 && c.Failed > 0:
+	case c.Written == 0 && c.Failed > c.Duplicates:
 		// Nothing came out: that is a failed run, not a run with bad inputs.
 		if c.Failed == 1 {
 			return fmt.Errorf("the only input processed failed (errors in %s): %s", errDir, firstError())
 		}
 		return fmt.Errorf("all %d inputs failed (errors in %s); first: %s", c.Failed, errDir, firstError())
-	case c.Written == 0 && c.Failed == 0 && c.Skipped > 0 && skippedFailed == c.Skipped:
+	case c.Written == 0 && c.Failed == 0 && c.Skipped > 0 && skippedFailed == c.Skipped && skippedFailed > b.Inputs.SkippedDuplicates():
 		// A rerun of such a run: every input it skipped is an error row.
 		return b.earlierFailed(true)
 	case c.Written == 0 && c.Failed == 0 && c.Skipped == 0 && b.noImages() != nil:

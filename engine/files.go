@@ -57,16 +57,22 @@ type Inputs struct {
 	// ahead is the item Pending read, which Next returns first.
 	ahead *sources.Item
 	// idColumn and imageColumn are the run's --id-column and
-	// --image-column (sources.Options).
+	// --image-column (sources.Options); idAuto and imageAuto what
+	// automatic choice takes in the inputs (Columns, once autoOnce ran).
 	idColumn, imageColumn string
+	autoOnce              sync.Once
+	idAuto, imageAuto     string
 }
 
 // Columns are the run's --id-column and --image-column as the outputs
 // record them (sinks.Meta.IDColumn, ImageColumn): sinks.AutoColumn when
-// not set, both "" when no input is a Parquet file (they decide nothing).
-func (in *Inputs) Columns() (id, image string) {
+// not set, and beside them what automatic choice takes in these inputs
+// (sinks.Meta.IDColumnAuto, ImageColumnAuto: sources.Reader.AutoColumns,
+// read once); all "" when no input is a Parquet file (they decide
+// nothing).
+func (in *Inputs) Columns() (id, image, idAuto, imageAuto string) {
 	if !in.HasParquet() {
-		return "", ""
+		return "", "", "", ""
 	}
 	auto := func(s string) string {
 		if s == "" {
@@ -74,7 +80,8 @@ func (in *Inputs) Columns() (id, image string) {
 		}
 		return s
 	}
-	return auto(in.idColumn), auto(in.imageColumn)
+	in.autoOnce.Do(func() { in.idAuto, in.imageAuto = in.Reader.AutoColumns() })
+	return auto(in.idColumn), auto(in.imageColumn), in.idAuto, in.imageAuto
 }
 
 // Pending reports whether any input is left to process: it reads on to

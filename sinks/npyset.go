@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/apache/arrow/go/v17/arrow"
@@ -275,6 +276,71 @@ func columnSetting(flag, v string) string {
 	return flag + " " + v
 }
 
+// sameColumn refuses a resume whose Parquet column setting (the flag
+// flag, metadata key k) differs from the output's, unless one side chose
+// automatically and its choice is the column the other side named: the
+// output's automatic choice as recorded (oldAuto; for an output of an
+// older version, which records none, what automatic choice takes in this
+// run's inputs), this run's as runAuto; "" is a choice that differs
+// between the Parquet files.
+func sameColumn(path, flag, k, old, oldAuto, run, runAuto string) error {
+	oldCol, runCol := old, run
+	if old == AutoColumn {
+		oldCol = oldAuto
+		if oldCol == "" {
+			oldCol = runAuto
+		}
+	}
+	if run == AutoColumn {
+		runCol = runAuto
+	}
+	if oldCol != "" && oldCol == runCol {
+		return nil // the same column, once named and once chosen
+	}
+	change := columnChange[k]
+	if old == AutoColumn || run == AutoColumn {
+		named, auto := run, oldCol
+		switch {
+		case run == AutoColumn:
+			named, auto = old, runCol
+			change = fmt.Sprintf("without %s, automatic choice takes %s of these inputs, not %s: %s", flag, autoChoice(auto), columnName(named), change)
+		case oldAuto == "":
+			// An output of an older version (it records that a column
+			// was chosen, not which), or of Parquet files that differ.
+			change = fmt.Sprintf("the output records no column for that run's automatic choice, and in these inputs it takes %s, not %s: %s", autoChoice(auto), columnName(named), change)
+		default:
+			change = fmt.Sprintf("that run's automatic choice took %s, not %s: %s", autoChoice(auto), columnName(named), change)
+		}
+	}
+	return fmt.Errorf("%s was written with %s, this run has %s: %s. Rerun with %s, or give this run another output directory",
+		path, columnSetting(flag, old), columnSetting(flag, run), change, columnSetting(flag, old))
+}
+
+// columnName is how a column (sameColumn) reads in a message: quoted, or
+// "no column" for "-".
+func columnName(c string) string {
+	if c == "-" {
+		return "no column (row numbers)"
+	}
+	return strconv.Quote(c)
+}
+
+// autoChoice is how an automatic choice (sameColumn) reads in a message.
+func autoChoice(c string) string {
+	if c == "" {
+		return "different columns in different Parquet files"
+	}
+	return columnName(c) + " in every Parquet file"
+}
+
+// valueOf is the value of key in keys/vals, "" when absent.
+func valueOf(keys, vals []string, key string) string {
+	if i := slices.Index(keys, key); i >= 0 {
+		return vals[i]
+	}
+	return ""
+}
+
 // compatible refuses to mix outputs of different runs in one directory,
 // and an output of another tool (kv without maeembed.* keys):
 // every maeembed.* key must match, except maeembed.version (a newer build
@@ -285,8 +351,11 @@ func columnSetting(flag, v string) string {
 // column keys (maeembed.id_column, maeembed.image_column) are compared only
 // when both sides record them: an output of an older version, or of inputs
 // without a Parquet file, records none, and a run that reads no Parquet
-// file takes an output that records them; maeembed.inputs likewise is
-// compared only when the output records it (an older version did not).
+// file takes an output that records them; where one side chose
+// automatically, its choice (maeembed.id_column_auto,
+// maeembed.image_column_auto) is what is compared (sameColumn);
+// maeembed.inputs likewise is compared only when the output records it
+// (an older version did not).
 func compatible(path string, kv map[string]string, keys, vals []string) error {
 	if !slices.ContainsFunc(slices.Collect(maps.Keys(kv)), func(k string) bool { return strings.HasPrefix(k, "maeembed.") }) {
 		// Another tool's file of the same name: comparing its (missing)
@@ -312,21 +381,14 @@ func compatible(path string, kv map[string]string, keys, vals []string) error {
 		}
 		if flag, ok := columnFlags[k]; ok {
 			if old, ok := kv[k]; ok && old != vals[i] {
-				change := columnChange[k]
-				if old == AutoColumn || vals[i] == AutoColumn {
-					// The output records that a column was chosen, not
-					// which: the one named may be the one chosen.
-					named := old
-					if named == AutoColumn {
-						named = vals[i]
-					}
-					change = fmt.Sprintf("an automatic choice is recorded as %s, not as the column it chose, so the two cannot be compared; "+
-						"unless every Parquet file's automatic choice is %q, %s", AutoColumn, named, change)
+				if err := sameColumn(path, flag, k, old, kv[k+autoSuffix], vals[i], valueOf(keys, vals, k+autoSuffix)); err != nil {
+					return err
 				}
-				return fmt.Errorf("%s was written with %s, this run has %s: %s. Rerun with %s, or give this run another output directory",
-					path, columnSetting(flag, old), columnSetting(flag, vals[i]), change, columnSetting(flag, old))
 			}
 			continue // an output of an older version (or of inputs without a Parquet file) records none
+		}
+		if strings.HasSuffix(k, autoSuffix) && columnFlags[strings.TrimSuffix(k, autoSuffix)] != "" {
+			continue // compared with its setting, where one side chose automatically
 		}
 		if k == "maeembed.inputs" {
 			if old, ok := kv[k]; ok && old != vals[i] {
@@ -340,8 +402,8 @@ func compatible(path string, kv map[string]string, keys, vals []string) error {
 		}
 	}
 	for k, v := range kv {
-		if _, col := columnFlags[k]; col {
-			continue // this run reads no Parquet file: no column decides anything
+		if _, col := columnFlags[strings.TrimSuffix(k, autoSuffix)]; col {
+			continue // this run reads no Parquet file, or its automatic choice differs between them (sameColumn)
 		}
 		if strings.HasPrefix(k, "maeembed.") && k != "maeembed.kernel" && !slices.Contains(keys, k) {
 			return fmt.Errorf("%s was written with %s=%q, this run has none: use another output directory", path, k, v)

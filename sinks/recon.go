@@ -33,8 +33,10 @@ type ReconMeta struct {
 	// (MaskNoiseFingerprint); empty for masks drawn from Seed. Recorded as
 	// maeembed.mask_noise, so a resume cannot mix the two kinds of masks.
 	MaskNoise string
-	// IDColumn and ImageColumn are the run's Parquet columns, as in Meta.
-	IDColumn, ImageColumn string
+	// IDColumn and ImageColumn are the run's Parquet columns, and
+	// IDColumnAuto and ImageColumnAuto their automatic choice, as in Meta.
+	IDColumn, ImageColumn         string
+	IDColumnAuto, ImageColumnAuto string
 }
 
 // MaskNoiseFingerprint is ReconMeta.MaskNoise of noise rows: the first 16
@@ -79,7 +81,7 @@ func (m ReconMeta) keyValues() ([]string, []string) {
 	}
 	keys, vals = kernelKV(keys, vals, m.Kernel)
 	keys, vals = weightsKV(keys, vals, m.Weights)
-	keys, vals = columnsKV(keys, vals, m.IDColumn, m.ImageColumn)
+	keys, vals = columnsKV(keys, vals, m.IDColumn, m.ImageColumn, m.IDColumnAuto, m.ImageColumnAuto)
 	return inputsKV(keys, vals, m.Inputs)
 }
 

@@ -61,6 +61,15 @@ type Meta struct {
 	// others would embed every row again under new ids, or take rows done
 	// with other images. Empty writes no key (no Parquet input).
 	IDColumn, ImageColumn string
+	// IDColumnAuto and ImageColumnAuto are the columns automatic choice
+	// takes in every Parquet input ("-" for an id: none, the rows are
+	// numbered), whatever the flags say, recorded as
+	// maeembed.id_column_auto and maeembed.image_column_auto beside the
+	// settings; empty (no key) when the inputs would take different ones.
+	// A resume compares them with a setting only where one side chose
+	// automatically: naming the column the automatic choice took is the
+	// same run, and so is choosing automatically the column named.
+	IDColumnAuto, ImageColumnAuto string
 }
 
 // AutoColumn is Meta.IDColumn or ImageColumn of a run that did not set
@@ -69,16 +78,28 @@ type Meta struct {
 const AutoColumn = "(auto)"
 
 // columnsKV appends maeembed.id_column and maeembed.image_column when
-// they are set.
-func columnsKV(keys, vals []string, id, image string) ([]string, []string) {
+// they are set, each followed by its automatic choice
+// (maeembed.id_column_auto, maeembed.image_column_auto) when that is
+// known.
+func columnsKV(keys, vals []string, id, image, idAuto, imageAuto string) ([]string, []string) {
 	if id != "" {
 		keys, vals = append(keys, "maeembed.id_column"), append(vals, id)
+		if idAuto != "" {
+			keys, vals = append(keys, "maeembed.id_column"+autoSuffix), append(vals, idAuto)
+		}
 	}
 	if image != "" {
 		keys, vals = append(keys, "maeembed.image_column"), append(vals, image)
+		if imageAuto != "" {
+			keys, vals = append(keys, "maeembed.image_column"+autoSuffix), append(vals, imageAuto)
+		}
 	}
 	return keys, vals
 }
+
+// autoSuffix turns a column setting's key into the key of its automatic
+// choice.
+const autoSuffix = "_auto"
 
 // InputRoots is how a batch run's inputs are recorded and compared: each
 // absolute with symlinks resolved (as far as it exists: a glob stays a
@@ -176,7 +197,7 @@ func (m Meta) keyValues() ([]string, []string) {
 	}
 	keys, vals = kernelKV(keys, vals, m.Kernel)
 	keys, vals = weightsKV(keys, vals, m.Weights)
-	keys, vals = columnsKV(keys, vals, m.IDColumn, m.ImageColumn)
+	keys, vals = columnsKV(keys, vals, m.IDColumn, m.ImageColumn, m.IDColumnAuto, m.ImageColumnAuto)
 	return inputsKV(keys, vals, m.Inputs)
 }
 

@@ -1075,6 +1075,65 @@ func (r *Reader) CheckColumns() error {
 	return nil
 }
 
+// AutoColumns is what automatic choice (Options.IDColumn and ImageColumn
+// empty) takes in the Parquet inputs, whatever the options say: the id
+// column and the image column that every Parquet input would take, id "-"
+// when none has an id column (row numbers), and "" when the inputs would
+// take different ones or no Parquet input could be read. The outputs
+// record it beside the settings, so that a resume naming the column an
+// automatic choice took (or choosing automatically the column a run named)
+// is not taken for a change. It reads each Parquet input's footer
+// (metadata only); a file that cannot be opened, or that has no image
+// column (a walk skips it; a named one fails whole), takes nothing.
+func (r *Reader) AutoColumns() (id, image string) {
+	ids, images := map[string]bool{}, map[string]bool{}
+	for _, e := range r.entries {
+		if e.kind != kindParquet || e.err != nil {
+			continue
+		}
+		fid, fimg, ok := autoParquetColumns(e.path)
+		if ok {
+			ids[fid], images[fimg] = true, true
+		}
+	}
+	one := func(m map[string]bool) string {
+		if len(m) != 1 {
+			return ""
+		}
+		for k := range m {
+			return k
+		}
+		return ""
+	}
+	return one(ids), one(images)
+}
+
+// autoParquetColumns is what automatic choice takes in the Parquet file
+// p (AutoColumns); ok is false when p cannot be opened or has no image
+// column.
+func autoParquetColumns(p string) (id, image string, ok bool) {
+	var rdr *file.Reader
+	var as *arrow.Schema
+	err := func() (err error) {
+		defer recovered("", &err) // a corrupt footer
+		rdr, as, err = readSchema(p, &allocMeter{})
+		return err
+	}()
+	if rdr != nil {
+		defer rdr.Close()
+	}
+	if err != nil {
+		return "", "", false
+	}
+	if image, err = pickColumn(as, "", ImageColumns, isImageType, "image", "--image-column"); err != nil {
+		return "", "", false
+	}
+	if id, err = pickColumn(as, "", IDColumns, isIDType, "id", "--id-column"); err != nil {
+		id = "-" // row numbers
+	}
+	return id, image, true
+}
+
 // checkParquetColumns is CheckColumns for the file p: nil when p cannot be
 // opened as Parquet (the run reports that).
 func checkParquetColumns(p, img, id string) error {

@@ -164,7 +164,7 @@ func (b *Budget) acquireDecode(ctx context.Context, n int64) (release func(), er
 	// The hints are for every command (pretrain has no --retry-errors; a
 	// batch run's summary says how to retry).
 	if n > b.decCap {
-		return nil, fmt.Errorf("decoding needs about %s, the memory budget allows %s for decoding (%s in all; raise --memory-budget to decode this image): %w",
+		return nil, fmt.Errorf("decoding needs about %s, the memory budget allows %s for decoding (%s in all; raise --memory-budget to decode this image; if it cannot be that large, its header is corrupt): %w",
 			FormatBytes(n), FormatBytes(b.decCap), FormatBytes(b.size), ErrOverBudget)
 	}
 	// An input larger than the input share holds the rest of its size from
@@ -172,10 +172,10 @@ func (b *Budget) acquireDecode(ctx context.Context, n int64) (release func(), er
 	// ones in flight then): what it leaves is all they can have.
 	if x := b.excess.Load(); n > b.decCap-x-b.kept.Load() {
 		if k := b.kept.Load(); k > 0 {
-			return nil, fmt.Errorf("decoding needs about %s; beside the %s of images kept in memory, the memory budget of %s leaves %s for decoding (raise --memory-budget to decode this image): %w",
+			return nil, fmt.Errorf("decoding needs about %s; beside the %s of images kept in memory, the memory budget of %s leaves %s for decoding (raise --memory-budget to decode this image; if it cannot be that large, its header is corrupt): %w",
 				FormatBytes(n), FormatBytes(k), FormatBytes(b.size), FormatBytes(b.decCap-x-k), ErrOverBudget)
 		}
-		return nil, fmt.Errorf("decoding needs about %s; beside its input of more than %s, the memory budget of %s leaves %s for decoding (raise --memory-budget to decode this image): %w",
+		return nil, fmt.Errorf("decoding needs about %s; beside its input of more than %s, the memory budget of %s leaves %s for decoding (raise --memory-budget to decode this image; if it cannot be that large, its header is corrupt): %w",
 			FormatBytes(n), FormatBytes(b.inputCap), FormatBytes(b.size), FormatBytes(b.decCap-x), ErrOverBudget)
 	}
 	if err := b.dec.Acquire(ctx, n); err != nil {

@@ -73,7 +73,9 @@ var ErrTooLarge = errors.New("image too large")
 // alpha 255): EXIF orientation applied (JPEG, PNG, WebP, TIFF: see
 // orientation), alpha composited on white,
 // grayscale/palette/CMYK/16-bit converted. The header is read first and
-// images above MaxPixels are refused before any pixel is decoded. w and h
+// images above MaxPixels are refused before any pixel is decoded (with
+// ErrTooLarge), and so are headers that claim more pixels than the file
+// can hold in its format (ErrCorruptHeader). w and h
 // are the size of the returned image (after EXIF orientation). Decode does
 // not wait for the Budget: TensorContext does.
 func (p Preprocess) Decode(data []byte) (img image.Image, w, h int, err error) {
@@ -120,7 +122,8 @@ type header struct {
 	orient int // EXIF orientation, 0 or 1 when none applies
 }
 
-// header reads and checks the header: size, pixel limit, orientation.
+// header reads and checks the header: size (ErrCorruptHeader when the
+// file cannot hold it: checkClaim), pixel limit, orientation.
 func (p Preprocess) header(data []byte) (_ header, err error) {
 	// The header readers are decoders too (DecodeConfig, bmpFallback, the
 	// TIFF and EXIF parsers).
@@ -152,6 +155,11 @@ func (p Preprocess) header(data []byte) (_ header, err error) {
 	}
 	if cfg.Width <= 0 || cfg.Height <= 0 {
 		return header{}, fmt.Errorf("%s header: invalid size %dx%d", format, cfg.Width, cfg.Height)
+	}
+	// Before the pixel limit: a size the file cannot hold is corrupt
+	// data, whatever the limit.
+	if err := checkClaim(format, data, cfg.Width, cfg.Height); err != nil {
+		return header{}, err
 	}
 	if px := int64(cfg.Width) * int64(cfg.Height); px > p.maxPixels() {
 		return header{}, fmt.Errorf("%s %dx%d = %d pixels > limit %d: %w", format, cfg.Width, cfg.Height, px, p.maxPixels(), ErrTooLarge)

@@ -88,7 +88,7 @@ func TestDecodeOddFiles(t *testing.T) {
 		{file: "truncated.jpg", wantErr: "decode jpeg"},
 		{file: "empty.jpg", wantErr: "empty input"},
 		{file: "not-an-image.jpg", wantErr: "unknown format"},
-		{file: "bomb-100000x100000.png", wantErr: "image too large"},
+		{file: "bomb-100000x100000.png", wantErr: "png header claims 100000×100000, more than a 69-byte PNG can hold"},
 	}
 	var p Preprocess
 	for _, tc := range tests {
@@ -120,14 +120,20 @@ func TestDecodeOddFiles(t *testing.T) {
 	}
 }
 
+// A PNG of 14000×14000 pixels (196 M, above the default limit; 1-bit,
+// 30 KiB) is refused from its header; a 69-byte file whose header claims
+// 100000×100000 is corrupt rather than too large: it cannot hold them.
 func TestDecodeBombIsRefusedBeforeDecoding(t *testing.T) {
+	_, _, _, err := Preprocess{}.Decode(zeroPNG(t, 14000, 14000, 0, 1, false))
+	if !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("err = %v, want ErrTooLarge", err)
+	}
 	data, err := os.ReadFile("testdata/odd/bomb-100000x100000.png")
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, _, _, err = Preprocess{}.Decode(data)
-	if !errors.Is(err, ErrTooLarge) {
-		t.Fatalf("err = %v, want ErrTooLarge", err)
+	if _, _, _, err = (Preprocess{}).Decode(data); !errors.Is(err, ErrCorruptHeader) || errors.Is(err, ErrTooLarge) {
+		t.Fatalf("69 bytes claiming 100000x100000: err = %v, want ErrCorruptHeader", err)
 	}
 	// A caller-set limit applies to ordinary images too.
 	data, _ = os.ReadFile("testdata/odd/quadrants.png")

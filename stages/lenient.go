@@ -175,19 +175,7 @@ func pngTrim(data []byte) ([]byte, error) {
 	if channels == 0 || bits == 0 {
 		return nil, errors.New("png: unknown color type")
 	}
-	size := func(pw, ph int) int {
-		if pw <= 0 || ph <= 0 {
-			return 0
-		}
-		return ph * (1 + (pw*bits+7)/8)
-	}
-	need := size(w, h)
-	if ihdr[12] == 1 { // Adam7: seven passes
-		need = 0
-		for _, p := range [7][4]int{{0, 0, 8, 8}, {4, 0, 8, 8}, {0, 4, 4, 8}, {2, 0, 4, 4}, {0, 2, 2, 4}, {1, 0, 2, 2}, {0, 1, 1, 2}} {
-			need += size((w-p[0]+p[2]-1)/p[2], (h-p[1]+p[3]-1)/p[3])
-		}
-	}
+	need := pngRawBytes(int64(w), int64(h), int64(bits), ihdr[12] == 1)
 	zr, err := zlib.NewReader(bytes.NewReader(idat))
 	if err != nil {
 		return nil, err

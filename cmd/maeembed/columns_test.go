@@ -4,8 +4,16 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/apache/arrow/go/v17/arrow"
+	"github.com/apache/arrow/go/v17/arrow/array"
+	"github.com/apache/arrow/go/v17/parquet"
+	"github.com/apache/arrow/go/v17/parquet/pqarrow"
+
+	"github.com/maeembed/maeembed/sinks"
 )
 
 // The id and image columns of a Parquet input are recorded in the output
@@ -14,7 +22,8 @@ import (
 // another --image-column would take rows done with the other column's
 // images for done ("nothing to do"). Both are refused, naming the
 // setting, the output's value and this run's, by the run, its dry run and
-// reconstruct alike; the same settings resume.
+// reconstruct alike; the same settings resume, and so do the columns the
+// automatic choice took, named.
 func TestResumeWithOtherParquetColumnsIsRefused(t *testing.T) {
 	root := t.TempDir()
 	in := filepath.Join(root, "in")
@@ -39,7 +48,7 @@ func TestResumeWithOtherParquetColumnsIsRefused(t *testing.T) {
 			flags []string
 			want  string
 		}{
-			{[]string{"--id-column", "label"}, "written with no --id-column (each Parquet file's first column of the known names), this run has --id-column label"},
+			{[]string{"--id-column", "label"}, `written with no --id-column (each Parquet file's first column of the known names), this run has --id-column label: that run's automatic choice took "key" in every Parquet file, not "label"`},
 			{[]string{"--image-column", "thumb"}, "written with no --image-column (each Parquet file's first column of the known names), this run has --image-column thumb"},
 		} {
 			for _, dry := range []bool{false, true} {
@@ -59,6 +68,8 @@ func TestResumeWithOtherParquetColumnsIsRefused(t *testing.T) {
 			}
 		}
 		runCounted(t, summary{0, 0, 3}, args()...)
+		// Naming the columns the automatic choice took is the same run.
+		runCounted(t, summary{0, 0, 3}, args("--id-column", "key", "--image-column", "png")...)
 	}
 
 	// Set explicitly, a setting is compared as given.
@@ -110,4 +121,90 @@ func TestMissingParquetColumnIsRefusedBeforeTheRun(t *testing.T) {
 		}
 	}
 	runCounted(t, summary{2, 0, 0}, embedArgs(out, "--image-column", "image", in)...)
+}
+
+// A resume is compared by the columns the rows came from, not by how they
+// were chosen: a run that named the columns automatic choice takes resumes
+// without the flags, an output an older version wrote (recording only
+// "(auto)") resumes with the flags naming what automatic choice takes in
+// the inputs, and other columns stay refused in both directions.
+func TestResumeNamingTheAutomaticColumns(t *testing.T) {
+	root := t.TempDir()
+	in := filepath.Join(root, "in")
+	if err := os.MkdirAll(in, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	img := func(i int) string { return fixturePhotoSQL(t, i) }
+	for i, name := range []string{"a", "b"} {
+		duckQuery(t, "COPY (SELECT "+sqlString(name)+" AS key, 7 AS label, content AS png, content AS thumb FROM read_blob("+img(i)+")) TO "+
+			sqlString(filepath.Join(in, name+".parquet"))+" (FORMAT parquet)")
+	}
+	named := []string{"--id-column", "key", "--image-column", "png"}
+
+	// Named first, then chosen automatically.
+	out := filepath.Join(root, "named")
+	runCounted(t, summary{2, 0, 0}, embedArgs(out, append(named, in)...)...)
+	runCounted(t, summary{0, 0, 2}, embedArgs(out, in)...)
+	code, _, stderr := maeembed(t, embedArgs(out, "--id-column", "label", in)...)
+	if code != 1 || !strings.Contains(stderr, "written with --id-column key, this run has --id-column label") {
+		t.Errorf("--id-column label after key: exit %d\n%s", code, stderr)
+	}
+
+	// An output of an older version records "(auto)" alone.
+	out = filepath.Join(root, "older")
+	runCounted(t, summary{2, 0, 0}, embedArgs(out, in)...)
+	parts, _ := filepath.Glob(filepath.Join(out, "part-*.parquet"))
+	if len(parts) == 0 {
+		t.Fatal("no parts")
+	}
+	for _, p := range parts {
+		dropMetadata(t, p, "maeembed.id_column_auto", "maeembed.image_column_auto")
+	}
+	runCounted(t, summary{0, 0, 2}, embedArgs(out, append(named, in)...)...)
+	runCounted(t, summary{0, 0, 2}, embedArgs(out, in)...)
+	code, _, stderr = maeembed(t, embedArgs(out, "--image-column", "thumb", in)...)
+	if code != 1 || !strings.Contains(stderr, `the output records no column for that run's automatic choice, and in these inputs it takes "png" in every Parquet file, not "thumb"`) {
+		t.Errorf("--image-column thumb after an older automatic choice: exit %d\n%s", code, stderr)
+	}
+	if o := partIDs(t, out, "part-*.parquet"); !reflect.DeepEqual(o, map[string]int{"a": 1, "b": 1}) {
+		t.Errorf("embedded ids %v, want a, b once each", o)
+	}
+}
+
+// dropMetadata rewrites the Parquet file p without the file metadata keys
+// drop, as an older version wrote it.
+func dropMetadata(t *testing.T, p string, drop ...string) {
+	t.Helper()
+	tbl, kv, err := sinks.ReadParquet(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tbl.Release()
+	var keys, vals []string
+	for k, v := range kv {
+		if strings.HasPrefix(k, "maeembed.") && !slices.Contains(drop, k) {
+			keys, vals = append(keys, k), append(vals, v)
+		}
+	}
+	md := arrow.NewMetadata(keys, vals)
+	schema := arrow.NewSchema(tbl.Schema().Fields(), &md)
+	f, err := os.Create(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	w, err := pqarrow.NewFileWriter(schema, f, parquet.NewWriterProperties(), pqarrow.DefaultWriterProps())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := array.NewTableReader(tbl, 1024)
+	defer tr.Release()
+	for tr.Next() {
+		if err := w.WriteBuffered(tr.Record()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
 }

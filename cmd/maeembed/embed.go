@@ -70,7 +70,7 @@ func (e *env) embed(o *Options) error {
 		return err
 	}
 	meta.Inputs = b.Inputs.Roots
-	meta.IDColumn, meta.ImageColumn = b.Inputs.Columns()
+	meta.IDColumn, meta.ImageColumn, meta.IDColumnAuto, meta.ImageColumnAuto = b.Inputs.Columns()
 	errw, err := sinks.NewErrors(o.Output, meta, sinks.ParquetOptions{})
 	if err != nil {
 		return err
@@ -101,7 +101,7 @@ func (e *env) nothingLeftToEmbed(o *Options, pool mae.Pool, b *engine.Batch) (bo
 		return false, err
 	}
 	meta.Inputs = b.Inputs.Roots
-	meta.IDColumn, meta.ImageColumn = b.Inputs.Columns()
+	meta.IDColumn, meta.ImageColumn, meta.IDColumnAuto, meta.ImageColumnAuto = b.Inputs.Columns()
 	return true, e.checkEmbedOutput(o, spec, meta)
 }
 
@@ -117,7 +117,7 @@ func (e *env) dryRunEmbed(o *Options, pool mae.Pool, b *engine.Batch) error {
 	}
 	e.reportPending(spec)
 	meta.Inputs = b.Inputs.Roots
-	meta.IDColumn, meta.ImageColumn = b.Inputs.Columns()
+	meta.IDColumn, meta.ImageColumn, meta.IDColumnAuto, meta.ImageColumnAuto = b.Inputs.Columns()
 	if err := e.checkEmbedOutput(o, spec, meta); err != nil {
 		return err
 	}

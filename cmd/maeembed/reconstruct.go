@@ -104,7 +104,7 @@ func (e *env) reconstruct(o *Options) error {
 	meta := sinks.ReconMeta{Model: o.Model.Name, Preprocess: b.Preprocess.String(), Version: version, MaskRatio: o.MaskRatio,
 		Seed: int64(o.Seed), Patches: l, Patch: c.PatchSize, NormPixLoss: normPix, Precision: m.Precision().String(), Kernel: m.Kernel(), Weights: m.Fingerprint, Inputs: b.Inputs.Roots,
 		MaskNoise: noiseFP}
-	meta.IDColumn, meta.ImageColumn = b.Inputs.Columns()
+	meta.IDColumn, meta.ImageColumn, meta.IDColumnAuto, meta.ImageColumnAuto = b.Inputs.Columns()
 	errw, err := sinks.NewReconErrors(o.Output, meta, sinks.ParquetOptions{})
 	if err != nil {
 		return err
@@ -198,7 +198,7 @@ func checkReconResume(stderr io.Writer, o *Options, spec *mae.Spec, p kernels.Pr
 	meta := sinks.ReconMeta{Model: o.Model.Name, Preprocess: pre.String(), Version: version, MaskRatio: o.MaskRatio,
 		Seed: int64(o.Seed), Patches: c.NumPatches(), Patch: c.PatchSize, NormPixLoss: o.NormPixLoss.Or(c.NormPixLoss),
 		Precision: p.String(), Inputs: b.Inputs.Roots, MaskNoise: noiseFP}
-	meta.IDColumn, meta.ImageColumn = b.Inputs.Columns()
+	meta.IDColumn, meta.ImageColumn, meta.IDColumnAuto, meta.ImageColumnAuto = b.Inputs.Columns()
 	// Without a fingerprint (an empty meta.Weights) everything else is
 	// checked (sinks.CheckReconResume).
 	var err error

@@ -522,6 +522,46 @@ func TestE2EDuplicateRepeatsAcrossShards(t *testing.T) {
 	}
 }
 
+// A run whose only items are duplicate ids (shard 1/2 of a tar that holds
+// one image twice: shard 0/2 reads the first) has not failed: each is an
+// error row, as any repeat is, and the id has the first one's output, so
+// the run and its rerun exit 0 as a run with some bad inputs does, and
+// fail with --fail-on-error only. Duplicates beside a real failure and
+// nothing written still fail (TestE2EDuplicateOfAFailedMember).
+func TestE2EShardOfDuplicatesOnly(t *testing.T) {
+	shard := filepath.Join(t.TempDir(), "dup.tar")
+	writeTar(t, shard, "img_001.png", "img_001.png")
+	for _, order := range [][]string{{"1/2", "0/2"}, {"0/2", "1/2"}} {
+		out := t.TempDir()
+		args := func(s string, more ...string) []string {
+			return append([]string{"embed", "-m", filepath.Join(fixtures, "tiny32", "hf"), "-o", out, "--shard", s, shard}, more...)
+		}
+		want := map[string]summary{"0/2": {1, 0, 0}, "1/2": {0, 1, 0}}
+		for _, s := range order {
+			stderr := runCounted(t, want[s], args(s)...)
+			if s == "1/2" && !strings.Contains(stderr, "1 is a duplicate id") {
+				t.Errorf("shard %s of %v: the summary does not name the duplicate id\n%s", s, order, stderr)
+			}
+		}
+		const id = "dup.tar/img_001.png"
+		if o, e := partIDs(t, out, "part-*.parquet"), partIDs(t, out, "errors/part-*.parquet"); o[id] != 1 || len(o) != 1 || e[id] != 1 || len(e) != 1 {
+			t.Errorf("%v: outputs %v, error rows %v: want %s once in each", order, o, e, id)
+		}
+		stderr := runCounted(t, summary{0, 0, 1}, args("1/2")...)
+		if !strings.Contains(stderr, "nothing to do: every input was already done, 1 of them as errors (1 duplicate id)") {
+			t.Errorf("%v: the rerun of shard 1/2 does not count the duplicate id among the inputs done as errors\n%s", order, stderr)
+		}
+		if code, _, stderr := maeembed(t, args("1/2", "--fail-on-error")...); code != 1 || !strings.Contains(stderr, "1 input failed in an earlier run") {
+			t.Errorf("%v: the rerun of shard 1/2 with --fail-on-error: exit %d, want 1\n%s", order, code, stderr)
+		}
+	}
+	out := t.TempDir()
+	code, _, stderr := maeembed(t, "embed", "-m", filepath.Join(fixtures, "tiny32", "hf"), "-o", out, "--shard", "1/2", "--fail-on-error", shard)
+	if code != 1 || !strings.Contains(stderr, "1 input failed") {
+		t.Errorf("shard 1/2 alone with --fail-on-error: exit %d, want 1\n%s", code, stderr)
+	}
+}
+
 // A tar that holds a bad member twice: the first is a decode error row,
 // the second a duplicate id's, and the id has no output. A rerun counts
 // both among the inputs done as errors, but not as a duplicate id whose
@@ -627,8 +667,9 @@ func TestE2EDuplicateOfARetryableFailure(t *testing.T) {
 // A run cut between publishing the outputs of a tar that holds a member
 // twice and publishing its error part (simulated by moving the error part
 // away) left the second member without its duplicate id's error row: the
-// rerun records it, once (and exits 1, as every input it took failed),
-// and the next rerun has nothing to do. Cut the
+// rerun records it, once (and exits 0, as the first run did: a duplicate
+// id is no failure of the run, its id has the first one's output), and
+// the next rerun has nothing to do. Cut the
 // other way round (the error part published, not the output part), the
 // rerun embeds the first member and keeps the one duplicate row.
 func TestE2EDuplicateRowOfACutRun(t *testing.T) {
@@ -652,11 +693,9 @@ func TestE2EDuplicateRowOfACutRun(t *testing.T) {
 		}
 	}
 	moveParts("errors/part-*.parquet")
-	// The rerun's only input fails (as a duplicate): it fails as any
-	// rerun whose every input taken failed does.
-	if code, _, stderr := maeembed(t, args...); code != 1 || !strings.Contains(stderr, "0 images written, 1 error, 2 skipped") {
-		t.Fatalf("the rerun of the cut run: exit %d, want 1 with the duplicate's error\n%s", code, stderr)
-	}
+	// The rerun's only input is a duplicate id: an error row, but not a
+	// failed run (TestE2EShardOfDuplicatesOnly).
+	runCounted(t, summary{0, 1, 2}, args...)
 	if o, e := partIDs(t, out, "part-*.parquet"), partIDs(t, out, "errors/part-*.parquet"); o[id] != 1 || len(o) != 2 || e[id] != 1 || len(e) != 1 {
 		t.Fatalf("after the rerun of the cut run: outputs %v, error rows %v: want %s once in each", o, e, id)
 	}

@@ -76,7 +76,9 @@ f2 = Image.new("RGB", (W, H), (0, 0, 255))
 f1.save(p("animated.gif"), save_all=True, append_images=[f2], duration=100, loop=0)
 
 
-# A valid PNG header claiming 100000x100000 (decompression bomb), with a tiny IDAT.
+# A valid PNG header claiming 100000x100000 with a tiny IDAT: more pixels than
+# 69 bytes can hold, so a corrupt header (a real bomb holds them: 1-bit,
+# all-zero rows compress about 1000:1).
 def chunk(t, b):
     return struct.pack(">I", len(b)) + t + b + struct.pack(">I", zlib.crc32(t + b) & 0xFFFFFFFF)
 
