@@ -157,20 +157,11 @@ func absMaxAVX2(x *float32, n int) float32
 //go:noescape
 func quantU8AVX2(dst *byte, src *float32, n int, inv float32, off int32)
 
-// quantS8SumAVX2, quantT4AVX2 and absMaxColsAVX2 quantise K and V as
-// int8 weights for attention (see attnI8AVX2 in asmgen.go).
+// quantS8SumAVX2 quantises K as an int8 weight for attention (see
+// attnI8AVX2 in asmgen.go).
 //
 //go:noescape
 func quantS8SumAVX2(dst *byte, src *float32, n int, inv float32) int32
-
-//go:noescape
-func quantT4AVX2(dst *byte, r0, r1, r2, r3 *float32, n int, inv *float32)
-
-//go:noescape
-func absMaxColsAVX2(m, x *float32, n int)
-
-//go:noescape
-func softmaxU8AVX2(x []float32, dst *byte, qmax float32) (m, s float32)
 
 //go:noescape
 func dequantTileAVX2(c *float32, ldc, rows int, rs, cs, bias *float32)
@@ -330,7 +321,7 @@ func registerArch() {
 		}
 		i8AVX2Impl = &im
 		quantAVX2 = &quantHelpers{absMax: absMaxAVX2, quantU8: quantU8AVX2, width: 8,
-			quantS8Sum: quantS8SumAVX2, quantT4: quantT4AVX2, absMaxCols: absMaxColsAVX2, softmaxU8: softmaxU8AVX2}
+			quantS8Sum: quantS8SumAVX2}
 	}
 	// The AVX-512 helpers use VSCALEFPS and VRNDSCALEPS (F) and
 	// VEXTRACTF64X4 (F); OS support for ZMM state is checked by x/sys/cpu.

@@ -1195,37 +1195,6 @@ func helpers256() {
 	p("\tRET")
 	p("")
 
-	// softmaxU8AVX2: int8 attention's softmax (attnJob.itemI8): the max,
-	// then e = exp(x−max) with the sum, written not as floats but as
-	// round(qmax·e) in u8 to dst (e ≤ 1 without the division, so [0, qmax];
-	// the caller scales by 1/(qmax·sum)); 8 bytes per 8 floats, the tail's
-	// padding lanes 0, so dst has room for len(x) rounded up to 8.
-	p("// func softmaxU8AVX2(x []float32, dst *byte, qmax float32) (m, s float32)")
-	p("TEXT ·softmaxU8AVX2(SB), NOSPLIT, $0-48")
-	softmaxMax256("smaxu8", 40)
-	p("\tMOVQ dst+24(FP), SI")
-	p("\tVBROADCASTSS qmax+32(FP), Y2")
-	p("\tVXORPS Y6, Y6, Y6")
-	quant := `	VMULPS Y2, Y8, Y3
-	VCVTPS2DQ Y3, Y3
-	VEXTRACTI128 $1, Y3, X4
-	VPACKSSDW X4, X3, X3
-	VPACKUSWB X3, X3, X3
-	VMOVQ X3, (SI)
-	ADDQ $8, SI
-`
-	loop8m("sexpu8", `	VMOVUPS (DI), Y0
-`+expBody+`	VADDPS Y8, Y6, Y6
-`+quant, `	VMASKMOVPS (DI), Y1, Y0
-`+expBody+`	VANDPS Y1, Y8, Y8
-	VADDPS Y8, Y6, Y6
-`+quant)
-	reduce256("ADD")
-	p("\tMOVSS X6, s+44(FP)")
-	p("\tVZEROUPPER")
-	p("\tRET")
-	p("")
-
 	p("// func sumAVX2(x []float32) float32")
 	p("TEXT ·sumAVX2(SB), NOSPLIT, $0-28")
 	p("\tMOVQ x_base+0(FP), DI")
@@ -1893,15 +1862,10 @@ func geluFastAVX2() {
 	p("")
 }
 
-// attnI8AVX2 emits the AVX2 helpers of int8 attention (attnJob.itemI8),
-// n a multiple of 8:
-//   - quantS8SumAVX2: dst[i] = round(src[i]·inv) as s8 (saturating), and
-//     returns Σ of the rounded values (K rows as a weight; the caller's
-//     inv keeps them in [−63, 63]).
-//   - quantT4AVX2: four rows r0..r3 (tokens) of n floats (channels),
-//     times inv[c] per channel, rounded to s8 and transposed into n words
-//     of four tokens each at dst (V as a weight: one word row of a panel).
-//   - absMaxColsAVX2: m[i] = max(m[i], |x[i]|).
+// attnI8AVX2 emits the AVX2 helper of int8 attention (attnJob.itemI8),
+// n a multiple of 8: quantS8SumAVX2, dst[i] = round(src[i]·inv) as s8
+// (saturating), returning Σ of the rounded values (K rows as a weight;
+// the caller's inv keeps them in [−63, 63]).
 func attnI8AVX2() {
 	p("// func quantS8SumAVX2(dst *byte, src *float32, n int, inv float32) int32")
 	p("TEXT ·quantS8SumAVX2(SB), NOSPLIT, $0-36")
@@ -1933,65 +1897,6 @@ func attnI8AVX2() {
 	p("\tVPADDD X5, X4, X4")
 	p("\tVMOVD X4, AX")
 	p("\tMOVL AX, ret+32(FP)")
-	p("\tVZEROUPPER")
-	p("\tRET")
-	p("")
-	// Byte i of a 16-byte lane after the packs is token i/4, channel i%4;
-	// the shuffle makes byte 4c+t token t of channel c.
-	for l := 0; l < 2; l++ {
-		p("DATA kt4shuf<>+%d(SB)/8, $0x0d0905010c080400", 16*l)
-		p("DATA kt4shuf<>+%d(SB)/8, $0x0f0b07030e0a0602", 16*l+8)
-	}
-	p("GLOBL kt4shuf<>(SB), RODATA|NOPTR, $32")
-	p("")
-	p("// func quantT4AVX2(dst *byte, r0, r1, r2, r3 *float32, n int, inv *float32)")
-	p("TEXT ·quantT4AVX2(SB), NOSPLIT, $0-56")
-	p("\tMOVQ dst+0(FP), DI")
-	p("\tMOVQ r0+8(FP), R8")
-	p("\tMOVQ r1+16(FP), R9")
-	p("\tMOVQ r2+24(FP), R10")
-	p("\tMOVQ r3+32(FP), R11")
-	p("\tMOVQ n+40(FP), CX")
-	p("\tMOVQ inv+48(FP), SI")
-	p("\tVMOVDQU kt4shuf<>(SB), Y7")
-	p("\tXORQ AX, AX")
-	p("\tSHRQ $3, CX")
-	p("\tJZ qt4_done")
-	p("qt4_loop:")
-	p("\tVMOVUPS (SI)(AX*1), Y6")
-	for r, reg := range []string{"R8", "R9", "R10", "R11"} {
-		p("\tVMULPS (%s)(AX*1), Y6, Y%d", reg, r)
-		p("\tVCVTPS2DQ Y%d, Y%d", r, r)
-	}
-	p("\tVPACKSSDW Y1, Y0, Y0")
-	p("\tVPACKSSDW Y3, Y2, Y2")
-	p("\tVPACKSSWB Y2, Y0, Y0")
-	p("\tVPSHUFB Y7, Y0, Y0")
-	p("\tVMOVDQU Y0, (DI)(AX*1)")
-	p("\tADDQ $32, AX")
-	p("\tDECQ CX")
-	p("\tJNZ qt4_loop")
-	p("qt4_done:")
-	p("\tVZEROUPPER")
-	p("\tRET")
-	p("")
-	p("// func absMaxColsAVX2(m, x *float32, n int)")
-	p("TEXT ·absMaxColsAVX2(SB), NOSPLIT, $0-24")
-	p("\tMOVQ m+0(FP), DI")
-	p("\tMOVQ x+8(FP), SI")
-	p("\tMOVQ n+16(FP), CX")
-	p("\tVMOVUPS %s, Y1", k8("absmask"))
-	p("\tSHRQ $3, CX")
-	p("\tJZ amc_done")
-	p("amc_loop:")
-	p("\tVANDPS (SI), Y1, Y0")
-	p("\tVMAXPS (DI), Y0, Y0")
-	p("\tVMOVUPS Y0, (DI)")
-	p("\tADDQ $32, SI")
-	p("\tADDQ $32, DI")
-	p("\tDECQ CX")
-	p("\tJNZ amc_loop")
-	p("amc_done:")
 	p("\tVZEROUPPER")
 	p("\tRET")
 	p("")

@@ -11,10 +11,10 @@ import (
 type attnScratch struct {
 	kp, vp, s []float32
 	g         *scratch
-	// int8 (attnI8): Q and P as u8 words, their row scales, the column
-	// scales and compensation of K and V as weights, and zeros for the
-	// dequantising epilogue's bias.
-	qw, pw, sq, sp, sk, ck, sv, inv, tmp, zero []float32
+	// int8 (attnI8): Q as u8 words, its row scales, the column scales
+	// and compensation of K as a weight, and zeros for the dequantising
+	// epilogue's bias.
+	qw, sq, sk, ck, tmp, zero []float32
 }
 
 func grow(b []float32, n int) []float32 {
@@ -128,32 +128,25 @@ func serialGemm(im *impl, s *scratch, m, n, k int, alpha float32, a []float32, l
 
 var attnPool = sync.Pool{New: func() any { return new(attnJob) }}
 
-// i8Prob is the format of the attention probabilities (attnI8). They are
-// quantised before the softmax's division: e = exp(s − max s) ≤ 1, so
-// round(64·e) is in [0, 64] without a pass for the row's max and no
-// offset is needed (e ≥ 0), one bit more than i8Quad's activations; the
-// row's scale is 1/(64·Σe). V's weights are in [−63, 63], so a
-// VPMADDUBSW pair is at most 2·64·63 = 8064 and four words' pairs add
-// in int16 without saturation, as in i8Quad.
-var i8Prob = i8Format{wMax: 63, aMax: 64, aOff: 0}
-
-// itemI8 is item with int8 products on the AVX2 int8 kernel, in the
-// manner of dynamic quantisation: Q per row (token) and K per row as the
-// weight of S = Q·Kᵀ (i8Quad, the 1/√hd scale folded into Q's), softmax
-// in float32 quantised per row as it is written (i8Prob), V per column
-// (channel) as the weight of O = P·V; int32 sums, dequantised per row and
-// column scale.
+// itemI8 is item with the scores S = Q·Kᵀ in int8 on the AVX2 int8
+// kernel, in the manner of dynamic quantisation: Q per row (token) and K
+// per row as the weight (i8Quad, the 1/√hd scale folded into Q's), int32
+// sums dequantised per row and column scale. The softmax and O = P·V stay
+// float32 (item's): probabilities of 6 bits (round(64·exp(s − max))) lost
+// the tail of a row that puts most of its weight on one token and spreads
+// the rest thinly (an attention sink), which on some photos took the
+// embedding to a cosine of 0.994 with fp32 (a crop of skimage's retina
+// photo; 0.9996 with float32 P·V, which costs about as much as it saves).
 func (j *attnJob) itemI8(s *attnScratch, b, h int) {
 	im, qh := i8AVX2Impl, quantAVX2
+	f := j.im
 	T, hd := j.tokens, j.headDim
 	D := j.heads * hd
 	ld := 3 * D
 	base := b * T * ld
 	q, k, v := j.qkv[base+h*hd:], j.qkv[base+D+h*hd:], j.qkv[base+2*D+h*hd:]
-	// Words along hd (S) and along tokens (O; whole 8-byte groups, as
-	// softmaxU8 writes them).
-	kw, tw := ceilDiv(hd, 4), 2*ceilDiv(T, 8)
-	nT, nH := numPanels(T), numPanels(hd)
+	kw := ceilDiv(hd, 4) // words along hd
+	nT := numPanels(T)
 	s.qw, s.sq = grow(s.qw, T*kw), grow(s.sq, T)
 	qb := wordBytes(s.qw)
 	scale := float32(1 / math.Sqrt(float64(hd)))
@@ -162,33 +155,27 @@ func (j *attnJob) itemI8(s *attnScratch, b, h int) {
 	}
 	s.kp, s.sk, s.ck, s.tmp = grow(s.kp, nT*kw*nr), grow(s.sk, nT*nr), grow(s.ck, nT*nr), grow(s.tmp, kw)
 	quantWeightRows(s.kp, s.sk, s.ck, s.tmp, k, ld, T, hd, i8Quad, qh)
-	if len(s.zero) < max(nT, nH)*nr {
-		s.zero = make([]float32, max(nT, nH)*nr)
+	if len(s.zero) < nT*nr {
+		s.zero = make([]float32, nT*nr)
 	}
 	ldS := nT * nr
-	s.s = grow(s.s, ceilDiv(T, im.mr)*im.mr*ldS)
+	s.s = grow(s.s, ceilDiv(T, max(im.mr, f.mr))*max(im.mr, f.mr)*ldS)
 	serialGemm(im, s.g, T, T, kw, 1, s.qw, kw, s.kp, s.s, ldS, true, s.ck, dequant{rowScale: s.sq, colScale: s.sk, bias: s.zero})
-	s.pw, s.sp = grow(s.pw, T*tw), grow(s.sp, T)
-	pb := wordBytes(s.pw)
 	for r := 0; r < T; r++ {
-		m, sum := qh.softmaxU8(s.s[r*ldS:r*ldS+T], &pb[4*r*tw], float32(i8Prob.aMax))
-		s.sp[r] = 1 / (float32(i8Prob.aMax) * sum)
-		if math.IsInf(float64(m), 0) || m != m || sum != sum {
-			s.sp[r] = float32(math.NaN()) // softmaxWith's NaN row (see there)
-		}
+		softmaxWith(f, s.s[r*ldS:r*ldS+T])
 	}
-	s.vp, s.sv, s.inv = grow(s.vp, nH*tw*nr), grow(s.sv, nH*nr), grow(s.inv, hd)
-	quantWeightCols(s.vp, s.sv, s.inv, s.zero, v, ld, T, tw, hd, i8Prob.wMax, qh)
-	serialGemm(im, s.g, T, hd, tw, 1, s.pw, tw, s.vp, j.out[b*T*D+h*hd:], D, false, nil, dequant{rowScale: s.sp, colScale: s.sv, bias: s.zero})
+	s.vp = grow(s.vp, numPanels(hd)*T*nr)
+	packB(f, s.vp, v, ld, false, T, hd, 0, numPanels(hd)) // op(B) = V (T×hd)
+	serialGemm(f, s.g, T, hd, T, 1, s.s, ldS, s.vp, j.out[b*T*D+h*hd:], D, false, nil, dequant{})
 }
 
 // attnI8 tells whether AttentionIn runs precision prec with int8
-// products: for Int8 where the path's int8 kernel is the AVX2 one (the
+// scores: for Int8 where the path's int8 kernel is the AVX2 one (the
 // VNNI path keeps float32 attention), with a head dimension of whole
 // vectors and at least 64. Below that the int8 tiles of S = Q·Kᵀ are too
 // short in K for the kernel's fixed cost per tile: at head dim 32 (the
 // ViT-B decoder) int8 measured 8% slower than float32, at 64 ~25–30%
-// faster (Zen 4, forced AVX2, one core).
+// faster (Zen 4, forced AVX2, one core; both with P·V in int8 too).
 func attnI8(prec Precision, headDim int) bool {
 	if prec != Int8 || i8AVX2Impl == nil || headDim%8 != 0 || headDim < 64 {
 		return false
@@ -208,8 +195,8 @@ func Attention(out, qkv []float32, batch, tokens, heads, headDim int) {
 }
 
 // AttentionIn is Attention in the precision of the model's Linear layers:
-// float32 but for Int8 on the AVX2 int8 kernel, where Q·Kᵀ and P·V run in
-// int8 too (Q, K per token, P per row, V per channel; softmax float32).
+// float32 but for Int8 on the AVX2 int8 kernel, where the scores Q·Kᵀ run
+// in int8 too (Q, K per token; softmax and P·V float32, see itemI8).
 func AttentionIn(prec Precision, out, qkv []float32, batch, tokens, heads, headDim int) {
 	All.AttentionIn(prec, out, qkv, batch, tokens, heads, headDim)
 }

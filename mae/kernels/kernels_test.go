@@ -534,7 +534,7 @@ func TestPaths(t *testing.T) {
 		i8 = "int8 VPDPBUSD on avx512"
 	}
 	if i8AVX2Impl != nil {
-		i8 += ", VPMADDUBSW (quad format) and int8 attention on avx2"
+		i8 += ", VPMADDUBSW (quad format) and int8 attention scores on avx2"
 	}
 	t.Logf("paths: %v (default %s); %s; %s", Paths(), saved, bf16, i8)
 	for _, p := range Paths() {

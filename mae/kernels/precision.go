@@ -243,17 +243,10 @@ type quantHelpers struct {
 	absMax  func(x *float32, n int) float32
 	quantU8 func(dst *byte, src *float32, n int, inv float32, off int32)
 	width   int
-	// The helpers of int8 attention (nil where it does not run), n a
+	// The helper of int8 attention's K (nil where it does not run), n a
 	// multiple of 8: quantS8Sum writes round(src·inv) as s8 and returns
-	// their sum; quantT4 writes rows r0..r3 times inv[c], rounded,
-	// transposed into n words of four s8 (one per row); absMaxCols does
-	// m[i] = max(m[i], |x[i]|); softmaxU8 is softmax without the
-	// division, written as round(qmax·exp(x−max)) in u8 to dst (rounded up
-	// to 8 bytes), returning the max and the sum of the exps.
+	// their sum.
 	quantS8Sum func(dst *byte, src *float32, n int, inv float32) int32
-	quantT4    func(dst *byte, r0, r1, r2, r3 *float32, n int, inv *float32)
-	absMaxCols func(m, x *float32, n int)
-	softmaxU8  func(x []float32, dst *byte, qmax float32) (m, s float32)
 }
 
 // i8Format is how an Int8 weight and the activations multiplied with it
@@ -560,44 +553,3 @@ func quantWeightRows(dst, scale, comp, tmp, src []float32, ld, n, k int, f i8For
 		comp[j] = math.Float32frombits(uint32(f.aOff * sum))
 	}
 }
-
-// quantWeightCols quantises the transpose of src (n rows of k values, k a
-// multiple of 8, row stride ld) as an Int8 weight of k output columns
-// over nw words (4·nw ≥ n; zero past n), symmetric per column in
-// [−wMax, wMax], into dst (numPanels(k) panels of nw words × nr), with
-// scale per column (zero past k); inv holds k floats and zero k zeros. No
-// compensation: it multiplies activations without offset (i8Prob). qh
-// must have the attention helpers.
-func quantWeightCols(dst, scale, inv, zero, src []float32, ld, n, nw, k int, wMax int32, qh *quantHelpers) {
-	clear(inv[:k])
-	for i := 0; i < n; i++ {
-		qh.absMaxCols(&inv[0], &src[i*ld], k)
-	}
-	clear(scale)
-	for c := 0; c < k; c++ {
-		if m := inv[c]; m > 0 {
-			scale[c], inv[c] = m/float32(wMax), float32(wMax)/m
-		}
-	}
-	if k%nr != 0 {
-		clear(dst) // the last panel's columns past k
-	}
-	b := wordBytes(dst)
-	row := func(i int) *float32 {
-		if i < n {
-			return &src[i*ld]
-		}
-		return &zero[0] // tokens past n: zero weights
-	}
-	for pn := 0; pn*nr < k; pn++ {
-		c0, kc := pn*nr, min(nr, k-pn*nr)
-		for i := 0; i < nw; i++ {
-			r0, r1, r2, r3 := row(4*i), row(4*i+1), row(4*i+2), row(4*i+3)
-			off := uintptr(4 * c0)
-			qh.quantT4(&b[4*(pn*nw*nr+i*nr)], add(r0, off), add(r1, off), add(r2, off), add(r3, off), kc, &inv[c0])
-		}
-	}
-}
-
-// add is p advanced by off bytes.
-func add(p *float32, off uintptr) *float32 { return (*float32)(unsafe.Add(unsafe.Pointer(p), off)) }
