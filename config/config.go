@@ -168,8 +168,13 @@ func decode(f reflect.Value, pathList bool, v *yaml.Node) error {
 		return nil
 	case v.Kind == yaml.ScalarNode && f.Kind() >= reflect.Int && f.Kind() <= reflect.Float64 && f.Kind() != reflect.Uintptr:
 		// Quoted or not ("4" is 4, as "false" is false for a boolean),
-		// and refused in words rather than in Go's types.
-		return decodeNumber(f, v.Value)
+		// and refused in words rather than in Go's types. A plain number
+		// YAML took as one may group its digits (1_000), as yaml.v3 reads it.
+		s := v.Value
+		if v.Tag == "!!int" || v.Tag == "!!float" {
+			s = strings.ReplaceAll(s, "_", "")
+		}
+		return decodeNumber(f, s)
 	}
 	err := v.Decode(f.Addr().Interface())
 	var te *yaml.TypeError

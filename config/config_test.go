@@ -306,8 +306,8 @@ func TestLoadNumbersAndSingleValues(t *testing.T) {
 		o.Rows != 4 || o.Seed != 9 || o.Rate != 1e-3 || o.Every != 10*time.Second || o.Budget != 1024 || o.Name != "12" {
 		t.Errorf("quoted numbers: %v, %+v", err, o)
 	}
-	if _, err := Load(write(t, "rows: 0x10\nrate: 2\n"), &o); err != nil || o.Rows != 16 || o.Rate != 2 {
-		t.Errorf("rows: 0x10, rate: 2: %v, %+v", err, o)
+	if _, err := Load(write(t, "rows: 0x10\nrate: 2\nseed: 1_000\n"), &o); err != nil || o.Rows != 16 || o.Rate != 2 || o.Seed != 1000 {
+		t.Errorf("rows: 0x10, rate: 2, seed: 1_000: %v, %+v", err, o)
 	}
 	for y, want := range map[string]string{
 		"rows: '1.5'\n":  "want a whole number, got 1.5",
