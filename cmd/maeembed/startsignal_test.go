@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -108,6 +109,9 @@ func TestE2EStreamSignalWhileStarting(t *testing.T) {
 // process), then lets it go on (SIGCONT), so that most of the read is
 // still ahead when the signal is handled.
 func TestE2EPretrainSIGTERMWhileStarting(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("reads the process's file offsets from /proc")
+	}
 	in := filepath.Join(t.TempDir(), "in")
 	writePNGs(t, in, 8)
 	// A checkpoint of another, wider architecture than --model: about
