@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"reflect"
 	"regexp"
@@ -45,12 +46,16 @@ func FindFile(args []string) string {
 
 // Load decodes the YAML file at path (if any) into the struct dst points
 // to, key by key, and returns its top-level keys, sorted. Errors name the
-// key and the file, not Go types: a key dst has no field for is "unknown
-// key", a fractional number for an integer option is refused (YAML would
-// truncate it), a boolean is true or false, quoted or not (fileBool), and
-// a list option also takes the flags' comma form ("extensions: jpg,png";
-// one path for the keys in pathLists). The file holds one YAML document:
-// a second one (after ---) is refused, not ignored.
+// key, its line and the file, not Go types: a key dst has no field for is
+// "unknown key"; an empty value (key:, key: ~, key: null) is refused for
+// every option rather than left at its default; a number may be quoted
+// ("4"), and a fractional one for an integer option is refused (YAML
+// would truncate it); a boolean is true or false, quoted or not
+// (fileBool); a list option also takes one value in the flags' comma form
+// ("extensions: jpg,png"; one path for the keys in pathLists), and a list
+// with no value or an empty item is refused, as its flag refuses ""; a
+// list or a mapping for a single-value option is refused. The file holds
+// one YAML document: a second one (after ---) is refused, not ignored.
 func Load(path string, dst any, pathLists ...string) ([]string, error) {
 	if path == "" {
 		return nil, nil
@@ -124,50 +129,52 @@ func CheckKeys(fs *pflag.FlagSet, keys, extra []string, path, name string) error
 
 // decode decodes the value v into the field f.
 func decode(f reflect.Value, pathList bool, v *yaml.Node) error {
+	isBool := f.Kind() == reflect.Bool || f.Type() == reflect.TypeOf(AutoBool{})
+	unmarshaler := f.Addr().Type().Implements(reflect.TypeFor[yaml.Unmarshaler]())
+	isList := f.Type() == reflect.TypeOf([]string(nil))
 	switch {
-	case v.Kind == yaml.ScalarNode && (v.Tag == "!!float" || v.Tag == "!!int") && f.Type() == reflect.TypeOf(time.Duration(0)):
-		// A number without a unit: 0 is 0 (as the flag takes it, e.g.
-		// flush_interval: 0 = only when full), anything else is ambiguous.
-		d, err := time.ParseDuration(v.Value)
-		if err != nil {
-			return fmt.Errorf("want a duration such as 50ms or 10s, got %s", v.Value)
-		}
-		f.SetInt(int64(d))
-		return nil
-	case v.Kind == yaml.ScalarNode && v.Tag == "!!float" && f.Kind() >= reflect.Int && f.Kind() <= reflect.Uint64 &&
-		!f.Addr().Type().Implements(reflect.TypeFor[yaml.Unmarshaler]()):
-		// (A Size reads 1.5 itself, and says what its flag says.)
-		if !strings.ContainsAny(v.Value, ".eE") {
-			// YAML reads an integer too large for int64 as a float.
-			return fmt.Errorf("%s is out of range", v.Value)
-		}
-		return fmt.Errorf("want a whole number, got %s", v.Value)
 	case f.Kind() == reflect.Bool && v.Kind != yaml.ScalarNode:
 		return errors.New("want true or false")
-	case v.Tag == "!!null" && (f.Kind() == reflect.Bool || f.Type() == reflect.TypeOf(AutoBool{})):
+	case v.Tag == "!!null" && isBool:
 		// An empty value (resume:, resume: ~) would keep the default
 		// without a word, whichever way the file meant it.
 		return fmt.Errorf("want true or false, got an empty value (%s)", cmp.Or(v.Value, "nothing"))
-	case f.Kind() == reflect.Bool && v.Tag != "!!null":
+	case f.Kind() == reflect.Bool:
 		b, err := fileBool(v.Value)
 		if err != nil {
 			return err
 		}
 		f.SetBool(b)
 		return nil
-	case v.Kind == yaml.ScalarNode && f.Type() == reflect.TypeOf([]string(nil)):
-		// A list option takes "a,b" like its flag (one path for path lists).
-		seq := &yaml.Node{Kind: yaml.SequenceNode, Tag: "!!seq", Line: v.Line}
-		vals := []string{v.Value}
-		if !pathList {
-			vals = strings.Split(v.Value, ",")
+	case v.Kind == yaml.ScalarNode && v.Tag == "!!null":
+		// Of any option, as of the booleans: yaml.v3 would leave the
+		// default without a word (workers: ~), or read a list's ~ as the
+		// value "~" (extensions: ~).
+		return fmt.Errorf("%s, got an empty value (%s): leave the key out for its default", wanted(f.Type(), pathList), cmp.Or(v.Value, "nothing"))
+	case isList:
+		return decodeList(f, pathList, v)
+	case unmarshaler || isBool:
+	case v.Kind == yaml.SequenceNode || v.Kind == yaml.MappingNode:
+		// "cannot unmarshal !!seq into string" said it in Go's words.
+		return fmt.Errorf("%s, got a %s", wanted(f.Type(), pathList), map[yaml.Kind]string{yaml.SequenceNode: "list", yaml.MappingNode: "mapping"}[v.Kind])
+	case f.Type() == reflect.TypeOf(time.Duration(0)) && v.Kind == yaml.ScalarNode:
+		// A number without a unit: 0 is 0 (as the flag takes it, e.g.
+		// flush_interval: 0 = only when full), anything else is ambiguous.
+		d, err := time.ParseDuration(strings.TrimSpace(v.Value))
+		if err != nil {
+			return fmt.Errorf("%s, got %s", wanted(f.Type(), pathList), v.Value)
 		}
-		for _, s := range vals {
-			if s = strings.TrimSpace(s); s != "" {
-				seq.Content = append(seq.Content, &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: s})
-			}
+		f.SetInt(int64(d))
+		return nil
+	case v.Kind == yaml.ScalarNode && f.Kind() >= reflect.Int && f.Kind() <= reflect.Float64 && f.Kind() != reflect.Uintptr:
+		// Quoted or not ("4" is 4, as "false" is false for a boolean),
+		// and refused in words rather than in Go's types. A plain number
+		// YAML took as one may group its digits (1_000), as yaml.v3 reads it.
+		s := v.Value
+		if v.Tag == "!!int" || v.Tag == "!!float" {
+			s = strings.ReplaceAll(s, "_", "")
 		}
-		v = seq
+		return decodeNumber(f, s)
 	}
 	err := v.Decode(f.Addr().Interface())
 	var te *yaml.TypeError
@@ -180,6 +187,105 @@ func decode(f reflect.Value, pathList bool, v *yaml.Node) error {
 		return errors.New(strings.Join(msgs, "; "))
 	}
 	return err
+}
+
+// decodeList decodes a list option: a YAML list of values, or one value
+// that, like the flag, may list several separated by commas ("jpg,png";
+// one path for path lists). As the flag refuses "" and ",", a list with
+// no value (exts: [], exts: "") is refused, and so is an item that is
+// empty (exts: [jpg, ~]) or itself a list or mapping.
+func decodeList(f reflect.Value, pathList bool, v *yaml.Node) error {
+	want := wanted(f.Type(), pathList)
+	var vals []string
+	switch v.Kind {
+	case yaml.ScalarNode:
+		vals = []string{v.Value}
+		if !pathList {
+			vals = strings.Split(v.Value, ",")
+		}
+	case yaml.SequenceNode:
+		for i, it := range v.Content {
+			switch {
+			case it.Kind != yaml.ScalarNode:
+				return fmt.Errorf("%s: item %d is a %s", want, i+1, map[yaml.Kind]string{yaml.SequenceNode: "list", yaml.MappingNode: "mapping", yaml.AliasNode: "alias"}[it.Kind])
+			case it.Tag == "!!null" || strings.TrimSpace(it.Value) == "":
+				return fmt.Errorf("%s: item %d is empty (%s)", want, i+1, cmp.Or(it.Value, `""`))
+			}
+			vals = append(vals, it.Value)
+		}
+	default:
+		return fmt.Errorf("%s, got a mapping", want)
+	}
+	var list []string
+	for _, s := range vals {
+		if s = strings.TrimSpace(s); s != "" {
+			list = append(list, s)
+		}
+	}
+	if len(list) == 0 {
+		return fmt.Errorf("%s, got none (%s): leave the key out for its default", want, cmp.Or(v.Value, "[]"))
+	}
+	f.Set(reflect.ValueOf(list))
+	return nil
+}
+
+// decodeNumber sets the integer or float field f to s, a number in
+// decimal (an integer also in 0x, 0o or 0b form), quoted or not.
+func decodeNumber(f reflect.Value, s string) error {
+	t := strings.TrimSpace(s)
+	bits := f.Type().Bits()
+	fail := func(err error) error {
+		if errors.Is(err, strconv.ErrRange) {
+			return fmt.Errorf("%s is out of range", s)
+		}
+		return fmt.Errorf("%s, got %s", wanted(f.Type(), false), cmp.Or(s, `""`))
+	}
+	base := 10
+	if len(t) > 2 && t[0] == '0' && strings.ContainsRune("xXoObB", rune(t[1])) {
+		base = 0
+	}
+	switch k := f.Kind(); {
+	case k >= reflect.Int && k <= reflect.Int64:
+		n, err := strconv.ParseInt(t, base, bits)
+		if err != nil {
+			return fail(err)
+		}
+		f.SetInt(n)
+	case k >= reflect.Uint && k <= reflect.Uint64:
+		n, err := strconv.ParseUint(t, base, bits)
+		if err != nil {
+			return fail(err)
+		}
+		f.SetUint(n)
+	default:
+		x, err := strconv.ParseFloat(t, bits)
+		if err != nil || math.IsInf(x, 0) || math.IsNaN(x) {
+			return fail(err)
+		}
+		f.SetFloat(x)
+	}
+	return nil
+}
+
+// wanted says what a key of type t takes, to begin its errors.
+func wanted(t reflect.Type, pathList bool) string {
+	switch {
+	case t == reflect.TypeOf(time.Duration(0)):
+		return "want a duration such as 50ms or 10s"
+	case t == reflect.TypeOf(Size(0)):
+		return "want a size such as 16MiB or 16777216"
+	case t == reflect.TypeOf([]string(nil)) && pathList:
+		return "want one or more paths (a list, or one path)"
+	case t == reflect.TypeOf([]string(nil)):
+		return "want one or more values (a list, or comma-separated)"
+	case t.Kind() >= reflect.Int && t.Kind() <= reflect.Int64:
+		return "want a whole number"
+	case t.Kind() >= reflect.Uint && t.Kind() <= reflect.Uint64:
+		return "want a whole number, 0 or more"
+	case t.Kind() == reflect.Float32 || t.Kind() == reflect.Float64:
+		return "want a number"
+	}
+	return "want a single value"
 }
 
 var lineRe = regexp.MustCompile(`^line \d+: `)

@@ -24,6 +24,9 @@ type opts struct {
 	Paths    []string      `yaml:"paths"`
 	Norm     AutoBool      `yaml:"norm"`
 	Resume   bool          `yaml:"resume"`
+	Rate     float64       `yaml:"rate"`
+	Seed     uint64        `yaml:"seed"`
+	Budget   Size          `yaml:"budget"`
 	internal int
 }
 
@@ -84,7 +87,7 @@ func TestLoadErrors(t *testing.T) {
 		"resume:\n":                    "key resume (line 1): want true or false, got an empty value (nothing)",
 		"rows: 1\nresume: ~\n":         "key resume (line 2): want true or false, got an empty value (~)",
 		"norm: null\n":                 "key norm (line 1): want true or false, got an empty value (null)",
-		"rows: x\n":                    "key rows (line 1): cannot unmarshal",
+		"rows: x\n":                    "key rows (line 1): want a whole number, got x",
 		"every: 1.5\n":                 "want a duration",
 		"every: 10\n":                  "key every (line 1): want a duration such as 50ms or 10s, got 10",
 		"name: a\nname: b\n":           "key name given twice (line 2)",
@@ -224,6 +227,107 @@ func TestFindFile(t *testing.T) {
 	} {
 		if got := FindFile(c.args); got != c.want {
 			t.Errorf("%v: %q, want %q", c.args, got, c.want)
+		}
+	}
+}
+
+// An empty value (key:, key: ~, key: null) is refused for every option,
+// as for the booleans, naming the key, the line and the file and saying
+// what the key takes: yaml.v3 left a number, string or duration at its
+// default without a word, and read a list's ~ as the one value "~".
+func TestLoadEmptyValues(t *testing.T) {
+	for key, want := range map[string]string{
+		"exts":   "want one or more values (a list, or comma-separated), got an empty value",
+		"paths":  "want one or more paths (a list, or one path), got an empty value",
+		"name":   "want a single value, got an empty value",
+		"rows":   "want a whole number, got an empty value",
+		"seed":   "want a whole number, 0 or more, got an empty value",
+		"rate":   "want a number, got an empty value",
+		"every":  "want a duration such as 50ms or 10s, got an empty value",
+		"budget": "want a size such as 16MiB or 16777216, got an empty value",
+	} {
+		for _, v := range []string{"", " ~", " null", " Null"} {
+			y := "resume: true\n" + key + ":" + v + "\n"
+			path := write(t, y)
+			o := opts{Exts: []string{"png"}, Name: "n", Part: Part{Rows: 7}}
+			_, err := Load(path, &o, "paths")
+			if err == nil || !errors.Is(err, ErrUsage) || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), "key "+key+" (line 2): "+want) ||
+				!strings.Contains(err.Error(), "leave the key out for its default") {
+				t.Errorf("%q: %v, want a usage error naming the file, key %s (line 2) and %q", y, err, key, want)
+			}
+		}
+	}
+}
+
+// A list option takes a YAML list or, as its flag does, one value with
+// commas (a plain scalar: exts: jpg is [jpg]); a list with no value, an
+// empty item, or an item that is a list or a mapping is refused, as the
+// flag refuses "" and ",".
+func TestLoadLists(t *testing.T) {
+	for y, want := range map[string][]string{
+		"exts: jpg\n":               {"jpg"},
+		"exts: 'jpg, png'\n":        {"jpg", "png"},
+		"exts: [jpg, png]\n":        {"jpg", "png"},
+		"exts:\n  - jpg\n  - png\n": {"jpg", "png"},
+		"exts: 5\n":                 {"5"},
+		"paths: a,b.png\n":          {"a,b.png"},
+		"paths: [a, 'b c']\n":       {"a", "b c"},
+	} {
+		o := opts{}
+		if _, err := Load(write(t, y), &o, "paths"); err != nil || !slices.Equal(append(o.Paths, o.Exts...), want) {
+			t.Errorf("%q: %v, exts %q, paths %q, want %q", y, err, o.Exts, o.Paths, want)
+		}
+	}
+	for y, want := range map[string]string{
+		"exts: []\n":         "got none ([])",
+		"exts: ''\n":         "got none ([])",
+		"exts: ','\n":        "got none (,)",
+		"exts: [jpg, ~]\n":   "item 2 is empty (~)",
+		"exts: [jpg, '']\n":  `item 2 is empty ("")`,
+		"exts: [jpg, [a]]\n": "item 2 is a list",
+		"exts: {jpg: 1}\n":   "got a mapping",
+		"paths: [a, null]\n": "item 2 is empty (null)",
+		"paths: ''\n":        "want one or more paths (a list, or one path), got none",
+	} {
+		path := write(t, y)
+		_, err := Load(path, &opts{}, "paths")
+		if err == nil || !errors.Is(err, ErrUsage) || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), "(line 1): want one or more") || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: %v, want a usage error naming the file and the line, with %q", y, err, want)
+		}
+	}
+}
+
+// A number may be quoted ("4" is 4, as "false" is false for a switch);
+// anything else for a number, and a list or a mapping for any single
+// value, is refused in words, not in Go's types.
+func TestLoadNumbersAndSingleValues(t *testing.T) {
+	o := opts{}
+	if _, err := Load(write(t, "rows: '4'\nseed: \"9\"\nrate: '1e-3'\nevery: '10s'\nbudget: '1KiB'\nname: 12\n"), &o); err != nil ||
+		o.Rows != 4 || o.Seed != 9 || o.Rate != 1e-3 || o.Every != 10*time.Second || o.Budget != 1024 || o.Name != "12" {
+		t.Errorf("quoted numbers: %v, %+v", err, o)
+	}
+	if _, err := Load(write(t, "rows: 0x10\nrate: 2\nseed: 1_000\n"), &o); err != nil || o.Rows != 16 || o.Rate != 2 || o.Seed != 1000 {
+		t.Errorf("rows: 0x10, rate: 2, seed: 1_000: %v, %+v", err, o)
+	}
+	for y, want := range map[string]string{
+		"rows: '1.5'\n":  "want a whole number, got 1.5",
+		"rows: true\n":   "want a whole number, got true",
+		"rows: ''\n":     `want a whole number, got ""`,
+		"seed: -1\n":     "want a whole number, 0 or more, got -1",
+		"rate: abc\n":    "want a number, got abc",
+		"rate: .inf\n":   "want a number, got .inf",
+		"rate: 'NaN'\n":  "want a number, got NaN",
+		"every: '10'\n":  "want a duration such as 50ms or 10s, got 10",
+		"rows: [1, 2]\n": "want a whole number, got a list",
+		"name: [a, b]\n": "want a single value, got a list",
+		"name: {a: b}\n": "want a single value, got a mapping",
+		"every: [1s]\n":  "want a duration such as 50ms or 10s, got a list",
+		"budget: [1]\n":  "want a size",
+	} {
+		path := write(t, y)
+		_, err := Load(path, &opts{})
+		if err == nil || !errors.Is(err, ErrUsage) || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), "(line 1): "+want) {
+			t.Errorf("%q: %v, want a usage error naming the file and the line, with %q", y, err, want)
 		}
 	}
 }

@@ -29,6 +29,9 @@ type Stop struct {
 
 	drained func() bool
 	stop    func()
+	// startup, for a Stop of Startup.OnSignals, owns the signals until
+	// Own hands them over; nil: the Stop owns them from the start.
+	startup *Startup
 }
 
 // Drained reports whether a drain was asked for (the command then exits
@@ -55,12 +58,13 @@ func OnSignals(parent context.Context, timeout time.Duration, sigs ...os.Signal)
 	if len(sigs) > 0 {
 		signal.Notify(ch, sigs...)
 	}
-	return onSignals(parent, timeout, repeatWindow, ch, func() { signal.Stop(ch) })
+	return onSignals(parent, timeout, repeatWindow, ch, nil, func() { signal.Stop(ch) })
 }
 
 // onSignals is OnSignals on the signals ch receives, with the first
-// signal repeated within window taken as one; unnotify stops them.
-func onSignals(parent context.Context, timeout, window time.Duration, ch <-chan os.Signal, unnotify func()) *Stop {
+// signal repeated within window taken as one; unnotify stops them. With
+// gate, the Stop reads ch (and parent) only once gate is closed.
+func onSignals(parent context.Context, timeout, window time.Duration, ch <-chan os.Signal, gate <-chan struct{}, unnotify func()) *Stop {
 	drain, drainCancel := context.WithCancel(context.Background())
 	abort, abortCancel := context.WithCancelCause(context.Background())
 	quit := make(chan struct{})
@@ -69,6 +73,13 @@ func onSignals(parent context.Context, timeout, window time.Duration, ch <-chan 
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
+		if gate != nil {
+			select {
+			case <-gate:
+			case <-quit:
+				return
+			}
+		}
 		var deadline <-chan time.Time
 		first := func(why string) {
 			if drain.Err() != nil {

@@ -76,7 +76,7 @@ func TestOnSignalsRepeatAtOnceIsOneSignal(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			ch := make(chan os.Signal, 2)
-			s := onSignals(context.Background(), 0, c.window, ch, func() {})
+			s := onSignals(context.Background(), 0, c.window, ch, nil, func() {})
 			defer s.Release()
 			ch <- syscall.SIGTERM
 			waitDone(t, "drain", s.Drain)

@@ -50,7 +50,7 @@ type Config struct {
 	// MetricsAddr serves /metrics, /healthz and /readyz ("" = off).
 	MetricsAddr string `yaml:"metrics_addr"`
 	// ShutdownTimeout bounds the drain after the first signal; the caller
-	// passes it to engine.OnSignals.
+	// passes it to engine.OnSignals (engine.Startup.OnSignals).
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 	// Engine sizes the run: BatchSize, Workers, BatchLatency,
 	// FlushInterval, OnFailure. The worker sets the rest.
@@ -160,7 +160,11 @@ type Result struct {
 // Run serves the metrics, checks what it can before the model loads (the
 // output directory, the brokers: see start), opens the model (readiness
 // waits for it), then consumes until stop drains (or aborts) it, and
-// leaves the group after committing what is durable. A worker that fails
+// leaves the group after committing what is durable. A stop of
+// engine.Startup.OnSignals owns the signals from the moment the engine
+// starts (Stop.Own): a signal before that ends the process through the
+// Startup, the output directory released as a worker that did not start
+// leaves it, nothing consumed or committed. A worker that fails
 // before it consumes (its model, producer or consumer does not open)
 // aborts every writer it opened: it leaves no file in the output
 // directory, and no directory it made.
@@ -179,7 +183,7 @@ func Run(stop *engine.Stop, cfg Config, load Loader) (Result, error) {
 		// directory never pick one name.
 		popts.WorkerID = cmp.Or(popts.WorkerID, DefaultWorkerID())
 	}
-	release, err := start(stop.Abort, cfg, popts.WorkerID, load.Meta)
+	release, err := start(stop, cfg, popts.WorkerID, load.Meta)
 	if err != nil {
 		return Result{}, err
 	}
@@ -289,6 +293,10 @@ func Run(stop *engine.Stop, cfg Config, load Loader) (Result, error) {
 	eng := engine.New(ec, engine.NewEmbedModel(model.Embedder, ec.BatchSize), engine.NewEmbeddingOutput(outs...))
 	met.eng.Store(eng)
 	started = true
+	// From here on the signals drain and abort the run; until here (a
+	// stop of engine.Startup) a signal ended the process, the output
+	// directory released, before anything was consumed or committed.
+	stop.Own()
 	err = eng.Run(stop.Abort, src)
 	if err != nil {
 		met.fatal.Store(true)
@@ -304,8 +312,8 @@ func Run(stop *engine.Stop, cfg Config, load Loader) (Result, error) {
 // that a start they refuse is quick and loads nothing; release(started)
 // gives the output directory back at the end of the run.
 //
-// The output directory first (engine.OpenOutputDir, which the worker
-// then holds): another group's or a batch run's, a live worker's with
+// The output directory first (Stop.TakeOutputDir, which the worker
+// then holds, and which a signal before the engine starts releases): another group's or a batch run's, a live worker's with
 // workerID, another format's; then, with meta (Loader.Meta), outputs or
 // live workers of other settings (sinks.CheckResumeAnyWeights: all but
 // the weights' fingerprint, which the writer compares once the model is
@@ -315,7 +323,8 @@ func Run(stop *engine.Stop, cfg Config, load Loader) (Result, error) {
 // Then the brokers (checkBrokers): credentials or rights they refuse,
 // and a dead-letter topic they do not have. Brokers that are not
 // reachable yet are no error: the worker may start before them.
-func start(ctx context.Context, cfg Config, workerID string, meta func() (sinks.Meta, error)) (func(started bool), error) {
+func start(stop *engine.Stop, cfg Config, workerID string, meta func() (sinks.Meta, error)) (func(started bool), error) {
+	ctx := stop.Abort
 	release := func(bool) {}
 	if cfg.Output != "" {
 		// Workers of one group may share the directory (part names carry
@@ -323,7 +332,7 @@ func start(ctx context.Context, cfg Config, workerID string, meta func() (sinks.
 		// live workers alone); a live batch run, a worker of another group
 		// or a live worker with the same id refuses it, and so does a
 		// directory of another format.
-		take, err := engine.TakeOutputDir(engine.OutputDir{Dir: cfg.Output, Format: "parquet", Resume: true, Group: cfg.Consumer.Group, WorkerID: workerID})
+		take, err := stop.TakeOutputDir(engine.OutputDir{Dir: cfg.Output, Format: "parquet", Resume: true, Group: cfg.Consumer.Group, WorkerID: workerID})
 		if err != nil {
 			return nil, err
 		}

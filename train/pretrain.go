@@ -86,6 +86,11 @@ type Job struct {
 	// its Size is set to the model's image size.
 	Preprocess stages.Preprocess
 	Workers    int
+	// Begin, if set, is called once the model is built (or Init loaded),
+	// before the run takes its output directory: from then on ctx is what
+	// stops the run (the pretrain command hands its signals over to the
+	// run there; before, a signal ends the process, with nothing taken).
+	Begin func()
 }
 
 // Pretrain runs a job: it builds the model (random init seeded by the
@@ -121,6 +126,9 @@ func Pretrain(ctx context.Context, j Job) (res *Result, err error) {
 	tr, err := NewTrainer(m, j.Recipe)
 	if err != nil {
 		return nil, err
+	}
+	if j.Begin != nil {
+		j.Begin()
 	}
 	// Two runs in one directory would interleave checkpoints and
 	// metrics.csv, and the "already holds checkpoints" check cannot see a

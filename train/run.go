@@ -89,6 +89,15 @@ func Run(ctx context.Context, t *Trainer, ds *Dataset, o Options) (*Result, erro
 	} else if dir, _ := LatestCheckpoint(o.Output); dir != "" {
 		return nil, fmt.Errorf("%s already holds checkpoints (%s): pass --resume to continue, or another --output", o.Output, dir)
 	}
+	if ctx.Err() != nil {
+		// A signal while the checkpoint loaded (or as the training set
+		// was read): stop before the first step, writing nothing, rather
+		// than after a step and a checkpoint of it.
+		if res.Checkpoint != "" {
+			return res, fmt.Errorf("%w before the first step of this run: nothing written, %s is still the latest checkpoint; rerun with --resume to continue", ErrInterrupted, res.Checkpoint)
+		}
+		return nil, fmt.Errorf("%w before the first step: nothing written; rerun to start", ErrInterrupted)
+	}
 	metrics, err := openMetrics(filepath.Join(o.Output, "metrics.csv"), st.Step)
 	if err != nil {
 		return nil, err

@@ -11,6 +11,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -497,5 +498,37 @@ func TestRunRefusesTooFewImages(t *testing.T) {
 		if _, err := os.Stat(out); !os.IsNotExist(err) {
 			t.Errorf("%d images, batch %d, accum %d: the refused run made %s", c.images, c.batch, c.accum, out)
 		}
+	}
+}
+
+// A signal while a resumed run loads its checkpoint (the context ends
+// before the first step) stops it there: no step is taken, no checkpoint
+// written, latest and metrics.csv stay as they were. It used to take a
+// step and write a checkpoint of it first.
+func TestResumeInterruptedBeforeTheFirstStepWritesNothing(t *testing.T) {
+	ds := tinySet(4)
+	r := tinyRecipe()
+	r.Epochs, r.WarmupEpochs = 3, 0
+	out := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	if _, err := Run(ctx, newTiny(t, r), ds, Options{Output: out, Progress: func(Status) { cancel() }}); !errors.Is(err, ErrInterrupted) {
+		t.Fatalf("the first run: %v, want an interruption after its first step", err)
+	}
+	before, _ := filepath.Glob(filepath.Join(out, "*"))
+	latest, _ := os.ReadFile(filepath.Join(out, latestFile))
+	metrics, _ := os.ReadFile(filepath.Join(out, "metrics.csv"))
+	_, err := Run(ctx, newTiny(t, r), ds, Options{Output: out, Resume: true})
+	if !errors.Is(err, ErrInterrupted) || !strings.Contains(err.Error(), "before the first step") || !strings.Contains(err.Error(), "--resume") {
+		t.Fatalf("err = %v, want an interruption before the first step that says how to continue", err)
+	}
+	after, _ := filepath.Glob(filepath.Join(out, "*"))
+	if !slices.Equal(before, after) {
+		t.Errorf("files before %v, after %v", before, after)
+	}
+	if b, _ := os.ReadFile(filepath.Join(out, latestFile)); !bytes.Equal(b, latest) {
+		t.Errorf("latest %q, was %q", b, latest)
+	}
+	if b, _ := os.ReadFile(filepath.Join(out, "metrics.csv")); !bytes.Equal(b, metrics) {
+		t.Errorf("metrics.csv changed:\n%s\nwas\n%s", b, metrics)
 	}
 }

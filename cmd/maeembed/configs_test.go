@@ -2,9 +2,11 @@ package main
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -181,5 +183,44 @@ func TestConfigFileDocumentsAndBooleans(t *testing.T) {
 		if code, stderr := run(yaml); code != 2 || !strings.Contains(stderr, cfg) || !strings.Contains(stderr, "key "+key) || !strings.Contains(stderr, "want true or false") {
 			t.Errorf("%q: exit %d, want 2 and an error naming %s, the key and true or false\n%s", yaml, code, cfg, stderr)
 		}
+	}
+}
+
+// The reported config file: extensions: ~ (a null) was read as the one
+// extension "~", so a directory input took no file. An empty value is
+// refused for every option with exit status 2, naming the key, the line
+// and the file, in every command; a quoted number is the number.
+func TestConfigFileEmptyValues(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "c.yaml")
+	in := filepath.Join(fixtures, "tiny32", "images")
+	for _, c := range []struct {
+		yaml, key string
+		args      []string
+	}{
+		{"resume: true\nextensions: ~\n", "extensions", []string{"embed", "--dry-run", "-o", filepath.Join(dir, "e"), in}},
+		{"extensions:\n", "extensions", []string{"reconstruct", "--dry-run", "-o", filepath.Join(dir, "r"), in}},
+		{"workers: ~\n", "workers", []string{"embed", "--dry-run", "-o", filepath.Join(dir, "e"), in}},
+		{"model: null\n", "model", []string{"embed", "--dry-run", "-o", filepath.Join(dir, "e"), in}},
+		// (Without --output: read as the topic "~", it would fail for that.)
+		{"topics: ~\n", "topics", []string{"stream", "--brokers", "127.0.0.1:1"}},
+		{"memory_budget:\n", "memory_budget", []string{"pretrain", "-o", filepath.Join(dir, "p"), in}},
+		{"epochs: ~\n", "epochs", []string{"pretrain", "-o", filepath.Join(dir, "p"), in}},
+	} {
+		if err := os.WriteFile(cfg, []byte(c.yaml), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		line := strings.Count(c.yaml[:strings.Index(c.yaml, c.key+":")], "\n") + 1
+		code, _, stderr := maeembed(t, append(c.args, "--config-file", cfg)...)
+		if want := fmt.Sprintf("key %s (line %d): want", c.key, line); code != 2 || !strings.Contains(stderr, cfg) || !strings.Contains(stderr, want) ||
+			!strings.Contains(stderr, "got an empty value") {
+			t.Errorf("%s with %q: exit %d, want 2 and an error naming %s and %q\n%s", c.args[0], c.yaml, code, cfg, want, stderr)
+		}
+	}
+	if err := os.WriteFile(cfg, []byte("workers: \"3\"\nbatch_size: '2'\nextensions: png\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if o, err := parseFor(embedCommand, "embed", "--config-file", cfg, "in"); err != nil || o.Workers != 3 || o.BatchSize != 2 || !slices.Equal(o.Source.Extensions, []string{"png"}) {
+		t.Errorf("quoted numbers and extensions: png: %v %+v", err, o)
 	}
 }

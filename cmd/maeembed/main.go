@@ -78,9 +78,9 @@ Kafka messages.
 Exit status:
   0  done (inputs that failed are rows in OUT/errors, unless --fail-on-error)
   1  failed: every input failed (or any, with --fail-on-error), interrupted
-     (stream: its first signal drains and exits 0, a second signal or
-     --shutdown-timeout aborts and exits 1), the model did not load, the
-     output directory refused the run
+     (stream: once it consumes, its first signal drains and exits 0, a
+     second signal or --shutdown-timeout aborts and exits 1), the model did
+     not load, the output directory refused the run
   2  usage error, before any input is processed: a command, flag or value
      that is wrong; an INPUT or --config-file that does not exist; a
      --mask-noise file that cannot be used (missing, not a float npy file,

@@ -37,6 +37,11 @@ takes (files, directories, globs, list files, tar, Parquet).` + kernelEnvHelp,
   maeembed embed -m run/checkpoint-00010000 -o emb/ photos/`,
 	}
 	return configured(cmd, args, &c, []string{"inputs"}, func(fs *pflag.FlagSet) { c.AddFlags(fs) }, func(inputs []string) error {
+		// Until the run takes its output directory (the model is built or
+		// --init loads), a signal ends the process with status 1: nothing
+		// is written yet (engine.Startup).
+		startup := engine.WatchStartup(exitInterrupted)
+		defer startup.Release()
 		if len(inputs) > 0 {
 			c.Inputs = inputs
 		}
@@ -48,13 +53,17 @@ takes (files, directories, globs, list files, tar, Parquet).` + kernelEnvHelp,
 		if err != nil {
 			return err
 		}
-		// The first SIGINT/SIGTERM ends training after the current step,
-		// with a checkpoint (train.Run checks its context between steps);
-		// a second one stops at once, like a kill: the checkpoints already
-		// published are whole (written aside, then renamed), and the
-		// temporaries of the one in progress are removed by the next run.
-		stop := engine.OnSignals(e.ctx, 0, os.Interrupt, syscall.SIGTERM)
+		// Once the run takes its output directory (job.Begin), the first
+		// SIGINT/SIGTERM stops reading the training set, or ends training
+		// before its first step, writing nothing, or after the current
+		// step, with a checkpoint (train.Run checks its context between
+		// steps); a second one stops at once, like a kill: the checkpoints
+		// already published are whole (written aside, then renamed), and
+		// the temporaries of the one in progress are removed by the next
+		// run.
+		stop := startup.OnSignals(e.ctx, 0, os.Interrupt, syscall.SIGTERM)
 		defer stop.Release()
+		job.Begin = stop.Own
 		go func() {
 			<-stop.Abort.Done()
 			if context.Cause(stop.Abort) == engine.ErrInterrupted {

@@ -39,7 +39,8 @@ func (e *env) openBatch(o *Options, cmd string) (*engine.Batch, error) {
 }
 
 // exitInterrupted ends the process when SIGINT or SIGTERM comes while a
-// batch run's model loads (OpenBatch's interrupted, called once the
+// run starts (OpenBatch's interrupted while a batch run's model loads,
+// engine.WatchStartup's while stream or pretrain start; called once the
 // engine released the output): with status 1, as an interrupted run ends.
 func exitInterrupted(os.Signal) { os.Exit(1) }
 

@@ -46,6 +46,11 @@ the partitions (and may share the output directory).`,
 // stream consumes images from Kafka and writes embeddings to rolling
 // Parquet and/or an output topic, at least once (package stream).
 func (e *env) stream(o *Options) error {
+	// Until the engine starts (the model loads, the brokers are asked), a
+	// signal ends the process with status 1, the output released and
+	// nothing consumed (engine.Startup).
+	startup := engine.WatchStartup(exitInterrupted)
+	defer startup.Release()
 	cfg := o.Stream
 	cfg.Output, cfg.Parquet, cfg.Engine = o.Output, o.Parts, o.BatchOptions.Config()
 	if err := cfg.Validate(); err != nil {
@@ -62,9 +67,10 @@ func (e *env) stream(o *Options) error {
 	if err != nil {
 		return usage(err)
 	}
-	// One owner of the signals: the first drains, the second or the
-	// shutdown timeout aborts; the abort also ends produce retries.
-	stop := engine.OnSignals(e.ctx, cfg.ShutdownTimeout, os.Interrupt, syscall.SIGTERM)
+	// One owner of the signals once the engine starts (stream.Run calls
+	// stop.Own): the first drains, the second or the shutdown timeout
+	// aborts; the abort also ends produce retries.
+	stop := startup.OnSignals(e.ctx, cfg.ShutdownTimeout, os.Interrupt, syscall.SIGTERM)
 	defer stop.Release()
 	cfg.Engine.Budget = pre.Budget
 	cfg.Consumer.CloseTimeout = 5 * time.Second
