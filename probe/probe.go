@@ -14,6 +14,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"text/tabwriter"
 )
 
@@ -87,6 +88,12 @@ func Evaluate(ds *Dataset, o Options, extra ...Features) (*Report, error) {
 	train, test, err := Split(ds.Y, len(ds.Classes), o.TestFraction, o.Seed)
 	if err != nil {
 		return nil, err
+	}
+	if o.KNN.K > len(train) {
+		// The vote can take no more neighbours than there are training
+		// rows: report the k it used, not the one asked for.
+		slog.Warn("probe: k is more than the training rows; the kNN vote uses all of them", "k", o.KNN.K, "train", len(train))
+		o.KNN.K = len(train)
 	}
 	r := &Report{
 		Images: ds.N, Unlabelled: ds.Unlabelled, Classes: ds.Classes,

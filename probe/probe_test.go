@@ -213,6 +213,20 @@ func TestSeparable(t *testing.T) {
 	}
 }
 
+// A k above the training rows is what the vote can use, all of them, and
+// the report says so rather than echo the k asked for.
+func TestKAboveTrainingRows(t *testing.T) {
+	const c, d = 4, 8
+	x, y := blobs(1, c, 10, d, 10, 0.5)
+	r, err := Evaluate(dataset(x, y, d, c), Options{Seed: 3, TestFraction: 0.25, KNN: KNN{K: 100000, T: 0.07}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.K != r.Train || r.Train == 0 {
+		t.Errorf("report k %d with %d training rows, want k = the training rows", r.K, r.Train)
+	}
+}
+
 // Labels independent of the features. Given the training rows, each test
 // prediction depends on its own features only, which are independent of
 // its label, and every class has the same number of test rows, so the
