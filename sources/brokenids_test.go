@@ -181,6 +181,22 @@ func countIDReads(t *testing.T, fail error) *int {
 // An id column that cannot be read in a broken row group (an error, not a
 // crash) is tried once: its rows keep their row ids, and the later rows do
 // not each build a new id reader and read again from the group's first row.
+// A damaged page header that leaves the image column's pages short of its
+// row group's rows (no crash) is corrupt data too, and says where.
+func TestShortImagePagesSayCorrupt(t *testing.T) {
+	dir := t.TempDir()
+	items, _, _ := readParquetBytes(t, dir, damageColumnPage(t, corruptParquet(t), 0, 1, 0))
+	if len(items) != corruptRows {
+		t.Fatalf("%d items, want %d", len(items), corruptRows)
+	}
+	want := "corrupt Parquet data in " + filepath.Join(dir, "x.parquet") + " row group 0 column jpg: its pages end after "
+	for _, it := range items[:5] {
+		if msg := fmt.Sprint(it.Err); !strings.Contains(msg, want) {
+			t.Errorf("%s: %q does not say the data is corrupt and where", it.ID, msg)
+		}
+	}
+}
+
 func TestBrokenGroupIDReadErrorIsNotRetriedPerRow(t *testing.T) {
 	calls := countIDReads(t, errors.New("id page unreadable"))
 	dir := t.TempDir()

@@ -649,9 +649,20 @@ func (c *parquetContainer) readLeaf(l *leaf, n int) (err error) {
 	col := c.rdr.MetaData().Schema.Column(l.col).Path()
 	defer recovered(c.groupAt(c.rg-1, col), &err)
 	if err := l.read(n); err != nil {
+		if errors.As(err, new(shortChunk)) {
+			return fmt.Errorf("corrupt Parquet data in %s: %w", c.groupAt(c.rg-1, col), err)
+		}
 		return fmt.Errorf("parquet row group %d, column %s: %w", c.rg-1, col, err)
 	}
 	return nil
+}
+
+// shortChunk is a column chunk whose pages hold fewer rows than its row
+// group (the footer) says: a damaged page header, or pages cut short.
+type shortChunk struct{ got, want int }
+
+func (e shortChunk) Error() string {
+	return fmt.Sprintf("its pages end after %d of the %d rows read (a damaged page header, or pages cut short)", e.got, e.want)
 }
 
 // groupAt names column col (a dotted path, "" for every column) of row
@@ -753,7 +764,7 @@ func (l *leaf) read(n int) error {
 		got += int(k)
 	}
 	if got != n {
-		return fmt.Errorf("the column chunk ended after %d of %d rows", got, n)
+		return shortChunk{got, n}
 	}
 	l.present = slices.Grow(l.present[:0], n)[:n]
 	l.parentOK = slices.Grow(l.parentOK[:0], n)[:n]
