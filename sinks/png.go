@@ -231,7 +231,8 @@ const maxNameBytes = 200
 // PNGPath is where NewReconPNG puts the image of id: DIR, then the id's
 // "/"-separated components, the last one with ".png" appended. The mapping
 // is injective, so two ids never share a file: in each component "%" is
-// written "%25" and "\" is written "%5C"; an empty component is "%", "."
+// written "%25", "\" "%5C" and NUL (which no file name holds; a Parquet
+// id or Kafka key may) "%00"; an empty component is "%", "."
 // is "%2E" and ".." is "%2E%2E" (so nothing lands outside DIR and "a//b",
 // "/a" and "a" stay apart), and a directory component ending in ".png"
 // ends in "%2Epng" instead, so no directory takes a file's name. A
@@ -255,7 +256,7 @@ func PNGPath(dir, id string) string {
 	return filepath.Join(dir, filepath.Join(parts...)+".png")
 }
 
-var componentEscaper = strings.NewReplacer("%", "%25", "\\", "%5C")
+var componentEscaper = strings.NewReplacer("%", "%25", "\\", "%5C", "\x00", "%00")
 
 // escapeComponent makes one id component a file name no other component
 // maps to (see PNGPath).

@@ -57,7 +57,7 @@ func TestReconPNGLongNames(t *testing.T) {
 		t.Fatal(err)
 	}
 	long := strings.Repeat("é", 125) + "a.jpg" // 255 bytes
-	ids := []string{long, strings.Repeat("é", 125) + "b.jpg", "sub/" + long, "short.jpg"}
+	ids := []string{long, strings.Repeat("é", 125) + "b.jpg", "sub/" + long, "short.jpg", "nul\x00.jpg", "nul%00.jpg"}
 	rows := reconRows(rand.New(rand.NewPCG(3, 4)), testReconMeta, 0, len(ids))
 	var failed []error
 	for i := range rows {
