@@ -592,7 +592,7 @@ func (w *walkState) walk(dir string, j *walkJob, links *[]symlinkDir) bool {
 	}
 	if walked, ok := w.visited[real]; ok {
 		if walked {
-			slog.Warn("skipping directory already listed (symlink loop or duplicate)", "path", dir, "target", real)
+			slog.Warn("skipping directory already listed under another path (a symlink to it or a loop, or an input given again or nested in another)", "path", dir, "target", real)
 			if dir == root {
 				w.repeatedRoots++
 			}
