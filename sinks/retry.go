@@ -22,8 +22,11 @@ import (
 // its own. Each part is rewritten under its own name through a temporary
 // and a rename, so a reader sees the old part or the new one, never a half
 // of one, and a crash at any point leaves every row either still in place
-// or superseded; a part left without rows is removed. Parts that are gone
-// meanwhile are skipped. The rewrites of concurrent processes (the shards
+// or superseded; a part left without rows is removed, and so is the
+// errors directory when that leaves it empty (a reader's glob
+// errors/*.parquet would otherwise match nothing, which DuckDB refuses);
+// one that was empty before, or holds anything else, stays. Parts that are
+// gone meanwhile are skipped. The rewrites of concurrent processes (the shards
 // of one job) are serialised by a lock in dir, and each part is read again
 // under it, so none undoes another's drops.
 func DropErrorRows(dir string, paths []string, drop func(id string) bool) error {
@@ -35,31 +38,48 @@ func DropErrorRows(dir string, paths []string, drop func(id string) bool) error 
 		return fmt.Errorf("errors rewrite lock: %w", err)
 	}
 	defer unlock()
+	emptied := map[string]bool{} // directories a part was removed from
 	for _, p := range paths {
-		if err := dropRows(p, drop); err != nil {
+		removed, err := dropRows(p, drop)
+		if err != nil {
 			return fmt.Errorf("drop superseded error rows: %w", err)
+		}
+		if removed {
+			emptied[filepath.Dir(p)] = true
+		}
+	}
+	for _, d := range slices.Sorted(maps.Keys(emptied)) {
+		// Only an empty directory is removed (rmdir): a part, another
+		// run's temporary or anything else keeps it.
+		if err := os.Remove(d); err == nil {
+			if err := atomicfile.SyncDir(filepath.Dir(d)); err != nil {
+				return fmt.Errorf("remove the emptied %s: %w", d, err)
+			}
+		} else if !errors.Is(err, syscall.ENOTEMPTY) && !errors.Is(err, syscall.EEXIST) && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("remove the emptied %s: %w", d, err)
 		}
 	}
 	return nil
 }
 
-// dropRows rewrites the error part at path without the rows drop reports.
-func dropRows(path string, drop func(id string) bool) error {
+// dropRows rewrites the error part at path without the rows drop reports;
+// removed says it removed the part, left without rows.
+func dropRows(path string, drop func(id string) bool) (removed bool, err error) {
 	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
-		return nil // removed by an earlier rewrite
+		return false, nil // removed by an earlier rewrite
 	}
 	tbl, kv, err := ReadParquet(path)
 	if err != nil {
-		return err
+		return false, err
 	}
 	defer tbl.Release()
 	schema := tbl.Schema()
 	if schema.NumFields() == 0 || schema.Field(0).Name != "id" {
-		return fmt.Errorf("%s: no id column first", path)
+		return false, fmt.Errorf("%s: no id column first", path)
 	}
 	for i, f := range schema.Fields() {
 		if f.Type.ID() != arrow.STRING {
-			return fmt.Errorf("%s: column %d (%s) is %s, want string", path, i, f.Name, f.Type)
+			return false, fmt.Errorf("%s: column %d (%s) is %s, want string", path, i, f.Name, f.Type)
 		}
 	}
 	// Each column's values in row order (the columns may be chunked
@@ -82,12 +102,12 @@ func dropRows(path string, drop func(id string) bool) error {
 	}
 	switch len(keep) {
 	case len(values[0]):
-		return nil
+		return false, nil
 	case 0:
 		if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return err
+			return false, err
 		}
-		return atomicfile.SyncDir(filepath.Dir(path))
+		return true, atomicfile.SyncDir(filepath.Dir(path))
 	}
 	cols := make([]arrow.Array, len(values))
 	var raw int64
@@ -113,19 +133,19 @@ func dropRows(path string, drop func(id string) bool) error {
 	defer rec.Release()
 	o, err := ParquetOptions{}.withDefaults()
 	if err != nil {
-		return err
+		return false, err
 	}
 	f, err := createParquet(path, schema, o.RowGroupBytes)
 	if err != nil {
-		return err
+		return false, err
 	}
 	if err := f.writeRecord(rec, raw); err != nil {
 		f.abort()
-		return err
+		return false, err
 	}
 	if err := f.finish(); err != nil {
 		f.abort()
-		return err
+		return false, err
 	}
-	return f.af.Commit()
+	return false, f.af.Commit()
 }

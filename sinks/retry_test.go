@@ -212,3 +212,64 @@ func TestRepeatDone(t *testing.T) {
 		}
 	}
 }
+
+// DropErrorRows removes the errors directory when removing its last part
+// leaves it empty (a reader's errors/*.parquet would match nothing), but
+// not one that holds anything else, nor an empty one it removed nothing
+// from.
+func TestDropErrorRowsRemovesTheEmptiedDirectory(t *testing.T) {
+	meta := Meta{Model: "m", Pool: "mean", Dim: 2}
+	withErrors := func(t *testing.T) (string, []string) {
+		dir := t.TempDir()
+		ew, err := NewErrors(dir, meta, ParquetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := ew.Write([]ErrorRow{{ID: "big.png", Stage: "decode", Error: "over budget"}}); err != nil {
+			t.Fatal(err)
+		}
+		if err := ew.Close(); err != nil {
+			t.Fatal(err)
+		}
+		done, err := ReadDone(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return dir, done.ErrorParts
+	}
+	all := func(string) bool { return true }
+
+	dir, parts := withErrors(t)
+	if err := DropErrorRows(dir, parts, all); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "errors")); !os.IsNotExist(err) {
+		t.Errorf("the emptied errors directory is still there (%v)", err)
+	}
+
+	dir, parts = withErrors(t)
+	other := filepath.Join(dir, "errors", "notes.txt")
+	if err := os.WriteFile(other, []byte("mine"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := DropErrorRows(dir, parts, all); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(other); err != nil {
+		t.Errorf("a file of the errors directory that is no part is gone: %v", err)
+	}
+
+	dir, parts = withErrors(t)
+	if err := DropErrorRows(dir, parts, func(string) bool { return false }); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(parts[0]); err != nil {
+		t.Fatal(err)
+	}
+	if err := DropErrorRows(dir, parts, all); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "errors")); err != nil {
+		t.Errorf("an errors directory empty before the drop was removed: %v", err)
+	}
+}

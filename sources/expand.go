@@ -37,6 +37,12 @@ type entry struct {
 	// unreadable directory, a broken symlink): it becomes an error item.
 	err error
 	dir bool // err concerns a directory: kept whatever the extensions
+	// key is the file's place on disk, the real path of its directory
+	// and its name: one file reached from several inputs has one key.
+	key string
+	// root is the real path of the root its id is relative to; among
+	// the entries of one key, the shortest root's (the outermost) wins.
+	root string
 }
 
 // ImageExtensions are the extensions directories and globs take by default
@@ -163,6 +169,17 @@ func noImageFiles(subject string, ignored int) error {
 // glob, relative to it; for a file given directly, its base name; for paths
 // read from a list (or stdin), the path as listed.
 //
+// A file that several inputs reach (a directory and one nested in it, a
+// file named beside its directory, a list naming a file of a directory
+// input) is one entry, whatever the order of the inputs: the one whose
+// root is outermost, the shortest real path (a directory input or a
+// glob's directory part; for a list, the working directory, or the
+// filesystem root for an absolute path; for a file named directly, the
+// file itself), as if the nested inputs were not given. Files are the same
+// when the real paths of their directories and their names are (a symlink
+// to a file is a file of its own). Walks reach a directory by a path
+// without symlinks when there is one (walkState.run).
+//
 // Directories and globs contribute files whose extension is in exts
 // (ImageExtensions when empty), plus tar and Parquet containers; a glob also
 // takes the extension its own pattern names (*.heic). Files named directly
@@ -173,8 +190,8 @@ func noImageFiles(subject string, ignored int) error {
 // nothing, two inputs with one id, the output directory given as an input)
 // wrap config.ErrUsage; an empty directory does not. Walks do not enter the
 // directories of skip (Options.SkipDirs). repeated counts the paths met
-// again (read once; a directory given again counts once), which ignored
-// does not include. listRelative says
+// again (read once; a directory given again, or nested in another input,
+// counts once), which ignored does not include. listRelative says
 // whether a list (a list file or stdin) named a relative path: its ids
 // are then relative to the working directory.
 func expand(inputs []string, stdin io.Reader, exts, skip []string, hooks walkHooks) (entries []entry, ignored, repeated int, listRelative bool, err error) {
@@ -187,6 +204,7 @@ func expand(inputs []string, stdin io.Reader, exts, skip []string, hooks walkHoo
 			visited.visited[real] = false
 		}
 	}
+	reals := realDirs{}
 	add := func(e entry) { e.named = true; out = append(out, e) }
 	if len(exts) == 0 {
 		exts = ImageExtensions
@@ -195,23 +213,27 @@ func expand(inputs []string, stdin io.Reader, exts, skip []string, hooks walkHoo
 	for _, x := range exts {
 		keep["."+strings.TrimPrefix(strings.ToLower(x), ".")] = true
 	}
-	filter := func(extra string) func(entry) {
-		return func(e entry) {
+	filter := func(extra string) func(entry) bool {
+		return func(e entry) bool {
 			x := strings.ToLower(filepath.Ext(e.path))
 			if e.dir || e.kind != kindFile || keep[x] || extra != "" && x == extra {
 				out = append(out, e)
-			} else {
-				ignored++
+				return true
 			}
+			ignored++
+			return false
 		}
 	}
 	found := filter("") // for directory results
+	// The directories to walk, in the order of the inputs: walked once
+	// all are known, outermost first (walkState.run).
+	var jobs []*walkJob
 	for _, in := range inputs {
 		if in == "-" {
 			if stdin == nil {
 				return nil, 0, 0, false, fmt.Errorf("input -: no standard input")
 			}
-			if err := expandList("stdin", stdin, visited, &listRelative, add, found); err != nil {
+			if err := expandList("stdin", stdin, reals, &listRelative, add, found, &jobs); err != nil {
 				return nil, 0, 0, false, err
 			}
 			continue
@@ -219,32 +241,30 @@ func expand(inputs []string, stdin io.Reader, exts, skip []string, hooks walkHoo
 		fi, err := os.Stat(in)
 		switch {
 		case err == nil && fi.IsDir():
-			if real, rerr := realpath.Of(in); rerr == nil {
+			real, rerr := realpath.Of(in)
+			if rerr == nil {
 				if walked, ok := visited.visited[real]; ok && !walked {
 					// Not walked, as the output inside an input is not:
 					// say so rather than that it holds no image files.
 					return nil, 0, 0, false, fmt.Errorf("%w: input directory %s is the run's output directory: give the output a directory of its own (the inputs' files would be taken for outputs, and outputs for inputs on a rerun)", config.ErrUsage, in)
 				}
 			}
-			n, walked, skipped := len(out), len(visited.visited), ignored
-			walk(filepath.Clean(in), filepath.Clean(in), "", visited, found)
-			if len(out) == n && len(visited.visited) > walked {
-				// As a glob that matches nothing: most likely a wrong path.
-				return nil, 0, 0, false, noImageFiles("input directory "+in+" holds", ignored-skipped)
-			}
+			dir := filepath.Clean(in)
+			jobs = append(jobs, &walkJob{dir: dir, root: dir, real: real, rootReal: real, keep: found, input: in})
 		case err == nil && isListFile(in):
 			f, err := os.Open(in)
 			if err != nil {
 				return nil, 0, 0, false, fmt.Errorf("list %s: %w", in, err)
 			}
-			err = expandList(in, f, visited, &listRelative, add, found)
+			err = expandList(in, f, reals, &listRelative, add, found, &jobs)
 			f.Close()
 			if err != nil {
 				return nil, 0, 0, false, err
 			}
 		case err == nil:
 			p := filepath.Clean(in)
-			add(entry{path: p, id: filepath.Base(p), kind: kindOf(p)})
+			key := reals.key(p)
+			add(entry{path: p, id: filepath.Base(p), kind: kindOf(p), key: key, root: key})
 		case os.IsNotExist(err) && hasMeta(in):
 			if slices.Contains(strings.Split(filepath.ToSlash(in), "/"), "**") {
 				// Shells with globstar and Python's glob(recursive=True)
@@ -260,17 +280,21 @@ func expand(inputs []string, stdin io.Reader, exts, skip []string, hooks walkHoo
 				return nil, 0, 0, false, fmt.Errorf("%w: glob %q matches nothing", config.ErrUsage, in)
 			}
 			root := globRoot(in)
+			rootReal := reals.of(root)
 			globbed := filter(patternExt(in))
 			for _, m := range matches {
 				rel, _ := filepath.Rel(root, m)
 				fi, err := os.Stat(m)
 				switch {
 				case err != nil: // a broken symlink
-					globbed(entry{path: m, id: filepath.ToSlash(rel), kind: kindOf(m), err: err})
+					globbed(entry{path: m, id: filepath.ToSlash(rel), kind: kindOf(m), err: err, key: reals.key(m), root: rootReal})
 				case fi.IsDir():
-					walk(m, root, "", visited, found)
+					real, _ := realpath.Of(m)
+					jobs = append(jobs, &walkJob{dir: m, root: root, real: real, rootReal: rootReal, keep: found})
 				default:
-					globbed(regularEntry(m, filepath.ToSlash(rel), fi))
+					e := regularEntry(m, filepath.ToSlash(rel), fi)
+					e.key, e.root = reals.key(m), rootReal
+					globbed(e)
 				}
 			}
 		case os.IsNotExist(err):
@@ -279,27 +303,89 @@ func expand(inputs []string, stdin io.Reader, exts, skip []string, hooks walkHoo
 			return nil, 0, 0, false, fmt.Errorf("input %s: %w", in, err)
 		}
 	}
-	// Lexicographic order of paths; the first occurrence of a path wins.
-	// A path met again (a list line repeated, a file named beside its
-	// directory) is the same image: it is read once, and the repeat is
-	// counted as repeated and logged, never silently dropped.
-	sort.SliceStable(out, func(i, j int) bool { return out[i].path < out[j].path })
+	visited.run(jobs)
+	for _, j := range jobs {
+		if j.input != "" && j.walked && j.added == 0 {
+			// As a glob that matches nothing: most likely a wrong path.
+			return nil, 0, 0, false, noImageFiles("input directory "+j.input+" holds", j.ignored)
+		}
+	}
+	// One entry per file (key): the outermost root's. The others are the
+	// same image met again (a list line repeated, a file named beside its
+	// directory): it is read once, and the repeat is counted as repeated
+	// and logged, never silently dropped. A file named or listed stays
+	// named when another input's id wins.
+	for i := range out {
+		if out[i].key == "" {
+			out[i].key = absPath(out[i].path)
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool {
+		a, b := out[i], out[j]
+		switch {
+		case a.key != b.key:
+			return a.key < b.key
+		case len(a.root) != len(b.root):
+			return len(a.root) < len(b.root)
+		case a.root != b.root:
+			return a.root < b.root
+		case a.id != b.id:
+			return a.id < b.id
+		}
+		return a.path < b.path
+	})
 	repeated = visited.repeatedRoots // a directory given again (walk)
 	dedup := out[:0]
-	byID := map[string]string{}
 	for i, e := range out {
-		if i > 0 && e.path == out[i-1].path {
+		if i > 0 && e.key == out[i-1].key {
 			repeated++
-			slog.Warn("input given twice: read once", "path", e.path)
+			slog.Warn("input given twice: read once", "path", e.path, "id", e.id, "read_as", dedup[len(dedup)-1].id)
+			dedup[len(dedup)-1].named = dedup[len(dedup)-1].named || e.named
 			continue
 		}
+		dedup = append(dedup, e)
+	}
+	// Lexicographic order of paths.
+	sort.SliceStable(dedup, func(i, j int) bool { return dedup[i].path < dedup[j].path })
+	byID := map[string]string{}
+	for _, e := range dedup {
 		if other, ok := byID[e.id]; ok {
 			return nil, 0, 0, false, fmt.Errorf("%w: inputs %s and %s have the same id %q: pass their common parent directory instead", config.ErrUsage, other, e.path, EscapeID(e.id))
 		}
 		byID[e.id] = e.path
-		dedup = append(dedup, e)
 	}
 	return dedup, ignored, repeated, listRelative, nil
+}
+
+// realDirs caches the real paths of the directories of files named,
+// listed or globbed, for their entries' keys.
+type realDirs map[string]string
+
+// of is dir's real path; absolute only, if it cannot be resolved (a
+// missing listed file's directory).
+func (c realDirs) of(dir string) string {
+	if r, ok := c[dir]; ok {
+		return r
+	}
+	r, err := realpath.Of(dir)
+	if err != nil {
+		r = absPath(dir)
+	}
+	c[dir] = r
+	return r
+}
+
+// key is the key of the file at p: its directory's real path and its name.
+func (c realDirs) key(p string) string {
+	return filepath.Join(c.of(filepath.Dir(p)), filepath.Base(p))
+}
+
+// absPath is p absolute, or p if the working directory is unknown.
+func absPath(p string) string {
+	if a, err := filepath.Abs(p); err == nil {
+		return a
+	}
+	return p
 }
 
 // regularEntry is the entry of a path a walk or glob found; what is not a
@@ -327,8 +413,9 @@ func patternExt(pattern string) string {
 // Relative paths are relative to the working directory, not to the list
 // file's directory (as tar -T, and as a list on stdin must be). Listed
 // files keep the listed path (cleaned) as id; listed directories are
-// walked with ids under the listed path. A relative path sets *relative.
-func expandList(name string, r io.Reader, visited *walkState, relative *bool, add, found func(entry)) error {
+// appended to jobs, to be walked with ids under the listed path. A
+// relative path sets *relative.
+func expandList(name string, r io.Reader, reals realDirs, relative *bool, add func(entry), found func(entry) bool, jobs *[]*walkJob) error {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64*1024), 1<<20)
 	for n := 1; sc.Scan(); n++ {
@@ -337,16 +424,21 @@ func expandList(name string, r io.Reader, visited *walkState, relative *bool, ad
 			continue
 		}
 		p := filepath.Clean(line)
+		// The root of the listed path's id: the working directory, or
+		// the filesystem root.
+		root := filepath.VolumeName(p) + string(filepath.Separator)
 		if !filepath.IsAbs(p) {
 			*relative = true
+			root = reals.of(".")
 		}
 		fi, err := os.Stat(p)
 		if err == nil && fi.IsDir() {
-			walk(p, p, filepath.ToSlash(p), visited, found)
+			real, _ := realpath.Of(p)
+			*jobs = append(*jobs, &walkJob{dir: p, root: p, idPrefix: filepath.ToSlash(p), real: real, rootReal: root, keep: found})
 			continue
 		}
 		// Missing or unreadable listed files become per-item read errors.
-		add(entry{path: p, id: filepath.ToSlash(p), kind: kindOf(p)})
+		add(entry{path: p, id: filepath.ToSlash(p), kind: kindOf(p), key: reals.key(p), root: root})
 	}
 	if err := sc.Err(); err != nil {
 		return fmt.Errorf("list %s: %w", name, err)
@@ -384,16 +476,100 @@ type walkState struct {
 	walkHooks
 }
 
-// walk lists regular files under dir recursively, following symlinks but
-// never entering a directory twice (which also breaks symlink loops: what a
-// second path leads to is listed under the first, so nothing is lost). A
+// walkJob is a directory an input walks: a directory input, one a glob
+// matched or a list names.
+type walkJob struct {
+	dir, root, idPrefix string // ids: idPrefix/ the path relative to root
+	real                string // dir's real path ("" if unresolved)
+	rootReal            string // entry.root of the files found
+	keep                func(entry) bool
+	// input is the command-line input, for a directory named there:
+	// one that holds no file taken is an error.
+	input string
+	// walked: dir was listed, not skipped as met before; added and
+	// ignored count the files taken and left out.
+	walked         bool
+	added, ignored int
+}
+
+func (j *walkJob) add(e entry) {
+	e.root = j.rootReal
+	if j.keep(e) {
+		j.added++
+	} else {
+		j.ignored++
+	}
+}
+
+// symlinkDir is a symlink to a directory that a walk met: walked once
+// every path without symlinks has been.
+type symlinkDir struct {
+	path string
+	job  *walkJob
+}
+
+// run walks the directories of jobs, so that which walk lists a directory
+// (and so its files' ids) depends on what the inputs are, not on their
+// order or on the names beside a symlink: outermost first (the shortest
+// real path; of one directory, the job with the shortest root), every
+// path without symlinks before any through a symlink, then the paths
+// through one symlink, and so on, in order of their roots and paths.
+func (w *walkState) run(jobs []*walkJob) {
+	order := slices.Clone(jobs)
+	sort.SliceStable(order, func(i, j int) bool {
+		a, b := order[i], order[j]
+		switch {
+		case len(a.real) != len(b.real):
+			return len(a.real) < len(b.real)
+		case a.real != b.real:
+			return a.real < b.real
+		case len(a.rootReal) != len(b.rootReal):
+			return len(a.rootReal) < len(b.rootReal)
+		case a.rootReal != b.rootReal:
+			return a.rootReal < b.rootReal
+		case a.idPrefix != b.idPrefix:
+			return a.idPrefix < b.idPrefix
+		}
+		return a.dir < b.dir
+	})
+	var links []symlinkDir
+	for _, j := range order {
+		j.walked = w.walk(j.dir, j, &links)
+	}
+	for len(links) > 0 {
+		round := links
+		links = nil
+		sort.SliceStable(round, func(i, j int) bool {
+			a, b := round[i], round[j]
+			switch {
+			case len(a.job.rootReal) != len(b.job.rootReal):
+				return len(a.job.rootReal) < len(b.job.rootReal)
+			case a.job.rootReal != b.job.rootReal:
+				return a.job.rootReal < b.job.rootReal
+			case a.job.idPrefix != b.job.idPrefix:
+				return a.job.idPrefix < b.job.idPrefix
+			}
+			return a.path < b.path
+		})
+		for _, l := range round {
+			w.walk(l.path, l.job, &links)
+		}
+	}
+}
+
+// walk lists regular files under dir recursively into j, never entering a
+// directory twice (which also breaks symlink loops: what a second path
+// leads to is listed under the first, so nothing is lost), and returns
+// whether it listed dir (false: met before). Symlinks to directories are
+// appended to links rather than followed (run walks them later). A
 // directory that cannot be listed and a broken symlink are error entries,
 // so what a walk could not see is counted as failed, never silently absent;
 // one listed in full is reported to w.listed under its id (an error entry's
 // id when it could not be listed). A directory below root that w.other
 // recognises as another run's output is skipped with a warning; root itself
 // (named as an input) is walked whatever it is.
-func walk(dir, root, idPrefix string, w *walkState, add func(entry)) {
+func (w *walkState) walk(dir string, j *walkJob, links *[]symlinkDir) bool {
+	root, idPrefix := j.root, j.idPrefix
 	idOf := func(p string) string {
 		rel, _ := filepath.Rel(root, p)
 		if rel == "." {
@@ -405,31 +581,31 @@ func walk(dir, root, idPrefix string, w *walkState, add func(entry)) {
 		}
 		return id
 	}
-	failed := func(p string, err error) {
+	failed := func(p, key string, err error) {
 		// kindFile whatever the name: there is nothing to open.
-		add(entry{path: p, id: idOf(p), kind: kindFile, err: err, dir: true})
+		j.add(entry{path: p, id: idOf(p), kind: kindFile, err: err, dir: true, key: key})
 	}
 	real, err := realpath.Of(dir)
 	if err != nil {
-		failed(dir, fmt.Errorf("directory: %w", err))
-		return
+		failed(dir, "", fmt.Errorf("directory: %w", err))
+		return true
 	}
 	if walked, ok := w.visited[real]; ok {
 		if walked {
-			slog.Warn("skipping directory already listed (symlink loop or duplicate)", "path", dir, "target", real)
+			slog.Warn("skipping directory already listed under another path (a symlink to it or a loop, or an input given again or nested in another)", "path", dir, "target", real)
 			if dir == root {
 				w.repeatedRoots++
 			}
 		} else {
 			slog.Info("skipping the run's output directory inside an input", "path", dir)
 		}
-		return
+		return false
 	}
 	w.visited[real] = true
 	ents, err := os.ReadDir(dir)
 	if err != nil {
 		// ReadDir returns what it read before the error: those still count.
-		failed(dir, fmt.Errorf("directory: %w", err))
+		failed(dir, real, fmt.Errorf("directory: %w", err))
 	}
 	if w.other != nil && len(ents) > 0 {
 		names := make([]string, len(ents))
@@ -440,7 +616,7 @@ func walk(dir, root, idPrefix string, w *walkState, add func(entry)) {
 			if dir != root {
 				slog.Warn("skipping a maeembed output directory inside an input: its files are another run's outputs, not inputs (name it as an input to read it anyway)",
 					"path", dir, "marked_by", what)
-				return
+				return true
 			}
 			slog.Info("the input directory is a maeembed output directory: reading it, as it is named as an input", "path", dir, "marked_by", what)
 		}
@@ -450,31 +626,39 @@ func walk(dir, root, idPrefix string, w *walkState, add func(entry)) {
 	}
 	for _, e := range ents {
 		p := filepath.Join(dir, e.Name())
+		key := filepath.Join(real, e.Name())
 		mode := e.Type()
 		var fi os.FileInfo
 		if mode&os.ModeSymlink != 0 {
 			fi, err = os.Stat(p)
 			if err != nil {
-				add(entry{path: p, id: idOf(p), kind: kindOf(p), err: fmt.Errorf("broken symlink: %w", err)})
+				j.add(entry{path: p, id: idOf(p), kind: kindOf(p), err: fmt.Errorf("broken symlink: %w", err), key: key})
 				continue
 			}
 			mode = fi.Mode().Type()
+			if mode.IsDir() {
+				*links = append(*links, symlinkDir{path: p, job: j})
+				continue
+			}
 		}
 		switch {
 		case mode.IsDir():
-			walk(p, root, idPrefix, w, add)
+			w.walk(p, j, links)
 		case mode.IsRegular():
-			add(entry{path: p, id: idOf(p), kind: kindOf(p)})
+			j.add(entry{path: p, id: idOf(p), kind: kindOf(p), key: key})
 		default: // FIFO, device, socket
 			if fi == nil {
 				if fi, err = e.Info(); err != nil {
-					add(entry{path: p, id: idOf(p), kind: kindOf(p), err: err})
+					j.add(entry{path: p, id: idOf(p), kind: kindOf(p), err: err, key: key})
 					continue
 				}
 			}
-			add(regularEntry(p, idOf(p), fi))
+			e := regularEntry(p, idOf(p), fi)
+			e.key = key
+			j.add(e)
 		}
 	}
+	return true
 }
 
 // recursiveHint says what to pass instead of a glob with a '**' component:

@@ -194,6 +194,37 @@ func OpenWith(inputs []string, stdin io.Reader, opts Options) (*Reader, error) {
 	return r, nil
 }
 
+// Count is the number of items of the whole, unsharded input sequence,
+// each of which takes the next position (Position.Index) whether this run
+// reads it, skips it as done or leaves it to another shard: a file one, a
+// Parquet file its rows (from its footer), a tar its image members (its
+// headers; a gzip stream is read through), and a tar or Parquet file
+// named as an input that has none one (its ErrNoImages item), one found in
+// a directory nothing. The error names a tar or Parquet file that could
+// not be counted (unreadable, damaged, without an image column): how many
+// items it gives is known only by reading it.
+func (r *Reader) Count() (int64, error) {
+	var n int64
+	for _, e := range r.entries {
+		var m int64
+		var err error
+		switch e.kind {
+		case kindFile:
+			n++
+			continue
+		case kindParquet:
+			m, err = parquetRows(e, r.opts)
+		case kindTar:
+			m, err = tarMembers(e.path, true)
+		}
+		if err != nil {
+			return 0, fmt.Errorf("cannot count the images of %s: %w", e.path, err)
+		}
+		n += max(m, b2i(e.named))
+	}
+	return n, nil
+}
+
 // HasParquet says whether any input is a Parquet file: then the id and
 // image columns (Options.IDColumn, Options.ImageColumn) decide the ids and
 // images of its rows.
@@ -261,7 +292,7 @@ func (r *Reader) Total() (n int64, exact bool) {
 			}
 			n += max(rows, b2i(e.named))
 		case kindTar:
-			m, err := tarMembers(e.path)
+			m, err := tarMembers(e.path, false)
 			if err != nil {
 				exact = false
 				continue

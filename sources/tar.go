@@ -224,17 +224,30 @@ func (c *tarContainer) close() error {
 
 // tarMembers counts the image members of an uncompressed tar (whatever
 // its name: openTar); the tar reader seeks over member data because
-// *os.File is an io.Seeker. A compressed one is not counted.
-func tarMembers(p string) (int64, error) {
+// *os.File is an io.Seeker. A compressed one is not counted, unless
+// decompress: then a gzip stream is read through (bzip2, xz and zstd are
+// openTar's error).
+func tarMembers(p string, decompress bool) (int64, error) {
 	f, _, err := openRegular(os.OpenFile, p)
 	if err != nil {
 		return 0, err
 	}
 	defer f.Close()
+	var r io.Reader = f
 	if isGzip(f) {
-		return 0, fmt.Errorf("compressed: not counted")
+		if !decompress {
+			return 0, fmt.Errorf("compressed: not counted")
+		}
+		gz, err := gzip.NewReader(bufio.NewReaderSize(f, 1<<20))
+		if err != nil {
+			return 0, fmt.Errorf("gzip: %w", err)
+		}
+		defer gz.Close()
+		r = gz
+	} else if name := otherCompression(f); name != "" {
+		return 0, fmt.Errorf("tar: compressed with %s, which maeembed does not read", name)
 	}
-	tr := tar.NewReader(f)
+	tr := tar.NewReader(r)
 	var n int64
 	for {
 		h, err := tr.Next()
@@ -242,7 +255,7 @@ func tarMembers(p string) (int64, error) {
 			return n, nil
 		}
 		if err != nil {
-			return n, err
+			return n, fmt.Errorf("tar: %w", err)
 		}
 		if isTarImage(h) {
 			n++

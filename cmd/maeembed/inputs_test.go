@@ -267,3 +267,33 @@ func TestOtherRunsOutputInsideAnInput(t *testing.T) {
 		t.Errorf("recon named as an input: ids %q, want its two panels (ID.png)", got)
 	}
 }
+
+// Nested inputs in the other order are the same inputs with the same ids:
+// the rerun writes nothing new and the output holds each image once, and
+// neither order is refused for a file name in both.
+func TestRerunNestedInputsInOtherOrder(t *testing.T) {
+	root := t.TempDir()
+	n, out := filepath.Join(root, "N"), filepath.Join(root, "O")
+	sub := filepath.Join(n, "sub")
+	tinyImages(t, n, "calla.png")
+	tinyImages(t, sub, "fossa.png")
+	runCounted(t, summary{2, 0, 0}, embedArgs(out, sub, n)...)
+	runCounted(t, summary{0, 0, 2}, embedArgs(out, n, sub)...)
+	if got, want := partIDs(t, out, "part-*.parquet"), map[string]int{"calla.png": 1, "sub/fossa.png": 1}; !reflect.DeepEqual(got, want) {
+		t.Errorf("ids %v, want %v", got, want)
+	}
+	// A file named beside its directory, as well.
+	out2 := filepath.Join(root, "O2")
+	runCounted(t, summary{2, 0, 0}, embedArgs(out2, filepath.Join(sub, "fossa.png"), n)...)
+	runCounted(t, summary{0, 0, 2}, embedArgs(out2, n, filepath.Join(sub, "fossa.png"))...)
+	if got, want := partIDs(t, out2, "part-*.parquet"), map[string]int{"calla.png": 1, "sub/fossa.png": 1}; !reflect.DeepEqual(got, want) {
+		t.Errorf("file beside its directory: ids %v, want %v", got, want)
+	}
+
+	tinyImages(t, n, "x.png", "fossa.png")
+	runCounted(t, summary{2, 0, 2}, embedArgs(out, sub, n)...)
+	runCounted(t, summary{0, 0, 4}, embedArgs(out, n, sub)...)
+	if got, want := partIDs(t, out, "part-*.parquet"), map[string]int{"calla.png": 1, "fossa.png": 1, "sub/fossa.png": 1, "x.png": 1}; !reflect.DeepEqual(got, want) {
+		t.Errorf("ids %v, want %v", got, want)
+	}
+}

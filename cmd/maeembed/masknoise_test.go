@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bytes"
+	"compress/gzip"
 	endian "encoding/binary"
 	"fmt"
 	"math"
@@ -9,6 +11,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/maeembed/maeembed/sinks"
 )
 
 // writeNpyFloat64 writes data as numpy's np.save writes a float64 C-order
@@ -137,5 +141,95 @@ func TestMaskNoiseFloat64(t *testing.T) {
 	_, want := npy(t, filepath.Join(tiny, "mask.npy"))
 	if !slices.Equal(got, want) {
 		t.Errorf("masks from the float64 noise differ from the reference's")
+	}
+}
+
+// --mask-noise needs one row per input, and a tar member or a Parquet row
+// is an input: with tar (plain or gzip-compressed) and Parquet inputs, too
+// few or too many rows are a usage error (exit 2) before anything is
+// written, as with image files, in the run and its dry run; the right
+// count runs, every image. A tar whose members cannot be counted (cut
+// inside a header) is a usage error that names it.
+func TestMaskNoiseRowsCountTarAndParquetInputs(t *testing.T) {
+	tiny := filepath.Join(fixtures, "tiny32")
+	shape, base := npy(t, filepath.Join(tiny, "noise.npy"))
+	dir := t.TempDir()
+	noise := func(rows int) string {
+		p := filepath.Join(dir, fmt.Sprintf("noise%d.npy", rows))
+		data := make([]float32, 0, rows*shape[1])
+		for i := range rows {
+			data = append(data, base[(i%shape[0])*shape[1]:(i%shape[0]+1)*shape[1]]...)
+		}
+		if err := sinks.WriteNpyFloat32(p, []int{rows, shape[1]}, data); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	plain := filepath.Join(dir, "plain.tar")
+	writeTar(t, plain, "img_000.png", "img_001.png", "img_002.png")
+	gz := filepath.Join(dir, "packed.tar")
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	raw, err := os.ReadFile(plain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	zw.Write(raw)
+	zw.Close()
+	if err := os.WriteFile(gz, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	parquet := func(t *testing.T) []string {
+		// Written by DuckDB, in row groups of 2 rows.
+		pq := filepath.Join(t.TempDir(), "ds.parquet")
+		duckQuery(t, "COPY (SELECT key, png FROM ("+
+			"SELECT 0 AS ord, 'a' AS key, content AS png FROM read_blob("+fixturePhotoSQL(t, 0)+") UNION ALL "+
+			"SELECT 1, 'b', content FROM read_blob("+fixturePhotoSQL(t, 1)+") UNION ALL "+
+			"SELECT 2, 'c', content FROM read_blob("+fixturePhotoSQL(t, 2)+") UNION ALL "+
+			"SELECT 3, 'd', content FROM read_blob("+fixturePhotoSQL(t, 0)+")) ORDER BY ord) TO "+sqlString(pq)+" (FORMAT parquet, ROW_GROUP_SIZE 2)")
+		return []string{pq}
+	}
+	given := func(in ...string) func(*testing.T) []string { return func(*testing.T) []string { return in } }
+	for _, in := range []struct {
+		name   string
+		inputs func(*testing.T) []string
+		n      int
+	}{
+		{"tar", given(plain), 3},
+		{"gzip tar", given(gz), 3},
+		{"tar and a file", given(plain, filepath.Join(tiny, "images", "img_001.png")), 4},
+		{"parquet", parquet, 4},
+	} {
+		t.Run(in.name, func(t *testing.T) {
+			inputs := in.inputs(t)
+			for _, rows := range []int{in.n - 1, in.n + 1} {
+				for _, dry := range []bool{false, true} {
+					out := filepath.Join(t.TempDir(), "out")
+					args := []string{"reconstruct", "-m", filepath.Join(tiny, "hf"), "--mask-noise", noise(rows), "--resize", "none", "-o", out}
+					if dry {
+						args = append(args, "--dry-run")
+					}
+					code, _, stderr := maeembed(t, append(args, inputs...)...)
+					want := fmt.Sprintf("%d rows for %d inputs", rows, in.n)
+					if code != 2 || !strings.Contains(stderr, want) {
+						t.Errorf("%d rows (dry run %v): exit %d, want 2 saying %q\n%s", rows, dry, code, want, stderr)
+					}
+					if _, err := os.Stat(out); !os.IsNotExist(err) {
+						t.Errorf("%d rows (dry run %v): the refused run made the output %s", rows, dry, out)
+					}
+				}
+			}
+			out := filepath.Join(t.TempDir(), "out")
+			runCounted(t, summary{in.n, 0, 0}, append([]string{"reconstruct", "-m", filepath.Join(tiny, "hf"), "--mask-noise", noise(in.n), "--resize", "none", "-o", out}, inputs...)...)
+		})
+	}
+
+	cut := filepath.Join(dir, "cut.tar")
+	if err := os.WriteFile(cut, raw[:512+600+100], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, _, stderr := maeembed(t, "reconstruct", "-m", filepath.Join(tiny, "hf"), "--mask-noise", noise(3), "--resize", "none", "-o", filepath.Join(dir, "cutout"), cut)
+	if code != 2 || !strings.Contains(stderr, "cannot count the images of "+cut) {
+		t.Errorf("a tar cut short: exit %d, want 2 naming it\n%s", code, stderr)
 	}
 }

@@ -156,12 +156,15 @@ func checkReconstructRun(stderr io.Writer, o *Options, b *engine.Batch, spec *ma
 
 // readMaskNoise reads --mask-noise (float32, or float64 rounded to float32
 // as numpy's astype does) and checks its shape against the model (L
-// patches) and the inputs (one row each), and that every value is finite.
+// patches) and the inputs (one row each: a tar member and a Parquet row
+// are inputs, counted up front by sources.Reader.Count), and that every
+// value is finite.
 // It returns the rows and their fingerprint (ReconMeta.MaskNoise). Any
 // file that cannot be used (missing, unreadable, not an npy file, another
 // dtype, byte order or layout, a shape that does not fit, a value that is
 // not finite) is a usage error: a bad file named on the command line,
-// found before any input is processed.
+// found before any input is processed; so are inputs that cannot be
+// counted (a tar or Parquet file that cannot be read to its end).
 func readMaskNoise(o *Options, c mae.Config, b *engine.Batch) (mae.NoiseRows, string, error) {
 	l := c.NumPatches()
 	shape, data, err := sinks.ReadNpyFloat32(o.MaskNoise)
@@ -171,8 +174,24 @@ func readMaskNoise(o *Options, c mae.Config, b *engine.Batch) (mae.NoiseRows, st
 	if len(shape) != 2 || shape[1] != l {
 		return mae.NoiseRows{}, "", fmt.Errorf("%w: --mask-noise %s: shape %v, want [N, %d] (L = %d patches for image %d, patch %d)", errUsage, o.MaskNoise, shape, l, l, c.ImageSize, c.PatchSize)
 	}
-	if n, exact := b.Inputs.Files(); exact && o.Shard == "" && n != shape[0] {
-		return mae.NoiseRows{}, "", fmt.Errorf("%w: --mask-noise %s: %d rows for %d inputs: want one row per input in input order", errUsage, o.MaskNoise, shape[0], n)
+	if o.Shard == "" {
+		n, exact := b.Inputs.Files()
+		what := ""
+		if !exact {
+			what = " (files, tar members and Parquet rows)"
+			// Tar members and Parquet rows are inputs each: counted from
+			// the tar headers and Parquet footers, before the run, rather
+			// than found short (every image of a batch failing) or long
+			// (accepted) on the way, with the rows' fingerprint recorded.
+			c, err := b.Inputs.Count()
+			if err != nil {
+				return mae.NoiseRows{}, "", fmt.Errorf("%w: --mask-noise %s needs one row per input, and the number of inputs cannot be known before the run: %w (leave that input out, or run without --mask-noise)", errUsage, o.MaskNoise, err)
+			}
+			n = int(c)
+		}
+		if n != shape[0] {
+			return mae.NoiseRows{}, "", fmt.Errorf("%w: --mask-noise %s: %d rows for %d inputs%s: want one row per input in input order", errUsage, o.MaskNoise, shape[0], n, what)
+		}
 	}
 	rows := mae.NoiseRows{Name: "--mask-noise " + o.MaskNoise, L: l, Data: data}
 	if err := rows.Check(); err != nil {

@@ -751,3 +751,26 @@ func TestE2ECutRepeatRecordedOnce(t *testing.T) {
 		}
 	}
 }
+
+// A retry that processes every failed input successfully leaves no empty
+// errors/ behind (DuckDB refuses a glob errors/*.parquet that matches
+// nothing); the output reads as before, and a rerun resumes it.
+func TestE2ERetryThatFixesAllRemovesErrorsDir(t *testing.T) {
+	root, model := retryInputs(t)
+	if err := os.Remove(filepath.Join(root, "bad.jpg")); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "out")
+	runCounted(t, summary{1, 1, 0}, append([]string{"embed", "--memory-budget", "4MiB", "-o", out, root}, model...)...)
+	if e := partIDs(t, out, "errors/part-*.parquet"); e["big.png"] != 1 {
+		t.Fatalf("error rows %v, want big.png", e)
+	}
+	runCounted(t, summary{1, 0, 1}, append([]string{"embed", "--memory-budget", "256MiB", "--retry-errors", "-o", out, root}, model...)...)
+	if _, err := os.Stat(filepath.Join(out, "errors")); !os.IsNotExist(err) {
+		t.Errorf("%s/errors after a retry that fixed every error: %v, want it gone", out, err)
+	}
+	if got := embedIDs(t, out); !slices.Equal(got, []string{"big.png", "good.png"}) {
+		t.Errorf("ids %q, want big.png, good.png", got)
+	}
+	runCounted(t, summary{0, 0, 2}, append([]string{"embed", "-o", out, root}, model...)...)
+}
