@@ -122,6 +122,30 @@ func kindOf(path string) kind {
 	return kindFile
 }
 
+// compressedTar names the compression of a tar whose file name says it
+// is one maeembed does not read (.tar.xz, .txz, .tar.bz2, .tbz2, .tbz,
+// .tar.zst, .tzst), "" for any other name. Named as an input, such a file
+// would otherwise be taken for an image and fail as "unknown format";
+// its content decides for a .tar (see otherCompression).
+func compressedTar(path string) string {
+	l := strings.ToLower(path)
+	for _, c := range []struct {
+		name string
+		sufs []string
+	}{
+		{"xz", []string{".tar.xz", ".txz"}},
+		{"bzip2", []string{".tar.bz2", ".tbz2", ".tbz"}},
+		{"zstd", []string{".tar.zst", ".tzst"}},
+	} {
+		for _, s := range c.sufs {
+			if strings.HasSuffix(l, s) {
+				return c.name
+			}
+		}
+	}
+	return ""
+}
+
 // isListFile: inputs named *.txt, *.lst or *.list hold one path per line.
 func isListFile(path string) bool {
 	switch strings.ToLower(filepath.Ext(path)) {
@@ -263,6 +287,9 @@ func expand(inputs []string, stdin io.Reader, exts, skip []string, hooks walkHoo
 			}
 		case err == nil:
 			p := filepath.Clean(in)
+			if name := compressedTar(p); name != "" {
+				return nil, 0, 0, false, fmt.Errorf("%w: input %s: a tar compressed with %s, which maeembed does not read: decompress it, or recompress it with gzip (.tar.gz)", config.ErrUsage, in, name)
+			}
 			key := reals.key(p)
 			add(entry{path: p, id: filepath.Base(p), kind: kindOf(p), key: key, root: key})
 		case os.IsNotExist(err) && hasMeta(in):

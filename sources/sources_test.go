@@ -155,6 +155,8 @@ func TestFilesErrors(t *testing.T) {
 	dir := tree(t)
 	chdir(t, dir)
 	write(t, "other/b.jpg", "B2")
+	write(t, "shards/s.tar.xz", "\xfd7zXZ\x00")
+	write(t, "shards/s.TBZ2", "BZh9")
 	for _, tc := range []struct {
 		inputs []string
 		want   string
@@ -170,6 +172,9 @@ func TestFilesErrors(t *testing.T) {
 		{[]string{"**/*.png"}, "pass ., which is walked recursively, with --extensions png"},
 		{[]string{"root/a/**"}, "pass root/a, which is walked recursively (--extensions"},
 		{[]string{"root/b.jpg", "other/b.jpg"}, `same id "b.jpg"`},
+		// Not an image of an unknown format: a tar it cannot read.
+		{[]string{"shards/s.tar.xz"}, "input shards/s.tar.xz: a tar compressed with xz, which maeembed does not read"},
+		{[]string{"root", "shards/s.TBZ2"}, "a tar compressed with bzip2"},
 	} {
 		// Each is a mistake in the command line: a usage error (exit 2).
 		if _, err := Open(tc.inputs, Options{}); err == nil || !strings.Contains(err.Error(), tc.want) || !errors.Is(err, config.ErrUsage) {
