@@ -90,16 +90,19 @@ func TestMaskNoiseMustBeFinite(t *testing.T) {
 	for _, c := range []struct {
 		file string
 		want []string
+		more []string
 	}{
-		{bad("nan.npy", 1, 5, float32(math.NaN())), []string{"nan.npy: row 1, column 5", "is NaN"}},
-		{bad("inf.npy", 0, 0, float32(math.Inf(-1))), []string{"inf.npy: row 0, column 0", "is -Inf"}},
-		{big, []string{"big64.npy: row 2, column 3", "is +Inf as float32"}},
-		{raw("int64.npy", "<i8", "False", 8), []string{"int64.npy", "<i8"}},
-		{raw("f16.npy", "<f2", "False", 2), []string{"f16.npy", "<f2"}},
-		{raw("be.npy", ">f4", "False", 4), []string{"be.npy", ">f4"}},
-		{raw("fortran.npy", "<f4", "True", 4), []string{"fortran.npy", "ortran"}},
-		{garbage, []string{"garbage.npy"}},
-		{cut, []string{"cut.npy", "truncated"}},
+		{bad("nan.npy", 1, 5, float32(math.NaN())), []string{"nan.npy: row 1, column 5", "is NaN"}, nil},
+		// A usable file with a seed, which it leaves without effect.
+		{filepath.Join(tiny, "noise.npy"), []string{"--seed 3 with --mask-noise", "leave --seed out"}, []string{"--seed", "3"}},
+		{bad("inf.npy", 0, 0, float32(math.Inf(-1))), []string{"inf.npy: row 0, column 0", "is -Inf"}, nil},
+		{big, []string{"big64.npy: row 2, column 3", "is +Inf as float32"}, nil},
+		{raw("int64.npy", "<i8", "False", 8), []string{"int64.npy", "<i8"}, nil},
+		{raw("f16.npy", "<f2", "False", 2), []string{"f16.npy", "<f2"}, nil},
+		{raw("be.npy", ">f4", "False", 4), []string{"be.npy", ">f4"}, nil},
+		{raw("fortran.npy", "<f4", "True", 4), []string{"fortran.npy", "ortran"}, nil},
+		{garbage, []string{"garbage.npy"}, nil},
+		{cut, []string{"cut.npy", "truncated"}, nil},
 	} {
 		for _, dry := range []bool{false, true} {
 			out := filepath.Join(t.TempDir(), "out")
@@ -107,7 +110,7 @@ func TestMaskNoiseMustBeFinite(t *testing.T) {
 			if dry {
 				args = append(args, "--dry-run")
 			}
-			code, _, stderr := maeembed(t, args...)
+			code, _, stderr := maeembed(t, append(args, c.more...)...)
 			for _, w := range append(c.want, "--mask-noise") {
 				if code != 2 || !strings.Contains(stderr, w) {
 					t.Errorf("%s (dry run %v): exit %d, want 2 saying %q\n%s", c.file, dry, code, w, stderr)

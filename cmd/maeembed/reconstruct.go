@@ -164,8 +164,14 @@ func checkReconstructRun(stderr io.Writer, o *Options, b *engine.Batch, spec *ma
 // dtype, byte order or layout, a shape that does not fit, a value that is
 // not finite) is a usage error: a bad file named on the command line,
 // found before any input is processed; so are inputs that cannot be
-// counted (a tar or Parquet file that cannot be read to its end).
+// counted (a tar or Parquet file that cannot be read to its end), and a
+// --seed, which the file's noise leaves without effect.
 func readMaskNoise(o *Options, c mae.Config, b *engine.Batch) (mae.NoiseRows, string, error) {
+	if o.Seed != 0 {
+		// The file's rows are the noise: a seed would be recorded but
+		// change nothing.
+		return mae.NoiseRows{}, "", fmt.Errorf("%w: --seed %d with --mask-noise: the masks come from the file, which takes no seed; leave --seed out", errUsage, o.Seed)
+	}
 	l := c.NumPatches()
 	shape, data, err := sinks.ReadNpyFloat32(o.MaskNoise)
 	if err != nil {
