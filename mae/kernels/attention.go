@@ -86,22 +86,32 @@ func (j *attnJob) item(s *attnScratch, b, h, r0, r1 int) {
 	base := b * T * ld
 	q := j.qkv[base+h*hd:]
 	k := j.qkv[base+D+h*hd:]
-	v := j.qkv[base+2*D+h*hd:]
 	s.kp = grow(s.kp, numPanels(T)*hd*nr)
-	s.vp = grow(s.vp, numPanels(hd)*T*nr)
 	// The score matrix is padded to whole micro-tiles so the kernel writes
 	// edge tiles in place; only its first T columns are ever read.
 	ldS := numPanels(T) * nr
 	s.s = grow(s.s, ceilDiv(T, j.im.mr)*j.im.mr*ldS)
-	packB(j.im, s.kp, k, ld, true, hd, T, 0, numPanels(T))   // op(B) = Kᵀ (hd×T)
-	packB(j.im, s.vp, v, ld, false, T, hd, 0, numPanels(hd)) // op(B) = V (T×hd)
+	packB(j.im, s.kp, k, ld, true, hd, T, 0, numPanels(T)) // op(B) = Kᵀ (hd×T)
 	scale := float32(1 / math.Sqrt(float64(hd)))
-	rows := r1 - r0
-	serialGemm(j.im, s.g, rows, T, hd, scale, q[r0*ld:], ld, s.kp, s.s, ldS, true, nil, dequant{})
-	for r := 0; r < rows; r++ {
+	serialGemm(j.im, s.g, r1-r0, T, hd, scale, q[r0*ld:], ld, s.kp, s.s, ldS, true, nil, dequant{})
+	j.softmaxPV(s, b, h, r0, r1, ldS)
+}
+
+// softmaxPV is attention's second half in float32, whatever precision
+// formed the scores: it turns the rows of s.s (stride ldS), the scores of
+// query rows [r0, r1) of item (b, h), into probabilities and writes
+// O = P·V for them.
+func (j *attnJob) softmaxPV(s *attnScratch, b, h, r0, r1, ldS int) {
+	T, hd := j.tokens, j.headDim
+	D := j.heads * hd
+	ld := 3 * D
+	v := j.qkv[b*T*ld+2*D+h*hd:]
+	s.vp = grow(s.vp, numPanels(hd)*T*nr)
+	packB(j.im, s.vp, v, ld, false, T, hd, 0, numPanels(hd)) // op(B) = V (T×hd)
+	for r := 0; r < r1-r0; r++ {
 		softmaxWith(j.im, s.s[r*ldS:r*ldS+T])
 	}
-	serialGemm(j.im, s.g, rows, hd, T, 1, s.s, ldS, s.vp, j.out[(b*T+r0)*D+h*hd:], D, false, nil, dequant{})
+	serialGemm(j.im, s.g, r1-r0, hd, T, 1, s.s, ldS, s.vp, j.out[(b*T+r0)*D+h*hd:], D, false, nil, dequant{})
 }
 
 // serialGemm is runGemm (beta 0; no epilogue but int8's dequantisation
@@ -132,19 +142,19 @@ var attnPool = sync.Pool{New: func() any { return new(attnJob) }}
 // kernel, in the manner of dynamic quantisation: Q per row (token) and K
 // per row as the weight (i8Quad, the 1/√hd scale folded into Q's), int32
 // sums dequantised per row and column scale. The softmax and O = P·V stay
-// float32 (item's): probabilities of 6 bits (round(64·exp(s − max))) lost
+// float32 (softmaxPV): probabilities of 6 bits (round(64·exp(s − max))) lost
 // the tail of a row that puts most of its weight on one token and spreads
 // the rest thinly (an attention sink), which on some photos took the
 // embedding to a cosine of 0.994 with fp32 (a crop of skimage's retina
 // photo; 0.9996 with float32 P·V, which costs about as much as it saves).
 func (j *attnJob) itemI8(s *attnScratch, b, h int) {
 	im, qh := i8AVX2Impl, quantAVX2
-	f := j.im
+	mr := max(im.mr, j.im.mr) // S's rows are read by both kernels
 	T, hd := j.tokens, j.headDim
 	D := j.heads * hd
 	ld := 3 * D
 	base := b * T * ld
-	q, k, v := j.qkv[base+h*hd:], j.qkv[base+D+h*hd:], j.qkv[base+2*D+h*hd:]
+	q, k := j.qkv[base+h*hd:], j.qkv[base+D+h*hd:]
 	kw := ceilDiv(hd, 4) // words along hd
 	nT := numPanels(T)
 	s.qw, s.sq = grow(s.qw, T*kw), grow(s.sq, T)
@@ -159,14 +169,9 @@ func (j *attnJob) itemI8(s *attnScratch, b, h int) {
 		s.zero = make([]float32, nT*nr)
 	}
 	ldS := nT * nr
-	s.s = grow(s.s, ceilDiv(T, max(im.mr, f.mr))*max(im.mr, f.mr)*ldS)
+	s.s = grow(s.s, ceilDiv(T, mr)*mr*ldS)
 	serialGemm(im, s.g, T, T, kw, 1, s.qw, kw, s.kp, s.s, ldS, true, s.ck, dequant{rowScale: s.sq, colScale: s.sk, bias: s.zero})
-	for r := 0; r < T; r++ {
-		softmaxWith(f, s.s[r*ldS:r*ldS+T])
-	}
-	s.vp = grow(s.vp, numPanels(hd)*T*nr)
-	packB(f, s.vp, v, ld, false, T, hd, 0, numPanels(hd)) // op(B) = V (T×hd)
-	serialGemm(f, s.g, T, hd, T, 1, s.s, ldS, s.vp, j.out[b*T*D+h*hd:], D, false, nil, dequant{})
+	j.softmaxPV(s, b, h, 0, T, ldS)
 }
 
 // attnI8 tells whether AttentionIn runs precision prec with int8
@@ -174,8 +179,11 @@ func (j *attnJob) itemI8(s *attnScratch, b, h int) {
 // VNNI path keeps float32 attention), with a head dimension of whole
 // vectors and at least 64. Below that the int8 tiles of S = Q·Kᵀ are too
 // short in K for the kernel's fixed cost per tile: at head dim 32 (the
-// ViT-B decoder) int8 measured 8% slower than float32, at 64 ~25–30%
-// faster (Zen 4, forced AVX2, one core; both with P·V in int8 too).
+// ViT-B decoder) int8 measured 8% slower than float32 (Zen 4, forced
+// AVX2, one core, with P·V in int8 too). At 64, with P·V in float32 as
+// now, a rough one-thread timing gave ~16% faster than float32 attention
+// (8 images of 197 tokens, 3 heads: 5.7 against 6.8 ms; 25–30% when P·V
+// was int8 too).
 func attnI8(prec Precision, headDim int) bool {
 	if prec != Int8 || i8AVX2Impl == nil || headDim%8 != 0 || headDim < 64 {
 		return false
