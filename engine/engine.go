@@ -98,6 +98,13 @@ type Model[R any] interface {
 	Release(R)
 }
 
+// ImageChecker is a Model that can refuse one image before its batch
+// runs (what Run would fail the whole batch for): such an image gets the
+// error as its own, with stage "model", and the batch runs without it.
+type ImageChecker interface {
+	CheckImage(im *Image) error
+}
+
 // Output writes the model's results. Write gets the images that reached the
 // model and their result; it must hand each image's Item.Ack to the writer
 // of its row(s) (sinks.JoinAck when there are several). An error from
@@ -434,10 +441,16 @@ func (e *Engine[R]) Run(ctx context.Context, src sources.Source) error {
 	}
 	var okBuf sync.Pool
 	okBuf.New = func() any { return make([]*Image, 0, bs) }
+	checker, _ := any(e.model).(ImageChecker)
 	results := pipeline.Map(p, "model", batches, pipeline.Config{Workers: 1, Buffer: resultBuffer, Ordered: true},
 		func(ctx context.Context, b []*Image) (done, error) {
 			ok := okBuf.Get().([]*Image)[:0]
 			for _, im := range b {
+				if im.Err == nil && checker != nil {
+					if err := checker.CheckImage(im); err != nil {
+						im.Err, im.Stage = err, "model"
+					}
+				}
 				if im.Err == nil {
 					ok = append(ok, im)
 				}

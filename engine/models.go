@@ -153,6 +153,12 @@ func NewReconstructModel(rec *mae.Reconstructor, batch, imageSize int, keepImage
 	return m
 }
 
+// CheckImage implements ImageChecker: an input the masking noise has no
+// row for (--mask-noise shorter than the inputs) fails alone.
+func (m *ReconstructModel) CheckImage(im *Image) error {
+	return m.rec.CheckInput(im.Item.Pos.Index)
+}
+
 // Run implements Model.
 func (m *ReconstructModel) Run(imgs []*Image) (Reconstruction, error) {
 	m.images, m.index = m.images[:0], m.index[:0]

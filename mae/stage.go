@@ -107,11 +107,19 @@ func (r NoiseRows) Check() error {
 
 // Fill implements Noise.
 func (r NoiseRows) Fill(dst []float32, index int64) error {
-	n := int64(len(r.Data) / r.L)
-	if index < 0 || index >= n {
-		return fmt.Errorf("mask noise %s has %d rows, input is number %d", r.Name, n, index)
+	if err := r.Has(index); err != nil {
+		return err
 	}
 	copy(dst, r.Data[index*int64(r.L):(index+1)*int64(r.L)])
+	return nil
+}
+
+// Has tells whether r holds the row of the input at position index (its
+// error is Fill's).
+func (r NoiseRows) Has(index int64) error {
+	if n := int64(len(r.Data) / r.L); index < 0 || index >= n {
+		return fmt.Errorf("mask noise %s has %d rows, input is number %d", r.Name, n, index)
+	}
 	return nil
 }
 
@@ -139,6 +147,17 @@ func NewReconstructor(m *Model, ratio float64, normPix bool, noise Noise, maxBat
 	}
 	return &Reconstructor{m: m, ratio: ratio, normPix: normPix, noise: noise,
 		patches: make([]float32, maxBatch*c.NumPatches()*c.PatchDim()), nbuf: make([]float32, maxBatch*c.NumPatches())}, nil
+}
+
+// CheckInput tells whether the noise has a row for the input at position
+// index (noise given as rows, NoiseRows, may end before the inputs do), so
+// that such an input fails on its own rather than its whole batch in
+// Reconstruct.
+func (r *Reconstructor) CheckInput(index int64) error {
+	if h, ok := r.noise.(interface{ Has(int64) error }); ok {
+		return h.Has(index)
+	}
+	return nil
 }
 
 // Reconstruct runs images; index[i] is image i's position in the input

@@ -236,3 +236,23 @@ func TestMaskNoiseRowsCountTarAndParquetInputs(t *testing.T) {
 		t.Errorf("a tar cut short: exit %d, want 2 naming it\n%s", code, stderr)
 	}
 }
+
+// With --shard (where the rows are not counted up front) a --mask-noise
+// file that ends before the inputs fails only the inputs past its end,
+// each naming its own position, not every image of their batch.
+func TestMaskNoiseShortUnderShardFailsOnlyThePastEnd(t *testing.T) {
+	tiny := filepath.Join(fixtures, "tiny32")
+	shape, noise := npy(t, filepath.Join(tiny, "noise.npy"))
+	short := filepath.Join(t.TempDir(), "two.npy")
+	writeNpy(t, short, []int{2, shape[1]}, noise[:2*shape[1]])
+	out := filepath.Join(t.TempDir(), "out")
+	// Shard 0/2 of the three images: positions 0 and 2, one batch.
+	code, _, stderr := maeembed(t, "reconstruct", "-m", filepath.Join(tiny, "hf"), "--mask-noise", short, "--resize", "none",
+		"--shard", "0/2", "--format", "npy", "-o", out, filepath.Join(tiny, "images"))
+	if code != 0 || !strings.Contains(stderr, "1 image written, 1 error") || !strings.Contains(stderr, "has 2 rows, input is number 2") {
+		t.Fatalf("exit %d, want 0 with img_000.png written and img_002.png failed past the noise's end\n%s", code, stderr)
+	}
+	if _, mask := npy(t, filepath.Join(out, "mask.npy")); len(mask) != shape[1] {
+		t.Errorf("mask.npy holds %d values, want one row of %d", len(mask), shape[1])
+	}
+}
