@@ -8,9 +8,11 @@ import (
 	"log/slog"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 
 	"github.com/maeembed/maeembed/config"
 	"github.com/maeembed/maeembed/sinks"
@@ -460,12 +462,25 @@ func CheckOutputDir(o OutputDir) error {
 }
 
 // CheckOutputNotFile refuses an output directory (--output) that exists as
-// a file: a run would fail late and obscurely on it ("not a directory").
+// a file, or under a file: a run would fail late and obscurely on it ("not a directory").
 // Stream workers check it with their flags, before the model loads. The
 // error wraps config.ErrUsage.
 func CheckOutputNotFile(dir string) error {
-	if fi, err := os.Stat(dir); err == nil && !fi.IsDir() {
+	fi, err := os.Stat(dir)
+	if err == nil && !fi.IsDir() {
 		return fmt.Errorf("%w: --output %s is a file: the outputs go into a directory there (give a directory's path)", config.ErrUsage, dir)
+	}
+	if errors.Is(err, syscall.ENOTDIR) {
+		// A file on the way (-o f/out with f a file): no directory can be
+		// made there.
+		for p := filepath.Dir(filepath.Clean(dir)); ; p = filepath.Dir(p) {
+			if fi, err := os.Stat(p); err == nil && !fi.IsDir() {
+				return fmt.Errorf("%w: --output %s: %s is a file, so no directory can be made under it (give a directory's path)", config.ErrUsage, dir, p)
+			}
+			if p == filepath.Dir(p) {
+				break
+			}
+		}
 	}
 	return nil
 }

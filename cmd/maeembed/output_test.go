@@ -169,8 +169,9 @@ func TestNoResumeRefusesNonEmptyOutput(t *testing.T) {
 	}
 }
 
-// An existing file as -o is refused, by the run and its dry run alike,
-// with an error naming --output (not a bare "not a directory").
+// An existing file as -o, or on the way to it, is refused, by the run and
+// its dry run alike, as a usage error naming --output (not a bare "not a
+// directory").
 func TestOutputIsAFile(t *testing.T) {
 	root := t.TempDir()
 	in, out := filepath.Join(root, "in"), filepath.Join(root, "emb.parquet")
@@ -180,8 +181,14 @@ func TestOutputIsAFile(t *testing.T) {
 	}
 	for _, extra := range [][]string{nil, {"--dry-run"}} {
 		code, _, stderr := maeembed(t, embedArgs(out, append(extra, in)...)...)
-		if code == 0 || !strings.Contains(stderr, "--output "+out+" is a file") {
-			t.Errorf("embed %v -o FILE: exit %d\n%s", extra, code, stderr)
+		if code != 2 || !strings.Contains(stderr, "--output "+out+" is a file") {
+			t.Errorf("embed %v -o FILE: exit %d, want 2\n%s", extra, code, stderr)
+		}
+		// A path under the file: no directory can be made there either.
+		under := filepath.Join(out, "b", "c")
+		code, _, stderr = maeembed(t, embedArgs(under, append(extra, in)...)...)
+		if code != 2 || !strings.Contains(stderr, "--output "+under+": "+out+" is a file") {
+			t.Errorf("embed %v -o FILE/b/c: exit %d, want 2\n%s", extra, code, stderr)
 		}
 	}
 	if b, _ := os.ReadFile(out); string(b) != "a file" {
