@@ -30,9 +30,12 @@ const (
 	// escape (4 bytes) moves up to 255 rows down and 255 pixels right.
 	rleMaxRows = 255
 	// jpegMinBlockBits: a sequential (baseline or extended) Huffman JPEG
-	// codes every 8×8 block of a component it scans with a DC code and at
-	// least one AC code (an end of block), each at least one bit.
-	jpegMinBlockBits = 2
+	// codes every 8×8 block of a component it scans with a DC code of at
+	// least one bit. Its AC codes may cost less than a bit per block: the
+	// decoders (image/jpeg, PIL's libjpeg) read end-of-block runs (AC
+	// symbols 0x10–0xE0, up to 32767 blocks) in sequential scans too, so
+	// one AC code of a few bits can end the AC data of thousands of blocks.
+	jpegMinBlockBits = 1
 )
 
 // checkClaim refuses a header whose size (cfg's w×h, or a GIF's first
