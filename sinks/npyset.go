@@ -88,8 +88,9 @@ func (s *npySet) carryOver(dir string, inner [][]int, keys, vals []string) error
 		for _, name := range s.names {
 			p := filepath.Join(dir, name)
 			if _, err := os.Lstat(p); err == nil {
-				return fmt.Errorf("%s exists but %s does not: it is not a maeembed output, "+
-					"and this run would replace it. Move it away or use another output directory", p, metadataName)
+				return fmt.Errorf("%s exists but %s does not, and this run would replace it: it is not a maeembed output, "+
+					"or a set whose publication was cut and cannot be completed (an older version's rerun removed its temporaries, "+
+					"or they were removed by hand). Move it away or use another output directory", p, metadataName)
 			} else if !errors.Is(err, os.ErrNotExist) {
 				return fmt.Errorf("output: %w", err)
 			}
