@@ -332,17 +332,30 @@ func (b *Batch) skippedInfo(info RunInfo) RunInfo {
 
 // outcome is the error of a batch run that processed c without an error
 // of its own and was not drained: nil, or why it fails (end); a dry run's
-// too (DryRun), with c its skipped inputs. A duplicate id is an error row
-// like any bad input, but not a failure of the run: its id has the output
-// of the first item with it (in another shard's run, or an earlier run
-// into the output), so a run (or its rerun) whose only error rows are
-// duplicate ids ends as a run with some bad inputs does: it fails with
-// FailOnError only.
+// too (DryRun), with c its skipped inputs. firstError is "id: error" of
+// the first failure that is not a duplicate id (Engine.FirstError). A
+// duplicate id is an error row like any bad input, but not a failure of
+// the run: its id's outcome is decided by the first item with it (in this
+// run, another shard's run, or an earlier run into the output), which has
+// the id's output or its own error row, counted where it was processed.
+// So a run (or its rerun) whose only error rows are duplicate ids ends as
+// a run with some bad inputs does: it fails with FailOnError only; and a
+// run that wrote nothing fails for its other error rows, counting and
+// citing those only.
 func (b *Batch) outcome(c Counts, firstError func() string) error {
 	skippedFailed, errDir := b.Inputs.SkippedFailed(), b.errDir()
 	switch {
 	case c.Written == 0 && c.Failed > c.Duplicates:
 		// Nothing came out: that is a failed run, not a run with bad inputs.
+		// Duplicate ids are said apart: no failures, nor the one cited.
+		if failed := c.Failed - c.Duplicates; c.Duplicates > 0 {
+			first := "; first:"
+			if failed == 1 {
+				first = ":"
+			}
+			return fmt.Errorf("nothing was written: %s failed, not counting %s (errors in %s)%s %s",
+				plural(failed, "input"), plural(c.Duplicates, "duplicate id"), errDir, first, firstError())
+		}
 		if c.Failed == 1 {
 			return fmt.Errorf("the only input processed failed (errors in %s): %s", errDir, firstError())
 		}

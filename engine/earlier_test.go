@@ -58,6 +58,9 @@ func TestBatchErrorsCountInputs(t *testing.T) {
 	}{
 		{Counts{Failed: 1}, false, 0, "the only input processed failed (errors in out/errors): a.jpg: bad"},
 		{Counts{Failed: 3, Skipped: 2}, false, 0, "all 3 inputs failed (errors in out/errors); first: a.jpg: bad"},
+		{Counts{Failed: 3, Duplicates: 2}, false, 0, "nothing was written: 1 input failed, not counting 2 duplicate ids (errors in out/errors): a.jpg: bad"},
+		{Counts{Failed: 4, Duplicates: 1}, false, 0, "nothing was written: 3 inputs failed, not counting 1 duplicate id (errors in out/errors); first: a.jpg: bad"},
+		{Counts{Failed: 2, Duplicates: 2}, false, 0, ""},
 		{Counts{Written: 2, Failed: 1}, true, 0, "1 input failed (see out/errors)"},
 		{Counts{Written: 2, Failed: 2}, true, 0, "2 inputs failed (see out/errors)"},
 		{Counts{Skipped: 1}, false, 1, "the only input failed in an earlier run into out (see out/errors; "},
@@ -68,6 +71,12 @@ func TestBatchErrorsCountInputs(t *testing.T) {
 		b := &Batch{Options: FileOptions{Output: "out", FailOnError: c.fail}, Inputs: &Inputs{}}
 		b.Inputs.skippedFailed.Store(c.failed)
 		err := b.outcome(c.counts, first)
+		if c.want == "" {
+			if err != nil {
+				t.Errorf("%+v: %v, want no error", c.counts, err)
+			}
+			continue
+		}
 		if err == nil || !strings.HasPrefix(err.Error(), c.want) {
 			t.Errorf("%+v, fail on error %v, %d failed earlier: %v, want %q…", c.counts, c.fail, c.failed, err, c.want)
 		}

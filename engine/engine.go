@@ -381,7 +381,8 @@ func (e *Engine[R]) Stats() []pipeline.StageStats {
 	return st
 }
 
-// FirstError is "id: error" of the first failed item, or "".
+// FirstError is "id: error" of the first failed item that is not a
+// duplicate id (sources.ErrDuplicateID), or "".
 func (e *Engine[R]) FirstError() string {
 	if s := e.firstErr.Load(); s != nil {
 		return *s
@@ -703,7 +704,7 @@ func (e *Engine[R]) write(imgs, ok []*Image, result R, ran bool) error {
 }
 
 func (e *Engine[R]) addErrorRow(im *Image) {
-	if e.firstErr.Load() == nil {
+	if e.firstErr.Load() == nil && !errors.Is(im.Err, sources.ErrDuplicateID) {
 		s := im.Item.ID + ": " + im.Err.Error()
 		e.firstErr.CompareAndSwap(nil, &s)
 	}

@@ -32,7 +32,11 @@ func TestResumeComparesParquetColumns(t *testing.T) {
 		want     string // "" resumes
 	}{
 		{"same", auto, auto, ""},
-		{"same, though the choice now differs between files", auto, columns{AutoColumn, AutoColumn, "", ""}, ""},
+		{"chosen, now different between files", auto, columns{AutoColumn, AutoColumn, "", "png"},
+			"written with no --id-column (each Parquet file's first column of the known names), as this run is, but that run's automatic choice took \"key\" in every Parquet file, and in these inputs it takes different columns in different Parquet files (the Parquet files changed): the ids of Parquet rows would change, so every row would be processed again and stored a second time under its new id. Rerun with --id-column key"},
+		{"chosen, now another", auto, columns{AutoColumn, AutoColumn, "key", "jpg"},
+			"that run's automatic choice took \"png\" in every Parquet file, and in these inputs it takes \"jpg\" in every Parquet file (the Parquet files changed): the rows already done"},
+		{"older output, chosen both times", columns{AutoColumn, AutoColumn, "", ""}, columns{AutoColumn, AutoColumn, "key", ""}, ""},
 		{"other id", auto, columns{"label", AutoColumn, "key", "png"}, "written with no --id-column (each Parquet file's first column of the known names), this run has --id-column label: that run's automatic choice took \"key\" in every Parquet file, not \"label\": the ids of Parquet rows would change"},
 		{"the id chosen, then named", auto, columns{"key", AutoColumn, "key", "png"}, ""},
 		{"the image chosen, then named", auto, columns{AutoColumn, "png", "key", "png"}, ""},

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -235,4 +236,60 @@ func TestKillBetweenNpyRenames(t *testing.T) {
 	if len(seen) != killItems {
 		t.Errorf("%d ids, want %d", len(seen), killItems)
 	}
+}
+
+// Two runs' clean-ups that find one cut publication: the one that opens
+// its temporaries second finds them renamed into place by the other, and
+// has nothing to complete (it failed, and with it every run into the
+// directory until the set was complete). Where no lock can be taken
+// (ENOLCK, or a file system without flock), the set is completed
+// unlocked, as atomicfile's writers write unlocked there, instead of
+// failing every run.
+func TestNpyCompletionRacesAndLocklessFileSystems(t *testing.T) {
+	const dim = 4
+	meta := Meta{Model: "m", Pool: "mean", Preprocess: "p", Version: "v", Dim: dim}
+	cut := func(t *testing.T) string {
+		dir := t.TempDir()
+		w, err := NewNpy(dir, meta)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Write(embedRows(0, 3, dim)); err != nil {
+			t.Fatal(err)
+		}
+		cutPublish(t, w.set, 0)()
+		return dir
+	}
+
+	t.Run("completed by another run meanwhile", func(t *testing.T) {
+		dir := cut(t)
+		var other bool
+		var otherErr error
+		pendingFound = func() {
+			pendingFound = nil
+			other, otherErr = completePendingNpySet(dir)
+		}
+		defer func() { pendingFound = nil }()
+		done, err := completePendingNpySet(dir)
+		if !other || otherErr != nil {
+			t.Fatalf("the other run's completion: %v, %v", other, otherErr)
+		}
+		if done || err != nil {
+			t.Fatalf("completion after the other run's: %v, %v; want nothing to complete", done, err)
+		}
+		if err := CleanTemps(dir); err != nil {
+			t.Fatal(err)
+		}
+		checkEmbedSet(t, dir, 3, dim)
+	})
+
+	t.Run("no lock to be had", func(t *testing.T) {
+		dir := cut(t)
+		pendingFlock = func(int, int) error { return syscall.ENOLCK }
+		defer func() { pendingFlock = syscall.Flock }()
+		if done, err := completePendingNpySet(dir); !done || err != nil {
+			t.Fatalf("completion with flock failing ENOLCK: %v, %v; want the set completed", done, err)
+		}
+		checkEmbedSet(t, dir, 3, dim)
+	})
 }

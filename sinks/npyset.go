@@ -88,8 +88,9 @@ func (s *npySet) carryOver(dir string, inner [][]int, keys, vals []string) error
 		for _, name := range s.names {
 			p := filepath.Join(dir, name)
 			if _, err := os.Lstat(p); err == nil {
-				return fmt.Errorf("%s exists but %s does not: it is not a maeembed output, "+
-					"and this run would replace it. Move it away or use another output directory", p, metadataName)
+				return fmt.Errorf("%s exists but %s does not, and this run would replace it: it is not a maeembed output, "+
+					"or a set whose publication was cut and cannot be completed (an older version's rerun removed its temporaries, "+
+					"or they were removed by hand). Move it away or use another output directory", p, metadataName)
 			} else if !errors.Is(err, os.ErrNotExist) {
 				return fmt.Errorf("output: %w", err)
 			}
@@ -282,8 +283,18 @@ func columnSetting(flag, v string) string {
 // output's automatic choice as recorded (oldAuto; for an output of an
 // older version, which records none, what automatic choice takes in this
 // run's inputs), this run's as runAuto; "" is a choice that differs
-// between the Parquet files.
+// between the Parquet files. Where both sides chose automatically and the
+// output recorded its choice, the choices must be the same column (the
+// Parquet files may have changed since).
 func sameColumn(path, flag, k, old, oldAuto, run, runAuto string) error {
+	if old == AutoColumn && run == AutoColumn {
+		if oldAuto == "" || oldAuto == runAuto {
+			return nil // an older output records no choice to compare
+		}
+		return fmt.Errorf("%s was written with %s, as this run is, but that run's automatic choice took %s, and in these inputs it takes %s "+
+			"(the Parquet files changed): %s. Rerun with %s, or give this run another output directory",
+			path, columnSetting(flag, old), autoChoice(oldAuto), autoChoice(runAuto), columnChange[k], columnSetting(flag, oldAuto))
+	}
 	oldCol, runCol := old, run
 	if old == AutoColumn {
 		oldCol = oldAuto
@@ -353,7 +364,8 @@ func valueOf(keys, vals []string, key string) string {
 // without a Parquet file, records none, and a run that reads no Parquet
 // file takes an output that records them; where one side chose
 // automatically, its choice (maeembed.id_column_auto,
-// maeembed.image_column_auto) is what is compared (sameColumn);
+// maeembed.image_column_auto) is what is compared, and where both did, the
+// output's recorded choice with this run's (sameColumn);
 // maeembed.inputs likewise is compared only when the output records it
 // (an older version did not).
 func compatible(path string, kv map[string]string, keys, vals []string) error {
@@ -380,7 +392,7 @@ func compatible(path string, kv map[string]string, keys, vals []string) error {
 			continue
 		}
 		if flag, ok := columnFlags[k]; ok {
-			if old, ok := kv[k]; ok && old != vals[i] {
+			if old, ok := kv[k]; ok && (old != vals[i] || old == AutoColumn) {
 				if err := sameColumn(path, flag, k, old, kv[k+autoSuffix], vals[i], valueOf(keys, vals, k+autoSuffix)); err != nil {
 					return err
 				}

@@ -35,9 +35,10 @@ func LockOutputKind(dir, kind string) (release func() error, err error) {
 }
 
 // TakeOutputKind is LockOutputKind that also returns the directories it
-// made, dir and those of its parents that did not exist (makeDirs): a run that ends without writing anything gives them
-// to RemoveMadeDirs after release, so it leaves no new directory behind.
-// When it fails, it removes them itself.
+// made, dir and those of its parents that did not exist (makeDirs): a run
+// that ends without writing anything gives them to RemoveMadeDirs after
+// release, so it leaves no new directory behind. When it fails, it
+// removes them itself.
 func TakeOutputKind(dir, kind string) (release func() error, made []string, err error) {
 	release, made, err = takeOutputKind(dir, kind)
 	if err != nil {

@@ -30,9 +30,12 @@ const (
 	// escape (4 bytes) moves up to 255 rows down and 255 pixels right.
 	rleMaxRows = 255
 	// jpegMinBlockBits: a sequential (baseline or extended) Huffman JPEG
-	// codes every 8×8 block of a component it scans with a DC code and at
-	// least one AC code (an end of block), each at least one bit.
-	jpegMinBlockBits = 2
+	// codes every 8×8 block of a component it scans with a DC code of at
+	// least one bit. Its AC codes may cost less than a bit per block: the
+	// decoders (image/jpeg, PIL's libjpeg) read end-of-block runs (AC
+	// symbols 0x10–0xE0, up to 32767 blocks) in sequential scans too, so
+	// one AC code of a few bits can end the AC data of thousands of blocks.
+	jpegMinBlockBits = 1
 )
 
 // checkClaim refuses a header whose size (cfg's w×h, or a GIF's first
@@ -110,12 +113,18 @@ func pngIHDR(data []byte) (pixBits int64, interlaced, ok bool) {
 	if len(data) < 29 || string(data[12:16]) != "IHDR" {
 		return 0, false, false
 	}
-	var channels int64 // by color type; 0 for none
-	if ct := data[25]; ct < 7 {
-		channels = [7]int64{0: 1, 2: 3, 3: 1, 4: 2, 6: 4}[ct]
-	}
-	pixBits = channels * int64(data[24])
+	pixBits = pngPixelBits(data[25], data[24])
 	return pixBits, data[28] == 1, pixBits > 0
+}
+
+// pngPixelBits is the bits per pixel of a PNG of colorType whose samples
+// are depth bits each, or 0 for a color type PNG does not define.
+func pngPixelBits(colorType, depth byte) int64 {
+	var channels int64
+	if colorType < 7 {
+		channels = [7]int64{0: 1, 2: 3, 3: 1, 4: 2, 6: 4}[colorType]
+	}
+	return channels * int64(depth)
 }
 
 // pngRawBytes is the size of a PNG's decompressed image data, w×h pixels
@@ -192,31 +201,11 @@ func jpegBlockCover(data []byte) (cover int64, ok bool) {
 }
 
 // gifFirstFrame reads the size of a GIF's first image descriptor, past the
-// extensions before it (data as gifRepair left it).
+// extensions before it (data as gifRepair left it: a stray byte stops it).
 func gifFirstFrame(data []byte) (w, h int, ok bool) {
-	if len(data) < 13 {
+	i, ok := gifWalkToFrame(data, func(int) bool { return false })
+	if !ok {
 		return 0, 0, false
 	}
-	i := 13
-	if data[10]&0x80 != 0 {
-		i += 3 << (data[10]&7 + 1)
-	}
-	for i < len(data) {
-		switch data[i] {
-		case '!': // extension: label, then data sub-blocks
-			i += 2
-			for i < len(data) && data[i] != 0 {
-				i += 1 + int(data[i])
-			}
-			i++
-		case ',':
-			if i+9 >= len(data) {
-				return 0, 0, false
-			}
-			return int(binary.LittleEndian.Uint16(data[i+5:])), int(binary.LittleEndian.Uint16(data[i+7:])), true
-		default:
-			return 0, 0, false
-		}
-	}
-	return 0, 0, false
+	return int(binary.LittleEndian.Uint16(data[i+5:])), int(binary.LittleEndian.Uint16(data[i+7:])), true
 }

@@ -213,9 +213,13 @@ func TestMostCompressedFilesPassTheClaimCheck(t *testing.T) {
 		t.Fatal(err)
 	}
 	files = append(files, file{"gif 4000×4000", g.Bytes(), true})
-	// The densest baseline JPEG there is: one-bit codes for a DC
-	// difference of 0 and for the end of block, 2 bits per 8×8 block.
-	files = append(files, file{"jpeg of one-bit codes 4000×4000", densestJPEG(4000, 4000), true})
+	// Baseline JPEGs of one-bit codes: for a DC difference of 0 and for
+	// the end of block, 2 bits per 8×8 block; and the densest there is,
+	// whose AC code is a run of 16384 ends of block (symbol 0xE0, its 14
+	// extra bits 0), which image/jpeg and PIL read in sequential scans
+	// too: about 1 bit per block, the DC code's.
+	files = append(files, file{"jpeg of one-bit codes 4000×4000", densestJPEG(4000, 4000, 0x00), true})
+	files = append(files, file{"jpeg of end-of-block runs 4000×8000", densestJPEG(4000, 8000, 0xE0), true})
 	// Uniform JPEGs at the lowest quality: every block a DC code and an
 	// end of block. Gray (one 8×8 block per 64 pixels) and 4:2:0 color
 	// (a chroma block per 256).
@@ -238,7 +242,7 @@ func TestMostCompressedFilesPassTheClaimCheck(t *testing.T) {
 					t.Fatalf("decode: %dx%d, %v", w, h, err)
 				}
 			}
-			if strings.HasPrefix(f.name, "jpeg of one-bit codes") {
+			if strings.HasPrefix(f.name, "jpeg of end-of-block runs") {
 				// At the bound: twice the rows are more than it holds.
 				more := bytes.Clone(f.data)
 				sof := bytes.Index(more, []byte{0xff, 0xc0})
@@ -266,9 +270,12 @@ func TestMostCompressedFilesPassTheClaimCheck(t *testing.T) {
 }
 
 // densestJPEG is a baseline gray JPEG of w×h (multiples of 16) whose
-// Huffman tables give the DC difference 0 and the end of block one bit
-// each: every block takes 2 bits, the least a sequential JPEG spends.
-func densestJPEG(w, h int) []byte {
+// Huffman tables give the DC difference 0 and the AC symbol ac one bit
+// each, and whose scan is all zero bits. With ac 0x00 (the end of block)
+// every block takes 2 bits; with 0xE0 (a run of 2^14 ends of block, then
+// 14 extra bits) a block takes its DC bit and every 16384th block 15
+// more: about 1 bit per block, the least a sequential JPEG spends.
+func densestJPEG(w, h int, ac byte) []byte {
 	var b bytes.Buffer
 	seg := func(marker byte, body ...byte) {
 		b.Write([]byte{0xff, marker, byte((len(body) + 2) >> 8), byte(len(body) + 2)})
@@ -282,9 +289,15 @@ func densestJPEG(w, h int) []byte {
 		return append(t, symbol)
 	}
 	seg(0xc4, oneCode(0x00, 0)...) // DC: category 0
-	seg(0xc4, oneCode(0x10, 0)...) // AC: end of block
+	seg(0xc4, oneCode(0x10, ac)...)
 	seg(0xda, 1, 1, 0x00, 0, 63, 0)
-	b.Write(make([]byte, w*h/64*2/8)) // all blocks: "0" "0"
+	blocks := w * h / 64
+	scanBits := 2 * blocks // each block: "0" "0"
+	if ac == 0xE0 {
+		// Each block "0"; each run's first block "0" and 14 extra bits.
+		scanBits = blocks + (blocks+16383)/16384*15
+	}
+	b.Write(make([]byte, (scanBits+7)/8))
 	b.Write([]byte{0xff, 0xd9})
 	return b.Bytes()
 }

@@ -30,11 +30,49 @@ func gifRepair(data []byte) []byte {
 		return data
 	}
 	sw, sh := int(binary.LittleEndian.Uint16(data[6:])), int(binary.LittleEndian.Uint16(data[8:]))
+	var stray []int // offsets of bytes PIL skips
+	i, ok := gifWalkToFrame(data, func(i int) bool {
+		stray = append(stray, i)
+		return true
+	})
+	if !ok {
+		return data
+	}
+	d := data[i+1:]
+	x1 := int(binary.LittleEndian.Uint16(d[0:])) + int(binary.LittleEndian.Uint16(d[4:]))
+	y1 := int(binary.LittleEndian.Uint16(d[2:])) + int(binary.LittleEndian.Uint16(d[6:]))
+	// Both fit in 17 bits, not always in the 16 of the header: such a
+	// frame stays refused.
+	w, h := max(sw, x1), max(sh, y1)
+	if w > 0xffff || h > 0xffff || (w == sw && h == sh && stray == nil) {
+		return data
+	}
+	out := make([]byte, 0, len(data)-len(stray))
+	from := 0
+	for _, o := range stray {
+		out = append(out, data[from:o]...)
+		from = o + 1
+	}
+	out = append(out, data[from:]...)
+	binary.LittleEndian.PutUint16(out[6:], uint16(w))
+	binary.LittleEndian.PutUint16(out[8:], uint16(h))
+	return out
+}
+
+// gifWalkToFrame walks a GIF (at least its 13-byte header) past its global
+// color table and the extensions before its first image descriptor, and
+// returns that descriptor's offset, ok when all 10 of its bytes are there.
+// A byte that starts no block is passed to stray, which says whether to
+// skip it (PIL does) or stop (ok false); the trailer, or data ending
+// first, stops the walk too.
+func gifWalkToFrame(data []byte, stray func(i int) bool) (at int, ok bool) {
+	if len(data) < 13 {
+		return 0, false
+	}
 	i := 13
 	if data[10]&0x80 != 0 {
 		i += 3 << (data[10]&7 + 1)
 	}
-	var stray []int // offsets of bytes PIL skips
 	for i < len(data) {
 		switch data[i] {
 		case '!': // extension: label, then data sub-blocks
@@ -44,36 +82,17 @@ func gifRepair(data []byte) []byte {
 			}
 			i++
 		case ',':
-			if i+9 >= len(data) {
-				return data
-			}
-			d := data[i+1:]
-			x1 := int(binary.LittleEndian.Uint16(d[0:])) + int(binary.LittleEndian.Uint16(d[4:]))
-			y1 := int(binary.LittleEndian.Uint16(d[2:])) + int(binary.LittleEndian.Uint16(d[6:]))
-			// Both fit in 17 bits, not always in the 16 of the header:
-			// such a frame stays refused.
-			w, h := max(sw, x1), max(sh, y1)
-			if w > 0xffff || h > 0xffff || (w == sw && h == sh && stray == nil) {
-				return data
-			}
-			out := make([]byte, 0, len(data)-len(stray))
-			from := 0
-			for _, o := range stray {
-				out = append(out, data[from:o]...)
-				from = o + 1
-			}
-			out = append(out, data[from:]...)
-			binary.LittleEndian.PutUint16(out[6:], uint16(w))
-			binary.LittleEndian.PutUint16(out[8:], uint16(h))
-			return out
+			return i, i+9 < len(data)
 		case ';':
-			return data
+			return 0, false
 		default:
-			stray = append(stray, i)
+			if !stray(i) {
+				return 0, false
+			}
 			i++
 		}
 	}
-	return data
+	return 0, false
 }
 
 // pngRepair returns the PNG as PIL reads it, or nil when it reads it as
@@ -170,12 +189,11 @@ func pngTrim(data []byte) ([]byte, error) {
 		return nil, errors.New("png: no IHDR or IDAT")
 	}
 	w, h := int(binary.BigEndian.Uint32(ihdr)), int(binary.BigEndian.Uint32(ihdr[4:]))
-	channels := map[byte]int{0: 1, 2: 3, 3: 1, 4: 2, 6: 4}[ihdr[9]]
-	bits := channels * int(ihdr[8])
-	if channels == 0 || bits == 0 {
+	bits := pngPixelBits(ihdr[9], ihdr[8])
+	if bits == 0 {
 		return nil, errors.New("png: unknown color type")
 	}
-	need := pngRawBytes(int64(w), int64(h), int64(bits), ihdr[12] == 1)
+	need := pngRawBytes(int64(w), int64(h), bits, ihdr[12] == 1)
 	zr, err := zlib.NewReader(bytes.NewReader(idat))
 	if err != nil {
 		return nil, err

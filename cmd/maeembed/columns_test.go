@@ -169,6 +169,29 @@ func TestResumeNamingTheAutomaticColumns(t *testing.T) {
 	if o := partIDs(t, out, "part-*.parquet"); !reflect.DeepEqual(o, map[string]int{"a": 1, "b": 1}) {
 		t.Errorf("embedded ids %v, want a, b once each", o)
 	}
+
+	// Chosen automatically both times, but the files changed since: the
+	// choice recorded is not the one made now.
+	changed := filepath.Join(root, "changed")
+	if err := os.MkdirAll(changed, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	write := func(idColumn string) {
+		for i, name := range []string{"a", "b"} {
+			duckQuery(t, "COPY (SELECT "+sqlString(name)+" AS "+idColumn+", content AS png FROM read_blob("+img(i)+")) TO "+
+				sqlString(filepath.Join(changed, name+".parquet"))+" (FORMAT parquet)")
+		}
+	}
+	write("key")
+	out = filepath.Join(root, "auto")
+	runCounted(t, summary{2, 0, 0}, embedArgs(out, changed)...)
+	runCounted(t, summary{0, 0, 2}, embedArgs(out, changed)...)
+	write("__key__")
+	code, _, stderr = maeembed(t, embedArgs(out, changed)...)
+	if code != 1 || !strings.Contains(stderr, `written with no --id-column (each Parquet file's first column of the known names), as this run is, but that run's automatic choice took "key" in every Parquet file, and in these inputs it takes "__key__" in every Parquet file`) ||
+		!strings.Contains(stderr, "Rerun with --id-column key") {
+		t.Errorf("automatic choice after the files changed: exit %d\n%s", code, stderr)
+	}
 }
 
 // dropMetadata rewrites the Parquet file p without the file metadata keys

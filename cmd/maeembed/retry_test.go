@@ -589,6 +589,27 @@ func TestE2EDuplicateOfAFailedMember(t *testing.T) {
 	}
 }
 
+// A shard that writes nothing, whose error rows are a duplicate id (of a
+// bad member another shard reads first) and a real failure, fails for the
+// real one: its error counts and cites that one only, and says the
+// duplicate apart.
+func TestE2EShardOfADuplicateAndAFailure(t *testing.T) {
+	shard := filepath.Join(t.TempDir(), "dup.tar")
+	good, err := os.ReadFile(filepath.Join(fixtures, "tiny32", "images", "img_001.png"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Shard 1/2 reads indices 1 (the repeat of bad.jpg) and 3 (worse.jpg).
+	writeTarMembers(t, shard, tarMember{"bad.jpg", []byte("not an image")}, tarMember{"bad.jpg", []byte("not an image")},
+		tarMember{"img_001.png", good}, tarMember{"worse.jpg", []byte("not an image either")})
+	out := t.TempDir()
+	code, _, stderr := maeembed(t, "embed", "-m", filepath.Join(fixtures, "tiny32", "hf"), "-o", out, "--shard", "1/2", shard)
+	want := "nothing was written: 1 input failed, not counting 1 duplicate id (errors in " + filepath.Join(out, "errors") + "): dup.tar/worse.jpg: "
+	if code != 1 || !strings.Contains(stderr, want) {
+		t.Errorf("exit %d, want 1 with %q\n%s", code, want, stderr)
+	}
+}
+
 // Ids are one namespace over all kinds of input: a plain file whose id is
 // a tar member's (s.tar holds img_001.png, and t/s.tar/img_001.png is a
 // file, id s.tar/img_001.png) is a duplicate id like a member met twice:
