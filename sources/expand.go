@@ -43,6 +43,10 @@ type entry struct {
 	// root is the real path of the root its id is relative to; among
 	// the entries of one key, the shortest root's (the outermost) wins.
 	root string
+	// links counts the symlinks to directories on the path from the
+	// root to the file (a glob's matches): of the entries of one key and
+	// root, the one with fewest wins, as in walks.
+	links int
 	// moved: the id is not the one its input gave, but the one under the
 	// directory input that holds it (dirRoots.apply); of the entries of one
 	// file, one that kept its own id (the directory's walk) is read.
@@ -212,7 +216,9 @@ func noImageFiles(subject string, ignored int) error {
 // absolute path; for a file named directly, the file itself). Files are
 // the same when the real paths of their directories and their names are
 // (a symlink to a file is a file of its own). Walks reach a directory by
-// a path without symlinks when there is one (walkState.run).
+// a path without symlinks when there is one (walkState.run), and of a
+// glob's matches of one file, the path with fewest symlinks to
+// directories is kept.
 //
 // Directories and globs contribute files whose extension is in exts
 // (ImageExtensions when empty), plus tar and Parquet containers; a glob also
@@ -319,18 +325,19 @@ func expand(inputs []string, stdin io.Reader, exts, skip []string, hooks walkHoo
 			root := globRoot(in)
 			rootReal := reals.of(root)
 			globbed := filter(patternExt(in))
+			links := symlinkCounter{}
 			for _, m := range matches {
 				rel, _ := filepath.Rel(root, m)
 				fi, err := os.Stat(m)
 				switch {
 				case err != nil: // a broken symlink
-					globbed(entry{path: m, id: filepath.ToSlash(rel), kind: kindOf(m), err: err, key: reals.key(m), root: rootReal})
+					globbed(entry{path: m, id: filepath.ToSlash(rel), kind: kindOf(m), err: err, key: reals.key(m), root: rootReal, links: links.on(root, filepath.Dir(rel))})
 				case fi.IsDir():
 					real, _ := realpath.Of(m)
-					jobs = append(jobs, &walkJob{dir: m, root: root, real: real, rootReal: rootReal, keep: found})
+					jobs = append(jobs, &walkJob{dir: m, root: root, real: real, rootReal: rootReal, keep: found, links: links.on(root, rel)})
 				default:
 					e := regularEntry(m, filepath.ToSlash(rel), fi)
-					e.key, e.root = reals.key(m), rootReal
+					e.key, e.root, e.links = reals.key(m), rootReal, links.on(root, filepath.Dir(rel))
 					globbed(e)
 				}
 			}
@@ -376,6 +383,8 @@ func expand(inputs []string, stdin io.Reader, exts, skip []string, hooks walkHoo
 			return len(a.root) < len(b.root)
 		case a.root != b.root:
 			return a.root < b.root
+		case a.links != b.links:
+			return a.links < b.links
 		case a.moved != b.moved:
 			return !a.moved
 		case a.id != b.id:
@@ -447,9 +456,35 @@ func (d dirRoots) apply(e *entry) {
 		}
 		id := filepath.ToSlash(rest)
 		e.moved = e.id != id || e.root != r
-		e.id, e.root = id, r
+		e.id, e.root, e.links = id, r, 0
 		return
 	}
+}
+
+// symlinkCounter counts the symlinks on paths below a glob's root,
+// caching what it learns of each directory.
+type symlinkCounter map[string]bool
+
+// on is the number of symlinks among the components of rel (a relative
+// path; "." has none) below root.
+func (c symlinkCounter) on(root, rel string) int {
+	if rel == "." || rel == "" {
+		return 0
+	}
+	n, p := 0, root
+	for _, part := range strings.Split(rel, string(filepath.Separator)) {
+		p = filepath.Join(p, part)
+		link, ok := c[p]
+		if !ok {
+			fi, err := os.Lstat(p)
+			link = err == nil && fi.Mode()&os.ModeSymlink != 0
+			c[p] = link
+		}
+		if link {
+			n++
+		}
+	}
+	return n
 }
 
 // realDirs caches the real paths of the directories of files named,
@@ -584,6 +619,9 @@ type walkJob struct {
 	// input is the command-line input, for a directory named there:
 	// one that holds no file taken is an error.
 	input string
+	// links counts the symlinks on the path from root to dir (a glob's
+	// match): of the jobs of one directory, the one with fewest walks it.
+	links int
 	// walked: dir was listed, not skipped as met before; added and
 	// ignored count the files taken and left out.
 	walked         bool
@@ -625,6 +663,8 @@ func (w *walkState) run(jobs []*walkJob) {
 			return len(a.rootReal) < len(b.rootReal)
 		case a.rootReal != b.rootReal:
 			return a.rootReal < b.rootReal
+		case a.links != b.links:
+			return a.links < b.links
 		case a.idPrefix != b.idPrefix:
 			return a.idPrefix < b.idPrefix
 		}

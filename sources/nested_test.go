@@ -191,3 +191,28 @@ func TestNamedFileIDIndependentOfExtensions(t *testing.T) {
 		t.Errorf("a file of a skipped directory named: ids %q, want %q", got, w)
 	}
 }
+
+// A glob through a symlink to a directory keeps the ids of the path
+// without symlinks, as a walk does: photos/alias -> sub, 'photos/*/*.jpg'
+// gives sub/x.jpg, and 'photos/*' walks sub under its own name.
+func TestGlobPrefersPathWithoutSymlinks(t *testing.T) {
+	photos := filepath.Join(t.TempDir(), "photos")
+	write(t, filepath.Join(photos, "sub", "x.jpg"), "X")
+	write(t, filepath.Join(photos, "sub", "y.jpg"), "Y")
+	for _, l := range []string{"alias", "a"} {
+		if err := os.Symlink("sub", filepath.Join(photos, l)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := []string{"sub/x.jpg", "sub/y.jpg"}
+	for _, glob := range []string{"*/*.jpg", "*/x.jpg", "*", "[as]*"} {
+		got := itemIDs(t, []string{filepath.Join(photos, glob)}, "", Options{})
+		w := want
+		if glob == "*/x.jpg" {
+			w = want[:1]
+		}
+		if !slices.Equal(got, w) {
+			t.Errorf("glob %s: ids %q, want %q", glob, got, w)
+		}
+	}
+}
