@@ -43,6 +43,14 @@ type entry struct {
 	// root is the real path of the root its id is relative to; among
 	// the entries of one key, the shortest root's (the outermost) wins.
 	root string
+	// links counts the symlinks to directories on the path from the
+	// root to the file (a glob's matches): of the entries of one key and
+	// root, the one with fewest wins, as in walks.
+	links int
+	// moved: the id is not the one its input gave, but the one under the
+	// directory input that holds it (dirRoots.apply); of the entries of one
+	// file, one that kept its own id (the directory's walk) is read.
+	moved bool
 }
 
 // ImageExtensions are the extensions directories and globs take by default
@@ -193,16 +201,24 @@ func noImageFiles(subject string, ignored int) error {
 // glob, relative to it; for a file given directly, its base name; for paths
 // read from a list (or stdin), the path as listed.
 //
-// A file that several inputs reach (a directory and one nested in it, a
-// file named beside its directory, a list naming a file of a directory
-// input) is one entry, whatever the order of the inputs: the one whose
-// root is outermost, the shortest real path (a directory input or a
-// glob's directory part; for a list, the working directory, or the
-// filesystem root for an absolute path; for a file named directly, the
-// file itself), as if the nested inputs were not given. Files are the same
-// when the real paths of their directories and their names are (a symlink
-// to a file is a file of its own). Walks reach a directory by a path
-// without symlinks when there is one (walkState.run).
+// A file whose real path lies under the real path of a directory input
+// (a directory named on the command line) has its id relative to the
+// outermost such directory, however it is reached (walked, listed,
+// globbed, named directly) and whether or not that directory's walk takes
+// it (extensions, skip rules, another run's output): its id depends on
+// the directory inputs alone, so adding a list line or a file named
+// beside its directory, or changing --extensions, never gives a file
+// already done a second id (dirIDs). A file under no directory input that
+// several inputs reach (a glob and a list naming one file) is one entry,
+// whatever the order of the inputs: the one whose root is outermost, the
+// shortest real path (a glob's directory part, or a directory a list
+// names; for a list, the working directory, or the filesystem root for an
+// absolute path; for a file named directly, the file itself). Files are
+// the same when the real paths of their directories and their names are
+// (a symlink to a file is a file of its own). Walks reach a directory by
+// a path without symlinks when there is one (walkState.run), and of a
+// glob's matches of one file, the path with fewest symlinks to
+// directories is kept.
 //
 // Directories and globs contribute files whose extension is in exts
 // (ImageExtensions when empty), plus tar and Parquet containers; a glob also
@@ -309,18 +325,19 @@ func expand(inputs []string, stdin io.Reader, exts, skip []string, hooks walkHoo
 			root := globRoot(in)
 			rootReal := reals.of(root)
 			globbed := filter(patternExt(in))
+			links := symlinkCounter{}
 			for _, m := range matches {
 				rel, _ := filepath.Rel(root, m)
 				fi, err := os.Stat(m)
 				switch {
 				case err != nil: // a broken symlink
-					globbed(entry{path: m, id: filepath.ToSlash(rel), kind: kindOf(m), err: err, key: reals.key(m), root: rootReal})
+					globbed(entry{path: m, id: filepath.ToSlash(rel), kind: kindOf(m), err: err, key: reals.key(m), root: rootReal, links: links.on(root, filepath.Dir(rel))})
 				case fi.IsDir():
 					real, _ := realpath.Of(m)
-					jobs = append(jobs, &walkJob{dir: m, root: root, real: real, rootReal: rootReal, keep: found})
+					jobs = append(jobs, &walkJob{dir: m, root: root, real: real, rootReal: rootReal, keep: found, links: links.on(root, rel)})
 				default:
 					e := regularEntry(m, filepath.ToSlash(rel), fi)
-					e.key, e.root = reals.key(m), rootReal
+					e.key, e.root, e.links = reals.key(m), rootReal, links.on(root, filepath.Dir(rel))
 					globbed(e)
 				}
 			}
@@ -337,16 +354,26 @@ func expand(inputs []string, stdin io.Reader, exts, skip []string, hooks walkHoo
 			return nil, 0, 0, false, noImageFiles("input directory "+j.input+" holds", j.ignored)
 		}
 	}
+	// The ids of the files under a directory input: relative to the
+	// outermost one, however they were reached.
+	ids := dirIDs(jobs)
+	for i := range out {
+		if out[i].key == "" {
+			out[i].key = absPath(out[i].path)
+		}
+		ids.apply(&out[i])
+	}
+	if hooks.listed != nil {
+		for _, d := range visited.listedDirs {
+			ids.apply(&d)
+			hooks.listed(d.id)
+		}
+	}
 	// One entry per file (key): the outermost root's. The others are the
 	// same image met again (a list line repeated, a file named beside its
 	// directory): it is read once, and the repeat is counted as repeated
 	// and logged, never silently dropped. A file named or listed stays
 	// named when another input's id wins.
-	for i := range out {
-		if out[i].key == "" {
-			out[i].key = absPath(out[i].path)
-		}
-	}
 	sort.SliceStable(out, func(i, j int) bool {
 		a, b := out[i], out[j]
 		switch {
@@ -356,6 +383,10 @@ func expand(inputs []string, stdin io.Reader, exts, skip []string, hooks walkHoo
 			return len(a.root) < len(b.root)
 		case a.root != b.root:
 			return a.root < b.root
+		case a.links != b.links:
+			return a.links < b.links
+		case a.moved != b.moved:
+			return !a.moved
 		case a.id != b.id:
 			return a.id < b.id
 		}
@@ -382,6 +413,78 @@ func expand(inputs []string, stdin io.Reader, exts, skip []string, hooks walkHoo
 		byID[e.id] = e.path
 	}
 	return dedup, ignored, repeated, listRelative, nil
+}
+
+// dirRoots are the real paths of the directory inputs, shortest first.
+type dirRoots []string
+
+// dirIDs are the directory inputs of jobs (those named on the command
+// line whose real path is known).
+func dirIDs(jobs []*walkJob) dirRoots {
+	var d dirRoots
+	for _, j := range jobs {
+		if j.input != "" && j.real != "" && !slices.Contains(d, j.real) {
+			d = append(d, j.real)
+		}
+	}
+	sort.Slice(d, func(i, j int) bool {
+		if len(d[i]) != len(d[j]) {
+			return len(d[i]) < len(d[j])
+		}
+		return d[i] < d[j]
+	})
+	return d
+}
+
+// apply gives e, if its key (real path) lies under a directory input, the
+// id relative to the outermost one and that directory as root; any other
+// entry keeps its id and root.
+func (d dirRoots) apply(e *entry) {
+	for _, r := range d {
+		rest, ok := strings.CutPrefix(e.key, r)
+		if !ok {
+			continue
+		}
+		if !strings.HasSuffix(r, string(filepath.Separator)) {
+			// r is not the filesystem root: a separator follows it.
+			if rest, ok = strings.CutPrefix(rest, string(filepath.Separator)); !ok {
+				continue
+			}
+		}
+		if rest == "" {
+			continue // the directory itself: its walk names it
+		}
+		id := filepath.ToSlash(rest)
+		e.moved = e.id != id || e.root != r
+		e.id, e.root, e.links = id, r, 0
+		return
+	}
+}
+
+// symlinkCounter counts the symlinks on paths below a glob's root,
+// caching what it learns of each directory.
+type symlinkCounter map[string]bool
+
+// on is the number of symlinks among the components of rel (a relative
+// path; "." has none) below root.
+func (c symlinkCounter) on(root, rel string) int {
+	if rel == "." || rel == "" {
+		return 0
+	}
+	n, p := 0, root
+	for _, part := range strings.Split(rel, string(filepath.Separator)) {
+		p = filepath.Join(p, part)
+		link, ok := c[p]
+		if !ok {
+			fi, err := os.Lstat(p)
+			link = err == nil && fi.Mode()&os.ModeSymlink != 0
+			c[p] = link
+		}
+		if link {
+			n++
+		}
+	}
+	return n
 }
 
 // realDirs caches the real paths of the directories of files named,
@@ -500,6 +603,9 @@ type walkState struct {
 	// command line, in a list, by a glob) that an earlier input walked
 	// already: each is a path given again, as a repeated file is.
 	repeatedRoots int
+	// listedDirs are the directories listed in full, by key (real path),
+	// id and root: for walkHooks.listed once the ids are settled.
+	listedDirs []entry
 	walkHooks
 }
 
@@ -513,6 +619,9 @@ type walkJob struct {
 	// input is the command-line input, for a directory named there:
 	// one that holds no file taken is an error.
 	input string
+	// links counts the symlinks on the path from root to dir (a glob's
+	// match): of the jobs of one directory, the one with fewest walks it.
+	links int
 	// walked: dir was listed, not skipped as met before; added and
 	// ignored count the files taken and left out.
 	walked         bool
@@ -554,6 +663,8 @@ func (w *walkState) run(jobs []*walkJob) {
 			return len(a.rootReal) < len(b.rootReal)
 		case a.rootReal != b.rootReal:
 			return a.rootReal < b.rootReal
+		case a.links != b.links:
+			return a.links < b.links
 		case a.idPrefix != b.idPrefix:
 			return a.idPrefix < b.idPrefix
 		}
@@ -591,7 +702,8 @@ func (w *walkState) run(jobs []*walkJob) {
 // appended to links rather than followed (run walks them later). A
 // directory that cannot be listed and a broken symlink are error entries,
 // so what a walk could not see is counted as failed, never silently absent;
-// one listed in full is reported to w.listed under its id (an error entry's
+// one listed in full is recorded for w.listed (called by expand once the
+// ids are settled) under its id (an error entry's
 // id when it could not be listed). A directory below root that w.other
 // recognises as another run's output is skipped with a warning; root itself
 // (named as an input) is walked whatever it is.
@@ -649,7 +761,7 @@ func (w *walkState) walk(dir string, j *walkJob, links *[]symlinkDir) bool {
 		}
 	}
 	if err == nil && w.listed != nil {
-		w.listed(idOf(dir))
+		w.listedDirs = append(w.listedDirs, entry{id: idOf(dir), key: real, root: j.rootReal})
 	}
 	for _, e := range ents {
 		p := filepath.Join(dir, e.Name())

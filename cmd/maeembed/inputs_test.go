@@ -297,3 +297,60 @@ func TestRerunNestedInputsInOtherOrder(t *testing.T) {
 		t.Errorf("ids %v, want %v", got, want)
 	}
 }
+
+// The README's workflow of a directory and a list: a list line naming a
+// file of the directory input, added for a rerun (in a list file or on
+// stdin), gives it no second id, so the rerun writes nothing new; nor
+// does naming a file of the directory beside it with another
+// --extensions.
+func TestRerunListLineInsideDirectoryInput(t *testing.T) {
+	model, err := filepath.Abs(filepath.Join(fixtures, "tiny32", "hf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := t.TempDir()
+	tinyImages(t, filepath.Join(base, "photos"), "calla.png", "fossa.png")
+	tinyImages(t, filepath.Join(base, "photos", "sub"), "goldfish.png", "kleiber.png")
+	tinyImages(t, filepath.Join(base, "extra"), "painting-colors.png")
+	tinyImages(t, filepath.Join(base, "p6"), "coffee.bmp")
+	tinyImages(t, filepath.Join(base, "p6", "sub"), "kleiber.png")
+	t.Chdir(base)
+	embed := func(want summary, stdin string, args ...string) {
+		t.Helper()
+		args = append([]string{"embed", "-m", model, "--resize", "none"}, args...)
+		var stdout, stderr bytes.Buffer
+		if code := run(context.Background(), args, strings.NewReader(stdin), &stdout, &stderr); code != 0 {
+			t.Fatalf("maeembed %s: exit %d\n%s", strings.Join(args, " "), code, stderr.String())
+		}
+		var got summary
+		got.written, got.failed, got.skipped = summaryCounts(t, stderr.String())
+		if got != want {
+			t.Fatalf("maeembed %s (stdin %q): %d written, %d errors, %d skipped; want %v\n%s", strings.Join(args, " "), stdin,
+				got.written, got.failed, got.skipped, want, stderr.String())
+		}
+	}
+	wantIDs := map[string]int{"extra/painting-colors.png": 1, "calla.png": 1, "fossa.png": 1, "sub/goldfish.png": 1, "sub/kleiber.png": 1}
+	if err := os.WriteFile("l.txt", []byte("extra/painting-colors.png\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	embed(summary{5, 0, 0}, "", "-o", "o1", "photos", "l.txt")
+	if err := os.WriteFile("l.txt", []byte("extra/painting-colors.png\nphotos/calla.png\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	embed(summary{0, 0, 5}, "", "-o", "o1", "photos", "l.txt")
+	if got := partIDs(t, "o1", "part-*.parquet"); !reflect.DeepEqual(got, wantIDs) {
+		t.Errorf("list file: ids %v, want %v", got, wantIDs)
+	}
+
+	embed(summary{5, 0, 0}, "extra/painting-colors.png\n", "-o", "o2", "photos", "-")
+	embed(summary{0, 0, 5}, "extra/painting-colors.png\nphotos/calla.png\n", "-o", "o2", "photos", "-")
+	if got := partIDs(t, "o2", "part-*.parquet"); !reflect.DeepEqual(got, wantIDs) {
+		t.Errorf("list on stdin: ids %v, want %v", got, wantIDs)
+	}
+
+	embed(summary{2, 0, 0}, "", "-o", "o6b", "--extensions", "bmp", "p6", "p6/sub/kleiber.png")
+	embed(summary{0, 0, 2}, "", "-o", "o6b", "p6", "p6/sub/kleiber.png")
+	if got, want := partIDs(t, "o6b", "part-*.parquet"), map[string]int{"coffee.bmp": 1, "sub/kleiber.png": 1}; !reflect.DeepEqual(got, want) {
+		t.Errorf("--extensions: ids %v, want %v", got, want)
+	}
+}
