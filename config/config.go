@@ -5,7 +5,9 @@
 // structs of its components, decodes the file (--config-file, keys = the
 // flag names in snake case) with Load, then defines the flags on the same
 // fields, so flags override the file. A key that is not one of the
-// command's flags is refused by CheckKeys, naming it.
+// command's flags is refused by CheckKeys, naming it. A field tagged
+// config:"path" holds a path (or a list of paths): Load expands a leading
+// ~ in its value to the home directory.
 package config
 
 import (
@@ -16,6 +18,7 @@ import (
 	"io"
 	"math"
 	"os"
+	"path/filepath"
 	"reflect"
 	"regexp"
 	"slices"
@@ -31,17 +34,38 @@ import (
 // input (exit code 2).
 var ErrUsage = errors.New("usage")
 
-// FindFile returns the value of --config-file in args ("" if none).
-func FindFile(args []string) string {
-	for i, a := range args {
-		if v, ok := strings.CutPrefix(a, "--config-file="); ok {
-			return v
+// FindFile returns the value of --config-file in args ("" if none),
+// looking no further than a "--" (what follows it is positional). A
+// --config-file given twice is a usage error naming both files (the flag
+// would keep the last, this pre-scan read the first: one of them would be
+// ignored), and so is an empty value (--config-file=, --config-file "").
+func FindFile(args []string) (string, error) {
+	path, found := "", false
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			break
 		}
-		if a == "--config-file" && i+1 < len(args) {
-			return args[i+1]
+		v, ok := strings.CutPrefix(a, "--config-file=")
+		if a == "--config-file" {
+			if i+1 >= len(args) {
+				break // the flag parser says it needs an argument
+			}
+			v, ok = args[i+1], true
+			i++
 		}
+		if !ok {
+			continue
+		}
+		if v == "" {
+			return "", fmt.Errorf("%w: --config-file needs a file, got an empty value", ErrUsage)
+		}
+		if found {
+			return "", fmt.Errorf("%w: --config-file given twice (%s and %s): give one file", ErrUsage, path, v)
+		}
+		path, found = v, true
 	}
-	return ""
+	return path, nil
 }
 
 // Load decodes the YAML file at path (if any) into the struct dst points
@@ -55,8 +79,13 @@ func FindFile(args []string) string {
 // ("extensions: jpg,png"; one path for the keys in pathLists), and a list
 // with no value or an empty item is refused, as its flag refuses ""; a
 // list or a mapping for a single-value option is refused. The file holds
-// one YAML document: a second one (after ---) is refused, not ignored.
-func Load(path string, dst any, pathLists ...string) ([]string, error) {
+// one YAML document: a second one (after ---) is refused, not ignored. A
+// YAML syntax error names the file and its line (line 1 when yaml.v3
+// gives none, as it does for the first line). A value of a field tagged
+// config:"path" (a string, or each path of a list) that is ~ or starts
+// with ~/ has the ~ replaced by the user's home directory (ExpandHome), as
+// a shell would do for the flag.
+func Load(path string, dst any, pathLists ...string) (Keys, error) {
 	if path == "" {
 		return nil, nil
 	}
@@ -69,7 +98,7 @@ func Load(path string, dst any, pathLists ...string) ([]string, error) {
 	if err := dec.Decode(&doc); errors.Is(err, io.EOF) {
 		return nil, nil // empty, or only comments
 	} else if err != nil {
-		return nil, fmt.Errorf("%w: config file %s: %v", ErrUsage, path, err)
+		return nil, syntaxError(path, b, err)
 	}
 	// yaml.Unmarshal reads the first document only: the options of a
 	// second one (after ---) would be dropped without a word. A trailing
@@ -80,7 +109,7 @@ func Load(path string, dst any, pathLists ...string) ([]string, error) {
 		if err := dec.Decode(&next); errors.Is(err, io.EOF) {
 			break
 		} else if err != nil {
-			return nil, fmt.Errorf("%w: config file %s: %v", ErrUsage, path, err)
+			return nil, syntaxError(path, b, err)
 		}
 		if len(next.Content) > 0 && next.Content[0].Tag != "!!null" {
 			return nil, fmt.Errorf("%w: config file %s holds more than one YAML document (the --- at line %d starts another, whose options would be ignored): put all the options in one document", ErrUsage, path, next.Line)
@@ -93,14 +122,14 @@ func Load(path string, dst any, pathLists ...string) ([]string, error) {
 	if top.Kind != yaml.MappingNode {
 		return nil, fmt.Errorf("%w: config file %s: want a mapping of option: value (line %d)", ErrUsage, path, top.Line)
 	}
-	var keys []string
+	var keys Keys
 	for i := 0; i+1 < len(top.Content); i += 2 {
 		k, v := top.Content[i].Value, top.Content[i+1]
-		if slices.Contains(keys, k) {
+		if slices.Contains(keys.Names(), k) {
 			return nil, fmt.Errorf("%w: config file %s: key %s given twice (line %d)", ErrUsage, path, k, top.Content[i].Line)
 		}
-		keys = append(keys, k)
-		f, ok := yamlField(reflect.ValueOf(dst).Elem(), k)
+		keys = append(keys, Key{k, top.Content[i].Line})
+		f, isPath, ok := yamlField(reflect.ValueOf(dst).Elem(), k)
 		if !ok {
 			hint := ""
 			if near := nearestKey(reflect.TypeOf(dst).Elem(), k); near != "" {
@@ -109,19 +138,118 @@ func Load(path string, dst any, pathLists ...string) ([]string, error) {
 			return nil, fmt.Errorf("%w: unknown key %s in config file %s (line %d)%s", ErrUsage, k, path, top.Content[i].Line, hint)
 		}
 		if err := decode(f, slices.Contains(pathLists, k), v); err != nil {
+			if isPath && strings.Contains(err.Error(), "(~)") {
+				err = fmt.Errorf(`%v; a bare ~ is YAML's null: quote it ("~") for the home directory`, err)
+			}
 			return nil, fmt.Errorf("%w: config file %s: key %s (line %d): %v", ErrUsage, path, k, v.Line, err)
 		}
+		if isPath {
+			if err := expandField(f); err != nil {
+				return nil, fmt.Errorf("%w: config file %s: key %s (line %d): %v", ErrUsage, path, k, v.Line, err)
+			}
+		}
 	}
-	slices.Sort(keys)
+	slices.SortFunc(keys, func(a, b Key) int { return strings.Compare(a.Name, b.Name) })
 	return keys, nil
+}
+
+// Key is a top-level key of a config file and its line (from 1).
+type Key struct {
+	Name string
+	Line int
+}
+
+// Keys are the keys Load found, sorted by name.
+type Keys []Key
+
+// Names returns the keys' names, in order.
+func (ks Keys) Names() []string {
+	names := make([]string, len(ks))
+	for i, k := range ks {
+		names[i] = k.Name
+	}
+	return names
 }
 
 // CheckKeys refuses a key of the config file at path that is not an
 // option of command name: a flag of fs (in snake case) or one of extra.
-func CheckKeys(fs *pflag.FlagSet, keys, extra []string, path, name string) error {
+// The error names the key, its line and the file.
+func CheckKeys(fs *pflag.FlagSet, keys Keys, extra []string, path, name string) error {
 	for _, k := range keys {
-		if !slices.Contains(extra, k) && fs.Lookup(strings.ReplaceAll(k, "_", "-")) == nil {
-			return fmt.Errorf("%w: config file %s: %q is not an option of %s", ErrUsage, path, k, name)
+		if !slices.Contains(extra, k.Name) && fs.Lookup(strings.ReplaceAll(k.Name, "_", "-")) == nil {
+			return fmt.Errorf("%w: config file %s: %q (line %d) is not an option of %s", ErrUsage, path, k.Name, k.Line, name)
+		}
+	}
+	return nil
+}
+
+var (
+	yamlLineRe = regexp.MustCompile(`^(?:yaml: )?line (\d+): `)
+	// dashValueRe matches a line key: - (a plain value that is only a
+	// dash, which YAML reads as the start of a list).
+	dashValueRe = regexp.MustCompile(`^\s*([^\s#:][^:#]*?)\s*:\s+-(?:\s.*)?$`)
+)
+
+// syntaxError is the YAML syntax error err of the config file at path
+// (contents b), naming the file and the line: yaml.v3 says "line N" but
+// for the first line. A value that starts with "- " or is "-" alone (id_column: -)
+// reads as a list where none may begin, whose error gets a hint to quote it.
+func syntaxError(path string, b []byte, err error) error {
+	msg := err.Error()
+	line := 1
+	if m := yamlLineRe.FindStringSubmatch(msg); m != nil {
+		line, _ = strconv.Atoi(m[1])
+		msg = msg[len(m[0]):]
+	} else {
+		msg = strings.TrimPrefix(msg, "yaml: ")
+	}
+	if strings.Contains(msg, "block sequence entries are not allowed") {
+		lines := strings.Split(string(b), "\n")
+		hint := `a value that starts with "-" must be quoted ("-")`
+		if line <= len(lines) {
+			if m := dashValueRe.FindStringSubmatch(strings.TrimRight(lines[line-1], "\r")); m != nil {
+				hint = fmt.Sprintf(`the value of %s starts with "-": quote it (%s: "-")`, m[1], m[1])
+			}
+		}
+		msg += "; " + hint
+	}
+	return fmt.Errorf("%w: config file %s, line %d: YAML syntax: %s", ErrUsage, path, line, msg)
+}
+
+// ExpandHome returns path with a leading ~ (all of it, or before a /)
+// replaced by the user's home directory (os.UserHomeDir), as a shell
+// expands it; any other path (~user/x, a~/b, "") is returned as it is. It
+// fails when ~ is to be expanded but the home directory is unknown
+// ($HOME unset).
+func ExpandHome(path string) (string, error) {
+	rest, ok := strings.CutPrefix(path, "~")
+	if !ok || rest != "" && rest[0] != '/' && rest[0] != filepath.Separator {
+		return path, nil
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return "", fmt.Errorf("%s: cannot expand ~: %v", path, err)
+	}
+	return home + rest, nil
+}
+
+// expandField applies ExpandHome to the string field f, or to each item
+// of the list field f.
+func expandField(f reflect.Value) error {
+	switch {
+	case f.Kind() == reflect.String:
+		p, err := ExpandHome(f.String())
+		if err != nil {
+			return err
+		}
+		f.SetString(p)
+	case f.Type() == reflect.TypeOf([]string(nil)):
+		for i := 0; i < f.Len(); i++ {
+			p, err := ExpandHome(f.Index(i).String())
+			if err != nil {
+				return err
+			}
+			f.Index(i).SetString(p)
 		}
 	}
 	return nil
@@ -316,7 +444,8 @@ func fileBool(s string) (bool, error) {
 // yamlField finds the field of struct v that YAML key maps to, as yaml.v3
 // does: the tag's name, else the lower-cased field name; inline structs
 // (and embedded structs, tagged inline) searched in turn; "-" skipped.
-func yamlField(v reflect.Value, key string) (reflect.Value, bool) {
+// isPath reports the field's tag config:"path" (a path, or list of paths).
+func yamlField(v reflect.Value, key string) (f reflect.Value, isPath, ok bool) {
 	t := v.Type()
 	for i := 0; i < t.NumField(); i++ {
 		sf := t.Field(i)
@@ -328,8 +457,8 @@ func yamlField(v reflect.Value, key string) (reflect.Value, bool) {
 			continue
 		}
 		if slices.Contains(strings.Split(opts, ","), "inline") && sf.Type.Kind() == reflect.Struct {
-			if f, ok := yamlField(v.Field(i), key); ok {
-				return f, true
+			if f, isPath, ok := yamlField(v.Field(i), key); ok {
+				return f, isPath, true
 			}
 			continue
 		}
@@ -337,10 +466,10 @@ func yamlField(v reflect.Value, key string) (reflect.Value, bool) {
 			name = strings.ToLower(sf.Name)
 		}
 		if name == key {
-			return v.Field(i), true
+			return v.Field(i), sf.Tag.Get("config") == "path", true
 		}
 	}
-	return reflect.Value{}, false
+	return reflect.Value{}, false, false
 }
 
 // yamlKeys lists the keys of struct type t as yamlField finds them.

@@ -48,7 +48,7 @@ func TestLoadThenFlags(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !slices.Equal(keys, []string{"every", "exts", "name", "norm", "paths", "rows"}) {
+	if !slices.Equal(keys.Names(), []string{"every", "exts", "name", "norm", "paths", "rows"}) {
 		t.Errorf("keys %v", keys)
 	}
 	if o.Rows != 3 || o.Name != "a" || o.Every != 2*time.Second || !slices.Equal(o.Exts, []string{"jpg", "png"}) ||
@@ -68,7 +68,7 @@ func TestLoadThenFlags(t *testing.T) {
 	if err := CheckKeys(fs, keys, []string{"every", "name", "paths"}, path, "cmd"); err != nil {
 		t.Error(err)
 	}
-	if err := CheckKeys(fs, keys, nil, path, "cmd"); err == nil || !strings.Contains(err.Error(), `"every" is not an option of cmd`) || !errors.Is(err, ErrUsage) {
+	if err := CheckKeys(fs, keys, nil, path, "cmd"); err == nil || !strings.Contains(err.Error(), `"every" (line 3) is not an option of cmd`) || !errors.Is(err, ErrUsage) {
 		t.Errorf("a key without a flag: %v", err)
 	}
 }
@@ -217,17 +217,72 @@ func TestLoadZeroDuration(t *testing.T) {
 
 func TestFindFile(t *testing.T) {
 	for _, c := range []struct {
-		args []string
-		want string
+		args      []string
+		want, err string
 	}{
-		{[]string{"embed", "--config-file", "a.yaml", "x"}, "a.yaml"},
-		{[]string{"embed", "--config-file=b.yaml"}, "b.yaml"},
-		{[]string{"embed", "--config-file"}, ""},
-		{[]string{"embed", "x"}, ""},
+		{[]string{"embed", "--config-file", "a.yaml", "x"}, "a.yaml", ""},
+		{[]string{"embed", "--config-file=b.yaml"}, "b.yaml", ""},
+		{[]string{"embed", "--config-file"}, "", ""},
+		{[]string{"embed", "x"}, "", ""},
+		{[]string{"embed", "--", "x", "--config-file", "b.yaml"}, "", ""},
+		{[]string{"embed", "--config-file", "a.yaml", "--", "--config-file", "b.yaml"}, "a.yaml", ""},
+		{[]string{"embed", "--config-file", "a.yaml", "--config-file", "b.yaml"}, "", "--config-file given twice (a.yaml and b.yaml)"},
+		{[]string{"embed", "--config-file=a.yaml", "x", "--config-file=b.yaml"}, "", "--config-file given twice (a.yaml and b.yaml)"},
+		{[]string{"embed", "--config-file="}, "", "--config-file needs a file"},
+		{[]string{"embed", "--config-file", ""}, "", "--config-file needs a file"},
 	} {
-		if got := FindFile(c.args); got != c.want {
-			t.Errorf("%v: %q, want %q", c.args, got, c.want)
+		got, err := FindFile(c.args)
+		if got != c.want || (err == nil) != (c.err == "") || err != nil && (!strings.Contains(err.Error(), c.err) || !errors.Is(err, ErrUsage)) {
+			t.Errorf("%q: %q, %v; want %q, %q", c.args, got, err, c.want, c.err)
 		}
+	}
+}
+
+// A YAML syntax error names the file and the line (line 1 too, which
+// yaml.v3 leaves out); a bare - as a value gets a hint to quote it.
+func TestLoadSyntaxErrors(t *testing.T) {
+	for yaml, want := range map[string]string{
+		"name: -\n":             `, line 1: YAML syntax: block sequence entries are not allowed in this context; the value of name starts with "-": quote it (name: "-")`,
+		"rows: 1\nname: - \n":   `, line 2: YAML syntax: block sequence entries are not allowed in this context; the value of name starts with "-": quote it (name: "-")`,
+		"rows: 1\nname: [\n":    ", line 2: YAML syntax: did not find expected node content",
+		"name: @x\n":            ", line 1: YAML syntax: found character that cannot start any token",
+		"rows: 1\n---\nname: [": ", line 3: YAML syntax: did not find expected node content",
+	} {
+		path := write(t, yaml)
+		_, err := Load(path, &opts{})
+		if err == nil || !strings.Contains(err.Error(), "config file "+path+want) || !errors.Is(err, ErrUsage) {
+			t.Errorf("%q: %v, want %q", yaml, err, want)
+		}
+	}
+}
+
+type pathOpts struct {
+	File  string   `yaml:"file" config:"path"`
+	Files []string `yaml:"files" config:"path"`
+	Name  string   `yaml:"name"`
+}
+
+// A path-valued key's leading ~ (alone or before a /) is the home
+// directory; other keys and other tildes are kept.
+func TestLoadExpandsHome(t *testing.T) {
+	home := t.TempDir()
+	t.Setenv("HOME", home)
+	var o pathOpts
+	if _, err := Load(write(t, "file: ~/x\nfiles: ['~', ~/a/b, a/~, ~u/c, '~~/d']\nname: ~/n\n"), &o, "files"); err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{home, filepath.Join(home, "a/b"), "a/~", "~u/c", "~~/d"}; o.File != filepath.Join(home, "x") || !slices.Equal(o.Files, want) || o.Name != "~/n" {
+		t.Errorf("%+v", o)
+	}
+	if _, err := Load(write(t, "file: ~\n"), &o); err == nil || !strings.Contains(err.Error(), `quote it ("~") for the home directory`) {
+		t.Errorf("file: ~ (null): %v", err)
+	}
+	t.Setenv("HOME", "")
+	if _, err := Load(write(t, "file: ~/x\n"), &o); err == nil || !strings.Contains(err.Error(), "key file (line 1): ~/x: cannot expand ~") {
+		t.Errorf("without a home directory: %v", err)
+	}
+	if p, err := ExpandHome("/a/~"); p != "/a/~" || err != nil {
+		t.Errorf("/a/~: %q %v", p, err)
 	}
 }
 

@@ -115,8 +115,8 @@ func LogFailure(im *Image) {
 // the shard of the inputs ("i/n"), and how earlier and failed inputs
 // count.
 type FileOptions struct {
-	Inputs      []string `yaml:"inputs"`
-	Output      string   `yaml:"output"`
+	Inputs      []string `yaml:"inputs" config:"path"`
+	Output      string   `yaml:"output" config:"path"`
 	Format      string   `yaml:"format"`
 	Shard       string   `yaml:"shard"`
 	Resume      bool     `yaml:"resume"`

@@ -25,16 +25,16 @@ import (
 // consumer (sources/kafka) and the producers (sinks/kafka), so one set of
 // flags configures both.
 type Security struct {
-	TLS                bool   `yaml:"tls"`            // connect with TLS
-	CAFile             string `yaml:"tls_ca"`         // PEM roots; default the system pool
-	CertFile           string `yaml:"tls_cert"`       // client certificate (mTLS)
-	KeyFile            string `yaml:"tls_key"`        // its key
-	InsecureSkipVerify bool   `yaml:"tls_insecure"`   // do not verify the broker certificate (tests only)
-	SASLMechanism      string `yaml:"sasl_mechanism"` // "", plain, scram-sha-256, scram-sha-512
-	SASLUsername       string `yaml:"sasl_username"`  //
-	SASLPassword       string `yaml:"sasl_password"`  // prefer the MAEEMBED_SASL_PASSWORD environment variable
-	ClientID           string `yaml:"client_id"`      // default "maeembed"
-	DialTimeout        string `yaml:"dial_timeout"`   // e.g. "10s"
+	TLS                bool   `yaml:"tls"`                    // connect with TLS
+	CAFile             string `yaml:"tls_ca" config:"path"`   // PEM roots; default the system pool
+	CertFile           string `yaml:"tls_cert" config:"path"` // client certificate (mTLS)
+	KeyFile            string `yaml:"tls_key" config:"path"`  // its key
+	InsecureSkipVerify bool   `yaml:"tls_insecure"`           // do not verify the broker certificate (tests only)
+	SASLMechanism      string `yaml:"sasl_mechanism"`         // "", plain, scram-sha-256, scram-sha-512
+	SASLUsername       string `yaml:"sasl_username"`          //
+	SASLPassword       string `yaml:"sasl_password"`          // prefer the MAEEMBED_SASL_PASSWORD environment variable
+	ClientID           string `yaml:"client_id"`              // default "maeembed"
+	DialTimeout        string `yaml:"dial_timeout"`           // e.g. "10s"
 }
 
 // tlsOn reports whether TLS is on: --tls, or a CA or client certificate

@@ -25,12 +25,12 @@ var decoderCheckpoint = map[string]string{
 // Source names a model: Name is "builtin" (the built-in model), a preset name, a checkpoint file or a
 // Hugging Face directory. The YAML keys are those of the commands' flags.
 type Source struct {
-	Name   string `yaml:"model"`
-	Config string `yaml:"config"` // HF-style config.json for a bare weights file
+	Name   string `yaml:"model" config:"path"`
+	Config string `yaml:"config" config:"path"` // HF-style config.json for a bare weights file
 	// CacheDir is where presets are downloaded and the built-in model is
 	// unpacked (default $MAEEMBED_CACHE or the user cache dir);
 	// $MAEEMBED_HUB_URL names a mirror of the official download site.
-	CacheDir string `yaml:"cache_dir"`
+	CacheDir string `yaml:"cache_dir" config:"path"`
 	// NeedDecoder picks, for an architecture preset, the official
 	// checkpoint that carries a decoder, and refuses one without.
 	NeedDecoder bool `yaml:"-"`

@@ -115,7 +115,7 @@ func (o ModelOptions) Check(ctx context.Context, needDecoder bool) (*Spec, kerne
 type MaskOptions struct {
 	MaskRatio   float64         `yaml:"mask_ratio"`
 	Seed        uint64          `yaml:"seed"`
-	MaskNoise   string          `yaml:"mask_noise"`
+	MaskNoise   string          `yaml:"mask_noise" config:"path"`
 	NormPixLoss config.AutoBool `yaml:"norm_pix_loss"`
 }
 

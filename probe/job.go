@@ -25,10 +25,10 @@ type Job struct {
 	Options     `yaml:",inline"`
 	Labels      string `yaml:"labels"` // folder | column ("" = column when LabelColumn is set)
 	LabelColumn string `yaml:"label_column"`
-	LabelFile   string `yaml:"label_file"` // default: the embeddings' own files
-	Output      string `yaml:"output"`     // the linear head (safetensors); "" = not saved
-	Format      string `yaml:"format"`     // text | json
-	Pixels      string `yaml:"pixels"`     // the images' root, for the raw-pixel baseline
+	LabelFile   string `yaml:"label_file" config:"path"` // default: the embeddings' own files
+	Output      string `yaml:"output" config:"path"`     // the linear head (safetensors); "" = not saved
+	Format      string `yaml:"format"`                   // text | json
+	Pixels      string `yaml:"pixels" config:"path"`     // the images' root, for the raw-pixel baseline
 	PixelSize   int    `yaml:"pixel_size"`
 }
 

@@ -165,7 +165,7 @@ type Options struct {
 	// image struct with null bytes may point. Default: the directory of
 	// the Parquet file itself. Paths outside it are refused, and so is
 	// anything but a regular file of at most the member size limit.
-	ImageRoot string `yaml:"image_root"`
+	ImageRoot string `yaml:"image_root" config:"path"`
 	// ParquetBatch is the number of Parquet rows decoded at a time
 	// (bounds memory); default 32.
 	ParquetBatch int `yaml:"-"`

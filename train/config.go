@@ -20,9 +20,9 @@ import (
 // checkpoints go.
 type Config struct {
 	Recipe    `yaml:",inline"`
-	Model     string `yaml:"model"`
-	Init      string `yaml:"init"`
-	Output    string `yaml:"output"`
+	Model     string `yaml:"model" config:"path"`
+	Init      string `yaml:"init" config:"path"`
+	Output    string `yaml:"output" config:"path"`
 	Augment   string `yaml:"augment"` // random-resized-crop | none
 	Resize    string `yaml:"resize"`  // with Augment none
 	SaveEvery int    `yaml:"save_every"`
@@ -35,7 +35,7 @@ type Config struct {
 	MemBudget string `yaml:"memory_budget"`
 	// Sources says what the inputs hold, as for embed.
 	Sources sources.Options `yaml:",inline"`
-	Inputs  []string        `yaml:"inputs"`
+	Inputs  []string        `yaml:"inputs" config:"path"`
 	// WarmupChosen says --warmup-epochs was given (flag or key), so it is
 	// kept even where the default would be scaled (Recipe.ScaleWarmup).
 	WarmupChosen bool `yaml:"-"`

@@ -82,9 +82,10 @@ Exit status:
      second signal or --shutdown-timeout aborts and exits 1), the model did
      not load, the output directory refused the run
   2  usage error, before any input is processed: a command, flag or value
-     that is wrong; an INPUT or --config-file that does not exist; a
-     --mask-noise file that cannot be used (missing, not a float npy file,
-     a shape that does not fit, a value that is not finite); a --model
+     that is wrong; an INPUT or --config-file that does not exist (or a
+     --config-file given twice, or empty); a --mask-noise file that
+     cannot be used (missing, not a float npy file, a shape that does
+     not fit, a value that is not finite); a --model
      name that is no file, builtin nor a preset; an --output that is a
      file; a bad MAEEMBED_KERNEL or MAEEMBED_STRASSEN value. A --model
      value that names nothing on disk is a path, and missing (1), when it

@@ -99,11 +99,12 @@ func (e *env) command(s commandSpec, args []string) *cobra.Command {
 func configured(c *cobra.Command, args []string, cfg any, extra []string, flags func(fs *pflag.FlagSet), run func(pos []string) error) *cobra.Command {
 	name, _, _ := strings.Cut(c.Use, " ")
 	var cfgErr error
-	var keys []string
+	var keys config.Keys
 	path := ""
 	if len(args) > 0 && args[0] == name {
-		path = config.FindFile(args)
-		keys, cfgErr = config.Load(path, cfg, "inputs")
+		if path, cfgErr = config.FindFile(args); cfgErr == nil {
+			keys, cfgErr = config.Load(path, cfg, "inputs")
+		}
 	}
 	c.SilenceErrors, c.SilenceUsage = true, true
 	c.SetFlagErrorFunc(flagError)
@@ -118,7 +119,7 @@ func configured(c *cobra.Command, args []string, cfg any, extra []string, flags 
 		if err := config.CheckKeys(fs, keys, extra, path, name); err != nil {
 			return err
 		}
-		for _, k := range keys {
+		for _, k := range keys.Names() {
 			if fs.Lookup(strings.ReplaceAll(k, "_", "-")) != nil {
 				_ = fs.SetAnnotation(strings.ReplaceAll(k, "_", "-"), fromConfigFile, []string{path})
 			}

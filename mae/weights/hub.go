@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/maeembed/maeembed/config"
 	"github.com/maeembed/maeembed/internal/atomicfile"
 )
 
@@ -69,9 +70,16 @@ func PresetFile(name string) (string, bool) {
 	return f, ok
 }
 
-// DefaultCacheDir is $MAEEMBED_CACHE, else <user cache dir>/maeembed.
+// DefaultCacheDir is $MAEEMBED_CACHE, else <user cache dir>/maeembed. A
+// leading ~ of $MAEEMBED_CACHE (~ alone, or ~/...) is the home directory,
+// as a shell would expand it unquoted (config.ExpandHome): a quoted
+// MAEEMBED_CACHE='~/x' made a directory named ~ in the working directory.
 func DefaultCacheDir() (string, error) {
 	if d := os.Getenv(CacheEnv); d != "" {
+		d, err := config.ExpandHome(d)
+		if err != nil {
+			return "", fmt.Errorf("%s: %w", CacheEnv, err)
+		}
 		return d, nil
 	}
 	d, err := os.UserCacheDir()

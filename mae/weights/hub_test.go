@@ -498,3 +498,21 @@ func TestHubLocateNotFoundIsResolvesError(t *testing.T) {
 		t.Errorf("Locate with HEAD not allowed: %+v, %v", dl, err)
 	}
 }
+
+// MAEEMBED_CACHE='~/e' (quoted, so the shell left the ~) is ~/e in the
+// home directory, not a directory named ~ where the command runs.
+func TestDefaultCacheDirExpandsHome(t *testing.T) {
+	home := t.TempDir()
+	t.Setenv("HOME", home)
+	for env, want := range map[string]string{"~/e": filepath.Join(home, "e"), "~": home, "a/~": "a/~", "~u/e": "~u/e"} {
+		t.Setenv(CacheEnv, env)
+		if got, err := DefaultCacheDir(); got != want || err != nil {
+			t.Errorf("%s=%s: %q, %v; want %q", CacheEnv, env, got, err, want)
+		}
+	}
+	t.Setenv("HOME", "")
+	t.Setenv(CacheEnv, "~/e")
+	if _, err := DefaultCacheDir(); err == nil || !strings.Contains(err.Error(), CacheEnv) {
+		t.Errorf("without a home directory: %v", err)
+	}
+}
