@@ -1119,20 +1119,23 @@ func (r *Reader) AutoColumns() (id, image string) {
 	return one(ids), one(images)
 }
 
+// footerSchema is the Arrow schema of the Parquet file p, from its footer
+// alone; a corrupt footer that crashes the reader is an error.
+func footerSchema(p string) (as *arrow.Schema, err error) {
+	var rdr *file.Reader
+	defer recovered("", &err)
+	rdr, as, err = readSchema(p, &allocMeter{})
+	if rdr != nil {
+		rdr.Close()
+	}
+	return as, err
+}
+
 // autoParquetColumns is what automatic choice takes in the Parquet file
 // p (AutoColumns); ok is false when p cannot be opened or has no image
 // column.
 func autoParquetColumns(p string) (id, image string, ok bool) {
-	var rdr *file.Reader
-	var as *arrow.Schema
-	err := func() (err error) {
-		defer recovered("", &err) // a corrupt footer
-		rdr, as, err = readSchema(p, &allocMeter{})
-		return err
-	}()
-	if rdr != nil {
-		defer rdr.Close()
-	}
+	as, err := footerSchema(p)
 	if err != nil {
 		return "", "", false
 	}
@@ -1148,16 +1151,7 @@ func autoParquetColumns(p string) (id, image string, ok bool) {
 // checkParquetColumns is CheckColumns for the file p: nil when p cannot be
 // opened as Parquet (the run reports that).
 func checkParquetColumns(p, img, id string) error {
-	var rdr *file.Reader
-	var as *arrow.Schema
-	err := func() (err error) {
-		defer recovered("", &err) // a corrupt footer
-		rdr, as, err = readSchema(p, &allocMeter{})
-		return err
-	}()
-	if rdr != nil {
-		defer rdr.Close()
-	}
+	as, err := footerSchema(p)
 	if err != nil {
 		return nil
 	}
