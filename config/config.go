@@ -358,7 +358,8 @@ func decodeList(f reflect.Value, pathList bool, v *yaml.Node) error {
 }
 
 // decodeNumber sets the integer or float field f to s, a number in
-// decimal (an integer also in 0x, 0o or 0b form), quoted or not.
+// decimal (an integer also in 0x, 0o or 0b form, but not with a leading 0,
+// which the flags read as octal), quoted or not.
 func decodeNumber(f reflect.Value, s string) error {
 	t := strings.TrimSpace(s)
 	bits := f.Type().Bits()
@@ -371,6 +372,11 @@ func decodeNumber(f reflect.Value, s string) error {
 	base := 10
 	if len(t) > 2 && t[0] == '0' && strings.ContainsRune("xXoObB", rune(t[1])) {
 		base = 0
+	}
+	digits := strings.TrimLeft(t, "+-")
+	if k := f.Kind(); base == 10 && k >= reflect.Int && k <= reflect.Uint64 && len(digits) > 1 && digits[0] == '0' {
+		// The flag reads 010 as octal (8), YAML 1.2 as 10: neither guess.
+		return fmt.Errorf("%s: a whole number with a leading 0 reads as octal on the command line and as decimal in YAML: write it without the 0, or as 0o%s for octal", s, strings.TrimLeft(digits, "0"))
 	}
 	switch k := f.Kind(); {
 	case k >= reflect.Int && k <= reflect.Int64:

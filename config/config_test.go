@@ -366,6 +366,8 @@ func TestLoadNumbersAndSingleValues(t *testing.T) {
 	}
 	for y, want := range map[string]string{
 		"rows: '1.5'\n":  "want a whole number, got 1.5",
+		"rows: 010\n":    "010: a whole number with a leading 0 reads as octal on the command line",
+		"seed: '007'\n":  "007: a whole number with a leading 0 reads as octal on the command line and as decimal in YAML: write it without the 0, or as 0o7 for octal",
 		"rows: true\n":   "want a whole number, got true",
 		"rows: ''\n":     `want a whole number, got ""`,
 		"seed: -1\n":     "want a whole number, 0 or more, got -1",
