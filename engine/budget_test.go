@@ -16,11 +16,11 @@ import (
 	"github.com/apache/arrow/go/v17/arrow/array"
 	"github.com/apache/arrow/go/v17/arrow/memory"
 	"github.com/apache/arrow/go/v17/parquet"
-	"github.com/apache/arrow/go/v17/parquet/pqarrow"
 	"golang.org/x/image/bmp"
 
 	"github.com/maeembed/maeembed/sinks"
 	"github.com/maeembed/maeembed/sources"
+	"github.com/maeembed/maeembed/sources/sourcetest"
 	"github.com/maeembed/maeembed/stages"
 )
 
@@ -167,21 +167,7 @@ func writeBMPRows(t *testing.T, path string, n, w, h int) []string {
 	}
 	rec := b.NewRecord()
 	defer rec.Release()
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	props := parquet.NewWriterProperties(parquet.WithDictionaryDefault(false), parquet.WithBatchSize(1), parquet.WithDataPageSize(1))
-	fw, err := pqarrow.NewFileWriter(schema, f, props, pqarrow.DefaultWriterProps())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := fw.Write(rec); err != nil {
-		t.Fatal(err)
-	}
-	if err := fw.Close(); err != nil {
-		t.Fatal(err)
-	}
+	sourcetest.WriteParquet(t, path, rec, parquet.WithBatchSize(1), parquet.WithDataPageSize(1))
 	return ids
 }
 

@@ -11,10 +11,9 @@ import (
 	"github.com/apache/arrow/go/v17/arrow"
 	"github.com/apache/arrow/go/v17/arrow/array"
 	"github.com/apache/arrow/go/v17/arrow/memory"
-	"github.com/apache/arrow/go/v17/parquet"
-	"github.com/apache/arrow/go/v17/parquet/pqarrow"
 
 	"github.com/maeembed/maeembed/sinks"
+	"github.com/maeembed/maeembed/sources/sourcetest"
 )
 
 // A Parquet dataset whose one page (all its rows) is too large for the
@@ -46,20 +45,7 @@ func TestParquetPageOverBudgetRetriesUnderKeys(t *testing.T) {
 	rec := b.NewRecord()
 	defer rec.Release()
 	ds := filepath.Join(t.TempDir(), "big.parquet")
-	f, err := os.Create(ds)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w, err := pqarrow.NewFileWriter(schema, f, parquet.NewWriterProperties(parquet.WithDictionaryDefault(false)), pqarrow.DefaultWriterProps())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Write(rec); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
+	sourcetest.WriteParquet(t, ds, rec)
 
 	out := filepath.Join(t.TempDir(), "out")
 	args := func(more ...string) []string { return embedArgs(out, append(more, ds)...) }
