@@ -255,6 +255,13 @@ var (
 	}
 )
 
+// isColumnKey reports whether k is the key of a column setting
+// (columnFlags) or of its automatic choice (autoSuffix).
+func isColumnKey(k string) bool {
+	_, ok := columnFlags[strings.TrimSuffix(k, autoSuffix)]
+	return ok
+}
+
 // outputKind names what an output with these maeembed.* keys holds:
 // embeddings record their pool, reconstructions their mask ratio ("" for
 // neither).
@@ -399,8 +406,8 @@ func compatible(path string, kv map[string]string, keys, vals []string) error {
 			}
 			continue // an output of an older version (or of inputs without a Parquet file) records none
 		}
-		if strings.HasSuffix(k, autoSuffix) && columnFlags[strings.TrimSuffix(k, autoSuffix)] != "" {
-			continue // compared with its setting, where one side chose automatically
+		if isColumnKey(k) {
+			continue // an automatic choice: compared with its setting, where one side chose automatically
 		}
 		if k == "maeembed.inputs" {
 			if old, ok := kv[k]; ok && old != vals[i] {
@@ -414,7 +421,7 @@ func compatible(path string, kv map[string]string, keys, vals []string) error {
 		}
 	}
 	for k, v := range kv {
-		if _, col := columnFlags[strings.TrimSuffix(k, autoSuffix)]; col {
+		if isColumnKey(k) {
 			continue // this run reads no Parquet file, or its automatic choice differs between them (sameColumn)
 		}
 		if strings.HasPrefix(k, "maeembed.") && k != "maeembed.kernel" && !slices.Contains(keys, k) {
