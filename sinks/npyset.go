@@ -276,7 +276,8 @@ func outputKind(pool, maskRatio bool) string {
 }
 
 // columnSetting is how a column setting reads in a message: "--id-column
-// label", or "no --id-column (each file's first known column)".
+// label", or "no --id-column (each Parquet file's first column of the
+// known names)" for AutoColumn.
 func columnSetting(flag, v string) string {
 	if v == AutoColumn {
 		return "no " + flag + " (each Parquet file's first column of the known names)"
@@ -335,7 +336,7 @@ func sameColumn(path, flag, k, old, oldAuto, run, runAuto string) error {
 }
 
 // columnName is how a column (sameColumn) reads in a message: quoted, or
-// "no column" for "-".
+// "no column (row numbers)" for "-" (an id taken from no column).
 func columnName(c string) string {
 	if c == "-" {
 		return "no column (row numbers)"
