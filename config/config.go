@@ -125,7 +125,7 @@ func Load(path string, dst any, pathLists ...string) (Keys, error) {
 	var keys Keys
 	for i := 0; i+1 < len(top.Content); i += 2 {
 		k, v := top.Content[i].Value, top.Content[i+1]
-		if slices.Contains(keys.Names(), k) {
+		if slices.ContainsFunc(keys, func(o Key) bool { return o.Name == k }) {
 			return nil, fmt.Errorf("%w: config file %s: key %s given twice (line %d)", ErrUsage, path, k, top.Content[i].Line)
 		}
 		keys = append(keys, Key{k, top.Content[i].Line})
@@ -284,7 +284,7 @@ func decode(f reflect.Value, pathList bool, v *yaml.Node) error {
 	case unmarshaler || isBool:
 	case v.Kind == yaml.SequenceNode || v.Kind == yaml.MappingNode:
 		// "cannot unmarshal !!seq into string" said it in Go's words.
-		return fmt.Errorf("%s, got a %s", wanted(f.Type(), pathList), map[yaml.Kind]string{yaml.SequenceNode: "list", yaml.MappingNode: "mapping"}[v.Kind])
+		return fmt.Errorf("%s, got a %s", wanted(f.Type(), pathList), nodeKinds[v.Kind])
 	case f.Type() == reflect.TypeOf(time.Duration(0)) && v.Kind == yaml.ScalarNode:
 		// A number without a unit: 0 is 0 (as the flag takes it, e.g.
 		// flush_interval: 0 = only when full), anything else is ambiguous.
@@ -317,6 +317,9 @@ func decode(f reflect.Value, pathList bool, v *yaml.Node) error {
 	return err
 }
 
+// nodeKinds names the YAML nodes other than a scalar in messages.
+var nodeKinds = map[yaml.Kind]string{yaml.SequenceNode: "list", yaml.MappingNode: "mapping", yaml.AliasNode: "alias"}
+
 // decodeList decodes a list option: a YAML list of values, or one value
 // that, like the flag, may list several separated by commas ("jpg,png";
 // one path for path lists). As the flag refuses "" and ",", a list with
@@ -335,7 +338,7 @@ func decodeList(f reflect.Value, pathList bool, v *yaml.Node) error {
 		for i, it := range v.Content {
 			switch {
 			case it.Kind != yaml.ScalarNode:
-				return fmt.Errorf("%s: item %d is a %s", want, i+1, map[yaml.Kind]string{yaml.SequenceNode: "list", yaml.MappingNode: "mapping", yaml.AliasNode: "alias"}[it.Kind])
+				return fmt.Errorf("%s: item %d is a %s", want, i+1, nodeKinds[it.Kind])
 			case it.Tag == "!!null" || strings.TrimSpace(it.Value) == "":
 				return fmt.Errorf("%s: item %d is empty (%s)", want, i+1, cmp.Or(it.Value, `""`))
 			}

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -76,14 +77,8 @@ func (in *Inputs) Columns() (id, image, idAuto, imageAuto string) {
 	if !in.HasParquet() {
 		return "", "", "", ""
 	}
-	auto := func(s string) string {
-		if s == "" {
-			return sinks.AutoColumn
-		}
-		return s
-	}
 	in.autoOnce.Do(func() { in.idAuto, in.imageAuto = in.Reader.AutoColumns() })
-	return auto(in.idColumn), auto(in.imageColumn), in.idAuto, in.imageAuto
+	return cmp.Or(in.idColumn, sinks.AutoColumn), cmp.Or(in.imageColumn, sinks.AutoColumn), in.idAuto, in.imageAuto
 }
 
 // Pending reports whether any input is left to process: it reads on to

@@ -255,6 +255,13 @@ var (
 	}
 )
 
+// isColumnKey reports whether k is the key of a column setting
+// (columnFlags) or of its automatic choice (autoSuffix).
+func isColumnKey(k string) bool {
+	_, ok := columnFlags[strings.TrimSuffix(k, autoSuffix)]
+	return ok
+}
+
 // outputKind names what an output with these maeembed.* keys holds:
 // embeddings record their pool, reconstructions their mask ratio ("" for
 // neither).
@@ -269,7 +276,8 @@ func outputKind(pool, maskRatio bool) string {
 }
 
 // columnSetting is how a column setting reads in a message: "--id-column
-// label", or "no --id-column (each file's first known column)".
+// label", or "no --id-column (each Parquet file's first column of the
+// known names)" for AutoColumn.
 func columnSetting(flag, v string) string {
 	if v == AutoColumn {
 		return "no " + flag + " (each Parquet file's first column of the known names)"
@@ -328,7 +336,7 @@ func sameColumn(path, flag, k, old, oldAuto, run, runAuto string) error {
 }
 
 // columnName is how a column (sameColumn) reads in a message: quoted, or
-// "no column" for "-".
+// "no column (row numbers)" for "-" (an id taken from no column).
 func columnName(c string) string {
 	if c == "-" {
 		return "no column (row numbers)"
@@ -399,8 +407,8 @@ func compatible(path string, kv map[string]string, keys, vals []string) error {
 			}
 			continue // an output of an older version (or of inputs without a Parquet file) records none
 		}
-		if strings.HasSuffix(k, autoSuffix) && columnFlags[strings.TrimSuffix(k, autoSuffix)] != "" {
-			continue // compared with its setting, where one side chose automatically
+		if isColumnKey(k) {
+			continue // an automatic choice: compared with its setting, where one side chose automatically
 		}
 		if k == "maeembed.inputs" {
 			if old, ok := kv[k]; ok && old != vals[i] {
@@ -414,7 +422,7 @@ func compatible(path string, kv map[string]string, keys, vals []string) error {
 		}
 	}
 	for k, v := range kv {
-		if _, col := columnFlags[strings.TrimSuffix(k, autoSuffix)]; col {
+		if isColumnKey(k) {
 			continue // this run reads no Parquet file, or its automatic choice differs between them (sameColumn)
 		}
 		if strings.HasPrefix(k, "maeembed.") && k != "maeembed.kernel" && !slices.Contains(keys, k) {

@@ -144,8 +144,8 @@ func makeDirs(dir string, made []string) ([]string, error) {
 				}
 			case errors.Is(err, os.ErrExist):
 				// Made by another process meanwhile (not ours to
-				// remove), or a file there, which the next Mkdir or the
-				// caller's use of dir reports.
+				// remove, nor counted); a file put there meanwhile is
+				// refused with Mkdir's error.
 				if fi, serr := os.Stat(d); serr == nil && !fi.IsDir() {
 					return made, err
 				}

@@ -82,16 +82,14 @@ const AutoColumn = "(auto)"
 // (maeembed.id_column_auto, maeembed.image_column_auto) when that is
 // known.
 func columnsKV(keys, vals []string, id, image, idAuto, imageAuto string) ([]string, []string) {
-	if id != "" {
-		keys, vals = append(keys, "maeembed.id_column"), append(vals, id)
-		if idAuto != "" {
-			keys, vals = append(keys, "maeembed.id_column"+autoSuffix), append(vals, idAuto)
+	for _, c := range [2][3]string{{"maeembed.id_column", id, idAuto}, {"maeembed.image_column", image, imageAuto}} {
+		key, v, auto := c[0], c[1], c[2]
+		if v == "" {
+			continue
 		}
-	}
-	if image != "" {
-		keys, vals = append(keys, "maeembed.image_column"), append(vals, image)
-		if imageAuto != "" {
-			keys, vals = append(keys, "maeembed.image_column"+autoSuffix), append(vals, imageAuto)
+		keys, vals = append(keys, key), append(vals, v)
+		if auto != "" {
+			keys, vals = append(keys, key+autoSuffix), append(vals, auto)
 		}
 	}
 	return keys, vals
