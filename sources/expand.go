@@ -2,6 +2,7 @@ package sources
 
 import (
 	"bufio"
+	"cmp"
 	"fmt"
 	"io"
 	"log/slog"
@@ -379,10 +380,8 @@ func expand(inputs []string, stdin io.Reader, exts, skip []string, hooks walkHoo
 		switch {
 		case a.key != b.key:
 			return a.key < b.key
-		case len(a.root) != len(b.root):
-			return len(a.root) < len(b.root)
 		case a.root != b.root:
-			return a.root < b.root
+			return outerFirst(a.root, b.root) < 0
 		case a.links != b.links:
 			return a.links < b.links
 		case a.moved != b.moved:
@@ -427,13 +426,17 @@ func dirIDs(jobs []*walkJob) dirRoots {
 			d = append(d, j.real)
 		}
 	}
-	sort.Slice(d, func(i, j int) bool {
-		if len(d[i]) != len(d[j]) {
-			return len(d[i]) < len(d[j])
-		}
-		return d[i] < d[j]
-	})
+	slices.SortFunc(d, outerFirst)
 	return d
+}
+
+// outerFirst orders real paths outermost first: the shorter first (a
+// directory before what it holds), then lexicographically. It is the
+// order of the roots that decide ids (dirIDs, the entries of one file in
+// expand) and of the walks (walkState.run), so that neither depends on
+// the order of the inputs.
+func outerFirst(a, b string) int {
+	return cmp.Or(cmp.Compare(len(a), len(b)), strings.Compare(a, b))
 }
 
 // apply gives e, if its key (real path) lies under a directory input, the
@@ -655,14 +658,10 @@ func (w *walkState) run(jobs []*walkJob) {
 	sort.SliceStable(order, func(i, j int) bool {
 		a, b := order[i], order[j]
 		switch {
-		case len(a.real) != len(b.real):
-			return len(a.real) < len(b.real)
 		case a.real != b.real:
-			return a.real < b.real
-		case len(a.rootReal) != len(b.rootReal):
-			return len(a.rootReal) < len(b.rootReal)
+			return outerFirst(a.real, b.real) < 0
 		case a.rootReal != b.rootReal:
-			return a.rootReal < b.rootReal
+			return outerFirst(a.rootReal, b.rootReal) < 0
 		case a.links != b.links:
 			return a.links < b.links
 		case a.idPrefix != b.idPrefix:
@@ -680,10 +679,8 @@ func (w *walkState) run(jobs []*walkJob) {
 		sort.SliceStable(round, func(i, j int) bool {
 			a, b := round[i], round[j]
 			switch {
-			case len(a.job.rootReal) != len(b.job.rootReal):
-				return len(a.job.rootReal) < len(b.job.rootReal)
 			case a.job.rootReal != b.job.rootReal:
-				return a.job.rootReal < b.job.rootReal
+				return outerFirst(a.job.rootReal, b.job.rootReal) < 0
 			case a.job.idPrefix != b.job.idPrefix:
 				return a.job.idPrefix < b.job.idPrefix
 			}
