@@ -135,7 +135,7 @@ func kindOf(path string) kind {
 // is one maeembed does not read (.tar.xz, .txz, .tar.bz2, .tbz2, .tbz,
 // .tar.zst, .tzst), "" for any other name. Named as an input, such a file
 // would otherwise be taken for an image and fail as "unknown format";
-// its content decides for a .tar (see otherCompression).
+// its content decides for a .tar (see compression).
 func compressedTar(path string) string {
 	l := strings.ToLower(path)
 	for _, c := range []struct {
