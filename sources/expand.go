@@ -603,8 +603,9 @@ type walkHooks struct {
 type walkState struct {
 	visited map[string]bool
 	// repeatedRoots counts the directories named as inputs (on the
-	// command line, in a list, by a glob) that an earlier input walked
-	// already: each is a path given again, as a repeated file is.
+	// command line, in a list, by a glob) that another input's walk
+	// listed (run walks the outermost first): each is a path given
+	// again, as a repeated file is.
 	repeatedRoots int
 	// listedDirs are the directories listed in full, by key (real path),
 	// id and root: for walkHooks.listed once the ids are settled.
@@ -671,7 +672,9 @@ func (w *walkState) run(jobs []*walkJob) {
 	})
 	var links []symlinkDir
 	for _, j := range order {
-		j.walked = w.walk(j.dir, j, &links)
+		if j.walked = w.walk(j.dir, j, &links); !j.walked && w.visited[j.real] {
+			w.repeatedRoots++ // an input's directory another walk listed
+		}
 	}
 	for len(links) > 0 {
 		round := links
@@ -729,9 +732,6 @@ func (w *walkState) walk(dir string, j *walkJob, links *[]symlinkDir) bool {
 	if walked, ok := w.visited[real]; ok {
 		if walked {
 			slog.Warn("skipping directory already listed under another path (a symlink to it or a loop, or an input given again or nested in another)", "path", dir, "target", real)
-			if dir == root {
-				w.repeatedRoots++
-			}
 		} else {
 			slog.Info("skipping the run's output directory inside an input", "path", dir)
 		}
