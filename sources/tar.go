@@ -110,8 +110,9 @@ func gunzip(r io.Reader) (*gzip.Reader, error) {
 
 // openTar opens the tar at p, gzip-compressed or not: that is decided by
 // the content (the gzip magic), not the name, so a gzipped tar named
-// .tar and a plain one named .tgz or .tar.gz both read. The members that
-// are not inputs are added to ignored.
+// .tar and a plain one named .tgz or .tar.gz both read; one compressed
+// otherwise (bzip2, xz, zstd: compression) is an error naming it. The
+// members that are not inputs are added to ignored.
 func openTar(p string, ignored *atomic.Int64) (container, error) {
 	f, _, err := openRegular(os.OpenFile, p)
 	if err != nil {
@@ -229,7 +230,7 @@ func (c *tarContainer) close() error {
 // its name: openTar); the tar reader seeks over member data because
 // *os.File is an io.Seeker. A compressed one is not counted, unless
 // decompress: then a gzip stream is read through (bzip2, xz and zstd are
-// openTar's error).
+// an error naming the compression, as in openTar).
 func tarMembers(p string, decompress bool) (int64, error) {
 	f, _, err := openRegular(os.OpenFile, p)
 	if err != nil {
