@@ -2,6 +2,7 @@ package sources
 
 import (
 	"bufio"
+	"cmp"
 	"fmt"
 	"io"
 	"log/slog"
@@ -134,7 +135,7 @@ func kindOf(path string) kind {
 // is one maeembed does not read (.tar.xz, .txz, .tar.bz2, .tbz2, .tbz,
 // .tar.zst, .tzst), "" for any other name. Named as an input, such a file
 // would otherwise be taken for an image and fail as "unknown format";
-// its content decides for a .tar (see otherCompression).
+// its content decides for a .tar (see compression).
 func compressedTar(path string) string {
 	l := strings.ToLower(path)
 	for _, c := range []struct {
@@ -379,10 +380,8 @@ func expand(inputs []string, stdin io.Reader, exts, skip []string, hooks walkHoo
 		switch {
 		case a.key != b.key:
 			return a.key < b.key
-		case len(a.root) != len(b.root):
-			return len(a.root) < len(b.root)
 		case a.root != b.root:
-			return a.root < b.root
+			return outerFirst(a.root, b.root) < 0
 		case a.links != b.links:
 			return a.links < b.links
 		case a.moved != b.moved:
@@ -427,13 +426,17 @@ func dirIDs(jobs []*walkJob) dirRoots {
 			d = append(d, j.real)
 		}
 	}
-	sort.Slice(d, func(i, j int) bool {
-		if len(d[i]) != len(d[j]) {
-			return len(d[i]) < len(d[j])
-		}
-		return d[i] < d[j]
-	})
+	slices.SortFunc(d, outerFirst)
 	return d
+}
+
+// outerFirst orders real paths outermost first: the shorter first (a
+// directory before what it holds), then lexicographically. It is the
+// order of the roots that decide ids (dirIDs, the entries of one file in
+// expand) and of the walks (walkState.run), so that neither depends on
+// the order of the inputs.
+func outerFirst(a, b string) int {
+	return cmp.Or(cmp.Compare(len(a), len(b)), strings.Compare(a, b))
 }
 
 // apply gives e, if its key (real path) lies under a directory input, the
@@ -600,8 +603,9 @@ type walkHooks struct {
 type walkState struct {
 	visited map[string]bool
 	// repeatedRoots counts the directories named as inputs (on the
-	// command line, in a list, by a glob) that an earlier input walked
-	// already: each is a path given again, as a repeated file is.
+	// command line, in a list, by a glob) that another input's walk
+	// listed (run walks the outermost first): each is a path given
+	// again, as a repeated file is.
 	repeatedRoots int
 	// listedDirs are the directories listed in full, by key (real path),
 	// id and root: for walkHooks.listed once the ids are settled.
@@ -655,14 +659,10 @@ func (w *walkState) run(jobs []*walkJob) {
 	sort.SliceStable(order, func(i, j int) bool {
 		a, b := order[i], order[j]
 		switch {
-		case len(a.real) != len(b.real):
-			return len(a.real) < len(b.real)
 		case a.real != b.real:
-			return a.real < b.real
-		case len(a.rootReal) != len(b.rootReal):
-			return len(a.rootReal) < len(b.rootReal)
+			return outerFirst(a.real, b.real) < 0
 		case a.rootReal != b.rootReal:
-			return a.rootReal < b.rootReal
+			return outerFirst(a.rootReal, b.rootReal) < 0
 		case a.links != b.links:
 			return a.links < b.links
 		case a.idPrefix != b.idPrefix:
@@ -672,7 +672,9 @@ func (w *walkState) run(jobs []*walkJob) {
 	})
 	var links []symlinkDir
 	for _, j := range order {
-		j.walked = w.walk(j.dir, j, &links)
+		if j.walked = w.walk(j.dir, j, &links); !j.walked && w.visited[j.real] {
+			w.repeatedRoots++ // an input's directory another walk listed
+		}
 	}
 	for len(links) > 0 {
 		round := links
@@ -680,10 +682,8 @@ func (w *walkState) run(jobs []*walkJob) {
 		sort.SliceStable(round, func(i, j int) bool {
 			a, b := round[i], round[j]
 			switch {
-			case len(a.job.rootReal) != len(b.job.rootReal):
-				return len(a.job.rootReal) < len(b.job.rootReal)
 			case a.job.rootReal != b.job.rootReal:
-				return a.job.rootReal < b.job.rootReal
+				return outerFirst(a.job.rootReal, b.job.rootReal) < 0
 			case a.job.idPrefix != b.job.idPrefix:
 				return a.job.idPrefix < b.job.idPrefix
 			}
@@ -732,9 +732,6 @@ func (w *walkState) walk(dir string, j *walkJob, links *[]symlinkDir) bool {
 	if walked, ok := w.visited[real]; ok {
 		if walked {
 			slog.Warn("skipping directory already listed under another path (a symlink to it or a loop, or an input given again or nested in another)", "path", dir, "target", real)
-			if dir == root {
-				w.repeatedRoots++
-			}
 		} else {
 			slog.Info("skipping the run's output directory inside an input", "path", dir)
 		}

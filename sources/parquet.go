@@ -102,15 +102,21 @@ type leaf struct {
 
 // recovered turns a panic inside the Parquet reader (corrupt pages can
 // panic it: bad snappy input, a nil page header) into *err: the budget's
-// refusal as it is, any other as a crashError in where (see crashError).
+// refusal as it is, any other as a crashError in where() (see
+// crashError; nil where the callers name the place). where is called only
+// after a panic, so that a read that does not fail formats nothing.
 // Defer it directly (recover works only there).
-func recovered(where string, err *error) {
+func recovered(where func() string, err *error) {
 	if p := recover(); p != nil {
 		if r, ok := p.(refused); ok { // the budget's answer, not a failure
 			*err = r.err
 			return
 		}
-		*err = crashError{where, p}
+		e := crashError{p: p}
+		if where != nil {
+			e.where = where()
+		}
+		*err = e
 	}
 }
 
@@ -149,7 +155,7 @@ func openParquetFile(p string, m *allocMeter) (rdr *file.Reader, err error) {
 			f.Close()
 		}
 	}()
-	defer recovered("", &err)
+	defer recovered(nil, &err)
 	// Stream the column chunks: unbuffered, the reader loads a whole chunk
 	// (all its rows' images, or whatever size a corrupt footer claims).
 	props := parquet.NewReaderProperties(pageAllocator{memory.DefaultAllocator, m, true})
@@ -242,7 +248,7 @@ func openParquet(p string, opts Options) (c container, err error) {
 			rdr.Close()
 		}
 	}()
-	defer recovered("", &err) // runs first: a panic closes rdr too
+	defer recovered(nil, &err) // runs first: a panic closes rdr too
 	meter := &allocMeter{}
 	rdr, as, err := readSchema(p, meter)
 	if err != nil {
@@ -485,7 +491,7 @@ func (c *parquetContainer) openGroup() (err error) {
 			err = fmt.Errorf("parquet row group %d: %w", g, err)
 		}
 	}()
-	defer recovered(c.groupAt(g, ""), &err)
+	defer recovered(func() string { return c.groupAt(g, "") }, &err)
 	md := c.rdr.MetaData().RowGroup(g)
 	c.rgEnd = c.nextRow + md.NumRows()
 	// The footer's sizes of the column read (the images, or the ids of a
@@ -549,7 +555,7 @@ func (c *parquetContainer) batchCost(n int) (pages, values int64) {
 }
 
 func (c *parquetContainer) readBatch(h hold) (err error) {
-	defer recovered(c.groupAt(c.rg-1, ""), &err)
+	defer recovered(func() string { return c.groupAt(c.rg-1, "") }, &err)
 	c.dropBatch()
 	c.n, c.i, c.batchErr = 0, 0, nil
 	c.rows = max(1, min(c.rows, c.batch))
@@ -646,13 +652,14 @@ func (c *parquetContainer) readBatch(h hold) (err error) {
 // readLeaf reads the next n rows of l, its error naming the row group
 // and column (and, for a crash of the reader, the file: corrupt data).
 func (c *parquetContainer) readLeaf(l *leaf, n int) (err error) {
-	col := c.rdr.MetaData().Schema.Column(l.col).Path()
-	defer recovered(c.groupAt(c.rg-1, col), &err)
+	col := func() string { return c.rdr.MetaData().Schema.Column(l.col).Path() }
+	where := func() string { return c.groupAt(c.rg-1, col()) }
+	defer recovered(where, &err)
 	if err := l.read(n); err != nil {
 		if errors.As(err, new(shortChunk)) {
-			return fmt.Errorf("corrupt Parquet data in %s: %w", c.groupAt(c.rg-1, col), err)
+			return fmt.Errorf("corrupt Parquet data in %s: %w", where(), err)
 		}
-		return fmt.Errorf("parquet row group %d, column %s: %w", c.rg-1, col, err)
+		return fmt.Errorf("parquet row group %d, column %s: %w", c.rg-1, col(), err)
 	}
 	return nil
 }
@@ -862,7 +869,7 @@ func (c *parquetContainer) brokenKey(row int64) (key string) {
 			c.idsErr, key = crash, ""
 		}
 	}()
-	defer recovered(c.groupAt(c.rg-1, c.idCol), &crash)
+	defer recovered(func() string { return c.groupAt(c.rg-1, c.idCol) }, &crash)
 	if c.ids == nil {
 		g := c.rg - 1
 		pr, err := c.rdr.RowGroup(g).GetColumnPageReader(c.id.col)
@@ -1027,7 +1034,7 @@ func (c *parquetContainer) close() error {
 // parquetRows reads the row count from the footer: 0 for a file a walk
 // found that has no image column (Reader.Next skips it).
 func parquetRows(e entry, opts Options) (n int64, err error) {
-	defer recovered("", &err)
+	defer recovered(nil, &err)
 	// The count needs no ids: the read warns about a mistyped id column,
 	// once per file, and fails on a missing --id-column.
 	opts.IDColumn = "-"
@@ -1123,7 +1130,7 @@ func (r *Reader) AutoColumns() (id, image string) {
 // alone; a corrupt footer that crashes the reader is an error.
 func footerSchema(p string) (as *arrow.Schema, err error) {
 	var rdr *file.Reader
-	defer recovered("", &err)
+	defer recovered(nil, &err)
 	rdr, as, err = readSchema(p, &allocMeter{})
 	if rdr != nil {
 		rdr.Close()

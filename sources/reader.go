@@ -206,23 +206,34 @@ func OpenWith(inputs []string, stdin io.Reader, opts Options) (*Reader, error) {
 func (r *Reader) Count() (int64, error) {
 	var n int64
 	for _, e := range r.entries {
-		var m int64
-		var err error
-		switch e.kind {
-		case kindFile:
-			n++
-			continue
-		case kindParquet:
-			m, err = parquetRows(e, r.opts)
-		case kindTar:
-			m, err = tarMembers(e.path, true)
-		}
+		m, err := r.items(e, true)
 		if err != nil {
 			return 0, fmt.Errorf("cannot count the images of %s: %w", e.path, err)
 		}
-		n += max(m, b2i(e.named))
+		n += m
 	}
 	return n, nil
+}
+
+// items is the number of items of the entry e (Count): one for a file; a
+// Parquet file's rows, a tar's image members (a gzip-compressed one only
+// if decompress: else an error), at least one for a container named as
+// an input (its ErrNoImages item).
+func (r *Reader) items(e entry, decompress bool) (int64, error) {
+	var m int64
+	var err error
+	switch e.kind {
+	case kindFile:
+		return 1, nil
+	case kindParquet:
+		m, err = parquetRows(e, r.opts)
+	case kindTar:
+		m, err = tarMembers(e.path, decompress)
+	}
+	if err != nil {
+		return 0, err
+	}
+	return max(m, b2i(e.named)), nil
 }
 
 // HasParquet says whether any input is a Parquet file: then the id and
@@ -281,24 +292,12 @@ func (r *Reader) Files() (n int, exact bool) {
 func (r *Reader) Total() (n int64, exact bool) {
 	exact = true
 	for _, e := range r.entries {
-		switch e.kind {
-		case kindFile:
-			n++
-		case kindParquet:
-			rows, err := parquetRows(e, r.opts)
-			if err != nil {
-				exact = false
-				continue
-			}
-			n += max(rows, b2i(e.named))
-		case kindTar:
-			m, err := tarMembers(e.path, false)
-			if err != nil {
-				exact = false
-				continue
-			}
-			n += max(m, b2i(e.named))
+		m, err := r.items(e, false)
+		if err != nil {
+			exact = false
+			continue
 		}
+		n += m
 	}
 	if s := r.opts.Shard; s.Count > 1 {
 		n = (n - int64(s.Index) + int64(s.Count) - 1) / int64(s.Count)

@@ -515,6 +515,25 @@ func TestRepeatedPathCountedIgnored(t *testing.T) {
 	}
 }
 
+// A directory a glob matches that another input walks is a path given
+// again, as one named on the command line is: counted as repeated, in
+// either order of the inputs.
+func TestGlobbedDirectoryRepeated(t *testing.T) {
+	dir := t.TempDir()
+	write(t, filepath.Join(dir, "d", "a", "x.png"), "x")
+	write(t, filepath.Join(dir, "d", "y.png"), "y")
+	d, glob := filepath.Join(dir, "d"), filepath.Join(dir, "d", "*")
+	for _, inputs := range [][]string{{d, glob}, {glob, d}, {d, filepath.Join(dir, "d", "a"), filepath.Join(dir, "d", "y.png")}} {
+		entries, _, repeated, _, err := expand(inputs, nil, nil, nil, walkHooks{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(entries) != 2 || repeated != 2 {
+			t.Errorf("inputs %q: %d entries, %d repeated; want 2 and 2 (d/a and d/y.png given again)", inputs, len(entries), repeated)
+		}
+	}
+}
+
 // A file over the per-image limit is one error naming its path once, with
 // both sizes readable: "read huge/sparse.jpg: 600 MiB, over the 512 MiB
 // limit on one image (...)", not the path twice and raw byte counts.

@@ -74,25 +74,20 @@ func isTarIgnored(h *tar.Header) bool {
 // gzipMagic starts every gzip stream (RFC 1952: ID1, ID2).
 var gzipMagic = []byte{0x1f, 0x8b}
 
-// isGzip tells a gzip stream from its first bytes, read at offset 0
-// without moving r's offset. A plain tar starts with its first member's
-// name, which does not start with the control byte 0x1f followed by a
-// lone UTF-8 continuation byte.
-func isGzip(r io.ReaderAt) bool {
-	b := make([]byte, len(gzipMagic))
-	n, _ := r.ReadAt(b, 0)
-	return n == len(b) && bytes.Equal(b, gzipMagic)
-}
-
-// otherCompression names the compression of a stream maeembed does not
-// decompress (bzip2, xz, zstd; their magic numbers), read at offset 0
-// without moving r's offset; "" for anything else. Without it such a tar
-// failed as "invalid tar header", which does not say why.
-func otherCompression(r io.ReaderAt) string {
+// compression names the compression of a stream from its magic number,
+// read at offset 0 without moving r's offset: "gzip", which maeembed
+// reads; "bzip2", "xz" or "zstd", which it does not (without the name
+// such a tar failed as "invalid tar header", which does not say why); ""
+// for anything else. A plain tar starts with its first member's name,
+// which does not start with the control byte 0x1f followed by a lone
+// UTF-8 continuation byte.
+func compression(r io.ReaderAt) string {
 	b := make([]byte, 6)
 	n, _ := r.ReadAt(b, 0)
 	b = b[:n]
 	switch {
+	case bytes.HasPrefix(b, gzipMagic):
+		return "gzip"
 	case bytes.HasPrefix(b, []byte("BZh")) && n >= 4 && b[3] >= '1' && b[3] <= '9':
 		return "bzip2"
 	case bytes.HasPrefix(b, []byte{0xfd, '7', 'z', 'X', 'Z', 0x00}):
@@ -103,28 +98,37 @@ func otherCompression(r io.ReaderAt) string {
 	return ""
 }
 
+// gunzip starts reading the gzip stream r; its error names gzip once
+// (gzip.ErrHeader says it already).
+func gunzip(r io.Reader) (*gzip.Reader, error) {
+	gz, err := gzip.NewReader(r)
+	if err != nil && !strings.HasPrefix(err.Error(), "gzip: ") {
+		err = fmt.Errorf("gzip: %w", err)
+	}
+	return gz, err
+}
+
 // openTar opens the tar at p, gzip-compressed or not: that is decided by
 // the content (the gzip magic), not the name, so a gzipped tar named
-// .tar and a plain one named .tgz or .tar.gz both read. The members that
-// are not inputs are added to ignored.
+// .tar and a plain one named .tgz or .tar.gz both read; one compressed
+// otherwise (bzip2, xz, zstd: compression) is an error naming it. The
+// members that are not inputs are added to ignored.
 func openTar(p string, ignored *atomic.Int64) (container, error) {
 	f, _, err := openRegular(os.OpenFile, p)
 	if err != nil {
 		return nil, err
 	}
-	if name := otherCompression(f); name != "" {
+	z := compression(f)
+	if z != "" && z != "gzip" {
 		f.Close()
-		return nil, fmt.Errorf("tar: compressed with %s, which maeembed does not read: decompress it, or recompress it with gzip", name)
+		return nil, fmt.Errorf("tar: compressed with %s, which maeembed does not read: decompress it, or recompress it with gzip", z)
 	}
 	c := &tarContainer{f: f, ignored: ignored}
 	br := bufio.NewReaderSize(f, 1<<20)
 	var r io.Reader = br
-	if isGzip(f) {
-		if c.gz, err = gzip.NewReader(br); err != nil {
+	if z == "gzip" {
+		if c.gz, err = gunzip(br); err != nil {
 			f.Close()
-			if !strings.HasPrefix(err.Error(), "gzip: ") { // gzip.ErrHeader says it
-				err = fmt.Errorf("gzip: %w", err)
-			}
 			return nil, err
 		}
 		r = c.gz
@@ -226,7 +230,7 @@ func (c *tarContainer) close() error {
 // its name: openTar); the tar reader seeks over member data because
 // *os.File is an io.Seeker. A compressed one is not counted, unless
 // decompress: then a gzip stream is read through (bzip2, xz and zstd are
-// openTar's error).
+// an error naming the compression, as in openTar).
 func tarMembers(p string, decompress bool) (int64, error) {
 	f, _, err := openRegular(os.OpenFile, p)
 	if err != nil {
@@ -234,18 +238,20 @@ func tarMembers(p string, decompress bool) (int64, error) {
 	}
 	defer f.Close()
 	var r io.Reader = f
-	if isGzip(f) {
+	switch z := compression(f); z {
+	case "":
+	case "gzip":
 		if !decompress {
 			return 0, fmt.Errorf("compressed: not counted")
 		}
-		gz, err := gzip.NewReader(bufio.NewReaderSize(f, 1<<20))
+		gz, err := gunzip(bufio.NewReaderSize(f, 1<<20))
 		if err != nil {
-			return 0, fmt.Errorf("gzip: %w", err)
+			return 0, err
 		}
 		defer gz.Close()
 		r = gz
-	} else if name := otherCompression(f); name != "" {
-		return 0, fmt.Errorf("tar: compressed with %s, which maeembed does not read", name)
+	default:
+		return 0, fmt.Errorf("tar: compressed with %s, which maeembed does not read", z)
 	}
 	tr := tar.NewReader(r)
 	var n int64

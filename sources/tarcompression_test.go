@@ -77,6 +77,22 @@ func TestTarBadGzipHeader(t *testing.T) {
 	}
 }
 
+// Count reads a gzip tar through, and a bad gzip header is its error
+// there too, with gzip named once.
+func TestCountBadGzipHeader(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "flags.tgz")
+	write(t, p, "\x1f\x8b\x07\x00\x00\x00\x00\x00\x00\x03 not deflate")
+	r, err := Open([]string{p}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = r.Count()
+	if err == nil || !strings.HasSuffix(err.Error(), "flags.tgz: gzip: invalid header") {
+		t.Errorf("Count() error = %v, want it to end in flags.tgz: gzip: invalid header", err)
+	}
+}
+
 // A tar compressed with something other than gzip is refused naming the
 // compression, not as an "invalid tar header".
 func TestTarOtherCompressionNamed(t *testing.T) {
