@@ -24,7 +24,7 @@ import (
 )
 
 // Batch is a batch run over files being set up (embed, reconstruct): its
-// output directory taken (OpenOutputDir) and its inputs opened, sharded and
+// output directory taken (TakeOutputDir) and its inputs opened, sharded and
 // without those the output already holds (resume).
 type Batch struct {
 	Name       string // the command, for messages

@@ -364,24 +364,9 @@ type OutputDir struct {
 	WorkerID string
 }
 
-// OpenOutputDir makes o.Dir ready for a run and keeps the promise that no
-// id is written twice. It refuses a run whose format differs from the
-// outputs dir holds (a resume would count the other format's ids as done)
-// or from a live run's, or whose shard count differs from a live run's
-// (shards 0/2 and 0/3 overlap); a run without Resume into a directory that
-// holds outputs; and a second run of the same shard (an npy run: any second
-// run, since npy sets are single files). Stream workers (Group) share the
-// directory with the other workers of their group only, each with its own
-// WorkerID. Then it removes the temporaries of writers that are gone
-// (sinks.CleanTemps, which first completes an npy set whose publication a
-// killed run began). release frees the locks.
-func OpenOutputDir(o OutputDir) (release func() error, err error) {
-	release, _, err = openOutputDir(o)
-	return release, err
-}
-
-// openOutputDir is OpenOutputDir that also returns the directories it
-// made (sinks.TakeOutputKind). When it fails, it leaves none of them.
+// openOutputDir is TakeOutputDir with release freeing the locks alone,
+// and the directories it made (sinks.TakeOutputKind) returned. When it
+// fails, it leaves none of them.
 func openOutputDir(o OutputDir) (release func() error, made []string, err error) {
 	if err := o.checkHeld(); err != nil {
 		return nil, nil, err
@@ -415,13 +400,24 @@ func openOutputDir(o OutputDir) (release func() error, made []string, err error)
 	return release, made, nil
 }
 
-// TakeOutputDir is OpenOutputDir for a run that may end before it writes
-// anything (its model does not load, a check refuses it, its inputs hold
-// no image): release(discard) frees the locks and, with discard, removes
-// the directories this call made (o.Dir and the parents of it that did
-// not exist: -o a/b/c into a directory without a/ makes three) that are
-// still empty, the deepest first (sinks.RemoveMadeDirs), so such a run
-// leaves nothing new behind. A directory that existed before stays, and
+// TakeOutputDir makes o.Dir ready for a run and keeps the promise that no
+// id is written twice. It refuses a run whose format differs from the
+// outputs dir holds (a resume would count the other format's ids as done)
+// or from a live run's, or whose shard count differs from a live run's
+// (shards 0/2 and 0/3 overlap); a run without Resume into a directory that
+// holds outputs; and a second run of the same shard (an npy run: any second
+// run, since npy sets are single files). Stream workers (Group) share the
+// directory with the other workers of their group only, each with its own
+// WorkerID. Then it removes the temporaries of writers that are gone
+// (sinks.CleanTemps, which first completes an npy set whose publication a
+// killed run began).
+//
+// A run may end before it writes anything (its model does not load, a
+// check refuses it, its inputs hold no image): release(discard) frees the
+// locks and, with discard, removes the directories this call made (o.Dir
+// and the parents of it that did not exist: -o a/b/c into a directory
+// without a/ makes three) that are still empty, the deepest first
+// (sinks.RemoveMadeDirs), so such a run leaves nothing new behind. A directory that existed before stays, and
 // so does one that holds a file meanwhile (and its parents).
 func TakeOutputDir(o OutputDir) (release func(discard bool), err error) {
 	unlock, made, err := openOutputDir(o)
@@ -436,7 +432,7 @@ func TakeOutputDir(o OutputDir) (release func(discard bool), err error) {
 	}, nil
 }
 
-// CheckOutputDir fails where OpenOutputDir would (the outputs o.Dir holds,
+// CheckOutputDir fails where TakeOutputDir would (the outputs o.Dir holds,
 // a live run holding a lock this run needs) but creates nothing and holds
 // no lock afterwards: it only tests the locks. A dry run's check.
 //
@@ -503,7 +499,7 @@ func (o OutputDir) checkHeld() error {
 	return nil
 }
 
-// kind is the run's kind lock name (sinks.LockOutputKind).
+// kind is the run's kind lock name (sinks.TakeOutputKind).
 func (o OutputDir) kind() string {
 	if o.Group != "" {
 		return fmt.Sprintf("%s-group-%s", o.Format, url.PathEscape(o.Group))

@@ -21,26 +21,26 @@ func TestOutputDirKindNamesTheCommand(t *testing.T) {
 	shard := func(cmd string, i int) OutputDir {
 		return OutputDir{Dir: dir, Format: "parquet", Shard: sources.Shard{Index: i, Count: 2}, Resume: true, Command: cmd}
 	}
-	release, err := OpenOutputDir(shard("embed", 1))
+	release, err := TakeOutputDir(shard("embed", 1))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer release()
+	defer release(false)
 	want := "another kind (embed-parquet-2-shards; this run: reconstruct-parquet-2-shards)"
 	if err := CheckOutputDir(shard("reconstruct", 0)); err == nil || !strings.Contains(err.Error(), want) {
 		t.Errorf("dry run of a reconstruct shard beside a live embed shard: %v", err)
 	}
-	if rel, err := OpenOutputDir(shard("reconstruct", 0)); err == nil || !strings.Contains(err.Error(), want) {
+	if rel, err := TakeOutputDir(shard("reconstruct", 0)); err == nil || !strings.Contains(err.Error(), want) {
 		if err == nil {
-			rel()
+			rel(false)
 		}
 		t.Errorf("reconstruct shard beside a live embed shard: %v", err)
 	}
-	rel, err := OpenOutputDir(shard("embed", 0))
+	rel, err := TakeOutputDir(shard("embed", 0))
 	if err != nil {
 		t.Fatalf("the other embed shard: %v", err)
 	}
-	rel()
+	rel(false)
 }
 
 // A second run of a shard beside a live one is refused with words true of
@@ -49,14 +49,14 @@ func TestOutputDirKindNamesTheCommand(t *testing.T) {
 func TestOutputDirLiveShardRefusal(t *testing.T) {
 	dir := t.TempDir()
 	o := OutputDir{Dir: dir, Format: "parquet", Resume: true, Command: "embed"}
-	release, err := OpenOutputDir(o)
+	release, err := TakeOutputDir(o)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer release()
-	rel, err := OpenOutputDir(o)
+	defer release(false)
+	rel, err := TakeOutputDir(o)
 	if err == nil {
-		rel()
+		rel(false)
 		t.Fatal("a second run of the shard beside a live one was not refused")
 	}
 	msg := err.Error()

@@ -149,25 +149,25 @@ func TestLockOutput(t *testing.T) {
 
 // Runs of one kind share a directory; a live run of another kind refuses a
 // newcomer, and once it released, its lock no longer counts.
-func TestLockOutputKind(t *testing.T) {
+func TestTakeOutputKind(t *testing.T) {
 	dir := t.TempDir()
-	a, err := LockOutputKind(dir, "parquet-2-shards")
+	a, _, err := TakeOutputKind(dir, "parquet-2-shards")
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := LockOutputKind(dir, "parquet-2-shards")
+	b, _, err := TakeOutputKind(dir, "parquet-2-shards")
 	if err != nil {
 		t.Fatalf("a second run of the same kind: %v", err)
 	}
-	if _, err := LockOutputKind(dir, "parquet-3-shards"); err == nil || !strings.Contains(err.Error(), "another kind (parquet-2-shards") {
+	if _, _, err := TakeOutputKind(dir, "parquet-3-shards"); err == nil || !strings.Contains(err.Error(), "another kind (parquet-2-shards") {
 		t.Errorf("another kind beside a live one: %v", err)
 	}
 	a()
-	if _, err := LockOutputKind(dir, "npy-1-shards"); err == nil {
+	if _, _, err := TakeOutputKind(dir, "npy-1-shards"); err == nil {
 		t.Error("another kind while one run of the first is still live")
 	}
 	b()
-	c, err := LockOutputKind(dir, "npy-1-shards")
+	c, _, err := TakeOutputKind(dir, "npy-1-shards")
 	if err != nil {
 		t.Fatalf("after every run of the first kind ended: %v", err)
 	}
@@ -178,18 +178,18 @@ func TestLockOutputKind(t *testing.T) {
 }
 
 // Released kind locks leave no file behind.
-func TestLockOutputKindCleansUp(t *testing.T) {
+func TestTakeOutputKindCleansUp(t *testing.T) {
 	dir := t.TempDir()
-	a, err := LockOutputKind(dir, "parquet-1-shards")
+	a, _, err := TakeOutputKind(dir, "parquet-1-shards")
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := LockOutputKind(dir, "parquet-1-shards")
+	b, _, err := TakeOutputKind(dir, "parquet-1-shards")
 	if err != nil {
 		t.Fatal(err)
 	}
 	a()
-	if _, err := LockOutputKind(dir, "npy-1-shards"); err == nil {
+	if _, _, err := TakeOutputKind(dir, "npy-1-shards"); err == nil {
 		t.Error("the second run's lock went with the first's release")
 	}
 	b()
@@ -213,7 +213,7 @@ func TestProbeOutput(t *testing.T) {
 		t.Errorf("a probe created %s", missing)
 	}
 	dir := t.TempDir()
-	kind, err := LockOutputKind(dir, "parquet-2-shards")
+	kind, _, err := TakeOutputKind(dir, "parquet-2-shards")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -244,7 +244,7 @@ func TestProbeOutput(t *testing.T) {
 		t.Fatalf("after probes: %v", err)
 	}
 	again()
-	other, err := LockOutputKind(dir, "npy-1-shards")
+	other, _, err := TakeOutputKind(dir, "npy-1-shards")
 	if err != nil {
 		t.Fatalf("after kind probes: %v", err)
 	}
@@ -293,11 +293,11 @@ func TestLiveRunsOfAKindShareSettings(t *testing.T) {
 	mean := Meta{Model: "m", Pool: "mean", Preprocess: "p", Version: "v", Dim: 4}
 	cls := mean
 	cls.Pool = "cls"
-	a, err := LockOutputKind(dir, "embed-parquet-2-shards")
+	a, _, err := TakeOutputKind(dir, "embed-parquet-2-shards")
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := LockOutputKind(dir, "embed-parquet-2-shards")
+	b, _, err := TakeOutputKind(dir, "embed-parquet-2-shards")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -318,7 +318,7 @@ func TestLiveRunsOfAKindShareSettings(t *testing.T) {
 	wb.Abort()
 	a()
 	b()
-	c, err := LockOutputKind(dir, "embed-parquet-2-shards")
+	c, _, err := TakeOutputKind(dir, "embed-parquet-2-shards")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -338,7 +338,7 @@ func TestStaleKindSettingsAreDropped(t *testing.T) {
 	if err := os.WriteFile(stale, []byte(`{"maeembed.pool":"mean"}`), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	release, err := LockOutputKind(dir, "embed-parquet-1-shards")
+	release, _, err := TakeOutputKind(dir, "embed-parquet-1-shards")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -398,7 +398,7 @@ func TestLiveRunSettingsEveryFormat(t *testing.T) {
 	} {
 		t.Run(tc.kind, func(t *testing.T) {
 			dir := t.TempDir()
-			release, err := LockOutputKind(dir, tc.kind)
+			release, _, err := TakeOutputKind(dir, tc.kind)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -420,7 +420,7 @@ func TestLiveRunSettingsEveryFormat(t *testing.T) {
 				t.Errorf("check with other settings beside the live run: %v, want a refusal naming %s", err, tc.want)
 			}
 			if tc.format == "npy" {
-				return // a second npy writer is refused by its run lock (engine.OpenOutputDir) before it opens
+				return // a second npy writer is refused by its run lock (engine.TakeOutputDir) before it opens
 			}
 			if w, err := tc.open(dir, false); err != nil {
 				t.Errorf("a sibling with the same settings: %v", err)

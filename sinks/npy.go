@@ -128,7 +128,8 @@ func (f *npyFile) finish() error {
 	return nil
 }
 
-func (f *npyFile) publish() error { return f.af.Commit() }
+// publish renames the file into place; its writer synced it (npySet.publish).
+func (f *npyFile) publish() error { return f.af.CommitSynced() }
 func (f *npyFile) abort() error   { return f.af.Abort() }
 
 var (

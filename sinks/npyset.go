@@ -175,8 +175,8 @@ var publishCut func(renamed int) bool
 var errPublishCut = errors.New("npy publication cut (test)")
 
 // publish makes every file of the set complete and durable under its
-// temporary name first, then renames the .npy files into place and
-// metadata.parquet last. A run killed between the renames leaves a set
+// temporary name first (each synced once, here), then renames the .npy
+// files into place and metadata.parquet last. A run killed between the renames leaves a set
 // that the next run's clean-up completes (completePendingNpySet): its
 // temporaries are finished and durable, and metadata.parquet's names
 // exactly the rows of each.
@@ -212,7 +212,7 @@ func (s *npySet) publish() error {
 	if publishCut != nil && publishCut(len(s.files)) {
 		return errPublishCut
 	}
-	return s.md.af.Commit()
+	return s.md.af.CommitSynced()
 }
 
 // temps are the temporaries of the set's .npy files.

@@ -25,20 +25,12 @@ const (
 	lockSuffix = ".lock"
 )
 
-// LockOutputKind takes dir's kind lock for kind (a file name's part, no '/')
-// and returns its release; it fails, naming the live kinds, when a process
-// holds the lock of another kind. It makes dir and its missing parents
-// (TakeOutputKind says which).
-func LockOutputKind(dir, kind string) (release func() error, err error) {
-	release, _, err = TakeOutputKind(dir, kind)
-	return release, err
-}
-
-// TakeOutputKind is LockOutputKind that also returns the directories it
-// made, dir and those of its parents that did not exist (makeDirs): a run
-// that ends without writing anything gives them to RemoveMadeDirs after
-// release, so it leaves no new directory behind. When it fails, it
-// removes them itself.
+// TakeOutputKind takes dir's kind lock for kind (a file name's part, no
+// '/') and returns its release; it fails, naming the live kinds, when a
+// process holds the lock of another kind. It makes dir and its missing
+// parents, and returns those it made (makeDirs): a run that ends without
+// writing anything gives them to RemoveMadeDirs after release, so it
+// leaves no new directory behind. When it fails, it removes them itself.
 func TakeOutputKind(dir, kind string) (release func() error, made []string, err error) {
 	release, made, err = takeOutputKind(dir, kind)
 	if err != nil {
@@ -260,7 +252,7 @@ func HasLiveRuns(dir string) (bool, error) {
 	return len(live) > 0, err
 }
 
-// ProbeOutputKind fails as LockOutputKind would, when a process holds the
+// ProbeOutputKind fails as TakeOutputKind would, when a process holds the
 // lock of another kind in dir, but holds no lock afterwards, leaves
 // nothing behind (a missing dir is free, stale lock files stay): a dry
 // run's check.

@@ -66,7 +66,7 @@ func readParquetBytes(t testing.TB, dir string, data []byte) (items []Item, rows
 	if err := os.WriteFile(p, data, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	rows, err := parquetRows(entry{path: p, named: true}, Options{})
+	rows, err := parquetRows(entry{path: p, named: true}, readFooter(p, nil), Options{})
 	return readInput(t, p, Options{ParquetBatch: 2}), rows, err == nil
 }
 

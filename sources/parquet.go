@@ -13,13 +13,16 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/apache/arrow/go/v17/arrow"
 	"github.com/apache/arrow/go/v17/arrow/array"
 	"github.com/apache/arrow/go/v17/arrow/memory"
 	"github.com/apache/arrow/go/v17/parquet"
 	"github.com/apache/arrow/go/v17/parquet/file"
+	"github.com/apache/arrow/go/v17/parquet/metadata"
 	"github.com/apache/arrow/go/v17/parquet/pqarrow"
+	"github.com/apache/arrow/go/v17/parquet/schema"
 )
 
 // ImageColumns are the names under which Parquet datasets keep their images,
@@ -140,15 +143,18 @@ func (e crashError) Error() string {
 // (or whose wait was aborted), out of the Parquet reader's call stack.
 type refused struct{ err error }
 
-// openParquetFile opens p and reads its footer. The file is closed on any
-// failure (file.OpenParquetFile keeps it open when the footer is corrupt).
-// A footer whose row counts are absurd is refused, since the rows of a row
-// group that cannot be read become one error row each: more than 8 rows
-// per byte of file, which no dataset of images has.
-func openParquetFile(p string, m *allocMeter) (rdr *file.Reader, err error) {
+// openParquetFile opens p and reads its footer, with m seeing the
+// reader's allocations; fi is the file as it was opened. The file is
+// closed on any failure (file.OpenParquetFile keeps it open when the
+// footer is corrupt). A footer whose row counts are absurd is refused,
+// since the rows of a row group that cannot be read become one error row
+// each: more than 8 rows per byte of file, which no dataset of images has.
+// It is the only place a Parquet input's footer is parsed, once per run
+// (Reader.footer) unless the file changed meanwhile.
+func openParquetFile(p string, m *allocMeter) (rdr *file.Reader, fi os.FileInfo, err error) {
 	f, fi, err := openRegular(os.OpenFile, p)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer func() {
 		if err != nil {
@@ -156,13 +162,12 @@ func openParquetFile(p string, m *allocMeter) (rdr *file.Reader, err error) {
 		}
 	}()
 	defer recovered(nil, &err)
-	// Stream the column chunks: unbuffered, the reader loads a whole chunk
-	// (all its rows' images, or whatever size a corrupt footer claims).
-	props := parquet.NewReaderProperties(pageAllocator{memory.DefaultAllocator, m, true})
-	props.BufferedStreamEnabled, props.BufferSize = true, 64<<10
-	rdr, err = file.NewParquetReader(f, file.WithReadProps(props))
+	if footerParsed != nil {
+		footerParsed(p)
+	}
+	rdr, err = file.NewParquetReader(f, file.WithReadProps(readProps(m)))
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	md := rdr.MetaData()
 	most := 8*fi.Size() + 1024
@@ -170,12 +175,170 @@ func openParquetFile(p string, m *allocMeter) (rdr *file.Reader, err error) {
 	for g := 0; g < rdr.NumRowGroups(); g++ {
 		n := md.RowGroup(g).NumRows()
 		if n < 0 || n > most {
-			return nil, fmt.Errorf("footer says row group %d has %d rows: impossible in %d bytes", g, n, fi.Size())
+			return nil, nil, fmt.Errorf("footer says row group %d has %d rows: impossible in %d bytes", g, n, fi.Size())
 		}
 		sum += n
 	}
 	if sum != rdr.NumRows() || sum > most {
-		return nil, fmt.Errorf("footer says %d rows, its row groups %d: corrupt", rdr.NumRows(), sum)
+		return nil, nil, fmt.Errorf("footer says %d rows, its row groups %d: corrupt", rdr.NumRows(), sum)
+	}
+	return rdr, fi, nil
+}
+
+// footerParsed, when set (by tests), is called with the path of each
+// Parquet footer about to be parsed.
+var footerParsed func(path string)
+
+// readProps are the reader's properties, with m seeing its allocations:
+// the column chunks are streamed (unbuffered, the reader loads a whole
+// chunk: all its rows' images, or whatever size a corrupt footer claims).
+func readProps(m *allocMeter) *parquet.ReaderProperties {
+	props := parquet.NewReaderProperties(pageAllocator{memory.DefaultAllocator, m, true})
+	props.BufferedStreamEnabled, props.BufferSize = true, 64<<10
+	return props
+}
+
+// pqFooter is what the footer of a Parquet input says, read once per run
+// (Reader.footer): the checks of the columns before the run, the count of
+// its rows and its read all take it from here.
+type pqFooter struct {
+	// err is why the file could not be opened or its footer read, as the
+	// read reports it (the rest is unset).
+	err    error
+	schema *arrow.Schema  // the columns, as Arrow's types
+	pq     *schema.Schema // the columns, as the footer's leaves
+	rows   int64
+	// size and mod are the file's when its footer was read: a read that
+	// finds the file otherwise (rewritten since) parses its footer again.
+	size int64
+	mod  time.Time
+	// md is the footer itself, kept for the read (which takes it: nil
+	// after) while the footers kept stay under maxKeptFooters.
+	md *metadata.FileMetaData
+}
+
+// maxKeptFooters bounds the bytes of the footers (as stored in their
+// files; parsed, a few times more) a Reader keeps between their first read
+// and the read of their files. Past it a file's footer is parsed again
+// when the file is read: once more per file, rather than memory without
+// bound for runs over many thousands of files with large footers.
+var maxKeptFooters int64 = 32 << 20
+
+// readFooter reads the footer of the Parquet file p (pqFooter). Its
+// schemas are those of like, when like's are the same (the shards of one
+// dataset then share one copy).
+func readFooter(p string, like *pqFooter) *pqFooter {
+	rdr, fi, err := openParquetFile(p, &allocMeter{})
+	if err != nil {
+		return &pqFooter{err: parquetError(err)}
+	}
+	defer rdr.Close()
+	return footerOf(rdr, fi, like)
+}
+
+// parquetError is err of opening a Parquet file or reading its footer,
+// said to be about Parquet once.
+func parquetError(err error) error {
+	if strings.HasPrefix(err.Error(), "parquet: ") {
+		return err // Arrow's reader names the format already
+	}
+	return fmt.Errorf("parquet: %w", err)
+}
+
+// footerOf is what the footer of rdr, opened as fi, says (readFooter).
+func footerOf(rdr *file.Reader, fi os.FileInfo, like *pqFooter) (ft *pqFooter) {
+	var err error
+	defer func() {
+		if err != nil {
+			ft = &pqFooter{err: err}
+		}
+	}()
+	defer recovered(nil, &err)
+	md := rdr.MetaData()
+	as, err := pqarrow.FromParquet(md.Schema, nil, md.KeyValueMetadata())
+	if err != nil {
+		err = fmt.Errorf("parquet: %w", err)
+		return nil
+	}
+	ft = &pqFooter{schema: as, pq: md.Schema, rows: rdr.NumRows(), size: fi.Size(), mod: fi.ModTime(), md: md}
+	if like != nil && like.err == nil && like.schema.Equal(as) && like.pq.Root().Equals(md.Schema.Root()) {
+		ft.schema, ft.pq = like.schema, like.pq
+	}
+	return ft
+}
+
+// footer is the footer of the Parquet input p, read on its first use in
+// this Reader.
+func (r *Reader) footer(p string) *pqFooter {
+	r.footersMu.Lock()
+	defer r.footersMu.Unlock()
+	return r.footerLocked(p)
+}
+
+func (r *Reader) footerLocked(p string) *pqFooter {
+	if ft, ok := r.footers[p]; ok {
+		return ft
+	}
+	if r.footers == nil {
+		r.footers = map[string]*pqFooter{}
+	}
+	ft := readFooter(p, r.lastFooter)
+	if ft.md != nil {
+		if n := int64(ft.md.Size()); r.footersKept+n <= maxKeptFooters {
+			r.footersKept += n
+		} else {
+			ft.md = nil
+		}
+	}
+	if ft.err == nil {
+		r.lastFooter = ft
+	}
+	r.footers[p] = ft
+	return ft
+}
+
+// takeFooter is footer for the read of p, which takes the footer itself
+// (md) from the Reader: the Reader keeps what the column choices and
+// counts need.
+func (r *Reader) takeFooter(p string) pqFooter {
+	r.footersMu.Lock()
+	defer r.footersMu.Unlock()
+	ft := r.footerLocked(p)
+	taken := *ft
+	if ft.md != nil {
+		r.footersKept -= int64(ft.md.Size())
+		ft.md = nil
+	}
+	return taken
+}
+
+// openRows opens p to read its rows with ft, its footer read earlier in
+// the run; it parses the footer again (and *ft becomes the new one) when
+// ft no longer holds it (maxKeptFooters) or the file changed since (its
+// size or time of change differ). m sees the reader's allocations.
+func openRows(p string, ft *pqFooter, m *allocMeter) (*file.Reader, error) {
+	if ft.md != nil {
+		f, fi, err := openRegular(os.OpenFile, p)
+		if err != nil {
+			return nil, parquetError(err)
+		}
+		if fi.Size() == ft.size && fi.ModTime().Equal(ft.mod) {
+			rdr, err := file.NewParquetReader(f, file.WithReadProps(readProps(m)), file.WithMetadata(ft.md))
+			if err != nil {
+				f.Close()
+				return nil, parquetError(err)
+			}
+			return rdr, nil
+		}
+		f.Close()
+	}
+	rdr, fi, err := openParquetFile(p, m)
+	if err != nil {
+		return nil, parquetError(err)
+	}
+	if *ft = *footerOf(rdr, fi, nil); ft.err != nil {
+		rdr.Close()
+		return nil, ft.err
 	}
 	return rdr, nil
 }
@@ -241,7 +404,10 @@ func (a pageAllocator) Reallocate(n int, b []byte) []byte {
 	return a.Allocator.Reallocate(n, b)
 }
 
-func openParquet(p string, opts Options) (c container, err error) {
+// openParquet opens the Parquet file p to read its rows, with ft its
+// footer (Reader.takeFooter): its error when the footer could not be read,
+// or that of the columns it has (chooseColumns).
+func openParquet(p string, opts Options, ft pqFooter) (c container, err error) {
 	var rdr *file.Reader
 	defer func() {
 		if err != nil && rdr != nil {
@@ -249,12 +415,29 @@ func openParquet(p string, opts Options) (c container, err error) {
 		}
 	}()
 	defer recovered(nil, &err) // runs first: a panic closes rdr too
+	if ft.err != nil {
+		return nil, ft.err
+	}
 	meter := &allocMeter{}
-	rdr, as, err := readSchema(p, meter)
+	if rdr, err = openRows(p, &ft, meter); err != nil {
+		return nil, err
+	}
+	pc, err := chooseColumns(p, &ft, opts)
 	if err != nil {
 		return nil, err
 	}
-	md := rdr.MetaData()
+	pc.rdr, pc.meter = rdr, meter
+	pc.pool.New = func() any { return memory.NewResizableBuffer(pageAllocator{memory.DefaultAllocator, meter, false}) }
+	return pc, nil
+}
+
+// chooseColumns is the container of the Parquet file p whose footer is ft,
+// before it is opened: the image (and id) columns it reads, as opts
+// choose them, or the error of a file without them (errNoImageColumn when
+// no column can be the image, a column opts name that it lacks or that is
+// of another type).
+func chooseColumns(p string, ft *pqFooter, opts Options) (pc *parquetContainer, err error) {
+	as := ft.schema
 	img, err := pickColumn(as, opts.ImageColumn, ImageColumns, isImageType, "image", "--image-column")
 	if err != nil {
 		return nil, err
@@ -270,15 +453,14 @@ func openParquet(p string, opts Options) (c container, err error) {
 			slog.Warn("parquet: ids are row numbers (FILE/ROW): "+strings.Join(wrong, "; ")+" (strings or integers); --id-column - takes row numbers without this warning", "file", p)
 		}
 	}
-	pc := &parquetContainer{path: p, rdr: rdr, idCol: id, noData: opts.NoData, batch: opts.ParquetBatch, meter: meter}
-	pc.pool.New = func() any { return memory.NewResizableBuffer(pageAllocator{memory.DefaultAllocator, meter, false}) }
+	pc = &parquetContainer{path: p, idCol: id, noData: opts.NoData, batch: opts.ParquetBatch}
 	field := func(name string) arrow.Field { f, _ := as.FieldsByName(name); return f[0] }
 	find := func(path string, t arrow.DataType) (*leaf, error) {
-		i := md.Schema.ColumnIndexByName(path)
+		i := ft.pq.ColumnIndexByName(path)
 		if i < 0 {
 			return nil, fmt.Errorf("parquet: no leaf column %q", path)
 		}
-		d := md.Schema.Column(i)
+		d := ft.pq.Column(i)
 		if d.MaxRepetitionLevel() > 0 {
 			return nil, fmt.Errorf("parquet: column %q is repeated", path)
 		}
@@ -1031,39 +1213,25 @@ func (c *parquetContainer) close() error {
 	return c.rdr.Close()
 }
 
-// parquetRows reads the row count from the footer: 0 for a file a walk
-// found that has no image column (Reader.Next skips it).
-func parquetRows(e entry, opts Options) (n int64, err error) {
+// parquetRows is the row count of the Parquet input e, from ft, its
+// footer: 0 for a file a walk found that has no image column (Reader.Next
+// skips it).
+func parquetRows(e entry, ft *pqFooter, opts Options) (n int64, err error) {
 	defer recovered(nil, &err)
+	if ft.err != nil {
+		return 0, ft.err
+	}
 	// The count needs no ids: the read warns about a mistyped id column,
 	// once per file, and fails on a missing --id-column.
 	opts.IDColumn = "-"
-	c, err := openParquet(e.path, opts)
+	_, err = chooseColumns(e.path, ft, opts)
 	if errors.Is(err, errNoImageColumn) && !e.named {
 		return 0, nil
 	}
 	if err != nil {
 		return 0, err
 	}
-	defer c.close()
-	return c.(*parquetContainer).rdr.NumRows(), nil
-}
-
-// readSchema opens the Parquet file p (its footer) and converts its
-// schema to Arrow's. The caller closes rdr, which is set once the file
-// opened, also when the schema then fails.
-func readSchema(p string, m *allocMeter) (rdr *file.Reader, as *arrow.Schema, err error) {
-	if rdr, err = openParquetFile(p, m); err != nil {
-		if strings.HasPrefix(err.Error(), "parquet: ") {
-			return nil, nil, err // Arrow's reader names the format already
-		}
-		return nil, nil, fmt.Errorf("parquet: %w", err)
-	}
-	md := rdr.MetaData()
-	if as, err = pqarrow.FromParquet(md.Schema, nil, md.KeyValueMetadata()); err != nil {
-		return rdr, nil, fmt.Errorf("parquet: %w", err)
-	}
-	return rdr, as, nil
+	return ft.rows, nil
 }
 
 // CheckColumns refuses, before anything is read, a Parquet input without
@@ -1072,8 +1240,8 @@ func readSchema(p string, m *allocMeter) (rdr *file.Reader, as *arrow.Schema, er
 // statement about every Parquet input: a typo found only when the file's
 // turn came would fail the file alone, and leave an output whose recorded
 // columns refuse the corrected rerun. It reads each Parquet input's footer
-// (metadata only); a file that cannot be opened is left to the run, which
-// records its error.
+// (metadata only; once per run, Reader.footer); a file that cannot be
+// opened is left to the run, which records its error.
 func (r *Reader) CheckColumns() error {
 	img, id := r.opts.ImageColumn, r.opts.IDColumn
 	if id == "-" {
@@ -1086,7 +1254,7 @@ func (r *Reader) CheckColumns() error {
 		if e.kind != kindParquet || e.err != nil {
 			continue
 		}
-		if err := checkParquetColumns(e.path, img, id); err != nil {
+		if err := checkParquetColumns(r.footer(e.path), img, id); err != nil {
 			return fmt.Errorf("%s: %w", e.path, err)
 		}
 	}
@@ -1101,7 +1269,8 @@ func (r *Reader) CheckColumns() error {
 // record it beside the settings, so that a resume naming the column an
 // automatic choice took (or choosing automatically the column a run named)
 // is not taken for a change. It reads each Parquet input's footer
-// (metadata only); a file that cannot be opened, or that has no image
+// (metadata only; once per run, Reader.footer), and is safe to call while
+// another goroutine reads; a file that cannot be opened, or that has no image
 // column (a walk skips it; a named one fails whole), takes nothing.
 func (r *Reader) AutoColumns() (id, image string) {
 	ids, images := map[string]bool{}, map[string]bool{}
@@ -1109,7 +1278,7 @@ func (r *Reader) AutoColumns() (id, image string) {
 		if e.kind != kindParquet || e.err != nil {
 			continue
 		}
-		fid, fimg, ok := autoParquetColumns(e.path)
+		fid, fimg, ok := autoParquetColumns(r.footer(e.path))
 		if ok {
 			ids[fid], images[fimg] = true, true
 		}
@@ -1126,42 +1295,30 @@ func (r *Reader) AutoColumns() (id, image string) {
 	return one(ids), one(images)
 }
 
-// footerSchema is the Arrow schema of the Parquet file p, from its footer
-// alone; a corrupt footer that crashes the reader is an error.
-func footerSchema(p string) (as *arrow.Schema, err error) {
-	var rdr *file.Reader
-	defer recovered(nil, &err)
-	rdr, as, err = readSchema(p, &allocMeter{})
-	if rdr != nil {
-		rdr.Close()
-	}
-	return as, err
-}
-
 // autoParquetColumns is what automatic choice takes in the Parquet file
-// p (AutoColumns); ok is false when p cannot be opened or has no image
-// column.
-func autoParquetColumns(p string) (id, image string, ok bool) {
-	as, err := footerSchema(p)
+// whose footer is ft (AutoColumns); ok is false when it could not be read
+// or has no image column.
+func autoParquetColumns(ft *pqFooter) (id, image string, ok bool) {
+	if ft.err != nil {
+		return "", "", false
+	}
+	image, err := pickColumn(ft.schema, "", ImageColumns, isImageType, "image", "--image-column")
 	if err != nil {
 		return "", "", false
 	}
-	if image, err = pickColumn(as, "", ImageColumns, isImageType, "image", "--image-column"); err != nil {
-		return "", "", false
-	}
-	if id, err = pickColumn(as, "", IDColumns, isIDType, "id", "--id-column"); err != nil {
+	if id, err = pickColumn(ft.schema, "", IDColumns, isIDType, "id", "--id-column"); err != nil {
 		id = "-" // row numbers
 	}
 	return id, image, true
 }
 
-// checkParquetColumns is CheckColumns for the file p: nil when p cannot be
-// opened as Parquet (the run reports that).
-func checkParquetColumns(p, img, id string) error {
-	as, err := footerSchema(p)
-	if err != nil {
+// checkParquetColumns is CheckColumns for the file whose footer is ft:
+// nil when it could not be read (the run reports that).
+func checkParquetColumns(ft *pqFooter, img, id string) error {
+	if ft.err != nil {
 		return nil
 	}
+	as := ft.schema
 	if img != "" {
 		if _, err := pickColumn(as, img, ImageColumns, isImageType, "image", "--image-column"); err != nil {
 			return err

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"slices"
+	"sync"
 	"sync/atomic"
 )
 
@@ -34,6 +35,17 @@ type Reader struct {
 	listRelative bool
 	acks         ackCounter
 	budget       Budget // nil: unbounded
+
+	// The footers of the Parquet inputs by path, each read once per run
+	// (footer): the column checks, the counts and the read share it.
+	// lastFooter is the latest read, whose schemas the next one shares
+	// when they are the same; footersKept the bytes of the footers kept
+	// for their reads (maxKeptFooters). Under footersMu: AutoColumns may
+	// run beside Next.
+	footersMu   sync.Mutex
+	footers     map[string]*pqFooter
+	lastFooter  *pqFooter
+	footersKept int64
 
 	// Ids of the items seen so far, each with the index in entries of the
 	// input that had it first (128-bit hashes: a map slot per item, not
@@ -226,7 +238,7 @@ func (r *Reader) items(e entry, decompress bool) (int64, error) {
 	case kindFile:
 		return 1, nil
 	case kindParquet:
-		m, err = parquetRows(e, r.opts)
+		m, err = parquetRows(e, r.footer(e.path), r.opts)
 	case kindTar:
 		m, err = tarMembers(e.path, decompress)
 	}
@@ -421,7 +433,7 @@ func (r *Reader) Next(ctx context.Context) (Item, error) {
 			if e.kind == kindTar {
 				c, err = openTar(e.path, &r.ignored)
 			} else {
-				c, err = openParquet(e.path, r.opts)
+				c, err = openParquet(e.path, r.opts, r.takeFooter(e.path))
 			}
 			if errors.Is(err, errNoImageColumn) && !e.named {
 				// Found beside the images, without images: the dataset's

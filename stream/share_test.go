@@ -129,11 +129,11 @@ func TestWorkersShareOutputDir(t *testing.T) {
 	// The workers are live (they stop on the drain below): a batch run of
 	// their format would mix its ids into theirs, one of another format
 	// would mix formats.
-	_, err := engine.OpenOutputDir(engine.OutputDir{Dir: out, Format: "parquet", Resume: true})
+	_, err := engine.TakeOutputDir(engine.OutputDir{Dir: out, Format: "parquet", Resume: true})
 	if err == nil || !strings.Contains(err.Error(), "another kind (parquet-group-g.1; this run: parquet-1-shards)") || !strings.Contains(err.Error(), "consumer group") {
 		t.Errorf("a parquet batch run beside live stream workers: %v", err)
 	}
-	if _, err = engine.OpenOutputDir(engine.OutputDir{Dir: out, Format: "npy", Resume: true}); err == nil || !strings.Contains(err.Error(), "one format") {
+	if _, err = engine.TakeOutputDir(engine.OutputDir{Dir: out, Format: "npy", Resume: true}); err == nil || !strings.Contains(err.Error(), "one format") {
 		t.Errorf("an npy run beside live stream workers: %v", err)
 	}
 	drain()
@@ -173,11 +173,11 @@ func TestWorkersShareOutputDir(t *testing.T) {
 // format here), before it consumes anything.
 func TestWorkerRefusesBatchRunsDirectory(t *testing.T) {
 	out := t.TempDir()
-	release, err := engine.OpenOutputDir(engine.OutputDir{Dir: out, Format: "npy", Resume: true})
+	release, err := engine.TakeOutputDir(engine.OutputDir{Dir: out, Format: "npy", Resume: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer release()
+	defer release(false)
 	stop := engine.OnSignals(context.Background(), time.Second)
 	defer stop.Release()
 	cfg := Config{Consumer: srckafka.Config{Brokers: []string{"127.0.0.1:1"}, Topics: []string{"images"}, Group: "g"}, Output: out,

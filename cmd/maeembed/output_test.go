@@ -122,7 +122,7 @@ func TestOutputLiveRunOfAnotherKind(t *testing.T) {
 	tinyImages(t, in, "a.png", "b.png", "c.png", "d.png")
 	// The live run: what a running "--shard 1/2" holds (flocks are per
 	// open file, so this process holding it is as good as another).
-	release, err := sinks.LockOutputKind(out, "embed-parquet-2-shards")
+	release, _, err := sinks.TakeOutputKind(out, "embed-parquet-2-shards")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -456,7 +456,7 @@ func TestDryRunChecksOutputLocks(t *testing.T) {
 	}
 	// What a live "--shard 1/2" run holds (flocks are per open file, so
 	// this process holding them is as good as another).
-	release, err := engine.OpenOutputDir(engine.OutputDir{Dir: out, Format: "parquet", Shard: sources.Shard{Index: 1, Count: 2}, Resume: true, Command: "embed"})
+	release, err := engine.TakeOutputDir(engine.OutputDir{Dir: out, Format: "parquet", Shard: sources.Shard{Index: 1, Count: 2}, Resume: true, Command: "embed"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -467,7 +467,7 @@ func TestDryRunChecksOutputLocks(t *testing.T) {
 	if code, stdout, stderr := maeembed(t, embedArgs(out, "--dry-run", "--shard", "0/2", in)...); code != 0 || stdout == "" {
 		t.Errorf("dry run of shard 0/2 beside 1/2: exit %d, listed %q\n%s", code, stdout, stderr)
 	}
-	release()
+	release(false)
 	// The dry runs held nothing: the run goes ahead.
 	mustRun(t, embedArgs(out, in)...)
 	dry("holds parquet output", "--format", "arrow")
@@ -541,11 +541,11 @@ func TestNpyShardsOneAfterTheOther(t *testing.T) {
 	// What a live "--format npy --shard 0/2" run holds (flocks are per
 	// open file, so this process holding them is as good as another).
 	live := filepath.Join(root, "live")
-	release, err := engine.OpenOutputDir(engine.OutputDir{Dir: live, Format: "npy", Shard: sources.Shard{Index: 0, Count: 2}, Resume: true, Command: "embed"})
+	release, err := engine.TakeOutputDir(engine.OutputDir{Dir: live, Format: "npy", Shard: sources.Shard{Index: 0, Count: 2}, Resume: true, Command: "embed"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer release()
+	defer release(false)
 	code, _, stderr := maeembed(t, embedArgs(live, "--format", "npy", "--shard", "1/2", in)...)
 	if code == 0 || !strings.Contains(stderr, "another running process (npy)") || !strings.Contains(stderr, "one after the other") {
 		t.Errorf("npy shard 1/2 beside a live 0/2 run: exit %d, want a refusal naming the remedies\n%s", code, stderr)

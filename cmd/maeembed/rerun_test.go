@@ -208,7 +208,7 @@ func liveSettings(t *testing.T, out, kind, path string) (release func() error) {
 			keys, vals = append(keys, k), append(vals, v)
 		}
 	}
-	release, err := sinks.LockOutputKind(out, kind)
+	release, _, err := sinks.TakeOutputKind(out, kind)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -148,6 +148,18 @@ func discard(f *os.File, name string) {
 // Final is the name the file is published under.
 func (a *File) Final() string { return a.final }
 
+// OnSync, when set (by tests), is called with the final name of each
+// File that Sync (Commit, CommitNew) is about to sync.
+var OnSync func(final string)
+
+// Sync commits the temporary's data to stable storage (os.File.Sync).
+func (a *File) Sync() error {
+	if OnSync != nil {
+		OnSync(a.final)
+	}
+	return a.File.Sync()
+}
+
 // Commit syncs the data, renames the file onto its final name (replacing
 // what was there) and syncs the directory. The file stays open, and so
 // locked, until it is renamed. On failure the temporary is removed.
@@ -156,6 +168,14 @@ func (a *File) Commit() error {
 		a.Abort()
 		return fmt.Errorf("sync %s: %w", a.final, err)
 	}
+	return a.CommitSynced()
+}
+
+// CommitSynced is Commit for a file its writer synced (Sync) after its
+// last write, as a set of files is, each synced before the first is
+// renamed: it renames the file onto its final name and syncs the
+// directory, without a second sync of the data.
+func (a *File) CommitSynced() error {
 	if err := os.Rename(a.Name(), a.final); err != nil {
 		a.Abort()
 		return fmt.Errorf("publish %s: %w", a.final, err)

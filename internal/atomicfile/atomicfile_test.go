@@ -403,3 +403,35 @@ func TestHoldLockFailureLeavesAHoldersFile(t *testing.T) {
 		t.Errorf("the lock file HoldLock made and could not lock stayed: %v", err)
 	}
 }
+
+// Commit syncs the data once; CommitSynced, for a file its writer synced,
+// does not sync it again, and publishes it all the same.
+func TestCommitSyncsOnce(t *testing.T) {
+	dir := t.TempDir()
+	synced := map[string]int{}
+	OnSync = func(final string) { synced[filepath.Base(final)]++ }
+	defer func() { OnSync = nil }()
+	for _, name := range []string{"commit", "synced"} {
+		a, err := Create(filepath.Join(dir, name), pattern)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := a.WriteString(name); err != nil {
+			t.Fatal(err)
+		}
+		if name == "commit" {
+			err = a.Commit()
+		} else if err = a.Sync(); err == nil {
+			err = a.CommitSynced()
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if b, err := os.ReadFile(filepath.Join(dir, name)); err != nil || string(b) != name {
+			t.Errorf("%s: %q, %v", name, b, err)
+		}
+	}
+	if synced["commit"] != 1 || synced["synced"] != 1 {
+		t.Errorf("synced %v, want each once", synced)
+	}
+}
