@@ -10,8 +10,9 @@ import (
 	"image"
 	"image/color"
 	"image/gif"
-	_ "image/jpeg" // registers JPEG (baseline, progressive, CMYK/YCCK)
-	_ "image/png"  // registers PNG (8/16-bit, palette, alpha)
+	"image/jpeg"  // registers JPEG (baseline, progressive, CMYK/YCCK)
+	_ "image/png" // registers PNG (8/16-bit, palette, alpha)
+	"io"
 	"runtime/debug"
 
 	_ "golang.org/x/image/bmp"
@@ -185,6 +186,23 @@ func (hd header) decode() (img image.Image, w, h int, err error) {
 
 // decodeRGB decodes pixels whose header (format, cfg) was read already.
 func decodeRGB(data []byte, format string, cfg image.Config) (*image.NRGBA, error) {
+	rgb, err := decodeRGBFrom(data, nil, format, cfg)
+	if err == nil || format != "jpeg" {
+		return rgb, err
+	}
+	// image/jpeg needs the EOI marker; PIL decodes some JPEGs without it.
+	if tail, ok := jpegMissingEOI(data); ok {
+		return decodeRGBFrom(data, tail, format, cfg)
+	}
+	if (errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, jpeg.FormatError("short Huffman data"))) && !bytes.HasSuffix(data, []byte{0xff, 0xd9}) {
+		return nil, fmt.Errorf("truncated: the file ends before its EOI marker (%w)", err)
+	}
+	return nil, err
+}
+
+// decodeRGBFrom is decodeRGB of data followed by tail: a JPEG's missing
+// EOI marker (jpegMissingEOI), or nil.
+func decodeRGBFrom(data, tail []byte, format string, cfg image.Config) (*image.NRGBA, error) {
 	if format == "webp" {
 		return decodeWebP(data)
 	}
@@ -207,10 +225,17 @@ func decodeRGB(data []byte, format string, cfg image.Config) (*image.NRGBA, erro
 	} else if format == "tiff" && isTIFFJPEG(data) {
 		return decodeTIFFJPEG(data, cfg.Width, cfg.Height)
 	} else if format == "jpeg" && cfg.ColorModel == color.CMYKModel {
+		if tail != nil {
+			// A copy, which CMYK's decoding estimate leaves room for.
+			data = append(bytes.Clone(data), tail...)
+		}
 		if rgb, ok, err := decodeJPEG4(data, cfg.Width, cfg.Height); ok {
 			return rgb, err
 		}
 		src, _, err = image.Decode(bytes.NewReader(data))
+	} else if format == "jpeg" && tail != nil {
+		// Read through, not copied: the budget does not count a copy.
+		src, err = jpeg.Decode(io.MultiReader(bytes.NewReader(data), bytes.NewReader(tail)))
 	} else if format == "gif" {
 		// First frame only, placed on the logical screen like PIL does.
 		src, err = gif.Decode(bytes.NewReader(data))
