@@ -111,8 +111,19 @@ func Pretrain(ctx context.Context, j Job) (res *Result, err error) {
 	}
 	var m *mae.Model
 	if j.Init != "" {
-		if m, err = mae.Load(j.Init, ""); err != nil {
+		// --init names a model as --model does in every other command
+		// (builtin, a preset, a checkpoint file or directory), resolved by
+		// the same code; a preset without a decoder is swapped for its
+		// official visualize checkpoint, since training needs the decoder.
+		path, err := mae.Resolve(ctx, mae.Source{Name: j.Init, NeedDecoder: true})
+		if err != nil {
 			return nil, fmt.Errorf("--init: %w", err)
+		}
+		if m, err = mae.Load(path, ""); err != nil {
+			return nil, fmt.Errorf("--init: %w", err)
+		}
+		if !m.HasDecoder() {
+			return nil, fmt.Errorf("--init %s has no decoder weights: pretraining trains the decoder too (pass a checkpoint with one, e.g. a pretrain checkpoint)", path)
 		}
 		got := m.Config
 		got.Name, got.NormPixLoss, got.MaskRatio = cfg.Name, cfg.NormPixLoss, cfg.MaskRatio

@@ -256,3 +256,20 @@ func TestRefusedRunCreatesNothing(t *testing.T) {
 		}
 	}
 }
+
+// --init takes the names --model takes in the other commands: builtin (the
+// built-in model, of pretrain's default architecture) starts a run; a name
+// that is neither a path, builtin nor a preset is a usage error.
+func TestPretrainInitBuiltin(t *testing.T) {
+	in := filepath.Join(t.TempDir(), "in")
+	writePNGs(t, in, 4)
+	out := filepath.Join(t.TempDir(), "run")
+	mustRun(t, "pretrain", "--init", "builtin", "--epochs", "1", "--batch-size", "4", "--save-every", "0", "-o", out, in)
+	if _, err := os.Stat(filepath.Join(out, "checkpoint-00000001", "model.safetensors")); err != nil {
+		t.Fatalf("no checkpoint after a run from --init builtin: %v", err)
+	}
+	code, _, stderr := maeembed(t, "pretrain", "--init", "no_such_model", "--epochs", "1", "--batch-size", "4", "-o", filepath.Join(t.TempDir(), "x"), in)
+	if code != 2 || !strings.Contains(stderr, "no_such_model") {
+		t.Errorf("--init no_such_model: exit %d, want 2 naming it\n%s", code, stderr)
+	}
+}
