@@ -273,3 +273,19 @@ func TestPretrainInitBuiltin(t *testing.T) {
 		t.Errorf("--init no_such_model: exit %d, want 2 naming it\n%s", code, stderr)
 	}
 }
+
+// --resume into a directory with no checkpoint starts from step 0, but says
+// so: a mistyped --output would otherwise train from scratch unnoticed.
+func TestPretrainResumeNothingWarns(t *testing.T) {
+	in := filepath.Join(t.TempDir(), "in")
+	writePNGs(t, in, 4)
+	out := filepath.Join(t.TempDir(), "run")
+	code, _, stderr := maeembed(t, "pretrain", "--model", filepath.Join(fixtures, "tiny32", "hf", "config.json"), "--resume",
+		"--epochs", "1", "--batch-size", "4", "--save-every", "0", "-o", out, in)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s", code, stderr)
+	}
+	if !strings.Contains(stderr, "no checkpoint in "+out+": starting from step 0") {
+		t.Errorf("--resume with nothing to resume did not warn:\n%s", stderr)
+	}
+}
