@@ -176,12 +176,32 @@ func Pretrain(ctx context.Context, j Job) (res *Result, err error) {
 		return nil, err
 	}
 	defer src.Close()
+	// Every run reads every input again and writes an error row for each
+	// unusable one, in parts of its own: the rows of earlier runs in this
+	// directory (a resumed run's, or one stopped before its first
+	// checkpoint) are dropped once this run's are all written, as embed's
+	// retry runs drop the rows they supersede, so that each input has one
+	// row. A run stopped before then leaves them, and the next one drops
+	// them.
+	done, err := sinks.ReadDone(j.Options.Output)
+	if err != nil {
+		return nil, err
+	}
 	errw, err := sinks.NewErrors(j.Options.Output, sinks.Meta{Model: cfg.Name, Pool: "none", Preprocess: pre.String(), Version: "pretrain", Dim: 1}, sinks.ParquetOptions{})
 	if err != nil {
 		return nil, err
 	}
 	var failed atomic.Int64
 	ds, err := LoadDataset(ctx, src, pre, j.Recipe.Augment, j.Workers, errw, func(Failure) { failed.Add(1) })
+	if err == nil || errors.Is(err, errNoUsableImage) {
+		all := func(string) bool { return true }
+		if derr := sinks.DropErrorRows(j.Options.Output, done.ErrorParts, all); derr != nil {
+			if ds != nil {
+				ds.Free()
+			}
+			return nil, derr
+		}
+	}
 	if err != nil {
 		if ctx.Err() != nil {
 			// A signal while the training set was read: no step was

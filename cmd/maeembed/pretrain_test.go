@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/maeembed/maeembed/sinks"
 )
 
 // kill -9 in the middle of `maeembed pretrain`, then --resume: the final
@@ -288,4 +290,43 @@ func TestPretrainResumeNothingWarns(t *testing.T) {
 	if !strings.Contains(stderr, "no checkpoint in "+out+": starting from step 0") {
 		t.Errorf("--resume with nothing to resume did not warn:\n%s", stderr)
 	}
+}
+
+// Each unusable input has one error row however many runs read it, as in
+// embed: a run stopped before its first checkpoint, the rerun and a
+// --resume of it each read every input again, and each drops the rows of
+// the earlier runs once it has written its own.
+func TestPretrainErrorRowsOncePerInput(t *testing.T) {
+	in := filepath.Join(t.TempDir(), "in")
+	writePNGs(t, in, 4)
+	for _, f := range []string{"bad1.png", "bad2.jpg"} {
+		os.WriteFile(filepath.Join(in, f), []byte("not an image"), 0o644)
+	}
+	out := filepath.Join(t.TempDir(), "run")
+	args := []string{"pretrain", "--model", filepath.Join(fixtures, "tiny32", "hf", "config.json"),
+		"--epochs", "1", "--batch-size", "4", "--save-every", "0", "-o", out, in}
+	// Fewer usable images than one batch: refused after the error rows.
+	if code, _, stderr := maeembed(t, append(args, "--batch-size", "5")...); code == 0 {
+		t.Fatalf("a batch of 5 from 4 usable images ran\n%s", stderr)
+	}
+	check := func(when string) {
+		t.Helper()
+		done, err := sinks.ReadDone(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(done.Rows) != 2 {
+			t.Errorf("%s: error rows for %v, want the 2 bad inputs", when, done.Rows)
+		}
+		for id, n := range done.Rows {
+			if n != 1 {
+				t.Errorf("%s: %d error rows for %s, want 1", when, n, id)
+			}
+		}
+	}
+	check("after the refused run")
+	mustRun(t, args...)
+	check("after the rerun")
+	mustRun(t, append(args, "--resume")...)
+	check("after --resume")
 }
