@@ -127,7 +127,7 @@ func (c Config) Job(stdin io.Reader, progress io.Writer) (Job, error) {
 		}
 	}
 	return Job{
-		Model: arch, Init: c.Init, Recipe: r, Inputs: c.Inputs, Stdin: stdin, Workers: c.Workers,
+		Model: arch, ModelName: c.Model, Init: c.Init, Recipe: r, Inputs: c.Inputs, Stdin: stdin, Workers: c.Workers,
 		Options:    Options{Output: c.Output, SaveEvery: c.SaveEvery, Keep: c.Keep, Resume: c.Resume, ProgressTo: progress},
 		Sources:    c.Sources,
 		Preprocess: pre,

@@ -1,6 +1,7 @@
 package train
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -75,13 +76,17 @@ func Architecture(nameOrConfig string) (mae.Config, error) {
 
 // Job is one pretraining run: what the pretrain command gathers from flags.
 type Job struct {
-	Model   mae.Config // the architecture
-	Init    string     // checkpoint to start from; "" = the reference's random init
-	Recipe  Recipe
-	Options Options
-	Inputs  []string
-	Stdin   io.Reader
-	Sources sources.Options
+	Model mae.Config // the architecture
+	// ModelName is --model as given (a preset name or a config.json
+	// path), for the log: a config.json's architecture has no Name.
+	// "" = Model.Name.
+	ModelName string
+	Init      string // checkpoint to start from; "" = the reference's random init
+	Recipe    Recipe
+	Options   Options
+	Inputs    []string
+	Stdin     io.Reader
+	Sources   sources.Options
 	// Preprocess decodes (and, without augmentation, resizes) the inputs;
 	// its Size is set to the model's image size.
 	Preprocess stages.Preprocess
@@ -215,7 +220,7 @@ func Pretrain(ctx context.Context, j Job) (res *Result, err error) {
 		slog.Warn("some inputs are not usable images (see errors/)", "failed", failed.Load(), "errors", filepath.Join(j.Options.Output, "errors"))
 	}
 	slog.Info("training set", "images", len(ds.Images), "augment", j.Recipe.Augment,
-		"model", cfg.Name, "params", m.NumParams(), "lr", j.Recipe.PeakLR(), "effective_batch", j.Recipe.EffectiveBatch(),
+		"model", cmp.Or(j.ModelName, cfg.Name), "params", m.NumParams(), "lr", j.Recipe.PeakLR(), "effective_batch", j.Recipe.EffectiveBatch(),
 		"steps", TotalSteps(len(ds.Images), j.Recipe))
 	return Run(ctx, tr, ds, j.Options)
 }

@@ -330,3 +330,24 @@ func TestPretrainErrorRowsOncePerInput(t *testing.T) {
 	mustRun(t, append(args, "--resume")...)
 	check("after --resume")
 }
+
+// The "training set" line names the model as --model gave it: a
+// config.json's architecture has no name of its own.
+func TestPretrainLogsConfigJSONModel(t *testing.T) {
+	in := filepath.Join(t.TempDir(), "in")
+	writePNGs(t, in, 4)
+	model := filepath.Join(fixtures, "tiny32", "hf", "config.json")
+	code, _, stderr := maeembed(t, "pretrain", "-m", model, "--epochs", "1", "--batch-size", "4", "--save-every", "0", "-o", filepath.Join(t.TempDir(), "run"), in)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s", code, stderr)
+	}
+	for _, line := range strings.Split(stderr, "\n") {
+		if strings.Contains(line, "training set") {
+			if !strings.Contains(line, "model="+model+" ") {
+				t.Errorf("the training set line does not name the model %s:\n%s", model, line)
+			}
+			return
+		}
+	}
+	t.Errorf("no training set line:\n%s", stderr)
+}
