@@ -77,8 +77,8 @@ func FindFile(args []string) (string, error) {
 // would truncate it); a boolean is true or false, quoted or not
 // (fileBool); a list option also takes one value in the flags' comma form
 // ("extensions: jpg,png"; one path for the keys in pathLists), and a list
-// with no value or an empty item is refused, as its flag refuses ""; a
-// list or a mapping for a single-value option is refused. The file holds
+// with no value or an empty item ("jpg,,png", [jpg, ""]) is refused, as
+// its flag refuses "" and "jpg,"; a list or a mapping for a single-value option is refused. The file holds
 // one YAML document: a second one (after ---) is refused, not ignored. A
 // YAML syntax error names the file and its line (line 1 when yaml.v3
 // gives none, as it does for the first line). A value of a field tagged
@@ -322,9 +322,10 @@ var nodeKinds = map[yaml.Kind]string{yaml.SequenceNode: "list", yaml.MappingNode
 
 // decodeList decodes a list option: a YAML list of values, or one value
 // that, like the flag, may list several separated by commas ("jpg,png";
-// one path for path lists). As the flag refuses "" and ",", a list with
-// no value (exts: [], exts: "") is refused, and so is an item that is
-// empty (exts: [jpg, ~]) or itself a list or mapping.
+// one path for path lists). As the flag refuses "", "," and "jpg,", a
+// list with no value (exts: [], exts: "") is refused, and so is an item
+// that is empty (exts: [jpg, ~], exts: "jpg,,png") or itself a list or
+// mapping.
 func decodeList(f reflect.Value, pathList bool, v *yaml.Node) error {
 	want := wanted(f.Type(), pathList)
 	var vals []string
@@ -332,7 +333,10 @@ func decodeList(f reflect.Value, pathList bool, v *yaml.Node) error {
 	case yaml.ScalarNode:
 		vals = []string{v.Value}
 		if !pathList {
-			vals = strings.Split(v.Value, ",")
+			var err error
+			if vals, err = SplitList(v.Value); err != nil {
+				return fmt.Errorf("%s: %w", want, err)
+			}
 		}
 	case yaml.SequenceNode:
 		for i, it := range v.Content {
@@ -537,6 +541,28 @@ func editDistance(a, b string) int {
 	return prev[len(b)]
 }
 
+// SplitList splits a comma-separated list value ("jpg, png") into its
+// items, trimmed of white space. A value with no item ("", ",") gives
+// none, for the caller to refuse in its own words; one with an empty item
+// among others ("jpg,", "jpg,,png") is an error naming the item by its
+// position, since a stray comma more likely means a lost value than
+// nothing.
+func SplitList(s string) ([]string, error) {
+	var items []string
+	empty := 0
+	for i, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			items = append(items, p)
+		} else if empty == 0 {
+			empty = i + 1
+		}
+	}
+	if empty > 0 && len(items) > 0 {
+		return nil, fmt.Errorf("%q: item %d is empty: want comma-separated values, none empty", s, empty)
+	}
+	return items, nil
+}
+
 // List is a repeatable, comma-splitting string flag on *p (--topic a
 // --topic b,c). The first flag replaces what the config file gave.
 func List(p *[]string) pflag.Value { return &list{v: p} }
@@ -550,13 +576,12 @@ func (l *list) String() string { return strings.Join(*l.v, ",") }
 func (l *list) Type() string   { return "list" }
 
 // Set appends the comma-separated values of s; a value with none (""
-// or ",,") is refused rather than read as "the default".
+// or ",,") is refused rather than read as "the default", and one with an
+// empty item ("jpg,") as SplitList refuses it.
 func (l *list) Set(s string) error {
-	var add []string
-	for _, p := range strings.Split(s, ",") {
-		if p = strings.TrimSpace(p); p != "" {
-			add = append(add, p)
-		}
+	add, err := SplitList(s)
+	if err != nil {
+		return err
 	}
 	if len(add) == 0 {
 		return fmt.Errorf("%q: want one or more comma-separated values (leave the flag out for its default)", s)

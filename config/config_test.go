@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -339,6 +340,9 @@ func TestLoadLists(t *testing.T) {
 		"exts: ','\n":        "got none (,)",
 		"exts: [jpg, ~]\n":   "item 2 is empty (~)",
 		"exts: [jpg, '']\n":  `item 2 is empty ("")`,
+		"exts: jpg,,png\n":   `"jpg,,png": item 2 is empty`,
+		"exts: 'jpg, '\n":    `"jpg, ": item 2 is empty`,
+		"exts: ',jpg'\n":     `",jpg": item 1 is empty`,
 		"exts: [jpg, [a]]\n": "item 2 is a list",
 		"exts: {jpg: 1}\n":   "got a mapping",
 		"paths: [a, null]\n": "item 2 is empty (null)",
@@ -385,6 +389,27 @@ func TestLoadNumbersAndSingleValues(t *testing.T) {
 		_, err := Load(path, &opts{})
 		if err == nil || !errors.Is(err, ErrUsage) || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), "(line 1): "+want) {
 			t.Errorf("%q: %v, want a usage error naming the file and the line, with %q", y, err, want)
+		}
+	}
+}
+
+// The flag of a list option refuses an empty item among others, as the
+// config file does, naming the flag and the item; "" and "," give none.
+func TestListFlagEmptyItem(t *testing.T) {
+	for arg, want := range map[string]string{
+		"jpg,":     `"jpg,": item 2 is empty`,
+		"jpg,,png": `"jpg,,png": item 2 is empty`,
+		" ,png":    `" ,png": item 1 is empty`,
+		",":        "want one or more comma-separated values",
+		"":         "want one or more comma-separated values",
+	} {
+		var exts []string
+		fs := pflag.NewFlagSet("x", pflag.ContinueOnError)
+		fs.SetOutput(io.Discard)
+		fs.Var(List(&exts), "exts", "")
+		err := fs.Parse([]string{"--exts", arg})
+		if err == nil || !strings.Contains(err.Error(), "--exts") || !strings.Contains(err.Error(), want) {
+			t.Errorf("--exts %q: %v, want an error naming --exts with %q", arg, err, want)
 		}
 	}
 }

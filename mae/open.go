@@ -100,7 +100,7 @@ func locate(ctx context.Context, s Source, fetch bool) (string, *Pending, error)
 	}
 	if s.NeedDecoder {
 		if alt, ok := decoderCheckpoint[name]; ok {
-			slog.Info("reconstruct needs a decoder: using the official visualize checkpoint", "preset", name, "checkpoint", alt)
+			slog.Info("a decoder is needed: using the official visualize checkpoint", "preset", name, "checkpoint", alt)
 			name = alt
 		} else if name == "mae_vit_huge_patch14" {
 			return "", nil, fmt.Errorf("model %s: no official checkpoint with a decoder exists for ViT-H; pass --model with your own weights", name)

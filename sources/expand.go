@@ -542,7 +542,8 @@ func patternExt(pattern string) string {
 	return strings.ToLower(x)
 }
 
-// expandList reads one path per line (blank lines and #comments skipped).
+// expandList reads one path per line (blank lines and #comments skipped;
+// a UTF-8 byte-order mark before the first line is dropped).
 // Relative paths are relative to the working directory, not to the list
 // file's directory (as tar -T, and as a list on stdin must be). Listed
 // files keep the listed path (cleaned) as id; listed directories are
@@ -552,7 +553,13 @@ func expandList(name string, r io.Reader, reals realDirs, relative *bool, add fu
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64*1024), 1<<20)
 	for n := 1; sc.Scan(); n++ {
-		line := strings.TrimSpace(sc.Text())
+		line := sc.Text()
+		if n == 1 {
+			// Editors on Windows save UTF-8 text with a byte-order mark
+			// first: it is no part of the first path (nor of a comment).
+			line = strings.TrimPrefix(line, "\ufeff")
+		}
+		line = strings.TrimSpace(line)
 		if line == "" || strings.HasPrefix(line, "#") {
 			continue
 		}

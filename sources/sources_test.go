@@ -128,6 +128,10 @@ func TestFilesSingleFileGlobListStdin(t *testing.T) {
 		// sub/up -> .. reaches root/a, not yet listed: walked once, then the loop stops.
 		{"glob matching a directory walks it", []string{"root/a/s*"}, "", []string{"sub/up/10.png=A10", "sub/up/2.png=A2", "sub/x.jpg=X"}},
 		{"stdin list keeps listed paths", []string{"-"}, "root/b.jpg\n\n# comment\nroot/a/2.png\n", []string{"root/a/2.png=A2", "root/b.jpg=B"}},
+		// A list saved by an editor that writes a UTF-8 byte-order mark:
+		// the mark is no part of the first path.
+		{"stdin list with a BOM", []string{"-"}, "\ufeffroot/b.jpg\r\nroot/a/2.png\r\n", []string{"root/a/2.png=A2", "root/b.jpg=B"}},
+		{"stdin list with a BOM before a comment", []string{"-"}, "\ufeff# paths\nroot/b.jpg\n", []string{"root/b.jpg=B"}},
 		{"duplicates collapse", []string{"root/b.jpg", "root/./b.jpg"}, "", []string{"b.jpg=B"}},
 	}
 	for _, tc := range tests {
@@ -141,7 +145,7 @@ func TestFilesSingleFileGlobListStdin(t *testing.T) {
 			}
 		})
 	}
-	write(t, "list.txt", "root/a/sub/x.jpg\nroot/missing.jpg\nroot/a\n")
+	write(t, "list.txt", "\ufeffroot/a/sub/x.jpg\nroot/missing.jpg\nroot/a\n")
 	r, err := Open([]string{"list.txt"}, Options{})
 	if err != nil {
 		t.Fatal(err)

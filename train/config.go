@@ -52,7 +52,7 @@ func DefaultConfig() Config {
 func (c *Config) AddFlags(fs *pflag.FlagSet) {
 	r := &c.Recipe
 	fs.StringVarP(&c.Model, "model", "m", c.Model, "architecture: a preset name or an HF-style config.json (a value ending in .json is a path: missing, exit status 1; another name, 2)")
-	fs.StringVar(&c.Init, "init", c.Init, "start from this checkpoint's weights (same architecture) instead of the random init")
+	fs.StringVar(&c.Init, "init", c.Init, "start from these weights (same architecture) instead of the random init: builtin, a preset or a checkpoint, as --model names them in the other commands")
 	fs.StringVarP(&c.Output, "output", "o", c.Output, "directory of checkpoints, metrics.csv, loss.png and errors/")
 	fs.IntVar(&r.Epochs, "epochs", r.Epochs, "epochs over the training images")
 	fs.Float64Var(&r.WarmupEpochs, "warmup-epochs", r.WarmupEpochs, "epochs of linear lr warmup (unless given, the default 40 becomes a tenth of --epochs when --epochs is 40 or fewer)")
@@ -127,7 +127,7 @@ func (c Config) Job(stdin io.Reader, progress io.Writer) (Job, error) {
 		}
 	}
 	return Job{
-		Model: arch, Init: c.Init, Recipe: r, Inputs: c.Inputs, Stdin: stdin, Workers: c.Workers,
+		Model: arch, ModelName: c.Model, Init: c.Init, Recipe: r, Inputs: c.Inputs, Stdin: stdin, Workers: c.Workers,
 		Options:    Options{Output: c.Output, SaveEvery: c.SaveEvery, Keep: c.Keep, Resume: c.Resume, ProgressTo: progress},
 		Sources:    c.Sources,
 		Preprocess: pre,

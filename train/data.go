@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"image"
 	"math/rand/v2"
@@ -77,6 +78,10 @@ type Failure struct {
 // until Free: a training set that does not fit (beside room to decode the
 // largest image) ends the load with an error that says so, naming the
 // images kept, rather than growing past the budget.
+// errNoUsableImage is LoadDataset's error for inputs that were all read
+// and none of which is a usable image: every error row was written.
+var errNoUsableImage = errors.New("no usable training image")
+
 func LoadDataset(ctx context.Context, src sources.Source, pre stages.Preprocess, augment bool, workers int,
 	errw sinks.Writer[sinks.ErrorRow], onFail func(Failure)) (*Dataset, error) {
 	if workers < 1 {
@@ -98,7 +103,7 @@ func LoadDataset(ctx context.Context, src sources.Source, pre stages.Preprocess,
 		return nil, fmt.Errorf("read training inputs: %w", err)
 	}
 	if len(d.Images) == 0 {
-		return nil, fmt.Errorf("no usable training image among %s", counted(failed.Load(), "input", "inputs"))
+		return nil, fmt.Errorf("%w among %s", errNoUsableImage, counted(failed.Load(), "input", "inputs"))
 	}
 	return d, nil
 }

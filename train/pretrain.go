@@ -1,6 +1,7 @@
 package train
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -75,13 +76,17 @@ func Architecture(nameOrConfig string) (mae.Config, error) {
 
 // Job is one pretraining run: what the pretrain command gathers from flags.
 type Job struct {
-	Model   mae.Config // the architecture
-	Init    string     // checkpoint to start from; "" = the reference's random init
-	Recipe  Recipe
-	Options Options
-	Inputs  []string
-	Stdin   io.Reader
-	Sources sources.Options
+	Model mae.Config // the architecture
+	// ModelName is --model as given (a preset name or a config.json
+	// path), for the log: a config.json's architecture has no Name.
+	// "" = Model.Name.
+	ModelName string
+	Init      string // checkpoint to start from; "" = the reference's random init
+	Recipe    Recipe
+	Options   Options
+	Inputs    []string
+	Stdin     io.Reader
+	Sources   sources.Options
 	// Preprocess decodes (and, without augmentation, resizes) the inputs;
 	// its Size is set to the model's image size.
 	Preprocess stages.Preprocess
@@ -111,8 +116,19 @@ func Pretrain(ctx context.Context, j Job) (res *Result, err error) {
 	}
 	var m *mae.Model
 	if j.Init != "" {
-		if m, err = mae.Load(j.Init, ""); err != nil {
+		// --init names a model as --model does in every other command
+		// (builtin, a preset, a checkpoint file or directory), resolved by
+		// the same code; a preset without a decoder is swapped for its
+		// official visualize checkpoint, since training needs the decoder.
+		path, err := mae.Resolve(ctx, mae.Source{Name: j.Init, NeedDecoder: true})
+		if err != nil {
 			return nil, fmt.Errorf("--init: %w", err)
+		}
+		if m, err = mae.Load(path, ""); err != nil {
+			return nil, fmt.Errorf("--init: %w", err)
+		}
+		if !m.HasDecoder() {
+			return nil, fmt.Errorf("--init %s has no decoder weights: pretraining trains the decoder too (pass a checkpoint with one, e.g. a pretrain checkpoint)", path)
 		}
 		got := m.Config
 		got.Name, got.NormPixLoss, got.MaskRatio = cfg.Name, cfg.NormPixLoss, cfg.MaskRatio
@@ -165,12 +181,32 @@ func Pretrain(ctx context.Context, j Job) (res *Result, err error) {
 		return nil, err
 	}
 	defer src.Close()
+	// Every run reads every input again and writes an error row for each
+	// unusable one, in parts of its own: the rows of earlier runs in this
+	// directory (a resumed run's, or one stopped before its first
+	// checkpoint) are dropped once this run's are all written, as embed's
+	// retry runs drop the rows they supersede, so that each input has one
+	// row. A run stopped before then leaves them, and the next one drops
+	// them.
+	done, err := sinks.ReadDone(j.Options.Output)
+	if err != nil {
+		return nil, err
+	}
 	errw, err := sinks.NewErrors(j.Options.Output, sinks.Meta{Model: cfg.Name, Pool: "none", Preprocess: pre.String(), Version: "pretrain", Dim: 1}, sinks.ParquetOptions{})
 	if err != nil {
 		return nil, err
 	}
 	var failed atomic.Int64
 	ds, err := LoadDataset(ctx, src, pre, j.Recipe.Augment, j.Workers, errw, func(Failure) { failed.Add(1) })
+	if err == nil || errors.Is(err, errNoUsableImage) {
+		all := func(string) bool { return true }
+		if derr := sinks.DropErrorRows(j.Options.Output, done.ErrorParts, all); derr != nil {
+			if ds != nil {
+				ds.Free()
+			}
+			return nil, derr
+		}
+	}
 	if err != nil {
 		if ctx.Err() != nil {
 			// A signal while the training set was read: no step was
@@ -184,7 +220,7 @@ func Pretrain(ctx context.Context, j Job) (res *Result, err error) {
 		slog.Warn("some inputs are not usable images (see errors/)", "failed", failed.Load(), "errors", filepath.Join(j.Options.Output, "errors"))
 	}
 	slog.Info("training set", "images", len(ds.Images), "augment", j.Recipe.Augment,
-		"model", cfg.Name, "params", m.NumParams(), "lr", j.Recipe.PeakLR(), "effective_batch", j.Recipe.EffectiveBatch(),
+		"model", cmp.Or(j.ModelName, cfg.Name), "params", m.NumParams(), "lr", j.Recipe.PeakLR(), "effective_batch", j.Recipe.EffectiveBatch(),
 		"steps", TotalSteps(len(ds.Images), j.Recipe))
 	return Run(ctx, tr, ds, j.Options)
 }

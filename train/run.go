@@ -85,6 +85,12 @@ func Run(ctx context.Context, t *Trainer, ds *Dataset, o Options) (*Result, erro
 			}
 			res.Checkpoint, res.Steps, res.Loss = dir, st.Step, st.Loss
 			slog.Info("resuming", "checkpoint", dir, "step", st.Step, "epoch", st.Epoch, "iter", st.Iter)
+		} else {
+			// Not an error: a run interrupted before its first checkpoint
+			// (or the first run of a script that always passes --resume)
+			// has nothing to resume. Say so, as a wrong --output would
+			// otherwise train from scratch unnoticed.
+			slog.Warn(fmt.Sprintf("--resume: no checkpoint in %s: starting from step 0", o.Output), "output", o.Output)
 		}
 	} else if dir, _ := LatestCheckpoint(o.Output); dir != "" {
 		return nil, fmt.Errorf("%s already holds checkpoints (%s): pass --resume to continue, or another --output", o.Output, dir)

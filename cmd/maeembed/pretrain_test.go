@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/maeembed/maeembed/sinks"
 )
 
 // kill -9 in the middle of `maeembed pretrain`, then --resume: the final
@@ -255,4 +257,97 @@ func TestRefusedRunCreatesNothing(t *testing.T) {
 			t.Errorf("%s without errors left %s: %v", cmd, filepath.Join(out, "errors"), err)
 		}
 	}
+}
+
+// --init takes the names --model takes in the other commands: builtin (the
+// built-in model, of pretrain's default architecture) starts a run; a name
+// that is neither a path, builtin nor a preset is a usage error.
+func TestPretrainInitBuiltin(t *testing.T) {
+	in := filepath.Join(t.TempDir(), "in")
+	writePNGs(t, in, 4)
+	out := filepath.Join(t.TempDir(), "run")
+	mustRun(t, "pretrain", "--init", "builtin", "--epochs", "1", "--batch-size", "4", "--save-every", "0", "-o", out, in)
+	if _, err := os.Stat(filepath.Join(out, "checkpoint-00000001", "model.safetensors")); err != nil {
+		t.Fatalf("no checkpoint after a run from --init builtin: %v", err)
+	}
+	code, _, stderr := maeembed(t, "pretrain", "--init", "no_such_model", "--epochs", "1", "--batch-size", "4", "-o", filepath.Join(t.TempDir(), "x"), in)
+	if code != 2 || !strings.Contains(stderr, "no_such_model") {
+		t.Errorf("--init no_such_model: exit %d, want 2 naming it\n%s", code, stderr)
+	}
+}
+
+// --resume into a directory with no checkpoint starts from step 0, but says
+// so: a mistyped --output would otherwise train from scratch unnoticed.
+func TestPretrainResumeNothingWarns(t *testing.T) {
+	in := filepath.Join(t.TempDir(), "in")
+	writePNGs(t, in, 4)
+	out := filepath.Join(t.TempDir(), "run")
+	code, _, stderr := maeembed(t, "pretrain", "--model", filepath.Join(fixtures, "tiny32", "hf", "config.json"), "--resume",
+		"--epochs", "1", "--batch-size", "4", "--save-every", "0", "-o", out, in)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s", code, stderr)
+	}
+	if !strings.Contains(stderr, "no checkpoint in "+out+": starting from step 0") {
+		t.Errorf("--resume with nothing to resume did not warn:\n%s", stderr)
+	}
+}
+
+// Each unusable input has one error row however many runs read it, as in
+// embed: a run stopped before its first checkpoint, the rerun and a
+// --resume of it each read every input again, and each drops the rows of
+// the earlier runs once it has written its own.
+func TestPretrainErrorRowsOncePerInput(t *testing.T) {
+	in := filepath.Join(t.TempDir(), "in")
+	writePNGs(t, in, 4)
+	for _, f := range []string{"bad1.png", "bad2.jpg"} {
+		os.WriteFile(filepath.Join(in, f), []byte("not an image"), 0o644)
+	}
+	out := filepath.Join(t.TempDir(), "run")
+	args := []string{"pretrain", "--model", filepath.Join(fixtures, "tiny32", "hf", "config.json"),
+		"--epochs", "1", "--batch-size", "4", "--save-every", "0", "-o", out, in}
+	// Fewer usable images than one batch: refused after the error rows.
+	if code, _, stderr := maeembed(t, append(args, "--batch-size", "5")...); code == 0 {
+		t.Fatalf("a batch of 5 from 4 usable images ran\n%s", stderr)
+	}
+	check := func(when string) {
+		t.Helper()
+		done, err := sinks.ReadDone(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(done.Rows) != 2 {
+			t.Errorf("%s: error rows for %v, want the 2 bad inputs", when, done.Rows)
+		}
+		for id, n := range done.Rows {
+			if n != 1 {
+				t.Errorf("%s: %d error rows for %s, want 1", when, n, id)
+			}
+		}
+	}
+	check("after the refused run")
+	mustRun(t, args...)
+	check("after the rerun")
+	mustRun(t, append(args, "--resume")...)
+	check("after --resume")
+}
+
+// The "training set" line names the model as --model gave it: a
+// config.json's architecture has no name of its own.
+func TestPretrainLogsConfigJSONModel(t *testing.T) {
+	in := filepath.Join(t.TempDir(), "in")
+	writePNGs(t, in, 4)
+	model := filepath.Join(fixtures, "tiny32", "hf", "config.json")
+	code, _, stderr := maeembed(t, "pretrain", "-m", model, "--epochs", "1", "--batch-size", "4", "--save-every", "0", "-o", filepath.Join(t.TempDir(), "run"), in)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s", code, stderr)
+	}
+	for _, line := range strings.Split(stderr, "\n") {
+		if strings.Contains(line, "training set") {
+			if !strings.Contains(line, "model="+model+" ") {
+				t.Errorf("the training set line does not name the model %s:\n%s", model, line)
+			}
+			return
+		}
+	}
+	t.Errorf("no training set line:\n%s", stderr)
 }

@@ -39,6 +39,7 @@ func TestConfigFileMessages(t *testing.T) {
 		"memory_budget: 0\n": {"memory-budget", "must be positive"},
 		"batch_size: 2\nworkers: 1\nbatch_size: 3\n": {"batch_size given twice"},
 		"precision: fp64\n":                          {"key precision", "fp64", cfg},
+		"extensions: jpg,,png\n":                     {"extensions", `"jpg,,png": item 2 is empty`},
 	} {
 		os.WriteFile(cfg, []byte(yaml), 0o644)
 		code, _, stderr := maeembed(t, "embed", "--config-file", cfg, "-m", filepath.Join(fixtures, "small48", "hf"), "-o", t.TempDir(), "in.png")
@@ -64,6 +65,11 @@ func TestConfigFileMessages(t *testing.T) {
 		if err != nil || !slices.Equal(o.Source.Extensions, want) {
 			t.Errorf("%q: %v %v, want %q", yaml, err, o, want)
 		}
+	}
+	// The flag refuses an empty item as the file does.
+	code, _, stderr := maeembed(t, "embed", "--extensions", "jpg,", "-m", filepath.Join(fixtures, "small48", "hf"), "-o", t.TempDir(), "in.png")
+	if code != 2 || !strings.Contains(stderr, "--extensions") || !strings.Contains(stderr, `"jpg,": item 2 is empty`) {
+		t.Errorf("--extensions jpg,: exit %d, want 2 naming the flag and the item\n%s", code, stderr)
 	}
 	os.WriteFile(cfg, []byte("inputs: a,b.png\n"), 0o644)
 	if o, err := parseFor(embedCommand, "embed", "--config-file", cfg); err != nil || !slices.Equal(o.Inputs, []string{"a,b.png"}) {
