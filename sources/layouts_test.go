@@ -269,6 +269,10 @@ func TestParquetImagePathAbsoluteSymlinks(t *testing.T) {
 		{"imgs/rel_out.png", "../../other/x.png"},
 		{"imgs/abs_to_out.png", filepath.Join(dir, "imgs", "rel_out.png")}, // inside, then out
 		{"imgs/loop.png", filepath.Join(dir, "imgs", "loop.png")},
+		{"imgs/top.png", dir}, // the directory itself
+		// Through top.png, then up from the directory: the kernel would
+		// pass through its parent, which is outside unless the root is.
+		{"imgs/via_top.png", "top.png/../ds/imgs/real.png"},
 	}
 	for _, l := range links {
 		if err := os.Symlink(l[1], filepath.Join(dir, filepath.FromSlash(l[0]))); err != nil {
@@ -277,7 +281,7 @@ func TestParquetImagePathAbsoluteSymlinks(t *testing.T) {
 	}
 	paths := []string{"imgs/abs_in.png", "imgs/rel_in.png", "imgs/abs_dir/deep.png", "imgs/abs_chain.png",
 		"imgs/abs_dotdot.png", "imgs/abs_out.png", "imgs/rel_out.png", "imgs/abs_to_out.png", "imgs/loop.png",
-		filepath.Join(dir, "imgs", "abs_in.png")}
+		filepath.Join(dir, "imgs", "abs_in.png"), "imgs/top.png", "imgs/via_top.png"}
 	var rows []struct {
 		bytes []byte
 		path  string
@@ -316,10 +320,11 @@ func TestParquetImagePathAbsoluteSymlinks(t *testing.T) {
 		out("imgs/abs_out.png", filepath.Join(base, "other", "x.png"), ds),
 		out("imgs/rel_out.png", "../../other/x.png", ds),
 		out("imgs/rel_out.png", "../../other/x.png", ds),
-		"too many levels of symbolic links", "=REAL"})
+		"too many levels of symbolic links", "=REAL", "not a regular file but a directory",
+		out("imgs/top.png", dir, ds)})
 	// A wider root takes in what pointed out of the file's directory.
 	check(Options{ImageRoot: base}, []string{"=REAL", "=REAL", "=DEEP", "=REAL", "=REAL",
-		"=OTHER", "=OTHER", "=OTHER", "too many levels of symbolic links", "=REAL"})
+		"=OTHER", "=OTHER", "=OTHER", "too many levels of symbolic links", "=REAL", "not a regular file but a directory", "=REAL"})
 	// A narrower one refuses the absolute link that leaves it as it
 	// refuses a relative one, and one whose ".." comes back into it
 	// through a directory outside (which may be a symlink itself).
@@ -331,7 +336,8 @@ func TestParquetImagePathAbsoluteSymlinks(t *testing.T) {
 		out("abs_out.png", filepath.Join(base, "other", "x.png"), "the image root "+imgs),
 		out("rel_out.png", "../../other/x.png", "the image root "+imgs),
 		out("rel_out.png", "../../other/x.png", "the image root "+imgs),
-		"too many levels of symbolic links", "=REAL"})
+		"too many levels of symbolic links", "=REAL", out("top.png", dir, "the image root "+imgs),
+		out("top.png", dir, "the image root "+imgs)})
 	// The dataset read through a symlink to its directory: the links'
 	// targets, and the last row's path, name the real one, which is as
 	// much inside.
@@ -344,5 +350,6 @@ func TestParquetImagePathAbsoluteSymlinks(t *testing.T) {
 		out("imgs/abs_out.png", filepath.Join(base, "other", "x.png"), "the dataset directory "+alias),
 		out("imgs/rel_out.png", "../../other/x.png", "the dataset directory "+alias),
 		out("imgs/rel_out.png", "../../other/x.png", "the dataset directory "+alias),
-		"too many levels of symbolic links", "=REAL"})
+		"too many levels of symbolic links", "=REAL", "not a regular file but a directory",
+		out("imgs/top.png", dir, "the dataset directory "+alias)})
 }

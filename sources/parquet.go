@@ -1297,6 +1297,9 @@ func (c *parquetContainer) resolveInRoot(rel string) (string, error) {
 		}
 		rest = append(t, rest...)
 	}
+	if len(done) == 0 {
+		return ".", nil // the root itself (a link to it)
+	}
 	return filepath.Join(done...), nil
 }
 
