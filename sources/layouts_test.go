@@ -1,6 +1,7 @@
 package sources
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -167,7 +168,7 @@ func TestParquetImagePathsStayInside(t *testing.T) {
 	maxMemberBytes = 10
 
 	outside := "outside the dataset directory"
-	want := []string{outside, outside, outside, outside, "=SIDE", "=SIDE", "escapes from parent", "not a regular file but a named pipe (FIFO)",
+	want := []string{outside, outside, outside, outside, "=SIDE", "=SIDE", "symlink escape.jpg -> /etc/passwd points " + outside, "not a regular file but a named pipe (FIFO)",
 		"not a regular file but a directory", "21 B, over the 10 B limit on one image", "=SIDE", outside}
 	check := func(opts Options, want []string) {
 		t.Helper()
@@ -194,6 +195,7 @@ func TestParquetImagePathsStayInside(t *testing.T) {
 			want[i] = "outside the image root " + base + " (--image-root)"
 		}
 	}
+	want[6] = "symlink ds/escape.jpg -> /etc/passwd points outside the image root " + base + " (--image-root)"
 	check(Options{ImageRoot: base}, want)
 }
 
@@ -244,4 +246,110 @@ func TestKernelFilesAreRefused(t *testing.T) {
 			t.Errorf("%q", got)
 		}
 	}
+}
+
+// A symlink with an absolute target is followed when the target stays
+// inside the directory image paths may use (the Parquet file's, or
+// Options.ImageRoot), as a relative one is: datasets made with `ln -s
+// "$PWD/…"` have them. One whose target leaves it, absolute or relative,
+// directly or through another link, is refused naming the link.
+func TestParquetImagePathAbsoluteSymlinks(t *testing.T) {
+	base := t.TempDir()
+	dir := filepath.Join(base, "ds")
+	write(t, filepath.Join(dir, "imgs", "real.png"), "REAL")
+	write(t, filepath.Join(dir, "sub", "deep.png"), "DEEP")
+	write(t, filepath.Join(base, "other", "x.png"), "OTHER")
+	links := [][2]string{
+		{"imgs/abs_in.png", filepath.Join(dir, "imgs", "real.png")},
+		{"imgs/rel_in.png", "real.png"},
+		{"imgs/abs_dir", filepath.Join(dir, "sub")},                      // a directory, absolute
+		{"imgs/abs_chain.png", filepath.Join(dir, "imgs", "rel_in.png")}, // absolute, then relative
+		{"imgs/abs_dotdot.png", dir + "/sub/../imgs/real.png"},
+		{"imgs/abs_out.png", filepath.Join(base, "other", "x.png")},
+		{"imgs/rel_out.png", "../../other/x.png"},
+		{"imgs/abs_to_out.png", filepath.Join(dir, "imgs", "rel_out.png")}, // inside, then out
+		{"imgs/loop.png", filepath.Join(dir, "imgs", "loop.png")},
+		{"imgs/top.png", dir}, // the directory itself
+		// Through top.png, then up from the directory: the kernel would
+		// pass through its parent, which is outside unless the root is.
+		{"imgs/via_top.png", "top.png/../ds/imgs/real.png"},
+	}
+	for _, l := range links {
+		if err := os.Symlink(l[1], filepath.Join(dir, filepath.FromSlash(l[0]))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	paths := []string{"imgs/abs_in.png", "imgs/rel_in.png", "imgs/abs_dir/deep.png", "imgs/abs_chain.png",
+		"imgs/abs_dotdot.png", "imgs/abs_out.png", "imgs/rel_out.png", "imgs/abs_to_out.png", "imgs/loop.png",
+		filepath.Join(dir, "imgs", "abs_in.png"), "imgs/top.png", "imgs/via_top.png"}
+	var rows []struct {
+		bytes []byte
+		path  string
+		null  bool
+	}
+	for _, p := range paths {
+		rows = append(rows, struct {
+			bytes []byte
+			path  string
+			null  bool
+		}{path: p})
+	}
+	in := filepath.Join(dir, "data.parquet")
+	writeHFParquet(t, in, rows)
+	out := func(link, target, where string) string {
+		return fmt.Sprintf("symlink %s -> %s points outside %s", link, target, where)
+	}
+	check := func(opts Options, want []string) {
+		t.Helper()
+		r, err := Open([]string{in}, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := readAll(t, r)
+		if len(got) != len(want) {
+			t.Fatalf("%d items: %q", len(got), got)
+		}
+		for i, g := range got {
+			if !strings.Contains(g, want[i]) || strings.HasPrefix(want[i], "=") != strings.Contains(g, "=") {
+				t.Errorf("path %q: %q, want %q", paths[i], g, want[i])
+			}
+		}
+	}
+	ds := "the dataset directory " + dir
+	check(Options{}, []string{"=REAL", "=REAL", "=DEEP", "=REAL", "=REAL",
+		out("imgs/abs_out.png", filepath.Join(base, "other", "x.png"), ds),
+		out("imgs/rel_out.png", "../../other/x.png", ds),
+		out("imgs/rel_out.png", "../../other/x.png", ds),
+		"too many levels of symbolic links", "=REAL", "not a regular file but a directory",
+		out("imgs/top.png", dir, ds)})
+	// A wider root takes in what pointed out of the file's directory.
+	check(Options{ImageRoot: base}, []string{"=REAL", "=REAL", "=DEEP", "=REAL", "=REAL",
+		"=OTHER", "=OTHER", "=OTHER", "too many levels of symbolic links", "=REAL", "not a regular file but a directory", "=REAL"})
+	// A narrower one refuses the absolute link that leaves it as it
+	// refuses a relative one, and one whose ".." comes back into it
+	// through a directory outside (which may be a symlink itself).
+	imgs := filepath.Join(dir, "imgs")
+	check(Options{ImageRoot: imgs}, []string{"=REAL", "=REAL",
+		out("abs_dir", filepath.Join(dir, "sub"), "the image root "+imgs),
+		"=REAL",
+		out("abs_dotdot.png", dir+"/sub/../imgs/real.png", "the image root "+imgs),
+		out("abs_out.png", filepath.Join(base, "other", "x.png"), "the image root "+imgs),
+		out("rel_out.png", "../../other/x.png", "the image root "+imgs),
+		out("rel_out.png", "../../other/x.png", "the image root "+imgs),
+		"too many levels of symbolic links", "=REAL", out("top.png", dir, "the image root "+imgs),
+		out("top.png", dir, "the image root "+imgs)})
+	// The dataset read through a symlink to its directory: the links'
+	// targets, and the last row's path, name the real one, which is as
+	// much inside.
+	alias := filepath.Join(base, "alias")
+	if err := os.Symlink(dir, alias); err != nil {
+		t.Fatal(err)
+	}
+	in = filepath.Join(alias, "data.parquet")
+	check(Options{}, []string{"=REAL", "=REAL", "=DEEP", "=REAL", "=REAL",
+		out("imgs/abs_out.png", filepath.Join(base, "other", "x.png"), "the dataset directory "+alias),
+		out("imgs/rel_out.png", "../../other/x.png", "the dataset directory "+alias),
+		out("imgs/rel_out.png", "../../other/x.png", "the dataset directory "+alias),
+		"too many levels of symbolic links", "=REAL", "not a regular file but a directory",
+		out("imgs/top.png", dir, "the dataset directory "+alias)})
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/apache/arrow/go/v17/arrow"
@@ -78,11 +80,13 @@ type parquetContainer struct {
 	row      int64    // file row of the batch's row 0
 	nextRow  int64    // file row after the last one read or failed
 
-	meter   *allocMeter
-	rootDir string    // where image paths may point (absolute)
-	rootSet bool      // rootDir is Options.ImageRoot, not the file's directory
-	root    *os.Root  // opened on first use
-	pool    sync.Pool // the record readers' scratch buffers
+	meter    *allocMeter
+	rootDir  string   // where image paths may point (absolute)
+	rootSet  bool     // rootDir is Options.ImageRoot, not the file's directory
+	root     *os.Root // opened on first use
+	realRoot string   // realRootDir's answer, once realDone
+	realDone bool
+	pool     sync.Pool // the record readers' scratch buffers
 }
 
 // leaf is one column chunk being read, and its current batch. It is read
@@ -1150,9 +1154,10 @@ func (c *parquetContainer) imageAt(i int, h hold) ([]byte, func(), error) {
 
 // readPath reads the file an image struct's path names. The path comes from
 // the file, which may be untrusted: it must resolve inside c.rootDir (the
-// Parquet file's directory unless Options.ImageRoot says otherwise), through
-// no symlink leading out of it (os.Root), and name a regular file within the
-// size limit — never /etc/shadow, ../../etc/passwd, /proc or /dev/zero.
+// Parquet file's directory unless Options.ImageRoot says otherwise, or
+// that directory by its real path), through no symlink leading out of it
+// (os.Root; openInRoot for absolute ones), and name a regular file within
+// the size limit — never /etc/shadow, ../../etc/passwd, /proc or /dev/zero.
 func (c *parquetContainer) readPath(p string, h hold) ([]byte, func(), error) {
 	target := filepath.FromSlash(p)
 	if !filepath.IsAbs(target) {
@@ -1162,19 +1167,176 @@ func (c *parquetContainer) readPath(p string, h hold) ([]byte, func(), error) {
 		}
 		target = filepath.Join(dir, target)
 	}
-	rel, err := filepath.Rel(c.rootDir, target)
-	if err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
-		if c.rootSet {
-			return nil, nil, fmt.Errorf("outside the image root %s (--image-root)", c.rootDir)
+	rel, ok := relInside(c.rootDir, target)
+	if !ok {
+		if rel, ok = relInside(c.realRootDir(), target); !ok {
+			if c.rootSet {
+				return nil, nil, fmt.Errorf("outside the image root %s (--image-root)", c.rootDir)
+			}
+			return nil, nil, fmt.Errorf("outside the dataset directory %s (--image-root allows another)", c.rootDir)
 		}
-		return nil, nil, fmt.Errorf("outside the dataset directory %s (--image-root allows another)", c.rootDir)
 	}
 	if c.root == nil {
+		var err error
 		if c.root, err = os.OpenRoot(c.rootDir); err != nil {
 			return nil, nil, err
 		}
 	}
-	return readRegular(c.root.OpenFile, rel, h)
+	return readRegular(c.openInRoot, rel, h)
+}
+
+// relInside is path relative to dir, when it is inside (both absolute and
+// clean); ok is false when it is not, or dir is "".
+func relInside(dir, path string) (rel string, ok bool) {
+	if dir == "" {
+		return "", false
+	}
+	rel, err := filepath.Rel(dir, path)
+	if err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+		return "", false
+	}
+	return rel, true
+}
+
+// realRootDir is c.rootDir with its symlinks resolved when that differs
+// (the name the kernel gives it, which absolute paths and symlinks may
+// use), else "". Resolved once per file.
+func (c *parquetContainer) realRootDir() string {
+	if !c.realDone {
+		c.realDone = true
+		if real, err := filepath.EvalSymlinks(c.rootDir); err == nil && real != c.rootDir {
+			c.realRoot = real
+		}
+	}
+	return c.realRoot
+}
+
+// maxSymlinks is how many symlinks resolving one path may follow, as
+// Linux's limit (ELOOP beyond).
+const maxSymlinks = 40
+
+// openInRoot opens name, relative to c.root. os.Root refuses every
+// absolute symlink ("path escapes from parent"), even one pointing inside
+// the root; when the plain open fails, the path's symlinks are resolved
+// here (resolveInRoot), and one whose target stays inside is opened
+// through c.root again, which still refuses anything that would leave it
+// (a link changed in between included).
+func (c *parquetContainer) openInRoot(name string, flag int, perm fs.FileMode) (*os.File, error) {
+	f, err := c.root.OpenFile(name, flag, perm)
+	if err == nil {
+		return f, nil
+	}
+	resolved, rerr := c.resolveInRoot(name)
+	if rerr != nil {
+		return nil, rerr
+	}
+	if resolved == "" {
+		return nil, err
+	}
+	return c.root.OpenFile(resolved, flag, perm)
+}
+
+// resolveInRoot resolves the symlinks of rel (clean, relative to c.root)
+// one component at a time, as the kernel would: the path it names with
+// no symlink left, relative to c.root. A symlink whose target leaves the
+// root (absolute, or with more ".." than components above it) is an error
+// naming the link; more than maxSymlinks links is ELOOP. "" with no error
+// when a component cannot be read: the open's own error says why.
+func (c *parquetContainer) resolveInRoot(rel string) (string, error) {
+	var done []string       // components resolved, none a symlink
+	var link, target string // the last symlink followed
+	rest := splitPath(rel)
+	for hops := 0; len(rest) > 0; {
+		name := rest[0]
+		rest = rest[1:]
+		if name == ".." {
+			// Only a link's target brings one. Its own components are
+			// checked when it is taken in, but a link among them may
+			// stand for fewer (one to the root itself): a ".." above
+			// the root leaves it.
+			if len(done) == 0 {
+				return "", c.linkOutside(link, target)
+			}
+			done = done[:len(done)-1]
+			continue
+		}
+		cur := filepath.Join(append(done, name)...)
+		fi, err := c.root.Lstat(cur)
+		if err != nil {
+			return "", nil
+		}
+		if fi.Mode()&fs.ModeSymlink == 0 {
+			done = append(done, name)
+			continue
+		}
+		if hops++; hops > maxSymlinks {
+			return "", &fs.PathError{Op: "open", Path: rel, Err: syscall.ELOOP}
+		}
+		link = cur
+		if target, err = c.root.Readlink(cur); err != nil {
+			return "", nil
+		}
+		t := splitPath(target)
+		if filepath.IsAbs(target) {
+			var ok bool
+			if t, ok = c.underRoot(t); !ok {
+				return "", c.linkOutside(cur, target)
+			}
+			done = done[:0]
+		}
+		depth := len(done)
+		for _, n := range t {
+			if n == ".." {
+				depth--
+			} else {
+				depth++
+			}
+			if depth < 0 {
+				return "", c.linkOutside(cur, target)
+			}
+		}
+		rest = append(t, rest...)
+	}
+	if len(done) == 0 {
+		return ".", nil // the root itself (a link to it)
+	}
+	return filepath.Join(done...), nil
+}
+
+// underRoot is what is left of the absolute path whose components are
+// abs once c.rootDir (or its real path) is taken off its front; ok is
+// false when it starts with neither. The components are compared as
+// written, as the kernel reads them: a ".." before the root's end (which
+// may climb out of a symlink) does not count as inside.
+func (c *parquetContainer) underRoot(abs []string) (rest []string, ok bool) {
+	for _, root := range []string{c.rootDir, c.realRootDir()} {
+		r := splitPath(root)
+		if root != "" && len(abs) >= len(r) && slices.Equal(abs[:len(r)], r) {
+			return abs[len(r):], true
+		}
+	}
+	return nil, false
+}
+
+// splitPath is p's components, without the empty and "." ones, which name
+// nothing; ".." is kept.
+func splitPath(p string) []string {
+	var out []string
+	for _, n := range strings.Split(p, string(filepath.Separator)) {
+		if n != "" && n != "." {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// linkOutside is the error of the symlink link (relative to c.rootDir)
+// whose target leads out of c.rootDir.
+func (c *parquetContainer) linkOutside(link, target string) error {
+	if c.rootSet {
+		return fmt.Errorf("symlink %s -> %s points outside the image root %s (--image-root)", link, target, c.rootDir)
+	}
+	return fmt.Errorf("symlink %s -> %s points outside the dataset directory %s (--image-root allows another)", link, target, c.rootDir)
 }
 
 // imageValue is a value of the batch's image buffers (which belong to the

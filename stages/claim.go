@@ -40,15 +40,20 @@ const (
 
 // checkClaim refuses a header whose size (cfg's w×h, or a GIF's first
 // frame) is more than a file of len(data) bytes in format can hold, with
-// ErrCorruptHeader. Formats whose data has no such bound (a progressive
-// JPEG, whose scans may leave whole blocks uncoded; WebP, whose lossless
-// codes may take no bits at all; TIFF; the logical screen of a GIF beyond
-// its first frame), and headers it cannot read, pass.
+// ErrCorruptHeader; an uncompressed TIFF, whose strips or tiles the header
+// places, is checked against them (tiffRawClaim). Formats whose data has
+// no such bound (a progressive JPEG, whose scans may leave whole blocks
+// uncoded; WebP, whose lossless codes may take no bits at all; a
+// compressed TIFF; the logical screen of a GIF beyond its first frame,
+// which the decoder fills as PIL does, so only the memory budget and the
+// pixel limit bound it), and headers it cannot read, pass.
 func checkClaim(format string, data []byte, w, h int) error {
 	var most func(w, h int64) bool // whether w×h fits
 	what, kind := "header", format
 	n := int64(len(data))
 	switch format {
+	case "tiff":
+		return tiffRawClaim(data, w, h)
 	case "png":
 		pixBits, interlaced, ok := pngIHDR(data)
 		if !ok {
@@ -208,4 +213,78 @@ func gifFirstFrame(data []byte) (w, h int, ok bool) {
 		return 0, 0, false
 	}
 	return int(binary.LittleEndian.Uint16(data[i+5:])), int(binary.LittleEndian.Uint16(data[i+7:])), true
+}
+
+// tiffRawClaim refuses, with ErrCorruptHeader, an uncompressed TIFF whose
+// w×h its strips or tiles cannot hold: one whose pixels would lie past the
+// end of the file, or one whose byte count is less than its pixels need.
+// golang.org/x/image/tiff fails on either only after it has allocated the
+// whole image (`decode tiff: EOF`, `not enough pixel data`): refused here,
+// from the header, the budget is never asked for it. Each block needs
+// what that decoder reads of it at the least: every row of its width (a
+// tile's, padding included) but the last, and the last up to the image's
+// edge. Blocks may share their bytes, so the file's size alone bounds
+// nothing. Compressed TIFFs, and anything the IFD does not say plainly
+// (the decoder then reports it), pass.
+func tiffRawClaim(data []byte, w, h int) error {
+	d, ok := parseTIFFIFD(data)
+	if !ok {
+		return nil
+	}
+	// The decoder reads a TIFF without the tag as uncompressed too.
+	if c, err := d.value(259, 1); err != nil || c > 1 {
+		return nil
+	}
+	bits := []uint32{1}
+	if d.entries[258] != nil {
+		if bits, ok = d.values(258); !ok || len(bits) == 0 {
+			return nil
+		}
+	}
+	pixBits := int64(len(bits)) * int64(bits[0]) // what the decoder reads: every sample of the first's depth
+	W, H := int64(w), int64(h)
+	bw, bh := W, H
+	kind, offTag, countTag := "strip", uint16(273), uint16(279)
+	if tw, err := d.value(322, 0); err != nil {
+		return nil
+	} else if tw != 0 {
+		th, err := d.value(323, 0)
+		if err != nil || th == 0 {
+			return nil
+		}
+		bw, bh = int64(tw), int64(th)
+		kind, offTag, countTag = "tile", 324, 325
+	} else if rps, err := d.value(278, 0); err != nil {
+		return nil
+	} else if rps > 0 && int64(rps) < H {
+		bh = int64(rps)
+	}
+	if pixBits <= 0 || bw <= 0 || bh <= 0 {
+		return nil
+	}
+	across, down := (W+bw-1)/bw, (H+bh-1)/bh
+	offsets, ok1 := d.values(offTag)
+	counts, ok2 := d.values(countTag)
+	if !ok1 || !ok2 || int64(len(offsets)) < across*down || int64(len(counts)) < across*down {
+		return nil
+	}
+	rowBytes := (mulSat(bw, pixBits) + 7) / 8
+	n := int64(len(data))
+	for j := int64(0); j < down; j++ {
+		for i := int64(0); i < across; i++ {
+			k := j*across + i
+			rows, cols := min(bh, H-j*bh), min(bw, W-i*bw)
+			need := mulSat(rows-1, rowBytes) + (cols*pixBits+7)/8
+			off, count := int64(offsets[k]), int64(counts[k])
+			switch {
+			case need > n-off:
+				return fmt.Errorf("tiff header claims %d×%d, more than a %d-byte uncompressed TIFF can hold: its %s %d of %d needs %d bytes from offset %d: %w",
+					w, h, n, kind, k+1, across*down, need, off, ErrCorruptHeader)
+			case count < need:
+				return fmt.Errorf("tiff header claims %d×%d, more than its uncompressed data holds: its %s %d of %d holds %d bytes, its pixels need %d: %w",
+					w, h, kind, k+1, across*down, count, need, ErrCorruptHeader)
+			}
+		}
+	}
+	return nil
 }

@@ -13,8 +13,11 @@ import (
 	"image/gif"
 	"image/jpeg"
 	"os"
+	"slices"
 	"strings"
 	"testing"
+
+	"golang.org/x/image/tiff"
 )
 
 // zeroPNG is a valid PNG of w×h pixels that are all zero (color type ct,
@@ -342,6 +345,200 @@ func TestOverBudgetAdviceMentionsACorruptHeader(t *testing.T) {
 		}
 		if errors.Is(err, ErrCorruptHeader) {
 			t.Errorf("%s: err = %v: its size is not bounded by its file", name, err)
+		}
+	}
+}
+
+// tiffFile is a little-endian TIFF: the 8-byte header, one IFD of tags
+// (every value a LONG; more than one stored after the IFD), then pix, at
+// the end of the file. The strip and tile offsets (tags 273, 324) are
+// given relative to pix. Tags must be given in ascending order, as the
+// decoder requires.
+func tiffFile(pix []byte, tags ...[]uint32) []byte {
+	ifd := 8
+	extra := ifd + 2 + 12*len(tags) + 4
+	base := extra
+	for _, t := range tags {
+		if len(t) > 2 {
+			base += 4 * (len(t) - 1)
+		}
+	}
+	var b, more bytes.Buffer
+	b.WriteString("II*\x00")
+	binary.Write(&b, binary.LittleEndian, uint32(ifd))
+	binary.Write(&b, binary.LittleEndian, uint16(len(tags)))
+	for _, t := range tags {
+		vals := slices.Clone(t[1:])
+		if t[0] == 273 || t[0] == 324 {
+			for i := range vals {
+				vals[i] += uint32(base)
+			}
+		}
+		binary.Write(&b, binary.LittleEndian, []uint16{uint16(t[0]), 4})
+		binary.Write(&b, binary.LittleEndian, uint32(len(vals)))
+		if len(vals) == 1 {
+			binary.Write(&b, binary.LittleEndian, vals[0])
+			continue
+		}
+		binary.Write(&b, binary.LittleEndian, uint32(extra+more.Len()))
+		binary.Write(&more, binary.LittleEndian, vals)
+	}
+	binary.Write(&b, binary.LittleEndian, uint32(0)) // no next IFD
+	b.Write(more.Bytes())
+	b.Write(pix)
+	return b.Bytes()
+}
+
+// rawGrayTIFF is an uncompressed 8-bit gray TIFF of w×h in strips of rps
+// rows, strip k at offset k·stride of pix, holding all its rows' bytes
+// less short.
+func rawGrayTIFF(w, h, rps, stride, short int, pix []byte) []byte {
+	offs, counts := []uint32{273}, []uint32{279}
+	for k := 0; k*rps < h; k++ {
+		offs = append(offs, uint32(k*stride))
+		counts = append(counts, uint32(min(rps, h-k*rps)*w-short))
+	}
+	return tiffFile(pix, []uint32{256, uint32(w)}, []uint32{257, uint32(h)}, []uint32{258, 8}, []uint32{259, 1},
+		[]uint32{262, 1}, offs, []uint32{277, 1}, []uint32{278, uint32(rps)}, counts)
+}
+
+// An uncompressed TIFF's header places its pixels: strips or tiles of
+// known offsets, byte counts and rows. One whose pixels would lie past
+// the end of the file (a 4×4 image's header patched to claim 8000×8000:
+// a few hundred bytes, like the one a user found), or whose strip holds
+// fewer bytes than its rows need, is a decode-stage ErrCorruptHeader from
+// the header alone, under any budget: nothing is held for it (the
+// decoder would allocate the whole image, then fail with EOF).
+func TestUncompressedTIFFClaimingMoreThanItsStripsHoldIsCorrupt(t *testing.T) {
+	var enc bytes.Buffer
+	if err := tiff.Encode(&enc, image.NewNRGBA(image.Rect(0, 0, 4, 4)), nil); err != nil {
+		t.Fatal(err)
+	}
+	claim := func(data []byte, w, h uint32) []byte {
+		out := bytes.Clone(data)
+		d, ok := parseTIFFIFD(out)
+		if !ok {
+			t.Fatal("not a TIFF")
+		}
+		for tag, v := range map[uint16]uint32{256: w, 257: h, 278: h} {
+			e := d.entries[tag]
+			if d.bo.Uint16(e[2:]) == 3 {
+				d.bo.PutUint16(e[8:], uint16(v))
+			} else {
+				d.bo.PutUint32(e[8:], v)
+			}
+		}
+		return out
+	}
+	gray := make([]byte, 100*100)
+	for _, c := range []struct {
+		name string
+		data []byte
+		want string
+	}{
+		{"encoded 4×4 claiming 8000×8000", claim(enc.Bytes(), 8000, 8000),
+			fmt.Sprintf("tiff header claims 8000×8000, more than a %d-byte uncompressed TIFF can hold: its strip 1 of 1 needs 256000000 bytes from offset 8", enc.Len())},
+		// All in one strip, a row more than the file holds.
+		{"a row more than the file holds", rawGrayTIFF(100, 101, 101, 0, 0, gray),
+			"tiff header claims 100×101, more than a 10122-byte uncompressed TIFF can hold: its strip 1 of 1 needs 10100 bytes from offset 122"},
+		{"its last strip past the end", rawGrayTIFF(100, 100, 10, 1000, 0, gray[:9500]),
+			"its strip 10 of 10 needs 1000 bytes from offset 9202"},
+		{"a strip count short of its rows", rawGrayTIFF(100, 100, 10, 1000, 1, gray),
+			"tiff header claims 100×100, more than its uncompressed data holds: its strip 1 of 10 holds 999 bytes, its pixels need 1000"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			for _, budget := range []int64{0, 1 << 40} {
+				b := NewBudget(budget)
+				p := Preprocess{Size: 16, Mode: Squash, MaxPixels: 1 << 40, Budget: b}
+				_, _, err := p.TensorContext(context.Background(), make([]float32, 3*16*16), c.data)
+				var se *Error
+				if !errors.Is(err, ErrCorruptHeader) || !errors.As(err, &se) || se.Stage != "decode" || !strings.Contains(err.Error(), c.want) {
+					t.Fatalf("%d bytes: err = %v, want a decode-stage ErrCorruptHeader saying %q", len(c.data), err, c.want)
+				}
+				if errors.Is(err, ErrOverBudget) || strings.Contains(err.Error(), "--memory-budget") {
+					t.Errorf("err = %v: blames the budget", err)
+				}
+				if b.Peak() != 0 {
+					t.Errorf("budget %d: %d bytes held for a corrupt header", budget, b.Peak())
+				}
+			}
+			// The decoder alone refuses it too: the check only comes first.
+			if _, _, err := image.Decode(bytes.NewReader(c.data)); err == nil {
+				t.Errorf("image/tiff decodes it")
+			}
+		})
+	}
+}
+
+// Uncompressed TIFFs that the decoder reads pass the check, however many
+// pixels their bytes stand for: what tiff.Encode writes (one strip), strips
+// that share one row's bytes (1000×1000 from 1000 bytes and the offset
+// arrays), a 1-bit image whose rows end mid-byte, and tiles padded past
+// the image whose last ones hold only what the decoder reads of them.
+func TestUncompressedTIFFsThatDecodePassTheClaimCheck(t *testing.T) {
+	var files []struct {
+		name string
+		data []byte
+	}
+	add := func(name string, data []byte) {
+		files = append(files, struct {
+			name string
+			data []byte
+		}{name, data})
+	}
+	for _, m := range []image.Image{image.NewGray(image.Rect(0, 0, 37, 23)), image.NewNRGBA(image.Rect(0, 0, 37, 23)),
+		image.NewRGBA64(image.Rect(0, 0, 37, 23)), image.NewPaletted(image.Rect(0, 0, 37, 23), color.Palette{color.Black, color.White})} {
+		var b bytes.Buffer
+		if err := tiff.Encode(&b, m, nil); err != nil {
+			t.Fatal(err)
+		}
+		add(fmt.Sprintf("tiff.Encode %T", m), b.Bytes())
+	}
+	add("1000 strips sharing one row", rawGrayTIFF(1000, 1000, 1, 0, 0, make([]byte, 1000)))
+	add("a shorter last strip", rawGrayTIFF(100, 95, 10, 1000, 0, make([]byte, 9500)))
+	// 1-bit, 13 pixels a row: 2 bytes a row, the last row 2 bytes too.
+	add("1-bit gray", tiffFile(make([]byte, 2*7), []uint32{256, 13}, []uint32{257, 7}, []uint32{258, 1}, []uint32{259, 1},
+		[]uint32{262, 1}, []uint32{273, 0}, []uint32{277, 1}, []uint32{278, 7}, []uint32{279, 14}))
+	// 40×40 RGB in 16×16 tiles: 3×3 of them, the last row and column
+	// padded to 48; the last tile's data ends at the image's corner
+	// (7 full rows of 48 bytes, then 8 pixels), where the file ends.
+	const tile = 16 * 16 * 3
+	last := 7*16*3 + 8*3
+	offs, counts := []uint32{324}, []uint32{325}
+	for k := 0; k < 9; k++ {
+		offs = append(offs, uint32(k*tile))
+		counts = append(counts, tile)
+	}
+	counts[9] = uint32(last)
+	tiled := func(pix []byte) []byte {
+		return tiffFile(pix, []uint32{256, 40}, []uint32{257, 40}, []uint32{258, 8, 8, 8}, []uint32{259, 1},
+			[]uint32{262, 2}, []uint32{277, 3}, []uint32{322, 16}, []uint32{323, 16}, offs, counts)
+	}
+	add("tiles, the last one cut at the corner", tiled(make([]byte, 8*tile+last)))
+	loose := Preprocess{MaxPixels: 1 << 40}
+	for _, f := range files {
+		t.Run(f.name, func(t *testing.T) {
+			hd, err := loose.header(f.data)
+			if err != nil {
+				t.Fatalf("%d bytes: %v", len(f.data), err)
+			}
+			if _, w, h, err := hd.decode(); err != nil || w != hd.cfg.Width || h != hd.cfg.Height {
+				t.Fatalf("decode: %dx%d, %v", w, h, err)
+			}
+		})
+	}
+	// One byte less of that last tile, in its count or in the file, is
+	// refused, by the check and by the decoder alike.
+	counts[9]--
+	for _, short := range [][]byte{tiled(make([]byte, 8*tile+last)), func() []byte {
+		counts[9]++
+		return tiled(make([]byte, 8*tile+last-1))
+	}()} {
+		if _, err := loose.header(short); !errors.Is(err, ErrCorruptHeader) {
+			t.Errorf("a tile a byte short: err = %v, want ErrCorruptHeader", err)
+		}
+		if _, _, err := image.Decode(bytes.NewReader(short)); err == nil {
+			t.Errorf("image/tiff decodes a tile a byte short")
 		}
 	}
 }
