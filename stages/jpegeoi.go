@@ -24,7 +24,8 @@ import (
 // jpegMissingEOI returns the bytes that complete data's EOI marker (FF D9,
 // or D9 after a last FF) when data is a JPEG that PIL (libjpeg-turbo 2.1 on
 // a 64-bit machine) decodes without it: libjpeg reads every block of its
-// first and only scan without asking for a byte past the end of the file.
+// first and only scan without asking for a byte past the end of the file,
+// and what follows is what libjpeg accepts before EOI (jpegAfterScan).
 // ok is false for every other file (one that ends with its EOI, a
 // progressive JPEG, a file cut inside its image data, one this reading does
 // not follow), which is refused as it is. The pixels then decoded are those
@@ -38,13 +39,71 @@ func jpegMissingEOI(data []byte) (tail []byte, ok bool) {
 		return nil, false
 	}
 	end, marker, ok := s.libjpegReadsAll()
-	if !ok || marker == 0xd9 || bytes.Contains(data[end:], []byte{0xff, 0xd9}) {
-		return nil, false // or the EOI is there, and something else is wrong
+	if !ok {
+		return nil, false
 	}
-	if data[len(data)-1] == 0xff { // the EOI cut after its first byte, or fill bytes
-		return []byte{0xd9}, true
+	return jpegAfterScan(data, end, marker)
+}
+
+// jpegAfterScan replays jpeg_finish_decompress (jdmarker.c's read_markers
+// after the last MCU) on data[pos:], where libjpeg's entropy decoder
+// stopped, marker being the marker it already read there (0 for none). It
+// returns the bytes that complete the EOI marker when libjpeg reads to the
+// end of the file without an error, and image/jpeg reads data and tail to
+// the same pixels: stray bytes (between markers, or an FF 00), RSTn, COM
+// and APPn segments. ok is false for a marker libjpeg refuses there (a
+// second SOS of this single-scan file is JERR_EOI_EXPECTED, a SOFn
+// JERR_SOF_DUPLICATE or JERR_SOF_UNSUPPORTED, SOI, reserved markers) and
+// for an EOI (the file has one, and something else is wrong). It is also
+// false, where PIL may decode, for what the two decoders read differently
+// or this reading does not follow: tables (DHT, DQT, DRI, DAC), DNL, TEM,
+// a segment shorter than its length field or running past the end of the
+// file, FF FF 00, an APP0 of 5 bytes or more (image/jpeg reads its JFIF
+// flag) or an APP14 of 12 or more (its Adobe transform), both of which
+// change how image/jpeg converts colours; and anything past the 64 KiB
+// piece libjpeg stops in (PIL never hands it over), where all this is
+// refused just the same.
+func jpegAfterScan(data []byte, pos int, marker byte) (tail []byte, ok bool) {
+	for {
+		if marker == 0 { // next_marker: skip to an FF, past fill bytes
+			for pos < len(data) && data[pos] != 0xff {
+				pos++
+			}
+			if pos == len(data) {
+				return []byte{0xff, 0xd9}, true
+			}
+			j := pos + 1
+			for j < len(data) && data[j] == 0xff {
+				j++
+			}
+			if j == len(data) { // the EOI cut after its first byte, or fill bytes
+				return []byte{0xd9}, true
+			}
+			if data[j] == 0 {
+				if j > pos+1 {
+					return nil, false // image/jpeg reads FF FF 00 as marker 00
+				}
+				pos = j + 1
+				continue
+			}
+			marker, pos = data[j], j+1
+		}
+		switch {
+		case marker >= 0xd0 && marker <= 0xd7: // RSTn: no length
+		case marker >= 0xe0 && marker <= 0xef || marker == 0xfe: // skip_variable
+			if pos+2 > len(data) {
+				return nil, false
+			}
+			n := int(binary.BigEndian.Uint16(data[pos:]))
+			if n < 2 || pos+n > len(data) || marker == 0xe0 && n-2 >= 5 || marker == 0xee && n-2 >= 12 {
+				return nil, false
+			}
+			pos += n
+		default:
+			return nil, false
+		}
+		marker = 0
 	}
-	return []byte{0xff, 0xd9}, true
 }
 
 // ljTable is a Huffman table as libjpeg derives it (jdhuff.c,

@@ -2,6 +2,7 @@ package stages
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
 	"image"
 	"image/color"
@@ -113,6 +114,8 @@ func TestJPEGMissingEOIOnlyWhenMissing(t *testing.T) {
 		"cut early in its scan": full[:400],
 		"progressive":           mustRead(t, "testdata/eoi/progressive.jpg"),
 		"cut inside its scans":  full[:len(full)-3],
+		// A second SOS of a single-scan file: libjpeg's JERR_EOI_EXPECTED.
+		"second scan": append(full[:len(full)-2:len(full)-2], full[jpegSegment(t, full, 0xda):len(full)-2]...),
 	} {
 		if tail, ok := jpegMissingEOI(data); ok {
 			t.Errorf("%s: repaired with %x", name, tail)
@@ -179,6 +182,35 @@ func TestJPEGWithoutEOIAsPIL(t *testing.T) {
 			}
 		}
 	}
+	// Markers after the scan of kleiber.jpg, which decodes without its EOI:
+	// libjpeg refuses a second SOS or a SOF there, and skips COM, APPn and
+	// RSTn.
+	k, err := os.ReadFile("../examples/photos/kleiber.jpg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	seg := func(m byte) []byte {
+		i := jpegSegment(t, k, m)
+		return k[i : i+2+int(binary.BigEndian.Uint16(k[i+2:]))]
+	}
+	for name, after := range map[string][]byte{
+		"second-scan":  k[jpegSegment(t, k, 0xda) : len(k)-2],
+		"sos-segment":  seg(0xda),
+		"sof":          seg(0xc0),
+		"com":          []byte("\xff\xfe\x00\x07hello"),
+		"app1":         []byte("\xff\xe1\x00\x0aExif\x00\x00MM"),
+		"rst0-com":     []byte("\xff\xd0\xff\xfe\x00\x04\xff\xda"),
+		"com-then-sos": append([]byte("\xff\xfe\x00\x04ab"), seg(0xda)...),
+	} {
+		for _, end := range []string{"", "\xff"} {
+			f := "kleiber-" + name + fmt.Sprintf("-%d.jpg", len(end))
+			b := append(append(k[:len(k)-2:len(k)-2], after...), end...)
+			if err := os.WriteFile(filepath.Join(dir, f), b, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			files, full[f] = append(files, f), k
+		}
+	}
 	script := `import sys
 from PIL import Image
 for f in sys.argv[2:]:
@@ -219,6 +251,19 @@ for f in sys.argv[2:]:
 	t.Logf("%d of %d files decoded, as by PIL", decoded, len(files))
 }
 
+// jpegSegment is the offset of the first marker m in the JPEG b, walking
+// its segments (not their contents) from SOI.
+func jpegSegment(t testing.TB, b []byte, m byte) int {
+	t.Helper()
+	for i := 2; i+4 <= len(b) && b[i] == 0xff; i += 2 + int(binary.BigEndian.Uint16(b[i+2:])) {
+		if b[i+1] == m {
+			return i
+		}
+	}
+	t.Fatalf("no marker %x", m)
+	return 0
+}
+
 // scaled is the part b of src enlarged scale times (nearest), in grey
 // when gray.
 func scaled(src image.Image, b image.Rectangle, scale int, gray bool) image.Image {
@@ -252,10 +297,59 @@ func FuzzJPEGMissingEOI(f *testing.F) {
 		f.Add(b[:len(b)-2])
 		f.Add(b[:len(b)-1])
 	}
+	// kleiber.jpg without its EOI, then a second scan, then a COM segment.
+	k, err := os.ReadFile("../examples/photos/kleiber.jpg")
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(append(k[:len(k)-2:len(k)-2], k[jpegSegment(f, k, 0xda):len(k)-2]...))
+	f.Add(append(k[:len(k)-2:len(k)-2], "\xff\xfe\x00\x04\xff\xda"...))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		tail, ok := jpegMissingEOI(data)
-		if ok && !bytes.Equal(tail, []byte{0xd9}) && !bytes.Equal(tail, []byte{0xff, 0xd9}) {
+		if !ok {
+			return
+		}
+		if !bytes.Equal(tail, []byte{0xd9}) && !bytes.Equal(tail, []byte{0xff, 0xd9}) {
 			t.Fatalf("tail %x", tail)
 		}
+		// libjpeg reads a bad Huffman code as a zero (a warning, which PIL
+		// ignores); image/jpeg refuses the file, with or without its EOI.
+		_, err := jpeg.Decode(bytes.NewReader(append(bytes.Clone(data), tail...)))
+		if err != nil && err != jpeg.FormatError("bad Huffman code") {
+			t.Fatalf("completed with %x, image/jpeg: %v", tail, err)
+		}
+		s, _ := parseJPEGScan(data)
+		end, marker, _ := s.libjpegReadsAll()
+		if m, ok := scanOrFrameMarker(data[end:], marker); ok {
+			t.Fatalf("repaired with marker %x after the scan", m)
+		}
 	})
+}
+
+// scanOrFrameMarker finds an SOS or SOFn marker in b, the bytes after a
+// scan (marker: one already read before them, or 0), stepping over the
+// contents of APPn and COM segments.
+func scanOrFrameMarker(b []byte, marker byte) (byte, bool) {
+	isSOx := func(m byte) bool {
+		return m == 0xda || m >= 0xc0 && m <= 0xcf && m != 0xc4 && m != 0xc8 && m != 0xcc
+	}
+	i := 0
+	for {
+		if marker == 0 {
+			for i+1 < len(b) && (b[i] != 0xff || b[i+1] == 0 || b[i+1] == 0xff) {
+				i++
+			}
+			if i+1 >= len(b) {
+				return 0, false
+			}
+			marker, i = b[i+1], i+2
+		}
+		if isSOx(marker) {
+			return marker, true
+		}
+		if (marker >= 0xe0 && marker <= 0xef || marker == 0xfe) && i+2 <= len(b) {
+			i += int(binary.BigEndian.Uint16(b[i:]))
+		}
+		marker = 0
+	}
 }
