@@ -253,8 +253,13 @@ func Run(stop *engine.Stop, cfg Config, load Loader) (Result, error) {
 		}()
 		met.producer(prod)
 		if cfg.OutputTopic != "" {
-			em := sinkkafka.EmbeddingMeta{Topic: cfg.OutputTopic, Model: meta.Model, Pool: meta.Pool, Dim: model.Embedder.Dim(),
+			// The shape as the Parquet metadata gives it: the width, and
+			// the tokens per image for --pool tokens.
+			em := sinkkafka.EmbeddingMeta{Topic: cfg.OutputTopic, Model: meta.Model, Pool: meta.Pool, Dim: meta.Dim, Tokens: meta.Tokens,
 				Precision: meta.Precision, Kernel: meta.Kernel}
+			if em.Values() != model.Embedder.Dim() {
+				return Result{}, fmt.Errorf("output topic: metadata of %d×%d values per embedding, model gives %d", max(1, em.Tokens), em.Dim, model.Embedder.Dim())
+			}
 			ew := sinkkafka.NewEmbeddingWriter(stop.Abort, prod, em)
 			outs, opened = append(outs, ew), append(opened, ew)
 		}
