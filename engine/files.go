@@ -390,6 +390,18 @@ func openOutputDir(o OutputDir) (release func() error, made []string, err error)
 	if err := sinks.CleanTemps(o.Dir); err != nil {
 		return fail(fmt.Errorf("output: %w", err))
 	}
+	if o.Group != "" {
+		// Killed workers leave their lock files (each id its own, and the
+		// default id holds a pid): without this a shared output fills
+		// with them. Live workers' locks stay.
+		removed, err := sinks.RemoveStaleLocks(o.Dir, "worker-")
+		if err != nil {
+			return fail(fmt.Errorf("output: %w", err))
+		}
+		if len(removed) > 0 {
+			slog.Info("removed the lock files of stream workers that are gone", "dir", o.Dir, "files", len(removed))
+		}
+	}
 	// Again under the locks: what dir holds cannot change now, and the
 	// clean-up may have published an npy set whose publication a killed
 	// run began (the check above counted it too, unless that run died

@@ -225,3 +225,43 @@ func TestOutputDirCutNpyPublication(t *testing.T) {
 		t.Error("a Parquet run took the directory of the completed npy set")
 	}
 }
+
+// A stream worker taking a shared output removes the lock files of
+// workers that are gone (killed: their 0-byte locks would pile up) and
+// leaves those of live workers, which still refuse their id.
+func TestWorkerRemovesStaleWorkerLocks(t *testing.T) {
+	dir := t.TempDir()
+	stale := filepath.Join(dir, ".maeembed-worker-host-123.lock")
+	if err := os.WriteFile(stale, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	live := OutputDir{Dir: dir, Format: "parquet", Resume: true, Group: "g", WorkerID: "live"}
+	releaseLive, err := TakeOutputDir(live)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer releaseLive(false)
+	if _, err := os.Stat(stale); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the lock file of a worker that is gone stays (%v)", err)
+	}
+	// Another killed worker's, now that one is live.
+	if err := os.WriteFile(stale, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	release, err := TakeOutputDir(OutputDir{Dir: dir, Format: "parquet", Resume: true, Group: "g", WorkerID: "w2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer release(false)
+	if _, err := os.Stat(stale); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the lock file of a worker that is gone stays (%v)", err)
+	}
+	for _, id := range []string{"live", "w2"} {
+		if _, err := os.Stat(filepath.Join(dir, ".maeembed-worker-"+id+".lock")); err != nil {
+			t.Errorf("live worker %s's lock: %v", id, err)
+		}
+	}
+	if _, err := TakeOutputDir(live); err == nil || !strings.Contains(err.Error(), "--worker-id live") {
+		t.Errorf("a second worker live: %v, want refused", err)
+	}
+}

@@ -158,6 +158,45 @@ func LockOutput(dir, name, why string) (release func() error, err error) {
 	return release, nil
 }
 
+// RemoveStaleLocks removes the lock files in dir named
+// .maeembed-PREFIX*.lock (LockOutput's, e.g. prefix "worker-") that no
+// live process holds: those of killed runs, which would otherwise pile up
+// (a run that ends removes its own). Each is tested with a non-blocking
+// exclusive flock and removed while so held, under dir's start lock as
+// LockOutput takes them: a run taking the same name meanwhile waits for
+// the start lock, then makes a new file, and one that opened the old
+// file before its removal finds on locking it that the path is gone and
+// retries (atomicfile.HoldLock). A lock file that cannot be tested (no
+// flock on the file system) stays. It returns the names removed.
+func RemoveStaleLocks(dir, prefix string) (removed []string, err error) {
+	unlockStart, err := lockStart(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer unlockStart()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("output: %w", err)
+	}
+	for _, e := range entries {
+		n := e.Name()
+		if !e.Type().IsRegular() || !strings.HasPrefix(n, ".maeembed-"+prefix) || !strings.HasSuffix(n, ".lock") {
+			continue
+		}
+		f, err := os.OpenFile(filepath.Join(dir, n), os.O_RDWR, 0)
+		if err != nil {
+			continue // gone meanwhile, or not ours to test
+		}
+		if syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB) == nil {
+			if os.Remove(filepath.Join(dir, n)) == nil {
+				removed = append(removed, n)
+			}
+		}
+		f.Close()
+	}
+	return removed, nil
+}
+
 // ProbeOutput fails as LockOutput would, when a live process holds the
 // lock called name in dir, but takes no lock and creates nothing: a dry
 // run's check.

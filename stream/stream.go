@@ -167,7 +167,10 @@ type Result struct {
 // leaves it, nothing consumed or committed. A worker that fails
 // before it consumes (its model, producer or consumer does not open)
 // aborts every writer it opened: it leaves no file in the output
-// directory, and no directory it made.
+// directory, and no directory it made. Nor does a worker that wrote
+// nothing (drained before a message came, or the brokers never reached):
+// the directories it made go at its end if they are still empty (a
+// worker sharing them keeps them: its lock file is there).
 func Run(stop *engine.Stop, cfg Config, load Loader) (Result, error) {
 	met := newWorkerMetrics()
 	if cfg.MetricsAddr != "" {
@@ -187,8 +190,12 @@ func Run(stop *engine.Stop, cfg Config, load Loader) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	started := false
-	defer func() { release(started) }()
+	// wroteNothing: the engine ran and wrote no output or error row (a
+	// drain before any message, brokers never reached): the directories
+	// start made go at the end as for a worker that did not start, if
+	// still empty, as embed's do.
+	started, wroteNothing := false, false
+	defer func() { release(!started || wroteNothing) }()
 	model, err := load.Open()
 	if err != nil {
 		return Result{}, err
@@ -246,8 +253,13 @@ func Run(stop *engine.Stop, cfg Config, load Loader) (Result, error) {
 		}()
 		met.producer(prod)
 		if cfg.OutputTopic != "" {
-			em := sinkkafka.EmbeddingMeta{Topic: cfg.OutputTopic, Model: meta.Model, Pool: meta.Pool, Dim: model.Embedder.Dim(),
+			// The shape as the Parquet metadata gives it: the width, and
+			// the tokens per image for --pool tokens.
+			em := sinkkafka.EmbeddingMeta{Topic: cfg.OutputTopic, Model: meta.Model, Pool: meta.Pool, Dim: meta.Dim, Tokens: meta.Tokens,
 				Precision: meta.Precision, Kernel: meta.Kernel}
+			if em.Values() != model.Embedder.Dim() {
+				return Result{}, fmt.Errorf("output topic: metadata of %d×%d values per embedding, model gives %d", max(1, em.Tokens), em.Dim, model.Embedder.Dim())
+			}
 			ew := sinkkafka.NewEmbeddingWriter(stop.Abort, prod, em)
 			outs, opened = append(outs, ew), append(opened, ew)
 		}
@@ -301,6 +313,8 @@ func Run(stop *engine.Stop, cfg Config, load Loader) (Result, error) {
 	if err != nil {
 		met.fatal.Store(true)
 	}
+	c := eng.Counts()
+	wroteNothing = c.Written == 0 && c.Failed == 0
 	// Commit what is durable and leave the group.
 	if cerr := src.Close(); cerr != nil && err == nil {
 		err = cerr
@@ -309,8 +323,9 @@ func Run(stop *engine.Stop, cfg Config, load Loader) (Result, error) {
 }
 
 // start makes the checks a worker can make before its model loads, so
-// that a start they refuse is quick and loads nothing; release(started)
-// gives the output directory back at the end of the run.
+// that a start they refuse is quick and loads nothing; release(discard)
+// gives the output directory back at the end of the run and, with
+// discard, removes the directories start made that are still empty.
 //
 // The output directory first (Stop.TakeOutputDir, which the worker
 // then holds, and which a signal before the engine starts releases): another group's or a batch run's, a live worker's with
@@ -323,9 +338,9 @@ func Run(stop *engine.Stop, cfg Config, load Loader) (Result, error) {
 // Then the brokers (checkBrokers): credentials or rights they refuse,
 // and a dead-letter topic they do not have. Brokers that are not
 // reachable yet are no error: the worker may start before them.
-func start(stop *engine.Stop, cfg Config, workerID string, meta func() (sinks.Meta, error)) (func(started bool), error) {
+func start(stop *engine.Stop, cfg Config, workerID string, meta func() (sinks.Meta, error)) (release func(discard bool), err error) {
 	ctx := stop.Abort
-	release := func(bool) {}
+	release = func(bool) {}
 	if cfg.Output != "" {
 		// Workers of one group may share the directory (part names carry
 		// the worker id, and the clean-up of temporaries leaves those of
@@ -336,7 +351,7 @@ func start(stop *engine.Stop, cfg Config, workerID string, meta func() (sinks.Me
 		if err != nil {
 			return nil, err
 		}
-		release = func(started bool) { take(!started) }
+		release = take
 		if meta != nil {
 			err := func() error {
 				m, err := meta()
@@ -346,13 +361,13 @@ func start(stop *engine.Stop, cfg Config, workerID string, meta func() (sinks.Me
 				return sinks.CheckResumeAnyWeights(cfg.Output, "parquet", m)
 			}()
 			if err != nil {
-				release(false)
+				release(true)
 				return nil, err
 			}
 		}
 	}
 	if err := checkBrokers(ctx, cfg); err != nil {
-		release(false)
+		release(true)
 		return nil, err
 	}
 	return release, nil

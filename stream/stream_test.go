@@ -5,7 +5,9 @@ import (
 	"encoding/binary"
 	"fmt"
 	"hash/crc32"
+	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +15,8 @@ import (
 	franz "github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/maeembed/maeembed/engine"
+	"github.com/maeembed/maeembed/mae"
+	"github.com/maeembed/maeembed/sinks"
 	srckafka "github.com/maeembed/maeembed/sources/kafka"
 	"github.com/maeembed/maeembed/stages"
 )
@@ -196,5 +200,42 @@ func TestValidateSASLPasswordWithoutMechanism(t *testing.T) {
 	}
 	if c.Consumer.Security.SASLPassword != "env-pw" {
 		t.Errorf("password %q, want the environment's", c.Consumer.Security.SASLPassword)
+	}
+}
+
+// With --pool tokens the output topic's headers give the shape as the
+// Parquet metadata does: maeembed-dim the embedding width D,
+// maeembed-tokens the tokens per image, the value [tokens, D] float32.
+func TestOutputTopicHeadersOfTokens(t *testing.T) {
+	addr, cl := broker(t, "images", "emb")
+	img := fixtureImage(t)
+	for i := range 4 {
+		if err := cl.ProduceSync(context.Background(), &franz.Record{Key: []byte(fmt.Sprintf("k%d", i)), Value: img}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var dim, tokens int
+	open := func() (Model, error) {
+		m, err := mae.Load(filepath.Join(tiny, "model.pth"), filepath.Join(tiny, "hf", "config.json"))
+		if err != nil {
+			return Model{}, err
+		}
+		emb, err := mae.NewEmbedder(m, mae.PoolTokens, 4)
+		pre := stages.Preprocess{Mode: stages.NoResize, Size: m.Config.ImageSize}
+		dim, tokens = m.Config.Dim, 1+m.Config.NumPatches()
+		return Model{Embedder: emb, Preprocess: pre, ImageSize: pre.Size,
+			Meta: sinks.Meta{Model: "tiny32", Pool: "tokens", Preprocess: pre.String(), Dim: dim, Tokens: tokens}}, err
+	}
+	cfg := Config{
+		Consumer:    srckafka.Config{Brokers: []string{addr}, Topics: []string{"images"}, Group: "g", MaxInFlight: 64, CommitInterval: 50 * time.Millisecond},
+		Output:      t.TempDir(),
+		OutputTopic: "emb",
+		Engine:      engine.Config{BatchSize: 4, Workers: 1, BatchLatency: 20 * time.Millisecond, FlushInterval: 50 * time.Millisecond},
+	}
+	runUntilPublished(t, cfg, open, 4)
+	r := consumeOne(t, addr, "emb")
+	if header(r, "maeembed-dim") != strconv.Itoa(dim) || header(r, "maeembed-tokens") != strconv.Itoa(tokens) || len(r.Value) != 4*dim*tokens {
+		t.Errorf("maeembed-dim %q, maeembed-tokens %q, %d bytes; want %d, %d and %d×%d float32", header(r, "maeembed-dim"), header(r, "maeembed-tokens"),
+			len(r.Value), dim, tokens, tokens, dim)
 	}
 }

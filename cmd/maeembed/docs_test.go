@@ -170,3 +170,24 @@ func TestExitStatusDocumented(t *testing.T) {
 		}
 	}
 }
+
+// The streaming guide says what a user of stream otherwise finds out the
+// hard way: that a signal repeated within 0.1 s counts once, that an
+// outage can redeliver what was in flight, and what a dead letter carries
+// of its input.
+func TestStreamDocsShutdownOutageDeadLetters(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/streaming.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	flat := strings.Join(strings.Fields(string(doc)), " ")
+	for _, want := range []string{
+		"The first signal repeated (the same signal) within 0.1 s counts once",
+		"After an outage the messages that were in flight (up to `--max-in-flight`",
+		"a null value (a tombstone) arrives as an empty, zero-byte value, and the input's headers are not copied",
+	} {
+		if !strings.Contains(flat, want) {
+			t.Errorf("docs/streaming.md does not say %q", want)
+		}
+	}
+}

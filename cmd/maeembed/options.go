@@ -195,10 +195,12 @@ func fileFlags(fs *pflag.FlagSet, o *Options, formats, parts, flushNote string) 
 // work.
 func batchDefaults(o *Options) { o.FlushInterval = time.Minute }
 
-// usage marks err, if any, as a usage error.
+// usage marks err, if any, as a usage error; one already marked (e.g.
+// engine.CheckOutputNotFile's) is returned as is, so that its message
+// says "usage:" once.
 func usage(err error) error {
-	if err == nil {
-		return nil
+	if err == nil || errors.Is(err, errUsage) {
+		return err
 	}
 	return fmt.Errorf("%w: %v", errUsage, err)
 }

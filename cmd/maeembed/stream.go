@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"syscall"
@@ -37,11 +38,33 @@ the partitions (and may share the output directory).`,
 		p := &o.Parts
 		fs.IntVar(&p.MaxFileRows, "max-file-rows", p.MaxFileRows, "publish a Parquet part once it holds this many rows (whole batches, so up to rows+batch-1; 0 = 100000)")
 		fs.Var(&p.MaxFileBytes, "max-file-bytes", "publish a Parquet part at this many bytes of values, e.g. 536870912 or 256MiB (0 = 512MiB)")
-		fs.StringVar(&p.WorkerID, "worker-id", p.WorkerID, "in the names of the worker's part files, part-NNNNN-ID.parquet: 1-64 letters, digits, '_' or '-' (default: host-pid)")
+		fs.Var(workerIDFlag{&p.WorkerID}, "worker-id", "in the names of the worker's part files, part-NNNNN-ID.parquet: 1-64 letters, digits, '_' or '-' (default: host-pid)")
 	},
 	extraKeys: []string{"topics", "dial_timeout"},
 	run:       (*env).stream,
 }
+
+// workerIDFlag is --worker-id: a string that refuses an empty value,
+// which would otherwise pass as "not given" (the help promises 1-64
+// characters; the default comes from leaving the flag out).
+type workerIDFlag struct{ p *string }
+
+func (f workerIDFlag) String() string {
+	if f.p == nil {
+		return ""
+	}
+	return *f.p
+}
+
+func (f workerIDFlag) Set(v string) error {
+	if v == "" {
+		return errors.New("empty: give 1-64 letters, digits, '_' or '-', or leave the flag out for the default (host-pid)")
+	}
+	*f.p = v
+	return nil
+}
+
+func (f workerIDFlag) Type() string { return "string" }
 
 // stream consumes images from Kafka and writes embeddings to rolling
 // Parquet and/or an output topic, at least once (package stream).

@@ -780,10 +780,19 @@ func TestStreamUsageErrors(t *testing.T) {
 		{[]string{"--brokers", "b", "--topic", "t", "-o", x, "--tls-cert", filepath.Join(x, "missing.pem"), "-m", filepath.Join(tiny, "hf")}, "--tls-key"},
 		// An existing file as the output directory.
 		{[]string{"--brokers", "b", "--topic", "t", "-o", file, "-m", filepath.Join(tiny, "hf")}, "--output " + file},
+		{[]string{"--brokers", "b", "--topic", "t", "-o", filepath.Join(file, "sub"), "-m", filepath.Join(tiny, "hf")}, file + " is a file"},
+		// The help promises 1-64 characters; the default is the flag left out
+		// (the bad --start-offset: without the check, a quick error all the same).
+		{[]string{"--brokers", "b", "--topic", "t", "-o", x, "--start-offset", "middle", "--worker-id", ""}, "--worker-id"},
+		{[]string{"--brokers", "b", "--topic", "t", "-o", x, "--start-offset", "middle", "--worker-id="}, "--worker-id"},
 	} {
 		code, _, stderr := maeembed(t, append([]string{"stream"}, c.args...)...)
 		if code != 2 || !strings.Contains(stderr, c.want) {
 			t.Errorf("%v: exit %d, stderr %q, want 2 and %q", c.args, code, stderr, c.want)
+		}
+		// Said once, as embed says it.
+		if n := strings.Count(stderr, "usage:"); n != 1 {
+			t.Errorf("%v: \"usage:\" %d times in %q, want once", c.args, n, stderr)
 		}
 	}
 }

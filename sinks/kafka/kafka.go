@@ -1,6 +1,6 @@
 // Package kafka is the stream sink of maeembed: embeddings to an output
 // topic (docs/streaming.md: key = id, value = little-endian float32 [D],
-// headers maeembed-model/-dim/-pool/-precision/-kernel/-source) and failed inputs to a dead-letter
+// headers maeembed-model/-dim/-tokens/-pool/-precision/-kernel/-source) and failed inputs to a dead-letter
 // topic (original bytes, maeembed-error and maeembed-stage headers).
 // Produce is synchronous with acks from all in-sync replicas: when it
 // returns nil the messages are durable and their inputs may be acked.
@@ -29,8 +29,12 @@ import (
 // Header names of the output and dead-letter messages (docs/streaming.md).
 const (
 	HeaderModel = "maeembed-model"
-	HeaderDim   = "maeembed-dim"
-	HeaderPool  = "maeembed-pool"
+	// HeaderDim is the embedding width D; HeaderTokens, sent with
+	// --pool tokens only, the tokens per image (1+L): the value then holds
+	// Tokens·D floats, as maeembed.dim and maeembed.tokens say in files.
+	HeaderDim    = "maeembed-dim"
+	HeaderTokens = "maeembed-tokens"
+	HeaderPool   = "maeembed-pool"
 	// HeaderPrecision and HeaderKernel carry the model's arithmetic, as
 	// maeembed.precision and maeembed.kernel do in files.
 	HeaderPrecision = "maeembed-precision"
@@ -309,10 +313,17 @@ type EmbeddingMeta struct {
 	Topic string
 	Model string
 	Pool  string
-	Dim   int
+	Dim   int // the embedding width D
+	// Tokens is 0, or with Pool "tokens" the tokens per image (1+L): a
+	// message's value is then [Tokens, Dim] float32.
+	Tokens int
 	// Precision and Kernel (kernels.Arithmetic) become headers when set.
 	Precision, Kernel string
 }
+
+// Values is the number of float32 of one message's value: Dim, or
+// Tokens·Dim.
+func (e EmbeddingMeta) Values() int { return max(1, e.Tokens) * e.Dim }
 
 // Embedding builds the output message of one input, keyed by the id's
 // bytes (sources.UnescapeID: a binary input key comes out as it went in;
@@ -321,12 +332,15 @@ type EmbeddingMeta struct {
 // reused for it (the message then aliases buf until Produce returns).
 func (e EmbeddingMeta) Embedding(id, source string, vec []float32, buf []byte) kgo.Message {
 	// Room for the optional headers: one allocation per message, not two.
-	h := append(make([]kgo.Header, 0, 6),
+	h := append(make([]kgo.Header, 0, 7),
 		kgo.Header{Key: HeaderModel, Value: []byte(e.Model)},
 		kgo.Header{Key: HeaderDim, Value: []byte(strconv.Itoa(e.Dim))},
 		kgo.Header{Key: HeaderPool, Value: []byte(e.Pool)},
 		kgo.Header{Key: HeaderSource, Value: []byte(source)},
 	)
+	if e.Tokens > 0 {
+		h = append(h, kgo.Header{Key: HeaderTokens, Value: []byte(strconv.Itoa(e.Tokens))})
+	}
 	if e.Precision != "" {
 		h = append(h, kgo.Header{Key: HeaderPrecision, Value: []byte(e.Precision)})
 	}

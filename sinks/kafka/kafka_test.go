@@ -102,6 +102,26 @@ func TestProduceEmbeddingsAndDeadLetters(t *testing.T) {
 	}
 }
 
+// With tokens, maeembed-dim is the width and maeembed-tokens the tokens
+// per image; without, there is no maeembed-tokens header.
+func TestEmbeddingHeadersOfTokens(t *testing.T) {
+	m := EmbeddingMeta{Topic: "out", Model: "m", Pool: "tokens", Dim: 3, Tokens: 2}
+	r := m.Embedding("a", "in/0/0", []float32{1, 2, 3, 4, 5, 6}, nil)
+	got := map[string]string{}
+	for _, h := range r.Headers {
+		got[h.Key] = string(h.Value)
+	}
+	if got[HeaderDim] != "3" || got[HeaderTokens] != "2" || len(r.Value) != 24 || m.Values() != 6 {
+		t.Errorf("headers %v, %d bytes, %d values", got, len(r.Value), m.Values())
+	}
+	m.Pool, m.Tokens = "mean", 0
+	for _, h := range m.Embedding("a", "in/0/0", []float32{1, 2, 3}, nil).Headers {
+		if h.Key == HeaderTokens {
+			t.Errorf("a %s header without tokens", HeaderTokens)
+		}
+	}
+}
+
 // The same key always lands in the same partition (murmur2, as Java and
 // librdkafka clients partition), so per-id order holds in the output.
 func TestSameKeySamePartition(t *testing.T) {

@@ -33,7 +33,7 @@ func NewEmbeddingWriter(ctx context.Context, p *Producer, meta EmbeddingMeta) *E
 // Write produces rows and returns once they are durable or failed; message
 // values reuse one buffer, free again when Write returns.
 func (w *EmbeddingWriter) Write(rows []sinks.Row) error {
-	n := 4 * w.meta.Dim
+	n := 4 * w.meta.Values()
 	if cap(w.vals) < len(rows)*n {
 		w.vals = make([]byte, len(rows)*n)
 	}

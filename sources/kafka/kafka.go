@@ -12,6 +12,7 @@ import (
 	"io"
 	"log/slog"
 	"math"
+	"reflect"
 	"sort"
 	"strconv"
 	"strings"
@@ -143,6 +144,10 @@ type partState struct {
 	// rows.
 	failed  int
 	failing bool
+	// revoked: the last generation did not assign the partition to this
+	// worker. Its gauges are no longer exported (another worker reports
+	// it now); the state stays until its durable offsets are committed.
+	revoked bool
 }
 
 // commitPoint is the offset to commit: every fetched offset below it is
@@ -203,7 +208,13 @@ func Open(cfg Config) (*Source, error) {
 	if cfg.StartOffset == "latest" {
 		start = kgo.LastOffset
 	}
-	r := kgo.NewReader(kgo.ReaderConfig{
+	// The reader's logger records assignments in s (readerLog): s is
+	// complete but for the reader before the reader starts.
+	s := &Source{
+		cfg: cfg, dialer: d, sem: make(chan struct{}, cfg.MaxInFlight), parts: map[partKey]*partState{},
+		E2E: NewHistogram(LatencyBuckets), Process: NewHistogram(LatencyBuckets),
+	}
+	s.r = kgo.NewReader(kgo.ReaderConfig{
 		Brokers:               cfg.Brokers,
 		GroupID:               cfg.Group,
 		GroupTopics:           cfg.Topics,
@@ -225,13 +236,12 @@ func Open(cfg Config) (*Source, error) {
 		// kafka-go logs every retry; keep that for debug level and log
 		// state changes ourselves (see health).
 		ErrorLogger: kgo.LoggerFunc(func(f string, a ...any) { slog.Debug("kafka-go: " + fmt.Sprintf(f, a...)) }),
+		// Its info log is the only place the reader says which partitions
+		// each generation assigned (see assignment).
+		Logger: kgo.LoggerFunc(func(f string, a ...any) { s.readerLog(f, a) }),
 	})
 	ctx, stop := context.WithCancel(context.Background())
-	s := &Source{
-		cfg: cfg, r: r, dialer: d, sem: make(chan struct{}, cfg.MaxInFlight),
-		parts: map[partKey]*partState{}, stop: stop,
-		E2E: NewHistogram(LatencyBuckets), Process: NewHistogram(LatencyBuckets),
-	}
+	s.stop = stop
 	s.bg.Add(2)
 	go func() { defer s.bg.Done(); s.commitLoop(ctx) }()
 	go func() { defer s.bg.Done(); s.health(ctx) }()
@@ -408,6 +418,7 @@ func (s *Source) item(m kgo.Message) sources.Item {
 		p = &partState{outstanding: map[int64]int{}, maxSeen: -1, committed: -1}
 		s.parts[k] = p
 	}
+	p.revoked = false // fetched in the current generation: assigned
 	p.outstanding[m.Offset]++
 	p.maxSeen = max(p.maxSeen, m.Offset)
 	p.highWater = max(p.highWater, m.HighWaterMark)
@@ -513,11 +524,78 @@ func (s *Source) Commit(ctx context.Context) error {
 	s.commits.Add(1)
 	s.mu.Lock()
 	for i, m := range msgs {
-		p := s.parts[partKey{m.Topic, m.Partition}]
-		p.committed = max(p.committed, points[i])
+		k := partKey{m.Topic, m.Partition}
+		if p := s.parts[k]; p != nil {
+			p.committed = max(p.committed, points[i])
+			s.forgetRevoked(k, p)
+		}
 	}
 	s.mu.Unlock()
 	return nil
+}
+
+// readerLog takes the kafka-go reader's info log: debug lines, and the
+// partitions each generation assigns to this worker (assignment).
+func (s *Source) readerLog(format string, args []any) {
+	if strings.HasPrefix(format, "subscribed to topics and partitions") {
+		if set, ok := assignment(args); ok {
+			s.assign(set)
+		} else {
+			slog.Warn("kafka: cannot read the partitions assigned to this worker; per-partition metrics may include revoked ones", "log", fmt.Sprintf(format, args...))
+		}
+	}
+	if slog.Default().Enabled(context.Background(), slog.LevelDebug) {
+		slog.Debug("kafka-go: " + fmt.Sprintf(format, args...))
+	}
+}
+
+// assignment reads the partitions of kafka-go's "subscribed to topics and
+// partitions" log line: its one argument maps an unexported
+// {topic string; partition int32} to the start offset. ok is false if the
+// line has another shape (a kafka-go upgrade; TestRevokedPartitionsLeaveMetrics
+// catches it).
+func assignment(args []any) (set map[partKey]bool, ok bool) {
+	if len(args) != 1 {
+		return nil, false
+	}
+	v := reflect.ValueOf(args[0])
+	if v.Kind() != reflect.Map || v.Type().Key().Kind() != reflect.Struct {
+		return nil, false
+	}
+	kt := v.Type().Key()
+	tf, tok := kt.FieldByName("topic")
+	pf, pok := kt.FieldByName("partition")
+	if !tok || !pok || tf.Type.Kind() != reflect.String || pf.Type.Kind() < reflect.Int || pf.Type.Kind() > reflect.Int64 {
+		return nil, false
+	}
+	set = make(map[partKey]bool, v.Len())
+	for _, k := range v.MapKeys() {
+		set[partKey{k.FieldByIndex(tf.Index).String(), int(k.FieldByIndex(pf.Index).Int())}] = true
+	}
+	return set, true
+}
+
+// assign records a generation's assignment: the partitions left out are
+// revoked (or lost, after a session timeout), and their gauges leave the
+// metrics, so that a rebalance does not leave a frozen lag or committed
+// offset behind for another worker's partition.
+func (s *Source) assign(set map[partKey]bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for k, p := range s.parts {
+		p.revoked = !set[k]
+		s.forgetRevoked(k, p)
+	}
+}
+
+// forgetRevoked drops the state of a revoked partition once nothing of
+// it is in flight and its durable offsets are committed: a later
+// assignment starts afresh from the group's committed offset. Called with
+// s.mu held.
+func (s *Source) forgetRevoked(k partKey, p *partState) {
+	if p.revoked && len(p.outstanding) == 0 && p.committed >= p.commitPoint() {
+		delete(s.parts, k)
+	}
 }
 
 func (s *Source) commitLoop(ctx context.Context) {
@@ -654,6 +732,9 @@ type PartitionStats struct {
 	HighWater   int64 // partition end at the last fetch
 	Outstanding int   // offsets in flight (not durable)
 	Failed      int   // deliveries acked with an error (not durable)
+	// Revoked: not assigned to this worker by the current generation;
+	// listed until its durable offsets are committed, not exported.
+	Revoked bool
 }
 
 // Lag is the messages behind the partition end at the last fetch.
@@ -674,7 +755,7 @@ func (s *Source) Stats() Stats {
 	s.mu.Lock()
 	for k, p := range s.parts {
 		st.Partitions = append(st.Partitions, PartitionStats{Topic: k.topic, Partition: k.partition, Committed: p.committed,
-			Fetched: p.maxSeen, HighWater: p.highWater, Outstanding: len(p.outstanding), Failed: p.failed})
+			Fetched: p.maxSeen, HighWater: p.highWater, Outstanding: len(p.outstanding), Failed: p.failed, Revoked: p.revoked})
 	}
 	s.mu.Unlock()
 	sort.Slice(st.Partitions, func(i, j int) bool {
@@ -735,6 +816,10 @@ func (c sourceCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(descUp, prometheus.GaugeValue, up)
 	for _, p := range st.Partitions {
+		if p.Revoked {
+			// Another worker owns it now: its series ends here.
+			continue
+		}
 		part := strconv.Itoa(p.Partition)
 		ch <- prometheus.MustNewConstMetric(descLag, prometheus.GaugeValue, float64(p.Lag()), p.Topic, part)
 		ch <- prometheus.MustNewConstMetric(descCommitted, prometheus.GaugeValue, float64(p.Committed), p.Topic, part)
