@@ -336,12 +336,19 @@ func (r *Reader) keepLocked(ft *pqFooter) {
 // refreshFooter makes ft, the footer of p parsed again for its read (the
 // file changed), the one the Reader holds: the column checks and choices
 // after the read see the file as it is now. The Reader does not keep its
-// md (the read has it).
+// md (the read has it), and keeps the schemas it had when they are the
+// same (shared with other files': a footer past maxKeptFooters is parsed
+// again though unchanged).
 func (r *Reader) refreshFooter(p string, ft pqFooter) {
 	r.footersMu.Lock()
 	defer r.footersMu.Unlock()
-	if old, ok := r.footers[p]; ok && old.md != nil {
-		r.footersKept -= old.kept
+	if old, ok := r.footers[p]; ok {
+		if old.md != nil {
+			r.footersKept -= old.kept
+		}
+		if old.err == nil && ft.err == nil && old.schema.Equal(ft.schema) && old.pq.Root().Equals(ft.pq.Root()) {
+			ft.schema, ft.pq = old.schema, old.pq
+		}
 	}
 	ft.md, ft.kept = nil, 0
 	r.footers[p] = &ft
