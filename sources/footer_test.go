@@ -102,10 +102,111 @@ func TestParquetFooterReadAgain(t *testing.T) {
 	if n, _ := r.Total(); n != 3 {
 		t.Fatalf("Total %d", n)
 	}
-	if got := readAll(t, r); len(got) != 3 || r.footersKept != 0 {
-		t.Errorf("read %q, %d bytes of footers kept", got, r.footersKept)
+	if ft := r.footers[a]; ft.md != nil || r.footersKept != 0 {
+		t.Errorf("cap 0: footer kept (%d bytes counted)", r.footersKept)
+	}
+	if got := readAll(t, r); len(got) != 3 {
+		t.Errorf("read %q", got)
 	}
 	if parsed[a] != 2 {
 		t.Errorf("footer parsed %d times, want twice (none kept)", parsed[a])
+	}
+}
+
+// A file whose footer could not be read at the start of the run (being
+// written) and that is whole by its read is read as it now is, not as the
+// error it was.
+func TestParquetFooterErrorReadAgain(t *testing.T) {
+	dir := t.TempDir()
+	a := filepath.Join(dir, "a.parquet")
+	write(t, a, "PAR1 partially written, no footer yet ...")
+	parsed := countFooters(t)
+	r, err := Open([]string{a}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := r.Total(); n != 0 {
+		t.Fatalf("Total %d of a damaged file", n)
+	}
+	writeKeyedParquet(t, a, []string{"a1"}, []string{"A1"})
+	later := time.Now().Add(time.Minute)
+	if err := os.Chtimes(a, later, later); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := readAll(t, r), []string{"a1=A1"}; !slices.Equal(got, want) {
+		t.Errorf("read %q, want %q", got, want)
+	}
+	if parsed[a] != 2 {
+		t.Errorf("footer parsed %d times, want twice (the file changed)", parsed[a])
+	}
+}
+
+// The footer parsed again for the read of a rewritten file is the one the
+// Reader holds after it: the column choice sees the columns it now has.
+func TestParquetFooterRefreshed(t *testing.T) {
+	dir := t.TempDir()
+	a := filepath.Join(dir, "a.parquet")
+	writeKeyedParquet(t, a, []string{"a1"}, []string{"A1"})
+	r, err := Open([]string{a}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id, image := r.AutoColumns(); id != "key" || image != "jpg" {
+		t.Fatalf("AutoColumns %q, %q", id, image)
+	}
+	writeHFParquet(t, a, []struct {
+		bytes []byte
+		path  string
+		null  bool
+	}{{bytes: []byte("X"), path: "x.png"}})
+	later := time.Now().Add(time.Minute)
+	if err := os.Chtimes(a, later, later); err != nil {
+		t.Fatal(err)
+	}
+	if got := readAll(t, r); len(got) != 1 || !strings.HasSuffix(got[0], "=X") {
+		t.Fatalf("read %q", got)
+	}
+	if id, image := r.AutoColumns(); id != "-" || image != "image" {
+		t.Errorf("AutoColumns after the read %q, %q; want the new file's \"-\", \"image\"", id, image)
+	}
+	if ft := r.footers[a]; ft.md != nil || r.footersKept != 0 {
+		t.Errorf("the refreshed footer is kept (%d bytes counted) after its read", r.footersKept)
+	}
+}
+
+// The footers kept count what they take parsed, not their bytes in the
+// file: many row groups take far more than they store.
+func TestParquetFooterKeptBytes(t *testing.T) {
+	dir := t.TempDir()
+	a, b := filepath.Join(dir, "a.parquet"), filepath.Join(dir, "b.parquet")
+	sizes := make([]int, 3000)
+	for i := range sizes {
+		sizes[i] = 1
+	}
+	writeBudgetParquet(t, a, sizes, 1)
+	writeBudgetParquet(t, b, sizes, 1)
+	ft := readFooter(a, nil)
+	if ft.err != nil {
+		t.Fatal(ft.err)
+	}
+	est, size := keptBytes(ft.md), int64(ft.md.Size())
+	if est < 10*size {
+		t.Fatalf("estimate %d bytes for a footer of %d bytes and 3000 row groups", est, size)
+	}
+	defer func(n int64) { maxKeptFooters = n }(maxKeptFooters)
+	maxKeptFooters = est + est/2
+	r, err := Open([]string{a, b}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := r.Total(); n != 6000 {
+		t.Fatalf("Total %d", n)
+	}
+	if r.footers[a].md == nil || r.footers[b].md != nil || r.footersKept != est {
+		t.Errorf("cap %d: kept a %v, b %v, %d bytes counted; want a only, %d", maxKeptFooters,
+			r.footers[a].md != nil, r.footers[b].md != nil, r.footersKept, est)
+	}
+	if got := readAll(t, r); len(got) != 6000 || r.footersKept != 0 {
+		t.Errorf("read %d rows, %d bytes of footers still counted", len(got), r.footersKept)
 	}
 }

@@ -207,26 +207,49 @@ func readProps(m *allocMeter) *parquet.ReaderProperties {
 // its rows and its read all take it from here.
 type pqFooter struct {
 	// err is why the file could not be opened or its footer read, as the
-	// read reports it (the rest is unset).
+	// read reports it (the rest but size and mod is unset).
 	err    error
 	schema *arrow.Schema  // the columns, as Arrow's types
 	pq     *schema.Schema // the columns, as the footer's leaves
 	rows   int64
-	// size and mod are the file's when its footer was read: a read that
+	// size and mod are the file's when its footer was read (or failed to
+	// be; mod is zero when the file could not even be found): a read that
 	// finds the file otherwise (rewritten since) parses its footer again.
 	size int64
 	mod  time.Time
 	// md is the footer itself, kept for the read (which takes it: nil
-	// after) while the footers kept stay under maxKeptFooters.
-	md *metadata.FileMetaData
+	// after) while the footers kept stay under maxKeptFooters; kept is
+	// its estimated bytes (keptBytes), counted while md is kept.
+	md   *metadata.FileMetaData
+	kept int64
 }
 
-// maxKeptFooters bounds the bytes of the footers (as stored in their
-// files; parsed, a few times more) a Reader keeps between their first read
-// and the read of their files. Past it a file's footer is parsed again
-// when the file is read: once more per file, rather than memory without
-// bound for runs over many thousands of files with large footers.
+// maxKeptFooters bounds the bytes of the parsed footers (keptBytes) a
+// Reader keeps between their first read and the read of their files.
+// Past it a file's footer is parsed again when the file is read: once
+// more per file, rather than memory without bound for runs over many
+// thousands of files with large footers.
 var maxKeptFooters int64 = 32 << 20
+
+// chunkBytes is about what one column chunk of a row group costs parsed
+// (its Thrift structs, statistics and Arrow's wrappers), measured with
+// Arrow v17: a footer of 3000 row groups of 2 columns, 449 KB in its
+// file, holds 15.8 MB parsed.
+const chunkBytes = 2600
+
+// keptBytes estimates the memory md holds parsed: its size in the file
+// and, far more for footers of many row groups, each column chunk's.
+func keptBytes(md *metadata.FileMetaData) int64 {
+	return int64(md.Size()) + int64(len(md.RowGroups))*int64(md.Schema.NumColumns())*chunkBytes
+}
+
+// changed tells whether the file p is no longer the one ft was read
+// from: its size or time of change differ, or it could not be found then
+// or now.
+func changed(p string, ft *pqFooter) bool {
+	fi, err := os.Stat(p)
+	return err != nil || ft.mod.IsZero() || fi.Size() != ft.size || !fi.ModTime().Equal(ft.mod)
+}
 
 // readFooter reads the footer of the Parquet file p (pqFooter). Its
 // schemas are those of like, when like's are the same (the shards of one
@@ -234,7 +257,11 @@ var maxKeptFooters int64 = 32 << 20
 func readFooter(p string, like *pqFooter) *pqFooter {
 	rdr, fi, err := openParquetFile(p, &allocMeter{})
 	if err != nil {
-		return &pqFooter{err: parquetError(err)}
+		ft := &pqFooter{err: parquetError(err)}
+		if fi, err := os.Stat(p); err == nil {
+			ft.size, ft.mod = fi.Size(), fi.ModTime()
+		}
+		return ft
 	}
 	defer rdr.Close()
 	return footerOf(rdr, fi, like)
@@ -254,7 +281,7 @@ func footerOf(rdr *file.Reader, fi os.FileInfo, like *pqFooter) (ft *pqFooter) {
 	var err error
 	defer func() {
 		if err != nil {
-			ft = &pqFooter{err: err}
+			ft = &pqFooter{err: err, size: fi.Size(), mod: fi.ModTime()}
 		}
 	}()
 	defer recovered(nil, &err)
@@ -287,18 +314,48 @@ func (r *Reader) footerLocked(p string) *pqFooter {
 		r.footers = map[string]*pqFooter{}
 	}
 	ft := readFooter(p, r.lastFooter)
-	if ft.md != nil {
-		if n := int64(ft.md.Size()); r.footersKept+n <= maxKeptFooters {
-			r.footersKept += n
-		} else {
-			ft.md = nil
-		}
-	}
+	r.keepLocked(ft)
 	if ft.err == nil {
 		r.lastFooter = ft
 	}
 	r.footers[p] = ft
 	return ft
+}
+
+// keepLocked keeps ft's md for the read while the footers kept stay
+// under maxKeptFooters, and drops it past them.
+func (r *Reader) keepLocked(ft *pqFooter) {
+	ft.kept = 0
+	if ft.md == nil {
+		return
+	}
+	if n := keptBytes(ft.md); r.footersKept+n <= maxKeptFooters {
+		r.footersKept += n
+		ft.kept = n
+	} else {
+		ft.md = nil
+	}
+}
+
+// refreshFooter makes ft, the footer of p parsed again for its read (the
+// file changed), the one the Reader holds: the column checks and choices
+// after the read see the file as it is now. The Reader does not keep its
+// md (the read has it), and keeps the schemas it had when they are the
+// same (shared with other files': a footer past maxKeptFooters is parsed
+// again though unchanged).
+func (r *Reader) refreshFooter(p string, ft pqFooter) {
+	r.footersMu.Lock()
+	defer r.footersMu.Unlock()
+	if old, ok := r.footers[p]; ok {
+		if old.md != nil {
+			r.footersKept -= old.kept
+		}
+		if old.err == nil && ft.err == nil && old.schema.Equal(ft.schema) && old.pq.Root().Equals(ft.pq.Root()) {
+			ft.schema, ft.pq = old.schema, old.pq
+		}
+	}
+	ft.md, ft.kept = nil, 0
+	r.footers[p] = &ft
 }
 
 // takeFooter is footer for the read of p, which takes the footer itself
@@ -310,41 +367,46 @@ func (r *Reader) takeFooter(p string) pqFooter {
 	ft := r.footerLocked(p)
 	taken := *ft
 	if ft.md != nil {
-		r.footersKept -= int64(ft.md.Size())
-		ft.md = nil
+		r.footersKept -= ft.kept
+		ft.md, ft.kept = nil, 0
 	}
 	return taken
 }
 
 // openRows opens p to read its rows with ft, its footer read earlier in
-// the run; it parses the footer again (and *ft becomes the new one) when
-// ft no longer holds it (maxKeptFooters) or the file changed since (its
-// size or time of change differ). m sees the reader's allocations.
-func openRows(p string, ft *pqFooter, m *allocMeter) (*file.Reader, error) {
+// the run; it parses the footer again (and *ft becomes the new one, again
+// reports true) when ft no longer holds it (maxKeptFooters) or the file
+// changed since (its size or time of change differ). m sees the reader's
+// allocations.
+func openRows(p string, ft *pqFooter, m *allocMeter) (rdr *file.Reader, again bool, err error) {
 	if ft.md != nil {
 		f, fi, err := openRegular(os.OpenFile, p)
 		if err != nil {
-			return nil, parquetError(err)
+			return nil, false, parquetError(err)
 		}
 		if fi.Size() == ft.size && fi.ModTime().Equal(ft.mod) {
 			rdr, err := file.NewParquetReader(f, file.WithReadProps(readProps(m)), file.WithMetadata(ft.md))
 			if err != nil {
 				f.Close()
-				return nil, parquetError(err)
+				return nil, false, parquetError(err)
 			}
-			return rdr, nil
+			return rdr, false, nil
 		}
 		f.Close()
 	}
 	rdr, fi, err := openParquetFile(p, m)
 	if err != nil {
-		return nil, parquetError(err)
+		*ft = pqFooter{err: parquetError(err)}
+		if fi, serr := os.Stat(p); serr == nil {
+			ft.size, ft.mod = fi.Size(), fi.ModTime()
+		}
+		return nil, true, ft.err
 	}
 	if *ft = *footerOf(rdr, fi, nil); ft.err != nil {
 		rdr.Close()
-		return nil, ft.err
+		return nil, true, ft.err
 	}
-	return rdr, nil
+	return rdr, true, nil
 }
 
 // pageAllocator refuses a buffer larger than any page of images within the
@@ -408,10 +470,12 @@ func (a pageAllocator) Reallocate(n int, b []byte) []byte {
 	return a.Allocator.Reallocate(n, b)
 }
 
-// openParquet opens the Parquet file p to read its rows, with ft its
-// footer (Reader.takeFooter): its error when the footer could not be read,
-// or that of the columns it has (chooseColumns).
-func openParquet(p string, opts Options, ft pqFooter) (c container, err error) {
+// openParquet opens the Parquet file p to read its rows, with its footer
+// from the start of the run (Reader.takeFooter), or as it is now if the
+// file changed since: its error when the footer could not be read, or that
+// of the columns it has (chooseColumns).
+func (r *Reader) openParquet(p string) (c container, err error) {
+	ft := r.takeFooter(p)
 	var rdr *file.Reader
 	defer func() {
 		if err != nil && rdr != nil {
@@ -419,14 +483,19 @@ func openParquet(p string, opts Options, ft pqFooter) (c container, err error) {
 		}
 	}()
 	defer recovered(nil, &err) // runs first: a panic closes rdr too
-	if ft.err != nil {
+	if ft.err != nil && !changed(p, &ft) {
 		return nil, ft.err
 	}
 	meter := &allocMeter{}
-	if rdr, err = openRows(p, &ft, meter); err != nil {
+	var again bool
+	rdr, again, err = openRows(p, &ft, meter)
+	if again {
+		r.refreshFooter(p, ft)
+	}
+	if err != nil {
 		return nil, err
 	}
-	pc, err := chooseColumns(p, &ft, opts)
+	pc, err := chooseColumns(p, &ft, r.opts)
 	if err != nil {
 		return nil, err
 	}

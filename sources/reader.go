@@ -39,9 +39,10 @@ type Reader struct {
 	// The footers of the Parquet inputs by path, each read once per run
 	// (footer): the column checks, the counts and the read share it.
 	// lastFooter is the latest read, whose schemas the next one shares
-	// when they are the same; footersKept the bytes of the footers kept
-	// for their reads (maxKeptFooters). Under footersMu: AutoColumns may
-	// run beside Next.
+	// when they are the same; footersKept the estimated bytes of the
+	// parsed footers kept for their reads (keptBytes, maxKeptFooters); a
+	// read that parses a footer again puts it here. Under footersMu:
+	// AutoColumns may run beside Next.
 	footersMu   sync.Mutex
 	footers     map[string]*pqFooter
 	lastFooter  *pqFooter
@@ -433,7 +434,7 @@ func (r *Reader) Next(ctx context.Context) (Item, error) {
 			if e.kind == kindTar {
 				c, err = openTar(e.path, &r.ignored)
 			} else {
-				c, err = openParquet(e.path, r.opts, r.takeFooter(e.path))
+				c, err = r.openParquet(e.path)
 			}
 			if errors.Is(err, errNoImageColumn) && !e.named {
 				// Found beside the images, without images: the dataset's
